@@ -1,0 +1,3 @@
+export * from "./bpf.js";
+export * from "./btf.js";
+export * from "./errno.js";
