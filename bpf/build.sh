@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Build the structops BPF objects: bpf/obj/<name>.bpf.o against the host kernel's BTF and,
+# when the structops CLI can dump the simulated kernel's BTF as C, bpf/obj/sim/<name>.bpf.o.
+# The output is byte-reproducible: fixed flags, debug prefix mapped to ".", debug info
+# stripped (.BTF and .BTF.ext stay). Run from anywhere: `npm run build:bpf`.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+BUILD="${BUILD_DIR:-$HERE/.build}"
+CLANG="${CLANG:-clang}"
+STRIP="${LLVM_STRIP:-llvm-strip}"
+BPFTOOL="${BPFTOOL:-bpftool}"
+VMLINUX_BTF="${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}"
+SOURCES=(tcp_reno tcp_cubic tcp_dctcp dummy_ops features)
+
+for tool in "$CLANG" "$STRIP" "$BPFTOOL"; do
+	command -v "$tool" >/dev/null || { echo "build.sh: $tool not found; the committed objects in bpf/obj stay as they are" >&2; exit 1; }
+done
+
+# compile <vmlinux.h dir> <output dir>
+compile() {
+	local hdr="$1" out="$2" name
+	mkdir -p "$out"
+	for name in "${SOURCES[@]}"; do
+		# Compile from inside bpf/ with relative paths so nothing machine-specific lands in the object.
+		(cd "$HERE" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
+			-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$hdr"=. \
+			-I"$hdr" -Iinclude -c "$name.bpf.c" -o "$out/$name.bpf.o")
+		"$STRIP" -g "$out/$name.bpf.o"
+		echo "  BPF  ${out#"$ROOT"/}/$name.bpf.o"
+	done
+}
+
+# Variant 1: the host kernel's types (vmlinux.h from /sys/kernel/btf/vmlinux, not committed).
+mkdir -p "$BUILD/host"
+"$BPFTOOL" btf dump file "$VMLINUX_BTF" format c >"$BUILD/host/vmlinux.h"
+compile "$BUILD/host" "$HERE/obj"
+
+# Variant 2 (activates by itself): the simulated kernel's types. It needs the structops CLI
+# to dump the simulated kernel's own BTF as C; until it can, this variant is skipped.
+SIM_DUMP=(node "$ROOT/dist/src/cli/main.js" btf dump kernel format c)
+mkdir -p "$BUILD/sim"
+if [ -f "$ROOT/dist/src/cli/main.js" ] && "${SIM_DUMP[@]}" >"$BUILD/sim/vmlinux.h" 2>/dev/null && [ -s "$BUILD/sim/vmlinux.h" ]; then
+	compile "$BUILD/sim" "$HERE/obj/sim"
+else
+	echo "build.sh: simulated-kernel variant skipped (\`structops btf dump kernel format c\` not available yet)" >&2
+fi
