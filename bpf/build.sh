@@ -37,6 +37,14 @@ mkdir -p "$BUILD/host"
 "$BPFTOOL" btf dump file "$VMLINUX_BTF" format c >"$BUILD/host/vmlinux.h"
 compile "$BUILD/host" "$HERE/obj"
 
+# A big-endian build of one object, for the byte-order tests of the ELF/BTF readers.
+mkdir -p "$ROOT/test/fixtures/elf"
+(cd "$HERE" && "$CLANG" -g -O2 -target bpfeb -mcpu=v3 -D__TARGET_ARCH_x86 \
+	-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$BUILD/host"=. \
+	-I"$BUILD/host" -Iinclude -c dummy_ops.bpf.c -o "$ROOT/test/fixtures/elf/dummy_ops.bpfeb.o")
+"$STRIP" -g "$ROOT/test/fixtures/elf/dummy_ops.bpfeb.o"
+echo "  BPF  test/fixtures/elf/dummy_ops.bpfeb.o"
+
 # Variant 2 (activates by itself): the simulated kernel's types. It needs the structops CLI
 # to dump the simulated kernel's own BTF as C; until it can, this variant is skipped.
 SIM_DUMP=(node "$ROOT/dist/src/cli/main.js" btf dump kernel format c)
