@@ -91,6 +91,7 @@ function withDistance(insn: DecodedInsn, dist: number): DecodedInsn {
   switch (insn.kind) {
     case "jmp":
     case "ja":
+    case "may_goto":
       return { ...insn, off: dist };
     case "gotol":
       return { ...insn, imm: dist };

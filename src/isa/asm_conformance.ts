@@ -97,6 +97,13 @@ function parse(stmt: string): ParsedInsn {
     want(ops, 1, mnemonic);
     return one({ kind: "callx", dst: reg(ops[0]!) });
   }
+  if (mnemonic === "may_goto") {
+    want(ops, 1, mnemonic);
+    const t = target(ops[0]!, "off");
+    return t.label
+      ? { insn: { kind: "may_goto", off: 0 }, target: { label: t.label, field: "off" } }
+      : one({ kind: "may_goto", off: t.value });
+  }
   if (mnemonic === "ja" || mnemonic === "ja32" || mnemonic === "gotol") {
     want(ops, 1, mnemonic);
     const field = mnemonic === "ja" ? "off" : "imm";
@@ -266,6 +273,8 @@ function format(d: DecodedInsn, ctx: FormatCtx): string {
       return `ja ${jumpTarget(ctx, d.off)}`;
     case "gotol":
       return `ja32 ${jumpTarget(ctx, d.imm)}`;
+    case "may_goto":
+      return `may_goto ${jumpTarget(ctx, d.off)}`;
     case "call":
       if (d.callee === "helper") return `call ${d.imm}`;
       if (d.callee === "local") return `call local ${jumpTarget(ctx, d.imm)}`;

@@ -81,6 +81,8 @@ export type DecodedInsn =
   | { kind: "jmp"; jmp32: boolean; op: JmpOp; dst: number; src: Operand; off: number }
   /** JMP|JA: pc += off. */
   | { kind: "ja"; off: number }
+  /** JMP|JCOND with src BPF_MAY_GOTO: a bounded-loop escape the verifier counts down; pc += off when taken. */
+  | { kind: "may_goto"; off: number }
   /** JMP32|JA (ISA v4 "gotol"): pc += imm. */
   | { kind: "gotol"; imm: number }
   /** JMP|CALL|K. helper: imm = helper id; local: imm = pc-relative target; kfunc: imm = BTF id, off = fd index. */
@@ -130,6 +132,9 @@ const ATOMIC_OPS: Record<number, AtomicOp> = { 0: "add", 64: "or", 80: "and", 16
 const ATOMIC_CODES: Record<AtomicOp, number> = { add: 0x00, or: 0x40, and: 0x50, xor: 0xa0, xchg: 0xe0, cmpxchg: 0xf0 };
 const SIZE_CODE: Record<MemSize, number> = { 1: BPF_B, 2: BPF_H, 4: BPF_W, 8: BPF_DW };
 const CODE_SIZE: Record<number, MemSize> = { [BPF_B]: 1, [BPF_H]: 2, [BPF_W]: 4, [BPF_DW]: 8 };
+/** BPF_JCOND (jump op 0xe0) and its only condition, BPF_MAY_GOTO (include/uapi/linux/bpf.h). */
+export const BPF_JCOND = 0xe0;
+export const BPF_MAY_GOTO = 0;
 /** BPF_ADDR_SPACE_CAST, the off of an arena pointer cast (include/uapi/linux/bpf.h). */
 export const BPF_ADDR_SPACE_CAST = 1;
 
@@ -271,6 +276,10 @@ function decodeJmp(i: number, insn: Insn): DecodedInsn {
     if (dst !== 0 || src > 2 || (src !== 2 && off !== 0)) fail(i, "BPF_CALL uses reserved fields");
     return { kind: "call", callee: src === 0 ? "helper" : src === 1 ? "local" : "kfunc", imm, off };
   }
+  if (opc === BPF_JCOND) {
+    if (jmp32 || x || src !== BPF_MAY_GOTO || dst !== 0 || imm !== 0) fail(i, "invalid may_goto imm");
+    return { kind: "may_goto", off };
+  }
   if (opc === BPF_EXIT) {
     if (x || imm !== 0 || src !== 0 || dst !== 0 || jmp32) fail(i, "BPF_EXIT uses reserved fields");
     return { kind: "exit" };
@@ -322,6 +331,8 @@ export function encodeInsn(d: DecodedInsn): Insn[] {
       return [slot(BPF_JMP | BPF_JA, 0, 0, d.off)];
     case "gotol":
       return [slot(BPF_JMP32 | BPF_JA, 0, 0, 0, d.imm)];
+    case "may_goto":
+      return [slot(BPF_JMP | BPF_JCOND, 0, BPF_MAY_GOTO, d.off)];
     case "call":
       return [slot(BPF_JMP | BPF_CALL, 0, ["helper", "local", "kfunc"].indexOf(d.callee), d.off, d.imm)];
     case "callx":

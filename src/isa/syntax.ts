@@ -19,6 +19,8 @@ export interface FormatCtx {
   idx: number;
   /** Name of the label at a slot index, when labels are wanted. */
   labelAt?: (slot: number) => string | undefined;
+  /** llvm syntax: print exactly what llvm-objdump prints, even where that loses the source field. */
+  objdump?: boolean;
 }
 
 export interface AsmSyntax {
