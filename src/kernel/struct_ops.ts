@@ -1,0 +1,205 @@
+/**
+ * BPF struct_ops (kernel/bpf/bpf_struct_ops.c): the entry points the kernel core and subsystems
+ * call. The pieces live by concept: struct_ops_desc.ts (type registration), struct_ops_map.ts
+ * (BPF_MAP_TYPE_STRUCT_OPS), struct_ops_link.ts (BPF_LINK_TYPE_STRUCT_OPS),
+ * struct_ops_trampoline.ts (native -> BPF calls), struct_ops_kdata.ts (the subsystem's view).
+ */
+import type { Btf } from "../btf/btf.js";
+import type { BtfComposite } from "../btf/types.js";
+import { bpf_attach_type, bpf_map_type } from "../uapi/bpf.js";
+import { BTF_INT_SIGNED, BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF } from "../uapi/btf.js";
+import { BpfError, EINVAL, ENOTSUPP } from "../uapi/errno.js";
+import type { BpfProg } from "./bpf.js";
+import type { Kernel } from "./kernel.js";
+import { resolveFuncPtr } from "./struct_ops_btf.js";
+import {
+  type BpfCtxArgAux,
+  type BpfStructOps,
+  type BpfStructOpsDesc,
+  bpfStructOpsFind,
+  bpfStructOpsSupported,
+  registerBpfStructOps as registerInBtf,
+  VALUE_PREFIX,
+} from "./struct_ops_desc.js";
+import { bpfStructOpsLinkCreate } from "./struct_ops_link.js";
+import { bpfStructOpsMapOps } from "./struct_ops_map.js";
+
+export * from "./struct_ops_desc.js";
+export { BPF_MODULE_OWNER, BpfStructOpsKdata } from "./struct_ops_kdata.js";
+export {
+  BpfStructOpsLink,
+  bpfStructOpsLinkCreate,
+  bpfStructOpsMapLops,
+  bpfStructOpsValidToReg,
+  EPOLLHUP,
+} from "./struct_ops_link.js";
+export {
+  BpfStructOpsMap,
+  bpfStructOpsGet,
+  bpfStructOpsMapOps,
+  bpfStructOpsMapSysLookupElem,
+  bpfStructOpsPut,
+  isStructOpsMap,
+} from "./struct_ops_map.js";
+export { BpfStructOpsTrampoline, type TrampArg } from "./struct_ops_trampoline.js";
+
+/** What check_struct_ops_btf_id() records on a STRUCT_OPS program (prog->aux->st_ops & co). */
+export interface StructOpsProgAux {
+  readonly desc: BpfStructOpsDesc;
+  readonly memberIdx: number;
+  /** attach_st_ops_member_off. */
+  readonly memberOff: number;
+  /** attach_func_name. */
+  readonly funcName: string;
+  /** attach_func_proto's BTF id. */
+  readonly funcProtoId: number;
+  /** ctx_arg_info: __nullable / __ref arguments. */
+  readonly ctxArgInfo: readonly BpfCtxArgAux[];
+}
+
+export function structOpsProgAux(prog: BpfProg): StructOpsProgAux | undefined {
+  return prog.aux.st_ops as StructOpsProgAux | undefined;
+}
+
+/** The BTF an attach_btf_id refers to: the prog's attach BTF (a module) or vmlinux. */
+function attachBtf(k: Kernel, prog: BpfProg): Btf | null {
+  return prog.aux.attach_btf?.btf ?? k.btfVmlinux;
+}
+
+/** check_struct_ops_btf_id(): PROG_LOAD checks of a BPF_PROG_TYPE_STRUCT_OPS program, in order. */
+export function checkStructOpsBtfId(k: Kernel, prog: BpfProg, log: string[]): void {
+  const fail = (errno: number, msg: string): BpfError => {
+    log.push(msg);
+    return new BpfError(errno, msg, { prog: prog.name });
+  };
+  if (!prog.gpl_compatible) throw fail(EINVAL, "struct ops programs must have a GPL compatible license");
+  const btfId = prog.aux.attach_btf_id;
+  if (!btfId) throw fail(ENOTSUPP, "struct_ops prog needs attach_btf_id");
+  const mod = prog.aux.attach_btf?.module;
+  if (mod && !mod.live) throw fail(ENOTSUPP, `struct_ops module ${mod.name} is not found`);
+  const btf = attachBtf(k, prog);
+  const desc = btf ? bpfStructOpsFind(btf, btfId) : undefined;
+  if (!btf || !desc) throw fail(ENOTSUPP, `attach_btf_id ${btfId} is not a supported struct`);
+  const t: BtfComposite = desc.type;
+  const idx = prog.expected_attach_type;
+  if (idx >= t.members.length) throw fail(EINVAL, `attach to invalid member idx ${idx} of struct ${t.name}`);
+  const member = t.members[idx];
+  const proto = resolveFuncPtr(btf, member.type);
+  if (!proto) throw fail(EINVAL, `attach to invalid member ${member.name}(@idx ${idx}) of struct ${t.name}`);
+  const unsupported = `attach to unsupported member ${member.name} of struct ${t.name}`;
+  if (!bpfStructOpsSupported(desc.stOps, member.name)) throw fail(ENOTSUPP, unsupported);
+  if (desc.stOps.checkMember) {
+    let err = 0;
+    try {
+      err = desc.stOps.checkMember(t, member, prog);
+    } catch (e) {
+      if (e instanceof BpfError) throw fail(e.errno, unsupported);
+      throw e;
+    }
+    if (err) throw fail(-err, unsupported);
+  }
+  const aux: StructOpsProgAux = {
+    desc,
+    memberIdx: idx,
+    memberOff: desc.memberOffsets[idx],
+    funcName: member.name,
+    funcProtoId: proto.id,
+    ctxArgInfo: desc.argInfo[idx],
+  };
+  prog.aux.st_ops = aux;
+}
+
+/**
+ * Plug struct_ops into the kernel core: the map type, the link attach type, and the PROG_LOAD
+ * hook. Idempotent, so each struct_ops subsystem may call it from its register().
+ */
+export function bpfStructOpsInit(k: Kernel): void {
+  if (k.mapTypes.get(bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS) === bpfStructOpsMapOps) return;
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS, bpfStructOpsMapOps);
+  k.registerLinkCreate(bpf_attach_type.BPF_STRUCT_OPS, (attr, proc) => bpfStructOpsLinkCreate(k, attr, proc));
+  k.structOps = { checkAttach: (prog, log) => checkStructOpsBtfId(k, prog, log) };
+}
+
+/**
+ * register_bpf_struct_ops(): built-ins register into vmlinux BTF; a module passes its BTF.
+ * The value type `struct bpf_struct_ops_<name>` must already be in that BTF (declare it with
+ * declareStructOpsValueType while the BTF is built, as BTF_STRUCT_OPS_TYPE does).
+ */
+export function registerBpfStructOps<K>(k: Kernel, stOps: BpfStructOps<K>, btf?: Btf | null): BpfStructOpsDesc {
+  bpfStructOpsInit(k);
+  const desc = registerInBtf(btf === undefined ? k.btfVmlinux : btf, stOps as unknown as BpfStructOps<never>);
+  if (!desc) throw new BpfError(EINVAL, `struct_ops ${stOps.name} was not registered`);
+  return desc;
+}
+
+type BuilderLike = import("../btf/builder.js").BtfBuilder;
+
+/** The id of the type `name` of `kind` already in the builder (or its base), or -1. */
+export function builderFind(b: BuilderLike, name: string, kind: number): number {
+  if (b.base) {
+    const id = b.base.findByNameKind(name, kind);
+    if (id > 0) return id;
+  }
+  for (let id = b.nrTypes; id >= 1; id--) {
+    const t = b.typeById(id);
+    if (t.kind === kind && t.name === name) return id;
+  }
+  return -1;
+}
+
+function findOrAdd(b: BuilderLike, name: string, kind: number, add: () => number): number {
+  const id = builderFind(b, name, kind);
+  return id > 0 ? id : add();
+}
+
+/**
+ * `struct bpf_struct_ops_common_value { refcount_t refcnt; enum bpf_struct_ops_state state; }`, as
+ * include/linux/bpf.h has it (declared here unless the kernel core already did).
+ */
+export function declareStructOpsCommonValue(b: BuilderLike): number {
+  return findOrAdd(b, "bpf_struct_ops_common_value", BTF_KIND_STRUCT, () => {
+    const int = findOrAdd(b, "int", BTF_KIND_INT, () => b.addInt("int", 4, BTF_INT_SIGNED));
+    const uint = findOrAdd(b, "unsigned int", BTF_KIND_INT, () => b.addInt("unsigned int", 4));
+    const atomic = findOrAdd(b, "atomic_t", BTF_KIND_TYPEDEF, () =>
+      b.addTypedef("atomic_t", b.addStructAuto("", [{ name: "counter", type: int }])),
+    );
+    const refcount = findOrAdd(b, "refcount_t", BTF_KIND_TYPEDEF, () =>
+      b.addTypedef("refcount_t", b.addStructAuto("refcount_struct", [{ name: "refs", type: atomic }])),
+    );
+    const state = findOrAdd(b, "bpf_struct_ops_state", BTF_KIND_ENUM, () =>
+      b.addEnum("bpf_struct_ops_state", 4, [
+        { name: "BPF_STRUCT_OPS_STATE_INIT", val: 0 },
+        { name: "BPF_STRUCT_OPS_STATE_INUSE", val: 1 },
+        { name: "BPF_STRUCT_OPS_STATE_TOBEFREE", val: 2 },
+        { name: "BPF_STRUCT_OPS_STATE_READY", val: 3 },
+      ]),
+    );
+    void uint;
+    return b.addStructAuto("bpf_struct_ops_common_value", [
+      { name: "refcnt", type: refcount },
+      { name: "state", type: state },
+    ]);
+  });
+}
+
+/** ____cacheline_aligned_in_smp on x86-64. */
+export const SMP_CACHE_BYTES = 64;
+
+/**
+ * BTF_STRUCT_OPS_TYPE / register_bpf_struct_ops's type emission:
+ * `struct bpf_struct_ops_<name> { struct bpf_struct_ops_common_value common; struct <name> data
+ * ____cacheline_aligned_in_smp; }`. Call it from a subsystem's declareTypes after declaring
+ * `struct <name>`. Returns the value type id.
+ */
+export function declareStructOpsValueType(b: BuilderLike, name: string): number {
+  const typeId = builderFind(b, name, BTF_KIND_STRUCT);
+  if (typeId < 0) throw new BpfError(EINVAL, `struct ${name} must be declared before its struct_ops value type`);
+  const common = declareStructOpsCommonValue(b);
+  const size = (b.typeById(typeId) as BtfComposite).size;
+  const dataOff = SMP_CACHE_BYTES;
+  const total = Math.ceil((dataOff + size) / SMP_CACHE_BYTES) * SMP_CACHE_BYTES;
+  return b.addStruct(`${VALUE_PREFIX}${name}`, total, [
+    { name: "common", type: common, bitOffset: 0 },
+    { name: "data", type: typeId, bitOffset: dataOff * 8 },
+  ]);
+}

@@ -1,0 +1,208 @@
+/**
+ * struct_ops trampolines (bpf_struct_ops_prepare_trampoline + arch_prepare_bpf_trampoline, as a
+ * native function). A trampoline takes the subsystem's arguments, lays them out as the program's
+ * `u64 ctx[]` per the member's func model in VM memory, runs the program inside an RCU read-side
+ * section (RCU-tasks-trace for sleepable programs, by bpf_prog_run) inside an RCU-tasks one (the
+ * image), and returns r0 truncated to the return size.
+ *
+ * Hot path: subsystems call these on every ACK, so the context buffer is allocated once per
+ * trampoline (one per nesting depth: an op may re-enter itself, e.g. init -> setsockopt -> init)
+ * and arguments are written as two 32-bit halves, without BigInt for number arguments.
+ */
+
+import { BpfError, E2BIG } from "../uapi/errno.js";
+import type { Rcu, RcuToken } from "./rcu.js";
+import type { BtfFuncModel } from "./struct_ops_btf.js";
+
+export const BTF_FMODEL_STRUCT_ARG = 1 << 0;
+export const BTF_FMODEL_SIGNED_ARG = 1 << 1;
+export const PAGE_SIZE = 4096;
+export const MAX_TRAMP_IMAGE_PAGES = 8;
+/** Base of the (fake) executable area trampoline images live in, like the kernel's module area. */
+const IMAGE_BASE = 0xffffffffa0000000n;
+
+/** A trampoline argument: a number (exact up to 2^53), a bigint, or the bytes of a by-value struct. */
+export type TrampArg = number | bigint | Uint8Array;
+
+/** A context area in VM memory (read-only to the program: it is the trampoline's stack frame). */
+export interface TrampolineCtx {
+  readonly addr: number;
+  /** Write one u64 slot as two 32-bit halves. */
+  write(off: number, lo: number, hi: number): void;
+  writeBytes(off: number, bytes: Uint8Array): void;
+  free(): void;
+}
+
+/** The VM services a trampoline needs; the kernel wires them to its VM memory and program runner. */
+export interface TrampolineVm {
+  allocCtx(size: number, name: string): TrampolineCtx;
+  /** Run the program with r1 = ctx; r0's two 32-bit halves go to out[0] (low) and out[1] (high). */
+  run(prog: unknown, ctx: number, out: Int32Array): void;
+  readonly rcu: Rcu;
+}
+
+/** An image page set, shared by the trampolines of one map (MAX_TRAMP_IMAGE_PAGES at most). */
+export class TrampolineImage {
+  pages: bigint[] = [];
+  off = PAGE_SIZE;
+  private static nextPage = 0n;
+
+  constructor(readonly allowPages = MAX_TRAMP_IMAGE_PAGES) {}
+
+  /** Reserve `size` bytes in the current page or a new one; E2BIG past the page budget. */
+  reserve(size: number): bigint {
+    if (this.off + size > PAGE_SIZE) {
+      if (this.pages.length >= this.allowPages) {
+        throw new BpfError(E2BIG, `struct_ops trampolines need more than ${this.allowPages} image pages`);
+      }
+      this.pages.push(IMAGE_BASE + TrampolineImage.nextPage++ * BigInt(PAGE_SIZE));
+      this.off = 0;
+    }
+    const addr = this.pages[this.pages.length - 1] + BigInt(this.off);
+    this.off += size;
+    return addr;
+  }
+
+  free(): void {
+    this.pages = [];
+    this.off = PAGE_SIZE;
+  }
+}
+
+/** arch_bpf_trampoline_size(), modelled on x86-64: a prologue, a save/restore per argument slot. */
+export function trampolineSize(model: BtfFuncModel): number {
+  let slots = 0;
+  for (let i = 0; i < model.nr_args; i++) slots += model.arg_size[i] > 8 ? 2 : 1;
+  return 96 + 16 * slots + (model.ret_size > 0 ? 8 : 0);
+}
+
+const TWO32 = 4294967296;
+
+export class BpfStructOpsTrampoline {
+  /** Context slots (u64) the program sees. */
+  readonly nrSlots: number;
+  private readonly slotOf: number[];
+  private readonly ctxs: TrampolineCtx[] = [];
+  private depth = 0;
+  private readonly r0 = new Int32Array(2);
+  private readonly retShift: number;
+  private readonly retSigned: boolean;
+  /** Calls made through this trampoline (for tests and stats). */
+  calls = 0;
+
+  constructor(
+    private readonly vm: TrampolineVm,
+    readonly prog: unknown,
+    readonly model: BtfFuncModel,
+    /** ksym name, `bpf__<struct>_<member>`. */
+    readonly name: string,
+    readonly addr: bigint,
+    readonly size: number,
+  ) {
+    this.slotOf = [];
+    let s = 0;
+    for (let i = 0; i < model.nr_args; i++) {
+      this.slotOf.push(s);
+      s += model.arg_size[i] > 8 ? 2 : 1;
+    }
+    this.nrSlots = s;
+    this.retShift = 32 - Math.min(model.ret_size, 4) * 8;
+    this.retSigned = (model.ret_flags & BTF_FMODEL_SIGNED_ARG) !== 0;
+  }
+
+  /** Write argument i into its slot(s), extended to 64 bits per its size and signedness. */
+  private put(ctx: TrampolineCtx, i: number, v: TrampArg): void {
+    const off = this.slotOf[i] * 8;
+    const size = this.model.arg_size[i];
+    const signed = (this.model.arg_flags[i] & BTF_FMODEL_SIGNED_ARG) !== 0;
+    if (v instanceof Uint8Array) {
+      ctx.writeBytes(off, v.subarray(0, size));
+      return;
+    }
+    let lo: number;
+    let hi: number;
+    if (typeof v === "number") {
+      lo = v >>> 0;
+      hi = Math.floor(v / TWO32) | 0;
+    } else {
+      lo = Number(v & 0xffffffffn) >>> 0;
+      hi = Number((v >> 32n) & 0xffffffffn) | 0;
+    }
+    if (size < 8) {
+      // A narrower C argument arrives extended to the full register.
+      const sh = 32 - Math.min(size, 4) * 8;
+      if (size < 4) lo = signed ? (lo << sh) >> sh : (lo << sh) >>> sh;
+      hi = signed ? (lo | 0) >> 31 : 0;
+    }
+    ctx.write(off, lo, hi);
+  }
+
+  /**
+   * Call the program as the kernel calls the trampoline: `fn(a0, a1, ...)`. Returns r0 truncated
+   * to the member's return size (sign-extended when the return type is signed), as a number;
+   * 8-byte returns come back as the low 53 bits exact (use callU64 for full precision).
+   */
+  call(...args: TrampArg[]): number {
+    this.invoke(args);
+    return this.ret();
+  }
+
+  /** As call(), with the full 64-bit r0 as a bigint. */
+  callU64(...args: TrampArg[]): bigint {
+    this.invoke(args);
+    return (BigInt(this.r0[1] >>> 0) << 32n) | BigInt(this.r0[0] >>> 0);
+  }
+
+  /**
+   * Call with raw 64-bit register values, no narrowing to the argument types (a variadic caller,
+   * like bpf_dummy_ops' test_run, leaves the full registers in place). Returns r0 as call() does.
+   */
+  callRaw(args: readonly bigint[]): number {
+    this.invoke(args, true);
+    return this.ret();
+  }
+
+  private ret(): number {
+    const lo = this.r0[0];
+    const size = this.model.ret_size;
+    if (size === 0) return 0;
+    if (size >= 8) return this.r0[1] * TWO32 + (lo >>> 0);
+    if (this.retShift === 0) return this.retSigned ? lo : lo >>> 0;
+    return this.retSigned ? (lo << this.retShift) >> this.retShift : (lo << this.retShift) >>> this.retShift;
+  }
+
+  private invoke(args: readonly TrampArg[], raw = false): void {
+    this.calls++;
+    const d = this.depth;
+    let ctx = this.ctxs[d];
+    if (!ctx) {
+      ctx = this.vm.allocCtx(Math.max(8, this.nrSlots * 8), `${this.name} ctx`);
+      this.ctxs[d] = ctx;
+    }
+    const n = this.model.nr_args;
+    if (raw) {
+      for (let i = 0; i < this.nrSlots; i++) {
+        const v = BigInt.asUintN(64, BigInt((args[i] as bigint | number | undefined) ?? 0));
+        ctx.write(i * 8, Number(v & 0xffffffffn), Number(v >> 32n));
+      }
+    } else {
+      for (let i = 0; i < n; i++) this.put(ctx, i, args[i] ?? 0);
+    }
+    const rcu = this.vm.rcu;
+    // The image itself is an RCU-tasks reader; bpf_prog_run adds the RCU (or tasks-trace) reader.
+    const tasks: RcuToken = rcu.rcuTasksEnter();
+    this.depth = d + 1;
+    try {
+      this.vm.run(this.prog, ctx.addr, this.r0);
+    } finally {
+      this.depth = d;
+      rcu.rcuReadUnlock(tasks);
+    }
+  }
+
+  /** Free the context buffers (image teardown). */
+  free(): void {
+    for (const c of this.ctxs) c?.free();
+    this.ctxs.length = 0;
+  }
+}
