@@ -1,0 +1,301 @@
+import type { Insn } from "../isa/insn.js";
+import { MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
+import { BpfError, E2BIG, EFAULT, EINVAL } from "../uapi/errno.js";
+import { W } from "./alu64.js";
+import { u64Of, VmBudgetExceeded } from "./fault.js";
+import { HelperCall } from "./helper.js";
+import { interpExecutor, makeInterpreter } from "./interp.js";
+import { compile } from "./jit.js";
+import type { Region, VmMemory } from "./memory.js";
+import { type HelperFn, type LoadOpts, lookupFn, type Tier, VmProgram } from "./program.js";
+import type { Runtime, SlowPaths } from "./runtime.js";
+
+export interface VmOpts {
+  /** Default execution tier (default "jit"). */
+  tier?: Tier;
+  /** Default instruction budget of one run (default 10,000,000). */
+  budget?: number;
+  /** How deeply runs may nest (a helper running a callback or another program); default 8. */
+  maxNesting?: number;
+}
+
+export interface RunArgs {
+  r1?: bigint | number;
+  r2?: bigint | number;
+  r3?: bigint | number;
+  r4?: bigint | number;
+  r5?: bigint | number;
+}
+
+export interface RunOpts {
+  budget?: number;
+}
+
+export interface RunResult {
+  r0: bigint;
+  insnsExecuted: number;
+}
+
+/**
+ * Function addresses (BPF_PSEUDO_FUNC constants, callx targets, bpf_loop callbacks) live in
+ * their own range that no load or store can reach (high half 0xffffffff):
+ * 0xffffffff_a0000000 + 16 * id.
+ */
+const FUNC_HI = -1;
+const FUNC_LO_BASE = 0xa0000000;
+const FUNC_LIMIT = 0x1000000;
+
+/**
+ * The eBPF virtual machine: loads programs for one of two tiers sharing one memory model and
+ * one set of instruction semantics (the interpreter, and the compiling tier that turns a
+ * program into a JavaScript function), and runs them.
+ *
+ * Each run gets MAX_CALL_FRAMES stacks of MAX_BPF_STACK bytes, separate regions with guard
+ * gaps; r10 is the top of the current frame's stack. r1-r5 are passed to bpf-to-bpf calls,
+ * r6-r9 and r10 are restored on return. An instruction budget stops runaway programs.
+ */
+export class Vm {
+  readonly mem: VmMemory;
+  private readonly rt: Runtime;
+  private readonly interp: ReturnType<typeof makeInterpreter>;
+  private readonly tier: Tier;
+  private readonly budget: number;
+  private readonly maxNesting: number;
+  private readonly stacks: Region[] = [];
+  private frameTop = 0;
+  private callDepth = 0;
+  private readonly calls: HelperCall[] = [];
+  private readonly funcs: { prog: VmProgram; entry: number }[] = [];
+  /** Instructions executed by the last completed run. */
+  lastInsns = 0;
+
+  constructor(mem: VmMemory, opts: VmOpts = {}) {
+    this.mem = mem;
+    this.tier = opts.tier ?? "jit";
+    this.budget = opts.budget ?? 10_000_000;
+    this.maxNesting = opts.maxNesting ?? 8;
+    const vm = this;
+    const X: SlowPaths = {
+      hcall(fn, P, at, id, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, a5l, a5h) {
+        return vm.callOut(fn, P, at, id, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, a5l, a5h);
+      },
+      hcallx(P, at, lo, hi, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, a5l, a5h) {
+        const fn = hi === 0 ? lookupFn(P.helpers, lo) : undefined;
+        if (!fn) {
+          throw new BpfError(
+            EFAULT,
+            `${P.name}: insn ${at}: callx to 0x${u64Of(lo, hi).toString(16)}: not a helper or function of this program`,
+            {
+              insn: at,
+              prog: P.name,
+            },
+          );
+        }
+        return vm.callOut(fn, P, at, lo, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, a5l, a5h);
+      },
+      funcTarget(P, lo, hi) {
+        const f = vm.funcAt(lo, hi);
+        return f !== undefined && f.prog === P ? f.entry : -1;
+      },
+      over(P, at, budget): never {
+        throw new VmBudgetExceeded(budget, at, P.name);
+      },
+      tooDeep(P, at): never {
+        throw new BpfError(
+          E2BIG,
+          `${P.name}: insn ${at}: the call stack of ${MAX_CALL_FRAMES + 1} frames is too deep`,
+          {
+            insn: at,
+            prog: P.name,
+          },
+        );
+      },
+      bad(P, at): never {
+        throw new BpfError(EINVAL, `${P.name}: invalid instruction or jump target at insn ${at}`, {
+          insn: at,
+          prog: P.name,
+        });
+      },
+    };
+    this.rt = { M: mem, IO: new Int32Array(16), STK: [], X };
+    this.interp = makeInterpreter(this.rt);
+  }
+
+  /** Check and prepare a program. Pseudo ld_imm64 other than BPF_PSEUDO_FUNC must already be constants. */
+  load(insns: readonly Insn[], opts: LoadOpts = {}): VmProgram {
+    const pending: number[] = [];
+    const P: VmProgram = new VmProgram(insns, opts, (entry) => {
+      pending.push(entry);
+      const id = this.funcs.length + pending.length - 1;
+      if (id >= FUNC_LIMIT) throw new BpfError(E2BIG, "too many BPF function addresses");
+      return [(FUNC_LO_BASE + id * 16) | 0, FUNC_HI];
+    });
+    for (const entry of pending) this.funcs.push({ prog: P, entry });
+    this.setTier(P, opts.tier ?? this.tier);
+    return P;
+  }
+
+  /** Switch a loaded program to another tier. */
+  setTier(P: VmProgram, tier: Tier): void {
+    P.tier = tier;
+    P.exec = tier === "jit" ? compile(this.rt, P) : interpExecutor(this.interp, P);
+  }
+
+  /** The address a helper passes to invokeCallback for function `entry` of P (as a BPF_PSEUDO_FUNC load would). */
+  funcAddress(P: VmProgram, entry: number): bigint {
+    let id = this.funcs.findIndex((f) => f.prog === P && f.entry === entry);
+    if (id < 0) {
+      if (!P.funcEntries.has(entry)) throw new BpfError(EINVAL, `${P.name}: insn ${entry} is not a function entry`);
+      id = this.funcs.push({ prog: P, entry }) - 1;
+    }
+    return u64Of((FUNC_LO_BASE + id * 16) | 0, FUNC_HI);
+  }
+
+  private funcAt(lo: number, hi: number): { prog: VmProgram; entry: number } | undefined {
+    if (hi !== FUNC_HI) return undefined;
+    const d = (lo >>> 0) - FUNC_LO_BASE;
+    if (d < 0 || d % 16 !== 0) return undefined;
+    return this.funcs[d / 16];
+  }
+
+  /** Run P from instruction 0. `args` is r1..r5, or just r1 (a ctx address). */
+  run(P: VmProgram, args: RunArgs | number | bigint = {}, opts: RunOpts = {}): RunResult {
+    const IO = this.rt.IO;
+    if (typeof args === "object") {
+      setReg(IO, 1, args.r1);
+      setReg(IO, 2, args.r2);
+      setReg(IO, 3, args.r3);
+      setReg(IO, 4, args.r4);
+      setReg(IO, 5, args.r5);
+    } else {
+      setReg(IO, 1, args);
+      for (let r = 2; r <= 5; r++) setReg(IO, r, 0);
+    }
+    this.exec(P, 0, opts.budget ?? this.budget);
+    return { r0: u64Of(IO[0], IO[1]), insnsExecuted: IO[12] };
+  }
+
+  /** Fast path: r1..r5 as numbers, r0 as a signed number (exact below 2^53 in magnitude). */
+  runNumber(P: VmProgram, r1 = 0, r2 = 0, r3 = 0, r4 = 0, r5 = 0): number {
+    this.setArgs(r1, r2, r3, r4, r5);
+    this.exec(P, 0, this.budget);
+    const IO = this.rt.IO;
+    return IO[1] * 4294967296 + (IO[0] >>> 0);
+  }
+
+  /** Fast path: r0's low 32 bits, unsigned. */
+  runU32(P: VmProgram, r1 = 0, r2 = 0, r3 = 0, r4 = 0, r5 = 0): number {
+    this.setArgs(r1, r2, r3, r4, r5);
+    this.exec(P, 0, this.budget);
+    return this.rt.IO[0] >>> 0;
+  }
+
+  /** Run the BPF function at `fnAddr` (from a BPF_PSEUDO_FUNC constant) with r1.. = args; returns r0. */
+  invokeCallback(fnAddr: bigint | number, args: readonly (bigint | number)[]): bigint {
+    const v = BigInt.asUintN(64, BigInt(fnAddr));
+    const f = this.funcAt(Number(BigInt.asIntN(32, v)), Number(BigInt.asIntN(32, v >> 32n)));
+    if (f === undefined) throw new BpfError(EFAULT, `callback address 0x${v.toString(16)} is not a BPF function`);
+    const IO = this.rt.IO;
+    for (let r = 1; r <= 5; r++) setReg(IO, r, args[r - 1] ?? 0);
+    this.exec(f.prog, f.entry, this.budget);
+    return u64Of(IO[0], IO[1]);
+  }
+
+  private setArgs(r1: number, r2: number, r3: number, r4: number, r5: number): void {
+    const IO = this.rt.IO;
+    IO[2] = r1;
+    IO[3] = Math.floor(r1 / 4294967296);
+    IO[4] = r2;
+    IO[5] = Math.floor(r2 / 4294967296);
+    IO[6] = r3;
+    IO[7] = Math.floor(r3 / 4294967296);
+    IO[8] = r4;
+    IO[9] = Math.floor(r4 / 4294967296);
+    IO[10] = r5;
+    IO[11] = Math.floor(r5 / 4294967296);
+  }
+
+  private exec(P: VmProgram, entry: number, budget: number): void {
+    const base = this.frameTop;
+    if (base + MAX_CALL_FRAMES > this.stacks.length) this.growStacks(base + MAX_CALL_FRAMES);
+    this.frameTop = base + MAX_CALL_FRAMES;
+    try {
+      P.exec(entry, budget, base);
+    } finally {
+      this.frameTop = base;
+    }
+    this.lastInsns = this.rt.IO[12];
+  }
+
+  private growStacks(need: number): void {
+    if (need > this.maxNesting * MAX_CALL_FRAMES) {
+      throw new BpfError(E2BIG, `BPF runs nested more than ${this.maxNesting} deep`);
+    }
+    while (this.stacks.length < need) {
+      const r = this.mem.alloc(MAX_BPF_STACK, { perm: "rw", kind: "stack", name: `stack${this.stacks.length}` });
+      this.stacks.push(r);
+      this.rt.STK.push(r.addr + MAX_BPF_STACK);
+    }
+  }
+
+  private callOut(
+    fn: HelperFn,
+    P: VmProgram,
+    at: number,
+    id: number,
+    a1l: number,
+    a1h: number,
+    a2l: number,
+    a2h: number,
+    a3l: number,
+    a3h: number,
+    a4l: number,
+    a4h: number,
+    a5l: number,
+    a5h: number,
+  ): number {
+    const depth = this.callDepth;
+    let c = this.calls[depth];
+    if (c === undefined) {
+      c = new HelperCall(this.mem, this);
+      this.calls[depth] = c;
+    }
+    const a = c.a;
+    a[0] = a1l;
+    a[1] = a1h;
+    a[2] = a2l;
+    a[3] = a2h;
+    a[4] = a3l;
+    a[5] = a3h;
+    a[6] = a4l;
+    a[7] = a4h;
+    a[8] = a5l;
+    a[9] = a5h;
+    c.id = id;
+    c.insnIdx = at;
+    c.prog = P;
+    c.retLo = 0;
+    c.retHi = 0;
+    this.callDepth = depth + 1;
+    try {
+      fn(c);
+    } finally {
+      this.callDepth = depth;
+    }
+    W[1] = c.retHi;
+    return c.retLo;
+  }
+}
+
+function setReg(IO: Int32Array, r: number, v: bigint | number | undefined): void {
+  if (v === undefined) {
+    IO[r * 2] = 0;
+    IO[r * 2 + 1] = 0;
+  } else if (typeof v === "bigint") {
+    IO[r * 2] = Number(BigInt.asIntN(32, v));
+    IO[r * 2 + 1] = Number(BigInt.asIntN(32, v >> 32n));
+  } else {
+    IO[r * 2] = v;
+    IO[r * 2 + 1] = Math.floor(v / 4294967296);
+  }
+}
