@@ -12,6 +12,7 @@ import type { LinkCreateAttr } from "./bpf_attr.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
 import { type BpfStructOpsMap, isStructOpsMap } from "./struct_ops_map.js";
+import { bpf_link_cleanup, bpf_link_prime, bpf_link_settle } from "./syscall_link.js";
 import { bpf_map_get, bpf_map_inc, bpf_map_put } from "./syscall_map.js";
 
 export const EPOLLHUP = 0x10;
@@ -124,17 +125,17 @@ export function bpfStructOpsLinkCreate(k: Kernel, attr: LinkCreateAttr, proc: Pr
       null,
       attr.attach_type ?? 0,
     );
-    const primer = k.bpf_link_prime(link, proc);
+    const primer = bpf_link_prime(link, proc);
     try {
       map.desc.stOps.reg(map.kdata as never, link);
     } catch (e) {
       // dealloc later sees map == NULL: no unreg.
-      k.bpf_link_cleanup(primer);
+      bpf_link_cleanup(primer);
       link = null;
       throw e;
     }
     link.map = map;
-    return k.bpf_link_settle(primer);
+    return bpf_link_settle(primer);
   } catch (e) {
     bpf_map_put(map);
     throw e;

@@ -20,6 +20,7 @@ import { BPF_MODULE_OWNER, BpfStructOpsKdata } from "./struct_ops_kdata.js";
 import { BpfStructOpsTrampoline, TrampolineImage, trampolineSize } from "./struct_ops_trampoline.js";
 import { structOpsTrampolineVm } from "./struct_ops_vm.js";
 import { bpf_map_inc, bpf_map_inc_not_zero, bpf_map_put } from "./syscall_map.js";
+import { bpf_prog_get, bpf_prog_put } from "./syscall_prog.js";
 
 const {
   BPF_STRUCT_OPS_STATE_INIT,
@@ -179,7 +180,7 @@ function resetUnlock(stMap: BpfStructOpsMap): void {
 function putProgs(stMap: BpfStructOpsMap): void {
   const links = stMap.links;
   stMap.links = [];
-  for (const l of links) stMap.kernel.bpf_prog_put(l.prog);
+  for (const l of links) bpf_prog_put(l.prog);
 }
 
 /**
@@ -237,13 +238,13 @@ function mapUpdateElem(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: n
       }
       const progFd = udv.getInt32(moff, true);
       if (!progFd) continue;
-      const prog = stMap.kernel.bpf_prog_get(proc, progFd);
+      const prog = bpf_prog_get(proc, progFd);
       if (
         prog.type !== bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS ||
         prog.aux.attach_btf_id !== desc.typeId ||
         prog.expected_attach_type !== i
       ) {
-        stMap.kernel.bpf_prog_put(prog);
+        bpf_prog_put(prog);
         throw new BpfError(
           EINVAL,
           `prog fd ${progFd} for ${t.name}.${mname} must be a struct_ops prog with attach_btf_id ${desc.typeId} and expected_attach_type ${i}`,
@@ -252,7 +253,7 @@ function mapUpdateElem(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: n
       }
       const model = desc.funcModels[i];
       if (!model) {
-        stMap.kernel.bpf_prog_put(prog);
+        bpf_prog_put(prog);
         throw new BpfError(ENOTSUPP, `member ${mname} of struct ${t.name} is not supported`, { member: mname });
       }
       const size = trampolineSize(model);
@@ -260,7 +261,7 @@ function mapUpdateElem(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: n
       try {
         addr = stMap.image.reserve(size);
       } catch (e) {
-        stMap.kernel.bpf_prog_put(prog);
+        bpf_prog_put(prog);
         throw e;
       }
       const name = `bpf__${t.name}_${mname}`;
