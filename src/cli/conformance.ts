@@ -1,0 +1,50 @@
+/**
+ * `structops conformance DIR`: run every eBPF ISA conformance vector (.data) in DIR in every
+ * VM tier. Prints `PASS: file` or `FAIL: file (why)` per file, then `N passed, N failed`;
+ * exits non-zero on any failure. `-j/--json` prints the outcomes as JSON instead.
+ */
+import type { Command } from "commander";
+import { runConformanceDir, TIERS } from "../vm/conformance.js";
+import type { Tier } from "../vm/program.js";
+
+interface ConformanceOptions {
+  json?: boolean;
+  tier?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command("conformance")
+    .description("run the eBPF ISA conformance vectors (.data files) of DIR in every VM tier")
+    .argument("<dir>", "directory of .data files")
+    .option("-j, --json", "JSON output")
+    .option("--tier <tier>", "run only this tier (interp or jit)")
+    .action((dir: string, opts: ConformanceOptions) => {
+      let tiers: readonly Tier[] = TIERS;
+      if (opts.tier !== undefined) {
+        if (!TIERS.includes(opts.tier as Tier)) {
+          console.error(`Error: unknown tier '${opts.tier}' (expected ${TIERS.join(" or ")})`);
+          process.exitCode = 2;
+          return;
+        }
+        tiers = [opts.tier as Tier];
+      }
+      let outcomes: ReturnType<typeof runConformanceDir>;
+      try {
+        outcomes = runConformanceDir(dir, tiers);
+      } catch (e) {
+        console.error(`Error: ${e instanceof Error ? e.message : String(e)}`);
+        process.exitCode = 2;
+        return;
+      }
+      const passed = outcomes.filter((o) => o.pass).length;
+      const failed = outcomes.length - passed;
+      if (opts.json) {
+        console.log(JSON.stringify({ tiers, passed, failed, results: outcomes }, null, 2));
+      } else {
+        for (const o of outcomes) console.log(o.pass ? `PASS: ${o.file}` : `FAIL: ${o.file} (${o.why})`);
+        console.log(`${passed} passed, ${failed} failed`);
+      }
+      if (failed > 0 || outcomes.length === 0) process.exitCode = 1;
+    });
+}
