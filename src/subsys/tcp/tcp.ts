@@ -1,0 +1,226 @@
+/**
+ * A TCP sender connection: the struct tcp_sock in kernel memory plus what Linux keeps beside it (the
+ * retransmission queue of sk_buffs with their scoreboard bits, the RTO timer). Segment sequence numbers are
+ * counted in MSS-sized segments internally; the byte sequence numbers BPF sees (snd_una, snd_nxt, ...) are
+ * derived from them.
+ */
+import { SK_PACING_NONE, TCP_CA_Open, TCP_CLOSE, TCP_ECN_OK, TCP_ESTABLISHED } from "./btf.js";
+import type { TcpCongControl } from "./tcp_cong.js";
+import { tcp_ack } from "./tcp_input.js";
+import { tcp_slow_start_after_idle_check, tcp_write_xmit } from "./tcp_output.js";
+import { TCP_INFINITE_SSTHRESH } from "./tcp_reno.js";
+import {
+  AckSample,
+  type KernelAllocator,
+  type KernelClock,
+  RateSample,
+  TcpSock,
+  tcp_clock_us,
+  tcp_jiffies32,
+} from "./tcp_sock.js";
+
+/** sk_buff control-block bits of the scoreboard (TCP_SKB_CB(skb)->sacked). */
+export const TCPCB_SACKED_ACKED = 0x01;
+export const TCPCB_SACKED_RETRANS = 0x02;
+export const TCPCB_LOST = 0x04;
+export const TCPCB_EVER_RETRANS = 0x80;
+
+/** A data segment as the network carries it. */
+export interface TcpSegment {
+  flow: number;
+  /** Segment number (byte seq = isn + idx * mss). */
+  idx: number;
+  bytes: number;
+  /** ECN-capable transport, and Congestion Experienced once a queue marked it. */
+  ect: boolean;
+  ce: boolean;
+  cwr: boolean;
+  /** TSval in ms. */
+  tsval: number;
+  retrans: boolean;
+}
+
+/** An ACK as the network carries it: cumulative next expected segment, SACK and D-SACK blocks. */
+export interface TcpAck {
+  flow: number;
+  ack: number;
+  sack: [number, number][];
+  dsack?: [number, number];
+  ece: boolean;
+  tsecr: number;
+}
+
+/** One entry of the retransmission queue. */
+export interface TcpSkb {
+  idx: number;
+  sacked: number;
+  /** Last (re)transmission time, us. */
+  mstamp: number;
+  tx_delivered: number;
+  tx_delivered_ce: number;
+  tx_first_tx_mstamp: number;
+  tx_delivered_mstamp: number;
+  tx_is_app_limited: boolean;
+}
+
+/** What a connection needs from the machine it runs on. */
+export interface TcpHost {
+  clock: KernelClock;
+  /** Hand a segment to the network now. */
+  xmit(seg: TcpSegment): void;
+  /** Arm (or re-arm) the connection's single retransmission timer at an absolute time in ns; -1 stops it. */
+  setRtoTimer(conn: TcpConn, at_ns: number): void;
+}
+
+export interface TcpConnOptions {
+  flow: number;
+  mss?: number;
+  /** Bytes on the wire per segment (MSS + IP/TCP headers with timestamps). */
+  wireBytes?: number;
+  initCwnd?: number;
+  /** Segments the application will send; Infinity for a bulk transfer. */
+  segments?: number;
+  isn?: number;
+  ecn?: boolean;
+  alloc?: KernelAllocator;
+}
+
+export const TCP_INIT_CWND = 10;
+export const TCP_RTO_MIN_US = 200_000;
+export const TCP_RTO_MAX_S = 120;
+export const TCP_TIMEOUT_INIT_S = 1;
+
+export class TcpConn {
+  readonly sk: TcpSock;
+  readonly host: TcpHost;
+  readonly cong: TcpCongControl;
+  readonly flow: number;
+  readonly wireBytes: number;
+  readonly isn: number;
+  /** Retransmission queue: rtx[i].idx === una + i. */
+  rtx: TcpSkb[] = [];
+  una = 0;
+  nxt = 0;
+  /** Segments the application has written. */
+  appLimit: number;
+  /** Reused structs handed to the CA ops (they live in kernel memory). */
+  readonly ackSample: AckSample;
+  readonly rateSample: RateSample;
+  /** Highest segment SACKed so far (for loss marking) and the echoed timestamp of the last ACK. */
+  highSacked = -1;
+  rcvTsecr = 0;
+  /** Internal mirrors of byte-sequence fields, in segments (-1: unset). */
+  highSeqIdx = 0;
+  undoMarkerIdx = -1;
+  rttSeqIdx = 0;
+  /** RACK: send time and number of the most recently sent segment known delivered. */
+  rackMstamp = 0;
+  rackIdx = -1;
+  rateLastIdx = -1;
+  minRttUs = 0;
+  /** Counters the simulator reports. */
+  undos = 0;
+  retransmits = 0;
+  rtoCount = 0;
+  closed = false;
+
+  constructor(host: TcpHost, cong: TcpCongControl, opts: TcpConnOptions) {
+    this.host = host;
+    this.cong = cong;
+    this.flow = opts.flow;
+    this.wireBytes = opts.wireBytes ?? 1500;
+    this.isn = (opts.isn ?? 0) >>> 0;
+    this.appLimit = opts.segments ?? Number.POSITIVE_INFINITY;
+    this.sk = new TcpSock(host.clock, `flow ${opts.flow}`, opts.alloc);
+    this.ackSample = new AckSample(opts.alloc);
+    this.rateSample = new RateSample(opts.alloc);
+    const sk = this.sk;
+    // tcp_init_sock
+    sk.mss_cache = opts.mss ?? 1448;
+    sk.snd_cwnd = opts.initCwnd ?? TCP_INIT_CWND;
+    sk.snd_ssthresh = TCP_INFINITE_SSTHRESH;
+    sk.snd_cwnd_clamp = 0xffffffff;
+    sk.reordering = 3;
+    sk.icsk_rto = TCP_TIMEOUT_INIT_S * host.clock.HZ;
+    sk.icsk_rto_min = Math.ceil((TCP_RTO_MIN_US * host.clock.HZ) / 1e6);
+    sk.mdev_us = TCP_TIMEOUT_INIT_S * 1e6;
+    sk.sk_gso_max_size = 65536;
+    sk.sk_gso_max_segs = 65535;
+    sk.sk_max_pacing_rate = 0xffffffff; // ~unlimited (SO_MAX_PACING_RATE default ~0UL, capped to 32 bits here)
+    sk.sk_pacing_status = SK_PACING_NONE;
+    sk.sk_pacing_shift = 10;
+    sk.snd_wnd = 0xffffffff;
+    sk.sk_state = TCP_CLOSE;
+    if (opts.ecn) sk.ecn_flags = TCP_ECN_OK;
+    this.syncSeq();
+    cong.tcp_assign_congestion_control(sk);
+  }
+
+  seqOf(idx: number): number {
+    return (this.isn + idx * this.sk.mss_cache) >>> 0;
+  }
+
+  /** Mirror the segment counters into the byte sequence numbers of tcp_sock. */
+  syncSeq(): void {
+    this.sk.snd_una = this.seqOf(this.una);
+    this.sk.snd_nxt = this.seqOf(this.nxt);
+    this.sk.write_seq = this.seqOf(Math.min(this.appLimit, 2 ** 40));
+  }
+
+  /** tcp_packets_in_flight */
+  inFlight(): number {
+    const sk = this.sk;
+    return sk.packets_out - (sk.sacked_out + sk.lost_out) + sk.retrans_out;
+  }
+
+  /** Refresh tcp_mstamp from the clock (tcp_mstamp_refresh). */
+  mstampRefresh(): number {
+    const now = tcp_clock_us(this.host.clock);
+    this.sk.tcp_mstamp = now;
+    return now;
+  }
+
+  jiffies32(): number {
+    return tcp_jiffies32(this.host.clock);
+  }
+
+  /** tcp_finish_connect + tcp_init_transfer: the handshake is not simulated, the CA is initialised here. */
+  establish(): void {
+    const sk = this.sk;
+    this.mstampRefresh();
+    sk.sk_state = TCP_ESTABLISHED;
+    sk.lsndtime = this.jiffies32();
+    sk.snd_cwnd_stamp = this.jiffies32();
+    sk.icsk_ca_state = TCP_CA_Open;
+    this.cong.tcp_init_congestion_control(sk);
+    tcp_write_xmit(this);
+  }
+
+  /** The application writes more segments (bulk senders start with Infinity). */
+  write(segments: number): void {
+    tcp_slow_start_after_idle_check(this);
+    this.appLimit += segments;
+    this.syncSeq();
+    tcp_write_xmit(this);
+  }
+
+  /** An ACK arrived from the network. */
+  receiveAck(a: TcpAck): void {
+    if (this.closed) return;
+    tcp_ack(this, a);
+  }
+
+  /** close(): release the CA (tcp_cleanup_congestion_control) and stop the timer. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.host.setRtoTimer(this, -1);
+    this.cong.tcp_cleanup_congestion_control(this.sk);
+    this.sk.sk_state = TCP_CLOSE;
+  }
+
+  /** All written data acknowledged. */
+  done(): boolean {
+    return this.una >= this.appLimit;
+  }
+}

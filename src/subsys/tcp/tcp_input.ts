@@ -1,0 +1,641 @@
+/**
+ * The ACK path (net/ipv4/tcp_input.c, tcp_recovery.c, tcp_rate.c): SACK scoreboard, RTT estimation and
+ * RTO computation, RACK-style loss marking, the Open/Disorder/CWR/Recovery/Loss state machine with PRR,
+ * undo of spurious reductions (D-SACK, timestamps), ECN echo handling, and the calls into the CA ops at
+ * the places Linux makes them.
+ */
+import {
+  CA_ACK_ECE,
+  CA_ACK_SLOWPATH,
+  CA_ACK_WIN_UPDATE,
+  CA_EVENT_COMPLETE_CWR,
+  TCP_CA_CWR,
+  TCP_CA_Disorder,
+  TCP_CA_Loss,
+  TCP_CA_Open,
+  TCP_CA_Recovery,
+  TCP_ECN_OK,
+  TCP_ECN_QUEUE_CWR,
+} from "./btf.js";
+import {
+  TCP_RTO_MAX_S,
+  TCP_RTO_MIN_US,
+  TCPCB_EVER_RETRANS,
+  TCPCB_LOST,
+  TCPCB_SACKED_ACKED,
+  TCPCB_SACKED_RETRANS,
+  type TcpAck,
+  type TcpConn,
+  type TcpSkb,
+} from "./tcp.js";
+import { tcp_ca_event, tcp_set_ca_state } from "./tcp_cong.js";
+import { tcp_in_cwnd_reduction, tcp_rearm_rto, tcp_time_stamp_ms, tcp_write_xmit } from "./tcp_output.js";
+import { TCP_INFINITE_SSTHRESH } from "./tcp_reno.js";
+
+export const FLAG_DATA = 0x01;
+export const FLAG_WIN_UPDATE = 0x02;
+export const FLAG_DATA_ACKED = 0x04;
+export const FLAG_RETRANS_DATA_ACKED = 0x08;
+export const FLAG_SYN_ACKED = 0x10;
+export const FLAG_DATA_SACKED = 0x20;
+export const FLAG_ECE = 0x40;
+export const FLAG_LOST_RETRANS = 0x80;
+export const FLAG_SLOWPATH = 0x100;
+export const FLAG_ORIG_SACK_ACKED = 0x200;
+export const FLAG_SND_UNA_ADVANCED = 0x400;
+export const FLAG_DSACKING_ACK = 0x800;
+export const FLAG_ACKED = FLAG_DATA_ACKED | FLAG_SYN_ACKED;
+export const FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_ACKED;
+export const FLAG_CA_ALERT = FLAG_DATA_SACKED | FLAG_ECE | FLAG_DSACKING_ACK;
+export const FLAG_FORWARD_PROGRESS = FLAG_ACKED | FLAG_DATA_SACKED;
+
+const TCPCB_RETRANS = TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
+
+/** Per-ACK scratch state (struct tcp_sacktag_state plus the RACK "most recently delivered" stamp). */
+interface AckState {
+  now: number;
+  ece: boolean;
+  sack_rtt_us: number;
+  lastSackt: number;
+}
+
+/** tcp_count_delivered */
+function tcp_count_delivered(c: TcpConn, n: number, ece: boolean): void {
+  c.sk.delivered = c.sk.delivered + n;
+  if (ece) c.sk.delivered_ce = c.sk.delivered_ce + n;
+}
+
+/** tcp_rate_skb_delivered: the most recently sent delivered skb defines the rate sample's start. */
+function tcp_rate_skb_delivered(c: TcpConn, skb: TcpSkb): void {
+  const rs = c.rateSample;
+  const sk = c.sk;
+  if (!skb.tx_delivered_mstamp) return;
+  if (
+    !rs.prior_delivered ||
+    skb.mstamp > sk.first_tx_mstamp ||
+    (skb.mstamp === sk.first_tx_mstamp && skb.idx > c.rateLastIdx)
+  ) {
+    rs.prior_delivered_ce = skb.tx_delivered_ce;
+    rs.prior_delivered = skb.tx_delivered;
+    rs.prior_mstamp = skb.tx_delivered_mstamp;
+    rs.is_app_limited = skb.tx_is_app_limited ? 1 : 0;
+    rs.is_retrans = skb.sacked & TCPCB_RETRANS ? 1 : 0;
+    rs.last_end_seq = c.seqOf(skb.idx + 1);
+    c.rateLastIdx = skb.idx;
+    sk.first_tx_mstamp = skb.mstamp;
+    rs.interval_us = skb.mstamp - skb.tx_first_tx_mstamp;
+  }
+  if (skb.sacked & TCPCB_SACKED_ACKED) skb.tx_delivered_mstamp = 0;
+}
+
+/** tcp_rack_advance: remember the send time of the most recently sent segment known delivered. */
+function tcp_rack_advance(c: TcpConn, skb: TcpSkb, now: number): void {
+  // A retransmission acked faster than min RTT is ambiguous: it may be the original that arrived.
+  if (skb.sacked & TCPCB_RETRANS && now - skb.mstamp < c.minRttUs) return;
+  if (skb.mstamp > c.rackMstamp || (skb.mstamp === c.rackMstamp && skb.idx > c.rackIdx)) {
+    c.rackMstamp = skb.mstamp;
+    c.rackIdx = skb.idx;
+  }
+}
+
+/** tcp_mark_skb_lost */
+function tcp_mark_skb_lost(c: TcpConn, skb: TcpSkb): void {
+  const sk = c.sk;
+  if (skb.sacked & TCPCB_SACKED_ACKED) return;
+  if (skb.sacked & TCPCB_SACKED_RETRANS) {
+    // A retransmission lost again.
+    skb.sacked &= ~TCPCB_SACKED_RETRANS;
+    sk.retrans_out = sk.retrans_out - 1;
+    sk.lost = sk.lost + 1;
+  }
+  if (!(skb.sacked & TCPCB_LOST)) {
+    skb.sacked |= TCPCB_LOST;
+    sk.lost_out = sk.lost_out + 1;
+    sk.lost = sk.lost + 1;
+  }
+}
+
+/**
+ * tcp_identify_packet_loss via RACK with a zero reordering window (the simulated path never reorders):
+ * once dupthresh segments are SACKed, or in recovery, anything sent before the latest delivered segment
+ * and still outstanding is lost, including lost retransmissions.
+ */
+function tcp_identify_packet_loss(c: TcpConn): void {
+  const sk = c.sk;
+  if (c.rackMstamp === 0) return;
+  if (sk.sacked_out < sk.reordering && sk.icsk_ca_state < TCP_CA_Recovery) return;
+  for (const skb of c.rtx) {
+    if (skb.sacked & TCPCB_SACKED_ACKED) continue;
+    if (skb.sacked & TCPCB_LOST && !(skb.sacked & TCPCB_SACKED_RETRANS)) continue;
+    if (skb.mstamp < c.rackMstamp || (skb.mstamp === c.rackMstamp && skb.idx < c.rackIdx)) tcp_mark_skb_lost(c, skb);
+  }
+}
+
+/** tcp_sacktag_write_queue + tcp_check_dsack */
+function tcp_sacktag_write_queue(c: TcpConn, a: TcpAck, st: AckState): number {
+  const sk = c.sk;
+  let flag = 0;
+  if (a.dsack) {
+    flag |= FLAG_DSACKING_ACK;
+    const [s, e] = a.dsack;
+    if (c.undoMarkerIdx >= 0 && sk.undo_retrans > 0 && e > c.undoMarkerIdx) {
+      sk.undo_retrans = Math.max(0, sk.undo_retrans - (e - Math.max(s, c.undoMarkerIdx)));
+    }
+  }
+  for (const [s, e] of a.sack) {
+    const lo = Math.max(s, c.una);
+    const hi = Math.min(e, c.nxt);
+    for (let idx = lo; idx < hi; idx++) {
+      const skb = c.rtx[idx - c.una]!;
+      if (skb.sacked & TCPCB_SACKED_ACKED) continue;
+      if (skb.sacked & TCPCB_SACKED_RETRANS) {
+        skb.sacked &= ~TCPCB_SACKED_RETRANS;
+        sk.retrans_out = sk.retrans_out - 1;
+      }
+      if (skb.sacked & TCPCB_LOST) {
+        skb.sacked &= ~TCPCB_LOST;
+        sk.lost_out = sk.lost_out - 1;
+      }
+      if (!(skb.sacked & TCPCB_RETRANS)) {
+        if (skb.mstamp > st.lastSackt) st.lastSackt = skb.mstamp;
+        flag |= FLAG_ORIG_SACK_ACKED;
+      }
+      skb.sacked |= TCPCB_SACKED_ACKED;
+      sk.sacked_out = sk.sacked_out + 1;
+      flag |= FLAG_DATA_SACKED;
+      tcp_count_delivered(c, 1, st.ece);
+      tcp_rate_skb_delivered(c, skb);
+      tcp_rack_advance(c, skb, st.now);
+      if (idx > c.highSacked) c.highSacked = idx;
+    }
+  }
+  if (st.lastSackt) st.sack_rtt_us = st.now - st.lastSackt;
+  return flag;
+}
+
+/** tcp_rtt_estimator: Van Jacobson's srtt (<<3) and mdev (<<2), with Linux's rttvar smoothing per RTT. */
+function tcp_rtt_estimator(c: TcpConn, mrtt_us: number): void {
+  const sk = c.sk;
+  let m = mrtt_us;
+  let srtt = sk.srtt_us;
+  if (srtt !== 0) {
+    m -= srtt >>> 3;
+    srtt += m;
+    if (m < 0) {
+      m = -m;
+      m -= sk.mdev_us >>> 2;
+      if (m > 0) m >>= 3;
+    } else {
+      m -= sk.mdev_us >>> 2;
+    }
+    sk.mdev_us = sk.mdev_us + m;
+    if (sk.mdev_us > sk.mdev_max_us) {
+      sk.mdev_max_us = sk.mdev_us;
+      if (sk.mdev_max_us > sk.rttvar_us) sk.rttvar_us = sk.mdev_max_us;
+    }
+    if (c.una > c.rttSeqIdx) {
+      if (sk.mdev_max_us < sk.rttvar_us) sk.rttvar_us = sk.rttvar_us - ((sk.rttvar_us - sk.mdev_max_us) >>> 2);
+      c.rttSeqIdx = c.nxt;
+      sk.rtt_seq = sk.snd_nxt;
+      sk.mdev_max_us = TCP_RTO_MIN_US;
+    }
+  } else {
+    srtt = m << 3;
+    sk.mdev_us = m << 1;
+    sk.rttvar_us = Math.max(sk.mdev_us, TCP_RTO_MIN_US);
+    sk.mdev_max_us = sk.rttvar_us;
+    c.rttSeqIdx = c.nxt;
+    sk.rtt_seq = sk.snd_nxt;
+  }
+  sk.srtt_us = Math.max(1, srtt);
+}
+
+/** tcp_set_rto: srtt + rttvar (rttvar already at least rto_min), in jiffies, bounded by TCP_RTO_MAX. */
+function tcp_set_rto(c: TcpConn): void {
+  const sk = c.sk;
+  const HZ = c.host.clock.HZ;
+  const us = (sk.srtt_us >>> 3) + sk.rttvar_us;
+  sk.icsk_rto = Math.min(Math.ceil((us * HZ) / 1e6), TCP_RTO_MAX_S * HZ);
+}
+
+/** tcp_ack_update_rtt: prefer the ACK's own timing (Karn), fall back to the echoed timestamp. */
+function tcp_ack_update_rtt(
+  c: TcpConn,
+  flag: number,
+  seq_rtt_us: number,
+  sack_rtt_us: number,
+  ca_rtt_us: number,
+): void {
+  if (seq_rtt_us < 0) seq_rtt_us = sack_rtt_us;
+  if (seq_rtt_us < 0 && c.rcvTsecr && flag & FLAG_ACKED) {
+    const delta = (tcp_time_stamp_ms(c) - c.rcvTsecr) >>> 0;
+    if (delta < 0x7fffffff / 1000) {
+      seq_rtt_us = Math.max(1, delta) * 1000;
+      ca_rtt_us = seq_rtt_us;
+    }
+  }
+  c.rateSample.rtt_us = ca_rtt_us;
+  if (seq_rtt_us < 0) return;
+  if (ca_rtt_us >= 0 && (c.minRttUs === 0 || ca_rtt_us < c.minRttUs)) c.minRttUs = Math.max(1, ca_rtt_us);
+  tcp_rtt_estimator(c, seq_rtt_us);
+  tcp_set_rto(c);
+  c.sk.icsk_backoff = 0;
+}
+
+/** tcp_clean_rtx_queue: drop cumulatively acked segments, take RTT samples, call pkts_acked. */
+function tcp_clean_rtx_queue(c: TcpConn, ack: number, st: AckState, prior_delivered_rs: () => number): number {
+  const sk = c.sk;
+  let flag = 0;
+  let pkts_acked = 0;
+  let first_ackt = -1;
+  let last_ackt = -1;
+  while (c.una < ack) {
+    const skb = c.rtx.shift()!;
+    c.una++;
+    const sacked = skb.sacked;
+    if (sacked & TCPCB_RETRANS) {
+      if (sacked & TCPCB_SACKED_RETRANS) sk.retrans_out = sk.retrans_out - 1;
+      flag |= FLAG_RETRANS_DATA_ACKED;
+    } else if (!(sacked & TCPCB_SACKED_ACKED)) {
+      last_ackt = skb.mstamp;
+      if (first_ackt < 0) first_ackt = last_ackt;
+      if (skb.idx < c.highSeqIdx) flag |= FLAG_ORIG_SACK_ACKED;
+    }
+    if (sacked & TCPCB_SACKED_ACKED) {
+      sk.sacked_out = sk.sacked_out - 1;
+    } else {
+      tcp_count_delivered(c, 1, st.ece);
+      tcp_rack_advance(c, skb, st.now);
+    }
+    if (sacked & TCPCB_LOST) sk.lost_out = sk.lost_out - 1;
+    tcp_rate_skb_delivered(c, skb);
+    sk.packets_out = sk.packets_out - 1;
+    sk.bytes_acked = sk.bytes_acked + sk.mss_cache;
+    pkts_acked++;
+    flag |= FLAG_DATA_ACKED;
+  }
+  c.syncSeq();
+  const seq_rtt_us = first_ackt >= 0 ? st.now - first_ackt : -1;
+  let ca_rtt_us = last_ackt >= 0 ? st.now - last_ackt : -1;
+  if (ca_rtt_us < 0 && st.sack_rtt_us >= 0) ca_rtt_us = st.sack_rtt_us;
+  tcp_ack_update_rtt(c, flag, seq_rtt_us, st.sack_rtt_us, ca_rtt_us);
+  if (flag & FLAG_ACKED) tcp_rearm_rto(c);
+  const ops = sk.icsk_ca_ops;
+  if (ops.pkts_acked) {
+    const s = c.ackSample;
+    s.pkts_acked = pkts_acked;
+    s.rtt_us = c.rateSample.rtt_us;
+    s.in_flight = (sk.mss_cache * (sk.delivered - prior_delivered_rs())) >>> 0;
+    ops.pkts_acked(sk, s);
+  }
+  return flag;
+}
+
+/** tcp_current_ssthresh */
+function tcp_current_ssthresh(c: TcpConn): number {
+  const sk = c.sk;
+  if (tcp_in_cwnd_reduction(c)) return sk.snd_ssthresh;
+  return Math.max(sk.snd_ssthresh, (sk.snd_cwnd >>> 1) + (sk.snd_cwnd >>> 2));
+}
+
+function setHighSeq(c: TcpConn): void {
+  c.highSeqIdx = c.nxt;
+  c.sk.high_seq = c.sk.snd_nxt;
+}
+
+/** tcp_init_undo */
+function tcp_init_undo(c: TcpConn): void {
+  c.undoMarkerIdx = c.una;
+  c.sk.undo_marker = c.sk.snd_una;
+  c.sk.undo_retrans = c.sk.retrans_out || -1;
+}
+
+/** tcp_init_cwnd_reduction: ask the CA for ssthresh, start PRR, queue CWR. */
+export function tcp_init_cwnd_reduction(c: TcpConn): void {
+  const sk = c.sk;
+  setHighSeq(c);
+  sk.snd_cwnd_cnt = 0;
+  sk.prior_cwnd = sk.snd_cwnd;
+  sk.prr_delivered = 0;
+  sk.prr_out = 0;
+  sk.snd_ssthresh = sk.icsk_ca_ops.ssthresh!(sk);
+  if (sk.ecn_flags & TCP_ECN_OK) sk.ecn_flags = sk.ecn_flags | TCP_ECN_QUEUE_CWR;
+}
+
+/** tcp_cwnd_reduction: Proportional Rate Reduction (RFC 6937). */
+function tcp_cwnd_reduction(c: TcpConn, newly_acked_sacked: number, newly_lost: number, flag: number): void {
+  const sk = c.sk;
+  if (newly_acked_sacked <= 0 || !sk.prior_cwnd) return;
+  const delta = sk.snd_ssthresh - c.inFlight();
+  let sndcnt: number;
+  sk.prr_delivered = sk.prr_delivered + newly_acked_sacked;
+  if (delta < 0) {
+    const dividend = sk.snd_ssthresh * sk.prr_delivered + sk.prior_cwnd - 1;
+    sndcnt = Math.floor(dividend / sk.prior_cwnd) - sk.prr_out;
+  } else {
+    sndcnt = Math.max(sk.prr_delivered - sk.prr_out, newly_acked_sacked);
+    if (flag & FLAG_SND_UNA_ADVANCED && !newly_lost) sndcnt++;
+    sndcnt = Math.min(delta, sndcnt);
+  }
+  // Force a fast retransmit upon entering fast recovery
+  sndcnt = Math.max(sndcnt, sk.prr_out ? 0 : 1);
+  sk.snd_cwnd = c.inFlight() + sndcnt;
+}
+
+/** tcp_end_cwnd_reduction: cwnd = ssthresh unless undone, then COMPLETE_CWR. */
+function tcp_end_cwnd_reduction(c: TcpConn): void {
+  const sk = c.sk;
+  if (sk.icsk_ca_ops.cong_control) return;
+  if (sk.snd_ssthresh < TCP_INFINITE_SSTHRESH && (sk.icsk_ca_state === TCP_CA_CWR || c.undoMarkerIdx >= 0)) {
+    sk.snd_cwnd = sk.snd_ssthresh;
+    sk.snd_cwnd_stamp = c.jiffies32();
+  }
+  tcp_ca_event(sk, CA_EVENT_COMPLETE_CWR);
+}
+
+/** tcp_enter_cwr: ECE outside recovery. */
+export function tcp_enter_cwr(c: TcpConn): void {
+  const sk = c.sk;
+  sk.prior_ssthresh = 0;
+  if (sk.icsk_ca_state < TCP_CA_CWR) {
+    c.undoMarkerIdx = -1;
+    sk.undo_marker = 0;
+    tcp_init_cwnd_reduction(c);
+    tcp_set_ca_state(sk, TCP_CA_CWR);
+  }
+}
+
+function tcp_any_retrans_done(c: TcpConn): boolean {
+  if (c.sk.retrans_out) return true;
+  const head = c.rtx[0];
+  return head !== undefined && (head.sacked & TCPCB_EVER_RETRANS) !== 0;
+}
+
+/** tcp_undo_cwnd_reduction: the CA's undo_cwnd restores cwnd; ssthresh goes back up. */
+function tcp_undo_cwnd_reduction(c: TcpConn, unmark_loss: boolean): void {
+  const sk = c.sk;
+  if (unmark_loss) {
+    for (const skb of c.rtx) skb.sacked &= ~TCPCB_LOST;
+    sk.lost_out = 0;
+  }
+  if (sk.prior_ssthresh) {
+    sk.snd_cwnd = sk.icsk_ca_ops.undo_cwnd!(sk);
+    if (sk.prior_ssthresh > sk.snd_ssthresh) {
+      sk.snd_ssthresh = sk.prior_ssthresh;
+      sk.ecn_flags = sk.ecn_flags & ~TCP_ECN_QUEUE_CWR; // tcp_ecn_withdraw_cwr
+    }
+  }
+  sk.snd_cwnd_stamp = c.jiffies32();
+  c.undoMarkerIdx = -1;
+  sk.undo_marker = 0;
+  c.undos++;
+}
+
+/** tcp_packet_delayed: the ACK echoes a timestamp older than our first retransmission. */
+function tcp_packet_delayed(c: TcpConn): boolean {
+  const rs = c.sk.retrans_stamp;
+  return rs !== 0 && c.rcvTsecr !== 0 && ((c.rcvTsecr - rs) | 0) < 0;
+}
+
+function tcp_may_undo(c: TcpConn): boolean {
+  return c.undoMarkerIdx >= 0 && (!c.sk.undo_retrans || tcp_packet_delayed(c));
+}
+
+/** tcp_try_undo_recovery; returns true to hold the state. */
+function tcp_try_undo_recovery(c: TcpConn): boolean {
+  if (tcp_may_undo(c)) tcp_undo_cwnd_reduction(c, false);
+  tcp_set_ca_state(c.sk, TCP_CA_Open);
+  c.sk.is_sack_reneg = 0;
+  return false;
+}
+
+function tcp_try_undo_dsack(c: TcpConn): boolean {
+  if (c.undoMarkerIdx >= 0 && !c.sk.undo_retrans) {
+    tcp_undo_cwnd_reduction(c, false);
+    return true;
+  }
+  return false;
+}
+
+function tcp_try_undo_loss(c: TcpConn): boolean {
+  if (!tcp_may_undo(c)) return false;
+  tcp_undo_cwnd_reduction(c, true);
+  c.sk.icsk_retransmits = 0;
+  tcp_set_ca_state(c.sk, TCP_CA_Open);
+  c.sk.is_sack_reneg = 0;
+  return true;
+}
+
+function tcp_try_keep_open(c: TcpConn): void {
+  const sk = c.sk;
+  let state = TCP_CA_Open;
+  if (sk.sacked_out + sk.lost_out || tcp_any_retrans_done(c)) state = TCP_CA_Disorder;
+  if (sk.icsk_ca_state !== state) {
+    tcp_set_ca_state(sk, state);
+    setHighSeq(c);
+  }
+}
+
+function tcp_try_to_open(c: TcpConn, flag: number): void {
+  if (!tcp_any_retrans_done(c)) c.sk.retrans_stamp = 0;
+  if (flag & FLAG_ECE) tcp_enter_cwr(c);
+  if (c.sk.icsk_ca_state !== TCP_CA_CWR) tcp_try_keep_open(c);
+}
+
+/** tcp_enter_recovery */
+function tcp_enter_recovery(c: TcpConn, ece_ack: boolean): void {
+  const sk = c.sk;
+  sk.prior_ssthresh = 0;
+  tcp_init_undo(c);
+  if (!tcp_in_cwnd_reduction(c)) {
+    if (!ece_ack) sk.prior_ssthresh = tcp_current_ssthresh(c);
+    tcp_init_cwnd_reduction(c);
+  }
+  tcp_set_ca_state(sk, TCP_CA_Recovery);
+}
+
+/** tcp_fastretrans_alert: the congestion state machine, on "dubious" ACKs. */
+function tcp_fastretrans_alert(c: TcpConn, flag: number): void {
+  const sk = c.sk;
+  const ece_ack = (flag & FLAG_ECE) !== 0;
+  if (ece_ack) sk.prior_ssthresh = 0;
+
+  // D. State exit once high_seq is acked.
+  if (sk.icsk_ca_state === TCP_CA_Open) {
+    sk.retrans_stamp = 0;
+  } else if (c.una >= c.highSeqIdx) {
+    if (sk.icsk_ca_state === TCP_CA_CWR) {
+      if (c.una !== c.highSeqIdx) {
+        tcp_end_cwnd_reduction(c);
+        tcp_set_ca_state(sk, TCP_CA_Open);
+      }
+    } else if (sk.icsk_ca_state === TCP_CA_Recovery) {
+      if (tcp_try_undo_recovery(c)) return;
+      tcp_end_cwnd_reduction(c);
+    }
+  }
+
+  // E. Process state.
+  switch (sk.icsk_ca_state) {
+    case TCP_CA_Recovery:
+      if (tcp_try_undo_dsack(c)) tcp_try_to_open(c, flag);
+      tcp_identify_packet_loss(c);
+      if (sk.icsk_ca_state !== TCP_CA_Recovery) {
+        if (!sk.lost_out) return;
+        tcp_enter_recovery(c, ece_ack);
+      }
+      return;
+    case TCP_CA_Loss: {
+      const recovered = c.una >= c.highSeqIdx;
+      if (flag & FLAG_SND_UNA_ADVANCED && tcp_try_undo_loss(c)) return;
+      if (recovered) {
+        tcp_try_undo_recovery(c);
+        return;
+      }
+      tcp_identify_packet_loss(c);
+      return;
+    }
+    default:
+      if (sk.icsk_ca_state <= TCP_CA_Disorder) tcp_try_undo_dsack(c);
+      tcp_identify_packet_loss(c);
+      if (!sk.lost_out) {
+        tcp_try_to_open(c, flag);
+        return;
+      }
+      tcp_enter_recovery(c, ece_ack);
+  }
+}
+
+/** tcp_update_pacing_rate: 200% of cwnd/srtt in slow start, 120% after. */
+function tcp_update_pacing_rate(c: TcpConn): void {
+  const sk = c.sk;
+  let rate = sk.mss_cache * ((1e6 / 100) << 3);
+  rate *= sk.snd_cwnd < sk.snd_ssthresh / 2 ? 200 : 120;
+  rate *= Math.max(sk.snd_cwnd, sk.packets_out);
+  if (sk.srtt_us) rate = Math.floor(rate / sk.srtt_us);
+  sk.sk_pacing_rate = Math.min(rate, sk.sk_max_pacing_rate);
+}
+
+/** tcp_rate_gen: finish the rate sample for this ACK. */
+function tcp_rate_gen(c: TcpConn, delivered: number, lost: number): void {
+  const sk = c.sk;
+  const rs = c.rateSample;
+  if (sk.app_limited && ((sk.delivered - sk.app_limited) | 0) > 0) sk.app_limited = 0;
+  if (delivered) sk.delivered_mstamp = sk.tcp_mstamp;
+  rs.acked_sacked = delivered;
+  rs.losses = lost;
+  if (!rs.prior_mstamp) {
+    rs.delivered = -1;
+    rs.interval_us = -1;
+    return;
+  }
+  rs.delivered = sk.delivered - rs.prior_delivered;
+  rs.delivered_ce = sk.delivered_ce - rs.prior_delivered_ce;
+  const snd_us = rs.interval_us;
+  const ack_us = sk.tcp_mstamp - rs.prior_mstamp;
+  rs.interval_us = Math.max(snd_us, ack_us);
+  rs.snd_interval_us = snd_us;
+  rs.rcv_interval_us = ack_us;
+  if (rs.interval_us < c.minRttUs) {
+    rs.interval_us = -1;
+    return;
+  }
+  if (!rs.is_app_limited || rs.delivered * sk.rate_interval_us >= sk.rate_delivered * rs.interval_us) {
+    sk.rate_delivered = rs.delivered;
+    sk.rate_interval_us = rs.interval_us;
+  }
+}
+
+/** tcp_cong_control: a CA with cong_control owns cwnd; otherwise PRR in reduction or cong_avoid. */
+function tcp_cong_control(c: TcpConn, ack: number, acked_sacked: number, flag: number): void {
+  const sk = c.sk;
+  const ops = sk.icsk_ca_ops;
+  if (ops.cong_control) {
+    ops.cong_control(sk, ack, flag, c.rateSample);
+    return;
+  }
+  if (tcp_in_cwnd_reduction(c)) {
+    tcp_cwnd_reduction(c, acked_sacked, c.rateSample.losses, flag);
+  } else if (flag & FLAG_DATA_ACKED) {
+    // tcp_may_raise_cwnd (no reordering seen) then tcp_cong_avoid
+    ops.cong_avoid!(sk, ack, acked_sacked);
+    sk.snd_cwnd_stamp = c.jiffies32();
+  }
+  tcp_update_pacing_rate(c);
+}
+
+/** tcp_ack: process one incoming ACK, then transmit what the window allows. */
+export function tcp_ack(c: TcpConn, a: TcpAck): void {
+  const sk = c.sk;
+  if (a.ack > c.nxt) return; // acks something we never sent
+  const ack = Math.max(a.ack, c.una);
+  const now = c.mstampRefresh();
+  const prior_delivered = sk.delivered;
+  const prior_lost = sk.lost;
+  const rs = c.rateSample;
+  rs.prior_delivered = 0;
+  rs.prior_delivered_ce = 0;
+  rs.prior_mstamp = 0;
+  rs.interval_us = 0;
+  rs.rtt_us = -1;
+  rs.is_app_limited = 0;
+  rs.prior_in_flight = c.inFlight();
+  c.rcvTsecr = a.tsecr;
+
+  let flag = 0;
+  if (ack > c.una) flag |= FLAG_SND_UNA_ADVANCED;
+  const ece = a.ece && (sk.ecn_flags & TCP_ECN_OK) !== 0;
+  if (a.sack.length || a.dsack || ece || ack === c.una) flag |= FLAG_SLOWPATH;
+  if (ece) flag |= FLAG_ECE;
+  if (!sk.packets_out) return;
+
+  const st: AckState = { now, ece, sack_rtt_us: -1, lastSackt: 0 };
+  if (a.sack.length || a.dsack) flag |= tcp_sacktag_write_queue(c, a, st);
+
+  // tcp_in_ack_event
+  if (sk.icsk_ca_ops.in_ack_event) {
+    let ev = 0;
+    if (flag & FLAG_WIN_UPDATE) ev |= CA_ACK_WIN_UPDATE;
+    if (flag & FLAG_SLOWPATH) {
+      ev |= CA_ACK_SLOWPATH;
+      if (flag & FLAG_ECE) ev |= CA_ACK_ECE;
+    }
+    sk.icsk_ca_ops.in_ack_event(sk, ev);
+  }
+
+  flag |= tcp_clean_rtx_queue(c, ack, st, () => rs.prior_delivered);
+
+  if (!(flag & FLAG_NOT_DUP) || flag & FLAG_CA_ALERT || sk.icsk_ca_state !== TCP_CA_Open) {
+    tcp_fastretrans_alert(c, flag);
+  }
+
+  const delivered = sk.delivered - prior_delivered;
+  tcp_rate_gen(c, delivered, sk.lost - prior_lost);
+  tcp_cong_control(c, sk.snd_una, delivered, flag);
+  tcp_write_xmit(c);
+}
+
+/** tcp_enter_loss: the RTO fired. */
+export function tcp_enter_loss(c: TcpConn): void {
+  const sk = c.sk;
+  // Reduce ssthresh if it has not yet been made inside this window.
+  if (
+    sk.icsk_ca_state <= TCP_CA_Disorder ||
+    c.una >= c.highSeqIdx ||
+    (sk.icsk_ca_state === TCP_CA_Loss && !sk.icsk_retransmits)
+  ) {
+    sk.prior_ssthresh = tcp_current_ssthresh(c);
+    sk.prior_cwnd = sk.snd_cwnd;
+    sk.snd_ssthresh = sk.icsk_ca_ops.ssthresh!(sk);
+    tcp_ca_event(sk, 3 /* CA_EVENT_LOSS */);
+    tcp_init_undo(c);
+  }
+  // tcp_timeout_mark_lost
+  for (const skb of c.rtx) tcp_mark_skb_lost(c, skb);
+  sk.snd_cwnd = c.inFlight() + 1;
+  sk.snd_cwnd_cnt = 0;
+  sk.snd_cwnd_stamp = c.jiffies32();
+  tcp_set_ca_state(sk, TCP_CA_Loss);
+  setHighSeq(c);
+  if (sk.ecn_flags & TCP_ECN_OK) sk.ecn_flags = sk.ecn_flags | TCP_ECN_QUEUE_CWR;
+}

@@ -1,0 +1,22 @@
+/**
+ * The retransmission timer (net/ipv4/tcp_timer.c tcp_retransmit_timer): enter Loss, retransmit the head,
+ * back off the RTO exponentially.
+ */
+
+import { TCP_RTO_MAX_S, type TcpConn } from "./tcp.js";
+import { tcp_enter_loss } from "./tcp_input.js";
+import { tcp_rearm_rto, tcp_retransmit_skb, tcp_write_xmit } from "./tcp_output.js";
+
+export function tcp_retransmit_timer(c: TcpConn): void {
+  const sk = c.sk;
+  if (c.closed || !sk.packets_out || c.rtx.length === 0) return;
+  c.mstampRefresh();
+  c.rtoCount++;
+  tcp_enter_loss(c);
+  sk.icsk_retransmits = sk.icsk_retransmits + 1;
+  tcp_retransmit_skb(c, c.rtx[0]!);
+  sk.icsk_backoff = sk.icsk_backoff + 1;
+  sk.icsk_rto = Math.min(sk.icsk_rto * 2, TCP_RTO_MAX_S * c.host.clock.HZ);
+  tcp_rearm_rto(c);
+  tcp_write_xmit(c);
+}
