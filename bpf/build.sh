@@ -45,6 +45,14 @@ mkdir -p "$ROOT/test/fixtures/elf"
 "$STRIP" -g "$ROOT/test/fixtures/elf/dummy_ops.bpfeb.o"
 echo "  BPF  test/fixtures/elf/dummy_ops.bpfeb.o"
 
+# The loader's error fixtures: small objects with local types only.
+for name in bad_sec bad_st_ops_prog bad_st_ops_nonfunc st_ops_shadow; do
+	(cd "$ROOT/test/fixtures/elf" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
+		-fdebug-prefix-map="$ROOT/test/fixtures/elf"=. -c "$name.bpf.c" -o "$name.bpf.o")
+	"$STRIP" -g "$ROOT/test/fixtures/elf/$name.bpf.o"
+	echo "  BPF  test/fixtures/elf/$name.bpf.o"
+done
+
 # Variant 2 (activates by itself): the simulated kernel's types. It needs the structops CLI
 # to dump the simulated kernel's own BTF as C; until it can, this variant is skipped.
 SIM_DUMP=(node "$ROOT/dist/src/cli/main.js" btf dump kernel format c)

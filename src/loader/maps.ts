@@ -1,0 +1,289 @@
+/**
+ * struct bpf_map of libbpf and the two ways open creates maps from an object:
+ * BTF-defined maps in `.maps` (parse_btf_map_def: an anonymous struct whose members
+ * encode the definition: `__uint(x, N)` is a pointer to an array of N elements,
+ * `__type(x, T)` a pointer to T) and internal maps for global data (`.data`, `.rodata`,
+ * `.bss`, `.kconfig`), each a one-element ARRAY whose value is the section.
+ */
+import type { Btf } from "../btf/btf.js";
+import type { BtfType } from "../btf/types.js";
+import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, BPF_OBJ_NAME_LEN, bpf_map_type } from "../uapi/bpf.js";
+import {
+  BTF_KIND_ARRAY,
+  BTF_KIND_DATASEC,
+  BTF_KIND_NAMES,
+  BTF_KIND_PTR,
+  BTF_KIND_STRUCT,
+  BTF_KIND_VAR,
+  BTF_VAR_GLOBAL_ALLOCATED,
+  BTF_VAR_STATIC,
+} from "../uapi/btf.js";
+import { BpfError, EBUSY, EINVAL, ENOTSUP } from "../uapi/errno.js";
+import { resolveSize, skipModsAndTypedefs } from "./btf_helpers.js";
+import type { BpfStructOps } from "./struct_ops.js";
+
+/** enum libbpf_map_type. */
+export const LIBBPF_MAP_UNSPEC = 0;
+export const LIBBPF_MAP_DATA = 1;
+export const LIBBPF_MAP_BSS = 2;
+export const LIBBPF_MAP_RODATA = 3;
+export const LIBBPF_MAP_KCONFIG = 4;
+
+export interface BpfMapDef {
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  mapFlags: number;
+  numaNode: number;
+  mapExtra: bigint;
+  pinning: number;
+}
+
+export class BpfMap {
+  name: string;
+  /** ELF section name for internal maps (`.rodata`), which `name` truncates. */
+  realName?: string;
+  readonly secIdx: number;
+  readonly secOffset: number;
+  readonly libbpfType: number;
+  readonly def: BpfMapDef;
+  btfKeyTypeId = 0;
+  btfValueTypeId = 0;
+  btfVmlinuxValueTypeId = 0;
+  autocreate = true;
+  autoattach = false;
+  /** Initial contents of internal maps (libbpf's mmaped buffer). */
+  mmaped?: Uint8Array;
+  /** The struct_ops state of a BPF_MAP_TYPE_STRUCT_OPS map (the shadow). */
+  structOps?: BpfStructOps;
+  fd = -1;
+  loaded = false;
+
+  constructor(name: string, secIdx: number, secOffset: number, libbpfType: number, def: Partial<BpfMapDef>) {
+    this.name = name;
+    this.secIdx = secIdx;
+    this.secOffset = secOffset;
+    this.libbpfType = libbpfType;
+    this.def = {
+      type: 0,
+      keySize: 0,
+      valueSize: 0,
+      maxEntries: 0,
+      mapFlags: 0,
+      numaNode: 0,
+      mapExtra: 0n,
+      pinning: 0,
+      ...def,
+    };
+  }
+
+  get type(): number {
+    return this.def.type;
+  }
+  get keySize(): number {
+    return this.def.keySize;
+  }
+  get valueSize(): number {
+    return this.def.valueSize;
+  }
+  get maxEntries(): number {
+    return this.def.maxEntries;
+  }
+  get flags(): number {
+    return this.def.mapFlags;
+  }
+  get isInternal(): boolean {
+    return this.libbpfType !== LIBBPF_MAP_UNSPEC;
+  }
+
+  /** bpf_map__initial_value: the global-data buffer, or a struct_ops map's shadow bytes. */
+  initialValue(): Uint8Array | undefined {
+    return this.structOps ? this.structOps.data : this.mmaped;
+  }
+
+  /** bpf_map__set_initial_value: internal maps only, same size, before load. */
+  setInitialValue(bytes: Uint8Array): void {
+    if (this.loaded) throw new BpfError(EBUSY, `map '${this.name}': already created`, { map: this.name });
+    if (!this.mmaped || bytes.length !== this.def.valueSize) {
+      throw new BpfError(EINVAL, `map '${this.name}': no initial value of ${bytes.length} bytes to set`, {
+        map: this.name,
+      });
+    }
+    this.mmaped.set(bytes);
+  }
+
+  /** bpf_map__set_autocreate: -EBUSY once loaded. */
+  setAutocreate(autocreate: boolean): void {
+    if (this.loaded) throw new BpfError(EBUSY, `map '${this.name}': cannot change autocreate after load`);
+    this.autocreate = autocreate;
+  }
+
+  /** bpf_map__set_autoattach: struct_ops maps only. */
+  setAutoattach(autoattach: boolean): void {
+    if (!this.structOps) throw new BpfError(EINVAL, `map '${this.name}': autoattach is for struct_ops maps`);
+    this.autoattach = autoattach;
+  }
+
+  setMaxEntries(n: number): void {
+    if (this.loaded) throw new BpfError(EBUSY, `map '${this.name}': already created`);
+    this.def.maxEntries = n;
+  }
+}
+
+function kindName(t: BtfType): string {
+  return BTF_KIND_NAMES[t.kind] ?? `kind ${t.kind}`;
+}
+
+/** get_map_field_int: `__uint(name, N)` is PTR -> ARRAY[N]. */
+function mapFieldInt(btf: Btf, mapName: string, attr: string, typeId: number): number {
+  const t = skipModsAndTypedefs(btf, typeId).t;
+  if (t.kind !== BTF_KIND_PTR) {
+    throw new BpfError(EINVAL, `map '${mapName}': attr '${attr}': expected PTR, got ${kindName(t)}.`, { map: mapName });
+  }
+  const arr = btf.typeById(t.type);
+  if (arr.kind !== BTF_KIND_ARRAY) {
+    throw new BpfError(EINVAL, `map '${mapName}': attr '${attr}': expected ARRAY, got ${kindName(arr)}.`, {
+      map: mapName,
+    });
+  }
+  return arr.nelems;
+}
+
+function typeSpec(btf: Btf, mapName: string, what: "key" | "value", typeId: number): { id: number; size: number } {
+  const t = skipModsAndTypedefs(btf, typeId).t;
+  if (t.kind !== BTF_KIND_PTR) {
+    throw new BpfError(EINVAL, `map '${mapName}': ${what} spec is not PTR: ${kindName(t)}.`, { map: mapName });
+  }
+  let size: number;
+  try {
+    size = resolveSize(btf, t.type);
+  } catch (e) {
+    const err = e instanceof BpfError ? e.errno : EINVAL;
+    throw new BpfError(err, `map '${mapName}': can't determine ${what} size for type [${t.type}]: -${err}.`, {
+      map: mapName,
+    });
+  }
+  return { id: t.type, size };
+}
+
+/** parse_btf_map_def + bpf_object__init_user_btf_map for one VAR of `.maps`. */
+export function parseBtfMapDef(btf: Btf, varId: number, secIdx: number, offset: number, varSize: number): BpfMap {
+  const v = btf.typeById(varId);
+  if (v.kind !== BTF_KIND_VAR) {
+    throw new BpfError(EINVAL, `map #${varId}: unexpected var kind ${kindName(v)}.`);
+  }
+  const mapName = v.name;
+  if (v.linkage !== BTF_VAR_GLOBAL_ALLOCATED && v.linkage !== BTF_VAR_STATIC) {
+    throw new BpfError(ENOTSUP, `map '${mapName}': unsupported map linkage ${v.linkage}.`, { map: mapName });
+  }
+  const def = skipModsAndTypedefs(btf, v.type).t;
+  if (def.kind !== BTF_KIND_STRUCT) {
+    throw new BpfError(EINVAL, `map '${mapName}': unexpected def kind ${kindName(def)}.`, { map: mapName });
+  }
+  if (varSize < def.size) throw new BpfError(EINVAL, `map '${mapName}': invalid def size.`, { map: mapName });
+
+  const map = new BpfMap(mapName, secIdx, offset, LIBBPF_MAP_UNSPEC, {});
+  const conflict = (what: string, a: number, b: number) =>
+    new BpfError(EINVAL, `map '${mapName}': conflicting ${what} size ${a} != ${b}.`, { map: mapName });
+  for (const m of def.members) {
+    switch (m.name) {
+      case "type":
+        map.def.type = mapFieldInt(btf, mapName, m.name, m.type);
+        break;
+      case "max_entries":
+        map.def.maxEntries = mapFieldInt(btf, mapName, m.name, m.type);
+        break;
+      case "map_flags":
+        map.def.mapFlags = mapFieldInt(btf, mapName, m.name, m.type);
+        break;
+      case "numa_node":
+        map.def.numaNode = mapFieldInt(btf, mapName, m.name, m.type);
+        break;
+      case "map_extra":
+        map.def.mapExtra = BigInt(mapFieldInt(btf, mapName, m.name, m.type));
+        break;
+      case "pinning": {
+        const p = mapFieldInt(btf, mapName, m.name, m.type);
+        if (p > 1) throw new BpfError(EINVAL, `map '${mapName}': invalid pinning value ${p}.`, { map: mapName });
+        map.def.pinning = p;
+        break;
+      }
+      case "key_size":
+      case "value_size": {
+        const sz = mapFieldInt(btf, mapName, m.name, m.type);
+        const which = m.name === "key_size" ? "keySize" : "valueSize";
+        if (map.def[which] && map.def[which] !== sz)
+          throw conflict(m.name === "key_size" ? "key" : "value", map.def[which], sz);
+        map.def[which] = sz;
+        break;
+      }
+      case "key":
+      case "value": {
+        const spec = typeSpec(btf, mapName, m.name, m.type);
+        const which = m.name === "key" ? "keySize" : "valueSize";
+        if (map.def[which] && map.def[which] !== spec.size) throw conflict(m.name, map.def[which], spec.size);
+        map.def[which] = spec.size;
+        if (m.name === "key") map.btfKeyTypeId = spec.id;
+        else map.btfValueTypeId = spec.id;
+        break;
+      }
+      default:
+        // libbpf 1.0 is strict about unknown fields (inner maps and `values` included here).
+        throw new BpfError(ENOTSUP, `map '${mapName}': unknown field '${m.name}'.`, { map: mapName });
+    }
+  }
+  if (map.def.type === 0) {
+    throw new BpfError(EINVAL, `map '${mapName}': map type isn't specified.`, { map: mapName });
+  }
+  return map;
+}
+
+/** internal_map_name: `<obj prefix><section>`, at most 15 characters, as libbpf composes it. */
+export function internalMapName(objName: string, realName: string): string {
+  let sfxLen = Math.max(7, realName.length);
+  if (sfxLen >= BPF_OBJ_NAME_LEN) sfxLen = BPF_OBJ_NAME_LEN - 1;
+  // Custom `.data.foo`/`.rodata.foo` sections keep their own name, with no object prefix.
+  const pfxLen = realName.indexOf(".", 1) >= 0 ? 0 : Math.min(BPF_OBJ_NAME_LEN - sfxLen - 1, objName.length);
+  const name = (objName.slice(0, pfxLen) + realName.slice(0, sfxLen)).slice(0, BPF_OBJ_NAME_LEN - 1);
+  return name.replace(/[^A-Za-z0-9_.]/g, "_");
+}
+
+/** bpf_object__init_internal_map: a one-element ARRAY holding a data section. */
+export function initInternalMap(
+  btf: Btf | undefined,
+  objName: string,
+  type: number,
+  realName: string,
+  secIdx: number,
+  data: Uint8Array | undefined,
+  size: number,
+): BpfMap {
+  const map = new BpfMap(internalMapName(objName, realName), secIdx, 0, type, {
+    type: bpf_map_type.BPF_MAP_TYPE_ARRAY,
+    keySize: 4,
+    valueSize: size,
+    maxEntries: 1,
+    mapFlags: type === LIBBPF_MAP_RODATA || type === LIBBPF_MAP_KCONFIG ? BPF_F_RDONLY_PROG : 0,
+  });
+  map.realName = realName;
+  // map_fill_btf_type_info: the value type is the section's DATASEC (absent for e.g. .rodata.str1.1).
+  const ds = btf ? btf.findByNameKind(realName, BTF_KIND_DATASEC) : -1;
+  if (btf && ds > 0) {
+    map.btfValueTypeId = ds;
+    // map_is_mmapable: some variable is visible to userspace (not static).
+    const sec = btf.typeById(ds);
+    if (
+      sec.kind === BTF_KIND_DATASEC &&
+      sec.vars.some((v) => {
+        const vt = btf.typeById(v.type);
+        return vt.kind === BTF_KIND_VAR && vt.linkage !== BTF_VAR_STATIC;
+      })
+    ) {
+      map.def.mapFlags |= BPF_F_MMAPABLE;
+    }
+  }
+  map.mmaped = new Uint8Array(size);
+  if (data) map.mmaped.set(data.subarray(0, size));
+  return map;
+}

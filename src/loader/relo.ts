@@ -1,0 +1,141 @@
+/**
+ * Program relocations, recorded symbolically at open (libbpf bpf_program__record_reloc)
+ * and resolved at load: map and global-data references, externs (kconfig/ksym variables and
+ * kfunc calls) and BPF-to-BPF calls.
+ */
+
+import type { ElfFile, ElfSymbol } from "../elf/elf.js";
+import { SHN_LORESERVE, SHN_UNDEF, STT_FUNC, STT_SECTION } from "../elf/elf_consts.js";
+import { isLdImm64 } from "../isa/insn.js";
+import { BPF_CALL, BPF_JMP } from "../isa/opcodes.js";
+import { BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC } from "../uapi/bpf.js";
+import { BpfError, LIBBPF_ERRNO__RELOC } from "../uapi/errno.js";
+import type { BpfExtern } from "./externs.js";
+import type { BpfMap } from "./maps.js";
+import { LIBBPF_MAP_UNSPEC } from "./maps.js";
+import type { BpfProgram } from "./program.js";
+
+export type RelocType =
+  /** ld_imm64 of a `.maps` map: becomes BPF_PSEUDO_MAP_FD. */
+  | "ld64"
+  /** ld_imm64 of global data: BPF_PSEUDO_MAP_VALUE with the offset in the second imm. */
+  | "data"
+  /** ld_imm64 of a kconfig or ksym variable extern. */
+  | "extern_ld64"
+  /** call of a kfunc extern: BPF_PSEUDO_KFUNC_CALL with the kernel BTF id. */
+  | "extern_call"
+  /** BPF-to-BPF call into .text. */
+  | "call"
+  /** ld_imm64 of a subprogram's address (BPF_PSEUDO_FUNC). */
+  | "subprog_addr";
+
+export interface RelocDesc {
+  type: RelocType;
+  /** Instruction index relative to the program's first instruction. */
+  insnIdx: number;
+  /** Index into obj.maps for ld64/data. */
+  mapIdx?: number;
+  /** Symbol value: offset into the map value (data) or into .text (call). */
+  symOff?: number;
+  /** Index into obj.externs. */
+  extIdx?: number;
+  /** The symbol's name, for messages. */
+  symName: string;
+}
+
+function relocErr(message: string, prog: BpfProgram, insn?: number): BpfError {
+  return new BpfError(LIBBPF_ERRNO__RELOC, message, { prog: prog.name, ...(insn === undefined ? {} : { insn }) });
+}
+
+/** Context bpf_program__record_reloc needs from the object. */
+export interface RecordRelocCtx {
+  elf: ElfFile;
+  textShndx: number;
+  mapsShndx: number;
+  maps: readonly BpfMap[];
+  externs: readonly BpfExtern[];
+  /** libbpf map type of a data section index (LIBBPF_MAP_UNSPEC when not a data section). */
+  sectionMapType(shndx: number): number;
+}
+
+export function symIsExtern(sym: ElfSymbol): boolean {
+  return sym.shndx === SHN_UNDEF && (sym.bind === 1 || sym.bind === 2) && sym.type === 0;
+}
+
+/** bpf_program__record_reloc: classify one relocation against instruction `insnIdx` of `prog`. */
+export function recordReloc(
+  ctx: RecordRelocCtx,
+  prog: BpfProgram,
+  insnIdx: number,
+  symName: string,
+  sym: ElfSymbol,
+): RelocDesc {
+  const insn = prog.insns[insnIdx];
+  if (!insn) throw relocErr(`prog '${prog.name}': invalid relo against '${symName}' for insns[${insnIdx}]`, prog);
+  const isCall = insn.code === (BPF_JMP | BPF_CALL);
+  if (!isCall && !isLdImm64(insn)) {
+    throw relocErr(
+      `prog '${prog.name}': invalid relo against '${symName}' for insns[${insnIdx}].code 0x${insn.code.toString(16)}`,
+      prog,
+      insnIdx,
+    );
+  }
+  if (symIsExtern(sym)) {
+    const extIdx = ctx.externs.findIndex((e) => e.symIdx === sym.index);
+    if (extIdx < 0) {
+      throw relocErr(
+        `prog '${prog.name}': extern relo failed to find extern for '${symName}' (${sym.index})`,
+        prog,
+        insnIdx,
+      );
+    }
+    return { type: isCall ? "extern_call" : "extern_ld64", insnIdx, extIdx, symName };
+  }
+  if (isCall) {
+    if (insn.src !== BPF_PSEUDO_CALL) throw relocErr(`prog '${prog.name}': incorrect bpf_call opcode`, prog, insnIdx);
+    if (!sym.shndx || sym.shndx !== ctx.textShndx) {
+      const secName = ctx.elf.sections[sym.shndx]?.name ?? "";
+      throw relocErr(`prog '${prog.name}': bad call relo against '${symName}' in section '${secName}'`, prog, insnIdx);
+    }
+    if (sym.value % 8 !== 0) {
+      throw relocErr(`prog '${prog.name}': bad call relo against '${symName}' at offset ${sym.value}`, prog, insnIdx);
+    }
+    return { type: "call", insnIdx, symOff: sym.value, symName };
+  }
+  // A function address taken with ld_imm64 (callbacks): clang marks it BPF_PSEUDO_FUNC.
+  if (sym.shndx === ctx.textShndx && ctx.textShndx > 0 && (sym.type === STT_FUNC || sym.type === STT_SECTION)) {
+    if (insn.src === BPF_PSEUDO_FUNC || sym.type === STT_FUNC) {
+      return { type: "subprog_addr", insnIdx, symOff: sym.value, symName };
+    }
+  }
+  if (!sym.shndx || sym.shndx >= SHN_LORESERVE) {
+    throw relocErr(
+      `prog '${prog.name}': invalid relo against '${symName}' in special section 0x${sym.shndx.toString(16)}; forgot to initialize global var?..`,
+      prog,
+      insnIdx,
+    );
+  }
+  const type = ctx.sectionMapType(sym.shndx);
+  const secName = ctx.elf.sections[sym.shndx]?.name ?? "";
+  if (type === LIBBPF_MAP_UNSPEC) {
+    if (sym.shndx !== ctx.mapsShndx) {
+      throw relocErr(`prog '${prog.name}': bad map relo against '${symName}' in section '${secName}'`, prog, insnIdx);
+    }
+    const mapIdx = ctx.maps.findIndex(
+      (m) => m.libbpfType === LIBBPF_MAP_UNSPEC && m.secIdx === sym.shndx && m.secOffset === sym.value,
+    );
+    if (mapIdx < 0) {
+      throw relocErr(
+        `prog '${prog.name}': map relo failed to find map for section '${secName}', off ${sym.value}`,
+        prog,
+        insnIdx,
+      );
+    }
+    return { type: "ld64", insnIdx, mapIdx, symOff: 0, symName };
+  }
+  const mapIdx = ctx.maps.findIndex((m) => m.libbpfType === type && m.secIdx === sym.shndx);
+  if (mapIdx < 0) {
+    throw relocErr(`prog '${prog.name}': data relo failed to find map for section '${secName}'`, prog, insnIdx);
+  }
+  return { type: "data", insnIdx, mapIdx, symOff: sym.value, symName };
+}
