@@ -170,7 +170,7 @@ function dumpBtfTypeJson(w: JsonWriter, t: BtfType): void {
         w.stringField("name", anon(v.name));
         // bpftool passes btf_enum's __s32 val to jsonw_uint_field: unsigned values with bit 31
         // set come out sign-extended to 64 bits.
-        const val = t.kind === BTF_KIND_ENUM && !t.signed ? BigInt.asUintN(64, BigInt(v.val | 0)) : v.val;
+        const val = t.kind === BTF_KIND_ENUM && !t.signed ? BigInt.asUintN(64, BigInt((v.val as number) | 0)) : v.val;
         w.intField("val", val);
         w.endObject();
       }
