@@ -58,11 +58,11 @@ export function parseImm32(text: string): number {
   return Number(BigInt.asIntN(32, v));
 }
 
-/** A 16-bit offset: signed, or unsigned up to 0xffff. */
+/** A 16-bit offset, always signed: `+40000` is an error, not -25536. */
 export function parseOff16(text: string): number {
   const v = parseInteger(text);
   if (v === undefined) asmError(`invalid offset '${text}'`);
-  if (v < -(1n << 15n) || v > 0xffffn) asmError(`offset ${text} out of range for 16 bits`);
+  if (v < -(1n << 15n) || v >= 1n << 15n) asmError(`offset ${text} out of range for 16 bits`);
   return Number(BigInt.asIntN(16, v));
 }
 
