@@ -7,7 +7,6 @@
 import type { Btf } from "../btf/btf.js";
 import type { BtfComposite } from "../btf/types.js";
 import { bpf_attach_type, bpf_map_type } from "../uapi/bpf.js";
-import { BTF_INT_SIGNED, BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOTSUPP } from "../uapi/errno.js";
 import type { BpfProg } from "./bpf.js";
 import type { Kernel } from "./kernel.js";
@@ -19,7 +18,6 @@ import {
   bpfStructOpsFind,
   bpfStructOpsSupported,
   registerBpfStructOps as registerInBtf,
-  VALUE_PREFIX,
 } from "./struct_ops_desc.js";
 import { bpfStructOpsLinkCreate } from "./struct_ops_link.js";
 import { bpfStructOpsMapOps } from "./struct_ops_map.js";
@@ -130,76 +128,4 @@ export function registerBpfStructOps<K>(k: Kernel, stOps: BpfStructOps<K>, btf?:
   const desc = registerInBtf(btf === undefined ? k.btfVmlinux : btf, stOps as unknown as BpfStructOps<never>);
   if (!desc) throw new BpfError(EINVAL, `struct_ops ${stOps.name} was not registered`);
   return desc;
-}
-
-type BuilderLike = import("../btf/builder.js").BtfBuilder;
-
-/** The id of the type `name` of `kind` already in the builder (or its base), or -1. */
-export function builderFind(b: BuilderLike, name: string, kind: number): number {
-  if (b.base) {
-    const id = b.base.findByNameKind(name, kind);
-    if (id > 0) return id;
-  }
-  for (let id = b.nrTypes; id >= 1; id--) {
-    const t = b.typeById(id);
-    if (t.kind === kind && t.name === name) return id;
-  }
-  return -1;
-}
-
-function findOrAdd(b: BuilderLike, name: string, kind: number, add: () => number): number {
-  const id = builderFind(b, name, kind);
-  return id > 0 ? id : add();
-}
-
-/**
- * `struct bpf_struct_ops_common_value { refcount_t refcnt; enum bpf_struct_ops_state state; }`, as
- * include/linux/bpf.h has it (declared here unless the kernel core already did).
- */
-export function declareStructOpsCommonValue(b: BuilderLike): number {
-  return findOrAdd(b, "bpf_struct_ops_common_value", BTF_KIND_STRUCT, () => {
-    const int = findOrAdd(b, "int", BTF_KIND_INT, () => b.addInt("int", 4, BTF_INT_SIGNED));
-    const uint = findOrAdd(b, "unsigned int", BTF_KIND_INT, () => b.addInt("unsigned int", 4));
-    const atomic = findOrAdd(b, "atomic_t", BTF_KIND_TYPEDEF, () =>
-      b.addTypedef("atomic_t", b.addStructAuto("", [{ name: "counter", type: int }])),
-    );
-    const refcount = findOrAdd(b, "refcount_t", BTF_KIND_TYPEDEF, () =>
-      b.addTypedef("refcount_t", b.addStructAuto("refcount_struct", [{ name: "refs", type: atomic }])),
-    );
-    const state = findOrAdd(b, "bpf_struct_ops_state", BTF_KIND_ENUM, () =>
-      b.addEnum("bpf_struct_ops_state", 4, [
-        { name: "BPF_STRUCT_OPS_STATE_INIT", val: 0 },
-        { name: "BPF_STRUCT_OPS_STATE_INUSE", val: 1 },
-        { name: "BPF_STRUCT_OPS_STATE_TOBEFREE", val: 2 },
-        { name: "BPF_STRUCT_OPS_STATE_READY", val: 3 },
-      ]),
-    );
-    void uint;
-    return b.addStructAuto("bpf_struct_ops_common_value", [
-      { name: "refcnt", type: refcount },
-      { name: "state", type: state },
-    ]);
-  });
-}
-
-/** ____cacheline_aligned_in_smp on x86-64. */
-export const SMP_CACHE_BYTES = 64;
-
-/**
- * BTF_STRUCT_OPS_TYPE / register_bpf_struct_ops's type emission:
- * `struct bpf_struct_ops_<name> { struct bpf_struct_ops_common_value common; struct <name> data
- * ____cacheline_aligned_in_smp; }`. Call it from a subsystem's declareTypes after declaring
- * `struct <name>`. Returns the value type id.
- */
-export function declareStructOpsValueType(b: BuilderLike, name: string): number {
-  const typeId = builderFind(b, name, BTF_KIND_STRUCT);
-  if (typeId < 0) throw new BpfError(EINVAL, `struct ${name} must be declared before its struct_ops value type`);
-  const common = declareStructOpsCommonValue(b);
-  const size = (b.typeById(typeId) as BtfComposite).size;
-  const dataOff = SMP_CACHE_BYTES;
-  const total = Math.ceil((dataOff + size) / SMP_CACHE_BYTES) * SMP_CACHE_BYTES;
-  return b.addStruct(`${VALUE_PREFIX}${name}`, total, [
-    { name: "common", type: common, bitOffset: 0 },
-    { name: "data", type: typeId, bitOffset: dataOff * 8 },
-  ]);
 }

@@ -7,7 +7,15 @@
  */
 import type { Btf } from "../btf/btf.js";
 import type { BtfComposite, BtfFuncProto, BtfMember, BtfType } from "../btf/types.js";
-import { BTF_KIND_FUNC, BTF_KIND_FUNC_PROTO, BTF_KIND_STRUCT } from "../uapi/btf.js";
+import {
+  BTF_INT_SIGNED,
+  BTF_KIND_ENUM,
+  BTF_KIND_FUNC,
+  BTF_KIND_FUNC_PROTO,
+  BTF_KIND_INT,
+  BTF_KIND_STRUCT,
+  BTF_KIND_TYPEDEF,
+} from "../uapi/btf.js";
 import { BpfError, EEXIST, EINVAL, ENOENT, EOPNOTSUPP } from "../uapi/errno.js";
 import {
   type BtfFuncModel,
@@ -282,4 +290,78 @@ export function registerBpfStructOps(btf: Btf | null, stOps: BpfStructOps<never>
   const desc = bpfStructOpsDescInit(stOps, btf);
   tab.push(desc);
   return desc;
+}
+
+// ---- BTF_STRUCT_OPS_TYPE: emitting the value type while the kernel's BTF is built ----
+
+type BuilderLike = import("../btf/builder.js").BtfBuilder;
+
+/** The id of the type `name` of `kind` already in the builder (or its base), or -1. */
+export function builderFind(b: BuilderLike, name: string, kind: number): number {
+  if (b.base) {
+    const id = b.base.findByNameKind(name, kind);
+    if (id > 0) return id;
+  }
+  for (let id = b.nrTypes; id >= 1; id--) {
+    const t = b.typeById(id);
+    if (t.kind === kind && t.name === name) return id;
+  }
+  return -1;
+}
+
+function findOrAdd(b: BuilderLike, name: string, kind: number, add: () => number): number {
+  const id = builderFind(b, name, kind);
+  return id > 0 ? id : add();
+}
+
+/**
+ * `struct bpf_struct_ops_common_value { refcount_t refcnt; enum bpf_struct_ops_state state; }`, as
+ * include/linux/bpf.h has it (declared here unless the kernel core already did).
+ */
+export function declareStructOpsCommonValue(b: BuilderLike): number {
+  return findOrAdd(b, "bpf_struct_ops_common_value", BTF_KIND_STRUCT, () => {
+    const int = findOrAdd(b, "int", BTF_KIND_INT, () => b.addInt("int", 4, BTF_INT_SIGNED));
+    const uint = findOrAdd(b, "unsigned int", BTF_KIND_INT, () => b.addInt("unsigned int", 4));
+    const atomic = findOrAdd(b, "atomic_t", BTF_KIND_TYPEDEF, () =>
+      b.addTypedef("atomic_t", b.addStructAuto("", [{ name: "counter", type: int }])),
+    );
+    const refcount = findOrAdd(b, "refcount_t", BTF_KIND_TYPEDEF, () =>
+      b.addTypedef("refcount_t", b.addStructAuto("refcount_struct", [{ name: "refs", type: atomic }])),
+    );
+    const state = findOrAdd(b, "bpf_struct_ops_state", BTF_KIND_ENUM, () =>
+      b.addEnum("bpf_struct_ops_state", 4, [
+        { name: "BPF_STRUCT_OPS_STATE_INIT", val: 0 },
+        { name: "BPF_STRUCT_OPS_STATE_INUSE", val: 1 },
+        { name: "BPF_STRUCT_OPS_STATE_TOBEFREE", val: 2 },
+        { name: "BPF_STRUCT_OPS_STATE_READY", val: 3 },
+      ]),
+    );
+    void uint;
+    return b.addStructAuto("bpf_struct_ops_common_value", [
+      { name: "refcnt", type: refcount },
+      { name: "state", type: state },
+    ]);
+  });
+}
+
+/** ____cacheline_aligned_in_smp on x86-64. */
+export const SMP_CACHE_BYTES = 64;
+
+/**
+ * BTF_STRUCT_OPS_TYPE / register_bpf_struct_ops's type emission:
+ * `struct bpf_struct_ops_<name> { struct bpf_struct_ops_common_value common; struct <name> data
+ * ____cacheline_aligned_in_smp; }`. Call it from a subsystem's declareTypes after declaring
+ * `struct <name>`. Returns the value type id.
+ */
+export function declareStructOpsValueType(b: BuilderLike, name: string): number {
+  const typeId = builderFind(b, name, BTF_KIND_STRUCT);
+  if (typeId < 0) throw new BpfError(EINVAL, `struct ${name} must be declared before its struct_ops value type`);
+  const common = declareStructOpsCommonValue(b);
+  const size = (b.typeById(typeId) as BtfComposite).size;
+  const dataOff = SMP_CACHE_BYTES;
+  const total = Math.ceil((dataOff + size) / SMP_CACHE_BYTES) * SMP_CACHE_BYTES;
+  return b.addStruct(`${VALUE_PREFIX}${name}`, total, [
+    { name: "common", type: common, bitOffset: 0 },
+    { name: "data", type: typeId, bitOffset: dataOff * 8 },
+  ]);
 }
