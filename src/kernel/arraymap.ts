@@ -1,0 +1,129 @@
+/** BPF_MAP_TYPE_ARRAY (kernel/bpf/arraymap.c): one value region, elements at index * round_up(value_size, 8). */
+import {
+  BPF_EXIST,
+  BPF_F_INNER_MAP,
+  BPF_F_LOCK,
+  BPF_F_MMAPABLE,
+  BPF_F_NUMA_NODE,
+  BPF_F_PRESERVE_ELEMS,
+  BPF_F_RDONLY,
+  BPF_F_RDONLY_PROG,
+  BPF_F_WRONLY,
+  BPF_F_WRONLY_PROG,
+  BPF_NOEXIST,
+  bpf_map_type,
+} from "../uapi/bpf.js";
+import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno.js";
+import { BpfMap, type BpfMapOps, type MemRegion } from "./bpf.js";
+import type { MapCreateAttr } from "./bpf_attr.js";
+import { num } from "./bpf_attr.js";
+import type { Kernel } from "./kernel.js";
+import { PAGE_SIZE } from "./kernel.js";
+
+export const BPF_F_ACCESS_MASK = BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
+const ARRAY_CREATE_FLAG_MASK =
+  BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
+/** sizeof(struct bpf_array) on x86-64 (6.x). */
+const SIZEOF_BPF_ARRAY = 312;
+const INT_MAX = 0x7fffffff;
+
+/** bpf_map_flags_access_ok(): a program cannot be both read-only and write-only on a map. */
+export function bpf_map_flags_access_ok(flags: number): boolean {
+  return (flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)) !== (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG);
+}
+
+export class BpfArray extends BpfMap {
+  readonly elem_size: number;
+  readonly value: MemRegion;
+
+  constructor(k: Kernel, ops: BpfMapOps, attr: MapCreateAttr) {
+    super(k, ops, attr);
+    this.elem_size = Math.ceil(this.value_size / 8) * 8;
+    // Programs see .rodata-style maps (BPF_F_RDONLY_PROG) read-only; the kernel still writes them.
+    this.value = k.mem.alloc(this.elem_size * this.max_entries, {
+      perm: this.rdonlyProg ? "r" : "rw",
+      kind: "map_value",
+      name: "array values",
+    });
+  }
+
+  elemAddr(index: number): number {
+    return this.value.addr + this.elem_size * index;
+  }
+}
+
+function index(key: Uint8Array): number {
+  return new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true);
+}
+
+export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off: number): number } = {
+  map_btf_name: "bpf_array",
+  map_alloc_check(attr) {
+    const type = num(attr.map_type);
+    const flags = num(attr.map_flags);
+    if (
+      num(attr.max_entries) === 0 ||
+      num(attr.key_size) !== 4 ||
+      num(attr.value_size) === 0 ||
+      flags & ~ARRAY_CREATE_FLAG_MASK ||
+      !bpf_map_flags_access_ok(flags)
+    ) {
+      throw new BpfError(EINVAL, "array map: max_entries > 0, key_size 4, value_size > 0 and known flags are required");
+    }
+    if (type !== bpf_map_type.BPF_MAP_TYPE_ARRAY && flags & (BPF_F_MMAPABLE | BPF_F_INNER_MAP)) {
+      throw new BpfError(EINVAL, "BPF_F_MMAPABLE/BPF_F_INNER_MAP are for plain arrays");
+    }
+    if (type !== bpf_map_type.BPF_MAP_TYPE_PERF_EVENT_ARRAY && flags & BPF_F_PRESERVE_ELEMS) {
+      throw new BpfError(EINVAL, "BPF_F_PRESERVE_ELEMS is for perf event arrays");
+    }
+    if (num(attr.value_size) > INT_MAX) throw new BpfError(E2BIG, "value_size too large");
+  },
+  map_alloc(attr, k) {
+    return new BpfArray(k, array_map_ops, attr);
+  },
+  map_free(map) {
+    map.kernel.mem.free((map as BpfArray).value);
+  },
+  map_lookup_elem(map, key) {
+    const i = index(key);
+    if (i >= map.max_entries) return 0;
+    return (map as BpfArray).elemAddr(i);
+  },
+  map_update_elem(map, key, value, flags) {
+    if ((flags & ~BPF_F_LOCK) > BPF_EXIST) throw new BpfError(EINVAL, `invalid update flags ${flags}`);
+    const i = index(key);
+    if (i >= map.max_entries) throw new BpfError(E2BIG, `index ${i} is past max_entries ${map.max_entries}`);
+    // Every array element always exists.
+    if (flags & BPF_NOEXIST) throw new BpfError(EEXIST, `array element ${i} always exists`);
+    map.kernel.mem.bytes((map as BpfArray).elemAddr(i), map.value_size).set(value.subarray(0, map.value_size));
+  },
+  map_delete_elem() {
+    throw new BpfError(EINVAL, "array elements cannot be deleted");
+  },
+  map_get_next_key(map, key) {
+    const out = new Uint8Array(4);
+    const dv = new DataView(out.buffer);
+    const i = key ? index(key) : 0xffffffff;
+    if (i >= map.max_entries) {
+      dv.setUint32(0, 0, true);
+      return out;
+    }
+    if (i === map.max_entries - 1) throw new BpfError(ENOENT, "last element");
+    dv.setUint32(0, i + 1, true);
+    return out;
+  },
+  map_mem_usage(map) {
+    const a = map as BpfArray;
+    if (map.map_flags & BPF_F_MMAPABLE) {
+      const pa = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+      return pa(SIZEOF_BPF_ARRAY) + pa(map.max_entries * a.elem_size);
+    }
+    return SIZEOF_BPF_ARRAY + map.max_entries * a.elem_size;
+  },
+  /** ld_imm64 BPF_PSEUDO_MAP_VALUE: only single-element arrays (global data). */
+  map_direct_value_addr(map, off) {
+    if (map.max_entries !== 1) throw new BpfError(ENOTSUPP, "direct value access needs max_entries 1");
+    if (off >= map.value_size) throw new BpfError(EINVAL, `offset ${off} is past value_size ${map.value_size}`);
+    return (map as BpfArray).value.addr;
+  },
+};

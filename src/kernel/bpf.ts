@@ -1,0 +1,312 @@
+/**
+ * The BPF core's objects (include/linux/bpf.h): maps, programs, links and BTF objects, each with
+ * the kernel's reference counts, and the ops tables that map kinds, program types and link kinds
+ * plug into.
+ */
+import type { Btf } from "../btf/btf.js";
+import type { Insn } from "../isa/insn.js";
+import type { MapCreateAttr } from "./bpf_attr.js";
+import type { Kernel } from "./kernel.js";
+import type { Process } from "./process.js";
+
+/** A region of the VM address space that the kernel hands to programs (map values, objects). */
+export interface MemRegion {
+  readonly addr: number;
+  readonly size: number;
+}
+
+/**
+ * What the BPF core needs from the VM's memory (src/vm VmMemory): regions programs can address,
+ * with read-only ones for BPF_F_RDONLY_PROG maps, and byte views for the kernel's own accesses.
+ */
+export interface KernelMemory {
+  alloc(size: number, opts: { perm: "r" | "rw"; kind: string; name?: string; align?: number }): MemRegion;
+  free(region: MemRegion): void;
+  /** A live view of `len` bytes at `addr` (kernel access: no permission check). */
+  bytes(addr: number, len: number): Uint8Array;
+}
+
+/** struct bpf_map_ops. Failures throw BpfError with the kernel's errno. */
+export interface BpfMapOps {
+  /** Attribute checks before any allocation (map_alloc_check). */
+  map_alloc_check?(attr: MapCreateAttr, k: Kernel): void;
+  map_alloc(attr: MapCreateAttr, k: Kernel): BpfMap;
+  map_free(map: BpfMap): void;
+  /** Program-side lookup: the VM address of the value, or 0 when there is none. */
+  map_lookup_elem(map: BpfMap, key: Uint8Array): number;
+  map_update_elem(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: number): void;
+  map_delete_elem(map: BpfMap, key: Uint8Array): void;
+  /** The key after `key` (null: the first key); throws ENOENT at the end. */
+  map_get_next_key(map: BpfMap, key: Uint8Array | null): Uint8Array;
+  /** Syscall-only lookup where it differs from the program's (sk_storage: key is a socket fd). */
+  map_lookup_elem_sys_only?(map: BpfMap, key: Uint8Array, proc: Process): number;
+  /** Syscall update/delete where the key needs the caller (sk_storage: key is a socket fd). */
+  map_update_elem_sys?(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: number, proc: Process): void;
+  map_delete_elem_sys?(map: BpfMap, key: Uint8Array, proc: Process): void;
+  /** A lookup that fills `value` itself (struct_ops: bpf_struct_ops_map_sys_lookup_elem). */
+  map_sys_lookup_elem?(map: BpfMap, key: Uint8Array, value: Uint8Array): void;
+  map_seq_show_elem?(map: BpfMap, key: Uint8Array): string;
+  /** Bytes of memory the map uses (v6.5 map_mem_usage), reported as `memlock`. */
+  map_mem_usage(map: BpfMap): number;
+  /** Bytes charged against RLIMIT_MEMLOCK at creation (v5.8 map_alloc's cost); default map_mem_usage. */
+  map_memory_cost?(map: BpfMap): number;
+  map_check_btf?(map: BpfMap, btf: Btf, keyTypeId: number, valueTypeId: number): void;
+  /** The last user reference (fd) went away. */
+  map_release_uref?(map: BpfMap): void;
+  /** MAP_FREEZE support: false -> ENOTSUPP (struct_ops). Default true. */
+  map_freezable?: boolean;
+  /** Fill map-type-specific info (struct_ops: btf_vmlinux_id). */
+  map_fill_info?(map: BpfMap, info: BpfMapInfo): void;
+  /** BTF struct name of the map's kernel type (map_btf_id), e.g. "bpf_array". */
+  map_btf_name?: string;
+}
+
+export interface BpfMapInfo {
+  type: number;
+  id: number;
+  key_size: number;
+  value_size: number;
+  max_entries: number;
+  map_flags: number;
+  name: string;
+  ifindex: number;
+  btf_vmlinux_value_type_id: number;
+  netns_dev: number;
+  netns_ino: number;
+  btf_id: number;
+  btf_key_type_id: number;
+  btf_value_type_id: number;
+  btf_vmlinux_id: number;
+  map_extra: bigint;
+}
+
+/** struct bpf_map: generic part, filled from the attr (bpf_map_init_from_attr). */
+export class BpfMap {
+  readonly map_type: number;
+  readonly key_size: number;
+  readonly value_size: number;
+  readonly max_entries: number;
+  /** RDONLY/WRONLY are stripped: they are fd modes, not map properties. */
+  map_flags: number;
+  readonly map_extra: bigint;
+  readonly numa_node: number;
+  name = "";
+  id = 0;
+  refcnt = 1;
+  usercnt = 1;
+  frozen = false;
+  btf: BtfObject | null = null;
+  btf_key_type_id = 0;
+  btf_value_type_id = 0;
+  btf_vmlinux_value_type_id = 0;
+  /** Pages charged to `user` (v5.8 struct bpf_map_memory). */
+  memory = { pages: 0, user: null as import("./process.js").UserStruct | null };
+  /** Free only after a normal RCU grace period (hashtab elements read under RCU by programs). */
+  free_after_rcu_gp = false;
+  freed = false;
+
+  constructor(
+    readonly kernel: Kernel,
+    readonly ops: BpfMapOps,
+    attr: MapCreateAttr,
+  ) {
+    this.map_type = attr.map_type ?? 0;
+    this.key_size = attr.key_size ?? 0;
+    this.value_size = attr.value_size ?? 0;
+    this.max_entries = attr.max_entries ?? 0;
+    this.map_flags = (attr.map_flags ?? 0) & ~(BPF_F_RDONLY | BPF_F_WRONLY);
+    this.map_extra = BigInt(attr.map_extra ?? 0);
+    this.numa_node = attr.numa_node ?? -1;
+  }
+
+  /** Program-visible value regions are read-only (BPF_F_RDONLY_PROG, .rodata). */
+  get rdonlyProg(): boolean {
+    return (this.map_flags & BPF_F_RDONLY_PROG) !== 0;
+  }
+}
+
+const BPF_F_RDONLY = 1 << 3;
+const BPF_F_WRONLY = 1 << 4;
+const BPF_F_RDONLY_PROG = 1 << 7;
+
+/** A BTF object (struct btf as a kernel object): user-loaded, vmlinux, or a module's. */
+export class BtfObject {
+  id = 0;
+  refcnt = 1;
+  freed = false;
+
+  constructor(
+    readonly btf: Btf,
+    readonly data: Uint8Array,
+    /** vmlinux or module BTF: cannot be a map's btf_fd (EACCES). */
+    readonly kernelBtf: boolean,
+    readonly name = "",
+    /** For module BTF: the module, while it is live. */
+    readonly module: { name: string; live: boolean } | null = null,
+  ) {}
+}
+
+/** One used map of a program (aux->used_maps) and the program's BTF pieces (aux). */
+export interface BpfProgAux {
+  used_maps: BpfMap[];
+  used_btfs: BtfObject[];
+  attach_btf_id: number;
+  attach_btf: BtfObject | null;
+  btf: BtfObject | null;
+  func_info: Uint8Array | null;
+  func_info_cnt: number;
+  line_info: Uint8Array | null;
+  line_info_cnt: number;
+  sleepable: boolean;
+  /** The verifier's result, whatever shape src/verifier gives it. */
+  verifier_result?: unknown;
+  /** Member of a struct_ops type this program implements, set by the struct_ops attach check. */
+  st_ops?: unknown;
+  load_time: bigint;
+  created_by_uid: number;
+  kfunc_btf_ids: number[];
+}
+
+/** Runs a program: returns r0. Bound once at load (the "JIT"): helpers and kfuncs already resolved. */
+export type BpfFunc = (ctx: number | bigint | readonly (number | bigint)[]) => bigint;
+
+/** struct bpf_prog. */
+export class BpfProg {
+  id = 0;
+  refcnt = 1;
+  freed = false;
+  name = "";
+  tag: Uint8Array = new Uint8Array(8);
+  gpl_compatible = false;
+  /** Instructions after ld_imm64 pseudo sources are resolved (what the VM runs: the xlated program). */
+  insnsi: Insn[] = [];
+  /** The instructions as loaded (used for the tag). */
+  orig_insns: Insn[] = [];
+  bpf_func: BpfFunc | null = null;
+  /** The VM's loaded form of insnsi. */
+  vmProg: unknown = null;
+  jited = true;
+  aux: BpfProgAux;
+  /** Invocations in flight: the struct_ops free path must not free a program that is running. */
+  active = 0;
+  run_cnt = 0;
+
+  constructor(
+    readonly kernel: Kernel,
+    readonly type: number,
+    readonly expected_attach_type: number,
+  ) {
+    this.aux = {
+      used_maps: [],
+      used_btfs: [],
+      attach_btf_id: 0,
+      attach_btf: null,
+      btf: null,
+      func_info: null,
+      func_info_cnt: 0,
+      line_info: null,
+      line_info_cnt: 0,
+      sleepable: false,
+      load_time: 0n,
+      created_by_uid: 0,
+      kfunc_btf_ids: [],
+    };
+  }
+
+  get len(): number {
+    return this.insnsi.length;
+  }
+
+  get sleepable(): boolean {
+    return this.aux.sleepable;
+  }
+
+  /** Aliases in the camelCase shape struct_ops callbacks read (StructOpsProgView). */
+  get expectedAttachType(): number {
+    return this.expected_attach_type;
+  }
+
+  get attachBtfId(): number {
+    return this.aux.attach_btf_id;
+  }
+
+  get gplCompatible(): boolean {
+    return this.gpl_compatible;
+  }
+}
+
+/** Per program type: what PROG_TEST_RUN does and what the type requires at load. */
+export interface BpfProgTypeOps {
+  /** bpf_prog_ops->test_run. Fills attr's out fields (retval, duration, data_out...). */
+  test_run?(prog: BpfProg, attr: import("./bpf_attr.js").ProgTestRunAttr, proc: Process): void;
+}
+
+export interface BpfProgInfo {
+  type: number;
+  id: number;
+  tag: Uint8Array;
+  jited_prog_len: number;
+  xlated_prog_len: number;
+  load_time: bigint;
+  created_by_uid: number;
+  nr_map_ids: number;
+  map_ids: number[];
+  name: string;
+  ifindex: number;
+  gpl_compatible: boolean;
+  btf_id: number;
+  func_info_rec_size: number;
+  nr_func_info: number;
+  nr_line_info: number;
+  line_info_rec_size: number;
+  attach_btf_obj_id: number;
+  attach_btf_id: number;
+  run_cnt: number;
+  verified_insns: number;
+  xlated_prog_insns?: Insn[];
+}
+
+export interface BpfLinkInfo {
+  type: number;
+  id: number;
+  prog_id: number;
+  struct_ops?: { map_id: number };
+  [key: string]: unknown;
+}
+
+/** struct bpf_link_ops. */
+export interface BpfLinkOps {
+  /** The link's attachment goes away (last fd closed, before dealloc). */
+  release?(link: BpfLink): void;
+  dealloc(link: BpfLink): void;
+  /** BPF_LINK_DETACH. */
+  detach?(link: BpfLink): void;
+  update_prog?(link: BpfLink, newProg: BpfProg, oldProg: BpfProg | null): void;
+  update_map?(link: BpfLink, newMap: BpfMap, oldMap: BpfMap | null): void;
+  fill_link_info?(link: BpfLink, info: BpfLinkInfo): void;
+  /** Extra fdinfo lines. */
+  show_fdinfo?(link: BpfLink): string;
+  poll?(link: BpfLink): number;
+}
+
+/** struct bpf_link. */
+export class BpfLink {
+  id = 0;
+  refcnt = 1;
+  freed = false;
+
+  constructor(
+    readonly kernel: Kernel,
+    readonly type: number,
+    readonly ops: BpfLinkOps,
+    public prog: BpfProg | null,
+    readonly attach_type = 0,
+  ) {}
+}
+
+/** Attach handler for BPF_LINK_CREATE by attach type (struct_ops registers BPF_STRUCT_OPS). */
+export type LinkCreateFn = (
+  attr: import("./bpf_attr.js").LinkCreateAttr,
+  proc: Process,
+  prog: BpfProg | null,
+) => number;

@@ -1,0 +1,23 @@
+/** The simulated kernel's BPF core. */
+export * from "./arraymap.js";
+export * from "./bpf.js";
+export * from "./bpf_attr.js";
+export * from "./bpf_sk_storage.js";
+export * from "./btf_obj.js";
+export * from "./capability.js";
+export * from "./core.js";
+export * from "./file.js";
+export * from "./hashtab.js";
+export * from "./helpers.js";
+export * from "./idr.js";
+export { declareKernelTypes } from "./init.js";
+export * from "./kernel.js";
+export * from "./process.js";
+export * from "./rcu.js";
+export * from "./sock.js";
+export * from "./syscall.js";
+export * from "./syscall_common.js";
+export * from "./syscall_link.js";
+export * from "./syscall_map.js";
+export * from "./syscall_prog.js";
+export * from "./test_run.js";

@@ -1,0 +1,130 @@
+/**
+ * Boot (init/main.c for the BPF core): built-in map types, program types and helpers, the vmlinux
+ * BTF built from the kernel's and each subsystem's declarations, the VM runtime, then subsystems.
+ */
+import { Btf } from "../btf/btf.js";
+import { BtfBuilder } from "../btf/builder.js";
+import { bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
+import { BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED } from "../uapi/btf.js";
+import { BpfError, EINVAL } from "../uapi/errno.js";
+import { type HelperCall, Vm, VmMemory } from "../vm/index.js";
+import { array_map_ops } from "./arraymap.js";
+import type { BpfProg } from "./bpf.js";
+import { sk_storage_map_ops } from "./bpf_sk_storage.js";
+import { btf_register_kernel } from "./btf_obj.js";
+import { htab_map_ops } from "./hashtab.js";
+import { registerBaseHelpers } from "./helpers.js";
+import type { Kernel, KernelOptions } from "./kernel.js";
+import { testRunOps } from "./test_run.js";
+
+/** The base types every kernel's BTF has, and the BPF core's own (struct_ops needs them). */
+export function declareKernelTypes(b: BtfBuilder): void {
+  const u8 = b.addInt("unsigned char", 1, BTF_INT_CHAR);
+  const charT = b.addInt("char", 1, BTF_INT_SIGNED | BTF_INT_CHAR);
+  b.addInt("short", 2, BTF_INT_SIGNED);
+  const u16 = b.addInt("short unsigned int", 2);
+  const int = b.addInt("int", 4, BTF_INT_SIGNED);
+  const u32 = b.addInt("unsigned int", 4);
+  const s64 = b.addInt("long long int", 8, BTF_INT_SIGNED);
+  const u64 = b.addInt("long long unsigned int", 8);
+  b.addInt("long int", 8, BTF_INT_SIGNED);
+  const ulong = b.addInt("long unsigned int", 8);
+  b.addInt("_Bool", 1, BTF_INT_BOOL);
+  for (const [n, t] of [
+    ["__u8", u8],
+    ["u8", u8],
+    ["__u16", u16],
+    ["u16", u16],
+    ["__u32", u32],
+    ["u32", u32],
+    ["__s32", int],
+    ["s32", int],
+    ["__u64", u64],
+    ["u64", u64],
+    ["__s64", s64],
+    ["s64", s64],
+    ["size_t", ulong],
+  ] as const) {
+    b.addTypedef(n, t);
+  }
+  const atomic = b.addStructAuto("", [{ name: "counter", type: int }]);
+  const atomic_t = b.addTypedef("atomic_t", atomic);
+  const refcount = b.addStructAuto("refcount_struct", [{ name: "refs", type: atomic_t }]);
+  const refcount_t = b.addTypedef("refcount_t", refcount);
+  const listFwd = b.addFwd("list_head");
+  const listPtr = b.addPtr(listFwd);
+  b.addStructAuto("list_head", [
+    { name: "next", type: listPtr },
+    { name: "prev", type: listPtr },
+  ]);
+  b.addStructAuto("module", [{ name: "name", type: b.addArray(charT, int, 56) }]);
+  const state = b.addEnum("bpf_struct_ops_state", 4, [
+    { name: "BPF_STRUCT_OPS_STATE_INIT", val: 0 },
+    { name: "BPF_STRUCT_OPS_STATE_INUSE", val: 1 },
+    { name: "BPF_STRUCT_OPS_STATE_TOBEFREE", val: 2 },
+    { name: "BPF_STRUCT_OPS_STATE_READY", val: 3 },
+  ]);
+  b.addStructAuto("bpf_struct_ops_common_value", [
+    { name: "refcnt", type: refcount_t },
+    { name: "state", type: state },
+  ]);
+}
+
+/** Program types this kernel knows (PROG_LOAD of another type is EINVAL). */
+const KNOWN_PROG_TYPES = Object.values(bpf_prog_type).filter((t) => t !== 0);
+
+export function bootKernel(k: Kernel, opts: KernelOptions): void {
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_ARRAY, array_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_HASH, htab_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_SK_STORAGE, sk_storage_map_ops);
+  for (const t of KNOWN_PROG_TYPES) k.registerProgType(t, {});
+  k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SYSCALL, testRunOps.syscall);
+  k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_RAW_TRACEPOINT, testRunOps.raw_tp);
+  k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SOCKET_FILTER, testRunOps.skb);
+  k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SCHED_CLS, testRunOps.skb);
+  registerBaseHelpers(k);
+
+  if (!opts.noVmlinuxBtf) {
+    const b = new BtfBuilder();
+    declareKernelTypes(b);
+    for (const s of k.subsystems) s.declareTypes?.(b);
+    const data = b.build();
+    k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
+  }
+  if (k.mem instanceof VmMemory) bindVm(k, new Vm(k.mem));
+  for (const s of k.subsystems) s.register?.(k);
+  for (const s of k.subsystems) s.boot?.(k);
+}
+
+/**
+ * bpf_prog_select_runtime(): hand the resolved program to the VM with the kernel's helper and kfunc
+ * tables, so prog.bpf_func runs it.
+ */
+function bindVm(k: Kernel, vm: Vm): void {
+  const wrap = (fn: (c: HelperCall, kk: Kernel) => bigint | number) => (call: HelperCall) => call.setRet(fn(call, k));
+  k.vm = vm;
+  k.jit = (prog: BpfProg) => {
+    const helpers = new Map<number, (c: HelperCall) => void>();
+    const kfuncs = new Map<number, (c: HelperCall) => void>();
+    for (const [id, fn] of k.helpers) helpers.set(id, wrap(fn));
+    for (const id of prog.aux.kfunc_btf_ids) {
+      const kf = k.kfuncs.get(id);
+      if (kf) kfuncs.set(id, wrap(kf.impl));
+    }
+    let P: ReturnType<Vm["load"]>;
+    try {
+      P = vm.load(prog.insnsi, { helpers, kfuncs, name: prog.name });
+    } catch (e) {
+      if (e instanceof BpfError) throw e;
+      throw new BpfError(EINVAL, `program ${prog.name}: ${(e as Error).message}`);
+    }
+    prog.bpf_func = (ctx) => {
+      if (Array.isArray(ctx)) {
+        const a = ctx as readonly (number | bigint)[];
+        return vm.run(P, { r1: a[0], r2: a[1], r3: a[2], r4: a[3], r5: a[4] }).r0;
+      }
+      return vm.run(P, ctx as number | bigint).r0;
+    };
+    prog.vmProg = P;
+  };
+}

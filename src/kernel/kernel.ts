@@ -1,0 +1,251 @@
+/**
+ * The simulated kernel: the BPF core's global state (id spaces, RCU, the VM address space, the
+ * registries that map types, program types, link kinds, helpers and kfuncs plug into), processes,
+ * a settable clock, and the bpf() syscall entry.
+ */
+import type { Btf } from "../btf/btf.js";
+import { VmMemory } from "../vm/memory.js";
+import {
+  type BpfLink,
+  type BpfMap,
+  type BpfMapOps,
+  type BpfProg,
+  type BpfProgTypeOps,
+  BtfObject,
+  type KernelMemory,
+  type LinkCreateFn,
+} from "./bpf.js";
+import type { BpfAttr } from "./bpf_attr.js";
+import { Idr } from "./idr.js";
+import { bootKernel } from "./init.js";
+import { Process, type ProcessOptions, UserStruct } from "./process.js";
+import { Rcu } from "./rcu.js";
+import { sysBpf } from "./syscall.js";
+
+/** A helper's or kfunc's view of its call: r1..r5 (`arg(1)` is r1). The VM's HelperCall is one. */
+export interface HelperArgs {
+  arg(i: number): bigint;
+  argNum(i: number): number;
+}
+/** A helper or kfunc implementation; returns r0 (negative numbers are -errno). */
+export type KernelFn = (c: HelperArgs, k: Kernel) => bigint | number;
+
+export interface Kfunc {
+  readonly name: string;
+  /** BTF id of the FUNC in vmlinux (0 until the vmlinux BTF declares it). */
+  btfId: number;
+  readonly protoBtfId?: number;
+  readonly impl: KernelFn;
+  /** Kfunc flags the verifier may read (KF_ACQUIRE, KF_RELEASE, KF_SLEEPABLE...). */
+  readonly flags?: number;
+}
+
+/** The verifier hook: called on every PROG_LOAD after ld_imm64 resolution; throw to refuse. */
+export type VerifierHook = (env: import("./syscall_prog.js").VerifierEnv) => unknown;
+
+/** What struct_ops (src/kernel/struct_ops.ts) plugs into the core. */
+export interface StructOpsHooks {
+  /** check_struct_ops_btf_id: called on PROG_LOAD of a BPF_PROG_TYPE_STRUCT_OPS program. */
+  checkAttach(prog: BpfProg, log: string[]): void;
+}
+
+/** A piece of the kernel that adds types, kfuncs and struct_ops types at boot (TCP, dummy ops...). */
+export interface Subsystem {
+  readonly name: string;
+  /** (1) Add the subsystem's types to the vmlinux BTF being built. */
+  declareTypes?(b: import("../btf/builder.js").BtfBuilder): void;
+  /** (2) Register kfuncs and helpers. (3) Register struct_ops types. Runs after vmlinux BTF exists. */
+  register?(k: Kernel): void;
+  /** (4) Boot is done: keep the handle. */
+  boot?(k: Kernel): void;
+}
+
+export interface KernelOptions {
+  subsystems?: readonly Subsystem[];
+  /** Share an address space (default: a fresh VmMemory). */
+  mem?: KernelMemory;
+  /** Seed of bpf_get_prandom_u32. */
+  prandomSeed?: number;
+  /** Kconfig values readable through .kconfig (CONFIG_HZ...). */
+  config?: Record<string, number | string | boolean>;
+  /** Skip building the vmlinux BTF (tests of the object core alone). */
+  noVmlinuxBtf?: boolean;
+}
+
+export const PAGE_SIZE = 4096;
+export const NSEC_PER_SEC = 1_000_000_000n;
+
+export class Kernel {
+  readonly rcu = new Rcu();
+  readonly mem: KernelMemory;
+  readonly config: Record<string, number | string | boolean>;
+  /** num_possible_cpus(): used in memory accounting. */
+  nrCpus = 1;
+  readonly sysctl = {
+    /** kernel.unprivileged_bpf_disabled: 0 allowed, 1 disabled for good, 2 disabled (admin may re-enable). */
+    unprivilegedBpfDisabled: 2,
+  };
+  readonly map_idr = new Idr<BpfMap>();
+  readonly prog_idr = new Idr<BpfProg>();
+  readonly link_idr = new Idr<BpfLink>();
+  readonly btf_idr = new Idr<BtfObject>();
+  readonly mapTypes = new Map<number, BpfMapOps>();
+  readonly progTypes = new Map<number, BpfProgTypeOps>();
+  readonly linkCreateByAttachType = new Map<number, LinkCreateFn>();
+  readonly helpers = new Map<number, KernelFn>();
+  readonly kfuncs = new Map<number, Kfunc>();
+  readonly kfuncsByName = new Map<string, Kfunc>();
+  /** trace_printk output (/sys/kernel/tracing/trace_pipe). */
+  readonly traceLog: string[] = [];
+  verifier?: VerifierHook;
+  /** Binds a loaded program to the VM (bpf_prog_select_runtime); set at boot when the VM exists. */
+  jit?: (prog: BpfProg) => void;
+  /** The VM programs run on (when the memory is a VmMemory). */
+  vm: import("../vm/vm.js").Vm | null = null;
+  /** The process inside bpf() (or running a program), for capability checks: `current`. */
+  current: Process | null = null;
+  /** Kernel symbols programs may take the address of (ld_imm64 BPF_PSEUDO_BTF_ID), by name. */
+  readonly ksyms = new Map<string, number>();
+  private readonly work: (() => void)[] = [];
+  structOps?: StructOpsHooks;
+  /** vmlinux BTF as a kernel BTF object (id 1, like the real kernel's). */
+  btfVmlinuxObj: BtfObject | null = null;
+  readonly subsystems: readonly Subsystem[];
+  /** Map object addresses programs receive (ld_imm64 BPF_PSEUDO_MAP_FD) -> map. */
+  readonly mapByAddr = new Map<number, BpfMap>();
+  /** Sockets' `struct sock *` addresses -> socket (bpf_sk_storage). */
+  readonly sockByAddr = new Map<number, import("./sock.js").Sock>();
+
+  private clockNs = 0n;
+  private prandomState: number;
+  private nextPid = 1;
+  private readonly users = new Map<number, UserStruct>();
+
+  constructor(opts: KernelOptions = {}) {
+    this.mem = opts.mem ?? new VmMemory();
+    this.prandomState = (opts.prandomSeed ?? 0x5eed) >>> 0 || 1;
+    this.config = { CONFIG_HZ: 1000, CONFIG_BPF_SYSCALL: true, CONFIG_BPF_JIT: true, ...opts.config };
+    this.subsystems = opts.subsystems ?? [];
+    bootKernel(this, opts);
+  }
+
+  get btfVmlinux(): Btf | null {
+    return this.btfVmlinuxObj?.btf ?? null;
+  }
+
+  // ---- processes ----
+
+  user(uid: number): UserStruct {
+    let u = this.users.get(uid);
+    if (!u) this.users.set(uid, (u = new UserStruct(uid)));
+    return u;
+  }
+
+  /** A new task. Privileged (all BPF-relevant capabilities, uid 0) unless told otherwise. */
+  newProcess(opts: ProcessOptions = {}): Process {
+    const uid = opts.uid ?? (opts.privileged === false ? 1000 : 0);
+    return new Process(this.nextPid++, this.user(uid), opts);
+  }
+
+  // ---- deferred work and grace periods ----
+
+  /** schedule_work(): runs at the end of the current syscall, or at flushWork()/quiesce(). */
+  scheduleWork(fn: () => void): void {
+    this.work.push(fn);
+    if (!this.current && !this.rcu.readLockHeld()) this.flushWork();
+  }
+
+  flushWork(): void {
+    while (this.work.length > 0) this.work.shift()!();
+  }
+
+  /** Run deferred work and RCU grace periods until nothing is left that can run. */
+  quiesce(): void {
+    for (;;) {
+      this.flushWork();
+      if (this.rcu.quiesce() === 0 && this.work.length === 0) return;
+    }
+  }
+
+  /** One grace period of each RCU flavour, then the work it queued. */
+  advance(): void {
+    this.rcu.advance();
+    this.flushWork();
+  }
+
+  // ---- time ----
+
+  /** ktime_get_ns(): the settable monotonic clock. */
+  ktimeGetNs(): bigint {
+    return this.clockNs;
+  }
+
+  setTimeNs(ns: bigint): void {
+    if (ns < this.clockNs) throw new Error("the clock does not go backwards");
+    this.clockNs = ns;
+  }
+
+  advanceTimeNs(ns: bigint | number): void {
+    this.clockNs += BigInt(ns);
+  }
+
+  /** jiffies (64-bit), INITIAL_JIFFIES = 0 here, at CONFIG_HZ. */
+  get jiffies(): bigint {
+    return (this.clockNs * BigInt(Number(this.config.CONFIG_HZ))) / NSEC_PER_SEC;
+  }
+
+  /** bpf_get_prandom_u32: deterministic (xorshift32 from the boot seed). */
+  prandomU32(): number {
+    let x = this.prandomState;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    this.prandomState = x;
+    return x;
+  }
+
+  // ---- registries ----
+
+  registerMapType(mapType: number, ops: BpfMapOps): void {
+    this.mapTypes.set(mapType, ops);
+  }
+
+  registerProgType(progType: number, ops: BpfProgTypeOps): void {
+    this.progTypes.set(progType, { ...this.progTypes.get(progType), ...ops });
+  }
+
+  registerLinkCreate(attachType: number, fn: LinkCreateFn): void {
+    this.linkCreateByAttachType.set(attachType, fn);
+  }
+
+  registerHelper(funcId: number, impl: KernelFn): void {
+    this.helpers.set(funcId, impl);
+  }
+
+  /**
+   * A kfunc by name. Its BTF id is the id of the FUNC `name` in vmlinux BTF when that exists
+   * (subsystems declare the FUNC in declareTypes), else `protoBtfId` stands in.
+   */
+  registerKfunc(name: string, protoBtfId: number | undefined, impl: KernelFn, flags = 0): Kfunc {
+    const vmlinux = this.btfVmlinux;
+    let btfId = 0;
+    if (vmlinux) {
+      const id = vmlinux.findByNameKind(name, 12 /* BTF_KIND_FUNC */);
+      if (id > 0) btfId = id;
+    }
+    if (btfId === 0 && protoBtfId) btfId = protoBtfId;
+    const kf: Kfunc = { name, btfId, protoBtfId, impl, flags };
+    if (btfId) this.kfuncs.set(btfId, kf);
+    this.kfuncsByName.set(name, kf);
+    return kf;
+  }
+
+  /** The bpf() system call: a number >= 0 or a thrown BpfError. */
+  bpf(proc: Process, cmd: number, attr: BpfAttr): number {
+    return sysBpf(this, proc, cmd, attr);
+  }
+}
+
+export { BtfObject };

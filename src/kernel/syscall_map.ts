@@ -1,0 +1,376 @@
+/**
+ * Maps in kernel/bpf/syscall.c: creation, element commands, freeze, the map's reference counts
+ * (refcnt for every holder, usercnt for user references: fds) and its memlock charge.
+ */
+import {
+  BPF_ANY,
+  BPF_F_LOCK,
+  BPF_F_NUMA_NODE,
+  BPF_F_RDONLY,
+  BPF_F_TOKEN_FD,
+  BPF_F_WRONLY,
+  bpf_map_type,
+} from "../uapi/bpf.js";
+import { BpfError, E2BIG, EACCES, EBUSY, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
+import { BpfMap } from "./bpf.js";
+import type { MapCreateAttr, MapElemAttr, MapFreezeAttr } from "./bpf_attr.js";
+import { num } from "./bpf_attr.js";
+import { btf_get_by_fd, btf_put } from "./btf_obj.js";
+import { CAP_NET_ADMIN } from "./capability.js";
+import { File, type FileOps, FMODE_READ, FMODE_WRITE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from "./file.js";
+import type { Kernel } from "./kernel.js";
+import { PAGE_SIZE } from "./kernel.js";
+import type { Process, UserStruct } from "./process.js";
+import { bpf_obj_name_cpy, fdinfoHeader } from "./syscall_common.js";
+
+const T = bpf_map_type;
+
+/** Map types any user may create once unprivileged BPF is allowed (map_create's switch). */
+const UNPRIV_MAP_TYPES = new Set<number>([
+  T.BPF_MAP_TYPE_ARRAY,
+  T.BPF_MAP_TYPE_PERCPU_ARRAY,
+  T.BPF_MAP_TYPE_PROG_ARRAY,
+  T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+  T.BPF_MAP_TYPE_CGROUP_ARRAY,
+  T.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+  T.BPF_MAP_TYPE_HASH,
+  T.BPF_MAP_TYPE_PERCPU_HASH,
+  T.BPF_MAP_TYPE_HASH_OF_MAPS,
+  T.BPF_MAP_TYPE_RINGBUF,
+  T.BPF_MAP_TYPE_USER_RINGBUF,
+  T.BPF_MAP_TYPE_CGROUP_STORAGE,
+  T.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
+]);
+const NET_ADMIN_MAP_TYPES = new Set<number>([
+  T.BPF_MAP_TYPE_SOCKMAP,
+  T.BPF_MAP_TYPE_SOCKHASH,
+  T.BPF_MAP_TYPE_DEVMAP,
+  T.BPF_MAP_TYPE_DEVMAP_HASH,
+  T.BPF_MAP_TYPE_XSKMAP,
+]);
+
+/** bpf_get_file_flag(): RDONLY/WRONLY map (or open) flags -> the fd's access mode. */
+export function bpf_get_file_flag(flags: number): number {
+  if (flags & BPF_F_RDONLY && flags & BPF_F_WRONLY)
+    throw new BpfError(EINVAL, "BPF_F_RDONLY and BPF_F_WRONLY together");
+  if (flags & BPF_F_RDONLY) return O_RDONLY;
+  if (flags & BPF_F_WRONLY) return O_WRONLY;
+  return O_RDWR;
+}
+
+// ---- memlock (v5.8 bpf_map_charge_init / bpf_map_charge_finish) ----
+
+export function bpf_map_charge_init(map: BpfMap, size: number, proc: Process): void {
+  if (size >= 0xffffffff - PAGE_SIZE) throw new BpfError(E2BIG, `map memory size ${size} too large`);
+  const pages = Math.ceil(size / PAGE_SIZE);
+  const user = proc.user;
+  const limit = Math.floor(proc.rlimitMemlock / PAGE_SIZE);
+  if (user.locked_vm + pages > limit) {
+    throw new BpfError(
+      EPERM,
+      `map needs ${pages} page(s) of locked memory; uid ${user.uid} has ${user.locked_vm} charged and RLIMIT_MEMLOCK allows ${limit}`,
+    );
+  }
+  user.locked_vm += pages;
+  map.memory = { pages, user };
+}
+
+function bpf_map_charge_finish(map: BpfMap): void {
+  const u: UserStruct | null = map.memory.user;
+  if (u) u.locked_vm -= map.memory.pages;
+  map.memory = { pages: 0, user: null };
+}
+
+// ---- lifetime ----
+
+export function bpf_map_inc(map: BpfMap): void {
+  map.refcnt++;
+}
+
+export function bpf_map_inc_with_uref(map: BpfMap): void {
+  map.refcnt++;
+  map.usercnt++;
+}
+
+/** __bpf_map_inc_not_zero(): a reference unless the map is already on its way out. */
+export function bpf_map_inc_not_zero(map: BpfMap, uref = false): BpfMap {
+  if (map.refcnt <= 0) throw new BpfError(ENOENT, `map ${map.id} is being freed`);
+  map.refcnt++;
+  if (uref) map.usercnt++;
+  return map;
+}
+
+function bpf_map_free(map: BpfMap): void {
+  const k = map.kernel;
+  const btf = map.btf;
+  map.freed = true;
+  const addr = kobjAddr.get(map);
+  if (addr !== undefined) {
+    k.mapByAddr.delete(addr.addr);
+    k.mem.free(addr);
+    kobjAddr.delete(map);
+  }
+  bpf_map_charge_finish(map);
+  map.ops.map_free(map);
+  if (btf) btf_put(btf);
+}
+
+/** bpf_map_put(): the last reference frees the id at once and the map after RCU where needed. */
+export function bpf_map_put(map: BpfMap): void {
+  if (map.refcnt <= 0) throw new Error(`bpf_map_put: map ${map.id} refcnt underflow`);
+  if (--map.refcnt > 0) return;
+  // The id stops resolving now; GET_FD_BY_ID of it gives ENOENT.
+  if (map.id) map.kernel.map_idr.remove(map.id);
+  if (map.free_after_rcu_gp) map.kernel.rcu.callRcu(() => bpf_map_free(map));
+  else map.kernel.scheduleWork(() => bpf_map_free(map));
+}
+
+export function bpf_map_put_uref(map: BpfMap): void {
+  if (--map.usercnt === 0) map.ops.map_release_uref?.(map);
+}
+
+export function bpf_map_put_with_uref(map: BpfMap): void {
+  bpf_map_put_uref(map);
+  bpf_map_put(map);
+}
+
+/** bpf_map_fops. */
+export const bpf_map_fops: FileOps<BpfMap> = {
+  kind: "map",
+  release: (f) => bpf_map_put_with_uref(f.private_data),
+  show_fdinfo: (f) => {
+    const map = f.private_data;
+    return (
+      fdinfoHeader(f) +
+      `map_type:\t${map.map_type}\n` +
+      `key_size:\t${map.key_size}\n` +
+      `value_size:\t${map.value_size}\n` +
+      `max_entries:\t${map.max_entries}\n` +
+      `map_flags:\t0x${map.map_flags.toString(16)}\n` +
+      `map_extra:\t0x${map.map_extra.toString(16)}\n` +
+      `memlock:\t${map.ops.map_mem_usage(map)}\n` +
+      `map_id:\t${map.id}\n` +
+      `frozen:\t${map.frozen ? 1 : 0}\n`
+    );
+  },
+};
+
+/** bpf_map_new_fd(): an fd on a map reference the caller already holds (refcnt and usercnt). */
+export function bpf_map_new_fd(proc: Process, map: BpfMap, flags: number): number {
+  return proc.files.install(new File(bpf_map_fops, map, flags | O_CLOEXEC));
+}
+
+/** fdget + __bpf_map_get: the map behind fd (the fd keeps it alive). EBADF / EINVAL. */
+export function mapFromFd(proc: Process, fd: number): { map: BpfMap; file: File } {
+  const file = proc.files.get(fd);
+  if (file.f_op !== bpf_map_fops) throw new BpfError(EINVAL, `fd ${fd} is not a BPF map`, { fd });
+  return { map: file.private_data as BpfMap, file };
+}
+
+/** bpf_map_get(): a new reference on the map behind fd. */
+export function bpf_map_get(proc: Process, fd: number): BpfMap {
+  const { map } = mapFromFd(proc, fd);
+  bpf_map_inc(map);
+  return map;
+}
+
+/** map_get_sys_perms(): the fd's mode, minus write once the map is frozen. */
+function map_get_sys_perms(map: BpfMap, f: File): number {
+  let mode = f.f_mode;
+  if (map.frozen) mode &= ~FMODE_WRITE;
+  return mode;
+}
+
+const kobjAddr = new WeakMap<BpfMap, import("./bpf.js").MemRegion>();
+
+/** The map's `struct bpf_map *` as programs see it (ld_imm64 BPF_PSEUDO_MAP_FD). */
+export function bpf_map_kaddr(map: BpfMap): number {
+  let r = kobjAddr.get(map);
+  if (!r) {
+    r = map.kernel.mem.alloc(64, { perm: "r", kind: "kobj", name: `bpf_map ${map.name}` });
+    kobjAddr.set(map, r);
+    map.kernel.mapByAddr.set(r.addr, map);
+  }
+  return r.addr;
+}
+
+// ---- BPF_MAP_CREATE ----
+
+export function map_create(k: Kernel, proc: Process, attr: MapCreateAttr): number {
+  let map_flags = num(attr.map_flags);
+  if (map_flags & BPF_F_TOKEN_FD) throw new BpfError(EINVAL, "BPF tokens are not supported");
+  if (num(attr.map_token_fd)) throw new BpfError(EINVAL, "map_token_fd without BPF_F_TOKEN_FD");
+  map_flags &= ~BPF_F_TOKEN_FD;
+  const map_type = num(attr.map_type);
+  if (num(attr.btf_vmlinux_value_type_id)) {
+    if (map_type !== T.BPF_MAP_TYPE_STRUCT_OPS || num(attr.btf_key_type_id) || num(attr.btf_value_type_id)) {
+      throw new BpfError(EINVAL, "btf_vmlinux_value_type_id is only for struct_ops maps without key/value type ids");
+    }
+  } else if (num(attr.btf_key_type_id) && !num(attr.btf_value_type_id)) {
+    throw new BpfError(EINVAL, "btf_key_type_id without btf_value_type_id");
+  }
+  if (map_type !== T.BPF_MAP_TYPE_BLOOM_FILTER && map_type !== T.BPF_MAP_TYPE_ARENA && num(attr.map_extra) !== 0) {
+    throw new BpfError(EINVAL, "map_extra is only for bloom filter and arena maps");
+  }
+  const f_flags = bpf_get_file_flag(map_flags);
+  const numa_node = attr.numa_node ?? 0;
+  if (map_flags & BPF_F_NUMA_NODE && numa_node !== 0) {
+    throw new BpfError(EINVAL, `numa_node ${numa_node} is not online`);
+  }
+  const ops = k.mapTypes.get(map_type);
+  if (!ops) throw new BpfError(EINVAL, `map type ${map_type} is not supported`);
+  const attrIn: MapCreateAttr = { ...attr, map_flags, numa_node: map_flags & BPF_F_NUMA_NODE ? numa_node : -1 };
+  ops.map_alloc_check?.(attrIn, k);
+
+  // Unprivileged BPF blocks map creation; capability checks apply even when it is allowed.
+  if (k.sysctl.unprivilegedBpfDisabled && !proc.cred.bpfCapable()) {
+    throw new BpfError(EPERM, "unprivileged BPF is disabled (kernel.unprivileged_bpf_disabled)");
+  }
+  if (UNPRIV_MAP_TYPES.has(map_type)) {
+    // allowed
+  } else if (NET_ADMIN_MAP_TYPES.has(map_type)) {
+    if (!proc.capable(CAP_NET_ADMIN)) throw new BpfError(EPERM, `map type ${map_type} needs CAP_NET_ADMIN`);
+  } else if (!proc.cred.bpfCapable()) {
+    throw new BpfError(EPERM, `map type ${map_type} needs CAP_BPF`);
+  }
+
+  const map = ops.map_alloc(attrIn, k);
+  try {
+    map.name = bpf_obj_name_cpy(attr.map_name);
+    if (num(attr.btf_key_type_id) || num(attr.btf_value_type_id) || num(attr.btf_vmlinux_value_type_id)) {
+      const btf = btf_get_by_fd(proc, num(attr.btf_fd));
+      if (btf.kernelBtf) {
+        btf_put(btf);
+        throw new BpfError(EACCES, `btf_fd ${num(attr.btf_fd)} is a kernel BTF`);
+      }
+      map.btf = btf;
+      if (num(attr.btf_value_type_id)) {
+        ops.map_check_btf?.(map, btf.btf, num(attr.btf_key_type_id), num(attr.btf_value_type_id));
+      }
+      map.btf_key_type_id = num(attr.btf_key_type_id);
+      map.btf_value_type_id = num(attr.btf_value_type_id);
+      map.btf_vmlinux_value_type_id = num(attr.btf_vmlinux_value_type_id);
+    }
+    if (!map.memory.user) bpf_map_charge_init(map, (ops.map_memory_cost ?? ops.map_mem_usage)(map), proc);
+    map.id = k.map_idr.allocCyclic(map);
+    return bpf_map_new_fd(proc, map, f_flags);
+  } catch (e) {
+    // One rollback path: the reference map_alloc gave us goes, and frees the map.
+    map.usercnt = 0;
+    bpf_map_put(map);
+    throw e;
+  }
+}
+
+// ---- element commands ----
+
+function copyKey(map: BpfMap, key: Uint8Array | null | undefined): Uint8Array {
+  if (map.key_size === 0) {
+    if (key) throw new BpfError(EINVAL, "map has key_size 0 but a key was given");
+    return new Uint8Array(0);
+  }
+  if (!key || key.length < map.key_size) throw new BpfError(EFAULT, `key must be ${map.key_size} bytes`);
+  return key.slice(0, map.key_size);
+}
+
+function checkLockFlag(map: BpfMap, flags: number): void {
+  // No map type here has a bpf_spin_lock in its value.
+  if (flags & BPF_F_LOCK) throw new BpfError(EINVAL, `BPF_F_LOCK on map ${map.name} without a bpf_spin_lock`);
+}
+
+/** bpf_map_copy_value() and its value size. */
+export function map_lookup_elem(proc: Process, attr: MapElemAttr): number {
+  const flags = num(attr.flags);
+  if (flags & ~BPF_F_LOCK) throw new BpfError(EINVAL, `invalid lookup flags 0x${flags.toString(16)}`);
+  const { map, file } = mapFromFd(proc, num(attr.map_fd));
+  if (!(map_get_sys_perms(map, file) & FMODE_READ)) throw new BpfError(EPERM, "map fd is not readable");
+  checkLockFlag(map, flags);
+  const key = copyKey(map, attr.key);
+  const value = attr.value;
+  if (!value || value.length < map.value_size)
+    throw new BpfError(EFAULT, `value buffer must be ${map.value_size} bytes`);
+  if (map.ops.map_sys_lookup_elem) {
+    map.ops.map_sys_lookup_elem(map, key, value);
+    return 0;
+  }
+  const k = map.kernel;
+  const tok = k.rcu.rcuReadLock();
+  try {
+    const addr = map.ops.map_lookup_elem_sys_only
+      ? map.ops.map_lookup_elem_sys_only(map, key, proc)
+      : map.ops.map_lookup_elem(map, key);
+    if (!addr) throw new BpfError(ENOENT, `no element with this key in map ${map.name}`);
+    value.set(k.mem.bytes(addr, map.value_size));
+  } finally {
+    k.rcu.rcuReadUnlock(tok);
+  }
+  return 0;
+}
+
+export function map_update_elem(proc: Process, attr: MapElemAttr): number {
+  const { map, file } = mapFromFd(proc, num(attr.map_fd));
+  if (!(map_get_sys_perms(map, file) & FMODE_WRITE)) {
+    throw new BpfError(EPERM, map.frozen ? `map ${map.name} is frozen` : "map fd is not writable");
+  }
+  const flags = num(attr.flags);
+  checkLockFlag(map, flags);
+  const key = copyKey(map, attr.key);
+  const value = attr.value;
+  if (!value || value.length < map.value_size) throw new BpfError(EFAULT, `value must be ${map.value_size} bytes`);
+  const v = value.slice(0, map.value_size);
+  if (map.ops.map_update_elem_sys) map.ops.map_update_elem_sys(map, key, v, flags, proc);
+  else withRcu(map, () => map.ops.map_update_elem(map, key, v, flags));
+  return 0;
+}
+
+export function map_delete_elem(proc: Process, attr: MapElemAttr): number {
+  const { map, file } = mapFromFd(proc, num(attr.map_fd));
+  if (!(map_get_sys_perms(map, file) & FMODE_WRITE)) {
+    throw new BpfError(EPERM, map.frozen ? `map ${map.name} is frozen` : "map fd is not writable");
+  }
+  const key = copyKey(map, attr.key);
+  if (map.ops.map_delete_elem_sys) map.ops.map_delete_elem_sys(map, key, proc);
+  else if (map.map_type === T.BPF_MAP_TYPE_STRUCT_OPS)
+    map.ops.map_delete_elem(map, key); // sleepable: no RCU
+  else withRcu(map, () => map.ops.map_delete_elem(map, key));
+  return 0;
+}
+
+export function map_get_next_key(proc: Process, attr: MapElemAttr): number {
+  const { map, file } = mapFromFd(proc, num(attr.map_fd));
+  if (!(map_get_sys_perms(map, file) & FMODE_READ)) throw new BpfError(EPERM, "map fd is not readable");
+  const key = attr.key ? copyKey(map, attr.key) : null;
+  const out = attr.next_key;
+  if (!out || out.length < map.key_size) throw new BpfError(EFAULT, `next_key must be ${map.key_size} bytes`);
+  const next = withRcu(map, () => map.ops.map_get_next_key(map, key));
+  out.set(next.subarray(0, map.key_size));
+  return 0;
+}
+
+export function map_freeze(proc: Process, attr: MapFreezeAttr): number {
+  const { map, file } = mapFromFd(proc, num(attr.map_fd));
+  if (map.map_type === T.BPF_MAP_TYPE_STRUCT_OPS || map.ops.map_freezable === false) {
+    throw new BpfError(ENOTSUPP, `map ${map.name} cannot be frozen`);
+  }
+  if (!(map_get_sys_perms(map, file) & FMODE_WRITE)) throw new BpfError(EPERM, "map fd is not writable");
+  if (map.frozen) throw new BpfError(EBUSY, `map ${map.name} is already frozen`);
+  map.frozen = true;
+  return 0;
+}
+
+function withRcu<R>(map: BpfMap, fn: () => R): R {
+  const tok = map.kernel.rcu.rcuReadLock();
+  try {
+    return fn();
+  } finally {
+    map.kernel.rcu.rcuReadUnlock(tok);
+  }
+}
+
+/** Update flags every element-based map accepts (BPF_ANY/NOEXIST/EXIST); more is EINVAL. */
+export function checkElemFlags(flags: number, allowLock = false): void {
+  const base = flags & ~(allowLock ? BPF_F_LOCK : 0);
+  if (base > 2 || base < BPF_ANY) throw new BpfError(EINVAL, `invalid update flags 0x${flags.toString(16)}`);
+}
+
+export { BpfMap };

@@ -1,0 +1,530 @@
+/**
+ * Programs in kernel/bpf/syscall.c (bpf_prog_load, refcounts, fds, PROG_TEST_RUN) and the part of
+ * the verifier that binds a program to kernel objects (resolve_pseudo_ldimm64, kfunc lookup).
+ */
+import { decodeInsn } from "../isa/decode.js";
+import { decodeInsns, type Insn, LD_IMM64_CODE } from "../isa/insn.js";
+import { BPF_CLASS, BPF_LDX, BPF_MEM, BPF_MEMSX, BPF_MODE } from "../isa/opcodes.js";
+import {
+  BPF_COMPLEXITY_LIMIT_INSNS,
+  BPF_F_ANY_ALIGNMENT,
+  BPF_F_SLEEPABLE,
+  BPF_F_STRICT_ALIGNMENT,
+  BPF_F_TEST_REG_INVARIANTS,
+  BPF_F_TEST_RND_HI32,
+  BPF_F_TEST_RUN_ON_CPU,
+  BPF_F_TEST_STATE_FREQ,
+  BPF_F_TEST_XDP_LIVE_FRAMES,
+  BPF_F_TOKEN_FD,
+  BPF_F_XDP_DEV_BOUND_ONLY,
+  BPF_F_XDP_HAS_FRAGS,
+  BPF_MAXINSNS,
+  BPF_PSEUDO_BTF_ID,
+  BPF_PSEUDO_FUNC,
+  BPF_PSEUDO_KFUNC_CALL,
+  BPF_PSEUDO_MAP_FD,
+  BPF_PSEUDO_MAP_IDX,
+  BPF_PSEUDO_MAP_IDX_VALUE,
+  BPF_PSEUDO_MAP_VALUE,
+  bpf_prog_type,
+} from "../uapi/bpf.js";
+import { BTF_KIND_FUNC, BTF_KIND_VAR, BTF_MAX_TYPE } from "../uapi/btf.js";
+import { BpfError, E2BIG, EINVAL, ENOENT, ENOTSUPP, EPERM, EPROTO } from "../uapi/errno.js";
+import { type BpfMap, BpfProg, type BtfObject } from "./bpf.js";
+import type { ProgLoadAttr, ProgTestRunAttr } from "./bpf_attr.js";
+import { num } from "./bpf_attr.js";
+import { btf_get, btf_get_by_fd, btf_put } from "./btf_obj.js";
+import { CAP_NET_ADMIN } from "./capability.js";
+import { bpf_prog_calc_tag, license_is_gpl_compatible } from "./core.js";
+import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
+import type { Kernel } from "./kernel.js";
+import { PAGE_SIZE } from "./kernel.js";
+import type { Process } from "./process.js";
+import { BpfLog, bpf_obj_name_cpy, cString, fdinfoHeader, hex } from "./syscall_common.js";
+import { bpf_map_inc, bpf_map_kaddr, bpf_map_put, mapFromFd } from "./syscall_map.js";
+
+const P = bpf_prog_type;
+export const MAX_USED_MAPS = 64;
+const BPF_MAX_VAR_OFF = 1 << 29;
+
+/** What a ld_imm64 was bound to (insn_aux_data), for the verifier. */
+export type LdImm64Aux =
+  | { kind: "map_ptr"; map: BpfMap }
+  | { kind: "map_value"; map: BpfMap; off: number }
+  | { kind: "btf_id"; btf: BtfObject; btfId: number; addr: number }
+  | { kind: "func" };
+
+/** What the verifier hook receives. */
+export interface VerifierEnv {
+  readonly kernel: Kernel;
+  readonly prog: BpfProg;
+  /** Instructions as loaded, with ld_imm64 pseudo sources still in place. */
+  readonly insns: readonly Insn[];
+  /** Per-instruction ld_imm64 binding (index of the first slot). */
+  readonly ldImm64Aux: ReadonlyMap<number, LdImm64Aux>;
+  readonly log: BpfLog;
+  readonly logLines: string[];
+  readonly privileged: boolean;
+  readonly attr: ProgLoadAttr;
+}
+
+// ---- lifetime ----
+
+export function bpf_prog_inc(prog: BpfProg): void {
+  prog.refcnt++;
+}
+
+export function bpf_prog_inc_not_zero(prog: BpfProg): BpfProg {
+  if (prog.refcnt <= 0) throw new BpfError(ENOENT, `program ${prog.id} is being freed`);
+  prog.refcnt++;
+  return prog;
+}
+
+function bpf_prog_free(prog: BpfProg): void {
+  prog.freed = true;
+  prog.bpf_func = null;
+  for (const m of prog.aux.used_maps) bpf_map_put(m);
+  prog.aux.used_maps = [];
+  for (const b of prog.aux.used_btfs) btf_put(b);
+  if (prog.aux.attach_btf) btf_put(prog.aux.attach_btf);
+  if (prog.aux.btf) btf_put(prog.aux.btf);
+}
+
+/**
+ * bpf_prog_put(): the last reference frees the id at once, the program after a grace period of
+ * the flavour it runs under (tasks-trace for sleepable programs), so a running invocation finishes.
+ */
+export function bpf_prog_put(prog: BpfProg): void {
+  if (prog.refcnt <= 0) throw new Error(`bpf_prog_put: program ${prog.id} refcnt underflow`);
+  if (--prog.refcnt > 0) return;
+  const k = prog.kernel;
+  if (prog.id) k.prog_idr.remove(prog.id);
+  if (prog.aux.sleepable) k.rcu.callRcuTasksTrace(() => k.rcu.callRcu(() => bpf_prog_free(prog)));
+  else k.rcu.callRcu(() => bpf_prog_free(prog));
+}
+
+function progMemlock(prog: BpfProg): number {
+  // bpf_prog_size(): the struct plus its instructions, in whole pages.
+  return Math.ceil((72 + 8 * prog.len) / PAGE_SIZE) * PAGE_SIZE;
+}
+
+export const bpf_prog_fops: FileOps<BpfProg> = {
+  kind: "prog",
+  release: (f) => bpf_prog_put(f.private_data),
+  show_fdinfo: (f) => {
+    const p = f.private_data;
+    return (
+      fdinfoHeader(f) +
+      `prog_type:\t${p.type}\n` +
+      `prog_jited:\t${p.jited ? 1 : 0}\n` +
+      `prog_tag:\t${hex(p.tag)}\n` +
+      `memlock:\t${progMemlock(p)}\n` +
+      `prog_id:\t${p.id}\n` +
+      `run_time_ns:\t0\n` +
+      `run_cnt:\t0\n` +
+      `recursion_misses:\t0\n` +
+      `verified_insns:\t${p.len}\n`
+    );
+  },
+};
+
+export function bpf_prog_new_fd(proc: Process, prog: BpfProg): number {
+  return proc.files.install(new File(bpf_prog_fops, prog, O_RDWR | O_CLOEXEC));
+}
+
+/** fdget + the prog behind it, no new reference. EBADF / EINVAL. */
+export function progFromFd(proc: Process, fd: number): BpfProg {
+  const f = proc.files.get(fd);
+  if (f.f_op !== bpf_prog_fops) throw new BpfError(EINVAL, `fd ${fd} is not a BPF program`, { fd });
+  return f.private_data as BpfProg;
+}
+
+/** bpf_prog_get(): a new reference on the prog behind fd. */
+export function bpf_prog_get(proc: Process, fd: number): BpfProg {
+  const p = progFromFd(proc, fd);
+  bpf_prog_inc(p);
+  return p;
+}
+
+// ---- BPF_PROG_LOAD ----
+
+const PROG_FLAGS =
+  BPF_F_STRICT_ALIGNMENT |
+  BPF_F_ANY_ALIGNMENT |
+  BPF_F_TEST_STATE_FREQ |
+  BPF_F_SLEEPABLE |
+  BPF_F_TEST_RND_HI32 |
+  BPF_F_XDP_HAS_FRAGS |
+  BPF_F_XDP_DEV_BOUND_ONLY |
+  BPF_F_TEST_REG_INVARIANTS |
+  BPF_F_TOKEN_FD;
+
+const NET_ADMIN_PROG_TYPES = new Set<number>([
+  P.BPF_PROG_TYPE_SCHED_CLS,
+  P.BPF_PROG_TYPE_SCHED_ACT,
+  P.BPF_PROG_TYPE_XDP,
+  P.BPF_PROG_TYPE_LWT_IN,
+  P.BPF_PROG_TYPE_LWT_OUT,
+  P.BPF_PROG_TYPE_LWT_XMIT,
+  P.BPF_PROG_TYPE_LWT_SEG6LOCAL,
+  P.BPF_PROG_TYPE_SK_SKB,
+  P.BPF_PROG_TYPE_SK_MSG,
+  P.BPF_PROG_TYPE_FLOW_DISSECTOR,
+  P.BPF_PROG_TYPE_CGROUP_DEVICE,
+  P.BPF_PROG_TYPE_CGROUP_SOCK,
+  P.BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+  P.BPF_PROG_TYPE_CGROUP_SOCKOPT,
+  P.BPF_PROG_TYPE_CGROUP_SYSCTL,
+  P.BPF_PROG_TYPE_SOCK_OPS,
+  P.BPF_PROG_TYPE_EXT,
+]);
+/** is_perfmon_prog_type(): struct_ops is here (it can read kernel memory through BTF pointers). */
+const PERFMON_PROG_TYPES = new Set<number>([
+  P.BPF_PROG_TYPE_KPROBE,
+  P.BPF_PROG_TYPE_TRACEPOINT,
+  P.BPF_PROG_TYPE_PERF_EVENT,
+  P.BPF_PROG_TYPE_RAW_TRACEPOINT,
+  P.BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE,
+  P.BPF_PROG_TYPE_TRACING,
+  P.BPF_PROG_TYPE_LSM,
+  P.BPF_PROG_TYPE_STRUCT_OPS,
+  P.BPF_PROG_TYPE_EXT,
+]);
+
+function insnsOf(attr: ProgLoadAttr): Insn[] {
+  const src = attr.insns;
+  const cnt = num(attr.insn_cnt);
+  if (!src) throw new BpfError(EINVAL, "insns is NULL");
+  const all = src instanceof Uint8Array ? decodeInsns(src.subarray(0, cnt * 8)) : src.slice(0, cnt);
+  if (all.length < cnt) throw new BpfError(EINVAL, `insns holds ${all.length} instructions, insn_cnt is ${cnt}`);
+  return all.map((i) => ({ ...i }));
+}
+
+export function bpf_prog_load(k: Kernel, proc: Process, attr: ProgLoadAttr): number {
+  const prog_flags = num(attr.prog_flags);
+  if (prog_flags & ~PROG_FLAGS) throw new BpfError(EINVAL, `unknown prog_flags 0x${prog_flags.toString(16)}`);
+  if (prog_flags & BPF_F_TOKEN_FD || num(attr.prog_token_fd))
+    throw new BpfError(EINVAL, "BPF tokens are not supported");
+  const bpfCap = proc.cred.bpfCapable();
+  if (k.sysctl.unprivilegedBpfDisabled && !bpfCap) {
+    throw new BpfError(EPERM, "unprivileged BPF is disabled (kernel.unprivileged_bpf_disabled)");
+  }
+  const cnt = num(attr.insn_cnt);
+  if (cnt === 0 || cnt > (bpfCap ? BPF_COMPLEXITY_LIMIT_INSNS : BPF_MAXINSNS)) {
+    throw new BpfError(E2BIG, `insn_cnt ${cnt} is out of range`);
+  }
+  const type = num(attr.prog_type);
+  if (type !== P.BPF_PROG_TYPE_SOCKET_FILTER && type !== P.BPF_PROG_TYPE_CGROUP_SKB && !bpfCap) {
+    throw new BpfError(EPERM, `program type ${type} needs CAP_BPF`);
+  }
+  if (NET_ADMIN_PROG_TYPES.has(type) && !proc.capable(CAP_NET_ADMIN)) {
+    throw new BpfError(EPERM, `program type ${type} needs CAP_NET_ADMIN`);
+  }
+  if (PERFMON_PROG_TYPES.has(type) && !proc.cred.perfmonCapable()) {
+    throw new BpfError(EPERM, `program type ${type} needs CAP_PERFMON`);
+  }
+
+  // attach_btf: a kernel BTF by fd (attach_btf_obj_fd, when attach_prog_fd is not a prog) or vmlinux.
+  let attach_btf: BtfObject | null = null;
+  const attachBtfId = num(attr.attach_btf_id);
+  const attachFd = num(attr.attach_prog_fd) || num(attr.attach_btf_obj_fd);
+  if (attachFd) {
+    let isProg = false;
+    try {
+      progFromFd(proc, attachFd);
+      isProg = true;
+    } catch {
+      // not a program: must be a kernel BTF
+    }
+    if (isProg) throw new BpfError(EINVAL, "attaching to another program (freplace/fentry) is not supported");
+    try {
+      attach_btf = btf_get_by_fd(proc, attachFd);
+    } catch {
+      throw new BpfError(EINVAL, `attach_btf_obj_fd ${attachFd} is not a BTF object`);
+    }
+    if (!attach_btf.kernelBtf) {
+      btf_put(attach_btf);
+      throw new BpfError(EINVAL, `attach_btf_obj_fd ${attachFd} is not a kernel BTF`);
+    }
+  } else if (attachBtfId) {
+    attach_btf = k.btfVmlinuxObj;
+    if (!attach_btf) throw new BpfError(EINVAL, "attach_btf_id given but the kernel has no BTF");
+    btf_get(attach_btf);
+  }
+  const release = (): void => {
+    if (attach_btf) btf_put(attach_btf);
+  };
+  // bpf_prog_load_check_attach()
+  if (
+    (attach_btf && !attachBtfId) ||
+    attachBtfId > BTF_MAX_TYPE ||
+    (attachBtfId &&
+      ![P.BPF_PROG_TYPE_TRACING, P.BPF_PROG_TYPE_LSM, P.BPF_PROG_TYPE_STRUCT_OPS, P.BPF_PROG_TYPE_EXT].includes(
+        type as 26,
+      ))
+  ) {
+    release();
+    throw new BpfError(EINVAL, `attach_btf_id ${attachBtfId} is not valid for program type ${type}`);
+  }
+  if (!k.progTypes.has(type)) {
+    release();
+    throw new BpfError(EINVAL, `program type ${type} is not supported`);
+  }
+
+  const prog = new BpfProg(k, type, num(attr.expected_attach_type));
+  prog.aux.attach_btf = attach_btf;
+  prog.aux.attach_btf_id = attachBtfId;
+  prog.aux.sleepable = (prog_flags & BPF_F_SLEEPABLE) !== 0;
+  prog.aux.created_by_uid = proc.uid;
+  prog.aux.load_time = k.ktimeGetNs();
+  try {
+    prog.orig_insns = insnsOf(attr);
+    prog.gpl_compatible = license_is_gpl_compatible(cString(attr.license, 127));
+    prog.name = bpf_obj_name_cpy(attr.prog_name);
+    if (num(attr.prog_btf_fd)) prog.aux.btf = btf_get_by_fd(proc, num(attr.prog_btf_fd));
+    prog.aux.func_info = attr.func_info ? attr.func_info.slice() : null;
+    prog.aux.func_info_cnt = num(attr.func_info_cnt);
+    prog.aux.line_info = attr.line_info ? attr.line_info.slice() : null;
+    prog.aux.line_info_cnt = num(attr.line_info_cnt);
+    bpf_check(k, proc, prog, attr);
+    prog.id = k.prog_idr.allocCyclic(prog);
+    return bpf_prog_new_fd(proc, prog);
+  } catch (e) {
+    bpf_prog_put(prog);
+    throw e;
+  }
+}
+
+/** The load-time binding and checks done in bpf_check() before and after the verifier proper. */
+function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr): void {
+  const log = new BpfLog(num(attr.log_level), attr.log_buf, num(attr.log_size));
+  const env: VerifierEnv = {
+    kernel: k,
+    prog,
+    insns: prog.orig_insns,
+    ldImm64Aux: new Map(),
+    log,
+    logLines: log.lines,
+    privileged: proc.cred.bpfCapable(),
+    attr,
+  };
+  try {
+    prog.tag = bpf_prog_calc_tag(prog.orig_insns);
+    prog.insnsi = resolve_pseudo_ldimm64(env, proc, attr, env.ldImm64Aux as Map<number, LdImm64Aux>);
+    if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) {
+      if (!k.structOps) throw logErr(log, ENOTSUPP, "struct_ops is not supported by this kernel");
+      k.structOps.checkAttach(prog, log.lines);
+    }
+    prog.aux.verifier_result = k.verifier?.(env);
+    bindCalls(env);
+    k.jit?.(prog);
+  } finally {
+    attr.log_true_size = log.finalize();
+  }
+}
+
+function logErr(log: BpfLog, errno: number, msg: string): BpfError {
+  log.log(msg);
+  return new BpfError(errno, msg);
+}
+
+/** resolve_pseudo_ldimm64(): map fds and BTF ids in ld_imm64 become addresses the VM can use. */
+function resolve_pseudo_ldimm64(
+  env: VerifierEnv,
+  proc: Process,
+  attr: ProgLoadAttr,
+  aux: Map<number, LdImm64Aux>,
+): Insn[] {
+  const { prog, log } = env;
+  const insns = prog.orig_insns.map((i) => ({ ...i }));
+  const n = insns.length;
+  for (let i = 0; i < n; i++) {
+    const insn = insns[i];
+    if (
+      BPF_CLASS(insn.code) === BPF_LDX &&
+      ((BPF_MODE(insn.code) !== BPF_MEM && BPF_MODE(insn.code) !== BPF_MEMSX) || insn.imm !== 0)
+    ) {
+      throw logErr(log, EINVAL, "BPF_LDX uses reserved fields");
+    }
+    if (insn.code !== LD_IMM64_CODE) {
+      try {
+        decodeInsn(insns, i);
+      } catch (e) {
+        if (e instanceof BpfError)
+          throw logErr(log, EINVAL, `unknown opcode ${insn.code.toString(16).padStart(2, "0")}`);
+        throw e;
+      }
+      continue;
+    }
+    const hi = insns[i + 1];
+    if (i === n - 1 || hi.code !== 0 || hi.dst !== 0 || hi.src !== 0 || hi.off !== 0) {
+      throw logErr(log, EINVAL, "invalid bpf_ld_imm64 insn");
+    }
+    const src = insn.src;
+    if (src === 0) {
+      i++;
+      continue;
+    }
+    if (src === BPF_PSEUDO_BTF_ID) {
+      const a = check_pseudo_btf_id(env, proc, insn, hi);
+      aux.set(i, a);
+      insn.imm = a.addr | 0;
+      hi.imm = Math.floor(a.addr / 2 ** 32) | 0;
+      insn.src = 0;
+      i++;
+      continue;
+    }
+    if (src === BPF_PSEUDO_FUNC) {
+      aux.set(i, { kind: "func" });
+      i++;
+      continue;
+    }
+    const isValue = src === BPF_PSEUDO_MAP_VALUE || src === BPF_PSEUDO_MAP_IDX_VALUE;
+    const isPtr = src === BPF_PSEUDO_MAP_FD || src === BPF_PSEUDO_MAP_IDX;
+    if (!isValue && !(isPtr && hi.imm === 0)) throw logErr(log, EINVAL, "unrecognized bpf_ld_imm64 insn");
+    let fd = insn.imm;
+    if (src === BPF_PSEUDO_MAP_IDX || src === BPF_PSEUDO_MAP_IDX_VALUE) {
+      if (!attr.fd_array) throw logErr(log, EPROTO, "fd_idx without fd_array is invalid");
+      const v = attr.fd_array[insn.imm];
+      if (v === undefined) throw logErr(log, EINVAL, `fd_array index ${insn.imm} is out of range`);
+      fd = v;
+    }
+    let map: BpfMap;
+    try {
+      map = mapFromFd(proc, fd).map;
+    } catch (e) {
+      if (e instanceof BpfError) throw logErr(log, e.errno, `fd ${fd} is not pointing to valid bpf_map`);
+      throw e;
+    }
+    let addr: number;
+    if (isPtr) {
+      addr = bpf_map_kaddr(map);
+      aux.set(i, { kind: "map_ptr", map });
+    } else {
+      const off = hi.imm >>> 0;
+      if (off >= BPF_MAX_VAR_OFF) throw logErr(log, EINVAL, `direct value offset of ${off} is not allowed`);
+      const dva = (map.ops as { map_direct_value_addr?: (m: BpfMap, off: number) => number }).map_direct_value_addr;
+      if (!dva) throw logErr(log, EINVAL, "no direct value access support for this map type");
+      try {
+        addr = dva(map, off) + off;
+      } catch (e) {
+        if (e instanceof BpfError) {
+          log.log(`invalid access to map value pointer, value_size=${map.value_size} off=${off}`);
+        }
+        throw e;
+      }
+      aux.set(i, { kind: "map_value", map, off });
+    }
+    insn.imm = addr | 0;
+    hi.imm = Math.floor(addr / 2 ** 32) | 0;
+    insn.src = 0;
+    if (!prog.aux.used_maps.includes(map)) {
+      if (prog.aux.used_maps.length >= MAX_USED_MAPS) {
+        throw logErr(log, E2BIG, `The total number of maps per program has reached the limit of ${MAX_USED_MAPS}`);
+      }
+      bpf_map_inc(map);
+      prog.aux.used_maps.push(map);
+    }
+    i++;
+  }
+  return insns;
+}
+
+function check_pseudo_btf_id(
+  env: VerifierEnv,
+  proc: Process,
+  insn: Insn,
+  hi: Insn,
+): Extract<LdImm64Aux, { kind: "btf_id" }> {
+  const { kernel: k, log } = env;
+  let btf: BtfObject;
+  if (hi.imm) {
+    try {
+      btf = btf_get_by_fd(proc, hi.imm);
+    } catch {
+      throw logErr(log, EINVAL, "invalid module BTF object FD specified.");
+    }
+    env.prog.aux.used_btfs.push(btf);
+  } else {
+    const v = k.btfVmlinuxObj;
+    if (!v) {
+      throw logErr(log, EINVAL, "kernel is missing BTF, make sure CONFIG_DEBUG_INFO_BTF=y is specified in Kconfig.");
+    }
+    btf = v;
+  }
+  const id = insn.imm;
+  let kind = -1;
+  let name = "";
+  if (id > 0 && id < btf.btf.nrTypes + 1) {
+    const t = btf.btf.typeById(id);
+    kind = t.kind;
+    name = t.name;
+  }
+  if (kind < 0) throw logErr(log, EINVAL, `ldimm64 insn specifies invalid btf_id ${id}.`);
+  if (kind !== BTF_KIND_VAR && kind !== BTF_KIND_FUNC) {
+    throw logErr(log, EINVAL, `pseudo btf_id ${id} in ldimm64 isn't KIND_VAR or KIND_FUNC`);
+  }
+  const addr = k.ksyms.get(name);
+  if (!addr) throw logErr(log, ENOENT, `ldimm64 failed to find the address for kernel symbol '${name}'.`);
+  return { kind: "btf_id", btf, btfId: id, addr };
+}
+
+/** Helper calls by id, kfunc calls (src=2) by BTF id: they must exist (add_kfunc_call). */
+function bindCalls(env: VerifierEnv): void {
+  const { kernel: k, prog, log } = env;
+  for (let i = 0; i < prog.insnsi.length; i++) {
+    const insn = prog.insnsi[i];
+    if (insn.code === LD_IMM64_CODE) {
+      i++;
+      continue;
+    }
+    if (insn.code !== 0x85) continue; // BPF_JMP | BPF_CALL
+    if (insn.src === BPF_PSEUDO_KFUNC_CALL) {
+      if (!prog.gpl_compatible)
+        throw logErr(log, EINVAL, "cannot call kernel function from non-GPL compatible program");
+      const vmlinux = k.btfVmlinux;
+      let isFunc = false;
+      let name = "";
+      if (vmlinux && insn.imm > 0 && insn.imm <= vmlinux.nrTypes) {
+        const t = vmlinux.typeById(insn.imm);
+        isFunc = t.kind === BTF_KIND_FUNC;
+        name = t.name;
+      }
+      const kf = k.kfuncs.get(insn.imm);
+      if (!isFunc && !kf) throw logErr(log, EINVAL, `kernel btf_id ${insn.imm} is not a function`);
+      if (!kf) throw logErr(log, EINVAL, `cannot find address for kernel function ${name}`);
+      if (!prog.aux.kfunc_btf_ids.includes(insn.imm)) prog.aux.kfunc_btf_ids.push(insn.imm);
+    } else if (insn.src === 0) {
+      if (!k.helpers.has(insn.imm)) throw logErr(log, EINVAL, `unknown func #${insn.imm}`);
+    }
+  }
+}
+
+// ---- BPF_PROG_TEST_RUN ----
+
+export function bpf_prog_test_run(k: Kernel, proc: Process, attr: ProgTestRunAttr): number {
+  const prog = progFromFd(proc, num(attr.prog_fd));
+  const ops = k.progTypes.get(prog.type);
+  if (!ops?.test_run) throw new BpfError(ENOTSUPP, `program type ${prog.type} has no test_run`);
+  if ((num(attr.ctx_size_in) && !attr.ctx_in) || (!num(attr.ctx_size_in) && attr.ctx_in)) {
+    throw new BpfError(EINVAL, "ctx_size_in and ctx_in must be given together");
+  }
+  if ((num(attr.ctx_size_out) && !attr.ctx_out) || (!num(attr.ctx_size_out) && attr.ctx_out)) {
+    throw new BpfError(EINVAL, "ctx_size_out and ctx_out must be given together");
+  }
+  if (num(attr.flags) & ~(BPF_F_TEST_RUN_ON_CPU | BPF_F_TEST_XDP_LIVE_FRAMES)) {
+    throw new BpfError(EINVAL, `unknown test_run flags 0x${num(attr.flags).toString(16)}`);
+  }
+  if (!(num(attr.flags) & BPF_F_TEST_RUN_ON_CPU) && num(attr.cpu)) {
+    throw new BpfError(EINVAL, "cpu given without BPF_F_TEST_RUN_ON_CPU");
+  }
+  bpf_prog_inc(prog);
+  try {
+    ops.test_run(prog, attr, proc);
+  } finally {
+    bpf_prog_put(prog);
+  }
+  return 0;
+}
+
+export { BpfProg };

@@ -1,0 +1,122 @@
+/** net/bpf/test_run.c: BPF_PROG_TEST_RUN for the generic program types. */
+import { BPF_F_TEST_RUN_ON_CPU } from "../uapi/bpf.js";
+import { BpfError, EFAULT, EINVAL, ENOSPC } from "../uapi/errno.js";
+import type { BpfProg, BpfProgTypeOps } from "./bpf.js";
+import type { ProgTestRunAttr } from "./bpf_attr.js";
+import { num } from "./bpf_attr.js";
+import { bpf_prog_run } from "./core.js";
+
+const U16_MAX = 0xffff;
+const MAX_BPF_FUNC_ARGS = 12;
+
+/**
+ * bpf_test_run(): run `repeat` times (at least once); duration is the mean simulated time per
+ * run in ns (the clock only moves when something advances it, so it is deterministic).
+ */
+export function bpf_test_run(
+  prog: BpfProg,
+  ctx: number | bigint | readonly (number | bigint)[],
+  repeat: number,
+): { retval: number; duration: number } {
+  const k = prog.kernel;
+  const n = Math.max(1, repeat);
+  const t0 = k.ktimeGetNs();
+  let r0 = 0n;
+  for (let i = 0; i < n; i++) r0 = bpf_prog_run(prog, ctx);
+  const dt = k.ktimeGetNs() - t0;
+  return { retval: Number(BigInt.asUintN(32, r0)), duration: Number(dt / BigInt(n)) };
+}
+
+function noData(attr: ProgTestRunAttr, allowFlags: boolean): void {
+  if (
+    attr.data_in ||
+    attr.data_out ||
+    attr.ctx_out ||
+    num(attr.duration) ||
+    num(attr.repeat) ||
+    num(attr.batch_size) ||
+    (!allowFlags && num(attr.flags))
+  ) {
+    throw new BpfError(EINVAL, "this program type takes no data_in/data_out/ctx_out/duration/repeat");
+  }
+}
+
+/** Copy ctx_in into a fresh VM region (memdup_user); r1 points at it. */
+function ctxRegion(prog: BpfProg, attr: ProgTestRunAttr): { addr: number; free: () => Uint8Array } | null {
+  const size = num(attr.ctx_size_in);
+  if (!size) return null;
+  const src = attr.ctx_in;
+  if (!src || src.length < size) throw new BpfError(EFAULT, "ctx_in is shorter than ctx_size_in");
+  const k = prog.kernel;
+  const r = k.mem.alloc(size, { perm: "rw", kind: "ctx", name: "test_run ctx" });
+  k.mem.bytes(r.addr, size).set(src.subarray(0, size));
+  return {
+    addr: r.addr,
+    free: () => {
+      const out = k.mem.bytes(r.addr, size).slice();
+      k.mem.free(r);
+      return out;
+    },
+  };
+}
+
+export const testRunOps: Record<"syscall" | "raw_tp" | "skb", BpfProgTypeOps> = {
+  /** bpf_prog_test_run_syscall: ctx in, ctx copied back, retval. */
+  syscall: {
+    test_run(prog, attr) {
+      noData(attr, false);
+      if (num(attr.ctx_size_in) > U16_MAX) throw new BpfError(EINVAL, "ctx_size_in over U16_MAX");
+      const ctx = ctxRegion(prog, attr);
+      try {
+        attr.retval = bpf_test_run(prog, ctx?.addr ?? 0, 1).retval;
+      } finally {
+        const out = ctx?.free();
+        if (out && attr.ctx_in) attr.ctx_in.set(out);
+      }
+    },
+  },
+  /** bpf_prog_test_run_raw_tp: ctx_in is the u64 argument array. */
+  raw_tp: {
+    test_run(prog, attr) {
+      noData(attr, true);
+      const size = num(attr.ctx_size_in);
+      if (size > MAX_BPF_FUNC_ARGS * 8) throw new BpfError(EINVAL, "ctx_size_in over 12 arguments");
+      if (!(num(attr.flags) & BPF_F_TEST_RUN_ON_CPU) && num(attr.cpu)) throw new BpfError(EINVAL, "cpu without flag");
+      const ctx = ctxRegion(prog, attr);
+      try {
+        attr.retval = bpf_test_run(prog, ctx?.addr ?? 0, 1).retval;
+      } finally {
+        ctx?.free();
+      }
+    },
+  },
+  /**
+   * bpf_prog_test_run_skb, simplified: __sk_buff is not modelled, r1 points at a copy of data_in.
+   * repeat, duration, data_out and data_size_out behave as in the kernel.
+   */
+  skb: {
+    test_run(prog, attr) {
+      const size = num(attr.data_size_in);
+      if (num(attr.flags) || num(attr.cpu)) throw new BpfError(EINVAL, "skb test_run takes no flags or cpu");
+      if (size < 14) throw new BpfError(EINVAL, "data_size_in is smaller than an Ethernet header");
+      const data = attr.data_in;
+      if (!data || data.length < size) throw new BpfError(EFAULT, "data_in is shorter than data_size_in");
+      const k = prog.kernel;
+      const r = k.mem.alloc(size, { perm: "rw", kind: "ctx", name: "test_run skb data" });
+      try {
+        k.mem.bytes(r.addr, size).set(data.subarray(0, size));
+        const { retval, duration } = bpf_test_run(prog, r.addr, num(attr.repeat));
+        attr.retval = retval;
+        attr.duration = duration;
+        if (attr.data_out) {
+          const n = num(attr.data_size_out) ? Math.min(num(attr.data_size_out), size) : size;
+          attr.data_out.set(k.mem.bytes(r.addr, Math.min(n, attr.data_out.length)));
+          attr.data_size_out = size;
+          if (num(attr.data_size_out) && size > n) throw new BpfError(ENOSPC, "data_out is too small");
+        }
+      } finally {
+        k.mem.free(r);
+      }
+    },
+  },
+};
