@@ -281,7 +281,8 @@ function decodeJmp(i: number, insn: Insn): DecodedInsn {
     return { kind: "may_goto", off };
   }
   if (opc === BPF_EXIT) {
-    if (x || imm !== 0 || src !== 0 || dst !== 0 || jmp32) fail(i, "BPF_EXIT uses reserved fields");
+    // The kernel ignores off here; RFC 9669 reserves it, and we need it zero to round-trip.
+    if (x || imm !== 0 || src !== 0 || dst !== 0 || jmp32 || off !== 0) fail(i, "BPF_EXIT uses reserved fields");
     return { kind: "exit" };
   }
   const op = JMP_OPS[opc >> 4];

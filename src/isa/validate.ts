@@ -113,6 +113,13 @@ export function validateInsnEncoding(insns: readonly Insn[]): void {
   // Pass 2: do_check()'s per-class reserved-field checks (decodeInsn makes them) plus the
   // immediate checks check_alu_op() makes on constant divisors and shift amounts.
   for (let i = 0; i < insns.length; ) {
+    // The kernel does not look at an exit's off (decodeInsn, following RFC 9669, does).
+    if (insns[i]!.code === (BPF_JMP | BPF_EXIT) && insns[i]!.off !== 0) {
+      const { dst, src, imm } = insns[i]!;
+      if (dst !== 0 || src !== 0 || imm !== 0) fail(i, "BPF_EXIT uses reserved fields");
+      i++;
+      continue;
+    }
     const d = decodeInsn(insns, i);
     if (d.kind === "alu" && "imm" in d.src) {
       const { op, alu64 } = d;

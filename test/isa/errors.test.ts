@@ -84,6 +84,7 @@ test("decode rejects reserved fields where the kernel's verifier does, with its 
     [[s(0x8d, 1, 0, 0, 1)], "BPF_CALL uses reserved fields"],
     [[s(0x95, 1)], "BPF_EXIT uses reserved fields"],
     [[s(0x96)], "BPF_EXIT uses reserved fields"],
+    [[s(0x95, 0, 0, 1)], "BPF_EXIT uses reserved fields"], // RFC 9669 reserves off; see validate below
     [[s(0xe5, 1, 0, 1)], "invalid may_goto imm"],
     [[s(0x61, 0, 1, 0, 1)], "BPF_LDX uses reserved fields"],
     [[s(0x99, 0, 1)], "BPF_LDX uses reserved fields"], // MEMSX DW
@@ -106,6 +107,9 @@ test("decode rejects reserved fields where the kernel's verifier does, with its 
 test("validateInsnEncoding makes the kernel's checks, in the kernel's order", () => {
   const ok: Insn[] = [MOV_R0_0, s(0x18, 1, 2, 0, 3), s(0, 0, 0, 0, 8), s(0x67, 1, 0, 0, 63), EXIT];
   validateInsnEncoding(ok);
+  // The kernel ignores an exit's off, so its checks accept what decodeInsn (RFC 9669) rejects.
+  validateInsnEncoding([MOV_R0_0, s(0x95, 0, 0, 5)]);
+  rejects(() => validateInsnEncoding([MOV_R0_0, s(0x95, 1, 0, 5)]), "insn #1: BPF_EXIT uses reserved fields");
   // bpf_opcode_in_insntable() runs first, so opcodes unknown to the kernel say so.
   rejects(() => validateInsnEncoding([s(0x00), EXIT]), "insn #0: unknown opcode 00");
   rejects(() => validateInsnEncoding([s(0xff), EXIT]), "insn #0: unknown opcode ff");
