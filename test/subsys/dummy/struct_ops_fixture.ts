@@ -50,7 +50,8 @@ export function newSpy(): TestmodSpy {
  * };
  */
 export function declareTestmodTypes(b: BtfBuilder): void {
-  const int = builderFind(b, "int", BTF_KIND_INT) > 0 ? builderFind(b, "int", BTF_KIND_INT) : b.addInt("int", 4, BTF_INT_SIGNED);
+  const int =
+    builderFind(b, "int", BTF_KIND_INT) > 0 ? builderFind(b, "int", BTF_KIND_INT) : b.addInt("int", 4, BTF_INT_SIGNED);
   const short = b.addInt("short int", 2, BTF_INT_SIGNED);
   const long = b.addInt("long int", 8, BTF_INT_SIGNED);
   const u64 = b.addInt("long long unsigned int", 8);
@@ -148,7 +149,9 @@ export interface Rig {
 
 export function boot(opts: { noUpdate?: boolean; extra?: Subsystem[] } = {}): Rig {
   const spy = newSpy();
-  const k = new Kernel({ subsystems: [bpfDummyStructOpsSubsystem, testmodSubsystem(spy, opts), ...(opts.extra ?? [])] });
+  const k = new Kernel({
+    subsystems: [bpfDummyStructOpsSubsystem, testmodSubsystem(spy, opts), ...(opts.extra ?? [])],
+  });
   return { k, proc: k.newProcess(), spy };
 }
 
