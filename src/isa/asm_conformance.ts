@@ -13,6 +13,7 @@ import {
   hex,
   isLabelName,
   type ParsedInsn,
+  PSEUDO_NAMES,
   parseImm32,
   parseImm64,
   parseInteger,
@@ -41,8 +42,6 @@ const JMP: readonly JmpOp[] = ["jeq", "jgt", "jge", "jset", "jne", "jsgt", "jsge
 const ATOMIC: readonly AtomicOp[] = ["add", "or", "and", "xor", "xchg", "cmpxchg"];
 const SIZE_SUFFIX: Record<MemSize, string> = { 1: "b", 2: "h", 4: "w", 8: "dw" };
 const SUFFIX_SIZE: Record<string, MemSize> = { b: 1, h: 2, w: 4, dw: 8 };
-/** Names of pseudo ld_imm64 sources 1..6 (BPF_PSEUDO_MAP_FD ... BPF_PSEUDO_MAP_IDX_VALUE). */
-export const PSEUDO_NAMES = ["", "map_fd", "map_value", "btf_id", "func", "map_idx", "map_idx_value"];
 
 const reg = (t: string): number => parseRegister(t.trim(), ["%r"]);
 const r = (n: number): string => `%r${n}`;

@@ -9,7 +9,6 @@
  * flavour prints exactly what llvm-objdump prints. The parser accepts both, plus decimal.
  */
 
-import { PSEUDO_NAMES } from "./asm_conformance.js";
 import type { AluOp, AtomicOp, DecodedInsn, JmpOp, MemSize } from "./decode.js";
 import { ldImm64Decoded } from "./decode.js";
 import {
@@ -19,6 +18,7 @@ import {
   hex,
   isLabelName,
   type ParsedInsn,
+  PSEUDO_NAMES,
   parseImm32,
   parseImm64,
   parseInteger,
@@ -126,7 +126,7 @@ function parse(stmt: string): ParsedInsn {
     if (!op) return asmError(`unknown comparison '${sym}'`);
     const w = d.startsWith("w") ? "w" : "r";
     const t = target(tgt, "off");
-    const operand = isReg(src) ? { reg: reg(src, w) } : { imm: parseImm32(src) };
+    const operand = isReg(src) ? { reg: reg(src, w) } : { imm: parseImm32(src.replace(/\s/g, "")) };
     return withTarget({ kind: "jmp", jmp32: w === "w", op, dst: reg(d), src: operand, off: t.value }, t, "off");
   }
   if ((m = RX.goto.exec(s))) {

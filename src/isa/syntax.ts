@@ -8,6 +8,9 @@ import type { DecodedInsn } from "./decode.js";
 
 export type SyntaxName = "conformance" | "llvm";
 
+/** Names both syntaxes give the pseudo ld_imm64 sources 1..6 (BPF_PSEUDO_MAP_FD ... BPF_PSEUDO_MAP_IDX_VALUE). */
+export const PSEUDO_NAMES = ["", "map_fd", "map_value", "btf_id", "func", "map_idx", "map_idx_value"];
+
 /** A parsed statement; `target` names a label whose pc-relative distance goes into `field`. */
 export interface ParsedInsn {
   insn: DecodedInsn;
