@@ -1,0 +1,143 @@
+/**
+ * Typed kernel memory (kernel/bpf/btf.c): btf_ctx_access, the context of tracing-style programs
+ * (struct_ops included) as a u64 array of the attached function's arguments; and
+ * btf_struct_access/btf_struct_walk, reads of kernel structs resolved against their members.
+ */
+import type { Btf } from "../btf/btf.js";
+import type { BtfFuncProto, BtfType } from "../btf/types.js";
+import {
+  BTF_KIND_ARRAY,
+  BTF_KIND_CONST,
+  BTF_KIND_ENUM,
+  BTF_KIND_ENUM64,
+  BTF_KIND_FUNC_PROTO,
+  BTF_KIND_INT,
+  BTF_KIND_PTR,
+  BTF_KIND_RESTRICT,
+  BTF_KIND_STRUCT,
+  BTF_KIND_TYPE_TAG,
+  BTF_KIND_TYPEDEF,
+  BTF_KIND_UNION,
+  BTF_KIND_VOLATILE,
+} from "../uapi/btf.js";
+
+const MODIFIERS = new Set([BTF_KIND_TYPEDEF, BTF_KIND_CONST, BTF_KIND_VOLATILE, BTF_KIND_RESTRICT, BTF_KIND_TYPE_TAG]);
+
+/** Follow typedefs and qualifiers; returns [id, type]. */
+export function btfSkipModifiers(btf: Btf, id: number): [number, BtfType] {
+  let t = btf.typeById(id);
+  for (let n = 0; MODIFIERS.has(t.kind) && n < 32; n++) {
+    id = (t as { type: number }).type;
+    t = btf.typeById(id);
+  }
+  return [id, t];
+}
+
+export function btfTypeSize(btf: Btf, id: number): number {
+  const [, t] = btfSkipModifiers(btf, id);
+  switch (t.kind) {
+    case BTF_KIND_PTR:
+      return 8;
+    case BTF_KIND_ARRAY:
+      return t.nelems * btfTypeSize(btf, t.type);
+    case BTF_KIND_INT:
+    case BTF_KIND_ENUM:
+    case BTF_KIND_ENUM64:
+    case BTF_KIND_STRUCT:
+    case BTF_KIND_UNION:
+      return t.size;
+    default:
+      return "size" in t && typeof t.size === "number" ? t.size : 0;
+  }
+}
+
+export function btfName(btf: Btf, id: number): string {
+  const [, t] = btfSkipModifiers(btf, id);
+  return t.name || "(anon)";
+}
+
+/** Resolve a member's type to the FUNC_PROTO of a function pointer, if it is one. */
+export function btfFuncPtrProto(btf: Btf, id: number): BtfFuncProto | undefined {
+  const [, t] = btfSkipModifiers(btf, id);
+  if (t.kind !== BTF_KIND_PTR) return undefined;
+  const [, p] = btfSkipModifiers(btf, t.type);
+  return p.kind === BTF_KIND_FUNC_PROTO ? p : undefined;
+}
+
+/** The struct a pointer type points to (through modifiers), or 0. */
+export function btfPtrToStruct(btf: Btf, id: number): number {
+  const [, t] = btfSkipModifiers(btf, id);
+  if (t.kind !== BTF_KIND_PTR) return 0;
+  const [sid, s] = btfSkipModifiers(btf, t.type);
+  return s.kind === BTF_KIND_STRUCT ? sid : 0;
+}
+
+export type AccessResult = { ok: true; ptrBtfId: number } | { ok: false; msg: string };
+
+/**
+ * btf_ctx_access: argument `off / 8` of `proto`. Pointer-to-struct arguments give a typed
+ * pointer (ptrBtfId), anything else a scalar (ptrBtfId 0).
+ */
+export function btfCtxAccess(btf: Btf, proto: BtfFuncProto, fname: string, off: number, write: boolean): AccessResult {
+  if (off % 8 !== 0) return { ok: false, msg: `func '${fname}' offset ${off} is not multiple of 8` };
+  const arg = off / 8;
+  if (arg >= proto.params.length) return { ok: false, msg: `func '${fname}' doesn't have ${arg + 1}-th argument` };
+  if (write) return { ok: false, msg: `invalid bpf_context access off=${off}` };
+  return { ok: true, ptrBtfId: btfPtrToStruct(btf, proto.params[arg].type) };
+}
+
+/** Is struct `id` the struct named `want`, or does it start with one (its first member, recursively)? */
+export function btfStructIdsMatch(btf: Btf, id: number, want: string): boolean {
+  for (let n = 0; n < 16 && id; n++) {
+    const [sid, t] = btfSkipModifiers(btf, id);
+    if (t.kind !== BTF_KIND_STRUCT) return false;
+    if (t.name === want) return true;
+    const first = t.members[0];
+    if (first?.bitOffset !== 0) return false;
+    id = first.type;
+    void sid;
+  }
+  return false;
+}
+
+/**
+ * btf_struct_walk for a read of `size` bytes at `off` in struct `id`: a pointer field read whole
+ * gives a typed pointer to its struct; every other read gives a scalar.
+ */
+export function btfStructRead(btf: Btf, id: number, off: number, size: number): AccessResult {
+  let [, t] = btfSkipModifiers(btf, id);
+  const name = t.name;
+  if (t.kind !== BTF_KIND_STRUCT && t.kind !== BTF_KIND_UNION)
+    return { ok: false, msg: `type ${name} is not a struct` };
+  if (off < 0) return { ok: false, msg: `invalid negative access: off=${off}` };
+  if (off + size > t.size) return { ok: false, msg: `access beyond struct ${name} at off ${off} size ${size}` };
+  for (let depth = 0; depth < 32; depth++) {
+    if (t.kind !== BTF_KIND_STRUCT && t.kind !== BTF_KIND_UNION) break;
+    let found = false;
+    for (const m of t.members) {
+      if (m.bitfieldSize) continue;
+      const moff = m.bitOffset / 8;
+      const msize = btfTypeSize(btf, m.type);
+      if (off < moff || off >= moff + msize) continue;
+      let [mid, mt] = btfSkipModifiers(btf, m.type);
+      let inner = off - moff;
+      while (mt.kind === BTF_KIND_ARRAY) {
+        const esz = btfTypeSize(btf, mt.type);
+        if (esz === 0) break;
+        inner %= esz;
+        [mid, mt] = btfSkipModifiers(btf, mt.type);
+      }
+      if (mt.kind === BTF_KIND_STRUCT || mt.kind === BTF_KIND_UNION) {
+        t = mt;
+        off = inner;
+        found = true;
+        break;
+      }
+      if (mt.kind === BTF_KIND_PTR && inner === 0 && size === 8)
+        return { ok: true, ptrBtfId: btfPtrToStruct(btf, mid) };
+      return { ok: true, ptrBtfId: 0 };
+    }
+    if (!found) return { ok: true, ptrBtfId: 0 };
+  }
+  return { ok: true, ptrBtfId: 0 };
+}

@@ -1,0 +1,149 @@
+/**
+ * What the verifier needs from the kernel (struct bpf_verifier_env's inputs), and what it gives
+ * back. The verifier is a pure function of this: the simulated kernel fills a VerifierEnv on
+ * PROG_LOAD, tests fill one by hand.
+ */
+import type { Btf } from "../btf/btf.js";
+import type { BtfComposite, BtfMember } from "../btf/types.js";
+import type { Insn } from "../isa/insn.js";
+import type { BpfError } from "../uapi/errno.js";
+import type { FuncProto } from "./helper_protos.js";
+import type { RegState } from "./reg_state.js";
+
+/** A map as the verifier sees it (struct bpf_map's fields that matter to access checks). */
+export interface VerifierMap {
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  /** BPF_F_RDONLY_PROG: the program may not write values. */
+  rdonlyProg?: boolean;
+  /** Frozen and read-only to programs: loads from its value are known constants. */
+  frozen?: boolean;
+  /** The value's bytes, for constant loads from frozen read-only maps (.rodata). */
+  valueBytes?: Uint8Array;
+  name?: string;
+}
+
+/**
+ * What the kernel resolved a ld_imm64 to (the pseudo source already turned into an object):
+ * a map pointer, a pointer into a map's value (global data), a typed kernel pointer, or a plain
+ * 64-bit constant.
+ */
+export type LdImm64Aux =
+  | { kind: "map_ptr"; map: number }
+  | { kind: "map_value"; map: number; off: number }
+  | { kind: "btf_id"; btfId: number }
+  | { kind: "plain" };
+
+/** A subprogram's BTF (func_info record). */
+export interface FuncInfo {
+  insnOff: number;
+  typeId: number;
+}
+
+/** Context access of a program type (bpf_verifier_ops.is_valid_access). */
+export interface CtxAccessResult {
+  /** Register type of the loaded value (default: scalar). */
+  regType?: number;
+  btfId?: number;
+}
+
+/** struct bpf_verifier_ops for a non-struct_ops program type. */
+export interface VerifierOps {
+  /** Name for messages. */
+  readonly name: string;
+  /** Helper allowed for this program type, or undefined ("program of this type cannot use helper"). */
+  getFuncProto?(funcId: number, env: VerifierEnv): FuncProto | undefined;
+  /** Return the loaded register's type, or undefined when the access is invalid. */
+  isValidAccess(off: number, size: number, write: boolean): CtxAccessResult | undefined;
+  /** Return value range required at exit, or undefined for any scalar. */
+  returnRange?: [bigint, bigint];
+  /** Registers at entry besides r1 = ctx, r10 = fp (the conformance runner's r2 = length). */
+  initRegs?(regs: RegState[]): void;
+}
+
+/** The struct_ops type a program attaches to (struct bpf_struct_ops_desc as the verifier needs it). */
+export interface StructOpsInfo {
+  readonly name: string;
+  readonly typeId: number;
+  readonly type: BtfComposite;
+  readonly members: readonly BtfMember[];
+  /** NULL cfi stub check (bpf_struct_ops_supported). */
+  isSupported(memberIdx: number): boolean;
+  /** st_ops->check_member: a BpfError to refuse (e.g. sleepable where not allowed). */
+  checkMember?(memberIdx: number, prog: { sleepable: boolean }): BpfError | undefined;
+  /** Argument i of member idx: nullable pointer? (stub parameter named __nullable). */
+  argMayBeNull?(memberIdx: number, argIdx: number): boolean;
+  /** Promote an argument's BTF id (tcp: sock -> tcp_sock). */
+  ctxArgBtfId?(btfId: number): number;
+  /**
+   * verifier_ops->btf_struct_access for writes: undefined to allow, or the message to refuse
+   * with (EACCES), e.g. "no write support to tcp_sock at off 24".
+   */
+  btfStructAccess(btfId: number, off: number, size: number): string | undefined;
+  /** verifier_ops->get_func_proto for member `memberIdx`; undefined means not allowed. */
+  getFuncProto?(funcId: number, memberIdx: number): FuncProto | undefined;
+}
+
+export interface StructOpsTable {
+  findStructOps(attachBtfId: number): StructOpsInfo | undefined;
+}
+
+/** A kfunc the program type may call (btf_kfunc_id_set), by its FUNC id in the kernel BTF. */
+export interface KfuncInfo {
+  readonly name: string;
+  readonly btfId: number;
+  readonly flags?: number;
+}
+
+export interface VerifierEnv {
+  insns: readonly Insn[];
+  /** Per instruction index: what each ld_imm64 was resolved to (missing = plain constant). */
+  ldImm64Aux?: readonly (LdImm64Aux | undefined)[];
+  progType: number;
+  expectedAttachType?: number;
+  attachBtfId?: number;
+  sleepable?: boolean;
+  gpl?: boolean;
+  /** bpf_capable(): bounded loops, subprogram calls, more helpers. */
+  privileged?: boolean;
+  /** allow_ptr_leaks (perfmon_capable); default: privileged. */
+  allowPtrLeaks?: boolean;
+  logLevel?: number;
+  btf?: Btf | null;
+  maps?: readonly VerifierMap[];
+  /** Overrides of the helper prototype table (by func id). */
+  helperProtos?: ReadonlyMap<number, FuncProto>;
+  /** Kfuncs allowed for this program type, by BTF id. */
+  kfuncs?: ReadonlyMap<number, KfuncInfo>;
+  funcInfo?: readonly FuncInfo[];
+  structOps?: StructOpsTable;
+  /** Verifier ops of the program type (struct_ops programs get theirs from the struct_ops table). */
+  ops?: VerifierOps;
+  /** Processed-instruction limit (BPF_COMPLEXITY_LIMIT_INSNS). */
+  insnLimit?: number;
+}
+
+export interface VerifierStats {
+  processed: number;
+  maxStatesPerInsn: number;
+  totalStates: number;
+  peakStates: number;
+  markRead: number;
+}
+
+export interface VerifierResult {
+  ok: boolean;
+  /** The rejection, with context.insn = the offending instruction. */
+  error?: BpfError;
+  log: string;
+  stats: VerifierStats;
+  /** Stack depth of each subprogram, rounded up to 8. */
+  stackDepth: number[];
+  /** First instruction of each subprogram. */
+  subprogStarts: number[];
+  /** struct_ops: the attached member's name (attach_func_name). */
+  attachFuncName?: string;
+}

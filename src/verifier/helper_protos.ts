@@ -1,0 +1,198 @@
+/**
+ * Helper prototypes (struct bpf_func_proto) for the helpers structops provides, mirroring
+ * kernel/bpf/helpers.c, net/core/filter.c, net/core/bpf_sk_storage.c, net/ipv4/bpf_tcp_ca.c.
+ */
+import { bpf_func_id } from "../uapi/bpf.js";
+
+/** enum bpf_arg_type (the subset our helpers use). */
+export const ARG_DONTCARE = 0;
+export const ARG_CONST_MAP_PTR = 1;
+export const ARG_PTR_TO_MAP_KEY = 2;
+export const ARG_PTR_TO_MAP_VALUE = 3;
+export const ARG_PTR_TO_MEM = 4;
+export const ARG_CONST_SIZE = 5;
+export const ARG_CONST_SIZE_OR_ZERO = 6;
+export const ARG_PTR_TO_CTX = 7;
+export const ARG_ANYTHING = 8;
+export const ARG_PTR_TO_BTF_ID_SOCK_COMMON = 9;
+export const ARG_PTR_TO_BTF_ID = 10;
+export const ARG_PTR_TO_UNINIT_MEM = 11;
+export const ARG_PTR_TO_FUNC = 12;
+export const ARG_PTR_TO_STACK = 13;
+/** Flags on arg types. */
+export const ARG_MAYBE_NULL = 1 << 8;
+export const ARG_MEM_RDONLY = 1 << 9;
+
+/** enum bpf_return_type (subset). */
+export const RET_INTEGER = 0;
+export const RET_VOID = 1;
+export const RET_PTR_TO_MAP_VALUE_OR_NULL = 2;
+export const RET_PTR_TO_MEM_OR_NULL = 3;
+
+export interface FuncProto {
+  readonly name: string;
+  readonly funcId: number;
+  readonly gplOnly?: boolean;
+  readonly retType: number;
+  readonly argTypes: readonly number[];
+  /** ARG_PTR_TO_BTF_ID: the struct name each such argument must point to. */
+  readonly argBtfNames?: readonly (string | undefined)[];
+  /** RET_PTR_TO_MEM_OR_NULL: size of the returned memory. */
+  readonly retSize?: number;
+  /** Only for bpf_capable / perfmon_capable callers (bpf_base_func_proto's privileged part). */
+  readonly privileged?: boolean;
+}
+
+const F = bpf_func_id;
+
+function proto(
+  funcId: number,
+  retType: number,
+  argTypes: number[],
+  extra: Partial<Omit<FuncProto, "funcId" | "retType" | "argTypes" | "name">> = {},
+): FuncProto {
+  return { name: funcIdName(funcId), funcId, retType, argTypes, ...extra };
+}
+
+/** func_id_name: "bpf_map_lookup_elem". */
+export function funcIdName(funcId: number): string {
+  for (const [k, v] of Object.entries(bpf_func_id)) if (v === funcId) return `bpf_${k.slice("BPF_FUNC_".length)}`;
+  return "unknown";
+}
+
+export const bpf_map_lookup_elem_proto = proto(F.BPF_FUNC_map_lookup_elem, RET_PTR_TO_MAP_VALUE_OR_NULL, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_MAP_KEY,
+]);
+export const bpf_map_update_elem_proto = proto(F.BPF_FUNC_map_update_elem, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_MAP_KEY,
+  ARG_PTR_TO_MAP_VALUE,
+  ARG_ANYTHING,
+]);
+export const bpf_map_delete_elem_proto = proto(F.BPF_FUNC_map_delete_elem, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_MAP_KEY,
+]);
+export const bpf_ktime_get_ns_proto = proto(F.BPF_FUNC_ktime_get_ns, RET_INTEGER, []);
+export const bpf_ktime_get_boot_ns_proto = proto(F.BPF_FUNC_ktime_get_boot_ns, RET_INTEGER, []);
+export const bpf_ktime_get_coarse_ns_proto = proto(F.BPF_FUNC_ktime_get_coarse_ns, RET_INTEGER, []);
+export const bpf_ktime_get_tai_ns_proto = proto(F.BPF_FUNC_ktime_get_tai_ns, RET_INTEGER, []);
+export const bpf_jiffies64_proto = proto(F.BPF_FUNC_jiffies64, RET_INTEGER, []);
+export const bpf_get_prandom_u32_proto = proto(F.BPF_FUNC_get_prandom_u32, RET_INTEGER, []);
+export const bpf_get_smp_processor_id_proto = proto(F.BPF_FUNC_get_smp_processor_id, RET_INTEGER, []);
+export const bpf_trace_printk_proto = proto(
+  F.BPF_FUNC_trace_printk,
+  RET_INTEGER,
+  [ARG_PTR_TO_MEM | ARG_MEM_RDONLY, ARG_CONST_SIZE, ARG_ANYTHING, ARG_ANYTHING, ARG_ANYTHING],
+  { gplOnly: true, privileged: true },
+);
+export const bpf_probe_read_kernel_proto = proto(
+  F.BPF_FUNC_probe_read_kernel,
+  RET_INTEGER,
+  [ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING],
+  { gplOnly: true, privileged: true },
+);
+export const bpf_loop_proto = proto(F.BPF_FUNC_loop, RET_INTEGER, [
+  ARG_ANYTHING,
+  ARG_PTR_TO_FUNC,
+  ARG_PTR_TO_STACK | ARG_MAYBE_NULL,
+  ARG_ANYTHING,
+]);
+export const bpf_sk_storage_get_proto = proto(F.BPF_FUNC_sk_storage_get, RET_PTR_TO_MAP_VALUE_OR_NULL, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_BTF_ID_SOCK_COMMON,
+  ARG_PTR_TO_MAP_VALUE | ARG_MAYBE_NULL,
+  ARG_ANYTHING,
+]);
+export const bpf_sk_storage_delete_proto = proto(F.BPF_FUNC_sk_storage_delete, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_BTF_ID_SOCK_COMMON,
+]);
+export const bpf_tcp_send_ack_proto = proto(F.BPF_FUNC_tcp_send_ack, RET_INTEGER, [ARG_PTR_TO_BTF_ID, ARG_ANYTHING], {
+  argBtfNames: ["tcp_sock"],
+});
+export const bpf_sk_setsockopt_proto = proto(F.BPF_FUNC_setsockopt, RET_INTEGER, [
+  ARG_PTR_TO_BTF_ID_SOCK_COMMON,
+  ARG_ANYTHING,
+  ARG_ANYTHING,
+  ARG_PTR_TO_MEM | ARG_MEM_RDONLY,
+  ARG_CONST_SIZE,
+]);
+export const bpf_sk_getsockopt_proto = proto(F.BPF_FUNC_getsockopt, RET_INTEGER, [
+  ARG_PTR_TO_BTF_ID_SOCK_COMMON,
+  ARG_ANYTHING,
+  ARG_ANYTHING,
+  ARG_PTR_TO_UNINIT_MEM,
+  ARG_CONST_SIZE,
+]);
+
+/** Every helper structops knows; an id outside this table is an "unknown func". */
+export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
+  [
+    bpf_map_lookup_elem_proto,
+    bpf_map_update_elem_proto,
+    bpf_map_delete_elem_proto,
+    bpf_ktime_get_ns_proto,
+    bpf_ktime_get_boot_ns_proto,
+    bpf_ktime_get_coarse_ns_proto,
+    bpf_ktime_get_tai_ns_proto,
+    bpf_jiffies64_proto,
+    bpf_get_prandom_u32_proto,
+    bpf_get_smp_processor_id_proto,
+    bpf_trace_printk_proto,
+    bpf_probe_read_kernel_proto,
+    bpf_loop_proto,
+    bpf_sk_storage_get_proto,
+    bpf_sk_storage_delete_proto,
+    bpf_tcp_send_ack_proto,
+    bpf_sk_setsockopt_proto,
+    bpf_sk_getsockopt_proto,
+  ].map((p) => [p.funcId, p]),
+);
+
+/** bpf_base_func_proto: what every program type may call (privileged parts need bpf_capable). */
+export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto | undefined {
+  switch (funcId) {
+    case F.BPF_FUNC_map_lookup_elem:
+    case F.BPF_FUNC_map_update_elem:
+    case F.BPF_FUNC_map_delete_elem:
+    case F.BPF_FUNC_ktime_get_ns:
+    case F.BPF_FUNC_ktime_get_boot_ns:
+    case F.BPF_FUNC_ktime_get_tai_ns:
+    case F.BPF_FUNC_jiffies64:
+    case F.BPF_FUNC_get_prandom_u32:
+    case F.BPF_FUNC_get_smp_processor_id:
+      return ALL_HELPER_PROTOS.get(funcId);
+    case F.BPF_FUNC_loop:
+      return privileged ? bpf_loop_proto : undefined;
+    case F.BPF_FUNC_trace_printk:
+    case F.BPF_FUNC_probe_read_kernel:
+      return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * bpf_tcp_ca_get_func_proto (net/ipv4/bpf_tcp_ca.c): tcp_send_ack, sk_storage, set/getsockopt
+ * (not from `release`), ktime_get_coarse_ns, then the base protos.
+ */
+export function tcpCaGetFuncProto(funcId: number, memberName: string, privileged: boolean): FuncProto | undefined {
+  switch (funcId) {
+    case F.BPF_FUNC_tcp_send_ack:
+      return bpf_tcp_send_ack_proto;
+    case F.BPF_FUNC_sk_storage_get:
+      return bpf_sk_storage_get_proto;
+    case F.BPF_FUNC_sk_storage_delete:
+      return bpf_sk_storage_delete_proto;
+    case F.BPF_FUNC_setsockopt:
+      return memberName === "release" ? undefined : bpf_sk_setsockopt_proto;
+    case F.BPF_FUNC_getsockopt:
+      return memberName === "release" ? undefined : bpf_sk_getsockopt_proto;
+    case F.BPF_FUNC_ktime_get_coarse_ns:
+      return bpf_ktime_get_coarse_ns_proto;
+    default:
+      return bpfBaseFuncProto(funcId, privileged);
+  }
+}

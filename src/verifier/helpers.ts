@@ -1,0 +1,341 @@
+/**
+ * Calls to helpers and kfuncs (check_helper_call, check_func_arg, check_kfunc_call): each
+ * argument register against the prototype, then r1-r5 clobbered and r0 set from the return type.
+ */
+import type { BtfFuncProto } from "../btf/types.js";
+import { bpf_func_id, bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
+import {
+  BTF_KIND_ENUM,
+  BTF_KIND_ENUM64,
+  BTF_KIND_FUNC,
+  BTF_KIND_FUNC_PROTO,
+  BTF_KIND_INT,
+  BTF_KIND_PTR,
+} from "../uapi/btf.js";
+import { EACCES, EINVAL, EPERM } from "../uapi/errno.js";
+import { btfName, btfPtrToStruct, btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
+import {
+  ALL_HELPER_PROTOS,
+  ARG_ANYTHING,
+  ARG_CONST_MAP_PTR,
+  ARG_CONST_SIZE,
+  ARG_CONST_SIZE_OR_ZERO,
+  ARG_MAYBE_NULL,
+  ARG_MEM_RDONLY,
+  ARG_PTR_TO_BTF_ID,
+  ARG_PTR_TO_BTF_ID_SOCK_COMMON,
+  ARG_PTR_TO_CTX,
+  ARG_PTR_TO_FUNC,
+  ARG_PTR_TO_MAP_KEY,
+  ARG_PTR_TO_MAP_VALUE,
+  ARG_PTR_TO_MEM,
+  ARG_PTR_TO_STACK,
+  ARG_PTR_TO_UNINIT_MEM,
+  bpfBaseFuncProto,
+  type FuncProto,
+  funcIdName,
+  RET_INTEGER,
+  RET_PTR_TO_MAP_VALUE_OR_NULL,
+  RET_PTR_TO_MEM_OR_NULL,
+  RET_VOID,
+} from "./helper_protos.js";
+import {
+  baseType,
+  CONST_PTR_TO_MAP,
+  copyReg,
+  isPointer,
+  MEM_RDONLY,
+  markPtr,
+  markRegNotInit,
+  markRegUnknown,
+  PTR_MAYBE_NULL,
+  PTR_TO_BTF_ID,
+  PTR_TO_CTX,
+  PTR_TO_FUNC,
+  PTR_TO_MAP_KEY,
+  PTR_TO_MAP_VALUE,
+  PTR_TO_MEM,
+  PTR_TO_STACK,
+  type RegState,
+  regTypeStr,
+  SCALAR_VALUE,
+} from "./reg_state.js";
+import { tnumIsConst } from "./tnum.js";
+import type { Verifier } from "./verifier.js";
+
+const MEM_TYPES = [PTR_TO_STACK, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM];
+const MEM_NAMES = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
+
+function isNullScalar(r: RegState): boolean {
+  return r.type === SCALAR_VALUE && tnumIsConst(r.varOff) && r.varOff.value === 0n;
+}
+
+/** The program type's get_func_proto. */
+function getFuncProto(v: Verifier, funcId: number): FuncProto | undefined {
+  const env = v.env;
+  const override = env.helperProtos?.get(funcId);
+  if (v.structOps) {
+    if (v.structOps.getFuncProto) return v.structOps.getFuncProto(funcId, v.memberIdx);
+    return override ?? bpfBaseFuncProto(funcId, v.privileged);
+  }
+  if (v.ops?.getFuncProto) return v.ops.getFuncProto(funcId, env);
+  if (override) return override;
+  if (env.progType === bpf_prog_type.BPF_PROG_TYPE_UNSPEC) return undefined;
+  return bpfBaseFuncProto(funcId, v.privileged);
+}
+
+/** check_map_func_compatibility (the map types structops has). */
+function checkMapFuncCompat(v: Verifier, mapType: number, funcId: number, fname: string): void {
+  const F = bpf_func_id;
+  const skStorageFn = funcId === F.BPF_FUNC_sk_storage_get || funcId === F.BPF_FUNC_sk_storage_delete;
+  const isSk = mapType === bpf_map_type.BPF_MAP_TYPE_SK_STORAGE;
+  const isStructOps = mapType === bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS;
+  if ((isSk && !skStorageFn) || (!isSk && skStorageFn) || isStructOps) {
+    v.reject(EINVAL, `cannot pass map_type ${mapType} into func ${fname}#${funcId}`);
+  }
+}
+
+/** Check a (pointer, size) pair of a helper: the memory must be readable, or writable for UNINIT. */
+function checkHelperMem(v: Verifier, regno: number, reg: RegState, size: number, write: boolean): void {
+  const bt = baseType(reg.type);
+  if (bt === PTR_TO_STACK) {
+    v.checkStackRange(regno, reg, size, write);
+    if (write) v.markStackWritten(reg, size);
+    return;
+  }
+  if (size === 0) return;
+  // Reuse the load/store checks at the end points of the region.
+  v.checkMemAccess(regno, 0, 1, write, -1, write ? 0n : undefined);
+  v.checkMemAccess(regno, size - 1, 1, write, -1, write ? 0n : undefined);
+}
+
+function expectedStr(types: number[]): string {
+  const names: Record<number, string> = {
+    [PTR_TO_STACK]: "fp",
+    [PTR_TO_MAP_VALUE]: "map_value",
+    [PTR_TO_MAP_KEY]: "map_key",
+    [PTR_TO_MEM]: "mem",
+    [PTR_TO_CTX]: "ctx",
+    [CONST_PTR_TO_MAP]: "map_ptr",
+    [PTR_TO_BTF_ID]: "ptr_",
+    [PTR_TO_FUNC]: "func",
+  };
+  if (types.length === 4 && types.every((t) => MEM_TYPES.includes(t))) return MEM_NAMES;
+  return types.map((t) => names[t] ?? "?").join(", ");
+}
+
+/** check_helper_call. Returns true when it moved execution into a callback (bpf_loop). */
+export function checkHelperCall(v: Verifier, funcId: number): boolean {
+  const fname = funcIdName(funcId);
+  if (!ALL_HELPER_PROTOS.has(funcId) && !v.env.helperProtos?.has(funcId)) {
+    v.reject(EINVAL, `unknown func ${fname}#${funcId}`);
+  }
+  const fn = getFuncProto(v, funcId);
+  if (!fn) v.reject(EINVAL, `program of this type cannot use helper ${fname}#${funcId}`);
+  if (fn.gplOnly && !v.env.gpl) v.reject(EINVAL, "cannot call GPL-restricted function from non-GPL compatible program");
+  const regs = v.regs;
+  let map: RegState | undefined;
+  let callback: RegState | undefined;
+  for (let a = 0; a < fn.argTypes.length; a++) {
+    const at = fn.argTypes[a];
+    const regno = a + 1;
+    const base = at & 0xff;
+    const reg = v.readReg(regno);
+    const maybeNull = !!(at & ARG_MAYBE_NULL);
+    if (maybeNull && isNullScalar(reg)) continue;
+    const bad = (types: number[]): never =>
+      v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=${expectedStr(types)}`);
+    const bt = baseType(reg.type);
+    switch (base) {
+      case ARG_ANYTHING:
+        if (v.isPointerValue(reg)) v.reject(EACCES, `R${regno} leaks addr into helper function`);
+        break;
+      case ARG_CONST_MAP_PTR:
+        if (reg.type !== CONST_PTR_TO_MAP) bad([CONST_PTR_TO_MAP]);
+        map = reg;
+        checkMapFuncCompat(v, v.maps[reg.map].type, funcId, fname);
+        break;
+      case ARG_PTR_TO_MAP_KEY:
+      case ARG_PTR_TO_MAP_VALUE: {
+        if (reg.type & PTR_MAYBE_NULL || !MEM_TYPES.includes(bt)) bad(MEM_TYPES);
+        if (!map) v.reject(EACCES, `invalid map_ptr to access map->${base === ARG_PTR_TO_MAP_KEY ? "key" : "value"}`);
+        const m = v.maps[map.map];
+        checkHelperMem(v, regno, reg, base === ARG_PTR_TO_MAP_KEY ? m.keySize : m.valueSize, false);
+        break;
+      }
+      case ARG_PTR_TO_MEM:
+      case ARG_PTR_TO_UNINIT_MEM: {
+        if (reg.type & PTR_MAYBE_NULL || !MEM_TYPES.includes(bt)) bad(MEM_TYPES);
+        if (base === ARG_PTR_TO_UNINIT_MEM && reg.type & MEM_RDONLY) bad(MEM_TYPES);
+        const sizeType = fn.argTypes[a + 1] & 0xff;
+        if (sizeType !== ARG_CONST_SIZE && sizeType !== ARG_CONST_SIZE_OR_ZERO) break;
+        const sreg = v.readReg(regno + 1);
+        if (sreg.type !== SCALAR_VALUE) v.reject(EACCES, `R${regno + 1} type=${regTypeStr(sreg.type)} expected=scalar`);
+        v.precision.addSink(v.insnIdx, regno + 1);
+        if (sreg.smin < 0n)
+          v.reject(EACCES, `R${regno + 1} min value is negative, either use unsigned or 'var &= const'`);
+        if (sreg.umin === 0n && sizeType === ARG_CONST_SIZE) v.reject(EACCES, `R${regno + 1} invalid zero-sized read`);
+        if (sreg.umax >= 1n << 29n)
+          v.reject(EACCES, `R${regno + 1} unbounded memory access, use 'var &= const' or 'if (var < const)'`);
+        checkHelperMem(v, regno, reg, Number(sreg.umax), base === ARG_PTR_TO_UNINIT_MEM);
+        a++;
+        break;
+      }
+      case ARG_PTR_TO_CTX:
+        if (reg.type !== PTR_TO_CTX) bad([PTR_TO_CTX]);
+        if (reg.off !== 0) v.reject(EACCES, `dereference of modified ctx ptr R${regno} off=${reg.off} disallowed`);
+        break;
+      case ARG_PTR_TO_BTF_ID_SOCK_COMMON:
+      case ARG_PTR_TO_BTF_ID: {
+        const want = base === ARG_PTR_TO_BTF_ID ? (fn.argBtfNames?.[a] ?? "") : "sock_common";
+        if (bt !== PTR_TO_BTF_ID) bad([PTR_TO_BTF_ID]);
+        if (reg.type & PTR_MAYBE_NULL) v.reject(EACCES, `Possibly NULL pointer passed to helper arg${regno}`);
+        const btf = v.env.btf;
+        const ok = !!btf && btfStructIdsMatch(btf, reg.btfId, want);
+        const sockCommonOk =
+          base === ARG_PTR_TO_BTF_ID_SOCK_COMMON && !!btf && btfStructIdsMatch(btf, reg.btfId, "sock");
+        if (!ok && !sockCommonOk) {
+          v.reject(EACCES, `R${regno} is of type ${v.btfName(reg.btfId)} but ${want} is expected`);
+        }
+        if (reg.off !== 0 || !tnumIsConst(reg.varOff) || reg.varOff.value !== 0n)
+          v.reject(EACCES, `R${regno} must have zero offset when passed to release func or trusted arg to kfunc`);
+        break;
+      }
+      case ARG_PTR_TO_FUNC:
+        if (reg.type !== PTR_TO_FUNC) bad([PTR_TO_FUNC]);
+        callback = reg;
+        break;
+      case ARG_PTR_TO_STACK:
+        if (bt !== PTR_TO_STACK) bad([PTR_TO_STACK]);
+        break;
+      case ARG_CONST_SIZE:
+      case ARG_CONST_SIZE_OR_ZERO:
+        break;
+      default:
+        break;
+    }
+    void ARG_MEM_RDONLY;
+  }
+  // bpf_loop: the callback runs as a frame of its own, (index, ctx) as arguments; the
+  // path where it never runs (nr_loops == 0) continues right after the call.
+  if (callback) {
+    const args = regs.map(copyReg);
+    const ctx = copyReg(regs[3]);
+    markRegUnknown(args[1]);
+    args[1].umax = 0xffff_ffffn;
+    args[2] = ctx;
+    for (let r = 3; r <= 5; r++) markRegNotInit(args[r]);
+    const idx = v.insnIdx;
+    // Path 1: zero iterations.
+    const skip = copyStateForHelper(v);
+    v.pushState(skip, idx + 1);
+    v.checkFuncCall(idx, callback.memSize, true, args);
+    return true;
+  }
+  clobberAndSetR0(v, fn, map);
+  return false;
+}
+
+function copyStateForHelper(v: Verifier) {
+  const s = {
+    frames: v.cur.frames.map((f) => ({
+      ...f,
+      regs: f.regs.map(copyReg),
+      stack: f.stack.map((x) => ({
+        slotType: x.slotType.slice(),
+        spilledPtr: x.spilledPtr ? copyReg(x.spilledPtr) : null,
+      })),
+    })),
+    parent: v.cur.parent,
+  };
+  const regs = s.frames[s.frames.length - 1].regs;
+  markRegUnknown(regs[0]);
+  regs[0].written = true;
+  for (let r = 1; r <= 5; r++) markRegNotInit(regs[r]);
+  return s;
+}
+
+function clobberAndSetR0(v: Verifier, fn: FuncProto, map: RegState | undefined): void {
+  const regs = v.regs;
+  for (let r = 1; r <= 5; r++) {
+    markRegNotInit(regs[r]);
+  }
+  const r0 = v.writeReg(0);
+  switch (fn.retType) {
+    case RET_INTEGER:
+      markRegUnknown(r0);
+      break;
+    case RET_VOID:
+      markRegNotInit(r0);
+      break;
+    case RET_PTR_TO_MAP_VALUE_OR_NULL:
+      if (!map) v.reject(EINVAL, `kernel subsystem misconfigured verifier`);
+      markPtr(r0, PTR_TO_MAP_VALUE | PTR_MAYBE_NULL);
+      r0.map = map.map;
+      r0.id = v.newId();
+      break;
+    case RET_PTR_TO_MEM_OR_NULL:
+      markPtr(r0, PTR_TO_MEM | PTR_MAYBE_NULL);
+      r0.memSize = fn.retSize ?? 0;
+      r0.id = v.newId();
+      break;
+  }
+  r0.written = true;
+}
+
+/** check_kfunc_call: arguments against the kfunc's FUNC_PROTO in the kernel BTF. */
+export function checkKfuncCall(v: Verifier, btfId: number): void {
+  const btf = v.env.btf;
+  if (!v.privileged)
+    v.reject(EPERM, "loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN");
+  if (!btf) v.reject(EINVAL, "calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF");
+  let func: ReturnType<typeof btf.typeById>;
+  try {
+    func = btf.typeById(btfId);
+  } catch {
+    v.reject(EINVAL, `kernel btf_id ${btfId} is not a function`);
+  }
+  if (func.kind !== BTF_KIND_FUNC) v.reject(EINVAL, `kernel btf_id ${btfId} is not a function`);
+  const name = func.name;
+  if (!v.env.kfuncs?.has(btfId)) v.reject(EACCES, `calling kernel function ${name} is not allowed`);
+  const proto = btf.typeById(func.type) as BtfFuncProto;
+  if (proto.kind !== BTF_KIND_FUNC_PROTO)
+    v.reject(EINVAL, `kernel function btf_id ${btfId} does not have a valid func_proto`);
+  proto.params.forEach((p, i) => {
+    const regno = i + 1;
+    const reg = v.readReg(regno);
+    const [, t] = btfSkipModifiers(btf, p.type);
+    if (t.kind === BTF_KIND_INT || t.kind === BTF_KIND_ENUM || t.kind === BTF_KIND_ENUM64) {
+      if (reg.type !== SCALAR_VALUE) v.reject(EINVAL, `R${regno} is not a scalar`);
+      return;
+    }
+    if (t.kind !== BTF_KIND_PTR) v.reject(EINVAL, `arg#${i} unsupported type for kfunc ${name}`);
+    const sid = btfPtrToStruct(btf, p.type);
+    if (sid) {
+      const want = btfName(btf, sid);
+      if (baseType(reg.type) !== PTR_TO_BTF_ID) {
+        v.reject(EINVAL, `arg#${i} expected pointer to btf or socket`);
+      }
+      if (reg.type & PTR_MAYBE_NULL) v.reject(EACCES, `Possibly NULL pointer passed to trusted arg${i}`);
+      if (!btfStructIdsMatch(btf, reg.btfId, want)) {
+        v.reject(
+          EINVAL,
+          `kernel function ${name} args#${i} expected pointer to STRUCT ${want} but R${regno} has a pointer to STRUCT ${v.btfName(reg.btfId)}`,
+        );
+      }
+      return;
+    }
+    // Pointer to memory (e.g. u32 *): a readable region of the pointee's size.
+    if (!isPointer(reg)) v.reject(EINVAL, `arg#${i} pointer type must point to memory`);
+  });
+  for (let r = 1; r <= 5; r++) markRegNotInit(v.regs[r]);
+  const r0 = v.writeReg(0);
+  const [, rt] = btfSkipModifiers(btf, proto.type);
+  if (proto.type === 0) markRegNotInit(r0);
+  else if (rt.kind === BTF_KIND_PTR && btfPtrToStruct(btf, proto.type)) {
+    markPtr(r0, PTR_TO_BTF_ID | PTR_MAYBE_NULL);
+    r0.btfId = btfPtrToStruct(btf, proto.type);
+    r0.id = v.newId();
+  } else markRegUnknown(r0);
+  r0.written = true;
+}

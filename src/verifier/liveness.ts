@@ -1,0 +1,167 @@
+/**
+ * Register dataflow for pruning. The kernel learns, per state, which registers were read
+ * (liveness) and which scalars' exact values mattered (precision, mark_chain_precision). We
+ * compute both over the control-flow graph instead: `live` is the classic backward liveness;
+ * `need` grows from the sinks do_check reports (a scalar that moved a pointer, sized a helper
+ * access, decided a branch, was spilled, or is returned) back through the instructions that
+ * computed it. States whose registers agree on what is live and needed are equivalent.
+ */
+import { type Insn, isLdImm64 } from "../isa/insn.js";
+import {
+  BPF_ALU,
+  BPF_ALU64,
+  BPF_ATOMIC,
+  BPF_CALL,
+  BPF_CLASS,
+  BPF_CMPXCHG,
+  BPF_EXIT,
+  BPF_FETCH,
+  BPF_JA,
+  BPF_LDX,
+  BPF_MODE,
+  BPF_MOV,
+  BPF_OP,
+  BPF_SRC,
+  BPF_ST,
+  BPF_STX,
+  BPF_X,
+} from "../isa/opcodes.js";
+import { type Cfg, isPseudoCall, isPseudoFunc } from "./cfg.js";
+
+const R0_5 = 0x3f;
+const R1_5 = 0x3e;
+const bit = (r: number): number => 1 << r;
+
+/** Use/def of one instruction for liveness: [uses, defs]. */
+function useDef(i: Insn): [number, number] {
+  const cls = BPF_CLASS(i.code);
+  const op = BPF_OP(i.code);
+  const x = BPF_SRC(i.code) === BPF_X;
+  switch (cls) {
+    case BPF_ALU:
+    case BPF_ALU64:
+      if (op === BPF_MOV) return [x ? bit(i.src) : 0, bit(i.dst)];
+      return [bit(i.dst) | (x ? bit(i.src) : 0), bit(i.dst)];
+    case BPF_LDX:
+      return [bit(i.src), bit(i.dst)];
+    case BPF_ST:
+      return [bit(i.dst), 0];
+    case BPF_STX:
+      if (BPF_MODE(i.code) === BPF_ATOMIC) {
+        if (i.imm === BPF_CMPXCHG) return [bit(i.dst) | bit(i.src) | 1, 1];
+        return [bit(i.dst) | bit(i.src), i.imm & BPF_FETCH ? bit(i.src) : 0];
+      }
+      return [bit(i.dst) | bit(i.src), 0];
+    default:
+      if (isLdImm64(i)) return [0, bit(i.dst)];
+      if (op === BPF_EXIT) return [1, 0];
+      if (op === BPF_CALL) return [R1_5, R0_5];
+      if (op === BPF_JA) return [0, 0];
+      return [bit(i.dst) | (x ? bit(i.src) : 0), 0];
+  }
+}
+
+/** Fall-through successors for per-frame dataflow (a call's callee is another frame). */
+function frameSucc(insns: readonly Insn[], cfg: Cfg, t: number): number[] {
+  const i = insns[t];
+  if (isPseudoCall(i)) return [t + 1];
+  if (isPseudoFunc(i)) return [t + 2];
+  return cfg.succ[t];
+}
+
+/** live[t]: registers r0-r9 that may be read at or after t before being written (per frame). */
+export function computeLiveness(insns: readonly Insn[], cfg: Cfg): Uint16Array {
+  const n = insns.length;
+  const live = new Uint16Array(n);
+  const ud = insns.map(useDef);
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (let t = n - 1; t >= 0; t--) {
+      let out = 0;
+      for (const s of frameSucc(insns, cfg, t)) if (s < n) out |= live[s];
+      const v = ud[t][0] | (out & ~ud[t][1]);
+      if (v !== live[t]) {
+        live[t] = v;
+        changed = true;
+      }
+    }
+  }
+  return live;
+}
+
+/** Registers whose exact value matters at each instruction; grows as do_check reports sinks. */
+export class Precision {
+  readonly need: Uint16Array;
+  private readonly sinks: Uint16Array;
+  marks = 0;
+  private readonly insns: readonly Insn[];
+  private readonly cfg: Cfg;
+  /** Callers of each subprogram entry (their need includes the callee's arguments). */
+  private readonly callersOf = new Map<number, number[]>();
+
+  constructor(insns: readonly Insn[], cfg: Cfg) {
+    this.insns = insns;
+    this.cfg = cfg;
+    this.need = new Uint16Array(insns.length);
+    this.sinks = new Uint16Array(insns.length);
+    insns.forEach((i, t) => {
+      if (isPseudoCall(i)) {
+        const target = t + i.imm + 1;
+        const l = this.callersOf.get(target) ?? [];
+        l.push(t);
+        this.callersOf.set(target, l);
+      }
+      // R0 at exit flows to the caller or the return-code check.
+      if (BPF_CLASS(i.code) >= 0x05 && BPF_CLASS(i.code) <= 0x06 && BPF_OP(i.code) === BPF_EXIT && !isLdImm64(i)) {
+        this.sinks[t] |= 1;
+      }
+    });
+    for (let t = insns.length - 1; t >= 0; t--) if (this.sinks[t]) this.propagate(t);
+  }
+
+  addSink(t: number, reg: number): void {
+    if (this.sinks[t] & bit(reg)) return;
+    this.sinks[t] |= bit(reg);
+    this.marks++;
+    this.propagate(t);
+  }
+
+  private transfer(t: number): number {
+    const i = this.insns[t];
+    const n = this.insns.length;
+    let out = 0;
+    for (const s of frameSucc(this.insns, this.cfg, t)) if (s < n) out |= this.need[s];
+    const cls = BPF_CLASS(i.code);
+    const op = BPF_OP(i.code);
+    const x = BPF_SRC(i.code) === BPF_X;
+    let v = out;
+    if (cls === BPF_ALU || cls === BPF_ALU64) {
+      const d = bit(i.dst);
+      if (op === BPF_MOV) v = (out & ~d) | (out & d && x ? bit(i.src) : 0);
+      else v = out | (out & d && x ? bit(i.src) : 0);
+    } else if (cls === BPF_LDX || isLdImm64(i)) {
+      v = out & ~bit(i.dst);
+    } else if (cls === BPF_STX && BPF_MODE(i.code) === BPF_ATOMIC) {
+      const [, defs] = useDef(i);
+      v = out & ~defs;
+    } else if (isPseudoCall(i)) {
+      v = (out & ~R0_5) | (this.need[t + i.imm + 1] & R1_5);
+    } else if ((cls === 0x05 || cls === 0x06) && op === BPF_CALL) {
+      v = out & ~R0_5;
+    }
+    return v | this.sinks[t];
+  }
+
+  private propagate(start: number): void {
+    const work = [start];
+    while (work.length > 0) {
+      const t = work.pop() as number;
+      const v = this.transfer(t) | this.need[t];
+      if (v === this.need[t]) continue;
+      this.need[t] = v;
+      for (const p of this.cfg.pred[t]) work.push(p);
+      for (const c of this.callersOf.get(t) ?? []) work.push(c);
+    }
+  }
+}

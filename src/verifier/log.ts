@@ -1,0 +1,194 @@
+/**
+ * The verifier log (kernel/bpf/log.c, kernel/bpf/disasm.c): instructions printed the way
+ * print_bpf_insn prints them (`0: (b7) r0 = 0`, `(79) r0 = *(u64 *)(r1 +8)`), register states
+ * the way print_verifier_state does (`R0_w=0 R1=ctx() R10=fp0`).
+ */
+import { type Insn, isLdImm64 } from "../isa/insn.js";
+import {
+  BPF_ALU,
+  BPF_ALU64,
+  BPF_ATOMIC,
+  BPF_CALL,
+  BPF_CLASS,
+  BPF_CMPXCHG,
+  BPF_END,
+  BPF_EXIT,
+  BPF_FETCH,
+  BPF_JA,
+  BPF_JMP32,
+  BPF_LDX,
+  BPF_MEMSX,
+  BPF_MODE,
+  BPF_MOV,
+  BPF_NEG,
+  BPF_OP,
+  BPF_SIZE,
+  BPF_SRC,
+  BPF_ST,
+  BPF_STX,
+  BPF_TO_BE,
+  BPF_X,
+  BPF_XCHG,
+  bpfSizeBytes,
+} from "../isa/opcodes.js";
+import { BPF_PSEUDO_CALL, BPF_PSEUDO_KFUNC_CALL } from "../uapi/bpf.js";
+import { funcIdName } from "./helper_protos.js";
+import {
+  baseType,
+  CONST_PTR_TO_MAP,
+  PTR_TO_BTF_ID,
+  PTR_TO_MAP_KEY,
+  PTR_TO_MAP_VALUE,
+  PTR_TO_MEM,
+  PTR_TO_STACK,
+  type RegState,
+  regTypeStr,
+  S32_MAX,
+  S32_MIN,
+  S64_MAX,
+  S64_MIN,
+  SCALAR_VALUE,
+} from "./reg_state.js";
+import { tnumIsConst, tnumIsUnknown, tnumStr, U32_MAX, U64_MAX } from "./tnum.js";
+
+const ALU_OPS = ["+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=", "s>>=", "endian"];
+const JMP_OPS = ["jmp", "==", ">", ">=", "&", "!=", "s>", "s>=", "call", "exit", "<", "<=", "s<", "s<="];
+const SIZE_NAMES: Record<number, string> = { 1: "u8", 2: "u16", 4: "u32", 8: "u64" };
+const SSIZE_NAMES: Record<number, string> = { 1: "s8", 2: "s16", 4: "s32", 8: "s64" };
+
+const sOff = (off: number): string => (off >= 0 ? `+${off}` : `${off}`);
+
+export interface InsnNames {
+  /** Name for a kfunc BTF id / a map reference of an ld_imm64. */
+  kfuncName?(btfId: number): string | undefined;
+  ldImm64?(idx: number, value: bigint): string | undefined;
+}
+
+/** print_bpf_insn, without the leading "N: ". `next` is the second slot of an ld_imm64. */
+export function printBpfInsn(i: Insn, next?: Insn, names: InsnNames = {}, idx = 0): string {
+  const code = `(${i.code.toString(16).padStart(2, "0")})`;
+  const cls = BPF_CLASS(i.code);
+  if (cls === BPF_ALU || cls === BPF_ALU64) {
+    const r = cls === BPF_ALU64 ? "r" : "w";
+    const op = BPF_OP(i.code);
+    if (op === BPF_END) {
+      const bits = i.imm;
+      if (cls === BPF_ALU64) return `${code} r${i.dst} = bswap${bits} r${i.dst}`;
+      return `${code} r${i.dst} = ${BPF_SRC(i.code) === BPF_TO_BE ? "be" : "le"}${bits} r${i.dst}`;
+    }
+    if (op === BPF_NEG) return `${code} ${r}${i.dst} = -${r}${i.dst}`;
+    let opStr = ALU_OPS[op >> 4] ?? "?";
+    if (i.off === 1 && (opStr === "/=" || opStr === "%=")) opStr = `s${opStr}`;
+    if (BPF_SRC(i.code) === BPF_X) {
+      if (op === BPF_MOV && i.off !== 0) return `${code} ${r}${i.dst} = (s${i.off})${r}${i.src}`;
+      return `${code} ${r}${i.dst} ${opStr} ${r}${i.src}`;
+    }
+    return `${code} ${r}${i.dst} ${opStr} ${i.imm}`;
+  }
+  if (cls === BPF_STX) {
+    const sz = SIZE_NAMES[bpfSizeBytes(BPF_SIZE(i.code))];
+    if (BPF_MODE(i.code) === BPF_ATOMIC) {
+      const w = sz === "u64" ? "64" : "";
+      const mem = `(${sz} *)(r${i.dst} ${sOff(i.off)})`;
+      if (i.imm === BPF_CMPXCHG) return `${code} r0 = atomic${w}_cmpxchg(${mem}, r0, r${i.src})`;
+      if (i.imm === BPF_XCHG) return `${code} r${i.src} = atomic${w}_xchg(${mem}, r${i.src})`;
+      const name = ({ 0: "add", 64: "or", 80: "and", 160: "xor" } as Record<number, string>)[i.imm & ~BPF_FETCH];
+      if (i.imm & BPF_FETCH) return `${code} r${i.src} = atomic${w}_fetch_${name}(${mem}, r${i.src})`;
+      const sym = ({ add: "+=", or: "|=", and: "&=", xor: "^=" } as Record<string, string>)[name ?? ""] ?? "?=";
+      return `${code} lock *${mem.replace(/^\(/, "(")} ${sym} r${i.src}`;
+    }
+    return `${code} *(${sz} *)(r${i.dst} ${sOff(i.off)}) = r${i.src}`;
+  }
+  if (cls === BPF_ST) {
+    const sz = SIZE_NAMES[bpfSizeBytes(BPF_SIZE(i.code))];
+    return `${code} *(${sz} *)(r${i.dst} ${sOff(i.off)}) = ${i.imm}`;
+  }
+  if (cls === BPF_LDX) {
+    const bytes = bpfSizeBytes(BPF_SIZE(i.code));
+    const sz = BPF_MODE(i.code) === BPF_MEMSX ? SSIZE_NAMES[bytes] : SIZE_NAMES[bytes];
+    return `${code} r${i.dst} = *(${sz} *)(r${i.src} ${sOff(i.off)})`;
+  }
+  if (isLdImm64(i)) {
+    const v = (BigInt(i.imm >>> 0) | (BigInt((next?.imm ?? 0) >>> 0) << 32n)) & U64_MAX;
+    const named = names.ldImm64?.(idx, v);
+    return `${code} r${i.dst} = ${named ?? `0x${v.toString(16)}`}`;
+  }
+  if (cls === BPF_JMP32 || BPF_CLASS(i.code) === 0x05) {
+    const op = BPF_OP(i.code);
+    if (op === BPF_CALL) {
+      if (i.src === BPF_PSEUDO_CALL) return `${code} call pc${sOff(i.imm)}`;
+      if (i.src === BPF_PSEUDO_KFUNC_CALL)
+        return `${code} call ${names.kfuncName?.(i.imm) ?? "kernel-function"}#${i.imm}`;
+      return `${code} call ${funcIdName(i.imm)}#${i.imm}`;
+    }
+    if (op === BPF_EXIT) return `${code} exit`;
+    if (op === BPF_JA) return cls === BPF_JMP32 ? `${code} gotol pc${sOff(i.imm)}` : `${code} goto pc${sOff(i.off)}`;
+    const r = cls === BPF_JMP32 ? "w" : "r";
+    const opStr = JMP_OPS[op >> 4] ?? "?";
+    if (BPF_SRC(i.code) === BPF_X) return `${code} if ${r}${i.dst} ${opStr} ${r}${i.src} goto pc${sOff(i.off)}`;
+    return `${code} if ${r}${i.dst} ${opStr} 0x${(i.imm >>> 0).toString(16)} goto pc${sOff(i.off)}`;
+  }
+  return `${code} unknown`;
+}
+
+/** verbose_snum / verbose_unum: small numbers in decimal, others in hex. */
+function snum(v: bigint): string {
+  return v >= -512n && v <= 512n ? `${v}` : `${v < 0n ? "-" : ""}0x${(v < 0n ? -v : v).toString(16)}`;
+}
+function unum(v: bigint): string {
+  return v <= 512n ? `${v}` : `0x${v.toString(16)}`;
+}
+
+function scalarStr(r: RegState): string {
+  if (tnumIsConst(r.varOff)) return snum(BigInt.asIntN(64, r.varOff.value));
+  const parts: string[] = [];
+  const pair = (a: string, av: bigint, a32: bigint, aDef: bigint, a32Def: bigint, fmt: (v: bigint) => string): void => {
+    if (av !== aDef && av === a32) parts.push(`${a}=${a}32=${fmt(av)}`);
+    else {
+      if (av !== aDef) parts.push(`${a}=${fmt(av)}`);
+      if (a32 !== a32Def) parts.push(`${a}32=${fmt(a32)}`);
+    }
+  };
+  pair("smin", r.smin, r.s32min, S64_MIN, S32_MIN, snum);
+  pair("smax", r.smax, r.s32max, S64_MAX, S32_MAX, snum);
+  pair("umin", r.umin, r.u32min, 0n, 0n, unum);
+  pair("umax", r.umax, r.u32max, U64_MAX, U32_MAX, unum);
+  if (!tnumIsUnknown(r.varOff)) parts.push(`var_off=${tnumStr(r.varOff)}`);
+  return `scalar(${parts.join(",")})`;
+}
+
+export interface StateNames {
+  mapName?(map: number): string | undefined;
+  mapSizes?(map: number): [number, number] | undefined;
+  btfName?(btfId: number): string;
+}
+
+/** One register as print_reg_state shows it. */
+export function regStr(r: RegState, names: StateNames = {}): string {
+  if (r.type === SCALAR_VALUE) return scalarStr(r);
+  const bt = baseType(r.type);
+  if (bt === PTR_TO_STACK && tnumIsConst(r.varOff)) return `fp${r.off + Number(BigInt.asIntN(64, r.varOff.value))}`;
+  let s = regTypeStr(r.type);
+  if (bt === PTR_TO_BTF_ID) s += names.btfName?.(r.btfId) ?? `${r.btfId}`;
+  const f: string[] = [];
+  if (r.id) f.push(`id=${r.id}`);
+  if (bt === CONST_PTR_TO_MAP || bt === PTR_TO_MAP_VALUE || bt === PTR_TO_MAP_KEY) {
+    const name = names.mapName?.(r.map);
+    if (name) f.push(`map=${name}`);
+    const sizes = names.mapSizes?.(r.map);
+    if (sizes) f.push(`ks=${sizes[0]}`, `vs=${sizes[1]}`);
+  }
+  if (bt === PTR_TO_MEM) f.push(`mem_size=${r.memSize}`);
+  if (r.off) f.push(`off=${r.off}`);
+  if (!tnumIsConst(r.varOff)) {
+    const v = scalarStr(r);
+    f.push(v.slice("scalar(".length, -1));
+  }
+  return `${s}(${f.join(",")})`;
+}
+
+/** Column of the "; state" comment after an instruction (vlog_alignment). */
+export function vlogAlignment(pos: number): number {
+  const want = Math.max(pos + 4, 40);
+  return Math.ceil(want / 8) * 8 - pos - 1;
+}

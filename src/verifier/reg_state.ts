@@ -1,0 +1,350 @@
+/**
+ * Register state and scalar bounds (struct bpf_reg_state; reg_bounds_sync and friends in
+ * kernel/bpf/verifier.c). 64-bit bounds are bigints: unsigned in [0, 2^64), signed in
+ * [-2^63, 2^63); the 32-bit bounds describe the low half (the subregister).
+ */
+import {
+  type Tnum,
+  tnumConst,
+  tnumIntersect,
+  tnumIsConst,
+  tnumRange,
+  tnumSubreg,
+  tnumUnknown,
+  U32_MAX,
+  U64_MAX,
+} from "./tnum.js";
+
+export const S64_MIN = -(1n << 63n);
+export const S64_MAX = (1n << 63n) - 1n;
+export const S32_MIN = -(1n << 31n);
+export const S32_MAX = (1n << 31n) - 1n;
+
+/** enum bpf_reg_type: base types, and the flags ORed into them. */
+export const NOT_INIT = 0;
+export const SCALAR_VALUE = 1;
+export const PTR_TO_CTX = 2;
+export const CONST_PTR_TO_MAP = 3;
+export const PTR_TO_MAP_VALUE = 4;
+export const PTR_TO_MAP_KEY = 5;
+export const PTR_TO_STACK = 6;
+export const PTR_TO_BTF_ID = 7;
+export const PTR_TO_MEM = 8;
+export const PTR_TO_FUNC = 9;
+export const BASE_TYPE_MASK = 0xff;
+export const PTR_MAYBE_NULL = 1 << 8;
+export const MEM_RDONLY = 1 << 9;
+export const PTR_TRUSTED = 1 << 10;
+export const PTR_UNTRUSTED = 1 << 11;
+
+export const baseType = (t: number): number => t & BASE_TYPE_MASK;
+
+const BASE_NAMES: Record<number, string> = {
+  [NOT_INIT]: "?",
+  [SCALAR_VALUE]: "scalar",
+  [PTR_TO_CTX]: "ctx",
+  [CONST_PTR_TO_MAP]: "map_ptr",
+  [PTR_TO_MAP_VALUE]: "map_value",
+  [PTR_TO_MAP_KEY]: "map_key",
+  [PTR_TO_STACK]: "fp",
+  [PTR_TO_BTF_ID]: "ptr_",
+  [PTR_TO_MEM]: "mem",
+  [PTR_TO_FUNC]: "func",
+};
+
+/** reg_type_str: "rdonly_mem_or_null", "trusted_ptr_", "map_value". */
+export function regTypeStr(t: number): string {
+  let prefix = "";
+  if (t & MEM_RDONLY) prefix += "rdonly_";
+  if (t & PTR_UNTRUSTED) prefix += "untrusted_";
+  if (t & PTR_TRUSTED) prefix += "trusted_";
+  const post = t & PTR_MAYBE_NULL ? "_or_null" : "";
+  return `${prefix}${BASE_NAMES[baseType(t)] ?? "?"}${post}`;
+}
+
+export interface RegState {
+  type: number;
+  /** Fixed part of a pointer's offset. */
+  off: number;
+  /** Variable part (pointers) or the value (scalars). */
+  varOff: Tnum;
+  smin: bigint;
+  smax: bigint;
+  umin: bigint;
+  umax: bigint;
+  s32min: bigint;
+  s32max: bigint;
+  u32min: bigint;
+  u32max: bigint;
+  /** Shared by copies of one map_value_or_null (null checks mark them all), or of one scalar. */
+  id: number;
+  /** Map index (map_ptr, map_value, map_key). */
+  map: number;
+  /** PTR_TO_BTF_ID: the struct's BTF id. */
+  btfId: number;
+  /** PTR_TO_MEM: size of the region. */
+  memSize: number;
+  /** PTR_TO_STACK: the frame the pointer points into. */
+  frameno: number;
+  /** Written since the last checkpoint (printed as the "_w" suffix). */
+  written: boolean;
+}
+
+export function newReg(): RegState {
+  return {
+    type: NOT_INIT,
+    off: 0,
+    varOff: tnumUnknown,
+    smin: S64_MIN,
+    smax: S64_MAX,
+    umin: 0n,
+    umax: U64_MAX,
+    s32min: S32_MIN,
+    s32max: S32_MAX,
+    u32min: 0n,
+    u32max: U32_MAX,
+    id: 0,
+    map: -1,
+    btfId: 0,
+    memSize: 0,
+    frameno: 0,
+    written: false,
+  };
+}
+
+export function copyReg(r: RegState): RegState {
+  return { ...r };
+}
+
+export function markUnbounded(r: RegState): void {
+  r.smin = S64_MIN;
+  r.smax = S64_MAX;
+  r.umin = 0n;
+  r.umax = U64_MAX;
+  r.s32min = S32_MIN;
+  r.s32max = S32_MAX;
+  r.u32min = 0n;
+  r.u32max = U32_MAX;
+}
+
+/** __mark_reg_unknown: a scalar that may be anything. */
+export function markRegUnknown(r: RegState): void {
+  const w = r.written;
+  Object.assign(r, newReg());
+  r.type = SCALAR_VALUE;
+  r.written = w;
+}
+
+/** __mark_reg_known: a scalar constant. */
+export function markRegKnown(r: RegState, v: bigint): void {
+  const w = r.written;
+  Object.assign(r, newReg());
+  r.type = SCALAR_VALUE;
+  setConstBounds(r, v);
+  r.written = w;
+}
+
+export function markRegNotInit(r: RegState): void {
+  Object.assign(r, newReg());
+}
+
+function setConstBounds(r: RegState, v: bigint): void {
+  const u = v & U64_MAX;
+  r.varOff = tnumConst(u);
+  r.umin = r.umax = u;
+  r.smin = r.smax = BigInt.asIntN(64, u);
+  const lo = u & U32_MAX;
+  r.u32min = r.u32max = lo;
+  r.s32min = r.s32max = BigInt.asIntN(32, lo);
+}
+
+/** A pointer's fixed part with no variable part. */
+export function markPtr(r: RegState, type: number, off = 0): void {
+  const w = r.written;
+  Object.assign(r, newReg());
+  r.type = type;
+  r.off = off;
+  setConstBounds(r, 0n);
+  r.written = w;
+}
+
+export function isConstScalar(r: RegState): boolean {
+  return r.type === SCALAR_VALUE && tnumIsConst(r.varOff);
+}
+
+export const isPointer = (r: RegState): boolean => r.type !== SCALAR_VALUE && r.type !== NOT_INIT;
+
+const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
+const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+
+/** __update_reg32_bounds + __update_reg64_bounds: learn bounds from the known bits. */
+function updateRegBounds(r: RegState): void {
+  const v32 = tnumSubreg(r.varOff);
+  r.s32min = max(r.s32min, BigInt.asIntN(32, v32.value | (v32.mask & 0x8000_0000n)));
+  r.s32max = min(r.s32max, BigInt.asIntN(32, v32.value | (v32.mask & 0x7fff_ffffn)));
+  r.u32min = max(r.u32min, v32.value);
+  r.u32max = min(r.u32max, v32.value | v32.mask);
+  const v = r.varOff;
+  r.smin = max(r.smin, BigInt.asIntN(64, v.value | (v.mask & (1n << 63n))));
+  r.smax = min(r.smax, BigInt.asIntN(64, v.value | (v.mask & S64_MAX)));
+  r.umin = max(r.umin, v.value);
+  r.umax = min(r.umax, v.value | v.mask);
+}
+
+/** Learn sign from the signed bounds, or the unsigned ones (__reg32/64_deduce_bounds). */
+function deduceSign(
+  smin: bigint,
+  smax: bigint,
+  umin: bigint,
+  umax: bigint,
+  bits: 32 | 64,
+): [bigint, bigint, bigint, bigint] {
+  const asS = (x: bigint): bigint => BigInt.asIntN(bits, x);
+  const asU = (x: bigint): bigint => BigInt.asUintN(bits, x);
+  if (smin >= 0n || smax < 0n) {
+    const lo = max(asU(smin), umin);
+    const hi = min(asU(smax), umax);
+    return [asS(lo), asS(hi), lo, hi];
+  }
+  if (asS(umax) >= 0n) {
+    const hi = min(asU(smax), umax);
+    return [umin, asS(hi), umin, hi];
+  }
+  if (asS(umin) < 0n) {
+    const lo = max(asU(smin), umin);
+    return [asS(lo), asS(umax), lo, umax];
+  }
+  return [smin, smax, umin, umax];
+}
+
+function deduceBounds(r: RegState): void {
+  // 64 -> 32: when the upper halves of the range agree, the low halves form a range.
+  if (r.umin >> 32n === r.umax >> 32n) {
+    const lo = r.umin & U32_MAX;
+    const hi = r.umax & U32_MAX;
+    r.u32min = max(r.u32min, lo);
+    r.u32max = min(r.u32max, hi);
+    if (BigInt.asIntN(32, lo) <= BigInt.asIntN(32, hi)) {
+      r.s32min = max(r.s32min, BigInt.asIntN(32, lo));
+      r.s32max = min(r.s32max, BigInt.asIntN(32, hi));
+    }
+  }
+  if (r.smin >> 32n === r.smax >> 32n) {
+    const lo = BigInt.asUintN(32, r.smin);
+    const hi = BigInt.asUintN(32, r.smax);
+    if (lo <= hi) {
+      r.u32min = max(r.u32min, lo);
+      r.u32max = min(r.u32max, hi);
+    }
+    if (BigInt.asIntN(32, lo) <= BigInt.asIntN(32, hi)) {
+      r.s32min = max(r.s32min, BigInt.asIntN(32, lo));
+      r.s32max = min(r.s32max, BigInt.asIntN(32, hi));
+    }
+  }
+  [r.s32min, r.s32max, r.u32min, r.u32max] = deduceSign(r.s32min, r.s32max, r.u32min, r.u32max, 32);
+  // 32 -> 64: with a fixed upper half, the value is that half plus the low range.
+  if (r.umin >> 32n === r.umax >> 32n) {
+    const hi = r.umin & ~U32_MAX & U64_MAX;
+    r.umin = max(r.umin, hi | r.u32min);
+    r.umax = min(r.umax, hi | r.u32max);
+  }
+  if (r.smin >> 32n === r.smax >> 32n) {
+    const hi = (r.smin >> 32n) << 32n;
+    r.smin = max(r.smin, hi + r.u32min);
+    r.smax = min(r.smax, hi + r.u32max);
+  }
+  [r.smin, r.smax, r.umin, r.umax] = deduceSign(r.smin, r.smax, r.umin, r.umax, 64);
+}
+
+/** __reg_bound_offset: known bits from the ranges. */
+function boundOffset(r: RegState): void {
+  const v64 = tnumIntersect(r.varOff, tnumRange(r.umin, r.umax));
+  const v32 = tnumIntersect(tnumSubreg(v64), tnumRange(r.u32min, r.u32max));
+  r.varOff = {
+    value: (v64.value & ~U32_MAX & U64_MAX) | v32.value,
+    mask: (v64.mask & ~U32_MAX & U64_MAX) | v32.mask,
+  };
+}
+
+/** reg_bounds_sync. */
+export function regBoundsSync(r: RegState): void {
+  for (let i = 0; i < 2; i++) {
+    updateRegBounds(r);
+    deduceBounds(r);
+    boundOffset(r);
+  }
+  updateRegBounds(r);
+}
+
+/** Are the bounds self-consistent? A refinement that empties them means the path is impossible. */
+export function regBoundsSane(r: RegState): boolean {
+  return (
+    r.umin <= r.umax &&
+    r.smin <= r.smax &&
+    r.u32min <= r.u32max &&
+    r.s32min <= r.s32max &&
+    (r.varOff.value & r.varOff.mask) === 0n
+  );
+}
+
+/** After a 32-bit write: the upper half becomes zero. */
+export function zextReg32(r: RegState): void {
+  r.varOff = tnumSubreg(r.varOff);
+  r.umin = r.u32min;
+  r.umax = r.u32max;
+  r.smin = r.u32min;
+  r.smax = r.u32max;
+  regBoundsSync(r);
+}
+
+/** Forget everything about the upper 32 bits' relation to the lower (after a 64-bit op). */
+export function resetReg32Bounds(r: RegState): void {
+  r.s32min = S32_MIN;
+  r.s32max = S32_MAX;
+  r.u32min = 0n;
+  r.u32max = U32_MAX;
+}
+
+export function resetReg64Bounds(r: RegState): void {
+  r.smin = S64_MIN;
+  r.smax = S64_MAX;
+  r.umin = 0n;
+  r.umax = U64_MAX;
+}
+
+/** Is every value `cur` may hold also allowed by `old` (range_within + tnum_in)? */
+export function rangeWithin(old: RegState, cur: RegState): boolean {
+  return (
+    old.umin <= cur.umin &&
+    old.umax >= cur.umax &&
+    old.smin <= cur.smin &&
+    old.smax >= cur.smax &&
+    old.u32min <= cur.u32min &&
+    old.u32max >= cur.u32max &&
+    old.s32min <= cur.s32min &&
+    old.s32max >= cur.s32max
+  );
+}
+
+export function regsIdentical(a: RegState, b: RegState): boolean {
+  return (
+    a.type === b.type &&
+    a.off === b.off &&
+    a.varOff.value === b.varOff.value &&
+    a.varOff.mask === b.varOff.mask &&
+    a.smin === b.smin &&
+    a.smax === b.smax &&
+    a.umin === b.umin &&
+    a.umax === b.umax &&
+    a.s32min === b.s32min &&
+    a.s32max === b.s32max &&
+    a.u32min === b.u32min &&
+    a.u32max === b.u32max &&
+    a.map === b.map &&
+    a.btfId === b.btfId &&
+    a.memSize === b.memSize &&
+    a.frameno === b.frameno
+  );
+}
+
+export { tnumIsConst };

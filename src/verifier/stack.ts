@@ -1,0 +1,41 @@
+/**
+ * The BPF stack of one frame (struct bpf_stack_state): 8-byte slots, each byte STACK_INVALID
+ * (never written), STACK_MISC (some scalar bytes), STACK_ZERO (known zero) or STACK_SPILL (part of
+ * a register spilled whole, whose full state is kept).
+ */
+import { copyReg, type RegState } from "./reg_state.js";
+
+export const STACK_INVALID = 0;
+export const STACK_SPILL = 1;
+export const STACK_MISC = 2;
+export const STACK_ZERO = 3;
+export const BPF_REG_SIZE = 8;
+
+export interface StackSlot {
+  /** slotType[j] describes byte (slot base + j), slot base = -(spi + 1) * 8. */
+  slotType: number[];
+  spilledPtr: RegState | null;
+}
+
+export function newSlot(): StackSlot {
+  return { slotType: [0, 0, 0, 0, 0, 0, 0, 0], spilledPtr: null };
+}
+
+export function copySlot(s: StackSlot): StackSlot {
+  return { slotType: s.slotType.slice(), spilledPtr: s.spilledPtr ? copyReg(s.spilledPtr) : null };
+}
+
+/** Slot index and byte within it of stack offset `off` (negative, from the frame pointer). */
+export function spiOf(off: number): [number, number] {
+  const spi = Math.floor((-off - 1) / BPF_REG_SIZE);
+  const byte = off + (spi + 1) * BPF_REG_SIZE;
+  return [spi, byte];
+}
+
+/** Printable slot contents (print_verifier_state's "fp-8=mmmmmmmm"): bytes high to low. */
+export function slotStr(s: StackSlot): string {
+  const ch = ["?", "r", "m", "0"];
+  let out = "";
+  for (let j = BPF_REG_SIZE - 1; j >= 0; j--) out += ch[s.slotType[j]];
+  return out;
+}

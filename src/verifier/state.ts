@@ -1,0 +1,57 @@
+/**
+ * Verifier states (struct bpf_func_state, struct bpf_verifier_state): per call frame the
+ * registers and stack, and the chain of checkpoints a path passed through with their count of
+ * paths still being explored (branches), as the kernel keeps for pruning and loop detection.
+ */
+import { MAX_BPF_REG } from "../isa/opcodes.js";
+import { copyReg, newReg, type RegState } from "./reg_state.js";
+import { copySlot, type StackSlot } from "./stack.js";
+
+export interface FuncState {
+  regs: RegState[];
+  stack: StackSlot[];
+  /** Instruction of the call that created this frame (-1 for the main program). */
+  callsite: number;
+  frameno: number;
+  subprog: number;
+  /** A bpf_loop callback: its exit returns to the helper call. */
+  isCallback: boolean;
+}
+
+export interface Checkpoint {
+  readonly insn: number;
+  readonly frames: FuncState[];
+  /** Paths still being explored below this state; 0 means its subtree is proven safe. */
+  branches: number;
+  readonly parent: Checkpoint | null;
+}
+
+export interface VerifierState {
+  frames: FuncState[];
+  parent: Checkpoint | null;
+}
+
+export function newFuncState(callsite: number, frameno: number, subprog: number): FuncState {
+  const regs: RegState[] = [];
+  for (let i = 0; i < MAX_BPF_REG; i++) regs.push(newReg());
+  return { regs, stack: [], callsite, frameno, subprog, isCallback: false };
+}
+
+export function copyFuncState(f: FuncState): FuncState {
+  return {
+    regs: f.regs.map(copyReg),
+    stack: f.stack.map(copySlot),
+    callsite: f.callsite,
+    frameno: f.frameno,
+    subprog: f.subprog,
+    isCallback: f.isCallback,
+  };
+}
+
+export function copyState(s: VerifierState): VerifierState {
+  return { frames: s.frames.map(copyFuncState), parent: s.parent };
+}
+
+export function curFrame(s: VerifierState): FuncState {
+  return s.frames[s.frames.length - 1];
+}
