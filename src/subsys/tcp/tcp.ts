@@ -10,6 +10,14 @@ import { tcp_ack } from "./tcp_input.js";
 import { tcp_slow_start_after_idle_check, tcp_write_xmit } from "./tcp_output.js";
 import { TCP_INFINITE_SSTHRESH } from "./tcp_reno.js";
 import {
+  TCP_INIT_CWND,
+  TCP_RTO_MIN_US,
+  TCP_TIMEOUT_INIT_S,
+  type TcpAck,
+  type TcpSegment,
+  type TcpSkb,
+} from "./tcp_skb.js";
+import {
   AckSample,
   type KernelAllocator,
   type KernelClock,
@@ -18,50 +26,6 @@ import {
   tcp_clock_us,
   tcp_jiffies32,
 } from "./tcp_sock.js";
-
-/** sk_buff control-block bits of the scoreboard (TCP_SKB_CB(skb)->sacked). */
-export const TCPCB_SACKED_ACKED = 0x01;
-export const TCPCB_SACKED_RETRANS = 0x02;
-export const TCPCB_LOST = 0x04;
-export const TCPCB_EVER_RETRANS = 0x80;
-
-/** A data segment as the network carries it. */
-export interface TcpSegment {
-  flow: number;
-  /** Segment number (byte seq = isn + idx * mss). */
-  idx: number;
-  bytes: number;
-  /** ECN-capable transport, and Congestion Experienced once a queue marked it. */
-  ect: boolean;
-  ce: boolean;
-  cwr: boolean;
-  /** TSval in ms. */
-  tsval: number;
-  retrans: boolean;
-}
-
-/** An ACK as the network carries it: cumulative next expected segment, SACK and D-SACK blocks. */
-export interface TcpAck {
-  flow: number;
-  ack: number;
-  sack: [number, number][];
-  dsack?: [number, number];
-  ece: boolean;
-  tsecr: number;
-}
-
-/** One entry of the retransmission queue. */
-export interface TcpSkb {
-  idx: number;
-  sacked: number;
-  /** Last (re)transmission time, us. */
-  mstamp: number;
-  tx_delivered: number;
-  tx_delivered_ce: number;
-  tx_first_tx_mstamp: number;
-  tx_delivered_mstamp: number;
-  tx_is_app_limited: boolean;
-}
 
 /** What a connection needs from the machine it runs on. */
 export interface TcpHost {
@@ -85,10 +49,7 @@ export interface TcpConnOptions {
   alloc?: KernelAllocator;
 }
 
-export const TCP_INIT_CWND = 10;
-export const TCP_RTO_MIN_US = 200_000;
-export const TCP_RTO_MAX_S = 120;
-export const TCP_TIMEOUT_INIT_S = 1;
+export * from "./tcp_skb.js";
 
 export class TcpConn {
   readonly sk: TcpSock;

@@ -17,6 +17,10 @@ import {
   TCP_ECN_OK,
   TCP_ECN_QUEUE_CWR,
 } from "./btf.js";
+import type { TcpConn } from "./tcp.js";
+import { tcp_ca_event, tcp_set_ca_state } from "./tcp_cong.js";
+import { tcp_in_cwnd_reduction, tcp_rearm_rto, tcp_time_stamp_ms, tcp_write_xmit } from "./tcp_output.js";
+import { TCP_INFINITE_SSTHRESH } from "./tcp_reno.js";
 import {
   TCP_RTO_MAX_S,
   TCP_RTO_MIN_US,
@@ -25,12 +29,8 @@ import {
   TCPCB_SACKED_ACKED,
   TCPCB_SACKED_RETRANS,
   type TcpAck,
-  type TcpConn,
   type TcpSkb,
-} from "./tcp.js";
-import { tcp_ca_event, tcp_set_ca_state } from "./tcp_cong.js";
-import { tcp_in_cwnd_reduction, tcp_rearm_rto, tcp_time_stamp_ms, tcp_write_xmit } from "./tcp_output.js";
-import { TCP_INFINITE_SSTHRESH } from "./tcp_reno.js";
+} from "./tcp_skb.js";
 
 export const FLAG_DATA = 0x01;
 export const FLAG_WIN_UPDATE = 0x02;

@@ -12,17 +12,17 @@ import {
   TCP_ECN_QUEUE_CWR,
   TCP_ESTABLISHED,
 } from "./btf.js";
+import type { TcpConn } from "./tcp.js";
+import { tcp_ca_event } from "./tcp_cong.js";
+import { tcp_is_cwnd_limited } from "./tcp_reno.js";
 import {
   TCP_INIT_CWND,
   TCPCB_EVER_RETRANS,
   TCPCB_LOST,
   TCPCB_SACKED_ACKED,
   TCPCB_SACKED_RETRANS,
-  type TcpConn,
   type TcpSkb,
-} from "./tcp.js";
-import { tcp_ca_event } from "./tcp_cong.js";
-import { tcp_is_cwnd_limited } from "./tcp_reno.js";
+} from "./tcp_skb.js";
 
 const before = (a: number, b: number) => ((a - b) | 0) < 0;
 

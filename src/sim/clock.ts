@@ -1,0 +1,31 @@
+/**
+ * The simulated kernel's clocks, driven by the event queue: ktime in ns (with a boot offset so
+ * tcp_mstamp is never 0) and jiffies at CONFIG_HZ starting at INITIAL_JIFFIES, as Linux does.
+ */
+import { INITIAL_JIFFIES_OFFSET, type KernelClock } from "../subsys/tcp/tcp_sock.js";
+import type { EventQueue } from "./event_queue.js";
+
+export const BOOT_OFFSET_NS = 1_000_000_000;
+
+export class SimClock implements KernelClock {
+  readonly HZ: number;
+  private readonly q: EventQueue;
+  private readonly nsPerJiffy: number;
+  private readonly initialJiffies: number;
+
+  constructor(q: EventQueue, HZ = 1000) {
+    if (!Number.isInteger(1e9 / HZ)) throw new Error(`CONFIG_HZ=${HZ}: must divide 10^9`);
+    this.q = q;
+    this.HZ = HZ;
+    this.nsPerJiffy = 1e9 / HZ;
+    this.initialJiffies = INITIAL_JIFFIES_OFFSET(HZ);
+  }
+
+  ktime_get_ns(): number {
+    return BOOT_OFFSET_NS + this.q.now;
+  }
+
+  jiffies(): number {
+    return this.initialJiffies + Math.floor(this.ktime_get_ns() / this.nsPerJiffy);
+  }
+}

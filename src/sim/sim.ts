@@ -1,0 +1,251 @@
+/**
+ * A deterministic network simulation: TCP senders from src/subsys/tcp (calling their congestion-control
+ * ops exactly where Linux does) share one bottleneck towards simple receivers; ACKs return over an
+ * uncongested path. Same options and seed give byte-identical results.
+ */
+import { TCP_CONG_NEEDS_ECN } from "../subsys/tcp/btf.js";
+import { type TcpAck, TcpConn, type TcpHost, type TcpSegment } from "../subsys/tcp/tcp.js";
+import { TcpCongControl, type TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
+import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
+import { tcpReno } from "../subsys/tcp/tcp_reno.js";
+import type { KernelAllocator } from "../subsys/tcp/tcp_sock.js";
+import { tcp_retransmit_timer } from "../subsys/tcp/tcp_timer.js";
+import { SimClock } from "./clock.js";
+import { EventQueue } from "./event_queue.js";
+import { Bottleneck, type LinkConfig } from "./link.js";
+import { mahimahiRateBps } from "./mahimahi.js";
+import { computeMetrics, type SimMetrics } from "./metrics.js";
+import { Prng } from "./prng.js";
+import { Receiver } from "./receiver.js";
+
+export interface FlowSpec {
+  /** A registered CA name, or ops to register (if new) and use. */
+  cc: string | TcpCongestionOps;
+  /** Start time, ns. */
+  startNs?: number;
+  /** Segments to send (Infinity: bulk); the connection closes when all are acknowledged. */
+  segments?: number;
+  /** Close at this time (ns) even if data remains. */
+  stopNs?: number;
+}
+
+export interface SwitchSpec {
+  atNs: number;
+  /** The new ops. With the same name as the running CA: tcp_update_congestion_control then each socket
+   * re-selects it (setsockopt), so old release and new init run once per socket; otherwise setsockopt. */
+  to: TcpCongestionOps;
+  /** Which flows switch (default all). */
+  flows?: number[];
+}
+
+export interface SimOptions {
+  link: LinkConfig;
+  durationNs: number;
+  flows: FlowSpec[];
+  seed?: number;
+  HZ?: number;
+  mss?: number;
+  wireBytes?: number;
+  delayedAck?: boolean;
+  /** Negotiate ECN on every flow (CAs with TCP_CONG_NEEDS_ECN always do). */
+  ecn?: boolean;
+  /** Trace sampling period, ns (default 10 ms). */
+  sampleNs?: number;
+  /** Metrics are computed over [metricsFromNs, duration] (default: from 0). */
+  metricsFromNs?: number;
+  switches?: SwitchSpec[];
+  /** Extra CAs registered in the simulated kernel (besides reno and cubic). */
+  register?: TcpCongestionOps[];
+  /** Called about once per simulated second (progress bars). */
+  onProgress?: (nowNs: number, durationNs: number) => void;
+  /** Kernel memory for the sockets (a VmMemory region); default plain ArrayBuffers. */
+  alloc?: KernelAllocator;
+}
+
+export interface FlowTrace {
+  cwnd: number[];
+  ssthresh: number[];
+  srtt_ms: number[];
+  inflight: number[];
+  ca_state: number[];
+}
+
+export interface SimTrace {
+  t_ms: number[];
+  queue_bytes: number[];
+  queue_pkts: number[];
+  flows: FlowTrace[];
+}
+
+export interface SimResult {
+  metrics: SimMetrics;
+  trace: SimTrace;
+  events: number;
+}
+
+/** The default scenario (Pantheon's): 12 Mbit/s, 30 ms one-way, 45 KB droptail, 30 s. */
+export const DEFAULT_LINK: LinkConfig = {
+  rateBps: 12e6,
+  delayNs: 30e6,
+  buffer: { bytes: 45_000 },
+};
+
+export class Simulation {
+  readonly ev = new EventQueue();
+  readonly clock: SimClock;
+  readonly prng: Prng;
+  readonly cong: TcpCongControl;
+  readonly link: Bottleneck;
+  readonly conns: TcpConn[] = [];
+  readonly receivers: Receiver[] = [];
+  readonly queueDelays: number[][] = [];
+  readonly trace: SimTrace;
+  private readonly rtoAt = new Map<TcpConn, number>();
+  private readonly opts: SimOptions;
+
+  constructor(opts: SimOptions) {
+    this.opts = opts;
+    this.clock = new SimClock(this.ev, opts.HZ ?? 1000);
+    this.prng = new Prng(opts.seed ?? 1);
+    this.cong = new TcpCongControl(tcpReno());
+    this.cong.tcp_register_congestion_control(tcpCubic());
+    for (const ca of opts.register ?? []) this.cong.tcp_register_congestion_control(ca);
+    this.link = new Bottleneck(this.ev, opts.link, this.prng, (seg) => this.receivers[seg.flow]!.onSegment(seg));
+    // (time, delay) pairs, flattened
+    this.link.onDequeue = (seg, d) => {
+      this.queueDelays[seg.flow]!.push(this.ev.now, d);
+    };
+    this.trace = { t_ms: [], queue_bytes: [], queue_pkts: [], flows: [] };
+    for (const [i, f] of opts.flows.entries()) this.addFlow(f, i);
+    for (const s of opts.switches ?? []) this.ev.at(s.atNs, () => this.switchCa(s));
+  }
+
+  /** The simulated host of every sender: transmit into the bottleneck, one lazily re-armed RTO timer each. */
+  private host(): TcpHost {
+    return {
+      clock: this.clock,
+      xmit: (seg: TcpSegment) => this.link.send(seg),
+      setRtoTimer: (conn: TcpConn, at: number) => {
+        const had = this.rtoAt.get(conn);
+        this.rtoAt.set(conn, at);
+        // Re-arming later reuses the pending event, which re-checks the deadline when it fires.
+        if (at >= 0 && (had === undefined || had < 0 || at < had)) this.ev.at(at, () => this.rtoFire(conn));
+      },
+    };
+  }
+
+  private rtoFire(conn: TcpConn): void {
+    const at = this.rtoAt.get(conn) ?? -1;
+    if (at < 0) return;
+    if (at > this.ev.now) {
+      this.ev.at(at, () => this.rtoFire(conn));
+      return;
+    }
+    this.rtoAt.set(conn, -1);
+    tcp_retransmit_timer(conn);
+  }
+
+  private resolve(cc: string | TcpCongestionOps): TcpCongestionOps {
+    if (typeof cc !== "string") {
+      const have = this.cong.tcp_ca_find(cc.name);
+      if (have === cc) return cc;
+      if (!have) {
+        this.cong.tcp_register_congestion_control(cc);
+        return cc;
+      }
+      throw new Error(`congestion control '${cc.name}' is already registered with other ops`);
+    }
+    const have = this.cong.tcp_ca_find(cc);
+    if (!have)
+      throw new Error(
+        `unknown congestion control '${cc}' (available: ${this.cong.tcp_get_available_congestion_control()})`,
+      );
+    return have;
+  }
+
+  private addFlow(f: FlowSpec, i: number): void {
+    const ca = this.resolve(f.cc);
+    const needsEcn = (ca.flags & TCP_CONG_NEEDS_ECN) !== 0;
+    const conn = new TcpConn(this.host(), this.cong, {
+      flow: i,
+      mss: this.opts.mss,
+      wireBytes: this.opts.wireBytes,
+      segments: 0,
+      isn: this.prng.u32(),
+      ecn: this.opts.ecn || needsEcn,
+      alloc: this.opts.alloc,
+    });
+    // setsockopt(TCP_CONGESTION) before connect(): init runs at establishment.
+    this.cong.tcp_set_congestion_control(conn.sk, ca.name);
+    this.conns.push(conn);
+    this.queueDelays.push([]);
+    this.receivers.push(
+      new Receiver(this.ev, { flow: i, delayedAck: this.opts.delayedAck, accurateEcn: needsEcn }, (a: TcpAck) =>
+        this.ev.after(this.opts.link.delayNs, () => this.onAck(conn, a, f)),
+      ),
+    );
+    this.trace.flows.push({ cwnd: [], ssthresh: [], srtt_ms: [], inflight: [], ca_state: [] });
+    this.ev.at(f.startNs ?? 0, () => {
+      conn.establish();
+      conn.write(f.segments ?? Number.POSITIVE_INFINITY);
+    });
+    if (f.stopNs !== undefined) this.ev.at(f.stopNs, () => conn.close());
+  }
+
+  private onAck(conn: TcpConn, a: TcpAck, f: FlowSpec): void {
+    conn.receiveAck(a);
+    if (f.segments !== undefined && Number.isFinite(f.segments) && conn.done()) conn.close();
+  }
+
+  private switchCa(s: SwitchSpec): void {
+    const running = this.cong.tcp_ca_find(s.to.name);
+    if (running && running !== s.to) this.cong.tcp_update_congestion_control(s.to, running);
+    else if (!running) this.cong.tcp_register_congestion_control(s.to);
+    this.conns.forEach((c, i) => {
+      if (c.closed || (s.flows && !s.flows.includes(i))) return;
+      this.cong.tcp_set_congestion_control(c.sk, s.to.name);
+    });
+  }
+
+  private sample(): void {
+    const t = this.trace;
+    t.t_ms.push(this.ev.now / 1e6);
+    t.queue_bytes.push(this.link.queueBytes);
+    t.queue_pkts.push(this.link.queuePackets);
+    this.conns.forEach((c, i) => {
+      const ft = t.flows[i]!;
+      const sk = c.sk;
+      const active = !c.closed && sk.sk_state === 1;
+      ft.cwnd.push(active ? sk.snd_cwnd : 0);
+      ft.ssthresh.push(active ? Math.min(sk.snd_ssthresh, 0x7fffffff) : 0);
+      ft.srtt_ms.push(active ? sk.srtt_us / 8 / 1000 : 0);
+      ft.inflight.push(active ? c.inFlight() : 0);
+      ft.ca_state.push(sk.icsk_ca_state);
+    });
+  }
+
+  run(): SimResult {
+    const dur = this.opts.durationNs;
+    const sampleNs = this.opts.sampleNs ?? 10e6;
+    for (let t = 0; t <= dur; t += sampleNs) this.ev.at(t, () => this.sample());
+    for (let t = 1e9; t < dur; t += 1e9) this.ev.at(t, () => this.opts.onProgress?.(t, dur));
+    this.ev.runUntil(dur);
+    for (const c of this.conns) if (!c.closed) c.close();
+    const rateBps = this.opts.link.trace ? mahimahiRateBps(this.opts.link.trace) : this.opts.link.rateBps;
+    const metrics = computeMetrics({
+      fromNs: this.opts.metricsFromNs ?? 0,
+      toNs: dur,
+      rateBps,
+      conns: this.conns,
+      receivers: this.receivers,
+      link: this.link,
+      queueDelays: this.queueDelays,
+    });
+    return { metrics, trace: this.trace, events: this.ev.executed };
+  }
+}
+
+/** Build and run a simulation. */
+export function simulate(opts: SimOptions): SimResult {
+  return new Simulation(opts).run();
+}
