@@ -271,7 +271,8 @@ function parseLdImm64(dst: number, value: string): ParsedInsn {
   const pseudo = PSEUDO_NAMES.indexOf(m[1]!);
   if (pseudo <= 0) asmError(`unknown ld_imm64 source '${m[1]}'`);
   const imm2 = m[3] ? parseImm32(m[3]) : 0;
-  const first = m[2]!.replace(/^pc(?=[+-])/, "");
+  // `pc+0x2 <L12>`: the distance is authoritative, the <label> a reading aid.
+  const first = m[2]!.replace(/\s*<[^>]*>$/, "").replace(/^pc(?=[+-])/, "");
   if (pseudo === 4 && parseInteger(first) === undefined) {
     if (!isLabelName(first)) asmError(`invalid function reference '${first}'`);
     return { insn: { kind: "ld_imm64", dst, pseudo, imm: 0, imm2, value: 0n }, target: { label: first, field: "imm" } };

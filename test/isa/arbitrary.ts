@@ -6,6 +6,10 @@ const reg = fc.integer({ min: 0, max: 10 });
 const imm = fc.integer({ min: -0x80000000, max: 0x7fffffff });
 const off = fc.integer({ min: -0x8000, max: 0x7fff });
 const size = fc.constantFrom<MemSize>(1, 2, 4, 8);
+// Jump distances: mostly short, so that targets land inside the generated program.
+const near = fc.integer({ min: -4, max: 6 });
+const dist = fc.oneof(near, off);
+const distImm = fc.oneof(near, imm);
 const operand = fc.oneof(
   reg.map((r) => ({ reg: r })),
   imm.map((i) => ({ imm: i })),
@@ -61,20 +65,20 @@ export const arbInsn: fc.Arbitrary<DecodedInsn> = fc.oneof(
     bits: fc.constantFrom<16 | 32 | 64>(16, 32, 64),
     dst: reg,
   }),
-  fc.record({ kind: fc.constant("jmp" as const), jmp32: fc.boolean(), op: jmpOp, dst: reg, src: operand, off }),
-  fc.record({ kind: fc.constant("ja" as const), off }),
-  fc.record({ kind: fc.constant("may_goto" as const), off }),
-  fc.record({ kind: fc.constant("gotol" as const), imm }),
+  fc.record({ kind: fc.constant("jmp" as const), jmp32: fc.boolean(), op: jmpOp, dst: reg, src: operand, off: dist }),
+  fc.record({ kind: fc.constant("ja" as const), off: dist }),
+  fc.record({ kind: fc.constant("may_goto" as const), off: dist }),
+  fc.record({ kind: fc.constant("gotol" as const), imm: distImm }),
   fc.record({
     kind: fc.constant("call" as const),
     callee: fc.constantFrom<"helper" | "local">("helper", "local"),
-    imm,
+    imm: distImm,
     off: fc.constant(0),
   }),
   fc.record({ kind: fc.constant("call" as const), callee: fc.constant("kfunc" as const), imm, off }),
   fc.record({ kind: fc.constant("callx" as const), dst: reg }),
   fc.constant({ kind: "exit" as const }),
-  fc.record({ dst: reg, pseudo: fc.integer({ min: 0, max: 6 }), imm, imm2: imm }).map((r) => ({
+  fc.record({ dst: reg, pseudo: fc.integer({ min: 0, max: 6 }), imm: distImm, imm2: imm }).map((r) => ({
     kind: "ld_imm64" as const,
     ...r,
     value: (BigInt(r.imm2 >>> 0) << 32n) | BigInt(r.imm >>> 0),

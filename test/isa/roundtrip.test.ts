@@ -41,8 +41,10 @@ test("every valid instruction survives encode -> decode and disassemble -> assem
         prog,
       );
       for (const syntax of ["conformance", "llvm"] as SyntaxName[]) {
-        const text = disassemble(slots, { syntax }).join("\n");
-        assert.deepEqual(assemble(text, { syntax }), slots, text);
+        for (const labels of [false, true]) {
+          const text = disassemble(slots, { syntax, labels }).join("\n");
+          assert.deepEqual(assemble(text, { syntax }), slots, text);
+        }
       }
     }),
     { numRuns: 2000 },
