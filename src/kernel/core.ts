@@ -6,10 +6,11 @@ import { BpfError, EINVAL } from "../uapi/errno.js";
 import type { BpfProg } from "./bpf.js";
 
 /**
- * bpf_prog_calc_tag(): the first 8 bytes of SHA-1 over the instructions, with the imm of both
- * slots of map-fd and map-value ld_imm64 zeroed, since fds differ from load to load.
+ * bpf_prog_calc_tag(): the first 8 bytes of a digest of the instructions, with the imm of both
+ * slots of map-fd and map-value ld_imm64 zeroed, since fds differ from load to load. The digest
+ * is SHA-1 up to v6.17 and SHA-256 (prog->digest, kept for program signing) from v6.18 on.
  */
-export function bpf_prog_calc_tag(insns: readonly Insn[]): Uint8Array {
+export function bpf_prog_calc_tag(insns: readonly Insn[], hash: "sha1" | "sha256" = "sha256"): Uint8Array {
   const dst: Insn[] = [];
   let wasLdMap = false;
   for (const insn of insns) {
@@ -25,7 +26,7 @@ export function bpf_prog_calc_tag(insns: readonly Insn[]): Uint8Array {
     }
     dst.push(c);
   }
-  const digest = createHash("sha1").update(encodeInsns(dst)).digest();
+  const digest = createHash(hash).update(encodeInsns(dst)).digest();
   return new Uint8Array(digest.subarray(0, 8));
 }
 

@@ -20,7 +20,8 @@ import { Idr } from "./idr.js";
 import { bootKernel } from "./init.js";
 import { Process, type ProcessOptions, UserStruct } from "./process.js";
 import { Rcu } from "./rcu.js";
-import { sysBpf } from "./syscall.js";
+import { sk_alloc, sock_map_fd } from "./sock.js";
+import { fdinfo, objGetInfo, sysBpf } from "./syscall.js";
 
 /** A helper's or kfunc's view of its call: r1..r5 (`arg(1)` is r1). The VM's HelperCall is one. */
 export interface HelperArgs {
@@ -68,6 +69,8 @@ export interface KernelOptions {
   prandomSeed?: number;
   /** Kconfig values readable through .kconfig (CONFIG_HZ...). */
   config?: Record<string, number | string | boolean>;
+  /** Digest behind the program tag: "sha256" as v6.18+ (default), "sha1" as v6.4-v6.17. */
+  progTagHash?: "sha1" | "sha256";
   /** Skip building the vmlinux BTF (tests of the object core alone). */
   noVmlinuxBtf?: boolean;
 }
@@ -79,6 +82,7 @@ export class Kernel {
   readonly rcu = new Rcu();
   readonly mem: KernelMemory;
   readonly config: Record<string, number | string | boolean>;
+  readonly progTagHash: "sha1" | "sha256";
   /** num_possible_cpus(): used in memory accounting. */
   nrCpus = 1;
   readonly sysctl = {
@@ -126,6 +130,7 @@ export class Kernel {
     this.prandomState = (opts.prandomSeed ?? 0x5eed) >>> 0 || 1;
     this.config = { CONFIG_HZ: 1000, CONFIG_BPF_SYSCALL: true, CONFIG_BPF_JIT: true, ...opts.config };
     this.subsystems = opts.subsystems ?? [];
+    this.progTagHash = opts.progTagHash ?? "sha256";
     bootKernel(this, opts);
   }
 
@@ -240,6 +245,31 @@ export class Kernel {
     if (btfId) this.kfuncs.set(btfId, kf);
     this.kfuncsByName.set(name, kf);
     return kf;
+  }
+
+  /** close(2): the fd goes; the object goes with its last reference (deferred frees run now). */
+  close(proc: Process, fd: number): void {
+    proc.files.close(fd);
+    if (!this.rcu.readLockHeld()) this.flushWork();
+  }
+
+  dup(proc: Process, fd: number): number {
+    return proc.files.dup(fd);
+  }
+
+  /** The text of /proc/<pid>/fdinfo/<fd>. */
+  fdinfo(proc: Process, fd: number): string {
+    return fdinfo(proc, fd);
+  }
+
+  /** BPF_OBJ_GET_INFO_BY_FD as a typed object (bpf_map_info, bpf_prog_info, bpf_link_info, bpf_btf_info). */
+  objGetInfo(proc: Process, fd: number): Record<string, unknown> {
+    return objGetInfo(proc, fd);
+  }
+
+  /** socket(2) for a bare socket (enough for sk_storage): returns its fd. */
+  socket(proc: Process): number {
+    return sock_map_fd(proc, sk_alloc(this));
   }
 
   /** The bpf() system call: a number >= 0 or a thrown BpfError. */

@@ -309,7 +309,7 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     attr,
   };
   try {
-    prog.tag = bpf_prog_calc_tag(prog.orig_insns);
+    prog.tag = bpf_prog_calc_tag(prog.orig_insns, k.progTagHash);
     prog.insnsi = resolve_pseudo_ldimm64(env, proc, attr, env.ldImm64Aux as Map<number, LdImm64Aux>);
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) {
       if (!k.structOps) throw logErr(log, ENOTSUPP, "struct_ops is not supported by this kernel");
