@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// structops: a bpftool-like command over the simulated kernel.
+import { Command } from "commander";
+import { BpfError } from "../uapi/errno.js";
+import * as btf from "./btf.js";
+import * as conformance from "./conformance.js";
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("structops")
+    .description("BPF struct_ops, the kernel subsystem and the userspace BPF stack around it, in TypeScript")
+    .version("0.1.0");
+  btf.register(program);
+  conformance.register(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    if (e instanceof BpfError) {
+      process.stderr.write(`Error: ${e.message} (${e.code})\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw e;
+  }
+}
+
+await main(process.argv);
