@@ -28,10 +28,13 @@ import { BpfError, EINVAL } from "../uapi/errno.js";
 import { encodeBtf } from "./encode.js";
 import type { BtfMember, BtfType } from "./types.js";
 import { btfTypeExtraSize } from "./types.js";
+import { btfValidate } from "./validate.js";
 
 export interface BtfParseOptions {
   /** The base BTF of a split BTF (e.g. vmlinux under a module's BTF). */
   base?: Btf;
+  /** Also run the kernel's full checks (validate()) instead of only the structural ones. */
+  validate?: boolean;
 }
 
 export interface BtfEncodeOptions {
@@ -126,7 +129,9 @@ export class Btf {
   }
 
   static parse(data: Uint8Array, opts: BtfParseOptions = {}): Btf {
-    return new Btf(data, opts);
+    const btf = new Btf(data, opts);
+    if (opts.validate) btf.validate();
+    return btf;
   }
 
   /** Walk the type section once, recording where each record starts (kinds and vlen only). */
@@ -202,6 +207,27 @@ export class Btf {
     if (id === 0) return 0;
     if (id < this.startId) return (this.base as Btf).nameOffOf(id);
     return this.dv.getUint32(this.recordOffset(id), this.littleEndian);
+  }
+
+  /** Byte offset of a type's record in this object's data (for error messages). */
+  typeOffset(id: number): number {
+    return this.recordOffset(id);
+  }
+
+  /** The raw info word of an own type (kind, vlen, kind_flag and any stray bits). */
+  rawInfo(id: number): number {
+    return this.dv.getUint32(this.recordOffset(id) + 4, this.littleEndian);
+  }
+
+  /** The raw size/type word of an own type. */
+  rawSizeType(id: number): number {
+    return this.dv.getUint32(this.recordOffset(id) + 8, this.littleEndian);
+  }
+
+  /** The kernel's BTF_LOAD checks (btf_check_all_metas + btf_resolve); throws an EINVAL BpfError. */
+  validate(): this {
+    btfValidate(this);
+    return this;
   }
 
   private recordOffset(id: number): number {

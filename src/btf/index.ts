@@ -6,3 +6,4 @@ export * from "./encode.js";
 export * from "./json_writer.js";
 export * from "./resolve.js";
 export * from "./types.js";
+export * from "./validate.js";
