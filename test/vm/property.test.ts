@@ -77,12 +77,12 @@ const jmpOp: fc.Arbitrary<Op> = fc
     return insn(cls | op | (x ? 0x08 : 0), dst, x ? src : 0, off, imm);
   });
 
-const SIZE_CODES = [
+const SIZE_CODES: [number, number][] = [
   [0x10, 1],
   [0x08, 2],
   [0x00, 4],
   [0x18, 8],
-] as const;
+];
 const memOp: fc.Arbitrary<Op> = fc
   .record({
     kind: fc.constantFrom("st", "stx", "ldx", "ldxs"),
@@ -134,9 +134,13 @@ const program = fc
     // stack), so the program starts by clearing its own, as the reference's starts zeroed.
     const out: Insn[] = [];
     for (let k = 1; k <= 64; k++) out.push(insn(0x7a, 10, 0, -k * 8, 0));
-    init.forEach((v, r) => out.push(...ldImm64(r, v)));
+    init.forEach((v, r) => {
+      out.push(...ldImm64(r, v));
+    });
     const start = out.length;
-    body.forEach((mk, k) => out.push(mk(start + k, start + body.length)));
+    body.forEach((mk, k) => {
+      out.push(mk(start + k, start + body.length));
+    });
     for (let r = 0; r <= 9; r++) out.push(insn(0x7b, 10, r, -512 + r * 8, 0));
     out.push(insn(0xbf, 1, 10), insn(0x07, 1, 0, 0, -512), insn(0x85, 0, 0, 0, 1), insn(0xb7, 0, 0, 0, 0), insn(0x95));
     return out;
