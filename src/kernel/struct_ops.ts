@@ -21,6 +21,7 @@ import {
 } from "./struct_ops_desc.js";
 import { bpfStructOpsLinkCreate } from "./struct_ops_link.js";
 import { bpfStructOpsMapOps } from "./struct_ops_map.js";
+import { bpfStructOpsVerifierTable } from "./struct_ops_verifier.js";
 
 export * from "./struct_ops_desc.js";
 export { BPF_MODULE_OWNER, BpfStructOpsKdata } from "./struct_ops_kdata.js";
@@ -40,6 +41,7 @@ export {
   isStructOpsMap,
 } from "./struct_ops_map.js";
 export { BpfStructOpsTrampoline, type TrampArg } from "./struct_ops_trampoline.js";
+export { bpfStructOpsVerifierTable } from "./struct_ops_verifier.js";
 
 /** What check_struct_ops_btf_id() records on a STRUCT_OPS program (prog->aux->st_ops & co). */
 export interface StructOpsProgAux {
@@ -115,7 +117,9 @@ export function bpfStructOpsInit(k: Kernel): void {
   if (k.mapTypes.get(bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS) === bpfStructOpsMapOps) return;
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS, bpfStructOpsMapOps);
   k.registerLinkCreate(bpf_attach_type.BPF_STRUCT_OPS, (attr, proc) => bpfStructOpsLinkCreate(k, attr, proc));
-  k.structOps = { checkAttach: (prog, log) => checkStructOpsBtfId(k, prog, log) };
+  // The verifier's view of the registered types rides along for whoever builds the VerifierEnv.
+  const hooks = { checkAttach: (prog: BpfProg, log: string[]) => checkStructOpsBtfId(k, prog, log) };
+  k.structOps = Object.assign(hooks, { verifierTable: bpfStructOpsVerifierTable(k) });
 }
 
 /**
