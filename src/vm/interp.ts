@@ -76,11 +76,13 @@ function source(): string {
     if (body !== null) cases.push(`case ${code}: { ${body} break; }`);
   }
   return `
+const RS = [], FS = [];
 return function interp(P, entry, B, base) {
   const CODE = P.code, DST = P.dst, SRC = P.src, OFF = P.off, IMM = P.imm, IMM2 = P.imm2, FNS = P.fns;
   const fault = P.fault;
-  const R = new Int32Array(22);
-  const FR = new Int32Array(80);
+  // Register files are reused per frame base (one per nesting level), not allocated per run.
+  let R = RS[base], FR = FS[base];
+  if (R === undefined) { R = RS[base] = new Int32Array(22); FR = FS[base] = new Int32Array(80); } else R.fill(0);
   for (let k = 2; k < 12; k++) R[k] = IO[k];
   R[20] = STK[base];
   let DV = M.dv, U8 = M.u8, SH = M.shadow;

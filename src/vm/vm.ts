@@ -190,6 +190,14 @@ export class Vm {
     return this.rt.IO[0] >>> 0;
   }
 
+  /** r0 of the last completed run as int32 halves, for callers that avoid BigInt. */
+  get lastR0Lo(): number {
+    return this.rt.IO[0];
+  }
+  get lastR0Hi(): number {
+    return this.rt.IO[1];
+  }
+
   /** Run the BPF function at `fnAddr` (from a BPF_PSEUDO_FUNC constant) with r1.. = args; returns r0. */
   invokeCallback(fnAddr: bigint | number, args: readonly (bigint | number)[]): bigint {
     const v = BigInt.asUintN(64, BigInt(fnAddr));

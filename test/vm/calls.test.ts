@@ -176,7 +176,10 @@ for (const tier of TIERS) {
     assert.equal(vm.runNumber(prog, 5, -27), -22);
     assert.equal(vm.runU32(prog, 5, -27), 0xffffffea);
     assert.equal(vm.runNumber(prog, 2 ** 40, 1), 2 ** 40 + 1);
+    vm.runNumber(prog, 5, -27);
     assert.equal(vm.lastInsns, 3);
+    assert.equal(vm.lastR0Lo, -22);
+    assert.equal(vm.lastR0Hi, -1);
     assert.equal(vm.run(prog, 7).r0, 7n, "a bare number is r1 (a ctx address)");
   });
 }
