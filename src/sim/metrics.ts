@@ -82,7 +82,7 @@ export function computeMetrics(m: MetricsInput): SimMetrics {
     const ds: number[] = [];
     for (let k = 0; k < pairs.length; k += 2)
       if (pairs[k]! >= m.fromNs && pairs[k]! <= m.toNs) ds.push(pairs[k + 1]! / 1e6);
-    all.push(...ds);
+    for (const d of ds) all.push(d);
     const lc = m.link.counters(i);
     offered += lc.enqueued;
     lost += lc.dropped + lc.randomLoss;

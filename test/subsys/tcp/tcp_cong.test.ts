@@ -91,7 +91,18 @@ test("init runs only on established sockets; release only after init; owner refs
   const c = fresh();
   const calls: SpyCall[] = [];
   let refs = 0;
-  const spy = { ...spyCc(tcpReno(), calls, "spy"), owner: { get: () => (refs++, true), put: () => void refs-- } };
+  const spy = {
+    ...spyCc(tcpReno(), calls, "spy"),
+    owner: {
+      get: () => {
+        refs++;
+        return true;
+      },
+      put: () => {
+        refs--;
+      },
+    },
+  };
   c.tcp_register_congestion_control(spy);
   const sk = new TcpSock(new ManualClock());
   c.tcp_assign_congestion_control(sk);
