@@ -5,5 +5,6 @@ export * from "./dump_raw.js";
 export * from "./encode.js";
 export * from "./json_writer.js";
 export * from "./resolve.js";
+export * from "./seq_show.js";
 export * from "./types.js";
 export * from "./validate.js";
