@@ -17,6 +17,7 @@ import {
   registerBpfStructOps,
   type StructOpsProgView,
 } from "../../kernel/struct_ops.js";
+import { resolveSize } from "../../kernel/struct_ops_btf.js";
 import { bpf_obj_name_cpy } from "../../kernel/syscall_common.js";
 import { bpf_func_id } from "../../uapi/bpf.js";
 import { BTF_FUNC_STATIC, BTF_KIND_FUNC_PROTO, BTF_KIND_PTR, BTF_KIND_STRUCT } from "../../uapi/btf.js";
@@ -106,24 +107,13 @@ function memberRange(btf: Btf, structId: number, name: string, base = 0): [numbe
   if (t.kind !== BTF_KIND_STRUCT) return undefined;
   for (const m of t.members) {
     const off = base + m.bitOffset / 8;
-    if (m.name === name) {
-      const mt = btf.typeById(m.type);
-      const size = "size" in mt ? mt.size : mt.kind === 3 ? arrSize(btf, m.type) : 8;
-      return [off, off + size];
-    }
+    if (m.name === name) return [off, off + resolveSize(btf, m.type)];
   }
   for (const m of t.members) {
     const r = memberRange(btf, m.type, name, base + m.bitOffset / 8);
     if (r) return r;
   }
   return undefined;
-}
-
-function arrSize(btf: Btf, id: number): number {
-  const t = btf.typeById(id);
-  if (t.kind !== 3) return 0;
-  const e = btf.typeById(t.type);
-  return t.nelems * ("size" in e ? e.size : 8);
 }
 
 /** The fields bpf_tcp_ca_btf_struct_access lets a BPF CC write ("icsk_ack.pending": inside icsk_ack). */
