@@ -118,21 +118,42 @@ class Dumper {
     }
     this.need(off, bits / 8, t.id);
     const u = this.uint(off, bits / 8);
-    if (bits === 128) return this.hex(u);
+    if (bits === 128) {
+      this.hex(u);
+      return;
+    }
     switch (t.encoding) {
       case 0:
-        if (bits > 64) return this.hex(u);
-        return this.w.raw(String(u));
+        if (bits > 64) {
+          this.hex(u);
+          return;
+        }
+        {
+          this.w.raw(String(u));
+          return;
+        }
       case BTF_INT_SIGNED:
-        if (bits > 64) return this.hex(u);
-        return this.w.raw(String(BigInt.asIntN(bits, u)));
+        if (bits > 64) {
+          this.hex(u);
+          return;
+        }
+        {
+          this.w.raw(String(BigInt.asIntN(bits, u)));
+          return;
+        }
       case BTF_INT_CHAR: {
         const c = Number(u & 0xffn);
-        if (c >= 0x20 && c < 0x7f) return this.w.string(String.fromCharCode(c));
-        return this.plain ? this.w.raw(`0x${c.toString(16)}`) : this.w.raw(`"\\u00${c.toString(16).padStart(2, "0")}"`);
+        if (c >= 0x20 && c < 0x7f) {
+          this.w.string(String.fromCharCode(c));
+          return;
+        }
+        this.w.raw(this.plain ? `0x${c.toString(16)}` : `"\\u00${c.toString(16).padStart(2, "0")}"`);
+        return;
       }
-      case BTF_INT_BOOL:
-        return this.w.raw(u !== 0n ? "true" : "false");
+      case BTF_INT_BOOL: {
+        this.w.raw(u !== 0n ? "true" : "false");
+        return;
+      }
       default:
         throw new BpfError(EINVAL, `int [${t.id}] has unsupported encoding ${t.encoding}`, { typeId: t.id });
     }
@@ -172,7 +193,10 @@ class Dumper {
       const target = btfTypeSkipModifiers(this.btf, t.type);
       if (target.type.kind === BTF_KIND_FUNC_PROTO) {
         const s = this.opts.funcPtr(v, target.id);
-        if (s !== undefined) return this.w.string(s);
+        if (s !== undefined) {
+          this.w.string(s);
+          return;
+        }
       }
     }
     // glibc's %p: "(nil)" for NULL, else 0x-prefixed hex.
@@ -184,8 +208,10 @@ class Dumper {
     if (depth > MAX_NESTING) throw new BpfError(EINVAL, `type [${id}] nests too deep`, { typeId: id });
     const t = this.btf.typeById(id);
     switch (t.kind) {
-      case BTF_KIND_INT:
-        return this.int(t, off, bitOff);
+      case BTF_KIND_INT: {
+        this.int(t, off, bitOff);
+        return;
+      }
       case BTF_KIND_STRUCT:
       case BTF_KIND_UNION:
         this.w.startObject();
@@ -199,7 +225,10 @@ class Dumper {
         return;
       case BTF_KIND_ARRAY: {
         const s = this.strArray(t, off);
-        if (s !== undefined) return this.w.string(s);
+        if (s !== undefined) {
+          this.w.string(s);
+          return;
+        }
         const esize = btfResolveSize(this.btf, t.type);
         this.need(off, esize * t.nelems, t.id);
         this.w.startArray();
@@ -210,30 +239,51 @@ class Dumper {
       case BTF_KIND_ENUM: {
         this.need(off, t.size, t.id);
         const v = BigInt.asIntN(t.size * 8, this.uint(off, t.size));
-        for (const e of t.values) if (BigInt(e.val | 0) === v || BigInt(e.val) === v) return this.w.string(e.name);
-        return this.w.raw(String(t.signed ? v : BigInt.asUintN(t.size * 8, v)));
+        for (const e of t.values)
+          if (BigInt(e.val | 0) === v || BigInt(e.val) === v) {
+            this.w.string(e.name);
+            return;
+          }
+        this.w.raw(String(t.signed ? v : BigInt.asUintN(t.size * 8, v)));
+        return;
       }
       case BTF_KIND_ENUM64: {
         this.need(off, 8, t.id);
         const u = this.uint(off, 8);
-        for (const e of t.values) if (BigInt.asUintN(64, e.val) === u) return this.w.string(e.name);
-        return this.w.raw(String(t.signed ? BigInt.asIntN(64, u) : u));
+        for (const e of t.values)
+          if (BigInt.asUintN(64, e.val) === u) {
+            this.w.string(e.name);
+            return;
+          }
+        this.w.raw(String(t.signed ? BigInt.asIntN(64, u) : u));
+        return;
       }
-      case BTF_KIND_PTR:
-        return this.ptr(t, off);
+      case BTF_KIND_PTR: {
+        this.ptr(t, off);
+        return;
+      }
       case BTF_KIND_FLOAT: {
         this.need(off, t.size, t.id);
         const dv = new DataView(this.bytes.buffer, this.bytes.byteOffset + off, t.size);
-        if (t.size === 4) return this.w.raw(String(dv.getFloat32(0, this.le)));
-        if (t.size === 8) return this.w.raw(String(dv.getFloat64(0, this.le)));
-        return this.hex(this.uint(off, t.size));
+        if (t.size === 4) {
+          this.w.raw(String(dv.getFloat32(0, this.le)));
+          return;
+        }
+        if (t.size === 8) {
+          this.w.raw(String(dv.getFloat64(0, this.le)));
+          return;
+        }
+        this.hex(this.uint(off, t.size));
+        return;
       }
       case BTF_KIND_TYPEDEF:
       case BTF_KIND_VOLATILE:
       case BTF_KIND_CONST:
       case BTF_KIND_RESTRICT:
-      case BTF_KIND_TYPE_TAG:
-        return this.show(btfTypeSkipModifiers(this.btf, id).id, off, bitOff, depth + 1);
+      case BTF_KIND_TYPE_TAG: {
+        this.show(btfTypeSkipModifiers(this.btf, id).id, off, bitOff, depth + 1);
+        return;
+      }
       case BTF_KIND_VAR:
         this.w.startObject();
         this.w.name(t.name);
@@ -248,8 +298,10 @@ class Dumper {
         this.w.endArray();
         this.w.endObject();
         return;
-      case BTF_KIND_UNKN:
-        return this.w.raw("(unknown)");
+      case BTF_KIND_UNKN: {
+        this.w.raw("(unknown)");
+        return;
+      }
       case BTF_KIND_FWD:
         throw new BpfError(EINVAL, `type [${id}] is a forward declaration: no value to show`, { typeId: id });
       default:
