@@ -65,11 +65,6 @@ const WasmMemoryCtor = (
   globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum?: number }) => WasmMemory } }
 ).WebAssembly.Memory;
 
-interface FreeBlock {
-  addr: number;
-  cap: number;
-}
-
 export class VmMemory {
   readonly memory: WasmMemory;
   /** Views of the current buffer; replaced when the memory grows (read them afresh after a call out). */
@@ -79,7 +74,8 @@ export class VmMemory {
   shadow: Uint8Array;
   private top = VM_BASE;
   private readonly maxPages: number;
-  private freeList: FreeBlock[] = [];
+  /** Freed blocks by capacity (bytes usable before the next guard gap): addresses. */
+  private freeByCap = new Map<number, number[]>();
   private live = new Map<number, Region>();
 
   constructor(opts: VmMemoryOpts = {}) {
@@ -126,7 +122,7 @@ export class VmMemory {
     this.live.delete(region.addr);
     const cap = Math.max(8, (region.size + 7) & ~7);
     this.shadow.fill(0, region.addr, region.addr + cap);
-    this.freeList.push({ addr: region.addr, cap });
+    this.putFree(region.addr, cap);
   }
 
   /** The live region containing `addr`, if any (slow: for diagnostics and helpers). */
@@ -223,14 +219,38 @@ export class VmMemory {
     return this.u8.length;
   }
 
+  private putFree(addr: number, cap: number): void {
+    const list = this.freeByCap.get(cap);
+    if (list) list.push(addr);
+    else this.freeByCap.set(cap, [addr]);
+  }
+
+  /**
+   * A freed block for `cap` bytes: the same capacity first (map values of one map all have one
+   * size), else a larger block, split when the rest is worth keeping. -1 if none.
+   */
   private takeFree(cap: number, align: number): number {
-    for (let i = 0; i < this.freeList.length; i++) {
-      const b = this.freeList[i];
-      if (b.cap >= cap && b.addr % align === 0) {
-        this.freeList.splice(i, 1);
-        if (b.cap - cap >= 64) this.freeList.push({ addr: b.addr + cap + GUARD, cap: b.cap - cap - GUARD });
-        return b.addr;
+    const pick = (c: number): number => {
+      const list = this.freeByCap.get(c);
+      if (!list) return -1;
+      for (let i = list.length - 1; i >= 0; i--) {
+        const a = list[i];
+        if (a % align !== 0) continue;
+        list[i] = list[list.length - 1];
+        list.pop();
+        if (list.length === 0) this.freeByCap.delete(c);
+        return a;
       }
+      return -1;
+    };
+    const exact = pick(cap);
+    if (exact >= 0) return exact;
+    for (const c of this.freeByCap.keys()) {
+      if (c < cap) continue;
+      const a = pick(c);
+      if (a < 0) continue;
+      if (c - cap >= 64) this.putFree(a + cap + GUARD, c - cap - GUARD);
+      return a;
     }
     return -1;
   }

@@ -2,7 +2,7 @@ import type { Insn } from "../isa/insn.js";
 import { MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
 import { BpfError, E2BIG, EFAULT, EINVAL } from "../uapi/errno.js";
 import { W } from "./alu64.js";
-import { u64Of, VmBudgetExceeded } from "./fault.js";
+import { u64Of, VmBudgetExceeded, VmFault } from "./fault.js";
 import { HelperCall } from "./helper.js";
 import { interpExecutor, makeInterpreter } from "./interp.js";
 import { compile } from "./jit.js";
@@ -287,6 +287,10 @@ export class Vm {
     this.callDepth = depth + 1;
     try {
       fn(c);
+    } catch (e) {
+      // A helper's bad access through VmMemory names no instruction: it is the call's.
+      if (e instanceof VmFault && e.insn < 0) throw new VmFault(at, e.addr, e.size, e.kind, P.name);
+      throw e;
     } finally {
       this.callDepth = depth;
     }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { assemble } from "../../src/isa/asm.js";
 import { BpfError, E2BIG, EFAULT, EINVAL, EPERM, isBpfError } from "../../src/uapi/errno.js";
-import { VmBudgetExceeded } from "../../src/vm/fault.js";
+import { VmBudgetExceeded, VmFault } from "../../src/vm/fault.js";
 import type { HelperCall } from "../../src/vm/helper.js";
 import { VmMemory } from "../../src/vm/memory.js";
 import type { HelperFn, LoadOpts } from "../../src/vm/program.js";
@@ -40,6 +40,18 @@ for (const tier of TIERS) {
       (e: unknown) => errno(EINVAL)(e) && /unknown#99/.test((e as Error).message),
     );
     assert.throws(() => run("call runtime 5\nexit", { kfuncs }), errno(EINVAL));
+  });
+
+  test(`[${tier}] a helper's bad memory access faults at the call instruction`, () => {
+    const helpers = { 1: (c: HelperCall) => c.setRet(c.mem.readU64(c.argNum(1))) };
+    assert.throws(
+      () => run("mov %r0, 0\nmov %r1, 16\ncall 1\nexit", { helpers, name: "h" }),
+      (e: unknown) =>
+        e instanceof VmFault &&
+        e.insn === 2 &&
+        e.addr === 16n &&
+        /h: insn 2: invalid access of 8 bytes at 0x10/.test(e.message),
+    );
   });
 
   test(`[${tier}] a helper's BpfError stops the program`, () => {

@@ -73,6 +73,13 @@ test("freed regions fault (use after free) and their memory is reused", () => {
   const again = mem.alloc(24, { perm: "rw", kind: "kobj" });
   assert.equal(again.addr, r.addr, "a fitting allocation reuses the freed bytes");
   assert.equal(mem.readU32(again.addr), 0, "reused memory is zeroed");
+  const big = mem.alloc(256, { perm: "rw", kind: "data" });
+  mem.free(big);
+  const part1 = mem.alloc(64, { perm: "rw", kind: "data" });
+  const part2 = mem.alloc(64, { perm: "rw", kind: "data" });
+  assert.equal(part1.addr, big.addr, "a larger freed block is split");
+  assert.equal(part2.addr, big.addr + 64 + GUARD, "its rest stays behind a guard gap");
+  assert.equal(mem.allowed(big.addr + 64, GUARD, 0), false);
 });
 
 test("the memory grows on demand and keeps contents and permissions", () => {
