@@ -1,7 +1,8 @@
 /**
  * `structops conformance DIR`: run every eBPF ISA conformance vector (.data) in DIR in every
  * VM tier. Prints `PASS: file` or `FAIL: file (why)` per file, then `N passed, N failed`;
- * exits non-zero on any failure. `-j/--json` prints the outcomes as JSON instead.
+ * exits non-zero on any failure (or when DIR holds no .data file, most likely a wrong path).
+ * `-j/--json` prints the outcomes as JSON instead; `--tier` restricts the run to one tier.
  */
 import type { Command } from "commander";
 import { runConformanceDir, TIERS } from "../vm/conformance.js";
