@@ -52,6 +52,14 @@ for name in bad_sec bad_st_ops_prog bad_st_ops_nonfunc st_ops_shadow; do
 	"$STRIP" -g "$ROOT/test/fixtures/elf/$name.bpf.o"
 	echo "  BPF  test/fixtures/elf/$name.bpf.o"
 done
+# CO-RE fixtures: one program against a local layout, the same types in another layout.
+for name in core_local core_target; do
+	(cd "$ROOT/test/fixtures/elf" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
+		-fdebug-prefix-map="$ROOT/test/fixtures/elf"=. -fdebug-prefix-map="$BUILD/host"=. \
+		-I"$BUILD/host" -c "$name.bpf.c" -o "$name.bpf.o")
+	"$STRIP" -g "$ROOT/test/fixtures/elf/$name.bpf.o"
+	echo "  BPF  test/fixtures/elf/$name.bpf.o"
+done
 
 # Variant 2 (activates by itself): the simulated kernel's types. It needs the structops CLI
 # to dump the simulated kernel's own BTF as C; until it can, this variant is skipped.

@@ -134,10 +134,12 @@ export function resolveFuncPtr(btf: Btf, id: number): number {
 }
 
 /**
- * Essential name: drop a `___flavor` suffix (bpf_core_essential_name_len): the last `___`
- * that still leaves at least two characters of flavor after it.
+ * Essential name (bpf_core_essential_name_len): cut at the last `X___Y` flavour separator,
+ * where X and Y are not underscores, so `tcp_sock___v1` becomes `tcp_sock`.
  */
 export function essentialName(name: string): string {
-  const at = name.lastIndexOf("___", name.length - 5);
-  return at >= 0 && name.length >= 5 ? name.slice(0, at) : name;
+  for (let i = name.length - 5; i >= 0; i--) {
+    if (name[i] !== "_" && name.startsWith("___", i + 1) && name[i + 4] !== "_") return name.slice(0, i + 1);
+  }
+  return name;
 }

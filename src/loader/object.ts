@@ -30,7 +30,7 @@ import { decodeInsns } from "../isa/insn.js";
 import { BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN } from "../uapi/bpf.js";
 import { BTF_KIND_DATASEC, BTF_KIND_VAR, BTF_VAR_STATIC } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT, ENOTSUP, LIBBPF_ERRNO__FORMAT } from "../uapi/errno.js";
-import { BtfExt } from "./btf_ext.js";
+import { type BpfCoreRelo, BtfExt } from "./btf_ext.js";
 import { type BpfExtern, collectExterns, KCONFIG_SEC, KSYMS_SEC, kconfigMapSize } from "./externs.js";
 import {
   type BpfMap,
@@ -478,14 +478,14 @@ export class BpfObject {
     }
   }
 
-  /** CO-RE relocation records of a program, insn offsets made program-relative. */
-  coreRelosFor(prog: BpfProgram): { insnOff: number; typeId: number; accessStrOff: number; kind: number }[] {
+  /** CO-RE relocation records of a program, insn_off in bytes from the program's first instruction. */
+  coreRelosFor(prog: BpfProgram): BpfCoreRelo[] {
     if (!this.btfExt) return [];
     const secName = this.elf.section(prog.secIdx).name;
     return this.btfExt
       .coreRelosFor(secName)
       .filter((r) => prog.containsSecInsn(r.insnOff / 8))
-      .map((r) => ({ ...r, insnOff: r.insnOff / 8 - prog.secInsnOff }));
+      .map((r) => ({ ...r, insnOff: r.insnOff - prog.secInsnOff * 8 }));
   }
 }
 

@@ -1,0 +1,831 @@
+/**
+ * CO-RE relocations (libbpf relo_core.c), as a pure function over instructions and two BTFs:
+ * parse the local access spec ("0:3:1" = root[0].member3.member1), find target candidates by
+ * essential name (`tcp_sock___v1` matches `tcp_sock`), match the spec against each candidate
+ * by member name, compute the local and target values for the relocation kind, then patch
+ * the instruction as bpf_core_patch_insn does. A relocation no candidate satisfies poisons
+ * its instruction (`call 0xbad2310`): harmless in dead code, a verifier error otherwise.
+ */
+import type { Btf } from "../btf/btf.js";
+import type { BtfType } from "../btf/types.js";
+import { type Insn, isLdImm64 } from "../isa/insn.js";
+import {
+  BPF_ALU,
+  BPF_ALU64,
+  BPF_B,
+  BPF_CALL,
+  BPF_CLASS,
+  BPF_DW,
+  BPF_H,
+  BPF_JMP,
+  BPF_K,
+  BPF_LD,
+  BPF_LDX,
+  BPF_MODE,
+  BPF_SIZE,
+  BPF_SRC,
+  BPF_ST,
+  BPF_STX,
+  BPF_W,
+} from "../isa/opcodes.js";
+import {
+  BTF_INT_SIGNED,
+  BTF_KIND_ARRAY,
+  BTF_KIND_ENUM,
+  BTF_KIND_ENUM64,
+  BTF_KIND_FLOAT,
+  BTF_KIND_FUNC_PROTO,
+  BTF_KIND_FWD,
+  BTF_KIND_INT,
+  BTF_KIND_NAMES,
+  BTF_KIND_PTR,
+  BTF_KIND_STRUCT,
+  BTF_KIND_UNION,
+  BTF_KIND_UNKN,
+} from "../uapi/btf.js";
+import { BpfError, E2BIG, EINVAL, EOPNOTSUPP, ERANGE } from "../uapi/errno.js";
+import {
+  BPF_CORE_ENUMVAL_EXISTS,
+  BPF_CORE_ENUMVAL_VALUE,
+  BPF_CORE_FIELD_BYTE_OFFSET,
+  BPF_CORE_FIELD_BYTE_SIZE,
+  BPF_CORE_FIELD_EXISTS,
+  BPF_CORE_FIELD_LSHIFT_U64,
+  BPF_CORE_FIELD_RSHIFT_U64,
+  BPF_CORE_FIELD_SIGNED,
+  BPF_CORE_TYPE_EXISTS,
+  BPF_CORE_TYPE_ID_LOCAL,
+  BPF_CORE_TYPE_ID_TARGET,
+  BPF_CORE_TYPE_MATCHES,
+  BPF_CORE_TYPE_SIZE,
+  type BpfCoreRelo,
+} from "./btf_ext.js";
+import { essentialName, isComposite, resolveSize, skipModsAndTypedefs } from "./btf_helpers.js";
+
+/** The imm of a poisoned instruction: the verifier reports `invalid func unknown#195896080`. */
+export const BPF_CORE_POISON_IMM = 0xbad2310;
+const BPF_CORE_SPEC_MAX_LEN = 64;
+const SHRT_MAX = 0x7fff;
+
+export const CORE_RELO_KIND_NAMES = [
+  "byte_off",
+  "byte_sz",
+  "field_exists",
+  "signed",
+  "lshift_u64",
+  "rshift_u64",
+  "local_type_id",
+  "target_type_id",
+  "type_exists",
+  "type_size",
+  "enumval_exists",
+  "enumval_value",
+  "type_matches",
+];
+
+const isFieldBased = (k: number) => k <= BPF_CORE_FIELD_RSHIFT_U64;
+const isTypeBased = (k: number) =>
+  k === BPF_CORE_TYPE_ID_LOCAL ||
+  k === BPF_CORE_TYPE_ID_TARGET ||
+  k === BPF_CORE_TYPE_EXISTS ||
+  k === BPF_CORE_TYPE_SIZE ||
+  k === BPF_CORE_TYPE_MATCHES;
+const isEnumvalBased = (k: number) => k === BPF_CORE_ENUMVAL_EXISTS || k === BPF_CORE_ENUMVAL_VALUE;
+const isAnyEnum = (t: BtfType) => t.kind === BTF_KIND_ENUM || t.kind === BTF_KIND_ENUM64;
+
+interface Accessor {
+  typeId: number;
+  idx: number;
+  /** Member or enumerator name; undefined for array (and root) accesses. */
+  name?: string;
+}
+
+/** struct bpf_core_spec. */
+interface CoreSpec {
+  btf: Btf;
+  rootTypeId: number;
+  kind: number;
+  spec: Accessor[];
+  raw: number[];
+  bitOffset: number;
+}
+
+/** struct bpf_core_relo_res. */
+export interface CoreReloRes {
+  origVal: bigint;
+  newVal: bigint;
+  poison: boolean;
+  validate: boolean;
+  failMemszAdjust: boolean;
+  origSz: number;
+  newSz: number;
+  origTypeId: number;
+  newTypeId: number;
+}
+
+export interface CoreReloOutcome {
+  insnIdx: number;
+  kind: number;
+  res: CoreReloRes;
+  /** Human-readable spec, as libbpf's debug output shows it. */
+  spec: string;
+}
+
+export interface CoreApplyOpts {
+  progName?: string;
+  print?: (level: "warn" | "debug", message: string) => void;
+}
+
+/** A failure carrying a negative errno internally; EUCLEAN means "poison". */
+class CoreFail extends Error {
+  constructor(readonly errno: number) {
+    super(`-${errno}`);
+  }
+}
+const EUCLEAN = 117;
+
+function fail(errno: number): never {
+  throw new CoreFail(errno);
+}
+
+function sizeOr(btf: Btf, id: number): number {
+  try {
+    return resolveSize(btf, id);
+  } catch (e) {
+    if (e instanceof BpfError) fail(e.errno);
+    throw e;
+  }
+}
+
+/** is_flex_arr: an array of 0 elements that is the last member of the previous accessor's struct. */
+function isFlexArr(btf: Btf, prev: Accessor | undefined, nelems: number): boolean {
+  if (!prev?.name || nelems > 0) return false;
+  const t = btf.typeById(prev.typeId);
+  return isComposite(t) && prev.idx === t.members.length - 1;
+}
+
+/** bpf_core_parse_spec. */
+function parseSpec(btf: Btf, relo: BpfCoreRelo): CoreSpec {
+  const specStr = btf.validStrOff(relo.accessStrOff) ? btf.str(relo.accessStrOff) : "";
+  if (specStr === "" || specStr.startsWith(":")) fail(EINVAL);
+  const spec: CoreSpec = { btf, rootTypeId: relo.typeId, kind: relo.kind, spec: [], raw: [], bitOffset: 0 };
+  if (isTypeBased(relo.kind)) {
+    if (specStr !== "0") fail(EINVAL);
+    return spec;
+  }
+  for (const part of specStr.split(":")) {
+    if (!/^\d+$/.test(part)) fail(EINVAL);
+    if (spec.raw.length === BPF_CORE_SPEC_MAX_LEN) fail(E2BIG);
+    spec.raw.push(Number(part));
+  }
+  let { id, t } = skipModsAndTypedefs(btf, relo.typeId);
+  let accessIdx = spec.raw[0] as number;
+  spec.spec.push({ typeId: id, idx: accessIdx });
+  if (isEnumvalBased(relo.kind)) {
+    if (!isAnyEnum(t) || spec.raw.length > 1 || accessIdx >= t.values.length) fail(EINVAL);
+    (spec.spec[0] as Accessor).name = t.values[accessIdx]?.name;
+    return spec;
+  }
+  if (!isFieldBased(relo.kind)) fail(EINVAL);
+  spec.bitOffset = accessIdx * sizeOr(btf, id) * 8;
+  for (let i = 1; i < spec.raw.length; i++) {
+    ({ id, t } = skipModsAndTypedefs(btf, id));
+    accessIdx = spec.raw[i] as number;
+    if (isComposite(t)) {
+      const m = t.members[accessIdx];
+      if (!m) fail(EINVAL);
+      spec.bitOffset += m.bitOffset;
+      if (m.nameOff) spec.spec.push({ typeId: id, idx: accessIdx, name: m.name });
+      id = m.type;
+    } else if (t.kind === BTF_KIND_ARRAY) {
+      const nelems = t.nelems;
+      const elem = skipModsAndTypedefs(btf, t.type);
+      id = elem.id;
+      if (!isFlexArr(btf, spec.spec[spec.spec.length - 1], nelems) && accessIdx >= nelems) fail(EINVAL);
+      spec.spec.push({ typeId: id, idx: accessIdx });
+      spec.bitOffset += accessIdx * sizeOr(btf, id) * 8;
+    } else {
+      fail(EINVAL);
+    }
+  }
+  return spec;
+}
+
+function specToString(s: CoreSpec): string {
+  const t = s.btf.typeById(s.rootTypeId);
+  const kindName = BTF_KIND_NAMES[t.kind] ?? "?";
+  const base = `[${s.rootTypeId}] ${kindName.toLowerCase()} ${t.name}`;
+  if (isTypeBased(s.kind)) return base;
+  if (isEnumvalBased(s.kind)) return `${base}::${s.spec[0]?.name ?? ""} = ${s.spec[0]?.idx}`;
+  const names = s.spec
+    .slice(1)
+    .map((a) => (a.name ? `.${a.name}` : `[${a.idx}]`))
+    .join("");
+  return `${base}${names} (${s.raw.join(":")} @ offset ${Math.floor(s.bitOffset / 8)}${s.bitOffset % 8 ? `.${s.bitOffset % 8}` : ""})`;
+}
+
+/** bpf_core_names_match on essential names. */
+function namesMatch(a: string, b: string): boolean {
+  return essentialName(a) === essentialName(b);
+}
+
+/** bpf_core_fields_are_compat. */
+function fieldsAreCompat(lb: Btf, lid: number, tb: Btf, tid: number): boolean {
+  for (let depth = 0; depth < 32; depth++) {
+    const l = skipModsAndTypedefs(lb, lid).t;
+    const t = skipModsAndTypedefs(tb, tid).t;
+    if (isComposite(l) && isComposite(t)) return true;
+    if (!(l.kind === t.kind || (isAnyEnum(l) && isAnyEnum(t)))) return false;
+    switch (l.kind) {
+      case BTF_KIND_PTR:
+      case BTF_KIND_FLOAT:
+        return true;
+      case BTF_KIND_FWD:
+      case BTF_KIND_ENUM:
+      case BTF_KIND_ENUM64:
+        return namesMatch(l.name, t.name);
+      case BTF_KIND_INT:
+        return l.kind === BTF_KIND_INT && t.kind === BTF_KIND_INT && l.offset === 0 && t.offset === 0;
+      case BTF_KIND_ARRAY:
+        if (t.kind !== BTF_KIND_ARRAY) return false;
+        lid = l.type;
+        tid = t.type;
+        break;
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
+/** bpf_core_types_are_compat. */
+export function typesAreCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 32): boolean {
+  if (depth <= 0) fail(EINVAL);
+  const l = skipModsAndTypedefs(lb, lid).t;
+  const t = skipModsAndTypedefs(tb, tid).t;
+  if (!(l.kind === t.kind || (isAnyEnum(l) && isAnyEnum(t)))) return false;
+  switch (l.kind) {
+    case BTF_KIND_UNKN:
+    case BTF_KIND_STRUCT:
+    case BTF_KIND_UNION:
+    case BTF_KIND_ENUM:
+    case BTF_KIND_ENUM64:
+    case BTF_KIND_FWD:
+      return true;
+    case BTF_KIND_INT:
+      return t.kind === BTF_KIND_INT && l.offset === 0 && t.offset === 0;
+    case BTF_KIND_PTR:
+      return typesAreCompat(lb, l.type, tb, (t as { type: number }).type, depth - 1);
+    case BTF_KIND_ARRAY:
+      return typesAreCompat(lb, l.type, tb, (t as { type: number }).type, depth - 1);
+    case BTF_KIND_FUNC_PROTO: {
+      if (t.kind !== BTF_KIND_FUNC_PROTO || l.params.length !== t.params.length) return false;
+      for (let i = 0; i < l.params.length; i++) {
+        if (
+          !typesAreCompat(
+            lb,
+            (l.params[i] as { type: number }).type,
+            tb,
+            (t.params[i] as { type: number }).type,
+            depth - 1,
+          )
+        )
+          return false;
+      }
+      return typesAreCompat(lb, l.type, tb, t.type, depth - 1);
+    }
+    default:
+      return false;
+  }
+}
+
+/** bpf_core_types_match (TYPE_MATCHES): a stricter, name- and layout-aware comparison. */
+export function typesMatch(lb: Btf, lid: number, tb: Btf, tid: number, behindPtr = false, depth = 32): boolean {
+  if (depth <= 0) fail(EINVAL);
+  const l = skipModsAndTypedefs(lb, lid).t;
+  const t = skipModsAndTypedefs(tb, tid).t;
+  if (!namesMatch(l.name, t.name)) return false;
+  if (l.kind === BTF_KIND_FWD || t.kind === BTF_KIND_FWD) {
+    // A forward declaration matches a composite of its flavour (behind a pointer, or as is).
+    const lu = l.kind === BTF_KIND_FWD ? l.isUnion : l.kind === BTF_KIND_UNION;
+    const tu = t.kind === BTF_KIND_FWD ? t.isUnion : t.kind === BTF_KIND_UNION;
+    return lu === tu && (isComposite(l) || isComposite(t) || l.kind === t.kind);
+  }
+  if (!(l.kind === t.kind || (isAnyEnum(l) && isAnyEnum(t)))) return false;
+  switch (l.kind) {
+    case BTF_KIND_UNKN:
+      return true;
+    case BTF_KIND_FLOAT:
+      return t.kind === BTF_KIND_FLOAT && l.size === t.size;
+    case BTF_KIND_ENUM:
+    case BTF_KIND_ENUM64: {
+      if (!isAnyEnum(t) || (!behindPtr && l.size !== t.size)) return false;
+      return l.values.every((v) => t.values.some((w) => namesMatch(v.name, w.name)));
+    }
+    case BTF_KIND_STRUCT:
+    case BTF_KIND_UNION: {
+      if (behindPtr) return true;
+      if (!isComposite(t) || l.members.length > t.members.length) return false;
+      return l.members.every((m) => {
+        const tm = t.members.find((x) => x.name === m.name);
+        return tm !== undefined && typesMatch(lb, m.type, tb, tm.type, false, depth - 1);
+      });
+    }
+    case BTF_KIND_INT:
+      return (
+        t.kind === BTF_KIND_INT && l.size === t.size && (l.encoding & BTF_INT_SIGNED) === (t.encoding & BTF_INT_SIGNED)
+      );
+    case BTF_KIND_PTR:
+      return typesMatch(lb, l.type, tb, (t as { type: number }).type, true, depth - 1);
+    case BTF_KIND_ARRAY:
+      return (
+        t.kind === BTF_KIND_ARRAY && l.nelems === t.nelems && typesMatch(lb, l.type, tb, t.type, behindPtr, depth - 1)
+      );
+    case BTF_KIND_FUNC_PROTO: {
+      if (t.kind !== BTF_KIND_FUNC_PROTO || l.params.length !== t.params.length) return false;
+      for (let i = 0; i < l.params.length; i++) {
+        const lp = l.params[i] as { type: number };
+        const tp = t.params[i] as { type: number };
+        if (!typesMatch(lb, lp.type, tb, tp.type, behindPtr, depth - 1)) return false;
+      }
+      return typesMatch(lb, l.type, tb, t.type, behindPtr, depth - 1);
+    }
+    default:
+      return false;
+  }
+}
+
+/** bpf_core_match_member: find the local member by name in the target, through anonymous members. */
+function matchMember(lb: Btf, acc: Accessor, tb: Btf, targId: number, ts: CoreSpec): { found: boolean; next: number } {
+  const lt = lb.typeById(acc.typeId);
+  const lm = isComposite(lt) ? lt.members[acc.idx] : undefined;
+  if (!lm) fail(EINVAL);
+  const { id: tid, t } = skipModsAndTypedefs(tb, targId);
+  if (!isComposite(t)) return { found: false, next: 0 };
+  for (let i = 0; i < t.members.length; i++) {
+    const m = t.members[i];
+    if (!m) continue;
+    if (ts.raw.length === BPF_CORE_SPEC_MAX_LEN) fail(E2BIG);
+    ts.bitOffset += m.bitOffset;
+    ts.raw.push(i);
+    if (m.name === "") {
+      const r = matchMember(lb, acc, tb, m.type, ts);
+      if (r.found) return r;
+    } else if (m.name === lm.name) {
+      ts.spec.push({ typeId: tid, idx: i, name: m.name });
+      if (fieldsAreCompat(lb, lm.type, tb, m.type)) return { found: true, next: m.type };
+      ts.spec.pop();
+      return { found: false, next: 0 };
+    }
+    ts.bitOffset -= m.bitOffset;
+    ts.raw.pop();
+  }
+  return { found: false, next: 0 };
+}
+
+/** bpf_core_spec_match: does target type `targId` satisfy the local spec? Fills `ts`. */
+function specMatch(ls: CoreSpec, tb: Btf, targId: number): CoreSpec | undefined {
+  const ts: CoreSpec = { btf: tb, rootTypeId: targId, kind: ls.kind, spec: [], raw: [], bitOffset: 0 };
+  if (isTypeBased(ls.kind)) {
+    const ok =
+      ls.kind === BPF_CORE_TYPE_MATCHES
+        ? typesMatch(ls.btf, ls.rootTypeId, tb, targId)
+        : typesAreCompat(ls.btf, ls.rootTypeId, tb, targId);
+    return ok ? ts : undefined;
+  }
+  if (isEnumvalBased(ls.kind)) {
+    const { id, t } = skipModsAndTypedefs(tb, targId);
+    if (!isAnyEnum(t)) return undefined;
+    const want = essentialName(ls.spec[0]?.name ?? "");
+    const i = t.values.findIndex((v) => essentialName(v.name) === want);
+    if (i < 0) return undefined;
+    ts.spec.push({ typeId: id, idx: i, name: t.values[i]?.name });
+    ts.raw.push(i);
+    return ts;
+  }
+  let tid = targId;
+  for (let i = 0; i < ls.spec.length; i++) {
+    const acc = ls.spec[i] as Accessor;
+    if (acc.name) {
+      const r = matchMember(ls.btf, acc, tb, tid, ts);
+      if (!r.found) return undefined;
+      tid = r.next;
+      continue;
+    }
+    if (i > 0) {
+      const { t } = skipModsAndTypedefs(tb, tid);
+      if (t.kind !== BTF_KIND_ARRAY) return undefined;
+      if (!isFlexArr(tb, ts.spec[ts.spec.length - 1], t.nelems) && acc.idx >= t.nelems) return undefined;
+      tid = skipModsAndTypedefs(tb, t.type).id;
+    }
+    if (ts.raw.length === BPF_CORE_SPEC_MAX_LEN) fail(E2BIG);
+    ts.spec.push({ typeId: tid, idx: acc.idx });
+    ts.raw.push(acc.idx);
+    ts.bitOffset += acc.idx * sizeOr(tb, tid) * 8;
+  }
+  return ts;
+}
+
+interface FieldVal {
+  val: bigint;
+  sz: number;
+  typeId: number;
+  validate: boolean;
+}
+
+/** bpf_core_calc_field_relo. `spec` undefined: no target matched. */
+function calcFieldRelo(relo: BpfCoreRelo, spec: CoreSpec | undefined): FieldVal {
+  const out: FieldVal = { val: 0n, sz: 0, typeId: 0, validate: true };
+  if (relo.kind === BPF_CORE_FIELD_EXISTS) {
+    out.val = spec ? 1n : 0n;
+    return out;
+  }
+  if (!spec) fail(EUCLEAN);
+  const acc = spec.spec[spec.spec.length - 1] as Accessor;
+  const t = spec.btf.typeById(acc.typeId);
+  if (!acc.name) {
+    if (relo.kind === BPF_CORE_FIELD_BYTE_OFFSET) {
+      out.val = BigInt(spec.bitOffset / 8);
+      out.sz = sizeOr(spec.btf, acc.typeId);
+      out.typeId = acc.typeId;
+    } else if (relo.kind === BPF_CORE_FIELD_BYTE_SIZE) {
+      out.val = BigInt(sizeOr(spec.btf, acc.typeId));
+    } else {
+      fail(EINVAL);
+    }
+    return out;
+  }
+  const m = isComposite(t) ? t.members[acc.idx] : undefined;
+  if (!m) fail(EINVAL);
+  const { id: fieldTypeId, t: mt } = skipModsAndTypedefs(spec.btf, m.type);
+  const bitfield = m.bitfieldSize !== 0;
+  const bitOff = spec.bitOffset;
+  let bitSz = m.bitfieldSize;
+  let byteSz: number;
+  let byteOff: number;
+  if (bitfield) {
+    byteSz = (mt as { size: number }).size;
+    byteOff = Math.floor(bitOff / 8 / byteSz) * byteSz;
+    // The smallest load that covers the whole bitfield.
+    while (bitOff + bitSz - byteOff * 8 > byteSz * 8) {
+      if (byteSz >= 8) fail(E2BIG);
+      byteSz *= 2;
+      byteOff = Math.floor(bitOff / 8 / byteSz) * byteSz;
+    }
+  } else {
+    byteSz = sizeOr(spec.btf, fieldTypeId);
+    byteOff = spec.bitOffset / 8;
+    bitSz = byteSz * 8;
+  }
+  // Bitfield offsets and sizes may legitimately differ from the compiler's choice; signedness cannot.
+  out.validate = !bitfield;
+  switch (relo.kind) {
+    case BPF_CORE_FIELD_BYTE_OFFSET:
+      out.val = BigInt(byteOff);
+      if (!bitfield) {
+        out.sz = byteSz;
+        out.typeId = fieldTypeId;
+      }
+      break;
+    case BPF_CORE_FIELD_BYTE_SIZE:
+      out.val = BigInt(byteSz);
+      break;
+    case BPF_CORE_FIELD_SIGNED:
+      out.val =
+        (isAnyEnum(mt) && mt.kindFlag) || (mt.kind === BTF_KIND_INT && (mt.encoding & BTF_INT_SIGNED) !== 0) ? 1n : 0n;
+      out.validate = true;
+      break;
+    case BPF_CORE_FIELD_LSHIFT_U64:
+      // Little-endian target, as the simulated machine is.
+      out.val = BigInt(64 - (bitOff + bitSz - byteOff * 8));
+      break;
+    case BPF_CORE_FIELD_RSHIFT_U64:
+      out.val = BigInt(64 - bitSz);
+      out.validate = true;
+      break;
+    default:
+      fail(EOPNOTSUPP);
+  }
+  return out;
+}
+
+/** bpf_core_calc_type_relo. */
+function calcTypeRelo(relo: BpfCoreRelo, spec: CoreSpec | undefined): bigint {
+  if (!spec) {
+    if (relo.kind === BPF_CORE_TYPE_EXISTS || relo.kind === BPF_CORE_TYPE_MATCHES) return 0n;
+    fail(EUCLEAN);
+  }
+  switch (relo.kind) {
+    case BPF_CORE_TYPE_ID_TARGET:
+      return BigInt(spec.rootTypeId);
+    case BPF_CORE_TYPE_EXISTS:
+    case BPF_CORE_TYPE_MATCHES:
+      return 1n;
+    case BPF_CORE_TYPE_SIZE:
+      return BigInt(sizeOr(spec.btf, spec.rootTypeId));
+    default:
+      fail(EOPNOTSUPP);
+  }
+}
+
+/** bpf_core_calc_enumval_relo. */
+function calcEnumvalRelo(relo: BpfCoreRelo, spec: CoreSpec | undefined): bigint {
+  if (!spec) {
+    if (relo.kind === BPF_CORE_ENUMVAL_EXISTS) return 0n;
+    fail(EUCLEAN);
+  }
+  if (relo.kind === BPF_CORE_ENUMVAL_EXISTS) return 1n;
+  if (relo.kind !== BPF_CORE_ENUMVAL_VALUE) fail(EOPNOTSUPP);
+  const acc = spec.spec[0] as Accessor;
+  const t = spec.btf.typeById(acc.typeId);
+  if (!isAnyEnum(t)) fail(EINVAL);
+  const v = t.values[acc.idx]?.val ?? 0;
+  return BigInt.asUintN(64, BigInt(v));
+}
+
+/** bpf_core_calc_relo: local and target values; a missing target poisons unless the kind says 0. */
+function calcRelo(relo: BpfCoreRelo, ls: CoreSpec, ts: CoreSpec | undefined): CoreReloRes {
+  const res: CoreReloRes = {
+    origVal: 0n,
+    newVal: 0n,
+    poison: false,
+    validate: true,
+    failMemszAdjust: false,
+    origSz: 0,
+    newSz: 0,
+    origTypeId: 0,
+    newTypeId: 0,
+  };
+  try {
+    if (isFieldBased(relo.kind)) {
+      const o = calcFieldRelo(relo, ls);
+      res.origVal = o.val;
+      res.origSz = o.sz;
+      res.origTypeId = o.typeId;
+      res.validate = o.validate;
+      const n = calcFieldRelo(relo, ts);
+      res.newVal = n.val;
+      res.newSz = n.sz;
+      res.newTypeId = n.typeId;
+      if (res.origSz !== res.newSz) {
+        // Resizing a load is safe for pointers and unsigned integers only (zero extension).
+        const ot = ls.btf.typeById(res.origTypeId);
+        const nt = (ts as CoreSpec).btf.typeById(res.newTypeId);
+        const safe =
+          (ot.kind === BTF_KIND_PTR && nt.kind === BTF_KIND_PTR) ||
+          (ot.kind === BTF_KIND_INT &&
+            nt.kind === BTF_KIND_INT &&
+            ot.encoding !== BTF_INT_SIGNED &&
+            nt.encoding !== BTF_INT_SIGNED);
+        res.failMemszAdjust = !safe;
+      }
+    } else if (isTypeBased(relo.kind)) {
+      res.origVal = calcTypeRelo(relo, ls);
+      res.newVal = calcTypeRelo(relo, ts);
+    } else if (isEnumvalBased(relo.kind)) {
+      res.origVal = calcEnumvalRelo(relo, ls);
+      res.newVal = calcEnumvalRelo(relo, ts);
+    }
+  } catch (e) {
+    if (e instanceof CoreFail && e.errno === EUCLEAN) res.poison = true;
+    else throw e;
+  }
+  return res;
+}
+
+function bytesToBpfSize(sz: number): number {
+  return sz === 1 ? BPF_B : sz === 2 ? BPF_H : sz === 4 ? BPF_W : sz === 8 ? BPF_DW : -1;
+}
+
+function bpfSizeToBytes(code: number): number {
+  const s = BPF_SIZE(code);
+  return s === BPF_B ? 1 : s === BPF_H ? 2 : s === BPF_W ? 4 : 8;
+}
+
+function poisonInsn(insn: Insn): void {
+  insn.code = BPF_JMP | BPF_CALL;
+  insn.dst = 0;
+  insn.src = 0;
+  insn.off = 0;
+  insn.imm = BPF_CORE_POISON_IMM;
+}
+
+/** bpf_core_patch_insn. */
+function patchInsn(
+  insns: Insn[],
+  idx: number,
+  relo: BpfCoreRelo,
+  reloIdx: number,
+  res: CoreReloRes,
+  pfx: string,
+  warn: (m: string) => void,
+): void {
+  const insn = insns[idx] as Insn;
+  const err = (errno: number, msg: string): never => {
+    warn(`${pfx}relo #${reloIdx}: ${msg}`);
+    throw new BpfError(errno, `${pfx}relo #${reloIdx}: ${msg}`, { insn: idx });
+  };
+  const poison = () => {
+    if (isLdImm64(insn) && insns[idx + 1]) poisonInsn(insns[idx + 1] as Insn);
+    poisonInsn(insn);
+  };
+  if (res.poison) {
+    poison();
+    return;
+  }
+  const orig = res.origVal;
+  const nv = res.newVal;
+  const cls = BPF_CLASS(insn.code);
+  switch (cls) {
+    case BPF_ALU:
+    case BPF_ALU64:
+      if (BPF_SRC(insn.code) !== BPF_K) err(EINVAL, `insn #${idx} (ALU/ALU64) does not use an immediate`);
+      if (res.validate && BigInt(insn.imm >>> 0) !== orig && BigInt(insn.imm) !== orig) {
+        err(EINVAL, `unexpected insn #${idx} (ALU/ALU64) value: got ${insn.imm >>> 0}, exp ${orig} -> ${nv}`);
+      }
+      insn.imm = Number(BigInt.asIntN(32, nv));
+      return;
+    case BPF_LDX:
+    case BPF_ST:
+    case BPF_STX: {
+      if (res.validate && BigInt(insn.off) !== orig) {
+        err(EINVAL, `unexpected insn #${idx} (LDX/ST/STX) value: got ${insn.off}, exp ${orig} -> ${nv}`);
+      }
+      if (nv > BigInt(SHRT_MAX)) err(ERANGE, `insn #${idx} (LDX/ST/STX) value too big: ${nv}`);
+      if (res.failMemszAdjust) {
+        warn(
+          `${pfx}relo #${reloIdx}: insn #${idx} (LDX/ST/STX) accesses field incorrectly. Make sure you are accessing pointers, unsigned integers, or fields of matching type and size.`,
+        );
+        poison();
+        return;
+      }
+      insn.off = Number(nv);
+      if (res.newSz !== res.origSz) {
+        const have = bpfSizeToBytes(insn.code);
+        if (have !== res.origSz) {
+          err(EINVAL, `insn #${idx} (LDX/ST/STX) unexpected mem size: got ${have}, exp ${res.origSz}`);
+        }
+        const sz = bytesToBpfSize(res.newSz);
+        if (sz < 0) err(EINVAL, `insn #${idx} (LDX/ST/STX) invalid new mem size: ${res.newSz}`);
+        insn.code = BPF_MODE(insn.code) | sz | BPF_CLASS(insn.code);
+      }
+      return;
+    }
+    case BPF_LD: {
+      const next = insns[idx + 1];
+      if (
+        !isLdImm64(insn) ||
+        insn.src !== 0 ||
+        insn.off !== 0 ||
+        !next ||
+        next.code !== 0 ||
+        next.dst !== 0 ||
+        next.src !== 0 ||
+        next.off !== 0
+      ) {
+        err(EINVAL, `insn #${idx} (LDIMM64) has unexpected form`);
+      }
+      const n = next as Insn;
+      const imm = BigInt(insn.imm >>> 0) | (BigInt(n.imm >>> 0) << 32n);
+      if (res.validate && imm !== orig)
+        err(EINVAL, `unexpected insn #${idx} (LDIMM64) value: got ${imm}, exp ${orig} -> ${nv}`);
+      insn.imm = Number(BigInt.asIntN(32, nv));
+      n.imm = Number(BigInt.asIntN(32, nv >> 32n));
+      return;
+    }
+    default:
+      err(
+        EINVAL,
+        `trying to relocate unrecognized insn #${idx}, code:0x${insn.code.toString(16)}, src:0x${insn.src.toString(16)}, dst:0x${insn.dst.toString(16)}, off:0x${(insn.off & 0xffff).toString(16)}, imm:0x${(insn.imm >>> 0).toString(16)}`,
+      );
+  }
+}
+
+/** bpf_core_add_cands: target types of the same kind whose essential name matches. */
+function findCands(lb: Btf, localId: number, tb: Btf): number[] {
+  const lt = lb.typeById(localId);
+  const want = essentialName(lt.name);
+  const out: number[] = [];
+  for (const id of tb.findAllByName(want)) {
+    const t = tb.typeById(id);
+    if (t.kind === lt.kind || (isAnyEnum(t) && isAnyEnum(lt))) out.push(id);
+  }
+  // Flavoured target names (`foo___x`) are candidates too; they are rare in kernel BTF.
+  return out;
+}
+
+/**
+ * Apply CO-RE relocations to a copy of a program's instructions. `relos` carry insnOff in
+ * bytes from the program's first instruction (libbpf's relo->insn_off after subtracting the
+ * program's section offset). Throws a BpfError where libbpf fails the load; returns the
+ * patched instructions and, per relocation, the values libbpf computed.
+ */
+export function bpfCoreApplyRelos(
+  progInsns: readonly Insn[],
+  localBtf: Btf,
+  targetBtf: Btf,
+  relos: readonly BpfCoreRelo[],
+  opts: CoreApplyOpts = {},
+): { insns: Insn[]; outcomes: CoreReloOutcome[] } {
+  const insns = progInsns.map((i) => ({ ...i }));
+  const pfx = opts.progName ? `prog '${opts.progName}': ` : "";
+  const warn = (m: string) => opts.print?.("warn", m);
+  const debug = (m: string) => opts.print?.("debug", m);
+  const candCache = new Map<number, number[]>();
+  const outcomes: CoreReloOutcome[] = [];
+  relos.forEach((relo, i) => {
+    if (relo.insnOff % 8 !== 0) throw new BpfError(EINVAL, `${pfx}relo #${i}: insn_off ${relo.insnOff} is not aligned`);
+    const idx = relo.insnOff / 8;
+    if (idx >= insns.length) throw new BpfError(EINVAL, `${pfx}relo #${i}: insn #${idx} is beyond the program`);
+    let ls: CoreSpec;
+    try {
+      localBtf.typeById(relo.typeId);
+      ls = parseSpec(localBtf, relo);
+    } catch (e) {
+      const errno = e instanceof CoreFail ? e.errno : e instanceof BpfError ? e.errno : EINVAL;
+      if (!(e instanceof CoreFail || e instanceof BpfError)) throw e;
+      const name = localBtf.validStrOff(relo.accessStrOff) ? localBtf.str(relo.accessStrOff) : "?";
+      const msg = `${pfx}relo #${i}: parsing [${relo.typeId}] + ${name} failed: -${errno}`;
+      warn(msg);
+      throw new BpfError(EINVAL, msg, { insn: idx, typeId: relo.typeId });
+    }
+    const kindName = CORE_RELO_KIND_NAMES[relo.kind] ?? `kind ${relo.kind}`;
+    debug(`${pfx}relo #${i}: <${kindName}> ${specToString(ls)}`);
+    let res: CoreReloRes;
+    try {
+      res = resolveRelo(relo, i, ls, localBtf, targetBtf, candCache, pfx, warn, debug);
+      patchInsn(insns, idx, relo, i, res, pfx, warn);
+    } catch (e) {
+      if (e instanceof CoreFail) {
+        const msg = `${pfx}relo #${i}: failed to relocate: -${e.errno}`;
+        warn(msg);
+        throw new BpfError(e.errno === EOPNOTSUPP ? EOPNOTSUPP : e.errno, msg, { insn: idx });
+      }
+      throw e;
+    }
+    if (res.poison) debug(`${pfx}relo #${i}: substituting insn #${idx} w/ invalid insn`);
+    outcomes.push({ insnIdx: idx, kind: relo.kind, res, spec: specToString(ls) });
+  });
+  return { insns, outcomes };
+}
+
+/** bpf_core_resolve_relo: match every candidate; all matches must agree. */
+function resolveRelo(
+  relo: BpfCoreRelo,
+  i: number,
+  ls: CoreSpec,
+  lb: Btf,
+  tb: Btf,
+  cache: Map<number, number[]>,
+  pfx: string,
+  warn: (m: string) => void,
+  debug: (m: string) => void,
+): CoreReloRes {
+  if (relo.kind === BPF_CORE_TYPE_ID_LOCAL) {
+    const v = BigInt(ls.rootTypeId);
+    return {
+      origVal: v,
+      newVal: v,
+      poison: false,
+      validate: true,
+      failMemszAdjust: false,
+      origSz: 0,
+      newSz: 0,
+      origTypeId: 0,
+      newTypeId: 0,
+    };
+  }
+  const localName = lb.typeById(relo.typeId).name;
+  if (localName === "") {
+    const msg = `${pfx}relo #${i}: <${CORE_RELO_KIND_NAMES[relo.kind]}> (${relo.typeId}) relocation doesn't support anonymous types`;
+    warn(msg);
+    throw new BpfError(EOPNOTSUPP, msg);
+  }
+  let cands = cache.get(relo.typeId);
+  if (!cands) {
+    cands = findCands(lb, relo.typeId, tb);
+    cache.set(relo.typeId, cands);
+  }
+  let chosen: { res: CoreReloRes; spec: CoreSpec } | undefined;
+  for (const cand of cands) {
+    const ts = specMatch(ls, tb, cand);
+    if (!ts) continue;
+    const res = calcRelo(relo, ls, ts);
+    if (!chosen) {
+      chosen = { res, spec: ts };
+    } else if (ts.bitOffset !== chosen.spec.bitOffset) {
+      const msg = `${pfx}relo #${i}: field offset ambiguity: ${chosen.spec.bitOffset} != ${ts.bitOffset}`;
+      warn(msg);
+      throw new BpfError(EINVAL, msg);
+    } else if (res.poison !== chosen.res.poison || res.newVal !== chosen.res.newVal) {
+      const msg = `${pfx}relo #${i}: relocation decision ambiguity: ${chosen.res.newVal} != ${res.newVal}`;
+      warn(msg);
+      throw new BpfError(EINVAL, msg);
+    }
+  }
+  if (!chosen) {
+    debug(`${pfx}relo #${i}: no matching targets found`);
+    return calcRelo(relo, ls, undefined);
+  }
+  return chosen.res;
+}
