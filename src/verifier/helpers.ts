@@ -255,8 +255,9 @@ function copyStateForHelper(v: Verifier) {
   return s;
 }
 
-function clobberAndSetR0(v: Verifier, fn: FuncProto, map: RegState | undefined): void {
+function clobberAndSetR0(v: Verifier, fn: FuncProto, mapReg: RegState | undefined): void {
   const regs = v.regs;
+  const map = mapReg ? copyReg(mapReg) : undefined;
   for (let r = 1; r <= 5; r++) {
     markRegNotInit(regs[r]);
   }

@@ -132,6 +132,7 @@ export class Verifier {
   private prevInsnIdx = -1;
   private readonly pending: { state: VerifierState; insn: number; prev: number }[] = [];
   private readonly explored = new Map<number, Checkpoint[]>();
+  private readonly idmap = new Map<number, number>();
   private idGen = 0;
   readonly stackDepth: number[] = [];
   private processed = 0;
@@ -142,6 +143,11 @@ export class Verifier {
   private readonly limit: number;
   /** Registers written by the current instruction (for the "; R0_w=..." comment). */
   private scratched = 0;
+  /** An instruction was printed and its line is not finished yet. */
+  private lineOpen = false;
+  private jmps = 0;
+  private prevAddProcessed = -100;
+  private prevAddJmps = -100;
 
   constructor(readonly env: VerifierEnv) {
     this.insns = env.insns;
@@ -156,11 +162,30 @@ export class Verifier {
   // ---- log and errors ----
 
   verbose(s: string): void {
-    if (this.logLevel > 0) this.logBuf.push(s);
+    if (this.logLevel > 0) {
+      if (this.lineOpen && s.startsWith("\n")) this.lineOpen = false;
+      else this.closeLine();
+      this.logBuf.push(s);
+    }
+  }
+
+  /** End the instruction line still waiting for its "; state" comment. */
+  private closeLine(): void {
+    if (this.lineOpen) {
+      this.logBuf.push("\n");
+      this.lineOpen = false;
+    }
+  }
+
+  /** A line of explanation before an error. */
+  note(msg: string): void {
+    this.closeLine();
+    this.logBuf.push(`${msg}\n`);
   }
 
   /** Log `msg` and stop with errno at the current instruction. */
   reject(errno: number, msg: string, insn = this.insnIdx): never {
+    this.closeLine();
     this.logBuf.push(`${msg}\n`);
     throw new VerifierReject(new BpfError(errno, msg, { insn }));
   }
@@ -321,6 +346,7 @@ export class Verifier {
         this.reject(E2BIG, `BPF program is too large. Processed ${this.processed} insn`);
       }
       if (this.cfg.prunePoint[idx]) {
+        this.jmps++;
         if (this.isStateVisited(idx)) {
           if (this.logLevel > 0) {
             if (doPrintState) this.verbose(`\nfrom ${this.prevInsnIdx} to ${idx}: safe\n`);
@@ -337,11 +363,15 @@ export class Verifier {
         }
         const line = `${idx}: ${this.insnText(idx)}`;
         this.verbose(line);
+        this.lineOpen = true;
         this.scratched = 0;
         this.prevInsnIdx = idx;
         const ended = this.step(idx);
         const st = this.cur ? this.stateString(this.frame, this.scratched) : "";
-        this.verbose(st ? `${" ".repeat(vlogAlignment(line.length))}; ${st}\n` : "\n");
+        if (this.lineOpen) {
+          this.logBuf.push(st ? `${" ".repeat(vlogAlignment(line.length))}; ${st}\n` : "\n");
+          this.lineOpen = false;
+        }
         if (ended) this.endPath();
       } else {
         this.prevInsnIdx = idx;
@@ -392,16 +422,24 @@ export class Verifier {
       list = [];
       this.explored.set(idx, list);
     }
-    for (const sl of list) {
+    // Loop detection looks at the most recent in-progress states: a loop that repeats a state
+    // repeats it soon; longer cycles still end at the complexity limit.
+    let inProgress = 0;
+    for (let k = list.length - 1; k >= 0; k--) {
+      const sl = list[k];
       if (sl.branches > 0) {
-        if (this.statesEqual(sl.frames, this.cur.frames, idx, true)) {
+        if (inProgress++ < 16 && this.statesEqual(sl.frames, this.cur.frames, idx, true)) {
           this.reject(EINVAL, `infinite loop detected at insn ${idx}`);
         }
         continue;
       }
       if (this.statesEqual(sl.frames, this.cur.frames, idx, false)) return true;
     }
-    if (list.length >= 128) return false;
+    // Like the kernel, do not checkpoint every few instructions: states are costly to keep.
+    if (this.processed - this.prevAddProcessed < 8 || this.jmps - this.prevAddJmps < 2) return false;
+    if (list.length >= 64) return false;
+    this.prevAddProcessed = this.processed;
+    this.prevAddJmps = this.jmps;
     const cp: Checkpoint = {
       insn: idx,
       frames: this.cur.frames.map(copyFuncState),
@@ -421,7 +459,8 @@ export class Verifier {
   private statesEqual(old: FuncState[], cur: FuncState[], idx: number, exact: boolean): boolean {
     if (old.length !== cur.length) return false;
     for (let i = 0; i < old.length; i++) if (old[i].callsite !== cur[i].callsite) return false;
-    const idmap = new Map<number, number>();
+    const idmap = this.idmap;
+    idmap.clear();
     for (let i = 0; i < old.length; i++) {
       const pos = i === old.length - 1 ? idx : cur[i + 1].callsite + 1;
       const live = this.live[pos];
@@ -861,14 +900,14 @@ export class Verifier {
     }
     const lo = Number(reg.smin) + fixed;
     if (lo < 0 || lo + size > memSize) {
-      this.logBuf.push(`${msg(lo)}\n`);
+      this.note(msg(lo));
       this.reject(EACCES, `R${regno} min value is outside of the allowed memory range`);
     }
     if (reg.umax >= BPF_MAX_VAR_OFF)
       this.reject(EACCES, `R${regno} unbounded memory access, make sure to bounds check any such access`);
     const hi = Number(reg.umax) + fixed;
     if (hi + size > memSize) {
-      this.logBuf.push(`${msg(hi)}\n`);
+      this.note(msg(hi));
       this.reject(EACCES, `R${regno} max value is outside of the allowed memory range`);
     }
   }
@@ -894,7 +933,7 @@ export class Verifier {
       if (!btf || !proto) this.reject(EINVAL, "struct_ops program without BTF");
       const r = btfCtxAccess(btf, proto, this.attachFuncName ?? "", off, write);
       if (!r.ok) {
-        this.logBuf.push(`${r.msg}\n`);
+        this.note(r.msg);
         this.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
       }
       if (r.ptrBtfId) {
