@@ -10,7 +10,7 @@ export * from "./file.js";
 export * from "./hashtab.js";
 export * from "./helpers.js";
 export * from "./idr.js";
-export { declareKernelTypes } from "./init.js";
+export { declareKernelTypes, type KernelBaseTypes } from "./init.js";
 export * from "./kernel.js";
 export * from "./process.js";
 export * from "./rcu.js";

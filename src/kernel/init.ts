@@ -17,8 +17,26 @@ import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions } from "./kernel.js";
 import { testRunOps } from "./test_run.js";
 
+/** Ids of the base types in the vmlinux BTF being built, for subsystems' declarations. */
+export interface KernelBaseTypes {
+  readonly char: number;
+  readonly u8: number;
+  readonly u16: number;
+  readonly int: number;
+  readonly u32: number;
+  readonly s64: number;
+  readonly u64: number;
+  readonly ulong: number;
+  readonly bool: number;
+  readonly list_head: number;
+  readonly module: number;
+  readonly refcount_t: number;
+  readonly bpf_struct_ops_state: number;
+  readonly bpf_struct_ops_common_value: number;
+}
+
 /** The base types every kernel's BTF has, and the BPF core's own (struct_ops needs them). */
-export function declareKernelTypes(b: BtfBuilder): void {
+export function declareKernelTypes(b: BtfBuilder): KernelBaseTypes {
   const u8 = b.addInt("unsigned char", 1, BTF_INT_CHAR);
   const charT = b.addInt("char", 1, BTF_INT_SIGNED | BTF_INT_CHAR);
   b.addInt("short", 2, BTF_INT_SIGNED);
@@ -29,7 +47,7 @@ export function declareKernelTypes(b: BtfBuilder): void {
   const u64 = b.addInt("long long unsigned int", 8);
   b.addInt("long int", 8, BTF_INT_SIGNED);
   const ulong = b.addInt("long unsigned int", 8);
-  b.addInt("_Bool", 1, BTF_INT_BOOL);
+  const bool = b.addInt("_Bool", 1, BTF_INT_BOOL);
   for (const [n, t] of [
     ["__u8", u8],
     ["u8", u8],
@@ -53,21 +71,37 @@ export function declareKernelTypes(b: BtfBuilder): void {
   const refcount_t = b.addTypedef("refcount_t", refcount);
   const listFwd = b.addFwd("list_head");
   const listPtr = b.addPtr(listFwd);
-  b.addStructAuto("list_head", [
+  const list_head = b.addStructAuto("list_head", [
     { name: "next", type: listPtr },
     { name: "prev", type: listPtr },
   ]);
-  b.addStructAuto("module", [{ name: "name", type: b.addArray(charT, int, 56) }]);
+  const module = b.addStructAuto("module", [{ name: "name", type: b.addArray(charT, int, 56) }]);
   const state = b.addEnum("bpf_struct_ops_state", 4, [
     { name: "BPF_STRUCT_OPS_STATE_INIT", val: 0 },
     { name: "BPF_STRUCT_OPS_STATE_INUSE", val: 1 },
     { name: "BPF_STRUCT_OPS_STATE_TOBEFREE", val: 2 },
     { name: "BPF_STRUCT_OPS_STATE_READY", val: 3 },
   ]);
-  b.addStructAuto("bpf_struct_ops_common_value", [
+  const common = b.addStructAuto("bpf_struct_ops_common_value", [
     { name: "refcnt", type: refcount_t },
     { name: "state", type: state },
   ]);
+  return {
+    char: charT,
+    u8,
+    u16,
+    int,
+    u32,
+    s64,
+    u64,
+    ulong,
+    bool,
+    list_head,
+    module,
+    refcount_t,
+    bpf_struct_ops_state: state,
+    bpf_struct_ops_common_value: common,
+  };
 }
 
 /** Program types this kernel knows (PROG_LOAD of another type is EINVAL). */
@@ -86,8 +120,8 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
 
   if (!opts.noVmlinuxBtf) {
     const b = new BtfBuilder();
-    declareKernelTypes(b);
-    for (const s of k.subsystems) s.declareTypes?.(b);
+    const base = declareKernelTypes(b);
+    for (const s of k.subsystems) s.declareTypes?.(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }

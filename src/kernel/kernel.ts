@@ -54,7 +54,7 @@ export interface StructOpsHooks {
 export interface Subsystem {
   readonly name: string;
   /** (1) Add the subsystem's types to the vmlinux BTF being built. */
-  declareTypes?(b: import("../btf/builder.js").BtfBuilder): void;
+  declareTypes?(b: import("../btf/builder.js").BtfBuilder, base: import("./init.js").KernelBaseTypes): void;
   /** (2) Register kfuncs and helpers. (3) Register struct_ops types. Runs after vmlinux BTF exists. */
   register?(k: Kernel): void;
   /** (4) Boot is done: keep the handle. */
