@@ -76,7 +76,9 @@ export class TcpConn {
   rttSeqIdx = 0;
   /** RACK: send time and number of the most recently sent segment known delivered. */
   rackMstamp = 0;
-  rackIdx = -1;
+  rackTxSeq = 0;
+  /** Transmissions so far (orders segments sent within the same microsecond). */
+  txCounter = 0;
   rateLastIdx = -1;
   minRttUs = 0;
   /** Counters the simulator reports. */

@@ -92,9 +92,9 @@ function tcp_rate_skb_delivered(c: TcpConn, skb: TcpSkb): void {
 function tcp_rack_advance(c: TcpConn, skb: TcpSkb, now: number): void {
   // A retransmission acked faster than min RTT is ambiguous: it may be the original that arrived.
   if (skb.sacked & TCPCB_RETRANS && now - skb.mstamp < c.minRttUs) return;
-  if (skb.mstamp > c.rackMstamp || (skb.mstamp === c.rackMstamp && skb.idx > c.rackIdx)) {
+  if (skb.txSeq > c.rackTxSeq) {
     c.rackMstamp = skb.mstamp;
-    c.rackIdx = skb.idx;
+    c.rackTxSeq = skb.txSeq;
   }
 }
 
@@ -122,12 +122,12 @@ function tcp_mark_skb_lost(c: TcpConn, skb: TcpSkb): void {
  */
 function tcp_identify_packet_loss(c: TcpConn): void {
   const sk = c.sk;
-  if (c.rackMstamp === 0) return;
+  if (c.rackTxSeq === 0) return;
   if (sk.sacked_out < sk.reordering && sk.icsk_ca_state < TCP_CA_Recovery) return;
   for (const skb of c.rtx) {
     if (skb.sacked & TCPCB_SACKED_ACKED) continue;
     if (skb.sacked & TCPCB_LOST && !(skb.sacked & TCPCB_SACKED_RETRANS)) continue;
-    if (skb.mstamp < c.rackMstamp || (skb.mstamp === c.rackMstamp && skb.idx < c.rackIdx)) tcp_mark_skb_lost(c, skb);
+    if (skb.txSeq < c.rackTxSeq) tcp_mark_skb_lost(c, skb);
   }
 }
 

@@ -70,6 +70,7 @@ export function tcp_rearm_rto(c: TcpConn): void {
 function transmit(c: TcpConn, skb: TcpSkb, retrans: boolean): void {
   const sk = c.sk;
   skb.mstamp = sk.tcp_mstamp;
+  skb.txSeq = ++c.txCounter;
   tcp_event_data_sent(c);
   tcp_rate_skb_sent(c, skb);
   let cwr = false;
@@ -146,6 +147,7 @@ export function tcp_write_xmit(c: TcpConn): void {
       idx: c.nxt,
       sacked: 0,
       mstamp: sk.tcp_mstamp,
+      txSeq: 0,
       tx_delivered: 0,
       tx_delivered_ce: 0,
       tx_first_tx_mstamp: 0,

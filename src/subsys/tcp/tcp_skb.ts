@@ -39,8 +39,10 @@ export interface TcpAck {
 export interface TcpSkb {
   idx: number;
   sacked: number;
-  /** Last (re)transmission time, us. */
+  /** Last (re)transmission time, us, and the connection-wide transmit counter at that moment
+   * (RACK's "sent after" order: the simulated sender sends whole bursts within one microsecond). */
   mstamp: number;
+  txSeq: number;
   tx_delivered: number;
   tx_delivered_ce: number;
   tx_first_tx_mstamp: number;
