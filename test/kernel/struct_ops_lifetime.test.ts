@@ -41,22 +41,25 @@ type Action =
 
 const p = fc.integer({ min: 0, max: 1 });
 const idx = fc.nat(7);
-const w = (weight: number, arbitrary: fc.Arbitrary<Action>) => ({ weight, arbitrary });
+const weighted = (weight: number, arbitrary: fc.Arbitrary<Action>) => ({ weight, arbitrary });
 const data = fc.integer({ min: 1, max: 5 });
 const action: fc.Arbitrary<Action> = fc.oneof(
-  w(3, fc.record({ t: fc.constant("create" as const), p, link: fc.boolean() })),
-  w(5, fc.record({ t: fc.constant("update" as const), p, i: idx, data })),
-  w(1, fc.record({ t: fc.constant("delete" as const), p, i: idx })),
-  w(4, fc.record({ t: fc.constant("linkCreate" as const), p, i: idx })),
-  w(3, fc.record({ t: fc.constant("linkUpdate" as const), p, l: idx, i: idx, replace: fc.integer({ min: -1, max: 7 }) })),
-  w(1, fc.record({ t: fc.constant("detach" as const), p, l: idx })),
-  w(1, fc.record({ t: fc.constant("close" as const), p, i: idx })),
-  w(1, fc.record({ t: fc.constant("openById" as const), p, i: idx })),
-  w(2, fc.record({ t: fc.constant("get" as const), data })),
-  w(2, fc.record({ t: fc.constant("put" as const), i: idx })),
-  w(1, fc.record({ t: fc.constant("readerEnter" as const) })),
-  w(1, fc.record({ t: fc.constant("readerExit" as const), i: idx })),
-  w(1, fc.record({ t: fc.constant("gp" as const) })),
+  weighted(3, fc.record({ t: fc.constant("create" as const), p, link: fc.boolean() })),
+  weighted(5, fc.record({ t: fc.constant("update" as const), p, i: idx, data })),
+  weighted(1, fc.record({ t: fc.constant("delete" as const), p, i: idx })),
+  weighted(4, fc.record({ t: fc.constant("linkCreate" as const), p, i: idx })),
+  weighted(
+    3,
+    fc.record({ t: fc.constant("linkUpdate" as const), p, l: idx, i: idx, replace: fc.integer({ min: -1, max: 7 }) }),
+  ),
+  weighted(1, fc.record({ t: fc.constant("detach" as const), p, l: idx })),
+  weighted(1, fc.record({ t: fc.constant("close" as const), p, i: idx })),
+  weighted(1, fc.record({ t: fc.constant("openById" as const), p, i: idx })),
+  weighted(2, fc.record({ t: fc.constant("get" as const), data })),
+  weighted(2, fc.record({ t: fc.constant("put" as const), i: idx })),
+  weighted(1, fc.record({ t: fc.constant("readerEnter" as const) })),
+  weighted(1, fc.record({ t: fc.constant("readerExit" as const), i: idx })),
+  weighted(1, fc.record({ t: fc.constant("gp" as const) })),
 );
 
 interface World {
@@ -228,7 +231,7 @@ function finish(w: World): void {
 test("struct_ops lifetimes: random operation sequences keep refcounts, reg/unreg and frees consistent", () => {
   const seen = { regs: 0, linkRegs: 0, updates: 0, frees: 0 };
   fc.assert(
-    fc.property(fc.array(action, { minLength: 1, maxLength: 60 }), (actions) => {
+    fc.property(fc.array(action, { minLength: 20, maxLength: 80 }), (actions) => {
       const r = boot();
       const w: World = {
         r,
@@ -255,5 +258,6 @@ test("struct_ops lifetimes: random operation sequences keep refcounts, reg/unreg
     { numRuns: 150, seed: 0x5eed },
   );
   // The generator reaches the interesting paths: legacy and link registrations, link swaps.
+  if (process.env.SO_STATS) console.log(seen);
   assert.ok(seen.regs > 50 && seen.linkRegs > 10 && seen.updates > 0 && seen.frees > 100, JSON.stringify(seen));
 });
