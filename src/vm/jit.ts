@@ -85,6 +85,7 @@ export function jitSource(P: VmProgram): string {
       imm: `${s.imm}`,
       immHi: `${s.imm >> 31}`,
       off: `${s.off}`,
+      immKnown: true,
       at: `${i}`,
       r0l: "r0l",
       r0h: "r0h",
