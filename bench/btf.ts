@@ -1,0 +1,116 @@
+/**
+ * Opening the host's vmlinux BTF: read + parse/index + 1,000 name lookups (a fixed-seed random
+ * sample of the type names, so the lazily built name index is included), beside
+ * `bpftool btf dump file /sys/kernel/btf/vmlinux >/dev/null` timed as a child process in the same
+ * run (bpftool has to parse the same file, so its wall time bounds what parsing costs it).
+ * Also our full raw dump (every type decoded and formatted) against the same bpftool run.
+ * Each figure is the median of several runs. ratio = ours / bpftool (below 1: we are faster).
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, openSync, readFileSync } from "node:fs";
+import { Btf } from "../src/btf/btf.js";
+import { btfDumpRaw } from "../src/btf/dump_raw.js";
+
+export interface BenchResult {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+  ratio?: number;
+  note?: string;
+}
+
+const VMLINUX = "/sys/kernel/btf/vmlinux";
+const RUNS = 9;
+const LOOKUPS = 1000;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+/** mulberry32: a small seeded PRNG so the sample is the same every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function sampleNames(): string[] {
+  const btf = Btf.parse(new Uint8Array(readFileSync(VMLINUX)));
+  const rand = rng(0x5eed);
+  const names: string[] = [];
+  while (names.length < LOOKUPS) {
+    const id = 1 + Math.floor(rand() * btf.nrTypes);
+    const name = btf.nameOf(id);
+    if (name) names.push(name);
+  }
+  return names;
+}
+
+function bpftoolMs(): number | undefined {
+  const devnull = openSync("/dev/null", "w");
+  const t0 = performance.now();
+  const r = spawnSync("bpftool", ["btf", "dump", "file", VMLINUX], { stdio: ["ignore", devnull, "ignore"] });
+  const ms = performance.now() - t0;
+  return r.status === 0 ? ms : undefined;
+}
+
+export async function run(): Promise<BenchResult[]> {
+  if (!existsSync(VMLINUX)) return [];
+  const names = sampleNames();
+  const open: number[] = [];
+  const dump: number[] = [];
+  const tool: number[] = [];
+  let found = 0;
+  for (let i = 0; i < RUNS; i++) {
+    let t0 = performance.now();
+    const btf = Btf.parse(new Uint8Array(readFileSync(VMLINUX)));
+    found = 0;
+    for (const n of names) if (btf.findByName(n) > 0) found++;
+    open.push(performance.now() - t0);
+    t0 = performance.now();
+    btfDumpRaw(btf);
+    dump.push(performance.now() - t0);
+    const b = bpftoolMs();
+    if (b !== undefined) tool.push(b);
+  }
+  if (found !== LOOKUPS) throw new Error(`only ${found} of ${LOOKUPS} sampled names found`);
+  const ours = median(open);
+  const ourDump = median(dump);
+  const base = tool.length ? { name: "bpftool btf dump file vmlinux >/dev/null", value: median(tool) } : undefined;
+  return [
+    {
+      name: `open+index vmlinux + ${LOOKUPS} name lookups`,
+      value: ours,
+      unit: "ms",
+      baseline: base,
+      ratio: base ? ours / base.value : undefined,
+      note: `median of ${RUNS}; ratio = ours / bpftool wall time`,
+    },
+    {
+      name: "full raw dump of vmlinux (decode + format every type)",
+      value: ourDump,
+      unit: "ms",
+      baseline: base,
+      ratio: base ? ourDump / base.value : undefined,
+      note: "string built in memory; bpftool also formats every type",
+    },
+  ];
+}
+
+const isMain = process.argv[1] && import.meta.url === new URL(process.argv[1], "file:").href;
+if (isMain) {
+  const rows = await run();
+  if (!rows.length) console.log(`${VMLINUX} not present: nothing to measure`);
+  for (const r of rows)
+    console.log(
+      `${r.name}: ${r.value.toFixed(1)} ${r.unit}` +
+        (r.baseline ? ` | ${r.baseline.name}: ${r.baseline.value.toFixed(1)} ms | ratio ${r.ratio?.toFixed(2)}x` : ""),
+    );
+}

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Command } from "commander";
+import { BtfBuilder } from "../../src/btf/builder.js";
+import { btfDumpRaw, btfDumpRawJson } from "../../src/btf/dump_raw.js";
+import { btfDumpCommand, parseDumpArgs, register } from "../../src/cli/btf.js";
+import { BpfError } from "../../src/uapi/errno.js";
+import { allKindsBuilder } from "./helpers.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "btf-cli-"));
+
+function files() {
+  const { b } = allKindsBuilder();
+  const base = b.toBtf();
+  const sb = new BtfBuilder({ base });
+  sb.addStructAuto("mod_s", [{ name: "x", type: base.findByName("int") }]);
+  const basePath = join(tmp, "base.btf");
+  const splitPath = join(tmp, "split.btf");
+  writeFileSync(basePath, b.build());
+  writeFileSync(splitPath, sb.build());
+  return { b, sb, base, basePath, splitPath };
+}
+
+/** Run `structops <argv>` through commander, capturing stdout. */
+function runCli(argv: string[]): string {
+  const program = new Command().exitOverride();
+  register(program);
+  const chunks: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((s: string) => {
+    chunks.push(s);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    program.parse(argv, { from: "user" });
+  } finally {
+    process.stdout.write = write;
+  }
+  return chunks.join("");
+}
+
+test("btf dump argument parsing follows bpftool (keyword prefixes, format, base)", () => {
+  assert.deepEqual(parseDumpArgs(["file", "x"]), { file: "x", format: "raw", base: undefined });
+  assert.deepEqual(parseDumpArgs(["f", "x", "form", "c"]), { file: "x", format: "c", base: undefined });
+  assert.deepEqual(parseDumpArgs(["file", "x", "base", "y"]), { file: "x", format: "raw", base: "y" });
+  assert.throws(() => parseDumpArgs(["id", "1"]), /unrecognized BTF source specifier/);
+  assert.throws(() => parseDumpArgs(["file", "x", "format", "xml"]), /possible values: raw, c/);
+  assert.throws(() => parseDumpArgs(["file", "x", "bogus", "1"]), /unrecognized option: 'bogus'/);
+});
+
+test("structops btf dump file PATH: raw, -j, format c, base", () => {
+  const { base, basePath, splitPath, sb } = files();
+  assert.equal(runCli(["btf", "dump", "file", basePath]), btfDumpRaw(base));
+  assert.equal(runCli(["btf", "-j", "dump", "file", basePath]), btfDumpRawJson(base));
+  assert.equal(runCli(["btf", "dump", "file", basePath, "-j"]), btfDumpRawJson(base));
+  assert.match(runCli(["btf", "dump", "file", basePath, "format", "c"]), /^struct tcp_congestion_ops \{$/m);
+  const split = runCli(["btf", "dump", "file", splitPath, "base", basePath]);
+  assert.equal(split, `[${sb.nrTypes}] STRUCT 'mod_s' size=4 vlen=1\n\t'x' type_id=1 bits_offset=0\n`);
+  assert.equal(runCli(["btf", "-B", basePath, "dump", "file", splitPath]), split);
+});
+
+test("btf dump errors are BpfErrors naming the file", () => {
+  const bad = join(tmp, "bad.btf");
+  writeFileSync(bad, new Uint8Array([0x9f, 0xeb, 1, 0, 24, 0, 0, 0]));
+  assert.throws(
+    () => btfDumpCommand(["file", bad], {}),
+    (e: unknown) => e instanceof BpfError && e.message.startsWith(`failed to load BTF from ${bad}`),
+  );
+  const { basePath } = files();
+  assert.throws(() => btfDumpCommand(["file", basePath, "format", "c"], { json: true }), /not supported/);
+});
