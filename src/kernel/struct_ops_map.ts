@@ -6,7 +6,7 @@
  * BPF_F_LINK an update only makes it READY and links register it.
  */
 import type { Btf } from "../btf/btf.js";
-import * as btfLib from "../btf/index.js";
+import { btfTypeSeqShow } from "../btf/seq_show.js";
 import { BPF_F_LINK, BPF_F_VTYPE_BTF_OBJ_FD, bpf_prog_type, bpf_struct_ops_state } from "../uapi/bpf.js";
 import { BpfError, E2BIG, EBUSY, EINPROGRESS, EINVAL, ENOENT, ENOTSUPP, EOPNOTSUPP } from "../uapi/errno.js";
 import { BpfMap, type BpfMapInfo, type BpfMapOps, type BpfProg, type BtfObject } from "./bpf.js";
@@ -368,12 +368,7 @@ function mapSeqShowElem(map: BpfMap, key: Uint8Array): string {
   } catch {
     return "";
   }
-  // btf_type_seq_show(), from src/btf once it provides the pretty-printer.
-  const show = (btfLib as Record<string, unknown>).btfTypeSeqShow as
-    | ((btf: Btf, id: number, data: Uint8Array) => string)
-    | undefined;
-  if (!show) return "";
-  return `${show(stMap.btfData, stMap.btf_vmlinux_value_type_id, value)}\n`;
+  return `${btfTypeSeqShow(stMap.btfData, stMap.btf_vmlinux_value_type_id, value)}\n`;
 }
 
 export const bpfStructOpsMapOps: BpfMapOps = {
