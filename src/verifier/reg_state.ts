@@ -58,7 +58,8 @@ export function regTypeStr(t: number): string {
   if (t & MEM_RDONLY) prefix += "rdonly_";
   if (t & PTR_UNTRUSTED) prefix += "untrusted_";
   if (t & PTR_TRUSTED) prefix += "trusted_";
-  const post = t & PTR_MAYBE_NULL ? "_or_null" : "";
+  // The kernel spells a nullable BTF pointer "ptr_or_null_" (the type name follows).
+  const post = t & PTR_MAYBE_NULL ? (baseType(t) === PTR_TO_BTF_ID ? "or_null_" : "_or_null") : "";
   return `${prefix}${BASE_NAMES[baseType(t)] ?? "?"}${post}`;
 }
 

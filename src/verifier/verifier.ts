@@ -983,12 +983,10 @@ export class Verifier {
     const r = btfStructRead(btf, reg.btfId, o, size);
     if (!r.ok) this.reject(EACCES, r.msg);
     if (r.ptrBtfId) {
-      markPtr(out, PTR_TO_BTF_ID | PTR_MAYBE_NULL);
+      // Pointers read from kernel structs are plain (not trusted) BTF pointers: loads through
+      // them are allowed, a NULL one faults into a zero at run time as in the kernel.
+      markPtr(out, PTR_TO_BTF_ID);
       out.btfId = r.ptrBtfId;
-      out.id = this.newId();
-      // Pointers read from kernel structs are not trusted: loads through them are fine
-      // (exceptions are caught at run time), so the kernel does not demand a null check.
-      out.type = PTR_TO_BTF_ID;
     }
     return out;
   }
