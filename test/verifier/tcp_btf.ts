@@ -111,7 +111,7 @@ export function tcpBtf(): TcpBtf {
   off.icsk_ca_priv = 32;
   const o = btf.typeById(ops);
   const member: Record<string, number> = {};
-  if (o.kind === 4) o.members.forEach((m, i) => (member[m.name] = i));
+  if (o.kind === 4) for (const [i, m] of o.members.entries()) member[m.name] = i;
   return { btf, ops, sock, tcpSock, off, member, kfuncSlowStart: slowStart, kfuncNotAllowed: notAllowed };
 }
 
