@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { BPF_F_TEST_RUN_ON_CPU, bpf_cmd, bpf_func_id, bpf_prog_type } from "../../src/uapi/bpf.js";
+import { EINVAL, ENOTSUPP } from "../../src/uapi/errno.js";
+import { add64, boot, call, exit, ldxDw, mov64, mov64r, retProg, stDw, throwsErrno } from "./util.js";
+
+const C = bpf_cmd;
+const P = bpf_prog_type;
+
+function load(k: ReturnType<typeof boot>["k"], p: ReturnType<typeof boot>["p"], prog_type: number, insns = retProg(7)) {
+  return k.bpf(p, C.BPF_PROG_LOAD, { prog_type, insns, insn_cnt: insns.length, license: "GPL" });
+}
+
+test("PROG_TEST_RUN returns r0 in retval; the syscall type copies its ctx back", () => {
+  const { k, p } = boot();
+  const fd = load(k, p, P.BPF_PROG_TYPE_SYSCALL);
+  const attr: { prog_fd: number; retval?: number } = { prog_fd: fd };
+  assert.equal(k.bpf(p, C.BPF_PROG_TEST_RUN, attr), 0);
+  assert.equal(attr.retval, 7);
+  // *(u64 *)(r1 + 0) += 1; r0 = *(u64 *)(r1 + 0)
+  const inc = [ldxDw(2, 1, 0), add64(2, 1), { code: 0x7b, dst: 1, src: 2, off: 0, imm: 0 }, ldxDw(0, 1, 0), exit()];
+  const fd2 = load(k, p, P.BPF_PROG_TYPE_SYSCALL, inc);
+  const ctx = new Uint8Array(8);
+  ctx[0] = 41;
+  const a2: { prog_fd: number; ctx_in: Uint8Array; ctx_size_in: number; retval?: number } = {
+    prog_fd: fd2,
+    ctx_in: ctx,
+    ctx_size_in: 8,
+  };
+  k.bpf(p, C.BPF_PROG_TEST_RUN, a2);
+  assert.equal(a2.retval, 42);
+  assert.equal(ctx[0], 42, "ctx copied back to the caller");
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, repeat: 2 }), EINVAL);
+  throwsErrno(
+    () => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, data_in: new Uint8Array(14), data_size_in: 14 }),
+    EINVAL,
+  );
+});
+
+test("generic checks: ctx_in and ctx_size_in together, no cpu without BPF_F_TEST_RUN_ON_CPU, unknown flags", () => {
+  const { k, p } = boot();
+  const fd = load(k, p, P.BPF_PROG_TYPE_RAW_TRACEPOINT);
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, ctx_size_in: 8 }), EINVAL, /together/);
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, ctx_in: new Uint8Array(8) }), EINVAL, /together/);
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, ctx_out: new Uint8Array(8) }), EINVAL);
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, cpu: 1 }), EINVAL, /cpu/);
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, flags: 1 << 5 }), EINVAL);
+  const attr: { prog_fd: number; cpu: number; flags: number; retval?: number } = {
+    prog_fd: fd,
+    cpu: 0,
+    flags: BPF_F_TEST_RUN_ON_CPU,
+  };
+  k.bpf(p, C.BPF_PROG_TEST_RUN, attr);
+  assert.equal(attr.retval, 7);
+  const noRun = load(k, p, P.BPF_PROG_TYPE_KPROBE);
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: noRun }), ENOTSUPP);
+});
+
+test("skb-style test_run: repeat, duration from the simulated clock, data_out", () => {
+  const { k, p } = boot();
+  // ktime_get_ns() is deterministic: the clock moves only when the simulator moves it.
+  const insns = [call(bpf_func_id.BPF_FUNC_ktime_get_ns), mov64r(6, 0), stDw(1, 0, 0x55), mov64r(0, 6), exit()];
+  const fd = load(k, p, P.BPF_PROG_TYPE_SOCKET_FILTER, insns);
+  k.setTimeNs(5_000n);
+  const data_in = new Uint8Array(14).fill(1);
+  const data_out = new Uint8Array(14);
+  const attr = { prog_fd: fd, data_in, data_size_in: 14, data_out, repeat: 3 } as {
+    prog_fd: number;
+    data_in: Uint8Array;
+    data_size_in: number;
+    data_out: Uint8Array;
+    repeat: number;
+    retval?: number;
+    duration?: number;
+    data_size_out?: number;
+  };
+  k.bpf(p, C.BPF_PROG_TEST_RUN, attr);
+  assert.equal(attr.retval, 5000);
+  assert.equal(attr.duration, 0, "no simulated time passed during the runs");
+  assert.equal(attr.data_size_out, 14);
+  assert.equal(data_out[0], 0x55);
+  assert.equal(data_in[0], 1, "data_in is copied, not modified");
+  assert.equal(k.objGetInfo(p, fd).run_cnt, 3);
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, data_in, data_size_in: 10 }), EINVAL);
+});
+
+test("duration is the mean simulated time per run", () => {
+  const { k, p } = boot();
+  // A helper that takes 100 ns of simulated time.
+  k.registerHelper(250, () => {
+    k.advanceTimeNs(100);
+    return 0;
+  });
+  const fd = load(k, p, P.BPF_PROG_TYPE_SCHED_CLS, [call(250), mov64(0, 0), exit()]);
+  const attr: { prog_fd: number; data_in: Uint8Array; repeat: number; duration?: number } = {
+    prog_fd: fd,
+    data_in: new Uint8Array(64),
+    repeat: 4,
+  };
+  k.bpf(p, C.BPF_PROG_TEST_RUN, { ...attr, data_size_in: 64 });
+  const a2 = { ...attr, data_size_in: 64 } as typeof attr & { data_size_in: number };
+  k.bpf(p, C.BPF_PROG_TEST_RUN, a2);
+  assert.equal(a2.duration, 100);
+  assert.equal(k.ktimeGetNs(), 800n);
+});
