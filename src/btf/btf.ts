@@ -250,6 +250,12 @@ export class Btf {
     return t;
   }
 
+  /** btf_type_by_id with the kernel's NULL for a bad id: undefined instead of an error. */
+  tryTypeById(id: number): BtfType | undefined {
+    if (!Number.isInteger(id) || id < 0 || id > this.nrTypes) return undefined;
+    return this.typeById(id);
+  }
+
   nameOf(id: number): string {
     return this.str(this.nameOffOf(id));
   }

@@ -164,6 +164,38 @@ export class BtfBuilder {
     return this.push({ kind, name, size, members: ms, vlen: ms.length, kindFlag });
   }
 
+  /** The own struct/union `id`, for filling in members after declaring it. */
+  private composite(id: number): BtfType & { members: BtfMember[] } {
+    const t = id >= this.startId ? this.types[id - this.startId] : undefined;
+    if (!t || (t.kind !== BTF_KIND_STRUCT && t.kind !== BTF_KIND_UNION))
+      throw new BpfError(EINVAL, `type [${id}] is not a struct or union of this builder`, { typeId: id });
+    return t;
+  }
+
+  /**
+   * btf__add_field: append a member to a struct/union added earlier (so records can be declared
+   * first and refer to each other). A bitfield switches the record to the kind_flag encoding.
+   */
+  addField(structId: number, name: string, type: number, bitOffset: number, bitfieldSize = 0): void {
+    const t = this.composite(structId);
+    if (t.kind === BTF_KIND_UNION && bitOffset !== 0)
+      throw new BpfError(EINVAL, `union member ${name} must be at offset 0`, { typeId: structId });
+    if (bitfieldSize > 0xff || (bitfieldSize > 0 && bitOffset > 0xffffff))
+      throw new BpfError(EINVAL, `${t.name}.${name}: bit offset/size too large for kind_flag encoding`);
+    t.members.push({ name, nameOff: this.addString(name), type, bitOffset, bitfieldSize });
+    t.vlen = t.members.length;
+    if (bitfieldSize > 0) t.kindFlag = true;
+  }
+
+  /** Replace the members of a struct/union added earlier. */
+  setMembers(structId: number, members: BtfBuilderMember[]): void {
+    const t = this.composite(structId);
+    t.members.length = 0;
+    t.vlen = 0;
+    t.kindFlag = false;
+    for (const m of members) this.addField(structId, m.name, m.type, m.bitOffset, m.bitfieldSize ?? 0);
+  }
+
   addStruct(name: string, size: number, members: BtfBuilderMember[]): number {
     return this.addComposite(BTF_KIND_STRUCT, name, size, members);
   }

@@ -100,3 +100,40 @@ test("split BTF: ids and string offsets continue after the base", () => {
   assert.throws(() => Btf.parse(sb.build()), { errno: 22 }, "a split blob needs its base");
   assert.equal(split.findByNameKind(".struct_ops", BTF_KIND_DATASEC) > 0, true);
 });
+
+test("builder: records declared first, members added later (mutual references)", () => {
+  const b = new BtfBuilder();
+  const int = b.addInt("int", 4, 1);
+  const a = b.addStruct("a", 16, []);
+  const bb = b.addStruct("b", 8, []);
+  const pa = b.addPtr(a);
+  b.addField(a, "b", bb, 0);
+  b.addField(a, "flag", int, 64, 1);
+  b.addField(bb, "back", pa, 0);
+  const btf = b.toBtf();
+  const ta = btf.typeById(a);
+  assert.equal(ta.kindFlag, true, "a bitfield member switches to kind_flag");
+  assert.equal(ta.vlen, 2);
+  if (ta.kind === BTF_KIND_STRUCT)
+    assert.deepEqual(ta.members[1], {
+      name: "flag",
+      nameOff: ta.members[1].nameOff,
+      type: int,
+      bitOffset: 64,
+      bitfieldSize: 1,
+    });
+  btf.validate();
+  b.setMembers(bb, [{ name: "x", type: int, bitOffset: 0 }]);
+  assert.equal(b.toBtf().typeById(bb).vlen, 1);
+  assert.throws(() => b.addField(int, "x", int, 0), /not a struct or union/);
+});
+
+test("typeById: void is id 0, a bad id is EINVAL, tryTypeById gives undefined", () => {
+  const btf = allKindsBuilder().b.toBtf();
+  assert.equal(btf.typeById(0).kind, 0);
+  assert.throws(() => btf.typeById(btf.nrTypes + 1), { errno: 22 });
+  assert.throws(() => btf.typeById(-1), { errno: 22 });
+  assert.equal(btf.tryTypeById(btf.nrTypes + 1), undefined);
+  assert.equal(btf.tryTypeById(1)?.name, "int");
+  assert.throws(() => btf.str(1 << 20), { errno: 22 });
+});
