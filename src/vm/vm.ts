@@ -17,6 +17,12 @@ export interface VmOpts {
   budget?: number;
   /** How deeply runs may nest (a helper running a callback or another program); default 8. */
   maxNesting?: number;
+  /**
+   * Programs longer than this (slots) run in the interpreter even when "jit" is asked for:
+   * V8 stops optimizing very large functions, and then the compiled form is the slower one.
+   * Default 8192.
+   */
+  jitMaxInsns?: number;
 }
 
 export interface RunArgs {
@@ -61,6 +67,7 @@ export class Vm {
   private readonly tier: Tier;
   private readonly budget: number;
   private readonly maxNesting: number;
+  private readonly jitMaxInsns: number;
   private readonly stacks: Region[] = [];
   private frameTop = 0;
   private callDepth = 0;
@@ -74,6 +81,7 @@ export class Vm {
     this.tier = opts.tier ?? "jit";
     this.budget = opts.budget ?? 10_000_000;
     this.maxNesting = opts.maxNesting ?? 8;
+    this.jitMaxInsns = opts.jitMaxInsns ?? 8192;
     const vm = this;
     const X: SlowPaths = {
       hcall(fn, P, at, id, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, a5l, a5h) {
@@ -135,8 +143,9 @@ export class Vm {
     return P;
   }
 
-  /** Switch a loaded program to another tier. */
-  setTier(P: VmProgram, tier: Tier): void {
+  /** Switch a loaded program to another tier (P.tier tells which one it got). */
+  setTier(P: VmProgram, want: Tier): void {
+    const tier = want === "jit" && P.len > this.jitMaxInsns ? "interp" : want;
     P.tier = tier;
     P.exec = tier === "jit" ? compile(this.rt, P) : interpExecutor(this.interp, P);
   }

@@ -207,3 +207,12 @@ test("load rejects jumps out of range, into an ld_imm64, and falling off the end
   assert.throws(() => vm.load([]), errno(EINVAL));
   assert.throws(() => vm.load([{ code: 0xff, dst: 0, src: 0, off: 0, imm: 0 }, ...assemble("exit")]), errno(EINVAL));
 });
+
+test("very long programs run in the interpreter even when the compiling tier is asked for", () => {
+  const vm = new Vm(new VmMemory(), { tier: "jit", jitMaxInsns: 4 });
+  const short = vm.load(assemble("mov %r0, 1\nexit"));
+  const long = vm.load(assemble("mov %r0, 1\nadd %r0, 1\nadd %r0, 1\nadd %r0, 1\nexit"));
+  assert.equal(short.tier, "jit");
+  assert.equal(long.tier, "interp");
+  assert.equal(vm.run(long).r0, 4n);
+});
