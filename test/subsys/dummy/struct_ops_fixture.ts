@@ -147,11 +147,11 @@ export interface Rig {
   spy: TestmodSpy;
 }
 
-export function boot(opts: { noUpdate?: boolean; extra?: Subsystem[] } = {}): Rig {
+export function boot(opts: { noUpdate?: boolean; noTestmod?: boolean; extra?: Subsystem[] } = {}): Rig {
   const spy = newSpy();
-  const k = new Kernel({
-    subsystems: [bpfDummyStructOpsSubsystem, testmodSubsystem(spy, opts), ...(opts.extra ?? [])],
-  });
+  const subs: Subsystem[] = [bpfDummyStructOpsSubsystem];
+  if (!opts.noTestmod) subs.push(testmodSubsystem(spy, opts));
+  const k = new Kernel({ subsystems: [...subs, ...(opts.extra ?? [])] });
   return { k, proc: k.newProcess(), spy };
 }
 
