@@ -75,6 +75,8 @@ export interface SimTrace {
   queue_bytes: number[];
   queue_pkts: number[];
   flows: FlowTrace[];
+  /** Per-flow throughput at the receiver (unique data, wire bits/s) in 100 ms bins starting at 0. */
+  throughput_bps: number[][];
 }
 
 export interface SimResult {
@@ -115,7 +117,7 @@ export class Simulation {
     this.link.onDequeue = (seg, d) => {
       this.queueDelays[seg.flow]!.push(this.ev.now, d);
     };
-    this.trace = { t_ms: [], queue_bytes: [], queue_pkts: [], flows: [] };
+    this.trace = { t_ms: [], queue_bytes: [], queue_pkts: [], flows: [], throughput_bps: [] };
     for (const [i, f] of opts.flows.entries()) this.addFlow(f, i);
     for (const s of opts.switches ?? []) this.ev.at(s.atNs, () => this.switchCa(s));
   }
@@ -231,6 +233,10 @@ export class Simulation {
     for (let t = 1e9; t < dur; t += 1e9) this.ev.at(t, () => this.opts.onProgress?.(t, dur));
     this.ev.runUntil(dur);
     for (const c of this.conns) if (!c.closed) c.close();
+    const nbins = Math.ceil(dur / 1e8);
+    this.trace.throughput_bps = this.receivers.map((r) =>
+      Array.from({ length: nbins }, (_, i) => (r.rxBins[i] ?? 0) * 8 * 10),
+    );
     const rateBps = this.opts.link.trace ? mahimahiRateBps(this.opts.link.trace) : this.opts.link.rateBps;
     const metrics = computeMetrics({
       fromNs: this.opts.metricsFromNs ?? 0,

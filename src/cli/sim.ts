@@ -1,0 +1,213 @@
+/**
+ * `structops sim`: run congestion controls over a simulated bottleneck and report throughput, utilisation,
+ * queueing delay, loss and fairness; optionally switch the CA live and plot cwnd, throughput and queue.
+ *
+ *   structops sim --cc cubic --rate 12mbit --delay 30ms --buffer 45kb --duration 30s [--flows N]
+ *                 [--switch-at 10s --to CC2] [--seed S] [--json] [--plot out.svg]
+ *
+ * A CC spec is a built-in name (cubic, reno) or whatever the resolver the CLI is built with understands
+ * (a BPF object, OBJ[:MAP], once the loader and struct_ops are wired in).
+ */
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { parseMahimahi } from "../sim/mahimahi.js";
+import type { SimMetrics } from "../sim/metrics.js";
+import { writePlot } from "../sim/plot.js";
+import {
+  DEFAULT_LINK,
+  type FlowSpec,
+  type SimOptions,
+  type SimResult,
+  Simulation,
+  type SwitchSpec,
+} from "../sim/sim.js";
+import { formatRate, parseDuration, parseRate, parseSize } from "../sim/units.js";
+import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
+import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
+import { tcpReno } from "../subsys/tcp/tcp_reno.js";
+import { BpfError, EINVAL, ENOENT } from "../uapi/errno.js";
+
+/** Turns a --cc/--to spec into ops; undefined lets the next resolver (or the built-ins) try. */
+export type CcResolver = (spec: string) => TcpCongestionOps | undefined;
+
+export interface SimCliDeps {
+  resolveCc?: CcResolver;
+}
+
+/** Built-ins: fresh TypeScript ops objects (the simulated kernel registers reno and cubic itself). */
+export function builtinCc(spec: string): TcpCongestionOps | undefined {
+  if (spec === "cubic") return tcpCubic();
+  if (spec === "reno") return tcpReno();
+  return undefined;
+}
+
+export interface SimCliOptions {
+  cc: string;
+  rate: string;
+  delay: string;
+  buffer: string;
+  duration: string;
+  flows: string;
+  stagger: string;
+  switchAt?: string;
+  to?: string;
+  seed: string;
+  loss: string;
+  ecnThreshold?: string;
+  ecn?: boolean;
+  trace?: string;
+  hz: string;
+  delack?: boolean;
+  from?: string;
+  json?: boolean;
+  plot?: string;
+  progress?: boolean;
+}
+
+/** Build the simulation options from the command line. */
+export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver): SimOptions {
+  const res = (spec: string): string | TcpCongestionOps => {
+    if (spec === "cubic" || spec === "reno") return spec; // the kernel's own registered instances
+    const ops = resolve(spec);
+    if (!ops) {
+      throw new BpfError(
+        ENOENT,
+        `congestion control '${spec}' not found (built-ins: cubic, reno; BPF objects need the struct_ops loader)`,
+      );
+    }
+    return ops;
+  };
+  const n = Number(o.flows);
+  if (!Number.isInteger(n) || n < 1) throw new BpfError(EINVAL, `--flows ${o.flows}: need a positive integer`);
+  const stagger = parseDuration(o.stagger);
+  const flows: FlowSpec[] = [];
+  const cc = res(o.cc);
+  for (let i = 0; i < n; i++) flows.push({ cc, startNs: i * stagger });
+  const switches: SwitchSpec[] = [];
+  if (o.switchAt !== undefined || o.to !== undefined) {
+    if (o.switchAt === undefined || o.to === undefined) throw new BpfError(EINVAL, "--switch-at and --to go together");
+    const to = resolve(o.to) ?? builtinCc(o.to);
+    if (!to) throw new BpfError(ENOENT, `congestion control '${o.to}' not found`);
+    switches.push({ atNs: parseDuration(o.switchAt), to });
+  }
+  const durationNs = parseDuration(o.duration);
+  return {
+    link: {
+      rateBps: parseRate(o.rate),
+      delayNs: parseDuration(o.delay),
+      buffer: parseSize(o.buffer),
+      lossRate: Number(o.loss),
+      ecnThreshold: o.ecnThreshold ? parseSize(o.ecnThreshold) : undefined,
+      trace: o.trace ? parseMahimahi(readFileSync(o.trace, "utf8")) : undefined,
+    },
+    durationNs,
+    flows,
+    switches,
+    seed: Number(o.seed),
+    HZ: Number(o.hz),
+    delayedAck: o.delack,
+    ecn: o.ecn,
+    metricsFromNs: o.from !== undefined ? parseDuration(o.from) : Math.min(5e9, durationNs / 6),
+  };
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(1)}%`;
+}
+
+/** The human summary table. */
+export function formatSummary(m: SimMetrics, events: number): string {
+  const rows = [["flow", "cc", "throughput", "util", "p95 qdelay", "loss", "retrans", "rto"]];
+  for (const f of m.flows) {
+    rows.push([
+      String(f.flow),
+      f.cc,
+      formatRate(f.throughputBps),
+      pct(f.utilisation),
+      `${f.p95QueueDelayMs.toFixed(1)} ms`,
+      pct(f.lossRate),
+      String(f.retransmits),
+      String(f.rtos),
+    ]);
+  }
+  rows.push([
+    "all",
+    "",
+    formatRate(m.throughputBps),
+    pct(m.utilisation),
+    `${m.p95QueueDelayMs.toFixed(1)} ms`,
+    pct(m.lossRate),
+    "",
+    "",
+  ]);
+  const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const lines = rows.map((r) => r.map((x, c) => (c < 2 ? x.padEnd(w[c]!) : x.padStart(w[c]!))).join("  "));
+  lines.splice(1, 0, w.map((n) => "-".repeat(n)).join("  "));
+  lines.push("");
+  lines.push(
+    `window ${(m.fromMs / 1000).toFixed(1)}-${(m.toMs / 1000).toFixed(1)} s, link ${formatRate(m.rateBps)}, ` +
+      `Jain's fairness ${m.jain.toFixed(3)}, ${events} events`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+/** Run with an optional progress bar on a TTY. */
+export async function runSim(opts: SimOptions, progress: boolean): Promise<SimResult> {
+  if (!progress) return new Simulation(opts).run();
+  const { SingleBar, Presets } = (await import("cli-progress")).default;
+  const bar = new SingleBar(
+    { format: "simulating [{bar}] {value}/{total} s", stream: process.stderr },
+    Presets.shades_classic,
+  );
+  const total = Math.round(opts.durationNs / 1e9);
+  bar.start(total, 0);
+  try {
+    return new Simulation({ ...opts, onProgress: (now) => bar.update(Math.round(now / 1e9)) }).run();
+  } finally {
+    bar.update(total);
+    bar.stop();
+  }
+}
+
+export function register(program: Command, deps: SimCliDeps = {}): void {
+  program
+    .command("sim")
+    .description(
+      "run TCP congestion controls over a simulated bottleneck (default: Pantheon's 12 Mbit/s, 30 ms, 45 KB)",
+    )
+    .option("--cc <spec>", "congestion control: cubic, reno, or OBJ[:MAP]", "cubic")
+    .option("--rate <rate>", "bottleneck rate (kbit, mbit, gbit)", "12mbit")
+    .option("--delay <time>", "one-way propagation delay", "30ms")
+    .option("--buffer <size>", "droptail buffer (b, kb, mb, pkts)", "45kb")
+    .option("--duration <time>", "simulated time", "30s")
+    .option("--flows <n>", "number of flows", "1")
+    .option("--stagger <time>", "start flow i at i * stagger", "0s")
+    .option("--switch-at <time>", "switch the congestion control at this time")
+    .option("--to <spec>", "the congestion control to switch to")
+    .option("--seed <n>", "PRNG seed", "1")
+    .option("--loss <p>", "random loss probability per packet", "0")
+    .option("--ecn-threshold <size>", "mark CE above this queue length")
+    .option("--ecn", "negotiate ECN on every flow")
+    .option("--trace <file>", "mahimahi link trace (ms timestamps of 1500-byte delivery opportunities)")
+    .option("--hz <n>", "CONFIG_HZ of the simulated kernel", "1000")
+    .option("--delack", "delayed ACKs at the receivers")
+    .option("--from <time>", "start of the metrics window (default: min(5 s, duration/6))")
+    .option("-j, --json", "JSON output (metrics and traces)")
+    .option("--plot <path>", "write cwnd, throughput and queue over time (.svg or .png)")
+    .option("--no-progress", "no progress bar")
+    .action(async (o: SimCliOptions) => {
+      const resolve: CcResolver = (spec) => deps.resolveCc?.(spec) ?? builtinCc(spec);
+      const opts = simOptionsFrom(o, resolve);
+      const tty = Boolean(process.stderr.isTTY) && o.progress !== false && !o.json && opts.durationNs >= 10e9;
+      const r = await runSim(opts, tty);
+      if (o.plot) {
+        const names = r.metrics.flows.map((f) => `flow ${f.flow} (${f.cc})`);
+        const title = `${o.cc}${o.to ? ` -> ${o.to} at ${o.switchAt}` : ""}: ${o.rate}, ${o.delay}, ${o.buffer}`;
+        await writePlot(o.plot, r.trace, names, title);
+      }
+      if (o.json) process.stdout.write(`${JSON.stringify({ metrics: r.metrics, trace: r.trace, events: r.events })}\n`);
+      else process.stdout.write(formatSummary(r.metrics, r.events));
+    });
+}
+
+export { DEFAULT_LINK };
