@@ -34,9 +34,8 @@ function restore(): string {
 export function jitSource(P: VmProgram): string {
   const n = P.len;
   const leaders = [...P.leaders].sort((a, b) => a - b);
-  const hasCalls = P.insns.some(
-    (s, i) => (s.code === CALL && s.src === BPF_PSEUDO_CALL) || (s.code === CALLX && !isSecond(P, i)),
-  );
+  // Frames are only needed by programs that call (the second slot of an ld_imm64 has code 0).
+  const hasCalls = P.insns.some((s) => (s.code === CALL && s.src === BPF_PSEUDO_CALL) || s.code === CALLX);
   const out: string[] = [];
   let li = 0;
   for (let i = 0; i < n; i++) {
@@ -113,10 +112,6 @@ return function run(entry, B, base) {
     X.bad(P, pc);
   }
 };`;
-}
-
-function isSecond(P: VmProgram, i: number): boolean {
-  return i > 0 && isLdImm64(P.insns[i - 1]);
 }
 
 /** Compile P for the runtime `rt`. */
