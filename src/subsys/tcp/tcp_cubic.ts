@@ -126,7 +126,13 @@ export function tcpCubic(params: Partial<CubicParams> = {}, name = "cubic"): Tcp
   // K = cubic_root((wmax-cwnd) * rtt / c), in bictcp_HZ units, for srtt = 100 ms.
   const cube_factor = (1n << BigInt(10 + 3 * BICTCP_HZ)) / BigInt(p.bic_scale * 10);
 
-  const ca = (sk: TcpSock) => new Bictcp(sk.inet_csk_ca());
+  const bics = new WeakMap<DataView, Bictcp>();
+  const ca = (sk: TcpSock) => {
+    const v = sk.inet_csk_ca();
+    let b = bics.get(v);
+    if (!b) bics.set(v, (b = new Bictcp(v)));
+    return b;
+  };
 
   function bictcp_reset(c: Bictcp): void {
     // memset(ca, 0, offsetof(struct bictcp, unused)); ca->found = 0;
@@ -178,10 +184,16 @@ export function tcpCubic(params: Partial<CubicParams> = {}, name = "cubic"): Tcp
       t = Math.floor((t * 1024) / HZ);
       const K = c.get("bic_K");
       const offs = t < K ? K - t : t - K;
-      const o = BigInt(offs);
-      const delta = Number(
-        BigInt.asUintN(32, BigInt.asUintN(64, BigInt(cube_rtt_scale) * o * o * o) >> BigInt(10 + 3 * BICTCP_HZ)),
-      );
+      // c/rtt * (t-K)^3 in u64, then >> 40 into a u32; exact in doubles while the product stays below 2^53.
+      const prod = cube_rtt_scale * offs * offs * offs;
+      let delta: number;
+      if (prod < 2 ** 53) {
+        delta = Math.floor(prod / 2 ** (10 + 3 * BICTCP_HZ)) >>> 0;
+      } else {
+        const o = BigInt(offs);
+        const big = BigInt.asUintN(64, BigInt(cube_rtt_scale) * o * o * o) >> BigInt(10 + 3 * BICTCP_HZ);
+        delta = Number(BigInt.asUintN(32, big));
+      }
       const origin = c.get("bic_origin_point");
       const bic_target = t < K ? (origin - delta) >>> 0 : (origin + delta) >>> 0;
       if (bic_target > cwnd) c.set("cnt", Math.floor(cwnd / (bic_target - cwnd)));

@@ -277,9 +277,14 @@ class TcpSockBase extends StructView {
   }
   /** inet_csk_ca(sk): the 104-byte icsk_ca_priv area, as a DataView (the CC's private struct). */
   inet_csk_ca(): DataView {
+    // Cached: the CA ops call this on every ACK. Rebuilt if the backing memory was replaced (grown).
+    const c = this.caPriv;
+    if (c && c.buffer === this.mem.view.buffer) return c;
     const off = this.mem.offset + this.offsetof("inet_conn.icsk_ca_priv");
-    return new DataView(this.mem.view.buffer, this.mem.view.byteOffset + off, 13 * 8);
+    this.caPriv = new DataView(this.mem.view.buffer, this.mem.view.byteOffset + off, 13 * 8);
+    return this.caPriv;
   }
+  private caPriv?: DataView;
   /** memset(icsk->icsk_ca_priv, 0, sizeof(icsk->icsk_ca_priv)) */
   clear_ca_priv(): void {
     const off = this.mem.offset + this.offsetof("inet_conn.icsk_ca_priv");
