@@ -19,8 +19,10 @@ import {
   BTF_VAR_STATIC,
 } from "../uapi/btf.js";
 import { BpfError, EBUSY, EINVAL, ENOTSUP } from "../uapi/errno.js";
+import type { BpfHandle } from "./bpf.js";
 import { resolveSize, skipModsAndTypedefs } from "./btf_helpers.js";
 import type { BpfStructOps } from "./struct_ops.js";
+import { type BpfStructOpsLink, bpfMapAttachStructOps } from "./struct_ops_attach.js";
 
 /** enum libbpf_map_type. */
 export const LIBBPF_MAP_UNSPEC = 0;
@@ -59,6 +61,8 @@ export class BpfMap {
   structOps?: BpfStructOps;
   fd = -1;
   loaded = false;
+  /** The caller that loaded the object (set by load), for attach. */
+  handle?: BpfHandle;
 
   constructor(name: string, secIdx: number, secOffset: number, libbpfType: number, def: Partial<BpfMapDef>) {
     this.name = name;
@@ -123,6 +127,11 @@ export class BpfMap {
   setAutoattach(autoattach: boolean): void {
     if (!this.structOps) throw new BpfError(EINVAL, `map '${this.name}': autoattach is for struct_ops maps`);
     this.autoattach = autoattach;
+  }
+
+  /** bpf_map__attach_struct_ops: register the loaded struct_ops map (through a link for .struct_ops.link). */
+  attachStructOps(): BpfStructOpsLink {
+    return bpfMapAttachStructOps(this, this.handle);
   }
 
   setMaxEntries(n: number): void {

@@ -30,6 +30,7 @@ import { decodeInsns } from "../isa/insn.js";
 import { BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN } from "../uapi/bpf.js";
 import { BTF_KIND_DATASEC, BTF_KIND_VAR, BTF_VAR_STATIC } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT, ENOTSUP, LIBBPF_ERRNO__FORMAT } from "../uapi/errno.js";
+import { type BpfHandle, close as bpfClose } from "./bpf.js";
 import { type BpfCoreRelo, BtfExt } from "./btf_ext.js";
 import { type BpfExtern, collectExterns, KCONFIG_SEC, KSYMS_SEC, kconfigMapSize } from "./externs.js";
 import {
@@ -42,6 +43,7 @@ import {
   LIBBPF_MAP_UNSPEC,
   parseBtfMapDef,
 } from "./maps.js";
+import { type BpfObjectLoadOpts, bpfObjectLoad } from "./object_load.js";
 import { BpfProgram } from "./program.js";
 import { recordReloc } from "./relo.js";
 import { findSecDef, SEC_SLEEPABLE } from "./section_defs.js";
@@ -98,6 +100,9 @@ export class BpfObject {
   textShndx = 0;
   mapsShndx = -1;
   loaded = false;
+  /** Set by load: the object's BTF fd in the kernel (0 when not loaded) and the caller. */
+  btfFd = 0;
+  handle?: BpfHandle;
   private readonly secKinds: SecKind[];
 
   private constructor(bytes: Uint8Array, path: string, opts: BpfObjectOpenOpts) {
@@ -140,6 +145,23 @@ export class BpfObject {
       return new BpfObject(bytes, pathOrBytes, opts);
     }
     return new BpfObject(pathOrBytes, opts.name ?? "mem", opts);
+  }
+
+  /** bpf_object__load: create maps, load programs (object_load.ts). Throws a BpfError on failure. */
+  load(k: BpfHandle, opts: BpfObjectLoadOpts = {}): void {
+    bpfObjectLoad(this, k, opts);
+  }
+
+  /** bpf_object__close: close every fd the load created. */
+  close(): void {
+    const k = this.handle;
+    if (!k) return;
+    for (const p of this.allPrograms) if (p.fd >= 0) bpfClose(k, p.fd);
+    for (const m of this.maps) if (m.fd >= 0) bpfClose(k, m.fd);
+    if (this.btfFd > 0) bpfClose(k, this.btfFd);
+    for (const p of this.allPrograms) p.fd = -1;
+    for (const m of this.maps) m.fd = -1;
+    this.btfFd = 0;
   }
 
   /** Entry programs (not .text subprograms), as bpf_object__for_each_program lists them. */

@@ -39,7 +39,8 @@ export class BpfProgram {
   lineInfo: BpfLineInfo[] = [];
   /** Set by load: the kernel fd (or -1), and where subprograms were appended. */
   fd = -1;
-  subInsnOff = 0;
+  /** The instructions as sent to the kernel (subprograms appended, relocations applied). */
+  loadedInsns?: Insn[];
   /** True once the owning object is loaded; setters refuse then, as libbpf does. */
   loaded = false;
 

@@ -212,7 +212,7 @@ export function initStructOpsMaps(btf: Btf | undefined, sec: ElfSection): BpfMap
     });
     map.autoattach = true;
     map.autocreate = !secName.startsWith("?");
-    map.btfValueTypeId = typeId;
+    // The local type is st_ops.typeId; the map itself carries only the kernel's value type.
     const data = sec.data.slice(vsi.offset, vsi.offset + type.size);
     map.structOps = new BpfStructOps(btf, tname, typeId, type, data, varName);
     maps.push(map);
