@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { BtfBuilder } from "../../../src/btf/builder.js";
 import type { BtfComposite } from "../../../src/btf/types.js";
+import { assemble } from "../../../src/isa/asm.js";
 import { Kernel, type Subsystem } from "../../../src/kernel/kernel.js";
-import type { BpfStructOpsMap } from "../../../src/kernel/struct_ops.js";
+import { type BpfStructOpsMap, bpfStructOpsVerifierTable } from "../../../src/kernel/struct_ops.js";
 import { bpfStructOpsFind } from "../../../src/kernel/struct_ops_desc.js";
 import { bpfTcpCaSubsystem } from "../../../src/subsys/tcp/bpf_tcp_ca.js";
 import { declareTcpTypes, type TcpBtfBuilder } from "../../../src/subsys/tcp/btf.js";
@@ -12,6 +13,7 @@ import { tcpReno } from "../../../src/subsys/tcp/tcp_reno.js";
 import { type KernelAllocator, ManualClock, TCP_LAYOUTS, TcpSock } from "../../../src/subsys/tcp/tcp_sock.js";
 import { BTF_INT_BOOL, BTF_INT_SIGNED, BTF_KIND_STRUCT } from "../../../src/uapi/btf.js";
 import { BpfError, EACCES, EEXIST, EINVAL, ENOTSUPP } from "../../../src/uapi/errno.js";
+import { bpfCheck } from "../../../src/verifier/verifier.js";
 import type { VmMemory } from "../../../src/vm/memory.js";
 import {
   close,
@@ -312,4 +314,27 @@ test("helpers: setsockopt/getsockopt are refused in release, allowed elsewhere",
   assert.equal(proto(49, view("init")), true);
   assert.equal(proto(116, view("release")), true, "tcp_send_ack");
   assert.equal(proto(1, view("init")), undefined, "base helpers are the core's");
+});
+
+test("verifier: a BPF CC may write snd_cwnd through its sock argument (promoted to tcp_sock), not snd_una", () => {
+  const r = bootTcp();
+  const btf = r.k.btfVmlinux!;
+  const check = (member: string, asm: string) =>
+    bpfCheck({
+      insns: assemble(asm),
+      progType: 27,
+      expectedAttachType: (btf.typeById(btf.findByNameKind(CA, BTF_KIND_STRUCT)) as BtfComposite).members.findIndex(
+        (m) => m.name === member,
+      ),
+      attachBtfId: btf.findByNameKind(CA, BTF_KIND_STRUCT),
+      gpl: true,
+      privileged: true,
+      btf,
+      structOps: bpfStructOpsVerifierTable(r.k),
+    });
+  const ok = check("init", `ldxdw %r1, [%r1+0]\nstw [%r1+${off("snd_cwnd")}], 10\nmov %r0, 0\nexit`);
+  assert.equal(ok.error, undefined, ok.log);
+  const bad = check("init", `ldxdw %r1, [%r1+0]\nstw [%r1+${off("snd_una")}], 10\nmov %r0, 0\nexit`);
+  assert.equal(bad.error?.errno, EACCES);
+  assert.match(bad.log, /no write support to tcp_sock at off/);
 });
