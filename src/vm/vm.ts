@@ -72,7 +72,8 @@ export class Vm {
   private frameTop = 0;
   private callDepth = 0;
   private readonly calls: HelperCall[] = [];
-  private readonly funcs: { prog: VmProgram; entry: number }[] = [];
+  /** Function addresses by id; an unloaded program's entries become undefined (ids are never reused). */
+  private readonly funcs: ({ prog: VmProgram; entry: number } | undefined)[] = [];
   /** Instructions executed by the last completed run. */
   lastInsns = 0;
 
@@ -143,6 +144,14 @@ export class Vm {
     return P;
   }
 
+  /** Forget P: its function addresses stop resolving and it can no longer run. */
+  unload(P: VmProgram): void {
+    for (let i = 0; i < this.funcs.length; i++) if (this.funcs[i]?.prog === P) this.funcs[i] = undefined;
+    P.exec = () => {
+      throw new BpfError(EINVAL, `${P.name}: program was unloaded`);
+    };
+  }
+
   /** Switch a loaded program to another tier (P.tier tells which one it got). */
   setTier(P: VmProgram, want: Tier): void {
     const tier = want === "jit" && P.len > this.jitMaxInsns ? "interp" : want;
@@ -152,7 +161,7 @@ export class Vm {
 
   /** The address a helper passes to invokeCallback for function `entry` of P (as a BPF_PSEUDO_FUNC load would). */
   funcAddress(P: VmProgram, entry: number): bigint {
-    let id = this.funcs.findIndex((f) => f.prog === P && f.entry === entry);
+    let id = this.funcs.findIndex((f) => f?.prog === P && f.entry === entry);
     if (id < 0) {
       if (!P.funcEntries.has(entry)) throw new BpfError(EINVAL, `${P.name}: insn ${entry} is not a function entry`);
       id = this.funcs.push({ prog: P, entry }) - 1;

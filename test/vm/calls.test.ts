@@ -216,3 +216,16 @@ test("very long programs run in the interpreter even when the compiling tier is 
   assert.equal(long.tier, "interp");
   assert.equal(vm.run(long).r0, 4n);
 });
+
+test("an unloaded program no longer runs and its function addresses stop resolving", () => {
+  const vm = new Vm(new VmMemory());
+  const P = vm.load(assemble("lddw %r1, func(cb)\nmov %r0, 1\nexit\ncb:\nmov %r0, 2\nexit"), { name: "gone" });
+  const addr = vm.funcAddress(P, 4);
+  assert.equal(vm.invokeCallback(addr, []), 2n);
+  vm.unload(P);
+  assert.throws(() => vm.invokeCallback(addr, []), errno(EFAULT));
+  assert.throws(
+    () => vm.run(P),
+    (e: unknown) => errno(EINVAL)(e) && /gone: program was unloaded/.test(String(e)),
+  );
+});
