@@ -73,7 +73,6 @@ export class Btf {
   private readonly strStart: number;
   private readonly strLen: number;
   private readonly cache: (BtfType | undefined)[];
-  private readonly strCache = new Map<number, string>();
   private nameIndex?: { slots: Int32Array; hashes: Uint32Array; mask: number };
 
   private constructor(data: Uint8Array, opts: BtfParseOptions) {
@@ -250,6 +249,17 @@ export class Btf {
     return t;
   }
 
+  /**
+   * The type decoded afresh without entering the cache: for one-pass walks over every type
+   * (dumps, encode), where caching 100k+ objects only feeds the garbage collector.
+   */
+  peekType(id: number): BtfType {
+    if (id === 0) return VOID;
+    if (id < this.startId && this.base && id > 0) return this.base.peekType(id);
+    const cached = this.cache[id - this.startId];
+    return cached ?? this.decode(id, this.recordOffset(id));
+  }
+
   /** btf_type_by_id with the kernel's NULL for a bad id: undefined instead of an error. */
   tryTypeById(id: number): BtfType | undefined {
     if (!Number.isInteger(id) || id < 0 || id > this.nrTypes) return undefined;
@@ -265,8 +275,6 @@ export class Btf {
     if (off < this.startStrOff) {
       if (this.base) return this.base.str(off);
     }
-    const cached = this.strCache.get(off);
-    if (cached !== undefined) return cached;
     const local = off - this.startStrOff;
     if (!Number.isInteger(off) || local < 0 || local >= this.strLen)
       throw einval(`Invalid string offset ${off} (string section is ${this.startStrOff + this.strLen} bytes)`, {
@@ -277,9 +285,8 @@ export class Btf {
     const end = data.indexOf(0, begin);
     const stop = end < 0 || end >= this.strStart + this.strLen ? -1 : end;
     if (stop < 0) throw einval(`Unterminated string at offset ${off}`, { offset: off });
-    const s = decodeString(data, begin, stop);
-    this.strCache.set(off, s);
-    return s;
+    // Not cached: decoding a short ASCII name is cheaper than keeping a map of them all.
+    return decodeString(data, begin, stop);
   }
 
   /** True if `off` names a string of this object or its base. */
@@ -479,7 +486,7 @@ export class Btf {
     const le = opts.byteOrder ? opts.byteOrder === "little" : this.littleEndian;
     const self = this;
     function* own(): IterableIterator<BtfType> {
-      for (let id = self.startId; id <= self.nrTypes; id++) yield self.typeById(id);
+      for (let id = self.startId; id <= self.nrTypes; id++) yield self.peekType(id);
     }
     return encodeBtf([...own()], this.strings, le);
   }

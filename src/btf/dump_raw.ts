@@ -102,7 +102,7 @@ export function dumpBtfTypeRaw(btf: Btf, t: BtfType): string {
       for (const v of t.vars) {
         s += `\n\ttype_id=${v.type} offset=${v.offset} size=${v.size}`;
         if (v.type <= btf.nrTypes) {
-          const vt = btf.typeById(v.type);
+          const vt = btf.peekType(v.type);
           s += ` (${kindStr(vt.kind)} '${anon(vt.name)}')`;
         }
       }
@@ -241,7 +241,7 @@ function idsToDump(btf: Btf, opts: DumpRawOptions): Iterable<number> {
 /** The whole `format raw` text dump, newline-terminated. */
 export function btfDumpRaw(btf: Btf, opts: DumpRawOptions = {}): string {
   const lines: string[] = [];
-  for (const id of idsToDump(btf, opts)) lines.push(dumpBtfTypeRaw(btf, btf.typeById(id)));
+  for (const id of idsToDump(btf, opts)) lines.push(dumpBtfTypeRaw(btf, btf.peekType(id)));
   return lines.length ? `${lines.join("\n")}\n` : "";
 }
 
@@ -251,7 +251,7 @@ export function btfDumpRawJson(btf: Btf, opts: DumpRawOptions & { pretty?: boole
   w.startObject();
   w.name("types");
   w.startArray();
-  for (const id of idsToDump(btf, opts)) dumpBtfTypeJson(w, btf.typeById(id));
+  for (const id of idsToDump(btf, opts)) dumpBtfTypeJson(w, btf.peekType(id));
   w.endArray();
   w.endObject();
   return w.toString();
