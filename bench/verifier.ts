@@ -1,0 +1,98 @@
+// Verification time of a CUBIC-sized struct_ops-like program: many diamonds on values read from
+// a map (pruned at their joins), spills, a bounded-loop subprogram called several times, helper
+// calls. The baseline is the control-flow and dataflow passes alone (check_cfg + liveness), so
+// the ratio is the cost of the path walk itself. Goal: under 50 ms.
+import { assemble } from "../src/isa/asm.js";
+import { bpf_map_type } from "../src/uapi/bpf.js";
+import { checkCfg } from "../src/verifier/cfg.js";
+import { computeLiveness } from "../src/verifier/liveness.js";
+import { resolveLdImm64, vectorEnv } from "../src/verifier/vector.js";
+import { bpfCheck } from "../src/verifier/verifier.js";
+
+export interface BenchResult {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+  ratio?: number;
+  note?: string;
+}
+
+/** A large program in the shape clang gives bpf_cubic: branches on state fields, a root loop. */
+export function cubicLikeAsm(blocks = 60): string {
+  const L: string[] = [];
+  L.push("mov %r9, %r1", "stw [%r10-4], 0", "mov %r2, %r10", "add %r2, -4", "lddw %r1, map_fd(0)", "call 1");
+  L.push("jeq %r0, 0, out", "mov %r7, %r0", "call 5", "stxdw [%r10-16], %r0");
+  for (let b = 0; b < blocks; b++) {
+    const off = (b % 16) * 8;
+    L.push(`ldxdw %r6, [%r7+${off}]`);
+    L.push(`jgt %r6, ${1000 + b}, big${b}`);
+    L.push("mul %r6, 3", "add %r6, 7", `ja join${b}`);
+    L.push(`big${b}:`, "rsh %r6, 2", "ldxdw %r1, [%r10-16]", "sub %r6, %r1");
+    L.push(`join${b}:`);
+    if (b % 10 === 9) {
+      L.push("mov %r1, %r6", "call local root", "add %r6, %r0");
+    }
+    if (b % 7 === 3) L.push("stxdw [%r10-24], %r6", "ldxdw %r6, [%r10-24]");
+    L.push(`jset %r6, 1, odd${b}`, "xor %r6, 5", `odd${b}:`);
+    L.push(`stxdw [%r7+${off}], %r6`);
+  }
+  L.push("out:", "mov %r0, 0", "exit");
+  // cubic_root-like: a bounded loop of 32 shift-and-add steps.
+  L.push("root:", "mov %r0, 0", "mov %r2, 0", "rootloop:", "add %r0, %r1", "rsh %r1, 1", "add %r2, 1");
+  L.push("jlt %r2, 32, rootloop", "exit");
+  return L.join("\n");
+}
+
+function best(fn: () => void, reps: number): number {
+  let min = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    fn();
+    min = Math.min(min, performance.now() - t);
+  }
+  return min;
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const insns = assemble(cubicLikeAsm());
+  const env = vectorEnv({
+    name: "cubic-like",
+    insns,
+    memSize: 64,
+    maps: [{ type: bpf_map_type.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 128, maxEntries: 1, flags: 0 }],
+    privileged: true,
+    helpers: true,
+  });
+  env.ldImm64Aux = resolveLdImm64(insns);
+  const first = bpfCheck(env);
+  if (!first.ok) throw new Error(`bench program rejected: ${first.error?.message}\n${first.log}`);
+  const verify = best(() => bpfCheck(env), 15);
+  const cfgOnly = best(() => {
+    const cfg = checkCfg(insns, true, () => {});
+    computeLiveness(insns, cfg);
+  }, 15);
+  const s = first.stats;
+  return [
+    {
+      name: `verify cubic-like program (${insns.length} insns)`,
+      value: verify,
+      unit: "ms",
+      baseline: { name: "check_cfg + liveness only", value: cfgOnly },
+      ratio: verify / cfgOnly,
+      note: `processed ${s.processed} insns, total_states ${s.totalStates}, peak_states ${s.peakStates}; goal < 50 ms`,
+    },
+  ];
+}
+
+const isMain = process.argv[1] && import.meta.url === new URL(process.argv[1], "file:").href;
+if (isMain) {
+  for (const r of await run()) {
+    console.log(`${r.name}: ${r.value.toFixed(2)} ${r.unit}`);
+    if (r.baseline)
+      console.log(
+        `  baseline ${r.baseline.name}: ${r.baseline.value.toFixed(3)} ${r.unit} (ratio ${r.ratio?.toFixed(1)})`,
+      );
+    if (r.note) console.log(`  ${r.note}`);
+  }
+}
