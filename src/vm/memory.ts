@@ -42,7 +42,7 @@ export interface Region {
 }
 
 export interface VmMemoryOpts {
-  /** Initial size in bytes (rounded up to 64 KiB pages). Default 1 MiB. */
+  /** Initial size in bytes (rounded up to 64 KiB pages); the memory grows on demand. Default 256 KiB. */
   initialBytes?: number;
   /** Largest size the memory may grow to, in bytes. Default 1 GiB. */
   maxBytes?: number;
@@ -79,7 +79,7 @@ export class VmMemory {
   private live = new Map<number, Region>();
 
   constructor(opts: VmMemoryOpts = {}) {
-    const initial = Math.max(2, Math.ceil((opts.initialBytes ?? 1 << 20) / PAGE));
+    const initial = Math.max(2, Math.ceil((opts.initialBytes ?? 1 << 18) / PAGE));
     this.maxPages = Math.max(initial, Math.ceil((opts.maxBytes ?? 1 << 30) / PAGE));
     this.memory = new WasmMemoryCtor({ initial, maximum: this.maxPages });
     this.u8 = new Uint8Array(this.memory.buffer);
