@@ -79,6 +79,7 @@ export class BtfDump {
   private readonly emitState: Uint8Array;
   private readonly fwdEmitted: Uint8Array;
   private readonly referenced: Uint8Array;
+  private referencedReady = false;
   private readonly nameResolved: Uint8Array;
   private readonly cachedNames: (string | undefined)[] = [];
   private readonly alignCache: Int32Array;
@@ -98,7 +99,15 @@ export class BtfDump {
     this.alignCache = new Int32Array(n).fill(-1);
     this.orderState[0] = ORDERED;
     this.emitState[0] = EMITTED;
-    for (let id = 1; id < n; id++) this.markReferenced(this.btf.typeById(id));
+  }
+
+  /** Whether any type refers to `id`; computed over all types on first use (declarations alone never ask). */
+  private isReferenced(id: number): boolean {
+    if (!this.referencedReady) {
+      for (let i = 1; i < this.referenced.length; i++) this.markReferenced(this.btf.peekType(i));
+      this.referencedReady = true;
+    }
+    return this.referenced[id] === 1;
   }
 
   /** Everything printed so far. */
@@ -192,7 +201,7 @@ export class BtfDump {
       case BTF_KIND_ENUM:
       case BTF_KIND_ENUM64:
       case BTF_KIND_FWD:
-        if (t.nameOff !== 0 || !this.referenced[id]) this.emitQueue.push(id);
+        if (t.nameOff !== 0 || !this.isReferenced(id)) this.emitQueue.push(id);
         this.orderState[id] = ORDERED;
         return 1;
       case BTF_KIND_TYPEDEF: {
@@ -686,6 +695,13 @@ export class BtfDump {
 
 function roundUp(v: number, a: number): number {
   return Math.ceil(v / a) * a;
+}
+
+/** A C declaration of type `id` named `name` (btf_dump__emit_type_decl): "u32 (*)(struct sock *, u32)". */
+export function btfTypeDeclString(btf: Btf, id: number, name = ""): string {
+  const d = new BtfDump(btf);
+  d.emitTypeDecl(id, name, 0);
+  return d.toString();
 }
 
 export interface BtfDumpCOptions extends BtfDumpOptions {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder } from "../../src/btf/builder.js";
-import { BtfDump, btfDumpC } from "../../src/btf/dump_c.js";
+import { BtfDump, btfDumpC, btfTypeDeclString } from "../../src/btf/dump_c.js";
 import {
   BTF_INT_SIGNED,
   BTF_KIND_ARRAY,
@@ -153,15 +153,17 @@ test("format c: declarators for arrays of pointers and pointers to arrays", () =
   const cint = b.addConst(int);
   const pcint = b.addPtr(cint);
   const proto = b.addFuncProto(0, []);
-  const d = new BtfDump(b.toBtf());
-  const decl = (id: number, name: string) => {
-    const dd = new BtfDump(b.toBtf());
-    dd.emitTypeDecl(id, name, 0);
-    return dd.toString();
-  };
-  assert.ok(d);
+  const decl = (id: number, name: string) => btfTypeDeclString(b.toBtf(), id, name);
   assert.equal(decl(arrOfPtr, "a"), "int *a[4]");
   assert.equal(decl(ptrToArr, "p"), "int (*p)[3]");
   assert.equal(decl(pcint, "c"), "const int *c");
   assert.equal(decl(b.addPtr(proto), "fn"), "void (*fn)(void)");
+  const sig = b.addFuncProto(int, [
+    { name: "p", type: pint },
+    { name: "", type: 0 },
+  ]);
+  assert.equal(decl(b.addPtr(sig), ""), "int (*)(int *p, ...)");
+  const d = new BtfDump(b.toBtf());
+  d.emitTypeDecl(arr, "", 0);
+  assert.equal(d.toString(), "int[3]");
 });
