@@ -1,0 +1,121 @@
+/**
+ * `npm run fidelity`: run every scenario in fidelity/scenarios on the host kernel (when it can)
+ * and on structops, and print `SAME: name`, `DIFFERS: name: ...` or `SKIP: name: why` per
+ * scenario, then `N passed, N failed`. Options: --sim-only (check structops against the written
+ * expectations alone), --only <substring>, -v (show every difference line).
+ */
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { compareRuns, type Verdict } from "./compare.js";
+import { HostTarget, hostAvailable, repoRoot } from "./host.js";
+import { type Observation, ScenarioRun } from "./runner.js";
+import { parseScenario, type Scenario } from "./scenario.js";
+import { SimTarget } from "./sim.js";
+
+export const SCENARIO_DIR = "fidelity/scenarios";
+
+export function loadScenarios(dir = join(repoRoot(), SCENARIO_DIR)): Scenario[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".scn"))
+    .sort()
+    .map((f) => parseScenario(readFileSync(join(dir, f), "utf8"), f));
+}
+
+/** A unique CA/map name for one run: TCP_CA_NAME_MAX is 16 with the NUL. */
+export function uniqueName(): string {
+  return `fid_${randomBytes(5).toString("hex")}`;
+}
+
+export interface ScenarioResult {
+  scenario: Scenario;
+  verdict: Verdict;
+  /** The scenario documents this difference as deliberate (header `deliberate:`). */
+  deliberate?: string;
+  kernel: Observation[] | null;
+  sim: Observation[];
+}
+
+/**
+ * Run one scenario on structops and, unless `host` is false, on the host kernel; each target is
+ * fresh (a new helper process, a new simulated kernel) and is shut down even when a step throws.
+ */
+export async function runScenario(sc: Scenario, host: boolean): Promise<ScenarioResult> {
+  const uniq = uniqueName();
+  let kernel: Observation[] | null = null;
+  const needs = sc.headers.needs?.split(/\s+/).filter(Boolean) ?? [];
+  if (host) {
+    const t = new HostTarget();
+    try {
+      const missing = needs.find((n) => t.btf.findByName(n) < 0);
+      if (missing) return skip(sc, `host kernel BTF has no ${missing}`);
+      kernel = await new ScenarioRun(t, uniq).run(sc);
+    } finally {
+      await t.shutdown();
+    }
+  }
+  const s = new SimTarget();
+  let sim: Observation[];
+  try {
+    sim = await new ScenarioRun(s, uniq).run(sc);
+  } finally {
+    await s.shutdown();
+  }
+  let verdict = compareRuns(kernel, sim);
+  if (!host && verdict.kind === "same") verdict = { kind: "same" };
+  const deliberate = sc.headers.deliberate;
+  return { scenario: sc, verdict, deliberate, kernel, sim };
+}
+
+function skip(sc: Scenario, why: string): ScenarioResult {
+  return { scenario: sc, verdict: { kind: "skip", why }, kernel: null, sim: [] };
+}
+
+export function formatResult(r: ScenarioResult, verbose = false): string {
+  const v = r.verdict;
+  const name = r.scenario.name;
+  if (v.kind === "same") return `SAME: ${name}`;
+  if (v.kind === "skip") return `SKIP: ${name}: ${v.why}`;
+  const head = `DIFFERS: ${name}: ${v.diffs[0]}${v.diffs.length > 1 ? ` (+${v.diffs.length - 1} more)` : ""}`;
+  const doc = r.deliberate ? ` [deliberate: ${r.deliberate}]` : "";
+  return verbose ? [head + doc, ...v.diffs.slice(1).map((d) => `    ${d}`)].join("\n") : head + doc;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const simOnly = argv.includes("--sim-only");
+  const verbose = argv.includes("-v") || argv.includes("--verbose");
+  const oi = argv.indexOf("--only");
+  const only = oi >= 0 ? argv[oi + 1] : undefined;
+  let host = !simOnly;
+  if (host) {
+    const why = hostAvailable();
+    if (why) {
+      console.log(`host kernel not used: ${why}; checking structops against the scenarios' expectations`);
+      host = false;
+    }
+  }
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  for (const sc of loadScenarios()) {
+    if (only && !sc.name.includes(only)) continue;
+    const r = await runScenario(sc, host);
+    console.log(formatResult(r, verbose));
+    if (r.verdict.kind === "skip") skipped++;
+    else if (r.verdict.kind === "same" || r.deliberate) passed++;
+    else failed++;
+  }
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+  return failed ? 1 : 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      console.error(e);
+      process.exit(2);
+    },
+  );
+}
