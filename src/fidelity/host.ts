@@ -186,10 +186,13 @@ export class HostTarget implements Target {
   poll(fd: number) {
     return this.cmd("poll", fd);
   }
-  testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, ctxSize?: number) {
-    return ctxSize === undefined
-      ? this.cmd("test_run", fd, hex(ctx), state ? hex(state) : "-")
-      : this.cmd("test_run", fd, hex(ctx), state ? hex(state) : "-", ctxSize);
+  async testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, ctxSize?: number) {
+    const words: (string | number)[] = ["test_run", fd, hex(ctx), state ? hex(state) : "-"];
+    if (ctxSize !== undefined) words.push(ctxSize);
+    const o = await this.cmd(...words);
+    const st = o.fields?.state;
+    if (st && st !== "-") o.bytes = new Uint8Array(Buffer.from(st, "hex"));
+    return o;
   }
   tcpXfer(cc: string, bytes: number) {
     return this.cmd("tcp_xfer", cc, bytes);

@@ -82,9 +82,27 @@ export function formatResult(r: ScenarioResult, verbose = false): string {
   return verbose ? [head + doc, ...v.diffs.slice(1).map((d) => `    ${d}`)].join("\n") : head + doc;
 }
 
+/** Every step's result and details on both targets (--dump). */
+export function dumpRuns(r: ScenarioResult): string {
+  const lines: string[] = [];
+  const show = (who: string, o: Observation | undefined): void => {
+    if (!o) return;
+    const d = o.detail ? ` ${[...o.detail].map(([k, v]) => `${k}=${v}`).join(" ")}` : "";
+    lines.push(`    ${who.padEnd(9)} ${o.result}${d}`);
+  };
+  for (let i = 0; i < Math.max(r.sim.length, r.kernel?.length ?? 0); i++) {
+    const step = (r.sim[i] ?? r.kernel![i])!.step;
+    lines.push(`  ${step.line}: ${step.text}`);
+    show("kernel", r.kernel?.[i]);
+    show("structops", r.sim[i]);
+  }
+  return lines.join("\n");
+}
+
 export async function main(argv: string[]): Promise<number> {
   const simOnly = argv.includes("--sim-only");
   const verbose = argv.includes("-v") || argv.includes("--verbose");
+  const dump = argv.includes("--dump");
   const oi = argv.indexOf("--only");
   const only = oi >= 0 ? argv[oi + 1] : undefined;
   let host = !simOnly;
@@ -102,6 +120,7 @@ export async function main(argv: string[]): Promise<number> {
     if (only && !sc.name.includes(only)) continue;
     const r = await runScenario(sc, host);
     console.log(formatResult(r, verbose));
+    if (dump) console.log(dumpRuns(r));
     if (r.verdict.kind === "skip") skipped++;
     else if (r.verdict.kind === "same" || r.deliberate) passed++;
     else failed++;

@@ -148,8 +148,7 @@ export class SimTarget implements Target {
   poll(fd: number) {
     return this.wrap(() => {
       const f = this.h.process.files.get(fd);
-      const ops = (f as unknown as { ops?: { poll?: (file: unknown) => number } }).ops;
-      const revents = ops?.poll ? ops.poll(f) : 0;
+      const revents = f.f_op.poll ? f.f_op.poll(f) : 0;
       return { ok: true, ret: revents ? 1 : 0, fields: { revents: String(revents) } };
     });
   }
