@@ -22,7 +22,7 @@ import { bpf_obj_name_cpy } from "../../kernel/syscall_common.js";
 import { bpf_func_id } from "../../uapi/bpf.js";
 import { BTF_FUNC_STATIC, BTF_KIND_FUNC_PROTO, BTF_KIND_PTR, BTF_KIND_STRUCT } from "../../uapi/btf.js";
 import { BpfError, EACCES, EINVAL } from "../../uapi/errno.js";
-import { TCP_CA_NAME_MAX, TCP_CONG_MASK } from "./btf.js";
+import { declareTcpTypes, TCP_CA_NAME_MAX, TCP_CONG_MASK } from "./btf.js";
 import { type TcpCongControl, type TcpCongestionOps, tcp_validate_congestion_control } from "./tcp_cong.js";
 
 export const TCP_CONGESTION_OPS = "tcp_congestion_ops";
@@ -47,10 +47,11 @@ export const BPF_TCP_CA_STUBS: Readonly<Record<string, string>> = {
 };
 
 /**
- * BTF for the glue, added to vmlinux after the TCP types: the stub FUNCs (each with its member's
- * prototype) and `struct bpf_struct_ops_tcp_congestion_ops`.
+ * BTF for the glue, added to vmlinux after the TCP types (declared here when no TCP subsystem did):
+ * the stub FUNCs (each with its member's prototype) and `struct bpf_struct_ops_tcp_congestion_ops`.
  */
 export function declareBpfTcpCaTypes(b: BtfBuilder): number {
+  if (builderFind(b, TCP_CONGESTION_OPS, BTF_KIND_STRUCT) < 0) declareTcpTypes(b);
   const opsId = builderFind(b, TCP_CONGESTION_OPS, BTF_KIND_STRUCT);
   if (opsId < 0) throw new BpfError(EINVAL, "struct tcp_congestion_ops must be declared before bpf_tcp_ca");
   const ops = b.typeById(opsId) as BtfComposite;

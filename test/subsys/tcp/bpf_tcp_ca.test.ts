@@ -1,17 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { BtfBuilder } from "../../../src/btf/builder.js";
 import type { BtfComposite } from "../../../src/btf/types.js";
 import { assemble } from "../../../src/isa/asm.js";
-import { Kernel, type Subsystem } from "../../../src/kernel/kernel.js";
+import { Kernel } from "../../../src/kernel/kernel.js";
 import { type BpfStructOpsMap, bpfStructOpsVerifierTable } from "../../../src/kernel/struct_ops.js";
 import { bpfStructOpsFind } from "../../../src/kernel/struct_ops_desc.js";
 import { bpfTcpCaSubsystem } from "../../../src/subsys/tcp/bpf_tcp_ca.js";
-import { declareTcpTypes, type TcpBtfBuilder } from "../../../src/subsys/tcp/btf.js";
 import { TcpCongControl } from "../../../src/subsys/tcp/tcp_cong.js";
 import { tcpReno } from "../../../src/subsys/tcp/tcp_reno.js";
 import { type KernelAllocator, ManualClock, TCP_LAYOUTS, TcpSock } from "../../../src/subsys/tcp/tcp_sock.js";
-import { BTF_INT_BOOL, BTF_INT_SIGNED, BTF_KIND_STRUCT } from "../../../src/uapi/btf.js";
+import { BTF_KIND_STRUCT } from "../../../src/uapi/btf.js";
 import { BpfError, EACCES, EEXIST, EINVAL, ENOTSUPP } from "../../../src/uapi/errno.js";
 import { bpfCheck } from "../../../src/verifier/verifier.js";
 import type { VmMemory } from "../../../src/vm/memory.js";
@@ -32,40 +30,6 @@ import {
 
 const CA = "tcp_congestion_ops";
 
-/** The TCP type description emitted into the kernel's BtfBuilder (structs are filled after declaration). */
-function tcpTypes(b: BtfBuilder): void {
-  const adapter: TcpBtfBuilder = {
-    addInt: (name, size, signed, isBool) =>
-      b.addInt(name, size, (signed ? BTF_INT_SIGNED : 0) | (isBool ? BTF_INT_BOOL : 0)),
-    addTypedef: (n, t) => b.addTypedef(n, t),
-    addPtr: (t) => b.addPtr(t),
-    addConst: (t) => b.addConst(t),
-    addArray: (e, i, n) => b.addArray(e, i, n),
-    addFwd: (n, u) => b.addFwd(n, u),
-    addEnum: (n, s, v) =>
-      b.addEnum(
-        n,
-        s,
-        v.map(([name, val]) => ({ name, val })),
-      ),
-    addFuncProto: (r, p) => b.addFuncProto(r, p),
-    addStruct: (n, s, u) => (u ? b.addUnion(n, s, []) : b.addStruct(n, s, [])),
-    setMembers: (id, ms) => {
-      const t = b.typeById(id) as BtfComposite & { vlen: number; kindFlag: boolean };
-      t.members = ms.map((m) => ({
-        name: m.name,
-        nameOff: b.addString(m.name),
-        type: m.type,
-        bitOffset: m.bitOffset,
-        bitfieldSize: m.bitSize ?? 0,
-      }));
-      t.vlen = ms.length;
-      t.kindFlag = ms.some((m) => m.bitSize);
-    },
-  };
-  declareTcpTypes(adapter);
-}
-
 interface TcpRig extends Rig {
   cong: TcpCongControl;
   clock: ManualClock;
@@ -74,8 +38,8 @@ interface TcpRig extends Rig {
 
 function bootTcp(): TcpRig {
   const cong = new TcpCongControl(tcpReno());
-  const tcp: Subsystem = { name: "tcp", declareTypes: tcpTypes };
-  const k = new Kernel({ subsystems: [tcp, bpfTcpCaSubsystem(() => cong)] });
+  // bpf_tcp_ca declares the TCP types itself when no TCP subsystem did.
+  const k = new Kernel({ subsystems: [bpfTcpCaSubsystem(() => cong)] });
   const mem = k.mem as VmMemory;
   const alloc: KernelAllocator = {
     alloc(size: number) {
