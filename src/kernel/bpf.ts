@@ -239,6 +239,8 @@ export class BpfProg {
 export interface BpfProgTypeOps {
   /** bpf_prog_ops->test_run. Fills attr's out fields (retval, duration, data_out...). */
   test_run?(prog: BpfProg, attr: import("./bpf_attr.js").ProgTestRunAttr, proc: Process): void;
+  /** bpf_verifier_ops: context access and helper set of the type, for the verifier. */
+  verifier_ops?: import("../verifier/env.js").VerifierOps;
 }
 
 export interface BpfProgInfo {

@@ -11,6 +11,7 @@ import { type HelperCall, Vm, VmMemory } from "../vm/index.js";
 import { array_map_ops } from "./arraymap.js";
 import type { BpfProg } from "./bpf.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
+import { bpfVerifierHook } from "./bpf_verifier.js";
 import { btf_register_kernel } from "./btf_obj.js";
 import { htab_map_ops } from "./hashtab.js";
 import { registerBaseHelpers } from "./helpers.js";
@@ -126,6 +127,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
   if (k.mem instanceof VmMemory) bindVm(k, new Vm(k.mem));
+  if (opts.verifier) k.verifier = bpfVerifierHook;
   for (const s of k.subsystems) s.register?.(k);
   for (const s of k.subsystems) s.boot?.(k);
 }

@@ -48,6 +48,8 @@ export type VerifierHook = (env: import("./syscall_prog.js").VerifierEnv) => unk
 export interface StructOpsHooks {
   /** check_struct_ops_btf_id: called on PROG_LOAD of a BPF_PROG_TYPE_STRUCT_OPS program. */
   checkAttach(prog: BpfProg, log: string[]): void;
+  /** The verifier's view of the registered struct_ops types. */
+  verifierTable?: import("../verifier/env.js").StructOpsTable;
 }
 
 /** A piece of the kernel that adds types, kfuncs and struct_ops types at boot (TCP, dummy ops...). */
@@ -71,6 +73,8 @@ export interface KernelOptions {
   config?: Record<string, number | string | boolean>;
   /** Digest behind the program tag: "sha256" as v6.18+ (default), "sha1" as v6.4-v6.17. */
   progTagHash?: "sha1" | "sha256";
+  /** Run src/verifier on every PROG_LOAD (default false: structural checks and runtime VM checks only). */
+  verifier?: boolean;
   /** Skip building the vmlinux BTF (tests of the object core alone). */
   noVmlinuxBtf?: boolean;
 }

@@ -310,13 +310,15 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
   };
   try {
     prog.tag = bpf_prog_calc_tag(prog.orig_insns, k.progTagHash);
-    prog.insnsi = resolve_pseudo_ldimm64(env, proc, attr, env.ldImm64Aux as Map<number, LdImm64Aux>);
+    // bpf_check() order: kfunc calls (add_subprog_and_kfunc), the attach target
+    // (check_attach_btf_id), ld_imm64 (resolve_pseudo_ldimm64), then do_check.
+    bindCalls(env, prog.orig_insns, !k.verifier);
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) {
       if (!k.structOps) throw logErr(log, ENOTSUPP, "struct_ops is not supported by this kernel");
       k.structOps.checkAttach(prog, log.lines);
     }
+    prog.insnsi = resolve_pseudo_ldimm64(env, proc, attr, env.ldImm64Aux as Map<number, LdImm64Aux>);
     prog.aux.verifier_result = k.verifier?.(env);
-    bindCalls(env);
     k.jit?.(prog);
   } finally {
     attr.log_true_size = log.finalize();
@@ -469,11 +471,14 @@ function check_pseudo_btf_id(
   return { kind: "btf_id", btf, btfId: id, addr };
 }
 
-/** Helper calls by id, kfunc calls (src=2) by BTF id: they must exist (add_kfunc_call). */
-function bindCalls(env: VerifierEnv): void {
+/**
+ * Kfunc calls (src=2) bind by BTF id and must exist (add_kfunc_call). Without a verifier, helper
+ * ids must exist too (the verifier's "unknown func" otherwise).
+ */
+function bindCalls(env: VerifierEnv, insns: readonly Insn[], checkHelpers: boolean): void {
   const { kernel: k, prog, log } = env;
-  for (let i = 0; i < prog.insnsi.length; i++) {
-    const insn = prog.insnsi[i];
+  for (let i = 0; i < insns.length; i++) {
+    const insn = insns[i];
     if (insn.code === LD_IMM64_CODE) {
       i++;
       continue;
@@ -494,7 +499,7 @@ function bindCalls(env: VerifierEnv): void {
       if (!isFunc && !kf) throw logErr(log, EINVAL, `kernel btf_id ${insn.imm} is not a function`);
       if (!kf) throw logErr(log, EINVAL, `cannot find address for kernel function ${name}`);
       if (!prog.aux.kfunc_btf_ids.includes(insn.imm)) prog.aux.kfunc_btf_ids.push(insn.imm);
-    } else if (insn.src === 0) {
+    } else if (insn.src === 0 && checkHelpers) {
       if (!k.helpers.has(insn.imm)) throw logErr(log, EINVAL, `unknown func #${insn.imm}`);
     }
   }

@@ -1,0 +1,82 @@
+/**
+ * The verifier hook of PROG_LOAD (bpf_check's call into do_check): builds the verifier's view of
+ * the program from the loaded object (maps by index, ld_imm64 bindings, kfuncs, func_info, the
+ * struct_ops table) and runs src/verifier on it. Its log goes to the user's log buffer; a refusal
+ * is thrown with the verifier's errno.
+ */
+import type {
+  KfuncInfo,
+  LdImm64Aux as VAux,
+  VerifierEnv as VEnv,
+  VerifierMap,
+  VerifierResult,
+} from "../verifier/env.js";
+import { bpfCheck } from "../verifier/verifier.js";
+import type { BpfMap } from "./bpf.js";
+import type { VerifierEnv } from "./syscall_prog.js";
+
+function verifierMap(m: BpfMap): VerifierMap {
+  const valueAddr = (m.ops as { map_direct_value_addr?: (m: BpfMap, off: number) => number }).map_direct_value_addr;
+  let valueBytes: Uint8Array | undefined;
+  if (m.frozen && m.rdonlyProg && valueAddr && m.max_entries === 1) {
+    valueBytes = m.kernel.mem.bytes(valueAddr(m, 0), m.value_size).slice();
+  }
+  return {
+    type: m.map_type,
+    keySize: m.key_size,
+    valueSize: m.value_size,
+    maxEntries: m.max_entries,
+    flags: m.map_flags,
+    rdonlyProg: m.rdonlyProg,
+    frozen: m.frozen,
+    valueBytes,
+    name: m.name,
+  };
+}
+
+/** func_info records (struct bpf_func_info: u32 insn_off, u32 type_id). */
+function funcInfo(env: VerifierEnv): { insnOff: number; typeId: number }[] | undefined {
+  const a = env.prog.aux;
+  if (!a.func_info || !a.func_info_cnt) return undefined;
+  const rec = env.attr.func_info_rec_size || 8;
+  const dv = new DataView(a.func_info.buffer, a.func_info.byteOffset, a.func_info.byteLength);
+  const out: { insnOff: number; typeId: number }[] = [];
+  for (let i = 0; i < a.func_info_cnt && (i + 1) * rec <= a.func_info.length; i++) {
+    out.push({ insnOff: dv.getUint32(i * rec, true), typeId: dv.getUint32(i * rec + 4, true) });
+  }
+  return out;
+}
+
+export function bpfVerifierHook(env: VerifierEnv): VerifierResult {
+  const { kernel: k, prog } = env;
+  const maps = prog.aux.used_maps;
+  const aux: (VAux | undefined)[] = [];
+  for (const [i, a] of env.ldImm64Aux) {
+    if (a.kind === "map_ptr") aux[i] = { kind: "map_ptr", map: maps.indexOf(a.map) };
+    else if (a.kind === "map_value") aux[i] = { kind: "map_value", map: maps.indexOf(a.map), off: a.off };
+    else if (a.kind === "btf_id") aux[i] = { kind: "btf_id", btfId: a.btfId };
+  }
+  const proc = k.current;
+  const venv: VEnv = {
+    insns: env.insns,
+    ldImm64Aux: aux,
+    progType: prog.type,
+    expectedAttachType: prog.expected_attach_type,
+    attachBtfId: prog.aux.attach_btf_id,
+    sleepable: prog.aux.sleepable,
+    gpl: prog.gpl_compatible,
+    privileged: env.privileged,
+    allowPtrLeaks: proc ? proc.cred.perfmonCapable() : env.privileged,
+    logLevel: env.log.level,
+    btf: prog.aux.attach_btf?.btf ?? k.btfVmlinux,
+    maps: maps.map(verifierMap),
+    kfuncs: k.kfuncs as ReadonlyMap<number, KfuncInfo>,
+    funcInfo: funcInfo(env),
+    structOps: k.structOps?.verifierTable,
+    ops: k.progTypes.get(prog.type)?.verifier_ops,
+  };
+  const r = bpfCheck(venv);
+  for (const line of r.log.split("\n")) if (line) env.log.log(line);
+  if (r.error) throw r.error;
+  return r;
+}
