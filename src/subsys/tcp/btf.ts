@@ -1,3 +1,14 @@
+import type { BtfBuilder } from "../../btf/builder.js";
+import {
+  BTF_FUNC_GLOBAL,
+  BTF_INT_BOOL,
+  BTF_INT_CHAR,
+  BTF_INT_SIGNED,
+  BTF_KIND_INT,
+  BTF_KIND_STRUCT,
+  BTF_KIND_TYPEDEF,
+} from "../../uapi/btf.js";
+
 /**
  * The simulated kernel's TCP types: struct sock_common, sock, inet_sock, inet_connection_sock, tcp_sock,
  * ack_sample, rate_sample, tcp_congestion_ops and the tcp_ca_state / tcp_ca_event enums.
@@ -554,25 +565,97 @@ export function layoutTcpTypes(structs: CStruct[] = TCP_STRUCTS): Map<string, St
   return out;
 }
 
-/** The part of src/btf's BtfBuilder this file needs (kept narrow so the builder can evolve). */
-export interface TcpBtfBuilder {
-  addInt(name: string, size: number, signed: boolean, isBool?: boolean): number;
-  addTypedef(name: string, type: number): number;
-  addPtr(type: number): number;
-  addConst(type: number): number;
-  addArray(elemType: number, indexType: number, nelems: number): number;
-  addFwd(name: string, isUnion: boolean): number;
-  addEnum(name: string, size: number, values: [string, number][]): number;
-  addFuncProto(ret: number, params: { name: string; type: number }[]): number;
-  /** Returns the id of an empty struct to be filled by setMembers (structs reference each other). */
-  addStruct(name: string, size: number, isUnion?: boolean): number;
-  setMembers(id: number, members: { name: string; type: number; bitOffset: number; bitSize?: number }[]): void;
-}
+/** DWARF spellings of the C integer types, as the kernel's base BTF names them (src/kernel/init.ts). */
+const DWARF_INT_NAMES: Record<string, string> = {
+  "unsigned short": "short unsigned int",
+  long: "long int",
+  "unsigned long": "long unsigned int",
+  "long long": "long long int",
+  "unsigned long long": "long long unsigned int",
+};
 
-/** Emit the TCP types into a BTF under construction; returns type ids by C name ("struct tcp_sock"...). */
-export function declareTcpTypes(b: TcpBtfBuilder): Map<string, number> {
+/** The kfuncs struct_ops TCP congestion controls may call, with their C prototypes (BTF FUNCs in vmlinux). */
+export const TCP_KFUNC_PROTOS: { name: string; ret: string; params: { name: string; type: string }[] }[] = [
+  { name: "tcp_reno_ssthresh", ret: "u32", params: [{ name: "sk", type: SK }] },
+  {
+    name: "tcp_reno_cong_avoid",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "ack", type: "u32" },
+      { name: "acked", type: "u32" },
+    ],
+  },
+  { name: "tcp_reno_undo_cwnd", ret: "u32", params: [{ name: "sk", type: SK }] },
+  {
+    name: "tcp_slow_start",
+    ret: "u32",
+    params: [
+      { name: "tp", type: "struct tcp_sock *" },
+      { name: "acked", type: "u32" },
+    ],
+  },
+  {
+    name: "tcp_cong_avoid_ai",
+    ret: "void",
+    params: [
+      { name: "tp", type: "struct tcp_sock *" },
+      { name: "w", type: "u32" },
+      { name: "acked", type: "u32" },
+    ],
+  },
+  { name: "cubictcp_init", ret: "void", params: [{ name: "sk", type: SK }] },
+  { name: "cubictcp_recalc_ssthresh", ret: "u32", params: [{ name: "sk", type: SK }] },
+  {
+    name: "cubictcp_cong_avoid",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "ack", type: "u32" },
+      { name: "acked", type: "u32" },
+    ],
+  },
+  {
+    name: "cubictcp_state",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "new_state", type: "u8" },
+    ],
+  },
+  {
+    name: "cubictcp_cwnd_event",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "event", type: "enum tcp_ca_event" },
+    ],
+  },
+  {
+    name: "cubictcp_acked",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "sample", type: "const struct ack_sample *" },
+    ],
+  },
+];
+
+/**
+ * Emit the TCP types (and the kfunc FUNCs) into the vmlinux BTF under construction, reusing the base
+ * integer types, typedefs, list_head and module the kernel declared first. Returns ids by C spelling.
+ */
+export function declareTcpTypes(b: BtfBuilder): Map<string, number> {
   const layouts = layoutTcpTypes();
   const ids = new Map<string, number>();
+  const find = (name: string, kind: number): number => {
+    for (let id = b.nrTypes; id >= 1; id--) {
+      const t = b.typeById(id);
+      if (t.kind === kind && t.name === name) return id;
+    }
+    return -1;
+  };
+
   const typeId = (spelling: string): number => {
     if (spelling === "void") return 0;
     const hit = ids.get(spelling);
@@ -580,34 +663,53 @@ export function declareTcpTypes(b: TcpBtfBuilder): Map<string, number> {
     const p = parseCType(spelling);
     let id: number;
     if (p.count !== undefined) {
-      const elem = typeId(p.base + (p.ptr ? " *" : ""));
-      id = b.addArray(elem, typeId("unsigned int"), p.count);
+      id = b.addArray(typeId(p.base + (p.ptr ? " *" : "")), typeId("int"), p.count);
     } else if (p.isConst) {
-      id = b.addConst(typeId(spelling.slice(6)));
+      id = b.addConst(typeId(spelling.trim().slice(6)));
     } else if (p.ptr) {
-      id = b.addPtr(typeId(p.base));
+      // A struct not declared yet (a self or forward reference) is pointed to through a FWD.
+      const m = /^(struct|union) (\w+)$/.exec(p.base);
+      if (m && !ids.has(p.base) && find(m[2]!, BTF_KIND_STRUCT) < 0) {
+        id = b.addPtr(b.addFwd(m[2]!, m[1] === "union"));
+      } else {
+        id = b.addPtr(typeId(p.base));
+      }
     } else if (p.base.startsWith("struct ") || p.base.startsWith("union ")) {
-      const isUnion = p.base.startsWith("union ");
       const name = p.base.replace(/^(struct|union) /, "");
-      const l = layouts.get(name);
-      id = l ? b.addStruct(name, l.size, isUnion) : b.addFwd(name, isUnion);
+      id = find(name, BTF_KIND_STRUCT);
+      if (id < 0) throw new Error(`tcp btf: struct ${name} used by value before it is declared`);
     } else if (p.base.startsWith("enum ")) {
       const e = TCP_ENUMS.find((x) => x.name === p.base.slice(5));
-      id = b.addEnum(p.base.slice(5), 4, e ? e.values : []);
+      id = b.addEnum(
+        p.base.slice(5),
+        4,
+        (e ? e.values : []).map(([name, val]) => ({ name, val })),
+      );
     } else if (C_TYPEDEFS[p.base] !== undefined) {
-      id = b.addTypedef(p.base, typeId(C_TYPEDEFS[p.base]!));
+      id = find(p.base, BTF_KIND_TYPEDEF);
+      if (id < 0) id = b.addTypedef(p.base, typeId(C_TYPEDEFS[p.base]!));
     } else {
       const int = C_INTS[p.base];
       if (!int) throw new Error(`tcp btf: unknown C type '${spelling}'`);
-      id = b.addInt(p.base, int.size, int.signed, p.base === "_Bool");
+      const name = DWARF_INT_NAMES[p.base] ?? p.base;
+      id = find(name, BTF_KIND_INT);
+      if (id < 0) {
+        const enc = p.base === "_Bool" ? BTF_INT_BOOL : int.signed ? BTF_INT_SIGNED : 0;
+        id = b.addInt(name, int.size, enc | (int.size === 1 && p.base.endsWith("char") ? BTF_INT_CHAR : 0));
+      }
     }
     ids.set(spelling, id);
     return id;
   };
 
   for (const e of TCP_ENUMS) typeId(`enum ${e.name}`);
-  for (const s of TCP_STRUCTS) typeId(`${s.kind} ${s.name}`);
   for (const s of TCP_STRUCTS) {
+    const existing = find(s.name, BTF_KIND_STRUCT);
+    if (existing > 0) {
+      // list_head and friends come from the kernel's base types.
+      ids.set(`struct ${s.name}`, existing);
+      continue;
+    }
     const l = layouts.get(s.name)!;
     const members = s.members.map((m) => {
       const f = l.fields.get(m.name)!;
@@ -615,15 +717,24 @@ export function declareTcpTypes(b: TcpBtfBuilder): Map<string, number> {
       if ("fn" in m) {
         const proto = b.addFuncProto(
           typeId(m.fn.ret),
-          m.fn.params.map((p) => ({ name: p.name, type: typeId(p.type) })),
+          m.fn.params.map((q) => ({ name: q.name, type: typeId(q.type) })),
         );
         type = b.addPtr(proto);
       } else {
         type = typeId(m.type);
       }
-      return { name: m.name, type, bitOffset: f.bitOffset, bitSize: "bits" in m ? m.bits : undefined };
+      const bits = "bits" in m ? m.bits : undefined;
+      return { name: m.name, type, bitOffset: f.bitOffset, bitfieldSize: bits };
     });
-    b.setMembers(ids.get(`${s.kind} ${s.name}`)!, members);
+    const id = s.kind === "union" ? b.addUnion(s.name, l.size, members) : b.addStruct(s.name, l.size, members);
+    ids.set(`${s.kind} ${s.name}`, id);
+  }
+  for (const k of TCP_KFUNC_PROTOS) {
+    const proto = b.addFuncProto(
+      typeId(k.ret),
+      k.params.map((q) => ({ name: q.name, type: typeId(q.type) })),
+    );
+    ids.set(`func ${k.name}`, b.addFunc(k.name, proto, BTF_FUNC_GLOBAL));
   }
   return ids;
 }

@@ -1,0 +1,86 @@
+/**
+ * The TCP subsystem of the simulated kernel (tcp_init + tcp_cong's late_initcall + bpf_tcp_ca's kfunc
+ * registration): declares the TCP types in vmlinux BTF, owns the congestion-control registry with Reno
+ * and CUBIC, keeps tcp_sock structs in the kernel's VM memory, and registers what BPF CCs may call.
+ * List it before bpf_tcp_ca's subsystem, which needs struct tcp_congestion_ops.
+ */
+import type { BtfBuilder } from "../../btf/builder.js";
+import type { Kernel, Subsystem } from "../../kernel/kernel.js";
+import { sock_register } from "../../kernel/sock.js";
+import { registerTcpBpf, type TcpBpfContext } from "./bpf_tcp_ca_kfuncs.js";
+import { declareTcpTypes } from "./btf.js";
+import { TcpCongControl } from "./tcp_cong.js";
+import { tcpCubic } from "./tcp_cubic.js";
+import { tcpReno } from "./tcp_reno.js";
+import {
+  type AckSample,
+  arrayBufferAllocator,
+  type KernelAllocator,
+  type KernelMem,
+  type TcpSock,
+} from "./tcp_sock.js";
+
+/** One kernel's TCP: the registry (init_net) and the sockets BPF programs may be handed. */
+export class TcpKernel implements TcpBpfContext {
+  readonly cong: TcpCongControl;
+  kernel?: Kernel;
+  private readonly socks = new Map<number, TcpSock>();
+  private readonly samples = new Map<number, AckSample>();
+
+  constructor() {
+    this.cong = new TcpCongControl(tcpReno());
+    this.cong.tcp_register_congestion_control(tcpCubic());
+    // CONFIG_DEFAULT_TCP_CONG="cubic"
+    this.cong.tcp_set_default_congestion_control("cubic");
+  }
+
+  /** Kernel memory for tcp_sock and friends: the VM's (so BPF can read them) once booted. */
+  get alloc(): KernelAllocator {
+    const k = this.kernel;
+    if (!k) return arrayBufferAllocator;
+    const mem = k.mem as unknown as { dv?: DataView; bytes(addr: number, len: number): Uint8Array };
+    return {
+      alloc(size: number, align: number): KernelMem {
+        const r = k.mem.alloc(size, { perm: "rw", kind: "kobj", name: "tcp_sock", align });
+        // The VM's DataView is replaced when its memory grows: always read it afresh.
+        return {
+          get view(): DataView {
+            if (mem.dv) return mem.dv;
+            const b = mem.bytes(r.addr, size);
+            return new DataView(b.buffer, b.byteOffset - r.addr);
+          },
+          offset: r.addr,
+          addr: r.addr,
+        };
+      },
+    };
+  }
+
+  /** Make a socket reachable from BPF (helpers, kfuncs, sk_storage) by its address. */
+  registerSock(sk: TcpSock, samples: AckSample[] = []): void {
+    this.socks.set(sk.addr, sk);
+    for (const s of samples) this.samples.set(s.addr, s);
+    if (this.kernel) sock_register(this.kernel, sk.addr);
+  }
+
+  sockByAddr(addr: number): TcpSock | undefined {
+    return this.socks.get(addr);
+  }
+
+  ackSampleByAddr(addr: number): AckSample | undefined {
+    return this.samples.get(addr);
+  }
+}
+
+export function tcpSubsystem(tcp: TcpKernel): Subsystem {
+  return {
+    name: "tcp",
+    declareTypes(b: BtfBuilder): void {
+      declareTcpTypes(b);
+    },
+    register(k: Kernel): void {
+      tcp.kernel = k;
+      registerTcpBpf(k, tcp);
+    },
+  };
+}
