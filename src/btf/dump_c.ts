@@ -27,7 +27,7 @@ import {
   BTF_KIND_VAR,
   BTF_KIND_VOLATILE,
 } from "../uapi/btf.js";
-import { BpfError, EINVAL, ELOOP } from "../uapi/errno.js";
+import { BpfError, E2BIG, EINVAL, ELOOP } from "../uapi/errno.js";
 import type { Btf } from "./btf.js";
 import { btfResolveSize } from "./resolve.js";
 import type { BtfComposite, BtfEnum, BtfEnum64, BtfType } from "./types.js";
@@ -700,8 +700,18 @@ function roundUp(v: number, a: number): number {
 /** A C declaration of type `id` named `name` (btf_dump__emit_type_decl): "u32 (*)(struct sock *, u32)". */
 export function btfTypeDeclString(btf: Btf, id: number, name = ""): string {
   const d = new BtfDump(btf);
-  d.emitTypeDecl(id, name, 0);
+  guardDepth(() => d.emitTypeDecl(id, name, 0));
   return d.toString();
+}
+
+/** Records nested through pointers to anonymous records can be arbitrarily deep: report, don't crash. */
+function guardDepth(fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof RangeError) throw new BpfError(E2BIG, `btf_dump: type graph too deep to emit as C (${e.message})`);
+    throw e;
+  }
 }
 
 export interface BtfDumpCOptions extends BtfDumpOptions {
@@ -714,8 +724,10 @@ export interface BtfDumpCOptions extends BtfDumpOptions {
 /** `bpftool btf dump ... format c`: a header clang compiles, records marked preserve_access_index. */
 export function btfDumpC(btf: Btf, opts: BtfDumpCOptions = {}): string {
   const d = new BtfDump(btf, opts);
-  if (opts.ids) for (const id of opts.ids) d.dumpType(id);
-  else for (let id = 1; id <= btf.nrTypes; id++) d.dumpType(id);
+  guardDepth(() => {
+    if (opts.ids) for (const id of opts.ids) d.dumpType(id);
+    else for (let id = 1; id <= btf.nrTypes; id++) d.dumpType(id);
+  });
   const body = d.toString();
   if (opts.header === false) return body;
   return (

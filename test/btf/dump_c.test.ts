@@ -18,6 +18,7 @@ import {
   BTF_KIND_UNION,
   BTF_KIND_VOLATILE,
 } from "../../src/uapi/btf.js";
+import { BpfError } from "../../src/uapi/errno.js";
 import { allKindsBuilder, noClang, noVmlinux, vmlinuxBytes } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "btf-c-"));
@@ -166,4 +167,22 @@ test("format c: declarators for arrays of pointers and pointers to arrays", () =
   const d = new BtfDump(b.toBtf());
   d.emitTypeDecl(arr, "", 0);
   assert.equal(d.toString(), "int[3]");
+});
+
+test("format c: a pathologically deep graph is a BpfError, not a stack overflow", () => {
+  const b = new BtfBuilder();
+  const n = 40000;
+  // struct { struct { ... } *p; } nested through pointers to anonymous records.
+  const first = b.nextId;
+  for (let i = 0; i < n; i++) {
+    b.addStruct("", 8, [{ name: "p", type: b.nextId + 1, bitOffset: 0 }]);
+    b.addPtr(b.nextId + 1);
+  }
+  b.addStruct("", 8, [{ name: "end", type: b.nextId + 1, bitOffset: 0 }]);
+  b.addInt("long", 8, BTF_INT_SIGNED);
+  b.addTypedef("deep_t", first);
+  assert.throws(
+    () => btfDumpC(b.toBtf()),
+    (e: unknown) => e instanceof BpfError && /too deep/.test(e.message),
+  );
 });
