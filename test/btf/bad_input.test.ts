@@ -205,6 +205,14 @@ test("fuzz: mutated builder blobs only ever throw BpfError", () => {
   );
 });
 
+test("fuzz: mutated big-endian blobs only ever throw BpfError", () => {
+  const blob = allKindsBuilder().b.toBtf().encode({ byteOrder: "big" });
+  fc.assert(
+    fc.property(mutations(blob), (m) => exercise(mutate(blob, m), true)),
+    { numRuns: 1000, seed: 43 },
+  );
+});
+
 test("fuzz: mutated host vmlinux (sampled) only ever throws BpfError", { skip: noVmlinux }, () => {
   const blob = vmlinuxBytes();
   fc.assert(

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder } from "../../src/btf/builder.js";
+import { btfDumpRaw } from "../../src/btf/dump_raw.js";
 import {
   BTF_KIND_DATASEC,
   BTF_KIND_ENUM64,
@@ -70,6 +71,8 @@ test("big-endian BTF: build little, byte-swap, read back equal", () => {
   const big = Btf.parse(bigBytes);
   assert.equal(big.littleEndian, false);
   assert.deepEqual(allTypes(big), allTypes(little));
+  big.validate();
+  assert.equal(btfDumpRaw(big), btfDumpRaw(little));
   // and back to little reproduces the original bytes
   assert.deepEqual(big.encode({ byteOrder: "little" }), b.build());
 });
