@@ -138,6 +138,20 @@ export class Kernel {
     bootKernel(this, opts);
   }
 
+  /** kernel.unprivileged_bpf_disabled (also at sysctl.unprivilegedBpfDisabled). */
+  get unprivilegedBpfDisabled(): number {
+    return this.sysctl.unprivilegedBpfDisabled;
+  }
+
+  set unprivilegedBpfDisabled(v: number) {
+    this.sysctl.unprivilegedBpfDisabled = v;
+  }
+
+  /** capable(cap) of the current task (the process inside bpf()); false outside any. */
+  capable(cap: import("./capability.js").Capability): boolean {
+    return this.current?.capable(cap) ?? false;
+  }
+
   get btfVmlinux(): Btf | null {
     return this.btfVmlinuxObj?.btf ?? null;
   }

@@ -238,6 +238,20 @@ function obj_get_info_by_fd(proc: Process, attr: ObjGetInfoAttr): number {
   return 0;
 }
 
+/**
+ * fdget() of a BPF object of a given kind: the object behind fd (no new reference; the fd keeps it
+ * alive for the caller's syscall). EBADF for a closed fd, EINVAL for another kind of file.
+ */
+export function fdget<K extends "map" | "prog" | "link" | "btf">(
+  proc: Process,
+  fd: number,
+  kind: K,
+): { map: BpfMap; prog: BpfProg; link: BpfLink; btf: BtfObject }[K] {
+  const f = proc.files.get(fd);
+  if (f.kind !== kind) throw new BpfError(EINVAL, `fd ${fd} is not a BPF ${kind}`, { fd });
+  return f.private_data as never;
+}
+
 /** /proc/<pid>/fdinfo/<fd> of a process. */
 export function fdinfo(proc: Process, fd: number): string {
   const f = proc.files.get(fd);
