@@ -18,7 +18,14 @@ import {
   bpf_map_type,
   bpf_prog_type,
 } from "../uapi/bpf.js";
-import { BTF_KIND_DATASEC, BTF_KIND_FUNC, BTF_KIND_VAR } from "../uapi/btf.js";
+import {
+  BTF_FUNC_GLOBAL,
+  BTF_KIND_DATASEC,
+  BTF_KIND_FUNC,
+  BTF_KIND_INT,
+  BTF_KIND_VAR,
+  BTF_VAR_GLOBAL_ALLOCATED,
+} from "../uapi/btf.js";
 import {
   BpfError,
   type BpfErrorContext,
@@ -155,20 +162,63 @@ function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefined): vo
 }
 
 /**
- * The object's BTF as the kernel accepts it: `.ksyms` lists FUNCs (not VARs) and has no
- * size, which the kernel refuses in a DATASEC, so that DATASEC is emptied of them (libbpf
- * rewrites them into dummy VARs to the same effect).
+ * The object's BTF as the kernel accepts it (libbpf does this in collect_externs): the
+ * `.ksyms` DATASEC lists extern FUNCs, which a DATASEC may not hold, and has no size. Each
+ * FUNC entry is pointed at a `dummy_ksym` int VAR appended to the BTF, FUNC linkage becomes
+ * global, and every entry gets 4 bytes.
  */
-function sanitizedBtf(btf: Btf): Uint8Array {
+export function sanitizedBtf(btf: Btf): Uint8Array {
   const id = btf.findByNameKind(KSYMS_SEC, BTF_KIND_DATASEC);
-  if (id > 0) {
-    const ds = btf.typeById(id);
-    if (ds.kind === BTF_KIND_DATASEC) {
-      ds.vars = ds.vars.filter((v) => btf.typeById(v.type).kind === BTF_KIND_VAR);
-      ds.vlen = ds.vars.length;
-    }
+  const ds = id > 0 ? btf.typeById(id) : undefined;
+  if (!ds || ds.kind !== BTF_KIND_DATASEC || ds.vars.length === 0) return btf.encode();
+  let intId = 0;
+  for (let i = 1; i <= btf.nrTypes && !intId; i++) {
+    const t = btf.typeById(i);
+    if (t.kind === BTF_KIND_INT && t.bits === 32 && t.size === 4) intId = i;
   }
-  return btf.encode();
+  if (!intId) throw new BpfError(ESRCH, "failed to find an int type for .ksyms externs");
+  const dummyId = btf.nrTypes + 1;
+  ds.vars.forEach((v, i) => {
+    const t = btf.typeById(v.type);
+    if (t.kind === BTF_KIND_FUNC) {
+      t.linkage = BTF_FUNC_GLOBAL;
+      t.vlen = BTF_FUNC_GLOBAL;
+      v.type = dummyId;
+    } else if (t.kind === BTF_KIND_VAR) {
+      t.linkage = BTF_VAR_GLOBAL_ALLOCATED;
+      t.type = intId;
+    }
+    v.offset = 4 * i;
+    v.size = 4;
+  });
+  ds.size = 4 * ds.vars.length;
+  // Append `VAR dummy_ksym: int` (btf_type + linkage) and its name to the encoded blob.
+  const raw = btf.encode({ byteOrder: "little" });
+  const hv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const hdrLen = hv.getUint32(4, true);
+  const typeOff = hv.getUint32(8, true);
+  const typeLen = hv.getUint32(12, true);
+  const strOff = hv.getUint32(16, true);
+  const strLen = hv.getUint32(20, true);
+  const name = new TextEncoder().encode("dummy_ksym\0");
+  const types = raw.subarray(hdrLen + typeOff, hdrLen + typeOff + typeLen);
+  const strs = raw.subarray(hdrLen + strOff, hdrLen + strOff + strLen);
+  const out = new Uint8Array(hdrLen + typeLen + 16 + strLen + name.length);
+  const ov = new DataView(out.buffer);
+  out.set(raw.subarray(0, hdrLen));
+  ov.setUint32(8, 0, true);
+  ov.setUint32(12, typeLen + 16, true);
+  ov.setUint32(16, typeLen + 16, true);
+  ov.setUint32(20, strLen + name.length, true);
+  out.set(types, hdrLen);
+  const rec = hdrLen + typeLen;
+  ov.setUint32(rec, strLen, true);
+  ov.setUint32(rec + 4, BTF_KIND_VAR << 24, true);
+  ov.setUint32(rec + 8, intId, true);
+  ov.setUint32(rec + 12, BTF_VAR_GLOBAL_ALLOCATED, true);
+  out.set(strs, rec + 16);
+  out.set(name, rec + 16 + strLen);
+  return out;
 }
 
 const callInsn = (i: Insn) => i.code === (BPF_JMP | BPF_CALL);
@@ -316,7 +366,12 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
       const fd = bpf_btf_load(k, sanitizedBtf(btf), { log_buf: log });
       if (fd < 0) {
         // libbpf carries on without BTF when the kernel refuses it, unless something needs it.
-        obj.print("warn", `Error loading .BTF into kernel: -${-fd}. BTF is optional, ignoring.`);
+        const end = log.indexOf(0);
+        const text = new TextDecoder().decode(log.subarray(0, end < 0 ? log.length : end));
+        obj.print(
+          "warn",
+          `Error loading .BTF into kernel: -${-fd}. BTF is optional, ignoring.${text ? `\n${text}` : ""}`,
+        );
       } else {
         btfFd = fd;
         fds.push(fd);
