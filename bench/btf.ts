@@ -3,12 +3,14 @@
  * sample of the type names, so the lazily built name index is included), beside
  * `bpftool btf dump file /sys/kernel/btf/vmlinux >/dev/null` timed as a child process in the same
  * run (bpftool has to parse the same file, so its wall time bounds what parsing costs it).
- * Also our full raw dump (every type decoded and formatted) against the same bpftool run.
+ * Also our full raw dump (every type decoded and formatted) against the same bpftool run, and
+ * the `format c` dump against bpftool's.
  * Each figure is the median of several runs. ratio = ours / bpftool (below 1: we are faster).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, openSync, readFileSync } from "node:fs";
 import { Btf } from "../src/btf/btf.js";
+import { btfDumpC } from "../src/btf/dump_c.js";
 import { btfDumpRaw } from "../src/btf/dump_raw.js";
 
 export interface BenchResult {
@@ -53,10 +55,10 @@ function sampleNames(): string[] {
   return names;
 }
 
-function bpftoolMs(): number | undefined {
+function bpftoolMs(...extra: string[]): number | undefined {
   const devnull = openSync("/dev/null", "w");
   const t0 = performance.now();
-  const r = spawnSync("bpftool", ["btf", "dump", "file", VMLINUX], { stdio: ["ignore", devnull, "ignore"] });
+  const r = spawnSync("bpftool", ["btf", "dump", "file", VMLINUX, ...extra], { stdio: ["ignore", devnull, "ignore"] });
   const ms = performance.now() - t0;
   return r.status === 0 ? ms : undefined;
 }
@@ -67,6 +69,8 @@ export async function run(): Promise<BenchResult[]> {
   const open: number[] = [];
   const dump: number[] = [];
   const tool: number[] = [];
+  const dumpC: number[] = [];
+  const toolC: number[] = [];
   let found = 0;
   for (let i = 0; i < RUNS; i++) {
     let t0 = performance.now();
@@ -79,11 +83,20 @@ export async function run(): Promise<BenchResult[]> {
     dump.push(performance.now() - t0);
     const b = bpftoolMs();
     if (b !== undefined) tool.push(b);
+    t0 = performance.now();
+    btfDumpC(btf);
+    dumpC.push(performance.now() - t0);
+    const c = bpftoolMs("format", "c");
+    if (c !== undefined) toolC.push(c);
   }
   if (found !== LOOKUPS) throw new Error(`only ${found} of ${LOOKUPS} sampled names found`);
   const ours = median(open);
   const ourDump = median(dump);
   const base = tool.length ? { name: "bpftool btf dump file vmlinux >/dev/null", value: median(tool) } : undefined;
+  const baseC = toolC.length
+    ? { name: "bpftool btf dump file vmlinux format c >/dev/null", value: median(toolC) }
+    : undefined;
+  const ourC = median(dumpC);
   return [
     {
       name: `open+index vmlinux + ${LOOKUPS} name lookups`,
@@ -100,6 +113,14 @@ export async function run(): Promise<BenchResult[]> {
       baseline: base,
       ratio: base ? ourDump / base.value : undefined,
       note: "string built in memory; bpftool also formats every type",
+    },
+    {
+      name: "format c dump of vmlinux (vmlinux.h)",
+      value: ourC,
+      unit: "ms",
+      baseline: baseC,
+      ratio: baseC ? ourC / baseC.value : undefined,
+      note: "string built in memory",
     },
   ];
 }

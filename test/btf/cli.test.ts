@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +9,7 @@ import { BtfBuilder } from "../../src/btf/builder.js";
 import { btfDumpRaw, btfDumpRawJson } from "../../src/btf/dump_raw.js";
 import { btfDumpCommand, parseDumpArgs, register } from "../../src/cli/btf.js";
 import { BpfError } from "../../src/uapi/errno.js";
-import { allKindsBuilder } from "./helpers.js";
+import { allKindsBuilder, noBpftool, noVmlinux, VMLINUX } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "btf-cli-"));
 
@@ -60,6 +61,18 @@ test("structops btf dump file PATH: raw, -j, format c, base", () => {
   const split = runCli(["btf", "dump", "file", splitPath, "base", basePath]);
   assert.equal(split, `[${sb.nrTypes}] STRUCT 'mod_s' size=4 vlen=1\n\t'x' type_id=1 bits_offset=0\n`);
   assert.equal(runCli(["btf", "-B", basePath, "dump", "file", splitPath]), split);
+});
+
+test("structops btf dump file /sys/kernel/btf/vmlinux is bpftool's output line for line", {
+  skip: noVmlinux || noBpftool,
+}, () => {
+  const ours = runCli(["btf", "dump", "file", VMLINUX]).split("\n");
+  const theirs = execFileSync("bpftool", ["btf", "dump", "file", VMLINUX], {
+    maxBuffer: 1 << 30,
+    encoding: "utf8",
+  }).split("\n");
+  assert.equal(ours.length, theirs.length);
+  for (let i = 0; i < ours.length; i++) if (ours[i] !== theirs[i]) assert.equal(ours[i], theirs[i], `line ${i + 1}`);
 });
 
 test("btf dump errors are BpfErrors naming the file", () => {
