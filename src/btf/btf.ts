@@ -481,7 +481,11 @@ export class Btf {
     return this.findByName(name, kind);
   }
 
-  /** The raw .BTF of this object's own types and strings (re-encoded from the decoded types). */
+  /**
+   * The raw .BTF of this object's own types and strings, re-encoded from the decoded types: a
+   * change made to an object typeById() returned (libbpf-style fixups such as DATASEC sizes and
+   * offsets) is part of the output.
+   */
   encode(opts: BtfEncodeOptions = {}): Uint8Array {
     const le = opts.byteOrder ? opts.byteOrder === "little" : this.littleEndian;
     const self = this;

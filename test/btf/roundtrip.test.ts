@@ -140,3 +140,16 @@ test("typeById: void is id 0, a bad id is EINVAL, tryTypeById gives undefined", 
   assert.equal(btf.tryTypeById(1)?.name, "int");
   assert.throws(() => btf.str(1 << 20), { errno: 22 });
 });
+
+test("encode() carries fixups made to decoded types (DATASEC size and offsets, as libbpf does)", () => {
+  const { b, ids } = allKindsBuilder();
+  const btf = b.toBtf();
+  const ds = btf.typeById(ids.sec);
+  assert.equal(ds.kind, BTF_KIND_DATASEC);
+  if (ds.kind !== BTF_KIND_DATASEC) return;
+  ds.size = 256;
+  ds.vars[0].offset = 64;
+  const again = Btf.parse(btf.encode());
+  const ds2 = again.typeById(ids.sec);
+  assert.ok(ds2.kind === BTF_KIND_DATASEC && ds2.size === 256 && ds2.vars[0].offset === 64);
+});
