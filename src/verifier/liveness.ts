@@ -112,8 +112,9 @@ export class Precision {
         l.push(t);
         this.callersOf.set(target, l);
       }
-      // R0 at exit flows to the caller or the return-code check.
-      if (BPF_CLASS(i.code) >= 0x05 && BPF_CLASS(i.code) <= 0x06 && BPF_OP(i.code) === BPF_EXIT && !isLdImm64(i)) {
+      // R0 at a subprogram's exit flows to its caller (the main program's exit reports its
+      // own sink when the program type checks the return value).
+      if (cfg.subprogOf[t] !== 0 && BPF_CLASS(i.code) === 0x05 && BPF_OP(i.code) === BPF_EXIT) {
         this.sinks[t] |= 1;
       }
     });

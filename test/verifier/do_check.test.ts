@@ -1,0 +1,267 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { assemble } from "../../src/isa/asm.js";
+import { bpf_map_type } from "../../src/uapi/bpf.js";
+import { EINVAL } from "../../src/uapi/errno.js";
+import type { VerifierEnv, VerifierMap } from "../../src/verifier/env.js";
+import { bpfBaseFuncProto } from "../../src/verifier/helper_protos.js";
+import { resolveLdImm64 } from "../../src/verifier/vector.js";
+import { bpfCheck } from "../../src/verifier/verifier.js";
+
+const ARRAY: VerifierMap = {
+  type: bpf_map_type.BPF_MAP_TYPE_ARRAY,
+  keySize: 4,
+  valueSize: 16,
+  maxEntries: 1,
+  flags: 0,
+};
+
+function env(asm: string, extra: Partial<VerifierEnv> = {}): VerifierEnv {
+  const insns = assemble(asm);
+  return {
+    insns,
+    ldImm64Aux: resolveLdImm64(insns),
+    progType: 1,
+    privileged: true,
+    gpl: true,
+    logLevel: 1,
+    maps: [ARRAY],
+    ops: {
+      name: "test",
+      isValidAccess: (off, size) => (off >= 0 && off + size <= 16 ? {} : undefined),
+      getFuncProto: (id) => bpfBaseFuncProto(id, true),
+    },
+    ...extra,
+  };
+}
+
+const LOOKUP = `stw [%r10-4], 0
+mov %r2, %r10
+add %r2, -4
+lddw %r1, map_fd(0)
+call 1`;
+
+test("a bounded loop verifies: the counter's range decides the exit", () => {
+  const r = bpfCheck(
+    env(`mov %r0, 0
+     mov %r1, 0
+     loop:
+     add %r0, 3
+     add %r1, 1
+     jlt %r1, 100, loop
+     exit`),
+  );
+  assert.equal(r.ok, true, r.log);
+  assert.ok(r.stats.processed > 300 && r.stats.processed < 1000, `${r.stats.processed}`);
+});
+
+test("state pruning keeps a chain of diamonds linear", () => {
+  const blocks: string[] = ["mov %r0, 0"];
+  for (let i = 0; i < 30; i++) {
+    blocks.push(
+      `ldxb %r6, [%r1+${i % 16}]`,
+      `jgt %r6, ${i}, a${i}`,
+      "add %r0, 1",
+      `ja b${i}`,
+      `a${i}:`,
+      "add %r0, 2",
+      `b${i}:`,
+    );
+  }
+  blocks.push("exit");
+  const r = bpfCheck(env(blocks.join("\n")));
+  assert.equal(r.ok, true, r.log);
+  // 2^30 paths without pruning; each join is proven once per incoming state shape.
+  assert.ok(r.stats.processed < 2000, `${r.stats.processed}`);
+  assert.match(r.log, /: safe$/m);
+});
+
+test("a value that decides a branch is tracked exactly: no pruning across different constants", () => {
+  const r = bpfCheck(
+    env(`ldxdw %r6, [%r1]
+     mov %r7, 1
+     jgt %r6, 5, a
+     mov %r7, 2
+     a:
+     jeq %r7, 2, b
+     mov %r0, 0
+     exit
+     b:
+     ldxdw %r0, [%r1+16]
+     exit`),
+  );
+  assert.equal(r.ok, false);
+  assert.equal(r.error?.message, "invalid bpf_context access off=16 size=8");
+  assert.equal(r.error?.context.insn, 7);
+});
+
+test("a null check applies to every copy of the pointer", () => {
+  const r = bpfCheck(
+    env(`${LOOKUP}
+     mov %r6, %r0
+     jeq %r0, 0, out
+     ldxdw %r0, [%r6+8]
+     exit
+     out:
+     mov %r0, 0
+     exit`),
+  );
+  assert.equal(r.ok, true, r.log);
+});
+
+test("spilled pointers come back with their type; zeroed slots read as zero", () => {
+  const r = bpfCheck(
+    env(`stxdw [%r10-8], %r1
+     stdw [%r10-16], 0
+     ldxdw %r2, [%r10-8]
+     ldxdw %r0, [%r2+8]
+     ldxdw %r3, [%r10-16]
+     add %r0, %r3
+     exit`),
+  );
+  assert.equal(r.ok, true, r.log);
+  assert.match(r.log, /R2_w=ctx\(\)/);
+  assert.match(r.log, /R3_w=0/);
+});
+
+test("a variable offset into a map value verifies once bounded", () => {
+  const r = bpfCheck(
+    env(`${LOOKUP}
+     jeq %r0, 0, out
+     ldxdw %r1, [%r0]
+     and %r1, 7
+     add %r0, %r1
+     ldxb %r0, [%r0+8]
+     exit
+     out:
+     mov %r0, 0
+     exit`),
+  );
+  assert.equal(r.ok, true, r.log);
+  assert.match(r.log, /R0_w=map_value\(ks=4,vs=16,.*umax=umax32=7/);
+});
+
+test("bpf-to-bpf calls: arguments in, r6-r9 kept, r0 out, r1-r5 gone", () => {
+  const ok = bpfCheck(
+    env(`mov %r6, 7
+     mov %r1, 5
+     call local f
+     add %r0, %r6
+     exit
+     f:
+     mov %r0, %r1
+     exit`),
+  );
+  assert.equal(ok.ok, true, ok.log);
+  assert.match(ok.log, /caller:/);
+  const bad = bpfCheck(
+    env(`mov %r1, 5
+     call local f
+     mov %r0, %r1
+     exit
+     f:
+     mov %r0, 0
+     exit`),
+  );
+  assert.equal(bad.error?.message, "R1 !read_ok");
+  assert.equal(bad.error?.context.insn, 2);
+});
+
+test("a callee cannot return a pointer to its own stack", () => {
+  const r = bpfCheck(
+    env(`call local f
+     exit
+     f:
+     mov %r0, %r10
+     exit`),
+  );
+  assert.equal(r.error?.message, "cannot return stack pointer to the caller frame");
+});
+
+test("bpf_loop: the callback is verified, its return value must be 0 or 1", () => {
+  const ok = bpfCheck(
+    env(`mov %r1, 10
+     lddw %r2, func(cb)
+     mov %r3, 0
+     mov %r4, 0
+     call 181
+     exit
+     cb:
+     mov %r0, 0
+     exit`),
+  );
+  assert.equal(ok.ok, true, ok.log);
+  const bad = bpfCheck(
+    env(`mov %r1, 10
+     lddw %r2, func(cb)
+     mov %r3, 0
+     mov %r4, 0
+     call 181
+     exit
+     cb:
+     mov %r0, 2
+     exit`),
+  );
+  assert.equal(bad.error?.message, "At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]");
+  assert.equal(bad.error?.errno, EINVAL);
+});
+
+test("the return value range of the program type is enforced", () => {
+  const e = env("mov %r0, 2\nexit");
+  e.ops = { ...e.ops!, returnRange: [0n, 1n] };
+  const r = bpfCheck(e);
+  assert.equal(r.error?.message, "At program exit the register R0 has smin=2 smax=2 should have been in [0, 1]");
+  assert.equal(r.error?.context.insn, 1);
+});
+
+test("loads from a frozen read-only map are constants", () => {
+  const rodata: VerifierMap = {
+    ...ARRAY,
+    rdonlyProg: true,
+    frozen: true,
+    valueBytes: new Uint8Array([42, 0, 0, 0, 0, 0, 0, 0]),
+  };
+  const r = bpfCheck(
+    env(
+      `lddw %r1, map_value(0, 0)
+       ldxdw %r0, [%r1]
+       exit`,
+      { maps: [rodata] },
+    ),
+  );
+  assert.equal(r.ok, true, r.log);
+  assert.match(r.log, /R0_w=42/);
+});
+
+test("32-bit arithmetic on a pointer is refused", () => {
+  const r = bpfCheck(env("mov %r0, %r10\nadd32 %r0, 8\nexit", { allowPtrLeaks: false }));
+  assert.equal(r.error?.message, "R0 32-bit pointer arithmetic prohibited");
+});
+
+test("the log reads like the kernel's: instruction lines, state comments, branch headers", () => {
+  const r = bpfCheck(
+    env(`${LOOKUP}
+     jeq %r0, 0, out
+     ldxdw %r0, [%r0]
+     exit
+     out:
+     mov %r0, 0
+     exit`),
+  );
+  assert.equal(r.ok, true);
+  const lines = r.log.split("\n");
+  assert.ok(lines.includes("0: (62) *(u32 *)(r10 -4) = 0"), r.log);
+  assert.ok(lines.includes("1: (bf) r2 = r10                       ; R2_w=fp0"), r.log);
+  assert.ok(
+    lines.some((l) => /^5: \(85\) call bpf_map_lookup_elem#1 +; R0_w=map_value_or_null\(id=1/.test(l)),
+    r.log,
+  );
+  assert.ok(
+    lines.some((l) => /^from 6 to 9: R0(_w)?=0 R10=fp0/.test(l)),
+    r.log,
+  );
+  assert.match(
+    lines[lines.length - 2],
+    /^processed \d+ insns \(limit 1000000\) max_states_per_insn \d+ total_states \d+ peak_states \d+ mark_read \d+$/,
+  );
+});
