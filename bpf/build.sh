@@ -61,12 +61,22 @@ for name in core_local core_target; do
 	echo "  BPF  test/fixtures/elf/$name.bpf.o"
 done
 
-# Variant 2 (activates by itself): the simulated kernel's types. It needs the structops CLI
-# to dump the simulated kernel's own BTF as C; until it can, this variant is skipped.
-SIM_DUMP=(node "$ROOT/dist/src/cli/main.js" btf dump kernel format c)
+# Variant 2 (activates by itself): the simulated kernel's types. Its vmlinux.h comes from
+# `structops btf dump kernel format c` once the CLI has it; until then from the simulated
+# kernel's BTF written by sim_btf.mjs and dumped with `structops btf dump file ... format c`.
+# Both need the compiled tree (npm run build); without it this variant is skipped.
+CLI="$ROOT/dist/src/cli/main.js"
 mkdir -p "$BUILD/sim"
-if [ -f "$ROOT/dist/src/cli/main.js" ] && "${SIM_DUMP[@]}" >"$BUILD/sim/vmlinux.h" 2>/dev/null && [ -s "$BUILD/sim/vmlinux.h" ]; then
+sim_header() {
+	[ -f "$CLI" ] || return 1
+	node "$CLI" btf dump kernel format c >"$BUILD/sim/vmlinux.h" 2>/dev/null && return 0
+	[ -f "$ROOT/dist/src/fidelity/sim.js" ] || return 1
+	node "$HERE/sim_btf.mjs" "$BUILD/sim/vmlinux.btf" 2>/dev/null &&
+		node "$CLI" btf dump file "$BUILD/sim/vmlinux.btf" format c >"$BUILD/sim/vmlinux.h" 2>/dev/null
+}
+if sim_header && [ -s "$BUILD/sim/vmlinux.h" ]; then
+	cat "$HERE/include/sim_compat.h" >>"$BUILD/sim/vmlinux.h"
 	compile "$BUILD/sim" "$HERE/obj/sim"
 else
-	echo "build.sh: simulated-kernel variant skipped (\`structops btf dump kernel format c\` not available yet)" >&2
+	echo "build.sh: simulated-kernel variant skipped (needs \`npm run build\` and the simulated kernel's BTF dump)" >&2
 fi

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Appended to the simulated kernel's vmlinux.h: uapi names a real vmlinux.h carries (as
+ * enums of the running kernel) but the simulated kernel's BTF does not declare.
+ */
+#ifndef __STRUCTOPS_SIM_COMPAT_H
+#define __STRUCTOPS_SIM_COMPAT_H
+
+typedef __u32 __wsum; /* used by libbpf's helper declarations */
+
+enum {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
+};
+
+enum {
+	BPF_ANY = 0,
+	BPF_NOEXIST = 1,
+	BPF_EXIST = 2,
+};
+
+enum {
+	BPF_F_NO_PREALLOC = 1,
+};
+
+#endif /* __STRUCTOPS_SIM_COMPAT_H */
