@@ -29,3 +29,32 @@ export class SimClock implements KernelClock {
     return this.initialJiffies + Math.floor(this.ktime_get_ns() / this.nsPerJiffy);
   }
 }
+
+/** The kernel's own clock as TCP's clock: when the simulation runs on a booted Kernel, BPF helpers
+ * (bpf_jiffies64, bpf_ktime_get_ns) and the TCP stack must see the same time. */
+export interface KernelTimeSource {
+  readonly config: Record<string, number | string | boolean>;
+  ktimeGetNs(): bigint;
+  setTimeNs(ns: bigint): void;
+  readonly jiffies: bigint;
+}
+
+export class KernelDrivenClock implements KernelClock {
+  readonly HZ: number;
+  constructor(
+    private readonly k: KernelTimeSource,
+    q: EventQueue,
+  ) {
+    this.HZ = Number(k.config.CONFIG_HZ ?? 1000);
+    const start = k.ktimeGetNs();
+    const base = start > BigInt(BOOT_OFFSET_NS) ? start : BigInt(BOOT_OFFSET_NS);
+    k.setTimeNs(base);
+    q.onTime = (now) => k.setTimeNs(base + BigInt(now));
+  }
+  ktime_get_ns(): number {
+    return Number(this.k.ktimeGetNs());
+  }
+  jiffies(): number {
+    return Number(this.k.jiffies);
+  }
+}

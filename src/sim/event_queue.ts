@@ -13,6 +13,8 @@ export class EventQueue {
   now = 0;
   /** Events run so far. */
   executed = 0;
+  /** Called whenever simulated time moves forward (to drive an external clock). */
+  onTime?: (now: number) => void;
 
   get size(): number {
     return this.fns.length;
@@ -83,7 +85,10 @@ export class EventQueue {
       this.seqs[i] = lastS;
       this.fns[i] = lastF;
     }
-    this.now = t0;
+    if (t0 !== this.now) {
+      this.now = t0;
+      this.onTime?.(t0);
+    }
     this.executed++;
     fn();
     return true;
@@ -92,6 +97,9 @@ export class EventQueue {
   /** Run every event up to and including time `until`, then set the clock to `until`. */
   runUntil(until: number): void {
     while (this.fns.length && this.times[0]! <= until) this.step();
-    if (until > this.now) this.now = until;
+    if (until > this.now) {
+      this.now = until;
+      this.onTime?.(until);
+    }
   }
 }

@@ -7,10 +7,11 @@ import { TCP_CONG_NEEDS_ECN } from "../subsys/tcp/btf.js";
 import { type TcpAck, TcpConn, type TcpHost, type TcpSegment } from "../subsys/tcp/tcp.js";
 import { TcpCongControl, type TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
+import type { TcpKernel } from "../subsys/tcp/tcp_init.js";
 import { tcpReno } from "../subsys/tcp/tcp_reno.js";
-import type { KernelAllocator } from "../subsys/tcp/tcp_sock.js";
+import type { KernelAllocator, KernelClock } from "../subsys/tcp/tcp_sock.js";
 import { tcp_retransmit_timer } from "../subsys/tcp/tcp_timer.js";
-import { SimClock } from "./clock.js";
+import { KernelDrivenClock, SimClock } from "./clock.js";
 import { EventQueue } from "./event_queue.js";
 import { Bottleneck, type LinkConfig } from "./link.js";
 import { mahimahiRateBps } from "./mahimahi.js";
@@ -60,6 +61,9 @@ export interface SimOptions {
   onProgress?: (nowNs: number, durationNs: number) => void;
   /** Kernel memory for the sockets (a VmMemory region); default plain ArrayBuffers. */
   alloc?: KernelAllocator;
+  /** Run on a booted kernel's TCP: its registry (BPF CCs attached through struct_ops are there), its
+   * memory for the sockets, which are registered so BPF kfuncs and helpers find them by address. */
+  tcp?: TcpKernel;
 }
 
 export interface FlowTrace {
@@ -94,7 +98,7 @@ export const DEFAULT_LINK: LinkConfig = {
 
 export class Simulation {
   readonly ev = new EventQueue();
-  readonly clock: SimClock;
+  readonly clock: KernelClock;
   readonly prng: Prng;
   readonly cong: TcpCongControl;
   readonly link: Bottleneck;
@@ -107,10 +111,16 @@ export class Simulation {
 
   constructor(opts: SimOptions) {
     this.opts = opts;
-    this.clock = new SimClock(this.ev, opts.HZ ?? 1000);
+    const k = opts.tcp?.kernel;
+    this.clock = k ? new KernelDrivenClock(k, this.ev) : new SimClock(this.ev, opts.HZ ?? 1000);
     this.prng = new Prng(opts.seed ?? 1);
-    this.cong = new TcpCongControl(tcpReno());
-    this.cong.tcp_register_congestion_control(tcpCubic());
+    if (opts.tcp) {
+      this.cong = opts.tcp.cong;
+      if (!this.cong.tcp_ca_find("cubic")) this.cong.tcp_register_congestion_control(tcpCubic());
+    } else {
+      this.cong = new TcpCongControl(tcpReno());
+      this.cong.tcp_register_congestion_control(tcpCubic());
+    }
     for (const ca of opts.register ?? []) this.cong.tcp_register_congestion_control(ca);
     this.link = new Bottleneck(this.ev, opts.link, this.prng, (seg) => this.receivers[seg.flow]!.onSegment(seg));
     // (time, delay) pairs, flattened
@@ -175,8 +185,9 @@ export class Simulation {
       segments: 0,
       isn: this.prng.u32(),
       ecn: this.opts.ecn || needsEcn,
-      alloc: this.opts.alloc,
+      alloc: this.opts.alloc ?? this.opts.tcp?.alloc,
     });
+    this.opts.tcp?.registerSock(conn.sk, [conn.ackSample]);
     // setsockopt(TCP_CONGESTION) before connect(): init runs at establishment.
     this.cong.tcp_set_congestion_control(conn.sk, ca.name);
     this.conns.push(conn);

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Kernel } from "../../src/kernel/kernel.js";
+import { BpfObject } from "../../src/loader/object.js";
+import { DEFAULT_LINK, type SimOptions, simulate } from "../../src/sim/sim.js";
+import { bpfTcpCaSubsystem } from "../../src/subsys/tcp/bpf_tcp_ca.js";
+import { TcpKernel, tcpSubsystem } from "../../src/subsys/tcp/tcp_init.js";
+
+const OBJ = (name: string) => join(import.meta.dirname, "..", "..", "bpf", "obj", `${name}.bpf.o`);
+
+function bootWith(obj: string, map: string): { tcp: TcpKernel; detach(): void } {
+  const tcp = new TcpKernel();
+  const k = new Kernel({ subsystems: [tcpSubsystem(tcp), bpfTcpCaSubsystem(() => tcp.cong)] });
+  const o = BpfObject.open(OBJ(obj));
+  o.load({ kernel: k, process: k.newProcess() });
+  const link = o.findMap(map)!.attachStructOps();
+  return { tcp, detach: () => link.detach() };
+}
+
+const scenario = (cc: string): SimOptions => ({ link: DEFAULT_LINK, durationNs: 10e9, flows: [{ cc }] });
+
+/** Load and attach, or say why not (the object is not built, or the loader cannot load it yet). */
+function tryBoot(obj: string, map: string): { env?: ReturnType<typeof bootWith>; why: string | false } {
+  if (!existsSync(OBJ(obj))) return { why: `bpf/obj/${obj}.bpf.o not built` };
+  try {
+    return { env: bootWith(obj, map), why: false };
+  } catch (e) {
+    return { why: `the loader cannot load ${obj}.bpf.o yet: ${(e as Error).message}` };
+  }
+}
+const reno = tryBoot("tcp_reno", "so_reno");
+
+test("a BPF Reno (struct_ops, run by the VM) drives the simulated TCP to the built-in Reno's exact trace", {
+  skip: reno.why,
+}, () => {
+  const { tcp, detach } = reno.env!;
+  const bpf = simulate({ ...scenario("so_reno"), tcp });
+  const ts = simulate(scenario("reno"));
+  assert.deepEqual(bpf.trace.flows[0]!.cwnd, ts.trace.flows[0]!.cwnd);
+  assert.deepEqual(bpf.trace.flows[0]!.ssthresh, ts.trace.flows[0]!.ssthresh);
+  assert.equal(bpf.metrics.flows[0]!.cc, "so_reno");
+  detach();
+  assert.equal(tcp.cong.tcp_ca_find("so_reno"), undefined);
+});
+
+const cubic = tryBoot("tcp_cubic", "so_cubic");
+
+test("a BPF CUBIC (kfuncs, bpf_jiffies64 on the simulated kernel clock) fills the default bottleneck", {
+  skip: cubic.why,
+}, () => {
+  const { tcp, detach } = cubic.env!;
+  const r = simulate({ link: DEFAULT_LINK, durationNs: 30e9, flows: [{ cc: "so_cubic" }], metricsFromNs: 5e9, tcp });
+  assert.equal(r.metrics.flows[0]!.cc, "so_cubic");
+  assert.ok(r.metrics.utilisation >= 0.9, `utilisation ${r.metrics.utilisation}`);
+  assert.equal(r.metrics.flows[0]!.rtos, 0);
+  // the kernel's clock followed the simulation: 30 s after boot
+  assert.ok(Number(tcp.kernel!.ktimeGetNs()) >= 30e9);
+  // beta = 0.7 after each loss
+  const f = r.trace.flows[0]!;
+  const cut = f.ssthresh.findIndex((x, i) => i > 0 && x !== f.ssthresh[i - 1] && f.ssthresh[i - 1]! < 0x7fffffff);
+  assert.ok(cut > 0);
+  assert.ok(Math.abs(f.ssthresh[cut]! / f.cwnd[cut - 1]! - 0.7) < 0.03);
+  detach();
+});
