@@ -190,6 +190,7 @@ export class BpfProg {
   /** Invocations in flight: the struct_ops free path must not free a program that is running. */
   active = 0;
   run_cnt = 0;
+  run_time_ns = 0n;
 
   constructor(
     readonly kernel: Kernel,
@@ -264,6 +265,7 @@ export interface BpfProgInfo {
   attach_btf_obj_id: number;
   attach_btf_id: number;
   run_cnt: number;
+  run_time_ns: bigint;
   verified_insns: number;
   xlated_prog_insns?: Insn[];
 }

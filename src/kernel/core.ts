@@ -42,8 +42,13 @@ export function bpf_prog_run(prog: BpfProg, ctx: number | bigint | readonly (num
   const tok = prog.aux.sleepable ? rcu.rcuReadLockTrace() : rcu.rcuReadLock();
   prog.active++;
   try {
+    const k = prog.kernel;
+    if (!k.sysctl.bpfStatsEnabled) return prog.bpf_func(ctx);
+    // Statistics only while kernel.bpf_stats_enabled is set, as the static key gates them.
+    const t0 = k.ktimeGetNs();
     const r = prog.bpf_func(ctx);
     prog.run_cnt++;
+    prog.run_time_ns += k.ktimeGetNs() - t0;
     return r;
   } finally {
     prog.active--;

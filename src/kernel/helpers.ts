@@ -61,12 +61,7 @@ export function registerBaseHelpers(k: Kernel): void {
   k.registerHelper(F.BPF_FUNC_map_update_elem, (c) => {
     const map = mapArg(k, c, 1);
     try {
-      map.ops.map_update_elem(
-        map,
-        bytesArg(k, c, 2, map.key_size),
-        bytesArg(k, c, 3, map.value_size),
-        Number(c.arg(4) & 0xffffffffn),
-      );
+      map.ops.map_update_elem(map, bytesArg(k, c, 2, map.key_size), bytesArg(k, c, 3, map.value_size), c.argNum(4));
       return 0;
     } catch (e) {
       return errRet(e);

@@ -92,6 +92,8 @@ export class Kernel {
   readonly sysctl = {
     /** kernel.unprivileged_bpf_disabled: 0 allowed, 1 disabled for good, 2 disabled (admin may re-enable). */
     unprivilegedBpfDisabled: 2,
+    /** kernel.bpf_stats_enabled: count run_cnt and run_time_ns of every program run. */
+    bpfStatsEnabled: 0,
   };
   readonly map_idr = new Idr<BpfMap>();
   readonly prog_idr = new Idr<BpfProg>();
@@ -273,6 +275,12 @@ export class Kernel {
 
   dup(proc: Process, fd: number): number {
     return proc.files.dup(fd);
+  }
+
+  /** poll(2) of one fd: the EPOLL* mask its file reports (0 for files without ->poll). */
+  poll(proc: Process, fd: number): number {
+    const f = proc.files.get(fd);
+    return f.f_op.poll?.(f as never) ?? 0;
   }
 
   /** The text of /proc/<pid>/fdinfo/<fd>. */

@@ -29,7 +29,7 @@ import {
   bpf_prog_type,
 } from "../uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_VAR, BTF_MAX_TYPE } from "../uapi/btf.js";
-import { BpfError, E2BIG, EINVAL, ENOENT, ENOTSUPP, EPERM, EPROTO } from "../uapi/errno.js";
+import { BpfError, E2BIG, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPERM, EPROTO } from "../uapi/errno.js";
 import { type BpfMap, BpfProg, type BtfObject } from "./bpf.js";
 import type { ProgLoadAttr, ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
@@ -120,8 +120,8 @@ export const bpf_prog_fops: FileOps<BpfProg> = {
       `prog_tag:\t${hex(p.tag)}\n` +
       `memlock:\t${progMemlock(p)}\n` +
       `prog_id:\t${p.id}\n` +
-      `run_time_ns:\t0\n` +
-      `run_cnt:\t0\n` +
+      `run_time_ns:\t${p.run_time_ns}\n` +
+      `run_cnt:\t${p.run_cnt}\n` +
       `recursion_misses:\t0\n` +
       `verified_insns:\t${p.len}\n`
     );
@@ -279,6 +279,8 @@ export function bpf_prog_load(k: Kernel, proc: Process, attr: ProgLoadAttr): num
   prog.aux.load_time = k.ktimeGetNs();
   try {
     prog.orig_insns = insnsOf(attr);
+    // The licence is copied from user memory: a NULL pointer faults.
+    if (attr.license === undefined || attr.license === null) throw new BpfError(EFAULT, "license is NULL");
     prog.gpl_compatible = license_is_gpl_compatible(cString(attr.license, 127));
     prog.name = bpf_obj_name_cpy(attr.prog_name);
     if (num(attr.prog_btf_fd)) prog.aux.btf = btf_get_by_fd(proc, num(attr.prog_btf_fd));

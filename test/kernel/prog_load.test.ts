@@ -14,7 +14,7 @@ import {
   bpf_map_type,
   bpf_prog_type,
 } from "../../src/uapi/bpf.js";
-import { E2BIG, EBADF, EINVAL, ENOENT, ENOTSUPP, EPROTO } from "../../src/uapi/errno.js";
+import { E2BIG, EBADF, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPROTO } from "../../src/uapi/errno.js";
 import { boot, call, exit, ldMapFd, ldxDw, mov64, retProg, throwsErrno, u32, u64 } from "./util.js";
 
 const C = bpf_cmd;
@@ -62,6 +62,7 @@ test("insn_cnt 0 or past the limit is E2BIG; unknown program types are EINVAL", 
     E2BIG,
   );
   throwsErrno(() => load(k, p, retProg(0), { prog_type: 999 }), EINVAL);
+  throwsErrno(() => load(k, p, retProg(0), { license: null }), EFAULT, /license/);
 });
 
 test("ld_imm64: bad shapes, bad map fds and unknown pseudo sources are refused with the kernel's messages", () => {

@@ -80,7 +80,7 @@ test("skb-style test_run: repeat, duration from the simulated clock, data_out", 
   assert.equal(attr.data_size_out, 14);
   assert.equal(data_out[0], 0x55);
   assert.equal(data_in[0], 1, "data_in is copied, not modified");
-  assert.equal(k.objGetInfo(p, fd).run_cnt, 3);
+  assert.equal(k.objGetInfo(p, fd).run_cnt, 0, "no statistics unless kernel.bpf_stats_enabled");
   throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, data_in, data_size_in: 10 }), EINVAL);
 });
 
@@ -98,8 +98,13 @@ test("duration is the mean simulated time per run", () => {
     repeat: 4,
   };
   k.bpf(p, C.BPF_PROG_TEST_RUN, { ...attr, data_size_in: 64 });
+  k.sysctl.bpfStatsEnabled = 1;
   const a2 = { ...attr, data_size_in: 64 } as typeof attr & { data_size_in: number };
   k.bpf(p, C.BPF_PROG_TEST_RUN, a2);
   assert.equal(a2.duration, 100);
   assert.equal(k.ktimeGetNs(), 800n);
+  const info = k.objGetInfo(p, fd);
+  assert.equal(info.run_cnt, 4, "counted only while statistics were on");
+  assert.equal(info.run_time_ns, 400n);
+  assert.match(k.fdinfo(p, fd), /run_time_ns:\t400\nrun_cnt:\t4\n/);
 });
