@@ -419,10 +419,21 @@ static void dispatch(char **a, int n)
 	long r;
 
 	if (!strcmp(c, "btf_load")) {
+		static char log[1 << 16];
+
 		b1 = unhex(a[1], &l1);
 		put64(attr, 0, (uintptr_t)b1);
 		put32(attr, 16, l1);
-		answer(sys_bpf(CMD_BTF_LOAD, attr));
+		if (getenv("FIDHELPER_VERBOSE")) {
+			log[0] = 0;
+			put64(attr, 8, (uintptr_t)log);
+			put32(attr, 20, sizeof(log));
+			put32(attr, 24, 1);
+		}
+		r = sys_bpf(CMD_BTF_LOAD, attr);
+		if (r < 0 && log[0])
+			fprintf(stderr, "btf_load: %s\n", log);
+		answer(r);
 		free(b1);
 	} else if (!strcmp(c, "btf_fd_by_id")) {
 		r = bpf_btf_get_fd_by_id(num(a[1]));

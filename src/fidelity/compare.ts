@@ -3,13 +3,11 @@
  * each target (or, for `same-as-kernel`, the kernel's result), and when both succeeded their
  * decoded details (lookup members, info fields, retval, counters) must be equal.
  */
-import type { Expect } from "./scenario.js";
-import type { Observation } from "./runner.js";
 
-export type Verdict =
-  | { kind: "same" }
-  | { kind: "differs"; diffs: string[] }
-  | { kind: "skip"; why: string };
+import type { Observation } from "./runner.js";
+import type { Expect } from "./scenario.js";
+
+export type Verdict = { kind: "same" } | { kind: "differs"; diffs: string[] } | { kind: "skip"; why: string };
 
 /** Does `result` ("ok", "ok 1", "EINVAL") satisfy `e`? (`same-as-kernel` is checked by the caller.) */
 export function meetsExpect(result: string, e: Expect): boolean {
@@ -18,7 +16,9 @@ export function meetsExpect(result: string, e: Expect): boolean {
     case "same-as-kernel":
       return true;
     case "ok":
-      return e.value === undefined ? result === "ok" || result.startsWith("ok ") : result === `ok ${e.value}` || (e.value === 0 && result === "ok");
+      return e.value === undefined
+        ? result === "ok" || result.startsWith("ok ")
+        : result === `ok ${e.value}` || (e.value === 0 && result === "ok");
     case "errno":
       return result === e.name;
   }
@@ -60,7 +60,10 @@ export function compareRuns(kernel: Observation[] | null, sim: Observation[]): V
       diffs.push(`${where}: structops ${s.result}, scenario expects ${expectText(step.expect)}`);
     if (k && s && step.expect.kind !== "any") {
       if (k.result !== s.result) {
-        if (step.expect.kind === "same-as-kernel" || (meetsExpect(k.result, step.expect) && meetsExpect(s.result, step.expect)))
+        if (
+          step.expect.kind === "same-as-kernel" ||
+          (meetsExpect(k.result, step.expect) && meetsExpect(s.result, step.expect))
+        )
           diffs.push(`${where}: kernel ${k.result}, structops ${s.result}`);
       } else {
         for (const d of diffDetail(k.detail, s.detail)) diffs.push(`${where}: ${d}`);

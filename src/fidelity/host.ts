@@ -52,7 +52,7 @@ export function hostAvailable(): string | null {
   return null;
 }
 
-const hex = (b: Uint8Array | null): string => (b && b.length ? Buffer.from(b).toString("hex") : "-");
+const hex = (b: Uint8Array | null): string => (b?.length ? Buffer.from(b).toString("hex") : "-");
 
 /** Parse an answer line: `ok <ret> [k=v|hex ...]`, `err <errno>`, `fail <text>`. */
 export function parseAnswer(line: string): Outcome {

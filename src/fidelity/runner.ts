@@ -4,11 +4,15 @@
  * become type names, value sizes become "value-type size", and lookup values are decoded member
  * by member. Two targets' observation lists can then be compared step by step (compare.ts).
  */
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Btf } from "../btf/btf.js";
 import { BtfBuilder } from "../btf/builder.js";
 import { btfMemberByName } from "../btf/resolve.js";
 import { assemble } from "../isa/asm.js";
 import { encodeInsns } from "../isa/insn.js";
+import { BpfObject } from "../loader/object.js";
 import {
   BPF_EXIST,
   BPF_F_LINK,
@@ -25,6 +29,7 @@ import {
 } from "../uapi/bpf.js";
 import { BTF_INT_SIGNED, BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { errnoName } from "../uapi/errno.js";
+import { repoRoot } from "./host.js";
 import type { Scenario, Step } from "./scenario.js";
 import { unquote } from "./scenario.js";
 import type { Outcome, Target } from "./target.js";
@@ -180,7 +185,9 @@ export class ScenarioRun {
     };
     switch (step.op) {
       case "btf_load": {
-        const r = await t.btfLoad(userBtfBlob());
+        // obj=FILE: the object's .BTF as libbpf sends it (DATASEC sizes and offsets fixed up at open).
+        const blob = o.obj ? objectBtf(o.obj) : userBtfBlob();
+        const r = await t.btfLoad(blob);
         bind(r, { kind: "btf", fd: 0 });
         return res(r, true);
       }
@@ -193,7 +200,8 @@ export class ScenarioRun {
         const what = step.args[0]!;
         const plain = what === "array" || what === "hash";
         const lay = plain ? null : structOpsLayout(t.btf, what);
-        if (!plain && !lay) return { step, result: "unsupported", unsupported: `${t.name}: no struct_ops type ${what}` };
+        if (!plain && !lay)
+          return { step, result: "unsupported", unsupported: `${t.name}: no struct_ops type ${what}` };
         const vs = o.value_size;
         const base = lay ? lay.valueType.size : 8;
         const valueSize = vs === undefined ? base : /^[+-]/.test(vs) ? base + Number(vs) : Number(vs);
@@ -235,7 +243,11 @@ export class ScenarioRun {
           for (const [k, x] of step.members ?? [])
             new DataView(value.buffer).setBigUint64(Number(k) * 8, BigInt(x), true);
         }
-        if (o.value_size) value = resize(value, /^[+-]/.test(o.value_size) ? value.length + Number(o.value_size) : Number(o.value_size));
+        if (o.value_size)
+          value = resize(
+            value,
+            /^[+-]/.test(o.value_size) ? value.length + Number(o.value_size) : Number(o.value_size),
+          );
         return res(await t.update(m.fd, this.key(step, m.keySize), value, parseFlags(o.flags)), false);
       }
       case "lookup":
@@ -244,9 +256,12 @@ export class ScenarioRun {
         const r = await t.lookup(m.fd, this.key(step, m.keySize), m.valueSize ?? 8, parseFlags(o.flags));
         let detail: Map<string, string> | undefined;
         if (r.ok && r.bytes) {
-          detail = m.layout
-            ? decodeValue(t.btf, m.layout, r.bytes, this.nameOfProg)
-            : new Map([["bytes", Buffer.from(r.bytes).toString("hex")]]);
+          if (m.layout) detail = decodeValue(t.btf, m.layout, r.bytes, this.nameOfProg);
+          else if (o.as === "ran") {
+            // Counters: only whether each u64 slot is non-zero is comparable across kernels.
+            const dv = new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+            detail = new Map([["counter", dv.getBigUint64(0, true) > 0n ? "ran" : "0"]]);
+          } else detail = new Map([["bytes", Buffer.from(r.bytes).toString("hex")]]);
         }
         return res(r, false, detail);
       }
@@ -334,7 +349,9 @@ export class ScenarioRun {
       case "tcp_xfer": {
         const cc = step.args[0] === "$uniq" ? this.uniq : step.args[0]!;
         const r = await t.tcpXfer(cc, Number(o.bytes ?? 4 << 20));
-        return res(r, false, r.fields ? new Map([["received", r.fields.received ?? "?"]]) : undefined);
+        const d = r.fields ? new Map([["received", r.fields.received ?? "?"]]) : undefined;
+        if (d && r.fields?.cc) d.set("cc", r.fields.cc === this.uniq ? "$uniq" : r.fields.cc);
+        return res(r, false, d);
       }
     }
     throw new Error(`operation ${step.op} not implemented`);
@@ -382,9 +399,17 @@ export class ScenarioRun {
     if (r.unsupported) return { step, result: "unsupported", unsupported: r.unsupported };
     if (!r.ok) return { step, result: errnoName(r.errno ?? 0) };
     const d = new Map<string, string>([["retval", r.fields?.retval ?? "?"]]);
-    if (state && r.bytes?.length) d.set("state", String(new DataView(r.bytes.buffer, r.bytes.byteOffset).getUint32(0, true)));
+    if (state && r.bytes?.length)
+      d.set("state", String(new DataView(r.bytes.buffer, r.bytes.byteOffset).getUint32(0, true)));
     return { step, result: r.ret ? `ok ${r.ret}` : "ok", detail: d };
   }
+}
+
+/** The .BTF of a committed object after libbpf's open-time fixups (BpfObject.open does the same). */
+export function objectBtf(file: string): Uint8Array {
+  const obj = BpfObject.open(new Uint8Array(readFileSync(join(repoRoot(), "bpf/obj", file))));
+  if (!obj.btf) throw new Error(`${file} has no .BTF`);
+  return obj.btf.encode();
 }
 
 function resize(b: Uint8Array, n: number): Uint8Array {

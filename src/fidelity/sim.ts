@@ -9,7 +9,7 @@ import { decodeInsns } from "../isa/insn.js";
 import { Kernel } from "../kernel/kernel.js";
 import * as bpf from "../loader/bpf.js";
 import { BpfObject } from "../loader/object.js";
-import { simulate } from "../sim/sim.js";
+import { Simulation } from "../sim/sim.js";
 import { bpfDummyStructOpsSubsystem, bpfDummyUserPtr } from "../subsys/dummy/bpf_dummy_struct_ops.js";
 import { bpfTcpCaSubsystem } from "../subsys/tcp/bpf_tcp_ca.js";
 import type { TcpCongControl } from "../subsys/tcp/tcp_cong.js";
@@ -46,7 +46,10 @@ export class SimTarget implements Target {
     try {
       return fn();
     } catch (e) {
-      if (e instanceof BpfError) return { ok: false, errno: e.errno };
+      if (e instanceof BpfError) {
+        if (process.env.FIDELITY_DEBUG) console.error(`structops: ${e.message}`);
+        return { ok: false, errno: e.errno };
+      }
       throw e;
     }
   }
@@ -97,16 +100,23 @@ export class SimTarget implements Target {
       ),
     );
   }
+  private readonly objs = new Map<string, BpfObject>();
+
+  /**
+   * Open and load a committed object once. Unlike the host helper (libbpf 1.1, where struct_ops
+   * maps can be left uncreated), the maps are created here (in INIT, never updated): libbpf >= 1.4
+   * does not load struct_ops programs whose maps are not created, and BpfObject follows it.
+   */
   async objProg(path: string, prog: string): Promise<Outcome> {
-    // The loader's load phase (relocation, CO-RE against this kernel, program load) is what
-    // this needs; until BpfObject grows it, object programs cannot run here.
-    const obj = BpfObject.open(new Uint8Array(readFileSync(join(repoRoot(), "bpf/obj", path))));
-    const load = (obj as unknown as { load?: (h: bpf.BpfHandle) => void }).load;
-    if (typeof load !== "function") return { ok: false, unsupported: "structops: BpfObject has no load phase yet" };
     return this.wrap(() => {
-      load.call(obj, this.h);
-      const p = obj.findProgram(prog) as unknown as { fd?: number } | undefined;
-      if (!p || typeof p.fd !== "number") return { ok: false, unsupported: `structops: no loaded program ${prog}` };
+      let obj = this.objs.get(path);
+      if (!obj) {
+        obj = BpfObject.open(new Uint8Array(readFileSync(join(repoRoot(), "bpf/obj", path))));
+        obj.load(this.h);
+        this.objs.set(path, obj);
+      }
+      const p = obj.findProgram(prog);
+      if (!p || p.fd < 0) return { ok: false, unsupported: `structops: no loaded program ${prog} in ${path}` };
       return rc(p.fd);
     });
   }
@@ -166,18 +176,20 @@ export class SimTarget implements Target {
   async tcpXfer(cc: string, bytes: number): Promise<Outcome> {
     const ca = this.cong.tcp_ca_find(cc);
     if (!ca) return { ok: false, errno: 2 /* ENOENT, as setsockopt(TCP_CONGESTION) */ };
-    const alloc = this.tcp.alloc;
     const mss = 1448;
     return this.wrap(() => {
-      const res = simulate({
+      const sim = new Simulation({
         // A loopback-like path: fast, short, deep enough not to drop.
         link: { rateBps: 10e9, delayNs: 20e3, buffer: { bytes: 4 << 20 } },
         durationNs: 10e9,
         flows: [{ cc: ca, segments: Math.ceil(bytes / mss) }],
         mss,
-        alloc,
+        tcp: this.tcp,
       });
-      return { ok: true, ret: bytes, fields: { received: String(bytes), cc, events: String(res.events) } };
+      const res = sim.run();
+      const done = sim.conns[0]?.done() ?? false;
+      const used = res.metrics.flows[0]?.cc ?? "?";
+      return { ok: true, ret: bytes, fields: { received: done ? String(bytes) : "incomplete", cc: used } };
     });
   }
   async shutdown(): Promise<void> {
