@@ -217,3 +217,68 @@ test("load: tcp_reno end to end: CO-RE to the kernel's tcp_sock, kfunc calls by 
   link.detach();
   assert.equal(cong.tcp_ca_find("so_reno"), undefined);
 });
+
+test("load: kconfig externs come from open's kconfig text, else the kernel's config", { skip: tcp.why }, () => {
+  const boot = (): BpfHandle => {
+    const kernel = new SimTarget().kernel;
+    return { kernel, process: kernel.newProcess() };
+  };
+  const read = (obj: BpfObject, h: BpfHandle) => {
+    const m = obj.internalMap(".kconfig");
+    assert.ok(m && m.fd > 0);
+    const v = new Uint8Array(8);
+    assert.equal(bpf_map_lookup_elem(h, m.fd, new Uint8Array(4), v), 0);
+    return new DataView(v.buffer).getBigUint64(0, true);
+  };
+  const h = boot();
+  const obj = BpfObject.open(objPath("features"), { kconfig: "# comment\nCONFIG_HZ=250\nCONFIG_OTHER=y\n" });
+  obj.load(h);
+  assert.equal(read(obj, h), 250n);
+  const h2 = boot();
+  const obj2 = BpfObject.open(objPath("features"));
+  obj2.load(h2);
+  assert.equal(read(obj2, h2), BigInt(Number(h2.kernel.config.CONFIG_HZ)));
+  // A value that does not fit the extern's type is refused.
+  const bad = BpfObject.open(objPath("features"), { kconfig: "CONFIG_HZ=y\n" });
+  assert.throws(() => bad.load(boot()), /extern \(kcfg\) 'CONFIG_HZ': value 'y' implies bool, tristate, or char type/);
+});
+
+test("load: .text subprograms are appended once and calls point at them", { skip: tcp.why }, () => {
+  const t = tcp.t as SimTarget;
+  const h: BpfHandle = { kernel: t.kernel, process: t.kernel.newProcess() };
+  const obj = BpfObject.open(objPath("features"));
+  obj.load(h);
+  const ss = obj.findProgram("feat_ssthresh") as BpfProgram;
+  const count = obj.subprograms.find((p) => p.name === "feat_count") as BpfProgram;
+  const halve = obj.subprograms.find((p) => p.name === "feat_halve") as BpfProgram;
+  const insns = ss.loadedInsns ?? [];
+  assert.equal(insns.length, ss.insns.length + count.insns.length + halve.insns.length);
+  // Each pseudo call's target is the start of an appended copy of the right subprogram.
+  const targets = insns.flatMap((i, at) => (i.code === 0x85 && i.src === 1 ? [at + 1 + i.imm] : []));
+  assert.deepEqual(targets, [ss.insns.length, ss.insns.length + count.insns.length]);
+  // A subprogram's own relocations follow it: feat_count's map lookup uses feat_array's fd.
+  const arr = obj.findMap("feat_array");
+  assert.ok(insns.slice(ss.insns.length).some((i) => i.code === 0x18 && i.src === 1 && i.imm === arr?.fd));
+  // func_info covers main and subprograms.
+  assert.ok(ss.funcInfo.length === 1 && count.funcInfo.length === 1);
+});
+
+test("load: a .struct_ops.link map attaches through a struct_ops link; detach closes it", { skip: tcp.why }, () => {
+  const t = tcp.t as SimTarget;
+  const h: BpfHandle = { kernel: t.kernel, process: t.kernel.newProcess() };
+  const obj = BpfObject.open(objPath("tcp_cubic"));
+  obj.load(h);
+  const link = obj.findMap("so_cubic")?.attachStructOps();
+  assert.ok(link?.isRealLink);
+  assert.notEqual(link.fd, obj.findMap("so_cubic")?.fd);
+  assert.ok(t.cong.tcp_ca_find("so_cubic"));
+  link.detach();
+  assert.equal(t.cong.tcp_ca_find("so_cubic"), undefined);
+  assert.throws(() => obj.findMap("tcp_cubi.bss")?.attachStructOps(), /can't attach non-struct_ops map/);
+});
+
+test("load: a big-endian object is refused at load (non-native byte order)", () => {
+  const obj = BpfObject.open(join(ROOT, "test/fixtures/elf/dummy_ops.bpfeb.o"));
+  assert.equal(obj.programs.length, 3);
+  assert.throws(() => obj.load(dummyKernel()), /endianness mismatch/);
+});
