@@ -49,23 +49,17 @@ export function verifyVectorFile(path: string, logLevel: number): ProgVerdict[] 
  * verifier. The loader stops at the first program refused; programs after it are not attempted.
  */
 export async function verifyObjectFile(path: string, logLevel: number): Promise<ProgVerdict[]> {
-  const [{ Kernel }, { BpfObject }, { bpfObjectLoad }, dummy, tcpCa, tcpBtf, cong, reno] = await Promise.all([
+  const [{ Kernel }, { BpfObject }, { bpfObjectLoad }, dummy, tcpCa, tcpInit] = await Promise.all([
     import("../kernel/kernel.js"),
     import("../loader/object.js"),
     import("../loader/object_load.js"),
     import("../subsys/dummy/bpf_dummy_struct_ops.js"),
     import("../subsys/tcp/bpf_tcp_ca.js"),
-    import("../subsys/tcp/btf.js"),
-    import("../subsys/tcp/tcp_cong.js"),
-    import("../subsys/tcp/tcp_reno.js"),
+    import("../subsys/tcp/tcp_init.js"),
   ]);
-  const cc = new cong.TcpCongControl(reno.tcpReno());
+  const tcp = new tcpInit.TcpKernel();
   const kernel = new Kernel({
-    subsystems: [
-      { name: "tcp", declareTypes: (b) => void tcpBtf.declareTcpTypes(b) },
-      tcpCa.bpfTcpCaSubsystem(() => cc),
-      dummy.bpfDummyStructOpsSubsystem,
-    ],
+    subsystems: [tcpInit.tcpSubsystem(tcp), tcpCa.bpfTcpCaSubsystem(() => tcp.cong), dummy.bpfDummyStructOpsSubsystem],
   });
   const logs: string[] = [];
   const obj = BpfObject.open(path, { print: (_level, m) => logs.push(m) });

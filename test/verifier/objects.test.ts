@@ -7,9 +7,7 @@ import { BpfObject } from "../../src/loader/object.js";
 import { bpfObjectLoad } from "../../src/loader/object_load.js";
 import { bpfDummyStructOpsSubsystem } from "../../src/subsys/dummy/bpf_dummy_struct_ops.js";
 import { bpfTcpCaSubsystem } from "../../src/subsys/tcp/bpf_tcp_ca.js";
-import { declareTcpTypes } from "../../src/subsys/tcp/btf.js";
-import { TcpCongControl } from "../../src/subsys/tcp/tcp_cong.js";
-import { tcpReno } from "../../src/subsys/tcp/tcp_reno.js";
+import { TcpKernel, tcpSubsystem } from "../../src/subsys/tcp/tcp_init.js";
 import { BpfError } from "../../src/uapi/errno.js";
 import { repoRoot } from "./helpers.js";
 
@@ -27,13 +25,9 @@ test("there are committed objects", { skip: objects.length ? false : `no objects
 
 /** A kernel with TCP congestion control and bpf_dummy_ops, as the simulator boots it. */
 function bootKernel(): Kernel {
-  const cong = new TcpCongControl(tcpReno());
+  const tcp = new TcpKernel();
   return new Kernel({
-    subsystems: [
-      { name: "tcp", declareTypes: (b) => void declareTcpTypes(b) },
-      bpfTcpCaSubsystem(() => cong),
-      bpfDummyStructOpsSubsystem,
-    ],
+    subsystems: [tcpSubsystem(tcp), bpfTcpCaSubsystem(() => tcp.cong), bpfDummyStructOpsSubsystem],
   });
 }
 
