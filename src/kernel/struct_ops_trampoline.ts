@@ -2,8 +2,7 @@
  * struct_ops trampolines (bpf_struct_ops_prepare_trampoline + arch_prepare_bpf_trampoline, as a
  * native function). A trampoline takes the subsystem's arguments, lays them out as the program's
  * `u64 ctx[]` per the member's func model in VM memory, runs the program inside an RCU read-side
- * section (RCU-tasks-trace for sleepable programs, by bpf_prog_run) inside an RCU-tasks one (the
- * image), and returns r0 truncated to the return size.
+ * section (see TrampolineVm.run) and returns r0 truncated to the return size.
  *
  * Hot path: subsystems call these on every ACK, so the context buffer is allocated once per
  * trampoline (one per nesting depth: an op may re-enter itself, e.g. init -> setsockopt -> init)
@@ -11,7 +10,7 @@
  */
 
 import { BpfError, E2BIG } from "../uapi/errno.js";
-import type { Rcu, RcuToken } from "./rcu.js";
+import type { Rcu } from "./rcu.js";
 import type { BtfFuncModel } from "./struct_ops_btf.js";
 
 export const BTF_FMODEL_STRUCT_ARG = 1 << 0;
@@ -36,7 +35,11 @@ export interface TrampolineCtx {
 /** The VM services a trampoline needs; the kernel wires them to its VM memory and program runner. */
 export interface TrampolineVm {
   allocCtx(size: number, name: string): TrampolineCtx;
-  /** Run the program with r1 = ctx; r0's two 32-bit halves go to out[0] (low) and out[1] (high). */
+  /**
+   * Run the program with r1 = ctx inside the read-side sections that keep the map (and so the
+   * image) alive: RCU for non-sleepable programs, RCU-tasks-trace plus RCU-tasks (the image) for
+   * sleepable ones. r0's two 32-bit halves go to out[0] (low) and out[1] (high).
+   */
   run(prog: unknown, ctx: number, out: Int32Array): void;
   readonly rcu: Rcu;
 }
@@ -188,15 +191,11 @@ export class BpfStructOpsTrampoline {
     } else {
       for (let i = 0; i < n; i++) this.put(ctx, i, args[i] ?? 0);
     }
-    const rcu = this.vm.rcu;
-    // The image itself is an RCU-tasks reader; bpf_prog_run adds the RCU (or tasks-trace) reader.
-    const tasks: RcuToken = rcu.rcuTasksEnter();
     this.depth = d + 1;
     try {
       this.vm.run(this.prog, ctx.addr, this.r0);
     } finally {
       this.depth = d;
-      rcu.rcuReadUnlock(tasks);
     }
   }
 

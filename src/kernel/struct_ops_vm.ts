@@ -53,26 +53,33 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
     },
     run(prog: unknown, ctx: number, out: Int32Array): void {
       const p = prog as BpfProg;
-      const vm = k.vm;
-      if (vm && p.vmProg && !p.freed) {
-        // bpf_prog_run() without BigInt: the same RCU flavour and in-flight accounting, r0 as halves.
-        const rcu = k.rcu;
-        const tok = p.aux.sleepable ? rcu.rcuReadLockTrace() : rcu.rcuReadLock();
-        p.active++;
-        try {
-          vm.runNumber(p.vmProg as Parameters<typeof vm.runNumber>[0], ctx);
-          p.run_cnt++;
-          out[0] = vm.lastR0Lo;
-          out[1] = vm.lastR0Hi;
-        } finally {
-          p.active--;
-          rcu.rcuReadUnlock(tok);
+      const rcu = k.rcu;
+      // A sleepable program is not an RCU reader, and map_free waits for RCU + RCU-tasks only:
+      // the RCU-tasks reader (the task inside the image) keeps the map until it has returned.
+      const tasks = p.aux.sleepable ? rcu.rcuTasksEnter() : null;
+      try {
+        const vm = k.vm;
+        if (vm && p.vmProg && !p.freed) {
+          // bpf_prog_run() without BigInt: the same reader and in-flight accounting, r0 as halves.
+          const tok = p.aux.sleepable ? rcu.rcuReadLockTrace() : rcu.rcuReadLock();
+          p.active++;
+          try {
+            vm.runNumber(p.vmProg as Parameters<typeof vm.runNumber>[0], ctx);
+            p.run_cnt++;
+            out[0] = vm.lastR0Lo;
+            out[1] = vm.lastR0Hi;
+          } finally {
+            p.active--;
+            rcu.rcuReadUnlock(tok);
+          }
+          return;
         }
-        return;
+        const r0 = bpf_prog_run(p, ctx);
+        out[0] = Number(r0 & MASK32) | 0;
+        out[1] = Number((r0 >> 32n) & MASK32) | 0;
+      } finally {
+        if (tasks) rcu.rcuReadUnlock(tasks);
       }
-      const r0 = bpf_prog_run(p, ctx);
-      out[0] = Number(r0 & MASK32) | 0;
-      out[1] = Number((r0 >> 32n) & MASK32) | 0;
     },
   };
   vms.set(k, vm);
