@@ -223,6 +223,11 @@ export class Btf {
     return this.dv.getUint32(this.recordOffset(id) + 8, this.littleEndian);
   }
 
+  /** The first u32 after an own type's btf_type (INT's int_data, VAR's linkage, ...). */
+  rawExtra(id: number): number {
+    return this.dv.getUint32(this.recordOffset(id) + 12, this.littleEndian);
+  }
+
   /** The kernel's BTF_LOAD checks (btf_check_all_metas + btf_resolve); throws an EINVAL BpfError. */
   validate(): this {
     btfValidate(this);

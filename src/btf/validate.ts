@@ -3,7 +3,8 @@
  * its own: names, vlen, kind_flag, sizes, type ids in range) then btf_check_all_types / btf_resolve
  * (references resolve without loops, members fit their struct, arrays index by int, funcs point
  * at protos, datasecs hold vars). Every failure is an EINVAL BpfError naming the type id and the
- * record's byte offset, like the kernel's verifier log line "[id] KIND name msg".
+ * record's byte offset, like the kernel's verifier log line "[id] KIND name msg" (ENOTSUPP for an
+ * INT encoding combining several bits, as the kernel answers).
  */
 import {
   BTF_FUNC_EXTERN,
@@ -32,7 +33,7 @@ import {
   BTF_KIND_VOLATILE,
   BTF_VAR_GLOBAL_EXTERN,
 } from "../uapi/btf.js";
-import { BpfError, E2BIG, EINVAL } from "../uapi/errno.js";
+import { BpfError, E2BIG, EINVAL, ENOTSUPP } from "../uapi/errno.js";
 import type { Btf } from "./btf.js";
 import { MAX_RESOLVE_DEPTH } from "./resolve.js";
 import type { BtfFuncProto, BtfType } from "./types.js";
@@ -79,11 +80,11 @@ class Validator {
     this.size = new Float64Array(btf.ownTypes).fill(-1);
   }
 
-  private fail(t: BtfType, msg: string): never {
+  private fail(t: BtfType, msg: string, errno = EINVAL): never {
     const off = this.btf.typeOffset(t.id);
     const kind = BTF_KIND_NAMES[t.kind] ?? "UNKNOWN";
     throw new BpfError(
-      EINVAL,
+      errno,
       `[${t.id}] ${kind} ${t.name}${t.name ? " " : ""}${msg} (type id ${t.id}, offset ${off})`,
       {
         typeId: t.id,
@@ -151,12 +152,14 @@ class Validator {
       case BTF_KIND_INT: {
         noVlen();
         noKflag();
-        if (![1, 2, 4, 8, 16].includes(t.size)) this.fail(t, `Unsupported size ${t.size}`);
-        if (t.bits > 128) this.fail(t, "nr_bits exceeds 128");
-        if (t.offset + t.bits > t.size * 8) this.fail(t, "nr_bits exceeds type_size");
+        const data = btf.rawExtra(id);
+        if (data & ~0x0fff00ff) this.fail(t, `Invalid int_data:${data.toString(16)}`);
+        if (t.offset + t.bits > 128) this.fail(t, "nr_bits exceeds 128");
+        if (Math.ceil((t.offset + t.bits) / 8) > t.size) this.fail(t, "nr_bits exceeds type_size");
+        // One encoding bit at most (the kernel has no meaning for "signed char" as SIGNED|CHAR).
         const enc = t.encoding;
         if (enc && enc !== BTF_INT_SIGNED && enc !== BTF_INT_CHAR && enc !== BTF_INT_BOOL)
-          this.fail(t, "Unsupported encoding");
+          this.fail(t, "Unsupported encoding", ENOTSUPP);
         // Base type names are C spellings with spaces ("long unsigned int"): any name goes.
         break;
       }

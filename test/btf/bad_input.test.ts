@@ -5,8 +5,8 @@ import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder } from "../../src/btf/builder.js";
 import { btfDumpC } from "../../src/btf/dump_c.js";
 import { btfDumpRaw } from "../../src/btf/dump_raw.js";
-import { BTF_INT_SIGNED } from "../../src/uapi/btf.js";
-import { BpfError, EINVAL } from "../../src/uapi/errno.js";
+import { BTF_INT_CHAR, BTF_INT_SIGNED } from "../../src/uapi/btf.js";
+import { BpfError, EINVAL, ENOTSUPP } from "../../src/uapi/errno.js";
 import { allKindsBuilder, noVmlinux, vmlinuxBytes } from "./helpers.js";
 
 /** A valid blob to corrupt: int, ptr, struct. */
@@ -84,7 +84,7 @@ const headerCases: [string, (s: Small) => Uint8Array, RegExp][] = [
     /\[1\] Invalid name_offset: Invalid string offset 32767.*type id 1, offset 24/,
   ],
   ["INT with vlen", (s) => w32(s, T1 + 4, (1 << 24) | 1), /\[1\] INT int vlen != 0/],
-  ["INT with 5 bytes", (s) => w32(s, T1 + 8, 5), /Unsupported size 5/],
+  ["INT with stray int_data bits", (s) => w32(s, T1 + 12, 0x01001020), /\[1\] INT int Invalid int_data:1001020/],
   ["INT bits past its size", (s) => w32(s, T1 + 12, 40), /nr_bits exceeds type_size/],
   [
     "member past the struct size",
@@ -97,6 +97,16 @@ const headerCases: [string, (s: Small) => Uint8Array, RegExp][] = [
 
 for (const [name, corrupt, msg] of headerCases)
   test(`bad input: ${name}`, () => expectEinval(() => parseAndValidate(corrupt(small())), msg));
+
+test("bad input: an INT with two encoding bits is ENOTSUPP, as in the kernel", () => {
+  const b = new BtfBuilder();
+  b.addInt("char", 1, BTF_INT_SIGNED | BTF_INT_CHAR);
+  assert.throws(
+    () => b.toBtf().validate(),
+    (e: unknown) =>
+      e instanceof BpfError && e.errno === ENOTSUPP && /\[1\] INT char Unsupported encoding/.test(e.message),
+  );
+});
 
 test("bad input: typedef loop is detected, naming the type", () => {
   const b = new BtfBuilder();
