@@ -78,7 +78,8 @@ export function formatResult(r: ScenarioResult, verbose = false): string {
   if (v.kind === "same") return `SAME: ${name}`;
   if (v.kind === "skip") return `SKIP: ${name}: ${v.why}`;
   const head = `DIFFERS: ${name}: ${v.diffs[0]}${v.diffs.length > 1 ? ` (+${v.diffs.length - 1} more)` : ""}`;
-  const doc = r.deliberate ? ` [deliberate: ${r.deliberate}]` : "";
+  const known = r.scenario.headers.known;
+  const doc = r.deliberate ? ` [deliberate: ${r.deliberate}]` : known ? ` [known: ${known}]` : "";
   return verbose ? [head + doc, ...v.diffs.slice(1).map((d) => `    ${d}`)].join("\n") : head + doc;
 }
 
