@@ -82,6 +82,7 @@ export function bpf_prog_inc_not_zero(prog: BpfProg): BpfProg {
 
 function bpf_prog_free(prog: BpfProg): void {
   prog.freed = true;
+  bpf_prog_uncharge_memlock(prog);
   prog.bpf_func = null;
   for (const m of prog.aux.used_maps) bpf_map_put(m);
   prog.aux.used_maps = [];
@@ -103,9 +104,36 @@ export function bpf_prog_put(prog: BpfProg): void {
   else k.rcu.callRcu(() => bpf_prog_free(prog));
 }
 
-function progMemlock(prog: BpfProg): number {
+/** sizeof(struct bpf_prog) up to insns[] on x86-64. */
+const SIZEOF_BPF_PROG = 72;
+
+function progPages(insnCnt: number): number {
   // bpf_prog_size(): the struct plus its instructions, in whole pages.
-  return Math.ceil((72 + 8 * prog.len) / PAGE_SIZE) * PAGE_SIZE;
+  return Math.ceil(Math.max(SIZEOF_BPF_PROG, SIZEOF_BPF_PROG + 8 * insnCnt) / PAGE_SIZE);
+}
+
+function progMemlock(prog: BpfProg): number {
+  return progPages(prog.len) * PAGE_SIZE;
+}
+
+const progCharge = new WeakMap<BpfProg, { user: Process["user"]; pages: number }>();
+
+/** v5.8 bpf_prog_charge_memlock(): a program's pages count against RLIMIT_MEMLOCK too (EPERM). */
+function bpf_prog_charge_memlock(prog: BpfProg, proc: Process, insnCnt: number): void {
+  const pages = progPages(insnCnt);
+  const limit = Math.floor(proc.rlimitMemlock / PAGE_SIZE);
+  if (proc.user.locked_vm + pages > limit) {
+    throw new BpfError(EPERM, `program needs ${pages} page(s) of locked memory over RLIMIT_MEMLOCK`);
+  }
+  proc.user.locked_vm += pages;
+  progCharge.set(prog, { user: proc.user, pages });
+}
+
+function bpf_prog_uncharge_memlock(prog: BpfProg): void {
+  const c = progCharge.get(prog);
+  if (!c) return;
+  c.user.locked_vm -= c.pages;
+  progCharge.delete(prog);
 }
 
 export const bpf_prog_fops: FileOps<BpfProg> = {
@@ -279,6 +307,7 @@ export function bpf_prog_load(k: Kernel, proc: Process, attr: ProgLoadAttr): num
   prog.aux.load_time = k.ktimeGetNs();
   try {
     prog.orig_insns = insnsOf(attr);
+    bpf_prog_charge_memlock(prog, proc, prog.orig_insns.length);
     // The licence is copied from user memory: a NULL pointer faults.
     if (attr.license === undefined || attr.license === null) throw new BpfError(EFAULT, "license is NULL");
     prog.gpl_compatible = license_is_gpl_compatible(cString(attr.license, 127));

@@ -91,3 +91,22 @@ test("memlock in fdinfo and map_mem_usage: array exact, hash by preallocation an
   k.bpf(p, C.BPF_MAP_UPDATE_ELEM, { map_fd: hn, key: u32(1), value: u64(1) });
   assert.match(k.fdinfo(p, hn), /memlock:\t3016\n/, "grows by elem_size + llist node per element");
 });
+
+test("programs charge their pages too (v5.8 bpf_prog_charge_memlock) and give them back when freed", () => {
+  const { k } = boot();
+  const p = k.newProcess({ rlimitMemlock: 2 * 4096 });
+  const insns = [
+    { code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 },
+    { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
+  ];
+  const load = () => k.bpf(p, C.BPF_PROG_LOAD, { prog_type: 31, insns, insn_cnt: 2, license: "GPL" });
+  const a = load();
+  load();
+  assert.equal(p.user.locked_vm, 2);
+  throwsErrno(load, EPERM, /RLIMIT_MEMLOCK/);
+  assert.equal(p.user.locked_vm, 2);
+  k.close(p, a);
+  k.quiesce();
+  assert.equal(p.user.locked_vm, 1);
+  load();
+});
