@@ -21,7 +21,7 @@ import {
 import { BpfError, EBUSY, EINVAL, ENOTSUP } from "../uapi/errno.js";
 import type { BpfHandle } from "./bpf.js";
 import { resolveSize, skipModsAndTypedefs } from "./btf_helpers.js";
-import type { BpfStructOps } from "./struct_ops.js";
+import type { BpfStructOps, BpfStructOpsValue } from "./struct_ops.js";
 import { type BpfStructOpsLink, bpfMapAttachStructOps } from "./struct_ops_attach.js";
 
 /** enum libbpf_map_type. */
@@ -99,6 +99,11 @@ export class BpfMap {
   }
   get isInternal(): boolean {
     return this.libbpfType !== LIBBPF_MAP_UNSPEC;
+  }
+
+  /** The typed shadow of a struct_ops map (skel->struct_ops.<map>); undefined for other maps. */
+  get structOpsValue(): BpfStructOpsValue | undefined {
+    return this.structOps?.value;
   }
 
   /** bpf_map__initial_value: the global-data buffer, or a struct_ops map's shadow bytes. */

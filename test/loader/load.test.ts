@@ -211,6 +211,13 @@ test("load: tcp_reno end to end: CO-RE to the kernel's tcp_sock, kfunc calls by 
     kcalls.map((i) => kbtf.nameOf(i.imm)),
     ["tcp_slow_start", "tcp_cong_avoid_ai"],
   );
+  // CO-RE put the kernel's tcp_sock.snd_cwnd offset into the loads the host build compiled.
+  const cwnd = tcpSock.members.find((m) => m.name === "snd_cwnd");
+  assert.ok(cwnd);
+  const ss = obj.findProgram("so_reno_ssthresh") as BpfProgram;
+  const loads = (ss.loadedInsns ?? []).filter((i) => (i.code & 7) === 1); // LDX
+  assert.ok(loads.some((i) => i.off === cwnd.bitOffset / 8));
+  assert.equal(obj.findMap("so_reno")?.structOpsValue?.get("name"), "so_reno");
   const link = obj.findMap("so_reno")?.attachStructOps();
   assert.ok(link && !link.isRealLink);
   assert.ok(cong.tcp_ca_find("so_reno"));
