@@ -5,11 +5,13 @@
  *   structops sim --cc cubic --rate 12mbit --delay 30ms --buffer 45kb --duration 30s [--flows N]
  *                 [--switch-at 10s --to CC2] [--seed S] [--json] [--plot out.svg]
  *
- * A CC spec is a built-in name (cubic, reno) or whatever the resolver the CLI is built with understands
- * (a BPF object, OBJ[:MAP], once the loader and struct_ops are wired in).
+ * A CC spec is a built-in name (cubic, reno), a BPF object OBJ[:MAP] (loaded into a simulated kernel and
+ * attached through struct_ops; --to OBJ2 of the same CA name switches with BPF_LINK_UPDATE), or whatever
+ * the resolver the CLI is built with understands.
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { BpfCcHost, isObjSpec } from "../sim/bpf_cc.js";
 import { parseMahimahi } from "../sim/mahimahi.js";
 import type { SimMetrics } from "../sim/metrics.js";
 import { writePlot } from "../sim/plot.js";
@@ -32,6 +34,8 @@ export type CcResolver = (spec: string) => TcpCongestionOps | undefined;
 
 export interface SimCliDeps {
   resolveCc?: CcResolver;
+  /** Where output goes (default stdout). */
+  out?: (s: string) => void;
 }
 
 /** Built-ins: fresh TypeScript ops objects (the simulated kernel registers reno and cubic itself). */
@@ -64,10 +68,14 @@ export interface SimCliOptions {
   progress?: boolean;
 }
 
-/** Build the simulation options from the command line. */
-export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver): SimOptions {
+/** Build the simulation options from the command line; BPF objects go through `host` (a booted kernel). */
+export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: BpfCcHost): SimOptions {
   const res = (spec: string): string | TcpCongestionOps => {
     if (spec === "cubic" || spec === "reno") return spec; // the kernel's own registered instances
+    if (isObjSpec(spec)) {
+      if (!host) throw new BpfError(EINVAL, `${spec}: BPF objects need a kernel`);
+      return host.attach(spec);
+    }
     const ops = resolve(spec);
     if (!ops) {
       throw new BpfError(
@@ -86,9 +94,15 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver): SimOption
   const switches: SwitchSpec[] = [];
   if (o.switchAt !== undefined || o.to !== undefined) {
     if (o.switchAt === undefined || o.to === undefined) throw new BpfError(EINVAL, "--switch-at and --to go together");
-    const to = resolve(o.to) ?? builtinCc(o.to);
-    if (!to) throw new BpfError(ENOENT, `congestion control '${o.to}' not found`);
-    switches.push({ atNs: parseDuration(o.switchAt), to });
+    const atNs = parseDuration(o.switchAt);
+    if (isObjSpec(o.to)) {
+      if (!host) throw new BpfError(EINVAL, `${o.to}: BPF objects need a kernel`);
+      switches.push({ atNs, apply: host.prepareSwitch(o.to) });
+    } else {
+      const to = resolve(o.to) ?? builtinCc(o.to);
+      if (!to) throw new BpfError(ENOENT, `congestion control '${o.to}' not found`);
+      switches.push({ atNs, to });
+    }
   }
   const durationNs = parseDuration(o.duration);
   return {
@@ -108,6 +122,7 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver): SimOption
     delayedAck: o.delack,
     ecn: o.ecn,
     metricsFromNs: o.from !== undefined ? parseDuration(o.from) : Math.min(5e9, durationNs / 6),
+    tcp: host?.tcp,
   };
 }
 
@@ -197,7 +212,9 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .option("--no-progress", "no progress bar")
     .action(async (o: SimCliOptions) => {
       const resolve: CcResolver = (spec) => deps.resolveCc?.(spec) ?? builtinCc(spec);
-      const opts = simOptionsFrom(o, resolve);
+      const needsKernel = isObjSpec(o.cc) || (o.to !== undefined && isObjSpec(o.to));
+      const host = needsKernel ? new BpfCcHost({ CONFIG_HZ: Number(o.hz) }) : undefined;
+      const opts = simOptionsFrom(o, resolve, host);
       const tty = Boolean(process.stderr.isTTY) && o.progress !== false && !o.json && opts.durationNs >= 10e9;
       const r = await runSim(opts, tty);
       if (o.plot) {
@@ -205,8 +222,9 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
         const title = `${o.cc}${o.to ? ` -> ${o.to} at ${o.switchAt}` : ""}: ${o.rate}, ${o.delay}, ${o.buffer}`;
         await writePlot(o.plot, r.trace, names, title);
       }
-      if (o.json) process.stdout.write(`${JSON.stringify({ metrics: r.metrics, trace: r.trace, events: r.events })}\n`);
-      else process.stdout.write(formatSummary(r.metrics, r.events));
+      const out = deps.out ?? ((x: string) => process.stdout.write(x));
+      if (o.json) out(`${JSON.stringify({ metrics: r.metrics, trace: r.trace, events: r.events })}\n`);
+      else out(formatSummary(r.metrics, r.events));
     });
 }
 

@@ -71,7 +71,8 @@ export interface MetricsInput {
 }
 
 export function computeMetrics(m: MetricsInput): SimMetrics {
-  const secs = (m.toNs - m.fromNs) / 1e9;
+  // Byte counts come in 100 ms bins: the window is widened to whole bins so rates stay exact.
+  const secs = (Math.ceil(m.toNs / 1e8) - Math.floor(m.fromNs / 1e8)) / 10;
   const all: number[] = [];
   let offered = 0;
   let lost = 0;

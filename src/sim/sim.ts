@@ -34,7 +34,10 @@ export interface SwitchSpec {
   atNs: number;
   /** The new ops. With the same name as the running CA: tcp_update_congestion_control then each socket
    * re-selects it (setsockopt), so old release and new init run once per socket; otherwise setsockopt. */
-  to: TcpCongestionOps;
+  to?: TcpCongestionOps;
+  /** Instead of `to`: change the registry at the switch time (e.g. BPF_LINK_UPDATE) and return the ops
+   * the sockets re-select by name. */
+  apply?: () => TcpCongestionOps;
   /** Which flows switch (default all). */
   flows?: number[];
 }
@@ -211,12 +214,19 @@ export class Simulation {
   }
 
   private switchCa(s: SwitchSpec): void {
-    const running = this.cong.tcp_ca_find(s.to.name);
-    if (running && running !== s.to) this.cong.tcp_update_congestion_control(s.to, running);
-    else if (!running) this.cong.tcp_register_congestion_control(s.to);
+    let to: TcpCongestionOps;
+    if (s.apply) {
+      to = s.apply();
+    } else {
+      if (!s.to) throw new Error("a switch needs `to` or `apply`");
+      to = s.to;
+      const running = this.cong.tcp_ca_find(to.name);
+      if (running && running !== to) this.cong.tcp_update_congestion_control(to, running);
+      else if (!running) this.cong.tcp_register_congestion_control(to);
+    }
     this.conns.forEach((c, i) => {
       if (c.closed || (s.flows && !s.flows.includes(i))) return;
-      this.cong.tcp_set_congestion_control(c.sk, s.to.name);
+      this.cong.tcp_set_congestion_control(c.sk, to.name);
     });
   }
 

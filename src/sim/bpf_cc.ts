@@ -1,0 +1,93 @@
+/**
+ * BPF congestion controls as simulation sources: boot a kernel with TCP and bpf_tcp_ca, load a BPF object
+ * with the loader, attach its struct_ops map (the CA registers under its .name), and later swap it live
+ * with BPF_LINK_UPDATE ("Transit between BPF TCP congestion controls").
+ */
+import { Kernel } from "../kernel/kernel.js";
+import type { BpfHandle } from "../loader/bpf.js";
+import type { BpfMap } from "../loader/maps.js";
+import { BpfObject } from "../loader/object.js";
+import type { BpfStructOpsLink } from "../loader/struct_ops_attach.js";
+import { bpfTcpCaSubsystem } from "../subsys/tcp/bpf_tcp_ca.js";
+import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
+import { TcpKernel, tcpSubsystem } from "../subsys/tcp/tcp_init.js";
+import { BpfError, EINVAL, ENOENT } from "../uapi/errno.js";
+
+/** "path/to/x.bpf.o[:map]" */
+export function parseObjSpec(spec: string): { path: string; map?: string } {
+  const m = /^(.*\.o)(?::([A-Za-z_][\w]*))?$/.exec(spec);
+  if (!m) throw new BpfError(EINVAL, `'${spec}' is not OBJ[:MAP] (a BPF object file ending in .o)`);
+  return { path: m[1]!, map: m[2] };
+}
+
+export function isObjSpec(spec: string): boolean {
+  return /\.o(:[A-Za-z_]\w*)?$/.test(spec);
+}
+
+/** tcp_congestion_ops.name in a struct_ops map's data (offset 88 in the kernel's layout, §1). */
+function caNameOf(map: BpfMap): string {
+  const d = map.structOps!.data;
+  const name = d.subarray(88, 104);
+  const nul = name.indexOf(0);
+  return new TextDecoder().decode(nul >= 0 ? name.subarray(0, nul) : name);
+}
+
+export class BpfCcHost {
+  readonly tcp = new TcpKernel();
+  readonly kernel: Kernel;
+  readonly h: BpfHandle;
+  private readonly links = new Map<string, BpfStructOpsLink>();
+
+  constructor(config: Record<string, number | string | boolean> = {}) {
+    this.kernel = new Kernel({
+      subsystems: [tcpSubsystem(this.tcp), bpfTcpCaSubsystem(() => this.tcp.cong)],
+      config,
+    });
+    this.h = { kernel: this.kernel, process: this.kernel.newProcess() };
+  }
+
+  /** Open and load OBJ, return its struct_ops map (MAP, or the only one). */
+  load(spec: string): BpfMap {
+    const { path, map } = parseObjSpec(spec);
+    const obj = BpfObject.open(path);
+    obj.load(this.h);
+    const maps = obj.maps.filter((m) => m.structOps);
+    const m = map ? maps.find((x) => x.name === map) : maps.length === 1 ? maps[0] : undefined;
+    if (!m) {
+      const names = maps.map((x) => x.name).join(", ") || "none";
+      throw new BpfError(
+        ENOENT,
+        `${path}: ${map ? `no struct_ops map '${map}'` : "pick a map with OBJ:MAP"} (maps: ${names})`,
+      );
+    }
+    return m;
+  }
+
+  /** Load and attach: the CA is registered; returns its name. */
+  attach(spec: string): string {
+    const m = this.load(spec);
+    const link = m.attachStructOps();
+    const name = caNameOf(m);
+    this.links.set(name, link);
+    if (!this.tcp.cong.tcp_ca_find(name)) throw new BpfError(ENOENT, `${spec}: '${name}' did not register`);
+    return name;
+  }
+
+  /**
+   * Prepare a live switch to OBJ2: load it now; the returned function performs the switch at the chosen
+   * time: BPF_LINK_UPDATE when a link of the same CA name exists (tcp_update_congestion_control),
+   * otherwise a plain attach under the new name. It returns the ops sockets should re-select.
+   */
+  prepareSwitch(spec: string): () => TcpCongestionOps {
+    const m = this.load(spec);
+    const name = caNameOf(m);
+    return () => {
+      const link = this.links.get(name);
+      if (link?.isRealLink) link.updateMap(m);
+      else this.links.set(name, m.attachStructOps());
+      const ops = this.tcp.cong.tcp_ca_find(name);
+      if (!ops) throw new BpfError(ENOENT, `${spec}: '${name}' is not registered after the switch`);
+      return ops;
+    };
+  }
+}

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Command } from "commander";
+import { register, type SimCliDeps } from "../../src/cli/sim.js";
+import { tcpReno } from "../../src/subsys/tcp/tcp_reno.js";
+
+async function run(args: string[], deps: SimCliDeps = {}): Promise<string> {
+  const p = new Command();
+  p.exitOverride();
+  let out = "";
+  register(p, { ...deps, out: (s) => void (out += s) });
+  await p.parseAsync(["sim", "--no-progress", ...args], { from: "user" });
+  return out;
+}
+
+test("structops sim prints a summary table for the default scenario", async () => {
+  const out = await run(["--duration", "5s"]);
+  assert.match(out, /^flow\s+cc\s+throughput/m);
+  assert.match(out, /^0\s+cubic\s+\d+\.\d+ Mbit\/s/m);
+  assert.match(out, /link 12\.00 Mbit\/s, Jain's fairness 1\.000/);
+});
+
+test("--json gives metrics and traces; --flows and --stagger start several flows", async () => {
+  const j = JSON.parse(await run(["--json", "--duration", "4s", "--flows", "2", "--stagger", "1s", "--cc", "reno"]));
+  assert.equal(j.metrics.flows.length, 2);
+  assert.equal(j.metrics.flows[1].cc, "reno");
+  assert.equal(j.trace.flows.length, 2);
+  assert.equal(j.trace.flows[1].cwnd[0], 0, "flow 1 has not started at t=0");
+});
+
+test("a CC resolver supplied by the CLI's builder provides other sources; unknown names are ENOENT", async () => {
+  const out = await run(["--duration", "3s", "--cc", "mine"], {
+    resolveCc: (s: string) => (s === "mine" ? { ...tcpReno(), name: "mine" } : undefined),
+  });
+  assert.match(out, /^0\s+mine\s/m);
+  await assert.rejects(run(["--duration", "1s", "--cc", "nope"]), /congestion control 'nope' not found/);
+});
+
+test("--plot writes an SVG with the three panels", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "structops-sim-"));
+  try {
+    const path = join(dir, "p.svg");
+    await run(["--duration", "3s", "--plot", path]);
+    assert.ok(existsSync(path));
+    const svg = readFileSync(path, "utf8");
+    assert.match(svg, /^<svg/);
+    for (const label of ["cwnd (packets)", "throughput (Mbit/s)", "queue (packets)"])
+      assert.ok(svg.includes(label), label);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const RENO_OBJ = join(import.meta.dirname, "..", "..", "bpf", "obj", "tcp_reno.bpf.o");
+
+test("--cc OBJ loads a BPF congestion control into a simulated kernel and runs it", {
+  skip: existsSync(RENO_OBJ) ? false : "bpf/obj/tcp_reno.bpf.o not built",
+}, async () => {
+  const out = await run(["--duration", "3s", "--cc", RENO_OBJ, "--switch-at", "2s", "--to", "cubic"]);
+  assert.match(out, /^0\s+cubic\s/m, "switched from so_reno to the built-in cubic");
+});
