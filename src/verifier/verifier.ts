@@ -460,7 +460,7 @@ export class Verifier {
     if (old.length !== cur.length) return false;
     for (let i = 0; i < old.length; i++) if (old[i].callsite !== cur[i].callsite) return false;
     const idmap = this.idmap;
-    idmap.clear();
+    if (idmap.size) idmap.clear();
     for (let i = 0; i < old.length; i++) {
       const pos = i === old.length - 1 ? idx : cur[i + 1].callsite + 1;
       const live = this.live[pos];
