@@ -55,6 +55,25 @@ export interface BtfFuncModel {
   ret_flags: number;
 }
 
+/** btf_type_by_id: the type, or undefined for an id past the end (the kernel's NULL). */
+export function btfTypeById(btf: BtfTypes & { nrTypes: number }, id: number): BtfType | undefined {
+  return Number.isInteger(id) && id >= 0 && id <= btf.nrTypes ? btf.typeById(id) : undefined;
+}
+
+/** btf_name_by_offset: the string at a name offset ("" for 0). */
+export function btfNameByOffset(btf: { str(off: number): string }, off: number): string {
+  return btf.str(off);
+}
+
+/** btf_find_by_name_kind: id of the first type with this name and kind, or -1 (-ENOENT). */
+export function btfFindByNameKind(
+  btf: { findByNameKind(name: string, kind: number): number },
+  name: string,
+  kind: number,
+): number {
+  return btf.findByNameKind(name, kind);
+}
+
 export const btfTypeIsVoid = (t: BtfType): boolean => t.kind === BTF_KIND_UNKN;
 export const btfTypeIsInt = (t: BtfType): boolean => t.kind === BTF_KIND_INT;
 export const btfTypeIsPtr = (t: BtfType): boolean => t.kind === BTF_KIND_PTR;

@@ -8,12 +8,15 @@ import {
   btfAlignOf,
   btfCountFuncPtrMembers,
   btfDistillFuncProto,
+  btfFindByNameKind,
   btfFuncPtrProto,
   btfMemberBitfieldSize,
   btfMemberBitOffset,
   btfMemberByName,
+  btfNameByOffset,
   btfResolveSize,
   btfResolveSizeFull,
+  btfTypeById,
   btfTypeIsModifier,
   btfTypeIsScalar,
   btfTypeIsStruct,
@@ -199,9 +202,14 @@ test("btf_distill_func_proto: each rejection is EINVAL with the kernel's message
   assert.equal(btfDistillFuncProto(b, b.addFuncProto(int, params(12)), "f").nr_args, 12);
 });
 
-test("predicates", () => {
+test("predicates and kernel-named accessors", () => {
   const { b, ids } = allKindsBuilder();
   const btf = b.toBtf();
+  assert.equal(btfTypeById(btf, ids.int)?.name, "int");
+  assert.equal(btfTypeById(btf, btf.nrTypes + 1), undefined);
+  assert.equal(btfNameByOffset(btf, btf.typeById(ids.ops).nameOff), "tcp_congestion_ops");
+  assert.equal(btfFindByNameKind(btf, "tcp_congestion_ops", BTF_KIND_STRUCT), ids.ops);
+  assert.equal(btfFindByNameKind(btf, "tcp_congestion_ops", BTF_KIND_FUNC_PROTO), -1);
   assert.ok(btfTypeIsScalar(btf.typeById(ids.int)));
   assert.ok(btfTypeIsScalar(btf.typeById(ids.big)));
   assert.ok(!btfTypeIsScalar(btf.typeById(ids.ptrVoid)));
