@@ -13,7 +13,11 @@ test("events run in time order, ties in scheduling order", () => {
     fc.property(fc.array(fc.integer({ min: 0, max: 50 }), { maxLength: 200 }), (times) => {
       const q = new EventQueue();
       const ran: [number, number][] = [];
-      times.forEach((t, i) => q.at(t, () => ran.push([q.now, i])));
+      for (const [i, t] of times.entries()) {
+        q.at(t, () => {
+          ran.push([q.now, i]);
+        });
+      }
       while (q.step());
       const want = times.map((t, i) => [t, i] as [number, number]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
       assert.deepEqual(ran, want);
