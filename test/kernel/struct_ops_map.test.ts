@@ -457,3 +457,40 @@ test("seq_show prints the value through the BTF pretty-printer (prog ids, state)
     "silent for a bad key",
   );
 });
+
+for (const sleepable of [false, true]) {
+  test(`a ${sleepable ? "sleepable " : ""}program dropping the last reference to its own map is not freed under it`, () => {
+    // bpf_tcp_cc_x->init() switching the socket to tcp_cc_y: the put happens inside the program.
+    const r = boot();
+    let inside: boolean | undefined;
+    let map: BpfStructOpsMap | undefined;
+    let kd: { owner: { put(): void } } | undefined;
+    const HELPER = 210;
+    r.k.registerHelper(HELPER, () => {
+      kd!.owner.put();
+      // Other CPUs make progress meanwhile: deferred work and grace periods run.
+      r.k.flushWork();
+      r.k.rcu.advance();
+      r.k.rcu.advance();
+      inside = map!.released;
+      return 0;
+    });
+    const fd = createMap(r, TESTMOD);
+    const prog = loadProg(r, TESTMOD, "test_1", `call ${HELPER}\nmov %r0, 7\nexit`, { sleepable });
+    update(r, fd, testmodValue(r, 1, { test_1: prog }));
+    map = mapOf(r, fd);
+    const kdata = r.spy.registered.get(1)!;
+    kd = kdata;
+    const op = kdata.func("test_1")!;
+    assert.equal(kdata.owner.get(), true, "the socket's reference");
+    del(r, fd);
+    r.proc.files.close(fd);
+    r.proc.files.close(prog);
+    r.k.quiesce();
+    assert.equal(map.released, false);
+    assert.equal(op.call(), 7);
+    assert.equal(inside, false, "not freed while its program runs");
+    r.k.quiesce();
+    assert.equal(map.released, true, "freed once it returned and the grace periods passed");
+  });
+}
