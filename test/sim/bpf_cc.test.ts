@@ -64,3 +64,26 @@ test("a BPF CUBIC (kfuncs, bpf_jiffies64 on the simulated kernel clock) fills th
   assert.ok(Math.abs(f.ssthresh[cut]! / f.cwnd[cut - 1]! - 0.7) < 0.03);
   detach();
 });
+
+const dctcp = tryBoot("tcp_dctcp", "so_dctcp");
+
+test("a BPF DCTCP (TCP_CONG_NEEDS_ECN, per-segment CE echo) holds the queue at the marking threshold", {
+  skip: dctcp.why,
+}, () => {
+  const { tcp, detach } = dctcp.env!;
+  const K = 10;
+  const r = simulate({
+    link: { ...DEFAULT_LINK, buffer: { packets: 200 }, ecnThreshold: { packets: K } },
+    durationNs: 20e9,
+    flows: [{ cc: "so_dctcp" }],
+    metricsFromNs: 5e9,
+    tcp,
+  });
+  const f = r.metrics.flows[0]!;
+  assert.ok(f.ecnMarks > 0);
+  assert.equal(f.lossRate, 0);
+  assert.ok(r.metrics.utilisation >= 0.9, `utilisation ${r.metrics.utilisation}`);
+  // 1 ms per packet at 12 Mbit/s: the p95 queueing delay is about the threshold
+  assert.ok(r.metrics.p95QueueDelayMs <= K + 4, `p95 queueing delay ${r.metrics.p95QueueDelayMs} ms`);
+  detach();
+});
