@@ -4,6 +4,7 @@
  * a settable clock, and the bpf() syscall entry.
  */
 import type { Btf } from "../btf/btf.js";
+import { BpfError, EINVAL, EPERM } from "../uapi/errno.js";
 import { VmMemory } from "../vm/memory.js";
 import {
   type BpfLink,
@@ -80,6 +81,27 @@ export interface KernelOptions {
 }
 
 export const PAGE_SIZE = 4096;
+
+/** The BPF sysctls (kernel/bpf/syscall.c bpf_syscall_table). */
+export class BpfSysctl {
+  private unpriv = 2;
+  /** kernel.bpf_stats_enabled: count run_cnt and run_time_ns of every program run. */
+  bpfStatsEnabled = 0;
+
+  /**
+   * kernel.unprivileged_bpf_disabled: 0 allowed, 2 disabled (an admin may re-enable), 1 disabled
+   * for good: once 1, writing anything but 1 is EPERM (bpf_unpriv_handler); other values EINVAL.
+   */
+  get unprivilegedBpfDisabled(): number {
+    return this.unpriv;
+  }
+
+  set unprivilegedBpfDisabled(v: number) {
+    if (v !== 0 && v !== 1 && v !== 2) throw new BpfError(EINVAL, `unprivileged_bpf_disabled: ${v} is not 0, 1 or 2`);
+    if (this.unpriv === 1 && v !== 1) throw new BpfError(EPERM, "unprivileged_bpf_disabled is locked at 1");
+    this.unpriv = v;
+  }
+}
 export const NSEC_PER_SEC = 1_000_000_000n;
 
 export class Kernel {
@@ -89,12 +111,7 @@ export class Kernel {
   readonly progTagHash: "sha1" | "sha256";
   /** num_possible_cpus(): used in memory accounting. */
   nrCpus = 1;
-  readonly sysctl = {
-    /** kernel.unprivileged_bpf_disabled: 0 allowed, 1 disabled for good, 2 disabled (admin may re-enable). */
-    unprivilegedBpfDisabled: 2,
-    /** kernel.bpf_stats_enabled: count run_cnt and run_time_ns of every program run. */
-    bpfStatsEnabled: 0,
-  };
+  readonly sysctl = new BpfSysctl();
   readonly map_idr = new Idr<BpfMap>();
   readonly prog_idr = new Idr<BpfProg>();
   readonly link_idr = new Idr<BpfLink>();

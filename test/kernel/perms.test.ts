@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN } from "../../src/kernel/capability.js";
 import { BPF_F_NO_PREALLOC, BPF_F_ZERO_SEED, bpf_cmd, bpf_map_type, bpf_prog_type } from "../../src/uapi/bpf.js";
-import { EPERM } from "../../src/uapi/errno.js";
+import { EINVAL, EPERM } from "../../src/uapi/errno.js";
 import { boot, retProg, throwsErrno, userBtf } from "./util.js";
 
 const C = bpf_cmd;
@@ -74,4 +74,22 @@ test("setCap toggles one capability at a time", () => {
   throwsErrno(() => k.bpf(p, C.BPF_MAP_CREATE, ARRAY), EPERM);
   p.setCap(CAP_BPF, true);
   k.bpf(p, C.BPF_MAP_CREATE, ARRAY);
+});
+
+test("unprivileged_bpf_disabled=1 is locked: it cannot be set back (EPERM); bad values are EINVAL", () => {
+  const { k } = boot();
+  k.sysctl.unprivilegedBpfDisabled = 0;
+  k.sysctl.unprivilegedBpfDisabled = 2;
+  throwsErrno(() => {
+    k.sysctl.unprivilegedBpfDisabled = 3;
+  }, EINVAL);
+  k.unprivilegedBpfDisabled = 1;
+  throwsErrno(() => {
+    k.sysctl.unprivilegedBpfDisabled = 0;
+  }, EPERM);
+  throwsErrno(() => {
+    k.unprivilegedBpfDisabled = 2;
+  }, EPERM);
+  const u = k.newProcess({ privileged: false });
+  throwsErrno(() => k.bpf(u, C.BPF_MAP_CREATE, ARRAY), EPERM);
 });
