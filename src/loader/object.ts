@@ -117,6 +117,10 @@ export class BpfObject {
     }
     this.secKinds = this.elf.sections.map(() => "none");
     const { btfData, btfExtData } = this.elfCollect();
+    if (!this.elf.sectionByName("license") && this.allPrograms.length > 0) {
+      // Open accepts it; the kernel refuses GPL-only helpers, kfuncs and struct_ops without one.
+      this.print("warn", `elf: ${path} has no license section: programs will load as proprietary`);
+    }
     this.btf = this.initBtf(btfData);
     if (this.btf && btfExtData) {
       try {

@@ -49,7 +49,7 @@ import { KSYMS_SEC } from "./externs.js";
 import { LIBBPF_MAP_KCONFIG, LIBBPF_MAP_RODATA } from "./maps.js";
 import type { BpfObject } from "./object.js";
 import type { BpfProgram } from "./program.js";
-import { BPF_CORE_POISON_IMM, bpfCoreApplyRelos, typesAreCompat } from "./relo_core.js";
+import { bpfCoreApplyRelos, typesAreCompat } from "./relo_core.js";
 import { adjustStructOpsAutoload, initKernStructOps } from "./struct_ops_kern.js";
 
 export interface BpfObjectLoadOpts {
@@ -223,6 +223,21 @@ export function sanitizedBtf(btf: Btf): Uint8Array {
 
 const callInsn = (i: Insn) => i.code === (BPF_JMP | BPF_CALL);
 
+/** libbpf's poison values: `call <base + index>` says which map or kfunc was missing. */
+export const POISON_LDIMM64_MAP_BASE = 2001000000;
+export const POISON_CALL_KFUNC_BASE = 2002000000;
+
+/** poison_map_ldimm64: a reference to a map that was not created becomes two invalid calls. */
+function poisonMapLdimm64(insn: Insn, next: Insn | undefined, mapIdx: number): void {
+  for (const i of next ? [insn, next] : [insn]) {
+    i.code = BPF_JMP | BPF_CALL;
+    i.dst = 0;
+    i.src = 0;
+    i.off = 0;
+    i.imm = POISON_LDIMM64_MAP_BASE + mapIdx;
+  }
+}
+
 /** bpf_object__reloc_code: append used .text subprograms and resolve every relocation. */
 function relocateProgram(obj: BpfObject, main: BpfProgram): { insns: Insn[]; appended: Map<BpfProgram, number> } {
   const insns = main.insns.map((i) => ({ ...i }));
@@ -238,12 +253,20 @@ function relocateProgram(obj: BpfObject, main: BpfProgram): { insns: Insn[]; app
       switch (r.type) {
         case "ld64": {
           const map = obj.maps[r.mapIdx as number];
+          if (!map || map.fd < 0) {
+            poisonMapLdimm64(insn, next, r.mapIdx as number);
+            break;
+          }
           insn.src = BPF_PSEUDO_MAP_FD;
-          insn.imm = map?.fd ?? -1;
+          insn.imm = map.fd;
           break;
         }
         case "data": {
           const map = obj.maps[r.mapIdx as number];
+          if (!map || map.fd < 0) {
+            poisonMapLdimm64(insn, next, r.mapIdx as number);
+            break;
+          }
           if (next) next.imm = (insn.imm + (r.symOff ?? 0)) | 0;
           insn.src = BPF_PSEUDO_MAP_VALUE;
           insn.imm = map?.fd ?? -1;
@@ -268,7 +291,8 @@ function relocateProgram(obj: BpfObject, main: BpfProgram): { insns: Insn[]; app
           if (!ext?.ksym?.kernelBtfId) {
             // An unresolved __weak kfunc: a call the verifier rejects unless it is dead code.
             insn.src = 0;
-            insn.imm = BPF_CORE_POISON_IMM;
+            insn.off = 0;
+            insn.imm = POISON_CALL_KFUNC_BASE + (r.extIdx as number);
             break;
           }
           insn.src = BPF_PSEUDO_KFUNC_CALL;

@@ -289,3 +289,16 @@ test("load: a big-endian object is refused at load (non-native byte order)", () 
   assert.equal(obj.programs.length, 3);
   assert.throws(() => obj.load(dummyKernel()), /endianness mismatch/);
 });
+
+test("load: references to a map that is not created are poisoned with libbpf's map marker", { skip: tcp.why }, () => {
+  const t = tcp.t as SimTarget;
+  const log: string[] = [];
+  const obj = BpfObject.open(objPath("features"), { print: (_l, m) => log.push(m) });
+  obj.findMap("feat_array")?.setAutocreate(false);
+  assert.throws(() => obj.load({ kernel: t.kernel, process: t.kernel.newProcess() }), /failed to load: -22/);
+  // feat_array is map #0: `call 2001000000` in the verifier log.
+  assert.ok(
+    log.some((m) => m.includes("2001000000")),
+    log.join("\n"),
+  );
+});
