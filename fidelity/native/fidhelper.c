@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -57,7 +58,7 @@ enum {
 	CMD_LINK_DETACH = 34,
 };
 
-static int tracked_maps[MAX_TRACKED];
+static __u32 tracked_maps[MAX_TRACKED]; /* map ids */
 static int n_tracked;
 
 struct obj_slot {
@@ -121,10 +122,14 @@ static void print_hex(const uint8_t *b, size_t n)
 
 static long num(const char *s) { return s ? strtol(s, NULL, 0) : 0; }
 
+/* Remember a struct_ops map by id: the scenario may close every fd of a registered map. */
 static void track_map(int fd)
 {
-	if (n_tracked < MAX_TRACKED)
-		tracked_maps[n_tracked++] = fd;
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (n_tracked < MAX_TRACKED && !bpf_obj_get_info_by_fd(fd, &info, &len))
+		tracked_maps[n_tracked++] = info.id;
 }
 
 static void cleanup(void)
@@ -135,10 +140,15 @@ static void cleanup(void)
 
 	/* A non-link struct_ops map in INUSE stays registered until deleted: delete every one. */
 	for (i = 0; i < n_tracked; i++) {
+		int fd = bpf_map_get_fd_by_id(tracked_maps[i]);
+
+		if (fd < 0)
+			continue;
 		memset(attr, 0, sizeof(attr));
-		put32(attr, 0, tracked_maps[i]);
+		put32(attr, 0, fd);
 		put64(attr, 8, (uintptr_t)&zero);
 		sys_bpf(CMD_MAP_DELETE_ELEM, attr);
+		close(fd);
 	}
 	n_tracked = 0;
 	for (i = 0; i < n_objs; i++) {
@@ -510,15 +520,24 @@ static void dispatch(char **a, int n)
 	} else if (!strcmp(c, "close")) {
 		answer(close(num(a[1])));
 	} else if (!strcmp(c, "map_fd_by_id")) {
+		/* id open_flags */
 		put32(attr, 0, num(a[1]));
+		put32(attr, 8, num(a[2]));
 		answer(sys_bpf(CMD_MAP_GET_FD_BY_ID, attr));
 	} else if (!strcmp(c, "prog_load")) {
-		/* type expected_attach_type attach_btf_id prog_flags license insns name */
+		/* type expected_attach_type attach_btf_id prog_flags license(hex) insns name */
+		size_t llen;
+		uint8_t *lic = unhex(a[5], &llen);
+		char *license = calloc(llen + 1, 1);
+
+		if (lic)
+			memcpy(license, lic, llen);
+		free(lic);
 		b1 = unhex(a[6], &l1);
 		put32(attr, 0, num(a[1]));
 		put32(attr, 4, l1 / 8);
 		put64(attr, 8, (uintptr_t)b1);
-		put64(attr, 16, (uintptr_t)a[5]);
+		put64(attr, 16, (uintptr_t)license);
 		put32(attr, 44, num(a[4]));
 		if (n > 7 && strcmp(a[7], "-"))
 			strncpy((char *)attr + 48, a[7], 15);
@@ -526,6 +545,7 @@ static void dispatch(char **a, int n)
 		put32(attr, 108, num(a[3]));
 		answer(sys_bpf(CMD_PROG_LOAD, attr));
 		free(b1);
+		free(license);
 	} else if (!strcmp(c, "obj_prog") || !strcmp(c, "obj_map")) {
 		/* obj_prog path name */
 		int err = 0, fd;
@@ -581,6 +601,12 @@ static void dispatch(char **a, int n)
 			printf("err %d\n", errno);
 		else
 			printf("ok %ld revents=%d\n", r, p.revents);
+	} else if (!strcmp(c, "drop_caps")) {
+		/* Clear every capability set (uid stays 0): the unprivileged view of bpf(). */
+		struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+		struct __user_cap_data_struct data[2] = { 0 };
+
+		answer(syscall(SYS_capset, &hdr, data));
 	} else if (!strcmp(c, "ping")) {
 		printf("ok 0 pid=%d\n", getpid());
 	} else {

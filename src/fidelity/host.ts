@@ -157,7 +157,7 @@ export class HostTarget implements Target {
       a.expected_attach_type,
       a.attach_btf_id,
       a.prog_flags,
-      a.license,
+      hex(new TextEncoder().encode(a.license)),
       hex(a.insns),
       a.name || "-",
     );
@@ -180,8 +180,8 @@ export class HostTarget implements Target {
   info(kind: "map" | "link" | "prog", fd: number) {
     return this.cmd("info", kind, fd);
   }
-  mapFdById(id: number) {
-    return this.cmd("map_fd_by_id", id);
+  mapFdById(id: number, openFlags: number) {
+    return this.cmd("map_fd_by_id", id, openFlags);
   }
   poll(fd: number) {
     return this.cmd("poll", fd);
@@ -193,6 +193,9 @@ export class HostTarget implements Target {
     const st = o.fields?.state;
     if (st && st !== "-") o.bytes = new Uint8Array(Buffer.from(st, "hex"));
     return o;
+  }
+  dropCaps() {
+    return this.cmd("drop_caps");
   }
   tcpXfer(cc: string, bytes: number) {
     return this.cmd("tcp_xfer", cc, bytes);

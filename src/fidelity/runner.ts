@@ -327,16 +327,15 @@ export class ScenarioRun {
         return res(await t.linkDetach(this.v(step.args[0]!).fd), false);
       case "close": {
         const name = step.args[0]!;
-        const r = await t.close(this.v(name).fd);
-        if (r.ok) this.vars.delete(name);
-        return res(r, false);
+        // The name stays bound (its id still serves map_fd_by_id); its fd number is stale.
+        return res(await t.close(this.v(name).fd), false);
       }
       case "map_info":
       case "link_info":
         return this.info(step);
       case "map_fd_by_id": {
         const m = this.v(step.args[0]!);
-        const r = await t.mapFdById(m.id ?? Number(step.args[0]));
+        const r = await t.mapFdById(m.id ?? Number(step.args[0]), parseFlags(o.open_flags));
         bind(r, { ...m, fd: 0 });
         return res(r, true);
       }
@@ -346,6 +345,8 @@ export class ScenarioRun {
       }
       case "test_run":
         return this.testRun(step);
+      case "drop_caps":
+        return res(await t.dropCaps(), false);
       case "tcp_xfer": {
         const cc = step.args[0] === "$uniq" ? this.uniq : step.args[0]!;
         const r = await t.tcpXfer(cc, Number(o.bytes ?? 4 << 20));

@@ -77,6 +77,7 @@ export const OPS: Readonly<Record<string, { min: number; max: number; binds?: bo
   test_run: { min: 1, max: 1 },
   tcp_xfer: { min: 1, max: 1 },
   map_read: { min: 1, max: 1 },
+  drop_caps: { min: 0, max: 0 },
 };
 
 /** Split a line into tokens: words, "quoted strings" (kept with quotes), `{`, `}`, `=>`. */

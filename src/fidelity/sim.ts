@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Btf } from "../btf/btf.js";
 import { decodeInsns } from "../isa/insn.js";
+import { ALL_CAPS } from "../kernel/capability.js";
 import { Kernel } from "../kernel/kernel.js";
 import * as bpf from "../loader/bpf.js";
 import { BpfObject } from "../loader/object.js";
@@ -152,8 +153,8 @@ export class SimTarget implements Target {
       return { ok: true, ret: 0, fields };
     });
   }
-  mapFdById(id: number) {
-    return this.wrap(() => rc(bpf.bpf_map_get_fd_by_id(this.h, id)));
+  mapFdById(id: number, openFlags: number) {
+    return this.wrap(() => rc(bpf.bpf_map_get_fd_by_id_opts(this.h, id, { open_flags: openFlags })));
   }
   poll(fd: number) {
     return this.wrap(() => {
@@ -172,6 +173,10 @@ export class SimTarget implements Target {
       if (r < 0) return rc(r);
       return { ok: true, ret: r, fields: { retval: String((opts.retval ?? 0) >>> 0) }, bytes: st ?? undefined };
     });
+  }
+  async dropCaps(): Promise<Outcome> {
+    for (const cap of ALL_CAPS) this.h.process.setCap(cap, false);
+    return { ok: true, ret: 0 };
   }
   async tcpXfer(cc: string, bytes: number): Promise<Outcome> {
     const ca = this.cong.tcp_ca_find(cc);

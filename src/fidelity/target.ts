@@ -63,12 +63,14 @@ export interface Target {
   linkDetach(fd: number): Promise<Outcome>;
   close(fd: number): Promise<Outcome>;
   info(kind: "map" | "link" | "prog", fd: number): Promise<Outcome>;
-  mapFdById(id: number): Promise<Outcome>;
+  mapFdById(id: number, openFlags: number): Promise<Outcome>;
   poll(fd: number): Promise<Outcome>;
   /** PROG_TEST_RUN; `state` (when not null) is copied to user memory and its address put in args[0]. */
   testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, ctxSize?: number): Promise<Outcome>;
   /** A loopback transfer of `bytes` using congestion control `cc` on the sender. */
   tcpXfer(cc: string, bytes: number): Promise<Outcome>;
+  /** Drop every capability of the process running the scenario. */
+  dropCaps(): Promise<Outcome>;
   /** Free everything (registered struct_ops maps included). */
   shutdown(): Promise<void>;
 }

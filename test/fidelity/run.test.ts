@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { hostAvailable } from "../../src/fidelity/host.js";
 import { formatResult, loadScenarios, runScenario } from "../../src/fidelity/main.js";
+import { parseScenario } from "../../src/fidelity/scenario.js";
 
 const scenarios = loadScenarios();
 const hostWhy = hostAvailable();
@@ -31,4 +33,24 @@ describe("the host kernel and structops agree on every scenario", () => {
       assert.ok(r.verdict.kind === "same" || r.deliberate, formatResult(r, true));
     });
   }
+});
+
+test("no scenario leaves a congestion control registered in the host kernel", { skip: hostWhy ?? false }, async () => {
+  // Register a map-mode CC, close its only fd and stop: the helper must delete it on exit.
+  const sc = parseScenario(
+    [
+      "name: leak-check",
+      '$ss = prog_asm tcp_congestion_ops.ssthresh "mov %r0, 2\\nexit"',
+      '$ca = prog_asm tcp_congestion_ops.cong_avoid "mov %r0, 0\\nexit"',
+      '$un = prog_asm tcp_congestion_ops.undo_cwnd "mov %r0, 10\\nexit"',
+      "$m = map_create tcp_congestion_ops => ok",
+      "update $m { name=$uniq ssthresh=$ss cong_avoid=$ca undo_cwnd=$un } => ok",
+      "tcp_xfer $uniq bytes=4096 => ok",
+      "close $m => ok",
+    ].join("\n"),
+  );
+  const r = await runScenario(sc, true);
+  assert.equal(r.verdict.kind, "same", formatResult(r, true));
+  const avail = readFileSync("/proc/sys/net/ipv4/tcp_available_congestion_control", "utf8");
+  assert.doesNotMatch(avail, /\bfid_[0-9a-f]{10}\b/);
 });
