@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import type { Insn } from "../../src/isa/insn.js";
+import { bpf_map_type } from "../../src/uapi/bpf.js";
+import { BpfError } from "../../src/uapi/errno.js";
+import { bpfBaseFuncProto } from "../../src/verifier/helper_protos.js";
+import { resolveLdImm64 } from "../../src/verifier/vector.js";
+import { bpfCheck } from "../../src/verifier/verifier.js";
+
+/** Opcodes of every class, so that random programs reach every part of do_check. */
+const CODES = [
+  0x07, 0x0f, 0x17, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x47, 0x4f, 0x57, 0x5f, 0x67, 0x6f, 0x77, 0x7f, 0x87, 0x97, 0x9f,
+  0xa7, 0xaf, 0xb7, 0xbf, 0xc7, 0xcf, 0x04, 0x0c, 0x14, 0x24, 0x34, 0x44, 0x54, 0x64, 0x74, 0x84, 0x94, 0xa4, 0xb4,
+  0xbc, 0xc4, 0xd4, 0xdc, 0xd7, 0x61, 0x69, 0x71, 0x79, 0x81, 0x62, 0x6a, 0x72, 0x7a, 0x63, 0x6b, 0x73, 0x7b, 0xc3,
+  0xdb, 0x05, 0x15, 0x1d, 0x25, 0x2d, 0x35, 0x45, 0x55, 0x65, 0x75, 0xa5, 0xb5, 0xc5, 0xd5, 0x16, 0x1e, 0x26, 0xa6,
+  0x06, 0x85, 0x95, 0x18, 0x00, 0xff,
+];
+
+const insnArb: fc.Arbitrary<Insn> = fc.record({
+  code: fc.constantFrom(...CODES),
+  dst: fc.oneof(fc.integer({ min: 0, max: 10 }), fc.integer({ min: 0, max: 15 })),
+  src: fc.oneof(fc.integer({ min: 0, max: 10 }), fc.integer({ min: 0, max: 15 })),
+  off: fc.oneof(fc.integer({ min: -16, max: 16 }), fc.integer({ min: -520, max: 8 })),
+  imm: fc.oneof(fc.integer({ min: -8, max: 64 }), fc.constantFrom(0, 1, 5, 7, 16, 32, 64, 181, 0x7fffffff, -1)),
+});
+
+const reg = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom(6, 10), fc.integer({ min: 0, max: 10 }));
+const imm = fc.oneof(fc.integer({ min: -8, max: 40 }), fc.constantFrom(0, 1, 8, 16, 0xff, -1));
+const ALU = [0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x90, 0xa0, 0xb0, 0xc0];
+const SIZES = [0x00, 0x08, 0x10, 0x18];
+const JMPS = [0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0];
+
+/** Well-formed instructions (reserved fields zero, jumps forward), so random programs get deep. */
+const formed: fc.Arbitrary<Insn> = fc.oneof(
+  fc
+    .record({ op: fc.constantFrom(...ALU), cls: fc.constantFrom(0x04, 0x07), x: fc.boolean(), dst: reg, src: reg, imm })
+    .map(({ op, cls, x, dst, src, imm }) => {
+      const shift = op === 0x60 || op === 0x70 || op === 0xc0;
+      const k = shift ? Math.abs(imm) % (cls === 0x07 ? 64 : 32) : (op === 0x30 || op === 0x90) && imm === 0 ? 3 : imm;
+      return x ? { code: cls | op | 0x08, dst, src, off: 0, imm: 0 } : { code: cls | op, dst, src: 0, off: 0, imm: k };
+    }),
+  fc
+    .record({
+      sz: fc.constantFrom(...SIZES),
+      dst: reg,
+      src: fc.constantFrom(1, 10, 0, 2),
+      off: fc.integer({ min: -24, max: 24 }),
+    })
+    .map(({ sz, dst, src, off }) => ({ code: 0x61 | sz, dst, src, off, imm: 0 })),
+  fc
+    .record({
+      sz: fc.constantFrom(...SIZES),
+      st: fc.boolean(),
+      dst: fc.constantFrom(10, 1, 0, 2),
+      src: reg,
+      off: fc.integer({ min: -24, max: 24 }),
+      imm,
+    })
+    .map(({ sz, st, dst, src, off, imm }) =>
+      st ? { code: 0x62 | sz, dst, src: 0, off, imm } : { code: 0x63 | sz, dst, src, off, imm: 0 },
+    ),
+  fc
+    .record({
+      op: fc.constantFrom(...JMPS),
+      cls: fc.constantFrom(0x05, 0x06),
+      x: fc.boolean(),
+      dst: reg,
+      src: reg,
+      off: fc.integer({ min: 0, max: 4 }),
+      imm,
+    })
+    .map(({ op, cls, x, dst, src, off, imm }) =>
+      x ? { code: cls | op | 0x08, dst, src, off, imm: 0 } : { code: cls | op, dst, src: 0, off, imm },
+    ),
+  fc.constantFrom(1, 2, 3, 5, 7, 181).map((imm) => ({ code: 0x85, dst: 0, src: 0, off: 0, imm })),
+);
+
+/** Jumps past the end are clamped onto the final exit. */
+function close(body: Insn[]): Insn[] {
+  const insns = [
+    ...body,
+    { code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 },
+    { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
+  ];
+  insns.forEach((i, t) => {
+    const cls = i.code & 7;
+    if (
+      (cls === 5 || cls === 6) &&
+      (i.code & 0xf0) !== 0x80 &&
+      (i.code & 0xf0) !== 0x90 &&
+      t + i.off + 1 >= insns.length
+    ) {
+      i.off = insns.length - 2 - t;
+    }
+  });
+  return insns;
+}
+
+test("well-formed random programs are accepted or refused with a BpfError at an instruction", () => {
+  let accepted = 0;
+  fc.assert(
+    fc.property(fc.array(formed, { minLength: 1, maxLength: 30 }), fc.boolean(), (body, privileged) => {
+      const insns = close(body);
+      const r = bpfCheck({
+        insns,
+        ldImm64Aux: resolveLdImm64(insns),
+        progType: 1,
+        privileged,
+        gpl: true,
+        logLevel: 2,
+        insnLimit: 20_000,
+        maps: [{ type: bpf_map_type.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 16, maxEntries: 1, flags: 0 }],
+        ops: {
+          name: "fuzz",
+          isValidAccess: (off, size) => (off >= 0 && off + size <= 32 ? {} : undefined),
+          getFuncProto: (id) => bpfBaseFuncProto(id, privileged),
+        },
+      });
+      if (r.ok) {
+        accepted++;
+        return true;
+      }
+      assert.ok(r.error instanceof BpfError);
+      assert.equal(typeof r.error.context.insn, "number");
+      return true;
+    }),
+    { numRuns: 3000, seed: 0x5eed },
+  );
+  assert.ok(accepted > 10, `${accepted} accepted`);
+});
+
+test("random programs are accepted or refused with a BpfError, never a crash", () => {
+  fc.assert(
+    fc.property(fc.array(insnArb, { minLength: 1, maxLength: 40 }), fc.boolean(), (body, privileged) => {
+      const insns = [
+        ...body,
+        { code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 },
+        { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
+      ];
+      const r = bpfCheck({
+        insns,
+        ldImm64Aux: resolveLdImm64(insns),
+        progType: 1,
+        privileged,
+        gpl: true,
+        logLevel: 1,
+        insnLimit: 20_000,
+        maps: [{ type: bpf_map_type.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 16, maxEntries: 1, flags: 0 }],
+        ops: {
+          name: "fuzz",
+          isValidAccess: (off, size) => (off >= 0 && off + size <= 32 ? {} : undefined),
+          getFuncProto: (id) => bpfBaseFuncProto(id, privileged),
+        },
+      });
+      if (r.ok) return true;
+      assert.ok(r.error instanceof BpfError);
+      assert.equal(typeof r.error.context.insn, "number", r.error.message);
+      assert.ok(r.log.includes(r.error.message), r.error.message);
+      return true;
+    }),
+    { numRuns: 3000 },
+  );
+});
