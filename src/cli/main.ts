@@ -4,6 +4,9 @@ import { Command } from "commander";
 import { BpfError } from "../uapi/errno.js";
 import * as btf from "./btf.js";
 import * as conformance from "./conformance.js";
+import * as progVerify from "./prog_verify.js";
+import * as sim from "./sim.js";
+import * as structOps from "./struct_ops.js";
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -13,6 +16,9 @@ export function buildProgram(): Command {
     .version("0.1.0");
   btf.register(program);
   conformance.register(program);
+  progVerify.register(program);
+  structOps.register(program);
+  sim.register(program);
   return program;
 }
 
