@@ -259,6 +259,7 @@ export class Verifier {
     let error: BpfError | undefined;
     try {
       this.cfg = checkCfg(this.insns, this.privileged, (m) => this.logBuf.push(m));
+      this.checkBtfFunc();
       this.checkAttachBtfId();
       this.live = computeLiveness(this.insns, this.cfg);
       this.precision = new Precision(this.insns, this.cfg);
@@ -289,6 +290,19 @@ export class Verifier {
       subprogStarts: this.cfg?.subprogStarts ?? [0],
       attachFuncName: this.attachFuncName,
     };
+  }
+
+  /** check_btf_func: func_info, when given, describes exactly the subprograms found. */
+  private checkBtfFunc(): void {
+    const fi = this.env.funcInfo;
+    if (!fi || fi.length === 0) return;
+    const starts = this.cfg.subprogStarts;
+    if (fi.length !== starts.length)
+      this.reject(EINVAL, "number of funcs in func_info doesn't match number of subprogs", 0);
+    fi.forEach((f, i) => {
+      if (f.insnOff !== starts[i])
+        this.reject(EINVAL, "func_info BTF section doesn't match subprog layout in BPF program", f.insnOff);
+    });
   }
 
   /** check_attach_btf_id / check_struct_ops_btf_id. */
@@ -328,7 +342,8 @@ export class Verifier {
   private doCheck(): void {
     this.cur = this.initialState();
     this.insnIdx = 0;
-    this.verbose(`func#0 @0\n`);
+    if (this.logLevel > 1)
+      for (const [i, start] of this.cfg.subprogStarts.entries()) this.verbose(`func#${i} @${start}\n`);
     let doPrintState = false;
     for (;;) {
       if (!this.cur) {

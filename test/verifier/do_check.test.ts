@@ -265,3 +265,38 @@ test("the log reads like the kernel's: instruction lines, state comments, branch
     /^processed \d+ insns \(limit 1000000\) max_states_per_insn \d+ total_states \d+ peak_states \d+ mark_read \d+$/,
   );
 });
+
+test("func_info must describe the subprograms the verifier finds", () => {
+  const asm = "call local f\nexit\nf:\nmov %r0, 0\nexit";
+  assert.equal(
+    bpfCheck(
+      env(asm, {
+        funcInfo: [
+          { insnOff: 0, typeId: 1 },
+          { insnOff: 2, typeId: 2 },
+        ],
+      }),
+    ).ok,
+    true,
+  );
+  const r = bpfCheck(env(asm, { funcInfo: [{ insnOff: 0, typeId: 1 }] }));
+  assert.equal(r.error?.message, "number of funcs in func_info doesn't match number of subprogs");
+  const r2 = bpfCheck(
+    env(asm, {
+      funcInfo: [
+        { insnOff: 0, typeId: 1 },
+        { insnOff: 3, typeId: 2 },
+      ],
+    }),
+  );
+  assert.equal(r2.error?.message, "func_info BTF section doesn't match subprog layout in BPF program");
+  assert.equal(r2.error?.context.insn, 3);
+});
+
+test("log level 2 names the subprograms and prints states at prune points", () => {
+  const r = bpfCheck(env("call local f\nexit\nf:\nmov %r0, 0\nexit", { logLevel: 2 }));
+  assert.match(r.log, /^func#0 @0\nfunc#1 @2\n/);
+  assert.match(r.log, /^0: R1=ctx\(\) R10=fp0$/m);
+  const l1 = bpfCheck(env("call local f\nexit\nf:\nmov %r0, 0\nexit", { logLevel: 1 }));
+  assert.doesNotMatch(l1.log, /func#/);
+});
