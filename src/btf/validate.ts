@@ -330,21 +330,28 @@ class Validator {
           // Members through pointers only need the pointer; by value they must be complete.
           const msize = this.sizeOf(m.type, depth);
           if (msize < 0) this.fail(t, `Invalid member ${m.name} (type ${m.type} ${BTF_KIND_NAMES[k]})`);
+          let base = m.type;
+          for (let d = 0; isModifier(btf.kindOf(base)) && d < MAX_RESOLVE_DEPTH; d++)
+            base = (btf.typeById(base) as { type: number }).type;
           if (m.bitfieldSize) {
-            let base = m.type;
-            for (let d = 0; isModifier(btf.kindOf(base)) && d < MAX_RESOLVE_DEPTH; d++)
-              base = (btf.typeById(base) as { type: number }).type;
             const bk = btf.kindOf(base);
             if (bk !== BTF_KIND_INT && bk !== BTF_KIND_ENUM && bk !== BTF_KIND_ENUM64)
               this.fail(t, `Invalid member base type (${m.name})`);
             if (m.bitfieldSize > msize * 8) this.fail(t, `Invalid member bitfield_size (${m.name})`);
             if (m.bitOffset + m.bitfieldSize > t.size * 8) this.fail(t, `Member ${m.name} exceeds struct_size`);
           } else {
-            if (!t.kindFlag || m.bitOffset % 8 === 0) {
-              if (m.bitOffset % 8 !== 0 && !isSized(btf.kindOf(m.type)))
-                this.fail(t, `Member ${m.name} is not byte aligned`);
+            const bt = btf.typeById(base);
+            const byteOff = Math.floor(m.bitOffset / 8);
+            if (bt.kind === BTF_KIND_INT) {
+              // btf_int_check_member: an INT may be an old-style bitfield starting mid-byte (no kind_flag).
+              if (t.kindFlag && m.bitOffset % 8) this.fail(t, `Member ${m.name} is not byte aligned`);
+              const copyBits = (m.bitOffset % 8) + bt.offset + bt.bits;
+              if (copyBits > 128) this.fail(t, `Member ${m.name} nr_copy_bits exceeds 128`);
+              if (byteOff + Math.ceil(copyBits / 8) > t.size) this.fail(t, `Member ${m.name} exceeds struct_size`);
+            } else {
+              if (m.bitOffset % 8) this.fail(t, `Member ${m.name} is not byte aligned`);
+              if (byteOff + msize > t.size) this.fail(t, `Member ${m.name} exceeds struct_size`);
             }
-            if (Math.floor(m.bitOffset / 8) + msize > t.size) this.fail(t, `Member ${m.name} exceeds struct_size`);
           }
         }
         size = t.size;

@@ -108,6 +108,16 @@ test("bad input: an INT with two encoding bits is ENOTSUPP, as in the kernel", (
   );
 });
 
+test("an old-style INT bitfield (no kind_flag) may start mid-byte", () => {
+  const b = new BtfBuilder();
+  const u3 = b.addInt("unsigned int", 4, 0, 3);
+  b.addStruct("s", 4, [
+    { name: "a", type: u3, bitOffset: 0 },
+    { name: "b", type: u3, bitOffset: 3 },
+  ]);
+  b.toBtf().validate();
+});
+
 test("bad input: typedef loop is detected, naming the type", () => {
   const b = new BtfBuilder();
   b.addTypedef("a", 2);
@@ -162,6 +172,11 @@ test("bad input: semantic errors name the type", () => {
     [(b, int) => b.addVar("v", int, 7), /VAR v Linkage not supported/],
     [(b, int) => b.addDeclTag("tag", int, -1), /DECL_TAG tag Invalid type/],
     [(b) => b.addStruct("s", 4, [{ name: "f", type: b.addFwd("opaque"), bitOffset: 0 }]), /Invalid member f/],
+    [
+      (b, int) => b.addStruct("s", 16, [{ name: "p", type: b.addPtr(int), bitOffset: 4 }]),
+      /Member p is not byte aligned/,
+    ],
+    [(b, int) => b.addStruct("s", 4, [{ name: "i", type: int, bitOffset: 4 }]), /Member i exceeds struct_size/],
   ];
   for (const [build, msg] of cases) {
     const b = new BtfBuilder();
