@@ -3,12 +3,13 @@
  * into a temporary directory and run as one process per scenario; operations go to it as lines.
  * `hostAvailable()` says why the host cannot be used (not root, bpf() refused, type missing).
  */
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Btf } from "../btf/btf.js";
+import { errnoName } from "../uapi/errno.js";
 import type { MapCreateArgs, Outcome, ProgLoadArgs, Target } from "./target.js";
 
 export const VMLINUX_BTF = "/sys/kernel/btf/vmlinux";
@@ -44,11 +45,16 @@ export function hostAvailable(): string | null {
   if (process.platform !== "linux") return "not Linux";
   if (process.getuid?.() !== 0) return "not root (bpf() needs CAP_BPF)";
   if (!existsSync(VMLINUX_BTF)) return `${VMLINUX_BTF} missing`;
+  let helper: string;
   try {
-    buildHelper();
+    helper = buildHelper();
   } catch (e) {
     return `cannot build the native helper with gcc -lbpf: ${String((e as { stderr?: Buffer }).stderr ?? e).slice(0, 200)}`;
   }
+  // bpf() itself may be refused (seccomp, lockdown, a container): probe with an array map.
+  const probe = spawnSync(helper, [], { input: "map_create 2 4 8 1 0 0 0 probe\nquit\n", encoding: "utf8" });
+  const answer = parseAnswer((probe.stdout ?? "").split("\n")[0] ?? "");
+  if (!answer.ok) return `bpf() refused: ${answer.unsupported ?? errnoName(answer.errno ?? 0)}`;
   return null;
 }
 
