@@ -3,13 +3,13 @@
  * ops exactly where Linux does) share one bottleneck towards simple receivers; ACKs return over an
  * uncongested path. Same options and seed give byte-identical results.
  */
-import { TCP_CONG_NEEDS_ECN } from "../subsys/tcp/btf.js";
+import { TCP_CONG_NEEDS_ECN, TCP_ECN_OK } from "../subsys/tcp/btf.js";
 import { type TcpAck, TcpConn, type TcpHost, type TcpSegment } from "../subsys/tcp/tcp.js";
 import { TcpCongControl, type TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
 import type { TcpKernel } from "../subsys/tcp/tcp_init.js";
 import { tcpReno } from "../subsys/tcp/tcp_reno.js";
-import type { KernelAllocator, KernelClock } from "../subsys/tcp/tcp_sock.js";
+import { type KernelAllocator, type KernelClock, TcpSock } from "../subsys/tcp/tcp_sock.js";
 import { tcp_retransmit_timer } from "../subsys/tcp/tcp_timer.js";
 import { KernelDrivenClock, SimClock } from "./clock.js";
 import { EventQueue } from "./event_queue.js";
@@ -195,11 +195,19 @@ export class Simulation {
     this.cong.tcp_set_congestion_control(conn.sk, ca.name);
     this.conns.push(conn);
     this.queueDelays.push([]);
-    this.receivers.push(
-      new Receiver(this.ev, { flow: i, delayedAck: this.opts.delayedAck, accurateEcn: needsEcn }, (a: TcpAck) =>
-        this.ev.after(this.opts.link.delayNs, () => this.onAck(conn, a, f)),
-      ),
+    // The receiving socket: the flow's CA gets the ECN receive events there (not init/release).
+    const rsk = new TcpSock(this.clock, `flow ${i} rx`, this.opts.alloc ?? this.opts.tcp?.alloc);
+    rsk.icsk_ca_ops = ca;
+    rsk.mss_cache = conn.sk.mss_cache;
+    if (this.opts.ecn || needsEcn) rsk.ecn_flags = TCP_ECN_OK;
+    const rx = new Receiver(
+      this.ev,
+      { flow: i, delayedAck: this.opts.delayedAck, sk: rsk, isn: conn.isn, mss: conn.sk.mss_cache },
+      (a: TcpAck) => this.ev.after(this.opts.link.delayNs, () => this.onAck(conn, a, f)),
     );
+    this.receivers.push(rx);
+    this.opts.tcp?.registerSock(rsk);
+    this.opts.tcp?.setAckSender(rsk, (rcv_nxt) => rx.sendAckFor(rcv_nxt));
     this.trace.flows.push({ cwnd: [], ssthresh: [], srtt_ms: [], inflight: [], ca_state: [] });
     this.ev.at(f.startNs ?? 0, () => {
       conn.establish();

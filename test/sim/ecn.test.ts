@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { percentile } from "../../src/sim/metrics.js";
 import { DEFAULT_LINK, simulate } from "../../src/sim/sim.js";
-import { CA_ACK_ECE, TCP_CONG_NEEDS_ECN } from "../../src/subsys/tcp/btf.js";
+import {
+  CA_ACK_ECE,
+  CA_EVENT_ECN_IS_CE,
+  CA_EVENT_ECN_NO_CE,
+  TCP_CONG_NEEDS_ECN,
+  TCP_ECN_DEMAND_CWR,
+} from "../../src/subsys/tcp/btf.js";
 import type { TcpCongestionOps } from "../../src/subsys/tcp/tcp_cong.js";
 import { tcp_reno_cong_avoid, tcp_reno_undo_cwnd } from "../../src/subsys/tcp/tcp_reno.js";
 import type { TcpSock } from "../../src/subsys/tcp/tcp_sock.js";
@@ -45,10 +51,18 @@ function dctcpLike(): TcpCongestionOps {
       const alpha = priv(sk).getUint32(12, true);
       return Math.max(sk.snd_cwnd - ((sk.snd_cwnd * alpha) >>> 11), 2);
     },
+    // On the receiving socket: echo the CE state of each segment, not a latch until CWR (dctcp_ece_ack_update).
+    cwnd_event(sk, ev) {
+      if (ev === CA_EVENT_ECN_IS_CE) sk.ecn_flags = sk.ecn_flags | TCP_ECN_DEMAND_CWR;
+      else if (ev === CA_EVENT_ECN_NO_CE) sk.ecn_flags = sk.ecn_flags & ~TCP_ECN_DEMAND_CWR;
+      else return;
+      events.push({ ev, sk: sk.name });
+    },
     cong_avoid: tcp_reno_cong_avoid,
     undo_cwnd: tcp_reno_undo_cwnd,
   };
 }
+const events: { ev: number; sk: string }[] = [];
 
 test("ECN marking: a DCTCP-like controller keeps the queue near the marking threshold without drops", () => {
   const K = 10;
@@ -67,6 +81,9 @@ test("ECN marking: a DCTCP-like controller keeps the queue near the marking thre
   assert.ok(p95 <= K + 4, `p95 queue ${p95} packets, threshold ${K}`);
   assert.ok(Math.max(...q) <= K + 8, `max queue ${Math.max(...q)}`);
   assert.ok(r.metrics.utilisation >= 0.9, `utilisation ${r.metrics.utilisation}`);
+  // the receiving socket got both ECN events (only CAs with TCP_CONG_NEEDS_ECN do)
+  assert.ok(events.some((e) => e.ev === CA_EVENT_ECN_IS_CE && e.sk === "flow 0 rx"));
+  assert.ok(events.some((e) => e.ev === CA_EVENT_ECN_NO_CE && e.sk === "flow 0 rx"));
 });
 
 test("classic ECN: a Reno flow with ECN halves on ECE (CWR) instead of losing packets", () => {

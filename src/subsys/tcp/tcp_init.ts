@@ -26,6 +26,7 @@ export class TcpKernel implements TcpBpfContext {
   kernel?: Kernel;
   private readonly socks = new Map<number, TcpSock>();
   private readonly samples = new Map<number, AckSample>();
+  private readonly ackSenders = new WeakMap<TcpSock, (rcv_nxt: number) => void>();
 
   constructor() {
     this.cong = new TcpCongControl(tcpReno());
@@ -69,6 +70,15 @@ export class TcpKernel implements TcpBpfContext {
 
   ackSampleByAddr(addr: number): AckSample | undefined {
     return this.samples.get(addr);
+  }
+
+  /** Who sends ACKs for a receiving socket (bpf_tcp_send_ack). */
+  setAckSender(sk: TcpSock, send: (rcv_nxt: number) => void): void {
+    this.ackSenders.set(sk, send);
+  }
+
+  sendAck(sk: TcpSock, rcv_nxt: number): void {
+    this.ackSenders.get(sk)?.(rcv_nxt);
   }
 }
 
