@@ -85,7 +85,7 @@ export function bpf_btf_load(k: Kernel, proc: Process, attr: BtfLoadAttr): numbe
     }
     throw e;
   }
-  attr.btf_log_true_size = log.finalize();
+  attr.btf_log_true_size = log.finalizeOk();
   const obj = new BtfObject(btf, bytes, false);
   btf_alloc_id(k, obj);
   try {

@@ -1,6 +1,10 @@
 /** Small pieces of kernel/bpf/syscall.c shared by every object kind. */
 import { BPF_OBJ_NAME_LEN } from "../uapi/bpf.js";
-import { BpfError, EINVAL } from "../uapi/errno.js";
+import { BpfError, EINVAL, ENOSPC } from "../uapi/errno.js";
+
+/** Log level bit: keep the start of the log instead of its end when the buffer is too small. */
+export const BPF_LOG_FIXED = 8;
+
 import type { File } from "./file.js";
 
 /**
@@ -75,14 +79,30 @@ export class BpfLog {
     return this.lines.map((l) => (l.endsWith("\n") ? l : `${l}\n`)).join("");
   }
 
-  /** Copy out; returns log_true_size (bytes incl. NUL). */
+  /** The log did not fit the buffer (bpf_vlog_finalize then makes a successful load ENOSPC). */
+  truncated = false;
+
+  /**
+   * Copy out (bpf_vlog_finalize); returns log_true_size (bytes incl. NUL). The log rotates by
+   * default, keeping its tail; BPF_LOG_FIXED (level 8) keeps its head.
+   */
   finalize(): number {
     const bytes = new TextEncoder().encode(this.text);
     if (this.buf && this.level) {
       const n = Math.min(bytes.length, this.size - 1);
-      this.buf.set(bytes.subarray(0, n));
+      const fixed = (this.level & BPF_LOG_FIXED) !== 0;
+      this.buf.set(fixed ? bytes.subarray(0, n) : bytes.subarray(bytes.length - n));
       this.buf[n] = 0;
+      this.truncated = bytes.length > n;
     }
     return bytes.length + 1;
+  }
+
+  /** Finalize after a successful load: a truncated log turns success into ENOSPC. */
+  finalizeOk(): number {
+    const trueSize = this.finalize();
+    if (this.truncated)
+      throw new BpfError(ENOSPC, `log buffer of ${this.size} bytes is too small (${trueSize} needed)`);
+    return trueSize;
   }
 }

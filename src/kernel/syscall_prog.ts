@@ -224,7 +224,8 @@ function insnsOf(attr: ProgLoadAttr): Insn[] {
   const cnt = num(attr.insn_cnt);
   if (!src) throw new BpfError(EINVAL, "insns is NULL");
   const all = src instanceof Uint8Array ? decodeInsns(src.subarray(0, cnt * 8)) : src.slice(0, cnt);
-  if (all.length < cnt) throw new BpfError(EINVAL, `insns holds ${all.length} instructions, insn_cnt is ${cnt}`);
+  // Copying insn_cnt instructions from a shorter buffer faults.
+  if (all.length < cnt) throw new BpfError(EFAULT, `insns holds ${all.length} instructions, insn_cnt is ${cnt}`);
   return all.map((i) => ({ ...i }));
 }
 
@@ -351,9 +352,11 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     prog.insnsi = resolve_pseudo_ldimm64(env, proc, attr, env.ldImm64Aux as Map<number, LdImm64Aux>);
     prog.aux.verifier_result = k.verifier?.(env);
     k.jit?.(prog);
-  } finally {
+  } catch (e) {
     attr.log_true_size = log.finalize();
+    throw e;
   }
+  attr.log_true_size = log.finalizeOk();
 }
 
 function logErr(log: BpfLog, errno: number, msg: string): BpfError {

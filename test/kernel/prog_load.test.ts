@@ -14,7 +14,7 @@ import {
   bpf_map_type,
   bpf_prog_type,
 } from "../../src/uapi/bpf.js";
-import { E2BIG, EBADF, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPROTO } from "../../src/uapi/errno.js";
+import { E2BIG, EBADF, EFAULT, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EPROTO } from "../../src/uapi/errno.js";
 import { boot, call, exit, ldMapFd, ldxDw, mov64, retProg, throwsErrno, u32, u64 } from "./util.js";
 
 const C = bpf_cmd;
@@ -251,4 +251,26 @@ test("the verifier hook sees every load and can refuse it", () => {
   assert.throws(() => load(k, p, [mov64(1, 0), ...retProg(0)]));
   assert.deepEqual(seen, [2, 3]);
   assert.equal(k.prog_idr.size, 1, "the refused program has no id");
+});
+
+test("the log rotates (keeps its end) unless BPF_LOG_FIXED; a truncated log turns a good load into ENOSPC", () => {
+  const { k, p } = boot({ verifier: true });
+  const insns = [mov64(0, 0), mov64(1, 1), mov64(2, 2), exit()];
+  const full = new Uint8Array(4096);
+  const attr = { prog_type: SYSCALL, insns, insn_cnt: 4, license: "GPL", log_level: 2, log_buf: full, log_size: 4096 };
+  k.bpf(p, C.BPF_PROG_LOAD, attr);
+  const text = new TextDecoder().decode(full.subarray(0, full.indexOf(0)));
+  assert.ok(text.length > 128, "level 2 logs every instruction");
+  const trueSize = (attr as { log_true_size?: number }).log_true_size!;
+  assert.equal(trueSize, text.length + 1);
+  const small = new Uint8Array(128);
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_LOAD, { ...attr, log_buf: small, log_size: 128 }), ENOSPC);
+  assert.equal(new TextDecoder().decode(small.subarray(0, 127)), text.slice(text.length - 127), "the tail is kept");
+  const fixed = new Uint8Array(128);
+  throwsErrno(() => k.bpf(p, C.BPF_PROG_LOAD, { ...attr, log_level: 2 | 8, log_buf: fixed, log_size: 128 }), ENOSPC);
+  assert.equal(new TextDecoder().decode(fixed.subarray(0, 127)), text.slice(0, 127), "BPF_LOG_FIXED keeps the head");
+  throwsErrno(
+    () => k.bpf(p, C.BPF_PROG_LOAD, { ...attr, log_buf: undefined, log_size: 0, log_level: 0, insn_cnt: 5 }),
+    EFAULT,
+  );
 });
