@@ -166,3 +166,85 @@ export class Precision {
     }
   }
 }
+
+/**
+ * Stack slots whose contents may still be read, per instruction, for the frame running it (the
+ * kernel's stack liveness). Loads at fixed offsets from r10 are uses, full 8-byte stores to r10
+ * kill; an instruction that reads the stack through another register (do_check reports those as
+ * it meets them) or a call makes every slot live. Slots are bits 0-63 (slot i is fp-8*(i+1)).
+ */
+export class StackLiveness {
+  /** Per instruction: live slots as a 64-bit mask; ALL when anything may be read. */
+  readonly live: BigUint64Array;
+  private readonly wild: Uint8Array;
+  private readonly insns: readonly Insn[];
+  private readonly cfg: Cfg;
+  static readonly ALL = 0xffff_ffff_ffff_ffffn;
+
+  constructor(insns: readonly Insn[], cfg: Cfg) {
+    this.insns = insns;
+    this.cfg = cfg;
+    this.live = new BigUint64Array(insns.length);
+    this.wild = new Uint8Array(insns.length);
+    insns.forEach((i, t) => {
+      const cls = BPF_CLASS(i.code);
+      if ((cls === 0x05 || cls === 0x06) && BPF_OP(i.code) === BPF_CALL) this.wild[t] = 1;
+    });
+    // Plain backward fixpoint once; later reports grow it incrementally.
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (let t = insns.length - 1; t >= 0; t--) {
+        const v = this.transfer(t);
+        if (v !== this.live[t]) {
+          this.live[t] = v;
+          changed = true;
+        }
+      }
+    }
+  }
+
+  /** The slots an access of `size` bytes at fp+off covers. */
+  private static slots(off: number, size: number): bigint {
+    let m = 0n;
+    for (let o = off; o < off + size; o++) {
+      const spi = Math.floor((-o - 1) / 8);
+      if (spi >= 0 && spi < 64) m |= 1n << BigInt(spi);
+    }
+    return m;
+  }
+
+  private transfer(t: number): bigint {
+    if (this.wild[t]) return StackLiveness.ALL;
+    const i = this.insns[t];
+    let out = 0n;
+    for (const s of frameSucc(this.insns, this.cfg, t)) if (s < this.insns.length) out |= this.live[s];
+    const cls = BPF_CLASS(i.code);
+    const size = [4, 2, 1, 8][(i.code >> 3) & 3];
+    if (cls === BPF_LDX && i.src === 10) return out | StackLiveness.slots(i.off, size);
+    if (cls === BPF_STX && BPF_MODE(i.code) === BPF_ATOMIC && i.dst === 10)
+      return out | StackLiveness.slots(i.off, size);
+    if ((cls === BPF_STX || cls === BPF_ST) && i.dst === 10 && size === 8 && i.off % 8 === 0) {
+      return out & ~StackLiveness.slots(i.off, 8) & StackLiveness.ALL;
+    }
+    return out;
+  }
+
+  /** do_check saw instruction t read the stack through a pointer other than r10. */
+  markWild(t: number): void {
+    if (this.wild[t]) return;
+    this.wild[t] = 1;
+    const work = [t];
+    while (work.length > 0) {
+      const u = work.pop() as number;
+      const v = this.transfer(u) | this.live[u];
+      if (v === this.live[u]) continue;
+      this.live[u] = v;
+      for (const p of this.cfg.pred[u]) work.push(p);
+    }
+  }
+
+  isLive(t: number, spi: number): boolean {
+    return spi >= 64 || ((this.live[t] >> BigInt(spi)) & 1n) === 1n;
+  }
+}

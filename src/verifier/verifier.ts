@@ -62,7 +62,7 @@ import { btfCtxAccess, btfFuncPtrProto, btfName, btfStructRead } from "./btf_acc
 import { type Cfg, checkCfg, isPseudoCall, isPseudoFunc, jumpTarget } from "./cfg.js";
 import type { StructOpsInfo, VerifierEnv, VerifierMap, VerifierOps, VerifierResult } from "./env.js";
 import { checkHelperCall, checkKfuncCall } from "./helpers.js";
-import { computeLiveness, Precision } from "./liveness.js";
+import { computeLiveness, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
 import {
   baseType,
@@ -122,6 +122,7 @@ export class Verifier {
   cfg!: Cfg;
   live!: Uint16Array;
   precision!: Precision;
+  stackLive!: StackLiveness;
   ops: VerifierOps | undefined;
   structOps: StructOpsInfo | undefined;
   memberIdx = -1;
@@ -263,6 +264,7 @@ export class Verifier {
       this.checkAttachBtfId();
       this.live = computeLiveness(this.insns, this.cfg);
       this.precision = new Precision(this.insns, this.cfg);
+      this.stackLive = new StackLiveness(this.insns, this.cfg);
       for (let i = 0; i < this.cfg.subprogStarts.length; i++) this.stackDepth.push(0);
       this.doCheck();
       this.checkMaxStackDepth();
@@ -484,7 +486,9 @@ export class Verifier {
         if (!(live & (1 << r))) continue;
         if (!this.regsafe(old[i].regs[r], cur[i].regs[r], exact || !!(need & (1 << r)), exact, idmap)) return false;
       }
-      if (!this.stacksafe(old[i], cur[i], exact, idmap)) return false;
+      // Stack liveness is per instruction of the running frame: callers' stacks are compared whole.
+      const slotLive = i === old.length - 1 && !exact ? (spi: number) => this.stackLive.isLive(idx, spi) : undefined;
+      if (!this.stacksafe(old[i], cur[i], exact, idmap, slotLive)) return false;
     }
     return true;
   }
@@ -504,10 +508,17 @@ export class Verifier {
     return rangeWithin(o, c) && tnumIn(o.varOff, c.varOff);
   }
 
-  private stacksafe(o: FuncState, c: FuncState, exact: boolean, idmap: Map<number, number>): boolean {
+  private stacksafe(
+    o: FuncState,
+    c: FuncState,
+    exact: boolean,
+    idmap: Map<number, number>,
+    slotLive?: (spi: number) => boolean,
+  ): boolean {
     for (let spi = 0; spi < o.stack.length; spi++) {
       const os = o.stack[spi];
       if (!os) continue;
+      if (slotLive && !slotLive(spi)) continue;
       const cs = c.stack[spi];
       if (os.slotType[0] === STACK_SPILL && os.spilledPtr) {
         if (!cs || cs.slotType[0] !== STACK_SPILL || !cs.spilledPtr) return false;
@@ -1056,6 +1067,7 @@ export class Verifier {
       return out;
     }
     // read
+    if (regno !== BPF_REG_10) this.stackLive.markWild(this.insnIdx);
     if (!constOff) {
       for (let o = minOff; o < maxOff + size; o++) {
         const [spi, b] = spiOf(o);
