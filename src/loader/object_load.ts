@@ -7,17 +7,7 @@
  * and /proc/config.gz. On failure every fd created so far is closed.
  */
 import type { Btf } from "../btf/btf.js";
-import type { Insn } from "../isa/insn.js";
-import { BPF_CALL, BPF_JMP } from "../isa/opcodes.js";
-import {
-  BPF_PSEUDO_BTF_ID,
-  BPF_PSEUDO_FUNC,
-  BPF_PSEUDO_KFUNC_CALL,
-  BPF_PSEUDO_MAP_FD,
-  BPF_PSEUDO_MAP_VALUE,
-  bpf_map_type,
-  bpf_prog_type,
-} from "../uapi/bpf.js";
+import { bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
 import {
   BTF_FUNC_GLOBAL,
   BTF_KIND_DATASEC,
@@ -26,16 +16,7 @@ import {
   BTF_KIND_VAR,
   BTF_VAR_GLOBAL_ALLOCATED,
 } from "../uapi/btf.js";
-import {
-  BpfError,
-  type BpfErrorContext,
-  EINVAL,
-  ERANGE,
-  ESRCH,
-  errnoName,
-  LIBBPF_ERRNO__ENDIAN,
-  LIBBPF_ERRNO__RELOC,
-} from "../uapi/errno.js";
+import { BpfError, type BpfErrorContext, EINVAL, ESRCH, errnoName, LIBBPF_ERRNO__ENDIAN } from "../uapi/errno.js";
 import {
   type BpfHandle,
   bpf_btf_load,
@@ -46,10 +27,11 @@ import {
   close,
 } from "./bpf.js";
 import { KSYMS_SEC } from "./externs.js";
+import { resolveExterns } from "./externs_resolve.js";
 import { LIBBPF_MAP_KCONFIG, LIBBPF_MAP_RODATA } from "./maps.js";
 import type { BpfObject } from "./object.js";
-import type { BpfProgram } from "./program.js";
-import { bpfCoreApplyRelos, typesAreCompat } from "./relo_core.js";
+import { relocateProgram } from "./relo.js";
+import { bpfCoreApplyRelos } from "./relo_core.js";
 import { adjustStructOpsAutoload, initKernStructOps } from "./struct_ops_kern.js";
 
 export interface BpfObjectLoadOpts {
@@ -63,102 +45,6 @@ export interface BpfObjectLoadOpts {
 function check(ret: number, msg: () => string, ctx: BpfErrorContext = {}): number {
   if (ret < 0) throw new BpfError(-ret, `${msg()}: -${-ret} (${errnoName(-ret)})`, ctx);
   return ret;
-}
-
-/** Parse `CONFIG_X=value` lines into the .kconfig map buffer (bpf_object__process_kconfig_line). */
-export function fillKconfig(obj: BpfObject, data: Uint8Array, config: Record<string, number | string | boolean>): void {
-  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  for (const ext of obj.externs) {
-    if (!ext.kcfg) continue;
-    const raw = config[ext.name];
-    if (raw === undefined) continue;
-    const { type, size, dataOff } = ext.kcfg;
-    let v: bigint;
-    if (typeof raw === "boolean" || raw === "y" || raw === "n" || raw === "m") {
-      const c = raw === true ? "y" : raw === false ? "n" : raw;
-      if (type === "char") v = BigInt(c.charCodeAt(0));
-      else if (type === "bool" && c !== "m") v = c === "y" ? 1n : 0n;
-      else if (type === "tristate") v = c === "y" ? 1n : c === "m" ? 2n : 0n;
-      else throw new BpfError(EINVAL, `extern (kcfg) '${ext.name}': value '${c}' implies bool, tristate, or char type`);
-    } else if (typeof raw === "string" && raw.startsWith('"')) {
-      if (type !== "char_arr") {
-        throw new BpfError(EINVAL, `extern (kcfg) '${ext.name}': value '${raw}' implies char array type`);
-      }
-      const s = new TextEncoder().encode(raw.slice(1, -1)).subarray(0, size - 1);
-      data.set(s, dataOff);
-      ext.isSet = true;
-      continue;
-    } else {
-      try {
-        v = BigInt(raw);
-      } catch {
-        throw new BpfError(EINVAL, `extern (kcfg) '${ext.name}': value '${raw}' isn't a valid integer`);
-      }
-      if (type !== "int" && type !== "char") {
-        throw new BpfError(EINVAL, `extern (kcfg) '${ext.name}': value '${raw}' implies integer type`);
-      }
-      const bits = BigInt(size * 8);
-      const fits = ext.kcfg.isSigned
-        ? BigInt.asIntN(Number(bits), v) === v
-        : size === 8 || BigInt.asUintN(Number(bits), v) === v;
-      if (!fits) throw new BpfError(ERANGE, `extern (kcfg) '${ext.name}': value '${v}' doesn't fit in ${size} bytes`);
-    }
-    const u = BigInt.asUintN(size * 8, v);
-    for (let i = 0; i < size; i++) dv.setUint8(dataOff + i, Number((u >> BigInt(8 * i)) & 0xffn));
-    ext.isSet = true;
-  }
-}
-
-/** Kconfig text (`CONFIG_HZ=250` lines, # comments) as a record. */
-export function parseKconfig(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const l = line.trim();
-    if (!l.startsWith("CONFIG_")) continue;
-    const eq = l.indexOf("=");
-    if (eq < 0) throw new BpfError(EINVAL, `failed to parse '${l}': no separator`);
-    if (eq === l.length - 1) throw new BpfError(EINVAL, `failed to parse '${l}': no value`);
-    out[l.slice(0, eq)] = l.slice(eq + 1);
-  }
-  return out;
-}
-
-/** bpf_object__resolve_externs. */
-function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefined): void {
-  const kcfgMap = obj.maps.find((m) => m.libbpfType === LIBBPF_MAP_KCONFIG);
-  if (kcfgMap?.mmaped) {
-    fillKconfig(obj, kcfgMap.mmaped, obj.kconfig !== undefined ? parseKconfig(obj.kconfig) : {});
-    if (obj.externs.some((e) => e.kcfg && !e.isSet)) fillKconfig(obj, kcfgMap.mmaped, k.kernel.config);
-  }
-  for (const ext of obj.externs) {
-    if (ext.kcfg) {
-      if (!ext.isSet && !ext.isWeak) {
-        throw new BpfError(ESRCH, `extern (kcfg) '${ext.name}': value not found`);
-      }
-      continue;
-    }
-    const ksym = ext.ksym;
-    if (!ksym || !kbtf) continue;
-    const kid = kbtf.findByNameKind(ext.name, ksym.isFunc ? BTF_KIND_FUNC : BTF_KIND_VAR);
-    if (kid < 0) {
-      if (ext.isWeak) continue;
-      throw new BpfError(
-        ESRCH,
-        `extern (${ksym.isFunc ? "func " : "var "}ksym) '${ext.name}': not found in kernel or module BTFs`,
-      );
-    }
-    if (ksym.isFunc) {
-      const kproto = (kbtf.typeById(kid) as { type: number }).type;
-      if (!typesAreCompat(obj.btf as Btf, ksym.typeId, kbtf, kproto)) {
-        throw new BpfError(
-          EINVAL,
-          `extern (func ksym) '${ext.name}': func_proto [${ksym.typeId}] incompatible with vmlinux [${kproto}]`,
-        );
-      }
-    }
-    ksym.kernelBtfId = kid;
-    ext.isSet = true;
-  }
 }
 
 /**
@@ -219,117 +105,6 @@ export function sanitizedBtf(btf: Btf): Uint8Array {
   out.set(strs, rec + 16);
   out.set(name, rec + 16 + strLen);
   return out;
-}
-
-const callInsn = (i: Insn) => i.code === (BPF_JMP | BPF_CALL);
-
-/** libbpf's poison values: `call <base + index>` says which map or kfunc was missing. */
-export const POISON_LDIMM64_MAP_BASE = 2001000000;
-export const POISON_CALL_KFUNC_BASE = 2002000000;
-
-/** poison_map_ldimm64: a reference to a map that was not created becomes two invalid calls. */
-function poisonMapLdimm64(insn: Insn, next: Insn | undefined, mapIdx: number): void {
-  for (const i of next ? [insn, next] : [insn]) {
-    i.code = BPF_JMP | BPF_CALL;
-    i.dst = 0;
-    i.src = 0;
-    i.off = 0;
-    i.imm = POISON_LDIMM64_MAP_BASE + mapIdx;
-  }
-}
-
-/** bpf_object__reloc_code: append used .text subprograms and resolve every relocation. */
-function relocateProgram(obj: BpfObject, main: BpfProgram): { insns: Insn[]; appended: Map<BpfProgram, number> } {
-  const insns = main.insns.map((i) => ({ ...i }));
-  const appended = new Map<BpfProgram, number>([[main, 0]]);
-  const work: BpfProgram[] = [main];
-  while (work.length) {
-    const prog = work.shift() as BpfProgram;
-    const base = appended.get(prog) as number;
-    for (const r of prog.relos) {
-      const at = base + r.insnIdx;
-      const insn = insns[at] as Insn;
-      const next = insns[at + 1];
-      switch (r.type) {
-        case "ld64": {
-          const map = obj.maps[r.mapIdx as number];
-          if (!map || map.fd < 0) {
-            poisonMapLdimm64(insn, next, r.mapIdx as number);
-            break;
-          }
-          insn.src = BPF_PSEUDO_MAP_FD;
-          insn.imm = map.fd;
-          break;
-        }
-        case "data": {
-          const map = obj.maps[r.mapIdx as number];
-          if (!map || map.fd < 0) {
-            poisonMapLdimm64(insn, next, r.mapIdx as number);
-            break;
-          }
-          if (next) next.imm = (insn.imm + (r.symOff ?? 0)) | 0;
-          insn.src = BPF_PSEUDO_MAP_VALUE;
-          insn.imm = map?.fd ?? -1;
-          break;
-        }
-        case "extern_ld64": {
-          const ext = obj.externs[r.extIdx as number];
-          if (ext?.kcfg) {
-            const map = obj.maps.find((m) => m.libbpfType === LIBBPF_MAP_KCONFIG);
-            insn.src = BPF_PSEUDO_MAP_VALUE;
-            insn.imm = map?.fd ?? -1;
-            if (next) next.imm = ext.kcfg.dataOff;
-          } else if (ext?.ksym) {
-            insn.src = BPF_PSEUDO_BTF_ID;
-            insn.imm = ext.ksym.kernelBtfId;
-            if (next) next.imm = 0;
-          }
-          break;
-        }
-        case "extern_call": {
-          const ext = obj.externs[r.extIdx as number];
-          if (!ext?.ksym?.kernelBtfId) {
-            // An unresolved __weak kfunc: a call the verifier rejects unless it is dead code.
-            insn.src = 0;
-            insn.off = 0;
-            insn.imm = POISON_CALL_KFUNC_BASE + (r.extIdx as number);
-            break;
-          }
-          insn.src = BPF_PSEUDO_KFUNC_CALL;
-          insn.imm = ext.ksym.kernelBtfId;
-          insn.off = 0;
-          break;
-        }
-        case "call":
-        case "subprog_addr": {
-          const subIdx = (r.symOff ?? 0) / 8 + (callInsn(insn) ? insn.imm + 1 : insn.imm / 8);
-          const sub = obj.allPrograms.find((p) => p.isSubprog && p.containsSecInsn(subIdx));
-          if (!sub || sub.secInsnOff !== subIdx) {
-            throw new BpfError(
-              LIBBPF_ERRNO__RELOC,
-              `prog '${main.name}': no .text pos ${subIdx} found for relo against '${r.symName}'`,
-              { prog: main.name, insn: at },
-            );
-          }
-          let subOff = appended.get(sub);
-          if (subOff === undefined) {
-            subOff = insns.length;
-            appended.set(sub, subOff);
-            for (const i of sub.insns) insns.push({ ...i });
-            work.push(sub);
-          }
-          if (r.type === "call") {
-            insn.imm = subOff - (at + 1);
-          } else {
-            insn.src = BPF_PSEUDO_FUNC;
-            insn.imm = (subOff - (at + 1)) * 8;
-          }
-          break;
-        }
-      }
-    }
-  }
-  return { insns, appended };
 }
 
 function encodeFuncInfo(records: { insnOff: number; typeId: number }[]): Uint8Array {

@@ -6,13 +6,21 @@
 
 import type { ElfFile, ElfSymbol } from "../elf/elf.js";
 import { SHN_LORESERVE, SHN_UNDEF, STT_FUNC, STT_SECTION } from "../elf/elf_consts.js";
-import { isLdImm64 } from "../isa/insn.js";
+import { type Insn, isLdImm64 } from "../isa/insn.js";
 import { BPF_CALL, BPF_JMP } from "../isa/opcodes.js";
-import { BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC } from "../uapi/bpf.js";
+import {
+  BPF_PSEUDO_BTF_ID,
+  BPF_PSEUDO_CALL,
+  BPF_PSEUDO_FUNC,
+  BPF_PSEUDO_KFUNC_CALL,
+  BPF_PSEUDO_MAP_FD,
+  BPF_PSEUDO_MAP_VALUE,
+} from "../uapi/bpf.js";
 import { BpfError, LIBBPF_ERRNO__RELOC } from "../uapi/errno.js";
 import type { BpfExtern } from "./externs.js";
 import type { BpfMap } from "./maps.js";
-import { LIBBPF_MAP_UNSPEC } from "./maps.js";
+import { LIBBPF_MAP_KCONFIG, LIBBPF_MAP_UNSPEC } from "./maps.js";
+import type { BpfObject } from "./object.js";
 import type { BpfProgram } from "./program.js";
 
 export type RelocType =
@@ -138,4 +146,118 @@ export function recordReloc(
     throw relocErr(`prog '${prog.name}': data relo failed to find map for section '${secName}'`, prog, insnIdx);
   }
   return { type: "data", insnIdx, mapIdx, symOff: sym.value, symName };
+}
+
+const callInsn = (i: Insn) => i.code === (BPF_JMP | BPF_CALL);
+
+/** libbpf's poison values: `call <base + index>` says which map or kfunc was missing. */
+export const POISON_LDIMM64_MAP_BASE = 2001000000;
+export const POISON_CALL_KFUNC_BASE = 2002000000;
+
+/** poison_map_ldimm64: a reference to a map that was not created becomes two invalid calls. */
+function poisonMapLdimm64(insn: Insn, next: Insn | undefined, mapIdx: number): void {
+  for (const i of next ? [insn, next] : [insn]) {
+    i.code = BPF_JMP | BPF_CALL;
+    i.dst = 0;
+    i.src = 0;
+    i.off = 0;
+    i.imm = POISON_LDIMM64_MAP_BASE + mapIdx;
+  }
+}
+
+/** bpf_object__reloc_code: append used .text subprograms and resolve every relocation. */
+export function relocateProgram(
+  obj: BpfObject,
+  main: BpfProgram,
+): { insns: Insn[]; appended: Map<BpfProgram, number> } {
+  const insns = main.insns.map((i) => ({ ...i }));
+  const appended = new Map<BpfProgram, number>([[main, 0]]);
+  const work: BpfProgram[] = [main];
+  while (work.length) {
+    const prog = work.shift() as BpfProgram;
+    const base = appended.get(prog) as number;
+    for (const r of prog.relos) {
+      const at = base + r.insnIdx;
+      const insn = insns[at] as Insn;
+      const next = insns[at + 1];
+      switch (r.type) {
+        case "ld64": {
+          const map = obj.maps[r.mapIdx as number];
+          if (!map || map.fd < 0) {
+            poisonMapLdimm64(insn, next, r.mapIdx as number);
+            break;
+          }
+          insn.src = BPF_PSEUDO_MAP_FD;
+          insn.imm = map.fd;
+          break;
+        }
+        case "data": {
+          const map = obj.maps[r.mapIdx as number];
+          if (!map || map.fd < 0) {
+            poisonMapLdimm64(insn, next, r.mapIdx as number);
+            break;
+          }
+          if (next) next.imm = (insn.imm + (r.symOff ?? 0)) | 0;
+          insn.src = BPF_PSEUDO_MAP_VALUE;
+          insn.imm = map?.fd ?? -1;
+          break;
+        }
+        case "extern_ld64": {
+          const ext = obj.externs[r.extIdx as number];
+          if (ext?.kcfg) {
+            const map = obj.maps.find((m) => m.libbpfType === LIBBPF_MAP_KCONFIG);
+            insn.src = BPF_PSEUDO_MAP_VALUE;
+            insn.imm = map?.fd ?? -1;
+            if (next) next.imm = ext.kcfg.dataOff;
+          } else if (ext?.ksym) {
+            insn.src = BPF_PSEUDO_BTF_ID;
+            insn.imm = ext.ksym.kernelBtfId;
+            if (next) next.imm = 0;
+          }
+          break;
+        }
+        case "extern_call": {
+          const ext = obj.externs[r.extIdx as number];
+          if (!ext?.ksym?.kernelBtfId) {
+            // An unresolved __weak kfunc: a call the verifier rejects unless it is dead code.
+            insn.src = 0;
+            insn.off = 0;
+            insn.imm = POISON_CALL_KFUNC_BASE + (r.extIdx as number);
+            break;
+          }
+          insn.src = BPF_PSEUDO_KFUNC_CALL;
+          insn.imm = ext.ksym.kernelBtfId;
+          insn.off = 0;
+          break;
+        }
+        case "call":
+        case "subprog_addr": {
+          const subIdx = (r.symOff ?? 0) / 8 + (callInsn(insn) ? insn.imm + 1 : insn.imm / 8);
+          const sub = obj.allPrograms.find((p) => p.isSubprog && p.containsSecInsn(subIdx));
+          if (!sub || sub.secInsnOff !== subIdx) {
+            throw new BpfError(
+              LIBBPF_ERRNO__RELOC,
+              `prog '${main.name}': no .text pos ${subIdx} found for relo against '${r.symName}'`,
+              { prog: main.name, insn: at },
+            );
+          }
+          let subOff = appended.get(sub);
+          if (subOff === undefined) {
+            subOff = insns.length;
+            appended.set(sub, subOff);
+            for (const i of sub.insns) insns.push({ ...i });
+            work.push(sub);
+          }
+          if (r.type === "call") {
+            insn.imm = subOff - (at + 1);
+          } else {
+            insn.src = BPF_PSEUDO_FUNC;
+            insn.imm = (subOff - (at + 1)) * 8;
+          }
+          break;
+        }
+      }
+    }
+  }
+  return { insns, appended };
 }
