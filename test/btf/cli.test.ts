@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { BtfBuilder } from "../../src/btf/builder.js";
 import { btfDumpRaw, btfDumpRawJson } from "../../src/btf/dump_raw.js";
@@ -73,6 +74,28 @@ test("structops btf dump file /sys/kernel/btf/vmlinux is bpftool's output line f
   }).split("\n");
   assert.equal(ours.length, theirs.length);
   for (let i = 0; i < ours.length; i++) if (ours[i] !== theirs[i]) assert.equal(ours[i], theirs[i], `line ${i + 1}`);
+});
+
+/** The repository root, from test/btf (tsx) or dist/test/btf (compiled). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4 && !existsSync(join(dir, "bpf", "obj")); i++) dir = dirname(dir);
+  return dir;
+}
+
+test("dumps of our BPF objects' .BTF (ELF, both byte orders) equal bpftool's, raw and C", { skip: noBpftool }, () => {
+  const root = repoRoot();
+  const objs = readdirSync(join(root, "bpf", "obj"))
+    .filter((f) => f.endsWith(".o"))
+    .map((f) => join(root, "bpf", "obj", f));
+  const be = join(root, "test", "fixtures", "elf", "dummy_ops.bpfeb.o");
+  if (existsSync(be)) objs.push(be);
+  assert.ok(objs.length > 0);
+  for (const o of objs) {
+    const tool = (...a: string[]) => execFileSync("bpftool", ["btf", "dump", "file", o, ...a], { encoding: "utf8" });
+    assert.equal(btfDumpCommand(["file", o], {}), tool(), o);
+    assert.equal(btfDumpCommand(["file", o, "format", "c"], {}), tool("format", "c"), o);
+  }
 });
 
 test("btf dump errors are BpfErrors naming the file", () => {
