@@ -4,10 +4,22 @@
  * the difference is the cost of CUBIC's ops), plus raw event throughput.
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { BpfCcHost } from "../src/sim/bpf_cc.js";
 import { DEFAULT_LINK, simulate } from "../src/sim/sim.js";
 import type { TcpKernel } from "../src/subsys/tcp/tcp_init.js";
+
+/** The repository root, from the sources or from dist/bench. */
+function repoRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, "package.json"))) {
+    const up = resolve(d, "..");
+    if (up === d) break;
+    d = up;
+  }
+  return d;
+}
 
 export interface BenchResult {
   name: string;
@@ -42,7 +54,7 @@ export async function run(): Promise<BenchResult[]> {
   const reno = speed("reno", 30e9, 5);
   const rows: BenchResult[] = [];
   // The same CUBIC algorithm as a BPF struct_ops program run by the VM (bpf/tcp_cubic.bpf.c, no HyStart).
-  const obj = join(import.meta.dirname, "..", "bpf", "obj", "tcp_cubic.bpf.o");
+  const obj = join(repoRoot(), "bpf", "obj", "tcp_cubic.bpf.o");
   if (existsSync(obj)) {
     try {
       const host = new BpfCcHost();

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
 import { Kernel } from "../../src/kernel/kernel.js";
 import { BpfObject } from "../../src/loader/object.js";
 import { DEFAULT_LINK, type SimOptions, simulate } from "../../src/sim/sim.js";
 import { bpfTcpCaSubsystem } from "../../src/subsys/tcp/bpf_tcp_ca.js";
 import { TcpKernel, tcpSubsystem } from "../../src/subsys/tcp/tcp_init.js";
+import { bpfObj } from "./helpers.js";
 
-const OBJ = (name: string) => join(import.meta.dirname, "..", "..", "bpf", "obj", `${name}.bpf.o`);
+const OBJ = bpfObj;
 
 function bootWith(obj: string, map: string): { tcp: TcpKernel; detach(): void } {
   const tcp = new TcpKernel();

@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { Command } from "commander";
 import { register, type SimCliDeps } from "../../src/cli/sim.js";
 import { tcpReno } from "../../src/subsys/tcp/tcp_reno.js";
+import { bpfObj } from "./helpers.js";
 
 async function run(args: string[], deps: SimCliDeps = {}): Promise<string> {
   const p = new Command();
@@ -54,7 +55,7 @@ test("--plot writes an SVG with the three panels", async () => {
   }
 });
 
-const RENO_OBJ = join(import.meta.dirname, "..", "..", "bpf", "obj", "tcp_reno.bpf.o");
+const RENO_OBJ = bpfObj("tcp_reno");
 
 test("--cc OBJ loads a BPF congestion control into a simulated kernel and runs it", {
   skip: existsSync(RENO_OBJ) ? false : "bpf/obj/tcp_reno.bpf.o not built",
