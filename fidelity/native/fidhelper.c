@@ -19,7 +19,12 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <linux/if_link.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -291,6 +296,83 @@ static void *sink_thread(void *arg)
 	while ((r = read(s->fd, buf, sizeof(buf))) > 0)
 		s->got += r;
 	return NULL;
+}
+
+/*
+ * An XDP program for lo that drops one in `every` packets longer than 1000 bytes (data
+ * segments, never the handshake or pure ACKs), counting them in an array map.
+ */
+static int load_dropper(int every)
+{
+	uint8_t attr[ATTR_SIZE] = { 0 };
+	int map_fd, i;
+	struct bpf_insn p[] = {
+		{ BPF_LDX | BPF_W | BPF_MEM, 2, 1, 0, 0 },	/* r2 = ctx->data */
+		{ BPF_LDX | BPF_W | BPF_MEM, 3, 1, 4, 0 },	/* r3 = ctx->data_end */
+		{ BPF_ALU64 | BPF_MOV | BPF_X, 4, 2, 0, 0 },	/* r4 = r2 */
+		{ BPF_ALU64 | BPF_ADD | BPF_K, 4, 0, 0, 1000 },	/* r4 += 1000 */
+		{ BPF_JMP | BPF_JGT | BPF_X, 4, 3, 14, 0 },	/* short packet: pass */
+		{ BPF_ST | BPF_W | BPF_MEM, 10, 0, -4, 0 },	/* key = 0 */
+		{ BPF_ALU64 | BPF_MOV | BPF_X, 2, 10, 0, 0 },
+		{ BPF_ALU64 | BPF_ADD | BPF_K, 2, 0, 0, -4 },
+		{ BPF_LD | BPF_DW | BPF_IMM, 1, 1, 0, 0 },	/* r1 = map (fd patched below) */
+		{ 0, 0, 0, 0, 0 },
+		{ BPF_JMP | BPF_CALL, 0, 0, 0, 1 },		/* bpf_map_lookup_elem */
+		{ BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 7, 0 },
+		{ BPF_LDX | BPF_DW | BPF_MEM, 1, 0, 0, 0 },
+		{ BPF_ALU64 | BPF_ADD | BPF_K, 1, 0, 0, 1 },
+		{ BPF_STX | BPF_DW | BPF_MEM, 0, 1, 0, 0 },
+		{ BPF_ALU64 | BPF_MOD | BPF_K, 1, 0, 0, every },
+		{ BPF_JMP | BPF_JNE | BPF_K, 1, 0, 2, 0 },
+		{ BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1 },	/* XDP_DROP */
+		{ BPF_JMP | BPF_EXIT, 0, 0, 0, 0 },
+		{ BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 2 },	/* XDP_PASS */
+		{ BPF_JMP | BPF_EXIT, 0, 0, 0, 0 },
+	};
+
+	put32(attr, 0, 2 /* BPF_MAP_TYPE_ARRAY */);
+	put32(attr, 4, 4);
+	put32(attr, 8, 8);
+	put32(attr, 12, 1);
+	map_fd = sys_bpf(CMD_MAP_CREATE, attr);
+	if (map_fd < 0)
+		return -1;
+	p[8].imm = map_fd;
+	memset(attr, 0, sizeof(attr));
+	put32(attr, 0, 6 /* BPF_PROG_TYPE_XDP */);
+	put32(attr, 4, sizeof(p) / sizeof(p[0]));
+	put64(attr, 8, (uintptr_t)p);
+	put64(attr, 16, (uintptr_t) "GPL");
+	i = sys_bpf(CMD_PROG_LOAD, attr);
+	close(map_fd);
+	return i;
+}
+
+/* In a fresh network namespace: lo up with a 1500-byte MTU and, with `every`, the dropper. */
+static int lossy_loopback(int every)
+{
+	struct ifreq ifr = { 0 };
+	int s, prog;
+
+	if (unshare(CLONE_NEWNET))
+		return -1;
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	strcpy(ifr.ifr_name, "lo");
+	ifr.ifr_mtu = 1500;
+	if (ioctl(s, SIOCSIFMTU, &ifr))
+		return -1;
+	if (ioctl(s, SIOCGIFFLAGS, &ifr))
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		return -1;
+	close(s);
+	if (every <= 0)
+		return 0;
+	prog = load_dropper(every);
+	if (prog < 0)
+		return -1;
+	return bpf_xdp_attach(if_nametoindex("lo"), prog, XDP_FLAGS_SKB_MODE, NULL) ? -1 : 0;
 }
 
 /* A loopback TCP transfer of `bytes` with congestion control `cc` on the sender. */
@@ -588,7 +670,25 @@ static void dispatch(char **a, int n)
 		else
 			printf("ok %d\n", bpf_map__fd(m));
 	} else if (!strcmp(c, "tcp_xfer")) {
-		tcp_xfer(a[1], num(a[2]));
+		/* tcp_xfer cc bytes [drop_every]: with drop_every, in a child in its own netns */
+		int every = n > 3 ? num(a[3]) : 0;
+		pid_t pid;
+
+		if (!every) {
+			tcp_xfer(a[1], num(a[2]));
+			return;
+		}
+		fflush(stdout);
+		pid = fork();
+		if (pid == 0) {
+			if (lossy_loopback(every))
+				printf("err %d\n", errno);
+			else
+				tcp_xfer(a[1], num(a[2]));
+			fflush(stdout);
+			_exit(0);
+		}
+		waitpid(pid, NULL, 0);
 	} else if (!strcmp(c, "test_run")) {
 		cmd_test_run(a);
 	} else if (!strcmp(c, "info")) {

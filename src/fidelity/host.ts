@@ -203,8 +203,8 @@ export class HostTarget implements Target {
   dropCaps() {
     return this.cmd("drop_caps");
   }
-  tcpXfer(cc: string, bytes: number) {
-    return this.cmd("tcp_xfer", cc, bytes);
+  tcpXfer(cc: string, bytes: number, dropEvery: number) {
+    return this.cmd("tcp_xfer", cc, bytes, dropEvery);
   }
 
   async shutdown(): Promise<void> {

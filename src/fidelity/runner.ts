@@ -349,7 +349,7 @@ export class ScenarioRun {
         return res(await t.dropCaps(), false);
       case "tcp_xfer": {
         const cc = step.args[0] === "$uniq" ? this.uniq : step.args[0]!;
-        const r = await t.tcpXfer(cc, Number(o.bytes ?? 4 << 20));
+        const r = await t.tcpXfer(cc, Number(o.bytes ?? 4 << 20), Number(o.drop_every ?? 0));
         const d = r.fields ? new Map([["received", r.fields.received ?? "?"]]) : undefined;
         if (d && r.fields?.cc) d.set("cc", r.fields.cc === this.uniq ? "$uniq" : r.fields.cc);
         return res(r, false, d);

@@ -178,14 +178,14 @@ export class SimTarget implements Target {
     for (const cap of ALL_CAPS) this.h.process.setCap(cap, false);
     return { ok: true, ret: 0 };
   }
-  async tcpXfer(cc: string, bytes: number): Promise<Outcome> {
+  async tcpXfer(cc: string, bytes: number, dropEvery: number): Promise<Outcome> {
     const ca = this.cong.tcp_ca_find(cc);
     if (!ca) return { ok: false, errno: 2 /* ENOENT, as setsockopt(TCP_CONGESTION) */ };
     const mss = 1448;
     return this.wrap(() => {
       const sim = new Simulation({
         // A loopback-like path: fast, short, deep enough not to drop.
-        link: { rateBps: 10e9, delayNs: 20e3, buffer: { bytes: 4 << 20 } },
+        link: { rateBps: 10e9, delayNs: 20e3, buffer: { bytes: 4 << 20 }, lossRate: dropEvery ? 1 / dropEvery : 0 },
         durationNs: 10e9,
         flows: [{ cc: ca, segments: Math.ceil(bytes / mss) }],
         mss,

@@ -67,8 +67,12 @@ export interface Target {
   poll(fd: number): Promise<Outcome>;
   /** PROG_TEST_RUN; `state` (when not null) is copied to user memory and its address put in args[0]. */
   testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, ctxSize?: number): Promise<Outcome>;
-  /** A loopback transfer of `bytes` using congestion control `cc` on the sender. */
-  tcpXfer(cc: string, bytes: number): Promise<Outcome>;
+  /**
+   * A loopback transfer of `bytes` using congestion control `cc` on the sender; with `dropEvery`,
+   * one data packet in that many is lost (host: an XDP dropper on lo in a private netns;
+   * structops: that random loss rate on the simulated link).
+   */
+  tcpXfer(cc: string, bytes: number, dropEvery: number): Promise<Outcome>;
   /** Drop every capability of the process running the scenario. */
   dropCaps(): Promise<Outcome>;
   /** Free everything (registered struct_ops maps included). */
