@@ -99,6 +99,17 @@ export const btfTypeIsScalar = (t: BtfType): boolean => btfTypeIsInt(t) || btfIs
 export const btfTypeIsSignedInt = (t: BtfType): boolean =>
   t.kind === BTF_KIND_INT && (t.encoding & BTF_INT_SIGNED) !== 0;
 
+/** btf_type_int_is_regular: a whole, naturally sized integer (1, 2, 4, 8 or 16 bytes, no bit offset). */
+export function btfTypeIntIsRegular(t: BtfType): boolean {
+  if (t.kind !== BTF_KIND_INT) return false;
+  return t.offset === 0 && t.bits === t.size * 8 && [1, 2, 4, 8, 16].includes(t.size);
+}
+
+/** btf_type_is_small_int: an integer of at most 8 bytes (what fits a register). */
+export function btfTypeIsSmallInt(t: BtfType): boolean {
+  return t.kind === BTF_KIND_INT && t.size <= 8;
+}
+
 /** btf_type_is_modifier: typedef, volatile, const, restrict, type_tag (things that only rename/qualify). */
 export function btfTypeIsModifier(t: BtfType): boolean {
   switch (t.kind) {

@@ -17,8 +17,10 @@ import {
   btfResolveSize,
   btfResolveSizeFull,
   btfTypeById,
+  btfTypeIntIsRegular,
   btfTypeIsModifier,
   btfTypeIsScalar,
+  btfTypeIsSmallInt,
   btfTypeIsStruct,
   btfTypeSkipModifiers,
 } from "../../src/btf/resolve.js";
@@ -211,6 +213,11 @@ test("predicates and kernel-named accessors", () => {
   assert.equal(btfFindByNameKind(btf, "tcp_congestion_ops", BTF_KIND_STRUCT), ids.ops);
   assert.equal(btfFindByNameKind(btf, "tcp_congestion_ops", BTF_KIND_FUNC_PROTO), -1);
   assert.ok(btfTypeIsScalar(btf.typeById(ids.int)));
+  assert.ok(btfTypeIntIsRegular(btf.typeById(ids.int)));
+  assert.ok(btfTypeIsSmallInt(btf.typeById(ids.u64)));
+  const bits3 = b.addInt("u3", 1, 0, 3);
+  assert.ok(!btfTypeIntIsRegular(b.typeById(bits3)));
+  assert.ok(!btfTypeIsSmallInt(b.typeById(b.addInt("__int128", 16, 1))));
   assert.ok(btfTypeIsScalar(btf.typeById(ids.big)));
   assert.ok(!btfTypeIsScalar(btf.typeById(ids.ptrVoid)));
   assert.ok(btfTypeIsStruct(btf.typeById(ids.union)));
