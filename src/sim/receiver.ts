@@ -47,6 +47,7 @@ export class Receiver {
   readonly rxBins: number[] = [];
   uniqueSegments = 0;
   duplicates = 0;
+  acksSent = 0;
 
   constructor(
     private readonly ev: EventQueue,
@@ -171,6 +172,7 @@ export class Receiver {
 
   private ack(dsack?: [number, number]): void {
     this.unacked = 0;
+    this.acksSent++;
     if (this.opts.sk) this.opts.sk.icsk_ack_pending = 0;
     const sack: [number, number][] = [];
     const first = this.ooo.findIndex(([s, e]) => this.lastOoo >= s && this.lastOoo < e);

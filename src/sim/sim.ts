@@ -73,7 +73,9 @@ export interface FlowTrace {
   cwnd: number[];
   ssthresh: number[];
   srtt_ms: number[];
+  /** Packets in flight (tcp_packets_in_flight) and the same in bytes of payload. */
   inflight: number[];
+  inflight_bytes: number[];
   ca_state: number[];
 }
 
@@ -208,7 +210,7 @@ export class Simulation {
     this.receivers.push(rx);
     this.opts.tcp?.registerSock(rsk);
     this.opts.tcp?.setAckSender(rsk, (rcv_nxt) => rx.sendAckFor(rcv_nxt));
-    this.trace.flows.push({ cwnd: [], ssthresh: [], srtt_ms: [], inflight: [], ca_state: [] });
+    this.trace.flows.push({ cwnd: [], ssthresh: [], srtt_ms: [], inflight: [], inflight_bytes: [], ca_state: [] });
     this.ev.at(f.startNs ?? 0, () => {
       conn.establish();
       conn.write(f.segments ?? Number.POSITIVE_INFINITY);
@@ -251,6 +253,7 @@ export class Simulation {
       ft.ssthresh.push(active ? Math.min(sk.snd_ssthresh, 0x7fffffff) : 0);
       ft.srtt_ms.push(active ? sk.srtt_us / 8 / 1000 : 0);
       ft.inflight.push(active ? c.inFlight() : 0);
+      ft.inflight_bytes.push(active ? c.inFlight() * sk.mss_cache : 0);
       ft.ca_state.push(sk.icsk_ca_state);
     });
   }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEFAULT_LINK, simulate } from "../../src/sim/sim.js";
+import { DEFAULT_LINK, Simulation, simulate } from "../../src/sim/sim.js";
 
 test("Reno and CUBIC reach >= 90% utilisation after slow start on the default scenario", () => {
   for (const cc of ["reno", "cubic"]) {
@@ -80,4 +80,33 @@ test("a mahimahi trace sets the link rate (one 1500-byte packet per listed ms)",
   });
   assert.ok(Math.abs(r.metrics.rateBps - 12e6) < 1);
   assert.ok(r.metrics.utilisation > 0.9 && r.metrics.utilisation <= 1.0001, `utilisation ${r.metrics.utilisation}`);
+});
+
+test("delayed ACKs: about one ACK per two segments, and the link stays full", () => {
+  const sim = new Simulation({
+    link: DEFAULT_LINK,
+    durationNs: 20e9,
+    flows: [{ cc: "cubic" }],
+    delayedAck: true,
+    metricsFromNs: 5e9,
+  });
+  const r = sim.run();
+  const rx = sim.receivers[0]!;
+  const ratio = rx.acksSent / rx.uniqueSegments;
+  assert.ok(ratio > 0.45 && ratio < 0.65, `ACKs per segment ${ratio.toFixed(3)}`);
+  assert.ok(r.metrics.utilisation >= 0.9, `utilisation ${r.metrics.utilisation}`);
+  const plain = new Simulation({ link: DEFAULT_LINK, durationNs: 5e9, flows: [{ cc: "cubic" }] });
+  plain.run();
+  assert.equal(plain.receivers[0]!.acksSent, plain.receivers[0]!.uniqueSegments + plain.receivers[0]!.duplicates);
+});
+
+test("traces sample cwnd, ssthresh, srtt, bytes in flight and the queue every 10 ms", () => {
+  const r = simulate({ link: DEFAULT_LINK, durationNs: 2e9, flows: [{ cc: "reno" }] });
+  assert.equal(r.trace.t_ms.length, 201);
+  assert.equal(r.trace.t_ms[1], 10);
+  const f = r.trace.flows[0]!;
+  const i = 150;
+  assert.equal(f.inflight_bytes[i], f.inflight[i]! * 1448);
+  assert.ok(f.srtt_ms[i]! >= 60 && f.srtt_ms[i]! <= 95, `srtt ${f.srtt_ms[i]}`);
+  assert.ok(r.trace.queue_bytes[i]! === r.trace.queue_pkts[i]! * 1500);
 });
