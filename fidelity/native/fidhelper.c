@@ -531,7 +531,7 @@ static void dispatch(char **a, int n)
 		r = bpf_btf_get_fd_by_id(num(a[1]));
 		answer(r < 0 ? -1 : r);
 	} else if (!strcmp(c, "map_create")) {
-		/* type key_size value_size max_entries flags btf_fd vtype_id name [map_extra] */
+		/* type key_size value_size max_entries flags btf_fd vtype_id name [map_extra [vtype_btf_obj_fd]] */
 		put32(attr, 0, num(a[1]));
 		put32(attr, 4, num(a[2]));
 		put32(attr, 8, num(a[3]));
@@ -543,6 +543,8 @@ static void dispatch(char **a, int n)
 		put32(attr, 60, num(a[7]));
 		if (n > 9)
 			put64(attr, 64, num(a[9]));
+		if (n > 10)
+			put32(attr, 72, num(a[10]));
 		r = sys_bpf(CMD_MAP_CREATE, attr);
 		if (r >= 0 && num(a[1]) == BPF_MAP_TYPE_STRUCT_OPS_NR)
 			track_map(r);

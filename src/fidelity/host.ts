@@ -139,6 +139,7 @@ export class HostTarget implements Target {
       a.btf_vmlinux_value_type_id,
       a.map_name || "-",
       a.map_extra,
+      a.value_type_btf_obj_fd,
     );
   }
   update(fd: number, key: Uint8Array, value: Uint8Array, flags: number) {

@@ -226,6 +226,7 @@ export class ScenarioRun {
           btf_vmlinux_value_type_id: vtype,
           map_name: o.name ? unquote(o.name) : "",
           map_extra: Number(o.map_extra ?? 0),
+          value_type_btf_obj_fd: o.vtype_btf !== undefined ? this.resolveFd(o.vtype_btf) : 0,
         });
         if (r.ok && step.bind) {
           const id = await this.idOf("map", r.ret!);

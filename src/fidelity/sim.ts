@@ -69,6 +69,7 @@ export class SimTarget implements Target {
           btf_fd: a.btf_fd,
           btf_vmlinux_value_type_id: a.btf_vmlinux_value_type_id,
           map_extra: a.map_extra,
+          value_type_btf_obj_fd: a.value_type_btf_obj_fd,
         }),
       ),
     );

@@ -30,6 +30,7 @@ export interface MapCreateArgs {
   btf_vmlinux_value_type_id: number;
   map_name: string;
   map_extra: number;
+  value_type_btf_obj_fd: number;
 }
 
 export interface ProgLoadArgs {
