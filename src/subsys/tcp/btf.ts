@@ -1,14 +1,3 @@
-import type { BtfBuilder } from "../../btf/builder.js";
-import {
-  BTF_FUNC_GLOBAL,
-  BTF_INT_BOOL,
-  BTF_INT_CHAR,
-  BTF_INT_SIGNED,
-  BTF_KIND_INT,
-  BTF_KIND_STRUCT,
-  BTF_KIND_TYPEDEF,
-} from "../../uapi/btf.js";
-
 /**
  * The simulated kernel's TCP types: struct sock_common, sock, inet_sock, inet_connection_sock, tcp_sock,
  * ack_sample, rate_sample, tcp_congestion_ops and the tcp_ca_state / tcp_ca_event enums.
@@ -20,6 +9,16 @@ import {
  * The description below is the single source of truth: `layoutTcpTypes()` computes the C (x86-64) layout
  * that the TypeScript accessors use, and `declareTcpTypes()` emits the same structs as BTF.
  */
+import type { BtfBuilder } from "../../btf/builder.js";
+import {
+  BTF_FUNC_GLOBAL,
+  BTF_INT_BOOL,
+  BTF_INT_CHAR,
+  BTF_INT_SIGNED,
+  BTF_KIND_INT,
+  BTF_KIND_STRUCT,
+  BTF_KIND_TYPEDEF,
+} from "../../uapi/btf.js";
 
 /** A C member: `type` is a C spelling ("u32", "unsigned long", "struct sock *", "u64[13]", "char[16]"). */
 export interface CMember {
