@@ -2,15 +2,7 @@
  * Maps in kernel/bpf/syscall.c: creation, element commands, freeze, the map's reference counts
  * (refcnt for every holder, usercnt for user references: fds) and its memlock charge.
  */
-import {
-  BPF_ANY,
-  BPF_F_LOCK,
-  BPF_F_NUMA_NODE,
-  BPF_F_RDONLY,
-  BPF_F_TOKEN_FD,
-  BPF_F_WRONLY,
-  bpf_map_type,
-} from "../uapi/bpf.js";
+import { BPF_F_LOCK, BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_TOKEN_FD, BPF_F_WRONLY, bpf_map_type } from "../uapi/bpf.js";
 import { BpfError, E2BIG, EACCES, EBUSY, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { BpfMap } from "./bpf.js";
 import type { MapCreateAttr, MapElemAttr, MapFreezeAttr } from "./bpf_attr.js";
@@ -365,12 +357,6 @@ function withRcu<R>(map: BpfMap, fn: () => R): R {
   } finally {
     map.kernel.rcu.rcuReadUnlock(tok);
   }
-}
-
-/** Update flags every element-based map accepts (BPF_ANY/NOEXIST/EXIST); more is EINVAL. */
-export function checkElemFlags(flags: number, allowLock = false): void {
-  const base = flags & ~(allowLock ? BPF_F_LOCK : 0);
-  if (base > 2 || base < BPF_ANY) throw new BpfError(EINVAL, `invalid update flags 0x${flags.toString(16)}`);
 }
 
 export { BpfMap };
