@@ -22,13 +22,18 @@ import {
   SHT_REL,
   SHT_STRTAB,
   SHT_SYMTAB,
+  STB_GLOBAL,
   STB_LOCAL,
+  STB_WEAK,
   STT_FUNC,
+  STT_OBJECT,
   STT_SECTION,
+  STV_HIDDEN,
+  STV_INTERNAL,
 } from "../elf/elf_consts.js";
 import { decodeInsns } from "../isa/insn.js";
 import { BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN } from "../uapi/bpf.js";
-import { BTF_KIND_DATASEC, BTF_KIND_VAR, BTF_VAR_STATIC } from "../uapi/btf.js";
+import { BTF_KIND_DATASEC, BTF_KIND_VAR, BTF_VAR_GLOBAL_EXTERN, BTF_VAR_STATIC } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT, ENOTSUP, LIBBPF_ERRNO__FORMAT } from "../uapi/errno.js";
 import { type BpfHandle, close as bpfClose } from "./bpf.js";
 import { type BpfCoreRelo, BtfExt } from "./btf_ext.js";
@@ -342,36 +347,49 @@ export class BpfObject {
 
   /**
    * btf_fixup_datasec: clang leaves DATASEC sizes and VAR offsets 0; take them from the ELF
-   * section size and each variable's symbol. `.kconfig` and `.ksyms` are laid out by
-   * collectExterns instead; static variables have no global symbol and keep offset 0.
+   * section size and each variable's symbol (a static linker may have filled them already).
+   * Hidden globals become static, and the variables are sorted by offset as the kernel
+   * requires. `.kconfig` and `.ksyms` were laid out by collectExterns; static variables have
+   * no global symbol and keep their offset.
    */
   private fixupDatasecs(btf: Btf): void {
     for (let id = 1; id <= btf.nrTypes; id++) {
       const t = btf.typeById(id);
-      if (t.kind !== BTF_KIND_DATASEC || t.size !== 0) continue;
+      if (t.kind !== BTF_KIND_DATASEC) continue;
       const secName = t.name;
-      if (secName === KCONFIG_SEC || secName === KSYMS_SEC) continue;
-      const sec = this.elf.sectionByName(secName);
-      if (!sec) {
-        throw new BpfError(ENOENT, `sec '${secName}': failed to determine size from ELF: size 0, err -${ENOENT}`, {
-          section: secName,
-        });
-      }
-      t.size = sec.size;
-      for (const v of t.vars) {
-        const vt = btf.typeById(v.type);
-        if (vt.kind !== BTF_KIND_VAR) {
-          throw new BpfError(EINVAL, `sec '${secName}': unexpected non-VAR type found`, { section: secName });
+      if (secName !== KCONFIG_SEC && secName !== KSYMS_SEC) {
+        let fixupOffsets = false;
+        if (t.size === 0) {
+          const size = this.elf.sectionByName(secName)?.size ?? 0;
+          if (!size) {
+            throw new BpfError(
+              ENOENT,
+              `sec '${secName}': failed to determine size from ELF: size ${size}, err -${ENOENT}`,
+              { section: secName },
+            );
+          }
+          t.size = size;
+          fixupOffsets = true;
         }
-        if (vt.linkage === BTF_VAR_STATIC) continue;
-        const sym = this.elf.symbols.find((s) => s.name === vt.name && s.type === 1 && (s.bind === 1 || s.bind === 2));
-        if (!sym) {
-          throw new BpfError(ENOENT, `sec '${secName}': failed to find ELF symbol for VAR '${vt.name}'`, {
-            section: secName,
-          });
+        for (const v of t.vars) {
+          const vt = btf.typeById(v.type);
+          if (vt.kind !== BTF_KIND_VAR) {
+            throw new BpfError(EINVAL, `sec '${secName}': unexpected non-VAR type found`, { section: secName });
+          }
+          if (vt.linkage === BTF_VAR_STATIC || vt.linkage === BTF_VAR_GLOBAL_EXTERN) continue;
+          const sym = this.elf.symbols.find(
+            (s) => s.name === vt.name && s.type === STT_OBJECT && (s.bind === STB_GLOBAL || s.bind === STB_WEAK),
+          );
+          if (!sym) {
+            throw new BpfError(ENOENT, `sec '${secName}': failed to find ELF symbol for VAR '${vt.name}'`, {
+              section: secName,
+            });
+          }
+          if (fixupOffsets) v.offset = sym.value;
+          if (sym.visibility === STV_HIDDEN || sym.visibility === STV_INTERNAL) vt.linkage = BTF_VAR_STATIC;
         }
-        v.offset = sym.value;
       }
+      t.vars.sort((x, y) => x.offset - y.offset);
     }
   }
 

@@ -275,3 +275,31 @@ test("autoload and autocreate defaults: `?` programs, `?` maps, unused programs"
   const map = obj.findMap("plain_map");
   assert.throws(() => map?.setInitialValue(new Uint8Array(24)), /no initial value/);
 });
+
+test("DATASEC fixup: every global VAR's offset is its ELF symbol's value, sorted by offset", () => {
+  for (const name of ["tcp_dctcp", "features", "dummy_ops", "tcp_cubic"]) {
+    const obj = BpfObject.open(objPath(name));
+    const btf = obj.btf;
+    assert.ok(btf);
+    let checked = 0;
+    for (let id = 1; id <= btf.nrTypes; id++) {
+      const t = btf.typeById(id);
+      if (t.kind !== BTF_KIND_DATASEC || t.name === ".ksyms" || t.name === ".kconfig") continue;
+      assert.equal(t.size, obj.elf.sectionByName(t.name)?.size, `${name} ${t.name} size`);
+      const offs = t.vars.map((v) => v.offset);
+      assert.deepEqual(
+        offs,
+        [...offs].sort((a, b) => a - b),
+        `${name} ${t.name} sorted`,
+      );
+      for (const v of t.vars) {
+        const vname = btf.nameOf(v.type);
+        const sym = obj.elf.symbols.find((s) => s.name === vname && s.type === 1 && s.bind !== 0);
+        if (!sym) continue; // static: no global symbol
+        assert.equal(v.offset, sym.value, `${name} ${t.name}.${vname}`);
+        checked++;
+      }
+    }
+    assert.ok(checked > 0, name);
+  }
+});
