@@ -172,6 +172,9 @@ export class HostTarget implements Target {
   objProg(path: string, prog: string) {
     return this.cmd("obj_prog", resolve(this.objDir, path), prog);
   }
+  objMap(path: string, map: string) {
+    return this.cmd("obj_map", resolve(this.objDir, path), map);
+  }
   linkCreate(mapFd: number, attachType: number, flags: number) {
     return this.cmd("link_create", mapFd, attachType, flags);
   }

@@ -259,9 +259,8 @@ export class ScenarioRun {
         if (r.ok && r.bytes) {
           if (m.layout) detail = decodeValue(t.btf, m.layout, r.bytes, this.nameOfProg);
           else if (o.as === "ran") {
-            // Counters: only whether each u64 slot is non-zero is comparable across kernels.
-            const dv = new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
-            detail = new Map([["counter", dv.getBigUint64(0, true) > 0n ? "ran" : "0"]]);
+            // Counters: only whether the value is non-zero is comparable across kernels.
+            detail = new Map([["counter", r.bytes.some((x) => x !== 0) ? "ran" : "0"]]);
           } else detail = new Map([["bytes", Buffer.from(r.bytes).toString("hex")]]);
         }
         return res(r, false, detail);
@@ -283,6 +282,15 @@ export class ScenarioRun {
         if (r.ok && step.bind) {
           this.progNames.set(await this.idOf("prog", r.ret!), step.bind);
           bind(r, { kind: "prog", fd: 0 });
+        }
+        return res(r, true);
+      }
+      case "obj_map": {
+        const r = await t.objMap(step.args[0]!, step.args[1]!);
+        if (r.ok && step.bind) {
+          const info = await t.info("map", r.ret!);
+          const f = info.fields ?? {};
+          bind(r, { kind: "map", fd: 0, valueSize: Number(f.value_size), keySize: Number(f.key_size) });
         }
         return res(r, true);
       }

@@ -66,6 +66,7 @@ export const OPS: Readonly<Record<string, { min: number; max: number; binds?: bo
   freeze: { min: 1, max: 1 },
   prog: { min: 2, max: 2, binds: true },
   prog_asm: { min: 2, max: 2, binds: true },
+  obj_map: { min: 2, max: 2, binds: true },
   link_create: { min: 1, max: 1, binds: true },
   link_update: { min: 2, max: 2 },
   link_detach: { min: 1, max: 1 },

@@ -109,19 +109,32 @@ export class SimTarget implements Target {
    * maps can be left uncreated), the maps are created here (in INIT, never updated): libbpf >= 1.4
    * does not load struct_ops programs whose maps are not created, and BpfObject follows it.
    */
+  private loadObj(path: string): BpfObject {
+    let obj = this.objs.get(path);
+    if (!obj) {
+      obj = BpfObject.open(new Uint8Array(readFileSync(join(repoRoot(), "bpf/obj", path))));
+      obj.load(this.h);
+      this.objs.set(path, obj);
+    }
+    return obj;
+  }
+
   async objProg(path: string, prog: string): Promise<Outcome> {
     return this.wrap(() => {
-      let obj = this.objs.get(path);
-      if (!obj) {
-        obj = BpfObject.open(new Uint8Array(readFileSync(join(repoRoot(), "bpf/obj", path))));
-        obj.load(this.h);
-        this.objs.set(path, obj);
-      }
-      const p = obj.findProgram(prog);
+      const p = this.loadObj(path).findProgram(prog);
       if (!p || p.fd < 0) return { ok: false, unsupported: `structops: no loaded program ${prog} in ${path}` };
       return rc(p.fd);
     });
   }
+
+  async objMap(path: string, map: string): Promise<Outcome> {
+    return this.wrap(() => {
+      const m = this.loadObj(path).findMap(map);
+      if (!m || m.fd < 0) return { ok: false, unsupported: `structops: no map ${map} in ${path}` };
+      return rc(m.fd);
+    });
+  }
+
   linkCreate(mapFd: number, attachType: number, flags: number) {
     return this.wrap(() => rc(bpf.bpf_link_create(this.h, mapFd, 0, attachType, { flags })));
   }

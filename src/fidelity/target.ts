@@ -59,6 +59,8 @@ export interface Target {
   progLoad(a: ProgLoadArgs): Promise<Outcome>;
   /** Load the programs of a committed object (bpf/obj/<file>) and return the named one's fd. */
   objProg(path: string, prog: string): Promise<Outcome>;
+  /** A map of that object (e.g. `.bss`), loaded as objProg loads it. */
+  objMap(path: string, map: string): Promise<Outcome>;
   linkCreate(mapFd: number, attachType: number, flags: number): Promise<Outcome>;
   linkUpdate(linkFd: number, newMapFd: number, flags: number, oldMapFd: number): Promise<Outcome>;
   linkDetach(fd: number): Promise<Outcome>;
