@@ -286,15 +286,17 @@ test("DATASEC fixup: every global VAR's offset is its ELF symbol's value, sorted
       const t = btf.typeById(id);
       if (t.kind !== BTF_KIND_DATASEC || t.name === ".ksyms" || t.name === ".kconfig") continue;
       assert.equal(t.size, obj.elf.sectionByName(t.name)?.size, `${name} ${t.name} size`);
-      const offs = t.vars.map((v) => v.offset);
+      const offs: number[] = t.vars.map((v) => v.offset);
       assert.deepEqual(
         offs,
         [...offs].sort((a, b) => a - b),
         `${name} ${t.name} sorted`,
       );
       for (const v of t.vars) {
-        const vname = btf.nameOf(v.type);
-        const sym = obj.elf.symbols.find((s) => s.name === vname && s.type === 1 && s.bind !== 0);
+        const vname: string = btf.nameOf(v.type);
+        const sym: { value: number } | undefined = obj.elf.symbols.find(
+          (s) => s.name === vname && s.type === 1 && s.bind !== 0,
+        );
         if (!sym) continue; // static: no global symbol
         assert.equal(v.offset, sym.value, `${name} ${t.name}.${vname}`);
         checked++;
