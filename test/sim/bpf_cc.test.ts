@@ -87,3 +87,32 @@ test("a BPF DCTCP (TCP_CONG_NEEDS_ECN, per-segment CE echo) holds the queue at t
   assert.ok(r.metrics.p95QueueDelayMs <= K + 4, `p95 queueing delay ${r.metrics.p95QueueDelayMs} ms`);
   detach();
 });
+
+test("BPF_LINK_UPDATE mid-run: a second load of the same CA replaces it in the registry; flows re-select it", {
+  skip: cubic.why,
+}, async () => {
+  const { BpfCcHost } = await import("../../src/sim/bpf_cc.js");
+  const { Simulation } = await import("../../src/sim/sim.js");
+  const host = new BpfCcHost();
+  const name = host.attach(bpfObj("tcp_cubic"));
+  const v1 = host.tcp.cong.tcp_ca_find(name)!;
+  const apply = host.prepareSwitch(bpfObj("tcp_cubic"));
+  const sim = new Simulation({
+    link: { ...DEFAULT_LINK, buffer: { packets: 100_000 } },
+    durationNs: 8e9,
+    flows: [{ cc: name }],
+    switches: [{ atNs: 4e9, apply }],
+    tcp: host.tcp,
+  });
+  let before: unknown;
+  sim.ev.at(4e9 - 1, () => {
+    before = sim.conns[0]!.sk.icsk_ca_ops;
+  });
+  const r = sim.run();
+  const v2 = host.tcp.cong.tcp_ca_find(name)!;
+  assert.equal(before, v1);
+  assert.notEqual(v2, v1, "tcp_update_congestion_control swapped the registered ops");
+  assert.equal(sim.conns[0]!.sk.icsk_ca_ops, v2);
+  assert.equal(host.tcp.cong.tcp_get_available_congestion_control(), "reno cubic so_cubic");
+  assert.equal(r.metrics.flows[0]!.lossRate, 0, "nothing lost to the switch");
+});
