@@ -167,6 +167,8 @@ export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: V
     if (isSecond[t]) continue;
     if (state[t] !== EXPLORED) throw fail(verbose, EINVAL, `unreachable insn ${t}`, t);
   }
+  // Subprogram entries hold states too (callbacks re-enter them once per iteration).
+  for (const st of subprogStarts) prunePoint[st] = 1;
   const pred: number[][] = Array.from({ length: n }, () => []);
   for (let t = 0; t < n; t++) for (const s of succ[t]) if (s < n) pred[s].push(t);
   return { subprogStarts, subprogOf, prunePoint, succ, pred };

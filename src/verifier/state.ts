@@ -16,6 +16,8 @@ export interface FuncState {
   subprog: number;
   /** A bpf_loop callback: its exit returns to the helper call. */
   isCallback: boolean;
+  /** A callback's arguments (r1-r5), to call it again for the next iteration. */
+  cbArgs?: RegState[];
 }
 
 export interface Checkpoint {
@@ -29,6 +31,8 @@ export interface Checkpoint {
 export interface VerifierState {
   frames: FuncState[];
   parent: Checkpoint | null;
+  /** A callback's next iteration: may be pruned against its own in-progress entry states. */
+  callbackReentry?: boolean;
 }
 
 export function newFuncState(callsite: number, frameno: number, subprog: number): FuncState {
@@ -45,6 +49,7 @@ export function copyFuncState(f: FuncState): FuncState {
     frameno: f.frameno,
     subprog: f.subprog,
     isCallback: f.isCallback,
+    cbArgs: f.cbArgs,
   };
 }
 

@@ -442,8 +442,13 @@ export class Verifier {
     // Loop detection looks at the most recent in-progress states: a loop that repeats a state
     // repeats it soon; longer cycles still end at the complexity limit.
     let inProgress = 0;
+    const reentry = this.cur.callbackReentry === true;
+    this.cur.callbackReentry = false;
     for (let k = list.length - 1; k >= 0; k--) {
       const sl = list[k];
+      // A callback's next iteration in a state its earlier iterations already cover adds nothing
+      // new (bpf_loop bounds the iterations): compare every live value exactly and stop here.
+      if (reentry && this.statesEqual(sl.frames, this.cur.frames, idx, false, true)) return true;
       if (sl.branches > 0) {
         if (inProgress++ < 16 && this.statesEqual(sl.frames, this.cur.frames, idx, true)) {
           this.reject(EINVAL, `infinite loop detected at insn ${idx}`);
@@ -473,7 +478,7 @@ export class Verifier {
     return false;
   }
 
-  private statesEqual(old: FuncState[], cur: FuncState[], idx: number, exact: boolean): boolean {
+  private statesEqual(old: FuncState[], cur: FuncState[], idx: number, exact: boolean, allPrecise = false): boolean {
     if (old.length !== cur.length) return false;
     for (let i = 0; i < old.length; i++) if (old[i].callsite !== cur[i].callsite) return false;
     const idmap = this.idmap;
@@ -484,7 +489,8 @@ export class Verifier {
       const need = this.precision.need[pos];
       for (let r = 0; r < BPF_REG_10; r++) {
         if (!(live & (1 << r))) continue;
-        if (!this.regsafe(old[i].regs[r], cur[i].regs[r], exact || !!(need & (1 << r)), exact, idmap)) return false;
+        const precise = exact || allPrecise || !!(need & (1 << r));
+        if (!this.regsafe(old[i].regs[r], cur[i].regs[r], precise, exact, idmap)) return false;
       }
       // Stack liveness is per instruction of the running frame: callers' stacks are compared whole.
       const slotLive = i === old.length - 1 && !exact ? (spi: number) => this.stackLive.isLive(idx, spi) : undefined;
@@ -1346,6 +1352,7 @@ export class Verifier {
     for (let r = 1; r <= 5; r++) {
       callee.regs[r] = copyReg(args ? args[r] : caller.regs[r]);
     }
+    if (isCallback) callee.cbArgs = callee.regs.slice(0, 6).map(copyReg);
     markPtr(callee.regs[BPF_REG_10], PTR_TO_STACK);
     callee.regs[BPF_REG_10].frameno = callee.frameno;
     if (!isCallback) for (let r = 0; r <= 5; r++) markRegNotInit(caller.regs[r]);
@@ -1353,6 +1360,33 @@ export class Verifier {
     if (this.logLevel > 0)
       this.verbose(`\ncaller:\n ${this.stateString(caller)}\ncallee:\n ${this.stateString(callee)}\n`);
     this.insnIdx = target;
+  }
+
+  /**
+   * The next iteration of a bpf_loop callback: the caller's state after this one, its stack
+   * contents widened (the callback may have changed what its context points to, so constants
+   * there become unknown scalars), the callback entered again with the same arguments. Iterations
+   * stop once an entry state is covered by an earlier one.
+   */
+  private pushCallbackIteration(done: FuncState): void {
+    const again = copyState(this.cur);
+    for (const f of again.frames) {
+      for (const slot of f.stack) {
+        if (!slot) continue;
+        if (slot.spilledPtr && slot.spilledPtr.type === SCALAR_VALUE) markRegUnknown(slot.spilledPtr);
+        for (let j = 0; j < BPF_REG_SIZE; j++) if (slot.slotType[j] === STACK_ZERO) slot.slotType[j] = STACK_MISC;
+      }
+    }
+    const target = this.cfg.subprogStarts[done.subprog];
+    const callee = newFuncState(done.callsite, again.frames.length, done.subprog);
+    callee.isCallback = true;
+    callee.cbArgs = done.cbArgs;
+    for (let r = 1; r <= 5; r++) if (done.cbArgs) callee.regs[r] = copyReg(done.cbArgs[r]);
+    markPtr(callee.regs[BPF_REG_10], PTR_TO_STACK);
+    callee.regs[BPF_REG_10].frameno = callee.frameno;
+    again.frames.push(callee);
+    again.callbackReentry = true;
+    this.pushState(again, target);
   }
 
   /** BPF_EXIT: return from a subprogram, or the end of a path through the main program. */
@@ -1378,6 +1412,7 @@ export class Verifier {
       if (f.isCallback) {
         markRegUnknown(caller.regs[0]);
         for (let r = 1; r <= 5; r++) markRegNotInit(caller.regs[r]);
+        this.pushCallbackIteration(f);
       } else caller.regs[0] = ret;
       caller.regs[0].written = true;
       this.scratched |= 1;

@@ -300,3 +300,49 @@ test("log level 2 names the subprograms and prints states at prune points", () =
   const l1 = bpfCheck(env("call local f\nexit\nf:\nmov %r0, 0\nexit", { logLevel: 1 }));
   assert.doesNotMatch(l1.log, /func#/);
 });
+
+test("bpf_loop: later iterations see what earlier ones left in the context", () => {
+  // Iteration 1 reads 0 from the context and stores 64 there; iteration 2 would index with 64.
+  const r = bpfCheck(
+    env(`stdw [%r10-8], 0
+     mov %r1, 2
+     lddw %r2, func(cb)
+     mov %r3, %r10
+     add %r3, -8
+     mov %r4, 0
+     call 181
+     mov %r0, 0
+     exit
+     cb:
+     ldxdw %r3, [%r2]
+     stdw [%r2], 64
+     mov %r4, %r10
+     add %r4, -16
+     stdw [%r10-16], 0
+     add %r4, %r3
+     ldxb %r0, [%r4]
+     mov %r0, 0
+     exit`),
+  );
+  assert.equal(r.ok, false, r.log);
+  assert.match(r.error?.message ?? "", /invalid (variable-offset read from stack|stack off)/);
+  const ok = bpfCheck(
+    env(`stdw [%r10-8], 0
+     mov %r1, 100
+     lddw %r2, func(cb)
+     mov %r3, %r10
+     add %r3, -8
+     mov %r4, 0
+     call 181
+     ldxdw %r0, [%r10-8]
+     exit
+     cb:
+     ldxdw %r3, [%r2]
+     add %r3, 1
+     stxdw [%r2], %r3
+     mov %r0, 0
+     exit`),
+  );
+  assert.equal(ok.ok, true, ok.log);
+  assert.ok(ok.stats.processed < 200, `${ok.stats.processed}`);
+});
