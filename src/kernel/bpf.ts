@@ -36,6 +36,8 @@ export interface BpfMapOps {
   map_lookup_elem(map: BpfMap, key: Uint8Array): number;
   map_update_elem(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: number): void;
   map_delete_elem(map: BpfMap, key: Uint8Array): void;
+  /** BPF_MAP_LOOKUP_AND_DELETE_ELEM (hash maps); absent: ENOTSUPP. Fills `value`. */
+  map_lookup_and_delete_elem?(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: number): void;
   /** The key after `key` (null: the first key); throws ENOENT at the end. */
   map_get_next_key(map: BpfMap, key: Uint8Array | null): Uint8Array;
   /** Syscall-only lookup where it differs from the program's (sk_storage: key is a socket fd). */

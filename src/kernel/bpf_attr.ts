@@ -147,7 +147,12 @@ export interface ProgTestRunAttr extends AttrTail {
   batch_size?: number;
 }
 
+export interface EnableStatsAttr extends AttrTail {
+  type?: number;
+}
+
 export type BpfAttr =
+  | EnableStatsAttr
   | MapCreateAttr
   | MapElemAttr
   | MapFreezeAttr
@@ -193,6 +198,8 @@ const FIELDS: Record<number, readonly string[]> = {
   [bpf_cmd.BPF_MAP_DELETE_ELEM]: ELEM_FIELDS,
   [bpf_cmd.BPF_MAP_GET_NEXT_KEY]: ["map_fd", "key", "next_key"],
   [bpf_cmd.BPF_MAP_FREEZE]: ["map_fd"],
+  [bpf_cmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM]: ELEM_FIELDS,
+  [bpf_cmd.BPF_ENABLE_STATS]: ["type"],
   [bpf_cmd.BPF_PROG_LOAD]: [
     "prog_type",
     "insn_cnt",

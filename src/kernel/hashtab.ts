@@ -121,6 +121,15 @@ export const htab_map_ops: BpfMapOps = {
     h.elems.delete(ks);
     freeElem(h, e);
   },
+  map_lookup_and_delete_elem(map, key, value) {
+    const h = map as BpfHtab;
+    const ks = keyStr(key);
+    const e = h.elems.get(ks);
+    if (!e) throw new BpfError(ENOENT, "no such element");
+    value.set(h.kernel.mem.bytes(e.value.addr, h.value_size));
+    h.elems.delete(ks);
+    freeElem(h, e);
+  },
   map_get_next_key(map, key) {
     const h = map as BpfHtab;
     const keys = [...h.elems.values()];

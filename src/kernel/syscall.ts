@@ -8,6 +8,7 @@ import type { BpfLink, BpfMap, BpfMapInfo, BpfProg, BpfProgInfo, BtfObject } fro
 import type {
   BpfAttr,
   BtfLoadAttr,
+  EnableStatsAttr,
   GetIdAttr,
   LinkCreateAttr,
   LinkDetachAttr,
@@ -22,6 +23,7 @@ import type {
 import { checkAttr, num } from "./bpf_attr.js";
 import { bpf_btf_load, btf_fops, btf_get_fd_by_id, btf_get_info } from "./btf_obj.js";
 import { CAP_SYS_ADMIN } from "./capability.js";
+import { File, type FileOps, O_CLOEXEC, O_RDONLY } from "./file.js";
 import type { Idr } from "./idr.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
@@ -43,6 +45,7 @@ import {
   map_delete_elem,
   map_freeze,
   map_get_next_key,
+  map_lookup_and_delete_elem,
   map_lookup_elem,
   map_update_elem,
 } from "./syscall_map.js";
@@ -73,6 +76,10 @@ export function sysBpf(k: Kernel, proc: Process, cmd: number, attr: BpfAttr): nu
         return map_delete_elem(proc, attr as MapElemAttr);
       case C.BPF_MAP_GET_NEXT_KEY:
         return map_get_next_key(proc, attr as MapElemAttr);
+      case C.BPF_MAP_LOOKUP_AND_DELETE_ELEM:
+        return map_lookup_and_delete_elem(proc, attr as MapElemAttr);
+      case C.BPF_ENABLE_STATS:
+        return bpf_enable_stats(k, proc, attr as EnableStatsAttr);
       case C.BPF_MAP_FREEZE:
         return map_freeze(proc, attr as MapFreezeAttr);
       case C.BPF_PROG_LOAD:
@@ -115,6 +122,24 @@ export function sysBpf(k: Kernel, proc: Process, cmd: number, attr: BpfAttr): nu
     // Deferred frees (the kernel's workqueue) run once the syscall is done, outside RCU readers.
     if (!k.rcu.readLockHeld()) k.flushWork();
   }
+}
+
+/** BPF_STATS_RUN_TIME: while an fd from BPF_ENABLE_STATS is open, programs' run time is counted. */
+export const BPF_STATS_RUN_TIME = 0;
+
+const bpf_stats_fops: FileOps<Kernel> = {
+  kind: "other",
+  release: (f) => {
+    f.private_data.sysctl.bpfStatsEnabled--;
+  },
+};
+
+function bpf_enable_stats(k: Kernel, proc: Process, attr: EnableStatsAttr): number {
+  requireSysAdmin(proc);
+  if (num(attr.type) !== BPF_STATS_RUN_TIME) throw new BpfError(EINVAL, `unknown stats type ${num(attr.type)}`);
+  const fd = proc.files.install(new File(bpf_stats_fops, k, O_RDONLY | O_CLOEXEC));
+  k.sysctl.bpfStatsEnabled++;
+  return fd;
 }
 
 function requireSysAdmin(proc: Process): void {

@@ -339,6 +339,26 @@ export function map_get_next_key(proc: Process, attr: MapElemAttr): number {
   return 0;
 }
 
+export function map_lookup_and_delete_elem(proc: Process, attr: MapElemAttr): number {
+  const flags = num(attr.flags);
+  if (flags & ~BPF_F_LOCK) throw new BpfError(EINVAL, `invalid flags 0x${flags.toString(16)}`);
+  const { map, file } = mapFromFd(proc, num(attr.map_fd));
+  const perms = map_get_sys_perms(map, file);
+  if (!(perms & FMODE_READ) || !(perms & FMODE_WRITE))
+    throw new BpfError(EPERM, "map fd must be readable and writable");
+  checkLockFlag(map, flags);
+  const key = copyKey(map, attr.key);
+  const value = attr.value;
+  if (!value || value.length < map.value_size)
+    throw new BpfError(EFAULT, `value buffer must be ${map.value_size} bytes`);
+  const fn = map.ops.map_lookup_and_delete_elem;
+  if (!fn) throw new BpfError(ENOTSUPP, `map ${map.name} has no lookup-and-delete`);
+  const out = new Uint8Array(map.value_size);
+  withRcu(map, () => fn(map, key, out, flags));
+  value.set(out);
+  return 0;
+}
+
 export function map_freeze(proc: Process, attr: MapFreezeAttr): number {
   const { map, file } = mapFromFd(proc, num(attr.map_fd));
   if (map.map_type === T.BPF_MAP_TYPE_STRUCT_OPS || map.ops.map_freezable === false) {

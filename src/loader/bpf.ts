@@ -118,6 +118,22 @@ export function bpf_map_get_next_key(k: BpfHandle, fd: number, key: Uint8Array |
   return sys(k, bpf_cmd.BPF_MAP_GET_NEXT_KEY, attr);
 }
 
+/** Fills `value` and removes the element (hash maps). */
+export function bpf_map_lookup_and_delete_elem(
+  k: BpfHandle,
+  fd: number,
+  key: Uint8Array | null,
+  value: Uint8Array,
+): number {
+  const attr: MapElemAttr = { map_fd: fd, key, value };
+  return sys(k, bpf_cmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM, attr);
+}
+
+/** BPF_ENABLE_STATS: an fd that keeps run-time statistics on while open. */
+export function bpf_enable_stats(k: BpfHandle, type: number): number {
+  return sys(k, bpf_cmd.BPF_ENABLE_STATS, { type });
+}
+
 export function bpf_map_freeze(k: BpfHandle, fd: number): number {
   return sys(k, bpf_cmd.BPF_MAP_FREEZE, { map_fd: fd });
 }

@@ -12,7 +12,7 @@ import {
   bpf_func_id,
   bpf_map_type,
 } from "../../src/uapi/bpf.js";
-import { E2BIG, EEXIST, EINVAL, ENOENT } from "../../src/uapi/errno.js";
+import { E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../../src/uapi/errno.js";
 import {
   add64,
   boot,
@@ -221,4 +221,25 @@ test("BPF_F_RDONLY_PROG (.rodata): the program may read but not write the value"
     () => run(k, p, write),
     (e: Error) => /write|perm|fault/i.test(e.message),
   );
+});
+
+test("LOOKUP_AND_DELETE_ELEM: hash maps return and remove the value; arrays are ENOTSUPP; needs read and write access", () => {
+  const { k, p } = boot();
+  const h = mapCreate(k, p, { map_type: T.BPF_MAP_TYPE_HASH, key_size: 4, value_size: 8, max_entries: 2 });
+  k.bpf(p, C.BPF_MAP_UPDATE_ELEM, { map_fd: h, key: u32(1), value: u64(9) });
+  const v = new Uint8Array(8);
+  k.bpf(p, C.BPF_MAP_LOOKUP_AND_DELETE_ELEM, { map_fd: h, key: u32(1), value: v });
+  assert.equal(readU64(v), 9n);
+  throwsErrno(() => k.bpf(p, C.BPF_MAP_LOOKUP_AND_DELETE_ELEM, { map_fd: h, key: u32(1), value: v }), ENOENT);
+  throwsErrno(() => k.bpf(p, C.BPF_MAP_LOOKUP_AND_DELETE_ELEM, { map_fd: h, key: u32(1), value: v, flags: 8 }), EINVAL);
+  const a = mapCreate(k, p, { map_type: T.BPF_MAP_TYPE_ARRAY, key_size: 4, value_size: 8, max_entries: 2 });
+  throwsErrno(() => k.bpf(p, C.BPF_MAP_LOOKUP_AND_DELETE_ELEM, { map_fd: a, key: u32(0), value: v }), ENOTSUPP);
+  const ro = mapCreate(k, p, {
+    map_type: T.BPF_MAP_TYPE_HASH,
+    key_size: 4,
+    value_size: 8,
+    max_entries: 2,
+    map_flags: 1 << 3,
+  });
+  throwsErrno(() => k.bpf(p, C.BPF_MAP_LOOKUP_AND_DELETE_ELEM, { map_fd: ro, key: u32(0), value: v }), EPERM);
 });

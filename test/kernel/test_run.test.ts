@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BPF_F_TEST_RUN_ON_CPU, bpf_cmd, bpf_func_id, bpf_prog_type } from "../../src/uapi/bpf.js";
-import { EINVAL, ENOTSUPP } from "../../src/uapi/errno.js";
+import { EINVAL, ENOTSUPP, EPERM } from "../../src/uapi/errno.js";
 import { add64, boot, call, exit, ldxDw, mov64, mov64r, retProg, stDw, throwsErrno } from "./util.js";
 
 const C = bpf_cmd;
@@ -107,4 +107,26 @@ test("duration is the mean simulated time per run", () => {
   assert.equal(info.run_cnt, 4, "counted only while statistics were on");
   assert.equal(info.run_time_ns, 400n);
   assert.match(k.fdinfo(p, fd), /run_time_ns:\t400\nrun_cnt:\t4\n/);
+});
+
+test("BPF_ENABLE_STATS: statistics are on while its fd is open; CAP_SYS_ADMIN only; unknown type EINVAL", () => {
+  const { k, p } = boot();
+  k.registerHelper(251, () => {
+    k.advanceTimeNs(7);
+    return 0;
+  });
+  const fd = load(k, p, P.BPF_PROG_TYPE_SYSCALL, [call(251), mov64(0, 0), exit()]);
+  const run = () => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd });
+  run();
+  const stats = k.bpf(p, C.BPF_ENABLE_STATS, { type: 0 });
+  run();
+  run();
+  k.close(p, stats);
+  run();
+  const info = k.objGetInfo(p, fd);
+  assert.equal(info.run_cnt, 2);
+  assert.equal(info.run_time_ns, 14n);
+  throwsErrno(() => k.bpf(p, C.BPF_ENABLE_STATS, { type: 1 }), EINVAL);
+  const u = k.newProcess({ caps: [] });
+  throwsErrno(() => k.bpf(u, C.BPF_ENABLE_STATS, { type: 0 }), EPERM);
 });

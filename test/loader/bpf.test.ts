@@ -164,3 +164,19 @@ test("test_run, info, ids and fd-by-id through the bpf.h API", () => {
   assert.equal(lib.bpf_map_create(u, bpf_map_type.BPF_MAP_TYPE_ARRAY, "x", 4, 8, 1), -EPERM);
   assert.equal(lib.bpf_map_get_fd_by_id_opts(k, 1, { open_flags: 3 << 3 }), -EINVAL);
 });
+
+test("lookup-and-delete and enable_stats through the bpf.h API", () => {
+  const k = handle();
+  const fd = lib.bpf_map_create(k, bpf_map_type.BPF_MAP_TYPE_HASH, "h", 4, 8, 4);
+  assert.equal(lib.bpf_map_update_elem(k, fd, u32(3), u64(30)), 0);
+  const v = new Uint8Array(8);
+  assert.equal(lib.bpf_map_lookup_and_delete_elem(k, fd, u32(3), v), 0);
+  assert.equal(v[0], 30);
+  assert.equal(lib.bpf_map_lookup_and_delete_elem(k, fd, u32(3), v), -ENOENT);
+  const s = lib.bpf_enable_stats(k, 0);
+  assert.ok(s >= 3);
+  assert.equal(k.kernel.sysctl.bpfStatsEnabled, 1);
+  assert.equal(lib.close(k, s), 0);
+  assert.equal(k.kernel.sysctl.bpfStatsEnabled, 0);
+  assert.equal(lib.bpf_enable_stats(k, 9), -EINVAL);
+});
