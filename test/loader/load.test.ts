@@ -5,14 +5,20 @@ import type { Btf } from "../../src/btf/btf.js";
 import type { BtfComposite } from "../../src/btf/types.js";
 import { SimTarget } from "../../src/fidelity/sim.js";
 import { Kernel } from "../../src/kernel/kernel.js";
-import { type BpfHandle, bpf_map_lookup_elem } from "../../src/loader/bpf.js";
+import {
+  type BpfHandle,
+  type BpfTestRunOpts,
+  bpf_map_lookup_elem,
+  bpf_map_update_elem,
+  bpf_prog_test_run_opts,
+} from "../../src/loader/bpf.js";
 import { BpfObject, type LibbpfPrintLevel } from "../../src/loader/object.js";
 import type { BpfProgram } from "../../src/loader/program.js";
 import { bpfDummyStructOpsSubsystem } from "../../src/subsys/dummy/bpf_dummy_struct_ops.js";
 
 import { BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_VALUE } from "../../src/uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_STRUCT } from "../../src/uapi/btf.js";
-import { BpfError, EINVAL, ENOTSUP, ESRCH } from "../../src/uapi/errno.js";
+import { BpfError, EINVAL, ENOTSUP, EPERM, ESRCH } from "../../src/uapi/errno.js";
 import { objPath, ROOT } from "../elf/helpers.js";
 
 const fixture = (name: string) => join(ROOT, "test/fixtures/elf", `${name}.bpf.o`);
@@ -301,4 +307,31 @@ test("load: references to a map that is not created are poisoned with libbpf's m
     log.some((m) => m.includes("2001000000")),
     log.join("\n"),
   );
+});
+
+test("load: .rodata takes the value set before load and is frozen; a program's global data writes are visible", {
+  skip: tcp.why,
+}, () => {
+  const t = tcp.t as SimTarget;
+  const h: BpfHandle = { kernel: t.kernel, process: t.kernel.newProcess() };
+  const obj = BpfObject.open(objPath("features"));
+  const ro = obj.internalMap(".rodata");
+  assert.ok(ro);
+  const init = (ro.initialValue() as Uint8Array).slice();
+  new DataView(init.buffer).setInt32(0, 5, true);
+  ro.setInitialValue(init);
+  assert.throws(() => ro.setInitialValue(new Uint8Array(3)), /no initial value of 3 bytes/);
+  obj.load(h);
+  const key = new Uint8Array(4);
+  const out = new Uint8Array(4);
+  assert.equal(bpf_map_lookup_elem(h, ro.fd, key, out), 0);
+  assert.equal(new DataView(out.buffer).getInt32(0, true), 5);
+  assert.equal(bpf_map_update_elem(h, ro.fd, key, out, 0), -EPERM); // frozen
+  assert.throws(() => ro.setInitialValue(init), /already created/);
+  // feat_syscall does feat_data++ on .data (7 at open).
+  const opts: BpfTestRunOpts = {};
+  assert.equal(bpf_prog_test_run_opts(h, obj.findProgram("feat_syscall")?.fd ?? -1, opts), 0);
+  const data = obj.internalMap(".data");
+  assert.equal(bpf_map_lookup_elem(h, data?.fd ?? -1, key, out), 0);
+  assert.equal(new DataView(out.buffer).getInt32(0, true), 8);
 });
