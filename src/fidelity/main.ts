@@ -13,6 +13,7 @@ import { HostTarget, hostAvailable, repoRoot } from "./host.js";
 import { type Observation, ScenarioRun } from "./runner.js";
 import { parseScenario, type Scenario } from "./scenario.js";
 import { SimTarget } from "./sim.js";
+import type { Target } from "./target.js";
 
 export const SCENARIO_DIR = "fidelity/scenarios";
 
@@ -41,7 +42,12 @@ export interface ScenarioResult {
  * Run one scenario on structops and, unless `host` is false, on the host kernel; each target is
  * fresh (a new helper process, a new simulated kernel) and is shut down even when a step throws.
  */
-export async function runScenario(sc: Scenario, host: boolean): Promise<ScenarioResult> {
+export interface RunOptions {
+  /** The structops target to use (default: a fresh SimTarget); tests inject faulty ones. */
+  sim?: () => Target;
+}
+
+export async function runScenario(sc: Scenario, host: boolean, opts: RunOptions = {}): Promise<ScenarioResult> {
   const uniq = uniqueName();
   let kernel: Observation[] | null = null;
   const needs = sc.headers.needs?.split(/\s+/).filter(Boolean) ?? [];
@@ -55,7 +61,7 @@ export async function runScenario(sc: Scenario, host: boolean): Promise<Scenario
       await t.shutdown();
     }
   }
-  const s = new SimTarget();
+  const s = opts.sim ? opts.sim() : new SimTarget();
   let sim: Observation[];
   try {
     sim = await new ScenarioRun(s, uniq).run(sc);

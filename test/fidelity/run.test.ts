@@ -4,6 +4,9 @@ import { describe, test } from "node:test";
 import { hostAvailable } from "../../src/fidelity/host.js";
 import { formatResult, loadScenarios, runScenario } from "../../src/fidelity/main.js";
 import { parseScenario } from "../../src/fidelity/scenario.js";
+import { SimTarget } from "../../src/fidelity/sim.js";
+import type { Outcome } from "../../src/fidelity/target.js";
+import { ENOENT } from "../../src/uapi/errno.js";
 
 const scenarios = loadScenarios();
 const hostWhy = hostAvailable();
@@ -53,4 +56,22 @@ test("no scenario leaves a congestion control registered in the host kernel", { 
   assert.equal(r.verdict.kind, "same", formatResult(r, true));
   const avail = readFileSync("/proc/sys/net/ipv4/tcp_available_congestion_control", "utf8");
   assert.doesNotMatch(avail, /\bfid_[0-9a-f]{10}\b/);
+});
+
+test("a structops bug shows up as DIFFERS naming the step, on the host and without it", async () => {
+  // delete answering ENOENT in every state: the map-mode scenario expects ok, then EINPROGRESS.
+  class DeleteBug extends SimTarget {
+    override async delete(): Promise<Outcome> {
+      return { ok: false, errno: ENOENT };
+    }
+  }
+  const sc = scenarios.find((s) => s.name.startsWith("update-twice-and-delete-states"))!;
+  for (const host of hostWhy ? [false] : [false, true]) {
+    const r = await runScenario(sc, host, { sim: () => new DeleteBug() });
+    assert.equal(r.verdict.kind, "differs");
+    const text = formatResult(r, true);
+    assert.match(text, /line 13 \(delete\): structops ENOENT, scenario expects ok/);
+    // With the kernel's run beside it, the lookup after the delete is compared member by member.
+    if (host) assert.match(text, /line 14 \(lookup\): common\.state: kernel 2, structops 1/);
+  }
 });
