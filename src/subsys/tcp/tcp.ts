@@ -109,7 +109,10 @@ export class TcpConn {
     sk.mdev_us = TCP_TIMEOUT_INIT_S * 1e6;
     sk.sk_gso_max_size = 65536;
     sk.sk_gso_max_segs = 65535;
-    sk.sk_max_pacing_rate = 0xffffffff; // ~unlimited (SO_MAX_PACING_RATE default ~0UL, capped to 32 bits here)
+    // SO_MAX_PACING_RATE defaults to ~0UL (no cap): all 64 bits set, which a double cannot write exactly.
+    const maxRate = sk.mem.offset + sk.offsetof("inet_conn.icsk_inet.sk.sk_max_pacing_rate");
+    sk.mem.view.setUint32(maxRate, 0xffffffff, true);
+    sk.mem.view.setUint32(maxRate + 4, 0xffffffff, true);
     sk.sk_pacing_status = SK_PACING_NONE;
     sk.sk_pacing_shift = 10;
     sk.snd_wnd = 0xffffffff;
