@@ -130,6 +130,7 @@ export async function run(): Promise<BenchResult[]> {
     maps: [{ type: bpf_map_type.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 128, maxEntries: 1, flags: 0 }],
     privileged: true,
     helpers: true,
+    gpl: true,
   });
   env.ldImm64Aux = resolveLdImm64(insns);
   const first = bpfCheck(env);

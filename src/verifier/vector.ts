@@ -5,6 +5,7 @@
  *   -- maps          one map per line: `array|hash|sk_storage key=4 value=8 entries=1 [rdonly] [frozen]`
  *   -- unprivileged  load without bpf_capable / allow_ptr_leaks
  *   -- helpers       the program type may call bpf_base_func_proto's helpers
+ *   -- nongpl        the program's licence is not GPL-compatible
  *   -- expect        `errno EACCES`, `insn 3`, `msg <the kernel's message>`, `log_level 0`
  *
  * `lddw %rN, map_fd(M)` refers to map M of the list, `map_value(M, OFF)` into its value, the way
@@ -31,6 +32,7 @@ export interface VerifierVector {
   maps: VerifierMap[];
   privileged: boolean;
   helpers: boolean;
+  gpl: boolean;
   expect?: { errno?: number; insn?: number; msg?: string; logLevel?: number };
 }
 
@@ -104,6 +106,7 @@ export function parseVerifierVector(text: string, name = "vector"): VerifierVect
     maps,
     privileged: !s.has("unprivileged"),
     helpers: s.has("helpers") || maps.length > 0,
+    gpl: !s.has("nongpl"),
     expect,
   };
 }
@@ -132,7 +135,7 @@ export function vectorEnv(v: VerifierVector, logLevel = 0): VerifierEnv {
     ldImm64Aux: resolveLdImm64(v.insns),
     progType: 1,
     privileged: v.privileged,
-    gpl: true,
+    gpl: v.gpl,
     logLevel,
     maps: v.maps,
     ops,

@@ -310,7 +310,18 @@ export class Verifier {
   /** check_attach_btf_id / check_struct_ops_btf_id. */
   private checkAttachBtfId(): void {
     const env = this.env;
-    if (env.progType !== bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS) return;
+    const T = bpf_prog_type;
+    const canSleep = [
+      T.BPF_PROG_TYPE_TRACING,
+      T.BPF_PROG_TYPE_LSM,
+      T.BPF_PROG_TYPE_KPROBE,
+      T.BPF_PROG_TYPE_STRUCT_OPS,
+      T.BPF_PROG_TYPE_SYSCALL,
+    ];
+    if (env.sleepable && !(canSleep as number[]).includes(env.progType)) {
+      this.reject(EINVAL, "Only fentry/fexit/fmod_ret, lsm, iter, uprobe, and struct_ops programs can be sleepable", 0);
+    }
+    if (env.progType !== T.BPF_PROG_TYPE_STRUCT_OPS) return;
     if (!env.gpl) this.reject(EINVAL, "struct ops programs must have a GPL compatible license", 0);
     const id = env.attachBtfId ?? 0;
     const st = id ? env.structOps?.findStructOps(id) : undefined;

@@ -346,3 +346,12 @@ test("bpf_loop: later iterations see what earlier ones left in the context", () 
   assert.equal(ok.ok, true, ok.log);
   assert.ok(ok.stats.processed < 200, `${ok.stats.processed}`);
 });
+
+test("only some program types may be sleepable", () => {
+  const r = bpfCheck(env("mov %r0, 0\nexit", { sleepable: true }));
+  assert.equal(
+    r.error?.message,
+    "Only fentry/fexit/fmod_ret, lsm, iter, uprobe, and struct_ops programs can be sleepable",
+  );
+  assert.equal(r.error?.errno, EINVAL);
+});

@@ -238,3 +238,33 @@ test("kfuncs: allowed ones are checked against their BTF prototype", () => {
   );
   rejected(notAllowed, EACCES, "calling kernel function bpf_obj_new_impl is not allowed", 1);
 });
+
+test("sk_storage helpers take an sk_storage map and the socket; other maps are refused", () => {
+  const base = {
+    maps: [
+      { type: 24, keySize: 4, valueSize: 8, maxEntries: 0, flags: 1 },
+      { type: 2, keySize: 4, valueSize: 8, maxEntries: 1, flags: 0 },
+    ],
+  };
+  const prog = (map: number) =>
+    bpfCheck(
+      structOpsEnv(
+        t,
+        "cong_avoid",
+        assemble(`ldxdw %r2, [%r1]
+         lddw %r1, map_fd(${map})
+         mov %r3, 0
+         mov %r4, 1
+         call 107
+         jeq %r0, 0, out
+         stdw [%r0], 1
+         out:
+         exit`),
+        { ...base, ldImm64Aux: [undefined, { kind: "map_ptr", map }] as never },
+      ),
+    );
+  const ok = prog(0);
+  assert.equal(ok.ok, true, ok.log);
+  const bad = prog(1);
+  rejected(bad, EINVAL, "cannot pass map_type 2 into func bpf_sk_storage_get#107", 5);
+});
