@@ -481,6 +481,13 @@ export class Btf {
     return -1;
   }
 
+  /** btf__find_by_name_kind_own: like findByName but only among this object's own types (not the base's). */
+  findByNameKindOwn(name: string, kind: number): number {
+    if (name === "") return -1;
+    for (const id of this.ownByName(name)) if (this.kindOf(id) === kind) return id;
+    return -1;
+  }
+
   /** btf_find_by_name_kind. */
   findByNameKind(name: string, kind: number): number {
     return this.findByName(name, kind);

@@ -97,6 +97,8 @@ test("split BTF: ids and string offsets continue after the base", () => {
   assert.equal(split.typeById(intId).name, "int", "base ids resolve through the split");
   assert.equal(split.findByNameKind("module_ops", BTF_KIND_STRUCT), s);
   assert.equal(split.findByName("int"), intId);
+  assert.equal(split.findByNameKindOwn("int", 1), -1, "own lookups skip the base");
+  assert.equal(split.findByNameKindOwn("module_ops", BTF_KIND_STRUCT), s);
   assert.equal(split.typeById(fn).name, "module_fn");
   assert.ok(split.typeById(s).nameOff >= base.stringsLen, "own strings after the base's");
   assert.deepEqual(split.encode(), sb.build());
