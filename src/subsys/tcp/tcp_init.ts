@@ -4,9 +4,11 @@
  * and CUBIC, keeps tcp_sock structs in the kernel's VM memory, and registers what BPF CCs may call.
  * List it before bpf_tcp_ca's subsystem, which needs struct tcp_congestion_ops.
  */
+import type { Btf } from "../../btf/btf.js";
 import type { BtfBuilder } from "../../btf/builder.js";
 import type { Kernel, Subsystem } from "../../kernel/kernel.js";
 import { sock_register } from "../../kernel/sock.js";
+import { BTF_KIND_STRUCT } from "../../uapi/btf.js";
 import { registerTcpBpf, type TcpBpfContext } from "./bpf_tcp_ca_kfuncs.js";
 import { declareTcpTypes } from "./btf.js";
 import { TcpCongControl } from "./tcp_cong.js";
@@ -17,6 +19,7 @@ import {
   arrayBufferAllocator,
   type KernelAllocator,
   type KernelMem,
+  TCP_LAYOUTS,
   type TcpSock,
 } from "./tcp_sock.js";
 
@@ -82,6 +85,26 @@ export class TcpKernel implements TcpBpfContext {
   }
 }
 
+/**
+ * The accessors use offsets computed from the same description the BTF was built from; check at boot
+ * that vmlinux BTF really says so, member by member, so the two can never drift apart silently.
+ */
+export function checkTcpLayouts(btf: Btf): void {
+  for (const [name, layout] of TCP_LAYOUTS) {
+    const id = btf.findByNameKind(name, BTF_KIND_STRUCT);
+    if (id < 0) continue;
+    const t = btf.typeById(id);
+    if (t.kind !== BTF_KIND_STRUCT || !("members" in t)) continue;
+    if (t.size !== layout.size) throw new Error(`struct ${name}: BTF size ${t.size}, accessors ${layout.size}`);
+    for (const m of t.members) {
+      const f = layout.fields.get(m.name);
+      if (!f || f.bitOffset !== m.bitOffset) {
+        throw new Error(`struct ${name}.${m.name}: BTF bit offset ${m.bitOffset}, accessors ${f?.bitOffset}`);
+      }
+    }
+  }
+}
+
 export function tcpSubsystem(tcp: TcpKernel): Subsystem {
   return {
     name: "tcp",
@@ -89,6 +112,7 @@ export function tcpSubsystem(tcp: TcpKernel): Subsystem {
       declareTcpTypes(b);
     },
     register(k: Kernel): void {
+      if (k.btfVmlinux) checkTcpLayouts(k.btfVmlinux);
       tcp.kernel = k;
       registerTcpBpf(k, tcp);
     },

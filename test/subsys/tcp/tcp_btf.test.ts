@@ -62,3 +62,17 @@ test("sockets live in the kernel's VM memory once TCP is booted", () => {
   const r = kf.impl({ arg: (i) => args[i - 1] ?? 0n, argNum: (i) => Number(args[i - 1] ?? 0n) }, k);
   assert.equal(r, 38);
 });
+
+test("boot refuses a vmlinux BTF whose TCP layout differs from the accessors'", async () => {
+  const { checkTcpLayouts } = await import("../../../src/subsys/tcp/tcp_init.js");
+  const { BtfBuilder } = await import("../../../src/btf/builder.js");
+  const { Btf } = await import("../../../src/btf/btf.js");
+  const b = new BtfBuilder();
+  const u32 = b.addInt("unsigned int", 4);
+  b.addStruct("ack_sample", 12, [
+    { name: "rtt_us", type: u32, bitOffset: 0 },
+    { name: "pkts_acked", type: u32, bitOffset: 32 },
+    { name: "in_flight", type: u32, bitOffset: 64 },
+  ]);
+  assert.throws(() => checkTcpLayouts(Btf.parse(b.build())), /struct ack_sample\.rtt_us: BTF bit offset 0/);
+});
