@@ -703,6 +703,23 @@ static void dispatch(char **a, int n)
 			printf("err %d\n", errno);
 		else
 			printf("ok %ld revents=%d\n", r, p.revents);
+	} else if (!strcmp(c, "fdinfo")) {
+		/* fdinfo fd: /proc/self/fdinfo/<fd>, hex-encoded */
+		char path[64], text[4096];
+		FILE *f;
+		size_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%ld", num(a[1]));
+		f = fopen(path, "r");
+		if (!f) {
+			printf("err %d\n", errno);
+			return;
+		}
+		len = fread(text, 1, sizeof(text), f);
+		fclose(f);
+		printf("ok 0 ");
+		print_hex((uint8_t *)text, len);
+		printf("\n");
 	} else if (!strcmp(c, "drop_caps")) {
 		/* Clear every capability set (uid stays 0): the unprivileged view of bpf(). */
 		struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };

@@ -204,6 +204,9 @@ export class HostTarget implements Target {
     if (st && st !== "-") o.bytes = new Uint8Array(Buffer.from(st, "hex"));
     return o;
   }
+  fdinfo(fd: number) {
+    return this.cmd("fdinfo", fd);
+  }
   dropCaps() {
     return this.cmd("drop_caps");
   }

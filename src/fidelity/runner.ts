@@ -354,6 +354,11 @@ export class ScenarioRun {
       }
       case "test_run":
         return this.testRun(step);
+      case "fdinfo": {
+        const v = this.v(step.args[0]!);
+        const r = await t.fdinfo(v.fd);
+        return res(r, false, r.ok && r.bytes ? this.fdinfoDetail(v, new TextDecoder().decode(r.bytes)) : undefined);
+      }
       case "drop_caps":
         return res(await t.dropCaps(), false);
       case "tcp_xfer": {
@@ -395,6 +400,27 @@ export class ScenarioRun {
       d.set("prog_id", f.prog_id ?? "?");
     }
     return { step, result: "ok", detail: d };
+  }
+
+  /**
+   * fdinfo lines as key -> value, without what differs by nature between a process and the
+   * simulator (pos, flags, mnt_id, ino, memlock); ids become `$names`, sizes "value-type size".
+   */
+  private fdinfoDetail(v: Var, text: string): Map<string, string> {
+    const d = new Map<string, string>();
+    for (const line of text.split("\n")) {
+      const m = /^([a-z_]+):\s*(.*)$/.exec(line);
+      if (!m) continue;
+      const [, k, val] = m as unknown as [string, string, string];
+      if (["pos", "flags", "mnt_id", "ino", "memlock"].includes(k)) continue;
+      if (k === "map_id") d.set(k, this.nameOfMap(Number(val)));
+      else if (k === "prog_id") d.set(k, val === "0" ? "0" : this.nameOfProg(Number(val)));
+      else if (k === "link_id" || k === "owner_prog_type" || k === "owner_jited")
+        d.set(k, k === "link_id" ? "id" : val);
+      else if (k === "value_size" && v.layout && Number(val) === v.layout.valueType.size) d.set(k, "value-type size");
+      else d.set(k, val);
+    }
+    return d;
   }
 
   private async testRun(step: Step): Promise<Observation> {

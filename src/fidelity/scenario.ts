@@ -79,6 +79,7 @@ export const OPS: Readonly<Record<string, { min: number; max: number; binds?: bo
   tcp_xfer: { min: 1, max: 1 },
   map_read: { min: 1, max: 1 },
   drop_caps: { min: 0, max: 0 },
+  fdinfo: { min: 1, max: 1 },
 };
 
 /** Split a line into tokens: words, "quoted strings" (kept with quotes), `{`, `}`, `=>`. */

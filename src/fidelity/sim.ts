@@ -188,6 +188,13 @@ export class SimTarget implements Target {
       return { ok: true, ret: r, fields: { retval: String((opts.retval ?? 0) >>> 0) }, bytes: st ?? undefined };
     });
   }
+  fdinfo(fd: number) {
+    return this.wrap(() => ({
+      ok: true,
+      ret: 0,
+      bytes: new TextEncoder().encode(this.kernel.fdinfo(this.h.process, fd)),
+    }));
+  }
   async dropCaps(): Promise<Outcome> {
     for (const cap of ALL_CAPS) this.h.process.setCap(cap, false);
     return { ok: true, ret: 0 };

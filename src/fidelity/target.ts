@@ -76,6 +76,8 @@ export interface Target {
    * structops: that random loss rate on the simulated link).
    */
   tcpXfer(cc: string, bytes: number, dropEvery: number): Promise<Outcome>;
+  /** The text of /proc/self/fdinfo/<fd>, as bytes. */
+  fdinfo(fd: number): Promise<Outcome>;
   /** Drop every capability of the process running the scenario. */
   dropCaps(): Promise<Outcome>;
   /** Free everything (registered struct_ops maps included). */
