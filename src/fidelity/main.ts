@@ -2,7 +2,8 @@
  * `npm run fidelity`: run every scenario in fidelity/scenarios on the host kernel (when it can)
  * and on structops, and print `SAME: name`, `DIFFERS: name: ...` or `SKIP: name: why` per
  * scenario, then `N passed, N failed`. Options: --sim-only (check structops against the written
- * expectations alone), --only <substring>, -v (show every difference line).
+ * expectations alone), --only <substring>, -v (show every difference line), --dump (every step on
+ * both targets), -j/--json (one JSON document instead of lines).
  */
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -109,13 +110,16 @@ export async function main(argv: string[]): Promise<number> {
   const simOnly = argv.includes("--sim-only");
   const verbose = argv.includes("-v") || argv.includes("--verbose");
   const dump = argv.includes("--dump");
+  const json = argv.includes("-j") || argv.includes("--json");
+  const log = json ? () => {} : (line: string) => console.log(line);
+  const rows: Record<string, unknown>[] = [];
   const oi = argv.indexOf("--only");
   const only = oi >= 0 ? argv[oi + 1] : undefined;
   let host = !simOnly;
   if (host) {
     const why = hostAvailable();
     if (why) {
-      console.log(`host kernel not used: ${why}; checking structops against the scenarios' expectations`);
+      log(`host kernel not used: ${why}; checking structops against the scenarios' expectations`);
       host = false;
     }
   }
@@ -125,13 +129,23 @@ export async function main(argv: string[]): Promise<number> {
   for (const sc of loadScenarios()) {
     if (only && !sc.name.includes(only)) continue;
     const r = await runScenario(sc, host);
-    console.log(formatResult(r, verbose));
-    if (dump) console.log(dumpRuns(r));
+    log(formatResult(r, verbose));
+    if (dump) log(dumpRuns(r));
+    rows.push({
+      name: sc.name,
+      file: sc.file,
+      result: r.verdict.kind,
+      ...(r.verdict.kind === "differs" ? { diffs: r.verdict.diffs } : {}),
+      ...(r.verdict.kind === "skip" ? { why: r.verdict.why } : {}),
+      ...(sc.headers.known ? { known: sc.headers.known } : {}),
+      ...(r.deliberate ? { deliberate: r.deliberate } : {}),
+    });
     if (r.verdict.kind === "skip") skipped++;
     else if (r.verdict.kind === "same" || r.deliberate) passed++;
     else failed++;
   }
-  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+  if (json) console.log(JSON.stringify({ host, scenarios: rows, passed, failed, skipped }, null, 2));
+  else log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
   return failed ? 1 : 0;
 }
 
