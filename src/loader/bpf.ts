@@ -10,6 +10,7 @@ import type {
   GetIdAttr,
   LinkCreateAttr,
   LinkUpdateAttr,
+  MapBatchAttr,
   MapCreateAttr,
   MapElemAttr,
   ProgLoadAttr,
@@ -132,6 +133,85 @@ export function bpf_map_lookup_and_delete_elem(
 /** BPF_ENABLE_STATS: an fd that keeps run-time statistics on while open. */
 export function bpf_enable_stats(k: BpfHandle, type: number): number {
   return sys(k, bpf_cmd.BPF_ENABLE_STATS, { type });
+}
+
+export interface BpfMapBatchOpts {
+  elem_flags?: number;
+  flags?: number;
+}
+
+function batch(
+  k: BpfHandle,
+  cmd: number,
+  fd: number,
+  in_batch: Uint8Array | null,
+  out_batch: Uint8Array | null,
+  keys: Uint8Array | null,
+  values: Uint8Array | null,
+  count: { count: number },
+  opts: BpfMapBatchOpts,
+): number {
+  const attr: MapBatchAttr = {
+    map_fd: fd,
+    in_batch,
+    out_batch,
+    keys,
+    values,
+    count: count.count,
+    elem_flags: opts.elem_flags,
+    flags: opts.flags,
+  };
+  const r = sys(k, cmd, attr);
+  count.count = attr.count ?? 0;
+  return r;
+}
+
+/** `count.count`: in, the most to read; out, how many were read. -ENOENT marks the last batch. */
+export function bpf_map_lookup_batch(
+  k: BpfHandle,
+  fd: number,
+  in_batch: Uint8Array | null,
+  out_batch: Uint8Array,
+  keys: Uint8Array,
+  values: Uint8Array,
+  count: { count: number },
+  opts: BpfMapBatchOpts = {},
+): number {
+  return batch(k, bpf_cmd.BPF_MAP_LOOKUP_BATCH, fd, in_batch, out_batch, keys, values, count, opts);
+}
+
+export function bpf_map_lookup_and_delete_batch(
+  k: BpfHandle,
+  fd: number,
+  in_batch: Uint8Array | null,
+  out_batch: Uint8Array,
+  keys: Uint8Array,
+  values: Uint8Array,
+  count: { count: number },
+  opts: BpfMapBatchOpts = {},
+): number {
+  return batch(k, bpf_cmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH, fd, in_batch, out_batch, keys, values, count, opts);
+}
+
+export function bpf_map_update_batch(
+  k: BpfHandle,
+  fd: number,
+  keys: Uint8Array,
+  values: Uint8Array,
+  count: { count: number },
+  opts: BpfMapBatchOpts = {},
+): number {
+  return batch(k, bpf_cmd.BPF_MAP_UPDATE_BATCH, fd, null, null, keys, values, count, opts);
+}
+
+export function bpf_map_delete_batch(
+  k: BpfHandle,
+  fd: number,
+  keys: Uint8Array,
+  count: { count: number },
+  opts: BpfMapBatchOpts = {},
+): number {
+  return batch(k, bpf_cmd.BPF_MAP_DELETE_BATCH, fd, null, null, keys, null, count, opts);
 }
 
 export function bpf_map_freeze(k: BpfHandle, fd: number): number {

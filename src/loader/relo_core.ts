@@ -288,6 +288,7 @@ function patchInsn(
   res: CoreReloRes,
   pfx: string,
   warn: (m: string) => void,
+  debug: (m: string) => void = () => {},
 ): void {
   const insn = insns[idx] as Insn;
   const err = (errno: number, msg: string): never => {
@@ -295,7 +296,11 @@ function patchInsn(
     throw new BpfError(errno, `${pfx}relo #${reloIdx}: ${msg}`, { insn: idx });
   };
   const poison = () => {
-    if (isLdImm64(insn) && insns[idx + 1]) poisonInsn(insns[idx + 1] as Insn);
+    if (isLdImm64(insn) && insns[idx + 1]) {
+      debug(`${pfx}relo #${reloIdx}: substituting insn #${idx + 1} w/ invalid insn`);
+      poisonInsn(insns[idx + 1] as Insn);
+    }
+    debug(`${pfx}relo #${reloIdx}: substituting insn #${idx} w/ invalid insn`);
     poisonInsn(insn);
   };
   if (res.poison) {
@@ -312,6 +317,9 @@ function patchInsn(
       if (res.validate && BigInt(insn.imm >>> 0) !== orig && BigInt(insn.imm) !== orig) {
         err(EINVAL, `unexpected insn #${idx} (ALU/ALU64) value: got ${insn.imm >>> 0}, exp ${orig} -> ${nv}`);
       }
+      debug(
+        `${pfx}relo #${reloIdx}: patched insn #${idx} (ALU/ALU64) imm ${BigInt.asUintN(64, BigInt(insn.imm))} -> ${nv}`,
+      );
       insn.imm = Number(BigInt.asIntN(32, nv));
       return;
     case BPF_LDX:
@@ -328,6 +336,7 @@ function patchInsn(
         poison();
         return;
       }
+      debug(`${pfx}relo #${reloIdx}: patched insn #${idx} (LDX/ST/STX) off ${insn.off} -> ${nv}`);
       insn.off = Number(nv);
       if (res.newSz !== res.origSz) {
         const have = bpfSizeToBytes(insn.code);
@@ -337,6 +346,7 @@ function patchInsn(
         const sz = bytesToBpfSize(res.newSz);
         if (sz < 0) err(EINVAL, `insn #${idx} (LDX/ST/STX) invalid new mem size: ${res.newSz}`);
         insn.code = BPF_MODE(insn.code) | sz | BPF_CLASS(insn.code);
+        debug(`${pfx}relo #${reloIdx}: patched insn #${idx} (LDX/ST/STX) mem_sz ${res.origSz} -> ${res.newSz}`);
       }
       return;
     }
@@ -358,6 +368,7 @@ function patchInsn(
       const imm = BigInt(insn.imm >>> 0) | (BigInt(n.imm >>> 0) << 32n);
       if (res.validate && imm !== orig)
         err(EINVAL, `unexpected insn #${idx} (LDIMM64) value: got ${imm}, exp ${orig} -> ${nv}`);
+      debug(`${pfx}relo #${reloIdx}: patched insn #${idx} (LDIMM64) imm64 ${imm} -> ${nv}`);
       insn.imm = Number(BigInt.asIntN(32, nv));
       n.imm = Number(BigInt.asIntN(32, nv >> 32n));
       return;
@@ -410,7 +421,7 @@ export function bpfCoreApplyRelos(
     let res: CoreReloRes;
     try {
       res = resolveRelo(relo, i, ls, localBtf, targetBtf, candCache, pfx, warn, debug);
-      patchInsn(insns, idx, i, res, pfx, warn);
+      patchInsn(insns, idx, i, res, pfx, warn, debug);
     } catch (e) {
       if (e instanceof CoreFail) {
         const msg = `${pfx}relo #${i}: failed to relocate: -${e.errno}`;
@@ -419,7 +430,6 @@ export function bpfCoreApplyRelos(
       }
       throw e;
     }
-    if (res.poison) debug(`${pfx}relo #${i}: substituting insn #${idx} w/ invalid insn`);
     outcomes.push({ insnIdx: idx, kind: relo.kind, res, spec: specToString(ls) });
   });
   return { insns, outcomes };

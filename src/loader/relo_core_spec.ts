@@ -160,7 +160,11 @@ export function specToString(s: CoreSpec): string {
   const kindName = BTF_KIND_NAMES[t.kind] ?? "?";
   const base = `[${s.rootTypeId}] ${kindName.toLowerCase()} ${t.name}`;
   if (isTypeBased(s.kind)) return base;
-  if (isEnumvalBased(s.kind)) return `${base}::${s.spec[0]?.name ?? ""} = ${s.spec[0]?.idx}`;
+  if (isEnumvalBased(s.kind)) {
+    const e = s.btf.typeById(s.spec[0]?.typeId ?? 0);
+    const val = isAnyEnum(e) ? e.values[s.spec[0]?.idx ?? 0]?.val : undefined;
+    return `${base}::${s.spec[0]?.name ?? ""} = ${val}`;
+  }
   const names = s.spec
     .slice(1)
     .map((a) => (a.name ? `.${a.name}` : `[${a.idx}]`))

@@ -180,3 +180,21 @@ test("lookup-and-delete and enable_stats through the bpf.h API", () => {
   assert.equal(k.kernel.sysctl.bpfStatsEnabled, 0);
   assert.equal(lib.bpf_enable_stats(k, 9), -EINVAL);
 });
+
+test("batch operations through the bpf.h API report how many elements were processed", () => {
+  const k = handle();
+  const fd = lib.bpf_map_create(k, bpf_map_type.BPF_MAP_TYPE_HASH, "h", 4, 8, 4);
+  const keys = new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0]);
+  const values = new Uint8Array(16).fill(7);
+  const n = { count: 2 };
+  assert.equal(lib.bpf_map_update_batch(k, fd, keys, values, n), 0);
+  assert.equal(n.count, 2);
+  const outKeys = new Uint8Array(16);
+  const outValues = new Uint8Array(32);
+  const m = { count: 4 };
+  assert.equal(lib.bpf_map_lookup_batch(k, fd, null, new Uint8Array(4), outKeys, outValues, m), -ENOENT);
+  assert.equal(m.count, 2);
+  const d = { count: 2 };
+  assert.equal(lib.bpf_map_delete_batch(k, fd, keys, d), 0);
+  assert.equal(lib.bpf_map_lookup_and_delete_batch(k, fd, null, new Uint8Array(4), outKeys, outValues, { count: 1 }), -ENOENT);
+});
