@@ -58,6 +58,7 @@ function index(key: Uint8Array): number {
 
 export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off: number): number } = {
   map_btf_name: "bpf_array",
+  map_batch: { lookup: true, update: true },
   map_alloc_check(attr) {
     const type = num(attr.map_type);
     const flags = num(attr.map_flags);

@@ -59,6 +59,8 @@ export interface BpfMapOps {
   map_freezable?: boolean;
   /** Fill map-type-specific info (struct_ops: btf_vmlinux_id). */
   map_fill_info?(map: BpfMap, info: BpfMapInfo): void;
+  /** Batch commands the type has (map_lookup_batch...); absent ones are ENOTSUPP. */
+  map_batch?: import("./map_batch.js").BpfMapBatchOps;
   /** BTF struct name of the map's kernel type (map_btf_id), e.g. "bpf_array". */
   map_btf_name?: string;
 }

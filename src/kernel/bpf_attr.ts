@@ -147,12 +147,25 @@ export interface ProgTestRunAttr extends AttrTail {
   batch_size?: number;
 }
 
+/** The batch commands' part (in_batch/out_batch are key-sized tokens; count is in/out). */
+export interface MapBatchAttr extends AttrTail {
+  in_batch?: Uint8Array | null;
+  out_batch?: Uint8Array | null;
+  keys?: Uint8Array | null;
+  values?: Uint8Array | null;
+  count?: number;
+  map_fd?: number;
+  elem_flags?: number;
+  flags?: number;
+}
+
 export interface EnableStatsAttr extends AttrTail {
   type?: number;
 }
 
 export type BpfAttr =
   | EnableStatsAttr
+  | MapBatchAttr
   | MapCreateAttr
   | MapElemAttr
   | MapFreezeAttr
@@ -166,6 +179,7 @@ export type BpfAttr =
   | ProgTestRunAttr;
 
 const ELEM_FIELDS = ["map_fd", "key", "value", "flags"];
+const BATCH_FIELDS = ["in_batch", "out_batch", "keys", "values", "count", "map_fd", "elem_flags", "flags"];
 const ID_ALIASES = ["start_id", "map_id", "prog_id", "btf_id", "link_id"];
 /** BPF_OBJ_GET_NEXT_ID_LAST_FIELD is next_id: open_flags must be 0 there. */
 const ID_FIELDS = [...ID_ALIASES, "next_id"];
@@ -200,6 +214,10 @@ const FIELDS: Record<number, readonly string[]> = {
   [bpf_cmd.BPF_MAP_FREEZE]: ["map_fd"],
   [bpf_cmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM]: ELEM_FIELDS,
   [bpf_cmd.BPF_ENABLE_STATS]: ["type"],
+  [bpf_cmd.BPF_MAP_LOOKUP_BATCH]: BATCH_FIELDS,
+  [bpf_cmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH]: BATCH_FIELDS,
+  [bpf_cmd.BPF_MAP_UPDATE_BATCH]: BATCH_FIELDS,
+  [bpf_cmd.BPF_MAP_DELETE_BATCH]: BATCH_FIELDS,
   [bpf_cmd.BPF_PROG_LOAD]: [
     "prog_type",
     "insn_cnt",

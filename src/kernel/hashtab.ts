@@ -68,6 +68,7 @@ function freeElem(map: BpfMap, e: HtabElem): void {
 
 export const htab_map_ops: BpfMapOps = {
   map_btf_name: "bpf_htab",
+  map_batch: { lookup: true, lookup_and_delete: true, update: true, delete: true },
   map_alloc_check(attr, k) {
     const flags = num(attr.map_flags);
     if (flags & BPF_F_ZERO_SEED && !k.current?.capable(CAP_SYS_ADMIN)) {

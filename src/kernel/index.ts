@@ -12,6 +12,7 @@ export * from "./helpers.js";
 export * from "./idr.js";
 export { declareKernelTypes, type KernelBaseTypes } from "./init.js";
 export * from "./kernel.js";
+export * from "./map_batch.js";
 export * from "./process.js";
 export * from "./rcu.js";
 export * from "./sock.js";

@@ -13,6 +13,7 @@ import type {
   LinkCreateAttr,
   LinkDetachAttr,
   LinkUpdateAttr,
+  MapBatchAttr,
   MapCreateAttr,
   MapElemAttr,
   MapFreezeAttr,
@@ -26,6 +27,7 @@ import { CAP_SYS_ADMIN } from "./capability.js";
 import { File, type FileOps, O_CLOEXEC, O_RDONLY } from "./file.js";
 import type { Idr } from "./idr.js";
 import type { Kernel } from "./kernel.js";
+import { bpf_map_do_batch } from "./map_batch.js";
 import type { Process } from "./process.js";
 import {
   bpf_link_fops,
@@ -80,6 +82,11 @@ export function sysBpf(k: Kernel, proc: Process, cmd: number, attr: BpfAttr): nu
         return map_lookup_and_delete_elem(proc, attr as MapElemAttr);
       case C.BPF_ENABLE_STATS:
         return bpf_enable_stats(k, proc, attr as EnableStatsAttr);
+      case C.BPF_MAP_LOOKUP_BATCH:
+      case C.BPF_MAP_LOOKUP_AND_DELETE_BATCH:
+      case C.BPF_MAP_UPDATE_BATCH:
+      case C.BPF_MAP_DELETE_BATCH:
+        return bpf_map_do_batch(proc, cmd, attr as MapBatchAttr);
       case C.BPF_MAP_FREEZE:
         return map_freeze(proc, attr as MapFreezeAttr);
       case C.BPF_PROG_LOAD:

@@ -196,5 +196,8 @@ test("batch operations through the bpf.h API report how many elements were proce
   assert.equal(m.count, 2);
   const d = { count: 2 };
   assert.equal(lib.bpf_map_delete_batch(k, fd, keys, d), 0);
-  assert.equal(lib.bpf_map_lookup_and_delete_batch(k, fd, null, new Uint8Array(4), outKeys, outValues, { count: 1 }), -ENOENT);
+  assert.equal(
+    lib.bpf_map_lookup_and_delete_batch(k, fd, null, new Uint8Array(4), outKeys, outValues, { count: 1 }),
+    -ENOENT,
+  );
 });
