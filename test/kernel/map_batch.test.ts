@@ -8,12 +8,16 @@ const C = bpf_cmd;
 
 function packU32(vals: number[]): Uint8Array {
   const b = new Uint8Array(vals.length * 4);
-  vals.forEach((v, i) => new DataView(b.buffer).setUint32(i * 4, v, true));
+  vals.forEach((v, i) => {
+    new DataView(b.buffer).setUint32(i * 4, v, true);
+  });
   return b;
 }
 function packU64(vals: number[]): Uint8Array {
   const b = new Uint8Array(vals.length * 8);
-  vals.forEach((v, i) => new DataView(b.buffer).setBigUint64(i * 8, BigInt(v), true));
+  vals.forEach((v, i) => {
+    new DataView(b.buffer).setBigUint64(i * 8, BigInt(v), true);
+  });
   return b;
 }
 
