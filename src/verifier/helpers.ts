@@ -14,6 +14,7 @@ import {
 } from "../uapi/btf.js";
 import { EACCES, EINVAL, EPERM } from "../uapi/errno.js";
 import { btfName, btfPtrToStruct, btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
+import { checkFuncCall } from "./calls.js";
 import {
   ALL_HELPER_PROTOS,
   ARG_ANYTHING,
@@ -39,6 +40,7 @@ import {
   RET_PTR_TO_MEM_OR_NULL,
   RET_VOID,
 } from "./helper_protos.js";
+import { checkMemAccess } from "./mem_access.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
@@ -60,6 +62,7 @@ import {
   regTypeStr,
   SCALAR_VALUE,
 } from "./reg_state.js";
+import { checkStackRange, markStackWritten } from "./stack_access.js";
 import { tnumIsConst } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
 
@@ -99,14 +102,14 @@ function checkMapFuncCompat(v: Verifier, mapType: number, funcId: number, fname:
 function checkHelperMem(v: Verifier, regno: number, reg: RegState, size: number, write: boolean): void {
   const bt = baseType(reg.type);
   if (bt === PTR_TO_STACK) {
-    v.checkStackRange(regno, reg, size, write);
-    if (write) v.markStackWritten(reg, size);
+    checkStackRange(v, regno, reg, size, write);
+    if (write) markStackWritten(v, reg, size);
     return;
   }
   if (size === 0) return;
   // Reuse the load/store checks at the end points of the region.
-  v.checkMemAccess(regno, 0, 1, write, -1, write ? 0n : undefined);
-  v.checkMemAccess(regno, size - 1, 1, write, -1, write ? 0n : undefined);
+  checkMemAccess(v, regno, 0, 1, write, -1, write ? 0n : undefined);
+  checkMemAccess(v, regno, size - 1, 1, write, -1, write ? 0n : undefined);
 }
 
 function expectedStr(types: number[]): string {
@@ -229,7 +232,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     // Path 1: zero iterations.
     const skip = copyStateForHelper(v);
     v.pushState(skip, idx + 1);
-    v.checkFuncCall(idx, callback.memSize, true, args);
+    checkFuncCall(v, idx, callback.memSize, true, args);
     return true;
   }
   clobberAndSetR0(v, fn, map);

@@ -1,0 +1,148 @@
+import { BPF_REG_10 } from "../isa/opcodes.js";
+import { MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
+import { E2BIG, EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
+import { btfFuncPtrProto } from "./btf_access.js";
+import { isPseudoCall } from "./cfg.js";
+import type { VerifierEnv } from "./env.js";
+import {
+  baseType,
+  copyReg,
+  markPtr,
+  markRegNotInit,
+  markRegUnknown,
+  PTR_TO_STACK,
+  type RegState,
+  regTypeStr,
+  SCALAR_VALUE,
+} from "./reg_state.js";
+import { BPF_REG_SIZE, STACK_MISC, STACK_ZERO } from "./stack.js";
+import { copyState, type FuncState, newFuncState } from "./state.js";
+
+import type { Verifier } from "./verifier.js";
+
+/** check_func_call: a call to a BPF subprogram (or a callback from a helper). */
+export function checkFuncCall(v: Verifier, idx: number, target: number, isCallback: boolean, args?: RegState[]): void {
+  if (v.cur.frames.length >= MAX_CALL_FRAMES) {
+    v.reject(E2BIG, `the call stack of ${v.cur.frames.length + 1} frames is too deep`);
+  }
+  const subprog = v.cfg.subprogStarts.indexOf(target);
+  if (subprog < 0) v.reject(EFAULT, `verifier bug. No program starts at insn ${target}`);
+  const caller = v.frame;
+  const callee = newFuncState(idx, v.cur.frames.length, subprog);
+  callee.isCallback = isCallback;
+  for (let r = 1; r <= 5; r++) {
+    callee.regs[r] = copyReg(args ? args[r] : caller.regs[r]);
+  }
+  if (isCallback) callee.cbArgs = callee.regs.slice(0, 6).map(copyReg);
+  markPtr(callee.regs[BPF_REG_10], PTR_TO_STACK);
+  callee.regs[BPF_REG_10].frameno = callee.frameno;
+  if (!isCallback) for (let r = 0; r <= 5; r++) markRegNotInit(caller.regs[r]);
+  v.cur.frames.push(callee);
+  if (v.logLevel > 0) v.verbose(`\ncaller:\n ${v.stateString(caller)}\ncallee:\n ${v.stateString(callee)}\n`);
+  v.insnIdx = target;
+}
+
+/**
+ * The next iteration of a bpf_loop callback: the caller's state after this one, its stack
+ * contents widened (the callback may have changed what its context points to, so constants
+ * there become unknown scalars), the callback entered again with the same arguments. Iterations
+ * stop once an entry state is covered by an earlier one.
+ */
+export function pushCallbackIteration(v: Verifier, done: FuncState): void {
+  const again = copyState(v.cur);
+  for (const f of again.frames) {
+    for (const slot of f.stack) {
+      if (!slot) continue;
+      if (slot.spilledPtr && slot.spilledPtr.type === SCALAR_VALUE) markRegUnknown(slot.spilledPtr);
+      for (let j = 0; j < BPF_REG_SIZE; j++) if (slot.slotType[j] === STACK_ZERO) slot.slotType[j] = STACK_MISC;
+    }
+  }
+  const target = v.cfg.subprogStarts[done.subprog];
+  const callee = newFuncState(done.callsite, again.frames.length, done.subprog);
+  callee.isCallback = true;
+  callee.cbArgs = done.cbArgs;
+  for (let r = 1; r <= 5; r++) if (done.cbArgs) callee.regs[r] = copyReg(done.cbArgs[r]);
+  markPtr(callee.regs[BPF_REG_10], PTR_TO_STACK);
+  callee.regs[BPF_REG_10].frameno = callee.frameno;
+  again.frames.push(callee);
+  again.callbackReentry = true;
+  v.pushState(again, target);
+}
+
+/** BPF_EXIT: return from a subprogram, or the end of a path through the main program. */
+export function processExit(v: Verifier): boolean {
+  const f = v.frame;
+  if (v.cur.frames.length > 1) {
+    const r0 = v.readReg(0);
+    if (baseType(r0.type) === PTR_TO_STACK && r0.frameno === f.frameno)
+      v.reject(EINVAL, "cannot return stack pointer to the caller frame");
+    if (f.isCallback) {
+      if (r0.type !== SCALAR_VALUE)
+        v.reject(EINVAL, `At callback return the register R0 is not a known value (${regTypeStr(r0.type)})`);
+      if (r0.smin < 0n || r0.smax > 1n) {
+        v.reject(
+          EINVAL,
+          `At callback return the register R0 has smin=${r0.smin} smax=${r0.smax} should have been in [0, 1]`,
+        );
+      }
+    }
+    const ret = copyReg(r0);
+    v.cur.frames.pop();
+    const caller = v.frame;
+    if (f.isCallback) {
+      markRegUnknown(caller.regs[0]);
+      for (let r = 1; r <= 5; r++) markRegNotInit(caller.regs[r]);
+      pushCallbackIteration(v, f);
+    } else caller.regs[0] = ret;
+    caller.regs[0].written = true;
+    v.scratched |= 1;
+    if (v.logLevel > 0)
+      v.verbose(
+        `\nreturning from callee:\n ${v.stateString(f)}\nto caller at ${f.callsite + 1}:\n ${v.stateString(caller)}\n`,
+      );
+    v.insnIdx = f.callsite + 1;
+    return false;
+  }
+  checkReturnCode(v);
+  return true;
+}
+
+/** check_return_code. */
+export function checkReturnCode(v: Verifier): void {
+  if (v.structOps) {
+    const proto = btfFuncPtrProto(v.env.btf as NonNullable<VerifierEnv["btf"]>, v.structOps.members[v.memberIdx].type);
+    if (proto && proto.type === 0) return; // void member: R0 is not looked at
+  }
+  const r0 = v.readReg(0);
+  if (v.isPointerValue(r0)) v.reject(EACCES, "R0 leaks addr as return value");
+  const range = v.ops?.returnRange;
+  if (!range) return;
+  if (r0.type !== SCALAR_VALUE)
+    v.reject(EINVAL, `At program exit the register R0 is not a known value (${regTypeStr(r0.type)})`);
+  v.precision.addSink(v.insnIdx, 0);
+  if (r0.smin < range[0] || r0.smax > range[1]) {
+    v.reject(
+      EINVAL,
+      `At program exit the register R0 has smin=${r0.smin} smax=${r0.smax} should have been in [${range[0]}, ${range[1]}]`,
+    );
+  }
+}
+
+/** check_max_stack_depth: the deepest chain of calls may use at most 512 bytes of stack. */
+export function checkMaxStackDepth(v: Verifier): void {
+  const starts = v.cfg.subprogStarts;
+  const callees: number[][] = starts.map(() => []);
+  v.insns.forEach((insn, t) => {
+    if (isPseudoCall(insn)) callees[v.cfg.subprogOf[t]].push(starts.indexOf(t + insn.imm + 1));
+  });
+  const round = (d: number): number => Math.ceil(Math.max(d, 1) / 32) * 32;
+  const walk = (s: number, depth: number, frames: number, seen: Set<number>): void => {
+    const total = depth + round(v.stackDepth[s] ?? 0);
+    if (frames > MAX_CALL_FRAMES) v.reject(E2BIG, `the call stack of ${frames} frames is too deep !`, starts[s]);
+    if (total > MAX_BPF_STACK)
+      v.reject(EACCES, `combined stack size of ${frames} calls is ${total}. Too large`, starts[s]);
+    if (seen.has(s)) return;
+    for (const c of callees[s]) if (c >= 0) walk(c, total, frames + 1, new Set([...seen, s]));
+  };
+  walk(0, 0, 1, new Set());
+}

@@ -1,0 +1,270 @@
+/**
+ * ALU instructions (check_alu_op, adjust_reg_min_max_vals, adjust_ptr_min_max_vals): operand
+ * checks, scalar arithmetic through alu.ts, and what arithmetic may do to a pointer.
+ */
+import type { Insn } from "../isa/insn.js";
+import {
+  BPF_ADD,
+  BPF_AND,
+  BPF_ARSH,
+  BPF_DIV,
+  BPF_END,
+  BPF_LSH,
+  BPF_MOD,
+  BPF_MOV,
+  BPF_NEG,
+  BPF_OP,
+  BPF_OR,
+  BPF_RSH,
+  BPF_SRC,
+  BPF_SUB,
+  BPF_X,
+  BPF_XOR,
+} from "../isa/opcodes.js";
+import { EACCES, EINVAL } from "../uapi/errno.js";
+import { scalarAlu } from "./alu.js";
+import {
+  baseType,
+  CONST_PTR_TO_MAP,
+  copyReg,
+  isPointer,
+  markRegKnown,
+  markRegUnknown,
+  PTR_MAYBE_NULL,
+  PTR_TO_FUNC,
+  PTR_TO_STACK,
+  type RegState,
+  regBoundsSync,
+  regTypeStr,
+  SCALAR_VALUE,
+  zextReg32,
+} from "./reg_state.js";
+import { tnumIsConst } from "./tnum.js";
+
+import type { Verifier } from "./verifier.js";
+
+export function signExtend(_v: Verifier, r: RegState, size: number): void {
+  if (tnumIsConst(r.varOff)) {
+    markRegKnown(r, BigInt.asIntN(size * 8, r.varOff.value));
+  } else {
+    markRegUnknown(r);
+    const lim = 1n << BigInt(size * 8 - 1);
+    r.smin = -lim;
+    r.smax = lim - 1n;
+    regBoundsSync(r);
+  }
+  r.written = true;
+}
+
+export function checkAluOp(v: Verifier, insn: Insn, is64: boolean): void {
+  const op = BPF_OP(insn.code);
+  const srcX = BPF_SRC(insn.code) === BPF_X;
+  if (op === BPF_END || op === BPF_NEG) {
+    const bad =
+      op === BPF_NEG
+        ? insn.src !== 0 || insn.off !== 0 || insn.imm !== 0 || srcX
+        : insn.src !== 0 || insn.off !== 0 || ![16, 32, 64].includes(insn.imm) || (is64 && srcX);
+    if (bad) v.reject(EINVAL, op === BPF_NEG ? "BPF_NEG uses reserved fields" : "BPF_END uses reserved fields");
+    const r = v.readReg(insn.dst);
+    if (isPointer(r)) v.reject(EACCES, `R${insn.dst} pointer arithmetic prohibited`);
+    v.writeReg(insn.dst);
+    if (op === BPF_NEG) {
+      const zero = { ...r };
+      markRegKnown(zero, 0n);
+      const v = copyReg(r);
+      Object.assign(r, zero);
+      scalarAlu(BPF_SUB, r, v, is64);
+      r.written = true;
+      return;
+    }
+    checkEnd(v, r, insn, is64);
+    return;
+  }
+  if (op === BPF_MOV) {
+    checkMov(v, insn, is64, srcX);
+    return;
+  }
+  if (op > BPF_END) v.reject(EINVAL, `invalid BPF_ALU opcode ${op.toString(16)}`);
+  if (srcX) {
+    if (insn.imm !== 0 || (insn.off !== 0 && !(insn.off === 1 && (op === BPF_DIV || op === BPF_MOD))))
+      v.reject(EINVAL, "BPF_ALU uses reserved fields");
+    v.readReg(insn.src);
+  } else if (insn.src !== 0 || (insn.off !== 0 && !(insn.off === 1 && (op === BPF_DIV || op === BPF_MOD)))) {
+    v.reject(EINVAL, "BPF_ALU uses reserved fields");
+  }
+  v.readReg(insn.dst);
+  if (!srcX && (op === BPF_DIV || op === BPF_MOD) && insn.imm === 0) v.reject(EINVAL, "div by zero");
+  if (!srcX && (op === BPF_LSH || op === BPF_RSH || op === BPF_ARSH) && (insn.imm < 0 || insn.imm >= (is64 ? 64 : 32)))
+    v.reject(EINVAL, `invalid shift ${insn.imm}`);
+  const dst = v.writeReg(insn.dst);
+  let src: RegState;
+  if (srcX) src = v.regs[insn.src];
+  else {
+    src = { ...dst };
+    markRegKnown(src, BigInt(insn.imm));
+  }
+  adjustRegMinMaxVals(v, insn, dst, src, op, is64, srcX);
+}
+
+export function checkEnd(_v: Verifier, r: RegState, insn: Insn, is64: boolean): void {
+  const bits = insn.imm;
+  const toBe = BPF_SRC(insn.code) === BPF_X;
+  const swap = is64 || toBe; // little-endian host: to_le only truncates
+  if (tnumIsConst(r.varOff)) {
+    let v = r.varOff.value & ((1n << BigInt(bits)) - 1n);
+    if (swap) {
+      let out = 0n;
+      for (let i = 0; i < bits / 8; i++) out = (out << 8n) | ((v >> BigInt(8 * i)) & 0xffn);
+      v = out;
+    }
+    markRegKnown(r, v);
+  } else if (!swap && bits === 64) {
+    // no-op
+  } else {
+    markRegUnknown(r);
+    if (bits < 64) {
+      r.umax = (1n << BigInt(bits)) - 1n;
+      regBoundsSync(r);
+    }
+  }
+  r.written = true;
+}
+
+export function checkMov(v: Verifier, insn: Insn, is64: boolean, srcX: boolean): void {
+  if (srcX) {
+    const okOff = insn.off === 0 || insn.off === 8 || insn.off === 16 || (is64 && insn.off === 32);
+    if (insn.imm !== 0 || !okOff) v.reject(EINVAL, "BPF_MOV uses reserved fields");
+    const src = v.readReg(insn.src);
+    const dst = v.writeReg(insn.dst);
+    if (insn.off !== 0) {
+      if (isPointer(src)) v.reject(EACCES, `R${insn.src} sign-extension part of pointer`);
+      Object.assign(dst, copyReg(src));
+      dst.id = 0;
+      signExtend(v, dst, insn.off / 8);
+      if (!is64) zextReg32(dst);
+    } else if (is64) {
+      Object.assign(dst, copyReg(src));
+      if (dst.type === SCALAR_VALUE) dst.id = 0;
+    } else {
+      if (isPointer(src)) {
+        if (!v.allowPtrLeaks) v.reject(EACCES, `R${insn.src} partial copy of pointer`);
+        markRegUnknown(dst);
+        zextReg32(dst);
+      } else {
+        Object.assign(dst, copyReg(src));
+        dst.id = 0;
+        zextReg32(dst);
+      }
+    }
+    dst.written = true;
+    return;
+  }
+  if (insn.src !== 0 || insn.off !== 0) v.reject(EINVAL, "BPF_MOV uses reserved fields");
+  const dst = v.writeReg(insn.dst);
+  markRegKnown(dst, is64 ? BigInt(insn.imm) : BigInt(insn.imm >>> 0));
+  dst.written = true;
+}
+
+export function adjustRegMinMaxVals(
+  v: Verifier,
+  insn: Insn,
+  dst: RegState,
+  src: RegState,
+  op: number,
+  is64: boolean,
+  srcX: boolean,
+): void {
+  const dstPtr = isPointer(dst);
+  const srcPtr = isPointer(src);
+  if (!dstPtr && !srcPtr) {
+    scalarAlu(op, dst, src, is64, insn.off === 1);
+    dst.written = true;
+    return;
+  }
+  if (dstPtr && srcPtr) {
+    if (op !== BPF_SUB || !is64) {
+      if (!is64 && op === BPF_SUB && v.allowPtrLeaks) {
+        markRegUnknown(dst);
+        return;
+      }
+      v.reject(EACCES, `R${insn.dst} pointer ${op === BPF_SUB ? "-=" : "+="} pointer prohibited`);
+    }
+    if (!v.allowPtrLeaks) v.reject(EACCES, `R${insn.dst} pointer -= pointer prohibited`);
+    markRegUnknown(dst);
+    dst.written = true;
+    return;
+  }
+  // One pointer, one scalar.
+  if (srcPtr && op === BPF_ADD && is64) {
+    // scalar += pointer: the result is the pointer moved by the scalar.
+    const scalar = copyReg(dst);
+    Object.assign(dst, copyReg(src), { written: true });
+    adjustPtr(v, insn.dst, dst, scalar, op, insn.src, insn.dst);
+    return;
+  }
+  if (srcPtr) {
+    if (v.allowPtrLeaks && !(op === BPF_ADD || op === BPF_SUB)) {
+      markRegUnknown(dst);
+      return;
+    }
+    v.reject(EACCES, `R${insn.dst} tried to ${op === BPF_SUB ? "subtract" : "add"} pointer from scalar`);
+  }
+  if (!is64) {
+    if (op === BPF_SUB && v.allowPtrLeaks) {
+      markRegUnknown(dst);
+      return;
+    }
+    v.reject(EACCES, `R${insn.dst} 32-bit pointer arithmetic prohibited`);
+  }
+  if (op !== BPF_ADD && op !== BPF_SUB) {
+    const name = ["+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=", "s>>="][op >> 4];
+    if (op === BPF_AND || op === BPF_OR || op === BPF_XOR)
+      v.reject(EACCES, `R${insn.dst} bitwise operator ${name} on pointer prohibited`);
+    v.reject(EACCES, `R${insn.dst} pointer arithmetic with ${name} operator prohibited`);
+  }
+  adjustPtr(v, insn.dst, dst, src, op, srcX ? insn.src : -1, insn.dst);
+}
+
+/** adjust_ptr_min_max_vals: ptr (in place) op= scalar. */
+export function adjustPtr(
+  v: Verifier,
+  dstno: number,
+  ptr: RegState,
+  scalar: RegState,
+  op: number,
+  scalarReg: number,
+  _d: number,
+): void {
+  const t = ptr.type;
+  if (t & PTR_MAYBE_NULL) {
+    v.reject(EACCES, `R${dstno} pointer arithmetic on ${regTypeStr(t)} prohibited, null-check it first`);
+  }
+  const bt = baseType(t);
+  const known = tnumIsConst(scalar.varOff);
+  if (bt === CONST_PTR_TO_MAP && !(known && scalar.smin === 0n && op === BPF_ADD)) {
+    v.reject(EACCES, `R${dstno} pointer arithmetic on ${regTypeStr(t)} prohibited`);
+  }
+  if (bt === PTR_TO_FUNC) v.reject(EACCES, `R${dstno} pointer arithmetic on ${regTypeStr(t)} prohibited`);
+  if (scalarReg >= 0) v.precision.addSink(v.insnIdx, scalarReg);
+  if (known) {
+    const c = BigInt.asIntN(64, scalar.varOff.value);
+    const d = op === BPF_ADD ? c : -c;
+    const off = BigInt(ptr.off) + d;
+    if (off < -(1n << 29n) || off > 1n << 29n) v.reject(EACCES, `R${dstno} pointer offset ${off} is not allowed`);
+    ptr.off = Number(off);
+    return;
+  }
+  // Variable offsets into the context are refused at the access (check_ctx_access).
+  if (!v.privileged && bt === PTR_TO_STACK) v.reject(EACCES, `R${dstno} variable stack access prohibited for !root`);
+  if (op === BPF_SUB && scalar.smin < 0n) {
+    v.reject(EACCES, `R${dstno} pointer arithmetic with negative offset prohibited`);
+  }
+  const s = copyReg(ptr);
+  scalarAlu(op, s, scalar, true);
+  ptr.varOff = s.varOff;
+  [ptr.umin, ptr.umax, ptr.smin, ptr.smax] = [s.umin, s.umax, s.smin, s.smax];
+  [ptr.u32min, ptr.u32max, ptr.s32min, ptr.s32max] = [s.u32min, s.u32max, s.s32min, s.s32max];
+  ptr.written = true;
+}
+
+// ---- memory (check_mem_access) ----

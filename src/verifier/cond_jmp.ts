@@ -1,0 +1,98 @@
+/**
+ * Conditional jumps in do_check (check_cond_jmp_op): decided branches, refined bounds on
+ * both sides, and null checks of maybe-NULL pointers (mark_ptr_or_null_regs).
+ */
+import type { Insn } from "../isa/insn.js";
+import { BPF_JEQ, BPF_JNE, BPF_OP, BPF_SRC, BPF_X } from "../isa/opcodes.js";
+import { EACCES, EINVAL } from "../uapi/errno.js";
+import { isBranchTaken, negateJmp, regSetMinMax } from "./branch.js";
+import { copyReg, isPointer, markRegKnown, PTR_MAYBE_NULL, type RegState } from "./reg_state.js";
+import { copyState, curFrame, type VerifierState } from "./state.js";
+import { tnumIsConst } from "./tnum.js";
+
+import type { Verifier } from "./verifier.js";
+
+export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean): boolean {
+  const op = BPF_OP(insn.code);
+  const srcX = BPF_SRC(insn.code) === BPF_X;
+  if (srcX ? insn.imm !== 0 : insn.src !== 0) v.reject(EINVAL, "BPF_JMP/JMP32 uses reserved fields");
+  const dst = v.readReg(insn.dst);
+  let src: RegState;
+  if (srcX) src = v.readReg(insn.src);
+  else {
+    src = copyReg(dst);
+    markRegKnown(src, is64 ? BigInt(insn.imm) : BigInt(insn.imm >>> 0));
+  }
+  const target = idx + insn.off + 1;
+  const dPtr = isPointer(dst);
+  const sPtr = isPointer(src);
+  if (dPtr || sPtr) {
+    const ptr = dPtr ? dst : src;
+    const other = dPtr ? src : dst;
+    const otherZero = !isPointer(other) && tnumIsConst(other.varOff) && other.varOff.value === 0n;
+    if (is64 && (op === BPF_JEQ || op === BPF_JNE) && otherZero && !(dPtr && sPtr)) {
+      if (ptr.type & PTR_MAYBE_NULL) {
+        const id = ptr.id;
+        const other = copyState(v.cur);
+        // In `other` (the jump) the pointer is NULL for JEQ, valid for JNE.
+        markPtrOrNull(v, other, id, op === BPF_JEQ);
+        markPtrOrNull(v, v.cur, id, op !== BPF_JEQ);
+        v.pushState(other, target);
+        v.insnIdx = idx + 1;
+        return false;
+      }
+      // A valid pointer is never NULL.
+      v.insnIdx = op === BPF_JNE ? target : idx + 1;
+      return false;
+    }
+    if (!v.allowPtrLeaks) v.reject(EACCES, `R${dPtr ? insn.dst : insn.src} pointer comparison prohibited`);
+    v.pushState(copyState(v.cur), target);
+    v.insnIdx = idx + 1;
+    return false;
+  }
+  const taken = isBranchTaken(dst, src, op, is64);
+  if (taken >= 0) {
+    v.precision.addSink(idx, insn.dst);
+    if (srcX) v.precision.addSink(idx, insn.src);
+    v.insnIdx = taken ? target : idx + 1;
+    return false;
+  }
+  const other = copyState(v.cur);
+  const oDst = curFrame(other).regs[insn.dst];
+  const oSrc = srcX ? curFrame(other).regs[insn.src] : copyReg(src);
+  const jumpOk = regSetMinMax(oDst, oSrc, op, is64);
+  const fallOk = regSetMinMax(dst, srcX ? src : copyReg(src), negateJmp(op), is64);
+  if (!jumpOk || !fallOk) {
+    v.precision.addSink(idx, insn.dst);
+    if (srcX) v.precision.addSink(idx, insn.src);
+  }
+  if (jumpOk && fallOk) {
+    v.pushState(other, target);
+    v.insnIdx = idx + 1;
+  } else if (jumpOk) {
+    v.cur = other;
+    v.insnIdx = target;
+  } else {
+    v.insnIdx = idx + 1;
+  }
+  return false;
+}
+
+/** mark_ptr_or_null_regs: every copy of pointer `id`, in every frame, becomes NULL or valid. */
+export function markPtrOrNull(_v: Verifier, st: VerifierState, id: number, isNull: boolean): void {
+  const fix = (r: RegState): void => {
+    if (!(r.type & PTR_MAYBE_NULL) || r.id !== id) return;
+    if (isNull) {
+      const w = r.written;
+      markRegKnown(r, 0n);
+      r.written = w;
+    } else {
+      r.type &= ~PTR_MAYBE_NULL;
+      r.id = 0;
+    }
+  };
+  for (const f of st.frames) {
+    f.regs.forEach(fix);
+    for (const s of f.stack) if (s?.spilledPtr) fix(s.spilledPtr);
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * Loads and stores (check_mem_access): map values and keys, helper memory, the context
+ * (is_valid_access / btf_ctx_access), typed kernel pointers (btf_struct_access), atomics.
+ */
+import type { Insn } from "../isa/insn.js";
+import {
+  BPF_ADD,
+  BPF_AND,
+  BPF_CMPXCHG,
+  BPF_FETCH,
+  BPF_OR,
+  BPF_SIZE,
+  BPF_XCHG,
+  BPF_XOR,
+  bpfSizeBytes,
+} from "../isa/opcodes.js";
+import { EACCES, EINVAL } from "../uapi/errno.js";
+import { btfCtxAccess, btfFuncPtrProto, btfStructRead } from "./btf_access.js";
+import {
+  baseType,
+  CONST_PTR_TO_MAP,
+  copyReg,
+  isPointer,
+  MEM_RDONLY,
+  markPtr,
+  markRegKnown,
+  markRegUnknown,
+  PTR_MAYBE_NULL,
+  PTR_TO_BTF_ID,
+  PTR_TO_CTX,
+  PTR_TO_FUNC,
+  PTR_TO_MAP_KEY,
+  PTR_TO_MAP_VALUE,
+  PTR_TO_MEM,
+  PTR_TO_STACK,
+  PTR_TRUSTED,
+  type RegState,
+  regTypeStr,
+  SCALAR_VALUE,
+  zextReg32,
+} from "./reg_state.js";
+import { checkStackAccess } from "./stack_access.js";
+import { tnumIsConst, tnumStr } from "./tnum.js";
+import type { Verifier } from "./verifier.js";
+
+/** Largest variable offset a memory access may carry (BPF_MAX_VAR_OFF). */
+const BPF_MAX_VAR_OFF = 1n << 29n;
+
+/**
+ * Access `size` bytes at reg + off. For reads, returns the loaded value's register state. For
+ * writes, `valueReg` is the stored register (or -1 and `imm` for BPF_ST).
+ */
+export function checkMemAccess(
+  v: Verifier,
+  regno: number,
+  off: number,
+  size: number,
+  write: boolean,
+  valueReg: number,
+  imm?: bigint,
+): RegState {
+  const reg = v.regs[regno];
+  const out = copyReg(reg);
+  markRegUnknown(out);
+  const bt = baseType(reg.type);
+  const value = valueReg >= 0 ? v.regs[valueReg] : undefined;
+  if (reg.type & PTR_MAYBE_NULL || reg.type === SCALAR_VALUE || bt === CONST_PTR_TO_MAP || bt === PTR_TO_FUNC) {
+    v.reject(EACCES, `R${regno} invalid mem access '${regTypeStr(reg.type)}'`);
+  }
+  switch (bt) {
+    case PTR_TO_STACK:
+      return checkStackAccess(v, regno, reg, off, size, write, value, imm, out);
+    case PTR_TO_MAP_VALUE: {
+      const map = v.maps[reg.map];
+      if (write && value && v.isPointerValue(value)) v.reject(EACCES, `R${valueReg} leaks addr into map`);
+      if (write && map.rdonlyProg)
+        v.reject(EACCES, `write into map forbidden, value_size=${map.valueSize} off=${off + reg.off} size=${size}`);
+      checkMemRegion(v, regno, reg, off, size, map.valueSize, "map value");
+      if (!write && map.frozen && map.rdonlyProg && map.valueBytes && tnumIsConst(reg.varOff)) {
+        const o = reg.off + off + Number(reg.varOff.value);
+        let v = 0n;
+        for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(map.valueBytes[o + i] ?? 0);
+        markRegKnown(out, v);
+      }
+      return out;
+    }
+    case PTR_TO_MAP_KEY: {
+      if (write) v.reject(EACCES, `write to change key R${regno} not allowed`);
+      checkMemRegion(v, regno, reg, off, size, v.maps[reg.map].keySize, "map key");
+      return out;
+    }
+    case PTR_TO_MEM: {
+      if (write && reg.type & MEM_RDONLY) v.reject(EACCES, `R${regno} cannot write into ${regTypeStr(reg.type)}`);
+      if (write && value && v.isPointerValue(value)) v.reject(EACCES, `R${valueReg} leaks addr into mem`);
+      checkMemRegion(v, regno, reg, off, size, reg.memSize, "memory");
+      return out;
+    }
+    case PTR_TO_CTX:
+      return checkCtxAccess(v, regno, reg, off, size, write, value, valueReg, out);
+    case PTR_TO_BTF_ID:
+      return checkBtfAccess(v, regno, reg, off, size, write, out);
+    default:
+      v.reject(EACCES, `R${regno} invalid mem access '${regTypeStr(reg.type)}'`);
+  }
+}
+
+/** check_mem_region_access / __check_mem_access. */
+export function checkMemRegion(
+  v: Verifier,
+  regno: number,
+  reg: RegState,
+  off: number,
+  size: number,
+  memSize: number,
+  what: string,
+): void {
+  const msg = (o: number): string =>
+    what === "map value"
+      ? `invalid access to map value, value_size=${memSize} off=${o} size=${size}`
+      : what === "map key"
+        ? `invalid access to map key, key_size=${memSize} off=${o} size=${size}`
+        : `invalid access to memory, mem_size=${memSize} off=${o} size=${size}`;
+  const fixed = reg.off + off;
+  if (tnumIsConst(reg.varOff)) {
+    const o = fixed + Number(BigInt.asIntN(64, reg.varOff.value));
+    if (o < 0 || o + size > memSize) v.reject(EACCES, msg(o));
+    return;
+  }
+  if (reg.smin < 0n && (reg.smin + BigInt(fixed) < 0n || reg.smin < -(1n << 31n))) {
+    v.reject(EACCES, `R${regno} min value is negative, either use unsigned index or do a if (index >=0) check.`);
+  }
+  const lo = Number(reg.smin) + fixed;
+  if (lo < 0 || lo + size > memSize) {
+    v.note(msg(lo));
+    v.reject(EACCES, `R${regno} min value is outside of the allowed memory range`);
+  }
+  if (reg.umax >= BPF_MAX_VAR_OFF)
+    v.reject(EACCES, `R${regno} unbounded memory access, make sure to bounds check any such access`);
+  const hi = Number(reg.umax) + fixed;
+  if (hi + size > memSize) {
+    v.note(msg(hi));
+    v.reject(EACCES, `R${regno} max value is outside of the allowed memory range`);
+  }
+}
+
+export function checkCtxAccess(
+  v: Verifier,
+  regno: number,
+  reg: RegState,
+  off: number,
+  size: number,
+  write: boolean,
+  value: RegState | undefined,
+  valueReg: number,
+  out: RegState,
+): RegState {
+  if (!tnumIsConst(reg.varOff) || reg.varOff.value !== 0n) {
+    v.reject(EACCES, `variable ctx access var_off=${tnumStr(reg.varOff)} off=${off} size=${size}`);
+  }
+  if (reg.off !== 0) v.reject(EACCES, `dereference of modified ctx ptr R${regno} off=${reg.off} disallowed`);
+  if (write && value && v.isPointerValue(value)) v.reject(EACCES, `R${valueReg} leaks addr into ctx`);
+  if (v.structOps) {
+    const btf = v.env.btf;
+    const proto = btf ? btfFuncPtrProto(btf, v.structOps.members[v.memberIdx].type) : undefined;
+    if (!btf || !proto) v.reject(EINVAL, "struct_ops program without BTF");
+    const r = btfCtxAccess(btf, proto, v.attachFuncName ?? "", off, write);
+    if (!r.ok) {
+      v.note(r.msg);
+      v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
+    }
+    if (r.ptrBtfId) {
+      const arg = off / 8;
+      const id = v.structOps.ctxArgBtfId?.(r.ptrBtfId) ?? r.ptrBtfId;
+      const nullable = v.structOps.argMayBeNull?.(v.memberIdx, arg) ?? false;
+      if (size !== 8) v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
+      markPtr(out, PTR_TO_BTF_ID | PTR_TRUSTED | (nullable ? PTR_MAYBE_NULL : 0));
+      out.btfId = id;
+      if (nullable) out.id = v.newId();
+    }
+    return out;
+  }
+  const res = v.ops?.isValidAccess(off, size, write);
+  if (!res) v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
+  if (res.regType !== undefined && res.regType !== SCALAR_VALUE) {
+    markPtr(out, res.regType);
+    out.btfId = res.btfId ?? 0;
+  }
+  return out;
+}
+
+export function checkBtfAccess(
+  v: Verifier,
+  regno: number,
+  reg: RegState,
+  off: number,
+  size: number,
+  write: boolean,
+  out: RegState,
+): RegState {
+  const name = v.btfName(reg.btfId);
+  if (!tnumIsConst(reg.varOff) || reg.varOff.value !== 0n) {
+    v.reject(
+      EACCES,
+      `R${regno} is ptr_${name} invalid variable offset: off=${reg.off}, var_off=${tnumStr(reg.varOff)}`,
+    );
+  }
+  const o = reg.off + off;
+  if (o < 0) v.reject(EACCES, `R${regno} is ptr_${name} invalid negative access: off=${o}`);
+  const btf = v.env.btf;
+  if (!btf) v.reject(EINVAL, "access to a BTF pointer without kernel BTF");
+  if (write) {
+    const refuse = v.structOps ? v.structOps.btfStructAccess(reg.btfId, o, size) : "only read is supported";
+    if (refuse !== undefined) v.reject(EACCES, refuse);
+    return out;
+  }
+  const r = btfStructRead(btf, reg.btfId, o, size);
+  if (!r.ok) v.reject(EACCES, r.msg);
+  if (r.ptrBtfId) {
+    // Pointers read from kernel structs are plain (not trusted) BTF pointers: loads through
+    // them are allowed, a NULL one faults into a zero at run time as in the kernel.
+    markPtr(out, PTR_TO_BTF_ID);
+    out.btfId = r.ptrBtfId;
+  }
+  return out;
+}
+
+export function checkAtomic(v: Verifier, insn: Insn): void {
+  const size = bpfSizeBytes(BPF_SIZE(insn.code));
+  const op = insn.imm;
+  const valid = [BPF_ADD, BPF_OR, BPF_AND, BPF_XOR].flatMap((o) => [o, o | BPF_FETCH]).concat([BPF_XCHG, BPF_CMPXCHG]);
+  if (!valid.includes(op))
+    v.reject(EINVAL, `BPF_ATOMIC uses invalid atomic opcode ${op.toString(16).padStart(2, "0")}`);
+  if (size !== 4 && size !== 8) v.reject(EINVAL, "invalid atomic operand size");
+  v.readReg(insn.src);
+  v.readReg(insn.dst);
+  if (op === BPF_CMPXCHG) v.readReg(0);
+  if (isPointer(v.regs[insn.src]) && !v.allowPtrLeaks) v.reject(EACCES, `R${insn.src} leaks addr into mem`);
+  const bt = baseType(v.regs[insn.dst].type);
+  if (bt === PTR_TO_CTX || bt === PTR_TO_BTF_ID)
+    v.reject(EACCES, `BPF_ATOMIC stores into R${insn.dst} ${regTypeStr(v.regs[insn.dst].type)} is not allowed`);
+  // The atomic reads then writes the memory.
+  const old = checkMemAccess(v, insn.dst, insn.off, size, false, -1);
+  checkMemAccess(v, insn.dst, insn.off, size, true, -1, 1n);
+  if (op & BPF_FETCH) {
+    const loadReg = op === BPF_CMPXCHG ? 0 : insn.src;
+    const dst = v.writeReg(loadReg);
+    if (isPointer(old)) Object.assign(dst, old);
+    else {
+      markRegUnknown(dst);
+      if (size === 4) zextReg32(dst);
+    }
+    dst.written = true;
+  }
+}
+
+// ---- jumps, calls, exit ----

@@ -1,0 +1,172 @@
+import { BPF_REG_10 } from "../isa/opcodes.js";
+import { MAX_BPF_STACK } from "../uapi/bpf.js";
+import { EACCES } from "../uapi/errno.js";
+import { copyReg, isPointer, markRegKnown, type RegState, SCALAR_VALUE } from "./reg_state.js";
+import { BPF_REG_SIZE, newSlot, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, spiOf } from "./stack.js";
+import type { FuncState } from "./state.js";
+import { tnumIsConst, tnumStr } from "./tnum.js";
+
+import type { Verifier } from "./verifier.js";
+
+export function stackSlot(_v: Verifier, f: FuncState, spi: number) {
+  let s = f.stack[spi];
+  if (!s) {
+    for (let i = f.stack.length; i <= spi; i++) if (!f.stack[i]) f.stack[i] = newSlot();
+    s = f.stack[spi];
+  }
+  return s;
+}
+
+export function checkStackAccess(
+  v: Verifier,
+  regno: number,
+  reg: RegState,
+  off: number,
+  size: number,
+  write: boolean,
+  value: RegState | undefined,
+  imm: bigint | undefined,
+  out: RegState,
+): RegState {
+  const f = v.cur.frames[reg.frameno];
+  let minOff: number;
+  let maxOff: number;
+  const constOff = tnumIsConst(reg.varOff);
+  if (constOff) {
+    minOff = maxOff = reg.off + off + Number(BigInt.asIntN(64, reg.varOff.value));
+  } else {
+    if (!v.privileged) v.reject(EACCES, `R${regno} variable stack access prohibited for !root`);
+    minOff = Number(reg.smin) + reg.off + off;
+    maxOff = Number(reg.smax) + reg.off + off;
+  }
+  if (minOff < -MAX_BPF_STACK || maxOff + size > 0 || reg.smin < -(1n << 29n) || reg.smax > 1n << 29n) {
+    v.reject(EACCES, `invalid stack off=${constOff ? minOff : `${reg.off + off}`} size=${size}`);
+  }
+  const sub = f.subprog;
+  if (v.stackDepth[sub] < -minOff) v.stackDepth[sub] = -minOff;
+  if (write) {
+    if (!constOff) {
+      for (let o = minOff; o < maxOff + size; o++) {
+        const [spi, b] = spiOf(o);
+        const s = stackSlot(v, f, spi);
+        s.slotType[b] = STACK_MISC;
+        s.spilledPtr = null;
+        for (let j = 0; j < BPF_REG_SIZE; j++) if (s.slotType[j] === STACK_SPILL) s.slotType[j] = STACK_MISC;
+      }
+      return out;
+    }
+    stackWrite(v, f, minOff, size, value, imm);
+    return out;
+  }
+  // read
+  if (regno !== BPF_REG_10) v.stackLive.markWild(v.insnIdx);
+  if (!constOff) {
+    for (let o = minOff; o < maxOff + size; o++) {
+      const [spi, b] = spiOf(o);
+      const t = f.stack[spi]?.slotType[b] ?? STACK_INVALID;
+      if (t === STACK_INVALID)
+        v.reject(
+          EACCES,
+          `invalid variable-offset read from stack R${regno} var_off=${tnumStr(reg.varOff)} off=${off} size=${size}`,
+        );
+    }
+    return out;
+  }
+  return stackRead(v, f, minOff, size, out);
+}
+
+export function stackWrite(
+  v: Verifier,
+  f: FuncState,
+  off: number,
+  size: number,
+  value: RegState | undefined,
+  imm: bigint | undefined,
+): void {
+  const [spi, b] = spiOf(off);
+  if (value && isPointer(value) && size !== BPF_REG_SIZE) v.reject(EACCES, "invalid size of register spill");
+  if (value && size === BPF_REG_SIZE && b === 0 && (isPointer(value) || value.type === SCALAR_VALUE)) {
+    const s = stackSlot(v, f, spi);
+    s.slotType.fill(STACK_SPILL);
+    s.spilledPtr = copyReg(value);
+    s.spilledPtr.written = false;
+    // A spilled scalar must be compared exactly: its value can come back through a fill.
+    if (value.type === SCALAR_VALUE && v.cur) v.precision.addSink(v.insnIdx, v.insns[v.insnIdx].src);
+    return;
+  }
+  const zero =
+    (imm !== undefined && imm === 0n) ||
+    (value !== undefined && value.type === SCALAR_VALUE && tnumIsConst(value.varOff) && value.varOff.value === 0n);
+  for (let o = off; o < off + size; o++) {
+    const [si, bi] = spiOf(o);
+    const s = stackSlot(v, f, si);
+    if (s.spilledPtr) {
+      if (isPointer(s.spilledPtr) && !v.allowPtrLeaks) v.reject(EACCES, "attempt to corrupt spilled pointer on stack");
+      for (let j = 0; j < BPF_REG_SIZE; j++) if (s.slotType[j] === STACK_SPILL) s.slotType[j] = STACK_MISC;
+      s.spilledPtr = null;
+    }
+    s.slotType[bi] = zero ? STACK_ZERO : STACK_MISC;
+  }
+}
+
+export function stackRead(v: Verifier, f: FuncState, off: number, size: number, out: RegState): RegState {
+  const [spi, b] = spiOf(off);
+  const s = f.stack[spi];
+  if (s?.spilledPtr && s.slotType[0] === STACK_SPILL) {
+    if (size === BPF_REG_SIZE && b === 0) {
+      const r = copyReg(s.spilledPtr);
+      return r;
+    }
+    if (isPointer(s.spilledPtr) && !v.allowPtrLeaks) v.reject(EACCES, `leaking pointer from stack off ${off}`);
+    // Part of a spilled scalar or pointer: an unknown scalar (a constant's bytes are known).
+    if (s.spilledPtr.type === SCALAR_VALUE && tnumIsConst(s.spilledPtr.varOff) && b + size <= BPF_REG_SIZE) {
+      const v = (s.spilledPtr.varOff.value >> BigInt(8 * b)) & ((1n << BigInt(8 * size)) - 1n);
+      markRegKnown(out, v);
+    }
+    return out;
+  }
+  let allZero = true;
+  for (let i = 0; i < size; i++) {
+    const [si, bi] = spiOf(off + i);
+    const t = f.stack[si]?.slotType[bi] ?? STACK_INVALID;
+    if (t === STACK_INVALID) v.reject(EACCES, `invalid read from stack off ${off}+${i} size ${size}`);
+    if (t !== STACK_ZERO) allZero = false;
+  }
+  if (allZero) markRegKnown(out, 0n);
+  return out;
+}
+
+/** Mark `size` bytes at a stack pointer written by a helper (ARG_PTR_TO_UNINIT_MEM). */
+export function markStackWritten(v: Verifier, reg: RegState, size: number): void {
+  const f = v.cur.frames[reg.frameno];
+  const base = reg.off + Number(BigInt.asIntN(64, reg.varOff.value));
+  for (let o = base; o < base + size; o++) {
+    const [si, bi] = spiOf(o);
+    const s = stackSlot(v, f, si);
+    if (s.spilledPtr) {
+      for (let j = 0; j < BPF_REG_SIZE; j++) if (s.slotType[j] === STACK_SPILL) s.slotType[j] = STACK_MISC;
+      s.spilledPtr = null;
+    }
+    s.slotType[bi] = STACK_MISC;
+  }
+}
+
+/** check_helper_mem_access on the stack: `size` bytes initialised (reads) or in bounds (writes). */
+export function checkStackRange(v: Verifier, regno: number, reg: RegState, size: number, write: boolean): void {
+  if (!tnumIsConst(reg.varOff)) v.reject(EACCES, `R${regno} variable stack access prohibited for !root`);
+  const f = v.cur.frames[reg.frameno];
+  const off = reg.off + Number(BigInt.asIntN(64, reg.varOff.value));
+  if (off < -MAX_BPF_STACK || off + size > 0 || (size === 0 && off >= 0)) {
+    v.reject(EACCES, `invalid indirect access to stack R${regno} off=${off} size=${size}`);
+  }
+  if (v.stackDepth[f.subprog] < -off) v.stackDepth[f.subprog] = -off;
+  if (write) return;
+  for (let i = 0; i < size; i++) {
+    const [si, bi] = spiOf(off + i);
+    const t = f.stack[si]?.slotType[bi] ?? STACK_INVALID;
+    if (t === STACK_INVALID)
+      v.reject(EACCES, `invalid indirect read from stack R${regno} off ${off}+${i} size ${size}`);
+  }
+}
+
+// ---- atomics (check_atomic) ----
