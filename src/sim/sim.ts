@@ -142,7 +142,8 @@ export class Simulation {
     return {
       clock: this.clock,
       xmit: (seg: TcpSegment) => this.link.send(seg),
-      setRtoTimer: (conn: TcpConn, at: number) => {
+      setRtoTimer: (conn: TcpConn, delay: number) => {
+        const at = delay < 0 ? -1 : this.ev.now + delay;
         const had = this.rtoAt.get(conn);
         this.rtoAt.set(conn, at);
         // Re-arming later reuses the pending event, which re-checks the deadline when it fires.

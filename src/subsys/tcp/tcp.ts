@@ -32,8 +32,8 @@ export interface TcpHost {
   clock: KernelClock;
   /** Hand a segment to the network now. */
   xmit(seg: TcpSegment): void;
-  /** Arm (or re-arm) the connection's single retransmission timer at an absolute time in ns; -1 stops it. */
-  setRtoTimer(conn: TcpConn, at_ns: number): void;
+  /** Arm (or re-arm) the connection's single retransmission timer to fire `delay_ns` from now; -1 stops it. */
+  setRtoTimer(conn: TcpConn, delay_ns: number): void;
 }
 
 export interface TcpConnOptions {

@@ -587,10 +587,14 @@ export function tcp_ack(c: TcpConn, a: TcpAck): void {
   const ece = a.ece && (sk.ecn_flags & TCP_ECN_OK) !== 0;
   if (a.sack.length || a.dsack || ece || ack === c.una) flag |= FLAG_SLOWPATH;
   if (ece) flag |= FLAG_ECE;
-  if (!sk.packets_out) return;
 
   const st: AckState = { now, ece, sack_rtt_us: -1, lastSackt: 0 };
   if (a.sack.length || a.dsack) flag |= tcp_sacktag_write_queue(c, a, st);
+  if (!sk.packets_out) {
+    // no_queue: nothing outstanding, but a D-SACK may still prove a past reduction spurious.
+    if (flag & FLAG_DSACKING_ACK) tcp_fastretrans_alert(c, flag);
+    return;
+  }
 
   // tcp_in_ack_event
   if (sk.icsk_ca_ops.in_ack_event) {

@@ -63,8 +63,7 @@ export function tcp_rearm_rto(c: TcpConn): void {
     c.host.setRtoTimer(c, -1);
     return;
   }
-  const rto_ns = (c.sk.icsk_rto * 1e9) / c.host.clock.HZ;
-  c.host.setRtoTimer(c, c.host.clock.ktime_get_ns() + rto_ns);
+  c.host.setRtoTimer(c, (c.sk.icsk_rto * 1e9) / c.host.clock.HZ);
 }
 
 function transmit(c: TcpConn, skb: TcpSkb, retrans: boolean): void {

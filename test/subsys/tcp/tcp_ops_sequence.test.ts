@@ -40,7 +40,8 @@ function harness(fate: (seg: TcpSegment, nth: number) => "drop" | number | undef
         if (f === "drop") return;
         ev.after(10e6 + (f ?? 0), () => rx.onSegment(seg));
       },
-      setRtoTimer: (_c, at) => {
+      setRtoTimer: (_c, delay) => {
+        const at = delay < 0 ? -1 : ev.now + delay;
         rtoAt = at;
         if (at >= 0)
           ev.at(at, () => {
@@ -63,7 +64,7 @@ function harness(fate: (seg: TcpSegment, nth: number) => "drop" | number | undef
     ev.runUntil(ns);
     return conn;
   };
-  return { calls, run, conn, rx };
+  return { calls, run, conn, rx, ev };
 }
 
 const states = (calls: SpyCall[]) => calls.filter((c) => c.op === "set_state").map((c) => c.arg);
@@ -126,4 +127,22 @@ test("a reordered segment triggers a spurious fast retransmit; the D-SACK undoes
   assert.equal(c.undos, 1);
   assert.equal(st[st.length - 1], TCP_CA_Open);
   assert.ok(h.rx.duplicates >= 1);
+});
+
+test("a delay spike longer than the RTO: the spurious RTO is undone (timestamps / D-SACK)", () => {
+  // Every first transmission during [60, 300) ms is held until 1.2 s, as a stalled link would.
+  let now = () => 0;
+  const h = harness((_seg, nth) => {
+    const t = now();
+    return nth === 1 && t >= 60e6 && t < 300e6 ? 1.2e9 - t : undefined;
+  }, 400);
+  now = () => h.ev.now;
+  const c = h.run(10e9);
+  assert.ok(c.rtoCount >= 1, "the RTO fired");
+  const st = states(h.calls);
+  assert.ok(st.includes(TCP_CA_Loss), `states ${st}`);
+  assert.ok(count(h.calls, "undo_cwnd") >= 1, "the reduction was undone");
+  assert.equal(st[st.length - 1], TCP_CA_Open);
+  assert.equal(c.done(), true);
+  assert.ok(c.undos >= 1);
 });
