@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <bpf/libbpf_version.h>
 #include <errno.h>
 #include <linux/if_link.h>
 #include <net/if.h>
@@ -214,7 +215,8 @@ static int rename_struct_ops(struct bpf_object *obj, const char *newname)
 /*
  * Open and load an object once per (path, rename). With rename set, its struct_ops maps get that
  * name, become BPF_F_LINK maps (closing the helper unregisters them) and are attached; without,
- * struct_ops maps are not created and only the programs load (their attach ids come from the maps).
+ * the struct_ops maps are created (as libbpf >= 1.4 needs, to load their programs) but stay in
+ * INIT: never updated, never registered.
  */
 static struct obj_slot *get_obj(const char *path, const char *rename, int *err)
 {
@@ -243,8 +245,6 @@ static struct obj_slot *get_obj(const char *path, const char *rename, int *err)
 			continue;
 		if (rename)
 			bpf_map__set_map_flags(map, bpf_map__map_flags(map) | FID_BPF_F_LINK);
-		else
-			bpf_map__set_autocreate(map, false);
 	}
 	if (rename)
 		rename_struct_ops(s->obj, rename);
@@ -636,7 +636,9 @@ static void dispatch(char **a, int n)
 		struct obj_slot *s = get_obj(a[1], NULL, &err);
 
 		if (!s) {
-			printf("err %d\n", err);
+			/* The system libbpf may not know the object's sections: not a kernel answer. */
+			printf("fail libbpf %d.%d could not load %s: errno %d\n", LIBBPF_MAJOR_VERSION,
+			       LIBBPF_MINOR_VERSION, a[1], err);
 			return;
 		}
 		if (!strcmp(c, "obj_prog")) {
