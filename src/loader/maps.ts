@@ -182,7 +182,14 @@ function typeSpec(btf: Btf, mapName: string, what: "key" | "value", typeId: numb
 }
 
 /** parse_btf_map_def + bpf_object__init_user_btf_map for one VAR of `.maps`. */
-export function parseBtfMapDef(btf: Btf, varId: number, secIdx: number, offset: number, varSize: number): BpfMap {
+export function parseBtfMapDef(
+  btf: Btf,
+  varId: number,
+  secIdx: number,
+  offset: number,
+  varSize: number,
+  debug: (msg: string) => void = () => {},
+): BpfMap {
   const v = btf.typeById(varId);
   if (v.kind !== BTF_KIND_VAR) {
     throw new BpfError(EINVAL, `map #${varId}: unexpected var kind ${kindName(v)}.`);
@@ -198,18 +205,22 @@ export function parseBtfMapDef(btf: Btf, varId: number, secIdx: number, offset: 
   if (varSize < def.size) throw new BpfError(EINVAL, `map '${mapName}': invalid def size.`, { map: mapName });
 
   const map = new BpfMap(mapName, secIdx, offset, LIBBPF_MAP_UNSPEC, {});
+  debug(`map '${mapName}': at sec_idx ${secIdx}, offset ${offset}.`);
   const conflict = (what: string, a: number, b: number) =>
     new BpfError(EINVAL, `map '${mapName}': conflicting ${what} size ${a} != ${b}.`, { map: mapName });
   for (const m of def.members) {
     switch (m.name) {
       case "type":
         map.def.type = mapFieldInt(btf, mapName, m.name, m.type);
+        debug(`map '${mapName}': found type = ${map.def.type}.`);
         break;
       case "max_entries":
         map.def.maxEntries = mapFieldInt(btf, mapName, m.name, m.type);
+        debug(`map '${mapName}': found max_entries = ${map.def.maxEntries}.`);
         break;
       case "map_flags":
         map.def.mapFlags = mapFieldInt(btf, mapName, m.name, m.type);
+        debug(`map '${mapName}': found map_flags = 0x${map.def.mapFlags.toString(16)}.`);
         break;
       case "numa_node":
         map.def.numaNode = mapFieldInt(btf, mapName, m.name, m.type);
@@ -230,6 +241,7 @@ export function parseBtfMapDef(btf: Btf, varId: number, secIdx: number, offset: 
         if (map.def[which] && map.def[which] !== sz)
           throw conflict(m.name === "key_size" ? "key" : "value", map.def[which], sz);
         map.def[which] = sz;
+        debug(`map '${mapName}': found ${m.name} = ${sz}.`);
         break;
       }
       case "key":
@@ -240,6 +252,7 @@ export function parseBtfMapDef(btf: Btf, varId: number, secIdx: number, offset: 
         map.def[which] = spec.size;
         if (m.name === "key") map.btfKeyTypeId = spec.id;
         else map.btfValueTypeId = spec.id;
+        debug(`map '${mapName}': found ${m.name} [${spec.id}], sz = ${spec.size}.`);
         break;
       }
       default:
@@ -272,6 +285,7 @@ export function initInternalMap(
   secIdx: number,
   data: Uint8Array | undefined,
   size: number,
+  debug: (msg: string) => void = () => {},
 ): BpfMap {
   const map = new BpfMap(internalMapName(objName, realName), secIdx, 0, type, {
     type: bpf_map_type.BPF_MAP_TYPE_ARRAY,
@@ -299,5 +313,6 @@ export function initInternalMap(
   }
   map.mmaped = new Uint8Array(size);
   if (data) map.mmaped.set(data.subarray(0, size));
+  debug(`map '${map.name}' (global data): at sec_idx ${secIdx}, offset 0, flags ${map.def.mapFlags.toString(16)}.`);
   return map;
 }

@@ -396,6 +396,7 @@ export class BpfObject {
   /** bpf_object__init_maps: user .maps, then global data, .kconfig, struct_ops. */
   private initMaps(): void {
     const btf = this.btf;
+    const dbg = (m: string) => this.print("debug", m);
     if (this.mapsShndx >= 0) {
       const sec = this.elf.section(this.mapsShndx);
       const dsId = btf ? btf.findByNameKind(MAPS_SEC, BTF_KIND_DATASEC) : -1;
@@ -406,7 +407,7 @@ export class BpfObject {
           if (v.offset + v.size > sec.size) {
             throw new BpfError(EINVAL, `map '${btf.nameOf(v.type)}': BTF map definition is beyond ${MAPS_SEC}`);
           }
-          this.maps.push(parseBtfMapDef(btf, v.type, this.mapsShndx, v.offset, v.size));
+          this.maps.push(parseBtfMapDef(btf, v.type, this.mapsShndx, v.offset, v.size, dbg));
         }
       }
     }
@@ -414,16 +415,25 @@ export class BpfObject {
       const kind = this.secKinds[s.index];
       if (s.size === 0) continue;
       if (kind === "data")
-        this.maps.push(initInternalMap(btf, this.name, LIBBPF_MAP_DATA, s.name, s.index, s.data, s.size));
+        this.maps.push(initInternalMap(btf, this.name, LIBBPF_MAP_DATA, s.name, s.index, s.data, s.size, dbg));
       else if (kind === "rodata")
-        this.maps.push(initInternalMap(btf, this.name, LIBBPF_MAP_RODATA, s.name, s.index, s.data, s.size));
+        this.maps.push(initInternalMap(btf, this.name, LIBBPF_MAP_RODATA, s.name, s.index, s.data, s.size, dbg));
       else if (kind === "bss")
-        this.maps.push(initInternalMap(btf, this.name, LIBBPF_MAP_BSS, s.name, s.index, undefined, s.size));
+        this.maps.push(initInternalMap(btf, this.name, LIBBPF_MAP_BSS, s.name, s.index, undefined, s.size, dbg));
     }
     const kcfgSize = kconfigMapSize(this.externs);
     if (kcfgSize > 0) {
       this.maps.push(
-        initInternalMap(btf, this.name, LIBBPF_MAP_KCONFIG, KCONFIG_SEC, this.elf.symtabIndex, undefined, kcfgSize),
+        initInternalMap(
+          btf,
+          this.name,
+          LIBBPF_MAP_KCONFIG,
+          KCONFIG_SEC,
+          this.elf.symtabIndex,
+          undefined,
+          kcfgSize,
+          dbg,
+        ),
       );
     }
     // Every struct_ops section in ELF order, as bpf_object_init_struct_ops walks them.

@@ -94,3 +94,36 @@ for (const name of ["tcp_reno", "tcp_dctcp", "tcp_cubic"]) {
     assert.deepEqual(ourLines(objPath(name), btf), want);
   });
 }
+
+/** libbpf's open-phase debug lines we also print: programs found, BTF map fields, global-data maps. */
+function openLines(lines: string[]): string[] {
+  return lines
+    .map((l) => l.replace(/^libbpf: /, ""))
+    .filter((l) =>
+      /: found program '|^map '.*': (at sec_idx|found (type|key|value|max_entries|map_flags|key_size|value_size))|\(global data\): at sec_idx/.test(
+        l,
+      ),
+    )
+    .sort();
+}
+
+for (const name of ["tcp_reno", "tcp_dctcp", "tcp_cubic", "features"]) {
+  test(`open: ${name}: programs, BTF map definitions and global-data map flags as libbpf reports them`, {
+    skip: noHelper,
+  }, (t) => {
+    let out: string;
+    try {
+      out = execFileSync(helper, [objPath(name), "/sys/kernel/btf/vmlinux"], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    } catch (e) {
+      out = String((e as { stdout?: string }).stdout ?? "");
+    }
+    const want = openLines(out.split("\n"));
+    if (want.length === 0) return t.skip("libbpf printed nothing (no debug output)");
+    const ours: string[] = [];
+    BpfObject.open(objPath(name), { print: (_l, m) => ours.push(m) });
+    assert.deepEqual(openLines(ours), want);
+  });
+}
