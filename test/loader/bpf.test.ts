@@ -201,3 +201,14 @@ test("batch operations through the bpf.h API report how many elements were proce
     -ENOENT,
   );
 });
+
+test("pin and get through the bpf.h API", () => {
+  const k = handle();
+  const fd = lib.bpf_map_create(k, bpf_map_type.BPF_MAP_TYPE_ARRAY, "a", 4, 8, 1);
+  assert.equal(lib.bpf_obj_pin(k, fd, "/sys/fs/bpf/a"), 0);
+  assert.equal(lib.bpf_obj_pin(k, fd, "/sys/fs/bpf/a"), -17);
+  assert.equal(lib.close(k, fd), 0);
+  const again = lib.bpf_obj_get(k, "/sys/fs/bpf/a");
+  assert.ok(again >= 3);
+  assert.equal(lib.bpf_obj_get(k, "/sys/fs/bpf/none"), -ENOENT);
+});

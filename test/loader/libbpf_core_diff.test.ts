@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { Btf } from "../../src/btf/btf.js";
 import { ElfFile } from "../../src/elf/elf.js";
 import { SimTarget } from "../../src/fidelity/sim.js";
@@ -19,6 +19,7 @@ import { objPath, ROOT } from "../elf/helpers.js";
 const fixtures = join(ROOT, "test/fixtures/elf");
 const dir = mkdtempSync(join(tmpdir(), "structops-core-"));
 const helper = join(dir, "libbpf_core_log");
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 function buildHelper(): string | false {
   try {
