@@ -36,6 +36,7 @@ import {
   type RegState,
   regBoundsSync,
   regTypeStr,
+  S64_MIN,
   SCALAR_VALUE,
   zextReg32,
 } from "./reg_state.js";
@@ -246,25 +247,42 @@ export function adjustPtr(
   }
   if (bt === PTR_TO_FUNC) v.reject(EACCES, `R${dstno} pointer arithmetic on ${regTypeStr(t)} prohibited`);
   if (scalarReg >= 0) v.precision.addSink(v.insnIdx, scalarReg);
+  checkRegSaneOffset(v, scalar, t, known);
+  checkRegSaneOffset(v, ptr, t, false);
   if (known) {
     const c = BigInt.asIntN(64, scalar.varOff.value);
-    const d = op === BPF_ADD ? c : -c;
-    const off = BigInt(ptr.off) + d;
-    if (off < -(1n << 29n) || off > 1n << 29n) v.reject(EACCES, `R${dstno} pointer offset ${off} is not allowed`);
+    const off = BigInt(ptr.off) + (op === BPF_ADD ? c : -c);
+    if (off >= MAX_VAR_OFF || off <= -MAX_VAR_OFF)
+      v.reject(EINVAL, `${regTypeStr(t)} pointer offset ${off} is not allowed`);
     ptr.off = Number(off);
     return;
   }
   // Variable offsets into the context are refused at the access (check_ctx_access).
   if (!v.privileged && bt === PTR_TO_STACK) v.reject(EACCES, `R${dstno} variable stack access prohibited for !root`);
-  if (op === BPF_SUB && scalar.smin < 0n) {
-    v.reject(EACCES, `R${dstno} pointer arithmetic with negative offset prohibited`);
-  }
+  if (op === BPF_SUB && bt === PTR_TO_STACK) v.reject(EACCES, `R${dstno} subtraction from stack pointer prohibited`);
   const s = copyReg(ptr);
   scalarAlu(op, s, scalar, true);
   ptr.varOff = s.varOff;
   [ptr.umin, ptr.umax, ptr.smin, ptr.smax] = [s.umin, s.umax, s.smin, s.smax];
   [ptr.u32min, ptr.u32max, ptr.s32min, ptr.s32max] = [s.u32min, s.u32max, s.s32min, s.s32max];
   ptr.written = true;
+  checkRegSaneOffset(v, ptr, t, false);
+}
+
+const MAX_VAR_OFF = 1n << 29n;
+
+/** check_reg_sane_offset: offsets a pointer may be moved by, and may end up at. */
+function checkRegSaneOffset(v: Verifier, reg: RegState, ptrType: number, known: boolean): void {
+  const ts = regTypeStr(ptrType);
+  const val = BigInt.asIntN(64, reg.varOff.value);
+  if (known && (val >= MAX_VAR_OFF || val <= -MAX_VAR_OFF))
+    v.reject(EINVAL, `math between ${ts} pointer and ${val} is not allowed`);
+  if (reg.off >= Number(MAX_VAR_OFF) || reg.off <= -Number(MAX_VAR_OFF))
+    v.reject(EINVAL, `${ts} pointer offset ${reg.off} is not allowed`);
+  if (reg.smin === S64_MIN)
+    v.reject(EINVAL, `math between ${ts} pointer and register with unbounded min value is not allowed`);
+  if (reg.smin >= MAX_VAR_OFF || reg.smin <= -MAX_VAR_OFF)
+    v.reject(EINVAL, `value ${reg.smin} makes ${ts} pointer be out of bounds`);
 }
 
 // ---- memory (check_mem_access) ----
