@@ -164,6 +164,7 @@ export interface EnableStatsAttr extends AttrTail {
 }
 
 export type BpfAttr =
+  | import("./inode.js").ObjPinAttr
   | EnableStatsAttr
   | MapBatchAttr
   | MapCreateAttr
@@ -214,6 +215,8 @@ const FIELDS: Record<number, readonly string[]> = {
   [bpf_cmd.BPF_MAP_FREEZE]: ["map_fd"],
   [bpf_cmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM]: ELEM_FIELDS,
   [bpf_cmd.BPF_ENABLE_STATS]: ["type"],
+  [bpf_cmd.BPF_OBJ_PIN]: ["pathname", "bpf_fd", "file_flags", "path_fd"],
+  [bpf_cmd.BPF_OBJ_GET]: ["pathname", "bpf_fd", "file_flags", "path_fd"],
   [bpf_cmd.BPF_MAP_LOOKUP_BATCH]: BATCH_FIELDS,
   [bpf_cmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH]: BATCH_FIELDS,
   [bpf_cmd.BPF_MAP_UPDATE_BATCH]: BATCH_FIELDS,

@@ -11,6 +11,7 @@ export * from "./hashtab.js";
 export * from "./helpers.js";
 export * from "./idr.js";
 export { declareKernelTypes, type KernelBaseTypes } from "./init.js";
+export * from "./inode.js";
 export * from "./kernel.js";
 export * from "./map_batch.js";
 export * from "./process.js";

@@ -19,6 +19,7 @@ import {
 import type { BpfAttr } from "./bpf_attr.js";
 import { Idr } from "./idr.js";
 import { bootKernel } from "./init.js";
+import { bpf_obj_unpin } from "./inode.js";
 import { Process, type ProcessOptions, UserStruct } from "./process.js";
 import { Rcu } from "./rcu.js";
 import { sk_alloc, sock_map_fd } from "./sock.js";
@@ -292,6 +293,11 @@ export class Kernel {
 
   dup(proc: Process, fd: number): number {
     return proc.files.dup(fd);
+  }
+
+  /** unlink(2) of a bpffs pin. */
+  unlink(path: string): void {
+    bpf_obj_unpin(this, path);
   }
 
   /** poll(2) of one fd: the EPOLL* mask its file reports (0 for files without ->poll). */

@@ -26,6 +26,7 @@ import { bpf_btf_load, btf_fops, btf_get_fd_by_id, btf_get_info } from "./btf_ob
 import { CAP_SYS_ADMIN } from "./capability.js";
 import { File, type FileOps, O_CLOEXEC, O_RDONLY } from "./file.js";
 import type { Idr } from "./idr.js";
+import { bpf_obj_get, bpf_obj_pin, type ObjPinAttr } from "./inode.js";
 import type { Kernel } from "./kernel.js";
 import { bpf_map_do_batch } from "./map_batch.js";
 import type { Process } from "./process.js";
@@ -87,6 +88,10 @@ export function sysBpf(k: Kernel, proc: Process, cmd: number, attr: BpfAttr): nu
       case C.BPF_MAP_UPDATE_BATCH:
       case C.BPF_MAP_DELETE_BATCH:
         return bpf_map_do_batch(proc, cmd, attr as MapBatchAttr);
+      case C.BPF_OBJ_PIN:
+        return bpf_obj_pin(k, proc, attr as ObjPinAttr);
+      case C.BPF_OBJ_GET:
+        return bpf_obj_get(k, proc, attr as ObjPinAttr);
       case C.BPF_MAP_FREEZE:
         return map_freeze(proc, attr as MapFreezeAttr);
       case C.BPF_PROG_LOAD:

@@ -492,6 +492,18 @@ export function bpf_link_get_fd_by_id(k: BpfHandle, id: number): number {
   return sys(k, bpf_cmd.BPF_LINK_GET_FD_BY_ID, { link_id: id });
 }
 
+export function bpf_obj_pin(k: BpfHandle, fd: number, pathname: string): number {
+  return sys(k, bpf_cmd.BPF_OBJ_PIN, { bpf_fd: fd, pathname });
+}
+
+export interface BpfObjGetOpts {
+  file_flags?: number;
+}
+
+export function bpf_obj_get(k: BpfHandle, pathname: string, opts: BpfObjGetOpts = {}): number {
+  return sys(k, bpf_cmd.BPF_OBJ_GET, { pathname, file_flags: opts.file_flags });
+}
+
 /** close(2): 0, or -EBADF. */
 export function close(k: BpfHandle, fd: number): number {
   return toNegErrno(() => {
