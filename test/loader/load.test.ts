@@ -335,3 +335,25 @@ test("load: .rodata takes the value set before load and is frozen; a program's g
   assert.equal(bpf_map_lookup_elem(h, data?.fd ?? -1, key, out), 0);
   assert.equal(new DataView(out.buffer).getInt32(0, true), 8);
 });
+
+test("load: a struct_ops link is updated to another object's map of the same type (bpf_link__update_map)", {
+  skip: tcp.why,
+}, () => {
+  const t = tcp.t as SimTarget;
+  const h: BpfHandle = { kernel: t.kernel, process: t.kernel.newProcess() };
+  const a = BpfObject.open(objPath("tcp_cubic"));
+  a.load(h);
+  const b = BpfObject.open(objPath("tcp_cubic"));
+  b.load(h);
+  const mb = b.findMap("so_cubic");
+  assert.ok(mb);
+  const link = a.findMap("so_cubic")?.attachStructOps();
+  assert.ok(link);
+  link.updateMap(mb);
+  assert.equal(link.mapFd, mb.fd);
+  assert.ok(t.cong.tcp_ca_find("so_cubic"));
+  link.detach();
+  assert.equal(t.cong.tcp_ca_find("so_cubic"), undefined);
+  // A map that is not a created struct_ops map cannot take its place.
+  assert.throws(() => link.updateMap(b.internalMap(".bss") as never), /not a created struct_ops map/);
+});
