@@ -54,3 +54,21 @@ export const TCP_INIT_CWND = 10;
 export const TCP_RTO_MIN_US = 200_000;
 export const TCP_RTO_MAX_S = 120;
 export const TCP_TIMEOUT_INIT_S = 1;
+
+/** What an ACK did (tcp_input.c FLAG_*). */
+export const FLAG_DATA = 0x01;
+export const FLAG_WIN_UPDATE = 0x02;
+export const FLAG_DATA_ACKED = 0x04;
+export const FLAG_RETRANS_DATA_ACKED = 0x08;
+export const FLAG_SYN_ACKED = 0x10;
+export const FLAG_DATA_SACKED = 0x20;
+export const FLAG_ECE = 0x40;
+export const FLAG_LOST_RETRANS = 0x80;
+export const FLAG_SLOWPATH = 0x100;
+export const FLAG_ORIG_SACK_ACKED = 0x200;
+export const FLAG_SND_UNA_ADVANCED = 0x400;
+export const FLAG_DSACKING_ACK = 0x800;
+export const FLAG_ACKED = FLAG_DATA_ACKED | FLAG_SYN_ACKED;
+export const FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_ACKED;
+export const FLAG_CA_ALERT = FLAG_DATA_SACKED | FLAG_ECE | FLAG_DSACKING_ACK;
+export const FLAG_FORWARD_PROGRESS = FLAG_ACKED | FLAG_DATA_SACKED;

@@ -4,8 +4,8 @@
  */
 
 import type { TcpConn } from "./tcp.js";
-import { tcp_enter_loss } from "./tcp_input.js";
 import { tcp_rearm_rto, tcp_retransmit_skb, tcp_write_xmit } from "./tcp_output.js";
+import { tcp_enter_loss } from "./tcp_recovery.js";
 import { TCP_RTO_MAX_S } from "./tcp_skb.js";
 
 export function tcp_retransmit_timer(c: TcpConn): void {
