@@ -1,10 +1,4 @@
-/**
- * Programs in kernel/bpf/syscall.c (bpf_prog_load, refcounts, fds, PROG_TEST_RUN) and the part of
- * the verifier that binds a program to kernel objects (resolve_pseudo_ldimm64, kfunc lookup).
- */
-import { decodeInsn } from "../isa/decode.js";
-import { decodeInsns, type Insn, LD_IMM64_CODE } from "../isa/insn.js";
-import { BPF_CLASS, BPF_LDX, BPF_MEM, BPF_MEMSX, BPF_MODE } from "../isa/opcodes.js";
+import { decodeInsns, type Insn } from "../isa/insn.js";
 import {
   BPF_COMPLEXITY_LIMIT_INSNS,
   BPF_F_ANY_ALIGNMENT,
@@ -19,18 +13,11 @@ import {
   BPF_F_XDP_DEV_BOUND_ONLY,
   BPF_F_XDP_HAS_FRAGS,
   BPF_MAXINSNS,
-  BPF_PSEUDO_BTF_ID,
-  BPF_PSEUDO_FUNC,
-  BPF_PSEUDO_KFUNC_CALL,
-  BPF_PSEUDO_MAP_FD,
-  BPF_PSEUDO_MAP_IDX,
-  BPF_PSEUDO_MAP_IDX_VALUE,
-  BPF_PSEUDO_MAP_VALUE,
   bpf_prog_type,
 } from "../uapi/bpf.js";
-import { BTF_KIND_FUNC, BTF_KIND_VAR, BTF_MAX_TYPE } from "../uapi/btf.js";
-import { BpfError, E2BIG, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPERM, EPROTO } from "../uapi/errno.js";
-import { type BpfMap, BpfProg, type BtfObject } from "./bpf.js";
+import { BTF_MAX_TYPE } from "../uapi/btf.js";
+import { BpfError, E2BIG, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
+import { BpfProg, type BtfObject } from "./bpf.js";
 import type { ProgLoadAttr, ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { btf_get, btf_get_by_fd, btf_put } from "./btf_obj.js";
@@ -41,33 +28,13 @@ import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
 import type { Process } from "./process.js";
 import { BpfLog, bpf_obj_name_cpy, cString, fdinfoHeader, hex } from "./syscall_common.js";
-import { bpf_map_inc, bpf_map_kaddr, bpf_map_put, mapFromFd } from "./syscall_map.js";
+import { bindCalls, type LdImm64Aux, logErr, resolve_pseudo_ldimm64, type VerifierEnv } from "./verifier_bind.js";
+
+export { type LdImm64Aux, MAX_USED_MAPS, type VerifierEnv } from "./verifier_bind.js";
+
+import { bpf_map_put } from "./syscall_map.js";
 
 const P = bpf_prog_type;
-export const MAX_USED_MAPS = 64;
-const BPF_MAX_VAR_OFF = 1 << 29;
-
-/** What a ld_imm64 was bound to (insn_aux_data), for the verifier. */
-export type LdImm64Aux =
-  | { kind: "map_ptr"; map: BpfMap }
-  | { kind: "map_value"; map: BpfMap; off: number }
-  | { kind: "btf_id"; btf: BtfObject; btfId: number; addr: number }
-  | { kind: "func" };
-
-/** What the verifier hook receives. */
-export interface VerifierEnv {
-  readonly kernel: Kernel;
-  readonly prog: BpfProg;
-  /** Instructions as loaded, with ld_imm64 pseudo sources still in place. */
-  readonly insns: readonly Insn[];
-  /** Per-instruction ld_imm64 binding (index of the first slot). */
-  readonly ldImm64Aux: ReadonlyMap<number, LdImm64Aux>;
-  readonly log: BpfLog;
-  readonly logLines: string[];
-  readonly privileged: boolean;
-  readonly attr: ProgLoadAttr;
-}
-
 // ---- lifetime ----
 
 export function bpf_prog_inc(prog: BpfProg): void {
@@ -357,186 +324,6 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     throw e;
   }
   attr.log_true_size = log.finalizeOk();
-}
-
-function logErr(log: BpfLog, errno: number, msg: string): BpfError {
-  log.log(msg);
-  return new BpfError(errno, msg);
-}
-
-/** resolve_pseudo_ldimm64(): map fds and BTF ids in ld_imm64 become addresses the VM can use. */
-function resolve_pseudo_ldimm64(
-  env: VerifierEnv,
-  proc: Process,
-  attr: ProgLoadAttr,
-  aux: Map<number, LdImm64Aux>,
-): Insn[] {
-  const { prog, log } = env;
-  const insns = prog.orig_insns.map((i) => ({ ...i }));
-  const n = insns.length;
-  for (let i = 0; i < n; i++) {
-    const insn = insns[i];
-    if (
-      BPF_CLASS(insn.code) === BPF_LDX &&
-      ((BPF_MODE(insn.code) !== BPF_MEM && BPF_MODE(insn.code) !== BPF_MEMSX) || insn.imm !== 0)
-    ) {
-      throw logErr(log, EINVAL, "BPF_LDX uses reserved fields");
-    }
-    if (insn.code !== LD_IMM64_CODE) {
-      try {
-        decodeInsn(insns, i);
-      } catch (e) {
-        if (e instanceof BpfError)
-          throw logErr(log, EINVAL, `unknown opcode ${insn.code.toString(16).padStart(2, "0")}`);
-        throw e;
-      }
-      continue;
-    }
-    const hi = insns[i + 1];
-    if (i === n - 1 || hi.code !== 0 || hi.dst !== 0 || hi.src !== 0 || hi.off !== 0) {
-      throw logErr(log, EINVAL, "invalid bpf_ld_imm64 insn");
-    }
-    const src = insn.src;
-    if (src === 0) {
-      i++;
-      continue;
-    }
-    if (src === BPF_PSEUDO_BTF_ID) {
-      const a = check_pseudo_btf_id(env, proc, insn, hi);
-      aux.set(i, a);
-      insn.imm = a.addr | 0;
-      hi.imm = Math.floor(a.addr / 2 ** 32) | 0;
-      insn.src = 0;
-      i++;
-      continue;
-    }
-    if (src === BPF_PSEUDO_FUNC) {
-      aux.set(i, { kind: "func" });
-      i++;
-      continue;
-    }
-    const isValue = src === BPF_PSEUDO_MAP_VALUE || src === BPF_PSEUDO_MAP_IDX_VALUE;
-    const isPtr = src === BPF_PSEUDO_MAP_FD || src === BPF_PSEUDO_MAP_IDX;
-    if (!isValue && !(isPtr && hi.imm === 0)) throw logErr(log, EINVAL, "unrecognized bpf_ld_imm64 insn");
-    let fd = insn.imm;
-    if (src === BPF_PSEUDO_MAP_IDX || src === BPF_PSEUDO_MAP_IDX_VALUE) {
-      if (!attr.fd_array) throw logErr(log, EPROTO, "fd_idx without fd_array is invalid");
-      const v = attr.fd_array[insn.imm];
-      if (v === undefined) throw logErr(log, EINVAL, `fd_array index ${insn.imm} is out of range`);
-      fd = v;
-    }
-    let map: BpfMap;
-    try {
-      map = mapFromFd(proc, fd).map;
-    } catch (e) {
-      if (e instanceof BpfError) throw logErr(log, e.errno, `fd ${fd} is not pointing to valid bpf_map`);
-      throw e;
-    }
-    let addr: number;
-    if (isPtr) {
-      addr = bpf_map_kaddr(map);
-      aux.set(i, { kind: "map_ptr", map });
-    } else {
-      const off = hi.imm >>> 0;
-      if (off >= BPF_MAX_VAR_OFF) throw logErr(log, EINVAL, `direct value offset of ${off} is not allowed`);
-      const dva = (map.ops as { map_direct_value_addr?: (m: BpfMap, off: number) => number }).map_direct_value_addr;
-      if (!dva) throw logErr(log, EINVAL, "no direct value access support for this map type");
-      try {
-        addr = dva(map, off) + off;
-      } catch (e) {
-        if (e instanceof BpfError) {
-          log.log(`invalid access to map value pointer, value_size=${map.value_size} off=${off}`);
-        }
-        throw e;
-      }
-      aux.set(i, { kind: "map_value", map, off });
-    }
-    insn.imm = addr | 0;
-    hi.imm = Math.floor(addr / 2 ** 32) | 0;
-    insn.src = 0;
-    if (!prog.aux.used_maps.includes(map)) {
-      if (prog.aux.used_maps.length >= MAX_USED_MAPS) {
-        throw logErr(log, E2BIG, `The total number of maps per program has reached the limit of ${MAX_USED_MAPS}`);
-      }
-      bpf_map_inc(map);
-      prog.aux.used_maps.push(map);
-    }
-    i++;
-  }
-  return insns;
-}
-
-function check_pseudo_btf_id(
-  env: VerifierEnv,
-  proc: Process,
-  insn: Insn,
-  hi: Insn,
-): Extract<LdImm64Aux, { kind: "btf_id" }> {
-  const { kernel: k, log } = env;
-  let btf: BtfObject;
-  if (hi.imm) {
-    try {
-      btf = btf_get_by_fd(proc, hi.imm);
-    } catch {
-      throw logErr(log, EINVAL, "invalid module BTF object FD specified.");
-    }
-    env.prog.aux.used_btfs.push(btf);
-  } else {
-    const v = k.btfVmlinuxObj;
-    if (!v) {
-      throw logErr(log, EINVAL, "kernel is missing BTF, make sure CONFIG_DEBUG_INFO_BTF=y is specified in Kconfig.");
-    }
-    btf = v;
-  }
-  const id = insn.imm;
-  let kind = -1;
-  let name = "";
-  if (id > 0 && id < btf.btf.nrTypes + 1) {
-    const t = btf.btf.typeById(id);
-    kind = t.kind;
-    name = t.name;
-  }
-  if (kind < 0) throw logErr(log, EINVAL, `ldimm64 insn specifies invalid btf_id ${id}.`);
-  if (kind !== BTF_KIND_VAR && kind !== BTF_KIND_FUNC) {
-    throw logErr(log, EINVAL, `pseudo btf_id ${id} in ldimm64 isn't KIND_VAR or KIND_FUNC`);
-  }
-  const addr = k.ksyms.get(name);
-  if (!addr) throw logErr(log, ENOENT, `ldimm64 failed to find the address for kernel symbol '${name}'.`);
-  return { kind: "btf_id", btf, btfId: id, addr };
-}
-
-/**
- * Kfunc calls (src=2) bind by BTF id and must exist (add_kfunc_call). Without a verifier, helper
- * ids must exist too (the verifier's "unknown func" otherwise).
- */
-function bindCalls(env: VerifierEnv, insns: readonly Insn[], checkHelpers: boolean): void {
-  const { kernel: k, prog, log } = env;
-  for (let i = 0; i < insns.length; i++) {
-    const insn = insns[i];
-    if (insn.code === LD_IMM64_CODE) {
-      i++;
-      continue;
-    }
-    if (insn.code !== 0x85) continue; // BPF_JMP | BPF_CALL
-    if (insn.src === BPF_PSEUDO_KFUNC_CALL) {
-      if (!prog.gpl_compatible)
-        throw logErr(log, EINVAL, "cannot call kernel function from non-GPL compatible program");
-      const vmlinux = k.btfVmlinux;
-      let isFunc = false;
-      let name = "";
-      if (vmlinux && insn.imm > 0 && insn.imm <= vmlinux.nrTypes) {
-        const t = vmlinux.typeById(insn.imm);
-        isFunc = t.kind === BTF_KIND_FUNC;
-        name = t.name;
-      }
-      const kf = k.kfuncs.get(insn.imm);
-      if (!isFunc && !kf) throw logErr(log, EINVAL, `kernel btf_id ${insn.imm} is not a function`);
-      if (!kf) throw logErr(log, EINVAL, `cannot find address for kernel function ${name}`);
-      if (!prog.aux.kfunc_btf_ids.includes(insn.imm)) prog.aux.kfunc_btf_ids.push(insn.imm);
-    } else if (insn.src === 0 && checkHelpers) {
-      if (!k.helpers.has(insn.imm)) throw logErr(log, EINVAL, `unknown func #${insn.imm}`);
-    }
-  }
 }
 
 // ---- BPF_PROG_TEST_RUN ----
