@@ -63,6 +63,7 @@ export interface SimCliOptions {
   hz: string;
   delack?: boolean;
   from?: string;
+  sample: string;
   json?: boolean;
   plot?: string;
   progress?: boolean;
@@ -123,6 +124,7 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
     ecn: o.ecn,
     metricsFromNs: o.from !== undefined ? parseDuration(o.from) : Math.min(5e9, durationNs / 6),
     tcp: host?.tcp,
+    sampleNs: parseDuration(o.sample),
   };
 }
 
@@ -207,6 +209,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .option("--hz <n>", "CONFIG_HZ of the simulated kernel", "1000")
     .option("--delack", "delayed ACKs at the receivers")
     .option("--from <time>", "start of the metrics window (default: min(5 s, duration/6))")
+    .option("--sample <time>", "trace sampling period", "10ms")
     .option("-j, --json", "JSON output (metrics and traces)")
     .option("--plot <path>", "write cwnd, throughput and queue over time (.svg or .png)")
     .option("--no-progress", "no progress bar")
