@@ -281,6 +281,8 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
     for (const fd of fds.reverse()) close(k, fd);
     for (const m of obj.maps) m.fd = -1;
     for (const p of obj.allPrograms) p.fd = -1;
+    // As libbpf: loaded "whether successfully or not"; instructions were already relocated.
+    obj.loaded = true;
     throw e;
   }
   obj.loaded = true;

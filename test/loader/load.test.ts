@@ -87,6 +87,8 @@ test("load: a struct_ops program no map references fails to load (unused_program
       e.errno === EINVAL &&
       e.message === `prog 'unused': SEC("struct_ops") program isn't referenced anywhere, did you forget to use it?`,
   );
+  // A failed load cannot be retried on the same object, as in libbpf.
+  assert.throws(() => obj.load(dummyKernel()), /object should not be loaded twice/);
   assert.ok(log.some(([, m]) => m === "prog 'unused': failed to load: -22"));
 });
 
