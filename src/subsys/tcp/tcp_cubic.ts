@@ -12,7 +12,7 @@ import {
   tcp_reno_undo_cwnd,
   tcp_slow_start,
 } from "./tcp_reno.js";
-import { type AckSample, type TcpSock, tcp_clock_us, tcp_jiffies32 } from "./tcp_sock.js";
+import { type AckSample, type TcpSock, tcp_jiffies32 } from "./tcp_sock.js";
 
 export const BICTCP_BETA_SCALE = 1024;
 /** BIC HZ 2^10 = 1024 */
@@ -235,7 +235,7 @@ export function tcpCubic(params: Partial<CubicParams> = {}, name = "cubic"): Tcp
     if (after(sk.snd_una, c.get("end_seq"))) bictcp_hystart_reset(sk);
     if (sk.snd_cwnd < p.hystart_low_window) return;
     if (p.hystart_detect & HYSTART_ACK_TRAIN) {
-      const now = tcp_clock_us(sk.clock) >>> 0;
+      const now = sk.tcp_mstamp >>> 0; // bictcp_clock_us
       // first detection parameter - ack-train detection
       if (s32(now - c.get("last_ack")) <= p.hystart_ack_delta_us) {
         c.set("last_ack", now);
