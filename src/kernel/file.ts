@@ -56,6 +56,8 @@ export class File<T = unknown> {
 /** A process's file-descriptor table: lowest free fd, as open()/dup() give. */
 export class FdTable {
   private readonly fds = new Map<number, File>();
+  /** Slots taken by get_unused_fd() and not yet installed. */
+  private readonly reserved = new Set<number>();
 
   constructor(
     /** 0, 1, 2 are stdin/out/err in a real process: BPF objects start at 3. */
@@ -65,13 +67,31 @@ export class FdTable {
 
   /** fd_install into the lowest free slot; the table takes over the caller's file reference. */
   install(file: File): number {
+    const fd = this.getUnusedFd();
+    this.fdInstall(fd, file);
+    return fd;
+  }
+
+  /** get_unused_fd_flags(): reserve the lowest free slot (EMFILE when none). */
+  getUnusedFd(): number {
     for (let fd = this.first; fd < this.max; fd++) {
-      if (!this.fds.has(fd)) {
-        this.fds.set(fd, file);
+      if (!this.fds.has(fd) && !this.reserved.has(fd)) {
+        this.reserved.add(fd);
         return fd;
       }
     }
     throw new BpfError(EMFILE, "too many open files");
+  }
+
+  /** fd_install(): a reserved slot gets its file. */
+  fdInstall(fd: number, file: File): void {
+    if (!this.reserved.delete(fd)) throw new Error(`fd_install: fd ${fd} was not reserved`);
+    this.fds.set(fd, file);
+  }
+
+  /** put_unused_fd(): give a reserved slot back. */
+  putUnusedFd(fd: number): void {
+    this.reserved.delete(fd);
   }
 
   /** fdget(): the file behind fd, or EBADF. The table keeps its reference. */

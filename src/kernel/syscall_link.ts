@@ -80,16 +80,24 @@ export interface BpfLinkPrimer {
   fd: number;
 }
 
+/** bpf_link_prime(): the file, an fd slot (EMFILE here, not later) and an id, none visible yet. */
 export function bpf_link_prime(link: BpfLink, proc: Process): BpfLinkPrimer {
+  const fd = proc.files.getUnusedFd();
   const file = new File(bpf_link_fops, link, O_RDWR | O_CLOEXEC);
-  const id = link.kernel.link_idr.allocCyclic(link);
-  return { link, file, id, proc, fd: -1 };
+  let id: number;
+  try {
+    id = link.kernel.link_idr.allocCyclic(link);
+  } catch (e) {
+    proc.files.putUnusedFd(fd);
+    throw e;
+  }
+  return { link, file, id, proc, fd };
 }
 
-/** bpf_link_settle(): the id becomes visible and the fd is installed. */
+/** bpf_link_settle(): the id becomes visible and the fd is installed; cannot fail. */
 export function bpf_link_settle(p: BpfLinkPrimer): number {
   p.link.id = p.id;
-  p.fd = p.proc.files.install(p.file);
+  p.proc.files.fdInstall(p.fd, p.file);
   return p.fd;
 }
 
@@ -97,6 +105,7 @@ export function bpf_link_settle(p: BpfLinkPrimer): number {
 export function bpf_link_cleanup(p: BpfLinkPrimer): void {
   p.link.prog = null;
   p.link.kernel.link_idr.remove(p.id);
+  p.proc.files.putUnusedFd(p.fd);
   p.file.fput();
 }
 

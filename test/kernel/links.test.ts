@@ -4,7 +4,7 @@ import type { BpfLink, BpfLinkOps } from "../../src/kernel/bpf.js";
 import { bpf_link_cleanup, bpf_link_init, bpf_link_prime, bpf_link_settle } from "../../src/kernel/syscall_link.js";
 import { bpf_prog_inc, bpf_prog_put } from "../../src/kernel/syscall_prog.js";
 import { BPF_F_REPLACE, bpf_attach_type, bpf_cmd, bpf_link_type, bpf_prog_type } from "../../src/uapi/bpf.js";
-import { EBADF, EINVAL, ENOENT, EOPNOTSUPP } from "../../src/uapi/errno.js";
+import { EBADF, EINVAL, EMFILE, ENOENT, EOPNOTSUPP } from "../../src/uapi/errno.js";
 import { boot, retProg, throwsErrno } from "./util.js";
 
 const C = bpf_cmd;
@@ -51,7 +51,13 @@ function setup() {
     }
     bpf_prog_inc(prog!);
     const l = bpf_link_init(k, bpf_link_type.BPF_LINK_TYPE_RAW_TRACEPOINT, ops, prog, RAW_TP);
-    const primer = bpf_link_prime(l, proc);
+    let primer: ReturnType<typeof bpf_link_prime>;
+    try {
+      primer = bpf_link_prime(l, proc);
+    } catch (e) {
+      bpf_prog_put(prog!);
+      throw e;
+    }
     attached = l;
     return bpf_link_settle(primer);
   });
@@ -150,4 +156,20 @@ test("a failed attach after prime leaves no id, no fd and the program's referenc
   assert.deepEqual(p.files.list(), before);
   assert.equal(k.link_idr.size, 0);
   assert.equal(pr.refcnt, 1, "only the fd's reference is left");
+});
+
+test("bpf_link_prime reserves the fd: with no fd left the attach fails with EMFILE before anything is visible", () => {
+  const { k, p, prog, events } = setup();
+  for (;;) {
+    try {
+      k.dup(p, prog);
+    } catch {
+      break;
+    }
+  }
+  throwsErrno(() => k.bpf(p, C.BPF_LINK_CREATE, { prog_fd: prog, attach_type: RAW_TP }), EMFILE);
+  assert.equal(k.link_idr.size, 0);
+  assert.deepEqual(events, []);
+  const pr = k.prog_idr.find(k.objGetInfo(p, prog).id as number)!;
+  assert.equal(pr.refcnt, 1, "only the (shared) file holds the program");
 });
