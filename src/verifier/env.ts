@@ -24,6 +24,9 @@ export interface VerifierMap {
   /** The value's bytes, for constant loads from frozen read-only maps (.rodata). */
   valueBytes?: Uint8Array;
   name?: string;
+  /** The map's id and kernel address, for the log (a privileged log prints the address). */
+  id?: number;
+  kaddr?: bigint;
 }
 
 /**

@@ -63,6 +63,7 @@ import {
   SCALAR_VALUE,
 } from "./reg_state.js";
 import { checkStackRange, markStackWritten } from "./stack_access.js";
+import { copyState } from "./state.js";
 import { tnumIsConst } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
 
@@ -239,18 +240,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   return false;
 }
 
+/** The state after a bpf_loop that ran its callback zero times. */
 function copyStateForHelper(v: Verifier) {
-  const s = {
-    frames: v.cur.frames.map((f) => ({
-      ...f,
-      regs: f.regs.map(copyReg),
-      stack: f.stack.map((x) => ({
-        slotType: x.slotType.slice(),
-        spilledPtr: x.spilledPtr ? copyReg(x.spilledPtr) : null,
-      })),
-    })),
-    parent: v.cur.parent,
-  };
+  const s = copyState(v.cur);
   const regs = s.frames[s.frames.length - 1].regs;
   markRegUnknown(regs[0]);
   regs[0].written = true;

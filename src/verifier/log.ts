@@ -187,7 +187,10 @@ export function regStr(r: RegState, names: StateNames = {}): string {
   return `${s}(${f.join(",")})`;
 }
 
-/** Column of the "; state" comment after an instruction (vlog_alignment). */
+/**
+ * Spaces before the "; state" comment (vlog_alignment): `pos` counts the printed instruction and
+ * its newline, which the comment replaces, so the ';' lands in column 38 for short lines.
+ */
 export function vlogAlignment(pos: number): number {
   const want = Math.max(pos + 4, 40);
   return Math.ceil(want / 8) * 8 - pos - 1;

@@ -15,14 +15,16 @@ export interface StackSlot {
   /** slotType[j] describes byte (slot base + j), slot base = -(spi + 1) * 8. */
   slotType: number[];
   spilledPtr: RegState | null;
+  /** Written since the last checkpoint (printed as "fp-8_w"). */
+  written: boolean;
 }
 
 export function newSlot(): StackSlot {
-  return { slotType: [0, 0, 0, 0, 0, 0, 0, 0], spilledPtr: null };
+  return { slotType: [0, 0, 0, 0, 0, 0, 0, 0], spilledPtr: null, written: false };
 }
 
 export function copySlot(s: StackSlot): StackSlot {
-  return { slotType: s.slotType.slice(), spilledPtr: s.spilledPtr ? copyReg(s.spilledPtr) : null };
+  return { slotType: s.slotType.slice(), spilledPtr: s.spilledPtr ? copyReg(s.spilledPtr) : null, written: s.written };
 }
 
 /** Slot index and byte within it of stack offset `off` (negative, from the frame pointer). */

@@ -8,12 +8,14 @@ import { tnumIsConst, tnumStr } from "./tnum.js";
 
 import type { Verifier } from "./verifier.js";
 
-export function stackSlot(_v: Verifier, f: FuncState, spi: number) {
+/** The slot at `spi` of frame f, about to be written (so it is shown in the state comment). */
+export function stackSlot(v: Verifier, f: FuncState, spi: number) {
   let s = f.stack[spi];
   if (!s) {
     for (let i = f.stack.length; i <= spi; i++) if (!f.stack[i]) f.stack[i] = newSlot();
     s = f.stack[spi];
   }
+  if (f === v.frame) v.scratchedSlots.add(spi);
   return s;
 }
 
@@ -88,12 +90,15 @@ export function stackWrite(
   if (value && size === BPF_REG_SIZE && b === 0 && (isPointer(value) || value.type === SCALAR_VALUE)) {
     const s = stackSlot(v, f, spi);
     s.slotType.fill(STACK_SPILL);
+    s.written = true;
     s.spilledPtr = copyReg(value);
     s.spilledPtr.written = false;
     // A spilled scalar must be compared exactly: its value can come back through a fill.
     if (value.type === SCALAR_VALUE && v.cur) v.precision.addSink(v.insnIdx, v.insns[v.insnIdx].src);
     return;
   }
+  // Only a whole-slot write counts as writing the slot (a partial one keeps the rest's liveness).
+  if (size === BPF_REG_SIZE && b === 0) stackSlot(v, f, spi).written = true;
   const zero =
     (imm !== undefined && imm === 0n) ||
     (value !== undefined && value.type === SCALAR_VALUE && tnumIsConst(value.varOff) && value.varOff.value === 0n);
@@ -112,6 +117,7 @@ export function stackWrite(
 export function stackRead(v: Verifier, f: FuncState, off: number, size: number, out: RegState): RegState {
   const [spi, b] = spiOf(off);
   const s = f.stack[spi];
+  if (f === v.frame) v.scratchedSlots.add(spi);
   if (s?.spilledPtr && s.slotType[0] === STACK_SPILL) {
     if (size === BPF_REG_SIZE && b === 0) {
       const r = copyReg(s.spilledPtr);

@@ -100,6 +100,8 @@ export class Verifier {
   private readonly limit: number;
   /** Registers written by the current instruction (for the "; R0_w=..." comment). */
   scratched = 0;
+  /** Stack slots of the running frame written by the current instruction. */
+  readonly scratchedSlots = new Set<number>();
   /** An instruction was printed and its line is not finished yet. */
   private lineOpen = false;
   private jmps = 0;
@@ -171,20 +173,19 @@ export class Verifier {
     });
   }
 
-  stateString(f: FuncState, onlyMask = 0xffff): string {
+  stateString(f: FuncState, onlyMask = 0xffff, slots?: ReadonlySet<number>): string {
     const parts: string[] = [];
     if (this.cur.frames.length > 1) parts.push(`frame${f.frameno}:`);
     f.regs.forEach((r, i) => {
       if (r.type === NOT_INIT || !(onlyMask & (1 << i))) return;
       parts.push(`R${i}${r.written && i !== BPF_REG_10 ? "_w" : ""}=${this.regString(r)}`);
     });
-    if (onlyMask === 0xffff) {
-      f.stack.forEach((s, spi) => {
-        if (!s || s.slotType.every((t) => t === STACK_INVALID)) return;
-        const v = s.slotType[0] === STACK_SPILL && s.spilledPtr ? this.regString(s.spilledPtr) : slotStr(s);
-        parts.push(`fp${-(spi + 1) * BPF_REG_SIZE}=${v}`);
-      });
-    }
+    f.stack.forEach((s, spi) => {
+      if (!s || s.slotType.every((t) => t === STACK_INVALID)) return;
+      if (onlyMask !== 0xffff && !slots?.has(spi)) return;
+      const v = s.slotType[0] === STACK_SPILL && s.spilledPtr ? this.regString(s.spilledPtr) : slotStr(s);
+      parts.push(`fp${-(spi + 1) * BPF_REG_SIZE}${s.written ? "_w" : ""}=${v}`);
+    });
     return parts.join(" ");
   }
 
@@ -194,6 +195,8 @@ export class Verifier {
     if (regno >= MAX_BPF_REG) this.reject(EINVAL, `R${regno} is invalid`);
     const r = this.regs[regno];
     if (r.type === NOT_INIT) this.reject(EACCES, `R${regno} !read_ok`);
+    // Registers read are shown in the instruction's state comment too (mark_reg_scratched).
+    this.scratched |= 1 << regno;
     return r;
   }
 
@@ -349,11 +352,12 @@ export class Verifier {
         this.verbose(line);
         this.lineOpen = true;
         this.scratched = 0;
+        this.scratchedSlots.clear();
         this.prevInsnIdx = idx;
         const ended = this.step(idx);
-        const st = this.cur ? this.stateString(this.frame, this.scratched) : "";
+        const st = this.cur ? this.stateString(this.frame, this.scratched, this.scratchedSlots) : "";
         if (this.lineOpen) {
-          this.logBuf.push(st ? `${" ".repeat(vlogAlignment(line.length))}; ${st}\n` : "\n");
+          this.logBuf.push(st ? `${" ".repeat(vlogAlignment(line.length + 1))}; ${st}\n` : "\n");
           this.lineOpen = false;
         }
         if (ended) this.endPath();
@@ -371,9 +375,13 @@ export class Verifier {
       ldImm64: (i: number) => {
         const aux = this.env.ldImm64Aux?.[i];
         if (!aux || aux.kind === "plain") return undefined;
-        if (aux.kind === "map_ptr") return `map[id:${aux.map}]`;
-        if (aux.kind === "map_value") return `map[id:${aux.map}][0]+${aux.off}`;
-        return `${this.btfName(aux.btfId)}`;
+        if (aux.kind === "btf_id") return `${this.btfName(aux.btfId)}`;
+        // print_bpf_insn: the resolved address when pointers may be shown, else the map's id.
+        const m = this.maps[aux.map];
+        const off = aux.kind === "map_value" ? BigInt(aux.off) : 0n;
+        if (m?.kaddr !== undefined && this.allowPtrLeaks) return `0x${(m.kaddr + off).toString(16)}`;
+        const id = m?.id ?? aux.map;
+        return aux.kind === "map_ptr" ? `map[id:${id}]` : `map[id:${id}][0]+${aux.off}`;
       },
     };
     return printBpfInsn(this.insns[idx], this.insns[idx + 1], names, idx);
@@ -441,7 +449,10 @@ export class Verifier {
     this.curStates++;
     if (this.curStates > this.peakStates) this.peakStates = this.curStates;
     if (list.length > this.maxStatesPerInsn) this.maxStatesPerInsn = list.length;
-    for (const f of this.cur.frames) for (const r of f.regs) r.written = false;
+    for (const f of this.cur.frames) {
+      for (const r of f.regs) r.written = false;
+      for (const sl of f.stack) if (sl) sl.written = false;
+    }
     return false;
   }
 

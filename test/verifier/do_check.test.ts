@@ -250,8 +250,10 @@ test("the log reads like the kernel's: instruction lines, state comments, branch
   );
   assert.equal(r.ok, true);
   const lines = r.log.split("\n");
-  assert.ok(lines.includes("0: (62) *(u32 *)(r10 -4) = 0"), r.log);
-  assert.ok(lines.includes("1: (bf) r2 = r10                       ; R2_w=fp0"), r.log);
+
+  // As the kernel prints it: the comment at column 38, registers read as well as written.
+  assert.ok(lines.includes("1: (bf) r2 = r10                      ; R2_w=fp0 R10=fp0"), r.log);
+  assert.ok(lines.includes("0: (62) *(u32 *)(r10 -4) = 0          ; R10=fp0 fp-8=0000????"), r.log);
   assert.ok(
     lines.some((l) => /^5: \(85\) call bpf_map_lookup_elem#1 +; R0_w=map_value_or_null\(id=1/.test(l)),
     r.log,
