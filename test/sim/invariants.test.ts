@@ -38,10 +38,17 @@ test("random paths, losses and flow mixes keep the scoreboard consistent and fin
         bufferPkts: fc.integer({ min: 2, max: 200 }),
         loss: fc.constantFrom(0, 0.001, 0.01, 0.05),
         ecn: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
-        flows: fc.array(fc.record({ cc: fc.constantFrom("reno", "cubic"), start: fc.integer({ min: 0, max: 2000 }) }), {
-          minLength: 1,
-          maxLength: 3,
-        }),
+        flows: fc.array(
+          fc.record({
+            cc: fc.constantFrom("reno", "cubic"),
+            start: fc.integer({ min: 0, max: 2000 }),
+            segments: fc.constantFrom(600, Number.POSITIVE_INFINITY),
+          }),
+          {
+            minLength: 1,
+            maxLength: 3,
+          },
+        ),
         seed: fc.integer({ min: 1, max: 1000 }),
         delack: fc.boolean(),
       }),
@@ -54,16 +61,20 @@ test("random paths, losses and flow mixes keep the scoreboard consistent and fin
             lossRate: p.loss,
             ecnThreshold: p.ecn === undefined ? undefined : { packets: p.ecn },
           },
-          durationNs: 60e9,
-          flows: p.flows.map((f) => ({ cc: f.cc, startNs: f.start * 1e6, segments: 600 })),
+          durationNs: 30e9,
+          flows: p.flows.map((f) => ({ cc: f.cc, startNs: f.start * 1e6, segments: f.segments })),
           seed: p.seed,
           ecn: p.ecn !== undefined,
           delayedAck: p.delack,
           sampleNs: 100e6,
         });
-        for (let t = 50e6; t < 60e9; t += 50e6) sim.ev.at(t, () => sim.conns.forEach(checkScoreboard));
+        for (let t = 50e6; t < 30e9; t += 50e6) sim.ev.at(t, () => sim.conns.forEach(checkScoreboard));
         const r = sim.run();
-        sim.conns.forEach((c, i) => assert.ok(c.done(), `flow ${i} finished (${c.una}/600)`));
+        // Finite transfers must finish unless a bulk flow shares the link (droptail can lock a flow out).
+        const bulk = p.flows.some((f) => !Number.isFinite(f.segments));
+        sim.conns.forEach((c, i) => {
+          if (!bulk) assert.ok(c.done(), `flow ${i} finished (${c.una}/600)`);
+        });
         assert.ok(r.metrics.utilisation <= 1.0001);
       },
     ),
