@@ -4,6 +4,7 @@ import { Command } from "commander";
 import { BpfError } from "../uapi/errno.js";
 import * as btf from "./btf.js";
 import * as conformance from "./conformance.js";
+import * as progDump from "./prog_dump.js";
 import * as progVerify from "./prog_verify.js";
 import * as sim from "./sim.js";
 import * as structOps from "./struct_ops.js";
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .version("0.1.0");
   btf.register(program);
   conformance.register(program);
+  progDump.register(program);
   progVerify.register(program);
   structOps.register(program);
   sim.register(program);
