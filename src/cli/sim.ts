@@ -223,7 +223,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       if (o.plot) {
         const names = r.metrics.flows.map((f) => `flow ${f.flow} (${f.cc})`);
         const title = `${o.cc}${o.to ? ` -> ${o.to} at ${o.switchAt}` : ""}: ${o.rate}, ${o.delay}, ${o.buffer}`;
-        await writePlot(o.plot, r.trace, names, title);
+        await writePlot(o.plot, r.trace, names, title, opts.switches?.map((x) => x.atNs / 1e9) ?? []);
       }
       const out = deps.out ?? ((x: string) => process.stdout.write(x));
       if (o.json) out(`${JSON.stringify({ metrics: r.metrics, trace: r.trace, events: r.events })}\n`);

@@ -12,7 +12,7 @@ interface Row {
 }
 
 /** The vega-lite spec: three panels sharing the time axis. */
-export function plotSpec(trace: SimTrace, names: string[], title: string): object {
+export function plotSpec(trace: SimTrace, names: string[], title: string, marksS: number[] = []): object {
   const cwnd: Row[] = [];
   const tput: Row[] = [];
   const queue: Row[] = [];
@@ -27,9 +27,7 @@ export function plotSpec(trace: SimTrace, names: string[], title: string): objec
   });
   for (let k = 0; k < trace.t_ms.length; k += step)
     queue.push({ t: trace.t_ms[k]! / 1000, v: trace.queue_pkts[k]!, series: "queue" });
-  const panel = (values: Row[], y: string) => ({
-    width: 720,
-    height: 180,
+  const line = (values: Row[], y: string) => ({
     data: { values },
     mark: { type: "line", strokeWidth: 1, interpolate: y === "queue (packets)" ? "step-after" : "linear" },
     encoding: {
@@ -38,6 +36,16 @@ export function plotSpec(trace: SimTrace, names: string[], title: string): objec
       color: { field: "series", type: "nominal", title: null },
     },
   });
+  // Vertical rules at events such as a live congestion-control switch.
+  const rules = {
+    data: { values: marksS.map((t) => ({ t })) },
+    mark: { type: "rule", strokeDash: [4, 3], color: "gray" },
+    encoding: { x: { field: "t", type: "quantitative" } },
+  };
+  const panel = (values: Row[], y: string) =>
+    marksS.length
+      ? { width: 720, height: 180, layer: [line(values, y), rules] }
+      : { width: 720, height: 180, ...line(values, y) };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title,
@@ -58,8 +66,14 @@ export async function renderSvg(spec: object): Promise<string> {
 }
 
 /** Write the plot to `path` (.svg, or .png rasterised at 2x). */
-export async function writePlot(path: string, trace: SimTrace, names: string[], title: string): Promise<void> {
-  const svg = await renderSvg(plotSpec(trace, names, title));
+export async function writePlot(
+  path: string,
+  trace: SimTrace,
+  names: string[],
+  title: string,
+  marksS: number[] = [],
+): Promise<void> {
+  const svg = await renderSvg(plotSpec(trace, names, title, marksS));
   if (path.toLowerCase().endsWith(".png")) {
     const { Resvg } = await import("@resvg/resvg-js");
     const png = new Resvg(svg, { fitTo: { mode: "zoom", value: 2 }, background: "white" }).render().asPng();
