@@ -1,0 +1,243 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { MapCreateAttr } from "../../src/kernel/bpf_attr.js";
+import {
+  BPF_F_NO_PREALLOC,
+  BPF_F_RDONLY,
+  BPF_F_RDONLY_PROG,
+  BPF_F_WRONLY,
+  BPF_F_WRONLY_PROG,
+  BPF_F_ZERO_SEED,
+  bpf_cmd,
+  bpf_map_type,
+} from "../../src/uapi/bpf.js";
+import { BpfError } from "../../src/uapi/errno.js";
+import { boot } from "./util.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const script = [join(here, "fixtures/host_bpf.py"), join(here, "../../../test/kernel/fixtures/host_bpf.py")].find(
+  existsSync,
+);
+
+/** union bpf_attr for BPF_MAP_CREATE, laid out as include/uapi/linux/bpf.h does (x86-64). */
+function mapCreateBytes(a: MapCreateAttr & { tail?: [number, number] }): Uint8Array {
+  const b = new Uint8Array(128);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, a.map_type ?? 0, true);
+  dv.setUint32(4, a.key_size ?? 0, true);
+  dv.setUint32(8, a.value_size ?? 0, true);
+  dv.setUint32(12, a.max_entries ?? 0, true);
+  dv.setUint32(16, a.map_flags ?? 0, true);
+  const name = typeof a.map_name === "string" ? new TextEncoder().encode(a.map_name) : new Uint8Array(0);
+  b.set(name.subarray(0, 16), 28);
+  dv.setUint32(52, a.btf_key_type_id ?? 0, true);
+  dv.setUint32(56, a.btf_value_type_id ?? 0, true);
+  dv.setUint32(60, a.btf_vmlinux_value_type_id ?? 0, true);
+  dv.setBigUint64(64, BigInt(a.map_extra ?? 0), true);
+  if (a.tail) b[a.tail[0]] = a.tail[1];
+  return b;
+}
+
+function host(cmd: number, attr: Uint8Array): number | string {
+  const r = spawnSync("python3", [script!, String(cmd), Buffer.from(attr).toString("hex")], { encoding: "utf8" });
+  if (r.status !== 0) return `helper failed: ${r.stderr.trim()}`;
+  const n = Number(r.stdout.trim());
+  return n >= 0 ? 0 : n;
+}
+
+const opsScript = [
+  join(here, "fixtures/host_map_ops.py"),
+  join(here, "../../../test/kernel/fixtures/host_map_ops.py"),
+].find(existsSync);
+
+type MapOp =
+  | ["create", number, number, number, number, number]
+  | ["update", string, string, number]
+  | ["lookup", string]
+  | ["delete", string]
+  | ["next", string | null]
+  | ["freeze"];
+
+function hostOps(ops: MapOp[]): unknown[] {
+  const r = spawnSync("python3", [opsScript!, JSON.stringify(ops)], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`helper failed: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout);
+}
+
+/** The same sequence through our bpf(): same result encoding as the helper. */
+function ourOps(ops: MapOp[]): unknown[] {
+  const { k, p } = boot();
+  let fd = -1;
+  let ks = 0;
+  let vs = 0;
+  const hex = (h: string | null, n: number) => {
+    const b = new Uint8Array(n);
+    if (h) b.set(Buffer.from(h, "hex").subarray(0, n));
+    return b;
+  };
+  const run = (fn: () => unknown): unknown => {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof BpfError) return -e.errno;
+      throw e;
+    }
+  };
+  return ops.map((op) => {
+    const C = bpf_cmd;
+    switch (op[0]) {
+      case "create":
+        [, , ks, vs] = op;
+        return run(() => {
+          fd = k.bpf(p, C.BPF_MAP_CREATE, {
+            map_type: op[1],
+            key_size: op[2],
+            value_size: op[3],
+            max_entries: op[4],
+            map_flags: op[5],
+          });
+          return 0;
+        });
+      case "update":
+        return run(() =>
+          k.bpf(p, C.BPF_MAP_UPDATE_ELEM, { map_fd: fd, key: hex(op[1], ks), value: hex(op[2], vs), flags: op[3] }),
+        );
+      case "lookup":
+        return run(() => {
+          const v = new Uint8Array(vs);
+          k.bpf(p, C.BPF_MAP_LOOKUP_ELEM, { map_fd: fd, key: hex(op[1], ks), value: v });
+          return [0, Buffer.from(v).toString("hex")];
+        });
+      case "delete":
+        return run(() => k.bpf(p, C.BPF_MAP_DELETE_ELEM, { map_fd: fd, key: hex(op[1], ks) }));
+      case "next":
+        return run(() => {
+          const n = new Uint8Array(ks);
+          k.bpf(p, C.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key: op[1] === null ? null : hex(op[1], ks), next_key: n });
+          return [0, Buffer.from(n).toString("hex")];
+        });
+      default:
+        return run(() => k.bpf(p, C.BPF_MAP_FREEZE, { map_fd: fd }));
+    }
+  });
+}
+
+const probe = script
+  ? host(0, mapCreateBytes({ map_type: 2, key_size: 4, value_size: 4, max_entries: 1 }))
+  : "no helper";
+const skip = probe === 0 ? false : `cannot call bpf(2) on the host (${probe})`;
+
+test("MAP_CREATE errnos equal the host kernel's for a table of valid and invalid attributes", { skip }, () => {
+  const T = bpf_map_type;
+  const A = { map_type: T.BPF_MAP_TYPE_ARRAY, key_size: 4, value_size: 8, max_entries: 4 };
+  const H = { ...A, map_type: T.BPF_MAP_TYPE_HASH };
+  const cases: (MapCreateAttr & { tail?: [number, number] })[] = [
+    A,
+    H,
+    { ...H, map_flags: BPF_F_NO_PREALLOC },
+    { ...A, key_size: 8 },
+    { ...A, max_entries: 0 },
+    { ...A, value_size: 0 },
+    { ...A, map_flags: BPF_F_NO_PREALLOC },
+    { ...A, map_flags: BPF_F_RDONLY | BPF_F_WRONLY },
+    { ...A, map_flags: BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG },
+    { ...A, map_flags: BPF_F_RDONLY_PROG },
+    { ...A, map_flags: 1 << 30 },
+    { ...H, key_size: 0 },
+    { ...H, max_entries: 0 },
+    { ...H, map_flags: 1 << 30 },
+    { ...H, map_flags: BPF_F_ZERO_SEED },
+    { ...H, map_extra: 1 },
+    { ...A, map_name: "bad-name" },
+    { ...A, map_name: "sixteen_chars_xx" },
+    { ...A, map_name: "fifteen_chars_x" },
+    { ...A, map_type: 999 },
+    { ...A, map_type: T.BPF_MAP_TYPE_SK_STORAGE, max_entries: 0, map_flags: BPF_F_NO_PREALLOC },
+    { ...A, btf_key_type_id: 1 },
+    { ...A, btf_vmlinux_value_type_id: 1 },
+    { ...A, tail: [100, 1] },
+  ];
+  for (const c of cases) {
+    const { k, p } = boot();
+    let ours = 0;
+    try {
+      const { tail: _tail, ...attr } = c;
+      const extra = c.tail ? { extra: { [`byte${c.tail[0]}`]: c.tail[1] } } : {};
+      k.bpf(p, bpf_cmd.BPF_MAP_CREATE, { ...attr, ...extra });
+    } catch (e) {
+      if (!(e instanceof BpfError)) throw e;
+      ours = -e.errno;
+    }
+    assert.equal(ours, host(bpf_cmd.BPF_MAP_CREATE, mapCreateBytes(c)), JSON.stringify(c));
+  }
+});
+
+test("element commands on ARRAY and HASH give the host kernel's results and errnos, step by step", { skip }, () => {
+  const T = bpf_map_type;
+  const k1 = "01000000";
+  const k2 = "02000000";
+  const k3 = "03000000";
+  const k9 = "09000000";
+  const v = (n: number) => `${n.toString(16).padStart(2, "0")}00000000000000`;
+  const seqs: MapOp[][] = [
+    [
+      ["create", T.BPF_MAP_TYPE_ARRAY, 4, 8, 2, 0],
+      ["lookup", k1],
+      ["update", k1, v(5), 0],
+      ["update", k1, v(6), 1],
+      ["update", k1, v(7), 2],
+      ["update", k2, v(7), 0],
+      ["update", k1, v(7), 3],
+      ["update", k1, v(7), 4],
+      ["lookup", k1],
+      ["lookup", k9],
+      ["delete", k1],
+      ["next", null],
+      ["next", "00000000"],
+      ["next", k1],
+      ["next", k9],
+      ["freeze"],
+      ["update", k1, v(8), 0],
+      ["freeze"],
+      ["lookup", k1],
+    ],
+    ...[0, BPF_F_NO_PREALLOC].map((flags): MapOp[] => [
+      ["create", T.BPF_MAP_TYPE_HASH, 4, 8, 2, flags],
+      ["lookup", k1],
+      ["next", null],
+      ["update", k1, v(1), 2],
+      ["update", k1, v(1), 1],
+      ["update", k1, v(2), 1],
+      ["update", k1, v(3), 2],
+      ["update", k2, v(4), 0],
+      ["update", k3, v(5), 0],
+      ["update", k2, v(6), 0],
+      ["update", k3, v(5), 4],
+      ["lookup", k1],
+      ["lookup", k2],
+      ["delete", k9],
+      ["delete", k1],
+      ["delete", k1],
+      ["update", k3, v(5), 1],
+      ["next", k9],
+    ]),
+  ];
+  for (const seq of seqs) {
+    const ours = ourOps(seq);
+    const theirs = hostOps(seq);
+    // A hash map's key order follows its buckets in the kernel: the last step (a key that is not
+    // there restarts the walk) must succeed in both, whichever key comes first.
+    if (seq[0][1] === T.BPF_MAP_TYPE_HASH) {
+      const last = ours.length - 1;
+      assert.deepEqual(ours.slice(0, last), theirs.slice(0, last), JSON.stringify(seq));
+      assert.equal((ours[last] as unknown[])[0], 0);
+      assert.equal((theirs[last] as unknown[])[0], 0);
+    } else {
+      assert.deepEqual(ours, theirs, JSON.stringify(seq));
+    }
+  }
+});
