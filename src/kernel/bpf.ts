@@ -222,6 +222,12 @@ export class BpfProg {
     return this.insnsi.length;
   }
 
+  /** Instructions the verifier processed (aux->verified_insns); the program length without one. */
+  get verified_insns(): number {
+    const r = this.aux.verifier_result as { stats?: { processed?: number } } | undefined;
+    return r?.stats?.processed ?? this.len;
+  }
+
   get sleepable(): boolean {
     return this.aux.sleepable;
   }

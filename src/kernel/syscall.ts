@@ -253,7 +253,7 @@ export function bpf_prog_get_info(prog: BpfProg, proc: Process): BpfProgInfo {
     attach_btf_id: prog.aux.attach_btf_id,
     run_cnt: prog.run_cnt,
     run_time_ns: prog.run_time_ns,
-    verified_insns: prog.len,
+    verified_insns: prog.verified_insns,
     xlated_prog_insns: cap ? prog.insnsi.map((i) => ({ ...i })) : undefined,
   };
 }

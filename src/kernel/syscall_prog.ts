@@ -118,7 +118,7 @@ export const bpf_prog_fops: FileOps<BpfProg> = {
       `run_time_ns:\t${p.run_time_ns}\n` +
       `run_cnt:\t${p.run_cnt}\n` +
       `recursion_misses:\t0\n` +
-      `verified_insns:\t${p.len}\n`
+      `verified_insns:\t${p.verified_insns}\n`
     );
   },
 };

@@ -284,3 +284,34 @@ test("PROG_LOAD errnos equal the host kernel's (socket filters, with our verifie
   ];
   assert.deepEqual(ourOps(seq), hostOps(seq));
 });
+
+test("program fdinfo equals the host kernel's (type, jited, tag, memlock, counters, verified_insns)", { skip }, () => {
+  const insns = [
+    { code: 0xb7, dst: 0, src: 0, off: 0, imm: 3 },
+    { code: 0x07, dst: 0, src: 0, off: 0, imm: 4 },
+    { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
+  ];
+  const r = spawnSync(
+    "python3",
+    [
+      "-c",
+      `import ctypes,struct
+libc=ctypes.CDLL(None,use_errno=True)
+ins=bytes.fromhex("${Buffer.from(encodeInsns(insns)).toString("hex")}")
+ib=ctypes.create_string_buffer(ins,len(ins));lb=ctypes.create_string_buffer(b"GPL")
+a=struct.pack("<IIQQ",1,len(ins)//8,ctypes.addressof(ib),ctypes.addressof(lb)).ljust(128,b"\\0")
+fd=libc.syscall(321,5,ctypes.create_string_buffer(a,128),128)
+print(open(f"/proc/self/fdinfo/{fd}").read(),end="")`,
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const { k, p } = boot({ verifier: true });
+  const fd = k.bpf(p, bpf_cmd.BPF_PROG_LOAD, { prog_type: 1, insns, insn_cnt: 3, license: "GPL" });
+  const lines = (t: string) =>
+    t
+      .trimEnd()
+      .split("\n")
+      .filter((l) => !/^(pos|mnt_id|ino|prog_id):/.test(l));
+  assert.deepEqual(lines(k.fdinfo(p, fd)), lines(r.stdout));
+});
