@@ -90,10 +90,31 @@ export function computeLiveness(insns: readonly Insn[], cfg: Cfg): Uint16Array {
   return live;
 }
 
-/** Registers whose exact value matters at each instruction; grows as do_check reports sinks. */
+const ALL_SLOTS = 0xffff_ffff_ffff_ffffn;
+
+/** Stack slots (bit i = fp-8*(i+1)) covered by `size` bytes at fp+off. */
+function slotsOf(off: number, size: number): bigint {
+  let m = 0n;
+  for (let o = off; o < off + size; o++) {
+    const spi = Math.floor((-o - 1) / 8);
+    if (spi >= 0 && spi < 64) m |= 1n << BigInt(spi);
+  }
+  return m;
+}
+
+const accessSize = (code: number): number => [4, 2, 1, 8][(code >> 3) & 3];
+
+/**
+ * Registers, and spilled stack slots of the running frame, whose exact value matters at each
+ * instruction; grows as do_check reports sinks. A fill from a needed register needs its slot; a
+ * spill into a needed slot needs the spilled register.
+ */
 export class Precision {
   readonly need: Uint16Array;
+  readonly needSlots: BigUint64Array;
   private readonly sinks: Uint16Array;
+  /** Instructions seen reading (1) or writing (2) the stack through a register other than r10. */
+  private readonly viaPtr: Uint8Array;
   marks = 0;
   private readonly insns: readonly Insn[];
   private readonly cfg: Cfg;
@@ -104,7 +125,9 @@ export class Precision {
     this.insns = insns;
     this.cfg = cfg;
     this.need = new Uint16Array(insns.length);
+    this.needSlots = new BigUint64Array(insns.length);
     this.sinks = new Uint16Array(insns.length);
+    this.viaPtr = new Uint8Array(insns.length);
     insns.forEach((i, t) => {
       if (isPseudoCall(i)) {
         const target = t + i.imm + 1;
@@ -128,11 +151,24 @@ export class Precision {
     this.propagate(t);
   }
 
-  private transfer(t: number): number {
+  /** Instruction t read (write = false) or wrote the stack through a pointer register. */
+  stackViaPointer(t: number, write: boolean): void {
+    const flag = write ? 2 : 1;
+    if (this.viaPtr[t] & flag) return;
+    this.viaPtr[t] |= flag;
+    this.propagate(t);
+  }
+
+  private transfer(t: number): [number, bigint] {
     const i = this.insns[t];
     const n = this.insns.length;
     let out = 0;
-    for (const s of frameSucc(this.insns, this.cfg, t)) if (s < n) out |= this.need[s];
+    let slots = 0n;
+    for (const s of frameSucc(this.insns, this.cfg, t)) {
+      if (s >= n) continue;
+      out |= this.need[s];
+      slots |= this.needSlots[s];
+    }
     const cls = BPF_CLASS(i.code);
     const op = BPF_OP(i.code);
     const x = BPF_SRC(i.code) === BPF_X;
@@ -141,37 +177,69 @@ export class Precision {
       const d = bit(i.dst);
       if (op === BPF_MOV) v = (out & ~d) | (out & d && x ? bit(i.src) : 0);
       else v = out | (out & d && x ? bit(i.src) : 0);
-    } else if (cls === BPF_LDX || isLdImm64(i)) {
+    } else if (cls === BPF_LDX) {
+      v = out & ~bit(i.dst);
+      if (out & bit(i.dst)) {
+        if (i.src === 10) slots |= slotsOf(i.off, accessSize(i.code));
+        else if (this.viaPtr[t] & 1) slots = ALL_SLOTS;
+      }
+    } else if (isLdImm64(i)) {
       v = out & ~bit(i.dst);
     } else if (cls === BPF_STX && BPF_MODE(i.code) === BPF_ATOMIC) {
       const [, defs] = useDef(i);
       v = out & ~defs;
+      const covered = i.dst === 10 ? slotsOf(i.off, accessSize(i.code)) : this.viaPtr[t] ? ALL_SLOTS : 0n;
+      if (out & defs) slots |= covered;
+      if (slots & covered) v |= bit(i.src);
+    } else if (cls === BPF_STX || cls === BPF_ST) {
+      const size = accessSize(i.code);
+      if (i.dst === 10) {
+        const covered = slotsOf(i.off, size);
+        if (cls === BPF_STX && slots & covered) v |= bit(i.src);
+        if (size === 8 && i.off % 8 === 0) slots &= ~covered & ALL_SLOTS;
+      } else if (cls === BPF_STX && this.viaPtr[t] & 2 && slots !== 0n) {
+        v |= bit(i.src);
+      }
     } else if (isPseudoCall(i)) {
       v = (out & ~R0_5) | (this.need[t + i.imm + 1] & R1_5);
+      // A callee given a pointer into this frame's stack may read (and use) what it finds there.
+      if (this.viaPtr[t]) slots = ALL_SLOTS;
     } else if ((cls === 0x05 || cls === 0x06) && op === BPF_CALL) {
       v = out & ~R0_5;
+      // Likewise a bpf_loop callback through its context.
+      if (this.viaPtr[t]) slots = ALL_SLOTS;
+    } else if ((cls === 0x05 || cls === 0x06) && op === BPF_EXIT) {
+      slots = 0n;
     }
-    return v | this.sinks[t];
+    return [v | this.sinks[t], slots];
   }
 
   private propagate(start: number): void {
     const work = [start];
     while (work.length > 0) {
       const t = work.pop() as number;
-      const v = this.transfer(t) | this.need[t];
-      if (v === this.need[t]) continue;
+      const [r, sl] = this.transfer(t);
+      const v = r | this.need[t];
+      const vs = sl | this.needSlots[t];
+      if (v === this.need[t] && vs === this.needSlots[t]) continue;
       this.need[t] = v;
+      this.needSlots[t] = vs;
       for (const p of this.cfg.pred[t]) work.push(p);
       for (const c of this.callersOf.get(t) ?? []) work.push(c);
     }
+  }
+
+  /** Is the spilled value in slot spi needed exactly at instruction t (running frame)? */
+  slotNeeded(t: number, spi: number): boolean {
+    return spi >= 64 || ((this.needSlots[t] >> BigInt(spi)) & 1n) === 1n;
   }
 }
 
 /**
  * Stack slots whose contents may still be read, per instruction, for the frame running it (the
  * kernel's stack liveness). Loads at fixed offsets from r10 are uses, full 8-byte stores to r10
- * kill; an instruction that reads the stack through another register (do_check reports those as
- * it meets them) or a call makes every slot live. Slots are bits 0-63 (slot i is fp-8*(i+1)).
+ * kill; an instruction that reads the stack through another register, or a call given a stack
+ * pointer (do_check reports both as it meets them), makes every slot live. Slots are bits 0-63 (slot i is fp-8*(i+1)).
  */
 export class StackLiveness {
   /** Per instruction: live slots as a 64-bit mask; ALL when anything may be read. */
@@ -186,10 +254,7 @@ export class StackLiveness {
     this.cfg = cfg;
     this.live = new BigUint64Array(insns.length);
     this.wild = new Uint8Array(insns.length);
-    insns.forEach((i, t) => {
-      const cls = BPF_CLASS(i.code);
-      if ((cls === 0x05 || cls === 0x06) && BPF_OP(i.code) === BPF_CALL) this.wild[t] = 1;
-    });
+    // Calls read the stack only through pointer arguments: do_check reports those (markWild).
     // Plain backward fixpoint once; later reports grow it incrementally.
     let changed = true;
     while (changed) {

@@ -47,6 +47,7 @@ export function checkStackAccess(
   const sub = f.subprog;
   if (v.stackDepth[sub] < -minOff) v.stackDepth[sub] = -minOff;
   if (write) {
+    if (regno !== BPF_REG_10) v.precision.stackViaPointer(v.insnIdx, true);
     if (!constOff) {
       for (let o = minOff; o < maxOff + size; o++) {
         const [spi, b] = spiOf(o);
@@ -61,7 +62,10 @@ export function checkStackAccess(
     return out;
   }
   // read
-  if (regno !== BPF_REG_10) v.stackLive.markWild(v.insnIdx);
+  if (regno !== BPF_REG_10) {
+    v.stackLive.markWild(v.insnIdx);
+    v.precision.stackViaPointer(v.insnIdx, false);
+  }
   if (!constOff) {
     for (let o = minOff; o < maxOff + size; o++) {
       const [spi, b] = spiOf(o);
@@ -93,8 +97,6 @@ export function stackWrite(
     s.written = true;
     s.spilledPtr = copyReg(value);
     s.spilledPtr.written = false;
-    // A spilled scalar must be compared exactly: its value can come back through a fill.
-    if (value.type === SCALAR_VALUE && v.cur) v.precision.addSink(v.insnIdx, v.insns[v.insnIdx].src);
     return;
   }
   // Only a whole-slot write counts as writing the slot (a partial one keeps the rest's liveness).

@@ -41,6 +41,7 @@ import { computeLiveness, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
 import { checkAtomic, checkMemAccess } from "./mem_access.js";
 import {
+  baseType,
   CONST_PTR_TO_MAP,
   isPointer,
   markPtr,
@@ -207,6 +208,17 @@ export class Verifier {
     r.written = true;
     this.scratched |= 1 << regno;
     return r;
+  }
+
+  /** A call at the current instruction gets r1-r5: note when one points into a stack. */
+  noteCallArgs(regs: readonly RegState[]): void {
+    for (let r = 1; r <= 5; r++) {
+      if (baseType(regs[r].type) === PTR_TO_STACK) {
+        this.stackLive.markWild(this.insnIdx);
+        this.precision.stackViaPointer(this.insnIdx, false);
+        return;
+      }
+    }
   }
 
   isPointerValue(r: RegState): boolean {
@@ -471,8 +483,10 @@ export class Verifier {
         if (!this.regsafe(old[i].regs[r], cur[i].regs[r], precise, exact, idmap)) return false;
       }
       // Stack liveness is per instruction of the running frame: callers' stacks are compared whole.
-      const slotLive = i === old.length - 1 && !exact ? (spi: number) => this.stackLive.isLive(idx, spi) : undefined;
-      if (!this.stacksafe(old[i], cur[i], exact, idmap, slotLive)) return false;
+      const running = i === old.length - 1 && !exact;
+      const slotLive = running ? (spi: number) => this.stackLive.isLive(idx, spi) : undefined;
+      const slotPrecise = running && !allPrecise ? (spi: number) => this.precision.slotNeeded(idx, spi) : undefined;
+      if (!this.stacksafe(old[i], cur[i], exact, idmap, slotLive, slotPrecise)) return false;
     }
     return true;
   }
@@ -498,6 +512,7 @@ export class Verifier {
     exact: boolean,
     idmap: Map<number, number>,
     slotLive?: (spi: number) => boolean,
+    slotPrecise?: (spi: number) => boolean,
   ): boolean {
     for (let spi = 0; spi < o.stack.length; spi++) {
       const os = o.stack[spi];
@@ -506,7 +521,8 @@ export class Verifier {
       const cs = c.stack[spi];
       if (os.slotType[0] === STACK_SPILL && os.spilledPtr) {
         if (!cs || cs.slotType[0] !== STACK_SPILL || !cs.spilledPtr) return false;
-        if (!this.regsafe(os.spilledPtr, cs.spilledPtr, true, exact, idmap)) return false;
+        const precise = slotPrecise ? slotPrecise(spi) : true;
+        if (!this.regsafe(os.spilledPtr, cs.spilledPtr, precise, exact, idmap)) return false;
         continue;
       }
       for (let j = 0; j < BPF_REG_SIZE; j++) {
@@ -637,6 +653,7 @@ export class Verifier {
       ) {
         this.reject(EINVAL, "BPF_CALL uses reserved fields");
       }
+      this.noteCallArgs(this.regs);
       if (insn.src === BPF_PSEUDO_CALL) {
         checkFuncCall(this, idx, idx + insn.imm + 1, false);
         return false;

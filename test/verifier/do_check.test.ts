@@ -357,3 +357,27 @@ test("only some program types may be sleepable", () => {
   );
   assert.equal(r.error?.errno, EINVAL);
 });
+
+test("a value that comes back through a spill is tracked exactly where it is used", () => {
+  // The safe path (r7 = 0) is walked first; the join must not prune the r7 = 100 path, whose
+  // value reaches the pointer arithmetic through a spill and a fill.
+  const r = bpfCheck(
+    env(`ldxdw %r6, [%r1]
+     mov %r7, 100
+     jgt %r6, 5, a
+     mov %r7, 0
+     a:
+     stxdw [%r10-16], %r7
+     ${LOOKUP}
+     jeq %r0, 0, out
+     ldxdw %r8, [%r10-16]
+     add %r0, %r8
+     ldxb %r0, [%r0]
+     exit
+     out:
+     mov %r0, 0
+     exit`),
+  );
+  assert.equal(r.ok, false, r.log);
+  assert.equal(r.error?.message, "invalid access to map value, value_size=16 off=100 size=1");
+});
