@@ -125,7 +125,7 @@ test("well-formed random programs are accepted or refused with a BpfError at an 
       assert.equal(typeof r.error.context.insn, "number");
       return true;
     }),
-    { numRuns: 3000, seed: 0x5eed },
+    { numRuns: Number(process.env.FUZZ_RUNS ?? 3000), seed: 0x5eed },
   );
   assert.ok(accepted > 10, `${accepted} accepted`);
 });
