@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { bpfCheck } from "../../src/verifier/verifier.js";
+import { VmBudgetExceeded, VmFault } from "../../src/vm/fault.js";
+import { VmMemory } from "../../src/vm/memory.js";
+import { Vm } from "../../src/vm/vm.js";
+import { close, formed } from "./gen.js";
+
+const CTX = 32;
+
+/**
+ * What the verifier accepts runs without a memory fault: random well-formed programs (no
+ * calls) over a 32-byte context, each accepted one run in the VM's interpreter on random
+ * context bytes. A fault would mean the verifier let an unsafe access through.
+ */
+test("accepted programs never fault in the VM", () => {
+  let accepted = 0;
+  const noCalls = formed.filter((i) => i.code !== 0x85);
+  fc.assert(
+    fc.property(
+      fc.array(noCalls, { minLength: 1, maxLength: 30 }),
+      fc.uint8Array({ minLength: CTX, maxLength: CTX }),
+      (body, bytes) => {
+        const insns = close(body);
+        const r = bpfCheck({
+          insns,
+          progType: 1,
+          privileged: true,
+          gpl: true,
+          insnLimit: 50_000,
+          ops: { name: "soundness", isValidAccess: (off, size) => (off >= 0 && off + size <= CTX ? {} : undefined) },
+        });
+        if (!r.ok) return true;
+        accepted++;
+        const mem = new VmMemory({ initialBytes: 1 << 17 });
+        const vm = new Vm(mem, { tier: "interp", budget: 100_000 });
+        const region = mem.alloc(CTX, { perm: "rw", kind: "mem", name: "ctx" });
+        mem.writeBytes(region.addr, bytes);
+        try {
+          vm.run(vm.load(insns, { name: "p" }), { r1: region.addr, r2: CTX });
+        } catch (e) {
+          if (e instanceof VmBudgetExceeded) return true;
+          if (e instanceof VmFault) assert.fail(`verified program faulted: ${e.message}\n${r.log}`);
+          throw e;
+        }
+        return true;
+      },
+    ),
+    { numRuns: Number(process.env.FUZZ_RUNS ?? 3000), seed: 0xbeef },
+  );
+  assert.ok(accepted > 20, `${accepted} accepted`);
+});
+
+test("accepted programs with loops never fault in the VM either", () => {
+  let accepted = 0;
+  const insn = fc.oneof(
+    { weight: 4, arbitrary: formed.filter((i) => i.code !== 0x85) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({
+          op: fc.constantFrom(0x20, 0x30, 0xa0, 0xb0, 0x50),
+          reg: fc.integer({ min: 0, max: 3 }),
+          imm: fc.integer({ min: 0, max: 20 }),
+          off: fc.integer({ min: -6, max: -1 }),
+        })
+        .map(({ op, reg, imm, off }) => ({ code: 0x05 | op, dst: reg, src: 0, off, imm })),
+    },
+  );
+  fc.assert(
+    fc.property(
+      fc.array(insn, { minLength: 1, maxLength: 24 }),
+      fc.uint8Array({ minLength: CTX, maxLength: CTX }),
+      (body, bytes) => {
+        const insns = close(body);
+        insns.forEach((i, t) => {
+          if ((i.code & 7) === 5 && i.off < 0 && t + i.off + 1 < 0) i.off = -t - 1;
+        });
+        const r = bpfCheck({
+          insns,
+          progType: 1,
+          privileged: true,
+          gpl: true,
+          insnLimit: 50_000,
+          ops: { name: "soundness", isValidAccess: (off, size) => (off >= 0 && off + size <= CTX ? {} : undefined) },
+        });
+        if (!r.ok) return true;
+        accepted++;
+        const mem = new VmMemory({ initialBytes: 1 << 17 });
+        const vm = new Vm(mem, { tier: "interp", budget: 1_000_000 });
+        const region = mem.alloc(CTX, { perm: "rw", kind: "mem", name: "ctx" });
+        mem.writeBytes(region.addr, bytes);
+        try {
+          vm.run(vm.load(insns, { name: "p" }), { r1: region.addr, r2: CTX });
+        } catch (e) {
+          if (e instanceof VmBudgetExceeded) assert.fail(`verified program did not terminate\n${r.log}`);
+          if (e instanceof VmFault) assert.fail(`verified program faulted: ${e.message}\n${r.log}`);
+          throw e;
+        }
+        return true;
+      },
+    ),
+    { numRuns: Number(process.env.FUZZ_RUNS ?? 2000), seed: 0x1007 },
+  );
+  assert.ok(accepted > 10, `${accepted} accepted`);
+});
