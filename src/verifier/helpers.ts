@@ -192,7 +192,14 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       case ARG_PTR_TO_BTF_ID_SOCK_COMMON:
       case ARG_PTR_TO_BTF_ID: {
         const want = base === ARG_PTR_TO_BTF_ID ? (fn.argBtfNames?.[a] ?? "") : "sock_common";
-        if (bt !== PTR_TO_BTF_ID) bad([PTR_TO_BTF_ID]);
+        if (bt !== PTR_TO_BTF_ID) {
+          // The kernel lists every type compatible with the argument (compatible_reg_types).
+          const expected =
+            base === ARG_PTR_TO_BTF_ID
+              ? "ptr_, trusted_ptr_, rcu_ptr_"
+              : "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_";
+          v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=${expected}`);
+        }
         if (reg.type & PTR_MAYBE_NULL) v.reject(EACCES, `Possibly NULL pointer passed to helper arg${regno}`);
         const btf = v.env.btf;
         const ok = !!btf && btfStructIdsMatch(btf, reg.btfId, want);

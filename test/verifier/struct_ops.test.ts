@@ -209,7 +209,7 @@ test("helper arguments: a scalar where the socket goes is refused", () => {
      call 116
      exit`,
   );
-  rejected(r, EACCES, "R1 type=scalar expected=ptr_", 2);
+  rejected(r, EACCES, "R1 type=scalar expected=ptr_, trusted_ptr_, rcu_ptr_", 2);
 });
 
 test("kfuncs: allowed ones are checked against their BTF prototype", () => {
