@@ -200,7 +200,8 @@ export function adjustRegMinMaxVals(
     // scalar += pointer: the result is the pointer moved by the scalar.
     const scalar = copyReg(dst);
     Object.assign(dst, copyReg(src), { written: true });
-    adjustPtr(v, insn.dst, dst, scalar, op, insn.src, insn.dst);
+    // The scalar that moves the pointer was in dst: that is the register whose value matters.
+    adjustPtr(v, insn.dst, dst, scalar, op, insn.dst);
     return;
   }
   if (srcPtr) {
@@ -223,7 +224,7 @@ export function adjustRegMinMaxVals(
       v.reject(EACCES, `R${insn.dst} bitwise operator ${name} on pointer prohibited`);
     v.reject(EACCES, `R${insn.dst} pointer arithmetic with ${name} operator prohibited`);
   }
-  adjustPtr(v, insn.dst, dst, src, op, srcX ? insn.src : -1, insn.dst);
+  adjustPtr(v, insn.dst, dst, src, op, srcX ? insn.src : -1);
 }
 
 /** adjust_ptr_min_max_vals: ptr (in place) op= scalar. */
@@ -234,7 +235,6 @@ export function adjustPtr(
   scalar: RegState,
   op: number,
   scalarReg: number,
-  _d: number,
 ): void {
   const t = ptr.type;
   if (t & PTR_MAYBE_NULL) {

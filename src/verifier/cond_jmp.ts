@@ -30,6 +30,8 @@ export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean
     const ptr = dPtr ? dst : src;
     const other = dPtr ? src : dst;
     const otherZero = !isPointer(other) && tnumIsConst(other.varOff) && other.varOff.value === 0n;
+    // Whether the scalar side is exactly 0 decides between a null check and a plain comparison.
+    if (srcX && !(dPtr && sPtr)) v.precision.addSink(idx, dPtr ? insn.src : insn.dst);
     if (is64 && (op === BPF_JEQ || op === BPF_JNE) && otherZero && !(dPtr && sPtr)) {
       if (ptr.type & PTR_MAYBE_NULL) {
         const id = ptr.id;

@@ -381,3 +381,24 @@ test("a value that comes back through a spill is tracked exactly where it is use
   assert.equal(r.ok, false, r.log);
   assert.equal(r.error?.message, "invalid access to map value, value_size=16 off=100 size=1");
 });
+
+test("scalar += pointer: the scalar's value is tracked exactly too", () => {
+  // As the spill test, with the scalar on the left of the addition.
+  const r = bpfCheck(
+    env(`ldxdw %r6, [%r1]
+     mov %r7, 100
+     jgt %r6, 5, a
+     mov %r7, 0
+     a:
+     ${LOOKUP}
+     jeq %r0, 0, out
+     add %r7, %r0
+     ldxb %r0, [%r7]
+     exit
+     out:
+     mov %r0, 0
+     exit`),
+  );
+  assert.equal(r.ok, false, r.log);
+  assert.equal(r.error?.message, "invalid access to map value, value_size=16 off=100 size=1");
+});
