@@ -10,7 +10,7 @@ import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
 import type { TcpKernel } from "../subsys/tcp/tcp_init.js";
 import { tcpReno } from "../subsys/tcp/tcp_reno.js";
 import { type KernelAllocator, type KernelClock, TcpSock } from "../subsys/tcp/tcp_sock.js";
-import { tcp_retransmit_timer } from "../subsys/tcp/tcp_timer.js";
+import { tcp_write_timer } from "../subsys/tcp/tcp_timer.js";
 import { KernelDrivenClock, SimClock } from "./clock.js";
 import { EventQueue } from "./event_queue.js";
 import { Bottleneck, type LinkConfig } from "./link.js";
@@ -160,7 +160,7 @@ export class Simulation {
       return;
     }
     this.rtoAt.set(conn, -1);
-    tcp_retransmit_timer(conn);
+    tcp_write_timer(conn);
   }
 
   private resolve(cc: string | TcpCongestionOps): TcpCongestionOps {

@@ -46,6 +46,8 @@ export interface TcpConnOptions {
   segments?: number;
   isn?: number;
   ecn?: boolean;
+  /** Tail loss probes (net.ipv4.tcp_early_retrans = 3, the default); false as with 0. */
+  tlp?: boolean;
   alloc?: KernelAllocator;
 }
 
@@ -77,11 +79,23 @@ export class TcpConn {
   /** RACK: send time and number of the most recently sent segment known delivered. */
   rackMstamp = 0;
   rackTxSeq = 0;
+  /** RACK: RTT of the latest delivered segment, and whether anything was delivered since the last check. */
+  rackRttUs = 0;
+  rackAdvanced = false;
+  /** Set when loss detection armed the REO timer during this ACK (it then keeps the transmit timer). */
+  reoArmed = false;
   /** Transmissions so far (orders segments sent within the same microsecond). */
   txCounter = 0;
   rateLastIdx = -1;
   minRttUs = 0;
+  /** The one transmit timer, as icsk_pending: the RTO or a tail loss probe (ICSK_TIME_LOSS_PROBE). */
+  xmitTimer: "retrans" | "probe" | "reo" = "retrans";
+  readonly tlp: boolean;
+  /** TLP: snd_nxt when the probe went out (-1: none outstanding) and whether it was a retransmission. */
+  tlpHighSeqIdx = -1;
+  tlpRetrans = false;
   /** Counters the simulator reports. */
+  lossProbes = 0;
   undos = 0;
   retransmits = 0;
   rtoCount = 0;
@@ -94,6 +108,7 @@ export class TcpConn {
     this.wireBytes = opts.wireBytes ?? 1500;
     this.isn = (opts.isn ?? 0) >>> 0;
     this.appLimit = opts.segments ?? Number.POSITIVE_INFINITY;
+    this.tlp = opts.tlp ?? true;
     this.sk = new TcpSock(host.clock, `flow ${opts.flow}`, opts.alloc);
     this.ackSample = new AckSample(opts.alloc);
     this.rateSample = new RateSample(opts.alloc);

@@ -3,15 +3,29 @@
  * delivery-rate samples, the CA calls Linux makes per ACK (in_ack_event, pkts_acked, cong_avoid or
  * cong_control), then the state machine in tcp_recovery.ts and transmission.
  */
-import { CA_ACK_ECE, CA_ACK_SLOWPATH, CA_ACK_WIN_UPDATE, TCP_CA_Open, TCP_ECN_OK } from "./btf.js";
+import { CA_ACK_ECE, CA_ACK_SLOWPATH, CA_ACK_WIN_UPDATE, TCP_CA_CWR, TCP_CA_Open, TCP_ECN_OK } from "./btf.js";
 import type { TcpConn } from "./tcp.js";
-import { tcp_in_cwnd_reduction, tcp_rearm_rto, tcp_time_stamp_ms, tcp_write_xmit } from "./tcp_output.js";
-import { tcp_cwnd_reduction, tcp_fastretrans_alert } from "./tcp_recovery.js";
+import { tcp_set_ca_state } from "./tcp_cong.js";
+import {
+  tcp_in_cwnd_reduction,
+  tcp_rearm_rto,
+  tcp_schedule_loss_probe,
+  tcp_time_stamp_ms,
+  tcp_write_xmit,
+} from "./tcp_output.js";
+import {
+  tcp_cwnd_reduction,
+  tcp_end_cwnd_reduction,
+  tcp_fastretrans_alert,
+  tcp_init_cwnd_reduction,
+  tcp_try_keep_open,
+} from "./tcp_recovery.js";
 import {
   FLAG_ACKED,
   FLAG_CA_ALERT,
   FLAG_DATA_ACKED,
   FLAG_DATA_SACKED,
+  FLAG_DSACK_TLP,
   FLAG_DSACKING_ACK,
   FLAG_ECE,
   FLAG_NOT_DUP,
@@ -69,10 +83,13 @@ function tcp_rate_skb_delivered(c: TcpConn, skb: TcpSkb): void {
   if (skb.sacked & TCPCB_SACKED_ACKED) skb.tx_delivered_mstamp = 0;
 }
 
-/** tcp_rack_advance: remember the send time of the most recently sent segment known delivered. */
+/** tcp_rack_advance: remember the most recently sent segment known delivered, and its RTT. */
 function tcp_rack_advance(c: TcpConn, skb: TcpSkb, now: number): void {
+  const rtt_us = now - skb.mstamp;
   // A retransmission acked faster than min RTT is ambiguous: it may be the original that arrived.
-  if (skb.sacked & TCPCB_RETRANS && now - skb.mstamp < c.minRttUs) return;
+  if (skb.sacked & TCPCB_RETRANS && rtt_us < c.minRttUs) return;
+  c.rackAdvanced = true;
+  c.rackRttUs = rtt_us;
   if (skb.txSeq > c.rackTxSeq) {
     c.rackMstamp = skb.mstamp;
     c.rackTxSeq = skb.txSeq;
@@ -86,6 +103,8 @@ function tcp_sacktag_write_queue(c: TcpConn, a: TcpAck, st: AckState): number {
   if (a.dsack) {
     flag |= FLAG_DSACKING_ACK;
     const [s, e] = a.dsack;
+    // The D-SACK covers the TLP retransmission: original and probe both arrived.
+    if (c.tlpRetrans && c.tlpHighSeqIdx >= 0 && e === c.tlpHighSeqIdx) flag |= FLAG_DSACK_TLP;
     if (c.undoMarkerIdx >= 0 && sk.undo_retrans > 0 && e > c.undoMarkerIdx) {
       sk.undo_retrans = Math.max(0, sk.undo_retrans - (e - Math.max(s, c.undoMarkerIdx)));
     }
@@ -227,7 +246,6 @@ function tcp_clean_rtx_queue(c: TcpConn, ack: number, st: AckState, prior_delive
   let ca_rtt_us = last_ackt >= 0 ? st.now - last_ackt : -1;
   if (ca_rtt_us < 0 && st.sack_rtt_us >= 0) ca_rtt_us = st.sack_rtt_us;
   tcp_ack_update_rtt(c, flag, seq_rtt_us, st.sack_rtt_us, ca_rtt_us);
-  if (flag & FLAG_ACKED) tcp_rearm_rto(c);
   const ops = sk.icsk_ca_ops;
   if (ops.pkts_acked) {
     const s = c.ackSample;
@@ -297,6 +315,24 @@ function tcp_cong_control(c: TcpConn, ack: number, acked_sacked: number, flag: n
   tcp_update_pacing_rate(c);
 }
 
+/** tcp_process_tlp_ack: did the loss probe repair a loss (then a CWR episode) or was nothing lost? */
+function tcp_process_tlp_ack(c: TcpConn, ack: number, flag: number): void {
+  if (ack < c.tlpHighSeqIdx) return;
+  if (!c.tlpRetrans) {
+    c.tlpHighSeqIdx = -1; // TLP of new data has been acknowledged
+  } else if (flag & FLAG_DSACK_TLP) {
+    c.tlpHighSeqIdx = -1;
+  } else if (ack > c.tlpHighSeqIdx) {
+    // ACK advances past the probe: there was a loss, so reduce cwnd.
+    tcp_init_cwnd_reduction(c);
+    tcp_set_ca_state(c.sk, TCP_CA_CWR);
+    tcp_end_cwnd_reduction(c);
+    tcp_try_keep_open(c);
+  } else if (!(flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DATA_SACKED))) {
+    c.tlpHighSeqIdx = -1; // pure dupack: original and probe arrived
+  }
+}
+
 /** tcp_ack: process one incoming ACK, then transmit what the window allows. */
 export function tcp_ack(c: TcpConn, a: TcpAck): void {
   const sk = c.sk;
@@ -342,9 +378,15 @@ export function tcp_ack(c: TcpConn, a: TcpAck): void {
 
   flag |= tcp_clean_rtx_queue(c, ack, st, () => rs.prior_delivered);
 
+  if (c.tlpHighSeqIdx >= 0) tcp_process_tlp_ack(c, ack, flag);
+  c.reoArmed = false;
+
   if (!(flag & FLAG_NOT_DUP) || flag & FLAG_CA_ALERT || sk.icsk_ca_state !== TCP_CA_Open) {
     tcp_fastretrans_alert(c, flag);
   }
+  // tcp_set_xmit_timer: a loss probe if one may be scheduled, else the RTO.
+  // (Not when loss detection just armed the REO timer.)
+  if (flag & FLAG_ACKED && !c.reoArmed && !tcp_schedule_loss_probe(c, true)) tcp_rearm_rto(c);
 
   const delivered = sk.delivered - prior_delivered;
   tcp_rate_gen(c, delivered, sk.lost - prior_lost);

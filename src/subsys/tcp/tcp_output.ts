@@ -17,6 +17,9 @@ import { tcp_ca_event } from "./tcp_cong.js";
 import { tcp_is_cwnd_limited } from "./tcp_reno.js";
 import {
   TCP_INIT_CWND,
+  TCP_RTO_MIN_US,
+  TCP_TIMEOUT_INIT_S,
+  TCP_TIMEOUT_MIN_US,
   TCPCB_EVER_RETRANS,
   TCPCB_LOST,
   TCPCB_SACKED_ACKED,
@@ -59,6 +62,7 @@ function tcp_event_data_sent(c: TcpConn): void {
 
 /** tcp_rearm_rto: the RTO runs while anything is outstanding. */
 export function tcp_rearm_rto(c: TcpConn): void {
+  c.xmitTimer = "retrans";
   if (!c.sk.packets_out) {
     c.host.setRtoTimer(c, -1);
     return;
@@ -109,6 +113,20 @@ export function tcp_retransmit_skb(c: TcpConn, skb: TcpSkb): void {
   if (skb === c.rtx[0]) tcp_rearm_rto(c);
 }
 
+function newSkb(c: TcpConn): TcpSkb {
+  return {
+    idx: c.nxt,
+    sacked: 0,
+    mstamp: c.sk.tcp_mstamp,
+    txSeq: 0,
+    tx_delivered: 0,
+    tx_delivered_ce: 0,
+    tx_first_tx_mstamp: 0,
+    tx_delivered_mstamp: 0,
+    tx_is_app_limited: false,
+  };
+}
+
 /** tcp_cwnd_validate: remember whether this window was cwnd-limited (CAs grow cwnd only if it was). */
 function tcp_cwnd_validate(c: TcpConn, is_cwnd_limited: boolean): void {
   const sk = c.sk;
@@ -132,6 +150,7 @@ export function tcp_write_xmit(c: TcpConn): void {
   if (c.closed || sk.sk_state !== TCP_ESTABLISHED) return;
   c.mstampRefresh();
   let sent = 0;
+  let sentNew = 0;
   if (sk.lost_out > 0) {
     for (let i = 0; i < c.rtx.length && c.inFlight() < sk.snd_cwnd; i++) {
       const skb = c.rtx[i]!;
@@ -142,17 +161,7 @@ export function tcp_write_xmit(c: TcpConn): void {
     }
   }
   while (c.nxt < c.appLimit && c.inFlight() < sk.snd_cwnd) {
-    const skb: TcpSkb = {
-      idx: c.nxt,
-      sacked: 0,
-      mstamp: sk.tcp_mstamp,
-      txSeq: 0,
-      tx_delivered: 0,
-      tx_delivered_ce: 0,
-      tx_first_tx_mstamp: 0,
-      tx_delivered_mstamp: 0,
-      tx_is_app_limited: false,
-    };
+    const skb = newSkb(c);
     transmit(c, skb, false);
     const prior_packets = sk.packets_out;
     c.rtx.push(skb);
@@ -161,6 +170,7 @@ export function tcp_write_xmit(c: TcpConn): void {
     c.syncSeq();
     if (!prior_packets) tcp_rearm_rto(c);
     sent++;
+    sentNew++;
   }
   const is_cwnd_limited = c.inFlight() >= sk.snd_cwnd;
   if (c.nxt >= c.appLimit && !is_cwnd_limited) {
@@ -168,6 +178,72 @@ export function tcp_write_xmit(c: TcpConn): void {
     sk.app_limited = (sk.delivered + c.inFlight()) >>> 0 || 1;
   }
   if (sent || is_cwnd_limited) tcp_cwnd_validate(c, is_cwnd_limited);
+  // Send one loss probe per tail loss episode.
+  if (sentNew) tcp_schedule_loss_probe(c, false);
+}
+
+/**
+ * tcp_schedule_loss_probe: in Open or CWR, probe after ~2 RTT (plus the minimum RTO when a single
+ * segment is out, for a delayed ACK) unless the RTO would come first.
+ */
+export function tcp_schedule_loss_probe(c: TcpConn, advancing_rto: boolean): boolean {
+  const sk = c.sk;
+  const st = sk.icsk_ca_state;
+  if (!c.tlp || !sk.packets_out || (st !== 0 /* Open */ && st !== TCP_CA_CWR)) return false;
+  const HZ = c.host.clock.HZ;
+  const usToJiffies = (us: number) => Math.ceil((us * HZ) / 1e6);
+  let timeout: number;
+  if (sk.srtt_us) {
+    let us = sk.srtt_us >>> 2;
+    us += sk.packets_out === 1 ? TCP_RTO_MIN_US : TCP_TIMEOUT_MIN_US;
+    timeout = usToJiffies(us);
+  } else {
+    timeout = TCP_TIMEOUT_INIT_S * HZ;
+  }
+  // If the RTO formula yields an earlier time, then use that time.
+  const rtoUs = (sk.icsk_rto * 1e6) / HZ;
+  const head = c.rtx[0];
+  const rto_delta_us = advancing_rto || !head ? rtoUs : rtoUs - (sk.tcp_mstamp - head.mstamp);
+  if (rto_delta_us > 0) timeout = Math.min(timeout, usToJiffies(rto_delta_us));
+  c.xmitTimer = "probe";
+  c.host.setRtoTimer(c, (timeout * 1e9) / HZ);
+  return true;
+}
+
+/** tcp_send_loss_probe: one new segment (ignoring cwnd) or, with nothing new, the last one again. */
+export function tcp_send_loss_probe(c: TcpConn): void {
+  const sk = c.sk;
+  c.mstampRefresh();
+  if (c.tlpHighSeqIdx < 0 && sk.packets_out) {
+    c.tlpRetrans = false;
+    let probed = false;
+    if (c.nxt < c.appLimit) {
+      const skb = newSkb(c);
+      transmit(c, skb, false);
+      const prior = sk.packets_out;
+      c.rtx.push(skb);
+      c.nxt++;
+      sk.packets_out = prior + 1;
+      c.syncSeq();
+      probed = true;
+    } else {
+      const skb = c.rtx[c.rtx.length - 1];
+      if (skb && !(skb.sacked & TCPCB_SACKED_ACKED)) {
+        // __tcp_retransmit_skb: not counted in retrans_out, only marked as ever retransmitted.
+        transmit(c, skb, true);
+        skb.sacked |= TCPCB_EVER_RETRANS;
+        sk.total_retrans = sk.total_retrans + 1;
+        c.retransmits++;
+        c.tlpRetrans = true;
+        probed = true;
+      }
+    }
+    if (probed) {
+      c.tlpHighSeqIdx = c.nxt;
+      c.lossProbes++;
+    }
+  }
+  tcp_rearm_rto(c);
 }
 
 /** tcp_slow_start_after_idle_check + tcp_cwnd_restart (RFC 2861) when the app writes after idling > RTO. */

@@ -16,11 +16,12 @@ import {
 } from "./btf.js";
 import type { TcpConn } from "./tcp.js";
 import { tcp_ca_event, tcp_set_ca_state } from "./tcp_cong.js";
-import { tcp_in_cwnd_reduction } from "./tcp_output.js";
+import { tcp_in_cwnd_reduction, tcp_rearm_rto, tcp_write_xmit } from "./tcp_output.js";
 import { TCP_INFINITE_SSTHRESH } from "./tcp_reno.js";
 import {
   FLAG_ECE,
   FLAG_SND_UNA_ADVANCED,
+  TCP_TIMEOUT_MIN_US,
   TCPCB_EVER_RETRANS,
   TCPCB_LOST,
   TCPCB_SACKED_ACKED,
@@ -32,33 +33,82 @@ import {
 export function tcp_mark_skb_lost(c: TcpConn, skb: TcpSkb): void {
   const sk = c.sk;
   if (skb.sacked & TCPCB_SACKED_ACKED) return;
-  if (skb.sacked & TCPCB_SACKED_RETRANS) {
-    // A retransmission lost again.
-    skb.sacked &= ~TCPCB_SACKED_RETRANS;
-    sk.retrans_out = sk.retrans_out - 1;
-    sk.lost = sk.lost + 1;
-  }
-  if (!(skb.sacked & TCPCB_LOST)) {
-    skb.sacked |= TCPCB_LOST;
+  if (skb.sacked & TCPCB_LOST) {
+    if (skb.sacked & TCPCB_SACKED_RETRANS) {
+      // Account for retransmits that are lost again
+      skb.sacked &= ~TCPCB_SACKED_RETRANS;
+      sk.retrans_out = sk.retrans_out - 1;
+      sk.lost = sk.lost + 1;
+    }
+  } else {
     sk.lost_out = sk.lost_out + 1;
+    skb.sacked |= TCPCB_LOST;
     sk.lost = sk.lost + 1;
   }
 }
 
 /**
- * tcp_identify_packet_loss via RACK with a zero reordering window (the simulated path never reorders):
- * once dupthresh segments are SACKed, or in recovery, anything sent before the latest delivered segment
- * and still outstanding is lost, including lost retransmissions.
+ * tcp_rack_reo_wnd: no reordering is ever seen on the simulated path, so the window is zero in recovery
+ * or once dupthresh segments are SACKed, and min_rtt/4 before that.
  */
-export function tcp_identify_packet_loss(c: TcpConn): void {
+function tcp_rack_reo_wnd(c: TcpConn): number {
   const sk = c.sk;
-  if (c.rackTxSeq === 0) return;
-  if (sk.sacked_out < sk.reordering && sk.icsk_ca_state < TCP_CA_Recovery) return;
+  if (sk.icsk_ca_state >= TCP_CA_Recovery) return 0;
+  if (sk.sacked_out >= sk.reordering) return 0;
+  return Math.min(c.minRttUs >>> 2, sk.srtt_us >>> 3);
+}
+
+/**
+ * tcp_rack_detect_loss: an outstanding segment sent before the most recently delivered one is lost once
+ * it has been out longer than that segment's RTT plus the reordering window. Returns the time (us) until
+ * the next one would qualify, 0 if none is waiting.
+ */
+function tcp_rack_detect_loss(c: TcpConn): number {
+  const reo_wnd = tcp_rack_reo_wnd(c);
+  const now = c.sk.tcp_mstamp;
+  let timeout = 0;
   for (const skb of c.rtx) {
     if (skb.sacked & TCPCB_SACKED_ACKED) continue;
+    // Skip ones marked lost but not yet retransmitted
     if (skb.sacked & TCPCB_LOST && !(skb.sacked & TCPCB_SACKED_RETRANS)) continue;
-    if (skb.txSeq < c.rackTxSeq) tcp_mark_skb_lost(c, skb);
+    if (skb.txSeq >= c.rackTxSeq) continue; // not sent before the RACK segment
+    const remaining = c.rackRttUs + reo_wnd - (now - skb.mstamp);
+    if (remaining <= 0) tcp_mark_skb_lost(c, skb);
+    else timeout = Math.max(timeout, remaining);
   }
+  return timeout;
+}
+
+/**
+ * tcp_identify_packet_loss (tcp_rack_mark_lost): mark losses after something new was delivered; when
+ * some are still within the reordering window, arm the REO timer (the transmit timer) for them.
+ */
+export function tcp_identify_packet_loss(c: TcpConn): void {
+  if (c.rtx.length === 0 || !c.rackAdvanced) return;
+  c.rackAdvanced = false;
+  const timeout = tcp_rack_detect_loss(c);
+  if (timeout) {
+    const HZ = c.host.clock.HZ;
+    const jiffies = Math.ceil((timeout * HZ) / 1e6) + Math.ceil((TCP_TIMEOUT_MIN_US * HZ) / 1e6);
+    c.xmitTimer = "reo";
+    c.host.setRtoTimer(c, (Math.min(jiffies, c.sk.icsk_rto) * 1e9) / HZ);
+    c.reoArmed = true;
+  }
+}
+
+/** tcp_rack_reo_timeout: the reordering window passed; what is still missing is lost. */
+export function tcp_rack_reo_timeout(c: TcpConn): void {
+  const prior_inflight = c.inFlight();
+  c.mstampRefresh();
+  tcp_rack_detect_loss(c);
+  if (prior_inflight !== c.inFlight()) {
+    if (c.sk.icsk_ca_state !== TCP_CA_Recovery) {
+      tcp_enter_recovery(c, false);
+      if (!c.sk.icsk_ca_ops.cong_control) tcp_cwnd_reduction(c, 1, 0, 0);
+    }
+    tcp_write_xmit(c);
+  }
+  if (c.xmitTimer !== "retrans") tcp_rearm_rto(c);
 }
 
 /** tcp_current_ssthresh */
@@ -84,6 +134,7 @@ function tcp_init_undo(c: TcpConn): void {
 export function tcp_init_cwnd_reduction(c: TcpConn): void {
   const sk = c.sk;
   setHighSeq(c);
+  c.tlpHighSeqIdx = -1;
   sk.snd_cwnd_cnt = 0;
   sk.prior_cwnd = sk.snd_cwnd;
   sk.prr_delivered = 0;
@@ -113,7 +164,7 @@ export function tcp_cwnd_reduction(c: TcpConn, newly_acked_sacked: number, newly
 }
 
 /** tcp_end_cwnd_reduction: cwnd = ssthresh unless undone, then COMPLETE_CWR. */
-function tcp_end_cwnd_reduction(c: TcpConn): void {
+export function tcp_end_cwnd_reduction(c: TcpConn): void {
   const sk = c.sk;
   if (sk.icsk_ca_ops.cong_control) return;
   if (sk.snd_ssthresh < TCP_INFINITE_SSTHRESH && (sk.icsk_ca_state === TCP_CA_CWR || c.undoMarkerIdx >= 0)) {
@@ -196,7 +247,7 @@ function tcp_try_undo_loss(c: TcpConn): boolean {
   return true;
 }
 
-function tcp_try_keep_open(c: TcpConn): void {
+export function tcp_try_keep_open(c: TcpConn): void {
   const sk = c.sk;
   let state = TCP_CA_Open;
   if (sk.sacked_out + sk.lost_out || tcp_any_retrans_done(c)) state = TCP_CA_Disorder;

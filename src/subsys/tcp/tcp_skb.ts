@@ -54,6 +54,8 @@ export const TCP_INIT_CWND = 10;
 export const TCP_RTO_MIN_US = 200_000;
 export const TCP_RTO_MAX_S = 120;
 export const TCP_TIMEOUT_INIT_S = 1;
+/** TCP_TIMEOUT_MIN_US: the smallest probe timeout. */
+export const TCP_TIMEOUT_MIN_US = 2000;
 
 /** What an ACK did (tcp_input.c FLAG_*). */
 export const FLAG_DATA = 0x01;
@@ -68,6 +70,7 @@ export const FLAG_SLOWPATH = 0x100;
 export const FLAG_ORIG_SACK_ACKED = 0x200;
 export const FLAG_SND_UNA_ADVANCED = 0x400;
 export const FLAG_DSACKING_ACK = 0x800;
+export const FLAG_DSACK_TLP = 0x20000;
 export const FLAG_ACKED = FLAG_DATA_ACKED | FLAG_SYN_ACKED;
 export const FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_ACKED;
 export const FLAG_CA_ALERT = FLAG_DATA_SACKED | FLAG_ECE | FLAG_DSACKING_ACK;

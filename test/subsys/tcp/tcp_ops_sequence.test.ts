@@ -16,7 +16,7 @@ import { TcpConn, type TcpSegment } from "../../../src/subsys/tcp/tcp.js";
 import { TcpCongControl } from "../../../src/subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../../../src/subsys/tcp/tcp_cubic.js";
 import { tcpReno } from "../../../src/subsys/tcp/tcp_reno.js";
-import { tcp_retransmit_timer } from "../../../src/subsys/tcp/tcp_timer.js";
+import { tcp_write_timer } from "../../../src/subsys/tcp/tcp_timer.js";
 import { count, type SpyCall, spyCc } from "./helpers.js";
 
 /** One sender and one receiver 10 ms apart, with a scripted network that can drop or delay transmissions. */
@@ -47,7 +47,7 @@ function harness(fate: (seg: TcpSegment, nth: number) => "drop" | number | undef
           ev.at(at, () => {
             if (rtoAt >= 0 && rtoAt <= ev.now) {
               rtoAt = -1;
-              tcp_retransmit_timer(conn);
+              tcp_write_timer(conn);
             }
           });
       },
@@ -103,14 +103,39 @@ test("a single loss: Disorder, Recovery (ssthresh once, fast retransmit), then O
   assert.equal(h.calls.slice(rec, open).filter((x) => x.op === "cong_avoid").length, 0);
 });
 
-test("a tail blackout: the RTO enters Loss (CA_EVENT_LOSS after ssthresh), then slow start back to Open", () => {
-  // Everything after segment 40 is lost once: no SACK can arrive, only the RTO recovers.
+test("a tail loss: the loss probe draws a SACK and RACK marks the rest lost (Recovery, no RTO)", () => {
+  // Everything after segment 40 is lost once; the probe (a second transmission) gets through.
   const h = harness((seg, nth) => (seg.idx >= 40 && nth === 1 ? "drop" : undefined), 80);
   const c = h.run(10e9);
+  assert.equal(c.lossProbes, 1);
+  assert.equal(c.rtoCount, 0);
+  const st = states(h.calls);
+  // the probe's SACK shows everything sent before it overdue by more than RTT + min_rtt/4
+  assert.deepEqual(st, [TCP_CA_Recovery, TCP_CA_Open]);
+  assert.equal(c.done(), true);
+});
+
+test("fewer than three segments after a loss: RACK's reordering timer (min_rtt/4) starts recovery", () => {
+  const h = harness((seg, nth) => (seg.idx === 77 && nth === 1 ? "drop" : undefined), 80);
+  const c = h.run(10e9);
+  assert.equal(c.rtoCount, 0);
+  assert.equal(c.lossProbes, 0, "the REO timer fires before a probe would");
+  assert.deepEqual(states(h.calls), [TCP_CA_Disorder, TCP_CA_Recovery, TCP_CA_Open]);
+  assert.equal(c.retransmits, 1);
+  assert.equal(c.done(), true);
+});
+
+test("a tail blackout: the probe is lost too, the RTO enters Loss (CA_EVENT_LOSS after ssthresh), then Open", () => {
+  // Segments 40.. are lost once, and the probe (segment 79 again) as well.
+  const h = harness(
+    (seg, nth) => ((seg.idx >= 40 && nth === 1) || (seg.idx === 79 && nth === 2) ? "drop" : undefined),
+    80,
+  );
+  const c = h.run(10e9);
+  assert.equal(c.lossProbes, 1);
   assert.equal(c.rtoCount, 1);
   const st = states(h.calls);
   assert.deepEqual(st, [TCP_CA_Loss, TCP_CA_Open]);
-  assert.equal(st[st.length - 1], TCP_CA_Open);
   const loss = h.calls.findIndex((x) => x.op === "cwnd_event" && x.arg === CA_EVENT_LOSS);
   assert.ok(loss > 0);
   assert.equal(h.calls[loss - 1]!.op, "ssthresh", "ssthresh is asked right before CA_EVENT_LOSS");
