@@ -13,12 +13,14 @@ import {
   BPF_NOEXIST,
   bpf_map_type,
 } from "../uapi/bpf.js";
+import { BTF_KIND_DATASEC, BTF_KIND_INT } from "../uapi/btf.js";
 import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno.js";
 import { BpfMap, type BpfMapOps, type MemRegion } from "./bpf.js";
 import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
+import { btf_type_id_size } from "./syscall_map.js";
 
 export const BPF_F_ACCESS_MASK = BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
 const ARRAY_CREATE_FLAG_MASK =
@@ -120,6 +122,24 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
       return pa(SIZEOF_BPF_ARRAY) + pa(map.max_entries * a.elem_size);
     }
     return SIZEOF_BPF_ARRAY + map.max_entries * a.elem_size;
+  },
+  map_check_btf(map, btf, keyTypeId, valueTypeId) {
+    // Keyless BTF is allowed for global data only: a one-element array whose value is a DATASEC.
+    if (!keyTypeId) {
+      if (map.map_type !== bpf_map_type.BPF_MAP_TYPE_ARRAY || map.max_entries !== 1) {
+        throw new BpfError(EINVAL, "only a one-element array may have no BTF key type");
+      }
+      if (btf.typeById(valueTypeId).kind !== BTF_KIND_DATASEC) {
+        throw new BpfError(EINVAL, "a keyless array's BTF value type must be a DATASEC");
+      }
+      return;
+    }
+    // An array takes a u32 key: the BTF key type must be a 32-bit int.
+    const key = btf_type_id_size(btf, keyTypeId)?.type as { kind: number; size?: number; bits?: number } | undefined;
+    if (!key) throw new BpfError(EINVAL, "array BTF key type has no size");
+    if (key.kind !== BTF_KIND_INT || key.size !== 4 || (key.bits !== undefined && key.bits !== 32)) {
+      throw new BpfError(EINVAL, "array BTF key type must be a 32-bit int");
+    }
   },
   /** ld_imm64 BPF_PSEUDO_MAP_VALUE: only single-element arrays (global data). */
   map_direct_value_addr(map, off) {

@@ -10,6 +10,7 @@ import { BpfMap, type BpfMapOps, type MemRegion } from "./bpf.js";
 import { num } from "./bpf_attr.js";
 import type { Process } from "./process.js";
 import { type Sock, sockfd_lookup } from "./sock.js";
+import { btf_type_id_size } from "./syscall_map.js";
 
 const BPF_LOCAL_STORAGE_CREATE_FLAG_MASK = BPF_F_NO_PREALLOC | BPF_F_CLONE;
 /** sizeof(struct bpf_local_storage_elem) on x86-64 (6.x). */
@@ -98,7 +99,8 @@ export const sk_storage_map_ops: BpfMapOps = {
     (map as BpfLocalStorageMap).owners.clear();
   },
   map_check_btf(_map, btf, keyTypeId) {
-    const t = keyTypeId > 0 && keyTypeId <= btf.nrTypes ? btf.typeById(keyTypeId) : undefined;
+    // btf_type_is_i32() of the key type as btf_type_id_size() resolved it (typedefs, modifiers).
+    const t = btf_type_id_size(btf, keyTypeId)?.type;
     if (!t || t.kind !== BTF_KIND_INT || (t as { size?: number }).size !== 4) {
       throw new BpfError(EINVAL, "sk_storage key type must be a 4-byte int");
     }

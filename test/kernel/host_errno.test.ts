@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { BtfBuilder } from "../../src/btf/builder.js";
 import { decodeInsns, encodeInsns, type Insn, ldImm64 } from "../../src/isa/insn.js";
 import type { MapCreateAttr } from "../../src/kernel/bpf_attr.js";
 import {
@@ -17,7 +18,7 @@ import {
   bpf_map_type,
 } from "../../src/uapi/bpf.js";
 import { BpfError } from "../../src/uapi/errno.js";
-import { boot } from "./util.js";
+import { boot, userBtf } from "./util.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const script = [join(here, "fixtures/host_bpf.py"), join(here, "../../../test/kernel/fixtures/host_bpf.py")].find(
@@ -62,7 +63,9 @@ type MapOp =
   | ["delete", string]
   | ["next", string | null]
   | ["freeze"]
-  | ["prog", number, string, string, string, number];
+  | ["prog", number, string, string, string, number]
+  | ["btf", string]
+  | ["create_btf", number, number, number, number, number, number, number];
 
 function hostOps(ops: MapOp[]): unknown[] {
   const r = spawnSync("python3", [opsScript!, JSON.stringify(ops)], { encoding: "utf8" });
@@ -76,6 +79,7 @@ function ourOps(ops: MapOp[]): unknown[] {
   let fd = -1;
   let ks = 0;
   let vs = 0;
+  let btfFd = 0;
   const hex = (h: string | null, n: number) => {
     const b = new Uint8Array(n);
     if (h) b.set(Buffer.from(h, "hex").subarray(0, n));
@@ -121,6 +125,27 @@ function ourOps(ops: MapOp[]): unknown[] {
           const n = new Uint8Array(ks);
           k.bpf(p, C.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key: op[1] === null ? null : hex(op[1], ks), next_key: n });
           return [0, Buffer.from(n).toString("hex")];
+        });
+      case "btf":
+        return run(() => {
+          const btf = Buffer.from(op[1], "hex");
+          btfFd = k.bpf(p, C.BPF_BTF_LOAD, { btf, btf_size: btf.length });
+          return 0;
+        });
+      case "create_btf":
+        [, , ks, vs] = op;
+        return run(() => {
+          fd = k.bpf(p, C.BPF_MAP_CREATE, {
+            map_type: op[1],
+            key_size: op[2],
+            value_size: op[3],
+            max_entries: op[4],
+            map_flags: op[5],
+            btf_fd: btfFd,
+            btf_key_type_id: op[6],
+            btf_value_type_id: op[7],
+          });
+          return 0;
         });
       case "prog":
         return run(() => {
@@ -314,4 +339,56 @@ print(open(f"/proc/self/fdinfo/{fd}").read(),end="")`,
       .split("\n")
       .filter((l) => !/^(pos|mnt_id|ino|prog_id):/.test(l));
   assert.deepEqual(lines(k.fdinfo(p, fd)), lines(r.stdout));
+});
+
+test("SK_STORAGE creation errnos equal the host kernel's", { skip }, () => {
+  const SK = bpf_map_type.BPF_MAP_TYPE_SK_STORAGE;
+  const NP = BPF_F_NO_PREALLOC;
+  // userBtf(): [1] int, [2] long, [3] struct val { long a; }
+  const btf = Buffer.from(userBtf()).toString("hex");
+  const seq: MapOp[] = [
+    ["btf", btf],
+    ["create_btf", SK, 4, 8, 0, NP, 1, 3],
+    ["create_btf", SK, 4, 8, 0, 0, 1, 3],
+    ["create_btf", SK, 4, 8, 1, NP, 1, 3],
+    ["create_btf", SK, 8, 8, 0, NP, 1, 3],
+    ["create_btf", SK, 4, 0, 0, NP, 1, 3],
+    ["create_btf", SK, 4, 8, 0, NP, 0, 3],
+    ["create_btf", SK, 4, 8, 0, NP, 2, 3],
+    ["create_btf", SK, 4, 8, 0, NP | (1 << 9), 1, 3],
+    ["create_btf", SK, 4, 8, 0, NP | (1 << 3), 1, 3],
+    ["create_btf", SK, 4, 1 << 16, 0, NP, 1, 3],
+    ["create_btf", bpf_map_type.BPF_MAP_TYPE_HASH, 4, 8, 4, 0, 1, 3],
+    ["create_btf", bpf_map_type.BPF_MAP_TYPE_HASH, 4, 8, 4, 0, 2, 3],
+    ["create_btf", bpf_map_type.BPF_MAP_TYPE_HASH, 4, 4, 4, 0, 1, 3],
+    ["create_btf", bpf_map_type.BPF_MAP_TYPE_HASH, 4, 8, 4, 0, 0, 3],
+    ["create_btf", bpf_map_type.BPF_MAP_TYPE_ARRAY, 4, 8, 4, 0, 1, 2],
+    ["create_btf", bpf_map_type.BPF_MAP_TYPE_ARRAY, 4, 8, 4, 0, 1, 99],
+    ["create_btf", SK, 4, 4, 0, NP, 1, 3],
+  ];
+  assert.deepEqual(ourOps(seq), hostOps(seq));
+});
+
+test("global-data BTF (keyless DATASEC arrays) and array key types: errnos equal the host kernel's", { skip }, () => {
+  const b = new BtfBuilder();
+  const int = b.addInt("int", 4, 1); // [1]
+  const x = b.addVar("x", int, 1); // [2]
+  b.addDatasec(".rodata", 8, [{ type: x, offset: 0, size: 4 }]); // [3]
+  b.addTypedef("u32_t", int); // [4]
+  b.addInt("short", 2, 1); // [5]
+  const blob = Buffer.from(b.build()).toString("hex");
+  const A = bpf_map_type.BPF_MAP_TYPE_ARRAY;
+  const seq: MapOp[] = [
+    ["btf", blob],
+    ["create_btf", A, 4, 8, 1, 0, 0, 3],
+    ["create_btf", A, 4, 8, 2, 0, 0, 3],
+    ["create_btf", A, 4, 4, 1, 0, 0, 3],
+    ["create_btf", bpf_map_type.BPF_MAP_TYPE_HASH, 4, 8, 1, 0, 0, 3],
+    ["create_btf", A, 4, 4, 3, 0, 4, 1],
+    ["create_btf", A, 4, 4, 3, 0, 1, 4],
+    ["create_btf", A, 4, 8, 1, 0, 1, 3],
+    ["create_btf", A, 2, 4, 3, 0, 5, 1],
+    ["create_btf", A, 4, 4, 3, 0, 2, 1],
+  ];
+  assert.deepEqual(ourOps(seq), hostOps(seq));
 });
