@@ -246,6 +246,16 @@ test("element commands on ARRAY and HASH give the host kernel's results and errn
       ["freeze"],
       ["lookup", k1],
     ],
+    ...[BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_RDONLY_PROG].map((flags): MapOp[] => [
+      ["create", T.BPF_MAP_TYPE_ARRAY, 4, 8, 2, flags],
+      ["update", k1, v(5), 0],
+      ["lookup", k1],
+      ["next", null],
+      ["delete", k1],
+      ["freeze"],
+      ["update", k1, v(6), 0],
+      ["lookup", k1],
+    ]),
     ...[0, BPF_F_NO_PREALLOC].map((flags): MapOp[] => [
       ["create", T.BPF_MAP_TYPE_HASH, 4, 8, 2, flags],
       ["lookup", k1],
