@@ -217,7 +217,14 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       const resolve: CcResolver = (spec) => deps.resolveCc?.(spec) ?? builtinCc(spec);
       const needsKernel = isObjSpec(o.cc) || (o.to !== undefined && isObjSpec(o.to));
       const host = needsKernel ? new BpfCcHost({ CONFIG_HZ: Number(o.hz) }) : undefined;
-      const opts = simOptionsFrom(o, resolve, host);
+      let opts: SimOptions;
+      try {
+        opts = simOptionsFrom(o, resolve, host);
+      } catch (e) {
+        // Bad units, traces or files: report them like any other user error.
+        if (e instanceof BpfError) throw e;
+        throw new BpfError(EINVAL, (e as Error).message);
+      }
       const tty = Boolean(process.stderr.isTTY) && o.progress !== false && !o.json && opts.durationNs >= 10e9;
       const r = await runSim(opts, tty);
       if (o.plot) {

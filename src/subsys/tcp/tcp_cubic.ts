@@ -150,9 +150,9 @@ export function tcpCubic(params: Partial<CubicParams> = {}, name = "cubic"): Tcp
     c.sample_cnt = 0;
   }
 
+  /** usecs_to_jiffies rounds up. */
   function usecs_to_jiffies(sk: TcpSock, us: number): number {
-    const per = USEC_PER_SEC / sk.clock.HZ;
-    return Math.floor((us + per - 1) / per);
+    return Math.ceil((us * sk.clock.HZ) / USEC_PER_SEC);
   }
 
   function bictcp_update(sk: TcpSock, c: Bictcp, cwnd: number, acked: number): void {

@@ -42,7 +42,7 @@ export class ManualClock implements KernelClock {
     return this.ns;
   }
   jiffies(): number {
-    return Math.floor(this.ns / (1e9 / this.HZ)) + INITIAL_JIFFIES_OFFSET(this.HZ);
+    return Math.floor((this.ns * this.HZ) / 1e9) + INITIAL_JIFFIES_OFFSET(this.HZ);
   }
 }
 
