@@ -125,6 +125,8 @@ export interface VerifierEnv {
   structOps?: StructOpsTable;
   /** Verifier ops of the program type (struct_ops programs get theirs from the struct_ops table). */
   ops?: VerifierOps;
+  /** BPF_F_TEST_STATE_FREQ: store a state at every prune point (tests of pruning). */
+  testStateFreq?: boolean;
   /** Processed-instruction limit (BPF_COMPLEXITY_LIMIT_INSNS). */
   insnLimit?: number;
 }

@@ -190,14 +190,16 @@ export class Precision {
       v = out & ~defs;
       const covered = i.dst === 10 ? slotsOf(i.off, accessSize(i.code)) : this.viaPtr[t] ? ALL_SLOTS : 0n;
       if (out & defs) slots |= covered;
-      if (slots & covered) v |= bit(i.src);
+      if (slots & covered || (i.dst !== 10 && this.viaPtr[t] & 2)) v |= bit(i.src);
     } else if (cls === BPF_STX || cls === BPF_ST) {
       const size = accessSize(i.code);
       if (i.dst === 10) {
         const covered = slotsOf(i.off, size);
         if (cls === BPF_STX && slots & covered) v |= bit(i.src);
         if (size === 8 && i.off % 8 === 0) slots &= ~covered & ALL_SLOTS;
-      } else if (cls === BPF_STX && this.viaPtr[t] & 2 && slots !== 0n) {
+      } else if (cls === BPF_STX && this.viaPtr[t] & 2) {
+        // Through a pointer the store may land in another frame's stack, whose later uses this
+        // frame's dataflow does not see: keep the value exact.
         v |= bit(i.src);
       }
     } else if (isPseudoCall(i)) {

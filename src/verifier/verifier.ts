@@ -445,7 +445,8 @@ export class Verifier {
       if (this.statesEqual(sl.frames, this.cur.frames, idx, false)) return true;
     }
     // Like the kernel, do not checkpoint every few instructions: states are costly to keep.
-    if (this.processed - this.prevAddProcessed < 8 || this.jmps - this.prevAddJmps < 2) return false;
+    const frequent = this.env.testStateFreq === true;
+    if (!frequent && (this.processed - this.prevAddProcessed < 8 || this.jmps - this.prevAddJmps < 2)) return false;
     if (list.length >= 64) return false;
     this.prevAddProcessed = this.processed;
     this.prevAddJmps = this.jmps;

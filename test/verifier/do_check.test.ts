@@ -362,7 +362,8 @@ test("a value that comes back through a spill is tracked exactly where it is use
   // The safe path (r7 = 0) is walked first; the join must not prune the r7 = 100 path, whose
   // value reaches the pointer arithmetic through a spill and a fill.
   const r = bpfCheck(
-    env(`ldxdw %r6, [%r1]
+    env(
+      `ldxdw %r6, [%r1]
      mov %r7, 100
      jgt %r6, 5, a
      mov %r7, 0
@@ -376,7 +377,9 @@ test("a value that comes back through a spill is tracked exactly where it is use
      exit
      out:
      mov %r0, 0
-     exit`),
+     exit`,
+      { testStateFreq: true },
+    ),
   );
   assert.equal(r.ok, false, r.log);
   assert.equal(r.error?.message, "invalid access to map value, value_size=16 off=100 size=1");
@@ -385,7 +388,8 @@ test("a value that comes back through a spill is tracked exactly where it is use
 test("scalar += pointer: the scalar's value is tracked exactly too", () => {
   // As the spill test, with the scalar on the left of the addition.
   const r = bpfCheck(
-    env(`ldxdw %r6, [%r1]
+    env(
+      `ldxdw %r6, [%r1]
      mov %r7, 100
      jgt %r6, 5, a
      mov %r7, 0
@@ -397,7 +401,44 @@ test("scalar += pointer: the scalar's value is tracked exactly too", () => {
      exit
      out:
      mov %r0, 0
-     exit`),
+     exit`,
+      { testStateFreq: true },
+    ),
+  );
+  assert.equal(r.ok, false, r.log);
+  assert.equal(r.error?.message, "invalid access to map value, value_size=16 off=100 size=1");
+});
+
+test("a callee's store into its caller's stack is tracked exactly", () => {
+  // f stores either 0 or 100 into the caller's slot; the caller then indexes a map value by it.
+  const r = bpfCheck(
+    env(
+      `ldxdw %r2, [%r1]
+     stdw [%r10-16], 0
+     mov %r1, %r10
+     add %r1, -16
+     call local f
+     ${LOOKUP}
+     jeq %r0, 0, out
+     ldxdw %r8, [%r10-16]
+     add %r0, %r8
+     ldxb %r0, [%r0]
+     exit
+     out:
+     mov %r0, 0
+     exit
+     f:
+     mov %r3, 100
+     jgt %r2, 5, g
+     mov %r3, 0
+     g:
+     jset %r2, 1, h
+     h:
+     stxdw [%r1], %r3
+     mov %r0, 0
+     exit`,
+      { testStateFreq: true },
+    ),
   );
   assert.equal(r.ok, false, r.log);
   assert.equal(r.error?.message, "invalid access to map value, value_size=16 off=100 size=1");
