@@ -29,6 +29,7 @@ test("accepted programs never fault in the VM", () => {
           privileged: true,
           gpl: true,
           insnLimit: 50_000,
+          testStateFreq: bytes[0] % 2 === 0,
           ops: { name: "soundness", isValidAccess: (off, size) => (off >= 0 && off + size <= CTX ? {} : undefined) },
         });
         if (!r.ok) return true;
@@ -83,6 +84,7 @@ test("accepted programs with loops never fault in the VM either", () => {
           privileged: true,
           gpl: true,
           insnLimit: 50_000,
+          testStateFreq: bytes[0] % 2 === 0,
           ops: { name: "soundness", isValidAccess: (off, size) => (off >= 0 && off + size <= CTX ? {} : undefined) },
         });
         if (!r.ok) return true;
