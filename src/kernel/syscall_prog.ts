@@ -28,7 +28,14 @@ import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
 import type { Process } from "./process.js";
 import { BpfLog, bpf_obj_name_cpy, cString, fdinfoHeader, hex } from "./syscall_common.js";
-import { bindCalls, type LdImm64Aux, logErr, resolve_pseudo_ldimm64, type VerifierEnv } from "./verifier_bind.js";
+import {
+  bindCalls,
+  check_btf_info,
+  type LdImm64Aux,
+  logErr,
+  resolve_pseudo_ldimm64,
+  type VerifierEnv,
+} from "./verifier_bind.js";
 
 export { type LdImm64Aux, MAX_USED_MAPS, type VerifierEnv } from "./verifier_bind.js";
 
@@ -280,11 +287,6 @@ export function bpf_prog_load(k: Kernel, proc: Process, attr: ProgLoadAttr): num
     if (attr.license === undefined || attr.license === null) throw new BpfError(EFAULT, "license is NULL");
     prog.gpl_compatible = license_is_gpl_compatible(cString(attr.license, 127));
     prog.name = bpf_obj_name_cpy(attr.prog_name);
-    if (num(attr.prog_btf_fd)) prog.aux.btf = btf_get_by_fd(proc, num(attr.prog_btf_fd));
-    prog.aux.func_info = attr.func_info ? attr.func_info.slice() : null;
-    prog.aux.func_info_cnt = num(attr.func_info_cnt);
-    prog.aux.line_info = attr.line_info ? attr.line_info.slice() : null;
-    prog.aux.line_info_cnt = num(attr.line_info_cnt);
     bpf_check(k, proc, prog, attr);
     prog.id = k.prog_idr.allocCyclic(prog);
     return bpf_prog_new_fd(proc, prog);
@@ -312,6 +314,7 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     // bpf_check() order: kfunc calls (add_subprog_and_kfunc), the attach target
     // (check_attach_btf_id), ld_imm64 (resolve_pseudo_ldimm64), then do_check.
     bindCalls(env, prog.orig_insns, !k.verifier);
+    check_btf_info(env, proc, attr);
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) {
       if (!k.structOps) throw logErr(log, ENOTSUPP, "struct_ops is not supported by this kernel");
       k.structOps.checkAttach(prog, log.lines);

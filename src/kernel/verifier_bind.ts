@@ -17,7 +17,7 @@ import {
   BPF_PSEUDO_MAP_VALUE,
 } from "../uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_VAR } from "../uapi/btf.js";
-import { BpfError, E2BIG, EINVAL, ENOENT, EPROTO } from "../uapi/errno.js";
+import { BpfError, E2BIG, EACCES, EFAULT, EINVAL, ENOENT, EPROTO } from "../uapi/errno.js";
 import type { BpfMap, BpfProg, BtfObject } from "./bpf.js";
 import type { ProgLoadAttr } from "./bpf_attr.js";
 import { btf_get_by_fd } from "./btf_obj.js";
@@ -227,5 +227,80 @@ export function bindCalls(env: VerifierEnv, insns: readonly Insn[], checkHelpers
     } else if (insn.src === 0 && checkHelpers) {
       if (!k.helpers.has(insn.imm)) throw logErr(log, EINVAL, `unknown func #${insn.imm}`);
     }
+  }
+}
+
+const MIN_BPF_FUNCINFO_SIZE = 8;
+const MIN_BPF_LINEINFO_SIZE = 16;
+const MAX_INFO_REC_SIZE = 252;
+
+/**
+ * check_btf_info(): with func_info or line_info, prog_btf_fd names the program's BTF (not a
+ * kernel BTF: EACCES), records have a sane size, func_info starts at insn 0 and names FUNCs,
+ * line_info is ordered and inside the program. Without either, prog_btf_fd is ignored.
+ */
+export function check_btf_info(env: VerifierEnv, proc: Process, attr: ProgLoadAttr): void {
+  const { prog, log } = env;
+  const fcnt = attr.func_info_cnt ?? 0;
+  const lcnt = attr.line_info_cnt ?? 0;
+  if (!fcnt && !lcnt) return;
+  const fd = attr.prog_btf_fd ?? 0;
+  // fd 0 is a real process's stdin: not a BTF object.
+  if (!fd) throw logErr(log, EINVAL, "prog_btf_fd 0 is not a BTF object");
+  const btf = btf_get_by_fd(proc, fd);
+  prog.aux.btf = btf;
+  if (btf.kernelBtf) throw logErr(log, EACCES, `prog_btf_fd ${fd} is a kernel BTF`);
+  if (fcnt) {
+    const rec = attr.func_info_rec_size ?? 0;
+    if (rec < MIN_BPF_FUNCINFO_SIZE || rec > MAX_INFO_REC_SIZE || rec % 4) {
+      throw logErr(log, EINVAL, `invalid func info rec size ${rec}`);
+    }
+    const data = attr.func_info;
+    if (!data || data.length < fcnt * rec)
+      throw new BpfError(EFAULT, "func_info is shorter than func_info_cnt records");
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    let prev = 0;
+    for (let i = 0; i < fcnt; i++) {
+      const off = dv.getUint32(i * rec, true);
+      const typeId = dv.getUint32(i * rec + 4, true);
+      if (i === 0 && off) throw logErr(log, EINVAL, `nonzero insn_off ${off} for the first func info record`);
+      if (i > 0 && off <= prev) {
+        throw logErr(log, EINVAL, `same or smaller insn offset (${off}) than previous func info record (${prev})`);
+      }
+      const t = typeId > 0 && typeId <= btf.btf.nrTypes ? btf.btf.typeById(typeId) : undefined;
+      if (!t || t.kind !== BTF_KIND_FUNC) throw logErr(log, EINVAL, `invalid type id ${typeId} in func info`);
+      prev = off;
+    }
+    prog.aux.func_info = data.slice(0, fcnt * rec);
+    prog.aux.func_info_cnt = fcnt;
+  }
+  if (lcnt) {
+    const rec = attr.line_info_rec_size ?? 0;
+    if (rec < MIN_BPF_LINEINFO_SIZE || rec > MAX_INFO_REC_SIZE || rec % 4) {
+      throw logErr(log, EINVAL, `invalid line_info rec size ${rec}`);
+    }
+    const data = attr.line_info;
+    if (!data || data.length < lcnt * rec)
+      throw new BpfError(EFAULT, "line_info is shorter than line_info_cnt records");
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const len = prog.orig_insns.length;
+    let prev = 0;
+    for (let i = 0; i < lcnt; i++) {
+      const off = dv.getUint32(i * rec, true);
+      if ((i && off <= prev) || off >= len) {
+        throw logErr(log, EINVAL, `Invalid line_info[${i}].insn_off:${off} (prev_offset:${prev} prog->len:${len})`);
+      }
+      if (!prog.orig_insns[off].code && off > 0 && prog.orig_insns[off - 1].code === 0x18) {
+        throw logErr(log, EINVAL, `Invalid insn code at line_info[${i}].insn_off`);
+      }
+      const lineOff = dv.getUint32(i * rec + 8, true);
+      const fileOff = dv.getUint32(i * rec + 4, true);
+      if (!btf.btf.validStrOff(lineOff) || !btf.btf.validStrOff(fileOff)) {
+        throw logErr(log, EINVAL, `Invalid line_info[${i}].line_off or .file_name_off`);
+      }
+      prev = off;
+    }
+    prog.aux.line_info = data.slice(0, lcnt * rec);
+    prog.aux.line_info_cnt = lcnt;
   }
 }

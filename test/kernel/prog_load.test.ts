@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { BtfBuilder } from "../../src/btf/builder.js";
+import { BtfBuilder } from "../../src/btf/builder.js";
 import { type Insn, ldImm64 } from "../../src/isa/insn.js";
 import { Kernel, type Subsystem } from "../../src/kernel/kernel.js";
 import {
@@ -14,7 +14,7 @@ import {
   bpf_map_type,
   bpf_prog_type,
 } from "../../src/uapi/bpf.js";
-import { E2BIG, EBADF, EFAULT, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EPROTO } from "../../src/uapi/errno.js";
+import { E2BIG, EACCES, EBADF, EFAULT, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EPROTO } from "../../src/uapi/errno.js";
 import { boot, call, exit, ldMapFd, ldxDw, mov64, retProg, throwsErrno, u32, u64 } from "./util.js";
 
 const C = bpf_cmd;
@@ -273,4 +273,47 @@ test("the log rotates (keeps its end) unless BPF_LOG_FIXED; a truncated log turn
     () => k.bpf(p, C.BPF_PROG_LOAD, { ...attr, log_buf: undefined, log_size: 0, log_level: 0, insn_cnt: 5 }),
     EFAULT,
   );
+});
+
+test("func_info/line_info: checked against the program's BTF and kept; prog_btf_fd is ignored without them", () => {
+  const { k, p } = boot();
+  const b = new BtfBuilder();
+  const int = b.addInt("int", 4, 1);
+  const proto = b.addFuncProto(int, []);
+  const main = b.addFunc("main", proto, 1);
+  const file = b.addString("prog.c");
+  const line = b.addString("return 0;");
+  const blob = b.build();
+  const btfFd = k.bpf(p, C.BPF_BTF_LOAD, { btf: blob, btf_size: blob.length });
+  const fi = (off: number, id: number) => {
+    const r = new Uint8Array(8);
+    new DataView(r.buffer).setUint32(0, off, true);
+    new DataView(r.buffer).setUint32(4, id, true);
+    return r;
+  };
+  const li = (off: number, fileOff = file, lineOff = line) => {
+    const r = new Uint8Array(16);
+    const dv = new DataView(r.buffer);
+    dv.setUint32(0, off, true);
+    dv.setUint32(4, fileOff, true);
+    dv.setUint32(8, lineOff, true);
+    return r;
+  };
+  const withInfo = (extra: object) =>
+    load(k, p, retProg(0), { prog_btf_fd: btfFd, func_info_rec_size: 8, line_info_rec_size: 16, ...extra });
+  const fd = withInfo({ func_info: fi(0, main), func_info_cnt: 1, line_info: li(0), line_info_cnt: 1 });
+  const info = k.objGetInfo(p, fd);
+  assert.equal(info.btf_id, k.objGetInfo(p, btfFd).id);
+  assert.equal(info.nr_func_info, 1);
+  assert.equal(info.nr_line_info, 1);
+  throwsErrno(() => withInfo({ func_info: fi(1, main), func_info_cnt: 1 }), EINVAL, /nonzero insn_off 1/);
+  throwsErrno(() => withInfo({ func_info: fi(0, int), func_info_cnt: 1 }), EINVAL, /invalid type id/);
+  throwsErrno(() => withInfo({ func_info: fi(0, main), func_info_cnt: 1, func_info_rec_size: 6 }), EINVAL, /rec size/);
+  throwsErrno(() => withInfo({ line_info: li(2), line_info_cnt: 1 }), EINVAL, /Invalid line_info\[0\]\.insn_off/);
+  throwsErrno(() => withInfo({ line_info: li(0, 99999), line_info_cnt: 1 }), EINVAL, /file_name_off/);
+  const vmlinux = k.bpf(p, C.BPF_BTF_GET_FD_BY_ID, { btf_id: k.btfVmlinuxObj!.id });
+  throwsErrno(() => withInfo({ prog_btf_fd: vmlinux, func_info: fi(0, main), func_info_cnt: 1 }), EACCES);
+  // Without func_info or line_info the fd is not even looked at.
+  const plain = load(k, p, retProg(0), { prog_btf_fd: 999 });
+  assert.equal(k.objGetInfo(p, plain).btf_id, 0);
 });
