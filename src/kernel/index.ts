@@ -1,4 +1,15 @@
-/** The simulated kernel's BPF core. */
+/**
+ * The simulated kernel's BPF core.
+ *
+ * Entry points: `new Kernel({ subsystems, verifier, config, progTagHash })`, `kernel.newProcess()`,
+ * `kernel.bpf(proc, cmd, attr)` (the bpf() syscall: a number or a thrown BpfError),
+ * `kernel.close/dup/exit/poll/fdinfo/objGetInfo/socket/unlink`, `kernel.rcu` and
+ * `kernel.quiesce()/advance()` for grace periods, `kernel.setTimeNs/advanceTimeNs` for the clock.
+ * Subsystems plug in with `registerMapType`, `registerProgType`, `registerLinkCreate`,
+ * `registerHelper`, `registerKfunc`, `kernel.structOps` and `kernel.verifier`, and use the
+ * kernel's primitives: `bpf_map_inc/put/inc_not_zero`, `bpf_prog_get/put/inc`, `fdget`,
+ * `bpf_link_init/prime/settle/cleanup/put`, `bpf_prog_run`.
+ */
 export * from "./arraymap.js";
 export * from "./bpf.js";
 export * from "./bpf_attr.js";

@@ -291,6 +291,12 @@ export class Kernel {
     if (!this.rcu.readLockHeld()) this.flushWork();
   }
 
+  /** do_exit(): every fd of the process is closed, lowest first; deferred frees run. */
+  exit(proc: Process): void {
+    proc.files.closeAll();
+    if (!this.rcu.readLockHeld()) this.flushWork();
+  }
+
   dup(proc: Process, fd: number): number {
     return proc.files.dup(fd);
   }
