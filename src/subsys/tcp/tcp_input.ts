@@ -315,6 +315,19 @@ function tcp_cong_control(c: TcpConn, ack: number, acked_sacked: number, flag: n
   tcp_update_pacing_rate(c);
 }
 
+/** tcp_in_ack_event: the CA's view of this ACK's flags. */
+function tcp_in_ack_event(c: TcpConn, flag: number): void {
+  const ops = c.sk.icsk_ca_ops;
+  if (!ops.in_ack_event) return;
+  let ev = 0;
+  if (flag & FLAG_WIN_UPDATE) ev |= CA_ACK_WIN_UPDATE;
+  if (flag & FLAG_SLOWPATH) {
+    ev |= CA_ACK_SLOWPATH;
+    if (flag & FLAG_ECE) ev |= CA_ACK_ECE;
+  }
+  ops.in_ack_event(c.sk, ev);
+}
+
 /** tcp_process_tlp_ack: did the loss probe repair a loss (then a CWR episode) or was nothing lost? */
 function tcp_process_tlp_ack(c: TcpConn, ack: number, flag: number): void {
   if (ack < c.tlpHighSeqIdx) return;
@@ -356,28 +369,22 @@ export function tcp_ack(c: TcpConn, a: TcpAck): void {
   const ece = a.ece && (sk.ecn_flags & TCP_ECN_OK) !== 0;
   if (a.sack.length || a.dsack || ece || ack === c.una) flag |= FLAG_SLOWPATH;
   if (ece) flag |= FLAG_ECE;
+  // Header-predicted fast path: an in-order pure ACK moving snd_una is a window update.
+  if (!(flag & FLAG_SLOWPATH) && ack > c.una) flag |= FLAG_WIN_UPDATE;
 
   const st: AckState = { now, ece, sack_rtt_us: -1, lastSackt: 0 };
   if (a.sack.length || a.dsack) flag |= tcp_sacktag_write_queue(c, a, st);
   if (!sk.packets_out) {
     // no_queue: nothing outstanding, but a D-SACK may still prove a past reduction spurious.
+    tcp_in_ack_event(c, flag);
     if (flag & FLAG_DSACKING_ACK) tcp_fastretrans_alert(c, flag);
     return;
   }
 
-  // tcp_in_ack_event
-  if (sk.icsk_ca_ops.in_ack_event) {
-    let ev = 0;
-    if (flag & FLAG_WIN_UPDATE) ev |= CA_ACK_WIN_UPDATE;
-    if (flag & FLAG_SLOWPATH) {
-      ev |= CA_ACK_SLOWPATH;
-      if (flag & FLAG_ECE) ev |= CA_ACK_ECE;
-    }
-    sk.icsk_ca_ops.in_ack_event(sk, ev);
-  }
-
   flag |= tcp_clean_rtx_queue(c, ack, st, () => rs.prior_delivered);
 
+  // After the queue is cleaned (since 6.14), so the CA sees this ACK's delivered and delivered_ce.
+  tcp_in_ack_event(c, flag);
   if (c.tlpHighSeqIdx >= 0) tcp_process_tlp_ack(c, ack, flag);
   c.reoArmed = false;
 
