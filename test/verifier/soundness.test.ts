@@ -107,3 +107,62 @@ test("accepted programs with loops never fault in the VM either", () => {
   );
   assert.ok(accepted > 10, `${accepted} accepted`);
 });
+
+test("accepted programs with bpf-to-bpf calls never fault in the VM", () => {
+  let accepted = 0;
+  const CALL = { code: 0x85, dst: 0, src: 1, off: 0, imm: 0 };
+  const noCalls = formed.filter((i) => i.code !== 0x85);
+  const mainInsn = fc.oneof({ weight: 6, arbitrary: noCalls }, { weight: 1, arbitrary: fc.constant(CALL) });
+  fc.assert(
+    fc.property(
+      fc.array(mainInsn, { minLength: 1, maxLength: 20 }),
+      fc.array(noCalls, { minLength: 1, maxLength: 12 }),
+      fc.uint8Array({ minLength: CTX, maxLength: CTX }),
+      (a, b, bytes) => {
+        // r6 keeps the context across calls; r1-r3 are set again after each call.
+        const expanded = [{ code: 0xbf, dst: 6, src: 1, off: 0, imm: 0 }];
+        for (const i of [CALL, ...a]) {
+          expanded.push({ ...i });
+          if (i.code === 0x85) {
+            expanded.push({ code: 0xbf, dst: 1, src: 6, off: 0, imm: 0 });
+            expanded.push(
+              { code: 0xb7, dst: 2, src: 0, off: 0, imm: 1 },
+              { code: 0xb7, dst: 3, src: 0, off: 0, imm: 2 },
+            );
+          }
+        }
+        const main = close(expanded);
+        const f = close(b);
+        main.forEach((i, t) => {
+          if (i.code === 0x85 && i.src === 1) i.imm = main.length - (t + 1);
+        });
+        const insns = [...main, ...f];
+        const r = bpfCheck({
+          insns,
+          progType: 1,
+          privileged: true,
+          gpl: true,
+          insnLimit: 50_000,
+          testStateFreq: bytes[0] % 2 === 0,
+          ops: { name: "soundness", isValidAccess: (off, size) => (off >= 0 && off + size <= CTX ? {} : undefined) },
+        });
+        if (!r.ok) return true;
+        accepted++;
+        const mem = new VmMemory({ initialBytes: 1 << 17 });
+        const vm = new Vm(mem, { tier: "interp", budget: 100_000 });
+        const region = mem.alloc(CTX, { perm: "rw", kind: "mem", name: "ctx" });
+        mem.writeBytes(region.addr, bytes);
+        try {
+          vm.run(vm.load(insns, { name: "p" }), { r1: region.addr, r2: CTX });
+        } catch (e) {
+          if (e instanceof VmBudgetExceeded) return true;
+          if (e instanceof VmFault) assert.fail(`verified program faulted: ${e.message}\n${r.log}`);
+          throw e;
+        }
+        return true;
+      },
+    ),
+    { numRuns: Number(process.env.FUZZ_RUNS ?? 2000), seed: 0xca11 },
+  );
+  assert.ok(accepted > 10, `${accepted} accepted`);
+});
