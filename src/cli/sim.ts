@@ -51,7 +51,7 @@ export interface SimCliOptions {
   delay: string;
   buffer: string;
   duration: string;
-  flows: string;
+  flows?: string;
   stagger: string;
   switchAt?: string;
   to?: string;
@@ -86,12 +86,14 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
     }
     return ops;
   };
-  const n = Number(o.flows);
+  // "--cc a,b" puts the algorithms side by side: flow i runs specs[i % specs.length].
+  const specs = o.cc.split(",").filter((x) => x.length > 0);
+  const n = o.flows === undefined ? specs.length : Number(o.flows);
   if (!Number.isInteger(n) || n < 1) throw new BpfError(EINVAL, `--flows ${o.flows}: need a positive integer`);
   const stagger = parseDuration(o.stagger);
   const flows: FlowSpec[] = [];
-  const cc = res(o.cc);
-  for (let i = 0; i < n; i++) flows.push({ cc, startNs: i * stagger });
+  const ccs = specs.map(res);
+  for (let i = 0; i < n; i++) flows.push({ cc: ccs[i % ccs.length]!, startNs: i * stagger });
   const switches: SwitchSpec[] = [];
   if (o.switchAt !== undefined || o.to !== undefined) {
     if (o.switchAt === undefined || o.to === undefined) throw new BpfError(EINVAL, "--switch-at and --to go together");
@@ -192,12 +194,12 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .description(
       "run TCP congestion controls over a simulated bottleneck (default: Pantheon's 12 Mbit/s, 30 ms, 45 KB)",
     )
-    .option("--cc <spec>", "congestion control: cubic, reno, or OBJ[:MAP]", "cubic")
+    .option("--cc <spec>", "congestion control: cubic, reno, or OBJ[:MAP]; a,b,... for one flow each", "cubic")
     .option("--rate <rate>", "bottleneck rate (kbit, mbit, gbit)", "12mbit")
     .option("--delay <time>", "one-way propagation delay", "30ms")
     .option("--buffer <size>", "droptail buffer (b, kb, mb, pkts)", "45kb")
     .option("--duration <time>", "simulated time", "30s")
-    .option("--flows <n>", "number of flows", "1")
+    .option("--flows <n>", "number of flows (default: one per --cc entry)")
     .option("--stagger <time>", "start flow i at i * stagger", "0s")
     .option("--switch-at <time>", "switch the congestion control at this time")
     .option("--to <spec>", "the congestion control to switch to")
@@ -215,7 +217,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .option("--no-progress", "no progress bar")
     .action(async (o: SimCliOptions) => {
       const resolve: CcResolver = (spec) => deps.resolveCc?.(spec) ?? builtinCc(spec);
-      const needsKernel = isObjSpec(o.cc) || (o.to !== undefined && isObjSpec(o.to));
+      const needsKernel = o.cc.split(",").some(isObjSpec) || (o.to !== undefined && isObjSpec(o.to));
       const host = needsKernel ? new BpfCcHost({ CONFIG_HZ: Number(o.hz) }) : undefined;
       let opts: SimOptions;
       try {

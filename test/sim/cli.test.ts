@@ -63,3 +63,11 @@ test("--cc OBJ loads a BPF congestion control into a simulated kernel and runs i
   const out = await run(["--duration", "3s", "--cc", RENO_OBJ, "--switch-at", "2s", "--to", "cubic"]);
   assert.match(out, /^0\s+cubic\s/m, "switched from so_reno to the built-in cubic");
 });
+
+test("--cc a,b runs the algorithms side by side on one bottleneck", async () => {
+  const j = JSON.parse(await run(["--json", "--duration", "4s", "--cc", "reno,cubic"]));
+  assert.deepEqual(
+    j.metrics.flows.map((f: { cc: string }) => f.cc),
+    ["reno", "cubic"],
+  );
+});
