@@ -115,12 +115,16 @@ test("accepted programs with bpf-to-bpf calls never fault in the VM", () => {
   const mainInsn = fc.oneof({ weight: 6, arbitrary: noCalls }, { weight: 1, arbitrary: fc.constant(CALL) });
   fc.assert(
     fc.property(
-      fc.array(mainInsn, { minLength: 1, maxLength: 20 }),
-      fc.array(noCalls, { minLength: 1, maxLength: 12 }),
+      fc.array(mainInsn, { minLength: 1, maxLength: 10 }),
+      fc.array(noCalls, { minLength: 1, maxLength: 8 }),
       fc.uint8Array({ minLength: CTX, maxLength: CTX }),
       (a, b, bytes) => {
         // r6 keeps the context across calls; r1-r3 are set again after each call.
-        const expanded = [{ code: 0xbf, dst: 6, src: 1, off: 0, imm: 0 }];
+        const expanded = [
+          { code: 0xbf, dst: 6, src: 1, off: 0, imm: 0 },
+          { code: 0xb7, dst: 2, src: 0, off: 0, imm: 1 },
+          { code: 0xb7, dst: 3, src: 0, off: 0, imm: 2 },
+        ];
         for (const i of [CALL, ...a]) {
           expanded.push({ ...i });
           if (i.code === 0x85) {
@@ -132,7 +136,7 @@ test("accepted programs with bpf-to-bpf calls never fault in the VM", () => {
           }
         }
         const main = close(expanded);
-        const f = close(b);
+        const f = close([{ code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 }, ...b]);
         main.forEach((i, t) => {
           if (i.code === 0x85 && i.src === 1) i.imm = main.length - (t + 1);
         });
@@ -162,7 +166,7 @@ test("accepted programs with bpf-to-bpf calls never fault in the VM", () => {
         return true;
       },
     ),
-    { numRuns: Number(process.env.FUZZ_RUNS ?? 2000), seed: 0xca11 },
+    { numRuns: Number(process.env.FUZZ_RUNS ?? 4000), seed: 0xca11 },
   );
   assert.ok(accepted > 10, `${accepted} accepted`);
 });
