@@ -5,6 +5,7 @@ import { EventQueue } from "../../../src/sim/event_queue.js";
 import { Receiver } from "../../../src/sim/receiver.js";
 import {
   CA_EVENT_COMPLETE_CWR,
+  CA_EVENT_CWND_RESTART,
   CA_EVENT_LOSS,
   CA_EVENT_TX_START,
   TCP_CA_Disorder,
@@ -170,4 +171,22 @@ test("a delay spike longer than the RTO: the spurious RTO is undone (timestamps 
   assert.equal(st[st.length - 1], TCP_CA_Open);
   assert.equal(c.done(), true);
   assert.ok(c.undos >= 1);
+});
+
+test("writing again after idling longer than the RTO: CWND_RESTART shrinks cwnd, then TX_START", () => {
+  const h = harness(() => undefined, 200);
+  const c = h.run(2e9);
+  assert.equal(c.done(), true);
+  const cwndBefore = c.sk.snd_cwnd;
+  assert.ok(cwndBefore > 10);
+  const n = h.calls.length;
+  h.ev.at(3e9, () => c.write(50));
+  h.run(5e9);
+  const after = h.calls.slice(n).filter((x) => x.op === "cwnd_event");
+  assert.deepEqual(
+    after.slice(0, 2).map((x) => x.arg),
+    [CA_EVENT_CWND_RESTART, CA_EVENT_TX_START],
+  );
+  assert.ok(c.sk.snd_ssthresh >= (cwndBefore >>> 1) + (cwndBefore >>> 2), "ssthresh keeps 3/4 of the old cwnd");
+  assert.equal(c.done(), true);
 });
