@@ -1,7 +1,7 @@
 /** BTF as a kernel object (kernel/bpf/btf.c): BTF_LOAD, btf fds and ids, get/put. */
 import { Btf } from "../btf/btf.js";
 import { BPF_F_TOKEN_FD } from "../uapi/bpf.js";
-import { BpfError, E2BIG, EINVAL, ENOENT, EPERM } from "../uapi/errno.js";
+import { BpfError, E2BIG, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { BtfObject } from "./bpf.js";
 import type { BtfLoadAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
@@ -61,6 +61,26 @@ export function btf_register_kernel(k: Kernel, btf: Btf, data: Uint8Array, name:
   return obj;
 }
 
+const BTF_HEADER_SIZE = 24;
+
+/**
+ * btf_parse_hdr(): the kernel takes BTF in its own byte order only, and reports an unknown version
+ * or flags as ENOTSUPP and a header longer than it knows with non-zero extra bytes as E2BIG.
+ */
+function btf_parse_hdr(data: Uint8Array): void {
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (data.length < 8) throw new BpfError(EINVAL, "hdr_len not found");
+  const hdrLen = dv.getUint32(4, true);
+  if (data.length < hdrLen) throw new BpfError(EINVAL, "btf_header not found");
+  if (hdrLen > BTF_HEADER_SIZE && data.subarray(BTF_HEADER_SIZE, hdrLen).some((b) => b !== 0)) {
+    throw new BpfError(E2BIG, "Unsupported btf_header");
+  }
+  if (dv.getUint16(0, true) !== 0xeb9f) throw new BpfError(EINVAL, "Invalid magic");
+  if (data[2] !== 1) throw new BpfError(ENOTSUPP, "Unsupported version");
+  if (data[3] !== 0) throw new BpfError(ENOTSUPP, "Unsupported flags");
+  if (data.length === hdrLen) throw new BpfError(EINVAL, "No data");
+}
+
 /** BPF_BTF_LOAD. */
 export function bpf_btf_load(k: Kernel, proc: Process, attr: BtfLoadAttr): number {
   if (num(attr.btf_flags) & ~BPF_F_TOKEN_FD) throw new BpfError(EINVAL, "invalid btf_flags");
@@ -76,6 +96,7 @@ export function bpf_btf_load(k: Kernel, proc: Process, attr: BtfLoadAttr): numbe
   const bytes = data.slice(0, size);
   let btf: Btf;
   try {
+    btf_parse_hdr(bytes);
     btf = Btf.parse(bytes);
     (btf as unknown as { validate?: () => void }).validate?.();
   } catch (e) {

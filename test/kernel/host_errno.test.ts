@@ -402,3 +402,41 @@ test("global-data BTF (keyless DATASEC arrays) and array key types: errnos equal
   ];
   assert.deepEqual(ourOps(seq), hostOps(seq));
 });
+
+test("BTF_LOAD errnos equal the host kernel's for good, truncated and corrupted blobs", { skip }, () => {
+  const good = Buffer.from(userBtf());
+  const badMagic = Buffer.from(good);
+  badMagic[0] ^= 0xff;
+  const badVersion = Buffer.from(good);
+  badVersion[2] = 9;
+  const badStrLen = Buffer.from(good);
+  badStrLen.writeUInt32LE(badStrLen.readUInt32LE(20) + 1000, 20);
+  const badFlags = Buffer.from(good);
+  badFlags[3] = 1;
+  const bigEndian = Buffer.from(good);
+  bigEndian.writeUInt16BE(0xeb9f, 0);
+  const longHdr = Buffer.concat([
+    good.subarray(0, 4),
+    Buffer.from([28, 0, 0, 0]),
+    good.subarray(8, 24),
+    Buffer.from([0, 0, 0, 1]),
+    good.subarray(24),
+  ]);
+  const blobs = [
+    good,
+    good.subarray(0, 6),
+    good.subarray(0, 20),
+    good.subarray(0, 24),
+    good.subarray(0, good.length - 3),
+    badMagic,
+    badVersion,
+    badFlags,
+    bigEndian,
+    longHdr,
+    badStrLen,
+  ];
+  for (const blob of blobs) {
+    const seq: MapOp[] = [["btf", blob.toString("hex")]];
+    assert.deepEqual(ourOps(seq), hostOps(seq), blob.toString("hex").slice(0, 48));
+  }
+});

@@ -65,7 +65,7 @@ test("process exit closes every fd", () => {
   const { k, p } = boot();
   const fd = k.bpf(p, C.BPF_MAP_CREATE, ARRAY);
   const map = k.map_idr.find(k.objGetInfo(p, fd).id as number)!;
-  p.files.closeAll();
-  k.quiesce();
+  k.exit(p);
   assert.equal(map.freed, true);
+  assert.deepEqual(p.files.list(), []);
 });
