@@ -63,7 +63,7 @@ export interface KernelAllocator {
   alloc(size: number, align: number): KernelMem;
 }
 
-let nextFakeAddr = 0xffff_8880_0000_0000;
+let nextFakeAddr = 0x7fff_0000_0000; // stays an exact double
 export const arrayBufferAllocator: KernelAllocator = {
   alloc(size: number): KernelMem {
     const buf = new ArrayBuffer(size);
