@@ -72,6 +72,7 @@ function cubicObjectEnv(): KernelVerifierEnv {
   const objPath = [root, join(root, ".."), process.cwd()].map((d) => join(d, "bpf/obj/tcp_cubic.bpf.o"));
   const tcp = new TcpKernel();
   const k = new Kernel({
+    verifier: true,
     subsystems: [tcpSubsystem(tcp), bpfTcpCaSubsystem(() => tcp.cong), bpfDummyStructOpsSubsystem],
   });
   let biggest: KernelVerifierEnv | undefined;

@@ -59,10 +59,39 @@ export async function verifyObjectFile(path: string, logLevel: number): Promise<
   ]);
   const tcp = new tcpInit.TcpKernel();
   const kernel = new Kernel({
+    verifier: true,
     subsystems: [tcpInit.tcpSubsystem(tcp), tcpCa.bpfTcpCaSubsystem(() => tcp.cong), dummy.bpfDummyStructOpsSubsystem],
   });
-  const logs: string[] = [];
-  const obj = BpfObject.open(path, { print: (_level, m) => logs.push(m) });
+  // Keep what the verifier said about each program the kernel is asked to load.
+  const seen: { name: string; verdict: ProgVerdict }[] = [];
+  const hook = kernel.verifier;
+  kernel.verifier = (env) => {
+    const before = env.log.lines.length;
+    const logOf = () =>
+      env.log.lines
+        .slice(before)
+        .map((l) => (l.endsWith("\n") ? l : `${l}\n`))
+        .join("");
+    try {
+      const r = hook?.(env);
+      seen.push({ name: env.prog.name, verdict: { prog: env.prog.name, accepted: true, log: logOf() } });
+      return r;
+    } catch (e) {
+      if (e instanceof BpfError) {
+        const verdict: ProgVerdict = {
+          prog: env.prog.name,
+          accepted: false,
+          errno: errnoName(e.errno),
+          error: e.message,
+          insn: e.context.insn as number | undefined,
+          log: logOf(),
+        };
+        seen.push({ name: env.prog.name, verdict });
+      }
+      throw e;
+    }
+  };
+  const obj = BpfObject.open(path);
   let failure: BpfError | undefined;
   try {
     bpfObjectLoad(obj, { kernel, process: kernel.newProcess() }, { logLevel });
@@ -73,14 +102,13 @@ export async function verifyObjectFile(path: string, logLevel: number): Promise<
   const verdicts: ProgVerdict[] = [];
   for (const p of obj.programs) {
     if (!p.autoload) continue;
-    if (p.fd >= 0) {
-      verdicts.push({ prog: p.name, accepted: true, log: "" });
-      continue;
-    }
-    const begin = `prog '${p.name}': -- BEGIN PROG LOAD LOG --\n`;
-    const entry = logs.find((l) => l.startsWith(begin));
-    if (!entry && !verdicts.some((v) => !v.accepted) && failure) {
-      // Refused before its load (a map or relocation): report the loader's reason.
+    // The kernel keeps the first 15 characters of a program's name.
+    const i = seen.findIndex((x) => x.name !== "" && p.name.startsWith(x.name));
+    if (i >= 0) {
+      verdicts.push({ ...seen[i].verdict, prog: p.name });
+      seen.splice(i, 1);
+    } else if (failure && !verdicts.some((v) => !v.accepted)) {
+      // Refused before the verifier ran (a map, a relocation): the loader's reason.
       verdicts.push({
         prog: p.name,
         accepted: false,
@@ -88,26 +116,14 @@ export async function verifyObjectFile(path: string, logLevel: number): Promise<
         error: failure.message,
         log: "",
       });
-      continue;
-    }
-    if (!entry) {
+    } else {
       verdicts.push({
         prog: p.name,
         accepted: false,
         error: "not attempted (an earlier program was refused)",
         log: "",
       });
-      continue;
     }
-    const log = entry.slice(begin.length).replace(/-- END PROG LOAD LOG --$/, "");
-    const last = log.trimEnd().split("\n");
-    verdicts.push({
-      prog: p.name,
-      accepted: false,
-      errno: failure ? errnoName(failure.errno) : undefined,
-      error: last[last.length - 2] ?? failure?.message,
-      log,
-    });
   }
   return verdicts;
 }

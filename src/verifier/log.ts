@@ -131,28 +131,46 @@ export function printBpfInsn(i: Insn, next?: Insn, names: InsnNames = {}, idx = 
   return `${code} unknown`;
 }
 
-/** verbose_snum / verbose_unum: small numbers in decimal, others in hex. */
+/** verbose_snum / verbose_unum: small numbers in decimal, others as (unsigned) hex. */
 function snum(v: bigint): string {
-  return v >= -512n && v <= 512n ? `${v}` : `${v < 0n ? "-" : ""}0x${(v < 0n ? -v : v).toString(16)}`;
+  return v >= -512n && v <= 512n ? `${v}` : `0x${BigInt.asUintN(64, v).toString(16)}`;
 }
 function unum(v: bigint): string {
   return v <= 512n ? `${v}` : `0x${v.toString(16)}`;
 }
 
+/**
+ * print_scalar_ranges: each bound that is not the type's default, a later bound of the same
+ * kind (min or max) with the same value folded into it ("smax=umax=0xffffffff").
+ */
 function scalarStr(r: RegState): string {
   if (tnumIsConst(r.varOff)) return snum(BigInt.asIntN(64, r.varOff.value));
+  const m: { name: string; val: bigint; omit: boolean }[] = [
+    { name: "smin", val: r.smin, omit: r.smin === S64_MIN },
+    { name: "smax", val: r.smax, omit: r.smax === S64_MAX },
+    { name: "umin", val: r.umin, omit: r.umin === 0n },
+    { name: "umax", val: r.umax, omit: r.umax === U64_MAX },
+    { name: "smin32", val: r.s32min, omit: r.s32min === S32_MIN },
+    { name: "smax32", val: r.s32max, omit: r.s32max === S32_MAX },
+    { name: "umin32", val: r.u32min, omit: r.u32min === 0n },
+    { name: "umax32", val: r.u32max, omit: r.u32max === U32_MAX },
+  ];
   const parts: string[] = [];
-  const pair = (a: string, av: bigint, a32: bigint, aDef: bigint, a32Def: bigint, fmt: (v: bigint) => string): void => {
-    if (av !== aDef && av === a32) parts.push(`${a}=${a}32=${fmt(av)}`);
-    else {
-      if (av !== aDef) parts.push(`${a}=${fmt(av)}`);
-      if (a32 !== a32Def) parts.push(`${a}32=${fmt(a32)}`);
+  for (let i = 0; i < m.length; i++) {
+    const a = m[i];
+    if (a.omit) continue;
+    // Compare as the kernel does, on the 64-bit pattern; never fold a negative into a positive.
+    const bits = (x: { name: string; val: bigint }) => BigInt.asUintN(64, x.val);
+    const neg = (x: { name: string; val: bigint }) => x.name[0] === "s" && x.val < 0n;
+    let text = `${a.name}=`;
+    for (let j = i + 2; j < m.length; j += 2) {
+      const b = m[j];
+      if (b.omit || bits(b) !== bits(a) || neg(b) !== neg(a)) continue;
+      b.omit = true;
+      text += `${b.name}=`;
     }
-  };
-  pair("smin", r.smin, r.s32min, S64_MIN, S32_MIN, snum);
-  pair("smax", r.smax, r.s32max, S64_MAX, S32_MAX, snum);
-  pair("umin", r.umin, r.u32min, 0n, 0n, unum);
-  pair("umax", r.umax, r.u32max, U64_MAX, U32_MAX, unum);
+    parts.push(text + (a.name[0] === "s" ? snum(a.val) : unum(a.val)));
+  }
   if (!tnumIsUnknown(r.varOff)) parts.push(`var_off=${tnumStr(r.varOff)}`);
   return `scalar(${parts.join(",")})`;
 }

@@ -56,12 +56,14 @@ import {
   PTR_TRUSTED,
   type RegState,
   rangeWithin,
+  regBoundsSync,
   regsIdentical,
+  resetReg32Bounds,
   SCALAR_VALUE,
 } from "./reg_state.js";
 import { BPF_REG_SIZE, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, slotStr } from "./stack.js";
 import { type Checkpoint, copyFuncState, curFrame, type FuncState, newFuncState, type VerifierState } from "./state.js";
-import { tnumIn } from "./tnum.js";
+import { tnumCast, tnumIn, tnumIsConst } from "./tnum.js";
 
 /** Thrown inside the walk; becomes the result's error. */
 class VerifierReject extends Error {
@@ -569,6 +571,7 @@ export class Verifier {
         const dst = this.regs[insn.dst];
         Object.assign(dst, val, { written: true });
         if (mode === BPF_MEMSX && dst.type === SCALAR_VALUE) signExtend(this, dst, size);
+        else if (dst.type === SCALAR_VALUE && size < 8) coerceRegToSize(dst, size);
         this.insnIdx = idx + 1;
         return false;
       }
@@ -667,6 +670,24 @@ export class Verifier {
     if (op > 0xd0) this.reject(EINVAL, `unknown opcode ${insn.code.toString(16).padStart(2, "0")}`);
     return checkCondJmp(this, idx, insn, is64);
   }
+}
+
+/** coerce_reg_to_size: a narrow load zero-extends, so the value fits in `size` bytes. */
+function coerceRegToSize(r: RegState, size: number): void {
+  const mask = (1n << BigInt(size * 8)) - 1n;
+  if (tnumIsConst(r.varOff)) {
+    const w = r.written;
+    markRegKnown(r, r.varOff.value & mask);
+    r.written = w;
+    return;
+  }
+  r.varOff = tnumCast(r.varOff, size);
+  r.umin = 0n;
+  r.umax = mask;
+  r.smin = 0n;
+  r.smax = mask;
+  resetReg32Bounds(r);
+  regBoundsSync(r);
 }
 
 /** bpf_check: verify `env`'s program. Never throws for a rejected program: see result.error. */

@@ -138,7 +138,7 @@ test("a variable offset into a map value verifies once bounded", () => {
      exit`),
   );
   assert.equal(r.ok, true, r.log);
-  assert.match(r.log, /R0_w=map_value\(ks=4,vs=16,.*umax=umax32=7/);
+  assert.match(r.log, /R0_w=map_value\(ks=4,vs=16,smin=smin32=0,smax=umax=smax32=umax32=7,var_off=\(0x0; 0x7\)\)/);
 });
 
 test("bpf-to-bpf calls: arguments in, r6-r9 kept, r0 out, r1-r5 gone", () => {

@@ -27,6 +27,7 @@ test("there are committed objects", { skip: objects.length ? false : `no objects
 function bootKernel(): Kernel {
   const tcp = new TcpKernel();
   return new Kernel({
+    verifier: true,
     subsystems: [tcpSubsystem(tcp), bpfTcpCaSubsystem(() => tcp.cong), bpfDummyStructOpsSubsystem],
   });
 }
