@@ -40,6 +40,8 @@ export interface CStruct {
   members: (CMember | CFuncPtrMember)[];
   /** Extra alignment of the whole struct (`____cacheline_aligned_in_smp`). */
   align?: number;
+  /** Anonymous in Linux (named here only so the description can refer to it): emitted nameless in BTF. */
+  anonymous?: boolean;
 }
 
 export interface CEnum {
@@ -186,6 +188,7 @@ export const TCP_STRUCTS: CStruct[] = [
   {
     name: "icsk_ack",
     kind: "struct",
+    anonymous: true,
     members: [
       { name: "pending", type: "__u8" },
       { name: "quick", type: "__u8" },
@@ -216,7 +219,7 @@ export const TCP_STRUCTS: CStruct[] = [
       { name: "icsk_pending", type: "__u8" },
       { name: "icsk_backoff", type: "__u8" },
       { name: "icsk_probes_out", type: "__u8" },
-      // Anonymous in Linux; a named struct type here keeps the description flat. CO-RE matches by member name.
+      // An anonymous struct, as in Linux: CO-RE resolves icsk_ack.pending by member names.
       { name: "icsk_ack", type: "struct icsk_ack" },
       { name: "icsk_ca_priv", type: "u64[13]" },
     ],
@@ -675,7 +678,7 @@ export function declareTcpTypes(b: BtfBuilder): Map<string, number> {
       }
     } else if (p.base.startsWith("struct ") || p.base.startsWith("union ")) {
       const name = p.base.replace(/^(struct|union) /, "");
-      id = find(name, BTF_KIND_STRUCT);
+      id = ids.get(`struct ${name}`) ?? find(name, BTF_KIND_STRUCT);
       if (id < 0) throw new Error(`tcp btf: struct ${name} used by value before it is declared`);
     } else if (p.base.startsWith("enum ")) {
       const e = TCP_ENUMS.find((x) => x.name === p.base.slice(5));
@@ -725,7 +728,8 @@ export function declareTcpTypes(b: BtfBuilder): Map<string, number> {
       const bits = "bits" in m ? m.bits : undefined;
       return { name: m.name, type, bitOffset: f.bitOffset, bitfieldSize: bits };
     });
-    const id = s.kind === "union" ? b.addUnion(s.name, l.size, members) : b.addStruct(s.name, l.size, members);
+    const btfName = s.anonymous ? "" : s.name;
+    const id = s.kind === "union" ? b.addUnion(btfName, l.size, members) : b.addStruct(btfName, l.size, members);
     ids.set(`${s.kind} ${s.name}`, id);
   }
   for (const k of TCP_KFUNC_PROTOS) {

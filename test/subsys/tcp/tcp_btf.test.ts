@@ -33,6 +33,10 @@ test("vmlinux BTF describes the TCP structs exactly as the TypeScript accessors 
     ops.kind === BTF_KIND_STRUCT && ops.members.map((m) => m.name).join(","),
     "ssthresh,cong_avoid,set_state,cwnd_event,in_ack_event,pkts_acked,min_tso_segs,cong_control,undo_cwnd,sndbuf_expand,get_info,name,owner,list,key,flags,init,release",
   );
+  // icsk_ack is an anonymous struct, as in Linux
+  const icsk = btf.typeById(btf.findByNameKind("inet_connection_sock", BTF_KIND_STRUCT));
+  const ack = icsk.kind === BTF_KIND_STRUCT ? icsk.members.find((m) => m.name === "icsk_ack") : undefined;
+  assert.equal(btf.typeById(ack!.type).name, "");
   const value = btf.typeById(btf.findByNameKind("bpf_struct_ops_tcp_congestion_ops", BTF_KIND_STRUCT));
   assert.equal("size" in value ? value.size : 0, 256, "bpf_tcp_ca's value type: common + data at 64");
 });
