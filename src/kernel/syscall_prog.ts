@@ -315,6 +315,10 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     // (check_attach_btf_id), ld_imm64 (resolve_pseudo_ldimm64), then do_check.
     bindCalls(env, prog.orig_insns, !k.verifier);
     check_btf_info(env, proc, attr);
+    // check_attach_btf_id(): syscall programs run in a context that may sleep.
+    if (prog.type === P.BPF_PROG_TYPE_SYSCALL && !prog.aux.sleepable) {
+      throw logErr(log, EINVAL, "Syscall programs can only be sleepable");
+    }
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) {
       if (!k.structOps) throw logErr(log, ENOTSUPP, "struct_ops is not supported by this kernel");
       k.structOps.checkAttach(prog, log.lines);

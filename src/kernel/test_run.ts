@@ -63,6 +63,11 @@ function ctxRegion(prog: BpfProg, attr: ProgTestRunAttr): { addr: number; free: 
 export const testRunOps: Record<"syscall" | "raw_tp" | "skb", BpfProgTypeOps> = {
   /** bpf_prog_test_run_syscall: ctx in, ctx copied back, retval. */
   syscall: {
+    // syscall_prog_is_valid_access(): any aligned offset below U16_MAX of the user's ctx buffer.
+    verifier_ops: {
+      name: "syscall",
+      isValidAccess: (off, size) => (off >= 0 && off < U16_MAX && off % size === 0 ? {} : undefined),
+    },
     test_run(prog, attr) {
       noData(attr, false);
       if (num(attr.ctx_size_in) > U16_MAX) throw new BpfError(EINVAL, "ctx_size_in over U16_MAX");

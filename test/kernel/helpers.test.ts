@@ -12,7 +12,13 @@ import { add64, boot, call, exit, mov64, mov64r, stDw, stxDw, throwsErrno } from
 const C = bpf_cmd;
 
 function runOnce(k: Kernel, p: ReturnType<Kernel["newProcess"]>, insns: ReturnType<typeof exit>[]): bigint {
-  const fd = k.bpf(p, C.BPF_PROG_LOAD, { prog_type: 31, insns, insn_cnt: insns.length, license: "GPL" });
+  const fd = k.bpf(p, C.BPF_PROG_LOAD, {
+    prog_type: 31,
+    insns,
+    insn_cnt: insns.length,
+    license: "GPL",
+    prog_flags: 16,
+  });
   const prog = fdget(p, fd, "prog");
   const r = prog.bpf_func!(0);
   k.close(p, fd);

@@ -155,7 +155,13 @@ function updateProg(mapFd: number, key: number, value: number, flags: number) {
 }
 
 function run(k: ReturnType<typeof boot>["k"], p: ReturnType<typeof boot>["p"], insns: ReturnType<typeof lookupProg>) {
-  const fd = k.bpf(p, C.BPF_PROG_LOAD, { prog_type: 31, insns, insn_cnt: insns.length, license: "GPL" });
+  const fd = k.bpf(p, C.BPF_PROG_LOAD, {
+    prog_type: 31,
+    insns,
+    insn_cnt: insns.length,
+    license: "GPL",
+    prog_flags: 16,
+  });
   const attr: { prog_fd: number; retval?: number } = { prog_fd: fd };
   k.bpf(p, C.BPF_PROG_TEST_RUN, attr);
   k.close(p, fd);

@@ -99,7 +99,7 @@ test("programs charge their pages too (v5.8 bpf_prog_charge_memlock) and give th
     { code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 },
     { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
   ];
-  const load = () => k.bpf(p, C.BPF_PROG_LOAD, { prog_type: 31, insns, insn_cnt: 2, license: "GPL" });
+  const load = () => k.bpf(p, C.BPF_PROG_LOAD, { prog_type: 31, insns, insn_cnt: 2, license: "GPL", prog_flags: 16 });
   const a = load();
   load();
   assert.equal(p.user.locked_vm, 2);

@@ -1,14 +1,28 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN } from "../../src/kernel/capability.js";
-import { BPF_F_NO_PREALLOC, BPF_F_ZERO_SEED, bpf_cmd, bpf_map_type, bpf_prog_type } from "../../src/uapi/bpf.js";
+import {
+  BPF_F_NO_PREALLOC,
+  BPF_F_SLEEPABLE,
+  BPF_F_ZERO_SEED,
+  bpf_cmd,
+  bpf_map_type,
+  bpf_prog_type,
+} from "../../src/uapi/bpf.js";
 import { EINVAL, EPERM } from "../../src/uapi/errno.js";
 import { boot, retProg, throwsErrno, userBtf } from "./util.js";
 
 const C = bpf_cmd;
 const T = bpf_map_type;
 const ARRAY = { map_type: T.BPF_MAP_TYPE_ARRAY, key_size: 4, value_size: 8, max_entries: 1 };
-const load = (prog_type: number) => ({ prog_type, insns: retProg(0), insn_cnt: 2, license: "GPL" });
+/** Syscall programs must be sleepable. */
+const load = (prog_type: number) => ({
+  prog_type,
+  insns: retProg(0),
+  insn_cnt: 2,
+  license: "GPL",
+  prog_flags: prog_type === bpf_prog_type.BPF_PROG_TYPE_SYSCALL ? BPF_F_SLEEPABLE : 0,
+});
 
 test("unprivileged_bpf_disabled (default 2): an unprivileged process gets EPERM for map and program creation", () => {
   const { k } = boot();

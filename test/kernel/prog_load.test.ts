@@ -21,7 +21,14 @@ const C = bpf_cmd;
 const SYSCALL = bpf_prog_type.BPF_PROG_TYPE_SYSCALL;
 
 function load(k: Kernel, p: ReturnType<typeof boot>["p"], insns: Insn[], extra: object = {}): number {
-  return k.bpf(p, C.BPF_PROG_LOAD, { prog_type: SYSCALL, insns, insn_cnt: insns.length, license: "GPL", ...extra });
+  return k.bpf(p, C.BPF_PROG_LOAD, {
+    prog_type: SYSCALL,
+    insns,
+    insn_cnt: insns.length,
+    license: "GPL",
+    prog_flags: BPF_F_SLEEPABLE,
+    ...extra,
+  });
 }
 
 function testRun(k: Kernel, p: ReturnType<typeof boot>["p"], fd: number): number {
@@ -43,7 +50,7 @@ test("license: GPL-compatible strings set gpl_compatible, others do not", () => 
     ["Proprietary", false],
     ["gpl", false],
   ] as const) {
-    const fd = k.bpf(p, C.BPF_PROG_LOAD, { prog_type: SYSCALL, insns: retProg(0), insn_cnt: 2, license });
+    const fd = load(k, p, retProg(0), { license });
     assert.equal(k.objGetInfo(p, fd).gpl_compatible, gpl, license);
   }
 });
@@ -102,6 +109,7 @@ test("the failure reason lands in the log buffer; log_true_size is reported", ()
     insns: [...ldMapFd(1, 77), ...retProg(0)],
     insn_cnt: 4,
     license: "GPL",
+    prog_flags: BPF_F_SLEEPABLE,
     log_buf,
     log_size: 256,
     log_level: 1,
@@ -257,7 +265,16 @@ test("the log rotates (keeps its end) unless BPF_LOG_FIXED; a truncated log turn
   const { k, p } = boot({ verifier: true });
   const insns = [mov64(0, 0), mov64(1, 1), mov64(2, 2), exit()];
   const full = new Uint8Array(4096);
-  const attr = { prog_type: SYSCALL, insns, insn_cnt: 4, license: "GPL", log_level: 2, log_buf: full, log_size: 4096 };
+  const attr = {
+    prog_type: SYSCALL,
+    insns,
+    insn_cnt: 4,
+    license: "GPL",
+    prog_flags: BPF_F_SLEEPABLE,
+    log_level: 2,
+    log_buf: full,
+    log_size: 4096,
+  };
   k.bpf(p, C.BPF_PROG_LOAD, attr);
   const text = new TextDecoder().decode(full.subarray(0, full.indexOf(0)));
   assert.ok(text.length > 128, "level 2 logs every instruction");

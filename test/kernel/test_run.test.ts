@@ -8,7 +8,9 @@ const C = bpf_cmd;
 const P = bpf_prog_type;
 
 function load(k: ReturnType<typeof boot>["k"], p: ReturnType<typeof boot>["p"], prog_type: number, insns = retProg(7)) {
-  return k.bpf(p, C.BPF_PROG_LOAD, { prog_type, insns, insn_cnt: insns.length, license: "GPL" });
+  // Syscall programs must be sleepable.
+  const prog_flags = prog_type === P.BPF_PROG_TYPE_SYSCALL ? 16 : 0;
+  return k.bpf(p, C.BPF_PROG_LOAD, { prog_type, insns, insn_cnt: insns.length, license: "GPL", prog_flags });
 }
 
 test("PROG_TEST_RUN returns r0 in retval; the syscall type copies its ctx back", () => {

@@ -38,6 +38,7 @@ test("with the verifier on, every load is checked: a missing NULL check is refus
     () =>
       k.bpf(p, C.BPF_PROG_LOAD, {
         prog_type: bpf_prog_type.BPF_PROG_TYPE_SYSCALL,
+        prog_flags: 16,
         insns: bad,
         insn_cnt: bad.length,
         license: "GPL",
@@ -53,6 +54,7 @@ test("with the verifier on, every load is checked: a missing NULL check is refus
   const good = lookup(m, true);
   const fd = k.bpf(p, C.BPF_PROG_LOAD, {
     prog_type: bpf_prog_type.BPF_PROG_TYPE_SYSCALL,
+    prog_flags: 16,
     insns: good,
     insn_cnt: good.length,
     license: "GPL",

@@ -76,7 +76,7 @@ test("the bpf.h API and the typed kernel API agree on every outcome", () => {
       () => b.kernel.bpf(b.process, bpf_cmd.BPF_MAP_UPDATE_ELEM, { map_fd: 3, key: u32(5), value: u64(1) }),
     ],
     [
-      () => lib.bpf_prog_load(a, bpf_prog_type.BPF_PROG_TYPE_SYSCALL, "p", "GPL", retProg(1)),
+      () => lib.bpf_prog_load(a, bpf_prog_type.BPF_PROG_TYPE_SYSCALL, "p", "GPL", retProg(1), { prog_flags: 16 }),
       () =>
         b.kernel.bpf(b.process, bpf_cmd.BPF_PROG_LOAD, {
           prog_type: bpf_prog_type.BPF_PROG_TYPE_SYSCALL,
@@ -84,6 +84,7 @@ test("the bpf.h API and the typed kernel API agree on every outcome", () => {
           insn_cnt: 2,
           license: "GPL",
           prog_name: "p",
+          prog_flags: 16,
         }),
     ],
     [
@@ -130,7 +131,7 @@ test("bpf_prog_load: log options checked by libbpf; log_level 0 with a buffer re
     { code: 0, dst: 0, src: 0, off: 0, imm: 0 },
     ...retProg(0).slice(1),
   ];
-  const opts: lib.BpfProgLoadOpts = { log_buf: buf };
+  const opts: lib.BpfProgLoadOpts = { log_buf: buf, prog_flags: 16 };
   assert.equal(lib.bpf_prog_load(k, 31, "p", "GPL", bad, opts), -EBADF);
   assert.match(new TextDecoder().decode(buf.subarray(0, buf.indexOf(0))), /fd 55 is not pointing to valid bpf_map/);
   assert.ok((opts.log_true_size ?? 0) > 0);
@@ -138,7 +139,9 @@ test("bpf_prog_load: log options checked by libbpf; log_level 0 with a buffer re
 
 test("test_run, info, ids and fd-by-id through the bpf.h API", () => {
   const k = handle();
-  const pfd = lib.bpf_prog_load(k, bpf_prog_type.BPF_PROG_TYPE_SYSCALL, "seven", "GPL", retProg(7));
+  const pfd = lib.bpf_prog_load(k, bpf_prog_type.BPF_PROG_TYPE_SYSCALL, "seven", "GPL", retProg(7), {
+    prog_flags: 16,
+  });
   const opts: lib.BpfTestRunOpts = {};
   assert.equal(lib.bpf_prog_test_run_opts(k, pfd, opts), 0);
   assert.equal(opts.retval, 7);
