@@ -72,6 +72,7 @@ export function pushCallbackIteration(v: Verifier, done: FuncState): void {
 /** BPF_EXIT: return from a subprogram, or the end of a path through the main program. */
 export function processExit(v: Verifier): boolean {
   const f = v.frame;
+  if (v.cur.activeLock >= 0) v.reject(EINVAL, "bpf_spin_unlock is missing");
   if (v.cur.frames.length > 1) {
     const r0 = v.readReg(0);
     if (baseType(r0.type) === PTR_TO_STACK && r0.frameno === f.frameno)

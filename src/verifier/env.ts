@@ -24,6 +24,8 @@ export interface VerifierMap {
   /** The value's bytes, for constant loads from frozen read-only maps (.rodata). */
   valueBytes?: Uint8Array;
   name?: string;
+  /** Offset of the value's `struct bpf_spin_lock` (from the map's BTF), if it has one. */
+  spinLockOff?: number;
   /** The map's id and kernel address, for the log (a privileged log prints the address). */
   id?: number;
   kaddr?: bigint;

@@ -19,6 +19,7 @@ export const ARG_PTR_TO_BTF_ID = 10;
 export const ARG_PTR_TO_UNINIT_MEM = 11;
 export const ARG_PTR_TO_FUNC = 12;
 export const ARG_PTR_TO_STACK = 13;
+export const ARG_PTR_TO_SPIN_LOCK = 14;
 /** Flags on arg types. */
 export const ARG_MAYBE_NULL = 1 << 8;
 export const ARG_MEM_RDONLY = 1 << 9;
@@ -127,6 +128,9 @@ export const bpf_sk_getsockopt_proto = proto(F.BPF_FUNC_getsockopt, RET_INTEGER,
   ARG_CONST_SIZE,
 ]);
 
+export const bpf_spin_lock_proto = proto(F.BPF_FUNC_spin_lock, RET_VOID, [ARG_PTR_TO_SPIN_LOCK]);
+export const bpf_spin_unlock_proto = proto(F.BPF_FUNC_spin_unlock, RET_VOID, [ARG_PTR_TO_SPIN_LOCK]);
+
 /** Every helper structops knows; an id outside this table is an "unknown func". */
 export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
   [
@@ -148,6 +152,8 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_tcp_send_ack_proto,
     bpf_sk_setsockopt_proto,
     bpf_sk_getsockopt_proto,
+    bpf_spin_lock_proto,
+    bpf_spin_unlock_proto,
   ].map((p) => [p.funcId, p]),
 );
 
@@ -166,6 +172,9 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
       return ALL_HELPER_PROTOS.get(funcId);
     case F.BPF_FUNC_loop:
       return privileged ? bpf_loop_proto : undefined;
+    case F.BPF_FUNC_spin_lock:
+    case F.BPF_FUNC_spin_unlock:
+      return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     case F.BPF_FUNC_trace_printk:
     case F.BPF_FUNC_probe_read_kernel:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;

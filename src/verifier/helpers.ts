@@ -30,6 +30,7 @@ import {
   ARG_PTR_TO_MAP_KEY,
   ARG_PTR_TO_MAP_VALUE,
   ARG_PTR_TO_MEM,
+  ARG_PTR_TO_SPIN_LOCK,
   ARG_PTR_TO_STACK,
   ARG_PTR_TO_UNINIT_MEM,
   bpfBaseFuncProto,
@@ -219,6 +220,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       case ARG_PTR_TO_STACK:
         if (bt !== PTR_TO_STACK) bad([PTR_TO_STACK]);
         break;
+      case ARG_PTR_TO_SPIN_LOCK:
+        processSpinLock(v, regno, reg, funcId === bpf_func_id.BPF_FUNC_spin_lock);
+        break;
       case ARG_CONST_SIZE:
       case ARG_CONST_SIZE_OR_ZERO:
         break;
@@ -245,6 +249,30 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   }
   clobberAndSetR0(v, fn, map);
   return false;
+}
+
+/** process_spin_lock: the lock of a map value, taken and released once per path. */
+function processSpinLock(v: Verifier, regno: number, reg: RegState, lock: boolean): void {
+  if (reg.type !== PTR_TO_MAP_VALUE) {
+    v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=map_value`);
+  }
+  if (!tnumIsConst(reg.varOff)) {
+    v.reject(EINVAL, `R${regno} doesn't have constant offset. bpf_spin_lock has to be at the constant offset`);
+  }
+  const map = v.maps[reg.map];
+  const off = reg.off + Number(reg.varOff.value);
+  if (map.spinLockOff === undefined) v.reject(EINVAL, `map '${map.name ?? reg.map}' has no valid bpf_spin_lock`);
+  if (off !== map.spinLockOff) {
+    v.reject(EINVAL, `off ${off} doesn't point to 'struct bpf_spin_lock' that is at ${map.spinLockOff}`);
+  }
+  if (lock) {
+    if (v.cur.activeLock >= 0) v.reject(EINVAL, "Locking two bpf_spin_locks are not allowed");
+    v.cur.activeLock = reg.map;
+    return;
+  }
+  if (v.cur.activeLock < 0) v.reject(EINVAL, "bpf_spin_unlock without taking a lock");
+  if (v.cur.activeLock !== reg.map) v.reject(EINVAL, "bpf_spin_unlock of different lock");
+  v.cur.activeLock = -1;
 }
 
 /** The state after a bpf_loop that ran its callback zero times. */

@@ -76,6 +76,14 @@ export function checkMemAccess(
       if (write && map.rdonlyProg)
         v.reject(EACCES, `write into map forbidden, value_size=${map.valueSize} off=${off + reg.off} size=${size}`);
       checkMemRegion(v, regno, reg, off, size, map.valueSize, "map value");
+      if (map.spinLockOff !== undefined) {
+        // The lock word belongs to bpf_spin_lock/unlock alone (check_map_access's btf_record check).
+        const lo = reg.off + off + Number(reg.smin);
+        const hi = reg.off + off + Number(reg.umax) + size;
+        if (lo < map.spinLockOff + 4 && hi > map.spinLockOff) {
+          v.reject(EACCES, "bpf_spin_lock cannot be accessed directly by load/store");
+        }
+      }
       if (!write && map.frozen && map.rdonlyProg && map.valueBytes && tnumIsConst(reg.varOff)) {
         const o = reg.off + off + Number(reg.varOff.value);
         let v = 0n;

@@ -23,6 +23,7 @@ export interface FuncState {
 export interface Checkpoint {
   readonly insn: number;
   readonly frames: FuncState[];
+  readonly activeLock: number;
   /** Paths still being explored below this state; 0 means its subtree is proven safe. */
   branches: number;
   readonly parent: Checkpoint | null;
@@ -31,6 +32,8 @@ export interface Checkpoint {
 export interface VerifierState {
   frames: FuncState[];
   parent: Checkpoint | null;
+  /** Map whose bpf_spin_lock is held (active_lock), or -1. */
+  activeLock: number;
   /** A callback's next iteration: may be pruned against its own in-progress entry states. */
   callbackReentry?: boolean;
 }
@@ -54,7 +57,7 @@ export function copyFuncState(f: FuncState): FuncState {
 }
 
 export function copyState(s: VerifierState): VerifierState {
-  return { frames: s.frames.map(copyFuncState), parent: s.parent };
+  return { frames: s.frames.map(copyFuncState), parent: s.parent, activeLock: s.activeLock };
 }
 
 export function curFrame(s: VerifierState): FuncState {

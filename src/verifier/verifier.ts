@@ -28,7 +28,13 @@ import {
   bpfSizeBytes,
   MAX_BPF_REG,
 } from "../isa/opcodes.js";
-import { BPF_COMPLEXITY_LIMIT_INSNS, BPF_PSEUDO_CALL, BPF_PSEUDO_KFUNC_CALL, bpf_prog_type } from "../uapi/bpf.js";
+import {
+  BPF_COMPLEXITY_LIMIT_INSNS,
+  BPF_PSEUDO_CALL,
+  BPF_PSEUDO_KFUNC_CALL,
+  bpf_func_id,
+  bpf_prog_type,
+} from "../uapi/bpf.js";
 import { BpfError, E2BIG, EACCES, EFAULT, EINVAL, ENOTSUPP } from "../uapi/errno.js";
 import { btfFuncPtrProto, btfName } from "./btf_access.js";
 import { checkFuncCall, checkMaxStackDepth, processExit } from "./calls.js";
@@ -322,7 +328,7 @@ export class Verifier {
     markPtr(f.regs[BPF_REG_10], PTR_TO_STACK);
     f.regs[BPF_REG_10].frameno = 0;
     this.ops?.initRegs?.(f.regs);
-    return { frames: [f], parent: null };
+    return { frames: [f], parent: null, activeLock: -1 };
   }
 
   private doCheck(): void {
@@ -435,6 +441,7 @@ export class Verifier {
     this.cur.callbackReentry = false;
     for (let k = list.length - 1; k >= 0; k--) {
       const sl = list[k];
+      if (sl.activeLock !== this.cur.activeLock) continue;
       // A callback's next iteration in a state its earlier iterations already cover adds nothing
       // new (bpf_loop bounds the iterations): compare every live value exactly and stop here.
       if (reentry && this.statesEqual(sl.frames, this.cur.frames, idx, false, true)) return true;
@@ -455,6 +462,7 @@ export class Verifier {
     const cp: Checkpoint = {
       insn: idx,
       frames: this.cur.frames.map(copyFuncState),
+      activeLock: this.cur.activeLock,
       branches: 1,
       parent: this.cur.parent,
     };
@@ -658,6 +666,9 @@ export class Verifier {
         this.reject(EINVAL, "BPF_CALL uses reserved fields");
       }
       this.noteCallArgs(this.regs);
+      if (this.cur.activeLock >= 0 && !(insn.src === 0 && insn.imm === bpf_func_id.BPF_FUNC_spin_unlock)) {
+        this.reject(EINVAL, "function calls are not allowed while holding a lock");
+      }
       if (insn.src === BPF_PSEUDO_CALL) {
         checkFuncCall(this, idx, idx + insn.imm + 1, false);
         return false;

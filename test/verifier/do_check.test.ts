@@ -443,3 +443,52 @@ test("a callee's store into its caller's stack is tracked exactly", () => {
   assert.equal(r.ok, false, r.log);
   assert.equal(r.error?.message, "invalid access to map value, value_size=16 off=100 size=1");
 });
+
+test("bpf_spin_lock: lock, update the value, unlock; unlocking without a lock is refused", () => {
+  const maps: VerifierMap[] = [{ ...ARRAY, type: bpf_map_type.BPF_MAP_TYPE_HASH, spinLockOff: 0 }];
+  const ok = bpfCheck(
+    env(
+      `${LOOKUP}
+       jeq %r0, 0, out
+       mov %r6, %r0
+       mov %r1, %r6
+       call 93
+       stdw [%r6+8], 1
+       mov %r1, %r6
+       call 94
+       out:
+       mov %r0, 0
+       exit`,
+      { maps },
+    ),
+  );
+  assert.equal(ok.ok, true, ok.log);
+  const bad = bpfCheck(
+    env(
+      `${LOOKUP}
+       jeq %r0, 0, out
+       mov %r1, %r0
+       call 94
+       out:
+       mov %r0, 0
+       exit`,
+      { maps },
+    ),
+  );
+  assert.equal(bad.error?.message, "bpf_spin_unlock without taking a lock");
+  assert.equal(bad.error?.context.insn, 8);
+  const wrongOff = bpfCheck(
+    env(
+      `${LOOKUP}
+       jeq %r0, 0, out
+       mov %r1, %r0
+       add %r1, 8
+       call 93
+       out:
+       mov %r0, 0
+       exit`,
+      { maps },
+    ),
+  );
+  assert.equal(wrongOff.error?.message, "off 8 doesn't point to 'struct bpf_spin_lock' that is at 0");
+});
