@@ -13,6 +13,7 @@ import {
   BPF_F_XDP_DEV_BOUND_ONLY,
   BPF_F_XDP_HAS_FRAGS,
   BPF_MAXINSNS,
+  bpf_attach_type,
   bpf_prog_type,
 } from "../uapi/bpf.js";
 import { BTF_MAX_TYPE } from "../uapi/btf.js";
@@ -296,6 +297,20 @@ export function bpf_prog_load(k: Kernel, proc: Process, attr: ProgLoadAttr): num
   }
 }
 
+/** can_be_sleepable(): the hooks where a program may sleep. */
+function can_be_sleepable(prog: BpfProg): boolean {
+  if (prog.type === P.BPF_PROG_TYPE_TRACING) {
+    const A = bpf_attach_type;
+    const sleepableTypes: number[] = [A.BPF_TRACE_FENTRY, A.BPF_TRACE_FEXIT, A.BPF_MODIFY_RETURN, A.BPF_TRACE_ITER];
+    return sleepableTypes.includes(prog.expected_attach_type);
+  }
+  return (
+    prog.type === P.BPF_PROG_TYPE_LSM ||
+    prog.type === P.BPF_PROG_TYPE_KPROBE ||
+    prog.type === P.BPF_PROG_TYPE_STRUCT_OPS
+  );
+}
+
 /** The load-time binding and checks done in bpf_check() before and after the verifier proper. */
 function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr): void {
   const log = new BpfLog(num(attr.log_level), attr.log_buf, num(attr.log_size));
@@ -315,9 +330,24 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     // (check_attach_btf_id), ld_imm64 (resolve_pseudo_ldimm64), then do_check.
     bindCalls(env, prog.orig_insns, !k.verifier);
     check_btf_info(env, proc, attr);
-    // check_attach_btf_id(): syscall programs run in a context that may sleep.
-    if (prog.type === P.BPF_PROG_TYPE_SYSCALL && !prog.aux.sleepable) {
-      throw logErr(log, EINVAL, "Syscall programs can only be sleepable");
+    // check_attach_btf_id(): syscall programs run in a context that may sleep; other programs
+    // may sleep only where their hook can; tracing programs name their target.
+    if (prog.type === P.BPF_PROG_TYPE_SYSCALL) {
+      if (!prog.aux.sleepable) throw logErr(log, EINVAL, "Syscall programs can only be sleepable");
+    } else if (prog.aux.sleepable && !can_be_sleepable(prog)) {
+      throw logErr(
+        log,
+        EINVAL,
+        "Only fentry/fexit/fmod_ret, lsm, iter, uprobe, and struct_ops programs can be sleepable",
+      );
+    }
+    if (
+      (prog.type === P.BPF_PROG_TYPE_TRACING ||
+        prog.type === P.BPF_PROG_TYPE_LSM ||
+        prog.type === P.BPF_PROG_TYPE_EXT) &&
+      !prog.aux.attach_btf_id
+    ) {
+      throw logErr(log, EINVAL, "Tracing programs must provide btf_id");
     }
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) {
       if (!k.structOps) throw logErr(log, ENOTSUPP, "struct_ops is not supported by this kernel");

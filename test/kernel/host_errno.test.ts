@@ -332,6 +332,8 @@ test("PROG_LOAD errnos equal the host kernel's (socket filters, with our verifie
     ["prog", 1, ldMap(77), "GPL", "badfd", 0],
     ["prog", 1, ldMap(0x7fffffff, 1), "GPL", "hi", 0],
     ["prog", 1, ret0.slice(0, 16), "GPL", "noexit", 0],
+    ["prog", 1, ret0, "GPL", "sleepy", 16],
+    ["prog", 26, ret0, "GPL", "notarget", 0],
   ];
   assert.deepEqual(ourOps(seq), hostOps(seq));
 });

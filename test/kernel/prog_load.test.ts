@@ -334,3 +334,19 @@ test("func_info/line_info: checked against the program's BTF and kept; prog_btf_
   const plain = load(k, p, retProg(0), { prog_btf_fd: 999 });
   assert.equal(k.objGetInfo(p, plain).btf_id, 0);
 });
+
+test("check_attach_btf_id: only some hooks may sleep; tracing programs must name their target", () => {
+  const { k, p } = boot();
+  throwsErrno(
+    () => load(k, p, retProg(0), { prog_type: bpf_prog_type.BPF_PROG_TYPE_SOCKET_FILTER }),
+    EINVAL,
+    /can be sleepable/,
+  );
+  throwsErrno(() => load(k, p, retProg(0), { prog_type: SYSCALL, prog_flags: 0 }), EINVAL, /only be sleepable/);
+  throwsErrno(
+    () => load(k, p, retProg(0), { prog_type: bpf_prog_type.BPF_PROG_TYPE_TRACING, prog_flags: 0 }),
+    EINVAL,
+    /must provide btf_id/,
+  );
+  load(k, p, retProg(0), { prog_type: bpf_prog_type.BPF_PROG_TYPE_KPROBE });
+});

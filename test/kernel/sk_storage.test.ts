@@ -99,7 +99,7 @@ test("SK_STORAGE from programs: bpf_sk_storage_get by struct sock *, F_CREATE, d
     exit(),
   ];
   const load = (insns: ReturnType<typeof getProg>) =>
-    k.bpf(p, C.BPF_PROG_LOAD, { prog_type: 26, insns, insn_cnt: insns.length, license: "GPL" });
+    k.bpf(p, C.BPF_PROG_LOAD, { prog_type: 1, insns, insn_cnt: insns.length, license: "GPL" });
   const get0 = k.prog_idr.find(k.objGetInfo(p, load(getProg(0))).id as number)!;
   const getC = k.prog_idr.find(k.objGetInfo(p, load(getProg(BPF_SK_STORAGE_GET_F_CREATE))).id as number)!;
   const runWith = (prog: typeof get0) => Number(BigInt.asIntN(64, prog.bpf_func!([0, sk.addr])));
