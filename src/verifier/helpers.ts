@@ -41,7 +41,7 @@ import {
   RET_PTR_TO_MEM_OR_NULL,
   RET_VOID,
 } from "./helper_protos.js";
-import { checkMemAccess } from "./mem_access.js";
+import { checkMemAccess, checkMemRegion } from "./mem_access.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
@@ -109,7 +109,27 @@ function checkHelperMem(v: Verifier, regno: number, reg: RegState, size: number,
     return;
   }
   if (size === 0) return;
-  // Reuse the load/store checks at the end points of the region.
+  // check_helper_mem_access: the whole region against the object's size (a helper may pass a
+  // value holding a bpf_spin_lock: it copies around the lock, unlike a load or store).
+  if (bt === PTR_TO_MAP_VALUE) {
+    const map = v.maps[reg.map];
+    if (write && map.rdonlyProg) {
+      v.reject(EACCES, `write into map forbidden, value_size=${map.valueSize} off=${reg.off} size=${size}`);
+    }
+    checkMemRegion(v, regno, reg, 0, size, map.valueSize, "map value");
+    return;
+  }
+  if (bt === PTR_TO_MAP_KEY) {
+    if (write) v.reject(EACCES, `write to change key R${regno} not allowed`);
+    checkMemRegion(v, regno, reg, 0, size, v.maps[reg.map].keySize, "map key");
+    return;
+  }
+  if (bt === PTR_TO_MEM) {
+    if (write && reg.type & MEM_RDONLY) v.reject(EACCES, `R${regno} cannot write into ${regTypeStr(reg.type)}`);
+    checkMemRegion(v, regno, reg, 0, size, reg.memSize, "memory");
+    return;
+  }
+  // Other pointers (ctx, BTF): the load/store checks at both ends of the region.
   checkMemAccess(v, regno, 0, 1, write, -1, write ? 0n : undefined);
   checkMemAccess(v, regno, size - 1, 1, write, -1, write ? 0n : undefined);
 }

@@ -492,3 +492,24 @@ test("bpf_spin_lock: lock, update the value, unlock; unlocking without a lock is
   );
   assert.equal(wrongOff.error?.message, "off 8 doesn't point to 'struct bpf_spin_lock' that is at 0");
 });
+
+test("helpers may take a whole map value that holds a bpf_spin_lock", () => {
+  const maps: VerifierMap[] = [{ ...ARRAY, type: bpf_map_type.BPF_MAP_TYPE_HASH, spinLockOff: 0 }];
+  const r = bpfCheck(
+    env(
+      `${LOOKUP}
+       jeq %r0, 0, out
+       mov %r3, %r0
+       mov %r2, %r10
+       add %r2, -4
+       lddw %r1, map_fd(0)
+       mov %r4, 0
+       call 2
+       out:
+       mov %r0, 0
+       exit`,
+      { maps },
+    ),
+  );
+  assert.equal(r.ok, true, r.log);
+});
