@@ -4,7 +4,7 @@
  * with BPF_LINK_UPDATE ("Transit between BPF TCP congestion controls").
  */
 import { Kernel } from "../kernel/kernel.js";
-import type { BpfHandle } from "../loader/bpf.js";
+import { type BpfHandle, bpf_map_lookup_elem } from "../loader/bpf.js";
 import type { BpfMap } from "../loader/maps.js";
 import { BpfObject } from "../loader/object.js";
 import type { BpfStructOpsLink } from "../loader/struct_ops_attach.js";
@@ -37,6 +37,8 @@ export class BpfCcHost {
   readonly kernel: Kernel;
   readonly h: BpfHandle;
   private readonly links = new Map<string, BpfStructOpsLink>();
+  /** Every object loaded, in order, with the spec it came from. */
+  readonly objects: { spec: string; obj: BpfObject }[] = [];
 
   constructor(config: Record<string, number | string | boolean> = {}) {
     this.kernel = new Kernel({
@@ -51,6 +53,7 @@ export class BpfCcHost {
     const { path, map } = parseObjSpec(spec);
     const obj = BpfObject.open(path);
     obj.load(this.h);
+    this.objects.push({ spec, obj });
     const maps = obj.maps.filter((m) => m.structOps);
     const m = map ? maps.find((x) => x.name === map) : maps.length === 1 ? maps[0] : undefined;
     if (!m) {
@@ -71,6 +74,20 @@ export class BpfCcHost {
     this.links.set(name, link);
     if (!this.tcp.cong.tcp_ca_find(name)) throw new BpfError(ENOENT, `${spec}: '${name}' did not register`);
     return name;
+  }
+
+  /**
+   * A global data section (`.bss` by default) of the last object loaded from PATH, read from the kernel
+   * map as bpf_map_lookup_elem does: how tests see BPF-side counters.
+   */
+  globals(path: string, section = ".bss"): DataView | undefined {
+    const o = [...this.objects].reverse().find((x) => parseObjSpec(x.spec).path === path)?.obj;
+    const m = o?.internalMap(section);
+    if (!m) return undefined;
+    const out = new Uint8Array(m.valueSize);
+    const err = bpf_map_lookup_elem(this.h, m.fd, new Uint8Array(4), out);
+    if (err) throw new BpfError(-err, `${path}: cannot read ${section}`);
+    return new DataView(out.buffer);
   }
 
   /**

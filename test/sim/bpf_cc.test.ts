@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { test } from "node:test";
 import { Kernel } from "../../src/kernel/kernel.js";
 import { BpfObject } from "../../src/loader/object.js";
+import { BpfCcHost } from "../../src/sim/bpf_cc.js";
 import { DEFAULT_LINK, type SimOptions, simulate } from "../../src/sim/sim.js";
 import { bpfTcpCaSubsystem } from "../../src/subsys/tcp/bpf_tcp_ca.js";
 import { TcpKernel, tcpSubsystem } from "../../src/subsys/tcp/tcp_init.js";
@@ -63,6 +64,34 @@ test("a BPF CUBIC (kfuncs, bpf_jiffies64 on the simulated kernel clock) fills th
   assert.ok(cut > 0);
   assert.ok(Math.abs(f.ssthresh[cut]! / f.cwnd[cut - 1]! - 0.7) < 0.03);
   detach();
+});
+
+test("BPF CUBIC (bpf/tcp_cubic.bpf.c, HyStart included) and the built-in CUBIC give the same trace", {
+  skip: cubic.why,
+}, () => {
+  // The default scenario: 12 Mbit/s, 30 ms, 45 KB, 30 s, seed 1. A fresh kernel so that nothing ran before.
+  const host = new BpfCcHost();
+  const name = host.attach(bpfObj("tcp_cubic"));
+  const opts: SimOptions = { link: DEFAULT_LINK, durationNs: 30e9, flows: [{ cc: name }], seed: 1 };
+  const bpf = simulate({ ...opts, tcp: host.tcp });
+  const ts = simulate({ ...opts, flows: [{ cc: "cubic" }] });
+  const b = bpf.trace.flows[0]!;
+  const t = ts.trace.flows[0]!;
+  assert.equal(b.cwnd.length, 3001);
+  for (let i = 0; i < b.cwnd.length; i++) {
+    assert.equal(b.cwnd[i], t.cwnd[i], `cwnd at ${bpf.trace.t_ms[i]} ms`);
+    assert.equal(b.ssthresh[i], t.ssthresh[i], `ssthresh at ${bpf.trace.t_ms[i]} ms`);
+  }
+  assert.deepEqual(b.ca_state, t.ca_state);
+  assert.deepEqual(bpf.metrics.flows[0]!.retransmits, ts.metrics.flows[0]!.retransmits);
+  // HyStart ended slow start before the first loss: ssthresh was set while the CA state was still Open.
+  const first = t.ssthresh.findIndex((x) => x < 0x7fffffff);
+  assert.ok(first > 0 && t.ca_state[first] === 0, "HyStart exit (ssthresh = cwnd in state Open)");
+  assert.equal(b.ssthresh[first], b.cwnd[first]);
+  // Every callback ran as BPF: the program counted its ACK samples in .bss.
+  const bss = host.globals(bpfObj("tcp_cubic"))!;
+  assert.equal(bss.getBigUint64(0, true), 1n, "so_cubic_inits: one socket, one init");
+  assert.ok(bss.getBigUint64(8, true) > 10_000n, "so_cubic_acked_calls");
 });
 
 const dctcp = tryBoot("tcp_dctcp", "so_dctcp");

@@ -242,7 +242,8 @@ export function tcpCubic(params: Partial<CubicParams> = {}, name = "cubic"): Tcp
         let threshold = c.get("delay_min") + hystart_ack_delay(sk);
         // Pacing might have delayed packets up to RTT/2 during slow start.
         if (sk.sk_pacing_status === 0) threshold >>>= 1;
-        if (s32(now - c.get("round_start")) > threshold) {
+        // (s32)(now - round_start) > threshold: Linux compares the s32 with a u32, so unsigned.
+        if ((now - c.get("round_start")) >>> 0 > threshold) {
           c.found = 1;
           sk.snd_ssthresh = sk.snd_cwnd;
         }
