@@ -1,6 +1,6 @@
 import type { Insn } from "../isa/insn.js";
 import { bpf_cmd } from "../uapi/bpf.js";
-import { BpfError, EINVAL } from "../uapi/errno.js";
+import { BpfError, EFAULT, EINVAL } from "../uapi/errno.js";
 
 /**
  * `union bpf_attr`, one TypeScript shape per command. Every numeric field is optional and means 0
@@ -329,5 +329,14 @@ export function checkAttr(cmd: number, attr: object): void {
 /** Number of an optional numeric attr field (absent -> 0). */
 export function num(v: number | bigint | undefined | null): number {
   if (v === undefined || v === null) return 0;
-  return typeof v === "bigint" ? Number(v) : v;
+  if (typeof v === "bigint") return Number(v);
+  // A numeric field holding something else is a caller bug the kernel could never see: refuse it.
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new BpfError(EINVAL, "attr field is not a number");
+  return v;
+}
+
+/** A user buffer field: a Uint8Array of at least `size` bytes, else EFAULT (copy_from_user). */
+export function userBuf(v: unknown, size: number, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length < size) throw new BpfError(EFAULT, `${what} must be ${size} bytes`);
+  return v;
 }

@@ -4,7 +4,7 @@
  * drops the pin's reference.
  */
 import { BPF_F_PATH_FD, BPF_F_RDONLY, BPF_F_WRONLY } from "../uapi/bpf.js";
-import { BpfError, EEXIST, EINVAL, ENOENT, EPERM } from "../uapi/errno.js";
+import { BpfError, EEXIST, EFAULT, EINVAL, ENOENT, EPERM } from "../uapi/errno.js";
 import type { BpfLink, BpfMap, BpfProg } from "./bpf.js";
 import type { AttrTail } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
@@ -49,7 +49,9 @@ function put(fops: FileOps<never>, obj: unknown): void {
   else bpf_link_put(obj as BpfLink);
 }
 
-function checkPath(path: string | undefined): string {
+function checkPath(path: unknown): string {
+  if (path !== undefined && path !== null && typeof path !== "string")
+    throw new BpfError(EFAULT, "pathname is not a string");
   if (!path) throw new BpfError(ENOENT, "empty pathname");
   // Only bpffs can hold BPF objects; anything else refuses the pin.
   if (!path.startsWith(BPFFS_ROOT) || path.length === BPFFS_ROOT.length) {

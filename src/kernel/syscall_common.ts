@@ -1,6 +1,6 @@
 /** Small pieces of kernel/bpf/syscall.c shared by every object kind. */
 import { BPF_OBJ_NAME_LEN } from "../uapi/bpf.js";
-import { BpfError, EINVAL, ENOSPC } from "../uapi/errno.js";
+import { BpfError, EFAULT, EINVAL, ENOSPC } from "../uapi/errno.js";
 
 /** Log level bit: keep the start of the log instead of its end when the buffer is too small. */
 export const BPF_LOG_FIXED = 8;
@@ -13,6 +13,8 @@ import type { File } from "./file.js";
  */
 export function bpf_obj_name_cpy(src: string | Uint8Array | undefined | null): string {
   if (src === undefined || src === null) return "";
+  if (typeof src !== "string" && !(src instanceof Uint8Array))
+    throw new BpfError(EFAULT, "object name is not a string");
   const bytes = typeof src === "string" ? new TextEncoder().encode(src) : src;
   let i = 0;
   for (; i < BPF_OBJ_NAME_LEN && i < bytes.length && bytes[i] !== 0; i++) {
@@ -46,6 +48,7 @@ export function hex(bytes: Uint8Array): string {
 export function cString(v: string | Uint8Array | null | undefined, max: number): string {
   if (v === undefined || v === null) return "";
   if (typeof v === "string") return v.slice(0, max);
+  if (!(v instanceof Uint8Array)) throw new BpfError(EFAULT, "string field is not a string");
   let end = 0;
   while (end < v.length && end < max && v[end] !== 0) end++;
   return new TextDecoder().decode(v.subarray(0, end));

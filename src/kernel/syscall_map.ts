@@ -24,10 +24,10 @@ import {
   BTF_KIND_VAR,
   BTF_KIND_VOLATILE,
 } from "../uapi/btf.js";
-import { BpfError, E2BIG, EACCES, EBUSY, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
+import { BpfError, E2BIG, EACCES, EBUSY, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { BpfMap } from "./bpf.js";
 import type { MapCreateAttr, MapElemAttr, MapFreezeAttr } from "./bpf_attr.js";
-import { num } from "./bpf_attr.js";
+import { num, userBuf } from "./bpf_attr.js";
 import { btf_get_by_fd, btf_put } from "./btf_obj.js";
 import { CAP_NET_ADMIN } from "./capability.js";
 import { File, type FileOps, FMODE_READ, FMODE_WRITE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from "./file.js";
@@ -341,8 +341,7 @@ function copyKey(map: BpfMap, key: Uint8Array | null | undefined): Uint8Array {
     if (key) throw new BpfError(EINVAL, "map has key_size 0 but a key was given");
     return new Uint8Array(0);
   }
-  if (!key || key.length < map.key_size) throw new BpfError(EFAULT, `key must be ${map.key_size} bytes`);
-  return key.slice(0, map.key_size);
+  return userBuf(key, map.key_size, "key").slice(0, map.key_size);
 }
 
 function checkLockFlag(map: BpfMap, flags: number): void {
@@ -358,9 +357,7 @@ export function map_lookup_elem(proc: Process, attr: MapElemAttr): number {
   if (!(map_get_sys_perms(map, file) & FMODE_READ)) throw new BpfError(EPERM, "map fd is not readable");
   checkLockFlag(map, flags);
   const key = copyKey(map, attr.key);
-  const value = attr.value;
-  if (!value || value.length < map.value_size)
-    throw new BpfError(EFAULT, `value buffer must be ${map.value_size} bytes`);
+  const value = userBuf(attr.value, map.value_size, "value");
   if (map.ops.map_sys_lookup_elem) {
     map.ops.map_sys_lookup_elem(map, key, value);
     return 0;
@@ -387,8 +384,7 @@ export function map_update_elem(proc: Process, attr: MapElemAttr): number {
   const flags = num(attr.flags);
   checkLockFlag(map, flags);
   const key = copyKey(map, attr.key);
-  const value = attr.value;
-  if (!value || value.length < map.value_size) throw new BpfError(EFAULT, `value must be ${map.value_size} bytes`);
+  const value = userBuf(attr.value, map.value_size, "value");
   const v = value.slice(0, map.value_size);
   if (map.ops.map_update_elem_sys) map.ops.map_update_elem_sys(map, key, v, flags, proc);
   else withRcu(map, () => map.ops.map_update_elem(map, key, v, flags));
@@ -412,8 +408,7 @@ export function map_get_next_key(proc: Process, attr: MapElemAttr): number {
   const { map, file } = mapFromFd(proc, num(attr.map_fd));
   if (!(map_get_sys_perms(map, file) & FMODE_READ)) throw new BpfError(EPERM, "map fd is not readable");
   const key = attr.key ? copyKey(map, attr.key) : null;
-  const out = attr.next_key;
-  if (!out || out.length < map.key_size) throw new BpfError(EFAULT, `next_key must be ${map.key_size} bytes`);
+  const out = userBuf(attr.next_key, map.key_size, "next_key");
   const next = withRcu(map, () => map.ops.map_get_next_key(map, key));
   out.set(next.subarray(0, map.key_size));
   return 0;
@@ -428,9 +423,7 @@ export function map_lookup_and_delete_elem(proc: Process, attr: MapElemAttr): nu
     throw new BpfError(EPERM, "map fd must be readable and writable");
   checkLockFlag(map, flags);
   const key = copyKey(map, attr.key);
-  const value = attr.value;
-  if (!value || value.length < map.value_size)
-    throw new BpfError(EFAULT, `value buffer must be ${map.value_size} bytes`);
+  const value = userBuf(attr.value, map.value_size, "value");
   const fn = map.ops.map_lookup_and_delete_elem;
   if (!fn) throw new BpfError(ENOTSUPP, `map ${map.name} has no lookup-and-delete`);
   const out = new Uint8Array(map.value_size);
