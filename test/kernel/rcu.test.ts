@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Rcu } from "../../src/kernel/rcu.js";
+import fc from "fast-check";
+import { Rcu, type RcuToken } from "../../src/kernel/rcu.js";
 
 test("a callback never runs before a reader that started earlier has left", () => {
   const rcu = new Rcu();
@@ -95,4 +96,45 @@ test("unlocking twice is a bug that is reported", () => {
   const r = rcu.rcuReadLock();
   rcu.rcuReadUnlock(r);
   assert.throws(() => rcu.rcuReadUnlock(r), /not inside/);
+});
+
+test("property: over any interleaving, no callback runs while a reader that predates it is inside; all run in the end", () => {
+  type Step = { op: "lock" } | { op: "unlock"; i: number } | { op: "call" } | { op: "advance" };
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    fc.constant<Step>({ op: "lock" }),
+    fc.record({ op: fc.constant("unlock" as const), i: fc.nat(8) }),
+    fc.constant<Step>({ op: "call" }),
+    fc.constant<Step>({ op: "advance" }),
+  );
+  fc.assert(
+    fc.property(
+      fc.array(step, { maxLength: 60 }),
+      fc.constantFrom("rcu" as const, "tasks_trace" as const),
+      (steps, fl) => {
+        const rcu = new Rcu();
+        const live: RcuToken[] = [];
+        const ran = new Set<number>();
+        let n = 0;
+        for (const s of steps) {
+          if (s.op === "lock") live.push(rcu.rcuReadLock(fl));
+          else if (s.op === "unlock" && live.length) rcu.rcuReadUnlock(live.splice(s.i % live.length, 1)[0]);
+          else if (s.op === "call") {
+            const id = n++;
+            const waitFor = new Set(live);
+            const cb = () => {
+              for (const t of waitFor)
+                assert.ok(!live.includes(t), `callback ${id} ran while reader ${t.id} was inside`);
+              ran.add(id);
+            };
+            if (fl === "rcu") rcu.callRcu(cb);
+            else rcu.callRcuTasksTrace(cb);
+          } else rcu.advance();
+        }
+        while (live.length) rcu.rcuReadUnlock(live.pop()!);
+        rcu.quiesce();
+        assert.equal(ran.size, n);
+      },
+    ),
+    { numRuns: 300, seed: 11 },
+  );
 });
