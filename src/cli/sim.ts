@@ -2,14 +2,18 @@
  * `structops sim`: run congestion controls over a simulated bottleneck and report throughput, utilisation,
  * queueing delay, loss and fairness; optionally switch the CA live and plot cwnd, throughput and queue.
  *
- *   structops sim --cc cubic --rate 12mbit --delay 30ms --buffer 45kb --duration 30s [--flows N]
+ *   structops sim [--cc bpf-cubic] --rate 12mbit --delay 30ms --buffer 45kb --duration 30s [--flows N]
  *                 [--switch-at 10s --to CC2] [--seed S] [--json] [--plot out.svg]
  *
- * A CC spec is a built-in name (cubic, reno), a BPF object OBJ[:MAP] (loaded into a simulated kernel and
+ * With no arguments: the default scenario with our CUBIC BPF object (bpf/obj/tcp_cubic.bpf.o) registered
+ * through struct_ops, so every callback runs as BPF. A CC spec is bpf-cubic/bpf-reno/bpf-dctcp (our
+ * committed objects, found from the package root), a built-in name (cubic, reno), a BPF object OBJ[:MAP] (loaded into a simulated kernel and
  * attached through struct_ops; --to OBJ2 of the same CA name switches with BPF_LINK_UPDATE), or whatever
  * the resolver the CLI is built with understands.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve as resolvePath } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { BpfCcHost, isObjSpec } from "../sim/bpf_cc.js";
 import { parseMahimahi } from "../sim/mahimahi.js";
@@ -28,6 +32,33 @@ import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
 import { tcpReno } from "../subsys/tcp/tcp_reno.js";
 import { BpfError, EINVAL, ENOENT } from "../uapi/errno.js";
+
+/** The package root (has package.json), from src/cli under tsx or dist/src/cli when installed. */
+function packageRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, "package.json"))) {
+    const up = resolvePath(d, "..");
+    if (up === d) break;
+    d = up;
+  }
+  return d;
+}
+
+/** Our committed BPF congestion controls by short name: bpf-cubic is bpf/obj/tcp_cubic.bpf.o, from any cwd. */
+export const BPF_CC_ALIASES: Record<string, string> = {
+  "bpf-cubic": "tcp_cubic",
+  "bpf-reno": "tcp_reno",
+  "bpf-dctcp": "tcp_dctcp",
+};
+
+/** The default --cc: CUBIC as a BPF struct_ops program (every callback run by the VM). */
+export const DEFAULT_CC = "bpf-cubic";
+
+/** A BPF_CC_ALIASES name becomes its object's path; anything else is returned as is. */
+export function expandCcSpec(spec: string): string {
+  const obj = BPF_CC_ALIASES[spec];
+  return obj ? join(packageRoot(), "bpf", "obj", `${obj}.bpf.o`) : spec;
+}
 
 /** Turns a --cc/--to spec into ops; undefined lets the next resolver (or the built-ins) try. */
 export type CcResolver = (spec: string) => TcpCongestionOps | undefined;
@@ -87,7 +118,10 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
     return ops;
   };
   // "--cc a,b" puts the algorithms side by side: flow i runs specs[i % specs.length].
-  const specs = o.cc.split(",").filter((x) => x.length > 0);
+  const specs = o.cc
+    .split(",")
+    .filter((x) => x.length > 0)
+    .map(expandCcSpec);
   const n = o.flows === undefined ? specs.length : Number(o.flows);
   if (!Number.isInteger(n) || n < 1) throw new BpfError(EINVAL, `--flows ${o.flows}: need a positive integer`);
   const stagger = parseDuration(o.stagger);
@@ -98,9 +132,10 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
   if (o.switchAt !== undefined || o.to !== undefined) {
     if (o.switchAt === undefined || o.to === undefined) throw new BpfError(EINVAL, "--switch-at and --to go together");
     const atNs = parseDuration(o.switchAt);
-    if (isObjSpec(o.to)) {
+    const toSpec = expandCcSpec(o.to);
+    if (isObjSpec(toSpec)) {
       if (!host) throw new BpfError(EINVAL, `${o.to}: BPF objects need a kernel`);
-      switches.push({ atNs, apply: host.prepareSwitch(o.to) });
+      switches.push({ atNs, apply: host.prepareSwitch(toSpec) });
     } else {
       const to = resolve(o.to) ?? builtinCc(o.to);
       if (!to) throw new BpfError(ENOENT, `congestion control '${o.to}' not found`);
@@ -135,7 +170,7 @@ function pct(x: number): string {
 }
 
 /** The human summary table. */
-export function formatSummary(m: SimMetrics, events: number): string {
+export function formatSummary(m: SimMetrics, events: number, header: string[] = []): string {
   const rows = [["flow", "cc", "throughput", "util", "p95 qdelay", "loss", "retrans", "rto"]];
   for (const f of m.flows) {
     rows.push([
@@ -167,7 +202,17 @@ export function formatSummary(m: SimMetrics, events: number): string {
     `window ${(m.fromMs / 1000).toFixed(1)}-${(m.toMs / 1000).toFixed(1)} s, link ${formatRate(m.rateBps)}, ` +
       `Jain's fairness ${m.jain.toFixed(3)}, ${events} events`,
   );
-  return `${lines.join("\n")}\n`;
+  return `${[...header, ...(header.length ? [""] : []), ...lines].join("\n")}\n`;
+}
+
+/** Where each BPF congestion control came from, for the summary's header. */
+function bpfHeader(o: SimCliOptions, host: BpfCcHost | undefined): string[] {
+  const lines = [`scenario: ${o.rate}, ${o.delay} one-way, ${o.buffer} buffer, ${o.duration}, seed ${o.seed}`];
+  for (const { spec, obj } of host?.objects ?? []) {
+    const progs = obj.programs.length;
+    lines.push(`bpf: ${spec} (${progs} struct_ops programs run by the BPF VM)`);
+  }
+  return lines;
 }
 
 /** Run with an optional progress bar on a TTY. */
@@ -194,7 +239,12 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .description(
       "run TCP congestion controls over a simulated bottleneck (default: Pantheon's 12 Mbit/s, 30 ms, 45 KB)",
     )
-    .option("--cc <spec>", "congestion control: cubic, reno, or OBJ[:MAP]; a,b,... for one flow each", "cubic")
+    .option(
+      "--cc <spec>",
+      "congestion control: bpf-cubic (bpf/obj/tcp_cubic.bpf.o), bpf-reno, bpf-dctcp, the built-in cubic or reno, " +
+        "or OBJ[:MAP]; a,b,... for one flow each",
+      DEFAULT_CC,
+    )
     .option("--rate <rate>", "bottleneck rate (kbit, mbit, gbit)", "12mbit")
     .option("--delay <time>", "one-way propagation delay", "30ms")
     .option("--buffer <size>", "droptail buffer (b, kb, mb, pkts)", "45kb")
@@ -217,7 +267,8 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .option("--no-progress", "no progress bar")
     .action(async (o: SimCliOptions) => {
       const resolve: CcResolver = (spec) => deps.resolveCc?.(spec) ?? builtinCc(spec);
-      const needsKernel = o.cc.split(",").some(isObjSpec) || (o.to !== undefined && isObjSpec(o.to));
+      const isBpf = (x: string) => isObjSpec(expandCcSpec(x));
+      const needsKernel = o.cc.split(",").some(isBpf) || (o.to !== undefined && isBpf(o.to));
       const host = needsKernel ? new BpfCcHost({ CONFIG_HZ: Number(o.hz) }) : undefined;
       let opts: SimOptions;
       try {
@@ -236,7 +287,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       }
       const out = deps.out ?? ((x: string) => process.stdout.write(x));
       if (o.json) out(`${JSON.stringify({ metrics: r.metrics, trace: r.trace, events: r.events })}\n`);
-      else out(formatSummary(r.metrics, r.events));
+      else out(formatSummary(r.metrics, r.events, bpfHeader(o, host)));
     });
 }
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Command } from "commander";
-import { register, type SimCliDeps } from "../../src/cli/sim.js";
+import { expandCcSpec, register, type SimCliDeps } from "../../src/cli/sim.js";
 import { tcpReno } from "../../src/subsys/tcp/tcp_reno.js";
 import { bpfObj } from "./helpers.js";
 
@@ -17,11 +17,29 @@ async function run(args: string[], deps: SimCliDeps = {}): Promise<string> {
   return out;
 }
 
-test("structops sim prints a summary table for the default scenario", async () => {
+test("structops sim with no arguments runs the default scenario with the BPF CUBIC object", {
+  skip: existsSync(bpfObj("tcp_cubic")) ? false : "bpf/obj/tcp_cubic.bpf.o not built",
+}, async () => {
   const out = await run(["--duration", "5s"]);
   assert.match(out, /^flow\s+cc\s+throughput/m);
-  assert.match(out, /^0\s+cubic\s+\d+\.\d+ Mbit\/s/m);
+  assert.match(out, /^0\s+so_cubic\s+\d+\.\d+ Mbit\/s/m, "the CA registered by bpf/obj/tcp_cubic.bpf.o");
+  assert.ok(out.includes(`bpf: ${bpfObj("tcp_cubic")} (7 struct_ops programs`), out);
   assert.match(out, /link 12\.00 Mbit\/s, Jain's fairness 1\.000/);
+  // found from the package root, whatever the working directory
+  const cwd = process.cwd();
+  process.chdir(tmpdir());
+  try {
+    assert.equal(expandCcSpec("bpf-cubic"), bpfObj("tcp_cubic"));
+    assert.match(await run(["--duration", "2s"]), /^0\s+so_cubic\s/m);
+  } finally {
+    process.chdir(cwd);
+  }
+});
+
+test("--cc cubic keeps the built-in TypeScript CUBIC", async () => {
+  const out = await run(["--duration", "5s", "--cc", "cubic"]);
+  assert.match(out, /^0\s+cubic\s+\d+\.\d+ Mbit\/s/m);
+  assert.ok(!out.includes("bpf:"));
 });
 
 test("--json gives metrics and traces; --flows and --stagger start several flows", async () => {
