@@ -65,13 +65,12 @@ export async function verifyObjectFile(path: string, logLevel: number): Promise<
   // Keep what the verifier said about each program the kernel is asked to load.
   const seen: { name: string; verdict: ProgVerdict }[] = [];
   const hook = kernel.verifier;
-  kernel.verifier = (env) => {
-    const before = env.log.lines.length;
-    const logOf = () =>
-      env.log.lines
-        .slice(before)
-        .map((l) => (l.endsWith("\n") ? l : `${l}\n`))
-        .join("");
+  // The verifier writes into a log of its own (no size limit) at the level asked for; the load
+  // itself runs at level 0, as libbpf loads by default.
+  kernel.verifier = (kenv) => {
+    const lines: string[] = [];
+    const env = { ...kenv, log: { level: logLevel, lines, log: (l: string) => void lines.push(l) } } as typeof kenv;
+    const logOf = () => lines.map((l) => (l.endsWith("\n") ? l : `${l}\n`)).join("");
     try {
       const r = hook?.(env);
       seen.push({ name: env.prog.name, verdict: { prog: env.prog.name, accepted: true, log: logOf() } });
@@ -94,7 +93,7 @@ export async function verifyObjectFile(path: string, logLevel: number): Promise<
   const obj = BpfObject.open(path);
   let failure: BpfError | undefined;
   try {
-    bpfObjectLoad(obj, { kernel, process: kernel.newProcess() }, { logLevel });
+    bpfObjectLoad(obj, { kernel, process: kernel.newProcess() });
   } catch (e) {
     if (!(e instanceof BpfError)) throw e;
     failure = e;

@@ -136,7 +136,8 @@ export function checkMaxStackDepth(v: Verifier): void {
   v.insns.forEach((insn, t) => {
     if (isPseudoCall(insn)) callees[v.cfg.subprogOf[t]].push(starts.indexOf(t + insn.imm + 1));
   });
-  const round = (d: number): number => Math.ceil(Math.max(d, 1) / 32) * 32;
+  // round_up_stack_depth with the JIT: 16-byte units.
+  const round = (d: number): number => Math.ceil(d / 16) * 16;
   const walk = (s: number, depth: number, frames: number, seen: Set<number>): void => {
     const total = depth + round(v.stackDepth[s] ?? 0);
     if (frames > MAX_CALL_FRAMES) v.reject(E2BIG, `the call stack of ${frames} frames is too deep !`, starts[s]);

@@ -39,6 +39,27 @@ export function jumpTarget(t: number, i: Insn): number {
   return t + i.off + 1;
 }
 
+/** bpf_opcode_in_insntable: the opcodes of the instruction set (everything else is refused). */
+const VALID_OPCODES: ReadonlySet<number> = (() => {
+  const ops = new Set<number>();
+  const aluOps = [0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x90, 0xa0, 0xb0, 0xc0];
+  for (const cls of [0x04, 0x07]) {
+    for (const op of aluOps) ops.add(cls | op).add(cls | op | 0x08);
+    ops.add(cls | 0x80); // neg
+  }
+  ops.add(0xd4).add(0xdc).add(0xd7); // to_le, to_be, bswap
+  const jmpOps = [0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0];
+  for (const cls of [0x05, 0x06]) {
+    for (const op of jmpOps) ops.add(cls | op).add(cls | op | 0x08);
+    ops.add(cls); // ja / gotol
+  }
+  ops.add(0x85).add(0x95); // call, exit
+  for (const c of [0x18, 0x20, 0x28, 0x30, 0x40, 0x48, 0x50]) ops.add(c); // ld_imm64, ld_abs, ld_ind
+  for (const c of [0x61, 0x69, 0x71, 0x79, 0x81, 0x89, 0x91]) ops.add(c); // ldx, ldxs
+  for (const c of [0x62, 0x6a, 0x72, 0x7a, 0x63, 0x6b, 0x73, 0x7b, 0xc3, 0xdb]) ops.add(c); // st, stx, atomics
+  return ops;
+})();
+
 /** check_subprogs + check_cfg. Throws BpfError with the kernel's message. */
 export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: Verbose): Cfg {
   const n = insns.length;
@@ -46,6 +67,9 @@ export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: V
   // Second slots of ld_imm64 are not instructions.
   const isSecond = new Uint8Array(n);
   for (let t = 0; t < n; t++) {
+    if (!VALID_OPCODES.has(insns[t].code)) {
+      throw fail(verbose, EINVAL, `unknown opcode ${insns[t].code.toString(16).padStart(2, "0")}`, t);
+    }
     if (isLdImm64(insns[t])) {
       if (t + 1 >= n) throw fail(verbose, EINVAL, "invalid bpf_ld_imm64 insn", t);
       isSecond[t + 1] = 1;
@@ -102,7 +126,9 @@ export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: V
   for (let t = 0; t < n; t++) {
     const i = insns[t];
     if (isSecond[t]) {
-      succ[t] = [];
+      // Only a (bad) jump gets here; the walk goes on as the kernel's does, and the final pass
+      // reports it ("jump into the middle of ldimm64").
+      succ[t] = [t + 1];
       continue;
     }
     if (isLdImm64(i)) {
@@ -130,10 +156,6 @@ export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: V
     } else {
       succ[t] = [t + 1, t + i.off + 1];
       prunePoint[t] = 1;
-    }
-    for (const s of succ[t]) {
-      if (s >= 0 && s < n && isSecond[s])
-        throw fail(verbose, EINVAL, `jump into the middle of ldimm64 insn ${s - 1}`, t);
     }
   }
   // check_cfg: depth-first walk from every subprogram start reachable by calls, from insn 0.
@@ -164,8 +186,11 @@ export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: V
     }
   }
   for (let t = 0; t < n; t++) {
-    if (isSecond[t]) continue;
     if (state[t] !== EXPLORED) throw fail(verbose, EINVAL, `unreachable insn ${t}`, t);
+    if (isLdImm64(insns[t])) {
+      if (state[t + 1] !== 0) throw fail(verbose, EINVAL, `jump into the middle of ldimm64 insn ${t}`, t);
+      t++;
+    }
   }
   // Subprogram entries hold states too (callbacks re-enter them once per iteration).
   for (const st of subprogStarts) prunePoint[st] = 1;

@@ -63,6 +63,7 @@ import {
   regTypeStr,
   SCALAR_VALUE,
 } from "./reg_state.js";
+import { STACK_SPILL, STACK_ZERO } from "./stack.js";
 import { checkStackRange, markStackWritten } from "./stack_access.js";
 import { copyState } from "./state.js";
 import { tnumIsConst } from "./tnum.js";
@@ -161,6 +162,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   const regs = v.regs;
   let map: RegState | undefined;
   let callback: RegState | undefined;
+  let constKey: bigint | undefined;
   for (let a = 0; a < fn.argTypes.length; a++) {
     const at = fn.argTypes[a];
     const regno = a + 1;
@@ -186,6 +188,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         if (!map) v.reject(EACCES, `invalid map_ptr to access map->${base === ARG_PTR_TO_MAP_KEY ? "key" : "value"}`);
         const m = v.maps[map.map];
         checkHelperMem(v, regno, reg, base === ARG_PTR_TO_MAP_KEY ? m.keySize : m.valueSize, false);
+        if (base === ARG_PTR_TO_MAP_KEY) constKey = constMapKey(v, reg, m.keySize);
         break;
       }
       case ARG_PTR_TO_MEM:
@@ -199,7 +202,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         v.precision.addSink(v.insnIdx, regno + 1);
         if (sreg.smin < 0n)
           v.reject(EACCES, `R${regno + 1} min value is negative, either use unsigned or 'var &= const'`);
-        if (sreg.umin === 0n && sizeType === ARG_CONST_SIZE) v.reject(EACCES, `R${regno + 1} invalid zero-sized read`);
+        if (sreg.umin === 0n && sizeType === ARG_CONST_SIZE) {
+          v.reject(EACCES, `R${regno + 1} invalid zero-sized read: u64=[${sreg.umin},${sreg.umax}]`);
+        }
         if (sreg.umax >= 1n << 29n)
           v.reject(EACCES, `R${regno + 1} unbounded memory access, use 'var &= const' or 'if (var < const)'`);
         checkHelperMem(v, regno, reg, Number(sreg.umax), base === ARG_PTR_TO_UNINIT_MEM);
@@ -267,7 +272,15 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     checkFuncCall(v, idx, callback.memSize, true, args);
     return true;
   }
-  clobberAndSetR0(v, fn, map);
+  // An array lookup with a constant key in bounds cannot fail (can_elide_value_nullness).
+  const m = map ? v.maps[map.map] : undefined;
+  const elide =
+    funcId === bpf_func_id.BPF_FUNC_map_lookup_elem &&
+    m !== undefined &&
+    (m.type === bpf_map_type.BPF_MAP_TYPE_ARRAY || m.type === bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY) &&
+    constKey !== undefined &&
+    constKey < BigInt(m.maxEntries);
+  clobberAndSetR0(v, fn, map, elide);
   return false;
 }
 
@@ -305,7 +318,25 @@ function copyStateForHelper(v: Verifier) {
   return s;
 }
 
-function clobberAndSetR0(v: Verifier, fn: FuncProto, mapReg: RegState | undefined): void {
+/** get_constant_map_key: the key's value when the stack holds a known constant there. */
+function constMapKey(v: Verifier, reg: RegState, keySize: number): bigint | undefined {
+  if (baseType(reg.type) !== PTR_TO_STACK || !tnumIsConst(reg.varOff) || keySize > 8) return undefined;
+  const off = reg.off + Number(BigInt.asIntN(64, reg.varOff.value));
+  const spi = Math.floor((-off - 1) / 8);
+  const slot = v.cur.frames[reg.frameno].stack[spi];
+  if (!slot) return undefined;
+  const byte = off + (spi + 1) * 8;
+  if (byte + keySize > 8) return undefined;
+  if (slot.slotType[0] === STACK_SPILL && slot.spilledPtr?.type === SCALAR_VALUE) {
+    const c = slot.spilledPtr.varOff;
+    if (c.mask !== 0n) return undefined;
+    return (c.value >> BigInt(8 * byte)) & ((1n << BigInt(8 * keySize)) - 1n);
+  }
+  for (let j = byte; j < byte + keySize; j++) if (slot.slotType[j] !== STACK_ZERO) return undefined;
+  return 0n;
+}
+
+function clobberAndSetR0(v: Verifier, fn: FuncProto, mapReg: RegState | undefined, notNull = false): void {
   const regs = v.regs;
   const map = mapReg ? copyReg(mapReg) : undefined;
   for (let r = 1; r <= 5; r++) {
@@ -321,9 +352,9 @@ function clobberAndSetR0(v: Verifier, fn: FuncProto, mapReg: RegState | undefine
       break;
     case RET_PTR_TO_MAP_VALUE_OR_NULL:
       if (!map) v.reject(EINVAL, `kernel subsystem misconfigured verifier`);
-      markPtr(r0, PTR_TO_MAP_VALUE | PTR_MAYBE_NULL);
+      markPtr(r0, PTR_TO_MAP_VALUE | (notNull ? 0 : PTR_MAYBE_NULL));
       r0.map = map.map;
-      r0.id = v.newId();
+      if (!notNull) r0.id = v.newId();
       break;
     case RET_PTR_TO_MEM_OR_NULL:
       markPtr(r0, PTR_TO_MEM | PTR_MAYBE_NULL);

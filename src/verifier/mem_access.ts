@@ -128,12 +128,8 @@ export function checkMemRegion(
       : what === "map key"
         ? `invalid access to map key, key_size=${memSize} off=${o} size=${size}`
         : `invalid access to memory, mem_size=${memSize} off=${o} size=${size}`;
+  // check_mem_region_access: the lowest and the highest offset the pointer may have.
   const fixed = reg.off + off;
-  if (tnumIsConst(reg.varOff)) {
-    const o = fixed + Number(BigInt.asIntN(64, reg.varOff.value));
-    if (o < 0 || o + size > memSize) v.reject(EACCES, msg(o));
-    return;
-  }
   if (reg.smin < 0n && (reg.smin + BigInt(fixed) < 0n || reg.smin < -(1n << 31n))) {
     v.reject(EACCES, `R${regno} min value is negative, either use unsigned index or do a if (index >=0) check.`);
   }

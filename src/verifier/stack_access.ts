@@ -42,7 +42,13 @@ export function checkStackAccess(
     maxOff = Number(reg.smax) + reg.off + off;
   }
   if (minOff < -MAX_BPF_STACK || maxOff + size > 0 || reg.smin < -(1n << 29n) || reg.smax > 1n << 29n) {
-    v.reject(EACCES, `invalid stack off=${constOff ? minOff : `${reg.off + off}`} size=${size}`);
+    // check_stack_access_within_bounds, as kernels since 6.x word it.
+    const extra = write ? " write to" : " read from";
+    if (constOff) v.reject(EACCES, `invalid${extra} stack R${regno} off=${reg.off + off} size=${size}`);
+    v.reject(
+      EACCES,
+      `invalid variable-offset${extra} stack R${regno} var_off=${tnumStr(reg.varOff)} off=${reg.off + off} size=${size}`,
+    );
   }
   const sub = f.subprog;
   if (v.stackDepth[sub] < -minOff) v.stackDepth[sub] = -minOff;
@@ -70,7 +76,7 @@ export function checkStackAccess(
     for (let o = minOff; o < maxOff + size; o++) {
       const [spi, b] = spiOf(o);
       const t = f.stack[spi]?.slotType[b] ?? STACK_INVALID;
-      if (t === STACK_INVALID)
+      if (t === STACK_INVALID && !v.allowPtrLeaks)
         v.reject(
           EACCES,
           `invalid variable-offset read from stack R${regno} var_off=${tnumStr(reg.varOff)} off=${off} size=${size}`,
@@ -128,8 +134,8 @@ export function stackRead(v: Verifier, f: FuncState, off: number, size: number, 
     if (isPointer(s.spilledPtr) && !v.allowPtrLeaks) v.reject(EACCES, `leaking pointer from stack off ${off}`);
     // Part of a spilled scalar or pointer: an unknown scalar (a constant's bytes are known).
     if (s.spilledPtr.type === SCALAR_VALUE && tnumIsConst(s.spilledPtr.varOff) && b + size <= BPF_REG_SIZE) {
-      const v = (s.spilledPtr.varOff.value >> BigInt(8 * b)) & ((1n << BigInt(8 * size)) - 1n);
-      markRegKnown(out, v);
+      const bytes = (s.spilledPtr.varOff.value >> BigInt(8 * b)) & ((1n << BigInt(8 * size)) - 1n);
+      markRegKnown(out, bytes);
     }
     return out;
   }
@@ -137,7 +143,9 @@ export function stackRead(v: Verifier, f: FuncState, off: number, size: number, 
   for (let i = 0; i < size; i++) {
     const [si, bi] = spiOf(off + i);
     const t = f.stack[si]?.slotType[bi] ?? STACK_INVALID;
-    if (t === STACK_INVALID) v.reject(EACCES, `invalid read from stack off ${off}+${i} size ${size}`);
+    // allow_uninit_stack (CAP_PERFMON): never-written bytes read as unknown.
+    if (t === STACK_INVALID && !v.allowPtrLeaks)
+      v.reject(EACCES, `invalid read from stack off ${off}+${i} size ${size}`);
     if (t !== STACK_ZERO) allZero = false;
   }
   if (allZero) markRegKnown(out, 0n);
@@ -172,8 +180,9 @@ export function checkStackRange(v: Verifier, regno: number, reg: RegState, size:
   for (let i = 0; i < size; i++) {
     const [si, bi] = spiOf(off + i);
     const t = f.stack[si]?.slotType[bi] ?? STACK_INVALID;
-    if (t === STACK_INVALID)
+    if (t === STACK_INVALID && !v.allowPtrLeaks) {
       v.reject(EACCES, `invalid indirect read from stack R${regno} off ${off}+${i} size ${size}`);
+    }
   }
 }
 

@@ -152,9 +152,10 @@ export class Verifier {
   }
 
   /** Log `msg` and stop with errno at the current instruction. */
-  reject(errno: number, msg: string, insn = this.insnIdx): never {
+  reject(errno: number, msg: string, insn = this.insnIdx, after: string[] = []): never {
     this.closeLine();
     this.logBuf.push(`${msg}\n`);
+    for (const line of after) this.logBuf.push(`${line}\n`);
     throw new VerifierReject(new BpfError(errno, msg, { insn }));
   }
 
@@ -447,7 +448,9 @@ export class Verifier {
       if (reentry && this.statesEqual(sl.frames, this.cur.frames, idx, false, true)) return true;
       if (sl.branches > 0) {
         if (inProgress++ < 16 && this.statesEqual(sl.frames, this.cur.frames, idx, true)) {
-          this.reject(EINVAL, `infinite loop detected at insn ${idx}`);
+          const cur = `cur state: ${this.stateString(this.frame)}`;
+          const old = `old state: ${this.stateString(sl.frames[sl.frames.length - 1])}`;
+          this.reject(EINVAL, `infinite loop detected at insn ${idx}`, idx, [cur, old]);
         }
         continue;
       }

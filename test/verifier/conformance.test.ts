@@ -18,7 +18,7 @@ const KERNEL_REJECTS: Record<string, { insn: number; msg: string }> = {
   "arsh32-imm-high.data": { insn: 2, msg: "invalid shift 48" },
   "arsh64-imm-high.data": { insn: 2, msg: "invalid shift 124" },
   "arsh64-imm-neg.data": { insn: 2, msg: "invalid shift -4" },
-  "callx.data": { insn: 2, msg: "BPF_CALL uses reserved fields" },
+  "callx.data": { insn: 2, msg: "unknown opcode 8d" },
   "lsh32-imm-neg.data": { insn: 1, msg: "invalid shift -4" },
   "lsh64-imm-high.data": { insn: 1, msg: "invalid shift 68" },
   "lsh64-imm-neg.data": { insn: 1, msg: "invalid shift -60" },
