@@ -66,6 +66,7 @@ type MapOp =
   | ["prog", number, string, string, string, number]
   | ["btf", string]
   | ["testrun", string, number, number]
+  | ["link", number, "map" | "prog" | "none", number, number, number]
   | ["create_btf", number, number, number, number, number, number, number];
 
 function hostOps(ops: MapOp[]): unknown[] {
@@ -128,6 +129,20 @@ function ourOps(ops: MapOp[]): unknown[] {
           k.bpf(p, C.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key: op[1] === null ? null : hex(op[1], ks), next_key: n });
           return [0, Buffer.from(n).toString("hex")];
         });
+      case "link": {
+        const first = op[2] === "map" ? fd : op[2] === "prog" ? progFd : 99;
+        const [, cmd, , w2, w3, w4] = op;
+        const attr =
+          cmd === C.BPF_LINK_CREATE
+            ? { prog_fd: first, target_fd: w2, attach_type: w3, flags: w4 }
+            : cmd === C.BPF_LINK_UPDATE
+              ? { link_fd: first, new_prog_fd: w2, flags: w3, old_prog_fd: w4 }
+              : { link_fd: first, extra: { w2, w3, w4 } };
+        return run(() => {
+          k.bpf(p, cmd, attr);
+          return 0;
+        });
+      }
       case "testrun":
         return run(() => {
           const ctx = Buffer.from(op[1], "hex");
@@ -478,6 +493,32 @@ test("PROG_TEST_RUN of a syscall program equals the host kernel's: retval, ctx w
     ["testrun", ctx.toString("hex"), 0, 0],
     ["testrun", ctx.toString("hex"), 2, 0],
     ["testrun", ctx.toString("hex"), 0, 16],
+  ];
+  assert.deepEqual(ourOps(seq), hostOps(seq));
+});
+
+test("LINK_CREATE / LINK_UPDATE / LINK_DETACH errnos on bad fds and kinds equal the host kernel's", { skip }, () => {
+  const ret0 = Buffer.from(
+    encodeInsns([
+      { code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 },
+      { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
+    ]),
+  ).toString("hex");
+  const L = bpf_cmd;
+  const seq: MapOp[] = [
+    ["create", bpf_map_type.BPF_MAP_TYPE_ARRAY, 4, 8, 1, 0],
+    ["prog", 1, ret0, "GPL", "f", 0],
+    ["link", L.BPF_LINK_DETACH, "none", 0, 0, 0],
+    ["link", L.BPF_LINK_DETACH, "map", 0, 0, 0],
+    ["link", L.BPF_LINK_DETACH, "prog", 0, 0, 0],
+    ["link", L.BPF_LINK_DETACH, "map", 1, 0, 0],
+    ["link", L.BPF_LINK_UPDATE, "map", 0, 1, 0],
+    ["link", L.BPF_LINK_UPDATE, "prog", 0, 0, 0],
+    ["link", L.BPF_LINK_UPDATE, "none", 0, 0, 0],
+    ["link", L.BPF_LINK_CREATE, "prog", 0, 37, 0],
+    ["link", L.BPF_LINK_CREATE, "none", 0, 37, 0],
+    ["link", L.BPF_LINK_CREATE, "map", 0, 37, 0],
+    ["link", L.BPF_LINK_CREATE, "map", 0, 44, 0],
   ];
   assert.deepEqual(ourOps(seq), hostOps(seq));
 });
