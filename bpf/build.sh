@@ -13,6 +13,7 @@ STRIP="${LLVM_STRIP:-llvm-strip}"
 BPFTOOL="${BPFTOOL:-bpftool}"
 VMLINUX_BTF="${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}"
 SOURCES=(tcp_reno tcp_cubic tcp_dctcp dummy_ops features)
+VARIANTS=(tcp_reno_link:tcp_reno:SO_CC_LINK tcp_cubic_link:tcp_cubic:SO_CC_LINK)
 
 for tool in "$CLANG" "$STRIP" "$BPFTOOL"; do
 	command -v "$tool" >/dev/null || { echo "build.sh: $tool not found; the committed objects in bpf/obj stay as they are" >&2; exit 1; }
@@ -29,6 +30,17 @@ compile() {
 			-I"$hdr" -Iinclude -c "$name.bpf.c" -o "$out/$name.bpf.o")
 		"$STRIP" -g "$out/$name.bpf.o"
 		echo "  BPF  ${out#"$ROOT"/}/$name.bpf.o"
+	done
+	# Variants: <output>:<source>:<define>. The _link ones share one CA name in `.struct_ops.link`
+	# maps, for live switches with BPF_LINK_UPDATE.
+	local v obj src def
+	for v in "${VARIANTS[@]}"; do
+		IFS=: read -r obj src def <<<"$v"
+		(cd "$HERE" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 "-D$def" \
+			-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$hdr"=. \
+			-I"$hdr" -Iinclude -c "$src.bpf.c" -o "$out/$obj.bpf.o")
+		"$STRIP" -g "$out/$obj.bpf.o"
+		echo "  BPF  ${out#"$ROOT"/}/$obj.bpf.o"
 	done
 }
 

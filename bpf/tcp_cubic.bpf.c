@@ -414,8 +414,28 @@ __u32 BPF_PROG(so_cubic_undo_cwnd, struct sock *sk)
 	return tcp_reno_undo_cwnd(sk);
 }
 
+#ifdef SO_CC_LINK
+/*
+ * The live-switch variant (obj/tcp_cubic_link.bpf.o, built with -DSO_CC_LINK): the CA is named
+ * "so_cc" like tcp_reno_link.bpf.o's, so BPF_LINK_UPDATE switches between them; release counts.
+ */
+__u64 so_cc_releases = 0;
+
+SEC("struct_ops")
+void BPF_PROG(so_cubic_release, struct sock *sk)
+{
+	so_cc_releases++;
+}
+#define SO_CUBIC_NAME "so_cc"
+#else
+#define SO_CUBIC_NAME "so_cubic"
+#endif
+
 SEC(".struct_ops.link")
 struct tcp_congestion_ops so_cubic = {
+#ifdef SO_CC_LINK
+	.release = (void *)so_cubic_release,
+#endif
 	.init = (void *)so_cubic_init,
 	.ssthresh = (void *)so_cubic_recalc_ssthresh,
 	.cong_avoid = (void *)so_cubic_cong_avoid,
@@ -423,5 +443,5 @@ struct tcp_congestion_ops so_cubic = {
 	.undo_cwnd = (void *)so_cubic_undo_cwnd,
 	.cwnd_event = (void *)so_cubic_cwnd_event,
 	.pkts_acked = (void *)so_cubic_acked,
-	.name = "so_cubic",
+	.name = SO_CUBIC_NAME,
 };

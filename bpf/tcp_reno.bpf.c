@@ -38,6 +38,37 @@ __u32 BPF_PROG(so_reno_undo_cwnd, struct sock *sk)
 	return tcp_reno_undo_cwnd(sk);
 }
 
+#ifdef SO_CC_LINK
+/*
+ * The live-switch variant (obj/tcp_reno_link.bpf.o, built with -DSO_CC_LINK): the map is a
+ * `.struct_ops.link` under the CA name "so_cc" that tcp_cubic_link.bpf.o shares, so
+ * BPF_LINK_UPDATE can replace one with the other; init and release count in .bss.
+ */
+__u64 so_cc_inits = 0;
+__u64 so_cc_releases = 0;
+
+SEC("struct_ops/so_reno_init")
+void BPF_PROG(so_reno_init, struct sock *sk)
+{
+	so_cc_inits++;
+}
+
+SEC("struct_ops/so_reno_release")
+void BPF_PROG(so_reno_release, struct sock *sk)
+{
+	so_cc_releases++;
+}
+
+SEC(".struct_ops.link")
+struct tcp_congestion_ops so_reno = {
+	.init = (void *)so_reno_init,
+	.release = (void *)so_reno_release,
+	.ssthresh = (void *)so_reno_ssthresh,
+	.cong_avoid = (void *)so_reno_cong_avoid,
+	.undo_cwnd = (void *)so_reno_undo_cwnd,
+	.name = "so_cc",
+};
+#else
 SEC(".struct_ops")
 struct tcp_congestion_ops so_reno = {
 	.ssthresh = (void *)so_reno_ssthresh,
@@ -45,3 +76,4 @@ struct tcp_congestion_ops so_reno = {
 	.undo_cwnd = (void *)so_reno_undo_cwnd,
 	.name = "so_reno",
 };
+#endif

@@ -161,6 +161,7 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
     ecn: o.ecn,
     metricsFromNs: o.from !== undefined ? parseDuration(o.from) : Math.min(5e9, durationNs / 6),
     tcp: host?.tcp,
+    describeCc: host ? (ops) => host.describe(ops) : undefined,
     sampleNs: parseDuration(o.sample),
   };
 }

@@ -3,6 +3,7 @@
  * with the loader, attach its struct_ops map (the CA registers under its .name), and later swap it live
  * with BPF_LINK_UPDATE ("Transit between BPF TCP congestion controls").
  */
+import { basename } from "node:path";
 import { Kernel } from "../kernel/kernel.js";
 import { type BpfHandle, bpf_map_lookup_elem } from "../loader/bpf.js";
 import type { BpfMap } from "../loader/maps.js";
@@ -11,6 +12,7 @@ import type { BpfStructOpsLink } from "../loader/struct_ops_attach.js";
 import { bpfTcpCaSubsystem } from "../subsys/tcp/bpf_tcp_ca.js";
 import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { TcpKernel, tcpSubsystem } from "../subsys/tcp/tcp_init.js";
+import { BTF_KIND_DATASEC } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT } from "../uapi/errno.js";
 
 /** "path/to/x.bpf.o[:map]" */
@@ -39,6 +41,8 @@ export class BpfCcHost {
   private readonly links = new Map<string, BpfStructOpsLink>();
   /** Every object loaded, in order, with the spec it came from. */
   readonly objects: { spec: string; obj: BpfObject }[] = [];
+  /** Which object each registered ops came from (the trace's cc labels). */
+  private readonly origin = new WeakMap<TcpCongestionOps, string>();
 
   constructor(config: Record<string, number | string | boolean> = {}) {
     this.kernel = new Kernel({
@@ -72,7 +76,9 @@ export class BpfCcHost {
     const link = m.attachStructOps();
     const name = caNameOf(m);
     this.links.set(name, link);
-    if (!this.tcp.cong.tcp_ca_find(name)) throw new BpfError(ENOENT, `${spec}: '${name}' did not register`);
+    const ops = this.tcp.cong.tcp_ca_find(name);
+    if (!ops) throw new BpfError(ENOENT, `${spec}: '${name}' did not register`);
+    this.origin.set(ops, basename(parseObjSpec(spec).path));
     return name;
   }
 
@@ -90,6 +96,24 @@ export class BpfCcHost {
     return new DataView(out.buffer);
   }
 
+  /** A global variable of the last object loaded from PATH (a u32 or u64 in .bss/.data), by its BTF name. */
+  global(path: string, name: string, section = ".bss"): bigint {
+    const o = [...this.objects].reverse().find((x) => parseObjSpec(x.spec).path === path)?.obj;
+    const btf = o?.btf;
+    const sec = btf?.findByNameKind(section, BTF_KIND_DATASEC) ?? -1;
+    const t = sec > 0 ? btf!.typeById(sec) : undefined;
+    const v = t?.kind === BTF_KIND_DATASEC ? t.vars.find((x) => btf!.typeById(x.type).name === name) : undefined;
+    const data = this.globals(path, section);
+    if (!v || !data) throw new BpfError(ENOENT, `${path}: no variable '${name}' in ${section}`);
+    return v.size === 8 ? data.getBigUint64(v.offset, true) : BigInt(data.getUint32(v.offset, true));
+  }
+
+  /** "name (object.bpf.o)" for ops that came from a BPF object, else undefined. */
+  describe(ops: TcpCongestionOps): string | undefined {
+    const o = this.origin.get(ops);
+    return o === undefined ? undefined : `${ops.name} (${o})`;
+  }
+
   /**
    * Prepare a live switch to OBJ2: load it now; the returned function performs the switch at the chosen
    * time: BPF_LINK_UPDATE when a link of the same CA name exists (tcp_update_congestion_control),
@@ -104,6 +128,7 @@ export class BpfCcHost {
       else this.links.set(name, m.attachStructOps());
       const ops = this.tcp.cong.tcp_ca_find(name);
       if (!ops) throw new BpfError(ENOENT, `${spec}: '${name}' is not registered after the switch`);
+      this.origin.set(ops, basename(parseObjSpec(spec).path));
       return ops;
     };
   }

@@ -60,6 +60,8 @@ export interface SimOptions {
   switches?: SwitchSpec[];
   /** Extra CAs registered in the simulated kernel (besides reno and cubic). */
   register?: TcpCongestionOps[];
+  /** The trace's cc label of some ops (e.g. which BPF object they came from); default their name. */
+  describeCc?: (ops: TcpCongestionOps) => string | undefined;
   /** Called about once per simulated second (progress bars). */
   onProgress?: (nowNs: number, durationNs: number) => void;
   /** Kernel memory for the sockets (a VmMemory region); default plain ArrayBuffers. */
@@ -77,6 +79,8 @@ export interface FlowTrace {
   inflight: number[];
   inflight_bytes: number[];
   ca_state: number[];
+  /** The congestion control the socket runs at each sample (its name, or SimOptions.describeCc's label). */
+  cc: string[];
 }
 
 export interface SimTrace {
@@ -211,7 +215,15 @@ export class Simulation {
     this.receivers.push(rx);
     this.opts.tcp?.registerSock(rsk);
     this.opts.tcp?.setAckSender(rsk, (rcv_nxt) => rx.sendAckFor(rcv_nxt));
-    this.trace.flows.push({ cwnd: [], ssthresh: [], srtt_ms: [], inflight: [], inflight_bytes: [], ca_state: [] });
+    this.trace.flows.push({
+      cwnd: [],
+      ssthresh: [],
+      srtt_ms: [],
+      inflight: [],
+      inflight_bytes: [],
+      ca_state: [],
+      cc: [],
+    });
     this.ev.at(f.startNs ?? 0, () => {
       conn.establish();
       conn.write(f.segments ?? Number.POSITIVE_INFINITY);
@@ -241,6 +253,13 @@ export class Simulation {
     });
   }
 
+  private readonly ccLabels = new WeakMap<TcpCongestionOps, string>();
+  private ccLabel(ops: TcpCongestionOps): string {
+    let l = this.ccLabels.get(ops);
+    if (l === undefined) this.ccLabels.set(ops, (l = this.opts.describeCc?.(ops) ?? ops.name));
+    return l;
+  }
+
   private sample(): void {
     const t = this.trace;
     t.t_ms.push(this.ev.now / 1e6);
@@ -256,6 +275,7 @@ export class Simulation {
       ft.inflight.push(active ? c.inFlight() : 0);
       ft.inflight_bytes.push(active ? c.inFlight() * sk.mss_cache : 0);
       ft.ca_state.push(sk.icsk_ca_state);
+      ft.cc.push(this.ccLabel(sk.icsk_ca_ops));
     });
   }
 

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { Kernel } from "../../src/kernel/kernel.js";
 import { BpfObject } from "../../src/loader/object.js";
 import { BpfCcHost } from "../../src/sim/bpf_cc.js";
-import { DEFAULT_LINK, type SimOptions, simulate } from "../../src/sim/sim.js";
+import { DEFAULT_LINK, type SimOptions, Simulation, simulate } from "../../src/sim/sim.js";
 import { bpfTcpCaSubsystem } from "../../src/subsys/tcp/bpf_tcp_ca.js";
 import { TcpKernel, tcpSubsystem } from "../../src/subsys/tcp/tcp_init.js";
 import { bpfObj } from "./helpers.js";
@@ -120,8 +120,6 @@ test("a BPF DCTCP (TCP_CONG_NEEDS_ECN, per-segment CE echo) holds the queue at t
 test("BPF_LINK_UPDATE mid-run: a second load of the same CA replaces it in the registry; flows re-select it", {
   skip: cubic.why,
 }, async () => {
-  const { BpfCcHost } = await import("../../src/sim/bpf_cc.js");
-  const { Simulation } = await import("../../src/sim/sim.js");
   const host = new BpfCcHost();
   const name = host.attach(bpfObj("tcp_cubic"));
   const v1 = host.tcp.cong.tcp_ca_find(name)!;
@@ -144,4 +142,61 @@ test("BPF_LINK_UPDATE mid-run: a second load of the same CA replaces it in the r
   assert.equal(sim.conns[0]!.sk.icsk_ca_ops, v2);
   assert.equal(host.tcp.cong.tcp_get_available_congestion_control(), "reno cubic so_cubic");
   assert.equal(r.metrics.flows[0]!.lossRate, 0, "nothing lost to the switch");
+});
+
+const RENO_LINK = bpfObj("tcp_reno_link");
+const CUBIC_LINK = bpfObj("tcp_cubic_link");
+const linkObjs = [RENO_LINK, CUBIC_LINK].every(existsSync) ? false : "bpf/obj/tcp_{reno,cubic}_link.bpf.o not built";
+
+test("live switch at 10 s, BPF Reno -> BPF CUBIC by BPF_LINK_UPDATE: release and init once each, no loss, the trace shows it", {
+  skip: linkObjs,
+}, () => {
+  const host = new BpfCcHost();
+  const name = host.attach(RENO_LINK);
+  assert.equal(name, "so_cc");
+  const apply = host.prepareSwitch(CUBIC_LINK);
+  const counters = () => ({
+    renoInit: host.global(RENO_LINK, "so_cc_inits"),
+    renoRelease: host.global(RENO_LINK, "so_cc_releases"),
+    cubicInit: host.global(CUBIC_LINK, "so_cubic_inits"),
+    cubicRelease: host.global(CUBIC_LINK, "so_cc_releases"),
+  });
+  // A buffer neither algorithm overflows in 20 s: any drop or retransmission would be the switch's.
+  const sim = new Simulation({
+    link: { ...DEFAULT_LINK, buffer: { packets: 100_000 } },
+    durationNs: 20e9,
+    flows: [{ cc: name }],
+    switches: [{ atNs: 10e9, apply }],
+    tcp: host.tcp,
+    describeCc: (ops) => host.describe(ops),
+  });
+  let before: ReturnType<typeof counters> | undefined;
+  let after: ReturnType<typeof counters> | undefined;
+  let cwndBefore = 0;
+  sim.ev.at(10e9 - 1, () => {
+    before = counters();
+    cwndBefore = sim.conns[0]!.sk.snd_cwnd;
+  });
+  sim.ev.at(10e9 + 1, () => {
+    after = counters();
+  });
+  const r = sim.run();
+  assert.deepEqual(before, { renoInit: 1n, renoRelease: 0n, cubicInit: 0n, cubicRelease: 0n });
+  // At the switch: the old ops' release once, the new ops' init once, nothing else.
+  assert.deepEqual(after, { renoInit: 1n, renoRelease: 1n, cubicInit: 1n, cubicRelease: 0n });
+  // At the end the connection closes: the new ops' release.
+  assert.deepEqual(counters(), { renoInit: 1n, renoRelease: 1n, cubicInit: 1n, cubicRelease: 1n });
+  const f = r.metrics.flows[0]!;
+  assert.equal(f.lossRate, 0, "nothing lost to the switch");
+  assert.equal(f.retransmits, 0);
+  assert.equal(f.rtos, 0);
+  // The trace's cc field changes exactly at 10 s; the window carries over.
+  const cc = r.trace.flows[0]!.cc;
+  const at = r.trace.t_ms.indexOf(10_000);
+  assert.ok(cc.slice(0, at).every((x) => x === "so_cc (tcp_reno_link.bpf.o)"));
+  assert.ok(cc.slice(at).every((x) => x === "so_cc (tcp_cubic_link.bpf.o)"));
+  assert.ok(r.trace.flows[0]!.cwnd[at]! >= cwndBefore);
+  // BPF_LINK_UPDATE replaced the registered ops in place: one so_cc, now the CUBIC object's.
+  assert.equal(host.tcp.cong.tcp_get_available_congestion_control(), "reno cubic so_cc");
+  assert.equal(host.describe(host.tcp.cong.tcp_ca_find("so_cc")!), "so_cc (tcp_cubic_link.bpf.o)");
 });

@@ -89,3 +89,27 @@ test("--cc a,b runs the algorithms side by side on one bottleneck", async () => 
     ["reno", "cubic"],
   );
 });
+
+test("--cc OBJ --switch-at T --to OBJ2 (same CA name, .struct_ops.link): BPF_LINK_UPDATE, the trace's cc changes at T", {
+  skip: [bpfObj("tcp_reno_link"), bpfObj("tcp_cubic_link")].every(existsSync) ? false : "link variants not built",
+}, async () => {
+  const j = JSON.parse(
+    await run([
+      "--json",
+      "--duration",
+      "4s",
+      "--cc",
+      bpfObj("tcp_reno_link"),
+      "--switch-at",
+      "2s",
+      "--to",
+      bpfObj("tcp_cubic_link"),
+    ]),
+  );
+  const cc: string[] = j.trace.flows[0].cc;
+  const at = j.trace.t_ms.indexOf(2000);
+  assert.equal(cc[at - 1], "so_cc (tcp_reno_link.bpf.o)");
+  assert.equal(cc[at], "so_cc (tcp_cubic_link.bpf.o)");
+  assert.equal(new Set(cc).size, 2);
+  assert.equal(j.metrics.flows[0].cc, "so_cc");
+});
