@@ -117,6 +117,41 @@ test("a BPF DCTCP (TCP_CONG_NEEDS_ECN, per-segment CE echo) holds the queue at t
   detach();
 });
 
+test("BPF DCTCP with ECN, marking at 20 packets on the default link: after slow start the queue stays below 20 + 3 packets, the link stays full", {
+  skip: dctcp.why,
+}, () => {
+  const host = new BpfCcHost();
+  const name = host.attach(bpfObj("tcp_dctcp"));
+  const K = 20;
+  const sim = new Simulation({
+    link: { ...DEFAULT_LINK, ecnThreshold: { packets: K } }, // 45 KB: 30 packets of buffer
+    durationNs: 20e9,
+    flows: [{ cc: name }],
+    ecn: true,
+    metricsFromNs: 2e9,
+    tcp: host.tcp,
+  });
+  const SLOW_START_END = 1e9; // slow start ends at about 0.2 s (the first marks)
+  let droppedAtEnd = -1;
+  sim.ev.at(SLOW_START_END, () => {
+    droppedAtEnd = sim.link.counters(0).dropped;
+  });
+  const r = sim.run();
+  const f = r.metrics.flows[0]!;
+  assert.equal(f.cc, "so_dctcp");
+  assert.ok(f.ecnMarks > 0, "the queue crossed the threshold and DCTCP reacted to CE");
+  // The true maximum over every packet (not the 10 ms samples): its queueing delay in packet times.
+  const pktNs = (1500 * 8 * 1e9) / DEFAULT_LINK.rateBps!;
+  const qd = sim.queueDelays[0]!;
+  let maxPkts = 0;
+  for (let i = 0; i < qd.length; i += 2) if (qd[i]! >= SLOW_START_END) maxPkts = Math.max(maxPkts, qd[i + 1]! / pktNs);
+  assert.ok(maxPkts < K + 3, `max queue after slow start ${maxPkts.toFixed(1)} packets`);
+  const from = r.trace.t_ms.findIndex((t) => t >= SLOW_START_END / 1e6);
+  assert.ok(Math.max(...r.trace.queue_pkts.slice(from)) < K + 3);
+  assert.equal(sim.link.counters(0).dropped, droppedAtEnd, "no drop after slow start");
+  assert.ok(r.metrics.utilisation >= 0.95, `utilisation ${r.metrics.utilisation}`);
+});
+
 test("BPF_LINK_UPDATE mid-run: a second load of the same CA replaces it in the registry; flows re-select it", {
   skip: cubic.why,
 }, async () => {
