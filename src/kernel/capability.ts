@@ -33,6 +33,11 @@ export class Cred {
     return this.caps.has(CAP_BPF) || this.caps.has(CAP_SYS_ADMIN);
   }
 
+  /** bpf_token_capable(CAP_NET_ADMIN): CAP_SYS_ADMIN stands in for any capability the BPF core asks for. */
+  netAdminCapable(): boolean {
+    return this.caps.has(CAP_NET_ADMIN) || this.caps.has(CAP_SYS_ADMIN);
+  }
+
   /** perfmon_capable(): CAP_PERFMON or CAP_SYS_ADMIN. */
   perfmonCapable(): boolean {
     return this.caps.has(CAP_PERFMON) || this.caps.has(CAP_SYS_ADMIN);

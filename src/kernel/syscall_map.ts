@@ -29,7 +29,6 @@ import { BpfMap } from "./bpf.js";
 import type { MapCreateAttr, MapElemAttr, MapFreezeAttr } from "./bpf_attr.js";
 import { num, userBuf } from "./bpf_attr.js";
 import { btf_get_by_fd, btf_put } from "./btf_obj.js";
-import { CAP_NET_ADMIN } from "./capability.js";
 import { File, type FileOps, FMODE_READ, FMODE_WRITE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
@@ -242,7 +241,7 @@ export function map_create(k: Kernel, proc: Process, attr: MapCreateAttr): numbe
   if (UNPRIV_MAP_TYPES.has(map_type)) {
     // allowed
   } else if (NET_ADMIN_MAP_TYPES.has(map_type)) {
-    if (!proc.capable(CAP_NET_ADMIN)) throw new BpfError(EPERM, `map type ${map_type} needs CAP_NET_ADMIN`);
+    if (!proc.cred.netAdminCapable()) throw new BpfError(EPERM, `map type ${map_type} needs CAP_NET_ADMIN`);
   } else if (!proc.cred.bpfCapable()) {
     throw new BpfError(EPERM, `map type ${map_type} needs CAP_BPF`);
   }

@@ -22,7 +22,6 @@ import { BpfProg, type BtfObject } from "./bpf.js";
 import type { ProgLoadAttr, ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { btf_get, btf_get_by_fd, btf_put } from "./btf_obj.js";
-import { CAP_NET_ADMIN } from "./capability.js";
 import { bpf_prog_calc_tag, license_is_gpl_compatible } from "./core.js";
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
@@ -221,7 +220,7 @@ export function bpf_prog_load(k: Kernel, proc: Process, attr: ProgLoadAttr): num
   if (type !== P.BPF_PROG_TYPE_SOCKET_FILTER && type !== P.BPF_PROG_TYPE_CGROUP_SKB && !bpfCap) {
     throw new BpfError(EPERM, `program type ${type} needs CAP_BPF`);
   }
-  if (NET_ADMIN_PROG_TYPES.has(type) && !proc.capable(CAP_NET_ADMIN)) {
+  if (NET_ADMIN_PROG_TYPES.has(type) && !proc.cred.netAdminCapable()) {
     throw new BpfError(EPERM, `program type ${type} needs CAP_NET_ADMIN`);
   }
   if (PERFMON_PROG_TYPES.has(type) && !proc.cred.perfmonCapable()) {

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { BtfBuilder } from "../../src/btf/builder.js";
 import { decodeInsns, encodeInsns, type Insn, ldImm64 } from "../../src/isa/insn.js";
 import type { MapCreateAttr } from "../../src/kernel/bpf_attr.js";
+import { CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN } from "../../src/kernel/capability.js";
 import {
   BPF_F_NO_PREALLOC,
   BPF_F_RDONLY,
@@ -67,6 +68,8 @@ type MapOp =
   | ["btf", string]
   | ["testrun", string, number, number]
   | ["link", number, "map" | "prog" | "none", number, number, number]
+  | ["caps", number[]]
+  | ["nextid", number]
   | ["create_btf", number, number, number, number, number, number, number];
 
 function hostOps(ops: MapOp[]): unknown[] {
@@ -129,6 +132,11 @@ function ourOps(ops: MapOp[]): unknown[] {
           k.bpf(p, C.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key: op[1] === null ? null : hex(op[1], ks), next_key: n });
           return [0, Buffer.from(n).toString("hex")];
         });
+      case "caps":
+        for (const c of [CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF]) p.setCap(c, op[1].includes(c));
+        return 0;
+      case "nextid":
+        return run(() => k.bpf(p, op[1], { start_id: 0 }));
       case "link": {
         const first = op[2] === "map" ? fd : op[2] === "prog" ? progFd : 99;
         const [, cmd, , w2, w3, w4] = op;
@@ -521,4 +529,41 @@ test("LINK_CREATE / LINK_UPDATE / LINK_DETACH errnos on bad fds and kinds equal 
     ["link", L.BPF_LINK_CREATE, "map", 0, 44, 0],
   ];
   assert.deepEqual(ourOps(seq), hostOps(seq));
+});
+
+test("capabilities: the host kernel and ours refuse and allow the same things for the same capability sets", {
+  skip,
+}, () => {
+  const ret0 = Buffer.from(
+    encodeInsns([
+      { code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 },
+      { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
+    ]),
+  ).toString("hex");
+  const A = bpf_map_type;
+  const P = { SOCKET_FILTER: 1, KPROBE: 2, XDP: 6, TRACEPOINT: 5 };
+  const round = (caps: number[]): MapOp[] => [
+    ["caps", caps],
+    ["create", A.BPF_MAP_TYPE_ARRAY, 4, 8, 1, 0],
+    ["create", A.BPF_MAP_TYPE_HASH, 4, 8, 1, 0],
+    ["prog", P.SOCKET_FILTER, ret0, "GPL", "f", 0],
+    ["prog", P.KPROBE, ret0, "GPL", "kp", 0],
+    ["prog", P.TRACEPOINT, ret0, "GPL", "tp", 0],
+    ["prog", P.XDP, ret0, "GPL", "xdp", 0],
+    ["nextid", bpf_cmd.BPF_MAP_GET_NEXT_ID],
+    ["nextid", bpf_cmd.BPF_PROG_GET_NEXT_ID],
+  ];
+  // Capabilities only ever go down within one process, so each set runs in a fresh one.
+  for (const caps of [
+    [CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN],
+    [CAP_BPF],
+    [CAP_BPF, CAP_PERFMON],
+    [CAP_BPF, CAP_NET_ADMIN],
+    [CAP_SYS_ADMIN],
+    [CAP_NET_ADMIN],
+    [],
+  ]) {
+    const seq = round(caps);
+    assert.deepEqual(ourOps(seq), hostOps(seq), `caps ${JSON.stringify(caps)}`);
+  }
 });

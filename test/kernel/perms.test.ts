@@ -72,6 +72,8 @@ test("capabilities are checked one by one: CAP_BPF, CAP_PERFMON (struct_ops, tra
   // CAP_SYS_ADMIN alone implies CAP_BPF and CAP_PERFMON (bpf_capable, perfmon_capable).
   const admin = k.newProcess({ caps: [CAP_SYS_ADMIN] });
   k.bpf(admin, C.BPF_PROG_LOAD, load(bpf_prog_type.BPF_PROG_TYPE_KPROBE));
+  // bpf_token_capable(): CAP_SYS_ADMIN also stands in for CAP_NET_ADMIN.
+  k.bpf(admin, C.BPF_PROG_LOAD, load(bpf_prog_type.BPF_PROG_TYPE_XDP));
   k.bpf(admin, C.BPF_MAP_CREATE, { ...ARRAY, map_type: T.BPF_MAP_TYPE_HASH, map_flags: BPF_F_NO_PREALLOC });
   throwsErrno(() => k.bpf(bpfOnly, C.BPF_MAP_GET_NEXT_ID, { start_id: 0 }), EPERM);
   throwsErrno(() => k.bpf(bpfOnly, C.BPF_PROG_GET_FD_BY_ID, { prog_id: 1 }), EPERM);
