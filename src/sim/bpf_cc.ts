@@ -14,6 +14,7 @@ import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { TcpKernel, tcpSubsystem } from "../subsys/tcp/tcp_init.js";
 import { BTF_KIND_DATASEC } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT } from "../uapi/errno.js";
+import type { Tier, VmProgram } from "../vm/program.js";
 
 /** "path/to/x.bpf.o[:map]" */
 export function parseObjSpec(spec: string): { path: string; map?: string } {
@@ -106,6 +107,13 @@ export class BpfCcHost {
     const data = this.globals(path, section);
     if (!v || !data) throw new BpfError(ENOENT, `${path}: no variable '${name}' in ${section}`);
     return v.size === 8 ? data.getBigUint64(v.offset, true) : BigInt(data.getUint32(v.offset, true));
+  }
+
+  /** Run every loaded program in this VM tier from now on (benchmarks: the interpreter against the JIT). */
+  setTier(tier: Tier): void {
+    const vm = this.kernel.vm;
+    if (!vm) throw new BpfError(EINVAL, "the kernel has no VM");
+    for (const prog of this.kernel.prog_idr.values()) if (prog.vmProg) vm.setTier(prog.vmProg as VmProgram, tier);
   }
 
   /** "name (object.bpf.o)" for ops that came from a BPF object, else undefined. */

@@ -92,6 +92,13 @@ test("BPF CUBIC (bpf/tcp_cubic.bpf.c, HyStart included) and the built-in CUBIC g
   const bss = host.globals(bpfObj("tcp_cubic"))!;
   assert.equal(bss.getBigUint64(0, true), 1n, "so_cubic_inits: one socket, one init");
   assert.ok(bss.getBigUint64(8, true) > 10_000n, "so_cubic_acked_calls");
+  // The interpreter tier runs the same programs to the same trace.
+  const host2 = new BpfCcHost();
+  host2.attach(bpfObj("tcp_cubic"));
+  host2.setTier("interp");
+  const interp = simulate({ ...opts, tcp: host2.tcp });
+  assert.deepEqual(interp.trace.flows[0]!.cwnd, t.cwnd);
+  assert.deepEqual(interp.trace.flows[0]!.ssthresh, t.ssthresh);
 });
 
 const dctcp = tryBoot("tcp_dctcp", "so_dctcp");
