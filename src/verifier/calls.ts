@@ -38,7 +38,7 @@ export function checkFuncCall(v: Verifier, idx: number, target: number, isCallba
   callee.regs[BPF_REG_10].frameno = callee.frameno;
   if (!isCallback) for (let r = 0; r <= 5; r++) markRegNotInit(caller.regs[r]);
   v.cur.frames.push(callee);
-  if (v.logLevel > 0) v.verbose(`\ncaller:\n ${v.stateString(caller)}\ncallee:\n ${v.stateString(callee)}\n`);
+  if (v.logLevel > 0) v.verbose(`caller:\n ${v.stateString(caller)}\ncallee:\n ${v.stateString(callee)}\n`);
   v.insnIdx = target;
 }
 
@@ -99,7 +99,7 @@ export function processExit(v: Verifier): boolean {
     v.scratched |= 1;
     if (v.logLevel > 0)
       v.verbose(
-        `\nreturning from callee:\n ${v.stateString(f)}\nto caller at ${f.callsite + 1}:\n ${v.stateString(caller)}\n`,
+        `returning from callee:\n ${v.stateString(f)}\nto caller at ${f.callsite + 1}:\n ${v.stateString(caller)}\n`,
       );
     v.insnIdx = f.callsite + 1;
     return false;

@@ -73,7 +73,6 @@ function parseMap(line: string, name: string): VerifierMap {
     rdonlyProg: kv.includes("rdonly"),
     spinLockOff: kv.some((x) => x.startsWith("spin_lock=")) ? num("spin_lock", 0) : undefined,
     frozen: kv.includes("frozen"),
-    name: `map${kind}`,
   };
 }
 

@@ -96,7 +96,7 @@ export class Verifier {
   cur!: VerifierState;
   insnIdx = 0;
   private prevInsnIdx = -1;
-  private readonly pending: { state: VerifierState; insn: number; prev: number }[] = [];
+  private readonly pending: { state: VerifierState; insn: number; prev: number; logPos: number }[] = [];
   private readonly explored = new Map<number, Checkpoint[]>();
   private readonly idmap = new Map<number, number>();
   private idGen = 0;
@@ -114,8 +114,8 @@ export class Verifier {
   /** An instruction was printed and its line is not finished yet. */
   private lineOpen = false;
   private jmps = 0;
-  private prevAddProcessed = -100;
-  private prevAddJmps = -100;
+  private prevAddProcessed = 0;
+  private prevAddJmps = 0;
 
   constructor(readonly env: VerifierEnv) {
     this.insns = env.insns;
@@ -131,8 +131,7 @@ export class Verifier {
 
   verbose(s: string): void {
     if (this.logLevel > 0) {
-      if (this.lineOpen && s.startsWith("\n")) this.lineOpen = false;
-      else this.closeLine();
+      this.closeLine();
       this.logBuf.push(s);
     }
   }
@@ -248,6 +247,8 @@ export class Verifier {
       for (let i = 0; i < this.cfg.subprogStarts.length; i++) this.stackDepth.push(0);
       this.doCheck();
       checkMaxStackDepth(this);
+      // Level 1 explains failures: a program that verifies leaves only the statistics.
+      if (this.logLevel === 1) this.logBuf.length = 0;
     } catch (e) {
       if (e instanceof VerifierReject) error = e.err;
       else if (e instanceof BpfError) error = e;
@@ -337,11 +338,19 @@ export class Verifier {
     this.insnIdx = 0;
     if (this.logLevel > 1)
       for (const [i, start] of this.cfg.subprogStarts.entries()) this.verbose(`func#${i} @${start}\n`);
+    // The entry state, as the kernel prints it before the first instruction.
+    if (this.logLevel > 0 && !(this.logLevel > 1 && this.cfg.prunePoint[0]))
+      this.verbose(`0: ${this.stateString(this.frame)}\n`);
     let doPrintState = false;
     for (;;) {
       if (!this.cur) {
         const next = this.pending.pop();
         if (!next) break;
+        // Level 1 keeps only the path being walked: a proven path's lines are dropped (pop_log).
+        if (this.logLevel === 1 && this.logBuf.length > next.logPos) {
+          this.logBuf.length = next.logPos;
+          this.lineOpen = next.logPos > 0 && !this.logBuf[next.logPos - 1].endsWith("\n");
+        }
         this.cur = next.state;
         this.insnIdx = next.insn;
         this.prevInsnIdx = next.prev;
@@ -423,7 +432,7 @@ export class Verifier {
   /** push_stack: explore `state` from `insn` later. */
   pushState(state: VerifierState, insn: number): void {
     if (state.parent) state.parent.branches++;
-    this.pending.push({ state, insn, prev: this.insnIdx });
+    this.pending.push({ state, insn, prev: this.insnIdx, logPos: this.logBuf.length });
     if (this.pending.length > 8192) this.reject(E2BIG, `The sequence of ${this.pending.length} jumps is too complex.`);
   }
 

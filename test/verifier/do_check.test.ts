@@ -24,7 +24,7 @@ function env(asm: string, extra: Partial<VerifierEnv> = {}): VerifierEnv {
     progType: 1,
     privileged: true,
     gpl: true,
-    logLevel: 1,
+    logLevel: 2,
     maps: [ARRAY],
     ops: {
       name: "test",
@@ -533,4 +533,28 @@ test("an array lookup with a constant key in bounds needs no null check", () => 
   assert.equal(prog(0).ok, true, prog(0).log);
   const r = prog(5);
   assert.equal(r.error?.message, "R0 invalid mem access 'map_value_or_null'");
+});
+
+test("log level 1 keeps the path to the error only; a verified program leaves the statistics", () => {
+  const ok = bpfCheck(env("ldxdw %r0, [%r1]\njgt %r0, 5, a\nmov %r0, 1\na:\nexit", { logLevel: 1 }));
+  assert.equal(ok.ok, true);
+  assert.match(
+    ok.log,
+    /^processed \d+ insns \(limit 1000000\) max_states_per_insn \d+ total_states \d+ peak_states \d+ mark_read \d+\n$/,
+  );
+  // The fall-through path (r1 = 0) is proven first; its lines are gone once the jump is walked.
+  const bad = bpfCheck(
+    env("ldxdw %r2, [%r1]\nmov %r0, 0\njgt %r2, 5, a\nmov %r0, 1\nexit\na:\nldxdw %r0, [%r1+16]\nexit", {
+      logLevel: 1,
+    }),
+  );
+  assert.equal(bad.error?.message, "invalid bpf_context access off=16 size=8");
+  assert.doesNotMatch(bad.log, /^3: \(b7\) r0 = 1/m);
+  assert.match(bad.log, /^2: \(25\) if r2 > 0x5 goto pc\+2\n\nfrom 2 to 5: /m);
+  const l2 = bpfCheck(
+    env("ldxdw %r2, [%r1]\nmov %r0, 0\njgt %r2, 5, a\nmov %r0, 1\nexit\na:\nldxdw %r0, [%r1+16]\nexit", {
+      logLevel: 2,
+    }),
+  );
+  assert.match(l2.log, /^3: \(b7\) r0 = 1/m);
 });

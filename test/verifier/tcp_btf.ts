@@ -159,7 +159,7 @@ export function structOpsEnv(
     expectedAttachType: t.member[member] ?? 99,
     gpl: true,
     privileged: true,
-    logLevel: 1,
+    logLevel: 2,
     btf: t.btf,
     kfuncs,
     structOps: { findStructOps: (id) => (id === t.ops ? info : undefined) },
