@@ -640,6 +640,14 @@ export class Verifier {
       dst.written = true;
       return;
     }
+    if ((aux.kind === "map_ptr" || aux.kind === "map_value") && !this.maps[aux.map]) {
+      this.reject(EINVAL, `fd ${insn.imm} is not pointing to valid bpf_map`);
+    }
+    if (aux.kind === "map_value") {
+      const vs = this.maps[aux.map].valueSize;
+      if (aux.off < 0 || aux.off >= vs)
+        this.reject(EINVAL, `invalid access to map value pointer, value_size=${vs} off=${aux.off}`);
+    }
     if (aux.kind === "map_ptr") {
       markPtr(dst, CONST_PTR_TO_MAP);
       dst.map = aux.map;
