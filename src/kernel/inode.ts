@@ -8,7 +8,7 @@ import { BpfError, EEXIST, EFAULT, EINVAL, ENOENT, EPERM } from "../uapi/errno.j
 import type { BpfLink, BpfMap, BpfProg } from "./bpf.js";
 import type { AttrTail } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
-import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
+import { File, type FileOps, O_CLOEXEC, O_RDONLY, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
 import { bpf_link_fops, bpf_link_inc, bpf_link_put } from "./syscall_link.js";
@@ -94,7 +94,9 @@ export function bpf_obj_get(k: Kernel, proc: Process, attr: ObjPinAttr): number 
   }
   get(pin.fops, pin.obj);
   try {
-    return proc.files.install(new File(pin.fops, pin.obj as never, f_flags | O_CLOEXEC));
+    // Links reopen as bpf_link_new_fd() makes them: O_CLOEXEC only (read-only).
+    const flags = pin.fops === (bpf_link_fops as FileOps<unknown>) ? O_RDONLY : f_flags;
+    return proc.files.install(new File(pin.fops, pin.obj as never, flags | O_CLOEXEC));
   } catch (e) {
     put(pin.fops, pin.obj);
     throw e;

@@ -7,7 +7,7 @@ import { BpfError, EAGAIN, EINVAL, ENOENT, EOPNOTSUPP } from "../uapi/errno.js";
 import { BpfLink, type BpfLinkInfo, type BpfLinkOps, type BpfMap, type BpfProg } from "./bpf.js";
 import type { LinkCreateAttr, LinkDetachAttr, LinkUpdateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
-import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
+import { File, type FileOps, O_CLOEXEC, O_RDONLY } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
 import { fdinfoHeader, hex } from "./syscall_common.js";
@@ -83,7 +83,8 @@ export interface BpfLinkPrimer {
 /** bpf_link_prime(): the file, an fd slot (EMFILE here, not later) and an id, none visible yet. */
 export function bpf_link_prime(link: BpfLink, proc: Process): BpfLinkPrimer {
   const fd = proc.files.getUnusedFd();
-  const file = new File(bpf_link_fops, link, O_RDWR | O_CLOEXEC);
+  // anon_inode_getfile("bpf_link", ..., O_CLOEXEC): a link file is opened read-only.
+  const file = new File(bpf_link_fops, link, O_RDONLY | O_CLOEXEC);
   let id: number;
   try {
     id = link.kernel.link_idr.allocCyclic(link);
@@ -126,7 +127,7 @@ export function bpf_link_get_fd_by_id(k: Kernel, proc: Process, id: number): num
   if (link.refcnt <= 0) throw new BpfError(ENOENT, `link ${id} is being freed`);
   bpf_link_inc(link);
   try {
-    return proc.files.install(new File(bpf_link_fops, link, O_RDWR | O_CLOEXEC));
+    return proc.files.install(new File(bpf_link_fops, link, O_RDONLY | O_CLOEXEC));
   } catch (e) {
     bpf_link_put(link);
     throw e;

@@ -78,6 +78,8 @@ test("LINK_CREATE dispatches by attach type; the link holds the program; info an
   assert.equal(info.prog_id, k.objGetInfo(p, prog).id);
   assert.deepEqual(info.raw_tracepoint, { tp_name: `tp${info.id}` });
   const fdinfo = k.fdinfo(p, lfd);
+  // Link files are opened O_CLOEXEC only, as the host kernel shows them.
+  assert.match(fdinfo, /^pos:\t0\nflags:\t02000000\n/);
   assert.match(
     fdinfo,
     new RegExp(
