@@ -20,7 +20,8 @@ export class SimClock implements KernelClock {
   }
 
   ktime_get_ns(): number {
-    return BOOT_OFFSET_NS + this.q.now;
+    // Event times may be fractional (serialisation at 7 Mbit/s, timers at HZ=300); ktime counts whole ns.
+    return BOOT_OFFSET_NS + Math.floor(this.q.now);
   }
 
   jiffies(): number {
@@ -48,7 +49,8 @@ export class KernelDrivenClock implements KernelClock {
     const start = k.ktimeGetNs();
     const base = start > BigInt(BOOT_OFFSET_NS) ? start : BigInt(BOOT_OFFSET_NS);
     k.setTimeNs(base);
-    q.onTime = (now) => k.setTimeNs(base + BigInt(now));
+    // Whole ns, as SimClock counts them, so a booted kernel and a plain simulation see the same jiffies.
+    q.onTime = (now) => k.setTimeNs(base + BigInt(Math.floor(now)));
   }
   ktime_get_ns(): number {
     return Number(this.k.ktimeGetNs());

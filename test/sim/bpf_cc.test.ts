@@ -101,6 +101,32 @@ test("BPF CUBIC (bpf/tcp_cubic.bpf.c, HyStart included) and the built-in CUBIC g
   assert.deepEqual(interp.trace.flows[0]!.ssthresh, t.ssthresh);
 });
 
+test("BPF CUBIC equals the built-in CUBIC on other paths: CONFIG_HZ 100/250/300, random loss, two flows, delayed ACKs, 7 Mbit/s", {
+  skip: cubic.why,
+}, () => {
+  const cases: { HZ: number; o: Partial<SimOptions> }[] = [
+    { HZ: 250, o: { link: { ...DEFAULT_LINK, lossRate: 0.01 } } },
+    { HZ: 100, o: {} },
+    { HZ: 300, o: { flows: [{ cc: "" }, { cc: "", startNs: 2e9 }] } },
+    { HZ: 1000, o: { delayedAck: true, link: { rateBps: 100e6, delayNs: 10e6, buffer: { packets: 1000 } } } },
+    // 7 Mbit/s: fractional-ns serialisation times; both clocks count whole ns
+    { HZ: 1000, o: { seed: 7, link: { rateBps: 7e6, delayNs: 2e6, buffer: { bytes: 60_000 }, lossRate: 0.02 } } },
+  ];
+  for (const { HZ, o } of cases) {
+    const host = new BpfCcHost({ CONFIG_HZ: HZ });
+    const name = host.attach(bpfObj("tcp_cubic"));
+    const base = { link: DEFAULT_LINK, durationNs: 10e9, flows: [{ cc: "" }], seed: 1, HZ, ...o } as SimOptions;
+    const flows = (cc: string) => base.flows.map((f) => ({ ...f, cc }));
+    const bpf = simulate({ ...base, flows: flows(name), tcp: host.tcp });
+    const ts = simulate({ ...base, flows: flows("cubic") });
+    const what = `HZ=${HZ} ${JSON.stringify(o)}`;
+    bpf.trace.flows.forEach((f, i) => {
+      assert.deepEqual(f.cwnd, ts.trace.flows[i]!.cwnd, what);
+      assert.deepEqual(f.ssthresh, ts.trace.flows[i]!.ssthresh, what);
+    });
+  }
+});
+
 const dctcp = tryBoot("tcp_dctcp", "so_dctcp");
 
 test("a BPF DCTCP (TCP_CONG_NEEDS_ECN, per-segment CE echo) holds the queue at the marking threshold", {
