@@ -35,6 +35,13 @@ function bootKernel(): Kernel {
 for (const f of objects) {
   test(`${f}: every program verifies`, (t) => {
     const kernel = bootKernel();
+    // Count the programs the verifier actually saw (the kernel's hook is opt-in).
+    const hook = kernel.verifier;
+    let verified = 0;
+    kernel.verifier = (env) => {
+      verified++;
+      return hook?.(env);
+    };
     const logs: string[] = [];
     const obj = BpfObject.open(join(OBJ, f), { print: (_l, m) => logs.push(m) });
     try {
@@ -49,6 +56,9 @@ for (const f of objects) {
       }
       assert.fail(`${f}: ${e.message}\n${verifierLog}`);
     }
-    for (const p of obj.programs) if (p.autoload) assert.ok(p.fd >= 0, `${p.name} loaded`);
+    const autoload = obj.programs.filter((p) => p.autoload);
+    for (const p of autoload) assert.ok(p.fd >= 0, `${p.name} loaded`);
+    assert.ok(hook, "the kernel runs the verifier");
+    assert.equal(verified, autoload.length, "every program went through the verifier");
   });
 }
