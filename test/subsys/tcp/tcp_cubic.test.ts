@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { simulate } from "../../../src/sim/sim.js";
 import { TCP_CA_Loss } from "../../../src/subsys/tcp/btf.js";
 import { BICTCP, cubic_root, tcpCubic } from "../../../src/subsys/tcp/tcp_cubic.js";
-import { ManualClock, TcpSock } from "../../../src/subsys/tcp/tcp_sock.js";
+import { AckSample, ManualClock, TcpSock } from "../../../src/subsys/tcp/tcp_sock.js";
 
 test("cubic_root: table lookup plus one Newton step stays within 1% of the real cube root", () => {
   for (const a of [1n, 7n, 64n, 1000n, 123456n, 2681735677n * 27n, 2n ** 40n, 2n ** 52n]) {
@@ -99,4 +99,43 @@ test("between losses CUBIC's cwnd follows W_max + C(t-K)^3 with C = 0.4 and beta
   // K = cbrt((W_max - cwnd_start) / C): the plateau is reached when the model predicts.
   const K = Math.cbrt((fit.W - ws[0]!) / 0.4);
   assert.ok(Math.abs(K - fit.K) < 1, `K fitted ${fit.K.toFixed(2)} s, from W_max ${K.toFixed(2)} s`);
+});
+
+/** An ack_sample of one packet with this RTT. */
+function rtt(us: number): AckSample {
+  const s = new AckSample();
+  s.pkts_acked = 1;
+  s.rtt_us = us;
+  return s;
+}
+
+test("HyStart ACK train: slow start ends once closely spaced ACKs span delay_min/2, compared as Linux does (u32)", () => {
+  const setup = () => {
+    const sk = new TcpSock(new ManualClock());
+    sk.snd_cwnd = 20; // above hystart_low_window
+    sk.snd_ssthresh = 0x7fffffff;
+    sk.snd_nxt = 1000;
+    sk.snd_una = 1000;
+    sk.tcp_mstamp = 5_000_000;
+    const ca = tcpCubic();
+    ca.init!(sk);
+    return { sk, ca };
+  };
+  const { sk, ca } = setup();
+  // delay_min = 60 ms: without pacing the train must span more than 30 ms
+  let n = 0;
+  while (sk.snd_ssthresh === 0x7fffffff && n < 100) {
+    ca.pkts_acked!(sk, rtt(60_000));
+    sk.tcp_mstamp += 1000;
+    n++;
+  }
+  assert.equal(n, 32, "the ACK 31 ms into the round (> 30 000 us) ends slow start");
+  assert.equal(sk.snd_ssthresh, 20);
+  assert.equal(sk.inet_csk_ca().getUint8(BICTCP.found), 1);
+  // (s32)(now - round_start) > threshold promotes the s32 to u32: a stamp before round_start is "past" it.
+  const b = setup();
+  b.ca.pkts_acked!(b.sk, rtt(60_000)); // delay_min = 60 ms
+  b.sk.tcp_mstamp -= 500;
+  b.ca.pkts_acked!(b.sk, rtt(60_000));
+  assert.equal(b.sk.snd_ssthresh, 20);
 });
