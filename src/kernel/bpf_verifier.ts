@@ -71,6 +71,7 @@ export function bpfVerifierHook(env: VerifierEnv): VerifierResult {
     btf: prog.aux.attach_btf?.btf ?? k.btfVmlinux,
     maps: maps.map(verifierMap),
     kfuncs: k.kfuncs as ReadonlyMap<number, KfuncInfo>,
+    helperProtos: k.helperProtos.size ? k.helperProtos : undefined,
     funcInfo: funcInfo(env),
     structOps: k.structOps?.verifierTable,
     ops: k.progTypes.get(prog.type)?.verifier_ops,

@@ -121,6 +121,7 @@ export class Kernel {
   readonly progTypes = new Map<number, BpfProgTypeOps>();
   readonly linkCreateByAttachType = new Map<number, LinkCreateFn>();
   readonly helpers = new Map<number, KernelFn>();
+  readonly helperProtos = new Map<number, import("../verifier/helper_protos.js").FuncProto>();
   readonly kfuncs = new Map<number, Kfunc>();
   readonly kfuncsByName = new Map<string, Kfunc>();
   /** trace_printk output (/sys/kernel/tracing/trace_pipe). */
@@ -263,8 +264,13 @@ export class Kernel {
     this.linkCreateByAttachType.set(attachType, fn);
   }
 
-  registerHelper(funcId: number, impl: KernelFn): void {
+  /**
+   * A helper by id. `proto` is its bpf_func_proto for the verifier, needed for helpers the
+   * verifier's own table does not know.
+   */
+  registerHelper(funcId: number, impl: KernelFn, proto?: import("../verifier/helper_protos.js").FuncProto): void {
     this.helpers.set(funcId, impl);
+    if (proto) this.helperProtos.set(funcId, proto);
   }
 
   /**

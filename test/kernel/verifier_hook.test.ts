@@ -4,6 +4,7 @@ import { insn } from "../../src/isa/insn.js";
 import { BPF_MEM, BPF_ST, BPF_W } from "../../src/isa/opcodes.js";
 import { bpf_cmd, bpf_func_id, bpf_map_type, bpf_prog_type } from "../../src/uapi/bpf.js";
 import { EACCES } from "../../src/uapi/errno.js";
+import { RET_INTEGER } from "../../src/verifier/helper_protos.js";
 import { add64, boot, call, exit, jeqImm, ldMapFd, ldxDw, mov64, mov64r, throwsErrno, u32, u64 } from "./util.js";
 
 const C = bpf_cmd;
@@ -65,4 +66,24 @@ test("with the verifier on, every load is checked: a missing NULL check is refus
   assert.equal(attr.retval, 31);
   const prog = k.prog_idr.find(k.objGetInfo(p, fd).id as number)!;
   assert.equal((prog.aux.verifier_result as { ok: boolean }).ok, true);
+});
+
+test("a helper registered with its prototype is known to the verifier; without one it is refused", () => {
+  const { k, p } = boot({ verifier: true });
+  k.registerHelper(240, () => 5);
+  const prog = [call(240), exit()];
+  const attr = { prog_type: bpf_prog_type.BPF_PROG_TYPE_SOCKET_FILTER, insns: prog, insn_cnt: 2, license: "GPL" };
+  assert.throws(
+    () => k.bpf(p, C.BPF_PROG_LOAD, attr),
+    (e: { errno?: number }) => e.errno === 22,
+  );
+  k.registerHelper(241, () => 6, { name: "bpf_test_helper", funcId: 241, retType: RET_INTEGER, argTypes: [] });
+  const fd = k.bpf(p, C.BPF_PROG_LOAD, { ...attr, insns: [call(241), exit()] });
+  const r: { prog_fd: number; retval?: number; data_in: Uint8Array; data_size_in: number } = {
+    prog_fd: fd,
+    data_in: new Uint8Array(14),
+    data_size_in: 14,
+  };
+  k.bpf(p, C.BPF_PROG_TEST_RUN, r);
+  assert.equal(r.retval, 6);
 });
