@@ -4,7 +4,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, bpf_cmd, bpf_map_type } from "../../src/uapi/bpf.js";
+import {
+  BPF_F_NO_PREALLOC,
+  BPF_F_RDONLY,
+  BPF_F_RDONLY_PROG,
+  BPF_F_WRONLY,
+  bpf_cmd,
+  bpf_map_type,
+} from "../../src/uapi/bpf.js";
 import { boot } from "./util.js";
 
 // The helper lives next to this test in the source tree (test/kernel/fixtures).
@@ -48,6 +55,8 @@ test("map fdinfo equals the host kernel's, line for line (memlock included)", { 
     [T.BPF_MAP_TYPE_ARRAY, 4, 8, 1, 0],
     [T.BPF_MAP_TYPE_ARRAY, 4, 8, 100, 0],
     [T.BPF_MAP_TYPE_ARRAY, 4, 13, 7, BPF_F_RDONLY_PROG],
+    [T.BPF_MAP_TYPE_ARRAY, 4, 8, 1, BPF_F_RDONLY],
+    [T.BPF_MAP_TYPE_HASH, 4, 8, 1, BPF_F_WRONLY],
     [T.BPF_MAP_TYPE_HASH, 4, 8, 100, 0],
     [T.BPF_MAP_TYPE_HASH, 4, 8, 100, BPF_F_NO_PREALLOC],
     [T.BPF_MAP_TYPE_HASH, 16, 24, 33, 0],
