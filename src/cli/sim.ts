@@ -24,6 +24,7 @@ import {
   type FlowSpec,
   type SimOptions,
   type SimResult,
+  type SimTrace,
   Simulation,
   type SwitchSpec,
 } from "../sim/sim.js";
@@ -206,6 +207,18 @@ export function formatSummary(m: SimMetrics, events: number, header: string[] = 
   return `${[...header, ...(header.length ? [""] : []), ...lines].join("\n")}\n`;
 }
 
+/** Each change of a flow's congestion control in the trace: "flow 0 at 10.00 s: a -> b". */
+export function ccChanges(trace: SimTrace): string[] {
+  const out: string[] = [];
+  trace.flows.forEach((f, i) => {
+    for (let j = 1; j < f.cc.length; j++) {
+      if (f.cc[j] !== f.cc[j - 1])
+        out.push(`flow ${i} at ${(trace.t_ms[j]! / 1000).toFixed(2)} s: ${f.cc[j - 1]} -> ${f.cc[j]}`);
+    }
+  });
+  return out;
+}
+
 /** Where each BPF congestion control came from, for the summary's header. */
 function bpfHeader(o: SimCliOptions, host: BpfCcHost | undefined): string[] {
   const lines = [`scenario: ${o.rate}, ${o.delay} one-way, ${o.buffer} buffer, ${o.duration}, seed ${o.seed}`];
@@ -288,7 +301,10 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       }
       const out = deps.out ?? ((x: string) => process.stdout.write(x));
       if (o.json) out(`${JSON.stringify({ metrics: r.metrics, trace: r.trace, events: r.events })}\n`);
-      else out(formatSummary(r.metrics, r.events, bpfHeader(o, host)));
+      else {
+        const switched = ccChanges(r.trace).map((x) => `switch: ${x}`);
+        out(formatSummary(r.metrics, r.events, [...bpfHeader(o, host), ...switched]));
+      }
     });
 }
 
