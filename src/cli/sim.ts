@@ -50,6 +50,9 @@ export const BPF_CC_ALIASES: Record<string, string> = {
   "bpf-cubic": "tcp_cubic",
   "bpf-reno": "tcp_reno",
   "bpf-dctcp": "tcp_dctcp",
+  // One CA name (so_cc) in .struct_ops.link maps: --cc bpf-reno-link --switch-at 10s --to bpf-cubic-link
+  "bpf-reno-link": "tcp_reno_link",
+  "bpf-cubic-link": "tcp_cubic_link",
 };
 
 /** The default --cc: CUBIC as a BPF struct_ops program (every callback run by the VM). */
@@ -255,7 +258,8 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     )
     .option(
       "--cc <spec>",
-      "congestion control: bpf-cubic (bpf/obj/tcp_cubic.bpf.o), bpf-reno, bpf-dctcp, the built-in cubic or reno, " +
+      "congestion control: bpf-cubic (bpf/obj/tcp_cubic.bpf.o), bpf-reno, bpf-dctcp, bpf-reno-link, bpf-cubic-link, " +
+        "the built-in cubic or reno, " +
         "or OBJ[:MAP]; a,b,... for one flow each",
       DEFAULT_CC,
     )

@@ -112,16 +112,8 @@ test("--cc OBJ --switch-at T --to OBJ2 (same CA name, .struct_ops.link): BPF_LIN
   assert.equal(cc[at], "so_cc (tcp_cubic_link.bpf.o)");
   assert.equal(new Set(cc).size, 2);
   assert.equal(j.metrics.flows[0].cc, "so_cc");
-  const text = await run([
-    "--duration",
-    "3s",
-    "--cc",
-    bpfObj("tcp_reno_link"),
-    "--switch-at",
-    "2s",
-    "--to",
-    bpfObj("tcp_cubic_link"),
-  ]);
+  // the same by the short names, from the package root
+  const text = await run(["--duration", "3s", "--cc", "bpf-reno-link", "--switch-at", "2s", "--to", "bpf-cubic-link"]);
   assert.ok(
     text.includes("switch: flow 0 at 2.00 s: so_cc (tcp_reno_link.bpf.o) -> so_cc (tcp_cubic_link.bpf.o)"),
     text,
