@@ -82,7 +82,11 @@ test("BPF CUBIC (bpf/tcp_cubic.bpf.c, HyStart included) and the built-in CUBIC g
     assert.equal(b.cwnd[i], t.cwnd[i], `cwnd at ${bpf.trace.t_ms[i]} ms`);
     assert.equal(b.ssthresh[i], t.ssthresh[i], `ssthresh at ${bpf.trace.t_ms[i]} ms`);
   }
+  // and so does everything downstream of the window: RTTs, flight size, CA states, the queue
   assert.deepEqual(b.ca_state, t.ca_state);
+  assert.deepEqual(b.srtt_ms, t.srtt_ms);
+  assert.deepEqual(b.inflight, t.inflight);
+  assert.deepEqual(bpf.trace.queue_pkts, ts.trace.queue_pkts);
   assert.deepEqual(bpf.metrics.flows[0]!.retransmits, ts.metrics.flows[0]!.retransmits);
   // HyStart ended slow start before the first loss: ssthresh was set while the CA state was still Open.
   const first = t.ssthresh.findIndex((x) => x < 0x7fffffff);
