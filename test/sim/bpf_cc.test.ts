@@ -105,6 +105,30 @@ test("BPF CUBIC (bpf/tcp_cubic.bpf.c, HyStart included) and the built-in CUBIC g
   assert.deepEqual(interp.trace.flows[0]!.ssthresh, t.ssthresh);
 });
 
+test("BPF CUBIC keeps the same struct bictcp bytes in icsk_ca_priv as the built-in CUBIC on the same kernel clock", {
+  skip: cubic.why,
+}, () => {
+  // Both on a booted kernel, so jiffies (last_time, epoch_start) and tcp_mstamp have the same origin.
+  const snapshots = (cc: (h: BpfCcHost) => string): string[] => {
+    const host = new BpfCcHost();
+    const sim = new Simulation({ link: DEFAULT_LINK, durationNs: 20e9, flows: [{ cc: cc(host) }], tcp: host.tcp });
+    const out: string[] = [];
+    for (let t = 0.5e9; t < 20e9; t += 0.5e9) {
+      sim.ev.at(t, () => {
+        const v = sim.conns[0]!.sk.inet_csk_ca();
+        out.push(Buffer.from(v.buffer, v.byteOffset, 60).toString("hex"));
+      });
+    }
+    sim.run();
+    return out;
+  };
+  const bpf = snapshots((h) => h.attach(bpfObj("tcp_cubic")));
+  const ts = snapshots(() => "cubic");
+  assert.equal(bpf.length, 39);
+  assert.deepEqual(bpf, ts);
+  assert.ok(new Set(bpf).size > 30, "the state evolves");
+});
+
 test("BPF CUBIC equals the built-in CUBIC on other paths: CONFIG_HZ 100/250/300, random loss, two flows, delayed ACKs, 7 Mbit/s", {
   skip: cubic.why,
 }, () => {
