@@ -127,7 +127,9 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
   if (k.mem instanceof VmMemory) bindVm(k, new Vm(k.mem));
-  if (opts.verifier) k.verifier = bpfVerifierHook;
+  // The verifier runs on every PROG_LOAD, as in the kernel; `verifier: false` is for tests of
+  // the runtime checks that sit behind it (the VM still checks every access).
+  if (opts.verifier !== false) k.verifier = bpfVerifierHook;
   for (const s of k.subsystems) s.register?.(k);
   for (const s of k.subsystems) s.boot?.(k);
 }

@@ -75,7 +75,7 @@ export interface KernelOptions {
   config?: Record<string, number | string | boolean>;
   /** Digest behind the program tag: "sha256" as v6.18+ (default), "sha1" as v6.4-v6.17. */
   progTagHash?: "sha1" | "sha256";
-  /** Run src/verifier on every PROG_LOAD (default false: structural checks and runtime VM checks only). */
+  /** Run src/verifier on every PROG_LOAD (default true; false leaves structural and runtime VM checks only). */
   verifier?: boolean;
   /** Skip building the vmlinux BTF (tests of the object core alone). */
   noVmlinuxBtf?: boolean;
