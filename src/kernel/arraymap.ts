@@ -6,33 +6,25 @@ import {
   BPF_F_MMAPABLE,
   BPF_F_NUMA_NODE,
   BPF_F_PRESERVE_ELEMS,
-  BPF_F_RDONLY,
   BPF_F_RDONLY_PROG,
-  BPF_F_WRONLY,
   BPF_F_WRONLY_PROG,
   BPF_NOEXIST,
   bpf_map_type,
 } from "../uapi/bpf.js";
 import { BTF_KIND_DATASEC, BTF_KIND_INT } from "../uapi/btf.js";
 import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno.js";
-import { BpfMap, type BpfMapOps, type MemRegion } from "./bpf.js";
+import { BPF_F_ACCESS_MASK, BpfMap, type BpfMapOps, bpf_map_flags_access_ok, type MemRegion } from "./bpf.js";
 import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
 import { btf_type_id_size } from "./syscall_map.js";
 
-export const BPF_F_ACCESS_MASK = BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
 const ARRAY_CREATE_FLAG_MASK =
   BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
 /** sizeof(struct bpf_array) on x86-64 (6.x). */
 const SIZEOF_BPF_ARRAY = 312;
 const INT_MAX = 0x7fffffff;
-
-/** bpf_map_flags_access_ok(): a program cannot be both read-only and write-only on a map. */
-export function bpf_map_flags_access_ok(flags: number): boolean {
-  return (flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)) !== (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG);
-}
 
 export class BpfArray extends BpfMap {
   readonly elem_size: number;

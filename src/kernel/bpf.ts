@@ -5,9 +5,18 @@
  */
 import type { Btf } from "../btf/btf.js";
 import type { Insn } from "../isa/insn.js";
+import { BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_WRONLY, BPF_F_WRONLY_PROG } from "../uapi/bpf.js";
 import type { MapCreateAttr } from "./bpf_attr.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
+
+/** include/linux/bpf.h: the map flags that restrict access from syscalls or programs. */
+export const BPF_F_ACCESS_MASK = BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
+
+/** bpf_map_flags_access_ok(): a program cannot be both read-only and write-only on a map. */
+export function bpf_map_flags_access_ok(flags: number): boolean {
+  return (flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)) !== (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG);
+}
 
 /** A region of the VM address space that the kernel hands to programs (map values, objects). */
 export interface MemRegion {
@@ -128,10 +137,6 @@ export class BpfMap {
     return (this.map_flags & BPF_F_RDONLY_PROG) !== 0;
   }
 }
-
-const BPF_F_RDONLY = 1 << 3;
-const BPF_F_WRONLY = 1 << 4;
-const BPF_F_RDONLY_PROG = 1 << 7;
 
 /** A BTF object (struct btf as a kernel object): user-loaded, vmlinux, or a module's. */
 export class BtfObject {

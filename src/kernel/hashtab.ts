@@ -13,8 +13,7 @@ import {
   BPF_NOEXIST,
 } from "../uapi/bpf.js";
 import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, EPERM } from "../uapi/errno.js";
-import { BPF_F_ACCESS_MASK, bpf_map_flags_access_ok } from "./arraymap.js";
-import { BpfMap, type BpfMapOps, type MemRegion } from "./bpf.js";
+import { BPF_F_ACCESS_MASK, BpfMap, type BpfMapOps, bpf_map_flags_access_ok, type MemRegion } from "./bpf.js";
 import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { CAP_SYS_ADMIN } from "./capability.js";
