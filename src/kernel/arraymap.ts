@@ -6,8 +6,6 @@ import {
   BPF_F_MMAPABLE,
   BPF_F_NUMA_NODE,
   BPF_F_PRESERVE_ELEMS,
-  BPF_F_RDONLY_PROG,
-  BPF_F_WRONLY_PROG,
   BPF_NOEXIST,
   bpf_map_type,
 } from "../uapi/bpf.js";
