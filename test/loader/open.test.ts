@@ -101,6 +101,9 @@ test("tcp_cubic: programs split from one shared section by their symbols; .struc
   assert.deepEqual(kinds, [
     "extern_call:tcp_slow_start",
     "extern_ld64:CONFIG_HZ",
+    // cubic_root's v[] lookup table, a static const array in .rodata
+    "data:.rodata",
+    "data:.rodata",
     "extern_ld64:CONFIG_HZ",
     "extern_call:tcp_cong_avoid_ai",
   ]);
