@@ -11,7 +11,7 @@ import { ALL_HELPER_PROTOS, bpfBaseFuncProto } from "../verifier/helper_protos.j
 import type { Kernel } from "./kernel.js";
 import { type BpfStructOpsDesc, bpfStructOpsFind, bpfStructOpsSupported } from "./struct_ops_desc.js";
 
-function infoOf(desc: BpfStructOpsDesc): StructOpsInfo {
+function infoOf(desc: BpfStructOpsDesc, helperProtos: ReadonlyMap<number, FuncProto>): StructOpsInfo {
   const st = desc.stOps;
   const t = desc.type;
   const vops = st.verifierOps;
@@ -52,23 +52,29 @@ function infoOf(desc: BpfStructOpsDesc): StructOpsInfo {
     getFuncProto(funcId: number, memberIdx: number): FuncProto | undefined {
       const view = { type: 27, expectedAttachType: memberIdx, attachBtfId: desc.typeId, sleepable: false };
       const verdict = vops?.getFuncProto?.(funcId, view);
-      if (verdict === true) return ALL_HELPER_PROTOS.get(funcId);
+      // A helper the kernel registered with its own prototype extends the known set (and, when
+      // the ops do not decide, the base set every program type gets).
+      const known = ALL_HELPER_PROTOS.get(funcId) ?? helperProtos.get(funcId);
+      if (verdict === true) return known;
       if (verdict === false) return undefined;
-      return bpfBaseFuncProto(funcId, true);
+      return bpfBaseFuncProto(funcId, true) ?? helperProtos.get(funcId);
     },
   };
 }
 
-/** The StructOpsTable a VerifierEnv needs for STRUCT_OPS programs of kernel `k` (vmlinux types). */
+/**
+ * The StructOpsTable a VerifierEnv needs for STRUCT_OPS programs of kernel `k`. A lookup searches
+ * the attach BTF it is given (a module's types live in the module's BTF), else `btf`, else vmlinux.
+ */
 export function bpfStructOpsVerifierTable(k: Kernel, btf?: Btf | null): StructOpsTable {
   const cache = new Map<BpfStructOpsDesc, StructOpsInfo>();
   return {
-    findStructOps(attachBtfId: number): StructOpsInfo | undefined {
-      const b = btf ?? k.btfVmlinux;
+    findStructOps(attachBtfId: number, attachBtf?: Btf | null): StructOpsInfo | undefined {
+      const b = attachBtf ?? btf ?? k.btfVmlinux;
       const desc = b ? bpfStructOpsFind(b, attachBtfId) : undefined;
       if (!desc) return undefined;
       let info = cache.get(desc);
-      if (!info) cache.set(desc, (info = infoOf(desc)));
+      if (!info) cache.set(desc, (info = infoOf(desc, k.helperProtos)));
       return info;
     },
   };

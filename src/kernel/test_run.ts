@@ -8,6 +8,7 @@ import { bpf_prog_run } from "./core.js";
 
 const U16_MAX = 0xffff;
 const MAX_BPF_FUNC_ARGS = 12;
+const ETH_HLEN = 14;
 
 /**
  * bpf_test_run(): run `repeat` times (at least once); duration is the mean simulated time per
@@ -100,10 +101,16 @@ export const testRunOps: Record<"syscall" | "raw_tp" | "skb", BpfProgTypeOps> = 
    * repeat, duration, data_out and data_size_out behave as in the kernel.
    */
   skb: {
+    // The verifier's view of that simplified ctx: the Ethernet header is all a program can count
+    // on (test_run refuses shorter data), read or written with aligned accesses.
+    verifier_ops: {
+      name: "skb",
+      isValidAccess: (off, size) => (off >= 0 && off + size <= ETH_HLEN && off % size === 0 ? {} : undefined),
+    },
     test_run(prog, attr) {
       const size = num(attr.data_size_in);
       if (num(attr.flags) || num(attr.cpu)) throw new BpfError(EINVAL, "skb test_run takes no flags or cpu");
-      if (size < 14) throw new BpfError(EINVAL, "data_size_in is smaller than an Ethernet header");
+      if (size < ETH_HLEN) throw new BpfError(EINVAL, "data_size_in is smaller than an Ethernet header");
       const data = attr.data_in;
       if (!data || data.length < size) throw new BpfError(EFAULT, "data_in is shorter than data_size_in");
       const k = prog.kernel;

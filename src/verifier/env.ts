@@ -93,7 +93,11 @@ export interface StructOpsInfo {
 }
 
 export interface StructOpsTable {
-  findStructOps(attachBtfId: number): StructOpsInfo | undefined;
+  /**
+   * bpf_struct_ops_find(btf, attach_btf_id): `btf` is the program's attach BTF (a module's BTF
+   * when it came with attach_btf_obj_fd, else vmlinux), as check_struct_ops_btf_id looks it up.
+   */
+  findStructOps(attachBtfId: number, btf?: Btf | null): StructOpsInfo | undefined;
 }
 
 /** A kfunc the program type may call (btf_kfunc_id_set), by its FUNC id in the kernel BTF. */

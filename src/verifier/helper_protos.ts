@@ -82,10 +82,12 @@ export const bpf_ktime_get_tai_ns_proto = proto(F.BPF_FUNC_ktime_get_tai_ns, RET
 export const bpf_jiffies64_proto = proto(F.BPF_FUNC_jiffies64, RET_INTEGER, []);
 export const bpf_get_prandom_u32_proto = proto(F.BPF_FUNC_get_prandom_u32, RET_INTEGER, []);
 export const bpf_get_smp_processor_id_proto = proto(F.BPF_FUNC_get_smp_processor_id, RET_INTEGER, []);
+// kernel/trace/bpf_trace.c types only fmt and fmt_size: the three varargs (r3-r5) are
+// ARG_DONTCARE, so a call with fewer arguments leaves them unread and unchecked.
 export const bpf_trace_printk_proto = proto(
   F.BPF_FUNC_trace_printk,
   RET_INTEGER,
-  [ARG_PTR_TO_MEM | ARG_MEM_RDONLY, ARG_CONST_SIZE, ARG_ANYTHING, ARG_ANYTHING, ARG_ANYTHING],
+  [ARG_PTR_TO_MEM | ARG_MEM_RDONLY, ARG_CONST_SIZE],
   { gplOnly: true, privileged: true },
 );
 export const bpf_probe_read_kernel_proto = proto(

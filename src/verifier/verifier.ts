@@ -305,7 +305,7 @@ export class Verifier {
     if (env.progType !== T.BPF_PROG_TYPE_STRUCT_OPS) return;
     if (!env.gpl) this.reject(EINVAL, "struct ops programs must have a GPL compatible license", 0);
     const id = env.attachBtfId ?? 0;
-    const st = id ? env.structOps?.findStructOps(id) : undefined;
+    const st = id ? env.structOps?.findStructOps(id, env.btf) : undefined;
     if (!st) this.reject(ENOTSUPP, `attach_btf_id ${id} is not a supported struct`, 0);
     const idx = env.expectedAttachType ?? 0;
     const member = st.members[idx];

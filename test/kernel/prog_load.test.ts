@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BtfBuilder } from "../../src/btf/builder.js";
+import type { BtfComposite } from "../../src/btf/types.js";
 import { type Insn, ldImm64 } from "../../src/isa/insn.js";
 import { Kernel, type Subsystem } from "../../src/kernel/kernel.js";
+import { bpfDummyStructOpsSubsystem } from "../../src/subsys/dummy/bpf_dummy_struct_ops.js";
+import { BPF_DUMMY_OPS } from "../../src/subsys/dummy/btf.js";
 import {
   BPF_COMPLEXITY_LIMIT_INSNS,
   BPF_F_SLEEPABLE,
@@ -14,6 +17,7 @@ import {
   bpf_map_type,
   bpf_prog_type,
 } from "../../src/uapi/bpf.js";
+import { BTF_KIND_STRUCT } from "../../src/uapi/btf.js";
 import { E2BIG, EACCES, EBADF, EFAULT, EINVAL, ENOENT, ENOSPC, ENOTSUPP, EPROTO } from "../../src/uapi/errno.js";
 import { boot, call, exit, ldMapFd, ldxDw, mov64, retProg, throwsErrno, u32, u64 } from "./util.js";
 
@@ -220,21 +224,34 @@ test("attach_btf_id: only for tracing/lsm/struct_ops/ext; struct_ops without str
     () => load(k, p, retProg(0), { prog_type: bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS, attach_btf_id: 5 }),
     ENOTSUPP,
   );
+  // A kernel with struct_ops (bpf_dummy_ops): the PROG_LOAD hook is seen with the attach id, and
+  // the verifier finds the same type and member (test_sleepable, the one member that may sleep).
+  const dk = new Kernel({ subsystems: [bpfDummyStructOpsSubsystem] });
+  const dp = dk.newProcess();
+  const stId = dk.btfVmlinux!.findByNameKind(BPF_DUMMY_OPS, BTF_KIND_STRUCT);
+  const stIdx = (dk.btfVmlinux!.typeById(stId) as BtfComposite).members.findIndex((m) => m.name === "test_sleepable");
   const calls: number[] = [];
-  k.structOps = { checkAttach: (prog) => void calls.push(prog.aux.attach_btf_id) };
-  const fd = load(k, p, retProg(0), {
+  const hooks = dk.structOps!;
+  dk.structOps = {
+    ...hooks,
+    checkAttach: (prog, log) => {
+      calls.push(prog.aux.attach_btf_id);
+      hooks.checkAttach(prog, log);
+    },
+  };
+  const fd = load(dk, dp, retProg(0), {
     prog_type: bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS,
-    attach_btf_id: 5,
-    expected_attach_type: 3,
+    attach_btf_id: stId,
+    expected_attach_type: stIdx,
     prog_flags: BPF_F_SLEEPABLE,
   });
-  assert.deepEqual(calls, [5]);
-  const info = k.objGetInfo(p, fd);
-  assert.equal(info.attach_btf_id, 5);
-  assert.equal(info.attach_btf_obj_id, k.btfVmlinuxObj!.id);
-  const prog = k.prog_idr.find(info.id as number)!;
+  assert.deepEqual(calls, [stId]);
+  const info = dk.objGetInfo(dp, fd);
+  assert.equal(info.attach_btf_id, stId);
+  assert.equal(info.attach_btf_obj_id, dk.btfVmlinuxObj!.id);
+  const prog = dk.prog_idr.find(info.id as number)!;
   assert.equal(prog.sleepable, true);
-  assert.equal(prog.expected_attach_type, 3);
+  assert.equal(prog.expected_attach_type, stIdx);
   const bk = new Kernel({ noVmlinuxBtf: true });
   const q = bk.newProcess();
   throwsErrno(

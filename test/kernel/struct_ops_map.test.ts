@@ -24,6 +24,7 @@ import {
   EOPNOTSUPP,
   EPERM,
 } from "../../src/uapi/errno.js";
+import { RET_INTEGER } from "../../src/verifier/helper_protos.js";
 import {
   boot,
   createMap,
@@ -466,15 +467,21 @@ for (const sleepable of [false, true]) {
     let map: BpfStructOpsMap | undefined;
     let kd: { owner: { put(): void } } | undefined;
     const HELPER = 210;
-    r.k.registerHelper(HELPER, () => {
-      kd!.owner.put();
-      // Other CPUs make progress meanwhile: deferred work and grace periods run.
-      r.k.flushWork();
-      r.k.rcu.advance();
-      r.k.rcu.advance();
-      inside = map!.released;
-      return 0;
-    });
+    // A private helper: its prototype tells the verifier it takes no arguments.
+    const proto = { name: "test_put_owner", funcId: HELPER, retType: RET_INTEGER, argTypes: [] };
+    r.k.registerHelper(
+      HELPER,
+      () => {
+        kd!.owner.put();
+        // Other CPUs make progress meanwhile: deferred work and grace periods run.
+        r.k.flushWork();
+        r.k.rcu.advance();
+        r.k.rcu.advance();
+        inside = map!.released;
+        return 0;
+      },
+      proto,
+    );
     const fd = createMap(r, TESTMOD);
     const prog = loadProg(r, TESTMOD, "test_1", `call ${HELPER}\nmov %r0, 7\nexit`, { sleepable });
     update(r, fd, testmodValue(r, 1, { test_1: prog }));

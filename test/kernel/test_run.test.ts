@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BPF_F_TEST_RUN_ON_CPU, bpf_cmd, bpf_func_id, bpf_prog_type } from "../../src/uapi/bpf.js";
-import { EINVAL, ENOTSUPP, EPERM } from "../../src/uapi/errno.js";
+import { EACCES, EINVAL, ENOTSUPP, EPERM } from "../../src/uapi/errno.js";
+import { type FuncProto, RET_INTEGER } from "../../src/verifier/helper_protos.js";
 import { add64, boot, call, exit, ldxDw, mov64, mov64r, retProg, stDw, throwsErrno } from "./util.js";
 
 const C = bpf_cmd;
@@ -11,6 +12,11 @@ function load(k: ReturnType<typeof boot>["k"], p: ReturnType<typeof boot>["p"], 
   // Syscall programs must be sleepable.
   const prog_flags = prog_type === P.BPF_PROG_TYPE_SYSCALL ? 16 : 0;
   return k.bpf(p, C.BPF_PROG_LOAD, { prog_type, insns, insn_cnt: insns.length, license: "GPL", prog_flags });
+}
+
+/** The verifier prototype of a private helper that only takes time: no arguments, an int back. */
+function timeProto(funcId: number): FuncProto {
+  return { name: `test_take_time_${funcId}`, funcId, retType: RET_INTEGER, argTypes: [] };
 }
 
 test("PROG_TEST_RUN returns r0 in retval; the syscall type copies its ctx back", () => {
@@ -61,7 +67,15 @@ test("generic checks: ctx_in and ctx_size_in together, no cpu without BPF_F_TEST
 test("skb-style test_run: repeat, duration from the simulated clock, data_out", () => {
   const { k, p } = boot();
   // ktime_get_ns() is deterministic: the clock moves only when the simulator moves it.
-  const insns = [call(bpf_func_id.BPF_FUNC_ktime_get_ns), mov64r(6, 0), stDw(1, 0, 0x55), mov64r(0, 6), exit()];
+  // The call clobbers r1-r5: the ctx pointer is kept in r7 across it.
+  const insns = [
+    mov64r(7, 1),
+    call(bpf_func_id.BPF_FUNC_ktime_get_ns),
+    mov64r(6, 0),
+    stDw(7, 0, 0x55),
+    mov64r(0, 6),
+    exit(),
+  ];
   const fd = load(k, p, P.BPF_PROG_TYPE_SOCKET_FILTER, insns);
   k.setTimeNs(5_000n);
   const data_in = new Uint8Array(14).fill(1);
@@ -89,10 +103,14 @@ test("skb-style test_run: repeat, duration from the simulated clock, data_out", 
 test("duration is the mean simulated time per run", () => {
   const { k, p } = boot();
   // A helper that takes 100 ns of simulated time.
-  k.registerHelper(250, () => {
-    k.advanceTimeNs(100);
-    return 0;
-  });
+  k.registerHelper(
+    250,
+    () => {
+      k.advanceTimeNs(100);
+      return 0;
+    },
+    timeProto(250),
+  );
   const fd = load(k, p, P.BPF_PROG_TYPE_SCHED_CLS, [call(250), mov64(0, 0), exit()]);
   const attr: { prog_fd: number; data_in: Uint8Array; repeat: number; duration?: number } = {
     prog_fd: fd,
@@ -113,10 +131,14 @@ test("duration is the mean simulated time per run", () => {
 
 test("BPF_ENABLE_STATS: statistics are on while its fd is open; CAP_SYS_ADMIN only; unknown type EINVAL", () => {
   const { k, p } = boot();
-  k.registerHelper(251, () => {
-    k.advanceTimeNs(7);
-    return 0;
-  });
+  k.registerHelper(
+    251,
+    () => {
+      k.advanceTimeNs(7);
+      return 0;
+    },
+    timeProto(251),
+  );
   const fd = load(k, p, P.BPF_PROG_TYPE_SYSCALL, [call(251), mov64(0, 0), exit()]);
   const run = () => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd });
   run();
@@ -131,4 +153,23 @@ test("BPF_ENABLE_STATS: statistics are on while its fd is open; CAP_SYS_ADMIN on
   throwsErrno(() => k.bpf(p, C.BPF_ENABLE_STATS, { type: 1 }), EINVAL);
   const u = k.newProcess({ caps: [] });
   throwsErrno(() => k.bpf(u, C.BPF_ENABLE_STATS, { type: 0 }), EPERM);
+});
+
+test("skb programs see only the Ethernet header of their simplified ctx (the verifier refuses past it)", () => {
+  const { k, p } = boot();
+  // bytes 8..15 would cross the 14 bytes every skb test_run has
+  throwsErrno(
+    () => load(k, p, P.BPF_PROG_TYPE_SOCKET_FILTER, [ldxDw(0, 1, 8), exit()]),
+    EACCES,
+    /invalid bpf_context access off=8 size=8/,
+  );
+  const fd = load(k, p, P.BPF_PROG_TYPE_SCHED_CLS, [ldxDw(0, 1, 0), exit()]);
+  const data_in = new Uint8Array(14).fill(2);
+  const attr: { prog_fd: number; data_in: Uint8Array; data_size_in: number; retval?: number } = {
+    prog_fd: fd,
+    data_in,
+    data_size_in: 14,
+  };
+  k.bpf(p, C.BPF_PROG_TEST_RUN, attr);
+  assert.equal(attr.retval, 0x02020202);
 });
