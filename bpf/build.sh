@@ -3,11 +3,29 @@
 # when the structops CLI can dump the simulated kernel's BTF as C, bpf/obj/sim/<name>.bpf.o.
 # The output is byte-reproducible: fixed flags, debug prefix mapped to ".", debug info
 # stripped (.BTF and .BTF.ext stay). Run from anywhere: `npm run build:bpf`.
+#
+# OUT_DIR=<dir> writes the objects (and BUILD_INFO) to <dir> and <dir>/sim instead of bpf/obj,
+# with scratch files in <dir>/.build: a rebuild to compare with the committed objects, leaving
+# the tree alone. --objects-only skips the test fixtures (which always go to test/fixtures/elf).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-BUILD="${BUILD_DIR:-$HERE/.build}"
+OBJECTS_ONLY=0
+for arg in "$@"; do
+	case "$arg" in
+	--objects-only) OBJECTS_ONLY=1 ;;
+	*) echo "usage: [OUT_DIR=dir] build.sh [--objects-only]" >&2; exit 2 ;;
+	esac
+done
+if [ -n "${OUT_DIR:-}" ]; then
+	mkdir -p "$OUT_DIR"
+	OUT="$(cd "$OUT_DIR" && pwd)"
+	BUILD="${BUILD_DIR:-$OUT/.build}"
+else
+	OUT="$HERE/obj"
+	BUILD="${BUILD_DIR:-$HERE/.build}"
+fi
 CLANG="${CLANG:-clang}"
 STRIP="${LLVM_STRIP:-llvm-strip}"
 BPFTOOL="${BPFTOOL:-bpftool}"
@@ -19,6 +37,8 @@ for tool in "$CLANG" "$STRIP" "$BPFTOOL"; do
 	command -v "$tool" >/dev/null || { echo "build.sh: $tool not found; the committed objects in bpf/obj stay as they are" >&2; exit 1; }
 done
 
+show() { echo "${1#"$ROOT"/}"; }
+
 # compile <vmlinux.h dir> <output dir>
 compile() {
 	local hdr="$1" out="$2" name
@@ -29,7 +49,7 @@ compile() {
 			-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$hdr"=. \
 			-I"$hdr" -Iinclude -c "$name.bpf.c" -o "$out/$name.bpf.o")
 		"$STRIP" -g "$out/$name.bpf.o"
-		echo "  BPF  ${out#"$ROOT"/}/$name.bpf.o"
+		echo "  BPF  $(show "$out/$name.bpf.o")"
 	done
 	# Variants: <output>:<source>:<define>. The _link ones share one CA name in `.struct_ops.link`
 	# maps, for live switches with BPF_LINK_UPDATE.
@@ -40,38 +60,52 @@ compile() {
 			-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$hdr"=. \
 			-I"$hdr" -Iinclude -c "$src.bpf.c" -o "$out/$obj.bpf.o")
 		"$STRIP" -g "$out/$obj.bpf.o"
-		echo "  BPF  ${out#"$ROOT"/}/$obj.bpf.o"
+		echo "  BPF  $(show "$out/$obj.bpf.o")"
 	done
 }
 
 # Variant 1: the host kernel's types (vmlinux.h from /sys/kernel/btf/vmlinux, not committed).
 mkdir -p "$BUILD/host"
 "$BPFTOOL" btf dump file "$VMLINUX_BTF" format c >"$BUILD/host/vmlinux.h"
-compile "$BUILD/host" "$HERE/obj"
+compile "$BUILD/host" "$OUT"
 
-# A big-endian build of one object, for the byte-order tests of the ELF/BTF readers.
-mkdir -p "$ROOT/test/fixtures/elf"
-(cd "$HERE" && "$CLANG" -g -O2 -target bpfeb -mcpu=v3 -D__TARGET_ARCH_x86 \
-	-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$BUILD/host"=. \
-	-I"$BUILD/host" -Iinclude -c dummy_ops.bpf.c -o "$ROOT/test/fixtures/elf/dummy_ops.bpfeb.o")
-"$STRIP" -g "$ROOT/test/fixtures/elf/dummy_ops.bpfeb.o"
-echo "  BPF  test/fixtures/elf/dummy_ops.bpfeb.o"
+# BUILD_INFO: what the objects depend on besides their sources, so that a test can tell whether a
+# rebuild here must be byte-identical to them (same compiler, same kernel BTF) or may differ.
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+{
+	echo "# Written by bpf/build.sh: the toolchain and kernel types these objects were built with."
+	echo "clang: $("$CLANG" --version | head -n1)"
+	echo "llvm-strip: $("$STRIP" --version | grep -m1 -i 'version')"
+	echo "vmlinux_btf_sha256: $(sha "$VMLINUX_BTF")"
+	echo "vmlinux_h_sha256: $(sha "$BUILD/host/vmlinux.h")"
+} >"$OUT/BUILD_INFO"
+echo "  GEN  $(show "$OUT/BUILD_INFO")"
 
-# The loader's error fixtures: small objects with local types only.
-for name in bad_sec bad_st_ops_prog bad_st_ops_nonfunc st_ops_shadow st_ops_autoload st_ops_kern; do
-	(cd "$ROOT/test/fixtures/elf" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
-		-fdebug-prefix-map="$ROOT/test/fixtures/elf"=. -c "$name.bpf.c" -o "$name.bpf.o")
-	"$STRIP" -g "$ROOT/test/fixtures/elf/$name.bpf.o"
-	echo "  BPF  test/fixtures/elf/$name.bpf.o"
-done
-# CO-RE fixtures: one program against a local layout, the same types in another layout.
-for name in core_local core_target; do
-	(cd "$ROOT/test/fixtures/elf" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
-		-fdebug-prefix-map="$ROOT/test/fixtures/elf"=. -fdebug-prefix-map="$BUILD/host"=. \
-		-I"$BUILD/host" -c "$name.bpf.c" -o "$name.bpf.o")
-	"$STRIP" -g "$ROOT/test/fixtures/elf/$name.bpf.o"
-	echo "  BPF  test/fixtures/elf/$name.bpf.o"
-done
+if [ "$OBJECTS_ONLY" = 0 ]; then
+	# A big-endian build of one object, for the byte-order tests of the ELF/BTF readers.
+	mkdir -p "$ROOT/test/fixtures/elf"
+	(cd "$HERE" && "$CLANG" -g -O2 -target bpfeb -mcpu=v3 -D__TARGET_ARCH_x86 \
+		-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$BUILD/host"=. \
+		-I"$BUILD/host" -Iinclude -c dummy_ops.bpf.c -o "$ROOT/test/fixtures/elf/dummy_ops.bpfeb.o")
+	"$STRIP" -g "$ROOT/test/fixtures/elf/dummy_ops.bpfeb.o"
+	echo "  BPF  test/fixtures/elf/dummy_ops.bpfeb.o"
+
+	# The loader's error fixtures: small objects with local types only.
+	for name in bad_sec bad_st_ops_prog bad_st_ops_nonfunc st_ops_shadow st_ops_autoload st_ops_kern; do
+		(cd "$ROOT/test/fixtures/elf" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
+			-fdebug-prefix-map="$ROOT/test/fixtures/elf"=. -c "$name.bpf.c" -o "$name.bpf.o")
+		"$STRIP" -g "$ROOT/test/fixtures/elf/$name.bpf.o"
+		echo "  BPF  test/fixtures/elf/$name.bpf.o"
+	done
+	# CO-RE fixtures: one program against a local layout, the same types in another layout.
+	for name in core_local core_target; do
+		(cd "$ROOT/test/fixtures/elf" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
+			-fdebug-prefix-map="$ROOT/test/fixtures/elf"=. -fdebug-prefix-map="$BUILD/host"=. \
+			-I"$BUILD/host" -c "$name.bpf.c" -o "$name.bpf.o")
+		"$STRIP" -g "$ROOT/test/fixtures/elf/$name.bpf.o"
+		echo "  BPF  test/fixtures/elf/$name.bpf.o"
+	done
+fi
 
 # Variant 2 (activates by itself): the simulated kernel's types. Its vmlinux.h comes from
 # `structops btf dump kernel format c` once the CLI has it; until then from the simulated
@@ -88,7 +122,8 @@ sim_header() {
 }
 if sim_header && [ -s "$BUILD/sim/vmlinux.h" ]; then
 	cat "$HERE/include/sim_compat.h" >>"$BUILD/sim/vmlinux.h"
-	compile "$BUILD/sim" "$HERE/obj/sim"
+	compile "$BUILD/sim" "$OUT/sim"
+	echo "sim_vmlinux_h_sha256: $(sha "$BUILD/sim/vmlinux.h")" >>"$OUT/BUILD_INFO"
 else
 	echo "build.sh: simulated-kernel variant skipped (needs \`npm run build\` and the simulated kernel's BTF dump)" >&2
 fi
