@@ -39,7 +39,8 @@ export interface KernelBaseTypes {
 /** The base types every kernel's BTF has, and the BPF core's own (struct_ops needs them). */
 export function declareKernelTypes(b: BtfBuilder): KernelBaseTypes {
   const u8 = b.addInt("unsigned char", 1, BTF_INT_CHAR);
-  const charT = b.addInt("char", 1, BTF_INT_SIGNED | BTF_INT_CHAR);
+  // As in vmlinux: plain `char` carries no encoding (the BTF checker refuses SIGNED|CHAR).
+  const charT = b.addInt("char", 1, 0);
   b.addInt("short", 2, BTF_INT_SIGNED);
   const u16 = b.addInt("short unsigned int", 2);
   const int = b.addInt("int", 4, BTF_INT_SIGNED);
