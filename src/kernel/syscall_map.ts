@@ -385,8 +385,10 @@ export function map_update_elem(proc: Process, attr: MapElemAttr): number {
   const key = copyKey(map, attr.key);
   const value = userBuf(attr.value, map.value_size, "value");
   const v = value.slice(0, map.value_size);
-  if (map.ops.map_update_elem_sys) map.ops.map_update_elem_sys(map, key, v, flags, proc);
-  else withRcu(map, () => map.ops.map_update_elem(map, key, v, flags));
+  // bpf_map_update_value() returns what the map's update returns: struct_ops can hand back a
+  // positive value (the owner-slot rollback's stale err), which the syscall returns as is.
+  if (map.ops.map_update_elem_sys) return map.ops.map_update_elem_sys(map, key, v, flags, proc) || 0;
+  withRcu(map, () => map.ops.map_update_elem(map, key, v, flags));
   return 0;
 }
 
