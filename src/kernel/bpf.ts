@@ -53,9 +53,9 @@ export interface BpfMapOps {
   map_lookup_elem_sys_only?(map: BpfMap, key: Uint8Array, proc: Process): number;
   /**
    * Syscall update/delete where the key needs the caller (sk_storage: key is a socket fd). The
-   * update may return a non-negative value for the syscall to return (struct_ops' stale err).
+   * update returns the non-negative value the syscall returns (0; struct_ops' stale err).
    */
-  map_update_elem_sys?(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: number, proc: Process): number | void;
+  map_update_elem_sys?(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: number, proc: Process): number;
   map_delete_elem_sys?(map: BpfMap, key: Uint8Array, proc: Process): void;
   /** A lookup that fills `value` itself (struct_ops: bpf_struct_ops_map_sys_lookup_elem). */
   map_sys_lookup_elem?(map: BpfMap, key: Uint8Array, value: Uint8Array): void;

@@ -117,6 +117,7 @@ export const sk_storage_map_ops: BpfMapOps = {
   },
   map_update_elem_sys(map, key, value, flags, proc) {
     bpf_local_storage_update(sockOfKey(proc, key), map, value, flags);
+    return 0;
   },
   map_delete_elem() {
     throw new BpfError(EINVAL, "sk_storage maps are deleted with bpf_sk_storage_delete");

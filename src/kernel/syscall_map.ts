@@ -387,7 +387,7 @@ export function map_update_elem(proc: Process, attr: MapElemAttr): number {
   const v = value.slice(0, map.value_size);
   // bpf_map_update_value() returns what the map's update returns: struct_ops can hand back a
   // positive value (the owner-slot rollback's stale err), which the syscall returns as is.
-  if (map.ops.map_update_elem_sys) return map.ops.map_update_elem_sys(map, key, v, flags, proc) || 0;
+  if (map.ops.map_update_elem_sys) return map.ops.map_update_elem_sys(map, key, v, flags, proc);
   withRcu(map, () => map.ops.map_update_elem(map, key, v, flags));
   return 0;
 }
