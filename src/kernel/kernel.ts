@@ -234,8 +234,13 @@ export class Kernel {
   }
 
   /** jiffies (64-bit), INITIAL_JIFFIES = 0 here, at CONFIG_HZ. */
+  /**
+   * jiffies_64, which Linux starts at INITIAL_JIFFIES = (u32)(-300 * HZ) so that 32-bit
+   * wrap-around bugs show within five minutes of boot.
+   */
   get jiffies(): bigint {
-    return (this.clockNs * BigInt(Number(this.config.CONFIG_HZ))) / NSEC_PER_SEC;
+    const hz = Number(this.config.CONFIG_HZ);
+    return (this.clockNs * BigInt(hz)) / NSEC_PER_SEC + BigInt((-300 * hz) >>> 0);
   }
 
   /** bpf_get_prandom_u32: deterministic (xorshift32 from the boot seed). */

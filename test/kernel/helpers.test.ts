@@ -25,14 +25,17 @@ function runOnce(k: Kernel, p: ReturnType<Kernel["newProcess"]>, insns: ReturnTy
   return r;
 }
 
-test("ktime_get_ns and jiffies64 follow the settable clock at CONFIG_HZ", () => {
+test("ktime_get_ns and jiffies64 follow the settable clock at CONFIG_HZ, from INITIAL_JIFFIES", () => {
   const { k, p } = boot();
+  // INITIAL_JIFFIES = (u32)(-300 * HZ): jiffies_64 starts five minutes before its 32-bit wrap.
+  const initial = (hz: number) => BigInt(2 ** 32 - 300 * hz);
+  assert.equal(runOnce(k, p, [call(F.BPF_FUNC_jiffies64), exit()]), initial(1000));
   k.setTimeNs(2_500_000_000n);
   assert.equal(runOnce(k, p, [call(F.BPF_FUNC_ktime_get_ns), exit()]), 2_500_000_000n);
-  assert.equal(runOnce(k, p, [call(F.BPF_FUNC_jiffies64), exit()]), 2500n);
+  assert.equal(runOnce(k, p, [call(F.BPF_FUNC_jiffies64), exit()]), initial(1000) + 2500n);
   const k250 = new Kernel({ config: { CONFIG_HZ: 250 } });
   k250.setTimeNs(2_000_000_000n);
-  assert.equal(k250.jiffies, 500n);
+  assert.equal(k250.jiffies, initial(250) + 500n);
   assert.throws(() => k.setTimeNs(1n), /backwards/);
 });
 
