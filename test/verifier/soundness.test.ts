@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import type { Insn } from "../../src/isa/insn.js";
 import { bpfCheck } from "../../src/verifier/verifier.js";
 import { VmBudgetExceeded, VmFault } from "../../src/vm/fault.js";
 import { VmMemory } from "../../src/vm/memory.js";
@@ -8,6 +9,41 @@ import { Vm } from "../../src/vm/vm.js";
 import { close, formed } from "./gen.js";
 
 const CTX = 32;
+/** Everything but calls: the generators that place calls themselves start from this. */
+const noCalls = formed.filter((i) => i.code !== 0x85);
+
+/**
+ * Runs the verifier on `insns` over a CTX-byte context; when it accepts, runs the program in
+ * the interpreter on `bytes` and fails on a VM fault (and, when `mustTerminate`, on running out
+ * of the budget). Returns whether the verifier accepted.
+ */
+function verifyThenRun(insns: Insn[], bytes: Uint8Array, budget: number, mustTerminate: boolean): boolean {
+  const r = bpfCheck({
+    insns,
+    progType: 1,
+    privileged: true,
+    gpl: true,
+    insnLimit: 50_000,
+    testStateFreq: bytes[0] % 2 === 0,
+    ops: { name: "soundness", isValidAccess: (off, size) => (off >= 0 && off + size <= CTX ? {} : undefined) },
+  });
+  if (!r.ok) return false;
+  const mem = new VmMemory({ initialBytes: 1 << 17 });
+  const vm = new Vm(mem, { tier: "interp", budget });
+  const region = mem.alloc(CTX, { perm: "rw", kind: "mem", name: "ctx" });
+  mem.writeBytes(region.addr, bytes);
+  try {
+    vm.run(vm.load(insns, { name: "p" }), { r1: region.addr, r2: CTX });
+  } catch (e) {
+    if (e instanceof VmBudgetExceeded) {
+      if (mustTerminate) assert.fail(`verified program did not terminate\n${r.log}`);
+      return true;
+    }
+    if (e instanceof VmFault) assert.fail(`verified program faulted: ${e.message}\n${r.log}`);
+    throw e;
+  }
+  return true;
+}
 
 /**
  * What the verifier accepts runs without a memory fault: random well-formed programs (no
@@ -16,35 +52,13 @@ const CTX = 32;
  */
 test("accepted programs never fault in the VM", () => {
   let accepted = 0;
-  const noCalls = formed.filter((i) => i.code !== 0x85);
   fc.assert(
     fc.property(
       fc.array(noCalls, { minLength: 1, maxLength: 30 }),
       fc.uint8Array({ minLength: CTX, maxLength: CTX }),
       (body, bytes) => {
         const insns = close(body);
-        const r = bpfCheck({
-          insns,
-          progType: 1,
-          privileged: true,
-          gpl: true,
-          insnLimit: 50_000,
-          testStateFreq: bytes[0] % 2 === 0,
-          ops: { name: "soundness", isValidAccess: (off, size) => (off >= 0 && off + size <= CTX ? {} : undefined) },
-        });
-        if (!r.ok) return true;
-        accepted++;
-        const mem = new VmMemory({ initialBytes: 1 << 17 });
-        const vm = new Vm(mem, { tier: "interp", budget: 100_000 });
-        const region = mem.alloc(CTX, { perm: "rw", kind: "mem", name: "ctx" });
-        mem.writeBytes(region.addr, bytes);
-        try {
-          vm.run(vm.load(insns, { name: "p" }), { r1: region.addr, r2: CTX });
-        } catch (e) {
-          if (e instanceof VmBudgetExceeded) return true;
-          if (e instanceof VmFault) assert.fail(`verified program faulted: ${e.message}\n${r.log}`);
-          throw e;
-        }
+        if (verifyThenRun(insns, bytes, 100_000, false)) accepted++;
         return true;
       },
     ),
@@ -56,7 +70,7 @@ test("accepted programs never fault in the VM", () => {
 test("accepted programs with loops never fault in the VM either", () => {
   let accepted = 0;
   const insn = fc.oneof(
-    { weight: 4, arbitrary: formed.filter((i) => i.code !== 0x85) },
+    { weight: 4, arbitrary: noCalls },
     {
       weight: 1,
       arbitrary: fc
@@ -78,28 +92,7 @@ test("accepted programs with loops never fault in the VM either", () => {
         insns.forEach((i, t) => {
           if ((i.code & 7) === 5 && i.off < 0 && t + i.off + 1 < 0) i.off = -t - 1;
         });
-        const r = bpfCheck({
-          insns,
-          progType: 1,
-          privileged: true,
-          gpl: true,
-          insnLimit: 50_000,
-          testStateFreq: bytes[0] % 2 === 0,
-          ops: { name: "soundness", isValidAccess: (off, size) => (off >= 0 && off + size <= CTX ? {} : undefined) },
-        });
-        if (!r.ok) return true;
-        accepted++;
-        const mem = new VmMemory({ initialBytes: 1 << 17 });
-        const vm = new Vm(mem, { tier: "interp", budget: 1_000_000 });
-        const region = mem.alloc(CTX, { perm: "rw", kind: "mem", name: "ctx" });
-        mem.writeBytes(region.addr, bytes);
-        try {
-          vm.run(vm.load(insns, { name: "p" }), { r1: region.addr, r2: CTX });
-        } catch (e) {
-          if (e instanceof VmBudgetExceeded) assert.fail(`verified program did not terminate\n${r.log}`);
-          if (e instanceof VmFault) assert.fail(`verified program faulted: ${e.message}\n${r.log}`);
-          throw e;
-        }
+        if (verifyThenRun(insns, bytes, 1_000_000, true)) accepted++;
         return true;
       },
     ),
@@ -111,7 +104,6 @@ test("accepted programs with loops never fault in the VM either", () => {
 test("accepted programs with bpf-to-bpf calls never fault in the VM", () => {
   let accepted = 0;
   const CALL = { code: 0x85, dst: 0, src: 1, off: 0, imm: 0 };
-  const noCalls = formed.filter((i) => i.code !== 0x85);
   const mainInsn = fc.oneof({ weight: 6, arbitrary: noCalls }, { weight: 1, arbitrary: fc.constant(CALL) });
   fc.assert(
     fc.property(
@@ -141,28 +133,7 @@ test("accepted programs with bpf-to-bpf calls never fault in the VM", () => {
           if (i.code === 0x85 && i.src === 1) i.imm = main.length - (t + 1);
         });
         const insns = [...main, ...f];
-        const r = bpfCheck({
-          insns,
-          progType: 1,
-          privileged: true,
-          gpl: true,
-          insnLimit: 50_000,
-          testStateFreq: bytes[0] % 2 === 0,
-          ops: { name: "soundness", isValidAccess: (off, size) => (off >= 0 && off + size <= CTX ? {} : undefined) },
-        });
-        if (!r.ok) return true;
-        accepted++;
-        const mem = new VmMemory({ initialBytes: 1 << 17 });
-        const vm = new Vm(mem, { tier: "interp", budget: 100_000 });
-        const region = mem.alloc(CTX, { perm: "rw", kind: "mem", name: "ctx" });
-        mem.writeBytes(region.addr, bytes);
-        try {
-          vm.run(vm.load(insns, { name: "p" }), { r1: region.addr, r2: CTX });
-        } catch (e) {
-          if (e instanceof VmBudgetExceeded) return true;
-          if (e instanceof VmFault) assert.fail(`verified program faulted: ${e.message}\n${r.log}`);
-          throw e;
-        }
+        if (verifyThenRun(insns, bytes, 100_000, false)) accepted++;
         return true;
       },
     ),
