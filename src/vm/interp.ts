@@ -6,9 +6,19 @@ import { CALL, CALLX, EXIT, type Executor, type VmProgram } from "./program.js";
 import { RT_PARAMS, type Runtime, rtArgs } from "./runtime.js";
 
 /**
- * The interpreter tier: one `switch` over the opcode byte, its cases generated from the
- * shared templates of codegen.ts with registers in an Int32Array (R[2k], R[2k+1] = lo, hi of
- * rk). Generated once per process; per program it only needs the decoded columns.
+ * The interpreter tier: one dense `switch` over a pre-decoded operation number, its cases
+ * generated from the shared templates of codegen.ts with registers in an Int32Array
+ * (R[2k], R[2k+1] = lo, hi of rk).
+ *
+ * At load each slot becomes one int32 word: op | dst << 8 | src << 12 | off << 16, where `op`
+ * numbers an (opcode, variant) pair: the variants selected by off or imm (signed division,
+ * movsx, byte-swap width, atomic operation) get cases of their own, so no case decodes more
+ * than the fields it uses and none switches again. imm stays in its own column.
+ *
+ * Instructions executed are counted from positions, not per instruction: at any point
+ * executed = nb + pc, where nb is corrected at every transfer of control (a taken jump to pc
+ * + off adds -off) and at each ld_imm64 (two slots, one instruction). The budget is checked
+ * there too, on taken jumps, calls and exit: straight-line code cannot run away.
  */
 
 /** Which field selects the semantics of an opcode, and its valid values. */
@@ -40,45 +50,70 @@ const OPS: Operands = {
   at: "i",
   r0l: "R[0]",
   r0h: "R[1]",
-  jump: (field) => `pc += ${field};`,
+  // pc is already i + 1; the target is pc + field, so executed = nb + pc stays right with nb -= field.
+  jump: (field) => `nb -= ${field}; pc += ${field}; if (nb + pc > B) X.over(P, pc, B);`,
 };
 
+const BUDGET = "if (nb + pc > B) X.over(P, pc, B);";
+const RELOAD = "DV = M.dv; U8 = M.u8; SH = M.shadow;";
 const SAVE =
-  "if (fp === 7) X.tooDeep(P, i); t0 = fp * 10; FR.set(R.subarray(12, 22), t0); FR[t0 + 9] = pc; fp++; R[20] = STK[base + fp]; R[21] = 0;";
+  "if (fp === 7) X.tooDeep(P, i); t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) FR[t0 + t2] = R[12 + t2]; FR[t0 + 9] = pc; fp++; R[20] = STK[base + fp]; R[21] = 0;";
+const ARGS = "R[2], R[3], R[4], R[5], R[6], R[7], R[8], R[9], R[10], R[11]";
 
-function source(): string {
-  const cases: string[] = [];
+interface Op {
+  code: number;
+  /** The variant value (of off or imm), or undefined if the opcode has none. */
+  variant: number | undefined;
+  body: string;
+}
+
+/** Every valid (opcode, variant) pair and its case body, numbered from 1 (0 is "invalid"). */
+function buildOps(): Op[] {
+  const ops: Op[] = [{ code: -1, variant: undefined, body: "X.bad(P, i);" }];
   for (let code = 0; code < 256; code++) {
     let body: string | null;
     if (code === LD_IMM64_CODE) {
-      body = "R[d] = imm; R[d + 1] = IMM2[i]; pc++;";
+      body = "R[d] = imm; R[d + 1] = IMM2[i]; pc++; nb--;";
     } else if (code === CALL) {
-      body = `if (SRC[i] === ${BPF_PSEUDO_CALL}) { ${SAVE} pc = i + imm + 1; } else { R[0] = X.hcall(FNS[i], P, i, IMM[i], R[2], R[3], R[4], R[5], R[6], R[7], R[8], R[9], R[10], R[11]); R[1] = W[1]; DV = M.dv; U8 = M.u8; SH = M.shadow; }`;
+      body = `if (SRC_CALL[i] === 1) { ${SAVE} nb -= imm; pc += imm; ${BUDGET} } else { R[0] = X.hcall(FNS[i], P, i, imm, ${ARGS}); R[1] = W[1]; ${RELOAD} }`;
     } else if (code === CALLX) {
-      body = `t1 = X.funcTarget(P, R[d], R[d + 1]); if (t1 >= 0) { ${SAVE} pc = t1; } else { R[0] = X.hcallx(P, i, R[d], R[d + 1], R[2], R[3], R[4], R[5], R[6], R[7], R[8], R[9], R[10], R[11]); R[1] = W[1]; DV = M.dv; U8 = M.u8; SH = M.shadow; }`;
+      body = `t1 = X.funcTarget(P, R[d], R[d + 1]); if (t1 >= 0) { ${SAVE} nb += pc - t1; pc = t1; ${BUDGET} } else { R[0] = X.hcallx(P, i, R[d], R[d + 1], ${ARGS}); R[1] = W[1]; ${RELOAD} }`;
     } else if (code === EXIT) {
       body =
-        "if (fp === 0) { IO[0] = R[0]; IO[1] = R[1]; IO[12] = n; return; } fp--; t0 = fp * 10; R.set(FR.subarray(t0, t0 + 9), 12); R[21] = 0; pc = FR[t0 + 9];";
+        "if (fp === 0) { nb += pc; if (nb > B) X.over(P, i, B); IO[0] = R[0]; IO[1] = R[1]; IO[12] = nb; return; } fp--; t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) R[12 + t2] = FR[t0 + t2]; R[21] = 0; t1 = FR[t0 + 9]; nb += pc - t1; pc = t1;";
     } else {
       const v = variants(code);
-      if (v === null) {
-        body = emitInsn(code, 0, 0, OPS);
-      } else {
-        const arms = v.values
-          .map((val) => {
-            const b = emitInsn(code, v.field === "off" ? val : 0, v.field === "imm" ? val : 0, OPS);
-            return b === null ? "" : `case ${val}: { ${b} break; }`;
-          })
-          .join(" ");
-        body = `switch (${v.field}) { ${arms} default: X.bad(P, i); }`;
+      if (v !== null) {
+        for (const val of v.values) {
+          const b = emitInsn(code, v.field === "off" ? val : 0, v.field === "imm" ? val : 0, OPS);
+          if (b !== null) ops.push({ code, variant: val, body: b });
+        }
+        continue;
       }
+      body = emitInsn(code, 0, 0, OPS);
     }
-    if (body !== null) cases.push(`case ${code}: { ${body} break; }`);
+    if (body !== null) ops.push({ code, variant: undefined, body });
   }
+  if (ops.length > 256) throw new Error("interp: more than 256 operations");
+  return ops;
+}
+
+/** Only the fields a case uses are decoded, once, at its top. */
+function prologue(body: string): string {
+  const p: string[] = [];
+  if (/\bd\b/.test(body)) p.push("const d = (w >> 7) & 30;");
+  if (/\bs\b/.test(body)) p.push("const s = (w >> 11) & 30;");
+  if (/\boff\b/.test(body)) p.push("const off = w >> 16;");
+  if (/\bimm\b/.test(body)) p.push("const imm = IMM[i];");
+  return p.join(" ");
+}
+
+function source(ops: readonly Op[]): string {
+  const cases = ops.map((o, k) => `case ${k}: { ${prologue(o.body)} ${o.body} break; }`);
   return `
 const RS = [], FS = [];
-return function interp(P, entry, B, base) {
-  const CODE = P.code, DST = P.dst, SRC = P.src, OFF = P.off, IMM = P.imm, IMM2 = P.imm2, FNS = P.fns;
+return function interp(P, D, entry, B, base) {
+  const OPW = D.ops, SRC_CALL = D.pseudoCall, IMM = P.imm, IMM2 = P.imm2, FNS = P.fns;
   const fault = P.fault;
   // Register files are reused per frame base (one per nesting level), not allocated per run.
   let R = RS[base], FR = FS[base];
@@ -86,12 +121,11 @@ return function interp(P, entry, B, base) {
   for (let k = 2; k < 12; k++) R[k] = IO[k];
   R[20] = STK[base];
   let DV = M.dv, U8 = M.u8, SH = M.shadow;
-  let pc = entry, n = 0, fp = 0, t0 = 0, t1 = 0, t2 = 0;
+  let pc = entry, nb = -entry, fp = 0, t0 = 0, t1 = 0, t2 = 0;
   for (;;) {
     const i = pc++;
-    if (++n > B) X.over(P, i, B);
-    const d = DST[i] << 1, s = SRC[i] << 1, off = OFF[i], imm = IMM[i];
-    switch (CODE[i]) {
+    const w = OPW[i];
+    switch (w & 255) {
       ${cases.join("\n      ")}
       default: X.bad(P, i);
     }
@@ -99,14 +133,54 @@ return function interp(P, entry, B, base) {
 };`;
 }
 
-let cached: string | undefined;
+let built: { ops: Op[]; byCode: Map<number, number>; src: string } | undefined;
 
-/** An interpreter bound to one VM runtime. */
-export function makeInterpreter(rt: Runtime): (P: VmProgram, entry: number, budget: number, base: number) => void {
-  cached ??= source();
-  return new Function(...RT_PARAMS, cached)(...rtArgs(rt));
+function tables() {
+  if (built === undefined) {
+    const ops = buildOps();
+    const byCode = new Map<number, number>();
+    // Key: code, or code + 256 * (variant + 1) for variant opcodes (variants are small, >= 0).
+    ops.forEach((o, k) => {
+      if (k > 0) byCode.set(o.variant === undefined ? o.code : o.code + 256 * (o.variant + 1), k);
+    });
+    built = { ops, byCode, src: source(ops) };
+  }
+  return built;
 }
 
-export function interpExecutor(interp: ReturnType<typeof makeInterpreter>, P: VmProgram): Executor {
-  return (entry, budget, base) => interp(P, entry, budget, base);
+/** The per-program decoded form the interpreter runs. */
+export interface Decoded {
+  /** op | dst << 8 | src << 12 | off << 16 per slot. */
+  ops: Int32Array;
+  /** 1 where a `call` is a bpf-to-bpf call (src BPF_PSEUDO_CALL). */
+  pseudoCall: Uint8Array;
+}
+
+/** Decode P once for the interpreter. The second slot of an ld_imm64 (code 0) decodes as invalid. */
+export function decode(P: VmProgram): Decoded {
+  const { byCode } = tables();
+  const n = P.len;
+  const ops = new Int32Array(n);
+  const pseudoCall = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const code = P.code[i];
+    const v = variants(code);
+    const key = v === null ? code : code + 256 * ((v.field === "off" ? P.off[i] : P.imm[i]) + 1);
+    const op = (v === null || (v.field === "off" ? P.off[i] : P.imm[i]) >= 0 ? byCode.get(key) : 0) ?? 0;
+    ops[i] = op | (P.dst[i] << 8) | (P.src[i] << 12) | (P.off[i] << 16);
+    if (code === CALL && P.src[i] === BPF_PSEUDO_CALL) pseudoCall[i] = 1;
+  }
+  return { ops, pseudoCall };
+}
+
+type Interp = (P: VmProgram, D: Decoded, entry: number, budget: number, base: number) => void;
+
+/** An interpreter bound to one VM runtime. */
+export function makeInterpreter(rt: Runtime): Interp {
+  return new Function(...RT_PARAMS, tables().src)(...rtArgs(rt));
+}
+
+export function interpExecutor(interp: Interp, P: VmProgram): Executor {
+  const D = decode(P);
+  return (entry, budget, base) => interp(P, D, entry, budget, base);
 }
