@@ -76,6 +76,18 @@ function store(r: RegState, b: B, is64: boolean): void {
 
 const isConst = (b: B): boolean => b.t.mask === 0n;
 
+/** Which of a view's ranges a comparison reads: unsigned ("u") or signed ("s"). */
+type Domain = "u" | "s";
+const MIN = { u: "umin", s: "smin" } as const;
+const MAX = { u: "umax", s: "smax" } as const;
+
+/** Whether `lo < hi` (strict) or `lo <= hi` holds in domain `d`: 1 always, 0 never, -1 unknown. */
+function lessTaken(lo: B, hi: B, strict: boolean, d: Domain): number {
+  const [loMin, loMax, hiMin, hiMax] = [lo[MIN[d]], lo[MAX[d]], hi[MIN[d]], hi[MAX[d]]];
+  if (strict) return loMax < hiMin ? 1 : loMin >= hiMax ? 0 : -1;
+  return loMax <= hiMin ? 1 : loMin > hiMax ? 0 : -1;
+}
+
 /** 1: always taken, 0: never, -1: unknown (is_scalar_branch_taken). */
 export function isBranchTaken(a: RegState, b: RegState, op: number, is64: boolean): number {
   const x = view(a, is64);
@@ -98,22 +110,23 @@ export function isBranchTaken(a: RegState, b: RegState, op: number, is64: boolea
       if ((x.t.value & y.t.value) !== 0n) return 1;
       if (((x.t.value | x.t.mask) & (y.t.value | y.t.mask)) === 0n) return 0;
       return -1;
+    // x > y is y < x: the greater-than ops swap their operands, as the kernel does.
     case BPF_JGT:
-      return x.umin > y.umax ? 1 : x.umax <= y.umin ? 0 : -1;
+      return lessTaken(y, x, true, "u");
     case BPF_JGE:
-      return x.umin >= y.umax ? 1 : x.umax < y.umin ? 0 : -1;
+      return lessTaken(y, x, false, "u");
     case BPF_JLT:
-      return x.umax < y.umin ? 1 : x.umin >= y.umax ? 0 : -1;
+      return lessTaken(x, y, true, "u");
     case BPF_JLE:
-      return x.umax <= y.umin ? 1 : x.umin > y.umax ? 0 : -1;
+      return lessTaken(x, y, false, "u");
     case BPF_JSGT:
-      return x.smin > y.smax ? 1 : x.smax <= y.smin ? 0 : -1;
+      return lessTaken(y, x, true, "s");
     case BPF_JSGE:
-      return x.smin >= y.smax ? 1 : x.smax < y.smin ? 0 : -1;
+      return lessTaken(y, x, false, "s");
     case BPF_JSLT:
-      return x.smax < y.smin ? 1 : x.smin >= y.smax ? 0 : -1;
+      return lessTaken(x, y, true, "s");
     case BPF_JSLE:
-      return x.smax <= y.smin ? 1 : x.smin > y.smax ? 0 : -1;
+      return lessTaken(x, y, false, "s");
     default:
       return -1;
   }
@@ -121,6 +134,13 @@ export function isBranchTaken(a: RegState, b: RegState, op: number, is64: boolea
 
 const maxB = (p: bigint, q: bigint): bigint => (p > q ? p : q);
 const minB = (p: bigint, q: bigint): bigint => (p < q ? p : q);
+
+/** Assuming `lo < hi` (strict) or `lo <= hi` in domain `d`: lo's max and hi's min tighten. */
+function refineLess(lo: B, hi: B, strict: boolean, d: Domain): void {
+  const step = strict ? 1n : 0n;
+  lo[MAX[d]] = minB(lo[MAX[d]], hi[MAX[d]] - step);
+  hi[MIN[d]] = maxB(hi[MIN[d]], lo[MIN[d]] + step);
+}
 
 /**
  * Narrow `a` and `b` (scalars) assuming `a op b` holds. Returns false when that is impossible
@@ -162,36 +182,28 @@ export function regSetMinMax(a: RegState, b: RegState, op: number, is64: boolean
       if (isConst(y)) x.t = { value: x.t.value & ~y.t.value, mask: x.t.mask & ~y.t.value };
       break;
     case BPF_JGT:
-      x.umin = maxB(x.umin, y.umin + 1n);
-      y.umax = minB(y.umax, x.umax - 1n);
+      refineLess(y, x, true, "u");
       break;
     case BPF_JGE:
-      x.umin = maxB(x.umin, y.umin);
-      y.umax = minB(y.umax, x.umax);
+      refineLess(y, x, false, "u");
       break;
     case BPF_JLT:
-      x.umax = minB(x.umax, y.umax - 1n);
-      y.umin = maxB(y.umin, x.umin + 1n);
+      refineLess(x, y, true, "u");
       break;
     case BPF_JLE:
-      x.umax = minB(x.umax, y.umax);
-      y.umin = maxB(y.umin, x.umin);
+      refineLess(x, y, false, "u");
       break;
     case BPF_JSGT:
-      x.smin = maxB(x.smin, y.smin + 1n);
-      y.smax = minB(y.smax, x.smax - 1n);
+      refineLess(y, x, true, "s");
       break;
     case BPF_JSGE:
-      x.smin = maxB(x.smin, y.smin);
-      y.smax = minB(y.smax, x.smax);
+      refineLess(y, x, false, "s");
       break;
     case BPF_JSLT:
-      x.smax = minB(x.smax, y.smax - 1n);
-      y.smin = maxB(y.smin, x.smin + 1n);
+      refineLess(x, y, true, "s");
       break;
     case BPF_JSLE:
-      x.smax = minB(x.smax, y.smax);
-      y.smin = maxB(y.smin, x.smin);
+      refineLess(x, y, false, "s");
       break;
   }
   if (x.umin > x.umax || x.smin > x.smax || y.umin > y.umax || y.smin > y.smax) return false;
