@@ -128,7 +128,8 @@ function alu64(code: number, off: number, imm: number, o: Operands): string | nu
     case BPF_SUB:
       return `t0 = (${dl} >>> 0) - (${sl} >>> 0); ${dh} = (${dh} - ${sh} - (t0 < 0 ? 1 : 0)) | 0; ${dl} = t0 | 0;`;
     case BPF_MUL:
-      return wide("mul64", `${sl}, ${sh}`);
+      // Both operands below 2^32 with a product below 2^53: one exact double multiply.
+      return `t0 = (${dl} >>> 0) * (${sl} >>> 0); if ((${dh} | ${sh}) === 0 && t0 <= 9007199254740991) { ${dh} = (t0 / 4294967296) | 0; ${dl} = t0 | 0; } else { ${wide("mul64", `${sl}, ${sh}`)} }`;
     case BPF_DIV:
       if (off !== 0 && off !== 1) return null;
       return `if ((${sl} | ${sh}) === 0) { ${dl} = 0; ${dh} = 0; } else { ${wide(off ? "sdiv64" : "udiv64", `${sl}, ${sh}`)} }`;
@@ -142,11 +143,11 @@ function alu64(code: number, off: number, imm: number, o: Operands): string | nu
     case BPF_XOR:
       return `${dl} = ${dl} ^ ${sl}; ${dh} = ${dh} ^ ${sh};`;
     case BPF_LSH:
-      return !x && o.immKnown ? shiftK(0, imm & 63, dl, dh) : wide("lsh64", `${sl} & 63`);
+      return !x && o.immKnown ? shiftK(0, imm & 63, dl, dh) : shiftV(0, sl, dl, dh);
     case BPF_RSH:
-      return !x && o.immKnown ? shiftK(1, imm & 63, dl, dh) : wide("rsh64", `${sl} & 63`);
+      return !x && o.immKnown ? shiftK(1, imm & 63, dl, dh) : shiftV(1, sl, dl, dh);
     case BPF_ARSH:
-      return !x && o.immKnown ? shiftK(2, imm & 63, dl, dh) : wide("arsh64", `${sl} & 63`);
+      return !x && o.immKnown ? shiftK(2, imm & 63, dl, dh) : shiftV(2, sl, dl, dh);
     case BPF_NEG:
       return x ? null : `${dh} = (${dl} === 0 ? -${dh} : ~${dh}) | 0; ${dl} = -${dl} | 0;`;
     case BPF_MOV:
@@ -188,6 +189,21 @@ function shiftK(kind: number, n: number, dl: string, dh: string): string {
   return n < 32
     ? `${dl} = (${dl} >>> ${n}) | (${dh} << ${32 - n}); ${dh} = ${dh} >> ${n};`
     : `${dl} = ${dh} >> ${n - 32}; ${dh} = ${dh} >> 31;`;
+}
+
+/** A 64-bit shift by a count known at run time, inline (JavaScript shifts count modulo 32). */
+function shiftV(kind: number, count: string, dl: string, dh: string): string {
+  const low =
+    kind === 0
+      ? `${dh} = (${dh} << t1) | (${dl} >>> (32 - t1)); ${dl} = ${dl} << t1;`
+      : `${dl} = (${dl} >>> t1) | (${dh} << (32 - t1)); ${dh} = ${dh} ${kind === 1 ? ">>>" : ">>"} t1;`;
+  const high =
+    kind === 0
+      ? `${dh} = ${dl} << t1; ${dl} = 0;`
+      : kind === 1
+        ? `${dl} = ${dh} >>> t1; ${dh} = 0;`
+        : `${dl} = ${dh} >> t1; ${dh} = ${dh} >> 31;`;
+  return `t1 = ${count} & 63; if (t1 >= 32) { ${high} } else if (t1 !== 0) { ${low} }`;
 }
 
 function byteSwap(imm: number, dl: string, dh: string): string | null {
