@@ -117,6 +117,18 @@ export function dumpBtfTypeRaw(btf: Btf, t: BtfType): string {
   return s;
 }
 
+/** `"name": [{...}, ...]`: one JSON object per item, its fields written by `fields`. */
+function objectArray<T>(w: JsonWriter, name: string, items: readonly T[], fields: (item: T) => void): void {
+  w.name(name);
+  w.startArray();
+  for (const item of items) {
+    w.startObject();
+    fields(item);
+    w.endObject();
+  }
+  w.endArray();
+}
+
 function dumpBtfTypeJson(w: JsonWriter, t: BtfType): void {
   w.startObject();
   w.uintField("id", t.id);
@@ -146,73 +158,51 @@ function dumpBtfTypeJson(w: JsonWriter, t: BtfType): void {
     case BTF_KIND_UNION:
       w.uintField("size", t.size);
       w.uintField("vlen", t.vlen);
-      w.name("members");
-      w.startArray();
-      for (const m of t.members) {
-        w.startObject();
+      objectArray(w, "members", t.members, (m) => {
         w.stringField("name", anon(m.name));
         w.uintField("type_id", m.type);
         w.uintField("bits_offset", m.bitOffset);
         if (m.bitfieldSize) w.uintField("bitfield_size", m.bitfieldSize);
-        w.endObject();
-      }
-      w.endArray();
+      });
       break;
     case BTF_KIND_ENUM:
     case BTF_KIND_ENUM64:
       w.stringField("encoding", t.signed ? "SIGNED" : "UNSIGNED");
       w.uintField("size", t.size);
       w.uintField("vlen", t.vlen);
-      w.name("values");
-      w.startArray();
-      for (const v of t.values) {
-        w.startObject();
+      objectArray<(typeof t.values)[number]>(w, "values", t.values, (v) => {
         w.stringField("name", anon(v.name));
         // bpftool passes btf_enum's __s32 val to jsonw_uint_field: unsigned values with bit 31
         // set come out sign-extended to 64 bits.
         const val = t.kind === BTF_KIND_ENUM && !t.signed ? BigInt.asUintN(64, BigInt((v.val as number) | 0)) : v.val;
         w.intField("val", val);
-        w.endObject();
-      }
-      w.endArray();
+      });
       break;
     case BTF_KIND_FWD:
       w.stringField("fwd_kind", t.kindFlag ? "union" : "struct");
       break;
+    // Unlike the text form (where VAR prints "type_id=N, linkage"), JSON spells FUNC and VAR alike.
     case BTF_KIND_FUNC:
+    case BTF_KIND_VAR:
       w.uintField("type_id", t.type);
       w.stringField("linkage", linkageStr(t.linkage));
       break;
     case BTF_KIND_FUNC_PROTO:
       w.uintField("ret_type_id", t.type);
       w.uintField("vlen", t.vlen);
-      w.name("params");
-      w.startArray();
-      for (const p of t.params) {
-        w.startObject();
+      objectArray(w, "params", t.params, (p) => {
         w.stringField("name", anon(p.name));
         w.uintField("type_id", p.type);
-        w.endObject();
-      }
-      w.endArray();
-      break;
-    case BTF_KIND_VAR:
-      w.uintField("type_id", t.type);
-      w.stringField("linkage", linkageStr(t.linkage));
+      });
       break;
     case BTF_KIND_DATASEC:
       w.uintField("size", t.size);
       w.uintField("vlen", t.vlen);
-      w.name("vars");
-      w.startArray();
-      for (const v of t.vars) {
-        w.startObject();
+      objectArray(w, "vars", t.vars, (v) => {
         w.uintField("type_id", v.type);
         w.uintField("offset", v.offset);
         w.uintField("size", v.size);
-        w.endObject();
-      }
-      w.endArray();
+      });
       break;
     case BTF_KIND_FLOAT:
       w.uintField("size", t.size);
