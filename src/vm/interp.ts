@@ -1,5 +1,17 @@
 import { LD_IMM64_CODE } from "../isa/insn.js";
-import { BPF_ALU, BPF_ALU64, BPF_ATOMIC, BPF_DIV, BPF_END, BPF_MOD, BPF_MOV, BPF_STX, BPF_X } from "../isa/opcodes.js";
+import {
+  BPF_ALU,
+  BPF_ALU64,
+  BPF_ATOMIC,
+  BPF_DIV,
+  BPF_END,
+  BPF_JA,
+  BPF_JMP,
+  BPF_MOD,
+  BPF_MOV,
+  BPF_STX,
+  BPF_X,
+} from "../isa/opcodes.js";
 import { BPF_PSEUDO_CALL } from "../uapi/bpf.js";
 import { BPF_LOAD_ACQ, BPF_STORE_REL, emitInsn, type Operands } from "./codegen.js";
 import { CALL, CALLX, EXIT, type Executor, type VmProgram } from "./program.js";
@@ -60,6 +72,10 @@ const SAVE =
   "if (fp === 7) X.tooDeep(P, i); t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) FR[t0 + t2] = R[12 + t2]; FR[t0 + 9] = pc; fp++; R[20] = STK[base + fp]; R[21] = 0;";
 const ARGS = "R[2], R[3], R[4], R[5], R[6], R[7], R[8], R[9], R[10], R[11]";
 
+/** The variant number of an ALU operation fused with the `ja` after it. */
+const FUSED_JA = 1 << 20;
+const JA = BPF_JMP | BPF_JA;
+
 interface Op {
   code: number;
   /** The variant value (of off or imm), or undefined if the opcode has none. */
@@ -94,6 +110,15 @@ function buildOps(): Op[] {
     }
     if (body !== null) ops.push({ code, variant: undefined, body });
   }
+  // An ALU instruction followed by `ja` (a loop latch: i++; goto top) runs as one case. Only
+  // this slot's word changes: a jump straight to the `ja` still finds it intact. The fused
+  // word carries the ja's off (ALU instructions have none), and pc moves past both slots.
+  for (const o of [...ops]) {
+    const cls = o.code & 7;
+    if ((cls === BPF_ALU64 || cls === BPF_ALU) && o.variant === undefined && (o.code & 0xf0) !== BPF_END) {
+      ops.push({ code: o.code, variant: FUSED_JA, body: `${o.body} pc += off + 1; nb -= off; ${BUDGET}` });
+    }
+  }
   if (ops.length > 256) throw new Error("interp: more than 256 operations");
   return ops;
 }
@@ -116,8 +141,9 @@ return function interp(P, D, entry, B, base) {
   const OPW = D.ops, SRC_CALL = D.pseudoCall, IMM = P.imm, IMM2 = P.imm2, FNS = P.fns;
   const fault = P.fault;
   // Register files are reused per frame base (one per nesting level), not allocated per run.
-  let R = RS[base], FR = FS[base];
-  if (R === undefined) { R = RS[base] = new Int32Array(22); FR = FS[base] = new Int32Array(80); } else R.fill(0);
+  // 32 entries: every index (w >> 7) & 30 can take is in bounds.
+  const R = RS[base] ?? (RS[base] = new Int32Array(32)), FR = FS[base] ?? (FS[base] = new Int32Array(80));
+  R.fill(0);
   for (let k = 2; k < 12; k++) R[k] = IO[k];
   R[20] = STK[base];
   let DV = M.dv, U8 = M.u8, SH = M.shadow;
@@ -167,7 +193,9 @@ export function decode(P: VmProgram): Decoded {
     const v = variants(code);
     const key = v === null ? code : code + 256 * ((v.field === "off" ? P.off[i] : P.imm[i]) + 1);
     const op = (v === null || (v.field === "off" ? P.off[i] : P.imm[i]) >= 0 ? byCode.get(key) : 0) ?? 0;
-    ops[i] = op | (P.dst[i] << 8) | (P.src[i] << 12) | (P.off[i] << 16);
+    const fused = v === null && i + 1 < n && P.code[i + 1] === JA ? byCode.get(code + 256 * (FUSED_JA + 1)) : undefined;
+    if (fused !== undefined) ops[i] = fused | (P.dst[i] << 8) | (P.src[i] << 12) | (P.off[i + 1] << 16);
+    else ops[i] = op | (P.dst[i] << 8) | (P.src[i] << 12) | (P.off[i] << 16);
     if (code === CALL && P.src[i] === BPF_PSEUDO_CALL) pseudoCall[i] = 1;
   }
   return { ops, pseudoCall };
