@@ -53,6 +53,21 @@ export function encodedTypeSize(t: BtfType): number {
   return 12 + extra;
 }
 
+// Every vlen record is two or three u32 words (btf_member, btf_enum, btf_enum64, btf_param,
+// btf_var_secinfo, btf_array): these write one and return the offset after it.
+function put2(dv: DataView, p: number, a: number, b: number, le: boolean): number {
+  dv.setUint32(p, a, le);
+  dv.setUint32(p + 4, b, le);
+  return p + 8;
+}
+
+function put3(dv: DataView, p: number, a: number, b: number, c: number, le: boolean): number {
+  dv.setUint32(p, a, le);
+  dv.setUint32(p + 4, b, le);
+  dv.setUint32(p + 8, c, le);
+  return p + 12;
+}
+
 /** Write one type at `off`; returns the offset after it. */
 export function writeType(dv: DataView, off: number, t: BtfType, le: boolean): number {
   const vlen = vlenOf(t);
@@ -67,47 +82,30 @@ export function writeType(dv: DataView, off: number, t: BtfType, le: boolean): n
       break;
     case BTF_KIND_ARRAY:
       dv.setUint32(off + 8, 0, le);
-      dv.setUint32(p, t.type, le);
-      dv.setUint32(p + 4, t.indexType, le);
-      dv.setUint32(p + 8, t.nelems, le);
-      p += 12;
+      p = put3(dv, p, t.type, t.indexType, t.nelems, le);
       break;
     case BTF_KIND_STRUCT:
     case BTF_KIND_UNION:
       dv.setUint32(off + 8, t.size, le);
       for (const m of t.members) {
-        dv.setUint32(p, m.nameOff, le);
-        dv.setUint32(p + 4, m.type, le);
         const o = t.kindFlag ? ((m.bitfieldSize & 0xff) << 24) | (m.bitOffset & 0xffffff) : m.bitOffset;
-        dv.setUint32(p + 8, o >>> 0, le);
-        p += 12;
+        p = put3(dv, p, m.nameOff, m.type, o >>> 0, le);
       }
       break;
     case BTF_KIND_ENUM:
       dv.setUint32(off + 8, t.size, le);
-      for (const v of t.values) {
-        dv.setUint32(p, v.nameOff, le);
-        dv.setUint32(p + 4, v.val >>> 0, le);
-        p += 8;
-      }
+      for (const v of t.values) p = put2(dv, p, v.nameOff, v.val >>> 0, le);
       break;
     case BTF_KIND_ENUM64:
       dv.setUint32(off + 8, t.size, le);
       for (const v of t.values) {
         const u = BigInt.asUintN(64, v.val);
-        dv.setUint32(p, v.nameOff, le);
-        dv.setUint32(p + 4, Number(u & 0xffffffffn), le);
-        dv.setUint32(p + 8, Number(u >> 32n), le);
-        p += 12;
+        p = put3(dv, p, v.nameOff, Number(u & 0xffffffffn), Number(u >> 32n), le);
       }
       break;
     case BTF_KIND_FUNC_PROTO:
       dv.setUint32(off + 8, t.type, le);
-      for (const a of t.params) {
-        dv.setUint32(p, a.nameOff, le);
-        dv.setUint32(p + 4, a.type, le);
-        p += 8;
-      }
+      for (const a of t.params) p = put2(dv, p, a.nameOff, a.type, le);
       break;
     case BTF_KIND_VAR:
       dv.setUint32(off + 8, t.type, le);
@@ -116,12 +114,7 @@ export function writeType(dv: DataView, off: number, t: BtfType, le: boolean): n
       break;
     case BTF_KIND_DATASEC:
       dv.setUint32(off + 8, t.size, le);
-      for (const v of t.vars) {
-        dv.setUint32(p, v.type, le);
-        dv.setUint32(p + 4, v.offset, le);
-        dv.setUint32(p + 8, v.size, le);
-        p += 12;
-      }
+      for (const v of t.vars) p = put3(dv, p, v.type, v.offset, v.size, le);
       break;
     case BTF_KIND_DECL_TAG:
       dv.setUint32(off + 8, t.type, le);
