@@ -10,7 +10,8 @@ import {
   registerBpfStructOps,
 } from "../../src/kernel/struct_ops_desc.js";
 import { BTF_FUNC_STATIC, BTF_INT_SIGNED } from "../../src/uapi/btf.js";
-import { BpfError, EEXIST, EINVAL, ENOENT, EOPNOTSUPP } from "../../src/uapi/errno.js";
+import { EEXIST, EINVAL, ENOENT, EOPNOTSUPP } from "../../src/uapi/errno.js";
+import { errno as errnoOf } from "./struct_ops_util.js";
 
 interface Decl {
   b: BtfBuilder;
@@ -52,16 +53,6 @@ function fooOps(over: Partial<BpfStructOps> = {}): BpfStructOps<never> {
     unreg: () => {},
     ...over,
   } as BpfStructOps<never>;
-}
-
-function errnoOf(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BpfError) return e.errno;
-    throw e;
-  }
-  return 0;
 }
 
 test("registration: value type is {common, data@64}, func models distilled, __nullable arg info", () => {

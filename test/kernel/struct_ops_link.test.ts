@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type BpfStructOpsLink, type BpfStructOpsMap, EPOLLHUP } from "../../src/kernel/struct_ops.js";
+import { EPOLLHUP } from "../../src/kernel/struct_ops.js";
 import { fdinfo, objGetInfo } from "../../src/kernel/syscall.js";
 import { bpf_cmd } from "../../src/uapi/bpf.js";
-import { BpfError, EBADF, EEXIST, EINVAL, ENOLINK, EOPNOTSUPP, EPERM } from "../../src/uapi/errno.js";
+import { EBADF, EEXIST, EINVAL, ENOLINK, EOPNOTSUPP, EPERM } from "../../src/uapi/errno.js";
 import {
   boot,
   close,
@@ -16,19 +16,7 @@ import {
   testmodValue,
   update,
 } from "../subsys/dummy/struct_ops_fixture.js";
-
-function errno(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BpfError) return e.errno;
-    throw e;
-  }
-  return 0;
-}
-
-const mapOf = (r: Rig, fd: number) => r.proc.files.get(fd).private_data as BpfStructOpsMap;
-const linkOf = (r: Rig, fd: number) => r.proc.files.get(fd).private_data as BpfStructOpsLink;
+import { errno, linkOf, mapOf } from "./struct_ops_util.js";
 
 function readyMap(r: Rig, data: number): number {
   const fd = createMap(r, TESTMOD, { link: true });

@@ -12,7 +12,6 @@ import {
   bpf_map_type,
 } from "../../src/uapi/bpf.js";
 import {
-  BpfError,
   E2BIG,
   EBADF,
   EBUSY,
@@ -41,20 +40,7 @@ import {
   Value,
   valueTypeOf,
 } from "../subsys/dummy/struct_ops_fixture.js";
-
-function errno(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BpfError) return e.errno;
-    throw e;
-  }
-  return 0;
-}
-
-function mapOf(r: Rig, fd: number): BpfStructOpsMap {
-  return r.proc.files.get(fd).private_data as BpfStructOpsMap;
-}
+import { errno, mapOf } from "./struct_ops_util.js";
 
 const VALUE_SIZE = (r: Rig) => valueTypeOf(r, TESTMOD).size;
 const stateOf = (b: Uint8Array) => new DataView(b.buffer).getUint32(4, true);

@@ -11,7 +11,7 @@ import { TrampolineImage } from "../../src/kernel/struct_ops_trampoline.js";
 import { objGetInfo } from "../../src/kernel/syscall.js";
 import { BPF_F_LINK, BPF_F_RDONLY, BPF_F_VTYPE_BTF_OBJ_FD, bpf_cmd } from "../../src/uapi/bpf.js";
 import { BTF_KIND_STRUCT } from "../../src/uapi/btf.js";
-import { BpfError, E2BIG, EINVAL, ENOTSUPP, EPERM } from "../../src/uapi/errno.js";
+import { E2BIG, EINVAL, ENOTSUPP, EPERM } from "../../src/uapi/errno.js";
 import {
   boot,
   createMap,
@@ -26,16 +26,7 @@ import {
   userBtfFd,
   Value,
 } from "../subsys/dummy/struct_ops_fixture.js";
-
-function errno(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BpfError) return e.errno;
-    throw e;
-  }
-  return 0;
-}
+import { errno } from "./struct_ops_util.js";
 
 /** A kernel whose testmod type lives in a module BTF (split on vmlinux), not in vmlinux. */
 function bootModule(): Rig & { mod: BtfObject; modFd: number } {
