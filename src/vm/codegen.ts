@@ -123,10 +123,11 @@ function alu64(code: number, off: number, imm: number, o: Operands): string | nu
   const { dl, dh } = o;
   const wide = (fn: string, a: string) => `t0 = ${fn}(${dl}, ${dh}, ${a}); ${dh} = W[1]; ${dl} = t0;`;
   switch (code & 0xf0) {
+    // Carry and borrow from unsigned 32-bit compares: integer operations only, no doubles.
     case BPF_ADD:
-      return `t0 = (${dl} >>> 0) + (${sl} >>> 0); ${dh} = (${dh} + ${sh} + (t0 > 4294967295 ? 1 : 0)) | 0; ${dl} = t0 | 0;`;
+      return `t0 = (${dl} + ${sl}) | 0; ${dh} = (${dh} + ${sh} + ((t0 >>> 0) < (${dl} >>> 0) ? 1 : 0)) | 0; ${dl} = t0;`;
     case BPF_SUB:
-      return `t0 = (${dl} >>> 0) - (${sl} >>> 0); ${dh} = (${dh} - ${sh} - (t0 < 0 ? 1 : 0)) | 0; ${dl} = t0 | 0;`;
+      return `t0 = (${dl} - ${sl}) | 0; ${dh} = (${dh} - ${sh} - ((${dl} >>> 0) < (${sl} >>> 0) ? 1 : 0)) | 0; ${dl} = t0;`;
     case BPF_MUL:
       // Both operands below 2^32 with a product below 2^53: one exact double multiply.
       return `t0 = (${dl} >>> 0) * (${sl} >>> 0); if ((${dh} | ${sh}) === 0 && t0 <= 9007199254740991) { ${dh} = (t0 / 4294967296) | 0; ${dl} = t0 | 0; } else { ${wide("mul64", `${sl}, ${sh}`)} }`;

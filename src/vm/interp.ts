@@ -63,10 +63,13 @@ const OPS: Operands = {
   r0l: "R[0]",
   r0h: "R[1]",
   // pc is already i + 1; the target is pc + field, so executed = nb + pc stays right with nb -= field.
-  jump: (field) => `nb -= ${field}; pc += ${field}; if (nb + pc > B) X.over(P, pc, B);`,
+  jump: (field) => `nb -= ${field}; pc += ${field}; ${BUDGET}`,
 };
 
-const BUDGET = "if (nb + pc > B) X.over(P, pc, B);";
+// nb + pc stays an int32 below L (at most 2^30); past it the count moves into acc (a double:
+// budgets may exceed 2^31) and L is recomputed, so the common check is one integer compare.
+const BUDGET =
+  "if (nb + pc > L) { acc += nb; nb = 0; if (acc + pc > B) X.over(P, pc, B); L = Math.min(B - acc, 0x40000000) | 0; }";
 const RELOAD = "DV = M.dv; U8 = M.u8; SH = M.shadow;";
 const SAVE =
   "if (fp === 7) X.tooDeep(P, i); t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) FR[t0 + t2] = R[12 + t2]; FR[t0 + 9] = pc; fp++; R[20] = STK[base + fp]; R[21] = 0;";
@@ -96,7 +99,7 @@ function buildOps(): Op[] {
       body = `t1 = X.funcTarget(P, R[d], R[d + 1]); if (t1 >= 0) { ${SAVE} nb += pc - t1; pc = t1; ${BUDGET} } else { R[0] = X.hcallx(P, i, R[d], R[d + 1], ${ARGS}); R[1] = W[1]; ${RELOAD} }`;
     } else if (code === EXIT) {
       body =
-        "if (fp === 0) { nb += pc; if (nb > B) X.over(P, i, B); IO[0] = R[0]; IO[1] = R[1]; IO[12] = nb; return; } fp--; t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) R[12 + t2] = FR[t0 + t2]; R[21] = 0; t1 = FR[t0 + 9]; nb += pc - t1; pc = t1;";
+        "if (fp === 0) { t0 = acc + nb + pc; if (t0 > B) X.over(P, i, B); IO[0] = R[0]; IO[1] = R[1]; IO[12] = t0; return; } fp--; t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) R[12 + t2] = FR[t0 + t2]; R[21] = 0; t1 = FR[t0 + 9]; nb += pc - t1; pc = t1;";
     } else {
       const v = variants(code);
       if (v !== null) {
@@ -147,8 +150,10 @@ return function interp(P, D, entry, B, base) {
   for (let k = 2; k < 12; k++) R[k] = IO[k];
   R[20] = STK[base];
   let DV = M.dv, U8 = M.u8, SH = M.shadow;
-  let pc = entry, nb = -entry, fp = 0, t0 = 0, t1 = 0, t2 = 0;
+  let pc = entry | 0, nb = (0 - entry) | 0, fp = 0, acc = 0, L = Math.min(B, 0x40000000) | 0;
   for (;;) {
+    // Temporaries are per instruction, not loop-carried: no value merges across cases.
+    let t0 = 0, t1 = 0, t2 = 0;
     const i = pc++;
     const w = OPW[i];
     switch (w & 255) {
