@@ -124,6 +124,22 @@ export function btfTypeIsModifier(t: BtfType): boolean {
   }
 }
 
+/** btf_type_has_size: the kinds whose btf_type.size is their byte size. */
+export function btfTypeHasSize(t: BtfType): t is BtfType & { size: number } {
+  switch (t.kind) {
+    case BTF_KIND_INT:
+    case BTF_KIND_STRUCT:
+    case BTF_KIND_UNION:
+    case BTF_KIND_ENUM:
+    case BTF_KIND_ENUM64:
+    case BTF_KIND_FLOAT:
+    case BTF_KIND_DATASEC:
+      return true;
+    default:
+      return false;
+  }
+}
+
 export function btfTypeStr(t: BtfType): string {
   return BTF_KIND_NAMES[t.kind] ?? "UNKNOWN";
 }
@@ -253,6 +269,30 @@ export function btfResolveSizeFull(btf: BtfTypes, id: number): BtfResolvedSize {
 /** btf_resolve_size: the size in bytes of type `id`, or an EINVAL BpfError if it has none. */
 export function btfResolveSize(btf: BtfTypes, id: number): number {
   return btfResolveSizeFull(btf, id).size;
+}
+
+/**
+ * btf_type_id_size(): the type behind `id` (through modifiers, typedefs and VARs) and its byte
+ * size, or null for a type without one (void, func, fwd, a bad id).
+ */
+export function btfTypeIdSize(btf: BtfTypes & { nrTypes: number }, id: number): { type: BtfType; size: number } | null {
+  for (let hops = 0; hops < MAX_RESOLVE_DEPTH; hops++) {
+    if (id <= 0 || id > btf.nrTypes) return null;
+    const t = btf.typeById(id);
+    if (btfTypeHasSize(t)) return { type: t, size: t.size };
+    if (t.kind === BTF_KIND_PTR) return { type: t, size: PTR_SIZE };
+    if (t.kind === BTF_KIND_ARRAY) {
+      try {
+        return { type: t, size: btfResolveSize(btf, id) };
+      } catch (e) {
+        if (e instanceof BpfError) return null;
+        throw e;
+      }
+    }
+    if (!btfTypeIsModifier(t) && t.kind !== BTF_KIND_VAR) return null;
+    id = (t as { type: number }).type;
+  }
+  return null;
 }
 
 /** __get_type_size: size of a return/argument type after modifiers; -EINVAL-style -1 when unsupported. */

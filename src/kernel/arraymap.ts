@@ -1,4 +1,6 @@
 /** BPF_MAP_TYPE_ARRAY (kernel/bpf/arraymap.c): one value region, elements at index * round_up(value_size, 8). */
+
+import { btfTypeIdSize } from "../btf/resolve.js";
 import {
   BPF_EXIST,
   BPF_F_INNER_MAP,
@@ -16,7 +18,6 @@ import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
-import { btf_type_id_size } from "./syscall_map.js";
 
 const ARRAY_CREATE_FLAG_MASK =
   BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
@@ -125,7 +126,7 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
       return;
     }
     // An array takes a u32 key: the BTF key type must be a 32-bit int.
-    const key = btf_type_id_size(btf, keyTypeId)?.type as { kind: number; size?: number; bits?: number } | undefined;
+    const key = btfTypeIdSize(btf, keyTypeId)?.type as { kind: number; size?: number; bits?: number } | undefined;
     if (!key) throw new BpfError(EINVAL, "array BTF key type has no size");
     if (key.kind !== BTF_KIND_INT || key.size !== 4 || (key.bits !== undefined && key.bits !== 32)) {
       throw new BpfError(EINVAL, "array BTF key type must be a 32-bit int");

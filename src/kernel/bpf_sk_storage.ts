@@ -3,6 +3,7 @@
  * per (socket, map), created on demand. Userspace keys it by socket fd, programs by `struct sock *`.
  */
 
+import { btfTypeIdSize } from "../btf/resolve.js";
 import { BPF_EXIST, BPF_F_CLONE, BPF_F_LOCK, BPF_F_NO_PREALLOC, BPF_NOEXIST } from "../uapi/bpf.js";
 import { BTF_KIND_INT } from "../uapi/btf.js";
 import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno.js";
@@ -10,7 +11,6 @@ import { BpfMap, type BpfMapOps, type MemRegion } from "./bpf.js";
 import { num } from "./bpf_attr.js";
 import type { Process } from "./process.js";
 import { type Sock, sockfd_lookup } from "./sock.js";
-import { btf_type_id_size } from "./syscall_map.js";
 
 const BPF_LOCAL_STORAGE_CREATE_FLAG_MASK = BPF_F_NO_PREALLOC | BPF_F_CLONE;
 /** sizeof(struct bpf_local_storage_elem) on x86-64 (6.x). */
@@ -100,7 +100,7 @@ export const sk_storage_map_ops: BpfMapOps = {
   },
   map_check_btf(_map, btf, keyTypeId) {
     // btf_type_is_i32() of the key type as btf_type_id_size() resolved it (typedefs, modifiers).
-    const t = btf_type_id_size(btf, keyTypeId)?.type;
+    const t = btfTypeIdSize(btf, keyTypeId)?.type;
     if (!t || t.kind !== BTF_KIND_INT || (t as { size?: number }).size !== 4) {
       throw new BpfError(EINVAL, "sk_storage key type must be a 4-byte int");
     }

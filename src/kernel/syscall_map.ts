@@ -4,26 +4,8 @@
  */
 
 import type { Btf } from "../btf/btf.js";
-import { btfResolveSize } from "../btf/resolve.js";
-import type { BtfType } from "../btf/types.js";
+import { btfTypeIdSize } from "../btf/resolve.js";
 import { BPF_F_LOCK, BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_TOKEN_FD, BPF_F_WRONLY, bpf_map_type } from "../uapi/bpf.js";
-import {
-  BTF_KIND_ARRAY,
-  BTF_KIND_CONST,
-  BTF_KIND_DATASEC,
-  BTF_KIND_ENUM,
-  BTF_KIND_ENUM64,
-  BTF_KIND_FLOAT,
-  BTF_KIND_INT,
-  BTF_KIND_PTR,
-  BTF_KIND_RESTRICT,
-  BTF_KIND_STRUCT,
-  BTF_KIND_TYPE_TAG,
-  BTF_KIND_TYPEDEF,
-  BTF_KIND_UNION,
-  BTF_KIND_VAR,
-  BTF_KIND_VOLATILE,
-} from "../uapi/btf.js";
 import { BpfError, E2BIG, EACCES, EBUSY, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { BpfMap } from "./bpf.js";
 import type { MapCreateAttr, MapElemAttr, MapFreezeAttr } from "./bpf_attr.js";
@@ -275,59 +257,18 @@ export function map_create(k: Kernel, proc: Process, attr: MapCreateAttr): numbe
 }
 
 /**
- * btf_type_id_size(): the type behind `id` (through modifiers, typedefs and VARs) and its byte
- * size, or null for a type without one (void, func, fwd, a bad id).
- */
-export function btf_type_id_size(btf: Btf, id: number): { type: BtfType; size: number } | null {
-  for (let hops = 0; hops < 32; hops++) {
-    if (id <= 0 || id > btf.nrTypes) return null;
-    const t = btf.typeById(id);
-    switch (t.kind) {
-      case BTF_KIND_INT:
-      case BTF_KIND_STRUCT:
-      case BTF_KIND_UNION:
-      case BTF_KIND_ENUM:
-      case BTF_KIND_ENUM64:
-      case BTF_KIND_FLOAT:
-      case BTF_KIND_DATASEC:
-        return { type: t, size: (t as { size: number }).size };
-      case BTF_KIND_PTR:
-        return { type: t, size: 8 };
-      case BTF_KIND_ARRAY:
-        try {
-          return { type: t, size: btfResolveSize(btf, id) };
-        } catch (e) {
-          if (e instanceof BpfError) return null;
-          throw e;
-        }
-      case BTF_KIND_TYPEDEF:
-      case BTF_KIND_VOLATILE:
-      case BTF_KIND_CONST:
-      case BTF_KIND_RESTRICT:
-      case BTF_KIND_TYPE_TAG:
-      case BTF_KIND_VAR:
-        id = (t as { type: number }).type;
-        continue;
-      default:
-        return null;
-    }
-  }
-  return null;
-}
-
-/**
  * map_check_btf(): the BTF key and value types must have the map's key and value sizes; a map
  * without a key type must have its own check; then the map type's own check.
  */
 function map_check_btf(map: BpfMap, btf: Btf, keyId: number, valueId: number): void {
   if (keyId) {
-    if (btf_type_id_size(btf, keyId)?.size !== map.key_size) {
+    if (btfTypeIdSize(btf, keyId)?.size !== map.key_size) {
       throw new BpfError(EINVAL, `BTF key type ${keyId} does not have key_size ${map.key_size}`);
     }
   } else if (!map.ops.map_check_btf) {
     throw new BpfError(EINVAL, "this map type needs a BTF key type");
   }
-  if (btf_type_id_size(btf, valueId)?.size !== map.value_size) {
+  if (btfTypeIdSize(btf, valueId)?.size !== map.value_size) {
     throw new BpfError(EINVAL, `BTF value type ${valueId} does not have value_size ${map.value_size}`);
   }
   map.ops.map_check_btf?.(map, btf, keyId, valueId);

@@ -5,34 +5,23 @@
  * the size of a VAR and of a DATASEC), so they live with the loader.
  */
 import type { Btf } from "../btf/btf.js";
+import { btfTypeHasSize, btfTypeIsModifier } from "../btf/resolve.js";
 import type { BtfComposite, BtfType } from "../btf/types.js";
 import {
   BTF_KIND_ARRAY,
-  BTF_KIND_CONST,
-  BTF_KIND_DATASEC,
   BTF_KIND_ENUM,
   BTF_KIND_ENUM64,
   BTF_KIND_FLOAT,
   BTF_KIND_FUNC_PROTO,
   BTF_KIND_INT,
   BTF_KIND_PTR,
-  BTF_KIND_RESTRICT,
   BTF_KIND_STRUCT,
-  BTF_KIND_TYPE_TAG,
-  BTF_KIND_TYPEDEF,
   BTF_KIND_UNION,
   BTF_KIND_VAR,
-  BTF_KIND_VOLATILE,
 } from "../uapi/btf.js";
 import { BpfError, E2BIG, EINVAL } from "../uapi/errno.js";
 
 const MAX_RESOLVE_DEPTH = 32;
-
-export function isMod(kind: number): boolean {
-  return (
-    kind === BTF_KIND_VOLATILE || kind === BTF_KIND_CONST || kind === BTF_KIND_RESTRICT || kind === BTF_KIND_TYPE_TAG
-  );
-}
 
 export function isComposite(t: BtfType): t is BtfComposite {
   return t.kind === BTF_KIND_STRUCT || t.kind === BTF_KIND_UNION;
@@ -41,7 +30,7 @@ export function isComposite(t: BtfType): t is BtfComposite {
 /** skip_mods_and_typedefs: follow CONST/VOLATILE/RESTRICT/TYPE_TAG/TYPEDEF; returns the final id and type. */
 export function skipModsAndTypedefs(btf: Btf, id: number): { id: number; t: BtfType } {
   let t = btf.typeById(id);
-  for (let depth = 0; (isMod(t.kind) || t.kind === BTF_KIND_TYPEDEF) && depth < MAX_RESOLVE_DEPTH; depth++) {
+  for (let depth = 0; btfTypeIsModifier(t) && depth < MAX_RESOLVE_DEPTH; depth++) {
     id = (t as { type: number }).type;
     t = btf.typeById(id);
   }
@@ -52,7 +41,7 @@ export function skipModsAndTypedefs(btf: Btf, id: number): { id: number; t: BtfT
 export function resolveType(btf: Btf, id: number): number {
   for (let depth = 0; depth < MAX_RESOLVE_DEPTH; depth++) {
     const t = btf.typeById(id);
-    if (isMod(t.kind) || t.kind === BTF_KIND_TYPEDEF || t.kind === BTF_KIND_VAR) id = (t as { type: number }).type;
+    if (btfTypeIsModifier(t) || t.kind === BTF_KIND_VAR) id = (t as { type: number }).type;
     else return id;
   }
   throw new BpfError(EINVAL, `type [${id}]: modifier chain too deep`, { typeId: id });
@@ -63,35 +52,16 @@ export function resolveSize(btf: Btf, id: number): number {
   let nelems = 1;
   for (let depth = 0; depth < MAX_RESOLVE_DEPTH; depth++) {
     const t = btf.typeById(id);
-    switch (t.kind) {
-      case BTF_KIND_INT:
-      case BTF_KIND_STRUCT:
-      case BTF_KIND_UNION:
-      case BTF_KIND_ENUM:
-      case BTF_KIND_ENUM64:
-      case BTF_KIND_DATASEC:
-      case BTF_KIND_FLOAT: {
-        const size = nelems * t.size;
-        if (size > 0xffffffff) throw new BpfError(E2BIG, `type [${id}]: size overflows u32`, { typeId: id });
-        return size;
-      }
-      case BTF_KIND_PTR:
-        return nelems * 8;
-      case BTF_KIND_TYPEDEF:
-      case BTF_KIND_VOLATILE:
-      case BTF_KIND_CONST:
-      case BTF_KIND_RESTRICT:
-      case BTF_KIND_TYPE_TAG:
-      case BTF_KIND_VAR:
-        id = t.type;
-        break;
-      case BTF_KIND_ARRAY:
-        nelems *= t.nelems;
-        id = t.type;
-        break;
-      default:
-        throw new BpfError(EINVAL, `type [${id}]: cannot resolve the size of a ${t.kind} kind`, { typeId: id });
+    if (btfTypeHasSize(t)) {
+      const size = nelems * t.size;
+      if (size > 0xffffffff) throw new BpfError(E2BIG, `type [${id}]: size overflows u32`, { typeId: id });
+      return size;
     }
+    if (t.kind === BTF_KIND_PTR) return nelems * 8;
+    if (t.kind === BTF_KIND_ARRAY) nelems *= t.nelems;
+    else if (!btfTypeIsModifier(t) && t.kind !== BTF_KIND_VAR)
+      throw new BpfError(EINVAL, `type [${id}]: cannot resolve the size of a ${t.kind} kind`, { typeId: id });
+    id = (t as { type: number }).type;
   }
   throw new BpfError(EINVAL, `type [${id}]: type chain too deep`, { typeId: id });
 }

@@ -17,6 +17,8 @@ import {
   btfResolveSize,
   btfResolveSizeFull,
   btfTypeById,
+  btfTypeHasSize,
+  btfTypeIdSize,
   btfTypeIntIsRegular,
   btfTypeIsModifier,
   btfTypeIsScalar,
@@ -241,4 +243,27 @@ test("host vmlinux: tcp_congestion_ops func ptrs distill", { skip: noVmlinux }, 
   assert.ok(n >= 10);
   const ssthresh = btfFuncPtrProto(btf, btfMemberByName(btf, id, "ssthresh")?.type ?? 0);
   assert.equal(btfDistillFuncProto(btf, ssthresh?.id ?? 0, "ssthresh").ret_size, 4);
+});
+
+test("btf_type_id_size: through modifiers, typedefs and VARs to a sized type; null where there is no size", () => {
+  const b = new BtfBuilder();
+  const int = b.addInt("int", 4, BTF_INT_SIGNED);
+  const td = b.addTypedef("s32", b.addConst(int));
+  const v = b.addVar("x", td);
+  const ptr = b.addPtr(int);
+  const arr = b.addArray(td, int, 3);
+  const sec = b.addDatasec(".data", 12, [{ type: v, offset: 0, size: 4 }]);
+  const fwd = b.addFwd("later");
+  const proto = b.addFuncProto(int, []);
+  const func = b.addFunc("f", proto);
+  const btf = b.toBtf();
+  assert.deepEqual(btfTypeIdSize(btf, v), { type: btf.typeById(int), size: 4 });
+  assert.equal(btfTypeIdSize(btf, ptr)?.size, 8);
+  assert.equal(btfTypeIdSize(btf, arr)?.size, 12, "arrays take btf_resolve_size's size");
+  assert.equal(btfTypeIdSize(btf, sec)?.size, 12, "DATASEC has a size");
+  for (const id of [0, fwd, proto, func, btf.nrTypes + 1, -1]) assert.equal(btfTypeIdSize(btf, id), null, `id ${id}`);
+  assert.ok(btfTypeHasSize(btf.typeById(sec)) && btfTypeHasSize(btf.typeById(int)));
+  assert.ok(
+    !btfTypeHasSize(btf.typeById(ptr)) && !btfTypeHasSize(btf.typeById(arr)) && !btfTypeHasSize(btf.typeById(td)),
+  );
 });
