@@ -133,7 +133,11 @@ function alu64(code: number, off: number, imm: number, o: Operands): string | nu
       return `t0 = (${dl} >>> 0) * (${sl} >>> 0); if ((${dh} | ${sh}) === 0 && t0 <= 9007199254740991) { ${dh} = (t0 / 4294967296) | 0; ${dl} = t0 | 0; } else { ${wide("mul64", `${sl}, ${sh}`)} }`;
     case BPF_DIV:
       if (off !== 0 && off !== 1) return null;
-      return `if ((${sl} | ${sh}) === 0) { ${dl} = 0; ${dh} = 0; } else { ${wide(off ? "sdiv64" : "udiv64", `${sl}, ${sh}`)} }`;
+      if (off === 0) {
+        // Both operands below 2^32: a 32-bit unsigned division, inline.
+        return `if ((${sl} | ${sh}) === 0) { ${dl} = 0; ${dh} = 0; } else if ((${dh} | ${sh}) === 0) { ${dl} = ((${dl} >>> 0) / (${sl} >>> 0)) | 0; } else { ${wide("udiv64", `${sl}, ${sh}`)} }`;
+      }
+      return `if ((${sl} | ${sh}) === 0) { ${dl} = 0; ${dh} = 0; } else { ${wide("sdiv64", `${sl}, ${sh}`)} }`;
     case BPF_MOD:
       if (off !== 0 && off !== 1) return null;
       return `if ((${sl} | ${sh}) !== 0) { ${wide(off ? "smod64" : "umod64", `${sl}, ${sh}`)} }`;

@@ -2,13 +2,17 @@ import { LD_IMM64_CODE } from "../isa/insn.js";
 import {
   BPF_ALU,
   BPF_ALU64,
+  BPF_ARSH,
   BPF_ATOMIC,
   BPF_DIV,
   BPF_END,
   BPF_JA,
   BPF_JMP,
+  BPF_K,
+  BPF_LSH,
   BPF_MOD,
   BPF_MOV,
+  BPF_RSH,
   BPF_STX,
   BPF_X,
 } from "../isa/opcodes.js";
@@ -32,6 +36,12 @@ import { RT_PARAMS, type Runtime, rtArgs } from "./runtime.js";
  * + off adds -off) and at each ld_imm64 (two slots, one instruction). The budget is checked
  * there too, on taken jumps, calls and exit: straight-line code cannot run away.
  */
+
+/** ALU64 lsh/rsh/arsh by a constant. */
+function shiftK(code: number): boolean {
+  const op = code & 0xf0;
+  return (code & 0x0f) === (BPF_ALU64 | BPF_K) && (op === BPF_LSH || op === BPF_RSH || op === BPF_ARSH);
+}
 
 /** Which field selects the semantics of an opcode, and its valid values. */
 function variants(code: number): { field: "off" | "imm"; values: number[] } | null {
@@ -96,10 +106,31 @@ function buildOps(): Op[] {
     } else if (code === CALL) {
       body = `if (SRC_CALL[i] === 1) { ${SAVE} nb -= imm; pc += imm; ${BUDGET} } else { R[0] = X.hcall(FNS[i], P, i, imm, ${ARGS}); R[1] = W[1]; ${RELOAD} }`;
     } else if (code === CALLX) {
-      body = `t1 = X.funcTarget(P, R[d], R[d + 1]); if (t1 >= 0) { ${SAVE} nb += pc - t1; pc = t1; ${BUDGET} } else { R[0] = X.hcallx(P, i, R[d], R[d + 1], ${ARGS}); R[1] = W[1]; ${RELOAD} }`;
+      body = `t1 = X.funcTarget(P, R[d], R[d + 1]) | 0; if (t1 >= 0) { ${SAVE} nb += pc - t1; pc = t1; ${BUDGET} } else { R[0] = X.hcallx(P, i, R[d], R[d + 1], ${ARGS}); R[1] = W[1]; ${RELOAD} }`;
     } else if (code === EXIT) {
       body =
         "if (fp === 0) { t0 = acc + nb + pc; if (t0 > B) X.over(P, i, B); IO[0] = R[0]; IO[1] = R[1]; IO[12] = t0; return; } fp--; t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) R[12 + t2] = FR[t0 + t2]; R[21] = 0; t1 = FR[t0 + 9]; nb += pc - t1; pc = t1;";
+    } else if (shiftK(code)) {
+      // A 64-bit shift by a constant: a case per count class (0, 1-31, 32-63), so none tests
+      // the count. JavaScript masks shift counts to 5 bits, which is what each class needs.
+      const kind = code & 0xf0;
+      const [lo, hi] =
+        kind === BPF_LSH
+          ? [
+              "R[d + 1] = (R[d + 1] << imm) | (R[d] >>> (32 - imm)); R[d] = R[d] << imm;",
+              "R[d + 1] = R[d] << imm; R[d] = 0;",
+            ]
+          : kind === BPF_RSH
+            ? [
+                "R[d] = (R[d] >>> imm) | (R[d + 1] << (32 - imm)); R[d + 1] = R[d + 1] >>> imm;",
+                "R[d] = R[d + 1] >>> imm; R[d + 1] = 0;",
+              ]
+            : [
+                "R[d] = (R[d] >>> imm) | (R[d + 1] << (32 - imm)); R[d + 1] = R[d + 1] >> imm;",
+                "R[d] = R[d + 1] >> imm; R[d + 1] = R[d + 1] >> 31;",
+              ];
+      ops.push({ code, variant: 0, body: "" }, { code, variant: 1, body: lo }, { code, variant: 2, body: hi });
+      continue;
     } else {
       const v = variants(code);
       if (v !== null) {
@@ -196,7 +227,12 @@ export function decode(P: VmProgram): Decoded {
   for (let i = 0; i < n; i++) {
     const code = P.code[i];
     const v = variants(code);
-    const key = v === null ? code : code + 256 * ((v.field === "off" ? P.off[i] : P.imm[i]) + 1);
+    const sh = P.imm[i] & 63;
+    const key = shiftK(code)
+      ? code + 256 * ((sh === 0 ? 0 : sh < 32 ? 1 : 2) + 1)
+      : v === null
+        ? code
+        : code + 256 * ((v.field === "off" ? P.off[i] : P.imm[i]) + 1);
     const op = (v === null || (v.field === "off" ? P.off[i] : P.imm[i]) >= 0 ? byCode.get(key) : 0) ?? 0;
     const fused = v === null && i + 1 < n && P.code[i + 1] === JA ? byCode.get(code + 256 * (FUSED_JA + 1)) : undefined;
     if (fused !== undefined) ops[i] = fused | (P.dst[i] << 8) | (P.src[i] << 12) | (P.off[i + 1] << 16);
