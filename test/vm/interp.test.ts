@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { insn } from "../../src/isa/insn.js";
+import { decode } from "../../src/vm/interp.js";
+import { VmMemory } from "../../src/vm/memory.js";
+import { Vm } from "../../src/vm/vm.js";
+import { runIn, TIERS } from "./harness.js";
+
+/*
+ * The interpreter's own machinery: fused ALU + ja cases, per-class constant shifts, the
+ * inline 32-bit division path, and the position-based instruction count. Every case runs in
+ * both tiers, which must agree with the expected value.
+ */
+
+const M64 = (1n << 64n) - 1n;
+const asI64 = (v: bigint) => BigInt.asIntN(64, v);
+
+for (const tier of TIERS) {
+  test(`[${tier}] an ALU instruction followed by ja: both counted, the loop runs`, () => {
+    const { result } = runIn(
+      tier,
+      "mov %r0, 0\nmov %r1, 3\nloop:\njeq %r1, 0, done\nsub %r1, 1\nadd %r0, 10\nja loop\ndone:\nexit",
+    );
+    assert.equal(result.r0, 30n);
+    // 2 movs, 3 iterations of 4, the taken jeq, exit.
+    assert.equal(result.insnsExecuted, 2 + 3 * 4 + 1 + 1);
+  });
+
+  test(`[${tier}] a jump straight to the ja of a fused pair skips the ALU instruction`, () => {
+    const { result } = runIn(tier, "mov %r0, 1\njeq %r0, 1, j\nadd %r0, 5\nj:\nja +1\nmov %r0, 99\nexit");
+    assert.equal(result.r0, 1n);
+    assert.equal(result.insnsExecuted, 4);
+  });
+
+  test(`[${tier}] the budget stops a loop whose latch is a fused ALU + ja`, () => {
+    const { vm, prog } = runIn(tier, "mov %r0, 0\nexit");
+    const spin = vm.load([insn(0x07, 1, 0, 0, 1), insn(0x05, 0, 0, -2, 0), insn(0x95, 0, 0, 0, 0)], { name: "s" });
+    assert.throws(() => vm.run(spin, {}, { budget: 101 }), /instruction budget of 101 exhausted/);
+    assert.equal(vm.run(prog).r0, 0n);
+  });
+
+  test(`[${tier}] 64-bit shifts by constants of every count class (0, 1-31, 32-63, masked)`, () => {
+    const v = 0x8765432112345678n;
+    for (const n of [0, 1, 5, 31, 32, 33, 40, 63, 64, 65, 96, -1]) {
+      const k = BigInt(n & 63);
+      const cases: [string, bigint][] = [
+        ["lsh", (v << k) & M64],
+        ["rsh", v >> k],
+        ["arsh", BigInt.asUintN(64, asI64(v) >> k)],
+      ];
+      for (const [op, want] of cases) {
+        const { result } = runIn(tier, `lddw %r0, ${v}\n${op} %r0, ${n}\nexit`);
+        assert.equal(result.r0, want, `${op} by ${n}`);
+      }
+    }
+  });
+
+  test(`[${tier}] 64-bit unsigned division of values below 2^32 and above`, () => {
+    const pairs: [bigint, bigint][] = [
+      [0xffffffffn, 3n],
+      [0xfffffffen, 0x80000001n],
+      [0x80000000n, 1n],
+      [7n, 0xffffffffn],
+      [30000000000n, 7n],
+      [M64, 0xffffffffn],
+      [5n, 0n],
+    ];
+    for (const [a, b] of pairs) {
+      const { result } = runIn(tier, `lddw %r0, ${a}\nlddw %r1, ${b}\ndiv %r0, %r1\nexit`);
+      assert.equal(result.r0, b === 0n ? 0n : a / b, `${a} / ${b}`);
+    }
+  });
+
+  test(`[${tier}] the count of a run that starts at a callback entry starts from zero`, () => {
+    const mem = new VmMemory({ initialBytes: 1 << 17 });
+    const vm = new Vm(mem, { tier });
+    // Insn 2 is a function (the target of the call at 0); run it alone as a callback.
+    const q = vm.load([insn(0x85, 0, 1, 0, 1), insn(0x95, 0, 0, 0, 0), insn(0xbf, 0, 1, 0, 0), insn(0x95, 0, 0, 0, 0)]);
+    assert.equal(vm.invokeCallback(vm.funcAddress(q, 2), [41]), 41n);
+    assert.equal(vm.lastInsns, 2);
+  });
+}
+
+test("decode gives a fused word to an ALU instruction followed by ja, and leaves the ja itself intact", () => {
+  const vm = new Vm(new VmMemory({ initialBytes: 1 << 17 }), { tier: "interp" });
+  const p = vm.load([insn(0x07, 1, 0, 0, 1), insn(0x05, 0, 0, -2, 0), insn(0x95, 0, 0, 0, 0)]);
+  const plain = vm.load([insn(0x07, 1, 0, 0, 1), insn(0x95, 0, 0, 0, 0)]);
+  const D = decode(p);
+  assert.notEqual(D.ops[0] & 255, decode(plain).ops[0] & 255, "fused add has its own case");
+  assert.equal(D.ops[0] >> 16, -2, "the fused word carries the ja's offset");
+  assert.equal(D.ops[1] >> 16, -2, "the ja keeps its own word");
+});
