@@ -37,6 +37,28 @@ function objName(name: string | null | undefined): string | undefined {
   return name ? name.slice(0, BPF_OBJ_NAME_LEN - 1) : undefined;
 }
 
+/**
+ * libbpf's checks of a load command's log options (PROG_LOAD, BTF_LOAD): a buffer and a size go
+ * together, a level needs a buffer. The log size to pass, or undefined for -EINVAL.
+ */
+function logSizeOf(opts: { log_buf?: Uint8Array; log_size?: number; log_level?: number }): number | undefined {
+  const log_size = opts.log_size ?? opts.log_buf?.length ?? 0;
+  if (!!opts.log_buf !== !!log_size) return undefined;
+  if (opts.log_level && !opts.log_buf) return undefined;
+  return log_size;
+}
+
+/**
+ * Runs a load command; when it fails and `retry` is given (a log buffer with log_level 0), runs
+ * it again with those log fields (level 1), as libbpf does, so that the buffer explains the failure.
+ */
+function loadRetryingWithLog(k: BpfHandle, cmd: number, attr: object, retry: object | null): number {
+  const fd = sys(k, cmd, attr);
+  if (fd >= 0 || !retry) return fd;
+  Object.assign(attr, retry);
+  return sys(k, cmd, attr);
+}
+
 export interface BpfMapCreateOpts {
   btf_fd?: number;
   btf_key_type_id?: number;
@@ -251,12 +273,9 @@ export function bpf_prog_load(
   opts: BpfProgLoadOpts = {},
 ): number {
   const log_buf = opts.log_buf;
-  const log_size = opts.log_size ?? log_buf?.length ?? 0;
+  const log_size = logSizeOf(opts);
   const log_level = opts.log_level ?? 0;
-  // libbpf's own checks of the log options.
-  if (!!log_buf !== !!log_size) return -EINVAL;
-  if (log_level > (4 | 2 | 1)) return -EINVAL;
-  if (log_level && !log_buf) return -EINVAL;
+  if (log_size === undefined || log_level > (4 | 2 | 1)) return -EINVAL;
   const attr: ProgLoadAttr = {
     prog_type,
     expected_attach_type: opts.expected_attach_type,
@@ -281,12 +300,8 @@ export function bpf_prog_load(
     prog_token_fd: opts.token_fd,
   };
   if (log_level) Object.assign(attr, { log_level, log_buf, log_size });
-  let fd = sys(k, bpf_cmd.BPF_PROG_LOAD, attr);
-  if (fd < 0 && log_level === 0 && log_buf) {
-    // A log buffer with log_level 0: retry the failed load at level 1 to explain the failure.
-    Object.assign(attr, { log_level: 1, log_buf, log_size, log_true_size: undefined });
-    fd = sys(k, bpf_cmd.BPF_PROG_LOAD, attr);
-  }
+  const retry = log_level === 0 && log_buf ? { log_level: 1, log_buf, log_size, log_true_size: undefined } : null;
+  const fd = loadRetryingWithLog(k, bpf_cmd.BPF_PROG_LOAD, attr, retry);
   opts.log_true_size = attr.log_true_size;
   return fd;
 }
@@ -301,9 +316,8 @@ export interface BpfBtfLoadOpts {
 }
 
 export function bpf_btf_load(k: BpfHandle, btf_data: Uint8Array, opts: BpfBtfLoadOpts = {}): number {
-  const log_size = opts.log_size ?? opts.log_buf?.length ?? 0;
-  if (!!opts.log_buf !== !!log_size) return -EINVAL;
-  if (opts.log_level && !opts.log_buf) return -EINVAL;
+  const log_size = logSizeOf(opts);
+  if (log_size === undefined) return -EINVAL;
   const attr: BtfLoadAttr = {
     btf: btf_data,
     btf_size: btf_data.length,
@@ -312,11 +326,9 @@ export function bpf_btf_load(k: BpfHandle, btf_data: Uint8Array, opts: BpfBtfLoa
   };
   if (opts.log_level)
     Object.assign(attr, { btf_log_level: opts.log_level, btf_log_buf: opts.log_buf, btf_log_size: log_size });
-  let fd = sys(k, bpf_cmd.BPF_BTF_LOAD, attr);
-  if (fd < 0 && !opts.log_level && opts.log_buf) {
-    Object.assign(attr, { btf_log_level: 1, btf_log_buf: opts.log_buf, btf_log_size: log_size });
-    fd = sys(k, bpf_cmd.BPF_BTF_LOAD, attr);
-  }
+  const retry =
+    !opts.log_level && opts.log_buf ? { btf_log_level: 1, btf_log_buf: opts.log_buf, btf_log_size: log_size } : null;
+  const fd = loadRetryingWithLog(k, bpf_cmd.BPF_BTF_LOAD, attr, retry);
   opts.log_true_size = attr.btf_log_true_size;
   return fd;
 }

@@ -137,6 +137,18 @@ test("bpf_prog_load: log options checked by libbpf; log_level 0 with a buffer re
   assert.ok((opts.log_true_size ?? 0) > 0);
 });
 
+test("bpf_btf_load: the same log option checks and level-1 retry as bpf_prog_load", () => {
+  const k = handle();
+  const buf = new Uint8Array(512);
+  assert.equal(lib.bpf_btf_load(k, userBtf(), { log_level: 1 }), -EINVAL, "a level needs a buffer");
+  assert.equal(lib.bpf_btf_load(k, userBtf(), { log_buf: buf, log_size: 0 }), -EINVAL, "a buffer needs a size");
+  assert.equal(lib.bpf_prog_load(k, 31, "p", "GPL", retProg(0), { log_buf: buf, log_size: 0 }), -EINVAL);
+  const opts: lib.BpfBtfLoadOpts = { log_buf: buf };
+  assert.equal(lib.bpf_btf_load(k, new Uint8Array(8), opts), -EINVAL);
+  assert.ok(buf.indexOf(0) > 0, "the level-1 retry wrote the failure into the buffer");
+  assert.equal(opts.log_true_size, buf.indexOf(0) + 1);
+});
+
 test("test_run, info, ids and fd-by-id through the bpf.h API", () => {
   const k = handle();
   const pfd = lib.bpf_prog_load(k, bpf_prog_type.BPF_PROG_TYPE_SYSCALL, "seven", "GPL", retProg(7), {
