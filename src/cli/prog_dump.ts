@@ -10,6 +10,7 @@ import type { Insn } from "../isa/insn.js";
 import type { BpfLineInfo } from "../loader/btf_ext.js";
 import { BpfObject } from "../loader/object.js";
 import type { BpfProgram } from "../loader/program.js";
+import { progCommand } from "./prog.js";
 import { StructOpsSession } from "./struct_ops.js";
 
 interface DumpOptions {
@@ -56,14 +57,8 @@ function formatDump(d: ProgDump): string {
   return lines.join("\n");
 }
 
-function findCommand(program: Command, name: string): Command {
-  const found = program.commands.find((c) => c.name() === name);
-  if (found) return found;
-  return program.command(name).description("inspect and manage BPF programs");
-}
-
 export function register(program: Command): void {
-  findCommand(program, "prog")
+  progCommand(program)
     .command("dump")
     .description("disassemble the programs of a BPF object with their source lines")
     .argument("<obj>", "a .bpf.o object")

@@ -11,6 +11,7 @@ import { BpfError, errnoName } from "../uapi/errno.js";
 import type { VerifierResult } from "../verifier/env.js";
 import { parseVerifierVector, vectorEnv } from "../verifier/vector.js";
 import { bpfCheck } from "../verifier/verifier.js";
+import { progCommand } from "./prog.js";
 
 interface VerifyOptions {
   logLevel?: string;
@@ -132,14 +133,8 @@ function isElf(path: string): boolean {
   return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
 }
 
-function findCommand(program: Command, name: string): Command {
-  const found = program.commands.find((c) => c.name() === name);
-  if (found) return found;
-  return program.command(name).description("inspect and manage BPF programs");
-}
-
 export function register(program: Command): void {
-  findCommand(program, "prog")
+  progCommand(program)
     .command("verify")
     .description("run the verifier on FILE (.data vector or BPF object) and print its verdict and log")
     .argument("<file>", "a .data program vector or a .bpf.o object")
