@@ -26,26 +26,31 @@ const insnArb: fc.Arbitrary<Insn> = fc.record({
   imm: fc.oneof(fc.integer({ min: -8, max: 64 }), fc.constantFrom(0, 1, 5, 7, 16, 32, 64, 181, 0x7fffffff, -1)),
 });
 
+/** The verifier on `insns` as a socket filter with one 16-byte array map and a 32-byte context. */
+function fuzzCheck(insns: Insn[], privileged: boolean, logLevel: number) {
+  return bpfCheck({
+    insns,
+    ldImm64Aux: resolveLdImm64(insns),
+    progType: 1,
+    privileged,
+    gpl: true,
+    logLevel,
+    insnLimit: 20_000,
+    maps: [{ type: bpf_map_type.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 16, maxEntries: 1, flags: 0 }],
+    ops: {
+      name: "fuzz",
+      isValidAccess: (off, size) => (off >= 0 && off + size <= 32 ? {} : undefined),
+      getFuncProto: (id) => bpfBaseFuncProto(id, privileged),
+    },
+  });
+}
+
 test("well-formed random programs are accepted or refused with a BpfError at an instruction", () => {
   let accepted = 0;
   fc.assert(
     fc.property(fc.array(formed, { minLength: 1, maxLength: 30 }), fc.boolean(), (body, privileged) => {
       const insns = close(body);
-      const r = bpfCheck({
-        insns,
-        ldImm64Aux: resolveLdImm64(insns),
-        progType: 1,
-        privileged,
-        gpl: true,
-        logLevel: 2,
-        insnLimit: 20_000,
-        maps: [{ type: bpf_map_type.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 16, maxEntries: 1, flags: 0 }],
-        ops: {
-          name: "fuzz",
-          isValidAccess: (off, size) => (off >= 0 && off + size <= 32 ? {} : undefined),
-          getFuncProto: (id) => bpfBaseFuncProto(id, privileged),
-        },
-      });
+      const r = fuzzCheck(insns, privileged, 2);
       if (r.ok) {
         accepted++;
         return true;
@@ -67,21 +72,7 @@ test("random programs are accepted or refused with a BpfError, never a crash", (
         { code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 },
         { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
       ];
-      const r = bpfCheck({
-        insns,
-        ldImm64Aux: resolveLdImm64(insns),
-        progType: 1,
-        privileged,
-        gpl: true,
-        logLevel: 1,
-        insnLimit: 20_000,
-        maps: [{ type: bpf_map_type.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 16, maxEntries: 1, flags: 0 }],
-        ops: {
-          name: "fuzz",
-          isValidAccess: (off, size) => (off >= 0 && off + size <= 32 ? {} : undefined),
-          getFuncProto: (id) => bpfBaseFuncProto(id, privileged),
-        },
-      });
+      const r = fuzzCheck(insns, privileged, 1);
       if (r.ok) return true;
       assert.ok(r.error instanceof BpfError);
       assert.equal(typeof r.error.context.insn, "number", r.error.message);
