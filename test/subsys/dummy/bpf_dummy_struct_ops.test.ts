@@ -3,17 +3,8 @@ import { test } from "node:test";
 import { bpfDummyUserPtr } from "../../../src/subsys/dummy/bpf_dummy_struct_ops.js";
 import { bpf_cmd } from "../../../src/uapi/bpf.js";
 import { BpfError, EINVAL, EOPNOTSUPP } from "../../../src/uapi/errno.js";
+import { errno } from "../../kernel/struct_ops_util.js";
 import { boot, createMap, loadProg, type Rig, TESTMOD, typeId, valueTypeOf } from "./struct_ops_fixture.js";
-
-function errno(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BpfError) return e.errno;
-    throw e;
-  }
-  return 0;
-}
 
 /** The selftests' dummy_st_ops_success.c test_1: NULL state -> 0xf2f3f4f5, else return val and set it to 0x5a. */
 const TEST_1 = `

@@ -13,6 +13,7 @@ import { BTF_KIND_STRUCT } from "../../../src/uapi/btf.js";
 import { BpfError, EACCES, EEXIST, EINVAL, ENOTSUPP } from "../../../src/uapi/errno.js";
 import { bpfCheck } from "../../../src/verifier/verifier.js";
 import type { VmMemory } from "../../../src/vm/memory.js";
+import { errno } from "../../kernel/struct_ops_util.js";
 import {
   close,
   createMap,
@@ -79,16 +80,6 @@ function caValue(r: Rig, name: string, progs: Record<string, number>, flags = 0)
   const v = new Value(r, CA).str("name", name).i32("flags", flags);
   for (const [m, fd] of Object.entries(progs)) v.u64(m, fd);
   return v;
-}
-
-function errno(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BpfError) return e.errno;
-    throw e;
-  }
-  return 0;
 }
 
 test("tcp_congestion_ops value type: 256 bytes with data at 64 (as on the host kernel)", () => {
