@@ -83,6 +83,21 @@ export interface CoreReloRes {
   newTypeId: number;
 }
 
+/** A result that keeps `val` (validated, not poisoned, no sizes or type ids yet). */
+function unchangedRes(val: bigint): CoreReloRes {
+  return {
+    origVal: val,
+    newVal: val,
+    poison: false,
+    validate: true,
+    failMemszAdjust: false,
+    origSz: 0,
+    newSz: 0,
+    origTypeId: 0,
+    newTypeId: 0,
+  };
+}
+
 export interface CoreReloOutcome {
   insnIdx: number;
   kind: number;
@@ -215,17 +230,7 @@ function calcEnumvalRelo(relo: BpfCoreRelo, spec: CoreSpec | undefined): bigint 
 
 /** bpf_core_calc_relo: local and target values; a missing target poisons unless the kind says 0. */
 function calcRelo(relo: BpfCoreRelo, ls: CoreSpec, ts: CoreSpec | undefined): CoreReloRes {
-  const res: CoreReloRes = {
-    origVal: 0n,
-    newVal: 0n,
-    poison: false,
-    validate: true,
-    failMemszAdjust: false,
-    origSz: 0,
-    newSz: 0,
-    origTypeId: 0,
-    newTypeId: 0,
-  };
+  const res = unchangedRes(0n);
   try {
     if (isFieldBased(relo.kind)) {
       const o = calcFieldRelo(relo, ls);
@@ -448,18 +453,7 @@ function resolveRelo(
   debug: (m: string) => void,
 ): CoreReloRes {
   if (relo.kind === BPF_CORE_TYPE_ID_LOCAL) {
-    const v = BigInt(ls.rootTypeId);
-    return {
-      origVal: v,
-      newVal: v,
-      poison: false,
-      validate: true,
-      failMemszAdjust: false,
-      origSz: 0,
-      newSz: 0,
-      origTypeId: 0,
-      newTypeId: 0,
-    };
+    return unchangedRes(BigInt(ls.rootTypeId));
   }
   const localName = lb.typeById(relo.typeId).name;
   if (localName === "") {
