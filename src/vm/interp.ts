@@ -1,20 +1,29 @@
 import { LD_IMM64_CODE } from "../isa/insn.js";
 import {
+  BPF_ADD,
   BPF_ALU,
   BPF_ALU64,
+  BPF_AND,
   BPF_ARSH,
   BPF_ATOMIC,
   BPF_DIV,
   BPF_END,
   BPF_JA,
+  BPF_JEQ,
   BPF_JMP,
+  BPF_JMP32,
+  BPF_JNE,
   BPF_K,
   BPF_LSH,
   BPF_MOD,
   BPF_MOV,
+  BPF_MUL,
+  BPF_OR,
   BPF_RSH,
   BPF_STX,
+  BPF_SUB,
   BPF_X,
+  BPF_XOR,
 } from "../isa/opcodes.js";
 import { BPF_PSEUDO_CALL } from "../uapi/bpf.js";
 import { BPF_LOAD_ACQ, BPF_STORE_REL, emitInsn, type Operands } from "./codegen.js";
@@ -49,7 +58,8 @@ function variants(code: number): { field: "off" | "imm"; values: number[] } | nu
   const op = code & 0xf0;
   if (cls === BPF_ALU || cls === BPF_ALU64) {
     if (op === BPF_DIV || op === BPF_MOD) return { field: "off", values: [0, 1] };
-    if (op === BPF_MOV) return { field: "off", values: code & BPF_X ? [0, 8, 16, 32] : [0] };
+    // mov by a constant has only off 0 (loading rejects others): no variants.
+    if (op === BPF_MOV) return code & BPF_X ? { field: "off", values: [0, 8, 16, 32] } : null;
     if (op === BPF_END) return { field: "imm", values: [16, 32, 64] };
   }
   if (cls === BPF_STX && (code & 0xe0) === BPF_ATOMIC) {
@@ -85,8 +95,14 @@ const SAVE =
   "if (fp === 7) X.tooDeep(P, i); t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) FR[t0 + t2] = R[12 + t2]; FR[t0 + 9] = pc; fp++; R[20] = STK[base + fp]; R[21] = 0;";
 const ARGS = "R[2], R[3], R[4], R[5], R[6], R[7], R[8], R[9], R[10], R[11]";
 
-/** The variant number of an ALU operation fused with the `ja` after it. */
+/** Variant numbers of the decode-time specialisations (beyond any off / imm value). */
 const FUSED_JA = 1 << 20;
+const SMALL = FUSED_JA + 1;
+const ZERO = FUSED_JA + 2;
+/** ALU K opcodes with a small-constant case: add, sub, mul, or, and, xor, mov in both widths. */
+const SMALL_IMM = [BPF_ALU64, BPF_ALU].flatMap((cls) =>
+  [BPF_ADD, BPF_SUB, BPF_MUL, BPF_OR, BPF_AND, BPF_XOR, BPF_MOV].map((op) => cls | BPF_K | op),
+);
 const JA = BPF_JMP | BPF_JA;
 
 interface Op {
@@ -112,22 +128,23 @@ function buildOps(): Op[] {
         "if (fp === 0) { t0 = acc + nb + pc; if (t0 > B) X.over(P, i, B); IO[0] = R[0]; IO[1] = R[1]; IO[12] = t0; return; } fp--; t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) R[12 + t2] = FR[t0 + t2]; R[21] = 0; t1 = FR[t0 + 9]; nb += pc - t1; pc = t1;";
     } else if (shiftK(code)) {
       // A 64-bit shift by a constant: a case per count class (0, 1-31, 32-63), so none tests
-      // the count. JavaScript masks shift counts to 5 bits, which is what each class needs.
+      // the count, which the word carries in place of off (unused by ALU instructions).
+      // JavaScript masks shift counts to 5 bits, which is what each class needs.
       const kind = code & 0xf0;
       const [lo, hi] =
         kind === BPF_LSH
           ? [
-              "R[d + 1] = (R[d + 1] << imm) | (R[d] >>> (32 - imm)); R[d] = R[d] << imm;",
-              "R[d + 1] = R[d] << imm; R[d] = 0;",
+              "R[d + 1] = (R[d + 1] << off) | (R[d] >>> (32 - off)); R[d] = R[d] << off;",
+              "R[d + 1] = R[d] << off; R[d] = 0;",
             ]
           : kind === BPF_RSH
             ? [
-                "R[d] = (R[d] >>> imm) | (R[d + 1] << (32 - imm)); R[d + 1] = R[d + 1] >>> imm;",
-                "R[d] = R[d + 1] >>> imm; R[d + 1] = 0;",
+                "R[d] = (R[d] >>> off) | (R[d + 1] << (32 - off)); R[d + 1] = R[d + 1] >>> off;",
+                "R[d] = R[d + 1] >>> off; R[d + 1] = 0;",
               ]
             : [
-                "R[d] = (R[d] >>> imm) | (R[d + 1] << (32 - imm)); R[d + 1] = R[d + 1] >> imm;",
-                "R[d] = R[d + 1] >> imm; R[d + 1] = R[d + 1] >> 31;",
+                "R[d] = (R[d] >>> off) | (R[d + 1] << (32 - off)); R[d + 1] = R[d + 1] >> off;",
+                "R[d] = R[d + 1] >> off; R[d + 1] = R[d + 1] >> 31;",
               ];
       ops.push({ code, variant: 0, body: "" }, { code, variant: 1, body: lo }, { code, variant: 2, body: hi });
       continue;
@@ -152,6 +169,22 @@ function buildOps(): Op[] {
     if ((cls === BPF_ALU64 || cls === BPF_ALU) && o.variant === undefined && (o.code & 0xf0) !== BPF_END) {
       ops.push({ code: o.code, variant: FUSED_JA, body: `${o.body} pc += off + 1; nb -= off; ${BUDGET}` });
     }
+  }
+  // Small constants ride in the word's off field (unused by ALU instructions), saving the
+  // load from the imm column in the commonest ALU cases.
+  const small: Operands = { ...OPS, imm: "off", immHi: "(off >> 31)" };
+  for (const code of SMALL_IMM) {
+    const b = emitInsn(code, 0, 0, small);
+    if (b !== null) ops.push({ code, variant: SMALL, body: b });
+  }
+  // Comparison with zero (if (x) / if (!x)), without the imm column.
+  for (const code of [BPF_JMP | BPF_JEQ, BPF_JMP | BPF_JNE]) {
+    const test = `(R[d] | R[d + 1]) ${code === (BPF_JMP | BPF_JEQ) ? "===" : "!=="} 0`;
+    ops.push({ code, variant: ZERO, body: `if (${test}) { ${OPS.jump("off")} }` });
+  }
+  for (const code of [BPF_JMP32 | BPF_JEQ, BPF_JMP32 | BPF_JNE]) {
+    const test = `R[d] ${code === (BPF_JMP32 | BPF_JEQ) ? "===" : "!=="} 0`;
+    ops.push({ code, variant: ZERO, body: `if (${test}) { ${OPS.jump("off")} }` });
   }
   if (ops.length > 256) throw new Error("interp: more than 256 operations");
   return ops;
@@ -226,17 +259,30 @@ export function decode(P: VmProgram): Decoded {
   const pseudoCall = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const code = P.code[i];
+    const imm = P.imm[i];
     const v = variants(code);
-    const sh = P.imm[i] & 63;
-    const key = shiftK(code)
-      ? code + 256 * ((sh === 0 ? 0 : sh < 32 ? 1 : 2) + 1)
-      : v === null
-        ? code
-        : code + 256 * ((v.field === "off" ? P.off[i] : P.imm[i]) + 1);
-    const op = (v === null || (v.field === "off" ? P.off[i] : P.imm[i]) >= 0 ? byCode.get(key) : 0) ?? 0;
-    const fused = v === null && i + 1 < n && P.code[i + 1] === JA ? byCode.get(code + 256 * (FUSED_JA + 1)) : undefined;
-    if (fused !== undefined) ops[i] = fused | (P.dst[i] << 8) | (P.src[i] << 12) | (P.off[i + 1] << 16);
-    else ops[i] = op | (P.dst[i] << 8) | (P.src[i] << 12) | (P.off[i] << 16);
+    const variant = (k: number) => byCode.get(code + 256 * (k + 1));
+    // The op and what the word carries in its off field.
+    let op: number | undefined;
+    let off = P.off[i];
+    if (shiftK(code)) {
+      op = variant((imm & 63) === 0 ? 0 : (imm & 63) < 32 ? 1 : 2);
+      off = imm & 63;
+    } else if (v !== null) {
+      const val = v.field === "off" ? P.off[i] : imm;
+      op = val >= 0 ? variant(val) : undefined;
+    } else if (i + 1 < n && P.code[i + 1] === JA && variant(FUSED_JA) !== undefined) {
+      op = variant(FUSED_JA);
+      off = P.off[i + 1];
+    } else if (imm >= -0x8000 && imm < 0x8000 && variant(SMALL) !== undefined) {
+      op = variant(SMALL);
+      off = imm;
+    } else if (imm === 0 && variant(ZERO) !== undefined) {
+      op = variant(ZERO);
+    } else {
+      op = byCode.get(code);
+    }
+    ops[i] = (op ?? 0) | (P.dst[i] << 8) | (P.src[i] << 12) | (off << 16);
     if (code === CALL && P.src[i] === BPF_PSEUDO_CALL) pseudoCall[i] = 1;
   }
   return { ops, pseudoCall };

@@ -90,3 +90,22 @@ test("decode gives a fused word to an ALU instruction followed by ja, and leaves
   assert.equal(D.ops[0] >> 16, -2, "the fused word carries the ja's offset");
   assert.equal(D.ops[1] >> 16, -2, "the ja keeps its own word");
 });
+
+test("decode puts small ALU constants and constant shift counts in the word; zero compares get their own case", () => {
+  const vm = new Vm(new VmMemory({ initialBytes: 1 << 17 }), { tier: "interp" });
+  const p = vm.load([
+    insn(0xb7, 1, 0, 0, -5), // mov r1, -5: small
+    insn(0xb7, 1, 0, 0, 0x12345), // mov r1, 0x12345: from the imm column
+    insn(0x77, 1, 0, 0, 65), // rsh r1, 65: count 1 in the word
+    insn(0x15, 1, 0, 0, 0), // jeq r1, 0, +0
+    insn(0x15, 1, 0, 0, 1), // jeq r1, 1, +0
+    insn(0x95, 0, 0, 0, 0),
+  ]);
+  const D = decode(p);
+  assert.equal(D.ops[0] >> 16, -5);
+  assert.notEqual(D.ops[0] & 255, D.ops[1] & 255);
+  assert.equal(D.ops[1] >> 16, 0);
+  assert.equal(D.ops[2] >> 16, 1);
+  assert.notEqual(D.ops[3] & 255, D.ops[4] & 255);
+  assert.equal(vm.run(p).r0, 0n);
+});
