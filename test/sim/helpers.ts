@@ -1,17 +1,8 @@
 /** Paths that work from the sources (tsx) and from the compiled tests under dist/. */
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { repoRoot } from "../repo_root.js";
 
-export function repoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, "package.json"))) {
-    const up = resolve(d, "..");
-    if (up === d) break;
-    d = up;
-  }
-  return d;
-}
+export { repoRoot };
 
 /** A committed BPF object: bpf/obj/<name>.bpf.o */
 export function bpfObj(name: string): string {

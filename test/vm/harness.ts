@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { assemble } from "../../src/isa/asm.js";
 import type { Insn } from "../../src/isa/insn.js";
 import { VmMemory } from "../../src/vm/memory.js";
 import type { LoadOpts, Tier } from "../../src/vm/program.js";
 import { type RunArgs, Vm } from "../../src/vm/vm.js";
+
+export { repoRoot } from "../repo_root.js";
 
 export const TIERS: Tier[] = ["interp", "jit"];
 
@@ -23,15 +22,4 @@ export function r0Of(prog: string | Insn[], args: RunArgs = {}, opts: LoadOpts =
   const rs = TIERS.map((t) => runIn(t, prog, args, opts).result.r0);
   for (const r of rs) assert.equal(r, rs[0], "tiers disagree");
   return rs[0];
-}
-
-/** The repository root (the directory holding package.json), from this file's location. */
-export function repoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, "package.json"))) {
-    const up = resolve(d, "..");
-    if (up === d) break;
-    d = up;
-  }
-  return d;
 }
