@@ -127,6 +127,22 @@ function newSkb(c: TcpConn): TcpSkb {
   };
 }
 
+/**
+ * Sends the next new segment, then tcp_event_new_data_sent's bookkeeping: snd_nxt advances, the
+ * skb joins the retransmit queue, packets_out grows. Returns packets_out before it; the callers
+ * decide about the RTO timer (tcp_write_xmit rearms when nothing was out, the loss probe always).
+ */
+function sendNewSkb(c: TcpConn): number {
+  const skb = newSkb(c);
+  transmit(c, skb, false);
+  const prior_packets = c.sk.packets_out;
+  c.rtx.push(skb);
+  c.nxt++;
+  c.sk.packets_out = prior_packets + 1;
+  c.syncSeq();
+  return prior_packets;
+}
+
 /** tcp_cwnd_validate: remember whether this window was cwnd-limited (CAs grow cwnd only if it was). */
 function tcp_cwnd_validate(c: TcpConn, is_cwnd_limited: boolean): void {
   const sk = c.sk;
@@ -161,14 +177,7 @@ export function tcp_write_xmit(c: TcpConn): void {
     }
   }
   while (c.nxt < c.appLimit && c.inFlight() < sk.snd_cwnd) {
-    const skb = newSkb(c);
-    transmit(c, skb, false);
-    const prior_packets = sk.packets_out;
-    c.rtx.push(skb);
-    c.nxt++;
-    sk.packets_out = prior_packets + 1;
-    c.syncSeq();
-    if (!prior_packets) tcp_rearm_rto(c);
+    if (!sendNewSkb(c)) tcp_rearm_rto(c);
     sent++;
     sentNew++;
   }
@@ -218,13 +227,7 @@ export function tcp_send_loss_probe(c: TcpConn): void {
     c.tlpRetrans = false;
     let probed = false;
     if (c.nxt < c.appLimit) {
-      const skb = newSkb(c);
-      transmit(c, skb, false);
-      const prior = sk.packets_out;
-      c.rtx.push(skb);
-      c.nxt++;
-      sk.packets_out = prior + 1;
-      c.syncSeq();
+      sendNewSkb(c);
       probed = true;
     } else {
       const skb = c.rtx[c.rtx.length - 1];
