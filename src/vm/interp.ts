@@ -14,7 +14,9 @@ import {
   BPF_JMP32,
   BPF_JNE,
   BPF_K,
+  BPF_LDX,
   BPF_LSH,
+  BPF_MEMSX,
   BPF_MOD,
   BPF_MOV,
   BPF_MUL,
@@ -166,7 +168,7 @@ function buildOps(): Op[] {
   // word carries the ja's off (ALU instructions have none), and pc moves past both slots.
   for (const o of [...ops]) {
     const cls = o.code & 7;
-    if ((cls === BPF_ALU64 || cls === BPF_ALU) && o.variant === undefined && (o.code & 0xf0) !== BPF_END) {
+    if ((cls === BPF_ALU64 || cls === BPF_ALU) && o.variant === undefined && !cold(o)) {
       ops.push({ code: o.code, variant: FUSED_JA, body: `${o.body} pc += off + 1; nb -= off; ${BUDGET}` });
     }
   }
@@ -200,9 +202,45 @@ function prologue(body: string): string {
   return p.join(" ");
 }
 
+/**
+ * Rarely executed operations (atomics, byte swaps, sign-extending loads, signed and 32-bit
+ * division) run out of line in a second function: V8 optimizes a function only up to a
+ * bytecode size, and the hot loop must stay within it. They touch only registers and memory.
+ */
+function cold(o: Op): boolean {
+  const cls = o.code & 7;
+  const op = o.code & 0xf0;
+  if (o.code < 0) return true;
+  if (cls === BPF_STX && (o.code & 0xe0) === BPF_ATOMIC) return true;
+  if (cls === BPF_LDX && (o.code & 0xe0) === BPF_MEMSX) return true;
+  if ((cls === BPF_ALU || cls === BPF_ALU64) && op === BPF_END) return true;
+  if (cls === BPF_ALU && (op === BPF_DIV || op === BPF_MOD)) return true;
+  if (cls === BPF_ALU64 && (op === BPF_DIV || op === BPF_MOD) && o.variant === 1) return true;
+  return false;
+}
+
 function source(ops: readonly Op[]): string {
-  const cases = ops.map((o, k) => `case ${k}: { ${prologue(o.body)} ${o.body} break; }`);
+  const hot: string[] = [];
+  const slow: string[] = [];
+  ops.forEach((o, k) => {
+    if (!cold(o)) {
+      hot.push(`case ${k}: { ${prologue(o.body)} ${o.body} break; }`);
+      return;
+    }
+    if (/\b(pc|nb|fp|acc|L|B|DV|U8|SH)\b/.test(o.body.replace(/\b(DV|U8|SH)\b/g, ""))) {
+      throw new Error(`interp: cold operation ${k} uses interpreter state`);
+    }
+    slow.push(`case ${k}: { ${prologue(o.body)} ${o.body} return; }`);
+  });
   return `
+function cold(P, R, w, i) {
+  const IMM = P.imm, fault = P.fault, DV = M.dv, U8 = M.u8, SH = M.shadow;
+  let t0 = 0, t1 = 0, t2 = 0;
+  switch (w & 255) {
+    ${slow.join("\n    ")}
+  }
+  X.bad(P, i);
+}
 const RS = [], FS = [];
 return function interp(P, D, entry, B, base) {
   const OPW = D.ops, SRC_CALL = D.pseudoCall, IMM = P.imm, IMM2 = P.imm2, FNS = P.fns;
@@ -221,8 +259,8 @@ return function interp(P, D, entry, B, base) {
     const i = pc++;
     const w = OPW[i];
     switch (w & 255) {
-      ${cases.join("\n      ")}
-      default: X.bad(P, i);
+      ${hot.join("\n      ")}
+      default: cold(P, R, w, i);
     }
   }
 };`;
