@@ -101,6 +101,8 @@ const ARGS = "R[2], R[3], R[4], R[5], R[6], R[7], R[8], R[9], R[10], R[11]";
 const FUSED_JA = 1 << 20;
 const SMALL = FUSED_JA + 1;
 const ZERO = FUSED_JA + 2;
+/** mov + the opcode of the instruction fused after it. */
+const MOV_PAIR = FUSED_JA + 256;
 /** ALU K opcodes with a small-constant case: add, sub, mul, or, and, xor, mov in both widths. */
 const SMALL_IMM = [BPF_ALU64, BPF_ALU].flatMap((cls) =>
   [BPF_ADD, BPF_SUB, BPF_MUL, BPF_OR, BPF_AND, BPF_XOR, BPF_MOV].map((op) => cls | BPF_K | op),
@@ -112,6 +114,46 @@ interface Op {
   /** The variant value (of off or imm), or undefined if the opcode has none. */
   variant: number | undefined;
   body: string;
+}
+
+/** Bodies of a 64-bit shift of dst by the count in `off`, for counts 1-31 and 32-63. */
+function shiftBodies(kind: number): [string, string] {
+  if (kind === BPF_LSH) {
+    return [
+      "R[d + 1] = (R[d + 1] << off) | (R[d] >>> (32 - off)); R[d] = R[d] << off;",
+      "R[d + 1] = R[d] << off; R[d] = 0;",
+    ];
+  }
+  if (kind === BPF_RSH) {
+    return [
+      "R[d] = (R[d] >>> off) | (R[d + 1] << (32 - off)); R[d + 1] = R[d + 1] >>> off;",
+      "R[d] = R[d + 1] >>> off; R[d + 1] = 0;",
+    ];
+  }
+  return [
+    "R[d] = (R[d] >>> off) | (R[d + 1] << (32 - off)); R[d + 1] = R[d + 1] >> off;",
+    "R[d] = R[d + 1] >> off; R[d + 1] = R[d + 1] >> 31;",
+  ];
+}
+
+/**
+ * Second instructions fused after `mov dst, src` when they operate on the same dst (the
+ * three-address idiom dst = a op b): X forms take their source register from the word's off
+ * field, K forms a small constant or a shift count (1-31). The second slot keeps its own word.
+ */
+const MOV_X = BPF_ALU64 | BPF_X | BPF_MOV;
+const PAIR_X = [BPF_ADD, BPF_SUB, BPF_MUL, BPF_AND, BPF_OR, BPF_XOR, BPF_DIV].map((op) => BPF_ALU64 | BPF_X | op);
+const PAIR_K = [BPF_ADD, BPF_SUB, BPF_MUL, BPF_AND, BPF_OR, BPF_XOR].map((op) => BPF_ALU64 | BPF_K | op);
+const PAIR_SHIFT = [BPF_LSH, BPF_RSH].map((op) => BPF_ALU64 | BPF_K | op);
+
+function pairBody(second: number): string | null {
+  const mov = "R[d] = R[s]; R[d + 1] = R[s + 1];";
+  let b: string | null;
+  if (PAIR_X.includes(second)) b = emitInsn(second, 0, 0, { ...OPS, sl: "R[s2]", sh: "R[s2 + 1]" });
+  else if (PAIR_K.includes(second)) b = emitInsn(second, 0, 0, { ...OPS, imm: "off", immHi: "(off >> 31)" });
+  else if (PAIR_SHIFT.includes(second)) b = shiftBodies(second & 0xf0)[0];
+  else return null;
+  return b === null ? null : `${mov} ${b} pc++;`;
 }
 
 /** Every valid (opcode, variant) pair and its case body, numbered from 1 (0 is "invalid"). */
@@ -132,22 +174,7 @@ function buildOps(): Op[] {
       // A 64-bit shift by a constant: a case per count class (0, 1-31, 32-63), so none tests
       // the count, which the word carries in place of off (unused by ALU instructions).
       // JavaScript masks shift counts to 5 bits, which is what each class needs.
-      const kind = code & 0xf0;
-      const [lo, hi] =
-        kind === BPF_LSH
-          ? [
-              "R[d + 1] = (R[d + 1] << off) | (R[d] >>> (32 - off)); R[d] = R[d] << off;",
-              "R[d + 1] = R[d] << off; R[d] = 0;",
-            ]
-          : kind === BPF_RSH
-            ? [
-                "R[d] = (R[d] >>> off) | (R[d + 1] << (32 - off)); R[d + 1] = R[d + 1] >>> off;",
-                "R[d] = R[d + 1] >>> off; R[d + 1] = 0;",
-              ]
-            : [
-                "R[d] = (R[d] >>> off) | (R[d + 1] << (32 - off)); R[d + 1] = R[d + 1] >> off;",
-                "R[d] = R[d + 1] >> off; R[d + 1] = R[d + 1] >> 31;",
-              ];
+      const [lo, hi] = shiftBodies(code & 0xf0);
       ops.push({ code, variant: 0, body: "" }, { code, variant: 1, body: lo }, { code, variant: 2, body: hi });
       continue;
     } else {
@@ -179,6 +206,10 @@ function buildOps(): Op[] {
     const b = emitInsn(code, 0, 0, small);
     if (b !== null) ops.push({ code, variant: SMALL, body: b });
   }
+  for (const second of [...PAIR_X, ...PAIR_K, ...PAIR_SHIFT]) {
+    const b = pairBody(second);
+    if (b !== null) ops.push({ code: MOV_X, variant: MOV_PAIR + second, body: b });
+  }
   // Comparison with zero (if (x) / if (!x)), without the imm column.
   for (const code of [BPF_JMP | BPF_JEQ, BPF_JMP | BPF_JNE]) {
     const test = `(R[d] | R[d + 1]) ${code === (BPF_JMP | BPF_JEQ) ? "===" : "!=="} 0`;
@@ -197,6 +228,7 @@ function prologue(body: string): string {
   const p: string[] = [];
   if (/\bd\b/.test(body)) p.push("const d = (w >> 7) & 30;");
   if (/\bs\b/.test(body)) p.push("const s = (w >> 11) & 30;");
+  if (/\bs2\b/.test(body)) p.push("const s2 = (w >> 15) & 30;");
   if (/\boff\b/.test(body)) p.push("const off = w >> 16;");
   if (/\bimm\b/.test(body)) p.push("const imm = IMM[i];");
   return p.join(" ");
@@ -289,6 +321,17 @@ export interface Decoded {
   pseudoCall: Uint8Array;
 }
 
+/** What the word of a mov fused with slot j carries in its off field, if the two can fuse. */
+function pairOf(P: VmProgram, j: number, dst: number): number | undefined {
+  const c = P.code[j];
+  if (P.dst[j] !== dst) return undefined;
+  if (PAIR_X.includes(c)) return c === (BPF_ALU64 | BPF_X | BPF_DIV) && P.off[j] !== 0 ? undefined : P.src[j];
+  const imm = P.imm[j];
+  if (PAIR_K.includes(c)) return imm >= -0x8000 && imm < 0x8000 ? imm : undefined;
+  if (PAIR_SHIFT.includes(c)) return (imm & 63) > 0 && (imm & 63) < 32 ? imm & 63 : undefined;
+  return undefined;
+}
+
 /** Decode P once for the interpreter. The second slot of an ld_imm64 (code 0) decodes as invalid. */
 export function decode(P: VmProgram): Decoded {
   const { byCode } = tables();
@@ -303,7 +346,11 @@ export function decode(P: VmProgram): Decoded {
     // The op and what the word carries in its off field.
     let op: number | undefined;
     let off = P.off[i];
-    if (shiftK(code)) {
+    const pair = code === MOV_X && P.off[i] === 0 && i + 1 < n ? pairOf(P, i + 1, P.dst[i]) : undefined;
+    if (pair !== undefined) {
+      op = variant(MOV_PAIR + P.code[i + 1]);
+      off = pair;
+    } else if (shiftK(code)) {
       op = variant((imm & 63) === 0 ? 0 : (imm & 63) < 32 ? 1 : 2);
       off = imm & 63;
     } else if (v !== null) {

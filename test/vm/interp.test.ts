@@ -109,3 +109,25 @@ test("decode puts small ALU constants and constant shift counts in the word; zer
   assert.notEqual(D.ops[3] & 255, D.ops[4] & 255);
   assert.equal(vm.run(p).r0, 0n);
 });
+
+for (const tier of TIERS) {
+  test(`[${tier}] mov fused with the ALU instruction after it on the same dst`, () => {
+    const run = (asm: string, r2 = 7n, r3 = 3n) => runIn(tier, `${asm}\nexit`, { r2, r3 }).result;
+    assert.equal(run("mov %r0, %r2\nadd %r0, %r0").r0, 14n, "second source is dst: reads the moved value");
+    assert.equal(run("mov %r0, %r2\nsub %r0, %r3").r0, 4n);
+    assert.equal(run("mov %r0, %r2\nmul %r0, %r3").r0, 21n);
+    assert.equal(run("mov %r0, %r2\ndiv %r0, %r3").r0, 2n);
+    assert.equal(run("mov %r0, %r2\ndiv %r0, %r3", 7n, 0n).r0, 0n, "division by zero gives 0");
+    assert.equal(run("mov %r0, %r2\nadd %r0, -8").r0, M64);
+    assert.equal(run("mov %r0, %r2\nlsh %r0, 31").r0, 7n << 31n);
+    assert.equal(run("mov %r0, %r2\nrsh %r0, 1").r0, 3n);
+    assert.equal(run("mov %r0, %r2\nmul %r0, 100000").r0, 700000n, "a constant beyond 16 bits does not fuse");
+    assert.equal(run("mov %r0, %r2\nadd %r1, %r3\nmov %r0, %r1").r0, 3n, "another dst does not fuse");
+    const jumpIn = run("mov %r0, %r2\nja +2\nmov %r0, %r3\nadd %r0, 1\nadd %r0, %r2");
+    assert.equal(jumpIn.r0, 14n);
+    const into = run("mov %r0, 1\njeq %r0, 1, j\nmov %r0, %r2\nj:\nadd %r0, %r3");
+    assert.equal(into.r0, 4n, "a jump to the second slot runs it alone");
+    assert.equal(into.insnsExecuted, 4);
+    assert.equal(run("mov %r0, %r2\nadd %r0, %r3").insnsExecuted, 3, "a fused pair counts as two");
+  });
+}
