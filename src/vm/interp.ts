@@ -226,11 +226,11 @@ function buildOps(): Op[] {
 /** Only the fields a case uses are decoded, once, at its top. */
 function prologue(body: string): string {
   const p: string[] = [];
-  if (/\bd\b/.test(body)) p.push("const d = (w >> 7) & 30;");
-  if (/\bs\b/.test(body)) p.push("const s = (w >> 11) & 30;");
-  if (/\bs2\b/.test(body)) p.push("const s2 = (w >> 15) & 30;");
-  if (/\boff\b/.test(body)) p.push("const off = w >> 16;");
-  if (/\bimm\b/.test(body)) p.push("const imm = IMM[i];");
+  if (/\bd\b/.test(body)) p.push("d = (w >> 7) & 30;");
+  if (/\bs\b/.test(body)) p.push("s = (w >> 11) & 30;");
+  if (/\bs2\b/.test(body)) p.push("s2 = (w >> 15) & 30;");
+  if (/\boff\b/.test(body)) p.push("off = w >> 16;");
+  if (/\bimm\b/.test(body)) p.push("imm = IMM[i];");
   return p.join(" ");
 }
 
@@ -267,7 +267,7 @@ function source(ops: readonly Op[]): string {
   return `
 function cold(P, R, w, i) {
   const IMM = P.imm, fault = P.fault, DV = M.dv, U8 = M.u8, SH = M.shadow;
-  let t0 = 0, t1 = 0, t2 = 0;
+  let t0 = 0, t1 = 0, t2 = 0, d = 0, s = 0, s2 = 0, off = 0, imm = 0;
   switch (w & 255) {
     ${slow.join("\n    ")}
   }
@@ -287,7 +287,7 @@ return function interp(P, D, entry, B, base) {
   let pc = entry | 0, nb = (0 - entry) | 0, fp = 0, acc = 0, L = Math.min(B, 0x40000000) | 0;
   for (;;) {
     // Temporaries are per instruction, not loop-carried: no value merges across cases.
-    let t0 = 0, t1 = 0, t2 = 0;
+    let t0 = 0, t1 = 0, t2 = 0, d = 0, s = 0, s2 = 0, off = 0, imm = 0;
     const i = pc++;
     const w = OPW[i];
     switch (w & 255) {
