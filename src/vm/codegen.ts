@@ -135,7 +135,9 @@ function alu64(code: number, off: number, imm: number, o: Operands): string | nu
       if (off !== 0 && off !== 1) return null;
       if (off === 0) {
         // Both operands below 2^32: a 32-bit unsigned division, inline.
-        return `if ((${sl} | ${sh}) === 0) { ${dl} = 0; ${dh} = 0; } else if ((${dh} | ${sh}) === 0) { ${dl} = ((${dl} >>> 0) / (${sl} >>> 0)) | 0; } else { ${wide("udiv64", `${sl}, ${sh}`)} }`;
+        // A dividend below 2^53 by a divisor below 2^32: floor of the double quotient is exact
+        // (its rounding error is below 1/divisor, the least distance to the next integer).
+        return `if ((${sl} | ${sh}) === 0) { ${dl} = 0; ${dh} = 0; } else if ((${dh} | ${sh}) === 0) { ${dl} = ((${dl} >>> 0) / (${sl} >>> 0)) | 0; } else if (${sh} === 0 && ${dh} >= 0 && ${dh} < 0x200000) { t0 = Math.floor((${dh} * 4294967296 + (${dl} >>> 0)) / (${sl} >>> 0)); ${dh} = (t0 / 4294967296) | 0; ${dl} = t0 | 0; } else { ${wide("udiv64", `${sl}, ${sh}`)} }`;
       }
       return `if ((${sl} | ${sh}) === 0) { ${dl} = 0; ${dh} = 0; } else { ${wide("sdiv64", `${sl}, ${sh}`)} }`;
     case BPF_MOD:

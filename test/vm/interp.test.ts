@@ -55,7 +55,7 @@ for (const tier of TIERS) {
     }
   });
 
-  test(`[${tier}] 64-bit unsigned division of values below 2^32 and above`, () => {
+  test(`[${tier}] 64-bit unsigned division of values below 2^32, below 2^53 and above`, () => {
     const pairs: [bigint, bigint][] = [
       [0xffffffffn, 3n],
       [0xfffffffen, 0x80000001n],
@@ -63,6 +63,11 @@ for (const tier of TIERS) {
       [7n, 0xffffffffn],
       [30000000000n, 7n],
       [M64, 0xffffffffn],
+      [(1n << 53n) - 1n, 3n],
+      [(1n << 53n) - 1n, 0xffffffffn],
+      [(1n << 53n) - 2n, (1n << 26n) + 1n],
+      [(1n << 53n) + 5n, 7n],
+      [0x1234567890n, 0x80000000n],
       [5n, 0n],
     ];
     for (const [a, b] of pairs) {
