@@ -4,8 +4,12 @@ import { Command } from "commander";
 import { BpfError } from "../uapi/errno.js";
 import * as btf from "./btf.js";
 import * as conformance from "./conformance.js";
+import * as link from "./link.js";
+import * as map from "./map.js";
 import * as progDump from "./prog_dump.js";
+import * as progShow from "./prog_show.js";
 import * as progVerify from "./prog_verify.js";
+import * as session from "./session.js";
 import * as sim from "./sim.js";
 import * as structOps from "./struct_ops.js";
 
@@ -19,6 +23,10 @@ export function buildProgram(): Command {
   conformance.register(program);
   progDump.register(program);
   progVerify.register(program);
+  progShow.register(program);
+  map.register(program);
+  link.register(program);
+  session.register(program);
   structOps.register(program);
   sim.register(program);
   return program;

@@ -1,0 +1,124 @@
+/**
+ * `structops map show|list [id ID]` and `map dump id ID`, bpftool's map verbs over the session's
+ * kernel. A struct_ops map's value goes through the BTF pretty printer with the kernel's type for
+ * it (btf_vmlinux_value_type_id); other maps print keys and values as hex bytes, like bpftool
+ * does for maps without BTF.
+ */
+import type { Command } from "commander";
+import type { BpfMap } from "../kernel/bpf.js";
+import { isStructOpsMap } from "../kernel/struct_ops.js";
+import { btfTypeSeqShow, btfTypeSeqShowJson } from "../btf/seq_show.js";
+import { bpf_cmd } from "../uapi/bpf.js";
+import { BpfError } from "../uapi/errno.js";
+import { type Handle, mapTypeName, objView, selectIds } from "./bpf_info.js";
+import { io, jsonOut, openSession, type SessionOpts, sessionOptions } from "./session.js";
+
+/** bpftool's `map show -j` object for one map. */
+export function mapJson(h: Handle, id: number): Record<string, unknown> {
+  const { info, fdinfo } = objView(h, "map", id);
+  const type = Number(info.type);
+  const out: Record<string, unknown> = {
+    id: info.id,
+    type: mapTypeName(type) ?? type,
+    name: info.name,
+    flags: info.map_flags,
+    bytes_key: info.key_size,
+    bytes_value: info.value_size,
+    max_entries: info.max_entries,
+    bytes_memlock: Number(fdinfo.memlock ?? 0),
+    frozen: Number(fdinfo.frozen ?? 0),
+  };
+  if (Number(info.btf_id)) out.btf_id = info.btf_id;
+  return out;
+}
+
+export function mapPlain(m: Record<string, unknown>): string {
+  let s = `${m.id}: ${m.type}  name ${m.name}  flags 0x${Number(m.flags).toString(16)}`;
+  s += `\n\tkey ${m.bytes_key}B  value ${m.bytes_value}B  max_entries ${m.max_entries}  memlock ${m.bytes_memlock}B`;
+  if (m.frozen) s += "  frozen";
+  if (m.btf_id !== undefined) s += `\n\tbtf_id ${m.btf_id}`;
+  return `${s}\n`;
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0"));
+
+export interface MapEntry {
+  key: Uint8Array;
+  value: Uint8Array;
+}
+
+/** Every entry of map `id`, read through BPF_MAP_GET_NEXT_KEY and BPF_MAP_LOOKUP_ELEM. */
+export function mapEntries(h: Handle, id: number): { map: BpfMap; entries: MapEntry[] } {
+  const fd = h.kernel.bpf(h.proc, bpf_cmd.BPF_MAP_GET_FD_BY_ID, { map_id: id });
+  try {
+    const map = h.proc.files.get(fd).private_data as BpfMap;
+    const entries: MapEntry[] = [];
+    let key: Uint8Array | null = null;
+    for (;;) {
+      const next: Uint8Array = new Uint8Array(map.key_size);
+      try {
+        h.kernel.bpf(h.proc, bpf_cmd.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key, next_key: next });
+      } catch (e) {
+        if (e instanceof BpfError && e.code === "ENOENT") break;
+        throw e;
+      }
+      const value = new Uint8Array(map.value_size);
+      try {
+        h.kernel.bpf(h.proc, bpf_cmd.BPF_MAP_LOOKUP_ELEM, { map_fd: fd, key: next, value });
+        entries.push({ key: next, value });
+      } catch (e) {
+        // Gone between get_next_key and lookup, or an unset struct_ops value: skip, as bpftool.
+        if (!(e instanceof BpfError && e.code === "ENOENT")) throw e;
+      }
+      key = next;
+    }
+    return { map, entries };
+  } finally {
+    h.proc.files.close(fd);
+  }
+}
+
+/** bpftool map dump: plain text. */
+export function mapDumpPlain(h: Handle, id: number): string {
+  const { map, entries } = mapEntries(h, id);
+  let s = "";
+  for (const e of entries) {
+    if (isStructOpsMap(map)) {
+      s += `key: ${hex(e.key).join(" ")}  value:\n`;
+      s += `${btfTypeSeqShow(map.btfData, map.btf_vmlinux_value_type_id, e.value)}\n`;
+    } else s += `key: ${hex(e.key).join(" ")}  value: ${hex(e.value).join(" ")}\n`;
+  }
+  return `${s}Found ${entries.length} element${entries.length === 1 ? "" : "s"}\n`;
+}
+
+/** bpftool map dump -j: [{key, value}] with hex-string bytes, or the BTF-typed value. */
+export function mapDumpJson(h: Handle, id: number): unknown[] {
+  const { map, entries } = mapEntries(h, id);
+  return entries.map((e) => ({
+    key: hex(e.key).map((x) => `0x${x}`),
+    value: isStructOpsMap(map)
+      ? btfTypeSeqShowJson(map.btfData, map.btf_vmlinux_value_type_id, e.value)
+      : hex(e.value).map((x) => `0x${x}`),
+  }));
+}
+
+export function register(program: Command): void {
+  const cmd = program.command("map").description("inspect BPF maps");
+  sessionOptions(cmd.command("show"))
+    .alias("list")
+    .argument("[SPEC...]", "id ID")
+    .description("show the session kernel's maps")
+    .action((spec: string[], o: SessionOpts) => {
+      const s = openSession(o.state);
+      const rows = selectIds(s, "map", spec).map((id) => mapJson(s, id));
+      if (!jsonOut(o, spec.length ? rows[0] : rows)) for (const r of rows) io.out(mapPlain(r));
+    });
+  sessionOptions(cmd.command("dump"))
+    .argument("<SPEC...>", "id ID")
+    .description("dump a map's entries")
+    .action((spec: string[], o: SessionOpts) => {
+      const s = openSession(o.state);
+      const [id] = selectIds(s, "map", spec);
+      if (!jsonOut(o, o.json || o.pretty ? mapDumpJson(s, id!) : null)) io.out(mapDumpPlain(s, id!));
+    });
+}
