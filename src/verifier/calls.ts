@@ -39,6 +39,7 @@ export function checkFuncCall(v: Verifier, idx: number, target: number, isCallba
   if (!isCallback) for (let r = 0; r <= 5; r++) markRegNotInit(caller.regs[r]);
   v.cur.frames.push(callee);
   if (v.logLevel > 0) v.verbose(`caller:\n ${v.stateString(caller)}\ncallee:\n ${v.stateString(callee)}\n`);
+  v.printState = true;
   v.insnIdx = target;
 }
 
@@ -101,6 +102,7 @@ export function processExit(v: Verifier): boolean {
       v.verbose(
         `returning from callee:\n ${v.stateString(f)}\nto caller at ${f.callsite + 1}:\n ${v.stateString(caller)}\n`,
       );
+    v.fromHeader = true;
     v.insnIdx = f.callsite + 1;
     return false;
   }

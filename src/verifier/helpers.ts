@@ -77,7 +77,7 @@ function isNullScalar(r: RegState): boolean {
 }
 
 /** The program type's get_func_proto. */
-function getFuncProto(v: Verifier, funcId: number): FuncProto | undefined {
+export function getFuncProto(v: Verifier, funcId: number): FuncProto | undefined {
   const env = v.env;
   const override = env.helperProtos?.get(funcId);
   if (v.structOps) {

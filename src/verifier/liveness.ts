@@ -33,7 +33,7 @@ const R1_5 = 0x3e;
 const bit = (r: number): number => 1 << r;
 
 /** Use/def of one instruction for liveness: [uses, defs]. */
-function useDef(i: Insn): [number, number] {
+function useDef(i: Insn, callUses = R1_5): [number, number] {
   const cls = BPF_CLASS(i.code);
   const op = BPF_OP(i.code);
   const x = BPF_SRC(i.code) === BPF_X;
@@ -55,7 +55,7 @@ function useDef(i: Insn): [number, number] {
     default:
       if (isLdImm64(i)) return [0, bit(i.dst)];
       if (op === BPF_EXIT) return [1, 0];
-      if (op === BPF_CALL) return [R1_5, R0_5];
+      if (op === BPF_CALL) return [callUses, R0_5];
       if (op === BPF_JA) return [0, 0];
       return [bit(i.dst) | (x ? bit(i.src) : 0), 0];
   }
@@ -69,11 +69,18 @@ function frameSucc(insns: readonly Insn[], cfg: Cfg, t: number): number[] {
   return cfg.succ[t];
 }
 
-/** live[t]: registers r0-r9 that may be read at or after t before being written (per frame). */
-export function computeLiveness(insns: readonly Insn[], cfg: Cfg): Uint16Array {
+/**
+ * live[t]: registers r0-r9 that may be read at or after t before being written (per frame).
+ * `callUses(t)` narrows the arguments a call at t reads (a helper reads only its prototype's).
+ */
+export function computeLiveness(
+  insns: readonly Insn[],
+  cfg: Cfg,
+  callUses: (t: number) => number = () => R1_5,
+): Uint16Array {
   const n = insns.length;
   const live = new Uint16Array(n);
-  const ud = insns.map(useDef);
+  const ud = insns.map((i, t) => useDef(i, BPF_OP(i.code) === BPF_CALL ? callUses(t) : R1_5));
   let changed = true;
   while (changed) {
     changed = false;
@@ -314,4 +321,19 @@ export class StackLiveness {
   isLive(t: number, spi: number): boolean {
     return spi >= 64 || ((this.live[t] >> BigInt(spi)) & 1n) === 1n;
   }
+}
+
+/**
+ * The "Live regs before insn:" table 6.18 prints at log level 2 (compute_live_registers): per
+ * instruction, each of r0-r9 live before it as its digit, others as '.'.
+ */
+export function liveRegsLog(insns: readonly Insn[], live: Uint16Array, text: (t: number) => string): string {
+  let out = "Live regs before insn:\n";
+  for (let t = 0; t < insns.length; t++) {
+    let regs = "";
+    for (let r = 0; r < 10; r++) regs += live[t] & bit(r) ? `${r}` : ".";
+    out += `${String(t).padStart(7)}: ${regs} ${text(t)}\n`;
+    if (isLdImm64(insns[t])) t++;
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 /**
  * The verifier log (kernel/bpf/log.c, kernel/bpf/disasm.c): instructions printed the way
  * print_bpf_insn prints them (`0: (b7) r0 = 0`, `(79) r0 = *(u64 *)(r1 +8)`), register states
- * the way print_verifier_state does (`R0_w=0 R1=ctx() R10=fp0`).
+ * the way print_verifier_state does (`R0=0 R1=ctx() R10=fp0`).
  */
 import { type Insn, isLdImm64 } from "../isa/insn.js";
 import {
@@ -131,12 +131,12 @@ export function printBpfInsn(i: Insn, next?: Insn, names: InsnNames = {}, idx = 
   return `${code} unknown`;
 }
 
-/** verbose_snum / verbose_unum: small numbers in decimal, others as (unsigned) hex. */
+/** verbose_snum / verbose_unum: numbers within s16 / u16 in decimal, others as (unsigned) hex. */
 function snum(v: bigint): string {
-  return v >= -512n && v <= 512n ? `${v}` : `0x${BigInt.asUintN(64, v).toString(16)}`;
+  return v >= -32768n && v <= 32767n ? `${v}` : `0x${BigInt.asUintN(64, v).toString(16)}`;
 }
 function unum(v: bigint): string {
-  return v <= 512n ? `${v}` : `0x${v.toString(16)}`;
+  return v <= 65535n ? `${v}` : `0x${v.toString(16)}`;
 }
 
 /**

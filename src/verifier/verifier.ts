@@ -42,8 +42,8 @@ import { type Cfg, checkCfg, isPseudoFunc, jumpTarget } from "./cfg.js";
 import { checkAluOp, signExtend } from "./check_alu.js";
 import { checkCondJmp } from "./cond_jmp.js";
 import type { StructOpsInfo, VerifierEnv, VerifierMap, VerifierOps, VerifierResult } from "./env.js";
-import { checkHelperCall, checkKfuncCall } from "./helpers.js";
-import { computeLiveness, Precision, StackLiveness } from "./liveness.js";
+import { checkHelperCall, checkKfuncCall, getFuncProto } from "./helpers.js";
+import { computeLiveness, liveRegsLog, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
 import { checkAtomic, checkMemAccess } from "./mem_access.js";
 import {
@@ -107,12 +107,16 @@ export class Verifier {
   private peakStates = 0;
   private maxStatesPerInsn = 0;
   private readonly limit: number;
-  /** Registers written by the current instruction (for the "; R0_w=..." comment). */
+  /** Registers read or written by the current instruction (for the "; R0=..." comment). */
   scratched = 0;
   /** Stack slots of the running frame written by the current instruction. */
   readonly scratchedSlots = new Set<number>();
   /** An instruction was printed and its line is not finished yet. */
   private lineOpen = false;
+  /** Print the whole state before the next instruction (a callee was entered). */
+  printState = false;
+  /** At level 2, head the next instruction with `from X to Y:` (a callee returned). */
+  fromHeader = false;
   private jmps = 0;
   private prevAddProcessed = 0;
   private prevAddJmps = 0;
@@ -184,16 +188,17 @@ export class Verifier {
 
   stateString(f: FuncState, onlyMask = 0xffff, slots?: ReadonlySet<number>): string {
     const parts: string[] = [];
-    if (this.cur.frames.length > 1) parts.push(`frame${f.frameno}:`);
+    // print_verifier_state: the frame number for callees only; no liveness suffixes (6.18).
+    if (f.frameno > 0) parts.push(`frame${f.frameno}:`);
     f.regs.forEach((r, i) => {
       if (r.type === NOT_INIT || !(onlyMask & (1 << i))) return;
-      parts.push(`R${i}${r.written && i !== BPF_REG_10 ? "_w" : ""}=${this.regString(r)}`);
+      parts.push(`R${i}=${this.regString(r)}`);
     });
     f.stack.forEach((s, spi) => {
       if (!s || s.slotType.every((t) => t === STACK_INVALID)) return;
       if (onlyMask !== 0xffff && !slots?.has(spi)) return;
       const v = s.slotType[0] === STACK_SPILL && s.spilledPtr ? this.regString(s.spilledPtr) : slotStr(s);
-      parts.push(`fp${-(spi + 1) * BPF_REG_SIZE}${s.written ? "_w" : ""}=${v}`);
+      parts.push(`fp${-(spi + 1) * BPF_REG_SIZE}=${v}`);
     });
     return parts.join(" ");
   }
@@ -336,11 +341,12 @@ export class Verifier {
   private doCheck(): void {
     this.cur = this.initialState();
     this.insnIdx = 0;
-    if (this.logLevel > 1)
+    if (this.logLevel > 1) {
       for (const [i, start] of this.cfg.subprogStarts.entries()) this.verbose(`func#${i} @${start}\n`);
+      this.verbose(liveRegsLog(this.insns, this.printedLiveness(), (t) => this.insnText(t)));
+    }
     // The entry state, as the kernel prints it before the first instruction.
-    if (this.logLevel > 0 && !(this.logLevel > 1 && this.cfg.prunePoint[0]))
-      this.verbose(`0: ${this.stateString(this.frame)}\n`);
+    if (this.logLevel > 0) this.verbose(`0: ${this.stateString(this.frame)}\n`);
     let doPrintState = false;
     for (;;) {
       if (!this.cur) {
@@ -369,15 +375,13 @@ export class Verifier {
             if (doPrintState) this.verbose(`\nfrom ${this.prevInsnIdx} to ${idx}: safe\n`);
             else this.verbose(`${idx}: safe\n`);
           }
+          this.printState = this.fromHeader = false;
           this.endPath();
           continue;
         }
       }
       if (this.logLevel > 0) {
-        if (doPrintState || (this.logLevel > 1 && this.cfg.prunePoint[idx])) {
-          const hdr = doPrintState ? `\nfrom ${this.prevInsnIdx} to ${idx}: ` : `${idx}: `;
-          this.verbose(`${hdr}${this.stateString(this.frame)}\n`);
-        }
+        this.printPathState(idx, doPrintState);
         const line = `${idx}: ${this.insnText(idx)}`;
         this.verbose(line);
         this.lineOpen = true;
@@ -385,7 +389,10 @@ export class Verifier {
         this.scratchedSlots.clear();
         this.prevInsnIdx = idx;
         const ended = this.step(idx);
-        const st = this.cur ? this.stateString(this.frame, this.scratched, this.scratchedSlots) : "";
+        // An exit's line has no state comment: the kernel prints a comment when the next
+        // instruction starts, and after an exit the next line is a popped or returned-to state.
+        const exit = this.insns[idx].code === (BPF_JMP | BPF_EXIT);
+        const st = this.cur && !exit ? this.stateString(this.frame, this.scratched, this.scratchedSlots) : "";
         if (this.lineOpen) {
           this.logBuf.push(st ? `${" ".repeat(vlogAlignment(line.length + 1))}; ${st}\n` : "\n");
           this.lineOpen = false;
@@ -397,6 +404,39 @@ export class Verifier {
       }
       doPrintState = false;
     }
+  }
+
+  /** Liveness as the level-2 table shows it: a helper call reads only its prototype's arguments. */
+  private printedLiveness(): Uint16Array {
+    return computeLiveness(this.insns, this.cfg, (t) => {
+      const i = this.insns[t];
+      if (i.src !== 0) return 0x3e;
+      const proto = getFuncProto(this, i.imm);
+      if (!proto) return 0x3e;
+      let uses = 0;
+      proto.argTypes.forEach((a, k) => {
+        if (a !== 0 && k < 5) uses |= 1 << (k + 1);
+      });
+      return uses;
+    });
+  }
+
+  /**
+   * The whole state before instruction `idx` where 6.18 prints it: a popped branch (level 2 after
+   * a `from X to Y:` header; level 1 inline after the branch instruction, whose line pop_log cut
+   * back to), a callee's entry (`printState`), and at level 2 the caller a callee returned to.
+   */
+  private printPathState(idx: number, popped: boolean): void {
+    const all = () => this.stateString(this.frame);
+    if ((popped || this.fromHeader) && this.logLevel > 1)
+      this.verbose(`\nfrom ${this.prevInsnIdx} to ${idx}: ${all()}\n`);
+    if (popped || this.printState) {
+      if (this.logLevel === 1 && popped && this.lineOpen) {
+        this.logBuf.push(` ${idx}: ${all()}\n`);
+        this.lineOpen = false;
+      } else this.verbose(`${idx}: ${all()}\n`);
+    }
+    this.printState = this.fromHeader = false;
   }
 
   private insnText(idx: number): string {

@@ -120,8 +120,8 @@ test("spilled pointers come back with their type; zeroed slots read as zero", ()
      exit`),
   );
   assert.equal(r.ok, true, r.log);
-  assert.match(r.log, /R2_w=ctx\(\)/);
-  assert.match(r.log, /R3_w=0/);
+  assert.match(r.log, /R2=ctx\(\)/);
+  assert.match(r.log, /R3=0/);
 });
 
 test("a variable offset into a map value verifies once bounded", () => {
@@ -138,7 +138,7 @@ test("a variable offset into a map value verifies once bounded", () => {
      exit`),
   );
   assert.equal(r.ok, true, r.log);
-  assert.match(r.log, /R0_w=map_value\(ks=4,vs=16,smin=smin32=0,smax=umax=smax32=umax32=7,var_off=\(0x0; 0x7\)\)/);
+  assert.match(r.log, /R0=map_value\(ks=4,vs=16,smin=smin32=0,smax=umax=smax32=umax32=7,var_off=\(0x0; 0x7\)\)/);
 });
 
 test("bpf-to-bpf calls: arguments in, r6-r9 kept, r0 out, r1-r5 gone", () => {
@@ -230,7 +230,7 @@ test("loads from a frozen read-only map are constants", () => {
     ),
   );
   assert.equal(r.ok, true, r.log);
-  assert.match(r.log, /R0_w=42/);
+  assert.match(r.log, /R0=42/);
 });
 
 test("32-bit arithmetic on a pointer is refused", () => {
@@ -255,10 +255,10 @@ test("the log reads like the kernel's: instruction lines, state comments, branch
   const lines = r.log.split("\n");
 
   // As the kernel prints it: the comment at column 38, registers read as well as written.
-  assert.ok(lines.includes("1: (bf) r2 = r10                      ; R2_w=fp0 R10=fp0"), r.log);
+  assert.ok(lines.includes("1: (bf) r2 = r10                      ; R2=fp0 R10=fp0"), r.log);
   assert.ok(lines.includes("0: (62) *(u32 *)(r10 -4) = 0          ; R10=fp0 fp-8=0000????"), r.log);
   assert.ok(
-    lines.some((l) => /^5: \(85\) call bpf_map_lookup_elem#1 +; R0_w=map_value_or_null\(id=1/.test(l)),
+    lines.some((l) => /^5: \(85\) call bpf_map_lookup_elem#1 +; R0=map_value_or_null\(id=1/.test(l)),
     r.log,
   );
   assert.ok(
@@ -550,11 +550,15 @@ test("log level 1 keeps the path to the error only; a verified program leaves th
   );
   assert.equal(bad.error?.message, "invalid bpf_context access off=16 size=8");
   assert.doesNotMatch(bad.log, /^3: \(b7\) r0 = 1/m);
-  assert.match(bad.log, /^2: \(25\) if r2 > 0x5 goto pc\+2\n\nfrom 2 to 5: /m);
+  // 6.18 prints the popped state inline, after the branch instruction pop_log cut back to.
+  assert.match(bad.log, /^2: \(25\) if r2 > 0x5 goto pc\+2 5: R0=0 R1=ctx\(\) R2=scalar\(umin=6\) R10=fp0\n5: /m);
+  assert.doesNotMatch(bad.log, /^from /m);
   const l2 = bpfCheck(
     env("ldxdw %r2, [%r1]\nmov %r0, 0\njgt %r2, 5, a\nmov %r0, 1\nexit\na:\nldxdw %r0, [%r1+16]\nexit", {
       logLevel: 2,
     }),
   );
   assert.match(l2.log, /^3: \(b7\) r0 = 1/m);
+  // Level 2 heads the popped path with "from X to Y:" and repeats the state at Y.
+  assert.match(l2.log, /^\nfrom 2 to 5: (R\S+ )+R10=fp0\n5: (R\S+ )+R10=fp0\n5: \(79\)/m);
 });

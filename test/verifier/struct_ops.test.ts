@@ -28,7 +28,7 @@ test("ssthresh reads snd_cwnd through its typed socket argument", () => {
   );
   assert.equal(r.ok, true, r.log);
   // The `struct sock *` argument is promoted to tcp_sock (bpf_tcp_ca's is_valid_access).
-  assert.match(r.log, /0: \(79\) r1 = \*\(u64 \*\)\(r1 \+0\) +; R1_w=trusted_ptr_tcp_sock\(\)/);
+  assert.match(r.log, /0: \(79\) r1 = \*\(u64 \*\)\(r1 \+0\) +; R1=trusted_ptr_tcp_sock\(\)/);
   assert.equal(r.attachFuncName, "ssthresh");
 });
 
@@ -64,7 +64,7 @@ test("a pointer field read gives a new typed pointer, readable in turn", () => {
      exit`,
   );
   assert.equal(r.ok, true, r.log);
-  assert.match(r.log, /R2_w=ptr_sock\(\)/);
+  assert.match(r.log, /R2=ptr_sock\(\)/);
 });
 
 test("reads past the end of the struct are refused", () => {
