@@ -1,6 +1,6 @@
 /**
  * The simulated kernel one CLI run talks to: TCP congestion control glue and bpf_dummy_ops, and a
- * process ("structops") that holds the fds of what the run loaded, as bpftool's process would.
+ * process ("structops") the show verbs open their fds in.
  */
 import { Kernel, type Subsystem } from "../kernel/kernel.js";
 import type { Process } from "../kernel/process.js";
@@ -36,25 +36,37 @@ export class StructOpsSession {
 
   /**
    * bpftool struct_ops register OBJ [LINK_DIR]: load, then attach every struct_ops map
-   * (autoattach); with LINK_DIR, pin each link there under its map's name.
+   * (autoattach); with LINK_DIR, pin each link there under its map's name. It runs in a process of
+   * its own that exits afterwards, as bpftool does: what survives is what the kernel holds (a
+   * registered map, a pinned link); a link nobody pinned goes away with the process.
    */
   register(path: string, linkDir?: string): BpfStructOpsMap[] {
-    const h = { kernel: this.kernel, process: this.proc };
-    const obj = BpfObject.open(path);
-    obj.load(h);
-    const out: BpfStructOpsMap[] = [];
-    for (const map of obj.maps) {
-      if (!map.structOps || map.fd < 0) continue;
-      const link = bpfMapAttachStructOps(map, h);
-      if (linkDir && link.mapFd >= 0) {
-        const pathname = `${linkDir.replace(/\/+$/, "")}/${map.name}`;
-        this.kernel.bpf(this.proc, bpf_cmd.BPF_OBJ_PIN, { pathname, bpf_fd: link.fd });
+    const proc = this.kernel.newProcess({ comm: "bpftool" });
+    const h = { kernel: this.kernel, process: proc };
+    try {
+      const obj = BpfObject.open(path);
+      obj.load(h);
+      const out: BpfStructOpsMap[] = [];
+      for (const map of obj.maps) {
+        if (!map.structOps || map.fd < 0) continue;
+        const link = bpfMapAttachStructOps(map, h);
+        const st = proc.files.get(map.fd).private_data as BpfStructOpsMap;
+        if (link.mapFd < 0) {
+          this.messages.push(`Registered ${st.desc.type.name} ${st.name} id ${st.id}`);
+        } else {
+          const linkId = (proc.files.get(link.fd).private_data as { id: number }).id;
+          if (linkDir) {
+            const pathname = `${linkDir.replace(/\/+$/, "")}/${map.name}`;
+            this.kernel.bpf(proc, bpf_cmd.BPF_OBJ_PIN, { pathname, bpf_fd: link.fd });
+          }
+          this.messages.push(`Registered ${st.desc.type.name} ${st.name} map id ${st.id} link id ${linkId}`);
+        }
+        out.push(st);
       }
-      const st = this.proc.files.get(map.fd).private_data as BpfStructOpsMap;
-      this.messages.push(`Registered ${st.desc.type.name} ${st.name} id ${st.id}`);
-      out.push(st);
+      return out;
+    } finally {
+      this.kernel.exit(proc);
     }
-    return out;
   }
 
   /** Every struct_ops map of the kernel, by id. */

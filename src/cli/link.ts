@@ -1,5 +1,6 @@
 /** `structops link show|list [id ID]` and `link detach id ID`, bpftool's link verbs. */
 import type { Command } from "commander";
+import { bpf_link_type } from "../uapi/bpf.js";
 import { type Handle, linkTypeName, objView, selectIds } from "./bpf_info.js";
 import { io, jsonOut, openSession, type SessionOpts, sessionOptions } from "./session.js";
 
@@ -7,17 +8,18 @@ import { io, jsonOut, openSession, type SessionOpts, sessionOptions } from "./se
 export function linkJson(h: Handle, id: number): Record<string, unknown> {
   const { info } = objView(h, "link", id);
   const type = Number(info.type);
-  const out: Record<string, unknown> = { id: info.id, type: linkTypeName(type) ?? type };
-  const st = info.struct_ops as { map_id: number } | undefined;
-  // A struct_ops link has no program; bpftool shows its map instead.
-  if (st) out.map_id = st.map_id;
-  else out.prog_id = info.prog_id;
+  const out: Record<string, unknown> = { id: info.id, type: linkTypeName(type) ?? type, prog_id: info.prog_id };
+  // A detached struct_ops link has no map left: the kernel reports map_id 0.
+  if (type === bpf_link_type.BPF_LINK_TYPE_STRUCT_OPS) {
+    out.map_id = (info.struct_ops as { map_id: number } | undefined)?.map_id ?? 0;
+  }
   return out;
 }
 
+/** bpftool's plain line: a struct_ops link has no program, so it names its map (`map N`). */
 export function linkPlain(l: Record<string, unknown>): string {
-  const what = l.map_id !== undefined ? `map_id ${l.map_id}` : `prog ${l.prog_id}`;
-  return `${l.id}: ${l.type}  ${what}\n`;
+  const what = l.map_id !== undefined ? `map ${l.map_id}` : `prog ${l.prog_id}`;
+  return `${l.id}: ${l.type}  ${what}  \n`;
 }
 
 export function register(program: Command): void {

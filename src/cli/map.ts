@@ -5,9 +5,9 @@
  * does for maps without BTF.
  */
 import type { Command } from "commander";
+import { btfTypeSeqShow, btfTypeSeqShowJson } from "../btf/seq_show.js";
 import type { BpfMap } from "../kernel/bpf.js";
 import { isStructOpsMap } from "../kernel/struct_ops.js";
-import { btfTypeSeqShow, btfTypeSeqShowJson } from "../btf/seq_show.js";
 import { bpf_cmd } from "../uapi/bpf.js";
 import { BpfError } from "../uapi/errno.js";
 import { type Handle, mapTypeName, objView, selectIds } from "./bpf_info.js";
@@ -35,8 +35,9 @@ export function mapJson(h: Handle, id: number): Record<string, unknown> {
 export function mapPlain(m: Record<string, unknown>): string {
   let s = `${m.id}: ${m.type}  name ${m.name}  flags 0x${Number(m.flags).toString(16)}`;
   s += `\n\tkey ${m.bytes_key}B  value ${m.bytes_value}B  max_entries ${m.max_entries}  memlock ${m.bytes_memlock}B`;
-  if (m.frozen) s += "  frozen";
-  if (m.btf_id !== undefined) s += `\n\tbtf_id ${m.btf_id}`;
+  // bpftool's third line: btf_id and/or frozen, absent when there is neither.
+  const third = [m.btf_id !== undefined ? `btf_id ${m.btf_id}` : "", m.frozen ? "frozen" : ""].filter(Boolean);
+  if (third.length) s += `\n\t${third.join("  ")}`;
   return `${s}\n`;
 }
 
@@ -84,22 +85,28 @@ export function mapDumpPlain(h: Handle, id: number): string {
   let s = "";
   for (const e of entries) {
     if (isStructOpsMap(map)) {
-      s += `key: ${hex(e.key).join(" ")}  value:\n`;
-      s += `${btfTypeSeqShow(map.btfData, map.btf_vmlinux_value_type_id, e.value)}\n`;
+      // bpftool's BTF form: a pretty JSON array of {"value": ...}, the value at depth 2.
+      const v = btfTypeSeqShow(map.btfData, map.btf_vmlinux_value_type_id, e.value).replace(/\n/g, "\n        ");
+      s += `${s ? "," : "["}{\n        "value": ${v}\n    }`;
     } else s += `key: ${hex(e.key).join(" ")}  value: ${hex(e.value).join(" ")}\n`;
   }
+  if (isStructOpsMap(map)) return s ? `${s}\n]\n` : "[]\n";
   return `${s}Found ${entries.length} element${entries.length === 1 ? "" : "s"}\n`;
 }
 
-/** bpftool map dump -j: [{key, value}] with hex-string bytes, or the BTF-typed value. */
+/** bpftool map dump -j: [{key, value}] as hex-string bytes, plus "formatted" where BTF types the value. */
 export function mapDumpJson(h: Handle, id: number): unknown[] {
   const { map, entries } = mapEntries(h, id);
-  return entries.map((e) => ({
-    key: hex(e.key).map((x) => `0x${x}`),
-    value: isStructOpsMap(map)
-      ? btfTypeSeqShowJson(map.btfData, map.btf_vmlinux_value_type_id, e.value)
-      : hex(e.value).map((x) => `0x${x}`),
-  }));
+  return entries.map((e) => {
+    const row: Record<string, unknown> = {
+      key: hex(e.key).map((x) => `0x${x}`),
+      value: hex(e.value).map((x) => `0x${x}`),
+    };
+    if (isStructOpsMap(map)) {
+      row.formatted = { value: btfTypeSeqShowJson(map.btfData, map.btf_vmlinux_value_type_id, e.value) };
+    }
+    return row;
+  });
 }
 
 export function register(program: Command): void {

@@ -50,7 +50,10 @@ export function readState(path: string): SessionState {
   try {
     st = JSON.parse(readFileSync(path, "utf8")) as SessionState;
   } catch (e) {
-    throw new BpfError(EINVAL, `state file ${path} is not valid JSON (${(e as Error).message}); run 'structops session reset'`);
+    throw new BpfError(
+      EINVAL,
+      `state file ${path} is not valid JSON (${(e as Error).message}); run 'structops session reset'`,
+    );
   }
   if (st?.version !== 1 || !Array.isArray(st.ops)) {
     throw new BpfError(EINVAL, `state file ${path} has an unknown format; run 'structops session reset'`);
@@ -95,7 +98,7 @@ export class CliSession extends StructOpsSession {
           `object ${op.path} changed since it was registered (sha256 ${op.sha256.slice(0, 12)}..., now ${now.slice(0, 12)}...); not replayed, register it again or run 'structops session reset'`,
         );
       }
-      this.register(op.path);
+      this.register(op.path, op.linkDir);
     } else if (op.op === "unregister") {
       this.unregister(this.select(["id", String(op.map_id)])[0]!);
     } else {
@@ -114,7 +117,9 @@ export class CliSession extends StructOpsSession {
     const abs = resolve(path);
     const sha256 = sha256File(abs);
     const before = this.maps().length;
-    const op: SessionOp = linkDir ? { op: "register", path: abs, sha256, linkDir } : { op: "register", path: abs, sha256 };
+    const op: SessionOp = linkDir
+      ? { op: "register", path: abs, sha256, linkDir }
+      : { op: "register", path: abs, sha256 };
     this.record(op);
     return this.maps().slice(before);
   }
@@ -201,5 +206,8 @@ export function jsonOut(o: SessionOpts, value: unknown): boolean {
 
 /** Add --state, -j and -p to a subcommand. */
 export function sessionOptions(c: Command): Command {
-  return c.option("--state <FILE>", STATE_HELP).option("-j, --json", "JSON output").option("-p, --pretty", "pretty JSON");
+  return c
+    .option("--state <FILE>", STATE_HELP)
+    .option("-j, --json", "JSON output")
+    .option("-p, --pretty", "pretty JSON");
 }

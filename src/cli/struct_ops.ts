@@ -38,7 +38,13 @@ export function register(program: Command): void {
       const s = openSession(o.state);
       const maps = s.registerRecorded(obj, linkDir);
       s.save();
-      if (!jsonOut(o, maps.map((m) => s.show(m)))) for (const line of s.messages) io.err(`${line}\n`);
+      if (
+        !jsonOut(
+          o,
+          maps.map((m) => s.show(m)),
+        )
+      )
+        for (const line of s.messages) io.err(`${line}\n`);
     });
   sessionOptions(cmd.command("show"))
     .alias("list")
@@ -48,7 +54,8 @@ export function register(program: Command): void {
     .action((spec: string[], o: Opts) => {
       const { s } = sessionFor(o);
       const rows = s.select(spec).map((m) => s.show(m));
-      if (!jsonOut(o, rows)) for (const r of rows) io.out(`${r.id}: ${r.name.padEnd(15)} ${r.kernel_struct_ops}\n`);
+      if (!jsonOut(o, rows))
+        for (const r of rows) io.out(`${r.id}: ${r.name.padEnd(15)} ${r.kernel_struct_ops.padEnd(32)}\n`);
     });
   sessionOptions(cmd.command("dump"))
     .argument("[SPEC...]", "id ID | name NAME")
