@@ -7,8 +7,8 @@
  * registered is reported and not replayed, instead of silently loading different code.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { bpf_cmd } from "../uapi/bpf.js";
@@ -32,12 +32,27 @@ export const io = {
   err: (s: string): void => void process.stderr.write(s),
 };
 
-/** --state, else $STRUCTOPS_STATE, else $XDG_STATE_HOME/structops, else ~/.local/state/structops. */
+/**
+ * --state, else $STRUCTOPS_STATE, else $XDG_STATE_HOME/structops, else ~/.local/state/structops.
+ * Under node's test runner (NODE_TEST_CONTEXT) the default is a file private to the test process,
+ * removed at exit: a test that runs a verb without --state must not read or write the user's session.
+ */
 export function statePath(opt?: string, env: NodeJS.ProcessEnv = process.env): string {
   if (opt) return resolve(opt);
   if (env.STRUCTOPS_STATE) return resolve(env.STRUCTOPS_STATE);
+  if (env.NODE_TEST_CONTEXT) return testStatePath();
   const base = env.XDG_STATE_HOME || join(homedir(), ".local", "state");
   return join(base, "structops", "session.json");
+}
+
+let testState: string | undefined;
+function testStatePath(): string {
+  if (!testState) {
+    const dir = mkdtempSync(join(tmpdir(), "structops-test-state-"));
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    testState = join(dir, "session.json");
+  }
+  return testState;
 }
 
 export function sha256File(path: string): string {

@@ -54,8 +54,8 @@ export function register(program: Command): void {
     .action((spec: string[], o: Opts) => {
       const { s } = sessionFor(o);
       const rows = s.select(spec).map((m) => s.show(m));
-      if (!jsonOut(o, rows))
-        for (const r of rows) io.out(`${r.id}: ${r.name.padEnd(15)} ${r.kernel_struct_ops.padEnd(32)}\n`);
+      // bpftool prints "%u: %-15s %-32s"; the trailing padding of the last column is dropped.
+      if (!jsonOut(o, rows)) for (const r of rows) io.out(`${r.id}: ${r.name.padEnd(15)} ${r.kernel_struct_ops}\n`);
     });
   sessionOptions(cmd.command("dump"))
     .argument("[SPEC...]", "id ID | name NAME")

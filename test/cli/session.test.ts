@@ -49,7 +49,7 @@ test("register in one process, show in the next: same maps, same ids", async () 
   assert.match(r.err, /^Registered tcp_congestion_ops so_reno id 1\n$/);
   assert.ok(existsSync(st), "the state file is written");
   const shown = await run(st, "struct_ops", "show");
-  assert.equal(shown.out, `1: ${"so_reno".padEnd(15)} ${"tcp_congestion_ops".padEnd(32)}\n`);
+  assert.equal(shown.out, `1: ${"so_reno".padEnd(15)} tcp_congestion_ops\n`);
   await run(st, "struct_ops", "register", CUBIC_LINK, "/sys/fs/bpf/cc");
   const a = { progs: await json(st, "prog", "show"), maps: await json(st, "map", "show") };
   const b = { progs: await json(st, "prog", "show"), maps: await json(st, "map", "show") };
@@ -197,6 +197,8 @@ test("--obj keeps the one-run behaviour and leaves the session alone", async () 
 });
 
 test("state path: --state, then $STRUCTOPS_STATE, then $XDG_STATE_HOME, then ~/.local/state", () => {
+  // Under the test runner, no --state and no $STRUCTOPS_STATE: a private file, never the user's.
+  assert.match(statePath(undefined, { NODE_TEST_CONTEXT: "child-v8", XDG_STATE_HOME: "/z" }), /structops-test-state-/);
   assert.equal(statePath("/x/s.json", { STRUCTOPS_STATE: "/y" }), "/x/s.json");
   assert.equal(statePath(undefined, { STRUCTOPS_STATE: "/y/s.json", XDG_STATE_HOME: "/z" }), "/y/s.json");
   assert.equal(statePath(undefined, { XDG_STATE_HOME: "/z" }), "/z/structops/session.json");
