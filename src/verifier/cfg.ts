@@ -61,13 +61,23 @@ const VALID_OPCODES: ReadonlySet<number> = (() => {
 })();
 
 /** check_subprogs + check_cfg. Throws BpfError with the kernel's message. */
-export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: Verbose): Cfg {
+export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: Verbose, logSubprogs = false): Cfg {
   const n = insns.length;
   if (n === 0) throw fail(verbose, EINVAL, "empty program", 0);
+  // check_subprogs prints the subprograms (level 2) before check_cfg finds anything wrong.
+  const printSubprogs = (starts: readonly number[]) => {
+    if (logSubprogs) starts.forEach((start, i) => verbose(`func#${i} @${start}\n`));
+  };
   // Second slots of ld_imm64 are not instructions.
   const isSecond = new Uint8Array(n);
   for (let t = 0; t < n; t++) {
     if (!VALID_OPCODES.has(insns[t].code)) {
+      const seen = new Set([0]);
+      insns.forEach((i, k) => {
+        const target = k + i.imm + 1;
+        if (isPseudoCall(i) && target >= 0 && target < n) seen.add(target);
+      });
+      printSubprogs([...seen].sort((a, b) => a - b));
       throw fail(verbose, EINVAL, `unknown opcode ${insns[t].code.toString(16).padStart(2, "0")}`, t);
     }
     if (isLdImm64(insns[t])) {
@@ -93,6 +103,7 @@ export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: V
     starts.add(target);
   }
   const subprogStarts = [...starts].sort((a, b) => a - b);
+  printSubprogs(subprogStarts);
   const subprogOf = new Int32Array(n);
   for (let s = 0; s < subprogStarts.length; s++) {
     const end = s + 1 < subprogStarts.length ? subprogStarts[s + 1] : n;
@@ -155,7 +166,9 @@ export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: V
       if (target < n) prunePoint[target] = 1;
     } else {
       succ[t] = [t + 1, t + i.off + 1];
+      // push_insn marks both the jump and its branch target (not the fall-through).
       prunePoint[t] = 1;
+      if (t + i.off + 1 < n) prunePoint[t + i.off + 1] = 1;
     }
   }
   // check_cfg: depth-first walk from every subprogram start reachable by calls, from insn 0.

@@ -243,7 +243,7 @@ export class Verifier {
   run(): VerifierResult {
     let error: BpfError | undefined;
     try {
-      this.cfg = checkCfg(this.insns, this.privileged, (m) => this.logBuf.push(m));
+      this.cfg = checkCfg(this.insns, this.privileged, (m) => this.logBuf.push(m), this.logLevel > 1);
       this.checkBtfFunc();
       this.checkAttachBtfId();
       this.live = computeLiveness(this.insns, this.cfg);
@@ -342,7 +342,6 @@ export class Verifier {
     this.cur = this.initialState();
     this.insnIdx = 0;
     if (this.logLevel > 1) {
-      for (const [i, start] of this.cfg.subprogStarts.entries()) this.verbose(`func#${i} @${start}\n`);
       this.verbose(liveRegsLog(this.insns, this.printedLiveness(), (t) => this.insnText(t)));
     }
     // The entry state, as the kernel prints it before the first instruction.
@@ -369,7 +368,6 @@ export class Verifier {
         this.reject(E2BIG, `BPF program is too large. Processed ${this.processed} insn`);
       }
       if (this.cfg.prunePoint[idx]) {
-        this.jmps++;
         if (this.isStateVisited(idx)) {
           if (this.logLevel > 0) {
             if (doPrintState) this.verbose(`\nfrom ${this.prevInsnIdx} to ${idx}: safe\n`);
@@ -380,6 +378,9 @@ export class Verifier {
           continue;
         }
       }
+      // jmps_processed: every jump-class instruction walked counts towards adding a checkpoint.
+      const cls = BPF_CLASS(this.insns[idx].code);
+      if (cls === BPF_JMP || cls === 0x06) this.jmps++; // BPF_JMP32
       if (this.logLevel > 0) {
         this.printPathState(idx, doPrintState);
         const line = `${idx}: ${this.insnText(idx)}`;
@@ -519,11 +520,12 @@ export class Verifier {
       parent: this.cur.parent,
     };
     this.cur.parent = cp;
+    // max_states_per_insn counts the states the lookup compared against, before this one.
+    if (list.length > this.maxStatesPerInsn) this.maxStatesPerInsn = list.length;
     list.push(cp);
     this.totalStates++;
     this.curStates++;
     if (this.curStates > this.peakStates) this.peakStates = this.curStates;
-    if (list.length > this.maxStatesPerInsn) this.maxStatesPerInsn = list.length;
     for (const f of this.cur.frames) {
       for (const r of f.regs) r.written = false;
       for (const sl of f.stack) if (sl) sl.written = false;
