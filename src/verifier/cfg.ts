@@ -66,7 +66,8 @@ export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: V
   if (n === 0) throw fail(verbose, EINVAL, "empty program", 0);
   // check_subprogs prints the subprograms (level 2) before check_cfg finds anything wrong.
   const printSubprogs = (starts: readonly number[]) => {
-    if (logSubprogs) starts.forEach((start, i) => verbose(`func#${i} @${start}\n`));
+    if (!logSubprogs) return;
+    for (const [i, start] of starts.entries()) verbose(`func#${i} @${start}\n`);
   };
   // Second slots of ld_imm64 are not instructions.
   const isSecond = new Uint8Array(n);
