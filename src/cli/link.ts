@@ -33,15 +33,14 @@ export function register(program: Command): void {
       const rows = selectIds(s, "link", spec).map((id) => linkJson(s, id));
       if (!jsonOut(o, spec.length ? rows[0] : rows)) for (const r of rows) io.out(linkPlain(r));
     });
-  cmd
-    .command("detach")
+  sessionOptions(cmd.command("detach"))
     .argument("<SPEC...>", "id ID")
-    .option("--state <FILE>", "state file")
     .description("detach a link (recorded in the session)")
     .action((spec: string[], o: SessionOpts) => {
       const s = openSession(o.state);
       const [id] = selectIds(s, "link", spec);
       s.record({ op: "link_detach", link_id: id! });
       s.save();
+      jsonOut(o, null); // bpftool -j prints null for a command with no output
     });
 }

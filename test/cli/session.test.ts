@@ -88,7 +88,7 @@ test("link detach persists; the detached struct_ops link reports map 0", async (
   assert.deepEqual(Object.keys(l), ["id", "type", "prog_id", "map_id"]);
   assert.equal(l.type, "struct_ops");
   assert.equal((await run(st, "link", "show")).out, `${l.id}: struct_ops  map ${l.map_id}  \n`);
-  await run(st, "link", "detach", "id", String(l.id));
+  assert.equal((await run(st, "link", "detach", "id", String(l.id), "-j")).out, "null\n");
   assert.equal((await run(st, "link", "show", "id", String(l.id))).out, `${l.id}: struct_ops  map 0  \n`);
   assert.deepEqual(await json(st, "struct_ops", "show"), []);
 });
