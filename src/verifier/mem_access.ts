@@ -177,6 +177,9 @@ export function checkCtxAccess(
       const id = v.structOps.ctxArgBtfId?.(r.ptrBtfId) ?? r.ptrBtfId;
       const nullable = v.structOps.argMayBeNull?.(v.memberIdx, arg) ?? false;
       if (size !== 8) v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
+      // btf_ctx_access names the argument's struct as it finds it (before the struct_ops cast).
+      if (v.logLevel > 0)
+        v.note(`func '${v.attachFuncName}' arg${arg} has btf_id ${r.ptrBtfId} type STRUCT '${v.btfName(r.ptrBtfId)}'`);
       markPtr(out, PTR_TO_BTF_ID | PTR_TRUSTED | (nullable ? PTR_MAYBE_NULL : 0));
       out.btfId = id;
       if (nullable) out.id = v.newId();

@@ -397,6 +397,10 @@ export class Verifier {
         if (this.lineOpen) {
           this.logBuf.push(st ? `${" ".repeat(vlogAlignment(line.length + 1))}; ${st}\n` : "\n");
           this.lineOpen = false;
+        } else if (st && !this.printState && !this.fromHeader) {
+          // Something was logged after the instruction: the kernel then prints the registers it
+          // touched on a line of their own, headed by the next instruction's index.
+          this.verbose(`${this.insnIdx}: ${st}\n`);
         }
         if (ended) this.endPath();
       } else {
@@ -411,6 +415,7 @@ export class Verifier {
   private printedLiveness(): Uint16Array {
     return computeLiveness(this.insns, this.cfg, (t) => {
       const i = this.insns[t];
+      if (i.src === BPF_PSEUDO_KFUNC_CALL) return this.kfuncArgUses(i.imm);
       if (i.src !== 0) return 0x3e;
       const proto = getFuncProto(this, i.imm);
       if (!proto) return 0x3e;
@@ -420,6 +425,18 @@ export class Verifier {
       });
       return uses;
     });
+  }
+
+  /** r1..rN for a kfunc of N parameters (its BTF prototype); all argument registers if unknown. */
+  private kfuncArgUses(btfId: number): number {
+    try {
+      const func = this.env.btf?.typeById(btfId);
+      const proto = func && "type" in func ? this.env.btf?.typeById(func.type as number) : undefined;
+      if (!proto || !("params" in proto)) return 0x3e;
+      return ((1 << Math.min(proto.params.length, 5)) - 1) << 1;
+    } catch {
+      return 0x3e;
+    }
   }
 
   /**

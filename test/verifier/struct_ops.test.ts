@@ -28,7 +28,11 @@ test("ssthresh reads snd_cwnd through its typed socket argument", () => {
   );
   assert.equal(r.ok, true, r.log);
   // The `struct sock *` argument is promoted to tcp_sock (bpf_tcp_ca's is_valid_access).
-  assert.match(r.log, /0: \(79\) r1 = \*\(u64 \*\)\(r1 \+0\) +; R1=trusted_ptr_tcp_sock\(\)/);
+  // btf_ctx_access names the argument's struct, so the state follows on its own line (6.18).
+  assert.match(
+    r.log,
+    /^0: \(79\) r1 = \*\(u64 \*\)\(r1 \+0\)\nfunc 'ssthresh' arg0 has btf_id \d+ type STRUCT 'sock'\n1: R1=trusted_ptr_tcp_sock\(\)\n/m,
+  );
   assert.equal(r.attachFuncName, "ssthresh");
 });
 
