@@ -66,6 +66,9 @@ export class StructOpsSession {
       return out;
     } finally {
       this.kernel.exit(proc);
+      // bpftool exits and the kernel's grace periods elapse long before the next command:
+      // what the exit released (an unpinned link, its map, then the map's programs) is gone.
+      this.kernel.quiesce();
     }
   }
 

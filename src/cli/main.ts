@@ -45,4 +45,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// `structops ... | head` closes the pipe early: stop quietly, as bpftool does.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 await main(process.argv);
