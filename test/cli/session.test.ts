@@ -64,6 +64,9 @@ test("register output names map and link ids for link-based struct_ops; unpinned
   // No LINK_DIR: the link dies with the registering process, as with bpftool.
   assert.deepEqual(await json(st, "link", "show"), []);
   assert.deepEqual(await json(st, "struct_ops", "show"), []);
+  // ...and after the grace periods the map's programs and the object's data maps went with it.
+  assert.deepEqual(await json(st, "prog", "show"), []);
+  assert.deepEqual(await json(st, "map", "show"), []);
 });
 
 test("unregister persists across invocations", async () => {
