@@ -76,6 +76,7 @@ const abstractOf = (x: bigint) =>
       markRegUnknown(r);
       if (kind === 1) {
         r.umin = x >= d ? x - d : 0n;
+        // biome-ignore lint/complexity/useMathMinMax: BigInt operands, which Math.min does not take
         r.umax = x + d <= U64_MAX ? x + d : U64_MAX;
       } else if (kind === 2) {
         const s = BigInt.asIntN(64, x);
