@@ -144,7 +144,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
     }
     resolveExterns(obj, k, kbtf ?? undefined);
     for (const map of obj.maps) {
-      if (map.structOps && map.autocreate && btf && kbtf) initKernStructOps(map, btf, kbtf, obj.print);
+      if (map.structOps && map.autocreate && btf && kbtf) initKernStructOps(map, btf, kbtf, obj.print, obj.programs);
     }
     adjustStructOpsAutoload(obj.programs, obj.maps);
 

@@ -9,7 +9,7 @@
 import type { Btf } from "../btf/btf.js";
 import { bpf_prog_type } from "../uapi/bpf.js";
 import { BTF_KIND_FUNC_PROTO, BTF_KIND_PTR, BTF_KIND_STRUCT } from "../uapi/btf.js";
-import { BpfError, EINVAL, ENOENT, ENOTSUP } from "../uapi/errno.js";
+import { BpfError, EINVAL, ENOENT, ENOTSUP, ESRCH } from "../uapi/errno.js";
 import { essentialName, isComposite, resolveSize, skipModsAndTypedefs } from "./btf_helpers.js";
 import type { BpfMap } from "./maps.js";
 import type { BpfProgram } from "./program.js";
@@ -21,7 +21,8 @@ type Print = (level: "warn" | "info" | "debug", msg: string) => void;
 /** find_struct_ops_kern_types. */
 function findKernTypes(kbtf: Btf, tname: string) {
   const typeId = kbtf.findByNameKind(tname, BTF_KIND_STRUCT);
-  if (typeId < 0) throw new BpfError(ENOENT, `struct_ops init_kern: struct ${tname} is not found in kernel BTF`);
+  // find_ksym_btf_id's -ESRCH; the value type's lookup is btf__find_by_name_kind's -ENOENT.
+  if (typeId < 0) throw new BpfError(ESRCH, `struct_ops init_kern: struct ${tname} is not found in kernel BTF`);
   const vtypeId = kbtf.findByNameKind(STRUCT_OPS_VALUE_PREFIX + tname, BTF_KIND_STRUCT);
   if (vtypeId < 0) {
     throw new BpfError(
@@ -42,8 +43,26 @@ function findKernTypes(kbtf: Btf, tname: string) {
   return { typeId, type, vtypeId, vtype, dataOff: dataMember.bitOffset / 8 };
 }
 
-/** bpf_map__init_kern_struct_ops. */
-export function initKernStructOps(map: BpfMap, btf: Btf, kbtf: Btf, print: Print): void {
+/**
+ * bpf_map__init_kern_struct_ops. `programs`: the object's programs; a shadow slot may only
+ * hold one of them (is_valid_st_ops_program). Every error is also printed at warn level.
+ */
+export function initKernStructOps(
+  map: BpfMap,
+  btf: Btf,
+  kbtf: Btf,
+  print: Print,
+  programs?: readonly BpfProgram[],
+): void {
+  try {
+    initKern(map, btf, kbtf, print, programs);
+  } catch (e) {
+    if (e instanceof BpfError) print("warn", e.message);
+    throw e;
+  }
+}
+
+function initKern(map: BpfMap, btf: Btf, kbtf: Btf, print: Print, programs?: readonly BpfProgram[]): void {
   const st = map.structOps;
   if (!st) return;
   const tname = essentialName(st.tname);
@@ -68,7 +87,6 @@ export function initKernStructOps(map: BpfMap, btf: Btf, kbtf: Btf, print: Print
       const nonZero = prog !== null || st.data.subarray(moff, moff + size).some((b) => b !== 0);
       if (nonZero) {
         const msg = `struct_ops init_kern ${map.name}: Cannot find member ${mname} in kernel BTF`;
-        print("warn", msg);
         throw new BpfError(ENOTSUP, msg, { map: map.name, member: mname });
       }
       const orig = st.origProgs[i];
@@ -97,7 +115,7 @@ export function initKernStructOps(map: BpfMap, btf: Btf, kbtf: Btf, print: Print
       // A shadow edit that displaced the compile-time program stops it from loading.
       if (orig && orig !== prog) orig.autoload = false;
       if (!prog) return;
-      if (prog.type !== bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS) {
+      if ((programs && !programs.includes(prog)) || prog.type !== bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS) {
         throw new BpfError(ENOTSUP, `struct_ops init_kern ${map.name}: member ${mname} is not a struct_ops program`, {
           map: map.name,
           member: mname,
@@ -117,14 +135,14 @@ export function initKernStructOps(map: BpfMap, btf: Btf, kbtf: Btf, print: Print
       if (prog.attachBtfId !== kern.typeId) {
         throw new BpfError(
           EINVAL,
-          `struct_ops init_kern ${map.name} func ptr ${mname}: invalid reuse of prog ${prog.name} in sec ${prog.secName} with type ${prog.attachBtfId}: attach_btf_id ${prog.attachBtfId} != kern_type_id ${kern.typeId}`,
+          `struct_ops init_kern ${map.name} func ptr ${mname}: invalid reuse of prog ${prog.name} in sec ${prog.secName} with type ${prog.type}: attach_btf_id ${prog.attachBtfId} != kern_type_id ${kern.typeId}`,
           { map: map.name, prog: prog.name },
         );
       }
       if (prog.expectedAttachType !== kidx) {
         throw new BpfError(
           EINVAL,
-          `struct_ops init_kern ${map.name} func ptr ${mname}: invalid reuse of prog ${prog.name} in sec ${prog.secName} with type ${prog.attachBtfId}: expected_attach_type ${prog.expectedAttachType} != kern_member_idx ${kidx}`,
+          `struct_ops init_kern ${map.name} func ptr ${mname}: invalid reuse of prog ${prog.name} in sec ${prog.secName} with type ${prog.type}: expected_attach_type ${prog.expectedAttachType} != kern_member_idx ${kidx}`,
           { map: map.name, prog: prog.name },
         );
       }

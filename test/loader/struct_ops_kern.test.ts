@@ -9,7 +9,7 @@ import { initStructOpsMaps } from "../../src/loader/struct_ops.js";
 import { adjustStructOpsAutoload, initKernStructOps } from "../../src/loader/struct_ops_kern.js";
 import { bpf_prog_type } from "../../src/uapi/bpf.js";
 import { BTF_INT_SIGNED } from "../../src/uapi/btf.js";
-import { BpfError, EINVAL, ENOENT, ENOTSUP } from "../../src/uapi/errno.js";
+import { BpfError, EINVAL, ENOENT, ENOTSUP, ESRCH } from "../../src/uapi/errno.js";
 
 interface Member {
   name: string;
@@ -163,7 +163,7 @@ test("init_kern: libbpf's errors", () => {
   const { btf, map } = local("other_ops", [{ name: "a", kind: "fn" }]);
   assert.throws(
     () => initKernStructOps(map, btf, kernel([{ name: "a", kind: "fn" }]), noPrint),
-    err(ENOENT, "struct_ops init_kern: struct other_ops is not found in kernel BTF"),
+    err(ESRCH, "struct_ops init_kern: struct other_ops is not found in kernel BTF"),
   );
   const b = new BtfBuilder();
   declare(b, "other_ops", [{ name: "a", kind: "fn" }], false);
@@ -196,7 +196,7 @@ test("init_kern: one program in two maps must bind the same kernel member (inval
     (e: unknown) =>
       e instanceof BpfError &&
       e.errno === EINVAL &&
-      /^struct_ops init_kern ops func ptr b: invalid reuse of prog p_a in sec struct_ops with type \d+: expected_attach_type 0 != kern_member_idx 1$/.test(
+      /^struct_ops init_kern ops func ptr b: invalid reuse of prog p_a in sec struct_ops with type 27: expected_attach_type 0 != kern_member_idx 1$/.test(
         e.message,
       ),
   );
@@ -225,4 +225,67 @@ test("adjust_struct_ops_autoload: loaded iff some referencing map is created; un
   initKernStructOps(x.map, x.btf, kbtf, noPrint);
   adjustStructOpsAutoload([p, lonely], [x.map]);
   assert.deepEqual([p.autoload, lonely.autoload], [true, false]);
+});
+
+test("init_kern: the value type must hold the struct (data is not found), errors are printed at warn level", () => {
+  const b = new BtfBuilder();
+  const int = b.addInt("int", 4, BTF_INT_SIGNED);
+  declare(b, "demo_ops", [{ name: "a", kind: "fn" }]);
+  // A value type without a member of type demo_ops.
+  b.addStruct("bpf_struct_ops_demo_ops", 8, [{ name: "refcnt", type: int, bitOffset: 0 }]);
+  const { btf, map } = local("demo_ops", [{ name: "a", kind: "fn" }]);
+  const warns: string[] = [];
+  const msg = "struct_ops init_kern: struct demo_ops data is not found in struct bpf_struct_ops_demo_ops";
+  assert.throws(
+    () => initKernStructOps(map, btf, b.toBtf(), (l, m) => l === "warn" && warns.push(m)),
+    err(EINVAL, msg),
+  );
+  assert.deepEqual(warns, [msg]);
+});
+
+test("init_kern: a slot may only hold a struct_ops program of this object (is_valid_st_ops_program)", () => {
+  const kbtf = kernel([{ name: "a", kind: "fn" }]);
+  const msg = "struct_ops init_kern ops: member a is not a struct_ops program";
+  // A program of another object.
+  const x = local("demo_ops", [{ name: "a", kind: "fn" }]);
+  const other = local("demo_ops", [{ name: "a", kind: "fn" }]);
+  const st = x.map.structOps;
+  assert.ok(st);
+  st.progs[0] = other.progs[0] ?? null;
+  assert.throws(
+    () =>
+      initKernStructOps(
+        x.map,
+        x.btf,
+        kbtf,
+        noPrint,
+        x.progs.flatMap((p) => (p ? [p] : [])),
+      ),
+    err(ENOTSUP, msg),
+  );
+  // A program of this object that is not STRUCT_OPS.
+  const y = local("demo_ops", [{ name: "a", kind: "fn" }]);
+  const p = y.progs[0] as BpfProgram;
+  p.type = bpf_prog_type.BPF_PROG_TYPE_SYSCALL;
+  assert.throws(() => initKernStructOps(y.map, y.btf, kbtf, noPrint, [p]), err(ENOTSUP, msg));
+  // The object's own struct_ops program binds.
+  const z = local("demo_ops", [{ name: "a", kind: "fn" }]);
+  initKernStructOps(z.map, z.btf, kbtf, noPrint, [z.progs[0] as BpfProgram]);
+  assert.equal(z.progs[0]?.expectedAttachType, 0);
+});
+
+test("init_kern: a zero member the kernel lacks is skipped with libbpf's info message; its program stops loading", () => {
+  const kbtf = kernel([{ name: "a", kind: "fn" }]);
+  const x = local("demo_ops", [
+    { name: "a", kind: "fn" },
+    { name: "gone", kind: "fn" },
+  ]);
+  const st = x.map.structOps;
+  assert.ok(st);
+  const gone = x.progs[1] as BpfProgram;
+  st.progs[1] = null; // the shadow cleared it
+  const infos: string[] = [];
+  initKernStructOps(x.map, x.btf, kbtf, (l, m) => l === "info" && infos.push(m));
+  assert.equal(gone.autoload, false);
+  assert.deepEqual(infos, ["struct_ops ops: member gone not found in kernel, skipping it as it's set to zero"]);
 });
