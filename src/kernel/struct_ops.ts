@@ -6,7 +6,8 @@
  */
 import type { Btf } from "../btf/btf.js";
 import type { BtfComposite } from "../btf/types.js";
-import { bpf_attach_type, bpf_map_type } from "../uapi/bpf.js";
+import { BPF_CALL, BPF_JMP } from "../isa/opcodes.js";
+import { bpf_attach_type, bpf_func_id, bpf_map_type } from "../uapi/bpf.js";
 import { BpfError, EINVAL, ENOTSUPP } from "../uapi/errno.js";
 import type { BpfProg } from "./bpf.js";
 import type { Kernel } from "./kernel.js";
@@ -66,6 +67,13 @@ function attachBtf(k: Kernel, prog: BpfProg): Btf | null {
   return prog.aux.attach_btf?.btf ?? k.btfVmlinux;
 }
 
+/** Any subprog's has_tail_call (check_subprogs): a bpf_tail_call helper call anywhere. */
+function hasTailCall(prog: BpfProg): boolean {
+  return prog.orig_insns.some(
+    (i) => i.code === (BPF_JMP | BPF_CALL) && i.src === 0 && i.imm === bpf_func_id.BPF_FUNC_tail_call,
+  );
+}
+
 /** check_struct_ops_btf_id(): PROG_LOAD checks of a BPF_PROG_TYPE_STRUCT_OPS program, in order. */
 export function checkStructOpsBtfId(k: Kernel, prog: BpfProg, log: string[]): void {
   const fail = (errno: number, msg: string): BpfError => {
@@ -97,6 +105,10 @@ export function checkStructOpsBtfId(k: Kernel, prog: BpfProg, log: string[]): vo
       throw e;
     }
     if (err) throw fail(-err, unsupported);
+  }
+  // A callee reached by tail call cannot be guaranteed the referenced kptr the caller was handed.
+  if (desc.argInfo[idx].some((a) => a.refcounted) && hasTailCall(prog)) {
+    throw fail(EINVAL, "program with __ref argument cannot tail call");
   }
   const aux: StructOpsProgAux = {
     desc,
