@@ -253,6 +253,9 @@ export function bpfTcpCongestionOps(cong: TcpCongControl): BpfStructOps<BpfStruc
       cong.tcp_unregister_congestion_control(tcpCaOpsOf(kdata));
     },
     update(kdata: BpfStructOpsKdata, oldKdata: BpfStructOpsKdata): void {
+      // The generic code lets a link be updated to the map it already has; Linux would re-add a
+      // listed entry (list corruption). Nothing is to be swapped: succeed without touching the list.
+      if (kdata === oldKdata) return;
       cong.tcp_update_congestion_control(tcpCaOpsOf(kdata), tcpCaOpsOf(oldKdata));
     },
     validate(kdata: BpfStructOpsKdata): void {

@@ -293,3 +293,25 @@ test("verifier: a BPF CC may write snd_cwnd through its sock argument (promoted 
   assert.equal(bad.error?.errno, EACCES);
   assert.match(bad.log, /no write support to tcp_sock at off/);
 });
+
+test("LINK_UPDATE to the map the link already has: success that changes nothing (no list re-insertion)", () => {
+  const r = bootTcp();
+  const a = createMap(r, CA, { link: true });
+  const other = createMap(r, CA, { link: true });
+  update(r, a, caValue(r, "bpf_same", ccProgs(r, 11)));
+  update(r, other, caValue(r, "bpf_after", ccProgs(r, 12)));
+  const lfd = linkCreate(r, a);
+  const lother = linkCreate(r, other);
+  const before = r.cong.tcp_get_available_congestion_control();
+  const ca = r.cong.tcp_ca_find("bpf_same");
+  const mapA = r.proc.files.get(a).private_data as BpfStructOpsMap;
+  const refs = mapA.refcnt;
+  assert.equal(linkUpdate(r, lfd, a), 0);
+  assert.equal(r.cong.tcp_ca_find("bpf_same"), ca, "still the same registered ops");
+  assert.equal(r.cong.tcp_get_available_congestion_control(), before, "the list is not reordered");
+  assert.equal(mapA.refcnt, refs, "the new map's reference replaces the old one's");
+  assert.equal(linkDetach(r, lfd), 0);
+  assert.equal(r.cong.tcp_ca_find("bpf_same"), undefined);
+  assert.ok(r.cong.tcp_ca_find("bpf_after"));
+  close(r, lother);
+});
