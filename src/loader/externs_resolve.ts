@@ -78,12 +78,7 @@ export function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefin
     if (obj.externs.some((e) => e.kcfg && !e.isSet)) fillKconfig(obj, kcfgMap.mmaped, k.kernel.config);
   }
   for (const ext of obj.externs) {
-    if (ext.kcfg) {
-      if (!ext.isSet && !ext.isWeak) {
-        throw new BpfError(ESRCH, `extern (kcfg) '${ext.name}': value not found`);
-      }
-      continue;
-    }
+    if (ext.kcfg) continue;
     const ksym = ext.ksym;
     if (!ksym || !kbtf) continue;
     const kid = kbtf.findByNameKind(ext.name, ksym.isFunc ? BTF_KIND_FUNC : BTF_KIND_VAR);
@@ -91,12 +86,15 @@ export function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefin
       if (ext.isWeak) continue;
       throw new BpfError(
         ESRCH,
-        `extern (${ksym.isFunc ? "func " : "var "}ksym) '${ext.name}': not found in kernel or module BTFs`,
+        ksym.isFunc
+          ? `extern (func ksym) '${ext.name}': not found in kernel or module BTFs`
+          : `extern (var ksym) '${ext.name}': not found in kernel BTF`,
       );
     }
     if (ksym.isFunc) {
       const kproto = (kbtf.typeById(kid) as { type: number }).type;
       if (!typesAreCompat(obj.btf as Btf, ksym.typeId, kbtf, kproto)) {
+        if (ext.isWeak) continue; // an incompatible weak kfunc is left unresolved, as if absent
         throw new BpfError(
           EINVAL,
           `extern (func ksym) '${ext.name}': func_proto [${ksym.typeId}] incompatible with vmlinux [${kproto}]`,
@@ -105,5 +103,9 @@ export function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefin
     }
     ksym.kernelBtfId = kid;
     ext.isSet = true;
+  }
+  // After every source had its turn: a strong extern nothing set fails the load (weak ones stay 0).
+  for (const ext of obj.externs) {
+    if (!ext.isSet && !ext.isWeak) throw new BpfError(ESRCH, `extern '${ext.name}' (strong): not resolved`);
   }
 }

@@ -209,9 +209,15 @@ export function relocateProgram(
             insn.src = BPF_PSEUDO_MAP_VALUE;
             insn.imm = map?.fd ?? -1;
             if (next) next.imm = ext.kcfg.dataOff;
-          } else if (ext?.ksym) {
+          } else if (ext?.ksym?.kernelBtfId) {
             insn.src = BPF_PSEUDO_BTF_ID;
             insn.imm = ext.ksym.kernelBtfId;
+            if (next) next.imm = 0;
+          } else if (ext?.ksym) {
+            // An unresolved __weak ksym is address 0 (a plain constant): `if (bpf_ksym_exists(f))`
+            // is then known false and the verifier skips the poisoned call behind it.
+            insn.src = 0;
+            insn.imm = 0;
             if (next) next.imm = 0;
           }
           break;

@@ -31,6 +31,8 @@ for (const name of [
   "st_ops_shadow",
   "st_ops_autoload",
   "st_ops_kern",
+  "extern_kcfg",
+  "extern_kfunc",
 ]) {
   test(`${name}.bpf.o rebuilds byte-identically from its source`, { skip }, () => {
     const obj = join(out, `${name}.bpf.o`);
