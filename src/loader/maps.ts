@@ -111,10 +111,11 @@ export class BpfMap {
     return this.structOps ? this.structOps.data : this.mmaped;
   }
 
-  /** bpf_map__set_initial_value: internal maps only, same size, before load. */
+  /** bpf_map__set_initial_value: internal maps but .kconfig, same size, before load (-EINVAL, -EBUSY). */
   setInitialValue(bytes: Uint8Array): void {
     if (this.loaded) throw new BpfError(EBUSY, `map '${this.name}': already created`, { map: this.name });
-    if (!this.mmaped || bytes.length !== this.def.valueSize) {
+    // .kconfig is filled by libbpf from the kernel's config, never by the user.
+    if (!this.mmaped || this.libbpfType === LIBBPF_MAP_KCONFIG || bytes.length !== this.def.valueSize) {
       throw new BpfError(EINVAL, `map '${this.name}': no initial value of ${bytes.length} bytes to set`, {
         map: this.name,
       });
