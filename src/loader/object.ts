@@ -259,12 +259,20 @@ export class BpfObject {
           this.print("info", `elf: skipping unrecognized data section(${s.index}) ${name}`);
         }
       } else if (s.type === SHT_REL) {
+        // Checked for every REL section, even those skipped below, as libbpf does.
+        if (s.entsize !== 16 || s.info >= elf.sections.length) {
+          throw new BpfError(
+            LIBBPF_ERRNO__FORMAT,
+            `elf: relo section(${s.index}) ${name}: invalid sh_entsize ${s.entsize} or target section ${s.info}`,
+            { section: name },
+          );
+        }
         const target = elf.sections[s.info];
         const targetExec = target && target.flags & SHF_EXECINSTR;
         if (!target || (!targetExec && !isStructOpsSection(target.name) && target.name !== MAPS_SEC)) {
           this.print(
             "info",
-            `elf: skipping relo section(${s.index}) ${name} for section(${s.info}) ${target?.name ?? "?"}`,
+            `elf: skipping relo section(${s.index}) ${name} for section(${s.info}) ${target?.name ?? "<?>"}`,
           );
           continue;
         }

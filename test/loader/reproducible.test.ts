@@ -33,6 +33,7 @@ for (const name of [
   "st_ops_kern",
   "extern_kcfg",
   "extern_kfunc",
+  "skip_relo",
 ]) {
   test(`${name}.bpf.o rebuilds byte-identically from its source`, { skip }, () => {
     const obj = join(out, `${name}.bpf.o`);
