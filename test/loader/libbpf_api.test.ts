@@ -78,3 +78,19 @@ test("open: every relocation section, even a skipped one, must have Elf64_Rel en
     assert.throws(() => BpfObject.open(b), errno(LIBBPF_ERRNO__FORMAT), `field ${field}`);
   }
 });
+
+test("load: a refused program's verifier log is printed between libbpf's markers, then 'failed to load'", () => {
+  const log: [string, string][] = [];
+  const obj = BpfObject.open(join(ROOT, "test/fixtures/elf/st_ops_shadow.bpf.o"), {
+    print: (l, m) => log.push([l, m]),
+  });
+  obj.findProgram("unused")?.setAutoload(false);
+  assert.throws(() => obj.load(dummyKernel()), errno(EINVAL));
+  const at = log.findIndex(([l, m]) => l === "warn" && m.includes("-- BEGIN PROG LOAD LOG --"));
+  assert.ok(at >= 0, log.map(([, m]) => m).join("\n"));
+  const [, text] = log[at] as [string, string];
+  const name = /^prog '(\w+)': -- BEGIN PROG LOAD LOG --\n/.exec(text)?.[1];
+  assert.ok(name, text);
+  assert.match(text, /struct ops programs must have a GPL compatible license\n-- END PROG LOAD LOG --$/);
+  assert.deepEqual(log[at + 1], ["warn", `prog '${name}': failed to load: -22`]);
+});
