@@ -185,3 +185,18 @@ test("struct_ops init: variable types libbpf refuses", () => {
   const ok = stOpsCase((b, int) => b.addConst(b.addStruct("ops_t", 8, [{ name: "a", type: int, bitOffset: 0 }])))();
   assert.equal((ok as { name: string }[])[0]?.name, "ops");
 });
+
+test("struct_ops reloc to a symbol where no program starts", () => {
+  // Point the first function-pointer reloc at test_2_args, a .bss object.
+  const bytes = patched("dummy_ops", (_b, elf, dv) => {
+    const rel = elf.sectionByName(".rel.struct_ops") as ElfSection;
+    const sym = elf.symbols.find((s) => s.name === "test_2_args");
+    assert.ok(sym);
+    dv.setUint32(rel.offset + 12, sym.index, true);
+  });
+  const bss = ElfFile.parse(bytes).sectionByName(".bss")?.index;
+  assert.throws(
+    () => BpfObject.open(bytes),
+    isErr(EINVAL, `struct_ops reloc dummy_1: cannot find prog at shdr_idx ${bss} to relocate func ptr test_1`),
+  );
+});
