@@ -45,7 +45,7 @@ test("PROG_TEST_RUN returns r0 in retval; the syscall type copies its ctx back",
   );
 });
 
-test("generic checks: ctx_in and ctx_size_in together, no cpu without BPF_F_TEST_RUN_ON_CPU, unknown flags", () => {
+test("generic checks: ctx_in and ctx_size_in together; raw_tp's own: no cpu without BPF_F_TEST_RUN_ON_CPU, unknown flags", () => {
   const { k, p } = boot();
   const fd = load(k, p, P.BPF_PROG_TYPE_RAW_TRACEPOINT);
   throwsErrno(() => k.bpf(p, C.BPF_PROG_TEST_RUN, { prog_fd: fd, ctx_size_in: 8 }), EINVAL, /together/);

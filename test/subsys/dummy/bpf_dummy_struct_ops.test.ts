@@ -44,6 +44,15 @@ test("dummy_init_ret_value: test_1 with a NULL state (nullable) -> retval 0xf2f3
   assert.equal(testRun(r, fd, args(0n)), 0xf2f3f4f5);
 });
 
+test("test_run: flags and cpu are not struct_ops' business: bpf_struct_ops_test_run ignores them, as 6.18 does", () => {
+  const r = boot();
+  const fd = loadProg(r, "bpf_dummy_ops", "test_1", TEST_1);
+  const ctx = args(0n);
+  const attr = { prog_fd: fd, ctx_in: ctx, ctx_size_in: ctx.length, flags: 0x80, cpu: 5, retval: 0 };
+  r.k.bpf(r.proc, bpf_cmd.BPF_PROG_TEST_RUN, attr);
+  assert.equal(attr.retval, 0xf2f3f4f5);
+});
+
 test("dummy_init_ptr_arg: the state is copied in and out; retval is the old val", () => {
   const r = boot();
   const fd = loadProg(r, "bpf_dummy_ops", "test_1", TEST_1);
