@@ -22,7 +22,7 @@ import {
 import { BpfObject } from "../../src/loader/object.js";
 import { BPF_CORE_POISON_IMM, bpfCoreApplyRelos, type CoreReloOutcome } from "../../src/loader/relo_core.js";
 import { BTF_INT_SIGNED } from "../../src/uapi/btf.js";
-import { BpfError, EINVAL } from "../../src/uapi/errno.js";
+import { BpfError, EINVAL, ERANGE } from "../../src/uapi/errno.js";
 import { objPath, ROOT } from "../elf/helpers.js";
 
 const fixture = (name: string) => join(ROOT, "test/fixtures/elf", `${name}.bpf.o`);
@@ -226,3 +226,17 @@ for (const name of ["tcp_reno", "tcp_cubic", "tcp_dctcp", "dummy_ops", "features
     if (name !== "features" && name !== "dummy_ops") assert.ok(n > 5);
   });
 }
+
+test("a field offset beyond a load's 16-bit offset is libbpf's ERANGE", () => {
+  const b = new BtfBuilder();
+  const int = b.addInt("int", 4, BTF_INT_SIGNED);
+  // Every other field of core_s is missing (those accesses are poisoned); `a` sits at byte 40000.
+  b.addStruct("core_s", 40008, [{ name: "a", type: int, bitOffset: 40000 * 8 }]);
+  assert.throws(
+    () => relocate(b.toBtf()),
+    (e: unknown) =>
+      e instanceof BpfError &&
+      e.errno === ERANGE &&
+      /^prog 'core_prog': relo #\d+: insn #\d+ \(LDX\/ST\/STX\) value too big: 40000$/.test(e.message),
+  );
+});
