@@ -200,3 +200,25 @@ test("struct_ops reloc to a symbol where no program starts", () => {
     isErr(EINVAL, `struct_ops reloc dummy_1: cannot find prog at shdr_idx ${bss} to relocate func ptr test_1`),
   );
 });
+
+test("an object without a symbol table (stripped) is libbpf's ENOENT", () => {
+  const bytes = patched("dummy_ops", (_b, elf, dv) => {
+    dv.setUint32(elf.header.shoff + elf.symtabIndex * 64 + 4, 1, true); // SHT_SYMTAB -> SHT_PROGBITS
+  });
+  assert.throws(
+    () => BpfObject.open(bytes),
+    isErr(ENOENT, /^elf: couldn't find symbol table in .*, stripped object file\?$/),
+  );
+});
+
+test("a legacy 'maps' section is refused (libbpf v1.0+)", () => {
+  const bytes = patched("features", (_b, elf, dv) => {
+    const maps = elf.sectionByName(".maps") as ElfSection;
+    const at = elf.header.shoff + maps.index * 64;
+    dv.setUint32(at, dv.getUint32(at, true) + 1, true); // ".maps" -> "maps"
+  });
+  assert.throws(
+    () => BpfObject.open(bytes),
+    isErr(ENOTSUP, "elf: legacy map definitions in 'maps' section are not supported by libbpf v1.0+"),
+  );
+});
