@@ -182,6 +182,11 @@ test("struct_ops init: variable types libbpf refuses", () => {
     stOpsCase((b, int) => b.addStruct("ops_t", 16, [{ name: "a", type: int, bitOffset: 0 }])),
     isErr(EINVAL, "struct_ops init: var ops is beyond the end of DATASEC .struct_ops"),
   );
+  // A typedef naming itself: btf__resolve_type fails.
+  assert.throws(
+    stOpsCase((b, int) => b.addTypedef("loop", int + 1)),
+    isErr(EINVAL, "struct_ops init: Cannot resolve var type_id 3 in DATASEC .struct_ops"),
+  );
   const ok = stOpsCase((b, int) => b.addConst(b.addStruct("ops_t", 8, [{ name: "a", type: int, bitOffset: 0 }])))();
   assert.equal((ok as { name: string }[])[0]?.name, "ops");
 });
