@@ -134,7 +134,12 @@ function encodeLineInfo(
 /** bpf_object_load: see the file comment for the order. */
 export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadOpts = {}): void {
   if (obj.loaded) throw new BpfError(EINVAL, "object should not be loaded twice");
-  if (!obj.elf.littleEndian) throw new BpfError(LIBBPF_ERRNO__ENDIAN, `elf: endianness mismatch in ${obj.path}.`);
+  // Opening either byte order is fine (libbpf >= 1.5); loading needs the host's (little-endian) one.
+  if (!obj.elf.littleEndian) {
+    const msg = `object '${obj.name}': loading non-native endianness is unsupported`;
+    obj.print("warn", msg);
+    throw new BpfError(LIBBPF_ERRNO__ENDIAN, msg);
+  }
   const kbtf = opts.btfVmlinux ?? k.kernel.btfVmlinux;
   const fds: number[] = [];
   try {
