@@ -456,7 +456,8 @@ export class BpfObject {
       if (prog.isSubprog) continue;
       const def = findSecDef(prog.secName);
       if (!def) {
-        this.print("debug", `sec '${prog.secName}': failed to find program SEC() definition`);
+        // Not an error: the user may still set the type (bpf_program__set_type) before load.
+        this.print("debug", `prog '${prog.name}': unrecognized ELF section name '${prog.secName}'`);
         continue;
       }
       prog.secDef = def;
