@@ -243,6 +243,7 @@ test("load: kconfig externs come from open's kconfig text, else the kernel's con
     assert.ok(m && m.fd > 0);
     const v = new Uint8Array(8);
     assert.equal(bpf_map_lookup_elem(h, m.fd, new Uint8Array(4), v), 0);
+    assert.equal(bpf_map_update_elem(h, m.fd, new Uint8Array(4), v, 0), -EPERM); // frozen, as .rodata
     return new DataView(v.buffer).getBigUint64(0, true);
   };
   const h = boot();
