@@ -439,7 +439,8 @@ static void cmd_test_run(char **a)
 	size_t ctx_len, st_len;
 	uint8_t *ctx = unhex(a[2], &ctx_len);
 	uint8_t *st = unhex(a[3], &st_len);
-	long ctx_size = a[4] ? num(a[4]) : (long)ctx_len;
+	/* test_run fd ctx(hex) state(hex|-) ctx_size(N|-) flags cpu */
+	long ctx_size = a[4] && strcmp(a[4], "-") ? num(a[4]) : (long)ctx_len;
 	long r;
 
 	/* args[0] of a bpf_dummy_ops program is a user pointer to the state. */
@@ -448,6 +449,8 @@ static void cmd_test_run(char **a)
 	put32(attr, 0, num(a[1]));
 	put32(attr, 40, ctx_size);
 	put64(attr, 48, (uintptr_t)ctx);
+	put32(attr, 64, num(a[5])); /* test.flags */
+	put32(attr, 68, num(a[6])); /* test.cpu */
 	r = sys_bpf(CMD_PROG_TEST_RUN, attr);
 	if (r < 0) {
 		printf("err %d\n", errno);

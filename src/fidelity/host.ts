@@ -10,7 +10,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Btf } from "../btf/btf.js";
 import { errnoName } from "../uapi/errno.js";
-import type { MapCreateArgs, Outcome, ProgLoadArgs, Target } from "./target.js";
+import type { MapCreateArgs, Outcome, ProgLoadArgs, Target, TestRunOpts } from "./target.js";
 
 export const VMLINUX_BTF = "/sys/kernel/btf/vmlinux";
 
@@ -196,10 +196,16 @@ export class HostTarget implements Target {
   poll(fd: number) {
     return this.cmd("poll", fd);
   }
-  async testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, ctxSize?: number) {
-    const words: (string | number)[] = ["test_run", fd, hex(ctx), state ? hex(state) : "-"];
-    if (ctxSize !== undefined) words.push(ctxSize);
-    const o = await this.cmd(...words);
+  async testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, opts: TestRunOpts = {}) {
+    const o = await this.cmd(
+      "test_run",
+      fd,
+      hex(ctx),
+      state ? hex(state) : "-",
+      opts.ctxSize ?? "-",
+      opts.flags ?? 0,
+      opts.cpu ?? 0,
+    );
     const st = o.fields?.state;
     if (st && st !== "-") o.bytes = new Uint8Array(Buffer.from(st, "hex"));
     return o;

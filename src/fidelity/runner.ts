@@ -20,6 +20,7 @@ import {
   BPF_F_RDONLY,
   BPF_F_REPLACE,
   BPF_F_SLEEPABLE,
+  BPF_F_TEST_RUN_ON_CPU,
   BPF_F_VTYPE_BTF_OBJ_FD,
   BPF_F_WRONLY,
   BPF_NOEXIST,
@@ -32,7 +33,7 @@ import { errnoName } from "../uapi/errno.js";
 import { repoRoot } from "./host.js";
 import type { Scenario, Step } from "./scenario.js";
 import { unquote } from "./scenario.js";
-import type { Outcome, Target } from "./target.js";
+import type { Outcome, ProgLoadArgs, Target } from "./target.js";
 import { buildValue, decodeValue, type StructOpsLayout, structOpsLayout } from "./value.js";
 
 export interface Observation {
@@ -55,6 +56,12 @@ interface Var {
   id?: number;
 }
 
+/** `prog_asm TYPE "asm"` for these program types: no struct_ops member to attach to. */
+const PLAIN_PROG_TYPES: Record<string, number> = {
+  raw_tp: bpf_prog_type.BPF_PROG_TYPE_RAW_TRACEPOINT,
+  syscall: bpf_prog_type.BPF_PROG_TYPE_SYSCALL,
+};
+
 /** Flag words scenario files may use, or-ed with `|`. */
 const FLAG_WORDS: Record<string, number> = {
   LINK: BPF_F_LINK,
@@ -65,6 +72,7 @@ const FLAG_WORDS: Record<string, number> = {
   EXIST: BPF_EXIST,
   LOCK: BPF_F_LOCK,
   REPLACE: BPF_F_REPLACE,
+  TEST_RUN_ON_CPU: BPF_F_TEST_RUN_ON_CPU,
   ANY: 0,
 };
 
@@ -72,7 +80,8 @@ export function parseFlags(s: string | undefined): number {
   if (s === undefined || s === "") return 0;
   let v = 0;
   for (const w of s.split("|")) {
-    const f = FLAG_WORDS[w] ?? Number(w);
+    // The uapi spelling (BPF_F_LINK, BPF_NOEXIST) is accepted as well as the short one.
+    const f = FLAG_WORDS[w.replace(/^BPF_(F_)?/, "")] ?? Number(w);
     if (!Number.isFinite(f)) throw new Error(`unknown flag '${w}'`);
     v |= f;
   }
@@ -295,23 +304,9 @@ export class ScenarioRun {
         return res(r, true);
       }
       case "prog_asm": {
-        const [sname, mname] = step.args[0]!.split(".");
-        const sid = t.btf.findByNameKind(sname!, BTF_KIND_STRUCT);
-        if (sid < 0) return { step, result: "unsupported", unsupported: `${t.name}: no struct ${sname}` };
-        const st = t.btf.typeById(sid) as { members: { name: string }[] };
-        const idx = st.members.findIndex((x) => x.name === mname);
-        const text = unquote(step.args[1]!).replace(/\{(fd|off):([^}]+)\}/g, (_m, k: string, arg: string) =>
-          String(k === "fd" ? this.v(arg).fd : memberOffset(t.btf, arg)),
-        );
-        const r = await t.progLoad({
-          prog_type: bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS,
-          expected_attach_type: o.member_idx !== undefined ? Number(o.member_idx) : idx,
-          attach_btf_id: o.attach_btf_id !== undefined ? Number(o.attach_btf_id) : sid,
-          prog_flags: o.sleepable === "1" ? BPF_F_SLEEPABLE : 0,
-          license: o.license ? unquote(o.license) : "GPL",
-          insns: encodeInsns(assemble(text)),
-          name: mname ?? "",
-        });
+        const args = this.progAsmArgs(step);
+        if (typeof args === "string") return { step, result: "unsupported", unsupported: args };
+        const r = await t.progLoad(args);
         if (r.ok && step.bind) {
           this.progNames.set(await this.idOf("prog", r.ret!), step.bind);
           bind(r, { kind: "prog", fd: 0 });
@@ -423,6 +418,46 @@ export class ScenarioRun {
     return d;
   }
 
+  /**
+   * The load attributes of `prog_asm TYPE.MEMBER "asm"` (a struct_ops program for that member),
+   * or of `prog_asm raw_tp|syscall "asm"` (types with no attach target at load); a string when
+   * this target's BTF lacks the struct.
+   */
+  private progAsmArgs(step: Step): ProgLoadArgs | string {
+    const o = step.opts;
+    const t = this.target;
+    const common = {
+      prog_flags: o.sleepable === "1" ? BPF_F_SLEEPABLE : 0,
+      license: o.license ? unquote(o.license) : "GPL",
+    };
+    const plain = PLAIN_PROG_TYPES[step.args[0]!];
+    if (plain !== undefined)
+      return {
+        ...common,
+        prog_type: plain,
+        expected_attach_type: 0,
+        attach_btf_id: 0,
+        insns: encodeInsns(assemble(unquote(step.args[1]!))),
+        name: step.args[0]!,
+      };
+    const [sname, mname] = step.args[0]!.split(".");
+    const sid = t.btf.findByNameKind(sname!, BTF_KIND_STRUCT);
+    if (sid < 0) return `${t.name}: no struct ${sname}`;
+    const st = t.btf.typeById(sid) as { members: { name: string }[] };
+    const idx = st.members.findIndex((x) => x.name === mname);
+    const text = unquote(step.args[1]!).replace(/\{(fd|off):([^}]+)\}/g, (_m, k: string, arg: string) =>
+      String(k === "fd" ? this.v(arg).fd : memberOffset(t.btf, arg)),
+    );
+    return {
+      ...common,
+      prog_type: bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS,
+      expected_attach_type: o.member_idx !== undefined ? Number(o.member_idx) : idx,
+      attach_btf_id: o.attach_btf_id !== undefined ? Number(o.attach_btf_id) : sid,
+      insns: encodeInsns(assemble(text)),
+      name: mname ?? "",
+    };
+  }
+
   private async testRun(step: Step): Promise<Observation> {
     const o = step.opts;
     const p = this.v(step.args[0]!);
@@ -431,7 +466,11 @@ export class ScenarioRun {
     const dv = new DataView(ctx.buffer);
     for (const [i, a] of args.entries()) dv.setBigUint64(8 * (i + 1), BigInt.asUintN(64, BigInt(a)), true);
     const state = o.state === undefined || o.state === "null" ? null : u32le(Number(o.state));
-    const r = await this.target.testRun(p.fd, ctx, state, o.ctx_size !== undefined ? Number(o.ctx_size) : undefined);
+    const r = await this.target.testRun(p.fd, ctx, state, {
+      ctxSize: o.ctx_size !== undefined ? Number(o.ctx_size) : undefined,
+      flags: parseFlags(o.flags),
+      cpu: o.cpu !== undefined ? Number(o.cpu) : 0,
+    });
     if (r.unsupported) return { step, result: "unsupported", unsupported: r.unsupported };
     if (!r.ok) return { step, result: errnoName(r.errno ?? 0) };
     const d = new Map<string, string>([["retval", r.fields?.retval ?? "?"]]);

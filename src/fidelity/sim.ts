@@ -17,7 +17,7 @@ import type { TcpCongControl } from "../subsys/tcp/tcp_cong.js";
 import { TcpKernel, tcpSubsystem } from "../subsys/tcp/tcp_init.js";
 import { BpfError } from "../uapi/errno.js";
 import { repoRoot } from "./host.js";
-import type { MapCreateArgs, Outcome, ProgLoadArgs, Target } from "./target.js";
+import type { MapCreateArgs, Outcome, ProgLoadArgs, Target, TestRunOpts } from "./target.js";
 
 /** An outcome from a libbpf-convention return (fd/0 or -errno). */
 function rc(r: number, extra: Partial<Outcome> = {}): Outcome {
@@ -177,12 +177,12 @@ export class SimTarget implements Target {
       return { ok: true, ret: revents ? 1 : 0, fields: { revents: String(revents) } };
     });
   }
-  testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, ctxSize?: number) {
+  testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, o: TestRunOpts = {}) {
     return this.wrap(() => {
       const c = ctx.slice();
       const st = state ? state.slice() : null;
       if (st && c.length >= 8) new DataView(c.buffer).setBigUint64(0, bpfDummyUserPtr(this.h.process, st), true);
-      const opts: bpf.BpfTestRunOpts = { ctx_in: c, ctx_size_in: ctxSize ?? c.length };
+      const opts: bpf.BpfTestRunOpts = { ctx_in: c, ctx_size_in: o.ctxSize ?? c.length, flags: o.flags, cpu: o.cpu };
       const r = bpf.bpf_prog_test_run_opts(this.h, fd, opts);
       if (r < 0) return rc(r);
       return { ok: true, ret: r, fields: { retval: String((opts.retval ?? 0) >>> 0) }, bytes: st ?? undefined };

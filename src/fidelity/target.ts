@@ -69,7 +69,7 @@ export interface Target {
   mapFdById(id: number, openFlags: number): Promise<Outcome>;
   poll(fd: number): Promise<Outcome>;
   /** PROG_TEST_RUN; `state` (when not null) is copied to user memory and its address put in args[0]. */
-  testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, ctxSize?: number): Promise<Outcome>;
+  testRun(fd: number, ctx: Uint8Array, state: Uint8Array | null, opts?: TestRunOpts): Promise<Outcome>;
   /**
    * A loopback transfer of `bytes` using congestion control `cc` on the sender; with `dropEvery`,
    * one data packet in that many is lost (host: an XDP dropper on lo in a private netns;
@@ -82,4 +82,11 @@ export interface Target {
   dropCaps(): Promise<Outcome>;
   /** Free everything (registered struct_ops maps included). */
   shutdown(): Promise<void>;
+}
+
+/** PROG_TEST_RUN attributes a scenario may set besides the ctx (default: ctx's length, 0, 0). */
+export interface TestRunOpts {
+  ctxSize?: number;
+  flags?: number;
+  cpu?: number;
 }

@@ -3,9 +3,11 @@ import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { hostAvailable } from "../../src/fidelity/host.js";
 import { formatResult, loadScenarios, runScenario } from "../../src/fidelity/main.js";
+import { parseFlags } from "../../src/fidelity/runner.js";
 import { parseScenario } from "../../src/fidelity/scenario.js";
 import { SimTarget } from "../../src/fidelity/sim.js";
 import type { Outcome } from "../../src/fidelity/target.js";
+import { BPF_F_TEST_RUN_ON_CPU } from "../../src/uapi/bpf.js";
 import { ENOENT } from "../../src/uapi/errno.js";
 
 const scenarios = loadScenarios();
@@ -74,4 +76,29 @@ test("a structops bug shows up as DIFFERS naming the step, on the host and witho
     // With the kernel's run beside it, the lookup after the delete is compared member by member.
     if (host) assert.match(text, /line 14 \(lookup\): common\.state: kernel 2, structops 1/);
   }
+});
+
+test("test_run flags= and cpu= reach PROG_TEST_RUN: raw_tp refuses cpu without BPF_F_TEST_RUN_ON_CPU", async () => {
+  // Were cpu dropped on the way, `cpu=1` would run; were flags dropped, `flags=0x80` would run.
+  const lines = [
+    "name: test-run-flags-reach-the-kernel",
+    '$rt = prog_asm raw_tp "mov %r0, 3\\nexit" => ok',
+    "test_run $rt cpu=1 => EINVAL",
+    "test_run $rt flags=BPF_F_TEST_RUN_ON_CPU cpu=0 => ok",
+    '$sc = prog_asm syscall "mov %r0, 4\\nexit" sleepable=1 => ok',
+    "test_run $sc flags=0x80 => EINVAL",
+    "test_run $sc => ok",
+  ].join("\n");
+  const r = await runScenario(parseScenario(lines), false);
+  assert.equal(r.verdict.kind, "same", formatResult(r, true));
+  // With the expectation flipped the run must differ: the step is really checked.
+  const flipped = parseScenario(lines.replace("cpu=1 => EINVAL", "cpu=1 => ok"));
+  assert.equal((await runScenario(flipped, false)).verdict.kind, "differs");
+});
+
+test("flag words: the uapi spelling (BPF_F_TEST_RUN_ON_CPU, BPF_NOEXIST) equals the short one", () => {
+  assert.equal(parseFlags("BPF_F_TEST_RUN_ON_CPU"), BPF_F_TEST_RUN_ON_CPU);
+  assert.equal(parseFlags("TEST_RUN_ON_CPU|0x80"), BPF_F_TEST_RUN_ON_CPU | 0x80);
+  assert.equal(parseFlags("BPF_NOEXIST"), parseFlags("NOEXIST"));
+  assert.throws(() => parseFlags("BPF_F_NO_SUCH_FLAG"), /unknown flag/);
 });
