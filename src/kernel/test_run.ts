@@ -87,8 +87,7 @@ export const testRunOps: Record<"syscall" | "raw_tp" | "skb", BpfProgTypeOps> = 
       noData(attr, true);
       const size = num(attr.ctx_size_in);
       if (size > MAX_BPF_FUNC_ARGS * 8) throw new BpfError(EINVAL, "ctx_size_in over 12 arguments");
-      if (num(attr.flags) & ~BPF_F_TEST_RUN_ON_CPU)
-        throw new BpfError(EINVAL, "raw_tp test_run takes only BPF_F_TEST_RUN_ON_CPU");
+      // Unknown flag bits are ignored here (net/bpf/test_run.c checks only cpu against the flag).
       if (!(num(attr.flags) & BPF_F_TEST_RUN_ON_CPU) && num(attr.cpu)) throw new BpfError(EINVAL, "cpu without flag");
       const ctx = ctxRegion(prog, attr);
       try {
