@@ -16,10 +16,13 @@ import {
 } from "../uapi/bpf.js";
 import { BTF_MAX_TYPE } from "../uapi/btf.js";
 import { BpfError, E2BIG, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
+import { optHardWireDeadCodeBranches, sanitizeDeadCode } from "../verifier/dead_code.js";
+import type { VerifierResult } from "../verifier/env.js";
 import { BpfProg, type BtfObject } from "./bpf.js";
 import type { ProgLoadAttr, ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { btf_get, btf_get_by_fd, btf_put } from "./btf_obj.js";
+import { CAP_SYS_ADMIN } from "./capability.js";
 import { bpf_prog_calc_tag, license_is_gpl_compatible } from "./core.js";
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
@@ -308,6 +311,18 @@ function can_be_sleepable(prog: BpfProg): boolean {
   );
 }
 
+/**
+ * bpf_check() after do_check: a CAP_SYS_ADMIN load first hard-wires one-sided branches; then every
+ * slot no verified path reached becomes `ja -1` (sanitize_dead_code), before helpers are bound,
+ * so a call the verifier never walked (libbpf's poisoned unresolved __weak kfunc) is gone. The
+ * kernel removes a privileged program's dead code (opt_remove_dead_code) instead of trapping it;
+ * here the slots stay, so instruction indices (func_info, line_info, subprogs) need no fixing up.
+ */
+function rewriteDeadCode(insns: Insn[], seen: Uint8Array, isPriv: boolean): void {
+  if (isPriv) optHardWireDeadCodeBranches(insns, seen);
+  sanitizeDeadCode(insns, seen);
+}
+
 /** The load-time binding and checks done in bpf_check() before and after the verifier proper. */
 function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr): void {
   const log = new BpfLog(num(attr.log_level), attr.log_buf, num(attr.log_size));
@@ -351,7 +366,9 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
       k.structOps.checkAttach(prog, log.lines);
     }
     prog.insnsi = resolve_pseudo_ldimm64(env, proc, attr, env.ldImm64Aux as Map<number, LdImm64Aux>);
-    prog.aux.verifier_result = k.verifier?.(env);
+    const vr = k.verifier?.(env) as VerifierResult | undefined;
+    prog.aux.verifier_result = vr;
+    if (vr?.seen) rewriteDeadCode(prog.insnsi, vr.seen, proc.cred.capable(CAP_SYS_ADMIN));
     k.jit?.(prog);
   } catch (e) {
     attr.log_true_size = log.finalize();

@@ -157,4 +157,9 @@ export interface VerifierResult {
   subprogStarts: number[];
   /** struct_ops: the attached member's name (attach_func_name). */
   attachFuncName?: string;
+  /**
+   * insn_aux_data[].seen per instruction slot: 1 where a verified path went. Instructions left 0
+   * are dead; PROG_LOAD rewrites them (sanitize_dead_code) before binding helpers.
+   */
+  seen?: Uint8Array;
 }

@@ -1,5 +1,6 @@
 /** The verifier's public API: bpf_check over a VerifierEnv the kernel fills. */
 export { conformanceEnv, conformanceOps } from "./conformance_ops.js";
+export { insnIsCondJump, optHardWireDeadCodeBranches, sanitizeDeadCode } from "./dead_code.js";
 export type {
   CtxAccessResult,
   FuncInfo,

@@ -120,6 +120,8 @@ export class Verifier {
   private jmps = 0;
   private prevAddProcessed = 0;
   private prevAddJmps = 0;
+  /** insn_aux_data[].seen: instructions some verified path walked (the rest is dead code). */
+  readonly seen: Uint8Array;
 
   constructor(readonly env: VerifierEnv) {
     this.insns = env.insns;
@@ -129,6 +131,7 @@ export class Verifier {
     this.maps = env.maps ?? [];
     this.ops = env.ops;
     this.limit = env.insnLimit ?? BPF_COMPLEXITY_LIMIT_INSNS;
+    this.seen = new Uint8Array(env.insns.length);
   }
 
   // ---- log and errors ----
@@ -277,6 +280,7 @@ export class Verifier {
       stackDepth: this.stackDepth.map((d) => Math.ceil(d / 8) * 8),
       subprogStarts: this.cfg?.subprogStarts ?? [0],
       attachFuncName: this.attachFuncName,
+      seen: this.seen,
     };
   }
 
@@ -378,6 +382,8 @@ export class Verifier {
           continue;
         }
       }
+      // sanitize_mark_insn_seen(): a pruned visit was seen by the path that stored the state.
+      this.seen[idx] = 1;
       // jmps_processed: every jump-class instruction walked counts towards adding a checkpoint.
       const cls = BPF_CLASS(this.insns[idx].code);
       if (cls === BPF_JMP || cls === 0x06) this.jmps++; // BPF_JMP32
@@ -674,6 +680,8 @@ export class Verifier {
       case BPF_LD:
         if (!isLdImm64(insn)) this.reject(EINVAL, "BPF_LD_[ABS|IND] instructions not allowed for this program type");
         this.checkLdImm(idx);
+        // do_check marks ld_imm64's second slot seen too, so sanitize_dead_code keeps it.
+        this.seen[idx + 1] = 1;
         this.insnIdx = idx + 2;
         return false;
       default:
