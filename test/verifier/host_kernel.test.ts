@@ -9,6 +9,7 @@ import { errnoName } from "../../src/uapi/errno.js";
 import { parseVerifierVector, vectorEnv } from "../../src/verifier/vector.js";
 import { bpfCheck } from "../../src/verifier/verifier.js";
 import { FIXTURES } from "./helpers.js";
+import { LOADER } from "./host_log.js";
 
 /**
  * The host kernel as an oracle: each program of the bad-program corpus is loaded as a socket
@@ -17,38 +18,6 @@ import { FIXTURES } from "./helpers.js";
  * host cannot reproduce are left out (unprivileged ones: the test runs as root; maps with a
  * bpf_spin_lock need map BTF; helper sets that differ from a socket filter's).
  */
-const LOADER = `
-import ctypes, json, sys, struct, os
-libc = ctypes.CDLL(None, use_errno=True)
-def bpf(cmd, attr):
-    r = libc.syscall(321, cmd, attr, ctypes.sizeof(attr))
-    return r, (ctypes.get_errno() if r < 0 else 0)
-def load(p):
-    code = bytearray(bytes.fromhex(p["hex"]))
-    fds = []
-    for m in p["maps"]:
-        attr = ctypes.create_string_buffer(128)
-        struct.pack_into("<IIIII", attr, 0, m["type"], m["key"], m["value"], m["entries"], m["flags"])
-        fd, err = bpf(0, attr)
-        if fd < 0: return {"fd": -1, "errno": err, "log": "map create failed"}
-        fds.append(fd)
-    for i in range(0, len(code), 8):
-        idx = struct.unpack_from("<i", code, i+4)[0]
-        if code[i] == 0x18 and (code[i+1] >> 4) in (1, 2) and 0 <= idx < len(fds):
-            struct.pack_into("<i", code, i+4, fds[idx])
-    buf = ctypes.create_string_buffer(bytes(code))
-    lic = ctypes.create_string_buffer(p["license"].encode())
-    log = ctypes.create_string_buffer(1 << 24)
-    attr = ctypes.create_string_buffer(160)
-    level = p["log_level"]
-    struct.pack_into("<IIQQIIQ", attr, 0, 1, len(code) // 8, ctypes.addressof(buf), ctypes.addressof(lic),
-                     level, len(log) if level else 0, ctypes.addressof(log) if level else 0)
-    fd, err = bpf(5, attr)
-    if fd >= 0: os.close(fd)
-    for f in fds: os.close(f)
-    return {"fd": fd, "errno": err, "log": log.value.decode(errors="replace")}
-print(json.dumps([load(p) for p in json.load(sys.stdin)]))
-`;
 
 const NOT_REPRODUCIBLE = new Set([
   "bad_map_fd.data", // map references are fds there, indices here

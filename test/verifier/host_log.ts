@@ -87,7 +87,8 @@ export function normaliseLog(log: string): string[] {
     .split("\n");
 }
 
-const LOADER = `
+/** Loads programs through the real bpf(2) from Python ctypes (Node has no syscall binding). */
+export const LOADER = `
 import ctypes, json, sys, struct, os
 libc = ctypes.CDLL(None, use_errno=True)
 def bpf(cmd, attr):
@@ -110,8 +111,9 @@ def load(p):
     lic = ctypes.create_string_buffer(p["license"].encode())
     log = ctypes.create_string_buffer(1 << 24)
     attr = ctypes.create_string_buffer(160)
+    level = p["log_level"]
     struct.pack_into("<IIQQIIQ", attr, 0, 1, len(code) // 8, ctypes.addressof(buf), ctypes.addressof(lic),
-                     p["log_level"], len(log), ctypes.addressof(log))
+                     level, len(log) if level else 0, ctypes.addressof(log) if level else 0)
     fd, err = bpf(5, attr)
     if fd >= 0: os.close(fd)
     for f in fds: os.close(f)
