@@ -12,24 +12,11 @@ import { existsSync, openSync, readFileSync } from "node:fs";
 import { Btf } from "../src/btf/btf.js";
 import { btfDumpC } from "../src/btf/dump_c.js";
 import { btfDumpRaw } from "../src/btf/dump_raw.js";
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  note?: string;
-}
+import { type BenchResult, median } from "./bench.js";
 
 const VMLINUX = "/sys/kernel/btf/vmlinux";
 const RUNS = 9;
 const LOOKUPS = 1000;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
 
 /** mulberry32: a small seeded PRNG so the sample is the same every run. */
 function rng(seed: number): () => number {

@@ -9,23 +9,10 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BpfCcHost } from "../src/sim/bpf_cc.js";
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  note?: string;
-}
+import { type BenchResult, median } from "./bench.js";
 
 const OBJ = "bpf/obj/tcp_cubic.bpf.o";
 const RUNS = 7;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /** In the child: one cold open + load + register, timed from before the kernel boots. */
 function child(): void {

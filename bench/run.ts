@@ -5,15 +5,7 @@ import { writeFileSync } from "node:fs";
 import { arch, cpus, platform } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  note?: string;
-}
+import type { BenchResult } from "./bench.js";
 
 const BENCHES = ["btf", "vm", "loader", "verifier", "sim"];
 

@@ -12,6 +12,7 @@ import { BpfCcHost } from "../src/sim/bpf_cc.js";
 import { DEFAULT_LINK, simulate } from "../src/sim/sim.js";
 import type { TcpKernel } from "../src/subsys/tcp/tcp_init.js";
 import type { Tier } from "../src/vm/program.js";
+import type { BenchResult } from "./bench.js";
 
 /** The repository root, from the sources or from dist/bench. */
 function repoRoot(): string {
@@ -22,15 +23,6 @@ function repoRoot(): string {
     d = up;
   }
   return d;
-}
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  note?: string;
 }
 
 const DURATION_NS = 30e9;

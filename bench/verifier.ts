@@ -20,15 +20,7 @@ import { checkCfg } from "../src/verifier/cfg.js";
 import { computeLiveness } from "../src/verifier/liveness.js";
 import { resolveLdImm64, vectorEnv } from "../src/verifier/vector.js";
 import { bpfCheck } from "../src/verifier/verifier.js";
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  note?: string;
-}
+import type { BenchResult } from "./bench.js";
 
 /** A large program in the shape clang gives bpf_cubic: branches on state fields, a root loop. */
 export function cubicLikeAsm(blocks = 60): string {

@@ -13,15 +13,7 @@ import { assemble } from "../src/isa/asm.js";
 import { VmMemory } from "../src/vm/memory.js";
 import type { Tier } from "../src/vm/program.js";
 import { Vm } from "../src/vm/vm.js";
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  note?: string;
-}
+import type { BenchResult } from "./bench.js";
 
 const MUL64 = `
   mov %r0, 1
