@@ -4,8 +4,10 @@
  * plug into.
  */
 import type { Btf } from "../btf/btf.js";
+import type { BtfRecord, BtfStructMeta } from "../btf/record.js";
 import type { Insn } from "../isa/insn.js";
 import { BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_WRONLY, BPF_F_WRONLY_PROG } from "../uapi/bpf.js";
+import type { BpfError } from "../uapi/errno.js";
 import type { MapCreateAttr } from "./bpf_attr.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
@@ -115,6 +117,11 @@ export class BpfMap {
   btf_key_type_id = 0;
   btf_value_type_id = 0;
   btf_vmlinux_value_type_id = 0;
+  /**
+   * map->record: the value's special fields; null when none, a BpfError when btf_parse_fields
+   * failed (map creation goes on, as in the kernel: the fields are then just not usable).
+   */
+  record: BtfRecord | null | BpfError = null;
   /** Pages charged to `user` (v5.8 struct bpf_map_memory). */
   memory = { pages: 0, user: null as import("./process.js").UserStruct | null };
   /** Free only after a normal RCU grace period (hashtab elements read under RCU by programs). */
@@ -146,6 +153,8 @@ export class BtfObject {
   id = 0;
   refcnt = 1;
   freed = false;
+  /** btf->struct_meta_tab: records of the program-allocatable structs, by BTF id. */
+  structMetas: ReadonlyMap<number, BtfStructMeta> = new Map();
 
   constructor(
     readonly btf: Btf,

@@ -4,6 +4,8 @@
  * struct_ops table) and runs src/verifier on it. Its log goes to the user's log buffer; a refusal
  * is thrown with the verifier's errno.
  */
+
+import { BpfError } from "../uapi/errno.js";
 import type {
   KfuncInfo,
   LdImm64Aux as VAux,
@@ -21,6 +23,7 @@ function verifierMap(m: BpfMap): VerifierMap {
   if (m.frozen && m.rdonlyProg && valueAddr && m.max_entries === 1) {
     valueBytes = m.kernel.mem.bytes(valueAddr(m, 0), m.value_size).slice();
   }
+  const rec = m.record instanceof BpfError ? null : m.record;
   return {
     type: m.map_type,
     keySize: m.key_size,
@@ -31,6 +34,8 @@ function verifierMap(m: BpfMap): VerifierMap {
     frozen: m.frozen,
     valueBytes,
     name: m.name,
+    spinLockOff: rec && rec.spinLockOff >= 0 ? rec.spinLockOff : undefined,
+    record: rec,
   };
 }
 

@@ -1,5 +1,6 @@
 /** BTF as a kernel object (kernel/bpf/btf.c): BTF_LOAD, btf fds and ids, get/put. */
 import { Btf } from "../btf/btf.js";
+import { btfCheckAndFixupFields, btfParseStructMetas, type KptrResolver } from "../btf/record.js";
 import { BPF_F_TOKEN_FD } from "../uapi/bpf.js";
 import { BpfError, E2BIG, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { BtfObject } from "./bpf.js";
@@ -106,8 +107,13 @@ export function bpf_btf_load(k: Kernel, proc: Process, attr: BtfLoadAttr): numbe
     }
     throw e;
   }
+  // btf_parse_struct_metas + btf_check_and_fixup_fields: program-allocatable types get their
+  // record now; a bad one fails the load with the errno alone (the kernel logs nothing there).
+  const metas = btfParseStructMetas(btf, kptrResolver(k));
+  for (const m of metas.values()) btfCheckAndFixupFields(metas, m.record);
   attr.btf_log_true_size = log.finalizeOk();
   const obj = new BtfObject(btf, bytes, false);
+  obj.structMetas = metas;
   btf_alloc_id(k, obj);
   try {
     return btf_new_fd(proc, obj);
@@ -140,4 +146,16 @@ export interface BpfBtfInfo {
 
 export function btf_get_info(btf: BtfObject): BpfBtfInfo {
   return { btf: btf.data, btf_size: btf.data.length, id: btf.id, name: btf.name, kernel_btf: btf.kernelBtf };
+}
+
+/**
+ * bpf_find_btf_id for kptr fields: a type of that name and kind in vmlinux (modules' BTF is not
+ * searched: no module here defines kptr types).
+ */
+export function kptrResolver(k: Kernel): KptrResolver {
+  return (name, kind) => {
+    const v = k.btfVmlinux;
+    const id = v ? v.findByNameKind(name, kind) : -1;
+    return v && id > 0 ? { btf: v, id } : undefined;
+  };
 }

@@ -3,14 +3,38 @@
  * (refcnt for every holder, usercnt for user references: fds) and its memlock charge.
  */
 
-import type { Btf } from "../btf/btf.js";
-import { btfTypeIdSize } from "../btf/resolve.js";
-import { BPF_F_LOCK, BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_TOKEN_FD, BPF_F_WRONLY, bpf_map_type } from "../uapi/bpf.js";
-import { BpfError, E2BIG, EACCES, EBUSY, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
-import { BpfMap } from "./bpf.js";
+import {
+  BPF_GRAPH_ROOT,
+  BPF_KPTR,
+  BPF_REFCOUNT,
+  BPF_RES_SPIN_LOCK,
+  BPF_SPIN_LOCK,
+  BPF_TASK_WORK,
+  BPF_TIMER,
+  BPF_UPTR,
+  BPF_WORKQUEUE,
+  btfCheckAndFixupFields,
+  btfFieldTypeName,
+  btfParseFields,
+  btfRecordHasField,
+  MAP_VALUE_FIELDS,
+} from "../btf/record.js";
+import { btfTypeIdSize, btfTypeSkipModifiers } from "../btf/resolve.js";
+import {
+  BPF_F_LOCK,
+  BPF_F_NUMA_NODE,
+  BPF_F_RDONLY,
+  BPF_F_RDONLY_PROG,
+  BPF_F_TOKEN_FD,
+  BPF_F_WRONLY,
+  BPF_F_WRONLY_PROG,
+  bpf_map_type,
+} from "../uapi/bpf.js";
+import { BpfError, E2BIG, EACCES, EBUSY, EINVAL, ENOENT, ENOTSUPP, EOPNOTSUPP, EPERM } from "../uapi/errno.js";
+import { BpfMap, type BtfObject } from "./bpf.js";
 import type { MapCreateAttr, MapElemAttr, MapFreezeAttr } from "./bpf_attr.js";
 import { num, userBuf } from "./bpf_attr.js";
-import { btf_get_by_fd, btf_put } from "./btf_obj.js";
+import { btf_get_by_fd, btf_put, kptrResolver } from "./btf_obj.js";
 import { File, type FileOps, FMODE_READ, FMODE_WRITE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
@@ -239,7 +263,7 @@ export function map_create(k: Kernel, proc: Process, attr: MapCreateAttr): numbe
       }
       map.btf = btf;
       if (num(attr.btf_value_type_id)) {
-        map_check_btf(map, btf.btf, num(attr.btf_key_type_id), num(attr.btf_value_type_id));
+        map_check_btf(map, btf, num(attr.btf_key_type_id), num(attr.btf_value_type_id), proc);
       }
       map.btf_key_type_id = num(attr.btf_key_type_id);
       map.btf_value_type_id = num(attr.btf_value_type_id);
@@ -260,7 +284,8 @@ export function map_create(k: Kernel, proc: Process, attr: MapCreateAttr): numbe
  * map_check_btf(): the BTF key and value types must have the map's key and value sizes; a map
  * without a key type must have its own check; then the map type's own check.
  */
-function map_check_btf(map: BpfMap, btf: Btf, keyId: number, valueId: number): void {
+function map_check_btf(map: BpfMap, btfObj: BtfObject, keyId: number, valueId: number, proc: Process): void {
+  const btf = btfObj.btf;
   if (keyId) {
     if (btfTypeIdSize(btf, keyId)?.size !== map.key_size) {
       throw new BpfError(EINVAL, `BTF key type ${keyId} does not have key_size ${map.key_size}`);
@@ -268,10 +293,75 @@ function map_check_btf(map: BpfMap, btf: Btf, keyId: number, valueId: number): v
   } else if (!map.ops.map_check_btf) {
     throw new BpfError(EINVAL, "this map type needs a BTF key type");
   }
-  if (btfTypeIdSize(btf, valueId)?.size !== map.value_size) {
+  const value = btfTypeIdSize(btf, valueId);
+  if (value?.size !== map.value_size) {
     throw new BpfError(EINVAL, `BTF value type ${valueId} does not have value_size ${map.value_size}`);
   }
+  mapParseRecord(map, btfObj, btfTypeSkipModifiers(btf, valueId).id, proc);
+  btfCheckAndFixupFields(btfObj.structMetas, map.record instanceof BpfError ? null : map.record);
   map.ops.map_check_btf?.(map, btf, keyId, valueId);
+}
+
+/** Map types that may hold each special field (map_check_btf's switch). */
+const FIELD_MAP_TYPES: [number, readonly number[]][] = [
+  [
+    BPF_SPIN_LOCK | BPF_RES_SPIN_LOCK,
+    [
+      T.BPF_MAP_TYPE_HASH,
+      T.BPF_MAP_TYPE_ARRAY,
+      T.BPF_MAP_TYPE_CGROUP_STORAGE,
+      T.BPF_MAP_TYPE_SK_STORAGE,
+      T.BPF_MAP_TYPE_INODE_STORAGE,
+      T.BPF_MAP_TYPE_TASK_STORAGE,
+      T.BPF_MAP_TYPE_CGRP_STORAGE,
+    ],
+  ],
+  [BPF_TIMER | BPF_WORKQUEUE | BPF_TASK_WORK, [T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_ARRAY]],
+  [
+    BPF_KPTR | BPF_REFCOUNT,
+    [
+      T.BPF_MAP_TYPE_HASH,
+      T.BPF_MAP_TYPE_PERCPU_HASH,
+      T.BPF_MAP_TYPE_LRU_HASH,
+      T.BPF_MAP_TYPE_LRU_PERCPU_HASH,
+      T.BPF_MAP_TYPE_ARRAY,
+      T.BPF_MAP_TYPE_PERCPU_ARRAY,
+      T.BPF_MAP_TYPE_SK_STORAGE,
+      T.BPF_MAP_TYPE_INODE_STORAGE,
+      T.BPF_MAP_TYPE_TASK_STORAGE,
+      T.BPF_MAP_TYPE_CGRP_STORAGE,
+    ],
+  ],
+  [BPF_UPTR, [T.BPF_MAP_TYPE_TASK_STORAGE]],
+  [BPF_GRAPH_ROOT, [T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_ARRAY]],
+];
+
+/**
+ * The value's btf_record (btf_parse_fields). A value whose fields do not parse still makes a map,
+ * as in the kernel: the record is an error and no field of it can be used. A good record is
+ * checked against the caller (CAP_BPF), the map's program access flags and the map type.
+ */
+function mapParseRecord(map: BpfMap, btfObj: BtfObject, valueId: number, proc: Process): void {
+  try {
+    map.record = btfParseFields(btfObj.btf, valueId, MAP_VALUE_FIELDS, map.value_size, kptrResolver(map.kernel));
+  } catch (e) {
+    if (!(e instanceof BpfError)) throw e;
+    map.record = e;
+    return;
+  }
+  const rec = map.record;
+  if (!rec) return;
+  if (!proc.cred.bpfCapable()) throw new BpfError(EPERM, "a map value with special fields needs CAP_BPF");
+  if (map.map_flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)) {
+    throw new BpfError(EACCES, "a map value with special fields cannot be read-only or write-only to programs");
+  }
+  for (let bit = 1; bit <= rec.fieldMask; bit <<= 1) {
+    if (!(rec.fieldMask & bit)) continue;
+    const allowed = FIELD_MAP_TYPES.find(([m]) => m & bit)?.[1];
+    if (!allowed?.includes(map.map_type)) {
+      throw new BpfError(EOPNOTSUPP, `map type ${map.map_type} cannot hold a ${btfFieldTypeName(bit)}`);
+    }
+  }
 }
 
 // ---- element commands ----
@@ -285,8 +375,8 @@ function copyKey(map: BpfMap, key: Uint8Array | null | undefined): Uint8Array {
 }
 
 function checkLockFlag(map: BpfMap, flags: number): void {
-  // No map type here has a bpf_spin_lock in its value.
-  if (flags & BPF_F_LOCK) throw new BpfError(EINVAL, `BPF_F_LOCK on map ${map.name} without a bpf_spin_lock`);
+  if (flags & BPF_F_LOCK && !btfRecordHasField(map.record, BPF_SPIN_LOCK))
+    throw new BpfError(EINVAL, `BPF_F_LOCK on map ${map.name} without a bpf_spin_lock`);
 }
 
 /** bpf_map_copy_value() and its value size. */

@@ -4,6 +4,7 @@
  * PROG_LOAD, tests fill one by hand.
  */
 import type { Btf } from "../btf/btf.js";
+import type { BtfRecord } from "../btf/record.js";
 import type { BtfComposite, BtfMember } from "../btf/types.js";
 import type { Insn } from "../isa/insn.js";
 import type { BpfError } from "../uapi/errno.js";
@@ -26,6 +27,8 @@ export interface VerifierMap {
   name?: string;
   /** Offset of the value's `struct bpf_spin_lock` (from the map's BTF), if it has one. */
   spinLockOff?: number;
+  /** map->record: the value's special fields (btf_parse_fields), when it has any. */
+  record?: BtfRecord | null;
   /** The map's id and kernel address, for the log (a privileged log prints the address). */
   id?: number;
   kaddr?: bigint;
