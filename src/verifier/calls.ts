@@ -4,6 +4,7 @@ import { E2BIG, EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfFuncPtrProto } from "./btf_access.js";
 import { isPseudoCall } from "./cfg.js";
 import type { VerifierEnv } from "./env.js";
+import { checkResourceLeak } from "./refs.js";
 import {
   baseType,
   copyReg,
@@ -106,6 +107,7 @@ export function processExit(v: Verifier): boolean {
     v.insnIdx = f.callsite + 1;
     return false;
   }
+  checkResourceLeak(v, false, true, "BPF_EXIT instruction in main prog");
   checkReturnCode(v);
   return true;
 }

@@ -6,6 +6,7 @@ import type { Insn } from "../isa/insn.js";
 import { BPF_JEQ, BPF_JNE, BPF_OP, BPF_SRC, BPF_X } from "../isa/opcodes.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
 import { isBranchTaken, negateJmp, regSetMinMax } from "./branch.js";
+import { forEachReg, releaseReferenceNomark } from "./refs.js";
 import { copyReg, isPointer, markRegKnown, PTR_MAYBE_NULL, type RegState } from "./reg_state.js";
 import { copyState, curFrame, type VerifierState } from "./state.js";
 import { tnumIsConst } from "./tnum.js";
@@ -35,10 +36,11 @@ export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean
     if (is64 && (op === BPF_JEQ || op === BPF_JNE) && otherZero && !(dPtr && sPtr)) {
       if (ptr.type & PTR_MAYBE_NULL) {
         const id = ptr.id;
+        const refObjId = ptr.refObjId;
         const other = copyState(v.cur);
         // In `other` (the jump) the pointer is NULL for JEQ, valid for JNE.
-        markPtrOrNull(v, other, id, op === BPF_JEQ);
-        markPtrOrNull(v, v.cur, id, op !== BPF_JEQ);
+        markPtrOrNull(v, other, id, op === BPF_JEQ, refObjId);
+        markPtrOrNull(v, v.cur, id, op !== BPF_JEQ, refObjId);
         v.pushState(other, target);
         v.insnIdx = idx + 1;
         return false;
@@ -80,9 +82,13 @@ export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean
   return false;
 }
 
-/** mark_ptr_or_null_regs: every copy of pointer `id`, in every frame, becomes NULL or valid. */
-export function markPtrOrNull(_v: Verifier, st: VerifierState, id: number, isNull: boolean): void {
-  const fix = (r: RegState): void => {
+/**
+ * mark_ptr_or_null_regs: every copy of pointer `id`, in every frame, becomes NULL or valid. On
+ * the NULL side an acquired reference (`refObjId` == id) was never taken: it is forgotten.
+ */
+export function markPtrOrNull(_v: Verifier, st: VerifierState, id: number, isNull: boolean, refObjId = 0): void {
+  if (refObjId && refObjId === id && isNull) releaseReferenceNomark(st, id);
+  forEachReg(st, (r) => {
     if (!(r.type & PTR_MAYBE_NULL) || r.id !== id) return;
     if (isNull) {
       const w = r.written;
@@ -92,9 +98,5 @@ export function markPtrOrNull(_v: Verifier, st: VerifierState, id: number, isNul
       r.type &= ~PTR_MAYBE_NULL;
       r.id = 0;
     }
-  };
-  for (const f of st.frames) {
-    f.regs.forEach(fix);
-    for (const s of f.stack) if (s?.spilledPtr) fix(s.spilledPtr);
-  }
+  });
 }

@@ -103,11 +103,28 @@ export interface StructOpsTable {
   findStructOps(attachBtfId: number, btf?: Btf | null): StructOpsInfo | undefined;
 }
 
+/** Kfunc flags, as BTF_ID_FLAGS declares them per kfunc (include/linux/btf.h). */
+export const KF_ACQUIRE = 1 << 0;
+export const KF_RELEASE = 1 << 1;
+export const KF_RET_NULL = 1 << 2;
+export const KF_TRUSTED_ARGS = 1 << 4;
+export const KF_SLEEPABLE = 1 << 5;
+export const KF_DESTRUCTIVE = 1 << 6;
+export const KF_RCU = 1 << 7;
+export const KF_ITER_NEW = 1 << 8;
+export const KF_ITER_NEXT = 1 << 9;
+export const KF_ITER_DESTROY = 1 << 10;
+export const KF_RCU_PROTECTED = 1 << 11;
+export const KF_FASTCALL = 1 << 12;
+
 /** A kfunc the program type may call (btf_kfunc_id_set), by its FUNC id in the kernel BTF. */
 export interface KfuncInfo {
   readonly name: string;
   readonly btfId: number;
+  /** KF_* flags. */
   readonly flags?: number;
+  /** Program types it is registered for (register_btf_kfunc_id_set); undefined: every type. */
+  readonly progTypes?: readonly number[];
 }
 
 export interface VerifierEnv {
@@ -121,6 +138,8 @@ export interface VerifierEnv {
   gpl?: boolean;
   /** bpf_capable(): bounded loops, subprogram calls, more helpers. */
   privileged?: boolean;
+  /** capable(CAP_SYS_BOOT): KF_DESTRUCTIVE kfuncs. */
+  capSysBoot?: boolean;
   /** allow_ptr_leaks (perfmon_capable); default: privileged. */
   allowPtrLeaks?: boolean;
   logLevel?: number;

@@ -1,19 +1,6 @@
-/**
- * Calls to helpers and kfuncs (check_helper_call, check_func_arg, check_kfunc_call): each
- * argument register against the prototype, then r1-r5 clobbered and r0 set from the return type.
- */
-import type { BtfFuncProto } from "../btf/types.js";
 import { bpf_func_id, bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
-import {
-  BTF_KIND_ENUM,
-  BTF_KIND_ENUM64,
-  BTF_KIND_FUNC,
-  BTF_KIND_FUNC_PROTO,
-  BTF_KIND_INT,
-  BTF_KIND_PTR,
-} from "../uapi/btf.js";
-import { EACCES, EINVAL, EPERM } from "../uapi/errno.js";
-import { btfName, btfPtrToStruct, btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
+import { EACCES, EINVAL } from "../uapi/errno.js";
+import { btfStructIdsMatch } from "./btf_access.js";
 import { checkFuncCall } from "./calls.js";
 import {
   ALL_HELPER_PROTOS,
@@ -46,7 +33,6 @@ import {
   baseType,
   CONST_PTR_TO_MAP,
   copyReg,
-  isPointer,
   MEM_RDONLY,
   markPtr,
   markRegNotInit,
@@ -362,62 +348,5 @@ function clobberAndSetR0(v: Verifier, fn: FuncProto, mapReg: RegState | undefine
       r0.id = v.newId();
       break;
   }
-  r0.written = true;
-}
-
-/** check_kfunc_call: arguments against the kfunc's FUNC_PROTO in the kernel BTF. */
-export function checkKfuncCall(v: Verifier, btfId: number): void {
-  const btf = v.env.btf;
-  if (!v.privileged)
-    v.reject(EPERM, "loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN");
-  if (!btf) v.reject(EINVAL, "calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF");
-  let func: ReturnType<typeof btf.typeById>;
-  try {
-    func = btf.typeById(btfId);
-  } catch {
-    v.reject(EINVAL, `kernel btf_id ${btfId} is not a function`);
-  }
-  if (func.kind !== BTF_KIND_FUNC) v.reject(EINVAL, `kernel btf_id ${btfId} is not a function`);
-  const name = func.name;
-  if (!v.env.kfuncs?.has(btfId)) v.reject(EACCES, `calling kernel function ${name} is not allowed`);
-  const proto = btf.typeById(func.type) as BtfFuncProto;
-  if (proto.kind !== BTF_KIND_FUNC_PROTO)
-    v.reject(EINVAL, `kernel function btf_id ${btfId} does not have a valid func_proto`);
-  proto.params.forEach((p, i) => {
-    const regno = i + 1;
-    const reg = v.readReg(regno);
-    const [, t] = btfSkipModifiers(btf, p.type);
-    if (t.kind === BTF_KIND_INT || t.kind === BTF_KIND_ENUM || t.kind === BTF_KIND_ENUM64) {
-      if (reg.type !== SCALAR_VALUE) v.reject(EINVAL, `R${regno} is not a scalar`);
-      return;
-    }
-    if (t.kind !== BTF_KIND_PTR) v.reject(EINVAL, `arg#${i} unsupported type for kfunc ${name}`);
-    const sid = btfPtrToStruct(btf, p.type);
-    if (sid) {
-      const want = btfName(btf, sid);
-      if (baseType(reg.type) !== PTR_TO_BTF_ID) {
-        v.reject(EINVAL, `arg#${i} expected pointer to btf or socket`);
-      }
-      if (reg.type & PTR_MAYBE_NULL) v.reject(EACCES, `Possibly NULL pointer passed to trusted arg${i}`);
-      if (!btfStructIdsMatch(btf, reg.btfId, want)) {
-        v.reject(
-          EINVAL,
-          `kernel function ${name} args#${i} expected pointer to STRUCT ${want} but R${regno} has a pointer to STRUCT ${v.btfName(reg.btfId)}`,
-        );
-      }
-      return;
-    }
-    // Pointer to memory (e.g. u32 *): a readable region of the pointee's size.
-    if (!isPointer(reg)) v.reject(EINVAL, `arg#${i} pointer type must point to memory`);
-  });
-  for (let r = 1; r <= 5; r++) markRegNotInit(v.regs[r]);
-  const r0 = v.writeReg(0);
-  const [, rt] = btfSkipModifiers(btf, proto.type);
-  if (proto.type === 0) markRegNotInit(r0);
-  else if (rt.kind === BTF_KIND_PTR && btfPtrToStruct(btf, proto.type)) {
-    markPtr(r0, PTR_TO_BTF_ID | PTR_MAYBE_NULL);
-    r0.btfId = btfPtrToStruct(btf, proto.type);
-    r0.id = v.newId();
-  } else markRegUnknown(r0);
   r0.written = true;
 }

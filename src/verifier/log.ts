@@ -36,6 +36,7 @@ import { funcIdName } from "./helper_protos.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
+  NON_OWN_REF,
   PTR_TO_BTF_ID,
   PTR_TO_MAP_KEY,
   PTR_TO_MAP_VALUE,
@@ -190,6 +191,8 @@ export function regStr(r: RegState, names: StateNames = {}): string {
   if (bt === PTR_TO_BTF_ID) s += names.btfName?.(r.btfId) ?? `${r.btfId}`;
   const f: string[] = [];
   if (r.id) f.push(`id=${r.id}`);
+  if (r.refObjId) f.push(`ref_obj_id=${r.refObjId}`);
+  if (bt === PTR_TO_BTF_ID && r.type & NON_OWN_REF) f.push("non_own_ref");
   if (bt === CONST_PTR_TO_MAP || bt === PTR_TO_MAP_VALUE || bt === PTR_TO_MAP_KEY) {
     const name = names.mapName?.(r.map);
     if (name) f.push(`map=${name}`);

@@ -36,6 +36,15 @@ export const PTR_MAYBE_NULL = 1 << 8;
 export const MEM_RDONLY = 1 << 9;
 export const PTR_TRUSTED = 1 << 10;
 export const PTR_UNTRUSTED = 1 << 11;
+/** A pointer valid inside a bpf_rcu_read_lock section (rcu_ptr_). */
+export const MEM_RCU = 1 << 12;
+/** An object of the program's own (bpf_obj_new): owning reference. */
+export const MEM_ALLOC = 1 << 13;
+/** A graph node the program no longer owns, valid while the collection's lock is held. */
+export const NON_OWN_REF = 1 << 14;
+export const MEM_PERCPU = 1 << 15;
+/** is_trusted_reg's opt-in flags (BPF_REG_TRUSTED_MODIFIERS). */
+export const BPF_REG_TRUSTED_MODIFIERS = MEM_ALLOC | PTR_TRUSTED | NON_OWN_REF;
 
 export const baseType = (t: number): number => t & BASE_TYPE_MASK;
 
@@ -52,10 +61,12 @@ const BASE_NAMES: Record<number, string> = {
   [PTR_TO_FUNC]: "func",
 };
 
-/** reg_type_str: "rdonly_mem_or_null", "trusted_ptr_", "map_value". */
+/** reg_type_str: "rdonly_mem_or_null", "trusted_ptr_", "rcu_ptr_or_null_", "map_value". */
 export function regTypeStr(t: number): string {
   let prefix = "";
   if (t & MEM_RDONLY) prefix += "rdonly_";
+  if (t & MEM_PERCPU) prefix += "percpu_";
+  if (t & MEM_RCU) prefix += "rcu_";
   if (t & PTR_UNTRUSTED) prefix += "untrusted_";
   if (t & PTR_TRUSTED) prefix += "trusted_";
   // The kernel spells a nullable BTF pointer "ptr_or_null_" (the type name follows).
@@ -79,6 +90,8 @@ export interface RegState {
   u32max: bigint;
   /** Shared by copies of one map_value_or_null (null checks mark them all), or of one scalar. */
   id: number;
+  /** The acquired reference this pointer holds (0: none); release invalidates every copy. */
+  refObjId: number;
   /** Map index (map_ptr, map_value, map_key). */
   map: number;
   /** PTR_TO_BTF_ID: the struct's BTF id. */
@@ -105,6 +118,7 @@ export function newReg(): RegState {
     u32min: 0n,
     u32max: U32_MAX,
     id: 0,
+    refObjId: 0,
     map: -1,
     btfId: 0,
     memSize: 0,
@@ -128,6 +142,7 @@ export function copyReg(r: RegState): RegState {
     u32min: r.u32min,
     u32max: r.u32max,
     id: r.id,
+    refObjId: r.refObjId,
     map: r.map,
     btfId: r.btfId,
     memSize: r.memSize,
@@ -193,6 +208,17 @@ export function isConstScalar(r: RegState): boolean {
 }
 
 export const isPointer = (r: RegState): boolean => r.type !== SCALAR_VALUE && r.type !== NOT_INIT;
+
+/** bpf_type_has_unsafe_modifiers: any flag besides the trusted ones. */
+export const hasUnsafeModifiers = (t: number): boolean => (t & ~BASE_TYPE_MASK & ~BPF_REG_TRUSTED_MODIFIERS) !== 0;
+
+/** is_trusted_reg: referenced, or trusted/allocated with no unsafe flag. */
+export function isTrustedReg(r: RegState): boolean {
+  if (r.refObjId) return true;
+  return (r.type & BPF_REG_TRUSTED_MODIFIERS) !== 0 && !hasUnsafeModifiers(r.type);
+}
+
+export const isRcuReg = (r: RegState): boolean => (r.type & MEM_RCU) !== 0;
 
 const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
 const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);

@@ -20,10 +20,26 @@ export interface FuncState {
   cbArgs?: RegState[];
 }
 
+/**
+ * struct bpf_reference_state: an acquired pointer (REF_TYPE_PTR) the program must release, or a
+ * held lock; `insnIdx` is where it was acquired (alloc_insn in the leak message).
+ */
+export interface RefState {
+  readonly id: number;
+  readonly insnIdx: number;
+  readonly type: RefType;
+  /** REF_TYPE_LOCK: the lock's identity (map index or object id). */
+  readonly ptr?: number;
+}
+
+export type RefType = "ptr" | "lock" | "res_lock" | "irq";
+
 export interface Checkpoint {
   readonly insn: number;
   readonly frames: FuncState[];
   readonly activeLock: number;
+  readonly refs: readonly RefState[];
+  readonly activeRcuLock: number;
   /** Paths still being explored below this state; 0 means its subtree is proven safe. */
   branches: number;
   readonly parent: Checkpoint | null;
@@ -34,6 +50,10 @@ export interface VerifierState {
   parent: Checkpoint | null;
   /** Map whose bpf_spin_lock is held (active_lock), or -1. */
   activeLock: number;
+  /** Acquired references, in acquisition order (the verifier state's refs[], shared by all frames). */
+  refs: RefState[];
+  /** Depth of bpf_rcu_read_lock nesting (active_rcu_lock). */
+  activeRcuLock: number;
   /** A callback's next iteration: may be pruned against its own in-progress entry states. */
   callbackReentry?: boolean;
 }
@@ -57,7 +77,13 @@ export function copyFuncState(f: FuncState): FuncState {
 }
 
 export function copyState(s: VerifierState): VerifierState {
-  return { frames: s.frames.map(copyFuncState), parent: s.parent, activeLock: s.activeLock };
+  return {
+    frames: s.frames.map(copyFuncState),
+    parent: s.parent,
+    activeLock: s.activeLock,
+    refs: s.refs.slice(),
+    activeRcuLock: s.activeRcuLock,
+  };
 }
 
 export function curFrame(s: VerifierState): FuncState {

@@ -42,10 +42,12 @@ import { type Cfg, checkCfg, isPseudoFunc, jumpTarget } from "./cfg.js";
 import { checkAluOp, signExtend } from "./check_alu.js";
 import { checkCondJmp } from "./cond_jmp.js";
 import type { StructOpsInfo, VerifierEnv, VerifierMap, VerifierOps, VerifierResult } from "./env.js";
-import { checkHelperCall, checkKfuncCall, getFuncProto } from "./helpers.js";
+import { checkHelperCall, getFuncProto } from "./helpers.js";
+import { checkKfuncCall } from "./kfunc.js";
 import { computeLiveness, liveRegsLog, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
 import { checkAtomic, checkMemAccess } from "./mem_access.js";
+import { checkIds, refsafe } from "./refs.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
@@ -203,6 +205,9 @@ export class Verifier {
       const v = s.slotType[0] === STACK_SPILL && s.spilledPtr ? this.regString(s.spilledPtr) : slotStr(s);
       parts.push(`fp${-(spi + 1) * BPF_REG_SIZE}=${v}`);
     });
+    // print_verifier_state: the references held, after the running frame's registers.
+    const refs = this.cur?.frames.includes(f) ? this.cur.refs : undefined;
+    if (refs?.length && refs[0].id) parts.push(`refs=${refs.map((r) => r.id).join(",")}`);
     return parts.join(" ");
   }
 
@@ -339,7 +344,7 @@ export class Verifier {
     markPtr(f.regs[BPF_REG_10], PTR_TO_STACK);
     f.regs[BPF_REG_10].frameno = 0;
     this.ops?.initRegs?.(f.regs);
-    return { frames: [f], parent: null, activeLock: -1 };
+    return { frames: [f], parent: null, activeLock: -1, refs: [], activeRcuLock: 0 };
   }
 
   private doCheck(): void {
@@ -400,8 +405,12 @@ export class Verifier {
         // instruction starts, and after an exit the next line is a popped or returned-to state.
         const exit = this.insns[idx].code === (BPF_JMP | BPF_EXIT);
         const st = this.cur && !exit ? this.stateString(this.frame, this.scratched, this.scratchedSlots) : "";
+        // A touched register that is no longer readable (r1-r5 after a call) still opens the
+        // comment: the kernel prints ';' whenever the state was scratched.
+        const touched = !exit && !!this.cur && (this.scratched !== 0 || this.scratchedSlots.size > 0);
         if (this.lineOpen) {
-          this.logBuf.push(st ? `${" ".repeat(vlogAlignment(line.length + 1))}; ${st}\n` : "\n");
+          const pad = " ".repeat(vlogAlignment(line.length + 1));
+          this.logBuf.push(st ? `${pad}; ${st}\n` : touched ? `${pad};\n` : "\n");
           this.lineOpen = false;
         } else if (st && !this.printState && !this.fromHeader) {
           // Something was logged after the instruction: the kernel then prints the registers it
@@ -518,16 +527,16 @@ export class Verifier {
       if (sl.activeLock !== this.cur.activeLock) continue;
       // A callback's next iteration in a state its earlier iterations already cover adds nothing
       // new (bpf_loop bounds the iterations): compare every live value exactly and stop here.
-      if (reentry && this.statesEqual(sl.frames, this.cur.frames, idx, false, true)) return true;
+      if (reentry && this.statesEqual(sl, this.cur, idx, false, true)) return true;
       if (sl.branches > 0) {
-        if (inProgress++ < 16 && this.statesEqual(sl.frames, this.cur.frames, idx, true)) {
+        if (inProgress++ < 16 && this.statesEqual(sl, this.cur, idx, true)) {
           const cur = `cur state: ${this.stateString(this.frame)}`;
           const old = `old state: ${this.stateString(sl.frames[sl.frames.length - 1])}`;
           this.reject(EINVAL, `infinite loop detected at insn ${idx}`, idx, [cur, old]);
         }
         continue;
       }
-      if (this.statesEqual(sl.frames, this.cur.frames, idx, false)) return true;
+      if (this.statesEqual(sl, this.cur, idx, false)) return true;
     }
     // Like the kernel, do not checkpoint every few instructions: states are costly to keep.
     const frequent = this.env.testStateFreq === true;
@@ -539,6 +548,8 @@ export class Verifier {
       insn: idx,
       frames: this.cur.frames.map(copyFuncState),
       activeLock: this.cur.activeLock,
+      refs: this.cur.refs.slice(),
+      activeRcuLock: this.cur.activeRcuLock,
       branches: 1,
       parent: this.cur.parent,
     };
@@ -556,11 +567,20 @@ export class Verifier {
     return false;
   }
 
-  private statesEqual(old: FuncState[], cur: FuncState[], idx: number, exact: boolean, allPrecise = false): boolean {
+  private statesEqual(
+    oldState: Checkpoint,
+    curState: VerifierState,
+    idx: number,
+    exact: boolean,
+    allPrecise = false,
+  ): boolean {
+    const old = oldState.frames;
+    const cur = curState.frames;
     if (old.length !== cur.length) return false;
     for (let i = 0; i < old.length; i++) if (old[i].callsite !== cur[i].callsite) return false;
     const idmap = this.idmap;
     if (idmap.size) idmap.clear();
+    if (!refsafe(oldState, curState, idmap)) return false;
     for (let i = 0; i < old.length; i++) {
       const pos = i === old.length - 1 ? idx : cur[i + 1].callsite + 1;
       const live = this.live[pos];
@@ -580,12 +600,13 @@ export class Verifier {
   }
 
   private regsafe(o: RegState, c: RegState, precise: boolean, exact: boolean, idmap: Map<number, number>): boolean {
-    if (exact) return regsIdentical(o, c);
+    if (exact) return regsIdentical(o, c) && checkIds(o.refObjId, c.refObjId, idmap);
     if (o.type === NOT_INIT) return true;
     if (c.type !== o.type) return false;
     if (o.type === SCALAR_VALUE) return !precise || (rangeWithin(o, c) && tnumIn(o.varOff, c.varOff));
     if (o.off !== c.off || o.map !== c.map || o.btfId !== c.btfId || o.memSize !== c.memSize || o.frameno !== c.frameno)
       return false;
+    if (!checkIds(o.refObjId, c.refObjId, idmap)) return false;
     if (o.type & PTR_MAYBE_NULL) {
       const m = idmap.get(o.id);
       if (m === undefined) idmap.set(o.id, c.id);

@@ -1,0 +1,233 @@
+/**
+ * Calls to kernel functions (check_kfunc_call, check_kfunc_args, get_kfunc_ptr_arg_type): each
+ * argument against the kfunc's FUNC_PROTO in the kernel BTF and its KF_* flags (trusted or RCU
+ * pointers, the reference a release kfunc consumes), the RCU read-side section, sleepable and
+ * destructive kfuncs, and r0 from the return type (an acquired reference with KF_ACQUIRE).
+ */
+import type { BtfFuncProto } from "../btf/types.js";
+import {
+  BTF_KIND_ENUM,
+  BTF_KIND_ENUM64,
+  BTF_KIND_FUNC,
+  BTF_KIND_FUNC_PROTO,
+  BTF_KIND_INT,
+  BTF_KIND_PTR,
+  BTF_KIND_STRUCT,
+} from "../uapi/btf.js";
+import { EACCES, EINVAL, EPERM } from "../uapi/errno.js";
+import { btfName, btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
+import {
+  KF_ACQUIRE,
+  KF_DESTRUCTIVE,
+  KF_RCU,
+  KF_RCU_PROTECTED,
+  KF_RELEASE,
+  KF_RET_NULL,
+  KF_SLEEPABLE,
+  KF_TRUSTED_ARGS,
+  type KfuncInfo,
+} from "./env.js";
+import { acquireReference, forEachReg, releaseReference } from "./refs.js";
+import {
+  BPF_REG_TRUSTED_MODIFIERS,
+  baseType,
+  hasUnsafeModifiers,
+  isPointer,
+  isRcuReg,
+  isTrustedReg,
+  MEM_RCU,
+  markPtr,
+  markRegNotInit,
+  markRegUnknown,
+  PTR_MAYBE_NULL,
+  PTR_TO_BTF_ID,
+  PTR_UNTRUSTED,
+  type RegState,
+  regTypeStr,
+  SCALAR_VALUE,
+} from "./reg_state.js";
+import { tnumIsConst } from "./tnum.js";
+import type { Verifier } from "./verifier.js";
+
+/** in_rcu_cs: inside bpf_rcu_read_lock, under a lock, or anywhere in a non-sleepable program. */
+export function inRcuCs(v: Verifier): boolean {
+  return v.cur.activeRcuLock > 0 || v.cur.activeLock >= 0 || !v.env.sleepable;
+}
+
+function isNullScalar(r: RegState): boolean {
+  return r.type === SCALAR_VALUE && tnumIsConst(r.varOff) && r.varOff.value === 0n;
+}
+
+/** The kfunc's metadata while its arguments are checked (struct bpf_kfunc_call_arg_meta). */
+interface KfuncMeta {
+  name: string;
+  btfId: number;
+  flags: number;
+  refObjId: number;
+  releaseRegno: number;
+}
+
+const isTrustedArgs = (m: KfuncMeta): boolean => (m.flags & (KF_TRUSTED_ARGS | KF_RELEASE)) !== 0;
+
+/** check_kfunc_call. */
+export function checkKfuncCall(v: Verifier, btfId: number): void {
+  const btf = v.env.btf;
+  if (!v.privileged)
+    v.reject(EPERM, "loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN");
+  if (!btf) v.reject(EINVAL, "calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF");
+  let func: ReturnType<typeof btf.typeById>;
+  try {
+    func = btf.typeById(btfId);
+  } catch {
+    v.reject(EINVAL, `kernel btf_id ${btfId} is not a function`);
+  }
+  if (func.kind !== BTF_KIND_FUNC) v.reject(EINVAL, `kernel btf_id ${btfId} is not a function`);
+  const name = func.name;
+  const info: KfuncInfo | undefined = v.env.kfuncs?.get(btfId);
+  if (!info || (info.progTypes && !info.progTypes.includes(v.env.progType)))
+    v.reject(EACCES, `calling kernel function ${name} is not allowed`);
+  const proto = btf.typeById(func.type) as BtfFuncProto;
+  if (proto.kind !== BTF_KIND_FUNC_PROTO)
+    v.reject(EINVAL, `kernel function btf_id ${btfId} does not have a valid func_proto`);
+  const meta: KfuncMeta = { name, btfId, flags: info.flags ?? 0, refObjId: 0, releaseRegno: 0 };
+  if (meta.flags & KF_DESTRUCTIVE && !v.env.capSysBoot)
+    v.reject(EACCES, "calling kernel function with KF_DESTRUCTIVE flag requires CAP_SYS_BOOT capability");
+  const sleepable = (meta.flags & KF_SLEEPABLE) !== 0;
+  if (sleepable && !v.env.sleepable) v.reject(EACCES, `program must be sleepable to call sleepable kfunc ${name}`);
+  checkKfuncArgs(v, meta, proto);
+
+  const rcuLock = name === "bpf_rcu_read_lock";
+  const rcuUnlock = name === "bpf_rcu_read_unlock";
+  if (v.cur.activeRcuLock > 0) {
+    if (rcuLock) v.reject(EINVAL, `nested rcu read lock (kernel function ${name})`);
+    else if (rcuUnlock) {
+      // Pointers valid only inside the section lose their trust when it ends.
+      forEachReg(v.cur, (r) => {
+        if (r.type & MEM_RCU) r.type = (r.type & ~(MEM_RCU | PTR_MAYBE_NULL)) | PTR_UNTRUSTED;
+      });
+      v.cur.activeRcuLock = 0;
+    } else if (sleepable) v.reject(EACCES, `kernel func ${name} is sleepable within rcu_read_lock region`);
+  } else if (rcuLock) v.cur.activeRcuLock = 1;
+  else if (rcuUnlock) v.reject(EINVAL, `unmatched rcu read unlock (kernel function ${name})`);
+
+  if (meta.flags & KF_RCU_PROTECTED && !inRcuCs(v))
+    v.reject(EACCES, `kernel func ${name} requires RCU critical section protection`);
+
+  if (meta.releaseRegno) {
+    const reg = v.regs[meta.releaseRegno];
+    if (!releaseReference(v, reg.refObjId))
+      v.reject(EINVAL, `kfunc ${name}#${btfId} reference has not been acquired before`);
+  }
+
+  for (let r = 1; r <= 5; r++) markRegNotInit(v.regs[r]);
+  const r0 = v.writeReg(0);
+  const [rtId, rt] = btfSkipModifiers(btf, proto.type);
+  if (proto.type === 0) markRegNotInit(r0);
+  else if (rt.kind === BTF_KIND_PTR) {
+    const [sid, st] = btfSkipModifiers(btf, rt.type);
+    if (st.kind !== BTF_KIND_STRUCT) {
+      v.reject(EINVAL, `kernel function ${name} returns pointer type ${kindStr(st.kind)} ${st.name} is not supported`);
+    }
+    markPtr(r0, PTR_TO_BTF_ID);
+    r0.btfId = sid;
+    if (meta.flags & KF_RET_NULL) {
+      r0.type |= PTR_MAYBE_NULL;
+      r0.id = v.newId();
+    }
+    if (meta.flags & KF_ACQUIRE) {
+      const id = acquireReference(v);
+      if (meta.flags & KF_RET_NULL) r0.id = id;
+      r0.refObjId = id;
+    }
+    void rtId;
+  } else {
+    if (meta.flags & KF_ACQUIRE) v.reject(EINVAL, "acquire kernel function does not return PTR_TO_BTF_ID");
+    markRegUnknown(r0);
+  }
+  r0.written = true;
+}
+
+function kindStr(kind: number): string {
+  const names: Record<number, string> = { 1: "INT", 2: "PTR", 3: "ARRAY", 4: "STRUCT", 5: "UNION", 6: "ENUM" };
+  return names[kind] ?? "UNKNOWN";
+}
+
+/** check_kfunc_args: the arguments against the prototype and the flags. */
+function checkKfuncArgs(v: Verifier, meta: KfuncMeta, proto: BtfFuncProto): void {
+  const btf = v.env.btf as NonNullable<typeof v.env.btf>;
+  const name = meta.name;
+  proto.params.forEach((p, i) => {
+    const regno = i + 1;
+    const reg = v.readReg(regno);
+    const [, t] = btfSkipModifiers(btf, p.type);
+    if (t.kind === BTF_KIND_INT || t.kind === BTF_KIND_ENUM || t.kind === BTF_KIND_ENUM64) {
+      if (reg.type !== SCALAR_VALUE) v.reject(EINVAL, `R${regno} is not a scalar`);
+      return;
+    }
+    if (t.kind !== BTF_KIND_PTR) v.reject(EINVAL, `Unrecognized arg#${i} type ${kindStr(t.kind)}`);
+    const nullable = p.name.endsWith("__nullable");
+    if (nullable && isNullScalar(reg)) return;
+    if ((isTrustedArgs(meta) || meta.flags & KF_RCU) && (isNullScalar(reg) || reg.type & PTR_MAYBE_NULL) && !nullable) {
+      v.reject(EACCES, `Possibly NULL pointer passed to trusted arg${i}`);
+    }
+    if (reg.refObjId) {
+      meta.refObjId = reg.refObjId;
+      if (meta.flags & KF_RELEASE) meta.releaseRegno = regno;
+    }
+    const [refId, ref] = btfSkipModifiers(btf, t.type);
+    const refName = ref.name;
+    if (baseType(reg.type) === PTR_TO_BTF_ID) {
+      if (ref.kind !== BTF_KIND_STRUCT)
+        v.reject(
+          EINVAL,
+          `kernel function ${name} args#${i} pointer type ${kindStr(ref.kind)} ${refName} is not supported`,
+        );
+      checkKfuncBtfIdArg(v, meta, reg, regno, i, refId);
+      return;
+    }
+    if (ref.kind === BTF_KIND_STRUCT) {
+      if (isNullScalar(reg)) v.reject(EINVAL, `arg#${i} expected pointer to btf or socket`);
+      if (!isPointer(reg)) {
+        v.reject(EINVAL, `arg#${i} pointer type STRUCT ${refName} must point to scalar, or struct with scalar`);
+      }
+      v.reject(EINVAL, `arg#${i} expected pointer to btf or socket`);
+    }
+    // Pointer to memory (e.g. u32 *): a readable region of the pointee's size.
+    if (!isPointer(reg)) v.reject(EINVAL, `arg#${i} pointer type must point to memory`);
+  });
+  if (meta.flags & KF_RELEASE && !meta.releaseRegno)
+    v.reject(EINVAL, `release kernel function ${name} expects refcounted PTR_TO_BTF_ID`);
+}
+
+/** KF_ARG_PTR_TO_BTF_ID: trust as the flags require, offset, then the struct type. */
+function checkKfuncBtfIdArg(
+  v: Verifier,
+  meta: KfuncMeta,
+  reg: RegState,
+  regno: number,
+  i: number,
+  refId: number,
+): void {
+  const btf = v.env.btf as NonNullable<typeof v.env.btf>;
+  if (isTrustedArgs(meta) || meta.flags & KF_RCU) {
+    if (!isTrustedReg(reg)) {
+      if (!(meta.flags & KF_RCU)) v.reject(EINVAL, `R${regno} must be referenced or trusted`);
+      if (!isRcuReg(reg)) v.reject(EINVAL, `R${regno} must be a rcu pointer`);
+    }
+  }
+  // check_func_arg_reg_off: what is released or trusted is the object itself.
+  if ((meta.releaseRegno === regno || isTrustedArgs(meta)) && (reg.off !== 0 || !tnumIsConst(reg.varOff))) {
+    v.reject(EACCES, `R${regno} must have zero offset when passed to release func or trusted arg to kfunc`);
+  }
+  if (hasUnsafeModifiers(reg.type) && !isRcuReg(reg)) {
+    const want = regTypeStr(baseType(reg.type) | (reg.type & BPF_REG_TRUSTED_MODIFIERS));
+    v.reject(EINVAL, `arg#${i} is ${regTypeStr(reg.type)} expected ${want} or socket`);
+  }
+  const want = btfName(btf, refId);
+  if (!btfStructIdsMatch(btf, reg.btfId, want)) {
+    v.reject(
+      EINVAL,
+      `kernel function ${meta.name} args#${i} expected pointer to STRUCT ${want} but R${regno} has a pointer to STRUCT ${v.btfName(reg.btfId)}`,
+    );
+  }
+}
