@@ -1,4 +1,7 @@
-/** BPF_MAP_TYPE_ARRAY (kernel/bpf/arraymap.c): one value region, elements at index * round_up(value_size, 8). */
+/**
+ * BPF_MAP_TYPE_ARRAY and PERCPU_ARRAY (kernel/bpf/arraymap.c): one value region, elements at
+ * index * round_up(value_size, 8); a per-CPU array holds num_possible_cpus() copies of each.
+ */
 
 import { btfTypeIdSize } from "../btf/resolve.js";
 import {
@@ -24,24 +27,30 @@ const ARRAY_CREATE_FLAG_MASK =
 /** sizeof(struct bpf_array) on x86-64 (6.x). */
 const SIZEOF_BPF_ARRAY = 312;
 const INT_MAX = 0x7fffffff;
+/** PCPU_MIN_UNIT_SIZE: the largest per-CPU allocation, bounding a per-CPU value. */
+export const PCPU_MIN_UNIT_SIZE = 32 << 10;
 
 export class BpfArray extends BpfMap {
   readonly elem_size: number;
   readonly value: MemRegion;
+  /** Copies of each element: num_possible_cpus() for PERCPU_ARRAY, else 1. */
+  readonly ncopies: number;
 
   constructor(k: Kernel, ops: BpfMapOps, attr: MapCreateAttr) {
     super(k, ops, attr);
     this.elem_size = Math.ceil(this.value_size / 8) * 8;
+    this.ncopies = ops.map_percpu ? k.nrCpus : 1;
     // Programs see .rodata-style maps (BPF_F_RDONLY_PROG) read-only; the kernel still writes them.
-    this.value = k.mem.alloc(this.elem_size * this.max_entries, {
+    this.value = k.mem.alloc(this.elem_size * this.max_entries * this.ncopies, {
       perm: this.rdonlyProg ? "r" : "rw",
       kind: "map_value",
-      name: "array values",
+      name: this.ncopies > 1 ? "percpu array values" : "array values",
     });
   }
 
-  elemAddr(index: number): number {
-    return this.value.addr + this.elem_size * index;
+  /** The element's address (per_cpu_ptr(array->pptrs[index], cpu) for a per-CPU array). */
+  elemAddr(index: number, cpu = 0): number {
+    return this.value.addr + this.elem_size * (index * this.ncopies + cpu);
   }
 }
 
@@ -64,6 +73,9 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
     ) {
       throw new BpfError(EINVAL, "array map: max_entries > 0, key_size 4, value_size > 0 and known flags are required");
     }
+    if (type === bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY && flags & BPF_F_NUMA_NODE) {
+      throw new BpfError(EINVAL, "a per-CPU array cannot be placed on a NUMA node");
+    }
     if (type !== bpf_map_type.BPF_MAP_TYPE_ARRAY && flags & (BPF_F_MMAPABLE | BPF_F_INNER_MAP)) {
       throw new BpfError(EINVAL, "BPF_F_MMAPABLE/BPF_F_INNER_MAP are for plain arrays");
     }
@@ -71,9 +83,16 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
       throw new BpfError(EINVAL, "BPF_F_PRESERVE_ELEMS is for perf event arrays");
     }
     if (num(attr.value_size) > INT_MAX) throw new BpfError(E2BIG, "value_size too large");
+    if (
+      type === bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY &&
+      Math.ceil(num(attr.value_size) / 8) * 8 > PCPU_MIN_UNIT_SIZE
+    ) {
+      throw new BpfError(E2BIG, `per-CPU value_size over PCPU_MIN_UNIT_SIZE (${PCPU_MIN_UNIT_SIZE})`);
+    }
   },
   map_alloc(attr, k) {
-    return new BpfArray(k, array_map_ops, attr);
+    const percpu = num(attr.map_type) === bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY;
+    return new BpfArray(k, percpu ? percpu_array_map_ops : array_map_ops, attr);
   },
   map_free(map) {
     map.kernel.mem.free((map as BpfArray).value);
@@ -137,5 +156,63 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
     if (map.max_entries !== 1) throw new BpfError(ENOTSUPP, "direct value access needs max_entries 1");
     if (off >= map.value_size) throw new BpfError(EINVAL, `offset ${off} is past value_size ${map.value_size}`);
     return (map as BpfArray).value.addr;
+  },
+};
+
+/** copy_map_value_long: a per-CPU copy moves round_up(value_size, 8) bytes. */
+function copyLong(map: BpfArray, dst: number, src: Uint8Array): void {
+  map.kernel.mem.bytes(dst, map.elem_size).set(src.subarray(0, map.elem_size));
+}
+
+/**
+ * BPF_MAP_TYPE_PERCPU_ARRAY: a program's lookup and update touch this CPU's copy; the syscall
+ * reads and writes every possible CPU's, round_up(value_size, 8) bytes each, CPU 0 first.
+ */
+const { map_direct_value_addr: _direct, ...array_base_ops } = array_map_ops;
+
+export const percpu_array_map_ops: BpfMapOps = {
+  ...array_base_ops,
+  map_percpu: true,
+  map_lookup_elem(map, key) {
+    const i = index(key);
+    if (i >= map.max_entries) return 0;
+    return (map as BpfArray).elemAddr(i, map.kernel.cpu);
+  },
+  map_lookup_percpu_elem(map, key, cpu) {
+    const i = index(key);
+    if (cpu >= map.kernel.nrCpus || i >= map.max_entries) return 0;
+    return (map as BpfArray).elemAddr(i, cpu);
+  },
+  map_update_elem(map, key, value, flags) {
+    if ((flags & ~BPF_F_LOCK) > BPF_EXIST) throw new BpfError(EINVAL, `invalid update flags ${flags}`);
+    const i = index(key);
+    if (i >= map.max_entries) throw new BpfError(E2BIG, `index ${i} is past max_entries ${map.max_entries}`);
+    if (flags & BPF_NOEXIST) throw new BpfError(EEXIST, `array element ${i} always exists`);
+    map.kernel.mem
+      .bytes((map as BpfArray).elemAddr(i, map.kernel.cpu), map.value_size)
+      .set(value.subarray(0, map.value_size));
+  },
+  /** bpf_percpu_array_copy(). */
+  map_sys_lookup_elem(map, key, value) {
+    const a = map as BpfArray;
+    const i = index(key);
+    if (i >= map.max_entries) throw new BpfError(ENOENT, `index ${i} is past max_entries ${map.max_entries}`);
+    for (let cpu = 0; cpu < a.ncopies; cpu++) {
+      value.set(map.kernel.mem.bytes(a.elemAddr(i, cpu), a.elem_size), cpu * a.elem_size);
+    }
+  },
+  /** bpf_percpu_array_update(): flags above BPF_EXIST (BPF_F_LOCK too) are EINVAL. */
+  map_update_elem_sys(map, key, value, flags) {
+    const a = map as BpfArray;
+    if (flags > BPF_EXIST) throw new BpfError(EINVAL, `invalid update flags ${flags}`);
+    const i = index(key);
+    if (i >= map.max_entries) throw new BpfError(E2BIG, `index ${i} is past max_entries ${map.max_entries}`);
+    if (flags === BPF_NOEXIST) throw new BpfError(EEXIST, `array element ${i} always exists`);
+    for (let cpu = 0; cpu < a.ncopies; cpu++) copyLong(a, a.elemAddr(i, cpu), value.subarray(cpu * a.elem_size));
+    return 0;
+  },
+  map_mem_usage(map) {
+    const a = map as BpfArray;
+    return SIZEOF_BPF_ARRAY + map.max_entries * 8 + map.max_entries * a.elem_size * a.ncopies;
   },
 };

@@ -59,6 +59,17 @@ export interface BpfMapOps {
    */
   map_update_elem_sys?(map: BpfMap, key: Uint8Array, value: Uint8Array, flags: number, proc: Process): number;
   map_delete_elem_sys?(map: BpfMap, key: Uint8Array, proc: Process): void;
+  /**
+   * Values are per CPU (PERCPU_ARRAY, PERCPU_HASH, LRU_PERCPU_HASH): the syscall's value is
+   * round_up(value_size, 8) * num_possible_cpus() bytes (bpf_map_value_size).
+   */
+  map_percpu?: boolean;
+  /** bpf_map_lookup_percpu_elem(): the value of `cpu`, or 0 (also for a CPU past nr_cpu_ids). */
+  map_lookup_percpu_elem?(map: BpfMap, key: Uint8Array, cpu: number): number;
+  /** QUEUE/STACK (and bloom filter): the syscall's UPDATE, LOOKUP and LOOKUP_AND_DELETE, and the helpers. */
+  map_push_elem?(map: BpfMap, value: Uint8Array, flags: number): void;
+  map_pop_elem?(map: BpfMap, value: Uint8Array): void;
+  map_peek_elem?(map: BpfMap, value: Uint8Array): void;
   /** A lookup that fills `value` itself (struct_ops: bpf_struct_ops_map_sys_lookup_elem). */
   map_sys_lookup_elem?(map: BpfMap, key: Uint8Array, value: Uint8Array): void;
   map_seq_show_elem?(map: BpfMap, key: Uint8Array): string;
@@ -103,7 +114,8 @@ export class BpfMap {
   readonly map_type: number;
   readonly key_size: number;
   readonly value_size: number;
-  readonly max_entries: number;
+  /** Per-CPU LRU hash maps round it to a multiple of the CPU count at creation. */
+  max_entries: number;
   /** RDONLY/WRONLY are stripped: they are fd modes, not map properties. */
   map_flags: number;
   readonly map_extra: bigint;

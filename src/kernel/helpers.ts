@@ -76,12 +76,43 @@ export function registerBaseHelpers(k: Kernel): void {
       return errRet(e);
     }
   });
+  // Queue and stack maps: the value is copied in (push) or out (pop, peek); errors are -errno.
+  k.registerHelper(F.BPF_FUNC_map_push_elem, (c) => {
+    const map = mapArg(k, c, 1);
+    try {
+      map.ops.map_push_elem!(map, bytesArg(k, c, 2, map.value_size), c.argNum(3));
+      return 0;
+    } catch (e) {
+      return errRet(e);
+    }
+  });
+  const popPeek = (c: HelperArgs, del: boolean): number => {
+    const map = mapArg(k, c, 1);
+    const out = new Uint8Array(map.value_size);
+    let r = 0;
+    try {
+      (del ? map.ops.map_pop_elem! : map.ops.map_peek_elem!)(map, out);
+    } catch (e) {
+      r = errRet(e);
+    }
+    // An empty map zeroes the program's buffer too.
+    k.mem.bytes(c.argNum(2), map.value_size).set(out);
+    return r;
+  };
+  k.registerHelper(F.BPF_FUNC_map_pop_elem, (c) => popPeek(c, true));
+  k.registerHelper(F.BPF_FUNC_map_peek_elem, (c) => popPeek(c, false));
   k.registerHelper(F.BPF_FUNC_ktime_get_ns, () => k.ktimeGetNs());
   k.registerHelper(F.BPF_FUNC_ktime_get_boot_ns, () => k.ktimeGetNs());
   k.registerHelper(F.BPF_FUNC_ktime_get_coarse_ns, () => k.ktimeGetNs());
   k.registerHelper(F.BPF_FUNC_jiffies64, () => k.jiffies);
   k.registerHelper(F.BPF_FUNC_get_prandom_u32, () => k.prandomU32());
-  k.registerHelper(F.BPF_FUNC_get_smp_processor_id, () => 0);
+  k.registerHelper(F.BPF_FUNC_get_smp_processor_id, () => k.cpu);
+  k.registerHelper(F.BPF_FUNC_map_lookup_percpu_elem, (c) => {
+    const map = mapArg(k, c, 1);
+    const fn = map.ops.map_lookup_percpu_elem;
+    if (!fn) return 0;
+    return fn(map, bytesArg(k, c, 2, map.key_size), c.argNum(3) >>> 0);
+  });
   k.registerHelper(F.BPF_FUNC_trace_printk, (c) => {
     const size = c.argNum(2);
     if (size <= 0) return -EINVAL;

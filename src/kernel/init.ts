@@ -8,14 +8,15 @@ import { bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
 import { BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED } from "../uapi/btf.js";
 import { BpfError, EINVAL } from "../uapi/errno.js";
 import { type HelperCall, Vm, VmMemory } from "../vm/index.js";
-import { array_map_ops } from "./arraymap.js";
+import { array_map_ops, percpu_array_map_ops } from "./arraymap.js";
 import type { BpfProg } from "./bpf.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { bpfVerifierHook } from "./bpf_verifier.js";
 import { btf_register_kernel } from "./btf_obj.js";
-import { htab_map_ops } from "./hashtab.js";
+import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.js";
 import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions } from "./kernel.js";
+import { queue_stack_map_ops } from "./queue_stack_maps.js";
 import { testRunOps } from "./test_run.js";
 
 /** Ids of the base types in the vmlinux BTF being built, for subsystems' declarations. */
@@ -111,8 +112,14 @@ const KNOWN_PROG_TYPES = Object.values(bpf_prog_type).filter((t) => t !== 0);
 
 export function bootKernel(k: Kernel, opts: KernelOptions): void {
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_ARRAY, array_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY, percpu_array_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_HASH, htab_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_PERCPU_HASH, htab_percpu_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_LRU_HASH, htab_lru_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_LRU_PERCPU_HASH, htab_percpu_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_SK_STORAGE, sk_storage_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_QUEUE, queue_stack_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_STACK, queue_stack_map_ops);
   for (const t of KNOWN_PROG_TYPES) k.registerProgType(t, {});
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SYSCALL, testRunOps.syscall);
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_RAW_TRACEPOINT, testRunOps.raw_tp);

@@ -4,7 +4,7 @@
  * a settable clock, and the bpf() syscall entry.
  */
 import type { Btf } from "../btf/btf.js";
-import { BpfError, EINVAL, EPERM } from "../uapi/errno.js";
+import { BpfError, EINVAL, ENXIO, EPERM } from "../uapi/errno.js";
 import { VmMemory } from "../vm/memory.js";
 import {
   type BpfLink,
@@ -79,9 +79,15 @@ export interface KernelOptions {
   verifier?: boolean;
   /** Skip building the vmlinux BTF (tests of the object core alone). */
   noVmlinuxBtf?: boolean;
+  /** num_possible_cpus() (all possible CPUs are online): per-CPU map storage is this many copies. */
+  nrCpus?: number;
 }
 
 export const PAGE_SIZE = 4096;
+/** CONFIG_NR_CPUS of x86_64's defconfig range we accept. */
+export const NR_CPUS = 512;
+/** Possible CPUs of a kernel booted without `nrCpus`. */
+export const DEFAULT_NR_CPUS = 2;
 
 /** The BPF sysctls (kernel/bpf/syscall.c bpf_syscall_table). */
 export class BpfSysctl {
@@ -110,8 +116,10 @@ export class Kernel {
   readonly mem: KernelMemory;
   readonly config: Record<string, number | string | boolean>;
   readonly progTagHash: "sha1" | "sha256";
-  /** num_possible_cpus(): used in memory accounting. */
-  nrCpus = 1;
+  /** num_possible_cpus() and nr_cpu_ids: CPUs 0..nrCpus-1, all online. */
+  nrCpus: number;
+  /** smp_processor_id() of the code running now (a program's bpf_get_smp_processor_id). */
+  cpu = 0;
   readonly sysctl = new BpfSysctl();
   readonly map_idr = new Idr<BpfMap>();
   readonly prog_idr = new Idr<BpfProg>();
@@ -156,6 +164,10 @@ export class Kernel {
     this.config = { CONFIG_HZ: 1000, CONFIG_BPF_SYSCALL: true, CONFIG_BPF_JIT: true, ...opts.config };
     this.subsystems = opts.subsystems ?? [];
     this.progTagHash = opts.progTagHash ?? "sha256";
+    this.nrCpus = opts.nrCpus ?? DEFAULT_NR_CPUS;
+    if (!Number.isInteger(this.nrCpus) || this.nrCpus < 1 || this.nrCpus > NR_CPUS) {
+      throw new Error(`nrCpus must be an integer in 1..${NR_CPUS}`);
+    }
     bootKernel(this, opts);
   }
 
@@ -215,6 +227,23 @@ export class Kernel {
   advance(): void {
     this.rcu.advance();
     this.flushWork();
+  }
+
+  /**
+   * Run `fn` on `cpu` (smp_call_function_single): what it reads as smp_processor_id() is `cpu`.
+   * Throws ENXIO for a CPU that is not possible.
+   */
+  onCpu<R>(cpu: number, fn: () => R): R {
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= this.nrCpus) {
+      throw new BpfError(ENXIO, `cpu ${cpu} is not online (nr_cpu_ids ${this.nrCpus})`);
+    }
+    const prev = this.cpu;
+    this.cpu = cpu;
+    try {
+      return fn();
+    } finally {
+      this.cpu = prev;
+    }
   }
 
   // ---- time ----

@@ -10,7 +10,7 @@ import type { BpfMap } from "./bpf.js";
 import { type MapBatchAttr, num } from "./bpf_attr.js";
 import { FMODE_READ, FMODE_WRITE } from "./file.js";
 import type { Process } from "./process.js";
-import { mapFromFd } from "./syscall_map.js";
+import { bpf_map_copy_value, bpf_map_update_value, bpf_map_value_size, mapFromFd } from "./syscall_map.js";
 
 /** Which batch commands a map type has (the ops table's map_*_batch being non-NULL). */
 export interface BpfMapBatchOps {
@@ -33,24 +33,13 @@ function slice(buf: Uint8Array | null | undefined, i: number, size: number): Uin
   return buf.subarray(i * size, (i + 1) * size);
 }
 
-function copyValue(map: BpfMap, key: Uint8Array, out: Uint8Array): void {
-  const k = map.kernel;
-  const tok = k.rcu.rcuReadLock();
-  try {
-    const addr = map.ops.map_lookup_elem(map, key);
-    if (!addr) throw new BpfError(ENOENT, "element went away");
-    out.set(k.mem.bytes(addr, map.value_size));
-  } finally {
-    k.rcu.rcuReadUnlock(tok);
-  }
-}
-
 /** generic_map_lookup_batch (and its lookup-and-delete variant). */
-function lookupBatch(map: BpfMap, attr: MapBatchAttr, del: boolean): number {
+function lookupBatch(map: BpfMap, attr: MapBatchAttr, del: boolean, proc: Process): number {
   checkElemFlags(attr);
   const max = num(attr.count);
   if (!max) return 0;
   attr.count = 0;
+  const vsize = bpf_map_value_size(map);
   let prev: Uint8Array | null = attr.in_batch ? slice(attr.in_batch, 0, map.key_size).slice() : null;
   let cp = 0;
   let retry = MAP_LOOKUP_RETRIES;
@@ -66,7 +55,9 @@ function lookupBatch(map: BpfMap, attr: MapBatchAttr, del: boolean): number {
       break;
     }
     try {
-      copyValue(map, key, slice(attr.values, cp, map.value_size));
+      const out = new Uint8Array(vsize);
+      bpf_map_copy_value(map, key, out, proc);
+      slice(attr.values, cp, vsize).set(out);
     } catch (e) {
       if (!(e instanceof BpfError) || e.errno !== ENOENT) throw e;
       if (retry-- > 0) continue;
@@ -86,17 +77,18 @@ function lookupBatch(map: BpfMap, attr: MapBatchAttr, del: boolean): number {
   return 0;
 }
 
-function updateBatch(map: BpfMap, attr: MapBatchAttr): number {
+function updateBatch(map: BpfMap, attr: MapBatchAttr, proc: Process): number {
   checkElemFlags(attr);
   const max = num(attr.count);
   if (!max) return 0;
   attr.count = 0;
+  const vsize = bpf_map_value_size(map);
   let cp = 0;
   try {
     for (; cp < max; cp++) {
       const key = slice(attr.keys, cp, map.key_size).slice();
-      const value = slice(attr.values, cp, map.value_size).slice();
-      map.ops.map_update_elem(map, key, value, num(attr.elem_flags));
+      const value = slice(attr.values, cp, vsize).slice();
+      bpf_map_update_value(map, key, value, num(attr.elem_flags), proc);
     }
   } finally {
     attr.count = cp;
@@ -133,11 +125,11 @@ export function bpf_map_do_batch(proc: Process, cmd: number, attr: MapBatchAttr)
   };
   switch (cmd) {
     case bpf_cmd.BPF_MAP_LOOKUP_BATCH:
-      return b.lookup ? lookupBatch(map, attr, false) : notsupp();
+      return b.lookup ? lookupBatch(map, attr, false, proc) : notsupp();
     case bpf_cmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH:
-      return b.lookup_and_delete ? lookupBatch(map, attr, true) : notsupp();
+      return b.lookup_and_delete ? lookupBatch(map, attr, true, proc) : notsupp();
     case bpf_cmd.BPF_MAP_UPDATE_BATCH:
-      return b.update ? updateBatch(map, attr) : notsupp();
+      return b.update ? updateBatch(map, attr, proc) : notsupp();
     default:
       return b.delete ? deleteBatch(map, attr) : notsupp();
   }

@@ -379,7 +379,58 @@ function checkLockFlag(map: BpfMap, flags: number): void {
     throw new BpfError(EINVAL, `BPF_F_LOCK on map ${map.name} without a bpf_spin_lock`);
 }
 
-/** bpf_map_copy_value() and its value size. */
+/**
+ * bpf_map_value_size(): what the syscall copies in and out for one element. Per-CPU maps hand
+ * over every possible CPU's value, each rounded up to 8 bytes.
+ */
+export function bpf_map_value_size(map: BpfMap): number {
+  if (map.ops.map_percpu) return Math.ceil(map.value_size / 8) * 8 * map.kernel.nrCpus;
+  return map.value_size;
+}
+
+/** bpf_map_copy_value(): the element's value as the syscall returns it (ENOENT when absent). */
+export function bpf_map_copy_value(map: BpfMap, key: Uint8Array, value: Uint8Array, proc: Process | null): void {
+  if (map.ops.map_peek_elem) {
+    map.ops.map_peek_elem(map, value);
+    return;
+  }
+  if (map.ops.map_sys_lookup_elem) {
+    map.ops.map_sys_lookup_elem(map, key, value);
+    return;
+  }
+  const k = map.kernel;
+  const tok = k.rcu.rcuReadLock();
+  try {
+    const addr =
+      map.ops.map_lookup_elem_sys_only && proc
+        ? map.ops.map_lookup_elem_sys_only(map, key, proc)
+        : map.ops.map_lookup_elem(map, key);
+    if (!addr) throw new BpfError(ENOENT, `no element with this key in map ${map.name}`);
+    value.set(k.mem.bytes(addr, map.value_size));
+  } finally {
+    k.rcu.rcuReadUnlock(tok);
+  }
+}
+
+/** bpf_map_update_value(): by map kind, as the syscall (and the batch update) does it. */
+export function bpf_map_update_value(
+  map: BpfMap,
+  key: Uint8Array,
+  value: Uint8Array,
+  flags: number,
+  proc: Process,
+): number {
+  // bpf_map_update_value() returns what the map's update returns: struct_ops can hand back a
+  // positive value (the owner-slot rollback's stale err), which the syscall returns as is.
+  if (map.ops.map_update_elem_sys) return map.ops.map_update_elem_sys(map, key, value, flags, proc);
+  if (map.ops.map_push_elem) {
+    map.ops.map_push_elem(map, value, flags);
+    return 0;
+  }
+  withRcu(map, () => map.ops.map_update_elem(map, key, value, flags));
+  return 0;
+}
+
 export function map_lookup_elem(proc: Process, attr: MapElemAttr): number {
   const flags = num(attr.flags);
   if (flags & ~BPF_F_LOCK) throw new BpfError(EINVAL, `invalid lookup flags 0x${flags.toString(16)}`);
@@ -387,22 +438,11 @@ export function map_lookup_elem(proc: Process, attr: MapElemAttr): number {
   if (!(map_get_sys_perms(map, file) & FMODE_READ)) throw new BpfError(EPERM, "map fd is not readable");
   checkLockFlag(map, flags);
   const key = copyKey(map, attr.key);
-  const value = userBuf(attr.value, map.value_size, "value");
-  if (map.ops.map_sys_lookup_elem) {
-    map.ops.map_sys_lookup_elem(map, key, value);
-    return 0;
-  }
-  const k = map.kernel;
-  const tok = k.rcu.rcuReadLock();
-  try {
-    const addr = map.ops.map_lookup_elem_sys_only
-      ? map.ops.map_lookup_elem_sys_only(map, key, proc)
-      : map.ops.map_lookup_elem(map, key);
-    if (!addr) throw new BpfError(ENOENT, `no element with this key in map ${map.name}`);
-    value.set(k.mem.bytes(addr, map.value_size));
-  } finally {
-    k.rcu.rcuReadUnlock(tok);
-  }
+  const size = bpf_map_value_size(map);
+  const value = userBuf(attr.value, size, "value");
+  const out = new Uint8Array(size);
+  bpf_map_copy_value(map, key, out, proc);
+  value.set(out);
   return 0;
 }
 
@@ -414,13 +454,9 @@ export function map_update_elem(proc: Process, attr: MapElemAttr): number {
   const flags = num(attr.flags);
   checkLockFlag(map, flags);
   const key = copyKey(map, attr.key);
-  const value = userBuf(attr.value, map.value_size, "value");
-  const v = value.slice(0, map.value_size);
-  // bpf_map_update_value() returns what the map's update returns: struct_ops can hand back a
-  // positive value (the owner-slot rollback's stale err), which the syscall returns as is.
-  if (map.ops.map_update_elem_sys) return map.ops.map_update_elem_sys(map, key, v, flags, proc);
-  withRcu(map, () => map.ops.map_update_elem(map, key, v, flags));
-  return 0;
+  const size = bpf_map_value_size(map);
+  const v = userBuf(attr.value, size, "value").slice(0, size);
+  return bpf_map_update_value(map, key, v, flags, proc);
 }
 
 export function map_delete_elem(proc: Process, attr: MapElemAttr): number {
@@ -453,13 +489,20 @@ export function map_lookup_and_delete_elem(proc: Process, attr: MapElemAttr): nu
   const perms = map_get_sys_perms(map, file);
   if (!(perms & FMODE_READ) || !(perms & FMODE_WRITE))
     throw new BpfError(EPERM, "map fd must be readable and writable");
+  const pop = map.ops.map_pop_elem;
+  if (flags && pop) throw new BpfError(EINVAL, `map ${map.name}: LOOKUP_AND_DELETE of a queue or stack takes no flags`);
   checkLockFlag(map, flags);
   const key = copyKey(map, attr.key);
-  const value = userBuf(attr.value, map.value_size, "value");
-  const fn = map.ops.map_lookup_and_delete_elem;
-  if (!fn) throw new BpfError(ENOTSUPP, `map ${map.name} has no lookup-and-delete`);
-  const out = new Uint8Array(map.value_size);
-  withRcu(map, () => fn(map, key, out, flags));
+  const size = bpf_map_value_size(map);
+  const value = userBuf(attr.value, size, "value");
+  const out = new Uint8Array(size);
+  if (pop) {
+    pop(map, out);
+  } else {
+    const fn = map.ops.map_lookup_and_delete_elem;
+    if (!fn) throw new BpfError(ENOTSUPP, `map ${map.name} has no lookup-and-delete`);
+    withRcu(map, () => fn(map, key, out, flags));
+  }
   value.set(out);
   return 0;
 }

@@ -90,8 +90,12 @@ export const testRunOps: Record<"syscall" | "raw_tp" | "skb", BpfProgTypeOps> = 
       // Unknown flag bits are ignored here (net/bpf/test_run.c checks only cpu against the flag).
       if (!(num(attr.flags) & BPF_F_TEST_RUN_ON_CPU) && num(attr.cpu)) throw new BpfError(EINVAL, "cpu without flag");
       const ctx = ctxRegion(prog, attr);
+      const k = prog.kernel;
+      const cpu = num(attr.cpu);
       try {
-        attr.retval = bpf_test_run(prog, ctx?.addr ?? 0, 1).retval;
+        const run = () => bpf_test_run(prog, ctx?.addr ?? 0, 1).retval;
+        // BPF_F_TEST_RUN_ON_CPU: run there (smp_call_function_single); ENXIO past nr_cpu_ids.
+        attr.retval = !(num(attr.flags) & BPF_F_TEST_RUN_ON_CPU) || cpu === k.cpu ? run() : k.onCpu(cpu, run);
       } finally {
         ctx?.free();
       }

@@ -41,6 +41,23 @@ export interface BpfObjectLoadOpts {
   logLevel?: number;
 }
 
+/** bpf_object__create_map: map types libbpf creates with btf_fd and the key/value type ids zeroed. */
+const MAP_TYPES_WITHOUT_BTF = new Set<number>([
+  bpf_map_type.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+  bpf_map_type.BPF_MAP_TYPE_CGROUP_ARRAY,
+  bpf_map_type.BPF_MAP_TYPE_STACK_TRACE,
+  bpf_map_type.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+  bpf_map_type.BPF_MAP_TYPE_HASH_OF_MAPS,
+  bpf_map_type.BPF_MAP_TYPE_DEVMAP,
+  bpf_map_type.BPF_MAP_TYPE_DEVMAP_HASH,
+  bpf_map_type.BPF_MAP_TYPE_CPUMAP,
+  bpf_map_type.BPF_MAP_TYPE_XSKMAP,
+  bpf_map_type.BPF_MAP_TYPE_SOCKMAP,
+  bpf_map_type.BPF_MAP_TYPE_SOCKHASH,
+  bpf_map_type.BPF_MAP_TYPE_QUEUE,
+  bpf_map_type.BPF_MAP_TYPE_STACK,
+  bpf_map_type.BPF_MAP_TYPE_ARENA,
+]);
 /** libbpf's errno -> error (throw). Negative returns of bpf.ts become BpfErrors with the message. */
 function check(ret: number, msg: () => string, ctx: BpfErrorContext = {}): number {
   if (ret < 0) throw new BpfError(-ret, `${msg()}: -${-ret} (${errnoName(-ret)})`, ctx);
@@ -189,8 +206,11 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
         continue;
       }
       const isSt = map.type === bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS;
-      const create = (withBtf: boolean) =>
-        bpf_map_create(k, map.type, map.name, map.keySize, map.valueSize, map.maxEntries, {
+      // libbpf creates these map types without BTF: the kernel has no BTF check for them.
+      const noBtf = MAP_TYPES_WITHOUT_BTF.has(map.type);
+      const create = (withBtf0: boolean) => {
+        const withBtf = withBtf0 && !noBtf;
+        return bpf_map_create(k, map.type, map.name, map.keySize, map.valueSize, map.maxEntries, {
           map_flags: map.flags,
           numa_node: map.def.numaNode,
           map_extra: map.def.mapExtra,
@@ -199,8 +219,9 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
           btf_value_type_id: withBtf && btfFd ? map.btfValueTypeId : undefined,
           btf_vmlinux_value_type_id: isSt ? map.btfVmlinuxValueTypeId : undefined,
         });
+      };
       let fd = create(true);
-      if (fd < 0 && !isSt && btfFd && map.btfValueTypeId) {
+      if (fd < 0 && !isSt && !noBtf && btfFd && map.btfValueTypeId) {
         obj.print("warn", `Error in bpf_create_map_xattr(${map.name}):-${-fd}. Retrying without BTF.`);
         fd = create(false);
       }

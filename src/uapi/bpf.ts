@@ -271,6 +271,7 @@ export const bpf_func_id = {
   BPF_FUNC_get_current_pid_tgid: 14,
   BPF_FUNC_get_current_uid_gid: 15,
   BPF_FUNC_get_current_comm: 16,
+  BPF_FUNC_get_current_task: 35,
   BPF_FUNC_setsockopt: 49,
   BPF_FUNC_getsockopt: 57,
   BPF_FUNC_map_push_elem: 87,
@@ -288,15 +289,26 @@ export const bpf_func_id = {
   BPF_FUNC_jiffies64: 118,
   BPF_FUNC_ktime_get_boot_ns: 125,
   BPF_FUNC_ringbuf_output: 130,
+  BPF_FUNC_per_cpu_ptr: 153,
+  BPF_FUNC_this_cpu_ptr: 154,
+  BPF_FUNC_task_storage_get: 156,
+  BPF_FUNC_task_storage_delete: 157,
+  BPF_FUNC_get_current_task_btf: 158,
   BPF_FUNC_ktime_get_coarse_ns: 160,
   BPF_FUNC_for_each_map_elem: 164,
   BPF_FUNC_snprintf: 165,
   BPF_FUNC_loop: 181,
+  BPF_FUNC_get_func_arg: 183,
+  BPF_FUNC_get_func_ret: 184,
+  BPF_FUNC_get_func_arg_cnt: 185,
+  BPF_FUNC_map_lookup_percpu_elem: 195,
   BPF_FUNC_ktime_get_tai_ns: 208,
 } as const;
 
 /** bpf_sk_storage_get flags. */
 export const BPF_SK_STORAGE_GET_F_CREATE = 1 << 0;
+/** bpf_task_storage_get (and the other local storages') flags. */
+export const BPF_LOCAL_STORAGE_GET_F_CREATE = 1 << 0;
 
 /** Reverse lookup for logs: "BPF_MAP_TYPE_ARRAY" -> "array" style names are built by callers. */
 export function nameOf(table: Record<string, number>, value: number): string | undefined {

@@ -23,6 +23,10 @@ export const ARG_PTR_TO_SPIN_LOCK = 14;
 /** Flags on arg types. */
 export const ARG_MAYBE_NULL = 1 << 8;
 export const ARG_MEM_RDONLY = 1 << 9;
+/** MEM_UNINIT: the helper fills the memory, which need not be initialized. */
+export const ARG_MEM_UNINIT = 1 << 10;
+/** MEM_WRITE: the helper writes the memory. */
+export const ARG_MEM_WRITE = 1 << 11;
 
 /** enum bpf_return_type (subset). */
 export const RET_INTEGER = 0;
@@ -74,6 +78,25 @@ export const bpf_map_update_elem_proto = proto(F.BPF_FUNC_map_update_elem, RET_I
 export const bpf_map_delete_elem_proto = proto(F.BPF_FUNC_map_delete_elem, RET_INTEGER, [
   ARG_CONST_MAP_PTR,
   ARG_PTR_TO_MAP_KEY,
+]);
+export const bpf_map_lookup_percpu_elem_proto = proto(F.BPF_FUNC_map_lookup_percpu_elem, RET_PTR_TO_MAP_VALUE_OR_NULL, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_MAP_KEY,
+  ARG_ANYTHING,
+]);
+export const bpf_map_push_elem_proto = proto(F.BPF_FUNC_map_push_elem, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_MAP_VALUE,
+  ARG_ANYTHING,
+]);
+// pop and peek fill the value: the buffer may be uninitialized stack (ARG_PTR_TO_UNINIT_MAP_VALUE).
+export const bpf_map_pop_elem_proto = proto(F.BPF_FUNC_map_pop_elem, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_MAP_VALUE | ARG_MEM_UNINIT | ARG_MEM_WRITE,
+]);
+export const bpf_map_peek_elem_proto = proto(F.BPF_FUNC_map_peek_elem, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_MAP_VALUE | ARG_MEM_UNINIT | ARG_MEM_WRITE,
 ]);
 export const bpf_ktime_get_ns_proto = proto(F.BPF_FUNC_ktime_get_ns, RET_INTEGER, []);
 export const bpf_ktime_get_boot_ns_proto = proto(F.BPF_FUNC_ktime_get_boot_ns, RET_INTEGER, []);
@@ -139,6 +162,10 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_map_lookup_elem_proto,
     bpf_map_update_elem_proto,
     bpf_map_delete_elem_proto,
+    bpf_map_lookup_percpu_elem_proto,
+    bpf_map_push_elem_proto,
+    bpf_map_pop_elem_proto,
+    bpf_map_peek_elem_proto,
     bpf_ktime_get_ns_proto,
     bpf_ktime_get_boot_ns_proto,
     bpf_ktime_get_coarse_ns_proto,
@@ -165,6 +192,10 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
     case F.BPF_FUNC_map_lookup_elem:
     case F.BPF_FUNC_map_update_elem:
     case F.BPF_FUNC_map_delete_elem:
+    case F.BPF_FUNC_map_lookup_percpu_elem:
+    case F.BPF_FUNC_map_push_elem:
+    case F.BPF_FUNC_map_pop_elem:
+    case F.BPF_FUNC_map_peek_elem:
     case F.BPF_FUNC_ktime_get_ns:
     case F.BPF_FUNC_ktime_get_boot_ns:
     case F.BPF_FUNC_ktime_get_tai_ns:

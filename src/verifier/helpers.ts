@@ -10,6 +10,7 @@ import {
   ARG_CONST_SIZE_OR_ZERO,
   ARG_MAYBE_NULL,
   ARG_MEM_RDONLY,
+  ARG_MEM_WRITE,
   ARG_PTR_TO_BTF_ID,
   ARG_PTR_TO_BTF_ID_SOCK_COMMON,
   ARG_PTR_TO_CTX,
@@ -76,13 +77,36 @@ export function getFuncProto(v: Verifier, funcId: number): FuncProto | undefined
   return bpfBaseFuncProto(funcId, v.privileged);
 }
 
+const F_ = bpf_func_id;
+const MT = bpf_map_type;
+/** check_map_func_compatibility, first half: the only helpers a map type may be passed to. */
+const MAP_ONLY_FUNCS = new Map<number, readonly number[]>([
+  [MT.BPF_MAP_TYPE_QUEUE, [F_.BPF_FUNC_map_peek_elem, F_.BPF_FUNC_map_pop_elem, F_.BPF_FUNC_map_push_elem]],
+  [MT.BPF_MAP_TYPE_STACK, [F_.BPF_FUNC_map_peek_elem, F_.BPF_FUNC_map_pop_elem, F_.BPF_FUNC_map_push_elem]],
+  [MT.BPF_MAP_TYPE_SK_STORAGE, [F_.BPF_FUNC_sk_storage_get, F_.BPF_FUNC_sk_storage_delete]],
+  [MT.BPF_MAP_TYPE_TASK_STORAGE, [F_.BPF_FUNC_task_storage_get, F_.BPF_FUNC_task_storage_delete]],
+  [MT.BPF_MAP_TYPE_STRUCT_OPS, []],
+]);
+/** ... and second half: the only map types a helper takes. */
+const FUNC_ONLY_MAPS = new Map<number, readonly number[]>([
+  [F_.BPF_FUNC_map_peek_elem, [MT.BPF_MAP_TYPE_QUEUE, MT.BPF_MAP_TYPE_STACK, MT.BPF_MAP_TYPE_BLOOM_FILTER]],
+  [F_.BPF_FUNC_map_pop_elem, [MT.BPF_MAP_TYPE_QUEUE, MT.BPF_MAP_TYPE_STACK, MT.BPF_MAP_TYPE_BLOOM_FILTER]],
+  [F_.BPF_FUNC_map_push_elem, [MT.BPF_MAP_TYPE_QUEUE, MT.BPF_MAP_TYPE_STACK, MT.BPF_MAP_TYPE_BLOOM_FILTER]],
+  [
+    F_.BPF_FUNC_map_lookup_percpu_elem,
+    [MT.BPF_MAP_TYPE_PERCPU_ARRAY, MT.BPF_MAP_TYPE_PERCPU_HASH, MT.BPF_MAP_TYPE_LRU_PERCPU_HASH],
+  ],
+  [F_.BPF_FUNC_sk_storage_get, [MT.BPF_MAP_TYPE_SK_STORAGE]],
+  [F_.BPF_FUNC_sk_storage_delete, [MT.BPF_MAP_TYPE_SK_STORAGE]],
+  [F_.BPF_FUNC_task_storage_get, [MT.BPF_MAP_TYPE_TASK_STORAGE]],
+  [F_.BPF_FUNC_task_storage_delete, [MT.BPF_MAP_TYPE_TASK_STORAGE]],
+]);
+
 /** check_map_func_compatibility (the map types structops has). */
 function checkMapFuncCompat(v: Verifier, mapType: number, funcId: number, fname: string): void {
-  const F = bpf_func_id;
-  const skStorageFn = funcId === F.BPF_FUNC_sk_storage_get || funcId === F.BPF_FUNC_sk_storage_delete;
-  const isSk = mapType === bpf_map_type.BPF_MAP_TYPE_SK_STORAGE;
-  const isStructOps = mapType === bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS;
-  if ((isSk && !skStorageFn) || (!isSk && skStorageFn) || isStructOps) {
+  const funcs = MAP_ONLY_FUNCS.get(mapType);
+  const maps = FUNC_ONLY_MAPS.get(funcId);
+  if ((funcs && !funcs.includes(funcId)) || (maps && !maps.includes(mapType))) {
     v.reject(EINVAL, `cannot pass map_type ${mapType} into func ${fname}#${funcId}`);
   }
 }
@@ -173,7 +197,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         if (reg.type & PTR_MAYBE_NULL || !MEM_TYPES.includes(bt)) bad(MEM_TYPES);
         if (!map) v.reject(EACCES, `invalid map_ptr to access map->${base === ARG_PTR_TO_MAP_KEY ? "key" : "value"}`);
         const m = v.maps[map.map];
-        checkHelperMem(v, regno, reg, base === ARG_PTR_TO_MAP_KEY ? m.keySize : m.valueSize, false);
+        // MEM_WRITE (bpf_map_pop_elem, peek_elem): the helper fills the value, so it may be uninitialized.
+        const write = (at & ARG_MEM_WRITE) !== 0;
+        checkHelperMem(v, regno, reg, base === ARG_PTR_TO_MAP_KEY ? m.keySize : m.valueSize, write);
         if (base === ARG_PTR_TO_MAP_KEY) constKey = constMapKey(v, reg, m.keySize);
         break;
       }

@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
+  BPF_F_NO_COMMON_LRU,
   BPF_F_NO_PREALLOC,
   BPF_F_RDONLY,
   BPF_F_RDONLY_PROG,
@@ -60,6 +61,16 @@ test("map fdinfo equals the host kernel's, line for line (memlock included)", { 
     [T.BPF_MAP_TYPE_HASH, 4, 8, 100, 0],
     [T.BPF_MAP_TYPE_HASH, 4, 8, 100, BPF_F_NO_PREALLOC],
     [T.BPF_MAP_TYPE_HASH, 16, 24, 33, 0],
+    [T.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 12, 3, 0],
+    [T.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 100, 0],
+    [T.BPF_MAP_TYPE_PERCPU_HASH, 4, 12, 3, 0],
+    [T.BPF_MAP_TYPE_PERCPU_HASH, 8, 20, 50, BPF_F_NO_PREALLOC],
+    [T.BPF_MAP_TYPE_LRU_HASH, 4, 12, 3, 0],
+    [T.BPF_MAP_TYPE_LRU_HASH, 4, 8, 5, BPF_F_NO_COMMON_LRU],
+    [T.BPF_MAP_TYPE_LRU_PERCPU_HASH, 4, 12, 3, 0],
+    [T.BPF_MAP_TYPE_LRU_PERCPU_HASH, 4, 12, 7, BPF_F_NO_COMMON_LRU],
+    [T.BPF_MAP_TYPE_QUEUE, 0, 8, 10, 0],
+    [T.BPF_MAP_TYPE_STACK, 0, 4, 3, BPF_F_RDONLY_PROG],
   ];
   for (const [map_type, key_size, value_size, max_entries, map_flags] of cases) {
     const host = hostFdinfo([map_type, key_size, value_size, max_entries, map_flags]);

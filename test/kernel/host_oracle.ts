@@ -51,9 +51,9 @@ const opsScript = [
 
 export type MapOp =
   | ["create", number, number, number, number, number]
-  | ["update", string, string, number]
-  | ["lookup", string]
-  | ["delete", string]
+  | ["update", string | null, string, number]
+  | ["lookup", string | null]
+  | ["delete", string | null]
   | ["next", string | null]
   | ["freeze"]
   | ["prog", number, string, string, string, number]
@@ -62,7 +62,9 @@ export type MapOp =
   | ["link", number, "map" | "prog" | "none", number, number, number]
   | ["caps", number[]]
   | ["nextid", number]
-  | ["create_btf", number, number, number, number, number, number, number];
+  | ["create_btf", number, number, number, number, number, number, number]
+  | ["vsize", number]
+  | ["lookup_and_delete", string | null];
 
 export function hostOps(ops: MapOp[]): unknown[] {
   const r = spawnSync("python3", [opsScript!, JSON.stringify(ops)], { encoding: "utf8" });
@@ -71,14 +73,16 @@ export function hostOps(ops: MapOp[]): unknown[] {
 }
 
 /** The same sequence through our bpf(): same result encoding as the helper. */
-export function ourOps(ops: MapOp[]): unknown[] {
-  const { k, p } = boot({ verifier: true });
+export function ourOps(ops: MapOp[], nrCpus?: number): unknown[] {
+  const { k, p } = boot({ verifier: true, nrCpus });
   let fd = -1;
   let ks = 0;
   let vs = 0;
   let btfFd = 0;
   let progFd = -1;
   const hex = (h: string | null, n: number) => {
+    // A key_size 0 map (queue, stack) takes a NULL key.
+    if (n === 0) return null;
     const b = new Uint8Array(n);
     if (h) b.set(Buffer.from(h, "hex").subarray(0, n));
     return b;
@@ -110,10 +114,15 @@ export function ourOps(ops: MapOp[]): unknown[] {
         return run(() =>
           k.bpf(p, C.BPF_MAP_UPDATE_ELEM, { map_fd: fd, key: hex(op[1], ks), value: hex(op[2], vs), flags: op[3] }),
         );
+      case "vsize":
+        vs = op[1];
+        return 0;
       case "lookup":
+      case "lookup_and_delete":
         return run(() => {
           const v = new Uint8Array(vs);
-          k.bpf(p, C.BPF_MAP_LOOKUP_ELEM, { map_fd: fd, key: hex(op[1], ks), value: v });
+          const cmd = op[0] === "lookup" ? C.BPF_MAP_LOOKUP_ELEM : C.BPF_MAP_LOOKUP_AND_DELETE_ELEM;
+          k.bpf(p, cmd, { map_fd: fd, key: hex(op[1], ks), value: v });
           return [0, Buffer.from(v).toString("hex")];
         });
       case "delete":
