@@ -16,7 +16,14 @@ import {
   BPF_SUB,
   BPF_XOR,
 } from "../isa/opcodes.js";
-import { markRegKnown, type RegState, regBoundsSync, resetReg32Bounds, SCALAR_VALUE } from "./reg_state.js";
+import {
+  markRegKnown,
+  markRegUnknown,
+  type RegState,
+  regBoundsSync,
+  resetReg32Bounds,
+  SCALAR_VALUE,
+} from "./reg_state.js";
 import {
   maxB,
   minB,
@@ -196,6 +203,12 @@ export function scalarAlu(op: number, dst: RegState, src: RegState, is64: boolea
   const a = view(dst, w);
   const b = view(src, w);
   const written = dst.written;
+  // is_safe_to_compute_dst_reg_range: a shift is tracked only by a constant below the width
+  // (the 64-bit umax counts even at 32 bits); anything else leaves all 64 bits unknown.
+  if ((op === BPF_LSH || op === BPF_RSH || op === BPF_ARSH) && !(tnumIsConst(b.t) && src.umax < BigInt(w))) {
+    markRegUnknown(dst);
+    return;
+  }
   if (tnumIsConst(a.t) && tnumIsConst(b.t)) {
     markRegKnown(dst, aluConst(op, a.t.value, b.t.value, w, signed));
     dst.written = written;

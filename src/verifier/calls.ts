@@ -2,7 +2,7 @@ import { BPF_REG_10 } from "../isa/opcodes.js";
 import { MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
 import { E2BIG, EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfFuncPtrProto } from "./btf_access.js";
-import { isPseudoCall } from "./cfg.js";
+import { isPseudoCall, isPseudoFunc } from "./cfg.js";
 import type { VerifierEnv } from "./env.js";
 import { checkResourceLeak } from "./refs.js";
 import {
@@ -133,22 +133,32 @@ export function checkReturnCode(v: Verifier): void {
   }
 }
 
-/** check_max_stack_depth: the deepest chain of calls may use at most 512 bytes of stack. */
+/**
+ * check_max_stack_depth: walk the static call graph from the main program (and from each async
+ * callback), following calls and callback addresses (ld_imm64 of a function): at most 8 frames,
+ * and the deepest chain may use at most 512 bytes of stack. Recursion runs into the frame limit.
+ */
 export function checkMaxStackDepth(v: Verifier): void {
   const starts = v.cfg.subprogStarts;
-  const callees: number[][] = starts.map(() => []);
-  v.insns.forEach((insn, t) => {
-    if (isPseudoCall(insn)) callees[v.cfg.subprogOf[t]].push(starts.indexOf(t + insn.imm + 1));
-  });
+  const ends = starts.slice(1).concat(v.insns.length);
   // round_up_stack_depth with the JIT: 16-byte units.
   const round = (d: number): number => Math.ceil(d / 16) * 16;
-  const walk = (s: number, depth: number, frames: number, seen: Set<number>): void => {
+  const walk = (s: number, frame: number, depth: number): void => {
     const total = depth + round(v.stackDepth[s] ?? 0);
-    if (frames > MAX_CALL_FRAMES) v.reject(E2BIG, `the call stack of ${frames} frames is too deep !`, starts[s]);
     if (total > MAX_BPF_STACK)
-      v.reject(EACCES, `combined stack size of ${frames} calls is ${total}. Too large`, starts[s]);
-    if (seen.has(s)) return;
-    for (const c of callees[s]) if (c >= 0) walk(c, total, frames + 1, new Set([...seen, s]));
+      v.reject(EACCES, `combined stack size of ${frame + 1} calls is ${total}. Too large`, starts[s]);
+    for (let t = starts[s]; t < ends[s]; t++) {
+      const insn = v.insns[t];
+      const call = isPseudoCall(insn);
+      if (!call && !isPseudoFunc(insn)) continue;
+      const callee = starts.indexOf(t + insn.imm + 1);
+      if (callee < 0) continue;
+      // An async callback's stack is not added to its registrar's unless called directly.
+      if (v.asyncCallbacks.has(callee) && !call) continue;
+      if (frame + 1 >= MAX_CALL_FRAMES) v.reject(E2BIG, `the call stack of ${frame + 1} frames is too deep !`, t);
+      walk(callee, frame + 1, total);
+    }
   };
-  walk(0, 0, 1, new Set());
+  walk(0, 0, 0);
+  for (const cb of v.asyncCallbacks) walk(cb, 0, 0);
 }

@@ -249,6 +249,8 @@ export function adjustPtr(
   if (scalarReg >= 0) v.precision.addSink(v.insnIdx, scalarReg);
   checkRegSaneOffset(v, scalar, t, known);
   checkRegSaneOffset(v, ptr, t, false);
+  // Any subtraction from a stack pointer, a constant one too (JITs may not cope with it).
+  if (op === BPF_SUB && bt === PTR_TO_STACK) v.reject(EACCES, `R${dstno} subtraction from stack pointer prohibited`);
   if (known) {
     const c = BigInt.asIntN(64, scalar.varOff.value);
     const off = BigInt(ptr.off) + (op === BPF_ADD ? c : -c);
@@ -259,7 +261,6 @@ export function adjustPtr(
   }
   // Variable offsets into the context are refused at the access (check_ctx_access).
   if (!v.privileged && bt === PTR_TO_STACK) v.reject(EACCES, `R${dstno} variable stack access prohibited for !root`);
-  if (op === BPF_SUB && bt === PTR_TO_STACK) v.reject(EACCES, `R${dstno} subtraction from stack pointer prohibited`);
   const s = copyReg(ptr);
   scalarAlu(op, s, scalar, true);
   ptr.varOff = s.varOff;

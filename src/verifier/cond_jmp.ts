@@ -7,7 +7,21 @@ import { BPF_JEQ, BPF_JNE, BPF_OP, BPF_SRC, BPF_X } from "../isa/opcodes.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
 import { isBranchTaken, negateJmp, regSetMinMax } from "./branch.js";
 import { forEachReg, releaseReferenceNomark } from "./refs.js";
-import { copyReg, isPointer, markRegKnown, PTR_MAYBE_NULL, type RegState } from "./reg_state.js";
+import {
+  baseType,
+  CONST_PTR_TO_MAP,
+  copyReg,
+  isPointer,
+  isTrustedReg,
+  markRegKnown,
+  PTR_MAYBE_NULL,
+  PTR_TO_BTF_ID,
+  PTR_TO_MAP_KEY,
+  PTR_TO_MAP_VALUE,
+  PTR_TO_MEM,
+  PTR_UNTRUSTED,
+  type RegState,
+} from "./reg_state.js";
 import { copyState, curFrame, type VerifierState } from "./state.js";
 import { tnumIsConst } from "./tnum.js";
 
@@ -45,9 +59,11 @@ export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean
         v.insnIdx = idx + 1;
         return false;
       }
-      // A valid pointer is never NULL.
-      v.insnIdx = op === BPF_JNE ? target : idx + 1;
-      return false;
+      // A pointer the verifier knows is valid is never NULL; any other (ctx, stack) may be.
+      if (regNotNull(ptr)) {
+        v.insnIdx = op === BPF_JNE ? target : idx + 1;
+        return false;
+      }
     }
     if (!v.allowPtrLeaks) v.reject(EACCES, `R${dPtr ? insn.dst : insn.src} pointer comparison prohibited`);
     v.pushState(copyState(v.cur), target);
@@ -80,6 +96,15 @@ export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean
     v.insnIdx = idx + 1;
   }
   return false;
+}
+
+/** reg_not_null: the pointer types whose comparison with 0 is decided. */
+function regNotNull(r: RegState): boolean {
+  if (r.type & PTR_MAYBE_NULL) return false;
+  const t = baseType(r.type);
+  if (t === PTR_TO_BTF_ID) return isTrustedReg(r);
+  if (t === PTR_TO_MEM) return !(r.type & PTR_UNTRUSTED);
+  return t === PTR_TO_MAP_VALUE || t === PTR_TO_MAP_KEY || t === CONST_PTR_TO_MAP;
 }
 
 /**

@@ -103,6 +103,8 @@ export class Verifier {
   private readonly idmap = new Map<number, number>();
   private idGen = 0;
   readonly stackDepth: number[] = [];
+  /** Subprograms registered as async callbacks (bpf_timer_set_callback): is_async_cb. */
+  readonly asyncCallbacks = new Set<number>();
   private processed = 0;
   private totalStates = 0;
   private curStates = 0;
