@@ -24,6 +24,8 @@ import {
 import { EACCES, EINVAL } from "../uapi/errno.js";
 import { scalarAlu } from "./alu.js";
 import {
+  assignScalarIdBeforeMov,
+  BPF_ADD_CONST,
   baseType,
   CONST_PTR_TO_MAP,
   copyReg,
@@ -36,25 +38,79 @@ import {
   type RegState,
   regBoundsSync,
   regTypeStr,
+  regWidth,
   S64_MIN,
   SCALAR_VALUE,
   zextReg32,
 } from "./reg_state.js";
-import { tnumIsConst } from "./tnum.js";
+import { tnumIsConst, tnumRange, tnumSubreg } from "./tnum.js";
 
 import type { Verifier } from "./verifier.js";
 
+/**
+ * coerce_reg_to_size_sx: sign-extend the low `size` bytes to 64 bits. A range whose upper bits
+ * are the same throughout and whose sign does not change keeps its bounds.
+ */
 export function signExtend(_v: Verifier, r: RegState, size: number): void {
+  const bits = BigInt(size * 8);
   if (tnumIsConst(r.varOff)) {
     markRegKnown(r, BigInt.asIntN(size * 8, r.varOff.value));
-  } else {
-    markRegUnknown(r);
-    const lim = 1n << BigInt(size * 8 - 1);
-    r.smin = -lim;
-    r.smax = lim - 1n;
-    regBoundsSync(r);
+    r.written = true;
+    return;
   }
+  const smax = r.smax;
+  const smin = r.smin;
+  const top = (x: bigint): bigint => BigInt.asUintN(64, x) >> bits;
+  if (top(smax) === top(smin)) {
+    const a = BigInt.asIntN(size * 8, smax);
+    const b = BigInt.asIntN(size * 8, smin);
+    const hi = a > b ? a : b;
+    const lo = a > b ? b : a;
+    if (hi >= 0n === lo >= 0n) {
+      markRegUnknown(r);
+      [r.smin, r.smax, r.s32min, r.s32max] = [lo, hi, lo, hi];
+      [r.umin, r.umax] = [BigInt.asUintN(64, lo), BigInt.asUintN(64, hi)];
+      [r.u32min, r.u32max] = [BigInt.asUintN(32, lo), BigInt.asUintN(32, hi)];
+      r.varOff = tnumRange(r.umin, r.umax);
+      regBoundsSync(r);
+      r.written = true;
+      return;
+    }
+  }
+  markRegUnknown(r);
+  const lim = 1n << (bits - 1n);
+  r.smin = r.s32min = -lim;
+  r.smax = r.s32max = lim - 1n;
+  regBoundsSync(r);
   r.written = true;
+}
+
+/** coerce_subreg_to_size_sx: the same within the low 32 bits (then zero-extended by the caller). */
+function signExtendSubreg(r: RegState, size: number): void {
+  const bits = BigInt(size * 8);
+  if (tnumIsConst(r.varOff)) {
+    markRegKnown(r, BigInt.asUintN(32, BigInt.asIntN(size * 8, r.varOff.value)));
+    return;
+  }
+  const top = (x: bigint): bigint => BigInt.asUintN(32, x) >> bits;
+  if (top(r.s32max) === top(r.s32min)) {
+    const a = BigInt.asIntN(size * 8, r.s32max);
+    const b = BigInt.asIntN(size * 8, r.s32min);
+    const hi = a > b ? a : b;
+    const lo = a > b ? b : a;
+    if (hi >= 0n === lo >= 0n) {
+      markRegUnknown(r);
+      [r.s32min, r.s32max] = [lo, hi];
+      [r.u32min, r.u32max] = [BigInt.asUintN(32, lo), BigInt.asUintN(32, hi)];
+      r.varOff = tnumSubreg(tnumRange(BigInt.asUintN(64, lo), BigInt.asUintN(64, hi)));
+      return;
+    }
+  }
+  markRegUnknown(r);
+  const lim = 1n << (bits - 1n);
+  r.s32min = -lim;
+  r.s32max = lim - 1n;
+  r.varOff = tnumSubreg(r.varOff);
 }
 
 export function checkAluOp(v: Verifier, insn: Insn, is64: boolean): void {
@@ -132,6 +188,7 @@ export function checkEnd(_v: Verifier, r: RegState, insn: Insn, is64: boolean): 
 }
 
 export function checkMov(v: Verifier, insn: Insn, is64: boolean, srcX: boolean): void {
+  const newId = () => v.newId();
   if (srcX) {
     const okOff = insn.off === 0 || insn.off === 8 || insn.off === 16 || (is64 && insn.off === 32);
     if (insn.imm !== 0 || !okOff) v.reject(EINVAL, "BPF_MOV uses reserved fields");
@@ -139,21 +196,32 @@ export function checkMov(v: Verifier, insn: Insn, is64: boolean, srcX: boolean):
     const dst = v.writeReg(insn.dst);
     if (insn.off !== 0) {
       if (isPointer(src)) v.reject(EACCES, `R${insn.src} sign-extension part of pointer`);
+      // A value the extension leaves unchanged stays linked to its source.
+      const noSext = src.umax < 1n << BigInt(insn.off - 1);
+      if (noSext) assignScalarIdBeforeMov(src, newId);
+      const id = noSext ? src.id : 0;
       Object.assign(dst, copyReg(src));
-      dst.id = 0;
-      signExtend(v, dst, insn.off / 8);
-      if (!is64) zextReg32(dst);
+      if (is64) signExtend(v, dst, insn.off / 8);
+      else {
+        signExtendSubreg(dst, insn.off / 8);
+        zextReg32(dst);
+        dst.written = true;
+      }
+      dst.id = id;
     } else if (is64) {
+      assignScalarIdBeforeMov(src, newId);
       Object.assign(dst, copyReg(src));
-      if (dst.type === SCALAR_VALUE) dst.id = 0;
     } else {
       if (isPointer(src)) {
         if (!v.allowPtrLeaks) v.reject(EACCES, `R${insn.src} partial copy of pointer`);
         markRegUnknown(dst);
         zextReg32(dst);
       } else {
+        // A 32-bit copy of a value that fits in 32 bits is the same value: linked too.
+        const fits = regWidth(src) <= 32;
+        if (fits) assignScalarIdBeforeMov(src, newId);
         Object.assign(dst, copyReg(src));
-        dst.id = 0;
+        if (!fits) dst.id = 0;
         zextReg32(dst);
       }
     }
@@ -178,8 +246,10 @@ export function adjustRegMinMaxVals(
   const dstPtr = isPointer(dst);
   const srcPtr = isPointer(src);
   if (!dstPtr && !srcPtr) {
+    const id = dst.id;
     scalarAlu(op, dst, src, is64, insn.off === 1);
     dst.written = true;
+    linkAddConst(v, dst, id, src, op, is64);
     return;
   }
   if (dstPtr && srcPtr) {
@@ -225,6 +295,25 @@ export function adjustRegMinMaxVals(
     v.reject(EACCES, `R${insn.dst} pointer arithmetic with ${name} operator prohibited`);
   }
   adjustPtr(v, insn.dst, dst, src, op, srcX ? insn.src : -1);
+}
+
+/**
+ * adjust_reg_min_max_vals: a linked copy moved by a 64-bit constant (rX += K, rX -= K) keeps its
+ * link with the delta in `off`, once; any other operation breaks the link.
+ */
+function linkAddConst(v: Verifier, dst: RegState, id: number, src: RegState, op: number, is64: boolean): void {
+  dst.id = 0;
+  dst.off = 0;
+  if (!v.privileged || !is64 || (op !== BPF_ADD && op !== BPF_SUB) || !id || !tnumIsConst(src.varOff)) return;
+  if (dst.type !== SCALAR_VALUE || id >= BPF_ADD_CONST) return;
+  let off = BigInt.asIntN(64, src.varOff.value);
+  if (off !== BigInt.asIntN(32, off)) return;
+  if (op === BPF_SUB) {
+    if (off === -(1n << 31n)) return;
+    off = -off;
+  }
+  dst.id = id + BPF_ADD_CONST;
+  dst.off = Number(off);
 }
 
 /** adjust_ptr_min_max_vals: ptr (in place) op= scalar. */

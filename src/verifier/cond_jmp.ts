@@ -3,11 +3,13 @@
  * both sides, and null checks of maybe-NULL pointers (mark_ptr_or_null_regs).
  */
 import type { Insn } from "../isa/insn.js";
-import { BPF_JEQ, BPF_JNE, BPF_OP, BPF_SRC, BPF_X } from "../isa/opcodes.js";
+import { BPF_ADD, BPF_JEQ, BPF_JNE, BPF_OP, BPF_SRC, BPF_X } from "../isa/opcodes.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
+import { scalarAlu } from "./alu.js";
 import { isBranchTaken, negateJmp, regSetMinMax } from "./branch.js";
 import { forEachReg, releaseReferenceNomark } from "./refs.js";
 import {
+  BPF_ADD_CONST,
   baseType,
   CONST_PTR_TO_MAP,
   copyReg,
@@ -21,7 +23,10 @@ import {
   PTR_TO_MEM,
   PTR_UNTRUSTED,
   type RegState,
+  SCALAR_VALUE,
+  scalarIdBase,
 } from "./reg_state.js";
+import { isSpilled } from "./stack_access.js";
 import { copyState, curFrame, type VerifierState } from "./state.js";
 import { tnumIsConst } from "./tnum.js";
 
@@ -86,6 +91,15 @@ export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean
     v.precision.addSink(idx, insn.dst);
     if (srcX) v.precision.addSink(idx, insn.src);
   }
+  // sync_linked_regs: copies of the compared scalars learn the same bounds, in each branch.
+  if (jumpOk) {
+    syncLinkedRegs(v, other, oDst);
+    if (srcX) syncLinkedRegs(v, other, oSrc);
+  }
+  if (fallOk) {
+    syncLinkedRegs(v, v.cur, dst);
+    if (srcX) syncLinkedRegs(v, v.cur, src);
+  }
   if (jumpOk && fallOk) {
     v.pushState(other, target);
     v.insnIdx = idx + 1;
@@ -96,6 +110,37 @@ export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean
     v.insnIdx = idx + 1;
   }
   return false;
+}
+
+/** collect_linked_regs + sync_linked_regs: live registers and spilled scalars of every frame. */
+function syncLinkedRegs(v: Verifier, st: VerifierState, known: RegState): void {
+  if (known.type !== SCALAR_VALUE || known.id === 0) return;
+  const base = scalarIdBase(known.id);
+  const kDelta = known.id >= BPF_ADD_CONST;
+  const sync = (r: RegState): void => {
+    if (r === known || r.type !== SCALAR_VALUE || !r.id || scalarIdBase(r.id) !== base) return;
+    const w = r.written;
+    const { id, off } = r;
+    const plain = !kDelta && id < BPF_ADD_CONST;
+    Object.assign(r, copyReg(known));
+    r.written = w;
+    if (plain || off === known.off) return;
+    // r = known + (r.off - known.off): the same value moved by the difference of the deltas.
+    r.id = id;
+    r.off = off;
+    const delta = copyReg(r);
+    markRegKnown(delta, BigInt(off - known.off));
+    const moved = copyReg(known);
+    scalarAlu(BPF_ADD, moved, delta, true);
+    Object.assign(r, moved, { id, off, written: w });
+  };
+  st.frames.forEach((f, i) => {
+    const live = v.liveRegsBefore(i === st.frames.length - 1 ? v.insnIdx : st.frames[i + 1].callsite);
+    f.regs.forEach((r, j) => {
+      if (j < 10 && live & (1 << j)) sync(r);
+    });
+    for (const s of f.stack) if (s && isSpilled(s)) sync(s.spilledPtr as RegState);
+  });
 }
 
 /** reg_not_null: the pointer types whose comparison with 0 is decided. */

@@ -34,6 +34,7 @@ import {
 import { BPF_PSEUDO_CALL, BPF_PSEUDO_KFUNC_CALL } from "../uapi/bpf.js";
 import { funcIdName } from "./helper_protos.js";
 import {
+  BPF_ADD_CONST,
   baseType,
   CONST_PTR_TO_MAP,
   NON_OWN_REF,
@@ -49,6 +50,7 @@ import {
   S64_MAX,
   S64_MIN,
   SCALAR_VALUE,
+  scalarIdBase,
 } from "./reg_state.js";
 import { tnumIsConst, tnumIsUnknown, tnumStr, U32_MAX, U64_MAX } from "./tnum.js";
 
@@ -156,7 +158,9 @@ function scalarStr(r: RegState): string {
     { name: "umin32", val: r.u32min, omit: r.u32min === 0n },
     { name: "umax32", val: r.u32max, omit: r.u32max === U32_MAX },
   ];
-  const parts: string[] = [];
+  // A copy moved by a constant prints its delta after the id ("id=1+4").
+  const delta = r.id >= BPF_ADD_CONST ? (r.off < 0 ? `${r.off}` : `+${r.off}`) : "";
+  const parts: string[] = r.id ? [`id=${scalarIdBase(r.id)}${delta}`] : [];
   for (let i = 0; i < m.length; i++) {
     const a = m[i];
     if (a.omit) continue;

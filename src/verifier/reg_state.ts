@@ -334,6 +334,33 @@ export function regBoundsSane(r: RegState): boolean {
 }
 
 /** After a 32-bit write: the upper half becomes zero. */
+/**
+ * assign_scalar_id_before_mov: a scalar about to be copied (a move, a spill or a fill) gets an id
+ * if it has none, so the copies share it and a bound learnt on one holds for all
+ * (sync_linked_regs).
+ */
+export function assignScalarIdBeforeMov(r: RegState, newId: () => number): void {
+  if (r.type !== SCALAR_VALUE) return;
+  // A register already linked with a delta (rX += K) starts a new link: deltas do not stack.
+  if (r.id >= BPF_ADD_CONST) {
+    r.id = 0;
+    r.off = 0;
+  }
+  if (r.id === 0 && !tnumIsConst(r.varOff)) r.id = newId();
+}
+
+/**
+ * BPF_ADD_CONST: a scalar id with this added is a copy moved by a constant (kept in `off`), so
+ * `r1 = r0; r1 += 1` stays linked to r0. Ids are numbers, so the flag is added, not ORed.
+ */
+export const BPF_ADD_CONST = 2 ** 31;
+export const scalarIdBase = (id: number): number => id % BPF_ADD_CONST;
+
+/** get_reg_width: bits the scalar's unsigned maximum needs. */
+export function regWidth(r: RegState): number {
+  return r.umax === 0n ? 0 : r.umax.toString(2).length;
+}
+
 export function zextReg32(r: RegState): void {
   r.varOff = tnumSubreg(r.varOff);
   r.umin = r.u32min;

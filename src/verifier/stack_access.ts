@@ -1,8 +1,25 @@
 import { BPF_REG_10 } from "../isa/opcodes.js";
 import { MAX_BPF_STACK } from "../uapi/bpf.js";
 import { EACCES } from "../uapi/errno.js";
-import { copyReg, isPointer, markRegKnown, type RegState, SCALAR_VALUE } from "./reg_state.js";
-import { BPF_REG_SIZE, newSlot, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, spiOf } from "./stack.js";
+import {
+  assignScalarIdBeforeMov,
+  copyReg,
+  isPointer,
+  markRegKnown,
+  type RegState,
+  regWidth,
+  SCALAR_VALUE,
+} from "./reg_state.js";
+import {
+  BPF_REG_SIZE,
+  newSlot,
+  STACK_INVALID,
+  STACK_MISC,
+  STACK_SPILL,
+  STACK_ZERO,
+  type StackSlot,
+  spiOf,
+} from "./stack.js";
 import type { FuncState } from "./state.js";
 import { tnumIsConst, tnumStr } from "./tnum.js";
 
@@ -96,12 +113,34 @@ export function stackWrite(
   imm: bigint | undefined,
 ): void {
   const [spi, b] = spiOf(off);
-  if (value && isPointer(value) && size !== BPF_REG_SIZE) v.reject(EACCES, "invalid size of register spill");
-  if (value && size === BPF_REG_SIZE && b === 0 && (isPointer(value) || value.type === SCALAR_VALUE)) {
+  const old = f.stack[spi];
+  if (!v.allowPtrLeaks && old && isSpilled(old) && old.spilledPtr?.type !== SCALAR_VALUE && size !== BPF_REG_SIZE)
+    v.reject(EACCES, "attempt to corrupt spilled pointer on stack");
+  // check_stack_write_fixed_off: a scalar written at a slot boundary is spilled whatever its
+  // size (its register state kept, the low `size` bytes marked spilled), so is a constant stored
+  // by BPF_ST; a pointer only whole.
+  let spill: RegState | undefined;
+  if (b === 0 && v.privileged && value?.type === SCALAR_VALUE) {
+    if (regWidth(value) <= size * 8) assignScalarIdBeforeMov(value, () => v.newId());
+    spill = copyReg(value);
+    // A narrowing spill keeps no relation with the register.
+    if (regWidth(value) > size * 8) spill.id = 0;
+  } else if (b === 0 && v.privileged && !value && imm !== undefined) {
+    spill = copyReg(f.regs[0]);
+    markRegKnown(spill, imm);
+  } else if (value && isPointer(value)) {
+    if (size !== BPF_REG_SIZE) v.reject(EACCES, "invalid size of register spill");
+    spill = copyReg(value);
+  }
+  if (spill) {
     const s = stackSlot(v, f, spi);
-    s.slotType.fill(STACK_SPILL);
+    for (let j = 0; j < BPF_REG_SIZE; j++) {
+      if (j < size) s.slotType[j] = STACK_SPILL;
+      // mark_stack_slot_misc: the bytes above a narrow spill keep zero and invalid bytes.
+      else if (s.slotType[j] !== STACK_ZERO && s.slotType[j] !== STACK_INVALID) s.slotType[j] = STACK_MISC;
+    }
     s.written = true;
-    s.spilledPtr = copyReg(value);
+    s.spilledPtr = spill;
     s.spilledPtr.written = false;
     return;
   }
@@ -114,7 +153,6 @@ export function stackWrite(
     const [si, bi] = spiOf(o);
     const s = stackSlot(v, f, si);
     if (s.spilledPtr) {
-      if (isPointer(s.spilledPtr) && !v.allowPtrLeaks) v.reject(EACCES, "attempt to corrupt spilled pointer on stack");
       for (let j = 0; j < BPF_REG_SIZE; j++) if (s.slotType[j] === STACK_SPILL) s.slotType[j] = STACK_MISC;
       s.spilledPtr = null;
     }
@@ -122,21 +160,47 @@ export function stackWrite(
   }
 }
 
+/** is_spilled_reg: the slot's lowest byte holds part of a spilled register. */
+export function isSpilled(s: StackSlot): boolean {
+  return s.slotType[0] === STACK_SPILL && s.spilledPtr !== null;
+}
+
+/** How many bytes of the slot, from its base, the spill covers. */
+export function spillSize(s: StackSlot): number {
+  let n = 0;
+  while (n < BPF_REG_SIZE && s.slotType[n] === STACK_SPILL) n++;
+  return n;
+}
+
 export function stackRead(v: Verifier, f: FuncState, off: number, size: number, out: RegState): RegState {
   const [spi, b] = spiOf(off);
   const s = f.stack[spi];
   if (f === v.frame) v.scratchedSlots.add(spi);
-  if (s?.spilledPtr && s.slotType[0] === STACK_SPILL) {
-    if (size === BPF_REG_SIZE && b === 0) {
-      const r = copyReg(s.spilledPtr);
+  if (s && isSpilled(s)) {
+    const spilled = s.spilledPtr as RegState;
+    const n = spillSize(s);
+    if (size === BPF_REG_SIZE && n === BPF_REG_SIZE) return copyReg(spilled);
+    if (spilled.type !== SCALAR_VALUE) v.reject(EACCES, "invalid size of register fill");
+    // check_stack_read_fixed_off: the low part of a spilled scalar fills the register with its
+    // state (the load narrows it after); the relation breaks when the value does not fit.
+    if (size <= n && b === 0) {
+      if (v.privileged && size === 4 && n === 4 && regWidth(spilled) <= 32)
+        assignScalarIdBeforeMov(spilled, () => v.newId());
+      const r = copyReg(spilled);
+      if (regWidth(spilled) > size * 8) r.id = 0;
       return r;
     }
-    if (isPointer(s.spilledPtr) && !v.allowPtrLeaks) v.reject(EACCES, `leaking pointer from stack off ${off}`);
-    // Part of a spilled scalar or pointer: an unknown scalar (a constant's bytes are known).
-    if (s.spilledPtr.type === SCALAR_VALUE && tnumIsConst(s.spilledPtr.varOff) && b + size <= BPF_REG_SIZE) {
-      const bytes = (s.spilledPtr.varOff.value >> BigInt(8 * b)) & ((1n << BigInt(8 * size)) - 1n);
-      markRegKnown(out, bytes);
+    let spillCnt = 0;
+    let zeroCnt = 0;
+    for (let i = b; i < b + size; i++) {
+      const t = s.slotType[i];
+      if (t === STACK_SPILL) spillCnt++;
+      else if (t === STACK_ZERO) zeroCnt++;
+      else if (t === STACK_INVALID && !v.allowPtrLeaks)
+        v.reject(EACCES, `invalid read from stack off ${off}+${i - b} size ${size}`);
     }
+    const zeroSpill = tnumIsConst(spilled.varOff) && spilled.varOff.value === 0n;
+    if ((spillCnt === size && zeroSpill) || zeroCnt === size) markRegKnown(out, 0n);
     return out;
   }
   let allZero = true;

@@ -101,6 +101,9 @@ export class Verifier {
   private readonly pending: { state: VerifierState; insn: number; prev: number; logPos: number }[] = [];
   private readonly explored = new Map<number, Checkpoint[]>();
   private readonly idmap = new Map<number, number>();
+  /** Current-state ids already paired in idmap (check_ids keeps the pairing one to one). */
+  private readonly idmapCur = new Set<number>();
+  private tmpIdGen = 0;
   private idGen = 0;
   readonly stackDepth: number[] = [];
   /** Subprograms registered as async callbacks (bpf_timer_set_callback): is_async_cb. */
@@ -204,7 +207,11 @@ export class Verifier {
     f.stack.forEach((s, spi) => {
       if (!s || s.slotType.every((t) => t === STACK_INVALID)) return;
       if (onlyMask !== 0xffff && !slots?.has(spi)) return;
-      const v = s.slotType[0] === STACK_SPILL && s.spilledPtr ? this.regString(s.spilledPtr) : slotStr(s);
+      // A narrow spill prints the bytes above it first ("fp-8=mmmm" then the register).
+      const v =
+        s.slotType[0] === STACK_SPILL && s.spilledPtr
+          ? `${slotStr(s).replace(/r+$/, "")}${this.regString(s.spilledPtr)}`
+          : slotStr(s);
       parts.push(`fp${-(spi + 1) * BPF_REG_SIZE}=${v}`);
     });
     // print_verifier_state: the references held, after the running frame's registers.
@@ -242,6 +249,11 @@ export class Verifier {
         return;
       }
     }
+  }
+
+  /** live_regs_before of instruction t (compute_live_registers). */
+  liveRegsBefore(t: number): number {
+    return this.live[t];
   }
 
   isPointerValue(r: RegState): boolean {
@@ -582,6 +594,8 @@ export class Verifier {
     for (let i = 0; i < old.length; i++) if (old[i].callsite !== cur[i].callsite) return false;
     const idmap = this.idmap;
     if (idmap.size) idmap.clear();
+    if (this.idmapCur.size) this.idmapCur.clear();
+    this.tmpIdGen = 0;
     if (!refsafe(oldState, curState, idmap)) return false;
     for (let i = 0; i < old.length; i++) {
       const pos = i === old.length - 1 ? idx : cur[i + 1].callsite + 1;
@@ -605,7 +619,8 @@ export class Verifier {
     if (exact) return regsIdentical(o, c) && checkIds(o.refObjId, c.refObjId, idmap);
     if (o.type === NOT_INIT) return true;
     if (c.type !== o.type) return false;
-    if (o.type === SCALAR_VALUE) return !precise || (rangeWithin(o, c) && tnumIn(o.varOff, c.varOff));
+    if (o.type === SCALAR_VALUE)
+      return !precise || (rangeWithin(o, c) && tnumIn(o.varOff, c.varOff) && this.checkScalarIds(o.id, c.id));
     if (o.off !== c.off || o.map !== c.map || o.btfId !== c.btfId || o.memSize !== c.memSize || o.frameno !== c.frameno)
       return false;
     if (!checkIds(o.refObjId, c.refObjId, idmap)) return false;
@@ -615,6 +630,21 @@ export class Verifier {
       else if (m !== c.id) return false;
     }
     return rangeWithin(o, c) && tnumIn(o.varOff, c.varOff);
+  }
+
+  /**
+   * check_scalar_ids: scalars linked in the old state must be linked the same way now (a bound
+   * learnt later on one of them held for the others there); an unlinked one stands alone.
+   */
+  private checkScalarIds(o: number, c: number): boolean {
+    const old = o || --this.tmpIdGen;
+    const cur = c || --this.tmpIdGen;
+    const m = this.idmap.get(old);
+    if (m !== undefined) return m === cur;
+    if (this.idmapCur.has(cur)) return false;
+    this.idmap.set(old, cur);
+    this.idmapCur.add(cur);
+    return true;
   }
 
   private stacksafe(
@@ -630,12 +660,6 @@ export class Verifier {
       if (!os) continue;
       if (slotLive && !slotLive(spi)) continue;
       const cs = c.stack[spi];
-      if (os.slotType[0] === STACK_SPILL && os.spilledPtr) {
-        if (!cs || cs.slotType[0] !== STACK_SPILL || !cs.spilledPtr) return false;
-        const precise = slotPrecise ? slotPrecise(spi) : true;
-        if (!this.regsafe(os.spilledPtr, cs.spilledPtr, precise, exact, idmap)) return false;
-        continue;
-      }
       for (let j = 0; j < BPF_REG_SIZE; j++) {
         const ot = os.slotType[j];
         const ct = cs ? cs.slotType[j] : STACK_INVALID;
@@ -646,6 +670,12 @@ export class Verifier {
         if (ot === STACK_INVALID) continue;
         if (ot === STACK_MISC && (ct === STACK_MISC || ct === STACK_ZERO)) continue;
         if (ot !== ct) return false;
+      }
+      // A spilled register (whole, or a scalar's low bytes): compare the states too.
+      if (os.slotType[0] === STACK_SPILL && os.spilledPtr) {
+        if (!cs?.spilledPtr) return false;
+        const precise = slotPrecise ? slotPrecise(spi) : true;
+        if (!this.regsafe(os.spilledPtr, cs.spilledPtr, precise, exact, idmap)) return false;
       }
     }
     if (exact) {
