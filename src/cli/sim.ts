@@ -30,7 +30,9 @@ import {
 } from "../sim/sim.js";
 import { formatRate, parseDuration, parseRate, parseSize } from "../sim/units.js";
 import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
+import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
+import { tcpDctcp } from "../subsys/tcp/tcp_dctcp.js";
 import { tcpReno } from "../subsys/tcp/tcp_reno.js";
 import { BpfError, EINVAL, ENOENT } from "../uapi/errno.js";
 
@@ -73,10 +75,15 @@ export interface SimCliDeps {
   out?: (s: string) => void;
 }
 
+/** The simulated kernel's congestion controls: reno and cubic built in, bbr and dctcp as modules. */
+export const KERNEL_CCS = ["cubic", "reno", "bbr", "dctcp"];
+
 /** Built-ins: fresh TypeScript ops objects (the simulated kernel registers reno and cubic itself). */
 export function builtinCc(spec: string): TcpCongestionOps | undefined {
   if (spec === "cubic") return tcpCubic();
   if (spec === "reno") return tcpReno();
+  if (spec === "bbr") return tcpBbr();
+  if (spec === "dctcp") return tcpDctcp();
   return undefined;
 }
 
@@ -107,7 +114,7 @@ export interface SimCliOptions {
 /** Build the simulation options from the command line; BPF objects go through `host` (a booted kernel). */
 export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: BpfCcHost): SimOptions {
   const res = (spec: string): string | TcpCongestionOps => {
-    if (spec === "cubic" || spec === "reno") return spec; // the kernel's own registered instances
+    if (KERNEL_CCS.includes(spec)) return spec; // the kernel's own (registered, or loaded on first use)
     if (isObjSpec(spec)) {
       if (!host) throw new BpfError(EINVAL, `${spec}: BPF objects need a kernel`);
       return host.attach(spec);
@@ -116,7 +123,7 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
     if (!ops) {
       throw new BpfError(
         ENOENT,
-        `congestion control '${spec}' not found (built-ins: cubic, reno; BPF objects need the struct_ops loader)`,
+        `congestion control '${spec}' not found (built-ins: ${KERNEL_CCS.join(", ")}; BPF objects need the struct_ops loader)`,
       );
     }
     return ops;
@@ -259,7 +266,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .option(
       "--cc <spec>",
       "congestion control: bpf-cubic (bpf/obj/tcp_cubic.bpf.o), bpf-reno, bpf-dctcp, bpf-reno-link, bpf-cubic-link, " +
-        "the built-in cubic or reno, " +
+        "the kernel's cubic, reno, bbr or dctcp, " +
         "or OBJ[:MAP]; a,b,... for one flow each",
       DEFAULT_CC,
     )

@@ -5,9 +5,12 @@
  */
 import { TCP_CONG_NEEDS_ECN, TCP_ECN_OK } from "../subsys/tcp/btf.js";
 import { type TcpAck, TcpConn, type TcpHost, type TcpSegment } from "../subsys/tcp/tcp.js";
+import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
 import { TcpCongControl, type TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
+import { tcpDctcp } from "../subsys/tcp/tcp_dctcp.js";
 import type { TcpKernel } from "../subsys/tcp/tcp_init.js";
+import { tcp_pace_kick } from "../subsys/tcp/tcp_output.js";
 import { tcpReno } from "../subsys/tcp/tcp_reno.js";
 import { type KernelAllocator, type KernelClock, TcpSock } from "../subsys/tcp/tcp_sock.js";
 import { tcp_write_timer } from "../subsys/tcp/tcp_timer.js";
@@ -116,6 +119,8 @@ export class Simulation {
   readonly queueDelays: number[][] = [];
   readonly trace: SimTrace;
   private readonly rtoAt = new Map<TcpConn, number>();
+  /** __tcp_send_ack for each receiving socket (DCTCP's CE echo sends one from its CA). */
+  private readonly ackSenders = new WeakMap<TcpSock, (rcv_nxt: number) => void>();
   private readonly opts: SimOptions;
 
   constructor(opts: SimOptions) {
@@ -129,6 +134,10 @@ export class Simulation {
     } else {
       this.cong = new TcpCongControl(tcpReno());
       this.cong.tcp_register_congestion_control(tcpCubic());
+      this.cong.tcp_add_module("bbr", () => tcpBbr(this.prng.u32()));
+      this.cong.tcp_add_module("dctcp", () =>
+        tcpDctcp({ sendAck: (sk, rcv_nxt) => this.ackSenders.get(sk)?.(rcv_nxt) }),
+      );
     }
     for (const ca of opts.register ?? []) this.cong.tcp_register_congestion_control(ca);
     this.link = new Bottleneck(this.ev, opts.link, this.prng, (seg) => this.receivers[seg.flow]!.onSegment(seg));
@@ -152,6 +161,11 @@ export class Simulation {
         this.rtoAt.set(conn, at);
         // Re-arming later reuses the pending event, which re-checks the deadline when it fires.
         if (at >= 0 && (had === undefined || had < 0 || at < had)) this.ev.at(at, () => this.rtoFire(conn));
+      },
+      setPacingTimer: (conn: TcpConn, delay: number) => {
+        this.ev.after(delay, () => {
+          if (!conn.closed) tcp_pace_kick(conn);
+        });
       },
     };
   }
@@ -177,7 +191,7 @@ export class Simulation {
       }
       throw new Error(`congestion control '${cc.name}' is already registered with other ops`);
     }
-    const have = this.cong.tcp_ca_find(cc);
+    const have = this.cong.tcp_ca_find_autoload(cc);
     if (!have)
       throw new Error(
         `unknown congestion control '${cc}' (available: ${this.cong.tcp_get_available_congestion_control()})`,
@@ -197,7 +211,7 @@ export class Simulation {
       ecn: this.opts.ecn || needsEcn,
       alloc: this.opts.alloc ?? this.opts.tcp?.alloc,
     });
-    this.opts.tcp?.registerSock(conn.sk, [conn.ackSample]);
+    this.opts.tcp?.registerSock(conn.sk, [conn.ackSample], [conn.rateSample]);
     // setsockopt(TCP_CONGESTION) before connect(): init runs at establishment.
     this.cong.tcp_set_congestion_control(conn.sk, ca.name);
     this.conns.push(conn);
@@ -215,6 +229,7 @@ export class Simulation {
     this.receivers.push(rx);
     this.opts.tcp?.registerSock(rsk);
     this.opts.tcp?.setAckSender(rsk, (rcv_nxt) => rx.sendAckFor(rcv_nxt));
+    this.ackSenders.set(rsk, (rcv_nxt) => rx.sendAckFor(rcv_nxt));
     this.trace.flows.push({
       cwnd: [],
       ssthresh: [],

@@ -8,8 +8,10 @@ import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
 import { bpf_func_id } from "../../uapi/bpf.js";
 import { BpfError, EBUSY, EINVAL, ENOTSUPP } from "../../uapi/errno.js";
 import { TCP_CA_NAME_MAX } from "./btf.js";
+import { tcpBbr } from "./tcp_bbr.js";
 import type { TcpCongControl, TcpCongestionOps } from "./tcp_cong.js";
 import { tcpCubic } from "./tcp_cubic.js";
+import { tcpDctcp } from "./tcp_dctcp.js";
 import {
   tcp_cong_avoid_ai,
   tcp_reno_cong_avoid,
@@ -17,7 +19,7 @@ import {
   tcp_reno_undo_cwnd,
   tcp_slow_start,
 } from "./tcp_reno.js";
-import type { AckSample, TcpSock } from "./tcp_sock.js";
+import type { AckSample, RateSample, TcpSock } from "./tcp_sock.js";
 
 export const SOL_TCP = 6;
 export const TCP_CONGESTION = 13;
@@ -28,6 +30,8 @@ export interface TcpBpfContext {
   sockByAddr(addr: number): TcpSock | undefined;
   /** ack_sample structs by address (pkts_acked's argument). */
   ackSampleByAddr?(addr: number): AckSample | undefined;
+  /** rate_sample structs by address (cong_control's argument). */
+  rateSampleByAddr?(addr: number): RateSample | undefined;
   /** bpf_tcp_send_ack: ask the stack to send an ACK now. */
   sendAck?(sk: TcpSock, rcv_nxt: number): void;
 }
@@ -43,43 +47,81 @@ function skArg(ctx: TcpBpfContext, c: HelperArgs, i: number): TcpSock {
 
 const u32 = (c: HelperArgs, i: number) => Number(c.arg(i) & 0xffffffffn);
 
-/** The kfunc implementations by name (BTF FUNCs declared in btf.ts TCP_KFUNC_PROTOS). */
-export function tcpKfuncs(ctx: TcpBpfContext): Map<string, Fn> {
+const u8 = (c: HelperArgs, i: number) => Number(c.arg(i) & 0xffn);
+
+/**
+ * The kfunc sets TCP registers for BPF_PROG_TYPE_STRUCT_OPS, by name (BTF FUNCs declared in btf.ts
+ * TCP_KFUNC_PROTOS), each as the kernel file that registers it: bpf_tcp_ca.c's
+ * bpf_tcp_ca_check_kfunc_ids, tcp_cubic.c's, tcp_bbr.c's and tcp_dctcp.c's check_kfunc_ids.
+ */
+export function tcpKfuncSets(ctx: TcpBpfContext): Map<string, Map<string, Fn>> {
+  const sk = (c: HelperArgs) => skArg(ctx, c, 1);
+  const v =
+    (f: (c: HelperArgs) => void): Fn =>
+    (c) => {
+      f(c);
+      return 0;
+    };
+  const bpf_tcp_ca = new Map<string, Fn>([
+    ["tcp_reno_ssthresh", (c) => tcp_reno_ssthresh(sk(c))],
+    ["tcp_reno_cong_avoid", v((c) => tcp_reno_cong_avoid(sk(c), u32(c, 2), u32(c, 3)))],
+    ["tcp_reno_undo_cwnd", (c) => tcp_reno_undo_cwnd(sk(c))],
+    ["tcp_slow_start", (c) => tcp_slow_start(sk(c), u32(c, 2))],
+    ["tcp_cong_avoid_ai", v((c) => tcp_cong_avoid_ai(sk(c), u32(c, 2), u32(c, 3)))],
+  ]);
   const cubic: TcpCongestionOps = tcpCubic();
+  const tcp_cubic = new Map<string, Fn>([
+    ["cubictcp_init", v((c) => cubic.init!(sk(c)))],
+    ["cubictcp_recalc_ssthresh", (c) => cubic.ssthresh!(sk(c))],
+    ["cubictcp_cong_avoid", v((c) => cubic.cong_avoid!(sk(c), u32(c, 2), u32(c, 3)))],
+    ["cubictcp_state", v((c) => cubic.set_state!(sk(c), u8(c, 2)))],
+    ["cubictcp_cwnd_event", v((c) => cubic.cwnd_event!(sk(c), u32(c, 2)))],
+    [
+      "cubictcp_acked",
+      v((c) => {
+        const s = ctx.ackSampleByAddr?.(c.argNum(2));
+        if (s) cubic.pkts_acked!(sk(c), s);
+      }),
+    ],
+  ]);
+  const bbr = tcpBbr();
+  const tcp_bbr = new Map<string, Fn>([
+    ["bbr_init", v((c) => bbr.init!(sk(c)))],
+    [
+      "bbr_main",
+      v((c) => {
+        const rs = ctx.rateSampleByAddr?.(c.argNum(4));
+        if (rs) bbr.cong_control!(sk(c), u32(c, 2), Number(BigInt.asIntN(32, c.arg(3))), rs);
+      }),
+    ],
+    ["bbr_sndbuf_expand", (c) => bbr.sndbuf_expand!(sk(c))],
+    ["bbr_undo_cwnd", (c) => bbr.undo_cwnd!(sk(c))],
+    ["bbr_cwnd_event", v((c) => bbr.cwnd_event!(sk(c), u32(c, 2)))],
+    ["bbr_ssthresh", (c) => bbr.ssthresh!(sk(c))],
+    ["bbr_min_tso_segs", (c) => bbr.min_tso_segs!(sk(c))],
+    ["bbr_set_state", v((c) => bbr.set_state!(sk(c), u8(c, 2)))],
+  ]);
+  const dctcp = tcpDctcp({ sendAck: (s, rcv_nxt) => ctx.sendAck?.(s, rcv_nxt) });
+  const tcp_dctcp = new Map<string, Fn>([
+    ["dctcp_init", v((c) => dctcp.init!(sk(c)))],
+    ["dctcp_update_alpha", v((c) => dctcp.in_ack_event!(sk(c), u32(c, 2)))],
+    ["dctcp_cwnd_event", v((c) => dctcp.cwnd_event!(sk(c), u32(c, 2)))],
+    ["dctcp_ssthresh", (c) => dctcp.ssthresh!(sk(c))],
+    ["dctcp_cwnd_undo", (c) => dctcp.undo_cwnd!(sk(c))],
+    ["dctcp_state", v((c) => dctcp.set_state!(sk(c), u8(c, 2)))],
+  ]);
+  return new Map([
+    ["bpf_tcp_ca", bpf_tcp_ca],
+    ["tcp_cubic", tcp_cubic],
+    ["tcp_bbr", tcp_bbr],
+    ["tcp_dctcp", tcp_dctcp],
+  ]);
+}
+
+/** Every TCP kfunc by name. */
+export function tcpKfuncs(ctx: TcpBpfContext): Map<string, Fn> {
   const m = new Map<string, Fn>();
-  m.set("tcp_slow_start", (c) => tcp_slow_start(skArg(ctx, c, 1), u32(c, 2)));
-  m.set("tcp_cong_avoid_ai", (c) => {
-    tcp_cong_avoid_ai(skArg(ctx, c, 1), u32(c, 2), u32(c, 3));
-    return 0;
-  });
-  m.set("tcp_reno_ssthresh", (c) => tcp_reno_ssthresh(skArg(ctx, c, 1)));
-  m.set("tcp_reno_cong_avoid", (c) => {
-    tcp_reno_cong_avoid(skArg(ctx, c, 1), u32(c, 2), u32(c, 3));
-    return 0;
-  });
-  m.set("tcp_reno_undo_cwnd", (c) => tcp_reno_undo_cwnd(skArg(ctx, c, 1)));
-  m.set("cubictcp_init", (c) => {
-    cubic.init!(skArg(ctx, c, 1));
-    return 0;
-  });
-  m.set("cubictcp_recalc_ssthresh", (c) => cubic.ssthresh!(skArg(ctx, c, 1)));
-  m.set("cubictcp_cong_avoid", (c) => {
-    cubic.cong_avoid!(skArg(ctx, c, 1), u32(c, 2), u32(c, 3));
-    return 0;
-  });
-  m.set("cubictcp_state", (c) => {
-    cubic.set_state!(skArg(ctx, c, 1), u32(c, 2) & 0xff);
-    return 0;
-  });
-  m.set("cubictcp_cwnd_event", (c) => {
-    cubic.cwnd_event!(skArg(ctx, c, 1), u32(c, 2));
-    return 0;
-  });
-  m.set("cubictcp_acked", (c) => {
-    const s = ctx.ackSampleByAddr?.(c.argNum(2));
-    if (s) cubic.pkts_acked!(skArg(ctx, c, 1), s);
-    return 0;
-  });
+  for (const set of tcpKfuncSets(ctx).values()) for (const [name, fn] of set) m.set(name, fn);
   return m;
 }
 

@@ -92,7 +92,14 @@ export const TCP_ECN_SEEN = 8;
 export const ICSK_ACK_SCHED = 1;
 export const ICSK_ACK_TIMER = 2;
 export const ICSK_ACK_PUSHED = 4;
+export const ICSK_ACK_PUSHED2 = 8;
 export const ICSK_ACK_NOW = 0x10;
+export const ICSK_ACK_NOMEM = 0x20;
+
+/** include/uapi/linux/inet_diag.h attribute numbers get_info answers for. */
+export const INET_DIAG_VEGASINFO = 3;
+export const INET_DIAG_DCTCPINFO = 9;
+export const INET_DIAG_BBRINFO = 16;
 
 /** sk_state values used here (include/net/tcp_states.h) */
 export const TCP_ESTABLISHED = 1;
@@ -122,6 +129,41 @@ export const TCP_ENUMS: CEnum[] = [
     ],
   },
   {
+    // Real congestion controls test icsk_ack.pending against these (DCTCP: ICSK_ACK_TIMER, ICSK_ACK_NOW).
+    name: "inet_csk_ack_state_t",
+    values: [
+      ["ICSK_ACK_SCHED", ICSK_ACK_SCHED],
+      ["ICSK_ACK_TIMER", ICSK_ACK_TIMER],
+      ["ICSK_ACK_PUSHED", ICSK_ACK_PUSHED],
+      ["ICSK_ACK_PUSHED2", ICSK_ACK_PUSHED2],
+      ["ICSK_ACK_NOW", ICSK_ACK_NOW],
+      ["ICSK_ACK_NOMEM", ICSK_ACK_NOMEM],
+    ],
+  },
+  {
+    // include/uapi/linux/inet_diag.h: get_info's `ext` bits are 1 << (INET_DIAG_* - 1).
+    name: "inet_diag_attr",
+    values: [
+      ["INET_DIAG_NONE", 0],
+      ["INET_DIAG_MEMINFO", 1],
+      ["INET_DIAG_INFO", 2],
+      ["INET_DIAG_VEGASINFO", INET_DIAG_VEGASINFO],
+      ["INET_DIAG_CONG", 4],
+      ["INET_DIAG_TOS", 5],
+      ["INET_DIAG_TCLASS", 6],
+      ["INET_DIAG_SKMEMINFO", 7],
+      ["INET_DIAG_SHUTDOWN", 8],
+      ["INET_DIAG_DCTCPINFO", INET_DIAG_DCTCPINFO],
+      ["INET_DIAG_PROTOCOL", 10],
+      ["INET_DIAG_SKV6ONLY", 11],
+      ["INET_DIAG_LOCALS", 12],
+      ["INET_DIAG_PEERS", 13],
+      ["INET_DIAG_PAD", 14],
+      ["INET_DIAG_MARK", 15],
+      ["INET_DIAG_BBRINFO", INET_DIAG_BBRINFO],
+    ],
+  },
+  {
     name: "sk_pacing",
     values: [
       ["SK_PACING_NONE", SK_PACING_NONE],
@@ -141,6 +183,20 @@ export const TCP_STRUCTS: CStruct[] = [
       { name: "next", type: "struct list_head *" },
       { name: "prev", type: "struct list_head *" },
     ],
+  },
+  {
+    name: "minmax_sample",
+    kind: "struct",
+    members: [
+      { name: "t", type: "u32" },
+      { name: "v", type: "u32" },
+    ],
+  },
+  {
+    // include/linux/win_minmax.h: BBR keeps its bandwidth filter in one, tcp_sock its min RTT.
+    name: "minmax",
+    kind: "struct",
+    members: [{ name: "s", type: "struct minmax_sample[3]" }],
   },
   {
     name: "sock_common",
@@ -285,6 +341,11 @@ export const TCP_STRUCTS: CStruct[] = [
       { name: "data_segs_out", type: "u32" },
       { name: "total_retrans", type: "u32" },
       { name: "rcv_tstamp", type: "u32" },
+      // Appended so the members above keep their offsets: pacing's departure clock (EDT), the
+      // transmit-time clock, and the windowed min RTT (tcp_min_rtt) that BBR starts from.
+      { name: "tcp_wstamp_ns", type: "u64" },
+      { name: "tcp_clock_cache", type: "u64" },
+      { name: "rtt_min", type: "struct minmax" },
     ],
   },
   {
@@ -639,6 +700,66 @@ export const TCP_KFUNC_PROTOS: { name: string; ret: string; params: { name: stri
     params: [
       { name: "sk", type: SK },
       { name: "sample", type: "const struct ack_sample *" },
+    ],
+  },
+  // tcp_bbr.c's tcp_bbr_check_kfunc_ids
+  { name: "bbr_init", ret: "void", params: [{ name: "sk", type: SK }] },
+  {
+    name: "bbr_main",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "ack", type: "u32" },
+      { name: "flag", type: "int" },
+      { name: "rs", type: "const struct rate_sample *" },
+    ],
+  },
+  { name: "bbr_sndbuf_expand", ret: "u32", params: [{ name: "sk", type: SK }] },
+  { name: "bbr_undo_cwnd", ret: "u32", params: [{ name: "sk", type: SK }] },
+  {
+    name: "bbr_cwnd_event",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "event", type: "enum tcp_ca_event" },
+    ],
+  },
+  { name: "bbr_ssthresh", ret: "u32", params: [{ name: "sk", type: SK }] },
+  { name: "bbr_min_tso_segs", ret: "u32", params: [{ name: "sk", type: SK }] },
+  {
+    name: "bbr_set_state",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "new_state", type: "u8" },
+    ],
+  },
+  // tcp_dctcp.c's tcp_dctcp_check_kfunc_ids
+  { name: "dctcp_init", ret: "void", params: [{ name: "sk", type: SK }] },
+  {
+    name: "dctcp_update_alpha",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "flags", type: "u32" },
+    ],
+  },
+  {
+    name: "dctcp_cwnd_event",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "ev", type: "enum tcp_ca_event" },
+    ],
+  },
+  { name: "dctcp_ssthresh", ret: "u32", params: [{ name: "sk", type: SK }] },
+  { name: "dctcp_cwnd_undo", ret: "u32", params: [{ name: "sk", type: SK }] },
+  {
+    name: "dctcp_state",
+    ret: "void",
+    params: [
+      { name: "sk", type: SK },
+      { name: "new_state", type: "u8" },
     ],
   },
 ];

@@ -6,7 +6,7 @@
  */
 import { SK_PACING_NONE, TCP_CA_Open, TCP_CLOSE, TCP_ECN_OK, TCP_ESTABLISHED } from "./btf.js";
 import type { TcpCongControl } from "./tcp_cong.js";
-import { tcp_ack } from "./tcp_input.js";
+import { TCP_WMEM_DEFAULT, tcp_ack, tcp_init_buffer_space } from "./tcp_input.js";
 import { tcp_slow_start_after_idle_check, tcp_write_xmit } from "./tcp_output.js";
 import { TCP_INFINITE_SSTHRESH } from "./tcp_reno.js";
 import {
@@ -17,15 +17,8 @@ import {
   type TcpSegment,
   type TcpSkb,
 } from "./tcp_skb.js";
-import {
-  AckSample,
-  type KernelAllocator,
-  type KernelClock,
-  RateSample,
-  TcpSock,
-  tcp_clock_us,
-  tcp_jiffies32,
-} from "./tcp_sock.js";
+import { AckSample, type KernelAllocator, type KernelClock, RateSample, TcpSock, tcp_jiffies32 } from "./tcp_sock.js";
+import { minmax_reset } from "./win_minmax.js";
 
 /** What a connection needs from the machine it runs on. */
 export interface TcpHost {
@@ -34,6 +27,8 @@ export interface TcpHost {
   xmit(seg: TcpSegment): void;
   /** Arm (or re-arm) the connection's single retransmission timer to fire `delay_ns` from now; -1 stops it. */
   setRtoTimer(conn: TcpConn, delay_ns: number): void;
+  /** The pacing hrtimer: call tcp_pace_kick(conn) `delay_ns` from now (one pending at a time). */
+  setPacingTimer?(conn: TcpConn, delay_ns: number): void;
 }
 
 export interface TcpConnOptions {
@@ -130,6 +125,8 @@ export class TcpConn {
     sk.mem.view.setUint32(maxRate + 4, 0xffffffff, true);
     sk.sk_pacing_status = SK_PACING_NONE;
     sk.sk_pacing_shift = 10;
+    sk.sk_sndbuf = TCP_WMEM_DEFAULT;
+    minmax_reset(sk.rtt_min, tcp_jiffies32(host.clock), 0xffffffff);
     sk.snd_wnd = 0xffffffff;
     sk.sk_state = TCP_CLOSE;
     if (opts.ecn) sk.ecn_flags = TCP_ECN_OK;
@@ -154,12 +151,17 @@ export class TcpConn {
     return sk.packets_out - (sk.sacked_out + sk.lost_out) + sk.retrans_out;
   }
 
-  /** Refresh tcp_mstamp from the clock (tcp_mstamp_refresh). */
+  /** Refresh tcp_clock_cache and tcp_mstamp from the clock (tcp_mstamp_refresh). */
   mstampRefresh(): number {
-    const now = tcp_clock_us(this.host.clock);
+    const ns = this.host.clock.ktime_get_ns();
+    this.sk.tcp_clock_cache = ns;
+    const now = Math.floor(ns / 1000);
     this.sk.tcp_mstamp = now;
     return now;
   }
+
+  /** A pacing timer is pending (hrtimer_is_queued(&tp->pacing_timer)). */
+  pacingTimerQueued = false;
 
   jiffies32(): number {
     return tcp_jiffies32(this.host.clock);
@@ -174,6 +176,7 @@ export class TcpConn {
     sk.snd_cwnd_stamp = this.jiffies32();
     sk.icsk_ca_state = TCP_CA_Open;
     this.cong.tcp_init_congestion_control(sk);
+    tcp_init_buffer_space(this);
     tcp_write_xmit(this);
   }
 

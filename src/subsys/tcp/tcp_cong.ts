@@ -27,7 +27,8 @@ export interface TcpCongestionOps {
   cong_control?(sk: TcpSock, ack: number, flag: number, rs: RateSample): void;
   undo_cwnd?(sk: TcpSock): number;
   sndbuf_expand?(sk: TcpSock): number;
-  get_info?(sk: TcpSock, ext: number): number;
+  /** Fills union tcp_cc_info for inet_diag / TCP_CC_INFO; undefined when `ext` asks for nothing it has. */
+  get_info?(sk: TcpSock, ext: number): TcpCcInfo | undefined;
   name: string;
   owner?: CaOwner;
   /** jhash of the name, set on registration. */
@@ -35,6 +36,13 @@ export interface TcpCongestionOps {
   flags: number;
   init?(sk: TcpSock): void;
   release?(sk: TcpSock): void;
+}
+
+/** What get_info wrote: the netlink attribute (INET_DIAG_*), the size of the union member, its fields. */
+export interface TcpCcInfo {
+  attr: number;
+  size: number;
+  info: Record<string, number>;
 }
 
 export const TCP_CA_UNSPEC = 0;
@@ -153,6 +161,29 @@ export class TcpCongControl {
     return this.list.find((e) => e.name === name);
   }
 
+  /**
+   * Modules that register a CA when first asked for by name (request_module("tcp_%s")): Linux
+   * builds bbr and dctcp as tcp_bbr.ko and tcp_dctcp.ko, loaded on setsockopt(TCP_CONGESTION).
+   */
+  private readonly modules = new Map<string, () => TcpCongestionOps>();
+
+  /** A CA available on demand under `name` (tcp_bbr, tcp_dctcp); not listed until loaded. */
+  tcp_add_module(name: string, load: () => TcpCongestionOps): void {
+    this.modules.set(name, load);
+  }
+
+  /** tcp_ca_find_autoload: find `name`, loading its module (with CAP_NET_ADMIN) if need be. */
+  tcp_ca_find_autoload(name: string, cap_net_admin = true): TcpCongestionOps | undefined {
+    let ca = this.tcp_ca_find(name);
+    const mod = this.modules.get(name);
+    if (!ca && cap_net_admin && mod) {
+      this.modules.delete(name);
+      this.tcp_register_congestion_control(mod());
+      ca = this.tcp_ca_find(name);
+    }
+    return ca;
+  }
+
   tcp_ca_find_key(key: number): TcpCongestionOps | undefined {
     return this.list.find((e) => e.key === key);
   }
@@ -230,7 +261,7 @@ export class TcpCongControl {
 
   /** net.ipv4.tcp_congestion_control (write, init netns): the default is always allowed. */
   tcp_set_default_congestion_control(name: string): void {
-    const ca = this.tcp_ca_find(name);
+    const ca = this.tcp_ca_find_autoload(name);
     if (!ca) throw new BpfError(ENOENT, `tcp_congestion_control: ${name} not found`);
     if (!ownerGet(ca)) throw new BpfError(EBUSY, `tcp_congestion_control: ${name} is going away`);
     const prev = this.defaultCa;
@@ -289,8 +320,7 @@ export class TcpCongControl {
   /** setsockopt(TCP_CONGESTION): ENOENT unknown, EPERM restricted without CAP_NET_ADMIN, EBUSY owner going. */
   tcp_set_congestion_control(sk: TcpSock, name: string, load = true, cap_net_admin = true): void {
     if (sk.icsk_ca_dst_locked) throw new BpfError(EPERM, `TCP_CONGESTION: congestion control locked by route`);
-    void load; // no modules to autoload here
-    const ca = this.tcp_ca_find(name);
+    const ca = load ? this.tcp_ca_find_autoload(name, cap_net_admin) : this.tcp_ca_find(name);
     if (ca === sk.icsk_ca_ops) {
       sk.icsk_ca_setsockopt = 1;
       return;
@@ -308,6 +338,11 @@ export class TcpCongControl {
 export function tcp_set_ca_state(sk: TcpSock, ca_state: number): void {
   sk.icsk_ca_ops.set_state?.(sk, ca_state);
   sk.icsk_ca_state = ca_state;
+}
+
+/** tcp_get_info's TCP_CC_INFO / inet_diag's INET_DIAG_*INFO: what the socket's CA reports. */
+export function tcp_get_cc_info(sk: TcpSock, ext = 0xffffffff): TcpCcInfo | undefined {
+  return sk.icsk_ca_ops.get_info?.(sk, ext);
 }
 
 /** tcp_ca_event */

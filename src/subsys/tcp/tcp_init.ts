@@ -11,14 +11,17 @@ import { sock_register } from "../../kernel/sock.js";
 import { BTF_KIND_STRUCT } from "../../uapi/btf.js";
 import { registerTcpBpf, type TcpBpfContext } from "./bpf_tcp_ca_kfuncs.js";
 import { declareTcpTypes } from "./btf.js";
+import { tcpBbr } from "./tcp_bbr.js";
 import { TcpCongControl } from "./tcp_cong.js";
 import { tcpCubic } from "./tcp_cubic.js";
+import { tcpDctcp } from "./tcp_dctcp.js";
 import { tcpReno } from "./tcp_reno.js";
 import {
   type AckSample,
   arrayBufferAllocator,
   type KernelAllocator,
   type KernelMem,
+  type RateSample,
   TCP_LAYOUTS,
   type TcpSock,
 } from "./tcp_sock.js";
@@ -29,6 +32,7 @@ export class TcpKernel implements TcpBpfContext {
   kernel?: Kernel;
   private readonly socks = new Map<number, TcpSock>();
   private readonly samples = new Map<number, AckSample>();
+  private readonly rateSamples = new Map<number, RateSample>();
   private readonly ackSenders = new WeakMap<TcpSock, (rcv_nxt: number) => void>();
 
   constructor() {
@@ -36,6 +40,9 @@ export class TcpKernel implements TcpBpfContext {
     this.cong.tcp_register_congestion_control(tcpCubic());
     // CONFIG_DEFAULT_TCP_CONG="cubic"
     this.cong.tcp_set_default_congestion_control("cubic");
+    // CONFIG_TCP_CONG_BBR=m, CONFIG_TCP_CONG_DCTCP=m: loaded when a socket asks for them.
+    this.cong.tcp_add_module("bbr", () => tcpBbr());
+    this.cong.tcp_add_module("dctcp", () => tcpDctcp({ sendAck: (sk, rcv_nxt) => this.sendAck(sk, rcv_nxt) }));
   }
 
   /** Kernel memory for tcp_sock and friends: the VM's (so BPF can read them) once booted. */
@@ -61,9 +68,10 @@ export class TcpKernel implements TcpBpfContext {
   }
 
   /** Make a socket reachable from BPF (helpers, kfuncs, sk_storage) by its address. */
-  registerSock(sk: TcpSock, samples: AckSample[] = []): void {
+  registerSock(sk: TcpSock, samples: AckSample[] = [], rateSamples: RateSample[] = []): void {
     this.socks.set(sk.addr, sk);
     for (const s of samples) this.samples.set(s.addr, s);
+    for (const s of rateSamples) this.rateSamples.set(s.addr, s);
     if (this.kernel) sock_register(this.kernel, sk.addr);
   }
 
@@ -73,6 +81,10 @@ export class TcpKernel implements TcpBpfContext {
 
   ackSampleByAddr(addr: number): AckSample | undefined {
     return this.samples.get(addr);
+  }
+
+  rateSampleByAddr(addr: number): RateSample | undefined {
+    return this.rateSamples.get(addr);
   }
 
   /** Who sends ACKs for a receiving socket (bpf_tcp_send_ack). */

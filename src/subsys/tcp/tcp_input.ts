@@ -43,6 +43,7 @@ import {
   type TcpAck,
   type TcpSkb,
 } from "./tcp_skb.js";
+import { minmax_running_min } from "./win_minmax.js";
 
 const TCPCB_RETRANS = TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
 
@@ -203,10 +204,16 @@ function tcp_ack_update_rtt(
   }
   c.rateSample.rtt_us = ca_rtt_us;
   if (seq_rtt_us < 0) return;
+  // tcp_update_rtt_min: net.ipv4.tcp_min_rtt_wlen = 300 s.
+  const sk = c.sk;
+  if (ca_rtt_us >= 0) {
+    const HZ = c.host.clock.HZ;
+    minmax_running_min(sk.rtt_min, 300 * HZ, c.jiffies32(), ca_rtt_us || Math.ceil(1e6 / HZ));
+  }
   if (ca_rtt_us >= 0 && (c.minRttUs === 0 || ca_rtt_us < c.minRttUs)) c.minRttUs = Math.max(1, ca_rtt_us);
   tcp_rtt_estimator(c, seq_rtt_us);
   tcp_set_rto(c);
-  c.sk.icsk_backoff = 0;
+  sk.icsk_backoff = 0;
 }
 
 /** tcp_clean_rtx_queue: drop cumulatively acked segments, take RTT samples, call pkts_acked. */
@@ -399,4 +406,46 @@ export function tcp_ack(c: TcpConn, a: TcpAck): void {
   tcp_rate_gen(c, delivered, sk.lost - prior_lost);
   tcp_cong_control(c, sk.snd_una, delivered, flag);
   tcp_write_xmit(c);
+  // tcp_data_snd_check -> tcp_check_space: the ACK freed send-buffer space.
+  if (flag & FLAG_DATA_ACKED) tcp_check_space(c);
+}
+
+/** net.ipv4.tcp_wmem = 4096 16384 4194304: a socket's initial and largest send buffer. */
+export const TCP_WMEM_DEFAULT = 16384;
+export const TCP_WMEM_MAX = 4194304;
+/** What one MSS costs in the send buffer: roundup_pow_of_two(mss + MAX_TCP_HEADER + skb_shared_info)
+ * + sizeof(struct sk_buff), with x86-64's 320, 320 and 256 bytes. */
+function per_mss_truesize(mss: number): number {
+  let v = mss + 320 + 320;
+  let p = 1;
+  while (p < v) p *= 2;
+  v = p + 256;
+  return v;
+}
+
+/** tcp_sndbuf_expand: room for max(cwnd, reordering + 1) segments, times the CA's sndbuf_expand (2). */
+export function tcp_sndbuf_expand(c: TcpConn): void {
+  const sk = c.sk;
+  const ops = sk.icsk_ca_ops;
+  let nr_segs = Math.max(10, sk.snd_cwnd);
+  nr_segs = Math.max(nr_segs, sk.reordering + 1);
+  const factor = ops.sndbuf_expand ? ops.sndbuf_expand(sk) : 2;
+  const sndmem = factor * nr_segs * per_mss_truesize(sk.mss_cache);
+  if (sk.sk_sndbuf < sndmem) sk.sk_sndbuf = Math.min(sndmem, TCP_WMEM_MAX);
+}
+
+/** tcp_init_buffer_space (send side), at establishment. */
+export function tcp_init_buffer_space(c: TcpConn): void {
+  tcp_sndbuf_expand(c);
+}
+
+/**
+ * tcp_check_space -> tcp_new_space: a writer blocked on a full send buffer (SOCK_NOSPACE; a bulk
+ * sender always is) gets a bigger one while cwnd has room (tcp_should_expand_sndbuf).
+ */
+function tcp_check_space(c: TcpConn): void {
+  if (Number.isFinite(c.appLimit)) return;
+  if (c.inFlight() >= c.sk.snd_cwnd) return;
+  tcp_sndbuf_expand(c);
+  c.sk.snd_cwnd_stamp = c.jiffies32();
 }

@@ -6,6 +6,8 @@
 import {
   CA_EVENT_CWND_RESTART,
   CA_EVENT_TX_START,
+  SK_PACING_NEEDED,
+  SK_PACING_NONE,
   TCP_CA_CWR,
   TCP_CA_Recovery,
   TCP_ECN_OK,
@@ -26,8 +28,12 @@ import {
   TCPCB_SACKED_RETRANS,
   type TcpSkb,
 } from "./tcp_skb.js";
+import { tcp_min_rtt } from "./tcp_sock.js";
 
 const before = (a: number, b: number) => ((a - b) | 0) < 0;
+/** net.ipv4.tcp_min_tso_segs and net.ipv4.tcp_tso_rtt_log defaults. */
+const TCP_MIN_TSO_SEGS = 2;
+const TCP_TSO_RTT_LOG = 9;
 
 /** tcp_in_cwnd_reduction: CWR or Recovery. */
 export function tcp_in_cwnd_reduction(c: TcpConn): boolean {
@@ -160,26 +166,110 @@ function tcp_cwnd_validate(c: TcpConn, is_cwnd_limited: boolean): void {
   }
 }
 
-/** tcp_write_xmit (with tcp_xmit_retransmit_queue first): send while in_flight < cwnd. */
+/** tcp_needs_internal_pacing: the CA asked for pacing (BBR) and no fq qdisc does it for us. */
+function tcp_needs_internal_pacing(c: TcpConn): boolean {
+  return c.sk.sk_pacing_status === SK_PACING_NEEDED;
+}
+
+/**
+ * tcp_pacing_check: the next departure time (EDT, tcp_wstamp_ns) is still ahead; arm the pacing
+ * timer for it and stop sending.
+ */
+function tcp_pacing_check(c: TcpConn): boolean {
+  if (!tcp_needs_internal_pacing(c)) return false;
+  const sk = c.sk;
+  if (sk.tcp_wstamp_ns <= sk.tcp_clock_cache) return false;
+  if (!c.pacingTimerQueued && c.host.setPacingTimer) {
+    c.pacingTimerQueued = true;
+    c.host.setPacingTimer(c, sk.tcp_wstamp_ns - sk.tcp_clock_cache);
+  }
+  return true;
+}
+
+/** tcp_pace_kick: the pacing timer fired; send what is due. */
+export function tcp_pace_kick(c: TcpConn): void {
+  c.pacingTimerQueued = false;
+  tcp_write_xmit(c);
+}
+
+/** __tcp_transmit_skb's EDT stamp: an skb leaves no earlier than now. Returns the prior stamp. */
+function tcp_wstamp_begin(c: TcpConn): number {
+  const sk = c.sk;
+  const prior = sk.tcp_wstamp_ns;
+  if (sk.tcp_clock_cache > prior) sk.tcp_wstamp_ns = sk.tcp_clock_cache;
+  return prior;
+}
+
+/**
+ * tcp_update_skb_after_send: with pacing, the next skb may leave len/rate later (less half of the
+ * credit an idle sender built up); like sch_fq, the first 10 segments are not paced.
+ */
+function tcp_update_skb_after_send(c: TcpConn, prior_wstamp: number, len: number): void {
+  const sk = c.sk;
+  if (sk.sk_pacing_status === SK_PACING_NONE) return;
+  const rate = sk.sk_pacing_rate;
+  if (rate && rate < sk.sk_max_pacing_rate && sk.data_segs_out >= 10) {
+    let len_ns = Math.floor((len * 1e9) / rate);
+    const credit = sk.tcp_wstamp_ns - prior_wstamp;
+    len_ns -= Math.min(Math.floor(len_ns / 2), credit);
+    sk.tcp_wstamp_ns = sk.tcp_wstamp_ns + len_ns;
+  }
+}
+
+/**
+ * tcp_tso_segs: how many segments one skb may carry now (tcp_tso_autosize: ~1 ms of the pacing
+ * rate plus a share of 64 KB scaled by min RTT, at least the CA's min_tso_segs).
+ */
+export function tcp_tso_segs(c: TcpConn): number {
+  const sk = c.sk;
+  const ops = sk.icsk_ca_ops;
+  const min_tso = ops.min_tso_segs ? ops.min_tso_segs(sk) : TCP_MIN_TSO_SEGS;
+  let bytes = Math.floor(sk.sk_pacing_rate / 2 ** sk.sk_pacing_shift);
+  const r = tcp_min_rtt(sk) >>> TCP_TSO_RTT_LOG;
+  if (r < 32) bytes += Math.floor(sk.sk_gso_max_size / 2 ** r);
+  bytes = Math.min(bytes, sk.sk_gso_max_size);
+  const segs = Math.max(Math.floor(bytes / sk.mss_cache), min_tso);
+  return Math.min(segs, sk.sk_gso_max_segs);
+}
+
+/** tcp_write_xmit (with tcp_xmit_retransmit_queue first): send while in_flight < cwnd, paced when asked. */
 export function tcp_write_xmit(c: TcpConn): void {
   const sk = c.sk;
   if (c.closed || sk.sk_state !== TCP_ESTABLISHED) return;
   c.mstampRefresh();
   let sent = 0;
   let sentNew = 0;
+  const max_segs = Math.max(1, tcp_tso_segs(c));
   if (sk.lost_out > 0) {
-    for (let i = 0; i < c.rtx.length && c.inFlight() < sk.snd_cwnd; i++) {
-      const skb = c.rtx[i]!;
-      if ((skb.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS)) === TCPCB_LOST) {
-        tcp_retransmit_skb(c, skb);
-        sent++;
+    let i = 0;
+    // tcp_xmit_retransmit_queue: one skb (up to max_segs lost segments) per pacing slot.
+    while (i < c.rtx.length && c.inFlight() < sk.snd_cwnd && !tcp_pacing_check(c)) {
+      const prior = tcp_wstamp_begin(c);
+      let segs = 0;
+      for (; i < c.rtx.length && segs < max_segs && c.inFlight() < sk.snd_cwnd; i++) {
+        const skb = c.rtx[i]!;
+        if ((skb.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS)) === TCPCB_LOST) {
+          tcp_retransmit_skb(c, skb);
+          sent++;
+          segs++;
+        } else if (segs) {
+          i++;
+          break;
+        }
       }
+      if (segs) tcp_update_skb_after_send(c, prior, segs * sk.mss_cache);
     }
   }
-  while (c.nxt < c.appLimit && c.inFlight() < sk.snd_cwnd) {
-    if (!sendNewSkb(c)) tcp_rearm_rto(c);
-    sent++;
-    sentNew++;
+  while (c.nxt < c.appLimit && c.inFlight() < sk.snd_cwnd && !tcp_pacing_check(c)) {
+    const prior = tcp_wstamp_begin(c);
+    let segs = 0;
+    while (segs < max_segs && c.nxt < c.appLimit && c.inFlight() < sk.snd_cwnd) {
+      if (!sendNewSkb(c)) tcp_rearm_rto(c);
+      sent++;
+      sentNew++;
+      segs++;
+    }
+    tcp_update_skb_after_send(c, prior, segs * sk.mss_cache);
   }
   const is_cwnd_limited = c.inFlight() >= sk.snd_cwnd;
   if (c.nxt >= c.appLimit && !is_cwnd_limited) {

@@ -9,6 +9,7 @@
 
 import { type FieldLayout, layoutTcpTypes, type StructLayout } from "./btf.js";
 import type { TcpCongestionOps } from "./tcp_cong.js";
+import { type MinmaxRef, minmax_get } from "./win_minmax.js";
 
 export const TCP_LAYOUTS: Map<string, StructLayout> = layoutTcpTypes();
 
@@ -29,6 +30,11 @@ export function tcp_jiffies32(clock: KernelClock): number {
 /** tcp_clock_us(): the microsecond clock tcp_mstamp is refreshed from. */
 export function tcp_clock_us(clock: KernelClock): number {
   return Math.floor(clock.ktime_get_ns() / 1000);
+}
+
+/** tcp_min_rtt */
+export function tcp_min_rtt(sk: { rtt_min: MinmaxRef }): number {
+  return minmax_get(sk.rtt_min);
 }
 
 /** A clock that stands still unless advanced: for unit tests of the ops. */
@@ -255,6 +261,8 @@ const TCP_SOCK_FIELDS = [
   "segs_out",
   "data_segs_out",
   "total_retrans",
+  "tcp_wstamp_ns",
+  "tcp_clock_cache",
 ] as const;
 
 export type TcpSockField = (typeof TCP_SOCK_FIELDS)[number];
@@ -285,6 +293,10 @@ class TcpSockBase extends StructView {
     return this.caPriv;
   }
   private caPriv?: DataView;
+  /** tp->rtt_min, the windowed min-RTT filter (win_minmax.ts); tcp_min_rtt(tp) is its minmax_get. */
+  get rtt_min(): MinmaxRef {
+    return { v: this.mem.view, off: this.mem.offset + this.offsetof("rtt_min") };
+  }
   /** memset(icsk->icsk_ca_priv, 0, sizeof(icsk->icsk_ca_priv)) */
   clear_ca_priv(): void {
     const off = this.mem.offset + this.offsetof("inet_conn.icsk_ca_priv");
