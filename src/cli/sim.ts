@@ -29,8 +29,8 @@ import {
   type SwitchSpec,
 } from "../sim/sim.js";
 import { formatRate, parseDuration, parseRate, parseSize } from "../sim/units.js";
-import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
+import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
 import { tcpDctcp } from "../subsys/tcp/tcp_dctcp.js";
 import { tcpReno } from "../subsys/tcp/tcp_reno.js";

@@ -84,12 +84,14 @@ export function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefin
     const kid = kbtf.findByNameKind(ext.name, ksym.isFunc ? BTF_KIND_FUNC : BTF_KIND_VAR);
     if (kid < 0) {
       if (ext.isWeak) continue;
-      throw new BpfError(
-        ESRCH,
-        ksym.isFunc
-          ? `extern (func ksym) '${ext.name}': not found in kernel or module BTFs`
-          : `extern (var ksym) '${ext.name}': not found in kernel BTF`,
-      );
+      if (ksym.isFunc) {
+        // libbpf warns so, and bpf_object__load returns -EINVAL for it (libbpf 1.1 on a 6.18 host,
+        // loading an object whose strong kfunc the running kernel lacks).
+        const msg = `extern (func ksym) '${ext.name}': not found in kernel or module BTFs`;
+        obj.print("warn", msg);
+        throw new BpfError(EINVAL, msg);
+      }
+      throw new BpfError(ESRCH, `extern (var ksym) '${ext.name}': not found in kernel BTF`);
     }
     if (ksym.isFunc) {
       const kproto = (kbtf.typeById(kid) as { type: number }).type;

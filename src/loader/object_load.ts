@@ -309,6 +309,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
     for (const p of obj.allPrograms) p.fd = -1;
     // As libbpf: loaded "whether successfully or not"; instructions were already relocated.
     obj.loaded = true;
+    obj.print("warn", `failed to load object '${obj.path}'`);
     throw e;
   }
   obj.loaded = true;

@@ -18,7 +18,7 @@ import { bpfDummyStructOpsSubsystem } from "../../src/subsys/dummy/bpf_dummy_str
 
 import { BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_VALUE } from "../../src/uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_STRUCT } from "../../src/uapi/btf.js";
-import { BpfError, EINVAL, ENOTSUP, EPERM, ESRCH, LIBBPF_ERRNO__ENDIAN } from "../../src/uapi/errno.js";
+import { BpfError, EINVAL, ENOTSUP, EPERM, LIBBPF_ERRNO__ENDIAN } from "../../src/uapi/errno.js";
 import { objPath, ROOT } from "../elf/helpers.js";
 
 const fixture = (name: string) => join(ROOT, "test/fixtures/elf", `${name}.bpf.o`);
@@ -179,15 +179,18 @@ test("load: the kernel refuses struct_ops programs without a GPL licence", () =>
   );
 });
 
-test("load: kfunc externs missing from kernel BTF are libbpf's ESRCH", () => {
-  const obj = BpfObject.open(objPath("tcp_reno"));
+test("load: a strong kfunc extern missing from kernel BTF is libbpf's -EINVAL, with its warning", () => {
+  const log: string[] = [];
+  const obj = BpfObject.open(objPath("tcp_reno"), { print: (_l, m) => log.push(m) });
   assert.throws(
     () => obj.load(dummyKernel()),
     (e: unknown) =>
       e instanceof BpfError &&
-      e.errno === ESRCH &&
-      /extern \(func ksym\) 'tcp_\w+': not found in kernel or module BTFs/.test(e.message),
+      e.errno === EINVAL &&
+      /^extern \(func ksym\) 'tcp_\w+': not found in kernel or module BTFs$/.test(e.message),
   );
+  assert.match(log.join("\n"), /extern \(func ksym\) 'tcp_\w+': not found in kernel or module BTFs/);
+  assert.equal(log.at(-1), `failed to load object '${objPath("tcp_reno")}'`);
 });
 
 /** The simulated TCP kernel, when it boots and binds the TCP kfuncs (skip with the reason otherwise). */
