@@ -11,6 +11,12 @@ typedef __u32 __wsum; /* used by libbpf's helper declarations */
 enum {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_SK_STORAGE = 24,
+};
+
+enum {
+	BPF_LOCAL_STORAGE_GET_F_CREATE = 1,
+	BPF_SK_STORAGE_GET_F_CREATE = 1, /* the older name, kept by uapi */
 };
 
 enum {
