@@ -12,6 +12,7 @@ import * as progVerify from "./prog_verify.js";
 import * as session from "./session.js";
 import * as sim from "./sim.js";
 import * as structOps from "./struct_ops.js";
+import * as sweep from "./sweep.js";
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   session.register(program);
   structOps.register(program);
   sim.register(program);
+  sweep.register(program);
   return program;
 }
 

@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { gridFrom, runSweep, type SweepCliOptions } from "../../src/cli/sweep.js";
+import { runPoint } from "../../src/cli/sweep_run.js";
+import {
+  expandGrid,
+  mergeRows,
+  parseSeeds,
+  parseShard,
+  reportSpec,
+  resolveBuffer,
+  shardFromEnv,
+  shardPoints,
+  toCsv,
+} from "../../src/sim/sweep.js";
+import { repoRoot } from "./helpers.js";
+
+const base: SweepCliOptions = {
+  cc: "cubic,bbr",
+  rate: "12mbit,24mbit",
+  delay: "10ms",
+  buffer: "0.5bdp,30pkts",
+  flows: "1,2",
+  seeds: "1..2",
+  duration: "1s",
+  hz: "1000",
+};
+
+test("the grid: every combination once, cc outermost and seed innermost, indices 0..n-1", () => {
+  const { points, all } = gridFrom(base);
+  assert.equal(all, 2 * 2 * 1 * 2 * 2 * 2);
+  assert.deepEqual(
+    points.map((p) => p.index),
+    [...Array(all).keys()],
+  );
+  assert.deepEqual(points[0], {
+    index: 0,
+    cc: "cubic",
+    rate: "12mbit",
+    delay: "10ms",
+    buffer: "0.5bdp",
+    flows: 1,
+    seed: 1,
+  });
+  assert.deepEqual(points[1]!.seed, 2);
+  assert.equal(points[all - 1]!.cc, "bbr");
+  assert.deepEqual(parseSeeds("1..3,7"), [1, 2, 3, 7]);
+  assert.throws(() => parseSeeds("3..1"), /end below start/);
+  assert.throws(() => gridFrom({ ...base, rate: "12 furlongs" }), { code: "EINVAL" });
+  assert.throws(() => gridFrom({ ...base, flows: "0" }), { code: "EINVAL" });
+  assert.throws(() => gridFrom({ ...base, seeds: "x" }), { code: "EINVAL" });
+});
+
+test("buffers in BDP units: rate x round trip (twice the one-way delay)", () => {
+  // 12 Mbit/s x 20 ms = 30 000 bytes
+  assert.equal(resolveBuffer("1bdp", "12mbit", "10ms"), "30000b");
+  assert.equal(resolveBuffer("0.5BDP", "12mbit", "10ms"), "15000b");
+  assert.equal(resolveBuffer("45kb", "12mbit", "10ms"), "45kb");
+});
+
+test("shards partition the grid (round robin), from --shard or a batch engine's environment", () => {
+  const points = expandGrid({ cc: ["a", "b"], rate: ["1"], delay: ["1"], buffer: ["1"], flows: [1], seeds: [1, 2, 3] });
+  const parts = [0, 1, 2, 3].map((i) => shardPoints(points, { index: i, count: 4 }).map((p) => p.index));
+  assert.deepEqual(parts, [[0, 4], [1, 5], [2], [3]]);
+  assert.deepEqual(shardFromEnv({ JOB_COMPLETION_INDEX: "2", JOB_COMPLETIONS: "4" }), { index: 2, count: 4 });
+  assert.deepEqual(shardFromEnv({ SLURM_ARRAY_TASK_ID: "5", SLURM_ARRAY_TASK_MIN: "1", SLURM_ARRAY_TASK_COUNT: "8" }), {
+    index: 4,
+    count: 8,
+  });
+  assert.equal(shardFromEnv({}), undefined);
+  assert.throws(() => shardFromEnv({ JOB_COMPLETION_INDEX: "0" }), /JOB_COMPLETIONS/);
+  assert.throws(() => parseShard("4/4"), /0 <= i < N/);
+  assert.equal(gridFrom({ ...base, shard: "1/3" }, {}).points.length, Math.ceil((32 - 1) / 3));
+  assert.deepEqual(gridFrom(base, { SLURM_ARRAY_TASK_ID: "0", SLURM_ARRAY_TASK_COUNT: "2" }).shard, {
+    index: 0,
+    count: 2,
+  });
+});
+
+test("worker threads give the rows a direct run gives, in index order, deterministically", async () => {
+  const { points } = gridFrom({ ...base, cc: "bbr,reno", rate: "12mbit", buffer: "1bdp", flows: "2", seeds: "1,2" });
+  const opts = { duration: "1s", hz: "1000", loss: "0.01" };
+  const viaWorkers = await runSweep(points, opts, 2);
+  assert.deepEqual(
+    viaWorkers.map((r) => r.index),
+    points.map((p) => p.index),
+  );
+  const direct = points.map((p) => runPoint(p, opts));
+  assert.deepEqual(JSON.parse(JSON.stringify(viaWorkers)), JSON.parse(JSON.stringify(direct)));
+  // Random loss makes the seed matter.
+  assert.notDeepEqual(viaWorkers[0]!.metrics, viaWorkers[1]!.metrics);
+  const csv = toCsv(viaWorkers).trim().split("\n");
+  assert.equal(csv.length, points.length + 1);
+  assert.match(csv[1]!, /^0,bbr,12mbit,10ms,1bdp,30000b,2,1,1s,/);
+  const spec = JSON.stringify(reportSpec(viaWorkers));
+  assert.match(spec, /throughput vs p95 queueing delay/);
+  assert.match(spec, /Jain's index/);
+});
+
+const main = join(repoRoot(), "dist", "src", "cli", "main.js");
+
+test("structops sweep in two shards, then `sweep report` merges them into the unsharded result", {
+  skip: existsSync(main) ? false : "dist not built",
+}, () => {
+  const dir = mkdtempSync(join(tmpdir(), "sweep-"));
+  try {
+    const args = ["sweep", "--cc", "reno,bbr", "--rate", "12mbit", "--delay", "5ms", "--buffer", "1bdp,4bdp"];
+    const more = ["--seeds", "1", "--duration", "1s", "-J", "2", "--no-progress"];
+    const env: NodeJS.ProcessEnv = { ...process.env, JOB_COMPLETION_INDEX: undefined, SLURM_ARRAY_TASK_ID: undefined };
+    const sh = (extra: string[], e = env) =>
+      execFileSync("node", [main, ...args, ...more, ...extra], { env: e, encoding: "utf8" });
+    const whole = sh([]);
+    sh(["--shard", "0/2", "-o", join(dir, "a.jsonl")]);
+    sh(["-o", join(dir, "b.jsonl")], { ...env, JOB_COMPLETION_INDEX: "1", JOB_COMPLETIONS: "2" });
+    const a = readFileSync(join(dir, "a.jsonl"), "utf8");
+    const b = readFileSync(join(dir, "b.jsonl"), "utf8");
+    assert.equal(a.trim().split("\n").length, 2);
+    assert.deepEqual(mergeRows([a, b]), mergeRows([whole]));
+    const rep = execFileSync(
+      "node",
+      [
+        main,
+        "sweep",
+        "report",
+        join(dir, "a.jsonl"),
+        join(dir, "b.jsonl"),
+        "--plot",
+        join(dir, "r.svg"),
+        "--csv",
+        join(dir, "r.csv"),
+      ],
+      { encoding: "utf8" },
+    );
+    assert.match(rep, /^reno\s+2\s/m);
+    assert.match(rep, /^bbr\s+2\s/m);
+    assert.match(readFileSync(join(dir, "r.svg"), "utf8"), /^<svg/);
+    assert.equal(readFileSync(join(dir, "r.csv"), "utf8").trim().split("\n").length, 5);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
