@@ -3,7 +3,7 @@
  * ops exactly where Linux does) share one bottleneck towards simple receivers; ACKs return over an
  * uncongested path. Same options and seed give byte-identical results.
  */
-import { TCP_CONG_NEEDS_ECN, TCP_ECN_OK } from "../subsys/tcp/btf.js";
+import { TCP_CLOSE, TCP_CONG_NEEDS_ECN, TCP_ECN_OK, TCP_ESTABLISHED } from "../subsys/tcp/btf.js";
 import { type TcpAck, TcpConn, type TcpHost, type TcpSegment } from "../subsys/tcp/tcp.js";
 import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
 import { TcpCongControl, type TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
@@ -116,6 +116,8 @@ export class Simulation {
   readonly link: Bottleneck;
   readonly conns: TcpConn[] = [];
   readonly receivers: Receiver[] = [];
+  /** The receiving socket of each flow, running its own CA (init, ECN events, release). */
+  readonly rsks: TcpSock[] = [];
   readonly queueDelays: number[][] = [];
   readonly trace: SimTrace;
   private readonly rtoAt = new Map<TcpConn, number>();
@@ -218,9 +220,13 @@ export class Simulation {
     this.queueDelays.push([]);
     // The receiving socket: the flow's CA gets the ECN receive events there (not init/release).
     const rsk = new TcpSock(this.clock, `flow ${i} rx`, this.opts.alloc ?? this.opts.tcp?.alloc);
-    rsk.icsk_ca_ops = ca;
     rsk.mss_cache = conn.sk.mss_cache;
     if (this.opts.ecn || needsEcn) rsk.ecn_flags = TCP_ECN_OK;
+    // The accepted socket inherits the listener's CA (setsockopt(TCP_CONGESTION) on the listener).
+    rsk.sk_state = TCP_CLOSE;
+    this.cong.tcp_assign_congestion_control(rsk);
+    this.cong.tcp_set_congestion_control(rsk, ca.name);
+    this.rsks.push(rsk);
     const rx = new Receiver(
       this.ev,
       { flow: i, delayedAck: this.opts.delayedAck, sk: rsk, isn: conn.isn, mss: conn.sk.mss_cache },
@@ -241,14 +247,28 @@ export class Simulation {
     });
     this.ev.at(f.startNs ?? 0, () => {
       conn.establish();
+      // tcp_init_transfer on the passive side: its CA's init runs too.
+      rsk.sk_state = TCP_ESTABLISHED;
+      this.cong.tcp_init_congestion_control(rsk);
       conn.write(f.segments ?? Number.POSITIVE_INFINITY);
     });
-    if (f.stopNs !== undefined) this.ev.at(f.stopNs, () => conn.close());
+    if (f.stopNs !== undefined) this.ev.at(f.stopNs, () => this.closeFlow(i));
+  }
+
+  /** Both ends close: each releases its own CA. */
+  private closeFlow(i: number): void {
+    const conn = this.conns[i]!;
+    if (!conn.closed) conn.close();
+    const rsk = this.rsks[i]!;
+    if (rsk.sk_state !== TCP_CLOSE) {
+      this.cong.tcp_cleanup_congestion_control(rsk);
+      rsk.sk_state = TCP_CLOSE;
+    }
   }
 
   private onAck(conn: TcpConn, a: TcpAck, f: FlowSpec): void {
     conn.receiveAck(a);
-    if (f.segments !== undefined && Number.isFinite(f.segments) && conn.done()) conn.close();
+    if (f.segments !== undefined && Number.isFinite(f.segments) && conn.done()) this.closeFlow(conn.flow);
   }
 
   private switchCa(s: SwitchSpec): void {
@@ -300,7 +320,7 @@ export class Simulation {
     for (let t = 0; t <= dur; t += sampleNs) this.ev.at(t, () => this.sample());
     for (let t = 1e9; t < dur; t += 1e9) this.ev.at(t, () => this.opts.onProgress?.(t, dur));
     this.ev.runUntil(dur);
-    for (const c of this.conns) if (!c.closed) c.close();
+    for (let i = 0; i < this.conns.length; i++) this.closeFlow(i);
     const nbins = Math.ceil(dur / 1e8);
     this.trace.throughput_bps = this.receivers.map((r) =>
       Array.from({ length: nbins }, (_, i) => (r.rxBins[i] ?? 0) * 8 * 10),

@@ -94,7 +94,7 @@ test("BPF CUBIC (bpf/tcp_cubic.bpf.c, HyStart included) and the built-in CUBIC g
   assert.equal(b.ssthresh[first], b.cwnd[first]);
   // Every callback ran as BPF: the program counted its ACK samples in .bss.
   const bss = host.globals(bpfObj("tcp_cubic"))!;
-  assert.equal(bss.getBigUint64(0, true), 1n, "so_cubic_inits: one socket, one init");
+  assert.equal(bss.getBigUint64(0, true), 2n, "so_cubic_inits: both ends of the one connection run it");
   assert.ok(bss.getBigUint64(8, true) > 10_000n, "so_cubic_acked_calls");
   // The interpreter tier runs the same programs to the same trace.
   const host2 = new BpfCcHost();
@@ -277,11 +277,12 @@ test("live switch at 10 s, BPF Reno -> BPF CUBIC by BPF_LINK_UPDATE: release and
     after = counters();
   });
   const r = sim.run();
-  assert.deepEqual(before, { renoInit: 1n, renoRelease: 0n, cubicInit: 0n, cubicRelease: 0n });
-  // At the switch: the old ops' release once, the new ops' init once, nothing else.
-  assert.deepEqual(after, { renoInit: 1n, renoRelease: 1n, cubicInit: 1n, cubicRelease: 0n });
-  // At the end the connection closes: the new ops' release.
-  assert.deepEqual(counters(), { renoInit: 1n, renoRelease: 1n, cubicInit: 1n, cubicRelease: 1n });
+  // Both ends of the connection run the CA: the sender's and the receiver's init.
+  assert.deepEqual(before, { renoInit: 2n, renoRelease: 0n, cubicInit: 0n, cubicRelease: 0n });
+  // At the switch (setsockopt on the sender): the old ops' release once, the new ops' init once.
+  assert.deepEqual(after, { renoInit: 2n, renoRelease: 1n, cubicInit: 1n, cubicRelease: 0n });
+  // At the end both ends close: the sender releases the new ops, the receiver the old ones it kept.
+  assert.deepEqual(counters(), { renoInit: 2n, renoRelease: 2n, cubicInit: 1n, cubicRelease: 1n });
   const f = r.metrics.flows[0]!;
   assert.equal(f.lossRate, 0, "nothing lost to the switch");
   assert.equal(f.retransmits, 0);
