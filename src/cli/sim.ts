@@ -311,7 +311,8 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
         await writePlot(o.plot, r.trace, names, title, opts.switches?.map((x) => x.atNs / 1e9) ?? []);
       }
       const out = deps.out ?? ((x: string) => process.stdout.write(x));
-      if (o.json) out(`${JSON.stringify({ metrics: r.metrics, trace: r.trace, events: r.events })}\n`);
+      if (o.json)
+        out(`${JSON.stringify({ metrics: r.metrics, trace: r.trace, events: r.events, cc_info: r.ccInfo })}\n`);
       else {
         const switched = ccChanges(r.trace).map((x) => `switch: ${x}`);
         out(formatSummary(r.metrics, r.events, [...bpfHeader(o, host), ...switched]));

@@ -6,7 +6,7 @@
 import { TCP_CLOSE, TCP_CONG_NEEDS_ECN, TCP_ECN_OK, TCP_ESTABLISHED } from "../subsys/tcp/btf.js";
 import { type TcpAck, TcpConn, type TcpHost, type TcpSegment } from "../subsys/tcp/tcp.js";
 import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
-import { TcpCongControl, type TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
+import { type TcpCcInfo, TcpCongControl, type TcpCongestionOps, tcp_get_cc_info } from "../subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
 import { tcpDctcp } from "../subsys/tcp/tcp_dctcp.js";
 import type { TcpKernel } from "../subsys/tcp/tcp_init.js";
@@ -99,6 +99,8 @@ export interface SimResult {
   metrics: SimMetrics;
   trace: SimTrace;
   events: number;
+  /** What each sender's CA reported through get_info at the end (inet_diag's view, `ss -ti`). */
+  ccInfo: (TcpCcInfo | undefined)[];
 }
 
 /** The default scenario (Pantheon's): 12 Mbit/s, 30 ms one-way, 45 KB droptail, 30 s. */
@@ -320,6 +322,7 @@ export class Simulation {
     for (let t = 0; t <= dur; t += sampleNs) this.ev.at(t, () => this.sample());
     for (let t = 1e9; t < dur; t += 1e9) this.ev.at(t, () => this.opts.onProgress?.(t, dur));
     this.ev.runUntil(dur);
+    const ccInfo = this.conns.map((c) => tcp_get_cc_info(c.sk));
     for (let i = 0; i < this.conns.length; i++) this.closeFlow(i);
     const nbins = Math.ceil(dur / 1e8);
     this.trace.throughput_bps = this.receivers.map((r) =>
@@ -335,7 +338,7 @@ export class Simulation {
       link: this.link,
       queueDelays: this.queueDelays,
     });
-    return { metrics, trace: this.trace, events: this.ev.executed };
+    return { metrics, trace: this.trace, events: this.ev.executed, ccInfo };
   }
 }
 
