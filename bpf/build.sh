@@ -30,7 +30,10 @@ CLANG="${CLANG:-clang}"
 STRIP="${LLVM_STRIP:-llvm-strip}"
 BPFTOOL="${BPFTOOL:-bpftool}"
 VMLINUX_BTF="${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}"
-SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features)
+SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features loops)
+# Sources that need clang 19 (may_goto / cond_break), built with $CLANG19 where it is installed.
+SOURCES19=(may_goto)
+CLANG19="${CLANG19:-clang-19}"
 VARIANTS=(tcp_reno_link:tcp_reno:SO_CC_LINK tcp_cubic_link:tcp_cubic:SO_CC_LINK)
 
 for tool in "$CLANG" "$STRIP" "$BPFTOOL"; do
@@ -51,6 +54,17 @@ compile() {
 		"$STRIP" -g "$out/$name.bpf.o"
 		echo "  BPF  $(show "$out/$name.bpf.o")"
 	done
+	if command -v "$CLANG19" >/dev/null; then
+		for name in "${SOURCES19[@]}"; do
+			(cd "$HERE" && "$CLANG19" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
+				-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$hdr"=. \
+				-I"$hdr" -Iinclude -c "$name.bpf.c" -o "$out/$name.bpf.o")
+			"$STRIP" -g "$out/$name.bpf.o"
+			echo "  BPF  $(show "$out/$name.bpf.o") ($CLANG19)"
+		done
+	else
+		echo "build.sh: $CLANG19 not found; ${SOURCES19[*]} not rebuilt" >&2
+	fi
 	# Variants: <output>:<source>:<define>. The _link ones share one CA name in `.struct_ops.link`
 	# maps, for live switches with BPF_LINK_UPDATE.
 	local v obj src def

@@ -10,6 +10,7 @@ import { BpfError, EINVAL } from "../uapi/errno.js";
 import { type HelperCall, Vm, VmMemory } from "../vm/index.js";
 import { array_map_ops, percpu_array_map_ops } from "./arraymap.js";
 import type { BpfProg } from "./bpf.js";
+import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { bpfVerifierHook } from "./bpf_verifier.js";
 import { btf_register_kernel } from "./btf_obj.js";
@@ -130,10 +131,12 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   if (!opts.noVmlinuxBtf) {
     const b = new BtfBuilder();
     const base = declareKernelTypes(b);
+    declareIterTypes(b, base);
     for (const s of k.subsystems) s.declareTypes?.(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
+  registerIterHelpers(k);
   if (k.mem instanceof VmMemory) bindVm(k, new Vm(k.mem));
   // The verifier runs on every PROG_LOAD, as in the kernel; `verifier: false` is for tests of
   // the runtime checks that sit behind it (the VM still checks every access).

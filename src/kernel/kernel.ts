@@ -29,6 +29,8 @@ import { fdinfo, objGetInfo, sysBpf } from "./syscall.js";
 export interface HelperArgs {
   arg(i: number): bigint;
   argNum(i: number): number;
+  /** Run a BPF callback (bpf_loop, bpf_for_each_map_elem) by its function address; its r0. */
+  invokeCallback?(fnAddr: bigint | number, args: readonly (bigint | number)[]): bigint;
 }
 /** A helper or kfunc implementation; returns r0 (negative numbers are -errno). */
 export type KernelFn = (c: HelperArgs, k: Kernel) => bigint | number;

@@ -5,7 +5,7 @@
  */
 
 import type { ElfFile, ElfSymbol } from "../elf/elf.js";
-import { SHN_LORESERVE, SHN_UNDEF, STT_FUNC, STT_SECTION } from "../elf/elf_consts.js";
+import { SHN_LORESERVE, SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STT_FUNC, STT_SECTION } from "../elf/elf_consts.js";
 import { type Insn, isLdImm64 } from "../isa/insn.js";
 import { BPF_CALL, BPF_JMP } from "../isa/opcodes.js";
 import {
@@ -66,6 +66,12 @@ export interface RecordRelocCtx {
   sectionMapType(shndx: number): number;
 }
 
+function symIsSubprog(sym: ElfSymbol, textShndx: number): boolean {
+  if (!textShndx || sym.shndx !== textShndx) return false;
+  if (sym.bind === STB_LOCAL && sym.type === STT_SECTION) return true;
+  return sym.bind === STB_GLOBAL && sym.type === STT_FUNC;
+}
+
 export function symIsExtern(sym: ElfSymbol): boolean {
   return sym.shndx === SHN_UNDEF && (sym.bind === 1 || sym.bind === 2) && sym.type === 0;
 }
@@ -110,11 +116,17 @@ export function recordReloc(
     }
     return { type: "call", insnIdx, symOff: sym.value, symName };
   }
-  // A function address taken with ld_imm64 (callbacks): clang marks it BPF_PSEUDO_FUNC.
-  if (sym.shndx === ctx.textShndx && ctx.textShndx > 0 && (sym.type === STT_FUNC || sym.type === STT_SECTION)) {
-    if (insn.src === BPF_PSEUDO_FUNC || sym.type === STT_FUNC) {
-      return { type: "subprog_addr", insnIdx, symOff: sym.value, symName };
+  // sym_is_subprog: a function's address taken with ld_imm64 (a callback): a static one through
+  // the .text section symbol (the offset in insn.imm), a global one through its own symbol.
+  if (symIsSubprog(sym, ctx.textShndx)) {
+    if (sym.value % 8 !== 0 || insn.imm % 8 !== 0) {
+      throw relocErr(
+        `prog '${prog.name}': bad subprog addr relo against '${symName}' at offset ${sym.value}+${insn.imm}`,
+        prog,
+        insnIdx,
+      );
     }
+    return { type: "subprog_addr", insnIdx, symOff: sym.value, symName };
   }
   if (!sym.shndx || sym.shndx >= SHN_LORESERVE) {
     throw relocErr(
@@ -254,12 +266,9 @@ export function relocateProgram(
             for (const i of sub.insns) insns.push({ ...i });
             work.push(sub);
           }
-          if (r.type === "call") {
-            insn.imm = subOff - (at + 1);
-          } else {
-            insn.src = BPF_PSEUDO_FUNC;
-            insn.imm = (subOff - (at + 1)) * 8;
-          }
+          // Both count instructions from the next one: the kernel finds the callee the same way.
+          insn.imm = subOff - (at + 1);
+          if (r.type === "subprog_addr") insn.src = BPF_PSEUDO_FUNC;
           break;
         }
       }

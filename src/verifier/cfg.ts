@@ -52,6 +52,7 @@ const VALID_OPCODES: ReadonlySet<number> = (() => {
   for (const cls of [0x05, 0x06]) {
     for (const op of jmpOps) ops.add(cls | op).add(cls | op | 0x08);
     ops.add(cls); // ja / gotol
+    if (cls === 0x05) ops.add(0xe5); // may_goto (BPF_JCOND)
   }
   ops.add(0x85).add(0x95); // call, exit
   for (const c of [0x18, 0x20, 0x28, 0x30, 0x40, 0x48, 0x50]) ops.add(c); // ld_imm64, ld_abs, ld_ind

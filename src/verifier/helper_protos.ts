@@ -125,6 +125,12 @@ export const bpf_loop_proto = proto(F.BPF_FUNC_loop, RET_INTEGER, [
   ARG_PTR_TO_STACK | ARG_MAYBE_NULL,
   ARG_ANYTHING,
 ]);
+export const bpf_for_each_map_elem_proto = proto(F.BPF_FUNC_for_each_map_elem, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_FUNC,
+  ARG_PTR_TO_STACK | ARG_MAYBE_NULL,
+  ARG_ANYTHING,
+]);
 export const bpf_sk_storage_get_proto = proto(F.BPF_FUNC_sk_storage_get, RET_PTR_TO_MAP_VALUE_OR_NULL, [
   ARG_CONST_MAP_PTR,
   ARG_PTR_TO_BTF_ID_SOCK_COMMON,
@@ -176,6 +182,7 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_trace_printk_proto,
     bpf_probe_read_kernel_proto,
     bpf_loop_proto,
+    bpf_for_each_map_elem_proto,
     bpf_sk_storage_get_proto,
     bpf_sk_storage_delete_proto,
     bpf_tcp_send_ack_proto,
@@ -205,6 +212,8 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
       return ALL_HELPER_PROTOS.get(funcId);
     case F.BPF_FUNC_loop:
       return privileged ? bpf_loop_proto : undefined;
+    case F.BPF_FUNC_for_each_map_elem:
+      return privileged ? bpf_for_each_map_elem_proto : undefined;
     case F.BPF_FUNC_spin_lock:
     case F.BPF_FUNC_spin_unlock:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;

@@ -268,15 +268,27 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     }
     void ARG_MEM_RDONLY;
   }
-  // bpf_loop: the callback runs as a frame of its own, (index, ctx) as arguments; the
-  // path where it never runs (nr_loops == 0) continues right after the call.
+  // A callback runs as a frame of its own; the path where it never runs continues right after
+  // the call. bpf_loop gives it (index, ctx) (set_loop_callback_state); bpf_for_each_map_elem
+  // (map, key, value, ctx) (set_map_elem_callback_state).
   if (callback) {
     const args = regs.map(copyReg);
     const ctx = copyReg(regs[3]);
-    markRegUnknown(args[1]);
-    args[1].umax = 0xffff_ffffn;
-    args[2] = ctx;
-    for (let r = 3; r <= 5; r++) markRegNotInit(args[r]);
+    if (funcId === bpf_func_id.BPF_FUNC_for_each_map_elem && map) {
+      const m = map.map;
+      args[1] = copyReg(map);
+      markPtr(args[2], PTR_TO_MAP_KEY);
+      args[2].map = m;
+      markPtr(args[3], PTR_TO_MAP_VALUE);
+      args[3].map = m;
+      args[4] = ctx;
+      markRegNotInit(args[5]);
+    } else {
+      markRegUnknown(args[1]);
+      args[1].umax = 0xffff_ffffn;
+      args[2] = ctx;
+      for (let r = 3; r <= 5; r++) markRegNotInit(args[r]);
+    }
     const idx = v.insnIdx;
     // Path 1: zero iterations.
     const skip = copyStateForHelper(v);

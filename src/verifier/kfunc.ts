@@ -19,6 +19,7 @@ import { btfName, btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
 import {
   KF_ACQUIRE,
   KF_DESTRUCTIVE,
+  KF_ITER_NEXT,
   KF_RCU,
   KF_RCU_PROTECTED,
   KF_RELEASE,
@@ -27,20 +28,24 @@ import {
   KF_TRUSTED_ARGS,
   type KfuncInfo,
 } from "./env.js";
+import { KF_ITER, processIterArg, processIterNextCall } from "./iter.js";
 import { acquireReference, forEachReg, releaseReference } from "./refs.js";
 import {
   BPF_REG_TRUSTED_MODIFIERS,
   baseType,
+  copyReg,
   hasUnsafeModifiers,
   isPointer,
   isRcuReg,
   isTrustedReg,
   MEM_RCU,
+  MEM_RDONLY,
   markPtr,
   markRegNotInit,
   markRegUnknown,
   PTR_MAYBE_NULL,
   PTR_TO_BTF_ID,
+  PTR_TO_MEM,
   PTR_UNTRUSTED,
   type RegState,
   regTypeStr,
@@ -119,12 +124,25 @@ export function checkKfuncCall(v: Verifier, btfId: number): void {
       v.reject(EINVAL, `kfunc ${name}#${btfId} reference has not been acquired before`);
   }
 
+  const r1 = copyReg(v.regs[1]);
   for (let r = 1; r <= 5; r++) markRegNotInit(v.regs[r]);
   const r0 = v.writeReg(0);
   const [rtId, rt] = btfSkipModifiers(btf, proto.type);
   if (proto.type === 0) markRegNotInit(r0);
   else if (rt.kind === BTF_KIND_PTR) {
     const [sid, st] = btfSkipModifiers(btf, rt.type);
+    if (st.kind === BTF_KIND_INT && "size" in st) {
+      // A pointer to a scalar: read-only memory of its size (r0_size, r0_rdonly).
+      markPtr(r0, PTR_TO_MEM | MEM_RDONLY);
+      r0.memSize = st.size as number;
+      if (meta.flags & KF_RET_NULL) {
+        r0.type |= PTR_MAYBE_NULL;
+        r0.id = v.newId();
+      }
+      r0.written = true;
+      if (meta.flags & KF_ITER_NEXT) processIterNextCall(v, r1);
+      return;
+    }
     if (st.kind !== BTF_KIND_STRUCT) {
       v.reject(EINVAL, `kernel function ${name} returns pointer type ${kindStr(st.kind)} ${st.name} is not supported`);
     }
@@ -176,6 +194,11 @@ function checkKfuncArgs(v: Verifier, meta: KfuncMeta, proto: BtfFuncProto): void
     }
     const [refId, ref] = btfSkipModifiers(btf, t.type);
     const refName = ref.name;
+    // KF_ARG_PTR_TO_ITER: an iterator kfunc's first argument is the iterator on the stack.
+    if (meta.flags & KF_ITER && i === 0 && ref.kind === BTF_KIND_STRUCT && refName.startsWith("bpf_iter_")) {
+      processIterArg(v, meta.flags, regno, refId, "size" in ref ? (ref.size as number) : 8);
+      return;
+    }
     if (baseType(reg.type) === PTR_TO_BTF_ID) {
       if (ref.kind !== BTF_KIND_STRUCT)
         v.reject(

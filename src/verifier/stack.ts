@@ -9,6 +9,8 @@ export const STACK_INVALID = 0;
 export const STACK_SPILL = 1;
 export const STACK_MISC = 2;
 export const STACK_ZERO = 3;
+/** Part of an open-coded iterator (struct bpf_iter_*) living on the stack. */
+export const STACK_ITER = 4;
 export const BPF_REG_SIZE = 8;
 
 export interface StackSlot {
@@ -17,6 +19,16 @@ export interface StackSlot {
   spilledPtr: RegState | null;
   /** Written since the last checkpoint (printed as "fp-8_w"). */
   written: boolean;
+  /** STACK_ITER slots: the iterator (its first slot holds the reference). */
+  iter?: IterState;
+}
+
+/** An iterator's state (bpf_reg_state.iter): its type, active or drained, loop depth. */
+export interface IterState {
+  btfId: number;
+  refObjId: number;
+  active: boolean;
+  depth: number;
 }
 
 export function newSlot(): StackSlot {
@@ -24,7 +36,13 @@ export function newSlot(): StackSlot {
 }
 
 export function copySlot(s: StackSlot): StackSlot {
-  return { slotType: s.slotType.slice(), spilledPtr: s.spilledPtr ? copyReg(s.spilledPtr) : null, written: s.written };
+  const c: StackSlot = {
+    slotType: s.slotType.slice(),
+    spilledPtr: s.spilledPtr ? copyReg(s.spilledPtr) : null,
+    written: s.written,
+  };
+  if (s.iter) c.iter = { ...s.iter };
+  return c;
 }
 
 /** Slot index and byte within it of stack offset `off` (negative, from the frame pointer). */
@@ -36,7 +54,7 @@ export function spiOf(off: number): [number, number] {
 
 /** Printable slot contents (print_verifier_state's "fp-8=mmmmmmmm"): bytes high to low. */
 export function slotStr(s: StackSlot): string {
-  const ch = ["?", "r", "m", "0"];
+  const ch = ["?", "r", "m", "0", "i"];
   let out = "";
   for (let j = BPF_REG_SIZE - 1; j >= 0; j--) out += ch[s.slotType[j]];
   return out;

@@ -40,6 +40,8 @@ export interface Checkpoint {
   readonly activeLock: number;
   readonly refs: readonly RefState[];
   readonly activeRcuLock: number;
+  /** may_goto_depth: fall-throughs of may_goto taken on the way here. */
+  readonly mayGotoDepth?: number;
   /** Paths still being explored below this state; 0 means its subtree is proven safe. */
   branches: number;
   readonly parent: Checkpoint | null;
@@ -56,6 +58,8 @@ export interface VerifierState {
   activeRcuLock: number;
   /** A callback's next iteration: may be pruned against its own in-progress entry states. */
   callbackReentry?: boolean;
+  /** may_goto_depth: fall-throughs of may_goto taken on this path. */
+  mayGotoDepth?: number;
 }
 
 export function newFuncState(callsite: number, frameno: number, subprog: number): FuncState {
@@ -83,6 +87,7 @@ export function copyState(s: VerifierState): VerifierState {
     activeLock: s.activeLock,
     refs: s.refs.slice(),
     activeRcuLock: s.activeRcuLock,
+    mayGotoDepth: s.mayGotoDepth,
   };
 }
 

@@ -3,6 +3,8 @@
  * register and stack states, refusing what could be unsafe with the kernel's message, errno and
  * instruction index, pruning paths whose state is covered by an already-proven one.
  */
+
+import { BPF_JCOND } from "../isa/decode.js";
 import { type Insn, isLdImm64 } from "../isa/insn.js";
 import {
   BPF_ALU,
@@ -41,8 +43,16 @@ import { checkFuncCall, checkMaxStackDepth, processExit } from "./calls.js";
 import { type Cfg, checkCfg, isPseudoFunc, jumpTarget } from "./cfg.js";
 import { checkAluOp, signExtend } from "./check_alu.js";
 import { checkCondJmp } from "./cond_jmp.js";
-import type { StructOpsInfo, VerifierEnv, VerifierMap, VerifierOps, VerifierResult } from "./env.js";
+import {
+  KF_ITER_NEXT,
+  type StructOpsInfo,
+  type VerifierEnv,
+  type VerifierMap,
+  type VerifierOps,
+  type VerifierResult,
+} from "./env.js";
 import { checkHelperCall, getFuncProto } from "./helpers.js";
+import { isMayGoto, iterActive, iterSlotStr, processMayGoto } from "./iter.js";
 import { checkKfuncCall } from "./kfunc.js";
 import { computeLiveness, liveRegsLog, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
@@ -207,6 +217,12 @@ export class Verifier {
     f.stack.forEach((s, spi) => {
       if (!s || s.slotType.every((t) => t === STACK_INVALID)) return;
       if (onlyMask !== 0xffff && !slots?.has(spi)) return;
+      if (s.iter) {
+        // An iterator prints once, at its first slot.
+        const it = iterSlotStr(this, s);
+        if (it) parts.push(`fp${-(spi + 1) * BPF_REG_SIZE}=${it}`);
+        return;
+      }
       // A narrow spill prints the bytes above it first ("fp-8=mmmm" then the register).
       const v =
         s.slotType[0] === STACK_SPILL && s.spilledPtr
@@ -390,8 +406,10 @@ export class Verifier {
       if (++this.processed > this.limit) {
         this.reject(E2BIG, `BPF program is too large. Processed ${this.processed} insn`);
       }
-      if (this.cfg.prunePoint[idx]) {
-        if (this.isStateVisited(idx)) {
+      // An iterator's next call is always a checkpoint: loops over it converge there.
+      const iterNext = this.isIterNextInsn(idx) || isMayGoto(this.insns[idx]);
+      if (this.cfg.prunePoint[idx] || iterNext) {
+        if (this.isStateVisited(idx, iterNext)) {
           if (this.logLevel > 0) {
             if (doPrintState) this.verbose(`\nfrom ${this.prevInsnIdx} to ${idx}: safe\n`);
             else this.verbose(`${idx}: safe\n`);
@@ -525,7 +543,14 @@ export class Verifier {
 
   // ---- pruning (is_state_visited, states_equal) ----
 
-  private isStateVisited(idx: number): boolean {
+  /** is_iter_next_insn: a call of a KF_ITER_NEXT kfunc. */
+  private isIterNextInsn(idx: number): boolean {
+    const i = this.insns[idx];
+    if (i.code !== (BPF_JMP | BPF_CALL) || i.src !== BPF_PSEUDO_KFUNC_CALL) return false;
+    return ((this.env.kfuncs?.get(i.imm)?.flags ?? 0) & KF_ITER_NEXT) !== 0;
+  }
+
+  private isStateVisited(idx: number, iterNext = false): boolean {
     let list = this.explored.get(idx);
     if (!list) {
       list = [];
@@ -543,6 +568,20 @@ export class Verifier {
       // new (bpf_loop bounds the iterations): compare every live value exactly and stop here.
       if (reentry && this.statesEqual(sl, this.cur, idx, false, true)) return true;
       if (sl.branches > 0) {
+        // An earlier iteration's state at the iterator's next call covers this one (all values
+        // compared as if precise): the loop adds nothing new, and iter_next ends it eventually.
+        if (isMayGoto(this.insns[idx])) {
+          // A later pass through may_goto (deeper) covered by an earlier one: the loop converged.
+          if (
+            (sl.mayGotoDepth ?? 0) !== (this.cur.mayGotoDepth ?? 0) &&
+            this.statesEqual(sl, this.cur, idx, false, true)
+          )
+            return true;
+        } else if (iterNext) {
+          if (iterActive(this, this.regs[1]) && this.statesEqual(sl, this.cur, idx, false, true)) return true;
+          continue;
+        }
+        if ((sl.mayGotoDepth ?? 0) !== (this.cur.mayGotoDepth ?? 0)) continue;
         if (inProgress++ < 16 && this.statesEqual(sl, this.cur, idx, true)) {
           const cur = `cur state: ${this.stateString(this.frame)}`;
           const old = `old state: ${this.stateString(sl.frames[sl.frames.length - 1])}`;
@@ -554,7 +593,8 @@ export class Verifier {
     }
     // Like the kernel, do not checkpoint every few instructions: states are costly to keep.
     const frequent = this.env.testStateFreq === true;
-    if (!frequent && (this.processed - this.prevAddProcessed < 8 || this.jmps - this.prevAddJmps < 2)) return false;
+    if (!frequent && !iterNext && (this.processed - this.prevAddProcessed < 8 || this.jmps - this.prevAddJmps < 2))
+      return false;
     if (list.length >= 64) return false;
     this.prevAddProcessed = this.processed;
     this.prevAddJmps = this.jmps;
@@ -564,6 +604,7 @@ export class Verifier {
       activeLock: this.cur.activeLock,
       refs: this.cur.refs.slice(),
       activeRcuLock: this.cur.activeRcuLock,
+      mayGotoDepth: this.cur.mayGotoDepth ?? 0,
       branches: 1,
       parent: this.cur.parent,
     };
@@ -670,6 +711,14 @@ export class Verifier {
         if (ot === STACK_INVALID) continue;
         if (ot === STACK_MISC && (ct === STACK_MISC || ct === STACK_ZERO)) continue;
         if (ot !== ct) return false;
+      }
+      // An iterator: the same type and state, its reference up to renaming. The depth only keeps
+      // loop detection from firing (iter_active_depths_differ): comparing it would never converge.
+      if (os.iter) {
+        const ci = cs?.iter;
+        if (!ci || ci.btfId !== os.iter.btfId || ci.active !== os.iter.active) return false;
+        if (exact && ci.depth !== os.iter.depth) return false;
+        if (!checkIds(os.iter.refObjId, ci.refObjId, idmap)) return false;
       }
       // A spilled register (whole, or a scalar's low bytes): compare the states too.
       if (os.slotType[0] === STACK_SPILL && os.spilledPtr) {
@@ -816,6 +865,10 @@ export class Verifier {
       if (insn.src === BPF_PSEUDO_KFUNC_CALL) checkKfuncCall(this, insn.imm);
       else if (checkHelperCall(this, insn.imm)) return false;
       this.insnIdx = idx + 1;
+      return false;
+    }
+    if (op === BPF_JCOND && is64) {
+      processMayGoto(this, idx, insn);
       return false;
     }
     if (op > 0xd0) this.reject(EINVAL, `unknown opcode ${insn.code.toString(16).padStart(2, "0")}`);

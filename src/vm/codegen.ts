@@ -352,6 +352,8 @@ function jmp(code: number, o: Operands): string | null {
     if (x) return null;
     return o.jump((code & 7) === BPF_JMP32 ? "imm" : "off");
   }
+  // JCOND: may_goto (the only condition), taken once the run's loop budget is spent.
+  if (op === 0xe0) return (code & 7) === BPF_JMP && !x ? `if (X.mayGoto()) { ${o.jump("off")} }` : null;
   const c =
     (code & 7) === BPF_JMP
       ? cond64(op, o.dl, o.dh, x ? o.sl : o.imm, x ? o.sh : o.immHi)

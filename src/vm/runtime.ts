@@ -55,6 +55,8 @@ export interface SlowPaths {
   /** Entry index if (lo, hi) is the address of a function of P, else -1. */
   funcTarget(P: VmProgram, lo: number, hi: number): number;
   over(P: VmProgram, at: number, budget: number): never;
+  /** may_goto: true when the run's loop budget is spent (take the jump), else one pass is used. */
+  mayGoto(): boolean;
   tooDeep(P: VmProgram, at: number): never;
   bad(P: VmProgram, at: number): never;
 }

@@ -60,7 +60,12 @@ const FUNC_LIMIT = 0x1000000;
  * gaps; r10 is the top of the current frame's stack. r1-r5 are passed to bpf-to-bpf calls,
  * r6-r9 and r10 are restored on return. An instruction budget stops runaway programs.
  */
+/** BPF_MAX_LOOPS: may_goto's budget of one run (8M), as the kernel's. */
+export const BPF_MAX_LOOPS = 8 * 1024 * 1024;
+
 export class Vm {
+  /** may_goto passes left in the current run before it jumps (the loop budget ran out). */
+  mayGotoLeft = BPF_MAX_LOOPS;
   readonly mem: VmMemory;
   private readonly rt: Runtime;
   private readonly interp: ReturnType<typeof makeInterpreter>;
@@ -108,6 +113,11 @@ export class Vm {
       },
       over(P, at, budget): never {
         throw new VmBudgetExceeded(budget, at, P.name);
+      },
+      mayGoto(): boolean {
+        if (vm.mayGotoLeft === 0) return true;
+        vm.mayGotoLeft--;
+        return false;
       },
       tooDeep(P, at): never {
         throw new BpfError(
@@ -242,6 +252,10 @@ export class Vm {
   }
 
   private exec(P: VmProgram, entry: number, budget: number): void {
+    // may_goto's budget: BPF_MAX_LOOPS passes for each run, a callback's run its own (the
+    // kernel keeps the count in a stack slot each function that uses may_goto sets on entry).
+    const loops = this.mayGotoLeft;
+    this.mayGotoLeft = BPF_MAX_LOOPS;
     const base = this.frameTop;
     if (base + MAX_CALL_FRAMES > this.stacks.length) this.growStacks(base + MAX_CALL_FRAMES);
     this.frameTop = base + MAX_CALL_FRAMES;
@@ -249,6 +263,7 @@ export class Vm {
       P.exec(entry, budget, base);
     } finally {
       this.frameTop = base;
+      this.mayGotoLeft = loops;
     }
     this.lastInsns = this.rt.IO[12];
   }
