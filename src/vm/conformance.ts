@@ -22,7 +22,7 @@ export interface ConformanceVector {
   error?: string;
 }
 
-export const TIERS: readonly Tier[] = ["interp", "jit"];
+export const TIERS: readonly Tier[] = ["interp", "jit", "wasm"];
 
 export function parseConformance(text: string, name = "vector"): ConformanceVector {
   const sections = new Map<string, string[]>();

@@ -67,6 +67,11 @@ const WasmMemoryCtor = (
 
 export class VmMemory {
   readonly memory: WasmMemory;
+  /**
+   * The shadow's own WebAssembly memory (grown with `memory`), so compiled WebAssembly can
+   * check permissions with a call into a small module over it rather than into JavaScript.
+   */
+  readonly shadowMemory: WasmMemory;
   /** Views of the current buffer; replaced when the memory grows (read them afresh after a call out). */
   dv: DataView;
   u8: Uint8Array;
@@ -84,7 +89,8 @@ export class VmMemory {
     this.memory = new WasmMemoryCtor({ initial, maximum: this.maxPages });
     this.u8 = new Uint8Array(this.memory.buffer);
     this.dv = new DataView(this.memory.buffer);
-    this.shadow = new Uint8Array(this.memory.buffer.byteLength);
+    this.shadowMemory = new WasmMemoryCtor({ initial, maximum: this.maxPages });
+    this.shadow = new Uint8Array(this.shadowMemory.buffer);
   }
 
   /** Allocate a zeroed region. */
@@ -266,9 +272,8 @@ export class VmMemory {
     this.memory.grow(grow);
     this.u8 = new Uint8Array(this.memory.buffer);
     this.dv = new DataView(this.memory.buffer);
-    const sh = new Uint8Array(this.memory.buffer.byteLength);
-    sh.set(this.shadow);
-    this.shadow = sh;
+    this.shadowMemory.grow(grow);
+    this.shadow = new Uint8Array(this.shadowMemory.buffer);
   }
 }
 

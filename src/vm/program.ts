@@ -11,7 +11,7 @@ export type HelperFn = (call: HelperCall) => void;
 /** Helpers by id / kfuncs by BTF id. */
 export type FnTable = ReadonlyMap<number, HelperFn> | Readonly<Record<number, HelperFn>>;
 
-export type Tier = "interp" | "jit";
+export type Tier = "interp" | "jit" | "wasm";
 
 export interface LoadOpts {
   helpers?: FnTable;
@@ -19,6 +19,11 @@ export interface LoadOpts {
   name?: string;
   /** Execution tier; default: the Vm's. */
   tier?: Tier;
+  /**
+   * Per instruction slot, 1 where the verifier proved every memory access the instruction
+   * makes (the Wasm tier then runs it unchecked). Absent for unverified programs.
+   */
+  proven?: Uint8Array;
 }
 
 /** Runs the program from `entry` with r1-r5 taken from the runtime's IO array (see vm.ts). */
@@ -69,6 +74,8 @@ export class VmProgram {
   /** Resolved helper/kfunc per call instruction index. */
   readonly fns: (HelperFn | undefined)[];
   readonly helpers: FnTable | undefined;
+  /** LoadOpts.proven, when it covers every slot. */
+  readonly proven: Uint8Array | undefined;
   /** Instruction indices that start a function: 0, local call targets, BPF_PSEUDO_FUNC targets. */
   readonly funcEntries = new Set<number>();
   /** Slots a control transfer may land on (block leaders). */
@@ -101,6 +108,7 @@ export class VmProgram {
     this.imm2 = new Int32Array(n);
     this.fns = new Array(n).fill(undefined);
     this.helpers = opts.helpers;
+    this.proven = opts.proven?.length === n ? opts.proven : undefined;
     if (n === 0) throw this.err(0, "program is empty");
     const second = new Uint8Array(n);
     for (let i = 0; i < n; i++) {

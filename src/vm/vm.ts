@@ -9,6 +9,8 @@ import { compile } from "./jit.js";
 import type { Region, VmMemory } from "./memory.js";
 import { type HelperFn, type LoadOpts, lookupFn, type Tier, VmProgram } from "./program.js";
 import type { Runtime, SlowPaths } from "./runtime.js";
+import { compileWasm } from "./wasm.js";
+import { framesFor, WasmHost } from "./wasm_host.js";
 
 export interface VmOpts {
   /** Default execution tier (default "jit"). */
@@ -81,6 +83,7 @@ export class Vm {
   private readonly funcs: ({ prog: VmProgram; entry: number } | undefined)[] = [];
   /** Instructions executed by the last completed run. */
   lastInsns = 0;
+  private wasmHost: WasmHost | undefined;
 
   constructor(mem: VmMemory, opts: VmOpts = {}) {
     this.mem = mem;
@@ -164,7 +167,19 @@ export class Vm {
 
   /** Switch a loaded program to another tier (P.tier tells which one it got). */
   setTier(P: VmProgram, want: Tier): void {
-    const tier = want === "jit" && P.len > this.jitMaxInsns ? "interp" : want;
+    let tier = want === "jit" && P.len > this.jitMaxInsns ? "interp" : want;
+    if (tier === "wasm") {
+      try {
+        this.wasmHost ??= new WasmHost(this.rt, framesFor(this.maxNesting));
+        P.exec = compileWasm(this.wasmHost, P, MAX_CALL_FRAMES);
+        P.tier = tier;
+        return;
+      } catch (e) {
+        // An engine that refuses the module (a browser's synchronous compile limit): the JS tier.
+        if (!(e instanceof RangeError)) throw e;
+        tier = P.len > this.jitMaxInsns ? "interp" : "jit";
+      }
+    }
     P.tier = tier;
     P.exec = tier === "jit" ? compile(this.rt, P) : interpExecutor(this.interp, P);
   }

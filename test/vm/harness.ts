@@ -7,7 +7,7 @@ import { type RunArgs, Vm } from "../../src/vm/vm.js";
 
 export { repoRoot } from "../repo_root.js";
 
-export const TIERS: Tier[] = ["interp", "jit"];
+export const TIERS: Tier[] = ["interp", "jit", "wasm"];
 
 /** Run a program in one tier on a fresh VM. */
 export function runIn(tier: Tier, prog: string | Insn[], args: RunArgs = {}, opts: LoadOpts = {}, budget?: number) {

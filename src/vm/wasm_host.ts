@@ -1,0 +1,109 @@
+import { MAX_CALL_FRAMES } from "../uapi/bpf.js";
+import type { Region, VmMemory } from "./memory.js";
+import type { Runtime } from "./runtime.js";
+import { type Code, I32, ModuleBuilder, Op } from "./wasm_encode.js";
+
+/** The WebAssembly API as far as the tier uses it (the project's lib settings carry no WebAssembly types). */
+export interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (m: object, imports: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
+  RuntimeError: new (...a: unknown[]) => Error;
+}
+export const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** Shadow permission check: (addr, size, perm) -> 1 when every byte of the access has `perm`. */
+export type ShadowCheck = (addr: number, size: number, perm: number) => number;
+
+/**
+ * What compiled programs of one Vm share: the scratch words where helpers leave r0 and a run
+ * leaves r0's high half and its instruction count, the table of frame stack tops (r10 per
+ * frame), and the shadow-check function. Made on the first Wasm compile of a Vm.
+ */
+export class WasmHost {
+  readonly scratch: Region;
+  readonly tops: Region;
+  readonly chk: ShadowCheck;
+  /** Budget of the innermost run, for the budget-exceeded error. */
+  curB = 0;
+  private S: Int32Array;
+  private filled = 0;
+
+  constructor(
+    readonly rt: Runtime,
+    maxFrames: number,
+  ) {
+    const mem = rt.M;
+    this.scratch = mem.alloc(16, { perm: "r", kind: "kobj", name: "wasm_scratch", align: 8 });
+    this.tops = mem.alloc(maxFrames * 4, { perm: "r", kind: "kobj", name: "wasm_stack_tops" });
+    // Programs never address these: no permission bits.
+    mem.shadow.fill(0, this.scratch.addr, this.scratch.addr + 16);
+    mem.shadow.fill(0, this.tops.addr, this.tops.addr + maxFrames * 4);
+    this.chk = shadowChecker(mem);
+    this.S = new Int32Array(mem.memory.buffer, this.scratch.addr, 4);
+  }
+
+  /** The scratch words, as a view over the current buffer. */
+  get s(): Int32Array {
+    let S = this.S;
+    if (S.length === 0) {
+      S = new Int32Array(this.rt.M.memory.buffer, this.scratch.addr, 4);
+      this.S = S;
+    }
+    return S;
+  }
+
+  /** Copy stack tops of frames [filled, need) into the table the compiled code reads r10 from. */
+  fillTops(need: number): void {
+    const STK = this.rt.STK;
+    const dv = this.rt.M.dv;
+    for (let i = this.filled; i < need && i < STK.length; i++) dv.setInt32(this.tops.addr + i * 4, STK[i], true);
+    this.filled = Math.min(need, STK.length);
+  }
+
+  topsFilled(need: number): boolean {
+    return this.filled >= need;
+  }
+}
+
+/** Frames the stack-top table holds: every nesting level's MAX_CALL_FRAMES. */
+export function framesFor(maxNesting: number): number {
+  return maxNesting * MAX_CALL_FRAMES;
+}
+
+const checkers = new WeakMap<VmMemory, ShadowCheck>();
+
+/**
+ * A module over the shadow memory exporting chk(addr, size, perm): the first and last byte of
+ * the access carry every bit of perm (regions are separated by guard gaps wider than any
+ * access, so both ends in one mapped region means the whole access is). A call from compiled
+ * programs into it is a Wasm-to-Wasm call, no JavaScript in between.
+ */
+function shadowChecker(mem: VmMemory): ShadowCheck {
+  const have = checkers.get(mem);
+  if (have) return have;
+  const m = new ModuleBuilder();
+  m.importMemory("env", "shadow");
+  const { index, body } = m.func([I32, I32, I32], [I32]);
+  const c: Code = body;
+  // addr + size > memory size in bytes (64-bit sum: no wrap-around): not mapped.
+  c.get(0).op(Op.i64_extend_i32_u).get(1).op(Op.i64_extend_i32_u).op(Op.i64_add);
+  c.byte(Op.memory_size).byte(0).op(Op.i64_extend_i32_u).i64(16n).op(Op.i64_shl).op(Op.i64_gt_u);
+  c.byte(Op.if).byte(0x40).i32(0).op(Op.return).op(Op.end);
+  c.get(0).mem(Op.i32_load8_u, 0).get(2).op(Op.i32_and).get(2).op(Op.i32_eq);
+  c.get(0)
+    .get(1)
+    .op(Op.i32_add)
+    .i32(1)
+    .op(Op.i32_sub)
+    .mem(Op.i32_load8_u, 0)
+    .get(2)
+    .op(Op.i32_and)
+    .get(2)
+    .op(Op.i32_eq);
+  c.op(Op.i32_and);
+  m.exportFunc("chk", index);
+  const inst = new WA.Instance(new WA.Module(m.build()), { env: { shadow: mem.shadowMemory } });
+  const fn = inst.exports.chk as ShadowCheck;
+  checkers.set(mem, fn);
+  return fn;
+}
