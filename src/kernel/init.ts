@@ -162,7 +162,8 @@ function bindVm(k: Kernel, vm: Vm): void {
     }
     let P: ReturnType<Vm["load"]>;
     try {
-      P = vm.load(prog.insnsi, { helpers, kfuncs, name: prog.name });
+      const proven = (prog.aux.verifier_result as { memProven?: Uint8Array } | undefined)?.memProven;
+      P = vm.load(prog.insnsi, { helpers, kfuncs, name: prog.name, proven });
     } catch (e) {
       if (e instanceof BpfError) throw e;
       throw new BpfError(EINVAL, `program ${prog.name}: ${(e as Error).message}`);

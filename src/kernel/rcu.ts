@@ -22,7 +22,11 @@ interface Callback {
 }
 
 class RcuState {
-  readonly readers = new Set<number>();
+  /**
+   * Ids of the readers inside a read-side section, unordered. An array, not a Set: readers
+   * come and go on every program run, and a Set that is emptied and refilled rehashes each time.
+   */
+  readonly readers: number[] = [];
   queue: Callback[] = [];
   completedGps = 0;
 }
@@ -38,12 +42,19 @@ export class Rcu {
   /** rcu_read_lock(): a token to pass to rcuReadUnlock(). */
   rcuReadLock(flavour: RcuFlavour = "rcu"): RcuToken {
     const t = { flavour, id: this.nextReader++ };
-    this.st[flavour].readers.add(t.id);
+    this.st[flavour].readers.push(t.id);
     return t;
   }
 
   rcuReadUnlock(token: RcuToken): void {
-    if (!this.st[token.flavour].readers.delete(token.id)) {
+    const rs = this.st[token.flavour].readers;
+    // The innermost reader is the usual one to leave.
+    let i = rs.length - 1;
+    while (i >= 0 && rs[i] !== token.id) i--;
+    if (i >= 0) {
+      rs[i] = rs[rs.length - 1];
+      rs.pop();
+    } else {
       throw new Error(`rcu_read_unlock: reader ${token.id} (${token.flavour}) is not inside a read-side section`);
     }
   }
@@ -64,7 +75,7 @@ export class Rcu {
 
   /** True when `flavour` has a reader inside a read-side section (rcu_read_lock_held()). */
   readLockHeld(flavour: RcuFlavour = "rcu"): boolean {
-    return this.st[flavour].readers.size > 0;
+    return this.st[flavour].readers.length > 0;
   }
 
   callRcu(fn: () => void): void {
@@ -108,7 +119,7 @@ export class Rcu {
   private gracePeriod(flavour: RcuFlavour): number {
     const s = this.st[flavour];
     let n = 0;
-    while (n < s.queue.length && ![...s.queue[n].waitFor].some((r) => s.readers.has(r))) n++;
+    while (n < s.queue.length && ![...s.queue[n].waitFor].some((r) => s.readers.includes(r))) n++;
     const ready = s.queue.splice(0, n);
     s.completedGps++;
     // Callbacks may queue new callbacks; those land behind and wait for the next grace period.
@@ -133,9 +144,9 @@ export class Rcu {
    */
   synchronize(flavour: RcuFlavour = "rcu"): void {
     const s = this.st[flavour];
-    if (s.readers.size > 0) {
+    if (s.readers.length > 0) {
       throw new Error(
-        `synchronize_rcu(${flavour}) called while ${s.readers.size} reader(s) are inside a read-side section: would deadlock`,
+        `synchronize_rcu(${flavour}) called while ${s.readers.length} reader(s) are inside a read-side section: would deadlock`,
       );
     }
     // Everything queued before has no live reader left: one grace period runs it all.

@@ -184,4 +184,10 @@ export interface VerifierResult {
    * are dead; PROG_LOAD rewrites them (sanitize_dead_code) before binding helpers.
    */
   seen?: Uint8Array;
+  /**
+   * Per slot, 1 where every verified path accessed memory through a pointer the verifier
+   * bounds exactly (stack, map key/value, mem, ctx), so a JIT may skip run-time checks there.
+   * PTR_TO_BTF_ID loads stay checked: the kernel turns them into fault-tolerant PROBE_MEM.
+   */
+  memProven?: Uint8Array;
 }

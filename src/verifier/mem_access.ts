@@ -43,6 +43,10 @@ import { checkStackAccess } from "./stack_access.js";
 import { tnumIsConst, tnumStr } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
 
+/** Verifier.memAux bits: an access through an exactly bounded pointer / through PTR_TO_BTF_ID. */
+export const MEM_DIRECT = 1;
+export const MEM_BTF = 2;
+
 /** Largest variable offset a memory access may carry (BPF_MAX_VAR_OFF). */
 const BPF_MAX_VAR_OFF = 1n << 29n;
 
@@ -67,6 +71,7 @@ export function checkMemAccess(
   if (reg.type & PTR_MAYBE_NULL || reg.type === SCALAR_VALUE || bt === CONST_PTR_TO_MAP || bt === PTR_TO_FUNC) {
     v.reject(EACCES, `R${regno} invalid mem access '${regTypeStr(reg.type)}'`);
   }
+  v.memAux[v.insnIdx] |= bt === PTR_TO_BTF_ID ? MEM_BTF : MEM_DIRECT;
   switch (bt) {
     case PTR_TO_STACK:
       return checkStackAccess(v, regno, reg, off, size, write, value, imm, out);

@@ -56,7 +56,7 @@ import { isMayGoto, iterActive, iterSlotStr, processMayGoto } from "./iter.js";
 import { checkKfuncCall } from "./kfunc.js";
 import { computeLiveness, liveRegsLog, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
-import { checkAtomic, checkMemAccess } from "./mem_access.js";
+import { checkAtomic, checkMemAccess, MEM_DIRECT } from "./mem_access.js";
 import { checkIds, refsafe } from "./refs.js";
 import {
   baseType,
@@ -139,6 +139,8 @@ export class Verifier {
   private prevAddJmps = 0;
   /** insn_aux_data[].seen: instructions some verified path walked (the rest is dead code). */
   readonly seen: Uint8Array;
+  /** Per slot, the pointer kinds its memory accesses went through: MEM_DIRECT and/or MEM_BTF. */
+  readonly memAux: Uint8Array;
 
   constructor(readonly env: VerifierEnv) {
     this.insns = env.insns;
@@ -149,6 +151,7 @@ export class Verifier {
     this.ops = env.ops;
     this.limit = env.insnLimit ?? BPF_COMPLEXITY_LIMIT_INSNS;
     this.seen = new Uint8Array(env.insns.length);
+    this.memAux = new Uint8Array(env.insns.length);
   }
 
   // ---- log and errors ----
@@ -316,6 +319,7 @@ export class Verifier {
       subprogStarts: this.cfg?.subprogStarts ?? [0],
       attachFuncName: this.attachFuncName,
       seen: this.seen,
+      memProven: error ? undefined : this.memAux.map((m, i) => (m === MEM_DIRECT && this.seen[i] ? 1 : 0)),
     };
   }
 
