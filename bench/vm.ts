@@ -10,11 +10,11 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assemble } from "../src/isa/asm.js";
+import { BpfCcHost } from "../src/sim/bpf_cc.js";
+import { ManualClock, TcpSock } from "../src/subsys/tcp/tcp_sock.js";
 import { VmMemory } from "../src/vm/memory.js";
 import type { Tier } from "../src/vm/program.js";
 import { Vm } from "../src/vm/vm.js";
-import { BpfCcHost } from "../src/sim/bpf_cc.js";
-import { ManualClock, TcpSock } from "../src/subsys/tcp/tcp_sock.js";
 import { type BenchResult, median } from "./bench.js";
 
 const MUL64 = `
