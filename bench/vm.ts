@@ -5,11 +5,13 @@
  * all measured in this run. Ratios are times for the same work: VM/C and VM/JS.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ElfFile } from "../src/elf/elf.js";
 import { assemble } from "../src/isa/asm.js";
+import { decodeInsns } from "../src/isa/insn.js";
 import { BpfCcHost } from "../src/sim/bpf_cc.js";
 import { ManualClock, TcpSock } from "../src/subsys/tcp/tcp_sock.js";
 import { VmMemory } from "../src/vm/memory.js";
@@ -153,14 +155,14 @@ function timeIt(reps: number, fn: () => unknown): number {
   return best;
 }
 
-function buildC(): { exe: string; cleanup: () => void } | undefined {
+function buildC(file = "vm_baseline.c", flags: string[] = []): { exe: string; cleanup: () => void } | undefined {
   const dir = mkdtempSync(join(tmpdir(), "structops-bench-"));
-  const src = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bench", "c", "vm_baseline.c");
-  const srcHere = join(dirname(fileURLToPath(import.meta.url)), "c", "vm_baseline.c");
+  const src = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bench", "c", file);
+  const srcHere = join(dirname(fileURLToPath(import.meta.url)), "c", file);
   const exe = join(dir, "vm_baseline");
   for (const s of [srcHere, src]) {
     try {
-      execFileSync("gcc", ["-O2", "-o", exe, s], { stdio: "pipe" });
+      execFileSync("gcc", ["-O2", ...flags, "-o", exe, s], { stdio: "pipe" });
       return { exe, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
     } catch {
       /* try the next location (bench runs from source or from dist/) */
@@ -171,7 +173,7 @@ function buildC(): { exe: string; cleanup: () => void } | undefined {
 }
 
 /** Best of five runs of the C baseline (it times itself); returns ns per repetition and its result. */
-function timeC(exe: string, k: Case): { ns: number; result: bigint } {
+function timeC(exe: string, k: { name: string; n: number; reps: number }): { ns: number; result: bigint } {
   let ns = Number.POSITIVE_INFINITY;
   let result = 0n;
   for (let t = 0; t < 5; t++) {
@@ -186,6 +188,89 @@ function timeC(exe: string, k: Case): { ns: number; result: bigint } {
 
 const round1 = (v: number) => Math.round(v * 10) / 10;
 const round2 = (v: number) => Math.round(v * 100) / 100;
+
+/**
+ * The clang-compiled workloads of bench/c/workloads.c (FNV-1a and jhash2 over 64 KiB, 50k
+ * rounds of CUBIC's window arithmetic): bench/c/workloads.bpf.o's sections run in each tier,
+ * unverified (every access checked), against the same C built with gcc -O2 in this run.
+ */
+const WORKLOADS = [
+  { name: "fnv1a", n: 65536, reps: 20 },
+  { name: "jhash2", n: 65536, reps: 50 },
+  { name: "cubic", n: 50_000, reps: 5 },
+];
+
+function workloadObject(): ElfFile | undefined {
+  for (const p of [
+    join(dirname(fileURLToPath(import.meta.url)), "c", "workloads.bpf.o"),
+    join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bench", "c", "workloads.bpf.o"),
+  ]) {
+    if (existsSync(p)) return ElfFile.parse(new Uint8Array(readFileSync(p)));
+  }
+  return undefined;
+}
+
+/** tbl[i]: the largest y <= 255 with y^3 <= i * 64^3 (workloads.c's cube_table). */
+function cubeTable(): Uint8Array {
+  const t = new Uint8Array(64);
+  for (let i = 0; i < 64; i++) {
+    let y = 0;
+    while (y < 255 && (y + 1) ** 3 <= i * 262144) y++;
+    t[i] = y;
+  }
+  return t;
+}
+
+function clangWorkloads(tiers: readonly Tier[], ratios: Map<Tier, number[]>): BenchResult[] {
+  const elf = workloadObject();
+  if (!elf) return [{ name: "vm.workloads", value: 0, unit: "", note: "bench/c/workloads.bpf.o missing" }];
+  const c = buildC("workloads.c", ["-DNATIVE_MAIN"]);
+  const out: BenchResult[] = [];
+  try {
+    for (const w of WORKLOADS) {
+      const sec = elf.sectionByName(`bench/${w.name}`);
+      if (!sec) continue;
+      const insns = decodeInsns(sec.data);
+      const cRun = c ? timeC(c.exe, w) : undefined;
+      for (const tier of tiers) {
+        const mem = new VmMemory({ initialBytes: 4 << 20 });
+        const vm = new Vm(mem, { tier, budget: 2 ** 40 });
+        const prog = vm.load(insns, { name: w.name });
+        let r1: number;
+        let r2: number;
+        if (w.name === "cubic") {
+          const t = mem.alloc(64, { perm: "r", kind: "mem" });
+          mem.writeBytes(t.addr, cubeTable());
+          r1 = t.addr;
+          r2 = w.n;
+        } else {
+          const b = mem.alloc(w.n, { perm: "r", kind: "mem" });
+          for (let i = 0; i < w.n; i++) mem.u8[b.addr + i] = (i * 7 + 1) & 255;
+          r1 = b.addr;
+          r2 = w.name === "jhash2" ? w.n / 4 : w.n;
+        }
+        const vmRun = () => vm.run(prog, { r1, r2 });
+        const check = vmRun();
+        const vmNs = timeIt(w.reps, vmRun);
+        const nsPerInsn = vmNs / check.insnsExecuted;
+        if (cRun) ratios.get(tier)?.push(vmNs / cRun.ns);
+        out.push({
+          name: `vm.${tier}.${w.name}.vs_c`,
+          value: Math.round(nsPerInsn * 1000) / 1000,
+          unit: "ns/insn",
+          baseline: cRun
+            ? { name: "gcc -O2", value: Math.round((cRun.ns / check.insnsExecuted) * 1000) / 1000 }
+            : undefined,
+          ratio: cRun ? round2(vmNs / cRun.ns) : undefined,
+          note: `clang -O2 BPF, ${check.insnsExecuted} insns, r0=${check.r0}${cRun ? (cRun.result === check.r0 ? ", C agrees" : `, C DISAGREES (${cRun.result})`) : ", no gcc"}`,
+        });
+      }
+    }
+  } finally {
+    c?.cleanup();
+  }
+  return out;
+}
 
 /**
  * struct_ops dispatch: the TCP stack calling `ssthresh` of our clang-built CUBIC through its
@@ -240,6 +325,7 @@ function dispatch(tiers: readonly Tier[]): BenchResult[] {
 /** Every case in every tier (default: both), against C and JavaScript measured in the same run. */
 export async function run(tiers: readonly Tier[] = ["wasm", "jit", "interp"]): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
+  const ratios = new Map<Tier, number[]>(tiers.map((t) => [t, []]));
   const c = buildC();
   try {
     for (const k of CASES) {
@@ -269,6 +355,7 @@ export async function run(tiers: readonly Tier[] = ["wasm", "jit", "interp"]): P
           note: `VM/JS time; ${insns} BPF insns, r0=${check.r0}, ${jsResult === check.r0 ? "JS agrees" : `JS DISAGREES (${jsResult})`}`,
         });
         if (cRun) {
+          ratios.get(tier)?.push(vmNs / cRun.ns);
           results.push({
             name: `vm.${tier}.${k.name}.vs_c`,
             value: mips,
@@ -279,6 +366,21 @@ export async function run(tiers: readonly Tier[] = ["wasm", "jit", "interp"]): P
           });
         }
       }
+    }
+    results.push(...clangWorkloads(tiers, ratios));
+    for (const tier of tiers) {
+      const rs = ratios.get(tier) ?? [];
+      if (rs.length === 0) continue;
+      const geo = Math.exp(rs.reduce((a, r) => a + Math.log(r), 0) / rs.length);
+      const worst = Math.max(...rs);
+      results.push({
+        name: `vm.${tier}.geomean_vs_c`,
+        value: round2(geo),
+        unit: "x gcc -O2",
+        baseline: { name: "worst workload", value: round2(worst) },
+        ratio: round2(geo),
+        note: `over ${rs.length} workloads (3 asm, 3 clang); goal geomean <= 2.5 and none above 5: ${geo <= 2.5 && worst <= 5 ? "met" : "missed"}`,
+      });
     }
     results.push(...dispatch(tiers));
     if (!c) results.push({ name: "vm.c_baseline", value: 0, unit: "", note: "gcc not available: no C baseline" });
