@@ -17,6 +17,8 @@ import { ManualClock, TcpSock } from "../src/subsys/tcp/tcp_sock.js";
 import { VmMemory } from "../src/vm/memory.js";
 import type { Tier } from "../src/vm/program.js";
 import { Vm } from "../src/vm/vm.js";
+import { I32, I64, ModuleBuilder, Op } from "../src/vm/wasm_encode.js";
+import type { WasmApi } from "../src/vm/wasm_host.js";
 import { type BenchResult, median } from "./bench.js";
 
 const MUL64 = `
@@ -273,6 +275,99 @@ function clangWorkloads(tiers: readonly Tier[], ratios: Map<Tier, number[]>): Be
 }
 
 /**
+ * How a helper call crosses from Wasm into JavaScript, measured on a loop of 1M calls of a
+ * helper taking five 64-bit arguments and returning one: as i64 parameters (Node 20 boxes each
+ * as a BigInt), as ten i32 halves, or stored to a scratch area in memory that the helper reads.
+ * CPU time per call; the plain JavaScript loop calling the same helper is the baseline.
+ */
+function helperConvention(): BenchResult[] {
+  const mem = new VmMemory();
+  const scratch = mem.alloc(64, { perm: "rw", kind: "mem" }).addr;
+  const N = 1_000_000;
+  const build = (kind: "i64" | "halves" | "scratch") => {
+    const m = new ModuleBuilder();
+    const params = kind === "i64" ? [I64, I64, I64, I64, I64] : kind === "halves" ? new Array(10).fill(I32) : [I32];
+    m.importFunc("env", "h", params, [kind === "i64" ? I64 : I32]);
+    m.importMemory("env", "mem");
+    const f = m.func([I32], [I64], [I64, I32]);
+    const c = f.body;
+    // for (i = n; i; i--) acc += h(acc, i, 3, 4, 5)
+    c.byte(Op.block).byte(0x40).byte(Op.loop).byte(0x40);
+    c.get(0).op(Op.i32_eqz).byte(Op.br_if).u32(1);
+    if (kind === "i64") {
+      c.get(1).get(0).op(Op.i64_extend_i32_u).i64(3n).i64(4n).i64(5n).call(0);
+    } else if (kind === "halves") {
+      c.get(1).op(Op.i32_wrap_i64).get(1).i64(32n).op(Op.i64_shr_u).op(Op.i32_wrap_i64);
+      c.get(0).i32(0).i32(3).i32(0).i32(4).i32(0).i32(5).i32(0).call(0).op(Op.i64_extend_i32_u);
+    } else {
+      c.i32(scratch).get(1).mem(Op.i64_store, 3, 0);
+      c.i32(scratch).get(0).op(Op.i64_extend_i32_u).mem(Op.i64_store, 3, 8);
+      for (const [k, v] of [
+        [16, 3n],
+        [24, 4n],
+        [32, 5n],
+      ] as const)
+        c.i32(scratch).i64(v).mem(Op.i64_store, 3, k);
+      c.i32(0).call(0).op(Op.drop);
+      c.i32(scratch).mem(Op.i64_load, 3, 40);
+    }
+    c.get(1).op(Op.i64_add).set(1);
+    c.get(0).i32(1).op(Op.i32_sub).set(0).br(0).op(Op.end).op(Op.end);
+    c.get(1);
+    m.exportFunc("f", f.index);
+    const wa = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+    const S = () => new BigInt64Array(mem.memory.buffer, scratch, 6);
+    const h =
+      kind === "i64"
+        ? (a: bigint, b: bigint, x: bigint, y: bigint, z: bigint) => BigInt.asIntN(64, (a ^ b) + x + y + z) & 7n
+        : kind === "halves"
+          ? (al: number, _ah: number, bl: number, _bh: number, xl: number, _xh: number, yl: number) =>
+              (((al ^ bl) + xl + yl) | 0) & 7
+          : () => {
+              const s = S();
+              s[5] = ((s[0] ^ s[1]) + s[2] + s[3] + s[4]) & 7n;
+              return 0;
+            };
+    const inst = new wa.Instance(new wa.Module(m.build()), { env: { h, mem: mem.memory } });
+    return inst.exports.f as (n: number) => bigint;
+  };
+  const out: BenchResult[] = [];
+  const js = (() => {
+    const h = (al: number, bl: number, xl: number, yl: number) => (((al ^ bl) + xl + yl) | 0) & 7;
+    return (n: number) => {
+      let acc = 0;
+      for (let i = n; i; i--) acc += h(acc, i, 3, 4);
+      return acc;
+    };
+  })();
+  const cpu = (fn: () => unknown) => {
+    fn();
+    let best = Number.POSITIVE_INFINITY;
+    for (let k = 0; k < 5; k++) {
+      const c0 = process.cpuUsage();
+      fn();
+      const c = process.cpuUsage(c0);
+      best = Math.min(best, ((c.user + c.system) * 1000) / N);
+    }
+    return best;
+  };
+  const base = cpu(() => js(N));
+  for (const kind of ["i64", "halves", "scratch"] as const) {
+    const f = build(kind);
+    const ns = cpu(() => f(N));
+    out.push({
+      name: `vm.wasm.helper_call.${kind}`,
+      value: round2(ns),
+      unit: "ns/call",
+      baseline: { name: "JS loop calling a JS helper", value: round2(base) },
+      ratio: round2(ns / base),
+      note: "Wasm -> JS helper with five 64-bit arguments; CPU time, best of 5; the tier uses halves",
+    });
+  }
+  return out;
+}
+
+/**
  * struct_ops dispatch: the TCP stack calling `ssthresh` of our clang-built CUBIC through its
  * trampoline (context written, RCU read side, the program run, r0 narrowed), in each tier,
  * beside the built-in TypeScript CUBIC's ssthresh called the same way. ns per call, median of 9.
@@ -383,6 +478,7 @@ export async function run(tiers: readonly Tier[] = ["wasm", "jit", "interp"]): P
       });
     }
     results.push(...dispatch(tiers));
+    if (tiers.includes("wasm")) results.push(...helperConvention());
     if (!c) results.push({ name: "vm.c_baseline", value: 0, unit: "", note: "gcc not available: no C baseline" });
   } finally {
     c?.cleanup();

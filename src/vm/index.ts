@@ -23,5 +23,5 @@ export {
   VmMemory,
   type VmMemoryOpts,
 } from "./memory.js";
-export { type FnTable, type HelperFn, type LoadOpts, type Tier, VmProgram } from "./program.js";
+export { type FnTable, type HelperFn, type LoadOpts, type Tier, type TierChoice, VmProgram } from "./program.js";
 export { type RunArgs, type RunOpts, type RunResult, Vm, type VmOpts } from "./vm.js";

@@ -12,13 +12,15 @@ export type HelperFn = (call: HelperCall) => void;
 export type FnTable = ReadonlyMap<number, HelperFn> | Readonly<Record<number, HelperFn>>;
 
 export type Tier = "interp" | "jit" | "wasm";
+/** A tier, or "auto": the Vm picks one per program (Vm.setTier). */
+export type TierChoice = Tier | "auto";
 
 export interface LoadOpts {
   helpers?: FnTable;
   kfuncs?: FnTable;
   name?: string;
   /** Execution tier; default: the Vm's. */
-  tier?: Tier;
+  tier?: TierChoice;
   /**
    * Per instruction slot, 1 where the verifier proved every memory access the instruction
    * makes (the Wasm tier then runs it unchecked). Absent for unverified programs.

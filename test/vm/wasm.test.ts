@@ -132,3 +132,14 @@ test("wasm: the module is valid WebAssembly with one function per BPF function",
   assert.equal(P.tier, "wasm");
   assert.equal(vm.run(P).r0, 1n);
 });
+
+test('tier "auto": Wasm for loops and long programs, the JavaScript tier for short straight-line ones', () => {
+  const vm = new Vm(new VmMemory({ initialBytes: 1 << 17 }));
+  const short = vm.load(assemble("mov %r0, 1\nadd %r0, 2\nexit"));
+  assert.equal(short.tier, "jit");
+  const loop = vm.load(assemble("mov %r0, 3\nl:\nsub %r0, 1\njne %r0, 0, l\nexit"));
+  assert.equal(loop.tier, "wasm");
+  const long = vm.load(assemble(`${"add %r0, 1\n".repeat(70)}exit`));
+  assert.equal(long.tier, "wasm");
+  assert.deepEqual([vm.run(short).r0, vm.run(loop).r0, vm.run(long).r0], [3n, 0n, 70n]);
+});
