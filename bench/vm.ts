@@ -280,7 +280,7 @@ function clangWorkloads(tiers: readonly Tier[], ratios: Map<Tier, number[]>): Be
  * as a BigInt), as ten i32 halves, or stored to a scratch area in memory that the helper reads.
  * CPU time per call; the plain JavaScript loop calling the same helper is the baseline.
  */
-function helperConvention(): BenchResult[] {
+export function helperConvention(): BenchResult[] {
   const mem = new VmMemory();
   const scratch = mem.alloc(64, { perm: "rw", kind: "mem" }).addr;
   const N = 1_000_000;
@@ -316,7 +316,7 @@ function helperConvention(): BenchResult[] {
     c.get(1);
     m.exportFunc("f", f.index);
     const wa = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-    const S = () => new BigInt64Array(mem.memory.buffer, scratch, 6);
+    let V = new Int32Array(mem.memory.buffer, scratch, 12);
     const h =
       kind === "i64"
         ? (a: bigint, b: bigint, x: bigint, y: bigint, z: bigint) => BigInt.asIntN(64, (a ^ b) + x + y + z) & 7n
@@ -324,8 +324,10 @@ function helperConvention(): BenchResult[] {
           ? (al: number, _ah: number, bl: number, _bh: number, xl: number, _xh: number, yl: number) =>
               (((al ^ bl) + xl + yl) | 0) & 7
           : () => {
-              const s = S();
-              s[5] = ((s[0] ^ s[1]) + s[2] + s[3] + s[4]) & 7n;
+              // The view is replaced only if the memory grew (its buffer detached).
+              if (V.length === 0) V = new Int32Array(mem.memory.buffer, scratch, 12);
+              V[10] = (((V[0] ^ V[2]) + V[4] + V[6]) | 0) & 7;
+              V[11] = 0;
               return 0;
             };
     const inst = new wa.Instance(new wa.Module(m.build()), { env: { h, mem: mem.memory } });
@@ -372,7 +374,7 @@ function helperConvention(): BenchResult[] {
  * trampoline (context written, RCU read side, the program run, r0 narrowed), in each tier,
  * beside the built-in TypeScript CUBIC's ssthresh called the same way. ns per call, median of 9.
  */
-function dispatch(tiers: readonly Tier[]): BenchResult[] {
+export function dispatch(tiers: readonly Tier[]): BenchResult[] {
   const obj = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bpf", "obj", "tcp_cubic.bpf.o");
   const host = new BpfCcHost();
   const name = host.attach(obj);
