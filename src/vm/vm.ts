@@ -7,17 +7,7 @@ import { HelperCall } from "./helper.js";
 import { interpExecutor, makeInterpreter } from "./interp.js";
 import { compile } from "./jit.js";
 import type { Region, VmMemory } from "./memory.js";
-import {
-  CALL,
-  CALLX,
-  EXIT,
-  type HelperFn,
-  type LoadOpts,
-  lookupFn,
-  type Tier,
-  type TierChoice,
-  VmProgram,
-} from "./program.js";
+import { CALL, CALLX, EXIT, type HelperFn, type LoadOpts, lookupFn, type TierChoice, VmProgram } from "./program.js";
 import type { Runtime, SlowPaths } from "./runtime.js";
 import { compileWasm } from "./wasm.js";
 import { framesFor, WasmHost } from "./wasm_host.js";
