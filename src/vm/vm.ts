@@ -11,6 +11,7 @@ import { CALL, CALLX, EXIT, type HelperFn, type LoadOpts, lookupFn, type TierCho
 import type { Runtime, SlowPaths } from "./runtime.js";
 import { compileWasm } from "./wasm.js";
 import { framesFor, WasmHost } from "./wasm_host.js";
+import { WasmUnsupported } from "./wasm_insn.js";
 
 export interface VmOpts {
   /** Default execution tier (default "auto": see Vm.setTier). */
@@ -182,8 +183,9 @@ export class Vm {
         P.tier = tier;
         return;
       } catch (e) {
-        // An engine that refuses the module (a browser's synchronous compile limit): the JS tier.
-        if (!(e instanceof RangeError)) throw e;
+        // An engine that refuses the module (a browser's synchronous compile limit), or an
+        // instruction the Wasm tier does not translate: the JavaScript tier runs it.
+        if (!(e instanceof RangeError) && !(e instanceof WasmUnsupported)) throw e;
         tier = P.len > this.jitMaxInsns ? "interp" : "jit";
       }
     }

@@ -54,6 +54,12 @@ import { type Code, I32, I64, Op } from "./wasm_encode.js";
  * by zero gives 0 and modulo by zero keeps dst, INT_MIN / -1 wraps (Wasm would trap).
  */
 
+/**
+ * An instruction this tier has no translation for (an encoding the other tiers accept that it
+ * does not know yet): the Vm runs the program in the JavaScript tier instead.
+ */
+export class WasmUnsupported extends Error {}
+
 /** Local indices of a compiled BPF function: r0..r9 are parameters 0..9, then fp. */
 export const L = { fp: 10, r10: 11, n: 12, B: 13, t: 14, t2: 15, a: 16, b: 17, pc: 18 } as const;
 
@@ -116,10 +122,10 @@ export function emitWasmInsn(c: Code, x: InsnCtx, i: number): void {
         atomic(c, x, i, size, dst, src, off, imm);
         return;
       }
-      throw new Error(`wasm tier: unexpected insn 0x${code.toString(16)}`);
+      throw new WasmUnsupported(`wasm tier: unexpected insn 0x${code.toString(16)}`);
     }
     default:
-      throw new Error(`wasm tier: unexpected insn 0x${code.toString(16)}`);
+      throw new WasmUnsupported(`wasm tier: unexpected insn 0x${code.toString(16)}`);
   }
 }
 
@@ -286,7 +292,7 @@ function alu64(c: Code, x: InsnCtx, code: number, dst: number, src: number, off:
       return;
     }
     default:
-      throw new Error(`wasm tier: unexpected alu64 0x${code.toString(16)}`);
+      throw new WasmUnsupported(`wasm tier: unexpected alu64 0x${code.toString(16)}`);
   }
 }
 
@@ -363,7 +369,7 @@ function alu32(c: Code, x: InsnCtx, code: number, dst: number, src: number, off:
       return;
     }
     default:
-      throw new Error(`wasm tier: unexpected alu32 0x${code.toString(16)}`);
+      throw new WasmUnsupported(`wasm tier: unexpected alu32 0x${code.toString(16)}`);
   }
 }
 
@@ -397,14 +403,17 @@ function cond64(c: Code, code: number, dst: number, src: number, imm: number): v
   c.get(dst);
   src64(c, code, src, imm);
   if (op === BPF_JSET) c.op(Op.i64_and).i64(0n).op(Op.i64_ne);
-  else c.op(CMP64[op]);
+  else if (CMP64[op] !== undefined) c.op(CMP64[op]);
+  else throw new WasmUnsupported(`wasm tier: unexpected jump 0x${code.toString(16)}`);
 }
 
 function cond32(c: Code, code: number, dst: number, src: number, imm: number): void {
   const op = code & 0xf0;
   c.get(dst).op(Op.i32_wrap_i64);
   src32(c, code, src, imm);
-  c.op(op === BPF_JSET ? Op.i32_and : CMP32[op]);
+  const o = op === BPF_JSET ? Op.i32_and : CMP32[op];
+  if (o === undefined) throw new WasmUnsupported(`wasm tier: unexpected jump 0x${code.toString(16)}`);
+  c.op(o);
 }
 
 function atomic(c: Code, x: InsnCtx, at: number, size: number, dst: number, src: number, off: number, imm: number) {
@@ -450,5 +459,5 @@ function atomic(c: Code, x: InsnCtx, at: number, size: number, dst: number, src:
     return;
   }
   void BPF_DW;
-  throw new Error(`wasm tier: unexpected atomic 0x${imm.toString(16)}`);
+  throw new WasmUnsupported(`wasm tier: unexpected atomic 0x${imm.toString(16)}`);
 }
