@@ -8,7 +8,10 @@
  * Each figure is the median of several runs. ratio = ours / bpftool (below 1: we are faster).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, openSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Btf } from "../src/btf/btf.js";
 import { btfDumpC } from "../src/btf/dump_c.js";
 import { btfDumpRaw } from "../src/btf/dump_raw.js";
@@ -50,8 +53,48 @@ function bpftoolMs(...extra: string[]): number | undefined {
   return r.status === 0 ? ms : undefined;
 }
 
+/**
+ * Parsing vmlinux beside libbpf's btf__parse() (bench/c/btf_parse.c, built with gcc -O2 against
+ * libbpf-dev in this run, timing itself): read the file, parse and index every type, the type
+ * count. Ours: read + Btf.parse + nrTypes + typeById of the last type. Median of RUNS each.
+ */
+function parseVsLibbpf(): BenchResult | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const src = [join(here, "c", "btf_parse.c"), join(here, "..", "..", "bench", "c", "btf_parse.c")].find(existsSync);
+  if (!src) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), "structops-btf-"));
+  try {
+    const exe = join(dir, "btf_parse");
+    if (spawnSync("gcc", ["-O2", "-o", exe, src, "-lbpf"], { stdio: "ignore" }).status !== 0) return undefined;
+    const r = spawnSync(exe, [VMLINUX, String(RUNS)], { encoding: "utf8" });
+    if (r.status !== 0) return undefined;
+    const [libbpfMs, count] = r.stdout.trim().split(" ").map(Number);
+    const ours: number[] = [];
+    let n = 0;
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = performance.now();
+      const btf = Btf.parse(new Uint8Array(readFileSync(VMLINUX)));
+      n = btf.nrTypes;
+      btf.typeById(n);
+      ours.push(performance.now() - t0);
+    }
+    const ms = median(ours);
+    return {
+      name: "parse vmlinux (read + parse + index every type)",
+      value: ms,
+      unit: "ms",
+      baseline: { name: "libbpf btf__parse", value: libbpfMs },
+      ratio: ms / libbpfMs,
+      note: `median of ${RUNS}; ${n + 1} vs ${count} types (with void); goal <= libbpf: ${ms <= libbpfMs ? "met" : "missed"}`,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function run(): Promise<BenchResult[]> {
   if (!existsSync(VMLINUX)) return [];
+  const parse = parseVsLibbpf();
   const names = sampleNames();
   const open: number[] = [];
   const dump: number[] = [];
@@ -85,6 +128,7 @@ export async function run(): Promise<BenchResult[]> {
     : undefined;
   const ourC = median(dumpC);
   return [
+    ...(parse ? [parse] : []),
     {
       name: `open+index vmlinux + ${LOOKUPS} name lookups`,
       value: ours,
