@@ -35,7 +35,8 @@ const F_FTGT = 3;
 const F_OVER = 4;
 const F_DEEP = 5;
 const F_CHK = 6;
-const F_BSWAP32 = 7;
+const F_MAYGOTO = 7;
+const F_BSWAP32 = 8;
 // Globals.
 const G_N = 0;
 const G_B = 1;
@@ -55,6 +56,7 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
   m.importFunc("env", "over", [I32], []);
   m.importFunc("env", "deep", [I32], []);
   m.importFunc("env", "chk", [I32, I32, I32], [I32]);
+  m.importFunc("env", "maygoto", [], [I32]);
   m.importMemory("env", "mem");
   const bs = m.func([I32], [I32]);
   if (bs.index !== F_BSWAP32) throw new Error("wasm tier: function index layout");
@@ -90,6 +92,7 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
     fault: F_FAULT,
     chk: F_CHK,
     bswap32: F_BSWAP32,
+    mayGoto: F_MAYGOTO,
     proven: P.proven,
   };
   entries.forEach((entry, k) => {
@@ -346,6 +349,7 @@ export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number):
         X.tooDeep(P, at);
       },
       chk: host.chk,
+      maygoto: (): number => (X.mayGoto() ? 1 : 0),
     },
   };
   const inst = new WA.Instance(new WA.Module(bytes), imports);

@@ -69,6 +69,8 @@ export interface InsnCtx {
   fault: number;
   chk: number;
   bswap32: number;
+  /** The import deciding may_goto (1: the run's loop budget is spent, take the jump). */
+  mayGoto: number;
   /** Per instruction: 1 where the verifier proved every access of the instruction. */
   proven: Uint8Array | undefined;
 }
@@ -94,7 +96,9 @@ export function emitWasmInsn(c: Code, x: InsnCtx, i: number): void {
       alu32(c, x, code, dst, src, off, imm);
       return;
     case BPF_JMP:
-      cond64(c, code, dst, src, imm);
+      // JCOND may_goto: taken once the run's loop budget (Vm's, shared with the other tiers) is spent.
+      if ((code & 0xf0) === 0xe0 && !(code & BPF_X)) c.call(x.mayGoto);
+      else cond64(c, code, dst, src, imm);
       return;
     case 6 /* BPF_JMP32 */:
       cond32(c, code, dst, src, imm);

@@ -6,7 +6,7 @@ import { type Insn, insn } from "../../src/isa/insn.js";
 import { isBpfError } from "../../src/uapi/errno.js";
 import { VmBudgetExceeded, VmFault } from "../../src/vm/fault.js";
 import { VmMemory } from "../../src/vm/memory.js";
-import { Vm } from "../../src/vm/vm.js";
+import { BPF_MAX_LOOPS, Vm } from "../../src/vm/vm.js";
 import { wasmModule } from "../../src/vm/wasm.js";
 import { WasmHost } from "../../src/vm/wasm_host.js";
 import { TIERS } from "./harness.js";
@@ -142,4 +142,11 @@ test('tier "auto": Wasm for loops and long programs, the JavaScript tier for sho
   const long = vm.load(assemble(`${"add %r0, 1\n".repeat(70)}exit`));
   assert.equal(long.tier, "wasm");
   assert.deepEqual([vm.run(short).r0, vm.run(loop).r0, vm.run(long).r0], [3n, 0n, 70n]);
+});
+
+test("wasm: may_goto runs in the Wasm tier itself, on the Vm's loop budget", () => {
+  const vm = new Vm(new VmMemory({ initialBytes: 1 << 17 }), { tier: "wasm", budget: 2 ** 30 });
+  const P = vm.load(assemble("mov %r0, 0\nloop:\nadd %r0, 1\nmay_goto out\nja loop\nout:\nexit"));
+  assert.equal(P.tier, "wasm");
+  assert.equal(vm.run(P).r0, BigInt(BPF_MAX_LOOPS + 1));
 });
