@@ -222,6 +222,10 @@ export class BpfProg {
   aux: BpfProgAux;
   /** Invocations in flight: the struct_ops free path must not free a program that is running. */
   active = 0;
+  /** Runs skipped because the program was already running (fentry/fexit re-entry). */
+  recursion_misses = 0;
+  /** The entry is patched to a tracing trampoline (fentry/fexit attached): run through bpf_func. */
+  poked = false;
   run_cnt = 0;
   run_time_ns = 0n;
 

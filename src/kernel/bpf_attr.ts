@@ -114,6 +114,15 @@ export interface LinkCreateAttr extends AttrTail {
   attach_type?: number;
   flags?: number;
   target_btf_id?: number;
+  /** link_create.tracing.cookie (fentry/fexit). */
+  cookie?: number | bigint;
+}
+
+/** BPF_RAW_TRACEPOINT_OPEN: a tracepoint name (raw_tp), or none for fentry/fexit (the target is the program's). */
+export interface RawTracepointOpenAttr extends AttrTail {
+  name?: string | null;
+  prog_fd?: number;
+  cookie?: number | bigint;
 }
 
 export interface LinkUpdateAttr extends AttrTail {
@@ -175,6 +184,7 @@ export type BpfAttr =
   | GetIdAttr
   | BtfLoadAttr
   | LinkCreateAttr
+  | RawTracepointOpenAttr
   | LinkUpdateAttr
   | LinkDetachAttr
   | ProgTestRunAttr;
@@ -279,7 +289,9 @@ const FIELDS: Record<number, readonly string[]> = {
     "attach_type",
     "flags",
     "target_btf_id",
+    "cookie",
   ],
+  [bpf_cmd.BPF_RAW_TRACEPOINT_OPEN]: ["name", "prog_fd", "cookie"],
   [bpf_cmd.BPF_LINK_UPDATE]: ["link_fd", "new_prog_fd", "new_map_fd", "flags", "old_prog_fd", "old_map_fd"],
   [bpf_cmd.BPF_LINK_DETACH]: ["link_fd"],
   [bpf_cmd.BPF_PROG_TEST_RUN]: [

@@ -16,6 +16,7 @@ import type {
 import { bpfCheck } from "../verifier/verifier.js";
 import type { BpfMap } from "./bpf.js";
 import type { VerifierEnv } from "./syscall_prog.js";
+import { tracing_attach_target } from "./trampoline.js";
 
 function verifierMap(m: BpfMap): VerifierMap {
   const valueAddr = (m.ops as { map_direct_value_addr?: (m: BpfMap, off: number) => number }).map_direct_value_addr;
@@ -79,6 +80,7 @@ export function bpfVerifierHook(env: VerifierEnv): VerifierResult {
     helperProtos: k.helperProtos.size ? k.helperProtos : undefined,
     funcInfo: funcInfo(env),
     structOps: k.structOps?.verifierTable,
+    attachTarget: tracing_attach_target(prog) ?? undefined,
     ops: k.progTypes.get(prog.type)?.verifier_ops,
   };
   const r = bpfCheck(venv);

@@ -2,10 +2,16 @@
  * The helper functions the kernel provides to programs, by id (kernel/bpf/helpers.c,
  * kernel/trace/bpf_trace.c, net/core/bpf_sk_storage.c).
  */
-import { BPF_NOEXIST, BPF_SK_STORAGE_GET_F_CREATE, bpf_func_id as F } from "../uapi/bpf.js";
+import {
+  BPF_LOCAL_STORAGE_GET_F_CREATE,
+  BPF_NOEXIST,
+  BPF_SK_STORAGE_GET_F_CREATE,
+  bpf_func_id as F,
+} from "../uapi/bpf.js";
 import { BpfError, EFAULT, EINVAL, ENOENT } from "../uapi/errno.js";
 import type { BpfMap } from "./bpf.js";
 import { bpf_local_storage_lookup, bpf_local_storage_update, bpf_sk_storage_del } from "./bpf_sk_storage.js";
+import { task_storage_delete, task_storage_lookup, task_storage_update } from "./bpf_task_storage.js";
 import type { HelperArgs, Kernel } from "./kernel.js";
 
 function mapArg(k: Kernel, c: HelperArgs, i: number): BpfMap {
@@ -142,6 +148,50 @@ export function registerBaseHelpers(k: Kernel): void {
   };
   k.registerHelper(F.BPF_FUNC_probe_read_kernel, probeRead);
   k.registerHelper(F.BPF_FUNC_probe_read, probeRead);
+  // kernel/bpf/bpf_task_storage.c: NULL task or unknown flags give NULL; a value is only created
+  // for a task that is still referenced.
+  k.registerHelper(F.BPF_FUNC_task_storage_get, (c) => {
+    const map = mapArg(k, c, 1);
+    const task = k.taskByAddr.get(c.argNum(2));
+    const flags = c.arg(4);
+    if (!task || flags & ~BigInt(BPF_LOCAL_STORAGE_GET_F_CREATE)) return 0;
+    const addr = task_storage_lookup(task, map);
+    if (addr) return addr;
+    if (task.usage > 0 && flags) {
+      const v = c.argNum(3);
+      try {
+        return task_storage_update(task, map, v ? bytesArg(k, c, 3, map.value_size) : null, BPF_NOEXIST);
+      } catch {
+        return 0;
+      }
+    }
+    return 0;
+  });
+  k.registerHelper(F.BPF_FUNC_task_storage_delete, (c) => {
+    const map = mapArg(k, c, 1);
+    const task = k.taskByAddr.get(c.argNum(2));
+    if (!task) return -EINVAL;
+    try {
+      task_storage_delete(task, map);
+      return 0;
+    } catch (e) {
+      return errRet(e);
+    }
+  });
+  k.registerHelper(F.BPF_FUNC_get_current_task, () => k.currentTask.addr);
+  k.registerHelper(F.BPF_FUNC_get_current_task_btf, () => k.currentTask.addr);
+  k.registerHelper(F.BPF_FUNC_get_current_pid_tgid, () => {
+    const t = k.currentTask;
+    return (BigInt(t.tgid) << 32n) | BigInt(t.pid);
+  });
+  k.registerHelper(F.BPF_FUNC_get_current_comm, (c) => {
+    const size = c.argNum(2);
+    const dst = k.mem.bytes(c.argNum(1), size);
+    dst.fill(0);
+    // strscpy_pad: at most size - 1 bytes and a NUL.
+    dst.set(new TextEncoder().encode(k.currentTask.comm).subarray(0, Math.max(0, size - 1)));
+    return 0;
+  });
   k.registerHelper(F.BPF_FUNC_sk_storage_get, (c) => {
     const map = mapArg(k, c, 1);
     const sk = k.sockByAddr.get(c.argNum(2));

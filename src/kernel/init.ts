@@ -12,13 +12,16 @@ import { array_map_ops, percpu_array_map_ops } from "./arraymap.js";
 import type { BpfProg } from "./bpf.js";
 import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
+import { task_storage_map_ops } from "./bpf_task_storage.js";
 import { bpfVerifierHook } from "./bpf_verifier.js";
 import { btf_register_kernel } from "./btf_obj.js";
 import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.js";
 import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions } from "./kernel.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
+import { declareTaskTypes } from "./task.js";
 import { testRunOps } from "./test_run.js";
+import { registerTracing } from "./trampoline.js";
 
 /** Ids of the base types in the vmlinux BTF being built, for subsystems' declarations. */
 export interface KernelBaseTypes {
@@ -36,6 +39,7 @@ export interface KernelBaseTypes {
   readonly refcount_t: number;
   readonly bpf_struct_ops_state: number;
   readonly bpf_struct_ops_common_value: number;
+  readonly task_struct: number;
 }
 
 /** The base types every kernel's BTF has, and the BPF core's own (struct_ops needs them). */
@@ -90,7 +94,9 @@ export function declareKernelTypes(b: BtfBuilder): KernelBaseTypes {
     { name: "refcnt", type: refcount_t },
     { name: "state", type: state },
   ]);
+  const task_struct = declareTaskTypes(b, { int, u32, char: charT, refcount_t });
   return {
+    task_struct,
     char: charT,
     u8,
     u16,
@@ -119,6 +125,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_LRU_HASH, htab_lru_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_LRU_PERCPU_HASH, htab_percpu_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_SK_STORAGE, sk_storage_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_TASK_STORAGE, task_storage_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_QUEUE, queue_stack_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_STACK, queue_stack_map_ops);
   for (const t of KNOWN_PROG_TYPES) k.registerProgType(t, {});
@@ -127,6 +134,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SOCKET_FILTER, testRunOps.skb);
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SCHED_CLS, testRunOps.skb);
   registerBaseHelpers(k);
+  registerTracing(k);
 
   if (!opts.noVmlinuxBtf) {
     const b = new BtfBuilder();

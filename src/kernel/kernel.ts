@@ -24,6 +24,7 @@ import { Process, type ProcessOptions, UserStruct } from "./process.js";
 import { Rcu } from "./rcu.js";
 import { sk_alloc, sock_map_fd } from "./sock.js";
 import { fdinfo, objGetInfo, sysBpf } from "./syscall.js";
+import { PF_KTHREAD, pidfd_open, type Task, task_alloc, task_exit } from "./task.js";
 
 /** A helper's or kfunc's view of its call: r1..r5 (`arg(1)` is r1). The VM's HelperCall is one. */
 export interface HelperArgs {
@@ -152,6 +153,13 @@ export class Kernel {
   readonly subsystems: readonly Subsystem[];
   /** Map object addresses programs receive (ld_imm64 BPF_PSEUDO_MAP_FD) -> map. */
   readonly mapByAddr = new Map<number, BpfMap>();
+  /** Tasks by `struct task_struct *` address and by pid; idle is pid 0. */
+  readonly taskByAddr = new Map<number, Task>();
+  readonly taskByPid = new Map<number, Task>();
+  /** init_task ("swapper/0"): current when no process is running. */
+  initTask!: Task;
+  /** The task a program runs in when it is not the caller of bpf() (set by a scheduler). */
+  runningTask: Task | null = null;
   /** Sockets' `struct sock *` addresses -> socket (bpf_sk_storage). */
   readonly sockByAddr = new Map<number, import("./sock.js").Sock>();
 
@@ -171,6 +179,17 @@ export class Kernel {
       throw new Error(`nrCpus must be an integer in 1..${NR_CPUS}`);
     }
     bootKernel(this, opts);
+    this.initTask = task_alloc(this, 0, "swapper/0", { flags: PF_KTHREAD });
+  }
+
+  /** `current`: the running task (a scheduler's choice, else the process inside bpf(), else idle). */
+  get currentTask(): Task {
+    return this.runningTask ?? this.current?.task ?? this.initTask;
+  }
+
+  /** pidfd_open(2). */
+  pidfdOpen(proc: Process, pid: number, flags = 0): number {
+    return pidfd_open(this, proc, pid, flags);
   }
 
   /** kernel.unprivileged_bpf_disabled (also at sysctl.unprivilegedBpfDisabled). */
@@ -202,7 +221,9 @@ export class Kernel {
   /** A new task. Privileged (all BPF-relevant capabilities, uid 0) unless told otherwise. */
   newProcess(opts: ProcessOptions = {}): Process {
     const uid = opts.uid ?? (opts.privileged === false ? 1000 : 0);
-    return new Process(this.nextPid++, this.user(uid), opts);
+    const p = new Process(this.nextPid++, this.user(uid), opts);
+    p.task = task_alloc(this, p.pid, p.comm, { parent: this.initTask });
+    return p;
   }
 
   // ---- deferred work and grace periods ----
@@ -333,9 +354,10 @@ export class Kernel {
     if (!this.rcu.readLockHeld()) this.flushWork();
   }
 
-  /** do_exit(): every fd of the process is closed, lowest first; deferred frees run. */
+  /** do_exit(): every fd of the process is closed, lowest first; the task goes; deferred frees run. */
   exit(proc: Process): void {
     proc.files.closeAll();
+    if (proc.task) task_exit(proc.task);
     if (!this.rcu.readLockHeld()) this.flushWork();
   }
 

@@ -26,6 +26,8 @@ export class Process {
   readonly files = new FdTable();
   readonly comm: string;
   rlimitMemlock: number;
+  /** The process's task_struct (set by the kernel that creates the process). */
+  task: import("./task.js").Task | null = null;
 
   constructor(
     readonly pid: number,

@@ -59,7 +59,8 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
       const tasks = p.aux.sleepable ? rcu.rcuTasksEnter() : null;
       try {
         const vm = k.vm;
-        if (vm && p.vmProg && !p.freed) {
+        // A program with fentry/fexit attached runs through its patched entry (bpf_func).
+        if (vm && p.vmProg && !p.freed && !p.poked) {
           // bpf_prog_run() without BigInt: the same reader and in-flight accounting, r0 as halves.
           const tok = p.aux.sleepable ? rcu.rcuReadLockTrace() : rcu.rcuReadLock();
           p.active++;

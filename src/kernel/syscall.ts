@@ -2,7 +2,7 @@
  * The bpf() system call (kernel/bpf/syscall.c __sys_bpf): CHECK_ATTR, then the command. Also the
  * id commands (GET_NEXT_ID, GET_FD_BY_ID), OBJ_GET_INFO_BY_FD, and fdinfo text.
  */
-import { BPF_F_RDONLY, BPF_F_WRONLY, bpf_cmd } from "../uapi/bpf.js";
+import { BPF_F_RDONLY, BPF_F_WRONLY, bpf_cmd, bpf_prog_type } from "../uapi/bpf.js";
 import { BpfError, EINVAL, ENOENT, EPERM } from "../uapi/errno.js";
 import type { BpfLink, BpfMap, BpfMapInfo, BpfProg, BpfProgInfo, BtfObject } from "./bpf.js";
 import type {
@@ -20,6 +20,7 @@ import type {
   ObjGetInfoAttr,
   ProgLoadAttr,
   ProgTestRunAttr,
+  RawTracepointOpenAttr,
 } from "./bpf_attr.js";
 import { checkAttr, num } from "./bpf_attr.js";
 import { bpf_btf_load, btf_fops, btf_get_fd_by_id, btf_get_info } from "./btf_obj.js";
@@ -54,14 +55,32 @@ import {
 } from "./syscall_map.js";
 import {
   bpf_prog_fops,
+  bpf_prog_get,
   bpf_prog_inc_not_zero,
   bpf_prog_load,
   bpf_prog_new_fd,
   bpf_prog_put,
   bpf_prog_test_run,
 } from "./syscall_prog.js";
+import { bpf_tracing_prog_attach } from "./trampoline.js";
 
 const C = bpf_cmd;
+
+/**
+ * bpf_raw_tracepoint_open(): fentry/fexit programs attach to the target they were loaded for
+ * (a name is EINVAL: the attach point comes from attach_btf_id); tracepoints are not modelled.
+ */
+function bpf_raw_tracepoint_open(proc: Process, attr: RawTracepointOpenAttr): number {
+  const prog = bpf_prog_get(proc, num(attr.prog_fd));
+  try {
+    if (prog.type !== bpf_prog_type.BPF_PROG_TYPE_TRACING || attr.name) {
+      throw new BpfError(EINVAL, `program ${prog.name} cannot be opened as a raw tracepoint here`);
+    }
+    return bpf_tracing_prog_attach(proc, prog, 0, 0, BigInt(attr.cookie ?? 0));
+  } finally {
+    bpf_prog_put(prog);
+  }
+}
 
 export function sysBpf(k: Kernel, proc: Process, cmd: number, attr: BpfAttr): number {
   checkAttr(cmd, attr);
@@ -120,6 +139,8 @@ export function sysBpf(k: Kernel, proc: Process, cmd: number, attr: BpfAttr): nu
         return bpf_link_get_fd_by_id(k, proc, idOf(attr as GetIdAttr));
       case C.BPF_LINK_CREATE:
         return link_create(k, proc, attr as LinkCreateAttr);
+      case C.BPF_RAW_TRACEPOINT_OPEN:
+        return bpf_raw_tracepoint_open(proc, attr as RawTracepointOpenAttr);
       case C.BPF_LINK_UPDATE:
         return link_update(k, proc, attr as LinkUpdateAttr);
       case C.BPF_LINK_DETACH:

@@ -41,6 +41,7 @@ import {
 export { type LdImm64Aux, MAX_USED_MAPS, type VerifierEnv } from "./verifier_bind.js";
 
 import { bpf_map_put } from "./syscall_map.js";
+import { tracing_check_attach, tracing_prog_free, tracing_prog_set_dst } from "./trampoline.js";
 
 const P = bpf_prog_type;
 // ---- lifetime ----
@@ -64,6 +65,7 @@ function bpf_prog_free(prog: BpfProg): void {
   for (const b of prog.aux.used_btfs) btf_put(b);
   if (prog.aux.attach_btf) btf_put(prog.aux.attach_btf);
   if (prog.aux.btf) btf_put(prog.aux.btf);
+  tracing_prog_free(prog);
 }
 
 /**
@@ -125,7 +127,7 @@ export const bpf_prog_fops: FileOps<BpfProg> = {
       `prog_id:\t${p.id}\n` +
       `run_time_ns:\t${p.run_time_ns}\n` +
       `run_cnt:\t${p.run_cnt}\n` +
-      `recursion_misses:\t0\n` +
+      `recursion_misses:\t${p.recursion_misses}\n` +
       `verified_insns:\t${p.verified_insns}\n`
     );
   },
@@ -228,27 +230,28 @@ export function bpf_prog_load(k: Kernel, proc: Process, attr: ProgLoadAttr): num
     throw new BpfError(EPERM, `program type ${type} needs CAP_PERFMON`);
   }
 
-  // attach_btf: a kernel BTF by fd (attach_btf_obj_fd, when attach_prog_fd is not a prog) or vmlinux.
+  // attach_prog_fd / attach_btf_obj_fd (one field): a program to trace, else a kernel BTF by fd,
+  // else vmlinux when attach_btf_id is given.
   let attach_btf: BtfObject | null = null;
+  let dst_prog: BpfProg | null = null;
   const attachBtfId = num(attr.attach_btf_id);
   const attachFd = num(attr.attach_prog_fd) || num(attr.attach_btf_obj_fd);
   if (attachFd) {
-    let isProg = false;
     try {
-      progFromFd(proc, attachFd);
-      isProg = true;
+      dst_prog = bpf_prog_get(proc, attachFd);
     } catch {
       // not a program: must be a kernel BTF
     }
-    if (isProg) throw new BpfError(EINVAL, "attaching to another program (freplace/fentry) is not supported");
-    try {
-      attach_btf = btf_get_by_fd(proc, attachFd);
-    } catch {
-      throw new BpfError(EINVAL, `attach_btf_obj_fd ${attachFd} is not a BTF object`);
-    }
-    if (!attach_btf.kernelBtf) {
-      btf_put(attach_btf);
-      throw new BpfError(EINVAL, `attach_btf_obj_fd ${attachFd} is not a kernel BTF`);
+    if (!dst_prog) {
+      try {
+        attach_btf = btf_get_by_fd(proc, attachFd);
+      } catch {
+        throw new BpfError(EINVAL, `attach_btf_obj_fd ${attachFd} is not a BTF object`);
+      }
+      if (!attach_btf.kernelBtf) {
+        btf_put(attach_btf);
+        throw new BpfError(ENOTSUPP, `attach_btf_obj_fd ${attachFd} is not a kernel BTF`);
+      }
     }
   } else if (attachBtfId) {
     attach_btf = k.btfVmlinuxObj;
@@ -257,15 +260,14 @@ export function bpf_prog_load(k: Kernel, proc: Process, attr: ProgLoadAttr): num
   }
   const release = (): void => {
     if (attach_btf) btf_put(attach_btf);
+    if (dst_prog) bpf_prog_put(dst_prog);
   };
   // bpf_prog_load_check_attach()
+  const btfTypes = [P.BPF_PROG_TYPE_TRACING, P.BPF_PROG_TYPE_LSM, P.BPF_PROG_TYPE_STRUCT_OPS, P.BPF_PROG_TYPE_EXT];
   if (
-    (attach_btf && !attachBtfId) ||
-    attachBtfId > BTF_MAX_TYPE ||
-    (attachBtfId &&
-      ![P.BPF_PROG_TYPE_TRACING, P.BPF_PROG_TYPE_LSM, P.BPF_PROG_TYPE_STRUCT_OPS, P.BPF_PROG_TYPE_EXT].includes(
-        type as 26,
-      ))
+    (attachBtfId && (attachBtfId > BTF_MAX_TYPE || !btfTypes.includes(type as 26))) ||
+    (attach_btf && (!attachBtfId || dst_prog)) ||
+    (dst_prog && type !== P.BPF_PROG_TYPE_TRACING && type !== P.BPF_PROG_TYPE_EXT)
   ) {
     release();
     throw new BpfError(EINVAL, `attach_btf_id ${attachBtfId} is not valid for program type ${type}`);
@@ -277,6 +279,7 @@ export function bpf_prog_load(k: Kernel, proc: Process, attr: ProgLoadAttr): num
 
   const prog = new BpfProg(k, type, num(attr.expected_attach_type));
   prog.aux.attach_btf = attach_btf;
+  if (dst_prog) tracing_prog_set_dst(prog, dst_prog);
   prog.aux.attach_btf_id = attachBtfId;
   prog.aux.sleepable = (prog_flags & BPF_F_SLEEPABLE) !== 0;
   prog.aux.created_by_uid = proc.uid;
@@ -361,6 +364,7 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     ) {
       throw logErr(log, EINVAL, "Tracing programs must provide btf_id");
     }
+    tracing_check_attach(prog, log.lines);
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) {
       if (!k.structOps) throw logErr(log, ENOTSUPP, "struct_ops is not supported by this kernel");
       k.structOps.checkAttach(prog, log.lines);

@@ -1,6 +1,7 @@
 /** net/bpf/test_run.c: BPF_PROG_TEST_RUN for the generic program types. */
 import { BPF_F_TEST_RUN_ON_CPU } from "../uapi/bpf.js";
 import { BpfError, EFAULT, EINVAL, ENOSPC } from "../uapi/errno.js";
+import { bpfTracingFuncProto } from "../verifier/helper_protos.js";
 import type { BpfProg, BpfProgTypeOps } from "./bpf.js";
 import type { ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
@@ -83,6 +84,14 @@ export const testRunOps: Record<"syscall" | "raw_tp" | "skb", BpfProgTypeOps> = 
   },
   /** bpf_prog_test_run_raw_tp: ctx_in is the u64 argument array. */
   raw_tp: {
+    // raw_tp_prog_func_proto / bpf_raw_tp_is_valid_access (bpf_tracing_ctx_access): reads of the
+    // up to 12 u64 arguments, aligned to the access size.
+    verifier_ops: {
+      name: "raw_tracepoint",
+      getFuncProto: (id, env) => bpfTracingFuncProto(id, !!env.privileged),
+      isValidAccess: (off, size, write) =>
+        off >= 0 && off < MAX_BPF_FUNC_ARGS * 8 && !write && off % size === 0 ? {} : undefined,
+    },
     test_run(prog, attr) {
       noData(attr, true);
       const size = num(attr.ctx_size_in);

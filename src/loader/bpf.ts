@@ -336,6 +336,8 @@ export function bpf_btf_load(k: BpfHandle, btf_data: Uint8Array, opts: BpfBtfLoa
 export interface BpfLinkCreateOpts {
   flags?: number;
   target_btf_id?: number;
+  /** tracing.cookie (fentry/fexit). */
+  cookie?: number | bigint;
 }
 
 /** For struct_ops, `prog_fd` is the struct_ops map's fd, as libbpf passes it. */
@@ -352,6 +354,7 @@ export function bpf_link_create(
     attach_type,
     flags: opts.flags,
     target_btf_id: opts.target_btf_id,
+    cookie: opts.cookie,
   };
   return sys(k, bpf_cmd.BPF_LINK_CREATE, attr);
 }

@@ -1,4 +1,6 @@
 /** The libbpf-like loader: open an object (BpfObject.open), load it into a kernel, attach struct_ops. */
+
+export { bpf_program__attach_trace, bpf_program__set_attach_target, libbpf_find_prog_btf_id } from "./attach_target.js";
 export * from "./bpf.js";
 export { type BpfCoreRelo, type BpfFuncInfo, type BpfLineInfo, BtfExt } from "./btf_ext.js";
 export type { BpfExtern } from "./externs.js";

@@ -6,6 +6,7 @@
  * of bpf.ts; the kernel's BTF and config are read the way libbpf reads /sys/kernel/btf/vmlinux
  * and /proc/config.gz. On failure every fd created so far is closed.
  */
+
 import type { Btf } from "../btf/btf.js";
 import { bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
 import {
@@ -17,6 +18,7 @@ import {
   BTF_VAR_GLOBAL_ALLOCATED,
 } from "../uapi/btf.js";
 import { BpfError, type BpfErrorContext, EINVAL, ESRCH, errnoName, LIBBPF_ERRNO__ENDIAN } from "../uapi/errno.js";
+import { prepareAttachBtf } from "./attach_target.js";
 import {
   type BpfHandle,
   bpf_btf_load,
@@ -260,6 +262,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
         obj.print("warn", `prog '${prog.name}': failed to load: -${EINVAL}`);
         throw new BpfError(EINVAL, msg, { prog: prog.name });
       }
+      prepareAttachBtf(k, prog, (level, m) => obj.print(level, m));
       const { insns, appended } = relocateProgram(obj, prog);
       const funcInfo = [...appended].flatMap(([p, off]) => p.funcInfo.map((r) => ({ ...r, insnOff: r.insnOff + off })));
       const lineInfo = [...appended].flatMap(([p, off]) => p.lineInfo.map((r) => ({ ...r, insnOff: r.insnOff + off })));
@@ -268,6 +271,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
       const fd = bpf_prog_load(k, prog.type, prog.name, obj.license, insns, {
         expected_attach_type: prog.expectedAttachType,
         attach_btf_id: prog.attachBtfId || undefined,
+        attach_prog_fd: prog.attachProgFd || undefined,
         prog_flags: prog.progFlags,
         kern_version: obj.kernVersion,
         prog_btf_fd: withInfo ? btfFd : undefined,

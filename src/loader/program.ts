@@ -29,6 +29,8 @@ export class BpfProgram {
   expectedAttachType = 0;
   attachBtfId = 0;
   attachBtfObjFd = 0;
+  /** bpf_program__set_attach_target(): the program an fentry/fexit/freplace program attaches to. */
+  attachProgFd = 0;
   progFlags = 0;
   autoload = true;
   autoattach = true;

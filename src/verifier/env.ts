@@ -151,6 +151,11 @@ export interface VerifierEnv {
   kfuncs?: ReadonlyMap<number, KfuncInfo>;
   funcInfo?: readonly FuncInfo[];
   structOps?: StructOpsTable;
+  /**
+   * A tracing program's attach target (prog->aux->attach_func_proto and name): the function of
+   * the target program's BTF whose arguments (and, for fexit, return value) make up the context.
+   */
+  attachTarget?: { btf: Btf; proto: import("../btf/types.js").BtfFuncProto; name: string };
   /** Verifier ops of the program type (struct_ops programs get theirs from the struct_ops table). */
   ops?: VerifierOps;
   /** BPF_F_TEST_STATE_FREQ: store a state at every prune point (tests of pruning). */

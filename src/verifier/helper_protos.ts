@@ -33,6 +33,8 @@ export const RET_INTEGER = 0;
 export const RET_VOID = 1;
 export const RET_PTR_TO_MAP_VALUE_OR_NULL = 2;
 export const RET_PTR_TO_MEM_OR_NULL = 3;
+/** RET_PTR_TO_BTF_ID_TRUSTED: a trusted pointer to the struct named retBtfName. */
+export const RET_PTR_TO_BTF_ID_TRUSTED = 4;
 
 export interface FuncProto {
   readonly name: string;
@@ -44,6 +46,8 @@ export interface FuncProto {
   readonly argBtfNames?: readonly (string | undefined)[];
   /** RET_PTR_TO_MEM_OR_NULL: size of the returned memory. */
   readonly retSize?: number;
+  /** RET_PTR_TO_BTF_ID_TRUSTED: the struct the returned pointer points to. */
+  readonly retBtfName?: string;
   /** Only for bpf_capable / perfmon_capable callers (bpf_base_func_proto's privileged part). */
   readonly privileged?: boolean;
 }
@@ -141,6 +145,30 @@ export const bpf_sk_storage_delete_proto = proto(F.BPF_FUNC_sk_storage_delete, R
   ARG_CONST_MAP_PTR,
   ARG_PTR_TO_BTF_ID_SOCK_COMMON,
 ]);
+// kernel/bpf/bpf_task_storage.c: the task argument is ARG_PTR_TO_BTF_ID_OR_NULL (task_struct).
+export const bpf_task_storage_get_proto = proto(
+  F.BPF_FUNC_task_storage_get,
+  RET_PTR_TO_MAP_VALUE_OR_NULL,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_BTF_ID | ARG_MAYBE_NULL, ARG_PTR_TO_MAP_VALUE | ARG_MAYBE_NULL, ARG_ANYTHING],
+  { argBtfNames: [undefined, "task_struct"] },
+);
+export const bpf_task_storage_delete_proto = proto(
+  F.BPF_FUNC_task_storage_delete,
+  RET_INTEGER,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_BTF_ID | ARG_MAYBE_NULL],
+  { argBtfNames: [undefined, "task_struct"] },
+);
+// kernel/trace/bpf_trace.c
+export const bpf_get_current_task_proto = proto(F.BPF_FUNC_get_current_task, RET_INTEGER, [], { gplOnly: true });
+export const bpf_get_current_task_btf_proto = proto(F.BPF_FUNC_get_current_task_btf, RET_PTR_TO_BTF_ID_TRUSTED, [], {
+  gplOnly: true,
+  retBtfName: "task_struct",
+});
+export const bpf_get_current_pid_tgid_proto = proto(F.BPF_FUNC_get_current_pid_tgid, RET_INTEGER, []);
+export const bpf_get_current_comm_proto = proto(F.BPF_FUNC_get_current_comm, RET_INTEGER, [
+  ARG_PTR_TO_UNINIT_MEM,
+  ARG_CONST_SIZE,
+]);
 export const bpf_tcp_send_ack_proto = proto(F.BPF_FUNC_tcp_send_ack, RET_INTEGER, [ARG_PTR_TO_BTF_ID, ARG_ANYTHING], {
   argBtfNames: ["tcp_sock"],
 });
@@ -190,6 +218,12 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_sk_getsockopt_proto,
     bpf_spin_lock_proto,
     bpf_spin_unlock_proto,
+    bpf_task_storage_get_proto,
+    bpf_task_storage_delete_proto,
+    bpf_get_current_task_proto,
+    bpf_get_current_task_btf_proto,
+    bpf_get_current_pid_tgid_proto,
+    bpf_get_current_comm_proto,
   ].map((p) => [p.funcId, p]),
 );
 
@@ -222,6 +256,32 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     default:
       return undefined;
+  }
+}
+
+/**
+ * bpf_tracing_func_proto (kernel/trace/bpf_trace.c), the helpers structops provides of it:
+ * tracing (fentry/fexit), raw_tp and the like; then the base protos.
+ */
+export function bpfTracingFuncProto(funcId: number, privileged: boolean): FuncProto | undefined {
+  switch (funcId) {
+    case F.BPF_FUNC_task_storage_get:
+      return bpf_task_storage_get_proto;
+    case F.BPF_FUNC_task_storage_delete:
+      return bpf_task_storage_delete_proto;
+    case F.BPF_FUNC_get_current_task:
+      return bpf_get_current_task_proto;
+    case F.BPF_FUNC_get_current_task_btf:
+      return bpf_get_current_task_btf_proto;
+    case F.BPF_FUNC_get_current_pid_tgid:
+      return bpf_get_current_pid_tgid_proto;
+    case F.BPF_FUNC_get_current_comm:
+      return bpf_get_current_comm_proto;
+    case F.BPF_FUNC_trace_printk:
+    case F.BPF_FUNC_probe_read_kernel:
+      return ALL_HELPER_PROTOS.get(funcId);
+    default:
+      return bpfBaseFuncProto(funcId, privileged);
   }
 }
 

@@ -1,4 +1,5 @@
 import { bpf_func_id, bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
+import { BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
 import { btfStructIdsMatch } from "./btf_access.js";
 import { checkFuncCall } from "./calls.js";
@@ -25,6 +26,7 @@ import {
   type FuncProto,
   funcIdName,
   RET_INTEGER,
+  RET_PTR_TO_BTF_ID_TRUSTED,
   RET_PTR_TO_MAP_VALUE_OR_NULL,
   RET_PTR_TO_MEM_OR_NULL,
   RET_VOID,
@@ -46,6 +48,7 @@ import {
   PTR_TO_MAP_VALUE,
   PTR_TO_MEM,
   PTR_TO_STACK,
+  PTR_TRUSTED,
   type RegState,
   regTypeStr,
   SCALAR_VALUE,
@@ -238,7 +241,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
               : "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_";
           v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=${expected}`);
         }
-        if (reg.type & PTR_MAYBE_NULL) v.reject(EACCES, `Possibly NULL pointer passed to helper arg${regno}`);
+        // An _OR_NULL argument takes a pointer that may be NULL (bpf_task_storage_get's task).
+        if (reg.type & PTR_MAYBE_NULL && !maybeNull)
+          v.reject(EACCES, `Possibly NULL pointer passed to helper arg${regno}`);
         const btf = v.env.btf;
         const ok = !!btf && btfStructIdsMatch(btf, reg.btfId, want);
         const sockCommonOk =
@@ -385,6 +390,14 @@ function clobberAndSetR0(v: Verifier, fn: FuncProto, mapReg: RegState | undefine
       r0.memSize = fn.retSize ?? 0;
       r0.id = v.newId();
       break;
+    case RET_PTR_TO_BTF_ID_TRUSTED: {
+      const btf = v.env.btf;
+      const id = btf ? btf.findByNameKind(fn.retBtfName ?? "", BTF_KIND_STRUCT) : 0;
+      if (id <= 0) v.reject(EINVAL, `kernel subsystem misconfigured verifier`);
+      markPtr(r0, PTR_TO_BTF_ID | PTR_TRUSTED);
+      r0.btfId = id;
+      break;
+    }
   }
   r0.written = true;
 }

@@ -14,8 +14,9 @@ import {
   BPF_XOR,
   bpfSizeBytes,
 } from "../isa/opcodes.js";
+import { BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_PTR } from "../uapi/btf.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
-import { btfCtxAccess, btfFuncPtrProto, btfStructRead } from "./btf_access.js";
+import { btfCtxAccess, btfFuncPtrProto, btfSkipModifiers, btfStructRead } from "./btf_access.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
@@ -191,6 +192,7 @@ export function checkCtxAccess(
     }
     return out;
   }
+  if (v.env.attachTarget) return tracingCtxAccess(v, off, size, write, out);
   const res = v.ops?.isValidAccess(off, size, write);
   if (!res) v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
   if (res.regType !== undefined && res.regType !== SCALAR_VALUE) {
@@ -266,3 +268,37 @@ export function checkAtomic(v: Verifier, insn: Insn): void {
 }
 
 // ---- jumps, calls, exit ----
+
+/**
+ * tracing_prog_is_valid_access for fentry/fexit: bpf_tracing_ctx_access (reads of the 12 u64
+ * slots, aligned to the size), then btf_ctx_access on the target's prototype: argument N is slot
+ * N, and fexit also reads the return value in the slot after the last argument. Integers, enums,
+ * and pointers to void or to integers read as scalars.
+ */
+function tracingCtxAccess(v: Verifier, off: number, size: number, write: boolean, out: RegState): RegState {
+  const t = v.env.attachTarget!;
+  const bad = (): never => v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
+  if (off < 0 || off >= 12 * 8 || write || off % size !== 0) bad();
+  const arg = Math.floor(off / 8);
+  const nr = t.proto.params.length;
+  const fexit = v.env.expectedAttachType === 25; /* BPF_TRACE_FEXIT */
+  if (arg > nr || (arg === nr && !fexit)) {
+    v.note(`func '${t.name}' doesn't have ${arg + 1}-th argument`);
+    bad();
+  }
+  const typeId = arg === nr ? t.proto.type : t.proto.params[arg].type;
+  if (typeId === 0) return out;
+  const [, ty] = btfSkipModifiers(t.btf, typeId);
+  if (ty.kind !== BTF_KIND_PTR) return out;
+  if (size !== 8) {
+    v.note(`func '${t.name}' size ${size} must be 8`);
+    bad();
+  }
+  const pid = (ty as { type: number }).type;
+  const pointee = pid ? btfSkipModifiers(t.btf, pid)[1] : null;
+  // A pointer to void or to an integer is a scalar; a pointer into the target program's own types
+  // has no kernel type to become (btf_translate_to_vmlinux).
+  if (!pointee || pointee.kind === BTF_KIND_INT || pointee.kind === BTF_KIND_ENUM) return out;
+  bad();
+  return out;
+}
