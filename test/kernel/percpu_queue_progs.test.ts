@@ -220,3 +220,41 @@ test("the verifier keeps queue/stack and per-CPU helpers to their map types, wit
     /invalid indirect access to stack R2 off=-4 size=8/,
   );
 });
+
+test("batch commands on per-CPU maps move every CPU's value, round_up(value_size, 8) apart", () => {
+  const { k, p } = setup(3);
+  for (const type of [T.BPF_MAP_TYPE_PERCPU_ARRAY, T.BPF_MAP_TYPE_PERCPU_HASH]) {
+    const fd = k.bpf(p, C.BPF_MAP_CREATE, { map_type: type, key_size: 4, value_size: 4, max_entries: 2 });
+    const keys = new Uint8Array(8);
+    const dv = new DataView(keys.buffer);
+    dv.setUint32(0, 0, true);
+    dv.setUint32(4, 1, true);
+    // Two elements x three CPUs x 8 bytes; element e on CPU c holds 10 * e + c.
+    const vals = new Uint8Array(2 * 3 * 8);
+    const vv = new DataView(vals.buffer);
+    for (let e = 0; e < 2; e++) for (let c = 0; c < 3; c++) vv.setUint32((e * 3 + c) * 8, 10 * e + c, true);
+    const up: Record<string, unknown> = { map_fd: fd, keys, values: vals, count: 2 };
+    k.bpf(p, C.BPF_MAP_UPDATE_BATCH, up);
+    assert.equal(up.count, 2);
+    const outK = new Uint8Array(8);
+    const outV = new Uint8Array(48);
+    const look: Record<string, unknown> = {
+      map_fd: fd,
+      keys: outK,
+      values: outV,
+      count: 2,
+      out_batch: new Uint8Array(4),
+    };
+    try {
+      k.bpf(p, C.BPF_MAP_LOOKUP_BATCH, look);
+    } catch {
+      // ENOENT at the end of the map, with count set
+    }
+    assert.equal(look.count, 2);
+    const ov = new DataView(outV.buffer);
+    const got = [0, 1, 2, 3, 4, 5].map((i) => ov.getUint32(i * 8, true));
+    const firstKey = new DataView(outK.buffer).getUint32(0, true);
+    const want = firstKey === 0 ? [0, 1, 2, 10, 11, 12] : [10, 11, 12, 0, 1, 2];
+    assert.deepEqual(got, want, `type ${type}`);
+  }
+});
