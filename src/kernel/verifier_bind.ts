@@ -8,6 +8,7 @@ import { decodeInsn } from "../isa/decode.js";
 import { type Insn, LD_IMM64_CODE } from "../isa/insn.js";
 import { BPF_CLASS, BPF_LDX, BPF_MEM, BPF_MEMSX, BPF_MODE } from "../isa/opcodes.js";
 import {
+  __BPF_FUNC_MAX_ID,
   BPF_PSEUDO_BTF_ID,
   BPF_PSEUDO_FUNC,
   BPF_PSEUDO_KFUNC_CALL,
@@ -18,6 +19,7 @@ import {
 } from "../uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_VAR } from "../uapi/btf.js";
 import { BpfError, E2BIG, EACCES, EFAULT, EINVAL, ENOENT, EPROTO } from "../uapi/errno.js";
+import { funcIdName } from "../verifier/helper_protos.js";
 import type { BpfMap, BpfProg, BtfObject } from "./bpf.js";
 import type { ProgLoadAttr } from "./bpf_attr.js";
 import { btf_get_by_fd } from "./btf_obj.js";
@@ -198,7 +200,7 @@ function check_pseudo_btf_id(
 
 /**
  * Kfunc calls (src=2) bind by BTF id and must exist (add_kfunc_call). Without a verifier, helper
- * ids must exist too (the verifier's "unknown func" otherwise).
+ * ids must exist too (with the verifier's refusals otherwise).
  */
 export function bindCalls(env: VerifierEnv, insns: readonly Insn[], checkHelpers: boolean): void {
   const { kernel: k, prog, log } = env;
@@ -225,7 +227,11 @@ export function bindCalls(env: VerifierEnv, insns: readonly Insn[], checkHelpers
       if (!kf) throw logErr(log, EINVAL, `cannot find address for kernel function ${name}`);
       if (!prog.aux.kfunc_btf_ids.includes(insn.imm)) prog.aux.kfunc_btf_ids.push(insn.imm);
     } else if (insn.src === 0 && checkHelpers) {
-      if (!k.helpers.has(insn.imm)) throw logErr(log, EINVAL, `unknown func #${insn.imm}`);
+      if (k.helpers.has(insn.imm)) continue;
+      // check_helper_call's two refusals (get_helper_proto: -ERANGE, then -EINVAL)
+      const name = `${funcIdName(insn.imm)}#${insn.imm}`;
+      if (insn.imm < 0 || insn.imm >= __BPF_FUNC_MAX_ID) throw logErr(log, EINVAL, `invalid func ${name}`);
+      throw logErr(log, EINVAL, `program of this type cannot use helper ${name}`);
     }
   }
 }

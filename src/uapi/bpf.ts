@@ -305,6 +305,9 @@ export const bpf_func_id = {
   BPF_FUNC_ktime_get_tai_ns: 208,
 } as const;
 
+/** One past the last helper id of 6.18 (BPF_FUNC_cgrp_storage_delete is 211). */
+export const __BPF_FUNC_MAX_ID = 212;
+
 /** bpf_sk_storage_get flags. */
 export const BPF_SK_STORAGE_GET_F_CREATE = 1 << 0;
 /** bpf_task_storage_get (and the other local storages') flags. */

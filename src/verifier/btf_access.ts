@@ -74,16 +74,50 @@ export function btfPtrToStruct(btf: Btf, id: number): number {
 
 export type AccessResult = { ok: true; ptrBtfId: number } | { ok: false; msg: string };
 
+/** MAX_BPF_FUNC_ARGS: the context of a tracing-style program holds this many u64 arguments. */
+export const MAX_BPF_FUNC_ARGS = 12;
+
 /**
- * btf_ctx_access: argument `off / 8` of `proto`. Pointer-to-struct arguments give a typed
- * pointer (ptrBtfId), anything else a scalar (ptrBtfId 0).
+ * bpf_tracing_btf_ctx_access: bpf_tracing_ctx_access's silent bounds (no negative offset, none
+ * past the last argument slot, reads only, aligned to the size), then btf_ctx_access on argument
+ * `off / 8` of `proto`. Pointer-to-struct arguments give a typed pointer (ptrBtfId), anything
+ * else a scalar (ptrBtfId 0). A refusal's msg is what btf_ctx_access logs ("" for none).
  */
-export function btfCtxAccess(btf: Btf, proto: BtfFuncProto, fname: string, off: number, write: boolean): AccessResult {
+export function btfCtxAccess(
+  btf: Btf,
+  proto: BtfFuncProto,
+  fname: string,
+  off: number,
+  size: number,
+  write: boolean,
+): AccessResult {
+  if (off < 0 || off >= 8 * MAX_BPF_FUNC_ARGS || write || off % size !== 0) return { ok: false, msg: "" };
   if (off % 8 !== 0) return { ok: false, msg: `func '${fname}' offset ${off} is not multiple of 8` };
-  const arg = off / 8;
+  const arg = btfCtxArgIdx(btf, proto, off);
+  // arg == nr_args is the return value, which only fexit/LSM-style attach types may read.
   if (arg >= proto.params.length) return { ok: false, msg: `func '${fname}' doesn't have ${arg + 1}-th argument` };
-  if (write) return { ok: false, msg: `invalid bpf_context access off=${off}` };
   return { ok: true, ptrBtfId: btfPtrToStruct(btf, proto.params[arg].type) };
+}
+
+/**
+ * btf_ctx_arg_idx: the argument whose u64 slots hold context offset `off` (an argument passed by
+ * value takes its size rounded up to 8), nr_args for the return value's slots, nr_args + 1 past
+ * them.
+ */
+export function btfCtxArgIdx(btf: Btf, proto: BtfFuncProto, off: number): number {
+  const slot = (id: number): number => {
+    const [, t] = btfSkipModifiers(btf, id);
+    if (t.kind === BTF_KIND_PTR) return 8;
+    const size = "size" in t && typeof t.size === "number" ? t.size : 0;
+    return Math.ceil(size / 8) * 8;
+  };
+  let end = 0;
+  for (let i = 0; i < proto.params.length; i++) {
+    end += slot(proto.params[i].type);
+    if (off < end) return i;
+  }
+  end += slot(proto.type);
+  return off < end ? proto.params.length : proto.params.length + 1;
 }
 
 /** Is struct `id` the struct named `want`, or does it start with one (its first member, recursively)? */

@@ -1,4 +1,4 @@
-import { bpf_func_id, bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
+import { __BPF_FUNC_MAX_ID, bpf_func_id, bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
 import { BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
 import { btfStructIdsMatch } from "./btf_access.js";
@@ -166,10 +166,10 @@ function expectedStr(types: number[]): string {
 /** check_helper_call. Returns true when it moved execution into a callback (bpf_loop). */
 export function checkHelperCall(v: Verifier, funcId: number): boolean {
   const fname = funcIdName(funcId);
-  if (!ALL_HELPER_PROTOS.has(funcId) && !v.env.helperProtos?.has(funcId)) {
-    v.reject(EINVAL, `unknown func ${fname}#${funcId}`);
-  }
-  const fn = getFuncProto(v, funcId);
+  // get_helper_proto: -ERANGE past the enum; an id in range the program type lacks is -EINVAL.
+  if (funcId < 0 || funcId >= __BPF_FUNC_MAX_ID) v.reject(EINVAL, `invalid func ${fname}#${funcId}`);
+  const known = ALL_HELPER_PROTOS.has(funcId) || v.env.helperProtos?.has(funcId);
+  const fn = known ? getFuncProto(v, funcId) : undefined;
   if (!fn) v.reject(EINVAL, `program of this type cannot use helper ${fname}#${funcId}`);
   if (fn.gplOnly && !v.env.gpl) v.reject(EINVAL, "cannot call GPL-restricted function from non-GPL compatible program");
   const regs = v.regs;

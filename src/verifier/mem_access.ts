@@ -16,7 +16,7 @@ import {
 } from "../isa/opcodes.js";
 import { BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_PTR } from "../uapi/btf.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
-import { btfCtxAccess, btfFuncPtrProto, btfSkipModifiers, btfStructRead } from "./btf_access.js";
+import { btfCtxAccess, btfCtxArgIdx, btfFuncPtrProto, btfSkipModifiers, btfStructRead } from "./btf_access.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
@@ -173,13 +173,13 @@ export function checkCtxAccess(
     const btf = v.env.btf;
     const proto = btf ? btfFuncPtrProto(btf, v.structOps.members[v.memberIdx].type) : undefined;
     if (!btf || !proto) v.reject(EINVAL, "struct_ops program without BTF");
-    const r = btfCtxAccess(btf, proto, v.attachFuncName ?? "", off, write);
+    const r = btfCtxAccess(btf, proto, v.attachFuncName ?? "", off, size, write);
     if (!r.ok) {
-      v.note(r.msg);
+      if (r.msg) v.note(r.msg);
       v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
     }
     if (r.ptrBtfId) {
-      const arg = off / 8;
+      const arg = btfCtxArgIdx(btf, proto, off);
       const id = v.structOps.ctxArgBtfId?.(r.ptrBtfId) ?? r.ptrBtfId;
       const nullable = v.structOps.argMayBeNull?.(v.memberIdx, arg) ?? false;
       if (size !== 8) v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);

@@ -51,5 +51,5 @@ test("PROG_LOAD: an unprivileged load only traps dead code (sanitize_dead_code);
 
 test("PROG_LOAD without the verifier still refuses the unknown helper id (nothing marks code dead)", () => {
   const { k, p } = boot({ verifier: false });
-  throwsErrno(() => load(k, p, bpf_prog_type.BPF_PROG_TYPE_SOCKET_FILTER), EINVAL, /unknown func #2002000000/);
+  throwsErrno(() => load(k, p, bpf_prog_type.BPF_PROG_TYPE_SOCKET_FILTER), EINVAL, /invalid func unknown#2002000000/);
 });

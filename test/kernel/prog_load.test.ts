@@ -102,7 +102,7 @@ test("ld_imm64: bad shapes, bad map fds and unknown pseudo sources are refused w
   // reserved fields of LDX
   throwsErrno(() => load(k, p, [{ ...ldxDw(0, 1, 0), imm: 1 }, ...retProg(0)]), EINVAL, /BPF_LDX uses reserved fields/);
   // unknown helper
-  throwsErrno(() => load(k, p, [call(9999), exit()]), EINVAL, /unknown func/);
+  throwsErrno(() => load(k, p, [call(9999), exit()]), EINVAL, /^invalid func unknown#9999$/);
 });
 
 test("the failure reason lands in the log buffer; log_true_size is reported", () => {
