@@ -53,17 +53,22 @@ export class File<T = unknown> {
   }
 }
 
+const STDIO = ["stdin", "stdout", "stderr"] as const;
+
+/** A terminal or /dev/null: nothing the BPF core knows. */
+const stdio_fops: FileOps<string> = { kind: "other", release: () => {} };
+
 /** A process's file-descriptor table: lowest free fd, as open()/dup() give. */
 export class FdTable {
   private readonly fds = new Map<number, File>();
   /** Slots taken by get_unused_fd() and not yet installed. */
   private readonly reserved = new Set<number>();
 
-  constructor(
-    /** 0, 1, 2 are stdin/out/err in a real process: BPF objects start at 3. */
-    private readonly first = 3,
-    private readonly max = 1024,
-  ) {}
+  constructor(private readonly max = 1024) {
+    // A process starts with stdin, stdout and stderr open on ordinary files: BPF objects get 3
+    // and up, and fd 0 given where a BPF fd is expected is "not a BPF object" (EINVAL), as on Linux.
+    for (const name of STDIO) this.install(new File(stdio_fops, name, name === "stdin" ? O_RDONLY : O_WRONLY));
+  }
 
   /** fd_install into the lowest free slot; the table takes over the caller's file reference. */
   install(file: File): number {
@@ -74,7 +79,7 @@ export class FdTable {
 
   /** get_unused_fd_flags(): reserve the lowest free slot (EMFILE when none). */
   getUnusedFd(): number {
-    for (let fd = this.first; fd < this.max; fd++) {
+    for (let fd = 0; fd < this.max; fd++) {
       if (!this.fds.has(fd) && !this.reserved.has(fd)) {
         this.reserved.add(fd);
         return fd;

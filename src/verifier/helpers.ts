@@ -167,8 +167,9 @@ function expectedStr(types: number[]): string {
 export function checkHelperCall(v: Verifier, funcId: number): boolean {
   const fname = funcIdName(funcId);
   // get_helper_proto: -ERANGE past the enum; an id in range the program type lacks is -EINVAL.
-  if (funcId < 0 || funcId >= __BPF_FUNC_MAX_ID) v.reject(EINVAL, `invalid func ${fname}#${funcId}`);
+  // (A helper the embedder registers with its prototype may take an id past the enum.)
   const known = ALL_HELPER_PROTOS.has(funcId) || v.env.helperProtos?.has(funcId);
+  if (!known && (funcId < 0 || funcId >= __BPF_FUNC_MAX_ID)) v.reject(EINVAL, `invalid func ${fname}#${funcId}`);
   const fn = known ? getFuncProto(v, funcId) : undefined;
   if (!fn) v.reject(EINVAL, `program of this type cannot use helper ${fname}#${funcId}`);
   if (fn.gplOnly && !v.env.gpl) v.reject(EINVAL, "cannot call GPL-restricted function from non-GPL compatible program");

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BPF_F_RDONLY, BPF_F_WRONLY, bpf_cmd, bpf_map_type } from "../../src/uapi/bpf.js";
 import { EBADF, EINVAL, EPERM } from "../../src/uapi/errno.js";
+import { boot as bootDummy, createMap } from "../subsys/dummy/struct_ops_fixture.js";
 import { boot, retProg, throwsErrno, u32, u64 } from "./util.js";
 
 const C = bpf_cmd;
@@ -86,4 +87,22 @@ test("MAP_FREEZE: syscall writes become EPERM, reads still work, a second freeze
   k.bpf(p, C.BPF_MAP_LOOKUP_ELEM, { map_fd: m, key: u32(1), value: v });
   assert.equal(v[0], 9);
   assert.match(k.fdinfo(p, m), /frozen:\t1\n/);
+});
+
+test("fds 0-2 hold ordinary files: EINVAL where a BPF fd is expected, and a BPF object takes 0 once it is closed", () => {
+  const { k, p } = boot();
+  assert.deepEqual(p.files.list(), [0, 1, 2]);
+  for (const fd of [0, 1, 2]) {
+    throwsErrno(() => k.bpf(p, C.BPF_OBJ_GET_INFO_BY_FD, { bpf_fd: fd }), EINVAL);
+    throwsErrno(() => k.bpf(p, C.BPF_MAP_LOOKUP_ELEM, { map_fd: fd, key: u32(0), value: new Uint8Array(8) }), EINVAL);
+  }
+  // btf_fd left 0 names stdin, not a missing fd
+  throwsErrno(() => k.bpf(p, C.BPF_MAP_CREATE, { ...ARRAY, btf_key_type_id: 1, btf_value_type_id: 1 }), EINVAL);
+  k.close(p, 0);
+  assert.equal(k.bpf(p, C.BPF_MAP_CREATE, ARRAY), 0);
+});
+
+test("a struct_ops map created with btf_fd 0 is EINVAL (fd 0 is stdin)", () => {
+  const r = bootDummy();
+  throwsErrno(() => createMap(r, "bpf_dummy_ops", { btfFd: 0 }), EINVAL);
 });

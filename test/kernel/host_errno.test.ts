@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { test } from "node:test";
+import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder } from "../../src/btf/builder.js";
 import { decodeInsns, encodeInsns, type Insn, ldImm64 } from "../../src/isa/insn.js";
 import type { MapCreateAttr } from "../../src/kernel/bpf_attr.js";
@@ -15,9 +17,13 @@ import {
   bpf_cmd,
   bpf_map_type,
 } from "../../src/uapi/bpf.js";
-import { BpfError } from "../../src/uapi/errno.js";
+import { BTF_KIND_STRUCT } from "../../src/uapi/btf.js";
+import { BpfError, EINVAL } from "../../src/uapi/errno.js";
+import { boot as bootDummy, valueTypeOf } from "../subsys/dummy/struct_ops_fixture.js";
 import { host, hostOps, type MapOp, mapCreateBytes, ourOps, skip } from "./host_oracle.js";
 import { boot, userBtf } from "./util.js";
+
+const VMLINUX = "/sys/kernel/btf/vmlinux";
 
 test("MAP_CREATE errnos equal the host kernel's for a table of valid and invalid attributes", { skip }, () => {
   const T = bpf_map_type;
@@ -47,6 +53,7 @@ test("MAP_CREATE errnos equal the host kernel's for a table of valid and invalid
     { ...A, map_type: T.BPF_MAP_TYPE_SK_STORAGE, max_entries: 0, map_flags: BPF_F_NO_PREALLOC },
     { ...A, btf_key_type_id: 1 },
     { ...A, btf_vmlinux_value_type_id: 1 },
+    { ...A, btf_key_type_id: 1, btf_value_type_id: 1 }, // btf_fd 0: stdin, not a BTF
     { ...A, tail: [100, 1] },
   ];
   for (const c of cases) {
@@ -374,4 +381,32 @@ test("capabilities: the host kernel and ours refuse and allow the same things fo
     const seq = round(caps);
     assert.deepEqual(ourOps(seq), hostOps(seq), `caps ${JSON.stringify(caps)}`);
   }
+});
+
+test("a struct_ops MAP_CREATE with btf_fd 0 (stdin) is EINVAL on the host kernel and here", {
+  skip: skip || (existsSync(VMLINUX) ? false : `no ${VMLINUX}`),
+}, () => {
+  const r = bootDummy();
+  const vt = valueTypeOf(r, "bpf_dummy_ops");
+  const attr = {
+    map_type: bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS,
+    key_size: 4,
+    value_size: vt.size,
+    max_entries: 1,
+    btf_fd: 0,
+    btf_vmlinux_value_type_id: vt.id,
+  };
+  let ours = 0;
+  try {
+    r.k.bpf(r.proc, bpf_cmd.BPF_MAP_CREATE, attr);
+  } catch (e) {
+    if (!(e instanceof BpfError)) throw e;
+    ours = -e.errno;
+  }
+  const hostBtf = Btf.parse(new Uint8Array(readFileSync(VMLINUX)));
+  const hostVt = hostBtf.typeById(hostBtf.findByNameKind("bpf_struct_ops_bpf_dummy_ops", BTF_KIND_STRUCT));
+  const hostAttr = { ...attr, value_size: (hostVt as { size: number }).size };
+  const hostId = hostBtf.findByNameKind("bpf_struct_ops_bpf_dummy_ops", BTF_KIND_STRUCT);
+  assert.equal(ours, host(bpf_cmd.BPF_MAP_CREATE, mapCreateBytes({ ...hostAttr, btf_vmlinux_value_type_id: hostId })));
+  assert.equal(ours, -EINVAL);
 });
