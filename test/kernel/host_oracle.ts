@@ -169,6 +169,7 @@ export function ourOps(ops: MapOp[], nrCpus?: number): unknown[] {
       case "btf":
         return run(() => {
           const btf = Buffer.from(op[1], "hex");
+          btfFd = -1; // as the helper keeps bpf()'s -1: a later btf_fd is then EBADF, not stdin
           btfFd = k.bpf(p, C.BPF_BTF_LOAD, { btf, btf_size: btf.length });
           return 0;
         });
