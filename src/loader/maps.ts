@@ -18,7 +18,7 @@ import {
   BTF_VAR_GLOBAL_ALLOCATED,
   BTF_VAR_STATIC,
 } from "../uapi/btf.js";
-import { BpfError, EBUSY, EINVAL, ENOTSUP } from "../uapi/errno.js";
+import { BpfError, EBUSY, EINVAL, ENOMEM, ENOTSUP } from "../uapi/errno.js";
 import type { BpfHandle } from "./bpf.js";
 import { resolveSize, skipModsAndTypedefs } from "./btf_helpers.js";
 import type { BpfStructOps, BpfStructOpsValue } from "./struct_ops.js";
@@ -55,8 +55,26 @@ export class BpfMap {
   btfVmlinuxValueTypeId = 0;
   autocreate = true;
   autoattach = false;
-  /** Initial contents of internal maps (libbpf's mmaped buffer). */
-  mmaped?: Uint8Array;
+  /**
+   * Initial contents of internal maps (libbpf's mmaped buffer). Like the anonymous mapping it
+   * models, its pages exist once touched: a large .bss costs nothing until it is read or loaded.
+   */
+  get mmaped(): Uint8Array | undefined {
+    if (!this.mmapedBuf && this.mmapedInit) {
+      const { size, data } = this.mmapedInit;
+      this.mmapedBuf = new Uint8Array(size);
+      if (data) this.mmapedBuf.set(data.subarray(0, size));
+      this.mmapedInit = undefined;
+    }
+    return this.mmapedBuf;
+  }
+  set mmaped(buf: Uint8Array | undefined) {
+    this.mmapedBuf = buf;
+    this.mmapedInit = undefined;
+  }
+  private mmapedBuf?: Uint8Array;
+  /** The contents before the first touch: `size` bytes starting with `data`. */
+  mmapedInit?: { size: number; data?: Uint8Array };
   /** The struct_ops state of a BPF_MAP_TYPE_STRUCT_OPS map (the shadow). */
   structOps?: BpfStructOps;
   fd = -1;
@@ -277,6 +295,13 @@ export function internalMapName(objName: string, realName: string): string {
   return name.replace(/[^A-Za-z0-9_.]/g, "_");
 }
 
+const MMAP_PAGE_SIZE = 4096;
+/**
+ * The largest anonymous mapping the simulated process can back (the simulated kernel's own memory
+ * for maps is no larger): libbpf's content buffer for an internal map past it is ENOMEM at open.
+ */
+export const MMAP_MAX = 1 << 30;
+
 /** bpf_object__init_internal_map: a one-element ARRAY holding a data section. */
 export function initInternalMap(
   btf: Btf | undefined,
@@ -312,8 +337,12 @@ export function initInternalMap(
       map.def.mapFlags |= BPF_F_MMAPABLE;
     }
   }
-  map.mmaped = new Uint8Array(size);
-  if (data) map.mmaped.set(data.subarray(0, size));
+  // mmap(MAP_SHARED | MAP_ANONYMOUS) of bpf_map_mmap_sz fails past what the machine can back.
+  const mmapSz = Math.ceil((Math.ceil(size / 8) * 8) / MMAP_PAGE_SIZE) * MMAP_PAGE_SIZE;
+  if (mmapSz > MMAP_MAX) {
+    throw new BpfError(ENOMEM, `map '${map.name}': failed to alloc content buffer: -${ENOMEM}`, { map: map.name });
+  }
+  map.mmapedInit = { size, data };
   debug(`map '${map.name}' (global data): at sec_idx ${secIdx}, offset 0, flags ${map.def.mapFlags.toString(16)}.`);
   return map;
 }
