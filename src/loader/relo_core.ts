@@ -130,7 +130,8 @@ function calcFieldRelo(relo: BpfCoreRelo, spec: CoreSpec | undefined): FieldVal 
   const t = spec.btf.typeById(acc.typeId);
   if (!acc.name) {
     if (relo.kind === BPF_CORE_FIELD_BYTE_OFFSET) {
-      out.val = BigInt(spec.bitOffset / 8);
+      // C's integer division: a spec through an unaligned member truncates (and then fails validation)
+      out.val = BigInt(Math.floor(spec.bitOffset / 8));
       out.sz = sizeOr(spec.btf, acc.typeId);
       out.typeId = acc.typeId;
     } else if (relo.kind === BPF_CORE_FIELD_BYTE_SIZE) {
@@ -149,7 +150,9 @@ function calcFieldRelo(relo: BpfCoreRelo, spec: CoreSpec | undefined): FieldVal 
   let byteSz: number;
   let byteOff: number;
   if (bitfield) {
-    byteSz = (mt as { size: number }).size;
+    byteSz = (mt as { size?: number }).size ?? 0;
+    // a bitfield of a sizeless type: libbpf would divide by zero
+    if (!(byteSz > 0)) fail(EINVAL);
     byteOff = Math.floor(bitOff / 8 / byteSz) * byteSz;
     // The smallest load that covers the whole bitfield.
     while (bitOff + bitSz - byteOff * 8 > byteSz * 8) {
@@ -159,7 +162,7 @@ function calcFieldRelo(relo: BpfCoreRelo, spec: CoreSpec | undefined): FieldVal 
     }
   } else {
     byteSz = sizeOr(spec.btf, fieldTypeId);
-    byteOff = spec.bitOffset / 8;
+    byteOff = Math.floor(spec.bitOffset / 8);
     bitSz = byteSz * 8;
   }
   // Bitfield offsets and sizes may legitimately differ from the compiler's choice; signedness cannot.

@@ -240,3 +240,40 @@ test("a field offset beyond a load's 16-bit offset is libbpf's ERANGE", () => {
       /^prog 'core_prog': relo #\d+: insn #\d+ \(LDX\/ST\/STX\) value too big: 40000$/.test(e.message),
   );
 });
+
+test("CO-RE through a member at an unaligned bit offset truncates like libbpf's integer division, then validates", () => {
+  // struct s { int a; int b at bit 319; }: a corrupted local layout (no bitfield, kind_flag 0)
+  const lb = new BtfBuilder();
+  const li = lb.addInt("int", 4, BTF_INT_SIGNED);
+  const ls = lb.addStruct("s", 48, [
+    { name: "a", type: li, bitOffset: 0 },
+    { name: "b", type: li, bitOffset: 319 },
+  ]);
+  const spec = lb.addString("0:1");
+  const local = lb.toBtf();
+  const tbld = new BtfBuilder();
+  const ti = tbld.addInt("int", 4, BTF_INT_SIGNED);
+  tbld.addStructAuto("s", [
+    { name: "a", type: ti },
+    { name: "b", type: ti },
+  ]);
+  const target = tbld.toBtf();
+  const ldx = (off: number): Insn => ({ code: 0x61, dst: 0, src: 1, off, imm: 0 });
+  const relo = { insnOff: 0, typeId: ls, accessStrOff: spec, kind: BPF_CORE_FIELD_BYTE_OFFSET };
+  // 319 / 8 is 39 in C: the compiled offset 39 matches and is patched to the target's 4
+  const ok = bpfCoreApplyRelos([ldx(39)], local, target, [relo], { progName: "p" });
+  assert.equal(ok.insns[0]?.off, 4);
+  assert.equal(ok.outcomes[0]?.res.origVal, 39n);
+  assert.throws(
+    () => bpfCoreApplyRelos([ldx(40)], local, target, [relo], { progName: "p" }),
+    (e: unknown) =>
+      e instanceof BpfError &&
+      e.errno === EINVAL &&
+      e.message === "prog 'p': relo #0: unexpected insn #0 (LDX/ST/STX) value: got 40, exp 39 -> 4",
+  );
+  // BYTE_SIZE of the same member is unaffected
+  const size = bpfCoreApplyRelos([{ ...ldx(0), code: 0xb7, src: 0, imm: 4 }], local, target, [
+    { ...relo, kind: BPF_CORE_FIELD_BYTE_SIZE },
+  ]);
+  assert.equal(size.insns[0]?.imm, 4);
+});
