@@ -68,13 +68,23 @@ function isMod(t: BtfType): boolean {
 export interface BtfDumpOptions {
   /** Pointer size of the target (8 for BPF and x86-64). */
   ptrSize?: number;
+  /**
+   * Stop with E2BIG once the output passes this many characters (default 256 MiB, half a V8
+   * string). Corrupt member offsets can ask for 2^31 bits of padding per struct: bpftool prints
+   * all of it to its stream; a string cannot hold it.
+   */
+  maxBytes?: number;
 }
+
+const DEFAULT_MAX_BYTES = 256 << 20;
 
 /** struct btf_dump: per-type ordering/emission state kept across dumpType() calls. */
 export class BtfDump {
   private readonly btf: Btf;
   private readonly ptrSize: number;
   private readonly out: string[] = [];
+  private outBytes = 0;
+  private readonly maxBytes: number;
   private readonly orderState: Uint8Array;
   private readonly emitState: Uint8Array;
   private readonly fwdEmitted: Uint8Array;
@@ -90,6 +100,7 @@ export class BtfDump {
   constructor(btf: Btf, opts: BtfDumpOptions = {}) {
     this.btf = btf;
     this.ptrSize = opts.ptrSize ?? 8;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     const n = btf.nrTypes + 1;
     this.orderState = new Uint8Array(n);
     this.emitState = new Uint8Array(n);
@@ -116,6 +127,8 @@ export class BtfDump {
   }
 
   private printf(s: string): void {
+    this.outBytes += s.length;
+    if (this.outBytes > this.maxBytes) throw new BpfError(E2BIG, `btf_dump: C output exceeds ${this.maxBytes} bytes`);
     this.out.push(s);
   }
 
@@ -414,30 +427,31 @@ export class BtfDump {
     for (const [name, bits] of pads) {
       padBits = bits;
       padType = name;
-      newOff = roundUp(curOff, padBits);
+      newOff = roundUpInt(curOff, padBits);
       if (newOff <= nextOff) break;
     }
     if (newOff > curOff && newOff <= nextOff) {
       if (
         inBitfield ||
-        (newOff === nextOff && roundUp(curOff, nextAlign * 8) !== newOff) ||
-        (newOff !== nextOff && nextOff - newOff <= newOff - curOff)
+        (newOff === nextOff && roundUpInt(curOff, Math.imul(nextAlign, 8)) !== newOff) ||
+        (newOff !== nextOff && ((nextOff - newOff) | 0) <= ((newOff - curOff) | 0))
       )
-        this.printf(`\n${pfx(lvl)}${padType}: ${inBitfield ? newOff - curOff : 0};`);
+        this.printf(`\n${pfx(lvl)}${padType}: ${inBitfield ? (newOff - curOff) | 0 : 0};`);
       curOff = newOff;
     }
+    // Each step either fills a whole pad or lands exactly on nextOff (mod 2^32): it ends.
     while (curOff !== nextOff) {
-      const bits = Math.min(nextOff - curOff, padBits);
+      const bits = Math.min((nextOff - curOff) | 0, padBits);
       if (bits === padBits) {
         this.printf(`\n${pfx(lvl)}${padType}: ${padBits};`);
-        curOff += bits;
+        curOff = (curOff + bits) | 0;
         continue;
       }
       // The last piece: the smallest type that holds it.
       for (let i = pads.length - 1; i >= 0; i--) {
         if (pads[i][1] < bits) continue;
         this.printf(`\n${pfx(lvl)}${pads[i][0]}: ${bits};`);
-        curOff += bits;
+        curOff = (curOff + bits) | 0;
         break;
       }
     }
@@ -453,27 +467,30 @@ export class BtfDump {
     const align = this.alignOf(id);
     const packed = isStruct ? this.isStructPacked(t) : false;
     this.printf(`${isStruct ? "struct" : "union"}${t.nameOff ? " " : ""}${this.typeName(id)} {`);
+    // Offsets are C ints, as btf_dump computes them: a corrupt offset past 2^31 bits wraps
+    // there, and so it does here, for the same output.
     let off = 0;
     let prevBitfield = false;
     for (const m of t.members) {
       const mAlign = packed ? 1 : this.alignOf(m.type);
+      const mOff = m.bitOffset | 0;
       let mSz = m.bitfieldSize;
       const inBitfield = prevBitfield && mSz !== 0;
-      this.emitBitPadding(off, m.bitOffset, mAlign, inBitfield, lvl + 1);
+      this.emitBitPadding(off, mOff, mAlign, inBitfield, lvl + 1);
       this.printf(`\n${pfx(lvl + 1)}`);
       this.emitTypeDecl(m.type, m.name, lvl + 1);
       if (mSz) {
         this.printf(`: ${mSz}`);
-        off = m.bitOffset + mSz;
+        off = (mOff + mSz) | 0;
         prevBitfield = true;
       } else {
-        mSz = Math.max(0, this.resolveSize(m.type));
-        off = m.bitOffset + mSz * 8;
+        mSz = Math.max(0, this.resolveSize(m.type)) | 0;
+        off = (mOff + Math.imul(mSz, 8)) | 0;
         prevBitfield = false;
       }
       this.printf(";");
     }
-    if (isStruct) this.emitBitPadding(off, t.size * 8, align, false, lvl + 1);
+    if (isStruct) this.emitBitPadding(off, Math.imul(t.size, 8), align, false, lvl + 1);
     if (t.members.length || t.size) this.printf(`\n${pfx(lvl)}}`);
     else this.printf("}");
     if (packed) this.printf(" __attribute__((packed))");
@@ -693,8 +710,9 @@ export class BtfDump {
   }
 }
 
-function roundUp(v: number, a: number): number {
-  return Math.ceil(v / a) * a;
+/** The kernel's roundup() on C ints: the division truncates toward zero and sums wrap. */
+function roundUpInt(v: number, a: number): number {
+  return Math.imul(Math.trunc(((v + a - 1) | 0) / a) | 0, a);
 }
 
 /** A C declaration of type `id` named `name` (btf_dump__emit_type_decl): "u32 (*)(struct sock *, u32)". */
