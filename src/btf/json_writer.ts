@@ -4,24 +4,31 @@
  */
 export class JsonWriter {
   private readonly out: string[] = [];
+  /** Characters written so far. */
+  length = 0;
   private depth = 0;
   private sep = "";
 
   constructor(private readonly pretty = false) {}
 
+  private emit(s: string): void {
+    this.length += s.length;
+    this.out.push(s);
+  }
+
   private eor(): void {
-    if (this.sep) this.out.push(this.sep);
+    if (this.sep) this.emit(this.sep);
     this.sep = ",";
   }
 
   private eol(): void {
     if (!this.pretty) return;
-    this.out.push(`\n${"    ".repeat(this.depth)}`);
+    this.emit(`\n${"    ".repeat(this.depth)}`);
   }
 
   private begin(c: string): void {
     this.eor();
-    this.out.push(c);
+    this.emit(c);
     this.depth++;
     this.sep = "";
   }
@@ -29,7 +36,7 @@ export class JsonWriter {
   private end(c: string): void {
     this.depth--;
     if (this.sep) this.eol();
-    this.out.push(c);
+    this.emit(c);
     this.sep = ",";
   }
 
@@ -53,18 +60,19 @@ export class JsonWriter {
     this.eor();
     this.eol();
     this.sep = "";
-    this.out.push(quote(name), this.pretty ? ": " : ":");
+    this.emit(quote(name));
+    this.emit(this.pretty ? ": " : ":");
   }
 
   /** A raw value (number, true/false/null) already formatted. */
   raw(v: string): void {
     this.eor();
-    this.out.push(v);
+    this.emit(v);
   }
 
   string(v: string): void {
     this.eor();
-    this.out.push(quote(v));
+    this.emit(quote(v));
   }
 
   stringField(name: string, v: string): void {

@@ -30,7 +30,7 @@ import {
   BTF_KIND_VAR,
   BTF_KIND_VOLATILE,
 } from "../uapi/btf.js";
-import { BpfError, EINVAL } from "../uapi/errno.js";
+import { BpfError, E2BIG, EINVAL } from "../uapi/errno.js";
 import type { Btf } from "./btf.js";
 import { JsonWriter } from "./json_writer.js";
 import { btfResolveSize, btfTypeSkipModifiers, MAX_RESOLVE_DEPTH } from "./resolve.js";
@@ -50,7 +50,15 @@ export interface SeqShowOptions {
   bigEndian?: boolean;
   /** Offset of the value within `bytes`. */
   offset?: number;
+  /**
+   * Stop with E2BIG once the text passes this many characters (default 16 MiB). Valid BTF can
+   * describe billions of zero-sized elements (`int x[0xffffffff][0]`): the work is bounded by
+   * what is printed, as the kernel's btf_show is by its buffer.
+   */
+  maxBytes?: number;
 }
+
+const DEFAULT_MAX_BYTES = 16 << 20;
 
 /** Nesting guard: BTF validated by the kernel never nests deeper than this. */
 const MAX_NESTING = 64;
@@ -59,6 +67,7 @@ class Dumper {
   private readonly w: JsonWriter;
   private readonly plain: boolean;
   private readonly le: boolean;
+  private readonly maxBytes: number;
 
   constructor(
     private readonly btf: Btf,
@@ -68,6 +77,7 @@ class Dumper {
     this.plain = !opts.json;
     this.w = new JsonWriter(this.plain || (opts.pretty ?? false));
     this.le = !opts.bigEndian;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   }
 
   result(): string {
@@ -206,6 +216,9 @@ class Dumper {
 
   show(id: number, off: number, bitOff: number, depth: number): void {
     if (depth > MAX_NESTING) throw new BpfError(EINVAL, `type [${id}] nests too deep`, { typeId: id });
+    // Every call prints something, so this bounds the calls too.
+    if (this.w.length > this.maxBytes)
+      throw new BpfError(E2BIG, `value of type [${id}] prints more than ${this.maxBytes} bytes`, { typeId: id });
     const t = this.btf.typeById(id);
     switch (t.kind) {
       case BTF_KIND_INT: {
