@@ -362,34 +362,59 @@ export function btfDistillFuncProto(btf: BtfTypes, protoId: number | null, tname
   return m;
 }
 
-/** btf__align_of (libbpf): natural alignment of a type, 1 for packed records. */
+/**
+ * btf__align_of (libbpf): natural alignment of a type, 1 for packed records. Unlike libbpf it
+ * may see BTF nobody validated yet (a builder laying out a struct): a record that contains
+ * itself is EINVAL, and records shared along many paths are computed once.
+ */
 export function btfAlignOf(btf: BtfTypes, id: number): number {
-  const { type: t } = btfTypeSkipModifiers(btf, id);
+  return alignOf(btf, id, new Map());
+}
+
+const VISITING = -1;
+
+function alignOf(btf: BtfTypes, id: number, memo: Map<number, number>): number {
+  const { id: rid, type: t } = btfTypeSkipModifiers(btf, id);
+  const seen = memo.get(rid);
+  if (seen === VISITING) throw new BpfError(EINVAL, `type [${rid}] ${btfTypeStr(t)}: Loop detected`, { typeId: rid });
+  if (seen !== undefined) return seen;
+  let align: number;
+  memo.set(rid, VISITING);
   switch (t.kind) {
     case BTF_KIND_INT:
     case BTF_KIND_ENUM:
     case BTF_KIND_ENUM64:
     case BTF_KIND_FLOAT:
-      return Math.min(PTR_SIZE, Math.max(1, t.size));
+      align = Math.min(PTR_SIZE, Math.max(1, t.size));
+      break;
     case BTF_KIND_PTR:
-      return PTR_SIZE;
+      align = PTR_SIZE;
+      break;
     case BTF_KIND_ARRAY:
-      return btfAlignOf(btf, t.type);
+      align = alignOf(btf, t.type, memo);
+      break;
     case BTF_KIND_STRUCT:
     case BTF_KIND_UNION: {
-      let align = 1;
+      align = 1;
+      let packed = false;
       for (const m of t.members) {
-        const a = btfAlignOf(btf, m.type);
+        const a = alignOf(btf, m.type, memo);
         // A member off its natural alignment means the record is packed.
-        if (m.bitfieldSize === 0 && m.bitOffset % (8 * a) !== 0) return 1;
+        if (m.bitfieldSize === 0 && m.bitOffset % (8 * a) !== 0) {
+          packed = true;
+          break;
+        }
         align = Math.max(align, a);
       }
-      if (t.size % align !== 0) return 1;
-      return align;
+      if (packed || t.size % align !== 0) align = 1;
+      break;
     }
     default:
+      memo.delete(rid);
       throw new BpfError(EINVAL, `type [${t.id}] ${btfTypeStr(t)} has no alignment`, { typeId: t.id });
   }
+  memo.set(rid, align);
+  return align;
 }
 
 /** Names of the BTF_KIND_* with no size (void, FWD, FUNC...), handy for messages. */
