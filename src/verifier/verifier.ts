@@ -298,7 +298,14 @@ export class Verifier {
     } catch (e) {
       if (e instanceof VerifierReject) error = e.err;
       else if (e instanceof BpfError) error = e;
-      else throw e;
+      else {
+        // A defect of ours, not the program's: refuse loudly as the kernel's verifier_bug() does
+        // (EFAULT, "verifier bug"), so the load rolls back and fuzzing still sees it.
+        const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+        const stack = e instanceof Error ? (e.stack ?? what) : what;
+        error = new BpfError(EFAULT, `verifier bug: ${what}`, { insn: this.insnIdx, internal: stack });
+        this.note(error.message);
+      }
     }
     const stats = {
       processed: this.processed,
