@@ -7,6 +7,7 @@
 import { decodeInsn } from "../isa/decode.js";
 import { type Insn, LD_IMM64_CODE } from "../isa/insn.js";
 import { BPF_CLASS, BPF_LDX, BPF_MEM, BPF_MEMSX, BPF_MODE } from "../isa/opcodes.js";
+import { bpfOpcodeInInsntable } from "../isa/validate.js";
 import {
   __BPF_FUNC_MAX_ID,
   BPF_PSEUDO_BTF_ID,
@@ -76,12 +77,17 @@ export function resolve_pseudo_ldimm64(
       throw logErr(log, EINVAL, "BPF_LDX uses reserved fields");
     }
     if (insn.code !== LD_IMM64_CODE) {
-      try {
-        decodeInsn(insns, i);
-      } catch (e) {
-        if (e instanceof BpfError)
-          throw logErr(log, EINVAL, `unknown opcode ${insn.code.toString(16).padStart(2, "0")}`);
-        throw e;
+      // The opcode byte alone: reserved fields are do_check's to refuse ("BPF_MOV uses reserved
+      // fields"). Without the verifier nothing else checks them before the VM, so decode here.
+      const unknown = () => logErr(log, EINVAL, `unknown opcode ${insn.code.toString(16).padStart(2, "0")}`);
+      if (!bpfOpcodeInInsntable(insn.code)) throw unknown();
+      if (!env.kernel.verifier) {
+        try {
+          decodeInsn(insns, i);
+        } catch (e) {
+          if (e instanceof BpfError) throw unknown();
+          throw e;
+        }
       }
       continue;
     }
