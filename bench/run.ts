@@ -1,7 +1,7 @@
 // One command for every benchmark: `npm run bench [-- name...] [--write]`.
 // Each bench/<name>.ts exports run(): Promise<BenchResult[]> and measures its own baseline in the
 // same run; this prints them side by side and, with --write, records them in bench/RESULTS.md.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { arch, cpus, platform } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,6 +49,15 @@ async function main(): Promise<void> {
     // dist/bench/run.js -> bench/RESULTS.md in the source tree
     const out = join(here, "..", "..", "bench", "RESULTS.md");
     const cpu = cpus()[0]?.model ?? "unknown CPU";
+    // Sections after the table (the fuzzing figures of `npm run fuzz`) are not ours to rewrite.
+    let kept = "";
+    try {
+      const old = readFileSync(out, "utf8");
+      const at = old.indexOf("\n## ");
+      if (at >= 0) kept = old.slice(at + 1);
+    } catch {
+      // no file yet
+    }
     const text = [
       "# Benchmark results",
       "",
@@ -59,6 +68,7 @@ async function main(): Promise<void> {
       "|---|---|---|---|---|---|",
       ...rows,
       "",
+      ...(kept ? [kept.trimEnd(), ""] : []),
     ].join("\n");
     writeFileSync(out, text);
     process.stderr.write(`wrote ${out}\n`);

@@ -2,6 +2,8 @@
  * A JSON writer producing exactly bpftool's json_writer.c output, compact or pretty (`-p`):
  * fields on their own indented lines, array elements run together as `},{`.
  */
+const INDENT = Array.from({ length: 16 }, (_, d) => `\n${"    ".repeat(d)}`);
+
 export class JsonWriter {
   private readonly out: string[] = [];
   /** Characters written so far. */
@@ -23,7 +25,7 @@ export class JsonWriter {
 
   private eol(): void {
     if (!this.pretty) return;
-    this.emit(`\n${"    ".repeat(this.depth)}`);
+    this.emit(INDENT[this.depth] ?? `\n${"    ".repeat(this.depth)}`);
   }
 
   private begin(c: string): void {

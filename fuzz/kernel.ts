@@ -1,0 +1,27 @@
+/** A simulated kernel with every subsystem, as the CLI boots it, and its leak checks. */
+import { Kernel, type Subsystem } from "../src/kernel/kernel.js";
+import { bpfDummyStructOpsSubsystem } from "../src/subsys/dummy/bpf_dummy_struct_ops.js";
+import { bpfTcpCaSubsystem } from "../src/subsys/tcp/bpf_tcp_ca.js";
+import { registerTcpBpf } from "../src/subsys/tcp/bpf_tcp_ca_kfuncs.js";
+import { TcpCongControl } from "../src/subsys/tcp/tcp_cong.js";
+import { tcpReno } from "../src/subsys/tcp/tcp_reno.js";
+import { FuzzInvariant } from "./target.js";
+
+export function bootKernel(): Kernel {
+  const cong = new TcpCongControl(tcpReno());
+  const kfuncs: Subsystem = {
+    name: "tcp_bpf",
+    register: (k) => registerTcpBpf(k, { cong, sockByAddr: () => undefined }),
+  };
+  return new Kernel({ subsystems: [bpfTcpCaSubsystem(() => cong), kfuncs, bpfDummyStructOpsSubsystem] });
+}
+
+/** After every process exited and a grace period passed, nothing BPF may be left but kernel BTF. */
+export function assertNothingLeft(k: Kernel, kernelBtfs: number): void {
+  k.quiesce();
+  if (k.map_idr.size) throw new FuzzInvariant(`${k.map_idr.size} map(s) left after every fd closed`);
+  if (k.prog_idr.size) throw new FuzzInvariant(`${k.prog_idr.size} program(s) left after every fd closed`);
+  if (k.link_idr.size) throw new FuzzInvariant(`${k.link_idr.size} link(s) left after every fd closed`);
+  if (k.btf_idr.size !== kernelBtfs)
+    throw new FuzzInvariant(`${k.btf_idr.size - kernelBtfs} BTF object(s) left after every fd closed`);
+}
