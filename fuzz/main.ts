@@ -64,6 +64,7 @@ interface Finding {
 
 function spawn(o: Options, mode: "fuzz" | "try", start: number): { w: Worker; progress: Int32Array } {
   const sab = new SharedArrayBuffer(8);
+  new Int32Array(sab)[0] = start;
   const data: WorkerData = { target: o.target, mode, seed: o.seed, start, progress: sab };
   const w = new Worker(new URL("./worker.js", import.meta.url), {
     workerData: data,
@@ -113,8 +114,22 @@ class Tryer {
 
   constructor(private readonly o: Options) {}
 
-  run(input: Uint8Array): Promise<{ kind: Kind | null; signature: string | null }> {
-    this.cur ??= spawn(this.o, "try", 0);
+  private ready?: Promise<void>;
+
+  async run(input: Uint8Array): Promise<{ kind: Kind | null; signature: string | null }> {
+    if (!this.cur) {
+      const cur = spawn(this.o, "try", 0);
+      this.cur = cur;
+      this.ready = new Promise((resolve) => {
+        const onReady = (m: WorkerMessage) => {
+          if (m.type !== "ready") return;
+          cur.w.off("message", onReady);
+          resolve();
+        };
+        cur.w.on("message", onReady);
+      });
+    }
+    await this.ready;
     const { w } = this.cur;
     const id = this.next++;
     return new Promise((resolve) => {
@@ -197,6 +212,7 @@ async function fuzz(o: Options): Promise<number> {
     } | null>((resolve) => {
       let beat = Atomics.load(progress, 1);
       let beatAt = performance.now();
+      let ready = false;
       let settled = false;
       const finish = (r: { kind: Kind; index: number; input?: Uint8Array; sig: string; detail: string } | null) => {
         if (settled) return;
@@ -206,7 +222,10 @@ async function fuzz(o: Options): Promise<number> {
         resolve(r);
       };
       w.on("message", (m: WorkerMessage) => {
-        if (m.type === "stats") {
+        if (m.type === "ready") {
+          ready = true;
+          beatAt = performance.now();
+        } else if (m.type === "stats") {
           counts.inputs += m.done;
           for (const [k, n] of Object.entries(m.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + n;
         } else if (m.type === "defect") {
@@ -227,7 +246,7 @@ async function fuzz(o: Options): Promise<number> {
         if (b !== beat) {
           beat = b;
           beatAt = now;
-        } else if (now - beatAt > HANG_MS) {
+        } else if (ready && now - beatAt > HANG_MS) {
           const index = Atomics.load(progress, 0);
           return finish({
             kind: "hang",

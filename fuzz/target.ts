@@ -16,6 +16,8 @@ export interface FuzzTarget {
   generate(rng: Prng, index: number): Uint8Array;
   /** Runs one input; returns an outcome label for the counts. Throws on a defect. */
   run(input: Uint8Array): string;
+  /** Once per worker, before the first input (booting a kernel is not an input's time). */
+  setup?(): void;
 }
 
 /** A broken rule the target checks (refcounts, tiers disagreeing, a fault in a verified program). */

@@ -29,6 +29,9 @@ export const elfTarget: FuzzTarget = {
   name: "elf",
   describe: "a committed BPF object (bpf/obj, test/fixtures/elf) with byte mutations",
   unit: 1,
+  setup(): void {
+    k();
+  },
   generate(rng: Prng): Uint8Array {
     // The first byte picks the seed object so a reproducer names it; the rest is the object.
     const i = int(rng, corpus.length);

@@ -218,6 +218,9 @@ export const insnTarget: FuzzTarget = {
   name: "insn",
   describe: "byte 0: flags (bit 0 unprivileged); then 8-byte instructions of a socket filter",
   unit: 8,
+  setup(): void {
+    setup();
+  },
   generate(rng: Prng): Uint8Array {
     setup();
     const insns = program(rng, mapFd);

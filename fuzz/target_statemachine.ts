@@ -30,6 +30,14 @@ const BTF = (() => {
 let kernel: Kernel | undefined;
 let kernelBtfs = 0;
 
+function boot(): Kernel {
+  if (!kernel) {
+    kernel = bootKernel();
+    kernelBtfs = kernel.btf_idr.size;
+  }
+  return kernel;
+}
+
 function capsOf(mask: number): Capability[] {
   return CAPS.filter((_, i) => mask & (1 << i));
 }
@@ -43,6 +51,9 @@ export const statemachineTarget: FuzzTarget = {
   name: "statemachine",
   describe: `byte 0: unprivileged_bpf_disabled; bytes 1-3: capability masks; then ${REC}-byte bpf() call records`,
   unit: REC,
+  setup(): void {
+    boot();
+  },
   generate(rng: Prng): Uint8Array {
     const n = 1 + int(rng, 40);
     const out = new Uint8Array(4 + n * REC);
@@ -56,11 +67,7 @@ export const statemachineTarget: FuzzTarget = {
     return out;
   },
   run(input: Uint8Array): string {
-    if (!kernel) {
-      kernel = bootKernel();
-      kernelBtfs = kernel.btf_idr.size;
-    }
-    const k = kernel;
+    const k = boot();
     k.sysctl.unprivilegedBpfDisabled = 2;
     if ((input[0] ?? 0) === 0) k.sysctl.unprivilegedBpfDisabled = 0;
     const unprivOff = k.sysctl.unprivilegedBpfDisabled !== 0;

@@ -18,6 +18,7 @@ export interface WorkerData {
 }
 
 export type WorkerMessage =
+  | { type: "ready" }
   | { type: "stats"; done: number; outcomes: Record<string, number> }
   | { type: "defect"; index: number; input: Uint8Array; signature: string; detail: string }
   | { type: "tried"; id: number; signature: string | null; detail: string };
@@ -54,6 +55,8 @@ function main(): void {
   const t = TARGETS[data.target];
   if (!t) throw new Error(`unknown target ${data.target}`);
   const progress = new Int32Array(data.progress);
+  t.setup?.();
+  port.postMessage({ type: "ready" } satisfies WorkerMessage);
   if (data.mode === "try") {
     port.on("message", (m: { id: number; input: Uint8Array }) => {
       Atomics.store(progress, 1, Atomics.load(progress, 1) + 1);
