@@ -75,6 +75,11 @@ function spawn(o: Options, mode: "fuzz" | "try", start: number): { w: Worker; pr
 
 const mb = (n: number) => Math.round(n / (1 << 20));
 
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 /**
  * Shrink `input` while `fails` still says it fails the same way: remove chunks of halving size
  * (down to the target's unit), then zero single units. Bounded in tries and time.
@@ -134,7 +139,7 @@ class Tryer {
     const id = this.next++;
     return new Promise((resolve) => {
       const done = (r: { kind: Kind | null; signature: string | null }, kill: boolean) => {
-        clearTimeout(timer);
+        clearInterval(timer);
         w.off("message", onMsg);
         w.off("error", onErr);
         if (kill) {
@@ -148,7 +153,10 @@ class Tryer {
           done({ kind: m.signature ? "crash" : null, signature: m.signature }, false);
       };
       const onErr = () => done({ kind: "memory", signature: "worker out of memory" }, true);
-      const timer = setTimeout(() => done({ kind: "hang", signature: "no progress for 2 s" }, true), HANG_MS);
+      const cpu0 = cpuMs();
+      const timer = setInterval(() => {
+        if (cpuMs() - cpu0 > HANG_MS) done({ kind: "hang", signature: "no progress for 2 s" }, true);
+      }, 100);
       w.on("message", onMsg);
       w.on("error", onErr);
       w.postMessage({ id, input });
@@ -211,7 +219,9 @@ async function fuzz(o: Options): Promise<number> {
       detail: string;
     } | null>((resolve) => {
       let beat = Atomics.load(progress, 1);
-      let beatAt = performance.now();
+      // Hang time is the process's CPU time without a heartbeat (the worker is the one spinning),
+      // so a machine too loaded to schedule us does not look like a hang.
+      let beatAt = cpuMs();
       let ready = false;
       let settled = false;
       const finish = (r: { kind: Kind; index: number; input?: Uint8Array; sig: string; detail: string } | null) => {
@@ -224,7 +234,7 @@ async function fuzz(o: Options): Promise<number> {
       w.on("message", (m: WorkerMessage) => {
         if (m.type === "ready") {
           ready = true;
-          beatAt = performance.now();
+          beatAt = cpuMs();
         } else if (m.type === "stats") {
           counts.inputs += m.done;
           for (const [k, n] of Object.entries(m.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + n;
@@ -245,8 +255,8 @@ async function fuzz(o: Options): Promise<number> {
         const b = Atomics.load(progress, 1);
         if (b !== beat) {
           beat = b;
-          beatAt = now;
-        } else if (ready && now - beatAt > HANG_MS) {
+          beatAt = cpuMs();
+        } else if (ready && cpuMs() - beatAt > HANG_MS) {
           const index = Atomics.load(progress, 0);
           return finish({
             kind: "hang",

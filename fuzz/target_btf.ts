@@ -147,6 +147,7 @@ function btfLoad(blob: Uint8Array): string {
   try {
     const fd = kernel.bpf(proc, bpf_cmd.BPF_BTF_LOAD, { btf: blob, btf_size: blob.length });
     kernel.close(proc, fd);
+    kernel.quiesce();
     return "loaded";
   } catch (e) {
     if (!isRefusal(e)) throw e;
