@@ -171,8 +171,9 @@ class Tryer {
 async function fuzz(o: Options): Promise<number> {
   const t = TARGETS[o.target];
   if (!t) return 2;
-  const start = performance.now();
-  const end = start + o.seconds * 1000;
+  // --seconds counts from the first worker being ready (booting its kernel is not fuzzing)
+  let start = performance.now();
+  let end = Number.POSITIVE_INFINITY;
   const counts = { inputs: 0, crashes: 0, hangs: 0, memory: 0 };
   const outcomes: Record<string, number> = {};
   const findings: Finding[] = [];
@@ -234,6 +235,10 @@ async function fuzz(o: Options): Promise<number> {
       w.on("message", (m: WorkerMessage) => {
         if (m.type === "ready") {
           ready = true;
+          if (end === Number.POSITIVE_INFINITY) {
+            start = performance.now();
+            end = start + o.seconds * 1000;
+          }
           beatAt = cpuMs();
         } else if (m.type === "stats") {
           counts.inputs += m.done;
