@@ -21,6 +21,7 @@ import { computeLiveness } from "../src/verifier/liveness.js";
 import { resolveLdImm64, vectorEnv } from "../src/verifier/vector.js";
 import { bpfCheck } from "../src/verifier/verifier.js";
 import type { BenchResult } from "./bench.js";
+import { run as runGraph } from "./verifier_graph.js";
 
 /** A large program in the shape clang gives bpf_cubic: branches on state fields, a root loop. */
 export function cubicLikeAsm(blocks = 60): string {
@@ -136,6 +137,7 @@ export async function run(): Promise<BenchResult[]> {
   const s = first.stats;
   return [
     ...out,
+    ...(await runGraph()),
     {
       name: `verify cubic-like program (${insns.length} insns)`,
       value: verify,

@@ -19,6 +19,7 @@ import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno
 import { BPF_F_ACCESS_MASK, BpfMap, type BpfMapOps, bpf_map_flags_access_ok, type MemRegion } from "./bpf.js";
 import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
+import { copyMapValue, mapFreeFields } from "./bpf_graph.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
 
@@ -95,6 +96,7 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
     return new BpfArray(k, percpu ? percpu_array_map_ops : array_map_ops, attr);
   },
   map_free(map) {
+    for (let i = 0; i < map.max_entries; i++) mapFreeFields(map, (map as BpfArray).elemAddr(i));
     map.kernel.mem.free((map as BpfArray).value);
   },
   map_lookup_elem(map, key) {
@@ -108,7 +110,10 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
     if (i >= map.max_entries) throw new BpfError(E2BIG, `index ${i} is past max_entries ${map.max_entries}`);
     // Every array element always exists.
     if (flags & BPF_NOEXIST) throw new BpfError(EEXIST, `array element ${i} always exists`);
-    map.kernel.mem.bytes((map as BpfArray).elemAddr(i), map.value_size).set(value.subarray(0, map.value_size));
+    const addr = (map as BpfArray).elemAddr(i);
+    copyMapValue(map, map.kernel.mem.bytes(addr, map.value_size), value);
+    // The element's lists and kptrs from before go (bpf_obj_free_fields after copy_map_value).
+    mapFreeFields(map, addr);
   },
   map_delete_elem() {
     throw new BpfError(EINVAL, "array elements cannot be deleted");

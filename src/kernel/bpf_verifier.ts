@@ -36,6 +36,7 @@ function verifierMap(m: BpfMap): VerifierMap {
     valueBytes,
     name: m.name,
     spinLockOff: rec && rec.spinLockOff >= 0 ? rec.spinLockOff : undefined,
+    hasBtf: m.btf !== null,
     record: rec,
   };
 }
@@ -75,6 +76,8 @@ export function bpfVerifierHook(env: VerifierEnv): VerifierResult {
     allowPtrLeaks: proc ? proc.cred.perfmonCapable() : env.privileged,
     logLevel: env.log.level,
     btf: prog.aux.attach_btf?.btf ?? k.btfVmlinux,
+    progBtf: prog.aux.btf?.btf ?? null,
+    progStructMetas: prog.aux.btf?.structMetas,
     maps: maps.map(verifierMap),
     kfuncs: k.kfuncs as ReadonlyMap<number, KfuncInfo>,
     helperProtos: k.helperProtos.size ? k.helperProtos : undefined,

@@ -21,6 +21,7 @@ import { PCPU_MIN_UNIT_SIZE } from "./arraymap.js";
 import { BPF_F_ACCESS_MASK, BpfMap, type BpfMapOps, bpf_map_flags_access_ok, type MemRegion } from "./bpf.js";
 import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
+import { copyMapValue, mapFreeFields } from "./bpf_graph.js";
 import { BpfLru, type BpfLruNode, BpfLruNode as LruNode } from "./bpf_lru.js";
 import { CAP_SYS_ADMIN } from "./capability.js";
 import type { Kernel } from "./kernel.js";
@@ -132,6 +133,8 @@ function allocValue(h: BpfHtab): MemRegion {
 }
 
 function freeElem(h: BpfHtab, e: HtabElem): void {
+  // check_and_free_fields: what the value's lists and trees hold goes now.
+  if (!h.percpu) mapFreeFields(h, e.value.addr);
   if (e.node) {
     // Preallocated: the node goes back to the LRU, its value region stays with it.
     h.lru!.pushFree(e.node);
@@ -214,7 +217,7 @@ function htabUpdate(h: BpfHtab, key: Uint8Array, value: Uint8Array, flags: numbe
   if (!old && h.elems.size >= h.max_entries) throw new BpfError(E2BIG, `map ${h.name} is full (${h.max_entries})`);
   const e: HtabElem = { key: key.slice(), value: allocValue(h) };
   if (h.percpu) pcpuCopyValue(h, e, value, onallcpus, true);
-  else h.kernel.mem.bytes(e.value.addr, h.value_size).set(value.subarray(0, h.value_size));
+  else copyMapValue(h, h.kernel.mem.bytes(e.value.addr, h.value_size), value);
   // Replacement is a new element (readers of the old one keep a valid pointer until the grace period).
   h.elems.delete(ks);
   h.elems.set(ks, e);
@@ -279,7 +282,11 @@ export const htab_map_ops: BpfMapOps = {
     if (h.lru) {
       // Preallocated: every element's region, in the table or not.
       for (const n of h.lruNodes) if (n.elem.value !== NO_REGION) map.kernel.mem.free(n.elem.value);
-    } else for (const e of h.elems.values()) map.kernel.mem.free(e.value);
+    } else
+      for (const e of h.elems.values()) {
+        if (!h.percpu) mapFreeFields(map, e.value.addr);
+        map.kernel.mem.free(e.value);
+      }
     h.elems.clear();
   },
   map_lookup_elem(map, key) {

@@ -10,6 +10,7 @@ import { BpfError, EINVAL } from "../uapi/errno.js";
 import { type HelperCall, Vm, VmMemory } from "../vm/index.js";
 import { array_map_ops, percpu_array_map_ops } from "./arraymap.js";
 import type { BpfProg } from "./bpf.js";
+import { declareGraphTypes, type ProgKernelFn, registerGraphKfuncs } from "./bpf_graph_kfuncs.js";
 import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { task_storage_map_ops } from "./bpf_task_storage.js";
@@ -17,7 +18,7 @@ import { bpfVerifierHook } from "./bpf_verifier.js";
 import { btf_register_kernel } from "./btf_obj.js";
 import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.js";
 import { registerBaseHelpers } from "./helpers.js";
-import type { Kernel, KernelOptions } from "./kernel.js";
+import type { Kernel, KernelOptions, Kfunc } from "./kernel.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
 import { declareTaskTypes } from "./task.js";
 import { testRunOps } from "./test_run.js";
@@ -141,6 +142,8 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     const base = declareKernelTypes(b);
     declareIterTypes(b, base);
     for (const s of k.subsystems) s.declareTypes?.(b, base);
+    // After the subsystems' types, so their ids stay where they were.
+    declareGraphTypes(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
@@ -149,6 +152,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   // The verifier runs on every PROG_LOAD, as in the kernel; `verifier: false` is for tests of
   // the runtime checks that sit behind it (the VM still checks every access).
   if (opts.verifier !== false) k.verifier = bpfVerifierHook;
+  if (k.btfVmlinux) registerGraphKfuncs(k);
   for (const s of k.subsystems) s.register?.(k);
   for (const s of k.subsystems) s.boot?.(k);
 }
@@ -165,8 +169,8 @@ function bindVm(k: Kernel, vm: Vm): void {
     const kfuncs = new Map<number, (c: HelperCall) => void>();
     for (const [id, fn] of k.helpers) helpers.set(id, wrap(fn));
     for (const id of prog.aux.kfunc_btf_ids) {
-      const kf = k.kfuncs.get(id);
-      if (kf) kfuncs.set(id, wrap(kf.impl));
+      const kf = k.kfuncs.get(id) as (Kfunc & { bind?: ProgKernelFn }) | undefined;
+      if (kf) kfuncs.set(id, wrap(kf.bind ? kf.bind(prog) : kf.impl));
     }
     let P: ReturnType<Vm["load"]>;
     try {

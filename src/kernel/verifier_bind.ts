@@ -4,6 +4,8 @@
  * check_pseudo_btf_id, and add_kfunc_call's lookup of kfuncs by BTF id. Errors carry the
  * kernel's log messages.
  */
+
+import { BPF_LIST_HEAD, BPF_RB_ROOT, BPF_SPIN_LOCK, btfRecordHasField } from "../btf/record.js";
 import { decodeInsn } from "../isa/decode.js";
 import { type Insn, LD_IMM64_CODE } from "../isa/insn.js";
 import { BPF_CLASS, BPF_LDX, BPF_MEM, BPF_MEMSX, BPF_MODE } from "../isa/opcodes.js";
@@ -17,6 +19,7 @@ import {
   BPF_PSEUDO_MAP_IDX,
   BPF_PSEUDO_MAP_IDX_VALUE,
   BPF_PSEUDO_MAP_VALUE,
+  bpf_prog_type,
 } from "../uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_VAR } from "../uapi/btf.js";
 import { BpfError, E2BIG, EACCES, EFAULT, EINVAL, ENOENT, EPROTO } from "../uapi/errno.js";
@@ -157,12 +160,35 @@ export function resolve_pseudo_ldimm64(
       if (prog.aux.used_maps.length >= MAX_USED_MAPS) {
         throw logErr(log, E2BIG, `The total number of maps per program has reached the limit of ${MAX_USED_MAPS}`);
       }
+      check_map_prog_compatibility(env, map);
       bpf_map_inc(map);
       prog.aux.used_maps.push(map);
     }
     i++;
   }
   return insns;
+}
+
+/** is_tracing_prog_type. */
+const TRACING_PROG_TYPES: readonly number[] = [
+  bpf_prog_type.BPF_PROG_TYPE_KPROBE,
+  bpf_prog_type.BPF_PROG_TYPE_TRACEPOINT,
+  bpf_prog_type.BPF_PROG_TYPE_PERF_EVENT,
+  bpf_prog_type.BPF_PROG_TYPE_RAW_TRACEPOINT,
+  bpf_prog_type.BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE,
+];
+
+/** check_map_prog_compatibility's special-field rules: which program types may use which fields. */
+function check_map_prog_compatibility(env: VerifierEnv, map: BpfMap): void {
+  const type = env.prog.type;
+  const tracing = TRACING_PROG_TYPES.includes(type);
+  if (tracing && (btfRecordHasField(map.record, BPF_LIST_HEAD) || btfRecordHasField(map.record, BPF_RB_ROOT)))
+    throw logErr(env.log, EINVAL, "tracing progs cannot use bpf_{list_head,rb_root} yet");
+  if (btfRecordHasField(map.record, BPF_SPIN_LOCK)) {
+    if (type === bpf_prog_type.BPF_PROG_TYPE_SOCKET_FILTER)
+      throw logErr(env.log, EINVAL, "socket filter progs cannot use bpf_spin_lock yet");
+    if (tracing) throw logErr(env.log, EINVAL, "tracing progs cannot use bpf_spin_lock yet");
+  }
 }
 
 function check_pseudo_btf_id(

@@ -74,7 +74,6 @@ export function pushCallbackIteration(v: Verifier, done: FuncState): void {
 /** BPF_EXIT: return from a subprogram, or the end of a path through the main program. */
 export function processExit(v: Verifier): boolean {
   const f = v.frame;
-  if (v.cur.activeLock >= 0) v.reject(EINVAL, "bpf_spin_unlock is missing");
   if (v.cur.frames.length > 1) {
     const r0 = v.readReg(0);
     if (baseType(r0.type) === PTR_TO_STACK && r0.frameno === f.frameno)
@@ -95,7 +94,8 @@ export function processExit(v: Verifier): boolean {
     if (f.isCallback) {
       markRegUnknown(caller.regs[0]);
       for (let r = 1; r <= 5; r++) markRegNotInit(caller.regs[r]);
-      pushCallbackIteration(v, f);
+      // less() of bpf_rbtree_add sees fresh non-owning nodes each call: one pass covers them all.
+      if (!f.rbtreeCb) pushCallbackIteration(v, f);
     } else caller.regs[0] = ret;
     caller.regs[0].written = true;
     v.scratched |= 1;

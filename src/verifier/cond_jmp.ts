@@ -7,6 +7,7 @@ import { BPF_ADD, BPF_JEQ, BPF_JNE, BPF_OP, BPF_SRC, BPF_X } from "../isa/opcode
 import { EACCES, EINVAL } from "../uapi/errno.js";
 import { scalarAlu } from "./alu.js";
 import { isBranchTaken, negateJmp, regSetMinMax } from "./branch.js";
+import { mayPointToSpinLock } from "./graph.js";
 import { forEachReg, releaseReferenceNomark } from "./refs.js";
 import {
   BPF_ADD_CONST,
@@ -166,7 +167,8 @@ export function markPtrOrNull(_v: Verifier, st: VerifierState, id: number, isNul
       r.written = w;
     } else {
       r.type &= ~PTR_MAYBE_NULL;
-      r.id = 0;
+      // A value holding a lock keeps its id: it names the lock (reg_may_point_to_spin_lock).
+      if (!mayPointToSpinLock(_v, r)) r.id = 0;
     }
   });
 }

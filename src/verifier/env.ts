@@ -4,7 +4,7 @@
  * PROG_LOAD, tests fill one by hand.
  */
 import type { Btf } from "../btf/btf.js";
-import type { BtfRecord } from "../btf/record.js";
+import type { BtfRecord, BtfStructMeta } from "../btf/record.js";
 import type { BtfComposite, BtfMember } from "../btf/types.js";
 import type { Insn } from "../isa/insn.js";
 import type { BpfError } from "../uapi/errno.js";
@@ -29,6 +29,8 @@ export interface VerifierMap {
   spinLockOff?: number;
   /** map->record: the value's special fields (btf_parse_fields), when it has any. */
   record?: BtfRecord | null;
+  /** The map was created with BTF (bpf_spin_lock needs it); default true. */
+  hasBtf?: boolean;
   /** The map's id and kernel address, for the log (a privileged log prints the address). */
   id?: number;
   kaddr?: bigint;
@@ -144,6 +146,10 @@ export interface VerifierEnv {
   allowPtrLeaks?: boolean;
   logLevel?: number;
   btf?: Btf | null;
+  /** The program's own BTF (prog->aux->btf): bpf_obj_new's types. */
+  progBtf?: Btf | null;
+  /** Its struct metas (btf->struct_meta_tab): records of program-allocatable types, by id. */
+  progStructMetas?: ReadonlyMap<number, BtfStructMeta>;
   maps?: readonly VerifierMap[];
   /** Overrides of the helper prototype table (by func id). */
   helperProtos?: ReadonlyMap<number, FuncProto>;

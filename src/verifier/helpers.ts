@@ -3,6 +3,7 @@ import { BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
 import { btfStructIdsMatch } from "./btf_access.js";
 import { checkFuncCall } from "./calls.js";
+import { processSpinLock } from "./graph.js";
 import {
   ALL_HELPER_PROTOS,
   ARG_ANYTHING,
@@ -312,30 +313,6 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     constKey < BigInt(m.maxEntries);
   clobberAndSetR0(v, fn, map, elide);
   return false;
-}
-
-/** process_spin_lock: the lock of a map value, taken and released once per path. */
-function processSpinLock(v: Verifier, regno: number, reg: RegState, lock: boolean): void {
-  if (reg.type !== PTR_TO_MAP_VALUE) {
-    v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=map_value`);
-  }
-  if (!tnumIsConst(reg.varOff)) {
-    v.reject(EINVAL, `R${regno} doesn't have constant offset. bpf_spin_lock has to be at the constant offset`);
-  }
-  const map = v.maps[reg.map];
-  const off = reg.off + Number(reg.varOff.value);
-  if (map.spinLockOff === undefined) v.reject(EINVAL, `map '${map.name ?? reg.map}' has no valid bpf_spin_lock`);
-  if (off !== map.spinLockOff) {
-    v.reject(EINVAL, `off ${off} doesn't point to 'struct bpf_spin_lock' that is at ${map.spinLockOff}`);
-  }
-  if (lock) {
-    if (v.cur.activeLock >= 0) v.reject(EINVAL, "Locking two bpf_spin_locks are not allowed");
-    v.cur.activeLock = reg.map;
-    return;
-  }
-  if (v.cur.activeLock < 0) v.reject(EINVAL, "bpf_spin_unlock without taking a lock");
-  if (v.cur.activeLock !== reg.map) v.reject(EINVAL, "bpf_spin_unlock of different lock");
-  v.cur.activeLock = -1;
 }
 
 /** The state after a bpf_loop that ran its callback zero times. */

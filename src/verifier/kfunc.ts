@@ -28,6 +28,7 @@ import {
   KF_TRUSTED_ARGS,
   type KfuncInfo,
 } from "./env.js";
+import { checkGraphKfuncCall, isGraphKfunc } from "./graph.js";
 import { KF_ITER, processIterArg, processIterNextCall } from "./iter.js";
 import { acquireReference, forEachReg, releaseReference } from "./refs.js";
 import {
@@ -75,7 +76,8 @@ interface KfuncMeta {
 const isTrustedArgs = (m: KfuncMeta): boolean => (m.flags & (KF_TRUSTED_ARGS | KF_RELEASE)) !== 0;
 
 /** check_kfunc_call. */
-export function checkKfuncCall(v: Verifier, btfId: number): void {
+/** Returns true when execution moved into a callback (bpf_rbtree_add's less()). */
+export function checkKfuncCall(v: Verifier, btfId: number): boolean {
   const btf = v.env.btf;
   if (!v.privileged)
     v.reject(EPERM, "loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN");
@@ -99,6 +101,7 @@ export function checkKfuncCall(v: Verifier, btfId: number): void {
     v.reject(EACCES, "calling kernel function with KF_DESTRUCTIVE flag requires CAP_SYS_BOOT capability");
   const sleepable = (meta.flags & KF_SLEEPABLE) !== 0;
   if (sleepable && !v.env.sleepable) v.reject(EACCES, `program must be sleepable to call sleepable kfunc ${name}`);
+  if (isGraphKfunc(name)) return checkGraphKfuncCall(v, name, btfId, meta.flags, proto);
   checkKfuncArgs(v, meta, proto);
 
   const rcuLock = name === "bpf_rcu_read_lock";
@@ -141,7 +144,7 @@ export function checkKfuncCall(v: Verifier, btfId: number): void {
       }
       r0.written = true;
       if (meta.flags & KF_ITER_NEXT) processIterNextCall(v, r1);
-      return;
+      return false;
     }
     if (st.kind !== BTF_KIND_STRUCT) {
       v.reject(EINVAL, `kernel function ${name} returns pointer type ${kindStr(st.kind)} ${st.name} is not supported`);
@@ -163,6 +166,7 @@ export function checkKfuncCall(v: Verifier, btfId: number): void {
     markRegUnknown(r0);
   }
   r0.written = true;
+  return false;
 }
 
 function kindStr(kind: number): string {

@@ -17,11 +17,13 @@ import {
 import { BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_PTR } from "../uapi/btf.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
 import { btfCtxAccess, btfCtxArgIdx, btfFuncPtrProto, btfSkipModifiers, btfStructRead } from "./btf_access.js";
+import { checkAllocAccess, checkMapValueFields } from "./graph.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
   copyReg,
   isPointer,
+  MEM_ALLOC,
   MEM_RDONLY,
   markPtr,
   markRegKnown,
@@ -82,8 +84,9 @@ export function checkMemAccess(
       if (write && map.rdonlyProg)
         v.reject(EACCES, `write into map forbidden, value_size=${map.valueSize} off=${off + reg.off} size=${size}`);
       checkMemRegion(v, regno, reg, off, size, map.valueSize, "map value");
-      if (map.spinLockOff !== undefined) {
-        // The lock word belongs to bpf_spin_lock/unlock alone (check_map_access's btf_record check).
+      // Special fields belong to their helpers and kfuncs (check_map_access's btf_record check).
+      if (map.record) checkMapValueFields(v, reg, reg.off + off, size, map.record);
+      else if (map.spinLockOff !== undefined) {
         const lo = reg.off + off + Number(reg.smin);
         const hi = reg.off + off + Number(reg.umax) + size;
         if (lo < map.spinLockOff + 4 && hi > map.spinLockOff) {
@@ -112,6 +115,10 @@ export function checkMemAccess(
     case PTR_TO_CTX:
       return checkCtxAccess(v, regno, reg, off, size, write, value, valueReg, out);
     case PTR_TO_BTF_ID:
+      if (reg.type & MEM_ALLOC) {
+        if (write && value && v.isPointerValue(value)) v.reject(EACCES, `R${valueReg} leaks addr into mem`);
+        return checkAllocAccess(v, regno, reg, off, size, out);
+      }
       return checkBtfAccess(v, regno, reg, off, size, write, out);
     default:
       v.reject(EACCES, `R${regno} invalid mem access '${regTypeStr(reg.type)}'`);

@@ -84,6 +84,7 @@ export function checkReferenceLeak(v: Verifier, exceptionExit = false): boolean 
  * "tail_call") leaves the program. `checkLock`: locks and RCU sections count too.
  */
 export function checkResourceLeak(v: Verifier, exceptionExit: boolean, checkLock: boolean, prefix: string): void {
+  if (checkLock && v.cur.activeLock !== -1) v.reject(EINVAL, `${prefix} cannot be used inside bpf_spin_lock-ed region`);
   if (checkReferenceLeak(v, exceptionExit)) v.reject(EINVAL, `${prefix} would lead to reference leak`);
   if (checkLock && v.cur.activeRcuLock > 0)
     v.reject(EINVAL, `${prefix} cannot be used inside bpf_rcu_read_lock-ed region`);

@@ -16,6 +16,8 @@ export interface FuncState {
   subprog: number;
   /** A bpf_loop callback: its exit returns to the helper call. */
   isCallback: boolean;
+  /** bpf_rbtree_add's less(): runs under the tree's lock, may not call graph kfuncs. */
+  rbtreeCb?: boolean;
   /** A callback's arguments (r1-r5), to call it again for the next iteration. */
   cbArgs?: RegState[];
 }
@@ -38,6 +40,7 @@ export interface Checkpoint {
   readonly insn: number;
   readonly frames: FuncState[];
   readonly activeLock: number;
+  readonly activeLockId: number;
   readonly refs: readonly RefState[];
   readonly activeRcuLock: number;
   /** may_goto_depth: fall-throughs of may_goto taken on the way here. */
@@ -52,6 +55,8 @@ export interface VerifierState {
   parent: Checkpoint | null;
   /** Map whose bpf_spin_lock is held (active_lock), or -1. */
   activeLock: number;
+  /** The register id of the value whose lock is held (active_lock_id). */
+  activeLockId: number;
   /** Acquired references, in acquisition order (the verifier state's refs[], shared by all frames). */
   refs: RefState[];
   /** Depth of bpf_rcu_read_lock nesting (active_rcu_lock). */
@@ -76,6 +81,7 @@ export function copyFuncState(f: FuncState): FuncState {
     frameno: f.frameno,
     subprog: f.subprog,
     isCallback: f.isCallback,
+    rbtreeCb: f.rbtreeCb,
     cbArgs: f.cbArgs,
   };
 }
@@ -85,6 +91,7 @@ export function copyState(s: VerifierState): VerifierState {
     frames: s.frames.map(copyFuncState),
     parent: s.parent,
     activeLock: s.activeLock,
+    activeLockId: s.activeLockId,
     refs: s.refs.slice(),
     activeRcuLock: s.activeRcuLock,
     mayGotoDepth: s.mayGotoDepth,

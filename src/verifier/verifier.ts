@@ -51,6 +51,7 @@ import {
   type VerifierOps,
   type VerifierResult,
 } from "./env.js";
+import { isGraphApiKfunc, progBtfName } from "./graph.js";
 import { checkHelperCall, getFuncProto } from "./helpers.js";
 import { isMayGoto, iterActive, iterSlotStr, processMayGoto } from "./iter.js";
 import { checkKfuncCall } from "./kfunc.js";
@@ -62,6 +63,7 @@ import {
   baseType,
   CONST_PTR_TO_MAP,
   isPointer,
+  MEM_ALLOC,
   markPtr,
   markRegKnown,
   NOT_INIT,
@@ -82,6 +84,9 @@ import {
 import { BPF_REG_SIZE, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, slotStr } from "./stack.js";
 import { type Checkpoint, copyFuncState, curFrame, type FuncState, newFuncState, type VerifierState } from "./state.js";
 import { tnumCast, tnumIn, tnumIsConst } from "./tnum.js";
+
+/** bpf_kptr_xchg's helper id (allowed under a lock). */
+const BPF_FUNC_kptr_xchg = 194;
 
 /** Thrown inside the walk; becomes the result's error. */
 class VerifierReject extends Error {
@@ -205,7 +210,8 @@ export class Verifier {
     return regStr(r, {
       mapName: (m) => this.maps[m]?.name,
       mapSizes: (m) => (this.maps[m] ? [this.maps[m].keySize, this.maps[m].valueSize] : undefined),
-      btfName: (id) => this.btfName(id),
+      // An allocated object's type is in the program's BTF.
+      btfName: (id) => (r.type & MEM_ALLOC ? progBtfName(this, id) : this.btfName(id)),
     });
   }
 
@@ -385,7 +391,7 @@ export class Verifier {
     markPtr(f.regs[BPF_REG_10], PTR_TO_STACK);
     f.regs[BPF_REG_10].frameno = 0;
     this.ops?.initRegs?.(f.regs);
-    return { frames: [f], parent: null, activeLock: -1, refs: [], activeRcuLock: 0 };
+    return { frames: [f], parent: null, activeLock: -1, activeLockId: 0, refs: [], activeRcuLock: 0 };
   }
 
   private doCheck(): void {
@@ -613,6 +619,7 @@ export class Verifier {
       insn: idx,
       frames: this.cur.frames.map(copyFuncState),
       activeLock: this.cur.activeLock,
+      activeLockId: this.cur.activeLockId,
       refs: this.cur.refs.slice(),
       activeRcuLock: this.cur.activeRcuLock,
       mayGotoDepth: this.cur.mayGotoDepth ?? 0,
@@ -649,6 +656,7 @@ export class Verifier {
     if (this.idmapCur.size) this.idmapCur.clear();
     this.tmpIdGen = 0;
     if (!refsafe(oldState, curState, idmap)) return false;
+    if (!checkIds(oldState.activeLockId, curState.activeLockId, idmap)) return false;
     for (let i = 0; i < old.length; i++) {
       const pos = i === old.length - 1 ? idx : cur[i + 1].callsite + 1;
       const live = this.live[pos];
@@ -866,15 +874,23 @@ export class Verifier {
         this.reject(EINVAL, "BPF_CALL uses reserved fields");
       }
       this.noteCallArgs(this.regs);
-      if (this.cur.activeLock >= 0 && !(insn.src === 0 && insn.imm === bpf_func_id.BPF_FUNC_spin_unlock)) {
-        this.reject(EINVAL, "function calls are not allowed while holding a lock");
+      // Under a lock: static subprograms, bpf_spin_unlock, bpf_kptr_xchg and the graph kfuncs only.
+      if (this.cur.activeLock !== -1) {
+        const helperOk =
+          insn.src === 0 && (insn.imm === bpf_func_id.BPF_FUNC_spin_unlock || insn.imm === BPF_FUNC_kptr_xchg);
+        const kfuncOk =
+          insn.src === BPF_PSEUDO_KFUNC_CALL && insn.off === 0 && isGraphApiKfunc(this.env.kfuncs?.get(insn.imm)?.name);
+        if ((insn.src === 0 && !helperOk) || (insn.src === BPF_PSEUDO_KFUNC_CALL && !kfuncOk))
+          this.reject(EINVAL, "function calls are not allowed while holding a lock");
       }
       if (insn.src === BPF_PSEUDO_CALL) {
         checkFuncCall(this, idx, idx + insn.imm + 1, false);
         return false;
       }
-      if (insn.src === BPF_PSEUDO_KFUNC_CALL) checkKfuncCall(this, insn.imm);
-      else if (checkHelperCall(this, insn.imm)) return false;
+      if (insn.src === BPF_PSEUDO_KFUNC_CALL) {
+        // bpf_rbtree_add enters its less() callback like bpf_loop does.
+        if (checkKfuncCall(this, insn.imm)) return false;
+      } else if (checkHelperCall(this, insn.imm)) return false;
       this.insnIdx = idx + 1;
       return false;
     }
