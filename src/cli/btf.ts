@@ -3,7 +3,6 @@
  * `-j/--json`, `-p/--pretty`, `-B/--base-btf PATH`. PATH is a raw BTF blob (like
  * /sys/kernel/btf/vmlinux) or an ELF object whose .BTF section is dumped.
  */
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { Btf } from "../btf/btf.js";
 import { btfDumpC } from "../btf/dump_c.js";
@@ -11,6 +10,7 @@ import { btfDumpRaw, btfDumpRawJson } from "../btf/dump_raw.js";
 import { ElfFile } from "../elf/elf.js";
 import { BTF_MAGIC } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT, isBpfError } from "../uapi/errno.js";
+import { io, readBytes } from "./session.js";
 
 interface DumpOptions {
   json?: boolean;
@@ -20,12 +20,7 @@ interface DumpOptions {
 
 /** The BTF bytes of a file: the file itself if it starts with the BTF magic, else its .BTF section. */
 export function readBtfFile(path: string): Uint8Array {
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(readFileSync(path));
-  } catch (e) {
-    throw new BpfError(ENOENT, `failed to read ${path}: ${(e as Error).message}`);
-  }
+  const bytes = readBytes("BTF file", path);
   const magic = bytes.length >= 2 ? bytes[0] | (bytes[1] << 8) : 0;
   if (magic === BTF_MAGIC || ((magic >> 8) | ((magic & 0xff) << 8)) === BTF_MAGIC) return bytes;
   const sec = ElfFile.parse(bytes).sectionByName(".BTF");
@@ -93,23 +88,6 @@ export function register(program: Command): void {
     .option("-p, --pretty", "pretty-printed JSON output")
     .option("-B, --base-btf <path>", "base BTF for a split BTF file")
     .action((args: string[], _opts: DumpOptions, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<DumpOptions>();
-      try {
-        writeOut(btfDumpCommand(args, opts));
-      } catch (e) {
-        if (!isBpfError(e)) throw e;
-        if (opts.json || opts.pretty) process.stdout.write(`${JSON.stringify({ error: e.message })}\n`);
-        else process.stderr.write(`Error: ${e.message}\n`);
-        process.exitCode = 255;
-      }
+      io.out(btfDumpCommand(args, cmd.optsWithGlobals<DumpOptions>()));
     });
-}
-
-/** Write a possibly large dump; a closed pipe (`| head`) ends the output quietly. */
-function writeOut(s: string): void {
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(0);
-    throw e;
-  });
-  process.stdout.write(s);
 }

@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 import { runConformanceDir, TIERS } from "../vm/conformance.js";
 import type { Tier } from "../vm/program.js";
+import { EXIT_ERROR, fileError } from "./errors.js";
 
 interface ConformanceOptions {
   json?: boolean;
@@ -25,7 +26,7 @@ export function register(program: Command): void {
       if (opts.tier !== undefined) {
         if (!TIERS.includes(opts.tier as Tier)) {
           console.error(`Error: unknown tier '${opts.tier}' (expected ${TIERS.join(" or ")})`);
-          process.exitCode = 2;
+          process.exitCode = EXIT_ERROR;
           return;
         }
         tiers = [opts.tier as Tier];
@@ -34,8 +35,10 @@ export function register(program: Command): void {
       try {
         outcomes = runConformanceDir(dir, tiers);
       } catch (e) {
-        console.error(`Error: ${e instanceof Error ? e.message : String(e)}`);
-        process.exitCode = 2;
+        const code = (e as NodeJS.ErrnoException).code;
+        const msg = code ? fileError("can't read conformance directory", dir, e).message : (e as Error).message;
+        console.error(`Error: ${msg}`);
+        process.exitCode = EXIT_ERROR;
         return;
       }
       const passed = outcomes.filter((o) => o.pass).length;

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { bpf_link_type } from "../uapi/bpf.js";
 import { type Handle, linkTypeName, objView, selectIds } from "./bpf_info.js";
-import { io, jsonOut, openSession, type SessionOpts, sessionOptions } from "./session.js";
+import { io, jsonOut, openSession, optsOf, type SessionOpts, sessionOptions } from "./session.js";
 
 /** bpftool's `link show -j` object for one link. */
 export function linkJson(h: Handle, id: number): Record<string, unknown> {
@@ -28,17 +28,21 @@ export function register(program: Command): void {
     .alias("list")
     .argument("[SPEC...]", "id ID")
     .description("show the session kernel's links")
-    .action((spec: string[], o: SessionOpts) => {
-      const s = openSession(o.state);
+    .action(async (spec: string[], _o: SessionOpts, c: Command) => {
+      const o = optsOf<SessionOpts>(c);
+      const s = await openSession(o.state);
       const rows = selectIds(s, "link", spec).map((id) => linkJson(s, id));
       if (!jsonOut(o, spec.length ? rows[0] : rows)) for (const r of rows) io.out(linkPlain(r));
     });
   sessionOptions(cmd.command("detach"))
     .argument("<SPEC...>", "id ID")
     .description("detach a link (recorded in the session)")
-    .action((spec: string[], o: SessionOpts) => {
-      const s = openSession(o.state);
-      const [id] = selectIds(s, "link", spec);
+    .action(async (spec: string[], _o: SessionOpts, c: Command) => {
+      const o = optsOf<SessionOpts>(c);
+      const s = await openSession(o.state);
+      const [id] = selectIds(s, "link", spec, true);
+      // bpftool's message when the id names no link.
+      linkJson(s, id!);
       s.record({ op: "link_detach", link_id: id! });
       s.save();
       jsonOut(o, null); // bpftool -j prints null for a command with no output

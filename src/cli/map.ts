@@ -5,13 +5,23 @@
  * does for maps without BTF.
  */
 import type { Command } from "commander";
+import type { Btf } from "../btf/btf.js";
 import { btfTypeSeqShow, btfTypeSeqShowJson } from "../btf/seq_show.js";
-import type { BpfMap } from "../kernel/bpf.js";
-import { isStructOpsMap } from "../kernel/struct_ops.js";
-import { bpf_cmd } from "../uapi/bpf.js";
+import { bpf_cmd, bpf_map_type } from "../uapi/bpf.js";
 import { BpfError } from "../uapi/errno.js";
 import { type Handle, mapTypeName, objView, selectIds } from "./bpf_info.js";
-import { io, jsonOut, openSession, type SessionOpts, sessionOptions } from "./session.js";
+import { io, jsonOut, openSession, optsOf, type SessionOpts, sessionOptions } from "./session.js";
+
+/** What the printers need of the kernel's map: its sizes and, for struct_ops, the kernel BTF of its value. */
+interface MapView {
+  map_type: number;
+  key_size: number;
+  value_size: number;
+  btfData?: Btf;
+  btf_vmlinux_value_type_id?: number;
+}
+
+const isStructOpsMap = (m: MapView) => m.map_type === bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS;
 
 /** bpftool's `map show -j` object for one map. */
 export function mapJson(h: Handle, id: number): Record<string, unknown> {
@@ -49,23 +59,24 @@ export interface MapEntry {
 }
 
 /** Every entry of map `id`, read through BPF_MAP_GET_NEXT_KEY and BPF_MAP_LOOKUP_ELEM. */
-export function mapEntries(h: Handle, id: number): { map: BpfMap; entries: MapEntry[] } {
-  const fd = h.kernel.bpf(h.proc, bpf_cmd.BPF_MAP_GET_FD_BY_ID, { map_id: id });
+export function mapEntries(h: Handle, id: number): { map: MapView; entries: MapEntry[] } {
+  objView(h, "map", id); // bpftool's message for an id that names no map
+  const fd = h.bpf(bpf_cmd.BPF_MAP_GET_FD_BY_ID, { map_id: id });
   try {
-    const map = h.proc.files.get(fd).private_data as BpfMap;
+    const map = h.object(fd) as MapView;
     const entries: MapEntry[] = [];
     let key: Uint8Array | null = null;
     for (;;) {
       const next: Uint8Array = new Uint8Array(map.key_size);
       try {
-        h.kernel.bpf(h.proc, bpf_cmd.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key, next_key: next });
+        h.bpf(bpf_cmd.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key, next_key: next });
       } catch (e) {
         if (e instanceof BpfError && e.code === "ENOENT") break;
         throw e;
       }
       const value = new Uint8Array(map.value_size);
       try {
-        h.kernel.bpf(h.proc, bpf_cmd.BPF_MAP_LOOKUP_ELEM, { map_fd: fd, key: next, value });
+        h.bpf(bpf_cmd.BPF_MAP_LOOKUP_ELEM, { map_fd: fd, key: next, value });
         entries.push({ key: next, value });
       } catch (e) {
         // Gone between get_next_key and lookup, or an unset struct_ops value: skip, as bpftool.
@@ -75,7 +86,7 @@ export function mapEntries(h: Handle, id: number): { map: BpfMap; entries: MapEn
     }
     return { map, entries };
   } finally {
-    h.proc.files.close(fd);
+    h.close(fd);
   }
 }
 
@@ -86,7 +97,7 @@ export function mapDumpPlain(h: Handle, id: number): string {
   for (const e of entries) {
     if (isStructOpsMap(map)) {
       // bpftool's BTF form: a pretty JSON array of {"value": ...}, the value at depth 2.
-      const v = btfTypeSeqShow(map.btfData, map.btf_vmlinux_value_type_id, e.value).replace(/\n/g, "\n        ");
+      const v = btfTypeSeqShow(map.btfData!, map.btf_vmlinux_value_type_id!, e.value).replace(/\n/g, "\n        ");
       s += `${s ? "," : "["}{\n        "value": ${v}\n    }`;
     } else s += `key: ${hex(e.key).join(" ")}  value: ${hex(e.value).join(" ")}\n`;
   }
@@ -103,7 +114,7 @@ export function mapDumpJson(h: Handle, id: number): unknown[] {
       value: hex(e.value).map((x) => `0x${x}`),
     };
     if (isStructOpsMap(map)) {
-      row.formatted = { value: btfTypeSeqShowJson(map.btfData, map.btf_vmlinux_value_type_id, e.value) };
+      row.formatted = { value: btfTypeSeqShowJson(map.btfData!, map.btf_vmlinux_value_type_id!, e.value) };
     }
     return row;
   });
@@ -115,17 +126,19 @@ export function register(program: Command): void {
     .alias("list")
     .argument("[SPEC...]", "id ID")
     .description("show the session kernel's maps")
-    .action((spec: string[], o: SessionOpts) => {
-      const s = openSession(o.state);
+    .action(async (spec: string[], _o: SessionOpts, c: Command) => {
+      const o = optsOf<SessionOpts>(c);
+      const s = await openSession(o.state);
       const rows = selectIds(s, "map", spec).map((id) => mapJson(s, id));
       if (!jsonOut(o, spec.length ? rows[0] : rows)) for (const r of rows) io.out(mapPlain(r));
     });
   sessionOptions(cmd.command("dump"))
     .argument("<SPEC...>", "id ID")
     .description("dump a map's entries")
-    .action((spec: string[], o: SessionOpts) => {
-      const s = openSession(o.state);
-      const [id] = selectIds(s, "map", spec);
+    .action(async (spec: string[], _o: SessionOpts, c: Command) => {
+      const o = optsOf<SessionOpts>(c);
+      const s = await openSession(o.state);
+      const [id] = selectIds(s, "map", spec, true);
       if (!jsonOut(o, o.json || o.pretty ? mapDumpJson(s, id!) : null)) io.out(mapDumpPlain(s, id!));
     });
 }

@@ -3,9 +3,10 @@
  * plain lines are bpftool's; loaded_at/uid are left out (a replayed kernel has no wall clock).
  */
 import type { Command } from "commander";
-import { type Handle, hexBytes, objView, progTypeName, selectIds } from "./bpf_info.js";
+import { allIds, type Handle, hexBytes, objView, progFullName, progTypeName, selectIds } from "./bpf_info.js";
+import { CliError } from "./errors.js";
 import { progCommand } from "./prog.js";
-import { io, jsonOut, openSession, type SessionOpts, sessionOptions } from "./session.js";
+import { io, jsonOut, openSession, optsOf, type SessionOpts, sessionOptions } from "./session.js";
 
 /** bpftool's `prog show -j` object for one program. */
 export function progJson(h: Handle, id: number): Record<string, unknown> {
@@ -14,7 +15,7 @@ export function progJson(h: Handle, id: number): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: info.id,
     type: progTypeName(type) ?? type,
-    name: info.name,
+    name: progFullName(h, info),
     tag: hexBytes(info.tag as Uint8Array),
     gpl_compatible: Boolean(info.gpl_compatible),
   };
@@ -45,14 +46,32 @@ export function progPlain(p: Record<string, unknown>): string {
   return `${s}\n`;
 }
 
+/**
+ * bpftool's PROG: `id ID` or `name NAME` (every program of that name; the full name from BTF or
+ * the kernel's 15 characters); nothing: every program.
+ */
+export function selectProgs(h: Handle, spec: string[]): number[] {
+  if (spec[0] !== "name") return selectIds(h, "prog", spec);
+  const name = spec[1];
+  if (name === undefined) throw new CliError("expected program name after 'name'");
+  if (spec.length > 2) throw new CliError(`too many arguments: '${spec.slice(2).join(" ")}'`);
+  const ids = allIds(h, "prog").filter((id) => {
+    const { info } = objView(h, "prog", id);
+    return info.name === name || progFullName(h, info) === name;
+  });
+  if (!ids.length) throw new CliError(`can't find program with name '${name}'`);
+  return ids;
+}
+
 export function register(program: Command): void {
   sessionOptions(progCommand(program).command("show"))
     .alias("list")
-    .argument("[SPEC...]", "id ID")
+    .argument("[SPEC...]", "id ID | name NAME")
     .description("show the session kernel's programs")
-    .action((spec: string[], o: SessionOpts) => {
-      const s = openSession(o.state);
-      const rows = selectIds(s, "prog", spec).map((id) => progJson(s, id));
-      if (!jsonOut(o, spec.length ? rows[0] : rows)) for (const r of rows) io.out(progPlain(r));
+    .action(async (spec: string[], _o: SessionOpts, c: Command) => {
+      const o = optsOf<SessionOpts>(c);
+      const s = await openSession(o.state);
+      const rows = selectProgs(s, spec).map((id) => progJson(s, id));
+      if (!jsonOut(o, spec[0] === "id" ? rows[0] : rows)) for (const r of rows) io.out(progPlain(r));
     });
 }

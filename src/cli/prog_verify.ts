@@ -11,7 +11,9 @@ import { BpfError, errnoName } from "../uapi/errno.js";
 import type { VerifierResult } from "../verifier/env.js";
 import { parseVerifierVector, vectorEnv } from "../verifier/vector.js";
 import { bpfCheck } from "../verifier/verifier.js";
+import { CliError, EXIT_ERROR } from "./errors.js";
 import { progCommand } from "./prog.js";
+import { readBytes } from "./session.js";
 
 interface VerifyOptions {
   logLevel?: string;
@@ -128,9 +130,14 @@ export async function verifyObjectFile(path: string, logLevel: number): Promise<
   return verdicts;
 }
 
+/** An ELF object, or a .data vector (anything else is refused naming the file). */
 function isElf(path: string): boolean {
-  const b = readFileSync(path);
-  return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+  const b = readBytes("program file", path);
+  if (b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46) return true;
+  if (!new TextDecoder().decode(b).includes("-- asm")) {
+    throw new CliError(`${path}: neither a BPF object (ELF) nor a .data program vector (no '-- asm' section)`);
+  }
+  return false;
 }
 
 export function register(program: Command): void {
@@ -144,16 +151,16 @@ export function register(program: Command): void {
       const level = Number(opts.logLevel ?? 1);
       if (![0, 1, 2].includes(level)) {
         console.error(`Error: invalid log level '${opts.logLevel}'`);
-        process.exitCode = 2;
+        process.exitCode = EXIT_ERROR;
         return;
       }
       let verdicts: ProgVerdict[];
       try {
         verdicts = isElf(file) ? await verifyObjectFile(file, level) : verifyVectorFile(file, level);
       } catch (e) {
-        if (!(e instanceof BpfError) && !(e instanceof Error && "code" in e)) throw e;
+        if (!(e instanceof BpfError) && !(e instanceof CliError) && !(e instanceof Error && "code" in e)) throw e;
         console.error(`Error: ${(e as Error).message}`);
-        process.exitCode = 2;
+        process.exitCode = EXIT_ERROR;
         return;
       }
       if (opts.json) console.log(JSON.stringify(verdicts, null, 2));

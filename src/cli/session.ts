@@ -11,9 +11,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
+import { JsonWriter } from "../btf/json_writer.js";
 import { bpf_cmd } from "../uapi/bpf.js";
-import { BpfError, EINVAL, ENOENT } from "../uapi/errno.js";
-import { StructOpsSession } from "./kernel_session.js";
+import { BpfError, ENOENT } from "../uapi/errno.js";
+import type { Handle } from "./bpf_info.js";
+import { CliError, fileError } from "./errors.js";
+import type { RegisterResult, StructOpsSession } from "./kernel_session.js";
 
 /** One recorded kernel-changing operation. Ids are the ones the kernel gave at record time. */
 export type SessionOp =
@@ -55,106 +58,165 @@ function testStatePath(): string {
   return testState;
 }
 
-export function sha256File(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
+export function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** A file's bytes; a failure names the file and the errno. */
+export function readBytes(what: string, path: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw fileError(`can't read ${what}`, path, e);
+  }
 }
 
 export function readState(path: string): SessionState {
-  if (!existsSync(path)) return { version: 1, ops: [] };
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, ops: [] };
+    throw fileError("can't read state file", path, e);
+  }
+  // An empty file (`: > state.json`, mktemp) is an empty session.
+  if (text.trim() === "") return { version: 1, ops: [] };
   let st: SessionState;
   try {
-    st = JSON.parse(readFileSync(path, "utf8")) as SessionState;
+    st = JSON.parse(text) as SessionState;
   } catch (e) {
-    throw new BpfError(
-      EINVAL,
-      `state file ${path} is not valid JSON (${(e as Error).message}); run 'structops session reset'`,
-    );
+    throw new CliError(`state file ${path} is not valid JSON (${(e as Error).message}); run 'structops session reset'`);
   }
   if (st?.version !== 1 || !Array.isArray(st.ops)) {
-    throw new BpfError(EINVAL, `state file ${path} has an unknown format; run 'structops session reset'`);
+    throw new CliError(`state file ${path} has an unknown format; run 'structops session reset'`);
   }
   return st;
 }
 
+/**
+ * An empty session's kernel before anything needs booting: it holds no object, so the id walks of
+ * the show verbs end at once (ENOENT, as the booted kernel answers). Anything else boots the real
+ * kernel first; this only spares an empty `prog show` the kernel's start-up.
+ */
+const NO_OBJECTS = new Set<number>([
+  bpf_cmd.BPF_PROG_GET_NEXT_ID,
+  bpf_cmd.BPF_MAP_GET_NEXT_ID,
+  bpf_cmd.BPF_LINK_GET_NEXT_ID,
+  bpf_cmd.BPF_BTF_GET_NEXT_ID,
+  bpf_cmd.BPF_PROG_GET_FD_BY_ID,
+  bpf_cmd.BPF_MAP_GET_FD_BY_ID,
+  bpf_cmd.BPF_LINK_GET_FD_BY_ID,
+  bpf_cmd.BPF_BTF_GET_FD_BY_ID,
+]);
+
 /** The simulated kernel of a session: booted, then brought to the recorded state by replay. */
-export class CliSession extends StructOpsSession {
+export class CliSession implements Handle {
   /** Problems found while replaying (changed or missing objects, ops that no longer apply). */
   readonly warnings: string[] = [];
+  private ks?: StructOpsSession;
 
   private constructor(
     readonly path: string,
     readonly state: SessionState,
-  ) {
-    super();
-  }
+    private readonly boot: () => StructOpsSession,
+  ) {}
 
-  /** Boot and replay the state file at `path` (absent: an empty session). */
-  static open(path: string): CliSession {
-    const s = new CliSession(path, readState(path));
-    for (const op of s.state.ops) {
-      try {
-        s.replay(op);
-      } catch (e) {
-        if (!(e instanceof BpfError)) throw e;
-        s.warnings.push(`replaying ${describe(op)}: ${e.message}`);
-      }
+  /**
+   * Read the state file at `path` (absent or empty: an empty session) and replay it into a booted
+   * kernel. An empty session boots only for a verb that changes the kernel (`boot`).
+   */
+  static async open(path: string, boot = false): Promise<CliSession> {
+    const state = readState(path);
+    if (!state.ops.length && !boot) {
+      return new CliSession(path, state, () => {
+        throw new Error("the kernel of an empty session was not booted");
+      });
     }
-    s.messages.length = 0;
+    const { StructOpsSession } = await import("./kernel_session.js");
+    const s = new CliSession(path, state, () => new StructOpsSession());
+    s.replayAll();
     return s;
   }
 
-  private replay(op: SessionOp): void {
+  private replayAll(): void {
+    const k = this.kernel;
+    for (const op of this.state.ops) {
+      try {
+        this.replay(op);
+      } catch (e) {
+        if (!(e instanceof BpfError || e instanceof CliError)) throw e;
+        this.warnings.push(`replaying ${describe(op)}: ${e.message}`);
+      }
+    }
+    k.messages.length = 0;
+  }
+
+  /** The booted kernel (booted now if nothing needed it yet). */
+  get kernel(): StructOpsSession {
+    this.ks ??= this.boot();
+    return this.ks;
+  }
+
+  bpf(cmd: number, attr: Record<string, unknown>): number {
+    if (!this.ks && NO_OBJECTS.has(cmd)) throw new BpfError(ENOENT, "no such object");
+    return this.kernel.bpf(cmd, attr);
+  }
+  fdinfo(fd: number): string {
+    return this.kernel.fdinfo(fd);
+  }
+  close(fd: number): void {
+    this.kernel.close(fd);
+  }
+  object(fd: number): unknown {
+    return this.kernel.object(fd);
+  }
+
+  private replay(op: SessionOp): RegisterResult | undefined {
     if (op.op === "register") {
-      if (!existsSync(op.path)) throw new BpfError(ENOENT, `object ${op.path} no longer exists; not replayed`);
-      const now = sha256File(op.path);
+      if (!existsSync(op.path)) throw new CliError(`object ${op.path} no longer exists; not replayed`);
+      const bytes = readBytes("object", op.path);
+      const now = sha256(bytes);
       if (now !== op.sha256) {
-        throw new BpfError(
-          EINVAL,
+        throw new CliError(
           `object ${op.path} changed since it was registered (sha256 ${op.sha256.slice(0, 12)}..., now ${now.slice(0, 12)}...); not replayed, register it again or run 'structops session reset'`,
         );
       }
-      this.register(op.path, op.linkDir);
-    } else if (op.op === "unregister") {
-      this.unregister(this.select(["id", String(op.map_id)])[0]!);
-    } else {
-      this.linkDetach(op.link_id);
+      return this.kernel.register(bytes, op.path, op.linkDir);
     }
+    if (op.op === "unregister") this.kernel.unregister(op.map_id);
+    else this.kernel.linkDetach(op.link_id);
+    return undefined;
   }
 
   /** Run `op` against the kernel now and append it to the log (saved by save()). */
-  record(op: SessionOp): void {
-    this.replay(op);
+  record(op: SessionOp): RegisterResult | undefined {
+    const r = this.replay(op);
     this.state.ops.push(op);
+    return r;
   }
 
-  /** Register an object file and record it. */
-  registerRecorded(path: string, linkDir?: string): ReturnType<StructOpsSession["register"]> {
+  /** Register an object file and record it (when anything registered). */
+  registerRecorded(path: string, linkDir?: string): RegisterResult {
     const abs = resolve(path);
-    const sha256 = sha256File(abs);
-    const before = this.maps().length;
+    const bytes = readBytes("object", abs);
     const op: SessionOp = linkDir
-      ? { op: "register", path: abs, sha256, linkDir }
-      : { op: "register", path: abs, sha256 };
-    this.record(op);
-    return this.maps().slice(before);
-  }
-
-  /** BPF_LINK_DETACH of the link with this id (bpftool link detach id ID). */
-  linkDetach(id: number): void {
-    const lfd = this.kernel.bpf(this.proc, bpf_cmd.BPF_LINK_GET_FD_BY_ID, { link_id: id });
-    try {
-      this.kernel.bpf(this.proc, bpf_cmd.BPF_LINK_DETACH, { link_fd: lfd });
-    } finally {
-      this.proc.files.close(lfd);
-    }
+      ? { op: "register", path: abs, sha256: sha256(bytes), linkDir }
+      : { op: "register", path: abs, sha256: sha256(bytes) };
+    const r = this.kernel.register(bytes, abs, linkDir);
+    if (r.maps.length) this.state.ops.push(op);
+    return r;
   }
 
   /** Write the log atomically (a crash mid-write leaves the old state). */
   save(): void {
-    mkdirSync(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(this.state, null, 2)}\n`);
-    renameSync(tmp, this.path);
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      const tmp = `${this.path}.${process.pid}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify(this.state, null, 2)}\n`);
+      renameSync(tmp, this.path);
+    } catch (e) {
+      throw fileError("can't write state file", this.path, e);
+    }
   }
 
   /** Print the replay warnings on stderr (every command does, so a changed object is never silent). */
@@ -163,44 +225,17 @@ export class CliSession extends StructOpsSession {
   }
 }
 
-function describe(op: SessionOp): string {
+export function describe(op: SessionOp): string {
   if (op.op === "register") return `register ${op.path}`;
   if (op.op === "unregister") return `unregister id ${op.map_id}`;
   return `link detach id ${op.link_id}`;
 }
 
 /** Open the session of a command's --state option, reporting replay problems. */
-export function openSession(stateOpt: string | undefined): CliSession {
-  const s = CliSession.open(statePath(stateOpt));
+export async function openSession(stateOpt: string | undefined, boot = false): Promise<CliSession> {
+  const s = await CliSession.open(statePath(stateOpt), boot);
   s.reportWarnings();
   return s;
-}
-
-export function register(program: Command): void {
-  const cmd = program.command("session").description("the persistent simulated kernel kept between invocations");
-  cmd
-    .command("reset")
-    .option("--state <FILE>", "state file (default $STRUCTOPS_STATE or $XDG_STATE_HOME/structops/session.json)")
-    .description("forget every recorded operation: the next command boots an empty kernel")
-    .action((o: { state?: string }) => {
-      const p = statePath(o.state);
-      rmSync(p, { force: true });
-      io.err(`Session reset (${p})\n`);
-    });
-  cmd
-    .command("show")
-    .option("--state <FILE>", "state file")
-    .option("-j, --json", "JSON output")
-    .description("the state file and the operations it replays")
-    .action((o: { state?: string; json?: boolean }) => {
-      const p = statePath(o.state);
-      const st = readState(p);
-      if (o.json) io.out(`${JSON.stringify({ state: p, ops: st.ops })}\n`);
-      else {
-        io.out(`state: ${p}\n`);
-        for (const op of st.ops) io.out(`\t${describe(op)}\n`);
-      }
-    });
 }
 
 /** Options every session-aware command takes. */
@@ -212,11 +247,42 @@ export interface SessionOpts {
 
 export const STATE_HELP = "state file (default $STRUCTOPS_STATE, else $XDG_STATE_HOME/structops/session.json)";
 
-/** `-j/--json` and `-p/--pretty` as bpftool prints them (pretty: 4-space indent). */
+/** `-j/--json` and `-p/--pretty` as bpftool prints them, through its json_writer (pretty: 4-space indent, `},{`). */
 export function jsonOut(o: SessionOpts, value: unknown): boolean {
   if (!o.json && !o.pretty) return false;
-  io.out(`${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? Number(v) : v), o.pretty ? 4 : undefined)}\n`);
+  io.out(jsonText(value, o.pretty ?? false));
   return true;
+}
+
+/** A JS value as bpftool's json_writer would write it. */
+export function jsonText(value: unknown, pretty: boolean): string {
+  const w = new JsonWriter(pretty);
+  const put = (v: unknown): void => {
+    if (v === null || v === undefined) w.raw("null");
+    else if (typeof v === "bigint" || typeof v === "number") w.raw(String(v));
+    else if (typeof v === "boolean") w.raw(v ? "true" : "false");
+    else if (typeof v === "string") w.string(v);
+    else if (Array.isArray(v)) {
+      w.startArray();
+      for (const x of v) put(x);
+      w.endArray();
+    } else {
+      w.startObject();
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (x === undefined) continue;
+        w.name(k);
+        put(x);
+      }
+      w.endObject();
+    }
+  };
+  put(value);
+  return w.toString();
+}
+
+/** The options of a subcommand merged with the global ones given before the verb (`structops -j prog show`). */
+export function optsOf<T>(cmd: Command): T {
+  return cmd.optsWithGlobals() as T;
 }
 
 /** Add --state, -j and -p to a subcommand. */

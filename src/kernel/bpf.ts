@@ -311,6 +311,10 @@ export interface BpfProgInfo {
   run_time_ns: bigint;
   verified_insns: number;
   xlated_prog_insns?: Insn[];
+  /** struct bpf_func_info records (insn_off, type_id), 8 bytes each. */
+  func_info?: Uint8Array;
+  /** struct bpf_line_info records (insn_off, file_name_off, line_off, line_col), 16 bytes each. */
+  line_info?: Uint8Array;
 }
 
 export interface BpfLinkInfo {

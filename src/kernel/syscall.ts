@@ -2,7 +2,7 @@
  * The bpf() system call (kernel/bpf/syscall.c __sys_bpf): CHECK_ATTR, then the command. Also the
  * id commands (GET_NEXT_ID, GET_FD_BY_ID), OBJ_GET_INFO_BY_FD, and fdinfo text.
  */
-import { BPF_F_RDONLY, BPF_F_WRONLY, bpf_cmd, bpf_prog_type } from "../uapi/bpf.js";
+import { BPF_F_RDONLY, BPF_F_WRONLY, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, bpf_cmd, bpf_prog_type } from "../uapi/bpf.js";
 import { BpfError, EINVAL, ENOENT, EPERM } from "../uapi/errno.js";
 import type { BpfLink, BpfMap, BpfMapInfo, BpfProg, BpfProgInfo, BtfObject } from "./bpf.js";
 import type {
@@ -43,6 +43,7 @@ import {
   bpf_get_file_flag,
   bpf_map_fops,
   bpf_map_inc_not_zero,
+  bpf_map_kaddr,
   bpf_map_new_fd,
   bpf_map_put,
   map_create,
@@ -275,8 +276,43 @@ export function bpf_prog_get_info(prog: BpfProg, proc: Process): BpfProgInfo {
     run_cnt: prog.run_cnt,
     run_time_ns: prog.run_time_ns,
     verified_insns: prog.verified_insns,
-    xlated_prog_insns: cap ? prog.insnsi.map((i) => ({ ...i })) : undefined,
+    xlated_prog_insns: cap ? bpf_insn_prepare_dump(prog) : undefined,
+    // The records as the verifier kept them (insn_off in xlated instructions), for bpftool's names and source lines.
+    func_info: cap && prog.aux.func_info ? prog.aux.func_info.slice() : undefined,
+    line_info: cap && prog.aux.line_info ? prog.aux.line_info.slice() : undefined,
   };
+}
+
+/**
+ * bpf_insn_prepare_dump(): the xlated instructions as userspace sees them, an ld_imm64 of a map
+ * (or of an address in a map's value) turned back into BPF_PSEUDO_MAP_FD/VALUE with the map's id
+ * and the offset (bpf_map_from_imm), which is what bpftool prints as map[id:N].
+ */
+function bpf_insn_prepare_dump(prog: BpfProg): BpfProgInfo["xlated_prog_insns"] {
+  const insns = prog.insnsi.map((i) => ({ ...i }));
+  for (let i = 0; i + 1 < insns.length; i++) {
+    if (insns[i]!.code !== 0x18) continue;
+    const imm = (insns[i]!.imm >>> 0) + (insns[i + 1]!.imm >>> 0) * 2 ** 32;
+    for (const map of prog.aux.used_maps) {
+      const dva = (map.ops as { map_direct_value_addr?: (m: BpfMap, off: number) => number }).map_direct_value_addr;
+      let base: number | undefined;
+      try {
+        base = dva?.(map, 0);
+      } catch {
+        base = undefined;
+      }
+      if (imm === bpf_map_kaddr(map)) {
+        Object.assign(insns[i]!, { src: BPF_PSEUDO_MAP_FD, imm: map.id });
+        insns[i + 1]!.imm = 0;
+      } else if (base !== undefined && imm >= base && imm < base + map.value_size) {
+        Object.assign(insns[i]!, { src: BPF_PSEUDO_MAP_VALUE, imm: map.id });
+        insns[i + 1]!.imm = imm - base;
+      } else continue;
+      break;
+    }
+    i++;
+  }
+  return insns;
 }
 
 /** The info struct of any BPF object fd. */

@@ -60,6 +60,8 @@ export type LibbpfPrintFn = (level: LibbpfPrintLevel, message: string) => void;
 export interface BpfObjectOpenOpts {
   /** Object name (default: the file name up to its first dot). */
   name?: string;
+  /** Opening bytes: the file they were read from (names the object and its messages as a path would). */
+  path?: string;
   /** Kconfig text (`CONFIG_HZ=1000` lines) used for `.kconfig` externs at load, like open_opts.kconfig. */
   kconfig?: string;
   /** Receives libbpf's messages, each without the `libbpf: ` prefix. */
@@ -153,7 +155,7 @@ export class BpfObject {
       }
       return new BpfObject(bytes, pathOrBytes, opts);
     }
-    return new BpfObject(pathOrBytes, opts.name ?? "mem", opts);
+    return new BpfObject(pathOrBytes, opts.path ?? opts.name ?? "mem", opts);
   }
 
   /** bpf_object__load: create maps, load programs (object_load.ts). Throws a BpfError on failure. */

@@ -3,13 +3,8 @@ import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rm
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Command } from "commander";
-import * as link from "../../src/cli/link.js";
-import * as map from "../../src/cli/map.js";
-import * as progShow from "../../src/cli/prog_show.js";
-import * as session from "../../src/cli/session.js";
+import { main } from "../../src/cli/cli.js";
 import { io, statePath } from "../../src/cli/session.js";
-import * as structOps from "../../src/cli/struct_ops.js";
 
 // Tests run from the repository root.
 const RENO = "bpf/obj/tcp_reno.bpf.o";
@@ -20,24 +15,20 @@ const CUBIC_LINK = "bpf/obj/tcp_cubic_link.bpf.o";
  * One `structops` invocation: a new program and, through the session, a freshly booted kernel
  * brought to the recorded state by replay (what a second process would see).
  */
-async function run(state: string, ...args: string[]): Promise<{ out: string; err: string }> {
-  const program = new Command().exitOverride();
-  structOps.register(program);
-  progShow.register(program);
-  map.register(program);
-  link.register(program);
-  session.register(program);
+async function run(state: string, ...args: string[]): Promise<{ out: string; err: string; code: number }> {
   let out = "";
   let err = "";
   const saved = { ...io };
   io.out = (s) => void (out += s);
   io.err = (s) => void (err += s);
+  let code: number;
   try {
-    await program.parseAsync(["node", "structops", ...args, "--state", state]);
+    code = await main(["node", "structops", ...args, "--state", state]);
   } finally {
     Object.assign(io, saved);
+    process.exitCode = 0;
   }
-  return { out, err };
+  return { out, err, code };
 }
 
 const fresh = () => join(mkdtempSync(join(tmpdir(), "structops-session-")), "session.json");
@@ -49,7 +40,8 @@ test("register in one process, show in the next: same maps, same ids", async () 
   assert.match(r.err, /^Registered tcp_congestion_ops so_reno id 1\n$/);
   assert.ok(existsSync(st), "the state file is written");
   const shown = await run(st, "struct_ops", "show");
-  assert.equal(shown.out, `1: ${"so_reno".padEnd(15)} tcp_congestion_ops\n`);
+  // bpftool's "%u: %-15s %-32s\n", trailing padding included.
+  assert.equal(shown.out, `1: ${"so_reno".padEnd(15)} ${"tcp_congestion_ops".padEnd(32)}\n`);
   await run(st, "struct_ops", "register", CUBIC_LINK, "/sys/fs/bpf/cc");
   const a = { progs: await json(st, "prog", "show"), maps: await json(st, "map", "show") };
   const b = { progs: await json(st, "prog", "show"), maps: await json(st, "map", "show") };
@@ -168,7 +160,8 @@ test("prog/map show: bpftool's JSON keys and plain lines", async () => {
   );
   const pretty = (await run(st, "map", "show", "id", "1", "-p")).out;
   assert.equal(pretty, `${JSON.stringify(m, null, 4)}\n`);
-  await assert.rejects(run(st, "prog", "show", "id", "999"), /get prog by id \(999\)/);
+  const missing = await run(st, "prog", "show", "id", "999");
+  assert.deepEqual(missing, { out: "", err: "Error: get by id (999): No such file or directory\n", code: 255 });
 });
 
 test("map dump: struct_ops value through the BTF printer, arrays as hex", async () => {

@@ -838,9 +838,11 @@ export function declareTcpTypes(b: BtfBuilder): Map<string, number> {
       const f = l.fields.get(m.name)!;
       let type: number;
       if ("fn" in m) {
+        // pahole leaves the parameters of a function-pointer member's prototype unnamed
+        // (bpftool prints `u32 (struct sock *)`); only a FUNC's own prototype names them.
         const proto = b.addFuncProto(
           typeId(m.fn.ret),
-          m.fn.params.map((q) => ({ name: q.name, type: typeId(q.type) })),
+          m.fn.params.map((q) => ({ name: "", type: typeId(q.type) })),
         );
         type = b.addPtr(proto);
       } else {
