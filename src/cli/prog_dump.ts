@@ -207,7 +207,8 @@ async function dumpSessionProg(mode: string, rest: string[], o: DumpOptions): Pr
 }
 
 async function dumpObject(path: string, mode: string | undefined, o: DumpOptions): Promise<void> {
-  if (mode !== undefined && mode !== "xlated") throw new CliError(`prog dump OBJ: expected 'xlated' or nothing after the object, got: ${mode}`);
+  if (mode !== undefined && mode !== "xlated")
+    throw new CliError(`prog dump OBJ: expected 'xlated' or nothing after the object, got: ${mode}`);
   const syntax = o.syntax ?? "llvm";
   if (syntax !== "llvm" && syntax !== "conformance") {
     throw new CliError(`--syntax ${syntax}: expected llvm or conformance`);
