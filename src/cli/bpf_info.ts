@@ -57,7 +57,7 @@ export function objView(h: Handle, kind: ObjKind, id: number): ObjView {
     fd = h.bpf(CMDS[kind].get, { [CMDS[kind].key]: id });
   } catch (e) {
     if (e instanceof BpfError && e.code === "ENOENT") {
-      throw new CliError(`${GET_BY_ID_ERR[kind]} (${id}): No such file or directory`);
+      throw new CliError(`${GET_BY_ID_ERR[kind](id)}: No such file or directory`);
     }
     throw e;
   }
@@ -76,10 +76,10 @@ export function objView(h: Handle, kind: ObjKind, id: number): ObjView {
 }
 
 /** bpftool's messages when an id names nothing (prog.c, map.c, link.c). */
-const GET_BY_ID_ERR: Record<ObjKind, string> = {
-  prog: "get by id",
-  map: "get map by id",
-  link: "failed to get link with ID",
+const GET_BY_ID_ERR: Record<ObjKind, (id: number) => string> = {
+  prog: (id) => `get by id (${id})`,
+  map: (id) => `get map by id (${id})`,
+  link: (id) => `failed to get link with ID ${id}`,
 };
 
 /** bpftool's parse of an ID: strtoul, the whole word, within u32 (`can't parse abc as ID`). */
