@@ -75,7 +75,9 @@ export async function buildProgram(args: string[]): Promise<Command> {
   const loaders = table
     ? [...new Set(sub !== undefined && table[sub] ? [table[sub]] : Object.values(table))]
     : Object.values(VERBS).flatMap((t) => [...new Set(Object.values(t))]);
-  for (const load of loaders) (await load()).register(program);
+  const mods = new Set<Registrar>();
+  for (const load of loaders) mods.add(await load());
+  for (const m of mods) m.register(program);
   // Usage errors of every subcommand come back here instead of exiting with commander's 1.
   const override = (c: Command) => {
     c.exitOverride();
