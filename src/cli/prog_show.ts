@@ -72,6 +72,7 @@ export function register(program: Command): void {
       const o = optsOf<SessionOpts>(c);
       const s = await openSession(o.state);
       const rows = selectProgs(s, spec).map((id) => progJson(s, id));
-      if (!jsonOut(o, spec[0] === "id" ? rows[0] : rows)) for (const r of rows) io.out(progPlain(r));
+      // bpftool: an array for the whole list or several programs of one name, else the one object.
+      if (!jsonOut(o, spec.length && rows.length === 1 ? rows[0] : rows)) for (const r of rows) io.out(progPlain(r));
     });
 }
