@@ -1,11 +1,21 @@
 // The real `structops` command in a process of its own, as a user runs it (tests run from the
 // repository root, with the compiled tree in dist/).
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export const MAIN = join(process.cwd(), "dist", "src", "cli", "main.js");
+const BUNDLE = join(process.cwd(), "dist", "cli", "main.js");
+const TREE = join(process.cwd(), "dist", "src", "cli", "main.js");
+/**
+ * The command as package.json installs it (the bundle `npm test` builds), unless it is older than
+ * the compiled tree (a bare `tsc` since): then the tree's own entry point.
+ */
+export const MAIN =
+  existsSync(BUNDLE) &&
+  statSync(BUNDLE).mtimeMs >= statSync(join(process.cwd(), "dist", "src", "cli", "cli.js")).mtimeMs
+    ? BUNDLE
+    : TREE;
 
 export interface Run {
   code: number;

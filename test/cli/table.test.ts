@@ -184,6 +184,13 @@ const CASES: Case[] = [
     err: /^Error: can't register struct_ops dummy_1: Operation not supported\n$/,
   },
   {
+    what: "register of an algorithm name already registered: bpftool's message for the map, nothing recorded",
+    state: "reno",
+    args: ["struct_ops", "register", RENO],
+    code: 255,
+    err: "Error: can't register struct_ops so_reno: File exists\n",
+  },
+  {
     what: '-j errors go to stdout as bpftool\'s {"error": ...}',
     args: ["-j", "struct_ops", "show", "id", "9"],
     code: 255,
