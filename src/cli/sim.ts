@@ -467,8 +467,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
         out(
           `${JSON.stringify({ metrics: r.metrics, switches: recs, trace: r.trace, events: r.events, cc_info: r.ccInfo })}\n`,
         );
-      }
-      else out(formatSummary(r.metrics, r.events, [...bpfHeader(o, host), ...switchLines(recs)]));
+      } else out(formatSummary(r.metrics, r.events, [...bpfHeader(o, host), ...switchLines(recs)]));
       if (o.plot) {
         const { writePlot } = await import("../sim/plot.js");
         const names = r.metrics.flows.map((f) => `flow ${f.flow} (${f.cc})`);
