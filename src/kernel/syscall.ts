@@ -2,7 +2,14 @@
  * The bpf() system call (kernel/bpf/syscall.c __sys_bpf): CHECK_ATTR, then the command. Also the
  * id commands (GET_NEXT_ID, GET_FD_BY_ID), OBJ_GET_INFO_BY_FD, and fdinfo text.
  */
-import { BPF_F_RDONLY, BPF_F_WRONLY, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, bpf_cmd, bpf_prog_type } from "../uapi/bpf.js";
+import {
+  BPF_F_RDONLY,
+  BPF_F_WRONLY,
+  BPF_PSEUDO_MAP_FD,
+  BPF_PSEUDO_MAP_VALUE,
+  bpf_cmd,
+  bpf_prog_type,
+} from "../uapi/bpf.js";
 import { BpfError, EINVAL, ENOENT, EPERM } from "../uapi/errno.js";
 import type { BpfLink, BpfMap, BpfMapInfo, BpfProg, BpfProgInfo, BtfObject } from "./bpf.js";
 import type {
