@@ -380,6 +380,48 @@ export const TCP_STRUCTS: CStruct[] = [
     ],
   },
   {
+    // include/uapi/linux/inet_diag.h: what get_info fills, one member per CA family.
+    name: "tcpvegas_info",
+    kind: "struct",
+    members: [
+      { name: "tcpv_enabled", type: "__u32" },
+      { name: "tcpv_rttcnt", type: "__u32" },
+      { name: "tcpv_rtt", type: "__u32" },
+      { name: "tcpv_minrtt", type: "__u32" },
+    ],
+  },
+  {
+    name: "tcp_dctcp_info",
+    kind: "struct",
+    members: [
+      { name: "dctcp_enabled", type: "__u16" },
+      { name: "dctcp_ce_state", type: "__u16" },
+      { name: "dctcp_alpha", type: "__u32" },
+      { name: "dctcp_ab_ecn", type: "__u32" },
+      { name: "dctcp_ab_tot", type: "__u32" },
+    ],
+  },
+  {
+    name: "tcp_bbr_info",
+    kind: "struct",
+    members: [
+      { name: "bbr_bw_lo", type: "__u32" },
+      { name: "bbr_bw_hi", type: "__u32" },
+      { name: "bbr_min_rtt", type: "__u32" },
+      { name: "bbr_pacing_gain", type: "__u32" },
+      { name: "bbr_cwnd_gain", type: "__u32" },
+    ],
+  },
+  {
+    name: "tcp_cc_info",
+    kind: "union",
+    members: [
+      { name: "vegas", type: "struct tcpvegas_info" },
+      { name: "dctcp", type: "struct tcp_dctcp_info" },
+      { name: "bbr", type: "struct tcp_bbr_info" },
+    ],
+  },
+  {
     // Exact member order and types of kernel 6.18: a program's expected_attach_type is a member index.
     name: "tcp_congestion_ops",
     kind: "struct",
