@@ -15,6 +15,7 @@ import type {
 } from "../verifier/env.js";
 import { bpfCheck } from "../verifier/verifier.js";
 import type { BpfMap } from "./bpf.js";
+import { CAP_SYS_BOOT } from "./capability.js";
 import type { VerifierEnv } from "./syscall_prog.js";
 import { tracing_attach_target } from "./trampoline.js";
 
@@ -74,6 +75,7 @@ export function bpfVerifierHook(env: VerifierEnv): VerifierResult {
     gpl: prog.gpl_compatible,
     privileged: env.privileged,
     allowPtrLeaks: proc ? proc.cred.perfmonCapable() : env.privileged,
+    capSysBoot: proc ? proc.capable(CAP_SYS_BOOT) : env.privileged,
     logLevel: env.log.level,
     btf: prog.aux.attach_btf?.btf ?? k.btfVmlinux,
     progBtf: prog.aux.btf?.btf ?? null,

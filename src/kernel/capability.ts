@@ -1,19 +1,27 @@
 /** Capabilities the BPF core checks (include/uapi/linux/capability.h numbers). */
 export const CAP_NET_ADMIN = 12;
 export const CAP_SYS_ADMIN = 21;
+/** KF_DESTRUCTIVE kfuncs. */
+export const CAP_SYS_BOOT = 22;
 export const CAP_PERFMON = 38;
 export const CAP_BPF = 39;
 
-export type Capability = typeof CAP_NET_ADMIN | typeof CAP_SYS_ADMIN | typeof CAP_PERFMON | typeof CAP_BPF;
+export type Capability =
+  | typeof CAP_NET_ADMIN
+  | typeof CAP_SYS_ADMIN
+  | typeof CAP_SYS_BOOT
+  | typeof CAP_PERFMON
+  | typeof CAP_BPF;
 
 export const CAP_NAMES: Record<Capability, string> = {
   [CAP_NET_ADMIN]: "CAP_NET_ADMIN",
   [CAP_SYS_ADMIN]: "CAP_SYS_ADMIN",
+  [CAP_SYS_BOOT]: "CAP_SYS_BOOT",
   [CAP_PERFMON]: "CAP_PERFMON",
   [CAP_BPF]: "CAP_BPF",
 };
 
-export const ALL_CAPS: readonly Capability[] = [CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF];
+export const ALL_CAPS: readonly Capability[] = [CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_BOOT, CAP_PERFMON, CAP_BPF];
 
 /** The credentials of a task: which capabilities it holds. */
 export class Cred {

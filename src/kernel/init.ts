@@ -19,6 +19,7 @@ import { btf_register_kernel } from "./btf_obj.js";
 import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.js";
 import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions, Kfunc } from "./kernel.js";
+import { bpfCoreKfuncs } from "./kfuncs.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
 import { declareTaskTypes } from "./task.js";
 import { testRunOps } from "./test_run.js";
@@ -41,6 +42,8 @@ export interface KernelBaseTypes {
   readonly bpf_struct_ops_state: number;
   readonly bpf_struct_ops_common_value: number;
   readonly task_struct: number;
+  readonly cpumask: number;
+  readonly cpumask_t: number;
 }
 
 /** The base types every kernel's BTF has, and the BPF core's own (struct_ops needs them). */
@@ -95,9 +98,11 @@ export function declareKernelTypes(b: BtfBuilder): KernelBaseTypes {
     { name: "refcnt", type: refcount_t },
     { name: "state", type: state },
   ]);
-  const task_struct = declareTaskTypes(b, { int, u32, char: charT, refcount_t });
+  const { task_struct, cpumask, cpumask_t } = declareTaskTypes(b, { int, u32, ulong, char: charT, refcount_t });
   return {
     task_struct,
+    cpumask,
+    cpumask_t,
     char: charT,
     u8,
     u16,
@@ -141,6 +146,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     const b = new BtfBuilder();
     const base = declareKernelTypes(b);
     declareIterTypes(b, base);
+    bpfCoreKfuncs.declareTypes?.(b, base);
     for (const s of k.subsystems) s.declareTypes?.(b, base);
     // After the subsystems' types, so their ids stay where they were.
     declareGraphTypes(b, base);
@@ -152,6 +158,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   // The verifier runs on every PROG_LOAD, as in the kernel; `verifier: false` is for tests of
   // the runtime checks that sit behind it (the VM still checks every access).
   if (opts.verifier !== false) k.verifier = bpfVerifierHook;
+  if (k.btfVmlinux) bpfCoreKfuncs.register?.(k);
   if (k.btfVmlinux) registerGraphKfuncs(k);
   for (const s of k.subsystems) s.register?.(k);
   for (const s of k.subsystems) s.boot?.(k);

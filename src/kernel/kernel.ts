@@ -44,6 +44,8 @@ export interface Kfunc {
   readonly impl: KernelFn;
   /** Kfunc flags the verifier may read (KF_ACQUIRE, KF_RELEASE, KF_SLEEPABLE...). */
   readonly flags?: number;
+  /** Program types whose kfunc set holds it (register_btf_kfunc_id_set); undefined: every type. */
+  readonly progTypes?: readonly number[];
 }
 
 /** The verifier hook: called on every PROG_LOAD after ld_imm64 resolution; throw to refuse. */
@@ -334,7 +336,13 @@ export class Kernel {
    * A kfunc by name. Its BTF id is the id of the FUNC `name` in vmlinux BTF when that exists
    * (subsystems declare the FUNC in declareTypes), else `protoBtfId` stands in.
    */
-  registerKfunc(name: string, protoBtfId: number | undefined, impl: KernelFn, flags = 0): Kfunc {
+  registerKfunc(
+    name: string,
+    protoBtfId: number | undefined,
+    impl: KernelFn,
+    flags = 0,
+    progTypes?: readonly number[],
+  ): Kfunc {
     const vmlinux = this.btfVmlinux;
     let btfId = 0;
     if (vmlinux) {
@@ -342,7 +350,7 @@ export class Kernel {
       if (id > 0) btfId = id;
     }
     if (btfId === 0 && protoBtfId) btfId = protoBtfId;
-    const kf: Kfunc = { name, btfId, protoBtfId, impl, flags };
+    const kf: Kfunc = { name, btfId, protoBtfId, impl, flags, progTypes };
     if (btfId) this.kfuncs.set(btfId, kf);
     this.kfuncsByName.set(name, kf);
     return kf;

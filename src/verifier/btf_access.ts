@@ -72,7 +72,58 @@ export function btfPtrToStruct(btf: Btf, id: number): number {
   return s.kind === BTF_KIND_STRUCT ? sid : 0;
 }
 
-export type AccessResult = { ok: true; ptrBtfId: number } | { ok: false; msg: string };
+export type AccessResult =
+  | {
+      ok: true;
+      ptrBtfId: number;
+      /** A pointer member read whole: the struct holding it, its name, and an `__rcu` type tag. */
+      owner?: string;
+      field?: string;
+      rcuTag?: boolean;
+    }
+  | { ok: false; msg: string };
+
+/**
+ * Pointer members whose trust a walk keeps (BTF_TYPE_SAFE_TRUSTED, _TRUSTED_OR_NULL, _RCU,
+ * _RCU_OR_NULL in kernel/bpf/verifier.c), by struct name.
+ */
+export const BTF_TYPE_SAFE_TRUSTED: Readonly<Record<string, readonly string[]>> = {
+  bpf_iter_meta: ["seq"],
+  bpf_iter__task: ["task"],
+  linux_binprm: ["file"],
+  file: ["f_inode"],
+};
+export const BTF_TYPE_SAFE_TRUSTED_OR_NULL: Readonly<Record<string, readonly string[]>> = {
+  socket: ["sk"],
+  dentry: ["d_inode"],
+  vm_area_struct: ["vm_mm", "vm_file"],
+};
+export const BTF_TYPE_SAFE_RCU: Readonly<Record<string, readonly string[]>> = {
+  task_struct: ["cpus_ptr", "cgroups", "real_parent", "group_leader"],
+  cgroup: ["kn"],
+  css_set: ["dfl_cgrp"],
+  cgroup_subsys_state: ["cgroup"],
+};
+export const BTF_TYPE_SAFE_RCU_OR_NULL: Readonly<Record<string, readonly string[]>> = {
+  mm_struct: ["exe_file"],
+  sk_buff: ["sk"],
+  request_sock: ["sk"],
+};
+
+/** Is `field` of struct `owner` in one of the lists above? */
+export const safeField = (list: Readonly<Record<string, readonly string[]>>, owner = "", field = ""): boolean =>
+  Object.hasOwn(list, owner) && list[owner].includes(field);
+
+/** Does the pointer type `id` carry an `__rcu` type tag (PTR -> TYPE_TAG "rcu" -> ...)? */
+function hasRcuTag(btf: Btf, id: number): boolean {
+  let t = btf.typeById(id);
+  for (let n = 0; n < 32; n++) {
+    if (t.kind === BTF_KIND_TYPE_TAG && t.name === "rcu") return true;
+    if (!MODIFIERS.has(t.kind) && t.kind !== BTF_KIND_PTR) return false;
+    t = btf.typeById((t as { type: number }).type);
+  }
+  return false;
+}
 
 /** MAX_BPF_FUNC_ARGS: the context of a tracing-style program holds this many u64 arguments. */
 export const MAX_BPF_FUNC_ARGS = 12;
@@ -168,7 +219,13 @@ export function btfStructRead(btf: Btf, id: number, off: number, size: number): 
         break;
       }
       if (mt.kind === BTF_KIND_PTR && inner === 0 && size === 8)
-        return { ok: true, ptrBtfId: btfPtrToStruct(btf, mid) };
+        return {
+          ok: true,
+          ptrBtfId: btfPtrToStruct(btf, mid),
+          owner: t.name,
+          field: m.name,
+          rcuTag: hasRcuTag(btf, m.type),
+        };
       return { ok: true, ptrBtfId: 0 };
     }
     if (!found) return { ok: true, ptrBtfId: 0 };

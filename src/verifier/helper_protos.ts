@@ -253,6 +253,7 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     case F.BPF_FUNC_trace_printk:
     case F.BPF_FUNC_probe_read_kernel:
+    case F.BPF_FUNC_get_current_task_btf:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     default:
       return undefined;

@@ -50,6 +50,7 @@ import {
   PTR_TO_MEM,
   PTR_TO_STACK,
   PTR_TRUSTED,
+  PTR_UNTRUSTED,
   type RegState,
   regTypeStr,
   SCALAR_VALUE,
@@ -235,7 +236,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       case ARG_PTR_TO_BTF_ID_SOCK_COMMON:
       case ARG_PTR_TO_BTF_ID: {
         const want = base === ARG_PTR_TO_BTF_ID ? (fn.argBtfNames?.[a] ?? "") : "sock_common";
-        if (bt !== PTR_TO_BTF_ID) {
+        if (bt !== PTR_TO_BTF_ID || reg.type & PTR_UNTRUSTED) {
           // The kernel lists every type compatible with the argument (compatible_reg_types).
           const expected =
             base === ARG_PTR_TO_BTF_ID

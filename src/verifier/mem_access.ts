@@ -16,14 +16,29 @@ import {
 } from "../isa/opcodes.js";
 import { BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_PTR } from "../uapi/btf.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
-import { btfCtxAccess, btfCtxArgIdx, btfFuncPtrProto, btfSkipModifiers, btfStructRead } from "./btf_access.js";
+import {
+  BTF_TYPE_SAFE_RCU,
+  BTF_TYPE_SAFE_RCU_OR_NULL,
+  BTF_TYPE_SAFE_TRUSTED,
+  BTF_TYPE_SAFE_TRUSTED_OR_NULL,
+  btfCtxAccess,
+  btfCtxArgIdx,
+  btfFuncPtrProto,
+  btfSkipModifiers,
+  btfStructRead,
+  safeField,
+} from "./btf_access.js";
 import { checkAllocAccess, checkMapValueFields } from "./graph.js";
+import { inRcuCs } from "./kfunc.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
   copyReg,
   isPointer,
+  isRcuReg,
+  isTrustedReg,
   MEM_ALLOC,
+  MEM_RCU,
   MEM_RDONLY,
   markPtr,
   markRegKnown,
@@ -37,6 +52,7 @@ import {
   PTR_TO_MEM,
   PTR_TO_STACK,
   PTR_TRUSTED,
+  PTR_UNTRUSTED,
   type RegState,
   regTypeStr,
   SCALAR_VALUE,
@@ -237,12 +253,30 @@ export function checkBtfAccess(
   const r = btfStructRead(btf, reg.btfId, o, size);
   if (!r.ok) v.reject(EACCES, r.msg);
   if (r.ptrBtfId) {
-    // Pointers read from kernel structs are plain (not trusted) BTF pointers: loads through
-    // them are allowed, a NULL one faults into a zero at run time as in the kernel.
-    markPtr(out, PTR_TO_BTF_ID);
+    // Loads through the pointer are allowed whatever its trust: a NULL or stale one faults into
+    // a zero at run time, as in the kernel (BPF_PROBE_MEM).
+    markPtr(out, PTR_TO_BTF_ID | walkedPtrFlags(v, reg, r.owner, r.field, r.rcuTag === true));
     out.btfId = r.ptrBtfId;
+    // mark_btf_ld_reg: a pointer that may be NULL gets an id for its null check.
+    if (out.type & PTR_MAYBE_NULL) out.id = v.newId();
   }
   return out;
+}
+
+/**
+ * check_ptr_to_btf_access's flags for a pointer read out of a kernel struct: trust survives a
+ * walk only through the members the kernel lists (or inside an RCU section for RCU-protected
+ * ones); anything else, and anything read through an untrusted pointer, is untrusted.
+ */
+function walkedPtrFlags(v: Verifier, reg: RegState, owner = "", field = "", rcuTag = false): number {
+  if (reg.type & PTR_UNTRUSTED || !(isTrustedReg(reg) || isRcuReg(reg))) return PTR_UNTRUSTED;
+  if (isTrustedReg(reg) && safeField(BTF_TYPE_SAFE_TRUSTED, owner, field)) return PTR_TRUSTED;
+  if (isTrustedReg(reg) && safeField(BTF_TYPE_SAFE_TRUSTED_OR_NULL, owner, field)) return PTR_TRUSTED | PTR_MAYBE_NULL;
+  if (inRcuCs(v) && !(reg.type & PTR_MAYBE_NULL)) {
+    if (safeField(BTF_TYPE_SAFE_RCU, owner, field)) return MEM_RCU;
+    if (rcuTag || safeField(BTF_TYPE_SAFE_RCU_OR_NULL, owner, field)) return MEM_RCU | PTR_MAYBE_NULL;
+  }
+  return PTR_UNTRUSTED;
 }
 
 export function checkAtomic(v: Verifier, insn: Insn): void {
