@@ -102,7 +102,6 @@ function refusal(path: string, name: string): BpfError {
   const h = boot();
   const obj = BpfObject.open(path);
   for (const p of obj.programs) p.setAutoload(p.name === name);
-  obj.print = () => {};
   try {
     obj.load(h, { logLevel: 1 });
   } catch (e) {
