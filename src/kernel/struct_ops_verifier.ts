@@ -37,6 +37,8 @@ function infoOf(desc: BpfStructOpsDesc, helperProtos: ReadonlyMap<number, FuncPr
       : undefined,
     argMayBeNull: (idx: number, argIdx: number) =>
       desc.argInfo[idx]?.some((a) => a.offset === argIdx * 8 && a.mayBeNull) ?? false,
+    argRefcounted: (idx: number, argIdx: number) =>
+      desc.argInfo[idx]?.some((a) => a.offset === argIdx * 8 && a.refcounted) ?? false,
     ctxArgBtfId: vops?.ctxArgBtfId ? (id: number) => vops.ctxArgBtfId!(id) : undefined,
     btfStructAccess(btfId: number, off: number, size: number): string | undefined {
       if (!vops?.btfStructAccess) return "only read is supported";

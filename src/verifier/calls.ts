@@ -1,7 +1,7 @@
 import { BPF_REG_10 } from "../isa/opcodes.js";
 import { MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
 import { E2BIG, EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
-import { btfFuncPtrProto } from "./btf_access.js";
+import { btfFuncPtrProto, btfPtrToStruct } from "./btf_access.js";
 import { isPseudoCall, isPseudoFunc } from "./cfg.js";
 import type { VerifierEnv } from "./env.js";
 import { checkResourceLeak } from "./refs.js";
@@ -11,6 +11,7 @@ import {
   markPtr,
   markRegNotInit,
   markRegUnknown,
+  PTR_TO_BTF_ID,
   PTR_TO_STACK,
   type RegState,
   regTypeStr,
@@ -18,6 +19,7 @@ import {
 } from "./reg_state.js";
 import { BPF_REG_SIZE, STACK_MISC, STACK_ZERO } from "./stack.js";
 import { copyState, type FuncState, newFuncState } from "./state.js";
+import { tnumIsConst } from "./tnum.js";
 
 import type { Verifier } from "./verifier.js";
 
@@ -114,13 +116,26 @@ export function processExit(v: Verifier): boolean {
 
 /** check_return_code. */
 export function checkReturnCode(v: Verifier): void {
+  let range = v.ops?.returnRange;
   if (v.structOps) {
-    const proto = btfFuncPtrProto(v.env.btf as NonNullable<VerifierEnv["btf"]>, v.structOps.members[v.memberIdx].type);
+    const btf = v.env.btf as NonNullable<VerifierEnv["btf"]>;
+    const proto = btfFuncPtrProto(btf, v.structOps.members[v.memberIdx].type);
     if (proto && proto.type === 0) return; // void member: R0 is not looked at
+    // A member returning a struct pointer takes back a reference the program owns, unmodified
+    // and of the member's type, or NULL.
+    const retStruct = proto ? btfPtrToStruct(btf, proto.type) : 0;
+    if (retStruct) {
+      const r0 = v.readReg(0);
+      if (baseType(r0.type) === PTR_TO_BTF_ID && r0.refObjId && r0.btfId === retStruct) {
+        if (r0.off !== 0 || !tnumIsConst(r0.varOff) || r0.varOff.value !== 0n)
+          v.reject(EACCES, `dereference of modified ${regTypeStr(r0.type)} ptr R0 off=${r0.off} disallowed`);
+        return;
+      }
+      range = [0n, 0n];
+    }
   }
   const r0 = v.readReg(0);
   if (v.isPointerValue(r0)) v.reject(EACCES, "R0 leaks addr as return value");
-  const range = v.ops?.returnRange;
   if (!range) return;
   if (r0.type !== SCALAR_VALUE)
     v.reject(EINVAL, `At program exit the register R0 is not a known value (${regTypeStr(r0.type)})`);

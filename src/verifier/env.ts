@@ -86,6 +86,8 @@ export interface StructOpsInfo {
   checkMember?(memberIdx: number, prog: { sleepable: boolean }): BpfError | undefined;
   /** Argument i of member idx: nullable pointer? (stub parameter named __nullable). */
   argMayBeNull?(memberIdx: number, argIdx: number): boolean;
+  /** Argument i of member idx: a reference the program owns (stub parameter named __ref)? */
+  argRefcounted?(memberIdx: number, argIdx: number): boolean;
   /** Promote an argument's BTF id (tcp: sock -> tcp_sock). */
   ctxArgBtfId?(btfId: number): number;
   /**

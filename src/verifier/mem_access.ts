@@ -212,6 +212,7 @@ export function checkCtxAccess(
       markPtr(out, PTR_TO_BTF_ID | PTR_TRUSTED | (nullable ? PTR_MAYBE_NULL : 0));
       out.btfId = id;
       if (nullable) out.id = v.newId();
+      out.refObjId = v.ctxArgRefs.get(arg) ?? 0;
     }
     return out;
   }

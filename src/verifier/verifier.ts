@@ -58,7 +58,7 @@ import { checkKfuncCall } from "./kfunc.js";
 import { computeLiveness, liveRegsLog, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
 import { checkAtomic, checkMemAccess, MEM_DIRECT } from "./mem_access.js";
-import { checkIds, refsafe } from "./refs.js";
+import { acquireReference, checkIds, refsafe } from "./refs.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
@@ -109,6 +109,8 @@ export class Verifier {
   structOps: StructOpsInfo | undefined;
   memberIdx = -1;
   attachFuncName: string | undefined;
+  /** struct_ops `__ref` arguments: argument index -> the reference the program starts holding. */
+  readonly ctxArgRefs = new Map<number, number>();
   private readonly logBuf: string[] = [];
   cur!: VerifierState;
   insnIdx = 0;
@@ -394,9 +396,23 @@ export class Verifier {
     return { frames: [f], parent: null, activeLock: -1, activeLockId: 0, refs: [], activeRcuLock: 0 };
   }
 
+  /**
+   * do_check_common: a struct_ops program owns one reference per `__ref` argument from its first
+   * instruction (alloc_insn 0); loads of the argument carry it.
+   */
+  private acquireCtxArgRefs(): void {
+    const st = this.structOps;
+    if (!st?.argRefcounted || !this.env.btf) return;
+    const proto = btfFuncPtrProto(this.env.btf, st.members[this.memberIdx].type);
+    proto?.params.forEach((_p, i) => {
+      if (st.argRefcounted?.(this.memberIdx, i)) this.ctxArgRefs.set(i, acquireReference(this, 0));
+    });
+  }
+
   private doCheck(): void {
     this.cur = this.initialState();
     this.insnIdx = 0;
+    this.acquireCtxArgRefs();
     if (this.logLevel > 1) {
       this.verbose(liveRegsLog(this.insns, this.printedLiveness(), (t) => this.insnText(t)));
     }
