@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { BtfBuilder } from "../../src/btf/builder.js";
 import { assemble } from "../../src/isa/asm.js";
+import { CAP_SYS_BOOT } from "../../src/kernel/capability.js";
 import { Kernel, type Subsystem } from "../../src/kernel/kernel.js";
 import { builderFind, declareStructOpsValueType, registerBpfStructOps } from "../../src/kernel/struct_ops.js";
 import { bpfDummyStructOpsSubsystem } from "../../src/subsys/dummy/bpf_dummy_struct_ops.js";
 import { bpf_cmd, bpf_prog_type } from "../../src/uapi/bpf.js";
-import { BTF_FUNC_STATIC, BTF_KIND_INT, BTF_KIND_STRUCT } from "../../src/uapi/btf.js";
+import { BTF_FUNC_GLOBAL, BTF_FUNC_STATIC, BTF_KIND_INT, BTF_KIND_STRUCT } from "../../src/uapi/btf.js";
 import { BpfError, EACCES, EINVAL, errnoName } from "../../src/uapi/errno.js";
+import { KF_DESTRUCTIVE, KF_SLEEPABLE } from "../../src/verifier/env.js";
 
 /**
  * struct_ops argument and return rules from the stub functions' parameter names, on a struct_ops
@@ -59,6 +61,9 @@ function declareTypes(b: BtfBuilder): void {
   stub("refs_test_maybe_null", int, "__nullable");
   stub("refs_test_return_plain", pTask, "");
   declareStructOpsValueType(b, ST);
+  // Two kfuncs of this test's own, flagged as a sleeping and a destructive one.
+  b.addFunc("refs_test_sleepy", b.addFuncProto(int, []), BTF_FUNC_GLOBAL);
+  b.addFunc("refs_test_destructive", b.addFuncProto(int, []), BTF_FUNC_GLOBAL);
 }
 
 const refsTestSubsystem: Subsystem = {
@@ -77,6 +82,8 @@ const refsTestSubsystem: Subsystem = {
       reg: () => {},
       unreg: () => {},
     });
+    k.registerKfunc("refs_test_sleepy", undefined, () => 0, KF_SLEEPABLE);
+    k.registerKfunc("refs_test_destructive", undefined, () => 0, KF_DESTRUCTIVE);
   },
 };
 
@@ -87,20 +94,26 @@ const stId = btf.findByNameKind(ST, BTF_KIND_STRUCT);
 const kfunc = (name: string) => k.kfuncsByName.get(name)!.btfId;
 
 /** PROG_LOAD of a program for `member`: its fd, or the errno and the log's last message line. */
-function load(member: string, asm: string): { fd: number; errno: string; msg: string; log: string } {
+function load(
+  member: string,
+  asm: string,
+  o: { progType?: number; sleepable?: boolean; who?: typeof proc } = {},
+): { fd: number; errno: string; msg: string; log: string } {
   const t = btf.typeById(stId) as { members: { name: string }[] };
   const insns = assemble(asm);
   const logBuf = new Uint8Array(1 << 16);
+  const structOps = o.progType === undefined;
   let fd: number;
   try {
-    fd = k.bpf(proc, bpf_cmd.BPF_PROG_LOAD, {
-      prog_type: bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS,
+    fd = k.bpf(o.who ?? proc, bpf_cmd.BPF_PROG_LOAD, {
+      prog_type: o.progType ?? bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS,
       insns,
       insn_cnt: insns.length,
       license: "GPL",
       prog_name: member.slice(0, 15),
-      expected_attach_type: t.members.findIndex((m) => m.name === member),
-      attach_btf_id: stId,
+      expected_attach_type: structOps ? t.members.findIndex((m) => m.name === member) : 0,
+      attach_btf_id: structOps ? stId : 0,
+      prog_flags: o.sleepable ? 1 << 4 : 0,
       log_level: 1,
       log_buf: logBuf,
       log_size: logBuf.length,
@@ -111,7 +124,7 @@ function load(member: string, asm: string): { fd: number; errno: string; msg: st
   }
   const log = new TextDecoder().decode(logBuf.subarray(0, logBuf.indexOf(0)));
   const lines = log.split("\n").filter((l) => l && !l.startsWith("processed "));
-  if (fd >= 0) k.close(proc, fd);
+  if (fd >= 0) k.close(o.who ?? proc, fd);
   return { fd, errno: fd < 0 ? errnoName(-fd) : "", msg: lines.at(-1) ?? "", log };
 }
 
@@ -257,4 +270,56 @@ test("a __nullable argument must be checked before it is read", () => {
     "R1 invalid mem access 'trusted_ptr_or_null_'",
   );
   ok(load("test_maybe_null", "ldxdw %r1, [%r1+8]\nmov %r0, 0\njeq %r1, 0, +1\nldxw %r0, [%r1+12]\nexit"));
+});
+
+test("a KF_SLEEPABLE kfunc: only from a sleepable program, and not inside an RCU section", () => {
+  const call = `call kfunc ${kfunc("refs_test_sleepy")}\nmov %r0, 0\nexit`;
+  const tc = bpf_prog_type.BPF_PROG_TYPE_SCHED_CLS;
+  const sys = bpf_prog_type.BPF_PROG_TYPE_SYSCALL;
+  refused(
+    load("cls", call, { progType: tc }),
+    EACCES,
+    "program must be sleepable to call sleepable kfunc refs_test_sleepy",
+  );
+  ok(load("sys", call, { progType: sys, sleepable: true }));
+  refused(
+    load(
+      "sys",
+      `call kfunc ${kfunc("bpf_rcu_read_lock")}
+       call kfunc ${kfunc("refs_test_sleepy")}
+       call kfunc ${kfunc("bpf_rcu_read_unlock")}
+       mov %r0, 0
+       exit`,
+      { progType: sys, sleepable: true },
+    ),
+    EACCES,
+    "kernel func refs_test_sleepy is sleepable within rcu_read_lock region",
+  );
+  // A sleepable struct_ops program may call it; a non-sleepable one may not.
+  refused(
+    load(
+      "test_refcounted",
+      `ldxdw %r6, [%r1+8]
+       call kfunc ${kfunc("refs_test_sleepy")}
+       mov %r1, %r6
+       call kfunc ${kfunc("bpf_task_release")}
+       mov %r0, 0
+       exit`,
+    ),
+    EACCES,
+    "program must be sleepable to call sleepable kfunc refs_test_sleepy",
+  );
+});
+
+test("a KF_DESTRUCTIVE kfunc needs CAP_SYS_BOOT", () => {
+  const call = `call kfunc ${kfunc("refs_test_destructive")}\nmov %r0, 0\nexit`;
+  const tc = bpf_prog_type.BPF_PROG_TYPE_SCHED_CLS;
+  ok(load("cls", call, { progType: tc }));
+  const noBoot = k.newProcess();
+  noBoot.setCap(CAP_SYS_BOOT, false);
+  refused(
+    load("cls", call, { progType: tc, who: noBoot }),
+    EACCES,
+    "calling kernel function with KF_DESTRUCTIVE flag requires CAP_SYS_BOOT capability",
+  );
 });
