@@ -18,6 +18,11 @@ import { tryInput, type WorkerData, type WorkerMessage } from "./worker.js";
 
 const HANG_MS = 2000;
 
+/** The hang budget of a run's target. */
+function hangMsOf(o: Options): number {
+  return TARGETS[o.target]?.hangMs ?? HANG_MS;
+}
+
 interface Options {
   target: string;
   seconds: number;
@@ -153,9 +158,10 @@ class Tryer {
           done({ kind: m.signature ? "crash" : null, signature: m.signature }, false);
       };
       const onErr = () => done({ kind: "memory", signature: "worker out of memory" }, true);
+      const hangMs = hangMsOf(this.o);
       const cpu0 = cpuMs();
       const timer = setInterval(() => {
-        if (cpuMs() - cpu0 > HANG_MS) done({ kind: "hang", signature: "no progress for 2 s" }, true);
+        if (cpuMs() - cpu0 > hangMs) done({ kind: "hang", signature: `no progress for ${hangMs / 1000} s` }, true);
       }, 100);
       w.on("message", onMsg);
       w.on("error", onErr);
@@ -171,6 +177,7 @@ class Tryer {
 async function fuzz(o: Options): Promise<number> {
   const t = TARGETS[o.target];
   if (!t) return 2;
+  const hangMs = hangMsOf(o);
   // --seconds counts from the first worker being ready (booting its kernel is not fuzzing)
   let start = performance.now();
   let end = Number.POSITIVE_INFINITY;
@@ -261,13 +268,13 @@ async function fuzz(o: Options): Promise<number> {
         if (b !== beat) {
           beat = b;
           beatAt = cpuMs();
-        } else if (ready && cpuMs() - beatAt > HANG_MS) {
+        } else if (ready && cpuMs() - beatAt > hangMs) {
           const index = Atomics.load(progress, 0);
           return finish({
             kind: "hang",
             index,
-            sig: "no progress for 2 s",
-            detail: `input ${index} ran over ${HANG_MS} ms`,
+            sig: `no progress for ${hangMs / 1000} s`,
+            detail: `input ${index} ran over ${hangMs} ms`,
           });
         }
         if (mb(rss) > o.maxRssMb) {

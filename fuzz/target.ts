@@ -18,6 +18,9 @@ export interface FuzzTarget {
   run(input: Uint8Array): string;
   /** Once per worker, before the first input (booting a kernel is not an input's time). */
   setup?(): void;
+  /** CPU milliseconds without a heartbeat that make a hang, where one input's bounded work
+   * needs more than the default 2 s. */
+  readonly hangMs?: number;
 }
 
 /** A broken rule the target checks (refcounts, tiers disagreeing, a fault in a verified program). */

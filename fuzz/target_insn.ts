@@ -218,6 +218,9 @@ function runTier(k: Kernel, p: Process, fd: number, tier: "interp" | "jit", pkt:
 }
 
 export const insnTarget: FuzzTarget = {
+  // The verifier walks up to BPF_COMPLEXITY_LIMIT_INSNS (1M) states before "BPF program is too
+  // large": a bounded walk that takes about 2 s of CPU here, so 2 s would call it a hang.
+  hangMs: 6000,
   name: "insn",
   describe: "byte 0: flags (bit 0 unprivileged); then 8-byte instructions of a socket filter",
   unit: 8,
