@@ -17,6 +17,7 @@ import {
   type LinkCreateFn,
 } from "./bpf.js";
 import type { BpfAttr } from "./bpf_attr.js";
+import { HrtimerBase } from "./hrtimer.js";
 import { Idr } from "./idr.js";
 import { bootKernel } from "./init.js";
 import { bpf_obj_unpin } from "./inode.js";
@@ -139,6 +140,10 @@ export class Kernel {
   readonly kfuncsByName = new Map<string, Kfunc>();
   /** trace_printk output (/sys/kernel/tracing/trace_pipe). */
   readonly traceLog: string[] = [];
+  /** The kernel's own log (dmesg): warnings such as the hrtimer hang. */
+  readonly dmesg: string[] = [];
+  /** hrtimers on the simulated clock (src/kernel/hrtimer.ts); setTimeNs fires them. */
+  readonly hrtimerBase = new HrtimerBase(this);
   verifier?: VerifierHook;
   /** Binds a loaded program to the VM (bpf_prog_select_runtime); set at boot when the VM exists. */
   jit?: (prog: BpfProg) => void;
@@ -278,14 +283,20 @@ export class Kernel {
     return this.clockNs;
   }
 
+  /** Move the clock to `ns`, firing on the way every hrtimer that expires by then (each at its expiry). */
   setTimeNs(ns: bigint): void {
     if (ns < this.clockNs) throw new Error("the clock does not go backwards");
+    this.hrtimerBase.run(ns, this.clockNs, this.setClock);
     this.clockNs = ns;
   }
 
   advanceTimeNs(ns: bigint | number): void {
-    this.clockNs += BigInt(ns);
+    this.setTimeNs(this.clockNs + BigInt(ns));
   }
+
+  private readonly setClock = (ns: bigint): void => {
+    this.clockNs = ns;
+  };
 
   /** jiffies (64-bit), INITIAL_JIFFIES = 0 here, at CONFIG_HZ. */
   /**
