@@ -1,5 +1,6 @@
 /** kernel/bpf/core.c: the program tag and running a program under the right RCU flavour. */
-import { createHash } from "node:crypto";
+import { sha1 } from "@noble/hashes/legacy.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { encodeInsns, type Insn, LD_IMM64_CODE } from "../isa/insn.js";
 import { BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from "../uapi/bpf.js";
 import { BpfError, EINVAL } from "../uapi/errno.js";
@@ -26,8 +27,8 @@ export function bpf_prog_calc_tag(insns: readonly Insn[], hash: "sha1" | "sha256
     }
     dst.push(c);
   }
-  const digest = createHash(hash).update(encodeInsns(dst)).digest();
-  return new Uint8Array(digest.subarray(0, 8));
+  const digest = (hash === "sha1" ? sha1 : sha256)(encodeInsns(dst));
+  return digest.slice(0, 8);
 }
 
 /**

@@ -120,8 +120,13 @@ export class BpfHtab extends BpfMap {
 
 const NO_REGION: MemRegion = { addr: 0, size: 0 };
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** The key's bytes in hex: the element table's key. */
 function keyStr(key: Uint8Array): string {
-  return Buffer.from(key).toString("hex");
+  let s = "";
+  for (let i = 0; i < key.length; i++) s += HEX[key[i]!];
+  return s;
 }
 
 function allocValue(h: BpfHtab): MemRegion {

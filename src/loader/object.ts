@@ -7,8 +7,6 @@
  * The order follows libbpf: elf_collect -> collect_externs -> fixup_btf -> init_maps
  * (user .maps, global data, .kconfig, struct_ops) -> init_progs -> collect_relos.
  */
-import { readFileSync } from "node:fs";
-import { basename } from "node:path";
 import { Btf } from "../btf/btf.js";
 import { ElfFile, type ElfSection } from "../elf/elf.js";
 import {
@@ -32,6 +30,7 @@ import {
   STV_INTERNAL,
 } from "../elf/elf_consts.js";
 import { decodeInsns } from "../isa/insn.js";
+import { basename, platform } from "../platform.js";
 import { BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN } from "../uapi/bpf.js";
 import { BTF_KIND_DATASEC, BTF_KIND_VAR, BTF_VAR_GLOBAL_EXTERN, BTF_VAR_STATIC } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT, ENOTSUP, LIBBPF_ERRNO__FORMAT } from "../uapi/errno.js";
@@ -149,7 +148,7 @@ export class BpfObject {
     if (typeof pathOrBytes === "string") {
       let bytes: Uint8Array;
       try {
-        bytes = new Uint8Array(readFileSync(pathOrBytes));
+        bytes = platform().readFile(pathOrBytes);
       } catch (e) {
         throw new BpfError(ENOENT, `elf: failed to open ${pathOrBytes}: ${(e as Error).message}`);
       }

@@ -3,12 +3,12 @@
  * with the loader, attach its struct_ops map (the CA registers under its .name), and later swap it live
  * with BPF_LINK_UPDATE ("Transit between BPF TCP congestion controls").
  */
-import { basename } from "node:path";
 import { Kernel } from "../kernel/kernel.js";
 import { type BpfHandle, bpf_map_lookup_elem } from "../loader/bpf.js";
 import type { BpfMap } from "../loader/maps.js";
 import { BpfObject } from "../loader/object.js";
 import type { BpfStructOpsLink } from "../loader/struct_ops_attach.js";
+import { basename } from "../platform.js";
 import { bpfTcpCaSubsystem } from "../subsys/tcp/bpf_tcp_ca.js";
 import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { TcpKernel, tcpSubsystem } from "../subsys/tcp/tcp_init.js";

@@ -2,7 +2,7 @@
  * Plots of a simulation: cwnd, throughput and bottleneck queue over time, as SVG through vega-lite and
  * vega (headless, no browser), or PNG through resvg when the path ends in .png.
  */
-import { writeFileSync } from "node:fs";
+import { platform } from "../platform.js";
 import type { SimTrace } from "./sim.js";
 
 interface Row {
@@ -77,8 +77,8 @@ export async function writePlot(
   if (path.toLowerCase().endsWith(".png")) {
     const { Resvg } = await import("@resvg/resvg-js");
     const png = new Resvg(svg, { fitTo: { mode: "zoom", value: 2 }, background: "white" }).render().asPng();
-    writeFileSync(path, png);
+    platform().writeFile(path, png);
   } else {
-    writeFileSync(path, svg);
+    platform().writeFile(path, svg);
   }
 }

@@ -1,6 +1,5 @@
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { assemble } from "../isa/asm.js";
+import { joinPath, platform } from "../platform.js";
 import { BpfError, EINVAL, isBpfError } from "../uapi/errno.js";
 import type { HelperCall } from "./helper.js";
 import { VmMemory } from "./memory.js";
@@ -100,13 +99,14 @@ export interface FileOutcome extends VectorOutcome {
 
 /** Run every .data file of `dir` in every tier (sorted by name). */
 export function runConformanceDir(dir: string, tiers: readonly Tier[] = TIERS): FileOutcome[] {
-  const files = readdirSync(dir)
+  const files = platform()
+    .readDir(dir)
     .filter((f) => f.endsWith(".data"))
     .sort();
   return files.map((file) => {
     let v: ConformanceVector;
     try {
-      v = parseConformance(readFileSync(join(dir, file), "utf8"), file);
+      v = parseConformance(new TextDecoder().decode(platform().readFile(joinPath(dir, file))), file);
     } catch (e) {
       return { file, pass: false, why: e instanceof Error ? e.message : String(e) };
     }
