@@ -7,7 +7,18 @@ import { HelperCall } from "./helper.js";
 import { interpExecutor, makeInterpreter } from "./interp.js";
 import { compile } from "./jit.js";
 import type { Region, VmMemory } from "./memory.js";
-import { CALL, CALLX, EXIT, type HelperFn, type LoadOpts, lookupFn, type TierChoice, VmProgram } from "./program.js";
+import {
+  CALL,
+  CALLX,
+  EXIT,
+  type Executor,
+  type HelperFn,
+  type LoadOpts,
+  lookupFn,
+  type Tier,
+  type TierChoice,
+  VmProgram,
+} from "./program.js";
 import type { Runtime, SlowPaths } from "./runtime.js";
 import { compileWasm } from "./wasm.js";
 import { framesFor, WasmHost } from "./wasm_host.js";
@@ -175,12 +186,23 @@ export class Vm {
    */
   setTier(P: VmProgram, want: TierChoice): void {
     if (want === "auto") want = P.len >= AUTO_WASM_INSNS || hasLoop(P) ? "wasm" : "jit";
-    let tier = want === "jit" && P.len > this.jitMaxInsns ? "interp" : want;
+    const tier = want === "jit" && P.len > this.jitMaxInsns ? "interp" : want;
+    P.tier = tier;
+    // Compiled on first run: a program that is loaded and never run (a registration replayed to
+    // list it, a struct_ops member the subsystem never calls) costs no code generation.
+    const lazy: Executor = (entry, budget, frameBase) => {
+      if (P.exec === lazy) this.compileTier(P, tier);
+      P.exec(entry, budget, frameBase);
+    };
+    P.exec = lazy;
+  }
+
+  private compileTier(P: VmProgram, want: Tier): void {
+    let tier = want;
     if (tier === "wasm") {
       try {
         this.wasmHost ??= new WasmHost(this.rt, framesFor(this.maxNesting));
         P.exec = compileWasm(this.wasmHost, P, MAX_CALL_FRAMES);
-        P.tier = tier;
         return;
       } catch (e) {
         // An engine that refuses the module (a browser's synchronous compile limit), or an
