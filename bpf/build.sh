@@ -105,7 +105,7 @@ if [ "$OBJECTS_ONLY" = 0 ]; then
 	echo "  BPF  test/fixtures/elf/dummy_ops.bpfeb.o"
 
 	# The loader's error fixtures: small objects with local types only.
-	for name in bad_sec bad_st_ops_prog bad_st_ops_nonfunc st_ops_shadow st_ops_autoload st_ops_kern extern_kcfg extern_kfunc skip_relo; do
+	for name in bad_sec bad_st_ops_prog bad_st_ops_nonfunc st_ops_shadow st_ops_autoload st_ops_kern st_ops_two_ca extern_kcfg extern_kfunc skip_relo; do
 		(cd "$ROOT/test/fixtures/elf" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
 			-fdebug-prefix-map="$ROOT/test/fixtures/elf"=. -c "$name.bpf.c" -o "$name.bpf.o")
 		"$STRIP" -g "$ROOT/test/fixtures/elf/$name.bpf.o"

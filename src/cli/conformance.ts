@@ -20,12 +20,12 @@ export function register(program: Command): void {
     .description("run the eBPF ISA conformance vectors (.data files) of DIR in every VM tier")
     .argument("<dir>", "directory of .data files")
     .option("-j, --json", "JSON output")
-    .option("--tier <tier>", "run only this tier (interp or jit)")
+    .option("--tier <tier>", `run only this tier (${TIERS.join(", ")})`)
     .action((dir: string, opts: ConformanceOptions) => {
       let tiers: readonly Tier[] = TIERS;
       if (opts.tier !== undefined) {
         if (!TIERS.includes(opts.tier as Tier)) {
-          console.error(`Error: unknown tier '${opts.tier}' (expected ${TIERS.join(" or ")})`);
+          console.error(`Error: unknown tier '${opts.tier}' (expected ${TIERS.join(", ")})`);
           process.exitCode = EXIT_ERROR;
           return;
         }

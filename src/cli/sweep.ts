@@ -32,8 +32,9 @@ import {
   summarise,
   toCsv,
 } from "../sim/sweep.js";
-import { formatRate, parseDuration, parseRate, parseSize } from "../sim/units.js";
+import { formatRate, parseSize } from "../sim/units.js";
 import { BpfError, EINVAL } from "../uapi/errno.js";
+import { simValue } from "./sim.js";
 import type { SweepRunOptions } from "./sweep_run.js";
 
 export interface SweepCliOptions {
@@ -72,9 +73,11 @@ export function gridFrom(
     delay: parseList(o.delay),
     buffer: parseList(o.buffer),
     flows: parseList(o.flows).map((f) => {
-      const n = Number(f);
-      if (!Number.isInteger(n) || n < 1 || n > 1000) throw bad(`--flows ${f}: need an integer in 1..1000`);
-      return n;
+      try {
+        return simValue("flows", f);
+      } catch (e) {
+        throw bad((e as Error).message);
+      }
     }),
     seeds: [] as number[],
   };
@@ -91,11 +94,27 @@ export function gridFrom(
       throw bad(`--${what}: ${(e as Error).message}`);
     }
   };
-  for (const r of axes.rate) check("rate", () => parseRate(r));
-  for (const r of axes.rate) if (!(parseRate(r) > 0)) throw bad(`--rate ${r}: must be positive`);
-  for (const d of axes.delay) check("delay", () => parseDuration(d));
-  for (const b of axes.buffer) check("buffer", () => parseSize(resolveBuffer(b, axes.rate[0]!, axes.delay[0]!)));
-  check("duration", () => parseDuration(o.duration));
+  // The same ranges as `structops sim`, with its one-line messages.
+  const limit = (name: string, text: string) => {
+    try {
+      return simValue(name, text);
+    } catch (e) {
+      throw bad((e as Error).message);
+    }
+  };
+  for (const r of axes.rate) limit("rate", r);
+  for (const d of axes.delay) limit("delay", d);
+  for (const b of axes.buffer)
+    for (const r of axes.rate)
+      for (const d of axes.delay) {
+        check("buffer", () => parseSize(resolveBuffer(b, r, d)));
+        limit("buffer", resolveBuffer(b, r, d));
+      }
+  for (const s of axes.seeds) limit("seed", String(s));
+  limit("duration", o.duration);
+  limit("hz", o.hz);
+  if (o.loss !== undefined) limit("loss", o.loss);
+  if (o.ecnThreshold !== undefined) limit("ecn-threshold", o.ecnThreshold);
   const all = expandGrid(axes);
   let shard: Shard | undefined;
   try {

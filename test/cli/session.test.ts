@@ -61,6 +61,26 @@ test("register output names map and link ids for link-based struct_ops; unpinned
   assert.deepEqual(await json(st, "map", "show"), []);
 });
 
+test("register reports a map that fails and registers the others, exiting 255, as bpftool does", async () => {
+  const st = fresh();
+  // two_nouse lacks ssthresh and undo_cwnd: tcp_validate_congestion_control refuses it (EINVAL).
+  const r = await run(st, "struct_ops", "register", "test/fixtures/elf/st_ops_two_ca.bpf.o");
+  assert.equal(r.code, 255);
+  assert.equal(
+    r.err,
+    "Registered tcp_congestion_ops two_ok id 1\nError: can't register struct_ops two_nouse: Invalid argument\n",
+  );
+  const shown = await json(st, "struct_ops", "show");
+  assert.deepEqual(
+    shown.map((m: { name: string }) => m.name),
+    ["two_ok"],
+  );
+  // The failed map holds nothing: unregistering the one that registered leaves an empty kernel.
+  await run(st, "struct_ops", "unregister", "name", "two_ok");
+  assert.deepEqual(await json(st, "struct_ops", "show"), []);
+  assert.deepEqual(await json(st, "prog", "show"), []);
+});
+
 test("unregister persists across invocations", async () => {
   const st = fresh();
   await run(st, "struct_ops", "register", RENO);

@@ -55,6 +55,27 @@ test("the grid: every combination once, cc outermost and seed innermost, indices
   assert.throws(() => gridFrom({ ...base, seeds: "x" }), { code: "EINVAL" });
 });
 
+test("every axis value is range-checked as `structops sim` checks it, before any run", () => {
+  const cases: [Partial<SweepCliOptions>, RegExp][] = [
+    [{ rate: "0" }, /^--rate "0": expected a rate from 1kbit/],
+    [{ rate: "12mbit,200gbit" }, /^--rate "200gbit"/],
+    [{ delay: "20s" }, /^--delay "20s": expected a one-way delay/],
+    [{ duration: "0" }, /^--duration "0": expected a duration from 1ms/],
+    [{ hz: "0" }, /^--hz "0": expected one of 100, 250, 300, 1000/],
+    [{ hz: "abc" }, /^--hz "abc"/],
+    [{ loss: "2" }, /^--loss "2": expected a probability in \[0, 1\)/],
+    [{ loss: "-0.1" }, /^--loss "-0.1"/],
+    [{ ecnThreshold: "0" }, /^--ecn-threshold "0"/],
+    [{ flows: "1,1001" }, /^--flows "1001": expected an integer from 1 to 1000/],
+    [{ seeds: "4294967296" }, /^--seed "4294967296"/],
+    [{ buffer: "2000mb" }, /^--buffer "2000mb"/],
+  ];
+  for (const [o, msg] of cases)
+    assert.throws(() => gridFrom({ ...base, ...o }), { code: "EINVAL", message: msg }, String(Object.values(o)));
+  // Values at the edges of each range are taken.
+  assert.equal(gridFrom({ ...base, rate: "1kbit", hz: "100", loss: "0", flows: "1000", seeds: "0" }).all, 2 * 2);
+});
+
 test("buffers in BDP units: rate x round trip (twice the one-way delay)", () => {
   // 12 Mbit/s x 20 ms = 30 000 bytes
   assert.equal(resolveBuffer("1bdp", "12mbit", "10ms"), "30000b");
