@@ -31,8 +31,8 @@ STRIP="${LLVM_STRIP:-llvm-strip}"
 BPFTOOL="${BPFTOOL:-bpftool}"
 VMLINUX_BTF="${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}"
 SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features loops maps dummy_trace graph graph_bad refs)
-# Sources that need clang 19 (may_goto / cond_break), built with $CLANG19 where it is installed.
-SOURCES19=(may_goto)
+# Sources that need clang 19 (may_goto / cond_break; btf_type_tag for kptrs, which clang 14 drops), built with $CLANG19 where it is installed.
+SOURCES19=(may_goto kptr kptr_bad)
 CLANG19="${CLANG19:-clang-19}"
 VARIANTS=(tcp_reno_link:tcp_reno:SO_CC_LINK tcp_cubic_link:tcp_cubic:SO_CC_LINK)
 

@@ -141,6 +141,8 @@ export interface BtfFieldGraphRoot {
 export interface BtfFieldKptr {
   /** The pointee struct (modifiers skipped) in the record's BTF. */
   localTypeId: number;
+  /** Its name (what the verifier matches a local kptr's program type by). */
+  name: string;
   /** Resolved by the kernel (vmlinux or a module): its BTF and id; absent for a local type. */
   btf?: Btf;
   btfId?: number;
@@ -179,8 +181,12 @@ export function btfRecordFind(rec: BtfRecord | null | undefined, offset: number,
   return rec.fields.find((f) => f.offset === offset && (f.type & mask) !== 0);
 }
 
-/** Resolves a kptr's pointee by name in vmlinux or a module (bpf_find_btf_id); undefined if absent. */
-export type KptrResolver = (name: string, kind: number) => { btf: Btf; id: number } | undefined;
+/**
+ * Resolves a kptr's pointee by name in vmlinux or a module (bpf_find_btf_id); undefined if absent
+ * (a type of the program's own). `type` is the field's kind: a referenced kptr of a kernel type
+ * needs a registered destructor (btf_parse_kptr), so the resolver may throw the kernel's errno.
+ */
+export type KptrResolver = (name: string, kind: number, type: number) => { btf: Btf; id: number } | undefined;
 
 interface FieldInfo {
   type: number;
@@ -431,9 +437,9 @@ export function btfParseFields(
         break;
       default: {
         const local = fi.kptrTypeId as number;
-        f.kptr = { localTypeId: local };
         const lt = btf.typeById(local);
-        const found = resolveKptr?.(lt.name, lt.kind);
+        f.kptr = { localTypeId: local, name: lt.name };
+        const found = resolveKptr?.(lt.name, lt.kind, fi.type);
         if (found) Object.assign(f.kptr, { btf: found.btf, btfId: found.id });
       }
     }

@@ -7,6 +7,9 @@
  * bpf_rb_node_kern` {rb_node, owner} for nodes, a red-black tree as lib/rbtree.c keeps it.
  */
 import {
+  BPF_KPTR_PERCPU,
+  BPF_KPTR_REF,
+  BPF_KPTR_UNREF,
   BPF_LIST_HEAD,
   BPF_LIST_NODE,
   BPF_RB_NODE,
@@ -19,6 +22,7 @@ import type { BtfComposite } from "../btf/types.js";
 import { BTF_KIND_STRUCT, BTF_KIND_UNION } from "../uapi/btf.js";
 import { BpfError, EINVAL } from "../uapi/errno.js";
 import type { BpfMap, BpfProg, MemRegion } from "./bpf.js";
+import { btfFindDtorKfunc, kptrXchg } from "./bpf_kptr.js";
 import type { HelperArgs, Kernel } from "./kernel.js";
 
 /** BPF_PTR_POISON: a node being linked (owner claimed, not yet set). */
@@ -138,11 +142,22 @@ export function bpfRefcountAcquire(k: Kernel, addr: number): number {
   return addr;
 }
 
-/** bpf_obj_free_fields: empty the value's lists and trees (kptrs are the kptr code's). */
+/**
+ * bpf_obj_free_fields: empty the value's lists and trees; a referenced kptr still held is taken
+ * out and released (a kernel object through its type's destructor, an allocated one dropped with
+ * what it holds), an untrusted one is cleared.
+ */
 export function bpfObjFreeFields(k: Kernel, rec: BtfRecord, addr: number): void {
   for (const f of rec.fields) {
     if (f.type === BPF_LIST_HEAD) bpfListHeadFree(k, f, addr + f.offset);
     else if (f.type === BPF_RB_ROOT) bpfRbRootFree(k, f, addr + f.offset);
+    else if (f.type === BPF_KPTR_UNREF) kptrXchg(k, addr + f.offset, 0n);
+    else if (f.type === BPF_KPTR_REF || f.type === BPF_KPTR_PERCPU) {
+      const p = Number(kptrXchg(k, addr + f.offset, 0n));
+      if (!p) continue;
+      if (!f.kptr?.btf) bpfObjDrop(k, p);
+      else btfFindDtorKfunc(k, f.kptr.name)?.dtor(k, p);
+    }
   }
 }
 

@@ -21,6 +21,7 @@ import {
   bpfRbtreeRoot,
   bpfRefcountAcquire,
 } from "./bpf_graph.js";
+import { registerKptrHelpers } from "./bpf_kptr.js";
 import type { KernelBaseTypes } from "./init.js";
 import type { HelperArgs, Kernel, KernelFn } from "./kernel.js";
 
@@ -126,6 +127,7 @@ function registerSpinLock(k: Kernel): void {
 /** register_btf_kfunc_id_set(generic_kfunc_set): the graph kfuncs and their flags. */
 export function registerGraphKfuncs(k: Kernel): void {
   registerSpinLock(k);
+  registerKptrHelpers(k);
   const reg = (name: string, impl: KernelFn, flags: number, bind?: ProgKernelFn) => {
     const kf = k.registerKfunc(name, undefined, impl, flags);
     if (bind) (kf as { bind?: ProgKernelFn }).bind = bind;

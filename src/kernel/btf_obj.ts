@@ -1,11 +1,12 @@
 /** BTF as a kernel object (kernel/bpf/btf.c): BTF_LOAD, btf fds and ids, get/put. */
 import { Btf } from "../btf/btf.js";
-import { btfCheckAndFixupFields, btfParseStructMetas, type KptrResolver } from "../btf/record.js";
+import { BPF_KPTR_REF, btfCheckAndFixupFields, btfParseStructMetas, type KptrResolver } from "../btf/record.js";
 import { BPF_F_TOKEN_FD } from "../uapi/bpf.js";
 import { BpfError, E2BIG, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { BtfObject } from "./bpf.js";
 import type { BtfLoadAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
+import { btfFindDtorKfunc } from "./bpf_kptr.js";
 import { File, type FileOps, O_CLOEXEC, O_RDONLY } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
@@ -149,13 +150,18 @@ export function btf_get_info(btf: BtfObject): BpfBtfInfo {
 }
 
 /**
- * bpf_find_btf_id for kptr fields: a type of that name and kind in vmlinux (modules' BTF is not
- * searched: no module here defines kptr types).
+ * btf_parse_kptr: a kptr's type is looked up by name and kind in vmlinux (bpf_find_btf_id;
+ * modules' BTF is not searched: no module here defines kptr types), else it is the program's
+ * own (an allocated object). A referenced kptr of a kernel type needs the type's destructor
+ * (btf_find_dtor_kfunc): the types without one may not be held by a map (ENOENT).
  */
 export function kptrResolver(k: Kernel): KptrResolver {
-  return (name, kind) => {
+  return (name, kind, type) => {
     const v = k.btfVmlinux;
     const id = v ? v.findByNameKind(name, kind) : -1;
-    return v && id > 0 ? { btf: v, id } : undefined;
+    if (!v || id <= 0) return undefined;
+    if (type === BPF_KPTR_REF && !btfFindDtorKfunc(k, name))
+      throw new BpfError(ENOENT, `struct ${name} has no destructor kfunc: it cannot be a referenced kptr`);
+    return { btf: v, id };
   };
 }

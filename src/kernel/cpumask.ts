@@ -10,6 +10,7 @@ import { bpf_prog_type as T } from "../uapi/bpf.js";
 import { BTF_FUNC_GLOBAL, BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { KF_ACQUIRE, KF_RCU, KF_RELEASE, KF_RET_NULL, KF_TRUSTED_ARGS } from "../verifier/env.js";
 import type { MemRegion } from "./bpf.js";
+import { registerBtfIdDtorKfuncs } from "./bpf_kptr.js";
 import type { KernelBaseTypes } from "./init.js";
 import type { HelperArgs, Kernel } from "./kernel.js";
 import { memberOff, view } from "./task.js";
@@ -184,6 +185,10 @@ function bits(k: Kernel, c: HelperArgs, i: number): DataView {
 /** Register the cpumask kfuncs (bpf_cpumask_init). */
 export function registerCpumaskKfuncs(k: Kernel): void {
   const masks = kernelCpumasks(k);
+  // A bpf_cpumask may be held by a map as a referenced kptr (cpumask_dtors).
+  registerBtfIdDtorKfuncs(k, [
+    { type: "bpf_cpumask", kfunc: "bpf_cpumask_release_dtor", dtor: (_k, addr) => masks.release(addr) },
+  ]);
   const nr = () => BigInt(k.nrCpus);
   const impls: Record<string, (c: HelperArgs) => number | bigint> = {
     bpf_cpumask_create: () => masks.create(),

@@ -7,6 +7,7 @@ import type { BtfBuilder } from "../btf/builder.js";
 import { bpf_prog_type as T } from "../uapi/bpf.js";
 import { BTF_FUNC_GLOBAL } from "../uapi/btf.js";
 import { KF_ACQUIRE, KF_RCU, KF_RELEASE, KF_RET_NULL } from "../verifier/env.js";
+import { registerBtfIdDtorKfuncs } from "./bpf_kptr.js";
 import { declareCpumaskTypes, registerCpumaskKfuncs } from "./cpumask.js";
 import type { KernelBaseTypes } from "./init.js";
 import type { Kernel, Subsystem } from "./kernel.js";
@@ -79,6 +80,17 @@ function register(k: Kernel): void {
     if (t) k.rcu.rcuReadUnlock(t);
     return 0;
   });
+  // A task may be held by a map as a referenced kptr (generic_dtors); the map's free path puts it.
+  registerBtfIdDtorKfuncs(k, [
+    {
+      type: "task_struct",
+      kfunc: "bpf_task_release_dtor",
+      dtor: (kk, addr) => {
+        const t = kk.taskByAddr.get(addr);
+        if (t) put_task_struct(t);
+      },
+    },
+  ]);
   registerCpumaskKfuncs(k);
 }
 

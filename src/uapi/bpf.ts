@@ -301,6 +301,7 @@ export const bpf_func_id = {
   BPF_FUNC_get_func_arg: 183,
   BPF_FUNC_get_func_ret: 184,
   BPF_FUNC_get_func_arg_cnt: 185,
+  BPF_FUNC_kptr_xchg: 194,
   BPF_FUNC_map_lookup_percpu_elem: 195,
   BPF_FUNC_ktime_get_tai_ns: 208,
 } as const;

@@ -20,6 +20,10 @@ export const ARG_PTR_TO_UNINIT_MEM = 11;
 export const ARG_PTR_TO_FUNC = 12;
 export const ARG_PTR_TO_STACK = 13;
 export const ARG_PTR_TO_SPIN_LOCK = 14;
+/** bpf_kptr_xchg's destination: a referenced kptr field of a map value or an allocated object. */
+export const ARG_KPTR_XCHG_DEST = 15;
+/** bpf_kptr_xchg's source (ARG_PTR_TO_BTF_ID_OR_NULL | OBJ_RELEASE, typed by the destination). */
+export const ARG_KPTR_XCHG_SRC = 16;
 /** Flags on arg types. */
 export const ARG_MAYBE_NULL = 1 << 8;
 export const ARG_MEM_RDONLY = 1 << 9;
@@ -35,6 +39,8 @@ export const RET_PTR_TO_MAP_VALUE_OR_NULL = 2;
 export const RET_PTR_TO_MEM_OR_NULL = 3;
 /** RET_PTR_TO_BTF_ID_TRUSTED: a trusted pointer to the struct named retBtfName. */
 export const RET_PTR_TO_BTF_ID_TRUSTED = 4;
+/** RET_PTR_TO_BTF_ID_OR_NULL typed by the call (bpf_kptr_xchg: the field's type). */
+export const RET_PTR_TO_BTF_ID_OR_NULL = 5;
 
 export interface FuncProto {
   readonly name: string;
@@ -187,6 +193,10 @@ export const bpf_sk_getsockopt_proto = proto(F.BPF_FUNC_getsockopt, RET_INTEGER,
   ARG_CONST_SIZE,
 ]);
 
+export const bpf_kptr_xchg_proto = proto(F.BPF_FUNC_kptr_xchg, RET_PTR_TO_BTF_ID_OR_NULL, [
+  ARG_KPTR_XCHG_DEST,
+  ARG_KPTR_XCHG_SRC | ARG_MAYBE_NULL,
+]);
 export const bpf_spin_lock_proto = proto(F.BPF_FUNC_spin_lock, RET_VOID, [ARG_PTR_TO_SPIN_LOCK]);
 export const bpf_spin_unlock_proto = proto(F.BPF_FUNC_spin_unlock, RET_VOID, [ARG_PTR_TO_SPIN_LOCK]);
 
@@ -218,6 +228,7 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_sk_getsockopt_proto,
     bpf_spin_lock_proto,
     bpf_spin_unlock_proto,
+    bpf_kptr_xchg_proto,
     bpf_task_storage_get_proto,
     bpf_task_storage_delete_proto,
     bpf_get_current_task_proto,
@@ -250,6 +261,7 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
       return privileged ? bpf_for_each_map_elem_proto : undefined;
     case F.BPF_FUNC_spin_lock:
     case F.BPF_FUNC_spin_unlock:
+    case F.BPF_FUNC_kptr_xchg:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     case F.BPF_FUNC_trace_printk:
     case F.BPF_FUNC_probe_read_kernel:

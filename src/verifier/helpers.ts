@@ -1,6 +1,7 @@
+import type { BtfField } from "../btf/record.js";
 import { __BPF_FUNC_MAX_ID, bpf_func_id, bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
 import { BTF_KIND_STRUCT } from "../uapi/btf.js";
-import { EACCES, EINVAL } from "../uapi/errno.js";
+import { EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfStructIdsMatch } from "./btf_access.js";
 import { checkFuncCall } from "./calls.js";
 import { processSpinLock } from "./graph.js";
@@ -10,6 +11,8 @@ import {
   ARG_CONST_MAP_PTR,
   ARG_CONST_SIZE,
   ARG_CONST_SIZE_OR_ZERO,
+  ARG_KPTR_XCHG_DEST,
+  ARG_KPTR_XCHG_SRC,
   ARG_MAYBE_NULL,
   ARG_MEM_RDONLY,
   ARG_MEM_WRITE,
@@ -32,6 +35,7 @@ import {
   RET_PTR_TO_MEM_OR_NULL,
   RET_VOID,
 } from "./helper_protos.js";
+import { checkKptrXchgSrc, kptrXchgCall, processKptrFunc } from "./kptr.js";
 import { checkMemAccess, checkMemRegion } from "./mem_access.js";
 import {
   baseType,
@@ -179,6 +183,8 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   let map: RegState | undefined;
   let callback: RegState | undefined;
   let constKey: bigint | undefined;
+  let kptrField: BtfField | undefined;
+  let releaseRefObjId = 0;
   for (let a = 0; a < fn.argTypes.length; a++) {
     const at = fn.argTypes[a];
     const regno = a + 1;
@@ -268,6 +274,14 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       case ARG_PTR_TO_SPIN_LOCK:
         processSpinLock(v, regno, reg, funcId === bpf_func_id.BPF_FUNC_spin_lock);
         break;
+      case ARG_KPTR_XCHG_DEST:
+        kptrField = processKptrFunc(v, regno, reg);
+        break;
+      case ARG_KPTR_XCHG_SRC:
+        if (!kptrField) v.reject(EFAULT, "verifier internal error: kptr source without its destination");
+        checkKptrXchgSrc(v, regno, reg, kptrField);
+        releaseRefObjId = reg.refObjId;
+        break;
       case ARG_CONST_SIZE:
       case ARG_CONST_SIZE_OR_ZERO:
         break;
@@ -303,6 +317,10 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     v.pushState(skip, idx + 1);
     checkFuncCall(v, idx, callback.memSize, true, args);
     return true;
+  }
+  if (kptrField) {
+    kptrXchgCall(v, kptrField, releaseRefObjId, fname, funcId);
+    return false;
   }
   // An array lookup with a constant key in bounds cannot fail (can_elide_value_nullness).
   const m = map ? v.maps[map.map] : undefined;

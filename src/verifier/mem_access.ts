@@ -30,6 +30,7 @@ import {
 } from "./btf_access.js";
 import { checkAllocAccess, checkMapValueFields } from "./graph.js";
 import { inRcuCs } from "./kfunc.js";
+import { checkMapKptrAccess, mapValueKptrField } from "./kptr.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
@@ -101,8 +102,14 @@ export function checkMemAccess(
         v.reject(EACCES, `write into map forbidden, value_size=${map.valueSize} off=${off + reg.off} size=${size}`);
       checkMemRegion(v, regno, reg, off, size, map.valueSize, "map value");
       // Special fields belong to their helpers and kfuncs (check_map_access's btf_record check).
-      if (map.record) checkMapValueFields(v, reg, reg.off + off, size, map.record);
-      else if (map.spinLockOff !== undefined) {
+      if (map.record) {
+        checkMapValueFields(v, reg, reg.off + off, size, map.record);
+        const kptr = mapValueKptrField(v, reg, off);
+        if (kptr) {
+          checkMapKptrAccess(v, kptr, value, valueReg, imm, out);
+          return out;
+        }
+      } else if (map.spinLockOff !== undefined) {
         const lo = reg.off + off + Number(reg.smin);
         const hi = reg.off + off + Number(reg.umax) + size;
         if (lo < map.spinLockOff + 4 && hi > map.spinLockOff) {
