@@ -11,7 +11,10 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import type { Browser, Locator, Page } from "playwright-core";
+import { Kernel } from "../../src/kernel/kernel.js";
 import { BpfObject } from "../../src/loader/object.js";
+import { bpfDummyStructOpsSubsystem } from "../../src/subsys/dummy/bpf_dummy_struct_ops.js";
+import { TcpKernel, tcpSubsystem } from "../../src/subsys/tcp/tcp_init.js";
 import { BpfError, errnoName } from "../../src/uapi/errno.js";
 import { repoRoot } from "../repo_root.js";
 
@@ -174,6 +177,36 @@ test("a committed object: sections, programs with source lines and verifier log,
   await page.close();
 });
 
+test('a program not loaded by default (SEC("?tc")) is verified alone, with the kernel\'s refusal', {
+  skip,
+}, async () => {
+  const path = join(root, "bpf/obj/graph_bad.bpf.o");
+  const obj = BpfObject.open(path);
+  const name = "push_without_lock";
+  for (const p of obj.programs) p.setAutoload(p.name === name);
+  const kernel = new Kernel({
+    verifier: true,
+    subsystems: [tcpSubsystem(new TcpKernel()), bpfDummyStructOpsSubsystem],
+  });
+  let refusal = "";
+  try {
+    obj.load({ kernel, process: kernel.newProcess() });
+  } catch (e) {
+    assert.ok(e instanceof BpfError);
+    refusal = e.message;
+  }
+  assert.notEqual(refusal, "");
+  const page = await open(`obj=graph_bad.bpf.o&prog=${name}`);
+  const verdict = await text(page.locator(".verdict"));
+  assert.ok(verdict.startsWith("refused: "), verdict);
+  assert.ok(
+    refusal.includes(verdict.replace(/^refused: /, "").replace(/ \(E[A-Z0-9]+\)( at insn \d+)?$/, "")),
+    `${verdict} / ${refusal}`,
+  );
+  assert.match(await text(page.locator("#verifier-log")), /\d+: \(/);
+  await page.close();
+});
+
 test("a 10 s simulation in the page gives the numbers of structops sim --json with the same seed", {
   skip,
 }, async () => {
@@ -185,11 +218,11 @@ test("a 10 s simulation in the page gives the numbers of structops sim --json wi
 });
 
 test("switch to another BPF congestion control mid-flow (BPF_LINK_UPDATE), same as the command", { skip }, async () => {
-  const page = await open("tcp.cc=bpf-reno-link&tcp.duration=10s&tcp.to=bpf-cubic-link&tcp.at=4s");
+  const page = await open("tcp.cc=bpf-reno-link&tcp.duration=6s&tcp.to=bpf-cubic-link&tcp.at=3s");
   await runSim(page);
   const notes = await page.locator("#tcp-result .switch").allInnerTexts();
-  assert.deepEqual(notes, ["switch: flow 0 at 4.00 s: so_cc (tcp_reno_link.bpf.o) -> so_cc (tcp_cubic_link.bpf.o)"]);
-  const cli = cliSim(["--cc", "bpf-reno-link", "--duration", "10s", "--switch-at", "4s", "--to", "bpf-cubic-link"]);
+  assert.deepEqual(notes, ["switch: flow 0 at 3.00 s: so_cc (tcp_reno_link.bpf.o) -> so_cc (tcp_cubic_link.bpf.o)"]);
+  const cli = cliSim(["--cc", "bpf-reno-link", "--duration", "6s", "--switch-at", "3s", "--to", "bpf-cubic-link"]);
   assertSameMetrics(await renderedMetrics(page), cli);
   await page.close();
 });

@@ -54,6 +54,8 @@ export interface ProgRow {
   section: string;
   type: string;
   insns: InsnRow[];
+  /** Loaded with the object (false for SEC("?...")): such a program is verified on its own. */
+  autoload: boolean;
   verdict?: Verdict;
 }
 
@@ -149,17 +151,34 @@ export function inspectObject(path: string, logLevel: 1 | 2): ObjectReport {
   for (const p of obj.programs) {
     // The kernel keeps the first 15 characters of a program's name.
     const i = verdicts.findIndex((x) => x.name !== "" && p.name.startsWith(x.name));
-    const verdict = i >= 0 ? verdicts.splice(i, 1)[0]!.verdict : undefined;
+    const verdict =
+      i >= 0 ? verdicts.splice(i, 1)[0]!.verdict : p.autoload ? undefined : verifyAlone(path, p.name, logLevel);
     report.programs.push({
       name: p.name,
       section: p.secName,
       type: nameOf(bpf_prog_type, p.type, "BPF_PROG_TYPE_"),
       insns: rows.get(p.name) ?? [],
+      autoload: p.autoload,
       verdict,
     });
   }
   if (!report.loadError) report.registrations = registerAll(h, obj);
   return report;
+}
+
+/** A program the object does not load by default: load the object with it alone, as a test would. */
+function verifyAlone(path: string, name: string, level: number): Verdict | undefined {
+  const obj = openObject(path);
+  for (const p of obj.programs) p.setAutoload(p.name === name);
+  const kernel = bootKernel();
+  const seen = captureVerdicts(kernel, level);
+  try {
+    bpfObjectLoad(obj, { kernel, process: kernel.newProcess() });
+  } catch (e) {
+    if (!(e instanceof BpfError)) throw e;
+    if (seen.length === 0) return { accepted: false, errno: errnoName(e.errno), error: e.message, log: "" };
+  }
+  return seen[0]?.verdict;
 }
 
 function disasm(obj: BpfObject, insns: BpfObject["programs"][number]["insns"], lineInfo: BpfLineInfo[]): InsnRow[] {

@@ -145,7 +145,16 @@ function showPrograms(r: ObjectReport): void {
     }
     clear(
       detail,
-      h("h3", {}, `${p.name} `, h("small", {}, `section ${p.section}, ${p.type}`)),
+      h(
+        "h3",
+        {},
+        `${p.name} `,
+        h(
+          "small",
+          {},
+          `section ${p.section}, ${p.type}${p.autoload ? "" : " (not loaded by default: verified alone)"}`,
+        ),
+      ),
       verdict,
       h(
         "div",
