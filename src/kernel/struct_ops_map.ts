@@ -13,6 +13,7 @@ import { BpfMap, type BpfMapInfo, type BpfMapOps, type BpfProg, type BtfObject }
 import type { MapCreateAttr } from "./bpf_attr.js";
 import { btf_get_by_fd, btf_put } from "./btf_obj.js";
 import type { Kernel } from "./kernel.js";
+import { btf_is_module, btf_module, btf_try_get_module, type Module, module_put } from "./module.js";
 import type { Process } from "./process.js";
 import { isModuleMember, resolveFuncPtr, resolveSize } from "./struct_ops_btf.js";
 import { type BpfStructOpsDesc, bpfStructOpsFindValue } from "./struct_ops_desc.js";
@@ -116,16 +117,32 @@ function mapAllocCheck(attr: MapCreateAttr): void {
 }
 
 function mapAlloc(attr: MapCreateAttr, k: Kernel): BpfMap {
+  let mod: Module | null = null;
+  try {
+    return mapAllocIn(attr, k, (m) => (mod = m));
+  } catch (e) {
+    module_put(mod);
+    throw e;
+  }
+}
+
+function mapAllocIn(attr: MapCreateAttr, k: Kernel, held: (m: Module) => void): BpfMap {
   let btfObj: BtfObject;
+  let mod: Module | null;
   if ((attr.map_flags ?? 0) & BPF_F_VTYPE_BTF_OBJ_FD) {
     // map_alloc gets no process from the core: the fd is resolved in the caller's table when known.
     const proc = (k as unknown as { current?: Process }).current;
     if (!proc) throw new BpfError(EINVAL, "value_type_btf_obj_fd cannot be resolved without the calling process");
     btfObj = btf_get_by_fd(proc, attr.value_type_btf_obj_fd ?? 0);
+    if (!btf_is_module(btfObj)) {
+      btf_put(btfObj);
+      throw new BpfError(EINVAL, "value_type_btf_obj_fd must be a module BTF");
+    }
     // The module reference pins its BTF: the fd's extra reference is dropped at once.
+    mod = btf_try_get_module(btfObj);
     btf_put(btfObj);
-    if (!btfObj.module) throw new BpfError(EINVAL, "value_type_btf_obj_fd must be a module BTF");
-    if (!btfObj.module.live) throw new BpfError(EINVAL, `module ${btfObj.module.name} is not live`);
+    if (!mod) throw new BpfError(EINVAL, `module ${btfObj.name} is not live`);
+    held(mod);
   } else {
     const vmlinux = k.btfVmlinuxObj;
     if (!vmlinux) throw new BpfError(ENOTSUPP, "no vmlinux BTF");
@@ -335,6 +352,8 @@ function mapGetNextKey(_map: BpfMap, key: Uint8Array | null): Uint8Array {
 /** bpf_struct_ops_map_free(): module put, ksyms out, then free after an RCU and an RCU-tasks grace period. */
 function mapFree(map: BpfMap): void {
   const stMap = map as BpfStructOpsMap;
+  // The owner taken at map_alloc, which also kept the module's BTF.
+  if (btf_is_module(stMap.stBtf)) module_put(btf_module(stMap.stBtf));
   stMap.ksymsAdded = false;
   const rcu = stMap.kernel.rcu;
   // synchronize_rcu_mult(call_rcu, call_rcu_tasks) in a work item: both grace periods, then free.

@@ -1,11 +1,9 @@
 /** struct_ops types owned by a module (split BTF): BPF_F_VTYPE_BTF_OBJ_FD maps and attach_btf_obj_fd programs. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Btf } from "../../src/btf/btf.js";
-import { BtfBuilder } from "../../src/btf/builder.js";
 import { assemble } from "../../src/isa/asm.js";
 import type { BtfObject } from "../../src/kernel/bpf.js";
-import { btf_register_kernel } from "../../src/kernel/btf_obj.js";
+import { delete_module, EWOULDBLOCK, load_module, type Module, module_refcount } from "../../src/kernel/module.js";
 import { registerBpfStructOps } from "../../src/kernel/struct_ops.js";
 import { TrampolineImage } from "../../src/kernel/struct_ops_trampoline.js";
 import { objGetInfo } from "../../src/kernel/syscall.js";
@@ -29,16 +27,19 @@ import {
 import { errno } from "./struct_ops_util.js";
 
 /** A kernel whose testmod type lives in a module BTF (split on vmlinux), not in vmlinux. */
-function bootModule(): Rig & { mod: BtfObject; modFd: number } {
+function bootModule(): Rig & { mod: BtfObject; modFd: number; module: Module } {
   const r = boot({ noTestmod: true });
-  const b = new BtfBuilder({ base: r.k.btfVmlinux! });
-  declareTestmodTypes(b);
-  const data = b.build();
-  const mod = btf_register_kernel(r.k, Btf.parse(data, { base: r.k.btfVmlinux! }), data, "bpf_testmod");
   const spy = newSpy();
-  registerBpfStructOps(r.k, testmodOps(spy), mod.btf);
+  const module = load_module(r.k, {
+    name: "bpf_testmod",
+    declareTypes: (b) => declareTestmodTypes(b),
+    init: (m, k) => {
+      registerBpfStructOps(k, { ...testmodOps(spy), owner: m }, m.btfObj!.btf);
+    },
+  });
+  const mod = module.btfObj!;
   const modFd = r.k.bpf(r.proc, bpf_cmd.BPF_BTF_GET_FD_BY_ID, { btf_id: mod.id });
-  return { ...r, spy, mod, modFd };
+  return { ...r, spy, mod, modFd, module };
 }
 
 function modValueType(r: ReturnType<typeof bootModule>) {
@@ -79,11 +80,13 @@ test("module type: the flag needs a module BTF (vmlinux -> EINVAL) whose module 
     errno(() => modMap(r, { value_type_btf_obj_fd: vmlinuxFd })),
     EINVAL,
   );
-  (r.mod.module as { live: boolean }).live = false;
+  // The module goes; the fd still holds its BTF, but btf_try_get_module finds no live module.
+  delete_module(r.k, "bpf_testmod");
   assert.equal(
     errno(() => modMap(r)),
     EINVAL,
   );
+  assert.equal(module_refcount(r.module), -1);
 });
 
 test("module type: programs attach through attach_btf_obj_fd; a gone module refuses the load (ENOTSUPP)", () => {
@@ -112,7 +115,17 @@ test("module type: programs attach through attach_btf_obj_fd; a gone module refu
   const lfd = r.k.bpf(r.proc, bpf_cmd.BPF_LINK_CREATE, { map_fd: fd, attach_type: 44 });
   assert.ok(lfd > 0);
   assert.equal(r.spy.registered.get(5)!.func("test_1")!.call(), 42);
-  (r.mod.module as { live: boolean }).live = false;
+  // The map holds the module; the program alone does not.
+  assert.equal(module_refcount(r.module), 1);
+  assert.equal(
+    errno(() => delete_module(r.k, "bpf_testmod")),
+    EWOULDBLOCK,
+  );
+  r.k.close(r.proc, lfd);
+  r.k.close(r.proc, fd);
+  r.k.quiesce();
+  assert.equal(module_refcount(r.module), 0);
+  delete_module(r.k, "bpf_testmod");
   assert.equal(
     errno(() => load()),
     ENOTSUPP,

@@ -1,0 +1,148 @@
+/**
+ * The selftests' test module (tools/testing/selftests/bpf/test_kmods/bpf_testmod.c, 6.18) as a
+ * loadable module of the simulated kernel: its split BTF (btf.ts) and, from module_init, the
+ * struct_ops types `bpf_testmod_ops`, `bpf_testmod_ops2` and `bpf_testmod_ops3` owned by the module.
+ *
+ * What the struct_ops selftests observe:
+ * - registering a bpf_testmod_ops calls test_1() and then test_2(4, data), where `data` is the
+ *   value's `data` member, which init_member copies (every other non-pointer member must be zero);
+ * - registering a bpf_testmod_ops2 calls test_1();
+ * - bpf_testmod_ops3 may be registered once at a time (EEXIST for a second), and its programs get
+ *   no helpers (its verifier ops have no get_func_proto);
+ * - `unsupported_ops` has no cfi stub: programs cannot attach to it.
+ */
+import type { BtfComposite, BtfMember } from "../../btf/types.js";
+import type { Kernel } from "../../kernel/kernel.js";
+import {
+  delete_module,
+  find_module,
+  load_module,
+  type Module,
+  type ModuleDef,
+  module_refcount,
+} from "../../kernel/module.js";
+import {
+  type BpfStructOps,
+  type BpfStructOpsDesc,
+  type BpfStructOpsKdata,
+  registerBpfStructOps,
+} from "../../kernel/struct_ops.js";
+import { BpfError, EEXIST } from "../../uapi/errno.js";
+import {
+  BPF_TESTMOD,
+  BPF_TESTMOD_OPS,
+  BPF_TESTMOD_OPS_STUBS,
+  BPF_TESTMOD_OPS2,
+  BPF_TESTMOD_OPS2_STUBS,
+  BPF_TESTMOD_OPS3,
+  BPF_TESTMOD_OPS3_STUBS,
+  declareTestmodTypes,
+} from "./btf.js";
+
+/** The module's globals. */
+export interface BpfTestmodState {
+  /** The registered bpf_testmod_ops3 (st_ops3), at most one. */
+  stOps3: BpfStructOpsKdata | null;
+  /** The descriptors registered by module_init, by type name. */
+  readonly descs: Map<string, BpfStructOpsDesc>;
+}
+
+/** bpf_testmod_ops_init_member(): `data` is copied and handled; everything else is generic. */
+function initMember(_t: BtfComposite, member: BtfMember, kdata: BpfStructOpsKdata, udata: Uint8Array): number {
+  if (member.name !== "data") return 0;
+  const off = member.bitOffset / 8;
+  kdata.bytes.set(udata.subarray(off, off + 4), off);
+  return 1;
+}
+
+function dataOf(kdata: BpfStructOpsKdata): number {
+  const i = kdata.memberIndex("data");
+  return i < 0 ? 0 : kdata.view.getInt32(kdata.desc.memberOffsets[i], true);
+}
+
+function testmodOps(mod: Module): BpfStructOps<BpfStructOpsKdata> {
+  return {
+    name: BPF_TESTMOD_OPS,
+    cfiStubs: BPF_TESTMOD_OPS_STUBS,
+    owner: mod,
+    init: () => 0,
+    initMember,
+    /** bpf_dummy_reg(). */
+    reg(kdata) {
+      kdata.func("test_1")?.call();
+      // Some maps (struct_ops_maybe_null) leave test_2 unset.
+      kdata.func("test_2")?.call(4, dataOf(kdata));
+    },
+    unreg() {},
+  };
+}
+
+function testmodOps2(mod: Module): BpfStructOps<BpfStructOpsKdata> {
+  return {
+    name: BPF_TESTMOD_OPS2,
+    cfiStubs: BPF_TESTMOD_OPS2_STUBS,
+    owner: mod,
+    init: () => 0,
+    initMember,
+    /** bpf_dummy_reg2(): test_1 must be there (the kernel calls it unconditionally). */
+    reg(kdata) {
+      kdata.func("test_1")?.call();
+    },
+    unreg() {},
+  };
+}
+
+function testmodOps3(mod: Module, state: BpfTestmodState): BpfStructOps<BpfStructOpsKdata> {
+  return {
+    name: BPF_TESTMOD_OPS3,
+    cfiStubs: BPF_TESTMOD_OPS3_STUBS,
+    owner: mod,
+    verifierOps: { getFuncProto: () => false },
+    init: () => 0,
+    initMember,
+    reg(kdata) {
+      if (state.stOps3) throw new BpfError(EEXIST, "st_ops has already been registered");
+      state.stOps3 = kdata;
+    },
+    unreg() {
+      state.stOps3 = null;
+    },
+  };
+}
+
+export const bpfTestmodModule: ModuleDef = {
+  name: BPF_TESTMOD,
+  declareTypes(b) {
+    declareTestmodTypes(b);
+  },
+  /** bpf_testmod_init(). */
+  init(mod: Module, k: Kernel) {
+    const state: BpfTestmodState = { stOps3: null, descs: new Map() };
+    mod.priv = state;
+    const btf = mod.btfObj?.btf ?? null;
+    for (const ops of [testmodOps(mod), testmodOps2(mod), testmodOps3(mod, state)]) {
+      state.descs.set(ops.name, registerBpfStructOps(k, ops, btf));
+    }
+  },
+};
+
+/** The module's state while it is loaded. */
+export function bpfTestmodState(k: Kernel): BpfTestmodState | undefined {
+  return find_module(k, BPF_TESTMOD)?.priv as BpfTestmodState | undefined;
+}
+
+/** insmod bpf_testmod.ko. */
+export function loadBpfTestmod(k: Kernel): Module {
+  return load_module(k, bpfTestmodModule);
+}
+
+/** rmmod bpf_testmod. */
+export function unloadBpfTestmod(k: Kernel): void {
+  delete_module(k, BPF_TESTMOD);
+}
+
+/** Holders of the module (lsmod's "Used by" count). */
+export function bpfTestmodRefcount(k: Kernel): number {
+  const mod = find_module(k, BPF_TESTMOD);
+  return mod ? module_refcount(mod) : -1;
+}
