@@ -114,7 +114,7 @@ export function btf_is_module(btf: BtfObject | null | undefined): boolean {
  */
 export function btf_try_get_module(btf: BtfObject): Module | null {
   const mod = btf_module(btf);
-  if (!mod || !mod.live || mod.btfObj !== btf) return null;
+  if (!mod?.live || mod.btfObj !== btf) return null;
   return try_module_get(mod) ? mod : null;
 }
 
