@@ -35,6 +35,8 @@ SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy
 SOURCES19=(may_goto kptr kptr_bad)
 CLANG19="${CLANG19:-clang-19}"
 VARIANTS=(tcp_reno_link:tcp_reno:SO_CC_LINK tcp_cubic_link:tcp_cubic:SO_CC_LINK)
+# Sources using the bpf_testmod module's types: sim variant only, against vmlinux + the module's BTF.
+SOURCES_TESTMOD=(testmod_module testmod_maybe_null testmod_autocreate testmod_multi_pages)
 
 for tool in "$CLANG" "$STRIP" "$BPFTOOL"; do
 	command -v "$tool" >/dev/null || { echo "build.sh: $tool not found; the committed objects in bpf/obj stay as they are" >&2; exit 1; }
@@ -134,10 +136,28 @@ sim_header() {
 	node "$HERE/sim_btf.mjs" "$BUILD/sim/vmlinux.btf" 2>/dev/null &&
 		node "$CLI" btf dump file "$BUILD/sim/vmlinux.btf" format c >"$BUILD/sim/vmlinux.h" 2>/dev/null
 }
+# The bpf_testmod module's split BTF dumped over its vmlinux: one header with both.
+testmod_header() {
+	[ -f "$CLI" ] && [ -f "$ROOT/dist/src/fidelity/sim.js" ] || return 1
+	mkdir -p "$BUILD/sim/testmod"
+	node "$HERE/sim_btf.mjs" "$BUILD/sim/testmod/vmlinux.btf" "$BUILD/sim/testmod/bpf_testmod.btf" &&
+		node "$CLI" btf dump file "$BUILD/sim/testmod/bpf_testmod.btf" base "$BUILD/sim/testmod/vmlinux.btf" \
+			format c >"$BUILD/sim/testmod/vmlinux.h"
+}
 if sim_header && [ -s "$BUILD/sim/vmlinux.h" ]; then
 	cat "$HERE/include/sim_compat.h" >>"$BUILD/sim/vmlinux.h"
 	compile "$BUILD/sim" "$OUT/sim"
 	echo "sim_vmlinux_h_sha256: $(sha "$BUILD/sim/vmlinux.h")" >>"$OUT/BUILD_INFO"
+	if testmod_header && [ -s "$BUILD/sim/testmod/vmlinux.h" ]; then
+		cat "$HERE/include/sim_compat.h" >>"$BUILD/sim/testmod/vmlinux.h"
+		SOURCES=("${SOURCES_TESTMOD[@]}")
+		SOURCES19=()
+		VARIANTS=()
+		compile "$BUILD/sim/testmod" "$OUT/sim"
+		echo "sim_testmod_h_sha256: $(sha "$BUILD/sim/testmod/vmlinux.h")" >>"$OUT/BUILD_INFO"
+	else
+		echo "build.sh: bpf_testmod objects skipped (needs the simulated kernel's module BTF)" >&2
+	fi
 else
 	echo "build.sh: simulated-kernel variant skipped (needs \`npm run build\` and the simulated kernel's BTF dump)" >&2
 fi

@@ -1,9 +1,16 @@
 // Write the simulated kernel's vmlinux BTF (the kernel structops boots for TCP and
-// bpf_dummy_ops) to the file named by argv[2]. Needs the compiled tree (npm run build).
+// bpf_dummy_ops) to the file named by argv[2] and, with argv[3], the split BTF of the
+// bpf_testmod module loaded into that kernel. Needs the compiled tree (npm run build).
 import { writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 
 const root = join(import.meta.dirname, "..");
-const { SimTarget } = await import(pathToFileURL(join(root, "dist/src/fidelity/sim.js")).href);
-writeFileSync(process.argv[2], new SimTarget().btf.encode());
+const dist = (p) => import(pathToFileURL(join(root, "dist/src", p)).href);
+const { SimTarget } = await dist("fidelity/sim.js");
+const sim = new SimTarget();
+writeFileSync(process.argv[2], sim.btf.encode());
+if (process.argv[3]) {
+  const { loadBpfTestmod } = await dist("subsys/testmod/bpf_testmod.js");
+  writeFileSync(process.argv[3], loadBpfTestmod(sim.kernel).btfObj.data);
+}

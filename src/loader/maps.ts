@@ -53,6 +53,8 @@ export class BpfMap {
   btfKeyTypeId = 0;
   btfValueTypeId = 0;
   btfVmlinuxValueTypeId = 0;
+  /** The module BTF fd a struct_ops map's type was found in (map->mod_btf_fd), -1 for vmlinux. */
+  modBtfFd = -1;
   autocreate = true;
   autoattach = false;
   /**

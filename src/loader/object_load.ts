@@ -8,7 +8,7 @@
  */
 
 import type { Btf } from "../btf/btf.js";
-import { bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
+import { BPF_F_VTYPE_BTF_OBJ_FD, bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
 import {
   BTF_FUNC_GLOBAL,
   BTF_KIND_DATASEC,
@@ -31,6 +31,7 @@ import {
 import { KSYMS_SEC } from "./externs.js";
 import { resolveExterns } from "./externs_resolve.js";
 import { LIBBPF_MAP_KCONFIG, LIBBPF_MAP_RODATA } from "./maps.js";
+import { ModuleBtfs } from "./module_btf.js";
 import type { BpfObject } from "./object.js";
 import { relocateProgram } from "./relo.js";
 import { bpfCoreApplyRelos } from "./relo_core.js";
@@ -161,6 +162,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
   }
   const kbtf = opts.btfVmlinux ?? k.kernel.btfVmlinux;
   const fds: number[] = [];
+  const modBtfs = kbtf ? new ModuleBtfs(k, kbtf, obj.print) : null;
   try {
     const btf = obj.btf;
     if (!kbtf && (obj.maps.some((m) => m.structOps) || obj.externs.some((e) => e.ksym))) {
@@ -168,7 +170,9 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
     }
     resolveExterns(obj, k, kbtf ?? undefined);
     for (const map of obj.maps) {
-      if (map.structOps && map.autocreate && btf && kbtf) initKernStructOps(map, btf, kbtf, obj.print, obj.programs);
+      if (map.structOps && map.autocreate && btf && modBtfs) {
+        initKernStructOps(map, btf, modBtfs, obj.print, obj.programs);
+      }
     }
     adjustStructOpsAutoload(obj.programs, obj.maps);
 
@@ -212,8 +216,11 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
       const noBtf = MAP_TYPES_WITHOUT_BTF.has(map.type);
       const create = (withBtf0: boolean) => {
         const withBtf = withBtf0 && !noBtf;
+        // A struct_ops type found in a module's BTF names that BTF (bpf_object__create_map).
+        const modFd = isSt && map.modBtfFd >= 0 ? map.modBtfFd : undefined;
         return bpf_map_create(k, map.type, map.name, map.keySize, map.valueSize, map.maxEntries, {
-          map_flags: map.flags,
+          map_flags: modFd !== undefined ? map.flags | BPF_F_VTYPE_BTF_OBJ_FD : map.flags,
+          value_type_btf_obj_fd: modFd,
           numa_node: map.def.numaNode,
           map_extra: map.def.mapExtra,
           btf_fd: withBtf && btfFd ? btfFd : undefined,
@@ -272,6 +279,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
         expected_attach_type: prog.expectedAttachType,
         attach_btf_id: prog.attachBtfId || undefined,
         attach_prog_fd: prog.attachProgFd || undefined,
+        attach_btf_obj_fd: prog.attachBtfObjFd || undefined,
         prog_flags: prog.progFlags,
         kern_version: obj.kernVersion,
         prog_btf_fd: withInfo ? btfFd : undefined,
@@ -308,6 +316,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
       });
     }
   } catch (e) {
+    modBtfs?.closeAll();
     for (const fd of fds.reverse()) close(k, fd);
     for (const m of obj.maps) m.fd = -1;
     for (const p of obj.allPrograms) p.fd = -1;
@@ -316,6 +325,8 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
     obj.print("warn", `failed to load object '${obj.path}'`);
     throw e;
   }
+  // libbpf closes the module BTF fds once the object is loaded: maps and programs hold what they need.
+  modBtfs?.closeAll();
   obj.loaded = true;
   obj.handle = k;
   for (const m of obj.maps) {

@@ -12,15 +12,30 @@ import { BTF_KIND_FUNC_PROTO, BTF_KIND_PTR, BTF_KIND_STRUCT } from "../uapi/btf.
 import { BpfError, EINVAL, ENOENT, ENOTSUP, ESRCH } from "../uapi/errno.js";
 import { essentialName, isComposite, resolveSize, skipModsAndTypedefs } from "./btf_helpers.js";
 import type { BpfMap } from "./maps.js";
+import { type ModuleBtf, ModuleBtfs } from "./module_btf.js";
 import type { BpfProgram } from "./program.js";
 
 const STRUCT_OPS_VALUE_PREFIX = "bpf_struct_ops_";
 
 type Print = (level: "warn" | "info" | "debug", msg: string) => void;
 
-/** find_struct_ops_kern_types. */
-function findKernTypes(kbtf: Btf, tname: string) {
-  const typeId = kbtf.findByNameKind(tname, BTF_KIND_STRUCT);
+/** find_struct_ops_kern_types: the type in vmlinux or, failing that, in a module's BTF. */
+function findKernTypes(kern: Btf | ModuleBtfs, tname: string) {
+  let kbtf: Btf;
+  let typeId: number;
+  let mod: ModuleBtf | null = null;
+  if (kern instanceof ModuleBtfs) {
+    try {
+      ({ id: typeId, btf: kbtf, mod } = kern.find(tname, BTF_KIND_STRUCT));
+    } catch (e) {
+      if (!(e instanceof BpfError) || e.errno !== ESRCH) throw e;
+      typeId = -ESRCH;
+      kbtf = kern.vmlinux;
+    }
+  } else {
+    kbtf = kern;
+    typeId = kbtf.findByNameKind(tname, BTF_KIND_STRUCT);
+  }
   // find_ksym_btf_id's -ESRCH; the value type's lookup is btf__find_by_name_kind's -ENOENT.
   if (typeId < 0) throw new BpfError(ESRCH, `struct_ops init_kern: struct ${tname} is not found in kernel BTF`);
   const vtypeId = kbtf.findByNameKind(STRUCT_OPS_VALUE_PREFIX + tname, BTF_KIND_STRUCT);
@@ -40,7 +55,7 @@ function findKernTypes(kbtf: Btf, tname: string) {
       `struct_ops init_kern: struct ${tname} data is not found in struct ${STRUCT_OPS_VALUE_PREFIX}${tname}`,
     );
   }
-  return { typeId, type, vtypeId, vtype, dataOff: dataMember.bitOffset / 8 };
+  return { kbtf, mod, typeId, type, vtypeId, vtype, dataOff: dataMember.bitOffset / 8 };
 }
 
 /**
@@ -50,7 +65,7 @@ function findKernTypes(kbtf: Btf, tname: string) {
 export function initKernStructOps(
   map: BpfMap,
   btf: Btf,
-  kbtf: Btf,
+  kbtf: Btf | ModuleBtfs,
   print: Print,
   programs?: readonly BpfProgram[],
 ): void {
@@ -62,11 +77,19 @@ export function initKernStructOps(
   }
 }
 
-function initKern(map: BpfMap, btf: Btf, kbtf: Btf, print: Print, programs?: readonly BpfProgram[]): void {
+function initKern(
+  map: BpfMap,
+  btf: Btf,
+  kernBtfs: Btf | ModuleBtfs,
+  print: Print,
+  programs?: readonly BpfProgram[],
+): void {
   const st = map.structOps;
   if (!st) return;
   const tname = essentialName(st.tname);
-  const kern = findKernTypes(kbtf, tname);
+  const kern = findKernTypes(kernBtfs, tname);
+  const kbtf = kern.kbtf;
+  map.modBtfFd = kern.mod ? kern.mod.fd : -1;
   print(
     "debug",
     `struct_ops init_kern ${map.name}: type_id:${st.typeId} kern_type_id:${kern.typeId} kern_vtype_id:${kern.vtypeId}`,
@@ -128,6 +151,7 @@ function initKern(map: BpfMap, btf: Btf, kbtf: Btf, print: Print, programs?: rea
           member: mname,
         });
       }
+      if (kern.mod) prog.attachBtfObjFd = kern.mod.fd;
       if (!prog.attachBtfId) {
         prog.attachBtfId = kern.typeId;
         prog.expectedAttachType = kidx;
