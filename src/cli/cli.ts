@@ -20,6 +20,7 @@ const VERBS: Record<string, Record<string, () => Promise<Registrar>>> = {
   },
   map: { "": () => import("./map.js") },
   link: { "": () => import("./link.js") },
+  module: { "": () => import("./module.js") },
   session: { "": () => import("./session_cmd.js") },
   struct_ops: { "": () => import("./struct_ops.js") },
   sim: { "": () => import("./sim.js") },

@@ -3,6 +3,7 @@
  * process ("structops") the verbs open their fds in.
  */
 import { Kernel, type Subsystem } from "../kernel/kernel.js";
+import { delete_module, load_module, type Module, type ModuleDef } from "../kernel/module.js";
 import type { Process } from "../kernel/process.js";
 import type { BpfStructOpsMap } from "../kernel/struct_ops.js";
 import { fdinfo } from "../kernel/syscall.js";
@@ -13,10 +14,14 @@ import { bpfTcpCaSubsystem } from "../subsys/tcp/bpf_tcp_ca.js";
 import { registerTcpBpf } from "../subsys/tcp/bpf_tcp_ca_kfuncs.js";
 import { TcpCongControl } from "../subsys/tcp/tcp_cong.js";
 import { tcpReno } from "../subsys/tcp/tcp_reno.js";
+import { bpfTestmodModule } from "../subsys/testmod/bpf_testmod.js";
 import { bpf_cmd } from "../uapi/bpf.js";
-import { BpfError } from "../uapi/errno.js";
+import { BpfError, ENOENT } from "../uapi/errno.js";
 import type { Handle } from "./bpf_info.js";
 import { strerrorOf } from "./errors.js";
+
+/** The modules `structops module load` knows. */
+export const MODULES: Readonly<Record<string, ModuleDef>> = { bpf_testmod: bpfTestmodModule };
 
 /** What `struct_ops register` did: the maps registered and, per failing map, bpftool's error line. */
 export interface RegisterResult {
@@ -132,6 +137,20 @@ export class StructOpsSession implements Handle {
       this.kernel.quiesce();
     }
     this.messages.push(`Unregistered ${m.desc.type.name} ${m.name} id ${m.id}`);
+  }
+
+  /** modprobe NAME: one of the modules this kernel can load (MODULES). */
+  loadModule(name: string): Module {
+    const def = MODULES[name];
+    if (!def) throw new BpfError(ENOENT, `Module ${name} not found (modules: ${Object.keys(MODULES).join(", ")})`);
+    return load_module(this.kernel, def);
+  }
+
+  /** rmmod NAME: refused while a map, link or program holds the module. */
+  unloadModule(name: string): void {
+    // Whatever an exited process let go of is gone first, as it is by the time rmmod runs.
+    this.kernel.quiesce();
+    delete_module(this.kernel, name);
   }
 
   /** BPF_LINK_DETACH of the link with this id (bpftool link detach id ID), then the grace periods. */

@@ -22,7 +22,9 @@ import type { RegisterResult, StructOpsSession } from "./kernel_session.js";
 export type SessionOp =
   | { op: "register"; path: string; sha256: string; linkDir?: string }
   | { op: "unregister"; map_id: number }
-  | { op: "link_detach"; link_id: number };
+  | { op: "link_detach"; link_id: number }
+  | { op: "module_load"; name: string }
+  | { op: "module_unload"; name: string };
 
 export interface SessionState {
   version: 1;
@@ -184,6 +186,8 @@ export class CliSession implements Handle {
       return this.kernel.register(bytes, op.path, op.linkDir);
     }
     if (op.op === "unregister") this.kernel.unregister(op.map_id);
+    else if (op.op === "module_load") this.kernel.loadModule(op.name);
+    else if (op.op === "module_unload") this.kernel.unloadModule(op.name);
     else this.kernel.linkDetach(op.link_id);
     return undefined;
   }
@@ -228,6 +232,7 @@ export class CliSession implements Handle {
 export function describe(op: SessionOp): string {
   if (op.op === "register") return `register ${op.path}`;
   if (op.op === "unregister") return `unregister id ${op.map_id}`;
+  if (op.op === "module_load" || op.op === "module_unload") return `module ${op.op.slice(7)} ${op.name}`;
   return `link detach id ${op.link_id}`;
 }
 

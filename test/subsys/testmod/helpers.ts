@@ -28,12 +28,11 @@ export function bootTestmod(opts: { noModule?: boolean } = {}): TestmodRig {
 
 /** Open an object, its libbpf messages (warn and info) collected in `log`. */
 export function openObj(name: string): { obj: BpfObject; log: string[] } {
-  const obj = BpfObject.open(objPath(name));
   const log: string[] = [];
-  obj.print = (level: string, msg: string) => {
+  const print = (level: string, msg: string) => {
     if (level !== "debug") log.push(`libbpf: ${msg}`);
   };
-  return { obj, log };
+  return { obj: BpfObject.open(objPath(name), { print }), log };
 }
 
 /** A global of `.bss` (a 4-byte int), read through the map as userspace reads it. */
