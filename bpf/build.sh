@@ -37,6 +37,8 @@ CLANG19="${CLANG19:-clang-19}"
 VARIANTS=(tcp_reno_link:tcp_reno:SO_CC_LINK tcp_cubic_link:tcp_cubic:SO_CC_LINK)
 # Sources using the bpf_testmod module's types: sim variant only, against vmlinux + the module's BTF.
 SOURCES_TESTMOD=(testmod_module testmod_maybe_null testmod_autocreate testmod_multi_pages)
+# sched_ext schedulers: only the simulated kernel has sched_ext (the host is built without it).
+SIM_SOURCES=(scx_vtime scx_fifo scx_bad scx_minimal scx_maximal scx_select_cpu_dfl scx_enq_last scx_ddsp_bogus scx_exit)
 
 for tool in "$CLANG" "$STRIP" "$BPFTOOL"; do
 	command -v "$tool" >/dev/null || { echo "build.sh: $tool not found; the committed objects in bpf/obj stay as they are" >&2; exit 1; }
@@ -44,11 +46,12 @@ done
 
 show() { echo "${1#"$ROOT"/}"; }
 
-# compile <vmlinux.h dir> <output dir>
+# compile <vmlinux.h dir> <output dir> [extra sources]
 compile() {
 	local hdr="$1" out="$2" name
+	shift 2
 	mkdir -p "$out"
-	for name in "${SOURCES[@]}"; do
+	for name in "${SOURCES[@]}" "$@"; do
 		# Compile from inside bpf/ with relative paths so nothing machine-specific lands in the object.
 		(cd "$HERE" && "$CLANG" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
 			-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$hdr"=. \
@@ -146,7 +149,7 @@ testmod_header() {
 }
 if sim_header && [ -s "$BUILD/sim/vmlinux.h" ]; then
 	cat "$HERE/include/sim_compat.h" >>"$BUILD/sim/vmlinux.h"
-	compile "$BUILD/sim" "$OUT/sim"
+	compile "$BUILD/sim" "$OUT/sim" "${SIM_SOURCES[@]}"
 	echo "sim_vmlinux_h_sha256: $(sha "$BUILD/sim/vmlinux.h")" >>"$OUT/BUILD_INFO"
 	if testmod_header && [ -s "$BUILD/sim/testmod/vmlinux.h" ]; then
 		cat "$HERE/include/sim_compat.h" >>"$BUILD/sim/testmod/vmlinux.h"

@@ -10,6 +10,7 @@ import { fdinfo } from "../kernel/syscall.js";
 import { BpfObject } from "../loader/object.js";
 import { bpfMapAttachStructOps } from "../loader/struct_ops_attach.js";
 import { bpfDummyStructOpsSubsystem } from "../subsys/dummy/bpf_dummy_struct_ops.js";
+import { schedExtSubsystem } from "../subsys/sched_ext/index.js";
 import { bpfTcpCaSubsystem } from "../subsys/tcp/bpf_tcp_ca.js";
 import { registerTcpBpf } from "../subsys/tcp/bpf_tcp_ca_kfuncs.js";
 import { TcpCongControl } from "../subsys/tcp/tcp_cong.js";
@@ -43,7 +44,9 @@ export class StructOpsSession implements Handle {
       name: "tcp_bpf",
       register: (k) => registerTcpBpf(k, { cong, sockByAddr: () => undefined }),
     };
-    this.kernel = new Kernel({ subsystems: [bpfTcpCaSubsystem(() => cong), kfuncs, bpfDummyStructOpsSubsystem] });
+    this.kernel = new Kernel({
+      subsystems: [bpfTcpCaSubsystem(() => cong), kfuncs, bpfDummyStructOpsSubsystem, schedExtSubsystem],
+    });
     this.cong = cong;
     this.proc = this.kernel.newProcess({ comm: "structops" });
   }

@@ -147,6 +147,28 @@ export function registerBaseHelpers(k: Kernel): void {
     }
   };
   k.registerHelper(F.BPF_FUNC_probe_read_kernel, probeRead);
+  // bpf_probe_read_kernel_str: at most size-1 bytes and a NUL; the length with the NUL, or
+  // -EFAULT with the destination zeroed.
+  k.registerHelper(F.BPF_FUNC_probe_read_kernel_str, (c) => {
+    const dst = c.argNum(1);
+    const size = c.argNum(2);
+    if (size === 0) return 0;
+    const out = k.mem.bytes(dst, size);
+    const src = c.argNum(3);
+    try {
+      let n = 0;
+      for (; n < size - 1; n++) {
+        const b = k.mem.bytes(src + n, 1)[0];
+        out[n] = b;
+        if (b === 0) return n + 1;
+      }
+      out[n] = 0;
+      return n + 1;
+    } catch {
+      out.fill(0);
+      return -EFAULT;
+    }
+  });
   k.registerHelper(F.BPF_FUNC_probe_read, probeRead);
   // kernel/bpf/bpf_task_storage.c: NULL task or unknown flags give NULL; a value is only created
   // for a task that is still referenced.

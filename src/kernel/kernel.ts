@@ -362,6 +362,8 @@ export class Kernel {
     }
     if (btfId === 0 && protoBtfId) btfId = protoBtfId;
     const kf: Kfunc = { name, btfId, protoBtfId, impl, flags, progTypes };
+    // A kfunc is a kernel function with a kallsyms address (ldimm64 of its BTF id, bpf_ksym_exists).
+    if (!this.ksyms.has(name)) this.ksyms.set(name, 0xffff_8100_0000 + this.ksyms.size * 16);
     if (btfId) this.kfuncs.set(btfId, kf);
     this.kfuncsByName.set(name, kf);
     return kf;

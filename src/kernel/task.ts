@@ -78,6 +78,30 @@ export function declareTaskTypes(
   return { task_struct: task, cpumask, cpumask_t };
 }
 
+/**
+ * Append a member to the task_struct being built (a subsystem's per-task state, e.g. sched_ext's
+ * `scx`), at its natural alignment; the struct grows to hold it.
+ */
+export function taskStructAddMember(b: BtfBuilder, name: string, type: number): void {
+  const id = builderTaskId(b);
+  const t = b.typeById(id) as { size: number; members: { name: string }[] };
+  if (t.members.some((m) => m.name === name)) return;
+  const a = btfAlignOf(b, type);
+  const off = Math.ceil(t.size / a) * a;
+  b.addField(id, name, type, off * 8);
+  const align = Math.max(8, a);
+  // The task_struct is a composite the builder owns; its size is the one field addField leaves.
+  t.size = Math.ceil((off + btfResolveSize(b, type)) / align) * align;
+}
+
+function builderTaskId(b: BtfBuilder): number {
+  for (let id = b.nrTypes; id >= 1; id--) {
+    const t = b.typeById(id);
+    if (t.kind === BTF_KIND_STRUCT && t.name === "task_struct") return id;
+  }
+  throw new Error("task_struct is not declared yet");
+}
+
 /** Byte offsets of task_struct members in a BTF (what the kernel's C code has compiled in). */
 function layout(btf: Btf | null): { size: number; off: Map<string, number>; mmSize: number } | null {
   if (!btf) return null;
@@ -136,7 +160,10 @@ export class Task {
 /** copy_process(), as far as BPF sees it: a task_struct filled in and findable by pid and address. */
 export function task_alloc(k: Kernel, pid: number, comm: string, opts: { flags?: number; parent?: Task } = {}): Task {
   const l = layout(k.btfVmlinux);
-  const region = k.mem.alloc(l?.size ?? 64, { perm: "r", kind: "kobj", name: `task_struct ${comm}` });
+  // Writable where a subsystem lets programs store to it (sched_ext: p->scx.slice, dsq_vtime);
+  // the verifier decides which stores reach it.
+  const perm = l?.off.has("scx") ? "rw" : "r";
+  const region = k.mem.alloc(l?.size ?? 64, { perm, kind: "kobj", name: `task_struct ${comm}` });
   const task = new Task(k, pid, pid, comm.slice(0, TASK_COMM_LEN - 1), region);
   if (l) {
     const b = k.mem.bytes(region.addr, l.size);

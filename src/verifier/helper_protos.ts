@@ -129,6 +129,12 @@ export const bpf_probe_read_kernel_proto = proto(
   [ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING],
   { gplOnly: true, privileged: true },
 );
+export const bpf_probe_read_kernel_str_proto = proto(
+  F.BPF_FUNC_probe_read_kernel_str,
+  RET_INTEGER,
+  [ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING],
+  { gplOnly: true, privileged: true },
+);
 export const bpf_loop_proto = proto(F.BPF_FUNC_loop, RET_INTEGER, [
   ARG_ANYTHING,
   ARG_PTR_TO_FUNC,
@@ -219,6 +225,7 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_get_smp_processor_id_proto,
     bpf_trace_printk_proto,
     bpf_probe_read_kernel_proto,
+    bpf_probe_read_kernel_str_proto,
     bpf_loop_proto,
     bpf_for_each_map_elem_proto,
     bpf_sk_storage_get_proto,
@@ -265,6 +272,7 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     case F.BPF_FUNC_trace_printk:
     case F.BPF_FUNC_probe_read_kernel:
+    case F.BPF_FUNC_probe_read_kernel_str:
     case F.BPF_FUNC_get_current_task_btf:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     default:

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A FIFO scheduler that breaks one rule on purpose, chosen by `mode` in .rodata before load:
+ *   1: inserts every task into a DSQ that does not exist (SCX_EXIT_ERROR, "non-existent DSQ")
+ *   2: never queues tasks whose name starts with "stall": the watchdog ends the scheduler with
+ *      SCX_EXIT_ERROR_STALL after timeout_ms
+ *   3: calls scx_bpf_error() on the 100th enqueue (SCX_EXIT_ERROR_BPF)
+ * Everything else it schedules correctly, through one shared DSQ.
+ */
+#include "scx_common.h"
+
+#define SHARED_DSQ 1
+#define BOGUS_DSQ 0xdeadbeefULL
+
+const volatile int mode;
+u64 nr_enqueued, nr_dropped;
+struct scx_exit_record exit_rec;
+
+void SCX_OP(bad_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	u64 n = __sync_fetch_and_add(&nr_enqueued, 1) + 1;
+
+	if (mode == 1) {
+		scx_insert(p, BOGUS_DSQ, SCX_SLICE_DFL, enq_flags);
+		return;
+	}
+	if (mode == 2 && p->comm[0] == 's' && p->comm[1] == 't' && p->comm[2] == 'a' && p->comm[3] == 'l' &&
+	    p->comm[4] == 'l') {
+		__sync_fetch_and_add(&nr_dropped, 1);
+		return;
+	}
+	if (mode == 3 && n == 100)
+		scx_bpf_error("enqueue #%llu of pid %d", n, p->pid);
+	scx_insert(p, SHARED_DSQ, SCX_SLICE_DFL, enq_flags);
+}
+
+void SCX_OP(bad_dispatch, s32 cpu, struct task_struct *prev)
+{
+	scx_move_to_local(SHARED_DSQ);
+}
+
+s32 SCX_OP_SLEEPABLE(bad_init)
+{
+	return scx_bpf_create_dsq(SHARED_DSQ, -1);
+}
+
+void SCX_OP(bad_exit, struct scx_exit_info *ei)
+{
+	SCX_EXIT_RECORD(exit_rec, ei);
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops bad_ops = {
+	.enqueue = (void *)bad_enqueue,
+	.dispatch = (void *)bad_dispatch,
+	.init = (void *)bad_init,
+	.exit = (void *)bad_exit,
+	.timeout_ms = 1000,
+	.name = "bad",
+};

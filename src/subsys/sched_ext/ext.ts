@@ -1,0 +1,307 @@
+/**
+ * The sched_ext core (kernel/sched/ext.c): one BPF scheduler at a time (scx_root), its life cycle
+ * (scx_enable: ops.init, validate_ops, every task moved into the ext class; scx_disable: every
+ * task back to fair, ops.exit with the exit info), the exit path every error goes through
+ * (scx_exit/scx_error: the first exit wins, the scheduler is torn down from a safe point, as the
+ * kernel's disable work does), the ops called with the kfunc mask of their context
+ * (SCX_CALL_OP, scx_kf_allowed), and the per-scheduler state the kfuncs use: user DSQs, the
+ * dispatch buffer, events.
+ *
+ * The scheduling itself (DSQs per CPU, the ext sched_class) is ext_class.ts; a kernel without a
+ * simulated machine still registers, enables and disables schedulers (and calls init and exit).
+ */
+import type { Kernel } from "../../kernel/kernel.js";
+import type { BpfStructOpsKdata } from "../../kernel/struct_ops.js";
+import { memberOff } from "../../kernel/task.js";
+import { BpfError, EBUSY, EINVAL } from "../../uapi/errno.js";
+import { SCX_EVENTS } from "./btf.js";
+import {
+  SCX_DSP_DFL_MAX_BATCH,
+  SCX_EFLAG_INITIALIZED,
+  SCX_EXIT_DUMP_DFL_LEN,
+  SCX_EXIT_ERROR,
+  SCX_EXIT_MSG_LEN,
+  SCX_EXIT_NONE,
+  SCX_EXIT_UNREG,
+  SCX_KF_CPU_RELEASE,
+  SCX_KF_DISPATCH,
+  SCX_KF_UNLOCKED,
+  SCX_OPS_BUILTIN_IDLE_PER_NODE,
+  SCX_OPS_ENQ_LAST,
+  SCX_OPS_KEEP_BUILTIN_IDLE,
+  SCX_WATCHDOG_MAX_TIMEOUT_MS,
+  scx_exit_reason,
+} from "./consts.js";
+import { ScxDispatchQ } from "./ext_dsq.js";
+
+/** enum scx_enable_state. */
+export const SCX_ENABLING = 0;
+export const SCX_ENABLED = 1;
+export const SCX_DISABLING = 2;
+export const SCX_DISABLED = 3;
+
+/** What userspace reads after the scheduler is gone (struct scx_exit_info, plus its strings). */
+export interface ScxExitInfo {
+  kind: number;
+  exit_code: bigint;
+  flags: bigint;
+  reason: string;
+  msg: string;
+  dump: string;
+}
+
+/** The ext sched_class's side of enable/disable: moving every task in and out. */
+export interface ScxClassHost {
+  /** scx_enable's task walk: init every task, switch them into ext (false: an error exit happened). */
+  enable(sch: ScxSched): void;
+  /** scx_disable_workfn's task walk: every task back to fair, exit_task/disable called. */
+  disable(sch: ScxSched): void;
+}
+
+/** struct scx_sched: one enabled BPF scheduler. */
+export class ScxSched {
+  readonly dsqs = new Map<bigint, ScxDispatchQ>();
+  readonly events: Record<(typeof SCX_EVENTS)[number], bigint> = Object.fromEntries(
+    SCX_EVENTS.map((e) => [e, 0n]),
+  ) as Record<(typeof SCX_EVENTS)[number], bigint>;
+  /** sch->exit_kind: the first exit wins (atomic cmpxchg from NONE). */
+  exitKind = SCX_EXIT_NONE;
+  readonly exitInfo: ScxExitInfo = { kind: 0, exit_code: 0n, flags: 0n, reason: "", msg: "", dump: "" };
+  readonly flags: bigint;
+  readonly name: string;
+  readonly timeoutMs: number;
+  readonly dispatchMaxBatch: number;
+  readonly exitDumpLen: number;
+  readonly hotplugSeq: bigint;
+  /** Per op name: the trampoline, or undefined where the program left the op NULL. */
+  private readonly opIdx = new Map<string, number>();
+  /** Set once scx_disable has run its course. */
+  disabled = false;
+
+  constructor(
+    readonly state: ScxState,
+    readonly kdata: BpfStructOpsKdata,
+    readonly link: object | null,
+  ) {
+    const v = kdata.view;
+    const off = (n: string) => kdata.desc.memberOffsets[kdata.memberIndex(n)];
+    this.flags = v.getBigUint64(off("flags"), true);
+    this.name = kdata.cstring("name");
+    const t = v.getUint32(off("timeout_ms"), true);
+    this.timeoutMs = t || SCX_WATCHDOG_MAX_TIMEOUT_MS;
+    this.dispatchMaxBatch = v.getUint32(off("dispatch_max_batch"), true) || SCX_DSP_DFL_MAX_BATCH;
+    this.exitDumpLen = v.getUint32(off("exit_dump_len"), true) || SCX_EXIT_DUMP_DFL_LEN;
+    this.hotplugSeq = v.getBigUint64(off("hotplug_seq"), true);
+    kdata.desc.type.members.forEach((m, i) => this.opIdx.set(m.name, i));
+  }
+
+  has(op: string): boolean {
+    const i = this.opIdx.get(op);
+    return i !== undefined && this.kdata.funcs[i] !== undefined;
+  }
+
+  /** SCX_CALL_OP: run op with `mask` allowed (nesting only towards lower masks), r0 as a bigint. */
+  call(op: string, mask: number, ...args: (number | bigint)[]): bigint {
+    const i = this.opIdx.get(op);
+    const t = i === undefined ? undefined : this.kdata.funcs[i];
+    if (!t) return 0n;
+    const st = this.state;
+    const saved = st.kfMask;
+    if (mask) st.kfMask |= mask;
+    st.opDepth++;
+    try {
+      return t.callU64(...args);
+    } finally {
+      st.opDepth--;
+      st.kfMask = saved;
+    }
+  }
+
+  /** scx_kf_allowed(): may a kfunc of `mask` run in the op being called? */
+  kfAllowed(mask: number): boolean {
+    const cur = this.state.kfMask;
+    if (!(cur & mask)) {
+      this.error(
+        `kfunc with mask 0x${mask.toString(16)} called from an operation only allowing 0x${cur.toString(16)}`,
+      );
+      return false;
+    }
+    const highest = 1 << (31 - Math.clz32(mask));
+    const higher = (b: number) => ~((b << 1) - 1) & 0xffffffff;
+    if (highest === SCX_KF_CPU_RELEASE && cur & higher(SCX_KF_CPU_RELEASE)) {
+      this.error("cpu_release kfunc called from a nested operation");
+      return false;
+    }
+    if (highest === SCX_KF_DISPATCH && cur & higher(SCX_KF_DISPATCH)) {
+      this.error("dispatch kfunc called from a nested operation");
+      return false;
+    }
+    return true;
+  }
+
+  /** scx_kf_allowed_if_unlocked(): outside any op with the rq lock held. */
+  kfUnlocked(): boolean {
+    return this.state.kfMask === SCX_KF_UNLOCKED;
+  }
+
+  /** scx_exit(): record the first exit and schedule the disable work. */
+  exit(kind: number, exitCode: bigint, msg: string): void {
+    if (this.exitKind !== SCX_EXIT_NONE) return;
+    this.exitKind = kind;
+    const ei = this.exitInfo;
+    ei.kind = kind;
+    ei.exit_code = exitCode;
+    ei.reason = scx_exit_reason(kind);
+    ei.msg = truncate(msg, SCX_EXIT_MSG_LEN - 1);
+    if (kind >= SCX_EXIT_ERROR) ei.dump = truncate(this.state.dumpText(this, kind), this.exitDumpLen - 1);
+    this.state.pendingDisable = true;
+  }
+
+  /** scx_error(): an ERROR exit with a message. */
+  error(msg: string): void {
+    this.exit(SCX_EXIT_ERROR, 0n, msg);
+  }
+
+  bumpEvent(e: (typeof SCX_EVENTS)[number], n = 1n): void {
+    this.events[e] += n;
+  }
+}
+
+function truncate(s: string, max: number): string {
+  const b = new TextEncoder().encode(s);
+  return b.length <= max ? s : new TextDecoder().decode(b.subarray(0, max));
+}
+
+/** Everything sched_ext keeps per kernel. */
+export class ScxState {
+  root: ScxSched | null = null;
+  enableState = SCX_DISABLED;
+  /** current->scx.kf_mask of the op running now (the simulation runs one op at a time). */
+  kfMask = 0;
+  opDepth = 0;
+  /** An exit was recorded: scx_disable_workfn runs at the next safe point. */
+  pendingDisable = false;
+  host: ScxClassHost | null = null;
+  /** Every scheduler that ran on this kernel, with how it ended (for userspace reporting). */
+  readonly history: ScxSched[] = [];
+  /** Builds the debug dump of an error exit (the machine knows the CPUs and tasks). */
+  dumpText: (sch: ScxSched, kind: number) => string = () => "";
+
+  /** The dump being written by ops.dump* (scx_bpf_dump_bstr appends to it), or null. */
+  dumpBuf: string[] | null = null;
+
+  constructor(readonly kernel: Kernel) {}
+
+  /** scx_bpf_dump_bstr(): a line of the debug dump, outside a dump op ignored. */
+  dumpLine(s: string): void {
+    this.dumpBuf?.push(s);
+  }
+
+  /** scx_enable(): ops.init, validate_ops, then every task into the ext class. */
+  enable(kdata: BpfStructOpsKdata, link: object | null): void {
+    if (this.enableState !== SCX_DISABLED) throw new BpfError(EBUSY, "a sched_ext scheduler is already loaded");
+    const sch = new ScxSched(this, kdata, link);
+    this.history.push(sch);
+    this.enableState = SCX_ENABLING;
+    this.root = sch;
+    run: {
+      if (sch.has("init")) {
+        const ret = Number(BigInt.asIntN(32, sch.call("init", SCX_KF_UNLOCKED)));
+        if (ret) {
+          sch.error(`ops.init() failed (${ops_sanitize_err(sch, "init", ret)})`);
+          break run;
+        }
+        sch.exitInfo.flags |= SCX_EFLAG_INITIALIZED;
+      }
+      if (!validate_ops(sch)) break run;
+      this.host?.enable(sch);
+      if (this.enableState === SCX_ENABLING) this.enableState = SCX_ENABLED;
+    }
+    // scx_enable's err_disable: the error is reported through ops.exit, not as an errno; the
+    // disable work is flushed before the attach returns.
+    this.flushDisable();
+  }
+
+  /** bpf_scx_unreg(): disable with SCX_EXIT_UNREG (if still enabled) and wait for it. */
+  unreg(kdata: BpfStructOpsKdata): void {
+    const sch = this.root;
+    if (!sch || sch.kdata !== kdata) return;
+    sch.exit(SCX_EXIT_UNREG, 0n, "");
+    this.flushDisable();
+  }
+
+  /** The disable work, if an exit is pending and no op is running. */
+  flushDisable(): void {
+    if (!this.pendingDisable || this.opDepth > 0) return;
+    const sch = this.root;
+    this.pendingDisable = false;
+    if (!sch || sch.disabled) return;
+    this.enableState = SCX_DISABLING;
+    this.host?.disable(sch);
+    sch.call("exit", SCX_KF_UNLOCKED, this.exitInfoAddr(sch));
+    this.freeExitInfo();
+    sch.disabled = true;
+    sch.dsqs.clear();
+    this.root = null;
+    this.enableState = SCX_DISABLED;
+  }
+
+  private exitRegions: { free(): void }[] = [];
+
+  /** scx_exit_info in kernel memory for ops.exit, with its strings. */
+  private exitInfoAddr(sch: ScxSched): number {
+    const k = this.kernel;
+    const btf = k.btfVmlinux;
+    if (!btf) return 0;
+    const size = (btf.typeById(btf.findByNameKind("scx_exit_info", 4)) as { size: number }).size;
+    const ei = sch.exitInfo;
+    const mem = k.mem;
+    const str = (s: string, cap: number, name: string) => {
+      const r = mem.alloc(cap, { perm: "r", kind: "kobj", name });
+      mem.bytes(r.addr, cap).set(new TextEncoder().encode(s).subarray(0, cap - 1));
+      this.exitRegions.push({ free: () => mem.free(r) });
+      return r.addr;
+    };
+    const r = mem.alloc(size, { perm: "r", kind: "kobj", name: "scx_exit_info" });
+    this.exitRegions.push({ free: () => mem.free(r) });
+    const b = mem.bytes(r.addr, size);
+    const dv = new DataView(b.buffer, b.byteOffset, size);
+    const off = (m: string) => memberOff(btf, "scx_exit_info", m);
+    dv.setUint32(off("kind"), ei.kind, true);
+    dv.setBigInt64(off("exit_code"), ei.exit_code, true);
+    dv.setBigUint64(off("flags"), ei.flags, true);
+    dv.setBigUint64(off("reason"), BigInt(str(ei.reason, 64, "scx_exit_info reason")), true);
+    dv.setBigUint64(off("msg"), BigInt(str(ei.msg, SCX_EXIT_MSG_LEN, "scx_exit_info msg")), true);
+    dv.setBigUint64(off("dump"), BigInt(str(ei.dump, Math.max(1, ei.dump.length + 1), "scx_exit_info dump")), true);
+    return r.addr;
+  }
+
+  private freeExitInfo(): void {
+    for (const r of this.exitRegions) r.free();
+    this.exitRegions = [];
+  }
+}
+
+/** ops_sanitize_err(): an op's error must be a valid -errno. */
+function ops_sanitize_err(sch: ScxSched, op: string, err: number): number {
+  if (err < 0 && err >= -4095) return err;
+  sch.error(`ops.${op}() returned an invalid errno ${err}`);
+  return -EINVAL;
+}
+
+/** validate_ops(): flag combinations that need an op. */
+function validate_ops(sch: ScxSched): boolean {
+  if (sch.flags & SCX_OPS_ENQ_LAST && !sch.has("enqueue")) {
+    sch.error("SCX_OPS_ENQ_LAST requires ops.enqueue() to be implemented");
+    return false;
+  }
+  if (
+    sch.flags & SCX_OPS_BUILTIN_IDLE_PER_NODE &&
+    sch.has("update_idle") &&
+    !(sch.flags & SCX_OPS_KEEP_BUILTIN_IDLE)
+  ) {
+    sch.error("SCX_OPS_BUILTIN_IDLE_PER_NODE requires CPU idle selection enabled");
+    return false;
+  }
+  return true;
+}

@@ -1,0 +1,400 @@
+/**
+ * The sched_ext kfuncs of 6.18 (kernel/sched/ext.c and ext_idle.c BTF_KFUNCS sets), with their
+ * KF_* flags and the program types each set is registered for. Which op may call which kfunc is
+ * checked when it runs (scx_kf_allowed), as the kernel does: a misuse ends the scheduler with an
+ * error exit, not a verifier refusal. What needs the simulated CPUs goes to the ext class
+ * (ScxMachine); without a machine those kfuncs see no tasks.
+ */
+import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
+import { bpfSnprintf } from "../../kernel/helpers.js";
+import { bpf_prog_type as T } from "../../uapi/bpf.js";
+import { EINVAL, ENODEV, ENOENT } from "../../uapi/errno.js";
+import {
+  KF_ACQUIRE,
+  KF_ITER_DESTROY,
+  KF_ITER_NEW,
+  KF_ITER_NEXT,
+  KF_RCU,
+  KF_RCU_PROTECTED,
+  KF_RELEASE,
+  KF_RET_NULL,
+  KF_SLEEPABLE,
+  KF_TRUSTED_ARGS,
+} from "../../verifier/env.js";
+import { SCX_EVENTS } from "./btf.js";
+import {
+  __SCX_DSQ_ITER_USER_FLAGS,
+  SCX_CPUPERF_ONE,
+  SCX_DSQ_FLAG_BUILTIN,
+  SCX_DSQ_ITER_REV,
+  SCX_EXIT_ERROR_BPF,
+  SCX_EXIT_UNREG_BPF,
+  SCX_KF_CPU_RELEASE,
+  SCX_KF_DISPATCH,
+} from "./consts.js";
+import type { ScxSched, ScxState } from "./ext.js";
+import { ScxDispatchQ } from "./ext_dsq.js";
+
+/** What the kfuncs need from the CPUs and tasks (the ext class implements it). */
+export interface ScxMachine {
+  /** scx_bpf_dsq_insert[_vtime]. */
+  dsqInsert(sch: ScxSched, p: number, dsqId: bigint, slice: bigint, vtime: bigint | null, enqFlags: bigint): void;
+  dispatchNrSlots(sch: ScxSched): number;
+  dispatchCancel(sch: ScxSched): void;
+  moveToLocal(sch: ScxSched, dsqId: bigint): boolean;
+  /** scx_bpf_dsq_move[_vtime] of a task the iterator returned. */
+  dsqMove(sch: ScxSched, it: DsqIter, p: number, dsqId: bigint, enqFlags: bigint, vtime: boolean): boolean;
+  reenqueueLocal(sch: ScxSched): number;
+  /** The DSQ a kfunc names (SCX_DSQ_LOCAL is the current CPU's). */
+  localDsq(cpu: number): ScxDispatchQ | undefined;
+  globalDsq(): ScxDispatchQ;
+  currentCpu(): number;
+  kickCpu(sch: ScxSched, cpu: number, flags: bigint): void;
+  selectCpuDfl(sch: ScxSched, p: number, prevCpu: number, wakeFlags: bigint, allowed: bigint | null): number;
+  taskCpu(p: number): number;
+  taskRunning(p: number): boolean;
+  cpuCurr(cpu: number): number;
+  idleMask(): bigint;
+  idleSmtMask(): bigint;
+  testAndClearCpuIdle(cpu: number): boolean;
+  pickIdleCpu(sch: ScxSched, allowed: bigint, flags: bigint): number;
+  pickAnyCpu(sch: ScxSched, allowed: bigint, flags: bigint): number;
+  now(): bigint;
+  /** Tasks on a DSQ, as the iterator sees them (their addresses). */
+  dsqTasks(dsq: ScxDispatchQ): number[];
+  taskSeq(p: number): { dsq: ScxDispatchQ | null; seq: number } | undefined;
+}
+
+/** An open bpf_iter_scx_dsq. */
+export interface DsqIter {
+  dsq: ScxDispatchQ;
+  seq: number;
+  rev: boolean;
+  tasks: number[];
+  pos: number;
+  /** scx_bpf_dsq_move_set_slice/vtime: what the next move applies (undefined: keep). */
+  slice?: bigint;
+  vtime?: bigint;
+}
+
+const SO = T.BPF_PROG_TYPE_STRUCT_OPS;
+const SYSCALL = T.BPF_PROG_TYPE_SYSCALL;
+const TRACING = T.BPF_PROG_TYPE_TRACING;
+/** The sets and where register_btf_kfunc_id_set puts them. */
+const SET_SELECT_CPU = [SO];
+const SET_ENQUEUE_DISPATCH = [SO];
+const SET_DISPATCH = [SO];
+const SET_CPU_RELEASE = [SO];
+const SET_UNLOCKED = [SO, SYSCALL];
+const SET_ANY = [SO, TRACING, SYSCALL];
+const SET_IDLE = [SO, TRACING, SYSCALL];
+
+const union = (...sets: number[][]): number[] => [...new Set(sets.flat())];
+
+export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMachine | null): void {
+  const iters = new Map<number, DsqIter>();
+  let nextIter = 1;
+  const root = (): ScxSched | null => st.root;
+  const reg = (name: string, flags: number, sets: number[], impl: (c: HelperArgs) => bigint | number) =>
+    k.registerKfunc(name, undefined, impl, flags, sets);
+  const s32 = (v: bigint) => Number(BigInt.asIntN(32, v));
+  const cpuArg = (c: HelperArgs, i: number) => s32(c.arg(i));
+  const cpuValid = (sch: ScxSched, cpu: number, where = ""): boolean => {
+    if (cpu >= 0 && cpu < k.nrCpus) return true;
+    sch.error(`invalid CPU ${cpu}${where ? ` ${where}` : ""}`);
+    return false;
+  };
+  /** A user DSQ by id (find_user_dsq). */
+  const userDsq = (sch: ScxSched, id: bigint) => sch.dsqs.get(id);
+  /** bstr_format: the format and its u64 array (arguments i, i+1, i+2), formatted as bpf_bprintf does. */
+  const bstr = (c: HelperArgs, i: number): string => {
+    const mem = k.mem as { readCString?(a: number, m: number): string; bytes(a: number, l: number): Uint8Array };
+    const fmt = mem.readCString?.(c.argNum(i), 1024) ?? "";
+    const n = Math.floor(Number(c.arg(i + 2) & 0xffffffffn) / 8);
+    const args: bigint[] = [];
+    if (n > 0) {
+      const b = mem.bytes(c.argNum(i + 1), n * 8);
+      const dv = new DataView(b.buffer, b.byteOffset, n * 8);
+      for (let j = 0; j < n; j++) args.push(dv.getBigUint64(j * 8, true));
+    }
+    return bpfSnprintf(k, fmt, args);
+  };
+  const m = machine;
+
+  // ---- select_cpu ----
+  reg("scx_bpf_select_cpu_dfl", KF_RCU, union(SET_SELECT_CPU), (c) => {
+    const sch = root();
+    if (!sch) return -ENODEV;
+    const prev = cpuArg(c, 2);
+    const mm = m();
+    const cpu = mm ? mm.selectCpuDfl(sch, c.argNum(1), prev, c.arg(3), null) : -1;
+    const isIdle = k.mem.bytes(c.argNum(4), 1);
+    if (cpu >= 0) {
+      isIdle[0] = 1;
+      return cpu;
+    }
+    isIdle[0] = 0;
+    return prev;
+  });
+  reg("scx_bpf_select_cpu_and", KF_RCU, SET_IDLE, (c) => {
+    const sch = root();
+    if (!sch) return -ENODEV;
+    const mask = k.mem.bytes(c.argNum(4), 8);
+    const allowed = new DataView(mask.buffer, mask.byteOffset, 8).getBigUint64(0, true);
+    return m()?.selectCpuDfl(sch, c.argNum(1), cpuArg(c, 2), c.arg(3), allowed) ?? -1;
+  });
+
+  // ---- enqueue_dispatch ----
+  reg("scx_bpf_dsq_insert", KF_RCU, SET_ENQUEUE_DISPATCH, (c) => {
+    const sch = root();
+    if (sch) m()?.dsqInsert(sch, c.argNum(1), c.arg(2), c.arg(3), null, c.arg(4));
+    return 0;
+  });
+  reg("scx_bpf_dsq_insert_vtime", KF_RCU, SET_ENQUEUE_DISPATCH, (c) => {
+    const sch = root();
+    if (sch) m()?.dsqInsert(sch, c.argNum(1), c.arg(2), c.arg(3), c.arg(4), c.arg(5));
+    return 0;
+  });
+
+  // ---- dispatch ----
+  reg("scx_bpf_dispatch_nr_slots", 0, SET_DISPATCH, () => {
+    const sch = root();
+    if (!sch || !sch.kfAllowed(SCX_KF_DISPATCH)) return 0;
+    return m()?.dispatchNrSlots(sch) ?? 0;
+  });
+  reg("scx_bpf_dispatch_cancel", 0, SET_DISPATCH, () => {
+    const sch = root();
+    if (sch?.kfAllowed(SCX_KF_DISPATCH)) m()?.dispatchCancel(sch);
+    return 0;
+  });
+  reg("scx_bpf_dsq_move_to_local", 0, SET_DISPATCH, (c) => {
+    const sch = root();
+    if (!sch || !sch.kfAllowed(SCX_KF_DISPATCH)) return 0;
+    return m()?.moveToLocal(sch, c.arg(1)) ? 1 : 0;
+  });
+  const iterOf = (c: HelperArgs): DsqIter | undefined => {
+    const id = new DataView(k.mem.bytes(c.argNum(1), 8).slice().buffer).getUint32(0, true);
+    return iters.get(id);
+  };
+  const sets = union(SET_DISPATCH, SET_UNLOCKED);
+  reg("scx_bpf_dsq_move_set_slice", KF_RCU, sets, (c) => {
+    const it = iterOf(c);
+    if (it) it.slice = c.arg(2);
+    return 0;
+  });
+  reg("scx_bpf_dsq_move_set_vtime", KF_RCU, sets, (c) => {
+    const it = iterOf(c);
+    if (it) it.vtime = c.arg(2);
+    return 0;
+  });
+  for (const [name, vtime] of [
+    ["scx_bpf_dsq_move", false],
+    ["scx_bpf_dsq_move_vtime", true],
+  ] as const) {
+    reg(name, KF_RCU, sets, (c) => {
+      const sch = root();
+      const it = iterOf(c);
+      if (!sch || !it) return 0;
+      return m()?.dsqMove(sch, it, c.argNum(2), c.arg(3), c.arg(4), vtime) ? 1 : 0;
+    });
+  }
+
+  // ---- cpu_release ----
+  reg("scx_bpf_reenqueue_local", 0, SET_CPU_RELEASE, () => {
+    const sch = root();
+    if (!sch || !sch.kfAllowed(SCX_KF_CPU_RELEASE)) return 0;
+    return m()?.reenqueueLocal(sch) ?? 0;
+  });
+
+  // ---- unlocked ----
+  reg("scx_bpf_create_dsq", KF_SLEEPABLE, SET_UNLOCKED, (c) => {
+    const sch = root();
+    const id = c.arg(1);
+    const node = s32(c.arg(2));
+    if (node >= 1 || (node < 0 && node !== -1)) return -EINVAL;
+    if (id & SCX_DSQ_FLAG_BUILTIN) return -EINVAL;
+    if (!sch) return -ENODEV;
+    if (sch.dsqs.has(id)) return -17; // EEXIST
+    sch.dsqs.set(id, new ScxDispatchQ(id));
+    return 0;
+  });
+
+  // ---- any ----
+  reg("scx_bpf_kick_cpu", 0, SET_ANY, (c) => {
+    const sch = root();
+    if (sch) m()?.kickCpu(sch, cpuArg(c, 1), c.arg(2));
+    return 0;
+  });
+  reg("scx_bpf_dsq_nr_queued", 0, SET_ANY, (c) => {
+    const sch = root();
+    if (!sch) return -ENODEV;
+    const id = c.arg(1);
+    const mm = m();
+    const LOCAL = SCX_DSQ_FLAG_BUILTIN | 2n;
+    const LOCAL_ON = SCX_DSQ_FLAG_BUILTIN | (1n << 62n);
+    if (id === LOCAL) return mm?.localDsq(mm.currentCpu())?.nr ?? 0;
+    if ((id & LOCAL_ON) === LOCAL_ON) {
+      const cpu = Number(id & 0xffffffffn);
+      if (!cpuValid(sch, cpu)) return -ENOENT;
+      return mm?.localDsq(cpu)?.nr ?? 0;
+    }
+    return userDsq(sch, id)?.nr ?? -ENOENT;
+  });
+  reg("scx_bpf_destroy_dsq", 0, SET_ANY, (c) => {
+    const sch = root();
+    const d = sch ? userDsq(sch, c.arg(1)) : undefined;
+    // destroy_dsq: a DSQ that still holds tasks is an error.
+    if (sch && d) {
+      if (d.nr) sch.error(`attempting to destroy in-use dsq 0x${d.id.toString(16).padStart(16, "0")} (nr=${d.nr})`);
+      else sch.dsqs.delete(d.id);
+    }
+    return 0;
+  });
+  reg("bpf_iter_scx_dsq_new", KF_ITER_NEW | KF_RCU_PROTECTED, SET_ANY, (c) => {
+    const slot = k.mem.bytes(c.argNum(1), 48);
+    slot.fill(0);
+    const sch = root();
+    if (!sch) return -ENODEV;
+    const flags = c.arg(3);
+    if (flags & ~BigInt(__SCX_DSQ_ITER_USER_FLAGS)) return -EINVAL;
+    const id = c.arg(2);
+    const mm = m();
+    const dsq = id === (SCX_DSQ_FLAG_BUILTIN | 1n) ? mm?.globalDsq() : userDsq(sch, id);
+    if (!dsq || !mm) return -ENOENT;
+    const h = nextIter++;
+    const rev = (flags & BigInt(SCX_DSQ_ITER_REV)) !== 0n;
+    const tasks = mm.dsqTasks(dsq);
+    if (rev) tasks.reverse();
+    iters.set(h, { dsq, seq: dsq.seq, rev, tasks, pos: 0 });
+    new DataView(slot.buffer, slot.byteOffset, 8).setUint32(0, h, true);
+    return 0;
+  });
+  reg("bpf_iter_scx_dsq_next", KF_ITER_NEXT | KF_RET_NULL, SET_ANY, (c) => {
+    const it = iterOf(c);
+    const mm = m();
+    if (!it || !mm) return 0;
+    // A task counts if it is still on this DSQ and was queued before the iteration began.
+    while (it.pos < it.tasks.length) {
+      const p = it.tasks[it.pos++];
+      const s = mm.taskSeq(p);
+      if (s && s.dsq === it.dsq && s.seq <= it.seq) return p;
+    }
+    return 0;
+  });
+  reg("bpf_iter_scx_dsq_destroy", KF_ITER_DESTROY, SET_ANY, (c) => {
+    const slot = k.mem.bytes(c.argNum(1), 8);
+    iters.delete(new DataView(slot.slice().buffer).getUint32(0, true));
+    slot.fill(0);
+    return 0;
+  });
+  reg("scx_bpf_exit_bstr", KF_TRUSTED_ARGS, SET_ANY, (c) => {
+    root()?.exit(SCX_EXIT_UNREG_BPF, BigInt.asIntN(64, c.arg(1)), bstr(c, 2));
+    return 0;
+  });
+  reg("scx_bpf_error_bstr", KF_TRUSTED_ARGS, SET_ANY, (c) => {
+    root()?.exit(SCX_EXIT_ERROR_BPF, 0n, bstr(c, 1));
+    return 0;
+  });
+  reg("scx_bpf_dump_bstr", KF_TRUSTED_ARGS, SET_ANY, (c) => {
+    st.dumpLine(bstr(c, 1));
+    return 0;
+  });
+  reg("scx_bpf_cpuperf_cap", 0, SET_ANY, (c) => {
+    const sch = root();
+    return sch && cpuValid(sch, cpuArg(c, 1)) ? SCX_CPUPERF_ONE : SCX_CPUPERF_ONE;
+  });
+  const perf = new Map<number, number>();
+  reg("scx_bpf_cpuperf_cur", 0, SET_ANY, (c) => {
+    const sch = root();
+    const cpu = cpuArg(c, 1);
+    return sch && cpuValid(sch, cpu) ? (perf.get(cpu) ?? SCX_CPUPERF_ONE) : SCX_CPUPERF_ONE;
+  });
+  reg("scx_bpf_cpuperf_set", 0, SET_ANY, (c) => {
+    const sch = root();
+    const cpu = cpuArg(c, 1);
+    const v = Number(c.arg(2) & 0xffffffffn);
+    if (!sch) return 0;
+    if (v > SCX_CPUPERF_ONE) {
+      sch.error(`Invalid cpuperf target ${v} for CPU ${cpu}`);
+      return 0;
+    }
+    if (cpuValid(sch, cpu)) perf.set(cpu, v);
+    return 0;
+  });
+  reg("scx_bpf_nr_node_ids", 0, SET_ANY, () => 1);
+  reg("scx_bpf_nr_cpu_ids", 0, SET_ANY, () => k.nrCpus);
+  const maskRegion = (name: string, bits: () => bigint) => {
+    const r = k.mem.alloc(8, { perm: "r", kind: "kobj", name });
+    return () => {
+      new DataView(k.mem.bytes(r.addr, 8).buffer, k.mem.bytes(r.addr, 8).byteOffset, 8).setBigUint64(0, bits(), true);
+      return r.addr;
+    };
+  };
+  const all = () => (1n << BigInt(k.nrCpus)) - 1n;
+  const possible = maskRegion("cpu_possible_mask", all);
+  const online = maskRegion("cpu_online_mask", all);
+  const idle = maskRegion("scx idle cpumask", () => m()?.idleMask() ?? 0n);
+  const idleSmt = maskRegion("scx idle smtmask", () => m()?.idleSmtMask() ?? 0n);
+  reg("scx_bpf_get_possible_cpumask", KF_ACQUIRE, SET_ANY, possible);
+  reg("scx_bpf_get_online_cpumask", KF_ACQUIRE, SET_ANY, online);
+  reg("scx_bpf_put_cpumask", KF_RELEASE, SET_ANY, () => 0);
+  reg("scx_bpf_task_running", KF_RCU, SET_ANY, (c) => (m()?.taskRunning(c.argNum(1)) ? 1 : 0));
+  reg("scx_bpf_task_cpu", KF_RCU, SET_ANY, (c) => m()?.taskCpu(c.argNum(1)) ?? 0);
+  reg("scx_bpf_cpu_rq", 0, SET_ANY, () => 0);
+  reg("scx_bpf_locked_rq", KF_RET_NULL, SET_ANY, () => 0);
+  reg("scx_bpf_cpu_curr", KF_RET_NULL | KF_RCU_PROTECTED, SET_ANY, (c) => {
+    const sch = root();
+    const cpu = cpuArg(c, 1);
+    if (!sch || !cpuValid(sch, cpu)) return 0;
+    return m()?.cpuCurr(cpu) ?? 0;
+  });
+  reg("scx_bpf_task_cgroup", KF_RCU | KF_ACQUIRE, SET_ANY, () => 0);
+  reg("scx_bpf_now", 0, SET_ANY, () => m()?.now() ?? 0n);
+  reg("scx_bpf_events", KF_TRUSTED_ARGS, SET_ANY, (c) => {
+    const sz = Number(c.arg(2));
+    const out = k.mem.bytes(c.argNum(1), sz);
+    const dv = new DataView(out.buffer, out.byteOffset, sz);
+    const sch = root();
+    SCX_EVENTS.forEach((e, i) => {
+      if ((i + 1) * 8 <= sz) dv.setBigInt64(i * 8, sch ? sch.events[e] : 0n, true);
+    });
+    return 0;
+  });
+
+  // ---- idle (ext_idle.c) ----
+  reg("scx_bpf_cpu_node", 0, SET_IDLE, (c) => {
+    const sch = root();
+    return sch && !cpuValid(sch, cpuArg(c, 1)) ? 0 : 0;
+  });
+  reg("scx_bpf_get_idle_cpumask_node", KF_ACQUIRE, SET_IDLE, idle);
+  reg("scx_bpf_get_idle_cpumask", KF_ACQUIRE, SET_IDLE, idle);
+  reg("scx_bpf_get_idle_smtmask_node", KF_ACQUIRE, SET_IDLE, idleSmt);
+  reg("scx_bpf_get_idle_smtmask", KF_ACQUIRE, SET_IDLE, idleSmt);
+  reg("scx_bpf_put_idle_cpumask", KF_RELEASE, SET_IDLE, () => 0);
+  reg("scx_bpf_test_and_clear_cpu_idle", 0, SET_IDLE, (c) => {
+    const sch = root();
+    const cpu = cpuArg(c, 1);
+    if (!sch || !cpuValid(sch, cpu)) return 0;
+    return m()?.testAndClearCpuIdle(cpu) ? 1 : 0;
+  });
+  const maskArg = (c: HelperArgs, i: number): bigint => {
+    const b = k.mem.bytes(c.argNum(i), 8);
+    return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+  };
+  reg("scx_bpf_pick_idle_cpu_node", KF_RCU, SET_IDLE, (c) => {
+    const sch = root();
+    return sch ? (m()?.pickIdleCpu(sch, maskArg(c, 1), c.arg(3)) ?? -16) : -ENODEV;
+  });
+  reg("scx_bpf_pick_idle_cpu", KF_RCU, SET_IDLE, (c) => {
+    const sch = root();
+    return sch ? (m()?.pickIdleCpu(sch, maskArg(c, 1), c.arg(2)) ?? -16) : -ENODEV;
+  });
+  reg("scx_bpf_pick_any_cpu_node", KF_RCU, SET_IDLE, (c) => {
+    const sch = root();
+    return sch ? (m()?.pickAnyCpu(sch, maskArg(c, 1), c.arg(3)) ?? -16) : -ENODEV;
+  });
+  reg("scx_bpf_pick_any_cpu", KF_RCU, SET_IDLE, (c) => {
+    const sch = root();
+    return sch ? (m()?.pickAnyCpu(sch, maskArg(c, 1), c.arg(2)) ?? -16) : -ENODEV;
+  });
+}
