@@ -37,10 +37,10 @@ void SCX_OP(exit_enqueue, struct task_struct *p, u64 enq_flags)
 	scx_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, enq_flags);
 }
 
+/* the kernel consumes SCX_DSQ_GLOBAL itself; dispatch only has to be called */
 void SCX_OP(exit_dispatch, s32 cpu, struct task_struct *prev)
 {
 	EXIT_AT(EXIT_DISPATCH);
-	scx_move_to_local(SCX_DSQ_GLOBAL);
 }
 
 void SCX_OP(exit_enable, struct task_struct *p)

@@ -20,36 +20,211 @@ type OpDecl = readonly [string, string, readonly (readonly [string, string])[]];
 
 /** struct sched_ext_ops' function members, in the kernel's order (CONFIG_EXT_GROUP_SCHED=y). */
 export const SCX_OPS: readonly OpDecl[] = [
-  ["select_cpu", "s32", [["p", "task"], ["prev_cpu", "s32"], ["wake_flags", "u64"]]],
-  ["enqueue", "void", [["p", "task"], ["enq_flags", "u64"]]],
-  ["dequeue", "void", [["p", "task"], ["deq_flags", "u64"]]],
-  ["dispatch", "void", [["cpu", "s32"], ["prev", "task"]]],
+  [
+    "select_cpu",
+    "s32",
+    [
+      ["p", "task"],
+      ["prev_cpu", "s32"],
+      ["wake_flags", "u64"],
+    ],
+  ],
+  [
+    "enqueue",
+    "void",
+    [
+      ["p", "task"],
+      ["enq_flags", "u64"],
+    ],
+  ],
+  [
+    "dequeue",
+    "void",
+    [
+      ["p", "task"],
+      ["deq_flags", "u64"],
+    ],
+  ],
+  [
+    "dispatch",
+    "void",
+    [
+      ["cpu", "s32"],
+      ["prev", "task"],
+    ],
+  ],
   ["tick", "void", [["p", "task"]]],
-  ["runnable", "void", [["p", "task"], ["enq_flags", "u64"]]],
+  [
+    "runnable",
+    "void",
+    [
+      ["p", "task"],
+      ["enq_flags", "u64"],
+    ],
+  ],
   ["running", "void", [["p", "task"]]],
-  ["stopping", "void", [["p", "task"], ["runnable", "bool"]]],
-  ["quiescent", "void", [["p", "task"], ["deq_flags", "u64"]]],
-  ["yield", "bool", [["from", "task"], ["to", "task"]]],
-  ["core_sched_before", "bool", [["a", "task"], ["b", "task"]]],
-  ["set_weight", "void", [["p", "task"], ["weight", "u32"]]],
-  ["set_cpumask", "void", [["p", "task"], ["cpumask", "ccpumask"]]],
-  ["update_idle", "void", [["cpu", "s32"], ["idle", "bool"]]],
-  ["cpu_acquire", "void", [["cpu", "s32"], ["args", "acquire_args"]]],
-  ["cpu_release", "void", [["cpu", "s32"], ["args", "release_args"]]],
-  ["init_task", "s32", [["p", "task"], ["args", "init_task_args"]]],
-  ["exit_task", "void", [["p", "task"], ["args", "exit_task_args"]]],
+  [
+    "stopping",
+    "void",
+    [
+      ["p", "task"],
+      ["runnable", "bool"],
+    ],
+  ],
+  [
+    "quiescent",
+    "void",
+    [
+      ["p", "task"],
+      ["deq_flags", "u64"],
+    ],
+  ],
+  [
+    "yield",
+    "bool",
+    [
+      ["from", "task"],
+      ["to", "task"],
+    ],
+  ],
+  [
+    "core_sched_before",
+    "bool",
+    [
+      ["a", "task"],
+      ["b", "task"],
+    ],
+  ],
+  [
+    "set_weight",
+    "void",
+    [
+      ["p", "task"],
+      ["weight", "u32"],
+    ],
+  ],
+  [
+    "set_cpumask",
+    "void",
+    [
+      ["p", "task"],
+      ["cpumask", "ccpumask"],
+    ],
+  ],
+  [
+    "update_idle",
+    "void",
+    [
+      ["cpu", "s32"],
+      ["idle", "bool"],
+    ],
+  ],
+  [
+    "cpu_acquire",
+    "void",
+    [
+      ["cpu", "s32"],
+      ["args", "acquire_args"],
+    ],
+  ],
+  [
+    "cpu_release",
+    "void",
+    [
+      ["cpu", "s32"],
+      ["args", "release_args"],
+    ],
+  ],
+  [
+    "init_task",
+    "s32",
+    [
+      ["p", "task"],
+      ["args", "init_task_args"],
+    ],
+  ],
+  [
+    "exit_task",
+    "void",
+    [
+      ["p", "task"],
+      ["args", "exit_task_args"],
+    ],
+  ],
   ["enable", "void", [["p", "task"]]],
   ["disable", "void", [["p", "task"]]],
   ["dump", "void", [["ctx", "dump_ctx"]]],
-  ["dump_cpu", "void", [["ctx", "dump_ctx"], ["cpu", "s32"], ["idle", "bool"]]],
-  ["dump_task", "void", [["ctx", "dump_ctx"], ["p", "task"]]],
-  ["cgroup_init", "s32", [["cgrp", "cgroup"], ["args", "cgroup_init_args"]]],
+  [
+    "dump_cpu",
+    "void",
+    [
+      ["ctx", "dump_ctx"],
+      ["cpu", "s32"],
+      ["idle", "bool"],
+    ],
+  ],
+  [
+    "dump_task",
+    "void",
+    [
+      ["ctx", "dump_ctx"],
+      ["p", "task"],
+    ],
+  ],
+  [
+    "cgroup_init",
+    "s32",
+    [
+      ["cgrp", "cgroup"],
+      ["args", "cgroup_init_args"],
+    ],
+  ],
   ["cgroup_exit", "void", [["cgrp", "cgroup"]]],
-  ["cgroup_prep_move", "s32", [["p", "task"], ["from", "cgroup"], ["to", "cgroup"]]],
-  ["cgroup_move", "void", [["p", "task"], ["from", "cgroup"], ["to", "cgroup"]]],
-  ["cgroup_cancel_move", "void", [["p", "task"], ["from", "cgroup"], ["to", "cgroup"]]],
-  ["cgroup_set_weight", "void", [["cgrp", "cgroup"], ["weight", "u32"]]],
-  ["cgroup_set_bandwidth", "void", [["cgrp", "cgroup"], ["period_us", "u64"], ["quota_us", "u64"], ["burst_us", "u64"]]],
+  [
+    "cgroup_prep_move",
+    "s32",
+    [
+      ["p", "task"],
+      ["from", "cgroup"],
+      ["to", "cgroup"],
+    ],
+  ],
+  [
+    "cgroup_move",
+    "void",
+    [
+      ["p", "task"],
+      ["from", "cgroup"],
+      ["to", "cgroup"],
+    ],
+  ],
+  [
+    "cgroup_cancel_move",
+    "void",
+    [
+      ["p", "task"],
+      ["from", "cgroup"],
+      ["to", "cgroup"],
+    ],
+  ],
+  [
+    "cgroup_set_weight",
+    "void",
+    [
+      ["cgrp", "cgroup"],
+      ["weight", "u32"],
+    ],
+  ],
+  [
+    "cgroup_set_bandwidth",
+    "void",
+    [
+      ["cgrp", "cgroup"],
+      ["period_us", "u64"],
+      ["quota_us", "u64"],
+      ["burst_us", "u64"],
+    ],
+  ],
   ["cpu_online", "void", [["cpu", "s32"]]],
   ["cpu_offline", "void", [["cpu", "s32"]]],
   ["init", "s32", []],
@@ -72,39 +247,155 @@ type KfuncDecl = readonly [string, string, readonly (readonly [string, string])[
 
 /** The scx kfuncs of 6.18, with their parameter names. */
 export const SCX_KFUNC_DECLS: readonly KfuncDecl[] = [
-  ["scx_bpf_select_cpu_dfl", "s32", [["p", "task"], ["prev_cpu", "s32"], ["wake_flags", "u64"], ["is_idle", "pbool"]]],
+  [
+    "scx_bpf_select_cpu_dfl",
+    "s32",
+    [
+      ["p", "task"],
+      ["prev_cpu", "s32"],
+      ["wake_flags", "u64"],
+      ["is_idle", "pbool"],
+    ],
+  ],
   [
     "scx_bpf_select_cpu_and",
     "s32",
-    [["p", "task"], ["prev_cpu", "s32"], ["wake_flags", "u64"], ["cpus_allowed", "ccpumask"], ["flags", "u64"]],
+    [
+      ["p", "task"],
+      ["prev_cpu", "s32"],
+      ["wake_flags", "u64"],
+      ["cpus_allowed", "ccpumask"],
+      ["flags", "u64"],
+    ],
   ],
-  ["scx_bpf_dsq_insert", "void", [["p", "task"], ["dsq_id", "u64"], ["slice", "u64"], ["enq_flags", "u64"]]],
+  [
+    "scx_bpf_dsq_insert",
+    "void",
+    [
+      ["p", "task"],
+      ["dsq_id", "u64"],
+      ["slice", "u64"],
+      ["enq_flags", "u64"],
+    ],
+  ],
   [
     "scx_bpf_dsq_insert_vtime",
     "void",
-    [["p", "task"], ["dsq_id", "u64"], ["slice", "u64"], ["vtime", "u64"], ["enq_flags", "u64"]],
+    [
+      ["p", "task"],
+      ["dsq_id", "u64"],
+      ["slice", "u64"],
+      ["vtime", "u64"],
+      ["enq_flags", "u64"],
+    ],
   ],
   ["scx_bpf_dispatch_nr_slots", "u32", []],
   ["scx_bpf_dispatch_cancel", "void", []],
   ["scx_bpf_dsq_move_to_local", "bool", [["dsq_id", "u64"]]],
-  ["scx_bpf_dsq_move_set_slice", "void", [["it__iter", "iter"], ["slice", "u64"]]],
-  ["scx_bpf_dsq_move_set_vtime", "void", [["it__iter", "iter"], ["vtime", "u64"]]],
-  ["scx_bpf_dsq_move", "bool", [["it__iter", "iter"], ["p", "task"], ["dsq_id", "u64"], ["enq_flags", "u64"]]],
-  ["scx_bpf_dsq_move_vtime", "bool", [["it__iter", "iter"], ["p", "task"], ["dsq_id", "u64"], ["enq_flags", "u64"]]],
+  [
+    "scx_bpf_dsq_move_set_slice",
+    "void",
+    [
+      ["it__iter", "iter"],
+      ["slice", "u64"],
+    ],
+  ],
+  [
+    "scx_bpf_dsq_move_set_vtime",
+    "void",
+    [
+      ["it__iter", "iter"],
+      ["vtime", "u64"],
+    ],
+  ],
+  [
+    "scx_bpf_dsq_move",
+    "bool",
+    [
+      ["it__iter", "iter"],
+      ["p", "task"],
+      ["dsq_id", "u64"],
+      ["enq_flags", "u64"],
+    ],
+  ],
+  [
+    "scx_bpf_dsq_move_vtime",
+    "bool",
+    [
+      ["it__iter", "iter"],
+      ["p", "task"],
+      ["dsq_id", "u64"],
+      ["enq_flags", "u64"],
+    ],
+  ],
   ["scx_bpf_reenqueue_local", "u32", []],
-  ["scx_bpf_create_dsq", "s32", [["dsq_id", "u64"], ["node", "s32"]]],
-  ["scx_bpf_kick_cpu", "void", [["cpu", "s32"], ["flags", "u64"]]],
+  [
+    "scx_bpf_create_dsq",
+    "s32",
+    [
+      ["dsq_id", "u64"],
+      ["node", "s32"],
+    ],
+  ],
+  [
+    "scx_bpf_kick_cpu",
+    "void",
+    [
+      ["cpu", "s32"],
+      ["flags", "u64"],
+    ],
+  ],
   ["scx_bpf_dsq_nr_queued", "s32", [["dsq_id", "u64"]]],
   ["scx_bpf_destroy_dsq", "void", [["dsq_id", "u64"]]],
-  ["bpf_iter_scx_dsq_new", "int", [["it", "iter"], ["dsq_id", "u64"], ["flags", "u64"]]],
+  [
+    "bpf_iter_scx_dsq_new",
+    "int",
+    [
+      ["it", "iter"],
+      ["dsq_id", "u64"],
+      ["flags", "u64"],
+    ],
+  ],
   ["bpf_iter_scx_dsq_next", "task", [["it", "iter"]]],
   ["bpf_iter_scx_dsq_destroy", "void", [["it", "iter"]]],
-  ["scx_bpf_exit_bstr", "void", [["exit_code", "s64"], ["fmt", "pchar"], ["data", "pull"], ["data__sz", "u32"]]],
-  ["scx_bpf_error_bstr", "void", [["fmt", "pchar"], ["data", "pull"], ["data__sz", "u32"]]],
-  ["scx_bpf_dump_bstr", "void", [["fmt", "pchar"], ["data", "pull"], ["data__sz", "u32"]]],
+  [
+    "scx_bpf_exit_bstr",
+    "void",
+    [
+      ["exit_code", "s64"],
+      ["fmt", "pchar"],
+      ["data", "pull"],
+      ["data__sz", "u32"],
+    ],
+  ],
+  [
+    "scx_bpf_error_bstr",
+    "void",
+    [
+      ["fmt", "pchar"],
+      ["data", "pull"],
+      ["data__sz", "u32"],
+    ],
+  ],
+  [
+    "scx_bpf_dump_bstr",
+    "void",
+    [
+      ["fmt", "pchar"],
+      ["data", "pull"],
+      ["data__sz", "u32"],
+    ],
+  ],
   ["scx_bpf_cpuperf_cap", "u32", [["cpu", "s32"]]],
   ["scx_bpf_cpuperf_cur", "u32", [["cpu", "s32"]]],
-  ["scx_bpf_cpuperf_set", "void", [["cpu", "s32"], ["perf", "u32"]]],
+  [
+    "scx_bpf_cpuperf_set",
+    "void",
+    [
+      ["cpu", "s32"],
+      ["perf", "u32"],
+    ],
+  ],
   ["scx_bpf_nr_node_ids", "u32", []],
   ["scx_bpf_nr_cpu_ids", "u32", []],
   ["scx_bpf_get_possible_cpumask", "ccpumask", []],
@@ -117,7 +408,14 @@ export const SCX_KFUNC_DECLS: readonly KfuncDecl[] = [
   ["scx_bpf_cpu_curr", "task", [["cpu", "s32"]]],
   ["scx_bpf_task_cgroup", "cgroup", [["p", "task"]]],
   ["scx_bpf_now", "u64", []],
-  ["scx_bpf_events", "void", [["events", "events"], ["events__sz", "size_t"]]],
+  [
+    "scx_bpf_events",
+    "void",
+    [
+      ["events", "events"],
+      ["events__sz", "size_t"],
+    ],
+  ],
   ["scx_bpf_cpu_node", "int", [["cpu", "s32"]]],
   ["scx_bpf_get_idle_cpumask_node", "ccpumask", [["node", "int"]]],
   ["scx_bpf_get_idle_cpumask", "ccpumask", []],
@@ -125,10 +423,40 @@ export const SCX_KFUNC_DECLS: readonly KfuncDecl[] = [
   ["scx_bpf_get_idle_smtmask", "ccpumask", []],
   ["scx_bpf_put_idle_cpumask", "void", [["idle_mask", "ccpumask"]]],
   ["scx_bpf_test_and_clear_cpu_idle", "bool", [["cpu", "s32"]]],
-  ["scx_bpf_pick_idle_cpu_node", "s32", [["cpus_allowed", "ccpumask"], ["node", "int"], ["flags", "u64"]]],
-  ["scx_bpf_pick_idle_cpu", "s32", [["cpus_allowed", "ccpumask"], ["flags", "u64"]]],
-  ["scx_bpf_pick_any_cpu_node", "s32", [["cpus_allowed", "ccpumask"], ["node", "int"], ["flags", "u64"]]],
-  ["scx_bpf_pick_any_cpu", "s32", [["cpus_allowed", "ccpumask"], ["flags", "u64"]]],
+  [
+    "scx_bpf_pick_idle_cpu_node",
+    "s32",
+    [
+      ["cpus_allowed", "ccpumask"],
+      ["node", "int"],
+      ["flags", "u64"],
+    ],
+  ],
+  [
+    "scx_bpf_pick_idle_cpu",
+    "s32",
+    [
+      ["cpus_allowed", "ccpumask"],
+      ["flags", "u64"],
+    ],
+  ],
+  [
+    "scx_bpf_pick_any_cpu_node",
+    "s32",
+    [
+      ["cpus_allowed", "ccpumask"],
+      ["node", "int"],
+      ["flags", "u64"],
+    ],
+  ],
+  [
+    "scx_bpf_pick_any_cpu",
+    "s32",
+    [
+      ["cpus_allowed", "ccpumask"],
+      ["flags", "u64"],
+    ],
+  ],
 ];
 
 /** struct scx_event_stats' counters (SCX_EV_*), s64 each. */

@@ -32,7 +32,7 @@ import {
   SCX_WATCHDOG_MAX_TIMEOUT_MS,
   scx_exit_reason,
 } from "./consts.js";
-import { ScxDispatchQ } from "./ext_dsq.js";
+import type { ScxDispatchQ } from "./ext_dsq.js";
 
 /** enum scx_enable_state. */
 export const SCX_ENABLING = 0;
@@ -92,7 +92,7 @@ export class ScxSched {
     this.dispatchMaxBatch = v.getUint32(off("dispatch_max_batch"), true) || SCX_DSP_DFL_MAX_BATCH;
     this.exitDumpLen = v.getUint32(off("exit_dump_len"), true) || SCX_EXIT_DUMP_DFL_LEN;
     this.hotplugSeq = v.getBigUint64(off("hotplug_seq"), true);
-    kdata.desc.type.members.forEach((m, i) => this.opIdx.set(m.name, i));
+    for (const [i, m] of kdata.desc.type.members.entries()) this.opIdx.set(m.name, i);
   }
 
   has(op: string): boolean {
@@ -121,9 +121,7 @@ export class ScxSched {
   kfAllowed(mask: number): boolean {
     const cur = this.state.kfMask;
     if (!(cur & mask)) {
-      this.error(
-        `kfunc with mask 0x${mask.toString(16)} called from an operation only allowing 0x${cur.toString(16)}`,
-      );
+      this.error(`kfunc with mask 0x${mask.toString(16)} called from an operation only allowing 0x${cur.toString(16)}`);
       return false;
     }
     const highest = 1 << (31 - Math.clz32(mask));
@@ -204,22 +202,25 @@ export class ScxState {
     this.history.push(sch);
     this.enableState = SCX_ENABLING;
     this.root = sch;
-    run: {
-      if (sch.has("init")) {
-        const ret = Number(BigInt.asIntN(32, sch.call("init", SCX_KF_UNLOCKED)));
-        if (ret) {
-          sch.error(`ops.init() failed (${ops_sanitize_err(sch, "init", ret)})`);
-          break run;
-        }
-        sch.exitInfo.flags |= SCX_EFLAG_INITIALIZED;
-      }
-      if (!validate_ops(sch)) break run;
-      this.host?.enable(sch);
-      if (this.enableState === SCX_ENABLING) this.enableState = SCX_ENABLED;
-    }
+    this.enableSteps(sch);
     // scx_enable's err_disable: the error is reported through ops.exit, not as an errno; the
     // disable work is flushed before the attach returns.
     this.flushDisable();
+  }
+
+  /** What scx_enable does after the checks; an error exit stops it (err_disable). */
+  private enableSteps(sch: ScxSched): void {
+    if (sch.has("init")) {
+      const ret = Number(BigInt.asIntN(32, sch.call("init", SCX_KF_UNLOCKED)));
+      if (ret) {
+        sch.error(`ops.init() failed (${ops_sanitize_err(sch, "init", ret)})`);
+        return;
+      }
+      sch.exitInfo.flags |= SCX_EFLAG_INITIALIZED;
+    }
+    if (!validate_ops(sch)) return;
+    this.host?.enable(sch);
+    if (this.enableState === SCX_ENABLING) this.enableState = SCX_ENABLED;
   }
 
   /** bpf_scx_unreg(): disable with SCX_EXIT_UNREG (if still enabled) and wait for it. */
@@ -295,11 +296,7 @@ function validate_ops(sch: ScxSched): boolean {
     sch.error("SCX_OPS_ENQ_LAST requires ops.enqueue() to be implemented");
     return false;
   }
-  if (
-    sch.flags & SCX_OPS_BUILTIN_IDLE_PER_NODE &&
-    sch.has("update_idle") &&
-    !(sch.flags & SCX_OPS_KEEP_BUILTIN_IDLE)
-  ) {
+  if (sch.flags & SCX_OPS_BUILTIN_IDLE_PER_NODE && sch.has("update_idle") && !(sch.flags & SCX_OPS_KEEP_BUILTIN_IDLE)) {
     sch.error("SCX_OPS_BUILTIN_IDLE_PER_NODE requires CPU idle selection enabled");
     return false;
   }

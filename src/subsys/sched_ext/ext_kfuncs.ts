@@ -5,8 +5,9 @@
  * error exit, not a verifier refusal. What needs the simulated CPUs goes to the ext class
  * (ScxMachine); without a machine those kfuncs see no tasks.
  */
-import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
+
 import { bpfSnprintf } from "../../kernel/helpers.js";
+import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
 import { bpf_prog_type as T } from "../../uapi/bpf.js";
 import { EINVAL, ENODEV, ENOENT } from "../../uapi/errno.js";
 import {
@@ -159,7 +160,7 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
   // ---- dispatch ----
   reg("scx_bpf_dispatch_nr_slots", 0, SET_DISPATCH, () => {
     const sch = root();
-    if (!sch || !sch.kfAllowed(SCX_KF_DISPATCH)) return 0;
+    if (!sch?.kfAllowed(SCX_KF_DISPATCH)) return 0;
     return m()?.dispatchNrSlots(sch) ?? 0;
   });
   reg("scx_bpf_dispatch_cancel", 0, SET_DISPATCH, () => {
@@ -169,7 +170,7 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
   });
   reg("scx_bpf_dsq_move_to_local", 0, SET_DISPATCH, (c) => {
     const sch = root();
-    if (!sch || !sch.kfAllowed(SCX_KF_DISPATCH)) return 0;
+    if (!sch?.kfAllowed(SCX_KF_DISPATCH)) return 0;
     return m()?.moveToLocal(sch, c.arg(1)) ? 1 : 0;
   });
   const iterOf = (c: HelperArgs): DsqIter | undefined => {
@@ -202,7 +203,7 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
   // ---- cpu_release ----
   reg("scx_bpf_reenqueue_local", 0, SET_CPU_RELEASE, () => {
     const sch = root();
-    if (!sch || !sch.kfAllowed(SCX_KF_CPU_RELEASE)) return 0;
+    if (!sch?.kfAllowed(SCX_KF_CPU_RELEASE)) return 0;
     return m()?.reenqueueLocal(sch) ?? 0;
   });
 

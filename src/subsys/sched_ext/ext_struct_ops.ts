@@ -12,7 +12,13 @@ import { bpf_func_id } from "../../uapi/bpf.js";
 import { BTF_KIND_STRUCT } from "../../uapi/btf.js";
 import { BpfError, E2BIG, EACCES, EINVAL, EOPNOTSUPP } from "../../uapi/errno.js";
 import { SCHED_EXT_OPS, SCX_OPS_STUBS } from "./btf.js";
-import { HZ, SCX_EXIT_DUMP_DFL_LEN, SCX_OPS_ALL_FLAGS, SCX_OPS_NAME_LEN, SCX_WATCHDOG_MAX_TIMEOUT_MS } from "./consts.js";
+import {
+  HZ,
+  SCX_EXIT_DUMP_DFL_LEN,
+  SCX_OPS_ALL_FLAGS,
+  SCX_OPS_NAME_LEN,
+  SCX_WATCHDOG_MAX_TIMEOUT_MS,
+} from "./consts.js";
 
 /** The members whose programs may be sleepable (bpf_scx_check_member). */
 export const SCX_SLEEPABLE_OPS: ReadonlySet<string> = new Set([
@@ -99,7 +105,8 @@ export function schedExtStructOps(hooks: ScxRegHooks): BpfStructOps<BpfStructOps
         }
         case "flags": {
           const v = u.getBigUint64(moff, true);
-          if (v & ~SCX_OPS_ALL_FLAGS) throw fail(EINVAL, `sched_ext_ops.flags 0x${v.toString(16)} outside SCX_OPS_ALL_FLAGS`);
+          if (v & ~SCX_OPS_ALL_FLAGS)
+            throw fail(EINVAL, `sched_ext_ops.flags 0x${v.toString(16)} outside SCX_OPS_ALL_FLAGS`);
           kdata.view.setBigUint64(moff, v, true);
           return 1;
         }

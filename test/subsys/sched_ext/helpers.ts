@@ -5,7 +5,7 @@ import type { BtfDatasec, BtfVar } from "../../../src/btf/types.js";
 import { Kernel } from "../../../src/kernel/kernel.js";
 import { type BpfHandle, bpf_map_lookup_elem } from "../../../src/loader/bpf.js";
 import { BpfObject } from "../../../src/loader/object.js";
-import { schedExtSubsystem, type ScxState, scxState } from "../../../src/subsys/sched_ext/index.js";
+import { type ScxState, schedExtSubsystem, scxState } from "../../../src/subsys/sched_ext/index.js";
 import { BTF_KIND_DATASEC } from "../../../src/uapi/btf.js";
 import { OBJ_DIR } from "../../elf/helpers.js";
 
@@ -67,7 +67,10 @@ export function readGlobal(b: ScxBoot, obj: BpfObject, name: string, sec = ".bss
 }
 
 /** struct scx_exit_record as SCX_EXIT_RECORD() left it in .bss. */
-export function exitRecord(b: ScxBoot, obj: BpfObject): { kind: number; exit_code: bigint; reason: string; msg: string } {
+export function exitRecord(
+  b: ScxBoot,
+  obj: BpfObject,
+): { kind: number; exit_code: bigint; reason: string; msg: string } {
   const dv = readGlobal(b, obj, "exit_rec");
   const str = (off: number, len: number) => {
     const bytes = new Uint8Array(dv.buffer, dv.byteOffset + off, len);

@@ -34,12 +34,21 @@ test("sched_ext BTF: task_struct.scx, the ops struct with 34 ops and its data me
   const ops = btf.typeById(btf.findByNameKind("sched_ext_ops", BTF_KIND_STRUCT)) as BtfComposite;
   const names = ops.members.map((m) => m.name);
   assert.equal(names.indexOf("dispatch_max_batch"), 34);
-  assert.deepEqual(names.slice(34), ["dispatch_max_batch", "flags", "timeout_ms", "exit_dump_len", "hotplug_seq", "name", "priv"]);
+  assert.deepEqual(names.slice(34), [
+    "dispatch_max_batch",
+    "flags",
+    "timeout_ms",
+    "exit_dump_len",
+    "hotplug_seq",
+    "name",
+    "priv",
+  ]);
   const task = btf.typeById(btf.findByNameKind("task_struct", BTF_KIND_STRUCT)) as BtfComposite;
   const scx = task.members.find((m) => m.name === "scx");
   assert.ok(scx);
   const ent = btf.typeById(scx.type) as BtfComposite;
-  for (const f of ["slice", "dsq_vtime", "weight", "disallow", "flags"]) assert.ok(ent.members.some((m) => m.name === f));
+  for (const f of ["slice", "dsq_vtime", "weight", "disallow", "flags"])
+    assert.ok(ent.members.some((m) => m.name === f));
   const dsqFlags = btf.typeById(btf.findByNameKind("scx_dsq_id_flags", BTF_KIND_ENUM64)) as unknown as {
     values: { name: string; val: bigint }[];
   };
@@ -53,9 +62,9 @@ test("sched_ext BTF: task_struct.scx, the ops struct with 34 ops and its data me
 test("sched_ext kfuncs: 6.18 names with their flags; the sleepable one, the acquiring ones", () => {
   const { kernel } = bootScx();
   const kf = (n: string) => kernel.kfuncsByName.get(n);
-  assert.ok(kf("scx_bpf_create_dsq")!.flags & KF_SLEEPABLE);
-  assert.ok(kf("scx_bpf_dsq_insert")!.flags & KF_RCU);
-  assert.ok(kf("scx_bpf_get_idle_cpumask")!.flags & KF_ACQUIRE);
+  assert.ok((kf("scx_bpf_create_dsq")?.flags ?? 0) & KF_SLEEPABLE);
+  assert.ok((kf("scx_bpf_dsq_insert")?.flags ?? 0) & KF_RCU);
+  assert.ok((kf("scx_bpf_get_idle_cpumask")?.flags ?? 0) & KF_ACQUIRE);
   // The pre-6.13 names are gone: schedulers' ___compat fallbacks must resolve as absent.
   for (const old of ["scx_bpf_dispatch", "scx_bpf_consume", "scx_bpf_dispatch_vtime"]) assert.equal(kf(old), undefined);
   // A kfunc has a kernel address (what bpf_ksym_exists tests).
