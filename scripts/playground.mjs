@@ -9,16 +9,20 @@ import { build } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** "structops:objects": every bpf/obj/*.bpf.o, as { name: bytes }. */
+/** "structops:objects": every bpf/obj/*.bpf.o and bpf/obj/sim/*.bpf.o, as { "name" or "sim/name": bytes }. */
 const objectsPlugin = {
   name: "structops-objects",
   setup(b) {
     b.onResolve({ filter: /^structops:objects$/ }, () => ({ path: "objects", namespace: "structops" }));
     b.onLoad({ filter: /.*/, namespace: "structops" }, () => {
       const dir = join(root, "bpf/obj");
-      const names = readdirSync(dir)
-        .filter((n) => n.endsWith(".bpf.o"))
-        .sort();
+      // Objects built against the host's types, and (sim/) against the simulated kernel's.
+      const names = ["", "sim/"].flatMap((sub) =>
+        readdirSync(join(dir, sub))
+          .filter((n) => n.endsWith(".bpf.o"))
+          .sort()
+          .map((n) => sub + n),
+      );
       const lines = names.map((n, i) => `import o${i} from ${JSON.stringify(join(dir, n))};`);
       lines.push(`export default { ${names.map((n, i) => `${JSON.stringify(n)}: o${i}`).join(", ")} };`);
       return { contents: lines.join("\n"), loader: "js", resolveDir: dir, watchFiles: names.map((n) => join(dir, n)) };

@@ -207,6 +207,28 @@ test('a program not loaded by default (SEC("?tc")) is verified alone, with the k
   await page.close();
 });
 
+test("registration refused with the kernel's errno, and a struct_ops type of a module", { skip }, async () => {
+  // bpf_dummy_ops is for BPF_PROG_TEST_RUN only: its reg() is EOPNOTSUPP (dummy_st_ops_attach).
+  const page = await open("obj=dummy_ops.bpf.o&tab=registration");
+  await page.waitForSelector("#registrations");
+  assert.match(
+    await text(page.locator("#registrations tbody tr").first()),
+    /bpf_dummy_ops\s+\d+\s+refused: .+\(EOPNOTSUPP\)/,
+  );
+  await page.close();
+  // Built against the simulated kernel and bpf_testmod's BTF: its type is found in the module's BTF.
+  const mod = await open("obj=sim/testmod_module.bpf.o&tab=registration");
+  await mod.waitForSelector("#registrations");
+  const rows = await mod.locator("#registrations tbody tr").allInnerTexts();
+  assert.match(rows[0]!, /^testmod_1\s+bpf_testmod_ops\s+\d+\s+registered\s+BPF_STRUCT_OPS_STATE_READY\s+1$/);
+  // Maps the loader leaves uncreated (autocreate off) are said to be so, not attempted.
+  assert.ok(
+    rows.some((r) => /^ops3_a\s+bpf_testmod_ops3\s+not created \(autocreate off\)/.test(r)),
+    rows.join("\n"),
+  );
+  await mod.close();
+});
+
 test("a 10 s simulation in the page gives the numbers of structops sim --json with the same seed", {
   skip,
 }, async () => {

@@ -7,7 +7,7 @@
 import type { Btf } from "../../src/btf/btf.js";
 import { disassemble } from "../../src/isa/disasm.js";
 import type { Kernel } from "../../src/kernel/kernel.js";
-import { type BpfHandle, bpf_map_lookup_elem } from "../../src/loader/bpf.js";
+import { type BpfHandle, bpf_map_get_info_by_fd, bpf_map_lookup_elem } from "../../src/loader/bpf.js";
 import type { BpfLineInfo } from "../../src/loader/btf_ext.js";
 import { BpfObject } from "../../src/loader/object.js";
 import { bpfObjectLoad } from "../../src/loader/object_load.js";
@@ -62,7 +62,7 @@ export interface ProgRow {
 export interface Registration {
   map: string;
   ok: boolean;
-  /** The struct_ops type's name (the value's BTF type without bpf_struct_ops_). */
+  /** The struct_ops type's name (tcp_congestion_ops). */
   kind?: string;
   state?: string;
   refcnt?: number;
@@ -232,15 +232,19 @@ function registerAll(h: BpfHandle, obj: BpfObject): Registration[] {
   const out: Registration[] = [];
   for (const m of obj.maps) {
     if (!m.structOps) continue;
-    const kmap = [...h.kernel.map_idr.values()].find((x) => x.name === m.name.slice(0, 15));
-    const kind = kmap?.btf_vmlinux_value_type_id
-      ? h.kernel.btfVmlinux?.nameOf(kmap.btf_vmlinux_value_type_id).replace(/^bpf_struct_ops_/, "")
-      : undefined;
+    if (!m.autocreate || m.fd < 0) {
+      out.push({ map: m.name, ok: false, kind: m.structOps.tname, error: "not created (autocreate off)" });
+      continue;
+    }
+    const info: { id?: number } = {};
+    const mapId = bpf_map_get_info_by_fd(h, m.fd, info) === 0 ? info.id : undefined;
+    // The struct the object fills (its type may live in a module's BTF rather than vmlinux's).
+    const kind = m.structOps.tname;
     try {
       m.attachStructOps();
     } catch (e) {
       if (!(e instanceof BpfError)) throw e;
-      out.push({ map: m.name, ok: false, kind, errno: errnoName(e.errno), error: e.message, mapId: kmap?.id });
+      out.push({ map: m.name, ok: false, kind, errno: errnoName(e.errno), error: e.message, mapId });
       continue;
     }
     const value = new Uint8Array(m.valueSize);
@@ -250,7 +254,7 @@ function registerAll(h: BpfHandle, obj: BpfObject): Registration[] {
       map: m.name,
       ok: true,
       kind,
-      mapId: kmap?.id,
+      mapId,
       refcnt: err ? undefined : dv.getUint32(0, true),
       state: err ? errnoName(-err) : (STATE_NAMES[dv.getUint32(4, true)] ?? String(dv.getUint32(4, true))),
     });

@@ -240,7 +240,7 @@ function showRegistration(r: ObjectReport): void {
         g.map,
         g.kind ?? "",
         g.mapId ?? "",
-        g.ok ? "registered" : `refused: ${g.error} (${g.errno})`,
+        g.ok ? "registered" : g.errno ? `refused: ${g.error} (${g.errno})` : (g.error ?? ""),
         g.state ?? "",
         g.refcnt ?? "",
       ]),
