@@ -1,0 +1,569 @@
+/**
+ * The scheduler core (kernel/sched/core.c): run queues, task wake-up (try_to_wake_up), the
+ * schedule() path (__schedule, pick_next_task with the 6.12+ class order fair > ext > idle and
+ * the balance() pass before every pick), the tick, fork, exit, migration, nice and affinity
+ * changes, and moving tasks between classes when the ext class is enabled or disabled.
+ *
+ * Nothing here advances time: whatever drives the machine sets the clock (`setNow`), calls
+ * `sched_tick` every tick, and runs `schedule_pending` after each event so that preemption
+ * requests (resched_curr) are honoured before the CPU runs on.
+ */
+import type { Kernel } from "../kernel.js";
+import { PF_KTHREAD, type Task, task_alloc, task_exit } from "../task.js";
+import { FairSchedClass } from "./fair.js";
+import { IdleSchedClass } from "./idle.js";
+import {
+  DEQUEUE_MIGRATING,
+  DEQUEUE_NOCLOCK,
+  DEQUEUE_SAVE,
+  DEQUEUE_SLEEP,
+  ENQUEUE_INITIAL,
+  ENQUEUE_MIGRATED,
+  ENQUEUE_NOCLOCK,
+  ENQUEUE_RESTORE,
+  ENQUEUE_WAKEUP,
+  MAX_NICE,
+  MIN_NICE,
+  NICE_TO_PRIO,
+  normal_policy,
+  Rq,
+  SCHED_EXT,
+  type SchedClass,
+  type SchedCore,
+  SchedTask,
+  TASK_DEAD,
+  TASK_INTERRUPTIBLE,
+  TASK_ON_RQ_MIGRATING,
+  TASK_ON_RQ_QUEUED,
+  TASK_RUNNING,
+  TASK_UNINTERRUPTIBLE,
+  task_allowed_on_cpu,
+  task_weight,
+  WF_FORK,
+  WF_MIGRATED,
+  WF_TTWU,
+} from "./sched.js";
+import { SchedTopology, type TopologySpec } from "./topology.js";
+
+export const TASK_NORMAL = TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE;
+
+/** Points where code outside the classes follows the scheduler (sched_ext's fork/exit/tick hooks, a machine's accounting). */
+export interface SchedHooks {
+  /** After the classes switched rq from prev to next (context_switch). */
+  context_switch?(rq: Rq, prev: SchedTask, next: SchedTask): void;
+  /** p was woken (try_to_wake_up enqueued it, or it had not slept yet). */
+  wakeup?(p: SchedTask): void;
+  /** sched_fork: p exists, not yet runnable. */
+  fork?(p: SchedTask, parent: SchedTask | null): void;
+  /** p has exited and was switched away from for the last time (finish_task_switch of a dead task). */
+  dead?(p: SchedTask): void;
+  /** sched_tick, after the class's task_tick. */
+  tick?(rq: Rq): void;
+}
+
+export interface SchedOptions {
+  topology?: TopologySpec;
+}
+
+export class Sched implements SchedCore {
+  readonly nr_cpu_ids: number;
+  readonly tick_nsec: number;
+  readonly topology: SchedTopology;
+  readonly rqs: Rq[] = [];
+  readonly fair: FairSchedClass;
+  readonly idleClass: IdleSchedClass;
+  /** The ext class, once the sched_ext subsystem fills the slot. */
+  ext: SchedClass | null = null;
+  /** scx_enabled(): a BPF scheduler is attached. */
+  ext_enabled = false;
+  /** scx_switched_all(): no SCX_OPS_SWITCH_PARTIAL, every normal task is in ext. */
+  ext_switched_all = false;
+  readonly hooks: SchedHooks[] = [];
+  private readonly taskList = new Set<SchedTask>();
+  private readonly byTask = new Map<Task, SchedTask>();
+  private clock = 0;
+  private readonly pending: Rq[] = [];
+
+  constructor(
+    readonly kernel: Kernel,
+    opts: SchedOptions = {},
+  ) {
+    this.nr_cpu_ids = kernel.nrCpus;
+    this.tick_nsec = Math.round(1e9 / Number(kernel.config.CONFIG_HZ ?? 1000));
+    this.topology = new SchedTopology(this.nr_cpu_ids, opts.topology);
+    this.fair = new FairSchedClass(this);
+    this.idleClass = new IdleSchedClass();
+    for (let cpu = 0; cpu < this.nr_cpu_ids; cpu++) {
+      const t =
+        cpu === 0
+          ? kernel.initTask
+          : task_alloc(kernel, 0, `swapper/${cpu}`, { flags: PF_KTHREAD, parent: kernel.initTask });
+      const idle = new SchedTask(t, this.nr_cpu_ids);
+      idle.sched_class = this.idleClass;
+      idle.cpu = cpu;
+      idle.__state = TASK_RUNNING;
+      idle.on_cpu = true;
+      idle.cpus_mask.fill(0)[cpu] = 1;
+      idle.nr_cpus_allowed = 1;
+      this.byTask.set(t, idle);
+      this.rqs.push(new Rq(this, cpu, idle));
+    }
+    // pid 0 is init_task's; the other idle threads share the pid but are not in the pid hash.
+    kernel.taskByPid.set(0, kernel.initTask);
+  }
+
+  // ---- the services classes use (SchedCore) ----
+
+  now(): number {
+    return this.clock;
+  }
+
+  /** The driver moves time forward. */
+  setNow(ns: number): void {
+    if (ns < this.clock) throw new Error("the scheduler clock does not go backwards");
+    this.clock = ns;
+  }
+
+  cpu_rq(cpu: number): Rq {
+    return this.rqs[cpu]!;
+  }
+
+  task_rq(p: SchedTask): Rq {
+    return this.rqs[p.cpu]!;
+  }
+
+  tasks(): Iterable<SchedTask> {
+    return this.taskList;
+  }
+
+  /** The scheduling state of a kernel task. */
+  of(t: Task): SchedTask | undefined {
+    return this.byTask.get(t);
+  }
+
+  update_rq_clock(rq: Rq): void {
+    rq.clock = this.clock;
+    rq.clock_task = this.clock;
+  }
+
+  resched_curr(rq: Rq): void {
+    if (rq.need_resched) return;
+    rq.need_resched = true;
+    this.pending.push(rq);
+  }
+
+  kick_cpu(cpu: number): void {
+    this.resched_curr(this.rqs[cpu]!);
+  }
+
+  idle_cpu(cpu: number): boolean {
+    const rq = this.rqs[cpu]!;
+    return rq.curr === rq.idle && rq.nr_running === 0;
+  }
+
+  llc_cpus(cpu: number): readonly number[] {
+    return this.topology.llc_cpus(cpu);
+  }
+
+  smt_cpus(cpu: number): readonly number[] {
+    return this.topology.smt_cpus(cpu);
+  }
+
+  cpus_share_cache(a: number, b: number): boolean {
+    return this.topology.cpus_share_cache(a, b);
+  }
+
+  set_task_cpu(p: SchedTask, new_cpu: number): void {
+    if (p.cpu === new_cpu) return;
+    p.sched_class.migrate_task_rq?.(p, new_cpu);
+    p.se.nr_migrations++;
+    p.cpu = new_cpu;
+    p.wake_cpu = new_cpu;
+  }
+
+  move_queued_task(rq: Rq, p: SchedTask, new_cpu: number): Rq {
+    this.deactivate_task(rq, p, DEQUEUE_NOCLOCK);
+    this.set_task_cpu(p, new_cpu);
+    const dst = this.rqs[new_cpu]!;
+    this.update_rq_clock(dst);
+    this.activate_task(dst, p, 0);
+    this.wakeup_preempt(dst, p, 0);
+    return dst;
+  }
+
+  // ---- classes ----
+
+  /** The active classes from highest to lowest (for_each_active_class). */
+  private activeClasses(from?: SchedClass): SchedClass[] {
+    const all: SchedClass[] = [];
+    if (!this.ext_switched_all) all.push(this.fair);
+    if (this.ext_enabled && this.ext) all.push(this.ext);
+    all.push(this.idleClass);
+    const i = from ? all.indexOf(from) : 0;
+    return i > 0 ? all.slice(i) : all;
+  }
+
+  private classRank(c: SchedClass): number {
+    return c === this.fair ? 0 : c === this.idleClass ? 2 : 1;
+  }
+
+  /** sched_class_above(a, b) in the 6.12+ order fair > ext > idle. */
+  sched_class_above(a: SchedClass, b: SchedClass): boolean {
+    return this.classRank(a) < this.classRank(b);
+  }
+
+  /** __setscheduler_class: the class a task of this policy belongs to now. */
+  class_for(policy: number): SchedClass {
+    if (this.ext_enabled && this.ext && (policy === SCHED_EXT || (this.ext_switched_all && normal_policy(policy)))) {
+      return this.ext;
+    }
+    return this.fair;
+  }
+
+  // ---- enqueue/dequeue ----
+
+  enqueue_task(rq: Rq, p: SchedTask, flags: number): void {
+    if (!(flags & ENQUEUE_NOCLOCK)) this.update_rq_clock(rq);
+    if (!(flags & ENQUEUE_RESTORE) && p !== rq.curr && p.sched_info.last_queued < 0) {
+      p.sched_info.last_queued = this.clock;
+    }
+    rq.nr_running++;
+    p.sched_class.enqueue_task(rq, p, flags);
+  }
+
+  dequeue_task(rq: Rq, p: SchedTask, flags: number): void {
+    if (!(flags & DEQUEUE_NOCLOCK)) this.update_rq_clock(rq);
+    if (!(flags & DEQUEUE_SAVE) && p.sched_info.last_queued >= 0) {
+      p.sched_info.run_delay += this.clock - p.sched_info.last_queued;
+      p.sched_info.last_queued = -1;
+    }
+    rq.nr_running--;
+    p.sched_class.dequeue_task(rq, p, flags);
+  }
+
+  activate_task(rq: Rq, p: SchedTask, flags: number): void {
+    if (p.on_rq === TASK_ON_RQ_MIGRATING) flags |= ENQUEUE_MIGRATED;
+    this.enqueue_task(rq, p, flags);
+    p.on_rq = TASK_ON_RQ_QUEUED;
+  }
+
+  deactivate_task(rq: Rq, p: SchedTask, flags: number): void {
+    p.on_rq = flags & DEQUEUE_SLEEP ? 0 : TASK_ON_RQ_MIGRATING;
+    if (p.on_rq === TASK_ON_RQ_MIGRATING) flags |= DEQUEUE_MIGRATING;
+    this.dequeue_task(rq, p, flags);
+  }
+
+  wakeup_preempt(rq: Rq, p: SchedTask, wake_flags: number): void {
+    const curr = rq.curr;
+    if (p.sched_class === curr.sched_class) curr.sched_class.wakeup_preempt(rq, p, wake_flags);
+    else if (this.sched_class_above(p.sched_class, curr.sched_class)) this.resched_curr(rq);
+  }
+
+  // ---- wake-up ----
+
+  /** select_task_rq: the class's choice, or any allowed CPU when it cannot choose. */
+  private select_task_rq(p: SchedTask, cpu: number, wake_flags: number): number {
+    if (p.nr_cpus_allowed > 1 && p.sched_class.select_task_rq) cpu = p.sched_class.select_task_rq(p, cpu, wake_flags);
+    else cpu = p.cpus_mask.indexOf(1);
+    if (!task_allowed_on_cpu(p, cpu) || !this.rqs[cpu]?.online) cpu = this.select_fallback_rq(p);
+    return cpu;
+  }
+
+  /** select_fallback_rq: the first allowed online CPU. */
+  select_fallback_rq(p: SchedTask): number {
+    for (let c = 0; c < this.nr_cpu_ids; c++) if (p.cpus_mask[c] && this.rqs[c]!.online) return c;
+    throw new Error(`task ${p.pid} is allowed on no online CPU`);
+  }
+
+  /** try_to_wake_up(p, state, wake_flags): false when p was not in one of `state`. */
+  try_to_wake_up(p: SchedTask, state = TASK_NORMAL, wake_flags = 0): boolean {
+    if (!(p.__state & state)) return false;
+    wake_flags |= WF_TTWU;
+    if (p.on_rq) {
+      // ttwu_runnable: it had not left the run queue yet.
+      p.__state = TASK_RUNNING;
+      const rq = this.task_rq(p);
+      this.update_rq_clock(rq);
+      if (rq.curr !== p) this.wakeup_preempt(rq, p, wake_flags);
+      for (const h of this.hooks) h.wakeup?.(p);
+      return true;
+    }
+    const cpu = this.select_task_rq(p, p.wake_cpu, wake_flags);
+    if (cpu !== p.cpu) {
+      wake_flags |= WF_MIGRATED;
+      this.set_task_cpu(p, cpu);
+    }
+    const rq = this.rqs[cpu]!;
+    this.update_rq_clock(rq);
+    this.activate_task(rq, p, ENQUEUE_WAKEUP | ENQUEUE_NOCLOCK | (wake_flags & WF_MIGRATED ? ENQUEUE_MIGRATED : 0));
+    this.wakeup_preempt(rq, p, wake_flags);
+    p.__state = TASK_RUNNING;
+    p.sched_class.task_woken?.(rq, p);
+    for (const h of this.hooks) h.wakeup?.(p);
+    return true;
+  }
+
+  // ---- schedule ----
+
+  /** Run __schedule on every CPU asked to reschedule (the IPIs and returns to user space). */
+  schedule_pending(): void {
+    while (this.pending.length) {
+      const rq = this.pending.shift()!;
+      if (rq.need_resched) this.__schedule(rq, true);
+    }
+  }
+
+  /** schedule() by rq's current task: it blocks if its state is no longer TASK_RUNNING. */
+  schedule(rq: Rq): void {
+    this.__schedule(rq, false);
+  }
+
+  /** prev_balance: from prev's class (ext at the latest when enabled) down, until a class has work. */
+  private prev_balance(rq: Rq, prev: SchedTask): void {
+    let start = prev.sched_class;
+    if (this.ext_enabled && this.ext && this.sched_class_above(this.ext, start)) start = this.ext;
+    for (const c of this.activeClasses(start)) if (c.balance?.(rq, prev)) break;
+  }
+
+  pick_next_task(rq: Rq, prev: SchedTask): SchedTask {
+    this.prev_balance(rq, prev);
+    for (const c of this.activeClasses()) {
+      const p = c.pick_task(rq);
+      if (!p) continue;
+      if (p !== prev) {
+        prev.sched_class.put_prev_task(rq, prev, p);
+        p.sched_class.set_next_task(rq, p, true);
+      }
+      return p;
+    }
+    throw new Error(`cpu ${rq.cpu}: the idle class picked nothing`);
+  }
+
+  __schedule(rq: Rq, preempt: boolean): void {
+    const k = this.kernel;
+    const savedCpu = k.cpu;
+    k.cpu = rq.cpu;
+    const prev = rq.curr;
+    this.update_rq_clock(rq);
+    prev.sched_class.update_curr?.(rq);
+    let voluntary = false;
+    if (!preempt && prev.__state !== TASK_RUNNING) {
+      this.deactivate_task(rq, prev, DEQUEUE_SLEEP | DEQUEUE_NOCLOCK);
+      voluntary = true;
+    }
+    const next = this.pick_next_task(rq, prev);
+    rq.need_resched = false;
+    if (next !== prev) {
+      rq.nr_switches++;
+      if (voluntary) prev.nvcsw++;
+      else if (prev !== rq.idle) prev.nivcsw++;
+      rq.curr = next;
+      this.context_switch(rq, prev, next);
+    }
+    k.cpu = savedCpu;
+  }
+
+  private context_switch(rq: Rq, prev: SchedTask, next: SchedTask): void {
+    prev.on_cpu = false;
+    next.on_cpu = true;
+    const now = this.clock;
+    // sched_info_switch: prev waits again if still runnable; next's wait ends.
+    if (prev !== rq.idle && prev.on_rq) prev.sched_info.last_queued = now;
+    const si = next.sched_info;
+    if (si.last_queued >= 0) {
+      si.run_delay += now - si.last_queued;
+      si.last_queued = -1;
+    }
+    si.pcount++;
+    si.last_arrival = now;
+    for (const h of this.hooks) h.context_switch?.(rq, prev, next);
+    if (prev.__state === TASK_DEAD) this.finish_dead(prev);
+    else if (prev.on_rq && !task_allowed_on_cpu(prev, rq.cpu)) {
+      // The affinity changed while it ran: the stopper moves it (migration_cpu_stop).
+      this.move_queued_task(rq, prev, this.select_fallback_rq(prev));
+    }
+  }
+
+  private finish_dead(p: SchedTask): void {
+    p.sched_class.task_dead?.(p);
+    for (const h of this.hooks) h.dead?.(p);
+    this.taskList.delete(p);
+    this.byTask.delete(p.task);
+    task_exit(p.task);
+  }
+
+  // ---- tick ----
+
+  /** sched_tick on one CPU. */
+  sched_tick(cpu: number): void {
+    const rq = this.rqs[cpu]!;
+    const k = this.kernel;
+    const savedCpu = k.cpu;
+    k.cpu = cpu;
+    this.update_rq_clock(rq);
+    const curr = rq.curr;
+    curr.sched_class.task_tick(rq, curr, false);
+    for (const h of this.hooks) h.tick?.(rq);
+    if (!this.ext_switched_all) this.fair.trigger_load_balance(rq);
+    k.cpu = savedCpu;
+  }
+
+  // ---- fork and exit ----
+
+  /** copy_process + sched_fork + wake_up_new_task: a new runnable task, child of `parent` (null: of init). */
+  fork(
+    comm: string,
+    opts: {
+      parent?: SchedTask | null;
+      pid: number;
+      nice?: number;
+      policy?: number;
+      cpus?: Uint8Array;
+      /** SchedTask.user of the new task. */
+      user?: unknown;
+    },
+  ): SchedTask {
+    const parent = opts.parent ?? null;
+    const t = task_alloc(this.kernel, opts.pid, comm, { parent: parent?.task ?? this.kernel.initTask });
+    const p = new SchedTask(t, this.nr_cpu_ids);
+    p.policy = opts.policy ?? (parent ? parent.policy : 0);
+    if (!normal_policy(p.policy))
+      throw new RangeError(`policy ${p.policy}: only SCHED_NORMAL, BATCH, IDLE and EXT are modelled`);
+    const nice = opts.nice ?? (parent ? parent.static_prio - 120 : 0);
+    if (!Number.isInteger(nice) || nice < MIN_NICE || nice > MAX_NICE)
+      throw new RangeError(`nice ${nice}: not in -20..19`);
+    p.static_prio = p.normal_prio = p.prio = NICE_TO_PRIO(nice);
+    const mask = opts.cpus ?? parent?.cpus_mask;
+    if (mask) {
+      p.cpus_mask.set(mask);
+      p.nr_cpus_allowed = p.cpus_mask.reduce((a, b) => a + b, 0);
+      if (p.nr_cpus_allowed === 0) throw new RangeError(`${comm}: an empty CPU affinity`);
+    }
+    p.se.weight = task_weight(p);
+    p.cpu = parent ? parent.cpu : this.select_fallback_rq(p);
+    if (!task_allowed_on_cpu(p, p.cpu)) p.cpu = this.select_fallback_rq(p);
+    p.wake_cpu = p.cpu;
+    p.sched_class = this.class_for(p.policy);
+    p.user = opts.user ?? null;
+    this.taskList.add(p);
+    this.byTask.set(t, p);
+    p.sched_class.task_fork?.(p);
+    for (const h of this.hooks) h.fork?.(p, parent);
+    this.wake_up_new_task(p);
+    return p;
+  }
+
+  wake_up_new_task(p: SchedTask): void {
+    p.__state = TASK_RUNNING;
+    const cpu = this.select_task_rq(p, p.cpu, WF_FORK);
+    // A fork does not count as a migration.
+    p.cpu = cpu;
+    p.wake_cpu = cpu;
+    const rq = this.rqs[cpu]!;
+    this.update_rq_clock(rq);
+    this.activate_task(rq, p, ENQUEUE_NOCLOCK | ENQUEUE_INITIAL);
+    this.wakeup_preempt(rq, p, WF_FORK);
+    p.sched_class.task_woken?.(rq, p);
+    for (const h of this.hooks) h.wakeup?.(p);
+  }
+
+  /** do_exit by rq's current task: it leaves the CPU for good. */
+  do_exit(p: SchedTask): void {
+    const rq = this.task_rq(p);
+    if (rq.curr !== p) throw new Error(`task ${p.pid} exits while not running`);
+    p.__state = TASK_DEAD;
+    this.__schedule(rq, false);
+  }
+
+  /** The task sleeps: its state leaves TASK_RUNNING and it calls schedule(). */
+  block(p: SchedTask, state = TASK_INTERRUPTIBLE): void {
+    const rq = this.task_rq(p);
+    if (rq.curr !== p) throw new Error(`task ${p.pid} blocks while not running`);
+    p.__state = state;
+    this.__schedule(rq, false);
+  }
+
+  // ---- attribute changes ----
+
+  /** Dequeue (and put) p around a change, then put it back (the kernel's sched_change pattern). */
+  private change<T>(p: SchedTask, fn: (rq: Rq) => T): T {
+    const rq = this.task_rq(p);
+    this.update_rq_clock(rq);
+    const queued = p.on_rq === TASK_ON_RQ_QUEUED;
+    const running = rq.curr === p;
+    if (queued) this.dequeue_task(rq, p, DEQUEUE_SAVE | DEQUEUE_NOCLOCK);
+    if (running) p.sched_class.put_prev_task(rq, p, null);
+    const r = fn(rq);
+    if (queued) this.enqueue_task(rq, p, ENQUEUE_RESTORE | ENQUEUE_NOCLOCK);
+    if (running) p.sched_class.set_next_task(rq, p, false);
+    return r;
+  }
+
+  /** set_user_nice. */
+  set_user_nice(p: SchedTask, nice: number): void {
+    if (!Number.isInteger(nice) || nice < MIN_NICE || nice > MAX_NICE)
+      throw new RangeError(`nice ${nice}: not in -20..19`);
+    this.change(p, (rq) => {
+      p.static_prio = NICE_TO_PRIO(nice);
+      const w = task_weight(p);
+      if (p.sched_class.reweight_task) p.sched_class.reweight_task(rq, p, w);
+      else p.se.weight = w;
+      const old = p.prio;
+      p.prio = p.normal_prio = p.static_prio;
+      p.sched_class.prio_changed?.(rq, p, old);
+    });
+  }
+
+  /** set_cpus_allowed_ptr: a queued task on a CPU it may no longer use moves now; a running one at its next switch. */
+  set_cpus_allowed_ptr(p: SchedTask, mask: Uint8Array): void {
+    const n = mask.reduce((a, b) => a + (b ? 1 : 0), 0);
+    if (mask.length !== this.nr_cpu_ids || n === 0)
+      throw new RangeError(`task ${p.pid}: an empty or wrong-sized CPU mask`);
+    this.change(p, () => {
+      if (p.sched_class.set_cpus_allowed) p.sched_class.set_cpus_allowed(p, mask);
+      for (let c = 0; c < this.nr_cpu_ids; c++) p.cpus_mask[c] = mask[c] ? 1 : 0;
+      p.nr_cpus_allowed = n;
+    });
+    const rq = this.task_rq(p);
+    if (task_allowed_on_cpu(p, p.cpu)) return;
+    if (rq.curr === p) this.resched_curr(rq);
+    else if (p.on_rq) this.move_queued_task(rq, p, this.select_fallback_rq(p));
+    else p.wake_cpu = this.select_fallback_rq(p);
+  }
+
+  /**
+   * Move every task whose class changes with the ext class's state to its new class
+   * (scx_enable/scx_disable walking all tasks with check_class_changed).
+   */
+  reclass_all(): void {
+    for (const p of this.taskList) this.setscheduler_class(p, this.class_for(p.policy));
+  }
+
+  /** Move p to class `to` (__sched_setscheduler's class switch). */
+  setscheduler_class(p: SchedTask, to: SchedClass): void {
+    const from = p.sched_class;
+    if (from === to) return;
+    const rq = this.task_rq(p);
+    to.switching_to?.(rq, p);
+    this.change(p, () => {
+      p.sched_class = to;
+    });
+    from.switched_from?.(rq, p);
+    to.switched_to?.(rq, p);
+    if (rq.curr === p) this.resched_curr(rq);
+    else if (p.on_rq) this.wakeup_preempt(rq, p, 0);
+  }
+
+  /** sched_setscheduler for the normal policies. */
+  sched_setscheduler(p: SchedTask, policy: number): void {
+    if (!normal_policy(policy))
+      throw new RangeError(`policy ${policy}: only SCHED_NORMAL, BATCH, IDLE and EXT are modelled`);
+    this.change(p, (rq) => {
+      p.policy = policy;
+      const w = task_weight(p);
+      if (p.sched_class.reweight_task) p.sched_class.reweight_task(rq, p, w);
+      else p.se.weight = w;
+    });
+    this.setscheduler_class(p, this.class_for(policy));
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Workloads: rt-app's JSON where it fits (`tasks` by name with `instance`, `loop`, `priority`
+ * as the nice value, `policy`, `cpus`, `delay`, and events in order: `run`/`runtime` and
+ * `sleep` in us, `resume` and `suspend`, `yield`, `fork`, optionally inside named `phases`),
+ * plus presets. Durations may be jittered by a seeded fraction (`jitter`, our extension), so a
+ * seed picks one of many runs of the same workload.
+ */
+import { BpfError, EINVAL } from "../../uapi/errno.js";
+
+export type WorkEvent =
+  | { kind: "run"; ns: number }
+  | { kind: "sleep"; ns: number }
+  | { kind: "resume"; target: string }
+  | { kind: "suspend" }
+  | { kind: "yield" }
+  | { kind: "fork"; target: string };
+
+export interface TaskTemplate {
+  name: string;
+  instances: number;
+  /** -1: forever. */
+  loop: number;
+  nice: number;
+  policy: number;
+  /** Allowed CPUs (undefined: all). */
+  cpus?: number[];
+  /** Start delay in ns. */
+  delay: number;
+  /** Seeded variation of run and sleep lengths, a fraction in [0, 1). */
+  jitter: number;
+  events: WorkEvent[];
+  /** Only created by a fork event (rt-app: a task that some other task forks). */
+  forkedOnly: boolean;
+}
+
+export interface Workload {
+  name: string;
+  tasks: TaskTemplate[];
+}
+
+const POLICIES: Record<string, number> = {
+  SCHED_OTHER: 0,
+  SCHED_NORMAL: 0,
+  SCHED_BATCH: 3,
+  SCHED_IDLE: 5,
+  SCHED_EXT: 7,
+};
+
+function bad(msg: string): never {
+  throw new BpfError(EINVAL, `workload: ${msg}`);
+}
+
+function num(v: unknown, what: string, min: number, max: number, int = true): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max || (int && !Number.isInteger(v))) {
+    bad(`${what}: expected ${int ? "an integer" : "a number"} in ${min}..${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+const MAX_US = 3600e6;
+
+/** Events of one object in key order; rt-app tells repeated kinds apart by a suffix (run0, run1). */
+function parseEvents(o: Record<string, unknown>, where: string, names: Set<string>): WorkEvent[] {
+  const out: WorkEvent[] = [];
+  for (const [key, v] of Object.entries(o)) {
+    const kind = key.replace(/\d+$/, "");
+    if (kind === "run" || kind === "runtime") out.push({ kind: "run", ns: num(v, `${where}.${key}`, 0, MAX_US) * 1e3 });
+    else if (kind === "sleep") out.push({ kind: "sleep", ns: num(v, `${where}.${key}`, 0, MAX_US) * 1e3 });
+    else if (kind === "resume" || kind === "fork") {
+      if (typeof v !== "string" || !names.has(v)) bad(`${where}.${key}: no task named ${JSON.stringify(v)}`);
+      out.push({ kind, target: v });
+    } else if (kind === "suspend") out.push({ kind: "suspend" });
+    else if (kind === "yield") out.push({ kind: "yield" });
+  }
+  return out;
+}
+
+const TASK_KEYS = new Set(["instance", "loop", "priority", "policy", "cpus", "delay", "jitter", "phases", "forked"]);
+
+/** Parse rt-app JSON text (the subset above). */
+export function parseWorkload(text: string, name = "workload"): Workload {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    bad(`not JSON: ${(e as Error).message}`);
+  }
+  const tasksObj = (doc as { tasks?: unknown })?.tasks;
+  if (!tasksObj || typeof tasksObj !== "object" || Array.isArray(tasksObj)) bad('no "tasks" object');
+  const entries = Object.entries(tasksObj as Record<string, unknown>);
+  if (entries.length === 0 || entries.length > 1000) bad("between 1 and 1000 task names");
+  const names = new Set(entries.map(([n]) => n));
+  const forked = new Set<string>();
+  const tasks: TaskTemplate[] = [];
+  for (const [tname, raw] of entries) {
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) bad(`task ${tname}: not an object`);
+    const t = raw as Record<string, unknown>;
+    const policyName = t.policy ?? "SCHED_OTHER";
+    const policy = typeof policyName === "string" ? POLICIES[policyName] : undefined;
+    if (policy === undefined)
+      bad(`task ${tname}: policy ${JSON.stringify(policyName)} is not modelled (SCHED_OTHER, BATCH, IDLE, EXT)`);
+    let cpus: number[] | undefined;
+    if (t.cpus !== undefined) {
+      if (!Array.isArray(t.cpus) || t.cpus.length === 0) bad(`task ${tname}: cpus must be a non-empty array`);
+      cpus = t.cpus.map((c, i) => num(c, `task ${tname}: cpus[${i}]`, 0, 511));
+    }
+    let events: WorkEvent[] = [];
+    if (t.phases !== undefined) {
+      if (!t.phases || typeof t.phases !== "object") bad(`task ${tname}: phases must be an object`);
+      for (const [ph, pv] of Object.entries(t.phases as Record<string, unknown>)) {
+        if (!pv || typeof pv !== "object") bad(`task ${tname}: phase ${ph} is not an object`);
+        const pl = (pv as { loop?: unknown }).loop ?? 1;
+        const n = num(pl, `task ${tname}.${ph}.loop`, 1, 1e6);
+        const evs = parseEvents(pv as Record<string, unknown>, `${tname}.${ph}`, names);
+        for (let i = 0; i < n && events.length < 1e5; i++) events.push(...evs);
+      }
+    } else {
+      const own = Object.fromEntries(Object.entries(t).filter(([k]) => !TASK_KEYS.has(k) && k !== "loop"));
+      events = parseEvents(own, tname, names);
+    }
+    if (events.length === 0) bad(`task ${tname}: no events (run, sleep, resume, suspend, yield, fork)`);
+    for (const e of events) if (e.kind === "fork") forked.add(e.target);
+    tasks.push({
+      name: tname,
+      instances: num(t.instance ?? 1, `task ${tname}: instance`, 1, 10000),
+      loop: num(t.loop ?? -1, `task ${tname}: loop`, -1, 1e9),
+      nice: num(t.priority ?? 0, `task ${tname}: priority (nice)`, -20, 19),
+      policy,
+      cpus,
+      delay: num(t.delay ?? 0, `task ${tname}: delay`, 0, MAX_US) * 1e3,
+      jitter: num(t.jitter ?? 0, `task ${tname}: jitter`, 0, 0.99, false),
+      events,
+      forkedOnly: t.forked === true,
+    });
+  }
+  for (const t of tasks) if (forked.has(t.name)) t.forkedOnly = true;
+  if (tasks.every((t) => t.forkedOnly)) bad("every task is only forked: nothing starts");
+  return { name, tasks };
+}
+
+/** Presets by name, sized to the machine. */
+export const PRESETS: Record<string, (cpus: number) => Workload> = {
+  /** Twice as many CPU hogs as CPUs, all nice 0. */
+  hogs: (cpus) => ({
+    name: "hogs",
+    tasks: [tpl("hog", 2 * cpus, [{ kind: "run", ns: 1e9 }])],
+  }),
+  /** CPU hogs at nice -5, 0, 5 and 10, as many of each as CPUs / 2 (at least one). */
+  "mixed-nice": (cpus) => ({
+    name: "mixed-nice",
+    tasks: [-5, 0, 5, 10].map((nice) => ({
+      ...tpl(`nice${nice}`, Math.max(1, cpus >> 1), [{ kind: "run", ns: 1e9 }]),
+      nice,
+    })),
+  }),
+  /** One hog per CPU against as many interactive tasks (0.5 ms of work every 10 ms). */
+  interactive: (cpus) => ({
+    name: "interactive",
+    tasks: [
+      tpl("hog", cpus, [{ kind: "run", ns: 1e9 }]),
+      {
+        ...tpl(
+          "ui",
+          cpus,
+          [
+            { kind: "run", ns: 500e3 },
+            { kind: "sleep", ns: 10e6 },
+          ],
+          0.2,
+        ),
+      },
+    ],
+  }),
+  /** A make-like parent forking short compile jobs (2-8 ms of CPU each) every 1 ms. */
+  build: () => ({
+    name: "build",
+    tasks: [
+      tpl("make", 1, [
+        { kind: "fork", target: "cc" },
+        { kind: "run", ns: 100e3 },
+        { kind: "sleep", ns: 900e3 },
+      ]),
+      { ...tpl("cc", 1, [{ kind: "run", ns: 5e6 }], 0.6), loop: 1, forkedOnly: true },
+    ],
+  }),
+  /** Pairs of tasks passing a token through a pipe: 20 us of work, wake the peer, wait. */
+  pipe: (cpus) => ({
+    name: "pipe",
+    tasks: Array.from({ length: Math.max(1, cpus >> 1) }, (_, i) => [
+      tpl(`ping${i}`, 1, [{ kind: "run", ns: 20e3 }, { kind: "resume", target: `pong${i}` }, { kind: "suspend" }]),
+      tpl(`pong${i}`, 1, [{ kind: "suspend" }, { kind: "run", ns: 20e3 }, { kind: "resume", target: `ping${i}` }]),
+    ]).flat(),
+  }),
+};
+
+function tpl(name: string, instances: number, events: WorkEvent[], jitter = 0): TaskTemplate {
+  return { name, instances, loop: -1, nice: 0, policy: 0, delay: 0, jitter, events, forkedOnly: false };
+}
+
+export function presetNames(): string[] {
+  return Object.keys(PRESETS);
+}
