@@ -22,6 +22,7 @@ import {
   ENQUEUE_NOCLOCK,
   ENQUEUE_RESTORE,
   ENQUEUE_WAKEUP,
+  ext_sched_class_maker,
   MAX_NICE,
   MIN_NICE,
   NICE_TO_PRIO,
@@ -110,6 +111,7 @@ export class Sched implements SchedCore {
     }
     // pid 0 is init_task's; the other idle threads share the pid but are not in the pid hash.
     kernel.taskByPid.set(0, kernel.initTask);
+    this.ext = ext_sched_class_maker(kernel)?.(this) ?? null;
   }
 
   // ---- the services classes use (SchedCore) ----
@@ -342,7 +344,9 @@ export class Sched implements SchedCore {
   __schedule(rq: Rq, preempt: boolean): void {
     const k = this.kernel;
     const savedCpu = k.cpu;
+    const savedTask = k.runningTask;
     k.cpu = rq.cpu;
+    k.runningTask = rq.curr.task;
     const prev = rq.curr;
     this.update_rq_clock(rq);
     prev.sched_class.update_curr?.(rq);
@@ -361,6 +365,7 @@ export class Sched implements SchedCore {
       this.context_switch(rq, prev, next);
     }
     k.cpu = savedCpu;
+    k.runningTask = savedTask;
   }
 
   private context_switch(rq: Rq, prev: SchedTask, next: SchedTask): void {
@@ -399,13 +404,16 @@ export class Sched implements SchedCore {
     const rq = this.rqs[cpu]!;
     const k = this.kernel;
     const savedCpu = k.cpu;
+    const savedTask = k.runningTask;
     k.cpu = cpu;
+    k.runningTask = rq.curr.task;
     this.update_rq_clock(rq);
     const curr = rq.curr;
     curr.sched_class.task_tick(rq, curr, false);
     for (const h of this.hooks) h.tick?.(rq);
     if (!this.ext_switched_all) this.fair.trigger_load_balance(rq);
     k.cpu = savedCpu;
+    k.runningTask = savedTask;
   }
 
   // ---- fork and exit ----

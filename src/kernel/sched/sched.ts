@@ -253,6 +253,35 @@ export interface SchedCore {
   smt_cpus(cpu: number): readonly number[];
   cpus_share_cache(a: number, b: number): boolean;
   update_rq_clock(rq: Rq): void;
+  /** scx_enabled(): the ext class is in the pick order. Set by that class, then `reclass_all()`. */
+  ext_enabled: boolean;
+  /** scx_switched_all(): every normal task belongs to ext (no SCX_OPS_SWITCH_PARTIAL). */
+  ext_switched_all: boolean;
+  /** The class a task of this policy belongs to now. */
+  class_for(policy: number): SchedClass;
+  /** Move every task whose class changed with ext_enabled/ext_switched_all (scx_enable, scx_disable). */
+  reclass_all(): void;
+  /** Move one task to another class (switching_to, switched_from, switched_to around a dequeue/enqueue). */
+  setscheduler_class(p: SchedTask, to: SchedClass): void;
+  /** sched_class_above(a, b) in the order fair > ext > idle. */
+  sched_class_above(a: SchedClass, b: SchedClass): boolean;
+  /** Observers of fork, wake-up, context switch, tick and death (sched_ext's scx_fork, scx_tick...). */
+  readonly hooks: import("./core.js").SchedHooks[];
+}
+
+/**
+ * The ext class's slot. The kernel cannot import the sched_ext subsystem, so the subsystem fills
+ * the slot at boot (Subsystem.register) with a maker, and each scheduler built on that kernel
+ * asks it for its ext class.
+ */
+const extSlot = new WeakMap<Kernel, (core: SchedCore) => SchedClass>();
+
+export function set_ext_sched_class(k: Kernel, make: (core: SchedCore) => SchedClass): void {
+  extSlot.set(k, make);
+}
+
+export function ext_sched_class_maker(k: Kernel): ((core: SchedCore) => SchedClass) | undefined {
+  return extSlot.get(k);
 }
 
 export function task_on_rq_queued(p: SchedTask): boolean {

@@ -211,6 +211,19 @@ export class Machine {
     const r = p.user as TaskRun | null;
     if (!r || r.exited) return;
     const st = this.cpuState[cpu]!;
+    // The task's own actions (wake-ups, forks) run on its CPU, as it.
+    const k = this.kernel;
+    const saved = [k.cpu, k.runningTask] as const;
+    k.cpu = cpu;
+    k.runningTask = p.task;
+    try {
+      this.events(cpu, rq, p, r, st);
+    } finally {
+      [k.cpu, k.runningTask] = saved;
+    }
+  }
+
+  private events(cpu: number, rq: Rq, p: SchedTask, r: TaskRun, st: CpuState): void {
     for (let guard = 0; guard < 10000; guard++) {
       if (r.remaining > 0) {
         const gen = st.gen;
@@ -256,6 +269,8 @@ export class Machine {
         const ns = this.jitter(ev.ns, r.tpl.jitter);
         if (ns <= 0) return true;
         this.q.after(ns, () => {
+          // The timer fires on the CPU the task slept on.
+          this.kernel.cpu = p.cpu;
           if (s.try_to_wake_up(p, TASK_INTERRUPTIBLE)) this.flush();
         });
         s.block(p);
