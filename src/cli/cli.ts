@@ -24,6 +24,7 @@ const VERBS: Record<string, Record<string, () => Promise<Registrar>>> = {
   session: { "": () => import("./session_cmd.js") },
   struct_ops: { "": () => import("./struct_ops.js") },
   sim: { "": () => import("./sim.js") },
+  sched: { "": () => import("./sched.js") },
   sweep: { "": () => import("./sweep.js") },
 };
 

@@ -195,14 +195,21 @@ export class Sched implements SchedCore {
 
   // ---- classes ----
 
-  /** The active classes from highest to lowest (for_each_active_class). */
+  private activeKey = "";
+  private active: SchedClass[] = [];
+
+  /** The active classes from highest to lowest (for_each_active_class), from `from` on. */
   private activeClasses(from?: SchedClass): SchedClass[] {
-    const all: SchedClass[] = [];
-    if (!this.ext_switched_all) all.push(this.fair);
-    if (this.ext_enabled && this.ext) all.push(this.ext);
-    all.push(this.idleClass);
-    const i = from ? all.indexOf(from) : 0;
-    return i > 0 ? all.slice(i) : all;
+    const key = `${this.ext_switched_all}${this.ext_enabled}${this.ext !== null}`;
+    if (key !== this.activeKey) {
+      this.active = [];
+      if (!this.ext_switched_all) this.active.push(this.fair);
+      if (this.ext_enabled && this.ext) this.active.push(this.ext);
+      this.active.push(this.idleClass);
+      this.activeKey = key;
+    }
+    const i = from ? this.active.indexOf(from) : 0;
+    return i > 0 ? this.active.slice(i) : this.active;
   }
 
   private classRank(c: SchedClass): number {

@@ -84,9 +84,21 @@ export class FairSchedClass implements SchedClass {
     return true;
   }
 
-  /** protect_slice: curr still within the part of its slice no wakeup may take (RUN_TO_PARITY). */
+  /** protect_slice: curr still within the part of its slice no wake-up may take (RUN_TO_PARITY). */
   private protect_slice(p: SchedTask): boolean {
-    return p.se.vlag === p.se.deadline && p.se.vruntime < p.se.deadline;
+    return p.se.vprot > p.se.vruntime;
+  }
+
+  /**
+   * set_protect_slice: protected up to its deadline, or for the shortest slice queued when that
+   * is shorter than its own.
+   */
+  private set_protect_slice(cfs: CfsRq, p: SchedTask): void {
+    const se = p.se;
+    let slice = se.slice;
+    for (const q of cfs.queue) if (q.se.slice < slice) slice = q.se.slice;
+    se.vprot =
+      slice === se.slice ? se.deadline : Math.min(se.deadline, se.vruntime + calc_delta_fair(slice, se.weight));
   }
 
   update_curr(rq: Rq): void {
@@ -193,8 +205,10 @@ export class FairSchedClass implements SchedClass {
       return;
     }
     if (cIdle !== pIdle || p.policy !== SCHED_NORMAL) return;
-    // PREEMPT_SHORT: a shorter slice overrides curr's protection.
-    if (p.se.slice && p.se.slice < curr.se.slice) curr.se.vlag = Number.NaN;
+    // PREEMPT_SHORT: an eligible task with a shorter slice and an earlier deadline ends curr's protection.
+    if (p.se.slice < curr.se.slice && entity_eligible(rq.cfs, p) && p.se.deadline < curr.se.deadline) {
+      curr.se.vprot = curr.se.vruntime;
+    }
     this.update_curr(rq);
     if (this.pick_eevdf(rq.cfs) === p) rq.sched.resched_curr(rq);
   }
@@ -224,8 +238,7 @@ export class FairSchedClass implements SchedClass {
     if (se.on_rq) {
       const i = cfs.queue.indexOf(p);
       if (i >= 0) cfs.queue.splice(i, 1);
-      // set_protect_slice: vlag is free while running and marks the protected slice.
-      se.vlag = se.deadline;
+      this.set_protect_slice(cfs, p);
     }
     cfs.curr = p;
     se.exec_start = rq.clock_task;

@@ -12,15 +12,24 @@ import { type Rq, type SchedTask, task_allowed_on_cpu } from "./sched.js";
 const IMBALANCE_PCT = 117;
 const BUSY_FACTOR = 16;
 
-/** The domain spans around a CPU, innermost first. */
+const domainCache = new WeakMap<FairSchedClass, (readonly number[])[][]>();
+
+/** The domain spans around a CPU, innermost first (the sched_domain hierarchy, built once). */
 function domains(fair: FairSchedClass, cpu: number): (readonly number[])[] {
-  const c = fair.core;
-  const all = Array.from({ length: c.nr_cpu_ids }, (_, i) => i);
-  const out: (readonly number[])[] = [];
-  for (const span of [c.smt_cpus(cpu), c.llc_cpus(cpu), all]) {
-    if (span.length > 1 && (out.length === 0 || span.length > out[out.length - 1]!.length)) out.push(span);
+  let all = domainCache.get(fair);
+  if (!all) {
+    const c = fair.core;
+    const machine = Array.from({ length: c.nr_cpu_ids }, (_, i) => i);
+    all = machine.map((x) => {
+      const out: (readonly number[])[] = [];
+      for (const span of [c.smt_cpus(x), c.llc_cpus(x), machine]) {
+        if (span.length > 1 && (out.length === 0 || span.length > out[out.length - 1]!.length)) out.push(span);
+      }
+      return out;
+    });
+    domainCache.set(fair, all);
   }
-  return out;
+  return all[cpu]!;
 }
 
 /** can_migrate_task: queued, not running, allowed on the destination. */

@@ -76,8 +76,10 @@ export interface SchedEntity {
   prev_sum_exec_runtime: number;
   vruntime: number;
   deadline: number;
-  /** Lag saved at dequeue; while running, equal to deadline marks the slice as protected (RUN_TO_PARITY). */
+  /** Lag saved at dequeue (avg_vruntime - vruntime, bounded). */
   vlag: number;
+  /** The vruntime up to which the running entity is not preempted by wake-ups (RUN_TO_PARITY). */
+  vprot: number;
   slice: number;
   nr_migrations: number;
 }
@@ -120,6 +122,7 @@ export class SchedTask {
     vruntime: 0,
     deadline: 0,
     vlag: 0,
+    vprot: 0,
     slice: 0,
     nr_migrations: 0,
   };
