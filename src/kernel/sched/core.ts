@@ -73,12 +73,11 @@ export class Sched implements SchedCore {
   readonly rqs: Rq[] = [];
   readonly fair: FairSchedClass;
   readonly idleClass: IdleSchedClass;
-  /** The ext class, once the sched_ext subsystem fills the slot. */
-  ext: SchedClass | null = null;
-  /** scx_enabled(): a BPF scheduler is attached. */
-  ext_enabled = false;
-  /** scx_switched_all(): no SCX_OPS_SWITCH_PARTIAL, every normal task is in ext. */
-  ext_switched_all = false;
+  private extClass: SchedClass | null = null;
+  private extEnabled = false;
+  private extAll = false;
+  /** The active classes, highest first; rebuilt when the ext class's state changes. */
+  private active: SchedClass[] = [];
   readonly hooks: SchedHooks[] = [];
   private readonly taskList = new Set<SchedTask>();
   private readonly byTask = new Map<Task, SchedTask>();
@@ -111,6 +110,7 @@ export class Sched implements SchedCore {
     }
     // pid 0 is init_task's; the other idle threads share the pid but are not in the pid hash.
     kernel.taskByPid.set(0, kernel.initTask);
+    this.rebuildActive();
     this.ext = ext_sched_class_maker(kernel)?.(this) ?? null;
   }
 
@@ -146,6 +146,15 @@ export class Sched implements SchedCore {
   update_rq_clock(rq: Rq): void {
     rq.clock = this.clock;
     rq.clock_task = this.clock;
+  }
+
+  update_curr_common(rq: Rq): number {
+    const se = rq.curr.se;
+    const delta = rq.clock_task - se.exec_start;
+    if (delta <= 0) return 0;
+    se.exec_start = rq.clock_task;
+    se.sum_exec_runtime += delta;
+    return delta;
   }
 
   resched_curr(rq: Rq): void {
@@ -195,19 +204,46 @@ export class Sched implements SchedCore {
 
   // ---- classes ----
 
-  private activeKey = "";
-  private active: SchedClass[] = [];
+  /** The ext class, once the sched_ext subsystem fills the slot. */
+  get ext(): SchedClass | null {
+    return this.extClass;
+  }
+
+  set ext(c: SchedClass | null) {
+    this.extClass = c;
+    this.rebuildActive();
+  }
+
+  /** scx_enabled(): a BPF scheduler is attached. */
+  get ext_enabled(): boolean {
+    return this.extEnabled;
+  }
+
+  set ext_enabled(v: boolean) {
+    this.extEnabled = v;
+    this.rebuildActive();
+  }
+
+  /** scx_switched_all(): no SCX_OPS_SWITCH_PARTIAL, every normal task is in ext. */
+  get ext_switched_all(): boolean {
+    return this.extAll;
+  }
+
+  set ext_switched_all(v: boolean) {
+    this.extAll = v;
+    this.rebuildActive();
+  }
+
+  private rebuildActive(): void {
+    const a: SchedClass[] = [];
+    if (!this.extAll) a.push(this.fair);
+    if (this.extEnabled && this.extClass) a.push(this.extClass);
+    a.push(this.idleClass);
+    this.active = a;
+  }
 
   /** The active classes from highest to lowest (for_each_active_class), from `from` on. */
   private activeClasses(from?: SchedClass): SchedClass[] {
-    const key = `${this.ext_switched_all}${this.ext_enabled}${this.ext !== null}`;
-    if (key !== this.activeKey) {
-      this.active = [];
-      if (!this.ext_switched_all) this.active.push(this.fair);
-      if (this.ext_enabled && this.ext) this.active.push(this.ext);
-      this.active.push(this.idleClass);
-      this.activeKey = key;
-    }
     const i = from ? this.active.indexOf(from) : 0;
     return i > 0 ? this.active.slice(i) : this.active;
   }

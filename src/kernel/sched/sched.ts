@@ -256,6 +256,11 @@ export interface SchedCore {
   smt_cpus(cpu: number): readonly number[];
   cpus_share_cache(a: number, b: number): boolean;
   update_rq_clock(rq: Rq): void;
+  /**
+   * update_curr_common: charge rq's current task for the time since its exec_start (the
+   * sum_exec_runtime every class keeps through se, as ext and rt do); returns that time.
+   */
+  update_curr_common(rq: Rq): number;
   /** scx_enabled(): the ext class is in the pick order. Set by that class, then `reclass_all()`. */
   ext_enabled: boolean;
   /** scx_switched_all(): every normal task belongs to ext (no SCX_OPS_SWITCH_PARTIAL). */

@@ -6,6 +6,7 @@
  * sequence) and all variation comes from the seeded PRNG, so a seed gives one exact run.
  */
 
+import { hrtimer_next_expiry } from "../../kernel/hrtimer.js";
 import { Kernel, type Subsystem } from "../../kernel/kernel.js";
 import { Sched, type SchedOptions } from "../../kernel/sched/core.js";
 import type { Rq, SchedTask } from "../../kernel/sched/sched.js";
@@ -94,6 +95,8 @@ export class Machine {
   private readonly dirty: number[] = [];
   private nextPid = 100;
   private readonly opts: MachineOptions;
+  /** The kernel's clock when the machine started (machine time 0). */
+  private base = 0n;
   /** Called at every tick after the scheduler's (a BPF scheduler's watchdog and the like). */
   onTick?: () => void;
 
@@ -112,6 +115,7 @@ export class Machine {
     for (let c = 0; c < opts.cpus; c++)
       this.cpuState.push({ gen: 0, progressFrom: 0, busyNs: 0, since: 0, segStart: 0 });
     const base = this.kernel.ktimeGetNs();
+    this.base = base;
     this.q.onTime = (now) => {
       this.sched.setNow(now);
       this.kernel.setTimeNs(base + BigInt(now));
@@ -335,8 +339,40 @@ export class Machine {
       if (this.q.now + tick <= duration) this.q.after(tick, doTick);
     };
     this.q.at(tick, doTick);
-    this.q.runUntil(duration);
+    this.runUntil(duration);
     this.finish();
+  }
+
+  /**
+   * Step the event queue to `until`, stopping also at every hrtimer expiry (BPF timers, the
+   * kernel's own): moving the kernel clock there fires it, then the CPUs honour what it asked.
+   */
+  runUntil(until: number): void {
+    const q = this.q;
+    const hr = this.kernel.hrtimerBase;
+    for (;;) {
+      let next = q.peekTime();
+      if (hr.pending > 0) {
+        const h = hrtimer_next_expiry(this.kernel);
+        if (h !== null) {
+          const at = Number(h - this.base);
+          if (at < next && at <= until) {
+            q.at(at, () => {
+              // Moving the clock fired it, unless it was already there.
+              this.kernel.setTimeNs(this.base + BigInt(q.now));
+              this.flush();
+            });
+            next = at;
+          }
+        }
+      }
+      if (next > until) break;
+      q.step();
+    }
+    if (until > q.now) {
+      q.now = until;
+      q.onTime?.(until);
+    }
   }
 
   /** No CPU idle while a runnable task allowed on it has waited longer than a tick. */
