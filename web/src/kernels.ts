@@ -5,6 +5,7 @@
  */
 import { Kernel } from "../../src/kernel/kernel.js";
 import { bpfDummyStructOpsSubsystem } from "../../src/subsys/dummy/bpf_dummy_struct_ops.js";
+import { schedExtSubsystem } from "../../src/subsys/sched_ext/index.js";
 import { bpfTcpCaSubsystem } from "../../src/subsys/tcp/bpf_tcp_ca.js";
 import { TcpKernel, tcpSubsystem } from "../../src/subsys/tcp/tcp_init.js";
 import { loadBpfTestmod } from "../../src/subsys/testmod/bpf_testmod.js";
@@ -13,7 +14,7 @@ export function bootKernel(): Kernel {
   const tcp = new TcpKernel();
   const k = new Kernel({
     verifier: true,
-    subsystems: [tcpSubsystem(tcp), bpfTcpCaSubsystem(() => tcp.cong), bpfDummyStructOpsSubsystem],
+    subsystems: [tcpSubsystem(tcp), bpfTcpCaSubsystem(() => tcp.cong), bpfDummyStructOpsSubsystem, schedExtSubsystem],
   });
   loadBpfTestmod(k);
   return k;
