@@ -30,9 +30,9 @@ CLANG="${CLANG:-clang}"
 STRIP="${LLVM_STRIP:-llvm-strip}"
 BPFTOOL="${BPFTOOL:-bpftool}"
 VMLINUX_BTF="${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}"
-SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features loops maps dummy_trace graph graph_bad refs)
+SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features loops maps dummy_trace graph graph_bad refs percpu_ksym)
 # Sources that need clang 19 (may_goto / cond_break; btf_type_tag for kptrs, which clang 14 drops), built with $CLANG19 where it is installed.
-SOURCES19=(may_goto kptr kptr_bad)
+SOURCES19=(may_goto kptr kptr_bad callback_refs)
 CLANG19="${CLANG19:-clang-19}"
 VARIANTS=(tcp_reno_link:tcp_reno:SO_CC_LINK tcp_cubic_link:tcp_cubic:SO_CC_LINK)
 # Sources using the bpf_testmod module's types: sim variant only, against vmlinux + the module's BTF.

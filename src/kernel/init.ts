@@ -20,6 +20,7 @@ import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.j
 import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions, Kfunc } from "./kernel.js";
 import { bpfCoreKfuncs } from "./kfuncs.js";
+import { declarePercpuVars } from "./percpu.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
 import { declareTaskTypes } from "./task.js";
 import { testRunOps } from "./test_run.js";
@@ -150,6 +151,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     for (const s of k.subsystems) s.declareTypes?.(b, base);
     // After the subsystems' types, so their ids stay where they were.
     declareGraphTypes(b, base);
+    declarePercpuVars(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }

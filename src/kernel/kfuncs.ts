@@ -11,6 +11,7 @@ import { registerBtfIdDtorKfuncs } from "./bpf_kptr.js";
 import { declareCpumaskTypes, registerCpumaskKfuncs } from "./cpumask.js";
 import type { KernelBaseTypes } from "./init.js";
 import type { Kernel, Subsystem } from "./kernel.js";
+import { registerPercpuHelpers } from "./percpu.js";
 import type { RcuToken } from "./rcu.js";
 import { find_task_by_vpid, put_task_struct, tryget_task_struct } from "./task.js";
 
@@ -92,6 +93,7 @@ function register(k: Kernel): void {
     },
   ]);
   registerCpumaskKfuncs(k);
+  registerPercpuHelpers(k);
 }
 
 /** The core's kfuncs, declared and registered at boot like a subsystem's. */

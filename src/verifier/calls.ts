@@ -36,7 +36,12 @@ export function checkFuncCall(v: Verifier, idx: number, target: number, isCallba
   for (let r = 1; r <= 5; r++) {
     callee.regs[r] = copyReg(args ? args[r] : caller.regs[r]);
   }
-  if (isCallback) callee.cbArgs = callee.regs.slice(0, 6).map(copyReg);
+  if (isCallback) {
+    callee.cbArgs = callee.regs.slice(0, 6).map(copyReg);
+    // The entry of a callback that may iterate is a forced checkpoint: the next iteration is
+    // compared with it (the kernel forces one at the callback's call site).
+    v.cur.callbackEntry = true;
+  }
   markPtr(callee.regs[BPF_REG_10], PTR_TO_STACK);
   callee.regs[BPF_REG_10].frameno = callee.frameno;
   if (!isCallback) for (let r = 0; r <= 5; r++) markRegNotInit(caller.regs[r]);
@@ -70,6 +75,9 @@ export function pushCallbackIteration(v: Verifier, done: FuncState): void {
   callee.regs[BPF_REG_10].frameno = callee.frameno;
   again.frames.push(callee);
   again.callbackReentry = true;
+  again.callbackEntry = true;
+  // A later iteration repeating an earlier one's state is not an infinite loop (bpf_loop ends it).
+  again.callbackUnrollDepth = (again.callbackUnrollDepth ?? 0) + 1;
   v.pushState(again, target);
 }
 

@@ -24,6 +24,8 @@ export const ARG_PTR_TO_SPIN_LOCK = 14;
 export const ARG_KPTR_XCHG_DEST = 15;
 /** bpf_kptr_xchg's source (ARG_PTR_TO_BTF_ID_OR_NULL | OBJ_RELEASE, typed by the destination). */
 export const ARG_KPTR_XCHG_SRC = 16;
+/** A per-CPU BTF pointer (a per-CPU ksym). */
+export const ARG_PTR_TO_PERCPU_BTF_ID = 17;
 /** Flags on arg types. */
 export const ARG_MAYBE_NULL = 1 << 8;
 export const ARG_MEM_RDONLY = 1 << 9;
@@ -41,6 +43,8 @@ export const RET_PTR_TO_MEM_OR_NULL = 3;
 export const RET_PTR_TO_BTF_ID_TRUSTED = 4;
 /** RET_PTR_TO_BTF_ID_OR_NULL typed by the call (bpf_kptr_xchg: the field's type). */
 export const RET_PTR_TO_BTF_ID_OR_NULL = 5;
+/** RET_PTR_TO_MEM_OR_BTF_ID | MEM_RDONLY: one CPU's copy of a per-CPU variable (retMaybeNull: or NULL). */
+export const RET_PTR_TO_MEM_OR_BTF_ID = 6;
 
 export interface FuncProto {
   readonly name: string;
@@ -54,6 +58,8 @@ export interface FuncProto {
   readonly retSize?: number;
   /** RET_PTR_TO_BTF_ID_TRUSTED: the struct the returned pointer points to. */
   readonly retBtfName?: string;
+  /** The returned pointer may be NULL (PTR_MAYBE_NULL on the return type). */
+  readonly retMaybeNull?: boolean;
   /** Only for bpf_capable / perfmon_capable callers (bpf_base_func_proto's privileged part). */
   readonly privileged?: boolean;
 }
@@ -203,6 +209,15 @@ export const bpf_kptr_xchg_proto = proto(F.BPF_FUNC_kptr_xchg, RET_PTR_TO_BTF_ID
   ARG_KPTR_XCHG_DEST,
   ARG_KPTR_XCHG_SRC | ARG_MAYBE_NULL,
 ]);
+export const bpf_per_cpu_ptr_proto = proto(
+  F.BPF_FUNC_per_cpu_ptr,
+  RET_PTR_TO_MEM_OR_BTF_ID,
+  [ARG_PTR_TO_PERCPU_BTF_ID, ARG_ANYTHING],
+  { retMaybeNull: true },
+);
+export const bpf_this_cpu_ptr_proto = proto(F.BPF_FUNC_this_cpu_ptr, RET_PTR_TO_MEM_OR_BTF_ID, [
+  ARG_PTR_TO_PERCPU_BTF_ID,
+]);
 export const bpf_spin_lock_proto = proto(F.BPF_FUNC_spin_lock, RET_VOID, [ARG_PTR_TO_SPIN_LOCK]);
 export const bpf_spin_unlock_proto = proto(F.BPF_FUNC_spin_unlock, RET_VOID, [ARG_PTR_TO_SPIN_LOCK]);
 
@@ -236,6 +251,8 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_spin_lock_proto,
     bpf_spin_unlock_proto,
     bpf_kptr_xchg_proto,
+    bpf_per_cpu_ptr_proto,
+    bpf_this_cpu_ptr_proto,
     bpf_task_storage_get_proto,
     bpf_task_storage_delete_proto,
     bpf_get_current_task_proto,
@@ -274,6 +291,8 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
     case F.BPF_FUNC_probe_read_kernel:
     case F.BPF_FUNC_probe_read_kernel_str:
     case F.BPF_FUNC_get_current_task_btf:
+    case F.BPF_FUNC_per_cpu_ptr:
+    case F.BPF_FUNC_this_cpu_ptr:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     default:
       return undefined;

@@ -23,6 +23,7 @@ import {
   ARG_PTR_TO_MAP_KEY,
   ARG_PTR_TO_MAP_VALUE,
   ARG_PTR_TO_MEM,
+  ARG_PTR_TO_PERCPU_BTF_ID,
   ARG_PTR_TO_SPIN_LOCK,
   ARG_PTR_TO_STACK,
   ARG_PTR_TO_UNINIT_MEM,
@@ -32,11 +33,13 @@ import {
   RET_INTEGER,
   RET_PTR_TO_BTF_ID_TRUSTED,
   RET_PTR_TO_MAP_VALUE_OR_NULL,
+  RET_PTR_TO_MEM_OR_BTF_ID,
   RET_PTR_TO_MEM_OR_NULL,
   RET_VOID,
 } from "./helper_protos.js";
 import { checkKptrXchgSrc, kptrXchgCall, processKptrFunc } from "./kptr.js";
 import { checkMemAccess, checkMemRegion } from "./mem_access.js";
+import { checkPercpuBtfArg, markPercpuRet } from "./percpu.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
@@ -184,6 +187,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   let callback: RegState | undefined;
   let constKey: bigint | undefined;
   let kptrField: BtfField | undefined;
+  let retBtfId = 0;
   let releaseRefObjId = 0;
   for (let a = 0; a < fn.argTypes.length; a++) {
     const at = fn.argTypes[a];
@@ -274,6 +278,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       case ARG_PTR_TO_SPIN_LOCK:
         processSpinLock(v, regno, reg, funcId === bpf_func_id.BPF_FUNC_spin_lock);
         break;
+      case ARG_PTR_TO_PERCPU_BTF_ID:
+        retBtfId = checkPercpuBtfArg(v, regno, reg);
+        break;
       case ARG_KPTR_XCHG_DEST:
         kptrField = processKptrFunc(v, regno, reg);
         break;
@@ -330,7 +337,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     (m.type === bpf_map_type.BPF_MAP_TYPE_ARRAY || m.type === bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY) &&
     constKey !== undefined &&
     constKey < BigInt(m.maxEntries);
-  clobberAndSetR0(v, fn, map, elide);
+  clobberAndSetR0(v, fn, map, elide, retBtfId);
   return false;
 }
 
@@ -362,7 +369,13 @@ function constMapKey(v: Verifier, reg: RegState, keySize: number): bigint | unde
   return 0n;
 }
 
-function clobberAndSetR0(v: Verifier, fn: FuncProto, mapReg: RegState | undefined, notNull = false): void {
+function clobberAndSetR0(
+  v: Verifier,
+  fn: FuncProto,
+  mapReg: RegState | undefined,
+  notNull = false,
+  retBtfId = 0,
+): void {
   const regs = v.regs;
   const map = mapReg ? copyReg(mapReg) : undefined;
   for (let r = 1; r <= 5; r++) {
@@ -386,6 +399,9 @@ function clobberAndSetR0(v: Verifier, fn: FuncProto, mapReg: RegState | undefine
       markPtr(r0, PTR_TO_MEM | PTR_MAYBE_NULL);
       r0.memSize = fn.retSize ?? 0;
       r0.id = v.newId();
+      break;
+    case RET_PTR_TO_MEM_OR_BTF_ID:
+      markPercpuRet(v, r0, retBtfId, fn.retMaybeNull === true);
       break;
     case RET_PTR_TO_BTF_ID_TRUSTED: {
       const btf = v.env.btf;

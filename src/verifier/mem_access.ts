@@ -39,6 +39,7 @@ import {
   isRcuReg,
   isTrustedReg,
   MEM_ALLOC,
+  MEM_PERCPU,
   MEM_RCU,
   MEM_RDONLY,
   markPtr,
@@ -251,6 +252,7 @@ export function checkBtfAccess(
   }
   const o = reg.off + off;
   if (o < 0) v.reject(EACCES, `R${regno} is ptr_${name} invalid negative access: off=${o}`);
+  if (reg.type & MEM_PERCPU) v.reject(EACCES, `R${regno} is ptr_${name} access percpu memory: off=${o}`);
   const btf = v.env.btf;
   if (!btf) v.reject(EINVAL, "access to a BTF pointer without kernel BTF");
   if (write) {

@@ -45,6 +45,8 @@ export interface Checkpoint {
   readonly activeRcuLock: number;
   /** may_goto_depth: fall-throughs of may_goto taken on the way here. */
   readonly mayGotoDepth?: number;
+  /** callback_unroll_depth: callback iterations entered on the way here. */
+  readonly callbackUnrollDepth?: number;
   /** Paths still being explored below this state; 0 means its subtree is proven safe. */
   branches: number;
   readonly parent: Checkpoint | null;
@@ -65,6 +67,10 @@ export interface VerifierState {
   callbackReentry?: boolean;
   /** may_goto_depth: fall-throughs of may_goto taken on this path. */
   mayGotoDepth?: number;
+  /** callback_unroll_depth: callback iterations entered on this path. */
+  callbackUnrollDepth?: number;
+  /** At a callback's entry: a forced checkpoint. */
+  callbackEntry?: boolean;
 }
 
 export function newFuncState(callsite: number, frameno: number, subprog: number): FuncState {
@@ -95,6 +101,7 @@ export function copyState(s: VerifierState): VerifierState {
     refs: s.refs.slice(),
     activeRcuLock: s.activeRcuLock,
     mayGotoDepth: s.mayGotoDepth,
+    callbackUnrollDepth: s.callbackUnrollDepth,
   };
 }
 

@@ -58,6 +58,7 @@ import { checkKfuncCall } from "./kfunc.js";
 import { computeLiveness, liveRegsLog, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
 import { checkAtomic, checkMemAccess, MEM_DIRECT } from "./mem_access.js";
+import { markKsymReg } from "./percpu.js";
 import { acquireReference, checkIds, refsafe } from "./refs.js";
 import {
   baseType,
@@ -68,12 +69,10 @@ import {
   markRegKnown,
   NOT_INIT,
   PTR_MAYBE_NULL,
-  PTR_TO_BTF_ID,
   PTR_TO_CTX,
   PTR_TO_FUNC,
   PTR_TO_MAP_VALUE,
   PTR_TO_STACK,
-  PTR_TRUSTED,
   type RegState,
   rangeWithin,
   regBoundsSync,
@@ -594,6 +593,8 @@ export class Verifier {
     let inProgress = 0;
     const reentry = this.cur.callbackReentry === true;
     this.cur.callbackReentry = false;
+    const forced = this.cur.callbackEntry === true;
+    this.cur.callbackEntry = false;
     for (let k = list.length - 1; k >= 0; k--) {
       const sl = list[k];
       if (sl.activeLock !== this.cur.activeLock) continue;
@@ -615,6 +616,7 @@ export class Verifier {
           continue;
         }
         if ((sl.mayGotoDepth ?? 0) !== (this.cur.mayGotoDepth ?? 0)) continue;
+        if ((sl.callbackUnrollDepth ?? 0) !== (this.cur.callbackUnrollDepth ?? 0)) continue;
         if (inProgress++ < 16 && this.statesEqual(sl, this.cur, idx, true)) {
           const cur = `cur state: ${this.stateString(this.frame)}`;
           const old = `old state: ${this.stateString(sl.frames[sl.frames.length - 1])}`;
@@ -626,7 +628,12 @@ export class Verifier {
     }
     // Like the kernel, do not checkpoint every few instructions: states are costly to keep.
     const frequent = this.env.testStateFreq === true;
-    if (!frequent && !iterNext && (this.processed - this.prevAddProcessed < 8 || this.jmps - this.prevAddJmps < 2))
+    if (
+      !frequent &&
+      !iterNext &&
+      !forced &&
+      (this.processed - this.prevAddProcessed < 8 || this.jmps - this.prevAddJmps < 2)
+    )
       return false;
     if (list.length >= 64) return false;
     this.prevAddProcessed = this.processed;
@@ -639,6 +646,7 @@ export class Verifier {
       refs: this.cur.refs.slice(),
       activeRcuLock: this.cur.activeRcuLock,
       mayGotoDepth: this.cur.mayGotoDepth ?? 0,
+      callbackUnrollDepth: this.cur.callbackUnrollDepth ?? 0,
       branches: 1,
       parent: this.cur.parent,
     };
@@ -858,10 +866,7 @@ export class Verifier {
     } else if (aux.kind === "map_value") {
       markPtr(dst, PTR_TO_MAP_VALUE, aux.off);
       dst.map = aux.map;
-    } else {
-      markPtr(dst, PTR_TO_BTF_ID | PTR_TRUSTED);
-      dst.btfId = aux.btfId;
-    }
+    } else markKsymReg(this, dst, aux.btfId);
   }
 
   // ---- ALU (check_alu_op, adjust_reg_min_max_vals) ----

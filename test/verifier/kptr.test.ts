@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { bpfGraph } from "../../src/kernel/bpf_graph.js";
@@ -9,8 +7,9 @@ import { task_exit } from "../../src/kernel/task.js";
 import { type BpfHandle, bpf_map_delete_elem, bpf_map_update_elem } from "../../src/loader/bpf.js";
 import { BpfObject } from "../../src/loader/object.js";
 import { bpf_cmd } from "../../src/uapi/bpf.js";
-import { BpfError, EACCES, EINVAL } from "../../src/uapi/errno.js";
+import { EACCES, EINVAL } from "../../src/uapi/errno.js";
 import { repoRoot } from "./helpers.js";
+import { checkRefusals, compareWithHost, hostSkip } from "./object_verdicts.js";
 
 /**
  * kptrs on clang output: bpf/kptr.bpf.c keeps a task in a map element (`__kptr`, with an
@@ -21,6 +20,7 @@ import { repoRoot } from "./helpers.js";
  */
 
 const OBJ = join(repoRoot(), "bpf/obj");
+const BAD_OBJ = join(OBJ, "kptr_bad.bpf.o");
 
 function boot(): { k: Kernel; h: BpfHandle } {
   const k = new Kernel({ verifier: true });
@@ -137,75 +137,11 @@ const BAD: [string, number, string[], number][] = [
   ["xchg_stack", EACCES, ["R1 type=fp expected=map_value, ptr_"], 8],
 ];
 
-/** Our verdict for one program of kptr_bad: errno, log lines, the error's instruction. */
-function loadBad(name: string): { errno: number; log: string[]; insn?: number } {
-  const { k, h } = boot();
-  const lines: string[] = [];
-  const obj = BpfObject.open(join(OBJ, "kptr_bad.bpf.o"), { print: (_l, m) => lines.push(m) });
-  for (const p of obj.programs) p.setAutoload(p.name === name);
-  const captured: { insn?: number } = {};
-  const hook = k.verifier;
-  k.verifier = (env) => {
-    try {
-      return hook?.(env);
-    } catch (e) {
-      if (e instanceof BpfError) captured.insn = e.context?.insn as number | undefined;
-      throw e;
-    }
-  };
-  try {
-    obj.load(h);
-  } catch (e) {
-    if (!(e instanceof BpfError)) throw e;
-    const log = lines
-      .join("\n")
-      .split("\n")
-      .filter((l) => l && !l.startsWith("processed") && !l.includes("PROG LOAD LOG") && !l.includes("failed to load"));
-    return { errno: (e.context?.errno as number | undefined) ?? e.errno, log, insn: captured.insn };
-  }
-  return { errno: 0, log: [] };
-}
-
 test("kptr_bad: each program refused with the kernel's errno, message and instruction", () => {
-  for (const [name, errno, msgs, insn] of BAD) {
-    const r = loadBad(name);
-    assert.equal(r.errno, errno, `${name}: errno (log: ${r.log.slice(-2).join(" / ")})`);
-    assert.deepEqual(r.log.slice(-msgs.length), msgs, name);
-    assert.equal(r.insn, insn, `${name}: insn`);
-  }
+  checkRefusals(BAD_OBJ, BAD);
 });
 
-const HOST_LOADER = join(repoRoot(), "test/fixtures/verifier/host_libbpf_load.py");
-
-function hostSkip(): string | false {
-  if (process.platform !== "linux") return "not Linux";
-  if (process.getuid?.() !== 0) return "needs root for bpf(2)";
-  if (!existsSync("/sys/kernel/btf/vmlinux")) return "no /sys/kernel/btf/vmlinux";
-  const py = spawnSync("python3", ["-c", "import ctypes; ctypes.CDLL('libbpf.so.1')"], { encoding: "utf8" });
-  if (py.status !== 0) return "python3 or libbpf.so.1 missing";
-  return false;
-}
-
 test("the host kernel gives the same verdicts and messages for kptr programs", { skip: hostSkip() }, () => {
-  const host = (o: string, progs: string[]) => {
-    const out = spawnSync("python3", [HOST_LOADER, join(OBJ, o), ...progs], { encoding: "utf8", maxBuffer: 1 << 26 });
-    assert.equal(out.status, 0, out.stderr);
-    return JSON.parse(out.stdout) as { prog: string; err: number; log: string }[];
-  };
-  const good = host("kptr.bpf.o", GOOD);
-  if (good.every((g) => g.err === -1)) return; // bpf() refused here (EPERM): nothing to compare
-  for (const g of good)
-    assert.equal(g.err, 0, `${g.prog}: the host refused it:\n${g.log.split("\n").slice(-4).join("\n")}`);
-  const bad = host(
-    "kptr_bad.bpf.o",
-    BAD.map((b) => b[0]),
-  );
-  bad.forEach((r, i) => {
-    const [name, errno, msgs] = BAD[i];
-    assert.equal(r.err, -errno, `${name}: host errno`);
-    const lines = r.log.split("\n").filter((l) => l && !l.startsWith("processed"));
-    assert.deepEqual(lines.slice(-msgs.length), msgs, `${name}: host message`);
-    const ours = loadBad(name);
-    assert.deepEqual(ours.log.slice(-msgs.length), lines.slice(-msgs.length), `${name}: ours and the host's`);
-  });
+  compareWithHost(join(OBJ, "kptr.bpf.o"), GOOD, []);
+  compareWithHost(BAD_OBJ, [], BAD);
 });

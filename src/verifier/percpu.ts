@@ -1,0 +1,109 @@
+/**
+ * Typed ksyms and per-CPU pointers (kernel/bpf/verifier.c: check_pseudo_btf_id's register
+ * types, the ARG_PTR_TO_PERCPU_BTF_ID and RET_PTR_TO_MEM_OR_BTF_ID cases of check_func_arg and
+ * check_helper_call). A ksym of a variable in `.data..percpu` is a per-CPU BTF pointer no load
+ * may go through; bpf_per_cpu_ptr (maybe NULL) and bpf_this_cpu_ptr turn it into a read-only
+ * pointer to one CPU's copy: PTR_TO_MEM of the variable's size, or a PTR_TO_BTF_ID for a struct.
+ */
+import { btfResolveSize } from "../btf/resolve.js";
+import { BTF_KIND_DATASEC, BTF_KIND_FUNC, BTF_KIND_STRUCT, BTF_KIND_UNION } from "../uapi/btf.js";
+import { EACCES, EINVAL } from "../uapi/errno.js";
+import { btfSkipModifiers } from "./btf_access.js";
+import {
+  MEM_PERCPU,
+  MEM_RCU,
+  MEM_RDONLY,
+  markPtr,
+  PTR_MAYBE_NULL,
+  PTR_TO_BTF_ID,
+  PTR_TO_MEM,
+  PTR_TRUSTED,
+  type RegState,
+  regTypeStr,
+} from "./reg_state.js";
+import type { Verifier } from "./verifier.js";
+
+/** The section vmlinux keeps per-CPU variables in (find_btf_percpu_datasec). */
+const PERCPU_DATASEC = ".data..percpu";
+
+/** Is VAR `id` of the kernel BTF a per-CPU variable? */
+function isPercpuVar(v: Verifier, id: number): boolean {
+  const btf = v.env.btf;
+  const sec = btf ? btf.findByNameKind(PERCPU_DATASEC, BTF_KIND_DATASEC) : -1;
+  if (!btf || sec <= 0) return false;
+  const ds = btf.typeById(sec) as unknown as { vars: { type: number }[] };
+  return ds.vars.some((x) => x.type === id);
+}
+
+/** The size of type `id` of the kernel BTF, or undefined when it has none. */
+function typeSize(v: Verifier, id: number): number | undefined {
+  const btf = v.env.btf;
+  if (!btf) return undefined;
+  try {
+    return btfResolveSize(btf, id);
+  } catch {
+    return undefined;
+  }
+}
+
+/** check_ld_imm for BPF_PSEUDO_BTF_ID: the register a ksym (VAR or FUNC `id`) becomes. */
+export function markKsymReg(v: Verifier, dst: RegState, id: number): void {
+  const btf = v.env.btf;
+  if (!btf) v.reject(EINVAL, "kernel is missing BTF, make sure CONFIG_DEBUG_INFO_BTF=y is specified in Kconfig.");
+  const t = btf.typeById(id);
+  if (t.kind === BTF_KIND_FUNC) {
+    markPtr(dst, PTR_TO_MEM | MEM_RDONLY);
+    dst.memSize = 0;
+    return;
+  }
+  const type = (t as { type: number }).type;
+  const [, st] = btfSkipModifiers(btf, type);
+  if (isPercpuVar(v, id)) {
+    markPtr(dst, PTR_TO_BTF_ID | MEM_PERCPU);
+    dst.btfId = type;
+  } else if (st.kind !== BTF_KIND_STRUCT && st.kind !== BTF_KIND_UNION) {
+    const size = typeSize(v, type);
+    if (size === undefined) v.reject(EINVAL, `ldimm64 unable to resolve the size of type '${st.name}': -22`);
+    markPtr(dst, PTR_TO_MEM | MEM_RDONLY);
+    dst.memSize = size;
+  } else {
+    markPtr(dst, PTR_TO_BTF_ID);
+    dst.btfId = type;
+  }
+}
+
+const PERCPU_BTF_PTR_TYPES = [
+  PTR_TO_BTF_ID | MEM_PERCPU,
+  PTR_TO_BTF_ID | MEM_PERCPU | MEM_RCU,
+  PTR_TO_BTF_ID | MEM_PERCPU | PTR_TRUSTED,
+];
+
+/** ARG_PTR_TO_PERCPU_BTF_ID: a per-CPU BTF pointer; its type is what the helper returns. */
+export function checkPercpuBtfArg(v: Verifier, regno: number, reg: RegState): number {
+  if (!PERCPU_BTF_PTR_TYPES.includes(reg.type))
+    v.reject(
+      EACCES,
+      `R${regno} type=${regTypeStr(reg.type)} expected=${PERCPU_BTF_PTR_TYPES.map(regTypeStr).join(", ")}`,
+    );
+  if (!reg.btfId) v.reject(EACCES, `Helper has invalid btf_id in R${regno}`);
+  return reg.btfId;
+}
+
+/** RET_PTR_TO_MEM_OR_BTF_ID (| MEM_RDONLY, | PTR_MAYBE_NULL): one CPU's copy of the variable. */
+export function markPercpuRet(v: Verifier, r0: RegState, btfId: number, maybeNull: boolean): void {
+  const btf = v.env.btf;
+  if (!btf) v.reject(EINVAL, "kernel is missing BTF");
+  const [, t] = btfSkipModifiers(btf, btfId);
+  const nul = maybeNull ? PTR_MAYBE_NULL : 0;
+  if (t.kind !== BTF_KIND_STRUCT && t.kind !== BTF_KIND_UNION) {
+    const size = typeSize(v, btfId);
+    if (size === undefined) v.reject(EINVAL, `unable to resolve the size of type '${t.name}': -22`);
+    markPtr(r0, PTR_TO_MEM | MEM_RDONLY | nul);
+    r0.memSize = size;
+  } else {
+    // MEM_RDONLY does not apply to a BTF pointer (its loads are checked by the BTF walk).
+    markPtr(r0, PTR_TO_BTF_ID | nul);
+    r0.btfId = btfId;
+  }
+  if (maybeNull) r0.id = v.newId();
+}
