@@ -9,10 +9,11 @@
 import type { BtfBuilder } from "../btf/builder.js";
 import { btfResolveSize } from "../btf/resolve.js";
 import { bpf_func_id } from "../uapi/bpf.js";
-import { BTF_KIND_DATASEC, BTF_KIND_VAR } from "../uapi/btf.js";
+import { BTF_KIND_DATASEC, BTF_KIND_STRUCT, BTF_KIND_VAR } from "../uapi/btf.js";
 import type { MemRegion } from "./bpf.js";
 import type { KernelBaseTypes } from "./init.js";
 import type { Kernel } from "./kernel.js";
+import { builderFind } from "./struct_ops_desc.js";
 import { memberOff, view } from "./task.js";
 
 /** The section per-CPU variables live in (what marks a ksym per-CPU to the verifier). */
@@ -20,11 +21,16 @@ export const PERCPU_SECTION = ".data..percpu";
 
 /** vmlinux's per-CPU variables: `struct rq` (a subset, in the kernel's order) and two ints. */
 export function declarePercpuVars(b: BtfBuilder, base: KernelBaseTypes): void {
-  const rq = b.addStructAuto("rq", [
-    { name: "nr_running", type: base.u32 },
-    { name: "cpu", type: base.int },
-    { name: "clock", type: base.u64 },
-  ]);
+  // A subsystem may have declared the runqueue already (sched_ext's kfuncs return it).
+  const found = builderFind(b, "rq", BTF_KIND_STRUCT);
+  const rq =
+    found > 0
+      ? found
+      : b.addStructAuto("rq", [
+          { name: "nr_running", type: base.u32 },
+          { name: "cpu", type: base.int },
+          { name: "clock", type: base.u64 },
+        ]);
   const vars: { name: string; type: number; size: number }[] = [
     { name: "cpu_number", type: base.int, size: 4 },
     { name: "bpf_prog_active", type: base.int, size: 4 },
