@@ -198,6 +198,8 @@ export interface BpfProgAux {
   load_time: bigint;
   created_by_uid: number;
   kfunc_btf_ids: number[];
+  /** kfunc_btf_tab: module BTFs of kfunc calls (insn->off indexes fd_array), each holding its module. */
+  kfunc_btf_tab: { offset: number; btf: BtfObject; module: { refcnt: number } }[];
 }
 
 /** Runs a program: returns r0. Bound once at load (the "JIT"): helpers and kfuncs already resolved. */
@@ -248,6 +250,7 @@ export class BpfProg {
       load_time: 0n,
       created_by_uid: 0,
       kfunc_btf_ids: [],
+      kfunc_btf_tab: [],
     };
   }
 

@@ -16,6 +16,7 @@ import type {
 import { bpfCheck } from "../verifier/verifier.js";
 import type { BpfMap } from "./bpf.js";
 import { CAP_SYS_BOOT } from "./capability.js";
+import type { Module } from "./module.js";
 import type { VerifierEnv } from "./syscall_prog.js";
 import { tracing_attach_target } from "./trampoline.js";
 
@@ -82,6 +83,12 @@ export function bpfVerifierHook(env: VerifierEnv): VerifierResult {
     progStructMetas: prog.aux.btf?.structMetas,
     maps: maps.map(verifierMap),
     kfuncs: k.kfuncs as ReadonlyMap<number, KfuncInfo>,
+    kfuncBtfs: new Map(
+      prog.aux.kfunc_btf_tab.map((b) => [
+        b.offset,
+        { btf: b.btf.btf, kfuncs: (b.module as Module).kfuncs as ReadonlyMap<number, KfuncInfo> },
+      ]),
+    ),
     helperProtos: k.helperProtos.size ? k.helperProtos : undefined,
     funcInfo: funcInfo(env),
     structOps: k.structOps?.verifierTable,

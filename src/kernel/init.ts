@@ -20,6 +20,7 @@ import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.j
 import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions, Kfunc } from "./kernel.js";
 import { bpfCoreKfuncs } from "./kfuncs.js";
+import type { Module } from "./module.js";
 import { declarePercpuVars } from "./percpu.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
 import { declareTaskTypes } from "./task.js";
@@ -178,7 +179,10 @@ function bindVm(k: Kernel, vm: Vm): void {
     const kfuncs = new Map<number, (c: HelperCall) => void>();
     for (const [id, fn] of k.helpers) helpers.set(id, wrap(fn));
     for (const id of prog.aux.kfunc_btf_ids) {
-      const kf = k.kfuncs.get(id) as (Kfunc & { bind?: ProgKernelFn }) | undefined;
+      const fromModule = prog.aux.kfunc_btf_tab.find((b) => (b.module as Module).kfuncs.has(id));
+      const kf = ((fromModule?.module as Module | undefined)?.kfuncs.get(id) ?? k.kfuncs.get(id)) as
+        | (Kfunc & { bind?: ProgKernelFn })
+        | undefined;
       if (kf) kfuncs.set(id, wrap(kf.bind ? kf.bind(prog) : kf.impl));
     }
     let P: ReturnType<Vm["load"]>;

@@ -7,10 +7,11 @@
  */
 import { Btf } from "../btf/btf.js";
 import { BtfBuilder } from "../btf/builder.js";
+import { BTF_KIND_FUNC } from "../uapi/btf.js";
 import { BpfError, EAGAIN, EBUSY, EEXIST, ENOENT, ENOEXEC } from "../uapi/errno.js";
 import { BtfObject } from "./bpf.js";
 import { btf_alloc_id, btf_put } from "./btf_obj.js";
-import type { Kernel } from "./kernel.js";
+import type { Kernel, KernelFn, Kfunc } from "./kernel.js";
 
 export const MODULE_STATE_LIVE = 0;
 export const MODULE_STATE_COMING = 1;
@@ -42,6 +43,8 @@ export class Module {
   btfObj: BtfObject | null = null;
   /** Module-private state kept by module_init for its callbacks. */
   priv: unknown = undefined;
+  /** The module's kfuncs (register_btf_kfunc_id_set with THIS_MODULE), by BTF id in its BTF. */
+  readonly kfuncs = new Map<number, Kfunc>();
 
   constructor(
     readonly def: ModuleDef,
@@ -155,6 +158,31 @@ function dropBtf(mod: Module): void {
   const btf = mod.btfObj;
   mod.btfObj = null;
   if (btf) btf_put(btf);
+}
+
+/**
+ * register_btf_kfunc_id_set() of a module: `name` is a FUNC of the module's own BTF; programs
+ * call it with insn->off naming the module BTF's fd in fd_array.
+ */
+export function register_module_kfunc(
+  mod: Module,
+  name: string,
+  impl: KernelFn,
+  flags = 0,
+  progTypes?: readonly number[],
+): Kfunc {
+  const btf = mod.btfObj?.btf;
+  let btfId = -1;
+  if (btf) {
+    for (let id = btf.startId; id <= btf.nrTypes && btfId < 0; id++) {
+      const t = btf.typeById(id);
+      if (t.kind === BTF_KIND_FUNC && t.name === name) btfId = id;
+    }
+  }
+  if (btfId < 0) throw new BpfError(ENOENT, `kfunc ${name} is not a function of module ${mod.name}'s BTF`);
+  const kf: Kfunc = { name, btfId, impl, flags, progTypes };
+  mod.kfuncs.set(btfId, kf);
+  return kf;
 }
 
 /**

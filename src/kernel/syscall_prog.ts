@@ -27,6 +27,7 @@ import { bpf_prog_calc_tag, license_is_gpl_compatible } from "./core.js";
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
+import { type Module, module_put } from "./module.js";
 import type { Process } from "./process.js";
 import { BpfLog, bpf_obj_name_cpy, cString, fdinfoHeader, hex } from "./syscall_common.js";
 import {
@@ -63,6 +64,12 @@ function bpf_prog_free(prog: BpfProg): void {
   for (const m of prog.aux.used_maps) bpf_map_put(m);
   prog.aux.used_maps = [];
   for (const b of prog.aux.used_btfs) btf_put(b);
+  // bpf_free_kfunc_btf_tab(): the module BTFs of kfunc calls and their modules.
+  for (const b of prog.aux.kfunc_btf_tab) {
+    btf_put(b.btf);
+    module_put(b.module as Module);
+  }
+  prog.aux.kfunc_btf_tab = [];
   if (prog.aux.attach_btf) btf_put(prog.aux.attach_btf);
   if (prog.aux.btf) btf_put(prog.aux.btf);
   tracing_prog_free(prog);
@@ -343,7 +350,7 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     prog.tag = bpf_prog_calc_tag(prog.orig_insns, k.progTagHash);
     // bpf_check() order: kfunc calls (add_subprog_and_kfunc), the attach target
     // (check_attach_btf_id), ld_imm64 (resolve_pseudo_ldimm64), then do_check.
-    bindCalls(env, prog.orig_insns, !k.verifier);
+    bindCalls(env, prog.orig_insns, !k.verifier, proc, attr);
     check_btf_info(env, proc, attr);
     // check_attach_btf_id(): syscall programs run in a context that may sleep; other programs
     // may sleep only where their hook can; tracing programs name their target.

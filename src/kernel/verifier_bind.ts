@@ -22,12 +22,13 @@ import {
   bpf_prog_type,
 } from "../uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_VAR } from "../uapi/btf.js";
-import { BpfError, E2BIG, EACCES, EFAULT, EINVAL, ENOENT, EPROTO } from "../uapi/errno.js";
+import { BpfError, E2BIG, EACCES, EBADF, EFAULT, EINVAL, ENOENT, ENXIO, EPROTO } from "../uapi/errno.js";
 import { funcIdName } from "../verifier/helper_protos.js";
 import type { BpfMap, BpfProg, BtfObject } from "./bpf.js";
 import type { ProgLoadAttr } from "./bpf_attr.js";
-import { btf_get_by_fd } from "./btf_obj.js";
+import { btf_get_by_fd, btf_put } from "./btf_obj.js";
 import type { Kernel } from "./kernel.js";
+import { btf_is_module, btf_try_get_module, type Module } from "./module.js";
 import type { Process } from "./process.js";
 import type { BpfLog } from "./syscall_common.js";
 import { bpf_map_inc, bpf_map_kaddr, mapFromFd } from "./syscall_map.js";
@@ -234,7 +235,55 @@ function check_pseudo_btf_id(
  * Kfunc calls (src=2) bind by BTF id and must exist (add_kfunc_call). Without a verifier, helper
  * ids must exist too (with the verifier's refusals otherwise).
  */
-export function bindCalls(env: VerifierEnv, insns: readonly Insn[], checkHelpers: boolean): void {
+/** MAX_KFUNC_BTFS. */
+const MAX_KFUNC_BTFS = 256;
+
+/**
+ * __find_kfunc_desc_btf(): the module BTF named by fd_array[off], once per offset, each entry
+ * holding a reference on the module for the program's life.
+ */
+function find_kfunc_desc_btf(
+  env: VerifierEnv,
+  proc: Process,
+  attr: ProgLoadAttr,
+  off: number,
+): BpfProg["aux"]["kfunc_btf_tab"][number] {
+  const { prog, log } = env;
+  if (off < 0) throw logErr(log, EINVAL, "negative offset disallowed for kernel module function call");
+  const tab = prog.aux.kfunc_btf_tab;
+  const have = tab.find((b) => b.offset === off);
+  if (have) return have;
+  if (tab.length === MAX_KFUNC_BTFS) throw logErr(log, E2BIG, "too many different module BTFs");
+  if (!attr.fd_array) throw logErr(log, EPROTO, "kfunc offset > 0 without fd_array is invalid");
+  const fd = attr.fd_array[off];
+  if (fd === undefined) throw new BpfError(EFAULT, `fd_array[${off}] is past the array`);
+  let btf: BtfObject;
+  try {
+    btf = btf_get_by_fd(proc, fd);
+  } catch (e) {
+    throw logErr(log, e instanceof BpfError ? e.errno : EBADF, "invalid module BTF fd specified");
+  }
+  if (!btf_is_module(btf)) {
+    btf_put(btf);
+    throw logErr(log, EINVAL, "BTF fd for kfunc is not a module BTF");
+  }
+  const module = btf_try_get_module(btf);
+  if (!module) {
+    btf_put(btf);
+    throw new BpfError(ENXIO, `module of BTF ${btf.name} is not live`);
+  }
+  const entry = { offset: off, btf, module };
+  tab.push(entry);
+  return entry;
+}
+
+export function bindCalls(
+  env: VerifierEnv,
+  insns: readonly Insn[],
+  checkHelpers: boolean,
+  proc: Process,
+  attr: ProgLoadAttr,
+): void {
   const { kernel: k, prog, log } = env;
   for (let i = 0; i < insns.length; i++) {
     const insn = insns[i];
@@ -246,15 +295,17 @@ export function bindCalls(env: VerifierEnv, insns: readonly Insn[], checkHelpers
     if (insn.src === BPF_PSEUDO_KFUNC_CALL) {
       if (!prog.gpl_compatible)
         throw logErr(log, EINVAL, "cannot call kernel function from non-GPL compatible program");
-      const vmlinux = k.btfVmlinux;
+      // find_kfunc_desc_btf(): insn->off 0 is vmlinux, else the module BTF fd at fd_array[off].
+      const modBtf = insn.off ? find_kfunc_desc_btf(env, proc, attr, insn.off) : null;
+      const descBtf = modBtf ? modBtf.btf.btf : k.btfVmlinux;
       let isFunc = false;
       let name = "";
-      if (vmlinux && insn.imm > 0 && insn.imm <= vmlinux.nrTypes) {
-        const t = vmlinux.typeById(insn.imm);
+      if (descBtf && insn.imm > 0 && insn.imm <= descBtf.nrTypes) {
+        const t = descBtf.typeById(insn.imm);
         isFunc = t.kind === BTF_KIND_FUNC;
         name = t.name;
       }
-      const kf = k.kfuncs.get(insn.imm);
+      const kf = modBtf ? (modBtf.module as Module).kfuncs.get(insn.imm) : k.kfuncs.get(insn.imm);
       if (!isFunc && !kf) throw logErr(log, EINVAL, `kernel btf_id ${insn.imm} is not a function`);
       if (!kf) throw logErr(log, EINVAL, `cannot find address for kernel function ${name}`);
       if (!prog.aux.kfunc_btf_ids.includes(insn.imm)) prog.aux.kfunc_btf_ids.push(insn.imm);

@@ -40,7 +40,15 @@ export interface BpfExtern {
   isWeak: boolean;
   kcfg?: { type: KcfgType; size: number; align: number; isSigned: boolean; dataOff: number };
   /** ksym: the local type (VAR's type, or the FUNC's FUNC_PROTO) and, after load, the kernel's. */
-  ksym?: { typeId: number; isFunc: boolean; kernelBtfId: number; kernelBtfObjFd: number; addr: bigint };
+  ksym?: {
+    typeId: number;
+    isFunc: boolean;
+    kernelBtfId: number;
+    kernelBtfObjFd: number;
+    addr: bigint;
+    /** The module BTF's index in the object's fd_array (0: vmlinux). */
+    btfFdIdx?: number;
+  };
   /** Resolved at load. */
   isSet: boolean;
 }

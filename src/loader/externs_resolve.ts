@@ -9,6 +9,7 @@ import { BTF_KIND_FUNC, BTF_KIND_VAR } from "../uapi/btf.js";
 import { BpfError, EINVAL, ERANGE, ESRCH } from "../uapi/errno.js";
 import type { BpfHandle } from "./bpf.js";
 import { LIBBPF_MAP_KCONFIG } from "./maps.js";
+import type { ModuleBtf, ModuleBtfs } from "./module_btf.js";
 import type { BpfObject } from "./object.js";
 import { typesAreCompat } from "./relo_core.js";
 
@@ -71,7 +72,7 @@ export function parseKconfig(text: string): Record<string, string> {
 }
 
 /** bpf_object__resolve_externs. */
-export function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefined): void {
+export function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefined, mods?: ModuleBtfs | null): void {
   const kcfgMap = obj.maps.find((m) => m.libbpfType === LIBBPF_MAP_KCONFIG);
   if (kcfgMap?.mmaped) {
     fillKconfig(obj, kcfgMap.mmaped, obj.kconfig !== undefined ? parseKconfig(obj.kconfig) : {});
@@ -81,7 +82,18 @@ export function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefin
     if (ext.kcfg) continue;
     const ksym = ext.ksym;
     if (!ksym || !kbtf) continue;
-    const kid = kbtf.findByNameKind(ext.name, ksym.isFunc ? BTF_KIND_FUNC : BTF_KIND_VAR);
+    // find_ksym_btf_id(): vmlinux, then the modules' own types.
+    const kind = ksym.isFunc ? BTF_KIND_FUNC : BTF_KIND_VAR;
+    let kid = kbtf.findByNameKind(ext.name, kind);
+    let btf = kbtf;
+    let mod: ModuleBtf | null = null;
+    if (kid < 0 && mods) {
+      try {
+        ({ id: kid, btf, mod } = mods.find(ext.name, kind));
+      } catch (e) {
+        if (!(e instanceof BpfError) || e.errno !== ESRCH) throw e;
+      }
+    }
     if (kid < 0) {
       if (ext.isWeak) continue;
       if (ksym.isFunc) {
@@ -94,16 +106,18 @@ export function resolveExterns(obj: BpfObject, k: BpfHandle, kbtf: Btf | undefin
       throw new BpfError(ESRCH, `extern (var ksym) '${ext.name}': not found in kernel BTF`);
     }
     if (ksym.isFunc) {
-      const kproto = (kbtf.typeById(kid) as { type: number }).type;
-      if (!typesAreCompat(obj.btf as Btf, ksym.typeId, kbtf, kproto)) {
+      const kproto = (btf.typeById(kid) as { type: number }).type;
+      if (!typesAreCompat(obj.btf as Btf, ksym.typeId, btf, kproto)) {
         if (ext.isWeak) continue; // an incompatible weak kfunc is left unresolved, as if absent
         throw new BpfError(
           EINVAL,
-          `extern (func ksym) '${ext.name}': func_proto [${ksym.typeId}] incompatible with vmlinux [${kproto}]`,
+          `extern (func ksym) '${ext.name}': func_proto [${ksym.typeId}] incompatible with ${mod ? mod.name : "vmlinux"} [${kproto}]`,
         );
       }
+      ksym.btfFdIdx = mod && mods ? mods.fdArrayIdx(mod, ext.name) : 0;
     }
     ksym.kernelBtfId = kid;
+    ksym.kernelBtfObjFd = mod ? mod.fd : 0;
     ext.isSet = true;
   }
   // After every source had its turn: a strong extern nothing set fails the load (weak ones stay 0).

@@ -7,7 +7,7 @@
  * the module; then they are closed, as libbpf does.
  */
 import { Btf } from "../btf/btf.js";
-import { BpfError, EBADF, ENOENT, EPERM, ESRCH, errnoName } from "../uapi/errno.js";
+import { BpfError, E2BIG, EBADF, ENOENT, EPERM, ESRCH, errnoName } from "../uapi/errno.js";
 import { type BpfHandle, bpf_btf_get_fd_by_id, bpf_btf_get_info_by_fd, bpf_btf_get_next_id, close } from "./bpf.js";
 
 /** struct module_btf. */
@@ -18,11 +18,16 @@ export interface ModuleBtf {
   readonly fd: number;
 }
 
+const INT16_MAX = 0x7fff;
+
 type Print = (level: "warn" | "info" | "debug", msg: string) => void;
 
 /** The per-load state libbpf keeps in the bpf_object (btf_modules, btf_modules_loaded). */
 export class ModuleBtfs {
   private modules: ModuleBtf[] | null = null;
+  /** obj->fd_array: module BTF fds kfunc calls name by index (insn->off); index 0 is never used. */
+  readonly fdArray: number[] = [];
+  private readonly fdIdx = new Map<ModuleBtf, number>();
 
   constructor(
     private readonly h: BpfHandle,
@@ -90,6 +95,22 @@ export class ModuleBtfs {
       if (mid > 0) return { id: mid, btf: mod.btf, mod };
     }
     throw new BpfError(ESRCH, `${name} is not found in kernel or module BTFs`);
+  }
+
+  /** The module's index in fd_array, added on first use (index 0 stays unused). */
+  fdArrayIdx(mod: ModuleBtf, extName: string): number {
+    let idx = this.fdIdx.get(mod);
+    if (idx !== undefined) return idx;
+    if (!this.fdArray.length) this.fdArray.push(0);
+    if (this.fdArray.length === INT16_MAX) {
+      const msg = `extern (func ksym) '${extName}': module BTF fd index ${this.fdArray.length} too big to fit in bpf_insn offset`;
+      this.print("warn", msg);
+      throw new BpfError(E2BIG, msg);
+    }
+    idx = this.fdArray.length;
+    this.fdArray.push(mod.fd);
+    this.fdIdx.set(mod, idx);
+    return idx;
   }
 
   /** The end of bpf_object_load: module BTF fds are closed. */

@@ -168,7 +168,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
     if (!kbtf && (obj.maps.some((m) => m.structOps) || obj.externs.some((e) => e.ksym))) {
       throw new BpfError(ESRCH, "failed to find valid kernel BTF");
     }
-    resolveExterns(obj, k, kbtf ?? undefined);
+    resolveExterns(obj, k, kbtf ?? undefined, modBtfs);
     for (const map of obj.maps) {
       if (map.structOps && map.autocreate && btf && modBtfs) {
         initKernStructOps(map, btf, modBtfs, obj.print, obj.programs);
@@ -280,6 +280,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
         attach_btf_id: prog.attachBtfId || undefined,
         attach_prog_fd: prog.attachProgFd || undefined,
         attach_btf_obj_fd: prog.attachBtfObjFd || undefined,
+        fd_array: modBtfs?.fdArray.length ? modBtfs.fdArray : undefined,
         prog_flags: prog.progFlags,
         kern_version: obj.kernVersion,
         prog_btf_fd: withInfo ? btfFd : undefined,

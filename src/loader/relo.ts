@@ -224,7 +224,8 @@ export function relocateProgram(
           } else if (ext?.ksym?.kernelBtfId) {
             insn.src = BPF_PSEUDO_BTF_ID;
             insn.imm = ext.ksym.kernelBtfId;
-            if (next) next.imm = 0;
+            // {kernel_btf_id, kernel_btf_obj_fd}: a module's symbol names the module's BTF by fd.
+            if (next) next.imm = ext.ksym.kernelBtfObjFd;
           } else if (ext?.ksym) {
             // An unresolved __weak ksym is address 0 (a plain constant): `if (bpf_ksym_exists(f))`
             // is then known false and the verifier skips the poisoned call behind it.
@@ -245,7 +246,8 @@ export function relocateProgram(
           }
           insn.src = BPF_PSEUDO_KFUNC_CALL;
           insn.imm = ext.ksym.kernelBtfId;
-          insn.off = 0;
+          // {kernel_btf_id, btf_fd_idx}: a module kfunc's BTF is fd_array[off].
+          insn.off = ext.ksym.btfFdIdx ?? 0;
           break;
         }
         case "call":

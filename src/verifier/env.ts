@@ -157,6 +157,8 @@ export interface VerifierEnv {
   helperProtos?: ReadonlyMap<number, FuncProto>;
   /** Kfuncs allowed for this program type, by BTF id. */
   kfuncs?: ReadonlyMap<number, KfuncInfo>;
+  /** Module kfuncs, by the call's insn->off: the module's BTF and its kfuncs by BTF id. */
+  kfuncBtfs?: ReadonlyMap<number, { btf: Btf; kfuncs: ReadonlyMap<number, KfuncInfo> }>;
   funcInfo?: readonly FuncInfo[];
   structOps?: StructOpsTable;
   /**

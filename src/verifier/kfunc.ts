@@ -67,6 +67,8 @@ function isNullScalar(r: RegState): boolean {
 /** The kfunc's metadata while its arguments are checked (struct bpf_kfunc_call_arg_meta). */
 interface KfuncMeta {
   name: string;
+  /** The BTF the kfunc is described in: vmlinux (or the attach BTF), or its module's. */
+  btf?: import("../btf/btf.js").Btf;
   btfId: number;
   flags: number;
   refObjId: number;
@@ -77,8 +79,10 @@ const isTrustedArgs = (m: KfuncMeta): boolean => (m.flags & (KF_TRUSTED_ARGS | K
 
 /** check_kfunc_call. */
 /** Returns true when execution moved into a callback (bpf_rbtree_add's less()). */
-export function checkKfuncCall(v: Verifier, btfId: number): boolean {
-  const btf = v.env.btf;
+export function checkKfuncCall(v: Verifier, btfId: number, off = 0): boolean {
+  // find_kfunc_desc_btf(): a non-zero insn->off names a module's BTF (bound at load).
+  const mod = off ? v.env.kfuncBtfs?.get(off) : undefined;
+  const btf = mod ? mod.btf : v.env.btf;
   if (!v.privileged)
     v.reject(EPERM, "loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN");
   if (!btf) v.reject(EINVAL, "calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF");
@@ -90,13 +94,13 @@ export function checkKfuncCall(v: Verifier, btfId: number): boolean {
   }
   if (func.kind !== BTF_KIND_FUNC) v.reject(EINVAL, `kernel btf_id ${btfId} is not a function`);
   const name = func.name;
-  const info: KfuncInfo | undefined = v.env.kfuncs?.get(btfId);
+  const info: KfuncInfo | undefined = (mod ? mod.kfuncs : v.env.kfuncs)?.get(btfId);
   if (!info || (info.progTypes && !info.progTypes.includes(v.env.progType)))
     v.reject(EACCES, `calling kernel function ${name} is not allowed`);
   const proto = btf.typeById(func.type) as BtfFuncProto;
   if (proto.kind !== BTF_KIND_FUNC_PROTO)
     v.reject(EINVAL, `kernel function btf_id ${btfId} does not have a valid func_proto`);
-  const meta: KfuncMeta = { name, btfId, flags: info.flags ?? 0, refObjId: 0, releaseRegno: 0 };
+  const meta: KfuncMeta = { name, btf, btfId, flags: info.flags ?? 0, refObjId: 0, releaseRegno: 0 };
   if (meta.flags & KF_DESTRUCTIVE && !v.env.capSysBoot)
     v.reject(EACCES, "calling kernel function with KF_DESTRUCTIVE flag requires CAP_SYS_BOOT capability");
   const sleepable = (meta.flags & KF_SLEEPABLE) !== 0;
@@ -176,7 +180,7 @@ function kindStr(kind: number): string {
 
 /** check_kfunc_args: the arguments against the prototype and the flags. */
 function checkKfuncArgs(v: Verifier, meta: KfuncMeta, proto: BtfFuncProto): void {
-  const btf = v.env.btf as NonNullable<typeof v.env.btf>;
+  const btf = meta.btf ?? (v.env.btf as NonNullable<typeof v.env.btf>);
   const name = meta.name;
   proto.params.forEach((p, i) => {
     const regno = i + 1;
@@ -235,7 +239,7 @@ function checkKfuncBtfIdArg(
   i: number,
   refId: number,
 ): void {
-  const btf = v.env.btf as NonNullable<typeof v.env.btf>;
+  const btf = meta.btf ?? (v.env.btf as NonNullable<typeof v.env.btf>);
   if (isTrustedArgs(meta) || meta.flags & KF_RCU) {
     if (!isTrustedReg(reg)) {
       if (!(meta.flags & KF_RCU)) v.reject(EINVAL, `R${regno} must be referenced or trusted`);

@@ -538,7 +538,10 @@ export class Verifier {
 
   private insnText(idx: number): string {
     const names = {
-      kfuncName: (id: number) => this.env.kfuncs?.get(id)?.name ?? (this.env.btf ? this.env.btf.nameOf(id) : undefined),
+      kfuncName: (id: number) =>
+        this.env.kfuncs?.get(id)?.name ??
+        [...(this.env.kfuncBtfs?.values() ?? [])].find((b) => b.kfuncs.has(id))?.kfuncs.get(id)?.name ??
+        (this.env.btf ? this.env.btf.nameOf(id) : undefined),
       ldImm64: (i: number) => {
         const aux = this.env.ldImm64Aux?.[i];
         if (!aux || aux.kind === "plain") return undefined;
@@ -888,7 +891,8 @@ export class Verifier {
       if (
         !is64 ||
         BPF_SRC(insn.code) !== BPF_K ||
-        insn.off !== 0 ||
+        // A kfunc call's off names its BTF (fd_array index); anywhere else it is reserved.
+        (insn.src !== BPF_PSEUDO_KFUNC_CALL && insn.off !== 0) ||
         insn.dst !== 0 ||
         (insn.src !== 0 && insn.src !== BPF_PSEUDO_CALL && insn.src !== BPF_PSEUDO_KFUNC_CALL)
       ) {
@@ -910,7 +914,7 @@ export class Verifier {
       }
       if (insn.src === BPF_PSEUDO_KFUNC_CALL) {
         // bpf_rbtree_add enters its less() callback like bpf_loop does.
-        if (checkKfuncCall(this, insn.imm)) return false;
+        if (checkKfuncCall(this, insn.imm, insn.off)) return false;
       } else if (checkHelperCall(this, insn.imm)) return false;
       this.insnIdx = idx + 1;
       return false;

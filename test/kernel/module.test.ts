@@ -14,8 +14,9 @@ import {
 } from "../../src/kernel/module.js";
 import { bpf_btf_get_fd_by_id, bpf_btf_get_info_by_fd, bpf_btf_get_next_id, close } from "../../src/loader/bpf.js";
 import { bpfTestmodModule } from "../../src/subsys/testmod/bpf_testmod.js";
+import { bpf_cmd } from "../../src/uapi/bpf.js";
 import { BTF_KIND_STRUCT } from "../../src/uapi/btf.js";
-import { BpfError, EBUSY, EEXIST, ENOENT, EPERM } from "../../src/uapi/errno.js";
+import { BpfError, EBADF, EBUSY, EEXIST, EINVAL, ENOENT, ENXIO, EPERM, EPROTO } from "../../src/uapi/errno.js";
 
 function boot() {
   const k = new Kernel();
@@ -31,6 +32,17 @@ function errno(fn: () => unknown): number {
     throw e;
   }
   return 0;
+}
+
+/** A refusal's errno and message. */
+function refusal(fn: () => unknown): [number, string] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof BpfError) return [e.errno, e.message];
+    throw e;
+  }
+  return [0, ""];
 }
 
 /** libbpf's walk of the BTF ids: (id, name, kernel_btf) of each. */
@@ -142,5 +154,60 @@ test("load and unload errors: EEXIST for a second load, ENOENT for no such modul
   assert.equal(
     errno(() => delete_module(k, "plain")),
     EBUSY,
+  );
+});
+
+/** `call kfunc(imm) off` then `r0 = 0; exit`, as a SCHED_CLS program (a type of the module's kfunc set). */
+function loadKfuncCall(r: ReturnType<typeof boot>, imm: number, off: number, fd_array?: number[]): number {
+  const insns = [
+    { code: 0xb7, dst: 1, src: 0, off: 0, imm: 5 },
+    { code: 0x85, dst: 0, src: 2, off, imm },
+    { code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 },
+    { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 },
+  ];
+  const attr = { prog_type: 3, insns, insn_cnt: insns.length, license: "GPL", fd_array };
+  return r.k.bpf(r.h.process, bpf_cmd.BPF_PROG_LOAD, attr);
+}
+
+test("module kfunc calls: insn->off indexes fd_array, which must name a live module's BTF", () => {
+  const r = boot();
+  const mod = load_module(r.k, bpfTestmodModule);
+  const btf = mod.btfObj!;
+  const id = btf.btf.findByNameKind("bpf_testmod_test_mod_kfunc", 12);
+  const modFd = bpf_btf_get_fd_by_id(r.h, btf.id);
+  const vmlinuxFd = bpf_btf_get_fd_by_id(r.h, r.k.btfVmlinuxObj!.id);
+  const fd = loadKfuncCall(r, id, 1, [0, modFd]);
+  assert.ok(fd > 0);
+  assert.equal(module_refcount(mod), 1);
+  // add_kfunc_call's refusals, each with 6.18's verifier message.
+  assert.deepEqual(refusal(() => loadKfuncCall(r, id, -1, [0, modFd])), [
+    EINVAL,
+    "negative offset disallowed for kernel module function call",
+  ]);
+  assert.deepEqual(refusal(() => loadKfuncCall(r, id, 1)), [EPROTO, "kfunc offset > 0 without fd_array is invalid"]);
+  assert.deepEqual(refusal(() => loadKfuncCall(r, id, 1, [0, vmlinuxFd])), [
+    EINVAL,
+    "BTF fd for kfunc is not a module BTF",
+  ]);
+  assert.deepEqual(refusal(() => loadKfuncCall(r, id, 1, [0, 999])), [EBADF, "invalid module BTF fd specified"]);
+  // A module BTF id that is not a FUNC; in vmlinux (off 0) the module's id is no type at all.
+  assert.equal(
+    errno(() => loadKfuncCall(r, btf.btf.findByNameKind("bpf_testmod_ops", BTF_KIND_STRUCT), 1, [0, modFd])),
+    EINVAL,
+  );
+  assert.equal(
+    errno(() => loadKfuncCall(r, id, 0, [0, modFd])),
+    EINVAL,
+  );
+  r.k.quiesce();
+  assert.equal(module_refcount(mod), 1, "failed loads hold nothing");
+  r.k.close(r.h.process, fd);
+  r.k.quiesce();
+  assert.equal(module_refcount(mod), 0);
+  // The module gone, its BTF (held by the fd) finds no module: ENXIO.
+  delete_module(r.k, "bpf_testmod");
+  assert.equal(
+    errno(() => loadKfuncCall(r, id, 1, [0, modFd])),
+    ENXIO,
   );
 });

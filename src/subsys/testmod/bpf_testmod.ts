@@ -12,7 +12,7 @@
  * - `unsupported_ops` has no cfi stub: programs cannot attach to it.
  */
 import type { BtfComposite, BtfMember } from "../../btf/types.js";
-import type { Kernel } from "../../kernel/kernel.js";
+import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
 import {
   delete_module,
   find_module,
@@ -20,6 +20,7 @@ import {
   type Module,
   type ModuleDef,
   module_refcount,
+  register_module_kfunc,
 } from "../../kernel/module.js";
 import {
   type BpfStructOps,
@@ -27,6 +28,7 @@ import {
   type BpfStructOpsKdata,
   registerBpfStructOps,
 } from "../../kernel/struct_ops.js";
+import { bpf_prog_type } from "../../uapi/bpf.js";
 import { BpfError, EEXIST } from "../../uapi/errno.js";
 import {
   BPF_TESTMOD,
@@ -39,8 +41,17 @@ import {
   declareTestmodTypes,
 } from "./btf.js";
 
+const KFUNC_PROG_TYPES = [
+  bpf_prog_type.BPF_PROG_TYPE_SCHED_CLS,
+  bpf_prog_type.BPF_PROG_TYPE_TRACING,
+  bpf_prog_type.BPF_PROG_TYPE_SYSCALL,
+  bpf_prog_type.BPF_PROG_TYPE_STRUCT_OPS,
+];
+
 /** The module's globals. */
 export interface BpfTestmodState {
+  /** bpf_testmod_ksym_percpu: what the last bpf_testmod_test_mod_kfunc(i) stored. */
+  ksymPercpu: number;
   /** The registered bpf_testmod_ops3 (st_ops3), at most one. */
   stOps3: BpfStructOpsKdata | null;
   /** The descriptors registered by module_init, by type name. */
@@ -117,9 +128,15 @@ export const bpfTestmodModule: ModuleDef = {
   },
   /** bpf_testmod_init(). */
   init(mod: Module, k: Kernel) {
-    const state: BpfTestmodState = { stOps3: null, descs: new Map() };
+    const state: BpfTestmodState = { ksymPercpu: 0, stOps3: null, descs: new Map() };
     mod.priv = state;
     const btf = mod.btfObj?.btf ?? null;
+    // register_btf_kfunc_id_set(SCHED_CLS, TRACING, SYSCALL, STRUCT_OPS, &bpf_testmod_kfunc_set)
+    const store = (c: HelperArgs) => {
+      state.ksymPercpu = Number(BigInt.asIntN(32, c.arg(1)));
+      return 0;
+    };
+    register_module_kfunc(mod, "bpf_testmod_test_mod_kfunc", store, 0, KFUNC_PROG_TYPES);
     for (const ops of [testmodOps(mod), testmodOps2(mod), testmodOps3(mod, state)]) {
       state.descs.set(ops.name, registerBpfStructOps(k, ops, btf));
     }

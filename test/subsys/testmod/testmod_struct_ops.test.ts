@@ -14,11 +14,12 @@ import {
   bpf_btf_get_info_by_fd,
   bpf_map_get_info_by_fd,
   bpf_obj_pin,
+  bpf_prog_test_run_opts,
   close,
 } from "../../../src/loader/bpf.js";
 import { bpfMapAttachStructOps } from "../../../src/loader/struct_ops_attach.js";
 import { bpfTestmodState } from "../../../src/subsys/testmod/bpf_testmod.js";
-import { BpfError, EACCES, EEXIST, ENOTSUP, ENOTSUPP, ESRCH } from "../../../src/uapi/errno.js";
+import { BpfError, EACCES, EEXIST, EINVAL, ENOTSUP, ENOTSUPP, ESRCH } from "../../../src/uapi/errno.js";
 import { bootTestmod, bss32, openObj, skipFor } from "./helpers.js";
 
 function errOf(fn: () => unknown): BpfError {
@@ -206,4 +207,62 @@ test("module refcount: a map outliving its fd, a pinned link, and rmmod refused 
   assert.equal(refs(r), 0);
   delete_module(r.k, "bpf_testmod");
   assert.equal(find_module(r.k, "bpf_testmod"), undefined);
+});
+
+test("__ref tasks of test_refcounted / test_return_ref_kptr: given back is accepted, a leak refused", {
+  skip: skipFor("testmod_refcounted"),
+}, () => {
+  const r = bootTestmod();
+  const ok = openObj("testmod_refcounted");
+  ok.obj.load(r.h);
+  assert.ok(ok.obj.findProgram("tm_refcounted")!.fd > 0);
+  assert.ok(ok.obj.findProgram("tm_return_ref")!.fd > 0);
+  const leak = openObj("testmod_refcounted");
+  leak.obj.findMap("testmod_ref_leak")!.setAutocreate(true);
+  const e = errOf(() => leak.obj.load(r.h));
+  assert.equal(e.errno, EINVAL);
+  assert.match(e.message, /Unreleased reference id=1 alloc_insn=0/);
+  // Released, then returned: not a reference any more, so not a valid return value.
+  const rel = openObj("testmod_refcounted");
+  rel.obj.findMap("testmod_ref_released")!.setAutocreate(true);
+  const e2 = errOf(() => rel.obj.load(r.h));
+  assert.equal(e2.errno, EINVAL);
+  assert.match(
+    e2.message,
+    /At program exit the register R0 has smin=-9223372036854775808 smax=9223372036854775807 should have been in \[0, 0\]/,
+  );
+});
+
+test("a module kfunc: fd_array names the module's BTF (insn->off), the program holds the module", {
+  skip: skipFor("testmod_kfunc"),
+}, () => {
+  const r = bootTestmod();
+  const { obj } = openObj("testmod_kfunc");
+  obj.load(r.h);
+  const prog = obj.findProgram("tm_call_kfunc")!;
+  const call = prog.loadedInsns!.find((i) => i.code === 0x85)!;
+  assert.deepEqual([call.src, call.off], [2, 1]); // BPF_PSEUDO_KFUNC_CALL, fd_array[1]
+  // Two programs calling the kfunc and one map of a module type.
+  assert.equal(refs(r), 3);
+  const opts: { retval?: number } = {};
+  assert.equal(bpf_prog_test_run_opts(r.h, prog.fd, opts), 0);
+  assert.equal(bpfTestmodState(r.k)!.ksymPercpu, 1234);
+  // test_1 runs at registration and calls the kfunc too.
+  const link = bpfMapAttachStructOps(obj.findMap("testmod_kfunc")!, r.h);
+  assert.equal(bpfTestmodState(r.k)!.ksymPercpu, 77);
+  link.detach();
+  obj.close();
+  r.k.quiesce();
+  assert.equal(refs(r), 0);
+});
+
+test("a module kfunc without the module: libbpf's 'not found in kernel or module BTFs' (EINVAL)", {
+  skip: skipFor("testmod_kfunc"),
+}, () => {
+  const r = bootTestmod({ noModule: true });
+  const { obj, log } = openObj("testmod_kfunc");
+  assert.equal(errOf(() => obj.load(r.h)).errno, EINVAL);
+  assert.ok(
+    log.includes("libbpf: extern (func ksym) 'bpf_testmod_test_mod_kfunc': not found in kernel or module BTFs"),
+  );
 });
