@@ -180,16 +180,22 @@ test("module kfunc calls: insn->off indexes fd_array, which must name a live mod
   assert.ok(fd > 0);
   assert.equal(module_refcount(mod), 1);
   // add_kfunc_call's refusals, each with 6.18's verifier message.
-  assert.deepEqual(refusal(() => loadKfuncCall(r, id, -1, [0, modFd])), [
-    EINVAL,
-    "negative offset disallowed for kernel module function call",
-  ]);
-  assert.deepEqual(refusal(() => loadKfuncCall(r, id, 1)), [EPROTO, "kfunc offset > 0 without fd_array is invalid"]);
-  assert.deepEqual(refusal(() => loadKfuncCall(r, id, 1, [0, vmlinuxFd])), [
-    EINVAL,
-    "BTF fd for kfunc is not a module BTF",
-  ]);
-  assert.deepEqual(refusal(() => loadKfuncCall(r, id, 1, [0, 999])), [EBADF, "invalid module BTF fd specified"]);
+  assert.deepEqual(
+    refusal(() => loadKfuncCall(r, id, -1, [0, modFd])),
+    [EINVAL, "negative offset disallowed for kernel module function call"],
+  );
+  assert.deepEqual(
+    refusal(() => loadKfuncCall(r, id, 1)),
+    [EPROTO, "kfunc offset > 0 without fd_array is invalid"],
+  );
+  assert.deepEqual(
+    refusal(() => loadKfuncCall(r, id, 1, [0, vmlinuxFd])),
+    [EINVAL, "BTF fd for kfunc is not a module BTF"],
+  );
+  assert.deepEqual(
+    refusal(() => loadKfuncCall(r, id, 1, [0, 999])),
+    [EBADF, "invalid module BTF fd specified"],
+  );
   // A module BTF id that is not a FUNC; in vmlinux (off 0) the module's id is no type at all.
   assert.equal(
     errno(() => loadKfuncCall(r, btf.btf.findByNameKind("bpf_testmod_ops", BTF_KIND_STRUCT), 1, [0, modFd])),
