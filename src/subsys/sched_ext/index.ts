@@ -1,12 +1,14 @@
 /**
  * sched_ext as a boot-time subsystem: its BTF (task_struct.scx, the ops struct, enums, kfunc
- * FUNCs), the `sched_ext_ops` struct_ops type, and the kfuncs. One ScxState per kernel holds the
- * enabled scheduler; a simulated machine plugs its ext class in with scxAttachMachine.
+ * FUNCs), the `sched_ext_ops` struct_ops type, the kfuncs, and the ext sched_class in the scheduler
+ * core's slot. One ScxState per kernel holds the enabled scheduler.
  */
 import type { Kernel, Subsystem } from "../../kernel/kernel.js";
+import { set_ext_sched_class } from "../../kernel/sched/sched.js";
 import { registerBpfStructOps } from "../../kernel/struct_ops.js";
 import { declareScxTypes } from "./btf.js";
 import { type ScxClassHost, ScxState } from "./ext.js";
+import { ExtSchedClass } from "./ext_class.js";
 import { registerScxKfuncs, type ScxMachine } from "./ext_kfuncs.js";
 import { schedExtStructOps } from "./ext_struct_ops.js";
 
@@ -36,6 +38,12 @@ export const schedExtSubsystem: Subsystem = {
     const st = new ScxState(k);
     states.set(k, st);
     registerScxKfuncs(k, st, () => machines.get(st) ?? null);
+    // Each scheduler core built on this kernel gets the ext class (one machine per kernel).
+    set_ext_sched_class(k, (core) => {
+      const cls = new ExtSchedClass(st, core);
+      scxAttachMachine(k, cls);
+      return cls;
+    });
     registerBpfStructOps(
       k,
       schedExtStructOps({

@@ -47,7 +47,7 @@ export function attachScx(obj: BpfObject) {
   return m.attachStructOps();
 }
 
-function varOffset(obj: BpfObject, sec: string, name: string): number {
+export function varOffset(obj: BpfObject, sec: string, name: string): number {
   const btf = obj.btf;
   assert.ok(btf);
   const ds = btf.typeById(btf.findByNameKind(sec, BTF_KIND_DATASEC)) as BtfDatasec;

@@ -1,0 +1,983 @@
+/**
+ * The ext sched_class (kernel/sched/ext.c: enqueue_task_scx, dequeue_task_scx, balance_one,
+ * pick_task_scx, put_prev_task_scx, set_next_task_scx, select_task_rq_scx, task_tick_scx, the
+ * dispatch buffer, direct dispatch, DSQ moves between CPUs, the watchdog) and the built-in idle
+ * tracking of ext_idle.c, on the simulated scheduler core. The class object is structurally a
+ * SchedClass of src/kernel/sched/sched.ts, filled into the core's ext slot at boot.
+ */
+import type { Rq, SchedClass, SchedCore, SchedTask } from "../../kernel/sched/sched.js";
+import { memberOff } from "../../kernel/task.js";
+import {
+  SCX_DEQ_CORE_SCHED_EXEC,
+  SCX_DEQ_SLEEP,
+  SCX_DSP_MAX_LOOPS,
+  SCX_DSQ_GLOBAL,
+  SCX_DSQ_INVALID,
+  SCX_DSQ_LOCAL,
+  SCX_DSQ_LOCAL_CPU_MASK,
+  SCX_DSQ_LOCAL_ON,
+  SCX_ENQ_DSQ_PRIQ,
+  SCX_ENQ_HEAD,
+  SCX_ENQ_LAST,
+  SCX_ENQ_PREEMPT,
+  SCX_EXIT_ERROR_STALL,
+  SCX_KF_DISPATCH,
+  SCX_KF_ENQUEUE,
+  SCX_KF_REST,
+  SCX_KF_SELECT_CPU,
+  SCX_KF_UNLOCKED,
+  SCX_KICK_IDLE,
+  SCX_KICK_PREEMPT,
+  SCX_OPS_ENQ_LAST,
+  SCX_OPS_KEEP_BUILTIN_IDLE,
+  SCX_OPS_SWITCH_PARTIAL,
+  SCX_PICK_IDLE_CORE,
+  SCX_SLICE_DFL,
+  SCX_SLICE_INF,
+  SCX_TASK_ENABLED,
+  SCX_TASK_INIT,
+  SCX_TASK_NONE,
+  SCX_TASK_QUEUED,
+  SCX_TASK_READY,
+  SCX_TASK_STATE_MASK,
+  SCX_TASK_STATE_SHIFT,
+} from "./consts.js";
+import type { ScxClassHost, ScxSched, ScxState } from "./ext.js";
+import { ScxDispatchQ } from "./ext_dsq.js";
+import type { DsqIter, ScxMachine } from "./ext_kfuncs.js";
+
+type CoreRq = Rq;
+type CoreTask = SchedTask;
+
+const TASK_ON_RQ_MIGRATING = 2;
+const DEQUEUE_SLEEP = 0x01;
+const WF_EXEC = 0x02;
+/** ops_state of a task in the BPF scheduler's custody (enqueued, not yet dispatched). */
+const OPSS_NONE = 0;
+const OPSS_QUEUED = 2;
+
+/** struct sched_ext_entity: the kernel-side fields; slice, dsq_vtime, weight live in task memory. */
+class ScxEntity {
+  dsq: ScxDispatchQ<ScxEntity> | null = null;
+  dsq_seq = 0;
+  on_priq = false;
+  priq_order = 0;
+  sticky_cpu = -1;
+  selected_cpu = -1;
+  ddsp_dsq_id = SCX_DSQ_INVALID;
+  ddsp_enq_flags = 0n;
+  ops_state = OPSS_NONE;
+  ops_qseq = 0;
+  runnable_at = 0;
+  runnable = false;
+
+  constructor(
+    readonly p: CoreTask,
+    private readonly mem: { bytes(addr: number, len: number): Uint8Array },
+    private readonly off: Record<string, number>,
+  ) {}
+
+  /** A fresh view each time: VM memory may grow (and move) between accesses. */
+  private get dv(): DataView {
+    const b = this.mem.bytes(this.p.task.addr, this.off.end);
+    return new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  get slice(): bigint {
+    return this.dv.getBigUint64(this.off.slice, true);
+  }
+  set slice(v: bigint) {
+    this.dv.setBigUint64(this.off.slice, BigInt.asUintN(64, v), true);
+  }
+  get dsq_vtime(): bigint {
+    return this.dv.getBigUint64(this.off.dsq_vtime, true);
+  }
+  set dsq_vtime(v: bigint) {
+    this.dv.setBigUint64(this.off.dsq_vtime, BigInt.asUintN(64, v), true);
+  }
+  get weight(): number {
+    return this.dv.getUint32(this.off.weight, true);
+  }
+  set weight(v: number) {
+    this.dv.setUint32(this.off.weight, v, true);
+  }
+  get flags(): number {
+    return this.dv.getUint32(this.off.flags, true);
+  }
+  set flags(v: number) {
+    this.dv.setUint32(this.off.flags, v >>> 0, true);
+  }
+  get state(): number {
+    return (this.flags & SCX_TASK_STATE_MASK) >> SCX_TASK_STATE_SHIFT;
+  }
+  set state(s: number) {
+    this.flags = (this.flags & ~SCX_TASK_STATE_MASK) | (s << SCX_TASK_STATE_SHIFT);
+  }
+  get queued(): boolean {
+    return (this.flags & SCX_TASK_QUEUED) !== 0;
+  }
+}
+
+/** struct scx_rq. */
+interface ScxRq {
+  local: ScxDispatchQ<ScxEntity>;
+  balKeep: boolean;
+  opsQseq: number;
+}
+
+/** One buffered scx_bpf_dsq_insert from ops.dispatch. */
+interface DspBufEnt {
+  p: ScxEntity;
+  qseq: number;
+  dsqId: bigint;
+  enqFlags: bigint;
+}
+
+/** sched_weight_to_cgroup(): the core's load weight (nice 0 = 1024) on sched_ext's 1..10000 scale. */
+export function sched_weight_to_cgroup(w: number): number {
+  return Math.min(10000, Math.max(1, Math.round((w * 100) / 1024)));
+}
+
+export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
+  readonly name = "ext";
+  private readonly global = new ScxDispatchQ<ScxEntity>(SCX_DSQ_GLOBAL);
+  /** direct_dispatch_task: the task whose select_cpu/enqueue is running (null: none; "spoiled": inserted). */
+  private ddspTask: ScxEntity | "spoiled" | null = null;
+  private dsp: { rq: CoreRq; buf: DspBufEnt[]; nrTasks: number } | null = null;
+  private idleBits = 0n;
+  private idleSmt = 0n;
+  private readonly off: Record<string, number>;
+  private lastWatchdog = 0;
+  private readonly byAddr = new Map<number, ScxEntity>();
+  private smt: boolean;
+
+  constructor(
+    readonly st: ScxState,
+    readonly core: SchedCore,
+  ) {
+    const btf = st.kernel.btfVmlinux;
+    if (!btf) throw new Error("sched_ext needs the kernel's BTF");
+    const scx = memberOff(btf, "task_struct", "scx");
+    const f = (n: string) => scx + memberOff(btf, "sched_ext_entity", n);
+    this.off = { slice: f("slice"), dsq_vtime: f("dsq_vtime"), weight: f("weight"), flags: f("flags") };
+    this.off.end = Math.max(...Object.values(this.off)) + 8;
+    this.smt = core.smt_cpus(0).length > 1;
+    for (let c = 0; c < core.nr_cpu_ids; c++) {
+      core.cpu_rq(c).scx = { local: new ScxDispatchQ<ScxEntity>(SCX_DSQ_LOCAL, c), balKeep: false, opsQseq: 1 };
+      if (core.idle_cpu(c)) this.setIdle(c, true);
+    }
+    core.hooks.push({
+      context_switch: (rq, prev, next) => {
+        if (next === rq.idle) this.updateIdle(rq.cpu, true);
+        else if (prev === rq.idle) this.updateIdle(rq.cpu, false);
+      },
+      fork: (p) => this.fork(p),
+      dead: (p) => this.dead(p),
+      tick: (rq) => this.tick(rq),
+    });
+  }
+
+  private above(a: SchedClass, b: SchedClass): boolean {
+    return this.core.sched_class_above(a, b);
+  }
+
+  private get sch(): ScxSched | null {
+    const s = this.st.root;
+    return s && !s.disabled ? s : null;
+  }
+
+  private srq(rq: CoreRq): ScxRq {
+    return rq.scx as ScxRq;
+  }
+
+  private ent(p: CoreTask): ScxEntity {
+    let e = p.scx as ScxEntity | null;
+    if (!e) {
+      e = new ScxEntity(p, this.st.kernel.mem, this.off);
+      p.scx = e;
+      this.byAddr.set(p.task.addr, e);
+    }
+    return e;
+  }
+
+  /** The entity of a task_struct address a program passed (tasks known to the class). */
+  private entByAddr(addr: number): ScxEntity | undefined {
+    return this.byAddr.get(addr);
+  }
+
+  // ---- enable / disable (ScxClassHost) ----
+
+  enable(sch: ScxSched): void {
+    for (const p of this.core.tasks()) {
+      if (!this.initTask(sch, p, false)) return;
+    }
+    this.core.ext_enabled = true;
+    this.core.ext_switched_all = !(sch.flags & SCX_OPS_SWITCH_PARTIAL);
+    this.core.reclass_all();
+  }
+
+  disable(sch: ScxSched): void {
+    this.core.ext_enabled = false;
+    this.core.ext_switched_all = false;
+    this.core.reclass_all();
+    for (const p of this.core.tasks()) {
+      const e = this.ent(p);
+      if (e.state !== SCX_TASK_NONE) this.exitTask(sch, e);
+    }
+    this.global.list.length = 0;
+  }
+
+  /** scx_init_task(): ops.init_task, then READY. */
+  private initTask(sch: ScxSched, p: CoreTask, fork: boolean): boolean {
+    const e = this.ent(p);
+    e.slice = SCX_SLICE_DFL;
+    e.weight = sched_weight_to_cgroup(p.se.weight);
+    if (sch.has("init_task")) {
+      const args = this.st.kernel.mem.alloc(16, { perm: "r", kind: "kobj", name: "scx_init_task_args" });
+      this.st.kernel.mem.bytes(args.addr, 1)[0] = fork ? 1 : 0;
+      const ret = Number(BigInt.asIntN(32, sch.call("init_task", SCX_KF_UNLOCKED, p.task.addr, args.addr)));
+      this.st.kernel.mem.free(args);
+      if (ret) {
+        sch.error(`ops.init_task() failed (${ret}) for ${p.comm}[${p.pid}] while loading`);
+        return false;
+      }
+    }
+    e.state = SCX_TASK_INIT;
+    e.state = SCX_TASK_READY;
+    return true;
+  }
+
+  private exitTask(sch: ScxSched, e: ScxEntity): void {
+    if (e.state === SCX_TASK_ENABLED) this.disableTask(sch, e);
+    if (sch.has("exit_task")) {
+      const args = this.st.kernel.mem.alloc(8, { perm: "r", kind: "kobj", name: "scx_exit_task_args" });
+      sch.call("exit_task", SCX_KF_REST, e.p.task.addr, args.addr);
+      this.st.kernel.mem.free(args);
+    }
+    e.state = SCX_TASK_NONE;
+  }
+
+  private enableTask(sch: ScxSched, e: ScxEntity): void {
+    e.weight = sched_weight_to_cgroup(e.p.se.weight);
+    sch.call("enable", SCX_KF_REST, e.p.task.addr);
+    e.state = SCX_TASK_ENABLED;
+    if (sch.has("set_weight")) sch.call("set_weight", SCX_KF_REST, e.p.task.addr, e.weight);
+  }
+
+  private disableTask(sch: ScxSched, e: ScxEntity): void {
+    sch.call("disable", SCX_KF_REST, e.p.task.addr);
+    e.state = SCX_TASK_READY;
+  }
+
+  /** scx_fork(): every new task is initialized while a scheduler is loaded. */
+  private fork(p: CoreTask): void {
+    const sch = this.sch;
+    if (!sch || !this.core.ext_enabled || this.ent(p).state !== SCX_TASK_NONE) return;
+    this.initTask(sch, p, true);
+  }
+
+  private dead(p: CoreTask): void {
+    const sch = this.sch;
+    const e = p.scx as ScxEntity | null;
+    if (sch && e && e.state !== SCX_TASK_NONE) this.exitTask(sch, e);
+    this.byAddr.delete(p.task.addr);
+    this.flush();
+  }
+
+  /** The disable work and other deferred exits, from a safe point outside the class methods. */
+  private flush(): void {
+    if (this.st.pendingDisable) this.st.flushDisable();
+  }
+
+  // ---- SchedClass ----
+
+  /** A task forked into ext: scx_fork's ops.init_task, then scx_post_fork's ops.enable. */
+  task_fork(p: CoreTask): void {
+    const sch = this.sch;
+    const e = this.ent(p);
+    if (!sch) return;
+    if (e.state === SCX_TASK_NONE && !this.initTask(sch, p, true)) return;
+    if (e.state === SCX_TASK_READY) this.enableTask(sch, e);
+  }
+
+  switching_to(_rq: CoreRq, p: CoreTask): void {
+    const sch = this.sch;
+    if (!sch) return;
+    const e = this.ent(p);
+    if (e.state === SCX_TASK_NONE && !this.initTask(sch, p, false)) return;
+    if (e.state === SCX_TASK_READY) this.enableTask(sch, e);
+  }
+
+  switched_from(_rq: CoreRq, p: CoreTask): void {
+    const sch = this.st.root;
+    const e = this.ent(p);
+    if (sch && e.state === SCX_TASK_ENABLED) this.disableTask(sch, e);
+  }
+
+  enqueue_task(rq: CoreRq, p: CoreTask, flags: number): void {
+    const sch = this.sch;
+    const e = this.ent(p);
+    const sticky = e.sticky_cpu;
+    if (sticky >= 0) e.sticky_cpu = -1;
+    if (e.queued) return;
+    e.runnable = true;
+    e.runnable_at = this.core.now();
+    e.flags |= SCX_TASK_QUEUED;
+    const enq = BigInt(flags & 0xff);
+    if (sch?.has("runnable") && p.on_rq !== TASK_ON_RQ_MIGRATING) sch.call("runnable", SCX_KF_REST, p.task.addr, enq);
+    this.doEnqueue(rq, e, enq, sticky);
+  }
+
+  /** do_enqueue_task(). */
+  private doEnqueue(rq: CoreRq, e: ScxEntity, enqFlags: bigint, sticky: number): void {
+    const sch = this.sch;
+    if (sticky === rq.cpu) {
+      this.dispatchEnqueue(this.srq(rq).local, e, enqFlags);
+      return;
+    }
+    if (!sch) {
+      this.refill(e);
+      this.dispatchEnqueue(this.global, e, enqFlags);
+      return;
+    }
+    if (e.ddsp_dsq_id !== SCX_DSQ_INVALID) {
+      this.directDispatch(sch, rq, e, enqFlags);
+      return;
+    }
+    if (!sch.has("enqueue")) {
+      this.refill(e);
+      this.dispatchEnqueue(this.global, e, enqFlags);
+      return;
+    }
+    const srq = this.srq(rq);
+    e.ops_qseq = srq.opsQseq++;
+    e.ops_state = OPSS_QUEUED;
+    this.ddspTask = e;
+    try {
+      sch.call("enqueue", SCX_KF_ENQUEUE, e.p.task.addr, enqFlags);
+    } finally {
+      this.ddspTask = null;
+    }
+    if (e.ddsp_dsq_id !== SCX_DSQ_INVALID) this.directDispatch(sch, rq, e, enqFlags);
+  }
+
+  private refill(e: ScxEntity): void {
+    e.slice = SCX_SLICE_DFL;
+    this.sch?.bumpEvent("SCX_EV_REFILL_SLICE_DFL");
+  }
+
+  /** direct_dispatch(). */
+  private directDispatch(sch: ScxSched, rq: CoreRq, e: ScxEntity, enqFlags: bigint): void {
+    const id = e.ddsp_dsq_id;
+    const flags = e.ddsp_enq_flags | enqFlags;
+    e.ddsp_dsq_id = SCX_DSQ_INVALID;
+    e.ddsp_enq_flags = 0n;
+    e.ops_state = OPSS_NONE;
+    const dsq = this.findDsqForDispatch(sch, rq, id, e);
+    if (dsq.cpu >= 0 && dsq.cpu !== rq.cpu) {
+      this.dispatchToLocal(sch, rq, dsq, e, flags);
+      return;
+    }
+    this.dispatchEnqueue(dsq, e, flags);
+  }
+
+  /** find_dsq_for_dispatch(). */
+  private findDsqForDispatch(sch: ScxSched, rq: CoreRq, id: bigint, e: ScxEntity): ScxDispatchQ<ScxEntity> {
+    if (id === SCX_DSQ_LOCAL) return this.srq(rq).local;
+    if ((id & SCX_DSQ_LOCAL_ON) === SCX_DSQ_LOCAL_ON) {
+      const cpu = Number(id & SCX_DSQ_LOCAL_CPU_MASK);
+      if (cpu >= this.core.nr_cpu_ids) {
+        sch.error(`invalid CPU ${cpu} in SCX_DSQ_LOCAL_ON dispatch verdict`);
+        return this.global;
+      }
+      return this.srq(this.core.cpu_rq(cpu)).local;
+    }
+    if (id === SCX_DSQ_GLOBAL) return this.global;
+    const dsq = sch.dsqs.get(id) as ScxDispatchQ<ScxEntity> | undefined;
+    if (!dsq) {
+      sch.error(`non-existent DSQ 0x${id.toString(16)} for ${e.p.comm}[${e.p.pid}]`);
+      return this.global;
+    }
+    return dsq;
+  }
+
+  /** dispatch_enqueue(). */
+  private dispatchEnqueue(dsq: ScxDispatchQ<ScxEntity>, e: ScxEntity, enqFlags: bigint): void {
+    const sch = this.sch;
+    let flags = enqFlags;
+    if (dsq.builtin && flags & SCX_ENQ_DSQ_PRIQ) {
+      sch?.error("cannot use vtime ordering for built-in DSQs");
+      flags &= ~SCX_ENQ_DSQ_PRIQ;
+    }
+    const hex = dsq.id.toString(16).padStart(16, "0");
+    if (flags & SCX_ENQ_DSQ_PRIQ) {
+      if (dsq.hasFifo) sch?.error(`DSQ ID 0x${hex} already had FIFO-enqueued tasks`);
+      dsq.pushPriq(e);
+    } else {
+      if (dsq.hasPriq) sch?.error(`DSQ ID 0x${hex} already had PRIQ-enqueued tasks`);
+      dsq.pushFifo(e, (flags & SCX_ENQ_HEAD) !== 0n);
+    }
+    e.ops_state = OPSS_NONE;
+    if (dsq.cpu >= 0) {
+      const rq = this.core.cpu_rq(dsq.cpu);
+      let preempt = false;
+      if (flags & SCX_ENQ_PREEMPT && rq.curr !== e.p && rq.curr.sched_class === this) {
+        this.ent(rq.curr).slice = 0n;
+        preempt = true;
+      }
+      if (preempt || this.above(this, rq.curr.sched_class)) this.core.resched_curr(rq);
+    }
+  }
+
+  /** task_can_run_on_remote_rq(). */
+  private canRunOn(sch: ScxSched, e: ScxEntity, rq: CoreRq, enforce: boolean): boolean {
+    if (!e.p.cpus_mask[rq.cpu]) {
+      if (enforce) sch.error(`SCX_DSQ_LOCAL[_ON] target CPU ${rq.cpu} not allowed for ${e.p.comm}[${e.p.pid}]`);
+      return false;
+    }
+    if (!rq.online) {
+      if (enforce) sch.bumpEvent("SCX_EV_DISPATCH_LOCAL_DSQ_OFFLINE");
+      return false;
+    }
+    return true;
+  }
+
+  /** dispatch_to_local_dsq(): onto another CPU's local DSQ, migrating the task there. */
+  private dispatchToLocal(sch: ScxSched, _rq: CoreRq, dsq: ScxDispatchQ<ScxEntity>, e: ScxEntity, flags: bigint): void {
+    const dst = this.core.cpu_rq(dsq.cpu);
+    const src = this.core.task_rq(e.p);
+    if (src === dst) {
+      this.dispatchEnqueue(dsq, e, flags);
+      return;
+    }
+    if (!this.canRunOn(sch, e, dst, true)) {
+      this.dispatchEnqueue(this.global, e, flags);
+      return;
+    }
+    // A running task is not moved: it goes to the global DSQ (it is still on its CPU).
+    if (src.curr === e.p) {
+      this.dispatchEnqueue(this.global, e, flags);
+      return;
+    }
+    this.moveToRq(e, dst);
+    this.dispatchEnqueue(dsq, e, flags);
+  }
+
+  /** move_remote_task_to_local_dsq(): deactivate, set_task_cpu, activate with sticky_cpu. */
+  private moveToRq(e: ScxEntity, dst: CoreRq): void {
+    const src = this.core.task_rq(e.p);
+    e.sticky_cpu = dst.cpu;
+    const held = e.dsq;
+    this.core.move_queued_task(src, e.p, dst.cpu);
+    // Arrived through enqueue_task with sticky_cpu: it sits on dst's local DSQ; the caller places it.
+    if (e.dsq && e.dsq !== held) e.dsq.remove(e);
+  }
+
+  dequeue_task(rq: CoreRq, p: CoreTask, flags: number): boolean {
+    const sch = this.sch;
+    const e = this.ent(p);
+    if (!e.queued) return true;
+    if (e.ops_state === OPSS_QUEUED) {
+      if (sch?.has("dequeue")) sch.call("dequeue", SCX_KF_REST, p.task.addr, BigInt(flags & 0xff));
+      e.ops_state = OPSS_NONE;
+    }
+    if (sch?.has("stopping") && rq.curr === p) {
+      this.update_curr(rq);
+      sch.call("stopping", SCX_KF_REST, p.task.addr, 0);
+    }
+    if (sch?.has("quiescent") && p.on_rq !== TASK_ON_RQ_MIGRATING) {
+      sch.call("quiescent", SCX_KF_REST, p.task.addr, flags & DEQUEUE_SLEEP ? SCX_DEQ_SLEEP : 0n);
+    }
+    e.flags &= ~SCX_TASK_QUEUED;
+    e.runnable = false;
+    e.dsq?.remove(e);
+    return true;
+  }
+
+  wakeup_preempt(): void {}
+
+  yield_task(rq: CoreRq): void {
+    const sch = this.sch;
+    const p = rq.curr;
+    if (sch?.has("yield")) sch.call("yield", SCX_KF_REST, p.task.addr, 0);
+    else this.ent(p).slice = 0n;
+  }
+
+  /** update_curr_scx(). */
+  update_curr(rq: CoreRq): void {
+    const curr = rq.curr;
+    if (curr.sched_class !== this) return;
+    const delta = this.core.update_curr_common(rq);
+    const e = this.ent(curr);
+    const s = e.slice;
+    if (s !== SCX_SLICE_INF) e.slice = s > BigInt(Math.round(delta)) ? s - BigInt(Math.round(delta)) : 0n;
+  }
+
+  /** balance_one(). */
+  balance(rq: CoreRq, prev: CoreTask): boolean {
+    const sch = this.sch;
+    const srq = this.srq(rq);
+    srq.balKeep = false;
+    const prevOnScx = prev.sched_class === this;
+    const pe = prevOnScx ? this.ent(prev) : null;
+    const prevOnRq = pe?.queued ?? false;
+    if (prevOnScx) {
+      this.update_curr(rq);
+      if (prevOnRq && pe?.slice) {
+        srq.balKeep = true;
+        return true;
+      }
+    }
+    if (srq.local.nr) return true;
+    if (this.consume(rq, this.global)) return true;
+    if (!sch?.has("dispatch") || !rq.online) return this.noTasks(sch, srq, prevOnRq);
+    // The dispatch loop: until ops.dispatch makes no progress, at most SCX_DSP_MAX_LOOPS rounds.
+    for (let loops = SCX_DSP_MAX_LOOPS; ; ) {
+      const dsp = { rq, buf: [], nrTasks: 0 };
+      this.dsp = dsp;
+      try {
+        sch.call("dispatch", SCX_KF_DISPATCH, rq.cpu, prevOnScx ? prev.task.addr : 0);
+        this.flushDispatchBuf(sch, rq);
+      } finally {
+        this.dsp = null;
+      }
+      const nr = dsp.nrTasks;
+      if (prevOnRq && pe?.slice) {
+        srq.balKeep = true;
+        return true;
+      }
+      if (srq.local.nr) return true;
+      if (this.consume(rq, this.global)) return true;
+      if (!--loops) {
+        this.core.resched_curr(rq);
+        break;
+      }
+      if (!nr) break;
+    }
+    return this.noTasks(sch, srq, prevOnRq);
+  }
+
+  private noTasks(sch: ScxSched | null, srq: ScxRq, prevOnRq: boolean): boolean {
+    if (prevOnRq && (!sch || !(sch.flags & SCX_OPS_ENQ_LAST))) {
+      srq.balKeep = true;
+      sch?.bumpEvent("SCX_EV_DISPATCH_KEEP_LAST");
+      return true;
+    }
+    return false;
+  }
+
+  /** consume_dispatch_q(): the first task of dsq that may run here goes to rq's local DSQ. */
+  private consume(rq: CoreRq, dsq: ScxDispatchQ<ScxEntity>): boolean {
+    const sch = this.sch;
+    for (const e of [...dsq.list]) {
+      const src = this.core.task_rq(e.p);
+      if (src === rq) {
+        dsq.remove(e);
+        this.dispatchEnqueue(this.srq(rq).local, e, 0n);
+        return true;
+      }
+      if (sch && this.canRunOn(sch, e, rq, false) && src.curr !== e.p) {
+        dsq.remove(e);
+        this.moveToRq(e, rq);
+        this.dispatchEnqueue(this.srq(rq).local, e, 0n);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** finish_dispatch() for every buffered insert: only tasks still in the BPF scheduler's custody. */
+  private flushDispatchBuf(sch: ScxSched, rq: CoreRq): void {
+    const d = this.dsp;
+    if (!d) return;
+    const buf = d.buf.splice(0);
+    for (const ent of buf) {
+      const e = ent.p;
+      if (e.ops_state !== OPSS_QUEUED || e.ops_qseq !== ent.qseq || !e.queued) continue;
+      e.ops_state = OPSS_NONE;
+      const dsq = this.findDsqForDispatch(sch, rq, ent.dsqId, e);
+      if (dsq.cpu >= 0) this.dispatchToLocal(sch, rq, dsq, e, ent.enqFlags);
+      else this.dispatchEnqueue(dsq, e, ent.enqFlags);
+    }
+    d.nrTasks += buf.length;
+  }
+
+  pick_task(rq: CoreRq): CoreTask | null {
+    const srq = this.srq(rq);
+    if (srq.balKeep) {
+      const e = this.ent(rq.curr);
+      if (!e.slice) this.refill(e);
+      return rq.curr;
+    }
+    const e = srq.local.first();
+    if (!e) return null;
+    if (!e.slice) this.refill(e);
+    return e.p;
+  }
+
+  set_next_task(rq: CoreRq, p: CoreTask): void {
+    const sch = this.sch;
+    const e = this.ent(p);
+    if (e.queued) {
+      if (e.ops_state === OPSS_QUEUED) {
+        if (sch?.has("dequeue")) sch.call("dequeue", SCX_KF_REST, p.task.addr, SCX_DEQ_CORE_SCHED_EXEC);
+        e.ops_state = OPSS_NONE;
+      }
+      e.dsq?.remove(e);
+    }
+    p.se.exec_start = rq.clock_task;
+    if (sch?.has("running") && e.queued) sch.call("running", SCX_KF_REST, p.task.addr);
+    e.runnable = false;
+  }
+
+  put_prev_task(rq: CoreRq, p: CoreTask, next: CoreTask | null): void {
+    const sch = this.sch;
+    const e = this.ent(p);
+    this.update_curr(rq);
+    if (sch?.has("stopping") && e.queued) sch.call("stopping", SCX_KF_REST, p.task.addr, 1);
+    if (!e.queued) return;
+    e.runnable = true;
+    e.runnable_at = this.core.now();
+    if (e.slice) {
+      this.dispatchEnqueue(this.srq(rq).local, e, SCX_ENQ_HEAD);
+      return;
+    }
+    const last = next && this.above(this, next.sched_class);
+    this.doEnqueue(rq, e, last ? SCX_ENQ_LAST : 0n, -1);
+  }
+
+  /** select_task_rq_scx(). */
+  select_task_rq(p: CoreTask, prevCpu: number, wakeFlags: number): number {
+    const sch = this.sch;
+    if (wakeFlags & WF_EXEC || !sch) return prevCpu;
+    const e = this.ent(p);
+    if (sch.has("select_cpu")) {
+      this.ddspTask = e;
+      let cpu: number;
+      try {
+        cpu = Number(
+          BigInt.asIntN(
+            32,
+            sch.call("select_cpu", SCX_KF_ENQUEUE | SCX_KF_SELECT_CPU, p.task.addr, prevCpu, BigInt(wakeFlags)),
+          ),
+        );
+      } finally {
+        this.ddspTask = null;
+      }
+      e.selected_cpu = cpu;
+      if (cpu >= 0 && cpu < this.core.nr_cpu_ids) return cpu;
+      sch.error(`invalid CPU ${cpu} from ops.select_cpu()`);
+      return prevCpu;
+    }
+    let cpu = this.selectCpuDflCore(p, prevCpu, null, 0n);
+    if (cpu >= 0) {
+      this.refill(e);
+      e.ddsp_dsq_id = SCX_DSQ_LOCAL;
+    } else cpu = prevCpu;
+    e.selected_cpu = cpu;
+    return cpu;
+  }
+
+  task_tick(rq: CoreRq, curr: CoreTask): void {
+    const sch = this.sch;
+    this.update_curr(rq);
+    if (sch?.has("tick")) sch.call("tick", SCX_KF_REST, curr.task.addr);
+    if (!this.ent(curr).slice) this.core.resched_curr(rq);
+  }
+
+  reweight_task(_rq: CoreRq, p: CoreTask, weight: number): void {
+    p.se.weight = weight;
+    const e = this.ent(p);
+    e.weight = sched_weight_to_cgroup(weight);
+    const sch = this.sch;
+    if (sch?.has("set_weight") && e.state === SCX_TASK_ENABLED)
+      sch.call("set_weight", SCX_KF_REST, p.task.addr, e.weight);
+  }
+
+  // ---- the tick: watchdog and deferred exits ----
+
+  private tick(_rq: CoreRq): void {
+    const sch = this.sch;
+    if (sch) {
+      const now = this.core.now();
+      const timeoutNs = sch.timeoutMs * 1e6;
+      if (now - this.lastWatchdog >= timeoutNs / 2) {
+        this.lastWatchdog = now;
+        this.checkTimeouts(sch, now, timeoutNs);
+      }
+    }
+    this.flush();
+  }
+
+  /** check_rq_for_timeouts(): a runnable task that has waited longer than timeout_ms. */
+  private checkTimeouts(sch: ScxSched, now: number, timeoutNs: number): void {
+    for (const p of this.core.tasks()) {
+      if (p.sched_class !== this) continue;
+      const e = this.ent(p);
+      if (!e.runnable || !e.queued) continue;
+      const waited = now - e.runnable_at;
+      if (waited > timeoutNs) {
+        const ms = Math.floor(waited / 1e6);
+        sch.exit(
+          SCX_EXIT_ERROR_STALL,
+          0n,
+          `${p.comm}[${p.pid}] failed to run for ${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, "0")}s`,
+        );
+        return;
+      }
+    }
+  }
+
+  // ---- idle tracking (ext_idle.c) ----
+
+  private setIdle(cpu: number, idle: boolean): void {
+    const bit = 1n << BigInt(cpu);
+    if (idle) {
+      this.idleBits |= bit;
+      const sib = this.core.smt_cpus(cpu);
+      if (sib.every((c) => this.idleBits & (1n << BigInt(c)))) for (const c of sib) this.idleSmt |= 1n << BigInt(c);
+    } else {
+      this.idleBits &= ~bit;
+      for (const c of this.core.smt_cpus(cpu)) this.idleSmt &= ~(1n << BigInt(c));
+    }
+  }
+
+  /** __scx_update_idle(). */
+  private updateIdle(cpu: number, idle: boolean): void {
+    const sch = this.sch;
+    if (sch?.has("update_idle")) {
+      sch.call("update_idle", SCX_KF_REST, cpu, idle ? 1 : 0);
+      if (!(sch.flags & SCX_OPS_KEEP_BUILTIN_IDLE)) return;
+    }
+    this.setIdle(cpu, idle);
+  }
+
+  /** check_builtin_idle_enabled(). */
+  private builtinIdle(sch: ScxSched): boolean {
+    if (!sch.has("update_idle") || sch.flags & SCX_OPS_KEEP_BUILTIN_IDLE) return true;
+    sch.error("built-in idle tracking is disabled");
+    return false;
+  }
+
+  /** scx_idle_test_and_clear_cpu(). */
+  testAndClearCpuIdle(cpu: number): boolean {
+    const bit = 1n << BigInt(cpu);
+    if (this.smt) for (const c of this.core.smt_cpus(cpu)) this.idleSmt &= ~(1n << BigInt(c));
+    const was = (this.idleBits & bit) !== 0n;
+    this.idleBits &= ~bit;
+    return was;
+  }
+
+  /** scx_pick_idle_cpu(): the lowest idle CPU of the mask (whole idle cores with PICK_IDLE_CORE). */
+  private pickIdle(allowed: bigint, flags: bigint): number {
+    for (;;) {
+      const pool = (flags & SCX_PICK_IDLE_CORE ? this.idleSmt : this.idleBits) & allowed;
+      if (!pool) return -16; // -EBUSY
+      let cpu = 0;
+      while (!((pool >> BigInt(cpu)) & 1n)) cpu++;
+      if (this.testAndClearCpuIdle(cpu)) return cpu;
+    }
+  }
+
+  private maskOf(p: CoreTask): bigint {
+    let m = 0n;
+    p.cpus_mask.forEach((v, i) => {
+      if (v) m |= 1n << BigInt(i);
+    });
+    return m;
+  }
+
+  /** scx_select_cpu_dfl(): prev if idle (a whole idle core first on SMT), then the LLC, then any. */
+  private selectCpuDflCore(p: CoreTask, prev: number, allowed: bigint | null, flags: bigint): number {
+    const mask = allowed === null ? this.maskOf(p) : this.maskOf(p) & allowed;
+    const llc = this.core.llc_cpus(prev).reduce((m, c) => m | (1n << BigInt(c)), 0n) & mask;
+    const inMask = (c: number) => ((mask >> BigInt(c)) & 1n) === 1n;
+    if (this.smt) {
+      if (inMask(prev) && (this.idleSmt >> BigInt(prev)) & 1n && this.testAndClearCpuIdle(prev)) return prev;
+      let cpu = this.pickIdle(llc, SCX_PICK_IDLE_CORE);
+      if (cpu >= 0) return cpu;
+      cpu = this.pickIdle(mask, SCX_PICK_IDLE_CORE);
+      if (cpu >= 0) return cpu;
+      if (flags & SCX_PICK_IDLE_CORE) return -16;
+    }
+    if (inMask(prev) && this.testAndClearCpuIdle(prev)) return prev;
+    const cpu = this.pickIdle(llc, 0n);
+    if (cpu >= 0) return cpu;
+    return this.pickIdle(mask, flags);
+  }
+
+  // ---- ScxMachine (the kfuncs' view) ----
+
+  dsqInsert(sch: ScxSched, pAddr: number, dsqId: bigint, slice: bigint, vtime: bigint | null, enqFlags: bigint): void {
+    if (!sch.kfAllowed(SCX_KF_ENQUEUE | SCX_KF_DISPATCH)) return;
+    const e = this.entByAddr(pAddr);
+    if (!e) {
+      sch.error("called with NULL task");
+      return;
+    }
+    if (enqFlags & (0xffn << 56n)) {
+      sch.error(`invalid enq_flags 0x${enqFlags.toString(16)}`);
+      return;
+    }
+    e.slice = slice ? slice : e.slice || 1n;
+    let flags = enqFlags;
+    if (vtime !== null) {
+      e.dsq_vtime = vtime;
+      flags |= SCX_ENQ_DSQ_PRIQ;
+    }
+    const dd = this.ddspTask;
+    if (dd !== null && (dd === "spoiled" || dd === e || !this.dsp)) {
+      // mark_direct_dispatch()
+      this.ddspTask = "spoiled";
+      if (dd !== e) {
+        if (dd === "spoiled") sch.error(`${e.p.comm}[${e.p.pid}] already direct-dispatched`);
+        else
+          sch.error(`scheduling for ${dd.p.comm}[${dd.p.pid}] but trying to direct-dispatch ${e.p.comm}[${e.p.pid}]`);
+        return;
+      }
+      e.ddsp_dsq_id = dsqId;
+      e.ddsp_enq_flags = flags;
+      return;
+    }
+    const d = this.dsp;
+    if (!d) return;
+    if (d.buf.length >= sch.dispatchMaxBatch) {
+      sch.error("dispatch buffer overflow");
+      return;
+    }
+    d.buf.push({ p: e, qseq: e.ops_qseq, dsqId, enqFlags: flags });
+  }
+
+  dispatchNrSlots(sch: ScxSched): number {
+    return sch.dispatchMaxBatch - (this.dsp?.buf.length ?? 0);
+  }
+
+  dispatchCancel(): void {
+    this.dsp?.buf.pop();
+  }
+
+  moveToLocal(sch: ScxSched, dsqId: bigint): boolean {
+    const d = this.dsp;
+    if (!d) return false;
+    this.flushDispatchBuf(sch, d.rq);
+    const dsq = sch.dsqs.get(dsqId) as ScxDispatchQ<ScxEntity> | undefined;
+    if (!dsq) {
+      sch.error(`invalid DSQ ID 0x${dsqId.toString(16).padStart(16, "0")}`);
+      return false;
+    }
+    if (this.consume(d.rq, dsq)) {
+      d.nrTasks++;
+      return true;
+    }
+    return false;
+  }
+
+  dsqMove(sch: ScxSched, it: DsqIter, pAddr: number, dsqId: bigint, enqFlags: bigint, vtime: boolean): boolean {
+    const e = this.entByAddr(pAddr);
+    if (!e || e.dsq !== it.dsq || e.dsq_seq > it.seq) return false;
+    const rq = this.dsp?.rq ?? this.core.task_rq(e.p);
+    if (it.slice !== undefined) e.slice = it.slice;
+    if (it.vtime !== undefined) e.dsq_vtime = it.vtime;
+    let flags = enqFlags;
+    if (vtime) flags |= SCX_ENQ_DSQ_PRIQ;
+    e.dsq.remove(e);
+    const dst = this.findDsqForDispatch(sch, rq, dsqId, e);
+    if (dst.cpu >= 0) this.dispatchToLocal(sch, rq, dst, e, flags);
+    else this.dispatchEnqueue(dst, e, flags);
+    if (this.dsp) this.dsp.nrTasks++;
+    return true;
+  }
+
+  reenqueueLocal(sch: ScxSched): number {
+    const rq = this.core.cpu_rq(this.currentCpu());
+    const local = this.srq(rq).local;
+    const tasks = [...local.list];
+    for (const e of tasks) {
+      local.remove(e);
+      this.doEnqueue(rq, e, 1n << 40n, -1);
+    }
+    void sch;
+    return tasks.length;
+  }
+
+  localDsq(cpu: number): ScxDispatchQ | undefined {
+    return cpu >= 0 && cpu < this.core.nr_cpu_ids ? (this.srq(this.core.cpu_rq(cpu)).local as ScxDispatchQ) : undefined;
+  }
+
+  globalDsq(): ScxDispatchQ {
+    return this.global as ScxDispatchQ;
+  }
+
+  currentCpu(): number {
+    return this.st.kernel.cpu;
+  }
+
+  kickCpu(sch: ScxSched, cpu: number, flags: bigint): void {
+    if (cpu < 0 || cpu >= this.core.nr_cpu_ids) {
+      sch.error(`invalid CPU ${cpu}`);
+      return;
+    }
+    const rq = this.core.cpu_rq(cpu);
+    if (flags & SCX_KICK_IDLE && !this.core.idle_cpu(cpu)) return;
+    if (flags & SCX_KICK_PREEMPT && rq.curr.sched_class === this) this.ent(rq.curr).slice = 0n;
+    this.core.resched_curr(rq);
+  }
+
+  selectCpuDfl(sch: ScxSched, pAddr: number, prevCpu: number, _wakeFlags: bigint, allowed: bigint | null): number {
+    if (prevCpu < 0 || prevCpu >= this.core.nr_cpu_ids) {
+      sch.error(`invalid CPU ${prevCpu}`);
+      return -22;
+    }
+    if (!this.builtinIdle(sch)) return -16;
+    if (!sch.kfUnlocked() && !sch.kfAllowed(SCX_KF_SELECT_CPU | SCX_KF_ENQUEUE)) return -1;
+    const e = this.entByAddr(pAddr);
+    if (!e) return -22;
+    return this.selectCpuDflCore(e.p, prevCpu, allowed, 0n);
+  }
+
+  taskCpu(pAddr: number): number {
+    return this.entByAddr(pAddr)?.p.cpu ?? 0;
+  }
+
+  taskRunning(pAddr: number): boolean {
+    const e = this.entByAddr(pAddr);
+    return !!e && this.core.task_rq(e.p).curr === e.p;
+  }
+
+  cpuCurr(cpu: number): number {
+    return this.core.cpu_rq(cpu).curr.task.addr;
+  }
+
+  idleMask(): bigint {
+    return this.idleBits;
+  }
+
+  idleSmtMask(): bigint {
+    return this.idleSmt;
+  }
+
+  pickIdleCpu(sch: ScxSched, allowed: bigint, flags: bigint): number {
+    if (!this.builtinIdle(sch)) return -16;
+    return this.pickIdle(allowed, flags);
+  }
+
+  pickAnyCpu(sch: ScxSched, allowed: bigint, flags: bigint): number {
+    const cpu = this.builtinIdle(sch) ? this.pickIdle(allowed, flags) : -1;
+    if (cpu >= 0) return cpu;
+    for (let c = 0; c < this.core.nr_cpu_ids; c++) if ((allowed >> BigInt(c)) & 1n) return c;
+    return -16;
+  }
+
+  now(): bigint {
+    return BigInt(Math.round(this.core.now()));
+  }
+
+  dsqTasks(dsq: ScxDispatchQ): number[] {
+    return (dsq as ScxDispatchQ<ScxEntity>).list.map((e) => e.p.task.addr);
+  }
+
+  taskSeq(pAddr: number): { dsq: ScxDispatchQ | null; seq: number } | undefined {
+    const e = this.entByAddr(pAddr);
+    return e ? { dsq: e.dsq as ScxDispatchQ | null, seq: e.dsq_seq } : undefined;
+  }
+}
