@@ -203,9 +203,8 @@ export function register(program: Command): void {
           );
         }
       }
-      if (isObjSpec(scx) || (to !== undefined && isObjSpec(to))) {
-        throw new CliError(`--scx ${JSON.stringify(isObjSpec(scx) ? scx : to)}: this kernel has no sched_ext`);
-      }
+      const bpf = isObjSpec(scx) || (to !== undefined && isObjSpec(to));
+      const ext = bpf ? (await import("../subsys/sched_ext/index.js")).schedExtSubsystem : null;
       const m = new Machine({
         cpus,
         workload,
@@ -215,17 +214,34 @@ export function register(program: Command): void {
         migrationCost,
         topology: { smt, llc },
         timeline: o.plot !== undefined,
+        subsystems: ext ? [ext] : [],
       });
-      m.run(duration);
-      const metrics = schedMetrics(m, duration);
       const header = [
         `scheduler: ${scx}, workload ${workload.name}, ${cpus} CPUs (smt ${smt}, llc ${llc}), ${o.duration}, seed ${seed}`,
       ];
-      const exitLines: string[] = [];
+      let host: import("../sim/sched/bpf_sched.js").BpfSchedHost | undefined;
+      if (bpf) {
+        const { BpfSchedHost } = await import("../sim/sched/bpf_sched.js");
+        const h = new BpfSchedHost(m);
+        host = h;
+        // Every object loads (and verifies) before anything runs.
+        const first = isObjSpec(scx) ? h.load(scx) : null;
+        const second = to !== undefined && isObjSpec(to) ? h.load(to) : null;
+        if (first) h.attach(scx, first);
+        if (switchAt !== undefined) m.at(switchAt, () => h.switchTo(to!, second));
+        m.onTick = () => h.collect();
+      }
+      m.run(duration);
+      host?.collect();
+      const metrics = schedMetrics(m, duration);
+      const exits = host?.exits ?? [];
+      const switches = host?.switches ?? [];
+      for (const sw of switches)
+        header.push(`switch at ${(sw.at / 1e9).toFixed(3)} s: ${sw.from} -> ${sw.to} (${sw.how})`);
+      const exitLines = exits.flatMap((e) => ["", `${e.spec}: ${e.kindName} at ${(e.at / 1e9).toFixed(3)} s`, e.line]);
       if (o.json) {
-        process.stdout.write(
-          `${JSON.stringify({ scheduler: scx, workload: workload.name, seed, metrics, events: m.q.executed })}\n`,
-        );
+        const out = { scheduler: scx, workload: workload.name, seed, metrics, switches, exits, events: m.q.executed };
+        process.stdout.write(`${JSON.stringify(out)}\n`);
       } else process.stdout.write(formatSchedSummary(metrics, header, exitLines));
       if (o.plot) {
         const { writeSchedPlot, groupOf } = await import("../sim/sched/plot.js");
@@ -242,7 +258,10 @@ export function register(program: Command): void {
             cpus,
             segments: m.segments,
             latencies: lat,
-            marks: [],
+            marks: [
+              ...switches.map((x) => ({ t: x.at, label: `${x.from} -> ${x.to}` })),
+              ...exits.map((x) => ({ t: x.at, label: x.line })),
+            ],
           });
         } catch (e) {
           throw fileError("--plot: can't write", o.plot, e);

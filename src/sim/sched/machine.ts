@@ -313,6 +313,14 @@ export class Machine {
     }
   }
 
+  /** Run `fn` at machine time `t` (ns), then let the CPUs act on what it changed. */
+  at(t: number, fn: () => void): void {
+    this.q.at(t, () => {
+      fn();
+      this.flush();
+    });
+  }
+
   /** Run for `duration` ns of simulated time. */
   run(duration: number): void {
     for (const tpl of this.opts.workload.tasks) {
