@@ -14,6 +14,7 @@ import {
   BPF_LIST_NODE,
   BPF_RB_NODE,
   BPF_RB_ROOT,
+  BPF_TIMER,
   type BtfField,
   type BtfRecord,
   type BtfStructMeta,
@@ -23,6 +24,7 @@ import { BTF_KIND_STRUCT, BTF_KIND_UNION } from "../uapi/btf.js";
 import { BpfError, EINVAL } from "../uapi/errno.js";
 import type { BpfMap, BpfProg, MemRegion } from "./bpf.js";
 import { btfFindDtorKfunc, kptrXchg } from "./bpf_kptr.js";
+import { bpf_timer_cancel_and_free } from "./bpf_timer.js";
 import type { HelperArgs, Kernel } from "./kernel.js";
 
 /** BPF_PTR_POISON: a node being linked (owner claimed, not yet set). */
@@ -157,7 +159,7 @@ export function bpfObjFreeFields(k: Kernel, rec: BtfRecord, addr: number): void 
       if (!p) continue;
       if (!f.kptr?.btf) bpfObjDrop(k, p);
       else btfFindDtorKfunc(k, f.kptr.name)?.dtor(k, p);
-    }
+    } else if (f.type === BPF_TIMER) bpf_timer_cancel_and_free(k, addr + f.offset);
   }
 }
 

@@ -23,6 +23,7 @@ import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { copyMapValue, mapFreeFields } from "./bpf_graph.js";
 import { BpfLru, type BpfLruNode, BpfLruNode as LruNode } from "./bpf_lru.js";
+import { bpf_map_free_timers } from "./bpf_timer.js";
 import { CAP_SYS_ADMIN } from "./capability.js";
 import type { Kernel } from "./kernel.js";
 
@@ -109,6 +110,8 @@ export class BpfHtab extends BpfMap {
     const ks = keyStr(node.elem.key);
     if (this.elems.get(ks) !== node.elem) return false;
     this.elems.delete(ks);
+    // The evicted element's timers and lists go before its node is reused (check_and_free_fields).
+    if (!this.percpu) mapFreeFields(this, node.elem.value.addr);
     return true;
   }
 
@@ -243,6 +246,8 @@ function copyOut(h: BpfHtab, e: HtabElem, out: Uint8Array): void {
 }
 
 export const htab_map_ops: BpfMapOps = {
+  // htab_map_free_timers_and_wq: timers go with the last user reference.
+  map_release_uref: bpf_map_free_timers,
   map_btf_name: "bpf_htab",
   map_batch: { lookup: true, lookup_and_delete: true, update: true, delete: true },
   map_alloc_check(attr, k) {

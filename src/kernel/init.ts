@@ -14,6 +14,7 @@ import { declareGraphTypes, type ProgKernelFn, registerGraphKfuncs } from "./bpf
 import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { task_storage_map_ops } from "./bpf_task_storage.js";
+import { declareTimerTypes, registerTimerHelpers } from "./bpf_timer.js";
 import { bpfVerifierHook } from "./bpf_verifier.js";
 import { btf_register_kernel } from "./btf_obj.js";
 import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.js";
@@ -153,10 +154,12 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     // After the subsystems' types, so their ids stay where they were.
     declareGraphTypes(b, base);
     declarePercpuVars(b, base);
+    declareTimerTypes(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
   registerIterHelpers(k);
+  registerTimerHelpers(k);
   if (k.mem instanceof VmMemory) bindVm(k, new Vm(k.mem));
   // The verifier runs on every PROG_LOAD, as in the kernel; `verifier: false` is for tests of
   // the runtime checks that sit behind it (the VM still checks every access).

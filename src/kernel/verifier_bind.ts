@@ -5,7 +5,7 @@
  * kernel's log messages.
  */
 
-import { BPF_LIST_HEAD, BPF_RB_ROOT, BPF_SPIN_LOCK, btfRecordHasField } from "../btf/record.js";
+import { BPF_LIST_HEAD, BPF_RB_ROOT, BPF_SPIN_LOCK, BPF_TIMER, btfRecordHasField } from "../btf/record.js";
 import { decodeInsn } from "../isa/decode.js";
 import { type Insn, LD_IMM64_CODE } from "../isa/insn.js";
 import { BPF_CLASS, BPF_LDX, BPF_MEM, BPF_MEMSX, BPF_MODE } from "../isa/opcodes.js";
@@ -190,6 +190,8 @@ function check_map_prog_compatibility(env: VerifierEnv, map: BpfMap): void {
       throw logErr(env.log, EINVAL, "socket filter progs cannot use bpf_spin_lock yet");
     if (tracing) throw logErr(env.log, EINVAL, "tracing progs cannot use bpf_spin_lock yet");
   }
+  if (tracing && btfRecordHasField(map.record, BPF_TIMER))
+    throw logErr(env.log, EINVAL, "tracing progs cannot use bpf_timer yet");
 }
 
 function check_pseudo_btf_id(

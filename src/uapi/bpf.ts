@@ -224,6 +224,10 @@ export const BPF_F_TEST_REG_INVARIANTS = 1 << 7;
 /** BPF_LINK_UPDATE flags. */
 export const BPF_F_REPLACE = 1 << 2;
 
+/** bpf_timer_start flags. */
+export const BPF_F_TIMER_ABS = 1 << 0;
+export const BPF_F_TIMER_CPU_PIN = 1 << 1;
+
 /** BPF_PROG_TEST_RUN flags. */
 export const BPF_F_TEST_RUN_ON_CPU = 1 << 0;
 export const BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1;
@@ -296,6 +300,10 @@ export const bpf_func_id = {
   BPF_FUNC_get_current_task_btf: 158,
   BPF_FUNC_ktime_get_coarse_ns: 160,
   BPF_FUNC_for_each_map_elem: 164,
+  BPF_FUNC_timer_init: 169,
+  BPF_FUNC_timer_set_callback: 170,
+  BPF_FUNC_timer_start: 171,
+  BPF_FUNC_timer_cancel: 172,
   BPF_FUNC_snprintf: 165,
   BPF_FUNC_loop: 181,
   BPF_FUNC_get_func_arg: 183,

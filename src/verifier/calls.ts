@@ -19,6 +19,7 @@ import {
 } from "./reg_state.js";
 import { BPF_REG_SIZE, STACK_MISC, STACK_ZERO } from "./stack.js";
 import { copyState, type FuncState, newFuncState } from "./state.js";
+import { checkAsyncCallbackReturn } from "./timer.js";
 import { tnumIsConst } from "./tnum.js";
 
 import type { Verifier } from "./verifier.js";
@@ -118,7 +119,8 @@ export function processExit(v: Verifier): boolean {
     return false;
   }
   checkResourceLeak(v, false, true, "BPF_EXIT instruction in main prog");
-  checkReturnCode(v);
+  if (f.inAsyncCb) checkAsyncCallbackReturn(v);
+  else checkReturnCode(v);
   return true;
 }
 

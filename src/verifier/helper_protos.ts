@@ -26,6 +26,8 @@ export const ARG_KPTR_XCHG_DEST = 15;
 export const ARG_KPTR_XCHG_SRC = 16;
 /** A per-CPU BTF pointer (a per-CPU ksym). */
 export const ARG_PTR_TO_PERCPU_BTF_ID = 17;
+/** A struct bpf_timer inside a map value (src/verifier/timer.ts). */
+export const ARG_PTR_TO_TIMER = 18;
 /** Flags on arg types. */
 export const ARG_MAYBE_NULL = 1 << 8;
 export const ARG_MEM_RDONLY = 1 << 9;
@@ -221,6 +223,30 @@ export const bpf_this_cpu_ptr_proto = proto(F.BPF_FUNC_this_cpu_ptr, RET_PTR_TO_
 export const bpf_spin_lock_proto = proto(F.BPF_FUNC_spin_lock, RET_VOID, [ARG_PTR_TO_SPIN_LOCK]);
 export const bpf_spin_unlock_proto = proto(F.BPF_FUNC_spin_unlock, RET_VOID, [ARG_PTR_TO_SPIN_LOCK]);
 
+// kernel/bpf/helpers.c: bpf_timer (GPL only, bpf_capable)
+export const bpf_timer_init_proto = proto(
+  F.BPF_FUNC_timer_init,
+  RET_INTEGER,
+  [ARG_PTR_TO_TIMER, ARG_CONST_MAP_PTR, ARG_ANYTHING],
+  { gplOnly: true, privileged: true },
+);
+export const bpf_timer_set_callback_proto = proto(
+  F.BPF_FUNC_timer_set_callback,
+  RET_INTEGER,
+  [ARG_PTR_TO_TIMER, ARG_PTR_TO_FUNC],
+  { gplOnly: true, privileged: true },
+);
+export const bpf_timer_start_proto = proto(
+  F.BPF_FUNC_timer_start,
+  RET_INTEGER,
+  [ARG_PTR_TO_TIMER, ARG_ANYTHING, ARG_ANYTHING],
+  { gplOnly: true, privileged: true },
+);
+export const bpf_timer_cancel_proto = proto(F.BPF_FUNC_timer_cancel, RET_INTEGER, [ARG_PTR_TO_TIMER], {
+  gplOnly: true,
+  privileged: true,
+});
+
 /** Every helper structops knows; an id outside this table is an "unknown func". */
 export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
   [
@@ -259,6 +285,10 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_get_current_task_btf_proto,
     bpf_get_current_pid_tgid_proto,
     bpf_get_current_comm_proto,
+    bpf_timer_init_proto,
+    bpf_timer_set_callback_proto,
+    bpf_timer_start_proto,
+    bpf_timer_cancel_proto,
   ].map((p) => [p.funcId, p]),
 );
 
@@ -286,6 +316,10 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
     case F.BPF_FUNC_spin_lock:
     case F.BPF_FUNC_spin_unlock:
     case F.BPF_FUNC_kptr_xchg:
+    case F.BPF_FUNC_timer_init:
+    case F.BPF_FUNC_timer_set_callback:
+    case F.BPF_FUNC_timer_start:
+    case F.BPF_FUNC_timer_cancel:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     case F.BPF_FUNC_trace_printk:
     case F.BPF_FUNC_probe_read_kernel:

@@ -26,6 +26,7 @@ import {
   ARG_PTR_TO_PERCPU_BTF_ID,
   ARG_PTR_TO_SPIN_LOCK,
   ARG_PTR_TO_STACK,
+  ARG_PTR_TO_TIMER,
   ARG_PTR_TO_UNINIT_MEM,
   bpfBaseFuncProto,
   type FuncProto,
@@ -65,6 +66,7 @@ import {
 import { STACK_SPILL, STACK_ZERO } from "./stack.js";
 import { checkStackRange, markStackWritten } from "./stack_access.js";
 import { copyState } from "./state.js";
+import { checkTimerMapMatch, isAsyncCallbackCalling, processTimerFunc, pushAsyncCallback } from "./timer.js";
 import { tnumIsConst } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
 
@@ -189,6 +191,8 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   let kptrField: BtfField | undefined;
   let retBtfId = 0;
   let releaseRefObjId = 0;
+  /** The map of a timer argument (meta->map_ptr from process_timer_func). */
+  let timerMap: number | undefined;
   for (let a = 0; a < fn.argTypes.length; a++) {
     const at = fn.argTypes[a];
     const regno = a + 1;
@@ -205,6 +209,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         break;
       case ARG_CONST_MAP_PTR:
         if (reg.type !== CONST_PTR_TO_MAP) bad([CONST_PTR_TO_MAP]);
+        checkTimerMapMatch(v, timerMap, reg);
         map = reg;
         checkMapFuncCompat(v, v.maps[reg.map].type, funcId, fname);
         break;
@@ -289,6 +294,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         checkKptrXchgSrc(v, regno, reg, kptrField);
         releaseRefObjId = reg.refObjId;
         break;
+      case ARG_PTR_TO_TIMER:
+        timerMap = processTimerFunc(v, regno, reg);
+        break;
       case ARG_CONST_SIZE:
       case ARG_CONST_SIZE_OR_ZERO:
         break;
@@ -300,6 +308,12 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   // A callback runs as a frame of its own; the path where it never runs continues right after
   // the call. bpf_loop gives it (index, ctx) (set_loop_callback_state); bpf_for_each_map_elem
   // (map, key, value, ctx) (set_map_elem_callback_state).
+  // bpf_timer_set_callback: the callback is verified later, on a state of its own.
+  if (callback && isAsyncCallbackCalling(funcId) && timerMap !== undefined) {
+    pushAsyncCallback(v, callback.memSize, timerMap);
+    clobberAndSetR0(v, fn, undefined);
+    return false;
+  }
   if (callback) {
     const args = regs.map(copyReg);
     const ctx = copyReg(regs[3]);

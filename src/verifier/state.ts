@@ -20,6 +20,8 @@ export interface FuncState {
   rbtreeCb?: boolean;
   /** A callback's arguments (r1-r5), to call it again for the next iteration. */
   cbArgs?: RegState[];
+  /** An async callback (bpf_timer_set_callback): frame 0 of a state of its own, returns 0. */
+  inAsyncCb?: boolean;
 }
 
 /**
@@ -71,6 +73,8 @@ export interface VerifierState {
   callbackUnrollDepth?: number;
   /** At a callback's entry: a forced checkpoint. */
   callbackEntry?: boolean;
+  /** The entry of an async callback registered again: checkpointed, so re-registrations converge. */
+  asyncEntry?: boolean;
 }
 
 export function newFuncState(callsite: number, frameno: number, subprog: number): FuncState {
@@ -89,6 +93,7 @@ export function copyFuncState(f: FuncState): FuncState {
     isCallback: f.isCallback,
     rbtreeCb: f.rbtreeCb,
     cbArgs: f.cbArgs,
+    inAsyncCb: f.inAsyncCb,
   };
 }
 

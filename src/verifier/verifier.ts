@@ -243,6 +243,7 @@ export class Verifier {
     // print_verifier_state: the references held, after the running frame's registers.
     const refs = this.cur?.frames.includes(f) ? this.cur.refs : undefined;
     if (refs?.length && refs[0].id) parts.push(`refs=${refs.map((r) => r.id).join(",")}`);
+    if (f.inAsyncCb) parts.push("async_cb");
     return parts.join(" ");
   }
 
@@ -630,7 +631,8 @@ export class Verifier {
       if (this.statesEqual(sl, this.cur, idx, false)) return true;
     }
     // Like the kernel, do not checkpoint every few instructions: states are costly to keep.
-    const frequent = this.env.testStateFreq === true;
+    const frequent = this.env.testStateFreq === true || this.cur.asyncEntry === true;
+    this.cur.asyncEntry = false;
     if (
       !frequent &&
       !iterNext &&
