@@ -118,6 +118,19 @@ int cancel_periodic(void *ctx)
 	return 0;
 }
 
+/* Start periodic[0] again without setting a callback: -EINVAL once a cancel dropped it. */
+SEC("syscall")
+int restart_periodic(void *ctx)
+{
+	__u32 key = 0;
+	struct periodic *p = bpf_map_lookup_elem(&periodic, &key);
+
+	if (!p)
+		return 1;
+	st.start_ret = bpf_timer_start(&p->timer, st.period_ns, 0);
+	return 0;
+}
+
 /* periodic[1]: one shot at the absolute time abs_expiry, pinned to this CPU. */
 SEC("syscall")
 int start_abs_pinned(void *ctx)

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { test } from "node:test";
 import { bpfTimers } from "../../src/kernel/bpf_timer.js";
 import { hrtimer_next_expiry } from "../../src/kernel/hrtimer.js";
@@ -13,6 +15,7 @@ import {
 import { BpfObject } from "../../src/loader/object.js";
 import { EBUSY, EDEADLK, EINVAL } from "../../src/uapi/errno.js";
 import { objPath } from "../elf/helpers.js";
+import { repoRoot } from "../repo_root.js";
 
 /**
  * bpf/timer.bpf.c on the simulated clock: timers armed from `syscall` programs fire when the
@@ -187,4 +190,79 @@ test("the map's last user reference cancels its timers and releases the callback
   assert.ok(prog.freed, "the program is freed once the timer no longer holds it");
   k.setTimeNs(1_000_000n);
   void h;
+});
+
+/** host_timer.py's steps on the simulated kernel, sleeps as clock moves: the same JSON shape. */
+function ourSequence(): Record<string, unknown> {
+  const { kernel: k, h, obj, read, write, run, periodic } = setup();
+  const out: Record<string, unknown> = {};
+  const sleep = (ns: bigint) => k.setTimeNs(k.ktimeGetNs() + ns);
+  const stateOf = () => Object.fromEntries(Object.entries(read()).map(([f, v]) => [f, Number(v)]));
+  write({ period_ns: 2_000_000n, tick_limit: 5n });
+  run("start_periodic");
+  out.start = stateOf();
+  sleep(200_000_000n);
+  const p = periodic(0);
+  out.periodic = {
+    ticks: Number(p.getBigUint64(P_TICKS, true)),
+    at: [0, 1, 2, 3, 4, 5, 6, 7].map((i) => Number(p.getBigUint64(P_AT + 8 * i, true))),
+    cancel_self: Number(p.getBigInt64(P_CANCEL_SELF, true)),
+  };
+  run("cancel_periodic");
+  out.cancel_done = Number(read().cancel_ret);
+  run("restart_periodic");
+  out.restart_after_cancel = Number(read().start_ret);
+  write({ period_ns: 10_000_000_000n, tick_limit: 5n });
+  run("start_abs_pinned");
+  const pm = obj.findMap("periodic");
+  assert.ok(pm);
+  assert.equal(bpf_map_update_elem(h, pm.fd, new Uint8Array(4), new Uint8Array(pm.valueSize), 0), 0);
+  run("start_periodic");
+  out.reinit_after_update = Number(read().init_ret);
+  run("cancel_periodic");
+  out.cancel_armed = Number(read().cancel_ret);
+  for (const key of [7n, 9n, 11n]) {
+    write({ session_key: key });
+    run("arm_session");
+  }
+  write({ session_key: 9n });
+  out.drop = run("drop_session");
+  const sessions = obj.findMap("sessions");
+  assert.ok(sessions);
+  out.user_delete = bpf_map_delete_elem(h, sessions.fd, new Uint8Array([11, 0, 0, 0]));
+  sleep(50_000_000n);
+  const s = read();
+  out.session_fired = Number(s.session_fired);
+  out.session_fired_key = Number(s.session_fired_key);
+  return out;
+}
+
+const HOST_TIMER = join(repoRoot(), "test/kernel/fixtures/host_timer.py");
+
+function hostSkip(): string | false {
+  if (process.platform !== "linux") return "not Linux";
+  if (process.getuid?.() !== 0) return "needs root for bpf(2)";
+  const py = spawnSync("python3", ["-c", "import ctypes; ctypes.CDLL('libbpf.so.1')"], { encoding: "utf8" });
+  if (py.status !== 0) return "python3 or libbpf.so.1 missing";
+  return false;
+}
+
+test("the host kernel runs timer.bpf.o to the same results (its ticks at least a period apart)", {
+  skip: hostSkip(),
+}, (t) => {
+  const r = spawnSync("python3", [HOST_TIMER, objPath("timer")], { encoding: "utf8" });
+  if (r.status === 3) {
+    t.skip("bpf() refused the object here");
+    return;
+  }
+  assert.equal(r.status, 0, r.stderr);
+  const host = JSON.parse(r.stdout) as Record<string, unknown> & { periodic: { at: number[] } };
+  const ours = ourSequence() as typeof host;
+  // Real time: the host's ticks are a period apart or a little more; ours exactly.
+  const hostAt = host.periodic.at.slice(0, 5);
+  for (let i = 1; i < 5; i++) assert.ok(hostAt[i] - hostAt[i - 1] >= 2_000_000, `host tick ${i}`);
+  const oursAt = ours.periodic.at.slice(0, 5);
+  for (let i = 1; i < 5; i++) assert.equal(oursAt[i] - oursAt[i - 1], 2_000_000);
+  const strip = (o: typeof host) => ({ ...o, periodic: { ...o.periodic, at: o.periodic.at.map((x) => x !== 0) } });
+  assert.deepEqual(strip(ours), strip(host));
 });
