@@ -52,12 +52,13 @@ import {
   regTypeStr,
   SCALAR_VALUE,
 } from "./reg_state.js";
+import { inSleepable } from "./timer.js";
 import { tnumIsConst } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
 
 /** in_rcu_cs: inside bpf_rcu_read_lock, under a lock, or anywhere in a non-sleepable program. */
 export function inRcuCs(v: Verifier): boolean {
-  return v.cur.activeRcuLock > 0 || v.cur.activeLock >= 0 || !v.env.sleepable;
+  return v.cur.activeRcuLock > 0 || v.cur.activeLock >= 0 || !inSleepable(v);
 }
 
 function isNullScalar(r: RegState): boolean {
@@ -104,7 +105,7 @@ export function checkKfuncCall(v: Verifier, btfId: number, off = 0): boolean {
   if (meta.flags & KF_DESTRUCTIVE && !v.env.capSysBoot)
     v.reject(EACCES, "calling kernel function with KF_DESTRUCTIVE flag requires CAP_SYS_BOOT capability");
   const sleepable = (meta.flags & KF_SLEEPABLE) !== 0;
-  if (sleepable && !v.env.sleepable) v.reject(EACCES, `program must be sleepable to call sleepable kfunc ${name}`);
+  if (sleepable && !inSleepable(v)) v.reject(EACCES, `program must be sleepable to call sleepable kfunc ${name}`);
   if (isGraphKfunc(name)) return checkGraphKfuncCall(v, name, btfId, meta.flags, proto);
   checkKfuncArgs(v, meta, proto);
 

@@ -112,3 +112,11 @@ export function checkAsyncCallbackReturn(v: Verifier): void {
 export function isAsyncCallbackCalling(funcId: number): boolean {
   return funcId === bpf_func_id.BPF_FUNC_timer_set_callback;
 }
+
+/**
+ * in_sleepable: a sleepable program, outside its async callbacks (a timer callback runs in
+ * softirq: it may not sleep and is an RCU read-side section).
+ */
+export function inSleepable(v: Verifier): boolean {
+  return !!v.env.sleepable && !v.cur.frames[0].inAsyncCb;
+}

@@ -13,7 +13,7 @@ import {
   bpf_prog_test_run_opts,
 } from "../../src/loader/bpf.js";
 import { BpfObject } from "../../src/loader/object.js";
-import { EBUSY, EDEADLK, EINVAL } from "../../src/uapi/errno.js";
+import { EBUSY, EDEADLK, EINVAL, EPERM } from "../../src/uapi/errno.js";
 import { objPath } from "../elf/helpers.js";
 import { repoRoot } from "../repo_root.js";
 
@@ -234,6 +234,9 @@ function ourSequence(): Record<string, unknown> {
   const s = read();
   out.session_fired = Number(s.session_fired);
   out.session_fired_key = Number(s.session_fired_key);
+  k.close(h.process, pm.fd);
+  run("start_periodic");
+  out.init_without_users = Number(read().init_ret);
   return out;
 }
 
@@ -265,4 +268,16 @@ test("the host kernel runs timer.bpf.o to the same results (its ticks at least a
   for (let i = 1; i < 5; i++) assert.equal(oursAt[i] - oursAt[i - 1], 2_000_000);
   const strip = (o: typeof host) => ({ ...o, periodic: { ...o.periodic, at: o.periodic.at.map((x) => x !== 0) } });
   assert.deepEqual(strip(ours), strip(host));
+});
+
+test("a map no user space holds any more: bpf_timer_init is -EPERM (nothing would ever cancel the timer)", () => {
+  const { kernel: k, h, obj, read, write, run } = setup();
+  const m = obj.findMap("periodic");
+  assert.ok(m);
+  // The programs still hold the map, but user space's last fd goes: usercnt drops to zero.
+  k.close(h.process, m.fd);
+  write({ period_ns: 1_000n, tick_limit: 3n });
+  assert.equal(run("start_periodic"), 0);
+  assert.equal(read().init_ret, BigInt(-EPERM));
+  assert.equal(bpfTimers(k).size, 0);
 });
