@@ -4,7 +4,8 @@
  * Entry points: `new Kernel({ subsystems, verifier, config, progTagHash })`, `kernel.newProcess()`,
  * `kernel.bpf(proc, cmd, attr)` (the bpf() syscall: a number or a thrown BpfError),
  * `kernel.close/dup/exit/poll/fdinfo/objGetInfo/socket/unlink`, `kernel.rcu` and
- * `kernel.quiesce()/advance()` for grace periods, `kernel.setTimeNs/advanceTimeNs` for the clock.
+ * `kernel.quiesce()/advance()` for grace periods, `kernel.setTimeNs/advanceTimeNs` for the clock
+ * (moving it fires the hrtimers that expire on the way: `hrtimer_start`, `hrtimer_next_expiry`).
  * Subsystems plug in with `registerMapType`, `registerProgType`, `registerLinkCreate`,
  * `registerHelper`, `registerKfunc`, `kernel.structOps` and `kernel.verifier`, and use the
  * kernel's primitives: `bpf_map_inc/put/inc_not_zero`, `bpf_prog_get/put/inc`, `fdget`,
@@ -20,6 +21,7 @@ export * from "./core.js";
 export * from "./file.js";
 export * from "./hashtab.js";
 export * from "./helpers.js";
+export * from "./hrtimer.js";
 export * from "./idr.js";
 export { declareKernelTypes, type KernelBaseTypes } from "./init.js";
 export * from "./inode.js";
