@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BtfBuilder } from "../../src/btf/builder.js";
 import { assemble } from "../../src/isa/asm.js";
+import { bpfTimers } from "../../src/kernel/bpf_timer.js";
+import { hrtimer_is_queued } from "../../src/kernel/hrtimer.js";
 import { Kernel, type Subsystem } from "../../src/kernel/kernel.js";
 import { bpf_cmd, bpf_map_type, bpf_prog_type } from "../../src/uapi/bpf.js";
 import { BTF_FUNC_GLOBAL, BTF_INT_SIGNED } from "../../src/uapi/btf.js";
@@ -163,4 +165,73 @@ test("the timer helpers are GPL-only", () => {
     "cannot call GPL-restricted function from non-GPL compatible program",
     5,
   );
+});
+
+test("an LRU element evicted with its timer armed: the timer goes with it and never fires", () => {
+  const b = new BtfBuilder();
+  const int = b.addInt("int", 4, BTF_INT_SIGNED);
+  const u64 = b.addInt("long long unsigned int", 8);
+  const timer = b.addStructAuto("bpf_timer", [{ name: "__opaque", type: b.addArray(u64, int, 2) }]);
+  const val = b.addStructAuto("val", [
+    { name: "t", type: timer },
+    { name: "n", type: u64 },
+  ]);
+  const btf = b.build();
+  const btfFd = k.bpf(proc, bpf_cmd.BPF_BTF_LOAD, { btf, btf_size: btf.length });
+  const lru = k.bpf(proc, bpf_cmd.BPF_MAP_CREATE, {
+    map_type: bpf_map_type.BPF_MAP_TYPE_LRU_HASH,
+    key_size: 4,
+    value_size: 24,
+    max_entries: 4,
+    btf_fd: btfFd,
+    btf_key_type_id: int,
+    btf_value_type_id: val,
+  });
+  const key = (n: number) => new Uint8Array([n, 0, 0, 0]);
+  k.bpf(proc, bpf_cmd.BPF_MAP_UPDATE_ELEM, { map_fd: lru, key: key(0), value: new Uint8Array(24), flags: 0 });
+  const insns = assemble(`
+    stw [%r10-4], 0
+    lddw %r1, map_fd(${lru})
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, out
+    mov %r6, %r0
+    mov %r1, %r6
+    lddw %r2, map_fd(${lru})
+    mov %r3, 1
+    call 169
+    mov %r1, %r6
+    lddw %r2, func(cb)
+    call 170
+    mov %r1, %r6
+    mov %r2, 1000000
+    mov %r3, 0
+    call 171
+    out:
+    mov %r0, 0
+    exit
+    cb:
+    mov %r0, 0
+    exit`);
+  const fd = k.bpf(proc, bpf_cmd.BPF_PROG_LOAD, {
+    prog_type: bpf_prog_type.BPF_PROG_TYPE_SYSCALL,
+    insns,
+    insn_cnt: insns.length,
+    license: "GPL",
+    prog_flags: 1 << 4,
+  });
+  const attr: { prog_fd: number; retval?: number } = { prog_fd: fd };
+  k.bpf(proc, bpf_cmd.BPF_PROG_TEST_RUN, attr);
+  assert.equal(attr.retval, 0);
+  const armed = () => [...bpfTimers(k).values()].filter((t) => hrtimer_is_queued(t.timer)).length;
+  assert.equal(armed(), 1);
+  // New keys push key 0 out of the LRU: its timer is cancelled and freed with it.
+  for (let n = 1; n <= 32 && armed() > 0; n++) {
+    k.bpf(proc, bpf_cmd.BPF_MAP_UPDATE_ELEM, { map_fd: lru, key: key(n), value: new Uint8Array(24), flags: 0 });
+  }
+  assert.equal(armed(), 0);
+  const lookup = new Uint8Array(24);
+  assert.throws(() => k.bpf(proc, bpf_cmd.BPF_MAP_LOOKUP_ELEM, { map_fd: lru, key: key(0), value: lookup }));
+  k.close(proc, fd);
 });
