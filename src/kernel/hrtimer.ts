@@ -38,7 +38,7 @@ export const HRTIMER_MODE_REL_PINNED_SOFT = HRTIMER_MODE_REL_PINNED | HRTIMER_MO
 export const HRTIMER_STATE_INACTIVE = 0;
 export const HRTIMER_STATE_ENQUEUED = 1;
 
-/** KTIME_MAX: an expiry that overflows is clamped here, as ktime_add_safe does. */
+/** KTIME_MAX. */
 export const KTIME_MAX = (1n << 63n) - 1n;
 
 /**
@@ -249,9 +249,13 @@ export function hrtimer_setup(k: Kernel, fn: HrtimerFn, clockid: number, mode: n
   return new Hrtimer(k.hrtimerBase, fn, clockid, mode);
 }
 
+/** KTIME_SEC_MAX seconds: what ktime_add_safe saturates to. */
+export const KTIME_SAFE_MAX = (KTIME_MAX / 1_000_000_000n) * 1_000_000_000n;
+
+/** ktime_add_safe: a sum that overflows, or goes below either operand, saturates. */
 function ktimeAddSafe(a: bigint, b: bigint): bigint {
-  const r = a + b;
-  return r > KTIME_MAX || r < 0n ? KTIME_MAX : r;
+  const r = BigInt.asIntN(64, a + b);
+  return r < 0n || r < a || r < b ? KTIME_SAFE_MAX : r;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   hrtimer_setup,
   hrtimer_start,
   hrtimer_try_to_cancel,
+  KTIME_SAFE_MAX,
 } from "../../src/kernel/hrtimer.js";
 import { Kernel } from "../../src/kernel/kernel.js";
 import { EINVAL } from "../../src/uapi/errno.js";
@@ -219,4 +220,21 @@ test("the clock cannot move from inside a callback; an unknown clock id is EINVA
   assert.throws(() => k.setTimeNs(10n), /inside a timer callback/);
   assert.equal(k.hrtimerBase.running, null, "the base is consistent after a throwing callback");
   throwsErrno(() => hrtimer_setup(k, () => 0, 3, HRTIMER_MODE_REL), EINVAL);
+});
+
+test("a relative expiry that overflows or is negative saturates at KTIME_SEC_MAX (ktime_add_safe)", () => {
+  const k = kernel();
+  k.setTimeNs(1000n);
+  const t = hrtimer_setup(
+    k,
+    once(() => {}),
+    CLOCK_MONOTONIC,
+    HRTIMER_MODE_REL,
+  );
+  hrtimer_start(t, -5n, HRTIMER_MODE_REL);
+  assert.equal(hrtimer_next_expiry(k), KTIME_SAFE_MAX);
+  hrtimer_start(t, (1n << 63n) - 10n, HRTIMER_MODE_REL);
+  assert.equal(hrtimer_next_expiry(k), KTIME_SAFE_MAX);
+  hrtimer_start(t, 5n, HRTIMER_MODE_REL);
+  assert.equal(hrtimer_next_expiry(k), 1005n);
 });
