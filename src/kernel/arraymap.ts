@@ -20,7 +20,7 @@ import { BPF_F_ACCESS_MASK, BpfMap, type BpfMapOps, bpf_map_flags_access_ok, typ
 import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { copyMapValue, mapFreeFields } from "./bpf_graph.js";
-import { bpf_map_free_timers } from "./bpf_timer.js";
+import { bpf_map_free_timers_wq } from "./bpf_wq.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
 
@@ -97,7 +97,7 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
     return new BpfArray(k, percpu ? percpu_array_map_ops : array_map_ops, attr);
   },
   // array_map_free_timers_wq: timers go with the last user reference, other fields stay.
-  map_release_uref: bpf_map_free_timers,
+  map_release_uref: bpf_map_free_timers_wq,
   map_free(map) {
     for (let i = 0; i < map.max_entries; i++) mapFreeFields(map, (map as BpfArray).elemAddr(i));
     map.kernel.mem.free((map as BpfArray).value);

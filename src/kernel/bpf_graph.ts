@@ -15,6 +15,7 @@ import {
   BPF_RB_NODE,
   BPF_RB_ROOT,
   BPF_TIMER,
+  BPF_WORKQUEUE,
   type BtfField,
   type BtfRecord,
   type BtfStructMeta,
@@ -25,6 +26,7 @@ import { BpfError, EINVAL } from "../uapi/errno.js";
 import type { BpfMap, BpfProg, MemRegion } from "./bpf.js";
 import { btfFindDtorKfunc, kptrXchg } from "./bpf_kptr.js";
 import { bpf_timer_cancel_and_free } from "./bpf_timer.js";
+import { bpf_wq_cancel_and_free } from "./bpf_wq.js";
 import type { HelperArgs, Kernel } from "./kernel.js";
 
 /** BPF_PTR_POISON: a node being linked (owner claimed, not yet set). */
@@ -160,6 +162,7 @@ export function bpfObjFreeFields(k: Kernel, rec: BtfRecord, addr: number): void 
       if (!f.kptr?.btf) bpfObjDrop(k, p);
       else btfFindDtorKfunc(k, f.kptr.name)?.dtor(k, p);
     } else if (f.type === BPF_TIMER) bpf_timer_cancel_and_free(k, addr + f.offset);
+    else if (f.type === BPF_WORKQUEUE) bpf_wq_cancel_and_free(k, addr + f.offset);
   }
 }
 

@@ -87,7 +87,7 @@ function runningHere(k: Kernel): BpfHrtimer | null {
 }
 
 /** The key of the element whose value is at `value`, as the callback receives it. */
-function elementKey(map: BpfMap, value: number): Uint8Array {
+export function elementKey(map: BpfMap, value: number): Uint8Array {
   const m = map as BpfMap & {
     elemAddr?: (i: number) => number;
     elem_size?: number;
@@ -187,7 +187,7 @@ export function bpf_timer_set_callback(k: Kernel, timerAddr: number, fn: bigint,
 export function bpf_timer_start(k: Kernel, timerAddr: number, nsecs: bigint, flags: bigint): number {
   if (flags & ~BigInt(BPF_F_TIMER_ABS | BPF_F_TIMER_CPU_PIN)) return -EINVAL;
   const t = timerState(k).byAddr.get(timerAddr);
-  if (!t || !t.prog) return -EINVAL;
+  if (!t?.prog) return -EINVAL;
   let mode = flags & BigInt(BPF_F_TIMER_ABS) ? HRTIMER_MODE_ABS_SOFT : HRTIMER_MODE_REL_SOFT;
   if (flags & BigInt(BPF_F_TIMER_CPU_PIN)) mode |= HRTIMER_MODE_PINNED;
   // ns_to_ktime: the u64 is a signed ktime_t.
@@ -258,7 +258,7 @@ export function bpf_map_free_timers(map: BpfMap): void {
 }
 
 /** The BpfProg of the program making a helper call (the kernel passes prog->aux in r3). */
-function callingProg(k: Kernel, c: HelperArgs): BpfProg | undefined {
+export function callingProg(k: Kernel, c: HelperArgs): BpfProg | undefined {
   const vmProg = (c as { prog?: unknown }).prog;
   for (const p of k.prog_idr.values()) if (p.vmProg === vmProg) return p;
   return undefined;

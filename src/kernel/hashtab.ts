@@ -23,7 +23,7 @@ import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { copyMapValue, mapFreeFields } from "./bpf_graph.js";
 import { BpfLru, type BpfLruNode, BpfLruNode as LruNode } from "./bpf_lru.js";
-import { bpf_map_free_timers } from "./bpf_timer.js";
+import { bpf_map_free_timers_wq } from "./bpf_wq.js";
 import { CAP_SYS_ADMIN } from "./capability.js";
 import type { Kernel } from "./kernel.js";
 
@@ -247,7 +247,7 @@ function copyOut(h: BpfHtab, e: HtabElem, out: Uint8Array): void {
 
 export const htab_map_ops: BpfMapOps = {
   // htab_map_free_timers_and_wq: timers go with the last user reference.
-  map_release_uref: bpf_map_free_timers,
+  map_release_uref: bpf_map_free_timers_wq,
   map_btf_name: "bpf_htab",
   map_batch: { lookup: true, lookup_and_delete: true, update: true, delete: true },
   map_alloc_check(attr, k) {

@@ -16,6 +16,7 @@ import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { task_storage_map_ops } from "./bpf_task_storage.js";
 import { declareTimerTypes, registerTimerHelpers } from "./bpf_timer.js";
 import { bpfVerifierHook } from "./bpf_verifier.js";
+import { declareWqTypes, registerWqKfuncs } from "./bpf_wq.js";
 import { btf_register_kernel } from "./btf_obj.js";
 import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.js";
 import { registerBaseHelpers } from "./helpers.js";
@@ -155,11 +156,13 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     declareGraphTypes(b, base);
     declarePercpuVars(b, base);
     declareTimerTypes(b, base);
+    declareWqTypes(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
   registerIterHelpers(k);
   registerTimerHelpers(k);
+  if (k.btfVmlinux) registerWqKfuncs(k);
   if (k.mem instanceof VmMemory) bindVm(k, new Vm(k.mem));
   // The verifier runs on every PROG_LOAD, as in the kernel; `verifier: false` is for tests of
   // the runtime checks that sit behind it (the VM still checks every access).

@@ -5,7 +5,14 @@
  * kernel's log messages.
  */
 
-import { BPF_LIST_HEAD, BPF_RB_ROOT, BPF_SPIN_LOCK, BPF_TIMER, btfRecordHasField } from "../btf/record.js";
+import {
+  BPF_LIST_HEAD,
+  BPF_RB_ROOT,
+  BPF_SPIN_LOCK,
+  BPF_TIMER,
+  BPF_WORKQUEUE,
+  btfRecordHasField,
+} from "../btf/record.js";
 import { decodeInsn } from "../isa/decode.js";
 import { type Insn, LD_IMM64_CODE } from "../isa/insn.js";
 import { BPF_CLASS, BPF_LDX, BPF_MEM, BPF_MEMSX, BPF_MODE } from "../isa/opcodes.js";
@@ -192,6 +199,8 @@ function check_map_prog_compatibility(env: VerifierEnv, map: BpfMap): void {
   }
   if (tracing && btfRecordHasField(map.record, BPF_TIMER))
     throw logErr(env.log, EINVAL, "tracing progs cannot use bpf_timer yet");
+  if (tracing && btfRecordHasField(map.record, BPF_WORKQUEUE))
+    throw logErr(env.log, EINVAL, "tracing progs cannot use bpf_wq yet");
 }
 
 function check_pseudo_btf_id(

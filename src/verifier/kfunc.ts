@@ -55,6 +55,7 @@ import {
 import { inSleepable } from "./timer.js";
 import { tnumIsConst } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
+import { checkWqKfuncCall, isWqKfunc } from "./wq.js";
 
 /** in_rcu_cs: inside bpf_rcu_read_lock, under a lock, or anywhere in a non-sleepable program. */
 export function inRcuCs(v: Verifier): boolean {
@@ -107,6 +108,7 @@ export function checkKfuncCall(v: Verifier, btfId: number, off = 0): boolean {
   const sleepable = (meta.flags & KF_SLEEPABLE) !== 0;
   if (sleepable && !inSleepable(v)) v.reject(EACCES, `program must be sleepable to call sleepable kfunc ${name}`);
   if (isGraphKfunc(name)) return checkGraphKfuncCall(v, name, btfId, meta.flags, proto);
+  if (isWqKfunc(name)) return checkWqKfuncCall(v, name, proto);
   checkKfuncArgs(v, meta, proto);
 
   const rcuLock = name === "bpf_rcu_read_lock";

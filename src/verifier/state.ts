@@ -22,6 +22,8 @@ export interface FuncState {
   cbArgs?: RegState[];
   /** An async callback (bpf_timer_set_callback): frame 0 of a state of its own, returns 0. */
   inAsyncCb?: boolean;
+  /** A bpf_wq callback: async, but in process context (it may sleep). */
+  asyncSleepable?: boolean;
 }
 
 /**
@@ -94,6 +96,7 @@ export function copyFuncState(f: FuncState): FuncState {
     rbtreeCb: f.rbtreeCb,
     cbArgs: f.cbArgs,
     inAsyncCb: f.inAsyncCb,
+    asyncSleepable: f.asyncSleepable,
   };
 }
 

@@ -30,17 +30,23 @@ export function processTimerFunc(v: Verifier, regno: number, reg: RegState): num
   if (reg.type !== PTR_TO_MAP_VALUE) {
     v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=map_value`);
   }
+  return checkMapFieldPointer(v, regno, reg, BPF_TIMER);
+}
+
+/** check_map_field_pointer: a constant offset, a map with BTF whose record has the field there. */
+export function checkMapFieldPointer(v: Verifier, regno: number, reg: RegState, field: number): number {
+  const what = field === BPF_TIMER ? "bpf_timer" : "bpf_wq";
   if (!tnumIsConst(reg.varOff)) {
-    v.reject(EINVAL, `R${regno} doesn't have constant offset. bpf_timer has to be at the constant offset`);
+    v.reject(EINVAL, `R${regno} doesn't have constant offset. ${what} has to be at the constant offset`);
   }
   const map = v.maps[reg.map];
   const name = map?.name ?? "";
-  if (map?.hasBtf === false) v.reject(EINVAL, `map '${name}' has to have BTF in order to use bpf_timer`);
-  if (!btfRecordHasField(map?.record, BPF_TIMER)) v.reject(EINVAL, `map '${name}' has no valid bpf_timer`);
+  if (map?.hasBtf === false) v.reject(EINVAL, `map '${name}' has to have BTF in order to use ${what}`);
+  if (!btfRecordHasField(map?.record, field)) v.reject(EINVAL, `map '${name}' has no valid ${what}`);
   const off = BigInt.asIntN(64, reg.varOff.value) + BigInt(reg.off);
-  const timerOff = map.record?.timerOff ?? -1;
-  if (off !== BigInt(timerOff)) {
-    v.reject(EINVAL, `off ${off} doesn't point to 'struct bpf_timer' that is at ${timerOff}`);
+  const fieldOff = (field === BPF_TIMER ? map.record?.timerOff : map.record?.wqOff) ?? -1;
+  if (off !== BigInt(fieldOff)) {
+    v.reject(EINVAL, `off ${off} doesn't point to 'struct ${what}' that is at ${fieldOff}`);
   }
   return reg.map;
 }
@@ -59,7 +65,7 @@ export function checkTimerMapMatch(v: Verifier, timerMap: number | undefined, ma
  * push_callback_call for bpf_timer_set_callback: the callback's state goes on the stack of states
  * to verify, one frame deep and holding nothing; the caller goes on as after any helper.
  */
-export function pushAsyncCallback(v: Verifier, target: number, timerMap: number): void {
+export function pushAsyncCallback(v: Verifier, target: number, timerMap: number, sleepable = false): void {
   const subprog = v.cfg.subprogStarts.indexOf(target);
   if (subprog < 0) v.reject(EINVAL, `verifier bug. No program starts at insn ${target}`);
   // A callback registered again (by itself, say) is checkpointed at its entry, so the next
@@ -68,6 +74,7 @@ export function pushAsyncCallback(v: Verifier, target: number, timerMap: number)
   v.asyncCallbacks.add(subprog);
   const f = newFuncState(-1, 0, subprog);
   f.inAsyncCb = true;
+  f.asyncSleepable = sleepable;
   // set_timer_callback_state: callback_fn(struct bpf_map *map, void *key, void *value).
   const r = f.regs;
   markPtr(r[1], CONST_PTR_TO_MAP);
@@ -114,9 +121,10 @@ export function isAsyncCallbackCalling(funcId: number): boolean {
 }
 
 /**
- * in_sleepable: a sleepable program, outside its async callbacks (a timer callback runs in
- * softirq: it may not sleep and is an RCU read-side section).
+ * in_sleepable, per state: a sleepable program, except in a timer callback (softirq: it may not
+ * sleep and is an RCU read-side section); a bpf_wq callback always may.
  */
 export function inSleepable(v: Verifier): boolean {
-  return !!v.env.sleepable && !v.cur.frames[0].inAsyncCb;
+  const f0 = v.cur.frames[0];
+  return f0.inAsyncCb ? !!f0.asyncSleepable : !!v.env.sleepable;
 }
