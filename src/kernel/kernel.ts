@@ -47,6 +47,8 @@ export interface Kfunc {
   readonly flags?: number;
   /** Program types whose kfunc set holds it (register_btf_kfunc_id_set); undefined: every type. */
   readonly progTypes?: readonly number[];
+  /** The kfunc set's filter (btf_kfunc_id_set.filter): false refuses the kfunc to that program. */
+  readonly filter?: (prog: import("../verifier/env.js").KfuncFilterProg) => boolean;
 }
 
 /** The verifier hook: called on every PROG_LOAD after ld_imm64 resolution; throw to refuse. */
@@ -353,6 +355,7 @@ export class Kernel {
     impl: KernelFn,
     flags = 0,
     progTypes?: readonly number[],
+    filter?: Kfunc["filter"],
   ): Kfunc {
     const vmlinux = this.btfVmlinux;
     let btfId = 0;
@@ -361,7 +364,7 @@ export class Kernel {
       if (id > 0) btfId = id;
     }
     if (btfId === 0 && protoBtfId) btfId = protoBtfId;
-    const kf: Kfunc = { name, btfId, protoBtfId, impl, flags, progTypes };
+    const kf: Kfunc = { name, btfId, protoBtfId, impl, flags, progTypes, filter };
     // A kfunc is a kernel function with a kallsyms address (ldimm64 of its BTF id, bpf_ksym_exists).
     if (!this.ksyms.has(name)) this.ksyms.set(name, 0xffff_8100_0000 + this.ksyms.size * 16);
     if (btfId) this.kfuncs.set(btfId, kf);

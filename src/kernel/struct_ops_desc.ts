@@ -57,6 +57,8 @@ export interface StructOpsVerifierOps {
   btfStructAccess?(log: string[], btf: Btf, typeId: number, off: number, size: number): number;
   /** Promote an argument's BTF type (tcp: `sock` -> `tcp_sock`). */
   ctxArgBtfId?(btfId: number): number;
+  /** is_valid_access typing argument `argIdx` of `member` as a pointer to struct (BTF id), or undefined. */
+  ctxArgType?(member: string, argIdx: number, write: boolean): number | undefined;
   /** Helper allow-list: true if `funcId` may be called by `prog`. */
   getFuncProto?(funcId: number, prog: StructOpsProgView): boolean | undefined;
 }

@@ -40,6 +40,9 @@ function infoOf(desc: BpfStructOpsDesc, helperProtos: ReadonlyMap<number, FuncPr
     argRefcounted: (idx: number, argIdx: number) =>
       desc.argInfo[idx]?.some((a) => a.offset === argIdx * 8 && a.refcounted) ?? false,
     ctxArgBtfId: vops?.ctxArgBtfId ? (id: number) => vops.ctxArgBtfId!(id) : undefined,
+    ctxArgType: vops?.ctxArgType
+      ? (idx: number, arg: number, write: boolean) => vops.ctxArgType!(t.members[idx]?.name ?? "", arg, write)
+      : undefined,
     btfStructAccess(btfId: number, off: number, size: number): string | undefined {
       if (!vops?.btfStructAccess) return "only read is supported";
       const log: string[] = [];

@@ -91,6 +91,11 @@ export interface StructOpsInfo {
   /** Promote an argument's BTF id (tcp: sock -> tcp_sock). */
   ctxArgBtfId?(btfId: number): number;
   /**
+   * verifier_ops->is_valid_access typing an argument itself (Qdisc_ops.enqueue's `to_free` is a
+   * trusted `struct bpf_sk_buff_ptr *`): the BTF id of the struct, or undefined for the default.
+   */
+  ctxArgType?(memberIdx: number, argIdx: number, write: boolean): number | undefined;
+  /**
    * verifier_ops->btf_struct_access for writes: undefined to allow, or the message to refuse
    * with (EACCES), e.g. "no write support to tcp_sock at off 24".
    */
@@ -129,6 +134,16 @@ export interface KfuncInfo {
   readonly flags?: number;
   /** Program types it is registered for (register_btf_kfunc_id_set); undefined: every type. */
   readonly progTypes?: readonly number[];
+  /** btf_kfunc_id_set.filter: false hides the kfunc from this program ("is not allowed"). */
+  readonly filter?: (prog: KfuncFilterProg) => boolean;
+}
+
+/** What a kfunc set's filter sees of the program being verified. */
+export interface KfuncFilterProg {
+  readonly progType: number;
+  readonly attachBtfId?: number;
+  /** For struct_ops: the member index (attach_st_ops_member_off / sizeof(void *)). */
+  readonly expectedAttachType?: number;
 }
 
 export interface VerifierEnv {

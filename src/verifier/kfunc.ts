@@ -26,6 +26,7 @@ import {
   KF_RET_NULL,
   KF_SLEEPABLE,
   KF_TRUSTED_ARGS,
+  type KfuncFilterProg,
   type KfuncInfo,
 } from "./env.js";
 import { checkGraphKfuncCall, isGraphKfunc } from "./graph.js";
@@ -97,7 +98,11 @@ export function checkKfuncCall(v: Verifier, btfId: number, off = 0): boolean {
   if (func.kind !== BTF_KIND_FUNC) v.reject(EINVAL, `kernel btf_id ${btfId} is not a function`);
   const name = func.name;
   const info: KfuncInfo | undefined = (mod ? mod.kfuncs : v.env.kfuncs)?.get(btfId);
-  if (!info || (info.progTypes && !info.progTypes.includes(v.env.progType)))
+  if (
+    !info ||
+    (info.progTypes && !info.progTypes.includes(v.env.progType)) ||
+    (info.filter && !info.filter(v.env as KfuncFilterProg))
+  )
     v.reject(EACCES, `calling kernel function ${name} is not allowed`);
   const proto = btf.typeById(func.type) as BtfFuncProto;
   if (proto.kind !== BTF_KIND_FUNC_PROTO)

@@ -204,6 +204,12 @@ export function checkCtxAccess(
     const btf = v.env.btf;
     const proto = btf ? btfFuncPtrProto(btf, v.structOps.members[v.memberIdx].type) : undefined;
     if (!btf || !proto) v.reject(EINVAL, "struct_ops program without BTF");
+    const typed = v.structOps.ctxArgType?.(v.memberIdx, btfCtxArgIdx(btf, proto, off), write);
+    if (typed !== undefined) {
+      markPtr(out, PTR_TO_BTF_ID | PTR_TRUSTED);
+      out.btfId = typed;
+      return out;
+    }
     const r = btfCtxAccess(btf, proto, v.attachFuncName ?? "", off, size, write);
     if (!r.ok) {
       if (r.msg) v.note(r.msg);
