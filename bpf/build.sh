@@ -33,6 +33,9 @@ VMLINUX_BTF="${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}"
 SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features loops maps dummy_trace graph graph_bad refs percpu_ksym timer timer_bad wq_bad)
 # Sources that need clang 19 (may_goto / cond_break; btf_type_tag for kptrs, which clang 14 drops), built with $CLANG19 where it is installed.
 SOURCES19=(may_goto kptr kptr_bad callback_refs)
+# BPF qdiscs: only the simulated kernel has CONFIG_NET_SCH_BPF; built with $CLANG19 (their sk_buff
+# kptrs need btf_type_tag).
+QDISC_SOURCES=(qdisc_fifo qdisc_incompl)
 CLANG19="${CLANG19:-clang-19}"
 VARIANTS=(tcp_reno_link:tcp_reno:SO_CC_LINK tcp_cubic_link:tcp_cubic:SO_CC_LINK)
 # Sources using the bpf_testmod module's types: sim variant only, against vmlinux + the module's BTF.
@@ -150,6 +153,14 @@ testmod_header() {
 if sim_header && [ -s "$BUILD/sim/vmlinux.h" ]; then
 	cat "$HERE/include/sim_compat.h" >>"$BUILD/sim/vmlinux.h"
 	compile "$BUILD/sim" "$OUT/sim" "${SIM_SOURCES[@]}"
+	for name in "${QDISC_SOURCES[@]}"; do
+		command -v "$CLANG19" >/dev/null || { echo "build.sh: $CLANG19 not found; ${QDISC_SOURCES[*]} not rebuilt" >&2; break; }
+		(cd "$HERE" && "$CLANG19" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
+			-fdebug-prefix-map="$HERE"=. -fdebug-prefix-map="$BUILD/sim"=. \
+			-I"$BUILD/sim" -Iinclude -c "$name.bpf.c" -o "$OUT/sim/$name.bpf.o")
+		"$STRIP" -g "$OUT/sim/$name.bpf.o"
+		echo "  BPF  $(show "$OUT/sim/$name.bpf.o")"
+	done
 	echo "sim_vmlinux_h_sha256: $(sha "$BUILD/sim/vmlinux.h")" >>"$OUT/BUILD_INFO"
 	if testmod_header && [ -s "$BUILD/sim/testmod/vmlinux.h" ]; then
 		cat "$HERE/include/sim_compat.h" >>"$BUILD/sim/testmod/vmlinux.h"

@@ -12,6 +12,7 @@ import * as bpf from "../loader/bpf.js";
 import { BpfObject } from "../loader/object.js";
 import { Simulation } from "../sim/sim.js";
 import { bpfDummyStructOpsSubsystem, bpfDummyUserPtr } from "../subsys/dummy/bpf_dummy_struct_ops.js";
+import { QdiscKernel, qdiscSubsystem } from "../subsys/qdisc/qdisc_init.js";
 import { bpfTcpCaSubsystem } from "../subsys/tcp/bpf_tcp_ca.js";
 import type { TcpCongControl } from "../subsys/tcp/tcp_cong.js";
 import { TcpKernel, tcpSubsystem } from "../subsys/tcp/tcp_init.js";
@@ -35,7 +36,12 @@ export class SimTarget implements Target {
   constructor() {
     const tcp = new TcpKernel();
     this.kernel = new Kernel({
-      subsystems: [tcpSubsystem(tcp), bpfTcpCaSubsystem(() => tcp.cong), bpfDummyStructOpsSubsystem],
+      subsystems: [
+        tcpSubsystem(tcp),
+        bpfTcpCaSubsystem(() => tcp.cong),
+        bpfDummyStructOpsSubsystem,
+        qdiscSubsystem(new QdiscKernel()),
+      ],
     });
     this.tcp = tcp;
     this.cong = tcp.cong;

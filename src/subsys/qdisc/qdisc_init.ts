@@ -1,0 +1,190 @@
+/**
+ * The packet scheduler of the simulated kernel (pktsched_init + bpf_qdisc_kfunc_init): declares
+ * the scheduler's types in vmlinux BTF, registers the built-in kinds (pfifo_fast, pfifo, bfifo,
+ * mq, htb, fq, fq_codel), the Qdisc_ops struct_ops type and its kfuncs, and owns the skbs, the
+ * devices and the watchdog timers of one kernel. List it after the TCP subsystem (skb->sk is a
+ * `struct sock *`).
+ */
+import type { BtfBuilder } from "../../btf/builder.js";
+import type { MemRegion } from "../../kernel/bpf.js";
+import type { KernelBaseTypes } from "../../kernel/init.js";
+import type { Kernel, Subsystem } from "../../kernel/kernel.js";
+import { BTF_KIND_STRUCT } from "../../uapi/btf.js";
+import type { VmMemory } from "../../vm/memory.js";
+import { registerBpfQdisc } from "./bpf_qdisc.js";
+import { declareQdiscTypes } from "./btf.js";
+import { NetDevice, type NetDeviceEnv, type NetDeviceOpts } from "./netdevice.js";
+import { Sched } from "./sch_api.js";
+import { bfifo_qdisc_ops, pfifo_qdisc_ops } from "./sch_fifo.js";
+import { fqQdiscOps } from "./sch_fq.js";
+import { fqCodelQdiscOps } from "./sch_fq_codel.js";
+import {
+  type ExtAck,
+  pfifo_fast_ops,
+  type Qdisc,
+  type QdiscLayout,
+  type QdiscTimers,
+  qdiscLayout,
+} from "./sch_generic.js";
+import { htbQdiscOps } from "./sch_htb.js";
+import { mqQdiscOps } from "./sch_mq.js";
+import { memberOffset, SkbPool, structSize } from "./skbuff.js";
+
+/**
+ * Timers on the kernel's own clock, for a kernel nothing else drives: due timers run when
+ * `advance` moves the clock past them. A simulation replaces them with its event queue.
+ */
+export class ManualTimers implements QdiscTimers {
+  private seq = 0;
+  private readonly pending = new Map<number, { at: number; fn: () => void }>();
+  constructor(private readonly k: Kernel) {}
+  now(): number {
+    return Number(this.k.ktimeGetNs());
+  }
+  start(atNs: number, fn: () => void): unknown {
+    const id = ++this.seq;
+    this.pending.set(id, { at: atNs, fn });
+    return id;
+  }
+  cancel(handle: unknown): void {
+    this.pending.delete(handle as number);
+  }
+  /** Move the kernel clock to `ns`, firing due timers in time order. */
+  advanceTo(ns: number): void {
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const e of this.pending) if (e[1].at <= ns && (!next || e[1].at < next[1].at)) next = e;
+      if (!next) break;
+      this.pending.delete(next[0]);
+      if (next[1].at > this.now()) this.k.setTimeNs(BigInt(next[1].at));
+      next[1].fn();
+    }
+    if (ns > this.now()) this.k.setTimeNs(BigInt(ns));
+  }
+  get size(): number {
+    return this.pending.size;
+  }
+}
+
+/** One kernel's packet scheduler. */
+export class QdiscKernel implements NetDeviceEnv {
+  kernel?: Kernel;
+  private s?: Sched;
+  private p?: SkbPool;
+  private layout?: QdiscLayout;
+  private extack?: { region: MemRegion; current: ExtAck | null };
+  private readonly qdiscs = new Map<number, Qdisc>();
+  private ifindex = 1;
+  /** The timers watchdogs run on (replace before creating qdiscs to drive them from elsewhere). */
+  timers!: QdiscTimers;
+
+  get k(): Kernel {
+    if (!this.kernel) throw new Error("the qdisc subsystem is not booted");
+    return this.kernel;
+  }
+  get sched(): Sched {
+    if (!this.s) throw new Error("the qdisc subsystem is not booted");
+    return this.s;
+  }
+  get pool(): SkbPool {
+    if (!this.p) throw new Error("the qdisc subsystem is not booted");
+    return this.p;
+  }
+  get mem(): VmMemory {
+    return this.k.mem as unknown as VmMemory;
+  }
+  get btf() {
+    const b = this.k.btfVmlinux;
+    if (!b) throw new Error("no vmlinux BTF");
+    return b;
+  }
+  get qdiscLayout(): QdiscLayout {
+    if (!this.layout) throw new Error("the qdisc subsystem is not booted");
+    return this.layout;
+  }
+
+  alloc(size: number, name: string): MemRegion {
+    return this.k.mem.alloc(size, { perm: "rw", kind: "kobj", name });
+  }
+  free(region: MemRegion): void {
+    const q = this.qdiscs.get(region.addr);
+    if (q) this.qdiscs.delete(region.addr);
+    this.k.mem.free(region);
+  }
+
+  qdiscByAddr(addr: number): Qdisc | undefined {
+    return this.qdiscs.get(addr);
+  }
+
+  /** A device in this kernel (`ip link add`); veth and lo are IFF_NO_QUEUE. */
+  addDevice(o: Omit<NetDeviceOpts, "ifindex"> & { ifindex?: number }): NetDevice {
+    const dev = new NetDevice(this, { ...o, ifindex: o.ifindex ?? this.ifindex++ });
+    this.sched.addDevice(dev);
+    if (!dev.noQueue) this.sched.attachDefault(dev);
+    return dev;
+  }
+
+  boot(k: Kernel): void {
+    this.kernel = k;
+    this.timers ??= new ManualTimers(k);
+    this.layout = qdiscLayout(this.btf);
+    this.p = new SkbPool(k);
+    const sched = new Sched(this, this.p);
+    this.s = sched;
+    const origAlloc = sched.qdiscAlloc.bind(sched);
+    sched.qdiscAlloc = (dev, txq, ops) => {
+      const q = origAlloc(dev, txq, ops);
+      this.qdiscs.set(q.addr, q);
+      return q;
+    };
+    for (const ops of [
+      pfifo_fast_ops,
+      pfifo_qdisc_ops,
+      bfifo_qdisc_ops,
+      mqQdiscOps(sched),
+      htbQdiscOps(sched, () => pfifo_qdisc_ops),
+      fqQdiscOps(this.pacingStatusOff()),
+      fqCodelQdiscOps(),
+    ]) {
+      sched.register_qdisc(ops);
+    }
+  }
+
+  /** offsetof(struct sock, sk_pacing_status) when TCP declared struct sock, else -1. */
+  private pacingStatusOff(): number {
+    const sock = this.btf.findByNameKind("sock", BTF_KIND_STRUCT);
+    if (sock < 0) return -1;
+    try {
+      return memberOffset(this.btf, sock, "sk_pacing_status");
+    } catch {
+      return -1;
+    }
+  }
+
+  /** The `struct netlink_ext_ack` handed to a BPF init: one, reused. */
+  extackAddr(extack: ExtAck): number {
+    if (!this.extack) {
+      const id = this.btf.findByNameKind("netlink_ext_ack", BTF_KIND_STRUCT);
+      this.extack = { region: this.alloc(structSize(this.btf, id), "netlink_ext_ack"), current: null };
+    }
+    this.extack.current = extack;
+    return this.extack.region.addr;
+  }
+
+  skbByAddr(addr: number) {
+    return this.pool.byAddr(addr);
+  }
+}
+
+export function qdiscSubsystem(qk: QdiscKernel): Subsystem {
+  return {
+    name: "qdisc",
+    declareTypes(b: BtfBuilder, base: KernelBaseTypes): void {
+      declareQdiscTypes(b, base);
+    },
+    register(k: Kernel): void {
+      qk.boot(k);
+      registerBpfQdisc(k, () => qk);
+    },
+  };
+}
