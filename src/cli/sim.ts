@@ -22,12 +22,15 @@ import {
   DEFAULT_LINK,
   type FlowSpec,
   type SimOptions,
+  type SimQdisc,
+  type SimQdiscReport,
   type SimResult,
   type SimTrace,
   Simulation,
   type SwitchSpec,
 } from "../sim/sim.js";
 import { formatRate, parseDuration, parseRate, parseSize } from "../sim/units.js";
+import { TC_H_ROOT } from "../subsys/qdisc/sch_generic.js";
 import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
 import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
@@ -111,6 +114,8 @@ export interface SimCliOptions {
   json?: boolean;
   plot?: string;
   progress?: boolean;
+  qdisc?: string;
+  qdiscLimit?: string;
 }
 
 /**
@@ -147,7 +152,11 @@ export const SIM_LIMITS: Record<string, SimLimit> = {
   hz: { unit: "int", min: 100, max: 1000, oneOf: [100, 250, 300, 1000], allowed: "one of 100, 250, 300, 1000" },
   from: { unit: "duration", min: 0, max: 3600 * S, allowed: "a time before the end of --duration" },
   sample: { unit: "duration", min: 1e6, max: 3600 * S, allowed: "a period from 1ms up to --duration" },
+  "qdisc-limit": { unit: "int", min: 1, max: 1_000_000, allowed: "a packet count from 1 to 1000000" },
 };
+
+/** The kernel's qdisc kinds `--qdisc` takes by name (a BPF qdisc is OBJ[:MAP]). */
+export const SIM_QDISCS = ["pfifo", "bfifo", "fq", "fq_codel"];
 
 /** Samples kept per flow at most (--duration / --sample): bounds the trace's memory. */
 export const MAX_SAMPLES = 1_000_000;
@@ -261,7 +270,9 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
       switches.push({ atNs, to });
     }
   }
+  const qdisc = o.qdisc !== undefined ? simQdisc(o, link.buffer, host) : undefined;
   return {
+    qdisc,
     link,
     durationNs,
     flows,
@@ -274,6 +285,41 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
     tcp: host?.tcp,
     describeCc: host ? (ops) => host.describe(ops) : undefined,
     sampleNs,
+  };
+}
+
+/**
+ * --qdisc KIND|OBJ[:MAP] [--qdisc-limit N]: the bottleneck device's root qdisc. pfifo's limit
+ * defaults to --buffer in packets (bytes / 1500), bfifo's to --buffer in bytes; fq and fq_codel keep
+ * their own defaults; a BPF qdisc sets its limit in init.
+ */
+function simQdisc(o: SimCliOptions, buffer: { bytes: number } | { packets: number }, host?: BpfCcHost): SimQdisc {
+  const spec = o.qdisc!;
+  const qk = host?.qdisc;
+  if (!host || !qk) throw new CliError(`--qdisc ${JSON.stringify(spec)}: needs a kernel with the packet scheduler`);
+  const bpf = isObjSpec(spec);
+  if (!bpf && !SIM_QDISCS.includes(spec)) {
+    const hint = existsSync(spec) ? " (a BPF object file's name ends in .o)" : "";
+    throw new CliError(
+      `--qdisc ${JSON.stringify(spec)}: unknown qdisc${hint}; expected ${SIM_QDISCS.join(", ")} or OBJ[:MAP]`,
+    );
+  }
+  let limit = o.qdiscLimit !== undefined ? simValue("qdisc-limit", o.qdiscLimit) : undefined;
+  if (bpf && limit !== undefined) throw new CliError("--qdisc-limit: a BPF qdisc sets its own limit in init");
+  if (limit === undefined && spec === "pfifo")
+    limit = "packets" in buffer ? buffer.packets : Math.max(1, Math.floor(buffer.bytes / 1500));
+  if (limit === undefined && spec === "bfifo") limit = "bytes" in buffer ? buffer.bytes : buffer.packets * 1500;
+  const kind = bpf ? host.attachQdisc(spec) : spec;
+  return {
+    qk,
+    attach: (dev) => {
+      qk.sched.tcQdiscAdd(dev.name, {
+        parent: TC_H_ROOT,
+        handle: 0x10000,
+        kind,
+        opt: limit === undefined ? undefined : { limit },
+      });
+    },
   };
 }
 
@@ -302,7 +348,7 @@ function pct(x: number): string {
 }
 
 /** The human summary table. */
-export function formatSummary(m: SimMetrics, events: number, header: string[] = []): string {
+export function formatSummary(m: SimMetrics, events: number, header: string[] = [], qdisc?: SimQdiscReport): string {
   const rows = [["flow", "cc", "throughput", "util", "p95 qdelay", "loss", "retrans", "rto"]];
   for (const f of m.flows) {
     rows.push([
@@ -336,6 +382,14 @@ export function formatSummary(m: SimMetrics, events: number, header: string[] = 
     `window ${(m.fromMs / 1000).toFixed(1)}-${(m.toMs / 1000).toFixed(1)} s, link ${formatRate(m.rateBps)} ` +
       `busy ${pct(m.utilisation)}, Jain's fairness ${m.jain.toFixed(3)}, ${events} events`,
   );
+  if (qdisc) {
+    const st = qdisc.stats;
+    const perFlow = m.flows.map((f) => `flow ${f.flow} ${f.drops ?? 0}`).join(", ");
+    lines.push(
+      `qdisc ${qdisc.kind}: sent ${st.packets} pkts (${st.bytes} bytes), dropped ${st.drops} (${perFlow}), ` +
+        `backlog ${st.qlen} pkts; skbs ${qdisc.skbs.allocated} allocated, ${qdisc.skbs.freed} freed`,
+    );
+  }
   return `${[...header, ...(header.length ? [""] : []), ...lines].join("\n")}\n`;
 }
 
@@ -392,6 +446,7 @@ function bpfHeader(o: SimCliOptions, host: BpfCcHost | undefined): string[] {
     const progs = obj.programs.length;
     lines.push(`bpf: ${spec} (${progs} struct_ops programs run by the BPF VM)`);
   }
+  if (o.qdisc !== undefined) lines.push(`qdisc: ${o.qdisc} as the bottleneck's root`);
   return lines;
 }
 
@@ -445,6 +500,8 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .option("--sample <time>", "trace sampling period", "10ms")
     .option("-j, --json", "JSON output (metrics and traces)")
     .option("--plot <path>", "write cwnd, throughput and queue over time (.svg or .png)")
+    .option("--qdisc <spec>", "the bottleneck's qdisc: pfifo, bfifo, fq, fq_codel, or a BPF qdisc OBJ[:MAP]")
+    .option("--qdisc-limit <n>", "the built-in qdisc's limit in packets (pfifo default: --buffer / 1500)")
     .option("--no-progress", "no progress bar")
     .action(async (_o: SimCliOptions, c: Command) => {
       const o = c.optsWithGlobals<SimCliOptions>();
@@ -452,8 +509,8 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       if (o.plot !== undefined) checkPlotPath(o.plot);
       const hz = simValue("hz", o.hz);
       const isBpf = (x: string) => isObjSpec(expandCcSpec(x));
-      const needsKernel = o.cc.split(",").some(isBpf) || (o.to !== undefined && isBpf(o.to));
-      const host = needsKernel ? new BpfCcHost({ CONFIG_HZ: hz }) : undefined;
+      const needsKernel = o.cc.split(",").some(isBpf) || (o.to !== undefined && isBpf(o.to)) || o.qdisc !== undefined;
+      const host = needsKernel ? new BpfCcHost({ CONFIG_HZ: hz }, { qdisc: o.qdisc !== undefined }) : undefined;
       const opts = simOptionsFrom(o, resolve, host);
       const tty = Boolean(process.stderr.isTTY) && o.progress !== false && !o.json && opts.durationNs >= 10e9;
       const r = await runSim(opts, tty);
@@ -465,9 +522,9 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       // The results first: a plot that cannot be written must not lose them.
       if (o.json) {
         out(
-          `${JSON.stringify({ metrics: r.metrics, switches: recs, trace: r.trace, events: r.events, cc_info: r.ccInfo })}\n`,
+          `${JSON.stringify({ metrics: r.metrics, switches: recs, trace: r.trace, events: r.events, cc_info: r.ccInfo, ...(r.qdisc ? { qdisc: r.qdisc } : {}) })}\n`,
         );
-      } else out(formatSummary(r.metrics, r.events, [...bpfHeader(o, host), ...switchLines(recs)]));
+      } else out(formatSummary(r.metrics, r.events, [...bpfHeader(o, host), ...switchLines(recs)], r.qdisc));
       if (o.plot) {
         const { writePlot } = await import("../sim/plot.js");
         const names = r.metrics.flows.map((f) => `flow ${f.flow} (${f.cc})`);

@@ -9,6 +9,7 @@ import type { BpfMap } from "../loader/maps.js";
 import { BpfObject } from "../loader/object.js";
 import type { BpfStructOpsLink } from "../loader/struct_ops_attach.js";
 import { basename } from "../platform.js";
+import { QdiscKernel, qdiscSubsystem } from "../subsys/qdisc/qdisc_init.js";
 import { bpfTcpCaSubsystem } from "../subsys/tcp/bpf_tcp_ca.js";
 import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { TcpKernel, tcpSubsystem } from "../subsys/tcp/tcp_init.js";
@@ -45,9 +46,18 @@ export class BpfCcHost {
   /** Which object each registered ops came from (the trace's cc labels). */
   private readonly origin = new WeakMap<TcpCongestionOps, string>();
 
-  constructor(config: Record<string, number | string | boolean> = {}) {
+  /** The packet scheduler, when the kernel was booted with one (`{ qdisc: true }`). */
+  readonly qdisc?: QdiscKernel;
+
+  constructor(config: Record<string, number | string | boolean> = {}, o: { qdisc?: boolean } = {}) {
+    const qdisc = o.qdisc ? new QdiscKernel() : undefined;
+    this.qdisc = qdisc;
     this.kernel = new Kernel({
-      subsystems: [tcpSubsystem(this.tcp), bpfTcpCaSubsystem(() => this.tcp.cong)],
+      subsystems: [
+        tcpSubsystem(this.tcp),
+        bpfTcpCaSubsystem(() => this.tcp.cong),
+        ...(qdisc ? [qdiscSubsystem(qdisc)] : []),
+      ],
       config,
     });
     this.h = { kernel: this.kernel, process: this.kernel.newProcess() };
@@ -81,6 +91,21 @@ export class BpfCcHost {
     if (!ops) throw new BpfError(ENOENT, `${spec}: '${name}' did not register`);
     this.origin.set(ops, basename(parseObjSpec(spec).path));
     return name;
+  }
+
+  /**
+   * Load a BPF qdisc and register its struct_ops map (the skeleton's attach: a map update, no
+   * link): its `id` becomes a qdisc kind. Returns the kind.
+   */
+  attachQdisc(spec: string): string {
+    const qk = this.qdisc;
+    if (!qk) throw new BpfError(EINVAL, `${spec}: the kernel was booted without the packet scheduler`);
+    const before = new Set(qk.sched.kindNames());
+    const m = this.load(spec);
+    m.attachStructOps();
+    const kind = qk.sched.kindNames().find((x) => !before.has(x));
+    if (!kind) throw new BpfError(ENOENT, `${spec}: no qdisc kind registered`);
+    return kind;
   }
 
   /**

@@ -20,6 +20,8 @@ export interface FlowMetrics {
   rtos: number;
   undos: number;
   ecnMarks: number;
+  /** Packets the qdisc dropped (only with a packet scheduler as the bottleneck). */
+  drops?: number;
 }
 
 export interface SimMetrics {
@@ -65,7 +67,7 @@ export interface MetricsInput {
   rateBps: number;
   conns: TcpConn[];
   receivers: Receiver[];
-  link: Bottleneck;
+  link: Pick<Bottleneck, "counters" | "txBins">;
   /** Per flow: flattened (time ns, queueing delay ns) pairs. */
   queueDelays: number[][];
 }

@@ -3,6 +3,11 @@
  * ops exactly where Linux does) share one bottleneck towards simple receivers; ACKs return over an
  * uncongested path. Same options and seed give byte-identical results.
  */
+
+import type { NetDevice } from "../subsys/qdisc/netdevice.js";
+import type { QdiscKernel } from "../subsys/qdisc/qdisc_init.js";
+import type { QdiscStats } from "../subsys/qdisc/sch_generic.js";
+import type { SkbStats } from "../subsys/qdisc/skbuff.js";
 import { TCP_CLOSE, TCP_CONG_NEEDS_ECN, TCP_ECN_OK, TCP_ESTABLISHED } from "../subsys/tcp/btf.js";
 import { type TcpAck, TcpConn, type TcpHost, type TcpSegment } from "../subsys/tcp/tcp.js";
 import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
@@ -20,6 +25,7 @@ import { Bottleneck, type LinkConfig } from "./link.js";
 import { mahimahiRateBps } from "./mahimahi.js";
 import { computeMetrics, type SimMetrics } from "./metrics.js";
 import { Prng } from "./prng.js";
+import { EventQueueTimers, QdiscBottleneck } from "./qdisc_link.js";
 import { Receiver } from "./receiver.js";
 
 export interface FlowSpec {
@@ -72,6 +78,24 @@ export interface SimOptions {
   /** Run on a booted kernel's TCP: its registry (BPF CCs attached through struct_ops are there), its
    * memory for the sockets, which are registered so BPF kfuncs and helpers find them by address. */
   tcp?: TcpKernel;
+  /**
+   * Send through the kernel's packet scheduler instead of the droptail queue: the bottleneck is a
+   * net_device whose root qdisc `attach` sets up (needs `tcp` from the same kernel).
+   */
+  qdisc?: SimQdisc;
+}
+
+export interface SimQdisc {
+  readonly qk: QdiscKernel;
+  /** `tc qdisc add dev D root ...`: put the scheduler on the bottleneck's device. */
+  attach(dev: NetDevice): void;
+}
+
+/** What the packet scheduler reports at the end (`tc -s qdisc show` and the skb accounting). */
+export interface SimQdiscReport {
+  kind: string;
+  stats: QdiscStats;
+  skbs: SkbStats;
 }
 
 export interface FlowTrace {
@@ -101,6 +125,8 @@ export interface SimResult {
   events: number;
   /** What each sender's CA reported through get_info at the end (inet_diag's view, `ss -ti`). */
   ccInfo: (TcpCcInfo | undefined)[];
+  /** With SimOptions.qdisc: the root qdisc's counters and the kernel's skb accounting. */
+  qdisc?: SimQdiscReport;
 }
 
 /** The default scenario (Pantheon's): 12 Mbit/s, 30 ms one-way, 45 KB droptail, 30 s. */
@@ -115,7 +141,7 @@ export class Simulation {
   readonly clock: KernelClock;
   readonly prng: Prng;
   readonly cong: TcpCongControl;
-  readonly link: Bottleneck;
+  readonly link: Bottleneck | QdiscBottleneck;
   readonly conns: TcpConn[] = [];
   readonly receivers: Receiver[] = [];
   /** The receiving socket of each flow, running its own CA (init, ECN events, release). */
@@ -144,7 +170,10 @@ export class Simulation {
       );
     }
     for (const ca of opts.register ?? []) this.cong.tcp_register_congestion_control(ca);
-    this.link = new Bottleneck(this.ev, opts.link, this.prng, (seg) => this.receivers[seg.flow]!.onSegment(seg));
+    const deliver = (seg: TcpSegment) => this.receivers[seg.flow]!.onSegment(seg);
+    this.link = opts.qdisc
+      ? this.qdiscLink(opts.qdisc, deliver)
+      : new Bottleneck(this.ev, opts.link, this.prng, deliver);
     // (time, delay) pairs, flattened
     this.link.onDequeue = (seg, d) => {
       this.queueDelays[seg.flow]!.push(this.ev.now, d);
@@ -152,6 +181,20 @@ export class Simulation {
     this.trace = { t_ms: [], queue_bytes: [], queue_pkts: [], flows: [], throughput_bps: [] };
     for (const [i, f] of opts.flows.entries()) this.addFlow(f, i);
     for (const s of opts.switches ?? []) this.ev.at(s.atNs, () => this.switchCa(s));
+  }
+
+  /** The bottleneck device with its qdisc; skbs carry the sender's socket, flow hash and EDT. */
+  private qdiscLink(q: SimQdisc, deliver: (seg: TcpSegment) => void): QdiscBottleneck {
+    if (!this.opts.tcp) throw new Error("a qdisc needs the simulation to run on a booted kernel (SimOptions.tcp)");
+    const qk = q.qk;
+    qk.timers = new EventQueueTimers(this.ev, () => this.clock.ktime_get_ns());
+    const dev = qk.addDevice({ name: `sim${qk.sched.devices.size}`, noQueue: true });
+    q.attach(dev);
+    return new QdiscBottleneck(this.ev, this.opts.link, this.prng, deliver, qk, dev, (seg) => {
+      const sk = this.conns[seg.flow]!.sk;
+      // skb->hash from the socket's txhash, skb->tstamp = tcp_wstamp_ns (EDT), skb->sk.
+      return { sk: sk.addr, hash: flowHash(seg.flow), tstamp: BigInt(Math.max(0, Math.floor(sk.tcp_wstamp_ns))) };
+    });
   }
 
   /** The simulated host of every sender: transmit into the bottleneck, one lazily re-armed RTO timer each. */
@@ -338,8 +381,31 @@ export class Simulation {
       link: this.link,
       queueDelays: this.queueDelays,
     });
+    const link = this.link;
+    if (link instanceof QdiscBottleneck) {
+      const root = link.dev.qdisc;
+      const qdisc: SimQdiscReport = {
+        kind: root?.id ?? "noqueue",
+        stats: root
+          ? root.stats()
+          : { qlen: 0, backlog: 0, drops: 0, requeues: 0, overlimits: 0, bytes: 0, packets: 0 },
+        skbs: { ...link.qk.pool.stats },
+      };
+      metrics.flows.forEach((f, i) => {
+        f.drops = link.counters(i).dropped;
+      });
+      return { metrics, trace: this.trace, events: this.ev.executed, ccInfo, qdisc };
+    }
     return { metrics, trace: this.trace, events: this.ev.executed, ccInfo };
   }
+}
+
+/** skb->hash of a flow's packets (the socket's sk_txhash): a fixed mix of the flow number, never 0. */
+export function flowHash(flow: number): number {
+  let x = (flow + 0x9e3779b9) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0;
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0 || 1;
 }
 
 /** Build and run a simulation. */
