@@ -60,6 +60,8 @@ export interface StructOpsHooks {
   checkAttach(prog: BpfProg, log: string[]): void;
   /** The verifier's view of the registered struct_ops types. */
   verifierTable?: import("../verifier/env.js").StructOpsTable;
+  /** convert_ctx_accesses: the type's gen_prologue/gen_epilogue around a verified program. */
+  convertCtx?(prog: BpfProg): void;
 }
 
 /** A piece of the kernel that adds types, kfuncs and struct_ops types at boot (TCP, dummy ops...). */

@@ -10,6 +10,7 @@ import { BPF_CALL, BPF_JMP } from "../isa/opcodes.js";
 import { bpf_attach_type, bpf_func_id, bpf_map_type } from "../uapi/bpf.js";
 import { BpfError, EINVAL, ENOTSUPP } from "../uapi/errno.js";
 import type { BpfProg } from "./bpf.js";
+import { convertCtxAccesses } from "./convert_ctx.js";
 import type { Kernel } from "./kernel.js";
 import { resolveFuncPtr } from "./struct_ops_btf.js";
 import {
@@ -130,7 +131,14 @@ export function bpfStructOpsInit(k: Kernel): void {
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS, bpfStructOpsMapOps);
   k.registerLinkCreate(bpf_attach_type.BPF_STRUCT_OPS, (attr, proc) => bpfStructOpsLinkCreate(k, attr, proc));
   // The verifier's view of the registered types rides along for whoever builds the VerifierEnv.
-  const hooks = { checkAttach: (prog: BpfProg, log: string[]) => checkStructOpsBtfId(k, prog, log) };
+  const hooks = {
+    checkAttach: (prog: BpfProg, log: string[]) => checkStructOpsBtfId(k, prog, log),
+    convertCtx: (prog: BpfProg) => {
+      const aux = structOpsProgAux(prog);
+      const gen = aux?.desc.stOps.verifierOps?.genCtx?.(aux.funcName);
+      if (gen) convertCtxAccesses(prog, gen);
+    },
+  };
   k.structOps = Object.assign(hooks, { verifierTable: bpfStructOpsVerifierTable(k) });
 }
 

@@ -380,6 +380,7 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     const vr = k.verifier?.(env) as VerifierResult | undefined;
     prog.aux.verifier_result = vr;
     if (vr?.seen) rewriteDeadCode(prog.insnsi, vr.seen, proc.cred.capable(CAP_SYS_ADMIN));
+    if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) k.structOps?.convertCtx?.(prog);
     k.jit?.(prog);
   } catch (e) {
     attr.log_true_size = log.finalize();
