@@ -7,7 +7,7 @@
  * without transmitting them.
  */
 import type { NetDevice } from "../subsys/qdisc/netdevice.js";
-import type { QdiscKernel } from "../subsys/qdisc/qdisc_init.js";
+import type { KernelHrtimers, QdiscKernel } from "../subsys/qdisc/qdisc_init.js";
 import type { QdiscTimers } from "../subsys/qdisc/sch_generic.js";
 import type { SkBuff, SkbAllocOpts } from "../subsys/qdisc/skbuff.js";
 import type { TcpSegment } from "../subsys/tcp/tcp.js";
@@ -16,29 +16,25 @@ import type { LinkConfig, LinkCounters } from "./link.js";
 import { MAHIMAHI_PACKET_BYTES, MahimahiCursor } from "./mahimahi.js";
 import type { Prng } from "./prng.js";
 
-/** Watchdog timers on the simulation's event queue, in the kernel clock's time (ktime ns). */
+/**
+ * The watchdog's hrtimers on a simulation: the kernel's own, plus an event at each expiry so the
+ * event queue moves the kernel clock there (which fires the timer) on time.
+ */
 export class EventQueueTimers implements QdiscTimers {
-  private seq = 0;
-  private readonly live = new Set<number>();
   constructor(
     private readonly ev: EventQueue,
-    /** The kernel clock (what skb->tstamp and the watchdog's expiry are measured in). */
-    private readonly ktime: () => number,
+    private readonly hr: KernelHrtimers,
   ) {}
   now(): number {
-    return this.ktime();
+    return this.hr.now();
   }
   start(atNs: number, fn: () => void): unknown {
-    const id = ++this.seq;
-    this.live.add(id);
-    const delay = Math.max(0, atNs - this.ktime());
-    this.ev.after(delay, () => {
-      if (this.live.delete(id)) fn();
-    });
-    return id;
+    const t = this.hr.start(atNs, fn);
+    this.ev.after(Math.max(0, atNs - this.hr.now()), () => {});
+    return t;
   }
   cancel(handle: unknown): void {
-    this.live.delete(handle as number);
+    this.hr.cancel(handle);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 
 import type { NetDevice } from "../subsys/qdisc/netdevice.js";
-import type { QdiscKernel } from "../subsys/qdisc/qdisc_init.js";
+import { KernelHrtimers, type QdiscKernel } from "../subsys/qdisc/qdisc_init.js";
 import type { QdiscStats } from "../subsys/qdisc/sch_generic.js";
 import type { SkbStats } from "../subsys/qdisc/skbuff.js";
 import { TCP_CLOSE, TCP_CONG_NEEDS_ECN, TCP_ECN_OK, TCP_ESTABLISHED } from "../subsys/tcp/btf.js";
@@ -187,7 +187,7 @@ export class Simulation {
   private qdiscLink(q: SimQdisc, deliver: (seg: TcpSegment) => void): QdiscBottleneck {
     if (!this.opts.tcp) throw new Error("a qdisc needs the simulation to run on a booted kernel (SimOptions.tcp)");
     const qk = q.qk;
-    qk.timers = new EventQueueTimers(this.ev, () => this.clock.ktime_get_ns());
+    qk.timers = new EventQueueTimers(this.ev, new KernelHrtimers(qk.k));
     const dev = qk.addDevice({ name: `sim${qk.sched.devices.size}`, noQueue: true });
     q.attach(dev);
     return new QdiscBottleneck(this.ev, this.opts.link, this.prng, deliver, qk, dev, (seg) => {

@@ -3,11 +3,13 @@ import { test } from "node:test";
 import { BpfCcHost } from "../../src/sim/bpf_cc.js";
 import { DEFAULT_LINK, type SimQdisc, type SimResult, simulate } from "../../src/sim/sim.js";
 import { TC_H_ROOT } from "../../src/subsys/qdisc/sch_generic.js";
+import { bpfObj } from "./helpers.js";
 
 /** A 10 s run of `ccs` (one flow each) through a root qdisc of `kind` on the bottleneck. */
-function run(kind: string, ccs: string[], opt?: Record<string, number>): SimResult {
+function run(kindOrObj: string, ccs: string[], opt?: Record<string, number>): SimResult {
   const host = new BpfCcHost({}, { qdisc: true });
   const qk = host.qdisc!;
+  const kind = kindOrObj.endsWith(".o") ? host.attachQdisc(kindOrObj) : kindOrObj;
   const qdisc: SimQdisc = {
     qk,
     attach: (dev) => {
@@ -57,4 +59,12 @@ test("fq_codel keeps the queueing delay near its 5 ms target where a deep FIFO f
   assert.ok(codel.metrics.p95QueueDelayMs < 20, `fq_codel p95 ${codel.metrics.p95QueueDelayMs}`);
   assert.ok(fifo.metrics.p95QueueDelayMs > 100, `fifo p95 ${fifo.metrics.p95QueueDelayMs}`);
   assert.ok(codel.metrics.utilisation > 0.9);
+});
+
+test("our BPF fq gives CUBIC and BBR equal shares (within 10%) where our BPF fifo does not", () => {
+  const fifo = run(bpfObj("sim/qdisc_fifo"), ["cubic", "bbr"]);
+  const fq = run(bpfObj("sim/qdisc_fq"), ["cubic", "bbr"]);
+  for (const r of [fifo, fq]) assertAccounted(r);
+  for (const s of share(fq)) assert.ok(Math.abs(s - 0.5) < 0.05, `bpf fq shares ${share(fq)}`);
+  assert.ok(Math.max(...share(fifo).map((s) => Math.abs(s - 0.5))) > 0.1, `bpf fifo shares ${share(fifo)}`);
 });

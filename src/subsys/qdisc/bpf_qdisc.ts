@@ -11,6 +11,23 @@
  */
 import type { Btf } from "../../btf/btf.js";
 import type { BtfComposite, BtfMember } from "../../btf/types.js";
+import type { Insn } from "../../isa/insn.js";
+import {
+  BPF_ALU64,
+  BPF_CALL,
+  BPF_DW,
+  BPF_EXIT,
+  BPF_JA,
+  BPF_JEQ,
+  BPF_JMP,
+  BPF_K,
+  BPF_LDX,
+  BPF_MEM,
+  BPF_MOV,
+  BPF_X,
+} from "../../isa/opcodes.js";
+import { registerBtfIdDtorKfuncs } from "../../kernel/bpf_kptr.js";
+import type { CtxGen } from "../../kernel/convert_ctx.js";
 import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
 import {
   type BpfStructOps,
@@ -20,7 +37,7 @@ import {
 } from "../../kernel/struct_ops.js";
 import { bpf_obj_name_cpy } from "../../kernel/syscall_common.js";
 import { bpf_prog_type } from "../../uapi/bpf.js";
-import { BTF_KIND_STRUCT } from "../../uapi/btf.js";
+import { BTF_KIND_FUNC, BTF_KIND_STRUCT } from "../../uapi/btf.js";
 import { BpfError, EACCES, EINVAL } from "../../uapi/errno.js";
 import type { KfuncFilterProg } from "../../verifier/env.js";
 import { KF_RELEASE } from "../../verifier/env.js";
@@ -60,6 +77,8 @@ export interface BpfQdiscEnv {
   skbByAddr(addr: number): SkBuff | undefined;
   /** A zeroed `struct netlink_ext_ack` the programs are handed, and the ExtAck it stands for. */
   extackAddr(extack: ExtAck): number;
+  /** The ExtAck a `struct netlink_ext_ack *` stands for (a fresh one for an unknown pointer). */
+  extackAt(addr: number): ExtAck;
 }
 
 /** Byte ranges of the writable members (bpf_qdisc_qdisc_access / bpf_qdisc_sk_buff_access). */
@@ -145,6 +164,46 @@ export function bpfQdiscInitPrologue(sch: Qdisc, extack: ExtAck): number {
   return 0;
 }
 
+const insn = (code: number, dst: number, src: number, off: number, imm: number): Insn => ({ code, dst, src, off, imm });
+const BPF_PSEUDO_KFUNC_CALL = 2;
+
+/**
+ * bpf_qdisc_gen_prologue / bpf_qdisc_gen_epilogue. init: r6 = r1; r2 = ctx[2] (extack);
+ * r1 = ctx[0] (sch); r0 = bpf_qdisc_init_prologue(r1, r2); if r0 == 0 goto +1; exit; r1 = r6;
+ * then the program's first instruction. reset and destroy end in r1 = ctx (saved on the stack);
+ * r1 = ctx[0]; bpf_qdisc_reset_destroy_epilogue(r1); exit.
+ */
+export function bpfQdiscGenCtx(member: string, prologueId: number, epilogueId: number): CtxGen | undefined {
+  const LDX_DW = BPF_LDX | BPF_MEM | BPF_DW;
+  const call = (id: number) => insn(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, id);
+  if (member === "init") {
+    return {
+      prologue: [
+        insn(BPF_ALU64 | BPF_MOV | BPF_X, 6, 1, 0, 0),
+        insn(LDX_DW, 2, 1, 16, 0),
+        insn(LDX_DW, 1, 1, 0, 0),
+        call(prologueId),
+        insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1, 0),
+        insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+        insn(BPF_ALU64 | BPF_MOV | BPF_X, 1, 6, 0, 0),
+        // Stands for the program's first instruction (the kernel copies it here).
+        insn(BPF_JMP | BPF_JA, 0, 0, 0, 0),
+      ],
+    };
+  }
+  if (member === "reset" || member === "destroy") {
+    return {
+      epilogue: (ctxStackOff) => [
+        insn(LDX_DW, 1, 10, ctxStackOff, 0),
+        insn(LDX_DW, 1, 1, 0, 0),
+        call(epilogueId),
+        insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+      ],
+    };
+  }
+  return undefined;
+}
+
 /** The kernel view of a registered map: a QdiscOps whose functions are the trampolines. */
 export function bpfQdiscOpsOf(kdata: BpfStructOpsKdata, env: BpfQdiscEnv): QdiscOps {
   if (kdata.priv) return kdata.priv as QdiscOps;
@@ -171,18 +230,16 @@ export function bpfQdiscOpsOf(kdata: BpfStructOpsKdata, env: BpfQdiscEnv): Qdisc
       return skb;
     },
     peek: (sch) => qdisc_peek_dequeued(sch),
-    init(sch, _opt, extack) {
-      const err = bpfQdiscInitPrologue(sch, extack);
-      if (err) return err;
-      return init ? init.call(sch.addr, 0, env.extackAddr(extack)) : 0;
+    // The kernel's prologue (bpf_qdisc_init_prologue) and epilogue (watchdog cancel) are in the
+    // programs' instructions (genCtx below).
+    init(_sch, _opt, extack) {
+      return init ? init.call(_sch.addr, 0, env.extackAddr(extack)) : 0;
     },
     reset(sch) {
       reset?.call(sch.addr);
-      sch.watchdog.cancel();
     },
     destroy(sch) {
       destroy?.call(sch.addr);
-      sch.watchdog.cancel();
     },
   };
   kdata.priv = ops;
@@ -192,6 +249,8 @@ export function bpfQdiscOpsOf(kdata: BpfStructOpsKdata, env: BpfQdiscEnv): Qdisc
 /** The struct_ops descriptor table for Qdisc_ops, bound to one kernel's packet scheduler. */
 export function bpfQdiscStructOps(env: () => BpfQdiscEnv): BpfStructOps<BpfStructOpsKdata> {
   let skbPtrId = -1;
+  let prologueId = -1;
+  let epilogueId = -1;
   return {
     name: QDISC_OPS,
     cfiStubs: BPF_QDISC_STUBS,
@@ -199,10 +258,13 @@ export function bpfQdiscStructOps(env: () => BpfQdiscEnv): BpfStructOps<BpfStruc
       btfStructAccess: bpfQdiscBtfStructAccess,
       // bpf_qdisc_is_valid_access: enqueue's third argument, read, is a trusted bpf_sk_buff_ptr.
       ctxArgType: (member, arg, write) => (member === "enqueue" && arg === 2 && !write ? skbPtrId : undefined),
+      genCtx: (member) => bpfQdiscGenCtx(member, prologueId, epilogueId),
     },
     init(btf: Btf): number {
       skbPtrId = btf.findByNameKind("bpf_sk_buff_ptr", BTF_KIND_STRUCT);
-      return skbPtrId < 0 ? -EINVAL : 0;
+      prologueId = btf.findByNameKind("bpf_qdisc_init_prologue", BTF_KIND_FUNC);
+      epilogueId = btf.findByNameKind("bpf_qdisc_reset_destroy_epilogue", BTF_KIND_FUNC);
+      return skbPtrId < 0 || prologueId < 0 || epilogueId < 0 ? -EINVAL : 0;
     },
     /** bpf_qdisc_init_member(): priv_size must be 0, id non-empty; peek is the kernel's. */
     initMember(_t: BtfComposite, member: BtfMember, kdata: BpfStructOpsKdata, udata: Uint8Array): number {
@@ -304,7 +366,7 @@ export function registerBpfQdiscKfuncs(k: Kernel, env: () => BpfQdiscEnv): void 
     sch(c, 1).watchdog.schedule(Number(BigInt.asUintN(63, c.arg(2))), Number(BigInt.asUintN(63, c.arg(3))));
     return 0;
   });
-  reg("bpf_qdisc_init_prologue", (c) => bpfQdiscInitPrologue(sch(c, 1), {}));
+  reg("bpf_qdisc_init_prologue", (c) => bpfQdiscInitPrologue(sch(c, 1), env().extackAt(c.argNum(2))));
   reg("bpf_qdisc_reset_destroy_epilogue", (c) => {
     sch(c, 1).watchdog.cancel();
     return 0;
@@ -332,5 +394,17 @@ export function skb_get_hash(skb: SkBuff): number {
 /** register_bpf_struct_ops(&bpf_Qdisc_ops, Qdisc_ops) for one kernel. */
 export function registerBpfQdisc(k: Kernel, env: () => BpfQdiscEnv): BpfStructOpsDesc {
   registerBpfQdiscKfuncs(k, env);
+  // bpf_kfree_skb_dtor: an sk_buff kptr still held when its object or map value goes is freed.
+  registerBtfIdDtorKfuncs(k, [
+    {
+      type: "sk_buff",
+      kfunc: "bpf_kfree_skb_dtor",
+      dtor: (_k, addr) => {
+        const skb = env().skbByAddr(addr);
+        if (!skb) throw new Error(`bpf_kfree_skb_dtor: no sk_buff at 0x${addr.toString(16)}`);
+        skb.pool.kfree_skb(skb);
+      },
+    },
+  ]);
   return registerBpfStructOps(k, bpfQdiscStructOps(env));
 }

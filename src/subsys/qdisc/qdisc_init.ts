@@ -7,6 +7,15 @@
  */
 import type { BtfBuilder } from "../../btf/builder.js";
 import type { MemRegion } from "../../kernel/bpf.js";
+import {
+  CLOCK_MONOTONIC,
+  HRTIMER_MODE_ABS_PINNED,
+  HRTIMER_NORESTART,
+  type Hrtimer,
+  hrtimer_cancel,
+  hrtimer_setup,
+  hrtimer_start,
+} from "../../kernel/hrtimer.js";
 import type { KernelBaseTypes } from "../../kernel/init.js";
 import type { Kernel, Subsystem } from "../../kernel/kernel.js";
 import { BTF_KIND_STRUCT } from "../../uapi/btf.js";
@@ -31,38 +40,33 @@ import { mqQdiscOps } from "./sch_mq.js";
 import { memberOffset, SkbPool, structSize } from "./skbuff.js";
 
 /**
- * Timers on the kernel's own clock, for a kernel nothing else drives: due timers run when
- * `advance` moves the clock past them. A simulation replaces them with its event queue.
+ * The watchdog's timers: the kernel's hrtimers (CLOCK_MONOTONIC, absolute, pinned), which fire as
+ * the simulated clock moves past them (Kernel.setTimeNs).
  */
-export class ManualTimers implements QdiscTimers {
-  private seq = 0;
-  private readonly pending = new Map<number, { at: number; fn: () => void }>();
+export class KernelHrtimers implements QdiscTimers {
   constructor(private readonly k: Kernel) {}
   now(): number {
     return Number(this.k.ktimeGetNs());
   }
   start(atNs: number, fn: () => void): unknown {
-    const id = ++this.seq;
-    this.pending.set(id, { at: atNs, fn });
-    return id;
+    const t = hrtimer_setup(
+      this.k,
+      () => {
+        fn();
+        return HRTIMER_NORESTART;
+      },
+      CLOCK_MONOTONIC,
+      HRTIMER_MODE_ABS_PINNED,
+    );
+    hrtimer_start(t, BigInt(Math.max(0, Math.ceil(atNs))), HRTIMER_MODE_ABS_PINNED);
+    return t;
   }
   cancel(handle: unknown): void {
-    this.pending.delete(handle as number);
+    hrtimer_cancel(handle as Hrtimer);
   }
-  /** Move the kernel clock to `ns`, firing due timers in time order. */
+  /** Move the kernel clock to `ns` (never back), firing the timers due on the way. */
   advanceTo(ns: number): void {
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.pending) if (e[1].at <= ns && (!next || e[1].at < next[1].at)) next = e;
-      if (!next) break;
-      this.pending.delete(next[0]);
-      if (next[1].at > this.now()) this.k.setTimeNs(BigInt(next[1].at));
-      next[1].fn();
-    }
     if (ns > this.now()) this.k.setTimeNs(BigInt(ns));
-  }
-  get size(): number {
-    return this.pending.size;
   }
 }
 
@@ -126,7 +130,7 @@ export class QdiscKernel implements NetDeviceEnv {
 
   boot(k: Kernel): void {
     this.kernel = k;
-    this.timers ??= new ManualTimers(k);
+    this.timers ??= new KernelHrtimers(k);
     this.layout = qdiscLayout(this.btf);
     this.p = new SkbPool(k);
     const sched = new Sched(this, this.p);
@@ -169,6 +173,11 @@ export class QdiscKernel implements NetDeviceEnv {
     }
     this.extack.current = extack;
     return this.extack.region.addr;
+  }
+
+  extackAt(addr: number): ExtAck {
+    const e = this.extack;
+    return e && e.region.addr === addr && e.current ? e.current : {};
   }
 
   skbByAddr(addr: number) {

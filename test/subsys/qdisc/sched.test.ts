@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { Kernel } from "../../../src/kernel/kernel.js";
 import { BpfObject } from "../../../src/loader/object.js";
-import { type ManualTimers, QdiscKernel, qdiscSubsystem } from "../../../src/subsys/qdisc/qdisc_init.js";
+import { type KernelHrtimers, QdiscKernel, qdiscSubsystem } from "../../../src/subsys/qdisc/qdisc_init.js";
 import { TcError } from "../../../src/subsys/qdisc/sch_api.js";
 import { fqStats } from "../../../src/subsys/qdisc/sch_fq.js";
 import { fqCodelStats } from "../../../src/subsys/qdisc/sch_fq_codel.js";
@@ -23,7 +23,7 @@ const SIM_OBJ = join(repoRoot(), "bpf/obj/sim");
 function boot() {
   const qk = new QdiscKernel();
   const k = new Kernel({ subsystems: [tcpSubsystem(new TcpKernel()), qdiscSubsystem(qk)] });
-  return { k, qk, timers: qk.timers as ManualTimers, h: { kernel: k, process: k.newProcess() } };
+  return { k, qk, timers: qk.timers as KernelHrtimers, h: { kernel: k, process: k.newProcess() } };
 }
 
 /** Drain the device as a link would: every packet dequeued now is consumed (transmitted). */
