@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BenchResult } from "./bench.js";
 
-const BENCHES = ["btf", "vm", "loader", "verifier", "sim", "sweep", "cli", "playground", "sched"];
+const BENCHES = ["btf", "vm", "loader", "verifier", "sim", "qdisc", "sweep", "cli", "playground", "sched"];
 
 function fmt(n: number): string {
   if (!Number.isFinite(n)) return String(n);
