@@ -137,7 +137,7 @@ export function bpfObjDrop(k: Kernel, addr: number): void {
 /** bpf_refcount_acquire_impl: one more owner of a refcounted object (0 if it is already going). */
 export function bpfRefcountAcquire(k: Kernel, addr: number): number {
   const obj = bpfGraph(k).objs.get(addr);
-  if (!obj || !obj.record || obj.record.refcountOff < 0) return 0;
+  if (!obj?.record || obj.record.refcountOff < 0) return 0;
   const ra = addr + obj.record.refcountOff;
   const n = refcount(k, ra);
   // refcount_inc_not_zero: a non-owning reference may see an object whose last owner dropped it.

@@ -17,6 +17,20 @@ import { BTF_KIND_DATASEC } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT } from "../uapi/errno.js";
 import type { Tier, VmProgram } from "../vm/program.js";
 
+/** An object's struct_ops map: MAP, or the only one; ENOENT naming the maps otherwise. */
+export function structOpsMapOf(obj: BpfObject, path: string, map?: string): BpfMap {
+  const maps = obj.maps.filter((m) => m.structOps);
+  const m = map ? maps.find((x) => x.name === map) : maps.length === 1 ? maps[0] : undefined;
+  if (!m) {
+    const names = maps.map((x) => x.name).join(", ") || "none";
+    throw new BpfError(
+      ENOENT,
+      `${path}: ${map ? `no struct_ops map '${map}'` : "pick a map with OBJ:MAP"} (maps: ${names})`,
+    );
+  }
+  return m;
+}
+
 /** "path/to/x.bpf.o[:map]" */
 export function parseObjSpec(spec: string): { path: string; map?: string } {
   const m = /^(.*\.o)(?::([A-Za-z_][\w]*))?$/.exec(spec);
@@ -69,16 +83,7 @@ export class BpfCcHost {
     const obj = BpfObject.open(path);
     obj.load(this.h);
     this.objects.push({ spec, obj });
-    const maps = obj.maps.filter((m) => m.structOps);
-    const m = map ? maps.find((x) => x.name === map) : maps.length === 1 ? maps[0] : undefined;
-    if (!m) {
-      const names = maps.map((x) => x.name).join(", ") || "none";
-      throw new BpfError(
-        ENOENT,
-        `${path}: ${map ? `no struct_ops map '${map}'` : "pick a map with OBJ:MAP"} (maps: ${names})`,
-      );
-    }
-    return m;
+    return structOpsMapOf(obj, path, map);
   }
 
   /** Load and attach: the CA is registered; returns its name. */

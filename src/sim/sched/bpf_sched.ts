@@ -13,7 +13,7 @@ import type { BpfStructOpsLink } from "../../loader/struct_ops_attach.js";
 import { scxState } from "../../subsys/sched_ext/index.js";
 import { BpfError, ENOENT, EOPNOTSUPP } from "../../uapi/errno.js";
 import type { Tier, VmProgram } from "../../vm/program.js";
-import { parseObjSpec } from "../bpf_cc.js";
+import { parseObjSpec, structOpsMapOf } from "../bpf_cc.js";
 import type { Machine } from "./machine.js";
 
 /** scx_exit_kind values userspace sees (enum scx_exit_kind). */
@@ -64,16 +64,7 @@ export class BpfSchedHost {
     const { path, map } = parseObjSpec(spec);
     const obj = BpfObject.open(path);
     obj.load(this.h);
-    const maps = obj.maps.filter((m) => m.structOps);
-    const m = map ? maps.find((x) => x.name === map) : maps.length === 1 ? maps[0] : undefined;
-    if (!m) {
-      const names = maps.map((x) => x.name).join(", ") || "none";
-      throw new BpfError(
-        ENOENT,
-        `${path}: ${map ? `no struct_ops map '${map}'` : "pick a map with OBJ:MAP"} (maps: ${names})`,
-      );
-    }
-    return m;
+    return structOpsMapOf(obj, path, map);
   }
 
   /** Every loaded program in this VM tier. */
