@@ -50,8 +50,10 @@ export function verifyVectorFile(path: string, logLevel: number): ProgVerdict[] 
  * Verify every program of a BPF object file: open it with the loader and load it into a
  * simulated kernel (TCP congestion control and bpf_dummy_ops registered), whose PROG_LOAD runs the
  * verifier. The loader stops at the first program refused; programs after it are not attempted.
+ * A program the object does not load by default (`SEC("?...")`) is verified alone afterwards, in an
+ * object loaded with only it switched on, as a test that enables it would load it.
  */
-export async function verifyObjectFile(path: string, logLevel: number): Promise<ProgVerdict[]> {
+export async function verifyObjectFile(path: string, logLevel: number, only?: string): Promise<ProgVerdict[]> {
   const [{ Kernel }, { BpfObject }, { bpfObjectLoad }, dummy, tcpCa, tcpInit] = await Promise.all([
     import("../kernel/kernel.js"),
     import("../loader/object.js"),
@@ -94,6 +96,7 @@ export async function verifyObjectFile(path: string, logLevel: number): Promise<
     }
   };
   const obj = BpfObject.open(path);
+  if (only !== undefined) for (const p of obj.programs) p.setAutoload(p.name === only);
   let failure: BpfError | undefined;
   try {
     bpfObjectLoad(obj, { kernel, process: kernel.newProcess() });
@@ -103,7 +106,7 @@ export async function verifyObjectFile(path: string, logLevel: number): Promise<
   }
   const verdicts: ProgVerdict[] = [];
   for (const p of obj.programs) {
-    if (!p.autoload) continue;
+    if (only !== undefined ? p.name !== only : !p.autoload) continue;
     // The kernel keeps the first 15 characters of a program's name.
     const i = seen.findIndex((x) => x.name !== "" && p.name.startsWith(x.name));
     if (i >= 0) {
@@ -126,6 +129,9 @@ export async function verifyObjectFile(path: string, logLevel: number): Promise<
         log: "",
       });
     }
+  }
+  if (only === undefined) {
+    for (const p of obj.programs) if (!p.autoload) verdicts.push(...(await verifyObjectFile(path, logLevel, p.name)));
   }
   return verdicts;
 }

@@ -67,3 +67,16 @@ test("an object file: every program of dummy_ops verifies in the simulated kerne
   assert.ok(verdicts.length >= 1);
   for (const v of verdicts) assert.equal(v.accepted, true, `${v.prog}: ${v.error}\n${v.log}`);
 });
+
+test("prog verify: programs an object does not load by default are verified one at a time", async () => {
+  // graph_bad.bpf.o holds only `?tc`/`?socket`/`?kprobe` programs, each breaking one rule.
+  const vs = await verifyObjectFile("bpf/obj/graph_bad.bpf.o", 0);
+  assert.ok(vs.length >= 10, `${vs.length} verdicts`);
+  assert.ok(vs.every((v) => !v.accepted));
+  const leak = vs.find((v) => v.prog === "leak_obj_new");
+  assert.match(leak?.error ?? "", /reference leak/);
+  // An optional struct_ops program no map uses fails as libbpf fails it; the others are unchanged.
+  const feat = await verifyObjectFile("bpf/obj/features.bpf.o", 0);
+  assert.equal(feat.filter((v) => v.prog === "feat_ssthresh").length, 1);
+  assert.match(feat.find((v) => v.prog === "feat_spare")?.error ?? "", /isn't referenced anywhere/);
+});
