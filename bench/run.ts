@@ -6,6 +6,7 @@ import { arch, cpus, platform } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BenchResult } from "./bench.js";
+import { mergeResults } from "./results.js";
 
 const BENCHES = ["btf", "vm", "loader", "verifier", "sim", "qdisc", "sweep", "cli", "playground", "sched"];
 
@@ -17,6 +18,11 @@ function fmt(n: number): string {
   if (a >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
   if (a >= 100) return n.toFixed(0);
   return n.toFixed(a >= 10 ? 1 : 3);
+}
+
+function machineLine(): string {
+  const cpu = cpus()[0]?.model ?? "unknown CPU";
+  return `Latest run: ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${platform()}/${arch()}, ${cpus().length} x ${cpu}.`;
 }
 
 async function main(): Promise<void> {
@@ -48,29 +54,14 @@ async function main(): Promise<void> {
     const here = dirname(fileURLToPath(import.meta.url));
     // dist/bench/run.js -> bench/RESULTS.md in the source tree
     const out = join(here, "..", "..", "bench", "RESULTS.md");
-    const cpu = cpus()[0]?.model ?? "unknown CPU";
-    // Sections after the table (the fuzzing figures of `npm run fuzz`) are not ours to rewrite.
-    let kept = "";
+    let old = "";
     try {
-      const old = readFileSync(out, "utf8");
-      const at = old.indexOf("\n## ");
-      if (at >= 0) kept = old.slice(at + 1);
+      old = readFileSync(out, "utf8");
     } catch {
       // no file yet
     }
-    const text = [
-      "# Benchmark results",
-      "",
-      `Latest run: ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${platform()}/${arch()}, ${cpus().length} x ${cpu}.`,
-      "Reproduce with `npm run bench -- --write`. Each baseline is measured in the same run; the ratio is ours divided by (or over) the baseline as each bench's note says.",
-      "",
-      "| bench | what | value | baseline | ratio | note |",
-      "|---|---|---|---|---|---|",
-      ...rows,
-      "",
-      ...(kept ? [kept.trimEnd(), ""] : []),
-    ].join("\n");
-    writeFileSync(out, text);
+    const ran = BENCHES.filter((b) => only.length === 0 || only.includes(b));
+    writeFileSync(out, mergeResults(old, ran, rows, only.length === 0 ? machineLine() : null));
     process.stderr.write(`wrote ${out}\n`);
   }
 }
