@@ -166,6 +166,12 @@ export function task_alloc(k: Kernel, pid: number, comm: string, opts: { flags?:
   const region = k.mem.alloc(l?.size ?? 64, { perm, kind: "kobj", name: `task_struct ${comm}` });
   const task = new Task(k, pid, pid, comm.slice(0, TASK_COMM_LEN - 1), region);
   if (l) {
+    const mmSize = l.mmSize;
+    const mm =
+      mmSize && !((opts.flags ?? 0) & PF_KTHREAD)
+        ? k.mem.alloc(mmSize, { perm: "r", kind: "kobj", name: `mm_struct ${comm}` })
+        : null;
+    // Views taken after the last allocation: growing the memory detaches earlier ones.
     const b = k.mem.bytes(region.addr, l.size);
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     const set32 = (m: string, v: number) => {
@@ -192,9 +198,7 @@ export function task_alloc(k: Kernel, pid: number, comm: string, opts: { flags?:
       set64("cpus_ptr", region.addr + cpusMask);
       dv.setBigUint64(cpusMask, (1n << BigInt(k.nrCpus)) - 1n, true);
     }
-    const mmSize = l.mmSize;
-    if (mmSize && !((opts.flags ?? 0) & PF_KTHREAD)) {
-      const mm = k.mem.alloc(mmSize, { perm: "r", kind: "kobj", name: `mm_struct ${comm}` });
+    if (mm) {
       k.mem.bytes(mm.addr, 8).set(new Uint8Array(new BigUint64Array([0x7fff_ffff_f000n]).buffer));
       task.mmRegion = mm;
       set64("mm", mm.addr);
