@@ -150,6 +150,16 @@ export class VmMemory {
   allowed(addr: number, size: number, need: number): boolean {
     if (!Number.isInteger(addr) || addr < VM_BASE || size < 0 || addr + size > this.shadow.length) return false;
     const sh = this.shadow;
+    if (size > GUARD) {
+      // A whole object from its start (a task_struct, a map value): its live region covers it,
+      // and a region's bytes share one permission, so its two ends stand for the rest.
+      const r = this.live.get(addr);
+      if (r !== undefined && size <= r.size) {
+        const a = sh[addr]!;
+        const b = sh[addr + size - 1]!;
+        return a !== 0 && b !== 0 && (a & b & need) === need;
+      }
+    }
     for (let i = addr; i < addr + size; i++) {
       const s = sh[i];
       if (s === 0 || (s & need) !== need) return false;

@@ -77,10 +77,14 @@ class ScxEntity {
     private readonly off: Record<string, number>,
   ) {}
 
-  /** A fresh view each time: VM memory may grow (and move) between accesses. */
+  private view: DataView | null = null;
+
+  /** Growing VM memory detaches the old buffer (byteLength 0): the view is then taken afresh. */
   private get dv(): DataView {
+    const v = this.view;
+    if (v !== null && v.buffer.byteLength !== 0) return v;
     const b = this.mem.bytes(this.p.task.addr, this.off.end);
-    return new DataView(b.buffer, b.byteOffset, b.byteLength);
+    return (this.view = new DataView(b.buffer, b.byteOffset, b.byteLength));
   }
 
   get slice(): bigint {
