@@ -88,6 +88,7 @@ export class BpfStructOpsTrampoline {
   private readonly ctxs: TrampolineCtx[] = [];
   private depth = 0;
   private readonly r0 = new Int32Array(2);
+  private readonly argv: TrampArg[] = [0, 0, 0];
   private readonly retShift: number;
   private readonly retSigned: boolean;
   /** Calls made through this trampoline (for tests and stats). */
@@ -154,6 +155,22 @@ export class BpfStructOpsTrampoline {
   callU64(...args: TrampArg[]): bigint {
     this.invoke(args);
     return (BigInt(this.r0[1] >>> 0) << 32n) | BigInt(this.r0[0] >>> 0);
+  }
+
+  /**
+   * As callU64() for up to three arguments (extra ones are ignored past the member's), without
+   * an argument array per call: a scheduler's ops run several times per scheduling event.
+   */
+  callU64x3(a0: TrampArg = 0, a1: TrampArg = 0, a2: TrampArg = 0): bigint {
+    const v = this.argv;
+    v[0] = a0;
+    v[1] = a1;
+    v[2] = a2;
+    // The arguments are in the context before the program runs: a nested call may reuse argv.
+    this.invoke(v);
+    const lo = this.r0[0];
+    const hi = this.r0[1];
+    return hi === 0 && lo >= 0 ? BigInt(lo) : (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
   }
 
   /**

@@ -101,7 +101,7 @@ export class ScxSched {
   }
 
   /** SCX_CALL_OP: run op with `mask` allowed (nesting only towards lower masks), r0 as a bigint. */
-  call(op: string, mask: number, ...args: (number | bigint)[]): bigint {
+  call(op: string, mask: number, a0: number | bigint = 0, a1: number | bigint = 0, a2: number | bigint = 0): bigint {
     const i = this.opIdx.get(op);
     const t = i === undefined ? undefined : this.kdata.funcs[i];
     if (!t) return 0n;
@@ -110,7 +110,7 @@ export class ScxSched {
     if (mask) st.kfMask |= mask;
     st.opDepth++;
     try {
-      return t.callU64(...args);
+      return t.callU64x3(a0, a1, a2);
     } finally {
       st.opDepth--;
       st.kfMask = saved;
