@@ -47,15 +47,33 @@ export class Rcu {
   }
 
   rcuReadUnlock(token: RcuToken): void {
-    const rs = this.st[token.flavour].readers;
+    this.leave(token.flavour, token.id);
+  }
+
+  /**
+   * rcu_read_lock() as a reader id rather than a token object: the same section, for the paths
+   * that enter one on every program run (struct_ops trampolines). Leave with rcuReadUnlockId().
+   */
+  rcuReadLockId(flavour: RcuFlavour = "rcu"): number {
+    const id = this.nextReader++;
+    this.st[flavour].readers.push(id);
+    return id;
+  }
+
+  rcuReadUnlockId(id: number, flavour: RcuFlavour = "rcu"): void {
+    this.leave(flavour, id);
+  }
+
+  private leave(flavour: RcuFlavour, id: number): void {
+    const rs = this.st[flavour].readers;
     // The innermost reader is the usual one to leave.
     let i = rs.length - 1;
-    while (i >= 0 && rs[i] !== token.id) i--;
+    while (i >= 0 && rs[i] !== id) i--;
     if (i >= 0) {
-      rs[i] = rs[rs.length - 1];
+      rs[i] = rs[rs.length - 1]!;
       rs.pop();
     } else {
-      throw new Error(`rcu_read_unlock: reader ${token.id} (${token.flavour}) is not inside a read-side section`);
+      throw new Error(`rcu_read_unlock: reader ${id} (${flavour}) is not inside a read-side section`);
     }
   }
 

@@ -80,6 +80,7 @@ export function trampolineSize(model: BtfFuncModel): number {
 }
 
 const TWO32 = 4294967296;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class BpfStructOpsTrampoline {
   /** Context slots (u64) the program sees. */
@@ -119,12 +120,14 @@ export class BpfStructOpsTrampoline {
     const off = this.slotOf[i] * 8;
     const size = this.model.arg_size[i];
     const signed = (this.model.arg_flags[i] & BTF_FMODEL_SIGNED_ARG) !== 0;
-    if (v instanceof Uint8Array) {
+    if (typeof v === "object") {
       ctx.writeBytes(off, v.subarray(0, size));
       return;
     }
     let lo: number;
     let hi: number;
+    // A bigint of at most 53 bits (flags, small counts) converts without allocating.
+    if (typeof v === "bigint" && v >= 0n && v <= MAX_SAFE) v = Number(v);
     if (typeof v === "number") {
       lo = v >>> 0;
       hi = Math.floor(v / TWO32) | 0;

@@ -62,7 +62,8 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
         // A program with fentry/fexit attached runs through its patched entry (bpf_func).
         if (vm && p.vmProg && !p.freed && !p.poked) {
           // bpf_prog_run() without BigInt: the same reader and in-flight accounting, r0 as halves.
-          const tok = p.aux.sleepable ? rcu.rcuReadLockTrace() : rcu.rcuReadLock();
+          const flavour = p.aux.sleepable ? "tasks_trace" : "rcu";
+          const tok = rcu.rcuReadLockId(flavour);
           p.active++;
           try {
             vm.runNumber(p.vmProg as Parameters<typeof vm.runNumber>[0], ctx);
@@ -71,7 +72,7 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
             out[1] = vm.lastR0Hi;
           } finally {
             p.active--;
-            rcu.rcuReadUnlock(tok);
+            rcu.rcuReadUnlockId(tok, flavour);
           }
           return;
         }
