@@ -2,8 +2,11 @@
 /*
  * A FIFO scheduler that breaks one rule on purpose, chosen by `mode` in .rodata before load:
  *   1: inserts every task into a DSQ that does not exist (SCX_EXIT_ERROR, "non-existent DSQ")
- *   2: never queues tasks whose name starts with "stall": the watchdog ends the scheduler with
- *      SCX_EXIT_ERROR_STALL after timeout_ms
+ *   2 (the default): never queues tasks whose name starts with "stall", nor the task of every
+ *      `stall_nth`-th enqueue (50): the watchdog ends the scheduler with SCX_EXIT_ERROR_STALL
+ *      after timeout_ms. Only tasks that are enqueued stall: ext.c keeps running a task whose
+ *      slice ran out while nothing else is queued, so with no more runnable tasks than CPUs
+ *      nothing is ever enqueued after the first wake-up, and nothing stalls.
  *   3: calls scx_bpf_error() on the 100th enqueue (SCX_EXIT_ERROR_BPF)
  * Everything else it schedules correctly, through one shared DSQ.
  */
@@ -12,7 +15,8 @@
 #define SHARED_DSQ 1
 #define BOGUS_DSQ 0xdeadbeefULL
 
-const volatile int mode;
+const volatile int mode = 2;
+const volatile u64 stall_nth = 50;
 u64 nr_enqueued, nr_dropped;
 struct scx_exit_record exit_rec;
 
@@ -24,8 +28,9 @@ void SCX_OP(bad_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_insert(p, BOGUS_DSQ, SCX_SLICE_DFL, enq_flags);
 		return;
 	}
-	if (mode == 2 && p->comm[0] == 's' && p->comm[1] == 't' && p->comm[2] == 'a' && p->comm[3] == 'l' &&
-	    p->comm[4] == 'l') {
+	if (mode == 2 && ((p->comm[0] == 's' && p->comm[1] == 't' && p->comm[2] == 'a' && p->comm[3] == 'l' &&
+			   p->comm[4] == 'l') ||
+			  (stall_nth && n % stall_nth == 0))) {
 		__sync_fetch_and_add(&nr_dropped, 1);
 		return;
 	}

@@ -64,6 +64,32 @@ describe("BPF schedulers on the machine", { skip }, () => {
       assert.ok(Math.abs(p.se.sum_exec_runtime / 1e9 - 0.5) < 0.025, `${p.comm}: ${p.se.sum_exec_runtime}`);
   });
 
+  // ext.c calls ops.dispatch before it re-enqueues a prev whose slice ran out: a scheduler that
+  // always takes the shared DSQ's head there gives the heaviest hog every other slice only (50%
+  // where its weight entitles it to 70%). scx_vtime keeps prev while it stays furthest behind.
+  for (const [label, cpus, tasks, seconds] of [
+    ["nice 0, 5 and 10 on 1 CPU", 1, [0, 5, 10], 10],
+    ["mixed-nice (-5, 0, 5, 10) on 2 CPUs", 2, [-5, 0, 5, 10], 10],
+  ] as const) {
+    it(`scx_vtime: ${label}: every hog's CPU time within 5% of its weighted entitlement`, () => {
+      const workload = {
+        name: "nice",
+        tasks: tasks.map((nice) => ({ ...PRESETS.hogs(1).tasks[0]!, name: `nice${nice}`, instances: 1, nice })),
+      };
+      const m = new Machine({ cpus, workload, seed: 1, subsystems: [schedExtSubsystem] });
+      const h = new BpfSchedHost(m);
+      h.attach("scx_vtime", h.load(obj("scx_vtime")));
+      m.run(seconds * 1e9);
+      const met = schedMetrics(m, seconds * 1e9);
+      for (const t of met.tasks) {
+        assert.ok(t.fair_share !== null);
+        const err = Math.abs(t.share - t.fair_share) / t.fair_share;
+        assert.ok(err < 0.05, `${t.name}: share ${t.share.toFixed(4)}, entitled to ${t.fair_share.toFixed(4)}`);
+      }
+      assert.deepEqual(h.exits, []);
+    });
+  }
+
   it("a live switch: BPF_LINK_UPDATE refused, the old scheduler unregisters (EXIT line), the new one runs every task", () => {
     const { m, h } = machine("interactive", 2);
     const a = h.load(obj("scx_vtime"));

@@ -143,6 +143,37 @@ test("watchdog: a task the scheduler never runs ends it with SCX_EXIT_ERROR_STAL
   link.detach();
 });
 
+test("watchdog, scx_bad as loaded (mode 2, every 50th enqueue dropped): 4 hogs on 2 CPUs stall it within 1.5 timeout_ms", {
+  skip,
+}, () => {
+  const { m, b, obj, st, link } = machine("scx_bad", PRESETS.hogs(2), { cpus: 2 });
+  let at = -1;
+  m.onTick = () => {
+    if (at < 0 && !st.root) at = m.q.now;
+  };
+  m.run(3e9);
+  const rec = exitRecord(b, obj);
+  assert.equal(rec.kind, SCX_EXIT_ERROR_STALL);
+  assert.match(rec.msg, /^hog-\d\[\d+\] failed to run for 1\.\d{3}s$/);
+  // dropped at the 50th enqueue (20 ms slices, two CPUs: ~0.5 s), found by a watchdog pass every 500 ms
+  assert.ok(at > 1e9 && at <= 2e9, `exit at ${at}`);
+  assert.deepEqual(classes(m), new Set(["fair"]));
+  link.detach();
+});
+
+test("watchdog: no more runnable tasks than CPUs, nothing is enqueued after the first wake-up, nothing stalls", {
+  skip,
+}, () => {
+  // ext.c's balance_one keeps a prev whose slice ran out when nothing else is queued (no ENQ_LAST):
+  // long hogs never pass through ops.enqueue again, so the one scx_bad drops is still running.
+  const w: Workload = { name: "stall", tasks: [hog("stall", 1), hog("hog", 1)] };
+  const { m, st, link } = machine("scx_bad", w, { cpus: 2, rodata: { mode: 2 } });
+  m.run(10e9);
+  assert.equal(st.root?.name, "bad");
+  for (const p of m.all) assert.ok(p.se.sum_exec_runtime > 9.9e9, `${p.comm} ran all along`);
+  link.detach();
+});
+
 test("bogus DSQ from enqueue and scx_bpf_error: ERROR and ERROR_BPF with their messages", { skip }, () => {
   let r = machine("scx_bad", PRESETS.hogs(2), { cpus: 2, rodata: { mode: 1 } });
   r.m.run(0.2e9);
