@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Small schedulers, one sched_ext_ops map each, for what the kernel's sched_ext selftests check.
+ * Userspace attaches one map at a time; each does one thing the kernel must get right:
+ *   nodispatch_ops   ops.select_cpu asks scx_bpf_select_cpu_dfl() but inserts nothing; enqueue
+ *                    sends a task the default found an idle CPU for to SCX_DSQ_LOCAL (saw_local)
+ *   ddsp_ops         every wake-up direct-dispatched to SCX_DSQ_LOCAL from ops.select_cpu
+ *   ddsp_bad_ops     direct dispatch from ops.select_cpu to a DSQ that does not exist
+ *   ddsp_twice_ops   two inserts from one ops.select_cpu
+ *   select_vtime_ops vtime-ordered direct dispatch into a user DSQ, consumed by ops.dispatch
+ *   vtime_local_ops  a vtime insert into SCX_DSQ_LOCAL (built-in DSQs are FIFO only)
+ *   local_on_ops     ops.dispatch inserts into SCX_DSQ_LOCAL_ON | cpu, tasks looked up by pid
+ *   create_dsq_ops   DSQs created and destroyed in ops.init, one per task in init_task/exit_task
+ *   count_ops        counts init_task (fork or not), exit_task, enable, disable
+ *   count_partial_ops  the same with SCX_OPS_SWITCH_PARTIAL (only SCHED_EXT tasks)
+ * plus a syscall program that ends whichever scheduler is loaded with scx_bpf_exit().
+ */
+#include "scx_common.h"
+#include "structops_loops.h"
+
+#define BOGUS_DSQ 0xbadULL
+#define VTIME_DSQ 7
+#define NR_TEST_DSQS 256
+#define TASK_DSQ_BASE 0x10000
+
+const volatile u32 nr_cpus = 1;
+
+bool saw_local;
+u64 nr_ddsp, nr_consumed, nr_local_on;
+u64 init_task_cnt, exit_task_cnt, enable_cnt, disable_cnt, init_fork_cnt, init_transition_cnt;
+u64 dsqs_created, dsqs_live;
+struct scx_exit_record exit_rec;
+
+/* one ops.exit program per map: a struct_ops program belongs to one map */
+#define EXIT_OP(pfx)                                                   \
+	void SCX_OP(pfx##_exit, struct scx_exit_info *ei)              \
+	{                                                              \
+		SCX_EXIT_RECORD(exit_rec, ei);                         \
+	}
+
+EXIT_OP(nodsp)
+EXIT_OP(ddsp)
+EXIT_OP(ddsp_bad)
+EXIT_OP(ddsp_twice)
+EXIT_OP(svt)
+EXIT_OP(vtl)
+EXIT_OP(lon)
+EXIT_OP(cdsq)
+EXIT_OP(cnt)
+EXIT_OP(cntp)
+
+/* ---- nodispatch_ops ---- */
+
+/* pid -> the default selection found an idle CPU */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, s32);
+	__type(value, u8);
+} force_local SEC(".maps");
+
+s32 SCX_OP(nodsp_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 pid = p->pid;
+	u8 v;
+	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+
+	v = is_idle;
+	bpf_map_update_elem(&force_local, &pid, &v, BPF_ANY);
+	return cpu;
+}
+
+void SCX_OP(nodsp_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	s32 pid = p->pid;
+	u8 *v = bpf_map_lookup_elem(&force_local, &pid);
+	u64 dsq = SCX_DSQ_GLOBAL;
+
+	if (v && *v) {
+		*v = 0;
+		saw_local = true;
+		dsq = SCX_DSQ_LOCAL;
+	}
+	scx_insert(p, dsq, SCX_SLICE_DFL, enq_flags);
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops nodispatch_ops = {
+	.select_cpu = (void *)nodsp_select_cpu,
+	.enqueue = (void *)nodsp_enqueue,
+	.exit = (void *)nodsp_exit,
+	.name = "nodispatch",
+};
+
+/* ---- ddsp_ops, ddsp_bad_ops, ddsp_twice_ops ---- */
+
+s32 SCX_OP(ddsp_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+
+	__sync_fetch_and_add(&nr_ddsp, 1);
+	scx_insert(p, SCX_DSQ_LOCAL, SCX_SLICE_DFL, 0);
+	return cpu;
+}
+
+s32 SCX_OP(ddsp_bad_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	scx_insert(p, BOGUS_DSQ, SCX_SLICE_DFL, 0);
+	return prev_cpu;
+}
+
+s32 SCX_OP(ddsp_twice_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	scx_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, 0);
+	scx_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, 0);
+	return prev_cpu;
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops ddsp_ops = {
+	.select_cpu = (void *)ddsp_select_cpu,
+	.exit = (void *)ddsp_exit,
+	.name = "ddsp",
+};
+
+SEC(".struct_ops.link")
+struct sched_ext_ops ddsp_bad_ops = {
+	.select_cpu = (void *)ddsp_bad_select_cpu,
+	.exit = (void *)ddsp_bad_exit,
+	.name = "ddsp_bad",
+};
+
+SEC(".struct_ops.link")
+struct sched_ext_ops ddsp_twice_ops = {
+	.select_cpu = (void *)ddsp_twice_select_cpu,
+	.exit = (void *)ddsp_twice_exit,
+	.name = "ddsp_twice",
+};
+
+/* ---- select_vtime_ops, vtime_local_ops ---- */
+
+static u64 vtime_now;
+
+s32 SCX_OP(svt_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	u64 vtime = p->scx.dsq_vtime;
+
+	if ((s64)(vtime - vtime_now) < 0)
+		vtime = vtime_now;
+	scx_bpf_dsq_insert_vtime(p, VTIME_DSQ, SCX_SLICE_DFL, vtime, 0);
+	return cpu;
+}
+
+void SCX_OP(svt_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	scx_bpf_dsq_insert_vtime(p, VTIME_DSQ, SCX_SLICE_DFL, p->scx.dsq_vtime, enq_flags);
+}
+
+void SCX_OP(svt_dispatch, s32 cpu, struct task_struct *prev)
+{
+	if (scx_move_to_local(VTIME_DSQ))
+		__sync_fetch_and_add(&nr_consumed, 1);
+}
+
+void SCX_OP(svt_running, struct task_struct *p)
+{
+	if ((s64)(p->scx.dsq_vtime - vtime_now) > 0)
+		vtime_now = p->scx.dsq_vtime;
+}
+
+void SCX_OP(svt_stopping, struct task_struct *p, bool runnable)
+{
+	p->scx.dsq_vtime += (SCX_SLICE_DFL - p->scx.slice) * 100 / p->scx.weight;
+}
+
+s32 SCX_OP_SLEEPABLE(svt_init)
+{
+	return scx_bpf_create_dsq(VTIME_DSQ, -1);
+}
+
+s32 SCX_OP(vtl_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	scx_bpf_dsq_insert_vtime(p, SCX_DSQ_LOCAL, SCX_SLICE_DFL, p->scx.dsq_vtime, 0);
+	return prev_cpu;
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops select_vtime_ops = {
+	.select_cpu = (void *)svt_select_cpu,
+	.enqueue = (void *)svt_enqueue,
+	.dispatch = (void *)svt_dispatch,
+	.running = (void *)svt_running,
+	.stopping = (void *)svt_stopping,
+	.init = (void *)svt_init,
+	.exit = (void *)svt_exit,
+	.name = "select_vtime",
+};
+
+SEC(".struct_ops.link")
+struct sched_ext_ops vtime_local_ops = {
+	.select_cpu = (void *)vtl_select_cpu,
+	.exit = (void *)vtl_exit,
+	.name = "vtime_local",
+};
+
+/* ---- local_on_ops ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 4096);
+	__type(value, s32);
+} pids SEC(".maps");
+
+struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
+void bpf_task_release(struct task_struct *p) __ksym;
+
+s32 SCX_OP(lon_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	return prev_cpu;
+}
+
+void SCX_OP(lon_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	s32 pid = p->pid;
+
+	if (bpf_map_push_elem(&pids, &pid, 0))
+		scx_bpf_error("queue full at pid %d", p->pid);
+}
+
+void SCX_OP(lon_dispatch, s32 cpu, struct task_struct *prev)
+{
+	struct task_struct *p;
+	s32 pid, target;
+
+	if (bpf_map_pop_elem(&pids, &pid))
+		return;
+	p = bpf_task_from_pid(pid);
+	if (!p)
+		return;
+	/* any CPU for a task that may run everywhere, else the one it is on */
+	if (p->nr_cpus_allowed == nr_cpus)
+		target = bpf_get_prandom_u32() % nr_cpus;
+	else
+		target = scx_bpf_task_cpu(p);
+	__sync_fetch_and_add(&nr_local_on, 1);
+	scx_insert(p, SCX_DSQ_LOCAL_ON | target, SCX_SLICE_DFL, 0);
+	bpf_task_release(p);
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops local_on_ops = {
+	.select_cpu = (void *)lon_select_cpu,
+	.enqueue = (void *)lon_enqueue,
+	.dispatch = (void *)lon_dispatch,
+	.exit = (void *)lon_exit,
+	.timeout_ms = 1000,
+	.name = "local_on",
+};
+
+/* ---- create_dsq_ops ---- */
+
+s32 SCX_OP_SLEEPABLE(cdsq_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	s32 err = scx_bpf_create_dsq(TASK_DSQ_BASE + p->pid, -1);
+
+	if (!err)
+		__sync_fetch_and_add(&dsqs_live, 1);
+	return err;
+}
+
+void SCX_OP(cdsq_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
+{
+	scx_bpf_destroy_dsq(TASK_DSQ_BASE + p->pid);
+	__sync_fetch_and_sub(&dsqs_live, 1);
+}
+
+s32 SCX_OP_SLEEPABLE(cdsq_init)
+{
+	u32 i;
+	s32 err;
+
+	/* create, destroy, create again: an ID is free once its DSQ is destroyed */
+	bpf_for(i, 0, NR_TEST_DSQS) {
+		err = scx_bpf_create_dsq(i, -1);
+		if (err) {
+			scx_bpf_error("create DSQ %u: %d", i, err);
+			return err;
+		}
+		dsqs_created++;
+	}
+	bpf_for(i, 0, NR_TEST_DSQS) scx_bpf_destroy_dsq(i);
+	bpf_for(i, 0, NR_TEST_DSQS) {
+		err = scx_bpf_create_dsq(i, -1);
+		if (err) {
+			scx_bpf_error("create DSQ %u again: %d", i, err);
+			return err;
+		}
+		dsqs_created++;
+	}
+	/* a second DSQ with a live ID is refused */
+	err = scx_bpf_create_dsq(0, -1);
+	if (err != -17) {
+		scx_bpf_error("DSQ 0 created twice: %d", err);
+		return -22;
+	}
+	return 0;
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops create_dsq_ops = {
+	.init_task = (void *)cdsq_init_task,
+	.exit_task = (void *)cdsq_exit_task,
+	.init = (void *)cdsq_init,
+	.exit = (void *)cdsq_exit,
+	.name = "create_dsq",
+};
+
+/* ---- count_ops, count_partial_ops ---- */
+
+#define COUNT_OPS(pfx)                                                                       \
+	s32 SCX_OP_SLEEPABLE(pfx##_init_task, struct task_struct *p, struct scx_init_task_args *args) \
+	{                                                                                    \
+		__sync_fetch_and_add(&init_task_cnt, 1);                                     \
+		if (args->fork)                                                              \
+			__sync_fetch_and_add(&init_fork_cnt, 1);                             \
+		else                                                                         \
+			__sync_fetch_and_add(&init_transition_cnt, 1);                       \
+		return 0;                                                                    \
+	}                                                                                    \
+	void SCX_OP(pfx##_exit_task, struct task_struct *p, struct scx_exit_task_args *args) \
+	{                                                                                    \
+		__sync_fetch_and_add(&exit_task_cnt, 1);                                     \
+	}                                                                                    \
+	void SCX_OP(pfx##_enable, struct task_struct *p)                                     \
+	{                                                                                    \
+		__sync_fetch_and_add(&enable_cnt, 1);                                        \
+	}                                                                                    \
+	void SCX_OP(pfx##_disable, struct task_struct *p)                                    \
+	{                                                                                    \
+		__sync_fetch_and_add(&disable_cnt, 1);                                       \
+	}
+
+COUNT_OPS(cnt)
+COUNT_OPS(cntp)
+
+SEC(".struct_ops.link")
+struct sched_ext_ops count_ops = {
+	.init_task = (void *)cnt_init_task,
+	.exit_task = (void *)cnt_exit_task,
+	.enable = (void *)cnt_enable,
+	.disable = (void *)cnt_disable,
+	.exit = (void *)cnt_exit,
+	.name = "count",
+};
+
+SEC(".struct_ops.link")
+struct sched_ext_ops count_partial_ops = {
+	.init_task = (void *)cntp_init_task,
+	.exit_task = (void *)cntp_exit_task,
+	.enable = (void *)cntp_enable,
+	.disable = (void *)cntp_disable,
+	.exit = (void *)cntp_exit,
+	.flags = SCX_OPS_SWITCH_PARTIAL,
+	.name = "count_partial",
+};
+
+/* ---- BPF_PROG_RUN: end the loaded scheduler from a syscall program ---- */
+
+SEC("syscall")
+int exit_from_syscall(void *ctx)
+{
+	scx_bpf_exit(0xdeadbeef, "exit from a syscall program");
+	return 0;
+}

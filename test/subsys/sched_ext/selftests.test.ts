@@ -1,0 +1,252 @@
+/**
+ * What the kernel's sched_ext selftests (tools/testing/selftests/sched_ext, 6.18) assert, on our
+ * own schedulers in bpf/scx_checks.bpf.c (one sched_ext_ops map per check), run on the simulated
+ * machine: direct dispatch from ops.select_cpu and its errors, vtime DSQs, SCX_DSQ_LOCAL_ON from
+ * ops.dispatch, DSQ creation, the init/enable counts, scx_bpf_exit() from BPF_PROG_RUN.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { test } from "node:test";
+import { bpf_prog_test_run_opts } from "../../../src/loader/bpf.js";
+import { BpfObject } from "../../../src/loader/object.js";
+import { Machine } from "../../../src/sim/sched/machine.js";
+import { PRESETS, type TaskTemplate, type Workload } from "../../../src/sim/sched/workload.js";
+import {
+  SCX_EXIT_ERROR,
+  SCX_EXIT_UNREG,
+  SCX_EXIT_UNREG_BPF,
+  schedExtSubsystem,
+  scxState,
+} from "../../../src/subsys/sched_ext/index.js";
+import { BpfError, EACCES } from "../../../src/uapi/errno.js";
+import { bootScx, exitRecord, readGlobal, type ScxBoot, scxObj, varOffset } from "./helpers.js";
+
+const skip = existsSync(scxObj("scx_checks")) ? false : "bpf/obj/sim/scx_checks.bpf.o not built";
+
+/** A machine with scx_checks loaded (nr_cpus set) but nothing attached yet. */
+function boot(workload: Workload, cpus = 4) {
+  const m = new Machine({ cpus, workload, subsystems: [schedExtSubsystem], seed: 3 });
+  const st = scxState(m.kernel);
+  assert.ok(st);
+  const b: ScxBoot = { kernel: m.kernel, h: { kernel: m.kernel, process: m.kernel.newProcess() }, st };
+  const obj = BpfObject.open(scxObj("scx_checks"));
+  const ro = obj.internalMap(".rodata");
+  assert.ok(ro);
+  const bytes = new Uint8Array(ro.valueSize);
+  new DataView(bytes.buffer).setUint32(varOffset(obj, ".rodata", "nr_cpus"), cpus, true);
+  ro.setInitialValue(bytes);
+  obj.load(b.h);
+  const attach = (map: string) => {
+    const sm = obj.findMap(map);
+    assert.ok(sm?.structOpsValue, map);
+    return sm.attachStructOps();
+  };
+  const u64 = (name: string) => readGlobal(b, obj, name).getBigUint64(0, true);
+  return { m, b, obj, st, attach, u64 };
+}
+
+function task(name: string, events: TaskTemplate["events"], over: Partial<TaskTemplate> = {}): TaskTemplate {
+  return { name, instances: 1, loop: -1, nice: 0, policy: 0, delay: 0, jitter: 0, events, forkedOnly: false, ...over };
+}
+
+test("select_cpu_dfl_nodispatch: the default selection's idle CPU reaches ops.enqueue, which dispatches locally", {
+  skip,
+}, () => {
+  const { m, b, obj, st, attach } = boot(PRESETS.interactive(4));
+  const link = attach("nodispatch_ops");
+  m.run(0.5e9);
+  assert.equal(st.root?.name, "nodispatch");
+  assert.equal(readGlobal(b, obj, "saw_local").getUint8(0), 1);
+  for (const p of m.all) assert.ok(p.se.sum_exec_runtime > 0, `${p.comm} ran`);
+  link.detach();
+  assert.equal(exitRecord(b, obj).kind, SCX_EXIT_UNREG);
+});
+
+test("select_cpu_dispatch: every wake-up direct-dispatched from ops.select_cpu, every task runs", { skip }, () => {
+  const { m, st, attach, u64 } = boot(PRESETS.interactive(4));
+  attach("ddsp_ops");
+  m.run(0.5e9);
+  assert.equal(st.root?.name, "ddsp");
+  assert.ok(u64("nr_ddsp") > 50n, `${u64("nr_ddsp")} direct dispatches`);
+  for (const p of m.all) assert.ok(p.se.sum_exec_runtime > 0, `${p.comm} ran`);
+});
+
+for (const [map, msg] of [
+  ["ddsp_bad_ops", /^non-existent DSQ 0xbad for \S+\[\d+\]$/],
+  ["ddsp_twice_ops", /^\S+\[\d+\] already direct-dispatched$/],
+  ["vtime_local_ops", /^cannot use vtime ordering for built-in DSQs$/],
+] as const) {
+  test(`${map}: SCX_EXIT_ERROR (${msg.source}), every task back in fair`, { skip }, () => {
+    const { m, b, obj, st, attach } = boot(PRESETS.interactive(4));
+    attach(map);
+    m.run(0.5e9);
+    assert.equal(st.root, null);
+    const rec = exitRecord(b, obj);
+    assert.equal(rec.kind, SCX_EXIT_ERROR);
+    assert.equal(rec.reason, "runtime error");
+    assert.match(rec.msg, msg);
+    assert.ok(m.all.every((p) => p.sched_class === m.sched.fair));
+  });
+}
+
+test("select_cpu_vtime: vtime-ordered direct dispatch into a user DSQ is consumed by ops.dispatch", { skip }, () => {
+  const { m, st, attach, u64 } = boot(PRESETS.interactive(4));
+  assert.equal(u64("nr_consumed"), 0n);
+  attach("select_vtime_ops");
+  m.run(0.5e9);
+  assert.equal(st.root?.name, "select_vtime");
+  assert.ok(u64("nr_consumed") > 0n);
+});
+
+test("dsp_local_on: ops.dispatch inserting into SCX_DSQ_LOCAL_ON | cpu runs, then unregisters cleanly", {
+  skip,
+}, () => {
+  const { m, b, obj, st, attach, u64 } = boot(PRESETS.hogs(4));
+  const link = attach("local_on_ops");
+  m.run(0.5e9);
+  assert.equal(st.root?.name, "local_on");
+  assert.ok(u64("nr_local_on") > 50n);
+  // each hog got CPU time on more than one CPU: the targets were honoured
+  for (const p of m.all) assert.ok(p.se.nr_migrations > 0, `${p.comm} moved`);
+  link.detach();
+  assert.equal(exitRecord(b, obj).kind, SCX_EXIT_UNREG);
+});
+
+test("create_dsq: 256 DSQs created, destroyed and created again in ops.init, one per task; the same ID twice is EEXIST", {
+  skip,
+}, () => {
+  const { m, b, obj, st, attach, u64 } = boot(PRESETS.build(2), 2);
+  const link = attach("create_dsq_ops");
+  m.run(0.2e9);
+  assert.equal(st.root?.name, "create_dsq");
+  assert.equal(u64("dsqs_created"), 512n);
+  const live = [...m.sched.tasks()].length;
+  assert.equal(u64("dsqs_live"), BigInt(live));
+  assert.equal(st.root?.dsqs.size, 256 + live);
+  link.detach();
+  assert.equal(exitRecord(b, obj).kind, SCX_EXIT_UNREG);
+  assert.equal(u64("dsqs_live"), 0n);
+});
+
+/** 8 sleepers there before the attach, then a parent forking 5 short children. */
+function countWorkload(childPolicy: number): Workload {
+  return {
+    name: "count",
+    tasks: [
+      task(
+        "pre",
+        [
+          { kind: "run", ns: 200e3 },
+          { kind: "sleep", ns: 5e6 },
+        ],
+        { instances: 8 },
+      ),
+      task(
+        "parent",
+        [
+          { kind: "fork", target: "child" },
+          { kind: "sleep", ns: 10e6 },
+        ],
+        { loop: 5, delay: 100e6 },
+      ),
+      task("child", [{ kind: "run", ns: 1e6 }], { loop: 1, forkedOnly: true, policy: childPolicy }),
+    ],
+  };
+}
+
+test("init_enable_count: init_task/exit_task and enable/disable pair up; transitions outnumber forks", { skip }, () => {
+  const { m, attach, u64 } = boot(countWorkload(0));
+  let link: ReturnType<typeof attach> | undefined;
+  m.at(50e6, () => {
+    link = attach("count_ops");
+  });
+  m.run(400e6);
+  assert.equal(m.tasksNamed("child").length, 5);
+  link?.detach();
+  const init = u64("init_task_cnt");
+  assert.ok(init >= 8n + 1n + 5n, `init_task ${init}`);
+  assert.equal(u64("exit_task_cnt"), init);
+  assert.ok(u64("enable_cnt") >= 2n * 5n);
+  assert.equal(u64("disable_cnt"), u64("enable_cnt"));
+  assert.ok(u64("init_fork_cnt") >= 5n);
+  assert.ok(u64("init_transition_cnt") > u64("init_fork_cnt"));
+});
+
+test("init_enable_count, SCX_OPS_SWITCH_PARTIAL: every task initialised, only the 5 SCHED_EXT children enabled", {
+  skip,
+}, () => {
+  const { m, attach, u64 } = boot(countWorkload(7));
+  let link: ReturnType<typeof attach> | undefined;
+  m.at(50e6, () => {
+    link = attach("count_partial_ops");
+  });
+  m.run(400e6);
+  link?.detach();
+  assert.equal(u64("enable_cnt"), 5n);
+  assert.equal(u64("disable_cnt"), 5n);
+  assert.equal(u64("exit_task_cnt"), u64("init_task_cnt"));
+  assert.ok(u64("init_transition_cnt") > u64("init_fork_cnt"));
+});
+
+test("prog_run: scx_bpf_exit() from a syscall program run with BPF_PROG_RUN ends the scheduler (UNREG_BPF)", {
+  skip,
+}, () => {
+  const { m, b, obj, st, attach } = boot(PRESETS.interactive(2), 2);
+  attach("ddsp_ops");
+  m.run(0.1e9);
+  assert.equal(st.root?.name, "ddsp");
+  const prog = obj.findProgram("exit_from_syscall");
+  assert.ok(prog);
+  const opts: { retval?: number } = {};
+  assert.equal(bpf_prog_test_run_opts(b.h, prog.fd, opts), 0);
+  assert.equal(opts.retval, 0);
+  m.run(0.2e9);
+  assert.equal(st.root, null);
+  const rec = exitRecord(b, obj);
+  assert.equal(rec.kind, SCX_EXIT_UNREG_BPF);
+  assert.equal(rec.exit_code, 0xdeadbeefn);
+  assert.equal(rec.msg, "exit from a syscall program");
+});
+
+test("maybe_null: ops.dispatch's prev and ops.yield's to read without a NULL check are refused by the verifier", {
+  skip,
+}, () => {
+  for (const name of ["scx_null_dsp", "scx_null_yld"]) {
+    const b = bootScx(2);
+    const obj = BpfObject.open(scxObj(name));
+    assert.throws(
+      () => obj.load(b.h),
+      (e: unknown) =>
+        e instanceof BpfError && e.errno === EACCES && /R1 invalid mem access 'trusted_ptr_or_null_'/.test(e.message),
+      name,
+    );
+  }
+  // the same read behind a check loads: scx_vtime's dispatch tests prev first
+  const b = bootScx(2);
+  BpfObject.open(scxObj("scx_vtime")).load(b.h);
+});
+
+test("reload_loop: attaching and detaching a scheduler 100 times while tasks run; each ends UNREG, the next attaches", {
+  skip,
+}, () => {
+  const m = new Machine({ cpus: 2, workload: PRESETS.interactive(2), subsystems: [schedExtSubsystem], seed: 3 });
+  const st = scxState(m.kernel);
+  assert.ok(st);
+  const b: ScxBoot = { kernel: m.kernel, h: { kernel: m.kernel, process: m.kernel.newProcess() }, st };
+  const obj = BpfObject.open(scxObj("scx_maximal"));
+  obj.load(b.h);
+  const sm = obj.maps.find((x) => x.structOpsValue);
+  assert.ok(sm);
+  for (let i = 0; i < 100; i++) {
+    m.at(i * 2e6, () => {
+      const link = sm.attachStructOps();
+      m.at(i * 2e6 + 1e6, () => link.detach());
+    });
+  }
+  m.run(250e6);
+  assert.equal(st.history.length, 100);
+  assert.ok(st.history.every((s) => s.disabled && s.exitInfo.kind === SCX_EXIT_UNREG));
+  assert.equal(st.root, null);
+  assert.ok(m.all.every((p) => p.sched_class === m.sched.fair));
+  for (const p of m.all) assert.ok(p.se.sum_exec_runtime > 0);
+});
