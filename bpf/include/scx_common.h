@@ -48,6 +48,7 @@ struct task_struct *bpf_iter_scx_dsq_next(struct bpf_iter_scx_dsq *it) __ksym;
 void bpf_iter_scx_dsq_destroy(struct bpf_iter_scx_dsq *it) __ksym;
 void scx_bpf_exit_bstr(s64 exit_code, char *fmt, unsigned long long *data, u32 data__sz) __ksym;
 void scx_bpf_error_bstr(char *fmt, unsigned long long *data, u32 data__sz) __ksym;
+void scx_bpf_dump_bstr(char *fmt, unsigned long long *data, u32 data__sz) __ksym;
 u32 scx_bpf_nr_cpu_ids(void) __ksym;
 s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym;
 bool scx_bpf_task_running(const struct task_struct *p) __ksym;
@@ -101,6 +102,14 @@ static __always_inline bool scx_move_to_local(u64 dsq_id)
 		static char ___f[] = fmt;                                        \
 		___scx_args(args);                                               \
 		scx_bpf_error_bstr(___f, ___a, sizeof(___a) - 8);                \
+	})
+
+/* a line (or part of one) of the debug dump, from ops.dump(), dump_cpu() and dump_task() */
+#define scx_bpf_dump(fmt, args...)                                               \
+	({                                                                       \
+		static char ___f[] = fmt;                                        \
+		___scx_args(args);                                               \
+		scx_bpf_dump_bstr(___f, ___a, sizeof(___a) - 8);                 \
 	})
 
 /* what ops.exit() saw, for userspace to read from .bss/.data after the scheduler is gone */

@@ -77,6 +77,9 @@ export class ScxSched {
   private readonly opIdx = new Map<string, number>();
   /** Set once scx_disable has run its course. */
   disabled = false;
+  /** `current` when the exit was recorded (the dump's "comm[pid] triggered exit kind"), and when. */
+  exitBy = "";
+  exitAtNs = 0n;
 
   constructor(
     readonly state: ScxState,
@@ -146,12 +149,16 @@ export class ScxSched {
   exit(kind: number, exitCode: bigint, msg: string): void {
     if (this.exitKind !== SCX_EXIT_NONE) return;
     this.exitKind = kind;
+    const cur = this.state.kernel.currentTask;
+    this.exitBy = `${cur.comm}[${cur.pid}]`;
+    this.exitAtNs = this.state.kernel.ktimeGetNs();
     const ei = this.exitInfo;
     ei.kind = kind;
     ei.exit_code = exitCode;
     ei.reason = scx_exit_reason(kind);
     ei.msg = truncate(msg, SCX_EXIT_MSG_LEN - 1);
-    if (kind >= SCX_EXIT_ERROR) ei.dump = truncate(this.state.dumpText(this, kind), this.exitDumpLen - 1);
+    // The debug dump (ext.c's scx_dump_state from the error irq_work) is written at the safe
+    // point where the disable work starts, before any task leaves the class: ops.dump* can run.
     this.state.pendingDisable = true;
   }
 
@@ -163,6 +170,13 @@ export class ScxSched {
   bumpEvent(e: (typeof SCX_EVENTS)[number], n = 1n): void {
     this.events[e] += n;
   }
+}
+
+/** scx_dump_state's seq_buf of exit_dump_len bytes: an overflow ends in the truncation marker. */
+function dumpTruncate(s: string, len: number): string {
+  const marker = "\n\n~~~~ TRUNCATED ~~~~\n";
+  if (new TextEncoder().encode(s).length <= len - 1) return s;
+  return truncate(s, len - marker.length - 1) + marker;
 }
 
 function truncate(s: string, max: number): string {
@@ -187,12 +201,52 @@ export class ScxState {
 
   /** The dump being written by ops.dump* (scx_bpf_dump_bstr appends to it), or null. */
   dumpBuf: string[] | null = null;
+  /** ops_dump_init's state: the prefix of the op's lines, whether one was written, the line buffer. */
+  private dumpPrefix = "";
+  private dumpFirst = true;
+  private dumpCursor = "";
 
   constructor(readonly kernel: Kernel) {}
 
-  /** scx_bpf_dump_bstr(): a line of the debug dump, outside a dump op ignored. */
+  /**
+   * scx_bpf_dump_bstr(): appends to the line buffer, flushed into the dump when it ends in a
+   * newline or fills up (one line may take several calls). Outside ops.dump* it is an error.
+   */
   dumpLine(s: string): void {
-    this.dumpBuf?.push(s);
+    if (!this.dumpBuf) {
+      this.root?.error("scx_bpf_dump() must only be called from ops.dump() and friends");
+      return;
+    }
+    this.dumpCursor = truncate(this.dumpCursor + s, SCX_EXIT_MSG_LEN);
+    if (new TextEncoder().encode(this.dumpCursor).length >= SCX_EXIT_MSG_LEN || this.dumpCursor.endsWith("\n"))
+      this.opsDumpFlush();
+  }
+
+  /** ops_dump_flush(): the buffered text as lines, each with the op's prefix; a blank line first. */
+  private opsDumpFlush(): void {
+    const out = this.dumpBuf;
+    if (!out || !this.dumpCursor) return;
+    if (this.dumpFirst) {
+      out.push("");
+      this.dumpFirst = false;
+    }
+    const text = this.dumpCursor.endsWith("\n") ? this.dumpCursor.slice(0, -1) : this.dumpCursor;
+    for (const line of text.split("\n")) out.push(`${this.dumpPrefix}${line}`);
+    this.dumpCursor = "";
+  }
+
+  /** ops_dump_init() .. ops_dump_exit() around one ops.dump/dump_cpu/dump_task call. */
+  opsDump(out: string[], prefix: string, call: () => void): void {
+    this.dumpBuf = out;
+    this.dumpPrefix = prefix;
+    this.dumpFirst = true;
+    this.dumpCursor = "";
+    try {
+      call();
+      this.opsDumpFlush();
+    } finally {
+      this.dumpBuf = null;
+    }
   }
 
   /** scx_enable(): ops.init, validate_ops, then every task into the ext class. */
@@ -238,6 +292,8 @@ export class ScxState {
     this.pendingDisable = false;
     if (!sch || sch.disabled) return;
     this.enableState = SCX_DISABLING;
+    if (sch.exitInfo.kind >= SCX_EXIT_ERROR)
+      sch.exitInfo.dump = dumpTruncate(this.dumpText(sch, sch.exitInfo.kind), sch.exitDumpLen);
     this.host?.disable(sch);
     sch.call("exit", SCX_KF_UNLOCKED, this.exitInfoAddr(sch));
     this.freeExitInfo();

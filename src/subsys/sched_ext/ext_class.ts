@@ -142,6 +142,19 @@ export function sched_weight_to_cgroup(w: number): number {
   return Math.min(10000, Math.max(1, Math.round((w * 100) / 1024)));
 }
 
+/** %*pb of a cpumask: hex, most significant CPU first, 32-bit groups separated by commas. */
+function cpumaskHex(mask: Uint8Array): string {
+  const words: string[] = [];
+  for (let base = 0; base < mask.length; base += 32) {
+    let w = 0;
+    for (let i = 0; i < 32 && base + i < mask.length; i++) if (mask[base + i]) w |= 1 << i;
+    // the most significant group only as wide as its bits need
+    const top = base + 32 >= mask.length;
+    words.unshift((w >>> 0).toString(16).padStart(top ? Math.ceil((mask.length - base) / 4) : 8, "0"));
+  }
+  return words.join(",");
+}
+
 export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   readonly name = "ext";
   private readonly global = new ScxDispatchQ<ScxEntity>(SCX_DSQ_GLOBAL);
@@ -170,6 +183,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       core.cpu_rq(c).scx = { local: new ScxDispatchQ<ScxEntity>(SCX_DSQ_LOCAL, c), balKeep: false, opsQseq: 1 };
       if (core.idle_cpu(c)) this.setIdle(c, true);
     }
+    st.dumpText = (sch) => this.dumpState(sch);
     core.hooks.push({
       context_switch: (rq, prev, next) => {
         if (next === rq.idle) this.updateIdle(rq.cpu, true);
@@ -696,6 +710,90 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const sch = this.sch;
     if (sch?.has("set_weight") && e.state === SCX_TASK_ENABLED)
       sch.call("set_weight", SCX_KF_REST, p.task.addr, e.weight);
+  }
+
+  // ---- the debug dump (scx_dump_state) ----
+
+  /** ext.c's scx_dump_state(): the exit, ops.dump, each CPU with ops.dump_cpu, its tasks with ops.dump_task. */
+  private dumpState(sch: ScxSched): string {
+    const k = this.st.kernel;
+    const ei = sch.exitInfo;
+    const out: string[] = [];
+    const mem = k.mem;
+    const btf = k.btfVmlinux;
+    const size = btf ? (btf.typeById(btf.findByNameKind("scx_dump_ctx", 4)) as { size: number }).size : 40;
+    const reason = mem.alloc(ei.reason.length + 1, { perm: "r", kind: "kobj", name: "scx_dump_ctx reason" });
+    mem.bytes(reason.addr, ei.reason.length).set(new TextEncoder().encode(ei.reason));
+    const ctx = mem.alloc(size, { perm: "r", kind: "kobj", name: "scx_dump_ctx" });
+    const cb = mem.bytes(ctx.addr, size);
+    const dv = new DataView(cb.buffer, cb.byteOffset, size);
+    if (btf) {
+      const off = (m: string) => memberOff(btf, "scx_dump_ctx", m);
+      dv.setUint32(off("kind"), ei.kind, true);
+      dv.setBigInt64(off("exit_code"), ei.exit_code, true);
+      dv.setBigUint64(off("reason"), BigInt(reason.addr), true);
+      dv.setBigUint64(off("at_ns"), sch.exitAtNs, true);
+      dv.setBigUint64(off("at_jiffies"), k.jiffies, true);
+    }
+    const line = (s: string) => out.push(s);
+    try {
+      line(`${sch.exitBy} triggered exit kind ${ei.kind}:`);
+      line(`  ${ei.reason} (${ei.msg})`);
+      line("");
+      line("Backtrace:");
+      if (sch.has("dump")) this.st.opsDump(out, "", () => sch.call("dump", SCX_KF_UNLOCKED, ctx.addr));
+      line("");
+      line("CPU states");
+      line("----------");
+      for (let cpu = 0; cpu < this.core.nr_cpu_ids; cpu++) {
+        const rq = this.core.cpu_rq(cpu);
+        const srq = this.srq(rq);
+        const runnable = [...this.core.tasks()].filter(
+          (p) => p.sched_class === this && p.cpu === cpu && rq.curr !== p && this.ent(p).queued,
+        );
+        const idle = !runnable.length && rq.curr === rq.idle;
+        if (idle && !sch.has("dump_cpu")) continue;
+        const ns: string[] = [];
+        ns.push("");
+        ns.push(
+          `CPU ${String(cpu).padEnd(4)}: nr_run=${runnable.length + (rq.curr.sched_class === this ? 1 : 0)} ops_qseq=${srq.opsQseq}`,
+        );
+        ns.push(`          curr=${rq.curr.comm}[${rq.curr.pid}] class=${rq.curr.sched_class.name}_sched_class`);
+        const used = ns.length;
+        if (sch.has("dump_cpu"))
+          this.st.opsDump(ns, "  ", () => sch.call("dump_cpu", SCX_KF_REST, ctx.addr, cpu, idle ? 1 : 0));
+        if (idle && ns.length === used) continue;
+        out.push(...ns);
+        if (rq.curr.sched_class === this) this.dumpTask(sch, out, ctx.addr, rq.curr, "*");
+        for (const p of runnable) this.dumpTask(sch, out, ctx.addr, p, " ");
+      }
+      line("");
+      line("Event counters");
+      line("--------------");
+      for (const [e, v] of Object.entries(sch.events)) line(`${e.padStart(40)}: ${String(v).padStart(16)}`);
+    } finally {
+      mem.free(ctx);
+      mem.free(reason);
+    }
+    return out.join("\n");
+  }
+
+  /** scx_dump_task(). */
+  private dumpTask(sch: ScxSched, out: string[], ctx: number, p: CoreTask, marker: string): void {
+    const e = this.ent(p);
+    // jiffies_delta_msecs(runnable_at, at): negative for a task runnable since before the dump
+    const ms = Math.trunc((e.runnable_at - this.core.now()) / 1e6);
+    const state = p.on_rq ? "R" : "S";
+    const dsq = e.dsq ? `0x${e.dsq.id.toString(16)}` : "(n/a)";
+    out.push("");
+    out.push(` ${marker}${state} ${p.comm}[${p.pid}] ${ms >= 0 ? "+" : ""}${ms}ms`);
+    out.push(
+      `      scx_state/flags=${e.state}/0x${(e.flags & ~SCX_TASK_STATE_MASK).toString(16)} ops_state/qseq=${e.ops_state}/${e.ops_qseq}`,
+    );
+    out.push(`      sticky/holding_cpu=${e.sticky_cpu}/-1 dsq_id=${dsq}`);
+    out.push(`      dsq_vtime=${e.dsq_vtime} slice=${e.slice} weight=${e.weight}`);
+    out.push(`      cpus=${cpumaskHex(p.cpus_mask)}`);
+    if (sch.has("dump_task")) this.st.opsDump(out, "    ", () => sch.call("dump_task", SCX_KF_REST, ctx, p.task.addr));
   }
 
   // ---- the tick: watchdog and deferred exits ----

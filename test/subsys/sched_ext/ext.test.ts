@@ -190,6 +190,40 @@ test("bogus DSQ from enqueue and scx_bpf_error: ERROR and ERROR_BPF with their m
   r.link.detach();
 });
 
+test("debug dump of an error exit: the exit, then ops.dump, each busy CPU with ops.dump_cpu, its tasks with ops.dump_task", {
+  skip,
+}, () => {
+  const { m, st } = machine("scx_bad", PRESETS.interactive(2), { cpus: 2, rodata: { mode: 3 } });
+  m.run(2e9);
+  const ei = st.history[0]!.exitInfo;
+  assert.equal(ei.kind, SCX_EXIT_ERROR_BPF);
+  const lines = ei.dump.split("\n");
+  assert.match(lines[0]!, /^\S+\[\d+\] triggered exit kind 1025:$/);
+  assert.equal(lines[1], `  scx_bpf_error (${ei.msg})`);
+  // ops.dump: a blank line first, one line written in two calls, the last line flushed at the end
+  assert.ok(
+    ei.dump.includes(
+      "\nBacktrace:\n\nbad: mode 3, exit kind 1025, 100 enqueued\nbad: 0 dropped\n\nCPU states\n----------\n",
+    ),
+  );
+  const cpus = lines.filter((l) => /^CPU \d +: nr_run=\d+ ops_qseq=\d+$/.test(l));
+  assert.ok(cpus.length >= 1);
+  // ops.dump_cpu's lines indented by two, ops.dump_task's by four, after the task's own lines
+  assert.equal(lines.filter((l) => /^ {2}queued on the shared DSQ: \d+$/.test(l)).length, cpus.length);
+  const tasks = lines.filter((l) => /^ [* ][RS] \S+\[\d+\] [+-]\d+ms$/.test(l));
+  assert.ok(tasks.length >= cpus.length);
+  assert.equal(lines.filter((l) => /^ {4}pid \d+ weight 100$/.test(l)).length, tasks.length);
+  assert.ok(lines.includes("Event counters"));
+});
+
+test("scx_bpf_dump() outside ops.dump*: SCX_EXIT_ERROR", { skip }, () => {
+  const { m, b, obj } = machine("scx_bad", PRESETS.interactive(2), { cpus: 2, rodata: { mode: 4 } });
+  m.run(0.1e9);
+  const rec = exitRecord(b, obj);
+  assert.equal(rec.kind, SCX_EXIT_ERROR);
+  assert.equal(rec.msg, "scx_bpf_dump() must only be called from ops.dump() and friends");
+});
+
 test("vtime: CPU time follows weight (4 hogs at nice 0 against 4 at nice 5 on 2 CPUs: 100 to 33), within 5%", {
   skip,
 }, () => {
