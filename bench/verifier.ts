@@ -3,7 +3,9 @@
 // presents it; and a synthetic CUBIC-sized program from the assembler (many diamonds on map values,
 // spills, a bounded-loop subprogram, helper calls). The baseline is the control-flow and dataflow
 // passes alone (check_cfg + liveness) on the same instructions, so the ratio is the cost of the path
-// walk itself. Goal: under 50 ms.
+// walk itself. Goal: under 50 ms. And the walk to the complexity limit (1M instructions) of loops
+// that never converge, as the fuzzer found them, against verifying CUBIC in the same run: the time
+// one bad program can cost the kernel's PROG_LOAD. Goal: under 1.5 s.
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assemble } from "../src/isa/asm.js";
@@ -49,6 +51,54 @@ export function cubicLikeAsm(blocks = 60): string {
   return L.join("\n");
 }
 
+/**
+ * Loops the verifier walks to BPF_COMPLEXITY_LIMIT_INSNS: a counter that changes every iteration
+ * in a register, or in a stack slot, with the other registers constant and live, so every
+ * checkpoint of the loop stays in progress and each visit compares against them.
+ */
+export const LIMIT_LOOPS: Record<string, string> = {
+  register: [
+    "mov %r0, 2",
+    "mov %r2, 2",
+    "mov %r3, 11",
+    "mov %r4, 39",
+    "mov %r5, 2",
+    "mov %r7, 0",
+    "mov %r8, -3",
+    "loop:",
+    "mov %r9, 0x7fffffff",
+    "jge %r7, 32, out",
+    "add32 %r8, 1",
+    "jne %r0, %r4, loop",
+    "out:",
+    "add %r0, %r8",
+    "add %r0, %r9",
+    "add %r0, %r2",
+    "add %r0, %r3",
+    "add %r0, %r5",
+    "exit",
+  ].join("\n"),
+  stack: [
+    "mov %r0, 2",
+    "mov %r2, 2",
+    "mov %r3, 11",
+    "mov %r4, 39",
+    "stdw [%r10-8], 0",
+    "stdw [%r10-16], 0",
+    "loop:",
+    "ldxdw %r1, [%r10-8]",
+    "add %r1, 1",
+    "stxdw [%r10-8], %r1",
+    "mov %r1, 0",
+    "jge %r3, 32, out",
+    "jne %r0, %r4, loop",
+    "out:",
+    "ldxdw %r0, [%r10-8]",
+    "add %r0, %r2",
+    "exit",
+  ].join("\n"),
+};
+
 function best(fn: () => void, reps: number): number {
   let min = Number.POSITIVE_INFINITY;
   for (let i = 0; i < reps; i++) {
@@ -89,6 +139,7 @@ function cubicObjectEnv(): KernelVerifierEnv {
 
 export async function run(): Promise<BenchResult[]> {
   const out: BenchResult[] = [];
+  let cubicMs: number | undefined;
   try {
     const env = cubicObjectEnv();
     const k = env.kernel;
@@ -99,6 +150,7 @@ export async function run(): Promise<BenchResult[]> {
       );
     const r = bpfVerifierHook(env);
     const t = best(() => bpfVerifierHook(env), 30);
+    cubicMs = t;
     out.push({
       name: `verify tcp_cubic.bpf.o so_cubic_cong_avoid (${env.insns.length} insns)`,
       value: t,
@@ -135,6 +187,30 @@ export async function run(): Promise<BenchResult[]> {
     computeLiveness(insns, cfg);
   }, 15);
   const s = first.stats;
+  for (const [name, src] of Object.entries(LIMIT_LOOPS)) {
+    const loop = vectorEnv({
+      name,
+      insns: assemble(src),
+      memSize: 64,
+      maps: [],
+      privileged: true,
+      helpers: true,
+      gpl: true,
+    });
+    const r = bpfCheck(loop);
+    if (r.ok || !r.error?.message.startsWith("BPF program is too large"))
+      throw new Error(`${name} loop: expected the complexity limit, got ${r.error?.message ?? "accepted"}`);
+    const t = best(() => bpfCheck(loop), 3);
+    out.push({
+      name: `walk to the complexity limit, ${name} counter loop (${r.stats.processed - 1} insns)`,
+      value: t,
+      unit: "ms",
+      ...(cubicMs !== undefined
+        ? { baseline: { name: "verify tcp_cubic.bpf.o so_cubic_cong_avoid", value: cubicMs }, ratio: t / cubicMs }
+        : {}),
+      note: `"${r.error.message}", total_states ${r.stats.totalStates}; goal < 1500 ms`,
+    });
+  }
   return [
     ...out,
     ...(await runGraph()),

@@ -1,6 +1,6 @@
 /**
- * `npm run fuzz -- --target elf|btf|insn|statemachine --seconds N [--seed S] [--out DIR]
- * [--max-rss MB] [--json]`, or `--repro FILE` to run one saved input.
+ * `npm run fuzz -- --target elf|btf|insn|statemachine --seconds N [--inputs N] [--seed S]
+ * [--out DIR] [--max-rss MB] [--json]`, or `--repro FILE` to run one saved input.
  *
  * Inputs run in a worker thread that publishes its current input and a heartbeat in shared
  * memory. No heartbeat for 2 s is a hang; an exception other than the kernel's or libbpf's
@@ -29,12 +29,22 @@ interface Options {
   seed: number;
   out: string;
   maxRssMb: number;
+  /** Stop after this many inputs (or --seconds, whichever comes first). */
+  inputs: number;
   json: boolean;
   repro?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { target: "", seconds: 10, seed: 1, out: "fuzz-out", maxRssMb: 1024, json: false };
+  const o: Options = {
+    target: "",
+    seconds: 10,
+    seed: 1,
+    out: "fuzz-out",
+    maxRssMb: 1024,
+    inputs: Number.POSITIVE_INFINITY,
+    json: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -47,12 +57,14 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--seed") o.seed = Number(v());
     else if (a === "--out") o.out = v();
     else if (a === "--max-rss") o.maxRssMb = Number(v());
+    else if (a === "--inputs") o.inputs = Number(v());
     else if (a === "--json") o.json = true;
     else if (a === "--repro") o.repro = v();
     else throw new Error(`unknown option ${a}`);
   }
   if (!TARGETS[o.target]) throw new Error(`--target must be one of ${Object.keys(TARGETS).join(", ")}`);
   if (!(o.seconds > 0)) throw new Error("--seconds must be positive");
+  if (!(o.inputs > 0)) throw new Error("--inputs must be positive");
   return o;
 }
 
@@ -217,7 +229,7 @@ async function fuzz(o: Options): Promise<number> {
     process.stderr.write(`${o.target}: ${kind} at input ${index}: ${signature} -> ${base}.bin\n`);
   };
 
-  while (performance.now() < end) {
+  while (performance.now() < end && counts.inputs < o.inputs) {
     const { w, progress } = spawn(o, "fuzz", nextIndex);
     const ended = await new Promise<{
       kind: Kind;
@@ -281,7 +293,7 @@ async function fuzz(o: Options): Promise<number> {
           const index = Atomics.load(progress, 0);
           return finish({ kind: "memory", index, sig: `RSS over ${o.maxRssMb} MB`, detail: `RSS ${mb(rss)} MB` });
         }
-        if (now >= end) return finish(null);
+        if (now >= end || counts.inputs >= o.inputs) return finish(null);
         if (now - lastPrint > 5000 && !o.json) {
           lastPrint = now;
           const s = (now - start) / 1000;

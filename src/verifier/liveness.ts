@@ -116,9 +116,14 @@ const accessSize = (code: number): number => [4, 2, 1, 8][(code >> 3) & 3];
  * instruction; grows as do_check reports sinks. A fill from a needed register needs its slot; a
  * spill into a needed slot needs the spilled register.
  */
+/** 1 where a 64-bit typed array element keeps its high 32-bit word first (a big-endian host). */
+const HI_FIRST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
+
 export class Precision {
   readonly need: Uint16Array;
   readonly needSlots: BigUint64Array;
+  /** needSlots as 32-bit words (see HI_FIRST). */
+  private readonly needWords: Uint32Array;
   private readonly sinks: Uint16Array;
   /** Instructions seen reading (1) or writing (2) the stack through a register other than r10. */
   private readonly viaPtr: Uint8Array;
@@ -133,6 +138,7 @@ export class Precision {
     this.cfg = cfg;
     this.need = new Uint16Array(insns.length);
     this.needSlots = new BigUint64Array(insns.length);
+    this.needWords = new Uint32Array(this.needSlots.buffer);
     this.sinks = new Uint16Array(insns.length);
     this.viaPtr = new Uint8Array(insns.length);
     insns.forEach((i, t) => {
@@ -240,7 +246,8 @@ export class Precision {
 
   /** Is the spilled value in slot spi needed exactly at instruction t (running frame)? */
   slotNeeded(t: number, spi: number): boolean {
-    return spi >= 64 || ((this.needSlots[t] >> BigInt(spi)) & 1n) === 1n;
+    // pruning asks this per slot per comparison: a word read, not a BigInt shift
+    return spi >= 64 || ((this.needWords[2 * t + ((spi >> 5) ^ HI_FIRST)] >>> (spi & 31)) & 1) === 1;
   }
 }
 
@@ -253,6 +260,8 @@ export class Precision {
 export class StackLiveness {
   /** Per instruction: live slots as a 64-bit mask; ALL when anything may be read. */
   readonly live: BigUint64Array;
+  /** live as 32-bit words (see HI_FIRST). */
+  private readonly liveWords: Uint32Array;
   private readonly wild: Uint8Array;
   private readonly insns: readonly Insn[];
   private readonly cfg: Cfg;
@@ -262,6 +271,7 @@ export class StackLiveness {
     this.insns = insns;
     this.cfg = cfg;
     this.live = new BigUint64Array(insns.length);
+    this.liveWords = new Uint32Array(this.live.buffer);
     this.wild = new Uint8Array(insns.length);
     // Calls read the stack only through pointer arguments: do_check reports those (markWild).
     // Plain backward fixpoint once; later reports grow it incrementally.
@@ -319,7 +329,7 @@ export class StackLiveness {
   }
 
   isLive(t: number, spi: number): boolean {
-    return spi >= 64 || ((this.live[t] >> BigInt(spi)) & 1n) === 1n;
+    return spi >= 64 || ((this.liveWords[2 * t + ((spi >> 5) ^ HI_FIRST)] >>> (spi & 31)) & 1) === 1;
   }
 }
 

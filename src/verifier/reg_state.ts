@@ -162,25 +162,36 @@ export function markUnbounded(r: RegState): void {
   r.u32max = U32_MAX;
 }
 
+/** Every field but `written` as newReg() has it (in place: the walk does this per instruction). */
+function resetReg(r: RegState): void {
+  r.type = NOT_INIT;
+  r.off = 0;
+  r.varOff = tnumUnknown;
+  markUnbounded(r);
+  r.id = 0;
+  r.refObjId = 0;
+  r.map = -1;
+  r.btfId = 0;
+  r.memSize = 0;
+  r.frameno = 0;
+}
+
 /** __mark_reg_unknown: a scalar that may be anything. */
 export function markRegUnknown(r: RegState): void {
-  const w = r.written;
-  Object.assign(r, newReg());
+  resetReg(r);
   r.type = SCALAR_VALUE;
-  r.written = w;
 }
 
 /** __mark_reg_known: a scalar constant. */
 export function markRegKnown(r: RegState, v: bigint): void {
-  const w = r.written;
-  Object.assign(r, newReg());
+  resetReg(r);
   r.type = SCALAR_VALUE;
   setConstBounds(r, v);
-  r.written = w;
 }
 
 export function markRegNotInit(r: RegState): void {
-  Object.assign(r, newReg());
+  resetReg(r);
+  r.written = false;
 }
 
 function setConstBounds(r: RegState, v: bigint): void {
@@ -195,12 +206,10 @@ function setConstBounds(r: RegState, v: bigint): void {
 
 /** A pointer's fixed part with no variable part. */
 export function markPtr(r: RegState, type: number, off = 0): void {
-  const w = r.written;
-  Object.assign(r, newReg());
+  resetReg(r);
   r.type = type;
   r.off = off;
   setConstBounds(r, 0n);
-  r.written = w;
 }
 
 export function isConstScalar(r: RegState): boolean {

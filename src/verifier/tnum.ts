@@ -134,6 +134,9 @@ export function tnumSubreg(a: Tnum): Tnum {
 
 /** Is every value of b also a value of a? */
 export function tnumIn(a: Tnum, b: Tnum): boolean {
+  // pruning asks this of every live register: answer the common cases without BigInt arithmetic
+  if (a.mask === U64_MAX && a.value === 0n) return true;
+  if (a.mask === 0n) return b.mask === 0n && (a.value === b.value || a.value === (b.value & U64_MAX));
   if ((b.mask & ~a.mask & U64_MAX) !== 0n) return false;
   return a.value === (b.value & ~a.mask & U64_MAX);
 }

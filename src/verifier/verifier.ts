@@ -116,6 +116,12 @@ export class Verifier {
   private prevInsnIdx = -1;
   private readonly pending: { state: VerifierState; insn: number; prev: number; logPos: number }[] = [];
   private readonly explored = new Map<number, Checkpoint[]>();
+  /** Per instruction, 1 + the live register an exact comparison there last found different. */
+  private exactMiss!: Uint16Array;
+  /** The stack slot where the last exact stacksafe() failed, or -1. */
+  private stackMiss = -1;
+  /** Per instruction, how many of its checkpoints are done (branches 0): the ones pruning uses. */
+  private doneAt!: Uint16Array;
   private readonly idmap = new Map<number, number>();
   /** Current-state ids already paired in idmap (check_ids keeps the pairing one to one). */
   private readonly idmapCur = new Set<number>();
@@ -296,6 +302,8 @@ export class Verifier {
       this.checkBtfFunc();
       this.checkAttachBtfId();
       this.live = computeLiveness(this.insns, this.cfg);
+      this.exactMiss = new Uint16Array(this.insns.length);
+      this.doneAt = new Uint16Array(this.insns.length);
       this.precision = new Precision(this.insns, this.cfg);
       this.stackLive = new StackLiveness(this.insns, this.cfg);
       for (let i = 0; i < this.cfg.subprogStarts.length; i++) this.stackDepth.push(0);
@@ -564,6 +572,7 @@ export class Verifier {
     while (p) {
       p.branches--;
       if (p.branches > 0) break;
+      this.doneAt[p.insn]++;
       this.curStates--;
       p = p.parent;
     }
@@ -599,8 +608,16 @@ export class Verifier {
     this.cur.callbackReentry = false;
     const forced = this.cur.callbackEntry === true;
     this.cur.callbackEntry = false;
+    const mayGoto = isMayGoto(this.insns[idx]);
+    const nFrames = this.cur.frames.length;
+    // Past the 16th in-progress state, only done ones matter (unless every state is compared):
+    // stop once none is left rather than walk the rest of the list.
+    const mayStop = !reentry && !mayGoto && !iterNext;
+    let doneLeft = this.doneAt[idx];
     for (let k = list.length - 1; k >= 0; k--) {
+      if (mayStop && doneLeft === 0 && inProgress >= 16) break;
       const sl = list[k];
+      if (sl.branches === 0) doneLeft--;
       if (sl.activeLock !== this.cur.activeLock) continue;
       // A callback's next iteration in a state its earlier iterations already cover adds nothing
       // new (bpf_loop bounds the iterations): compare every live value exactly and stop here.
@@ -608,7 +625,7 @@ export class Verifier {
       if (sl.branches > 0) {
         // An earlier iteration's state at the iterator's next call covers this one (all values
         // compared as if precise): the loop adds nothing new, and iter_next ends it eventually.
-        if (isMayGoto(this.insns[idx])) {
+        if (mayGoto) {
           // A later pass through may_goto (deeper) covered by an earlier one: the loop converged.
           if (
             (sl.mayGotoDepth ?? 0) !== (this.cur.mayGotoDepth ?? 0) &&
@@ -621,7 +638,12 @@ export class Verifier {
         }
         if ((sl.mayGotoDepth ?? 0) !== (this.cur.mayGotoDepth ?? 0)) continue;
         if ((sl.callbackUnrollDepth ?? 0) !== (this.cur.callbackUnrollDepth ?? 0)) continue;
-        if (inProgress++ < 16 && this.statesEqual(sl, this.cur, idx, true)) {
+        if (inProgress++ >= 16) continue;
+        // An exact comparison fails at the first value that differs, and in a loop walked to the
+        // limit that is the same one every time (the loop's counter): look at it first.
+        const miss = this.exactMiss[idx];
+        if (miss > 0 && sl.frames.length === nFrames && differsAt(sl.frames[nFrames - 1], this.frame, miss)) continue;
+        if (this.statesEqual(sl, this.cur, idx, true)) {
           const cur = `cur state: ${this.stateString(this.frame)}`;
           const old = `old state: ${this.stateString(sl.frames[sl.frames.length - 1])}`;
           this.reject(EINVAL, `infinite loop detected at insn ${idx}`, idx, [cur, old]);
@@ -680,6 +702,7 @@ export class Verifier {
     const cur = curState.frames;
     if (old.length !== cur.length) return false;
     for (let i = 0; i < old.length; i++) if (old[i].callsite !== cur[i].callsite) return false;
+    const top = old.length - 1;
     const idmap = this.idmap;
     if (idmap.size) idmap.clear();
     if (this.idmapCur.size) this.idmapCur.clear();
@@ -693,13 +716,20 @@ export class Verifier {
       for (let r = 0; r < BPF_REG_10; r++) {
         if (!(live & (1 << r))) continue;
         const precise = exact || allPrecise || !!(need & (1 << r));
-        if (!this.regsafe(old[i].regs[r], cur[i].regs[r], precise, exact, idmap)) return false;
+        if (!this.regsafe(old[i].regs[r], cur[i].regs[r], precise, exact, idmap)) {
+          if (exact && i === top) this.exactMiss[idx] = r + 1;
+          return false;
+        }
       }
       // Stack liveness is per instruction of the running frame: callers' stacks are compared whole.
       const running = i === old.length - 1 && !exact;
-      const slotLive = running ? (spi: number) => this.stackLive.isLive(idx, spi) : undefined;
-      const slotPrecise = running && !allPrecise ? (spi: number) => this.precision.slotNeeded(idx, spi) : undefined;
-      if (!this.stacksafe(old[i], cur[i], exact, idmap, slotLive, slotPrecise)) return false;
+      const liveAt = running ? idx : -1;
+      const preciseAt = running && !allPrecise ? idx : -1;
+      this.stackMiss = -1;
+      if (!this.stacksafe(old[i], cur[i], exact, idmap, liveAt, preciseAt)) {
+        if (exact && i === top && this.stackMiss >= 0) this.exactMiss[idx] = MISS_SLOT + this.stackMiss;
+        return false;
+      }
     }
     return true;
   }
@@ -741,19 +771,24 @@ export class Verifier {
     c: FuncState,
     exact: boolean,
     idmap: Map<number, number>,
-    slotLive?: (spi: number) => boolean,
-    slotPrecise?: (spi: number) => boolean,
+    /** Compare only the slots live at this instruction (-1: every slot). */
+    liveAt: number,
+    /** Spilled scalars are precise only where needed at this instruction (-1: all precise). */
+    preciseAt: number,
   ): boolean {
     for (let spi = 0; spi < o.stack.length; spi++) {
       const os = o.stack[spi];
       if (!os) continue;
-      if (slotLive && !slotLive(spi)) continue;
+      if (liveAt >= 0 && !this.stackLive.isLive(liveAt, spi)) continue;
       const cs = c.stack[spi];
       for (let j = 0; j < BPF_REG_SIZE; j++) {
         const ot = os.slotType[j];
         const ct = cs ? cs.slotType[j] : STACK_INVALID;
         if (exact) {
-          if (ot !== ct) return false;
+          if (ot !== ct) {
+            this.stackMiss = spi;
+            return false;
+          }
           continue;
         }
         if (ot === STACK_INVALID) continue;
@@ -770,9 +805,11 @@ export class Verifier {
       }
       // A spilled register (whole, or a scalar's low bytes): compare the states too.
       if (os.slotType[0] === STACK_SPILL && os.spilledPtr) {
+        this.stackMiss = spi;
         if (!cs?.spilledPtr) return false;
-        const precise = slotPrecise ? slotPrecise(spi) : true;
+        const precise = preciseAt >= 0 ? this.precision.slotNeeded(preciseAt, spi) : true;
         if (!this.regsafe(os.spilledPtr, cs.spilledPtr, precise, exact, idmap)) return false;
+        this.stackMiss = -1;
       }
     }
     if (exact) {
@@ -931,6 +968,24 @@ export class Verifier {
 }
 
 /** coerce_reg_to_size: a narrow load zero-extends, so the value fits in `size` bytes. */
+/** exactMiss values from here on name a stack slot (spi) of the running frame, below a register. */
+const MISS_SLOT = 16;
+
+/**
+ * Whether the register or stack slot `miss` names (an exactMiss value) already makes `c` differ
+ * from `o` for states_equal(EXACT): a necessary condition, so a cheap early answer.
+ */
+function differsAt(o: FuncState, c: FuncState, miss: number): boolean {
+  if (miss < MISS_SLOT) return !regsIdentical(o.regs[miss - 1], c.regs[miss - 1]);
+  const os = o.stack[miss - MISS_SLOT];
+  if (!os) return false;
+  const cs = c.stack[miss - MISS_SLOT];
+  for (let j = 0; j < BPF_REG_SIZE; j++) if (os.slotType[j] !== (cs ? cs.slotType[j] : STACK_INVALID)) return true;
+  if (os.slotType[0] === STACK_SPILL && os.spilledPtr)
+    return !cs?.spilledPtr || !regsIdentical(os.spilledPtr, cs.spilledPtr);
+  return false;
+}
+
 function coerceRegToSize(r: RegState, size: number): void {
   const mask = (1n << BigInt(size * 8)) - 1n;
   if (tnumIsConst(r.varOff)) {
