@@ -295,11 +295,14 @@ function walkedPtrFlags(v: Verifier, reg: RegState, owner = "", field = "", rcuT
   return PTR_UNTRUSTED;
 }
 
+const ATOMIC_OPS = [BPF_ADD, BPF_OR, BPF_AND, BPF_XOR]
+  .flatMap((o) => [o, o | BPF_FETCH])
+  .concat([BPF_XCHG, BPF_CMPXCHG]);
+
 export function checkAtomic(v: Verifier, insn: Insn): void {
   const size = bpfSizeBytes(BPF_SIZE(insn.code));
   const op = insn.imm;
-  const valid = [BPF_ADD, BPF_OR, BPF_AND, BPF_XOR].flatMap((o) => [o, o | BPF_FETCH]).concat([BPF_XCHG, BPF_CMPXCHG]);
-  if (!valid.includes(op))
+  if (!ATOMIC_OPS.includes(op))
     v.reject(EINVAL, `BPF_ATOMIC uses invalid atomic opcode ${op.toString(16).padStart(2, "0")}`);
   if (size !== 4 && size !== 8) v.reject(EINVAL, "invalid atomic operand size");
   v.readReg(insn.src);

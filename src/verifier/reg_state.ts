@@ -371,6 +371,29 @@ export function regWidth(r: RegState): number {
 }
 
 export function zextReg32(r: RegState): void {
+  // A subregister nothing is known about (a 32-bit load or fetch): the result is always the same.
+  if (
+    r.u32min === 0n &&
+    r.u32max === U32_MAX &&
+    r.s32min === S32_MIN &&
+    r.s32max === S32_MAX &&
+    (r.varOff === tnumUnknown || (r.varOff.mask === U64_MAX && r.varOff.value === 0n))
+  ) {
+    r.varOff = ZEXT_UNKNOWN.varOff;
+    r.umin = ZEXT_UNKNOWN.umin;
+    r.umax = ZEXT_UNKNOWN.umax;
+    r.smin = ZEXT_UNKNOWN.smin;
+    r.smax = ZEXT_UNKNOWN.smax;
+    r.s32min = ZEXT_UNKNOWN.s32min;
+    r.s32max = ZEXT_UNKNOWN.s32max;
+    r.u32min = ZEXT_UNKNOWN.u32min;
+    r.u32max = ZEXT_UNKNOWN.u32max;
+    return;
+  }
+  zextSlow(r);
+}
+
+function zextSlow(r: RegState): void {
   r.varOff = tnumSubreg(r.varOff);
   r.umin = r.u32min;
   r.umax = r.u32max;
@@ -378,6 +401,13 @@ export function zextReg32(r: RegState): void {
   r.smax = r.u32max;
   regBoundsSync(r);
 }
+
+/** zextReg32 of a register nothing is known about, computed the long way once. */
+const ZEXT_UNKNOWN: RegState = (() => {
+  const r = newReg();
+  zextSlow(r);
+  return r;
+})();
 
 /** Forget everything about the upper 32 bits' relation to the lower (after a 64-bit op). */
 export function resetReg32Bounds(r: RegState): void {
