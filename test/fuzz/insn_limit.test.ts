@@ -1,0 +1,21 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ROOT } from "../../fuzz/repo.js";
+import { insnTarget } from "../../fuzz/target_insn.js";
+
+/**
+ * Programs the insn target found that the verifier walks to its 1M-instruction limit: loops that
+ * never converge (a counter in a register, a fetch from a stack slot, a branch on the frame
+ * pointer). They once took longer than a hang is; their verdict is the kernel's E2BIG, and stays
+ * so however fast the walk gets (bench/verifier.ts times it).
+ */
+const fixture = (name: string) => new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz", name)));
+
+for (const name of ["insn-limit-seed1-33686.bin", "insn-limit-seed102-35183.bin", "insn-limit-seed102-19239.bin"]) {
+  test(`${name}: refused at the complexity limit, BPF program is too large`, () => {
+    insnTarget.setup?.();
+    assert.equal(insnTarget.run(fixture(name)), "refused/E2BIG: BPF program is too large. Processed N insn");
+  });
+}
