@@ -176,14 +176,15 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
     }
     adjustStructOpsAutoload(obj.programs, obj.maps);
 
-    // CO-RE first, on every program and subprogram, against the kernel's BTF.
+    // CO-RE first, on every program and subprogram, against the kernel's BTF (and its modules').
     if (btf && kbtf && obj.btfExt) {
       for (const prog of obj.allPrograms) {
         if (!prog.isSubprog && !prog.autoload) continue;
         const relos = obj.coreRelosFor(prog);
         if (relos.length === 0) continue;
         const print = (level: "warn" | "debug", m: string) => obj.print(level, m);
-        prog.insns = bpfCoreApplyRelos(prog.insns, btf, kbtf, relos, { progName: prog.name, print }).insns;
+        const moduleBtfs = modBtfs ? () => modBtfs.load() : undefined;
+        prog.insns = bpfCoreApplyRelos(prog.insns, btf, kbtf, relos, { progName: prog.name, print, moduleBtfs }).insns;
       }
     }
 

@@ -109,6 +109,17 @@ export interface CoreReloOutcome {
 export interface CoreApplyOpts {
   progName?: string;
   print?: (level: "warn" | "debug", message: string) => void;
+  /**
+   * Module BTFs (split over the target), loaded on first need: where vmlinux has no candidate,
+   * libbpf's bpf_core_find_cands looks among each module's own types.
+   */
+  moduleBtfs?: () => readonly { btf: Btf; name: string }[];
+}
+
+/** A candidate target type and the BTF (vmlinux or a module's) it is in. */
+interface CoreCand {
+  btf: Btf;
+  id: number;
 }
 
 interface FieldVal {
@@ -406,7 +417,7 @@ export function bpfCoreApplyRelos(
   const pfx = opts.progName ? `prog '${opts.progName}': ` : "";
   const warn = (m: string) => opts.print?.("warn", m);
   const debug = (m: string) => opts.print?.("debug", m);
-  const candCache = new Map<number, number[]>();
+  const candCache = new Map<number, CoreCand[]>();
   const outcomes: CoreReloOutcome[] = [];
   relos.forEach((relo, i) => {
     if (relo.insnOff % 8 !== 0) throw new BpfError(EINVAL, `${pfx}relo #${i}: insn_off ${relo.insnOff} is not aligned`);
@@ -428,7 +439,7 @@ export function bpfCoreApplyRelos(
     debug(`${pfx}relo #${i}: <${kindName}> ${specToString(ls)}`);
     let res: CoreReloRes;
     try {
-      res = resolveRelo(relo, i, ls, localBtf, targetBtf, candCache, pfx, warn, debug);
+      res = resolveRelo(relo, i, ls, localBtf, targetBtf, candCache, pfx, warn, debug, opts.moduleBtfs);
       patchInsn(insns, idx, i, res, pfx, warn, debug);
     } catch (e) {
       if (e instanceof CoreFail) {
@@ -450,10 +461,11 @@ function resolveRelo(
   ls: CoreSpec,
   lb: Btf,
   tb: Btf,
-  cache: Map<number, number[]>,
+  cache: Map<number, CoreCand[]>,
   pfx: string,
   warn: (m: string) => void,
   debug: (m: string) => void,
+  moduleBtfs?: () => readonly { btf: Btf; name: string }[],
 ): CoreReloRes {
   if (relo.kind === BPF_CORE_TYPE_ID_LOCAL) {
     return unchangedRes(BigInt(ls.rootTypeId));
@@ -466,12 +478,20 @@ function resolveRelo(
   }
   let cands = cache.get(relo.typeId);
   if (!cands) {
-    cands = findCands(lb, relo.typeId, tb);
+    cands = findCands(lb, relo.typeId, tb).map((id) => ({ btf: tb, id }));
+    // bpf_core_find_cands: modules only when vmlinux has no candidate, each among its own types.
+    if (!cands.length && moduleBtfs) {
+      for (const mod of moduleBtfs()) {
+        for (const id of findCands(lb, relo.typeId, mod.btf)) {
+          if (id >= mod.btf.startId) cands.push({ btf: mod.btf, id });
+        }
+      }
+    }
     cache.set(relo.typeId, cands);
   }
   let chosen: { res: CoreReloRes; spec: CoreSpec } | undefined;
   for (const cand of cands) {
-    const ts = specMatch(ls, tb, cand);
+    const ts = specMatch(ls, cand.btf, cand.id);
     if (!ts) continue;
     const res = calcRelo(relo, ls, ts);
     if (!chosen) {

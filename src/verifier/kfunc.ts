@@ -6,6 +6,7 @@
  */
 import type { BtfFuncProto } from "../btf/types.js";
 import {
+  BTF_KIND_ARRAY,
   BTF_KIND_ENUM,
   BTF_KIND_ENUM64,
   BTF_KIND_FUNC,
@@ -224,6 +225,8 @@ function checkKfuncArgs(v: Verifier, meta: KfuncMeta, proto: BtfFuncProto): void
       checkKfuncBtfIdArg(v, meta, reg, regno, i, refId);
       return;
     }
+    // KF_ARG_PTR_TO_MEM: a struct of scalars only (__btf_type_is_scalar_struct) is memory of its size.
+    if (ref.kind === BTF_KIND_STRUCT && isPointer(reg) && isScalarStruct(btf, refId, 0)) return;
     if (ref.kind === BTF_KIND_STRUCT) {
       if (isNullScalar(reg)) v.reject(EINVAL, `arg#${i} expected pointer to btf or socket`);
       if (!isPointer(reg)) {
@@ -236,6 +239,22 @@ function checkKfuncArgs(v: Verifier, meta: KfuncMeta, proto: BtfFuncProto): void
   });
   if (meta.flags & KF_RELEASE && !meta.releaseRegno)
     v.reject(EINVAL, `release kernel function ${name} expects refcounted PTR_TO_BTF_ID`);
+}
+
+/** __btf_type_is_scalar_struct(): every member a scalar, an array of scalars or such a struct (3 levels). */
+function isScalarStruct(btf: Parameters<typeof btfSkipModifiers>[0], id: number, depth: number): boolean {
+  const [, t] = btfSkipModifiers(btf, id);
+  if (t.kind !== BTF_KIND_STRUCT || !("members" in t)) return false;
+  for (const m of t.members as { type: number }[]) {
+    let [mid, mt] = btfSkipModifiers(btf, m.type);
+    if (mt.kind === BTF_KIND_ARRAY) [mid, mt] = btfSkipModifiers(btf, mt.type);
+    if (mt.kind === BTF_KIND_STRUCT) {
+      if (depth >= 2 || !isScalarStruct(btf, mid, depth + 1)) return false;
+      continue;
+    }
+    if (mt.kind !== BTF_KIND_INT && mt.kind !== BTF_KIND_ENUM && mt.kind !== BTF_KIND_ENUM64) return false;
+  }
+  return true;
 }
 
 /** KF_ARG_PTR_TO_BTF_ID: trust as the flags require, offset, then the struct type. */

@@ -1,7 +1,8 @@
 /**
  * The selftests' test module (tools/testing/selftests/bpf/test_kmods/bpf_testmod.c, 6.18) as a
  * loadable module of the simulated kernel: its split BTF (btf.ts) and, from module_init, the
- * struct_ops types `bpf_testmod_ops`, `bpf_testmod_ops2` and `bpf_testmod_ops3` owned by the module.
+ * struct_ops types `bpf_testmod_ops`, `bpf_testmod_ops2`, `bpf_testmod_ops3` and (st_ops.ts)
+ * `bpf_testmod_st_ops`, `bpf_testmod_multi_st_ops`, owned by the module.
  *
  * What the struct_ops selftests observe:
  * - registering a bpf_testmod_ops calls test_1() and then test_2(4, data), where `data` is the
@@ -40,6 +41,7 @@ import {
   BPF_TESTMOD_OPS3_STUBS,
   declareTestmodTypes,
 } from "./btf.js";
+import { registerStOpsKfuncs, type StOpsState, testmodMultiStOps, testmodStOps } from "./st_ops.js";
 
 const KFUNC_PROG_TYPES = [
   bpf_prog_type.BPF_PROG_TYPE_SCHED_CLS,
@@ -54,6 +56,8 @@ export interface BpfTestmodState {
   ksymPercpu: number;
   /** The registered bpf_testmod_ops3 (st_ops3), at most one. */
   stOps3: BpfStructOpsKdata | null;
+  /** bpf_testmod_st_ops and bpf_testmod_multi_st_ops registrations. */
+  readonly st: StOpsState;
   /** The descriptors registered by module_init, by type name. */
   readonly descs: Map<string, BpfStructOpsDesc>;
 }
@@ -128,7 +132,12 @@ export const bpfTestmodModule: ModuleDef = {
   },
   /** bpf_testmod_init(). */
   init(mod: Module, k: Kernel) {
-    const state: BpfTestmodState = { ksymPercpu: 0, stOps3: null, descs: new Map() };
+    const state: BpfTestmodState = {
+      ksymPercpu: 0,
+      stOps3: null,
+      st: { stOps: null, multi: new Map() },
+      descs: new Map(),
+    };
     mod.priv = state;
     const btf = mod.btfObj?.btf ?? null;
     // register_btf_kfunc_id_set(SCHED_CLS, TRACING, SYSCALL, STRUCT_OPS, &bpf_testmod_kfunc_set)
@@ -137,7 +146,15 @@ export const bpfTestmodModule: ModuleDef = {
       return 0;
     };
     register_module_kfunc(mod, "bpf_testmod_test_mod_kfunc", store, 0, KFUNC_PROG_TYPES);
-    for (const ops of [testmodOps(mod), testmodOps2(mod), testmodOps3(mod, state)]) {
+    registerStOpsKfuncs(mod, k, state.st, KFUNC_PROG_TYPES);
+    const all = [
+      testmodOps(mod),
+      testmodOps2(mod),
+      testmodOps3(mod, state),
+      testmodStOps(mod, state.st),
+      testmodMultiStOps(mod, state.st),
+    ];
+    for (const ops of all) {
       state.descs.set(ops.name, registerBpfStructOps(k, ops, btf));
     }
   },

@@ -9,13 +9,15 @@
  */
 import type { BtfBuilder } from "../../btf/builder.js";
 import { builderFind, declareStructOpsValueType } from "../../kernel/struct_ops.js";
-import { BTF_FUNC_GLOBAL, BTF_FUNC_STATIC, BTF_KIND_INT, BTF_KIND_STRUCT } from "../../uapi/btf.js";
+import { BTF_FUNC_GLOBAL, BTF_FUNC_STATIC, BTF_KIND_INT, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF } from "../../uapi/btf.js";
 import { BpfError, EINVAL } from "../../uapi/errno.js";
 
 export const BPF_TESTMOD = "bpf_testmod";
 export const BPF_TESTMOD_OPS = "bpf_testmod_ops";
 export const BPF_TESTMOD_OPS2 = "bpf_testmod_ops2";
 export const BPF_TESTMOD_OPS3 = "bpf_testmod_ops3";
+export const BPF_TESTMOD_ST_OPS = "bpf_testmod_st_ops";
+export const BPF_TESTMOD_MULTI_ST_OPS = "bpf_testmod_multi_st_ops";
 /** tramp_1 .. tramp_40. */
 export const NR_TRAMPS = 40;
 
@@ -36,6 +38,23 @@ export const BPF_TESTMOD_OPS3_STUBS: Readonly<Record<string, string>> = {
   test_1: "bpf_testmod_test_3",
   test_2: "bpf_testmod_test_4",
 };
+
+export const BPF_TESTMOD_ST_OPS_STUBS: Readonly<Record<string, string>> = {
+  test_prologue: "bpf_test_mod_st_ops__test_prologue",
+  test_epilogue: "bpf_test_mod_st_ops__test_epilogue",
+  test_pro_epilogue: "bpf_test_mod_st_ops__test_pro_epilogue",
+};
+export const BPF_TESTMOD_MULTI_ST_OPS_STUBS: Readonly<Record<string, string>> = {
+  test_1: "bpf_testmod_multi_st_ops__test_1",
+};
+
+/** The module's kfuncs the struct_ops selftests call (bpf_testmod_kfunc.h), with their prototypes. */
+export const ST_OPS_KFUNCS = [
+  "bpf_kfunc_st_ops_test_prologue",
+  "bpf_kfunc_st_ops_test_epilogue",
+  "bpf_kfunc_st_ops_test_pro_epilogue",
+  "bpf_kfunc_st_ops_inc10",
+] as const;
 
 function find(b: BtfBuilder, name: string, kind: number): number {
   const id = builderFind(b, name, kind);
@@ -123,7 +142,57 @@ export function declareTestmodTypes(b: BtfBuilder): void {
   // The module's kfunc: `void bpf_testmod_test_mod_kfunc(int i)` stores i in the module.
   b.addFunc("bpf_testmod_test_mod_kfunc", b.addFuncProto(0, [{ name: "i", type: tInt }]), BTF_FUNC_GLOBAL);
 
+  declareStOpsTypes(b, tInt);
+
   declareStructOpsValueType(b, BPF_TESTMOD_OPS);
   declareStructOpsValueType(b, BPF_TESTMOD_OPS2);
   declareStructOpsValueType(b, BPF_TESTMOD_OPS3);
+  declareStructOpsValueType(b, BPF_TESTMOD_ST_OPS);
+  declareStructOpsValueType(b, BPF_TESTMOD_MULTI_ST_OPS);
+}
+
+/**
+ * `struct st_ops_args`, `struct bpf_testmod_st_ops` (the prologue/epilogue members and the
+ * module owner), `struct bpf_testmod_multi_st_ops` (test_1, the list node and the map id the
+ * module keeps), their stubs and the kfuncs that call them.
+ */
+function declareStOpsTypes(b: BtfBuilder, tInt: number): void {
+  const u64 = builderFind(b, "u64", BTF_KIND_TYPEDEF);
+  const u32 = builderFind(b, "u32", BTF_KIND_TYPEDEF);
+  const args = b.addStructAuto("st_ops_args", [
+    { name: "a", type: u64 >= 0 ? u64 : find(b, "long long unsigned int", BTF_KIND_INT) },
+  ]);
+  const pArgs = b.addPtr(args);
+  const intArgs = b.addFuncProto(tInt, [{ name: "args", type: pArgs }]);
+  const pIntArgs = b.addPtr(intArgs);
+  const mod = builderFind(b, "module", BTF_KIND_STRUCT);
+  b.addStructAuto(BPF_TESTMOD_ST_OPS, [
+    { name: "test_prologue", type: pIntArgs },
+    { name: "test_epilogue", type: pIntArgs },
+    { name: "test_pro_epilogue", type: pIntArgs },
+    { name: "owner", type: b.addPtr(mod >= 0 ? mod : b.addFwd("module")) },
+  ]);
+  // struct hlist_node is vmlinux's on a real kernel; the simulated vmlinux has none. Same layout.
+  let node = builderFind(b, "hlist_node", BTF_KIND_STRUCT);
+  if (node < 0) {
+    const pVoid = b.addPtr(0);
+    node = b.addStructAuto("hlist_node", [
+      { name: "next", type: pVoid },
+      { name: "pprev", type: pVoid },
+    ]);
+  }
+  b.addStructAuto(BPF_TESTMOD_MULTI_ST_OPS, [
+    { name: "test_1", type: pIntArgs },
+    { name: "node", type: node },
+    { name: "id", type: tInt },
+  ]);
+  for (const stub of [...Object.values(BPF_TESTMOD_ST_OPS_STUBS), ...Object.values(BPF_TESTMOD_MULTI_ST_OPS_STUBS)]) {
+    b.addFunc(stub, intArgs, BTF_FUNC_STATIC);
+  }
+  for (const name of ST_OPS_KFUNCS) b.addFunc(name, intArgs, BTF_FUNC_GLOBAL);
+  const idProto = b.addFuncProto(tInt, [
+    { name: "args", type: pArgs },
+    { name: "id", type: u32 >= 0 ? u32 : find(b, "unsigned int", BTF_KIND_INT) },
+  ]);
+  b.addFunc("bpf_kfunc_multi_st_ops_test_1", idProto, BTF_FUNC_GLOBAL);
 }

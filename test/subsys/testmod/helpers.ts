@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import type { Btf } from "../../../src/btf/btf.js";
 import { Kernel } from "../../../src/kernel/kernel.js";
 import type { Process } from "../../../src/kernel/process.js";
-import { bpf_map_lookup_elem } from "../../../src/loader/bpf.js";
+import { bpf_map_lookup_elem, bpf_map_update_elem } from "../../../src/loader/bpf.js";
 import { BpfObject } from "../../../src/loader/object.js";
 import { bpfDummyStructOpsSubsystem } from "../../../src/subsys/dummy/bpf_dummy_struct_ops.js";
 import { loadBpfTestmod } from "../../../src/subsys/testmod/bpf_testmod.js";
@@ -35,8 +35,8 @@ export function openObj(name: string): { obj: BpfObject; log: string[] } {
   return { obj: BpfObject.open(objPath(name), { print }), log };
 }
 
-/** A global of `.bss` (a 4-byte int), read through the map as userspace reads it. */
-export function bss32(r: TestmodRig, obj: BpfObject, name: string): number {
+/** The `.bss` map's value as userspace reads it, and the offset of variable `name` in it. */
+function bssOf(r: TestmodRig, obj: BpfObject, name: string): { fd: number; value: Uint8Array; off: number } {
   const map = obj.maps.find((m) => m.name.endsWith(".bss"));
   const btf = obj.btf as Btf;
   const dsId = btf.findByNameKind(".bss", BTF_KIND_DATASEC);
@@ -47,5 +47,23 @@ export function bss32(r: TestmodRig, obj: BpfObject, name: string): number {
   const value = new Uint8Array(map.valueSize);
   const err = bpf_map_lookup_elem(r.h, map.fd, new Uint8Array(4), value);
   if (err) throw new Error(`lookup .bss: ${err}`);
-  return new DataView(value.buffer).getInt32(v.offset, true);
+  return { fd: map.fd, value, off: v.offset };
+}
+
+/** A global of `.bss` (a 4-byte int), read through the map as userspace reads it. */
+export function bss32(r: TestmodRig, obj: BpfObject, name: string): number {
+  const { value, off } = bssOf(r, obj, name);
+  return new DataView(value.buffer).getInt32(off, true);
+}
+
+/** A 4- or 8-byte global of `.bss` read (value undefined) or written through the map. */
+export function bssVar(r: TestmodRig, obj: BpfObject, name: string, size: 4 | 8, set?: number): number {
+  const { fd, value, off } = bssOf(r, obj, name);
+  const dv = new DataView(value.buffer);
+  if (set === undefined) return size === 4 ? dv.getInt32(off, true) : Number(dv.getBigInt64(off, true));
+  if (size === 4) dv.setInt32(off, set, true);
+  else dv.setBigInt64(off, BigInt(set), true);
+  const err = bpf_map_update_elem(r.h, fd, new Uint8Array(4), value, 0);
+  if (err) throw new Error(`update .bss: ${err}`);
+  return set;
 }

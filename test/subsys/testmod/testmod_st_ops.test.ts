@@ -1,0 +1,160 @@
+/**
+ * bpf_testmod_st_ops and bpf_testmod_multi_st_ops, checked as the kernel's pro_epilogue and
+ * test_struct_ops_id_ops_mapping selftests check them, on our own programs
+ * (bpf/testmod_st_ops.bpf.c, bpf/testmod_multi_st_ops.bpf.c): the module's gen_prologue and
+ * gen_epilogue around the programs (the instructions and what they compute), and kfuncs that call
+ * the map of a given id.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Insn } from "../../../src/isa/insn.js";
+import { bpf_map_get_info_by_fd, bpf_prog_test_run_opts } from "../../../src/loader/bpf.js";
+import type { BpfObject } from "../../../src/loader/object.js";
+import { bpfMapAttachStructOps } from "../../../src/loader/struct_ops_attach.js";
+import { bpfTestmodState } from "../../../src/subsys/testmod/bpf_testmod.js";
+import { BpfError, EEXIST, EINVAL } from "../../../src/uapi/errno.js";
+import { printBpfInsn } from "../../../src/verifier/log.js";
+import { bootTestmod, bssVar, openObj, skipFor, type TestmodRig } from "./helpers.js";
+
+function errOf(fn: () => unknown): BpfError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof BpfError) return e;
+    throw e;
+  }
+  assert.fail("expected a BpfError");
+}
+
+/** Run a syscall program with initial_a: [its return, final_a]. */
+function run(r: TestmodRig, obj: BpfObject, prog: string, a = 0): [number, number] {
+  bssVar(r, obj, "initial_a", 8, a);
+  const opts: { retval?: number } = {};
+  assert.equal(bpf_prog_test_run_opts(r.h, obj.findProgram(prog)!.fd, opts), 0);
+  return [opts.retval! | 0, bssVar(r, obj, "final_a", 8)];
+}
+
+const xlated = (r: TestmodRig, obj: BpfObject, prog: string): string[] => {
+  const { insnsi } = r.proc.files.get(obj.findProgram(prog)!.fd).private_data as { insnsi: Insn[] };
+  // The kernel's syntax without the opcode: "(79) r1 = ..." -> "r1 = ...".
+  return insnsi.map((i, n) => printBpfInsn(i, insnsi[n + 1], {}, n).replace(/^\([0-9a-f]+\) /, ""));
+};
+
+test("pro_epilogue: the module's prologue (+1000) and epilogue (+10000, x2) around inc10 and a subprogram", {
+  skip: skipFor("testmod_st_ops"),
+}, () => {
+  const r = bootTestmod();
+  const { obj } = openObj("testmod_st_ops");
+  obj.load(r.h);
+  // No map registered: the kfuncs answer -1 and leave args alone.
+  assert.deepEqual(run(r, obj, "run_prologue"), [-1, 0]);
+  const link = bpfMapAttachStructOps(obj.findMap("pro_epi")!, r.h);
+  // PROLOGUE 1000 + inc10 + subprogram 1.
+  assert.deepEqual(run(r, obj, "run_prologue"), [1011, 1011]);
+  // (inc10 + 1 + EPILOGUE 10000) * 2.
+  assert.deepEqual(run(r, obj, "run_epilogue"), [20022, 10011]);
+  assert.deepEqual(run(r, obj, "run_pro_epilogue"), [22022, 11011]);
+  // A second bpf_testmod_st_ops cannot register while one is.
+  assert.equal(errOf(() => bpfMapAttachStructOps(obj.findMap("two_exits")!, r.h)).errno, EEXIST);
+  link.detach();
+  assert.equal(bpfTestmodState(r.k)!.st.stOps, null);
+
+  // The prologue's four instructions come first, then the program from its first instruction.
+  const pro = xlated(r, obj, "pe_prologue");
+  assert.deepEqual(pro.slice(0, 5), [
+    "r6 = *(u64 *)(r1 +0)",
+    "r7 = *(u64 *)(r6 +0)",
+    "r7 += 1000",
+    "*(u64 *)(r6 +0) = r7",
+    "r6 = *(u64 *)(r1 +0)",
+  ]);
+  // The epilogue: the context saved below the program's stack first, reloaded at the end.
+  const epi = xlated(r, obj, "pe_epilogue");
+  assert.match(epi[0], /^\*\(u64 \*\)\(r10 -(\d+)\) = r1$/);
+  const slot = /-(\d+)/.exec(epi[0])![1];
+  assert.deepEqual(epi.slice(-8), [
+    `r1 = *(u64 *)(r10 -${slot})`,
+    "r1 = *(u64 *)(r1 +0)",
+    "r6 = *(u64 *)(r1 +0)",
+    "r6 += 10000",
+    "*(u64 *)(r1 +0) = r6",
+    "r0 = r6",
+    "r0 *= 2",
+    "exit",
+  ]);
+  // test_pro_epilogue: prologue, then the context save, then the program.
+  const both = xlated(r, obj, "pe_pro_epilogue");
+  assert.equal(both[3], "*(u64 *)(r6 +0) = r7");
+  assert.equal(both[4], `*(u64 *)(r10 -${slot}) = r1`);
+});
+
+test("pro_epilogue_goto_start: a jump back to the first instruction does not run the prologue again", {
+  skip: skipFor("testmod_st_ops"),
+}, () => {
+  const r = bootTestmod();
+  const { obj } = openObj("testmod_st_ops");
+  obj.load(r.h);
+  const link = bpfMapAttachStructOps(obj.findMap("loop_start")!, r.h);
+  assert.deepEqual(run(r, obj, "run_prologue"), [0, 1000]);
+  assert.deepEqual(run(r, obj, "run_epilogue"), [20000, 10000]);
+  assert.deepEqual(run(r, obj, "run_pro_epilogue"), [22000, 11000]);
+  link.detach();
+  // goto -3 at insn 4+2 lands on 4: the program's first instruction, after the prologue.
+  const x = xlated(r, obj, "loop_prologue");
+  assert.deepEqual(x.slice(4, 7), ["if r1 == 0x0 goto pc+2", "r1 = 0", "goto pc-3"]);
+});
+
+test("epilogue_exit: every exit of the program goes through the epilogue, which reloads the context", {
+  skip: skipFor("testmod_st_ops"),
+}, () => {
+  const r = bootTestmod();
+  const { obj } = openObj("testmod_st_ops");
+  obj.load(r.h);
+  const link = bpfMapAttachStructOps(obj.findMap("two_exits")!, r.h);
+  // a != 0: a = 5, first exit; a == 0: a = 7, r1 = 0, second exit.
+  assert.deepEqual(run(r, obj, "run_epilogue", 1), [20010, 10005]);
+  assert.deepEqual(run(r, obj, "run_epilogue", 0), [20014, 10007]);
+  // Members without a program: -1.
+  assert.deepEqual(run(r, obj, "run_prologue", 3), [-1, 3]);
+  link.detach();
+});
+
+test("id_ops_mapping: bpf_kfunc_multi_st_ops_test_1(args, id) calls the map of that id", {
+  skip: skipFor("testmod_multi_st_ops"),
+}, () => {
+  const r = bootTestmod();
+  const objs = [1234, 5678].map((magic) => {
+    const { obj } = openObj("testmod_multi_st_ops");
+    obj.load(r.h);
+    bssVar(r, obj, "magic", 4, magic);
+    const info: { id?: number } = {};
+    assert.equal(bpf_map_get_info_by_fd(r.h, obj.findMap("st_ops_map")!.fd, info), 0);
+    bssVar(r, obj, "map_id", 4, info.id!);
+    return obj;
+  });
+  const call = (obj: BpfObject) => {
+    assert.equal(bpf_prog_test_run_opts(r.h, obj.findProgram("call_by_id")!.fd, {}), 0);
+    return [bssVar(r, obj, "last_ret", 4), bssVar(r, obj, "mismatches", 4)];
+  };
+  // Not registered yet: no map of that id, -1.
+  assert.deepEqual(call(objs[0]), [-1, 1]);
+  const links = objs.map((o) => bpfMapAttachStructOps(o.findMap("st_ops_map")!, r.h));
+  assert.deepEqual(call(objs[0]), [1234, 1]);
+  assert.deepEqual(call(objs[1]), [5678, 0]);
+  // Gone from the module's list at unregistration.
+  links[1].detach();
+  assert.deepEqual(call(objs[1]), [-1, 1]);
+  links[0].detach();
+  assert.equal(bpfTestmodState(r.k)!.st.multi.size, 0);
+});
+
+test("bpf_testmod_multi_st_ops without test_1 cannot register (EINVAL)", {
+  skip: skipFor("testmod_multi_st_ops"),
+}, () => {
+  const r = bootTestmod();
+  const { obj } = openObj("testmod_multi_st_ops");
+  obj.findMap("no_test_1")!.setAutocreate(true);
+  obj.load(r.h);
+  assert.equal(errOf(() => bpfMapAttachStructOps(obj.findMap("no_test_1")!, r.h)).errno, EINVAL);
+  assert.equal(bpfTestmodState(r.k)!.st.multi.size, 0);
+});
