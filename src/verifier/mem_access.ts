@@ -31,6 +31,7 @@ import {
 import { checkAllocAccess, checkMapValueFields } from "./graph.js";
 import { inRcuCs } from "./kfunc.js";
 import { checkMapKptrAccess, mapValueKptrField } from "./kptr.js";
+import { findReference } from "./refs.js";
 import {
   baseType,
   CONST_PTR_TO_MAP,
@@ -220,6 +221,11 @@ export function checkCtxAccess(
       const id = v.structOps.ctxArgBtfId?.(r.ptrBtfId) ?? r.ptrBtfId;
       const nullable = v.structOps.argMayBeNull?.(v.memberIdx, arg) ?? false;
       if (size !== 8) v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
+      // check_ctx_access: a __ref argument loaded after the program released it.
+      const ref = v.ctxArgRefs.get(arg);
+      if (ref && !findReference(v.cur, ref)) {
+        v.reject(EACCES, `invalid bpf_context access off=${off}. Reference may already be released`);
+      }
       // btf_ctx_access names the argument's struct as it finds it (before the struct_ops cast).
       if (v.logLevel > 0)
         v.note(`func '${v.attachFuncName}' arg${arg} has btf_id ${r.ptrBtfId} type STRUCT '${v.btfName(r.ptrBtfId)}'`);
