@@ -18,6 +18,7 @@ import type { Command } from "commander";
 import { BpfCcHost, isObjSpec, parseObjSpec } from "../sim/bpf_cc.js";
 import { parseMahimahi } from "../sim/mahimahi.js";
 import type { SimMetrics } from "../sim/metrics.js";
+import { expandQdiscSpec, QDISC_CHOICES, SIM_QDISCS, simQdiscOf } from "../sim/qdisc_spec.js";
 import {
   DEFAULT_LINK,
   type FlowSpec,
@@ -30,7 +31,6 @@ import {
   type SwitchSpec,
 } from "../sim/sim.js";
 import { formatRate, parseDuration, parseRate, parseSize } from "../sim/units.js";
-import { TC_H_ROOT } from "../subsys/qdisc/sch_generic.js";
 import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
 import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
@@ -154,9 +154,6 @@ export const SIM_LIMITS: Record<string, SimLimit> = {
   sample: { unit: "duration", min: 1e6, max: 3600 * S, allowed: "a period from 1ms up to --duration" },
   "qdisc-limit": { unit: "int", min: 1, max: 1_000_000, allowed: "a packet count from 1 to 1000000" },
 };
-
-/** The kernel's qdisc kinds `--qdisc` takes by name (a BPF qdisc is OBJ[:MAP]). */
-export const SIM_QDISCS = ["pfifo", "bfifo", "fq", "fq_codel"];
 
 /** Samples kept per flow at most (--duration / --sample): bounds the trace's memory. */
 export const MAX_SAMPLES = 1_000_000;
@@ -289,38 +286,21 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
 }
 
 /**
- * --qdisc KIND|OBJ[:MAP] [--qdisc-limit N]: the bottleneck device's root qdisc. pfifo's limit
+ * --qdisc KIND|bpf-fq|OBJ[:MAP] [--qdisc-limit N]: the bottleneck device's root qdisc. pfifo's limit
  * defaults to --buffer in packets (bytes / 1500), bfifo's to --buffer in bytes; fq and fq_codel keep
  * their own defaults; a BPF qdisc sets its limit in init.
  */
 function simQdisc(o: SimCliOptions, buffer: { bytes: number } | { packets: number }, host?: BpfCcHost): SimQdisc {
-  const spec = o.qdisc!;
-  const qk = host?.qdisc;
-  if (!host || !qk) throw new CliError(`--qdisc ${JSON.stringify(spec)}: needs a kernel with the packet scheduler`);
+  const spec = expandQdiscSpec(o.qdisc!, join(packageRoot(), "bpf", "obj"));
+  if (!host?.qdisc) throw new CliError(`--qdisc ${JSON.stringify(o.qdisc)}: needs a kernel with the packet scheduler`);
   const bpf = isObjSpec(spec);
   if (!bpf && !SIM_QDISCS.includes(spec)) {
     const hint = existsSync(spec) ? " (a BPF object file's name ends in .o)" : "";
-    throw new CliError(
-      `--qdisc ${JSON.stringify(spec)}: unknown qdisc${hint}; expected ${SIM_QDISCS.join(", ")} or OBJ[:MAP]`,
-    );
+    throw new CliError(`--qdisc ${JSON.stringify(spec)}: unknown qdisc${hint}; expected ${QDISC_CHOICES}`);
   }
-  let limit = o.qdiscLimit !== undefined ? simValue("qdisc-limit", o.qdiscLimit) : undefined;
+  const limit = o.qdiscLimit !== undefined ? simValue("qdisc-limit", o.qdiscLimit) : undefined;
   if (bpf && limit !== undefined) throw new CliError("--qdisc-limit: a BPF qdisc sets its own limit in init");
-  if (limit === undefined && spec === "pfifo")
-    limit = "packets" in buffer ? buffer.packets : Math.max(1, Math.floor(buffer.bytes / 1500));
-  if (limit === undefined && spec === "bfifo") limit = "bytes" in buffer ? buffer.bytes : buffer.packets * 1500;
-  const kind = bpf ? host.attachQdisc(spec) : spec;
-  return {
-    qk,
-    attach: (dev) => {
-      qk.sched.tcQdiscAdd(dev.name, {
-        parent: TC_H_ROOT,
-        handle: 0x10000,
-        kind,
-        opt: limit === undefined ? undefined : { limit },
-      });
-    },
-  };
+  return simQdiscOf(host, spec, buffer, limit);
 }
 
 function readText(what: string, path: string): string {
@@ -500,7 +480,10 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .option("--sample <time>", "trace sampling period", "10ms")
     .option("-j, --json", "JSON output (metrics and traces)")
     .option("--plot <path>", "write cwnd, throughput and queue over time (.svg or .png)")
-    .option("--qdisc <spec>", "the bottleneck's qdisc: pfifo, bfifo, fq, fq_codel, or a BPF qdisc OBJ[:MAP]")
+    .option(
+      "--qdisc <spec>",
+      "the bottleneck's qdisc: pfifo, bfifo, fq, fq_codel, bpf-fifo, bpf-fq, bpf-codel, or a BPF qdisc OBJ[:MAP]",
+    )
     .option("--qdisc-limit <n>", "the built-in qdisc's limit in packets (pfifo default: --buffer / 1500)")
     .option("--no-progress", "no progress bar")
     .action(async (_o: SimCliOptions, c: Command) => {

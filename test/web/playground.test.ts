@@ -239,6 +239,19 @@ test("a 10 s simulation in the page gives the numbers of structops sim --json wi
   await page.close();
 });
 
+test("a BPF qdisc at the bottleneck: the page's numbers and per-flow drops are the command's", { skip }, async () => {
+  const page = await open("tcp.cc=cubic,bbr&tcp.duration=6s&tcp.qdisc=bpf-fq");
+  await runSim(page);
+  const cli = cliSim(["--cc", "cubic,bbr", "--duration", "6s", "--qdisc", "bpf-fq"]);
+  const shown = await renderedMetrics(page);
+  assertSameMetrics(shown, cli);
+  assert.deepEqual(
+    shown.flows.map((f) => f.drops),
+    cli.metrics.flows.map((f) => f.drops),
+  );
+  await page.close();
+});
+
 test("switch to another BPF congestion control mid-flow (BPF_LINK_UPDATE), same as the command", { skip }, async () => {
   const page = await open("tcp.cc=bpf-reno-link&tcp.duration=6s&tcp.to=bpf-cubic-link&tcp.at=3s");
   await runSim(page);

@@ -13,6 +13,7 @@ const FIELDS: [keyof typeof TCP_DEFAULTS, string, string][] = [
   ["delay", "one-way delay", "30ms"],
   ["buffer", "buffer", "45kb or 30pkts"],
   ["flows", "flows", "one per cc entry"],
+  ["qdisc", "qdisc", "droptail; pfifo, fq, fq_codel, bpf-fq"],
   ["seed", "seed", "1"],
   ["duration", "duration", "30s"],
 ];
@@ -21,6 +22,8 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 function metricsTable(r: TcpResult): HTMLTableElement {
   const m = r.metrics;
+  // With a qdisc at the bottleneck: the packets it dropped, per flow.
+  const drops = m.flows.some((f) => f.drops !== undefined);
   const cell = (key: string, v: number | string, text: string) =>
     h("td", { "data-key": key, "data-value": String(v), class: typeof v === "number" ? "n" : undefined }, text);
   const row = (f: FlowMetrics) =>
@@ -35,6 +38,7 @@ function metricsTable(r: TcpResult): HTMLTableElement {
       cell("lossRate", f.lossRate, pct(f.lossRate)),
       cell("retransmits", f.retransmits, String(f.retransmits)),
       cell("rtos", f.rtos, String(f.rtos)),
+      ...(drops ? [cell("drops", f.drops ?? 0, String(f.drops ?? 0))] : []),
     );
   return h(
     "table",
@@ -45,7 +49,17 @@ function metricsTable(r: TcpResult): HTMLTableElement {
       h(
         "tr",
         {},
-        ...["flow", "cc", "throughput", "util", "p95 qdelay", "loss", "retrans", "rto"].map((x) => h("th", {}, x)),
+        ...[
+          "flow",
+          "cc",
+          "throughput",
+          "util",
+          "p95 qdelay",
+          "loss",
+          "retrans",
+          "rto",
+          ...(drops ? ["qdisc drops"] : []),
+        ].map((x) => h("th", {}, x)),
       ),
     ),
     h(
@@ -63,6 +77,7 @@ function metricsTable(r: TcpResult): HTMLTableElement {
         cell("lossRate", m.lossRate, pct(m.lossRate)),
         h("td", {}, ""),
         h("td", {}, ""),
+        ...(drops ? [h("td", {}, "")] : []),
       ),
     ),
     h(

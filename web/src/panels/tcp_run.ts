@@ -6,6 +6,7 @@
  */
 import { BpfCcHost, isObjSpec } from "../../../src/sim/bpf_cc.js";
 import type { SimMetrics } from "../../../src/sim/metrics.js";
+import { expandQdiscSpec, simQdiscOf } from "../../../src/sim/qdisc_spec.js";
 import { type FlowSpec, type SimOptions, type SimTrace, Simulation, type SwitchSpec } from "../../../src/sim/sim.js";
 import { parseDuration, parseRate, parseSize } from "../../../src/sim/units.js";
 import { tcpBbr } from "../../../src/subsys/tcp/tcp_bbr.js";
@@ -26,6 +27,8 @@ export interface TcpParams {
   /** A congestion control to switch to at `at` ("" for none). */
   to: string;
   at: string;
+  /** The bottleneck's qdisc as `--qdisc` names it ("" for the droptail queue). */
+  qdisc: string;
 }
 
 /** `structops sim`'s defaults (flows: one per --cc entry). */
@@ -39,6 +42,7 @@ export const TCP_DEFAULTS: TcpParams = {
   duration: "30s",
   to: "",
   at: "",
+  qdisc: "",
 };
 
 /** Our committed objects by the command's short names. */
@@ -111,8 +115,10 @@ export function tcpOptions(p: TcpParams): { opts: SimOptions; host?: BpfCcHost }
     trace: undefined,
   };
   const seed = value("seed", p.seed, int, 0, 0xffffffff, "an integer from 0 to 4294967295");
-  const needsKernel = words.some((w) => isObjSpec(expand(w))) || (p.to !== "" && isObjSpec(expand(p.to)));
-  const host = needsKernel ? new BpfCcHost({ CONFIG_HZ: 1000 }) : undefined;
+  const qdisc = (p.qdisc ?? "").trim();
+  const needsKernel =
+    words.some((w) => isObjSpec(expand(w))) || (p.to !== "" && isObjSpec(expand(p.to))) || qdisc !== "";
+  const host = needsKernel ? new BpfCcHost({ CONFIG_HZ: 1000 }, { qdisc: qdisc !== "" }) : undefined;
   const ccs = words.map((w) => {
     const spec = expand(w);
     return isObjSpec(spec) ? host!.attach(spec) : spec;
@@ -134,6 +140,7 @@ export function tcpOptions(p: TcpParams): { opts: SimOptions; host?: BpfCcHost }
   return {
     host,
     opts: {
+      qdisc: qdisc !== "" ? simQdiscOf(host!, expandQdiscSpec(qdisc), link.buffer) : undefined,
       link,
       durationNs,
       flows,
