@@ -286,9 +286,9 @@ export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: Bpf
 }
 
 /**
- * --qdisc KIND|bpf-fq|OBJ[:MAP] [--qdisc-limit N]: the bottleneck device's root qdisc. pfifo's limit
- * defaults to --buffer in packets (bytes / 1500), bfifo's to --buffer in bytes; fq and fq_codel keep
- * their own defaults; a BPF qdisc sets its limit in init.
+ * --qdisc KIND|bpf-fq|OBJ[:MAP] [--qdisc-limit N]: the bottleneck device's root qdisc. pfifo's and
+ * bfifo's limits default to what --buffer holds besides the packet on the wire (defaultQdiscLimit),
+ * so they drop where the droptail queue does; a BPF qdisc sets its limit in init.
  */
 function simQdisc(o: SimCliOptions, buffer: { bytes: number } | { packets: number }, host?: BpfCcHost): SimQdisc {
   const spec = expandQdiscSpec(o.qdisc!, join(packageRoot(), "bpf", "obj"));
@@ -484,7 +484,10 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       "--qdisc <spec>",
       "the bottleneck's qdisc: pfifo, bfifo, fq, fq_codel, bpf-fifo, bpf-fq, bpf-codel, or a BPF qdisc OBJ[:MAP]",
     )
-    .option("--qdisc-limit <n>", "the built-in qdisc's limit in packets (pfifo default: --buffer / 1500)")
+    .option(
+      "--qdisc-limit <n>",
+      "the built-in qdisc's limit (pfifo default: --buffer / 1500 less the packet on the wire)",
+    )
     .option("--no-progress", "no progress bar")
     .action(async (_o: SimCliOptions, c: Command) => {
       const o = c.optsWithGlobals<SimCliOptions>();

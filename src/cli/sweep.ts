@@ -15,7 +15,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Command } from "commander";
+import { isObjSpec } from "../sim/bpf_cc.js";
 import { renderSvg } from "../sim/plot.js";
+import { BPF_QDISC_ALIASES, QDISC_CHOICES, SIM_QDISCS } from "../sim/qdisc_spec.js";
 import {
   expandGrid,
   type GridPoint,
@@ -39,6 +41,7 @@ import type { SweepRunOptions } from "./sweep_run.js";
 
 export interface SweepCliOptions {
   cc: string;
+  qdisc?: string;
   rate: string;
   delay: string;
   buffer: string;
@@ -69,6 +72,7 @@ export function gridFrom(
 } {
   const axes = {
     cc: parseList(o.cc),
+    ...(o.qdisc !== undefined ? { qdisc: parseList(o.qdisc) } : {}),
     rate: parseList(o.rate),
     delay: parseList(o.delay),
     buffer: parseList(o.buffer),
@@ -110,6 +114,10 @@ export function gridFrom(
         check("buffer", () => parseSize(resolveBuffer(b, r, d)));
         limit("buffer", resolveBuffer(b, r, d));
       }
+  for (const q of axes.qdisc ?? []) {
+    const known = SIM_QDISCS.includes(q) || BPF_QDISC_ALIASES[q.split(":")[0]!] !== undefined || isObjSpec(q);
+    if (!known) throw bad(`--qdisc ${JSON.stringify(q)}: unknown qdisc; expected ${QDISC_CHOICES}`);
+  }
   for (const s of axes.seeds) limit("seed", String(s));
   limit("duration", o.duration);
   limit("hz", o.hz);
@@ -220,6 +228,7 @@ export function register(program: Command): void {
     .command("run", { isDefault: true })
     .description("run the grid (cc x rate x delay x buffer x flows x seeds), one JSON line per run")
     .option("--cc <list>", "congestion controls, as `sim --cc` names them", "cubic,bbr")
+    .option("--qdisc <list>", "the bottleneck's qdiscs, as `sim --qdisc` names them (default: the droptail queue)")
     .option("--rate <list>", "bottleneck rates", "12mbit")
     .option("--delay <list>", "one-way delays", "30ms")
     .option("--buffer <list>", "buffers: b, kb, mb, pkts, or multiples of the BDP (0.5bdp, 2bdp)", "1bdp")

@@ -45,6 +45,8 @@ export class Bottleneck {
   readonly txBins: number[] = [];
   /** Called for each packet when it leaves the queue: its queueing delay. */
   onDequeue?: (seg: TcpSegment, queueDelayNs: number) => void;
+  /** Called for each packet the queue drops (not random loss). */
+  onDrop?: (seg: TcpSegment) => void;
 
   constructor(
     private readonly ev: EventQueue,
@@ -81,6 +83,7 @@ export class Bottleneck {
     }
     if (this.over(this.cfg.buffer, seg.bytes, 1)) {
       c.dropped++;
+      this.onDrop?.(seg);
       return;
     }
     const k = this.cfg.ecnThreshold;

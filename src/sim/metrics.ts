@@ -20,7 +20,7 @@ export interface FlowMetrics {
   rtos: number;
   undos: number;
   ecnMarks: number;
-  /** Packets the qdisc dropped (only with a packet scheduler as the bottleneck). */
+  /** Packets the bottleneck dropped: its droptail queue, or the qdisc (not random loss). */
   drops?: number;
 }
 

@@ -1,17 +1,13 @@
 /**
- * Plots of a simulation: cwnd, throughput and bottleneck queue over time, as SVG through vega-lite and
+ * Plots of a simulation: cwnd, throughput, bottleneck queue, and each flow's queueing delay and drops
+ * over time, as SVG through vega-lite and
  * vega (headless, no browser), or PNG through resvg when the path ends in .png.
  */
 import { platform } from "../platform.js";
+import { binRows, type Row } from "./plot_rows.js";
 import type { SimTrace } from "./sim.js";
 
-interface Row {
-  t: number;
-  v: number;
-  series: string;
-}
-
-/** The vega-lite spec: three panels sharing the time axis. */
+/** The vega-lite spec: five panels sharing the time axis. */
 export function plotSpec(trace: SimTrace, names: string[], title: string, marksS: number[] = []): object {
   const cwnd: Row[] = [];
   const tput: Row[] = [];
@@ -27,6 +23,8 @@ export function plotSpec(trace: SimTrace, names: string[], title: string, marksS
   });
   for (let k = 0; k < trace.t_ms.length; k += step)
     queue.push({ t: trace.t_ms[k]! / 1000, v: trace.queue_pkts[k]!, series: "queue" });
+  const qdelay = binRows(trace.queue_delay_ms ?? [], names);
+  const drops = binRows(trace.drops ?? [], names);
   const line = (values: Row[], y: string) => ({
     data: { values },
     mark: { type: "line", strokeWidth: 1, interpolate: y === "queue (packets)" ? "step-after" : "linear" },
@@ -49,7 +47,13 @@ export function plotSpec(trace: SimTrace, names: string[], title: string, marksS
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title,
-    vconcat: [panel(cwnd, "cwnd (packets)"), panel(tput, "throughput (Mbit/s)"), panel(queue, "queue (packets)")],
+    vconcat: [
+      panel(cwnd, "cwnd (packets)"),
+      panel(tput, "throughput (Mbit/s)"),
+      panel(queue, "queue (packets)"),
+      panel(qdelay, "queueing delay (ms, mean per 100 ms)"),
+      panel(drops, "drops (per 100 ms)"),
+    ],
     config: { font: "sans-serif" },
   };
 }

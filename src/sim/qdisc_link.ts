@@ -47,6 +47,10 @@ export class QdiscBottleneck {
   readonly perFlow = new Map<number, LinkCounters>();
   readonly txBins: number[] = [];
   onDequeue?: (seg: TcpSegment, queueDelayNs: number) => void;
+  /** Called for each packet the kernel frees without transmitting it. */
+  onDrop?: (seg: TcpSegment) => void;
+  /** Bytes of the packet being serialised onto the wire (dequeued, not yet sent), or 0. */
+  private onWire = 0;
 
   constructor(
     private readonly ev: EventQueue,
@@ -60,7 +64,9 @@ export class QdiscBottleneck {
     if (cfg.trace) this.cursor = new MahimahiCursor(cfg.trace);
     // A packet the kernel frees without having sent it is a drop of its flow.
     qk.pool.onFree = (skb, consumed) => {
-      if (!consumed) this.counters(skb.flow).dropped++;
+      if (consumed) return;
+      this.counters(skb.flow).dropped++;
+      if (skb.meta) this.onDrop?.(skb.meta as TcpSegment);
     };
     // The watchdog (or anything else) rescheduling the device: dequeue if the link is idle.
     dev.onSchedule = () => {
@@ -68,12 +74,14 @@ export class QdiscBottleneck {
     };
   }
 
+  // What waits at the bottleneck: the qdisc's backlog and the packet on the wire, as the droptail
+  // queue counts it (its head is the packet being sent).
   get queueBytes(): number {
-    return this.dev.backlog;
+    return this.dev.backlog + this.onWire;
   }
 
   get queuePackets(): number {
-    return this.dev.qlen;
+    return this.dev.qlen + (this.onWire ? 1 : 0);
   }
 
   counters(flow: number): LinkCounters {
@@ -99,10 +107,12 @@ export class QdiscBottleneck {
     const skb = this.dev.dequeue();
     if (!skb) {
       this.busy = false;
+      this.onWire = 0;
       return;
     }
     this.busy = true;
     const seg = skb.meta as TcpSegment;
+    this.onWire = seg.bytes;
     let done: number;
     if (this.cursor) {
       const opps = Math.max(1, Math.ceil(seg.bytes / MAHIMAHI_PACKET_BYTES));

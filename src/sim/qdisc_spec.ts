@@ -30,13 +30,20 @@ export function expandQdiscSpec(spec: string, objDir = "bpf/obj"): string {
 export const QDISC_CHOICES = `${[...SIM_QDISCS, ...Object.keys(BPF_QDISC_ALIASES)].join(", ")} or a BPF object OBJ.o[:MAP]`;
 
 /**
- * The limit a built-in fifo gets from the link's buffer when none is given: pfifo counts packets
- * (bytes / 1500, so `--buffer 45kb` is the 30 packets a 1500-byte droptail holds), bfifo bytes.
- * fq and fq_codel keep their own defaults; a BPF qdisc sets its limit in init.
+ * The limit a built-in fifo gets from the link's buffer when none is given, so that it drops
+ * exactly where the droptail queue does. The droptail buffer holds the packet being sent as well
+ * (its head leaves when the last bit is on the wire); a qdisc has handed that packet to the device
+ * and counts only those waiting. So pfifo gets the buffer in 1500-byte packets less one (`--buffer
+ * 45kb`: 29 waiting and 1 on the wire, the droptail's 30), bfifo the buffer in bytes less one
+ * packet. (Exact while packets are full-sized: a short one on the wire leaves a byte-limited
+ * droptail more room than bfifo.) fq and fq_codel keep their own defaults; a BPF qdisc sets its
+ * limit in init.
  */
 export function defaultQdiscLimit(kind: string, buffer: { bytes: number } | { packets: number }): number | undefined {
-  if (kind === "pfifo") return "packets" in buffer ? buffer.packets : Math.max(1, Math.floor(buffer.bytes / 1500));
-  if (kind === "bfifo") return "bytes" in buffer ? buffer.bytes : buffer.packets * 1500;
+  const pkts = "packets" in buffer ? buffer.packets : Math.floor(buffer.bytes / 1500);
+  const bytes = "bytes" in buffer ? buffer.bytes : buffer.packets * 1500;
+  if (kind === "pfifo") return Math.max(1, pkts - 1);
+  if (kind === "bfifo") return Math.max(1, bytes - 1500);
   return undefined;
 }
 

@@ -117,6 +117,13 @@ export interface SimTrace {
   flows: FlowTrace[];
   /** Per-flow throughput at the receiver (unique data, wire bits/s) in 100 ms bins starting at 0. */
   throughput_bps: number[][];
+  /**
+   * Per flow, in the same 100 ms bins: the mean queueing delay (ms) of its packets that left the
+   * bottleneck's queue in the bin (null where none did).
+   */
+  queue_delay_ms: (number | null)[][];
+  /** Per flow, in the same bins: packets the bottleneck dropped (its queue or qdisc; not random loss). */
+  drops: number[][];
 }
 
 export interface SimResult {
@@ -147,6 +154,8 @@ export class Simulation {
   /** The receiving socket of each flow, running its own CA (init, ECN events, release). */
   readonly rsks: TcpSock[] = [];
   readonly queueDelays: number[][] = [];
+  /** Per flow: drops per 100 ms bin. */
+  private readonly dropBins: number[][] = [];
   readonly trace: SimTrace;
   private readonly rtoAt = new Map<TcpConn, number>();
   /** __tcp_send_ack for each receiving socket (DCTCP's CE echo sends one from its CA). */
@@ -178,7 +187,21 @@ export class Simulation {
     this.link.onDequeue = (seg, d) => {
       this.queueDelays[seg.flow]!.push(this.ev.now, d);
     };
-    this.trace = { t_ms: [], queue_bytes: [], queue_pkts: [], flows: [], throughput_bps: [] };
+    this.link.onDrop = (seg) => {
+      const bins = this.dropBins[seg.flow]!;
+      const bin = Math.floor(this.ev.now / 1e8);
+      while (bins.length <= bin) bins.push(0);
+      bins[bin]!++;
+    };
+    this.trace = {
+      t_ms: [],
+      queue_bytes: [],
+      queue_pkts: [],
+      flows: [],
+      throughput_bps: [],
+      queue_delay_ms: [],
+      drops: [],
+    };
     for (const [i, f] of opts.flows.entries()) this.addFlow(f, i);
     for (const s of opts.switches ?? []) this.ev.at(s.atNs, () => this.switchCa(s));
   }
@@ -263,6 +286,7 @@ export class Simulation {
     this.cong.tcp_set_congestion_control(conn.sk, ca.name);
     this.conns.push(conn);
     this.queueDelays.push([]);
+    this.dropBins.push([]);
     // The receiving socket: the flow's CA gets the ECN receive events there (not init/release).
     const rsk = new TcpSock(this.clock, `flow ${i} rx`, this.opts.alloc ?? this.opts.tcp?.alloc);
     rsk.mss_cache = conn.sk.mss_cache;
@@ -371,6 +395,8 @@ export class Simulation {
     this.trace.throughput_bps = this.receivers.map((r) =>
       Array.from({ length: nbins }, (_, i) => (r.rxBins[i] ?? 0) * 8 * 10),
     );
+    this.trace.queue_delay_ms = this.queueDelays.map((pairs) => meanPerBin(pairs, nbins));
+    this.trace.drops = this.dropBins.map((bins) => Array.from({ length: nbins }, (_, i) => bins[i] ?? 0));
     const rateBps = this.opts.link.trace ? mahimahiRateBps(this.opts.link.trace) : this.opts.link.rateBps;
     const metrics = computeMetrics({
       fromNs: this.opts.metricsFromNs ?? 0,
@@ -382,6 +408,9 @@ export class Simulation {
       queueDelays: this.queueDelays,
     });
     const link = this.link;
+    metrics.flows.forEach((f, i) => {
+      f.drops = link.counters(i).dropped;
+    });
     if (link instanceof QdiscBottleneck) {
       const root = link.dev.qdisc;
       const qdisc: SimQdiscReport = {
@@ -391,13 +420,22 @@ export class Simulation {
           : { qlen: 0, backlog: 0, drops: 0, requeues: 0, overlimits: 0, bytes: 0, packets: 0 },
         skbs: { ...link.qk.pool.stats },
       };
-      metrics.flows.forEach((f, i) => {
-        f.drops = link.counters(i).dropped;
-      });
       return { metrics, trace: this.trace, events: this.ev.executed, ccInfo, qdisc };
     }
     return { metrics, trace: this.trace, events: this.ev.executed, ccInfo };
   }
+}
+
+/** Mean of (time ns, value ns) pairs per 100 ms bin of their time, in ms; null for an empty bin. */
+function meanPerBin(pairs: number[], nbins: number): (number | null)[] {
+  const sum = new Float64Array(nbins);
+  const n = new Uint32Array(nbins);
+  for (let k = 0; k < pairs.length; k += 2) {
+    const b = Math.min(nbins - 1, Math.floor(pairs[k]! / 1e8));
+    sum[b]! += pairs[k + 1]!;
+    n[b]!++;
+  }
+  return Array.from(n, (c, i) => (c ? sum[i]! / c / 1e6 : null));
 }
 
 /** skb->hash of a flow's packets (the socket's sk_txhash): a fixed mix of the flow number, never 0. */

@@ -1,5 +1,5 @@
 /**
- * Parameter sweeps: a grid over congestion controls, bottleneck rates, delays, buffers (bytes,
+ * Parameter sweeps: a grid over congestion controls, the bottleneck's qdisc, rates, delays, buffers (bytes,
  * packets or multiples of the path's BDP), flow counts and seeds, expanded in one fixed order so
  * that a run's index names the same grid point everywhere. Shards take every N-th run (i, i+N, ...),
  * so a grid splits across machines without coordination and `report` merges the pieces. Also the
@@ -10,6 +10,8 @@ import { parseDuration, parseRate } from "./units.js";
 
 export interface SweepAxes {
   cc: string[];
+  /** `sim --qdisc` words; none (or empty): the droptail queue, and no qdisc field in the points. */
+  qdisc?: string[];
   rate: string[];
   delay: string[];
   buffer: string[];
@@ -21,6 +23,8 @@ export interface SweepAxes {
 export interface GridPoint {
   index: number;
   cc: string;
+  /** The bottleneck's qdisc as `sim --qdisc` names it (absent: the droptail queue). */
+  qdisc?: string;
   rate: string;
   delay: string;
   /** As given ("45kb", "30pkts", "1bdp"). */
@@ -62,16 +66,36 @@ export function parseList(s: string): string[] {
     .filter((x) => x.length);
 }
 
-/** Every grid point, cc outermost and seed innermost: the order fixes each run's index. */
+/**
+ * Every grid point, cc outermost, then qdisc, and seed innermost: the order fixes each run's index
+ * (a grid without qdiscs numbers its runs as before).
+ */
 export function expandGrid(a: SweepAxes): GridPoint[] {
   const out: GridPoint[] = [];
+  const qdiscs: (string | undefined)[] = a.qdisc?.length ? a.qdisc : [undefined];
   for (const cc of a.cc)
-    for (const rate of a.rate)
-      for (const delay of a.delay)
-        for (const buffer of a.buffer)
-          for (const flows of a.flows)
-            for (const seed of a.seeds) out.push({ index: out.length, cc, rate, delay, buffer, flows, seed });
+    for (const qdisc of qdiscs)
+      for (const rate of a.rate)
+        for (const delay of a.delay)
+          for (const buffer of a.buffer)
+            for (const flows of a.flows)
+              for (const seed of a.seeds)
+                out.push({
+                  index: out.length,
+                  cc,
+                  ...(qdisc !== undefined ? { qdisc } : {}),
+                  rate,
+                  delay,
+                  buffer,
+                  flows,
+                  seed,
+                });
   return out;
+}
+
+/** A run's series in the report: its cc, and the qdisc it ran over ("cubic over fq"). */
+export function seriesOf(r: { cc: string; qdisc?: string }): string {
+  return r.qdisc !== undefined ? `${r.cc} over ${r.qdisc}` : r.cc;
 }
 
 /**
@@ -146,6 +170,7 @@ export const CSV_COLUMNS = [
   "jain",
   "retransmits",
   "rtos",
+  "qdisc",
 ] as const;
 
 /** A CSV row per run (aggregate metrics; per-flow detail stays in the JSON lines). */
@@ -173,6 +198,7 @@ export function toCsv(rows: SweepRow[]): string {
         m.jain,
         sum("retransmits"),
         sum("rtos"),
+        r.qdisc ?? "",
       ]
         .map(q)
         .join(","),
@@ -196,7 +222,7 @@ export function mergeRows(texts: string[]): SweepRow[] {
       if (typeof r !== "object" || r === null || !r.metrics || typeof r.cc !== "string") {
         throw new Error(`line ${n + 1}: not a sweep row`);
       }
-      const key = JSON.stringify([r.cc, r.rate, r.delay, r.buffer, r.flows, r.seed, r.duration]);
+      const key = JSON.stringify([r.cc, r.qdisc, r.rate, r.delay, r.buffer, r.flows, r.seed, r.duration]);
       byKey.set(key, r);
     }
   }
@@ -215,11 +241,11 @@ export interface CcSummary {
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
-/** Means per congestion control over every run of the grid. */
+/** Means per congestion control (and qdisc, when the grid has them) over every run of the grid. */
 export function summarise(rows: SweepRow[]): CcSummary[] {
-  const ccs = [...new Set(rows.map((r) => r.cc))];
+  const ccs = [...new Set(rows.map(seriesOf))];
   return ccs.map((cc) => {
-    const rs = rows.filter((r) => r.cc === cc);
+    const rs = rows.filter((r) => seriesOf(r) === cc);
     return {
       cc,
       runs: rs.length,
@@ -240,13 +266,13 @@ export function summarise(rows: SweepRow[]): CcSummary[] {
 export function reportSpec(rows: SweepRow[], title = "structops sweep"): object {
   const groups = new Map<string, SweepRow[]>();
   for (const r of rows) {
-    const k = JSON.stringify([r.cc, r.rate, r.delay, r.buffer, r.flows]);
+    const k = JSON.stringify([seriesOf(r), r.rate, r.delay, r.buffer, r.flows]);
     const g = groups.get(k);
     if (g) g.push(r);
     else groups.set(k, [r]);
   }
   const points = [...groups.values()].map((g) => ({
-    cc: g[0]!.cc,
+    cc: seriesOf(g[0]!),
     rate: g[0]!.rate,
     delay: g[0]!.delay,
     buffer: g[0]!.buffer,

@@ -15,6 +15,7 @@ import {
   resolveBuffer,
   shardFromEnv,
   shardPoints,
+  summarise,
   toCsv,
 } from "../../src/sim/sweep.js";
 import { repoRoot } from "./helpers.js";
@@ -120,6 +121,49 @@ test("worker threads give the rows a direct run gives, in index order, determini
   const spec = JSON.stringify(reportSpec(viaWorkers));
   assert.match(spec, /throughput vs p95 queueing delay/);
   assert.match(spec, /Jain's index/);
+});
+
+test("--qdisc is a grid dimension after cc: each run is `sim --qdisc` of its point, one series per cc and qdisc", () => {
+  const o: SweepCliOptions = {
+    ...base,
+    cc: "cubic,bbr",
+    qdisc: "pfifo,bpf-fq",
+    rate: "12mbit",
+    buffer: "1bdp",
+    flows: "2",
+    seeds: "1",
+  };
+  const { points, all } = gridFrom(o);
+  assert.equal(all, 4);
+  assert.deepEqual(
+    points.map((p) => [p.cc, p.qdisc]),
+    [
+      ["cubic", "pfifo"],
+      ["cubic", "bpf-fq"],
+      ["bbr", "pfifo"],
+      ["bbr", "bpf-fq"],
+    ],
+  );
+  // Without --qdisc the points (and so the rows) are as they were.
+  assert.equal("qdisc" in gridFrom(base).points[0]!, false);
+  assert.throws(() => gridFrom({ ...o, qdisc: "red" }), { code: "EINVAL", message: /^--qdisc "red": unknown qdisc/ });
+  const opts = { duration: "2s", hz: "1000" };
+  const rows = points.map((p) => runPoint(p, opts));
+  // bpf-fq shares the link between the two flows; the rows say which qdisc they ran over.
+  const bpfFq = rows.find((r) => r.cc === "bbr" && r.qdisc === "bpf-fq")!;
+  assert.ok(bpfFq.metrics.flows.every((f) => f.drops !== undefined));
+  assert.deepEqual(
+    summarise(rows).map((x) => x.cc),
+    ["cubic over pfifo", "cubic over bpf-fq", "bbr over pfifo", "bbr over bpf-fq"],
+  );
+  const csv = toCsv(rows).trim().split("\n");
+  assert.match(csv[0]!, /,qdisc$/);
+  assert.match(csv[2]!, /,bpf-fq$/);
+  // Merging keeps runs over different qdiscs apart.
+  assert.equal(mergeRows([rows.map((r) => JSON.stringify(r)).join("\n")]).length, 4);
+  // pfifo at the grid's buffer is the droptail run of the same point.
+  const droptail = runPoint({ ...points[0]!, qdisc: undefined }, opts);
+  assert.deepEqual(rows[0]!.metrics, droptail.metrics);
 });
 
 const main = join(repoRoot(), "dist", "src", "cli", "main.js");

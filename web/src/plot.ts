@@ -1,10 +1,11 @@
 /**
- * Interactive plots of a TCP run: cwnd, throughput and queue over time (vega-lite compiled by vega,
+ * Interactive plots of a TCP run: cwnd, throughput, queue, per-flow queueing delay and drops over time (vega-lite compiled by vega,
  * drawn on a canvas). Drag to pan, wheel to zoom (each panel's time axis), hover a point for its
  * values; dashed rules mark a congestion-control switch.
  */
 import { parse, View } from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import { binRows } from "../../src/sim/plot_rows.js";
 import type { SimTrace } from "../../src/sim/sim.js";
 
 interface Row {
@@ -75,6 +76,8 @@ export function interactiveSpec(trace: SimTrace, names: string[], marksS: number
       panel("cwnd", cwnd, "cwnd (packets)", false),
       panel("tput", tput, "throughput (Mbit/s)", false),
       panel("queue", queue, "queue (packets)", true),
+      panel("qdelay", binRows(trace.queue_delay_ms, names), "queueing delay (ms)", false),
+      panel("drops", binRows(trace.drops, names), "drops (per 100 ms)", false),
     ],
     config: { font: "system-ui, sans-serif" },
   } as TopLevelSpec;

@@ -40,7 +40,7 @@ import { bpf_prog_type } from "../../uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_STRUCT } from "../../uapi/btf.js";
 import { BpfError, EACCES, EINVAL } from "../../uapi/errno.js";
 import type { KfuncFilterProg } from "../../verifier/env.js";
-import { KF_RELEASE } from "../../verifier/env.js";
+import { KF_RELEASE, KF_TRUSTED_ARGS } from "../../verifier/env.js";
 import { BPF_QDISC_STUBS, IFNAMSIZ, QDISC_CB_PRIV_LEN, QDISC_OPS } from "./btf.js";
 import type { Sched } from "./sch_api.js";
 import {
@@ -343,7 +343,8 @@ export function registerBpfQdiscKfuncs(k: Kernel, env: () => BpfQdiscEnv): void 
   };
   const reg = (name: string, impl: (c: HelperArgs) => number, flags = 0) =>
     k.registerKfunc(name, undefined, impl, flags, T, HIDDEN.has(name) ? () => false : kfuncFilter(k, name));
-  reg("bpf_skb_get_hash", (c) => skb_get_hash(skb(c, 1)));
+  // The flags of 6.18's qdisc_kfunc_ids.
+  reg("bpf_skb_get_hash", (c) => skb_get_hash(skb(c, 1)), KF_TRUSTED_ARGS);
   reg(
     "bpf_kfree_skb",
     (c) => {
@@ -362,19 +363,31 @@ export function registerBpfQdiscKfuncs(k: Kernel, env: () => BpfQdiscEnv): void 
     },
     KF_RELEASE,
   );
-  reg("bpf_qdisc_watchdog_schedule", (c) => {
-    sch(c, 1).watchdog.schedule(Number(BigInt.asUintN(63, c.arg(2))), Number(BigInt.asUintN(63, c.arg(3))));
-    return 0;
-  });
-  reg("bpf_qdisc_init_prologue", (c) => bpfQdiscInitPrologue(sch(c, 1), env().extackAt(c.argNum(2))));
-  reg("bpf_qdisc_reset_destroy_epilogue", (c) => {
-    sch(c, 1).watchdog.cancel();
-    return 0;
-  });
-  reg("bpf_qdisc_bstats_update", (c) => {
-    sch(c, 1).bstatsUpdate(skb(c, 2));
-    return 0;
-  });
+  reg(
+    "bpf_qdisc_watchdog_schedule",
+    (c) => {
+      sch(c, 1).watchdog.schedule(Number(BigInt.asUintN(63, c.arg(2))), Number(BigInt.asUintN(63, c.arg(3))));
+      return 0;
+    },
+    KF_TRUSTED_ARGS,
+  );
+  reg("bpf_qdisc_init_prologue", (c) => bpfQdiscInitPrologue(sch(c, 1), env().extackAt(c.argNum(2))), KF_TRUSTED_ARGS);
+  reg(
+    "bpf_qdisc_reset_destroy_epilogue",
+    (c) => {
+      sch(c, 1).watchdog.cancel();
+      return 0;
+    },
+    KF_TRUSTED_ARGS,
+  );
+  reg(
+    "bpf_qdisc_bstats_update",
+    (c) => {
+      sch(c, 1).bstatsUpdate(skb(c, 2));
+      return 0;
+    },
+    KF_TRUSTED_ARGS,
+  );
 }
 
 /** skb_get_hash(): the flow hash, computed once (from the flow, as the dissector would) and kept. */

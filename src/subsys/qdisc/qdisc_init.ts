@@ -147,19 +147,19 @@ export class QdiscKernel implements NetDeviceEnv {
       bfifo_qdisc_ops,
       mqQdiscOps(sched),
       htbQdiscOps(sched, () => pfifo_qdisc_ops),
-      fqQdiscOps(this.pacingStatusOff()),
+      fqQdiscOps({ pacingStatus: this.sockOff("sk_pacing_status"), pacingRate: this.sockOff("sk_pacing_rate") }),
       fqCodelQdiscOps(),
     ]) {
       sched.register_qdisc(ops);
     }
   }
 
-  /** offsetof(struct sock, sk_pacing_status) when TCP declared struct sock, else -1. */
-  private pacingStatusOff(): number {
+  /** offsetof(struct sock, member) when TCP declared struct sock, else -1. */
+  private sockOff(member: string): number {
     const sock = this.btf.findByNameKind("sock", BTF_KIND_STRUCT);
     if (sock < 0) return -1;
     try {
-      return memberOffset(this.btf, sock, "sk_pacing_status");
+      return memberOffset(this.btf, sock, member);
     } catch {
       return -1;
     }

@@ -40,7 +40,7 @@ export interface ExtAck {
 }
 
 /** A qdisc's netlink options, as `tc qdisc add ... <kind> [limit N] ...` passes them. */
-export type QdiscOpt = Readonly<Record<string, number | string | boolean>>;
+export type QdiscOpt = Readonly<Record<string, number | string | boolean | readonly number[]>>;
 
 /** struct Qdisc_class_ops, as far as grafting children goes (mq, htb). */
 export interface QdiscClassOps {

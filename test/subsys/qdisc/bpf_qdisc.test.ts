@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
+import type { Insn } from "../../../src/isa/insn.js";
+import type { BpfProgInfo } from "../../../src/kernel/bpf.js";
 import { Kernel } from "../../../src/kernel/kernel.js";
-import { bpf_map_lookup_elem } from "../../../src/loader/bpf.js";
+import { bpf_map_lookup_elem, bpf_prog_get_info_by_fd } from "../../../src/loader/bpf.js";
 import { BpfObject } from "../../../src/loader/object.js";
 import { BpfCcHost } from "../../../src/sim/bpf_cc.js";
 import { type SimOptions, Simulation } from "../../../src/sim/sim.js";
@@ -11,6 +13,7 @@ import { TcError } from "../../../src/subsys/qdisc/sch_api.js";
 import { qdisc_reset, TC_H_ROOT } from "../../../src/subsys/qdisc/sch_generic.js";
 import { TcpKernel, tcpSubsystem } from "../../../src/subsys/tcp/tcp_init.js";
 import { EINVAL } from "../../../src/uapi/errno.js";
+import { printBpfInsn } from "../../../src/verifier/log.js";
 import { repoRoot } from "../../verifier/helpers.js";
 
 /**
@@ -160,4 +163,45 @@ test("reset of bpf_fq drops its nodes, and the sk_buff kptr destructor frees the
   assert.deepEqual(first, [0, 1, 2, 0, 1, 2]);
   qdisc_reset(q);
   assert.deepEqual([q.qlen, q.backlog, qk.pool.stats.live, qk.pool.stats.dropped], [0, 0, 0, 14]);
+});
+
+test("bpftool's xlated dump: init opens with the prologue, reset and destroy close with the epilogue", () => {
+  const { k, h, attach } = boot();
+  const o = attach("qdisc_fifo");
+  const kfuncName = (id: number) => [...k.kfuncsByName.values()].find((f) => f.btfId === id)?.name;
+  // BPF_OBJ_GET_INFO_BY_FD's xlated_prog_insns, printed as `bpftool prog dump xlated` does.
+  const xlated = (name: string) => {
+    const p = o.programs.find((x) => x.name === name)!;
+    const info: Partial<BpfProgInfo> = {};
+    assert.equal(bpf_prog_get_info_by_fd(h, p.fd!, info), 0);
+    const insns = info.xlated_prog_insns as Insn[];
+    return { insns, text: insns.map((i, n) => printBpfInsn(i, insns[n + 1], { kfuncName }, n)) };
+  };
+  const prologueId = k.kfuncsByName.get("bpf_qdisc_init_prologue")!.btfId;
+  const epilogueId = k.kfuncsByName.get("bpf_qdisc_reset_destroy_epilogue")!.btfId;
+  const init = xlated("bpf_fifo_init");
+  assert.deepEqual(init.text.slice(0, 7), [
+    "(bf) r6 = r1",
+    "(79) r2 = *(u64 *)(r1 +16)",
+    "(79) r1 = *(u64 *)(r1 +0)",
+    `(85) call bpf_qdisc_init_prologue#${prologueId}`,
+    "(15) if r0 == 0x0 goto pc+1",
+    "(95) exit",
+    "(bf) r1 = r6",
+  ]);
+  // The program's own first instruction follows, as the object has it.
+  const own = o.programs.find((x) => x.name === "bpf_fifo_init")!.loadedInsns![0]!;
+  assert.deepEqual(init.insns[7], own);
+  for (const name of ["bpf_fifo_reset", "bpf_fifo_destroy"]) {
+    const { text } = xlated(name);
+    // The context saved on entry, reloaded by the epilogue: r1 = ctx; r1 = sch; call; exit.
+    assert.match(text[0]!, /^\(7b\) \*\(u64 \*\)\(r10 -(\d+)\) = r1$/);
+    const slot = /-(\d+)\)/.exec(text[0]!)![1];
+    assert.deepEqual(text.slice(-4), [
+      `(79) r1 = *(u64 *)(r10 -${slot})`,
+      "(79) r1 = *(u64 *)(r1 +0)",
+      `(85) call bpf_qdisc_reset_destroy_epilogue#${epilogueId}`,
+      "(95) exit",
+    ]);
+  }
 });

@@ -30,6 +30,7 @@ const off = {
   qlen: memberOffset(btf, Q, "q") + memberOffset(btf, structId(btf, "qdisc_skb_head"), "qlen"),
   drops: memberOffset(btf, Q, "qstats") + memberOffset(btf, structId(btf, "gnet_stats_queue"), "drops"),
   qstatsEnd: memberOffset(btf, Q, "qstats") + 20,
+  gsoSkb: memberOffset(btf, Q, "gso_skb"),
   tstamp: memberOffset(btf, SKB, "tstamp"),
   len: memberOffset(btf, SKB, "len"),
   cbData: memberOffset(btf, SKB, "cb") + memberOffset(btf, structId(btf, "qdisc_skb_cb"), "data"),
@@ -179,4 +180,43 @@ test("the kfunc filter: each member its own kfuncs, no other struct_ops type any
   // peek has no stub: it is not a member programs may implement.
   const peek = load("peek", "mov %r0, 0\nexit");
   assert.equal(peek.errno, "ENOTSUPP", peek.log);
+});
+
+test("KF_TRUSTED_ARGS: the qdisc kfuncs take the program's own pointers, not ones walked to", () => {
+  const bstats = (skbFrom: string) =>
+    load(
+      "dequeue",
+      `ldxdw %r6, [%r1+0]
+       ${skbFrom}
+       mov %r1, %r6
+       call kfunc ${kf("bpf_qdisc_bstats_update")}
+       mov %r0, 0
+       exit`,
+    );
+  // sch->gso_skb is a plain (untrusted) pointer: refused where a trusted one goes.
+  refused(bstats(`ldxdw %r2, [%r6+${off.gsoSkb}]`), EINVAL, "R2 must be referenced or trusted");
+  const hash = load(
+    "enqueue",
+    `mov %r7, %r1
+     ldxdw %r6, [%r1+8]
+     ldxdw %r1, [%r6+${off.gsoSkb}]
+     call kfunc ${kf("bpf_skb_get_hash")}
+     mov %r6, %r7
+     ${DROP}
+     mov %r0, 1
+     exit`,
+  );
+  refused(hash, EINVAL, "R1 must be referenced or trusted");
+  // The enqueued skb (a reference) is fine.
+  ok(
+    load(
+      "enqueue",
+      `mov %r6, %r1
+       ldxdw %r1, [%r6+0]
+       call kfunc ${kf("bpf_skb_get_hash")}
+       ${DROP}
+       mov %r0, 1
+       exit`,
+    ),
+  );
 });

@@ -10,6 +10,7 @@ import { fqCodelStats } from "../../../src/subsys/qdisc/sch_fq_codel.js";
 import {
   NET_XMIT_DROP,
   NET_XMIT_SUCCESS,
+  qdisc_reset,
   TC_H_MAKE,
   TC_H_ROOT,
   TCQ_F_MQROOT,
@@ -63,16 +64,18 @@ test("bfifo: a byte limit; the default limit is tx_queue_len * (mtu + hard_heade
   assert.equal(qk.pool.stats.live, 0);
 });
 
-test("fq: two flows share round robin; a packet waits for its departure time (EDT) on the watchdog", () => {
+test("fq: eight packets take the fast path, then two flows share round robin; EDT on the watchdog", () => {
   const { qk, timers } = boot();
   const dev = qk.addDevice({ name: "eth0" });
   const q = qk.sched.tcQdiscAdd("eth0", { parent: TC_H_ROOT, kind: "fq", opt: { initial_quantum: 1514 } });
-  for (let i = 0; i < 6; i++) dev.queueXmit(qk.pool.alloc({ len: 1500, flow: 1, hash: 11 }));
-  for (let i = 0; i < 6; i++) dev.queueXmit(qk.pool.alloc({ len: 1500, flow: 2, hash: 22 }));
+  for (let i = 0; i < 12; i++) dev.queueXmit(qk.pool.alloc({ len: 1500, flow: 1, hash: 11 }));
+  for (let i = 0; i < 12; i++) dev.queueXmit(qk.pool.alloc({ len: 1500, flow: 2, hash: 22 }));
+  // While no flow is eligible, packets due now go to the fast path's FIFO (at most 8 of them);
+  // then a flow sends while its credit is positive: 1514 bytes of credit, then 2 * 1514 a turn,
+  // are two 1500-byte packets each time.
   const order = drain(qk, dev);
-  // A flow sends while its credit is positive: 1514 bytes of credit, then 2 * 1514 a turn, are
-  // two 1500-byte packets each time.
-  assert.deepEqual(order, [1, 1, 2, 2, 1, 1, 2, 2, 1, 1, 2, 2]);
+  assert.equal(fqStats(q)!.fastpathPackets, 8);
+  assert.deepEqual(order, [...Array(8).fill(1), 1, 1, 2, 2, 1, 1, ...Array(10).fill(2)]);
   let woke = 0;
   dev.onSchedule = () => woke++;
   const now = timers.now();
@@ -85,6 +88,84 @@ test("fq: two flows share round robin; a packet waits for its departure time (ED
   // Beyond the horizon (10 s): dropped.
   assert.equal(dev.queueXmit(qk.pool.alloc({ len: 100, tstamp: BigInt(timers.now() + 11e9) })), NET_XMIT_DROP);
   assert.equal(fqStats(q)?.horizonDrops, 1);
+  assert.equal(qk.pool.stats.live, 0);
+});
+
+test("fq bands: priorities map to three bands sharing the link 9:3:1, each with its own packet limit", () => {
+  const { qk, timers } = boot();
+  const dev = qk.addDevice({ name: "eth0" });
+  const q = qk.sched.tcQdiscAdd("eth0", { parent: TC_H_ROOT, kind: "fq", opt: { flow_limit: 10000 } });
+  // The fast path's eight first (nothing else queued yet), then three backlogged flows:
+  // TC_PRIO_CONTROL (7) is band 0, TC_PRIO_BESTEFFORT (0) band 1, TC_PRIO_BULK (2) band 2.
+  for (let i = 0; i < 8; i++) dev.queueXmit(qk.pool.alloc({ len: 1500, flow: 9, hash: 99 }));
+  for (let i = 0; i < 800; i++)
+    for (const [flow, priority] of [
+      [0, 7],
+      [1, 0],
+      [2, 2],
+    ] as const)
+      dev.queueXmit(qk.pool.alloc({ len: 1500, flow, hash: 100 + flow, priority }));
+  const order = drain(qk, dev).slice(8);
+  const runs: [number, number][] = [];
+  for (const f of order) {
+    if (runs.at(-1)?.[0] === f) runs.at(-1)![1]++;
+    else runs.push([f, 1]);
+  }
+  // A new flow joins the new-flows list of its previous packet's band (band 0 for a new flow: the
+  // kernel adds it before setting f->band), so all three start in band 0, 11 packets each (the
+  // initial quantum, 10 * 1514 bytes); then band 0 spends the rest of its 589824 bytes of credit,
+  // and each round the bands send 589824, 196608 and 65536 bytes (9:3:1), a packet over each.
+  assert.deepEqual(runs.slice(0, 9), [
+    [0, 11],
+    [1, 11],
+    [2, 11],
+    [0, 361],
+    [1, 132],
+    [2, 44],
+    [0, 393],
+    [1, 131],
+    [2, 44],
+  ]);
+  // Each band holds at most `limit` packets: band 2 full, band 1 still takes packets.
+  assert.equal(q.ops.change!(q, { limit: 3 }, {}), 0);
+  // (Departing a little later, so they skip the fast path, which counts in no band.)
+  const tstamp = BigInt(timers.now() + 1e6);
+  const rc = [2, 2, 2, 2, 0].map((priority) =>
+    dev.queueXmit(qk.pool.alloc({ len: 100, flow: 5, hash: 55, priority, tstamp })),
+  );
+  assert.deepEqual(rc, [0, 0, 0, NET_XMIT_DROP, 0]);
+  assert.deepEqual(fqStats(q)!.bandDrops, [0, 0, 1]);
+  timers.advanceTo(timers.now() + 1e6);
+  assert.deepEqual(drain(qk, dev), [5, 5, 5, 5]);
+  assert.equal(qk.pool.stats.live, 0);
+});
+
+test("fq maxrate: packets without a departure time are paced by fq, a quantum at a time past the credit", () => {
+  const { qk, timers } = boot();
+  const dev = qk.addDevice({ name: "eth0" });
+  const maxrate = 150_000; // bytes/s
+  const q = qk.sched.tcQdiscAdd("eth0", { parent: TC_H_ROOT, kind: "fq", opt: { maxrate, flow_limit: 1000 } });
+  for (let i = 0; i < 200; i++) dev.queueXmit(qk.pool.alloc({ len: 1500, flow: 1, hash: 11 }));
+  assert.equal(fqStats(q)!.fastpathPackets, 0, "no fast path under maxrate");
+  const t0 = timers.now();
+  let sent = 0;
+  const times: number[] = [];
+  while (timers.now() - t0 < 1e9) {
+    for (let skb = dev.dequeue(); skb; skb = dev.dequeue()) {
+      sent += skb.len;
+      times.push(timers.now() - t0);
+      qk.pool.consume_skb(skb);
+    }
+    assert.ok(q.watchdog.expires > timers.now(), "throttled until the watchdog");
+    timers.advanceTo(q.watchdog.expires);
+  }
+  // The initial quantum (10 * 1514 bytes) goes at once; then 2 * 1514 bytes every
+  // 2 * 1514 / maxrate seconds.
+  assert.deepEqual(times.slice(0, 11), Array(11).fill(0));
+  assert.equal(times[11], Math.floor((2 * 1514 * 1e9) / maxrate));
+  const expected = 10 * 1514 + maxrate;
+  assert.ok(Math.abs(sent - expected) <= 2 * 1514, `sent ${sent}, expected about ${expected}`);
+  qdisc_reset(q);
   assert.equal(qk.pool.stats.live, 0);
 });
 
