@@ -22,7 +22,7 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 function metricsTable(r: TcpResult): HTMLTableElement {
   const m = r.metrics;
-  // With a qdisc at the bottleneck: the packets it dropped, per flow.
+  // The packets the bottleneck (its queue or qdisc) dropped, per flow.
   const drops = m.flows.some((f) => f.drops !== undefined);
   const cell = (key: string, v: number | string, text: string) =>
     h("td", { "data-key": key, "data-value": String(v), class: typeof v === "number" ? "n" : undefined }, text);
@@ -58,7 +58,7 @@ function metricsTable(r: TcpResult): HTMLTableElement {
           "loss",
           "retrans",
           "rto",
-          ...(drops ? ["qdisc drops"] : []),
+          ...(drops ? ["drops"] : []),
         ].map((x) => h("th", {}, x)),
       ),
     ),
