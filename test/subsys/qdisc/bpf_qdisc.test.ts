@@ -12,7 +12,7 @@ import { QdiscKernel, qdiscSubsystem } from "../../../src/subsys/qdisc/qdisc_ini
 import { TcError } from "../../../src/subsys/qdisc/sch_api.js";
 import { qdisc_reset, TC_H_ROOT } from "../../../src/subsys/qdisc/sch_generic.js";
 import { TcpKernel, tcpSubsystem } from "../../../src/subsys/tcp/tcp_init.js";
-import { EINVAL } from "../../../src/uapi/errno.js";
+import { BpfError, EINVAL } from "../../../src/uapi/errno.js";
 import { printBpfInsn } from "../../../src/verifier/log.js";
 import { repoRoot } from "../../verifier/helpers.js";
 
@@ -204,4 +204,40 @@ test("bpftool's xlated dump: init opens with the prologue, reset and destroy clo
       "(95) exit",
     ]);
   }
+});
+
+test("init_member: priv_size must be 0 and id a name (EINVAL, nothing registered); peek is the kernel's", () => {
+  const { qk, h } = boot();
+  const tryAttach = (edit: (m: NonNullable<ReturnType<BpfObject["maps"]["find"]>>) => void) => {
+    const o = BpfObject.open(obj("qdisc_fifo"));
+    const m = o.maps.find((x) => x.structOps)!;
+    edit(m);
+    o.load(h);
+    return () => m.attachStructOps();
+  };
+  for (const [member, value] of [
+    ["priv_size", 8],
+    ["id", ""],
+  ] as const) {
+    const attachIt = tryAttach((m) => m.structOpsValue!.set(member, value));
+    assert.throws(attachIt, (e: unknown) => e instanceof BpfError && e.errno === EINVAL, member);
+    assert.equal(qk.sched.lookupOps("bpf_fifo"), undefined, member);
+  }
+  tryAttach(() => {})();
+  // peek = qdisc_peek_dequeued: the BPF dequeue runs once, the skb is parked (still counted in
+  // qlen), and the next dequeue hands out that very skb.
+  const dev = qk.addDevice({ name: "eth0", noQueue: true });
+  const q = qk.sched.tcQdiscAdd("eth0", { parent: TC_H_ROOT, kind: "bpf_fifo" });
+  const [a, b] = [1, 2].map((flow) => qk.pool.alloc({ len: 100, flow }));
+  dev.queueXmit(a!);
+  dev.queueXmit(b!);
+  assert.equal(q.ops.peek(q), a);
+  assert.equal(q.ops.peek(q), a);
+  assert.equal(q.qlen, 2);
+  for (const want of [a, b]) {
+    const skb = dev.dequeue();
+    assert.equal(skb, want);
+    qk.pool.consume_skb(skb!);
+  }
+  assert.equal(q.qlen, 0);
 });
