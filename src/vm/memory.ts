@@ -82,6 +82,8 @@ export class VmMemory {
   /** Freed blocks by capacity (bytes usable before the next guard gap): addresses. */
   private freeByCap = new Map<number, number[]>();
   private live = new Map<number, Region>();
+  /** Called after every free (caches of region bounds drop what they hold). */
+  readonly freeHooks: ((r: Region) => void)[] = [];
 
   constructor(opts: VmMemoryOpts = {}) {
     const initial = Math.max(2, Math.ceil((opts.initialBytes ?? 1 << 18) / PAGE));
@@ -129,6 +131,7 @@ export class VmMemory {
     const cap = Math.max(8, (region.size + 7) & ~7);
     this.shadow.fill(0, region.addr, region.addr + cap);
     this.putFree(region.addr, cap);
+    for (const h of this.freeHooks) h(region);
   }
 
   /** The live region containing `addr`, if any (slow: for diagnostics and helpers). */

@@ -171,6 +171,7 @@ export class Vm {
 
   /** Forget P: its function addresses stop resolving and it can no longer run. */
   unload(P: VmProgram): void {
+    this.wasmHost?.release(P);
     for (let i = 0; i < this.funcs.length; i++) if (this.funcs[i]?.prog === P) this.funcs[i] = undefined;
     P.exec = () => {
       throw new BpfError(EINVAL, `${P.name}: program was unloaded`);
@@ -198,6 +199,7 @@ export class Vm {
   }
 
   private compileTier(P: VmProgram, want: Tier): void {
+    this.wasmHost?.release(P);
     let tier = want;
     if (tier === "wasm") {
       try {

@@ -36,7 +36,8 @@ const F_OVER = 4;
 const F_DEEP = 5;
 const F_CHK = 6;
 const F_MAYGOTO = 7;
-const F_BSWAP32 = 8;
+const F_FILL = 8;
+const F_BSWAP32 = 9;
 // Globals.
 const G_N = 0;
 const G_B = 1;
@@ -57,6 +58,7 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
   m.importFunc("env", "deep", [I32], []);
   m.importFunc("env", "chk", [I32, I32, I32], [I32]);
   m.importFunc("env", "maygoto", [], [I32]);
+  m.importFunc("env", "fill", [I32, I32], []);
   m.importMemory("env", "mem");
   const bs = m.func([I32], [I32]);
   if (bs.index !== F_BSWAP32) throw new Error("wasm tier: function index layout");
@@ -94,6 +96,8 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
     bswap32: F_BSWAP32,
     mayGoto: F_MAYGOTO,
     proven: P.proven,
+    fill: F_FILL,
+    slotOf: host.siteCaches(P),
   };
   entries.forEach((entry, k) => {
     const c = bodies[k];
@@ -350,6 +354,7 @@ export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number):
       },
       chk: host.chk,
       maygoto: (): number => (X.mayGoto() ? 1 : 0),
+      fill: (a: number, slot: number) => host.fill(a, slot),
     },
   };
   const inst = new WA.Instance(new WA.Module(bytes), imports);

@@ -1,7 +1,10 @@
+import { BPF_LDX, BPF_ST, BPF_STX } from "../isa/opcodes.js";
 import { MAX_CALL_FRAMES } from "../uapi/bpf.js";
 import type { Region, VmMemory } from "./memory.js";
+import type { VmProgram } from "./program.js";
 import type { Runtime } from "./runtime.js";
 import { type Code, I32, ModuleBuilder, Op } from "./wasm_encode.js";
+import { SLOT_BYTES, SLOT_REFILLS } from "./wasm_insn.js";
 
 /** The WebAssembly API as far as the tier uses it (the project's lib settings carry no WebAssembly types). */
 export interface WasmApi {
@@ -27,6 +30,8 @@ export class WasmHost {
   curB = 0;
   private S: Int32Array;
   private filled = 0;
+  private readonly caches = new Map<VmProgram, Region>();
+  private hooked = false;
 
   constructor(
     readonly rt: Runtime,
@@ -62,6 +67,68 @@ export class WasmHost {
 
   topsFilled(need: number): boolean {
     return this.filled >= need;
+  }
+
+  /**
+   * Region-cache slots for P's unproven access sites (see SLOT_BYTES): per instruction, its
+   * slot's address, or undefined when every access is proven. Replaces P's earlier ones.
+   */
+  siteCaches(P: VmProgram): Int32Array | undefined {
+    this.release(P);
+    const proven = P.proven;
+    let n = 0;
+    for (let i = 0; i < P.len; i++) {
+      const cls = P.code[i] & 7;
+      if ((cls === BPF_LDX || cls === BPF_ST || cls === BPF_STX) && proven?.[i] !== 1) n++;
+    }
+    if (n === 0) return undefined;
+    const mem = this.rt.M;
+    const r = mem.alloc(n * SLOT_BYTES, { perm: "r", kind: "kobj", name: `wasm_sites ${P.name}`, align: 8 });
+    // Programs never address it.
+    mem.shadow.fill(0, r.addr, r.addr + r.size);
+    this.caches.set(P, r);
+    const slotOf = new Int32Array(P.len);
+    const dv = mem.dv;
+    let k = 0;
+    for (let i = 0; i < P.len; i++) {
+      const cls = P.code[i] & 7;
+      if ((cls === BPF_LDX || cls === BPF_ST || cls === BPF_STX) && proven?.[i] !== 1) {
+        const slot = r.addr + k++ * SLOT_BYTES;
+        slotOf[i] = slot;
+        dv.setInt32(slot + 8, SLOT_REFILLS, true);
+      }
+    }
+    if (!this.hooked) {
+      this.hooked = true;
+      mem.freeHooks.push(() => this.forgetRegions());
+    }
+    return slotOf;
+  }
+
+  /** Free P's slots (P recompiled or unloaded). */
+  release(P: VmProgram): void {
+    const r = this.caches.get(P);
+    if (!r) return;
+    this.caches.delete(P);
+    this.rt.M.free(r);
+  }
+
+  /** An access at `a` passed the shadow check: cache the region it fell in for its site. */
+  fill(a: number, slot: number): void {
+    const mem = this.rt.M;
+    const dv = mem.dv;
+    dv.setInt32(slot + 8, dv.getInt32(slot + 8, true) - 1, true);
+    const r = mem.regionAt(a >>> 0);
+    if (r === undefined || r.size < 8) return;
+    dv.setInt32(slot, r.addr, true);
+    dv.setInt32(slot + 4, r.size - 7, true);
+  }
+
+  /** A region was freed: no site may pass on a cached region any more. */
+  private forgetRegions(): void {
+    const dv = this.rt.M.dv;
+    for (const r of this.caches.values())
+      for (let s = r.addr; s < r.addr + r.size; s += SLOT_BYTES) dv.setInt32(s + 4, 0, true);
   }
 }
 

@@ -73,7 +73,20 @@ export interface InsnCtx {
   mayGoto: number;
   /** Per instruction: 1 where the verifier proved every access of the instruction. */
   proven: Uint8Array | undefined;
+  /** The import refilling an access site's region cache (addr, slot address). */
+  fill: number;
+  /** Per instruction: the address of its access site's region cache slot (0: none). */
+  slotOf: Int32Array | undefined;
 }
+
+/**
+ * An unproven access site's cache slot in VM memory: the region its last checked access fell in
+ * as [lo, span] (an access at a passes at once when a - lo < span unsigned and the high half is
+ * 0; span = size - 7, so any access of up to 8 bytes from there stays inside), and how many
+ * refills the site has left (a site that roams over many regions keeps the shadow check).
+ */
+export const SLOT_BYTES = 12;
+export const SLOT_REFILLS = 16;
 
 const ACC_READ = 0;
 const ACC_WRITE = 1;
@@ -172,12 +185,34 @@ function addr(c: Code, x: InsnCtx, at: number, base: number, off: number, size: 
     return;
   }
   c.get(base).i64(BigInt(off)).op(Op.i64_add).tee(L.t).op(Op.i32_wrap_i64).tee(L.a);
+  const slot = x.slotOf?.[at] ?? 0;
+  if (slot !== 0) {
+    // Inside the region this site last checked: no call. Else the shadow check, then a refill.
+    c.i32(0)
+      .mem(Op.i32_load, 2, slot)
+      .op(Op.i32_sub)
+      .i32(0)
+      .mem(Op.i32_load, 2, slot + 4)
+      .op(Op.i32_ge_u);
+    c.get(L.t).i64(32n).op(Op.i64_shr_u).op(Op.i32_wrap_i64).op(Op.i32_or);
+    c.byte(Op.if).byte(0x40);
+    c.get(L.a);
+  }
   c.i32(size).i32(perm).call(x.chk).op(Op.i32_eqz);
   c.get(L.t).i64(32n).op(Op.i64_shr_u).op(Op.i32_wrap_i64).op(Op.i32_or);
   c.byte(Op.if).byte(0x40);
   c.i32(at).get(base).op(Op.i32_wrap_i64).get(base).i64(32n).op(Op.i64_shr_u).op(Op.i32_wrap_i64);
   c.i32(off).i32(size).i32(kind).call(x.fault).op(Op.unreachable);
   c.op(Op.end);
+  if (slot !== 0) {
+    c.i32(0)
+      .mem(Op.i32_load, 2, slot + 8)
+      .byte(Op.if)
+      .byte(0x40);
+    c.get(L.a).i32(slot).call(x.fill);
+    c.op(Op.end);
+    c.op(Op.end);
+  }
   c.get(L.a);
 }
 

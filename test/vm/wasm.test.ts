@@ -150,3 +150,53 @@ test("wasm: may_goto runs in the Wasm tier itself, on the Vm's loop budget", () 
   assert.equal(P.tier, "wasm");
   assert.equal(vm.run(P).r0, BigInt(BPF_MAX_LOOPS + 1));
 });
+
+test("wasm: an unproven access that passed once still faults past its region's end and after the region is freed", () => {
+  const mem = new VmMemory({ initialBytes: 1 << 17 });
+  const vm = new Vm(mem, { tier: "wasm" });
+  // r0 = *(u64 *)(r1 + r2); *(u8 *)(r1 + r2) = 1
+  const P = vm.load(assemble("mov %r3, %r1\nadd %r3, %r2\nldxdw %r0, [%r3]\nstb [%r3], 1\nexit"), { name: "c" });
+  const r = mem.alloc(64, { perm: "rw", kind: "mem" });
+  mem.u8[r.addr + 56] = 9;
+  // The site's region is cached by the first access; the last 8 bytes of it still pass.
+  assert.equal(vm.run(P, { r1: r.addr, r2: 0 }).r0, 0n);
+  assert.equal(vm.run(P, { r1: r.addr, r2: 56 }).r0, 9n);
+  // One byte further runs into the guard gap.
+  assert.throws(() => vm.run(P, { r1: r.addr, r2: 57 }), /invalid read of 8 bytes/);
+  // A high half makes any address fault, inside a cached region's low half too.
+  assert.throws(() => vm.run(P, { r1: r.addr, r2: 2 ** 32 }), VmFault);
+  // Freed and its bytes reused read-only: the store faults again.
+  mem.free(r);
+  assert.throws(() => vm.run(P, { r1: r.addr, r2: 0 }), VmFault);
+  const ro = mem.alloc(64, { perm: "r", kind: "mem" });
+  assert.equal(ro.addr, r.addr);
+  assert.throws(() => vm.run(P, { r1: ro.addr, r2: 0 }), /invalid write of 1 byte/);
+  assert.equal(mem.u8[ro.addr], 0);
+});
+
+test("wasm: an access site that moves between many regions keeps answering as the other tiers", () => {
+  const insns = assemble("ldxb %r0, [%r1]\nstb [%r1], 3\nexit");
+  const runAll = (tier: (typeof TIERS)[number]): string[] => {
+    const mem = new VmMemory({ initialBytes: 1 << 17 });
+    const vm = new Vm(mem, { tier });
+    const P = vm.load(insns, { name: "m" });
+    const regions = Array.from({ length: 40 }, (_, i) =>
+      mem.alloc(8 + i, { perm: i % 3 === 0 ? "r" : "rw", kind: "mem" }),
+    );
+    const out: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (const r of regions) {
+        for (const at of [r.addr, r.addr + r.size - 1, r.addr + r.size]) {
+          try {
+            out.push(String(vm.run(P, { r1: at }).r0));
+          } catch (e) {
+            out.push((e as Error).message);
+          }
+        }
+      }
+    }
+    return out;
+  };
+  const ref = runAll("interp");
+  for (const tier of TIERS) assert.deepEqual(runAll(tier), ref, tier);
+});
