@@ -18,8 +18,9 @@ import { emitWasmInsn, type InsnCtx, L } from "./wasm_insn.js";
  * objects are read and written in place.
  *
  * Memory accesses the verifier proved (LoadOpts.proven) run unchecked, as the kernel's JIT
- * trusts the verifier; Wasm's bounds still keep them inside the VM memory. Others check the
- * shadow through a Wasm-to-Wasm call, exactly as the other tiers do.
+ * trusts the verifier; Wasm's bounds still keep them inside the VM memory. Others compare the
+ * address with the region their site last passed in (wasm_host.ts: siteCaches) and, outside
+ * it, check the shadow through a Wasm-to-Wasm call, as the other tiers do.
  *
  * Helpers and kfuncs are imported JavaScript functions taking each argument as two i32
  * halves (no BigInt at the boundary: Node 20 would box every i64 as a BigInt) and leaving r0
