@@ -56,12 +56,15 @@ export class Rcu {
    */
   rcuReadLockId(flavour: RcuFlavour = "rcu"): number {
     const id = this.nextReader++;
-    this.st[flavour].readers.push(id);
+    (flavour === "rcu" ? this.st.rcu : this.st[flavour]).readers.push(id);
     return id;
   }
 
   rcuReadUnlockId(id: number, flavour: RcuFlavour = "rcu"): void {
-    this.leave(flavour, id);
+    // The innermost reader of the usual flavour, without the general search.
+    const rs = flavour === "rcu" ? this.st.rcu.readers : null;
+    if (rs !== null && rs.length > 0 && rs[rs.length - 1] === id) rs.pop();
+    else this.leave(flavour, id);
   }
 
   private leave(flavour: RcuFlavour, id: number): void {

@@ -160,6 +160,16 @@ export class BpfStructOpsTrampoline {
     return (BigInt(this.r0[1] >>> 0) << 32n) | BigInt(this.r0[0] >>> 0);
   }
 
+  /** As call() for up to three arguments, without an argument array per call. */
+  callx3(a0: TrampArg = 0, a1: TrampArg = 0, a2: TrampArg = 0): number {
+    const v = this.argv;
+    v[0] = a0;
+    v[1] = a1;
+    v[2] = a2;
+    this.invoke(v);
+    return this.ret();
+  }
+
   /**
    * As callU64() for up to three arguments (extra ones are ignored past the member's), without
    * an argument array per call: a scheduler's ops run several times per scheduling event.

@@ -66,7 +66,7 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
           const tok = rcu.rcuReadLockId(flavour);
           p.active++;
           try {
-            vm.runNumber(p.vmProg as Parameters<typeof vm.runNumber>[0], ctx);
+            vm.runCtx(p.vmProg as Parameters<typeof vm.runCtx>[0], ctx);
             p.run_cnt++;
             out[0] = vm.lastR0Lo;
             out[1] = vm.lastR0Hi;

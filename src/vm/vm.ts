@@ -259,6 +259,14 @@ export class Vm {
     return IO[1] * 4294967296 + (IO[0] >>> 0);
   }
 
+  /** Fast path for a program taking only a context: r1 = ctx (an address below 4 GiB), r2..r5 = 0. */
+  runCtx(P: VmProgram, ctx: number): void {
+    const IO = this.rt.IO;
+    IO[2] = ctx;
+    IO.fill(0, 3, 12);
+    this.exec(P, 0, this.budget);
+  }
+
   /** Fast path: r0's low 32 bits, unsigned. */
   runU32(P: VmProgram, r1 = 0, r2 = 0, r3 = 0, r4 = 0, r5 = 0): number {
     this.setArgs(r1, r2, r3, r4, r5);

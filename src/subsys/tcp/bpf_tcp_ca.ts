@@ -86,13 +86,13 @@ export function tcpCaOpsOf(kdata: BpfStructOpsKdata): TcpCongestionOps {
     if (!t) return;
     switch (t.model.nr_args) {
       case 1:
-        o[m.name] = (x: OpArg) => t.call(a(x));
+        o[m.name] = (x: OpArg) => t.callx3(a(x));
         break;
       case 2:
-        o[m.name] = (x: OpArg, y: OpArg) => t.call(a(x), a(y));
+        o[m.name] = (x: OpArg, y: OpArg) => t.callx3(a(x), a(y));
         break;
       case 3:
-        o[m.name] = (x: OpArg, y: OpArg, z: OpArg) => t.call(a(x), a(y), a(z));
+        o[m.name] = (x: OpArg, y: OpArg, z: OpArg) => t.callx3(a(x), a(y), a(z));
         break;
       default:
         o[m.name] = (...args: OpArg[]) => t.call(...args.map(a));
