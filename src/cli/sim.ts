@@ -514,7 +514,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       if (o.plot) {
         const { writePlot } = await import("../sim/plot.js");
         const names = r.metrics.flows.map((f) => `flow ${f.flow} (${f.cc})`);
-        const title = `${o.cc}${o.to ? ` -> ${o.to} at ${o.switchAt}` : ""}: ${o.rate}, ${o.delay}, ${o.buffer}`;
+        const title = `${o.cc}${o.to ? ` -> ${o.to} at ${o.switchAt}` : ""}: ${o.rate}, ${o.delay}, ${o.buffer}${o.qdisc ? `, qdisc ${o.qdisc}` : ""}`;
         try {
           await writePlot(o.plot, r.trace, names, title, opts.switches?.map((x) => x.atNs / 1e9) ?? []);
         } catch (e) {
