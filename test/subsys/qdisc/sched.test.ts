@@ -5,7 +5,7 @@ import { Kernel } from "../../../src/kernel/kernel.js";
 import { BpfObject } from "../../../src/loader/object.js";
 import { type KernelHrtimers, QdiscKernel, qdiscSubsystem } from "../../../src/subsys/qdisc/qdisc_init.js";
 import { TcError } from "../../../src/subsys/qdisc/sch_api.js";
-import { fqStats } from "../../../src/subsys/qdisc/sch_fq.js";
+import { fqStats, SK_PACING_FQ } from "../../../src/subsys/qdisc/sch_fq.js";
 import { fqCodelStats } from "../../../src/subsys/qdisc/sch_fq_codel.js";
 import {
   NET_XMIT_DROP,
@@ -16,6 +16,7 @@ import {
   TCQ_F_MQROOT,
 } from "../../../src/subsys/qdisc/sch_generic.js";
 import { TcpKernel, tcpSubsystem } from "../../../src/subsys/tcp/tcp_init.js";
+import { ManualClock, TcpSock } from "../../../src/subsys/tcp/tcp_sock.js";
 import { BpfError, EINVAL, ENOENT, EOPNOTSUPP } from "../../../src/uapi/errno.js";
 import { repoRoot } from "../../verifier/helpers.js";
 
@@ -165,6 +166,49 @@ test("fq maxrate: packets without a departure time are paced by fq, a quantum at
   assert.equal(times[11], Math.floor((2 * 1514 * 1e9) / maxrate));
   const expected = 10 * 1514 + maxrate;
   assert.ok(Math.abs(sent - expected) <= 2 * 1514, `sent ${sent}, expected about ${expected}`);
+  qdisc_reset(q);
+  assert.equal(qk.pool.stats.live, 0);
+});
+
+test("fq paces a socket's unstamped packets at its sk_pacing_rate, and marks it SK_PACING_FQ", () => {
+  const qk = new QdiscKernel();
+  const tcp = new TcpKernel();
+  new Kernel({ subsystems: [tcpSubsystem(tcp), qdiscSubsystem(qk)] });
+  const timers = qk.timers as KernelHrtimers;
+  const sk = new TcpSock(new ManualClock(), "sk", tcp.alloc);
+  const rate = 150_000; // bytes/s
+  sk.sk_pacing_rate = rate;
+  const dev = qk.addDevice({ name: "eth0" });
+  const q = qk.sched.tcQdiscAdd("eth0", { parent: TC_H_ROOT, kind: "fq", opt: { flow_limit: 1000 } });
+  for (let i = 0; i < 300; i++) dev.queueXmit(qk.pool.alloc({ len: 1500, flow: 1, sk: sk.addr }));
+  assert.equal(sk.sk_pacing_status, SK_PACING_FQ);
+  const t0 = timers.now();
+  const times: number[] = [];
+  while (timers.now() - t0 < 1e9) {
+    for (let skb = dev.dequeue(); skb; skb = dev.dequeue()) {
+      times.push(timers.now() - t0);
+      qk.pool.consume_skb(skb);
+    }
+    timers.advanceTo(q.watchdog.expires);
+  }
+  // The fast path's 8 and the flow's initial quantum go at once, then a quantum (2 * 1514 bytes)
+  // every quantum / sk_pacing_rate.
+  assert.equal(fqStats(q)!.fastpathPackets, 8);
+  assert.deepEqual(times.slice(0, 19), Array(19).fill(0));
+  assert.equal(times[19], Math.floor((2 * 1514 * 1e9) / rate));
+  // A slower socket rate takes effect at the next packet.
+  sk.sk_pacing_rate = rate / 2;
+  const before = times.length;
+  const t1 = timers.now();
+  while (timers.now() - t1 < 1e9) {
+    for (let skb = dev.dequeue(); skb; skb = dev.dequeue()) {
+      times.push(timers.now() - t0);
+      qk.pool.consume_skb(skb);
+    }
+    timers.advanceTo(q.watchdog.expires);
+  }
+  const perSecond = (times.length - before) * 1500;
+  assert.ok(Math.abs(perSecond - rate / 2) <= 2 * 1514, `${perSecond} bytes in the second second`);
   qdisc_reset(q);
   assert.equal(qk.pool.stats.live, 0);
 });
