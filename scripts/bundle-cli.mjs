@@ -4,9 +4,11 @@
 // modules of the tree. Node's ESM loader pays per module; this is what keeps a verb close to
 // `node -e 0` (bench/cli.ts). The sweep's worker is an entry of its own, beside the chunk that
 // starts it. Native and plotting packages stay outside, loaded by the verbs that need them.
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import { build } from "esbuild";
 
-await build({
+const result = await build({
   entryPoints: ["dist/src/cli/main.js", "dist/src/cli/sweep_worker.js"],
   outdir: "dist/cli",
   bundle: true,
@@ -20,4 +22,11 @@ await build({
     js: 'import { createRequire as __structopsRequire } from "node:module"; const require = __structopsRequire(import.meta.url);',
   },
   logLevel: "warning",
+  metafile: true,
 });
+
+// The build's identity, for what is only valid for this code (the verifier verdicts a session
+// keeps, src/cli/verdict_cache.ts): a sha256 of every file this build wrote.
+const sha = createHash("sha256");
+for (const f of Object.keys(result.metafile.outputs).sort()) sha.update(`${f}\n`).update(readFileSync(f));
+writeFileSync("dist/cli/BUILD_ID", `${sha.digest("hex")}\n`);

@@ -2,6 +2,7 @@
  * The simulated kernel one CLI run talks to: TCP congestion control glue and bpf_dummy_ops, and a
  * process ("structops") the verbs open their fds in.
  */
+import { verifierHookWith } from "../kernel/bpf_verifier.js";
 import { Kernel, type Subsystem } from "../kernel/kernel.js";
 import { delete_module, load_module, type Module, type ModuleDef } from "../kernel/module.js";
 import type { Process } from "../kernel/process.js";
@@ -18,8 +19,10 @@ import { tcpReno } from "../subsys/tcp/tcp_reno.js";
 import { bpfTestmodModule } from "../subsys/testmod/bpf_testmod.js";
 import { bpf_cmd } from "../uapi/bpf.js";
 import { BpfError, ENOENT } from "../uapi/errno.js";
+import { bpfCheck } from "../verifier/verifier.js";
 import type { Handle } from "./bpf_info.js";
 import { strerrorOf } from "./errors.js";
+import type { VerdictCache } from "./verdict_cache.js";
 
 /** The modules `structops module load` knows. */
 export const MODULES: Readonly<Record<string, ModuleDef>> = { bpf_testmod: bpfTestmodModule };
@@ -38,7 +41,8 @@ export class StructOpsSession implements Handle {
   /** bpftool's p_info lines (`Registered ...`, `Unregistered ...`), printed on stderr. */
   readonly messages: string[] = [];
 
-  constructor() {
+  /** `verdicts`: answer the verifier from this cache where an identical run is recorded. */
+  constructor(verdicts?: VerdictCache) {
     const cong = new TcpCongControl(tcpReno());
     const kfuncs: Subsystem = {
       name: "tcp_bpf",
@@ -47,6 +51,9 @@ export class StructOpsSession implements Handle {
     this.kernel = new Kernel({
       subsystems: [bpfTcpCaSubsystem(() => cong), kfuncs, bpfDummyStructOpsSubsystem, schedExtSubsystem],
     });
+    if (verdicts && this.kernel.verifier) {
+      this.kernel.verifier = verifierHookWith((env) => verdicts.check(env, bpfCheck));
+    }
     this.cong = cong;
     this.proc = this.kernel.newProcess({ comm: "structops" });
   }

@@ -17,6 +17,7 @@ import { BpfError, ENOENT } from "../uapi/errno.js";
 import type { Handle } from "./bpf_info.js";
 import { CliError, fileError } from "./errors.js";
 import type { RegisterResult, StructOpsSession } from "./kernel_session.js";
+import { codeFingerprint, readVerdicts, VerdictCache, verdictPath, writeVerdicts } from "./verdict_cache.js";
 
 /** One recorded kernel-changing operation. Ids are the ones the kernel gave at record time. */
 export type SessionOp =
@@ -116,6 +117,8 @@ export class CliSession implements Handle {
   /** Problems found while replaying (changed or missing objects, ops that no longer apply). */
   readonly warnings: string[] = [];
   private ks?: StructOpsSession;
+  /** The verifier's recorded verdicts (once the kernel boots). */
+  verdicts?: VerdictCache;
 
   private constructor(
     readonly path: string,
@@ -135,8 +138,12 @@ export class CliSession implements Handle {
       });
     }
     const { StructOpsSession } = await import("./kernel_session.js");
-    const s = new CliSession(path, state, () => new StructOpsSession());
+    const s: CliSession = new CliSession(path, state, () => {
+      s.verdicts = new VerdictCache(readVerdicts(verdictPath(path)), codeFingerprint());
+      return new StructOpsSession(s.verdicts);
+    });
     s.replayAll();
+    s.saveVerdicts();
     return s;
   }
 
@@ -221,6 +228,12 @@ export class CliSession implements Handle {
     } catch (e) {
       throw fileError("can't write state file", this.path, e);
     }
+    this.saveVerdicts();
+  }
+
+  /** Keep the verdicts this run used beside the state file (when they changed). */
+  saveVerdicts(): void {
+    if (this.verdicts) writeVerdicts(verdictPath(this.path), this.verdicts);
   }
 
   /** Print the replay warnings on stderr (every command does, so a changed object is never silent). */

@@ -3,6 +3,7 @@ import { rmSync } from "node:fs";
 import type { Command } from "commander";
 import { fileError } from "./errors.js";
 import { describe, io, jsonOut, optsOf, readState, type SessionOpts, sessionOptions, statePath } from "./session.js";
+import { verdictPath } from "./verdict_cache.js";
 
 export function register(program: Command): void {
   const cmd = program.command("session").description("the persistent simulated kernel kept between invocations");
@@ -12,6 +13,7 @@ export function register(program: Command): void {
       const p = statePath(optsOf<SessionOpts>(c).state);
       try {
         rmSync(p, { force: true });
+        rmSync(verdictPath(p), { force: true });
       } catch (e) {
         throw fileError("can't remove state file", p, e);
       }

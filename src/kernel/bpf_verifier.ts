@@ -56,7 +56,23 @@ function funcInfo(env: VerifierEnv): { insnOff: number; typeId: number }[] | und
   return out;
 }
 
-export function bpfVerifierHook(env: VerifierEnv): VerifierResult {
+/**
+ * The verifier hook with `check` in the verifier's place: it gets the verifier's whole input (a
+ * caller may answer from a record of an identical earlier run, see src/cli/verdict_cache.ts).
+ */
+export function verifierHookWith(check: (venv: VEnv) => VerifierResult): (env: VerifierEnv) => VerifierResult {
+  return (env) => {
+    const r = check(bpfVerifierEnv(env));
+    for (const line of r.log.split("\n")) if (line) env.log.log(line);
+    if (r.error) throw r.error;
+    return r;
+  };
+}
+
+export const bpfVerifierHook = verifierHookWith(bpfCheck);
+
+/** Everything the verifier reads of a PROG_LOAD (the program, its maps, the kernel's tables). */
+export function bpfVerifierEnv(env: VerifierEnv): VEnv {
   const { kernel: k, prog } = env;
   const maps = prog.aux.used_maps;
   const aux: (VAux | undefined)[] = [];
@@ -66,7 +82,7 @@ export function bpfVerifierHook(env: VerifierEnv): VerifierResult {
     else if (a.kind === "btf_id") aux[i] = { kind: "btf_id", btfId: a.btfId };
   }
   const proc = k.current;
-  const venv: VEnv = {
+  return {
     insns: env.insns,
     ldImm64Aux: aux,
     progType: prog.type,
@@ -95,8 +111,4 @@ export function bpfVerifierHook(env: VerifierEnv): VerifierResult {
     attachTarget: tracing_attach_target(prog) ?? undefined,
     ops: k.progTypes.get(prog.type)?.verifier_ops,
   };
-  const r = bpfCheck(venv);
-  for (const line of r.log.split("\n")) if (line) env.log.log(line);
-  if (r.error) throw r.error;
-  return r;
 }
