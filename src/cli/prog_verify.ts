@@ -51,7 +51,8 @@ export function verifyVectorFile(path: string, logLevel: number): ProgVerdict[] 
  * simulated kernel (TCP congestion control and bpf_dummy_ops registered), whose PROG_LOAD runs the
  * verifier. The loader stops at the first program refused; programs after it are not attempted.
  * A program the object does not load by default (`SEC("?...")`) is verified alone afterwards, in an
- * object loaded with only it switched on, as a test that enables it would load it.
+ * object loaded with only it switched on (and the optional struct_ops maps that use it created), as
+ * a test that enables it would load it.
  */
 export async function verifyObjectFile(path: string, logLevel: number, only?: string): Promise<ProgVerdict[]> {
   const [{ Kernel }, { BpfObject }, { bpfObjectLoad }, dummy, tcpCa, tcpInit] = await Promise.all([
@@ -96,7 +97,11 @@ export async function verifyObjectFile(path: string, logLevel: number, only?: st
     }
   };
   const obj = BpfObject.open(path);
-  if (only !== undefined) for (const p of obj.programs) p.setAutoload(p.name === only);
+  if (only !== undefined) {
+    for (const p of obj.programs) p.setAutoload(p.name === only);
+    // A struct_ops program loads with a map that uses it: create the optional ones that do.
+    for (const m of obj.maps) if (m.structOps?.progs.some((p) => p?.name === only)) m.setAutocreate(true);
+  }
   let failure: BpfError | undefined;
   try {
     bpfObjectLoad(obj, { kernel, process: kernel.newProcess() });

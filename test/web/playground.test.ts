@@ -207,6 +207,25 @@ test('a program not loaded by default (SEC("?tc")) is verified alone, with the k
   await page.close();
 });
 
+test("an optional struct_ops program verified alone gets its own verdict, not another program's of the load", {
+  skip,
+}, async () => {
+  // Switched on alone, tm_unsupported loads with the programs of the maps the object creates
+  // (accepted, and loaded first) once its optional map is created; its own verdict is the
+  // kernel's refusal of its member.
+  const page = await open("obj=sim/testmod_module.bpf.o&prog=tm_unsupported");
+  const verdict = await text(page.locator(".verdict"));
+  assert.match(
+    verdict,
+    /^refused: .*attach to unsupported member unsupported_ops of struct bpf_testmod_ops \(ENOTSUPP\)/,
+  );
+  await page.close();
+  // In no map: libbpf refuses it by name, whatever the other programs' verdicts.
+  const spare = await open("obj=sim/testmod_module.bpf.o&prog=tm_test_3");
+  assert.match(await text(spare.locator(".verdict")), /^refused: prog 'tm_test_3': .* isn't referenced anywhere/);
+  await spare.close();
+});
+
 test("registration refused with the kernel's errno, and a struct_ops type of a module", { skip }, async () => {
   // bpf_dummy_ops is for BPF_PROG_TEST_RUN only: its reg() is EOPNOTSUPP (dummy_st_ops_attach).
   const page = await open("obj=dummy_ops.bpf.o&tab=registration");

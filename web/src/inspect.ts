@@ -166,19 +166,34 @@ export function inspectObject(path: string, logLevel: 1 | 2): ObjectReport {
   return report;
 }
 
-/** A program the object does not load by default: load the object with it alone, as a test would. */
+/**
+ * A program the object does not load by default: load the object with it alone switched on (and
+ * the optional struct_ops maps that use it created), as a test would. The programs of every map
+ * created load with it, so the verdict is the named program's (as `structops prog verify` picks
+ * it); without one, the loader's refusal, or that an earlier program's refusal stopped the load.
+ */
 function verifyAlone(path: string, name: string, level: number): Verdict | undefined {
   const obj = openObject(path);
   for (const p of obj.programs) p.setAutoload(p.name === name);
+  // A struct_ops program loads with a map that uses it: create the optional ones that do.
+  for (const m of obj.maps) if (m.structOps?.progs.some((p) => p?.name === name)) m.setAutocreate(true);
   const kernel = bootKernel();
   const seen = captureVerdicts(kernel, level);
+  let failure: BpfError | undefined;
   try {
     bpfObjectLoad(obj, { kernel, process: kernel.newProcess() });
   } catch (e) {
     if (!(e instanceof BpfError)) throw e;
-    if (seen.length === 0) return { accepted: false, errno: errnoName(e.errno), error: e.message, log: "" };
+    failure = e;
   }
-  return seen[0]?.verdict;
+  // The kernel keeps the first 15 characters of a program's name.
+  const own = seen.find((x) => x.name !== "" && name.startsWith(x.name));
+  if (own) return own.verdict;
+  if (!failure) return undefined;
+  if (seen.some((x) => !x.verdict.accepted)) {
+    return { accepted: false, error: "not attempted (an earlier program was refused)", log: "" };
+  }
+  return { accepted: false, errno: errnoName(failure.errno), error: failure.message, log: "" };
 }
 
 function disasm(obj: BpfObject, insns: BpfObject["programs"][number]["insns"], lineInfo: BpfLineInfo[]): InsnRow[] {
