@@ -15,27 +15,31 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import { BpfCcHost, isObjSpec, parseObjSpec } from "../sim/bpf_cc.js";
-import { parseMahimahi } from "../sim/mahimahi.js";
+import { BpfCcHost, isObjSpec } from "../sim/bpf_cc.js";
 import type { SimMetrics } from "../sim/metrics.js";
+import {
+  builtinCc,
+  type CcResolver,
+  simValue as checkedValue,
+  expandCcSpec as expandSpec,
+  needsKernel,
+  SIM_DEFAULTS,
+  type SimEnv,
+  SimOptionError,
+  type SimText,
+  simOptions,
+} from "../sim/options.js";
 import { expandQdiscSpec, QDISC_CHOICES, SIM_QDISCS, simQdiscOf } from "../sim/qdisc_spec.js";
 import {
   DEFAULT_LINK,
-  type FlowSpec,
   type SimOptions,
   type SimQdisc,
   type SimQdiscReport,
   type SimResult,
   type SimTrace,
   Simulation,
-  type SwitchSpec,
 } from "../sim/sim.js";
-import { formatRate, parseDuration, parseRate, parseSize } from "../sim/units.js";
-import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
-import type { TcpCongestionOps } from "../subsys/tcp/tcp_cong.js";
-import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
-import { tcpDctcp } from "../subsys/tcp/tcp_dctcp.js";
-import { tcpReno } from "../subsys/tcp/tcp_reno.js";
+import { formatRate } from "../sim/units.js";
 import { CliError, fileError } from "./errors.js";
 
 /** The package root (has package.json), from src/cli under tsx or dist/src/cli when installed. */
@@ -49,30 +53,10 @@ function packageRoot(): string {
   return d;
 }
 
-/** Our committed BPF congestion controls by short name: bpf-cubic is bpf/obj/tcp_cubic.bpf.o, from any cwd. */
-export const BPF_CC_ALIASES: Record<string, string> = {
-  "bpf-cubic": "tcp_cubic",
-  "bpf-reno": "tcp_reno",
-  "bpf-dctcp": "tcp_dctcp",
-  // One CA name (so_cc) in .struct_ops.link maps: --cc bpf-reno-link --switch-at 10s --to bpf-cubic-link
-  "bpf-reno-link": "tcp_reno_link",
-  "bpf-cubic-link": "tcp_cubic_link",
-};
-
-/** The default --cc: CUBIC as a BPF struct_ops program (every callback run by the VM). */
-export const DEFAULT_CC = "bpf-cubic";
-
-/** A BPF_CC_ALIASES name becomes its object's path; anything else is returned as is. */
+/** A BPF_CC_ALIASES name becomes its object's path (from any cwd); anything else is returned as is. */
 export function expandCcSpec(spec: string): string {
-  const [word, map] = spec.split(":", 2) as [string, string | undefined];
-  const obj = BPF_CC_ALIASES[word];
-  if (!obj) return spec;
-  const path = join(packageRoot(), "bpf", "obj", `${obj}.bpf.o`);
-  return map !== undefined ? `${path}:${map}` : path;
+  return expandSpec(spec, CLI_ENV);
 }
-
-/** Turns a --cc/--to spec into ops; undefined lets the next resolver (or the built-ins) try. */
-export type CcResolver = (spec: string) => TcpCongestionOps | undefined;
 
 export interface SimCliDeps {
   resolveCc?: CcResolver;
@@ -80,37 +64,7 @@ export interface SimCliDeps {
   out?: (s: string) => void;
 }
 
-/** The simulated kernel's congestion controls: reno and cubic built in, bbr and dctcp as modules. */
-export const KERNEL_CCS = ["cubic", "reno", "bbr", "dctcp"];
-
-/** Built-ins: fresh TypeScript ops objects (the simulated kernel registers reno and cubic itself). */
-export function builtinCc(spec: string): TcpCongestionOps | undefined {
-  if (spec === "cubic") return tcpCubic();
-  if (spec === "reno") return tcpReno();
-  if (spec === "bbr") return tcpBbr();
-  if (spec === "dctcp") return tcpDctcp();
-  return undefined;
-}
-
-export interface SimCliOptions {
-  cc: string;
-  rate: string;
-  delay: string;
-  buffer: string;
-  duration: string;
-  flows?: string;
-  stagger: string;
-  switchAt?: string;
-  to?: string;
-  seed: string;
-  loss: string;
-  ecnThreshold?: string;
-  ecn?: boolean;
-  trace?: string;
-  hz: string;
-  delack?: boolean;
-  from?: string;
-  sample: string;
+export interface SimCliOptions extends SimText {
   json?: boolean;
   plot?: string;
   progress?: boolean;
@@ -118,171 +72,40 @@ export interface SimCliOptions {
   qdiscLimit?: string;
 }
 
-/**
- * What each value the user types may be: how it is read and the range allowed. A new option adds a
- * row here and reads its value with `simValue(name, text)`; the check and its one-line message
- * (`--loss 2: expected a probability in [0, 1)`) come with it.
- */
-export interface SimLimit {
-  /** How the text is read: a rate in bit/s, a duration in ns, a size in bytes (or packets), a number. */
-  unit: "rate" | "duration" | "size" | "int" | "number";
-  min: number;
-  max: number;
-  /** min itself not allowed (an open interval at the bottom). */
-  minExclusive?: boolean;
-  maxExclusive?: boolean;
-  /** What is allowed, as the message says it. */
-  allowed: string;
-  /** Only these values. */
-  oneOf?: number[];
-}
-
-const S = 1e9;
-export const SIM_LIMITS: Record<string, SimLimit> = {
-  rate: { unit: "rate", min: 1e3, max: 100e9, allowed: "a rate from 1kbit to 100gbit (bit, kbit, mbit, gbit)" },
-  delay: { unit: "duration", min: 0, max: 10 * S, allowed: "a one-way delay from 0 to 10s (ns, us, ms, s)" },
-  buffer: { unit: "size", min: 1, max: 1e9, allowed: "a buffer from 1 byte (or 1pkts) to 1gb (b, kb, mb, pkts)" },
-  duration: { unit: "duration", min: 1e6, max: 3600 * S, allowed: "a duration from 1ms to 3600s" },
-  flows: { unit: "int", min: 1, max: 1000, allowed: "an integer from 1 to 1000" },
-  stagger: { unit: "duration", min: 0, max: 3600 * S, allowed: "a duration from 0 to 3600s" },
-  "switch-at": { unit: "duration", min: 0, max: 3600 * S, allowed: "a time before the end of --duration" },
-  seed: { unit: "int", min: 0, max: 0xffffffff, allowed: "an integer from 0 to 4294967295" },
-  loss: { unit: "number", min: 0, max: 1, maxExclusive: true, allowed: "a probability in [0, 1)" },
-  "ecn-threshold": { unit: "size", min: 1, max: 1e9, allowed: "a queue length from 1 byte (or 1pkts) to 1gb" },
-  hz: { unit: "int", min: 100, max: 1000, oneOf: [100, 250, 300, 1000], allowed: "one of 100, 250, 300, 1000" },
-  from: { unit: "duration", min: 0, max: 3600 * S, allowed: "a time before the end of --duration" },
-  sample: { unit: "duration", min: 1e6, max: 3600 * S, allowed: "a period from 1ms up to --duration" },
-  "qdisc-limit": { unit: "int", min: 1, max: 1_000_000, allowed: "a packet count from 1 to 1000000" },
-};
-
-/** Samples kept per flow at most (--duration / --sample): bounds the trace's memory. */
-export const MAX_SAMPLES = 1_000_000;
-
-/** Read option `name`'s text and check it against SIM_LIMITS; a failure is one line naming option, value and range. */
-export function simValue(name: string, text: string): number {
-  const lim = SIM_LIMITS[name];
-  if (!lim) throw new Error(`no limits for --${name}`);
-  const bad = () => new CliError(`--${name} ${JSON.stringify(text)}: expected ${lim.allowed}`);
-  let v: number;
-  try {
-    if (lim.unit === "rate") v = parseRate(text);
-    else if (lim.unit === "duration") v = parseDuration(text);
-    else if (lim.unit === "size") {
-      const sz = parseSize(text);
-      v = "bytes" in sz ? sz.bytes : sz.packets;
-    } else {
-      if (!/^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(text)) throw bad();
-      v = Number(text);
-      if (lim.unit === "int" && !Number.isInteger(v)) throw bad();
-    }
-  } catch (e) {
-    if (e instanceof CliError) throw e;
-    throw bad();
-  }
-  if (!Number.isFinite(v)) throw bad();
-  if (v < lim.min || (lim.minExclusive && v === lim.min)) throw bad();
-  if (v > lim.max || (lim.maxExclusive && v === lim.max)) throw bad();
-  if (lim.oneOf && !lim.oneOf.includes(v)) throw bad();
-  return v;
-}
-
-/** What a --cc/--to word can be, for messages. */
-const CC_CHOICES = `${[...Object.keys(BPF_CC_ALIASES), ...KERNEL_CCS].join(", ")}, or a BPF object OBJ.o[:MAP]`;
-
-/** A --cc/--to word, with our aliases (bpf-cubic[:MAP]) expanded; unknown words say what is allowed. */
-function checkCcWord(opt: string, word: string, resolve: CcResolver): string {
-  if (word.trim() === "") throw new CliError(`${opt} ${JSON.stringify(word)}: expected ${CC_CHOICES}`);
-  const spec = expandCcSpec(word);
-  if (isObjSpec(spec)) {
-    const { path } = parseObjSpec(spec);
+/** The file system under the options: our objects from the package root, files checked and read here. */
+const CLI_ENV: SimEnv = {
+  objectPath: (stem) => join(packageRoot(), "bpf", "obj", `${stem}.bpf.o`),
+  checkObject: (opt, path) => {
     try {
       if (!statSync(path).isFile()) throw Object.assign(new Error(), { code: "EISDIR" });
     } catch (e) {
       throw fileError(`${opt}: can't read object`, path, e);
     }
-    return spec;
+  },
+  exists: (path) => existsSync(path),
+  readText: (what, path) => readText(what, path),
+};
+
+/** The options' one-line refusals are the command's. */
+function asCli<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof SimOptionError) throw new CliError(e.message);
+    throw e;
   }
-  if (KERNEL_CCS.includes(spec) || resolve(spec)) return spec;
-  const hint = existsSync(word) ? " (a BPF object file's name ends in .o)" : "";
-  throw new CliError(`${opt} ${JSON.stringify(word)}: unknown congestion control${hint}; expected ${CC_CHOICES}`);
+}
+
+/** Read option `name`'s text and check it against SIM_LIMITS (src/sim/options.ts). */
+export function simValue(name: string, text: string): number {
+  return asCli(() => checkedValue(name, text));
 }
 
 /** Build the simulation options from the command line; BPF objects go through `host` (a booted kernel). */
 export function simOptionsFrom(o: SimCliOptions, resolve: CcResolver, host?: BpfCcHost): SimOptions {
-  const res = (spec: string): string | TcpCongestionOps => {
-    if (KERNEL_CCS.includes(spec)) return spec; // the kernel's own (registered, or loaded on first use)
-    if (isObjSpec(spec)) {
-      if (!host) throw new CliError(`${spec}: BPF objects need a kernel`);
-      return host.attach(spec);
-    }
-    return resolve(spec)!;
-  };
-  const durationNs = simValue("duration", o.duration);
-  // "--cc a,b" puts the algorithms side by side: flow i runs specs[i % specs.length].
-  const specs = o.cc.split(",").map((w) => checkCcWord("--cc", w, resolve));
-  const n = o.flows === undefined ? specs.length : simValue("flows", o.flows);
-  if (n > SIM_LIMITS.flows!.max) {
-    throw new CliError(`--cc: ${n} flows: expected at most ${SIM_LIMITS.flows!.max}`);
-  }
-  const stagger = simValue("stagger", o.stagger);
-  const sampleNs = simValue("sample", o.sample);
-  if (sampleNs > durationNs || durationNs / sampleNs > MAX_SAMPLES) {
-    throw new CliError(
-      `--sample ${JSON.stringify(o.sample)}: expected a period from --duration/${MAX_SAMPLES} (${durationNs / MAX_SAMPLES / 1e6} ms) up to --duration`,
-    );
-  }
-  const from = o.from !== undefined ? simValue("from", o.from) : Math.min(5e9, durationNs / 6);
-  if (from >= durationNs)
-    throw new CliError(`--from ${JSON.stringify(o.from)}: expected a time before --duration ${o.duration}`);
-  const link = {
-    rateBps: simValue("rate", o.rate),
-    delayNs: simValue("delay", o.delay),
-    buffer: parseSize(o.buffer),
-    lossRate: simValue("loss", o.loss),
-    ecnThreshold: o.ecnThreshold !== undefined ? parseSize(o.ecnThreshold) : undefined,
-    trace: o.trace ? parseMahimahi(readText("--trace: can't read trace", o.trace)) : undefined,
-  };
-  simValue("buffer", o.buffer);
-  if (o.ecnThreshold !== undefined) simValue("ecn-threshold", o.ecnThreshold);
-  const seed = simValue("seed", o.seed);
-  const HZ = simValue("hz", o.hz);
-  // Every value checked: now load the objects, the flows' first, then a switch's target.
-  const flows: FlowSpec[] = [];
-  const ccs = specs.map(res);
-  for (let i = 0; i < n; i++) flows.push({ cc: ccs[i % ccs.length]!, startNs: i * stagger });
-  const switches: SwitchSpec[] = [];
-  if (o.switchAt !== undefined || o.to !== undefined) {
-    if (o.switchAt === undefined || o.to === undefined) throw new CliError("--switch-at and --to go together");
-    const atNs = simValue("switch-at", o.switchAt);
-    if (atNs >= durationNs) {
-      throw new CliError(`--switch-at ${JSON.stringify(o.switchAt)}: expected a time before --duration ${o.duration}`);
-    }
-    const toSpec = checkCcWord("--to", o.to, resolve);
-    if (isObjSpec(toSpec)) {
-      if (!host) throw new CliError(`${o.to}: BPF objects need a kernel`);
-      switches.push({ atNs, apply: host.prepareSwitch(toSpec) });
-    } else {
-      const to = resolve(toSpec) ?? builtinCc(toSpec);
-      if (!to) throw new CliError(`--to ${JSON.stringify(o.to)}: unknown congestion control; expected ${CC_CHOICES}`);
-      switches.push({ atNs, to });
-    }
-  }
-  const qdisc = o.qdisc !== undefined ? simQdisc(o, link.buffer, host) : undefined;
-  return {
-    qdisc,
-    link,
-    durationNs,
-    flows,
-    switches,
-    seed,
-    HZ,
-    delayedAck: o.delack,
-    ecn: o.ecn,
-    metricsFromNs: from,
-    tcp: host?.tcp,
-    describeCc: host ? (ops) => host.describe(ops) : undefined,
-    sampleNs,
-  };
+  const opts = asCli(() => simOptions(o, { ...CLI_ENV, resolve }, host));
+  const qdisc = o.qdisc !== undefined ? simQdisc(o, opts.link.buffer, host) : undefined;
+  return { qdisc, ...opts };
 }
 
 /**
@@ -459,25 +282,25 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       "congestion control: bpf-cubic (bpf/obj/tcp_cubic.bpf.o), bpf-reno, bpf-dctcp, bpf-reno-link, bpf-cubic-link, " +
         "the kernel's cubic, reno, bbr or dctcp, " +
         "or OBJ[:MAP]; a,b,... for one flow each",
-      DEFAULT_CC,
+      SIM_DEFAULTS.cc,
     )
-    .option("--rate <rate>", "bottleneck rate (kbit, mbit, gbit)", "12mbit")
-    .option("--delay <time>", "one-way propagation delay", "30ms")
-    .option("--buffer <size>", "droptail buffer (b, kb, mb, pkts)", "45kb")
-    .option("--duration <time>", "simulated time", "30s")
+    .option("--rate <rate>", "bottleneck rate (kbit, mbit, gbit)", SIM_DEFAULTS.rate)
+    .option("--delay <time>", "one-way propagation delay", SIM_DEFAULTS.delay)
+    .option("--buffer <size>", "droptail buffer (b, kb, mb, pkts)", SIM_DEFAULTS.buffer)
+    .option("--duration <time>", "simulated time", SIM_DEFAULTS.duration)
     .option("--flows <n>", "number of flows (default: one per --cc entry)")
-    .option("--stagger <time>", "start flow i at i * stagger", "0s")
+    .option("--stagger <time>", "start flow i at i * stagger", SIM_DEFAULTS.stagger)
     .option("--switch-at <time>", "switch the congestion control at this time")
     .option("--to <spec>", "the congestion control to switch to")
-    .option("--seed <n>", "PRNG seed", "1")
-    .option("--loss <p>", "random loss probability per packet", "0")
+    .option("--seed <n>", "PRNG seed", SIM_DEFAULTS.seed)
+    .option("--loss <p>", "random loss probability per packet", SIM_DEFAULTS.loss)
     .option("--ecn-threshold <size>", "mark CE above this queue length")
     .option("--ecn", "negotiate ECN on every flow")
     .option("--trace <file>", "mahimahi link trace (ms timestamps of 1500-byte delivery opportunities)")
-    .option("--hz <n>", "CONFIG_HZ of the simulated kernel", "1000")
+    .option("--hz <n>", "CONFIG_HZ of the simulated kernel", SIM_DEFAULTS.hz)
     .option("--delack", "delayed ACKs at the receivers")
     .option("--from <time>", "start of the metrics window (default: min(5 s, duration/6))")
-    .option("--sample <time>", "trace sampling period", "10ms")
+    .option("--sample <time>", "trace sampling period", SIM_DEFAULTS.sample)
     .option("-j, --json", "JSON output (metrics and traces)")
     .option("--plot <path>", "write cwnd, throughput and queue over time (.svg or .png)")
     .option(
@@ -494,9 +317,8 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       const resolve: CcResolver = (spec) => deps.resolveCc?.(spec) ?? builtinCc(spec);
       if (o.plot !== undefined) checkPlotPath(o.plot);
       const hz = simValue("hz", o.hz);
-      const isBpf = (x: string) => isObjSpec(expandCcSpec(x));
-      const needsKernel = o.cc.split(",").some(isBpf) || (o.to !== undefined && isBpf(o.to)) || o.qdisc !== undefined;
-      const host = needsKernel ? new BpfCcHost({ CONFIG_HZ: hz }, { qdisc: o.qdisc !== undefined }) : undefined;
+      const kernel = needsKernel(o, CLI_ENV) || o.qdisc !== undefined;
+      const host = kernel ? new BpfCcHost({ CONFIG_HZ: hz }, { qdisc: o.qdisc !== undefined }) : undefined;
       const opts = simOptionsFrom(o, resolve, host);
       const tty = Boolean(process.stderr.isTTY) && o.progress !== false && !o.json && opts.durationNs >= 10e9;
       const r = await runSim(opts, tty);
@@ -524,4 +346,14 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     });
 }
 
+export {
+  BPF_CC_ALIASES,
+  builtinCc,
+  type CcResolver,
+  DEFAULT_CC,
+  KERNEL_CCS,
+  MAX_SAMPLES,
+  SIM_LIMITS,
+  type SimLimit,
+} from "../sim/options.js";
 export { DEFAULT_LINK };
