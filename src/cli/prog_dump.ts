@@ -8,9 +8,9 @@
  *                                                    line_info source lines)
  *   prog dump OBJ [xlated]                           the programs of a BPF object file,
  *                                                    disassembled (llvm-objdump syntax) with their
- *                                                    .BTF.ext source lines; `xlated`: after load into
- *                                                    a one-run simulated kernel (subprograms
- *                                                    appended, CO-RE and map relocations applied)
+ *                                                    .BTF.ext source lines; `xlated`: as a one-run
+ *                                                    simulated kernel translated them after load,
+ *                                                    in the xlated form above
  */
 import type { Command } from "commander";
 import type { Btf } from "../btf/btf.js";
@@ -209,6 +209,9 @@ async function dumpSessionProg(mode: string, rest: string[], o: DumpOptions): Pr
 async function dumpObject(path: string, mode: string | undefined, o: DumpOptions): Promise<void> {
   if (mode !== undefined && mode !== "xlated")
     throw new CliError(`prog dump OBJ: expected 'xlated' or nothing after the object, got: ${mode}`);
+  if (mode === "xlated" && o.syntax !== undefined) {
+    throw new CliError(`--syntax ${o.syntax}: the xlated dump is in the kernel's syntax, as bpftool prints it`);
+  }
   const syntax = o.syntax ?? "llvm";
   if (syntax !== "llvm" && syntax !== "conformance") {
     throw new CliError(`--syntax ${syntax}: expected llvm or conformance`);
@@ -216,17 +219,31 @@ async function dumpObject(path: string, mode: string | undefined, o: DumpOptions
   const bytes = readBytes("object", path);
   const { BpfObject } = await import("../loader/object.js");
   const obj = BpfObject.open(bytes, { path });
-  if (mode === "xlated") {
-    const { StructOpsSession } = await import("./kernel_session.js");
-    const s = new StructOpsSession();
-    obj.load({ kernel: s.kernel, process: s.proc });
-  }
+  if (mode === "xlated") return dumpObjectXlated(obj, o);
   const dumps: ProgDump[] = [];
-  for (const p of obj.programs) {
-    dumps.push(await dumpProgram(obj, p, mode === "xlated" ? (p.loadedInsns ?? p.insns) : p.insns, syntax));
-  }
+  for (const p of obj.programs) dumps.push(await dumpProgram(obj, p, p.insns, syntax));
   if (o.json || o.pretty) io.out(`${JSON.stringify(dumps, null, o.pretty ? 4 : undefined)}\n`);
   else io.out(`${dumps.map(formatDump).join("\n\n")}\n`);
+}
+
+/**
+ * The object's programs as the kernel translated them: loaded into a one-run kernel, then each
+ * dumped as `prog dump xlated id ID` dumps a session's (bpftool's format: helper and kfunc names,
+ * map[id:N], func_info signatures, source lines), in the object's order.
+ */
+async function dumpObjectXlated(obj: BpfObject, o: DumpOptions): Promise<void> {
+  const { StructOpsSession } = await import("./kernel_session.js");
+  const s = new StructOpsSession();
+  obj.load({ kernel: s.kernel, process: s.proc });
+  const dumps: XlatedInsn[][] = [];
+  for (const p of obj.programs) {
+    if (p.fd < 0) continue;
+    dumps.push(await xlatedDump(s, (s.object(p.fd) as { id: number }).id));
+  }
+  if (o.json || o.pretty) {
+    const texts = dumps.map((d) => xlatedJson(d, false, o.pretty ?? false).replace(/\n$/, ""));
+    io.out(`[${texts.join(",")}]\n`);
+  } else io.out(dumps.map((d) => xlatedPlain(d, false)).join("\n"));
 }
 
 export function register(program: Command): void {
@@ -236,7 +253,7 @@ export function register(program: Command): void {
         "OBJ [xlated]: the programs of an object file, disassembled with their source lines",
     )
     .argument("<args...>", "xlated PROG [linum] | OBJ [xlated]")
-    .option("--syntax <syntax>", "for OBJ: llvm (llvm-objdump's) or conformance", "llvm")
+    .option("--syntax <syntax>", "for OBJ without xlated: llvm (llvm-objdump's, the default) or conformance")
     .action(async (args: string[], _o: DumpOptions, c: Command) => {
       const o = optsOf<DumpOptions>(c);
       const [first, ...rest] = args;

@@ -240,6 +240,23 @@ const CASES: Case[] = [
     err: "Error: can't read object bpf: Is a directory (EISDIR)\n",
   },
   {
+    what: "prog dump OBJ xlated: the kernel's translation of each program, as bpftool prints xlated",
+    args: ["prog", "dump", DCTCP, "xlated"],
+    code: 0,
+    check: (r) => {
+      assert.match(r.out, /^void so_dctcp_init\(unsigned long long \* ctx\):\n; void BPF_PROG/);
+      assert.match(r.out, /\n {2}\d+: \(18\) r\d = map\[id:\d+\]\[0\]\+0\n/);
+      assert.match(r.out, /\(85\) call tcp_slow_start#\d+\n/);
+      assert.doesNotMatch(r.out, /call 0x|map_value\(/);
+    },
+  },
+  {
+    what: "prog dump OBJ xlated takes no --syntax (the kernel's, as bpftool)",
+    args: ["prog", "dump", RENO, "xlated", "--syntax", "llvm"],
+    code: 255,
+    err: "Error: --syntax llvm: the xlated dump is in the kernel's syntax, as bpftool prints it\n",
+  },
+  {
     what: "prog dump OBJ with a word that is not xlated",
     args: ["prog", "dump", RENO, "jited"],
     code: 255,
