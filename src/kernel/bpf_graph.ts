@@ -28,6 +28,7 @@ import { btfFindDtorKfunc, kptrXchg } from "./bpf_kptr.js";
 import { bpf_timer_cancel_and_free } from "./bpf_timer.js";
 import { bpf_wq_cancel_and_free } from "./bpf_wq.js";
 import type { HelperArgs, Kernel } from "./kernel.js";
+import { allocPercpu, freePercpu } from "./percpu.js";
 
 /** BPF_PTR_POISON: a node being linked (owner claimed, not yet set). */
 const BPF_PTR_POISON = 0xeb9f_0000n;
@@ -36,6 +37,8 @@ const BPF_PTR_POISON = 0xeb9f_0000n;
 export interface BpfAllocObj {
   readonly region: MemRegion;
   readonly record: BtfRecord | null;
+  /** From bpf_percpu_obj_new: one copy per CPU (bpf_global_percpu_ma). */
+  readonly percpu?: boolean;
   freed: boolean;
 }
 
@@ -93,6 +96,25 @@ export function bpfObjNew(k: Kernel, prog: BpfProg, typeId: number): number {
   return region.addr;
 }
 
+/** The largest per-CPU object (BPF_GLOBAL_PERCPU_MA_MAX_SIZE). */
+export const BPF_GLOBAL_PERCPU_MA_MAX_SIZE = 512;
+
+/**
+ * bpf_percpu_obj_new_impl: a zeroed copy of the program's struct `typeId` for every CPU (the
+ * verifier proved it a struct of scalars without special fields), as a per-CPU pointer, or 0.
+ */
+export function bpfPercpuObjNew(k: Kernel, prog: BpfProg, typeId: number): number {
+  const t = prog.aux.btf?.btf.tryTypeById(typeId);
+  if (!t || (t.kind !== BTF_KIND_STRUCT && t.kind !== BTF_KIND_UNION)) return 0;
+  const size = (t as BtfComposite).size;
+  if (size > BPF_GLOBAL_PERCPU_MA_MAX_SIZE) return 0;
+  const region = allocPercpu(k, size, `bpf_percpu_obj_new ${t.name}`);
+  const s = bpfGraph(k);
+  s.objs.set(region.addr, { region, record: null, percpu: true, freed: false });
+  s.allocated++;
+  return region.addr;
+}
+
 function refcount(k: Kernel, addr: number): number {
   const b = k.mem.bytes(addr, 4);
   return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
@@ -127,10 +149,12 @@ export function bpfObjDrop(k: Kernel, addr: number): void {
   const release = () => {
     s.objs.delete(addr);
     for (const f of rec?.fields ?? []) if (f.type & (BPF_LIST_NODE | BPF_RB_NODE)) s.nodeObj.delete(addr + f.offset);
-    k.mem.free(obj.region);
+    if (obj.percpu) freePercpu(k, addr);
+    else k.mem.free(obj.region);
     s.freed++;
   };
-  if (rec && rec.refcountOff >= 0) k.rcu.callRcu(release);
+  // Per-CPU objects are read through RCU pointers (bpf_mem_free_rcu).
+  if ((rec && rec.refcountOff >= 0) || obj.percpu) k.rcu.callRcu(release);
   else release();
 }
 

@@ -14,6 +14,7 @@ import {
   bpfListPeek,
   bpfObjDrop,
   bpfObjNew,
+  bpfPercpuObjNew,
   bpfRbtreeAdd,
   bpfRbtreeChild,
   bpfRbtreeFirst,
@@ -67,6 +68,14 @@ export function declareGraphTypes(b: BtfBuilder, base: KernelBaseTypes): void {
     ["meta__ign", voidp],
   ]);
   fn("bpf_obj_drop_impl", 0, [
+    ["p__alloc", voidp],
+    ["meta__ign", voidp],
+  ]);
+  fn("bpf_percpu_obj_new_impl", voidp, [
+    ["local_type_id__k", u64],
+    ["meta__ign", voidp],
+  ]);
+  fn("bpf_percpu_obj_drop_impl", 0, [
     ["p__alloc", voidp],
     ["meta__ign", voidp],
   ]);
@@ -140,6 +149,20 @@ export function registerGraphKfuncs(k: Kernel): void {
   );
   reg(
     "bpf_obj_drop_impl",
+    (c, kk) => {
+      bpfObjDrop(kk, c.argNum(1));
+      return 0;
+    },
+    KF_RELEASE,
+  );
+  reg(
+    "bpf_percpu_obj_new_impl",
+    () => 0,
+    KF_ACQUIRE | KF_RET_NULL,
+    (prog) => (c, kk) => bpfPercpuObjNew(kk, prog, c.argNum(1)),
+  );
+  reg(
+    "bpf_percpu_obj_drop_impl",
     (c, kk) => {
       bpfObjDrop(kk, c.argNum(1));
       return 0;

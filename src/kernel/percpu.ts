@@ -78,10 +78,47 @@ export function setupPerCpuAreas(k: Kernel): void {
   }
 }
 
-/** per_cpu_ptr(ptr, cpu): CPU `cpu`'s copy of the per-CPU variable at `ptr` (CPU 0's), or 0. */
+/** Dynamic per-CPU allocations (pcpu_alloc chunks) by the address of CPU 0's copy. */
+const dynAreas = new WeakMap<Kernel, Map<number, PercpuArea>>();
+
+function dynOf(k: Kernel): Map<number, PercpuArea> {
+  let m = dynAreas.get(k);
+  if (!m) dynAreas.set(k, (m = new Map()));
+  return m;
+}
+
+/**
+ * __alloc_percpu: `size` zeroed bytes for every possible CPU; the result is CPU 0's copy, the
+ * per-CPU pointer bpf_per_cpu_ptr() and bpf_this_cpu_ptr() take.
+ */
+export function allocPercpu(k: Kernel, size: number, name: string): MemRegion {
+  const unit = Math.max(8, Math.ceil(size / 8) * 8);
+  const region = k.mem.alloc(unit * k.nrCpus, { perm: "rw", kind: "mem", name });
+  dynOf(k).set(region.addr, { region, unit });
+  return region;
+}
+
+/** free_percpu. */
+export function freePercpu(k: Kernel, ptr: number): void {
+  const m = dynOf(k);
+  const a = m.get(ptr);
+  if (!a) return;
+  m.delete(ptr);
+  k.mem.free(a.region);
+}
+
+/** Live dynamic per-CPU allocations (what the kernel's percpu accounting would show). */
+export function percpuAllocated(k: Kernel): number {
+  return dynOf(k).size;
+}
+
+/** per_cpu_ptr(ptr, cpu): CPU `cpu`'s copy of the per-CPU variable or allocation at `ptr` (CPU 0's), or 0. */
 export function perCpuPtr(k: Kernel, ptr: number, cpu: number): number {
+  if (cpu < 0 || cpu >= k.nrCpus) return 0;
+  const dyn = dynAreas.get(k)?.get(ptr);
+  if (dyn) return ptr + cpu * dyn.unit;
   const a = areas.get(k);
-  if (!a || cpu < 0 || cpu >= k.nrCpus) return 0;
+  if (!a) return 0;
   if (ptr < a.region.addr || ptr >= a.region.addr + a.unit) return 0;
   return ptr + cpu * a.unit;
 }

@@ -9,6 +9,8 @@
  * of the value the lock is in. An owning reference pushed into a collection becomes non-owning
  * (NON_OWN_REF, no ref_obj_id): usable until the lock is released, then every copy is invalid.
  */
+
+import type { Btf } from "../btf/btf.js";
 import {
   BPF_KPTR,
   BPF_LIST_HEAD,
@@ -23,8 +25,17 @@ import {
   btfRecordFind,
   btfRecordHasField,
 } from "../btf/record.js";
-import type { BtfFuncProto } from "../btf/types.js";
-import { BTF_KIND_FUNC_PROTO, BTF_KIND_PTR, BTF_KIND_STRUCT, BTF_KIND_UNION } from "../uapi/btf.js";
+import type { BtfArray, BtfComposite, BtfFuncProto, BtfType } from "../btf/types.js";
+import {
+  BTF_KIND_ARRAY,
+  BTF_KIND_ENUM,
+  BTF_KIND_ENUM64,
+  BTF_KIND_FUNC_PROTO,
+  BTF_KIND_INT,
+  BTF_KIND_PTR,
+  BTF_KIND_STRUCT,
+  BTF_KIND_UNION,
+} from "../uapi/btf.js";
 import { EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfSkipModifiers, btfStructRead } from "./btf_access.js";
 import { checkFuncCall } from "./calls.js";
@@ -35,6 +46,7 @@ import {
   copyReg,
   isTrustedReg,
   MEM_ALLOC,
+  MEM_PERCPU,
   MEM_RCU,
   markPtr,
   markRegNotInit,
@@ -44,6 +56,7 @@ import {
   PTR_TO_BTF_ID,
   PTR_TO_FUNC,
   PTR_TO_MAP_VALUE,
+  PTR_UNTRUSTED,
   type RegState,
   regTypeStr,
   SCALAR_VALUE,
@@ -73,7 +86,39 @@ const GRAPH_API = new Set([
   "bpf_refcount_acquire_impl",
 ]);
 /** The kfuncs checked here rather than by the generic kfunc code. */
-const GRAPH_KFUNCS = new Set([...GRAPH_API, "bpf_obj_new_impl", "bpf_obj_drop_impl"]);
+const GRAPH_KFUNCS = new Set([
+  ...GRAPH_API,
+  "bpf_obj_new_impl",
+  "bpf_obj_drop_impl",
+  "bpf_percpu_obj_new_impl",
+  "bpf_percpu_obj_drop_impl",
+]);
+
+/** BPF_GLOBAL_PERCPU_MA_MAX_SIZE: the largest struct bpf_percpu_obj_new allocates. */
+const BPF_GLOBAL_PERCPU_MA_MAX_SIZE = 512;
+
+/** __btf_type_is_scalar_struct: a struct (or union) of integers, enums, their arrays, 4 levels deep. */
+function isScalarStruct(v: Verifier, btf: Btf, t: BtfType, rec: number): boolean {
+  if (t.kind !== BTF_KIND_STRUCT && t.kind !== BTF_KIND_UNION) return false;
+  const scalar = (k: number) => k === BTF_KIND_INT || k === BTF_KIND_ENUM || k === BTF_KIND_ENUM64;
+  for (const m of (t as BtfComposite).members) {
+    let [, mt] = btfSkipModifiers(btf, m.type);
+    if (mt.kind === BTF_KIND_STRUCT || mt.kind === BTF_KIND_UNION) {
+      if (rec >= 3) {
+        v.verbose("max struct nesting depth exceeded\n");
+        return false;
+      }
+      if (!isScalarStruct(v, btf, mt, rec + 1)) return false;
+      continue;
+    }
+    if (mt.kind === BTF_KIND_ARRAY) {
+      if (!(mt as BtfArray).nelems) return false;
+      [, mt] = btfSkipModifiers(btf, (mt as BtfArray).type);
+    }
+    if (!scalar(mt.kind)) return false;
+  }
+  return true;
+}
 
 export const isGraphApiKfunc = (name: string | undefined): boolean => !!name && GRAPH_API.has(name);
 export const isGraphKfunc = (name: string): boolean => GRAPH_KFUNCS.has(name);
@@ -173,8 +218,19 @@ export function checkMapValueFields(v: Verifier, reg: RegState, off: number, siz
   }
 }
 
-/** check_ptr_to_btf_access for an allocated object: btf_struct_access against the program's BTF. */
-export function checkAllocAccess(v: Verifier, regno: number, reg: RegState, off: number, size: number, out: RegState) {
+/**
+ * check_ptr_to_btf_access for a pointer to a type of the program (an allocated object, or a
+ * per-CPU or untrusted pointer read from a kptr field): btf_struct_access against its BTF.
+ */
+export function checkAllocAccess(
+  v: Verifier,
+  regno: number,
+  reg: RegState,
+  off: number,
+  size: number,
+  out: RegState,
+  write = false,
+) {
   const btf = v.env.progBtf;
   if (!btf) v.reject(EFAULT, "verifier internal error: allocated object without program BTF");
   const o = reg.off + off;
@@ -182,7 +238,16 @@ export function checkAllocAccess(v: Verifier, regno: number, reg: RegState, off:
   if (!tnumIsConst(reg.varOff) || reg.varOff.value !== 0n)
     v.reject(EACCES, `R${regno} is ptr_${name} invalid variable offset: off=${reg.off}`);
   if (o < 0) v.reject(EACCES, `R${regno} is ptr_${name} invalid negative access: off=${o}`);
-  if (!isNonOwningRef(reg) && !(reg.type & MEM_RCU) && !reg.refObjId)
+  if (reg.type & MEM_PERCPU) v.reject(EACCES, `R${regno} is ptr_${name} access percpu memory: off=${o}`);
+  // Only an allocated object the program may use is writable (not an untrusted one).
+  if (write && (!(reg.type & MEM_ALLOC) || reg.type & PTR_UNTRUSTED)) v.reject(EACCES, "only read is supported");
+  if (
+    reg.type & MEM_ALLOC &&
+    !(reg.type & PTR_UNTRUSTED) &&
+    !isNonOwningRef(reg) &&
+    !(reg.type & MEM_RCU) &&
+    !reg.refObjId
+  )
     v.reject(EFAULT, "verifier internal error: ref_obj_id for allocated object must be non-zero");
   const rec = regBtfRecord(v, reg);
   for (const f of rec?.fields ?? []) {
@@ -321,8 +386,13 @@ export function checkGraphKfuncCall(
           }
         }
         if (kind === "alloc") {
-          if (reg.type !== (PTR_TO_BTF_ID | MEM_ALLOC))
-            v.reject(EINVAL, `arg#${i} expected pointer to allocated object`);
+          // bpf_obj_drop takes objects of bpf_obj_new, bpf_percpu_obj_drop those of bpf_percpu_obj_new.
+          if (reg.type === (PTR_TO_BTF_ID | MEM_ALLOC)) {
+            if (name !== "bpf_obj_drop_impl") v.reject(EINVAL, `arg#${i} expected for bpf_obj_drop_impl()`);
+          } else if (reg.type === (PTR_TO_BTF_ID | MEM_ALLOC | MEM_PERCPU)) {
+            if (name !== "bpf_percpu_obj_drop_impl")
+              v.reject(EINVAL, `arg#${i} expected for bpf_percpu_obj_drop_impl()`);
+          } else v.reject(EINVAL, `arg#${i} expected pointer to allocated object`);
           if (!reg.refObjId) v.reject(EINVAL, "allocated object must be referenced");
           if (m.releaseRegno === regno && (reg.off !== 0 || !tnumIsConst(reg.varOff) || reg.varOff.value !== 0n)) {
             v.reject(EACCES, `R${regno} must have zero offset when passed to release func or trusted arg to kfunc`);
@@ -408,7 +478,8 @@ export function checkGraphKfuncCall(
   const r0 = v.writeReg(0);
   const field = m.headField;
   switch (name) {
-    case "bpf_obj_new_impl": {
+    case "bpf_obj_new_impl":
+    case "bpf_percpu_obj_new_impl": {
       const c = m.constant ?? 0n;
       if (c > 0xffff_ffffn) v.reject(EINVAL, "local type ID argument must be in range [0, U32_MAX]");
       const btf = v.env.progBtf;
@@ -416,7 +487,17 @@ export function checkGraphKfuncCall(
       const t = btf.tryTypeById(Number(c));
       if (!t || (t.kind !== BTF_KIND_STRUCT && t.kind !== BTF_KIND_UNION))
         v.reject(EINVAL, "bpf_obj_new/bpf_percpu_obj_new type ID argument must be of a struct");
-      markPtr(r0, PTR_TO_BTF_ID | MEM_ALLOC);
+      const percpu = name === "bpf_percpu_obj_new_impl";
+      if (percpu) {
+        const size = (t as BtfComposite).size;
+        if (size > BPF_GLOBAL_PERCPU_MA_MAX_SIZE)
+          v.reject(EINVAL, `bpf_percpu_obj_new type size (${size}) is greater than ${BPF_GLOBAL_PERCPU_MA_MAX_SIZE}`);
+        if (v.env.progStructMetas?.has(Number(c)))
+          v.reject(EINVAL, "bpf_percpu_obj_new type ID argument must not contain special fields");
+        if (!isScalarStruct(v, btf, t, 0))
+          v.reject(EINVAL, "bpf_percpu_obj_new type ID argument must be of a struct of scalars");
+      }
+      markPtr(r0, PTR_TO_BTF_ID | MEM_ALLOC | (percpu ? MEM_PERCPU : 0));
       r0.btfId = Number(c);
       break;
     }

@@ -45,6 +45,7 @@ import {
   baseType,
   CONST_PTR_TO_MAP,
   copyReg,
+  MEM_RCU,
   MEM_RDONLY,
   markPtr,
   markRegNotInit,
@@ -190,6 +191,8 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   let constKey: bigint | undefined;
   let kptrField: BtfField | undefined;
   let retBtfId = 0;
+  /** returns_cpu_specific_alloc_ptr: bpf_per_cpu_ptr/bpf_this_cpu_ptr on an RCU per-CPU object. */
+  let percpuAlloc = false;
   let releaseRefObjId = 0;
   /** The map of a timer argument (meta->map_ptr from process_timer_func). */
   let timerMap: number | undefined;
@@ -285,6 +288,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         break;
       case ARG_PTR_TO_PERCPU_BTF_ID:
         retBtfId = checkPercpuBtfArg(v, regno, reg);
+        percpuAlloc = (reg.type & MEM_RCU) !== 0;
         break;
       case ARG_KPTR_XCHG_DEST:
         kptrField = processKptrFunc(v, regno, reg);
@@ -351,7 +355,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     (m.type === bpf_map_type.BPF_MAP_TYPE_ARRAY || m.type === bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY) &&
     constKey !== undefined &&
     constKey < BigInt(m.maxEntries);
-  clobberAndSetR0(v, fn, map, elide, retBtfId);
+  clobberAndSetR0(v, fn, map, elide, retBtfId, percpuAlloc);
   return false;
 }
 
@@ -389,6 +393,7 @@ function clobberAndSetR0(
   mapReg: RegState | undefined,
   notNull = false,
   retBtfId = 0,
+  percpuAlloc = false,
 ): void {
   const regs = v.regs;
   const map = mapReg ? copyReg(mapReg) : undefined;
@@ -415,7 +420,7 @@ function clobberAndSetR0(
       r0.id = v.newId();
       break;
     case RET_PTR_TO_MEM_OR_BTF_ID:
-      markPercpuRet(v, r0, retBtfId, fn.retMaybeNull === true);
+      markPercpuRet(v, r0, retBtfId, fn.retMaybeNull === true, percpuAlloc);
       break;
     case RET_PTR_TO_BTF_ID_TRUSTED: {
       const btf = v.env.btf;

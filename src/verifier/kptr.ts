@@ -26,6 +26,7 @@ import { progBtfName, regBtfRecord } from "./graph.js";
 import { inRcuCs } from "./kfunc.js";
 import { acquireReference, forEachReg, markRegInvalid, releaseReferenceNomark } from "./refs.js";
 import {
+  BTF_PROG,
   baseType,
   MEM_ALLOC,
   MEM_PERCPU,
@@ -77,6 +78,7 @@ function ldKptrType(v: Verifier, f: BtfField): number {
     const meta = isKernelKptr(f) ? undefined : v.env.progStructMetas?.get(kptrBtfId(v, f));
     if (meta && btfRecordHasField(meta.record, BPF_GRAPH_NODE)) t |= NON_OWN_REF;
   } else t |= PTR_UNTRUSTED;
+  if (!isKernelKptr(f) && !(t & MEM_ALLOC)) t |= BTF_PROG;
   return t;
 }
 
@@ -92,7 +94,7 @@ function checkPtrOffReg(v: Verifier, reg: RegState, regno: number, fixedOffOk: b
 /** map_kptr_match_type: what may be stored in (or exchanged into) the field. */
 export function mapKptrMatchType(v: Verifier, f: BtfField, reg: RegState, regno: number): void {
   const target = f.kptr?.name ?? "";
-  const kernelReg = baseType(reg.type) === PTR_TO_BTF_ID && !(reg.type & MEM_ALLOC);
+  const kernelReg = baseType(reg.type) === PTR_TO_BTF_ID && !(reg.type & (MEM_ALLOC | BTF_PROG));
   let perm: number;
   if (kernelReg) {
     perm = PTR_MAYBE_NULL | PTR_TRUSTED | MEM_RCU;
@@ -108,7 +110,9 @@ export function mapKptrMatchType(v: Verifier, f: BtfField, reg: RegState, regno:
     if (f.type === BPF_KPTR_UNREF) msg += ` or ${regTypeStr(PTR_TO_BTF_ID | PTR_UNTRUSTED)}${target}`;
     return v.reject(EACCES, msg);
   };
-  if (baseType(reg.type) !== PTR_TO_BTF_ID || reg.type & ~0xff & ~perm) bad();
+  if (baseType(reg.type) !== PTR_TO_BTF_ID || reg.type & ~0xff & ~(perm | BTF_PROG)) bad();
+  // A per-CPU field holds only per-CPU objects, and only it does.
+  if ((f.type === BPF_KPTR_PERCPU) !== ((reg.type & MEM_PERCPU) !== 0)) bad();
   regName = kernelReg ? v.btfName(reg.btfId) : progBtfName(v, reg.btfId);
   checkPtrOffReg(v, reg, regno, true);
   // btf_struct_ids_match: a referenced kptr must be the object itself (strict); an untrusted one
@@ -224,7 +228,7 @@ export function kptrXchgCall(v: Verifier, f: BtfField, srcRefObjId: number, func
       // A per-CPU object stays readable inside an RCU section; anything else is gone.
       if (rcu && r.type & MEM_ALLOC && r.type & MEM_PERCPU) {
         r.refObjId = 0;
-        r.type = (r.type & ~MEM_ALLOC) | MEM_RCU;
+        r.type = (r.type & ~MEM_ALLOC) | MEM_RCU | BTF_PROG;
       } else markRegInvalid(v, r);
     });
   }

@@ -33,6 +33,7 @@ import { inRcuCs } from "./kfunc.js";
 import { checkMapKptrAccess, mapValueKptrField } from "./kptr.js";
 import { findReference } from "./refs.js";
 import {
+  BTF_PROG,
   baseType,
   CONST_PTR_TO_MAP,
   copyReg,
@@ -140,9 +141,9 @@ export function checkMemAccess(
     case PTR_TO_CTX:
       return checkCtxAccess(v, regno, reg, off, size, write, value, valueReg, out);
     case PTR_TO_BTF_ID:
-      if (reg.type & MEM_ALLOC) {
+      if (reg.type & (MEM_ALLOC | BTF_PROG)) {
         if (write && value && v.isPointerValue(value)) v.reject(EACCES, `R${valueReg} leaks addr into mem`);
-        return checkAllocAccess(v, regno, reg, off, size, out);
+        return checkAllocAccess(v, regno, reg, off, size, out, write);
       }
       return checkBtfAccess(v, regno, reg, off, size, write, out);
     default:

@@ -7,9 +7,11 @@
  */
 import { btfResolveSize } from "../btf/resolve.js";
 import { BTF_KIND_DATASEC, BTF_KIND_FUNC, BTF_KIND_STRUCT, BTF_KIND_UNION } from "../uapi/btf.js";
-import { EACCES, EINVAL } from "../uapi/errno.js";
+import { EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfSkipModifiers } from "./btf_access.js";
 import {
+  BTF_PROG,
+  MEM_ALLOC,
   MEM_PERCPU,
   MEM_RCU,
   MEM_RDONLY,
@@ -78,9 +80,12 @@ const PERCPU_BTF_PTR_TYPES = [
   PTR_TO_BTF_ID | MEM_PERCPU | PTR_TRUSTED,
 ];
 
-/** ARG_PTR_TO_PERCPU_BTF_ID: a per-CPU BTF pointer; its type is what the helper returns. */
+/**
+ * ARG_PTR_TO_PERCPU_BTF_ID: a per-CPU BTF pointer; its type is what the helper returns. An RCU
+ * one is a per-CPU object of the program's (a `__percpu_kptr` read in an RCU section).
+ */
 export function checkPercpuBtfArg(v: Verifier, regno: number, reg: RegState): number {
-  if (!PERCPU_BTF_PTR_TYPES.includes(reg.type))
+  if (!PERCPU_BTF_PTR_TYPES.includes(reg.type & ~BTF_PROG))
     v.reject(
       EACCES,
       `R${regno} type=${regTypeStr(reg.type)} expected=${PERCPU_BTF_PTR_TYPES.map(regTypeStr).join(", ")}`,
@@ -89,8 +94,20 @@ export function checkPercpuBtfArg(v: Verifier, regno: number, reg: RegState): nu
   return reg.btfId;
 }
 
-/** RET_PTR_TO_MEM_OR_BTF_ID (| MEM_RDONLY, | PTR_MAYBE_NULL): one CPU's copy of the variable. */
-export function markPercpuRet(v: Verifier, r0: RegState, btfId: number, maybeNull: boolean): void {
+/**
+ * RET_PTR_TO_MEM_OR_BTF_ID (| MEM_RDONLY, | PTR_MAYBE_NULL): one CPU's copy of the variable, or
+ * of a per-CPU object (`alloc`: returns_cpu_specific_alloc_ptr), which the kernel types as a
+ * non-NULL RCU pointer to the program's struct, writable until the RCU section ends.
+ */
+export function markPercpuRet(v: Verifier, r0: RegState, btfId: number, maybeNull: boolean, alloc = false): void {
+  if (alloc) {
+    const t = v.env.progBtf?.tryTypeById(btfId);
+    if (!t || (t.kind !== BTF_KIND_STRUCT && t.kind !== BTF_KIND_UNION))
+      v.reject(EFAULT, "Helper has invalid btf/btf_id in R1");
+    markPtr(r0, PTR_TO_BTF_ID | MEM_ALLOC | MEM_RCU);
+    r0.btfId = btfId;
+    return;
+  }
   const btf = v.env.btf;
   if (!btf) v.reject(EINVAL, "kernel is missing BTF");
   const [, t] = btfSkipModifiers(btf, btfId);

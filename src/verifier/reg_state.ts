@@ -43,6 +43,12 @@ export const MEM_ALLOC = 1 << 13;
 /** A graph node the program no longer owns, valid while the collection's lock is held. */
 export const NON_OWN_REF = 1 << 14;
 export const MEM_PERCPU = 1 << 15;
+/**
+ * Not a kernel flag: the kernel's register carries its BTF (reg->btf); here a PTR_TO_BTF_ID's id
+ * is in the program's BTF when it has MEM_ALLOC or this bit (a per-CPU or untrusted pointer loaded
+ * from a kptr field of a program type). Never printed.
+ */
+export const BTF_PROG = 1 << 20;
 /** is_trusted_reg's opt-in flags (BPF_REG_TRUSTED_MODIFIERS). */
 export const BPF_REG_TRUSTED_MODIFIERS = MEM_ALLOC | PTR_TRUSTED | NON_OWN_REF;
 

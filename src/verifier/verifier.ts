@@ -61,6 +61,7 @@ import { checkAtomic, checkMemAccess, MEM_DIRECT } from "./mem_access.js";
 import { markKsymReg } from "./percpu.js";
 import { acquireReference, checkIds, refsafe } from "./refs.js";
 import {
+  BTF_PROG,
   baseType,
   CONST_PTR_TO_MAP,
   isPointer,
@@ -218,7 +219,7 @@ export class Verifier {
       mapName: (m) => this.maps[m]?.name,
       mapSizes: (m) => (this.maps[m] ? [this.maps[m].keySize, this.maps[m].valueSize] : undefined),
       // An allocated object's type is in the program's BTF.
-      btfName: (id) => (r.type & MEM_ALLOC ? progBtfName(this, id) : this.btfName(id)),
+      btfName: (id) => (r.type & (MEM_ALLOC | BTF_PROG) ? progBtfName(this, id) : this.btfName(id)),
     });
   }
 
