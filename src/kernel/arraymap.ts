@@ -99,8 +99,11 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
   // array_map_free_timers_wq: timers go with the last user reference, other fields stay.
   map_release_uref: bpf_map_free_timers_wq,
   map_free(map) {
-    for (let i = 0; i < map.max_entries; i++) mapFreeFields(map, (map as BpfArray).elemAddr(i));
-    map.kernel.mem.free((map as BpfArray).value);
+    // array_map_free: every element's fields, every CPU's copy of a per-CPU one.
+    const a = map as BpfArray;
+    for (let i = 0; i < map.max_entries; i++)
+      for (let cpu = 0; cpu < a.ncopies; cpu++) mapFreeFields(map, a.elemAddr(i, cpu));
+    map.kernel.mem.free(a.value);
   },
   map_lookup_elem(map, key) {
     const i = index(key);
@@ -167,9 +170,13 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
   },
 };
 
-/** copy_map_value_long: a per-CPU copy moves round_up(value_size, 8) bytes. */
+/**
+ * copy_map_value_long: a per-CPU copy moves round_up(value_size, 8) bytes around its special
+ * fields; bpf_percpu_array_update then frees what those held.
+ */
 function copyLong(map: BpfArray, dst: number, src: Uint8Array): void {
-  map.kernel.mem.bytes(dst, map.elem_size).set(src.subarray(0, map.elem_size));
+  copyMapValue(map, map.kernel.mem.bytes(dst, map.elem_size), src.subarray(0, map.elem_size));
+  mapFreeFields(map, dst);
 }
 
 /**
@@ -196,9 +203,10 @@ export const percpu_array_map_ops: BpfMapOps = {
     const i = index(key);
     if (i >= map.max_entries) throw new BpfError(E2BIG, `index ${i} is past max_entries ${map.max_entries}`);
     if (flags & BPF_NOEXIST) throw new BpfError(EEXIST, `array element ${i} always exists`);
-    map.kernel.mem
-      .bytes((map as BpfArray).elemAddr(i, map.kernel.cpu), map.value_size)
-      .set(value.subarray(0, map.value_size));
+    // This CPU's copy, around its special fields, which then let go of what they held.
+    const addr = (map as BpfArray).elemAddr(i, map.kernel.cpu);
+    copyMapValue(map, map.kernel.mem.bytes(addr, map.value_size), value);
+    mapFreeFields(map, addr);
   },
   /** bpf_percpu_array_copy(). */
   map_sys_lookup_elem(map, key, value) {

@@ -7,8 +7,9 @@ import { btfTypeIdSize } from "../btf/resolve.js";
 import { BPF_EXIST, BPF_F_CLONE, BPF_F_LOCK, BPF_F_NO_PREALLOC, BPF_NOEXIST } from "../uapi/bpf.js";
 import { BTF_KIND_INT } from "../uapi/btf.js";
 import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno.js";
-import { BpfMap, type BpfMapOps, type MemRegion } from "./bpf.js";
+import { BpfMap, type BpfMapOps } from "./bpf.js";
 import { num } from "./bpf_attr.js";
+import { bpfSelemAlloc, bpfSelemFree } from "./bpf_local_storage.js";
 import type { Process } from "./process.js";
 import { type Sock, sockfd_lookup } from "./sock.js";
 
@@ -34,14 +35,14 @@ export function bpf_local_storage_update(sk: Sock, map: BpfMap, value: Uint8Arra
   if ((flags & ~BPF_F_LOCK) > BPF_EXIST || flags & BPF_F_LOCK) {
     throw new BpfError(EINVAL, `invalid sk_storage update flags ${flags}`);
   }
-  const k = map.kernel;
   const old = sk.sk_bpf_storage.get(map);
   if (old && flags & BPF_NOEXIST) throw new BpfError(EEXIST, "socket already has storage in this map");
   if (!old && flags & BPF_EXIST) throw new BpfError(ENOENT, "socket has no storage in this map");
-  const region = old ?? k.mem.alloc(map.value_size, { perm: "rw", kind: "map_value", name: "sk_storage" });
-  if (value) k.mem.bytes(region.addr, map.value_size).set(value.subarray(0, map.value_size));
+  // An update is a new element; the one it replaces goes with what its fields hold.
+  const region = bpfSelemAlloc(map, value, "sk_storage");
   sk.sk_bpf_storage.set(map, region);
   (map as BpfLocalStorageMap).owners.add(sk);
+  if (old) bpfSelemFree(map, old, false);
   return region.addr;
 }
 
@@ -50,12 +51,7 @@ export function bpf_sk_storage_del(sk: Sock, map: BpfMap): void {
   if (!region) throw new BpfError(ENOENT, "socket has no storage in this map");
   sk.sk_bpf_storage.delete(map);
   (map as BpfLocalStorageMap).owners.delete(sk);
-  freeLater(map, region);
-}
-
-function freeLater(map: BpfMap, region: MemRegion): void {
-  const k = map.kernel;
-  k.rcu.callRcu(() => k.mem.free(region));
+  bpfSelemFree(map, region, false);
 }
 
 function sockOfKey(proc: Process, key: Uint8Array): Sock {
@@ -94,7 +90,7 @@ export const sk_storage_map_ops: BpfMapOps = {
     for (const sk of (map as BpfLocalStorageMap).owners) {
       const region = sk.sk_bpf_storage.get(map);
       sk.sk_bpf_storage.delete(map);
-      if (region) map.kernel.mem.free(region);
+      if (region) bpfSelemFree(map, region, true);
     }
     (map as BpfLocalStorageMap).owners.clear();
   },

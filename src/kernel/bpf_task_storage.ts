@@ -9,6 +9,7 @@ import { BTF_KIND_INT } from "../uapi/btf.js";
 import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno.js";
 import { BpfMap, type BpfMapOps } from "./bpf.js";
 import { num } from "./bpf_attr.js";
+import { bpfSelemAlloc, bpfSelemFree } from "./bpf_local_storage.js";
 import { BPF_LOCAL_STORAGE_MAX_VALUE_SIZE } from "./bpf_sk_storage.js";
 import type { Process } from "./process.js";
 import { pidfd_get_task, type Task } from "./task.js";
@@ -33,14 +34,14 @@ export function task_storage_update(task: Task, map: BpfMap, value: Uint8Array |
   if ((flags & ~BPF_F_LOCK) > BPF_EXIST || flags & BPF_F_LOCK) {
     throw new BpfError(EINVAL, `invalid task_storage update flags ${flags}`);
   }
-  const k = map.kernel;
   const old = task.bpf_storage.get(map);
   if (old && flags & BPF_NOEXIST) throw new BpfError(EEXIST, `task ${task.pid} already has storage in this map`);
   if (!old && flags & BPF_EXIST) throw new BpfError(ENOENT, `task ${task.pid} has no storage in this map`);
-  const region = old ?? k.mem.alloc(map.value_size, { perm: "rw", kind: "map_value", name: "task_storage" });
-  if (value) k.mem.bytes(region.addr, map.value_size).set(value.subarray(0, map.value_size));
+  // An update is a new element; the one it replaces goes with what its fields hold.
+  const region = bpfSelemAlloc(map, value, "task_storage");
   task.bpf_storage.set(map, region);
   (map as BpfTaskStorageMap).owners.add(task);
+  if (old) bpfSelemFree(map, old, false);
   return region.addr;
 }
 
@@ -50,8 +51,7 @@ export function task_storage_delete(task: Task, map: BpfMap): void {
   if (!region) throw new BpfError(ENOENT, `task ${task.pid} has no storage in this map`);
   task.bpf_storage.delete(map);
   (map as BpfTaskStorageMap).owners.delete(task);
-  const k = map.kernel;
-  k.rcu.callRcu(() => k.mem.free(region));
+  bpfSelemFree(map, region, false);
 }
 
 /** The task a pidfd key names: EBADF for a non-pidfd, ENOENT once the task has exited. */
@@ -93,7 +93,7 @@ export const task_storage_map_ops: BpfMapOps = {
     for (const task of (map as BpfTaskStorageMap).owners) {
       const region = task.bpf_storage.get(map);
       task.bpf_storage.delete(map);
-      if (region) map.kernel.mem.free(region);
+      if (region) bpfSelemFree(map, region, true);
     }
     (map as BpfTaskStorageMap).owners.clear();
   },

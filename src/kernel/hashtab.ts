@@ -111,7 +111,7 @@ export class BpfHtab extends BpfMap {
     if (this.elems.get(ks) !== node.elem) return false;
     this.elems.delete(ks);
     // The evicted element's timers and lists go before its node is reused (check_and_free_fields).
-    if (!this.percpu) mapFreeFields(this, node.elem.value.addr);
+    checkAndFreeFields(this, node.elem);
     return true;
   }
 
@@ -140,9 +140,15 @@ function allocValue(h: BpfHtab): MemRegion {
   });
 }
 
-function freeElem(h: BpfHtab, e: HtabElem): void {
-  // check_and_free_fields: what the value's lists and trees hold goes now.
+/** check_and_free_fields: what the value holds (every CPU's copy of a per-CPU one) goes now. */
+function checkAndFreeFields(h: BpfHtab, e: HtabElem): void {
+  if (e.value === NO_REGION) return;
   if (!h.percpu) mapFreeFields(h, e.value.addr);
+  else for (let cpu = 0; cpu < h.kernel.nrCpus; cpu++) mapFreeFields(h, h.valueAddr(e, cpu));
+}
+
+function freeElem(h: BpfHtab, e: HtabElem): void {
+  checkAndFreeFields(h, e);
   if (e.node) {
     // Preallocated: the node goes back to the LRU, its value region stays with it.
     h.lru!.pushFree(e.node);
@@ -160,10 +166,16 @@ function freeElem(h: BpfHtab, e: HtabElem): void {
 function pcpuCopyValue(h: BpfHtab, e: HtabElem, value: Uint8Array, onallcpus: boolean, init: boolean): void {
   const mem = h.kernel.mem;
   for (let cpu = 0; cpu < h.kernel.nrCpus; cpu++) {
-    const dst = mem.bytes(h.valueAddr(e, cpu), h.pcpu_size);
-    if (onallcpus) dst.set(value.subarray(cpu * h.pcpu_size, (cpu + 1) * h.pcpu_size));
-    else if (cpu === h.kernel.cpu) dst.set(value.subarray(0, Math.min(h.pcpu_size, value.length)));
-    else if (init) dst.fill(0);
+    const at = h.valueAddr(e, cpu);
+    const dst = mem.bytes(at, h.pcpu_size);
+    // copy_map_value(_long) leaves the special fields alone; bpf_obj_free_fields then empties them.
+    if (onallcpus) copyMapValue(h, dst, value.subarray(cpu * h.pcpu_size, (cpu + 1) * h.pcpu_size));
+    else if (cpu === h.kernel.cpu) copyMapValue(h, dst.subarray(0, h.value_size), value);
+    else {
+      if (init) dst.fill(0);
+      continue;
+    }
+    mapFreeFields(h, at);
   }
 }
 
@@ -207,11 +219,13 @@ function htabUpdate(h: BpfHtab, key: Uint8Array, value: Uint8Array, flags: numbe
     }
     const e = fresh!;
     if (h.percpu) pcpuCopyValue(h, e, value, onallcpus, true);
-    else h.kernel.mem.bytes(e.value.addr, h.value_size).set(value.subarray(0, h.value_size));
+    else copyMapValue(h, h.kernel.mem.bytes(e.value.addr, h.value_size), value);
     h.elems.delete(ks);
     h.elems.set(ks, e);
     if (cur) {
       BpfLru.setRef(e.node!);
+      // htab_lru_push_free: the replaced element's fields go with it.
+      checkAndFreeFields(h, cur);
       h.lru.pushFree(cur.node!);
     }
     return;
@@ -290,11 +304,16 @@ export const htab_map_ops: BpfMapOps = {
   map_free(map) {
     const h = map as BpfHtab;
     if (h.lru) {
-      // Preallocated: every element's region, in the table or not.
-      for (const n of h.lruNodes) if (n.elem.value !== NO_REGION) map.kernel.mem.free(n.elem.value);
+      // Preallocated (htab_free_prealloc_fields, prealloc_destroy): every element's fields and
+      // region, in the table or not.
+      for (const n of h.lruNodes) {
+        if (n.elem.value === NO_REGION) continue;
+        checkAndFreeFields(h, n.elem);
+        map.kernel.mem.free(n.elem.value);
+      }
     } else
       for (const e of h.elems.values()) {
-        if (!h.percpu) mapFreeFields(map, e.value.addr);
+        checkAndFreeFields(h, e);
         map.kernel.mem.free(e.value);
       }
     h.elems.clear();

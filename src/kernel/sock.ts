@@ -5,6 +5,7 @@
  */
 import { BpfError, EBADF } from "../uapi/errno.js";
 import type { BpfMap, MemRegion } from "./bpf.js";
+import { bpfSelemFree } from "./bpf_local_storage.js";
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
@@ -45,7 +46,10 @@ export function sk_destruct(sk: Sock): void {
   if (sk.dead) return;
   sk.dead = true;
   const k = sk.kernel;
-  for (const region of sk.sk_bpf_storage.values()) k.rcu.callRcu(() => k.mem.free(region));
+  for (const [map, region] of sk.sk_bpf_storage) {
+    (map as BpfMap & { owners?: Set<Sock> }).owners?.delete(sk);
+    bpfSelemFree(map, region, true);
+  }
   sk.sk_bpf_storage.clear();
   k.sockByAddr.delete(sk.addr);
   if (sk.region) {

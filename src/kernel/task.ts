@@ -11,6 +11,7 @@ import { btfAlignOf, btfResolveSize } from "../btf/resolve.js";
 import { BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { BpfError, EBADF, EINVAL, ESRCH } from "../uapi/errno.js";
 import type { BpfMap, MemRegion } from "./bpf.js";
+import { bpfSelemFree } from "./bpf_local_storage.js";
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
@@ -244,9 +245,10 @@ export function put_task_struct(task: Task): void {
   writeUsage(task);
   if (task.usage > 0) return;
   const k = task.kernel;
+  // bpf_task_storage_free: each value goes with what its fields hold.
   for (const [map, region] of task.bpf_storage) {
     (map as BpfMap & { owners?: Set<Task> }).owners?.delete(task);
-    k.rcu.callRcu(() => k.mem.free(region));
+    bpfSelemFree(map, region, true);
   }
   task.bpf_storage.clear();
   if (k.taskByPid.get(task.pid) === task) k.taskByPid.delete(task.pid);

@@ -321,6 +321,11 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
     case F.BPF_FUNC_timer_start:
     case F.BPF_FUNC_timer_cancel:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
+    // Task storage from any program type (bpf_capable), as syscall programs use it.
+    case F.BPF_FUNC_task_storage_get:
+      return privileged ? bpf_task_storage_get_proto : undefined;
+    case F.BPF_FUNC_task_storage_delete:
+      return privileged ? bpf_task_storage_delete_proto : undefined;
     case F.BPF_FUNC_trace_printk:
     case F.BPF_FUNC_probe_read_kernel:
     case F.BPF_FUNC_probe_read_kernel_str:
