@@ -23,6 +23,7 @@ import { copyMapValue, mapFreeFields } from "./bpf_graph.js";
 import { bpf_map_free_timers_wq } from "./bpf_wq.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
+import { array_map_meta_equal } from "./map_in_map.js";
 
 const ARRAY_CREATE_FLAG_MASK =
   BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
@@ -62,6 +63,7 @@ function index(key: Uint8Array): number {
 
 export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off: number): number } = {
   map_btf_name: "bpf_array",
+  map_meta_equal: array_map_meta_equal,
   map_batch: { lookup: true, update: true },
   map_alloc_check(attr) {
     const type = num(attr.map_type);

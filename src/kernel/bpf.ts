@@ -86,6 +86,11 @@ export interface BpfMapOps {
   map_fill_info?(map: BpfMap, info: BpfMapInfo): void;
   /** Batch commands the type has (map_lookup_batch...); absent ones are ENOTSUPP. */
   map_batch?: import("./map_batch.js").BpfMapBatchOps;
+  /**
+   * map_meta_equal: `map` may sit in a map of maps whose template is `meta`; a type without it
+   * cannot be an inner map (ENOTSUPP).
+   */
+  map_meta_equal?(meta: BpfMap, map: BpfMap): boolean;
   /** BTF struct name of the map's kernel type (map_btf_id), e.g. "bpf_array". */
   map_btf_name?: string;
 }

@@ -10,6 +10,7 @@ import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno
 import { BpfMap, type BpfMapOps } from "./bpf.js";
 import { num } from "./bpf_attr.js";
 import { bpfSelemAlloc, bpfSelemFree } from "./bpf_local_storage.js";
+import { bpf_map_meta_equal } from "./map_in_map.js";
 import type { Process } from "./process.js";
 import { type Sock, sockfd_lookup } from "./sock.js";
 
@@ -60,6 +61,7 @@ function sockOfKey(proc: Process, key: Uint8Array): Sock {
 }
 
 export const sk_storage_map_ops: BpfMapOps = {
+  map_meta_equal: bpf_map_meta_equal,
   map_btf_name: "bpf_local_storage_map",
   map_alloc_check(attr) {
     const flags = num(attr.map_flags);

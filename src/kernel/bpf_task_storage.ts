@@ -11,6 +11,7 @@ import { BpfMap, type BpfMapOps } from "./bpf.js";
 import { num } from "./bpf_attr.js";
 import { bpfSelemAlloc, bpfSelemFree } from "./bpf_local_storage.js";
 import { BPF_LOCAL_STORAGE_MAX_VALUE_SIZE } from "./bpf_sk_storage.js";
+import { bpf_map_meta_equal } from "./map_in_map.js";
 import type { Process } from "./process.js";
 import { pidfd_get_task, type Task } from "./task.js";
 
@@ -63,6 +64,7 @@ function taskOfKey(proc: Process, key: Uint8Array): Task {
 }
 
 export const task_storage_map_ops: BpfMapOps = {
+  map_meta_equal: bpf_map_meta_equal,
   map_btf_name: "bpf_local_storage_map",
   map_alloc_check(attr) {
     const flags = num(attr.map_flags);

@@ -16,6 +16,7 @@ import type {
 import { bpfCheck } from "../verifier/verifier.js";
 import type { BpfMap } from "./bpf.js";
 import { CAP_SYS_BOOT } from "./capability.js";
+import { innerMapMeta } from "./map_in_map.js";
 import type { Module } from "./module.js";
 import type { VerifierEnv } from "./syscall_prog.js";
 import { tracing_attach_target } from "./trampoline.js";
@@ -27,6 +28,7 @@ function verifierMap(m: BpfMap): VerifierMap {
     valueBytes = m.kernel.mem.bytes(valueAddr(m, 0), m.value_size).slice();
   }
   const rec = m.record instanceof BpfError ? null : m.record;
+  const meta = innerMapMeta(m);
   return {
     type: m.map_type,
     keySize: m.key_size,
@@ -40,6 +42,7 @@ function verifierMap(m: BpfMap): VerifierMap {
     spinLockOff: rec && rec.spinLockOff >= 0 ? rec.spinLockOff : undefined,
     hasBtf: m.btf !== null,
     record: rec,
+    innerMeta: meta ? verifierMap(meta) : undefined,
   };
 }
 

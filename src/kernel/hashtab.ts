@@ -27,6 +27,8 @@ import { bpf_map_free_timers_wq } from "./bpf_wq.js";
 import { CAP_SYS_ADMIN } from "./capability.js";
 import type { Kernel } from "./kernel.js";
 
+import { bpf_map_meta_equal } from "./map_in_map.js";
+
 const T = bpf_map_type;
 const HTAB_CREATE_FLAG_MASK =
   BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK | BPF_F_ZERO_SEED;
@@ -260,6 +262,7 @@ function copyOut(h: BpfHtab, e: HtabElem, out: Uint8Array): void {
 }
 
 export const htab_map_ops: BpfMapOps = {
+  map_meta_equal: bpf_map_meta_equal,
   // htab_map_free_timers_and_wq: timers go with the last user reference.
   map_release_uref: bpf_map_free_timers_wq,
   map_btf_name: "bpf_htab",

@@ -22,6 +22,7 @@ import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.j
 import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions, Kfunc } from "./kernel.js";
 import { bpfCoreKfuncs } from "./kfuncs.js";
+import { arrayOfMapsOps, htabOfMapsOps } from "./map_in_map.js";
 import type { Module } from "./module.js";
 import { declarePercpuVars } from "./percpu.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
@@ -138,6 +139,8 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_TASK_STORAGE, task_storage_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_QUEUE, queue_stack_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_STACK, queue_stack_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_ARRAY_OF_MAPS, arrayOfMapsOps(array_map_ops));
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_HASH_OF_MAPS, htabOfMapsOps(htab_map_ops));
   for (const t of KNOWN_PROG_TYPES) k.registerProgType(t, {});
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SYSCALL, testRunOps.syscall);
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_RAW_TRACEPOINT, testRunOps.raw_tp);

@@ -11,6 +11,8 @@ import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import type { Kernel } from "./kernel.js";
 
+import { bpf_map_meta_equal } from "./map_in_map.js";
+
 const QUEUE_STACK_CREATE_FLAG_MASK = BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK;
 /** KMALLOC_MAX_SIZE on x86-64 (SLUB): 4 MiB. */
 const KMALLOC_MAX_SIZE = 1 << 22;
@@ -63,6 +65,7 @@ function get(map: BpfMap, value: Uint8Array, del: boolean): void {
 }
 
 export const queue_stack_map_ops: BpfMapOps = {
+  map_meta_equal: bpf_map_meta_equal,
   map_btf_name: "bpf_queue_stack",
   map_alloc_check(attr) {
     const flags = num(attr.map_flags);

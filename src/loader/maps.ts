@@ -6,7 +6,7 @@
  * `.bss`, `.kconfig`), each a one-element ARRAY whose value is the section.
  */
 import type { Btf } from "../btf/btf.js";
-import type { BtfType } from "../btf/types.js";
+import type { BtfComposite, BtfMember, BtfType } from "../btf/types.js";
 import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, BPF_OBJ_NAME_LEN, bpf_map_type } from "../uapi/bpf.js";
 import {
   BTF_KIND_ARRAY,
@@ -57,6 +57,8 @@ export class BpfMap {
   modBtfFd = -1;
   autocreate = true;
   autoattach = false;
+  /** A map-in-map's template (`__array(values, struct inner_def)`), created just for its fd. */
+  innerMap?: BpfMap;
   /**
    * Initial contents of internal maps (libbpf's mmaped buffer). Like the anonymous mapping it
    * models, its pages exist once touched: a large .bss costs nothing until it is read or loaded.
@@ -227,6 +229,19 @@ export function parseBtfMapDef(
 
   const map = new BpfMap(mapName, secIdx, offset, LIBBPF_MAP_UNSPEC, {});
   debug(`map '${mapName}': at sec_idx ${secIdx}, offset ${offset}.`);
+  parseMapDefMembers(btf, mapName, def as BtfComposite, map, false, debug);
+  return map;
+}
+
+/** parse_btf_map_def's member loop, for a map or (`is_inner`) a map-in-map's template. */
+function parseMapDefMembers(
+  btf: Btf,
+  mapName: string,
+  def: BtfComposite,
+  map: BpfMap,
+  isInner: boolean,
+  debug: (msg: string) => void,
+): void {
   const conflict = (what: string, a: number, b: number) =>
     new BpfError(EINVAL, `map '${mapName}': conflicting ${what} size ${a} != ${b}.`, { map: mapName });
   for (const m of def.members) {
@@ -276,15 +291,53 @@ export function parseBtfMapDef(
         debug(`map '${mapName}': found ${m.name} [${spec.id}], sz = ${spec.size}.`);
         break;
       }
+      case "values":
+        parseInnerMapDef(btf, mapName, def, m, map, isInner, debug);
+        break;
       default:
-        // libbpf 1.0 is strict about unknown fields (inner maps and `values` included here).
+        // libbpf 1.0 is strict about unknown fields.
         throw new BpfError(ENOTSUP, `map '${mapName}': unknown field '${m.name}'.`, { map: mapName });
     }
   }
   if (map.def.type === 0) {
     throw new BpfError(EINVAL, `map '${mapName}': map type isn't specified.`, { map: mapName });
   }
-  return map;
+}
+
+/**
+ * parse_btf_map_def's `values`: a map of maps declares its template as a zero-length array of
+ * pointers to a map definition, parsed like a map of its own named `<outer>.inner`.
+ */
+function parseInnerMapDef(
+  btf: Btf,
+  mapName: string,
+  def: BtfComposite,
+  m: BtfMember,
+  map: BpfMap,
+  isInner: boolean,
+  debug: (msg: string) => void,
+): void {
+  const fail = (errno: number, msg: string) => new BpfError(errno, `map '${mapName}': ${msg}`, { map: mapName });
+  const inMap =
+    map.def.type === bpf_map_type.BPF_MAP_TYPE_ARRAY_OF_MAPS || map.def.type === bpf_map_type.BPF_MAP_TYPE_HASH_OF_MAPS;
+  if (isInner) throw fail(ENOTSUP, "multi-level inner maps not supported.");
+  if (def.members[def.members.length - 1] !== m) throw fail(EINVAL, "'values' member should be last.");
+  if (!inMap) throw fail(ENOTSUP, "should be map-in-map or prog-array.");
+  if (map.def.valueSize && map.def.valueSize !== 4)
+    throw fail(EINVAL, `conflicting value size ${map.def.valueSize} != 4.`);
+  map.def.valueSize = 4;
+  const arr = btf.typeById(m.type);
+  if (arr.kind !== BTF_KIND_ARRAY || arr.nelems)
+    throw fail(EINVAL, "map-in-map inner type should be an array with zero elements");
+  const ptr = skipModsAndTypedefs(btf, arr.type).t;
+  if (ptr.kind !== BTF_KIND_PTR) throw fail(EINVAL, `map-in-map inner def is of unexpected kind ${kindName(ptr)}.`);
+  const inner = skipModsAndTypedefs(btf, ptr.type).t;
+  if (inner.kind !== BTF_KIND_STRUCT)
+    throw fail(EINVAL, `map-in-map inner def is of unexpected kind ${kindName(inner)}.`);
+  const name = `${mapName}.inner`;
+  const im = new BpfMap(name, map.secIdx, map.secOffset, LIBBPF_MAP_UNSPEC, {});
+  parseMapDefMembers(btf, name, inner, im, true, debug);
+  map.innerMap = im;
 }
 
 /** internal_map_name: `<obj prefix><section>`, at most 15 characters, as libbpf composes it. */

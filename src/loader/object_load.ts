@@ -215,6 +215,20 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
       const isSt = map.type === bpf_map_type.BPF_MAP_TYPE_STRUCT_OPS;
       // libbpf creates these map types without BTF: the kernel has no BTF check for them.
       const noBtf = MAP_TYPES_WITHOUT_BTF.has(map.type);
+      // A map of maps is created around a template of its inner maps, made from its inner def
+      // (with BTF: its special fields are the meta's) and closed once the outer map exists.
+      let innerFd: number | undefined;
+      const im = map.innerMap;
+      if (im) {
+        const ifd = bpf_map_create(k, im.type, im.name, im.keySize, im.valueSize, im.maxEntries, {
+          map_flags: im.flags,
+          btf_fd: btfFd && im.btfValueTypeId ? btfFd : undefined,
+          btf_key_type_id: btfFd && im.btfValueTypeId ? im.btfKeyTypeId : undefined,
+          btf_value_type_id: btfFd && im.btfValueTypeId ? im.btfValueTypeId : undefined,
+        });
+        check(ifd, () => `map '${map.name}': failed to create inner map`, { map: map.name });
+        innerFd = ifd;
+      }
       const create = (withBtf0: boolean) => {
         const withBtf = withBtf0 && !noBtf;
         // A struct_ops type found in a module's BTF names that BTF (bpf_object__create_map).
@@ -228,6 +242,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
           btf_key_type_id: withBtf && btfFd ? map.btfKeyTypeId : undefined,
           btf_value_type_id: withBtf && btfFd ? map.btfValueTypeId : undefined,
           btf_vmlinux_value_type_id: isSt ? map.btfVmlinuxValueTypeId : undefined,
+          inner_map_fd: innerFd,
         });
       };
       let fd = create(true);
@@ -235,6 +250,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
         obj.print("warn", `Error in bpf_create_map_xattr(${map.name}):-${-fd}. Retrying without BTF.`);
         fd = create(false);
       }
+      if (innerFd !== undefined) close(k, innerFd);
       check(fd, () => `map '${map.name}': failed to create`, { map: map.name });
       map.fd = fd;
       fds.push(fd);

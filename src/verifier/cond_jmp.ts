@@ -2,12 +2,14 @@
  * Conditional jumps in do_check (check_cond_jmp_op): decided branches, refined bounds on
  * both sides, and null checks of maybe-NULL pointers (mark_ptr_or_null_regs).
  */
+
 import type { Insn } from "../isa/insn.js";
 import { BPF_ADD, BPF_JEQ, BPF_JNE, BPF_OP, BPF_SRC, BPF_X } from "../isa/opcodes.js";
 import { EACCES, EINVAL } from "../uapi/errno.js";
 import { scalarAlu } from "./alu.js";
 import { isBranchTaken, negateJmp, regSetMinMax } from "./branch.js";
 import { mayPointToSpinLock } from "./graph.js";
+import { markInnerMapNotNull } from "./map_in_map.js";
 import { forEachReg, releaseReferenceNomark } from "./refs.js";
 import {
   BPF_ADD_CONST,
@@ -167,6 +169,7 @@ export function markPtrOrNull(_v: Verifier, st: VerifierState, id: number, isNul
       r.written = w;
     } else {
       r.type &= ~PTR_MAYBE_NULL;
+      if (r.type === CONST_PTR_TO_MAP) markInnerMapNotNull(_v, r);
       // A value holding a lock keeps its id: it names the lock (reg_may_point_to_spin_lock).
       if (!mayPointToSpinLock(_v, r)) r.id = 0;
     }

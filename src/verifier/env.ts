@@ -31,6 +31,10 @@ export interface VerifierMap {
   record?: BtfRecord | null;
   /** The map was created with BTF (bpf_spin_lock needs it); default true. */
   hasBtf?: boolean;
+  /** A map of maps: the template of its inner maps (inner_map_meta). */
+  innerMeta?: VerifierMap;
+  /** Set by the verifier on an outer map: the index of its template among the maps. */
+  innerIndex?: number;
   /** The map's id and kernel address, for the log (a privileged log prints the address). */
   id?: number;
   kaddr?: bigint;

@@ -39,6 +39,7 @@ import {
   RET_VOID,
 } from "./helper_protos.js";
 import { checkKptrXchgSrc, kptrXchgCall, processKptrFunc } from "./kptr.js";
+import { markInnerMapLookup } from "./map_in_map.js";
 import { checkMemAccess, checkMemRegion } from "./mem_access.js";
 import { checkPercpuBtfArg, markPercpuRet } from "./percpu.js";
 import {
@@ -101,6 +102,8 @@ const MAP_ONLY_FUNCS = new Map<number, readonly number[]>([
   [MT.BPF_MAP_TYPE_SK_STORAGE, [F_.BPF_FUNC_sk_storage_get, F_.BPF_FUNC_sk_storage_delete]],
   [MT.BPF_MAP_TYPE_TASK_STORAGE, [F_.BPF_FUNC_task_storage_get, F_.BPF_FUNC_task_storage_delete]],
   [MT.BPF_MAP_TYPE_STRUCT_OPS, []],
+  [MT.BPF_MAP_TYPE_ARRAY_OF_MAPS, [F_.BPF_FUNC_map_lookup_elem]],
+  [MT.BPF_MAP_TYPE_HASH_OF_MAPS, [F_.BPF_FUNC_map_lookup_elem]],
 ]);
 /** ... and second half: the only map types a helper takes. */
 const FUNC_ONLY_MAPS = new Map<number, readonly number[]>([
@@ -194,8 +197,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   /** returns_cpu_specific_alloc_ptr: bpf_per_cpu_ptr/bpf_this_cpu_ptr on an RCU per-CPU object. */
   let percpuAlloc = false;
   let releaseRefObjId = 0;
-  /** The map of a timer argument (meta->map_ptr from process_timer_func). */
+  /** The map of a timer argument (meta->map_ptr from process_timer_func), and its map_uid. */
   let timerMap: number | undefined;
+  let timerUid = 0;
   for (let a = 0; a < fn.argTypes.length; a++) {
     const at = fn.argTypes[a];
     const regno = a + 1;
@@ -212,7 +216,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         break;
       case ARG_CONST_MAP_PTR:
         if (reg.type !== CONST_PTR_TO_MAP) bad([CONST_PTR_TO_MAP]);
-        checkTimerMapMatch(v, timerMap, reg);
+        checkTimerMapMatch(v, timerMap, timerUid, reg);
         map = reg;
         checkMapFuncCompat(v, v.maps[reg.map].type, funcId, fname);
         break;
@@ -300,6 +304,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         break;
       case ARG_PTR_TO_TIMER:
         timerMap = processTimerFunc(v, regno, reg);
+        timerUid = reg.mapUid;
         break;
       case ARG_CONST_SIZE:
       case ARG_CONST_SIZE_OR_ZERO:
@@ -410,8 +415,10 @@ function clobberAndSetR0(
       break;
     case RET_PTR_TO_MAP_VALUE_OR_NULL:
       if (!map) v.reject(EINVAL, `kernel subsystem misconfigured verifier`);
+      if (markInnerMapLookup(v, r0, map.map)) break;
       markPtr(r0, PTR_TO_MAP_VALUE | (notNull ? 0 : PTR_MAYBE_NULL));
       r0.map = map.map;
+      r0.mapUid = map.mapUid;
       if (!notNull) r0.id = v.newId();
       break;
     case RET_PTR_TO_MEM_OR_NULL:

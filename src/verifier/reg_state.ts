@@ -100,6 +100,11 @@ export interface RegState {
   refObjId: number;
   /** Map index (map_ptr, map_value, map_key). */
   map: number;
+  /**
+   * map_uid: which inner map of a map of maps this is (the id of the lookup that gave it), when
+   * its template holds timers or work items, else 0.
+   */
+  mapUid: number;
   /** PTR_TO_BTF_ID: the struct's BTF id. */
   btfId: number;
   /** PTR_TO_MEM: size of the region. */
@@ -126,6 +131,7 @@ export function newReg(): RegState {
     id: 0,
     refObjId: 0,
     map: -1,
+    mapUid: 0,
     btfId: 0,
     memSize: 0,
     frameno: 0,
@@ -150,6 +156,7 @@ export function copyReg(r: RegState): RegState {
     id: r.id,
     refObjId: r.refObjId,
     map: r.map,
+    mapUid: r.mapUid,
     btfId: r.btfId,
     memSize: r.memSize,
     frameno: r.frameno,
@@ -177,6 +184,7 @@ function resetReg(r: RegState): void {
   r.id = 0;
   r.refObjId = 0;
   r.map = -1;
+  r.mapUid = 0;
   r.btfId = 0;
   r.memSize = 0;
   r.frameno = 0;
@@ -459,6 +467,7 @@ export function regsIdentical(a: RegState, b: RegState): boolean {
     a.u32min === b.u32min &&
     a.u32max === b.u32max &&
     a.map === b.map &&
+    a.mapUid === b.mapUid &&
     a.btfId === b.btfId &&
     a.memSize === b.memSize &&
     a.frameno === b.frameno

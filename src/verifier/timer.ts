@@ -52,12 +52,20 @@ export function checkMapFieldPointer(v: Verifier, regno: number, reg: RegState, 
 }
 
 /**
- * check_func_arg's ARG_CONST_MAP_PTR after a timer argument: both must be the same map (map_uid
- * tells inner maps of one map-in-map apart; we have none, so it is always 0).
+ * check_func_arg's ARG_CONST_MAP_PTR after a timer argument: both must be the same map, and the
+ * same inner map of a map of maps (map_uid tells them apart).
  */
-export function checkTimerMapMatch(v: Verifier, timerMap: number | undefined, mapReg: RegState): void {
-  if (timerMap !== undefined && timerMap !== mapReg.map) {
-    v.reject(EINVAL, "timer pointer in R1 map_uid=0 doesn't match map pointer in R2 map_uid=0");
+export function checkTimerMapMatch(
+  v: Verifier,
+  timerMap: number | undefined,
+  timerUid: number,
+  mapReg: RegState,
+): void {
+  if (timerMap !== undefined && (timerMap !== mapReg.map || timerUid !== mapReg.mapUid)) {
+    v.reject(
+      EINVAL,
+      `timer pointer in R1 map_uid=${timerUid} doesn't match map pointer in R2 map_uid=${mapReg.mapUid}`,
+    );
   }
 }
 

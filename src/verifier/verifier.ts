@@ -57,6 +57,7 @@ import { isMayGoto, iterActive, iterSlotStr, processMayGoto } from "./iter.js";
 import { checkKfuncCall } from "./kfunc.js";
 import { computeLiveness, liveRegsLog, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
+import { withInnerMaps } from "./map_in_map.js";
 import { checkAtomic, checkMemAccess, MEM_DIRECT } from "./mem_access.js";
 import { markKsymReg } from "./percpu.js";
 import { acquireReference, checkIds, refsafe } from "./refs.js";
@@ -160,7 +161,7 @@ export class Verifier {
     this.privileged = env.privileged ?? true;
     this.allowPtrLeaks = env.allowPtrLeaks ?? this.privileged;
     this.logLevel = env.logLevel ?? 0;
-    this.maps = env.maps ?? [];
+    this.maps = withInnerMaps(env.maps ?? []);
     this.ops = env.ops;
     this.limit = env.insnLimit ?? BPF_COMPLEXITY_LIMIT_INSNS;
     this.seen = new Uint8Array(env.insns.length);
@@ -741,7 +742,14 @@ export class Verifier {
     if (c.type !== o.type) return false;
     if (o.type === SCALAR_VALUE)
       return !precise || (rangeWithin(o, c) && tnumIn(o.varOff, c.varOff) && this.checkScalarIds(o.id, c.id));
-    if (o.off !== c.off || o.map !== c.map || o.btfId !== c.btfId || o.memSize !== c.memSize || o.frameno !== c.frameno)
+    if (
+      o.off !== c.off ||
+      o.map !== c.map ||
+      o.mapUid !== c.mapUid ||
+      o.btfId !== c.btfId ||
+      o.memSize !== c.memSize ||
+      o.frameno !== c.frameno
+    )
       return false;
     if (!checkIds(o.refObjId, c.refObjId, idmap)) return false;
     if (o.type & PTR_MAYBE_NULL) {

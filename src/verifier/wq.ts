@@ -28,6 +28,7 @@ export const isWqKfunc = (name: string): boolean => WQ_KFUNCS.has(name);
 export function checkWqKfuncCall(v: Verifier, name: string, proto: BtfFuncProto): boolean {
   const btf = v.env.btf as NonNullable<typeof v.env.btf>;
   let wqMap: number | undefined;
+  let wqUid = 0;
   let callback = -1;
   proto.params.forEach((p, i) => {
     const regno = i + 1;
@@ -42,10 +43,14 @@ export function checkWqKfuncCall(v: Verifier, name: string, proto: BtfFuncProto)
     if (p.name === "wq") {
       if (reg.type !== PTR_TO_MAP_VALUE) v.reject(EINVAL, `arg#${i} doesn't point to a map value`);
       wqMap = checkMapFieldPointer(v, regno, reg, BPF_WORKQUEUE);
+      wqUid = reg.mapUid;
     } else if (p.name.endsWith("__map")) {
       if (reg.type !== CONST_PTR_TO_MAP) v.reject(EINVAL, `pointer in R${regno} isn't map pointer`);
-      if (wqMap !== undefined && wqMap !== reg.map) {
-        v.reject(EINVAL, "workqueue pointer in R1 map_uid=0 doesn't match map pointer in R2 map_uid=0");
+      if (wqMap !== undefined && (wqMap !== reg.map || wqUid !== reg.mapUid)) {
+        v.reject(
+          EINVAL,
+          `workqueue pointer in R1 map_uid=${wqUid} doesn't match map pointer in R2 map_uid=${reg.mapUid}`,
+        );
       }
     } else if (p.name === "callback_fn") {
       if (reg.type !== PTR_TO_FUNC) v.reject(EINVAL, `arg${i} expected pointer to func`);
