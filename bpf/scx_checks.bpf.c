@@ -13,6 +13,8 @@
  *   create_dsq_ops   DSQs created and destroyed in ops.init, one per task in init_task/exit_task
  *   count_ops        counts init_task (fork or not), exit_task, enable, disable
  *   count_partial_ops  the same with SCX_OPS_SWITCH_PARTIAL (only SCHED_EXT tasks)
+ *   cpumask_ops      records what ops.set_cpumask receives when a task's affinity changes
+ *   move_ops         scx_bpf_dsq_move[_vtime] (with set_slice/set_vtime) from the DSQ iterator
  * plus a syscall program that ends whichever scheduler is loaded with scx_bpf_exit().
  */
 #include "scx_common.h"
@@ -366,6 +368,107 @@ struct sched_ext_ops count_partial_ops = {
 	.exit = (void *)cntp_exit,
 	.flags = SCX_OPS_SWITCH_PARTIAL,
 	.name = "count_partial",
+};
+
+/* ---- cpumask_ops ---- */
+
+u64 nr_set_cpumask, last_mask;
+s32 last_set_pid, last_nr_allowed;
+
+void SCX_OP(cmask_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	scx_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, enq_flags);
+}
+
+/* what the kernel passes: p->cpus_ptr after the change, read bit by bit */
+void SCX_OP(cmask_set_cpumask, struct task_struct *p, const struct cpumask *cpumask)
+{
+	u64 mask = 0;
+	u32 i;
+
+	bpf_for(i, 0, 64) {
+		if (i >= nr_cpus)
+			break;
+		if (bpf_cpumask_test_cpu(i, cpumask))
+			mask |= 1ULL << i;
+	}
+	last_mask = mask;
+	last_set_pid = p->pid;
+	last_nr_allowed = p->nr_cpus_allowed;
+	__sync_fetch_and_add(&nr_set_cpumask, 1);
+}
+
+EXIT_OP(cmask)
+
+SEC(".struct_ops.link")
+struct sched_ext_ops cpumask_ops = {
+	.enqueue = (void *)cmask_enqueue,
+	.set_cpumask = (void *)cmask_set_cpumask,
+	.exit = (void *)cmask_exit,
+	.name = "cpumask",
+};
+
+/* ---- move_ops: scx_bpf_dsq_move[_vtime] from the DSQ iterator ---- */
+
+#define FIFO_DSQ 3
+#define PRIQ_DSQ 4
+#define MOVE_SLICE (SCX_SLICE_DFL / 4)
+
+u64 nr_moved, nr_moved_vtime, nr_refused, nr_dispatches;
+bool scx_bpf_dsq_move_vtime(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p, u64 dsq_id, u64 enq_flags) __ksym;
+void scx_bpf_dsq_move_set_vtime(struct bpf_iter_scx_dsq *it__iter, u64 vtime) __ksym;
+
+void SCX_OP(move_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	scx_insert(p, FIFO_DSQ, SCX_SLICE_DFL, enq_flags);
+}
+
+/*
+ * The FIFO DSQ's head goes to this CPU's local DSQ with a quarter slice, or, every fourth
+ * dispatch, through the vtime-ordered DSQ (its pid as the vtime). Moving the same task again
+ * from the same iteration must fail: it is no longer on the DSQ being iterated.
+ */
+void SCX_OP(move_dispatch, s32 cpu, struct task_struct *prev)
+{
+	struct bpf_iter_scx_dsq it;
+	struct task_struct *p;
+	u64 n = __sync_fetch_and_add(&nr_dispatches, 1);
+
+	bpf_iter_scx_dsq_new(&it, FIFO_DSQ, 0);
+	p = bpf_iter_scx_dsq_next(&it);
+	if (p) {
+		if (n % 4 == 3) {
+			scx_bpf_dsq_move_set_vtime(&it, p->pid);
+			if (scx_bpf_dsq_move_vtime(&it, p, PRIQ_DSQ, 0))
+				__sync_fetch_and_add(&nr_moved_vtime, 1);
+		} else {
+			scx_bpf_dsq_move_set_slice(&it, MOVE_SLICE);
+			if (scx_bpf_dsq_move(&it, p, SCX_DSQ_LOCAL, 0))
+				__sync_fetch_and_add(&nr_moved, 1);
+		}
+		if (!scx_bpf_dsq_move(&it, p, SCX_DSQ_GLOBAL, 0))
+			__sync_fetch_and_add(&nr_refused, 1);
+	}
+	bpf_iter_scx_dsq_destroy(&it);
+	scx_move_to_local(PRIQ_DSQ);
+}
+
+s32 SCX_OP_SLEEPABLE(move_init)
+{
+	s32 err = scx_bpf_create_dsq(FIFO_DSQ, -1);
+
+	return err ?: scx_bpf_create_dsq(PRIQ_DSQ, -1);
+}
+
+EXIT_OP(move)
+
+SEC(".struct_ops.link")
+struct sched_ext_ops move_ops = {
+	.enqueue = (void *)move_enqueue,
+	.dispatch = (void *)move_dispatch,
+	.init = (void *)move_init,
+	.exit = (void *)move_exit,
+	.name = "move",
 };
 
 /* ---- BPF_PROG_RUN: end the loaded scheduler from a syscall program ---- */

@@ -10,7 +10,7 @@ import { BPF_JCOND } from "../isa/decode.js";
 import type { Insn } from "../isa/insn.js";
 import { BPF_JMP } from "../isa/opcodes.js";
 import { EINVAL } from "../uapi/errno.js";
-import { KF_ITER_DESTROY, KF_ITER_NEW, KF_ITER_NEXT } from "./env.js";
+import { KF_ITER_DESTROY, KF_ITER_NEW, KF_ITER_NEXT, KF_RCU_PROTECTED } from "./env.js";
 import { acquireReference, releaseReference } from "./refs.js";
 import {
   baseType,
@@ -67,6 +67,7 @@ export function processIterArg(v: Verifier, flags: number, regno: number, btfId:
       s.spilledPtr = null;
       s.written = true;
       s.iter = { btfId, refObjId: i === 0 ? refObjId : 0, active: true, depth: 0 };
+      if (flags & KF_RCU_PROTECTED) s.iter.rcu = true;
     });
     return;
   }
@@ -85,6 +86,11 @@ export function processIterArg(v: Verifier, flags: number, regno: number, btfId:
       s.written = true;
     }
   }
+}
+
+/** Whether the iterator r1 points to was created RCU-protected (its next returns MEM_RCU). */
+export function iterIsRcu(v: Verifier, r1: RegState): boolean {
+  return iterOf(v.cur.frames, r1)?.iter?.rcu === true;
 }
 
 /** The iterator slot of a KF_ITER_NEXT call's r1 in `frames`. */

@@ -31,7 +31,7 @@ import {
   type KfuncInfo,
 } from "./env.js";
 import { checkGraphKfuncCall, isGraphKfunc } from "./graph.js";
-import { KF_ITER, processIterArg, processIterNextCall } from "./iter.js";
+import { iterIsRcu, KF_ITER, processIterArg, processIterNextCall } from "./iter.js";
 import { acquireReference, forEachReg, releaseReference } from "./refs.js";
 import {
   BPF_REG_TRUSTED_MODIFIERS,
@@ -49,6 +49,7 @@ import {
   PTR_MAYBE_NULL,
   PTR_TO_BTF_ID,
   PTR_TO_MEM,
+  PTR_TRUSTED,
   PTR_UNTRUSTED,
   type RegState,
   regTypeStr,
@@ -164,6 +165,8 @@ export function checkKfuncCall(v: Verifier, btfId: number, off = 0): boolean {
     }
     markPtr(r0, PTR_TO_BTF_ID);
     r0.btfId = sid;
+    // An iterator's next: an RCU pointer from a KF_RCU_PROTECTED iterator, else a trusted one.
+    if (meta.flags & KF_ITER_NEXT) r0.type |= iterIsRcu(v, r1) ? MEM_RCU : PTR_TRUSTED;
     if (meta.flags & KF_RET_NULL) {
       r0.type |= PTR_MAYBE_NULL;
       r0.id = v.newId();
@@ -211,8 +214,10 @@ function checkKfuncArgs(v: Verifier, meta: KfuncMeta, proto: BtfFuncProto): void
     }
     const [refId, ref] = btfSkipModifiers(btf, t.type);
     const refName = ref.name;
-    // KF_ARG_PTR_TO_ITER: an iterator kfunc's first argument is the iterator on the stack.
-    if (meta.flags & KF_ITER && i === 0 && ref.kind === BTF_KIND_STRUCT && refName.startsWith("bpf_iter_")) {
+    // KF_ARG_PTR_TO_ITER: an iterator kfunc's first argument is the iterator on the stack, as is
+    // any struct argument named *__iter (is_kfunc_arg_iter), which must be an initialized one.
+    const iterArg = (meta.flags & KF_ITER && i === 0) || p.name.endsWith("__iter");
+    if (iterArg && ref.kind === BTF_KIND_STRUCT && refName.startsWith("bpf_iter_")) {
       processIterArg(v, meta.flags, regno, refId, "size" in ref ? (ref.size as number) : 8);
       return;
     }

@@ -29,6 +29,8 @@ export interface IterState {
   refObjId: number;
   active: boolean;
   depth: number;
+  /** Created by a KF_RCU_PROTECTED new (the reg's MEM_RCU): what next returns is an RCU pointer. */
+  rcu?: boolean;
 }
 
 export function newSlot(): StackSlot {

@@ -9,7 +9,7 @@
  * requests (resched_curr) are honoured before the CPU runs on.
  */
 import type { Kernel } from "../kernel.js";
-import { PF_KTHREAD, type Task, task_alloc, task_exit } from "../task.js";
+import { memberOff, PF_KTHREAD, type Task, task_alloc, task_exit } from "../task.js";
 import { FairSchedClass } from "./fair.js";
 import { IdleSchedClass } from "./idle.js";
 import {
@@ -489,6 +489,7 @@ export class Sched implements SchedCore {
       p.cpus_mask.set(mask);
       p.nr_cpus_allowed = p.cpus_mask.reduce((a, b) => a + b, 0);
       if (p.nr_cpus_allowed === 0) throw new RangeError(`${comm}: an empty CPU affinity`);
+      this.sync_task_cpus(p);
     }
     p.se.weight = task_weight(p);
     p.cpu = parent ? parent.cpu : this.select_fallback_rq(p);
@@ -565,15 +566,43 @@ export class Sched implements SchedCore {
     });
   }
 
+  /** p->cpus_mask and p->nr_cpus_allowed in the task_struct programs read (p->cpus_ptr points there). */
+  private sync_task_cpus(p: SchedTask): void {
+    const btf = this.kernel.btfVmlinux;
+    if (!btf) return;
+    let off = this.cpusOff;
+    if (off === undefined) {
+      try {
+        off = {
+          mask: memberOff(btf, "task_struct", "cpus_mask"),
+          nr: memberOff(btf, "task_struct", "nr_cpus_allowed"),
+        };
+      } catch {
+        off = { mask: -1, nr: -1 };
+      }
+      this.cpusOff = off;
+    }
+    if (off.mask < 0 || off.nr < 0) return;
+    const bytes = this.kernel.mem.bytes(p.task.addr + off.mask, Math.ceil(this.nr_cpu_ids / 64) * 8);
+    bytes.fill(0);
+    for (let c = 0; c < this.nr_cpu_ids; c++) if (p.cpus_mask[c]) bytes[c >> 3]! |= 1 << (c & 7);
+    const nr = this.kernel.mem.bytes(p.task.addr + off.nr, 4);
+    new DataView(nr.buffer, nr.byteOffset, 4).setInt32(0, p.nr_cpus_allowed, true);
+  }
+
+  private cpusOff?: { mask: number; nr: number };
+
   /** set_cpus_allowed_ptr: a queued task on a CPU it may no longer use moves now; a running one at its next switch. */
   set_cpus_allowed_ptr(p: SchedTask, mask: Uint8Array): void {
     const n = mask.reduce((a, b) => a + (b ? 1 : 0), 0);
     if (mask.length !== this.nr_cpu_ids || n === 0)
       throw new RangeError(`task ${p.pid}: an empty or wrong-sized CPU mask`);
     this.change(p, () => {
-      if (p.sched_class.set_cpus_allowed) p.sched_class.set_cpus_allowed(p, mask);
+      // set_cpus_allowed_common() first: the class (sched_ext's ops.set_cpumask) sees the new mask
       for (let c = 0; c < this.nr_cpu_ids; c++) p.cpus_mask[c] = mask[c] ? 1 : 0;
       p.nr_cpus_allowed = n;
+      this.sync_task_cpus(p);
+      if (p.sched_class.set_cpus_allowed) p.sched_class.set_cpus_allowed(p, mask);
     });
     const rq = this.task_rq(p);
     if (task_allowed_on_cpu(p, p.cpu)) return;

@@ -305,6 +305,15 @@ export class Machine {
         s.schedule(rq);
         return rq.curr === p;
       }
+      case "affinity": {
+        const mask = new Uint8Array(this.opts.cpus);
+        for (const c of ev.cpus) if (c < this.opts.cpus) mask[c] = 1;
+        if (!mask.includes(1))
+          throw new RangeError(`task ${p.comm}: cpus ${ev.cpus.join(",")} are not on a ${this.opts.cpus}-CPU machine`);
+        // A running task leaving its CPU moves when the CPU next reschedules (after this event).
+        s.set_cpus_allowed_ptr(p, mask);
+        return true;
+      }
       case "fork": {
         const tpl = this.opts.workload.tasks.find((t) => t.name === ev.target)!;
         this.spawn(tpl, this.tasksNamed(tpl.name).length, p);

@@ -1,7 +1,8 @@
 /**
  * Workloads: rt-app's JSON where it fits (`tasks` by name with `instance`, `loop`, `priority`
  * as the nice value, `policy`, `cpus`, `delay`, and events in order: `run`/`runtime` and
- * `sleep` in us, `resume` and `suspend`, `yield`, `fork`, optionally inside named `phases`),
+ * `sleep` in us, `resume` and `suspend`, `yield`, `fork`, optionally inside named `phases`, where
+ * a phase's `cpus` changes the task's affinity as the phase starts),
  * plus presets. Durations may be jittered by a seeded fraction (`jitter`, our extension), so a
  * seed picks one of many runs of the same workload.
  */
@@ -13,7 +14,9 @@ export type WorkEvent =
   | { kind: "resume"; target: string }
   | { kind: "suspend" }
   | { kind: "yield" }
-  | { kind: "fork"; target: string };
+  | { kind: "fork"; target: string }
+  /** sched_setaffinity() to these CPUs (a phase's `cpus`). */
+  | { kind: "affinity"; cpus: number[] };
 
 export interface TaskTemplate {
   name: string;
@@ -112,6 +115,11 @@ export function parseWorkload(text: string, name = "workload"): Workload {
         const pl = (pv as { loop?: unknown }).loop ?? 1;
         const n = num(pl, `task ${tname}.${ph}.loop`, 1, 1e6);
         const evs = parseEvents(pv as Record<string, unknown>, `${tname}.${ph}`, names);
+        const pc = (pv as { cpus?: unknown }).cpus;
+        if (pc !== undefined) {
+          if (!Array.isArray(pc) || pc.length === 0) bad(`task ${tname}.${ph}: cpus must be a non-empty array`);
+          events.push({ kind: "affinity", cpus: pc.map((c, i) => num(c, `task ${tname}.${ph}: cpus[${i}]`, 0, 511)) });
+        }
         for (let i = 0; i < n && events.length < 1e5; i++) events.push(...evs);
       }
     } else {

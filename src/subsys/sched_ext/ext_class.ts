@@ -178,6 +178,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const f = (n: string) => scx + memberOff(btf, "sched_ext_entity", n);
     this.off = { slice: f("slice"), dsq_vtime: f("dsq_vtime"), weight: f("weight"), flags: f("flags") };
     this.off.end = Math.max(...Object.values(this.off)) + 8;
+    this.off.cpus_mask = memberOff(btf, "task_struct", "cpus_mask");
     this.smt = core.smt_cpus(0).length > 1;
     for (let c = 0; c < core.nr_cpu_ids; c++) {
       core.cpu_rq(c).scx = { local: new ScxDispatchQ<ScxEntity>(SCX_DSQ_LOCAL, c), balKeep: false, opsQseq: 1 };
@@ -796,6 +797,13 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     if (sch.has("dump_task")) this.st.opsDump(out, "    ", () => sch.call("dump_task", SCX_KF_REST, ctx, p.task.addr));
   }
 
+  /** set_cpus_allowed_scx(): the mask is set; ops.set_cpumask sees p->cpus_ptr. */
+  set_cpus_allowed(p: CoreTask, _mask: Uint8Array): void {
+    const sch = this.sch;
+    if (!sch?.has("set_cpumask") || this.ent(p).state !== SCX_TASK_ENABLED) return;
+    sch.call("set_cpumask", SCX_KF_REST, p.task.addr, p.task.addr + this.off.cpus_mask);
+  }
+
   // ---- the tick: watchdog and deferred exits ----
 
   private tick(_rq: CoreRq): void {
@@ -975,11 +983,20 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   }
 
   dsqMove(sch: ScxSched, it: DsqIter, pAddr: number, dsqId: bigint, enqFlags: bigint, vtime: boolean): boolean {
+    // scx_dsq_move(): from ops.dispatch or where no rq lock is held
+    if (!sch.kfUnlocked() && !sch.kfAllowed(SCX_KF_DISPATCH)) return false;
     const e = this.entByAddr(pAddr);
+    const slice = it.slice;
+    const vt = it.vtime;
+    // the set_slice/set_vtime of this iterator apply to one move attempt, done or not
+    it.slice = undefined;
+    it.vtime = undefined;
+    // gone from the DSQ, or queued on it again after the iteration started
     if (!e || e.dsq !== it.dsq || e.dsq_seq > it.seq) return false;
-    const rq = this.dsp?.rq ?? this.core.task_rq(e.p);
-    if (it.slice !== undefined) e.slice = it.slice;
-    if (it.vtime !== undefined) e.dsq_vtime = it.vtime;
+    // SCX_DSQ_LOCAL is the local DSQ of the CPU doing the move
+    const rq = this.dsp?.rq ?? this.core.cpu_rq(this.currentCpu());
+    if (slice !== undefined) e.slice = slice;
+    if (vt !== undefined) e.dsq_vtime = vt;
     let flags = enqFlags;
     if (vtime) flags |= SCX_ENQ_DSQ_PRIQ;
     e.dsq.remove(e);

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { HRTIMER_MODE_ABS, HRTIMER_NORESTART, hrtimer_setup, hrtimer_start } from "../../../src/kernel/hrtimer.js";
 import { TASK_INTERRUPTIBLE } from "../../../src/kernel/sched/sched.js";
+import { memberOff } from "../../../src/kernel/task.js";
 import { Machine, type TaskRun } from "../../../src/sim/sched/machine.js";
 import { parseWorkload } from "../../../src/sim/sched/workload.js";
 
@@ -52,5 +53,43 @@ describe("machine clock", () => {
     });
     m.run(50e6);
     assert.ok(checked > 20);
+  });
+});
+
+describe("affinity phases", () => {
+  it("a phase's cpus moves the task there as the phase starts (fair class); the task_struct's mask follows", () => {
+    const wl = parseWorkload(
+      JSON.stringify({
+        tasks: {
+          t: { loop: 1, phases: { a: { cpus: [0], run: 20000 }, b: { cpus: [2, 3], run: 20000 } } },
+          hog: { instance: 4, run: 100000 },
+        },
+      }),
+    );
+    assert.deepEqual(
+      wl.tasks[0]!.events.map((e) => e.kind),
+      ["affinity", "run", "affinity", "run"],
+    );
+    const m = new Machine({ cpus: 4, workload: wl, seed: 1, timeline: true });
+    m.run(300e6);
+    const t = m.tasksNamed("t")[0]!;
+    assert.ok((t.user as TaskRun).exited, "both phases ran");
+    const cpus = m.segments.filter((s) => s.pid === t.pid).map((s) => s.cpu);
+    const firstB = cpus.findIndex((c) => c >= 2);
+    assert.ok(firstB > 0 && cpus.slice(0, firstB).every((c) => c === 0));
+    assert.ok(cpus.slice(firstB).every((c) => c === 2 || c === 3));
+    // p->cpus_mask and nr_cpus_allowed in the task_struct programs read
+    const btf = m.kernel.btfVmlinux!;
+    const byte = m.kernel.mem.bytes(t.task.addr + memberOff(btf, "task_struct", "cpus_mask"), 1)[0];
+    assert.equal(byte, 0b1100);
+    const nr = m.kernel.mem.bytes(t.task.addr + memberOff(btf, "task_struct", "nr_cpus_allowed"), 4);
+    assert.equal(new DataView(nr.buffer, nr.byteOffset, 4).getInt32(0, true), 2);
+  });
+
+  it("a phase's cpus must be a non-empty array", () => {
+    assert.throws(
+      () => parseWorkload(JSON.stringify({ tasks: { t: { phases: { a: { cpus: [], run: 1 } } } } })),
+      /task t\.a: cpus must be a non-empty array/,
+    );
   });
 });

@@ -24,8 +24,8 @@ import { bootScx, exitRecord, readGlobal, type ScxBoot, scxObj, varOffset } from
 const skip = existsSync(scxObj("scx_checks")) ? false : "bpf/obj/sim/scx_checks.bpf.o not built";
 
 /** A machine with scx_checks loaded (nr_cpus set) but nothing attached yet. */
-function boot(workload: Workload, cpus = 4) {
-  const m = new Machine({ cpus, workload, subsystems: [schedExtSubsystem], seed: 3 });
+function boot(workload: Workload, cpus = 4, timeline = false) {
+  const m = new Machine({ cpus, workload, subsystems: [schedExtSubsystem], seed: 3, timeline });
   const st = scxState(m.kernel);
   assert.ok(st);
   const b: ScxBoot = { kernel: m.kernel, h: { kernel: m.kernel, process: m.kernel.newProcess() }, st };
@@ -249,4 +249,60 @@ test("reload_loop: attaching and detaching a scheduler 100 times while tasks run
   assert.equal(st.root, null);
   assert.ok(m.all.every((p) => p.sched_class === m.sched.fair));
   for (const p of m.all) assert.ok(p.se.sum_exec_runtime > 0);
+});
+
+test("set_cpumask: an affinity phase calls ops.set_cpumask with p->cpus_ptr as changed; the task runs only there", {
+  skip,
+}, () => {
+  const workload: Workload = {
+    name: "affinity",
+    tasks: [
+      task("hog", [{ kind: "run", ns: 1e9 }], { instances: 2 }),
+      task(
+        "mover",
+        [
+          { kind: "affinity", cpus: [0] },
+          { kind: "run", ns: 40e6 },
+          { kind: "affinity", cpus: [1] },
+          { kind: "run", ns: 40e6 },
+        ],
+        { loop: 1 },
+      ),
+    ],
+  };
+  const { m, b, obj, st, attach } = boot(workload, 2, true);
+  attach("cpumask_ops");
+  m.run(0.4e9);
+  const g = (n: string) => readGlobal(b, obj, n);
+  assert.equal(st.root?.name, "cpumask");
+  const mover = m.tasksNamed("mover")[0]!;
+  assert.equal(g("nr_set_cpumask").getBigUint64(0, true), 2n);
+  assert.equal(g("last_set_pid").getInt32(0, true), mover.pid);
+  assert.equal(g("last_mask").getBigUint64(0, true), 0b10n);
+  assert.equal(g("last_nr_allowed").getInt32(0, true), 1);
+  assert.ok(mover.se.sum_exec_runtime >= 80e6, "both phases ran");
+  const segs = m.segments.filter((s) => s.pid === mover.pid);
+  const cpus = new Set(segs.map((s) => s.cpu));
+  assert.deepEqual(cpus, new Set([0, 1]));
+  // after the first segment on CPU 1 it never runs on CPU 0 again
+  const firstOn1 = segs.findIndex((s) => s.cpu === 1);
+  assert.ok(segs.slice(firstOn1).every((s) => s.cpu === 1));
+});
+
+test("scx_bpf_dsq_move[_vtime] from the DSQ iterator: set_slice/set_vtime apply to the move, a moved task cannot be moved again", {
+  skip,
+}, () => {
+  const { m, st, attach, u64 } = boot(PRESETS.hogs(2), 2);
+  attach("move_ops");
+  m.run(0.5e9);
+  assert.equal(st.root?.name, "move");
+  const moved = u64("nr_moved");
+  const movedVtime = u64("nr_moved_vtime");
+  assert.ok(moved > 20n && movedVtime > 5n, `${moved} moves, ${movedVtime} vtime moves`);
+  assert.equal(u64("nr_refused"), moved + movedVtime);
+  // three runs in four get the quarter slice (5 ms), the vtime ones keep 20 ms: 1 s of CPU time in
+  // runs of 8.75 ms on average is ~114 switches, where 20 ms slices alone would give 50
+  const csw = m.all.reduce((n, p) => n + p.nvcsw + p.nivcsw, 0);
+  assert.ok(csw > 100 && csw < 130, `${csw} context switches`);
+  for (const p of m.all) assert.ok(p.se.sum_exec_runtime > 0.15e9, `${p.comm}: ${p.se.sum_exec_runtime}`);
 });
