@@ -54,6 +54,10 @@ export interface Checkpoint {
   /** Paths still being explored below this state; 0 means its subtree is proven safe. */
   branches: number;
   readonly parent: Checkpoint | null;
+  /** The register (1 + its number) missFp fingerprints, 0 for none (a checkpoint never changes). */
+  missReg: number;
+  /** regFingerprint of that register of the running frame. */
+  missFp: number;
 }
 
 export interface VerifierState {
@@ -111,6 +115,14 @@ export function copyState(s: VerifierState): VerifierState {
     mayGotoDepth: s.mayGotoDepth,
     callbackUnrollDepth: s.callbackUnrollDepth,
   };
+}
+
+/**
+ * A number that differs between two registers whenever it can tell they are not identical
+ * (regsIdentical): equal fingerprints prove nothing, different ones prove a difference.
+ */
+export function regFingerprint(r: RegState): number {
+  return r.type * 0x10001 + r.off * 31 + Number(r.varOff.value) + Number(r.varOff.mask) * 3 + Number(r.umin) * 5;
 }
 
 export function curFrame(s: VerifierState): FuncState {

@@ -83,7 +83,15 @@ import {
   SCALAR_VALUE,
 } from "./reg_state.js";
 import { BPF_REG_SIZE, STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, slotStr } from "./stack.js";
-import { type Checkpoint, copyFuncState, curFrame, type FuncState, newFuncState, type VerifierState } from "./state.js";
+import {
+  type Checkpoint,
+  copyFuncState,
+  curFrame,
+  type FuncState,
+  newFuncState,
+  regFingerprint,
+  type VerifierState,
+} from "./state.js";
 import { tnumCast, tnumIn, tnumIsConst } from "./tnum.js";
 
 /** bpf_kptr_xchg's helper id (allowed under a lock). */
@@ -616,6 +624,8 @@ export class Verifier {
     // stop once none is left rather than walk the rest of the list.
     const mayStop = !reentry && !mayGoto && !iterNext;
     let doneLeft = this.doneAt[idx];
+    let curFpReg = 0;
+    let curFp = 0;
     for (let k = list.length - 1; k >= 0; k--) {
       if (mayStop && doneLeft === 0 && inProgress >= 16) break;
       const sl = list[k];
@@ -644,7 +654,21 @@ export class Verifier {
         // An exact comparison fails at the first value that differs, and in a loop walked to the
         // limit that is the same one every time (the loop's counter): look at it first.
         const miss = this.exactMiss[idx];
-        if (miss > 0 && sl.frames.length === nFrames && differsAt(sl.frames[nFrames - 1], this.frame, miss)) continue;
+        if (miss > 0 && sl.frames.length === nFrames) {
+          if (miss < MISS_SLOT) {
+            // a register: its fingerprint, the checkpoint's computed once
+            if (curFpReg !== miss) {
+              curFpReg = miss;
+              curFp = regFingerprint(this.regs[miss - 1]);
+            }
+            if (sl.missReg !== miss) {
+              sl.missReg = miss;
+              sl.missFp = regFingerprint(sl.frames[nFrames - 1].regs[miss - 1]);
+            }
+            if (sl.missFp !== curFp) continue;
+          }
+          if (differsAt(sl.frames[nFrames - 1], this.frame, miss)) continue;
+        }
         if (this.statesEqual(sl, this.cur, idx, true)) {
           const cur = `cur state: ${this.stateString(this.frame)}`;
           const old = `old state: ${this.stateString(sl.frames[sl.frames.length - 1])}`;
@@ -678,6 +702,8 @@ export class Verifier {
       callbackUnrollDepth: this.cur.callbackUnrollDepth ?? 0,
       branches: 1,
       parent: this.cur.parent,
+      missReg: 0,
+      missFp: 0,
     };
     this.cur.parent = cp;
     // max_states_per_insn counts the states the lookup compared against, before this one.
