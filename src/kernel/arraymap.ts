@@ -101,10 +101,12 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
   // array_map_free_timers_wq: timers go with the last user reference, other fields stay.
   map_release_uref: bpf_map_free_timers_wq,
   map_free(map) {
-    // array_map_free: every element's fields, every CPU's copy of a per-CPU one.
+    // array_map_free: every element's fields, every CPU's copy of a per-CPU one; only when the
+    // values hold special fields (a map of 2^28 plain elements frees at once).
     const a = map as BpfArray;
-    for (let i = 0; i < map.max_entries; i++)
-      for (let cpu = 0; cpu < a.ncopies; cpu++) mapFreeFields(map, a.elemAddr(i, cpu));
+    if (map.record && !(map.record instanceof BpfError))
+      for (let i = 0; i < map.max_entries; i++)
+        for (let cpu = 0; cpu < a.ncopies; cpu++) mapFreeFields(map, a.elemAddr(i, cpu));
     map.kernel.mem.free(a.value);
   },
   map_lookup_elem(map, key) {
