@@ -9,7 +9,8 @@
 import { BPF_JCOND } from "../isa/decode.js";
 import type { Insn } from "../isa/insn.js";
 import { BPF_JMP } from "../isa/opcodes.js";
-import { EINVAL } from "../uapi/errno.js";
+import { MAX_BPF_STACK } from "../uapi/bpf.js";
+import { EACCES, EINVAL } from "../uapi/errno.js";
 import { KF_ITER_DESTROY, KF_ITER_NEW, KF_ITER_NEXT, KF_RCU_PROTECTED } from "./env.js";
 import { acquireReference, releaseReference } from "./refs.js";
 import {
@@ -35,32 +36,55 @@ function iterTypeStr(v: Verifier, btfId: number): string {
   return v.btfName(btfId).replace(/^bpf_iter_/, "");
 }
 
-/** The stack slots an iterator argument covers, or a refusal. */
+/**
+ * The stack slots an iterator argument covers (stack_slot_obj_get_spi, is_spi_bounds_valid), or a
+ * refusal. `spi` is -1 where the slots lie beyond the stack allocated so far (-ERANGE): a new
+ * iterator may grow the stack there after the bounds check of its writes; any other call is refused.
+ */
 function iterSlots(v: Verifier, reg: RegState, regno: number, size: number): { f: FuncState; spi: number; n: number } {
-  if (baseType(reg.type) !== PTR_TO_STACK || !tnumIsConst(reg.varOff))
-    v.reject(EINVAL, `arg#${regno - 1} expected pointer to an iterator on stack`);
-  const off = reg.off + Number(reg.varOff.value);
-  if (off % BPF_REG_SIZE !== 0) v.reject(EINVAL, `arg#${regno - 1} expected pointer to an iterator on stack`);
+  if (reg.type !== PTR_TO_STACK) v.reject(EINVAL, `arg#${regno - 1} expected pointer to an iterator on stack`);
+  if (!tnumIsConst(reg.varOff)) v.reject(EINVAL, "iter has to be at a constant offset");
+  const off = reg.off + Number(BigInt.asIntN(64, reg.varOff.value));
+  if (off % BPF_REG_SIZE !== 0) v.reject(EINVAL, `cannot pass in iter at an offset=${off}`);
   const n = Math.ceil(size / BPF_REG_SIZE);
-  const [top] = spiOf(off);
+  // __get_spi: C division truncates toward zero.
+  const spi = Math.trunc((-off - 1) / BPF_REG_SIZE);
+  if (spi + 1 < n) v.reject(EINVAL, `cannot pass in iter at an offset=${off}`);
   const f = v.cur.frames[reg.frameno];
-  const sub = f.subprog;
+  if (spi - n + 1 < 0 || spi >= f.stack.length) return { f, spi: -1, n };
+  return { f, spi, n };
+}
+
+/** check_stack_access_within_bounds for an 8-byte write at `i` past an iterator's base. */
+function checkIterSlotWrite(v: Verifier, reg: RegState, regno: number, i: number): void {
+  const off = reg.off + i + Number(BigInt.asIntN(64, reg.varOff.value));
+  if (off < -MAX_BPF_STACK || off + BPF_REG_SIZE > 0)
+    v.reject(EACCES, `invalid write to stack R${regno} off=${reg.off + i} size=${BPF_REG_SIZE}`);
+  const sub = v.cur.frames[reg.frameno].subprog;
   if (v.stackDepth[sub] < -off) v.stackDepth[sub] = -off;
-  // The iterator's slots, from its base (lowest address, the highest spi) up.
-  return { f, spi: top, n };
 }
 
 /** The iterator a KF_ITER_* kfunc's first argument points to (process_iter_arg). */
 export function processIterArg(v: Verifier, flags: number, regno: number, btfId: number, size: number): void {
   const reg = v.regs[regno];
-  const { f, spi, n } = iterSlots(v, reg, regno, size);
-  const slots: StackSlot[] = [];
-  for (let i = 0; i < n; i++) slots.push(stackSlot(v, f, spi - i));
+  const found = iterSlots(v, reg, regno, size);
+  const { f, n } = found;
   const type = iterTypeStr(v, btfId);
+  if (found.spi < 0 && !(flags & KF_ITER_NEW))
+    v.reject(EINVAL, `expected an initialized iter_${type} as arg #${regno - 1}`);
   if (flags & KF_ITER_NEW) {
-    // is_iter_reg_valid_uninit: not already an iterator.
-    if (slots.some((s) => s.slotType.some((t) => t === STACK_ITER)))
-      v.reject(EINVAL, `expected uninitialized iter_${type} as arg #${regno - 1}`);
+    // is_iter_reg_valid_uninit: not already an iterator (slots not yet allocated are not).
+    if (found.spi >= 0)
+      for (let i = 0; i < n; i++)
+        if (f.stack[found.spi - i]?.slotType.some((t) => t === STACK_ITER))
+          v.reject(EINVAL, `expected uninitialized iter_${type} as arg #${regno - 1}`);
+    // check_mem_access of each slot as an 8-byte write: the stack's bounds, before it grows.
+    for (let i = 0; i < n * BPF_REG_SIZE; i += BPF_REG_SIZE) checkIterSlotWrite(v, reg, regno, i);
+  }
+  const [top] = spiOf(reg.off + Number(BigInt.asIntN(64, reg.varOff.value)));
+  const slots: StackSlot[] = [];
+  for (let i = 0; i < n; i++) slots.push(stackSlot(v, f, top - i));
+  if (flags & KF_ITER_NEW) {
     const refObjId = acquireReference(v);
     slots.forEach((s, i) => {
       s.slotType.fill(STACK_ITER);

@@ -15,3 +15,15 @@ test("elf-hang-seed201-5529: a huge plain array map is refused and freed at once
   elfTarget.setup?.();
   assert.equal(elfTarget.run(input), "opened/E2BIG");
 });
+
+/**
+ * loops.bpf.o mutated so an iterator's base is 16 MiB below the frame: refused with EACCES by the
+ * bounds check of the iterator's slots, before any stack grows (it once took 3 s and 840 MB).
+ */
+test("elf-hang-seed201-29904: an iterator far below the stack is refused before the stack grows", {
+  timeout: 30_000,
+}, () => {
+  const input = new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz/elf-hang-seed201-29904.bin")));
+  elfTarget.setup?.();
+  assert.equal(elfTarget.run(input), "opened/EACCES");
+});

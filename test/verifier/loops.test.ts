@@ -85,6 +85,31 @@ test("an iterator used after bpf_iter_num_destroy is refused: expected an initia
   assert.match(msg, /expected an initialized iter_num as arg #0/);
 });
 
+/** run_iter with the first iterator's base (`r6 += -8` before bpf_for's bpf_iter_num_new) at `off`. */
+function iterAt(off: number): string {
+  return loadPatched("run_iter", (insns) => {
+    const k = insns.findIndex((x) => x.code === 0x07 && x.dst === 6 && x.imm === -8);
+    insns[k].imm = off;
+  });
+}
+
+test("an iterator's slots are checked as stack writes before the stack grows (process_iter_arg)", () => {
+  // Far below the frame: the new call's write is out of bounds, refused at once (a fuzzed object
+  // once made the verifier allocate and copy 2M stack slots per state before refusing it).
+  assert.match(iterAt(-16711688), /invalid write to stack R1 off=-16711688 size=8/);
+  assert.match(iterAt(-520), /invalid write to stack R1 off=-520 size=8/);
+  // Above the frame pointer the slot index is negative: stack_slot_obj_get_spi refuses it.
+  assert.match(iterAt(8), /cannot pass in iter at an offset=8/);
+  assert.match(iterAt(-12), /cannot pass in iter at an offset=-12/);
+  // At fp+0 the slot index is 0: refused by the bounds check of the write.
+  assert.match(iterAt(0), /invalid write to stack R1 off=0 size=8/);
+  // The lowest slot in bounds is accepted as the iterator; the loop's destroy of fp-8 (not the
+  // iterator any more) is then what is refused.
+  const low = iterAt(-512);
+  assert.doesNotMatch(low, /invalid write to stack|cannot pass in iter/);
+  assert.match(low, /call bpf_iter_num_new#\d+ +; .*fp-512=iter_num\(ref_id=\d+,state=active/);
+});
+
 test("an iterator never destroyed is a leaked reference", () => {
   const msg = loadPatched("run_iter", (insns) => {
     // bpf_for's loop exit (`if r0 == 0 goto +1`, to the destroy) jumps to `return 0` instead.
