@@ -1,4 +1,5 @@
 /** A simulated kernel with bpf_testmod loaded, and the objects of bpf/testmod_*.bpf.c opened on it. */
+import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import type { Btf } from "../../../src/btf/btf.js";
 import { Kernel } from "../../../src/kernel/kernel.js";
@@ -8,6 +9,7 @@ import { BpfObject } from "../../../src/loader/object.js";
 import { bpfDummyStructOpsSubsystem } from "../../../src/subsys/dummy/bpf_dummy_struct_ops.js";
 import { loadBpfTestmod } from "../../../src/subsys/testmod/bpf_testmod.js";
 import { BTF_KIND_DATASEC } from "../../../src/uapi/btf.js";
+import { BpfError } from "../../../src/uapi/errno.js";
 
 export const objPath = (name: string): string => `bpf/obj/sim/${name}.bpf.o`;
 export const skipFor = (name: string): string | false =>
@@ -66,4 +68,15 @@ export function bssVar(r: TestmodRig, obj: BpfObject, name: string, size: 4 | 8,
   const err = bpf_map_update_elem(r.h, fd, new Uint8Array(4), value, 0);
   if (err) throw new Error(`update .bss: ${err}`);
   return set;
+}
+
+/** The BpfError `fn` throws (anything else fails the test). */
+export function errOf(fn: () => unknown): BpfError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof BpfError) return e;
+    throw e;
+  }
+  assert.fail("expected a BpfError");
 }

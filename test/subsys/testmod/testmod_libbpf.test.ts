@@ -7,18 +7,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { bpfMapAttachStructOps } from "../../../src/loader/struct_ops_attach.js";
-import { BpfError, EACCES, EINVAL } from "../../../src/uapi/errno.js";
-import { bootTestmod, openObj, skipFor } from "./helpers.js";
-
-function errOf(fn: () => unknown): BpfError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BpfError) return e;
-    throw e;
-  }
-  assert.fail("expected a BpfError");
-}
+import { type BpfError, EACCES, EINVAL } from "../../../src/uapi/errno.js";
+import { bootTestmod, errOf, openObj, skipFor } from "./helpers.js";
 
 test("null_out_cb: a shadow NULL in a slot the kernel has turns the callback off; it is not loaded", {
   skip: skipFor("testmod_callbacks"),

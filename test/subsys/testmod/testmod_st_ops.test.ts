@@ -12,19 +12,9 @@ import { bpf_map_get_info_by_fd, bpf_prog_test_run_opts } from "../../../src/loa
 import type { BpfObject } from "../../../src/loader/object.js";
 import { bpfMapAttachStructOps } from "../../../src/loader/struct_ops_attach.js";
 import { bpfTestmodState } from "../../../src/subsys/testmod/bpf_testmod.js";
-import { BpfError, EEXIST, EINVAL } from "../../../src/uapi/errno.js";
+import { EEXIST, EINVAL } from "../../../src/uapi/errno.js";
 import { printBpfInsn } from "../../../src/verifier/log.js";
-import { bootTestmod, bssVar, openObj, skipFor, type TestmodRig } from "./helpers.js";
-
-function errOf(fn: () => unknown): BpfError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BpfError) return e;
-    throw e;
-  }
-  assert.fail("expected a BpfError");
-}
+import { bootTestmod, bssVar, errOf, openObj, skipFor, type TestmodRig } from "./helpers.js";
 
 /** Run a syscall program with initial_a: [its return, final_a]. */
 function run(r: TestmodRig, obj: BpfObject, prog: string, a = 0): [number, number] {

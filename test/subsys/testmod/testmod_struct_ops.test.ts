@@ -19,18 +19,8 @@ import {
 } from "../../../src/loader/bpf.js";
 import { bpfMapAttachStructOps } from "../../../src/loader/struct_ops_attach.js";
 import { bpfTestmodState } from "../../../src/subsys/testmod/bpf_testmod.js";
-import { BpfError, EACCES, EEXIST, EINVAL, ENOTSUP, ENOTSUPP, ESRCH } from "../../../src/uapi/errno.js";
-import { bootTestmod, bss32, openObj, skipFor } from "./helpers.js";
-
-function errOf(fn: () => unknown): BpfError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BpfError) return e;
-    throw e;
-  }
-  assert.fail("expected a BpfError");
-}
+import { EACCES, EEXIST, EINVAL, ENOTSUP, ENOTSUPP, ESRCH } from "../../../src/uapi/errno.js";
+import { bootTestmod, bss32, errOf, openObj, skipFor } from "./helpers.js";
 
 const refs = (r: ReturnType<typeof bootTestmod>): number => module_refcount(find_module(r.k, "bpf_testmod")!);
 
