@@ -12,6 +12,7 @@ import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno
 import { BpfMap, type BpfMapOps } from "./bpf.js";
 import type { MapCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
+import { btf_get, btf_put } from "./btf_obj.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
 import { bpf_map_inc, bpf_map_kaddr, bpf_map_put, mapFromFd } from "./syscall_map.js";
@@ -74,12 +75,13 @@ export function bpf_map_meta_alloc(k: Kernel, ufd: number): BpfMap {
   meta.record = inner.record;
   // The record points into the inner map's BTF: the meta keeps it.
   meta.btf = inner.btf;
-  if (meta.btf) meta.btf.refcnt++;
+  if (meta.btf) btf_get(meta.btf);
   return meta;
 }
 
 function bpf_map_meta_free(meta: BpfMap): void {
-  if (meta.btf) meta.btf.refcnt--;
+  // btf_put: the template may hold the BTF's last reference once the inner map and its fd are gone.
+  if (meta.btf) btf_put(meta.btf);
   meta.btf = null;
 }
 

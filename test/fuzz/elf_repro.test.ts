@@ -27,3 +27,14 @@ test("elf-hang-seed201-29904: an iterator far below the stack is refused before 
   elfTarget.setup?.();
   assert.equal(elfTarget.run(input), "opened/EACCES");
 });
+
+/**
+ * map_in_map.bpf.o mutated so a program's func_info is refused: the load unwinds, and the BTF an
+ * outer map's template held must go with the outer map (its last reference was once dropped
+ * without freeing it).
+ */
+test("elf-crash-seed4242-4077: a failed load of maps of maps leaves no BTF behind", { timeout: 30_000 }, () => {
+  const input = new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz/elf-crash-seed4242-4077.bin")));
+  elfTarget.setup?.();
+  assert.equal(elfTarget.run(input), "opened/EINVAL");
+});

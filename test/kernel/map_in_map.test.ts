@@ -109,6 +109,25 @@ test("an inner map lives while a slot holds it, and goes after RCU once none doe
   assert.equal(t.refcnt, refs - 1);
 });
 
+test("an outer map's template holds its inner map's BTF, and puts it when the outer map goes", () => {
+  const { k, h, obj, fd } = setup();
+  const btf = [...k.btf_idr.values()].find((b) => !b.kernelBtf);
+  assert.ok(btf, "the object's BTF");
+  // Everything but one outer map lets go first: the object's other maps, programs and BTF fd.
+  const keep = k.bpf(h.process, bpf_cmd.BPF_MAP_GET_FD_BY_ID, { map_id: mapFromFd(h.process, fd("outer_arr")).map.id });
+  obj.close();
+  k.quiesce();
+  assert.equal(btf.freed, false, "the outer map and its template still hold it");
+  close(h, keep);
+  k.quiesce();
+  assert.equal(k.map_idr.size, 0);
+  assert.equal(btf.freed, true, "the last reference, the outer map's, frees the BTF");
+  assert.equal(
+    [...k.btf_idr.values()].some((b) => b === btf),
+    false,
+  );
+});
+
 test("a timer in an inner map fires with that inner map's value", () => {
   const { k, h, fd, run, u32 } = setup();
   assert.equal(bpf_map_update_elem(h, fd("outer_timers"), u32(1), u32(fd("timers_b")), 0), 0);
