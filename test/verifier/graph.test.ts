@@ -12,8 +12,9 @@ import {
   bpf_prog_test_run_opts,
 } from "../../src/loader/bpf.js";
 import { BpfObject } from "../../src/loader/object.js";
-import { BpfError, EACCES, EINVAL } from "../../src/uapi/errno.js";
+import { EACCES, EINVAL } from "../../src/uapi/errno.js";
 import { repoRoot } from "./helpers.js";
+import { loadOne } from "./object_verdicts.js";
 
 const OBJ = join(repoRoot(), "bpf/obj");
 const GOOD = ["list_push_pop", "rbtree_order", "refcount_two_owners", "leave_in_map", "list_many"];
@@ -55,34 +56,7 @@ function kernel() {
 }
 
 /** Our verdict for one program of graph_bad: errno, log lines, the error's instruction. */
-function loadBad(name: string): { errno: number; log: string[]; insn?: number } {
-  const { h } = kernel();
-  const lines: string[] = [];
-  const obj = BpfObject.open(join(OBJ, "graph_bad.bpf.o"), { print: (_l, m) => lines.push(m) });
-  for (const p of obj.programs) p.setAutoload(p.name === name);
-  const captured: { insn?: number } = {};
-  const kk = h.kernel;
-  const hook = kk.verifier;
-  kk.verifier = (env) => {
-    try {
-      return hook?.(env);
-    } catch (e) {
-      if (e instanceof BpfError) captured.insn = e.context?.insn as number | undefined;
-      throw e;
-    }
-  };
-  try {
-    obj.load(h);
-  } catch (e) {
-    if (!(e instanceof BpfError)) throw e;
-    const log = lines
-      .join("\n")
-      .split("\n")
-      .filter((l) => l && !l.startsWith("processed") && !l.includes("PROG LOAD LOG") && !l.includes("failed to load"));
-    return { errno: (e.context?.errno as number | undefined) ?? e.errno, log, insn: captured.insn };
-  }
-  return { errno: 0, log: [] };
-}
+const loadBad = (name: string) => loadOne(join(OBJ, "graph_bad.bpf.o"), name);
 
 test("graph programs verify and check themselves: lists, an rbtree, an object with two owners", () => {
   const { k, h } = kernel();
