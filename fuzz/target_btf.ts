@@ -200,12 +200,12 @@ export const btfTarget: FuzzTarget = {
     step(() => btfDumpRawJson(btf, { pretty: true }));
     // The bounds are small: what matters is that output past them is refused, not how much of
     // a huge array is printed first (the printers' work is bounded by their output).
-    step(() => btfDumpC(btf, { maxBytes: 1 << 16 }));
+    step(() => btfDumpC(btf, { maxBytes: 1 << 14 }));
     const bytes = valueBytes(input);
     const last = Math.min(btf.nrTypes, 48);
     for (let id = 1; id <= last; id++) {
-      step(() => btfTypeSeqShow(btf, id, bytes, { maxBytes: 1 << 12 }));
-      step(() => btfTypeSeqShow(btf, id, bytes, { json: true, maxBytes: 1 << 12 }));
+      step(() => btfTypeSeqShow(btf, id, bytes, { maxBytes: 1 << 10 }));
+      step(() => btfTypeSeqShow(btf, id, bytes, { json: true, maxBytes: 1 << 10 }));
     }
     return `${load}/${valid}`;
   },

@@ -91,6 +91,19 @@ export class BtfDump {
   private readonly referenced: Uint8Array;
   private referencedReady = false;
   private readonly nameResolved: Uint8Array;
+  /**
+   * Modifiers, arrays and prototypes are never marked ORDERED, so every path through them is
+   * walked again (exponentially often through prototypes whose parameters share types). Their
+   * answer 1 is final (it comes from ORDERED types below), so it is remembered per through_ptr.
+   */
+  private readonly strongVia: Uint8Array;
+  /**
+   * For types other than records on the current ordering path, 1 + the records entered above
+   * them. A loop back to one with no record in between (a prototype taking itself, a typedef of
+   * itself) has no C spelling and would recurse forever; a loop through a record ends there.
+   */
+  private readonly onPath: Int32Array;
+  private recordDepth = 0;
   private readonly cachedNames: (string | undefined)[] = [];
   private readonly alignCache: Int32Array;
   private readonly typeNames = new Map<string, number>();
@@ -107,6 +120,8 @@ export class BtfDump {
     this.fwdEmitted = new Uint8Array(n);
     this.referenced = new Uint8Array(n);
     this.nameResolved = new Uint8Array(n);
+    this.strongVia = new Uint8Array(n);
+    this.onPath = new Int32Array(n);
     this.alignCache = new Int32Array(n).fill(-1);
     this.orderState[0] = ORDERED;
     this.emitState[0] = EMITTED;
@@ -185,6 +200,27 @@ export class BtfDump {
    */
   private orderType(id: number, throughPtr: boolean): number {
     if (this.orderState[id] === ORDERED) return 1;
+    const via = throughPtr ? 2 : 1;
+    if (this.strongVia[id] & via) return 1;
+    if (this.onPath[id] === this.recordDepth + 1)
+      throw new BpfError(ELOOP, `unsatisfiable type cycle, id:[${id}]`, { typeId: id });
+    const k = this.t(id).kind;
+    const record = k === BTF_KIND_STRUCT || k === BTF_KIND_UNION;
+    const saved = this.onPath[id];
+    if (record) this.recordDepth++;
+    else this.onPath[id] = this.recordDepth + 1;
+    let r: number;
+    try {
+      r = this.orderTypeOnce(id, throughPtr);
+    } finally {
+      if (record) this.recordDepth--;
+      else this.onPath[id] = saved;
+    }
+    if (r === 1) this.strongVia[id] |= via;
+    return r;
+  }
+
+  private orderTypeOnce(id: number, throughPtr: boolean): number {
     const t = this.t(id);
     if (this.orderState[id] === ORDERING) {
       // A loop is fine when it goes through a pointer to a named record: a fwd decl breaks it.

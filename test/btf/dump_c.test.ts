@@ -186,3 +186,41 @@ test("format c: a pathologically deep graph is a BpfError, not a stack overflow"
     (e: unknown) => e instanceof BpfError && /too deep/.test(e.message),
   );
 });
+
+test("format c: a loop through prototypes, pointers and typedefs alone is an unsatisfiable cycle (ELOOP)", () => {
+  // No C spelling exists for a prototype taking itself or a typedef of a pointer to itself; a
+  // loop through a named record (typedef struct s { struct s_t *next; } s_t) stays fine.
+  const loops: [string, (b: BtfBuilder) => void][] = [
+    ["prototype taking itself", (b) => b.addFuncProto(b.nextId, [{ name: "x", type: b.nextId }])],
+    [
+      "typedef of a pointer to itself",
+      (b) => {
+        b.addTypedef("t", b.nextId + 1);
+        b.addPtr(b.nextId - 1);
+      },
+    ],
+    [
+      "const array of itself",
+      (b) => {
+        const int = b.addInt("int", 4, BTF_INT_SIGNED);
+        b.addConst(b.nextId + 1);
+        b.addArray(b.nextId - 1, int, 2);
+      },
+    ],
+  ];
+  for (const [what, build] of loops) {
+    const b = new BtfBuilder();
+    build(b);
+    // ELOOP, not the E2BIG "too deep" an exhausted stack gives.
+    assert.throws(
+      () => btfDumpC(b.toBtf()),
+      (e: unknown) => e instanceof BpfError && e.errno === 40 && /unsatisfiable type cycle/.test(e.message),
+      what,
+    );
+  }
+  const b = new BtfBuilder();
+  const s = b.addStruct("s", 8, [{ name: "next", type: b.nextId + 2, bitOffset: 0 }]);
+  b.addTypedef("s_t", s);
+  b.addPtr(s + 1);
+  assert.match(btfDumpC(b.toBtf(), { header: false }), /typedef struct s s_t;/);
+});
