@@ -94,6 +94,13 @@ export const array_map_ops: BpfMapOps & { map_direct_value_addr(map: BpfMap, off
       throw new BpfError(E2BIG, `per-CPU value_size over PCPU_MIN_UNIT_SIZE (${PCPU_MIN_UNIT_SIZE})`);
     }
   },
+  map_alloc_cost(attr, k) {
+    const elemSize = Math.ceil(num(attr.value_size) / 8) * 8;
+    const n = num(attr.max_entries);
+    if (num(attr.map_type) === bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY)
+      return SIZEOF_BPF_ARRAY + n * 8 + n * elemSize * k.nrCpus;
+    return SIZEOF_BPF_ARRAY + n * elemSize;
+  },
   map_alloc(attr, k) {
     const percpu = num(attr.map_type) === bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY;
     return new BpfArray(k, percpu ? percpu_array_map_ops : array_map_ops, attr);

@@ -77,6 +77,12 @@ export interface BpfMapOps {
   map_mem_usage(map: BpfMap): number;
   /** Bytes charged against RLIMIT_MEMLOCK at creation (v5.8 map_alloc's cost); default map_mem_usage. */
   map_memory_cost?(map: BpfMap): number;
+  /**
+   * For maps that allocate every element at creation: the cost computed from the attributes
+   * alone, charged before allocating (v5.8 array_map_alloc and queue_stack_map_alloc call
+   * bpf_map_charge_init first), so a map the user cannot pay for touches no memory.
+   */
+  map_alloc_cost?(attr: MapCreateAttr, k: Kernel): number;
   map_check_btf?(map: BpfMap, btf: Btf, keyTypeId: number, valueTypeId: number): void;
   /** The last user reference (fd) went away. */
   map_release_uref?(map: BpfMap): void;

@@ -120,4 +120,7 @@ export const queue_stack_map_ops: BpfMapOps = {
   map_mem_usage(map) {
     return SIZEOF_BPF_QUEUE_STACK + (map.max_entries + 1) * map.value_size;
   },
+  map_alloc_cost(attr) {
+    return SIZEOF_BPF_QUEUE_STACK + (num(attr.max_entries) + 1) * num(attr.value_size);
+  },
 };

@@ -78,7 +78,8 @@ export function bpf_get_file_flag(flags: number): number {
 
 // ---- memlock (v5.8 bpf_map_charge_init / bpf_map_charge_finish) ----
 
-export function bpf_map_charge_init(map: BpfMap, size: number, proc: Process): void {
+/** The pages `size` bytes of map memory would charge, or the refusal if the user cannot pay. */
+function bpf_map_charge_pages(size: number, proc: Process): number {
   if (size >= 0xffffffff - PAGE_SIZE) throw new BpfError(E2BIG, `map memory size ${size} too large`);
   const pages = Math.ceil(size / PAGE_SIZE);
   const user = proc.user;
@@ -89,8 +90,13 @@ export function bpf_map_charge_init(map: BpfMap, size: number, proc: Process): v
       `map needs ${pages} page(s) of locked memory; uid ${user.uid} has ${user.locked_vm} charged and RLIMIT_MEMLOCK allows ${limit}`,
     );
   }
-  user.locked_vm += pages;
-  map.memory = { pages, user };
+  return pages;
+}
+
+export function bpf_map_charge_init(map: BpfMap, size: number, proc: Process): void {
+  const pages = bpf_map_charge_pages(size, proc);
+  proc.user.locked_vm += pages;
+  map.memory = { pages, user: proc.user };
 }
 
 function bpf_map_charge_finish(map: BpfMap): void {
@@ -252,6 +258,7 @@ export function map_create(k: Kernel, proc: Process, attr: MapCreateAttr): numbe
     throw new BpfError(EPERM, `map type ${map_type} needs CAP_BPF`);
   }
 
+  if (ops.map_alloc_cost) bpf_map_charge_pages(ops.map_alloc_cost(attrIn, k), proc);
   const map = ops.map_alloc(attrIn, k);
   try {
     map.name = bpf_obj_name_cpy(attr.map_name);

@@ -38,3 +38,16 @@ test("elf-crash-seed4242-4077: a failed load of maps of maps leaves no BTF behin
   elfTarget.setup?.();
   assert.equal(elfTarget.run(input), "opened/EINVAL");
 });
+
+/**
+ * wq.bpf.o with two array maps' max_entries mutated to 15M (361 MB of values each): a process
+ * with the default RLIMIT_MEMLOCK is refused with EPERM before the values are allocated (the
+ * fuzzer once saw the process pass 1 GB while the maps were made and then refused).
+ */
+test("elf-memory-seed4242-18552: an array map over RLIMIT_MEMLOCK is refused without allocating it", {
+  timeout: 30_000,
+}, () => {
+  const input = new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz/elf-memory-seed4242-18552.bin")));
+  elfTarget.setup?.();
+  assert.equal(elfTarget.run(input), "opened/EPERM");
+});

@@ -50,6 +50,38 @@ test("RLIMIT_MEMLOCK: a map that would go over the limit is EPERM (v5.8), and no
   k.bpf(p, C.BPF_MAP_CREATE, { ...small, max_entries: 100 });
 });
 
+test("a map that allocates every element is refused before it allocates them (v5.8 array and queue map_alloc charge first)", () => {
+  const { k } = boot();
+  const p = k.newProcess({ rlimitMemlock: 8 << 20 });
+  const allocs: number[] = [];
+  const alloc = k.mem.alloc.bind(k.mem);
+  k.mem.alloc = (size, opts) => {
+    allocs.push(size);
+    return alloc(size, opts);
+  };
+  // 15M elements of 24 bytes: 361 MB of values the default 8 MiB RLIMIT_MEMLOCK cannot pay for.
+  for (const map_type of [T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_PERCPU_ARRAY]) {
+    throwsErrno(
+      () => k.bpf(p, C.BPF_MAP_CREATE, { map_type, key_size: 4, value_size: 24, max_entries: 15_073_281 }),
+      EPERM,
+      /RLIMIT_MEMLOCK/,
+    );
+  }
+  for (const map_type of [T.BPF_MAP_TYPE_QUEUE, T.BPF_MAP_TYPE_STACK]) {
+    throwsErrno(
+      () => k.bpf(p, C.BPF_MAP_CREATE, { map_type, key_size: 0, value_size: 24, max_entries: 15_073_281 }),
+      EPERM,
+      /RLIMIT_MEMLOCK/,
+    );
+  }
+  assert.ok(
+    allocs.every((n) => n < 1 << 20),
+    `no values were allocated for the refused maps (allocations: ${allocs.join(", ")})`,
+  );
+  assert.equal(p.user.locked_vm, 0);
+  assert.equal(k.map_idr.size, 0);
+});
+
 test("a size too large to account is E2BIG", () => {
   const { k, p } = boot();
   throwsErrno(
