@@ -1,12 +1,6 @@
 #!/usr/bin/env node
-// The `structops` command (package.json "bin"); everything it does is in src/cli/cli.ts.
-import "./platform_node.js";
-import { main } from "./cli.js";
+// The `structops` command from the compiled tree (dist/src/cli/main.js); the installed command is
+// the bundle's launcher (src/cli/launcher.ts). Everything it does is in src/cli/cli.ts.
+import { run } from "./bundle.js";
 
-// `structops ... | head` closes the pipe early: stop quietly, as bpftool does.
-process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-  if (e.code === "EPIPE") process.exit(0);
-  throw e;
-});
-
-process.exitCode = await main(process.argv);
+process.exitCode = await run(process.argv);

@@ -112,6 +112,12 @@ const NO_OBJECTS = new Set<number>([
   bpf_cmd.BPF_BTF_GET_FD_BY_ID,
 ]);
 
+let booted = false;
+/** Whether this process booted a session's kernel (the launcher's code cache then holds its code). */
+export function sessionBooted(): boolean {
+  return booted;
+}
+
 /** The simulated kernel of a session: booted, then brought to the recorded state by replay. */
 export class CliSession implements Handle {
   /** Problems found while replaying (changed or missing objects, ops that no longer apply). */
@@ -162,7 +168,10 @@ export class CliSession implements Handle {
 
   /** The booted kernel (booted now if nothing needed it yet). */
   get kernel(): StructOpsSession {
-    this.ks ??= this.boot();
+    if (!this.ks) {
+      this.ks = this.boot();
+      booted = true;
+    }
     return this.ks;
   }
 

@@ -42,10 +42,20 @@ import {
 import { formatRate } from "../sim/units.js";
 import { CliError, fileError } from "./errors.js";
 
-/** The package root (has package.json), from src/cli under tsx or dist/src/cli when installed. */
+/**
+ * The package root (structops' package.json; dist/cli has one of its own), from src/cli under tsx,
+ * dist/src/cli or the bundle in dist/cli.
+ */
 function packageRoot(): string {
+  const isPackageRoot = (d: string) => {
+    try {
+      return JSON.parse(readFileSync(join(d, "package.json"), "utf8")).name === "structops";
+    } catch {
+      return false;
+    }
+  };
   let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, "package.json"))) {
+  while (!isPackageRoot(d)) {
     const up = resolvePath(d, "..");
     if (up === d) break;
     d = up;
