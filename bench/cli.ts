@@ -5,6 +5,8 @@
  * freshly booted kernel (goal: at most 0.1 s more per object than the empty session). A session
  * keeps the verifier's verdicts beside its state file (src/cli/verdict_cache.ts), so replay skips
  * the verifier once they are recorded; one more row shows the same session replayed without them.
+ * The launcher compiles the bundle with V8's code cache (src/cli/launcher.ts); the last row is the
+ * 1-object session compiled from source (STRUCTOPS_CODE_CACHE=off).
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -25,6 +27,7 @@ const SIZES = [1, 4];
 /** CPU slots besides the sessions' (their size). */
 const NODE = 100;
 const FULL = 101;
+const NO_CODE_CACHE = 102;
 
 /**
  * CPU time of the reaped children so far (user + system, ms), from /proc/self/stat's cutime and
@@ -69,6 +72,7 @@ export async function run(): Promise<BenchResult[]> {
     const sessions = [0, ...SIZES];
     const ours = new Map<number, number[]>(sessions.map((n) => [n, []]));
     const uncached: number[] = [];
+    const compiled: number[] = [];
     wallMs(["-e", "0"]);
     for (let i = 0; i < RUNS; i++) {
       node.push(wallMs(["-e", "0"], {}, NODE));
@@ -77,6 +81,9 @@ export async function run(): Promise<BenchResult[]> {
       }
       rmSync(`${full}.verdicts`, { force: true });
       uncached.push(wallMs([MAIN, "prog", "show"], { STRUCTOPS_STATE: full }, FULL));
+      compiled.push(
+        wallMs([MAIN, "prog", "show"], { STRUCTOPS_STATE: state(1), STRUCTOPS_CODE_CACHE: "off" }, NO_CODE_CACHE),
+      );
     }
     const base = median(node);
     const empty = median(ours.get(0)!);
@@ -117,6 +124,15 @@ export async function run(): Promise<BenchResult[]> {
       baseline: { name: "empty session", value: empty },
       ratio: v / empty,
       note: `${((v - empty) / 4).toFixed(0)} ms per object: every program verified again; ${cpuNote(FULL, 4)}`,
+    });
+    const c = median(compiled);
+    out.push({
+      name: "structops prog show, 1 registered object replayed, the bundle compiled without its code cache",
+      value: c,
+      unit: "ms",
+      baseline: { name: "empty session", value: empty },
+      ratio: c / empty,
+      note: `${(c - empty).toFixed(0)} ms more; ${cpuNote(NO_CODE_CACHE, 1)}; STRUCTOPS_CODE_CACHE=off`,
     });
     return out;
   } finally {
