@@ -82,7 +82,7 @@ export class Vm {
   mayGotoLeft = BPF_MAX_LOOPS;
   readonly mem: VmMemory;
   private readonly rt: Runtime;
-  private readonly interp: ReturnType<typeof makeInterpreter>;
+  private interpFn: ReturnType<typeof makeInterpreter> | undefined;
   private readonly tier: TierChoice;
   private readonly budget: number;
   private readonly maxNesting: number;
@@ -152,7 +152,12 @@ export class Vm {
       },
     };
     this.rt = { M: mem, IO: new Int32Array(16), STK: [], X };
-    this.interp = makeInterpreter(this.rt);
+  }
+
+  /** The interpreter, generated when a program first needs it (a run that only lists programs never does). */
+  private get interp(): ReturnType<typeof makeInterpreter> {
+    this.interpFn ??= makeInterpreter(this.rt);
+    return this.interpFn;
   }
 
   /** Check and prepare a program. Pseudo ld_imm64 other than BPF_PSEUDO_FUNC must already be constants. */
