@@ -176,6 +176,11 @@ export function checkKfuncCall(v: Verifier, btfId: number, off = 0): boolean {
       if (meta.flags & KF_RET_NULL) r0.id = id;
       r0.refObjId = id;
     }
+    // process_iter_next_call forks any iterator's next, a struct-returning one too (bpf_iter_scx_dsq_next)
+    if (meta.flags & KF_ITER_NEXT) {
+      r0.written = true;
+      processIterNextCall(v, r1);
+    }
     void rtId;
   } else {
     if (meta.flags & KF_ACQUIRE) v.reject(EINVAL, "acquire kernel function does not return PTR_TO_BTF_ID");

@@ -60,6 +60,8 @@ export interface SchedHooks {
   dead?(p: SchedTask): void;
   /** sched_tick, after the class's task_tick. */
   tick?(rq: Rq): void;
+  /** rq's CPU starts (true) or stops spinning in irq context: its current task makes no progress meanwhile. */
+  stall?(rq: Rq, on: boolean): void;
 }
 
 export interface SchedOptions {
@@ -83,6 +85,7 @@ export class Sched implements SchedCore {
   private readonly byTask = new Map<Task, SchedTask>();
   private clock = 0;
   private readonly pending: Rq[] = [];
+  private readonly irqWork: { cpu: number; fn: () => void }[] = [];
 
   constructor(
     readonly kernel: Kernel,
@@ -161,6 +164,19 @@ export class Sched implements SchedCore {
     if (rq.need_resched) return;
     rq.need_resched = true;
     this.pending.push(rq);
+  }
+
+  irq_work_queue(cpu: number, fn: () => void): void {
+    this.irqWork.push({ cpu, fn });
+  }
+
+  set_cpu_stalled(cpu: number, on: boolean): void {
+    const rq = this.rqs[cpu]!;
+    if (rq.stalled === on) return;
+    rq.stalled = on;
+    for (const h of this.hooks) h.stall?.(rq, on);
+    // a reschedule asked for while it spun happens now
+    if (!on && rq.need_resched) this.pending.push(rq);
   }
 
   kick_cpu(cpu: number): void {
@@ -352,9 +368,25 @@ export class Sched implements SchedCore {
 
   /** Run __schedule on every CPU asked to reschedule (the IPIs and returns to user space). */
   schedule_pending(): void {
-    while (this.pending.length) {
-      const rq = this.pending.shift()!;
-      if (rq.need_resched) this.__schedule(rq, true);
+    for (;;) {
+      // irq work first: it runs as soon as the CPU that queued it leaves the locked section
+      const w = this.irqWork.shift();
+      if (w) {
+        const k = this.kernel;
+        const saved = [k.cpu, k.runningTask] as const;
+        k.cpu = w.cpu;
+        k.runningTask = this.rqs[w.cpu]!.curr.task;
+        try {
+          w.fn();
+        } finally {
+          [k.cpu, k.runningTask] = saved;
+        }
+        continue;
+      }
+      const rq = this.pending.shift();
+      if (!rq) return;
+      // a CPU spinning in irq context reschedules once it stops (set_cpu_stalled)
+      if (rq.need_resched && !rq.stalled) this.__schedule(rq, true);
     }
   }
 
@@ -445,6 +477,8 @@ export class Sched implements SchedCore {
   /** sched_tick on one CPU. */
   sched_tick(cpu: number): void {
     const rq = this.rqs[cpu]!;
+    // interrupts are off while it spins: the tick waits
+    if (rq.stalled) return;
     const k = this.kernel;
     const savedCpu = k.cpu;
     const savedTask = k.runningTask;

@@ -182,6 +182,8 @@ export class Rq {
   /** Jiffies of the next periodic load balance. */
   next_balance = 0;
   online = true;
+  /** The CPU spins in irq context (an SCX_KICK_WAIT): no task progress, no reschedule, no tick. */
+  stalled = false;
 
   constructor(
     readonly sched: SchedCore,
@@ -246,6 +248,10 @@ export interface SchedCore {
   resched_curr(rq: Rq): void;
   /** Let an idle CPU (or any with `force`) reschedule: an IPI to make it pick again. */
   kick_cpu(cpu: number): void;
+  /** irq_work_queue on `cpu`: `fn` runs there before the next reschedule is honoured. */
+  irq_work_queue(cpu: number, fn: () => void): void;
+  /** The CPU starts or stops spinning in irq context (Rq.stalled). */
+  set_cpu_stalled(cpu: number, on: boolean): void;
   idle_cpu(cpu: number): boolean;
   set_task_cpu(p: SchedTask, cpu: number): void;
   /** Move a queued, not running task to another CPU's run queue (move_queued_task). */

@@ -126,6 +126,7 @@ export class Machine {
         const r = p.user as TaskRun | null;
         if (r && r.wokenAt < 0) r.wokenAt = this.q.now;
       },
+      stall: (rq, on) => this.stalled(rq, on),
     });
   }
 
@@ -198,6 +199,22 @@ export class Machine {
     this.dirty.push(rq.cpu);
   }
 
+  /** The CPU spins in irq context: what curr ran so far counts, its run event waits for the end. */
+  private stalled(rq: Rq, on: boolean): void {
+    const st = this.cpuState[rq.cpu]!;
+    const now = this.q.now;
+    const r = rq.curr.user as TaskRun | null;
+    if (on) {
+      if (r && r.remaining > 0) r.remaining = Math.max(0, r.remaining - Math.max(0, now - st.progressFrom));
+      st.gen++;
+      st.progressFrom = Number.POSITIVE_INFINITY;
+    } else {
+      st.progressFrom = Math.max(now, st.progressFrom === Number.POSITIVE_INFINITY ? now : st.progressFrom);
+      st.gen++;
+      this.dirty.push(rq.cpu);
+    }
+  }
+
   /** Give every CPU whose occupant changed its next step, until nothing changes. */
   private flush(): void {
     for (;;) {
@@ -213,7 +230,7 @@ export class Machine {
     const rq = this.sched.cpu_rq(cpu);
     const p = rq.curr;
     const r = p.user as TaskRun | null;
-    if (!r || r.exited) return;
+    if (!r || r.exited || rq.stalled) return;
     const st = this.cpuState[cpu]!;
     // The task's own actions (wake-ups, forks) run on its CPU, as it.
     const k = this.kernel;

@@ -21,13 +21,12 @@ import {
   SCX_ENQ_LAST,
   SCX_ENQ_PREEMPT,
   SCX_EXIT_ERROR_STALL,
+  SCX_KF_CPU_RELEASE,
   SCX_KF_DISPATCH,
   SCX_KF_ENQUEUE,
   SCX_KF_REST,
   SCX_KF_SELECT_CPU,
   SCX_KF_UNLOCKED,
-  SCX_KICK_IDLE,
-  SCX_KICK_PREEMPT,
   SCX_OPS_ENQ_LAST,
   SCX_OPS_KEEP_BUILTIN_IDLE,
   SCX_OPS_SWITCH_PARTIAL,
@@ -45,6 +44,7 @@ import {
 import type { ScxClassHost, ScxSched, ScxState } from "./ext.js";
 import { ScxDispatchQ } from "./ext_dsq.js";
 import type { DsqIter, ScxMachine } from "./ext_kfuncs.js";
+import { ScxKicks } from "./ext_kick.js";
 
 type CoreRq = Rq;
 type CoreTask = SchedTask;
@@ -127,6 +127,8 @@ interface ScxRq {
   local: ScxDispatchQ<ScxEntity>;
   balKeep: boolean;
   opsQseq: number;
+  /** A higher class took the CPU and ops.cpu_release was called; ops.cpu_acquire is owed. */
+  cpuReleased: boolean;
 }
 
 /** One buffered scx_bpf_dsq_insert from ops.dispatch. */
@@ -135,6 +137,11 @@ interface DspBufEnt {
   qseq: number;
   dsqId: bigint;
   enqFlags: bigint;
+}
+
+/** preempt_reason_from_class(): enum scx_cpu_preempt_reason. */
+function preemptReason(c: SchedClass): number {
+  return c.name === "rt" ? 0 : c.name === "dl" ? 1 : c.name === "stop" ? 2 : 3;
 }
 
 /** sched_weight_to_cgroup(): the core's load weight (nice 0 = 1024) on sched_ext's 1..10000 scale. */
@@ -167,6 +174,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   private lastWatchdog = 0;
   private readonly byAddr = new Map<number, ScxEntity>();
   private smt: boolean;
+  readonly kicks: ScxKicks;
 
   constructor(
     readonly st: ScxState,
@@ -181,10 +189,22 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     this.off.cpus_mask = memberOff(btf, "task_struct", "cpus_mask");
     this.smt = core.smt_cpus(0).length > 1;
     for (let c = 0; c < core.nr_cpu_ids; c++) {
-      core.cpu_rq(c).scx = { local: new ScxDispatchQ<ScxEntity>(SCX_DSQ_LOCAL, c), balKeep: false, opsQseq: 1 };
+      core.cpu_rq(c).scx = {
+        local: new ScxDispatchQ<ScxEntity>(SCX_DSQ_LOCAL, c),
+        balKeep: false,
+        opsQseq: 1,
+        cpuReleased: false,
+      };
       if (core.idle_cpu(c)) this.setIdle(c, true);
     }
     st.dumpText = (sch) => this.dumpState(sch);
+    this.kicks = new ScxKicks({
+      core,
+      ext: this,
+      zeroSlice: (cpu) => {
+        this.ent(core.cpu_rq(cpu).curr).slice = 0n;
+      },
+    });
     core.hooks.push({
       context_switch: (rq, prev, next) => {
         if (next === rq.idle) this.updateIdle(rq.cpu, true);
@@ -236,6 +256,8 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   }
 
   disable(sch: ScxSched): void {
+    this.kicks.reset();
+    for (let c = 0; c < this.core.nr_cpu_ids; c++) this.srq(this.core.cpu_rq(c)).cpuReleased = false;
     this.core.ext_enabled = false;
     this.core.ext_switched_all = false;
     this.core.reclass_all();
@@ -534,9 +556,24 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
 
   /** balance_one(). */
   balance(rq: CoreRq, prev: CoreTask): boolean {
+    const k = this.kicks.rq(rq.cpu);
+    k.inBalance = true;
+    try {
+      return this.balanceOne(rq, prev);
+    } finally {
+      k.inBalance = false;
+    }
+  }
+
+  private balanceOne(rq: CoreRq, prev: CoreTask): boolean {
     const sch = this.sch;
     const srq = this.srq(rq);
     srq.balKeep = false;
+    if (sch && srq.cpuReleased && this.cpuPreempt(sch)) {
+      // the CPU is back from a higher class: ops.cpu_acquire complements the ops.cpu_release of switch_class
+      if (sch.has("cpu_acquire")) sch.call("cpu_acquire", SCX_KF_REST, rq.cpu, 0);
+      srq.cpuReleased = false;
+    }
     const prevOnScx = prev.sched_class === this;
     const pe = prevOnScx ? this.ent(prev) : null;
     const prevOnRq = pe?.queued ?? false;
@@ -652,17 +689,49 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   put_prev_task(rq: CoreRq, p: CoreTask, next: CoreTask | null): void {
     const sch = this.sch;
     const e = this.ent(p);
+    // a CPU spinning in SCX_KICK_WAIT for this one sees the task switched out
+    this.kicks.bumpPntSeq(rq.cpu);
     this.update_curr(rq);
     if (sch?.has("stopping") && e.queued) sch.call("stopping", SCX_KF_REST, p.task.addr, 1);
-    if (!e.queued) return;
-    e.runnable = true;
-    e.runnable_at = this.core.now();
-    if (e.slice) {
-      this.dispatchEnqueue(this.srq(rq).local, e, SCX_ENQ_HEAD);
-      return;
+    if (e.queued) {
+      e.runnable = true;
+      e.runnable_at = this.core.now();
+      if (e.slice) this.dispatchEnqueue(this.srq(rq).local, e, SCX_ENQ_HEAD);
+      else {
+        const last = next && this.above(this, next.sched_class);
+        this.doEnqueue(rq, e, last ? SCX_ENQ_LAST : 0n, -1);
+      }
     }
-    const last = next && this.above(this, next.sched_class);
-    this.doEnqueue(rq, e, last ? SCX_ENQ_LAST : 0n, -1);
+    if (next && next.sched_class !== this) this.switchClass(rq, next);
+  }
+
+  /** SCX_OPS_HAS_CPU_PREEMPT, which scx_enable sets for a scheduler with cpu_acquire or cpu_release. */
+  private cpuPreempt(sch: ScxSched): boolean {
+    return sch.has("cpu_acquire") || sch.has("cpu_release");
+  }
+
+  /** switch_class(): a higher class takes the CPU from SCX: ops.cpu_release, once until ops.cpu_acquire. */
+  private switchClass(rq: CoreRq, next: CoreTask): void {
+    const sch = this.sch;
+    if (!sch || !this.cpuPreempt(sch)) return;
+    // going idle is the BPF scheduler's own choice, not a preemption
+    if (this.above(this, next.sched_class)) return;
+    const srq = this.srq(rq);
+    if (srq.cpuReleased) return;
+    if (sch.has("cpu_release")) {
+      const mem = this.st.kernel.mem;
+      const args = mem.alloc(16, { perm: "r", kind: "kobj", name: "scx_cpu_release_args" });
+      const b = mem.bytes(args.addr, 16);
+      const dv = new DataView(b.buffer, b.byteOffset, 16);
+      dv.setUint32(0, preemptReason(next.sched_class), true);
+      dv.setBigUint64(8, BigInt(next.task.addr), true);
+      try {
+        sch.call("cpu_release", SCX_KF_CPU_RELEASE, rq.cpu, args.addr);
+      } finally {
+        mem.free(args);
+      }
+    }
+    srq.cpuReleased = true;
   }
 
   /** select_task_rq_scx(). */
@@ -1032,14 +1101,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   }
 
   kickCpu(sch: ScxSched, cpu: number, flags: bigint): void {
-    if (cpu < 0 || cpu >= this.core.nr_cpu_ids) {
-      sch.error(`invalid CPU ${cpu}`);
-      return;
-    }
-    const rq = this.core.cpu_rq(cpu);
-    if (flags & SCX_KICK_IDLE && !this.core.idle_cpu(cpu)) return;
-    if (flags & SCX_KICK_PREEMPT && rq.curr.sched_class === this) this.ent(rq.curr).slice = 0n;
-    this.core.resched_curr(rq);
+    this.kicks.kick(sch, this.currentCpu(), cpu, flags);
   }
 
   selectCpuDfl(sch: ScxSched, pAddr: number, prevCpu: number, _wakeFlags: bigint, allowed: bigint | null): number {
