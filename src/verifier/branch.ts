@@ -15,7 +15,7 @@ import {
   BPF_JSLE,
   BPF_JSLT,
 } from "../isa/opcodes.js";
-import { type RegState, regBoundsSane, regBoundsSync } from "./reg_state.js";
+import { copyReg, type RegState, regBoundsSane, regBoundsSync } from "./reg_state.js";
 import { type Tnum, tnumIntersect, tnumSubreg, U32_MAX, U64_MAX } from "./tnum.js";
 
 /** Negated jump op for the fall-through branch; JSET's negation is marked with this value. */
@@ -148,7 +148,9 @@ function refineLess(lo: B, hi: B, strict: boolean, d: Domain): void {
  */
 export function regSetMinMax(a: RegState, b: RegState, op: number, is64: boolean): boolean {
   const x = view(a, is64);
-  const y = view(b, is64);
+  // `if r0 s> r0`: 6.18's regs_refine_cond_op gets the same register twice and each update
+  // sees the one before (the jump branch's smin rises and smax falls by one).
+  const y = a === b ? x : view(b, is64);
   switch (op) {
     case BPF_JEQ: {
       x.umin = y.umin = maxB(x.umin, y.umin);
@@ -206,7 +208,16 @@ export function regSetMinMax(a: RegState, b: RegState, op: number, is64: boolean
       refineLess(x, y, false, "s");
       break;
   }
-  if (x.umin > x.umax || x.smin > x.smax || y.umin > y.umax || y.smin > y.smax) return false;
+  if (a !== b && (x.umin > x.umax || x.smin > x.smax || y.umin > y.umax || y.smin > y.smax)) return false;
+  if (a === b) {
+    // Where the ranges would cross (r0 in [3, 4] after `r0 s> r0`), 6.18 keeps the register
+    // as it was and the branch stays live: the loop then ends as an infinite loop.
+    const before = copyReg(a);
+    store(a, x, is64);
+    regBoundsSync(a);
+    if (!regBoundsSane(a)) Object.assign(a, before);
+    return true;
+  }
   store(a, x, is64);
   store(b, y, is64);
   regBoundsSync(a);

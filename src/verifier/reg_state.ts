@@ -268,20 +268,18 @@ function deduceSign(
   umax: bigint,
   bits: 32 | 64,
 ): [bigint, bigint, bigint, bigint] {
-  const asS = (x: bigint): bigint => BigInt.asIntN(bits, x);
-  const asU = (x: bigint): bigint => BigInt.asUintN(bits, x);
   if (smin >= 0n || smax < 0n) {
-    const lo = max(asU(smin), umin);
-    const hi = min(asU(smax), umax);
-    return [asS(lo), asS(hi), lo, hi];
+    const lo = max(BigInt.asUintN(bits, smin), umin);
+    const hi = min(BigInt.asUintN(bits, smax), umax);
+    return [BigInt.asIntN(bits, lo), BigInt.asIntN(bits, hi), lo, hi];
   }
-  if (asS(umax) >= 0n) {
-    const hi = min(asU(smax), umax);
-    return [umin, asS(hi), umin, hi];
+  if (BigInt.asIntN(bits, umax) >= 0n) {
+    const hi = min(BigInt.asUintN(bits, smax), umax);
+    return [umin, BigInt.asIntN(bits, hi), umin, hi];
   }
-  if (asS(umin) < 0n) {
-    const lo = max(asU(smin), umin);
-    return [asS(lo), asS(umax), lo, umax];
+  if (BigInt.asIntN(bits, umin) < 0n) {
+    const lo = max(BigInt.asUintN(bits, smin), umin);
+    return [BigInt.asIntN(bits, lo), BigInt.asIntN(bits, umax), lo, umax];
   }
   return [smin, smax, umin, umax];
 }
@@ -337,12 +335,44 @@ function boundOffset(r: RegState): void {
 
 /** reg_bounds_sync. */
 export function regBoundsSync(r: RegState): void {
+  // A constant whose bounds all say so has nothing to learn (most compared operands are).
+  if (r.varOff.mask === 0n && isSyncedConst(r)) return;
   for (let i = 0; i < 2; i++) {
+    const { umin, umax, smin, smax, u32min, u32max, s32min, s32max, varOff } = r;
     updateRegBounds(r);
     deduceBounds(r);
     boundOffset(r);
+    // A round that changed nothing is a fixed point: the rounds after it change nothing either.
+    if (
+      r.umin === umin &&
+      r.umax === umax &&
+      r.smin === smin &&
+      r.smax === smax &&
+      r.u32min === u32min &&
+      r.u32max === u32max &&
+      r.s32min === s32min &&
+      r.s32max === s32max &&
+      r.varOff.value === varOff.value &&
+      r.varOff.mask === varOff.mask
+    )
+      return;
   }
   updateRegBounds(r);
+}
+
+function isSyncedConst(r: RegState): boolean {
+  const v = r.varOff.value;
+  const lo = v & U32_MAX;
+  return (
+    r.umin === v &&
+    r.umax === v &&
+    r.smin === r.smax &&
+    r.smin === BigInt.asIntN(64, v) &&
+    r.u32min === lo &&
+    r.u32max === lo &&
+    r.s32min === r.s32max &&
+    r.s32min === BigInt.asIntN(32, lo)
+  );
 }
 
 /** Are the bounds self-consistent? A refinement that empties them means the path is impossible. */

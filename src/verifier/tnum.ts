@@ -19,11 +19,18 @@ export function tnumConst(v: bigint): Tnum {
   return { value: u64(v), mask: 0n };
 }
 
+/** fls64: the 1-based index of the highest set bit of a u64 (0 for 0), in two 32-bit halves. */
+function fls64(x: bigint): number {
+  const hi = Number(x >> 32n);
+  if (hi) return 64 - Math.clz32(hi);
+  return 32 - Math.clz32(Number(x & U32_MAX));
+}
+
 /** Smallest tnum covering [min, max] (unsigned). */
 export function tnumRange(min: bigint, max: bigint): Tnum {
   const chi = min ^ max;
   if (chi === 0n) return tnumConst(min);
-  const bits = chi.toString(2).length; // fls64
+  const bits = fls64(chi);
   if (bits > 63) return tnumUnknown;
   const delta = (1n << BigInt(bits)) - 1n;
   return { value: min & ~delta, mask: delta };
@@ -122,9 +129,11 @@ export function tnumIntersect(a: Tnum, b: Tnum): Tnum {
 }
 
 /** Keep the low `size` bytes. */
+const CAST_LIMIT = [0n, 0xffn, 0xffffn, 0xff_ffffn, U32_MAX];
+
 export function tnumCast(a: Tnum, size: number): Tnum {
   if (size >= 8) return a;
-  const lim = (1n << BigInt(size * 8)) - 1n;
+  const lim = CAST_LIMIT[size] ?? (1n << BigInt(size * 8)) - 1n;
   return { value: a.value & lim, mask: a.mask & lim };
 }
 
