@@ -309,6 +309,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .option("--trace <file>", "mahimahi link trace (ms timestamps of 1500-byte delivery opportunities)")
     .option("--hz <n>", "CONFIG_HZ of the simulated kernel", SIM_DEFAULTS.hz)
     .option("--delack", "delayed ACKs at the receivers")
+    .option("--rcv-cc <spec>", "the receiving sockets' congestion control (default: the sender's)")
     .option("--from <time>", "start of the metrics window (default: min(5 s, duration/6))")
     .option("--sample <time>", "trace sampling period", SIM_DEFAULTS.sample)
     .option("-j, --json", "JSON output (metrics and traces)")
@@ -340,7 +341,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
       // The results first: a plot that cannot be written must not lose them.
       if (o.json) {
         out(
-          `${JSON.stringify({ metrics: r.metrics, switches: recs, trace: r.trace, events: r.events, cc_info: r.ccInfo, ...(r.qdisc ? { qdisc: r.qdisc } : {}) })}\n`,
+          `${JSON.stringify({ metrics: r.metrics, switches: recs, trace: r.trace, events: r.events, cc_info: r.ccInfo, rcv_cc_info: r.rcvCcInfo, ...(r.qdisc ? { qdisc: r.qdisc } : {}) })}\n`,
         );
       } else out(formatSummary(r.metrics, r.events, [...bpfHeader(o, host), ...switchLines(recs)], r.qdisc));
       if (o.plot) {

@@ -66,6 +66,8 @@ export interface SimText {
   stagger: string;
   switchAt?: string;
   to?: string;
+  /** The receiving sockets' CA (default: each flow's own). */
+  rcvCc?: string;
   seed: string;
   loss: string;
   ecnThreshold?: string;
@@ -205,9 +207,11 @@ function checkCcWord(opt: string, word: string, env: SimEnv): string {
 }
 
 /** Whether the run loads a BPF object (and so needs a booted kernel, a BpfCcHost). */
-export function needsKernel(o: Pick<SimText, "cc" | "to">, env: SimEnv): boolean {
+export function needsKernel(o: Pick<SimText, "cc" | "to" | "rcvCc">, env: SimEnv): boolean {
   const isBpf = (x: string) => isObjSpec(expandCcSpec(x, env));
-  return o.cc.split(",").some(isBpf) || (o.to !== undefined && isBpf(o.to));
+  return (
+    o.cc.split(",").some(isBpf) || (o.to !== undefined && isBpf(o.to)) || (o.rcvCc !== undefined && isBpf(o.rcvCc))
+  );
 }
 
 /**
@@ -227,6 +231,7 @@ export function simOptions(o: SimText, env: SimEnv, host?: BpfCcHost): SimOption
   const durationNs = simValue("duration", o.duration);
   // "--cc a,b" puts the algorithms side by side: flow i runs specs[i % specs.length].
   const specs = o.cc.split(",").map((w) => checkCcWord("--cc", w, env));
+  const rcvSpec = o.rcvCc !== undefined ? checkCcWord("--rcv-cc", o.rcvCc, env) : undefined;
   const n = o.flows === undefined ? specs.length : simValue("flows", o.flows);
   if (n > SIM_LIMITS.flows!.max) {
     throw new SimOptionError(`--cc: ${n} flows: expected at most ${SIM_LIMITS.flows!.max}`);
@@ -263,7 +268,12 @@ export function simOptions(o: SimText, env: SimEnv, host?: BpfCcHost): SimOption
   // Every value checked: now load the objects, the flows' first, then a switch's target.
   const flows: FlowSpec[] = [];
   const ccs = specs.map(res);
-  for (let i = 0; i < n; i++) flows.push({ cc: ccs[i % ccs.length]!, startNs: i * stagger });
+  // The same word as a --cc entry is that entry's CA (its object is loaded once).
+  const rcvCc =
+    rcvSpec === undefined ? undefined : specs.includes(rcvSpec) ? ccs[specs.indexOf(rcvSpec)]! : res(rcvSpec);
+  for (let i = 0; i < n; i++) {
+    flows.push({ cc: ccs[i % ccs.length]!, startNs: i * stagger, ...(rcvCc !== undefined ? { rcvCc } : {}) });
+  }
   const switches: SwitchSpec[] = [];
   if (o.switchAt !== undefined || o.to !== undefined) {
     if (o.switchAt === undefined || o.to === undefined) throw new SimOptionError("--switch-at and --to go together");

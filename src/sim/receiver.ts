@@ -1,33 +1,61 @@
 /**
- * A TCP receiver reduced to what the sender's congestion control can observe: cumulative ACKs with up to
- * three SACK blocks (the block holding the latest segment first) and a D-SACK block for duplicates,
- * timestamp echo, optional delayed ACKs (every second segment or 40 ms; out-of-order data is ACKed at
- * once), and ECN feedback as Linux's receive path gives it (__tcp_ecn_check_ce, tcp_ecn_accept_cwr):
- * ECE on ACKs while TCP_ECN_DEMAND_CWR is set in the receiving socket's ecn_flags, set on CE and cleared
- * by the sender's CWR; a CA with TCP_CONG_NEEDS_ECN gets CA_EVENT_ECN_IS_CE / ECN_NO_CE on that socket
- * and may change the flag and ask for an immediate ACK (icsk_ack.pending |= ICSK_ACK_NOW), as DCTCP does.
+ * The receiving end of a flow: a tcp_sock of the simulated stack running its own congestion control,
+ * fed data segments through Linux's receive path (tcp_input.c) reduced to a pure receiver.
+ *
+ * - tcp_rcv_established: header prediction takes the in-order segment without CWR while no
+ *   out-of-order data is queued (fast path); everything else takes the slow path, whose tcp_ack (the
+ *   segment's ACK field acknowledges nothing new) calls the CA's in_ack_event(CA_ACK_SLOWPATH) on
+ *   this socket and accepts CWR there (tcp_ecn_accept_cwr).
+ * - tcp_data_queue: in-order data, duplicates (D-SACK, quick-ACK mode), the out-of-order queue with up
+ *   to three SACK blocks (the one holding the latest segment first).
+ * - ECN (__tcp_ecn_check_ce): ECE while TCP_ECN_DEMAND_CWR is set in ecn_flags; a CA with
+ *   TCP_CONG_NEEDS_ECN gets CA_EVENT_ECN_IS_CE / ECN_NO_CE and may change the flag and ask for an ACK
+ *   (icsk_ack.pending |= ICSK_ACK_NOW), as DCTCP does.
+ * - When to ACK (tcp_event_data_recv, __tcp_ack_snd_check, tcp_send_delayed_ack, the delack timer, SACK
+ *   compression): with `delayedAck`, as Linux by default: quick-ACK mode for the first 16 ACKs
+ *   (icsk_ack.quick), then an ACK once more than one full segment (icsk_ack.rcv_mss) is unacknowledged
+ *   or when the delayed-ACK timer (icsk_ack.ato: 40 ms at HZ/25, adapted to the arrival gaps and bounded
+ *   by the RTT) expires; out-of-order data gets three immediate duplicate ACKs, then compressed SACKs
+ *   (at most 44, 5% of the RTT but at most 1 ms apart). Without it, as a route with `quickack 1`
+ *   (RTAX_QUICKACK): every segment is acknowledged at once.
+ * - Timestamps: the echoed TSval is ts_recent, updated by segments starting at or below rcv_wup (the
+ *   last ACK's rcv_nxt), so a delayed ACK echoes its first segment's TSval (RFC 7323).
  */
 import {
+  CA_ACK_SLOWPATH,
   CA_EVENT_ECN_IS_CE,
   CA_EVENT_ECN_NO_CE,
   ICSK_ACK_NOW,
+  ICSK_ACK_SCHED,
   ICSK_ACK_TIMER,
   TCP_CONG_NEEDS_ECN,
   TCP_ECN_DEMAND_CWR,
+  TCP_ECN_OK,
   TCP_ECN_SEEN,
 } from "../subsys/tcp/btf.js";
 import type { TcpAck, TcpSegment } from "../subsys/tcp/tcp.js";
 import { tcp_ca_event } from "../subsys/tcp/tcp_cong.js";
-import type { TcpSock } from "../subsys/tcp/tcp_sock.js";
+import { TcpSock, tcp_jiffies32 } from "../subsys/tcp/tcp_sock.js";
+import { SimClock } from "./clock.js";
 import type { EventQueue } from "./event_queue.js";
 
+/** TCP_DELACK_MIN at HZ=1000 (HZ/25 jiffies): the shortest delayed-ACK timeout. */
 export const TCP_DELACK_NS = 40_000_000;
+/** TCP_MAX_QUICKACKS */
+export const TCP_MAX_QUICKACKS = 16;
+/** net.ipv4.tcp_comp_sack_nr and tcp_comp_sack_delay_ns defaults. */
+const TCP_COMP_SACK_NR = 44;
+const TCP_COMP_SACK_DELAY_NS = 1_000_000;
+/** TCP_FASTRETRANS_THRESH: duplicate ACKs sent at once before SACKs are compressed. */
+const TCP_FASTRETRANS_THRESH = 3;
+/** The initial receive window (tcp_select_initial_window with the default tcp_rmem): ~64 KB. */
+const INITIAL_RCV_WND = 65_160;
 
 export interface ReceiverOptions {
   flow: number;
+  /** Linux's delayed ACKs; otherwise every segment is ACKed at once (a route with quickack 1). */
   delayedAck?: boolean;
-  /** The receiving socket: its ecn_flags, rcv_nxt and icsk_ack.pending, and its CA for the ECN events.
-   * Its CA is not initialised here (init/release run on the sender's socket). */
+  /** The receiving socket, its CA already assigned; default a socket of its own with no CA calls. */
   sk?: TcpSock;
   /** Byte sequence numbering of the flow (for rcv_nxt and bpf_tcp_send_ack). */
   isn?: number;
@@ -35,116 +63,344 @@ export interface ReceiverOptions {
 }
 
 export class Receiver {
+  /** Next expected segment (rcv_nxt in segments). */
   rcvNxt = 0;
+  readonly sk: TcpSock;
   /** Out-of-order ranges [start, end), sorted, disjoint. */
   private ooo: [number, number][] = [];
   private lastOoo = -1;
+  /** rcv_wup: rcv_nxt when the last ACK was sent (segments). */
+  private rcvWup = 0;
   private tsRecent = 0;
-  private localEcnFlags = 0;
-  private unacked = 0;
-  private delackArmed = false;
+  /** Header prediction on (tp->pred_flags != 0). */
+  private predFlags = true;
+  private dsack: [number, number] | undefined;
+  /** The delack timer's expiry (jiffies) and the generation of its pending event. */
+  private delackTimerAt = -1;
+  private delackGen = 0;
+  private compressedAck = 0;
+  private compressedAckRcvNxt = -1;
+  private dupAckCounter = 0;
+  /** The compressed-ACK hrtimer: the generation of its pending event, 0 when not queued. */
+  private compTimer = 0;
+  private compGen = 0;
+  private readonly mss: number;
   /** Unique segments received and their wire bytes, per 100 ms bin. */
   readonly rxBins: number[] = [];
   uniqueSegments = 0;
   duplicates = 0;
   acksSent = 0;
+  /** Segments taken by header prediction, and by the slow path (tcp_ack, in_ack_event). */
+  fastPath = 0;
+  slowPath = 0;
+  /** ACKs the delayed-ACK timer sent, and SACKs compression held back (LINUX_MIB_DELAYEDACKS, TCPACKCOMPRESSED). */
+  delayedAcks = 0;
+  compressedAcks = 0;
 
   constructor(
     private readonly ev: EventQueue,
     private readonly opts: ReceiverOptions,
     private readonly sendAck: (a: TcpAck) => void,
-  ) {}
-
-  private get ecnFlags(): number {
-    return this.opts.sk ? this.opts.sk.ecn_flags : this.localEcnFlags;
+  ) {
+    this.sk = opts.sk ?? new TcpSock(new SimClock(ev, 1000), `flow ${opts.flow} rx`);
+    this.mss = opts.mss ?? 1448;
+    const sk = this.sk;
+    sk.rcv_wnd = INITIAL_RCV_WND;
+    // tcp_initialize_rcv_mss: min(advmss, mss_cache, rcv_wnd / 2, TCP_MSS_DEFAULT)
+    sk.icsk_ack_rcv_mss = Math.max(88, Math.min(this.mss, INITIAL_RCV_WND >>> 1, 536));
+    sk.rcv_nxt = this.seqOf(0);
   }
-  private set ecnFlags(v: number) {
-    if (this.opts.sk) this.opts.sk.ecn_flags = v;
-    else this.localEcnFlags = v;
+
+  private get HZ(): number {
+    return this.sk.clock.HZ;
   }
 
   private seqOf(idx: number): number {
-    return ((this.opts.isn ?? 0) + idx * (this.opts.mss ?? 1448)) >>> 0;
+    return ((this.opts.isn ?? 0) + idx * this.mss) >>> 0;
   }
 
-  /** __tcp_ecn_check_ce; returns whether an immediate ACK is due. */
-  private ecnCheckCe(seg: TcpSegment): boolean {
-    if (!seg.ect) return false;
-    const sk = this.opts.sk;
-    const needsEcn = sk !== undefined && (sk.icsk_ca_ops.flags & TCP_CONG_NEEDS_ECN) !== 0;
-    let quick = false;
-    if (sk) {
-      sk.rcv_nxt = this.seqOf(this.rcvNxt);
-      sk.icsk_ack_pending = this.delackArmed ? ICSK_ACK_TIMER : 0;
+  /** The connection is established: the SYN-ACK's RTT sample (tcp_synack_rtt_meas) seeds srtt and the RTO. */
+  establish(rttUs: number): void {
+    const sk = this.sk;
+    const m = Math.max(1, Math.round(rttUs));
+    sk.srtt_us = m << 3;
+    sk.mdev_us = m << 1;
+    sk.rttvar_us = Math.max(sk.mdev_us, 200_000);
+    sk.icsk_rto = Math.ceil((((sk.srtt_us >>> 3) + sk.rttvar_us) * this.HZ) / 1e6);
+    sk.icsk_ack_lrcvtime = tcp_jiffies32(sk.clock);
+  }
+
+  /** tcp_rcv_established for one data segment. */
+  onSegment(seg: TcpSegment): void {
+    const sk = this.sk;
+    if (this.predFlags && !seg.cwr && seg.idx === this.rcvNxt) {
+      this.fastPath++;
+      if (this.rcvNxt === this.rcvWup) this.tsRecent = seg.tsval; // tcp_store_ts_recent
+      this.dsack = undefined;
+      this.queueRcv(seg);
+      this.eventDataRecv(seg);
+      this.ackSndCheck(false);
+      return;
+    }
+    const end = seg.idx + 1;
+    if (end < this.rcvWup) {
+      // tcp_validate_incoming: below the window; tcp_send_dupack with a D-SACK, no tcp_ack.
+      this.duplicates++;
+      this.enterQuickack(TCP_MAX_QUICKACKS);
+      this.dsack = [seg.idx, end];
+      this.ack();
+      return;
+    }
+    this.slowPath++;
+    // tcp_ack(FLAG_SLOWPATH | FLAG_UPDATE_TS_RECENT): nothing outstanding on this side to acknowledge.
+    if (seg.idx <= this.rcvWup && seg.tsval >= this.tsRecent) this.tsRecent = seg.tsval;
+    const ops = sk.icsk_ca_ops as TcpSock["icsk_ca_ops"] | undefined;
+    if (ops?.in_ack_event) ops.in_ack_event(sk, CA_ACK_SLOWPATH);
+    if (seg.cwr) {
+      // tcp_ecn_accept_cwr: the sender entered CWR and its cwnd may be tiny.
+      sk.ecn_flags = sk.ecn_flags & ~TCP_ECN_DEMAND_CWR;
+      sk.icsk_ack_pending = sk.icsk_ack_pending | ICSK_ACK_NOW;
+    }
+    this.dataQueue(seg);
+    if (sk.icsk_ack_pending & ICSK_ACK_SCHED) this.ackSndCheck(true);
+  }
+
+  private countUnique(seg: TcpSegment): void {
+    this.uniqueSegments++;
+    const bin = Math.floor(this.ev.now / 1e8);
+    while (this.rxBins.length <= bin) this.rxBins.push(0);
+    this.rxBins[bin]! += seg.bytes;
+  }
+
+  /** tcp_queue_rcv: in-order data advances rcv_nxt. */
+  private queueRcv(seg: TcpSegment): void {
+    this.countUnique(seg);
+    this.rcvNxt++;
+    this.sk.rcv_nxt = this.seqOf(this.rcvNxt);
+  }
+
+  /** tcp_data_queue */
+  private dataQueue(seg: TcpSegment): void {
+    const sk = this.sk;
+    this.dsack = undefined;
+    if (seg.idx === this.rcvNxt) {
+      this.queueRcv(seg);
+      this.eventDataRecv(seg);
+      if (this.ooo.length) {
+        // tcp_ofo_queue
+        if (this.ooo[0]![0] === this.rcvNxt) {
+          this.rcvNxt = this.ooo[0]![1];
+          this.ooo.shift();
+          sk.rcv_nxt = this.seqOf(this.rcvNxt);
+        }
+        // RFC 5681 4.2: ACK at once when the gap is filled.
+        if (!this.ooo.length) sk.icsk_ack_pending = sk.icsk_ack_pending | ICSK_ACK_NOW;
+      }
+      this.predFlags = this.ooo.length === 0; // tcp_fast_path_check
+      return;
+    }
+    if (seg.idx + 1 <= this.rcvNxt) {
+      // A retransmission of data already received: D-SACK, quick-ACK mode.
+      this.duplicates++;
+      this.dsack = [seg.idx, seg.idx + 1];
+      this.enterQuickack(TCP_MAX_QUICKACKS);
+      sk.icsk_ack_pending = sk.icsk_ack_pending | ICSK_ACK_SCHED;
+      return;
+    }
+    // tcp_data_queue_ofo
+    this.ecnCheckCe(seg);
+    this.predFlags = false;
+    sk.icsk_ack_pending = sk.icsk_ack_pending | ICSK_ACK_SCHED;
+    if (this.inOoo(seg.idx)) {
+      this.duplicates++;
+      this.dsack = [seg.idx, seg.idx + 1];
+    } else {
+      this.countUnique(seg);
+      this.addOoo(seg.idx);
+    }
+    this.lastOoo = seg.idx;
+  }
+
+  /** tcp_event_data_recv: schedule an ACK, adapt the delayed-ACK timeout to the arrival gaps, check CE. */
+  private eventDataRecv(seg: TcpSegment): void {
+    const sk = this.sk;
+    sk.icsk_ack_pending = sk.icsk_ack_pending | ICSK_ACK_SCHED;
+    // tcp_measure_rcv_mss (full-sized segments)
+    if (seg.bytes >= sk.icsk_ack_rcv_mss) sk.icsk_ack_rcv_mss = Math.min(this.mss, seg.bytes);
+    const ATO_MIN = Math.floor(this.HZ / 25);
+    const now = tcp_jiffies32(sk.clock);
+    if (!sk.icsk_ack_ato) {
+      // The first data segment starts the delayed-ACK engine in quick-ACK mode.
+      this.incrQuickack(TCP_MAX_QUICKACKS);
+      sk.icsk_ack_ato = ATO_MIN;
+    } else {
+      const m = (now - sk.icsk_ack_lrcvtime) | 0;
+      if (m <= ATO_MIN / 2) {
+        sk.icsk_ack_ato = (sk.icsk_ack_ato >>> 1) + Math.floor(ATO_MIN / 2);
+      } else if (m < sk.icsk_ack_ato) {
+        sk.icsk_ack_ato = Math.min((sk.icsk_ack_ato >>> 1) + m, sk.icsk_rto);
+      } else if (m > sk.icsk_rto) {
+        this.incrQuickack(TCP_MAX_QUICKACKS); // the sender failed to restart its window
+      }
+    }
+    sk.icsk_ack_lrcvtime = now;
+    this.ecnCheckCe(seg);
+  }
+
+  private incrQuickack(max: number): void {
+    const sk = this.sk;
+    let q = Math.floor(sk.rcv_wnd / (2 * sk.icsk_ack_rcv_mss));
+    if (q === 0) q = 2;
+    q = Math.min(q, max);
+    if (q > sk.icsk_ack_quick) sk.icsk_ack_quick = q;
+  }
+
+  private enterQuickack(max: number): void {
+    this.incrQuickack(max);
+    this.sk.icsk_ack_pingpong = 0;
+    this.sk.icsk_ack_ato = Math.floor(this.HZ / 25);
+  }
+
+  /** tcp_ecn_check_ce / __tcp_ecn_check_ce */
+  private ecnCheckCe(seg: TcpSegment): void {
+    const sk = this.sk;
+    if (!(sk.ecn_flags & TCP_ECN_OK)) return;
+    const needsEcn = sk.icsk_ca_ops !== undefined && (sk.icsk_ca_ops.flags & TCP_CONG_NEEDS_ECN) !== 0;
+    if (!seg.ect) {
+      // Not ECT after ECT was seen: probably a retransmission.
+      if (sk.ecn_flags & TCP_ECN_SEEN) this.enterQuickack(2);
+      return;
     }
     if (seg.ce) {
-      if (needsEcn) tcp_ca_event(sk!, CA_EVENT_ECN_IS_CE);
-      if (!(this.ecnFlags & TCP_ECN_DEMAND_CWR)) {
-        quick = true; // tcp_enter_quickack_mode: the sender may have a tiny cwnd
-        this.ecnFlags = this.ecnFlags | TCP_ECN_DEMAND_CWR;
+      if (needsEcn) tcp_ca_event(sk, CA_EVENT_ECN_IS_CE);
+      if (!(sk.ecn_flags & TCP_ECN_DEMAND_CWR)) {
+        this.enterQuickack(2); // the sender may have a very small cwnd
+        sk.ecn_flags = sk.ecn_flags | TCP_ECN_DEMAND_CWR;
       }
     } else if (needsEcn) {
-      tcp_ca_event(sk!, CA_EVENT_ECN_NO_CE);
+      tcp_ca_event(sk, CA_EVENT_ECN_NO_CE);
     }
-    this.ecnFlags = this.ecnFlags | TCP_ECN_SEEN;
-    if (sk && sk.icsk_ack_pending & ICSK_ACK_NOW) quick = true;
-    return quick;
+    sk.ecn_flags = sk.ecn_flags | TCP_ECN_SEEN;
   }
 
-  /** bpf_tcp_send_ack / __tcp_send_ack(sk, rcv_nxt): an ACK now, for `rcv_nxt` (bytes). */
-  sendAckFor(rcv_nxt: number): void {
-    const idx = Math.round(((rcv_nxt - (this.opts.isn ?? 0)) >>> 0) / (this.opts.mss ?? 1448));
-    this.sendAck({
-      flow: this.opts.flow,
-      ack: Math.min(idx, this.rcvNxt),
-      sack: [],
-      ece: (this.ecnFlags & TCP_ECN_DEMAND_CWR) !== 0,
-      tsecr: this.tsRecent,
+  private inQuickackMode(): boolean {
+    return !this.opts.delayedAck || (this.sk.icsk_ack_quick > 0 && !this.sk.icsk_ack_pingpong);
+  }
+
+  /** __tcp_ack_snd_check */
+  private ackSndCheck(ofoPossible: boolean): void {
+    const sk = this.sk;
+    if (
+      (this.rcvNxt - this.rcvWup) * this.mss > sk.icsk_ack_rcv_mss ||
+      this.inQuickackMode() ||
+      sk.icsk_ack_pending & ICSK_ACK_NOW
+    ) {
+      this.ack();
+      return;
+    }
+    if (!ofoPossible || !this.ooo.length) {
+      this.sendDelayedAck();
+      return;
+    }
+    if (this.compressedAck >= TCP_COMP_SACK_NR) {
+      this.ack();
+      return;
+    }
+    if (this.compressedAckRcvNxt !== this.rcvNxt) {
+      this.compressedAckRcvNxt = this.rcvNxt;
+      this.dupAckCounter = 0;
+    }
+    if (this.dupAckCounter < TCP_FASTRETRANS_THRESH) {
+      this.dupAckCounter++;
+      this.ack();
+      return;
+    }
+    this.compressedAck++;
+    if (this.compTimer) return;
+    // 5% of the RTT (the receiver's estimate; here the handshake's), at most tcp_comp_sack_delay_ns.
+    const delay = Math.min(TCP_COMP_SACK_DELAY_NS, Math.floor((sk.srtt_us * 125) / 20));
+    const gen = ++this.compGen;
+    this.compTimer = gen;
+    this.ev.after(delay, () => {
+      if (this.compTimer !== gen) return;
+      this.compTimer = 0;
+      // tcp_compressed_ack_kick
+      if (this.compressedAck) {
+        this.compressedAck--;
+        this.ack();
+      }
     });
   }
 
-  onSegment(seg: TcpSegment): void {
-    let dsack: [number, number] | undefined;
-    const dup = seg.idx < this.rcvNxt || this.inOoo(seg.idx);
-    let immediate = false;
-    // tcp_ecn_accept_cwr: the sender entered CWR; ACK at once, its window may be tiny.
-    if (seg.cwr) {
-      this.ecnFlags = this.ecnFlags & ~TCP_ECN_DEMAND_CWR;
-      immediate = true;
-    }
-    if (dup) {
-      this.duplicates++;
-      dsack = [seg.idx, seg.idx + 1];
-      immediate = true;
-    } else {
-      this.uniqueSegments++;
-      const bin = Math.floor(this.ev.now / 1e8);
-      while (this.rxBins.length <= bin) this.rxBins.push(0);
-      this.rxBins[bin]! += seg.bytes;
-      if (seg.idx === this.rcvNxt) {
-        this.rcvNxt++;
-        this.tsRecent = seg.tsval;
-        if (this.ooo.length && this.ooo[0]![0] === this.rcvNxt) {
-          this.rcvNxt = this.ooo[0]![1];
-          this.ooo.shift();
-          immediate = true; // a hole was filled
-        }
-      } else {
-        this.addOoo(seg.idx);
-        this.lastOoo = seg.idx;
-        immediate = true;
+  /** tcp_send_delayed_ack: arm (or keep) the delayed-ACK timer, in jiffies. */
+  private sendDelayedAck(): void {
+    const sk = this.sk;
+    const HZ = this.HZ;
+    const DELACK_MIN = Math.floor(HZ / 25);
+    const DELACK_MAX = Math.floor(HZ / 5);
+    let ato = sk.icsk_ack_ato;
+    if (ato > DELACK_MIN) {
+      let maxAto = Math.floor(HZ / 2);
+      if (sk.icsk_ack_pingpong) maxAto = DELACK_MAX;
+      if (sk.srtt_us) {
+        const rtt = Math.max(Math.ceil(((sk.srtt_us >>> 3) * HZ) / 1e6), DELACK_MIN);
+        if (rtt < maxAto) maxAto = rtt;
       }
+      ato = Math.min(ato, maxAto);
     }
-    if (this.ecnCheckCe(seg)) immediate = true;
-    this.unacked++;
-    if (!this.opts.delayedAck || immediate || this.unacked >= 2 || this.ooo.length) {
-      this.ack(dsack);
-    } else if (!this.delackArmed) {
-      this.delackArmed = true;
-      this.ev.after(TCP_DELACK_NS, () => {
-        this.delackArmed = false;
-        if (this.unacked) this.ack();
-      });
+    ato = Math.min(ato, DELACK_MAX); // icsk_delack_max
+    const now = sk.clock.jiffies();
+    let timeout = now + ato;
+    if (sk.icsk_ack_pending & ICSK_ACK_TIMER) {
+      // About to expire: ACK now.
+      if (this.delackTimerAt <= now + (ato >>> 2)) {
+        this.ack();
+        return;
+      }
+      if (!(timeout < this.delackTimerAt)) timeout = this.delackTimerAt;
+    }
+    sk.icsk_ack_pending = sk.icsk_ack_pending | ICSK_ACK_SCHED | ICSK_ACK_TIMER;
+    sk.icsk_ack_timeout = timeout;
+    this.armDelack(timeout);
+  }
+
+  /** sk_reset_timer on the delack timer: it fires on the tick that makes jiffies reach `timeout`. */
+  private armDelack(timeout: number): void {
+    this.delackTimerAt = timeout;
+    const gen = ++this.delackGen;
+    this.ev.after(this.nsUntilJiffies(timeout), () => {
+      if (gen === this.delackGen) this.delackFire();
+    });
+  }
+
+  private nsUntilJiffies(j: number): number {
+    const clock = this.sk.clock;
+    const d = j - clock.jiffies();
+    if (d <= 0) return 0;
+    const kt = clock.ktime_get_ns();
+    const tick = 1e9 / this.HZ;
+    // The start of the jiffy d ticks after the current one.
+    return Math.max(0, Math.ceil((Math.floor(kt / tick) + d) * tick) - kt);
+  }
+
+  /** tcp_delack_timer_handler */
+  private delackFire(): void {
+    const sk = this.sk;
+    if (!(sk.icsk_ack_pending & ICSK_ACK_TIMER)) return;
+    if (sk.clock.jiffies() < this.delackTimerAt) {
+      this.armDelack(this.delackTimerAt);
+      return;
+    }
+    sk.icsk_ack_pending = sk.icsk_ack_pending & ~ICSK_ACK_TIMER;
+    if (sk.icsk_ack_pending & ICSK_ACK_SCHED) {
+      if (!sk.icsk_ack_pingpong) {
+        sk.icsk_ack_ato = Math.min(sk.icsk_ack_ato << 1, sk.icsk_rto); // delayed ACK missed: inflate ATO
+      } else {
+        sk.icsk_ack_pingpong = 0;
+        sk.icsk_ack_ato = Math.floor(this.HZ / 25);
+      }
+      this.delayedAcks++;
+      this.ack();
     }
   }
 
@@ -170,17 +426,56 @@ export class Receiver {
     }
   }
 
-  private ack(dsack?: [number, number]): void {
-    this.unacked = 0;
+  /** bpf_tcp_send_ack / __tcp_send_ack(sk, rcv_nxt): an ACK now, for `rcv_nxt` (bytes). */
+  sendAckFor(rcv_nxt: number): void {
+    const idx = Math.round(((rcv_nxt - (this.opts.isn ?? 0)) >>> 0) / this.mss);
+    if (idx >= this.rcvNxt) {
+      this.ack();
+      return;
+    }
+    // An ACK for an earlier rcv_nxt (DCTCP's echo of the prior CE state): tcp_event_ack_sent leaves the
+    // delayed-ACK state alone, but the window it carries moves rcv_wup (tcp_select_window).
     this.acksSent++;
-    if (this.opts.sk) this.opts.sk.icsk_ack_pending = 0;
+    this.rcvWup = this.rcvNxt;
+    this.sendAck({
+      flow: this.opts.flow,
+      ack: idx,
+      sack: [],
+      ece: (this.sk.ecn_flags & TCP_ECN_DEMAND_CWR) !== 0,
+      tsecr: this.tsRecent,
+    });
+  }
+
+  /** tcp_send_ack for rcv_nxt, then tcp_event_ack_sent. */
+  private ack(): void {
+    const sk = this.sk;
+    this.acksSent++;
     const sack: [number, number][] = [];
+    const dsack = this.dsack;
     const first = this.ooo.findIndex(([s, e]) => this.lastOoo >= s && this.lastOoo < e);
     if (first >= 0) sack.push([this.ooo[first]![0], this.ooo[first]![1]]);
     for (let i = this.ooo.length - 1; i >= 0 && sack.length < (dsack ? 2 : 3); i--) {
       if (i !== first) sack.push([this.ooo[i]![0], this.ooo[i]![1]]);
     }
-    const ece = (this.ecnFlags & TCP_ECN_DEMAND_CWR) !== 0;
+    const ece = (sk.ecn_flags & TCP_ECN_DEMAND_CWR) !== 0;
+    this.rcvWup = this.rcvNxt; // tcp_select_window
+    // tcp_event_ack_sent
+    if (this.compressedAck) {
+      this.compressedAcks += this.compressedAck;
+      this.compressedAck = 0;
+    }
+    this.compTimer = 0; // hrtimer_try_to_cancel
+    this.dsack = undefined; // tcp_options_write sent it
+    if (sk.icsk_ack_quick) {
+      const pkts = sk.icsk_ack_pending & ICSK_ACK_SCHED ? 1 : 0;
+      if (pkts >= sk.icsk_ack_quick) {
+        sk.icsk_ack_quick = 0;
+        sk.icsk_ack_ato = Math.floor(this.HZ / 25); // leaving quick-ACK mode deflates the ATO
+      } else {
+        sk.icsk_ack_quick = sk.icsk_ack_quick - pkts;
+      }
+    }
+    sk.icsk_ack_pending = 0; // inet_csk_clear_xmit_timer(ICSK_TIME_DACK)
     this.sendAck({ flow: this.opts.flow, ack: this.rcvNxt, sack, dsack, ece, tsecr: this.tsRecent });
   }
 }

@@ -1,7 +1,8 @@
 /**
  * A deterministic network simulation: TCP senders from src/subsys/tcp (calling their congestion-control
- * ops exactly where Linux does) share one bottleneck towards simple receivers; ACKs return over an
- * uncongested path. Same options and seed give byte-identical results.
+ * ops exactly where Linux does) share one bottleneck towards receiving sockets that run their own
+ * congestion control (receiver.ts); ACKs return over an uncongested path. Same options and seed give
+ * byte-identical results.
  */
 
 import type { NetDevice } from "../subsys/qdisc/netdevice.js";
@@ -37,6 +38,8 @@ export interface FlowSpec {
   segments?: number;
   /** Close at this time (ns) even if data remains. */
   stopNs?: number;
+  /** The receiving socket's CA (setsockopt(TCP_CONGESTION) on the listener); default the sender's. */
+  rcvCc?: string | TcpCongestionOps;
 }
 
 export interface SwitchSpec {
@@ -132,6 +135,8 @@ export interface SimResult {
   events: number;
   /** What each sender's CA reported through get_info at the end (inet_diag's view, `ss -ti`). */
   ccInfo: (TcpCcInfo | undefined)[];
+  /** The same for each receiving socket's CA. */
+  rcvCcInfo: (TcpCcInfo | undefined)[];
   /** With SimOptions.qdisc: the root qdisc's counters and the kernel's skb accounting. */
   qdisc?: SimQdiscReport;
 }
@@ -287,14 +292,16 @@ export class Simulation {
     this.conns.push(conn);
     this.queueDelays.push([]);
     this.dropBins.push([]);
-    // The receiving socket: the flow's CA gets the ECN receive events there (not init/release).
+    // The receiving socket: its own CA (the sender's unless rcvCc names another) gets init at
+    // establishment, in_ack_event on slow-path segments, the ECN receive events, and release at close.
+    const rcvCa = f.rcvCc !== undefined ? this.resolve(f.rcvCc) : ca;
     const rsk = new TcpSock(this.clock, `flow ${i} rx`, this.opts.alloc ?? this.opts.tcp?.alloc);
     rsk.mss_cache = conn.sk.mss_cache;
     if (this.opts.ecn || needsEcn) rsk.ecn_flags = TCP_ECN_OK;
     // The accepted socket inherits the listener's CA (setsockopt(TCP_CONGESTION) on the listener).
     rsk.sk_state = TCP_CLOSE;
     this.cong.tcp_assign_congestion_control(rsk);
-    this.cong.tcp_set_congestion_control(rsk, ca.name);
+    this.cong.tcp_set_congestion_control(rsk, rcvCa.name);
     this.rsks.push(rsk);
     const rx = new Receiver(
       this.ev,
@@ -318,6 +325,7 @@ export class Simulation {
       conn.establish();
       // tcp_init_transfer on the passive side: its CA's init runs too.
       rsk.sk_state = TCP_ESTABLISHED;
+      rx.establish((2 * this.opts.link.delayNs) / 1000);
       this.cong.tcp_init_congestion_control(rsk);
       conn.write(f.segments ?? Number.POSITIVE_INFINITY);
     });
@@ -390,6 +398,7 @@ export class Simulation {
     for (let t = 1e9; t < dur; t += 1e9) this.ev.at(t, () => this.opts.onProgress?.(t, dur));
     this.ev.runUntil(dur);
     const ccInfo = this.conns.map((c) => tcp_get_cc_info(c.sk));
+    const rcvCcInfo = this.rsks.map((sk) => tcp_get_cc_info(sk));
     for (let i = 0; i < this.conns.length; i++) this.closeFlow(i);
     const nbins = Math.ceil(dur / 1e8);
     this.trace.throughput_bps = this.receivers.map((r) =>
@@ -420,9 +429,9 @@ export class Simulation {
           : { qlen: 0, backlog: 0, drops: 0, requeues: 0, overlimits: 0, bytes: 0, packets: 0 },
         skbs: { ...link.qk.pool.stats },
       };
-      return { metrics, trace: this.trace, events: this.ev.executed, ccInfo, qdisc };
+      return { metrics, trace: this.trace, events: this.ev.executed, ccInfo, rcvCcInfo, qdisc };
     }
-    return { metrics, trace: this.trace, events: this.ev.executed, ccInfo };
+    return { metrics, trace: this.trace, events: this.ev.executed, ccInfo, rcvCcInfo };
   }
 }
 

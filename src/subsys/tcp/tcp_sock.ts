@@ -211,6 +211,12 @@ const TCP_SOCK_FIELDS = [
   "icsk_retransmits",
   "icsk_backoff",
   "icsk_ack_pending",
+  "icsk_ack_quick",
+  "icsk_ack_pingpong",
+  "icsk_ack_ato",
+  "icsk_ack_lrcvtime",
+  "icsk_ack_rcv_mss",
+  "icsk_ack_timeout",
   // struct tcp_sock
   "snd_cwnd",
   "snd_ssthresh",
@@ -254,6 +260,7 @@ const TCP_SOCK_FIELDS = [
   "rate_delivered",
   "rate_interval_us",
   "rcv_nxt",
+  "rcv_wnd",
   "snd_wnd",
   "write_seq",
   "bytes_acked",
@@ -312,6 +319,12 @@ export const TcpSock = TcpSockBase as unknown as new (
 install(TcpSockBase, TCP_LAYOUTS.get("tcp_sock")!, TCP_SOCK_FIELDS, {
   sk_state: "inet_conn.icsk_inet.sk.__sk_common.skc_state",
   icsk_ack_pending: "inet_conn.icsk_ack.pending",
+  icsk_ack_quick: "inet_conn.icsk_ack.quick",
+  icsk_ack_pingpong: "inet_conn.icsk_ack.pingpong",
+  icsk_ack_ato: "inet_conn.icsk_ack.ato",
+  icsk_ack_lrcvtime: "inet_conn.icsk_ack.lrcvtime",
+  icsk_ack_rcv_mss: "inet_conn.icsk_ack.rcv_mss",
+  icsk_ack_timeout: "inet_conn.icsk_ack.timeout",
 });
 
 const ACK_SAMPLE_FIELDS = ["pkts_acked", "rtt_us", "in_flight"] as const;

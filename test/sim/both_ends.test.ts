@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { test } from "node:test";
+import { bpf_map_get_next_key, bpf_map_lookup_elem } from "../../src/loader/bpf.js";
+import { BpfCcHost } from "../../src/sim/bpf_cc.js";
+import { DEFAULT_LINK, type SimOptions, Simulation } from "../../src/sim/sim.js";
+import {
+  CA_ACK_SLOWPATH,
+  CA_EVENT_ECN_IS_CE,
+  CA_EVENT_ECN_NO_CE,
+  CA_EVENT_TX_START,
+  TCP_CA_CWR,
+} from "../../src/subsys/tcp/btf.js";
+import type { TcpAck, TcpSegment } from "../../src/subsys/tcp/tcp.js";
+import { DCTCP_MAX_ALPHA } from "../../src/subsys/tcp/tcp_dctcp.js";
+import { bpfObj } from "./helpers.js";
+
+/** bpf/tcp_ca_count.bpf.c's callbacks, as its map keys number them. */
+const OP = {
+  init: 1,
+  release: 2,
+  ssthresh: 3,
+  cong_avoid: 4,
+  set_state: 5,
+  cwnd_event: 6,
+  in_ack_event: 7,
+  pkts_acked: 8,
+  undo_cwnd: 9,
+} as const;
+
+/** The counter map: socket address -> "op/arg" -> calls. */
+function countsBySocket(host: BpfCcHost): Map<number, Map<string, number>> {
+  const obj = host.objects.find((o) => o.spec.endsWith("tcp_ca_count.bpf.o"))!.obj;
+  const fd = obj.findMap("so_count_calls")!.fd;
+  const out = new Map<number, Map<string, number>>();
+  const key = new Uint8Array(16);
+  const next = new Uint8Array(16);
+  const val = new Uint8Array(8);
+  let prev: Uint8Array | null = null;
+  while (bpf_map_get_next_key(host.h, fd, prev, next) === 0) {
+    key.set(next);
+    assert.equal(bpf_map_lookup_elem(host.h, fd, key, val), 0);
+    const k = new DataView(key.buffer);
+    const sk = Number(k.getBigUint64(0, true));
+    const m = out.get(sk) ?? new Map<string, number>();
+    m.set(`${k.getUint32(8, true)}/${k.getUint32(12, true)}`, Number(new DataView(val.buffer).getBigUint64(0, true)));
+    out.set(sk, m);
+    prev = key.slice();
+  }
+  return out;
+}
+const calls = (m: Map<string, number> | undefined, op: number, arg?: number) =>
+  [...(m ?? new Map<string, number>())]
+    .filter(([k]) => (arg === undefined ? k.startsWith(`${op}/`) : k === `${op}/${arg}`))
+    .reduce((s, [, n]) => s + n, 0);
+
+const counting = existsSync(bpfObj("tcp_ca_count")) ? false : "bpf/obj/tcp_ca_count.bpf.o not built";
+const ecnPath: SimOptions["link"] = { ...DEFAULT_LINK, buffer: { packets: 200 }, ecnThreshold: { packets: 20 } };
+
+test("both sockets of a connection run the BPF CA: the sender's and the receiver's calls, counted in its map", {
+  skip: counting,
+}, () => {
+  const host = new BpfCcHost();
+  const cc = host.attach(bpfObj("tcp_ca_count"));
+  assert.equal(cc, "so_count");
+  const sim = new Simulation({ link: ecnPath, durationNs: 5e9, flows: [{ cc }], delayedAck: true, tcp: host.tcp });
+  sim.run();
+  const by = countsBySocket(host);
+  const tx = by.get(sim.conns[0]!.sk.addr);
+  const rx = by.get(sim.rsks[0]!.addr);
+  assert.deepEqual([...by.keys()].sort(), [sim.conns[0]!.sk.addr, sim.rsks[0]!.addr].sort(), "two sockets called it");
+  const r = sim.receivers[0]!;
+  for (const m of [tx, rx]) {
+    assert.equal(calls(m, OP.init), 1, "init at establishment");
+    assert.equal(calls(m, OP.release), 1, "release at close");
+  }
+  // The sender: the window's callbacks, the first transmission, and CWR on echoed CE.
+  assert.ok(calls(tx, OP.cong_avoid) > 0 && calls(tx, OP.ssthresh) > 0 && calls(tx, OP.pkts_acked) > 0);
+  assert.equal(calls(tx, OP.cwnd_event, CA_EVENT_TX_START), 1);
+  assert.ok(calls(tx, OP.set_state, TCP_CA_CWR) > 0);
+  // The receiver: no window to run, no state changes, no transmissions of data ...
+  for (const op of [OP.ssthresh, OP.cong_avoid, OP.pkts_acked, OP.set_state, OP.undo_cwnd]) {
+    assert.equal(calls(rx, op), 0, `receiver op ${op}`);
+  }
+  assert.equal(calls(rx, OP.cwnd_event, CA_EVENT_TX_START), 0);
+  // ... but every ECT data segment's CE state (it needs ECN), and in_ack_event on each slow-path segment.
+  const ce = calls(rx, OP.cwnd_event, CA_EVENT_ECN_IS_CE);
+  const noCe = calls(rx, OP.cwnd_event, CA_EVENT_ECN_NO_CE);
+  assert.ok(ce > 0 && noCe > 0, `CE ${ce}, not CE ${noCe}`);
+  assert.equal(ce + noCe, r.uniqueSegments, "one ECN event per new data segment");
+  assert.ok(r.slowPath > 0, "CWR-flagged segments take the slow path");
+  assert.equal(calls(rx, OP.in_ack_event), r.slowPath);
+  assert.equal(calls(rx, OP.in_ack_event, CA_ACK_SLOWPATH), r.slowPath);
+});
+
+test("--rcv-cc: a receiver with its own CA; ECN stays off unless the sender asks for it", { skip: counting }, () => {
+  const host = new BpfCcHost();
+  const cc = host.attach(bpfObj("tcp_ca_count"));
+  const sim = new Simulation({
+    link: ecnPath,
+    durationNs: 2e9,
+    flows: [{ cc: "cubic", rcvCc: cc }],
+    tcp: host.tcp,
+  });
+  sim.run();
+  assert.equal(sim.conns[0]!.sk.icsk_ca_ops.name, "cubic");
+  const by = countsBySocket(host);
+  assert.deepEqual([...by.keys()], [sim.rsks[0]!.addr], "only the receiving socket runs so_count");
+  const rx = by.get(sim.rsks[0]!.addr);
+  assert.equal(calls(rx, OP.init), 1);
+  assert.equal(calls(rx, OP.release), 1);
+  // The listener's CA needs ECN, but a SYN without ECE|CWR is not answered with ECN (tcp_ecn_create_request).
+  assert.equal(calls(rx, OP.cwnd_event), 0);
+});
+
+/** A run with the ACKs the sender receives and the CE mark of every segment the receiver takes. */
+function ackTrace(o: SimOptions): { acks: TcpAck[]; ce: Map<number, boolean>; sim: Simulation } {
+  const sim = new Simulation(o);
+  const acks: TcpAck[] = [];
+  const ce = new Map<number, boolean>();
+  const rx = sim.receivers[0]!;
+  const onSegment = rx.onSegment.bind(rx);
+  rx.onSegment = (seg: TcpSegment) => {
+    if (!ce.has(seg.idx)) ce.set(seg.idx, seg.ce);
+    onSegment(seg);
+  };
+  const conn = sim.conns[0]!;
+  const receiveAck = conn.receiveAck.bind(conn);
+  conn.receiveAck = (a: TcpAck) => {
+    acks.push(a);
+    receiveAck(a);
+  };
+  sim.run();
+  return { acks, ce, sim };
+}
+
+/** ACKs that cover new data yet echo a CE state other than that of a segment they acknowledge. */
+function mismatches({ acks, ce }: ReturnType<typeof ackTrace>): number {
+  let prev = 0;
+  let bad = 0;
+  for (const a of acks) {
+    if (a.ack <= prev) continue;
+    for (let i = prev; i < a.ack; i++) {
+      if (ce.get(i) !== a.ece) {
+        bad++;
+        break;
+      }
+    }
+    prev = a.ack;
+  }
+  return bad;
+}
+
+test("DCTCP's receiver echoes each segment's CE state exactly, delayed ACKs included (dctcp_ece_ack_update)", () => {
+  const o: SimOptions = { link: ecnPath, durationNs: 5e9, flows: [{ cc: "dctcp" }], delayedAck: true, seed: 3 };
+  const t = ackTrace(o);
+  const r = t.sim.receivers[0]!;
+  assert.ok(r.acksSent < r.uniqueSegments * 0.75, `delayed ACKs: ${r.acksSent} ACKs, ${r.uniqueSegments} segments`);
+  const eces = t.acks.filter((a) => a.ece).length;
+  assert.ok(eces > 0 && eces < t.acks.length);
+  assert.equal(mismatches(t), 0);
+  // Classic ECN (RFC 3168) latches ECE from a CE mark until the sender's CWR: not a per-segment echo.
+  const reno = ackTrace({ ...o, flows: [{ cc: "reno" }], ecn: true });
+  assert.ok(mismatches(reno) > 0);
+});
+
+test("the receiving socket's DCTCP: in_ack_event decays its alpha per slow-path segment; get_info reports it", () => {
+  const sim = new Simulation({ link: ecnPath, durationNs: 3e9, flows: [{ cc: "dctcp" }], delayedAck: true });
+  const res = sim.run();
+  const r = sim.receivers[0]!;
+  assert.ok(r.slowPath > 0);
+  // dctcp_update_alpha on a socket that delivered nothing: alpha -= min_not_zero(alpha, alpha >> 4).
+  let alpha = DCTCP_MAX_ALPHA;
+  for (let i = 0; i < r.slowPath; i++) alpha -= alpha >> 4 || alpha;
+  const info = res.rcvCcInfo[0]?.info as { dctcp_enabled: number; dctcp_alpha: number } | undefined;
+  assert.equal(info?.dctcp_enabled, 1);
+  assert.equal(info?.dctcp_alpha, alpha);
+  assert.ok(res.ccInfo[0] && res.rcvCcInfo[0] !== res.ccInfo[0]);
+});
+
+test("delayed ACKs as tcp_input.c: 16 quick ACKs first, then one per two full segments or the 40 ms timer", () => {
+  const sim = new Simulation({
+    link: { rateBps: 1e6, delayNs: 10e6, buffer: { packets: 100 } },
+    durationNs: 3e9,
+    flows: [{ cc: "reno", segments: 41 }],
+    delayedAck: true,
+  });
+  const acks: { t: number; ack: number }[] = [];
+  const conn = sim.conns[0]!;
+  const receiveAck = conn.receiveAck.bind(conn);
+  conn.receiveAck = (a: TcpAck) => {
+    acks.push({ t: sim.ev.now, ack: a.ack });
+    receiveAck(a);
+  };
+  sim.run();
+  const steps = acks.map((a, i) => a.ack - (i ? acks[i - 1]!.ack : 0));
+  // Quick-ACK mode: the first 16 ACKs each acknowledge one segment.
+  assert.deepEqual(steps.slice(0, 16), Array(16).fill(1));
+  // Then one ACK per two full segments (12 ms apart at 1 Mbit/s: the timer never runs out between them) ...
+  assert.deepEqual(steps.slice(16, -1), Array(12).fill(2));
+  // ... and the 41st segment, alone, waits for the delayed-ACK timer: ato = TCP_ATO_MIN = 40 jiffies.
+  assert.equal(steps.at(-1), 1);
+  assert.equal(sim.receivers[0]!.delayedAcks, 1);
+  const wait = acks.at(-1)!.t - acks.at(-2)!.t - 12e6; // less the segment's own serialisation
+  assert.ok(wait > 39e6 && wait <= 40e6, `delayed by ${wait / 1e6} ms`);
+  assert.equal(acks.at(-1)!.ack, 41);
+});
