@@ -10,6 +10,7 @@ import { BpfError, EINVAL } from "../uapi/errno.js";
 import { type HelperCall, Vm, VmMemory } from "../vm/index.js";
 import { array_map_ops, percpu_array_map_ops } from "./arraymap.js";
 import type { BpfProg } from "./bpf.js";
+import { declareDynptrTypes, registerDynptr } from "./bpf_dynptr.js";
 import { declareGraphTypes, type ProgKernelFn, registerGraphKfuncs } from "./bpf_graph_kfuncs.js";
 import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
@@ -160,12 +161,14 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     declarePercpuVars(b, base);
     declareTimerTypes(b, base);
     declareWqTypes(b, base);
+    declareDynptrTypes(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
   registerIterHelpers(k);
   registerTimerHelpers(k);
   if (k.btfVmlinux) registerWqKfuncs(k);
+  if (k.btfVmlinux) registerDynptr(k);
   if (k.mem instanceof VmMemory) bindVm(k, new Vm(k.mem));
   // The verifier runs on every PROG_LOAD, as in the kernel; `verifier: false` is for tests of
   // the runtime checks that sit behind it (the VM still checks every access).

@@ -311,6 +311,13 @@ export const bpf_func_id = {
   BPF_FUNC_get_func_arg_cnt: 185,
   BPF_FUNC_kptr_xchg: 194,
   BPF_FUNC_map_lookup_percpu_elem: 195,
+  BPF_FUNC_dynptr_from_mem: 197,
+  BPF_FUNC_ringbuf_reserve_dynptr: 198,
+  BPF_FUNC_ringbuf_submit_dynptr: 199,
+  BPF_FUNC_ringbuf_discard_dynptr: 200,
+  BPF_FUNC_dynptr_read: 201,
+  BPF_FUNC_dynptr_write: 202,
+  BPF_FUNC_dynptr_data: 203,
   BPF_FUNC_ktime_get_tai_ns: 208,
 } as const;
 

@@ -28,6 +28,10 @@ export const ARG_KPTR_XCHG_SRC = 16;
 export const ARG_PTR_TO_PERCPU_BTF_ID = 17;
 /** A struct bpf_timer inside a map value (src/verifier/timer.ts). */
 export const ARG_PTR_TO_TIMER = 18;
+/** ARG_PTR_TO_DYNPTR: a struct bpf_dynptr on the stack (src/verifier/dynptr.ts); DYNPTR_TYPE_* flags name its kind. */
+export const ARG_PTR_TO_DYNPTR = 19;
+/** ARG_CONST_ALLOC_SIZE_OR_ZERO: a known constant size of the memory returned. */
+export const ARG_CONST_ALLOC_SIZE_OR_ZERO = 20;
 /** Flags on arg types. */
 export const ARG_MAYBE_NULL = 1 << 8;
 export const ARG_MEM_RDONLY = 1 << 9;
@@ -47,6 +51,8 @@ export const RET_PTR_TO_BTF_ID_TRUSTED = 4;
 export const RET_PTR_TO_BTF_ID_OR_NULL = 5;
 /** RET_PTR_TO_MEM_OR_BTF_ID | MEM_RDONLY: one CPU's copy of a per-CPU variable (retMaybeNull: or NULL). */
 export const RET_PTR_TO_MEM_OR_BTF_ID = 6;
+/** RET_PTR_TO_DYNPTR_MEM_OR_NULL: memory of the ARG_CONST_ALLOC_SIZE_OR_ZERO size inside a dynptr. */
+export const RET_PTR_TO_DYNPTR_MEM_OR_NULL = 7;
 
 export interface FuncProto {
   readonly name: string;
@@ -154,6 +160,33 @@ export const bpf_for_each_map_elem_proto = proto(F.BPF_FUNC_for_each_map_elem, R
   ARG_PTR_TO_FUNC,
   ARG_PTR_TO_STACK | ARG_MAYBE_NULL,
   ARG_ANYTHING,
+]);
+// kernel/bpf/helpers.c: the dynptr helpers (bpf_base_func_proto, bpf_capable). The dynptr
+// argument's type flag is reg_state's DYNPTR_TYPE_LOCAL.
+export const bpf_dynptr_from_mem_proto = proto(F.BPF_FUNC_dynptr_from_mem, RET_INTEGER, [
+  ARG_PTR_TO_UNINIT_MEM,
+  ARG_CONST_SIZE_OR_ZERO,
+  ARG_ANYTHING,
+  ARG_PTR_TO_DYNPTR | (1 << 16) | ARG_MEM_UNINIT | ARG_MEM_WRITE,
+]);
+export const bpf_dynptr_read_proto = proto(F.BPF_FUNC_dynptr_read, RET_INTEGER, [
+  ARG_PTR_TO_UNINIT_MEM,
+  ARG_CONST_SIZE_OR_ZERO,
+  ARG_PTR_TO_DYNPTR | ARG_MEM_RDONLY,
+  ARG_ANYTHING,
+  ARG_ANYTHING,
+]);
+export const bpf_dynptr_write_proto = proto(F.BPF_FUNC_dynptr_write, RET_INTEGER, [
+  ARG_PTR_TO_DYNPTR | ARG_MEM_RDONLY,
+  ARG_ANYTHING,
+  ARG_PTR_TO_MEM | ARG_MEM_RDONLY,
+  ARG_CONST_SIZE_OR_ZERO,
+  ARG_ANYTHING,
+]);
+export const bpf_dynptr_data_proto = proto(F.BPF_FUNC_dynptr_data, RET_PTR_TO_DYNPTR_MEM_OR_NULL, [
+  ARG_PTR_TO_DYNPTR | ARG_MEM_RDONLY,
+  ARG_ANYTHING,
+  ARG_CONST_ALLOC_SIZE_OR_ZERO,
 ]);
 export const bpf_sk_storage_get_proto = proto(F.BPF_FUNC_sk_storage_get, RET_PTR_TO_MAP_VALUE_OR_NULL, [
   ARG_CONST_MAP_PTR,
@@ -279,6 +312,10 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_kptr_xchg_proto,
     bpf_per_cpu_ptr_proto,
     bpf_this_cpu_ptr_proto,
+    bpf_dynptr_from_mem_proto,
+    bpf_dynptr_read_proto,
+    bpf_dynptr_write_proto,
+    bpf_dynptr_data_proto,
     bpf_task_storage_get_proto,
     bpf_task_storage_delete_proto,
     bpf_get_current_task_proto,
@@ -332,6 +369,10 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
     case F.BPF_FUNC_get_current_task_btf:
     case F.BPF_FUNC_per_cpu_ptr:
     case F.BPF_FUNC_this_cpu_ptr:
+    case F.BPF_FUNC_dynptr_from_mem:
+    case F.BPF_FUNC_dynptr_read:
+    case F.BPF_FUNC_dynptr_write:
+    case F.BPF_FUNC_dynptr_data:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     default:
       return undefined;

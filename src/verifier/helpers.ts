@@ -4,10 +4,12 @@ import { BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfStructIdsMatch } from "./btf_access.js";
 import { checkFuncCall } from "./calls.js";
+import { type DynptrHelperMeta, dynptrHelperChangesData, markDynptrDataRet, processDynptrFunc } from "./dynptr.js";
 import { processSpinLock } from "./graph.js";
 import {
   ALL_HELPER_PROTOS,
   ARG_ANYTHING,
+  ARG_CONST_ALLOC_SIZE_OR_ZERO,
   ARG_CONST_MAP_PTR,
   ARG_CONST_SIZE,
   ARG_CONST_SIZE_OR_ZERO,
@@ -19,6 +21,7 @@ import {
   ARG_PTR_TO_BTF_ID,
   ARG_PTR_TO_BTF_ID_SOCK_COMMON,
   ARG_PTR_TO_CTX,
+  ARG_PTR_TO_DYNPTR,
   ARG_PTR_TO_FUNC,
   ARG_PTR_TO_MAP_KEY,
   ARG_PTR_TO_MAP_VALUE,
@@ -33,6 +36,7 @@ import {
   funcIdName,
   RET_INTEGER,
   RET_PTR_TO_BTF_ID_TRUSTED,
+  RET_PTR_TO_DYNPTR_MEM_OR_NULL,
   RET_PTR_TO_MAP_VALUE_OR_NULL,
   RET_PTR_TO_MEM_OR_BTF_ID,
   RET_PTR_TO_MEM_OR_NULL,
@@ -44,6 +48,7 @@ import { checkMemAccess, checkMemRegion } from "./mem_access.js";
 import { checkPercpuBtfArg, markPercpuRet } from "./percpu.js";
 import {
   baseType,
+  CONST_PTR_TO_DYNPTR,
   CONST_PTR_TO_MAP,
   copyReg,
   MEM_RCU,
@@ -130,7 +135,7 @@ function checkMapFuncCompat(v: Verifier, mapType: number, funcId: number, fname:
 }
 
 /** Check a (pointer, size) pair of a helper: the memory must be readable, or writable for UNINIT. */
-function checkHelperMem(v: Verifier, regno: number, reg: RegState, size: number, write: boolean): void {
+export function checkHelperMem(v: Verifier, regno: number, reg: RegState, size: number, write: boolean): void {
   const bt = baseType(reg.type);
   if (bt === PTR_TO_STACK) {
     checkStackRange(v, regno, reg, size, write);
@@ -173,6 +178,7 @@ function expectedStr(types: number[]): string {
     [CONST_PTR_TO_MAP]: "map_ptr",
     [PTR_TO_BTF_ID]: "ptr_",
     [PTR_TO_FUNC]: "func",
+    [CONST_PTR_TO_DYNPTR]: "dynptr_ptr",
   };
   if (types.length === 4 && types.every((t) => MEM_TYPES.includes(t))) return MEM_NAMES;
   return types.map((t) => names[t] ?? "?").join(", ");
@@ -200,6 +206,8 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   /** The map of a timer argument (meta->map_ptr from process_timer_func), and its map_uid. */
   let timerMap: number | undefined;
   let timerUid = 0;
+  const dynptrMeta: DynptrHelperMeta = {};
+  let allocSize = 0;
   for (let a = 0; a < fn.argTypes.length; a++) {
     const at = fn.argTypes[a];
     const regno = a + 1;
@@ -309,6 +317,16 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       case ARG_CONST_SIZE:
       case ARG_CONST_SIZE_OR_ZERO:
         break;
+      case ARG_PTR_TO_DYNPTR:
+        if (bt !== PTR_TO_STACK && bt !== CONST_PTR_TO_DYNPTR) bad([PTR_TO_STACK, CONST_PTR_TO_DYNPTR]);
+        dynptrMeta.dynptr = processDynptrFunc(v, regno, at) ?? dynptrMeta.dynptr;
+        break;
+      case ARG_CONST_ALLOC_SIZE_OR_ZERO:
+        if (reg.type !== SCALAR_VALUE) v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=scalar`);
+        if (!tnumIsConst(reg.varOff)) v.reject(EACCES, `R${regno} is not a known constant'`);
+        v.precision.addSink(v.insnIdx, regno);
+        allocSize = Number(reg.varOff.value);
+        break;
       default:
         break;
     }
@@ -350,6 +368,12 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   }
   if (kptrField) {
     kptrXchgCall(v, kptrField, releaseRefObjId, fname, funcId);
+    return false;
+  }
+  if (funcId === bpf_func_id.BPF_FUNC_dynptr_write) dynptrHelperChangesData(v, dynptrMeta);
+  if (fn.retType === RET_PTR_TO_DYNPTR_MEM_OR_NULL) {
+    clobberAndSetR0(v, fn, undefined);
+    markDynptrDataRet(v, v.regs[0], allocSize, dynptrMeta);
     return false;
   }
   // An array lookup with a constant key in bounds cannot fail (can_elide_value_nullness).

@@ -17,6 +17,7 @@ import {
 } from "../uapi/btf.js";
 import { EACCES, EINVAL, EPERM } from "../uapi/errno.js";
 import { btfName, btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
+import { checkDynptrKfuncCall, isDynptrKfunc } from "./dynptr.js";
 import {
   KF_ACQUIRE,
   KF_DESTRUCTIVE,
@@ -116,6 +117,10 @@ export function checkKfuncCall(v: Verifier, btfId: number, off = 0): boolean {
   if (sleepable && !inSleepable(v)) v.reject(EACCES, `program must be sleepable to call sleepable kfunc ${name}`);
   if (isGraphKfunc(name)) return checkGraphKfuncCall(v, name, btfId, meta.flags, proto);
   if (isWqKfunc(name)) return checkWqKfuncCall(v, name, proto);
+  if (isDynptrKfunc(name)) {
+    checkDynptrKfuncCall(v, name, btf, meta.flags, proto);
+    return false;
+  }
   checkKfuncArgs(v, meta, proto);
 
   const rcuLock = name === "bpf_rcu_read_lock";

@@ -31,6 +31,8 @@ export const PTR_TO_STACK = 6;
 export const PTR_TO_BTF_ID = 7;
 export const PTR_TO_MEM = 8;
 export const PTR_TO_FUNC = 9;
+/** A pointer to an initialized dynptr the program may not destroy (a callback's argument). */
+export const CONST_PTR_TO_DYNPTR = 10;
 export const BASE_TYPE_MASK = 0xff;
 export const PTR_MAYBE_NULL = 1 << 8;
 export const MEM_RDONLY = 1 << 9;
@@ -43,6 +45,12 @@ export const MEM_ALLOC = 1 << 13;
 /** A graph node the program no longer owns, valid while the collection's lock is held. */
 export const NON_OWN_REF = 1 << 14;
 export const MEM_PERCPU = 1 << 15;
+/** DYNPTR_TYPE_*: the kind of dynptr a slice (PTR_TO_MEM) or a CONST_PTR_TO_DYNPTR belongs to. */
+export const DYNPTR_TYPE_LOCAL = 1 << 16;
+export const DYNPTR_TYPE_RINGBUF = 1 << 17;
+export const DYNPTR_TYPE_SKB = 1 << 18;
+export const DYNPTR_TYPE_XDP = 1 << 19;
+export const DYNPTR_TYPE_FLAG_MASK = DYNPTR_TYPE_LOCAL | DYNPTR_TYPE_RINGBUF | DYNPTR_TYPE_SKB | DYNPTR_TYPE_XDP;
 /**
  * Not a kernel flag: the kernel's register carries its BTF (reg->btf); here a PTR_TO_BTF_ID's id
  * is in the program's BTF when it has MEM_ALLOC or this bit (a per-CPU or untrusted pointer loaded
@@ -65,6 +73,7 @@ const BASE_NAMES: Record<number, string> = {
   [PTR_TO_BTF_ID]: "ptr_",
   [PTR_TO_MEM]: "mem",
   [PTR_TO_FUNC]: "func",
+  [CONST_PTR_TO_DYNPTR]: "dynptr_ptr",
 };
 
 /** reg_type_str: "rdonly_mem_or_null", "trusted_ptr_", "rcu_ptr_or_null_", "map_value". */
@@ -111,6 +120,8 @@ export interface RegState {
   memSize: number;
   /** PTR_TO_STACK: the frame the pointer points into. */
   frameno: number;
+  /** A dynptr slice (PTR_TO_MEM): the id of the dynptr it came from (reg->dynptr_id). */
+  dynptrId: number;
   /** Written since the last checkpoint (printed as the "_w" suffix). */
   written: boolean;
 }
@@ -135,6 +146,7 @@ export function newReg(): RegState {
     btfId: 0,
     memSize: 0,
     frameno: 0,
+    dynptrId: 0,
     written: false,
   };
 }
@@ -160,6 +172,7 @@ export function copyReg(r: RegState): RegState {
     btfId: r.btfId,
     memSize: r.memSize,
     frameno: r.frameno,
+    dynptrId: r.dynptrId,
     written: r.written,
   };
 }
@@ -188,6 +201,7 @@ function resetReg(r: RegState): void {
   r.btfId = 0;
   r.memSize = 0;
   r.frameno = 0;
+  r.dynptrId = 0;
 }
 
 /** __mark_reg_unknown: a scalar that may be anything. */

@@ -11,6 +11,8 @@ export const STACK_MISC = 2;
 export const STACK_ZERO = 3;
 /** Part of an open-coded iterator (struct bpf_iter_*) living on the stack. */
 export const STACK_ITER = 4;
+/** Part of a struct bpf_dynptr living on the stack (two slots, src/verifier/dynptr.ts). */
+export const STACK_DYNPTR = 5;
 export const BPF_REG_SIZE = 8;
 
 export interface StackSlot {
@@ -21,6 +23,18 @@ export interface StackSlot {
   written: boolean;
   /** STACK_ITER slots: the iterator (its first slot holds the reference). */
   iter?: IterState;
+  /** STACK_DYNPTR slots: the dynptr (both slots carry it; `first` marks the one at its address). */
+  dynptr?: DynptrState;
+}
+
+/** A dynptr's state (bpf_reg_state.dynptr with its id and ref_obj_id). */
+export interface DynptrState {
+  /** enum bpf_dynptr_type. */
+  type: number;
+  first: boolean;
+  id: number;
+  /** A ringbuf dynptr's reference (0 for the others). */
+  refObjId: number;
 }
 
 /** An iterator's state (bpf_reg_state.iter): its type, active or drained, loop depth. */
@@ -44,6 +58,7 @@ export function copySlot(s: StackSlot): StackSlot {
     written: s.written,
   };
   if (s.iter) c.iter = { ...s.iter };
+  if (s.dynptr) c.dynptr = { ...s.dynptr };
   return c;
 }
 
@@ -56,7 +71,7 @@ export function spiOf(off: number): [number, number] {
 
 /** Printable slot contents (print_verifier_state's "fp-8=mmmmmmmm"): bytes high to low. */
 export function slotStr(s: StackSlot): string {
-  const ch = ["?", "r", "m", "0", "i"];
+  const ch = ["?", "r", "m", "0", "i", "d"];
   let out = "";
   for (let j = BPF_REG_SIZE - 1; j >= 0; j--) out += ch[s.slotType[j]];
   return out;

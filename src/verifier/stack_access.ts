@@ -1,6 +1,7 @@
 import { BPF_REG_10 } from "../isa/opcodes.js";
 import { MAX_BPF_STACK } from "../uapi/bpf.js";
 import { EACCES } from "../uapi/errno.js";
+import { destroyIfDynptrStackSlot } from "./dynptr.js";
 import {
   assignScalarIdBeforeMov,
   copyReg,
@@ -13,6 +14,7 @@ import {
 import {
   BPF_REG_SIZE,
   newSlot,
+  STACK_DYNPTR,
   STACK_INVALID,
   STACK_MISC,
   STACK_SPILL,
@@ -72,6 +74,8 @@ export function checkStackAccess(
   if (write) {
     if (regno !== BPF_REG_10) v.precision.stackViaPointer(v.insnIdx, true);
     if (!constOff) {
+      // check_stack_write_var_off: every dynptr the range touches is destroyed first.
+      for (let o = minOff; o < maxOff + size; o++) destroyIfDynptrStackSlot(v, f, spiOf(o)[0]);
       for (let o = minOff; o < maxOff + size; o++) {
         const [spi, b] = spiOf(o);
         const s = stackSlot(v, f, spi);
@@ -93,7 +97,7 @@ export function checkStackAccess(
     for (let o = minOff; o < maxOff + size; o++) {
       const [spi, b] = spiOf(o);
       const t = f.stack[spi]?.slotType[b] ?? STACK_INVALID;
-      if (t === STACK_INVALID && !v.allowPtrLeaks)
+      if ((t === STACK_INVALID && !v.allowPtrLeaks) || t === STACK_DYNPTR)
         v.reject(
           EACCES,
           `invalid variable-offset read from stack R${regno} var_off=${tnumStr(reg.varOff)} off=${off} size=${size}`,
@@ -113,6 +117,8 @@ export function stackWrite(
   imm: bigint | undefined,
 ): void {
   const [spi, b] = spiOf(off);
+  // check_stack_write_fixed_off: a write to either slot of a dynptr destroys it.
+  destroyIfDynptrStackSlot(v, f, spi);
   const old = f.stack[spi];
   if (!v.allowPtrLeaks && old && isSpilled(old) && old.spilledPtr?.type !== SCALAR_VALUE && size !== BPF_REG_SIZE)
     v.reject(EACCES, "attempt to corrupt spilled pointer on stack");
@@ -207,8 +213,8 @@ export function stackRead(v: Verifier, f: FuncState, off: number, size: number, 
   for (let i = 0; i < size; i++) {
     const [si, bi] = spiOf(off + i);
     const t = f.stack[si]?.slotType[bi] ?? STACK_INVALID;
-    // allow_uninit_stack (CAP_PERFMON): never-written bytes read as unknown.
-    if (t === STACK_INVALID && !v.allowPtrLeaks)
+    // allow_uninit_stack (CAP_PERFMON): never-written bytes read as unknown; a dynptr's never.
+    if ((t === STACK_INVALID && !v.allowPtrLeaks) || t === STACK_DYNPTR)
       v.reject(EACCES, `invalid read from stack off ${off}+${i} size ${size}`);
     if (t !== STACK_ZERO) allZero = false;
   }
@@ -240,11 +246,19 @@ export function checkStackRange(v: Verifier, regno: number, reg: RegState, size:
     v.reject(EACCES, `invalid indirect access to stack R${regno} off=${off} size=${size}`);
   }
   if (v.stackDepth[f.subprog] < -off) v.stackDepth[f.subprog] = -off;
-  if (write) return;
+  if (write) {
+    // raw_mode: a helper filling the memory may not write over a dynptr.
+    for (let i = off; i < off + size; i++) {
+      const [si, bi] = spiOf(i);
+      if (f.stack[si]?.slotType[bi] === STACK_DYNPTR)
+        v.reject(EACCES, `potential write to dynptr at off=${i} disallowed`);
+    }
+    return;
+  }
   for (let i = 0; i < size; i++) {
     const [si, bi] = spiOf(off + i);
     const t = f.stack[si]?.slotType[bi] ?? STACK_INVALID;
-    if (t === STACK_INVALID && !v.allowPtrLeaks) {
+    if ((t === STACK_INVALID && !v.allowPtrLeaks) || t === STACK_DYNPTR) {
       v.reject(EACCES, `invalid indirect read from stack R${regno} off ${off}+${i} size ${size}`);
     }
   }

@@ -43,6 +43,7 @@ import { checkFuncCall, checkMaxStackDepth, processExit } from "./calls.js";
 import { type Cfg, checkCfg, isPseudoFunc, jumpTarget } from "./cfg.js";
 import { checkAluOp, signExtend } from "./check_alu.js";
 import { checkCondJmp } from "./cond_jmp.js";
+import { dynptrSlotStr, dynptrSlotsEqual } from "./dynptr.js";
 import {
   KF_ITER_NEXT,
   type StructOpsInfo,
@@ -247,6 +248,11 @@ export class Verifier {
         // An iterator prints once, at its first slot.
         const it = iterSlotStr(this, s);
         if (it) parts.push(`fp${-(spi + 1) * BPF_REG_SIZE}=${it}`);
+        return;
+      }
+      if (s.dynptr) {
+        const d = dynptrSlotStr(s);
+        if (d) parts.push(`fp${-(spi + 1) * BPF_REG_SIZE}=${d}`);
         return;
       }
       // A narrow spill prints the bytes above it first ("fp-8=mmmm" then the register).
@@ -774,7 +780,8 @@ export class Verifier {
       o.mapUid !== c.mapUid ||
       o.btfId !== c.btfId ||
       o.memSize !== c.memSize ||
-      o.frameno !== c.frameno
+      o.frameno !== c.frameno ||
+      o.dynptrId !== c.dynptrId
     )
       return false;
     if (!checkIds(o.refObjId, c.refObjId, idmap)) return false;
@@ -838,6 +845,7 @@ export class Verifier {
         if (exact && ci.depth !== os.iter.depth) return false;
         if (!checkIds(os.iter.refObjId, ci.refObjId, idmap)) return false;
       }
+      if (os.dynptr && !dynptrSlotsEqual(os, cs, (a, b) => checkIds(a, b, idmap))) return false;
       // A spilled register (whole, or a scalar's low bytes): compare the states too.
       if (os.slotType[0] === STACK_SPILL && os.spilledPtr) {
         this.stackMiss = spi;
