@@ -35,7 +35,7 @@ SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_count tcp_ca_kfunc tcp_compat tcp_c
 SOURCES19=(may_goto kptr kptr_bad callback_refs percpu_obj map_kptrs map_in_map)
 # BPF qdiscs: only the simulated kernel has CONFIG_NET_SCH_BPF; built with $CLANG19 (their sk_buff
 # kptrs need btf_type_tag).
-QDISC_SOURCES=(qdisc_fifo qdisc_fq qdisc_codel qdisc_incompl)
+QDISC_SOURCES=(qdisc_fifo qdisc_fq qdisc_codel qdisc_incompl qdisc_dynptr)
 CLANG19="${CLANG19:-clang-19}"
 VARIANTS=(tcp_reno_link:tcp_reno:SO_CC_LINK tcp_cubic_link:tcp_cubic:SO_CC_LINK)
 # Sources using the bpf_testmod module's types: sim variant only, against vmlinux + the module's BTF.

@@ -248,3 +248,36 @@ int skb_not_ctx(struct __sk_buff *skb)
 
 	return bpf_dynptr_from_skb((struct __sk_buff *)fake, 0, &d);
 }
+
+/* Unsupported reg type fp for bpf_dynptr_from_mem data */
+SEC("?syscall")
+int from_mem_stack(void *ctx)
+{
+	struct bpf_dynptr d;
+	__u64 x = 0;
+
+	bpf_dynptr_from_mem(&x, sizeof(x), 0, &d);
+	return bpf_dynptr_size(&d);
+}
+
+/* A dynptr is no map value: invalid read from stack R3 off -16+0 size 16 */
+SEC("?syscall")
+int dynptr_into_map(void *ctx)
+{
+	struct bpf_dynptr d;
+	__u32 key = 0;
+
+	bpf_dynptr_from_mem(buf, sizeof(buf), 0, &d);
+	bpf_map_update_elem(&dmap, &key, &d, 0);
+	return 0;
+}
+
+/* dynptr has to be at a constant offset, then: Dynptr has to be an uninitialized dynptr */
+SEC("?syscall")
+int init_var_off(void *ctx)
+{
+	struct bpf_dynptr d[2];
+
+	bpf_dynptr_from_mem(buf, sizeof(buf), 0, (void *)d + (len & 16));
+	return 0;
+}

@@ -51,13 +51,14 @@ function skbData(k: Kernel, addr: number): SkbData | undefined {
 
 /** struct bpf_dynptr_kern at `addr`. */
 class DynptrKern {
-  private readonly dv: DataView;
   constructor(
     readonly k: Kernel,
     readonly addr: number,
-  ) {
-    const b = k.mem.bytes(addr, 16);
-    this.dv = new DataView(b.buffer, b.byteOffset, 16);
+  ) {}
+  /** A fresh view each time: VM memory may grow (and move) between two accesses. */
+  private get dv(): DataView {
+    const b = this.k.mem.bytes(this.addr, 16);
+    return new DataView(b.buffer, b.byteOffset, 16);
   }
   get data(): number {
     return Number(this.dv.getBigUint64(0, true));
@@ -79,13 +80,14 @@ class DynptrKern {
   }
   /** bpf_dynptr_init. */
   init(data: number, type: number, offset: number, size: number, rdonly = false): void {
-    this.dv.setBigUint64(0, BigInt(data), true);
-    this.dv.setUint32(8, ((size | (type << DYNPTR_TYPE_SHIFT) | (rdonly ? DYNPTR_RDONLY_BIT : 0)) >>> 0) >>> 0, true);
-    this.dv.setUint32(12, offset, true);
+    const dv = this.dv;
+    dv.setBigUint64(0, BigInt(data), true);
+    dv.setUint32(8, (size | (type << DYNPTR_TYPE_SHIFT) | (rdonly ? DYNPTR_RDONLY_BIT : 0)) >>> 0, true);
+    dv.setUint32(12, offset, true);
   }
   /** bpf_dynptr_set_null. */
   setNull(): void {
-    new Uint8Array(this.dv.buffer, this.dv.byteOffset, 16).fill(0);
+    this.k.mem.bytes(this.addr, 16).fill(0);
   }
   setSize(size: number): void {
     this.dv.setUint32(8, ((this.sizeWord & ~DYNPTR_SIZE_MASK) | size) >>> 0, true);

@@ -370,6 +370,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     kptrXchgCall(v, kptrField, releaseRefObjId, fname, funcId);
     return false;
   }
+  // bpf_dynptr_from_mem takes map values only (no stack memory: the dynptr could outlive it).
+  if (funcId === bpf_func_id.BPF_FUNC_dynptr_from_mem && regs[1].type !== PTR_TO_MAP_VALUE)
+    v.reject(EACCES, `Unsupported reg type ${regTypeStr(regs[1].type)} for bpf_dynptr_from_mem data`);
   if (funcId === bpf_func_id.BPF_FUNC_dynptr_write) dynptrHelperChangesData(v, dynptrMeta);
   if (fn.retType === RET_PTR_TO_DYNPTR_MEM_OR_NULL) {
     clobberAndSetR0(v, fn, undefined);

@@ -259,7 +259,9 @@ export function checkStackRange(v: Verifier, regno: number, reg: RegState, size:
     const [si, bi] = spiOf(off + i);
     const t = f.stack[si]?.slotType[bi] ?? STACK_INVALID;
     if ((t === STACK_INVALID && !v.allowPtrLeaks) || t === STACK_DYNPTR) {
-      v.reject(EACCES, `invalid indirect read from stack R${regno} off ${off}+${i} size ${size}`);
+      // 6.18's check_helper_mem_access hands its BPF_READ over as the access source (ACCESS_DIRECT):
+      // the message has no " indirect".
+      v.reject(EACCES, `invalid read from stack R${regno} off ${off}+${i} size ${size}`);
     }
   }
 }

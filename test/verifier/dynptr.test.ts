@@ -40,6 +40,9 @@ const BAD: [string, number, string[], number][] = [
   ["read_into_dynptr", EACCES, ["potential write to dynptr at off=-16 disallowed"], 21],
   ["skb_from_syscall", EACCES, ["calling kernel function bpf_dynptr_from_skb is not allowed"], 3],
   ["skb_not_ctx", EINVAL, ["arg#0 expected pointer to ctx, but got fp"], 10],
+  ["from_mem_stack", EACCES, ["Unsupported reg type fp for bpf_dynptr_from_mem data"], 9],
+  ["dynptr_into_map", EACCES, ["invalid read from stack R3 off -16+0 size 16"], 16],
+  ["init_var_off", EINVAL, ["dynptr has to be at a constant offset", "Dynptr has to be an uninitialized dynptr"], 11],
 ];
 /**
  * bpf_dynptr_slice_rdwr where the program may not write packet data: upstream 6.18 refuses it

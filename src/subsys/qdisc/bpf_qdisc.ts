@@ -26,6 +26,7 @@ import {
   BPF_MOV,
   BPF_X,
 } from "../../isa/opcodes.js";
+import { addSkbDataSource, registerDynptrFromSkb } from "../../kernel/bpf_dynptr.js";
 import { registerBtfIdDtorKfuncs } from "../../kernel/bpf_kptr.js";
 import type { CtxGen } from "../../kernel/convert_ctx.js";
 import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
@@ -345,6 +346,13 @@ export function registerBpfQdiscKfuncs(k: Kernel, env: () => BpfQdiscEnv): void 
     k.registerKfunc(name, undefined, impl, flags, T, HIDDEN.has(name) ? () => false : kfuncFilter(k, name));
   // The flags of 6.18's qdisc_kfunc_ids.
   reg("bpf_skb_get_hash", (c) => skb_get_hash(skb(c, 1)), KF_TRUSTED_ARGS);
+  // bpf_dynptr_from_skb: filter.c's for the __sk_buff program types, this set's for every member
+  // (a struct_ops program may not write packet data: the dynptr is read-only).
+  registerDynptrFromSkb(k, kfuncFilter(k, "bpf_dynptr_from_skb"));
+  addSkbDataSource(k, (addr) => {
+    const s = env().skbByAddr(addr);
+    return s ? s.pool.packetData(s) : undefined;
+  });
   reg(
     "bpf_kfree_skb",
     (c) => {

@@ -84,6 +84,8 @@ export class SkBuff {
   meta: unknown = undefined;
   /** When it entered the qdisc (ns, the scheduler's clock), for queueing delay. */
   enqueuedAt = 0;
+  /** Its packet bytes (skb->data, skb->len bytes, linear), made the first time something reads them. */
+  dataRegion: MemRegion | undefined = undefined;
 
   constructor(
     readonly pool: SkbPool,
@@ -203,6 +205,24 @@ export class SkbPool {
     return skb;
   }
 
+  /**
+   * skb->data: the packet as the device will send it, made on first use (a dynptr over the skb):
+   * an Ethernet header, IPv4 and TCP headers for the skb's flow (10.0.0.<flow+1>:<40000+flow> to
+   * 10.0.1.1:5201; ECN bits, sequence number and ACK flag from the TCP segment it carries, when
+   * it carries one), then zeroed payload, skb->len bytes in all.
+   */
+  packetData(skb: SkBuff): { data: number; len: number } {
+    const len = skb.len;
+    if (!skb.dataRegion) {
+      skb.dataRegion = this.kernel.mem.alloc(Math.max(len, 1), { perm: "rw", kind: "kobj", name: "skb data" });
+      const b = this.mem.bytes(skb.dataRegion.addr, Math.max(len, 1));
+      b.fill(0);
+      const hdr = packetHeaders(skb.flow, len, skb.meta);
+      b.set(hdr.subarray(0, Math.min(hdr.length, len)));
+    }
+    return { data: skb.dataRegion.addr, len };
+  }
+
   /** The live skb at `addr` (a program handed one back), or undefined. */
   byAddr(addr: number): SkBuff | undefined {
     return this.live.get(addr);
@@ -258,6 +278,8 @@ export class SkbPool {
     this.stats.live--;
     if (!consumed) this.stats.dropped++;
     this.onFree?.(skb, consumed);
+    if (skb.dataRegion) this.kernel.mem.free(skb.dataRegion);
+    skb.dataRegion = undefined;
     this.spare.push(skb.region);
   }
 
@@ -265,4 +287,38 @@ export class SkbPool {
   liveSkbs(): IterableIterator<SkBuff> {
     return this.live.values();
   }
+}
+
+const ETH_HLEN = 14;
+const ETH_P_IP = 0x0800;
+const IPPROTO_TCP = 6;
+
+/** Ethernet + IPv4 + TCP headers (54 bytes, network byte order) of a packet of `len` bytes on `flow`. */
+export function packetHeaders(flow: number, len: number, meta: unknown): Uint8Array {
+  const h = new Uint8Array(ETH_HLEN + 20 + 20);
+  const dv = new DataView(h.buffer);
+  const seg = (meta ?? {}) as { ect?: unknown; ce?: unknown; idx?: unknown };
+  // Ethernet: 02:00:00:00:01:01 <- 02:00:00:00:00:<flow>.
+  h.set([2, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, flow & 0xff]);
+  dv.setUint16(12, ETH_P_IP);
+  // IPv4: version 4, ihl 5; ECN: ECT(0) or CE; DF; ttl 64.
+  const ip = ETH_HLEN;
+  h[ip] = 0x45;
+  h[ip + 1] = seg.ce === true ? 3 : seg.ect === true ? 2 : 0;
+  dv.setUint16(ip + 2, Math.max(0, Math.min(len - ETH_HLEN, 0xffff)));
+  dv.setUint16(ip + 6, 0x4000);
+  h[ip + 8] = 64;
+  h[ip + 9] = IPPROTO_TCP;
+  dv.setUint32(ip + 12, (0x0a000000 + ((flow + 1) & 0xffff)) >>> 0);
+  dv.setUint32(ip + 16, 0x0a000101);
+  // TCP: ports, sequence number of the segment's first byte, data offset 5, ACK.
+  const tcp = ip + 20;
+  dv.setUint16(tcp, 40000 + (flow & 0x3fff));
+  dv.setUint16(tcp + 2, 5201);
+  const payload = Math.max(len - h.length, 0);
+  dv.setUint32(tcp + 4, typeof seg.idx === "number" ? (seg.idx * payload) >>> 0 : 0);
+  h[tcp + 12] = 5 << 4;
+  h[tcp + 13] = 0x10;
+  dv.setUint16(tcp + 14, 65535);
+  return h;
 }
