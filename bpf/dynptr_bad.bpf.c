@@ -281,3 +281,29 @@ int init_var_off(void *ctx)
 	bpf_dynptr_from_mem(buf, sizeof(buf), 0, (void *)d + (len & 16));
 	return 0;
 }
+
+extern int bpf_dynptr_clone(const struct bpf_dynptr *p, struct bpf_dynptr *clone__uninit) __ksym;
+
+/* Initializing the dynptr again ends its bpf_dynptr_data slices: R6 invalid mem access 'scalar' */
+SEC("?syscall")
+int data_after_reinit(void *ctx)
+{
+	struct bpf_dynptr d;
+	__u32 *p;
+
+	bpf_dynptr_from_mem(buf, sizeof(buf), 0, &d);
+	p = bpf_dynptr_data(&d, 0, 4);
+	if (!p)
+		return 0;
+	bpf_dynptr_from_mem(buf, 8, 0, &d);
+	return *p;
+}
+
+/* Expected an initialized dynptr as arg #0 */
+SEC("?syscall")
+int clone_uninit(void *ctx)
+{
+	struct bpf_dynptr d, c;
+
+	return bpf_dynptr_clone(&d, &c);
+}

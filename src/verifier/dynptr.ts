@@ -242,8 +242,10 @@ export function processDynptrFunc(
 export function dynptrSlotStr(s: StackSlot): string | undefined {
   const d = s.dynptr;
   if (!d?.first) return undefined;
+  // The kernel's slot register carries the dynptr's id twice: as its id and as its dynptr_id.
   const attrs = [`id=${d.id}`];
   if (d.refObjId) attrs.push(`ref_id=${d.refObjId}`);
+  attrs.push(`dynptr_id=${d.id}`);
   return `dynptr_${dynptrTypeStr(d.type)}(${attrs.join(",")})`;
 }
 

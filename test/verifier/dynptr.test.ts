@@ -43,6 +43,8 @@ const BAD: [string, number, string[], number][] = [
   ["from_mem_stack", EACCES, ["Unsupported reg type fp for bpf_dynptr_from_mem data"], 9],
   ["dynptr_into_map", EACCES, ["invalid read from stack R3 off -16+0 size 16"], 16],
   ["init_var_off", EINVAL, ["dynptr has to be at a constant offset", "Dynptr has to be an uninitialized dynptr"], 11],
+  ["data_after_reinit", EACCES, ["R6 invalid mem access 'scalar'"], 22],
+  ["clone_uninit", EINVAL, ["Expected an initialized dynptr as arg #0"], 4],
 ];
 /**
  * bpf_dynptr_slice_rdwr where the program may not write packet data: upstream 6.18 refuses it
