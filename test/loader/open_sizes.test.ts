@@ -6,7 +6,7 @@ import { Kernel } from "../../src/kernel/kernel.js";
 import { MMAP_MAX } from "../../src/loader/maps.js";
 import { BpfObject } from "../../src/loader/object.js";
 import { bpfDummyStructOpsSubsystem } from "../../src/subsys/dummy/bpf_dummy_struct_ops.js";
-import { BpfError, ENOMEM } from "../../src/uapi/errno.js";
+import { BpfError, ENOMEM, EPERM } from "../../src/uapi/errno.js";
 import { objPath } from "../elf/helpers.js";
 
 /**
@@ -44,9 +44,19 @@ test("a 1 GB .bss opens at once and touches no memory; the kernel refuses the ma
   assert.equal(bss?.def.valueSize, 1 << 30);
   assert.ok(process.memoryUsage().arrayBuffers - before < 64 << 20, "no content buffer until it is touched");
   const kernel = new Kernel({ subsystems: [bpfDummyStructOpsSubsystem] });
+  // RLIMIT_MEMLOCK (8 MiB by default) refuses it before any of it is allocated: EPERM.
   assert.throws(
     () => obj.load({ kernel, process: kernel.newProcess() }),
-    // the simulated kernel's map memory is 1 GiB in all: ENOMEM from BPF_MAP_CREATE
+    (e: unknown) =>
+      e instanceof BpfError && e.errno === EPERM && /^map 'dummy_op.bss': failed to create/.test(e.message),
+  );
+  // Without the limit, the simulated kernel's map memory (1 GiB in all) is short of it: ENOMEM.
+  assert.throws(
+    () =>
+      BpfObject.open(withBssSize(1n << 30n), { name: "dummy_ops" }).load({
+        kernel,
+        process: kernel.newProcess({ rlimitMemlock: Number.POSITIVE_INFINITY }),
+      }),
     (e: unknown) =>
       e instanceof BpfError && e.errno === ENOMEM && /^map 'dummy_op.bss': failed to create/.test(e.message),
   );
