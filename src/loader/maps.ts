@@ -59,6 +59,12 @@ export class BpfMap {
   autoattach = false;
   /** A map-in-map's template (`__array(values, struct inner_def)`), created just for its fd. */
   innerMap?: BpfMap;
+  /** Bytes of `.maps` the definition takes (the VAR's size: more than its type's with `.values`). */
+  secSize = 0;
+  /** The definition's type (the VAR's type in the object's BTF). */
+  btfVarType = 0;
+  /** Inner maps to put in the new map's slots (libbpf's init_slots, from `.values`). */
+  initSlots: (BpfMap | undefined)[] = [];
   /**
    * Initial contents of internal maps (libbpf's mmaped buffer). Like the anonymous mapping it
    * models, its pages exist once touched: a large .bss costs nothing until it is read or loaded.
@@ -228,6 +234,8 @@ export function parseBtfMapDef(
   if (varSize < def.size) throw new BpfError(EINVAL, `map '${mapName}': invalid def size.`, { map: mapName });
 
   const map = new BpfMap(mapName, secIdx, offset, LIBBPF_MAP_UNSPEC, {});
+  map.secSize = varSize;
+  map.btfVarType = v.type;
   debug(`map '${mapName}': at sec_idx ${secIdx}, offset ${offset}.`);
   parseMapDefMembers(btf, mapName, def as BtfComposite, map, false, debug);
   return map;

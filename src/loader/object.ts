@@ -37,6 +37,7 @@ import { BpfError, EINVAL, ENOENT, ENOTSUP, LIBBPF_ERRNO__FORMAT } from "../uapi
 import { type BpfHandle, close as bpfClose } from "./bpf.js";
 import { type BpfCoreRelo, BtfExt } from "./btf_ext.js";
 import { type BpfExtern, collectExterns, KCONFIG_SEC, KSYMS_SEC, kconfigMapSize } from "./externs.js";
+import { collectMapRelos } from "./map_init_slots.js";
 import {
   type BpfMap,
   initInternalMap,
@@ -481,7 +482,10 @@ export class BpfObject {
         );
         continue;
       }
-      if (target.name === MAPS_SEC) continue;
+      if (target.name === MAPS_SEC) {
+        collectMapRelos(this.btf, elf, target.index, rels, this.maps, (m) => this.print("debug", m));
+        continue;
+      }
       rels.forEach((rel, i) => {
         const sym = elf.symbols[rel.sym];
         if (!sym)

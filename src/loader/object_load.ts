@@ -30,6 +30,7 @@ import {
 } from "./bpf.js";
 import { KSYMS_SEC } from "./externs.js";
 import { resolveExterns } from "./externs_resolve.js";
+import { initMapInMapSlots } from "./map_init_slots.js";
 import { LIBBPF_MAP_KCONFIG, LIBBPF_MAP_RODATA } from "./maps.js";
 import { ModuleBtfs } from "./module_btf.js";
 import type { BpfObject } from "./object.js";
@@ -264,6 +265,7 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
           check(bpf_map_freeze(k, fd), () => `map '${map.name}': failed to freeze as read-only`);
         }
       }
+      if (map.initSlots.length) initMapInMapSlots(k, map, (m) => obj.print("debug", m));
     }
 
     for (const prog of obj.programs) {
