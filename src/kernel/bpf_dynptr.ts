@@ -49,22 +49,30 @@ function skbData(k: Kernel, addr: number): SkbData | undefined {
   return undefined;
 }
 
-/** struct bpf_dynptr_kern at `addr`. */
+/** struct bpf_dynptr_kern at `addr`: read once, written through (fields cached). */
 class DynptrKern {
+  data: number;
+  sizeWord: number;
+  offset: number;
   constructor(
     readonly k: Kernel,
     readonly addr: number,
-  ) {}
-  /** A fresh view each time: VM memory may grow (and move) between two accesses. */
-  private get dv(): DataView {
+  ) {
+    const dv = this.view();
+    this.data = Number(dv.getBigUint64(0, true));
+    this.sizeWord = dv.getUint32(8, true);
+    this.offset = dv.getUint32(12, true);
+  }
+  /** A fresh view for each write: VM memory may grow (and move) between two accesses. */
+  private view(): DataView {
     const b = this.k.mem.bytes(this.addr, 16);
     return new DataView(b.buffer, b.byteOffset, 16);
   }
-  get data(): number {
-    return Number(this.dv.getBigUint64(0, true));
-  }
-  get sizeWord(): number {
-    return this.dv.getUint32(8, true);
+  private store(): void {
+    const dv = this.view();
+    dv.setBigUint64(0, BigInt(this.data), true);
+    dv.setUint32(8, this.sizeWord >>> 0, true);
+    dv.setUint32(12, this.offset >>> 0, true);
   }
   get size(): number {
     return this.sizeWord & DYNPTR_SIZE_MASK;
@@ -75,25 +83,27 @@ class DynptrKern {
   get rdonly(): boolean {
     return (this.sizeWord & DYNPTR_RDONLY_BIT) !== 0;
   }
-  get offset(): number {
-    return this.dv.getUint32(12, true);
-  }
   /** bpf_dynptr_init. */
   init(data: number, type: number, offset: number, size: number, rdonly = false): void {
-    const dv = this.dv;
-    dv.setBigUint64(0, BigInt(data), true);
-    dv.setUint32(8, (size | (type << DYNPTR_TYPE_SHIFT) | (rdonly ? DYNPTR_RDONLY_BIT : 0)) >>> 0, true);
-    dv.setUint32(12, offset, true);
+    this.data = data;
+    this.sizeWord = (size | (type << DYNPTR_TYPE_SHIFT) | (rdonly ? DYNPTR_RDONLY_BIT : 0)) >>> 0;
+    this.offset = offset;
+    this.store();
   }
   /** bpf_dynptr_set_null. */
   setNull(): void {
-    this.k.mem.bytes(this.addr, 16).fill(0);
+    this.data = 0;
+    this.sizeWord = 0;
+    this.offset = 0;
+    this.store();
   }
   setSize(size: number): void {
-    this.dv.setUint32(8, ((this.sizeWord & ~DYNPTR_SIZE_MASK) | size) >>> 0, true);
+    this.sizeWord = ((this.sizeWord & ~DYNPTR_SIZE_MASK) | size) >>> 0;
+    this.store();
   }
   setOffset(off: number): void {
-    this.dv.setUint32(12, off >>> 0, true);
+    this.offset = off >>> 0;
+    this.store();
   }
   /** bpf_dynptr_check_off_len: -E2BIG when [offset, offset + len) leaves the dynptr. */
   checkOffLen(offset: bigint, len: bigint): number {

@@ -171,6 +171,7 @@ export class SkbPool {
   readonly L: SkbLayout;
   private readonly live = new Map<number, SkBuff>();
   private readonly spare: MemRegion[] = [];
+  private readonly spareData: MemRegion[] = [];
   readonly stats: SkbStats = { allocated: 0, freed: 0, dropped: 0, live: 0, doubleFree: 0 };
   /** Called as an skb's last reference goes (consumed: transmitted; else dropped). */
   onFree?: (skb: SkBuff, consumed: boolean) => void;
@@ -214,7 +215,10 @@ export class SkbPool {
   packetData(skb: SkBuff): { data: number; len: number } {
     const len = skb.len;
     if (!skb.dataRegion) {
-      skb.dataRegion = this.kernel.mem.alloc(Math.max(len, 1), { perm: "rw", kind: "kobj", name: "skb data" });
+      // Data buffers are recycled like the skbs (a kmalloc cache of 2 KiB objects for MTU frames).
+      const cap = Math.max(len, DATA_CHUNK);
+      const spare = cap === DATA_CHUNK ? this.spareData.pop() : undefined;
+      skb.dataRegion = spare ?? this.kernel.mem.alloc(cap, { perm: "rw", kind: "kobj", name: "skb data" });
       const b = this.mem.bytes(skb.dataRegion.addr, Math.max(len, 1));
       b.fill(0);
       const hdr = packetHeaders(skb.flow, len, skb.meta);
@@ -278,7 +282,10 @@ export class SkbPool {
     this.stats.live--;
     if (!consumed) this.stats.dropped++;
     this.onFree?.(skb, consumed);
-    if (skb.dataRegion) this.kernel.mem.free(skb.dataRegion);
+    if (skb.dataRegion) {
+      if (skb.dataRegion.size === DATA_CHUNK) this.spareData.push(skb.dataRegion);
+      else this.kernel.mem.free(skb.dataRegion);
+    }
     skb.dataRegion = undefined;
     this.spare.push(skb.region);
   }
@@ -289,6 +296,8 @@ export class SkbPool {
   }
 }
 
+/** The size of a recycled packet data buffer. */
+const DATA_CHUNK = 2048;
 const ETH_HLEN = 14;
 const ETH_P_IP = 0x0800;
 const IPPROTO_TCP = 6;
