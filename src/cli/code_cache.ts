@@ -8,7 +8,7 @@
  * compiled from source, as without a cache).
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -76,4 +76,17 @@ export function writeCodeCache(path: string, key: string, cache: CodeCache): voi
 export function userCachePath(key: string, env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CACHE_HOME || join(homedir(), ".cache");
   return join(base, "structops", `code-${key.slice(0, 16)}.bin`);
+}
+
+/**
+ * Keep the `keep` newest caches of the directory a user cache is in: each bundle, node and set of
+ * flags has its own, and an old one never serves again once the build or node changed.
+ */
+export function pruneUserCaches(path: string, keep = 4): void {
+  const dir = dirname(path);
+  const caches = readdirSync(dir)
+    .filter((n) => /^code-[0-9a-f]{16}\.bin$/.test(n))
+    .map((n) => ({ p: join(dir, n), t: statSync(join(dir, n)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const { p } of caches.slice(keep)) rmSync(p, { force: true });
 }

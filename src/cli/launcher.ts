@@ -11,7 +11,14 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import vm from "node:vm";
-import { type CodeCache, cacheKey, readCodeCache, userCachePath, writeCodeCache } from "./code_cache.js";
+import {
+  type CodeCache,
+  cacheKey,
+  pruneUserCaches,
+  readCodeCache,
+  userCachePath,
+  writeCodeCache,
+} from "./code_cache.js";
 
 interface Bundle {
   run(argv: string[]): Promise<number>;
@@ -43,7 +50,8 @@ const script = new vm.Script(
   `(function (exports, require, module, __filename, __dirname, __structops_url, __structops_import) {${source}\n})`,
   { filename: file, cachedData: used?.data },
 );
-// V8 refuses a cache made with other flags: then the bundle compiled from source, as with none.
+// V8 may still refuse a cache (a V8 flag set some way the key does not see): then the bundle
+// compiled from source, as with none.
 if (script.cachedDataRejected) used = undefined;
 const module = { exports: {} as Bundle };
 // The outside packages' import() (scripts/bundle-cli.mjs), resolved from here as from the bundle.
@@ -68,6 +76,7 @@ if (!off) {
     if (path === undefined) return;
     try {
       writeCodeCache(path, key, { data: script.createCachedData(), kernel });
+      if (path !== out) pruneUserCaches(path);
     } catch {
       // A cache that cannot be written (read-only home) only costs the next run its compile.
     }

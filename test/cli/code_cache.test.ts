@@ -11,13 +11,14 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import vm from "node:vm";
-import { cacheKey, readCodeCache, writeCodeCache } from "../../src/cli/code_cache.js";
+import { cacheKey, pruneUserCaches, readCodeCache, writeCodeCache } from "../../src/cli/code_cache.js";
 
 const BUILT = join(process.cwd(), "dist", "cli");
 const FILES = ["main.js", "structops.cjs", "structops.cjs.cache", "BUILD_ID", "package.json"];
@@ -50,6 +51,19 @@ test("a cache is read back only for its key and intact", (t) => {
   assert.equal(readCodeCache(path, "k1"), undefined, "bad header");
   assert.notEqual(cacheKey("a", ""), cacheKey("b", ""), "the source is part of the key");
   assert.notEqual(cacheKey("a", ""), cacheKey("a", "--jitless"), "so are node's flags");
+});
+
+test("a user's cache directory keeps the newest caches", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "structops-code-cache-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const names = Array.from({ length: 6 }, (_, i) => `code-${String(i).repeat(16)}.bin`);
+  names.forEach((n, i) => {
+    writeFileSync(join(dir, n), "x");
+    utimesSync(join(dir, n), 1_000_000 + i, 1_000_000 + i);
+  });
+  writeFileSync(join(dir, "other"), "not a cache");
+  pruneUserCaches(join(dir, names[5]!), 4);
+  assert.deepEqual(readdirSync(dir).sort(), [...names.slice(2), "other"].sort());
 });
 
 interface Out {
