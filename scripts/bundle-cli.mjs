@@ -76,18 +76,26 @@ writeFileSync("dist/cli/BUILD_ID", `${sha.digest("hex")}\n`);
 
 // The code cache: a session of two objects (one registered with a link) registered, then a run
 // that replays it and lists its programs writes the cache of everything it compiled. Without the
-// objects (a tree without bpf/obj), an empty session's run makes it.
+// objects (a tree without bpf/obj), an empty session's run makes it. A run that fails (a verifier
+// change that refuses an object) is reported and the build goes on: the command is then slower to
+// start, and its tests say what broke.
 const dir = mkdtempSync(join(tmpdir(), "structops-build-"));
 try {
   const env = { ...process.env, STRUCTOPS_STATE: join(dir, "session.json") };
-  const so = (args, extra = {}) =>
-    spawnSync(process.execPath, ["dist/cli/main.js", ...args], { env: { ...env, ...extra }, encoding: "utf8" });
+  const so = (args, extra = {}) => {
+    const r = spawnSync(process.execPath, ["dist/cli/main.js", ...args], {
+      env: { ...env, ...extra },
+      encoding: "utf8",
+    });
+    if (r.status !== 0) {
+      const why = (r.stderr || r.error?.message || `status ${r.status}`).trim();
+      process.stderr.write(`bundle-cli: structops ${args.join(" ")} failed (${why}); the code cache covers less\n`);
+    }
+  };
   for (const obj of ["bpf/obj/tcp_reno.bpf.o", "bpf/obj/tcp_cubic.bpf.o"].filter((o) => existsSync(o))) {
-    const r = so(["struct_ops", "register", obj], { STRUCTOPS_CODE_CACHE: "off" });
-    if (r.status !== 0) throw new Error(`structops struct_ops register ${obj}: ${r.stderr}`);
+    so(["struct_ops", "register", obj], { STRUCTOPS_CODE_CACHE: "off" });
   }
-  const r = so(["prog", "show"], { STRUCTOPS_CODE_CACHE_OUT: "dist/cli/structops.cjs.cache" });
-  if (r.status !== 0) throw new Error(`structops prog show: ${r.stderr}`);
+  so(["prog", "show"], { STRUCTOPS_CODE_CACHE_OUT: "dist/cli/structops.cjs.cache" });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
