@@ -3,7 +3,8 @@
  * BPF qdiscs (bpf/obj/sim/qdisc_fifo.bpf.o and qdisc_fq.bpf.o: enqueue and dequeue run as BPF, every
  * packet an sk_buff kptr in an allocated node) against the built-in TypeScript pfifo and fq, all
  * measured in this run on the same scenario (12 Mbit/s, 30 ms, two CUBIC flows, 10 s, seed 1).
- * And the qdisc alone, without TCP around it: skbs of 16 flows enqueued and dequeued on a device,
+ * bpf/qdisc_dynptr.bpf.c, the FIFO that reads each packet's headers through an skb dynptr, against
+ * the plain BPF FIFO. And the qdisc alone, without TCP around it: skbs of 16 flows enqueued and dequeued on a device,
  * 64 at a time, through the BPF qdisc and the built-in one.
  */
 import { existsSync } from "node:fs";
@@ -112,6 +113,19 @@ export async function run(): Promise<BenchResult[]> {
       baseline: { name: `built-in ${builtin}`, value: q0.pps },
       ratio: q1.pps / q0.pps,
       note: `best of ${ROUNDS}; ${PACKETS} skbs of 16 flows, ${BATCH} enqueued then all dequeued, no TCP (${q1.wallMs.toFixed(0)} vs ${q0.wallMs.toFixed(0)} ms wall); ratio = BPF / built-in`,
+    });
+  }
+  // What reading every packet's headers through an skb dynptr costs: the dynptr FIFO against the plain one.
+  if (existsSync(obj("qdisc_dynptr")) && existsSync(obj("qdisc_fifo"))) {
+    const base = pps(obj("qdisc_fifo"));
+    const ours = pps(obj("qdisc_dynptr"));
+    out.push({
+      name: "sim packets/s through bpf/qdisc_dynptr.bpf.c (headers read through an skb dynptr)",
+      value: ours.pps,
+      unit: "pkt/s",
+      baseline: { name: "bpf/qdisc_fifo.bpf.c", value: base.pps },
+      ratio: ours.pps / base.pps,
+      note: `best of ${ROUNDS}; ${ours.packets} vs ${base.packets} packets in 10 s simulated (${ours.wallMs.toFixed(0)} vs ${base.wallMs.toFixed(0)} ms wall); each packet: bpf_dynptr_from_skb, three bpf_dynptr_slice, size and is_rdonly; ratio = dynptr FIFO / plain FIFO`,
     });
   }
   return out;
