@@ -19,7 +19,8 @@ struct so_dctcp {
 	__u32 next_seq; /* end of the current observation window */
 	__u32 alpha;
 	__u32 loss_cwnd;
-	__u32 ce_state; /* 1 while the peer reports CE */
+	__u32 ce_state; /* receiving side: 1 while the last data segment carried CE */
+	__u32 prior_rcv_nxt; /* receiving side: rcv_nxt when the CE state was last seen */
 };
 
 /* Initial alpha: start cautious (full reduction on the first mark), as DCTCP does. */
@@ -42,6 +43,7 @@ void BPF_PROG(so_dctcp_init, struct sock *sk)
 	ca->alpha = min(so_dctcp_alpha_on_init, DCTCP_MAX_ALPHA);
 	ca->loss_cwnd = 0;
 	ca->ce_state = 0;
+	ca->prior_rcv_nxt = tp->rcv_nxt;
 	dctcp_reset_window(tp, ca);
 }
 
@@ -81,25 +83,40 @@ void BPF_PROG(so_dctcp_in_ack_event, struct sock *sk, __u32 flags)
 	dctcp_reset_window(tp, ca);
 }
 
+static __always_inline void dctcp_echo(struct tcp_sock *tp, __u32 ce_state)
+{
+	if (ce_state)
+		tp->ecn_flags |= TCP_ECN_DEMAND_CWR;
+	else
+		tp->ecn_flags &= ~TCP_ECN_DEMAND_CWR;
+}
+
+/*
+ * The receiving side echoes each segment's CE state in ECE (not RFC 3168's latch until CWR). A
+ * change of state is ACKed at once; if a delayed ACK is pending, the data it covers is ACKed first
+ * with the state it arrived in, so every ACK reports the marks of exactly the segments it covers.
+ */
 SEC("struct_ops/so_dctcp_cwnd_event")
 void BPF_PROG(so_dctcp_cwnd_event, struct sock *sk, enum tcp_ca_event ev)
 {
 	struct tcp_sock *tp = tcp_sk(sk);
 	struct so_dctcp *ca = inet_csk_ca(sk);
+	__u32 ce;
 
-	switch (ev) {
-	case CA_EVENT_ECN_IS_CE:
-		ca->ce_state = 1;
-		/* Echo CE back to the sender until it sends CWR. */
-		tp->ecn_flags |= TCP_ECN_DEMAND_CWR;
-		break;
-	case CA_EVENT_ECN_NO_CE:
-		ca->ce_state = 0;
-		tp->ecn_flags &= ~TCP_ECN_DEMAND_CWR;
-		break;
-	default:
-		break;
+	if (ev != CA_EVENT_ECN_IS_CE && ev != CA_EVENT_ECN_NO_CE)
+		return;
+	ce = ev == CA_EVENT_ECN_IS_CE;
+	if (ca->ce_state != ce) {
+		if (inet_csk(sk)->icsk_ack.pending & ICSK_ACK_TIMER) {
+			/* The prior state: ce_state is 0 or 1 and differs from ce. */
+			dctcp_echo(tp, !ce);
+			bpf_tcp_send_ack(sk, ca->prior_rcv_nxt);
+		}
+		inet_csk(sk)->icsk_ack.pending |= ICSK_ACK_NOW;
 	}
+	ca->prior_rcv_nxt = tp->rcv_nxt;
+	ca->ce_state = ce;
+	dctcp_echo(tp, ce);
 }
 
 SEC("struct_ops/so_dctcp_state")
