@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { bpf_map_get_next_key, bpf_map_lookup_elem } from "../../src/loader/bpf.js";
 import { BpfCcHost } from "../../src/sim/bpf_cc.js";
@@ -13,7 +14,7 @@ import {
 } from "../../src/subsys/tcp/btf.js";
 import type { TcpAck, TcpSegment } from "../../src/subsys/tcp/tcp.js";
 import { DCTCP_MAX_ALPHA } from "../../src/subsys/tcp/tcp_dctcp.js";
-import { bpfObj } from "./helpers.js";
+import { bpfObj, repoRoot } from "./helpers.js";
 
 /** bpf/tcp_ca_count.bpf.c's callbacks, as its map keys number them. */
 const OP = {
@@ -224,4 +225,64 @@ test("delayed ACKs as tcp_input.c: 16 quick ACKs first, then one per two full se
   const wait = acks.at(-1)!.t - acks.at(-2)!.t - 12e6; // less the segment's own serialisation
   assert.ok(wait > 39e6 && wait <= 40e6, `delayed by ${wait / 1e6} ms`);
   assert.equal(acks.at(-1)!.ack, 41);
+});
+
+/**
+ * test/fixtures/tcp/host_both_ends.json: the host kernel's counts of the same object on both ends of a
+ * loopback connection (fidelity/tcp_both_ends/capture.py). What a pure receiver and its sender get
+ * holds there and in the simulator alike. (On the host the receiver also gets one pkts_acked,
+ * cong_avoid and set_state when the ACK of its FIN comes back, and many more slow-path segments,
+ * as the sender's advertised window keeps changing; the simulator closes without FINs and has no
+ * receive windows.)
+ */
+function checkRoles(where: string, tx: Map<string, number>, rx: Map<string, number>): void {
+  const n = (m: Map<string, number>, k: string) => m.get(k) ?? 0;
+  const keys = (m: Map<string, number>, op: string) => [...m.keys()].filter((k) => k.startsWith(`${op}/`));
+  for (const [role, m] of [
+    ["sender", tx],
+    ["receiver", rx],
+  ] as const) {
+    assert.equal(n(m, "init/0"), 1, `${where}: ${role} init`);
+    assert.equal(n(m, "release/0"), 1, `${where}: ${role} release`);
+  }
+  assert.ok(n(tx, `cwnd_event/${CA_EVENT_TX_START}`) >= 1, `${where}: the sender starts transmitting`);
+  assert.ok(n(tx, "pkts_acked/0") > 0 && n(tx, "cong_avoid/0") > 0, `${where}: the sender's window`);
+  assert.equal(n(tx, `cwnd_event/${CA_EVENT_ECN_NO_CE}`) + n(tx, `cwnd_event/${CA_EVENT_ECN_IS_CE}`), 0, where);
+  assert.equal(n(rx, `cwnd_event/${CA_EVENT_TX_START}`), 0, `${where}: the receiver sends no data`);
+  assert.equal(n(rx, "ssthresh/0"), 0, where);
+  assert.ok(n(rx, `cwnd_event/${CA_EVENT_ECN_NO_CE}`) > 0, `${where}: ECN negotiated, unmarked data segments`);
+  assert.equal(n(rx, `cwnd_event/${CA_EVENT_ECN_IS_CE}`), 0, where);
+  const acks = keys(rx, "in_ack_event");
+  assert.ok(acks.length > 0, `${where}: the receiver's slow path`);
+  for (const k of acks) assert.ok(Number(k.split("/")[1]) & CA_ACK_SLOWPATH, `${where}: receiver ${k}`);
+}
+
+test("the receiver's and the sender's calls as the host kernel makes them (tcp_ca_count on both ends)", {
+  skip: counting,
+}, () => {
+  const fixture = JSON.parse(
+    readFileSync(join(repoRoot(), "test", "fixtures", "tcp", "host_both_ends.json"), "utf8"),
+  ) as { sockets: { role: string; calls: Record<string, number> }[] };
+  const role = (r: string) => new Map(Object.entries(fixture.sockets.find((s) => s.role === r)!.calls));
+  checkRoles("host", role("sender"), role("receiver"));
+  const host = new BpfCcHost();
+  const cc = host.attach(bpfObj("tcp_ca_count"));
+  const sim = new Simulation({
+    link: { ...DEFAULT_LINK, buffer: { packets: 1000 }, lossRate: 0.002 },
+    durationNs: 3e9,
+    flows: [{ cc }],
+    delayedAck: true,
+    tcp: host.tcp,
+  });
+  sim.run();
+  // The map's numbered callbacks by name, as the capture writes them.
+  const named = (m: Map<string, number>) =>
+    new Map(
+      [...m].map(([k, v]) => {
+        const [op, arg] = k.split("/");
+        return [`${Object.entries(OP).find(([, n]) => n === Number(op))![0]}/${arg}`, v] as const;
+      }),
+    );
+  const by = countsBySocket(host);
+  checkRoles("sim", named(by.get(sim.conns[0]!.sk.addr)!), named(by.get(sim.rsks[0]!.addr)!));
 });
