@@ -15,6 +15,11 @@
  *   count_partial_ops  the same with SCX_OPS_SWITCH_PARTIAL (only SCHED_EXT tasks)
  *   cpumask_ops      records what ops.set_cpumask receives when a task's affinity changes
  *   move_ops         scx_bpf_dsq_move[_vtime] (with set_slice/set_vtime) from the DSQ iterator
+ *   enq_select_ops   scx_bpf_select_cpu_dfl() from ops.enqueue (and from the select_cpu_of syscall
+ *                    program): an idle CPU found there gets the task on its local DSQ
+ *   allowed_ops      scx_bpf_select_cpu_and() within a one-CPU domain, from select_cpu and enqueue
+ *   release_ops      ops.cpu_release (reason, the RT task) and ops.cpu_acquire around an RT task,
+ *                    scx_bpf_reenqueue_local() from cpu_release
  * plus a syscall program that ends whichever scheduler is loaded with scx_bpf_exit().
  */
 #include "scx_common.h"
@@ -469,6 +474,165 @@ struct sched_ext_ops move_ops = {
 	.init = (void *)move_init,
 	.exit = (void *)move_exit,
 	.name = "move",
+};
+
+/* ---- release_ops: an RT task takes a CPU from sched_ext and gives it back ---- */
+
+u64 nr_release, nr_release_rt, nr_acquire, nr_reenq;
+s32 release_pid;
+
+void SCX_OP(rel_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	scx_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, enq_flags);
+}
+
+void SCX_OP(rel_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
+{
+	__sync_fetch_and_add(&nr_acquire, 1);
+}
+
+/* what waited on this CPU's local DSQ goes back through ops.enqueue, to run elsewhere */
+void SCX_OP(rel_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
+{
+	__sync_fetch_and_add(&nr_release, 1);
+	if (args->reason == SCX_CPU_PREEMPT_RT)
+		__sync_fetch_and_add(&nr_release_rt, 1);
+	release_pid = args->task->pid;
+	__sync_fetch_and_add(&nr_reenq, scx_bpf_reenqueue_local());
+}
+
+EXIT_OP(rel)
+
+SEC(".struct_ops.link")
+struct sched_ext_ops release_ops = {
+	.enqueue = (void *)rel_enqueue,
+	.cpu_acquire = (void *)rel_cpu_acquire,
+	.cpu_release = (void *)rel_cpu_release,
+	.exit = (void *)rel_exit,
+	.name = "release",
+};
+
+/* ---- enq_select_ops: the default CPU selection from ops.enqueue and from a syscall program ---- */
+
+u64 nr_enq_idle, nr_enq_busy;
+
+s32 SCX_OP(esc_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	/* no choice here: every wake-up reaches ops.enqueue */
+	return prev_cpu;
+}
+
+void SCX_OP(esc_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	bool idle = false;
+	s32 cpu = scx_bpf_select_cpu_dfl(p, scx_bpf_task_cpu(p), 0, &idle);
+
+	if (idle) {
+		__sync_fetch_and_add(&nr_enq_idle, 1);
+		scx_insert(p, SCX_DSQ_LOCAL_ON | cpu, SCX_SLICE_DFL, enq_flags);
+	} else {
+		__sync_fetch_and_add(&nr_enq_busy, 1);
+		scx_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, enq_flags);
+	}
+}
+
+EXIT_OP(esc)
+
+SEC(".struct_ops.link")
+struct sched_ext_ops enq_select_ops = {
+	.select_cpu = (void *)esc_select_cpu,
+	.enqueue = (void *)esc_enqueue,
+	.exit = (void *)esc_exit,
+	.timeout_ms = 1000,
+	.name = "enq_select",
+};
+
+/* BPF_PROG_RUN: the CPU the default selection picks for a task, or -EBUSY when none is idle */
+SEC("syscall")
+int select_cpu_of(s32 *pid)
+{
+	struct task_struct *p = bpf_task_from_pid(*pid);
+	bool idle = false;
+	s32 cpu;
+
+	if (!p)
+		return -22;
+	cpu = scx_bpf_select_cpu_dfl(p, bpf_get_smp_processor_id(), 0, &idle);
+	bpf_task_release(p);
+	return idle ? cpu : -16;
+}
+
+/* ---- allowed_ops: idle CPUs picked only within a domain (scx_bpf_select_cpu_and) ---- */
+
+struct bpf_cpumask *bpf_cpumask_create(void) __ksym;
+void bpf_cpumask_release(struct bpf_cpumask *cpumask) __ksym;
+void bpf_cpumask_set_cpu(u32 cpu, struct bpf_cpumask *cpumask) __ksym;
+s32 scx_bpf_select_cpu_and(struct task_struct *p, s32 prev_cpu, u64 wake_flags, const struct cpumask *cpus_allowed,
+			   u64 flags) __ksym;
+
+/* the domain: one CPU */
+const volatile u32 domain_cpu = 0;
+u64 nr_in_domain, nr_domain_busy;
+
+/* a CPU the selection returned is claimed (no longer idle) and, when p may run there, the domain's */
+static __always_inline void check_pick(struct task_struct *p, s32 cpu)
+{
+	if (scx_bpf_test_and_clear_cpu_idle(cpu))
+		scx_bpf_error("CPU %d should be marked as busy", cpu);
+	if (bpf_cpumask_test_cpu(domain_cpu, p->cpus_ptr) && cpu != domain_cpu)
+		scx_bpf_error("CPU %d not in the allowed domain for %d", cpu, p->pid);
+	__sync_fetch_and_add(&nr_in_domain, 1);
+}
+
+static __always_inline s32 pick_in_domain(struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	struct bpf_cpumask *mask = bpf_cpumask_create();
+	s32 cpu;
+
+	if (!mask) {
+		scx_bpf_error("no cpumask");
+		return -12;
+	}
+	bpf_cpumask_set_cpu(domain_cpu, mask);
+	cpu = scx_bpf_select_cpu_and(p, prev_cpu, wake_flags, (const struct cpumask *)mask, 0);
+	bpf_cpumask_release(mask);
+	return cpu;
+}
+
+s32 SCX_OP(alw_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	s32 cpu = pick_in_domain(p, prev_cpu, wake_flags);
+
+	if (cpu < 0) {
+		__sync_fetch_and_add(&nr_domain_busy, 1);
+		return prev_cpu;
+	}
+	check_pick(p, cpu);
+	scx_insert(p, SCX_DSQ_LOCAL, SCX_SLICE_DFL, 0);
+	return cpu;
+}
+
+void SCX_OP(alw_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	s32 cpu;
+
+	scx_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, 0);
+	/* wake an idle CPU of the domain that may run p */
+	cpu = pick_in_domain(p, scx_bpf_task_cpu(p), 0);
+	if (cpu >= 0) {
+		check_pick(p, cpu);
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	}
+}
+
+EXIT_OP(alw)
+
+SEC(".struct_ops.link")
+struct sched_ext_ops allowed_ops = {
+	.select_cpu = (void *)alw_select_cpu,
+	.enqueue = (void *)alw_enqueue,
+	.exit = (void *)alw_exit,
+	.name = "allowed",
 };
 
 /* ---- BPF_PROG_RUN: end the loaded scheduler from a syscall program ---- */

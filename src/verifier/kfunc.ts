@@ -50,12 +50,14 @@ import {
   PTR_MAYBE_NULL,
   PTR_TO_BTF_ID,
   PTR_TO_MEM,
+  PTR_TO_STACK,
   PTR_TRUSTED,
   PTR_UNTRUSTED,
   type RegState,
   regTypeStr,
   SCALAR_VALUE,
 } from "./reg_state.js";
+import { checkStackRange, markStackWritten } from "./stack_access.js";
 import { inSleepable } from "./timer.js";
 import { tnumIsConst } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
@@ -251,6 +253,11 @@ function checkKfuncArgs(v: Verifier, meta: KfuncMeta, proto: BtfFuncProto): void
     }
     // Pointer to memory (e.g. u32 *): a readable region of the pointee's size.
     if (!isPointer(reg)) v.reject(EINVAL, `arg#${i} pointer type must point to memory`);
+    // check_mem_reg's BPF_WRITE: the kfunc may write it, so what the stack held there is forgotten
+    if (baseType(reg.type) === PTR_TO_STACK && "size" in ref && (ref.size as number) > 0) {
+      checkStackRange(v, regno, reg, ref.size as number, true);
+      markStackWritten(v, reg, ref.size as number);
+    }
   });
   if (meta.flags & KF_RELEASE && !meta.releaseRegno)
     v.reject(EINVAL, `release kernel function ${name} expects refcounted PTR_TO_BTF_ID`);

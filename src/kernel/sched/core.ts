@@ -12,6 +12,7 @@ import type { Kernel } from "../kernel.js";
 import { memberOff, PF_KTHREAD, type Task, task_alloc, task_exit } from "../task.js";
 import { FairSchedClass } from "./fair.js";
 import { IdleSchedClass } from "./idle.js";
+import { RtSchedClass, rt_policy, rt_prio } from "./rt.js";
 import {
   DEQUEUE_MIGRATING,
   DEQUEUE_NOCLOCK,
@@ -24,6 +25,7 @@ import {
   ENQUEUE_WAKEUP,
   ext_sched_class_maker,
   MAX_NICE,
+  MAX_RT_PRIO,
   MIN_NICE,
   NICE_TO_PRIO,
   normal_policy,
@@ -62,6 +64,10 @@ export interface SchedHooks {
   tick?(rq: Rq): void;
   /** rq's CPU starts (true) or stops spinning in irq context: its current task makes no progress meanwhile. */
   stall?(rq: Rq, on: boolean): void;
+  /** sched_cpu_activate: the CPU came online (sched_ext's scx_rq_activate). */
+  cpu_activate?(rq: Rq): void;
+  /** sched_cpu_deactivate: the CPU is going offline, its tasks not moved yet (scx_rq_deactivate). */
+  cpu_deactivate?(rq: Rq): void;
 }
 
 export interface SchedOptions {
@@ -74,6 +80,7 @@ export class Sched implements SchedCore {
   readonly topology: SchedTopology;
   readonly rqs: Rq[] = [];
   readonly fair: FairSchedClass;
+  readonly rt: RtSchedClass;
   readonly idleClass: IdleSchedClass;
   private extClass: SchedClass | null = null;
   private extEnabled = false;
@@ -95,6 +102,7 @@ export class Sched implements SchedCore {
     this.tick_nsec = Math.round(1e9 / Number(kernel.config.CONFIG_HZ ?? 1000));
     this.topology = new SchedTopology(this.nr_cpu_ids, opts.topology);
     this.fair = new FairSchedClass(this);
+    this.rt = new RtSchedClass(this);
     this.idleClass = new IdleSchedClass();
     for (let cpu = 0; cpu < this.nr_cpu_ids; cpu++) {
       const t =
@@ -251,7 +259,7 @@ export class Sched implements SchedCore {
   }
 
   private rebuildActive(): void {
-    const a: SchedClass[] = [];
+    const a: SchedClass[] = [this.rt];
     if (!this.extAll) a.push(this.fair);
     if (this.extEnabled && this.extClass) a.push(this.extClass);
     a.push(this.idleClass);
@@ -265,16 +273,17 @@ export class Sched implements SchedCore {
   }
 
   private classRank(c: SchedClass): number {
-    return c === this.fair ? 0 : c === this.idleClass ? 2 : 1;
+    return c === this.rt ? -1 : c === this.fair ? 0 : c === this.idleClass ? 2 : 1;
   }
 
-  /** sched_class_above(a, b) in the 6.12+ order fair > ext > idle. */
+  /** sched_class_above(a, b) in the 6.12+ order rt > fair > ext > idle. */
   sched_class_above(a: SchedClass, b: SchedClass): boolean {
     return this.classRank(a) < this.classRank(b);
   }
 
   /** __setscheduler_class: the class a task of this policy belongs to now. */
   class_for(policy: number): SchedClass {
+    if (rt_policy(policy)) return this.rt;
     if (this.ext_enabled && this.ext && (policy === SCHED_EXT || (this.ext_switched_all && normal_policy(policy)))) {
       return this.ext;
     }
@@ -417,6 +426,11 @@ export class Sched implements SchedCore {
   }
 
   __schedule(rq: Rq, preempt: boolean): void {
+    // an offline CPU stays in its idle loop
+    if (!rq.online && rq.curr === rq.idle) {
+      rq.need_resched = false;
+      return;
+    }
     const k = this.kernel;
     const savedCpu = k.cpu;
     const savedTask = k.runningTask;
@@ -506,18 +520,26 @@ export class Sched implements SchedCore {
       cpus?: Uint8Array;
       /** SchedTask.user of the new task. */
       user?: unknown;
+      /** sched_priority (1..99) of a SCHED_FIFO or SCHED_RR task. */
+      rtPriority?: number;
     },
   ): SchedTask {
     const parent = opts.parent ?? null;
     const t = task_alloc(this.kernel, opts.pid, comm, { parent: parent?.task ?? this.kernel.initTask });
     const p = new SchedTask(t, this.nr_cpu_ids);
     p.policy = opts.policy ?? (parent ? parent.policy : 0);
-    if (!normal_policy(p.policy))
-      throw new RangeError(`policy ${p.policy}: only SCHED_NORMAL, BATCH, IDLE and EXT are modelled`);
+    if (!normal_policy(p.policy) && !rt_policy(p.policy))
+      throw new RangeError(`policy ${p.policy}: only SCHED_NORMAL, BATCH, IDLE, EXT, FIFO and RR are modelled`);
     const nice = opts.nice ?? (parent ? parent.static_prio - 120 : 0);
     if (!Number.isInteger(nice) || nice < MIN_NICE || nice > MAX_NICE)
       throw new RangeError(`nice ${nice}: not in -20..19`);
     p.static_prio = p.normal_prio = p.prio = NICE_TO_PRIO(nice);
+    if (rt_policy(p.policy)) {
+      const rtp = opts.rtPriority ?? (parent && rt_policy(parent.policy) ? MAX_RT_PRIO - 1 - parent.prio : 1);
+      if (!Number.isInteger(rtp) || rtp < 1 || rtp > MAX_RT_PRIO - 1)
+        throw new RangeError(`sched_priority ${rtp}: not in 1..99`);
+      p.normal_prio = p.prio = rt_prio(rtp);
+    }
     const mask = opts.cpus ?? parent?.cpus_mask;
     if (mask) {
       p.cpus_mask.set(mask);
@@ -569,6 +591,84 @@ export class Sched implements SchedCore {
     this.__schedule(rq, false);
   }
 
+  // ---- CPU hotplug ----
+
+  /**
+   * The CPU goes offline: sched_cpu_deactivate (the hooks' cpu_deactivate, then the classes'
+   * rq_offline), then sched_cpu_dying's migration: the running task is preempted as by the
+   * stopper and every task queued there moves to an allowed online CPU; a task allowed on no
+   * online CPU loses its affinity (select_fallback_rq's last resort: every online CPU).
+   */
+  cpu_down(cpu: number): void {
+    const rq = this.rqs[cpu];
+    if (!rq) throw new RangeError(`cpu ${cpu}: no such CPU`);
+    if (!rq.online) return;
+    if (this.rqs.filter((r) => r.online).length === 1) throw new RangeError(`cpu ${cpu}: the last online CPU`);
+    const k = this.kernel;
+    const saved = [k.cpu, k.runningTask] as const;
+    k.cpu = cpu;
+    k.runningTask = rq.curr.task;
+    try {
+      for (const h of this.hooks) h.cpu_deactivate?.(rq);
+      rq.online = false;
+      for (const c of this.active) c.rq_offline?.(rq);
+      this.update_rq_clock(rq);
+      const prev = rq.curr;
+      if (prev !== rq.idle) {
+        prev.sched_class.update_curr?.(rq);
+        prev.sched_class.put_prev_task(rq, prev, rq.idle);
+        rq.idle.sched_class.set_next_task(rq, rq.idle, true);
+        rq.nr_switches++;
+        prev.nivcsw++;
+        rq.curr = rq.idle;
+        rq.need_resched = false;
+        this.context_switch(rq, prev, rq.idle);
+      }
+      for (const p of [...this.taskList]) {
+        if (p.cpu !== cpu) continue;
+        if (!this.allowedOnline(p)) this.breakAffinity(p);
+        if (p.on_rq === TASK_ON_RQ_QUEUED) this.move_queued_task(rq, p, this.select_fallback_rq(p));
+        else p.wake_cpu = this.select_fallback_rq(p);
+      }
+    } finally {
+      [k.cpu, k.runningTask] = saved;
+    }
+  }
+
+  /** The CPU comes online (sched_cpu_activate): the classes' rq_online, the hooks, then it looks for work. */
+  cpu_up(cpu: number): void {
+    const rq = this.rqs[cpu];
+    if (!rq) throw new RangeError(`cpu ${cpu}: no such CPU`);
+    if (rq.online) return;
+    rq.online = true;
+    for (const c of this.active) c.rq_online?.(rq);
+    const k = this.kernel;
+    const saved = [k.cpu, k.runningTask] as const;
+    k.cpu = cpu;
+    k.runningTask = rq.curr.task;
+    try {
+      for (const h of this.hooks) h.cpu_activate?.(rq);
+    } finally {
+      [k.cpu, k.runningTask] = saved;
+    }
+    this.resched_curr(rq);
+  }
+
+  private allowedOnline(p: SchedTask): boolean {
+    for (let c = 0; c < this.nr_cpu_ids; c++) if (p.cpus_mask[c] && this.rqs[c]!.online) return true;
+    return false;
+  }
+
+  /** select_fallback_rq's "no longer affine" case: every online CPU. */
+  private breakAffinity(p: SchedTask): void {
+    const mask = new Uint8Array(this.nr_cpu_ids);
+    for (let c = 0; c < this.nr_cpu_ids; c++) mask[c] = this.rqs[c]!.online ? 1 : 0;
+    for (let c = 0; c < this.nr_cpu_ids; c++) p.cpus_mask[c] = mask[c]!;
+    p.nr_cpus_allowed = mask.reduce((a, b) => a + b, 0);
+    this.sync_task_cpus(p);
+    p.sched_class.set_cpus_allowed?.(p, mask);
+  }
+
   // ---- attribute changes ----
 
   /** Dequeue (and put) p around a change, then put it back (the kernel's sched_change pattern). */
@@ -595,7 +695,8 @@ export class Sched implements SchedCore {
       if (p.sched_class.reweight_task) p.sched_class.reweight_task(rq, p, w);
       else p.se.weight = w;
       const old = p.prio;
-      p.prio = p.normal_prio = p.static_prio;
+      // an RT task's priority is its sched_priority, not its nice
+      if (!rt_policy(p.policy)) p.prio = p.normal_prio = p.static_prio;
       p.sched_class.prio_changed?.(rq, p, old);
     });
   }

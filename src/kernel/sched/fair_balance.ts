@@ -34,7 +34,7 @@ function domains(fair: FairSchedClass, cpu: number): (readonly number[])[] {
 
 /** can_migrate_task: queued, not running, allowed on the destination. */
 function movable(src: Rq, p: SchedTask, dst: number): boolean {
-  return src.curr !== p && task_allowed_on_cpu(p, dst);
+  return src.curr !== p && task_allowed_on_cpu(p, dst) && src.sched.cpu_rq(dst).online;
 }
 
 function pull(fair: FairSchedClass, src: Rq, dst: Rq, p: SchedTask): void {

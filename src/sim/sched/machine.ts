@@ -165,7 +165,15 @@ export class Machine {
     };
     const pid = this.nextPid++;
     // The task's first event is prepared before it can run.
-    const p = this.sched.fork(name, { parent, pid, nice: tpl.nice, policy: tpl.policy, cpus, user: run });
+    const p = this.sched.fork(name, {
+      parent,
+      pid,
+      nice: tpl.nice,
+      policy: tpl.policy,
+      cpus,
+      user: run,
+      rtPriority: tpl.rtPriority,
+    });
     this.all.push(p);
     let list = this.byName.get(tpl.name);
     if (!list) this.byName.set(tpl.name, (list = []));
@@ -359,6 +367,11 @@ export class Machine {
           });
         else this.spawn(tpl, i, null);
       }
+    }
+    for (const e of this.opts.workload.hotplug ?? []) {
+      if (e.cpu >= this.opts.cpus)
+        throw new RangeError(`hotplug: cpu ${e.cpu} is not on a ${this.opts.cpus}-CPU machine`);
+      this.at(e.at, () => (e.online ? this.sched.cpu_up(e.cpu) : this.sched.cpu_down(e.cpu)));
     }
     this.flush();
     const tick = this.sched.tick_nsec;

@@ -1,6 +1,6 @@
 /**
  * Workloads: rt-app's JSON where it fits (`tasks` by name with `instance`, `loop`, `priority`
- * as the nice value, `policy`, `cpus`, `delay`, and events in order: `run`/`runtime` and
+ * as the nice value or, for SCHED_FIFO and SCHED_RR, the sched_priority, `policy`, `cpus`, `delay`, and events in order: `run`/`runtime` and
  * `sleep` in us, `resume` and `suspend`, `yield`, `fork`, optionally inside named `phases`, where
  * a phase's `cpus` changes the task's affinity as the phase starts),
  * plus presets. Durations may be jittered by a seeded fraction (`jitter`, our extension), so a
@@ -25,6 +25,8 @@ export interface TaskTemplate {
   loop: number;
   nice: number;
   policy: number;
+  /** sched_priority (1..99) of a SCHED_FIFO or SCHED_RR task (rt-app's `priority` for those). */
+  rtPriority?: number;
   /** Allowed CPUs (undefined: all). */
   cpus?: number[];
   /** Start delay in ns. */
@@ -36,14 +38,25 @@ export interface TaskTemplate {
   forkedOnly: boolean;
 }
 
+/** A CPU taken offline or brought back at a time (ns), as `echo 0 > /sys/devices/system/cpu/cpuN/online` does. */
+export interface HotplugEvent {
+  at: number;
+  cpu: number;
+  online: boolean;
+}
+
 export interface Workload {
   name: string;
   tasks: TaskTemplate[];
+  /** CPU hotplug during the run (our extension: `"hotplug": [{"at": us, "cpu": N, "online": false}]`). */
+  hotplug?: HotplugEvent[];
 }
 
 const POLICIES: Record<string, number> = {
   SCHED_OTHER: 0,
   SCHED_NORMAL: 0,
+  SCHED_FIFO: 1,
+  SCHED_RR: 2,
   SCHED_BATCH: 3,
   SCHED_IDLE: 5,
   SCHED_EXT: 7,
@@ -101,7 +114,10 @@ export function parseWorkload(text: string, name = "workload"): Workload {
     const policyName = t.policy ?? "SCHED_OTHER";
     const policy = typeof policyName === "string" ? POLICIES[policyName] : undefined;
     if (policy === undefined)
-      bad(`task ${tname}: policy ${JSON.stringify(policyName)} is not modelled (SCHED_OTHER, BATCH, IDLE, EXT)`);
+      bad(
+        `task ${tname}: policy ${JSON.stringify(policyName)} is not modelled (SCHED_OTHER, BATCH, IDLE, EXT, FIFO, RR)`,
+      );
+    const rt = policy === 1 || policy === 2;
     let cpus: number[] | undefined;
     if (t.cpus !== undefined) {
       if (!Array.isArray(t.cpus) || t.cpus.length === 0) bad(`task ${tname}: cpus must be a non-empty array`);
@@ -132,8 +148,9 @@ export function parseWorkload(text: string, name = "workload"): Workload {
       name: tname,
       instances: num(t.instance ?? 1, `task ${tname}: instance`, 1, 10000),
       loop: num(t.loop ?? -1, `task ${tname}: loop`, -1, 1e9),
-      nice: num(t.priority ?? 0, `task ${tname}: priority (nice)`, -20, 19),
+      nice: rt ? 0 : num(t.priority ?? 0, `task ${tname}: priority (nice)`, -20, 19),
       policy,
+      ...(rt ? { rtPriority: num(t.priority ?? 1, `task ${tname}: priority (sched_priority)`, 1, 99) } : {}),
       cpus,
       delay: num(t.delay ?? 0, `task ${tname}: delay`, 0, MAX_US) * 1e3,
       jitter: num(t.jitter ?? 0, `task ${tname}: jitter`, 0, 0.99, false),
@@ -143,7 +160,20 @@ export function parseWorkload(text: string, name = "workload"): Workload {
   }
   for (const t of tasks) if (forked.has(t.name)) t.forkedOnly = true;
   if (tasks.every((t) => t.forkedOnly)) bad("every task is only forked: nothing starts");
-  return { name, tasks };
+  const hp = (doc as { hotplug?: unknown }).hotplug;
+  if (hp === undefined) return { name, tasks };
+  if (!Array.isArray(hp) || hp.length > 1000) bad("hotplug must be an array of at most 1000 events");
+  const hotplug = hp.map((e, i) => {
+    if (!e || typeof e !== "object") bad(`hotplug[${i}]: not an object`);
+    const o = e as Record<string, unknown>;
+    if (typeof o.online !== "boolean") bad(`hotplug[${i}].online must be true or false`);
+    return {
+      at: num(o.at, `hotplug[${i}].at`, 0, MAX_US) * 1e3,
+      cpu: num(o.cpu, `hotplug[${i}].cpu`, 0, 511),
+      online: o.online as boolean,
+    };
+  });
+  return { name, tasks, hotplug };
 }
 
 /** Presets by name, sized to the machine. */

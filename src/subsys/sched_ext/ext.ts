@@ -17,12 +17,15 @@ import { BpfError, EBUSY, EINVAL } from "../../uapi/errno.js";
 import { SCX_EVENTS } from "./btf.js";
 import {
   SCX_DSP_DFL_MAX_BATCH,
+  SCX_ECODE_ACT_RESTART,
+  SCX_ECODE_RSN_HOTPLUG,
   SCX_EFLAG_INITIALIZED,
   SCX_EXIT_DUMP_DFL_LEN,
   SCX_EXIT_ERROR,
   SCX_EXIT_MSG_LEN,
   SCX_EXIT_NONE,
   SCX_EXIT_UNREG,
+  SCX_EXIT_UNREG_KERN,
   SCX_KF_CPU_RELEASE,
   SCX_KF_DISPATCH,
   SCX_KF_UNLOCKED,
@@ -194,6 +197,8 @@ export class ScxState {
   /** An exit was recorded: scx_disable_workfn runs at the next safe point. */
   pendingDisable = false;
   host: ScxClassHost | null = null;
+  /** scx_hotplug_seq: CPUs gone on- or offline since boot (/sys/kernel/sched_ext/hotplug_seq). */
+  hotplugSeq = 0n;
   /** Every scheduler that ran on this kernel, with how it ended (for userspace reporting). */
   readonly history: ScxSched[] = [];
   /** Builds the debug dump of an error exit (the machine knows the CPUs and tasks). */
@@ -272,6 +277,13 @@ export class ScxState {
       }
       sch.exitInfo.flags |= SCX_EFLAG_INITIALIZED;
     }
+    // check_hotplug_seq(): a CPU went on- or offline since userspace read the sequence
+    if (sch.hotplugSeq && sch.hotplugSeq !== this.hotplugSeq)
+      sch.exit(
+        SCX_EXIT_UNREG_KERN,
+        SCX_ECODE_ACT_RESTART | SCX_ECODE_RSN_HOTPLUG,
+        `expected hotplug seq ${sch.hotplugSeq} did not match actual ${this.hotplugSeq}`,
+      );
     if (!validate_ops(sch)) return;
     this.host?.enable(sch);
     if (this.enableState === SCX_ENABLING) this.enableState = SCX_ENABLED;

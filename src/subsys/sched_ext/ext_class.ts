@@ -16,11 +16,14 @@ import {
   SCX_DSQ_LOCAL,
   SCX_DSQ_LOCAL_CPU_MASK,
   SCX_DSQ_LOCAL_ON,
+  SCX_ECODE_ACT_RESTART,
+  SCX_ECODE_RSN_HOTPLUG,
   SCX_ENQ_DSQ_PRIQ,
   SCX_ENQ_HEAD,
   SCX_ENQ_LAST,
   SCX_ENQ_PREEMPT,
   SCX_EXIT_ERROR_STALL,
+  SCX_EXIT_UNREG_KERN,
   SCX_KF_CPU_RELEASE,
   SCX_KF_DISPATCH,
   SCX_KF_ENQUEUE,
@@ -213,6 +216,8 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       fork: (p) => this.fork(p),
       dead: (p) => this.dead(p),
       tick: (rq) => this.tick(rq),
+      cpu_activate: (rq) => this.handleHotplug(rq, true),
+      cpu_deactivate: (rq) => this.handleHotplug(rq, false),
     });
   }
 
@@ -871,6 +876,29 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const sch = this.sch;
     if (!sch?.has("set_cpumask") || this.ent(p).state !== SCX_TASK_ENABLED) return;
     sch.call("set_cpumask", SCX_KF_REST, p.task.addr, p.task.addr + this.off.cpus_mask);
+  }
+
+  // ---- CPU hotplug ----
+
+  /**
+   * handle_hotplug(): every CPU going on- or offline bumps the hotplug sequence; the scheduler's
+   * ops.cpu_online/cpu_offline hear of it, or, without them, the scheduler is ended with
+   * SCX_EXIT_UNREG_KERN asking userspace to restart it.
+   */
+  private handleHotplug(rq: CoreRq, online: boolean): void {
+    this.st.hotplugSeq++;
+    // an offline CPU is no idle CPU to pick; back online it is idle
+    this.setIdle(rq.cpu, online && rq.curr === rq.idle);
+    const sch = this.sch;
+    if (!sch) return;
+    if (online && sch.has("cpu_online")) sch.call("cpu_online", SCX_KF_UNLOCKED, rq.cpu);
+    else if (!online && sch.has("cpu_offline")) sch.call("cpu_offline", SCX_KF_UNLOCKED, rq.cpu);
+    else
+      sch.exit(
+        SCX_EXIT_UNREG_KERN,
+        SCX_ECODE_ACT_RESTART | SCX_ECODE_RSN_HOTPLUG,
+        `cpu ${rq.cpu} going ${online ? "online" : "offline"}, exiting scheduler`,
+      );
   }
 
   // ---- the tick: watchdog and deferred exits ----

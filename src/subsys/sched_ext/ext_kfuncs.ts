@@ -82,7 +82,6 @@ const SO = T.BPF_PROG_TYPE_STRUCT_OPS;
 const SYSCALL = T.BPF_PROG_TYPE_SYSCALL;
 const TRACING = T.BPF_PROG_TYPE_TRACING;
 /** The sets and where register_btf_kfunc_id_set puts them. */
-const SET_SELECT_CPU = [SO];
 const SET_ENQUEUE_DISPATCH = [SO];
 const SET_DISPATCH = [SO];
 const SET_CPU_RELEASE = [SO];
@@ -122,8 +121,8 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
   };
   const m = machine;
 
-  // ---- select_cpu ----
-  reg("scx_bpf_select_cpu_dfl", KF_RCU, union(SET_SELECT_CPU), (c) => {
+  // ---- idle (6.17 moved scx_bpf_select_cpu_dfl there: any op, and unlocked from syscall programs) ----
+  reg("scx_bpf_select_cpu_dfl", KF_RCU, SET_IDLE, (c) => {
     const sch = root();
     if (!sch) return -ENODEV;
     const prev = cpuArg(c, 2);

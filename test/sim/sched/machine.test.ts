@@ -93,3 +93,79 @@ describe("affinity phases", () => {
     );
   });
 });
+
+describe("the RT class", () => {
+  it("a SCHED_FIFO task takes its CPU from fair tasks the moment it wakes and keeps it until it sleeps", () => {
+    const wl = parseWorkload(
+      JSON.stringify({
+        tasks: {
+          hog: { instance: 2, run: 1e6 },
+          rt: { policy: "SCHED_FIFO", priority: 10, cpus: [0], run: 3000, sleep: 7000 },
+        },
+      }),
+    );
+    const m = new Machine({ cpus: 1, workload: wl, csCost: 0, seed: 1 });
+    m.run(100e6);
+    const rt = m.tasksNamed("rt")[0]!;
+    assert.equal(rt.sched_class, m.sched.rt);
+    assert.equal(rt.prio, 89);
+    const r = rt.user as TaskRun;
+    // every period: woken, on the CPU at once, 3 ms of work (10 periods)
+    assert.ok(r.latencies.every((l) => l === 0));
+    assert.equal(rt.se.sum_exec_runtime, 30e6);
+    for (const h of m.tasksNamed("hog")) assert.ok(Math.abs(h.se.sum_exec_runtime - 35e6) < 1e6);
+  });
+
+  it("SCHED_RR tasks of one priority take turns every 100 ms; SCHED_FIFO ones do not", () => {
+    for (const [policy, switches] of [
+      ["SCHED_RR", true],
+      ["SCHED_FIFO", false],
+    ] as const) {
+      const wl = parseWorkload(JSON.stringify({ tasks: { rt: { instance: 2, policy, priority: 5, run: 1e6 } } }));
+      const m = new Machine({ cpus: 1, workload: wl, csCost: 0, seed: 1 });
+      m.run(450e6);
+      const [a, b] = m.tasksNamed("rt");
+      if (switches) {
+        // 100 ms each in turn: 0-100 a, 100-200 b, 200-300 a, 300-400 b, 400-450 a
+        assert.equal(a!.se.sum_exec_runtime, 250e6);
+        assert.equal(b!.se.sum_exec_runtime, 200e6);
+      } else {
+        assert.equal(a!.se.sum_exec_runtime, 450e6);
+        assert.equal(b!.se.sum_exec_runtime, 0);
+      }
+    }
+  });
+});
+
+describe("CPU hotplug", () => {
+  it("a CPU taken offline runs nothing until it comes back; its tasks move, a pinned one loses its affinity", () => {
+    const wl = parseWorkload(
+      JSON.stringify({
+        tasks: { hog: { instance: 4, run: 1e6 }, pinned: { cpus: [1], run: 1e6 } },
+        hotplug: [
+          { at: 20000, cpu: 1, online: false },
+          { at: 60000, cpu: 1, online: true },
+        ],
+      }),
+    );
+    const m = new Machine({ cpus: 2, workload: wl, csCost: 0, seed: 1, timeline: true });
+    m.run(100e6);
+    const on1 = m.segments.filter((s) => s.cpu === 1);
+    assert.ok(on1.some((s) => s.end <= 20e6) && on1.some((s) => s.start >= 60e6));
+    assert.ok(on1.every((s) => s.end <= 20e6 || s.start >= 60e6));
+    // busy until it went, idle while away, busy again after (the fair class balances onto it)
+    assert.equal(m.busyNs()[0], 100e6);
+    assert.ok(m.busyNs()[1]! > 55e6 && m.busyNs()[1]! <= 60e6);
+    const pinned = m.tasksNamed("pinned")[0]!;
+    assert.deepEqual([...pinned.cpus_mask], [1, 0]);
+    assert.ok(pinned.se.sum_exec_runtime > 0);
+  });
+
+  it("the last online CPU cannot go", () => {
+    const wl = parseWorkload(
+      JSON.stringify({ tasks: { hog: { run: 1e6 } }, hotplug: [{ at: 1000, cpu: 0, online: false }] }),
+    );
+    const m = new Machine({ cpus: 1, workload: wl });
+    assert.throws(() => m.run(5e6), /the last online CPU/);
+  });
+});

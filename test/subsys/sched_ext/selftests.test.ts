@@ -188,6 +188,90 @@ test("init_enable_count, SCX_OPS_SWITCH_PARTIAL: every task initialised, only th
   assert.ok(u64("init_transition_cnt") > u64("init_fork_cnt"));
 });
 
+test("cpu_release/cpu_acquire: an RT task takes a CPU from sched_ext (reason RT, the task) and gives it back", {
+  skip,
+}, () => {
+  const rt = task(
+    "rt",
+    [
+      { kind: "run", ns: 2e6 },
+      { kind: "sleep", ns: 8e6 },
+    ],
+    { policy: 1, rtPriority: 50, cpus: [1], delay: 1e6 },
+  );
+  const workload: Workload = { name: "rt", tasks: [task("hog", [{ kind: "run", ns: 1e9 }], { instances: 4 }), rt] };
+  const { m, b, obj, st, attach, u64 } = boot(workload, 2);
+  attach("release_ops");
+  m.run(200e6);
+  assert.equal(st.root?.name, "release");
+  const r = m.tasksNamed("rt")[0]!;
+  assert.equal(r.sched_class, m.sched.rt);
+  // 20 periods: each wake-up takes CPU 1 from an SCX task, each sleep gives it back
+  assert.equal(u64("nr_release"), 20n);
+  assert.equal(u64("nr_release_rt"), 20n);
+  assert.equal(u64("nr_acquire"), 20n);
+  assert.equal(readGlobal(b, obj, "release_pid").getInt32(0, true), r.pid);
+  // the preempted task, at the head of CPU 1's local DSQ, went back through ops.enqueue
+  assert.ok(u64("nr_reenq") >= 20n);
+  // the RT task never waits: it runs its 2 ms as soon as it wakes
+  assert.ok(r.sched_info.run_delay < 20 * 5e3, `run_delay ${r.sched_info.run_delay}`);
+  assert.ok(r.se.sum_exec_runtime >= 40e6);
+  for (const p of m.tasksNamed("hog")) assert.ok(p.se.sum_exec_runtime > 0);
+});
+
+/** BPF_PROG_RUN of scx_checks' select_cpu_of for a pid. */
+function selectCpuOf(b: ScxBoot, obj: BpfObject, pid: number): number {
+  const prog = obj.findProgram("select_cpu_of");
+  assert.ok(prog);
+  const opts: { ctx_in: Uint8Array; retval?: number } = { ctx_in: new Uint8Array(new Int32Array([pid]).buffer) };
+  assert.equal(bpf_prog_test_run_opts(b.h, prog.fd, opts), 0);
+  return opts.retval! | 0;
+}
+
+test("enq_select_cpu: scx_bpf_select_cpu_dfl() from ops.enqueue puts tasks on the idle CPUs it finds", { skip }, () => {
+  const { m, st, attach, u64 } = boot(PRESETS.pipe(4));
+  attach("enq_select_ops");
+  m.run(0.1e9);
+  assert.equal(st.root?.name, "enq_select");
+  assert.ok(u64("nr_enq_idle") > 0n, "an idle CPU was found from ops.enqueue");
+  for (const p of m.all) assert.ok(p.se.sum_exec_runtime > 0, `${p.comm} ran`);
+});
+
+test("enq_select_cpu: from a syscall program, an idle CPU (claimed), -EBUSY when none is idle, -EINVAL for no task", {
+  skip,
+}, () => {
+  const sleeper = task("sleeper", [
+    { kind: "run", ns: 1e5 },
+    { kind: "sleep", ns: 50e6 },
+  ]);
+  const hog = task("hog", [{ kind: "run", ns: 1e9 }], { instances: 4, delay: 20e6 });
+  const { m, b, obj, st, attach, u64 } = boot({ name: "idle", tasks: [sleeper, hog] });
+  attach("enq_select_ops");
+  const got: number[] = [];
+  const pid = () => m.tasksNamed("sleeper")[0]!.pid;
+  m.at(10e6, () => got.push(selectCpuOf(b, obj, pid()), selectCpuOf(b, obj, pid())));
+  m.at(30e6, () => got.push(selectCpuOf(b, obj, pid()), selectCpuOf(b, obj, 99999)));
+  m.run(40e6);
+  assert.equal(st.root?.name, "enq_select");
+  // two idle CPUs, the first claimed by the first call; then four hogs busy everywhere
+  assert.equal(got.length, 4);
+  assert.ok(got[0]! >= 0 && got[1]! >= 0 && got[0] !== got[1], `${got}`);
+  assert.deepEqual(got.slice(2), [-16, -22]);
+  assert.ok(u64("nr_enq_busy") + u64("nr_enq_idle") > 0n);
+});
+
+test("allowed_cpus: scx_bpf_select_cpu_and() picks idle CPUs only in its domain and claims them; still running", {
+  skip,
+}, () => {
+  const { m, st, attach, u64 } = boot(PRESETS.interactive(4));
+  attach("allowed_ops");
+  m.run(1e9);
+  assert.equal(st.root?.name, "allowed");
+  assert.ok(u64("nr_in_domain") > 0n);
+  assert.ok(u64("nr_domain_busy") > 0n);
+  for (const p of m.all) assert.ok(p.se.sum_exec_runtime > 0, `${p.comm} ran`);
+});
+
 test("prog_run: scx_bpf_exit() from a syscall program run with BPF_PROG_RUN ends the scheduler (UNREG_BPF)", {
   skip,
 }, () => {
