@@ -196,6 +196,14 @@ export class Sched implements SchedCore {
     return rq.curr === rq.idle && rq.nr_running === 0;
   }
 
+  cpu_to_node(cpu: number): number {
+    return this.topology.cpu_to_node(cpu);
+  }
+
+  get nr_node_ids(): number {
+    return this.topology.nr_node_ids;
+  }
+
   llc_cpus(cpu: number): readonly number[] {
     return this.topology.llc_cpus(cpu);
   }

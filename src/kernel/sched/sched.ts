@@ -258,6 +258,9 @@ export interface SchedCore {
   move_queued_task(rq: Rq, p: SchedTask, new_cpu: number): Rq;
   /** The CPUs sharing a last-level cache with cpu, itself included, in id order. */
   llc_cpus(cpu: number): readonly number[];
+  /** cpu_to_node() and nr_node_ids of the topology. */
+  cpu_to_node(cpu: number): number;
+  readonly nr_node_ids: number;
   /** cpu's SMT siblings, itself included. */
   smt_cpus(cpu: number): readonly number[];
   cpus_share_cache(a: number, b: number): boolean;

@@ -34,6 +34,7 @@ import {
   SCX_OPS_KEEP_BUILTIN_IDLE,
   SCX_OPS_SWITCH_PARTIAL,
   SCX_PICK_IDLE_CORE,
+  SCX_PICK_IDLE_IN_NODE,
   SCX_SLICE_DFL,
   SCX_SLICE_INF,
   SCX_TASK_ENABLED,
@@ -975,6 +976,41 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     return was;
   }
 
+  /** cpumask_of_node(). */
+  nodeMask(node: number): bigint {
+    let m = 0n;
+    for (let c = 0; c < this.core.nr_cpu_ids; c++) if (this.core.cpu_to_node(c) === node) m |= 1n << BigInt(c);
+    return m;
+  }
+
+  nrNodes(): number {
+    return this.core.nr_node_ids;
+  }
+
+  cpuNode(cpu: number): number {
+    return this.core.cpu_to_node(cpu);
+  }
+
+  onlineMask(): bigint {
+    let m = 0n;
+    for (let c = 0; c < this.core.nr_cpu_ids; c++) if (this.core.cpu_rq(c).online) m |= 1n << BigInt(c);
+    return m;
+  }
+
+  /**
+   * scx_pick_idle_cpu() with a node: that node first, then (without SCX_PICK_IDLE_IN_NODE) the
+   * other nodes in order from the next one; node -1 (NUMA_NO_NODE) searches the whole mask.
+   */
+  pickIdleNode(allowed: bigint, node: number, flags: bigint): number {
+    if (node < 0) return this.pickIdle(allowed, flags);
+    const n = this.core.nr_node_ids;
+    for (let i = 0; i < n; i++) {
+      const cpu = this.pickIdle(allowed & this.nodeMask((node + i) % n), flags);
+      if (cpu >= 0 || flags & SCX_PICK_IDLE_IN_NODE) return cpu;
+    }
+    return -16;
+  }
+
   /** scx_pick_idle_cpu(): the lowest idle CPU of the mask (whole idle cores with PICK_IDLE_CORE). */
   private pickIdle(allowed: bigint, flags: bigint): number {
     for (;;) {
@@ -994,21 +1030,24 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     return m;
   }
 
-  /** scx_select_cpu_dfl(): prev if idle (a whole idle core first on SMT), then the LLC, then any. */
+  /** scx_select_cpu_dfl(): prev if idle (a whole idle core first on SMT), then the LLC, the node, then any. */
   private selectCpuDflCore(p: CoreTask, prev: number, allowed: bigint | null, flags: bigint): number {
-    const mask = allowed === null ? this.maskOf(p) : this.maskOf(p) & allowed;
+    const mask = (allowed === null ? this.maskOf(p) : this.maskOf(p) & allowed) & this.onlineMask();
     const llc = this.core.llc_cpus(prev).reduce((m, c) => m | (1n << BigInt(c)), 0n) & mask;
+    const node = this.nodeMask(this.core.cpu_to_node(prev)) & mask;
     const inMask = (c: number) => ((mask >> BigInt(c)) & 1n) === 1n;
     if (this.smt) {
       if (inMask(prev) && (this.idleSmt >> BigInt(prev)) & 1n && this.testAndClearCpuIdle(prev)) return prev;
       let cpu = this.pickIdle(llc, SCX_PICK_IDLE_CORE);
+      if (cpu < 0) cpu = this.pickIdle(node, SCX_PICK_IDLE_CORE);
       if (cpu >= 0) return cpu;
       cpu = this.pickIdle(mask, SCX_PICK_IDLE_CORE);
       if (cpu >= 0) return cpu;
       if (flags & SCX_PICK_IDLE_CORE) return -16;
     }
     if (inMask(prev) && this.testAndClearCpuIdle(prev)) return prev;
-    const cpu = this.pickIdle(llc, 0n);
+    let cpu = this.pickIdle(llc, 0n);
+    if (cpu < 0) cpu = this.pickIdle(node, 0n);
     if (cpu >= 0) return cpu;
     return this.pickIdle(mask, flags);
   }

@@ -9,7 +9,7 @@
 import { bpfSnprintf } from "../../kernel/helpers.js";
 import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
 import { bpf_prog_type as T } from "../../uapi/bpf.js";
-import { EINVAL, ENODEV, ENOENT } from "../../uapi/errno.js";
+import { EINVAL, ENODEV, ENOENT, EOPNOTSUPP } from "../../uapi/errno.js";
 import {
   KF_ACQUIRE,
   KF_ITER_DESTROY,
@@ -32,6 +32,8 @@ import {
   SCX_EXIT_UNREG_BPF,
   SCX_KF_CPU_RELEASE,
   SCX_KF_DISPATCH,
+  SCX_OPS_BUILTIN_IDLE_PER_NODE,
+  SCX_PICK_IDLE_IN_NODE,
 } from "./consts.js";
 import type { ScxSched, ScxState } from "./ext.js";
 import { ScxDispatchQ } from "./ext_dsq.js";
@@ -60,6 +62,12 @@ export interface ScxMachine {
   testAndClearCpuIdle(cpu: number): boolean;
   pickIdleCpu(sch: ScxSched, allowed: bigint, flags: bigint): number;
   pickAnyCpu(sch: ScxSched, allowed: bigint, flags: bigint): number;
+  /** scx_pick_idle_cpu() from a node (SCX_PICK_IDLE_IN_NODE: only there). */
+  pickIdleNode(allowed: bigint, node: number, flags: bigint): number;
+  nodeMask(node: number): bigint;
+  nrNodes(): number;
+  cpuNode(cpu: number): number;
+  onlineMask(): bigint;
   now(): bigint;
   /** Tasks on a DSQ, as the iterator sees them (their addresses). */
   dsqTasks(dsq: ScxDispatchQ): number[];
@@ -211,7 +219,7 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     const sch = root();
     const id = c.arg(1);
     const node = s32(c.arg(2));
-    if (node >= 1 || (node < 0 && node !== -1)) return -EINVAL;
+    if (node >= (m()?.nrNodes() ?? 1) || (node < 0 && node !== -1)) return -EINVAL;
     if (id & SCX_DSQ_FLAG_BUILTIN) return -EINVAL;
     if (!sch) return -ENODEV;
     if (sch.dsqs.has(id)) return -17; // EEXIST
@@ -321,7 +329,7 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     if (cpuValid(sch, cpu)) perf.set(cpu, v);
     return 0;
   });
-  reg("scx_bpf_nr_node_ids", 0, SET_ANY, () => 1);
+  reg("scx_bpf_nr_node_ids", 0, SET_ANY, () => m()?.nrNodes() ?? 1);
   reg("scx_bpf_nr_cpu_ids", 0, SET_ANY, () => k.nrCpus);
   const maskRegion = (name: string, bits: () => bigint) => {
     const r = k.mem.alloc(8, { perm: "r", kind: "kobj", name });
@@ -332,7 +340,7 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
   };
   const all = () => (1n << BigInt(k.nrCpus)) - 1n;
   const possible = maskRegion("cpu_possible_mask", all);
-  const online = maskRegion("cpu_online_mask", all);
+  const online = maskRegion("cpu_online_mask", () => m()?.onlineMask() ?? all());
   const idle = maskRegion("scx idle cpumask", () => m()?.idleMask() ?? 0n);
   const idleSmt = maskRegion("scx idle smtmask", () => m()?.idleSmtMask() ?? 0n);
   reg("scx_bpf_get_possible_cpumask", KF_ACQUIRE, SET_ANY, possible);
@@ -362,14 +370,57 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
   });
 
   // ---- idle (ext_idle.c) ----
+  const NUMA_NO_NODE = -1;
+  const perNode = (sch: ScxSched) => (sch.flags & SCX_OPS_BUILTIN_IDLE_PER_NODE) !== 0n;
+  /** validate_node(): the node a *_node kfunc may use, or an -errno (most with an error exit). */
+  const validateNode = (sch: ScxSched, node: number): number => {
+    if (!perNode(sch)) {
+      sch.error("per-node idle tracking is disabled");
+      return -EOPNOTSUPP;
+    }
+    if (node === NUMA_NO_NODE) return -ENOENT;
+    if (node < 0 || node >= (m()?.nrNodes() ?? 1)) {
+      sch.error(`invalid node ${node}`);
+      return -EINVAL;
+    }
+    return node;
+  };
   reg("scx_bpf_cpu_node", 0, SET_IDLE, (c) => {
     const sch = root();
-    return sch && !cpuValid(sch, cpuArg(c, 1)) ? 0 : 0;
+    const cpu = cpuArg(c, 1);
+    if (!sch || !cpuValid(sch, cpu)) return NUMA_NO_NODE;
+    return m()?.cpuNode(cpu) ?? 0;
   });
-  reg("scx_bpf_get_idle_cpumask_node", KF_ACQUIRE, SET_IDLE, idle);
-  reg("scx_bpf_get_idle_cpumask", KF_ACQUIRE, SET_IDLE, idle);
-  reg("scx_bpf_get_idle_smtmask_node", KF_ACQUIRE, SET_IDLE, idleSmt);
-  reg("scx_bpf_get_idle_smtmask", KF_ACQUIRE, SET_IDLE, idleSmt);
+  const noneMask = maskRegion("cpu_none_mask", () => 0n);
+  const nodeIdle = (smt: boolean) =>
+    maskRegion(smt ? "scx idle smtmask of a node" : "scx idle cpumask of a node", () => {
+      const mm = m();
+      return mm ? (smt ? mm.idleSmtMask() : mm.idleMask()) & mm.nodeMask(nodeArg) : 0n;
+    });
+  let nodeArg = 0;
+  const idleNodeRegion = nodeIdle(false);
+  const idleSmtNodeRegion = nodeIdle(true);
+  const getNode = (region: () => number) => (c: HelperArgs) => {
+    const sch = root();
+    if (!sch) return noneMask();
+    const node = validateNode(sch, s32(c.arg(1)));
+    if (node < 0) return noneMask();
+    nodeArg = node;
+    return region();
+  };
+  /** The global masks: not while idle tracking is per node. */
+  const getGlobal = (region: () => number) => () => {
+    const sch = root();
+    if (sch && perNode(sch)) {
+      sch.error("SCX_OPS_BUILTIN_IDLE_PER_NODE enabled");
+      return noneMask();
+    }
+    return region();
+  };
+  reg("scx_bpf_get_idle_cpumask_node", KF_ACQUIRE, SET_IDLE, getNode(idleNodeRegion));
+  reg("scx_bpf_get_idle_cpumask", KF_ACQUIRE, SET_IDLE, getGlobal(idle));
+  reg("scx_bpf_get_idle_smtmask_node", KF_ACQUIRE, SET_IDLE, getNode(idleSmtNodeRegion));
+  reg("scx_bpf_get_idle_smtmask", KF_ACQUIRE, SET_IDLE, getGlobal(idleSmt));
   reg("scx_bpf_put_idle_cpumask", KF_RELEASE, SET_IDLE, () => 0);
   reg("scx_bpf_test_and_clear_cpu_idle", 0, SET_IDLE, (c) => {
     const sch = root();
@@ -383,18 +434,40 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
   };
   reg("scx_bpf_pick_idle_cpu_node", KF_RCU, SET_IDLE, (c) => {
     const sch = root();
-    return sch ? (m()?.pickIdleCpu(sch, maskArg(c, 1), c.arg(3)) ?? -16) : -ENODEV;
+    const mm = m();
+    if (!sch || !mm) return -ENODEV;
+    const node = validateNode(sch, s32(c.arg(2)));
+    return node < 0 ? node : mm.pickIdleNode(maskArg(c, 1), node, c.arg(3));
   });
   reg("scx_bpf_pick_idle_cpu", KF_RCU, SET_IDLE, (c) => {
     const sch = root();
+    if (sch && perNode(sch)) {
+      sch.error("per-node idle tracking is enabled");
+      return -16;
+    }
     return sch ? (m()?.pickIdleCpu(sch, maskArg(c, 1), c.arg(2)) ?? -16) : -ENODEV;
   });
   reg("scx_bpf_pick_any_cpu_node", KF_RCU, SET_IDLE, (c) => {
     const sch = root();
-    return sch ? (m()?.pickAnyCpu(sch, maskArg(c, 1), c.arg(3)) ?? -16) : -ENODEV;
+    const mm = m();
+    if (!sch || !mm) return -ENODEV;
+    const node = validateNode(sch, s32(c.arg(2)));
+    if (node < 0) return node;
+    const allowed = maskArg(c, 1);
+    const flags = c.arg(3);
+    const cpu = mm.pickIdleNode(allowed, node, flags);
+    if (cpu >= 0) return cpu;
+    // any CPU of the mask, of the node first with SCX_PICK_IDLE_IN_NODE
+    const pool = flags & SCX_PICK_IDLE_IN_NODE ? allowed & mm.nodeMask(node) : allowed;
+    for (let i = 0; i < k.nrCpus; i++) if ((pool >> BigInt(i)) & 1n) return i;
+    return -16;
   });
   reg("scx_bpf_pick_any_cpu", KF_RCU, SET_IDLE, (c) => {
     const sch = root();
+    if (sch && perNode(sch)) {
+      sch.error("per-node idle tracking is enabled");
+      return -16;
+    }
     return sch ? (m()?.pickAnyCpu(sch, maskArg(c, 1), c.arg(2)) ?? -16) : -ENODEV;
   });
 }
