@@ -31,6 +31,9 @@ STRIP="${LLVM_STRIP:-llvm-strip}"
 BPFTOOL="${BPFTOOL:-bpftool}"
 VMLINUX_BTF="${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}"
 SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_count tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features loops maps dummy_trace graph graph_bad refs percpu_ksym timer timer_bad wq_bad dynptr dynptr_bad)
+# Sources only for the host kernel's types (compared with the host's verifier; the simulated
+# kernel loads these same objects).
+HOST_SOURCES=(global_subprog)
 # Sources that need clang 19 (may_goto / cond_break; btf_type_tag for kptrs, which clang 14 drops), built with $CLANG19 where it is installed.
 SOURCES19=(may_goto kptr kptr_bad callback_refs percpu_obj map_kptrs map_in_map map_in_map_init)
 # BPF qdiscs: only the simulated kernel has CONFIG_NET_SCH_BPF; built with $CLANG19 (their sk_buff
@@ -89,7 +92,7 @@ compile() {
 # Variant 1: the host kernel's types (vmlinux.h from /sys/kernel/btf/vmlinux, not committed).
 mkdir -p "$BUILD/host"
 "$BPFTOOL" btf dump file "$VMLINUX_BTF" format c >"$BUILD/host/vmlinux.h"
-compile "$BUILD/host" "$OUT"
+compile "$BUILD/host" "$OUT" "${HOST_SOURCES[@]}"
 
 # BUILD_INFO: what the objects depend on besides their sources, so that a test can tell whether a
 # rebuild here must be byte-identical to them (same compiler, same kernel BTF) or may differ.

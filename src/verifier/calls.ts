@@ -4,6 +4,7 @@ import { E2BIG, EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfFuncPtrProto, btfPtrToStruct } from "./btf_access.js";
 import { isPseudoCall, isPseudoFunc } from "./cfg.js";
 import type { VerifierEnv } from "./env.js";
+import { globalFuncCall, subprogIsGlobal } from "./global_func.js";
 import { checkResourceLeak } from "./refs.js";
 import {
   baseType,
@@ -26,11 +27,16 @@ import type { Verifier } from "./verifier.js";
 
 /** check_func_call: a call to a BPF subprogram (or a callback from a helper). */
 export function checkFuncCall(v: Verifier, idx: number, target: number, isCallback: boolean, args?: RegState[]): void {
+  const subprog = v.cfg.subprogStarts.indexOf(target);
+  if (subprog < 0) v.reject(EFAULT, `verifier bug. No program starts at insn ${target}`);
+  // A global function is checked against its prototype and verified once, on its own.
+  if (!isCallback && subprogIsGlobal(v, subprog)) {
+    globalFuncCall(v, idx, subprog, v.globalFuncs);
+    return;
+  }
   if (v.cur.frames.length >= MAX_CALL_FRAMES) {
     v.reject(E2BIG, `the call stack of ${v.cur.frames.length + 1} frames is too deep`);
   }
-  const subprog = v.cfg.subprogStarts.indexOf(target);
-  if (subprog < 0) v.reject(EFAULT, `verifier bug. No program starts at insn ${target}`);
   const caller = v.frame;
   const callee = newFuncState(idx, v.cur.frames.length, subprog);
   callee.isCallback = isCallback;
@@ -120,7 +126,13 @@ export function processExit(v: Verifier): boolean {
   }
   checkResourceLeak(v, false, true, "BPF_EXIT instruction in main prog");
   if (f.inAsyncCb) checkAsyncCallbackReturn(v);
-  else checkReturnCode(v);
+  else if (f.subprog !== 0) {
+    // A global function returns a scalar, whatever the program type (check_return_code).
+    const r0 = v.readReg(0);
+    if (v.isPointerValue(r0)) v.reject(EACCES, "R0 leaks addr as return value");
+    if (r0.type !== SCALAR_VALUE)
+      v.reject(EINVAL, `At subprogram exit the register R0 is not a scalar value (${regTypeStr(r0.type)})`);
+  } else checkReturnCode(v);
   return true;
 }
 

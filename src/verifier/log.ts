@@ -203,8 +203,8 @@ export function regStr(r: RegState, names: StateNames = {}): string {
     const sizes = names.mapSizes?.(r.map);
     if (sizes) f.push(`ks=${sizes[0]}`, `vs=${sizes[1]}`);
   }
-  if (bt === PTR_TO_MEM) f.push(`sz=${r.memSize}`);
   if (r.off) f.push(`off=${r.off}`);
+  if (bt === PTR_TO_MEM) f.push(`sz=${r.memSize}`);
   if (!tnumIsConst(r.varOff)) {
     const v = scalarStr(r);
     f.push(v.slice("scalar(".length, -1));

@@ -52,6 +52,7 @@ import {
   type VerifierOps,
   type VerifierResult,
 } from "./env.js";
+import { type GlobalFuncs, globalFuncEntry, prepareMainArgs, subprogName } from "./global_func.js";
 import { isGraphApiKfunc, progBtfName } from "./graph.js";
 import { checkHelperCall, getFuncProto } from "./helpers.js";
 import { isMayGoto, iterActive, iterSlotStr, processMayGoto } from "./iter.js";
@@ -105,6 +106,11 @@ class VerifierReject extends Error {
   }
 }
 
+/** A refusal of a check run on the side (its message already logged): the caller decides. */
+export function isVerifierReject(e: unknown): boolean {
+  return e instanceof VerifierReject;
+}
+
 export class Verifier {
   readonly insns: readonly Insn[];
   readonly privileged: boolean;
@@ -139,6 +145,8 @@ export class Verifier {
   private tmpIdGen = 0;
   private idGen = 0;
   readonly stackDepth: number[] = [];
+  /** Global functions called (queued for their own verification) and verified. */
+  readonly globalFuncs: GlobalFuncs = { called: new Set(), verified: new Set() };
   /** Subprograms registered as async callbacks (bpf_timer_set_callback): is_async_cb. */
   readonly asyncCallbacks = new Set<number>();
   private processed = 0;
@@ -323,10 +331,9 @@ export class Verifier {
       this.precision = new Precision(this.insns, this.cfg);
       this.stackLive = new StackLiveness(this.insns, this.cfg);
       for (let i = 0; i < this.cfg.subprogStarts.length; i++) this.stackDepth.push(0);
-      this.doCheck();
+      this.doCheck(0);
+      this.doCheckSubprogs();
       checkMaxStackDepth(this);
-      // Level 1 explains failures: a program that verifies leaves only the statistics.
-      if (this.logLevel === 1) this.logBuf.length = 0;
     } catch (e) {
       if (e instanceof VerifierReject) error = e.err;
       else if (e instanceof BpfError) error = e;
@@ -433,15 +440,57 @@ export class Verifier {
     });
   }
 
-  private doCheck(): void {
-    this.cur = this.initialState();
-    this.insnIdx = 0;
-    this.acquireCtxArgRefs();
-    if (this.logLevel > 1) {
-      this.verbose(liveRegsLog(this.insns, this.printedLiveness(), (t) => this.insnText(t)));
+  /**
+   * do_check_subprogs: every global function a verified path called, once, on its own; a
+   * function verified may call more, so passes repeat until none is new.
+   */
+  private doCheckSubprogs(): void {
+    const gf = this.globalFuncs;
+    for (let fresh = true; fresh; ) {
+      fresh = false;
+      for (let i = 1; i < this.cfg.subprogStarts.length; i++) {
+        if (!gf.called.has(i) || gf.verified.has(i)) continue;
+        // free_states: checkpoints of another entry say nothing about this one.
+        this.explored.clear();
+        this.doneAt.fill(0);
+        this.exactMiss.fill(0);
+        this.curStates = 0;
+        this.doCheck(i);
+        this.verbose(`Func#${i} ('${subprogName(this, i)}') is safe for any args that match its prototype\n`);
+        gf.verified.add(i);
+        fresh = true;
+      }
     }
+  }
+
+  /** do_check_common: the main program (subprog 0) or a global function from its prototype. */
+  private doCheck(subprog: number): void {
+    if (subprog === 0) {
+      if (this.logLevel > 1) {
+        this.verbose(liveRegsLog(this.insns, this.printedLiveness(), (t) => this.insnText(t)));
+      }
+      prepareMainArgs(this);
+      this.cur = this.initialState();
+      this.acquireCtxArgRefs();
+    } else {
+      const f = newFuncState(-1, 0, subprog);
+      markPtr(f.regs[BPF_REG_10], PTR_TO_STACK);
+      f.regs[BPF_REG_10].frameno = 0;
+      this.cur = { frames: [f], parent: null, activeLock: -1, activeLockId: 0, refs: [], activeRcuLock: 0 };
+      globalFuncEntry(this, subprog, f);
+    }
+    this.insnIdx = this.cfg.subprogStarts[subprog];
     // The entry state, as the kernel prints it before the first instruction.
-    if (this.logLevel > 0) this.verbose(`0: ${this.stateString(this.frame)}\n`);
+    if (this.logLevel > 0) this.verbose(`${this.insnIdx}: ${this.stateString(this.frame)}\n`);
+    this.walk();
+    // Level 1 explains failures: a part that verifies leaves nothing behind (pop_log).
+    if (this.logLevel === 1) {
+      this.logBuf.length = 0;
+      this.lineOpen = false;
+    }
+  }
+
+  private walk(): void {
     let doPrintState = false;
     for (;;) {
       if (!this.cur) {
