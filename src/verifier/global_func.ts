@@ -459,13 +459,20 @@ function checkFuncArgMatch(v: Verifier, i: number, regs: RegState[]): number {
       }
       continue;
     }
-    if (arg.kind === "mem" || arg.kind === "dynptr") {
+    if (arg.kind === "dynptr") {
+      // process_dynptr_func is not run here: the callee gets nothing it could read or write.
+      if (baseType(reg.type) !== PTR_TO_STACK) {
+        v.note(`R${regno} type=${regTypeStr(reg.type)} expected=fp`);
+        return EACCES;
+      }
+      continue;
+    }
+    if (arg.kind === "mem") {
       // A NULL the function must expect; a known NULL proves nothing about the pointer, so the
       // value is a precision sink (a checkpoint with NULL must not prune a path without it).
       if (reg.type === SCALAR_VALUE) v.precision.addSink(v.insnIdx, regno);
       if (isNullScalar(reg)) continue;
-      const size = arg.kind === "dynptr" ? 16 : arg.memSize;
-      const err = checkMemReg(v, regno, reg, size);
+      const err = checkMemReg(v, regno, reg, arg.memSize);
       if (err) return err;
       if (!(arg.flags & PTR_MAYBE_NULL) && reg.type & PTR_MAYBE_NULL) {
         v.note(`arg#${a} is expected to be non-NULL`);
@@ -590,8 +597,10 @@ export function globalFuncEntry(v: Verifier, subprog: number, f: FuncState): voi
         break;
       case "mem":
       case "dynptr":
+        // A dynptr argument (the kernel's CONST_PTR_TO_DYNPTR) is not modelled: read-only memory
+        // of size 0, which no access and no dynptr function takes.
         markPtr(r, PTR_TO_MEM | (arg.flags & (PTR_MAYBE_NULL | PTR_UNTRUSTED | MEM_RDONLY)));
-        r.memSize = arg.kind === "dynptr" ? 16 : arg.memSize;
+        r.memSize = arg.memSize;
         if (arg.flags & PTR_MAYBE_NULL) r.id = v.newId();
         break;
       case "btf_id":

@@ -97,3 +97,28 @@ test("__ref: the argument read again after its release is refused", { skip: skip
   assert.equal(e.errno, EACCES);
   assert.match(e.message, /invalid bpf_context access off=8\. Reference may already be released/);
 });
+
+test("refcounted_fail__global_subprog: a global function reads a __ref argument it does not hold", {
+  skip: skipFor("testmod_ref_global"),
+}, () => {
+  const r = bootTestmod();
+  // The global function only looks at the scalar argument: verified on its own, accepted.
+  const ok = openObj("testmod_ref_global");
+  ok.obj.load(r.h);
+  assert.ok(ok.obj.findProgram("rg_ok")!.fd > 0);
+  // Verified after the main program, holding no reference: its load of the task is refused,
+  // after the caller released it (the selftest's case) and while the caller still holds it.
+  for (const [map, func] of [
+    ["testmod_rg_release_twice", "rg_release_from_ctx"],
+    ["testmod_rg_read_held", "rg_pid_from_ctx"],
+  ]) {
+    const { obj, log } = openObj("testmod_ref_global");
+    obj.findMap("testmod_rg_ok")!.setAutocreate(false);
+    obj.findMap(map)!.setAutocreate(true);
+    const e = errOf(() => obj.load(r.h));
+    assert.equal(e.errno, EACCES, map);
+    const text = log.join("\n");
+    assert.match(text, new RegExp(`Validating ${func}\\(\\) func#1\\.\\.\\.`), map);
+    assert.match(text, /invalid bpf_context access off=8\. Reference may already be released/, map);
+  }
+});
