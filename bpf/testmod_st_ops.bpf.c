@@ -20,7 +20,7 @@ int bpf_kfunc_st_ops_test_epilogue(struct st_ops_args *args) __ksym;
 int bpf_kfunc_st_ops_test_pro_epilogue(struct st_ops_args *args) __ksym;
 int bpf_kfunc_st_ops_inc10(struct st_ops_args *args) __ksym;
 
-__noinline int bump(struct st_ops_args *args)
+static __noinline int bump(struct st_ops_args *args)
 {
 	args->a += 1;
 	return args->a;
