@@ -226,3 +226,106 @@ int gs_ok_unknown_ret(void *ctx)
 		return 0;
 	return arr[r & 0];
 }
+
+#define __arg_trusted __attribute__((btf_decl_tag("arg:trusted")))
+#define __arg_untrusted __attribute__((btf_decl_tag("arg:untrusted")))
+
+/* a kernel task, trusted: no NULL check needed inside */
+__noinline int gs_task_pid(struct task_struct *t __arg_trusted)
+{
+	return t->pid;
+}
+
+/* the same, maybe NULL */
+__noinline int gs_task_pid_or_0(struct task_struct *t __arg_trusted __arg_nullable)
+{
+	if (!t)
+		return 0;
+	return t->pid;
+}
+
+/* accepted: the current task for trusted arguments, NULL where it is nullable */
+SEC("?raw_tp")
+int gs_ok_trusted(void *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	return gs_task_pid(t) + gs_task_pid_or_0(t) + gs_task_pid_or_0(0);
+}
+
+/* refused at the call: NULL is no trusted task ("R1 type=scalar expected=ptr_, trusted_ptr_,
+ * rcu_ptr_", then "Caller passes invalid args into func#1 ('gs_task_pid')")
+ */
+SEC("?raw_tp")
+int gs_trusted_null(void *ctx)
+{
+	return gs_task_pid(0);
+}
+
+/* refused in the function: a global function returns a scalar ("At subprogram exit the register
+ * R0 is not a scalar value (ctx)") -- its BTF says long, the code returns the context
+ */
+__noinline long gs_returns_ctx(void *ctx __arg_ctx)
+{
+	long r;
+
+	asm volatile("%[r] = %[c]" : [r] "=r"(r) : [c] "r"(ctx));
+	return r;
+}
+
+SEC("?raw_tp")
+int gs_ret_ptr(void *ctx)
+{
+	return gs_returns_ctx(ctx) != 0;
+}
+
+/* refused at the call: an RCU pointer walked out of the task is not trusted ("R1 must be
+ * referenced or trusted")
+ */
+SEC("?raw_tp")
+int gs_trusted_rcu(void *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	return gs_task_pid(t->real_parent);
+}
+
+/* refused at the call: a pointer into the task is no task ("R1 is of type task_struct but
+ * task_struct is expected")
+ */
+SEC("?raw_tp")
+int gs_trusted_off(void *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	return gs_task_pid((void *)&t->pid);
+}
+
+__noinline int gs_untrusted_pid(struct task_struct *t __arg_untrusted)
+{
+	return t->pid;
+}
+
+/* accepted: anything goes for an untrusted argument (read through probe loads) */
+SEC("?raw_tp")
+int gs_ok_untrusted(void *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	return gs_untrusted_pid(t) + gs_untrusted_pid(0) + gs_untrusted_pid(t->real_parent);
+}
+
+/* the program type's context struct: the context, without a tag */
+__noinline int gs_skb_len(struct __sk_buff *skb)
+{
+	return skb->len;
+}
+
+/* refused at the call: the context moved ("dereference of modified ctx ptr R1 off=192
+ * disallowed")
+ */
+SEC("?tc")
+int gs_skb_moved(struct __sk_buff *skb)
+{
+	return gs_skb_len(skb + 1);
+}

@@ -27,6 +27,7 @@ import { btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
 import { checkHelperMem } from "./helpers.js";
 import {
   baseType,
+  isTrustedReg,
   MEM_RCU,
   MEM_RDONLY,
   markPtr,
@@ -490,6 +491,10 @@ function checkFuncArgMatch(v: Verifier, i: number, regs: RegState[]): number {
     // btf_id (trusted): check_reg_type against the kernel struct, then its offset.
     if (reg.type === SCALAR_VALUE) v.precision.addSink(v.insnIdx, regno);
     if (isNullScalar(reg) && arg.flags & PTR_MAYBE_NULL) continue;
+    if (!isTrustedReg(reg) && !reg.refObjId) {
+      v.note(`R${regno} must be referenced or trusted`);
+      return EINVAL;
+    }
     const t = arg.flags & PTR_MAYBE_NULL ? reg.type & ~PTR_MAYBE_NULL : reg.type;
     if (!BTF_PTR_TYPES.includes(t)) {
       v.note(`R${regno} type=${regTypeStr(reg.type)} expected=ptr_, trusted_ptr_, rcu_ptr_`);

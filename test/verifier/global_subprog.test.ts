@@ -24,6 +24,8 @@ const OK: [string, string][] = [
   ["gs_ok_nonnull", "Func#1 ('gs_deref_nonnull') is safe for any args that match its prototype"],
   ["gs_ok_maybe_null", "Func#1 ('gs_sum') is safe for any args that match its prototype"],
   ["gs_ok_unknown_ret", "Func#1 ('gs_sum') is safe for any args that match its prototype"],
+  ["gs_ok_trusted", "Func#2 ('gs_task_pid_or_0') is safe for any args that match its prototype"],
+  ["gs_ok_untrusted", "Func#1 ('gs_untrusted_pid') is safe for any args that match its prototype"],
 ];
 
 /** Refused programs: errno, the log's last two lines, the instruction of the last one. */
@@ -59,6 +61,35 @@ const BAD: [string, number, string, string, number][] = [
     "Caller passes invalid args into func#1 ('gs_void')",
     4,
   ],
+  [
+    "gs_trusted_null",
+    EINVAL,
+    "R1 must be referenced or trusted",
+    "Caller passes invalid args into func#1 ('gs_task_pid')",
+    1,
+  ],
+  [
+    "gs_trusted_rcu",
+    EINVAL,
+    "R1 must be referenced or trusted",
+    "Caller passes invalid args into func#1 ('gs_task_pid')",
+    2,
+  ],
+  [
+    "gs_trusted_off",
+    EACCES,
+    "R1 is of type task_struct but task_struct is expected",
+    "Caller passes invalid args into func#1 ('gs_task_pid')",
+    4,
+  ],
+  [
+    "gs_skb_moved",
+    EACCES,
+    "dereference of modified ctx ptr R1 off=192 disallowed",
+    "Caller passes invalid args into func#1 ('gs_skb_len')",
+    1,
+  ],
+  ["gs_ret_ptr", EINVAL, "7: (95) exit", "At subprogram exit the register R0 is not a scalar value (ctx)", 7],
   [
     "gs_under_lock",
     EINVAL,
@@ -133,6 +164,11 @@ test("global_subprog.bpf.o: refusals at the call and inside the function, with 6
   // A body is verified with its own entry state, after the main program's (whose log is gone).
   const body = loadOne("gs_bad_body").log;
   assert.deepEqual(body.slice(0, 2), ["Validating gs_oob() func#1...", "2: R10=fp0"]);
+  // A trusted argument: the kernel struct of its BTF type, maybe NULL where it is nullable.
+  const tl = loadOne("gs_ok_trusted", 2).log;
+  const entry = (f: string) => tl[tl.indexOf(`Validating ${f}`) + 1];
+  assert.match(entry("gs_task_pid() func#1..."), /^\d+: R1=trusted_ptr_task_struct\(id=\d+\) R10=fp0$/);
+  assert.match(entry("gs_task_pid_or_0() func#2..."), /^\d+: R1=trusted_ptr_or_null_task_struct\(id=\d+\) R10=fp0$/);
   const deref = loadOne("gs_nullable_deref").log;
   assert.deepEqual(deref.slice(0, 2), ["Validating gs_deref() func#1...", "6: R1=mem_or_null(id=1,sz=4) R10=fp0"]);
 });
