@@ -7,13 +7,21 @@ import { TcpCongControl } from "../src/subsys/tcp/tcp_cong.js";
 import { tcpReno } from "../src/subsys/tcp/tcp_reno.js";
 import { FuzzInvariant } from "./target.js";
 
+/**
+ * What the kernel's cond_resched() does in the fuzzer: a beat of the worker's heartbeat, so a
+ * verifier walking toward its instruction limit is not taken for a hang (the worker sets it).
+ */
+export const resched = { beat: (): void => {} };
+
 export function bootKernel(): Kernel {
   const cong = new TcpCongControl(tcpReno());
   const kfuncs: Subsystem = {
     name: "tcp_bpf",
     register: (k) => registerTcpBpf(k, { cong, sockByAddr: () => undefined }),
   };
-  return new Kernel({ subsystems: [bpfTcpCaSubsystem(() => cong), kfuncs, bpfDummyStructOpsSubsystem] });
+  const k = new Kernel({ subsystems: [bpfTcpCaSubsystem(() => cong), kfuncs, bpfDummyStructOpsSubsystem] });
+  k.condResched = () => resched.beat();
+  return k;
 }
 
 /** After every process exited and a grace period passed, nothing BPF may be left but kernel BTF. */

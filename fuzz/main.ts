@@ -17,6 +17,11 @@ import { TARGETS } from "./targets.js";
 import { tryInput, type WorkerData, type WorkerMessage } from "./worker.js";
 
 const HANG_MS = 2000;
+/**
+ * However it beats (the verifier's walk beats as the kernel's cond_resched), one input may take
+ * this much CPU and no more: past it, it is a hang.
+ */
+const INPUT_MAX_MS = 20_000;
 
 /** The hang budget of a run's target. */
 function hangMsOf(o: Options): number {
@@ -242,6 +247,8 @@ async function fuzz(o: Options): Promise<number> {
       // Hang time is the process's CPU time without a heartbeat (the worker is the one spinning),
       // so a machine too loaded to schedule us does not look like a hang.
       let beatAt = cpuMs();
+      let current = Atomics.load(progress, 0);
+      let currentAt = beatAt;
       let ready = false;
       let settled = false;
       const finish = (r: { kind: Kind; index: number; input?: Uint8Array; sig: string; detail: string } | null) => {
@@ -277,6 +284,19 @@ async function fuzz(o: Options): Promise<number> {
         const rss = process.memoryUsage().rss;
         peakRss = Math.max(peakRss, rss);
         const b = Atomics.load(progress, 1);
+        const c = Atomics.load(progress, 0);
+        if (c !== current) {
+          current = c;
+          currentAt = cpuMs();
+        }
+        if (ready && cpuMs() - currentAt > INPUT_MAX_MS) {
+          return finish({
+            kind: "hang",
+            index: c,
+            sig: `over ${INPUT_MAX_MS / 1000} s`,
+            detail: `input ${c} ran over ${INPUT_MAX_MS} ms of CPU`,
+          });
+        }
         if (b !== beat) {
           beat = b;
           beatAt = cpuMs();

@@ -5,6 +5,7 @@
  * minimiser) and answer each with its signature.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { resched } from "./kernel.js";
 import { inputRng, isRefusal } from "./target.js";
 import { TARGETS } from "./targets.js";
 
@@ -55,6 +56,7 @@ function main(): void {
   const t = TARGETS[data.target];
   if (!t) throw new Error(`unknown target ${data.target}`);
   const progress = new Int32Array(data.progress);
+  resched.beat = () => void Atomics.add(progress, 1, 1);
   t.setup?.();
   port.postMessage({ type: "ready" } satisfies WorkerMessage);
   if (data.mode === "try") {

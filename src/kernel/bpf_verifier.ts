@@ -113,5 +113,6 @@ export function bpfVerifierEnv(env: VerifierEnv): VEnv {
     structOps: k.structOps?.verifierTable,
     attachTarget: tracing_attach_target(prog) ?? undefined,
     ops: k.progTypes.get(prog.type)?.verifier_ops,
+    condResched: k.condResched,
   };
 }

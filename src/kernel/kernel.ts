@@ -131,6 +131,11 @@ export class Kernel {
   /** smp_processor_id() of the code running now (a program's bpf_get_smp_processor_id). */
   cpu = 0;
   readonly sysctl = new BpfSysctl();
+  /**
+   * cond_resched(): long kernel work (the verifier's walk) calls it now and then; an embedder
+   * watching for a stuck kernel (a watchdog, the fuzzer's heartbeat) sets it.
+   */
+  condResched?: () => void;
   readonly map_idr = new Idr<BpfMap>();
   readonly prog_idr = new Idr<BpfProg>();
   readonly link_idr = new Idr<BpfLink>();

@@ -191,6 +191,12 @@ export interface VerifierEnv {
   testStateFreq?: boolean;
   /** Processed-instruction limit (BPF_COMPLEXITY_LIMIT_INSNS). */
   insnLimit?: number;
+  /**
+   * Called every few thousand processed instructions, as do_check calls cond_resched(): a long
+   * walk (up to the limit: a second or more) tells its embedder it is making progress. It does not
+   * change the verdict.
+   */
+  condResched?: () => void;
 }
 
 export interface VerifierStats {

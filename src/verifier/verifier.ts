@@ -512,6 +512,7 @@ export class Verifier {
       if (++this.processed > this.limit) {
         this.reject(E2BIG, `BPF program is too large. Processed ${this.processed} insn`);
       }
+      if ((this.processed & 0xfff) === 0) this.env.condResched?.();
       // An iterator's next call is always a checkpoint: loops over it converge there.
       const iterNext = this.isIterNextInsn(idx) || isMayGoto(this.insns[idx]);
       if (this.cfg.prunePoint[idx] || iterNext) {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { resched } from "../../fuzz/kernel.js";
 import { ROOT } from "../../fuzz/repo.js";
 import { insnTarget } from "../../fuzz/target_insn.js";
 
@@ -26,3 +27,26 @@ for (const name of [
     assert.equal(insnTarget.run(fixture(name)), "refused/E2BIG: BPF program is too large. Processed N insn");
   });
 }
+
+/**
+ * A walk to the limit takes the verifier a second or more (the host kernel's own took 5 s for a
+ * loop the fuzzer found): like do_check's cond_resched(), it reports progress every 4096
+ * instructions, which the fuzzer's heartbeat counts; the verdict does not change.
+ */
+test("a walk to the complexity limit calls cond_resched as it goes", () => {
+  insnTarget.setup?.();
+  let beats = 0;
+  const before = resched.beat;
+  resched.beat = () => {
+    beats++;
+  };
+  try {
+    assert.equal(
+      insnTarget.run(fixture("insn-limit-seed1-33686.bin")),
+      "refused/E2BIG: BPF program is too large. Processed N insn",
+    );
+  } finally {
+    resched.beat = before;
+  }
+  assert.equal(beats, Math.floor(1_000_000 / 4096));
+});
