@@ -92,7 +92,9 @@ export function pushCallbackIteration(v: Verifier, done: FuncState): void {
 export function processExit(v: Verifier): boolean {
   const f = v.frame;
   if (v.cur.frames.length > 1) {
-    const r0 = v.readReg(0);
+    // prepare_func_exit copies the callee's R0 to the caller without reading it: a void
+    // subprogram may leave it unwritten (the caller then cannot read it). A callback's is read.
+    const r0 = f.isCallback ? v.readReg(0) : f.regs[0];
     if (baseType(r0.type) === PTR_TO_STACK && r0.frameno === f.frameno)
       v.reject(EINVAL, "cannot return stack pointer to the caller frame");
     if (f.isCallback) {
