@@ -108,8 +108,13 @@ void BPF_PROG(so_dctcp_cwnd_event, struct sock *sk, enum tcp_ca_event ev)
 	ce = ev == CA_EVENT_ECN_IS_CE;
 	if (ca->ce_state != ce) {
 		if (inet_csk(sk)->icsk_ack.pending & ICSK_ACK_TIMER) {
+#ifdef SO_DCTCP_ECHO_STATE
+			/* obj/tcp_dctcp_echo_state.bpf.o: the same from the state itself. */
+			dctcp_echo(tp, ca->ce_state);
+#else
 			/* The prior state: ce_state is 0 or 1 and differs from ce. */
 			dctcp_echo(tp, !ce);
+#endif
 			bpf_tcp_send_ack(sk, ca->prior_rcv_nxt);
 		}
 		inet_csk(sk)->icsk_ack.pending |= ICSK_ACK_NOW;

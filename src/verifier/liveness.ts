@@ -225,6 +225,10 @@ export class Precision {
       if (this.viaPtr[t]) slots = ALL_SLOTS;
     } else if ((cls === 0x05 || cls === 0x06) && op === BPF_EXIT) {
       slots = 0n;
+    } else if ((cls === 0x05 || cls === 0x06) && x && op !== BPF_JA) {
+      // dreg <cond> sreg: backtrack_insn needs both before the jump if either is needed after it.
+      const both = bit(i.dst) | bit(i.src);
+      if (out & both) v = out | both;
     }
     return [v | this.sinks[t], slots];
   }
