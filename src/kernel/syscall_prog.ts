@@ -41,6 +41,7 @@ import {
 
 export { type LdImm64Aux, MAX_USED_MAPS, type VerifierEnv } from "./verifier_bind.js";
 
+import type { Vm } from "../vm/vm.js";
 import { bpf_map_put } from "./syscall_map.js";
 import { tracing_check_attach, tracing_prog_free, tracing_prog_set_dst } from "./trampoline.js";
 
@@ -61,6 +62,10 @@ function bpf_prog_free(prog: BpfProg): void {
   prog.freed = true;
   bpf_prog_uncharge_memlock(prog);
   prog.bpf_func = null;
+  // bpf_jit_free: the VM forgets the image (its function addresses, its compiled tiers), which
+  // would otherwise keep the program and all it references for the kernel's lifetime.
+  if (prog.vmProg) prog.kernel.vm?.unload(prog.vmProg as Parameters<Vm["unload"]>[0]);
+  prog.vmProg = null;
   for (const m of prog.aux.used_maps) bpf_map_put(m);
   prog.aux.used_maps = [];
   for (const b of prog.aux.used_btfs) btf_put(b);

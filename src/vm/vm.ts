@@ -174,6 +174,13 @@ export class Vm {
     return P;
   }
 
+  /** Function addresses of loaded programs that still resolve (0 once every program is unloaded). */
+  liveFunctionAddresses(): number {
+    let n = 0;
+    for (const f of this.funcs) if (f) n++;
+    return n;
+  }
+
   /** Forget P: its function addresses stop resolving and it can no longer run. */
   unload(P: VmProgram): void {
     this.wasmHost?.release(P);

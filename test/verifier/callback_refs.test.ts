@@ -56,3 +56,24 @@ test("callback_refs: a reference a callback keeps is a leak at the main program'
 test("the host kernel agrees on callback references", { skip: hostSkip() }, () => {
   compareWithHost(OBJ, GOOD, BAD);
 });
+
+test("a freed program's image goes with it: its callbacks' function addresses stop resolving", () => {
+  const k = new Kernel({ verifier: true });
+  const h = { kernel: k, process: k.newProcess() };
+  const vm = k.vm;
+  assert.ok(vm);
+  for (let round = 0; round < 3; round++) {
+    const obj = BpfObject.open(OBJ);
+    obj.load(h);
+    for (const name of GOOD) {
+      const attr = { prog_fd: obj.findProgram(name)?.fd ?? -1, ctx_in: new Uint8Array(8), ctx_size_in: 8, retval: 0 };
+      k.bpf(h.process, bpf_cmd.BPF_PROG_TEST_RUN, attr);
+    }
+    assert.ok(vm.liveFunctionAddresses() > 0, "loaded programs with callbacks have function addresses");
+    obj.close();
+    k.quiesce();
+    // bpf_prog_free after the grace period: the VM keeps nothing of them (once it kept every
+    // program it had ever loaded, and all they referenced, for the kernel's lifetime).
+    assert.equal(vm.liveFunctionAddresses(), 0, `round ${round}`);
+  }
+});
