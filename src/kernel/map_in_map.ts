@@ -121,7 +121,8 @@ function fdMapAllocCheck(attr: MapCreateAttr): void {
 // ---- BPF_MAP_TYPE_ARRAY_OF_MAPS ----
 
 class BpfArrayOfMaps extends BpfMap implements MapOfMaps {
-  readonly slots: (BpfMap | null)[];
+  /** The filled slots by index: a large max_entries costs nothing until slots are filled. */
+  readonly slots = new Map<number, BpfMap>();
   constructor(
     k: Kernel,
     ops: BpfMapOps,
@@ -129,7 +130,6 @@ class BpfArrayOfMaps extends BpfMap implements MapOfMaps {
     readonly inner_map_meta: BpfMap,
   ) {
     super(k, ops, attr);
-    this.slots = new Array<BpfMap | null>(this.max_entries).fill(null);
   }
 }
 
@@ -156,18 +156,16 @@ export function arrayOfMapsOps(array: ArrayBase): BpfMapOps {
       const a = map as BpfArrayOfMaps;
       bpf_map_meta_free(a.inner_map_meta);
       // bpf_fd_array_map_clear: no program can run any more, nothing to defer.
-      a.slots.forEach((m, i) => {
-        a.slots[i] = null;
-        if (m) bpf_map_fd_put_ptr(m, false);
-      });
+      for (const m of a.slots.values()) bpf_map_fd_put_ptr(m, false);
+      a.slots.clear();
     },
     // array_of_map_lookup_elem: the inner map itself.
     map_lookup_elem(map, key) {
-      const m = (map as BpfArrayOfMaps).slots[u32(key)];
+      const m = (map as BpfArrayOfMaps).slots.get(u32(key));
       return m ? bpf_map_kaddr(m) : 0;
     },
     map_sys_lookup_elem(map, key, value) {
-      sysLookup((map as BpfArrayOfMaps).slots[u32(key)] ?? undefined, value);
+      sysLookup((map as BpfArrayOfMaps).slots.get(u32(key)), value);
     },
     map_update_elem() {
       throw new BpfError(EINVAL, "maps of maps are updated from userspace only");
@@ -179,8 +177,8 @@ export function arrayOfMapsOps(array: ArrayBase): BpfMapOps {
       const i = u32(key);
       if (i >= map.max_entries) throw new BpfError(E2BIG, `index ${i} is past max_entries ${map.max_entries}`);
       const inner = bpf_map_fd_get_ptr(a, proc, u32(value));
-      const old = a.slots[i];
-      a.slots[i] = inner;
+      const old = a.slots.get(i);
+      a.slots.set(i, inner);
       if (old) bpf_map_fd_put_ptr(old, true);
       return 0;
     },
@@ -189,13 +187,15 @@ export function arrayOfMapsOps(array: ArrayBase): BpfMapOps {
       const a = map as BpfArrayOfMaps;
       const i = u32(key);
       if (i >= map.max_entries) throw new BpfError(E2BIG, `index ${i} is past max_entries ${map.max_entries}`);
-      const old = a.slots[i];
+      const old = a.slots.get(i);
       if (!old) throw new BpfError(ENOENT, `slot ${i} is empty`);
-      a.slots[i] = null;
+      a.slots.delete(i);
       bpf_map_fd_put_ptr(old, true);
     },
     map_get_next_key: (map, key) => array.map_get_next_key(map, key),
     map_mem_usage: (map) => SIZEOF_BPF_ARRAY + map.max_entries * 8,
+    // array_map_alloc charges its pointer array before allocating it (v5.8).
+    map_alloc_cost: (attr) => SIZEOF_BPF_ARRAY + num(attr.max_entries) * 8,
   };
   return ops;
 }

@@ -51,3 +51,14 @@ test("elf-memory-seed4242-18552: an array map over RLIMIT_MEMLOCK is refused wit
   elfTarget.setup?.();
   assert.equal(elfTarget.run(input), "opened/EPERM");
 });
+
+/**
+ * map_in_map_init.bpf.o with the ARRAY_OF_MAPS' max_entries mutated to 4,043,309,060: its slot
+ * array is charged before it is made (E2BIG: past what a map may account), and slots are kept
+ * only once filled (it once filled a 4-billion-element array: 27 s, then out of memory).
+ */
+test("elf-hang-seed20261208-804897: a huge map of maps is refused before its slots exist", { timeout: 30_000 }, () => {
+  const input = new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz/elf-hang-seed20261208-804897.bin")));
+  elfTarget.setup?.();
+  assert.equal(elfTarget.run(input), "opened/E2BIG");
+});
