@@ -204,14 +204,14 @@ export class BtfDump {
     if (this.strongVia[id] & via) return 1;
     if (this.onPath[id] === this.recordDepth + 1)
       throw new BpfError(ELOOP, `unsatisfiable type cycle, id:[${id}]`, { typeId: id });
-    const k = this.t(id).kind;
-    const record = k === BTF_KIND_STRUCT || k === BTF_KIND_UNION;
+    const t = this.t(id);
+    const record = t.kind === BTF_KIND_STRUCT || t.kind === BTF_KIND_UNION;
     const saved = this.onPath[id];
     if (record) this.recordDepth++;
     else this.onPath[id] = this.recordDepth + 1;
     let r: number;
     try {
-      r = this.orderTypeOnce(id, throughPtr);
+      r = this.orderTypeOnce(id, t, throughPtr);
     } finally {
       if (record) this.recordDepth--;
       else this.onPath[id] = saved;
@@ -220,8 +220,7 @@ export class BtfDump {
     return r;
   }
 
-  private orderTypeOnce(id: number, throughPtr: boolean): number {
-    const t = this.t(id);
+  private orderTypeOnce(id: number, t: BtfType, throughPtr: boolean): number {
     if (this.orderState[id] === ORDERING) {
       // A loop is fine when it goes through a pointer to a named record: a fwd decl breaks it.
       if ((t.kind === BTF_KIND_STRUCT || t.kind === BTF_KIND_UNION) && throughPtr && t.nameOff !== 0) return 0;

@@ -5,13 +5,15 @@ import { test } from "node:test";
 import { ROOT } from "../../fuzz/repo.js";
 import { elfTarget } from "../../fuzz/target_elf.js";
 
+const fixture = (name: string) => new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz", name)));
+
 /**
  * graph_bad.bpf.o with a map's max_entries mutated to hundreds of millions: the load is refused
  * with E2BIG, and freeing the half-made array map must not walk every element of a map whose
  * values hold no special fields (it once took half a minute, a hang to the fuzzer).
  */
 test("elf-hang-seed201-5529: a huge plain array map is refused and freed at once", { timeout: 30_000 }, () => {
-  const input = new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz/elf-hang-seed201-5529.bin")));
+  const input = fixture("elf-hang-seed201-5529.bin");
   elfTarget.setup?.();
   assert.equal(elfTarget.run(input), "opened/E2BIG");
 });
@@ -23,7 +25,7 @@ test("elf-hang-seed201-5529: a huge plain array map is refused and freed at once
 test("elf-hang-seed201-29904: an iterator far below the stack is refused before the stack grows", {
   timeout: 30_000,
 }, () => {
-  const input = new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz/elf-hang-seed201-29904.bin")));
+  const input = fixture("elf-hang-seed201-29904.bin");
   elfTarget.setup?.();
   assert.equal(elfTarget.run(input), "opened/EACCES");
 });
@@ -34,7 +36,7 @@ test("elf-hang-seed201-29904: an iterator far below the stack is refused before 
  * without freeing it).
  */
 test("elf-crash-seed4242-4077: a failed load of maps of maps leaves no BTF behind", { timeout: 30_000 }, () => {
-  const input = new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz/elf-crash-seed4242-4077.bin")));
+  const input = fixture("elf-crash-seed4242-4077.bin");
   elfTarget.setup?.();
   assert.equal(elfTarget.run(input), "opened/EINVAL");
 });
@@ -47,7 +49,7 @@ test("elf-crash-seed4242-4077: a failed load of maps of maps leaves no BTF behin
 test("elf-memory-seed4242-18552: an array map over RLIMIT_MEMLOCK is refused without allocating it", {
   timeout: 30_000,
 }, () => {
-  const input = new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz/elf-memory-seed4242-18552.bin")));
+  const input = fixture("elf-memory-seed4242-18552.bin");
   elfTarget.setup?.();
   assert.equal(elfTarget.run(input), "opened/EPERM");
 });
@@ -58,7 +60,7 @@ test("elf-memory-seed4242-18552: an array map over RLIMIT_MEMLOCK is refused wit
  * only once filled (it once filled a 4-billion-element array: 27 s, then out of memory).
  */
 test("elf-hang-seed20261208-804897: a huge map of maps is refused before its slots exist", { timeout: 30_000 }, () => {
-  const input = new Uint8Array(readFileSync(join(ROOT, "test/fixtures/fuzz/elf-hang-seed20261208-804897.bin")));
+  const input = fixture("elf-hang-seed20261208-804897.bin");
   elfTarget.setup?.();
   assert.equal(elfTarget.run(input), "opened/E2BIG");
 });
