@@ -35,6 +35,8 @@ export interface TrampolineCtx {
 /** The VM services a trampoline needs; the kernel wires them to its VM memory and program runner. */
 export interface TrampolineVm {
   allocCtx(size: number, name: string): TrampolineCtx;
+  /** Store one u64 context slot at `addr` as two 32-bit halves (the hot path's write). */
+  write64(addr: number, lo: number, hi: number): void;
   /**
    * Run the program with r1 = ctx inside the read-side sections that keep the map (and so the
    * image) alive: RCU for non-sleepable programs, RCU-tasks-trace plus RCU-tasks (the image) for
@@ -92,6 +94,14 @@ export class BpfStructOpsTrampoline {
   private readonly argv: TrampArg[] = [0, 0, 0];
   private readonly retShift: number;
   private readonly retSigned: boolean;
+  /** Context addresses by depth (ctxs[d].addr), for the number-argument path. */
+  private readonly ctxAddr: number[] = [];
+  /** Per argument (the first three): 8 (a u64 slot), 4 or less (narrowed by argShift), 0 (a struct by value). */
+  private readonly argSize: number[];
+  private readonly argShift: number[];
+  private readonly argSigned: boolean[];
+  /** At most three arguments, none a struct by value: callx3 may take the number path. */
+  private readonly numeric: boolean;
   /** Calls made through this trampoline (for tests and stats). */
   calls = 0;
 
@@ -111,6 +121,17 @@ export class BpfStructOpsTrampoline {
       s += model.arg_size[i] > 8 ? 2 : 1;
     }
     this.nrSlots = s;
+    this.argSize = [];
+    this.argShift = [];
+    this.argSigned = [];
+    for (let i = 0; i < 3; i++) {
+      const size = i < model.nr_args ? model.arg_size[i] : 8;
+      const struct = i < model.nr_args && ((model.arg_flags[i] & BTF_FMODEL_STRUCT_ARG) !== 0 || size > 8);
+      this.argSize.push(struct ? 0 : size);
+      this.argShift.push(32 - Math.min(size, 4) * 8);
+      this.argSigned.push(i < model.nr_args && (model.arg_flags[i] & BTF_FMODEL_SIGNED_ARG) !== 0);
+    }
+    this.numeric = model.nr_args <= 3 && this.argSize.every((z) => z > 0);
     this.retShift = 32 - Math.min(model.ret_size, 4) * 8;
     this.retSigned = (model.ret_flags & BTF_FMODEL_SIGNED_ARG) !== 0;
   }
@@ -162,6 +183,9 @@ export class BpfStructOpsTrampoline {
 
   /** As call() for up to three arguments, without an argument array per call. */
   callx3(a0: TrampArg = 0, a1: TrampArg = 0, a2: TrampArg = 0): number {
+    if (this.numeric && typeof a0 === "number" && typeof a1 === "number" && typeof a2 === "number") {
+      return this.callNum(a0, a1, a2);
+    }
     const v = this.argv;
     v[0] = a0;
     v[1] = a1;
@@ -195,6 +219,53 @@ export class BpfStructOpsTrampoline {
     return this.ret();
   }
 
+  /**
+   * The hot path (the TCP stack's ops on every ACK): number arguments written straight into the
+   * context slots, the program entered with r1 = ctx, r0 narrowed. Nothing allocated per call.
+   */
+  private callNum(a0: number, a1: number, a2: number): number {
+    this.calls++;
+    const d = this.depth;
+    const ctx = d < this.ctxAddr.length ? this.ctxAddr[d] : this.ctxAt(d);
+    const n = this.model.nr_args;
+    if (n > 0) this.putNum(ctx, 0, a0);
+    if (n > 1) this.putNum(ctx + 8, 1, a1);
+    if (n > 2) this.putNum(ctx + 16, 2, a2);
+    this.depth = d + 1;
+    try {
+      this.vm.run(this.prog, ctx, this.r0);
+    } finally {
+      this.depth = d;
+    }
+    return this.ret();
+  }
+
+  /** Argument i, a number, into its slot at `addr` (put() for numbers; slots 0-2 are args 0-2 here). */
+  private putNum(addr: number, i: number, v: number): void {
+    const size = this.argSize[i];
+    if (size === 8) {
+      this.vm.write64(addr, v >>> 0, Math.floor(v / TWO32) | 0);
+      return;
+    }
+    const sh = this.argShift[i];
+    const signed = this.argSigned[i];
+    const lo = sh === 0 ? v | 0 : signed ? (v << sh) >> sh : (v << sh) >>> sh;
+    this.vm.write64(addr, lo, signed ? lo >> 31 : 0);
+  }
+
+  /** The context of depth d, allocated on first use. */
+  private ctxAt(d: number): number {
+    for (let i = this.ctxAddr.length; i <= d; i++) {
+      let ctx = this.ctxs[i];
+      if (!ctx) {
+        ctx = this.vm.allocCtx(Math.max(8, this.nrSlots * 8), `${this.name} ctx`);
+        this.ctxs[i] = ctx;
+      }
+      this.ctxAddr.push(ctx.addr);
+    }
+    return this.ctxAddr[d];
+  }
+
   private ret(): number {
     const lo = this.r0[0];
     const size = this.model.ret_size;
@@ -207,11 +278,8 @@ export class BpfStructOpsTrampoline {
   private invoke(args: readonly TrampArg[], raw = false): void {
     this.calls++;
     const d = this.depth;
-    let ctx = this.ctxs[d];
-    if (!ctx) {
-      ctx = this.vm.allocCtx(Math.max(8, this.nrSlots * 8), `${this.name} ctx`);
-      this.ctxs[d] = ctx;
-    }
+    this.ctxAt(d);
+    const ctx = this.ctxs[d];
     const n = this.model.nr_args;
     if (raw) {
       for (let i = 0; i < this.nrSlots; i++) {
@@ -233,5 +301,6 @@ export class BpfStructOpsTrampoline {
   free(): void {
     for (const c of this.ctxs) c?.free();
     this.ctxs.length = 0;
+    this.ctxAddr.length = 0;
   }
 }

@@ -31,6 +31,12 @@ export interface LoadOpts {
 /** Runs the program from `entry` with r1-r5 taken from the runtime's IO array (see vm.ts). */
 export type Executor = (entry: number, budget: number, frameBase: number) => void;
 
+/**
+ * A tier's direct entry: run from instruction 0 with r1 = `r1` (an address below 4 GiB), r2-r5
+ * = 0, r0's halves left in IO[0..1] and the count in IO[12]; returns r0's low half.
+ */
+export type RawEntry = (r1: number, budget: number, frameBase: number) => number;
+
 export const CALLX = BPF_JMP | BPF_CALL | BPF_X;
 export const CALL = BPF_JMP | BPF_CALL | BPF_K;
 export const EXIT = BPF_JMP | BPF_EXIT;
@@ -94,6 +100,13 @@ export class VmProgram {
     );
   };
   exec: Executor = () => {
+    throw new BpfError(EINVAL, "program not loaded");
+  };
+  /**
+   * Run with r1 = ctx (below 4 GiB) and r2-r5 = 0, as a trampoline calls prog->bpf_func: r0's
+   * low half returned (Vm.lastR0Hi has the high one). Set by the Vm with the tier.
+   */
+  enter: (ctx: number) => number = () => {
     throw new BpfError(EINVAL, "program not loaded");
   };
 

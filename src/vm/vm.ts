@@ -15,6 +15,7 @@ import {
   type HelperFn,
   type LoadOpts,
   lookupFn,
+  type RawEntry,
   type Tier,
   type TierChoice,
   VmProgram,
@@ -188,6 +189,9 @@ export class Vm {
     P.exec = () => {
       throw new BpfError(EINVAL, `${P.name}: program was unloaded`);
     };
+    P.enter = () => {
+      throw new BpfError(EINVAL, `${P.name}: program was unloaded`);
+    };
   }
 
   /**
@@ -208,6 +212,11 @@ export class Vm {
       P.exec(entry, budget, frameBase);
     };
     P.exec = lazy;
+    // compileTier replaces both.
+    P.enter = (ctx) => {
+      this.compileTier(P, tier);
+      return P.enter(ctx);
+    };
   }
 
   private compileTier(P: VmProgram, want: Tier): void {
@@ -216,7 +225,9 @@ export class Vm {
     if (tier === "wasm") {
       try {
         this.wasmHost ??= new WasmHost(this.rt, framesFor(this.maxNesting));
-        P.exec = compileWasm(this.wasmHost, P, MAX_CALL_FRAMES);
+        const w = compileWasm(this.wasmHost, P, MAX_CALL_FRAMES);
+        P.exec = w.exec;
+        P.enter = this.entry(w.enter);
         return;
       } catch (e) {
         // An engine that refuses the module (a browser's synchronous compile limit), or an
@@ -226,7 +237,44 @@ export class Vm {
       }
     }
     P.tier = tier;
-    P.exec = tier === "jit" ? compile(this.rt, P) : interpExecutor(this.interp, P);
+    const exec = tier === "jit" ? compile(this.rt, P) : interpExecutor(this.interp, P);
+    P.exec = exec;
+    const IO = this.rt.IO;
+    P.enter = this.entry((r1, budget, base) => {
+      IO[2] = r1;
+      IO[3] = 0;
+      IO[4] = 0;
+      IO[5] = 0;
+      IO[6] = 0;
+      IO[7] = 0;
+      IO[8] = 0;
+      IO[9] = 0;
+      IO[10] = 0;
+      IO[11] = 0;
+      exec(0, budget, base);
+      return IO[0];
+    });
+  }
+
+  /** VmProgram.enter over a tier's raw entry: exec()'s bookkeeping, with no argument array. */
+  private entry(raw: RawEntry): (ctx: number) => number {
+    const IO = this.rt.IO;
+    return (ctx) => {
+      const loops = this.mayGotoLeft;
+      this.mayGotoLeft = BPF_MAX_LOOPS;
+      const base = this.frameTop;
+      if (base + MAX_CALL_FRAMES > this.stacks.length) this.growStacks(base + MAX_CALL_FRAMES);
+      this.frameTop = base + MAX_CALL_FRAMES;
+      let lo: number;
+      try {
+        lo = raw(ctx, this.budget, base);
+      } finally {
+        this.frameTop = base;
+        this.mayGotoLeft = loops;
+      }
+      this.lastInsns = IO[12];
+      return lo;
+    };
   }
 
   /** The address a helper passes to invokeCallback for function `entry` of P (as a BPF_PSEUDO_FUNC load would). */
@@ -273,10 +321,7 @@ export class Vm {
 
   /** Fast path for a program taking only a context: r1 = ctx (an address below 4 GiB), r2..r5 = 0. */
   runCtx(P: VmProgram, ctx: number): void {
-    const IO = this.rt.IO;
-    IO[2] = ctx;
-    IO.fill(0, 3, 12);
-    this.exec(P, 0, this.budget);
+    P.enter(ctx);
   }
 
   /** Fast path: r0's low 32 bits, unsigned. */

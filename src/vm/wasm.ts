@@ -3,7 +3,7 @@ import { BPF_JA, BPF_JMP, BPF_JMP32 } from "../isa/opcodes.js";
 import { BPF_PSEUDO_CALL } from "../uapi/bpf.js";
 import { BpfError, EFAULT } from "../uapi/errno.js";
 import { W } from "./alu64.js";
-import { CALL, CALLX, EXIT, type Executor, type VmProgram } from "./program.js";
+import { CALL, CALLX, EXIT, type Executor, type RawEntry, type VmProgram } from "./program.js";
 import { type StructEmitter, structure } from "./wasm_cfg.js";
 import { type Code, F64, I32, I64, ModuleBuilder, Op, VOID } from "./wasm_encode.js";
 import { WA, type WasmHost } from "./wasm_host.js";
@@ -261,6 +261,23 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
   c.get(sN).byte(Op.global_set).u32(G_N).get(sB).byte(Op.global_set).u32(G_B).get(sTB).byte(Op.global_set).u32(G_TB);
   c.get(r0).op(Op.i32_wrap_i64);
   m.exportFunc("run", run.index);
+
+  // enter(r1, tb, B): run with r1 alone, the entry called directly (a trampoline's prog->bpf_func).
+  const ent = m.func([I32, I32, F64], [I32], [I64, I64, I32, I64]);
+  const d = ent.body;
+  const [eN, eB, eTB, e0] = [3, 4, 5, 6];
+  d.byte(Op.global_get).u32(G_N).set(eN).byte(Op.global_get).u32(G_B).set(eB).byte(Op.global_get).u32(G_TB).set(eTB);
+  d.i64(0n).byte(Op.global_set).u32(G_N);
+  d.get(2).byte(0xfc).u32(7).byte(Op.global_set).u32(G_B);
+  d.get(1).byte(Op.global_set).u32(G_TB);
+  d.i64(0n).get(0).op(Op.i64_extend_i32_u);
+  for (let r = 2; r <= 9; r++) d.i64(0n);
+  d.i32(0).call(funcIndex.get(0)!).set(e0);
+  d.i32(sc).get(e0).i64(32n).op(Op.i64_shr_u).mem(Op.i64_store32, 2, 4);
+  d.i32(sc).byte(Op.global_get).u32(G_N).mem(Op.i64_store32, 2, 8);
+  d.get(eN).byte(Op.global_set).u32(G_N).get(eB).byte(Op.global_set).u32(G_B).get(eTB).byte(Op.global_set).u32(G_TB);
+  d.get(e0).op(Op.i32_wrap_i64);
+  m.exportFunc("enter", ent.index);
   return { bytes: m.build(), entries };
 }
 
@@ -295,7 +312,7 @@ type RunFn = (
 ) => number;
 
 /** Compile P to WebAssembly for the Vm whose shared state is `host`. Throws if the engine refuses (size limits). */
-export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number): Executor {
+export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number): { exec: Executor; enter: RawEntry } {
   const { bytes, entries } = wasmModule(host, P);
   const rt = host.rt;
   const X = rt.X;
@@ -360,9 +377,29 @@ export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number):
   };
   const inst = new WA.Instance(new WA.Module(bytes), imports);
   const run = inst.exports.run as RunFn;
+  const enter = inst.exports.enter as (r1: number, tb: number, budget: number) => number;
   const IO = rt.IO;
   const topsAddr = host.tops.addr;
-  return (entry, budget, base) => {
+  const rawEnter: RawEntry = (r1, budget, base) => {
+    if (!host.topsFilled(base + framesPerRun)) host.fillTops(base + framesPerRun);
+    const prevB = host.curB;
+    host.curB = budget;
+    let lo: number;
+    try {
+      lo = enter(r1, topsAddr + base * 4, budget);
+    } catch (e) {
+      if (e instanceof WA.RuntimeError) throw new BpfError(EFAULT, `${P.name}: ${e.message}`, { prog: P.name });
+      throw e;
+    } finally {
+      host.curB = prevB;
+    }
+    const S = host.s;
+    IO[0] = lo;
+    IO[1] = S[1];
+    IO[12] = S[2];
+    return lo;
+  };
+  const exec: Executor = (entry, budget, base) => {
     const fi = entry === 0 ? 0 : tableIndex.get(entry);
     if (fi === undefined) X.bad(P, entry);
     if (!host.topsFilled(base + framesPerRun)) host.fillTops(base + framesPerRun);
@@ -396,4 +433,5 @@ export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number):
     IO[1] = S[1];
     IO[12] = S[2];
   };
+  return { exec, enter: rawEnter };
 }

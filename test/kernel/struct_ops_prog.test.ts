@@ -100,6 +100,43 @@ test("trampoline: a short return is sign-extended from 16 bits; long args are 64
   assert.equal(l.call(2 ** 40), 256);
 });
 
+test("trampoline: the number path (callx3) lays arguments out and narrows r0 as call() does, in every tier", () => {
+  for (const tier of ["interp", "jit", "wasm"] as const) {
+    const r = boot();
+    const hi = tramp(r, "test_2", "ldxdw %r0, [%r1+0]\nrsh %r0, 32\nldxdw %r2, [%r1+8]\nadd %r0, %r2\nexit");
+    const l = tramp(r, "test_short", "ldxdw %r0, [%r1+0]\nrsh %r0, 16\nexit");
+    for (const p of r.k.prog_idr.values()) r.k.vm!.setTier(p.vmProg as never, tier);
+    for (const [a, b] of [
+      [-1, 0],
+      [5, 7],
+      [0x7fffffff, 1],
+      [-0x80000000, -1],
+      [2 ** 33 + 3, 0],
+    ]) {
+      assert.equal(hi.callx3(a, b), hi.call(a, b), `${tier}: test_2(${a}, ${b})`);
+    }
+    for (const x of [2 ** 40, -1, 0x1_8001_0000, 2 ** 52 + 2 ** 20])
+      assert.equal(l.callx3(x), l.call(x), `${tier}: ${x}`);
+    assert.equal(l.callx3(0x1_8001_0000), -32767, `${tier}: a short return is sign-extended`);
+  }
+});
+
+test("trampoline: run_cnt and run_time_ns count only while kernel.bpf_stats_enabled is set (update_prog_stats)", () => {
+  const r = boot();
+  const t = tramp(r, "test_2", "mov %r0, 1\nexit");
+  const prog = t.prog as BpfProg;
+  for (let i = 0; i < 3; i++) t.callx3(1, 2);
+  assert.equal(prog.run_cnt, 0, "no statistics unless kernel.bpf_stats_enabled");
+  r.k.sysctl.bpfStatsEnabled = 1;
+  for (let i = 0; i < 4; i++) t.callx3(1, 2);
+  t.call(1, 2);
+  r.k.sysctl.bpfStatsEnabled = 0;
+  t.callx3(1, 2);
+  assert.equal(prog.run_cnt, 5);
+  assert.equal(prog.run_time_ns, 0n, "no simulated time passed inside the program");
+  assert.equal(prog.active, 0, "no run left in flight");
+});
+
 test("trampoline: the ksym name is bpf__<struct>_<member>, visible once the update succeeded", () => {
   const r = boot();
   const t = tramp(r, "test_2", "mov %r0, 0\nexit");
