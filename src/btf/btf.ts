@@ -72,7 +72,8 @@ export class Btf {
   private readonly offsets: Uint32Array;
   private readonly strStart: number;
   private readonly strLen: number;
-  private readonly cache: (BtfType | undefined)[];
+  /** Decoded types by id - startId, in chunks of CACHE_CHUNK made on first use (a 126k-slot array costs a parse more than its walk). */
+  private readonly cache: ((BtfType | undefined)[] | undefined)[];
   private nameIndex?: { slots: Int32Array; hashes: Uint32Array; mask: number };
 
   private constructor(data: Uint8Array, opts: BtfParseOptions) {
@@ -124,7 +125,7 @@ export class Btf {
     }
 
     this.offsets = this.indexTypes(hdrLen + typeOff, typeLen);
-    this.cache = new Array(this.offsets.length);
+    this.cache = [];
   }
 
   static parse(data: Uint8Array, opts: BtfParseOptions = {}): Btf {
@@ -133,43 +134,23 @@ export class Btf {
     return btf;
   }
 
-  /** Walk the type section once, recording where each record starts (kinds and vlen only). */
+  /**
+   * Walk the type section once, recording where each record starts (libbpf's btf_parse_type_sec:
+   * kinds and vlen are read, nothing is decoded).
+   */
   private indexTypes(start: number, len: number): Uint32Array {
-    const dv = this.dv;
-    const le = this.littleEndian;
-    const end = start + len;
-    // Smallest record is 12 bytes; size the index for the worst case and trim.
-    let offs = new Uint32Array(Math.floor(len / 12) + 1);
-    let n = 0;
-    let p = start;
+    // Every record is at least 12 bytes: an index of len / 12 entries cannot overflow.
+    const offs = new Uint32Array(Math.floor(len / 12) + 1);
+    const abs = this.data.byteOffset + start;
     // Aligned little-endian data (the common case) is read through a Uint32Array view: several
     // times faster than DataView for the 126k-record walk of vmlinux.
-    const abs = this.data.byteOffset + start;
-    const fast = le && (abs & 3) === 0 && littleEndianHost;
-    const u32 = fast ? new Uint32Array(this.data.buffer, abs, len >>> 2) : undefined;
-    while (p < end) {
-      const id = this.startId + n;
-      if (end - p < 12) throw einval(`[${id}] meta_left:${end - p} meta_needed:12`, { typeId: id, offset: p });
-      const info = u32 ? u32[(p - start + 4) >>> 2] : dv.getUint32(p + 4, le);
-      const kind = (info >>> 24) & 0x1f;
-      const vlen = info & 0xffff;
-      const fixed = FIXED_EXTRA[kind];
-      if (fixed < 0) throw einval(`[${id}] Invalid kind:${kind}`, { typeId: id, offset: p });
-      const need = 12 + fixed + PER_VLEN[kind] * vlen;
-      if (end - p < need)
-        throw einval(`[${id}] ${BTF_KIND_NAMES[kind]} meta_left:${end - p} meta_needed:${need}`, {
-          typeId: id,
-          offset: p,
-        });
-      if (n === offs.length) {
-        const grown = new Uint32Array(offs.length * 2);
-        grown.set(offs);
-        offs = grown;
-      }
-      offs[n++] = p;
-      p += need;
-    }
+    const n =
+      this.littleEndian && (abs & 3) === 0 && littleEndianHost
+        ? indexWords(new Uint32Array(this.data.buffer, abs, len >>> 2), len, start, offs)
+        : indexDataView(this.dv, this.littleEndian, start, len, offs);
+    if (n < 0) throw indexError(this, start, len, offs, -n - 1);
     if (this.startId + n - 1 > 0x000fffff) throw einval(`Too many types (${n})`, { offset: start });
+    // A copy of the used part, so the worst-case buffer is not kept alive with the object.
     return offs.slice(0, n);
   }
 
@@ -247,10 +228,13 @@ export class Btf {
     if (id < this.startId && this.base && id > 0) return this.base.typeById(id);
     const off = this.recordOffset(id);
     const i = id - this.startId;
-    const cached = this.cache[i];
-    if (cached) return cached;
+    const chunk = this.cache[i >>> CACHE_SHIFT];
+    if (chunk) {
+      const cached = chunk[i & CACHE_MASK];
+      if (cached) return cached;
+    }
     const t = this.decode(id, off);
-    this.cache[i] = t;
+    (chunk ?? this.newChunk(i >>> CACHE_SHIFT))[i & CACHE_MASK] = t;
     return t;
   }
 
@@ -261,8 +245,17 @@ export class Btf {
   peekType(id: number): BtfType {
     if (id === 0) return VOID;
     if (id < this.startId && this.base && id > 0) return this.base.peekType(id);
-    const cached = this.cache[id - this.startId];
-    return cached ?? this.decode(id, this.recordOffset(id));
+    const off = this.recordOffset(id);
+    const i = id - this.startId;
+    return this.cache[i >>> CACHE_SHIFT]?.[i & CACHE_MASK] ?? this.decode(id, off);
+  }
+
+  private newChunk(c: number): (BtfType | undefined)[] {
+    // Filled up to c with undefined rather than left with holes, which would slow every lookup.
+    for (let k = this.cache.length; k < c; k++) this.cache.push(undefined);
+    const chunk = new Array<BtfType | undefined>(CACHE_CHUNK).fill(undefined);
+    this.cache[c] = chunk;
+    return chunk;
   }
 
   /** btf_type_by_id with the kernel's NULL for a bad id: undefined instead of an error. */
@@ -506,6 +499,69 @@ export class Btf {
     }
     return encodeBtf([...own()], this.strings, le);
   }
+}
+
+const CACHE_SHIFT = 10;
+const CACHE_CHUNK = 1 << CACHE_SHIFT;
+const CACHE_MASK = CACHE_CHUNK - 1;
+
+/**
+ * The index walk over 32-bit words (aligned little-endian data): the offset of each record into
+ * `offs`, returning the count, or -(count + 1) at the first record that is cut short or of an
+ * invalid kind (indexError then says which, as the DataView walk would).
+ */
+function indexWords(u32: Uint32Array, len: number, start: number, offs: Uint32Array): number {
+  let n = 0;
+  let p = 0;
+  while (p < len) {
+    if (len - p < 12) return -n - 1;
+    const info = u32[(p >>> 2) + 1];
+    const kind = (info >>> 24) & 0x1f;
+    const fixed = FIXED_EXTRA[kind];
+    if (fixed < 0) return -n - 1;
+    const need = 12 + fixed + PER_VLEN[kind] * (info & 0xffff);
+    if (len - p < need) return -n - 1;
+    offs[n++] = start + p;
+    p += need;
+  }
+  return n;
+}
+
+/** The same walk through a DataView (big-endian or unaligned data). */
+function indexDataView(dv: DataView, le: boolean, start: number, len: number, offs: Uint32Array): number {
+  let n = 0;
+  let p = 0;
+  while (p < len) {
+    if (len - p < 12) return -n - 1;
+    const info = dv.getUint32(start + p + 4, le);
+    const kind = (info >>> 24) & 0x1f;
+    const fixed = FIXED_EXTRA[kind];
+    if (fixed < 0) return -n - 1;
+    const need = 12 + fixed + PER_VLEN[kind] * (info & 0xffff);
+    if (len - p < need) return -n - 1;
+    offs[n++] = start + p;
+    p += need;
+  }
+  return n;
+}
+
+/** The error of the record the walk stopped at: the `n`th, just after offs[n - 1]'s. */
+function indexError(btf: Btf, start: number, len: number, offs: Uint32Array, n: number): BpfError {
+  const dv = new DataView(btf.data.buffer, btf.data.byteOffset, btf.data.byteLength);
+  let p = start;
+  if (n > 0) {
+    const info = dv.getUint32(offs[n - 1] + 4, btf.littleEndian);
+    const kind = (info >>> 24) & 0x1f;
+    p = offs[n - 1] + 12 + FIXED_EXTRA[kind] + PER_VLEN[kind] * (info & 0xffff);
+  }
+  const end = start + len;
+  const id = btf.startId + n;
+  if (end - p < 12) return einval(`[${id}] meta_left:${end - p} meta_needed:12`, { typeId: id, offset: p });
+  const info = dv.getUint32(p + 4, btf.littleEndian);
+  const kind = (info >>> 24) & 0x1f;
+  if (FIXED_EXTRA[kind] < 0) return einval(`[${id}] Invalid kind:${kind}`, { typeId: id, offset: p });
+  const need = 12 + FIXED_EXTRA[kind] + PER_VLEN[kind] * (info & 0xffff);
+  return einval(`[${id}] ${BTF_KIND_NAMES[kind]} meta_left:${end - p} meta_needed:${need}`, { typeId: id, offset: p });
 }
 
 const latin1 = new TextDecoder("latin1");
