@@ -62,7 +62,13 @@ const VALID_OPCODES: ReadonlySet<number> = (() => {
 })();
 
 /** check_subprogs + check_cfg. Throws BpfError with the kernel's message. */
-export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: Verbose, logSubprogs = false): Cfg {
+export function checkCfg(
+  insns: readonly Insn[],
+  privileged: boolean,
+  verbose: Verbose,
+  logSubprogs = false,
+  callsCallback?: (i: Insn) => boolean,
+): Cfg {
   const n = insns.length;
   if (n === 0) throw fail(verbose, EINVAL, "empty program", 0);
   // check_subprogs prints the subprograms (level 2) before check_cfg finds anything wrong.
@@ -157,11 +163,13 @@ export function checkCfg(insns: readonly Insn[], privileged: boolean, verbose: V
     if (op === BPF_EXIT) succ[t] = [];
     else if (op === BPF_CALL) {
       succ[t] = [t + 1];
-      prunePoint[t] = 1;
+      // visit_func_call_insn: the return point of every call; the call itself when it enters a
+      // subprogram or a callback (whose iterations are compared there).
+      if (t + 1 < n) prunePoint[t + 1] = 1;
       if (isPseudoCall(i)) {
-        prunePoint[t + 1] = 1;
+        prunePoint[t] = 1;
         succ[t].push(t + i.imm + 1);
-      }
+      } else if (callsCallback?.(i)) prunePoint[t] = 1;
     } else if (op === BPF_JA) {
       const target = jumpTarget(t, i);
       succ[t] = [target];

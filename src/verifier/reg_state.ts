@@ -274,7 +274,13 @@ function updateRegBounds(r: RegState): void {
   r.umax = min(r.umax, v.value | v.mask);
 }
 
-/** Learn sign from the signed bounds, or the unsigned ones (__reg32/64_deduce_bounds). */
+/**
+ * The signed and unsigned ranges of one width learn from each other (the tail of
+ * __reg32_deduce_bounds and __reg64_deduce_bounds): a range that does not cross the sign
+ * boundary is the same range in the other domain; a signed range that crosses it is split at
+ * both ends of the unsigned domain, and an unsigned range meeting only one of its parts narrows
+ * both to that part.
+ */
 function deduceSign(
   smin: bigint,
   smax: bigint,
@@ -282,59 +288,86 @@ function deduceSign(
   umax: bigint,
   bits: 32 | 64,
 ): [bigint, bigint, bigint, bigint] {
-  if (smin >= 0n || smax < 0n) {
-    const lo = max(BigInt.asUintN(bits, smin), umin);
-    const hi = min(BigInt.asUintN(bits, smax), umax);
-    return [BigInt.asIntN(bits, lo), BigInt.asIntN(bits, hi), lo, hi];
+  const s = (x: bigint) => BigInt.asIntN(bits, x);
+  const u = (x: bigint) => BigInt.asUintN(bits, x);
+  if (s(umin) <= s(umax)) {
+    smin = max(smin, s(umin));
+    smax = min(smax, s(umax));
   }
-  if (BigInt.asIntN(bits, umax) >= 0n) {
-    const hi = min(BigInt.asUintN(bits, smax), umax);
-    return [umin, BigInt.asIntN(bits, hi), umin, hi];
-  }
-  if (BigInt.asIntN(bits, umin) < 0n) {
-    const lo = max(BigInt.asUintN(bits, smin), umin);
-    return [BigInt.asIntN(bits, lo), BigInt.asIntN(bits, umax), lo, umax];
+  if (u(smin) <= u(smax)) {
+    umin = max(umin, u(smin));
+    umax = min(umax, u(smax));
+  } else if (umax < u(smin)) {
+    // the unsigned range meets only the non-negative part of the signed one
+    smin = s(umin);
+    umax = min(umax, u(smax));
+  } else if (u(smax) < umin) {
+    // ... only the negative part
+    smax = s(umax);
+    umin = max(umin, u(smin));
   }
   return [smin, smax, umin, umax];
 }
 
-function deduceBounds(r: RegState): void {
-  // 64 -> 32: when the upper halves of the range agree, the low halves form a range.
+/** __reg32_deduce_bounds: the 32-bit bounds from the 64-bit ones, then from each other. */
+function reg32DeduceBounds(r: RegState): void {
+  const s32 = (x: bigint) => BigInt.asIntN(32, x);
+  const u32 = (x: bigint) => BigInt.asUintN(32, x);
+  // When the upper halves agree, the low halves form a range.
   if (r.umin >> 32n === r.umax >> 32n) {
-    const lo = r.umin & U32_MAX;
-    const hi = r.umax & U32_MAX;
-    r.u32min = max(r.u32min, lo);
-    r.u32max = min(r.u32max, hi);
-    if (BigInt.asIntN(32, lo) <= BigInt.asIntN(32, hi)) {
-      r.s32min = max(r.s32min, BigInt.asIntN(32, lo));
-      r.s32max = min(r.s32max, BigInt.asIntN(32, hi));
+    r.u32min = max(r.u32min, u32(r.umin));
+    r.u32max = min(r.u32max, u32(r.umax));
+    if (s32(r.umin) <= s32(r.umax)) {
+      r.s32min = max(r.s32min, s32(r.umin));
+      r.s32max = min(r.s32max, s32(r.umax));
     }
   }
   if (r.smin >> 32n === r.smax >> 32n) {
-    const lo = BigInt.asUintN(32, r.smin);
-    const hi = BigInt.asUintN(32, r.smax);
-    if (lo <= hi) {
-      r.u32min = max(r.u32min, lo);
-      r.u32max = min(r.u32max, hi);
+    if (u32(r.smin) <= u32(r.smax)) {
+      r.u32min = max(r.u32min, u32(r.smin));
+      r.u32max = min(r.u32max, u32(r.smax));
     }
-    if (BigInt.asIntN(32, lo) <= BigInt.asIntN(32, hi)) {
-      r.s32min = max(r.s32min, BigInt.asIntN(32, lo));
-      r.s32max = min(r.s32max, BigInt.asIntN(32, hi));
+    if (s32(r.smin) <= s32(r.smax)) {
+      r.s32min = max(r.s32min, s32(r.smin));
+      r.s32max = min(r.s32max, s32(r.smax));
     }
+  }
+  // Upper halves two consecutive numbers while the low halves go from negative to positive:
+  // the low halves still form an s32 range (s64 [-1, 1] gives s32 [-1, 1]).
+  if (u32((r.umin >> 32n) + 1n) === u32(r.umax >> 32n) && s32(r.umin) < 0n && s32(r.umax) >= 0n) {
+    r.s32min = max(r.s32min, s32(r.umin));
+    r.s32max = min(r.s32max, s32(r.umax));
+  }
+  if (u32((r.smin >> 32n) + 1n) === u32(r.smax >> 32n) && s32(r.smin) < 0n && s32(r.smax) >= 0n) {
+    r.s32min = max(r.s32min, s32(r.smin));
+    r.s32max = min(r.s32max, s32(r.smax));
   }
   [r.s32min, r.s32max, r.u32min, r.u32max] = deduceSign(r.s32min, r.s32max, r.u32min, r.u32max, 32);
-  // 32 -> 64: with a fixed upper half, the value is that half plus the low range.
-  if (r.umin >> 32n === r.umax >> 32n) {
-    const hi = r.umin & ~U32_MAX & U64_MAX;
-    r.umin = max(r.umin, hi | r.u32min);
-    r.umax = min(r.umax, hi | r.u32max);
+}
+
+/**
+ * __reg_deduce_mixed_bounds: the 32-bit ranges as the low halves of the 64-bit bounds, and a
+ * value known to fit a non-negative s32 (after a sign-extending load) bounded by it outright.
+ */
+function regDeduceMixedBounds(r: RegState): void {
+  const HI = ~U32_MAX & U64_MAX;
+  r.umin = max(r.umin, (r.umin & HI) | r.u32min);
+  r.umax = min(r.umax, (r.umax & HI) | r.u32max);
+  r.smin = max(r.smin, BigInt.asIntN(64, (BigInt.asUintN(64, r.smin) & HI) | r.u32min));
+  r.smax = min(r.smax, BigInt.asIntN(64, (BigInt.asUintN(64, r.smax) & HI) | r.u32max));
+  if (r.s32min >= 0n && r.smin >= S32_MIN && r.smax <= S32_MAX) {
+    r.smin = r.s32min;
+    r.smax = r.s32max;
+    r.umin = r.s32min;
+    r.umax = r.s32max;
+    r.varOff = tnumIntersect(r.varOff, tnumRange(r.smin, r.smax));
   }
-  if (r.smin >> 32n === r.smax >> 32n) {
-    const hi = (r.smin >> 32n) << 32n;
-    r.smin = max(r.smin, hi + r.u32min);
-    r.smax = min(r.smax, hi + r.u32max);
-  }
+}
+
+function deduceBounds(r: RegState): void {
+  reg32DeduceBounds(r);
   [r.smin, r.smax, r.umin, r.umax] = deduceSign(r.smin, r.smax, r.umin, r.umax, 64);
+  regDeduceMixedBounds(r);
 }
 
 /** __reg_bound_offset: known bits from the ranges. */

@@ -58,6 +58,11 @@ export interface Checkpoint {
   missReg: number;
   /** regFingerprint of that register of the running frame. */
   missFp: number;
+  /** Lookups that did not match while a state was to be added (miss_cnt), and that did (hit_cnt). */
+  missCnt: number;
+  hitCnt: number;
+  /** Taken out of the explored list for missing too often (in_free_list). */
+  evicted: boolean;
 }
 
 export interface VerifierState {

@@ -98,6 +98,10 @@ import { tnumCast, tnumIn, tnumIsConst } from "./tnum.js";
 
 /** bpf_kptr_xchg's helper id (allowed under a lock). */
 const BPF_FUNC_kptr_xchg = 194;
+/** for_each_map_elem, timer_set_callback, find_vma, loop, user_ringbuf_drain: they call a callback. */
+const CALLBACK_HELPERS = new Set([164, 170, 180, 181, 209]);
+/** BPF_COMPLEXITY_LIMIT_STATES: states per instruction an unprivileged program may keep. */
+const BPF_COMPLEXITY_LIMIT_STATES = 64;
 
 /** Thrown inside the walk; becomes the result's error. */
 class VerifierReject extends Error {
@@ -138,7 +142,6 @@ export class Verifier {
   /** The stack slot where the last exact stacksafe() failed, or -1. */
   private stackMiss = -1;
   /** Per instruction, how many of its checkpoints are done (branches 0): the ones pruning uses. */
-  private doneAt!: Uint16Array;
   private readonly idmap = new Map<number, number>();
   /** Current-state ids already paired in idmap (check_ids keeps the pairing one to one). */
   private readonly idmapCur = new Set<number>();
@@ -322,12 +325,17 @@ export class Verifier {
   run(): VerifierResult {
     let error: BpfError | undefined;
     try {
-      this.cfg = checkCfg(this.insns, this.privileged, (m) => this.logBuf.push(m), this.logLevel > 1);
+      this.cfg = checkCfg(
+        this.insns,
+        this.privileged,
+        (m) => this.logBuf.push(m),
+        this.logLevel > 1,
+        (i) => this.callsCallback(i),
+      );
       this.checkBtfFunc();
       this.checkAttachBtfId();
       this.live = computeLiveness(this.insns, this.cfg);
       this.exactMiss = new Uint16Array(this.insns.length);
-      this.doneAt = new Uint16Array(this.insns.length);
       this.precision = new Precision(this.insns, this.cfg);
       this.stackLive = new StackLiveness(this.insns, this.cfg);
       for (let i = 0; i < this.cfg.subprogStarts.length; i++) this.stackDepth.push(0);
@@ -351,7 +359,8 @@ export class Verifier {
       maxStatesPerInsn: this.maxStatesPerInsn,
       totalStates: this.totalStates,
       peakStates: this.peakStates,
-      markRead: this.precision?.marks ?? 0,
+      // 6.18 tracks liveness without the register parentage walks this counted: always 0.
+      markRead: 0,
     };
     this.logBuf.push(
       `processed ${stats.processed} insns (limit ${this.limit}) max_states_per_insn ${stats.maxStatesPerInsn} total_states ${stats.totalStates} peak_states ${stats.peakStates} mark_read ${stats.markRead}\n`,
@@ -452,7 +461,6 @@ export class Verifier {
         if (!gf.called.has(i) || gf.verified.has(i)) continue;
         // free_states: checkpoints of another entry say nothing about this one.
         this.explored.clear();
-        this.doneAt.fill(0);
         this.exactMiss.fill(0);
         this.curStates = 0;
         this.doCheck(i);
@@ -638,8 +646,8 @@ export class Verifier {
     while (p) {
       p.branches--;
       if (p.branches > 0) break;
-      this.doneAt[p.insn]++;
-      this.curStates--;
+      // maybe_free_verifier_state: an evicted state goes once its paths are proven
+      if (p.evicted) this.curStates--;
       p = p.parent;
     }
     this.cur = null as unknown as VerifierState;
@@ -654,6 +662,14 @@ export class Verifier {
 
   // ---- pruning (is_state_visited, states_equal) ----
 
+  /** is_sync/async_callback_calling_insn: helpers and kfuncs that take a callback. */
+  private callsCallback(i: Insn): boolean {
+    if (i.src === 0) return CALLBACK_HELPERS.has(i.imm);
+    if (i.src !== BPF_PSEUDO_KFUNC_CALL) return false;
+    const name = this.env.kfuncs?.get(i.imm)?.name;
+    return name === "bpf_rbtree_add_impl" || name === "bpf_wq_set_callback_impl";
+  }
+
   /** is_iter_next_insn: a call of a KF_ITER_NEXT kfunc. */
   private isIterNextInsn(idx: number): boolean {
     const i = this.insns[idx];
@@ -667,84 +683,107 @@ export class Verifier {
       list = [];
       this.explored.set(idx, list);
     }
-    // Loop detection looks at the most recent in-progress states: a loop that repeats a state
-    // repeats it soon; longer cycles still end at the complexity limit.
-    let inProgress = 0;
     const reentry = this.cur.callbackReentry === true;
     this.cur.callbackReentry = false;
     const forced = this.cur.callbackEntry === true;
     this.cur.callbackEntry = false;
     const mayGoto = isMayGoto(this.insns[idx]);
     const nFrames = this.cur.frames.length;
-    // Past the 16th in-progress state, only done ones matter (unless every state is compared):
-    // stop once none is left rather than walk the rest of the list.
-    const mayStop = !reentry && !mayGoto && !iterNext;
-    let doneLeft = this.doneAt[idx];
+    // is_force_checkpoint: iterator next calls, may_goto and callback entries always checkpoint.
+    const forceCheckpoint = iterNext || forced;
+    const forceNew = forceCheckpoint || this.env.testStateFreq === true || this.cur.asyncEntry === true;
+    this.cur.asyncEntry = false;
+    // bpf progs have a pruning point every few instructions: a new state only after 2 jumps and 8
+    // instructions since the last one (fewer states, same pruning).
+    let addNew = forceNew || (this.jmps - this.prevAddJmps >= 2 && this.processed - this.prevAddProcessed >= 8);
     let curFpReg = 0;
     let curFp = 0;
+    let statesCnt = 0;
+    let evicted = false;
     for (let k = list.length - 1; k >= 0; k--) {
-      if (mayStop && doneLeft === 0 && inProgress >= 16) break;
       const sl = list[k];
-      if (sl.branches === 0) doneLeft--;
-      if (sl.activeLock !== this.cur.activeLock) continue;
+      statesCnt++;
       // A callback's next iteration in a state its earlier iterations already cover adds nothing
       // new (bpf_loop bounds the iterations): compare every live value exactly and stop here.
-      if (reentry && this.statesEqual(sl, this.cur, idx, false, true)) return true;
+      // states_equal fails on a different lock held
+      const sameLock = sl.activeLock === this.cur.activeLock;
+      if (reentry && sameLock && this.statesEqual(sl, this.cur, idx, false, true)) return this.hit(sl);
       if (sl.branches > 0) {
-        // An earlier iteration's state at the iterator's next call covers this one (all values
-        // compared as if precise): the loop adds nothing new, and iter_next ends it eventually.
+        let loopCheck = true;
         if (mayGoto) {
           // A later pass through may_goto (deeper) covered by an earlier one: the loop converged.
           if (
+            sameLock &&
             (sl.mayGotoDepth ?? 0) !== (this.cur.mayGotoDepth ?? 0) &&
             this.statesEqual(sl, this.cur, idx, false, true)
           )
-            return true;
+            return this.hit(sl);
         } else if (iterNext) {
-          if (iterActive(this, this.regs[1]) && this.statesEqual(sl, this.cur, idx, false, true)) return true;
-          continue;
+          // An earlier iteration's state at the iterator's next call covers this one (all values
+          // compared as if precise): the loop adds nothing new, and iter_next ends it eventually.
+          if (sameLock && iterActive(this, this.regs[1]) && this.statesEqual(sl, this.cur, idx, false, true))
+            return this.hit(sl);
+          loopCheck = false;
         }
-        if ((sl.mayGotoDepth ?? 0) !== (this.cur.mayGotoDepth ?? 0)) continue;
-        if ((sl.callbackUnrollDepth ?? 0) !== (this.cur.callbackUnrollDepth ?? 0)) continue;
-        if (inProgress++ >= 16) continue;
-        // An exact comparison fails at the first value that differs, and in a loop walked to the
-        // limit that is the same one every time (the loop's counter): look at it first.
-        const miss = this.exactMiss[idx];
-        if (miss > 0 && sl.frames.length === nFrames) {
-          if (miss < MISS_SLOT) {
-            // a register: its fingerprint, the checkpoint's computed once
-            if (curFpReg !== miss) {
-              curFpReg = miss;
-              curFp = regFingerprint(this.regs[miss - 1]);
+        if (
+          loopCheck &&
+          sameLock &&
+          (sl.mayGotoDepth ?? 0) === (this.cur.mayGotoDepth ?? 0) &&
+          (sl.callbackUnrollDepth ?? 0) === (this.cur.callbackUnrollDepth ?? 0) &&
+          sl.frames.length === nFrames
+        ) {
+          // states_maybe_looping, then the exact comparison. That fails at the first value that
+          // differs, and in a loop walked to the limit that is the same one every time (the
+          // loop's counter): look at it first.
+          const miss = this.exactMiss[idx];
+          let maybe = true;
+          if (miss > 0) {
+            if (miss < MISS_SLOT) {
+              // a register: its fingerprint, the checkpoint's computed once
+              if (curFpReg !== miss) {
+                curFpReg = miss;
+                curFp = regFingerprint(this.regs[miss - 1]);
+              }
+              if (sl.missReg !== miss) {
+                sl.missReg = miss;
+                sl.missFp = regFingerprint(sl.frames[nFrames - 1].regs[miss - 1]);
+              }
+              if (sl.missFp !== curFp) maybe = false;
             }
-            if (sl.missReg !== miss) {
-              sl.missReg = miss;
-              sl.missFp = regFingerprint(sl.frames[nFrames - 1].regs[miss - 1]);
-            }
-            if (sl.missFp !== curFp) continue;
+            if (maybe && differsAt(sl.frames[nFrames - 1], this.frame, miss)) maybe = false;
           }
-          if (differsAt(sl.frames[nFrames - 1], this.frame, miss)) continue;
+          if (maybe && this.statesEqual(sl, this.cur, idx, true)) {
+            const cur = `cur state: ${this.stateString(this.frame)}`;
+            const old = `old state: ${this.stateString(sl.frames[sl.frames.length - 1])}`;
+            this.reject(EINVAL, `infinite loop detected at insn ${idx}`, idx, [cur, old]);
+          }
         }
-        if (this.statesEqual(sl, this.cur, idx, true)) {
-          const cur = `cur state: ${this.stateString(this.frame)}`;
-          const old = `old state: ${this.stateString(sl.frames[sl.frames.length - 1])}`;
-          this.reject(EINVAL, `infinite loop detected at insn ${idx}`, idx, [cur, old]);
-        }
-        continue;
+        // Inside a loop, add states rarely: iterations differ and seldom help pruning, while a
+        // loop with a large bound still reaches the complexity limit soon.
+        if (!forceNew && this.jmps - this.prevAddJmps < 20 && this.processed - this.prevAddProcessed < 100)
+          addNew = false;
+      } else if (sameLock && this.statesEqual(sl, this.cur, idx, false)) return this.hit(sl);
+      // A miss counts only when a state is going to be added: otherwise a loop's iterations would
+      // evict the states of its first ones. A state that keeps missing goes (checkpoints that
+      // iterators converge on are kept longer).
+      if (addNew) sl.missCnt++;
+      const n = forceCheckpoint && sl.branches > 0 ? 64 : 3;
+      if (sl.missCnt > sl.hitCnt * n + n) {
+        sl.evicted = true;
+        evicted = true;
+        // A proven state is freed at once; one still being explored when its paths end.
+        if (sl.branches === 0) this.curStates--;
       }
-      if (this.statesEqual(sl, this.cur, idx, false)) return true;
     }
-    // Like the kernel, do not checkpoint every few instructions: states are costly to keep.
-    const frequent = this.env.testStateFreq === true || this.cur.asyncEntry === true;
-    this.cur.asyncEntry = false;
-    if (
-      !frequent &&
-      !iterNext &&
-      !forced &&
-      (this.processed - this.prevAddProcessed < 8 || this.jmps - this.prevAddJmps < 2)
-    )
-      return false;
-    if (list.length >= 64) return false;
+    if (evicted) {
+      const kept = list.filter((sl) => !sl.evicted);
+      this.explored.set(idx, kept);
+      list = kept;
+    }
+    // max_states_per_insn counts the states the lookup compared against.
+    if (statesCnt > this.maxStatesPerInsn) this.maxStatesPerInsn = statesCnt;
+    if (!this.privileged && statesCnt > BPF_COMPLEXITY_LIMIT_STATES) return false;
+    if (!addNew) return false;
     this.prevAddProcessed = this.processed;
     this.prevAddJmps = this.jmps;
     const cp: Checkpoint = {
@@ -760,10 +799,11 @@ export class Verifier {
       parent: this.cur.parent,
       missReg: 0,
       missFp: 0,
+      missCnt: 0,
+      hitCnt: 0,
+      evicted: false,
     };
     this.cur.parent = cp;
-    // max_states_per_insn counts the states the lookup compared against, before this one.
-    if (list.length > this.maxStatesPerInsn) this.maxStatesPerInsn = list.length;
     list.push(cp);
     this.totalStates++;
     this.curStates++;
@@ -773,6 +813,12 @@ export class Verifier {
       for (const sl of f.stack) if (sl) sl.written = false;
     }
     return false;
+  }
+
+  /** A state covers the current one: the path is pruned. */
+  private hit(sl: Checkpoint): true {
+    sl.hitCnt++;
+    return true;
   }
 
   private statesEqual(
