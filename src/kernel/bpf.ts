@@ -99,6 +99,18 @@ export interface BpfMapOps {
   map_meta_equal?(meta: BpfMap, map: BpfMap): boolean;
   /** BTF struct name of the map's kernel type (map_btf_id), e.g. "bpf_array". */
   map_btf_name?: string;
+  /** mmap() of the map from page `pgoff` (ring buffers); absent: ENOTSUPP. */
+  map_mmap?(map: BpfMap, pgoff: number, len: number, write: boolean): UserMapping;
+  /** ->poll of the map's fd: the EPOLL* mask (ring buffers: EPOLLIN with data to read). */
+  map_poll?(map: BpfMap): number;
+}
+
+/** What a process sees of an mmap()ed map: byte reads, and writes where the mapping allows them. */
+export interface UserMapping {
+  readonly length: number;
+  readonly writable: boolean;
+  read(off: number, len: number): Uint8Array;
+  write(off: number, data: Uint8Array): void;
 }
 
 export interface BpfMapInfo {

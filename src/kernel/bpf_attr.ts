@@ -349,6 +349,8 @@ export function num(v: number | bigint | undefined | null): number {
 
 /** A user buffer field: a Uint8Array of at least `size` bytes, else EFAULT (copy_from_user). */
 export function userBuf(v: unknown, size: number, what: string): Uint8Array {
+  // Copying no bytes never faults, whatever the pointer (a ring buffer's value_size 0).
+  if (size === 0 && !(v instanceof Uint8Array)) return new Uint8Array(0);
   if (!(v instanceof Uint8Array) || v.length < size) throw new BpfError(EFAULT, `${what} must be ${size} bytes`);
   return v;
 }

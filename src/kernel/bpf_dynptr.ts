@@ -49,8 +49,13 @@ function skbData(k: Kernel, addr: number): SkbData | undefined {
   return undefined;
 }
 
+/** bpf_dynptr_check_size: -E2BIG past the 24 bits a dynptr's size has. */
+export function dynptrCheckSize(size: bigint | number): number {
+  return BigInt(size) > BigInt(DYNPTR_MAX_SIZE) ? -E2BIG : 0;
+}
+
 /** struct bpf_dynptr_kern at `addr`: read once, written through (fields cached). */
-class DynptrKern {
+export class DynptrKern {
   data: number;
   sizeWord: number;
   offset: number;

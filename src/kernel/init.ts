@@ -27,6 +27,7 @@ import { arrayOfMapsOps, htabOfMapsOps } from "./map_in_map.js";
 import type { Module } from "./module.js";
 import { declarePercpuVars } from "./percpu.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
+import { registerRingbufHelpers, ringbuf_map_ops } from "./ringbuf.js";
 import { declareTaskTypes } from "./task.js";
 import { testRunOps } from "./test_run.js";
 import { registerTracing } from "./trampoline.js";
@@ -140,6 +141,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_TASK_STORAGE, task_storage_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_QUEUE, queue_stack_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_STACK, queue_stack_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_RINGBUF, ringbuf_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_ARRAY_OF_MAPS, arrayOfMapsOps(array_map_ops));
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_HASH_OF_MAPS, htabOfMapsOps(htab_map_ops));
   for (const t of KNOWN_PROG_TYPES) k.registerProgType(t, {});
@@ -167,6 +169,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   }
   registerIterHelpers(k);
   registerTimerHelpers(k);
+  registerRingbufHelpers(k);
   if (k.btfVmlinux) registerWqKfuncs(k);
   if (k.btfVmlinux) registerDynptr(k);
   if (k.mem instanceof VmMemory) bindVm(k, new Vm(k.mem));

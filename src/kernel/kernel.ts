@@ -15,6 +15,7 @@ import {
   BtfObject,
   type KernelMemory,
   type LinkCreateFn,
+  type UserMapping,
 } from "./bpf.js";
 import type { BpfAttr } from "./bpf_attr.js";
 import { HrtimerBase } from "./hrtimer.js";
@@ -25,6 +26,7 @@ import { Process, type ProcessOptions, UserStruct } from "./process.js";
 import { Rcu } from "./rcu.js";
 import { sk_alloc, sock_map_fd } from "./sock.js";
 import { fdinfo, objGetInfo, sysBpf } from "./syscall.js";
+import { bpf_map_mmap } from "./syscall_map.js";
 import { PF_KTHREAD, pidfd_open, type Task, task_alloc, task_exit } from "./task.js";
 
 /** A helper's or kfunc's view of its call: r1..r5 (`arg(1)` is r1). The VM's HelperCall is one. */
@@ -405,6 +407,11 @@ export class Kernel {
   poll(proc: Process, fd: number): number {
     const f = proc.files.get(fd);
     return f.f_op.poll?.(f as never) ?? 0;
+  }
+
+  /** mmap(2) of a map fd (MAP_SHARED, offset pgoff pages): what the process sees of it. */
+  mmap(proc: Process, fd: number, pgoff: number, len: number, write: boolean): UserMapping {
+    return bpf_map_mmap(proc, fd, pgoff, len, write);
   }
 
   /** The text of /proc/<pid>/fdinfo/<fd>. */

@@ -31,7 +31,7 @@ import {
   bpf_map_type,
 } from "../uapi/bpf.js";
 import { BpfError, E2BIG, EACCES, EBUSY, EINVAL, ENOENT, ENOTSUPP, EOPNOTSUPP, EPERM } from "../uapi/errno.js";
-import { BpfMap, type BtfObject } from "./bpf.js";
+import { BpfMap, type BtfObject, type UserMapping } from "./bpf.js";
 import type { MapCreateAttr, MapElemAttr, MapFreezeAttr } from "./bpf_attr.js";
 import { num, userBuf } from "./bpf_attr.js";
 import { btf_get_by_fd, btf_put, kptrResolver } from "./btf_obj.js";
@@ -162,6 +162,7 @@ export function bpf_map_put_with_uref(map: BpfMap): void {
 export const bpf_map_fops: FileOps<BpfMap> = {
   kind: "map",
   release: (f) => bpf_map_put_with_uref(f.private_data),
+  poll: (f) => f.private_data.ops.map_poll?.(f.private_data) ?? 0,
   show_fdinfo: (f) => {
     const map = f.private_data;
     return (
@@ -189,6 +190,17 @@ export function mapFromFd(proc: Process, fd: number): { map: BpfMap; file: File 
   const file = proc.files.get(fd);
   if (file.f_op !== bpf_map_fops) throw new BpfError(EINVAL, `fd ${fd} is not a BPF map`, { fd });
   return { map: file.private_data as BpfMap, file };
+}
+
+/**
+ * bpf_map_mmap(): a shared mapping of `len` bytes from page `pgoff` of the map behind fd;
+ * ENOTSUPP for a map type without ->map_mmap, EACCES for a writable mapping of a read-only fd.
+ */
+export function bpf_map_mmap(proc: Process, fd: number, pgoff: number, len: number, write: boolean): UserMapping {
+  const { map, file } = mapFromFd(proc, fd);
+  if (!map.ops.map_mmap) throw new BpfError(ENOTSUPP, `map ${map.name} cannot be mmap()ed`);
+  if (write && !(file.f_mode & FMODE_WRITE)) throw new BpfError(EACCES, `fd ${fd} is not open for writing`);
+  return map.ops.map_mmap(map, pgoff, len, write);
 }
 
 /** bpf_map_get(): a new reference on the map behind fd. */

@@ -4,7 +4,7 @@
  * never throws (anything else thrown is a bug). `k` is the caller: a kernel and the process in it.
  */
 import type { Insn } from "../isa/insn.js";
-import type { BpfLinkInfo, BpfMapInfo, BpfProgInfo } from "../kernel/bpf.js";
+import type { BpfLinkInfo, BpfMapInfo, BpfProgInfo, UserMapping } from "../kernel/bpf.js";
 import type {
   BtfLoadAttr,
   GetIdAttr,
@@ -21,7 +21,7 @@ import type { Kernel } from "../kernel/kernel.js";
 import type { Process } from "../kernel/process.js";
 import { objGetInfo } from "../kernel/syscall.js";
 import { BPF_OBJ_NAME_LEN, bpf_cmd } from "../uapi/bpf.js";
-import { EINVAL, toNegErrno } from "../uapi/errno.js";
+import { BpfError, EINVAL, toNegErrno } from "../uapi/errno.js";
 
 export interface BpfHandle {
   readonly kernel: Kernel;
@@ -517,6 +517,25 @@ export interface BpfObjGetOpts {
 
 export function bpf_obj_get(k: BpfHandle, pathname: string, opts: BpfObjGetOpts = {}): number {
   return sys(k, bpf_cmd.BPF_OBJ_GET, { pathname, file_flags: opts.file_flags });
+}
+
+/**
+ * mmap(2) of a map fd (MAP_SHARED; `offset` in bytes, page-aligned): the mapping, or a negative
+ * errno (-ENOTSUPP for a map type that cannot be mapped, -EPERM / -EACCES for a refused write).
+ */
+export function mmap(k: BpfHandle, fd: number, length: number, write: boolean, offset: number): UserMapping | number {
+  if (offset % 4096) return -EINVAL;
+  try {
+    return k.kernel.mmap(k.process, fd, offset / 4096, length, write);
+  } catch (e) {
+    if (e instanceof BpfError) return -e.errno;
+    throw e;
+  }
+}
+
+/** poll(2) of one fd: the EPOLL* mask it reports now, or a negative errno. */
+export function poll(k: BpfHandle, fd: number): number {
+  return toNegErrno(() => k.kernel.poll(k.process, fd));
 }
 
 /** close(2): 0, or -EBADF. */

@@ -15,7 +15,7 @@ import { btfName, btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
 import { KF_ACQUIRE, KF_RET_NULL, KF_TRUSTED_ARGS } from "./env.js";
 import { ARG_MEM_RDONLY, ARG_MEM_UNINIT } from "./helper_protos.js";
 import { checkHelperMem } from "./helpers.js";
-import { acquireReference, forEachReg, markRegInvalid } from "./refs.js";
+import { acquireReference, forEachReg, markRegInvalid, releaseReference } from "./refs.js";
 import {
   baseType,
   CONST_PTR_TO_DYNPTR,
@@ -141,6 +141,51 @@ export function destroyIfDynptrStackSlot(v: Verifier, f: FuncState, spi: number)
     if (r.type !== PTR_TO_MEM && r.type !== (PTR_TO_MEM | PTR_MAYBE_NULL)) return;
     if (r.dynptrId === d.id) markRegInvalid(v, r);
   });
+}
+
+/** invalidate_dynptr: both slots of the dynptr at `spi` become STACK_INVALID. */
+function invalidateDynptr(v: Verifier, f: FuncState, spi: number): void {
+  for (const i of [spi, spi - 1]) {
+    const slot = stackSlot(v, f, i);
+    slot.slotType.fill(STACK_INVALID);
+    slot.dynptr = undefined;
+    slot.spilledPtr = null;
+    slot.written = true;
+  }
+}
+
+/**
+ * check_func_arg's OBJ_RELEASE case for a dynptr: only one on the stack holding a reference (a
+ * ringbuf one) may be released; a callback's const dynptr never.
+ */
+export function checkDynptrRelease(v: Verifier, regno: number, reg: RegState): void {
+  if (reg.type !== PTR_TO_STACK) v.reject(EINVAL, "cannot release unowned const bpf_dynptr");
+  const spi = dynptrGetSpi(v, reg);
+  if (spi < 0 || !v.cur.frames[reg.frameno].stack[spi]?.dynptr?.refObjId)
+    v.reject(EINVAL, `arg ${regno} is an unacquired reference`);
+}
+
+/**
+ * unmark_stack_slots_dynptr: the released dynptr goes; for a referenced one the reference is
+ * released (its slices go with it) and so is every clone sharing it. False when there is none.
+ */
+export function unmarkStackSlotsDynptr(v: Verifier, reg: RegState): boolean {
+  const spi = dynptrGetSpi(v, reg);
+  if (spi < 0) return false;
+  const f = v.cur.frames[reg.frameno];
+  const d = f.stack[spi]?.dynptr;
+  if (!d) return false;
+  if (!refcounted(d.type)) {
+    invalidateDynptr(v, f, spi);
+    return true;
+  }
+  const ref = d.refObjId;
+  if (!releaseReference(v, ref)) return false;
+  for (let i = 1; i < f.stack.length; i++) {
+    const s = f.stack[i]?.dynptr;
+    if (s?.first && s.refObjId === ref) invalidateDynptr(v, f, i);
+  }
+  return true;
 }
 
 /** mark_stack_slots_dynptr: the two slots become a new dynptr of the argument's type. */

@@ -32,6 +32,8 @@ export const ARG_PTR_TO_TIMER = 18;
 export const ARG_PTR_TO_DYNPTR = 19;
 /** ARG_CONST_ALLOC_SIZE_OR_ZERO: a known constant size of the memory returned. */
 export const ARG_CONST_ALLOC_SIZE_OR_ZERO = 20;
+/** ARG_PTR_TO_RINGBUF_MEM: a record bpf_ringbuf_reserve returned. */
+export const ARG_PTR_TO_RINGBUF_MEM = 21;
 /** Flags on arg types. */
 export const ARG_MAYBE_NULL = 1 << 8;
 export const ARG_MEM_RDONLY = 1 << 9;
@@ -39,6 +41,8 @@ export const ARG_MEM_RDONLY = 1 << 9;
 export const ARG_MEM_UNINIT = 1 << 10;
 /** MEM_WRITE: the helper writes the memory. */
 export const ARG_MEM_WRITE = 1 << 11;
+/** OBJ_RELEASE: the helper releases the reference the argument holds. */
+export const OBJ_RELEASE = 1 << 12;
 
 /** enum bpf_return_type (subset). */
 export const RET_INTEGER = 0;
@@ -53,6 +57,8 @@ export const RET_PTR_TO_BTF_ID_OR_NULL = 5;
 export const RET_PTR_TO_MEM_OR_BTF_ID = 6;
 /** RET_PTR_TO_DYNPTR_MEM_OR_NULL: memory of the ARG_CONST_ALLOC_SIZE_OR_ZERO size inside a dynptr. */
 export const RET_PTR_TO_DYNPTR_MEM_OR_NULL = 7;
+/** RET_PTR_TO_RINGBUF_MEM_OR_NULL: an acquired record of the ARG_CONST_ALLOC_SIZE_OR_ZERO size. */
+export const RET_PTR_TO_RINGBUF_MEM_OR_NULL = 8;
 
 export interface FuncProto {
   readonly name: string;
@@ -188,6 +194,41 @@ export const bpf_dynptr_data_proto = proto(F.BPF_FUNC_dynptr_data, RET_PTR_TO_DY
   ARG_ANYTHING,
   ARG_CONST_ALLOC_SIZE_OR_ZERO,
 ]);
+// kernel/bpf/ringbuf.c. The dynptr arguments' type flag is reg_state's DYNPTR_TYPE_RINGBUF.
+export const bpf_ringbuf_output_proto = proto(F.BPF_FUNC_ringbuf_output, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_MEM | ARG_MEM_RDONLY,
+  ARG_CONST_SIZE_OR_ZERO,
+  ARG_ANYTHING,
+]);
+export const bpf_ringbuf_reserve_proto = proto(F.BPF_FUNC_ringbuf_reserve, RET_PTR_TO_RINGBUF_MEM_OR_NULL, [
+  ARG_CONST_MAP_PTR,
+  ARG_CONST_ALLOC_SIZE_OR_ZERO,
+  ARG_ANYTHING,
+]);
+export const bpf_ringbuf_submit_proto = proto(F.BPF_FUNC_ringbuf_submit, RET_VOID, [
+  ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE,
+  ARG_ANYTHING,
+]);
+export const bpf_ringbuf_discard_proto = proto(F.BPF_FUNC_ringbuf_discard, RET_VOID, [
+  ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE,
+  ARG_ANYTHING,
+]);
+export const bpf_ringbuf_query_proto = proto(F.BPF_FUNC_ringbuf_query, RET_INTEGER, [ARG_CONST_MAP_PTR, ARG_ANYTHING]);
+export const bpf_ringbuf_reserve_dynptr_proto = proto(F.BPF_FUNC_ringbuf_reserve_dynptr, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_ANYTHING,
+  ARG_ANYTHING,
+  ARG_PTR_TO_DYNPTR | (1 << 17) | ARG_MEM_UNINIT | ARG_MEM_WRITE,
+]);
+export const bpf_ringbuf_submit_dynptr_proto = proto(F.BPF_FUNC_ringbuf_submit_dynptr, RET_VOID, [
+  ARG_PTR_TO_DYNPTR | (1 << 17) | OBJ_RELEASE,
+  ARG_ANYTHING,
+]);
+export const bpf_ringbuf_discard_dynptr_proto = proto(F.BPF_FUNC_ringbuf_discard_dynptr, RET_VOID, [
+  ARG_PTR_TO_DYNPTR | (1 << 17) | OBJ_RELEASE,
+  ARG_ANYTHING,
+]);
 export const bpf_sk_storage_get_proto = proto(F.BPF_FUNC_sk_storage_get, RET_PTR_TO_MAP_VALUE_OR_NULL, [
   ARG_CONST_MAP_PTR,
   ARG_PTR_TO_BTF_ID_SOCK_COMMON,
@@ -318,6 +359,14 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_dynptr_data_proto,
     bpf_task_storage_get_proto,
     bpf_task_storage_delete_proto,
+    bpf_ringbuf_output_proto,
+    bpf_ringbuf_reserve_proto,
+    bpf_ringbuf_submit_proto,
+    bpf_ringbuf_discard_proto,
+    bpf_ringbuf_query_proto,
+    bpf_ringbuf_reserve_dynptr_proto,
+    bpf_ringbuf_submit_dynptr_proto,
+    bpf_ringbuf_discard_dynptr_proto,
     bpf_get_current_task_proto,
     bpf_get_current_task_btf_proto,
     bpf_get_current_pid_tgid_proto,
@@ -345,6 +394,11 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
     case F.BPF_FUNC_jiffies64:
     case F.BPF_FUNC_get_prandom_u32:
     case F.BPF_FUNC_get_smp_processor_id:
+    case F.BPF_FUNC_ringbuf_output:
+    case F.BPF_FUNC_ringbuf_reserve:
+    case F.BPF_FUNC_ringbuf_submit:
+    case F.BPF_FUNC_ringbuf_discard:
+    case F.BPF_FUNC_ringbuf_query:
       return ALL_HELPER_PROTOS.get(funcId);
     case F.BPF_FUNC_loop:
       return privileged ? bpf_loop_proto : undefined;
@@ -373,6 +427,9 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
     case F.BPF_FUNC_dynptr_read:
     case F.BPF_FUNC_dynptr_write:
     case F.BPF_FUNC_dynptr_data:
+    case F.BPF_FUNC_ringbuf_reserve_dynptr:
+    case F.BPF_FUNC_ringbuf_submit_dynptr:
+    case F.BPF_FUNC_ringbuf_discard_dynptr:
       return privileged ? ALL_HELPER_PROTOS.get(funcId) : undefined;
     default:
       return undefined;

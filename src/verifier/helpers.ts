@@ -4,7 +4,14 @@ import { BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfStructIdsMatch } from "./btf_access.js";
 import { checkFuncCall } from "./calls.js";
-import { type DynptrHelperMeta, dynptrHelperChangesData, markDynptrDataRet, processDynptrFunc } from "./dynptr.js";
+import {
+  checkDynptrRelease,
+  type DynptrHelperMeta,
+  dynptrHelperChangesData,
+  markDynptrDataRet,
+  processDynptrFunc,
+  unmarkStackSlotsDynptr,
+} from "./dynptr.js";
 import { processSpinLock } from "./graph.js";
 import {
   ALL_HELPER_PROTOS,
@@ -27,6 +34,7 @@ import {
   ARG_PTR_TO_MAP_VALUE,
   ARG_PTR_TO_MEM,
   ARG_PTR_TO_PERCPU_BTF_ID,
+  ARG_PTR_TO_RINGBUF_MEM,
   ARG_PTR_TO_SPIN_LOCK,
   ARG_PTR_TO_STACK,
   ARG_PTR_TO_TIMER,
@@ -34,18 +42,21 @@ import {
   bpfBaseFuncProto,
   type FuncProto,
   funcIdName,
+  OBJ_RELEASE,
   RET_INTEGER,
   RET_PTR_TO_BTF_ID_TRUSTED,
   RET_PTR_TO_DYNPTR_MEM_OR_NULL,
   RET_PTR_TO_MAP_VALUE_OR_NULL,
   RET_PTR_TO_MEM_OR_BTF_ID,
   RET_PTR_TO_MEM_OR_NULL,
+  RET_PTR_TO_RINGBUF_MEM_OR_NULL,
   RET_VOID,
 } from "./helper_protos.js";
 import { checkKptrXchgSrc, kptrXchgCall, processKptrFunc } from "./kptr.js";
 import { markInnerMapLookup } from "./map_in_map.js";
 import { checkMemAccess, checkMemRegion } from "./mem_access.js";
 import { checkPercpuBtfArg, markPercpuRet } from "./percpu.js";
+import { acquireReference, releaseReference } from "./refs.js";
 import {
   baseType,
   CONST_PTR_TO_DYNPTR,
@@ -53,6 +64,7 @@ import {
   copyReg,
   MEM_RCU,
   MEM_RDONLY,
+  MEM_RINGBUF,
   markPtr,
   markRegNotInit,
   markRegUnknown,
@@ -109,6 +121,17 @@ const MAP_ONLY_FUNCS = new Map<number, readonly number[]>([
   [MT.BPF_MAP_TYPE_STRUCT_OPS, []],
   [MT.BPF_MAP_TYPE_ARRAY_OF_MAPS, [F_.BPF_FUNC_map_lookup_elem]],
   [MT.BPF_MAP_TYPE_HASH_OF_MAPS, [F_.BPF_FUNC_map_lookup_elem]],
+  [
+    MT.BPF_MAP_TYPE_RINGBUF,
+    [
+      F_.BPF_FUNC_ringbuf_output,
+      F_.BPF_FUNC_ringbuf_reserve,
+      F_.BPF_FUNC_ringbuf_query,
+      F_.BPF_FUNC_ringbuf_reserve_dynptr,
+      F_.BPF_FUNC_ringbuf_submit_dynptr,
+      F_.BPF_FUNC_ringbuf_discard_dynptr,
+    ],
+  ],
 ]);
 /** ... and second half: the only map types a helper takes. */
 const FUNC_ONLY_MAPS = new Map<number, readonly number[]>([
@@ -123,6 +146,12 @@ const FUNC_ONLY_MAPS = new Map<number, readonly number[]>([
   [F_.BPF_FUNC_sk_storage_delete, [MT.BPF_MAP_TYPE_SK_STORAGE]],
   [F_.BPF_FUNC_task_storage_get, [MT.BPF_MAP_TYPE_TASK_STORAGE]],
   [F_.BPF_FUNC_task_storage_delete, [MT.BPF_MAP_TYPE_TASK_STORAGE]],
+  [F_.BPF_FUNC_ringbuf_output, [MT.BPF_MAP_TYPE_RINGBUF]],
+  [F_.BPF_FUNC_ringbuf_reserve, [MT.BPF_MAP_TYPE_RINGBUF]],
+  [F_.BPF_FUNC_ringbuf_query, [MT.BPF_MAP_TYPE_RINGBUF]],
+  [F_.BPF_FUNC_ringbuf_reserve_dynptr, [MT.BPF_MAP_TYPE_RINGBUF]],
+  [F_.BPF_FUNC_ringbuf_submit_dynptr, [MT.BPF_MAP_TYPE_RINGBUF]],
+  [F_.BPF_FUNC_ringbuf_discard_dynptr, [MT.BPF_MAP_TYPE_RINGBUF]],
 ]);
 
 /** check_map_func_compatibility (the map types structops has). */
@@ -208,6 +237,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   let timerUid = 0;
   const dynptrMeta: DynptrHelperMeta = {};
   let allocSize = 0;
+  /** meta.release_regno and meta.ref_obj_id of an OBJ_RELEASE argument. */
+  let releaseRegno = 0;
+  let releaseRef = 0;
   for (let a = 0; a < fn.argTypes.length; a++) {
     const at = fn.argTypes[a];
     const regno = a + 1;
@@ -226,7 +258,6 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         if (reg.type !== CONST_PTR_TO_MAP) bad([CONST_PTR_TO_MAP]);
         checkTimerMapMatch(v, timerMap, timerUid, reg);
         map = reg;
-        checkMapFuncCompat(v, v.maps[reg.map].type, funcId, fname);
         break;
       case ARG_PTR_TO_MAP_KEY:
       case ARG_PTR_TO_MAP_VALUE: {
@@ -235,6 +266,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         const m = v.maps[map.map];
         // MEM_WRITE (bpf_map_pop_elem, peek_elem): the helper fills the value, so it may be uninitialized.
         const write = (at & ARG_MEM_WRITE) !== 0;
+        // check_stack_range_initialized without zero_size_allowed: a key_size 0 map (a ring buffer).
+        const size = base === ARG_PTR_TO_MAP_KEY ? m.keySize : m.valueSize;
+        if (size === 0 && bt === PTR_TO_STACK) v.reject(EACCES, "invalid zero-sized read");
         checkHelperMem(v, regno, reg, base === ARG_PTR_TO_MAP_KEY ? m.keySize : m.valueSize, write);
         if (base === ARG_PTR_TO_MAP_KEY) constKey = constMapKey(v, reg, m.keySize);
         break;
@@ -319,7 +353,21 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         break;
       case ARG_PTR_TO_DYNPTR:
         if (bt !== PTR_TO_STACK && bt !== CONST_PTR_TO_DYNPTR) bad([PTR_TO_STACK, CONST_PTR_TO_DYNPTR]);
+        if (at & OBJ_RELEASE) {
+          checkDynptrRelease(v, regno, reg);
+          releaseRegno = regno;
+        }
         dynptrMeta.dynptr = processDynptrFunc(v, regno, at) ?? dynptrMeta.dynptr;
+        break;
+      case ARG_PTR_TO_RINGBUF_MEM:
+        // check_reg_type, check_func_arg_reg_off (a released pointer has no offset), then the release.
+        if (reg.type !== (PTR_TO_MEM | MEM_RINGBUF))
+          v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=ringbuf_mem`);
+        if (reg.off !== 0 || !tnumIsConst(reg.varOff) || reg.varOff.value !== 0n)
+          v.reject(EINVAL, `R${regno} must have zero offset when passed to release func or trusted arg to kfunc`);
+        if (!reg.refObjId) v.reject(EINVAL, `R${regno} must be referenced when passed to release function`);
+        releaseRegno = regno;
+        releaseRef = reg.refObjId;
         break;
       case ARG_CONST_ALLOC_SIZE_OR_ZERO:
         if (reg.type !== SCALAR_VALUE) v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=scalar`);
@@ -332,6 +380,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     }
     void ARG_MEM_RDONLY;
   }
+  // check_map_func_compatibility comes after every argument's checks (a ring buffer's lookup
+  // fails first on its zero-sized key).
+  if (map) checkMapFuncCompat(v, v.maps[map.map].type, funcId, fname);
   // A callback runs as a frame of its own; the path where it never runs continues right after
   // the call. bpf_loop gives it (index, ctx) (set_loop_callback_state); bpf_for_each_map_elem
   // (map, key, value, ctx) (set_map_elem_callback_state).
@@ -370,6 +421,10 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     kptrXchgCall(v, kptrField, releaseRefObjId, fname, funcId);
     return false;
   }
+  if (releaseRegno) {
+    const ok = releaseRef ? releaseReference(v, releaseRef) : unmarkStackSlotsDynptr(v, regs[releaseRegno]);
+    if (!ok) v.reject(EINVAL, `func ${fname}#${funcId} reference has not been acquired before`);
+  }
   // bpf_dynptr_from_mem takes map values only (no stack memory: the dynptr could outlive it).
   if (funcId === bpf_func_id.BPF_FUNC_dynptr_from_mem && regs[1].type !== PTR_TO_MAP_VALUE)
     v.reject(EACCES, `Unsupported reg type ${regTypeStr(regs[1].type)} for bpf_dynptr_from_mem data`);
@@ -377,6 +432,16 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   if (fn.retType === RET_PTR_TO_DYNPTR_MEM_OR_NULL) {
     clobberAndSetR0(v, fn, undefined);
     markDynptrDataRet(v, v.regs[0], allocSize, dynptrMeta);
+    return false;
+  }
+  if (fn.retType === RET_PTR_TO_RINGBUF_MEM_OR_NULL) {
+    clobberAndSetR0(v, fn, undefined);
+    // The NULL check's id first, then the reference (acquire_reference): both the reference's id.
+    const r0 = v.regs[0];
+    markPtr(r0, PTR_TO_MEM | MEM_RINGBUF | PTR_MAYBE_NULL);
+    r0.memSize = allocSize;
+    v.newId();
+    r0.id = r0.refObjId = acquireReference(v);
     return false;
   }
   // An array lookup with a constant key in bounds cannot fail (can_elide_value_nullness).

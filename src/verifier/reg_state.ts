@@ -57,6 +57,8 @@ export const DYNPTR_TYPE_FLAG_MASK = DYNPTR_TYPE_LOCAL | DYNPTR_TYPE_RINGBUF | D
  * from a kptr field of a program type). Never printed.
  */
 export const BTF_PROG = 1 << 20;
+/** A ring buffer record (bpf_ringbuf_reserve's memory): ringbuf_mem. */
+export const MEM_RINGBUF = 1 << 21;
 /** is_trusted_reg's opt-in flags (BPF_REG_TRUSTED_MODIFIERS). */
 export const BPF_REG_TRUSTED_MODIFIERS = MEM_ALLOC | PTR_TRUSTED | NON_OWN_REF;
 
@@ -80,6 +82,7 @@ const BASE_NAMES: Record<number, string> = {
 export function regTypeStr(t: number): string {
   let prefix = "";
   if (t & MEM_RDONLY) prefix += "rdonly_";
+  if (t & MEM_RINGBUF) prefix += "ringbuf_";
   if (t & MEM_PERCPU) prefix += "percpu_";
   if (t & MEM_RCU) prefix += "rcu_";
   if (t & PTR_UNTRUSTED) prefix += "untrusted_";
