@@ -24,9 +24,13 @@ import {
 } from "../uapi/btf.js";
 import { EACCES, EFAULT, EINVAL, EOPNOTSUPP } from "../uapi/errno.js";
 import { btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
+import { processDynptrFunc } from "./dynptr.js";
+import { ARG_MEM_RDONLY, ARG_PTR_TO_DYNPTR } from "./helper_protos.js";
 import { checkHelperMem } from "./helpers.js";
 import {
   baseType,
+  CONST_PTR_TO_DYNPTR,
+  DYNPTR_TYPE_SKB,
   isTrustedReg,
   MEM_RCU,
   MEM_RDONLY,
@@ -461,10 +465,20 @@ function checkFuncArgMatch(v: Verifier, i: number, regs: RegState[]): number {
       continue;
     }
     if (arg.kind === "dynptr") {
-      // process_dynptr_func is not run here: the callee gets nothing it could read or write.
-      if (baseType(reg.type) !== PTR_TO_STACK) {
-        v.note(`R${regno} type=${regTypeStr(reg.type)} expected=fp`);
+      // check_func_arg_reg_off, then process_dynptr_func (ARG_PTR_TO_DYNPTR | MEM_RDONLY): an
+      // initialized dynptr of any type on the stack, or a const one passed on unmodified.
+      if (
+        baseType(reg.type) === CONST_PTR_TO_DYNPTR &&
+        (reg.off !== 0 || !tnumIsConst(reg.varOff) || reg.varOff.value !== 0n)
+      ) {
+        v.note(`dereference of modified dynptr_ptr ptr R${regno} off=${reg.off} disallowed`);
         return EACCES;
+      }
+      try {
+        processDynptrFunc(v, regno, ARG_PTR_TO_DYNPTR | ARG_MEM_RDONLY);
+      } catch (e) {
+        if (isVerifierReject(e)) return (e as { err: { errno: number } }).err.errno;
+        throw e;
       }
       continue;
     }
@@ -600,10 +614,14 @@ export function globalFuncEntry(v: Verifier, subprog: number, f: FuncState): voi
       case "arena":
         markRegUnknown(r);
         break;
-      case "mem":
       case "dynptr":
-        // A dynptr argument (the kernel's CONST_PTR_TO_DYNPTR) is not modelled: read-only memory
-        // of size 0, which no access and no dynptr function takes.
+        // A CONST_PTR_TO_DYNPTR with a dynptr id of its own. 6.18 (upstream asks for a local one)
+        // gives it the skb type: the log says type=skb and a bpf_dynptr_write through it drops
+        // the slices taken from it, as the host kernel shows.
+        markPtr(r, CONST_PTR_TO_DYNPTR | DYNPTR_TYPE_SKB);
+        r.id = v.newId();
+        break;
+      case "mem":
         markPtr(r, PTR_TO_MEM | (arg.flags & (PTR_MAYBE_NULL | PTR_UNTRUSTED | MEM_RDONLY)));
         r.memSize = arg.memSize;
         if (arg.flags & PTR_MAYBE_NULL) r.id = v.newId();

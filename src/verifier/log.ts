@@ -36,7 +36,13 @@ import { funcIdName } from "./helper_protos.js";
 import {
   BPF_ADD_CONST,
   baseType,
+  CONST_PTR_TO_DYNPTR,
   CONST_PTR_TO_MAP,
+  DYNPTR_TYPE_FLAG_MASK,
+  DYNPTR_TYPE_LOCAL,
+  DYNPTR_TYPE_RINGBUF,
+  DYNPTR_TYPE_SKB,
+  DYNPTR_TYPE_XDP,
   NON_OWN_REF,
   PTR_TO_BTF_ID,
   PTR_TO_MAP_KEY,
@@ -186,6 +192,14 @@ export interface StateNames {
   btfName?(btfId: number): string;
 }
 
+/** dynptr_type_str of a CONST_PTR_TO_DYNPTR's type flag. */
+const DYNPTR_NAMES = new Map([
+  [DYNPTR_TYPE_LOCAL, "local"],
+  [DYNPTR_TYPE_RINGBUF, "ringbuf"],
+  [DYNPTR_TYPE_SKB, "skb"],
+  [DYNPTR_TYPE_XDP, "xdp"],
+]);
+
 /** One register as print_reg_state shows it. */
 export function regStr(r: RegState, names: StateNames = {}): string {
   if (r.type === SCALAR_VALUE) return scalarStr(r);
@@ -205,6 +219,7 @@ export function regStr(r: RegState, names: StateNames = {}): string {
   }
   if (r.off) f.push(`off=${r.off}`);
   if (bt === PTR_TO_MEM) f.push(`sz=${r.memSize}`);
+  if (bt === CONST_PTR_TO_DYNPTR) f.push(`type=${DYNPTR_NAMES.get(r.type & DYNPTR_TYPE_FLAG_MASK) ?? "<invalid>"}`);
   if (!tnumIsConst(r.varOff)) {
     const v = scalarStr(r);
     f.push(v.slice("scalar(".length, -1));
