@@ -8,6 +8,7 @@ import { bpf_prog_type as T } from "../uapi/bpf.js";
 import { BTF_FUNC_GLOBAL } from "../uapi/btf.js";
 import { KF_ACQUIRE, KF_RCU, KF_RELEASE, KF_RET_NULL } from "../verifier/env.js";
 import { registerBtfIdDtorKfuncs } from "./bpf_kptr.js";
+import { declareCgroupTypes, registerCgroupKfuncs } from "./cgroup.js";
 import { declareCpumaskTypes, registerCpumaskKfuncs } from "./cpumask.js";
 import type { KernelBaseTypes } from "./init.js";
 import type { Kernel, Subsystem } from "./kernel.js";
@@ -35,6 +36,7 @@ function declareTypes(b: BtfBuilder, base: KernelBaseTypes): void {
   fn("bpf_task_from_pid", taskPtr, [{ name: "pid", type: base.int }]);
   fn("bpf_rcu_read_lock", 0, []);
   fn("bpf_rcu_read_unlock", 0, []);
+  declareCgroupTypes(b, base);
 }
 
 function register(k: Kernel): void {
@@ -93,6 +95,7 @@ function register(k: Kernel): void {
     },
   ]);
   registerCpumaskKfuncs(k);
+  registerCgroupKfuncs(k);
   registerPercpuHelpers(k);
 }
 

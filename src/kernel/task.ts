@@ -12,6 +12,7 @@ import { BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { BpfError, EBADF, EINVAL, ESRCH } from "../uapi/errno.js";
 import type { BpfMap, MemRegion } from "./bpf.js";
 import { bpfSelemFree } from "./bpf_local_storage.js";
+import { cgroup_exit, cgroup_fork } from "./cgroup.js";
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
@@ -209,6 +210,7 @@ export function task_alloc(k: Kernel, pid: number, comm: string, opts: { flags?:
   }
   k.taskByAddr.set(region.addr, task);
   k.taskByPid.set(pid, task);
+  cgroup_fork(k, task, opts.parent);
   return task;
 }
 
@@ -217,6 +219,7 @@ export function task_exit(task: Task): void {
   if (task.dead) return;
   task.dead = true;
   task.kernel.taskByPid.delete(task.pid);
+  cgroup_exit(task.kernel, task);
   put_task_struct(task);
 }
 

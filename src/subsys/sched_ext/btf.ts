@@ -520,10 +520,11 @@ export function declareScxTypes(b: BtfBuilder, base: KernelBaseTypes): ScxBtfIds
     { name: "seq", type: base.u32 },
     { name: "id", type: base.u64 },
   ]);
-  const kernfs = b.addStructAuto("kernfs_node", [{ name: "id", type: base.u64 }]);
+  // The core declares struct cgroup (src/kernel/cgroup.ts); a kernel without it gets the two
+  // fields schedulers read.
   const cgroup = findOr(b, "cgroup", BTF_KIND_STRUCT, () =>
     b.addStructAuto("cgroup", [
-      { name: "kn", type: b.addPtr(kernfs) },
+      { name: "kn", type: b.addPtr(b.addStructAuto("kernfs_node", [{ name: "id", type: base.u64 }])) },
       { name: "level", type: base.int },
     ]),
   );
