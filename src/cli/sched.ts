@@ -147,6 +147,11 @@ export function formatSchedSummary(m: SchedMetrics, header: string[], exitLines:
     `wake-up latency p50 ${m.latency_us.p50} us, p99 ${m.latency_us.p99} us, max ${m.latency_us.max} us ` +
       `(${m.latency_us.samples} wake-ups); Jain's index over weighted shares ${m.jain_weighted === null ? "-" : m.jain_weighted.toFixed(4)}`,
   );
+  for (const c of m.cgroups ?? [])
+    lines.push(
+      `cgroup ${c.path} (weight ${c.weight}): ${c.runtime_ms.toFixed(1)} ms, share ${pct(c.share)}, ` +
+        `fair ${c.fair_share === null ? "-" : pct(c.fair_share)}`,
+    );
   return `${[...header, "", ...lines, ...exitLines].join("\n")}\n`;
 }
 

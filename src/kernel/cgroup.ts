@@ -216,9 +216,10 @@ export class CgroupRoot {
       );
   }
 
-  /** cgroup_fork + cgroup_post_fork: the child starts in its parent's cgroup. */
-  fork(task: Task, parent: Task | undefined): void {
-    const cg = parent && parent !== task ? this.taskCgroup(parent) : this.cgrp;
+  /** cgroup_fork + cgroup_post_fork: the child starts in its parent's cgroup, or in `into` (CLONE_INTO_CGROUP). */
+  fork(task: Task, parent: Task | undefined, into?: Cgroup): void {
+    if (into && !into.online) throw new BpfError(ENOENT, `cgroup ${into.path} is being removed`);
+    const cg = into ?? (parent && parent !== task ? this.taskCgroup(parent) : this.cgrp);
     this.link(task, cg);
     for (const s of this.subsys) s.fork?.(task, cg);
   }
@@ -295,8 +296,8 @@ export function cgroupRoot(k: Kernel): CgroupRoot | null {
 }
 
 /** cgroup_fork / cgroup_post_fork for a task just allocated (task_alloc). */
-export function cgroup_fork(k: Kernel, task: Task, parent: Task | undefined): void {
-  cgroupRoot(k)?.fork(task, parent);
+export function cgroup_fork(k: Kernel, task: Task, parent: Task | undefined, into?: Cgroup): void {
+  cgroupRoot(k)?.fork(task, parent, into);
 }
 
 /** cgroup_exit for a task leaving (do_exit). */

@@ -12,7 +12,7 @@ import { BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { BpfError, EBADF, EINVAL, ESRCH } from "../uapi/errno.js";
 import type { BpfMap, MemRegion } from "./bpf.js";
 import { bpfSelemFree } from "./bpf_local_storage.js";
-import { cgroup_exit, cgroup_fork } from "./cgroup.js";
+import { type Cgroup, cgroup_exit, cgroup_fork } from "./cgroup.js";
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
@@ -160,7 +160,12 @@ export class Task {
 }
 
 /** copy_process(), as far as BPF sees it: a task_struct filled in and findable by pid and address. */
-export function task_alloc(k: Kernel, pid: number, comm: string, opts: { flags?: number; parent?: Task } = {}): Task {
+export function task_alloc(
+  k: Kernel,
+  pid: number,
+  comm: string,
+  opts: { flags?: number; parent?: Task; cgroup?: Cgroup } = {},
+): Task {
   const l = layout(k.btfVmlinux);
   // Writable where a subsystem lets programs store to it (sched_ext: p->scx.slice, dsq_vtime);
   // the verifier decides which stores reach it.
@@ -210,7 +215,7 @@ export function task_alloc(k: Kernel, pid: number, comm: string, opts: { flags?:
   }
   k.taskByAddr.set(region.addr, task);
   k.taskByPid.set(pid, task);
-  cgroup_fork(k, task, opts.parent);
+  cgroup_fork(k, task, opts.parent, opts.cgroup);
   return task;
 }
 

@@ -8,8 +8,11 @@
  * `sched_tick` every tick, and runs `schedule_pending` after each event so that preemption
  * requests (resched_curr) are honoured before the CPU runs on.
  */
+
+import type { Cgroup } from "../cgroup.js";
 import type { Kernel } from "../kernel.js";
 import { memberOff, PF_KTHREAD, type Task, task_alloc, task_exit } from "../task.js";
+import { CpuCgroup } from "./cpu_cgroup.js";
 import { FairSchedClass } from "./fair.js";
 import { IdleSchedClass } from "./idle.js";
 import { RtSchedClass, rt_policy, rt_prio } from "./rt.js";
@@ -68,6 +71,16 @@ export interface SchedHooks {
   cpu_activate?(rq: Rq): void;
   /** sched_cpu_deactivate: the CPU is going offline, its tasks not moved yet (scx_rq_deactivate). */
   cpu_deactivate?(rq: Rq): void;
+  /** The CPU controller (cpu_cgrp_subsys): a cgroup comes online (scx_tg_online); an errno refuses it. */
+  tg_online?(cg: Cgroup): number;
+  tg_offline?(cg: Cgroup): void;
+  /** A migration is being prepared (scx_cgroup_can_attach); an errno refuses it. */
+  cgroup_can_attach?(tasks: readonly SchedTask[], from: readonly Cgroup[], to: Cgroup): number;
+  cgroup_cancel_attach?(tasks: readonly SchedTask[], from: readonly Cgroup[], to: Cgroup): void;
+  /** Inside sched_move_task, the task dequeued and in its new cgroup (scx_cgroup_move_task). */
+  cgroup_move_task?(p: SchedTask): void;
+  /** cpu.weight written (scx_group_set_weight). */
+  tg_set_weight?(cg: Cgroup, weight: number): void;
 }
 
 export interface SchedOptions {
@@ -123,7 +136,11 @@ export class Sched implements SchedCore {
     kernel.taskByPid.set(0, kernel.initTask);
     this.rebuildActive();
     this.ext = ext_sched_class_maker(kernel)?.(this) ?? null;
+    this.cgroup = new CpuCgroup(this);
   }
+
+  /** The CPU controller: cgroup membership and weights. */
+  readonly cgroup: CpuCgroup;
 
   // ---- the services classes use (SchedCore) ----
 
@@ -492,6 +509,7 @@ export class Sched implements SchedCore {
     this.taskList.delete(p);
     this.byTask.delete(p.task);
     task_exit(p.task);
+    this.cgroup.reweight();
   }
 
   // ---- tick ----
@@ -530,10 +548,15 @@ export class Sched implements SchedCore {
       user?: unknown;
       /** sched_priority (1..99) of a SCHED_FIFO or SCHED_RR task. */
       rtPriority?: number;
+      /** Start in this cgroup (clone3's CLONE_INTO_CGROUP) rather than the parent's. */
+      cgroup?: Cgroup;
     },
   ): SchedTask {
     const parent = opts.parent ?? null;
-    const t = task_alloc(this.kernel, opts.pid, comm, { parent: parent?.task ?? this.kernel.initTask });
+    const t = task_alloc(this.kernel, opts.pid, comm, {
+      parent: parent?.task ?? this.kernel.initTask,
+      cgroup: opts.cgroup,
+    });
     const p = new SchedTask(t, this.nr_cpu_ids);
     p.policy = opts.policy ?? (parent ? parent.policy : 0);
     if (!normal_policy(p.policy) && !rt_policy(p.policy))
@@ -565,6 +588,7 @@ export class Sched implements SchedCore {
     this.byTask.set(t, p);
     p.sched_class.task_fork?.(p);
     for (const h of this.hooks) h.fork?.(p, parent);
+    this.cgroup.reweight();
     this.wake_up_new_task(p);
     return p;
   }
@@ -707,6 +731,20 @@ export class Sched implements SchedCore {
       if (!rt_policy(p.policy)) p.prio = p.normal_prio = p.static_prio;
       p.sched_class.prio_changed?.(rq, p, old);
     });
+    this.cgroup.reweight();
+  }
+
+  /** A fair task's load weight changes (its group's share of it did). */
+  reweight_fair(p: SchedTask, weight: number): void {
+    this.change(p, (rq) => this.fair.reweight_task(rq, p, weight));
+  }
+
+  /**
+   * sched_move_task: p, dequeued and put, changes task group; `moved` runs then (sched_ext's
+   * ops.cgroup_move), before it is queued again.
+   */
+  sched_move_task(p: SchedTask, moved: () => void): void {
+    this.change(p, moved);
   }
 
   /** p->cpus_mask and p->nr_cpus_allowed in the task_struct programs read (p->cpus_ptr points there). */
@@ -760,6 +798,7 @@ export class Sched implements SchedCore {
    */
   reclass_all(): void {
     for (const p of this.taskList) this.setscheduler_class(p, this.class_for(p.policy));
+    this.cgroup.reweight();
   }
 
   /** Move p to class `to` (__sched_setscheduler's class switch). */
@@ -788,5 +827,6 @@ export class Sched implements SchedCore {
       else p.se.weight = w;
     });
     this.setscheduler_class(p, this.class_for(policy));
+    this.cgroup.reweight();
   }
 }

@@ -11,6 +11,7 @@ import { Kernel, type Subsystem } from "../../kernel/kernel.js";
 import { Sched, type SchedOptions } from "../../kernel/sched/core.js";
 import type { Rq, SchedTask } from "../../kernel/sched/sched.js";
 import { TASK_INTERRUPTIBLE, TASK_ON_RQ_QUEUED } from "../../kernel/sched/sched.js";
+import { BpfError } from "../../uapi/errno.js";
 import { EventQueue } from "../event_queue.js";
 import { Prng } from "../prng.js";
 import type { TaskTemplate, WorkEvent, Workload } from "./workload.js";
@@ -109,6 +110,13 @@ export class Machine {
       prandomSeed: opts.seed ?? 1,
     });
     this.sched = new Sched(this.kernel, { topology: opts.topology });
+    const cgr = this.sched.cgroup.root;
+    for (const c of opts.workload.cgroups ?? []) {
+      if (!cgr) throw new RangeError("cgroups need the kernel's BTF");
+      const at = c.path.lastIndexOf("/");
+      const cg = cgr.mkdir(cgr.lookup(c.path.slice(0, at) || "/")!, c.path.slice(at + 1));
+      if (c.weight !== 100) cgr.setWeight(cg, c.weight);
+    }
     this.prng = new Prng(opts.seed ?? 1);
     this.csCost = opts.csCost ?? 2000;
     this.migrationCost = opts.migrationCost ?? 20000;
@@ -173,6 +181,7 @@ export class Machine {
       cpus,
       user: run,
       rtPriority: tpl.rtPriority,
+      cgroup: tpl.cgroup ? this.sched.cgroup.root?.lookup(tpl.cgroup) : undefined,
     });
     this.all.push(p);
     let list = this.byName.get(tpl.name);
@@ -367,6 +376,26 @@ export class Machine {
           });
         else this.spawn(tpl, i, null);
       }
+    }
+    const cgr = this.sched.cgroup.root;
+    for (const e of this.opts.workload.cgroupEvents ?? []) {
+      this.at(e.at, () => {
+        const cg = cgr?.lookup(e.cgroup);
+        if (!cgr || !cg) return;
+        if (e.kind === "weight") cgr.setWeight(cg, e.weight);
+        else {
+          const live = this.tasksNamed(e.task).filter((p) => !(p.user as TaskRun).exited);
+          // A refused migration (ops.cgroup_prep_move's errno) leaves the tasks where they were.
+          try {
+            cgr.attach(
+              live.map((p) => p.task),
+              cg,
+            );
+          } catch (err) {
+            if (!(err instanceof BpfError)) throw err;
+          }
+        }
+      });
     }
     for (const e of this.opts.workload.hotplug ?? []) {
       if (e.cpu >= this.opts.cpus)

@@ -28,6 +28,18 @@ export interface TaskMetrics {
   nivcsw: number;
   migrations: number;
   exited: boolean;
+  /** Its cgroup's path at the end (only when the workload has cgroups). */
+  cgroup?: string;
+}
+
+/** Per cgroup with tasks (only when the workload has cgroups): its tasks' CPU time and entitlement. */
+export interface CgroupMetrics {
+  path: string;
+  weight: number;
+  runtime_ms: number;
+  share: number;
+  /** The sum of its CPU-bound tasks' entitlements (null: none is CPU-bound). */
+  fair_share: number | null;
 }
 
 export interface SchedMetrics {
@@ -43,6 +55,7 @@ export interface SchedMetrics {
   run_delay_ms: number;
   /** Jain's index over the CPU-bound tasks' share / entitlement (null: fewer than two such tasks). */
   jain_weighted: number | null;
+  cgroups?: CgroupMetrics[];
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -94,10 +107,11 @@ export function schedMetrics(m: Machine, durationNs: number): SchedMetrics {
   });
   const boundSet = new Set(bound);
   const othersNs = m.all.filter((p) => !boundSet.has(p)).reduce((a, p) => a + p.se.sum_exec_runtime, 0);
-  const ent = waterFill(
-    bound.map((p) => p.se.weight),
-    (capacity - othersNs) / durationNs,
-  );
+  // With cgroups, a task's weight is its share of its group's (what the fair class runs it with).
+  const cpuCg = m.sched.cgroup;
+  const grouped = cpuCg.grouped();
+  const weightOf = (p: SchedTask) => (grouped ? cpuCg.load_weight(p) : p.se.weight);
+  const ent = waterFill(bound.map(weightOf), (capacity - othersNs) / durationNs);
   const entOf = new Map(bound.map((p, i) => [p, ent[i]! / cpus]));
   const allLat: number[] = [];
   const tasks = m.all.map((p): TaskMetrics => {
@@ -120,8 +134,28 @@ export function schedMetrics(m: Machine, durationNs: number): SchedMetrics {
       nivcsw: p.nivcsw,
       migrations: p.se.nr_migrations,
       exited: r.exited,
+      ...(grouped ? { cgroup: cpuCg.taskCgroup(p)?.path ?? "/" } : {}),
     };
   });
+  let cgroups: CgroupMetrics[] | undefined;
+  if (grouped) {
+    const by = new Map<string, CgroupMetrics>();
+    m.all.forEach((p, i) => {
+      const cg = cpuCg.taskCgroup(p);
+      const path = cg?.path ?? "/";
+      let c = by.get(path);
+      if (!c) by.set(path, (c = { path, weight: cg?.weight ?? 100, runtime_ms: 0, share: 0, fair_share: null }));
+      c.runtime_ms += p.se.sum_exec_runtime;
+      const fs = tasks[i]!.fair_share;
+      if (fs !== null) c.fair_share = (c.fair_share ?? 0) + (entOf.get(p) ?? 0);
+    });
+    cgroups = [...by.values()].map((c) => ({
+      ...c,
+      runtime_ms: ms(c.runtime_ms),
+      share: r4(c.runtime_ms / capacity),
+      fair_share: c.fair_share === null ? null : r4(c.fair_share),
+    }));
+  }
   allLat.sort((a, b) => a - b);
   const busy = m.busyNs();
   const ratios = bound.map((p) => p.se.sum_exec_runtime / capacity / entOf.get(p)!);
@@ -141,5 +175,6 @@ export function schedMetrics(m: Machine, durationNs: number): SchedMetrics {
     },
     run_delay_ms: ms(m.all.reduce((a, p) => a + p.sched_info.run_delay, 0)),
     jain_weighted: ratios.length >= 2 ? r4(jain(ratios)) : null,
+    ...(cgroups ? { cgroups } : {}),
   };
 }

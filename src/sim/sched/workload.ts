@@ -5,6 +5,12 @@
  * a phase's `cpus` changes the task's affinity as the phase starts),
  * plus presets. Durations may be jittered by a seeded fraction (`jitter`, our extension), so a
  * seed picks one of many runs of the same workload.
+ *
+ * Cgroups (our extension): `"cgroups": {"/a": {"weight": 200}, "/a/b": {}}` makes the hierarchy
+ * (parents before children, `weight` is cpu.weight, 100 by default), a task's `"cgroup": "/a"`
+ * starts its instances there (clone3's CLONE_INTO_CGROUP), and `"cgroup_events"` changes them
+ * during the run: `{"at": us, "task": name, "cgroup": "/b"}` moves every live instance of a task
+ * (a write to cgroup.procs), `{"at": us, "cgroup": "/a", "weight": 300}` writes cpu.weight.
  */
 import { BpfError, EINVAL } from "../../uapi/errno.js";
 
@@ -36,7 +42,20 @@ export interface TaskTemplate {
   events: WorkEvent[];
   /** Only created by a fork event (rt-app: a task that some other task forks). */
   forkedOnly: boolean;
+  /** The cgroup its instances start in (a path of `Workload.cgroups`; undefined: the parent's). */
+  cgroup?: string;
 }
+
+/** A cgroup of the workload, by path. */
+export interface CgroupSpec {
+  path: string;
+  weight: number;
+}
+
+/** A timed change to the cgroups: a task's instances move, or a cgroup's cpu.weight is written. */
+export type CgroupEvent =
+  | { at: number; kind: "move"; task: string; cgroup: string }
+  | { at: number; kind: "weight"; cgroup: string; weight: number };
 
 /** A CPU taken offline or brought back at a time (ns), as `echo 0 > /sys/devices/system/cpu/cpuN/online` does. */
 export interface HotplugEvent {
@@ -50,6 +69,9 @@ export interface Workload {
   tasks: TaskTemplate[];
   /** CPU hotplug during the run (our extension: `"hotplug": [{"at": us, "cpu": N, "online": false}]`). */
   hotplug?: HotplugEvent[];
+  /** Cgroups made before the run, parents first. */
+  cgroups?: CgroupSpec[];
+  cgroupEvents?: CgroupEvent[];
 }
 
 const POLICIES: Record<string, number> = {
@@ -91,7 +113,60 @@ function parseEvents(o: Record<string, unknown>, where: string, names: Set<strin
   return out;
 }
 
-const TASK_KEYS = new Set(["instance", "loop", "priority", "policy", "cpus", "delay", "jitter", "phases", "forked"]);
+const TASK_KEYS = new Set([
+  "instance",
+  "loop",
+  "priority",
+  "policy",
+  "cpus",
+  "delay",
+  "jitter",
+  "phases",
+  "forked",
+  "cgroup",
+]);
+
+/** `"cgroups"` and `"cgroup_events"`: checked against each other and the task names. */
+function parseCgroups(doc: Record<string, unknown>, tasks: TaskTemplate[]): Pick<Workload, "cgroups" | "cgroupEvents"> {
+  const out: Pick<Workload, "cgroups" | "cgroupEvents"> = {};
+  const paths = new Set(["/"]);
+  if (doc.cgroups !== undefined) {
+    if (!doc.cgroups || typeof doc.cgroups !== "object" || Array.isArray(doc.cgroups))
+      bad('"cgroups" must be an object of paths');
+    const entries = Object.entries(doc.cgroups as Record<string, unknown>);
+    if (entries.length > 1000) bad("at most 1000 cgroups");
+    out.cgroups = entries.map(([path, v]) => {
+      if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(path)) bad(`cgroup ${JSON.stringify(path)}: not a path like /a/b`);
+      const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+      if (!paths.has(parent)) bad(`cgroup ${path}: its parent ${parent} is not listed before it`);
+      if (paths.has(path)) bad(`cgroup ${path}: listed twice`);
+      paths.add(path);
+      if (!v || typeof v !== "object") bad(`cgroup ${path}: not an object`);
+      return { path, weight: num((v as { weight?: unknown }).weight ?? 100, `cgroup ${path}: weight`, 1, 10000) };
+    });
+  }
+  for (const t of tasks)
+    if (t.cgroup !== undefined && !paths.has(t.cgroup)) bad(`task ${t.name}: no cgroup ${JSON.stringify(t.cgroup)}`);
+  const ev = doc.cgroup_events;
+  if (ev === undefined) return out;
+  if (!Array.isArray(ev) || ev.length > 10000) bad("cgroup_events must be an array of at most 10000 events");
+  const names = new Set(tasks.map((t) => t.name));
+  out.cgroupEvents = ev.map((e, i): CgroupEvent => {
+    if (!e || typeof e !== "object") bad(`cgroup_events[${i}]: not an object`);
+    const o = e as Record<string, unknown>;
+    const at = num(o.at, `cgroup_events[${i}].at`, 0, MAX_US) * 1e3;
+    if (typeof o.cgroup !== "string" || !paths.has(o.cgroup))
+      bad(`cgroup_events[${i}].cgroup: no cgroup ${JSON.stringify(o.cgroup)}`);
+    if (o.task !== undefined) {
+      if (typeof o.task !== "string" || !names.has(o.task))
+        bad(`cgroup_events[${i}].task: no task named ${JSON.stringify(o.task)}`);
+      return { at, kind: "move", task: o.task, cgroup: o.cgroup };
+    }
+    if (o.cgroup === "/") bad(`cgroup_events[${i}]: the root cgroup has no weight`);
+    return { at, kind: "weight", cgroup: o.cgroup, weight: num(o.weight, `cgroup_events[${i}].weight`, 1, 10000) };
+  });
+  return out;
+}
 
 /** Parse rt-app JSON text (the subset above). */
 export function parseWorkload(text: string, name = "workload"): Workload {
@@ -156,12 +231,16 @@ export function parseWorkload(text: string, name = "workload"): Workload {
       jitter: num(t.jitter ?? 0, `task ${tname}: jitter`, 0, 0.99, false),
       events,
       forkedOnly: t.forked === true,
+      ...(t.cgroup !== undefined
+        ? { cgroup: typeof t.cgroup === "string" ? t.cgroup : bad(`task ${tname}: cgroup must be a path`) }
+        : {}),
     });
   }
   for (const t of tasks) if (forked.has(t.name)) t.forkedOnly = true;
   if (tasks.every((t) => t.forkedOnly)) bad("every task is only forked: nothing starts");
+  const cg = parseCgroups(doc as Record<string, unknown>, tasks);
   const hp = (doc as { hotplug?: unknown }).hotplug;
-  if (hp === undefined) return { name, tasks };
+  if (hp === undefined) return { name, tasks, ...cg };
   if (!Array.isArray(hp) || hp.length > 1000) bad("hotplug must be an array of at most 1000 events");
   const hotplug = hp.map((e, i) => {
     if (!e || typeof e !== "object") bad(`hotplug[${i}]: not an object`);
@@ -173,7 +252,7 @@ export function parseWorkload(text: string, name = "workload"): Workload {
       online: o.online as boolean,
     };
   });
-  return { name, tasks, hotplug };
+  return { name, tasks, hotplug, ...cg };
 }
 
 /** Presets by name, sized to the machine. */

@@ -61,6 +61,26 @@ export interface ScxClassHost {
   disable(sch: ScxSched): void;
 }
 
+/** The ops ext.c calls through SCX_CALL_OP_TASK (1) or SCX_CALL_OP_2TASKS (2). */
+const OPS_TASK_ARGS: Readonly<Record<string, number>> = {
+  select_cpu: 1,
+  enqueue: 1,
+  dequeue: 1,
+  tick: 1,
+  runnable: 1,
+  running: 1,
+  stopping: 1,
+  quiescent: 1,
+  yield: 2,
+  core_sched_before: 2,
+  set_weight: 1,
+  set_cpumask: 1,
+  enable: 1,
+  disable: 1,
+  exit_task: 1,
+  cgroup_move: 1,
+};
+
 /** struct scx_sched: one enabled BPF scheduler. */
 export class ScxSched {
   readonly dsqs = new Map<bigint, ScxDispatchQ>();
@@ -115,12 +135,32 @@ export class ScxSched {
     const saved = st.kfMask;
     if (mask) st.kfMask |= mask;
     st.opDepth++;
+    // SCX_CALL_OP_TASK / _2TASKS: the tasks the op is about, for scx_kf_allowed_on_arg_tasks().
+    const nt = OPS_TASK_ARGS[op];
+    const t0 = st.kfTasks0;
+    const t1 = st.kfTasks1;
+    if (nt) {
+      st.kfTasks0 = Number(a0);
+      st.kfTasks1 = nt === 2 ? Number(a1) : 0;
+    }
     try {
       return t.callU64x3(a0, a1, a2);
     } finally {
       st.opDepth--;
       st.kfMask = saved;
+      st.kfTasks0 = t0;
+      st.kfTasks1 = t1;
     }
+  }
+
+  /** scx_kf_allowed_on_arg_tasks(): the op may use the kfunc, and p is a task it was called for. */
+  kfAllowedOnArgTasks(mask: number, p: number): boolean {
+    if (!this.kfAllowed(mask)) return false;
+    if (p !== this.state.kfTasks0 && p !== this.state.kfTasks1) {
+      this.error("called on a task not being operated on");
+      return false;
+    }
+    return true;
   }
 
   /** scx_kf_allowed(): may a kfunc of `mask` run in the op being called? */
@@ -193,6 +233,9 @@ export class ScxState {
   enableState = SCX_DISABLED;
   /** current->scx.kf_mask of the op running now (the simulation runs one op at a time). */
   kfMask = 0;
+  /** current->scx.kf_tasks[0..1]: the tasks the running op was called for. */
+  kfTasks0 = 0;
+  kfTasks1 = 0;
   opDepth = 0;
   /** An exit was recorded: scx_disable_workfn runs at the next safe point. */
   pendingDisable = false;

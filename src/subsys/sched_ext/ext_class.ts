@@ -5,8 +5,8 @@
  * tracking of ext_idle.c, on the simulated scheduler core. The class object is structurally a
  * SchedClass of src/kernel/sched/sched.ts, filled into the core's ext slot at boot.
  */
-import type { Rq, SchedClass, SchedCore, SchedTask } from "../../kernel/sched/sched.js";
-import { memberOff } from "../../kernel/task.js";
+import { type Rq, type SchedClass, type SchedCore, type SchedTask, task_weight } from "../../kernel/sched/sched.js";
+import { memberOff, view } from "../../kernel/task.js";
 import {
   SCX_DEQ_CORE_SCHED_EXEC,
   SCX_DEQ_SLEEP,
@@ -46,6 +46,7 @@ import {
   SCX_TASK_STATE_SHIFT,
 } from "./consts.js";
 import type { ScxClassHost, ScxSched, ScxState } from "./ext.js";
+import { ScxCgroups } from "./ext_cgroup.js";
 import { ScxDispatchQ } from "./ext_dsq.js";
 import type { DsqIter, ScxMachine } from "./ext_kfuncs.js";
 import { ScxKicks } from "./ext_kick.js";
@@ -219,8 +220,18 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       tick: (rq) => this.tick(rq),
       cpu_activate: (rq) => this.handleHotplug(rq, true),
       cpu_deactivate: (rq) => this.handleHotplug(rq, false),
+      tg_online: (cg) => this.cgroups.online(cg),
+      tg_offline: (cg) => this.cgroups.offline(cg),
+      cgroup_can_attach: (ts, from, to) => this.cgroups.canAttach(ts, from, to),
+      cgroup_cancel_attach: (ts, from, to) => this.cgroups.cancelAttach(ts, from, to),
+      cgroup_move_task: (p) => this.cgroups.moveTask(p),
+      tg_set_weight: (cg, w) => this.cgroups.setWeight(cg, w),
     });
+    this.cgroups = new ScxCgroups(st, core);
   }
+
+  /** The cgroup ops' state. */
+  readonly cgroups: ScxCgroups;
 
   private above(a: SchedClass, b: SchedClass): boolean {
     return this.core.sched_class_above(a, b);
@@ -253,6 +264,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   // ---- enable / disable (ScxClassHost) ----
 
   enable(sch: ScxSched): void {
+    if (!this.cgroups.init(sch)) return;
     for (const p of this.core.tasks()) {
       if (!this.initTask(sch, p, false)) return;
     }
@@ -271,6 +283,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       const e = this.ent(p);
       if (e.state !== SCX_TASK_NONE) this.exitTask(sch, e);
     }
+    this.cgroups.exit(sch);
     this.global.list.length = 0;
   }
 
@@ -278,10 +291,13 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   private initTask(sch: ScxSched, p: CoreTask, fork: boolean): boolean {
     const e = this.ent(p);
     e.slice = SCX_SLICE_DFL;
-    e.weight = sched_weight_to_cgroup(p.se.weight);
+    e.weight = sched_weight_to_cgroup(task_weight(p));
     if (sch.has("init_task")) {
       const args = this.st.kernel.mem.alloc(16, { perm: "r", kind: "kobj", name: "scx_init_task_args" });
       this.st.kernel.mem.bytes(args.addr, 1)[0] = fork ? 1 : 0;
+      // .cgroup = tg_cgrp(task_group(p))
+      const cg = this.cgroups.taskCgroup(p);
+      if (cg) view(this.st.kernel, args.addr + 8, 8).setBigUint64(0, BigInt(cg.addr), true);
       const ret = Number(BigInt.asIntN(32, sch.call("init_task", SCX_KF_UNLOCKED, p.task.addr, args.addr)));
       this.st.kernel.mem.free(args);
       if (ret) {
@@ -305,7 +321,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   }
 
   private enableTask(sch: ScxSched, e: ScxEntity): void {
-    e.weight = sched_weight_to_cgroup(e.p.se.weight);
+    e.weight = sched_weight_to_cgroup(task_weight(e.p));
     sch.call("enable", SCX_KF_REST, e.p.task.addr);
     e.state = SCX_TASK_ENABLED;
     if (sch.has("set_weight")) sch.call("set_weight", SCX_KF_REST, e.p.task.addr, e.weight);

@@ -6,6 +6,7 @@
  * (ScxMachine); without a machine those kfuncs see no tasks.
  */
 
+import { cgroup_get, cgroupRoot } from "../../kernel/cgroup.js";
 import { bpfSnprintf } from "../../kernel/helpers.js";
 import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
 import { bpf_prog_type as T } from "../../uapi/bpf.js";
@@ -36,6 +37,10 @@ import {
   SCX_PICK_IDLE_IN_NODE,
 } from "./consts.js";
 import type { ScxSched, ScxState } from "./ext.js";
+
+/** __SCX_KF_RQ_LOCKED: every mask of an op called with the rq locked. */
+const __SCX_KF_RQ_LOCKED = 31;
+
 import { ScxDispatchQ } from "./ext_dsq.js";
 
 /** What the kfuncs need from the CPUs and tasks (the ext class implements it). */
@@ -356,7 +361,18 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     if (!sch || !cpuValid(sch, cpu)) return 0;
     return m()?.cpuCurr(cpu) ?? 0;
   });
-  reg("scx_bpf_task_cgroup", KF_RCU | KF_ACQUIRE, SET_ANY, () => 0);
+  // The root cgroup unless called from an op on p; always a reference.
+  reg("scx_bpf_task_cgroup", KF_RCU | KF_ACQUIRE, SET_ANY, (c) => {
+    const cgr = cgroupRoot(k);
+    if (!cgr) return 0;
+    let cg = cgr.cgrp;
+    const sch = root();
+    const p = c.argNum(1);
+    const t = k.taskByAddr.get(p);
+    if (sch && t && sch.kfAllowedOnArgTasks(__SCX_KF_RQ_LOCKED, p)) cg = cgr.taskCgroup(t);
+    cgroup_get(cg);
+    return cg.addr;
+  });
   reg("scx_bpf_now", 0, SET_ANY, () => m()?.now() ?? 0n);
   reg("scx_bpf_events", KF_TRUSTED_ARGS, SET_ANY, (c) => {
     const sz = Number(c.arg(2));

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A cgroup-weighted vtime scheduler: CPU time is shared between cgroups by their cpu.weight,
+ * then between the tasks of a cgroup by their own weights (flatcg's idea, flattened to one level:
+ * every cgroup competes with every other by its own weight, its place in the hierarchy aside;
+ * tasks of the root cgroup compete by their own weight, as CFS runs them).
+ *
+ * Every task waits in one shared DSQ ordered by virtual time. A task of cgroup C with weight w
+ * runs at an effective weight of C's weight x w / (the weights of C's runnable tasks), so its
+ * vtime advances by (time run) x 100 / that: each runnable cgroup's tasks together advance at
+ * the rate of one task of the cgroup's weight. The weights come from ops.cgroup_init and
+ * ops.cgroup_set_weight, each cgroup's runnable weight from ops.runnable / ops.quiescent (with
+ * the cgroup scx_bpf_task_cgroup() gives, recorded per task so a move or a weight change in
+ * between cannot unbalance it). The cgroup ops are counted for userspace; ops.cgroup_prep_move
+ * refuses to move task `deny_pid`, so that the cancel path can be seen.
+ */
+#include "scx_common.h"
+
+#define SHARED_DSQ 0
+/* the root cgroup's id (kernfs gives it the first one) */
+#define ROOT_CGID 1
+
+struct cgw_cgrp {
+	u64 weight;
+	/* the weights of its runnable tasks */
+	u64 runnable_weight;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u64);
+	__type(value, struct cgw_cgrp);
+} cgrps SEC(".maps");
+
+/* what ops.runnable added to which cgroup, taken back by ops.quiescent */
+struct cgw_task {
+	u64 cgid;
+	u64 weight;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cgw_task);
+} tasks SEC(".maps");
+
+static u64 vtime_now;
+u64 nr_cgroup_init, nr_cgroup_exit, nr_prep_move, nr_move, nr_cancel_move, nr_set_weight;
+/* the last ops.cgroup_set_weight: which cgroup, what weight */
+u64 last_weight_cgid, last_weight;
+/* the last ops.cgroup_move: the task's pid, from, to */
+u64 last_move_pid, last_move_from, last_move_to;
+u64 deny_pid;
+struct scx_exit_record exit_rec;
+
+static __always_inline u64 task_cgid(struct task_struct *p)
+{
+	struct cgroup *cg = scx_bpf_task_cgroup(p);
+	u64 id = cg->kn->id;
+
+	bpf_cgroup_release(cg);
+	return id;
+}
+
+/* the vtime a run of (SCX_SLICE_DFL - slice) costs p */
+static __always_inline u64 vtime_charge(struct task_struct *p)
+{
+	u64 used = SCX_SLICE_DFL - p->scx.slice;
+	struct cgw_task *tc = bpf_task_storage_get(&tasks, p, 0, 0);
+	struct cgw_cgrp *cg;
+	u64 cgid;
+
+	if (!tc || tc->cgid == ROOT_CGID || !tc->cgid)
+		return used * 100 / p->scx.weight;
+	cgid = tc->cgid;
+	cg = bpf_map_lookup_elem(&cgrps, &cgid);
+	if (!cg || !cg->weight || !cg->runnable_weight)
+		return used * 100 / p->scx.weight;
+	return used * 100 * cg->runnable_weight / (cg->weight * p->scx.weight);
+}
+
+s32 SCX_OP(cgw_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+
+	if (is_idle)
+		scx_insert(p, SCX_DSQ_LOCAL, SCX_SLICE_DFL, 0);
+	return cpu;
+}
+
+void SCX_OP(cgw_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	u64 vtime = p->scx.dsq_vtime;
+
+	if ((s64)(vtime - (vtime_now - SCX_SLICE_DFL)) < 0)
+		vtime = vtime_now - SCX_SLICE_DFL;
+	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, SCX_SLICE_DFL, vtime, enq_flags);
+}
+
+void SCX_OP(cgw_dispatch, s32 cpu, struct task_struct *prev)
+{
+	/* keep prev while it is still the furthest behind (see scx_vtime) */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED)) {
+		u64 vtime = prev->scx.dsq_vtime + vtime_charge(prev);
+		struct bpf_iter_scx_dsq it;
+		struct task_struct *head;
+		bool keep;
+
+		bpf_iter_scx_dsq_new(&it, SHARED_DSQ, 0);
+		head = bpf_iter_scx_dsq_next(&it);
+		keep = !head || (s64)(vtime - head->scx.dsq_vtime) < 0;
+		bpf_iter_scx_dsq_destroy(&it);
+		if (keep) {
+			prev->scx.dsq_vtime = vtime;
+			prev->scx.slice = SCX_SLICE_DFL;
+			return;
+		}
+	}
+	scx_move_to_local(SHARED_DSQ);
+}
+
+void SCX_OP(cgw_runnable, struct task_struct *p, u64 enq_flags)
+{
+	struct cgw_task *tc = bpf_task_storage_get(&tasks, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct cgw_cgrp *cg;
+	u64 cgid;
+
+	if (!tc)
+		return;
+	cgid = task_cgid(p);
+	tc->cgid = cgid;
+	tc->weight = p->scx.weight;
+	cg = bpf_map_lookup_elem(&cgrps, &cgid);
+	if (cg)
+		__sync_fetch_and_add(&cg->runnable_weight, tc->weight);
+}
+
+void SCX_OP(cgw_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct cgw_task *tc = bpf_task_storage_get(&tasks, p, 0, 0);
+	struct cgw_cgrp *cg;
+	u64 cgid;
+
+	if (!tc || !tc->cgid)
+		return;
+	cgid = tc->cgid;
+	cg = bpf_map_lookup_elem(&cgrps, &cgid);
+	if (cg)
+		__sync_fetch_and_sub(&cg->runnable_weight, tc->weight);
+	tc->cgid = 0;
+}
+
+void SCX_OP(cgw_running, struct task_struct *p)
+{
+	if ((s64)(p->scx.dsq_vtime - vtime_now) > 0)
+		vtime_now = p->scx.dsq_vtime;
+}
+
+void SCX_OP(cgw_stopping, struct task_struct *p, bool runnable)
+{
+	p->scx.dsq_vtime += vtime_charge(p);
+}
+
+void SCX_OP(cgw_enable, struct task_struct *p)
+{
+	p->scx.dsq_vtime = vtime_now;
+}
+
+s32 SCX_OP_SLEEPABLE(cgw_cgroup_init, struct cgroup *cgrp, struct scx_cgroup_init_args *args)
+{
+	struct cgw_cgrp v = { .weight = args->weight };
+	u64 cgid = cgrp->kn->id;
+
+	__sync_fetch_and_add(&nr_cgroup_init, 1);
+	return bpf_map_update_elem(&cgrps, &cgid, &v, BPF_NOEXIST);
+}
+
+void SCX_OP(cgw_cgroup_exit, struct cgroup *cgrp)
+{
+	u64 cgid = cgrp->kn->id;
+
+	__sync_fetch_and_add(&nr_cgroup_exit, 1);
+	bpf_map_delete_elem(&cgrps, &cgid);
+}
+
+void SCX_OP(cgw_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
+{
+	u64 cgid = cgrp->kn->id;
+	struct cgw_cgrp *cg = bpf_map_lookup_elem(&cgrps, &cgid);
+
+	__sync_fetch_and_add(&nr_set_weight, 1);
+	last_weight_cgid = cgid;
+	last_weight = weight;
+	if (cg)
+		cg->weight = weight;
+}
+
+s32 SCX_OP_SLEEPABLE(cgw_cgroup_prep_move, struct task_struct *p, struct cgroup *from, struct cgroup *to)
+{
+	__sync_fetch_and_add(&nr_prep_move, 1);
+	if (deny_pid && p->pid == deny_pid)
+		return -16; /* -EBUSY */
+	return 0;
+}
+
+void SCX_OP(cgw_cgroup_move, struct task_struct *p, struct cgroup *from, struct cgroup *to)
+{
+	__sync_fetch_and_add(&nr_move, 1);
+	last_move_pid = p->pid;
+	last_move_from = from->kn->id;
+	last_move_to = to->kn->id;
+}
+
+void SCX_OP(cgw_cgroup_cancel_move, struct task_struct *p, struct cgroup *from, struct cgroup *to)
+{
+	__sync_fetch_and_add(&nr_cancel_move, 1);
+}
+
+s32 SCX_OP_SLEEPABLE(cgw_init)
+{
+	return scx_bpf_create_dsq(SHARED_DSQ, -1);
+}
+
+void SCX_OP(cgw_exit, struct scx_exit_info *ei)
+{
+	SCX_EXIT_RECORD(exit_rec, ei);
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops cgw_ops = {
+	.select_cpu = (void *)cgw_select_cpu,
+	.enqueue = (void *)cgw_enqueue,
+	.dispatch = (void *)cgw_dispatch,
+	.runnable = (void *)cgw_runnable,
+	.quiescent = (void *)cgw_quiescent,
+	.running = (void *)cgw_running,
+	.stopping = (void *)cgw_stopping,
+	.enable = (void *)cgw_enable,
+	.cgroup_init = (void *)cgw_cgroup_init,
+	.cgroup_exit = (void *)cgw_cgroup_exit,
+	.cgroup_set_weight = (void *)cgw_cgroup_set_weight,
+	.cgroup_prep_move = (void *)cgw_cgroup_prep_move,
+	.cgroup_move = (void *)cgw_cgroup_move,
+	.cgroup_cancel_move = (void *)cgw_cgroup_cancel_move,
+	.init = (void *)cgw_init,
+	.exit = (void *)cgw_exit,
+	.name = "cgw",
+};
