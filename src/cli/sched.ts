@@ -5,8 +5,9 @@
  * migrations, utilisation and Jain's index over weighted shares; a scheduler that ends itself
  * prints `EXIT: reason (message)` as the scx tools do.
  *
- *   structops sched [--scx OBJ[:MAP]|fair] [--cpus 8] [--workload FILE|preset] [--duration 10s]
- *                   [--seed S] [--switch-at 5s --to OBJ|fair] [--json] [--plot out.png]
+ *   structops sched [--scx OBJ[:MAP]|fair] [--cpus 8] [--nodes N] [--workload FILE|preset] [--duration 10s]
+ *                   [--seed S] [--offline CPU@TIME] [--online CPU@TIME] [--switch-at 5s --to OBJ|fair]
+ *                   [--json] [--plot out.png]
  */
 import { readFileSync, statSync } from "node:fs";
 import type { Command } from "commander";
@@ -22,6 +23,9 @@ export interface SchedCliOptions {
   cpus: string;
   smt: string;
   llc?: string;
+  nodes: string;
+  offline: string[];
+  online: string[];
   workload: string;
   duration: string;
   seed: string;
@@ -47,6 +51,7 @@ export const SCHED_LIMITS: Record<string, Limit> = {
   cpus: { unit: "int", min: 1, max: 256, allowed: "an integer from 1 to 256" },
   smt: { unit: "int", min: 1, max: 8, allowed: "threads per core from 1 to 8, dividing --cpus" },
   llc: { unit: "int", min: 1, max: 256, allowed: "CPUs per LLC, a multiple of --smt dividing --cpus" },
+  nodes: { unit: "int", min: 1, max: 256, allowed: "NUMA nodes, dividing --cpus into whole LLCs" },
   duration: { unit: "duration", min: 1e6, max: 3600 * S, allowed: "a duration from 1ms to 3600s" },
   seed: { unit: "int", min: 0, max: 0xffffffff, allowed: "an integer from 0 to 4294967295" },
   hz: { unit: "int", min: 100, max: 1000, oneOf: [100, 250, 300, 1000], allowed: "one of 100, 250, 300, 1000" },
@@ -72,6 +77,23 @@ export function schedValue(name: string, text: string): number {
   }
   if (!Number.isFinite(v) || v < lim.min || v > lim.max || (lim.oneOf && !lim.oneOf.includes(v))) throw bad();
   return v;
+}
+
+/** An --offline/--online value: CPU@TIME (a CPU of the machine, a time before the end of the run). */
+export function hotplugValue(opt: string, text: string, cpus: number, duration: number): { cpu: number; at: number } {
+  const bad = () =>
+    new CliError(`${opt} ${JSON.stringify(text)}: expected CPU@TIME, a CPU below ${cpus} and a time before --duration`);
+  const m = /^\s*(\d+)@(.+)$/.exec(text);
+  if (!m) throw bad();
+  const cpu = Number(m[1]);
+  let at: number;
+  try {
+    at = parseDuration(m[2]!);
+  } catch {
+    throw bad();
+  }
+  if (!Number.isInteger(cpu) || cpu >= cpus || !Number.isFinite(at) || at < 0 || at >= duration) throw bad();
+  return { cpu, at };
 }
 
 /** --workload: a preset name or an rt-app JSON file. */
@@ -162,7 +184,10 @@ export function register(program: Command): void {
     .option("--scx <spec>", "the scheduler: fair (the kernel's EEVDF class) or a BPF object OBJ[:MAP]", "fair")
     .option("--cpus <n>", "CPUs of the machine", "8")
     .option("--smt <n>", "threads per core", "1")
-    .option("--llc <n>", "CPUs per last-level cache (default: all)")
+    .option("--llc <n>", "CPUs per last-level cache (default: a node)")
+    .option("--nodes <n>", "NUMA nodes, each an equal share of the CPUs", "1")
+    .option("--offline <cpu@time>", "take a CPU offline at a time (repeatable)", collect, [])
+    .option("--online <cpu@time>", "bring a CPU back online at a time (repeatable)", collect, [])
     .option("--workload <spec>", `a preset (${Object.keys(PRESETS).join(", ")}) or an rt-app JSON file`, "interactive")
     .option("--duration <time>", "simulated time", "10s")
     .option("--seed <n>", "PRNG seed", "1")
@@ -179,10 +204,18 @@ export function register(program: Command): void {
       if (o.plot !== undefined) checkPlotPath(o.plot);
       const cpus = schedValue("cpus", o.cpus);
       const smt = schedValue("smt", o.smt);
-      const llc = o.llc !== undefined ? schedValue("llc", o.llc) : cpus;
+      const nodes = schedValue("nodes", o.nodes);
+      if (cpus % nodes) throw new CliError(`--nodes ${o.nodes}: expected ${SCHED_LIMITS.nodes!.allowed}`);
+      const node = cpus / nodes;
+      const llc = o.llc !== undefined ? schedValue("llc", o.llc) : node;
       if (cpus % smt) throw new CliError(`--smt ${o.smt}: expected ${SCHED_LIMITS.smt!.allowed}`);
       if (llc % smt || cpus % llc) throw new CliError(`--llc ${o.llc}: expected ${SCHED_LIMITS.llc!.allowed}`);
+      if (node % llc || node % smt) throw new CliError(`--nodes ${o.nodes}: expected ${SCHED_LIMITS.nodes!.allowed}`);
       const duration = schedValue("duration", o.duration);
+      const hotplug = [
+        ...(o.offline ?? []).map((t) => ({ ...hotplugValue("--offline", t, cpus, duration), online: false })),
+        ...(o.online ?? []).map((t) => ({ ...hotplugValue("--online", t, cpus, duration), online: true })),
+      ].sort((a, b) => a.at - b.at);
       const seed = schedValue("seed", o.seed);
       const hz = schedValue("hz", o.hz);
       const csCost = schedValue("cs-cost", o.csCost);
@@ -200,7 +233,11 @@ export function register(program: Command): void {
         }
         to = checkSchedWord("--to", o.to);
       }
-      const workload = loadWorkload(o.workload, cpus);
+      const loaded = loadWorkload(o.workload, cpus);
+      // The flags' CPU hotplug joins the workload file's, in time order.
+      const workload = hotplug.length
+        ? { ...loaded, hotplug: [...(loaded.hotplug ?? []), ...hotplug].sort((a, b) => a.at - b.at) }
+        : loaded;
       for (const t of workload.tasks) {
         if (t.cpus && !t.cpus.some((x) => x < cpus)) {
           throw new CliError(
@@ -217,12 +254,12 @@ export function register(program: Command): void {
         hz,
         csCost,
         migrationCost,
-        topology: { smt, llc },
+        topology: { smt, llc, node },
         timeline: o.plot !== undefined,
         subsystems: ext ? [ext] : [],
       });
       const header = [
-        `scheduler: ${scx}, workload ${workload.name}, ${cpus} CPUs (smt ${smt}, llc ${llc}), ${o.duration}, seed ${seed}`,
+        `scheduler: ${scx}, workload ${workload.name}, ${cpus} CPUs (smt ${smt}, llc ${llc}${nodes > 1 ? `, ${nodes} nodes` : ""}), ${o.duration}, seed ${seed}`,
       ];
       let host: import("../sim/sched/bpf_sched.js").BpfSchedHost | undefined;
       if (bpf) {
@@ -273,4 +310,8 @@ export function register(program: Command): void {
         }
       }
     });
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
 }

@@ -58,6 +58,19 @@ describe("structops sched", () => {
     assert.ok(Math.abs(big.runtime_ms / (big.runtime_ms + small.runtime_ms) - 3121 / 3456) < 0.01);
   });
 
+  it("--nodes splits the CPUs into NUMA nodes; --offline/--online CPU@TIME as a workload's hotplug events", async () => {
+    const r = await sched(
+      ...["--cpus", "4", "--nodes", "2", "--workload", "hogs", "--duration", "200ms", "--json"],
+      ...["--offline", "3@50ms", "--online", "3@120ms", "--offline", "2@150ms"],
+    );
+    assert.equal(r.code, 0, r.err);
+    const m = JSON.parse(r.out).metrics as { utilisation: number[] };
+    // CPU 3 is away 70 ms of 200, CPU 2 the last 50 ms.
+    assert.deepEqual(m.utilisation, [1, 1, 0.75, 0.65]);
+    const t = await sched("--cpus", "4", "--nodes", "2", "--workload", "hogs", "--duration", "10ms");
+    assert.match(t.out, /^scheduler: fair, workload hogs, 4 CPUs \(smt 1, llc 2, 2 nodes\)/m);
+  });
+
   it("every option is range-checked: one line naming the option, the value and what is allowed", async () => {
     const cases: [string[], RegExp][] = [
       [["--cpus", "0"], /--cpus "0": expected an integer from 1 to 256/],
@@ -77,6 +90,9 @@ describe("structops sched", () => {
       ],
       [["--scx", "cfs"], /--scx "cfs": expected fair or a BPF object OBJ.o\[:MAP\]/],
       [["--plot", "x.gif"], /--plot "x.gif": expected a file name ending in .svg or .png/],
+      [["--cpus", "4", "--nodes", "3"], /--nodes 3: expected NUMA nodes, dividing --cpus into whole LLCs/],
+      [["--cpus", "4", "--offline", "4@1ms"], /--offline "4@1ms": expected CPU@TIME, a CPU below 4/],
+      [["--cpus", "4", "--duration", "1s", "--online", "1@2s"], /--online "1@2s": expected CPU@TIME/],
     ];
     for (const [args, re] of cases) {
       const r = await sched(...args);
