@@ -81,6 +81,10 @@ const OPS_TASK_ARGS: Readonly<Record<string, number>> = {
   cgroup_move: 1,
 };
 
+/** higher_bits(): the masks above SCX_KF_CPU_RELEASE and SCX_KF_DISPATCH. */
+const HIGHER_THAN_CPU_RELEASE = ~((SCX_KF_CPU_RELEASE << 1) - 1) & 0xffffffff;
+const HIGHER_THAN_DISPATCH = ~((SCX_KF_DISPATCH << 1) - 1) & 0xffffffff;
+
 /** struct scx_sched: one enabled BPF scheduler. */
 export class ScxSched {
   readonly dsqs = new Map<bigint, ScxDispatchQ>();
@@ -97,7 +101,7 @@ export class ScxSched {
   readonly exitDumpLen: number;
   readonly hotplugSeq: bigint;
   /** Per op name: the trampoline, or undefined where the program left the op NULL. */
-  private readonly opIdx = new Map<string, number>();
+  private readonly opIdx = new Map<string, { i: number; tasks: number }>();
   /** Set once scx_disable has run its course. */
   disabled = false;
   /** `current` when the exit was recorded (the dump's "comm[pid] triggered exit kind"), and when. */
@@ -118,25 +122,26 @@ export class ScxSched {
     this.dispatchMaxBatch = v.getUint32(off("dispatch_max_batch"), true) || SCX_DSP_DFL_MAX_BATCH;
     this.exitDumpLen = v.getUint32(off("exit_dump_len"), true) || SCX_EXIT_DUMP_DFL_LEN;
     this.hotplugSeq = v.getBigUint64(off("hotplug_seq"), true);
-    for (const [i, m] of kdata.desc.type.members.entries()) this.opIdx.set(m.name, i);
+    for (const [i, m] of kdata.desc.type.members.entries())
+      this.opIdx.set(m.name, { i, tasks: OPS_TASK_ARGS[m.name] ?? 0 });
   }
 
   has(op: string): boolean {
-    const i = this.opIdx.get(op);
-    return i !== undefined && this.kdata.funcs[i] !== undefined;
+    const o = this.opIdx.get(op);
+    return o !== undefined && this.kdata.funcs[o.i] !== undefined;
   }
 
   /** SCX_CALL_OP: run op with `mask` allowed (nesting only towards lower masks), r0 as a bigint. */
   call(op: string, mask: number, a0: number | bigint = 0, a1: number | bigint = 0, a2: number | bigint = 0): bigint {
-    const i = this.opIdx.get(op);
-    const t = i === undefined ? undefined : this.kdata.funcs[i];
+    const o = this.opIdx.get(op);
+    const t = o === undefined ? undefined : this.kdata.funcs[o.i];
     if (!t) return 0n;
     const st = this.state;
     const saved = st.kfMask;
     if (mask) st.kfMask |= mask;
     st.opDepth++;
     // SCX_CALL_OP_TASK / _2TASKS: the tasks the op is about, for scx_kf_allowed_on_arg_tasks().
-    const nt = OPS_TASK_ARGS[op];
+    const nt = o!.tasks;
     const t0 = st.kfTasks0;
     const t1 = st.kfTasks1;
     if (nt) {
@@ -171,12 +176,11 @@ export class ScxSched {
       return false;
     }
     const highest = 1 << (31 - Math.clz32(mask));
-    const higher = (b: number) => ~((b << 1) - 1) & 0xffffffff;
-    if (highest === SCX_KF_CPU_RELEASE && cur & higher(SCX_KF_CPU_RELEASE)) {
+    if (highest === SCX_KF_CPU_RELEASE && cur & HIGHER_THAN_CPU_RELEASE) {
       this.error("cpu_release kfunc called from a nested operation");
       return false;
     }
-    if (highest === SCX_KF_DISPATCH && cur & higher(SCX_KF_DISPATCH)) {
+    if (highest === SCX_KF_DISPATCH && cur & HIGHER_THAN_DISPATCH) {
       this.error("dispatch kfunc called from a nested operation");
       return false;
     }

@@ -180,6 +180,12 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   private readonly byAddr = new Map<number, ScxEntity>();
   private smt: boolean;
   readonly kicks: ScxKicks;
+  /** 1n << cpu, for every CPU: the idle masks are bigints, shifts allocate. */
+  private readonly cpuBit: bigint[] = [];
+  /** Each CPU's SMT siblings and LLC, each node's CPUs, as masks (the topology does not change). */
+  private readonly smtMaskOf: bigint[] = [];
+  private readonly llcMaskOf: bigint[] = [];
+  private readonly nodeMaskOf: bigint[] = [];
 
   constructor(
     readonly st: ScxState,
@@ -193,6 +199,17 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     this.off.end = Math.max(...Object.values(this.off)) + 8;
     this.off.cpus_mask = memberOff(btf, "task_struct", "cpus_mask");
     this.smt = core.smt_cpus(0).length > 1;
+    for (let c = 0; c < core.nr_cpu_ids; c++) this.cpuBit.push(1n << BigInt(c));
+    const maskOfCpus = (cs: readonly number[]) => cs.reduce((m, c) => m | this.cpuBit[c]!, 0n);
+    for (let c = 0; c < core.nr_cpu_ids; c++) {
+      this.smtMaskOf.push(maskOfCpus(core.smt_cpus(c)));
+      this.llcMaskOf.push(maskOfCpus(core.llc_cpus(c)));
+    }
+    for (let n = 0; n < core.nr_node_ids; n++) {
+      const cs: number[] = [];
+      for (let c = 0; c < core.nr_cpu_ids; c++) if (core.cpu_to_node(c) === n) cs.push(c);
+      this.nodeMaskOf.push(maskOfCpus(cs));
+    }
     for (let c = 0; c < core.nr_cpu_ids; c++) {
       core.cpu_rq(c).scx = {
         local: new ScxDispatchQ<ScxEntity>(SCX_DSQ_LOCAL, c),
@@ -573,7 +590,10 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const delta = this.core.update_curr_common(rq);
     const e = this.ent(curr);
     const s = e.slice;
-    if (s !== SCX_SLICE_INF) e.slice = s > BigInt(Math.round(delta)) ? s - BigInt(Math.round(delta)) : 0n;
+    if (s !== SCX_SLICE_INF) {
+      const d = BigInt(Math.round(delta));
+      e.slice = s > d ? s - d : 0n;
+    }
   }
 
   /** balance_one(). */
@@ -955,14 +975,15 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   // ---- idle tracking (ext_idle.c) ----
 
   private setIdle(cpu: number, idle: boolean): void {
-    const bit = 1n << BigInt(cpu);
+    const bit = this.cpuBit[cpu]!;
+    const sib = this.smtMaskOf[cpu]!;
     if (idle) {
       this.idleBits |= bit;
-      const sib = this.core.smt_cpus(cpu);
-      if (sib.every((c) => this.idleBits & (1n << BigInt(c)))) for (const c of sib) this.idleSmt |= 1n << BigInt(c);
+      // the whole core is idle: its CPUs join the idle cores' mask
+      if ((this.idleBits & sib) === sib) this.idleSmt |= sib;
     } else {
       this.idleBits &= ~bit;
-      for (const c of this.core.smt_cpus(cpu)) this.idleSmt &= ~(1n << BigInt(c));
+      this.idleSmt &= ~sib;
     }
   }
 
@@ -985,8 +1006,8 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
 
   /** scx_idle_test_and_clear_cpu(). */
   testAndClearCpuIdle(cpu: number): boolean {
-    const bit = 1n << BigInt(cpu);
-    if (this.smt) for (const c of this.core.smt_cpus(cpu)) this.idleSmt &= ~(1n << BigInt(c));
+    const bit = this.cpuBit[cpu]!;
+    if (this.smt) this.idleSmt &= ~this.smtMaskOf[cpu]!;
     const was = (this.idleBits & bit) !== 0n;
     this.idleBits &= ~bit;
     return was;
@@ -994,9 +1015,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
 
   /** cpumask_of_node(). */
   nodeMask(node: number): bigint {
-    let m = 0n;
-    for (let c = 0; c < this.core.nr_cpu_ids; c++) if (this.core.cpu_to_node(c) === node) m |= 1n << BigInt(c);
-    return m;
+    return this.nodeMaskOf[node] ?? 0n;
   }
 
   nrNodes(): number {
@@ -1008,8 +1027,15 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   }
 
   onlineMask(): bigint {
+    const n = this.core.nr_cpu_ids;
     let m = 0n;
-    for (let c = 0; c < this.core.nr_cpu_ids; c++) if (this.core.cpu_rq(c).online) m |= 1n << BigInt(c);
+    // 30 CPUs at a time as a small integer, one bigint step per chunk
+    for (let base = 0; base < n; base += 30) {
+      let w = 0;
+      const end = Math.min(n, base + 30);
+      for (let c = base; c < end; c++) if (this.core.cpu_rq(c).online) w |= 1 << (c - base);
+      if (w) m |= BigInt(w) << BigInt(base);
+    }
     return m;
   }
 
@@ -1033,27 +1059,33 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       const pool = (flags & SCX_PICK_IDLE_CORE ? this.idleSmt : this.idleBits) & allowed;
       if (!pool) return -16; // -EBUSY
       let cpu = 0;
-      while (!((pool >> BigInt(cpu)) & 1n)) cpu++;
+      while (!(pool & this.cpuBit[cpu]!)) cpu++;
       if (this.testAndClearCpuIdle(cpu)) return cpu;
     }
   }
 
   private maskOf(p: CoreTask): bigint {
+    const mask = p.cpus_mask;
+    const n = mask.length;
     let m = 0n;
-    p.cpus_mask.forEach((v, i) => {
-      if (v) m |= 1n << BigInt(i);
-    });
+    for (let base = 0; base < n; base += 30) {
+      let w = 0;
+      const end = Math.min(n, base + 30);
+      for (let c = base; c < end; c++) if (mask[c]) w |= 1 << (c - base);
+      if (w) m |= BigInt(w) << BigInt(base);
+    }
     return m;
   }
 
   /** scx_select_cpu_dfl(): prev if idle (a whole idle core first on SMT), then the LLC, the node, then any. */
   private selectCpuDflCore(p: CoreTask, prev: number, allowed: bigint | null, flags: bigint): number {
     const mask = (allowed === null ? this.maskOf(p) : this.maskOf(p) & allowed) & this.onlineMask();
-    const llc = this.core.llc_cpus(prev).reduce((m, c) => m | (1n << BigInt(c)), 0n) & mask;
+    const llc = this.llcMaskOf[prev]! & mask;
     const node = this.nodeMask(this.core.cpu_to_node(prev)) & mask;
-    const inMask = (c: number) => ((mask >> BigInt(c)) & 1n) === 1n;
+    const prevBit = this.cpuBit[prev]!;
+    const prevIn = (mask & prevBit) !== 0n;
     if (this.smt) {
-      if (inMask(prev) && (this.idleSmt >> BigInt(prev)) & 1n && this.testAndClearCpuIdle(prev)) return prev;
+      if (prevIn && this.idleSmt & prevBit && this.testAndClearCpuIdle(prev)) return prev;
       let cpu = this.pickIdle(llc, SCX_PICK_IDLE_CORE);
       if (cpu < 0) cpu = this.pickIdle(node, SCX_PICK_IDLE_CORE);
       if (cpu >= 0) return cpu;
@@ -1061,7 +1093,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       if (cpu >= 0) return cpu;
       if (flags & SCX_PICK_IDLE_CORE) return -16;
     }
-    if (inMask(prev) && this.testAndClearCpuIdle(prev)) return prev;
+    if (prevIn && this.testAndClearCpuIdle(prev)) return prev;
     let cpu = this.pickIdle(llc, 0n);
     if (cpu < 0) cpu = this.pickIdle(node, 0n);
     if (cpu >= 0) return cpu;
