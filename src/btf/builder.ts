@@ -58,7 +58,8 @@ export class BtfBuilder {
   private readonly startStrOff: number;
   private readonly types: BtfType[] = [];
   private readonly strOffsets = new Map<string, number>();
-  private readonly strChunks: Uint8Array[] = [];
+  /** The string section so far, in [0, strLen) of a buffer grown by doubling. */
+  private strBuf = new Uint8Array(4096);
   private strLen = 0;
 
   constructor(opts: BtfBuilderOptions = {}) {
@@ -83,13 +84,29 @@ export class BtfBuilder {
   addString(s: string): number {
     const have = this.strOffsets.get(s);
     if (have !== undefined) return have;
-    const bytes = utf8.encode(s);
-    if (bytes.includes(0)) throw new BpfError(EINVAL, `BTF string ${JSON.stringify(s)} contains NUL`);
+    // BTF names are ASCII: copied char by char, with no encoder call per string.
+    let ascii = true;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 0 || c > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    const bytes = ascii ? undefined : utf8.encode(s);
+    if (bytes?.includes(0)) throw new BpfError(EINVAL, `BTF string ${JSON.stringify(s)} contains NUL`);
+    const len = bytes ? bytes.length : s.length;
     const off = this.startStrOff + this.strLen;
-    const chunk = new Uint8Array(bytes.length + 1);
-    chunk.set(bytes);
-    this.strChunks.push(chunk);
-    this.strLen += chunk.length;
+    if (this.strLen + len + 1 > this.strBuf.length) {
+      const grown = new Uint8Array(Math.max(this.strBuf.length * 2, this.strLen + len + 1));
+      grown.set(this.strBuf.subarray(0, this.strLen));
+      this.strBuf = grown;
+    }
+    const buf = this.strBuf;
+    if (bytes) buf.set(bytes, this.strLen);
+    else for (let i = 0; i < len; i++) buf[this.strLen + i] = s.charCodeAt(i);
+    buf[this.strLen + len] = 0;
+    this.strLen += len + 1;
     this.strOffsets.set(s, off);
     return off;
   }
@@ -286,13 +303,7 @@ export class BtfBuilder {
 
   /** The string section as built so far. */
   private strings(): Uint8Array {
-    const out = new Uint8Array(this.strLen);
-    let p = 0;
-    for (const c of this.strChunks) {
-      out.set(c, p);
-      p += c.length;
-    }
-    return out;
+    return this.strBuf.slice(0, this.strLen);
   }
 
   /** The raw .BTF blob. */

@@ -23,8 +23,9 @@ export interface CodeCache {
 /**
  * What a cache must have been made for: this bundle's source, this node, this V8 and these flags
  * (`flags`: node's command-line options, which V8 would otherwise refuse the cache for after reading it).
+ * The source as the file's bytes or as its text gives the same key (the text is hashed as UTF-8).
  */
-export function cacheKey(source: string, flags: string): string {
+export function cacheKey(source: string | Uint8Array, flags: string): string {
   return createHash("sha256")
     .update(`${process.version} ${process.arch} v8 ${process.versions.v8} ${flags}\n`)
     .update(source)

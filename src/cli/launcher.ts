@@ -6,6 +6,7 @@
  * the bundle, else one this user's runs made; a run that had none writes one when it exits.
  * STRUCTOPS_CODE_CACHE=off compiles from source and writes nothing.
  */
+import { isAscii } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -27,9 +28,12 @@ interface Bundle {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const file = join(here, "structops.cjs");
-const source = readFileSync(file, "utf8");
+const bytes = readFileSync(file);
+// esbuild writes ASCII: read as Latin-1 it is the same text, made without UTF-8 decoding (and the
+// key hashes the bytes, not the text encoded back).
+const source = bytes.toString(isAscii(bytes) ? "latin1" : "utf8");
 const env = process.env;
-const key = cacheKey(source, `${process.execArgv.join(" ")} ${env.NODE_OPTIONS ?? ""}`);
+const key = cacheKey(bytes, `${process.execArgv.join(" ")} ${env.NODE_OPTIONS ?? ""}`);
 const off = env.STRUCTOPS_CODE_CACHE === "off";
 // The build writes its cache from a run of its own (scripts/bundle-cli.mjs).
 const out = env.STRUCTOPS_CODE_CACHE_OUT;

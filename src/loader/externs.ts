@@ -89,6 +89,8 @@ function findExternBtfId(btf: Btf, name: string): number {
 /** find_extern_sec_btf_id: the DATASEC that lists `btfId`. */
 function findExternSecBtfId(btf: Btf, btfId: number): number {
   for (let id = 1; id <= btf.nrTypes; id++) {
+    // The kind from the index: only DATASECs are decoded (names and all).
+    if (btf.kindOf(id) !== BTF_KIND_DATASEC) continue;
     const t = btf.typeById(id);
     if (t.kind === BTF_KIND_DATASEC && t.vars.some((v) => v.type === btfId)) return id;
   }

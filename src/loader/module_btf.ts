@@ -122,12 +122,9 @@ export class ModuleBtfs {
 
 /** btf__find_by_name_kind_own(): only the split BTF's own types, not its base's. */
 function findOwn(btf: Btf, name: string, kind: number): number {
-  const start = btf.startId;
-  for (let id = start; id <= btf.nrTypes; id++) {
-    const t = btf.typeById(id);
-    if (t.kind === kind && t.name === name) return id;
-  }
-  return -ENOENT;
+  // Through the name index: no type is decoded.
+  const id = btf.findByNameKindOwn(name, kind);
+  return id > 0 ? id : -ENOENT;
 }
 
 function strerr(err: number): string {

@@ -364,6 +364,7 @@ export class BpfObject {
    */
   private fixupDatasecs(btf: Btf): void {
     for (let id = 1; id <= btf.nrTypes; id++) {
+      if (btf.kindOf(id) !== BTF_KIND_DATASEC) continue;
       const t = btf.typeById(id);
       if (t.kind !== BTF_KIND_DATASEC) continue;
       const secName = t.name;
