@@ -11,6 +11,7 @@ import {
   BTF_KIND_TYPEDEF,
   NR_BTF_KINDS,
 } from "../../src/uapi/btf.js";
+import { BpfError, EINVAL } from "../../src/uapi/errno.js";
 import { allKindsBuilder, allTypes, noVmlinux, vmlinuxBytes } from "./helpers.js";
 
 test("host vmlinux BTF re-encodes byte-identically", { skip: noVmlinux }, () => {
@@ -60,6 +61,25 @@ test("builder dedups strings", () => {
   const raw = b.build();
   const strLen = new DataView(raw.buffer).getUint32(20, true);
   assert.equal(strLen, "\0x\0int\0int_t\0".length);
+});
+
+test("builder strings: UTF-8 names, a NUL refused, a section past its first buffer", () => {
+  const b = new BtfBuilder();
+  const int = b.addInt("int", 4, 1);
+  const utf = b.addTypedef("größe_t", int);
+  assert.throws(
+    () => b.addTypedef("a\0b", int),
+    (e: unknown) => e instanceof BpfError && e.errno === EINVAL && e.message === 'BTF string "a\\u0000b" contains NUL',
+  );
+  const long = "n".repeat(5000);
+  const ids = Array.from({ length: 40 }, (_, i) => b.addTypedef(`${long}${i}`, int));
+  const raw = b.build();
+  const strLen = new DataView(raw.buffer).getUint32(20, true);
+  // "", "int", "größe_t" (9 bytes in UTF-8), then names 0-9 and 10-39, each with its NUL.
+  assert.equal(strLen, 1 + 4 + 10 + 10 * 5002 + 30 * 5003);
+  const btf = Btf.parse(raw);
+  assert.equal(btf.nameOf(utf), "größe_t");
+  ids.forEach((id, i) => assert.equal(btf.nameOf(id), `${long}${i}`));
 });
 
 test("big-endian BTF: build little, byte-swap, read back equal", () => {
