@@ -79,7 +79,7 @@ test("builder strings: UTF-8 names, a NUL refused, a section past its first buff
   assert.equal(strLen, 1 + 4 + 10 + 10 * 5002 + 30 * 5003);
   const btf = Btf.parse(raw);
   assert.equal(btf.nameOf(utf), "größe_t");
-  ids.forEach((id, i) => assert.equal(btf.nameOf(id), `${long}${i}`));
+  for (const [i, id] of ids.entries()) assert.equal(btf.nameOf(id), `${long}${i}`);
 });
 
 test("big-endian BTF: build little, byte-swap, read back equal", () => {
