@@ -19,6 +19,12 @@ export interface LinkConfig {
   /** Random loss probability per packet, 0..1. */
   lossRate?: number;
   trace?: MahimahiTrace;
+  /**
+   * A tbf qdisc on an infinitely fast device (a veth) instead of a serialising link: a packet leaves
+   * as soon as the bucket holds its length in tokens (up to `burstBytes`, refilled at `rateBps`), so it
+   * takes no transmission time of its own; the queue (`buffer`) holds the packets waiting for tokens.
+   */
+  tbf?: { burstBytes: number };
 }
 
 export interface LinkCounters {
@@ -40,6 +46,9 @@ export class Bottleneck {
   queueBytes = 0;
   private busy = false;
   private readonly cursor?: MahimahiCursor;
+  /** tbf: tokens in ns of transmission time (q->tokens) as of tokensAt (q->t_c). */
+  private tokensNs = 0;
+  private tokensAt = 0;
   readonly perFlow = new Map<number, LinkCounters>();
   /** Busy (transmitted) bytes per 100 ms bin, for utilisation. */
   readonly txBins: number[] = [];
@@ -55,6 +64,11 @@ export class Bottleneck {
     private readonly deliver: (seg: TcpSegment) => void,
   ) {
     if (cfg.trace) this.cursor = new MahimahiCursor(cfg.trace);
+    if (cfg.tbf) this.tokensNs = this.nsOf(cfg.tbf.burstBytes);
+  }
+
+  private nsOf(bytes: number): number {
+    return Math.round((bytes * 8 * 1e9) / this.cfg.rateBps);
   }
 
   get queuePackets(): number {
@@ -113,6 +127,23 @@ export class Bottleneck {
         this.cursor.take();
       }
       done = t;
+    } else if (this.cfg.tbf) {
+      // tbf_dequeue: toks = min(now - t_c, buffer) + tokens; the packet goes once toks >= its length.
+      const bufferNs = this.nsOf(this.cfg.tbf.burstBytes);
+      const lenNs = this.nsOf(item.seg.bytes);
+      const now = this.ev.now;
+      const toks = Math.min(this.tokensNs + (now - this.tokensAt), bufferNs);
+      done = toks >= lenNs ? now : now + (lenNs - toks);
+      this.tokensNs = Math.min(this.tokensNs + (done - this.tokensAt), bufferNs) - lenNs;
+      this.tokensAt = done;
+      const depart = () => {
+        this.onDequeue?.(item.seg, this.ev.now - item.enqueuedAt);
+        this.finishService();
+      };
+      // With tokens to spare the enqueue's own qdisc_run sends it: it never occupies the queue.
+      if (done === now) depart();
+      else this.ev.at(done, depart);
+      return;
     } else {
       done = this.ev.now + Math.round((item.seg.bytes * 8 * 1e9) / this.cfg.rateBps);
     }

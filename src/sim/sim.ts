@@ -54,6 +54,9 @@ export interface SwitchSpec {
   flows?: number[];
 }
 
+/** A SYN with MSS, SACK-permitted, timestamps and window scale: 20 + 40 bytes. */
+const SYN_WIRE_BYTES = 60;
+
 export interface SimOptions {
   link: LinkConfig;
   durationNs: number;
@@ -109,6 +112,8 @@ export interface FlowTrace {
   inflight: number[];
   inflight_bytes: number[];
   ca_state: number[];
+  /** sk_pacing_rate, bytes/s (TCP_INFO's tcpi_pacing_rate). */
+  pacing_rate: number[];
   /** The congestion control the socket runs at each sample (its name, or SimOptions.describeCc's label). */
   cc: string[];
 }
@@ -319,10 +324,11 @@ export class Simulation {
       inflight: [],
       inflight_bytes: [],
       ca_state: [],
+      pacing_rate: [],
       cc: [],
     });
     this.ev.at(f.startNs ?? 0, () => {
-      conn.establish();
+      conn.establish(this.handshakeRttUs());
       // tcp_init_transfer on the passive side: its CA's init runs too.
       rsk.sk_state = TCP_ESTABLISHED;
       rx.establish((2 * this.opts.link.delayNs) / 1000);
@@ -330,6 +336,16 @@ export class Simulation {
       conn.write(f.segments ?? Number.POSITIVE_INFINITY);
     });
     if (f.stopNs !== undefined) this.ev.at(f.stopNs, () => this.closeFlow(i));
+  }
+
+  /**
+   * The SYN's and SYN-ACK's round trip: both propagation delays plus the SYN's transmission over the
+   * bottleneck (none over tbf's infinitely fast device, nor over a trace's whole-packet opportunities).
+   */
+  private handshakeRttUs(): number {
+    const l = this.opts.link;
+    const synNs = l.tbf || l.trace ? 0 : (SYN_WIRE_BYTES * 8 * 1e9) / l.rateBps;
+    return (2 * l.delayNs + synNs) / 1000;
   }
 
   /** Both ends close: each releases its own CA. */
@@ -387,6 +403,7 @@ export class Simulation {
       ft.inflight.push(active ? c.inFlight() : 0);
       ft.inflight_bytes.push(active ? c.inFlight() * sk.mss_cache : 0);
       ft.ca_state.push(sk.icsk_ca_state);
+      ft.pacing_rate.push(active ? sk.sk_pacing_rate : 0);
       ft.cc.push(this.ccLabel(sk.icsk_ca_ops));
     });
   }

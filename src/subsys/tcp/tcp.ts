@@ -6,7 +6,7 @@
  */
 import { SK_PACING_NONE, TCP_CA_Open, TCP_CLOSE, TCP_ECN_OK, TCP_ESTABLISHED } from "./btf.js";
 import type { TcpCongControl } from "./tcp_cong.js";
-import { TCP_WMEM_DEFAULT, tcp_ack, tcp_init_buffer_space } from "./tcp_input.js";
+import { TCP_WMEM_DEFAULT, tcp_ack, tcp_init_buffer_space, tcp_synack_rtt_sample } from "./tcp_input.js";
 import { tcp_slow_start_after_idle_check, tcp_write_xmit } from "./tcp_output.js";
 import { TCP_INFINITE_SSTHRESH } from "./tcp_reno.js";
 import {
@@ -168,9 +168,10 @@ export class TcpConn {
   }
 
   /** tcp_finish_connect + tcp_init_transfer: the handshake is not simulated, the CA is initialised here. */
-  establish(): void {
+  establish(handshakeRttUs?: number): void {
     const sk = this.sk;
     this.mstampRefresh();
+    if (handshakeRttUs !== undefined) tcp_synack_rtt_sample(this, Math.max(1, Math.round(handshakeRttUs)));
     sk.sk_state = TCP_ESTABLISHED;
     sk.lsndtime = this.jiffies32();
     sk.snd_cwnd_stamp = this.jiffies32();

@@ -216,6 +216,15 @@ function tcp_ack_update_rtt(
   sk.icsk_backoff = 0;
 }
 
+/**
+ * The SYN-ACK acknowledges the SYN (tcp_rcv_synsent_state_process -> tcp_ack -> tcp_clean_rtx_queue):
+ * its RTT is the socket's first sample (srtt, rtt_min, RTO) before tcp_init_transfer runs the CA's init,
+ * which is why BBR's first pacing rate and min_rtt come from the handshake.
+ */
+export function tcp_synack_rtt_sample(c: TcpConn, rtt_us: number): void {
+  tcp_ack_update_rtt(c, FLAG_ACKED, rtt_us, -1, rtt_us);
+}
+
 /** tcp_clean_rtx_queue: drop cumulatively acked segments, take RTT samples, call pkts_acked. */
 function tcp_clean_rtx_queue(c: TcpConn, ack: number, st: AckState, prior_delivered_rs: () => number): number {
   const sk = c.sk;
