@@ -26,7 +26,14 @@ interface HostTrace {
   kernel: string;
   scenario: { cc: string; seconds: number };
   final: { total_retrans: number; total_rto: number; bytes_acked: number; cwnd: number; data_segs_out: number };
-  samples: { t_ms: number; cwnd: number; total_rto: number; bytes_acked: number; pacing_rate: number; min_rtt_us: number }[];
+  samples: {
+    t_ms: number;
+    cwnd: number;
+    total_rto: number;
+    bytes_acked: number;
+    pacing_rate: number;
+    min_rtt_us: number;
+  }[];
   /** Further captures of the same scenario (the run-to-run spread of the host kernel). */
   repeats?: { total_retrans: number; total_rto: number; bytes_acked: number; first_rtt_us: number }[];
 }

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { TcpSegment } from "../../src/subsys/tcp/tcp.js";
 import { EventQueue } from "../../src/sim/event_queue.js";
 import { Bottleneck } from "../../src/sim/link.js";
 import { Prng } from "../../src/sim/prng.js";
+import type { TcpSegment } from "../../src/subsys/tcp/tcp.js";
 
 const seg = (idx: number, bytes = 1514): TcpSegment => ({
   flow: 0,
