@@ -41,6 +41,7 @@ import type { SweepRunOptions } from "./sweep_run.js";
 
 export interface SweepCliOptions {
   cc: string;
+  rcvCc?: string;
   qdisc?: string;
   rate: string;
   delay: string;
@@ -72,6 +73,7 @@ export function gridFrom(
 } {
   const axes = {
     cc: parseList(o.cc),
+    ...(o.rcvCc !== undefined ? { rcvCc: parseList(o.rcvCc) } : {}),
     ...(o.qdisc !== undefined ? { qdisc: parseList(o.qdisc) } : {}),
     rate: parseList(o.rate),
     delay: parseList(o.delay),
@@ -90,7 +92,7 @@ export function gridFrom(
   } catch (e) {
     throw bad(`--seeds: ${(e as Error).message}`);
   }
-  for (const [k, v] of Object.entries(axes)) if (!v.length) throw bad(`--${k}: no values`);
+  for (const [k, v] of Object.entries(axes)) if (!v.length) throw bad(`--${k === "rcvCc" ? "rcv-cc" : k}: no values`);
   const check = (what: string, f: () => unknown) => {
     try {
       f();
@@ -228,6 +230,10 @@ export function register(program: Command): void {
     .command("run", { isDefault: true })
     .description("run the grid (cc x rate x delay x buffer x flows x seeds), one JSON line per run")
     .option("--cc <list>", "congestion controls, as `sim --cc` names them", "cubic,bbr")
+    .option(
+      "--rcv-cc <list>",
+      "the receivers' congestion controls, as `sim --rcv-cc` names them (default: the sender's)",
+    )
     .option("--qdisc <list>", "the bottleneck's qdiscs, as `sim --qdisc` names them (default: the droptail queue)")
     .option("--rate <list>", "bottleneck rates", "12mbit")
     .option("--delay <list>", "one-way delays", "30ms")

@@ -35,8 +35,11 @@ export function runPoint(p: GridPoint, o: SweepRunOptions): SweepRow {
     // Traces are not reported: one sample per run keeps them small.
     sample: o.duration,
     qdisc: p.qdisc,
+    rcvCc: p.rcvCc,
   };
-  const kernel = p.cc.split(",").some((c) => isObjSpec(expandCcSpec(c))) || p.qdisc !== undefined;
+  const kernel =
+    [...p.cc.split(","), ...(p.rcvCc !== undefined ? [p.rcvCc] : [])].some((c) => isObjSpec(expandCcSpec(c))) ||
+    p.qdisc !== undefined;
   const host = kernel ? new BpfCcHost({ CONFIG_HZ: Number(o.hz) }, { qdisc: p.qdisc !== undefined }) : undefined;
   const r = new Simulation(simOptionsFrom(cli, builtinCc, host)).run();
   return { ...p, duration: o.duration, buffer_resolved: buffer, metrics: r.metrics, events: r.events };

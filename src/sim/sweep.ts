@@ -10,6 +10,8 @@ import { parseDuration, parseRate } from "./units.js";
 
 export interface SweepAxes {
   cc: string[];
+  /** `sim --rcv-cc` words: the receivers' CA; none (or empty): each flow's own, and no rcvCc field. */
+  rcvCc?: string[];
   /** `sim --qdisc` words; none (or empty): the droptail queue, and no qdisc field in the points. */
   qdisc?: string[];
   rate: string[];
@@ -23,6 +25,8 @@ export interface SweepAxes {
 export interface GridPoint {
   index: number;
   cc: string;
+  /** The receiving sockets' CA as `sim --rcv-cc` names it (absent: the sender's). */
+  rcvCc?: string;
   /** The bottleneck's qdisc as `sim --qdisc` names it (absent: the droptail queue). */
   qdisc?: string;
   rate: string;
@@ -67,35 +71,42 @@ export function parseList(s: string): string[] {
 }
 
 /**
- * Every grid point, cc outermost, then qdisc, and seed innermost: the order fixes each run's index
- * (a grid without qdiscs numbers its runs as before).
+ * Every grid point, cc outermost, then the receivers' cc, then qdisc, and seed innermost: the order
+ * fixes each run's index (a grid without receivers' ccs or qdiscs numbers its runs as before).
  */
 export function expandGrid(a: SweepAxes): GridPoint[] {
   const out: GridPoint[] = [];
   const qdiscs: (string | undefined)[] = a.qdisc?.length ? a.qdisc : [undefined];
+  const rcvCcs: (string | undefined)[] = a.rcvCc?.length ? a.rcvCc : [undefined];
   for (const cc of a.cc)
-    for (const qdisc of qdiscs)
-      for (const rate of a.rate)
-        for (const delay of a.delay)
-          for (const buffer of a.buffer)
-            for (const flows of a.flows)
-              for (const seed of a.seeds)
-                out.push({
-                  index: out.length,
-                  cc,
-                  ...(qdisc !== undefined ? { qdisc } : {}),
-                  rate,
-                  delay,
-                  buffer,
-                  flows,
-                  seed,
-                });
+    for (const rcvCc of rcvCcs)
+      for (const qdisc of qdiscs)
+        for (const rate of a.rate)
+          for (const delay of a.delay)
+            for (const buffer of a.buffer)
+              for (const flows of a.flows)
+                for (const seed of a.seeds)
+                  out.push({
+                    index: out.length,
+                    cc,
+                    ...(rcvCc !== undefined ? { rcvCc } : {}),
+                    ...(qdisc !== undefined ? { qdisc } : {}),
+                    rate,
+                    delay,
+                    buffer,
+                    flows,
+                    seed,
+                  });
   return out;
 }
 
-/** A run's series in the report: its cc, and the qdisc it ran over ("cubic over fq"). */
-export function seriesOf(r: { cc: string; qdisc?: string }): string {
-  return r.qdisc !== undefined ? `${r.cc} over ${r.qdisc}` : r.cc;
+/**
+ * A run's series in the report: its cc, the receivers' when the grid varies them, and the qdisc it
+ * ran over ("cubic to dctcp over fq").
+ */
+export function seriesOf(r: { cc: string; rcvCc?: string; qdisc?: string }): string {
+  const cc = r.rcvCc !== undefined ? `${r.cc} to ${r.rcvCc}` : r.cc;
+  return r.qdisc !== undefined ? `${cc} over ${r.qdisc}` : cc;
 }
 
 /**
@@ -171,6 +182,7 @@ export const CSV_COLUMNS = [
   "retransmits",
   "rtos",
   "qdisc",
+  "rcv_cc",
 ] as const;
 
 /** A CSV row per run (aggregate metrics; per-flow detail stays in the JSON lines). */
@@ -199,6 +211,7 @@ export function toCsv(rows: SweepRow[]): string {
         sum("retransmits"),
         sum("rtos"),
         r.qdisc ?? "",
+        r.rcvCc ?? "",
       ]
         .map(q)
         .join(","),
@@ -222,7 +235,7 @@ export function mergeRows(texts: string[]): SweepRow[] {
       if (typeof r !== "object" || r === null || !r.metrics || typeof r.cc !== "string") {
         throw new Error(`line ${n + 1}: not a sweep row`);
       }
-      const key = JSON.stringify([r.cc, r.qdisc, r.rate, r.delay, r.buffer, r.flows, r.seed, r.duration]);
+      const key = JSON.stringify([r.cc, r.rcvCc, r.qdisc, r.rate, r.delay, r.buffer, r.flows, r.seed, r.duration]);
       byKey.set(key, r);
     }
   }

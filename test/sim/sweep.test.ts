@@ -157,13 +157,60 @@ test("--qdisc is a grid dimension after cc: each run is `sim --qdisc` of its poi
     ["cubic over pfifo", "cubic over bpf-fq", "bbr over pfifo", "bbr over bpf-fq"],
   );
   const csv = toCsv(rows).trim().split("\n");
-  assert.match(csv[0]!, /,qdisc$/);
-  assert.match(csv[2]!, /,bpf-fq$/);
+  assert.match(csv[0]!, /,qdisc,rcv_cc$/);
+  assert.match(csv[2]!, /,bpf-fq,$/);
   // Merging keeps runs over different qdiscs apart.
   assert.equal(mergeRows([rows.map((r) => JSON.stringify(r)).join("\n")]).length, 4);
   // pfifo at the grid's buffer is the droptail run of the same point.
   const droptail = runPoint({ ...points[0]!, qdisc: undefined }, opts);
   assert.deepEqual(rows[0]!.metrics, droptail.metrics);
+});
+
+test("--rcv-cc is a grid dimension after cc: each run is `sim --rcv-cc` of its point, one series per pair", async () => {
+  const o: SweepCliOptions = {
+    ...base,
+    cc: "dctcp",
+    rcvCc: "dctcp,reno",
+    rate: "12mbit",
+    buffer: "1bdp",
+    flows: "1",
+    seeds: "1",
+    ecnThreshold: "10pkts",
+  };
+  const { points, all } = gridFrom(o);
+  assert.equal(all, 2);
+  assert.deepEqual(
+    points.map((p) => [p.index, p.cc, p.rcvCc]),
+    [
+      [0, "dctcp", "dctcp"],
+      [1, "dctcp", "reno"],
+    ],
+  );
+  assert.equal("rcvCc" in gridFrom(base).points[0]!, false);
+  assert.throws(() => gridFrom({ ...o, rcvCc: "," }), { code: "EINVAL", message: /^--rcv-cc: no values/ });
+  const opts = { duration: "2s", hz: "1000", ecnThreshold: "10pkts" };
+  const rows = await runSweep(points, opts, 1);
+  // A DCTCP receiver is what the sender's own CA gives; a Reno receiver echoes CE the classic way
+  // (ECE held until CWR), so DCTCP's alpha and the queue it keeps are another run's.
+  const own = runPoint({ ...points[0]!, rcvCc: undefined }, opts);
+  assert.deepEqual(rows[0]!.metrics, own.metrics);
+  assert.notDeepEqual(rows[1]!.metrics, rows[0]!.metrics);
+  assert.deepEqual(
+    rows.map((r) => r.rcvCc),
+    ["dctcp", "reno"],
+  );
+  assert.deepEqual(
+    summarise(rows).map((x) => x.cc),
+    ["dctcp to dctcp", "dctcp to reno"],
+  );
+  const csv = toCsv(rows).trim().split("\n");
+  assert.match(csv[2]!, /,reno$/);
+  assert.equal(mergeRows([rows.map((r) => JSON.stringify(r)).join("\n")]).length, 2);
+  // An unknown receivers' CA fails its run with sim's message.
+  await assert.rejects(
+    runSweep([{ ...points[0]!, rcvCc: "vegas" }], opts, 1),
+    /--rcv-cc "vegas": unknown congestion control/,
+  );
 });
 
 const main = join(repoRoot(), "dist", "src", "cli", "main.js");

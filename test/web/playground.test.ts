@@ -271,6 +271,26 @@ test("a BPF qdisc at the bottleneck: the page's numbers and per-flow drops are t
   await page.close();
 });
 
+test("the receivers' congestion control (--rcv-cc): the select beside the sender's, the command's numbers", {
+  skip,
+}, async () => {
+  // DCTCP over fq_codel (CoDel marks CE): a Reno receiver echoes the marks the classic way, so the
+  // run differs from one where the receiver runs the sender's DCTCP.
+  const page = await open("tcp.cc=dctcp&tcp.duration=6s&tcp.qdisc=fq_codel&tcp.rcvCc=reno");
+  assert.equal(await page.inputValue("#tcp-rcvCc"), "reno");
+  assert.ok((await page.locator("#tcp-rcvCc option").allInnerTexts()).includes("bpf-dctcp"));
+  await runSim(page);
+  const shown = await renderedMetrics(page);
+  const args = ["--cc", "dctcp", "--duration", "6s", "--qdisc", "fq_codel"];
+  assertSameMetrics(shown, cliSim([...args, "--rcv-cc", "reno"]));
+  const own = cliSim(args);
+  assert.notDeepEqual(
+    shown.flows.map((f) => f.throughputBps),
+    own.metrics.flows.map((f) => f.throughputBps),
+  );
+  await page.close();
+});
+
 test("switch to another BPF congestion control mid-flow (BPF_LINK_UPDATE), same as the command", { skip }, async () => {
   const page = await open("tcp.cc=bpf-reno-link&tcp.duration=6s&tcp.to=bpf-cubic-link&tcp.at=3s");
   await runSim(page);

@@ -105,6 +105,17 @@ export const tcpPanel: SimPanel = {
     const refreshChoices = () => list.replaceChildren(...choices().map((c) => h("option", { value: c })));
     refreshChoices();
     const inputs = new Map<string, HTMLInputElement | HTMLSelectElement>();
+    // The receiving sockets' CA (`--rcv-cc`): the sender's unless one is picked.
+    const rcv = h("select", { name: "rcvCc", id: "tcp-rcvCc" });
+    const refreshRcv = () => {
+      rcv.replaceChildren(
+        h("option", { value: "" }, "(the sender's)"),
+        ...choices().map((c) => h("option", { value: c }, c)),
+      );
+      rcv.value = p.rcvCc ?? "";
+    };
+    refreshRcv();
+    inputs.set("rcvCc", rcv);
     const form = h("form", { class: "params", id: "tcp-form" });
     for (const [key, label, hint] of FIELDS) {
       const input = h("input", {
@@ -117,6 +128,8 @@ export const tcpPanel: SimPanel = {
       });
       inputs.set(key, input);
       form.append(h("label", {}, label, input));
+      if (key === "cc")
+        form.append(h("label", { title: "setsockopt(TCP_CONGESTION) on the listener" }, "receiver's", rcv));
     }
     const to = h("select", { name: "to", id: "tcp-to" });
     const refreshTo = () => {
@@ -192,6 +205,7 @@ export const tcpPanel: SimPanel = {
     root.addEventListener("dropped", () => {
       refreshChoices();
       refreshTo();
+      refreshRcv();
     });
   },
 };

@@ -33,6 +33,8 @@ export interface TcpParams {
   at: string;
   /** The bottleneck's qdisc as `--qdisc` names it ("" for the droptail queue). */
   qdisc: string;
+  /** The receivers' congestion control as `--rcv-cc` names it ("" for each flow's own). */
+  rcvCc: string;
 }
 
 /** `structops sim`'s defaults (flows: one per --cc entry). */
@@ -47,6 +49,7 @@ export const TCP_DEFAULTS: TcpParams = {
   to: "",
   at: "",
   qdisc: "",
+  rcvCc: "",
 };
 
 /** Our objects are bundled under bpf/obj; a dropped one is a file of the page's platform. */
@@ -65,6 +68,7 @@ export function tcpOptions(p: TcpParams): { opts: SimOptions; host?: BpfCcHost }
     flows: p.flows === "" ? undefined : p.flows,
     to: p.to === "" ? undefined : p.to,
     switchAt: p.to === "" ? undefined : p.at,
+    rcvCc: (p.rcvCc ?? "") === "" ? undefined : p.rcvCc,
   };
   const qdisc = (p.qdisc ?? "").trim();
   const kernel = needsKernel(text, PAGE_ENV) || qdisc !== "";
