@@ -142,15 +142,23 @@ function workerUrl(): { url: URL; execArgv: string[] } {
   return { url: new URL("./sweep_worker.js", self), execArgv: [] };
 }
 
+/** What each worker thread did: its runs and its own CPU time (ns; undefined off Linux), start-up included. */
+export interface SweepWorkerStats {
+  runs: number;
+  cpuNs?: number;
+}
+
 /**
  * Run the points on `jobs` worker threads (each takes the next point when it finishes one); rows
- * come back in index order whatever the finishing order.
+ * come back in index order whatever the finishing order. `workers` receives each thread's stats.
  */
+
 export async function runSweep(
   points: GridPoint[],
   opts: SweepRunOptions,
   jobs: number,
   onRow?: (row: SweepRow, done: number) => void,
+  workers?: SweepWorkerStats[],
 ): Promise<SweepRow[]> {
   const rows: SweepRow[] = [];
   if (!points.length) return rows;
@@ -168,7 +176,11 @@ export async function runSweep(
             if (failed || next >= points.length) w.postMessage(null);
             else w.postMessage(points[next++]);
           };
-          w.on("message", (m: { row?: SweepRow; index?: number; error?: string }) => {
+          w.on("message", (m: { row?: SweepRow; index?: number; error?: string; done?: SweepWorkerStats }) => {
+            if (m.done) {
+              workers?.push(m.done);
+              return;
+            }
             if (m.row) {
               rows.push(m.row);
               onRow?.(m.row, rows.length);

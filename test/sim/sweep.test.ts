@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { gridFrom, runSweep, type SweepCliOptions } from "../../src/cli/sweep.js";
+import { gridFrom, runSweep, type SweepCliOptions, type SweepWorkerStats } from "../../src/cli/sweep.js";
 import { runPoint } from "../../src/cli/sweep_run.js";
 import {
   expandGrid,
@@ -106,11 +106,19 @@ test("shards partition the grid (round robin), from --shard or a batch engine's 
 test("worker threads give the rows a direct run gives, in index order, deterministically", async () => {
   const { points } = gridFrom({ ...base, cc: "bbr,reno", rate: "12mbit", buffer: "1bdp", flows: "2", seeds: "1,2" });
   const opts = { duration: "1s", hz: "1000", loss: "0.01" };
-  const viaWorkers = await runSweep(points, opts, 2);
+  const workers: SweepWorkerStats[] = [];
+  const viaWorkers = await runSweep(points, opts, 2, undefined, workers);
   assert.deepEqual(
     viaWorkers.map((r) => r.index),
     points.map((p) => p.index),
   );
+  // Each worker says how many runs it took and, on Linux, its own thread's CPU time.
+  assert.equal(workers.length, 2);
+  assert.equal(
+    workers.reduce((a, w) => a + w.runs, 0),
+    points.length,
+  );
+  if (process.platform === "linux") assert.ok(workers.every((w) => w.cpuNs !== undefined && w.cpuNs > 0));
   const direct = points.map((p) => runPoint(p, opts));
   assert.deepEqual(JSON.parse(JSON.stringify(viaWorkers)), JSON.parse(JSON.stringify(direct)));
   // Random loss makes the seed matter.
