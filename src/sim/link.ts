@@ -95,7 +95,8 @@ export class Bottleneck {
       c.randomLoss++;
       return;
     }
-    if (this.over(this.cfg.buffer, seg.bytes, 1)) {
+    // tbf_enqueue: a packet the bucket could never hold (longer than max_size, the burst) is dropped.
+    if (this.over(this.cfg.buffer, seg.bytes, 1) || (this.cfg.tbf && seg.bytes > this.cfg.tbf.burstBytes)) {
       c.dropped++;
       this.onDrop?.(seg);
       return;

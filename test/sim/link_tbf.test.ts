@@ -62,3 +62,15 @@ test("tbf: the bfifo limit counts the frames waiting for tokens (29 of 1514 byte
     [...Array(30).keys()],
   );
 });
+
+test("tbf: a frame longer than the burst is dropped at enqueue, as tbf's max_size drops it", () => {
+  const { ev, link, out } = tbfLink();
+  link.send(seg(0, 1600));
+  link.send(seg(1));
+  ev.runUntil(1e9);
+  assert.deepEqual(
+    out.map(([i]) => i),
+    [1],
+  );
+  assert.equal(link.counters(0).dropped, 1);
+});
