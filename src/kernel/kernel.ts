@@ -33,6 +33,8 @@ import { PF_KTHREAD, pidfd_open, type Task, task_alloc, task_exit } from "./task
 export interface HelperArgs {
   arg(i: number): bigint;
   argNum(i: number): number;
+  /** Low 32 bits of r`i`, unsigned, without a BigInt (the VM's calls have it). */
+  argLo?(i: number): number;
   /** Run a BPF callback (bpf_loop, bpf_for_each_map_elem) by its function address; its r0. */
   invokeCallback?(fnAddr: bigint | number, args: readonly (bigint | number)[]): bigint;
 }

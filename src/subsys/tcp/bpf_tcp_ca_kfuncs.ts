@@ -45,9 +45,10 @@ function skArg(ctx: TcpBpfContext, c: HelperArgs, i: number): TcpSock {
   return sk;
 }
 
-const u32 = (c: HelperArgs, i: number) => Number(c.arg(i) & 0xffffffffn);
+// The low half without a BigInt per argument: these run on every ACK.
+const u32 = (c: HelperArgs, i: number) => (c.argLo ? c.argLo(i) : Number(c.arg(i) & 0xffffffffn));
 
-const u8 = (c: HelperArgs, i: number) => Number(c.arg(i) & 0xffn);
+const u8 = (c: HelperArgs, i: number) => u32(c, i) & 0xff;
 
 /**
  * The kfunc sets TCP registers for BPF_PROG_TYPE_STRUCT_OPS, by name (BTF FUNCs declared in btf.ts
