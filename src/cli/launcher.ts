@@ -6,6 +6,8 @@
  * the bundle, else one this user's runs made; a run that had none writes one when it exits.
  * STRUCTOPS_CODE_CACHE=off compiles from source and writes nothing.
  */
+// First: the V8 flags hold from before the bundle is compiled (the code cache depends on them).
+import "./v8_flags.js";
 import { isAscii } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
