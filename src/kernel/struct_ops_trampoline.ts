@@ -43,6 +43,10 @@ export interface TrampolineVm {
    * sleepable ones. r0's two 32-bit halves go to out[0] (low) and out[1] (high).
    */
   run(prog: unknown, ctx: number, out: Int32Array): void;
+  /** run() as a function of the context alone, made once per program: returns r0's low half. */
+  enter(prog: unknown): (ctx: number) => number;
+  /** r0's high half of the last run. */
+  r0Hi(): number;
   readonly rcu: Rcu;
 }
 
@@ -100,6 +104,8 @@ export class BpfStructOpsTrampoline {
   private readonly argSize: number[];
   private readonly argShift: number[];
   private readonly argSigned: boolean[];
+  /** The program's entry from the VM (run() without the out array). */
+  private entry: ((ctx: number) => number) | undefined;
   /** At most three arguments, none a struct by value: callx3 may take the number path. */
   private readonly numeric: boolean;
   /** Calls made through this trampoline (for tests and stats). */
@@ -232,12 +238,18 @@ export class BpfStructOpsTrampoline {
     if (n > 1) this.putNum(ctx + 8, 1, a1);
     if (n > 2) this.putNum(ctx + 16, 2, a2);
     this.depth = d + 1;
+    let lo: number;
     try {
-      this.vm.run(this.prog, ctx, this.r0);
+      lo = (this.entry ??= this.vm.enter(this.prog))(ctx);
     } finally {
       this.depth = d;
     }
-    return this.ret();
+    const size = this.model.ret_size;
+    if (size === 4) return this.retSigned ? lo : lo >>> 0;
+    if (size >= 8) return this.vm.r0Hi() * TWO32 + (lo >>> 0);
+    if (size === 0) return 0;
+    const sh = this.retShift;
+    return this.retSigned ? (lo << sh) >> sh : (lo << sh) >>> sh;
   }
 
   /** Argument i, a number, into its slot at `addr` (put() for numbers; slots 0-2 are args 0-2 here). */

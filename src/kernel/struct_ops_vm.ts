@@ -24,6 +24,74 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
   let vm = vms.get(k);
   if (vm) return vm;
   const mem = k.mem;
+  const rcu = k.rcu;
+  /** r0's high half of the last run that did not go through the VM's entry (else the VM has it). */
+  let slowHi: number | null = null;
+  const r0Hi = (): number => slowHi ?? k.vm?.lastR0Hi ?? 0;
+  /** Through bpf_prog_run (no VM image, or fentry/fexit patched the entry). */
+  const slow = (p: BpfProg, ctx: number): number => {
+    const tasks = p.aux.sleepable ? rcu.rcuTasksEnter() : null;
+    try {
+      const r0 = bpf_prog_run(p, ctx);
+      slowHi = Number((r0 >> 32n) & MASK32) | 0;
+      return Number(r0 & MASK32) | 0;
+    } finally {
+      if (tasks) rcu.rcuReadUnlock(tasks);
+    }
+  };
+  /** __bpf_prog_exit's statistics (update_prog_stats), the run timed on the kernel clock. */
+  const timed = (p: BpfProg, vmP: VmProgram, ctx: number): number => {
+    const t0 = k.ktimeGetNs();
+    const lo = vmP.enter(ctx);
+    p.run_cnt++;
+    p.run_time_ns += k.ktimeGetNs() - t0;
+    return lo;
+  };
+  const entries = new WeakMap<BpfProg, (ctx: number) => number>();
+  /**
+   * The trampoline's call of one program: __bpf_prog_enter (the read-side section; the start
+   * time when statistics are on), prog->bpf_func (the program's tier entry, r1 = ctx),
+   * __bpf_prog_exit (statistics, leaving the section). A struct_ops program takes no recursion
+   * check (bpf_prog_check_recur: only one on a private stack does). Returns r0's low half.
+   */
+  const enter = (prog: unknown): ((ctx: number) => number) => {
+    const p = prog as BpfProg;
+    let e = entries.get(p);
+    if (e) return e;
+    e = p.aux.sleepable
+      ? (ctx: number): number => {
+          const vmP = p.vmProg as VmProgram | null;
+          if (vmP === null || p.freed || p.poked || k.vm === null) return slow(p, ctx);
+          // A sleepable program is not an RCU reader, and map_free waits for RCU + RCU-tasks
+          // only: the RCU-tasks reader (the task inside the image) keeps the map until it returned.
+          const tasks = rcu.rcuTasksEnter();
+          const tok = rcu.rcuReadLockId("tasks_trace");
+          p.active++;
+          slowHi = null;
+          try {
+            return k.sysctl.bpfStatsEnabled === 0 ? vmP.enter(ctx) : timed(p, vmP, ctx);
+          } finally {
+            p.active--;
+            rcu.rcuReadUnlockId(tok, "tasks_trace");
+            rcu.rcuReadUnlock(tasks);
+          }
+        }
+      : (ctx: number): number => {
+          const vmP = p.vmProg as VmProgram | null;
+          if (vmP === null || p.freed || p.poked || k.vm === null) return slow(p, ctx);
+          const tok = rcu.rcuReadLockId("rcu");
+          p.active++;
+          slowHi = null;
+          try {
+            return k.sysctl.bpfStatsEnabled === 0 ? vmP.enter(ctx) : timed(p, vmP, ctx);
+          } finally {
+            p.active--;
+            rcu.rcuReadUnlockId(tok, "rcu");
+          }
+        };
+    entries.set(p, e);
+    return e;
+  };
   vm = {
     rcu: k.rcu,
     write64: hasDv(mem)
@@ -65,63 +133,11 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
       };
     },
     run(prog: unknown, ctx: number, out: Int32Array): void {
-      const p = prog as BpfProg;
-      const vmP = p.vmProg as VmProgram | null;
-      const rcu = k.rcu;
-      // A program with fentry/fexit attached runs through its patched entry (bpf_func).
-      if (vmP === null || p.freed || p.poked || k.vm === null) {
-        const tasks = p.aux.sleepable ? rcu.rcuTasksEnter() : null;
-        try {
-          const r0 = bpf_prog_run(p, ctx);
-          out[0] = Number(r0 & MASK32) | 0;
-          out[1] = Number((r0 >> 32n) & MASK32) | 0;
-        } finally {
-          if (tasks) rcu.rcuReadUnlock(tasks);
-        }
-        return;
-      }
-      if (!p.aux.sleepable) {
-        // __bpf_prog_enter: rcu_read_lock, the start time when statistics are on; the program
-        // (prog->bpf_func: its tier's entry, r1 = ctx); __bpf_prog_exit: the statistics,
-        // rcu_read_unlock. A struct_ops program takes no recursion check (bpf_prog_check_recur:
-        // only one on a private stack does).
-        const tok = rcu.rcuReadLockId("rcu");
-        p.active++;
-        const stats = k.sysctl.bpfStatsEnabled !== 0;
-        const t0 = stats ? k.ktimeGetNs() : 0n;
-        try {
-          out[0] = vmP.enter(ctx);
-          out[1] = k.vm.lastR0Hi;
-          if (stats) {
-            p.run_cnt++;
-            p.run_time_ns += k.ktimeGetNs() - t0;
-          }
-        } finally {
-          p.active--;
-          rcu.rcuReadUnlockId(tok, "rcu");
-        }
-        return;
-      }
-      // A sleepable program is not an RCU reader, and map_free waits for RCU + RCU-tasks only:
-      // the RCU-tasks reader (the task inside the image) keeps the map until it has returned.
-      const tasks = rcu.rcuTasksEnter();
-      const tok = rcu.rcuReadLockId("tasks_trace");
-      p.active++;
-      const stats = k.sysctl.bpfStatsEnabled !== 0;
-      const t0 = stats ? k.ktimeGetNs() : 0n;
-      try {
-        out[0] = vmP.enter(ctx);
-        out[1] = k.vm.lastR0Hi;
-        if (stats) {
-          p.run_cnt++;
-          p.run_time_ns += k.ktimeGetNs() - t0;
-        }
-      } finally {
-        p.active--;
-        rcu.rcuReadUnlockId(tok, "tasks_trace");
-        rcu.rcuReadUnlock(tasks);
-      }
+      out[0] = enter(prog)(ctx);
+      out[1] = r0Hi();
     },
+    enter,
+    r0Hi,
   };
   vms.set(k, vm);
   return vm;
