@@ -67,9 +67,11 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
           const tasks = rcu.rcuTasksEnter();
           const tok = rcu.rcuReadLockId("tasks_trace");
           p.active++;
-          slowHi = null;
           try {
-            return k.sysctl.bpfStatsEnabled === 0 ? vmP.enter(ctx) : timed(p, vmP, ctx);
+            const lo = k.sysctl.bpfStatsEnabled === 0 ? vmP.enter(ctx) : timed(p, vmP, ctx);
+            // After the run: a nested run through bpf_prog_run may have set it meanwhile.
+            slowHi = null;
+            return lo;
           } finally {
             p.active--;
             rcu.rcuReadUnlockId(tok, "tasks_trace");
@@ -81,9 +83,11 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
           if (vmP === null || p.freed || p.poked || k.vm === null) return slow(p, ctx);
           const tok = rcu.rcuReadLockId("rcu");
           p.active++;
-          slowHi = null;
           try {
-            return k.sysctl.bpfStatsEnabled === 0 ? vmP.enter(ctx) : timed(p, vmP, ctx);
+            const lo = k.sysctl.bpfStatsEnabled === 0 ? vmP.enter(ctx) : timed(p, vmP, ctx);
+            // After the run: a nested run through bpf_prog_run may have set it meanwhile.
+            slowHi = null;
+            return lo;
           } finally {
             p.active--;
             rcu.rcuReadUnlockId(tok, "rcu");
