@@ -392,7 +392,18 @@ function oneWorkload(name: string, tier: Tier): number {
   if (name === "cubic") mem.writeBytes(b.addr, cubeTable());
   const args = { r1: b.addr, r2: name === "jhash2" ? w.n / 4 : w.n };
   const insns = vm.run(prog, args).insnsExecuted;
-  return timeIt(w.reps, () => vm.run(prog, args)) / insns;
+  // Process CPU time counts every thread, and V8 compiles the harness's JavaScript on background
+  // threads during the first runs: 20 ms of runs first, so that a 35 us sample measures the workload.
+  const c0 = process.cpuUsage();
+  let spent = 0;
+  while (spent < 20_000) {
+    vm.run(prog, args);
+    const c = process.cpuUsage(c0);
+    spent = c.user + c.system;
+  }
+  // Best of 5x the in-process repetitions: a hiccup of the loaded machine lasting a few ms
+  // (one 35 us jhash2 sample in 25 within one process) is not a slow process.
+  return timeIt(w.reps * 5, () => vm.run(prog, args)) / insns;
 }
 
 /**
@@ -415,7 +426,7 @@ function freshProcesses(tier: Tier): BenchResult[] {
       unit: "slowest/fastest",
       baseline: { name: "fastest ns/insn", value: Math.round(lo * 1000) / 1000 },
       ratio: round2(hi / lo),
-      note: `9 fresh processes, CPU time; goal <= 1.2: ${hi / lo <= 1.2 ? "met" : "missed"}; ns/insn ${xs.map((x) => x.toFixed(3)).join(" ")}`,
+      note: `9 fresh processes under the command's V8 flags, CPU time after 20 ms of runs, best of 5x the reps; goal <= 1.2: ${hi / lo <= 1.2 ? "met" : "missed"}; ns/insn ${xs.map((x) => x.toFixed(3)).join(" ")}`,
     });
   }
   return out;
