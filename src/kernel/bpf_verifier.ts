@@ -39,6 +39,7 @@ function verifierMap(m: BpfMap): VerifierMap {
     frozen: m.frozen,
     valueBytes,
     name: m.name,
+    btfStructName: m.ops.map_btf_name,
     spinLockOff: rec && rec.spinLockOff >= 0 ? rec.spinLockOff : undefined,
     hasBtf: m.btf !== null,
     record: rec,

@@ -13,6 +13,7 @@ import type { BpfProg } from "./bpf.js";
 import { declareDynptrTypes, registerDynptr } from "./bpf_dynptr.js";
 import { declareGraphTypes, type ProgKernelFn, registerGraphKfuncs } from "./bpf_graph_kfuncs.js";
 import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
+import { declareMapTypes } from "./bpf_map_btf.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { task_storage_map_ops } from "./bpf_task_storage.js";
 import { declareTimerTypes, registerTimerHelpers } from "./bpf_timer.js";
@@ -164,6 +165,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     declareTimerTypes(b, base);
     declareWqTypes(b, base);
     declareDynptrTypes(b, base);
+    declareMapTypes(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }

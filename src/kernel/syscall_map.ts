@@ -34,6 +34,7 @@ import { BpfError, E2BIG, EACCES, EBUSY, EINVAL, ENOENT, ENOTSUPP, EOPNOTSUPP, E
 import { BpfMap, type BtfObject, type UserMapping } from "./bpf.js";
 import type { MapCreateAttr, MapElemAttr, MapFreezeAttr } from "./bpf_attr.js";
 import { num, userBuf } from "./bpf_attr.js";
+import { fillMapKobj, mapKobjSize } from "./bpf_map_btf.js";
 import { btf_get_by_fd, btf_put, kptrResolver } from "./btf_obj.js";
 import { File, type FileOps, FMODE_READ, FMODE_WRITE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from "./file.js";
 import type { Kernel } from "./kernel.js";
@@ -223,7 +224,9 @@ const kobjAddr = new WeakMap<BpfMap, import("./bpf.js").MemRegion>();
 export function bpf_map_kaddr(map: BpfMap): number {
   let r = kobjAddr.get(map);
   if (!r) {
-    r = map.kernel.mem.alloc(64, { perm: "r", kind: "kobj", name: `bpf_map ${map.name}` });
+    const size = mapKobjSize(map);
+    r = map.kernel.mem.alloc(size, { perm: "r", kind: "kobj", name: `bpf_map ${map.name}` });
+    fillMapKobj(map, map.kernel.mem.bytes(r.addr, size));
     kobjAddr.set(map, r);
     map.kernel.mapByAddr.set(r.addr, map);
   }

@@ -25,6 +25,8 @@ export interface VerifierMap {
   /** The value's bytes, for constant loads from frozen read-only maps (.rodata). */
   valueBytes?: Uint8Array;
   name?: string;
+  /** The map type's struct in vmlinux BTF (map->ops->map_btf_id): what a map pointer reads. */
+  btfStructName?: string;
   /** Offset of the value's `struct bpf_spin_lock` (from the map's BTF), if it has one. */
   spinLockOff?: number;
   /** map->record: the value's special fields (btf_parse_fields), when it has any. */

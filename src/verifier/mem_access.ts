@@ -14,8 +14,8 @@ import {
   BPF_XOR,
   bpfSizeBytes,
 } from "../isa/opcodes.js";
-import { BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_PTR } from "../uapi/btf.js";
-import { EACCES, EINVAL } from "../uapi/errno.js";
+import { BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_PTR, BTF_KIND_STRUCT } from "../uapi/btf.js";
+import { EACCES, EINVAL, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import {
   BTF_TYPE_SAFE_RCU,
   BTF_TYPE_SAFE_RCU_OR_NULL,
@@ -91,6 +91,10 @@ export function checkMemAccess(
   markRegUnknown(out);
   const bt = baseType(reg.type);
   const value = valueReg >= 0 ? v.regs[valueReg] : undefined;
+  if (reg.type === CONST_PTR_TO_MAP) {
+    v.memAux[v.insnIdx] |= MEM_DIRECT;
+    return checkPtrToMapAccess(v, regno, reg, off, size, write, out);
+  }
   if (reg.type & PTR_MAYBE_NULL || reg.type === SCALAR_VALUE || bt === CONST_PTR_TO_MAP || bt === PTR_TO_FUNC) {
     v.reject(EACCES, `R${regno} invalid mem access '${regTypeStr(reg.type)}'`);
   }
@@ -149,6 +153,38 @@ export function checkMemAccess(
     default:
       v.reject(EACCES, `R${regno} invalid mem access '${regTypeStr(reg.type)}'`);
   }
+}
+
+/**
+ * check_ptr_to_map_access: reads of the map's kernel struct (its map type's, which begins with
+ * struct bpf_map), as a walk of that struct in vmlinux BTF; a pointer member gives a BTF pointer.
+ */
+function checkPtrToMapAccess(
+  v: Verifier,
+  regno: number,
+  reg: RegState,
+  off: number,
+  size: number,
+  write: boolean,
+  out: RegState,
+): RegState {
+  const map = v.maps[reg.map];
+  const btf = v.env.btf;
+  if (!btf) v.reject(ENOTSUPP, "map_ptr access not supported without CONFIG_DEBUG_INFO_BTF");
+  const id = map.btfStructName ? btf.findByNameKind(map.btfStructName, BTF_KIND_STRUCT) : 0;
+  if (id <= 0) v.reject(ENOTSUPP, `map_ptr access not supported for map type ${map.type}`);
+  const tname = map.btfStructName;
+  if (!v.allowPtrLeaks) v.reject(EPERM, `'struct ${tname}' access is allowed only to CAP_PERFMON and CAP_SYS_ADMIN`);
+  const o = off + reg.off;
+  if (o < 0) v.reject(EACCES, `R${regno} is ${tname} invalid negative access: off=${o}`);
+  if (write) v.reject(EACCES, `only read from ${tname} is supported`);
+  const r = btfStructRead(btf, id, o, size);
+  if (!r.ok) v.reject(EACCES, r.msg);
+  if (r.ptrBtfId) {
+    markPtr(out, PTR_TO_BTF_ID);
+    out.btfId = r.ptrBtfId;
+  }
+  return out;
 }
 
 /** check_mem_region_access / __check_mem_access. */
