@@ -126,9 +126,10 @@ function setRefcount(k: Kernel, addr: number, v: number): void {
 }
 
 /**
- * __bpf_obj_drop_impl: a refcounted object goes when its last reference does, after an RCU grace
- * period (non-owning references may still read it); any other at once. Its lists and trees are
- * emptied first, dropping what they hold.
+ * __bpf_obj_drop_impl: a refcounted object goes when its last reference does, any other at once;
+ * its lists and trees are emptied first, dropping what they hold. Its memory is freed after an RCU
+ * grace period (bpf_mem_free_rcu, for every object since 6.6): a non-owning reference read in the
+ * same critical section still finds it.
  */
 export function bpfObjDrop(k: Kernel, addr: number): void {
   const s = bpfGraph(k);
@@ -153,9 +154,7 @@ export function bpfObjDrop(k: Kernel, addr: number): void {
     else k.mem.free(obj.region);
     s.freed++;
   };
-  // Per-CPU objects are read through RCU pointers (bpf_mem_free_rcu).
-  if ((rec && rec.refcountOff >= 0) || obj.percpu) k.rcu.callRcu(release);
-  else release();
+  k.rcu.callRcu(release);
 }
 
 /** bpf_refcount_acquire_impl: one more owner of a refcounted object (0 if it is already going). */

@@ -170,3 +170,19 @@ test("bpf_obj_free_fields: a dropped holder drops what its list and tree still h
   k.quiesce();
   assert.equal(bpfGraph(k).objs.size, 0);
 });
+
+test("bpf_obj_drop of an object without a refcount frees it only after an RCU grace period", () => {
+  const { k, prog, holder } = setup();
+  const o = bpfObjNew(k, prog, holder);
+  setKey(k, o, 42);
+  // A program runs inside an RCU read section: what it dropped stays readable until it leaves.
+  const reader = k.rcu.rcuReadLock();
+  bpfObjDrop(k, o);
+  assert.equal(bpfGraph(k).objs.get(o)?.freed, true);
+  k.quiesce();
+  assert.equal(key(k, o), 42n, "a non-owning reference still reads the object");
+  k.rcu.rcuReadUnlock(reader);
+  k.quiesce();
+  assert.equal(bpfGraph(k).objs.has(o), false);
+  assert.throws(() => k.mem.bytes(o, 8));
+});
