@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Kernel } from "../../src/kernel/kernel.js";
@@ -244,6 +245,40 @@ test("ringbuf_bad: refusals with the kernel's messages", () => {
 test("the host kernel loads and refuses the same ring buffer programs as we do", { skip: hostSkip() }, () => {
   compareWithHost(OBJ, GOOD, []);
   compareWithHost(BAD_OBJ, [], BAD);
+});
+
+test("the host kernel's ring fills up, refuses and reports its positions as ours does", { skip: hostSkip() }, () => {
+  // 171 fixed records (170 fit), then each failure path, then every query flag.
+  const runs: [string, Parameters<typeof args>[0]][] = [
+    ...[...Array(171).keys()].map((i): [string, Parameters<typeof args>[0]] => ["reserve_one", { val: BigInt(i) }]),
+    ["output_one", { len: 8 }],
+    ["dynptr_one", {}],
+    ["dynptr_too_big", { len: 5000 }],
+    ["dynptr_too_big", { len: 8, flags: 1 }],
+    ["dynptr_too_big", { len: 1 << 24 }],
+    ["output_one", { len: 8, flags: 4 }],
+    ...[0, 1, 2, 3, 4].map((flags): [string, Parameters<typeof args>[0]] => ["query", { flags }]),
+  ];
+  const script = join(repoRoot(), "test/fixtures/verifier/host_libbpf_run.py");
+  const spec = runs.map(([p, a]) => `${p}:${Buffer.from(args(a)).toString("hex")}`);
+  const r = spawnSync("python3", [script, OBJ, ...spec], { encoding: "utf8", maxBuffer: 1 << 24 });
+  assert.equal(r.status, 0, r.stderr);
+  const host = (JSON.parse(r.stdout) as { err: number; retval: number; ctx: string }[]).map((x) => [
+    x.err,
+    x.retval | 0,
+    x.ctx,
+  ]);
+  if (host.every((x) => x[0] === -1)) return; // bpf() refused here
+  const { run } = setup();
+  const ours = runs.map(([p, a]) => {
+    const { ret, out } = run(p, a);
+    return [0, ret, Buffer.from(new Uint8Array(out.buffer)).toString("hex")];
+  });
+  assert.deepEqual(ours, host);
+  assert.deepEqual(
+    host.slice(169, 177).map((x) => x[1]),
+    [0, -1, -11, -1, -EINVAL, -EINVAL, -E2BIG, -EINVAL],
+  );
 });
 
 const T = bpf_map_type;
