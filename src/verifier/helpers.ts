@@ -86,7 +86,7 @@ import { STACK_SPILL, STACK_ZERO } from "./stack.js";
 import { checkStackRange, markStackWritten } from "./stack_access.js";
 import { copyState } from "./state.js";
 import { checkTimerMapMatch, isAsyncCallbackCalling, processTimerFunc, pushAsyncCallback } from "./timer.js";
-import { tnumIsConst } from "./tnum.js";
+import { tnumIsConst, tnumStr } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
 
 const MEM_TYPES = [PTR_TO_STACK, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM];
@@ -295,7 +295,11 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       }
       case ARG_PTR_TO_CTX:
         if (reg.type !== PTR_TO_CTX) bad([PTR_TO_CTX]);
+        // __check_ptr_off_reg, in its order: a negative offset, then a modified pointer, then a variable one.
+        if (reg.off < 0) v.reject(EACCES, `negative offset ctx ptr R${regno} off=${reg.off} disallowed`);
         if (reg.off !== 0) v.reject(EACCES, `dereference of modified ctx ptr R${regno} off=${reg.off} disallowed`);
+        if (!tnumIsConst(reg.varOff) || reg.varOff.value !== 0n)
+          v.reject(EACCES, `variable ctx access var_off=${tnumStr(reg.varOff)} disallowed`);
         break;
       case ARG_PTR_TO_BTF_ID_SOCK_COMMON:
       case ARG_PTR_TO_BTF_ID: {

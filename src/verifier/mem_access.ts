@@ -236,6 +236,7 @@ export function checkCtxAccess(
   if (!tnumIsConst(reg.varOff) || reg.varOff.value !== 0n) {
     v.reject(EACCES, `variable ctx access var_off=${tnumStr(reg.varOff)} off=${off} size=${size}`);
   }
+  if (reg.off < 0) v.reject(EACCES, `negative offset ctx ptr R${regno} off=${reg.off} disallowed`);
   if (reg.off !== 0) v.reject(EACCES, `dereference of modified ctx ptr R${regno} off=${reg.off} disallowed`);
   if (write && value && v.isPointerValue(value)) v.reject(EACCES, `R${valueReg} leaks addr into ctx`);
   if (v.structOps) {

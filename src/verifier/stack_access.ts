@@ -1,6 +1,6 @@
 import { BPF_REG_10 } from "../isa/opcodes.js";
 import { MAX_BPF_STACK } from "../uapi/bpf.js";
-import { EACCES } from "../uapi/errno.js";
+import { EACCES, EINVAL } from "../uapi/errno.js";
 import { destroyIfDynptrStackSlot } from "./dynptr.js";
 import {
   assignScalarIdBeforeMov,
@@ -23,9 +23,12 @@ import {
   spiOf,
 } from "./stack.js";
 import type { FuncState } from "./state.js";
-import { tnumIsConst, tnumStr } from "./tnum.js";
+import { tnumAdd, tnumConst, tnumIsConst, tnumStr } from "./tnum.js";
 
 import type { Verifier } from "./verifier.js";
+
+/** BPF_MAX_VAR_OFF: a variable offset beyond it is unbounded. */
+const BPF_MAX_VAR_OFF = 1n << 29n;
 
 /** The slot at `spi` of frame f, about to be written (so it is shown in the state comment). */
 export function stackSlot(v: Verifier, f: FuncState, spi: number) {
@@ -49,6 +52,14 @@ export function checkStackAccess(
   imm: bigint | undefined,
   out: RegState,
 ): RegState {
+  // check_ptr_alignment: stack accesses are always strict, as slot tracking relies on it.
+  if (size > 1) {
+    const at = tnumAdd(reg.varOff, tnumConst(BigInt(reg.off + off)));
+    if (((at.value | at.mask) & BigInt(size - 1)) !== 0n) {
+      const vo = tnumIsConst(reg.varOff) ? `${BigInt.asIntN(64, reg.varOff.value)}` : tnumStr(reg.varOff);
+      v.reject(EACCES, `misaligned stack access off ${vo}+${reg.off}+${off} size ${size}`);
+    }
+  }
   const f = v.cur.frames[reg.frameno];
   let minOff: number;
   let maxOff: number;
@@ -60,15 +71,7 @@ export function checkStackAccess(
     minOff = Number(reg.smin) + reg.off + off;
     maxOff = Number(reg.smax) + reg.off + off;
   }
-  if (minOff < -MAX_BPF_STACK || maxOff + size > 0 || reg.smin < -(1n << 29n) || reg.smax > 1n << 29n) {
-    // check_stack_access_within_bounds, as kernels since 6.x word it.
-    const extra = write ? " write to" : " read from";
-    if (constOff) v.reject(EACCES, `invalid${extra} stack R${regno} off=${reg.off + off} size=${size}`);
-    v.reject(
-      EACCES,
-      `invalid variable-offset${extra} stack R${regno} var_off=${tnumStr(reg.varOff)} off=${reg.off + off} size=${size}`,
-    );
-  }
+  stackAccessWithinBounds(v, regno, reg, reg.off + off, minOff, maxOff + size, size, write);
   const sub = f.subprog;
   if (v.stackDepth[sub] < -minOff) v.stackDepth[sub] = -minOff;
   if (write) {
@@ -222,6 +225,35 @@ export function stackRead(v: Verifier, f: FuncState, off: number, size: number, 
   return out;
 }
 
+/**
+ * check_stack_access_within_bounds: [minOff, end) must lie in the stack. A start below it or at a
+ * non-negative offset is EACCES (check_stack_slot_within_bounds), an end above it EINVAL.
+ */
+function stackAccessWithinBounds(
+  v: Verifier,
+  regno: number,
+  reg: RegState,
+  off: number,
+  minOff: number,
+  end: number,
+  size: number,
+  write: boolean,
+): void {
+  const extra = write ? " write to" : " read from";
+  const constOff = tnumIsConst(reg.varOff);
+  if (!constOff && (reg.smax >= BPF_MAX_VAR_OFF || reg.smin <= -BPF_MAX_VAR_OFF))
+    v.reject(EACCES, `invalid unbounded variable-offset${extra} stack R${regno}`);
+  let err = 0;
+  if (minOff < -MAX_BPF_STACK || minOff > -1) err = EACCES;
+  else if (end > 0 || size < 0) err = EINVAL;
+  if (!err) return;
+  if (constOff) v.reject(err, `invalid${extra} stack R${regno} off=${off} size=${size}`);
+  v.reject(
+    err,
+    `invalid variable-offset${extra} stack R${regno} var_off=${tnumStr(reg.varOff)} off=${off} size=${size}`,
+  );
+}
+
 /** Mark `size` bytes at a stack pointer written by a helper (ARG_PTR_TO_UNINIT_MEM). */
 export function markStackWritten(v: Verifier, reg: RegState, size: number): void {
   const f = v.cur.frames[reg.frameno];
@@ -242,9 +274,7 @@ export function checkStackRange(v: Verifier, regno: number, reg: RegState, size:
   if (!tnumIsConst(reg.varOff)) v.reject(EACCES, `R${regno} variable stack access prohibited for !root`);
   const f = v.cur.frames[reg.frameno];
   const off = reg.off + Number(BigInt.asIntN(64, reg.varOff.value));
-  if (off < -MAX_BPF_STACK || off + size > 0 || (size === 0 && off >= 0)) {
-    v.reject(EACCES, `invalid indirect access to stack R${regno} off=${off} size=${size}`);
-  }
+  stackAccessWithinBounds(v, regno, reg, reg.off, off, off + size, size, write);
   if (v.stackDepth[f.subprog] < -off) v.stackDepth[f.subprog] = -off;
   if (write) {
     // raw_mode: a helper filling the memory may not write over a dynptr.
