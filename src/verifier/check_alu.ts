@@ -123,7 +123,12 @@ export function checkAluOp(v: Verifier, insn: Insn, is64: boolean): void {
         : insn.src !== 0 || insn.off !== 0 || ![16, 32, 64].includes(insn.imm) || (is64 && srcX);
     if (bad) v.reject(EINVAL, op === BPF_NEG ? "BPF_NEG uses reserved fields" : "BPF_END uses reserved fields");
     const r = v.readReg(insn.dst);
-    if (isPointer(r)) v.reject(EACCES, `R${insn.dst} pointer arithmetic prohibited`);
+    if (isPointer(r)) {
+      if (v.isPointerValue(r)) v.reject(EACCES, `R${insn.dst} pointer arithmetic prohibited`);
+      // is_pointer_value is false where pointers may leak: the result is an unknown scalar.
+      markRegUnknown(v.writeReg(insn.dst));
+      return;
+    }
     v.writeReg(insn.dst);
     if (op === BPF_NEG) {
       const zero = { ...r };
@@ -195,7 +200,11 @@ export function checkMov(v: Verifier, insn: Insn, is64: boolean, srcX: boolean):
     const src = v.readReg(insn.src);
     const dst = v.writeReg(insn.dst);
     if (insn.off !== 0) {
-      if (isPointer(src)) v.reject(EACCES, `R${insn.src} sign-extension part of pointer`);
+      if (isPointer(src)) {
+        if (v.isPointerValue(src)) v.reject(EACCES, `R${insn.src} sign-extension part of pointer`);
+        markRegUnknown(dst);
+        return;
+      }
       // A value the extension leaves unchanged stays linked to its source.
       const noSext = src.umax < 1n << BigInt(insn.off - 1);
       if (noSext) assignScalarIdBeforeMov(src, newId);
@@ -288,6 +297,9 @@ export function adjustRegMinMaxVals(
     }
     v.reject(EACCES, `R${insn.dst} 32-bit pointer arithmetic prohibited`);
   }
+  // adjust_ptr_min_max_vals refuses a maybe-NULL pointer before it looks at the operator.
+  if (op !== BPF_ADD && op !== BPF_SUB && dst.type & PTR_MAYBE_NULL)
+    v.reject(EACCES, `R${insn.dst} pointer arithmetic on ${regTypeStr(dst.type)} prohibited, null-check it first`);
   if (op !== BPF_ADD && op !== BPF_SUB) {
     const name = ["+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=", "s>>="][op >> 4];
     if (op === BPF_AND || op === BPF_OR || op === BPF_XOR)
