@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { type Insn, insn } from "../../src/isa/insn.js";
 import { BPF_ALU64, BPF_DW, BPF_MEM, BPF_STX, BPF_X } from "../../src/isa/opcodes.js";
 import { BPF_F_TEST_RUN_ON_CPU, bpf_cmd, bpf_map_type, bpf_prog_type, bpf_func_id as F } from "../../src/uapi/bpf.js";
-import { EINVAL, ENXIO } from "../../src/uapi/errno.js";
+import { EACCES, EINVAL, ENXIO } from "../../src/uapi/errno.js";
 import {
   add64,
   boot,
