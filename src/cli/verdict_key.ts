@@ -123,6 +123,7 @@ const FIELDS: Record<keyof VerifierEnv, (env: VerifierEnv, out: string[]) => voi
   ops: (e, out) => canon(e.ops && { name: e.ops.name, returnRange: e.ops.returnRange }, out),
   testStateFreq: (e, out) => canon(e.testStateFreq, out),
   insnLimit: (e, out) => canon(e.insnLimit, out),
+  jitSubprogTailcalls: (e, out) => canon(e.jitSubprogTailcalls, out),
   // A progress callback: it reads nothing the verdict depends on.
   condResched: (_e, out) => out.push("f"),
 };

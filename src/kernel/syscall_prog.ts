@@ -23,7 +23,7 @@ import type { ProgLoadAttr, ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { btf_get, btf_get_by_fd, btf_put } from "./btf_obj.js";
 import { CAP_SYS_ADMIN } from "./capability.js";
-import { bpf_prog_calc_tag, license_is_gpl_compatible } from "./core.js";
+import { bpf_check_tail_call, bpf_prog_calc_tag, license_is_gpl_compatible } from "./core.js";
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
@@ -387,6 +387,7 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     if (vr?.seen) rewriteDeadCode(prog.insnsi, vr.seen, proc.cred.capable(CAP_SYS_ADMIN));
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) k.structOps?.convertCtx?.(prog);
     k.jit?.(prog);
+    bpf_check_tail_call(prog);
   } catch (e) {
     attr.log_true_size = log.finalize();
     throw e;

@@ -1,5 +1,5 @@
-import { BPF_REG_10 } from "../isa/opcodes.js";
-import { MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
+import { BPF_CALL, BPF_JMP, BPF_REG_10 } from "../isa/opcodes.js";
+import { bpf_func_id, MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
 import { E2BIG, EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfFuncPtrProto, btfPtrToStruct } from "./btf_access.js";
 import { isPseudoCall, isPseudoFunc } from "./cfg.js";
@@ -172,6 +172,11 @@ export function checkReturnCode(v: Verifier): void {
   }
 }
 
+/** A `call bpf_tail_call` (check_subprogs' has_tail_call). */
+function isTailCall(insn: { code: number; src: number; imm: number }): boolean {
+  return insn.code === (BPF_JMP | BPF_CALL) && insn.src === 0 && insn.imm === bpf_func_id.BPF_FUNC_tail_call;
+}
+
 /**
  * check_max_stack_depth: walk the static call graph from the main program (and from each async
  * callback), following calls and callback addresses (ld_imm64 of a function): at most 8 frames,
@@ -182,7 +187,19 @@ export function checkMaxStackDepth(v: Verifier): void {
   const ends = starts.slice(1).concat(v.insns.length);
   // round_up_stack_depth with the JIT: 16-byte units.
   const round = (d: number): number => Math.ceil(d / 16) * 16;
+  const hasTailCall = starts.map((st, s) => {
+    for (let t = st; t < ends[s]; t++) if (isTailCall(v.insns[t])) return true;
+    return false;
+  });
   const walk = (s: number, frame: number, depth: number): void => {
+    // A tail call unwinds only its own frame: with 33 of them the callers' frames must stay small.
+    if (s !== 0 && hasTailCall[s] && depth >= 256) {
+      v.reject(
+        EACCES,
+        `tail_calls are not allowed when call stack of previous frames is ${depth} bytes. Too large`,
+        starts[s],
+      );
+    }
     const total = depth + round(v.stackDepth[s] ?? 0);
     if (total > MAX_BPF_STACK)
       v.reject(EACCES, `combined stack size of ${frame + 1} calls is ${total}. Too large`, starts[s]);

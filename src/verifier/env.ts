@@ -176,6 +176,11 @@ export interface VerifierEnv {
   maps?: readonly VerifierMap[];
   /** Overrides of the helper prototype table (by func id). */
   helperProtos?: ReadonlyMap<number, FuncProto>;
+  /**
+   * bpf_jit_supports_subprog_tailcalls() with the JIT on (x86-64's: the default). false: a
+   * program with bpf-to-bpf calls may not tail call.
+   */
+  jitSubprogTailcalls?: boolean;
   /** Kfuncs allowed for this program type, by BTF id. */
   kfuncs?: ReadonlyMap<number, KfuncInfo>;
   /** Module kfuncs, by the call's insn->off: the module's BTF and its kfuncs by BTF id. */
