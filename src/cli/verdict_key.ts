@@ -124,6 +124,7 @@ const FIELDS: Record<keyof VerifierEnv, (env: VerifierEnv, out: string[]) => voi
   testStateFreq: (e, out) => canon(e.testStateFreq, out),
   insnLimit: (e, out) => canon(e.insnLimit, out),
   jitSubprogTailcalls: (e, out) => canon(e.jitSubprogTailcalls, out),
+  privStackRequested: (e, out) => canon(e.privStackRequested, out),
   // A progress callback: it reads nothing the verdict depends on.
   condResched: (_e, out) => out.push("f"),
 };

@@ -93,6 +93,7 @@ export function bpfVerifierEnv(env: VerifierEnv): VEnv {
     expectedAttachType: prog.expected_attach_type,
     attachBtfId: prog.aux.attach_btf_id,
     sleepable: prog.aux.sleepable,
+    privStackRequested: prog.aux.priv_stack_requested,
     gpl: prog.gpl_compatible,
     privileged: env.privileged,
     allowPtrLeaks: proc ? proc.cred.perfmonCapable() : env.privileged,

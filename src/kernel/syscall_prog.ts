@@ -384,6 +384,7 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     prog.insnsi = resolve_pseudo_ldimm64(env, proc, attr, env.ldImm64Aux as Map<number, LdImm64Aux>);
     const vr = k.verifier?.(env) as VerifierResult | undefined;
     prog.aux.verifier_result = vr;
+    prog.aux.jits_use_priv_stack = vr?.privStack === true;
     if (vr?.seen) rewriteDeadCode(prog.insnsi, vr.seen, proc.cred.capable(CAP_SYS_ADMIN));
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) k.structOps?.convertCtx?.(prog);
     k.jit?.(prog);

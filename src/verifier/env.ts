@@ -181,6 +181,8 @@ export interface VerifierEnv {
    * program with bpf-to-bpf calls may not tail call.
    */
   jitSubprogTailcalls?: boolean;
+  /** aux->priv_stack_requested: the struct_ops member's check_member asked for private stacks. */
+  privStackRequested?: boolean;
   /** Kfuncs allowed for this program type, by BTF id. */
   kfuncs?: ReadonlyMap<number, KfuncInfo>;
   /** Module kfuncs, by the call's insn->off: the module's BTF and its kfuncs by BTF id. */
@@ -226,6 +228,8 @@ export interface VerifierResult {
   subprogStarts: number[];
   /** struct_ops: the attached member's name (attach_func_name). */
   attachFuncName?: string;
+  /** jits_use_priv_stack: some function runs on a private stack; its trampoline checks recursion. */
+  privStack?: boolean;
   /**
    * insn_aux_data[].seen per instruction slot: 1 where a verified path went. Instructions left 0
    * are dead; PROG_LOAD rewrites them (sanitize_dead_code) before binding helpers.

@@ -13,6 +13,7 @@
  * - `unsupported_ops` has no cfi stub: programs cannot attach to it.
  */
 import type { BtfComposite, BtfMember } from "../../btf/types.js";
+import type { BpfProgAux } from "../../kernel/bpf.js";
 import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
 import {
   delete_module,
@@ -29,6 +30,7 @@ import {
   type BpfStructOpsKdata,
   registerBpfStructOps,
 } from "../../kernel/struct_ops.js";
+import type { StructOpsProgView } from "../../kernel/struct_ops_desc.js";
 import { bpf_prog_type } from "../../uapi/bpf.js";
 import { BpfError, EEXIST } from "../../uapi/errno.js";
 import {
@@ -115,6 +117,13 @@ function testmodOps3(mod: Module, state: BpfTestmodState): BpfStructOps<BpfStruc
     verifierOps: { getFuncProto: () => false },
     init: () => 0,
     initMember,
+    /** bpf_testmod_ops3_check_member(): test_1's programs ask for private stacks. */
+    checkMember(_t, member, prog) {
+      // The verifier's own view of the program (struct_ops_verifier.ts) has no aux to mark.
+      const aux = (prog as StructOpsProgView & { aux?: BpfProgAux }).aux;
+      if (member.name === "test_1" && aux) aux.priv_stack_requested = true;
+      return 0;
+    },
     reg(kdata) {
       if (state.stOps3) throw new BpfError(EEXIST, "st_ops has already been registered");
       state.stOps3 = kdata;
@@ -146,6 +155,13 @@ export const bpfTestmodModule: ModuleDef = {
       return 0;
     };
     register_module_kfunc(mod, "bpf_testmod_test_mod_kfunc", store, 0, KFUNC_PROG_TYPES);
+    // bpf_testmod_ops3_call_test_1/2: the registered bpf_testmod_ops3's member (none: nothing).
+    const ops3Call = (member: string) => () => {
+      state.stOps3?.func(member)?.call();
+      return 0;
+    };
+    register_module_kfunc(mod, "bpf_testmod_ops3_call_test_1", ops3Call("test_1"), 0, KFUNC_PROG_TYPES);
+    register_module_kfunc(mod, "bpf_testmod_ops3_call_test_2", ops3Call("test_2"), 0, KFUNC_PROG_TYPES);
     registerStOpsKfuncs(mod, k, state.st, KFUNC_PROG_TYPES);
     const all = [
       testmodOps(mod),
@@ -163,6 +179,14 @@ export const bpfTestmodModule: ModuleDef = {
 /** The module's state while it is loaded. */
 export function bpfTestmodState(k: Kernel): BpfTestmodState | undefined {
   return find_module(k, BPF_TESTMOD)?.priv as BpfTestmodState | undefined;
+}
+
+/**
+ * What a read of /sys/kernel/bpf_testmod does for the struct_ops selftests
+ * (bpf_testmod_test_read's bpf_testmod_test_struct_ops3): the registered bpf_testmod_ops3's test_1.
+ */
+export function bpfTestmodTestRead(k: Kernel): void {
+  bpfTestmodState(k)?.stOps3?.func("test_1")?.call();
 }
 
 /** insmod bpf_testmod.ko. */
