@@ -10,7 +10,8 @@
  * tc_sub: the tail call is in a subprogram: the callee's return comes back to tc_sub itself
  *   (which adds 1000); falling through, the subprogram returns index + 7.
  * tail_epilogue / plus_one_epilogue: bpf_testmod_st_ops.test_epilogue programs, patched with the
- *   module's epilogue (+10000, then return twice args->a); the first tail calls `epi_jmp`[0].
+ *   module's epilogue (+10000, then return twice args->a); the first tail calls `epi_jmp`[0],
+ *   which the object initialises to the second.
  */
 #include "vmlinux.h"
 #include "structops.h"
@@ -66,13 +67,6 @@ int tc_sub(struct tc_ctx *c)
 	return sub_tail(c) + 1000;
 }
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} epi_jmp SEC(".maps");
-
 static __noinline int plus_one(struct st_ops_args *args)
 {
 	args->a += 1;
@@ -85,6 +79,17 @@ int BPF_PROG(plus_one_epilogue, struct st_ops_args *args)
 	plus_one(args);
 	return args->a;
 }
+
+/* libbpf stores plus_one_epilogue's fd in slot 0 once the programs are loaded. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__array(values, int(void *));
+} epi_jmp SEC(".maps") = {
+	.values = { [0] = (void *)&plus_one_epilogue },
+};
 
 SEC("struct_ops/test_epilogue")
 int tail_epilogue(unsigned long long *ctx)

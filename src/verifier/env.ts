@@ -50,7 +50,8 @@ export interface VerifierMap {
 export type LdImm64Aux =
   | { kind: "map_ptr"; map: number }
   | { kind: "map_value"; map: number; off: number }
-  | { kind: "btf_id"; btfId: number }
+  /** `btf`: the module BTF (an index into VerifierEnv.ksymBtfs) the id is in; vmlinux's when absent. */
+  | { kind: "btf_id"; btfId: number; btf?: number }
   | { kind: "plain" };
 
 /** A subprogram's BTF (func_info record). */
@@ -187,6 +188,8 @@ export interface VerifierEnv {
   kfuncs?: ReadonlyMap<number, KfuncInfo>;
   /** Module kfuncs, by the call's insn->off: the module's BTF and its kfuncs by BTF id. */
   kfuncBtfs?: ReadonlyMap<number, { btf: Btf; kfuncs: ReadonlyMap<number, KfuncInfo> }>;
+  /** Module BTFs of ksyms (check_pseudo_btf_id with a BTF fd), as LdImm64Aux.btf numbers them. */
+  ksymBtfs?: readonly Btf[];
   funcInfo?: readonly FuncInfo[];
   structOps?: StructOpsTable;
   /**

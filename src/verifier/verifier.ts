@@ -1050,7 +1050,7 @@ export class Verifier {
     } else if (aux.kind === "map_value") {
       markPtr(dst, PTR_TO_MAP_VALUE, aux.off);
       dst.map = aux.map;
-    } else markKsymReg(this, dst, aux.btfId);
+    } else markKsymReg(this, dst, aux.btfId, aux.btf === undefined ? undefined : this.env.ksymBtfs?.[aux.btf]);
   }
 
   // ---- ALU (check_alu_op, adjust_reg_min_max_vals) ----

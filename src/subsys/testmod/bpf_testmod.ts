@@ -24,6 +24,7 @@ import {
   module_refcount,
   register_module_kfunc,
 } from "../../kernel/module.js";
+import { perCpuPtr } from "../../kernel/percpu.js";
 import {
   type BpfStructOps,
   type BpfStructOpsDesc,
@@ -54,8 +55,8 @@ const KFUNC_PROG_TYPES = [
 
 /** The module's globals. */
 export interface BpfTestmodState {
-  /** bpf_testmod_ksym_percpu: what the last bpf_testmod_test_mod_kfunc(i) stored. */
-  ksymPercpu: number;
+  /** bpf_testmod_ksym_percpu on the current CPU (bpf_testmod_test_mod_kfunc(i) stores i there). */
+  readonly ksymPercpu: number;
   /** The registered bpf_testmod_ops3 (st_ops3), at most one. */
   stOps3: BpfStructOpsKdata | null;
   /** bpf_testmod_st_ops and bpf_testmod_multi_st_ops registrations. */
@@ -141,8 +142,14 @@ export const bpfTestmodModule: ModuleDef = {
   },
   /** bpf_testmod_init(). */
   init(mod: Module, k: Kernel) {
+    // DEFINE_PER_CPU(int, bpf_testmod_ksym_percpu) = 123: every CPU's copy.
+    const ksym = k.ksyms.get(KSYM_PERCPU) ?? 0;
+    for (let cpu = 0; cpu < k.nrCpus; cpu++) k.mem.bytes(perCpuPtr(k, ksym, cpu), 4).set(int32(123));
     const state: BpfTestmodState = {
-      ksymPercpu: 0,
+      get ksymPercpu() {
+        const b = k.mem.bytes(perCpuPtr(k, ksym, k.cpu), 4);
+        return new DataView(b.buffer, b.byteOffset, 4).getInt32(0, true);
+      },
       stOps3: null,
       st: { stOps: null, multi: new Map() },
       descs: new Map(),
@@ -150,8 +157,9 @@ export const bpfTestmodModule: ModuleDef = {
     mod.priv = state;
     const btf = mod.btfObj?.btf ?? null;
     // register_btf_kfunc_id_set(SCHED_CLS, TRACING, SYSCALL, STRUCT_OPS, &bpf_testmod_kfunc_set)
+    // *(int *)this_cpu_ptr(&bpf_testmod_ksym_percpu) = i
     const store = (c: HelperArgs) => {
-      state.ksymPercpu = Number(BigInt.asIntN(32, c.arg(1)));
+      k.mem.bytes(perCpuPtr(k, ksym, k.cpu), 4).set(int32(Number(BigInt.asIntN(32, c.arg(1)))));
       return 0;
     };
     register_module_kfunc(mod, "bpf_testmod_test_mod_kfunc", store, 0, KFUNC_PROG_TYPES);
@@ -175,6 +183,9 @@ export const bpfTestmodModule: ModuleDef = {
     }
   },
 };
+
+const KSYM_PERCPU = "bpf_testmod_ksym_percpu";
+const int32 = (v: number): Uint8Array => new Uint8Array(new Int32Array([v]).buffer);
 
 /** The module's state while it is loaded. */
 export function bpfTestmodState(k: Kernel): BpfTestmodState | undefined {

@@ -8,6 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { Handle } from "../../../src/cli/bpf_info.js";
+import { mapJson, mapPlain } from "../../../src/cli/map.js";
 import type { BpfProg } from "../../../src/kernel/bpf.js";
 import {
   bpf_map_delete_elem,
@@ -96,7 +98,10 @@ for (const tier of ["interp", "jit", "wasm"] as const) {
     const { obj } = openObj("testmod_tailcall");
     obj.load(r.h);
     setTier(r, obj, tier);
-    assert.equal(put(r, obj, "epi_jmp", 0, "plus_one_epilogue"), 0);
+    // libbpf filled slot 0 from `.values = { [0] = &plus_one_epilogue }`.
+    const slot = new Uint8Array(4);
+    assert.equal(bpf_map_lookup_elem(r.h, obj.findMap("epi_jmp")!.fd, u32(0), slot), 0);
+    assert.equal(new DataView(slot.buffer).getUint32(0, true), kprog(r, obj, "plus_one_epilogue").id);
     const link = bpfMapAttachStructOps(obj.findMap("epi_tail")!, r.h);
     // plus_one: a = 1; its epilogue: a += 10000, return 2 * a. tail_epilogue's own epilogue never runs.
     assert.equal(run(r, obj, "run_epilogue", 0), 20002);
@@ -143,6 +148,28 @@ test("PROG_ARRAY owner: the first program fixes the type and attach point; anoth
   // epi_jmp's owner is test_epilogue's struct_ops program: a syscall program is refused.
   assert.equal(put(r, obj, "epi_jmp", 0, "tc_leaf"), -EINVAL);
   assert.equal(put(r, obj, "epi_jmp", 0, "plus_one_epilogue"), 0);
+});
+
+test("PROG_ARRAY owner in the fdinfo and bpftool's map show (owner_prog_type, owner_jited)", {
+  skip: skipFor("testmod_tailcall"),
+}, () => {
+  const r = bootTestmod();
+  const { obj } = openObj("testmod_tailcall");
+  obj.load(r.h);
+  const h: Handle = {
+    bpf: (cmd, attr) => r.k.bpf(r.proc, cmd, attr as never),
+    fdinfo: (fd) => r.k.fdinfo(r.proc, fd),
+    close: (fd) => r.k.close(r.proc, fd),
+    object: (fd) => r.proc.files.get(fd).private_data,
+  };
+  const fd = obj.findMap("epi_jmp")!.fd;
+  assert.match(r.k.fdinfo(r.proc, fd), /frozen:\t0\nowner_prog_type:\t27\nowner_jited:\t1\n$/);
+  const id = (r.proc.files.get(fd).private_data as { id: number }).id;
+  const m = mapJson(h, id);
+  assert.deepEqual(Object.keys(m).slice(-4), ["bytes_memlock", "owner_prog_type", "owner_jited", "frozen"]);
+  assert.equal(m.owner_prog_type, "struct_ops");
+  assert.equal(m.owner_jited, true);
+  assert.match(mapPlain(m), /memlock \d+B\n\towner_prog_type struct_ops {2}owner jited\n$/);
 });
 
 test("PROG_ARRAY: the last user reference empties it (programs and array do not hold each other)", {
