@@ -268,15 +268,19 @@ export class Vm {
     return (ctx) => {
       const loops = this.mayGotoLeft;
       this.mayGotoLeft = BPF_MAX_LOOPS;
+      const tcc = this.tailCallCnt;
+      this.tailCallCnt = 0;
       const base = this.frameTop;
       if (base + MAX_CALL_FRAMES > this.stacks.length) this.growStacks(base + MAX_CALL_FRAMES);
       this.frameTop = base + MAX_CALL_FRAMES;
+      this.rt.X.tc = 0;
       let lo: number;
       try {
         lo = raw(ctx, this.budget, base);
       } finally {
         this.frameTop = base;
         this.mayGotoLeft = loops;
+        this.tailCallCnt = tcc;
       }
       this.lastInsns = IO[12];
       return lo;
@@ -407,7 +411,7 @@ export class Vm {
     this.lastInsns = this.rt.IO[12];
   }
 
-  private growStacks(need: number, tail: boolean): void {
+  private growStacks(need: number, tail = false): void {
     // A chain of tail calls nests runs too, bounded by MAX_TAIL_CALL_CNT rather than maxNesting.
     const limit = this.maxNesting + (tail ? MAX_TAIL_CALL_CNT + 1 : 0);
     if (need > limit * MAX_CALL_FRAMES) {
