@@ -5,6 +5,7 @@
  * tail_in_rcu: a tail call inside bpf_rcu_read_lock().
  * deep_stack: a subprogram that tail calls, called with 288 bytes of stack below it (>= 256).
  * shallow_stack: the same with 64 bytes: loads.
+ * ref_tail (bpf_testmod_ops.test_refcounted, whose task is __ref): tail calls at all.
  */
 #include "vmlinux.h"
 #include "structops.h"
@@ -56,3 +57,19 @@ static __noinline int tail(void *ctx)
 
 STACK_THEN_TAIL(deep_stack, 256)
 STACK_THEN_TAIL(shallow_stack, 64)
+
+void bpf_task_release(struct task_struct *p) __ksym;
+
+/* A program handed a __ref task may not tail call: the callee could not be made to release it. */
+SEC("?struct_ops/test_refcounted")
+int BPF_PROG(ref_tail, int dummy, struct task_struct *task)
+{
+	bpf_task_release(task);
+	bpf_tail_call(ctx, &jmp, 0);
+	return 0;
+}
+
+SEC("?.struct_ops.link")
+struct bpf_testmod_ops ref_tail_ops = {
+	.test_refcounted = (void *)ref_tail,
+};

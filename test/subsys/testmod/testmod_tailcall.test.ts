@@ -22,7 +22,7 @@ import { bpfMapAttachStructOps } from "../../../src/loader/struct_ops_attach.js"
 import { BPF_ANY, BPF_NOEXIST, MAX_TAIL_CALL_CNT } from "../../../src/uapi/bpf.js";
 import { E2BIG, EACCES, EINVAL, ENOENT } from "../../../src/uapi/errno.js";
 import type { Tier, VmProgram } from "../../../src/vm/index.js";
-import { bootTestmod, bss32, bssVar, openObj, skipFor, type TestmodRig } from "./helpers.js";
+import { bootTestmod, bss32, bssVar, errOf, openObj, skipFor, type TestmodRig } from "./helpers.js";
 
 const u32 = (v: number): Uint8Array => new Uint8Array(new Uint32Array([v]).buffer);
 
@@ -216,4 +216,17 @@ test("verifier: a subprogram that tail calls may have at most 255 bytes of stack
   assert.equal(deep.errno, EACCES);
   assert.match(deep.log, /tail_calls are not allowed when call stack of previous frames is \d+ bytes\. Too large/);
   assert.equal(loadAlone("shallow_stack").errno, 0);
+});
+
+test("refcounted_fail__tail_call: a program handed a __ref task cannot tail call (EINVAL)", {
+  skip: skipFor("testmod_tailcall_bad"),
+}, () => {
+  const r = bootTestmod();
+  const { obj } = openObj("testmod_tailcall_bad");
+  // The syscall programs stay out; the map brings its program in.
+  for (const p of obj.programs) if (p.name !== "ref_tail") p.setAutoload(false);
+  obj.findMap("ref_tail_ops")!.setAutocreate(true);
+  const e = errOf(() => obj.load(r.h));
+  assert.equal(e.errno, EINVAL);
+  assert.match(e.message, /program with __ref argument cannot tail call/);
 });
