@@ -7,7 +7,7 @@
  * INT encoding combining several bits, as the kernel answers).
  */
 import {
-  BTF_FUNC_EXTERN,
+  BTF_FUNC_GLOBAL,
   BTF_INT_BOOL,
   BTF_INT_CHAR,
   BTF_INT_SIGNED,
@@ -31,9 +31,10 @@ import {
   BTF_KIND_UNION,
   BTF_KIND_VAR,
   BTF_KIND_VOLATILE,
+  BTF_MAX_TYPE,
   BTF_VAR_GLOBAL_EXTERN,
 } from "../uapi/btf.js";
-import { BpfError, E2BIG, EINVAL, ENOTSUPP } from "../uapi/errno.js";
+import { BpfError, E2BIG, EEXIST, EINVAL, ENOTSUPP } from "../uapi/errno.js";
 import type { Btf } from "./btf.js";
 import { MAX_RESOLVE_DEPTH } from "./resolve.js";
 import type { BtfFuncProto, BtfType } from "./types.js";
@@ -74,13 +75,16 @@ class Validator {
   private readonly state: Uint8Array;
   /** Resolved byte size of each own type (-1: has none). */
   private readonly size: Float64Array;
+  /** The type btf_resolve started from: loops and depth are reported on it. */
+  private root = 0;
 
   constructor(private readonly btf: Btf) {
     this.state = new Uint8Array(btf.ownTypes);
     this.size = new Float64Array(btf.ownTypes).fill(-1);
   }
 
-  private fail(t: BtfType, msg: string, errno = EINVAL): never {
+  /** `item`: the member or DATASEC variable at fault, by index. */
+  private fail(t: BtfType, msg: string, errno = EINVAL, item?: number): never {
     const off = this.btf.typeOffset(t.id);
     const kind = BTF_KIND_NAMES[t.kind] ?? "UNKNOWN";
     throw new BpfError(
@@ -89,18 +93,31 @@ class Validator {
       {
         typeId: t.id,
         offset: off,
+        reason: msg,
+        item,
       },
     );
   }
 
   /** A type id that exists (0 = void allowed when `voidOk`). */
   private checkId(t: BtfType, id: number, what: string, voidOk = true): void {
-    if (id > this.btf.nrTypes || (id === 0 && !voidOk)) this.fail(t, `${what} ${id} invalid`);
+    if (id > BTF_MAX_TYPE || (id === 0 && !voidOk)) this.fail(t, `${what} ${id} invalid`);
+  }
+
+  /** A type id this BTF (or its base) has: what resolve finds with btf_type_by_id. */
+  private has(id: number): boolean {
+    return id > 0 && id <= this.btf.nrTypes;
+  }
+
+  /** btf_check_all_metas: each record on its own, in order. */
+  checkMetas(): void {
+    const btf = this.btf;
+    for (let id = btf.startId; id <= btf.nrTypes; id++) this.checkMeta(id);
   }
 
   run(): void {
     const btf = this.btf;
-    for (let id = btf.startId; id <= btf.nrTypes; id++) this.checkMeta(id);
+    this.checkMetas();
     for (let id = btf.startId; id <= btf.nrTypes; id++) this.resolve(id, 0);
     for (let id = btf.startId; id <= btf.nrTypes; id++) {
       const t = btf.typeById(id);
@@ -112,6 +129,7 @@ class Validator {
   private checkFuncProto(t: BtfFuncProto): void {
     const btf = this.btf;
     const usable = (id: number) => {
+      if (!this.has(id)) return false;
       const k = btf.kindOf(id);
       return k === BTF_KIND_FWD || k === BTF_KIND_STRUCT || k === BTF_KIND_UNION || this.sizeOf(id, 0) >= 0;
     };
@@ -137,6 +155,7 @@ class Validator {
         throw new BpfError(EINVAL, `[${id}] Invalid name_offset: ${e.message} (type id ${id}, offset ${off})`, {
           typeId: id,
           offset: off,
+          nameOff: btf.nameOffOf(id),
         });
       }
       throw e;
@@ -188,10 +207,12 @@ class Validator {
       case BTF_KIND_UNION:
         optName();
         for (const [i, m] of t.members.entries()) {
-          if (m.nameOff !== 0 && !validIdentifier(m.name)) this.fail(t, `Invalid member name (member ${i})`);
-          this.checkId(t, m.type, `member ${m.name || i} type_id`, false);
-          if (t.kind === BTF_KIND_UNION && m.bitOffset !== 0) this.fail(t, `Invalid member bits_offset (${m.name})`);
-          if (m.bitOffset > t.size * 8) this.fail(t, `Member ${m.name} bits_offset exceeds its struct size`);
+          if (m.nameOff !== 0 && !validIdentifier(m.name)) this.fail(t, `Invalid member name (member ${i})`, EINVAL, i);
+          if (m.type === 0 || m.type > BTF_MAX_TYPE)
+            this.fail(t, `member ${m.name || i} type_id ${m.type} invalid`, EINVAL, i);
+          if (t.kind === BTF_KIND_UNION && m.bitOffset !== 0)
+            this.fail(t, `Invalid member bits_offset (${m.name})`, EINVAL, i);
+          if (m.bitOffset > t.size * 8) this.fail(t, `Member ${m.name} bits_offset exceeds its struct size`, EINVAL, i);
         }
         break;
       case BTF_KIND_ENUM:
@@ -207,9 +228,10 @@ class Validator {
         named();
         break;
       case BTF_KIND_FUNC:
-        noKflag();
-        if (t.linkage > BTF_FUNC_EXTERN) this.fail(t, "Invalid func linkage");
         named();
+        // the kernel takes static and global functions only (libbpf rewrites extern ones)
+        if (t.linkage > BTF_FUNC_GLOBAL) this.fail(t, "Invalid func linkage");
+        noKflag();
         this.checkId(t, t.type, "type_id", false);
         break;
       case BTF_KIND_FUNC_PROTO:
@@ -234,12 +256,16 @@ class Validator {
         if (!t.size) this.fail(t, "size == 0");
         if (!validSection(t.name)) this.fail(t, "Invalid name");
         let end = 0;
-        for (const v of t.vars) {
-          this.checkId(t, v.type, "var type_id", false);
-          if (v.offset < end) this.fail(t, `Invalid offset ${v.offset}`);
-          if (v.size === 0 || v.offset + v.size > t.size) this.fail(t, "Invalid offset+size");
+        let sum = 0;
+        for (const [i, v] of t.vars.entries()) {
+          if (v.type === 0 || v.type > BTF_MAX_TYPE) this.fail(t, `var type_id ${v.type} invalid`, EINVAL, i);
+          if (v.offset < end || v.offset >= t.size) this.fail(t, `Invalid offset ${v.offset}`, EINVAL, i);
+          if (v.size === 0 || v.size > t.size) this.fail(t, "Invalid size", EINVAL, i);
           end = v.offset + v.size;
+          if (end > t.size) this.fail(t, "Invalid offset+size", EINVAL, i);
+          sum += v.size;
         }
+        if (t.size < sum) this.fail(t, "Invalid btf_info size");
         break;
       }
       case BTF_KIND_FLOAT:
@@ -263,7 +289,7 @@ class Validator {
    */
   private sizeOf(id: number, depth: number): number {
     const btf = this.btf;
-    if (id === 0) return -1;
+    if (!this.has(id)) return -1;
     const k = btf.kindOf(id);
     if (k === BTF_KIND_PTR) return 8;
     if (k === BTF_KIND_FUNC_PROTO || k === BTF_KIND_FUNC || k === BTF_KIND_FWD) return -1;
@@ -279,14 +305,10 @@ class Validator {
     const i = id - btf.startId;
     if (this.state[i] === 2) return;
     const t = btf.typeById(id);
-    if (this.state[i] === 1) this.fail(t, "Loop detected");
-    if (depth > MAX_RESOLVE_DEPTH) {
-      const off = btf.typeOffset(id);
-      throw new BpfError(E2BIG, `[${id}] Exceeded max resolving depth:${MAX_RESOLVE_DEPTH} (offset ${off})`, {
-        typeId: id,
-        offset: off,
-      });
-    }
+    if (depth === 0) this.root = id;
+    const root = () => btf.typeById(this.root || id);
+    if (this.state[i] === 1) this.fail(root(), "Loop detected", EEXIST);
+    if (depth > MAX_RESOLVE_DEPTH) this.fail(root(), `Exceeded max resolving depth:${MAX_RESOLVE_DEPTH}`, E2BIG);
     this.state[i] = 1;
     let size = -1;
     switch (t.kind) {
@@ -297,6 +319,7 @@ class Validator {
         size = t.size;
         break;
       case BTF_KIND_PTR: {
+        if (t.type !== 0 && !this.has(t.type)) this.fail(t, "Invalid type_id");
         // For a pointer everything but modifiers and pointers is a sink: only those chains can loop.
         const k = btf.kindOf(t.type);
         if (t.type !== 0 && (k === BTF_KIND_PTR || isModifier(k))) this.resolve(t.type, depth + 1);
@@ -308,69 +331,75 @@ class Validator {
       case BTF_KIND_CONST:
       case BTF_KIND_RESTRICT:
       case BTF_KIND_TYPE_TAG:
+        if (t.type !== 0 && !this.has(t.type)) this.fail(t, "Invalid type_id");
         // Follow pointers too: a modifier chain looping back through a pointer never resolves.
         if (t.type !== 0 && btf.kindOf(t.type) === BTF_KIND_PTR) this.resolve(t.type, depth + 1);
         size = t.type === 0 ? -1 : this.sizeOf(t.type, depth);
         break;
       case BTF_KIND_ARRAY: {
+        // btf_array_resolve checks the index first, then the element
+        let idx = t.indexType;
+        for (let d = 0; this.has(idx) && isModifier(btf.kindOf(idx)) && d < MAX_RESOLVE_DEPTH; d++)
+          idx = (btf.typeById(idx) as { type: number }).type;
+        if (!this.has(idx) || btf.kindOf(idx) !== BTF_KIND_INT) this.fail(t, "Invalid index");
         const elem = this.sizeOf(t.type, depth);
         if (elem < 0) this.fail(t, "Invalid elem");
-        let idx = t.indexType;
-        for (let d = 0; isModifier(btf.kindOf(idx)) && d < MAX_RESOLVE_DEPTH; d++)
-          idx = (btf.typeById(idx) as { type: number }).type;
-        if (btf.kindOf(idx) !== BTF_KIND_INT) this.fail(t, "Invalid index");
         if (elem * t.nelems > 0xffffffff) this.fail(t, "Array size overflows U32_MAX");
         size = elem * t.nelems;
         break;
       }
       case BTF_KIND_STRUCT:
       case BTF_KIND_UNION:
-        for (const m of t.members) {
-          const k = btf.kindOf(m.type);
+        for (const [i, m] of t.members.entries()) {
+          const k = this.has(m.type) ? btf.kindOf(m.type) : 0;
           // Members through pointers only need the pointer; by value they must be complete.
           const msize = this.sizeOf(m.type, depth);
-          if (msize < 0) this.fail(t, `Invalid member ${m.name} (type ${m.type} ${BTF_KIND_NAMES[k]})`);
+          if (msize < 0) this.fail(t, `Invalid member ${m.name} (type ${m.type} ${BTF_KIND_NAMES[k]})`, EINVAL, i);
           let base = m.type;
           for (let d = 0; isModifier(btf.kindOf(base)) && d < MAX_RESOLVE_DEPTH; d++)
             base = (btf.typeById(base) as { type: number }).type;
           if (m.bitfieldSize) {
             const bk = btf.kindOf(base);
             if (bk !== BTF_KIND_INT && bk !== BTF_KIND_ENUM && bk !== BTF_KIND_ENUM64)
-              this.fail(t, `Invalid member base type (${m.name})`);
-            if (m.bitfieldSize > msize * 8) this.fail(t, `Invalid member bitfield_size (${m.name})`);
-            if (m.bitOffset + m.bitfieldSize > t.size * 8) this.fail(t, `Member ${m.name} exceeds struct_size`);
+              this.fail(t, `Invalid member base type (${m.name})`, EINVAL, i);
+            if (m.bitfieldSize > msize * 8) this.fail(t, `Invalid member bitfield_size (${m.name})`, EINVAL, i);
+            if (m.bitOffset + m.bitfieldSize > t.size * 8)
+              this.fail(t, `Member ${m.name} exceeds struct_size`, EINVAL, i);
           } else {
             const bt = btf.typeById(base);
             const byteOff = Math.floor(m.bitOffset / 8);
             if (bt.kind === BTF_KIND_INT) {
               // btf_int_check_member: an INT may be an old-style bitfield starting mid-byte (no kind_flag).
-              if (t.kindFlag && m.bitOffset % 8) this.fail(t, `Member ${m.name} is not byte aligned`);
+              if (t.kindFlag && m.bitOffset % 8) this.fail(t, `Member ${m.name} is not byte aligned`, EINVAL, i);
               const copyBits = (m.bitOffset % 8) + bt.offset + bt.bits;
-              if (copyBits > 128) this.fail(t, `Member ${m.name} nr_copy_bits exceeds 128`);
-              if (byteOff + Math.ceil(copyBits / 8) > t.size) this.fail(t, `Member ${m.name} exceeds struct_size`);
+              if (copyBits > 128) this.fail(t, `Member ${m.name} nr_copy_bits exceeds 128`, EINVAL, i);
+              if (byteOff + Math.ceil(copyBits / 8) > t.size)
+                this.fail(t, `Member ${m.name} exceeds struct_size`, EINVAL, i);
             } else {
-              if (m.bitOffset % 8) this.fail(t, `Member ${m.name} is not byte aligned`);
-              if (byteOff + msize > t.size) this.fail(t, `Member ${m.name} exceeds struct_size`);
+              if (m.bitOffset % 8) this.fail(t, `Member ${m.name} is not byte aligned`, EINVAL, i);
+              if (byteOff + msize > t.size) this.fail(t, `Member ${m.name} exceeds struct_size`, EINVAL, i);
             }
           }
         }
         size = t.size;
         break;
       case BTF_KIND_FUNC:
-        if (btf.kindOf(t.type) !== BTF_KIND_FUNC_PROTO) this.fail(t, "Invalid type_id");
+        if (!this.has(t.type) || btf.kindOf(t.type) !== BTF_KIND_FUNC_PROTO) this.fail(t, "Invalid type_id");
         break;
       case BTF_KIND_VAR:
         if (this.sizeOf(t.type, depth) < 0) this.fail(t, "Invalid type_id");
         break;
       case BTF_KIND_DATASEC:
         for (const v of t.vars) {
-          if (btf.kindOf(v.type) !== BTF_KIND_VAR) this.fail(t, `Not a VAR kind member (type ${v.type})`);
+          if (!this.has(v.type) || btf.kindOf(v.type) !== BTF_KIND_VAR)
+            this.fail(t, `Not a VAR kind member (type ${v.type})`, EINVAL, t.vars.indexOf(v));
           this.resolve(v.type, depth + 1);
           const vt = btf.typeById(v.type) as { type: number };
           if (v.size < this.sizeOf(vt.type, depth)) this.fail(t, "Invalid size");
         }
         break;
       case BTF_KIND_DECL_TAG: {
+        if (!this.has(t.type)) this.fail(t, "Invalid type_id");
         const target = btf.typeById(t.type);
         const k = target.kind;
         if (
@@ -380,7 +409,7 @@ class Validator {
           k !== BTF_KIND_FUNC &&
           k !== BTF_KIND_TYPEDEF
         )
-          this.fail(t, "Invalid type");
+          this.fail(t, "Invalid type_id");
         if (t.componentIdx !== -1) {
           const n =
             k === BTF_KIND_STRUCT || k === BTF_KIND_UNION
@@ -421,4 +450,9 @@ function baseSize(btf: Btf, id: number): number {
 /** Run the kernel's BTF_LOAD checks over the object's own types; throws an EINVAL BpfError. */
 export function btfValidate(btf: Btf): void {
   new Validator(btf).run();
+}
+
+/** Only the per-record checks (btf_check_all_metas), for records before one that cannot be read. */
+export function btfCheckMetas(btf: Btf): void {
+  new Validator(btf).checkMetas();
 }

@@ -1,12 +1,15 @@
 /** BTF as a kernel object (kernel/bpf/btf.c): BTF_LOAD, btf fds and ids, get/put. */
 import { Btf } from "../btf/btf.js";
 import { BPF_KPTR_REF, btfCheckAndFixupFields, btfParseStructMetas, type KptrResolver } from "../btf/record.js";
+import { btfCheckMetas } from "../btf/validate.js";
 import { BPF_F_TOKEN_FD } from "../uapi/bpf.js";
+import { BTF_KIND_NAMES } from "../uapi/btf.js";
 import { BpfError, E2BIG, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { BtfObject } from "./bpf.js";
 import type { BtfLoadAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { btfFindDtorKfunc } from "./bpf_kptr.js";
+import { btfVerifierLine } from "./btf_verifier_log.js";
 import { File, type FileOps, O_CLOEXEC, O_RDONLY } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
@@ -64,23 +67,134 @@ export function btf_register_kernel(k: Kernel, btf: Btf, data: Uint8Array, name:
 }
 
 const BTF_HEADER_SIZE = 24;
+const BTF_MAX_NAME_OFFSET = 0xffffff;
 
 /**
- * btf_parse_hdr(): the kernel takes BTF in its own byte order only, and reports an unknown version
+ * btf_parse_hdr(), btf_check_sec_info(), btf_parse_str_sec() and the start of btf_parse_type_sec():
+ * the header is logged as read (btf_verifier_log_hdr), then the first problem found, in the
+ * kernel's words. The kernel takes BTF in its own byte order only, and reports an unknown version
  * or flags as ENOTSUPP and a header longer than it knows with non-zero extra bytes as E2BIG.
  */
-function btf_parse_hdr(data: Uint8Array): void {
+function btf_parse_hdr(data: Uint8Array, log: BpfLog): void {
+  const fail = (msg: string, errno = EINVAL): never => {
+    log.log(msg);
+    throw new BpfError(errno, msg);
+  };
+  const size = data.length;
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  if (data.length < 8) throw new BpfError(EINVAL, "hdr_len not found");
+  if (size < 8) fail("hdr_len not found");
   const hdrLen = dv.getUint32(4, true);
-  if (data.length < hdrLen) throw new BpfError(EINVAL, "btf_header not found");
+  if (size < hdrLen) fail("btf_header not found");
   if (hdrLen > BTF_HEADER_SIZE && data.subarray(BTF_HEADER_SIZE, hdrLen).some((b) => b !== 0)) {
-    throw new BpfError(E2BIG, "Unsupported btf_header");
+    fail("Unsupported btf_header", E2BIG);
   }
-  if (dv.getUint16(0, true) !== 0xeb9f) throw new BpfError(EINVAL, "Invalid magic");
-  if (data[2] !== 1) throw new BpfError(ENOTSUPP, "Unsupported version");
-  if (data[3] !== 0) throw new BpfError(ENOTSUPP, "Unsupported flags");
-  if (data.length === hdrLen) throw new BpfError(EINVAL, "No data");
+  // the kernel copies min(hdr_len, sizeof(struct btf_header)) bytes over a zeroed header
+  const hdr = new Uint8Array(BTF_HEADER_SIZE);
+  hdr.set(data.subarray(0, Math.min(hdrLen, BTF_HEADER_SIZE)));
+  const h = new DataView(hdr.buffer);
+  const magic = h.getUint16(0, true);
+  const version = hdr[2];
+  const flags = hdr[3];
+  const typeOff = h.getUint32(8, true);
+  const typeLen = h.getUint32(12, true);
+  const strOff = h.getUint32(16, true);
+  const strLen = h.getUint32(20, true);
+  log.log(`magic: 0x${magic.toString(16)}`);
+  log.log(`version: ${version}`);
+  log.log(`flags: 0x${flags.toString(16)}`);
+  log.log(`hdr_len: ${hdrLen}`);
+  log.log(`type_off: ${typeOff}`);
+  log.log(`type_len: ${typeLen}`);
+  log.log(`str_off: ${strOff}`);
+  log.log(`str_len: ${strLen}`);
+  log.log(`btf_total_size: ${size}`);
+  if (magic !== 0xeb9f) fail("Invalid magic");
+  if (version !== 1) fail("Unsupported version", ENOTSUPP);
+  if (flags !== 0) fail("Unsupported flags", ENOTSUPP);
+  if (size === hdrLen) fail("No data");
+  // btf_check_sec_info: the sections sorted by offset, no gap, no overlap, nothing after them
+  const secs = [
+    { off: typeOff, len: typeLen },
+    { off: strOff, len: strLen },
+  ].sort((a, b) => (a.off !== b.off ? a.off - b.off : a.len - b.len));
+  const expected = size - hdrLen;
+  let total = 0;
+  for (const sec of secs) {
+    if (expected < sec.off) fail("Invalid section offset");
+    if (total < sec.off) fail("Unsupported section found");
+    if (total > sec.off) fail("Section overlap found");
+    if (expected - total < sec.len) fail("Total section length too long");
+    total += sec.len;
+  }
+  if (expected !== total) fail("Unsupported section found");
+  // btf_parse_str_sec
+  const start = hdrLen + strOff;
+  if (start + strLen !== size) fail("String section is not at the end");
+  if (!strLen || strLen - 1 > BTF_MAX_NAME_OFFSET || data[size - 1] !== 0) fail("Invalid string section");
+  if (data[start] !== 0) fail("Invalid string section");
+  // btf_parse_type_sec
+  if (typeOff & 3) fail("Unaligned type_off");
+  if (!typeLen) fail("No type found");
+}
+
+/**
+ * Btf.parse reads every record before any is checked; the kernel checks each record as it reads
+ * it (btf_check_meta: room for the record, btf_info bits, kind, name offset, the kind's own
+ * checks). When a record cannot be read, the records before it are checked first, and then its
+ * own problems in the kernel's order.
+ */
+function parseInOrder(bytes: Uint8Array): Btf {
+  try {
+    return Btf.parse(bytes);
+  } catch (e) {
+    const id = e instanceof BpfError ? e.context.typeId : undefined;
+    const p = e instanceof BpfError ? e.context.offset : undefined;
+    if (typeof id !== "number" || typeof p !== "number") throw e;
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const hdrLen = dv.getUint32(4, true);
+    const typeStart = hdrLen + dv.getUint32(8, true);
+    const strStart = hdrLen + dv.getUint32(16, true);
+    const strLen = dv.getUint32(20, true);
+    // the records before this one, with the strings: a BTF of their own
+    if (p > typeStart) {
+      const types = bytes.subarray(typeStart, p);
+      const strs = bytes.subarray(strStart, strStart + strLen);
+      const head = new Uint8Array(BTF_HEADER_SIZE + types.length + strs.length);
+      head.set(bytes.subarray(0, 8));
+      const hv = new DataView(head.buffer);
+      hv.setUint32(4, BTF_HEADER_SIZE, true);
+      hv.setUint32(8, 0, true);
+      hv.setUint32(12, types.length, true);
+      hv.setUint32(16, types.length, true);
+      hv.setUint32(20, strs.length, true);
+      head.set(types, BTF_HEADER_SIZE);
+      head.set(strs, BTF_HEADER_SIZE + types.length);
+      const before = Btf.parse(head);
+      try {
+        btfCheckMetas(before);
+      } catch (m) {
+        if (!(m instanceof BpfError)) throw m;
+        throw new BpfError(m.errno, btfVerifierLine(m, before), { rendered: 1 });
+      }
+    }
+    const end = typeStart + dv.getUint32(12, true);
+    if (end - p >= 12) {
+      const info = dv.getUint32(p + 4, true);
+      const nameOff = dv.getUint32(p, true);
+      const kind = (info >>> 24) & 0x1f;
+      if (info & ~0x9f00ffff) throw new BpfError(EINVAL, `[${id}] Invalid btf_info:${info.toString(16)}`);
+      if (kind === 0 || kind > 19) throw new BpfError(EINVAL, `[${id}] Invalid kind:${kind}`);
+      if (nameOff >= strLen) throw new BpfError(EINVAL, `[${id}] Invalid name_offset:${nameOff}`);
+      // btf_verifier_log_basic: the kind's own "meta_left" with the record's name
+      const name = nameOff
+        ? new TextDecoder("latin1").decode(bytes.subarray(strStart + nameOff, bytes.indexOf(0, strStart + nameOff)))
+        : "(anon)";
+      const m = / meta_left:(\d+) meta_needed:(\d+)$/.exec((e as BpfError).message);
+      if (m)
+        throw new BpfError(EINVAL, `[${id}] ${BTF_KIND_NAMES[kind]} ${name} meta_left:${m[1]} meta_needed:${m[2]}`);
+    }
+    throw e;
+  }
 }
 
 /** BPF_BTF_LOAD. */
@@ -98,12 +212,19 @@ export function bpf_btf_load(k: Kernel, proc: Process, attr: BtfLoadAttr): numbe
   const bytes = data.slice(0, size);
   let btf: Btf;
   try {
-    btf_parse_hdr(bytes);
-    btf = Btf.parse(bytes);
+    btf_parse_hdr(bytes, log);
+  } catch (e) {
+    if (e instanceof BpfError) attr.btf_log_true_size = log.finalize();
+    throw e;
+  }
+  let parsed: Btf | undefined;
+  try {
+    btf = parseInOrder(bytes);
+    parsed = btf;
     (btf as unknown as { validate?: () => void }).validate?.();
   } catch (e) {
     if (e instanceof BpfError) {
-      log.log(e.message);
+      log.log(btfVerifierLine(e, parsed));
       attr.btf_log_true_size = log.finalize();
     }
     throw e;

@@ -484,7 +484,7 @@ export class BpfObject {
         continue;
       }
       if (target.name === MAPS_SEC) {
-        collectMapRelos(this.btf, elf, target.index, rels, this.maps, (m) => this.print("debug", m), this.allPrograms);
+        collectMapRelos(this.btf, elf, target.index, rels, this.maps, (m) => this.print("debug", m));
         continue;
       }
       rels.forEach((rel, i) => {
