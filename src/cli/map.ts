@@ -9,7 +9,7 @@ import type { Btf } from "../btf/btf.js";
 import { btfTypeSeqShow, btfTypeSeqShowJson } from "../btf/seq_show.js";
 import { bpf_cmd, bpf_map_type } from "../uapi/bpf.js";
 import { BpfError } from "../uapi/errno.js";
-import { type Handle, mapTypeName, objView, selectIds } from "./bpf_info.js";
+import { type Handle, mapTypeName, objView, progTypeName, selectIds } from "./bpf_info.js";
 import { io, jsonOut, openSession, optsOf, type SessionOpts, sessionOptions } from "./session.js";
 
 /** What the printers need of the kernel's map: its sizes and, for struct_ops, the kernel BTF of its value. */
@@ -36,8 +36,14 @@ export function mapJson(h: Handle, id: number): Record<string, unknown> {
     bytes_value: info.value_size,
     max_entries: info.max_entries,
     bytes_memlock: Number(fdinfo.memlock ?? 0),
-    frozen: Number(fdinfo.frozen ?? 0),
   };
+  // A prog array's owner (bpftool reads it from the fdinfo), before `frozen` as bpftool prints it.
+  if (fdinfo.owner_prog_type !== undefined) {
+    const t = Number(fdinfo.owner_prog_type);
+    out.owner_prog_type = progTypeName(t) ?? t;
+    out.owner_jited = Number(fdinfo.owner_jited) !== 0;
+  }
+  out.frozen = Number(fdinfo.frozen ?? 0);
   if (Number(info.btf_id)) out.btf_id = info.btf_id;
   return out;
 }
@@ -45,6 +51,8 @@ export function mapJson(h: Handle, id: number): Record<string, unknown> {
 export function mapPlain(m: Record<string, unknown>): string {
   let s = `${m.id}: ${m.type}  name ${m.name}  flags 0x${Number(m.flags).toString(16)}`;
   s += `\n\tkey ${m.bytes_key}B  value ${m.bytes_value}B  max_entries ${m.max_entries}  memlock ${m.bytes_memlock}B`;
+  if (m.owner_prog_type !== undefined)
+    s += `\n\towner_prog_type ${m.owner_prog_type}  owner${m.owner_jited ? "" : " not"} jited`;
   // bpftool's third line: btf_id and/or frozen, absent when there is neither.
   const third = [m.btf_id !== undefined ? `btf_id ${m.btf_id}` : "", m.frozen ? "frozen" : ""].filter(Boolean);
   if (third.length) s += `\n\t${third.join("  ")}`;

@@ -23,6 +23,8 @@ export interface Verdict {
   stackDepth: number[];
   subprogStarts: number[];
   attachFuncName?: string;
+  /** jits_use_priv_stack. */
+  privStack?: boolean;
   /** Base64 of the per-instruction flags. */
   seen?: string;
   memProven?: string;
@@ -43,6 +45,7 @@ function toVerdict(r: VerifierResult): Verdict {
     stackDepth: [...r.stackDepth],
     subprogStarts: [...r.subprogStarts],
     attachFuncName: r.attachFuncName,
+    privStack: r.privStack,
     seen: b64(r.seen),
     memProven: b64(r.memProven),
   };
@@ -57,6 +60,7 @@ function fromVerdict(v: Verdict): VerifierResult {
     stackDepth: [...v.stackDepth],
     subprogStarts: [...v.subprogStarts],
     attachFuncName: v.attachFuncName,
+    privStack: v.privStack === true,
     seen: bytes(v.seen),
     memProven: bytes(v.memProven),
   };

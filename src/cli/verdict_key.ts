@@ -113,6 +113,9 @@ const FIELDS: Record<keyof VerifierEnv, (env: VerifierEnv, out: string[]) => voi
     if (!e.kfuncBtfs) return void out.push("u");
     for (const [off, { btf, kfuncs }] of e.kfuncBtfs) out.push(`${off}:btf:${btfHash(btf)}:${tableText(kfuncs)},`);
   },
+  ksymBtfs: (e, out) => {
+    for (const btf of e.ksymBtfs ?? []) out.push(`btf:${btfHash(btf)},`);
+  },
   funcInfo: (e, out) => canon(e.funcInfo, out),
   // What the table answers for (attachBtfId, btf) is the code's (the struct_ops types it
   // registers, their stubs and checks) over the attach BTF, a module's when the type is one's:
@@ -123,6 +126,8 @@ const FIELDS: Record<keyof VerifierEnv, (env: VerifierEnv, out: string[]) => voi
   ops: (e, out) => canon(e.ops && { name: e.ops.name, returnRange: e.ops.returnRange }, out),
   testStateFreq: (e, out) => canon(e.testStateFreq, out),
   insnLimit: (e, out) => canon(e.insnLimit, out),
+  jitSubprogTailcalls: (e, out) => canon(e.jitSubprogTailcalls, out),
+  privStackRequested: (e, out) => canon(e.privStackRequested, out),
   // A progress callback: it reads nothing the verdict depends on.
   condResched: (_e, out) => out.push("f"),
 };

@@ -221,6 +221,10 @@ export interface BpfProgAux {
   load_time: bigint;
   created_by_uid: number;
   kfunc_btf_ids: number[];
+  /** Set by a struct_ops member's check_member: the verifier may give it private stacks. */
+  priv_stack_requested?: boolean;
+  /** The verifier gave some function a private stack: its trampoline checks for recursion. */
+  jits_use_priv_stack?: boolean;
   /** kfunc_btf_tab: module BTFs of kfunc calls (insn->off indexes fd_array), each holding its module. */
   kfunc_btf_tab: { offset: number; btf: BtfObject; module: { refcnt: number } }[];
 }

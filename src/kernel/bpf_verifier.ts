@@ -5,6 +5,7 @@
  * is thrown with the verifier's errno.
  */
 
+import type { Btf } from "../btf/btf.js";
 import { BpfError } from "../uapi/errno.js";
 import type {
   KfuncInfo,
@@ -80,10 +81,19 @@ export function bpfVerifierEnv(env: VerifierEnv): VEnv {
   const { kernel: k, prog } = env;
   const maps = prog.aux.used_maps;
   const aux: (VAux | undefined)[] = [];
+  const ksymBtfs: Btf[] = [];
   for (const [i, a] of env.ldImm64Aux) {
     if (a.kind === "map_ptr") aux[i] = { kind: "map_ptr", map: maps.indexOf(a.map) };
     else if (a.kind === "map_value") aux[i] = { kind: "map_value", map: maps.indexOf(a.map), off: a.off };
-    else if (a.kind === "btf_id") aux[i] = { kind: "btf_id", btfId: a.btfId };
+    else if (a.kind === "btf_id") {
+      // A module's variable: its id is in the module's split BTF.
+      if (a.btf === k.btfVmlinuxObj) aux[i] = { kind: "btf_id", btfId: a.btfId };
+      else {
+        let at = ksymBtfs.indexOf(a.btf.btf);
+        if (at < 0) at = ksymBtfs.push(a.btf.btf) - 1;
+        aux[i] = { kind: "btf_id", btfId: a.btfId, btf: at };
+      }
+    }
   }
   const proc = k.current;
   return {
@@ -93,6 +103,7 @@ export function bpfVerifierEnv(env: VerifierEnv): VEnv {
     expectedAttachType: prog.expected_attach_type,
     attachBtfId: prog.aux.attach_btf_id,
     sleepable: prog.aux.sleepable,
+    privStackRequested: prog.aux.priv_stack_requested,
     gpl: prog.gpl_compatible,
     privileged: env.privileged,
     allowPtrLeaks: proc ? proc.cred.perfmonCapable() : env.privileged,
@@ -110,6 +121,7 @@ export function bpfVerifierEnv(env: VerifierEnv): VEnv {
       ]),
     ),
     helperProtos: k.helperProtos.size ? k.helperProtos : undefined,
+    ksymBtfs: ksymBtfs.length ? ksymBtfs : undefined,
     funcInfo: funcInfo(env),
     structOps: k.structOps?.verifierTable,
     attachTarget: tracing_attach_target(prog) ?? undefined,

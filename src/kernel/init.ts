@@ -27,6 +27,7 @@ import { bpfCoreKfuncs } from "./kfuncs.js";
 import { arrayOfMapsOps, htabOfMapsOps } from "./map_in_map.js";
 import type { Module } from "./module.js";
 import { declarePercpuVars } from "./percpu.js";
+import { progArrayOps, registerTailCall } from "./prog_array.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
 import { registerRingbufHelpers, ringbuf_map_ops } from "./ringbuf.js";
 import { declareTaskTypes } from "./task.js";
@@ -145,6 +146,8 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_RINGBUF, ringbuf_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_ARRAY_OF_MAPS, arrayOfMapsOps(array_map_ops));
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_HASH_OF_MAPS, htabOfMapsOps(htab_map_ops));
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_PROG_ARRAY, progArrayOps(array_map_ops));
+  registerTailCall(k);
   for (const t of KNOWN_PROG_TYPES) k.registerProgType(t, {});
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SYSCALL, testRunOps.syscall);
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_RAW_TRACEPOINT, testRunOps.raw_tp);

@@ -12,6 +12,7 @@ import { BpfError, EAGAIN, EBUSY, EEXIST, ENOENT, ENOEXEC } from "../uapi/errno.
 import { BtfObject } from "./bpf.js";
 import { btf_alloc_id, btf_put } from "./btf_obj.js";
 import type { Kernel, KernelFn, Kfunc } from "./kernel.js";
+import { freeModulePerCpu, setupModulePerCpu } from "./percpu.js";
 
 export const MODULE_STATE_LIVE = 0;
 export const MODULE_STATE_COMING = 1;
@@ -43,6 +44,8 @@ export class Module {
   btfObj: BtfObject | null = null;
   /** Module-private state kept by module_init for its callbacks. */
   priv: unknown = undefined;
+  /** The module's per-CPU variables (its `.data..percpu`), each a ksym while it is loaded. */
+  percpuVars: string[] = [];
   /** The module's kfuncs (register_btf_kfunc_id_set with THIS_MODULE), by BTF id in its BTF. */
   readonly kfuncs = new Map<number, Kfunc>();
 
@@ -141,11 +144,13 @@ export function load_module(k: Kernel, def: ModuleDef): Module {
     const obj = new BtfObject(Btf.parse(data, { base: vmlinux }), data, true, def.name, mod);
     btf_alloc_id(k, obj);
     mod.btfObj = obj;
+    mod.percpuVars = setupModulePerCpu(k, obj.btf);
   }
   try {
     def.init?.(mod, k);
   } catch (e) {
     mod.state = MODULE_STATE_GOING;
+    freeModulePerCpu(k, mod.percpuVars);
     dropBtf(mod);
     list.delete(def.name);
     throw e;
@@ -201,6 +206,8 @@ export function delete_module(k: Kernel, name: string): void {
   }
   mod.state = MODULE_STATE_GOING;
   mod.def.exit?.(mod, k);
+  freeModulePerCpu(k, mod.percpuVars);
+  mod.percpuVars = [];
   dropBtf(mod);
   list.delete(name);
   mod.refcnt = 0;

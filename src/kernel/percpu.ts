@@ -6,6 +6,7 @@
  * further (the simulated __per_cpu_offset). The variables: `runqueues` (a `struct rq` with the
  * members BPF schedulers read), `cpu_number`, and `bpf_prog_active`.
  */
+import type { Btf } from "../btf/btf.js";
 import type { BtfBuilder } from "../btf/builder.js";
 import { btfResolveSize } from "../btf/resolve.js";
 import { bpf_func_id } from "../uapi/bpf.js";
@@ -121,6 +122,33 @@ export function perCpuPtr(k: Kernel, ptr: number, cpu: number): number {
   if (!a) return 0;
   if (ptr < a.region.addr || ptr >= a.region.addr + a.unit) return 0;
   return ptr + cpu * a.unit;
+}
+
+/**
+ * A module's `.data..percpu` (load_module's percpu_modalloc and the module's kallsyms): every CPU's
+ * copy of each variable its BTF places there, zeroed, and a ksym naming CPU 0's copy. Returns
+ * the variables' names for freeModulePerCpu.
+ */
+export function setupModulePerCpu(k: Kernel, btf: Btf): string[] {
+  const secId = btf.findByNameKindOwn(PERCPU_SECTION, BTF_KIND_DATASEC);
+  if (secId <= 0) return [];
+  const sec = btf.typeById(secId) as unknown as { vars: { type: number; size: number }[] };
+  const names: string[] = [];
+  for (const v of sec.vars) {
+    const name = btf.typeById(v.type).name;
+    k.ksyms.set(name, allocPercpu(k, v.size, name).addr);
+    names.push(name);
+  }
+  return names;
+}
+
+/** The module's per-CPU copies go with it, and its symbols. */
+export function freeModulePerCpu(k: Kernel, names: readonly string[]): void {
+  for (const name of names) {
+    const addr = k.ksyms.get(name);
+    if (addr !== undefined) freePercpu(k, addr);
+    k.ksyms.delete(name);
+  }
 }
 
 /** bpf_per_cpu_ptr (153) and bpf_this_cpu_ptr (154). */

@@ -52,7 +52,7 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
    * The trampoline's call of one program: __bpf_prog_enter (the read-side section; the start
    * time when statistics are on), prog->bpf_func (the program's tier entry, r1 = ctx),
    * __bpf_prog_exit (statistics, leaving the section). A struct_ops program takes no recursion
-   * check (bpf_prog_check_recur: only one on a private stack does). Returns r0's low half.
+   * check unless it runs on private stacks (bpf_prog_check_recur). Returns r0's low half.
    */
   const enter = (prog: unknown): ((ctx: number) => number) => {
     const p = prog as BpfProg;
@@ -93,6 +93,19 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
             rcu.rcuReadUnlockId(tok, "rcu");
           }
         };
+    if (p.aux.jits_use_priv_stack) {
+      // __bpf_prog_enter_recur (bpf_prog_check_recur: a program on private stacks): a nested run
+      // would reuse its stack, so it is skipped and counted, and the call returns 0.
+      const run = e;
+      e = (ctx: number): number => {
+        if (p.active > 0) {
+          p.recursion_misses++;
+          slowHi = 0;
+          return 0;
+        }
+        return run(ctx);
+      };
+    }
     entries.set(p, e);
     return e;
   };

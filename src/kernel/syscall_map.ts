@@ -36,6 +36,7 @@ import type { MapCreateAttr, MapElemAttr, MapFreezeAttr } from "./bpf_attr.js";
 import { num, userBuf } from "./bpf_attr.js";
 import { fillMapKobj, mapKobjSize } from "./bpf_map_btf.js";
 import { btf_get_by_fd, btf_put, kptrResolver } from "./btf_obj.js";
+import { bpf_map_owner } from "./core.js";
 import { File, type FileOps, FMODE_READ, FMODE_WRITE, O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
@@ -159,6 +160,12 @@ export function bpf_map_put_with_uref(map: BpfMap): void {
   bpf_map_put(map);
 }
 
+/** A PROG_ARRAY's owner, once a program fixed it (bpf_map_show_fdinfo). */
+function ownerFdinfo(map: BpfMap): string {
+  const owner = map.map_type === T.BPF_MAP_TYPE_PROG_ARRAY ? bpf_map_owner(map) : undefined;
+  return owner ? `owner_prog_type:\t${owner.type}\nowner_jited:\t${owner.jited ? 1 : 0}\n` : "";
+}
+
 /** bpf_map_fops. */
 export const bpf_map_fops: FileOps<BpfMap> = {
   kind: "map",
@@ -176,7 +183,8 @@ export const bpf_map_fops: FileOps<BpfMap> = {
       `map_extra:\t0x${map.map_extra.toString(16)}\n` +
       `memlock:\t${map.ops.map_mem_usage(map)}\n` +
       `map_id:\t${map.id}\n` +
-      `frozen:\t${map.frozen ? 1 : 0}\n`
+      `frozen:\t${map.frozen ? 1 : 0}\n` +
+      ownerFdinfo(map)
     );
   },
 };

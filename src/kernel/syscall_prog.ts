@@ -23,7 +23,7 @@ import type { ProgLoadAttr, ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { btf_get, btf_get_by_fd, btf_put } from "./btf_obj.js";
 import { CAP_SYS_ADMIN } from "./capability.js";
-import { bpf_prog_calc_tag, license_is_gpl_compatible } from "./core.js";
+import { bpf_check_tail_call, bpf_prog_calc_tag, license_is_gpl_compatible } from "./core.js";
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
@@ -384,9 +384,11 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     prog.insnsi = resolve_pseudo_ldimm64(env, proc, attr, env.ldImm64Aux as Map<number, LdImm64Aux>);
     const vr = k.verifier?.(env) as VerifierResult | undefined;
     prog.aux.verifier_result = vr;
+    prog.aux.jits_use_priv_stack = vr?.privStack === true;
     if (vr?.seen) rewriteDeadCode(prog.insnsi, vr.seen, proc.cred.capable(CAP_SYS_ADMIN));
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) k.structOps?.convertCtx?.(prog);
     k.jit?.(prog);
+    bpf_check_tail_call(prog);
   } catch (e) {
     attr.log_true_size = log.finalize();
     throw e;

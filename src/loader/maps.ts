@@ -11,6 +11,7 @@ import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, BPF_OBJ_NAME_LEN, bpf_map_type } fro
 import {
   BTF_KIND_ARRAY,
   BTF_KIND_DATASEC,
+  BTF_KIND_FUNC_PROTO,
   BTF_KIND_NAMES,
   BTF_KIND_PTR,
   BTF_KIND_STRUCT,
@@ -65,6 +66,8 @@ export class BpfMap {
   btfVarType = 0;
   /** Inner maps to put in the new map's slots (libbpf's init_slots, from `.values`). */
   initSlots: (BpfMap | undefined)[] = [];
+  /** A prog array's `.values = { [i] = &prog }`: filled once the programs are loaded. */
+  initProgSlots: import("./program.js").BpfProgram[] = [];
   /**
    * Initial contents of internal maps (libbpf's mmaped buffer). Like the anonymous mapping it
    * models, its pages exist once touched: a large .bss costs nothing until it is read or loaded.
@@ -314,7 +317,8 @@ function parseMapDefMembers(
 
 /**
  * parse_btf_map_def's `values`: a map of maps declares its template as a zero-length array of
- * pointers to a map definition, parsed like a map of its own named `<outer>.inner`.
+ * pointers to a map definition, parsed like a map of its own named `<outer>.inner`; a prog array
+ * an array of pointers to a function prototype.
  */
 function parseInnerMapDef(
   btf: Btf,
@@ -330,16 +334,23 @@ function parseInnerMapDef(
     map.def.type === bpf_map_type.BPF_MAP_TYPE_ARRAY_OF_MAPS || map.def.type === bpf_map_type.BPF_MAP_TYPE_HASH_OF_MAPS;
   if (isInner) throw fail(ENOTSUP, "multi-level inner maps not supported.");
   if (def.members[def.members.length - 1] !== m) throw fail(EINVAL, "'values' member should be last.");
-  if (!inMap) throw fail(ENOTSUP, "should be map-in-map or prog-array.");
+  const progArray = map.def.type === bpf_map_type.BPF_MAP_TYPE_PROG_ARRAY;
+  if (!inMap && !progArray) throw fail(ENOTSUP, "should be map-in-map or prog-array.");
   if (map.def.valueSize && map.def.valueSize !== 4)
     throw fail(EINVAL, `conflicting value size ${map.def.valueSize} != 4.`);
   map.def.valueSize = 4;
   const arr = btf.typeById(m.type);
   if (arr.kind !== BTF_KIND_ARRAY || arr.nelems)
     throw fail(EINVAL, "map-in-map inner type should be an array with zero elements");
+  const desc = progArray ? "prog-array value" : "map-in-map inner";
   const ptr = skipModsAndTypedefs(btf, arr.type).t;
-  if (ptr.kind !== BTF_KIND_PTR) throw fail(EINVAL, `map-in-map inner def is of unexpected kind ${kindName(ptr)}.`);
+  if (ptr.kind !== BTF_KIND_PTR) throw fail(EINVAL, `${desc} def is of unexpected kind ${kindName(ptr)}.`);
   const inner = skipModsAndTypedefs(btf, ptr.type).t;
+  // A prog array's values are programs: a pointer to a function prototype, nothing to parse.
+  if (progArray) {
+    if (inner.kind !== BTF_KIND_FUNC_PROTO) throw fail(EINVAL, `${desc} def is of unexpected kind ${kindName(inner)}.`);
+    return;
+  }
   if (inner.kind !== BTF_KIND_STRUCT)
     throw fail(EINVAL, `map-in-map inner def is of unexpected kind ${kindName(inner)}.`);
   const name = `${mapName}.inner`;

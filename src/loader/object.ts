@@ -484,7 +484,7 @@ export class BpfObject {
         continue;
       }
       if (target.name === MAPS_SEC) {
-        collectMapRelos(this.btf, elf, target.index, rels, this.maps, (m) => this.print("debug", m));
+        collectMapRelos(this.btf, elf, target.index, rels, this.maps, (m) => this.print("debug", m), this.allPrograms);
         continue;
       }
       rels.forEach((rel, i) => {

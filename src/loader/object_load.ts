@@ -30,7 +30,7 @@ import {
 } from "./bpf.js";
 import { KSYMS_SEC } from "./externs.js";
 import { resolveExterns } from "./externs_resolve.js";
-import { initMapInMapSlots } from "./map_init_slots.js";
+import { initMapInMapSlots, initProgArraySlots } from "./map_init_slots.js";
 import { LIBBPF_MAP_KCONFIG, LIBBPF_MAP_RODATA } from "./maps.js";
 import { ModuleBtfs } from "./module_btf.js";
 import type { BpfObject } from "./object.js";
@@ -325,6 +325,9 @@ export function bpfObjectLoad(obj: BpfObject, k: BpfHandle, opts: BpfObjectLoadO
       prog.loadedInsns = insns;
       fds.push(fd);
     }
+
+    // bpf_object_init_prog_arrays.
+    for (const map of obj.maps) if (map.initProgSlots.length) initProgArraySlots(k, map, (m) => obj.print("debug", m));
 
     // bpf_object_prepare_struct_ops: program fds into the kernel values, pushed at attach.
     for (const map of obj.maps) {

@@ -247,6 +247,8 @@ export const BPF_OBJ_NAME_LEN = 16;
 export const BPF_TAG_SIZE = 8;
 export const MAX_BPF_STACK = 512;
 export const MAX_CALL_FRAMES = 8;
+/** include/linux/bpf.h: tail calls one run may take. */
+export const MAX_TAIL_CALL_CNT = 33;
 export const BPF_MAX_VAR_SIZ = 1 << 29;
 export const BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000;
 export const BPF_MAXINSNS = 4096;

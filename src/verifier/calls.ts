@@ -1,5 +1,5 @@
-import { BPF_REG_10 } from "../isa/opcodes.js";
-import { MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
+import { BPF_CALL, BPF_JMP, BPF_REG_10 } from "../isa/opcodes.js";
+import { bpf_attach_type, bpf_func_id, bpf_prog_type, MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
 import { E2BIG, EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
 import { btfFuncPtrProto, btfPtrToStruct } from "./btf_access.js";
 import { isPseudoCall, isPseudoFunc } from "./cfg.js";
@@ -172,20 +172,78 @@ export function checkReturnCode(v: Verifier): void {
   }
 }
 
+/** A `call bpf_tail_call` (check_subprogs' has_tail_call). */
+function isTailCall(insn: { code: number; src: number; imm: number }): boolean {
+  return insn.code === (BPF_JMP | BPF_CALL) && insn.src === 0 && insn.imm === bpf_func_id.BPF_FUNC_tail_call;
+}
+
+/** BPF_PRIV_STACK_MIN_SIZE: a function with less stack than this stays on the kernel stack. */
+const BPF_PRIV_STACK_MIN_SIZE = 64;
+
+/**
+ * bpf_enable_priv_stack with x86-64's JIT (bpf_jit_supports_private_stack): the program types
+ * whose runs the kernel keeps from nesting on one CPU (kprobes and tracepoints, and through the
+ * trampoline's recursion check: tracing programs other than iterators, struct_ops programs whose
+ * member asks for it in check_member).
+ */
+function privStackSupported(env: VerifierEnv): boolean {
+  const P = bpf_prog_type;
+  switch (env.progType) {
+    case P.BPF_PROG_TYPE_KPROBE:
+    case P.BPF_PROG_TYPE_TRACEPOINT:
+    case P.BPF_PROG_TYPE_PERF_EVENT:
+    case P.BPF_PROG_TYPE_RAW_TRACEPOINT:
+      return true;
+    case P.BPF_PROG_TYPE_TRACING:
+      return env.privStackRequested === true || env.expectedAttachType !== bpf_attach_type.BPF_TRACE_ITER;
+    case P.BPF_PROG_TYPE_STRUCT_OPS:
+      return env.privStackRequested === true;
+    default:
+      return false;
+  }
+}
+
 /**
  * check_max_stack_depth: walk the static call graph from the main program (and from each async
  * callback), following calls and callback addresses (ld_imm64 of a function): at most 8 frames,
  * and the deepest chain may use at most 512 bytes of stack. Recursion runs into the frame limit.
+ * Where the program may use private stacks (no tail calls, privStackSupported), each function of
+ * the main program's tree with 64 bytes or more gets its own (PRIV_STACK_ADAPTIVE): it then only
+ * has to fit in 512 bytes itself. Async callbacks' trees stay on the kernel stack, and are walked
+ * first so a function they share with the main tree does too. Returns jits_use_priv_stack.
  */
-export function checkMaxStackDepth(v: Verifier): void {
+export function checkMaxStackDepth(v: Verifier): boolean {
   const starts = v.cfg.subprogStarts;
   const ends = starts.slice(1).concat(v.insns.length);
   // round_up_stack_depth with the JIT: 16-byte units.
   const round = (d: number): number => Math.ceil(d / 16) * 16;
-  const walk = (s: number, frame: number, depth: number): void => {
-    const total = depth + round(v.stackDepth[s] ?? 0);
-    if (total > MAX_BPF_STACK)
-      v.reject(EACCES, `combined stack size of ${frame + 1} calls is ${total}. Too large`, starts[s]);
+  const hasTailCall = starts.map((st, s) => {
+    for (let t = st; t < ends[s]; t++) if (isTailCall(v.insns[t])) return true;
+    return false;
+  });
+  const progPriv = !hasTailCall.includes(true) && privStackSupported(v.env);
+  /** priv_stack_mode of each function: undefined (unknown), false (none) or true (adaptive). */
+  const priv: (boolean | undefined)[] = starts.map(() => undefined);
+  const walk = (s: number, frame: number, depth: number, supported: boolean): void => {
+    if (!supported) priv[s] = false;
+    // A tail call unwinds only its own frame: with 33 of them the callers' frames must stay small.
+    if (s !== 0 && hasTailCall[s] && depth >= 256) {
+      v.reject(
+        EACCES,
+        `tail_calls are not allowed when call stack of previous frames is ${depth} bytes. Too large`,
+        starts[s],
+      );
+    }
+    const own = round(v.stackDepth[s] ?? 0);
+    if (supported && priv[s] === undefined && own >= BPF_PRIV_STACK_MIN_SIZE) priv[s] = true;
+    let total = depth;
+    if (priv[s] === true) {
+      if (own > MAX_BPF_STACK) v.reject(EACCES, `stack size of subprog ${s} is ${own}. Too large`, starts[s]);
+    } else {
+      total += own;
+      if (total > MAX_BPF_STACK)
+        v.reject(EACCES, `combined stack size of ${frame + 1} calls is ${total}. Too large`, starts[s]);
+    }
     for (let t = starts[s]; t < ends[s]; t++) {
       const insn = v.insns[t];
       const call = isPseudoCall(insn);
@@ -195,9 +253,10 @@ export function checkMaxStackDepth(v: Verifier): void {
       // An async callback's stack is not added to its registrar's unless called directly.
       if (v.asyncCallbacks.has(callee) && !call) continue;
       if (frame + 1 >= MAX_CALL_FRAMES) v.reject(E2BIG, `the call stack of ${frame + 1} frames is too deep !`, t);
-      walk(callee, frame + 1, total);
+      walk(callee, frame + 1, total, supported);
     }
   };
-  walk(0, 0, 0);
-  for (const cb of v.asyncCallbacks) walk(cb, 0, 0);
+  for (let s = starts.length - 1; s >= 0; s--)
+    if (s === 0 || v.asyncCallbacks.has(s)) walk(s, 0, 0, s === 0 && progPriv);
+  return priv.includes(true);
 }

@@ -50,7 +50,8 @@ export interface VerifierMap {
 export type LdImm64Aux =
   | { kind: "map_ptr"; map: number }
   | { kind: "map_value"; map: number; off: number }
-  | { kind: "btf_id"; btfId: number }
+  /** `btf`: the module BTF (an index into VerifierEnv.ksymBtfs) the id is in; vmlinux's when absent. */
+  | { kind: "btf_id"; btfId: number; btf?: number }
   | { kind: "plain" };
 
 /** A subprogram's BTF (func_info record). */
@@ -176,10 +177,19 @@ export interface VerifierEnv {
   maps?: readonly VerifierMap[];
   /** Overrides of the helper prototype table (by func id). */
   helperProtos?: ReadonlyMap<number, FuncProto>;
+  /**
+   * bpf_jit_supports_subprog_tailcalls() with the JIT on (x86-64's: the default). false: a
+   * program with bpf-to-bpf calls may not tail call.
+   */
+  jitSubprogTailcalls?: boolean;
+  /** aux->priv_stack_requested: the struct_ops member's check_member asked for private stacks. */
+  privStackRequested?: boolean;
   /** Kfuncs allowed for this program type, by BTF id. */
   kfuncs?: ReadonlyMap<number, KfuncInfo>;
   /** Module kfuncs, by the call's insn->off: the module's BTF and its kfuncs by BTF id. */
   kfuncBtfs?: ReadonlyMap<number, { btf: Btf; kfuncs: ReadonlyMap<number, KfuncInfo> }>;
+  /** Module BTFs of ksyms (check_pseudo_btf_id with a BTF fd), as LdImm64Aux.btf numbers them. */
+  ksymBtfs?: readonly Btf[];
   funcInfo?: readonly FuncInfo[];
   structOps?: StructOpsTable;
   /**
@@ -221,6 +231,8 @@ export interface VerifierResult {
   subprogStarts: number[];
   /** struct_ops: the attached member's name (attach_func_name). */
   attachFuncName?: string;
+  /** jits_use_priv_stack: some function runs on a private stack; its trampoline checks recursion. */
+  privStack?: boolean;
   /**
    * insn_aux_data[].seen per instruction slot: 1 where a verified path went. Instructions left 0
    * are dead; PROG_LOAD rewrites them (sanitize_dead_code) before binding helpers.

@@ -128,6 +128,12 @@ export const bpf_map_peek_elem_proto = proto(F.BPF_FUNC_map_peek_elem, RET_INTEG
   ARG_CONST_MAP_PTR,
   ARG_PTR_TO_MAP_VALUE | ARG_MEM_UNINIT | ARG_MEM_WRITE,
 ]);
+/** bpf_tail_call: no return when taken (r0 is then the callee's); falls through otherwise. */
+export const bpf_tail_call_proto = proto(F.BPF_FUNC_tail_call, RET_VOID, [
+  ARG_PTR_TO_CTX,
+  ARG_CONST_MAP_PTR,
+  ARG_ANYTHING,
+]);
 export const bpf_ktime_get_ns_proto = proto(F.BPF_FUNC_ktime_get_ns, RET_INTEGER, []);
 export const bpf_ktime_get_boot_ns_proto = proto(F.BPF_FUNC_ktime_get_boot_ns, RET_INTEGER, []);
 export const bpf_ktime_get_coarse_ns_proto = proto(F.BPF_FUNC_ktime_get_coarse_ns, RET_INTEGER, []);
@@ -331,6 +337,7 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_map_push_elem_proto,
     bpf_map_pop_elem_proto,
     bpf_map_peek_elem_proto,
+    bpf_tail_call_proto,
     bpf_ktime_get_ns_proto,
     bpf_ktime_get_boot_ns_proto,
     bpf_ktime_get_coarse_ns_proto,
@@ -399,6 +406,7 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
     case F.BPF_FUNC_ringbuf_submit:
     case F.BPF_FUNC_ringbuf_discard:
     case F.BPF_FUNC_ringbuf_query:
+    case F.BPF_FUNC_tail_call:
       return ALL_HELPER_PROTOS.get(funcId);
     case F.BPF_FUNC_loop:
       return privileged ? bpf_loop_proto : undefined;

@@ -56,7 +56,7 @@ import { checkKptrXchgSrc, kptrXchgCall, processKptrFunc } from "./kptr.js";
 import { markInnerMapLookup } from "./map_in_map.js";
 import { checkMemAccess, checkMemRegion } from "./mem_access.js";
 import { checkPercpuBtfArg, markPercpuRet } from "./percpu.js";
-import { acquireReference, releaseReference } from "./refs.js";
+import { acquireReference, checkResourceLeak, releaseReference } from "./refs.js";
 import {
   baseType,
   CONST_PTR_TO_DYNPTR,
@@ -132,6 +132,7 @@ const MAP_ONLY_FUNCS = new Map<number, readonly number[]>([
       F_.BPF_FUNC_ringbuf_discard_dynptr,
     ],
   ],
+  [MT.BPF_MAP_TYPE_PROG_ARRAY, [F_.BPF_FUNC_tail_call]],
 ]);
 /** ... and second half: the only map types a helper takes. */
 const FUNC_ONLY_MAPS = new Map<number, readonly number[]>([
@@ -152,6 +153,7 @@ const FUNC_ONLY_MAPS = new Map<number, readonly number[]>([
   [F_.BPF_FUNC_ringbuf_reserve_dynptr, [MT.BPF_MAP_TYPE_RINGBUF]],
   [F_.BPF_FUNC_ringbuf_submit_dynptr, [MT.BPF_MAP_TYPE_RINGBUF]],
   [F_.BPF_FUNC_ringbuf_discard_dynptr, [MT.BPF_MAP_TYPE_RINGBUF]],
+  [F_.BPF_FUNC_tail_call, [MT.BPF_MAP_TYPE_PROG_ARRAY]],
 ]);
 
 /** check_map_func_compatibility (the map types structops has). */
@@ -161,6 +163,9 @@ function checkMapFuncCompat(v: Verifier, mapType: number, funcId: number, fname:
   if ((funcs && !funcs.includes(funcId)) || (maps && !maps.includes(mapType))) {
     v.reject(EINVAL, `cannot pass map_type ${mapType} into func ${fname}#${funcId}`);
   }
+  // allow_tail_call_in_subprogs: a JIT keeping the tail call count across bpf-to-bpf calls (x86-64's).
+  if (funcId === F_.BPF_FUNC_tail_call && v.cfg.subprogStarts.length > 1 && v.env.jitSubprogTailcalls === false)
+    v.reject(EINVAL, "mixing of tail_calls and bpf-to-bpf calls is not supported");
 }
 
 /** Check a (pointer, size) pair of a helper: the memory must be readable, or writable for UNINIT. */
@@ -387,6 +392,8 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   // check_map_func_compatibility comes after every argument's checks (a ring buffer's lookup
   // fails first on its zero-sized key).
   if (map) checkMapFuncCompat(v, v.maps[map.map].type, funcId, fname);
+  // A taken tail call leaves the program: nothing may be held across it.
+  if (funcId === bpf_func_id.BPF_FUNC_tail_call) checkResourceLeak(v, false, true, "tail_call");
   // A callback runs as a frame of its own; the path where it never runs continues right after
   // the call. bpf_loop gives it (index, ctx) (set_loop_callback_state); bpf_for_each_map_elem
   // (map, key, value, ctx) (set_map_elem_callback_state).

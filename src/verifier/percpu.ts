@@ -5,6 +5,7 @@
  * may go through; bpf_per_cpu_ptr (maybe NULL) and bpf_this_cpu_ptr turn it into a read-only
  * pointer to one CPU's copy: PTR_TO_MEM of the variable's size, or a PTR_TO_BTF_ID for a struct.
  */
+import type { Btf } from "../btf/btf.js";
 import { btfResolveSize } from "../btf/resolve.js";
 import { BTF_KIND_DATASEC, BTF_KIND_FUNC, BTF_KIND_STRUCT, BTF_KIND_UNION } from "../uapi/btf.js";
 import { EACCES, EFAULT, EINVAL } from "../uapi/errno.js";
@@ -28,18 +29,16 @@ import type { Verifier } from "./verifier.js";
 /** The section vmlinux keeps per-CPU variables in (find_btf_percpu_datasec). */
 const PERCPU_DATASEC = ".data..percpu";
 
-/** Is VAR `id` of the kernel BTF a per-CPU variable? */
-function isPercpuVar(v: Verifier, id: number): boolean {
-  const btf = v.env.btf;
-  const sec = btf ? btf.findByNameKind(PERCPU_DATASEC, BTF_KIND_DATASEC) : -1;
-  if (!btf || sec <= 0) return false;
+/** Is VAR `id` of `btf` (vmlinux's or a module's) a per-CPU variable of that BTF's own? */
+function isPercpuVar(btf: Btf, id: number): boolean {
+  const sec = btf.findByNameKindOwn(PERCPU_DATASEC, BTF_KIND_DATASEC);
+  if (sec <= 0) return false;
   const ds = btf.typeById(sec) as unknown as { vars: { type: number }[] };
   return ds.vars.some((x) => x.type === id);
 }
 
-/** The size of type `id` of the kernel BTF, or undefined when it has none. */
-function typeSize(v: Verifier, id: number): number | undefined {
-  const btf = v.env.btf;
+/** The size of type `id` of `btf`, or undefined when it has none. */
+function typeSize(btf: Btf | undefined, id: number): number | undefined {
   if (!btf) return undefined;
   try {
     return btfResolveSize(btf, id);
@@ -48,9 +47,13 @@ function typeSize(v: Verifier, id: number): number | undefined {
   }
 }
 
-/** check_ld_imm for BPF_PSEUDO_BTF_ID: the register a ksym (VAR or FUNC `id`) becomes. */
-export function markKsymReg(v: Verifier, dst: RegState, id: number): void {
-  const btf = v.env.btf;
+/**
+ * check_ld_imm for BPF_PSEUDO_BTF_ID: the register a ksym (VAR or FUNC `id`) becomes. `modBtf`:
+ * the module BTF the id is in (split over vmlinux, so the variable's type, `int` say, is
+ * vmlinux's); vmlinux's when absent.
+ */
+export function markKsymReg(v: Verifier, dst: RegState, id: number, modBtf?: Btf): void {
+  const btf = modBtf ?? v.env.btf;
   if (!btf) v.reject(EINVAL, "kernel is missing BTF, make sure CONFIG_DEBUG_INFO_BTF=y is specified in Kconfig.");
   const t = btf.typeById(id);
   if (t.kind === BTF_KIND_FUNC) {
@@ -60,11 +63,11 @@ export function markKsymReg(v: Verifier, dst: RegState, id: number): void {
   }
   const type = (t as { type: number }).type;
   const [, st] = btfSkipModifiers(btf, type);
-  if (isPercpuVar(v, id)) {
+  if (isPercpuVar(btf, id)) {
     markPtr(dst, PTR_TO_BTF_ID | MEM_PERCPU);
     dst.btfId = type;
   } else if (st.kind !== BTF_KIND_STRUCT && st.kind !== BTF_KIND_UNION) {
-    const size = typeSize(v, type);
+    const size = typeSize(btf, type);
     if (size === undefined) v.reject(EINVAL, `ldimm64 unable to resolve the size of type '${st.name}': -22`);
     markPtr(dst, PTR_TO_MEM | MEM_RDONLY);
     dst.memSize = size;
@@ -113,7 +116,7 @@ export function markPercpuRet(v: Verifier, r0: RegState, btfId: number, maybeNul
   const [, t] = btfSkipModifiers(btf, btfId);
   const nul = maybeNull ? PTR_MAYBE_NULL : 0;
   if (t.kind !== BTF_KIND_STRUCT && t.kind !== BTF_KIND_UNION) {
-    const size = typeSize(v, btfId);
+    const size = typeSize(btf, btfId);
     if (size === undefined) v.reject(EINVAL, `unable to resolve the size of type '${t.name}': -22`);
     markPtr(r0, PTR_TO_MEM | MEM_RDONLY | nul);
     r0.memSize = size;

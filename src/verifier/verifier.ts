@@ -148,6 +148,8 @@ export class Verifier {
   private tmpIdGen = 0;
   private idGen = 0;
   readonly stackDepth: number[] = [];
+  /** jits_use_priv_stack: some function runs on a private stack (checkMaxStackDepth). */
+  privStack = false;
   /** Global functions called (queued for their own verification) and verified. */
   readonly globalFuncs: GlobalFuncs = { called: new Set(), verified: new Set() };
   /** Subprograms registered as async callbacks (bpf_timer_set_callback): is_async_cb. */
@@ -341,7 +343,7 @@ export class Verifier {
       for (let i = 0; i < this.cfg.subprogStarts.length; i++) this.stackDepth.push(0);
       this.doCheck(0);
       this.doCheckSubprogs();
-      checkMaxStackDepth(this);
+      this.privStack = checkMaxStackDepth(this);
     } catch (e) {
       if (e instanceof VerifierReject) error = e.err;
       else if (e instanceof BpfError) error = e;
@@ -373,6 +375,7 @@ export class Verifier {
       stackDepth: this.stackDepth.map((d) => Math.ceil(d / 8) * 8),
       subprogStarts: this.cfg?.subprogStarts ?? [0],
       attachFuncName: this.attachFuncName,
+      privStack: this.privStack,
       seen: this.seen,
       memProven: error ? undefined : this.memAux.map((m, i) => (m === MEM_DIRECT && this.seen[i] ? 1 : 0)),
     };
@@ -1047,7 +1050,7 @@ export class Verifier {
     } else if (aux.kind === "map_value") {
       markPtr(dst, PTR_TO_MAP_VALUE, aux.off);
       dst.map = aux.map;
-    } else markKsymReg(this, dst, aux.btfId);
+    } else markKsymReg(this, dst, aux.btfId, aux.btf === undefined ? undefined : this.env.ksymBtfs?.[aux.btf]);
   }
 
   // ---- ALU (check_alu_op, adjust_reg_min_max_vals) ----

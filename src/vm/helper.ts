@@ -7,6 +7,10 @@ import type { VmProgram } from "./program.js";
 export interface CallbackHost {
   /** Run the BPF function at `fnAddr` (a BPF_PSEUDO_FUNC value) with r1.. = args; returns r0. */
   invokeCallback(fnAddr: bigint | number, args: readonly (bigint | number)[]): bigint;
+  /** Tail calls taken by the current run, and where the next one is counted. */
+  tailCallCnt: number;
+  /** Run `target` in place of the calling function (bpf_tail_call); returns its r0. */
+  tailCall(target: VmProgram, ctx: bigint | number): bigint;
 }
 
 /**
@@ -65,5 +69,22 @@ export class HelperCall {
   /** Call a BPF callback (bpf_loop and friends) given its function address. */
   invokeCallback(fnAddr: bigint | number, args: readonly (bigint | number)[]): bigint {
     return this.host.invokeCallback(fnAddr, args);
+  }
+  /**
+   * bpf_tail_call's count (the interpreter's `tail_call_cnt >= MAX_TAIL_CALL_CNT`, the JIT's
+   * `(*tcc_ptr)++`): false once `limit` tail calls were taken in this run, else counts one more.
+   */
+  tailCallCount(limit: number): boolean {
+    if (this.host.tailCallCnt >= limit) return false;
+    this.host.tailCallCnt++;
+    return true;
+  }
+  /**
+   * Leave the calling BPF function for `target` with r1 = ctx: the callee runs now and the
+   * caller exits with its r0 (returned, and to be the helper's return value) when the helper
+   * returns.
+   */
+  tailCall(target: VmProgram, ctx: bigint | number): bigint {
+    return this.host.tailCall(target, ctx);
   }
 }

@@ -95,6 +95,8 @@ const BUDGET =
 const RELOAD = "DV = M.dv; U8 = M.u8; SH = M.shadow;";
 const SAVE =
   "if (fp === 7) X.tooDeep(P, i); t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) FR[t0 + t2] = R[12 + t2]; FR[t0 + 9] = pc; fp++; R[20] = STK[base + fp]; R[21] = 0;";
+const EXIT_BODY =
+  "if (fp === 0) { t0 = acc + nb + pc; if (t0 > B) X.over(P, i, B); IO[0] = R[0]; IO[1] = R[1]; IO[12] = t0; return; } fp--; t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) R[12 + t2] = FR[t0 + t2]; R[21] = 0; t1 = FR[t0 + 9]; nb += pc - t1; pc = t1;";
 const ARGS = "R[2], R[3], R[4], R[5], R[6], R[7], R[8], R[9], R[10], R[11]";
 
 /** Variant numbers of the decode-time specialisations (beyond any off / imm value). */
@@ -164,12 +166,12 @@ function buildOps(): Op[] {
     if (code === LD_IMM64_CODE) {
       body = "R[d] = imm; R[d + 1] = IMM2[i]; pc++; nb--;";
     } else if (code === CALL) {
-      body = `if (SRC_CALL[i] === 1) { ${SAVE} nb -= imm; pc += imm; ${BUDGET} } else { R[0] = X.hcall(FNS[i], P, i, imm, ${ARGS}); R[1] = W[1]; ${RELOAD} }`;
+      // A taken tail call leaves the function as its exit would, with the callee's r0.
+      body = `if (SRC_CALL[i] === 1) { ${SAVE} nb -= imm; pc += imm; ${BUDGET} } else { R[0] = X.hcall(FNS[i], P, i, imm, ${ARGS}); R[1] = W[1]; ${RELOAD} if (X.tc !== 0) { X.tc = 0; ${EXIT_BODY} } }`;
     } else if (code === CALLX) {
       body = `t1 = X.funcTarget(P, R[d], R[d + 1]) | 0; if (t1 >= 0) { ${SAVE} nb += pc - t1; pc = t1; ${BUDGET} } else { R[0] = X.hcallx(P, i, R[d], R[d + 1], ${ARGS}); R[1] = W[1]; ${RELOAD} }`;
     } else if (code === EXIT) {
-      body =
-        "if (fp === 0) { t0 = acc + nb + pc; if (t0 > B) X.over(P, i, B); IO[0] = R[0]; IO[1] = R[1]; IO[12] = t0; return; } fp--; t0 = fp * 10; for (t2 = 0; t2 < 9; t2++) R[12 + t2] = FR[t0 + t2]; R[21] = 0; t1 = FR[t0 + 9]; nb += pc - t1; pc = t1;";
+      body = EXIT_BODY;
     } else if (shiftK(code)) {
       // A 64-bit shift by a constant: a case per count class (0, 1-31, 32-63), so none tests
       // the count, which the word carries in place of off (unused by ALU instructions).

@@ -1,5 +1,5 @@
 import { isLdImm64 } from "../isa/insn.js";
-import { BPF_PSEUDO_CALL } from "../uapi/bpf.js";
+import { BPF_PSEUDO_CALL, bpf_func_id } from "../uapi/bpf.js";
 import { emitInsn, type Operands } from "./codegen.js";
 import { CALL, CALLX, EXIT, type Executor, type VmProgram } from "./program.js";
 import { RT_PARAMS, type Runtime, rtArgs } from "./runtime.js";
@@ -37,6 +37,8 @@ export function jitSource(P: VmProgram): string {
   // Frames are only needed by programs that call (the second slot of an ld_imm64 has code 0).
   const hasCalls = P.insns.some((s) => (s.code === CALL && s.src === BPF_PSEUDO_CALL) || s.code === CALLX);
   const out: string[] = [];
+  const ret = "IO[0] = r0l; IO[1] = r0h; IO[12] = n; return;";
+  const exit = hasCalls ? `if (fp === 0) { ${ret} } ${restore()}` : ret;
   let li = 0;
   for (let i = 0; i < n; i++) {
     const s = P.insns[i];
@@ -61,6 +63,8 @@ export function jitSource(P: VmProgram): string {
         out.push(`${save(i, i + 1)} pc = ${i + s.imm + 1}; continue;`);
       } else {
         out.push(`r0l = X.hcall(FN[${i}], P, ${i}, ${s.imm}, ${ARGS}); r0h = W[1]; ${RELOAD}`);
+        // A taken tail call leaves the function as its exit would, with the callee's r0.
+        if (s.src === 0 && s.imm === bpf_func_id.BPF_FUNC_tail_call) out.push(`if (X.tc !== 0) { X.tc = 0; ${exit} }`);
       }
       continue;
     }
@@ -71,8 +75,7 @@ export function jitSource(P: VmProgram): string {
       continue;
     }
     if (s.code === EXIT) {
-      const ret = "IO[0] = r0l; IO[1] = r0h; IO[12] = n; return;";
-      out.push(hasCalls ? `if (fp === 0) { ${ret} } ${restore()}` : ret);
+      out.push(exit);
       continue;
     }
     const [sl, sh] = reg(s.src);

@@ -58,6 +58,11 @@ export interface SlowPaths {
   /** may_goto: true when the run's loop budget is spent (take the jump), else one pass is used. */
   mayGoto(): boolean;
   tooDeep(P: VmProgram, at: number): never;
+  /**
+   * 1 after a helper took a tail call (HelperCall.tailCall): r0 is the callee's and the calling
+   * BPF function exits at once. The code after a `call bpf_tail_call` reads and clears it.
+   */
+  tc: number;
   bad(P: VmProgram, at: number): never;
 }
 

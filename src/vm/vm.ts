@@ -1,5 +1,5 @@
 import type { Insn } from "../isa/insn.js";
-import { MAX_BPF_STACK, MAX_CALL_FRAMES } from "../uapi/bpf.js";
+import { MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT } from "../uapi/bpf.js";
 import { BpfError, E2BIG, EFAULT, EINVAL } from "../uapi/errno.js";
 import { W } from "./alu64.js";
 import { u64Of, VmBudgetExceeded, VmFault } from "./fault.js";
@@ -96,6 +96,11 @@ export class Vm {
   private readonly funcs: ({ prog: VmProgram; entry: number } | undefined)[] = [];
   /** Instructions executed by the last completed run. */
   lastInsns = 0;
+  /**
+   * Tail calls taken by the current run (the kernel's tail_call_cnt): carried into the callee
+   * of each tail call and into callbacks, started afresh by every other run.
+   */
+  tailCallCnt = 0;
   private wasmHost: WasmHost | undefined;
 
   constructor(mem: VmMemory, opts: VmOpts = {}) {
@@ -135,6 +140,7 @@ export class Vm {
         vm.mayGotoLeft--;
         return false;
       },
+      tc: 0,
       tooDeep(P, at): never {
         throw new BpfError(
           E2BIG,
@@ -262,15 +268,19 @@ export class Vm {
     return (ctx) => {
       const loops = this.mayGotoLeft;
       this.mayGotoLeft = BPF_MAX_LOOPS;
+      const tcc = this.tailCallCnt;
+      this.tailCallCnt = 0;
       const base = this.frameTop;
       if (base + MAX_CALL_FRAMES > this.stacks.length) this.growStacks(base + MAX_CALL_FRAMES);
       this.frameTop = base + MAX_CALL_FRAMES;
+      this.rt.X.tc = 0;
       let lo: number;
       try {
         lo = raw(ctx, this.budget, base);
       } finally {
         this.frameTop = base;
         this.mayGotoLeft = loops;
+        this.tailCallCnt = tcc;
       }
       this.lastInsns = IO[12];
       return lo;
@@ -346,7 +356,23 @@ export class Vm {
     if (f === undefined) throw new BpfError(EFAULT, `callback address 0x${v.toString(16)} is not a BPF function`);
     const IO = this.rt.IO;
     for (let r = 1; r <= 5; r++) setReg(IO, r, args[r - 1] ?? 0);
-    this.exec(f.prog, f.entry, this.budget);
+    this.exec(f.prog, f.entry, this.budget, true);
+    return u64Of(IO[0], IO[1]);
+  }
+
+  /**
+   * A tail call from a helper (bpf_tail_call): run `target` with r1 = ctx in place of the
+   * calling function, which exits with the callee's r0 as soon as the helper returns (the
+   * generated code after `call bpf_tail_call` checks X.tc). Returns that r0. The callee runs
+   * on its own stacks rather than over the caller's frame: nothing observable differs, since
+   * the verifier forbids reading stack a program has not written.
+   */
+  tailCall(target: VmProgram, ctx: bigint | number): bigint {
+    const IO = this.rt.IO;
+    setReg(IO, 1, ctx);
+    for (let r = 2; r <= 5; r++) setReg(IO, r, 0);
+    this.exec(target, 0, this.budget, true, true);
+    this.rt.X.tc = 1;
     return u64Of(IO[0], IO[1]);
   }
 
@@ -364,25 +390,31 @@ export class Vm {
     IO[11] = Math.floor(r5 / 4294967296);
   }
 
-  private exec(P: VmProgram, entry: number, budget: number): void {
+  private exec(P: VmProgram, entry: number, budget: number, keepTailCalls = false, tail = false): void {
     // may_goto's budget: BPF_MAX_LOOPS passes for each run, a callback's run its own (the
     // kernel keeps the count in a stack slot each function that uses may_goto sets on entry).
     const loops = this.mayGotoLeft;
     this.mayGotoLeft = BPF_MAX_LOOPS;
+    const tcc = this.tailCallCnt;
+    if (!keepTailCalls) this.tailCallCnt = 0;
     const base = this.frameTop;
-    if (base + MAX_CALL_FRAMES > this.stacks.length) this.growStacks(base + MAX_CALL_FRAMES);
+    if (base + MAX_CALL_FRAMES > this.stacks.length) this.growStacks(base + MAX_CALL_FRAMES, tail);
     this.frameTop = base + MAX_CALL_FRAMES;
+    this.rt.X.tc = 0;
     try {
       P.exec(entry, budget, base);
     } finally {
       this.frameTop = base;
       this.mayGotoLeft = loops;
+      if (!keepTailCalls) this.tailCallCnt = tcc;
     }
     this.lastInsns = this.rt.IO[12];
   }
 
-  private growStacks(need: number): void {
-    if (need > this.maxNesting * MAX_CALL_FRAMES) {
+  private growStacks(need: number, tail = false): void {
+    // A chain of tail calls nests runs too, bounded by MAX_TAIL_CALL_CNT rather than maxNesting.
+    const limit = this.maxNesting + (tail ? MAX_TAIL_CALL_CNT + 1 : 0);
+    if (need > limit * MAX_CALL_FRAMES) {
       throw new BpfError(E2BIG, `BPF runs nested more than ${this.maxNesting} deep`);
     }
     while (this.stacks.length < need) {

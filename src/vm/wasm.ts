@@ -1,6 +1,6 @@
 import { isLdImm64 } from "../isa/insn.js";
 import { BPF_JA, BPF_JMP, BPF_JMP32 } from "../isa/opcodes.js";
-import { BPF_PSEUDO_CALL } from "../uapi/bpf.js";
+import { BPF_PSEUDO_CALL, bpf_func_id } from "../uapi/bpf.js";
 import { BpfError, EFAULT } from "../uapi/errno.js";
 import { W } from "./alu64.js";
 import { CALL, CALLX, EXIT, type Executor, type RawEntry, type VmProgram } from "./program.js";
@@ -38,7 +38,8 @@ const F_DEEP = 5;
 const F_CHK = 6;
 const F_MAYGOTO = 7;
 const F_FILL = 8;
-const F_BSWAP32 = 9;
+const F_TC = 9;
+const F_BSWAP32 = 10;
 // Globals.
 const G_N = 0;
 const G_B = 1;
@@ -60,6 +61,7 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
   m.importFunc("env", "chk", [I32, I32, I32], [I32]);
   m.importFunc("env", "maygoto", [], [I32]);
   m.importFunc("env", "fill", [I32, I32], []);
+  m.importFunc("env", "tc", [], [I32]);
   m.importMemory("env", "mem");
   const bs = m.func([I32], [I32]);
   if (bs.index !== F_BSWAP32) throw new Error("wasm tier: function index layout");
@@ -190,6 +192,13 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
               args();
               c.call(F_HCALL);
               r0FromScratch();
+              // A taken tail call leaves the function as its exit would, with the callee's r0.
+              if (s.src === 0 && s.imm === bpf_func_id.BPF_FUNC_tail_call) {
+                c.call(F_TC).byte(Op.if).byte(VOID);
+                syncOut();
+                c.get(0).op(Op.return);
+                c.op(Op.end);
+              }
             }
             continue;
           }
@@ -373,6 +382,11 @@ export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number):
       chk: host.chk,
       maygoto: (): number => (X.mayGoto() ? 1 : 0),
       fill: (a: number, slot: number) => host.fill(a, slot),
+      tc(): number {
+        const t = X.tc;
+        X.tc = 0;
+        return t;
+      },
     },
   };
   const inst = new WA.Instance(new WA.Module(bytes), imports);

@@ -13,6 +13,7 @@
  * - `unsupported_ops` has no cfi stub: programs cannot attach to it.
  */
 import type { BtfComposite, BtfMember } from "../../btf/types.js";
+import type { BpfProgAux } from "../../kernel/bpf.js";
 import type { HelperArgs, Kernel } from "../../kernel/kernel.js";
 import {
   delete_module,
@@ -23,12 +24,14 @@ import {
   module_refcount,
   register_module_kfunc,
 } from "../../kernel/module.js";
+import { perCpuPtr } from "../../kernel/percpu.js";
 import {
   type BpfStructOps,
   type BpfStructOpsDesc,
   type BpfStructOpsKdata,
   registerBpfStructOps,
 } from "../../kernel/struct_ops.js";
+import type { StructOpsProgView } from "../../kernel/struct_ops_desc.js";
 import { bpf_prog_type } from "../../uapi/bpf.js";
 import { BpfError, EEXIST } from "../../uapi/errno.js";
 import {
@@ -52,8 +55,8 @@ const KFUNC_PROG_TYPES = [
 
 /** The module's globals. */
 export interface BpfTestmodState {
-  /** bpf_testmod_ksym_percpu: what the last bpf_testmod_test_mod_kfunc(i) stored. */
-  ksymPercpu: number;
+  /** bpf_testmod_ksym_percpu on the current CPU (bpf_testmod_test_mod_kfunc(i) stores i there). */
+  readonly ksymPercpu: number;
   /** The registered bpf_testmod_ops3 (st_ops3), at most one. */
   stOps3: BpfStructOpsKdata | null;
   /** bpf_testmod_st_ops and bpf_testmod_multi_st_ops registrations. */
@@ -115,6 +118,13 @@ function testmodOps3(mod: Module, state: BpfTestmodState): BpfStructOps<BpfStruc
     verifierOps: { getFuncProto: () => false },
     init: () => 0,
     initMember,
+    /** bpf_testmod_ops3_check_member(): test_1's programs ask for private stacks. */
+    checkMember(_t, member, prog) {
+      // The verifier's own view of the program (struct_ops_verifier.ts) has no aux to mark.
+      const aux = (prog as StructOpsProgView & { aux?: BpfProgAux }).aux;
+      if (member.name === "test_1" && aux) aux.priv_stack_requested = true;
+      return 0;
+    },
     reg(kdata) {
       if (state.stOps3) throw new BpfError(EEXIST, "st_ops has already been registered");
       state.stOps3 = kdata;
@@ -132,8 +142,14 @@ export const bpfTestmodModule: ModuleDef = {
   },
   /** bpf_testmod_init(). */
   init(mod: Module, k: Kernel) {
+    // DEFINE_PER_CPU(int, bpf_testmod_ksym_percpu) = 123: every CPU's copy.
+    const ksym = k.ksyms.get(KSYM_PERCPU) ?? 0;
+    for (let cpu = 0; cpu < k.nrCpus; cpu++) k.mem.bytes(perCpuPtr(k, ksym, cpu), 4).set(int32(123));
     const state: BpfTestmodState = {
-      ksymPercpu: 0,
+      get ksymPercpu() {
+        const b = k.mem.bytes(perCpuPtr(k, ksym, k.cpu), 4);
+        return new DataView(b.buffer, b.byteOffset, 4).getInt32(0, true);
+      },
       stOps3: null,
       st: { stOps: null, multi: new Map() },
       descs: new Map(),
@@ -141,11 +157,19 @@ export const bpfTestmodModule: ModuleDef = {
     mod.priv = state;
     const btf = mod.btfObj?.btf ?? null;
     // register_btf_kfunc_id_set(SCHED_CLS, TRACING, SYSCALL, STRUCT_OPS, &bpf_testmod_kfunc_set)
+    // *(int *)this_cpu_ptr(&bpf_testmod_ksym_percpu) = i
     const store = (c: HelperArgs) => {
-      state.ksymPercpu = Number(BigInt.asIntN(32, c.arg(1)));
+      k.mem.bytes(perCpuPtr(k, ksym, k.cpu), 4).set(int32(Number(BigInt.asIntN(32, c.arg(1)))));
       return 0;
     };
     register_module_kfunc(mod, "bpf_testmod_test_mod_kfunc", store, 0, KFUNC_PROG_TYPES);
+    // bpf_testmod_ops3_call_test_1/2: the registered bpf_testmod_ops3's member (none: nothing).
+    const ops3Call = (member: string) => () => {
+      state.stOps3?.func(member)?.call();
+      return 0;
+    };
+    register_module_kfunc(mod, "bpf_testmod_ops3_call_test_1", ops3Call("test_1"), 0, KFUNC_PROG_TYPES);
+    register_module_kfunc(mod, "bpf_testmod_ops3_call_test_2", ops3Call("test_2"), 0, KFUNC_PROG_TYPES);
     registerStOpsKfuncs(mod, k, state.st, KFUNC_PROG_TYPES);
     const all = [
       testmodOps(mod),
@@ -160,9 +184,20 @@ export const bpfTestmodModule: ModuleDef = {
   },
 };
 
+const KSYM_PERCPU = "bpf_testmod_ksym_percpu";
+const int32 = (v: number): Uint8Array => new Uint8Array(new Int32Array([v]).buffer);
+
 /** The module's state while it is loaded. */
 export function bpfTestmodState(k: Kernel): BpfTestmodState | undefined {
   return find_module(k, BPF_TESTMOD)?.priv as BpfTestmodState | undefined;
+}
+
+/**
+ * What a read of /sys/kernel/bpf_testmod does for the struct_ops selftests
+ * (bpf_testmod_test_read's bpf_testmod_test_struct_ops3): the registered bpf_testmod_ops3's test_1.
+ */
+export function bpfTestmodTestRead(k: Kernel): void {
+  bpfTestmodState(k)?.stOps3?.func("test_1")?.call();
 }
 
 /** insmod bpf_testmod.ko. */

@@ -149,6 +149,16 @@ export function declareTestmodTypes(b: BtfBuilder): void {
   declareStructOpsValueType(b, BPF_TESTMOD_OPS3);
   declareStructOpsValueType(b, BPF_TESTMOD_ST_OPS);
   declareStructOpsValueType(b, BPF_TESTMOD_MULTI_ST_OPS);
+
+  // `void bpf_testmod_ops3_call_test_1(void)` / `_2`: call the registered bpf_testmod_ops3's member.
+  const voidVoid = b.addFuncProto(0, []);
+  b.addFunc("bpf_testmod_ops3_call_test_1", voidVoid, BTF_FUNC_GLOBAL);
+  b.addFunc("bpf_testmod_ops3_call_test_2", voidVoid, BTF_FUNC_GLOBAL);
+
+  // DEFINE_PER_CPU(int, bpf_testmod_ksym_percpu): the module's one per-CPU variable.
+  const tIntMod = builderFind(b, "int", BTF_KIND_INT);
+  const ksym = b.addVar("bpf_testmod_ksym_percpu", tIntMod, 1 /* global */);
+  b.addDatasec(".data..percpu", 4, [{ type: ksym, offset: 0, size: 4 }]);
 }
 
 /**
