@@ -3,7 +3,7 @@ import { Btf } from "../btf/btf.js";
 import { BPF_KPTR_REF, btfCheckAndFixupFields, btfParseStructMetas, type KptrResolver } from "../btf/record.js";
 import { btfCheckMetas } from "../btf/validate.js";
 import { BPF_F_TOKEN_FD } from "../uapi/bpf.js";
-import { BTF_KIND_NAMES } from "../uapi/btf.js";
+import { BTF_KIND_MAX, BTF_KIND_NAMES, BTF_MAX_NAME_OFFSET } from "../uapi/btf.js";
 import { BpfError, E2BIG, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { BtfObject } from "./bpf.js";
 import type { BtfLoadAttr } from "./bpf_attr.js";
@@ -67,7 +67,15 @@ export function btf_register_kernel(k: Kernel, btf: Btf, data: Uint8Array, name:
 }
 
 const BTF_HEADER_SIZE = 24;
-const BTF_MAX_NAME_OFFSET = 0xffffff;
+
+/** The header fields btf_parse_hdr read (zero where hdr_len stops short of them). */
+interface BtfHdr {
+  hdrLen: number;
+  typeOff: number;
+  typeLen: number;
+  strOff: number;
+  strLen: number;
+}
 
 /**
  * btf_parse_hdr(), btf_check_sec_info(), btf_parse_str_sec() and the start of btf_parse_type_sec():
@@ -75,7 +83,7 @@ const BTF_MAX_NAME_OFFSET = 0xffffff;
  * kernel's words. The kernel takes BTF in its own byte order only, and reports an unknown version
  * or flags as ENOTSUPP and a header longer than it knows with non-zero extra bytes as E2BIG.
  */
-function btf_parse_hdr(data: Uint8Array, log: BpfLog): void {
+function btf_parse_hdr(data: Uint8Array, log: BpfLog): BtfHdr {
   const fail = (msg: string, errno = EINVAL): never => {
     log.log(msg);
     throw new BpfError(errno, msg);
@@ -135,6 +143,7 @@ function btf_parse_hdr(data: Uint8Array, log: BpfLog): void {
   // btf_parse_type_sec
   if (typeOff & 3) fail("Unaligned type_off");
   if (!typeLen) fail("No type found");
+  return { hdrLen, typeOff, typeLen, strOff, strLen };
 }
 
 /**
@@ -143,7 +152,7 @@ function btf_parse_hdr(data: Uint8Array, log: BpfLog): void {
  * checks). When a record cannot be read, the records before it are checked first, and then its
  * own problems in the kernel's order.
  */
-function parseInOrder(bytes: Uint8Array): Btf {
+function parseInOrder(bytes: Uint8Array, hdr: BtfHdr): Btf {
   try {
     return Btf.parse(bytes);
   } catch (e) {
@@ -151,10 +160,9 @@ function parseInOrder(bytes: Uint8Array): Btf {
     const p = e instanceof BpfError ? e.context.offset : undefined;
     if (typeof id !== "number" || typeof p !== "number") throw e;
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const hdrLen = dv.getUint32(4, true);
-    const typeStart = hdrLen + dv.getUint32(8, true);
-    const strStart = hdrLen + dv.getUint32(16, true);
-    const strLen = dv.getUint32(20, true);
+    const { hdrLen, strLen } = hdr;
+    const typeStart = hdrLen + hdr.typeOff;
+    const strStart = hdrLen + hdr.strOff;
     // the records before this one, with the strings: a BTF of their own
     if (p > typeStart) {
       const types = bytes.subarray(typeStart, p);
@@ -177,13 +185,13 @@ function parseInOrder(bytes: Uint8Array): Btf {
         throw new BpfError(m.errno, btfVerifierLine(m, before), { rendered: 1 });
       }
     }
-    const end = typeStart + dv.getUint32(12, true);
+    const end = typeStart + hdr.typeLen;
     if (end - p >= 12) {
       const info = dv.getUint32(p + 4, true);
       const nameOff = dv.getUint32(p, true);
       const kind = (info >>> 24) & 0x1f;
       if (info & ~0x9f00ffff) throw new BpfError(EINVAL, `[${id}] Invalid btf_info:${info.toString(16)}`);
-      if (kind === 0 || kind > 19) throw new BpfError(EINVAL, `[${id}] Invalid kind:${kind}`);
+      if (kind === 0 || kind > BTF_KIND_MAX) throw new BpfError(EINVAL, `[${id}] Invalid kind:${kind}`);
       if (nameOff >= strLen) throw new BpfError(EINVAL, `[${id}] Invalid name_offset:${nameOff}`);
       // btf_verifier_log_basic: the kind's own "meta_left" with the record's name
       const name = nameOff
@@ -211,15 +219,16 @@ export function bpf_btf_load(k: Kernel, proc: Process, attr: BtfLoadAttr): numbe
   if (!data || data.length < size) throw new BpfError(EINVAL, "btf buffer is smaller than btf_size");
   const bytes = data.slice(0, size);
   let btf: Btf;
+  let hdr: BtfHdr;
   try {
-    btf_parse_hdr(bytes, log);
+    hdr = btf_parse_hdr(bytes, log);
   } catch (e) {
     if (e instanceof BpfError) attr.btf_log_true_size = log.finalize();
     throw e;
   }
   let parsed: Btf | undefined;
   try {
-    btf = parseInOrder(bytes);
+    btf = parseInOrder(bytes, hdr);
     parsed = btf;
     (btf as unknown as { validate?: () => void }).validate?.();
   } catch (e) {
