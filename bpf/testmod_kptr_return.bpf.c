@@ -8,6 +8,8 @@
  *   ("dereference of modified trusted_ptr_ ptr R0 off=N disallowed");
  * - ret_local: an object of the program's own allocation
  *   ("At program exit the register R0 is not a known value (ptr_or_null_)");
+ * - ret_cgroup: a referenced cgroup (bpf_cgroup_acquire on the cgroup argument), not the task
+ *   ("At program exit the register R0 is not a known value (ptr_or_null_)");
  * - ret_reread: the argument read again after its release
  *   ("invalid bpf_context access off=8. Reference may already be released").
  */
@@ -18,6 +20,7 @@
 char _license[] SEC("license") = "GPL";
 
 void bpf_task_release(struct task_struct *p) __ksym;
+struct cgroup *bpf_cgroup_acquire(struct cgroup *cgrp) __ksym;
 
 SEC("struct_ops/test_return_ref_kptr")
 struct task_struct *BPF_PROG(kr_ok, int dummy, struct task_struct *task, struct cgroup *cgrp)
@@ -67,6 +70,24 @@ struct task_struct *BPF_PROG(kr_local, int dummy, struct task_struct *task, stru
 SEC("?.struct_ops.link")
 struct bpf_testmod_ops ret_local = {
 	.test_return_ref_kptr = (void *)kr_local,
+};
+
+int cgroup_level;
+
+SEC("?struct_ops/test_return_ref_kptr")
+struct task_struct *BPF_PROG(kr_cgroup, int dummy, struct task_struct *task, struct cgroup *cgrp)
+{
+	struct cgroup *held = bpf_cgroup_acquire(cgrp);
+
+	/* A field read gives the object the full struct cgroup, as the kfunc's prototype has it. */
+	cgroup_level = cgrp->level;
+	bpf_task_release(task);
+	return (struct task_struct *)held;
+}
+
+SEC("?.struct_ops.link")
+struct bpf_testmod_ops ret_cgroup = {
+	.test_return_ref_kptr = (void *)kr_cgroup,
 };
 
 SEC("?struct_ops/test_refcounted")

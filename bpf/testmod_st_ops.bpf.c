@@ -9,6 +9,8 @@
  * pe_*: bpf_kfunc_st_ops_inc10 (+10) and a subprogram (+1) between prologue and epilogue.
  * loop_*: the first instruction is also the target of a backward jump: the prologue runs once.
  * exits_*: two exits, both through the epilogue, the second with r1 clobbered.
+ * test_kfunc_*: the module gives programs with that name prefix a prologue and an epilogue that
+ * themselves call bpf_cgroup_from_id / bpf_cgroup_release around the same additions.
  */
 #include "vmlinux.h"
 #include "structops.h"
@@ -55,6 +57,17 @@ struct bpf_testmod_st_ops pro_epi = {
 	.test_prologue = (void *)pe_prologue,
 	.test_epilogue = (void *)pe_epilogue,
 	.test_pro_epilogue = (void *)pe_pro_epilogue,
+};
+
+SEC("struct_ops/test_pro_epilogue")
+int BPF_PROG(test_kfunc_pe, struct st_ops_args *args)
+{
+	return pe_body(args);
+}
+
+SEC(".struct_ops.link")
+struct bpf_testmod_st_ops kfunc_pro_epi = {
+	.test_pro_epilogue = (void *)test_kfunc_pe,
 };
 
 /* insn 0 tests r1: the context on entry, 0 after the jump back to it. */

@@ -135,7 +135,7 @@ export function bpfStructOpsInit(k: Kernel): void {
     checkAttach: (prog: BpfProg, log: string[]) => checkStructOpsBtfId(k, prog, log),
     convertCtx: (prog: BpfProg) => {
       const aux = structOpsProgAux(prog);
-      const gen = aux?.desc.stOps.verifierOps?.genCtx?.(aux.funcName);
+      const gen = aux?.desc.stOps.verifierOps?.genCtx?.(aux.funcName, prog.name);
       if (gen) convertCtxAccesses(prog, gen);
     },
   };

@@ -59,8 +59,8 @@ export interface StructOpsVerifierOps {
   ctxArgBtfId?(btfId: number): number;
   /** is_valid_access typing argument `argIdx` of `member` as a pointer to struct (BTF id), or undefined. */
   ctxArgType?(member: string, argIdx: number, write: boolean): number | undefined;
-  /** gen_prologue / gen_epilogue for a program of `member` (applied after verification). */
-  genCtx?(member: string): import("./convert_ctx.js").CtxGen | undefined;
+  /** gen_prologue / gen_epilogue for a program of `member` (applied after verification); `progName` is prog->aux->name. */
+  genCtx?(member: string, progName: string): import("./convert_ctx.js").CtxGen | undefined;
   /** Helper allow-list: true if `funcId` may be called by `prog`. */
   getFuncProto?(funcId: number, prog: StructOpsProgView): boolean | undefined;
 }

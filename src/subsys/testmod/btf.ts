@@ -67,8 +67,7 @@ export function declareTestmodTypes(b: BtfBuilder): void {
   const tChar = find(b, "char", BTF_KIND_INT);
   const task = find(b, "task_struct", BTF_KIND_STRUCT);
   const pTask = b.addPtr(task);
-  // struct cgroup is vmlinux's on a real kernel; the simulated vmlinux has none, a forward will do.
-  const pCgrp = b.addPtr(b.addFwd("cgroup"));
+  const pCgrp = b.addPtr(find(b, "cgroup", BTF_KIND_STRUCT));
 
   const intVoid = b.addFuncProto(tInt, []);
   const voidIntInt = b.addFuncProto(0, [

@@ -87,6 +87,11 @@ test("kptr_return: the __ref task or NULL is returned; a scalar, an inner pointe
   const local = refused("ret_local");
   assert.equal(local.errno, EINVAL);
   assert.match(local.message, /At program exit the register R0 is not a known value \(ptr_or_null_\)/);
+  // kptr_return_fail__wrong_type: a referenced cgroup is not the task the member returns.
+  const cgroup = refused("ret_cgroup");
+  assert.equal(cgroup.errno, EINVAL);
+  assert.match(cgroup.message, /R0=ptr_or_null_cgroup\(id=\d+,ref_obj_id=\d+\)/);
+  assert.match(cgroup.message, /At program exit the register R0 is not a known value \(ptr_or_null_\)/);
 });
 
 test("__ref: the argument read again after its release is refused", { skip: skipFor("testmod_kptr_return") }, () => {

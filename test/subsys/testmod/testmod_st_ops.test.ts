@@ -12,6 +12,7 @@ import { bpf_map_get_info_by_fd, bpf_prog_test_run_opts } from "../../../src/loa
 import type { BpfObject } from "../../../src/loader/object.js";
 import { bpfMapAttachStructOps } from "../../../src/loader/struct_ops_attach.js";
 import { bpfTestmodState } from "../../../src/subsys/testmod/bpf_testmod.js";
+import { BTF_KIND_FUNC } from "../../../src/uapi/btf.js";
 import { EEXIST, EINVAL } from "../../../src/uapi/errno.js";
 import { printBpfInsn } from "../../../src/verifier/log.js";
 import { bootTestmod, bssVar, errOf, openObj, skipFor, type TestmodRig } from "./helpers.js";
@@ -147,4 +148,55 @@ test("bpf_testmod_multi_st_ops without test_1 cannot register (EINVAL)", {
   obj.load(r.h);
   assert.equal(errOf(() => bpfMapAttachStructOps(obj.findMap("no_test_1")!, r.h)).errno, EINVAL);
   assert.equal(bpfTestmodState(r.k)!.st.multi.size, 0);
+});
+
+test("pro_epilogue_with_kfunc: a test_kfunc_ program's prologue and epilogue call bpf_cgroup_from_id themselves", {
+  skip: skipFor("testmod_st_ops"),
+}, () => {
+  const r = bootTestmod();
+  const { obj } = openObj("testmod_st_ops");
+  obj.load(r.h);
+  const link = bpfMapAttachStructOps(obj.findMap("kfunc_pro_epi")!, r.h);
+  // No cgroup has id 0: both add, as the plain ones do. (1000 + inc10 + 1 + 10000) * 2.
+  assert.deepEqual(run(r, obj, "run_pro_epilogue"), [22022, 11011]);
+  link.detach();
+  const x = xlated(r, obj, "test_kfunc_pe");
+  // A kfunc call by its vmlinux BTF id (the log's "call kernel-function#<id>").
+  const call = (name: string) =>
+    new RegExp(`^call kernel-function#${r.k.btfVmlinux!.findByNameKind(name, BTF_KIND_FUNC)}$`);
+  // The prologue: the context kept in r8 across the lookup, restored before the program starts.
+  assert.deepEqual(x.slice(0, 2), ["r8 = r1", "r1 = 0"]);
+  assert.match(x[2], call("bpf_cgroup_from_id"));
+  assert.deepEqual(x.slice(3, 10), [
+    "if r0 != 0x0 goto pc+5",
+    "r6 = *(u64 *)(r8 +0)",
+    "r7 = *(u64 *)(r6 +0)",
+    "r7 += 1000",
+    "*(u64 *)(r6 +0) = r7",
+    "goto pc+2",
+    "r1 = r0",
+  ]);
+  assert.match(x[10], call("bpf_cgroup_release"));
+  assert.equal(x[11], "r1 = r8");
+  // Then the context's save for the epilogue and the program's first instruction.
+  assert.match(x[12], /^\*\(u64 \*\)\(r10 -\d+\) = r1$/);
+  const plain = xlated(r, obj, "pe_pro_epilogue");
+  assert.equal(x[13], plain[5]);
+  // The epilogue: r6 = 0 before the lookup, so a found cgroup returns 0.
+  const epi = x.slice(-15);
+  assert.deepEqual(epi.slice(0, 2), ["r1 = 0", "r6 = 0"]);
+  assert.match(epi[2], call("bpf_cgroup_from_id"));
+  assert.deepEqual(epi.slice(3, 10), [
+    "if r0 != 0x0 goto pc+6",
+    `r1 = *(u64 *)(r10 ${/-\d+/.exec(x[12])![0]})`,
+    "r1 = *(u64 *)(r1 +0)",
+    "r6 = *(u64 *)(r1 +0)",
+    "r6 += 10000",
+    "*(u64 *)(r1 +0) = r6",
+    "goto pc+2",
+  ]);
+  assert.match(epi[11], call("bpf_cgroup_release"));
+  assert.deepEqual(epi.slice(12), ["r0 = r6", "r0 *= 2", "exit"]);
+  // The same program under another name gets the plain prologue.
+  assert.deepEqual(plain.slice(0, 3), ["r6 = *(u64 *)(r1 +0)", "r7 = *(u64 *)(r6 +0)", "r7 += 1000"]);
 });
