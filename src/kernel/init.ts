@@ -17,6 +17,7 @@ import { declareMapTypes } from "./bpf_map_btf.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { task_storage_map_ops } from "./bpf_task_storage.js";
 import { declareTimerTypes, registerTimerHelpers } from "./bpf_timer.js";
+import { declareTracepointTypes, registerRawTracepoints } from "./bpf_trace.js";
 import { bpfVerifierHook } from "./bpf_verifier.js";
 import { declareWqTypes, registerWqKfuncs } from "./bpf_wq.js";
 import { btf_register_kernel } from "./btf_obj.js";
@@ -155,6 +156,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SCHED_CLS, testRunOps.skb);
   registerBaseHelpers(k);
   registerTracing(k);
+  registerRawTracepoints(k);
 
   if (!opts.noVmlinuxBtf) {
     const b = new BtfBuilder();
@@ -169,6 +171,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     declareWqTypes(b, base);
     declareDynptrTypes(b, base);
     declareMapTypes(b, base);
+    declareTracepointTypes(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }

@@ -7,6 +7,7 @@ import {
   BPF_F_WRONLY,
   BPF_PSEUDO_MAP_FD,
   BPF_PSEUDO_MAP_VALUE,
+  bpf_attach_type,
   bpf_cmd,
   bpf_prog_type,
 } from "../uapi/bpf.js";
@@ -30,6 +31,7 @@ import type {
   RawTracepointOpenAttr,
 } from "./bpf_attr.js";
 import { checkAttr, num } from "./bpf_attr.js";
+import { __NR_bpf, bpf_raw_tp_link_attach, trace_sys_enter } from "./bpf_trace.js";
 import { bpf_btf_load, btf_fops, btf_get_fd_by_id, btf_get_info } from "./btf_obj.js";
 import { CAP_SYS_ADMIN } from "./capability.js";
 import { File, type FileOps, O_CLOEXEC, O_RDONLY } from "./file.js";
@@ -81,6 +83,9 @@ const C = bpf_cmd;
 function bpf_raw_tracepoint_open(proc: Process, attr: RawTracepointOpenAttr): number {
   const prog = bpf_prog_get(proc, num(attr.prog_fd));
   try {
+    if (prog.expected_attach_type === bpf_attach_type.BPF_TRACE_RAW_TP) {
+      return bpf_raw_tp_link_attach(proc, prog, attr.name ? String(attr.name) : null, BigInt(attr.cookie ?? 0));
+    }
     if (prog.type !== bpf_prog_type.BPF_PROG_TYPE_TRACING || attr.name) {
       throw new BpfError(EINVAL, `program ${prog.name} cannot be opened as a raw tracepoint here`);
     }
@@ -95,6 +100,7 @@ export function sysBpf(k: Kernel, proc: Process, cmd: number, attr: BpfAttr): nu
   const prev = k.current;
   k.current = proc;
   try {
+    trace_sys_enter(k, __NR_bpf, [cmd]);
     switch (cmd) {
       case C.BPF_MAP_CREATE:
         return map_create(k, proc, attr as MapCreateAttr);

@@ -16,6 +16,7 @@ import { bpfTracingFuncProto } from "../verifier/helper_protos.js";
 import type { BpfFunc, BpfLink, BpfLinkInfo, BpfLinkOps, BpfProg } from "./bpf.js";
 import type { LinkCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
+import { raw_tp_check_attach } from "./bpf_trace.js";
 import { bpf_prog_run } from "./core.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
@@ -103,6 +104,15 @@ export function bpf_check_attach_target(log: string[], prog: BpfProg, tgt: BpfPr
  * (with the reference the load took) until the program is attached.
  */
 export function tracing_check_attach(prog: BpfProg, log: string[]): AttachTarget | null {
+  if (prog.type === bpf_prog_type.BPF_PROG_TYPE_TRACING && prog.expected_attach_type === A.BPF_TRACE_RAW_TP) {
+    if (tracingAux.get(prog)?.dstProg) {
+      log.push("Only FENTRY/FEXIT progs are attachable to another BPF prog\n");
+      throw new BpfError(EINVAL, "Only FENTRY/FEXIT progs are attachable to another BPF prog");
+    }
+    const target = raw_tp_check_attach(prog.kernel, prog, log);
+    tracingAux.set(prog, { dstProg: null, target, attachTracingProg: false, used: false });
+    return target;
+  }
   const aux = tracingAux.get(prog);
   if (prog.type !== bpf_prog_type.BPF_PROG_TYPE_TRACING || !aux?.dstProg) return null;
   aux.target = bpf_check_attach_target(log, prog, aux.dstProg, prog.aux.attach_btf_id);

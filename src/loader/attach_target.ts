@@ -5,7 +5,8 @@
  * (libbpf_prepare_prog_load) from the section name, and bpf_program__attach_trace().
  */
 import { Btf } from "../btf/btf.js";
-import { BTF_KIND_FUNC } from "../uapi/btf.js";
+import { bpf_attach_type } from "../uapi/bpf.js";
+import { BTF_KIND_FUNC, BTF_KIND_TYPEDEF } from "../uapi/btf.js";
 import { BpfError, EINVAL, ESRCH } from "../uapi/errno.js";
 import {
   type BpfHandle,
@@ -59,9 +60,21 @@ export function libbpf_find_prog_btf_id(h: BpfHandle, name: string, attachProgFd
   return id;
 }
 
-/** find_kernel_btf_id(): a function of the kernel's BTF (vmlinux; modules are not searched). */
-function findKernelBtfId(h: BpfHandle, name: string): number {
-  const id = h.kernel.btfVmlinux?.findByNameKind(name, BTF_KIND_FUNC) ?? -1;
+/**
+ * find_kernel_btf_id(): the target in the kernel's BTF (vmlinux; modules are not searched), named
+ * with the attach type's prefix (btf_attach_type_prefix): tp_btf programs name the tracepoint's
+ * `btf_trace_` typedef, LSM programs the `bpf_lsm_` function, iterators `bpf_iter_`.
+ */
+function findKernelBtfId(h: BpfHandle, name: string, attachType = -1): number {
+  const [prefix, kind] =
+    attachType === bpf_attach_type.BPF_TRACE_RAW_TP
+      ? ["btf_trace_", BTF_KIND_TYPEDEF]
+      : attachType === bpf_attach_type.BPF_LSM_MAC
+        ? ["bpf_lsm_", BTF_KIND_FUNC]
+        : attachType === bpf_attach_type.BPF_TRACE_ITER
+          ? ["bpf_iter_", BTF_KIND_FUNC]
+          : ["", BTF_KIND_FUNC];
+  const id = h.kernel.btfVmlinux?.findByNameKind(prefix + name, kind) ?? -1;
   return id > 0 ? id : -ESRCH;
 }
 
@@ -86,7 +99,7 @@ export function bpf_program__set_attach_target(
     id = libbpf_find_prog_btf_id(h, funcName!, attachProgFd, print);
   } else {
     if (!funcName) throw new BpfError(EINVAL, `prog '${prog.name}': attach target needs a function name`);
-    id = findKernelBtfId(h, funcName);
+    id = findKernelBtfId(h, funcName, prog.expectedAttachType);
   }
   if (id < 0) throw new BpfError(-id, `prog '${prog.name}': cannot find BTF id of '${funcName}'`);
   prog.attachBtfId = id;
@@ -117,7 +130,7 @@ export function prepareAttachBtf(h: BpfHandle, prog: BpfProgram, print: Print): 
     prog.attachBtfId = id;
     return;
   }
-  const id = findKernelBtfId(h, name);
+  const id = findKernelBtfId(h, name, prog.expectedAttachType);
   if (id < 0) {
     const msg = `prog '${prog.name}': failed to find kernel BTF type ID of '${name}': ${id}`;
     print("warn", msg);

@@ -14,7 +14,7 @@ import {
   BPF_XOR,
   bpfSizeBytes,
 } from "../isa/opcodes.js";
-import { BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_PTR, BTF_KIND_STRUCT } from "../uapi/btf.js";
+import { BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_NAMES, BTF_KIND_PTR, BTF_KIND_STRUCT } from "../uapi/btf.js";
 import { EACCES, EINVAL, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import {
   BTF_TYPE_SAFE_RCU,
@@ -403,6 +403,17 @@ function tracingCtxAccess(v: Verifier, off: number, size: number, write: boolean
   // A pointer to void or to an integer is a scalar; a pointer into the target program's own types
   // has no kernel type to become (btf_translate_to_vmlinux).
   if (!pointee || pointee.kind === BTF_KIND_INT || pointee.kind === BTF_KIND_ENUM) return out;
-  bad();
+  if (t.btf !== v.env.btf) bad();
+  // A kernel function's or tracepoint's struct argument; a tp_btf program's are trusted
+  // (prog_args_trusted).
+  const [sid] = btfSkipModifiers(t.btf, pid);
+  if (pointee.kind !== BTF_KIND_STRUCT) {
+    v.note(`func '${t.name}' arg${arg} type ${BTF_KIND_NAMES[pointee.kind] ?? "UNKNOWN"} is not a struct`);
+    bad();
+  }
+  if (v.logLevel > 0) v.note(`func '${t.name}' arg${arg} has btf_id ${sid} type STRUCT '${pointee.name}'`);
+  const rawTp = v.env.expectedAttachType === 23; /* BPF_TRACE_RAW_TP */
+  markPtr(out, PTR_TO_BTF_ID | (rawTp ? PTR_TRUSTED : 0));
+  out.btfId = sid;
   return out;
 }

@@ -8,12 +8,19 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Insn } from "../../../src/isa/insn.js";
-import { bpf_map_get_info_by_fd, bpf_prog_test_run_opts } from "../../../src/loader/bpf.js";
+import { bpf_program__attach_trace, bpf_program__set_attach_target } from "../../../src/loader/attach_target.js";
+import {
+  bpf_link_get_info_by_fd,
+  bpf_map_get_info_by_fd,
+  bpf_prog_test_run_opts,
+  close,
+} from "../../../src/loader/bpf.js";
 import type { BpfObject } from "../../../src/loader/object.js";
 import { bpfMapAttachStructOps } from "../../../src/loader/struct_ops_attach.js";
 import { bpfTestmodState } from "../../../src/subsys/testmod/bpf_testmod.js";
+import { bpf_link_type } from "../../../src/uapi/bpf.js";
 import { BTF_KIND_FUNC } from "../../../src/uapi/btf.js";
-import { EEXIST, EINVAL } from "../../../src/uapi/errno.js";
+import { EEXIST, EINVAL, ESRCH } from "../../../src/uapi/errno.js";
 import { printBpfInsn } from "../../../src/verifier/log.js";
 import { bootTestmod, bssVar, errOf, openObj, skipFor, type TestmodRig } from "./helpers.js";
 
@@ -199,4 +206,77 @@ test("pro_epilogue_with_kfunc: a test_kfunc_ program's prologue and epilogue cal
   assert.deepEqual(epi.slice(12), ["r0 = r6", "r0 *= 2", "exit"]);
   // The same program under another name gets the plain prologue.
   assert.deepEqual(plain.slice(0, 3), ["r6 = *(u64 *)(r1 +0)", "r7 = *(u64 *)(r6 +0)", "r7 += 1000"]);
+});
+
+test("id_ops_mapping (tp_btf): the sys_enter raw tracepoint calls the map of each object's id", {
+  skip: skipFor("testmod_multi_st_ops"),
+}, () => {
+  const r = bootTestmod();
+  const objs = [1234, 5678].map((magic) => {
+    const { obj } = openObj("testmod_multi_st_ops");
+    obj.load(r.h);
+    bssVar(r, obj, "magic", 4, magic);
+    const info: { id?: number } = {};
+    assert.equal(bpf_map_get_info_by_fd(r.h, obj.findMap("st_ops_map")!.fd, info), 0);
+    bssVar(r, obj, "map_id", 4, info.id!);
+    return obj;
+  });
+  const maps = objs.map((o) => bpfMapAttachStructOps(o.findMap("st_ops_map")!, r.h));
+  const tps = objs.map((o) => bpf_program__attach_trace(r.h, o.findProgram("on_sys_enter")!));
+  for (const fd of tps) assert.ok(fd > 0, `attach: ${fd}`);
+  // A raw tracepoint link, named after the tracepoint.
+  const info: { type?: number; raw_tracepoint?: { tp_name: string } } = {};
+  assert.equal(bpf_link_get_info_by_fd(r.h, tps[0], info), 0);
+  assert.equal(info.type, bpf_link_type.BPF_LINK_TYPE_RAW_TRACEPOINT);
+  assert.equal(info.raw_tracepoint?.tp_name, "sys_enter");
+  // Not watching yet: each bpf() below enters through sys_enter, but for no watched pid.
+  assert.equal(bssVar(r, objs[0], "tp_runs", 4), 0);
+  for (const o of objs) bssVar(r, o, "watch_pid", 4, r.proc.task!.pid);
+  // Each bpf() call of this process now runs both programs once at its entry: the .bss reads
+  // below are bpf() calls too, so read each counter once and compare with what came before.
+  const runs0 = bssVar(r, objs[0], "tp_runs", 4);
+  const runs1 = bssVar(r, objs[0], "tp_runs", 4);
+  assert.equal(runs1, runs0 + 1);
+  for (const o of objs) {
+    assert.equal(bssVar(r, o, "tp_mismatches", 4), 0);
+    assert.equal(bssVar(r, o, "tp_last_nr", 8), 321 /* __NR_bpf */);
+  }
+  // Another process's syscalls are not watched.
+  const other = r.k.newProcess();
+  const before = bssVar(r, objs[1], "tp_runs", 4);
+  bpf_map_get_info_by_fd({ kernel: r.k, process: other }, 0, {});
+  assert.equal(bssVar(r, objs[1], "tp_runs", 4), before + 1);
+  // With the second map gone, its object's calls find no map: -1 is not its magic.
+  maps[1].detach();
+  const m0 = bssVar(r, objs[1], "tp_mismatches", 4);
+  assert.ok(bssVar(r, objs[1], "tp_mismatches", 4) > m0);
+  assert.equal(bssVar(r, objs[0], "tp_mismatches", 4), 0);
+  // Detached, the program runs no more.
+  for (const o of objs) bssVar(r, o, "watch_pid", 4, 0);
+  close(r.h, tps[0]);
+  close(r.h, tps[1]);
+  maps[0].detach();
+});
+
+test("tp_btf: attach targets are checked as bpf_check_attach_target does", {
+  skip: skipFor("testmod_multi_st_ops"),
+}, () => {
+  const r = bootTestmod();
+  const load = (target: string) => {
+    const { obj, log } = openObj("testmod_multi_st_ops");
+    for (const p of obj.allPrograms) if (p.name !== "on_sys_enter") p.setAutoload(false);
+    obj.findMap("st_ops_map")!.setAutocreate(false);
+    bpf_program__set_attach_target(r.h, obj.findProgram("on_sys_enter")!, 0, target);
+    return { obj, log };
+  };
+  // A tracepoint the kernel lacks: libbpf finds no btf_trace_ typedef.
+  const missing = errOf(() => load("no_such_tp"));
+  assert.equal(missing.errno, ESRCH);
+  const ok = load("sys_enter");
+  ok.obj.load(r.h);
+  const fd = bpf_program__attach_trace(r.h, ok.obj.findProgram("on_sys_enter")!);
+  assert.ok(fd > 0);
+  // Twice on the same tracepoint: EEXIST.
+  assert.equal(bpf_program__attach_trace(r.h, ok.obj.findProgram("on_sys_enter")!), -EEXIST);
+  close(r.h, fd);
 });
