@@ -18,6 +18,9 @@
  *   by the RTT) expires; out-of-order data gets three immediate duplicate ACKs, then compressed SACKs
  *   (at most 44, 5% of the RTT but at most 1 ms apart). Without it, as a route with `quickack 1`
  *   (RTAX_QUICKACK): every segment is acknowledged at once.
+ * - The end (tcp_fin): the sender's FIN, in order, takes one sequence number, moves the socket to
+ *   CLOSE_WAIT in pingpong mode with an ACK scheduled, and wakes the reader (`onFin`), whose close()
+ *   sends this side's FIN (carrying the ACK) through the socket's own send path.
  * - Timestamps: the echoed TSval is ts_recent, updated by segments starting at or below rcv_wup (the
  *   last ACK's rcv_nxt), so a delayed ACK echoes its first segment's TSval (RFC 7323).
  */
@@ -28,6 +31,7 @@ import {
   ICSK_ACK_NOW,
   ICSK_ACK_SCHED,
   ICSK_ACK_TIMER,
+  TCP_CLOSE_WAIT,
   TCP_CONG_NEEDS_ECN,
   TCP_ECN_DEMAND_CWR,
   TCP_ECN_OK,
@@ -60,6 +64,8 @@ export interface ReceiverOptions {
   /** Byte sequence numbering of the flow (for rcv_nxt and bpf_tcp_send_ack). */
   isn?: number;
   mss?: number;
+  /** The reader sees end of file (the FIN was taken in order). */
+  onFin?: () => void;
 }
 
 export class Receiver {
@@ -96,6 +102,10 @@ export class Receiver {
   /** ACKs the delayed-ACK timer sent, and SACKs compression held back (LINUX_MIB_DELAYEDACKS, TCPACKCOMPRESSED). */
   delayedAcks = 0;
   compressedAcks = 0;
+  /** The segment that carried the sender's FIN (-1: none yet), and whether tcp_fin ran. */
+  private finAt = -1;
+  private finEmpty = false;
+  finDone = false;
 
   constructor(
     private readonly ev: EventQueue,
@@ -133,7 +143,12 @@ export class Receiver {
   /** tcp_rcv_established for one data segment. */
   onSegment(seg: TcpSegment): void {
     const sk = this.sk;
-    if (this.predFlags && !seg.cwr && seg.idx === this.rcvNxt) {
+    if (seg.fin && this.finAt < 0) {
+      this.finAt = seg.idx;
+      this.finEmpty = seg.empty === true;
+    }
+    // Header prediction covers ACK-only flags: a FIN takes the slow path.
+    if (this.predFlags && !seg.cwr && !seg.fin && seg.idx === this.rcvNxt) {
       this.fastPath++;
       if (this.rcvNxt === this.rcvWup) this.tsRecent = seg.tsval; // tcp_store_ts_recent
       this.dsack = undefined;
@@ -166,6 +181,7 @@ export class Receiver {
   }
 
   private countUnique(seg: TcpSegment): void {
+    if (seg.empty) return;
     this.uniqueSegments++;
     const bin = Math.floor(this.ev.now / 1e8);
     while (this.rxBins.length <= bin) this.rxBins.push(0);
@@ -185,7 +201,8 @@ export class Receiver {
     this.dsack = undefined;
     if (seg.idx === this.rcvNxt) {
       this.queueRcv(seg);
-      this.eventDataRecv(seg);
+      // tcp_data_queue: tcp_event_data_recv for a segment with data only.
+      if (!seg.empty) this.eventDataRecv(seg);
       if (this.ooo.length) {
         // tcp_ofo_queue
         if (this.ooo[0]![0] === this.rcvNxt) {
@@ -197,6 +214,7 @@ export class Receiver {
         if (!this.ooo.length) sk.icsk_ack_pending = sk.icsk_ack_pending | ICSK_ACK_NOW;
       }
       this.predFlags = this.ooo.length === 0; // tcp_fast_path_check
+      if (this.finAt >= 0 && !this.finDone && this.rcvNxt > this.finAt) this.tcpFin();
       return;
     }
     if (seg.idx + 1 <= this.rcvNxt) {
@@ -219,6 +237,17 @@ export class Receiver {
       this.addOoo(seg.idx);
     }
     this.lastOoo = seg.idx;
+  }
+
+  /** tcp_fin: the FIN's sequence number, CLOSE_WAIT, pingpong mode, an ACK scheduled; the reader wakes. */
+  private tcpFin(): void {
+    const sk = this.sk;
+    this.finDone = true;
+    sk.rcv_nxt = ((this.finEmpty ? this.seqOf(this.finAt) : this.seqOf(this.finAt + 1)) + 1) >>> 0;
+    sk.icsk_ack_pending = sk.icsk_ack_pending | ICSK_ACK_SCHED;
+    sk.sk_state = TCP_CLOSE_WAIT;
+    sk.icsk_ack_pingpong = 1; // inet_csk_enter_pingpong_mode: net.ipv4.tcp_pingpong_thresh
+    this.opts.onFin?.();
   }
 
   /** tcp_event_data_recv: schedule an ACK, adapt the delayed-ACK timeout to the arrival gaps, check CE. */
@@ -446,8 +475,13 @@ export class Receiver {
     });
   }
 
-  /** tcp_send_ack for rcv_nxt, then tcp_event_ack_sent. */
-  private ack(): void {
+  /** This socket's FIN (sent by its own send path), with the ACK it carries. */
+  sendFin(tsval: number): void {
+    this.ack(tsval);
+  }
+
+  /** tcp_send_ack for rcv_nxt (or the ACK on this side's FIN, sent at TSval `finTsval`), then tcp_event_ack_sent. */
+  private ack(finTsval?: number): void {
     const sk = this.sk;
     this.acksSent++;
     const sack: [number, number][] = [];
@@ -476,6 +510,11 @@ export class Receiver {
       }
     }
     sk.icsk_ack_pending = 0; // inet_csk_clear_xmit_timer(ICSK_TIME_DACK)
-    this.sendAck({ flow: this.opts.flow, ack: this.rcvNxt, sack, dsack, ece, tsecr: this.tsRecent });
+    const a: TcpAck = { flow: this.opts.flow, ack: this.rcvNxt, sack, dsack, ece, tsecr: this.tsRecent };
+    if (finTsval !== undefined) {
+      a.fin = true;
+      a.tsval = finTsval;
+    }
+    this.sendAck(a);
   }
 }

@@ -9,10 +9,16 @@ import type { NetDevice } from "../subsys/qdisc/netdevice.js";
 import { KernelHrtimers, type QdiscKernel } from "../subsys/qdisc/qdisc_init.js";
 import type { QdiscStats } from "../subsys/qdisc/sch_generic.js";
 import type { SkbStats } from "../subsys/qdisc/skbuff.js";
-import { TCP_CLOSE, TCP_CONG_NEEDS_ECN, TCP_ECN_OK, TCP_ESTABLISHED } from "../subsys/tcp/btf.js";
+import { TCP_CA_Open, TCP_CLOSE, TCP_CONG_NEEDS_ECN, TCP_ESTABLISHED } from "../subsys/tcp/btf.js";
 import { type TcpAck, TcpConn, type TcpHost, type TcpSegment } from "../subsys/tcp/tcp.js";
 import { tcpBbr } from "../subsys/tcp/tcp_bbr.js";
-import { type TcpCcInfo, TcpCongControl, type TcpCongestionOps, tcp_get_cc_info } from "../subsys/tcp/tcp_cong.js";
+import {
+  type TcpCcInfo,
+  TcpCongControl,
+  type TcpCongestionOps,
+  tcp_get_cc_info,
+  tcp_set_ca_state,
+} from "../subsys/tcp/tcp_cong.js";
 import { tcpCubic } from "../subsys/tcp/tcp_cubic.js";
 import { tcpDctcp } from "../subsys/tcp/tcp_dctcp.js";
 import type { TcpKernel } from "../subsys/tcp/tcp_init.js";
@@ -34,8 +40,11 @@ export interface FlowSpec {
   cc: string | TcpCongestionOps;
   /** Start time, ns. */
   startNs?: number;
-  /** Segments to send (Infinity: bulk); the connection closes when all are acknowledged. */
+  /** Segments to send (Infinity: bulk); with a finite count the application closes after writing them
+   * (FIN, FIN-ACK, each socket's CA released as the socket is destroyed). */
   segments?: number;
+  /** With finite `segments`: the application keeps the connection open after writing them (no FIN). */
+  keepOpen?: boolean;
   /** Close at this time (ns) even if data remains. */
   stopNs?: number;
   /** The receiving socket's CA (setsockopt(TCP_CONGESTION) on the listener); default the sender's. */
@@ -163,6 +172,8 @@ export class Simulation {
   readonly receivers: Receiver[] = [];
   /** The receiving socket of each flow, running its own CA (init, ECN events, release). */
   readonly rsks: TcpSock[] = [];
+  /** The receiving socket's send side (its FIN and the ACK of it). */
+  readonly rconns: TcpConn[] = [];
   readonly queueDelays: number[][] = [];
   /** Per flow: drops per 100 ms bin. */
   private readonly dropBins: number[][] = [];
@@ -247,6 +258,12 @@ export class Simulation {
           if (!conn.closed) tcp_pace_kick(conn);
         });
       },
+      // The sender's ACK of the receiver's FIN, over the path's propagation delay.
+      sendAck: (conn: TcpConn, tsecr: number) => {
+        const peer = this.rconns[conn.flow]!;
+        const a: TcpAck = { flow: conn.flow, ack: peer.finIdx + 1, sack: [], ece: false, tsecr };
+        this.ev.after(this.opts.link.delayNs, () => peer.receiveAck(a));
+      },
     };
   }
 
@@ -300,21 +317,39 @@ export class Simulation {
     // The receiving socket: its own CA (the sender's unless rcvCc names another) gets init at
     // establishment, in_ack_event on slow-path segments, the ECN receive events, and release at close.
     const rcvCa = f.rcvCc !== undefined ? this.resolve(f.rcvCc) : ca;
-    const rsk = new TcpSock(this.clock, `flow ${i} rx`, this.opts.alloc ?? this.opts.tcp?.alloc);
-    rsk.mss_cache = conn.sk.mss_cache;
-    if (this.opts.ecn || needsEcn) rsk.ecn_flags = TCP_ECN_OK;
+    // A full socket (tcp_init_sock) whose send side carries only its FIN, over the uncongested path back.
+    const alloc = this.opts.alloc ?? this.opts.tcp?.alloc;
+    const rsk = new TcpSock(this.clock, `flow ${i} rx`, alloc);
+    const rconn = new TcpConn({ ...this.host(), xmit: (seg) => this.receivers[i]!.sendFin(seg.tsval) }, this.cong, {
+      flow: i,
+      mss: conn.sk.mss_cache,
+      wireBytes: this.opts.wireBytes,
+      segments: 0,
+      // Not drawn from the PRNG, which would move every later draw.
+      isn: (conn.isn ^ 0x5a5a5a5a) >>> 0,
+      ecn: this.opts.ecn || needsEcn,
+      alloc,
+      sk: rsk,
+    });
     // The accepted socket inherits the listener's CA (setsockopt(TCP_CONGESTION) on the listener).
-    rsk.sk_state = TCP_CLOSE;
-    this.cong.tcp_assign_congestion_control(rsk);
     this.cong.tcp_set_congestion_control(rsk, rcvCa.name);
     this.rsks.push(rsk);
+    this.rconns.push(rconn);
     const rx = new Receiver(
       this.ev,
-      { flow: i, delayedAck: this.opts.delayedAck, sk: rsk, isn: conn.isn, mss: conn.sk.mss_cache },
-      (a: TcpAck) => this.ev.after(this.opts.link.delayNs, () => this.onAck(conn, a, f)),
+      {
+        flow: i,
+        delayedAck: this.opts.delayedAck,
+        sk: rsk,
+        isn: conn.isn,
+        mss: conn.sk.mss_cache,
+        // The reader sees end of file and closes its socket, after this segment's processing.
+        onFin: () => this.ev.after(0, () => rconn.shutdown()),
+      },
+      (a: TcpAck) => this.ev.after(this.opts.link.delayNs, () => conn.receiveAck(a)),
     );
     this.receivers.push(rx);
-    this.opts.tcp?.registerSock(rsk);
+    this.opts.tcp?.registerSock(rsk, [rconn.ackSample], [rconn.rateSample]);
     this.opts.tcp?.setAckSender(rsk, (rcv_nxt) => rx.sendAckFor(rcv_nxt));
     this.ackSenders.set(rsk, (rcv_nxt) => rx.sendAckFor(rcv_nxt));
     this.trace.flows.push({
@@ -329,11 +364,18 @@ export class Simulation {
     });
     this.ev.at(f.startNs ?? 0, () => {
       conn.establish(this.handshakeRttUs());
-      // tcp_init_transfer on the passive side: its CA's init runs too.
+      // tcp_create_openreq_child: the child starts in TCP_CA_Open (tcp_ca_openreq_child tells its CA),
+      // then tcp_init_transfer runs its CA's init.
       rsk.sk_state = TCP_ESTABLISHED;
       rx.establish((2 * this.opts.link.delayNs) / 1000);
+      rconn.mstampRefresh();
+      rsk.lsndtime = rconn.jiffies32();
+      rsk.snd_cwnd_stamp = rconn.jiffies32();
+      tcp_set_ca_state(rsk, TCP_CA_Open);
       this.cong.tcp_init_congestion_control(rsk);
-      conn.write(f.segments ?? Number.POSITIVE_INFINITY);
+      const segments = f.segments ?? Number.POSITIVE_INFINITY;
+      conn.write(segments);
+      if (Number.isFinite(segments) && !f.keepOpen) conn.shutdown();
     });
     if (f.stopNs !== undefined) this.ev.at(f.stopNs, () => this.closeFlow(i));
   }
@@ -348,20 +390,10 @@ export class Simulation {
     return (2 * l.delayNs + synNs) / 1000;
   }
 
-  /** Both ends close: each releases its own CA. */
+  /** Both ends are destroyed (at the stop time, or the run's end): each releases its own CA. */
   private closeFlow(i: number): void {
-    const conn = this.conns[i]!;
-    if (!conn.closed) conn.close();
-    const rsk = this.rsks[i]!;
-    if (rsk.sk_state !== TCP_CLOSE) {
-      this.cong.tcp_cleanup_congestion_control(rsk);
-      rsk.sk_state = TCP_CLOSE;
-    }
-  }
-
-  private onAck(conn: TcpConn, a: TcpAck, f: FlowSpec): void {
-    conn.receiveAck(a);
-    if (f.segments !== undefined && Number.isFinite(f.segments) && conn.done()) this.closeFlow(conn.flow);
+    this.conns[i]!.close();
+    this.rconns[i]!.close();
   }
 
   private switchCa(s: SwitchSpec): void {
@@ -396,7 +428,11 @@ export class Simulation {
     this.conns.forEach((c, i) => {
       const ft = t.flows[i]!;
       const sk = c.sk;
-      const active = !c.closed && sk.sk_state === 1;
+      // Sending: established, or closed by the application with data or its FIN outstanding.
+      const active =
+        !c.closed &&
+        sk.sk_state !== TCP_CLOSE &&
+        (sk.sk_state === TCP_ESTABLISHED || sk.packets_out > 0 || c.nxt < c.appLimit);
       ft.cwnd.push(active ? sk.snd_cwnd : 0);
       ft.ssthresh.push(active ? Math.min(sk.snd_ssthresh, 0x7fffffff) : 0);
       ft.srtt_ms.push(active ? sk.srtt_us / 8 / 1000 : 0);

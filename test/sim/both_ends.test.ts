@@ -7,10 +7,16 @@ import { BpfCcHost } from "../../src/sim/bpf_cc.js";
 import { DEFAULT_LINK, type SimOptions, Simulation } from "../../src/sim/sim.js";
 import {
   CA_ACK_SLOWPATH,
+  CA_ACK_WIN_UPDATE,
   CA_EVENT_ECN_IS_CE,
   CA_EVENT_ECN_NO_CE,
   CA_EVENT_TX_START,
   TCP_CA_CWR,
+  TCP_CA_Open,
+  TCP_CLOSE_WAIT,
+  TCP_FIN_WAIT1,
+  TCP_FIN_WAIT2,
+  TCP_LAST_ACK,
 } from "../../src/subsys/tcp/btf.js";
 import type { TcpAck, TcpSegment } from "../../src/subsys/tcp/tcp.js";
 import { DCTCP_MAX_ALPHA } from "../../src/subsys/tcp/tcp_dctcp.js";
@@ -79,10 +85,13 @@ test("both sockets of a connection run the BPF CA: the sender's and the receiver
   assert.ok(calls(tx, OP.cong_avoid) > 0 && calls(tx, OP.ssthresh) > 0 && calls(tx, OP.pkts_acked) > 0);
   assert.equal(calls(tx, OP.cwnd_event, CA_EVENT_TX_START), 1);
   assert.ok(calls(tx, OP.set_state, TCP_CA_CWR) > 0);
-  // The receiver: no window to run, no state changes, no transmissions of data ...
-  for (const op of [OP.ssthresh, OP.cong_avoid, OP.pkts_acked, OP.set_state, OP.undo_cwnd]) {
+  // The receiver: no window to run, no transmissions of data, one state: TCP_CA_Open as the accepted
+  // child is made (tcp_ca_openreq_child) ...
+  for (const op of [OP.ssthresh, OP.cong_avoid, OP.pkts_acked, OP.undo_cwnd]) {
     assert.equal(calls(rx, op), 0, `receiver op ${op}`);
   }
+  assert.equal(calls(rx, OP.set_state), 1);
+  assert.equal(calls(rx, OP.set_state, TCP_CA_Open), 1);
   assert.equal(calls(rx, OP.cwnd_event, CA_EVENT_TX_START), 0);
   // ... but every ECT data segment's CE state (it needs ECN), and in_ack_event on each slow-path segment.
   const ce = calls(rx, OP.cwnd_event, CA_EVENT_ECN_IS_CE);
@@ -208,7 +217,8 @@ test("delayed ACKs as tcp_input.c: 16 quick ACKs first, then one per two full se
   const sim = new Simulation({
     link: { rateBps: 1e6, delayNs: 10e6, buffer: { packets: 100 } },
     durationNs: 3e9,
-    flows: [{ cc: "reno", segments: 41 }],
+    // Kept open: a FIN would take the last segment's ACK along at once (the reader closes on EOF).
+    flows: [{ cc: "reno", segments: 41, keepOpen: true }],
     delayedAck: true,
   });
   const acks: { t: number; ack: number }[] = [];
@@ -235,10 +245,9 @@ test("delayed ACKs as tcp_input.c: 16 quick ACKs first, then one per two full se
 /**
  * test/fixtures/tcp/host_both_ends.json: the host kernel's counts of the same object on both ends of a
  * loopback connection (fidelity/tcp_both_ends/capture.py). What a pure receiver and its sender get
- * holds there and in the simulator alike. (On the host the receiver also gets one pkts_acked,
- * cong_avoid and set_state when the ACK of its FIN comes back, and many more slow-path segments,
- * as the sender's advertised window keeps changing; the simulator closes without FINs and has no
- * receive windows.)
+ * holds there and in the simulator alike: set_state(TCP_CA_Open) once on the accepted socket before
+ * its init. (On the host the receiver takes many more slow-path segments, as the sender's advertised
+ * window keeps changing; the simulator has no receive windows.)
  */
 function checkRoles(where: string, tx: Map<string, number>, rx: Map<string, number>): void {
   const n = (m: Map<string, number>, k: string) => m.get(k) ?? 0;
@@ -255,6 +264,7 @@ function checkRoles(where: string, tx: Map<string, number>, rx: Map<string, numb
   assert.equal(n(tx, `cwnd_event/${CA_EVENT_ECN_NO_CE}`) + n(tx, `cwnd_event/${CA_EVENT_ECN_IS_CE}`), 0, where);
   assert.equal(n(rx, `cwnd_event/${CA_EVENT_TX_START}`), 0, `${where}: the receiver sends no data`);
   assert.equal(n(rx, "ssthresh/0"), 0, where);
+  assert.equal(n(rx, `set_state/${TCP_CA_Open}`), 1, `${where}: the accepted child starts Open`);
   assert.ok(n(rx, `cwnd_event/${CA_EVENT_ECN_NO_CE}`) > 0, `${where}: ECN negotiated, unmarked data segments`);
   assert.equal(n(rx, `cwnd_event/${CA_EVENT_ECN_IS_CE}`), 0, where);
   const acks = keys(rx, "in_ack_event");
@@ -290,4 +300,93 @@ test("the receiver's and the sender's calls as the host kernel makes them (tcp_c
     );
   const by = countsBySocket(host);
   checkRoles("sim", named(by.get(sim.conns[0]!.sk.addr)!), named(by.get(sim.rsks[0]!.addr)!));
+});
+
+/** The host's and the simulator's counts by callback name ("pkts_acked/0"). */
+function hostRole(r: string): Map<string, number> {
+  const fixture = JSON.parse(
+    readFileSync(join(repoRoot(), "test", "fixtures", "tcp", "host_both_ends.json"), "utf8"),
+  ) as { sockets: { role: string; calls: Record<string, number> }[] };
+  return new Map(Object.entries(fixture.sockets.find((s) => s.role === r)!.calls));
+}
+function byName(m: Map<string, number>): Map<string, number> {
+  return new Map(
+    [...m].map(([k, v]) => {
+      const [op, arg] = k.split("/");
+      return [`${Object.entries(OP).find(([, n]) => n === Number(op))![0]}/${arg}`, v] as const;
+    }),
+  );
+}
+
+test("the end of a connection as on the host: FIN, FIN-ACK, the receiver's CA acked once, both released", {
+  skip: counting,
+}, () => {
+  const host = new BpfCcHost();
+  const cc = host.attach(bpfObj("tcp_ca_count"));
+  // 2 MB as the capture sends, then close() on both ends; a lossless path.
+  const segments = Math.ceil(2_000_000 / 1448);
+  const sim = new Simulation({
+    link: { ...DEFAULT_LINK, rateBps: 100e6, delayNs: 1e6, buffer: { packets: 2000 } },
+    durationNs: 3e9,
+    flows: [{ cc, segments }],
+    delayedAck: true,
+    tcp: host.tcp,
+  });
+  const conn = sim.conns[0]!;
+  const rconn = sim.rconns[0]!;
+  const states: string[] = [];
+  const released: string[] = [];
+  const close = (c: typeof conn, who: string) => {
+    const orig = c.close.bind(c);
+    c.close = () => {
+      if (!c.closed) released.push(`${who} ${c.sk.sk_state}`);
+      orig();
+    };
+  };
+  close(conn, "sender");
+  close(rconn, "receiver");
+  const shutdown = rconn.shutdown.bind(rconn);
+  rconn.shutdown = () => {
+    states.push(`receiver closes in ${rconn.sk.sk_state}`);
+    shutdown();
+    states.push(`receiver ${rconn.sk.sk_state}, sender ${conn.sk.sk_state}`);
+  };
+  sim.run();
+  // The sender's FIN rode on its last segment; the reader's close() came in CLOSE_WAIT and sent its FIN
+  // from LAST_ACK, the sender still in FIN_WAIT1 (the ACK of its FIN on the way) ...
+  assert.equal(conn.finIdx, segments - 1);
+  assert.deepEqual(states, [
+    `receiver closes in ${TCP_CLOSE_WAIT}`,
+    `receiver ${TCP_LAST_ACK}, sender ${TCP_FIN_WAIT1}`,
+  ]);
+  // ... the sender's socket went at TIME_WAIT (from FIN_WAIT2), the receiver's when its FIN was acked.
+  assert.deepEqual(released, [`sender ${TCP_FIN_WAIT2}`, `receiver ${TCP_LAST_ACK}`]);
+  assert.equal(rconn.una, 1);
+  assert.equal(sim.receivers[0]!.uniqueSegments, segments);
+  const by = countsBySocket(host);
+  const tx = byName(by.get(conn.sk.addr)!);
+  const rx = byName(by.get(sim.rsks[0]!.addr)!);
+  const hostTx = hostRole("sender");
+  const hostRx = hostRole("receiver");
+  // The receiver's window callbacks run once, for the ACK of its FIN, as on the host.
+  for (const k of ["init/0", "release/0", "set_state/0", "pkts_acked/0", "cong_avoid/0"]) {
+    assert.equal(rx.get(k), hostRx.get(k), `receiver ${k}`);
+  }
+  for (const k of ["ssthresh/0", "undo_cwnd/0", `cwnd_event/${CA_EVENT_TX_START}`]) {
+    assert.equal(rx.get(k), undefined, `receiver ${k}`);
+    assert.equal(hostRx.get(k), undefined, `host receiver ${k}`);
+  }
+  // The ACK of its FIN moves its snd_una: slow path with a window update; every other one is a data
+  // segment's slow path.
+  const r = sim.receivers[0]!;
+  assert.equal(rx.get(`in_ack_event/${CA_ACK_SLOWPATH | CA_ACK_WIN_UPDATE}`), 1);
+  assert.equal(rx.get(`in_ack_event/${CA_ACK_SLOWPATH}`), r.slowPath);
+  // The sender: released once, never told a state on a lossless path; cong_avoid on every ACK that
+  // acknowledged data (the host's one more pkts_acked is its SYN-ACK's, a handshake not simulated).
+  assert.equal(tx.get("init/0"), 1);
+  assert.equal(tx.get("release/0"), 1);
+  assert.equal(tx.get("set_state/0"), undefined);
+  assert.equal(hostTx.get("set_state/0"), undefined);
+  assert.equal(tx.get("pkts_acked/0"), tx.get("cong_avoid/0"));
+  assert.equal(hostTx.get("pkts_acked/0"), hostTx.get("cong_avoid/0")! + 1);
 });

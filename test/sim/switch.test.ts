@@ -23,7 +23,8 @@ test("live switch mid-run via tcp_update_congestion_control: old release and new
   });
   const r = sim.run();
   // The sender: old init at establishment, release at the switch; new init at the switch, release at
-  // close. The receiver runs the old ops on its own socket from establishment to close.
+  // close. The receiver runs the old ops on its own socket from establishment to close (the accepted
+  // child is set TCP_CA_Open before its init, tcp_ca_openreq_child).
   const tx = (calls: SpyCall[]) => calls.filter((c) => c.sk === "flow 0");
   const rx = (calls: SpyCall[]) => calls.filter((c) => c.sk === "flow 0 rx");
   assert.equal(count(tx(oldCalls), "init"), 1);
@@ -32,7 +33,7 @@ test("live switch mid-run via tcp_update_congestion_control: old release and new
   assert.equal(count(tx(newCalls), "release"), 1);
   assert.deepEqual(
     rx(oldCalls).map((c) => c.op),
-    ["init", "release"],
+    ["set_state", "init", "release"],
   );
   assert.equal(rx(newCalls).length, 0);
   assert.equal(newCalls[0]!.op, "init", "the new ops start with init");

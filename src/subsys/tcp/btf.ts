@@ -103,8 +103,14 @@ export const INET_DIAG_BBRINFO = 16;
 
 /** sk_state values used here (include/net/tcp_states.h) */
 export const TCP_ESTABLISHED = 1;
+export const TCP_FIN_WAIT1 = 4;
+export const TCP_FIN_WAIT2 = 5;
+export const TCP_TIME_WAIT = 6;
 export const TCP_CLOSE = 7;
+export const TCP_CLOSE_WAIT = 8;
+export const TCP_LAST_ACK = 9;
 export const TCP_LISTEN = 10;
+export const TCP_CLOSING = 11;
 
 export const TCP_ENUMS: CEnum[] = [
   {

@@ -4,10 +4,21 @@
  * counted in MSS-sized segments internally; the byte sequence numbers BPF sees (snd_una, snd_nxt, ...) are
  * derived from them.
  */
-import { SK_PACING_NONE, TCP_CA_Open, TCP_CLOSE, TCP_ECN_OK, TCP_ESTABLISHED } from "./btf.js";
+import {
+  SK_PACING_NONE,
+  TCP_CA_Open,
+  TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_CLOSING,
+  TCP_ECN_OK,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT1,
+  TCP_FIN_WAIT2,
+  TCP_LAST_ACK,
+} from "./btf.js";
 import type { TcpCongControl } from "./tcp_cong.js";
 import { TCP_WMEM_DEFAULT, tcp_ack, tcp_init_buffer_space, tcp_synack_rtt_sample } from "./tcp_input.js";
-import { tcp_slow_start_after_idle_check, tcp_write_xmit } from "./tcp_output.js";
+import { tcp_send_fin, tcp_slow_start_after_idle_check, tcp_write_xmit } from "./tcp_output.js";
 import { TCP_INFINITE_SSTHRESH } from "./tcp_reno.js";
 import {
   TCP_INIT_CWND,
@@ -29,6 +40,8 @@ export interface TcpHost {
   setRtoTimer(conn: TcpConn, delay_ns: number): void;
   /** The pacing hrtimer: call tcp_pace_kick(conn) `delay_ns` from now (one pending at a time). */
   setPacingTimer?(conn: TcpConn, delay_ns: number): void;
+  /** tcp_send_ack: a pure ACK of the peer's FIN (TSecr `tsecr`) to the peer now. */
+  sendAck?(conn: TcpConn, tsecr: number): void;
 }
 
 export interface TcpConnOptions {
@@ -44,6 +57,8 @@ export interface TcpConnOptions {
   /** Tail loss probes (net.ipv4.tcp_early_retrans = 3, the default); false as with 0. */
   tlp?: boolean;
   alloc?: KernelAllocator;
+  /** The socket to run (an accepted socket the receiving side already made); default a new one. */
+  sk?: TcpSock;
 }
 
 export * from "./tcp_skb.js";
@@ -95,6 +110,11 @@ export class TcpConn {
   retransmits = 0;
   rtoCount = 0;
   closed = false;
+  /** The segment carrying our FIN (-1 before close()), and the data segments before it. */
+  finIdx = -1;
+  finData = 0;
+  /** The peer's FIN was received (tcp_fin). */
+  finRcvd = false;
 
   constructor(host: TcpHost, cong: TcpCongControl, opts: TcpConnOptions) {
     this.host = host;
@@ -104,7 +124,7 @@ export class TcpConn {
     this.isn = (opts.isn ?? 0) >>> 0;
     this.appLimit = opts.segments ?? Number.POSITIVE_INFINITY;
     this.tlp = opts.tlp ?? true;
-    this.sk = new TcpSock(host.clock, `flow ${opts.flow}`, opts.alloc);
+    this.sk = opts.sk ?? new TcpSock(host.clock, `flow ${opts.flow}`, opts.alloc);
     this.ackSample = new AckSample(opts.alloc);
     this.rateSample = new RateSample(opts.alloc);
     const sk = this.sk;
@@ -135,7 +155,9 @@ export class TcpConn {
   }
 
   seqOf(idx: number): number {
-    return (this.isn + idx * this.sk.mss_cache) >>> 0;
+    if (this.finIdx < 0 || idx <= this.finIdx) return (this.isn + idx * this.sk.mss_cache) >>> 0;
+    // Past the FIN, which takes one sequence number of its own.
+    return (this.isn + Math.min(idx, this.finData) * this.sk.mss_cache + 1) >>> 0;
   }
 
   /** Mirror the segment counters into the byte sequence numbers of tcp_sock. */
@@ -189,13 +211,50 @@ export class TcpConn {
     tcp_write_xmit(this);
   }
 
-  /** An ACK arrived from the network. */
+  /** An ACK arrived from the network (with the peer's FIN when `a.fin`): tcp_rcv_state_process. */
   receiveAck(a: TcpAck): void {
     if (this.closed) return;
     tcp_ack(this, a);
+    const sk = this.sk;
+    if (this.finIdx >= 0 && this.una > this.finIdx) {
+      // Our FIN is acknowledged.
+      if (sk.sk_state === TCP_FIN_WAIT1) {
+        sk.sk_state = TCP_FIN_WAIT2;
+      } else if (sk.sk_state === TCP_CLOSING || sk.sk_state === TCP_LAST_ACK) {
+        this.close(); // tcp_time_wait / tcp_done: the full socket is destroyed
+        return;
+      }
+    }
+    if (a.fin && !this.finRcvd) {
+      // tcp_fin
+      this.finRcvd = true;
+      if (sk.sk_state === TCP_ESTABLISHED) {
+        sk.sk_state = TCP_CLOSE_WAIT;
+      } else if (sk.sk_state === TCP_FIN_WAIT1) {
+        this.host.sendAck?.(this, a.tsval ?? 0);
+        sk.sk_state = TCP_CLOSING;
+      } else if (sk.sk_state === TCP_FIN_WAIT2) {
+        this.host.sendAck?.(this, a.tsval ?? 0);
+        this.close(); // tcp_time_wait: the timewait sock replaces the full socket, which is destroyed
+      }
+    }
   }
 
-  /** close(): release the CA (tcp_cleanup_congestion_control) and stop the timer. */
+  /**
+   * The application's close() with nothing unread (tcp_close): tcp_close_state (ESTABLISHED to
+   * FIN_WAIT1, CLOSE_WAIT to LAST_ACK), then tcp_send_fin. The CA is released when the socket is
+   * destroyed: at TIME_WAIT on the side that closed first, when its FIN is acknowledged on the other.
+   */
+  shutdown(): void {
+    const sk = this.sk;
+    if (this.closed || this.finIdx >= 0) return;
+    if (sk.sk_state === TCP_ESTABLISHED) sk.sk_state = TCP_FIN_WAIT1;
+    else if (sk.sk_state === TCP_CLOSE_WAIT) sk.sk_state = TCP_LAST_ACK;
+    else return;
+    tcp_send_fin(this);
+  }
+
+  /** Destroy the socket (tcp_done, or an abortive close): release the CA (tcp_cleanup_congestion_control), stop the timer. */
   close(): void {
     if (this.closed) return;
     this.closed = true;

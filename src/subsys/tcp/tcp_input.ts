@@ -3,7 +3,15 @@
  * delivery-rate samples, the CA calls Linux makes per ACK (in_ack_event, pkts_acked, cong_avoid or
  * cong_control), then the state machine in tcp_recovery.ts and transmission.
  */
-import { CA_ACK_ECE, CA_ACK_SLOWPATH, CA_ACK_WIN_UPDATE, TCP_CA_CWR, TCP_CA_Open, TCP_ECN_OK } from "./btf.js";
+import {
+  CA_ACK_ECE,
+  CA_ACK_SLOWPATH,
+  CA_ACK_WIN_UPDATE,
+  TCP_CA_CWR,
+  TCP_CA_Open,
+  TCP_ECN_OK,
+  TCP_ESTABLISHED,
+} from "./btf.js";
 import type { TcpConn } from "./tcp.js";
 import { tcp_set_ca_state } from "./tcp_cong.js";
 import {
@@ -383,10 +391,11 @@ export function tcp_ack(c: TcpConn, a: TcpAck): void {
   let flag = 0;
   if (ack > c.una) flag |= FLAG_SND_UNA_ADVANCED;
   const ece = a.ece && (sk.ecn_flags & TCP_ECN_OK) !== 0;
-  if (a.sack.length || a.dsack || ece || ack === c.una) flag |= FLAG_SLOWPATH;
+  // Outside ESTABLISHED every segment goes through tcp_rcv_state_process, which asks for the slow path.
+  if (a.sack.length || a.dsack || ece || ack === c.una || sk.sk_state !== TCP_ESTABLISHED) flag |= FLAG_SLOWPATH;
   if (ece) flag |= FLAG_ECE;
-  // Header-predicted fast path: an in-order pure ACK moving snd_una is a window update.
-  if (!(flag & FLAG_SLOWPATH) && ack > c.una) flag |= FLAG_WIN_UPDATE;
+  // An ACK moving snd_una updates the window: on the fast path, or tcp_may_update_window on the slow one.
+  if (ack > c.una) flag |= FLAG_WIN_UPDATE;
 
   const st: AckState = { now, ece, sack_rtt_us: -1, lastSackt: 0 };
   if (a.sack.length || a.dsack) flag |= tcp_sacktag_write_queue(c, a, st);

@@ -10,9 +10,9 @@ import {
   SK_PACING_NONE,
   TCP_CA_CWR,
   TCP_CA_Recovery,
+  TCP_CLOSE,
   TCP_ECN_OK,
   TCP_ECN_QUEUE_CWR,
-  TCP_ESTABLISHED,
 } from "./btf.js";
 import type { TcpConn } from "./tcp.js";
 import { tcp_ca_event } from "./tcp_cong.js";
@@ -26,6 +26,7 @@ import {
   TCPCB_LOST,
   TCPCB_SACKED_ACKED,
   TCPCB_SACKED_RETRANS,
+  type TcpSegment,
   type TcpSkb,
 } from "./tcp_skb.js";
 import { tcp_min_rtt } from "./tcp_sock.js";
@@ -80,7 +81,10 @@ function transmit(c: TcpConn, skb: TcpSkb, retrans: boolean): void {
   const sk = c.sk;
   skb.mstamp = sk.tcp_mstamp;
   skb.txSeq = ++c.txCounter;
-  tcp_event_data_sent(c);
+  const fin = skb.idx === c.finIdx;
+  // A FIN of its own is no data (tcp_transmit_skb: skb->len == tcp_header_size).
+  const empty = fin && c.finIdx === c.finData;
+  if (!empty) tcp_event_data_sent(c);
   tcp_rate_skb_sent(c, skb);
   let cwr = false;
   // tcp_ecn_send: CWR rides on the next new data segment.
@@ -90,18 +94,40 @@ function transmit(c: TcpConn, skb: TcpSkb, retrans: boolean): void {
   }
   const ect = (sk.ecn_flags & TCP_ECN_OK) !== 0 && (!retrans || c.cong.caNeedsEcn(sk));
   sk.segs_out = sk.segs_out + 1;
-  sk.data_segs_out = sk.data_segs_out + 1;
+  if (!empty) sk.data_segs_out = sk.data_segs_out + 1;
   if (tcp_in_cwnd_reduction(c)) sk.prr_out = sk.prr_out + 1;
-  c.host.xmit({
+  const seg: TcpSegment = {
     flow: c.flow,
     idx: skb.idx,
-    bytes: c.wireBytes,
+    bytes: empty ? c.wireBytes - sk.mss_cache : c.wireBytes,
     ect,
     ce: false,
     cwr,
     tsval: tcp_time_stamp_ms(c),
     retrans,
-  });
+  };
+  if (fin) {
+    seg.fin = true;
+    if (empty) seg.empty = true;
+  }
+  c.host.xmit(seg);
+}
+
+/**
+ * tcp_send_fin: the FIN rides on the last skb not yet sent, or goes out in an skb of its own (no payload,
+ * one sequence number); then __tcp_push_pending_frames.
+ */
+export function tcp_send_fin(c: TcpConn): void {
+  c.finData = c.appLimit;
+  if (c.nxt < c.appLimit) {
+    c.finIdx = c.appLimit - 1;
+  } else {
+    c.finIdx = c.appLimit;
+    c.appLimit++;
+  }
+  c.syncSeq();
+  c.mstampRefresh();
+  tcp_write_xmit(c);
 }
 
 /** tcp_retransmit_skb */
@@ -235,7 +261,8 @@ export function tcp_tso_segs(c: TcpConn): number {
 /** tcp_write_xmit (with tcp_xmit_retransmit_queue first): send while in_flight < cwnd, paced when asked. */
 export function tcp_write_xmit(c: TcpConn): void {
   const sk = c.sk;
-  if (c.closed || sk.sk_state !== TCP_ESTABLISHED) return;
+  // Not before establishment nor after the socket is gone; queued data (and the FIN) still go out after close().
+  if (c.closed || sk.sk_state === TCP_CLOSE) return;
   c.mstampRefresh();
   let sent = 0;
   let sentNew = 0;

@@ -23,6 +23,9 @@ export interface TcpSegment {
   /** TSval in ms. */
   tsval: number;
   retrans: boolean;
+  /** FIN set (tcp_send_fin): on the last data segment, or alone (`empty`: no payload, one sequence number). */
+  fin?: boolean;
+  empty?: boolean;
 }
 
 /** An ACK as the network carries it: cumulative next expected segment, SACK and D-SACK blocks. */
@@ -33,6 +36,9 @@ export interface TcpAck {
   dsack?: [number, number];
   ece: boolean;
   tsecr: number;
+  /** The segment carrying this ACK is the peer's FIN (no payload), sent with this TSval. */
+  fin?: boolean;
+  tsval?: number;
 }
 
 /** One entry of the retransmission queue. */
