@@ -214,7 +214,8 @@ export class SimTarget implements Target {
         // A loopback-like path: fast, short, deep enough not to drop.
         link: { rateBps: 10e9, delayNs: 20e3, buffer: { bytes: 4 << 20 }, lossRate: dropEvery ? 1 / dropEvery : 0 },
         durationNs: 10e9,
-        flows: [{ cc: ca, segments: Math.ceil(bytes / mss) }],
+        // Only the client sets TCP_CONGESTION: the accepted socket runs the netns default.
+        flows: [{ cc: ca, segments: Math.ceil(bytes / mss), rcvCc: this.cong.tcp_get_default_congestion_control() }],
         mss,
         tcp: this.tcp,
       });
