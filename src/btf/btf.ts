@@ -35,6 +35,12 @@ export interface BtfParseOptions {
   base?: Btf;
   /** Also run the kernel's full checks (validate()) instead of only the structural ones. */
   validate?: boolean;
+  /**
+   * Memory for the type index, kept by the object if large enough (one entry per 12 bytes of type
+   * section, plus one): a caller that parses again and again hands the same memory back each time
+   * (src/cli/btf_file.ts) instead of a new array the first touch of which costs page faults.
+   */
+  index?: Uint32Array;
 }
 
 export interface BtfEncodeOptions {
@@ -63,21 +69,24 @@ export class Btf {
   /** First string offset owned by this object (0, or the base's total string length). */
   readonly startStrOff: number;
   readonly littleEndian: boolean;
-  /** The raw blob as given. */
-  readonly data: Uint8Array;
+  /** The raw blob as given (empty once released). */
+  get data(): Uint8Array {
+    return this.bytes;
+  }
   readonly hdrLen: number;
 
-  private readonly dv: DataView;
+  private bytes: Uint8Array;
+  private dv: DataView;
   /** Absolute offset of each own type record, indexed by id - startId. */
-  private readonly offsets: Uint32Array;
+  private offsets: Uint32Array;
   private readonly strStart: number;
-  private readonly strLen: number;
+  private strLen: number;
   /** Decoded types by id - startId, in chunks of CACHE_CHUNK made on first use (a 126k-slot array costs a parse more than its walk). */
-  private readonly cache: ((BtfType | undefined)[] | undefined)[];
+  private cache: ((BtfType | undefined)[] | undefined)[];
   private nameIndex?: { slots: Int32Array; hashes: Uint32Array; mask: number };
 
   private constructor(data: Uint8Array, opts: BtfParseOptions) {
-    this.data = data;
+    this.bytes = data;
     this.base = opts.base;
     this.dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     if (data.byteLength < 4) throw einval("hdr_len not found", { offset: 0 });
@@ -124,7 +133,7 @@ export class Btf {
         throw einval("Invalid string section", { offset: this.strStart });
     }
 
-    this.offsets = this.indexTypes(hdrLen + typeOff, typeLen);
+    this.offsets = this.indexTypes(hdrLen + typeOff, typeLen, opts.index);
     this.cache = [];
   }
 
@@ -138,20 +147,38 @@ export class Btf {
    * Walk the type section once, recording where each record starts (libbpf's btf_parse_type_sec:
    * kinds and vlen are read, nothing is decoded).
    */
-  private indexTypes(start: number, len: number): Uint32Array {
+  private indexTypes(start: number, len: number, given: Uint32Array | undefined): Uint32Array {
     // Every record is at least 12 bytes: an index of len / 12 entries cannot overflow.
-    const offs = new Uint32Array(Math.floor(len / 12) + 1);
-    const abs = this.data.byteOffset + start;
+    const max = Math.floor(len / 12) + 1;
+    const offs = given && given.length >= max ? given : new Uint32Array(max);
+    const abs = this.bytes.byteOffset + start;
     // Aligned little-endian data (the common case) is read through a Uint32Array view: several
     // times faster than DataView for the 126k-record walk of vmlinux.
     const n =
       this.littleEndian && (abs & 3) === 0 && littleEndianHost
-        ? indexWords(new Uint32Array(this.data.buffer, abs, len >>> 2), len, start, offs)
+        ? indexWords(new Uint32Array(this.bytes.buffer, abs, len >>> 2), len, start, offs)
         : indexDataView(this.dv, this.littleEndian, start, len, offs);
     if (n < 0) throw indexError(this, start, len, offs, -n - 1);
     if (this.startId + n - 1 > 0x000fffff) throw einval(`Too many types (${n})`, { offset: start });
-    // A copy of the used part, so the worst-case buffer is not kept alive with the object.
-    return offs.slice(0, n);
+    // A copy of the used part, so the worst-case buffer is not kept alive with the object; the
+    // caller's memory is the caller's to keep.
+    return offs === given ? offs.subarray(0, n) : offs.slice(0, n);
+  }
+
+  /**
+   * btf__free(): forget the blob, so that its owner may reuse the memory (src/cli/btf_file.ts
+   * reads the next file into it). The object then holds no types: every later lookup is the
+   * EINVAL of an id out of range, never a read of bytes that now belong to another file.
+   */
+  release(): Uint8Array {
+    const data = this.bytes;
+    this.bytes = new Uint8Array(0);
+    this.dv = new DataView(this.bytes.buffer);
+    this.offsets = new Uint32Array(0);
+    this.strLen = 0;
+    this.cache = [];
+    this.nameIndex = undefined;
+    return data;
   }
 
   /** Total number of types including the base's (ids 1..nrTypes are valid), like btf__type_cnt() - 1. */
@@ -171,7 +198,7 @@ export class Btf {
 
   /** This object's own string section bytes. */
   get strings(): Uint8Array {
-    return this.data.subarray(this.strStart, this.strStart + this.strLen);
+    return this.bytes.subarray(this.strStart, this.strStart + this.strLen);
   }
 
   /** Kind of a type without decoding it. */
@@ -278,7 +305,7 @@ export class Btf {
       throw einval(`Invalid string offset ${off} (string section is ${this.startStrOff + this.strLen} bytes)`, {
         offset: off,
       });
-    const data = this.data;
+    const data = this.bytes;
     const begin = this.strStart + local;
     const end = data.indexOf(0, begin);
     const stop = end < 0 || end >= this.strStart + this.strLen ? -1 : end;
@@ -415,7 +442,7 @@ export class Btf {
     const mask = cap - 1;
     const dv = this.dv;
     const le = this.littleEndian;
-    const data = this.data;
+    const data = this.bytes;
     const strEnd = this.strStart + this.strLen;
     for (let i = 0; i < n; i++) {
       const nameOff = dv.getUint32(this.offsets[i], le);
@@ -443,7 +470,7 @@ export class Btf {
     h >>>= 0;
     const { slots, hashes, mask } = this.names();
     const out: number[] = [];
-    const data = this.data;
+    const data = this.bytes;
     for (let slot = h & mask; slots[slot] !== 0; slot = (slot + 1) & mask) {
       if (hashes[slot] !== h) continue;
       const id = slots[slot];
