@@ -131,18 +131,34 @@ export const BPF_TCP_CA_WRITABLE = [
   ["app_limited"],
 ] as const;
 
+/** Per kernel BTF: tcp_sock's id and its writable fields' [start, end, anywhere inside] in list order. */
+const writable = new WeakMap<Btf, { tcpSock: number; ranges: [number, number, boolean][] }>();
+
+/** The kernel has these as offsetof() constants: found once per BTF, not on every access verified. */
+function writableRanges(btf: Btf): { tcpSock: number; ranges: [number, number, boolean][] } {
+  let w = writable.get(btf);
+  if (w) return w;
+  const tcpSock = btf.findByNameKind("tcp_sock", BTF_KIND_STRUCT);
+  const ranges: [number, number, boolean][] = [];
+  if (tcpSock > 0)
+    for (const path of BPF_TCP_CA_WRITABLE) {
+      const r = path.length === 2 ? memberInside(btf, tcpSock, path[0], path[1]) : memberRange(btf, tcpSock, path[0]);
+      if (r) ranges.push([r[0], r[1], path[0] === "icsk_ca_priv"]);
+    }
+  w = { tcpSock, ranges };
+  writable.set(btf, w);
+  return w;
+}
+
 /** bpf_tcp_ca_btf_struct_access(): writes only to whitelisted tcp_sock fields (icsk_ca_priv anywhere inside). */
 export function bpfTcpCaBtfStructAccess(log: string[], btf: Btf, typeId: number, off: number, size: number): number {
-  const tcpSock = btf.findByNameKind("tcp_sock", BTF_KIND_STRUCT);
+  const { tcpSock, ranges } = writableRanges(btf);
   if (typeId !== tcpSock) {
     log.push("only read is supported");
     throw new BpfError(EACCES, "only read is supported");
   }
-  for (const path of BPF_TCP_CA_WRITABLE) {
-    const r = path.length === 2 ? memberInside(btf, tcpSock, path[0], path[1]) : memberRange(btf, tcpSock, path[0]);
-    if (!r) continue;
-    const [start, end] = r;
-    const hit = path[0] === "icsk_ca_priv" ? off >= start && off < end : off === start;
+  for (const [start, end, inside] of ranges) {
+    const hit = inside ? off >= start && off < end : off === start;
     if (!hit) continue;
     if (off + size > end) {
       const msg = `write access at off ${off} with size ${size} beyond the member of tcp_sock ended at ${end}`;
