@@ -138,7 +138,10 @@ export async function run(): Promise<BenchResult[]> {
     // In-process split.
     const split: Split[] = [];
     for (let i = 0; i < RUNS; i++) {
-      const out = execFileSync(process.execPath, [...process.execArgv, self, "--child"], { cwd: root });
+      // Under the interrupt budget the command sets (src/cli/launcher.ts).
+      const out = execFileSync(process.execPath, [...process.execArgv, "--interrupt-budget=262144", self, "--child"], {
+        cwd: root,
+      });
       split.push(JSON.parse(out.toString()));
     }
     const med = (k: keyof Split) => median(split.map((s) => s[k]));
