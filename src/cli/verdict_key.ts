@@ -102,6 +102,7 @@ const FIELDS: Record<keyof VerifierEnv, (env: VerifierEnv, out: string[]) => voi
   privileged: (e, out) => canon(e.privileged, out),
   capSysBoot: (e, out) => canon(e.capSysBoot, out),
   allowPtrLeaks: (e, out) => canon(e.allowPtrLeaks, out),
+  strictAlignment: (e, out) => canon(e.strictAlignment, out),
   logLevel: (e, out) => canon(e.logLevel, out),
   btf: (e, out) => canon(e.btf, out),
   progBtf: (e, out) => canon(e.progBtf, out),

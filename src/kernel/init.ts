@@ -21,6 +21,7 @@ import { declareTracepointTypes, registerRawTracepoints } from "./bpf_trace.js";
 import { bpfVerifierHook } from "./bpf_verifier.js";
 import { declareWqTypes, registerWqKfuncs } from "./bpf_wq.js";
 import { btf_register_kernel } from "./btf_obj.js";
+import { filterVerifierOps } from "./filter.js";
 import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.js";
 import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions, Kfunc } from "./kernel.js";
@@ -33,6 +34,7 @@ import { queue_stack_map_ops } from "./queue_stack_maps.js";
 import { registerRingbufHelpers, ringbuf_map_ops } from "./ringbuf.js";
 import { declareTaskTypes } from "./task.js";
 import { testRunOps } from "./test_run.js";
+import { SKB_TEST_RUN_PROG_TYPES } from "./test_run_pkt.js";
 import { registerTracing } from "./trampoline.js";
 
 /** Ids of the base types in the vmlinux BTF being built, for subsystems' declarations. */
@@ -152,8 +154,9 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   for (const t of KNOWN_PROG_TYPES) k.registerProgType(t, {});
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SYSCALL, testRunOps.syscall);
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_RAW_TRACEPOINT, testRunOps.raw_tp);
-  k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SOCKET_FILTER, testRunOps.skb);
-  k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_SCHED_CLS, testRunOps.skb);
+  for (const [t, verifier_ops] of filterVerifierOps) k.registerProgType(t, { verifier_ops });
+  for (const t of SKB_TEST_RUN_PROG_TYPES) k.registerProgType(t, testRunOps.skb);
+  k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_XDP, testRunOps.xdp);
   registerBaseHelpers(k);
   registerTracing(k);
   registerRawTracepoints(k);

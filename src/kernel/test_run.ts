@@ -1,15 +1,15 @@
 /** net/bpf/test_run.c: BPF_PROG_TEST_RUN for the generic program types. */
 import { BPF_F_TEST_RUN_ON_CPU } from "../uapi/bpf.js";
-import { BpfError, EFAULT, EINVAL, ENOSPC } from "../uapi/errno.js";
+import { BpfError, EFAULT, EINVAL } from "../uapi/errno.js";
 import { bpfTracingFuncProto } from "../verifier/helper_protos.js";
 import type { BpfProg, BpfProgTypeOps } from "./bpf.js";
 import type { ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { bpf_prog_run } from "./core.js";
+import { testRunSkb, testRunXdp } from "./test_run_pkt.js";
 
 const U16_MAX = 0xffff;
 const MAX_BPF_FUNC_ARGS = 12;
-const ETH_HLEN = 14;
 
 /**
  * bpf_test_run(): run `repeat` times (at least once); duration is the mean simulated time per
@@ -62,7 +62,7 @@ function ctxRegion(prog: BpfProg, attr: ProgTestRunAttr): { addr: number; free: 
   };
 }
 
-export const testRunOps: Record<"syscall" | "raw_tp" | "skb", BpfProgTypeOps> = {
+export const testRunOps: Record<"syscall" | "raw_tp" | "skb" | "xdp", BpfProgTypeOps> = {
   /** bpf_prog_test_run_syscall: ctx in, ctx copied back, retval. */
   syscall: {
     // syscall_prog_is_valid_access(): any aligned offset below U16_MAX of the user's ctx buffer.
@@ -110,39 +110,8 @@ export const testRunOps: Record<"syscall" | "raw_tp" | "skb", BpfProgTypeOps> = 
       }
     },
   },
-  /**
-   * bpf_prog_test_run_skb, simplified: __sk_buff is not modelled, r1 points at a copy of data_in.
-   * repeat, duration, data_out and data_size_out behave as in the kernel.
-   */
-  skb: {
-    // The verifier's view of that simplified ctx: the Ethernet header is all a program can count
-    // on (test_run refuses shorter data), read or written with aligned accesses.
-    verifier_ops: {
-      name: "skb",
-      isValidAccess: (off, size) => (off >= 0 && off + size <= ETH_HLEN && off % size === 0 ? {} : undefined),
-    },
-    test_run(prog, attr) {
-      const size = num(attr.data_size_in);
-      if (num(attr.flags) || num(attr.cpu)) throw new BpfError(EINVAL, "skb test_run takes no flags or cpu");
-      if (size < ETH_HLEN) throw new BpfError(EINVAL, "data_size_in is smaller than an Ethernet header");
-      const data = attr.data_in;
-      if (!data || data.length < size) throw new BpfError(EFAULT, "data_in is shorter than data_size_in");
-      const k = prog.kernel;
-      const r = k.mem.alloc(size, { perm: "rw", kind: "ctx", name: "test_run skb data" });
-      try {
-        k.mem.bytes(r.addr, size).set(data.subarray(0, size));
-        const { retval, duration } = bpf_test_run(prog, r.addr, num(attr.repeat));
-        attr.retval = retval;
-        attr.duration = duration;
-        if (attr.data_out) {
-          const n = num(attr.data_size_out) ? Math.min(num(attr.data_size_out), size) : size;
-          attr.data_out.set(k.mem.bytes(r.addr, Math.min(n, attr.data_out.length)));
-          attr.data_size_out = size;
-          if (num(attr.data_size_out) && size > n) throw new BpfError(ENOSPC, "data_out is too small");
-        }
-      } finally {
-        k.mem.free(r);
-      }
-    },
-  },
+  /** bpf_prog_test_run_skb: test_run_pkt.ts. */
+  skb: { test_run: testRunSkb },
+  /** bpf_prog_test_run_xdp: test_run_pkt.ts. */
+  xdp: { test_run: testRunXdp },
 };

@@ -34,6 +34,9 @@ import {
   markRegUnknown,
   PTR_MAYBE_NULL,
   PTR_TO_FUNC,
+  PTR_TO_PACKET,
+  PTR_TO_PACKET_END,
+  PTR_TO_PACKET_META,
   PTR_TO_STACK,
   type RegState,
   regBoundsSync,
@@ -346,7 +349,8 @@ export function adjustPtr(
   if (bt === CONST_PTR_TO_MAP && !(known && scalar.smin === 0n && op === BPF_ADD)) {
     v.reject(EACCES, `R${dstno} pointer arithmetic on ${regTypeStr(t)} prohibited`);
   }
-  if (bt === PTR_TO_FUNC) v.reject(EACCES, `R${dstno} pointer arithmetic on ${regTypeStr(t)} prohibited`);
+  if (bt === PTR_TO_FUNC || bt === PTR_TO_PACKET_END)
+    v.reject(EACCES, `R${dstno} pointer arithmetic on ${regTypeStr(t)} prohibited`);
   if (scalarReg >= 0) v.precision.addSink(v.insnIdx, scalarReg);
   checkRegSaneOffset(v, scalar, t, known);
   checkRegSaneOffset(v, ptr, t, false);
@@ -368,6 +372,12 @@ export function adjustPtr(
   [ptr.umin, ptr.umax, ptr.smin, ptr.smax] = [s.umin, s.umax, s.smin, s.smax];
   [ptr.u32min, ptr.u32max, ptr.s32min, ptr.s32max] = [s.u32min, s.u32max, s.s32min, s.s32max];
   ptr.written = true;
+  // A packet pointer moved by a variable amount is a new base: its range starts over (but for a
+  // subtraction of a non-negative amount, which stays inside what was proven).
+  if (bt === PTR_TO_PACKET || bt === PTR_TO_PACKET_META) {
+    ptr.id = v.newId();
+    if (op === BPF_ADD || scalar.smin < 0n) ptr.memSize = 0;
+  }
   checkRegSaneOffset(v, ptr, t, false);
 }
 

@@ -10,6 +10,7 @@ import { scalarAlu } from "./alu.js";
 import { isBranchTaken, negateJmp, regSetMinMax } from "./branch.js";
 import { mayPointToSpinLock } from "./graph.js";
 import { markInnerMapNotNull } from "./map_in_map.js";
+import { isPktPointerAny, isPktPtrBranchTaken, tryMatchPktPointers } from "./packet.js";
 import { forEachReg, releaseReferenceNomark } from "./refs.js";
 import {
   BPF_ADD_CONST,
@@ -53,6 +54,14 @@ export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean
     const ptr = dPtr ? dst : src;
     const other = dPtr ? src : dst;
     const otherZero = !isPointer(other) && tnumIsConst(other.varOff) && other.varOff.value === 0n;
+    // is_pkt_ptr_branch_taken: a pointer marked at or beyond data_end decides the comparison.
+    if (is64 && isPktPointerAny(dst) && isPktPointerAny(src)) {
+      const taken = isPktPtrBranchTaken(dst, src, op);
+      if (taken >= 0) {
+        v.insnIdx = taken ? target : idx + 1;
+        return false;
+      }
+    }
     // Whether the scalar side is exactly 0 decides between a null check and a plain comparison.
     if (srcX && !(dPtr && sPtr)) v.precision.addSink(idx, dPtr ? insn.src : insn.dst);
     if (is64 && (op === BPF_JEQ || op === BPF_JNE) && otherZero && !(dPtr && sPtr)) {
@@ -73,8 +82,14 @@ export function checkCondJmp(v: Verifier, idx: number, insn: Insn, is64: boolean
         return false;
       }
     }
+    const jump = copyState(v.cur);
+    if (tryMatchPktPointers(insn, dst, src, v.cur, jump)) {
+      v.pushState(jump, target);
+      v.insnIdx = idx + 1;
+      return false;
+    }
     if (!v.allowPtrLeaks) v.reject(EACCES, `R${dPtr ? insn.dst : insn.src} pointer comparison prohibited`);
-    v.pushState(copyState(v.cur), target);
+    v.pushState(jump, target);
     v.insnIdx = idx + 1;
     return false;
   }

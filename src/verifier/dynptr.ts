@@ -15,6 +15,7 @@ import { btfName, btfSkipModifiers, btfStructIdsMatch } from "./btf_access.js";
 import { KF_ACQUIRE, KF_RET_NULL, KF_TRUSTED_ARGS } from "./env.js";
 import { ARG_MEM_RDONLY, ARG_MEM_UNINIT } from "./helper_protos.js";
 import { checkHelperMem } from "./helpers.js";
+import { clearAllPktPointers } from "./packet.js";
 import { acquireReference, forEachReg, markRegInvalid, releaseReference } from "./refs.js";
 import {
   baseType,
@@ -510,9 +511,7 @@ export interface DynptrHelperMeta {
 export function dynptrHelperChangesData(v: Verifier, meta: DynptrHelperMeta): void {
   const t = meta.dynptr?.type;
   if (t !== BPF_DYNPTR_TYPE_SKB && t !== BPF_DYNPTR_TYPE_XDP) return;
-  forEachReg(v.cur, (r) => {
-    if (baseType(r.type) === PTR_TO_MEM && r.type & (DYNPTR_TYPE_SKB | DYNPTR_TYPE_XDP)) markRegInvalid(v, r);
-  });
+  clearAllPktPointers(v);
 }
 
 /** RET_PTR_TO_DYNPTR_MEM_OR_NULL: bpf_dynptr_data's slice. */

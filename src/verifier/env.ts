@@ -74,7 +74,7 @@ export interface VerifierOps {
   /** Helper allowed for this program type, or undefined ("program of this type cannot use helper"). */
   getFuncProto?(funcId: number, env: VerifierEnv): FuncProto | undefined;
   /** Return the loaded register's type, or undefined when the access is invalid. */
-  isValidAccess(off: number, size: number, write: boolean): CtxAccessResult | undefined;
+  isValidAccess(off: number, size: number, write: boolean, env?: VerifierEnv): CtxAccessResult | undefined;
   /** Return value range required at exit, or undefined for any scalar. */
   returnRange?: [bigint, bigint];
   /** Registers at entry besides r1 = ctx, r10 = fp (the conformance runner's r2 = length). */
@@ -168,6 +168,8 @@ export interface VerifierEnv {
   capSysBoot?: boolean;
   /** allow_ptr_leaks (perfmon_capable); default: privileged. */
   allowPtrLeaks?: boolean;
+  /** BPF_F_STRICT_ALIGNMENT (env->strict_alignment): packet accesses aligned as with NET_IP_ALIGN. */
+  strictAlignment?: boolean;
   logLevel?: number;
   btf?: Btf | null;
   /** The program's own BTF (prog->aux->btf): bpf_obj_new's types. */

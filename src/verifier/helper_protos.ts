@@ -76,6 +76,8 @@ export interface FuncProto {
   readonly retMaybeNull?: boolean;
   /** Only for bpf_capable / perfmon_capable callers (bpf_base_func_proto's privileged part). */
   readonly privileged?: boolean;
+  /** pkt_access: packet pointers may be passed as memory arguments. */
+  readonly pktAccess?: boolean;
 }
 
 const F = bpf_func_id;
@@ -95,39 +97,48 @@ export function funcIdName(funcId: number): string {
   return "unknown";
 }
 
-export const bpf_map_lookup_elem_proto = proto(F.BPF_FUNC_map_lookup_elem, RET_PTR_TO_MAP_VALUE_OR_NULL, [
-  ARG_CONST_MAP_PTR,
-  ARG_PTR_TO_MAP_KEY,
-]);
-export const bpf_map_update_elem_proto = proto(F.BPF_FUNC_map_update_elem, RET_INTEGER, [
-  ARG_CONST_MAP_PTR,
-  ARG_PTR_TO_MAP_KEY,
-  ARG_PTR_TO_MAP_VALUE,
-  ARG_ANYTHING,
-]);
-export const bpf_map_delete_elem_proto = proto(F.BPF_FUNC_map_delete_elem, RET_INTEGER, [
-  ARG_CONST_MAP_PTR,
-  ARG_PTR_TO_MAP_KEY,
-]);
+export const bpf_map_lookup_elem_proto = proto(
+  F.BPF_FUNC_map_lookup_elem,
+  RET_PTR_TO_MAP_VALUE_OR_NULL,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY],
+  { pktAccess: true },
+);
+export const bpf_map_update_elem_proto = proto(
+  F.BPF_FUNC_map_update_elem,
+  RET_INTEGER,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY, ARG_PTR_TO_MAP_VALUE, ARG_ANYTHING],
+  { pktAccess: true },
+);
+export const bpf_map_delete_elem_proto = proto(
+  F.BPF_FUNC_map_delete_elem,
+  RET_INTEGER,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY],
+  { pktAccess: true },
+);
 export const bpf_map_lookup_percpu_elem_proto = proto(F.BPF_FUNC_map_lookup_percpu_elem, RET_PTR_TO_MAP_VALUE_OR_NULL, [
   ARG_CONST_MAP_PTR,
   ARG_PTR_TO_MAP_KEY,
   ARG_ANYTHING,
 ]);
-export const bpf_map_push_elem_proto = proto(F.BPF_FUNC_map_push_elem, RET_INTEGER, [
-  ARG_CONST_MAP_PTR,
-  ARG_PTR_TO_MAP_VALUE,
-  ARG_ANYTHING,
-]);
+export const bpf_map_push_elem_proto = proto(
+  F.BPF_FUNC_map_push_elem,
+  RET_INTEGER,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_VALUE, ARG_ANYTHING],
+  { pktAccess: true },
+);
 // pop and peek fill the value: the buffer may be uninitialized stack (ARG_PTR_TO_UNINIT_MAP_VALUE).
-export const bpf_map_pop_elem_proto = proto(F.BPF_FUNC_map_pop_elem, RET_INTEGER, [
-  ARG_CONST_MAP_PTR,
-  ARG_PTR_TO_MAP_VALUE | ARG_MEM_UNINIT | ARG_MEM_WRITE,
-]);
-export const bpf_map_peek_elem_proto = proto(F.BPF_FUNC_map_peek_elem, RET_INTEGER, [
-  ARG_CONST_MAP_PTR,
-  ARG_PTR_TO_MAP_VALUE | ARG_MEM_UNINIT | ARG_MEM_WRITE,
-]);
+export const bpf_map_pop_elem_proto = proto(
+  F.BPF_FUNC_map_pop_elem,
+  RET_INTEGER,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_VALUE | ARG_MEM_UNINIT | ARG_MEM_WRITE],
+  { pktAccess: true },
+);
+export const bpf_map_peek_elem_proto = proto(
+  F.BPF_FUNC_map_peek_elem,
+  RET_INTEGER,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_VALUE | ARG_MEM_UNINIT | ARG_MEM_WRITE],
+  { pktAccess: true },
+);
 /** bpf_tail_call: no return when taken (r0 is then the callee's); falls through otherwise. */
 export const bpf_tail_call_proto = proto(F.BPF_FUNC_tail_call, RET_VOID, [
   ARG_PTR_TO_CTX,

@@ -55,6 +55,7 @@ import {
 import { checkKptrXchgSrc, kptrXchgCall, processKptrFunc } from "./kptr.js";
 import { markInnerMapLookup } from "./map_in_map.js";
 import { checkMemAccess, checkMemRegion } from "./mem_access.js";
+import { checkPacketAccess, clearAllPktPointers, helperChangesPktData, mayAccessDirectPktData } from "./packet.js";
 import { checkPercpuBtfArg, markPercpuRet } from "./percpu.js";
 import { acquireReference, checkResourceLeak, releaseReference } from "./refs.js";
 import {
@@ -75,6 +76,8 @@ import {
   PTR_TO_MAP_KEY,
   PTR_TO_MAP_VALUE,
   PTR_TO_MEM,
+  PTR_TO_PACKET,
+  PTR_TO_PACKET_META,
   PTR_TO_STACK,
   PTR_TRUSTED,
   PTR_UNTRUSTED,
@@ -89,7 +92,7 @@ import { checkTimerMapMatch, isAsyncCallbackCalling, processTimerFunc, pushAsync
 import { tnumIsConst, tnumStr } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
 
-const MEM_TYPES = [PTR_TO_STACK, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM];
+const MEM_TYPES = [PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM];
 const MEM_NAMES = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
 
 function isNullScalar(r: RegState): boolean {
@@ -187,6 +190,10 @@ export function checkHelperMem(v: Verifier, regno: number, reg: RegState, size: 
     checkMemRegion(v, regno, reg, 0, size, map.valueSize, "map value");
     return;
   }
+  if (bt === PTR_TO_PACKET || bt === PTR_TO_PACKET_META) {
+    checkPacketAccess(v, regno, reg, reg.off, size, false);
+    return;
+  }
   if (bt === PTR_TO_MAP_KEY) {
     if (write) v.reject(EACCES, `write to change key R${regno} not allowed`);
     checkMemRegion(v, regno, reg, 0, size, v.maps[reg.map].keySize, "map key");
@@ -202,6 +209,13 @@ export function checkHelperMem(v: Verifier, regno: number, reg: RegState, size: 
   checkMemAccess(v, regno, size - 1, 1, write, -1, write ? 0n : undefined);
 }
 
+/** check_func_arg: a packet pointer only for helpers with pkt_access, where the program type reads packets. */
+function checkHelperPktAccess(v: Verifier, reg: RegState, fn: FuncProto): void {
+  if (reg.type !== PTR_TO_PACKET && reg.type !== PTR_TO_PACKET_META) return;
+  if (!mayAccessDirectPktData(v.env.progType, false, fn.pktAccess ?? false))
+    v.reject(EACCES, "helper access to the packet is not allowed");
+}
+
 function expectedStr(types: number[]): string {
   const names: Record<number, string> = {
     [PTR_TO_STACK]: "fp",
@@ -214,7 +228,7 @@ function expectedStr(types: number[]): string {
     [PTR_TO_FUNC]: "func",
     [CONST_PTR_TO_DYNPTR]: "dynptr_ptr",
   };
-  if (types.length === 4 && types.every((t) => MEM_TYPES.includes(t))) return MEM_NAMES;
+  if (types.length === MEM_TYPES.length && types.every((t) => MEM_TYPES.includes(t))) return MEM_NAMES;
   return types.map((t) => names[t] ?? "?").join(", ");
 }
 
@@ -267,6 +281,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       case ARG_PTR_TO_MAP_KEY:
       case ARG_PTR_TO_MAP_VALUE: {
         if (reg.type & PTR_MAYBE_NULL || !MEM_TYPES.includes(bt)) bad(MEM_TYPES);
+        checkHelperPktAccess(v, reg, fn);
         if (!map) v.reject(EACCES, `invalid map_ptr to access map->${base === ARG_PTR_TO_MAP_KEY ? "key" : "value"}`);
         const m = v.maps[map.map];
         // MEM_WRITE (bpf_map_pop_elem, peek_elem): the helper fills the value, so it may be uninitialized.
@@ -282,6 +297,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       case ARG_PTR_TO_UNINIT_MEM: {
         if (reg.type & PTR_MAYBE_NULL || !MEM_TYPES.includes(bt)) bad(MEM_TYPES);
         if (base === ARG_PTR_TO_UNINIT_MEM && reg.type & MEM_RDONLY) bad(MEM_TYPES);
+        checkHelperPktAccess(v, reg, fn);
         const sizeType = fn.argTypes[a + 1] & 0xff;
         if (sizeType !== ARG_CONST_SIZE && sizeType !== ARG_CONST_SIZE_OR_ZERO) break;
         const sreg = v.readReg(regno + 1);
@@ -440,6 +456,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   if (funcId === bpf_func_id.BPF_FUNC_dynptr_from_mem && regs[1].type !== PTR_TO_MAP_VALUE)
     v.reject(EACCES, `Unsupported reg type ${regTypeStr(regs[1].type)} for bpf_dynptr_from_mem data`);
   if (funcId === bpf_func_id.BPF_FUNC_dynptr_write) dynptrHelperChangesData(v, dynptrMeta);
+  if (helperChangesPktData(funcId)) clearAllPktPointers(v);
   if (fn.retType === RET_PTR_TO_DYNPTR_MEM_OR_NULL) {
     clobberAndSetR0(v, fn, undefined);
     markDynptrDataRet(v, v.regs[0], allocSize, dynptrMeta);

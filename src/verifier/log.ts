@@ -48,6 +48,8 @@ import {
   PTR_TO_MAP_KEY,
   PTR_TO_MAP_VALUE,
   PTR_TO_MEM,
+  PTR_TO_PACKET,
+  PTR_TO_PACKET_META,
   PTR_TO_STACK,
   type RegState,
   regTypeStr,
@@ -219,6 +221,7 @@ export function regStr(r: RegState, names: StateNames = {}): string {
   }
   if (r.off) f.push(`off=${r.off}`);
   if (bt === PTR_TO_MEM) f.push(`sz=${r.memSize}`);
+  if (bt === PTR_TO_PACKET || bt === PTR_TO_PACKET_META) f.push(`r=${r.memSize}`);
   if (bt === CONST_PTR_TO_DYNPTR) f.push(`type=${DYNPTR_NAMES.get(r.type & DYNPTR_TYPE_FLAG_MASK) ?? "<invalid>"}`);
   if (!tnumIsConst(r.varOff)) {
     const v = scalarStr(r);

@@ -8,6 +8,8 @@ import {
   BPF_AND,
   BPF_CMPXCHG,
   BPF_FETCH,
+  BPF_MEMSX,
+  BPF_MODE,
   BPF_OR,
   BPF_SIZE,
   BPF_XCHG,
@@ -31,6 +33,7 @@ import {
 import { checkAllocAccess, checkMapValueFields } from "./graph.js";
 import { inRcuCs } from "./kfunc.js";
 import { checkMapKptrAccess, mapValueKptrField } from "./kptr.js";
+import { checkPktMemAccess, isPktType } from "./packet.js";
 import { findReference } from "./refs.js";
 import {
   BTF_PROG,
@@ -54,6 +57,8 @@ import {
   PTR_TO_MAP_KEY,
   PTR_TO_MAP_VALUE,
   PTR_TO_MEM,
+  PTR_TO_PACKET,
+  PTR_TO_PACKET_META,
   PTR_TO_STACK,
   PTR_TRUSTED,
   PTR_UNTRUSTED,
@@ -144,6 +149,10 @@ export function checkMemAccess(
     }
     case PTR_TO_CTX:
       return checkCtxAccess(v, regno, reg, off, size, write, value, valueReg, out);
+    case PTR_TO_PACKET:
+    case PTR_TO_PACKET_META:
+      checkPktMemAccess(v, regno, reg, off, size, write, value, valueReg);
+      return out;
     case PTR_TO_BTF_ID:
       if (reg.type & (MEM_ALLOC | BTF_PROG)) {
         if (write && value && v.isPointerValue(value)) v.reject(EACCES, `R${valueReg} leaks addr into mem`);
@@ -275,8 +284,11 @@ export function checkCtxAccess(
     return out;
   }
   if (v.env.attachTarget) return tracingCtxAccess(v, off, size, write, out);
-  const res = v.ops?.isValidAccess(off, size, write);
-  if (!res) v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
+  const res = v.ops?.isValidAccess(off, size, write, v.env);
+  // A sign-extending load cannot give a packet pointer.
+  const ldsx = BPF_MODE(v.env.insns[v.insnIdx]?.code ?? 0) === BPF_MEMSX;
+  if (!res || (ldsx && res.regType !== undefined && isPktType(res.regType)))
+    v.reject(EACCES, `invalid bpf_context access off=${off} size=${size}`);
   if (res.regType !== undefined && res.regType !== SCALAR_VALUE) {
     markPtr(out, res.regType);
     out.btfId = res.btfId ?? 0;
@@ -354,7 +366,7 @@ export function checkAtomic(v: Verifier, insn: Insn): void {
   if (op === BPF_CMPXCHG) v.readReg(0);
   if (isPointer(v.regs[insn.src]) && !v.allowPtrLeaks) v.reject(EACCES, `R${insn.src} leaks addr into mem`);
   const bt = baseType(v.regs[insn.dst].type);
-  if (bt === PTR_TO_CTX || bt === PTR_TO_BTF_ID)
+  if (bt === PTR_TO_CTX || bt === PTR_TO_BTF_ID || bt === PTR_TO_PACKET || bt === PTR_TO_PACKET_META)
     v.reject(EACCES, `BPF_ATOMIC stores into R${insn.dst} ${regTypeStr(v.regs[insn.dst].type)} is not allowed`);
   // The atomic reads then writes the memory.
   const old = checkMemAccess(v, insn.dst, insn.off, size, false, -1);

@@ -33,6 +33,10 @@ export const PTR_TO_MEM = 8;
 export const PTR_TO_FUNC = 9;
 /** A pointer to an initialized dynptr the program may not destroy (a callback's argument). */
 export const CONST_PTR_TO_DYNPTR = 10;
+/** Packet pointers: data_meta, data (their `range` is kept in memSize, the kernel's union), data_end. */
+export const PTR_TO_PACKET_META = 11;
+export const PTR_TO_PACKET = 12;
+export const PTR_TO_PACKET_END = 13;
 export const BASE_TYPE_MASK = 0xff;
 export const PTR_MAYBE_NULL = 1 << 8;
 export const MEM_RDONLY = 1 << 9;
@@ -76,6 +80,9 @@ const BASE_NAMES: Record<number, string> = {
   [PTR_TO_MEM]: "mem",
   [PTR_TO_FUNC]: "func",
   [CONST_PTR_TO_DYNPTR]: "dynptr_ptr",
+  [PTR_TO_PACKET_META]: "pkt_meta",
+  [PTR_TO_PACKET]: "pkt",
+  [PTR_TO_PACKET_END]: "pkt_end",
 };
 
 /** reg_type_str: "rdonly_mem_or_null", "trusted_ptr_", "rcu_ptr_or_null_", "map_value". */
@@ -119,7 +126,7 @@ export interface RegState {
   mapUid: number;
   /** PTR_TO_BTF_ID: the struct's BTF id. */
   btfId: number;
-  /** PTR_TO_MEM: size of the region. */
+  /** PTR_TO_MEM: size of the region; PTR_TO_PACKET(_META): its range (bytes proven below data_end). */
   memSize: number;
   /** PTR_TO_STACK: the frame the pointer points into. */
   frameno: number;

@@ -76,6 +76,8 @@ import {
   PTR_TO_CTX,
   PTR_TO_FUNC,
   PTR_TO_MAP_VALUE,
+  PTR_TO_PACKET,
+  PTR_TO_PACKET_META,
   PTR_TO_STACK,
   type RegState,
   rangeWithin,
@@ -873,6 +875,13 @@ export class Verifier {
     if (c.type !== o.type) return false;
     if (o.type === SCALAR_VALUE)
       return !precise || (rangeWithin(o, c) && tnumIn(o.varOff, c.varOff) && this.checkScalarIds(o.id, c.id));
+    if (o.type === PTR_TO_PACKET || o.type === PTR_TO_PACKET_META) {
+      // At least the old range (a marker of data_end only matches itself), the same fixed
+      // offset, ids mapping one to one, and the old bounds.
+      if (o.memSize < 0 || c.memSize < 0 ? o.memSize !== c.memSize : o.memSize > c.memSize) return false;
+      if (o.off !== c.off || !checkIds(o.id, c.id, idmap)) return false;
+      return rangeWithin(o, c) && tnumIn(o.varOff, c.varOff);
+    }
     if (
       o.off !== c.off ||
       o.map !== c.map ||

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { BPF_F_TEST_RUN_ON_CPU, bpf_cmd, bpf_func_id, bpf_prog_type } from "../../src/uapi/bpf.js";
 import { EACCES, EINVAL, ENOTSUPP, EPERM } from "../../src/uapi/errno.js";
 import { type FuncProto, RET_INTEGER } from "../../src/verifier/helper_protos.js";
-import { add64, boot, call, exit, ldxDw, mov64, mov64r, retProg, stDw, throwsErrno } from "./util.js";
+import { add64, boot, call, exit, ldxDw, mov64, mov64r, retProg, throwsErrno } from "./util.js";
 
 const C = bpf_cmd;
 const P = bpf_prog_type;
@@ -70,16 +70,22 @@ test("generic checks: ctx_in and ctx_size_in together; raw_tp's own: no cpu with
 test("skb-style test_run: repeat, duration from the simulated clock, data_out", () => {
   const { k, p } = boot();
   // ktime_get_ns() is deterministic: the clock moves only when the simulator moves it.
-  // The call clobbers r1-r5: the ctx pointer is kept in r7 across it.
+  // The call clobbers r1-r5: the ctx pointer is kept in r7 across it. Then the first packet
+  // byte is written through __sk_buff's data, checked against data_end.
   const insns = [
     mov64r(7, 1),
     call(bpf_func_id.BPF_FUNC_ktime_get_ns),
     mov64r(6, 0),
-    stDw(7, 0, 0x55),
+    { code: 0x61, dst: 2, src: 7, off: 76, imm: 0 }, // r2 = skb->data
+    { code: 0x61, dst: 3, src: 7, off: 80, imm: 0 }, // r3 = skb->data_end
+    mov64r(4, 2),
+    add64(4, 1),
+    { code: 0x2d, dst: 4, src: 3, off: 1, imm: 0 }, // if r4 > r3 goto +1
+    { code: 0x72, dst: 2, src: 0, off: 0, imm: 0x55 }, // *(u8 *)(r2 + 0) = 0x55
     mov64r(0, 6),
     exit(),
   ];
-  const fd = load(k, p, P.BPF_PROG_TYPE_SOCKET_FILTER, insns);
+  const fd = load(k, p, P.BPF_PROG_TYPE_SCHED_CLS, insns);
   k.setTimeNs(5_000n);
   const data_in = new Uint8Array(14).fill(1);
   const data_out = new Uint8Array(14);
@@ -158,21 +164,37 @@ test("BPF_ENABLE_STATS: statistics are on while its fd is open; CAP_SYS_ADMIN on
   throwsErrno(() => k.bpf(u, C.BPF_ENABLE_STATS, { type: 0 }), EPERM);
 });
 
-test("skb programs see only the Ethernet header of their simplified ctx (the verifier refuses past it)", () => {
+test("skb programs read struct __sk_buff: len and protocol as test_run fills them, u32 fields at most", () => {
   const { k, p } = boot();
-  // bytes 8..15 would cross the 14 bytes every skb test_run has
+  // __sk_buff's u32 fields are read with at most 4 bytes
   throwsErrno(
     () => load(k, p, P.BPF_PROG_TYPE_SOCKET_FILTER, [ldxDw(0, 1, 8), exit()]),
     EACCES,
     /invalid bpf_context access off=8 size=8/,
   );
-  const fd = load(k, p, P.BPF_PROG_TYPE_SCHED_CLS, [ldxDw(0, 1, 0), exit()]);
-  const data_in = new Uint8Array(14).fill(2);
-  const attr: { prog_fd: number; data_in: Uint8Array; data_size_in: number; retval?: number } = {
-    prog_fd: fd,
-    data_in,
-    data_size_in: 14,
-  };
-  k.bpf(p, C.BPF_PROG_TEST_RUN, attr);
-  assert.equal(attr.retval, 0x02020202);
+  const ldxW = (dst: number, src: number, off: number) => ({ code: 0x61, dst, src, off, imm: 0 });
+  // r0 = skb->len << 16 | skb->protocol
+  const insns = [
+    ldxW(0, 1, 0),
+    { code: 0x67, dst: 0, src: 0, off: 0, imm: 16 },
+    ldxW(2, 1, 16),
+    { code: 0x4f, dst: 0, src: 2, off: 0, imm: 0 },
+    exit(),
+  ];
+  const data_in = new Uint8Array(20).fill(2);
+  data_in.set([0x08, 0x00], 12);
+  for (const [type, len] of [
+    [P.BPF_PROG_TYPE_SCHED_CLS, 20],
+    [P.BPF_PROG_TYPE_SOCKET_FILTER, 20 - 14],
+  ] as const) {
+    const fd = load(k, p, type, insns);
+    const attr: { prog_fd: number; data_in: Uint8Array; data_size_in: number; retval?: number } = {
+      prog_fd: fd,
+      data_in,
+      data_size_in: 20,
+    };
+    k.bpf(p, C.BPF_PROG_TEST_RUN, attr);
+    // tc sees the frame from its Ethernet header, a socket filter after it; protocol is big-endian.
+    assert.equal(attr.retval, (len << 16) | 0x0008, `prog type ${type}`);
+  }
 });
