@@ -26,6 +26,7 @@ import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.j
 import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions, Kfunc } from "./kernel.js";
 import { bpfCoreKfuncs } from "./kfuncs.js";
+import { registerLdAbsHelpers } from "./ld_abs.js";
 import { arrayOfMapsOps, htabOfMapsOps } from "./map_in_map.js";
 import type { Module } from "./module.js";
 import { declarePercpuVars } from "./percpu.js";
@@ -157,6 +158,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   for (const [t, verifier_ops] of filterVerifierOps) k.registerProgType(t, { verifier_ops });
   for (const t of SKB_TEST_RUN_PROG_TYPES) k.registerProgType(t, testRunOps.skb);
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_XDP, testRunOps.xdp);
+  registerLdAbsHelpers(k);
   registerBaseHelpers(k);
   registerTracing(k);
   registerRawTracepoints(k);

@@ -27,6 +27,7 @@ import { bpf_check_tail_call, bpf_prog_calc_tag, license_is_gpl_compatible } fro
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
+import { fixupLdAbs } from "./ld_abs.js";
 import { type Module, module_put } from "./module.js";
 import type { Process } from "./process.js";
 import { BpfLog, bpf_obj_name_cpy, cString, fdinfoHeader, hex } from "./syscall_common.js";
@@ -386,6 +387,7 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     prog.aux.verifier_result = vr;
     prog.aux.jits_use_priv_stack = vr?.privStack === true;
     if (vr?.seen) rewriteDeadCode(prog.insnsi, vr.seen, proc.cred.capable(CAP_SYS_ADMIN));
+    fixupLdAbs(prog);
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) k.structOps?.convertCtx?.(prog);
     k.jit?.(prog);
     bpf_check_tail_call(prog);

@@ -24,6 +24,16 @@ export const SKB_TEST_RUN_PROG_TYPES: readonly number[] = [
 ];
 
 const ETH_HLEN = 14;
+
+/** The skb behind a test run's __sk_buff, by the context's address (the LD_ABS helpers read it). */
+interface SkbBytes {
+  mac: number;
+  net: number;
+  data: number;
+  end: number;
+}
+const running = new Map<number, SkbBytes>();
+export const skbAt = (ctx: number): SkbBytes | undefined => running.get(ctx);
 const PAGE_SIZE = 4096;
 /** NET_SKB_PAD + NET_IP_ALIGN (x86-64) and SKB_DATA_ALIGN(sizeof(struct skb_shared_info)). */
 const SKB_HEADROOM = 64;
@@ -154,8 +164,17 @@ export function testRunSkb(prog: BpfProg, attr: ProgTestRunAttr): void {
     cv.setUint32(SKB.data_meta, data, true);
     cv.setUint32(SKB.data_end, pkt.addr + size, true);
     if (!cv.getUint32(SKB.wire_len, true)) cv.setUint32(SKB.wire_len, size, true);
-    const { retval, duration } = bpf_test_run(prog, ctx.addr, num(attr.repeat));
+    running.set(ctx.addr, { mac: pkt.addr, net: pkt.addr + ETH_HLEN, data, end: pkt.addr + size });
+    let run: { retval: number; duration: number };
+    try {
+      run = bpf_test_run(prog, ctx.addr, num(attr.repeat));
+    } finally {
+      running.delete(ctx.addr);
+    }
+    const { retval, duration } = run;
     const out = k.mem.bytes(pkt.addr, size).slice();
+    // The header eth_type_trans pulled is pushed back zeroed for the others.
+    if (!isL2) out.fill(0, 0, ETH_HLEN);
     let ctxOut: Uint8Array | null = null;
     if (ctxIn) {
       // convert_skb_to___skb: the caller's fields, as the program left them.

@@ -5,6 +5,7 @@
  */
 import { type Insn, isLdImm64 } from "../isa/insn.js";
 import {
+  BPF_ABS,
   BPF_ALU,
   BPF_ALU64,
   BPF_ATOMIC,
@@ -14,8 +15,10 @@ import {
   BPF_END,
   BPF_EXIT,
   BPF_FETCH,
+  BPF_IND,
   BPF_JA,
   BPF_JMP32,
+  BPF_LD,
   BPF_LDX,
   BPF_MEMSX,
   BPF_MODE,
@@ -118,6 +121,11 @@ export function printBpfInsn(i: Insn, next?: Insn, names: InsnNames = {}, idx = 
     const bytes = bpfSizeBytes(BPF_SIZE(i.code));
     const sz = BPF_MODE(i.code) === BPF_MEMSX ? SSIZE_NAMES[bytes] : SIZE_NAMES[bytes];
     return `${code} r${i.dst} = *(${sz} *)(r${i.src} ${sOff(i.off)})`;
+  }
+  if (cls === BPF_LD && (BPF_MODE(i.code) === BPF_ABS || BPF_MODE(i.code) === BPF_IND)) {
+    const sz = SIZE_NAMES[bpfSizeBytes(BPF_SIZE(i.code))];
+    const at = BPF_MODE(i.code) === BPF_ABS ? `${i.imm}` : `r${i.src} + ${i.imm}`;
+    return `${code} r0 = *(${sz} *)skb[${at}]`;
   }
   if (isLdImm64(i)) {
     const v = (BigInt(i.imm >>> 0) | (BigInt((next?.imm ?? 0) >>> 0) << 32n)) & U64_MAX;

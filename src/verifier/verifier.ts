@@ -13,6 +13,7 @@ import {
   BPF_CALL,
   BPF_CLASS,
   BPF_EXIT,
+  BPF_IMM,
   BPF_JA,
   BPF_JMP,
   BPF_K,
@@ -57,6 +58,7 @@ import { isGraphApiKfunc, progBtfName } from "./graph.js";
 import { checkHelperCall, getFuncProto } from "./helpers.js";
 import { isMayGoto, iterActive, iterSlotStr, processMayGoto } from "./iter.js";
 import { checkKfuncCall } from "./kfunc.js";
+import { checkLdAbs, checkLdAbsSubprogs, isLdAbs } from "./ld_abs.js";
 import { computeLiveness, liveRegsLog, Precision, StackLiveness } from "./liveness.js";
 import { printBpfInsn, regStr, vlogAlignment } from "./log.js";
 import { withInnerMaps } from "./map_in_map.js";
@@ -394,6 +396,7 @@ export class Verifier {
       if (f.insnOff !== starts[i])
         this.reject(EINVAL, "func_info BTF section doesn't match subprog layout in BPF program", f.insnOff);
     });
+    checkLdAbsSubprogs(this, starts);
   }
 
   /** check_attach_btf_id / check_struct_ops_btf_id. */
@@ -1016,7 +1019,12 @@ export class Verifier {
         return false;
       }
       case BPF_LD:
-        if (!isLdImm64(insn)) this.reject(EINVAL, "BPF_LD_[ABS|IND] instructions not allowed for this program type");
+        if (isLdAbs(insn)) {
+          if (!checkLdAbs(this, idx, insn)) this.insnIdx = idx + 1;
+          return false;
+        }
+        if (!isLdImm64(insn))
+          this.reject(EINVAL, BPF_MODE(insn.code) === BPF_IMM ? "invalid BPF_LD_IMM insn" : "invalid BPF_LD mode");
         this.checkLdImm(idx);
         // do_check marks ld_imm64's second slot seen too, so sanitize_dead_code keeps it.
         this.seen[idx + 1] = 1;
