@@ -11,7 +11,9 @@
  * the rate of one task of the cgroup's weight. The weights come from ops.cgroup_init and
  * ops.cgroup_set_weight, each cgroup's runnable weight from ops.runnable / ops.quiescent (with
  * the cgroup scx_bpf_task_cgroup() gives, recorded per task so a move or a weight change in
- * between cannot unbalance it). The cgroup ops are counted for userspace; ops.cgroup_prep_move
+ * between cannot unbalance it). Per-cgroup state lives in cgroup local storage (created by
+ * ops.cgroup_init, deleted by ops.cgroup_exit); a task finds its cgroup again by id
+ * (bpf_cgroup_from_id). The cgroup ops are counted for userspace; ops.cgroup_prep_move
  * refuses to move task `deny_pid`, so that the cancel path can be seen.
  */
 #include "scx_common.h"
@@ -27,11 +29,13 @@ struct cgw_cgrp {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, u64);
+	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct cgw_cgrp);
 } cgrps SEC(".maps");
+
+struct cgroup *bpf_cgroup_from_id(u64 cgid) __ksym;
 
 /* what ops.runnable added to which cgroup, taken back by ops.quiescent */
 struct cgw_task {
@@ -55,13 +59,24 @@ u64 last_move_pid, last_move_from, last_move_to;
 u64 deny_pid;
 struct scx_exit_record exit_rec;
 
-static __always_inline u64 task_cgid(struct task_struct *p)
+/* add d (signed) to the runnable weight of cgroup cgid; its weight, 0 when it has no state */
+static __always_inline u64 cgrp_charge(u64 cgid, s64 d, u64 *runnable)
 {
-	struct cgroup *cg = scx_bpf_task_cgroup(p);
-	u64 id = cg->kn->id;
+	struct cgroup *cgrp = bpf_cgroup_from_id(cgid);
+	struct cgw_cgrp *cg;
+	u64 w = 0;
 
-	bpf_cgroup_release(cg);
-	return id;
+	if (!cgrp)
+		return 0;
+	cg = bpf_cgrp_storage_get(&cgrps, cgrp, 0, 0);
+	if (cg) {
+		if (d)
+			__sync_fetch_and_add(&cg->runnable_weight, d);
+		w = cg->weight;
+		*runnable = cg->runnable_weight;
+	}
+	bpf_cgroup_release(cgrp);
+	return w;
 }
 
 /* the vtime a run of (SCX_SLICE_DFL - slice) costs p */
@@ -69,16 +84,14 @@ static __always_inline u64 vtime_charge(struct task_struct *p)
 {
 	u64 used = SCX_SLICE_DFL - p->scx.slice;
 	struct cgw_task *tc = bpf_task_storage_get(&tasks, p, 0, 0);
-	struct cgw_cgrp *cg;
-	u64 cgid;
+	u64 weight, runnable = 0;
 
 	if (!tc || tc->cgid == ROOT_CGID || !tc->cgid)
 		return used * 100 / p->scx.weight;
-	cgid = tc->cgid;
-	cg = bpf_map_lookup_elem(&cgrps, &cgid);
-	if (!cg || !cg->weight || !cg->runnable_weight)
+	weight = cgrp_charge(tc->cgid, 0, &runnable);
+	if (!weight || !runnable)
 		return used * 100 / p->scx.weight;
-	return used * 100 * cg->runnable_weight / (cg->weight * p->scx.weight);
+	return used * 100 * runnable / (weight * p->scx.weight);
 }
 
 s32 SCX_OP(cgw_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
@@ -125,31 +138,28 @@ void SCX_OP(cgw_dispatch, s32 cpu, struct task_struct *prev)
 void SCX_OP(cgw_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct cgw_task *tc = bpf_task_storage_get(&tasks, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct cgroup *cgrp;
 	struct cgw_cgrp *cg;
-	u64 cgid;
 
 	if (!tc)
 		return;
-	cgid = task_cgid(p);
-	tc->cgid = cgid;
+	cgrp = scx_bpf_task_cgroup(p);
+	tc->cgid = cgrp->kn->id;
 	tc->weight = p->scx.weight;
-	cg = bpf_map_lookup_elem(&cgrps, &cgid);
+	cg = bpf_cgrp_storage_get(&cgrps, cgrp, 0, 0);
 	if (cg)
 		__sync_fetch_and_add(&cg->runnable_weight, tc->weight);
+	bpf_cgroup_release(cgrp);
 }
 
 void SCX_OP(cgw_quiescent, struct task_struct *p, u64 deq_flags)
 {
 	struct cgw_task *tc = bpf_task_storage_get(&tasks, p, 0, 0);
-	struct cgw_cgrp *cg;
-	u64 cgid;
+	u64 runnable;
 
 	if (!tc || !tc->cgid)
 		return;
-	cgid = tc->cgid;
-	cg = bpf_map_lookup_elem(&cgrps, &cgid);
-	if (cg)
-		__sync_fetch_and_sub(&cg->runnable_weight, tc->weight);
+	cgrp_charge(tc->cgid, -(s64)tc->weight, &runnable);
 	tc->cgid = 0;
 }
 
@@ -171,28 +181,27 @@ void SCX_OP(cgw_enable, struct task_struct *p)
 
 s32 SCX_OP_SLEEPABLE(cgw_cgroup_init, struct cgroup *cgrp, struct scx_cgroup_init_args *args)
 {
-	struct cgw_cgrp v = { .weight = args->weight };
-	u64 cgid = cgrp->kn->id;
+	struct cgw_cgrp *cg = bpf_cgrp_storage_get(&cgrps, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
 	__sync_fetch_and_add(&nr_cgroup_init, 1);
-	return bpf_map_update_elem(&cgrps, &cgid, &v, BPF_NOEXIST);
+	if (!cg)
+		return -12; /* -ENOMEM */
+	cg->weight = args->weight;
+	return 0;
 }
 
 void SCX_OP(cgw_cgroup_exit, struct cgroup *cgrp)
 {
-	u64 cgid = cgrp->kn->id;
-
 	__sync_fetch_and_add(&nr_cgroup_exit, 1);
-	bpf_map_delete_elem(&cgrps, &cgid);
+	bpf_cgrp_storage_delete(&cgrps, cgrp);
 }
 
 void SCX_OP(cgw_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 {
-	u64 cgid = cgrp->kn->id;
-	struct cgw_cgrp *cg = bpf_map_lookup_elem(&cgrps, &cgid);
+	struct cgw_cgrp *cg = bpf_cgrp_storage_get(&cgrps, cgrp, 0, 0);
 
 	__sync_fetch_and_add(&nr_set_weight, 1);
-	last_weight_cgid = cgid;
+	last_weight_cgid = cgrp->kn->id;
 	last_weight = weight;
 	if (cg)
 		cg->weight = weight;

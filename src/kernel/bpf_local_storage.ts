@@ -18,13 +18,16 @@ export function bpfSelemAlloc(map: BpfMap, value: Uint8Array | null, name: strin
 }
 
 /**
- * bpf_selem_free: the value's memory goes after an RCU grace period. Task storage lives in
+ * bpf_selem_free: the value's memory goes after an RCU grace period. Task and cgroup storage live in
  * bpf_mem_alloc memory, whose fields are freed in that RCU callback unless the element may be
  * reused now (its map or owner going: `reuseNow`); other storage frees its fields at once.
  */
 export function bpfSelemFree(map: BpfMap, region: MemRegion, reuseNow: boolean): void {
   const k = map.kernel;
-  const deferFields = map.map_type === bpf_map_type.BPF_MAP_TYPE_TASK_STORAGE && !reuseNow;
+  const deferFields =
+    (map.map_type === bpf_map_type.BPF_MAP_TYPE_TASK_STORAGE ||
+      map.map_type === bpf_map_type.BPF_MAP_TYPE_CGRP_STORAGE) &&
+    !reuseNow;
   if (!deferFields) mapFreeFields(map, region.addr);
   k.rcu.callRcu(() => {
     if (deferFields) mapFreeFields(map, region.addr);

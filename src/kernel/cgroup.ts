@@ -13,13 +13,16 @@
 import type { BtfBuilder } from "../btf/builder.js";
 import { btfAlignOf, btfResolveSize } from "../btf/resolve.js";
 import { BTF_FUNC_GLOBAL } from "../uapi/btf.js";
-import { BpfError, EBUSY, EEXIST, EINVAL, ENOENT } from "../uapi/errno.js";
+import { BpfError, EBADF, EBUSY, EEXIST, EINVAL, ENOENT } from "../uapi/errno.js";
 import { KF_ACQUIRE, KF_RCU, KF_RELEASE, KF_RET_NULL } from "../verifier/env.js";
-import type { MemRegion } from "./bpf.js";
+import type { BpfMap, MemRegion } from "./bpf.js";
+import { bpf_cgrp_storage_free } from "./bpf_cgrp_storage.js";
 import { registerBtfIdDtorKfuncs } from "./bpf_kptr.js";
+import { File, type FileOps, O_CLOEXEC, O_RDONLY } from "./file.js";
 import type { KernelBaseTypes } from "./init.js";
 import type { Kernel } from "./kernel.js";
 import { GENERIC_KFUNC_PROG_TYPES } from "./kfuncs.js";
+import type { Process } from "./process.js";
 import { memberOff, type Task, taskStructAddMember, view } from "./task.js";
 
 /** CGROUP_WEIGHT_MIN / DFL / MAX (include/linux/cgroup.h): `cpu.weight`'s range. */
@@ -59,6 +62,8 @@ export class Cgroup {
   readonly ancestors: Cgroup[];
   /** Per-controller state (the CPU controller's task group). */
   readonly priv = new Map<string, unknown>();
+  /** cgrp->bpf_cgrp_storage: one value region per CGRP_STORAGE map. */
+  readonly bpf_cgrp_storage = new Map<BpfMap, MemRegion>();
 
   constructor(
     readonly root: CgroupRoot,
@@ -331,12 +336,35 @@ export function cgroup_put(cg: Cgroup): void {
   const root = cg.root;
   root.kernel.rcu.callRcu(() => {
     cg.freed = true;
+    bpf_cgrp_storage_free(cg);
     root.byAddr.delete(cg.addr);
     root.kernel.mem.free(cg.region);
     root.kernel.mem.free(cg.knRegion);
     root.kernel.mem.free(cg.csetRegion);
     if (cg.parent) cgroup_put(cg.parent);
   });
+}
+
+/** An open cgroup directory: it pins the kernfs node, not the cgroup's css. */
+export const cgroup_dir_fops: FileOps<Cgroup> = { kind: "other", release: () => {} };
+
+/** open(2) of a cgroup v2 directory (O_RDONLY | O_DIRECTORY), by path ("/", "/a/b"). */
+export function cgroup_open(k: Kernel, proc: Process, path: string): number {
+  const cg = cgroupRoot(k)?.lookup(path);
+  if (!cg) throw new BpfError(ENOENT, `no cgroup ${path}`);
+  return proc.files.install(new File(cgroup_dir_fops, cg, O_RDONLY | O_CLOEXEC));
+}
+
+/**
+ * cgroup_get_from_fd: EBADF for a bad fd or one that is not a cgroup directory, ENOENT once the
+ * cgroup is offline (css_tryget_online_from_dir); the caller owns the reference it returns.
+ */
+export function cgroup_get_from_fd(proc: Process, fd: number): Cgroup {
+  const f = proc.files.get(fd);
+  if (f.f_op !== cgroup_dir_fops) throw new BpfError(EBADF, `fd ${fd} is not a cgroup directory`, { fd });
+  const cg = f.private_data as Cgroup;
+  if (!cg.online || !cgroup_tryget(cg)) throw new BpfError(ENOENT, `cgroup ${cg.path} is offline`);
+  return cg;
 }
 
 /** cgroup_is_descendant. */

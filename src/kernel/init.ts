@@ -10,6 +10,7 @@ import { BpfError, EINVAL } from "../uapi/errno.js";
 import { type HelperCall, Vm, VmMemory } from "../vm/index.js";
 import { array_map_ops, percpu_array_map_ops } from "./arraymap.js";
 import type { BpfProg } from "./bpf.js";
+import { registerCgrpStorage } from "./bpf_cgrp_storage.js";
 import { declareDynptrTypes, registerDynptr } from "./bpf_dynptr.js";
 import { declareGraphTypes, type ProgKernelFn, registerGraphKfuncs } from "./bpf_graph_kfuncs.js";
 import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
@@ -145,6 +146,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_LRU_PERCPU_HASH, htab_percpu_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_SK_STORAGE, sk_storage_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_TASK_STORAGE, task_storage_map_ops);
+  registerCgrpStorage(k);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_QUEUE, queue_stack_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_STACK, queue_stack_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_RINGBUF, ringbuf_map_ops);

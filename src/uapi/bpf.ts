@@ -325,6 +325,8 @@ export const bpf_func_id = {
   BPF_FUNC_dynptr_write: 202,
   BPF_FUNC_dynptr_data: 203,
   BPF_FUNC_ktime_get_tai_ns: 208,
+  BPF_FUNC_cgrp_storage_get: 210,
+  BPF_FUNC_cgrp_storage_delete: 211,
 } as const;
 
 /** One past the last helper id of 6.18 (BPF_FUNC_cgrp_storage_delete is 211). */

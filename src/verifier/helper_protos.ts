@@ -269,6 +269,20 @@ export const bpf_task_storage_delete_proto = proto(
   [ARG_CONST_MAP_PTR, ARG_PTR_TO_BTF_ID | ARG_MAYBE_NULL],
   { argBtfNames: [undefined, "task_struct"] },
 );
+// kernel/bpf/bpf_cgrp_storage.c: the cgroup is ARG_PTR_TO_BTF_ID_OR_NULL (cgroup), as the 6.18 host
+// accepts a NULL or unchecked one (the helpers answer NULL / -EINVAL).
+export const bpf_cgrp_storage_get_proto = proto(
+  F.BPF_FUNC_cgrp_storage_get,
+  RET_PTR_TO_MAP_VALUE_OR_NULL,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_BTF_ID | ARG_MAYBE_NULL, ARG_PTR_TO_MAP_VALUE | ARG_MAYBE_NULL, ARG_ANYTHING],
+  { argBtfNames: [undefined, "cgroup"] },
+);
+export const bpf_cgrp_storage_delete_proto = proto(
+  F.BPF_FUNC_cgrp_storage_delete,
+  RET_INTEGER,
+  [ARG_CONST_MAP_PTR, ARG_PTR_TO_BTF_ID | ARG_MAYBE_NULL],
+  { argBtfNames: [undefined, "cgroup"] },
+);
 // kernel/trace/bpf_trace.c
 export const bpf_get_current_task_proto = proto(F.BPF_FUNC_get_current_task, RET_INTEGER, [], { gplOnly: true });
 export const bpf_get_current_task_btf_proto = proto(F.BPF_FUNC_get_current_task_btf, RET_PTR_TO_BTF_ID_TRUSTED, [], {
@@ -377,6 +391,8 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_dynptr_data_proto,
     bpf_task_storage_get_proto,
     bpf_task_storage_delete_proto,
+    bpf_cgrp_storage_get_proto,
+    bpf_cgrp_storage_delete_proto,
     bpf_ringbuf_output_proto,
     bpf_ringbuf_reserve_proto,
     bpf_ringbuf_submit_proto,
@@ -436,6 +452,10 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
       return privileged ? bpf_task_storage_get_proto : undefined;
     case F.BPF_FUNC_task_storage_delete:
       return privileged ? bpf_task_storage_delete_proto : undefined;
+    case F.BPF_FUNC_cgrp_storage_get:
+      return privileged ? bpf_cgrp_storage_get_proto : undefined;
+    case F.BPF_FUNC_cgrp_storage_delete:
+      return privileged ? bpf_cgrp_storage_delete_proto : undefined;
     case F.BPF_FUNC_trace_printk:
     case F.BPF_FUNC_probe_read_kernel:
     case F.BPF_FUNC_probe_read_kernel_str:
