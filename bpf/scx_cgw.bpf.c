@@ -57,6 +57,9 @@ u64 last_weight_cgid, last_weight;
 /* the last ops.cgroup_move: the task's pid, from, to */
 u64 last_move_pid, last_move_from, last_move_to;
 u64 deny_pid;
+/* the last ops.cgroup_set_bandwidth and the cpu.max the last ops.cgroup_init saw */
+u64 nr_set_bandwidth, last_bw_cgid, last_bw_period, last_bw_quota, last_bw_burst;
+u64 last_init_cgid, last_init_period, last_init_quota;
 struct scx_exit_record exit_rec;
 
 /* add d (signed) to the runnable weight of cgroup cgid; its weight, 0 when it has no state */
@@ -184,6 +187,9 @@ s32 SCX_OP_SLEEPABLE(cgw_cgroup_init, struct cgroup *cgrp, struct scx_cgroup_ini
 	struct cgw_cgrp *cg = bpf_cgrp_storage_get(&cgrps, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
 	__sync_fetch_and_add(&nr_cgroup_init, 1);
+	last_init_cgid = cgrp->kn->id;
+	last_init_period = args->bw_period_us;
+	last_init_quota = args->bw_quota_us;
 	if (!cg)
 		return -12; /* -ENOMEM */
 	cg->weight = args->weight;
@@ -205,6 +211,15 @@ void SCX_OP(cgw_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 	last_weight = weight;
 	if (cg)
 		cg->weight = weight;
+}
+
+void SCX_OP(cgw_cgroup_set_bandwidth, struct cgroup *cgrp, u64 period_us, u64 quota_us, u64 burst_us)
+{
+	__sync_fetch_and_add(&nr_set_bandwidth, 1);
+	last_bw_cgid = cgrp->kn->id;
+	last_bw_period = period_us;
+	last_bw_quota = quota_us;
+	last_bw_burst = burst_us;
 }
 
 s32 SCX_OP_SLEEPABLE(cgw_cgroup_prep_move, struct task_struct *p, struct cgroup *from, struct cgroup *to)
@@ -251,6 +266,7 @@ struct sched_ext_ops cgw_ops = {
 	.cgroup_init = (void *)cgw_cgroup_init,
 	.cgroup_exit = (void *)cgw_cgroup_exit,
 	.cgroup_set_weight = (void *)cgw_cgroup_set_weight,
+	.cgroup_set_bandwidth = (void *)cgw_cgroup_set_bandwidth,
 	.cgroup_prep_move = (void *)cgw_cgroup_prep_move,
 	.cgroup_move = (void *)cgw_cgroup_move,
 	.cgroup_cancel_move = (void *)cgw_cgroup_cancel_move,

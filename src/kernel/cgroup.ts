@@ -46,7 +46,14 @@ export interface CgroupSubsys {
   fork?(task: Task, cgrp: Cgroup): void;
   /** `cpu.weight` written. */
   css_set_weight?(cgrp: Cgroup, weight: number): void;
+  /** `cpu.max` written (tg_set_bandwidth): a non-zero return is a negative errno refusing it. */
+  css_set_bandwidth?(cgrp: Cgroup, period_us: bigint, quota_us: bigint, burst_us: bigint): number;
 }
+
+/** RUNTIME_INF: cpu.max's "max". */
+export const RUNTIME_INF = 0xffff_ffff_ffff_ffffn;
+/** default_bw_period_us(): 100 ms. */
+export const DEFAULT_BW_PERIOD_US = 100000n;
 
 export class Cgroup {
   /** css.refcnt: the cgroup's own reference while it is online plus every one taken. */
@@ -55,6 +62,10 @@ export class Cgroup {
   freed = false;
   /** `cpu.weight`. */
   weight = CGROUP_WEIGHT_DFL;
+  /** `cpu.max` (quota, period) and `cpu.max.burst`, in us. */
+  bw_period_us = DEFAULT_BW_PERIOD_US;
+  bw_quota_us = RUNTIME_INF;
+  bw_burst_us = 0n;
   readonly children = new Set<Cgroup>();
   /** The tasks whose css_set is this cgroup's (the only hierarchy is the default one). */
   readonly tasks = new Set<Task>();
@@ -262,6 +273,45 @@ export class CgroupRoot {
     if (!cg.parent) throw new BpfError(EINVAL, "the root cgroup has no cpu.weight");
     cg.weight = weight;
     for (const s of this.subsys) s.css_set_weight?.(cg, weight);
+  }
+
+  /**
+   * Writing `cpu.max` (cpu_max_write: cpu_period_quota_parse, then tg_set_bandwidth): "QUOTA
+   * [PERIOD]" in us, QUOTA "max" for no limit, PERIOD kept when omitted. The root has no cpu.max.
+   */
+  setMax(cg: Cgroup, text: string): void {
+    if (!cg.parent) throw new BpfError(EINVAL, "the root cgroup has no cpu.max");
+    const m = /^\s*(\S{1,20})(?:\s+(\d+))?/.exec(text);
+    if (!m) throw new BpfError(EINVAL, `cpu.max ${JSON.stringify(text)}: not "QUOTA [PERIOD]"`);
+    let quota: bigint;
+    if (/^\d+$/.test(m[1])) quota = BigInt(m[1]);
+    else if (m[1] === "max") quota = RUNTIME_INF;
+    else throw new BpfError(EINVAL, `cpu.max quota ${JSON.stringify(m[1])}: not a number or "max"`);
+    const period = m[2] !== undefined ? BigInt(m[2]) : cg.bw_period_us;
+    if (quota > RUNTIME_INF || period > RUNTIME_INF) throw new BpfError(EINVAL, "cpu.max: value out of range");
+    this.setBandwidth(cg, period, quota, cg.bw_burst_us);
+  }
+
+  /** Writing `cpu.max.burst` (us). */
+  setMaxBurst(cg: Cgroup, burst_us: bigint): void {
+    if (!cg.parent) throw new BpfError(EINVAL, "the root cgroup has no cpu.max.burst");
+    this.setBandwidth(cg, cg.bw_period_us, cg.bw_quota_us, burst_us);
+  }
+
+  private setBandwidth(cg: Cgroup, period: bigint, quota: bigint, burst: bigint): void {
+    for (const s of this.subsys) {
+      const err = s.css_set_bandwidth?.(cg, period, quota, burst) ?? 0;
+      if (err)
+        throw new BpfError(-err, `cpu.max of ${cg.path}: period ${period} quota ${quota} burst ${burst} refused`);
+    }
+    cg.bw_period_us = period;
+    cg.bw_quota_us = quota;
+    cg.bw_burst_us = burst;
+  }
+
+  /** Reading `cpu.max`: "max 100000" or "QUOTA PERIOD". */
+  readMax(cg: Cgroup): string {
+    return `${cg.bw_quota_us === RUNTIME_INF ? "max" : cg.bw_quota_us} ${cg.bw_period_us}`;
   }
 
   /** Look a cgroup up by its path ("/", "/a/b"). */

@@ -81,6 +81,8 @@ export interface SchedHooks {
   cgroup_move_task?(p: SchedTask): void;
   /** cpu.weight written (scx_group_set_weight). */
   tg_set_weight?(cg: Cgroup, weight: number): void;
+  /** cpu.max / cpu.max.burst written and taken (scx_group_set_bandwidth), in us. */
+  tg_set_bandwidth?(cg: Cgroup, period_us: bigint, quota_us: bigint, burst_us: bigint): void;
 }
 
 export interface SchedOptions {

@@ -11,10 +11,14 @@
  * parent). A group's weight is split over all its tasks, runnable or not: CPU hogs get their
  * cgroups' shares, as CFS gives them; sleepers leave part of their group's share unused.
  * Tasks of the root cgroup keep their own weight.
+ *
+ * `cpu.max` (tg_set_bandwidth): checked and applied to the fair class's tasks (fair_bandwidth.ts),
+ * then sched_ext hears of it.
  */
 import { type Cgroup, type CgroupRoot, type CgroupSubsys, cgroupRoot } from "../cgroup.js";
 import type { Task } from "../task.js";
 import type { Sched, SchedHooks } from "./core.js";
+import { CfsBandwidth } from "./fair_bandwidth.js";
 import { type SchedTask, task_weight } from "./sched.js";
 
 /** sched_weight_from_cgroup(): cpu.weight 100 is a nice-0 task's 1024. */
@@ -25,10 +29,18 @@ export function sched_weight_from_cgroup(w: number): number {
 export class CpuCgroup implements CgroupSubsys {
   readonly name = "cpu";
   readonly root: CgroupRoot | null;
+  readonly bandwidth: CfsBandwidth;
 
   constructor(private readonly core: Sched) {
     this.root = cgroupRoot(core.kernel);
     this.root?.subsys.push(this);
+    this.bandwidth = new CfsBandwidth(
+      core,
+      core.fair,
+      (p) => this.taskCgroup(p),
+      (t) => core.of(t),
+    );
+    core.fair.bw = this.bandwidth;
   }
 
   private get hooks(): readonly SchedHooks[] {
@@ -82,6 +94,15 @@ export class CpuCgroup implements CgroupSubsys {
   css_set_weight(cg: Cgroup, weight: number): void {
     for (const h of this.hooks) h.tg_set_weight?.(cg, weight);
     this.reweight();
+  }
+
+  /** tg_set_bandwidth: the CFS limit, then sched_ext (scx_group_set_bandwidth). */
+  css_set_bandwidth(cg: Cgroup, period_us: bigint, quota_us: bigint, burst_us: bigint): number {
+    const err = this.bandwidth.check(period_us, quota_us, burst_us);
+    if (err) return err;
+    this.bandwidth.set(cg, period_us, quota_us, burst_us);
+    for (const h of this.hooks) h.tg_set_bandwidth?.(cg, period_us, quota_us, burst_us);
+    return 0;
   }
 
   /** The cgroup a task's scheduling follows (task_group(p)'s). */

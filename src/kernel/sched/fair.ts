@@ -9,6 +9,7 @@
  * CPUs even out the weight they carry at the periodic balance.
  */
 import { load_balance_tick, sched_balance_newidle } from "./fair_balance.js";
+import type { CfsBandwidth } from "./fair_bandwidth.js";
 import {
   type CfsRq,
   ENQUEUE_INITIAL,
@@ -63,6 +64,8 @@ export function entity_eligible(cfs: CfsRq, p: SchedTask, avg = avg_vruntime(cfs
 export class FairSchedClass implements SchedClass {
   readonly name = "fair";
   readonly base_slice: number;
+  /** cpu.max throttling (set by the CPU controller). */
+  bw: CfsBandwidth | null = null;
 
   constructor(readonly core: SchedCore) {
     this.base_slice = sched_base_slice(core.nr_cpu_ids);
@@ -111,6 +114,7 @@ export class FairSchedClass implements SchedClass {
     se.exec_start = rq.clock_task;
     se.sum_exec_runtime += delta;
     se.vruntime += calc_delta_fair(delta, se.weight);
+    if (this.bw?.active) this.bw.account(curr, delta);
     const resched = this.update_deadline(curr);
     this.update_min_vruntime(cfs);
     if (cfs.nr_running <= 1) return;
@@ -145,6 +149,12 @@ export class FairSchedClass implements SchedClass {
   enqueue_task(rq: Rq, p: SchedTask, flags: number): void {
     const cfs = rq.cfs;
     this.update_curr(rq);
+    if (this.bw?.active && this.bw.throttled(p)) {
+      // Runnable into a throttled group: it waits off the queue for the refill.
+      this.bw.parked.add(p);
+      rq.nr_running--;
+      return;
+    }
     this.place_entity(cfs, p, flags);
     if (cfs.curr !== p) cfs.queue.push(p);
     p.se.on_rq = true;
@@ -155,6 +165,12 @@ export class FairSchedClass implements SchedClass {
 
   dequeue_task(rq: Rq, p: SchedTask): boolean {
     const cfs = rq.cfs;
+    if (this.bw?.parked.has(p)) {
+      // Off the queue already: the core's count of it went when it was throttled.
+      this.bw.forget(p);
+      rq.nr_running++;
+      return true;
+    }
     this.update_curr(rq);
     this.update_entity_lag(cfs, p);
     if (cfs.curr !== p) {
@@ -219,6 +235,14 @@ export class FairSchedClass implements SchedClass {
   }
 
   pick_task(rq: Rq): SchedTask | null {
+    if (this.bw?.active) {
+      // check_cfs_rq_runtime: a current task whose group ran out leaves before anything is picked.
+      const c = rq.cfs.curr;
+      if (c?.se.on_rq && this.bw.throttled(c)) {
+        this.update_curr(rq);
+        this.park(rq, c);
+      }
+    }
     if (!rq.cfs.nr_running) return null;
     return this.pick_eevdf(rq.cfs);
   }
@@ -227,9 +251,47 @@ export class FairSchedClass implements SchedClass {
     const cfs = rq.cfs;
     if (p.se.on_rq) {
       this.update_curr(rq);
-      cfs.queue.push(p);
+      if (this.bw?.active && this.bw.throttled(p)) this.park(rq, p);
+      else cfs.queue.push(p);
     }
     cfs.curr = null;
+  }
+
+  /** Take a queued (not running) task of a throttled group off the run queue. */
+  throttle_task(rq: Rq, p: SchedTask): void {
+    const cfs = rq.cfs;
+    this.update_curr(rq);
+    const i = cfs.queue.indexOf(p);
+    if (i >= 0) cfs.queue.splice(i, 1);
+    this.park(rq, p);
+  }
+
+  private park(rq: Rq, p: SchedTask): void {
+    const cfs = rq.cfs;
+    this.update_entity_lag(cfs, p);
+    p.se.on_rq = false;
+    cfs.nr_running--;
+    cfs.load -= p.se.weight;
+    rq.nr_running--;
+    this.update_min_vruntime(cfs);
+    this.bw?.parked.add(p);
+  }
+
+  /** Its group refilled: back on the run queue, placed by its lag as after a sleep. */
+  unthrottle_task(rq: Rq, p: SchedTask): void {
+    const cfs = rq.cfs;
+    this.bw?.forget(p);
+    this.update_curr(rq);
+    this.place_entity(cfs, p, 0);
+    cfs.queue.push(p);
+    p.se.on_rq = true;
+    cfs.nr_running++;
+    cfs.load += p.se.weight;
+    rq.nr_running++;
+    this.update_min_vruntime(cfs);
+    if (rq.curr === rq.idle) rq.sched.resched_curr(rq);
+    else if (rq.curr.sched_class === this) this.wakeup_preempt(rq, p, 0);
+    else if (rq.sched.sched_class_above(this, rq.curr.sched_class)) rq.sched.resched_curr(rq);
   }
 
   set_next_task(rq: Rq, p: SchedTask): void {

@@ -116,6 +116,7 @@ export class Machine {
       const at = c.path.lastIndexOf("/");
       const cg = cgr.mkdir(cgr.lookup(c.path.slice(0, at) || "/")!, c.path.slice(at + 1));
       if (c.weight !== 100) cgr.setWeight(cg, c.weight);
+      if (c.max !== undefined) cgr.setMax(cg, c.max);
     }
     this.prng = new Prng(opts.seed ?? 1);
     this.csCost = opts.csCost ?? 2000;
@@ -383,6 +384,7 @@ export class Machine {
         const cg = cgr?.lookup(e.cgroup);
         if (!cgr || !cg) return;
         if (e.kind === "weight") cgr.setWeight(cg, e.weight);
+        else if (e.kind === "max") cgr.setMax(cg, e.max);
         else {
           const live = this.tasksNamed(e.task).filter((p) => !(p.user as TaskRun).exited);
           // A refused migration (ops.cgroup_prep_move's errno) leaves the tasks where they were.
@@ -459,7 +461,15 @@ export class Machine {
       if (!this.sched.idle_cpu(c)) continue;
       for (const p of this.sched.tasks()) {
         const lq = p.sched_info.last_queued;
-        if (p.on_rq === TASK_ON_RQ_QUEUED && !p.on_cpu && lq >= 0 && now - lq > tick && p.cpus_mask[c]) {
+        if (
+          p.on_rq === TASK_ON_RQ_QUEUED &&
+          !p.on_cpu &&
+          lq >= 0 &&
+          now - lq > tick &&
+          p.cpus_mask[c] &&
+          // A task of a cgroup out of cpu.max quota may not run anywhere.
+          !this.sched.fair.bw?.parked.has(p)
+        ) {
           this.violations.push({ t: now, cpu: c, pid: p.pid, waited: now - lq });
         }
       }

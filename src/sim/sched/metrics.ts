@@ -72,19 +72,22 @@ export function jain(xs: readonly number[]): number {
 }
 
 /** Water-filling of `capacity` CPUs by weight, no task above one CPU. */
-export function waterFill(weights: readonly number[], capacity: number): number[] {
+export function waterFill(weights: readonly number[], capacity: number, caps?: readonly number[]): number[] {
   const out = weights.map(() => 0);
+  const capOf = (i: number) => Math.min(1, caps?.[i] ?? 1);
   let free = weights.map((_, i) => i);
   let cap = Math.max(0, capacity);
   while (free.length) {
     const w = free.reduce((a, i) => a + weights[i]!, 0);
-    const over = free.filter((i) => (cap * weights[i]!) / w > 1);
+    const over = free.filter((i) => (cap * weights[i]!) / w > capOf(i));
     if (!over.length) {
       for (const i of free) out[i] = (cap * weights[i]!) / w;
       break;
     }
-    for (const i of over) out[i] = 1;
-    cap -= over.length;
+    for (const i of over) {
+      out[i] = capOf(i);
+      cap -= out[i]!;
+    }
     free = free.filter((i) => !over.includes(i));
   }
   return out;
@@ -111,7 +114,23 @@ export function schedMetrics(m: Machine, durationNs: number): SchedMetrics {
   const cpuCg = m.sched.cgroup;
   const grouped = cpuCg.grouped();
   const weightOf = (p: SchedTask) => (grouped ? cpuCg.load_weight(p) : p.se.weight);
-  const ent = waterFill(bound.map(weightOf), (capacity - othersNs) / durationNs);
+  // cpu.max: a limited cgroup's bound tasks together get at most quota / period CPUs (the
+  // tightest over its ancestors), split by weight.
+  const capOf = (p: SchedTask): number => {
+    let cap = 1;
+    for (let c = cpuCg.taskCgroup(p); c?.parent; c = c.parent) {
+      const b = cpuCg.bandwidth.stat(c);
+      if (!b) continue;
+      let w = 0;
+      for (const q of bound) {
+        const qc = cpuCg.taskCgroup(q);
+        if (qc && (qc === c || qc.ancestors[c.level] === c)) w += weightOf(q);
+      }
+      cap = Math.min(cap, ((b.quota / b.period) * weightOf(p)) / (w || 1));
+    }
+    return cap;
+  };
+  const ent = waterFill(bound.map(weightOf), (capacity - othersNs) / durationNs, bound.map(capOf));
   const entOf = new Map(bound.map((p, i) => [p, ent[i]! / cpus]));
   const allLat: number[] = [];
   const tasks = m.all.map((p): TaskMetrics => {

@@ -11,6 +11,8 @@
  * starts its instances there (clone3's CLONE_INTO_CGROUP), and `"cgroup_events"` changes them
  * during the run: `{"at": us, "task": name, "cgroup": "/b"}` moves every live instance of a task
  * (a write to cgroup.procs), `{"at": us, "cgroup": "/a", "weight": 300}` writes cpu.weight.
+ * A cgroup's `"max": "20000 100000"` (or an event's) writes cpu.max: QUOTA ("max": none) and
+ * PERIOD in us, as `echo ... > cpu.max` does.
  */
 import { BpfError, EINVAL } from "../../uapi/errno.js";
 
@@ -50,12 +52,15 @@ export interface TaskTemplate {
 export interface CgroupSpec {
   path: string;
   weight: number;
+  /** cpu.max as written ("QUOTA [PERIOD]"). */
+  max?: string;
 }
 
 /** A timed change to the cgroups: a task's instances move, or a cgroup's cpu.weight is written. */
 export type CgroupEvent =
   | { at: number; kind: "move"; task: string; cgroup: string }
-  | { at: number; kind: "weight"; cgroup: string; weight: number };
+  | { at: number; kind: "weight"; cgroup: string; weight: number }
+  | { at: number; kind: "max"; cgroup: string; max: string };
 
 /** A CPU taken offline or brought back at a time (ns), as `echo 0 > /sys/devices/system/cpu/cpuN/online` does. */
 export interface HotplugEvent {
@@ -142,7 +147,14 @@ function parseCgroups(doc: Record<string, unknown>, tasks: TaskTemplate[]): Pick
       if (paths.has(path)) bad(`cgroup ${path}: listed twice`);
       paths.add(path);
       if (!v || typeof v !== "object") bad(`cgroup ${path}: not an object`);
-      return { path, weight: num((v as { weight?: unknown }).weight ?? 100, `cgroup ${path}: weight`, 1, 10000) };
+      const max = (v as { max?: unknown }).max;
+      if (max !== undefined && (typeof max !== "string" || max.length > 64))
+        bad(`cgroup ${path}: max must be a cpu.max string like "20000 100000"`);
+      return {
+        path,
+        weight: num((v as { weight?: unknown }).weight ?? 100, `cgroup ${path}: weight`, 1, 10000),
+        ...(max !== undefined ? { max } : {}),
+      };
     });
   }
   for (const t of tasks)
@@ -162,7 +174,12 @@ function parseCgroups(doc: Record<string, unknown>, tasks: TaskTemplate[]): Pick
         bad(`cgroup_events[${i}].task: no task named ${JSON.stringify(o.task)}`);
       return { at, kind: "move", task: o.task, cgroup: o.cgroup };
     }
-    if (o.cgroup === "/") bad(`cgroup_events[${i}]: the root cgroup has no weight`);
+    if (o.cgroup === "/") bad(`cgroup_events[${i}]: the root cgroup has no weight or cpu.max`);
+    if (o.max !== undefined) {
+      if (typeof o.max !== "string" || o.max.length > 64)
+        bad(`cgroup_events[${i}].max: a cpu.max string like "20000 100000"`);
+      return { at, kind: "max", cgroup: o.cgroup, max: o.max };
+    }
     return { at, kind: "weight", cgroup: o.cgroup, weight: num(o.weight, `cgroup_events[${i}].weight`, 1, 10000) };
   });
   return out;

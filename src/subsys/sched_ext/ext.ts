@@ -132,7 +132,15 @@ export class ScxSched {
   }
 
   /** SCX_CALL_OP: run op with `mask` allowed (nesting only towards lower masks), r0 as a bigint. */
-  call(op: string, mask: number, a0: number | bigint = 0, a1: number | bigint = 0, a2: number | bigint = 0): bigint {
+  call(
+    op: string,
+    mask: number,
+    a0: number | bigint = 0,
+    a1: number | bigint = 0,
+    a2: number | bigint = 0,
+    /** A fourth argument (ops.cgroup_set_bandwidth): the general, slower call. */
+    a3?: bigint,
+  ): bigint {
     const o = this.opIdx.get(op);
     const t = o === undefined ? undefined : this.kdata.funcs[o.i];
     if (!t) return 0n;
@@ -149,7 +157,7 @@ export class ScxSched {
       st.kfTasks1 = nt === 2 ? Number(a1) : 0;
     }
     try {
-      return t.callU64x3(a0, a1, a2);
+      return a3 === undefined ? t.callU64x3(a0, a1, a2) : t.callU64(a0, a1, a2, a3);
     } finally {
       st.opDepth--;
       st.kfMask = saved;

@@ -1,9 +1,9 @@
 /**
  * sched_ext's cgroup support (kernel/sched/ext.c CONFIG_EXT_GROUP_SCHED: scx_cgroup_init,
  * scx_cgroup_exit, scx_tg_online/offline, scx_cgroup_can_attach, scx_cgroup_move_task,
- * scx_cgroup_cancel_attach, scx_group_set_weight): the cgroup ops called where ext.c calls them,
- * with each task group's SCX_TG_ONLINE / SCX_TG_INITED state, and `scx_cgroup_init_args`
- * (weight; bandwidth as "no limit", cpu.max not being modelled).
+ * scx_cgroup_cancel_attach, scx_group_set_weight, scx_group_set_bandwidth): the cgroup ops
+ * called where ext.c calls them, with each task group's SCX_TG_ONLINE / SCX_TG_INITED state and
+ * its cached weight and bandwidth (tg->scx), which `scx_cgroup_init_args` carries.
  */
 import { CGROUP_WEIGHT_DFL, type Cgroup, cgroupRoot } from "../../kernel/cgroup.js";
 import type { SchedCore, SchedTask } from "../../kernel/sched/sched.js";
@@ -13,14 +13,24 @@ import type { ScxSched, ScxState } from "./ext.js";
 
 const SCX_TG_ONLINE = 1;
 const SCX_TG_INITED = 2;
-/** default_bw_period_us() and RUNTIME_INF: cpu.max's "max 100000". */
-const DEFAULT_BW_PERIOD_US = 100000n;
-const RUNTIME_INF = 0xffff_ffff_ffff_ffffn;
-
 /** tg->scx: per task group (one per cgroup). */
 interface TgScx {
   flags: number;
   weight: number;
+  bw_period_us: bigint;
+  bw_quota_us: bigint;
+  bw_burst_us: bigint;
+}
+
+/** scx_tg_init: the cgroup's weight and cpu.max as they are now. */
+function tgInit(cg: Cgroup, flags: number): TgScx {
+  return {
+    flags,
+    weight: cg.weight,
+    bw_period_us: cg.bw_period_us,
+    bw_quota_us: cg.bw_quota_us,
+    bw_burst_us: cg.bw_burst_us,
+  };
 }
 
 export class ScxCgroups {
@@ -36,13 +46,13 @@ export class ScxCgroups {
   ) {
     // The root group is online from boot (cgroup_init_subsys onlines its css).
     const root = cgroupRoot(st.kernel);
-    if (root) this.tg.set(root.cgrp, { flags: SCX_TG_ONLINE, weight: CGROUP_WEIGHT_DFL });
+    if (root) this.tg.set(root.cgrp, { ...tgInit(root.cgrp, SCX_TG_ONLINE), weight: CGROUP_WEIGHT_DFL });
   }
 
   private tgOf(cg: Cgroup): TgScx {
     let t = this.tg.get(cg);
     // Every live cgroup's group went online when it was made, loaded scheduler or not.
-    if (!t) this.tg.set(cg, (t = { flags: cg.online ? SCX_TG_ONLINE : 0, weight: cg.weight }));
+    if (!t) this.tg.set(cg, (t = tgInit(cg, cg.online ? SCX_TG_ONLINE : 0)));
     return t;
   }
 
@@ -52,7 +62,7 @@ export class ScxCgroups {
   }
 
   /** struct scx_cgroup_init_args in kernel memory for one call. */
-  private withInitArgs(weight: number, fn: (addr: number) => bigint): bigint {
+  private withInitArgs(tg: TgScx, fn: (addr: number) => bigint): bigint {
     const k = this.st.kernel;
     const btf = k.btfVmlinux;
     if (!btf) return fn(0);
@@ -61,9 +71,10 @@ export class ScxCgroups {
     const b = k.mem.bytes(r.addr, size);
     const dv = new DataView(b.buffer, b.byteOffset, size);
     const off = (m: string) => memberOff(btf, "scx_cgroup_init_args", m);
-    dv.setUint32(off("weight"), weight, true);
-    dv.setBigUint64(off("bw_period_us"), DEFAULT_BW_PERIOD_US, true);
-    dv.setBigUint64(off("bw_quota_us"), RUNTIME_INF, true);
+    dv.setUint32(off("weight"), tg.weight, true);
+    dv.setBigUint64(off("bw_period_us"), tg.bw_period_us, true);
+    dv.setBigUint64(off("bw_quota_us"), tg.bw_quota_us, true);
+    dv.setBigUint64(off("bw_burst_us"), tg.bw_burst_us, true);
     try {
       return fn(r.addr);
     } finally {
@@ -84,7 +95,7 @@ export class ScxCgroups {
       const ret = Number(
         BigInt.asIntN(
           32,
-          this.withInitArgs(tg.weight, (a) => sch.call("cgroup_init", SCX_KF_UNLOCKED, cg.addr, a)),
+          this.withInitArgs(tg, (a) => sch.call("cgroup_init", SCX_KF_UNLOCKED, cg.addr, a)),
         ),
       );
       if (ret) {
@@ -111,7 +122,7 @@ export class ScxCgroups {
 
   /** scx_tg_online: a cgroup made while a scheduler is loaded gets ops.cgroup_init. */
   online(cg: Cgroup): number {
-    const tg: TgScx = { flags: 0, weight: cg.weight };
+    const tg = tgInit(cg, 0);
     this.tg.set(cg, tg);
     const sch = this.sch;
     let ret = 0;
@@ -120,7 +131,7 @@ export class ScxCgroups {
         ret = Number(
           BigInt.asIntN(
             32,
-            this.withInitArgs(tg.weight, (a) => sch.call("cgroup_init", SCX_KF_UNLOCKED, cg.addr, a)),
+            this.withInitArgs(tg, (a) => sch.call("cgroup_init", SCX_KF_UNLOCKED, cg.addr, a)),
           ),
         );
         if (ret) ret = sanitize(sch, "cgroup_init", ret);
@@ -199,6 +210,25 @@ export class ScxCgroups {
     if (this.enabled && sch?.has("cgroup_set_weight") && tg.weight !== weight)
       sch.call("cgroup_set_weight", SCX_KF_UNLOCKED, cg.addr, weight);
     tg.weight = weight;
+    this.flush();
+  }
+
+  /**
+   * scx_group_set_bandwidth (from tg_set_bandwidth once cpu.max was taken):
+   * ops.cgroup_set_bandwidth(cgrp, period_us, quota_us, burst_us) when any of them changed.
+   */
+  setBandwidth(cg: Cgroup, period_us: bigint, quota_us: bigint, burst_us: bigint): void {
+    const tg = this.tgOf(cg);
+    const sch = this.sch;
+    if (
+      this.enabled &&
+      sch?.has("cgroup_set_bandwidth") &&
+      (tg.bw_period_us !== period_us || tg.bw_quota_us !== quota_us || tg.bw_burst_us !== burst_us)
+    )
+      sch.call("cgroup_set_bandwidth", SCX_KF_UNLOCKED, cg.addr, period_us, quota_us, burst_us);
+    tg.bw_period_us = period_us;
+    tg.bw_quota_us = quota_us;
+    tg.bw_burst_us = burst_us;
     this.flush();
   }
 

@@ -243,6 +243,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       cgroup_cancel_attach: (ts, from, to) => this.cgroups.cancelAttach(ts, from, to),
       cgroup_move_task: (p) => this.cgroups.moveTask(p),
       tg_set_weight: (cg, w) => this.cgroups.setWeight(cg, w),
+      tg_set_bandwidth: (cg, period, quota, burst) => this.cgroups.setBandwidth(cg, period, quota, burst),
     });
     this.cgroups = new ScxCgroups(st, core);
   }
