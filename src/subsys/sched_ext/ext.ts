@@ -166,6 +166,36 @@ export class ScxSched {
     }
   }
 
+  /**
+   * SCX_CALL_OP for the ops called per scheduling event: r0 as the op's C type gives it (void,
+   * s32, bool), a number. Arguments of at most 53 bits go as numbers, so the trampoline takes its
+   * path that allocates nothing per call.
+   */
+  callN(op: string, mask: number, a0: number | bigint = 0, a1: number | bigint = 0, a2: number | bigint = 0): number {
+    const o = this.opIdx.get(op);
+    const t = o === undefined ? undefined : this.kdata.funcs[o.i];
+    if (!t) return 0;
+    const st = this.state;
+    const saved = st.kfMask;
+    if (mask) st.kfMask |= mask;
+    st.opDepth++;
+    const nt = o!.tasks;
+    const t0 = st.kfTasks0;
+    const t1 = st.kfTasks1;
+    if (nt) {
+      st.kfTasks0 = Number(a0);
+      st.kfTasks1 = nt === 2 ? Number(a1) : 0;
+    }
+    try {
+      return t.callx3(small(a0), small(a1), small(a2));
+    } finally {
+      st.opDepth--;
+      st.kfMask = saved;
+      st.kfTasks0 = t0;
+      st.kfTasks1 = t1;
+    }
+  }
+
   /** scx_kf_allowed_on_arg_tasks(): the op may use the kfunc, and p is a task it was called for. */
   kfAllowedOnArgTasks(mask: number, p: number): boolean {
     if (!this.kfAllowed(mask)) return false;
@@ -424,4 +454,9 @@ function validate_ops(sch: ScxSched): boolean {
     return false;
   }
   return true;
+}
+
+/** A bigint argument that fits in 53 bits as a number (what the trampoline's number path takes). */
+function small(v: number | bigint): number | bigint {
+  return typeof v === "bigint" && v >= 0n && v <= 0x1f_ffff_ffff_ffffn ? Number(v) : v;
 }

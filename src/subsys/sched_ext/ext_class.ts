@@ -36,7 +36,6 @@ import {
   SCX_PICK_IDLE_CORE,
   SCX_PICK_IDLE_IN_NODE,
   SCX_SLICE_DFL,
-  SCX_SLICE_INF,
   SCX_TASK_ENABLED,
   SCX_TASK_INIT,
   SCX_TASK_NONE,
@@ -97,6 +96,29 @@ class ScxEntity {
   }
   set slice(v: bigint) {
     this.dv.setBigUint64(this.off.slice, BigInt.asUintN(64, v), true);
+  }
+  /** slice != 0, read without making a bigint. */
+  get hasSlice(): boolean {
+    const dv = this.dv;
+    const o = this.off.slice;
+    return dv.getUint32(o, true) !== 0 || dv.getUint32(o + 4, true) !== 0;
+  }
+  /** update_curr_scx's charge: slice -= ns (not below 0), SCX_SLICE_INF untouched; numbers while it fits. */
+  chargeSlice(ns: number): void {
+    const dv = this.dv;
+    const o = this.off.slice;
+    const lo = dv.getUint32(o, true);
+    const hi = dv.getUint32(o + 4, true);
+    if (hi === 0xffff_ffff && lo === 0xffff_ffff) return;
+    if (hi >= 0x20_0000) {
+      const s = this.slice;
+      const d = BigInt(ns);
+      this.slice = s > d ? s - d : 0n;
+      return;
+    }
+    const left = Math.max(0, hi * 0x1_0000_0000 + lo - ns);
+    dv.setUint32(o, left % 0x1_0000_0000, true);
+    dv.setUint32(o + 4, Math.floor(left / 0x1_0000_0000), true);
   }
   get dsq_vtime(): bigint {
     return this.dv.getBigUint64(this.off.dsq_vtime, true);
@@ -316,7 +338,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       // .cgroup = tg_cgrp(task_group(p))
       const cg = this.cgroups.taskCgroup(p);
       if (cg) view(this.st.kernel, args.addr + 8, 8).setBigUint64(0, BigInt(cg.addr), true);
-      const ret = Number(BigInt.asIntN(32, sch.call("init_task", SCX_KF_UNLOCKED, p.task.addr, args.addr)));
+      const ret = sch.callN("init_task", SCX_KF_UNLOCKED, p.task.addr, args.addr) | 0;
       this.st.kernel.mem.free(args);
       if (ret) {
         sch.error(`ops.init_task() failed (${ret}) for ${p.comm}[${p.pid}] while loading`);
@@ -332,7 +354,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     if (e.state === SCX_TASK_ENABLED) this.disableTask(sch, e);
     if (sch.has("exit_task")) {
       const args = this.st.kernel.mem.alloc(8, { perm: "r", kind: "kobj", name: "scx_exit_task_args" });
-      sch.call("exit_task", SCX_KF_REST, e.p.task.addr, args.addr);
+      sch.callN("exit_task", SCX_KF_REST, e.p.task.addr, args.addr);
       this.st.kernel.mem.free(args);
     }
     e.state = SCX_TASK_NONE;
@@ -340,13 +362,13 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
 
   private enableTask(sch: ScxSched, e: ScxEntity): void {
     e.weight = sched_weight_to_cgroup(task_weight(e.p));
-    sch.call("enable", SCX_KF_REST, e.p.task.addr);
+    sch.callN("enable", SCX_KF_REST, e.p.task.addr);
     e.state = SCX_TASK_ENABLED;
-    if (sch.has("set_weight")) sch.call("set_weight", SCX_KF_REST, e.p.task.addr, e.weight);
+    if (sch.has("set_weight")) sch.callN("set_weight", SCX_KF_REST, e.p.task.addr, e.weight);
   }
 
   private disableTask(sch: ScxSched, e: ScxEntity): void {
-    sch.call("disable", SCX_KF_REST, e.p.task.addr);
+    sch.callN("disable", SCX_KF_REST, e.p.task.addr);
     e.state = SCX_TASK_READY;
   }
 
@@ -405,7 +427,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     e.runnable_at = this.core.now();
     e.flags |= SCX_TASK_QUEUED;
     const enq = BigInt(flags & 0xff);
-    if (sch?.has("runnable") && p.on_rq !== TASK_ON_RQ_MIGRATING) sch.call("runnable", SCX_KF_REST, p.task.addr, enq);
+    if (sch?.has("runnable") && p.on_rq !== TASK_ON_RQ_MIGRATING) sch.callN("runnable", SCX_KF_REST, p.task.addr, enq);
     this.doEnqueue(rq, e, enq, sticky);
   }
 
@@ -435,7 +457,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     e.ops_state = OPSS_QUEUED;
     this.ddspTask = e;
     try {
-      sch.call("enqueue", SCX_KF_ENQUEUE, e.p.task.addr, enqFlags);
+      sch.callN("enqueue", SCX_KF_ENQUEUE, e.p.task.addr, enqFlags);
     } finally {
       this.ddspTask = null;
     }
@@ -559,15 +581,15 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const e = this.ent(p);
     if (!e.queued) return true;
     if (e.ops_state === OPSS_QUEUED) {
-      if (sch?.has("dequeue")) sch.call("dequeue", SCX_KF_REST, p.task.addr, BigInt(flags & 0xff));
+      if (sch?.has("dequeue")) sch.callN("dequeue", SCX_KF_REST, p.task.addr, flags & 0xff);
       e.ops_state = OPSS_NONE;
     }
     if (sch?.has("stopping") && rq.curr === p) {
       this.update_curr(rq);
-      sch.call("stopping", SCX_KF_REST, p.task.addr, 0);
+      sch.callN("stopping", SCX_KF_REST, p.task.addr, 0);
     }
     if (sch?.has("quiescent") && p.on_rq !== TASK_ON_RQ_MIGRATING) {
-      sch.call("quiescent", SCX_KF_REST, p.task.addr, flags & DEQUEUE_SLEEP ? SCX_DEQ_SLEEP : 0n);
+      sch.callN("quiescent", SCX_KF_REST, p.task.addr, flags & DEQUEUE_SLEEP ? SCX_DEQ_SLEEP : 0n);
     }
     e.flags &= ~SCX_TASK_QUEUED;
     e.runnable = false;
@@ -580,7 +602,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   yield_task(rq: CoreRq): void {
     const sch = this.sch;
     const p = rq.curr;
-    if (sch?.has("yield")) sch.call("yield", SCX_KF_REST, p.task.addr, 0);
+    if (sch?.has("yield")) sch.callN("yield", SCX_KF_REST, p.task.addr, 0);
     else this.ent(p).slice = 0n;
   }
 
@@ -589,12 +611,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const curr = rq.curr;
     if (curr.sched_class !== this) return;
     const delta = this.core.update_curr_common(rq);
-    const e = this.ent(curr);
-    const s = e.slice;
-    if (s !== SCX_SLICE_INF) {
-      const d = BigInt(Math.round(delta));
-      e.slice = s > d ? s - d : 0n;
-    }
+    this.ent(curr).chargeSlice(Math.round(delta));
   }
 
   /** balance_one(). */
@@ -614,7 +631,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     srq.balKeep = false;
     if (sch && srq.cpuReleased && this.cpuPreempt(sch)) {
       // the CPU is back from a higher class: ops.cpu_acquire complements the ops.cpu_release of switch_class
-      if (sch.has("cpu_acquire")) sch.call("cpu_acquire", SCX_KF_REST, rq.cpu, 0);
+      if (sch.has("cpu_acquire")) sch.callN("cpu_acquire", SCX_KF_REST, rq.cpu, 0);
       srq.cpuReleased = false;
     }
     const prevOnScx = prev.sched_class === this;
@@ -622,7 +639,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const prevOnRq = pe?.queued ?? false;
     if (prevOnScx) {
       this.update_curr(rq);
-      if (prevOnRq && pe?.slice) {
+      if (prevOnRq && pe?.hasSlice) {
         srq.balKeep = true;
         return true;
       }
@@ -635,13 +652,13 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       const dsp = { rq, buf: [], nrTasks: 0 };
       this.dsp = dsp;
       try {
-        sch.call("dispatch", SCX_KF_DISPATCH, rq.cpu, prevOnScx ? prev.task.addr : 0);
+        sch.callN("dispatch", SCX_KF_DISPATCH, rq.cpu, prevOnScx ? prev.task.addr : 0);
         this.flushDispatchBuf(sch, rq);
       } finally {
         this.dsp = null;
       }
       const nr = dsp.nrTasks;
-      if (prevOnRq && pe?.slice) {
+      if (prevOnRq && pe?.hasSlice) {
         srq.balKeep = true;
         return true;
       }
@@ -705,12 +722,12 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const srq = this.srq(rq);
     if (srq.balKeep) {
       const e = this.ent(rq.curr);
-      if (!e.slice) this.refill(e);
+      if (!e.hasSlice) this.refill(e);
       return rq.curr;
     }
     const e = srq.local.first();
     if (!e) return null;
-    if (!e.slice) this.refill(e);
+    if (!e.hasSlice) this.refill(e);
     return e.p;
   }
 
@@ -719,13 +736,13 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const e = this.ent(p);
     if (e.queued) {
       if (e.ops_state === OPSS_QUEUED) {
-        if (sch?.has("dequeue")) sch.call("dequeue", SCX_KF_REST, p.task.addr, SCX_DEQ_CORE_SCHED_EXEC);
+        if (sch?.has("dequeue")) sch.callN("dequeue", SCX_KF_REST, p.task.addr, SCX_DEQ_CORE_SCHED_EXEC);
         e.ops_state = OPSS_NONE;
       }
       e.dsq?.remove(e);
     }
     p.se.exec_start = rq.clock_task;
-    if (sch?.has("running") && e.queued) sch.call("running", SCX_KF_REST, p.task.addr);
+    if (sch?.has("running") && e.queued) sch.callN("running", SCX_KF_REST, p.task.addr);
     e.runnable = false;
   }
 
@@ -735,11 +752,11 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     // a CPU spinning in SCX_KICK_WAIT for this one sees the task switched out
     this.kicks.bumpPntSeq(rq.cpu);
     this.update_curr(rq);
-    if (sch?.has("stopping") && e.queued) sch.call("stopping", SCX_KF_REST, p.task.addr, 1);
+    if (sch?.has("stopping") && e.queued) sch.callN("stopping", SCX_KF_REST, p.task.addr, 1);
     if (e.queued) {
       e.runnable = true;
       e.runnable_at = this.core.now();
-      if (e.slice) this.dispatchEnqueue(this.srq(rq).local, e, SCX_ENQ_HEAD);
+      if (e.hasSlice) this.dispatchEnqueue(this.srq(rq).local, e, SCX_ENQ_HEAD);
       else {
         const last = next && this.above(this, next.sched_class);
         this.doEnqueue(rq, e, last ? SCX_ENQ_LAST : 0n, -1);
@@ -769,7 +786,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       dv.setUint32(0, preemptReason(next.sched_class), true);
       dv.setBigUint64(8, BigInt(next.task.addr), true);
       try {
-        sch.call("cpu_release", SCX_KF_CPU_RELEASE, rq.cpu, args.addr);
+        sch.callN("cpu_release", SCX_KF_CPU_RELEASE, rq.cpu, args.addr);
       } finally {
         mem.free(args);
       }
@@ -786,12 +803,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       this.ddspTask = e;
       let cpu: number;
       try {
-        cpu = Number(
-          BigInt.asIntN(
-            32,
-            sch.call("select_cpu", SCX_KF_ENQUEUE | SCX_KF_SELECT_CPU, p.task.addr, prevCpu, BigInt(wakeFlags)),
-          ),
-        );
+        cpu = sch.callN("select_cpu", SCX_KF_ENQUEUE | SCX_KF_SELECT_CPU, p.task.addr, prevCpu, wakeFlags) | 0;
       } finally {
         this.ddspTask = null;
       }
@@ -812,8 +824,8 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   task_tick(rq: CoreRq, curr: CoreTask): void {
     const sch = this.sch;
     this.update_curr(rq);
-    if (sch?.has("tick")) sch.call("tick", SCX_KF_REST, curr.task.addr);
-    if (!this.ent(curr).slice) this.core.resched_curr(rq);
+    if (sch?.has("tick")) sch.callN("tick", SCX_KF_REST, curr.task.addr);
+    if (!this.ent(curr).hasSlice) this.core.resched_curr(rq);
   }
 
   reweight_task(_rq: CoreRq, p: CoreTask, weight: number): void {
@@ -822,7 +834,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     e.weight = sched_weight_to_cgroup(weight);
     const sch = this.sch;
     if (sch?.has("set_weight") && e.state === SCX_TASK_ENABLED)
-      sch.call("set_weight", SCX_KF_REST, p.task.addr, e.weight);
+      sch.callN("set_weight", SCX_KF_REST, p.task.addr, e.weight);
   }
 
   // ---- the debug dump (scx_dump_state) ----
@@ -854,7 +866,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       line(`  ${ei.reason} (${ei.msg})`);
       line("");
       line("Backtrace:");
-      if (sch.has("dump")) this.st.opsDump(out, "", () => sch.call("dump", SCX_KF_UNLOCKED, ctx.addr));
+      if (sch.has("dump")) this.st.opsDump(out, "", () => sch.callN("dump", SCX_KF_UNLOCKED, ctx.addr));
       line("");
       line("CPU states");
       line("----------");
@@ -874,7 +886,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
         ns.push(`          curr=${rq.curr.comm}[${rq.curr.pid}] class=${rq.curr.sched_class.name}_sched_class`);
         const used = ns.length;
         if (sch.has("dump_cpu"))
-          this.st.opsDump(ns, "  ", () => sch.call("dump_cpu", SCX_KF_REST, ctx.addr, cpu, idle ? 1 : 0));
+          this.st.opsDump(ns, "  ", () => sch.callN("dump_cpu", SCX_KF_REST, ctx.addr, cpu, idle ? 1 : 0));
         if (idle && ns.length === used) continue;
         out.push(...ns);
         if (rq.curr.sched_class === this) this.dumpTask(sch, out, ctx.addr, rq.curr, "*");
@@ -906,14 +918,14 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     out.push(`      sticky/holding_cpu=${e.sticky_cpu}/-1 dsq_id=${dsq}`);
     out.push(`      dsq_vtime=${e.dsq_vtime} slice=${e.slice} weight=${e.weight}`);
     out.push(`      cpus=${cpumaskHex(p.cpus_mask)}`);
-    if (sch.has("dump_task")) this.st.opsDump(out, "    ", () => sch.call("dump_task", SCX_KF_REST, ctx, p.task.addr));
+    if (sch.has("dump_task")) this.st.opsDump(out, "    ", () => sch.callN("dump_task", SCX_KF_REST, ctx, p.task.addr));
   }
 
   /** set_cpus_allowed_scx(): the mask is set; ops.set_cpumask sees p->cpus_ptr. */
   set_cpus_allowed(p: CoreTask, _mask: Uint8Array): void {
     const sch = this.sch;
     if (!sch?.has("set_cpumask") || this.ent(p).state !== SCX_TASK_ENABLED) return;
-    sch.call("set_cpumask", SCX_KF_REST, p.task.addr, p.task.addr + this.off.cpus_mask);
+    sch.callN("set_cpumask", SCX_KF_REST, p.task.addr, p.task.addr + this.off.cpus_mask);
   }
 
   // ---- CPU hotplug ----
@@ -929,8 +941,8 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     this.setIdle(rq.cpu, online && rq.curr === rq.idle);
     const sch = this.sch;
     if (!sch) return;
-    if (online && sch.has("cpu_online")) sch.call("cpu_online", SCX_KF_UNLOCKED, rq.cpu);
-    else if (!online && sch.has("cpu_offline")) sch.call("cpu_offline", SCX_KF_UNLOCKED, rq.cpu);
+    if (online && sch.has("cpu_online")) sch.callN("cpu_online", SCX_KF_UNLOCKED, rq.cpu);
+    else if (!online && sch.has("cpu_offline")) sch.callN("cpu_offline", SCX_KF_UNLOCKED, rq.cpu);
     else
       sch.exit(
         SCX_EXIT_UNREG_KERN,
@@ -992,7 +1004,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   private updateIdle(cpu: number, idle: boolean): void {
     const sch = this.sch;
     if (sch?.has("update_idle")) {
-      sch.call("update_idle", SCX_KF_REST, cpu, idle ? 1 : 0);
+      sch.callN("update_idle", SCX_KF_REST, cpu, idle ? 1 : 0);
       if (!(sch.flags & SCX_OPS_KEEP_BUILTIN_IDLE)) return;
     }
     this.setIdle(cpu, idle);

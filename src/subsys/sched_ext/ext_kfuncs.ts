@@ -141,13 +141,8 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     const prev = cpuArg(c, 2);
     const mm = m();
     const cpu = mm ? mm.selectCpuDfl(sch, c.argNum(1), prev, c.arg(3), null) : -1;
-    const isIdle = k.mem.bytes(c.argNum(4), 1);
-    if (cpu >= 0) {
-      isIdle[0] = 1;
-      return cpu;
-    }
-    isIdle[0] = 0;
-    return prev;
+    k.mem.bytes(c.argNum(4), 1)[0] = cpu >= 0 ? 1 : 0;
+    return cpu >= 0 ? cpu : prev;
   });
   reg("scx_bpf_select_cpu_and", KF_RCU, SET_IDLE, (c) => {
     const sch = root();
