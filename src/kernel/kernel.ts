@@ -160,6 +160,11 @@ export class Kernel {
   verifier?: VerifierHook;
   /** Binds a loaded program to the VM (bpf_prog_select_runtime); set at boot when the VM exists. */
   jit?: (prog: BpfProg) => void;
+  /**
+   * bpf_jit_supports_timed_may_goto(): false, so may_goto is rewritten to its counted form (see
+   * src/verifier/fixups.ts); true gives x86-64's timed form, which the VM cannot run.
+   */
+  timedMayGoto = false;
   /** The VM programs run on (when the memory is a VmMemory). */
   vm: import("../vm/vm.js").Vm | null = null;
   /** The process inside bpf() (or running a program), for capability checks: `current`. */

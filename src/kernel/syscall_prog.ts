@@ -18,6 +18,8 @@ import { BTF_MAX_TYPE } from "../uapi/btf.js";
 import { BpfError, E2BIG, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { optHardWireDeadCodeBranches, sanitizeDeadCode } from "../verifier/dead_code.js";
 import type { VerifierResult } from "../verifier/env.js";
+import { fixupMayGoto } from "../verifier/fixups.js";
+import { isMayGoto } from "../verifier/iter.js";
 import { BpfProg, type BtfObject } from "./bpf.js";
 import type { ProgLoadAttr, ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
@@ -339,6 +341,29 @@ function rewriteDeadCode(insns: Insn[], seen: Uint8Array, isPriv: boolean): void
   sanitizeDeadCode(insns, seen);
 }
 
+/**
+ * do_misc_fixups(), after convert_ctx_accesses: may_goto becomes the counted loop over a hidden
+ * stack slot per function (src/verifier/fixups.ts), so what the VM runs and what the xlated dump
+ * shows is the rewritten program.
+ */
+function do_misc_fixups(k: Kernel, prog: BpfProg): void {
+  const vr = prog.aux.verifier_result as VerifierResult | undefined;
+  if (!vr || !prog.insnsi.some(isMayGoto)) return;
+  const p = {
+    insns: prog.insnsi,
+    subprogStarts: vr.subprogStarts,
+    stackDepth: vr.stackDepth,
+    lineInfo: prog.aux.line_info,
+    funcInfo: prog.aux.func_info,
+    seen: vr.seen,
+    memProven: vr.memProven,
+  };
+  fixupMayGoto(p, k.timedMayGoto);
+  vr.subprogStarts = p.subprogStarts;
+  vr.seen = p.seen;
+  vr.memProven = p.memProven;
+}
+
 /** The load-time binding and checks done in bpf_check() before and after the verifier proper. */
 function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr): void {
   const log = new BpfLog(num(attr.log_level), attr.log_buf, num(attr.log_size));
@@ -389,6 +414,7 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     if (vr?.seen) rewriteDeadCode(prog.insnsi, vr.seen, proc.cred.capable(CAP_SYS_ADMIN));
     fixupLdAbs(prog);
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) k.structOps?.convertCtx?.(prog);
+    do_misc_fixups(k, prog);
     k.jit?.(prog);
     bpf_check_tail_call(prog);
   } catch (e) {

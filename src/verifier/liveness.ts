@@ -132,6 +132,14 @@ export class Precision {
   private readonly cfg: Cfg;
   /** Callers of each subprogram entry (their need includes the callee's arguments). */
   private readonly callersOf = new Map<number, number[]>();
+  /**
+   * Exits of each subprogram whose R0 is needed only where a caller needs it after the call
+   * (backtracking into a callee starts from R0 at its exit only then), keyed by the return
+   * sites (call + 1) whose need decides it.
+   */
+  private readonly exitsAfter = new Map<number, number[]>();
+  /** For such an exit: the return sites of its subprogram's calls. */
+  private readonly returnSites = new Map<number, number[]>();
 
   constructor(insns: readonly Insn[], cfg: Cfg) {
     this.insns = insns;
@@ -141,17 +149,34 @@ export class Precision {
     this.needWords = new Uint32Array(this.needSlots.buffer);
     this.sinks = new Uint16Array(insns.length);
     this.viaPtr = new Uint8Array(insns.length);
+    const referenced = new Set<number>();
     insns.forEach((i, t) => {
       if (isPseudoCall(i)) {
         const target = t + i.imm + 1;
         const l = this.callersOf.get(target) ?? [];
         l.push(t);
         this.callersOf.set(target, l);
+      } else if (isPseudoFunc(i)) {
+        referenced.add(t + i.imm + 1);
       }
-      // R0 at a subprogram's exit flows to its caller (the main program's exit reports its
-      // own sink when the program type checks the return value).
-      if (cfg.subprogOf[t] !== 0 && BPF_CLASS(i.code) === 0x05 && BPF_OP(i.code) === BPF_EXIT) {
+    });
+    insns.forEach((i, t) => {
+      const sub = cfg.subprogOf[t];
+      if (sub === 0 || BPF_CLASS(i.code) !== 0x05 || BPF_OP(i.code) !== BPF_EXIT) return;
+      const entry = cfg.subprogStarts[sub];
+      const callers = this.callersOf.get(entry);
+      // A callback's R0 is checked by whoever invokes it (the main program's exit reports its
+      // own sink when the program type checks the return value): always exact.
+      if (!callers || referenced.has(entry)) {
         this.sinks[t] |= 1;
+        return;
+      }
+      const sites = callers.map((c) => c + 1);
+      this.returnSites.set(t, sites);
+      for (const r of sites) {
+        const l = this.exitsAfter.get(r) ?? [];
+        l.push(t);
+        this.exitsAfter.set(r, l);
       }
     });
     for (let t = insns.length - 1; t >= 0; t--) if (this.sinks[t]) this.propagate(t);
@@ -225,6 +250,8 @@ export class Precision {
       if (this.viaPtr[t]) slots = ALL_SLOTS;
     } else if ((cls === 0x05 || cls === 0x06) && op === BPF_EXIT) {
       slots = 0n;
+      const sites = this.returnSites.get(t);
+      if (sites?.some((r) => this.need[r] & 1)) v |= 1;
     } else if ((cls === 0x05 || cls === 0x06) && x && op !== BPF_JA) {
       // dreg <cond> sreg: backtrack_insn needs both before the jump if either is needed after it.
       const both = bit(i.dst) | bit(i.src);
@@ -245,6 +272,7 @@ export class Precision {
       this.needSlots[t] = vs;
       for (const p of this.cfg.pred[t]) work.push(p);
       for (const c of this.callersOf.get(t) ?? []) work.push(c);
+      if (v & 1) for (const e of this.exitsAfter.get(t) ?? []) work.push(e);
     }
   }
 

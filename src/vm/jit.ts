@@ -97,7 +97,7 @@ export function jitSource(P: VmProgram): string {
     out.push(body ?? `X.bad(P, ${i});`);
   }
   const regs: string[] = [];
-  for (let r = 0; r <= 10; r++) {
+  for (let r = 0; r <= 11; r++) {
     const init = r >= 1 && r <= 5 ? [`IO[${r * 2}]`, `IO[${r * 2 + 1}]`] : r === 10 ? ["STK[base]", "0"] : ["0", "0"];
     regs.push(`r${r}l = ${init[0]}, r${r}h = ${init[1]}`);
   }

@@ -151,7 +151,8 @@ export class VmProgram {
     for (let i = 0; i < n; i++) {
       if (second[i]) continue;
       const s = insns[i];
-      if (s.dst > 10 || s.src > 10) throw this.err(i, `invalid register in insn ${i}`);
+      // r11 is the kernel's BPF_REG_AX, which only the verifier's rewrites (may_goto) use.
+      if (s.dst > 11 || s.src > 11) throw this.err(i, `invalid register in insn ${i}`);
       if (isLdImm64(s)) {
         if (s.src === BPF_PSEUDO_FUNC) {
           const t = target(i, i + s.imm + 1, "func");

@@ -46,7 +46,8 @@ const G_B = 1;
 const G_TB = 2;
 
 const REG_PARAMS = [I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, I32];
-const LOCALS = [I64, I64, I64, I64, I64, I32, I32, I32];
+// r10, n, B, t, t2, a, b, pc, r11 (BPF_REG_AX: the verifier's rewrites' scratch register)
+const LOCALS = [I64, I64, I64, I64, I64, I32, I32, I32, I64];
 
 /** Bytes of the module for P (exported for inspection and tests). */
 export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; entries: number[] } {
@@ -291,7 +292,7 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
 }
 
 function reg(r: number): number {
-  return r === 10 ? L.r10 : r;
+  return r === 10 ? L.r10 : r === 11 ? L.r11 : r;
 }
 
 /** Index of the last instruction of [start, end) (the first slot of a trailing ld_imm64). */

@@ -61,7 +61,7 @@ import { type Code, I32, I64, Op } from "./wasm_encode.js";
 export class WasmUnsupported extends Error {}
 
 /** Local indices of a compiled BPF function: r0..r9 are parameters 0..9, then fp. */
-export const L = { fp: 10, r10: 11, n: 12, B: 13, t: 14, t2: 15, a: 16, b: 17, pc: 18 } as const;
+export const L = { fp: 10, r10: 11, n: 12, B: 13, t: 14, t2: 15, a: 16, b: 17, pc: 18, r11: 19 } as const;
 
 export interface InsnCtx {
   P: VmProgram;
@@ -92,7 +92,7 @@ const ACC_READ = 0;
 const ACC_WRITE = 1;
 const ACC_ATOMIC = 2;
 
-const reg = (r: number): number => (r === 10 ? L.r10 : r);
+const reg = (r: number): number => (r === 10 ? L.r10 : r === 11 ? L.r11 : r);
 
 export function emitWasmInsn(c: Code, x: InsnCtx, i: number): void {
   const P = x.P;
