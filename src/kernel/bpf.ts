@@ -181,6 +181,11 @@ export class BpfMap {
   get rdonlyProg(): boolean {
     return (this.map_flags & BPF_F_RDONLY_PROG) !== 0;
   }
+
+  /** Programs may only write values (BPF_F_WRONLY_PROG). */
+  get wronlyProg(): boolean {
+    return (this.map_flags & BPF_F_WRONLY_PROG) !== 0;
+  }
 }
 
 /** A BTF object (struct btf as a kernel object): user-loaded, vmlinux, or a module's. */

@@ -37,6 +37,7 @@ function verifierMap(m: BpfMap): VerifierMap {
     maxEntries: m.max_entries,
     flags: m.map_flags,
     rdonlyProg: m.rdonlyProg,
+    wronlyProg: m.wronlyProg,
     frozen: m.frozen,
     valueBytes,
     name: m.name,

@@ -138,9 +138,65 @@ export function processExit(v: Verifier): boolean {
   return true;
 }
 
+/**
+ * check_return_code's range for the main program of a type whose verifier ops give none: the
+ * cgroup hooks return 0 or 1 (the socket address hooks that only report an address must return
+ * 1, bind may also ask for a port), sk_lookup SK_DROP or SK_PASS, netfilter NF_DROP or NF_ACCEPT,
+ * kprobe and uprobe sessions 0 or 1; any scalar elsewhere.
+ */
+function progRetvalRange(env: VerifierEnv): [bigint, bigint] | undefined {
+  const P = bpf_prog_type;
+  const A = bpf_attach_type;
+  const eat = env.expectedAttachType ?? 0;
+  switch (env.progType) {
+    case P.BPF_PROG_TYPE_CGROUP_SOCK_ADDR:
+      switch (eat) {
+        case A.BPF_CGROUP_UDP4_RECVMSG:
+        case A.BPF_CGROUP_UDP6_RECVMSG:
+        case A.BPF_CGROUP_UNIX_RECVMSG:
+        case A.BPF_CGROUP_INET4_GETPEERNAME:
+        case A.BPF_CGROUP_INET6_GETPEERNAME:
+        case A.BPF_CGROUP_UNIX_GETPEERNAME:
+        case A.BPF_CGROUP_INET4_GETSOCKNAME:
+        case A.BPF_CGROUP_INET6_GETSOCKNAME:
+        case A.BPF_CGROUP_UNIX_GETSOCKNAME:
+          return [1n, 1n];
+        case A.BPF_CGROUP_INET4_BIND:
+        case A.BPF_CGROUP_INET6_BIND:
+          return [0n, 3n];
+        default:
+          return [0n, 1n];
+      }
+    case P.BPF_PROG_TYPE_CGROUP_SKB:
+      // Egress may also say "drop, but congestion" (2, 3).
+      return eat === A.BPF_CGROUP_INET_EGRESS ? [0n, 3n] : [0n, 1n];
+    case P.BPF_PROG_TYPE_CGROUP_SOCK:
+    case P.BPF_PROG_TYPE_SOCK_OPS:
+    case P.BPF_PROG_TYPE_CGROUP_DEVICE:
+    case P.BPF_PROG_TYPE_CGROUP_SYSCTL:
+    case P.BPF_PROG_TYPE_CGROUP_SOCKOPT:
+    case P.BPF_PROG_TYPE_SK_LOOKUP:
+    case P.BPF_PROG_TYPE_NETFILTER:
+      return [0n, 1n];
+    case P.BPF_PROG_TYPE_KPROBE:
+      return eat === A.BPF_TRACE_KPROBE_SESSION || eat === A.BPF_TRACE_UPROBE_SESSION ? [0n, 1n] : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** verbose_invalid_scalar: the bounds that are known, else "unknown scalar value". */
+export function invalidScalarMessage(ctx: string, r0: { smin: bigint; smax: bigint }, range: [bigint, bigint]): string {
+  let has = "";
+  if (r0.smin > -(1n << 63n)) has += ` smin=${r0.smin}`;
+  if (r0.smax < (1n << 63n) - 1n) has += ` smax=${r0.smax}`;
+  if (!has) has = " unknown scalar value";
+  return `${ctx} the register R0 has${has} should have been in [${range[0]}, ${range[1]}]`;
+}
+
 /** check_return_code. */
 export function checkReturnCode(v: Verifier): void {
-  let range = v.ops?.returnRange;
+  let range = v.ops?.returnRange ?? (v.structOps ? undefined : progRetvalRange(v.env));
   if (v.structOps) {
     const btf = v.env.btf as NonNullable<VerifierEnv["btf"]>;
     const proto = btfFuncPtrProto(btf, v.structOps.members[v.memberIdx].type);
@@ -164,12 +220,7 @@ export function checkReturnCode(v: Verifier): void {
   if (r0.type !== SCALAR_VALUE)
     v.reject(EINVAL, `At program exit the register R0 is not a known value (${regTypeStr(r0.type)})`);
   v.precision.addSink(v.insnIdx, 0);
-  if (r0.smin < range[0] || r0.smax > range[1]) {
-    v.reject(
-      EINVAL,
-      `At program exit the register R0 has smin=${r0.smin} smax=${r0.smax} should have been in [${range[0]}, ${range[1]}]`,
-    );
-  }
+  if (r0.smin < range[0] || r0.smax > range[1]) v.reject(EINVAL, invalidScalarMessage("At program exit", r0, range));
 }
 
 /** A `call bpf_tail_call` (check_subprogs' has_tail_call). */

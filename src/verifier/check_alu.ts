@@ -261,7 +261,11 @@ export function adjustRegMinMaxVals(
     const id = dst.id;
     scalarAlu(op, dst, src, is64, insn.off === 1);
     dst.written = true;
-    linkAddConst(v, dst, id, src, op, is64);
+    // rX += rX is no move by a constant: its operand was rX itself, which the add changed.
+    if (srcX && insn.src === insn.dst) {
+      dst.id = 0;
+      dst.off = 0;
+    } else linkAddConst(v, dst, id, src, op, is64);
     return;
   }
   if (dstPtr && srcPtr) {

@@ -20,6 +20,8 @@ export interface VerifierMap {
   flags: number;
   /** BPF_F_RDONLY_PROG: the program may not write values. */
   rdonlyProg?: boolean;
+  /** BPF_F_WRONLY_PROG: the program may not read values. */
+  wronlyProg?: boolean;
   /** Frozen and read-only to programs: loads from its value are known constants. */
   frozen?: boolean;
   /** The value's bytes, for constant loads from frozen read-only maps (.rodata). */

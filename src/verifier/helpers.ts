@@ -12,7 +12,7 @@ import {
   processDynptrFunc,
   unmarkStackSlotsDynptr,
 } from "./dynptr.js";
-import { processSpinLock } from "./graph.js";
+import { mayPointToSpinLock, processSpinLock } from "./graph.js";
 import {
   ALL_HELPER_PROTOS,
   ARG_ANYTHING,
@@ -189,6 +189,9 @@ export function checkHelperMem(v: Verifier, regno: number, reg: RegState, size: 
     const map = v.maps[reg.map];
     if (write && map.rdonlyProg) {
       v.reject(EACCES, `write into map forbidden, value_size=${map.valueSize} off=${reg.off} size=${size}`);
+    }
+    if (!write && map.wronlyProg) {
+      v.reject(EACCES, `read from map forbidden, value_size=${map.valueSize} off=${reg.off} size=${size}`);
     }
     checkMemRegion(v, regno, reg, 0, size, map.valueSize, "map value");
     return;
@@ -542,7 +545,8 @@ function clobberAndSetR0(
       markPtr(r0, PTR_TO_MAP_VALUE | (notNull ? 0 : PTR_MAYBE_NULL));
       r0.map = map.map;
       r0.mapUid = map.mapUid;
-      if (!notNull) r0.id = v.newId();
+      // A value never NULL still needs an id when it holds a lock: the id names the lock.
+      if (!notNull || mayPointToSpinLock(v, r0)) r0.id = v.newId();
       break;
     case RET_PTR_TO_MEM_OR_NULL:
       markPtr(r0, PTR_TO_MEM | PTR_MAYBE_NULL);

@@ -68,7 +68,7 @@ import {
   zextReg32,
 } from "./reg_state.js";
 import { checkStackAccess } from "./stack_access.js";
-import { tnumIsConst, tnumStr } from "./tnum.js";
+import { tnumAdd, tnumConst, tnumIsConst, tnumStr } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
 
 /** Verifier.memAux bits: an access through an exactly bounded pointer / through PTR_TO_BTF_ID. */
@@ -82,6 +82,28 @@ const BPF_MAX_VAR_OFF = 1n << 29n;
  * Access `size` bytes at reg + off. For reads, returns the loaded value's register state. For
  * writes, `valueReg` is the stored register (or -1 and `imm` for BPF_ST).
  */
+/** check_ptr_alignment's names of the pointers whose alignment check_generic_ptr_alignment checks. */
+const POINTER_DESC: Record<number, string> = {
+  [PTR_TO_MAP_KEY]: "key ",
+  [PTR_TO_MAP_VALUE]: "value ",
+  [PTR_TO_CTX]: "context ",
+};
+
+/**
+ * check_generic_ptr_alignment when the access must be aligned (an atomic's
+ * strict_alignment_once; x86-64 has efficient unaligned access, so nothing else asks here): the
+ * whole offset, variable part included, a multiple of the size. The stack checks its own
+ * (always strict).
+ */
+function checkStrictAlignment(v: Verifier, reg: RegState, off: number, size: number): void {
+  if (reg.type === PTR_TO_STACK || size === 1) return;
+  const desc = POINTER_DESC[reg.type] ?? "";
+  const at = tnumAdd(reg.varOff, tnumConst(BigInt(reg.off + off)));
+  if (((at.value | at.mask) & BigInt(size - 1)) === 0n) return;
+  const vo = tnumIsConst(reg.varOff) ? `${BigInt.asIntN(64, reg.varOff.value)}` : tnumStr(reg.varOff);
+  v.reject(EACCES, `misaligned ${desc}access off ${vo}+${reg.off}+${off} size ${size}`);
+}
+
 export function checkMemAccess(
   v: Verifier,
   regno: number,
@@ -90,11 +112,13 @@ export function checkMemAccess(
   write: boolean,
   valueReg: number,
   imm?: bigint,
+  strictAlignmentOnce = false,
 ): RegState {
   const reg = v.regs[regno];
   const out = copyReg(reg);
   markRegUnknown(out);
   const bt = baseType(reg.type);
+  if (strictAlignmentOnce) checkStrictAlignment(v, reg, off, size);
   const value = valueReg >= 0 ? v.regs[valueReg] : undefined;
   if (reg.type === CONST_PTR_TO_MAP) {
     v.memAux[v.insnIdx] |= MEM_DIRECT;
@@ -110,8 +134,11 @@ export function checkMemAccess(
     case PTR_TO_MAP_VALUE: {
       const map = v.maps[reg.map];
       if (write && value && v.isPointerValue(value)) v.reject(EACCES, `R${valueReg} leaks addr into map`);
+      // check_map_access_type (bpf_map_flags_to_cap)
       if (write && map.rdonlyProg)
         v.reject(EACCES, `write into map forbidden, value_size=${map.valueSize} off=${off + reg.off} size=${size}`);
+      if (!write && map.wronlyProg)
+        v.reject(EACCES, `read from map forbidden, value_size=${map.valueSize} off=${off + reg.off} size=${size}`);
       checkMemRegion(v, regno, reg, off, size, map.valueSize, "map value");
       // Special fields belong to their helpers and kfuncs (check_map_access's btf_record check).
       if (map.record) {
@@ -369,8 +396,8 @@ export function checkAtomic(v: Verifier, insn: Insn): void {
   if (bt === PTR_TO_CTX || bt === PTR_TO_BTF_ID || bt === PTR_TO_PACKET || bt === PTR_TO_PACKET_META)
     v.reject(EACCES, `BPF_ATOMIC stores into R${insn.dst} ${regTypeStr(v.regs[insn.dst].type)} is not allowed`);
   // The atomic reads then writes the memory.
-  const old = checkMemAccess(v, insn.dst, insn.off, size, false, -1);
-  checkMemAccess(v, insn.dst, insn.off, size, true, -1, 1n);
+  const old = checkMemAccess(v, insn.dst, insn.off, size, false, -1, undefined, true);
+  checkMemAccess(v, insn.dst, insn.off, size, true, -1, 1n, true);
   if (op & BPF_FETCH) {
     const loadReg = op === BPF_CMPXCHG ? 0 : insn.src;
     const dst = v.writeReg(loadReg);

@@ -2,7 +2,7 @@
  * Programs as test vectors: the conformance `.data` format (`-- asm`, `-- mem`, ...), plus the
  * sections our bad-program corpus adds:
  *
- *   -- maps          one map per line: `array|hash|sk_storage key=4 value=8 entries=1 [rdonly] [frozen]
+ *   -- maps          one map per line: `array|hash|sk_storage key=4 value=8 entries=1 [rdonly] [wronly] [frozen]
  *                    [spin_lock=OFF]`
  *   -- unprivileged  load without bpf_capable / allow_ptr_leaks
  *   -- helpers       the program type may call bpf_base_func_proto's helpers
@@ -71,6 +71,7 @@ function parseMap(line: string, name: string): VerifierMap {
     maxEntries: num("entries", 1),
     flags: 0,
     rdonlyProg: kv.includes("rdonly"),
+    wronlyProg: kv.includes("wronly"),
     spinLockOff: kv.some((x) => x.startsWith("spin_lock=")) ? num("spin_lock", 0) : undefined,
     frozen: kv.includes("frozen"),
   };
