@@ -8,6 +8,12 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+/* uapi's map flags, for a vmlinux.h whose BTF has no enum naming them (the simulated kernel's). */
+#ifndef BPF_F_RDONLY_PROG
+#define BPF_F_RDONLY_PROG (1U << 7)
+#define BPF_F_WRONLY_PROG (1U << 8)
+#endif
+
 char _license[] SEC("license") = "GPL";
 
 /* Return exactly `v`: the compiler may not narrow or widen it. */
