@@ -38,6 +38,7 @@ import { declareTaskTypes } from "./task.js";
 import { testRunOps } from "./test_run.js";
 import { SKB_TEST_RUN_PROG_TYPES } from "./test_run_pkt.js";
 import { registerTracing } from "./trampoline.js";
+import { registerUserRingbufHelpers, user_ringbuf_map_ops } from "./user_ringbuf.js";
 
 /** Ids of the base types in the vmlinux BTF being built, for subsystems' declarations. */
 export interface KernelBaseTypes {
@@ -150,6 +151,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_QUEUE, queue_stack_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_STACK, queue_stack_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_RINGBUF, ringbuf_map_ops);
+  k.registerMapType(bpf_map_type.BPF_MAP_TYPE_USER_RINGBUF, user_ringbuf_map_ops);
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_ARRAY_OF_MAPS, arrayOfMapsOps(array_map_ops));
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_HASH_OF_MAPS, htabOfMapsOps(htab_map_ops));
   k.registerMapType(bpf_map_type.BPF_MAP_TYPE_PROG_ARRAY, progArrayOps(array_map_ops));
@@ -185,6 +187,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   registerIterHelpers(k);
   registerTimerHelpers(k);
   registerRingbufHelpers(k);
+  registerUserRingbufHelpers(k);
   if (k.btfVmlinux) registerWqKfuncs(k);
   if (k.btfVmlinux) registerDynptr(k);
   if (k.mem instanceof VmMemory) bindVm(k, new Vm(k.mem));

@@ -334,6 +334,7 @@ export const bpf_func_id = {
   BPF_FUNC_dynptr_write: 202,
   BPF_FUNC_dynptr_data: 203,
   BPF_FUNC_ktime_get_tai_ns: 208,
+  BPF_FUNC_user_ringbuf_drain: 209,
   BPF_FUNC_cgrp_storage_get: 210,
   BPF_FUNC_cgrp_storage_delete: 211,
 } as const;

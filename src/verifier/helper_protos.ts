@@ -184,6 +184,13 @@ export const bpf_for_each_map_elem_proto = proto(F.BPF_FUNC_for_each_map_elem, R
   ARG_PTR_TO_STACK | ARG_MAYBE_NULL,
   ARG_ANYTHING,
 ]);
+// kernel/bpf/ringbuf.c
+export const bpf_user_ringbuf_drain_proto = proto(F.BPF_FUNC_user_ringbuf_drain, RET_INTEGER, [
+  ARG_CONST_MAP_PTR,
+  ARG_PTR_TO_FUNC,
+  ARG_PTR_TO_STACK | ARG_MAYBE_NULL,
+  ARG_ANYTHING,
+]);
 // kernel/bpf/helpers.c: the dynptr helpers (bpf_base_func_proto, bpf_capable). The dynptr
 // argument's type flag is reg_state's DYNPTR_TYPE_LOCAL.
 export const bpf_dynptr_from_mem_proto = proto(F.BPF_FUNC_dynptr_from_mem, RET_INTEGER, [
@@ -375,6 +382,7 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_probe_read_kernel_str_proto,
     bpf_loop_proto,
     bpf_for_each_map_elem_proto,
+    bpf_user_ringbuf_drain_proto,
     bpf_sk_storage_get_proto,
     bpf_sk_storage_delete_proto,
     bpf_tcp_send_ack_proto,
@@ -439,6 +447,8 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
       return privileged ? bpf_loop_proto : undefined;
     case F.BPF_FUNC_for_each_map_elem:
       return privileged ? bpf_for_each_map_elem_proto : undefined;
+    case F.BPF_FUNC_user_ringbuf_drain:
+      return privileged ? bpf_user_ringbuf_drain_proto : undefined;
     case F.BPF_FUNC_spin_lock:
     case F.BPF_FUNC_spin_unlock:
     case F.BPF_FUNC_kptr_xchg:

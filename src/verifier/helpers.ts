@@ -63,6 +63,7 @@ import {
   CONST_PTR_TO_DYNPTR,
   CONST_PTR_TO_MAP,
   copyReg,
+  DYNPTR_TYPE_LOCAL,
   MEM_RCU,
   MEM_RDONLY,
   MEM_RINGBUF,
@@ -137,6 +138,7 @@ const MAP_ONLY_FUNCS = new Map<number, readonly number[]>([
     ],
   ],
   [MT.BPF_MAP_TYPE_PROG_ARRAY, [F_.BPF_FUNC_tail_call]],
+  [MT.BPF_MAP_TYPE_USER_RINGBUF, [F_.BPF_FUNC_user_ringbuf_drain]],
 ]);
 /** ... and second half: the only map types a helper takes. */
 const FUNC_ONLY_MAPS = new Map<number, readonly number[]>([
@@ -160,6 +162,7 @@ const FUNC_ONLY_MAPS = new Map<number, readonly number[]>([
   [F_.BPF_FUNC_ringbuf_submit_dynptr, [MT.BPF_MAP_TYPE_RINGBUF]],
   [F_.BPF_FUNC_ringbuf_discard_dynptr, [MT.BPF_MAP_TYPE_RINGBUF]],
   [F_.BPF_FUNC_tail_call, [MT.BPF_MAP_TYPE_PROG_ARRAY]],
+  [F_.BPF_FUNC_user_ringbuf_drain, [MT.BPF_MAP_TYPE_USER_RINGBUF]],
 ]);
 
 /** check_map_func_compatibility (the map types structops has). */
@@ -418,7 +421,8 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   if (funcId === bpf_func_id.BPF_FUNC_tail_call) checkResourceLeak(v, false, true, "tail_call");
   // A callback runs as a frame of its own; the path where it never runs continues right after
   // the call. bpf_loop gives it (index, ctx) (set_loop_callback_state); bpf_for_each_map_elem
-  // (map, key, value, ctx) (set_map_elem_callback_state).
+  // (map, key, value, ctx) (set_map_elem_callback_state); bpf_user_ringbuf_drain (a read-only
+  // local dynptr of its own id, ctx) (set_user_ringbuf_callback_state).
   // bpf_timer_set_callback: the callback is verified later, on a state of its own.
   if (callback && isAsyncCallbackCalling(funcId) && timerMap !== undefined) {
     pushAsyncCallback(v, callback.memSize, timerMap);
@@ -437,6 +441,11 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       args[3].map = m;
       args[4] = ctx;
       markRegNotInit(args[5]);
+    } else if (funcId === bpf_func_id.BPF_FUNC_user_ringbuf_drain) {
+      markPtr(args[1], CONST_PTR_TO_DYNPTR | DYNPTR_TYPE_LOCAL);
+      args[1].id = v.newId();
+      args[2] = ctx;
+      for (let r = 3; r <= 5; r++) markRegNotInit(args[r]);
     } else {
       markRegUnknown(args[1]);
       args[1].umax = 0xffff_ffffn;
