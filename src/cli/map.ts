@@ -10,6 +10,7 @@ import { btfTypeSeqShow, btfTypeSeqShowJson } from "../btf/seq_show.js";
 import { bpf_cmd, bpf_map_type } from "../uapi/bpf.js";
 import { BpfError } from "../uapi/errno.js";
 import { type Handle, mapTypeName, objView, progTypeName, selectIds } from "./bpf_info.js";
+import { registerMapElemVerbs } from "./map_update.js";
 import { io, jsonOut, openSession, optsOf, type SessionOpts, sessionOptions } from "./session.js";
 
 /** What the printers need of the kernel's map: its sizes and, for struct_ops, the kernel BTF of its value. */
@@ -129,7 +130,7 @@ export function mapDumpJson(h: Handle, id: number): unknown[] {
 }
 
 export function register(program: Command): void {
-  const cmd = program.command("map").description("inspect BPF maps");
+  const cmd = program.command("map").description("inspect and update BPF maps");
   sessionOptions(cmd.command("show"))
     .alias("list")
     .argument("[SPEC...]", "id ID")
@@ -149,4 +150,5 @@ export function register(program: Command): void {
       const [id] = selectIds(s, "map", spec, true);
       if (!jsonOut(o, o.json || o.pretty ? mapDumpJson(s, id!) : null)) io.out(mapDumpPlain(s, id!));
     });
+  registerMapElemVerbs(cmd);
 }

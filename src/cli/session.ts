@@ -17,6 +17,7 @@ import { BpfError, ENOENT } from "../uapi/errno.js";
 import type { Handle } from "./bpf_info.js";
 import { CliError, fileError } from "./errors.js";
 import type { RegisterResult, StructOpsSession } from "./kernel_session.js";
+import { replayMapOp } from "./map_update.js";
 import { codeFingerprint, readVerdicts, VerdictCache, verdictPath, writeVerdicts } from "./verdict_cache.js";
 
 /** One recorded kernel-changing operation. Ids are the ones the kernel gave at record time. */
@@ -25,7 +26,17 @@ export type SessionOp =
   | { op: "unregister"; map_id: number }
   | { op: "link_detach"; link_id: number }
   | { op: "module_load"; name: string }
-  | { op: "module_unload"; name: string };
+  | { op: "module_unload"; name: string }
+  | {
+      op: "map_update";
+      map_id: number;
+      key: string;
+      value?: string;
+      value_prog_id?: number;
+      value_map_id?: number;
+      flags: number;
+    }
+  | { op: "map_delete"; map_id: number; key: string };
 
 export interface SessionState {
   version: 1;
@@ -201,7 +212,8 @@ export class CliSession implements Handle {
       }
       return this.kernel.register(bytes, op.path, op.linkDir);
     }
-    if (op.op === "unregister") this.kernel.unregister(op.map_id);
+    if (op.op === "map_update" || op.op === "map_delete") replayMapOp(this, op);
+    else if (op.op === "unregister") this.kernel.unregister(op.map_id);
     else if (op.op === "module_load") this.kernel.loadModule(op.name);
     else if (op.op === "module_unload") this.kernel.unloadModule(op.name);
     else this.kernel.linkDetach(op.link_id);
@@ -255,6 +267,7 @@ export function describe(op: SessionOp): string {
   if (op.op === "register") return `register ${op.path}`;
   if (op.op === "unregister") return `unregister id ${op.map_id}`;
   if (op.op === "module_load" || op.op === "module_unload") return `module ${op.op.slice(7)} ${op.name}`;
+  if (op.op === "map_update" || op.op === "map_delete") return `map ${op.op.slice(4)} id ${op.map_id} key ${op.key}`;
   return `link detach id ${op.link_id}`;
 }
 
