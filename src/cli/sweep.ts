@@ -11,7 +11,7 @@
  * Indexed Job's JOB_COMPLETION_INDEX/JOB_COMPLETIONS or a Slurm array's SLURM_ARRAY_TASK_ID/
  * SLURM_ARRAY_TASK_COUNT) computes exactly its part of the whole grid's output.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Command } from "commander";
@@ -135,11 +135,26 @@ export function gridFrom(
   return { points: shardPoints(all, shard), all: all.length, shard };
 }
 
-/** The worker script next to this module (compiled .js, or .ts under tsx). */
+/**
+ * The worker script: next to this module (the bundled command's dist/cli/sweep_worker.js, a compiled
+ * .js, or .ts under tsx). From dist/src/cli, the bundled worker of the same build when there is one
+ * (one script to load instead of a few hundred modules: each worker pays its loading).
+ */
 function workerUrl(): { url: URL; execArgv: string[] } {
   const self = import.meta.url;
   if (self.endsWith(".ts")) return { url: new URL("./sweep_worker.ts", self), execArgv: ["--import", "tsx"] };
+  const bundled = new URL("../../cli/sweep_worker.js", self);
+  if (self.endsWith("/dist/src/cli/sweep.js") && built(bundled, self)) return { url: bundled, execArgv: [] };
   return { url: new URL("./sweep_worker.js", self), execArgv: [] };
+}
+
+/** `file` exists and was written after `than` (a bundle made from this build, not an older one). */
+function built(file: URL, than: string): boolean {
+  try {
+    return statSync(file).mtimeMs >= statSync(new URL(than)).mtimeMs;
+  } catch {
+    return false;
+  }
 }
 
 /** What each worker thread did: its runs and its own CPU time (ns; undefined off Linux), start-up included. */
