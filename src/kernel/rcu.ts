@@ -33,6 +33,9 @@ class RcuState {
 
 export class Rcu {
   private nextReader = 1;
+  /** Sections entered by rcuReadLockFast() and not left, and their reader id once one was needed. */
+  private fastNest = 0;
+  private fastId = 0;
   private readonly st: Record<RcuFlavour, RcuState> = {
     rcu: new RcuState(),
     tasks: new RcuState(),
@@ -58,6 +61,24 @@ export class Rcu {
     const id = this.nextReader++;
     (flavour === "rcu" ? this.st.rcu : this.st[flavour]).readers.push(id);
     return id;
+  }
+
+  /**
+   * rcu_read_lock() of the per-run hot path (struct_ops trampolines): a nesting count, as the
+   * kernel's is a preempt count. The sections nested in one outermost section become one reader
+   * id only if a callback is queued meanwhile (the callback must wait for them). Leave with
+   * rcuReadUnlockFast().
+   */
+  rcuReadLockFast(): void {
+    this.fastNest++;
+  }
+
+  rcuReadUnlockFast(): void {
+    if (--this.fastNest === 0 && this.fastId !== 0) {
+      const id = this.fastId;
+      this.fastId = 0;
+      this.leave("rcu", id);
+    }
   }
 
   rcuReadUnlockId(id: number, flavour: RcuFlavour = "rcu"): void {
@@ -96,7 +117,7 @@ export class Rcu {
 
   /** True when `flavour` has a reader inside a read-side section (rcu_read_lock_held()). */
   readLockHeld(flavour: RcuFlavour = "rcu"): boolean {
-    return this.st[flavour].readers.length > 0;
+    return this.st[flavour].readers.length > 0 || (flavour === "rcu" && this.fastNest > 0);
   }
 
   callRcu(fn: () => void): void {
@@ -113,6 +134,10 @@ export class Rcu {
 
   private enqueue(flavour: RcuFlavour, fn: () => void): void {
     const s = this.st[flavour];
+    if (flavour === "rcu" && this.fastNest > 0 && this.fastId === 0) {
+      this.fastId = this.nextReader++;
+      s.readers.push(this.fastId);
+    }
     s.queue.push({ fn, waitFor: new Set(s.readers) });
   }
 
@@ -165,9 +190,10 @@ export class Rcu {
    */
   synchronize(flavour: RcuFlavour = "rcu"): void {
     const s = this.st[flavour];
-    if (s.readers.length > 0) {
+    if (this.readLockHeld(flavour)) {
+      const n = s.readers.length + (flavour === "rcu" && this.fastId === 0 && this.fastNest > 0 ? 1 : 0);
       throw new Error(
-        `synchronize_rcu(${flavour}) called while ${s.readers.length} reader(s) are inside a read-side section: would deadlock`,
+        `synchronize_rcu(${flavour}) called while ${n} reader(s) are inside a read-side section: would deadlock`,
       );
     }
     // Everything queued before has no live reader left: one grace period runs it all.

@@ -10,6 +10,7 @@
  */
 
 import { BpfError, E2BIG } from "../uapi/errno.js";
+import { monomorphic } from "../vm/runtime.js";
 import type { Rcu } from "./rcu.js";
 import type { BtfFuncModel } from "./struct_ops_btf.js";
 
@@ -32,6 +33,18 @@ export interface TrampolineCtx {
   free(): void;
 }
 
+/** TrampolineVm.enter's function: (ctx, n, then n argument slots as low and high halves). */
+export type TrampEntry = (
+  ctx: number,
+  n: number,
+  a0l: number,
+  a0h: number,
+  a1l: number,
+  a1h: number,
+  a2l: number,
+  a2h: number,
+) => number;
+
 /** The VM services a trampoline needs; the kernel wires them to its VM memory and program runner. */
 export interface TrampolineVm {
   allocCtx(size: number, name: string): TrampolineCtx;
@@ -43,8 +56,11 @@ export interface TrampolineVm {
    * sleepable ones. r0's two 32-bit halves go to out[0] (low) and out[1] (high).
    */
   run(prog: unknown, ctx: number, out: Int32Array): void;
-  /** run() as a function of the context alone, made once per program: returns r0's low half. */
-  enter(prog: unknown): (ctx: number) => number;
+  /**
+   * run() made once per program, taking the first n (<= 3) u64 context slots as int32 halves
+   * to store at ctx before the program runs: returns r0's low half.
+   */
+  enter(prog: unknown): TrampEntry;
   /** r0's high half of the last run. */
   r0Hi(): number;
   readonly rcu: Rcu;
@@ -88,6 +104,75 @@ export function trampolineSize(model: BtfFuncModel): number {
 const TWO32 = 4294967296;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** The trampoline's fields callNum uses. */
+interface CallNumState {
+  calls: number;
+  depth: number;
+  readonly ctxAddr: number[];
+  ctxAt(d: number): number;
+  entry: TrampEntry | undefined;
+  readonly vm: TrampolineVm;
+  readonly prog: unknown;
+}
+
+/**
+ * BpfStructOpsTrampoline.callNum, self-contained for monomorphic(). The member's func model
+ * comes as constants (one closure per copy: V8 folds them): n arguments, each of kind 0 (a u64
+ * slot), 1 (zero-extended from 32 - sh bits) or 2 (sign-extended), and the return's kind
+ * (0: void, 1/2 as the arguments, 3: u64 as a number) and shift.
+ */
+const makeCallNum =
+  (
+    t: CallNumState,
+    n: number,
+    k0: number,
+    s0: number,
+    k1: number,
+    s1: number,
+    k2: number,
+    s2: number,
+    rk: number,
+    rs: number,
+  ) =>
+  (a0: number, a1: number, a2: number): number => {
+    t.calls++;
+    const d = t.depth;
+    const ctx = d < t.ctxAddr.length ? t.ctxAddr[d] : t.ctxAt(d);
+    let a0l = 0;
+    let a0h = 0;
+    let a1l = 0;
+    let a1h = 0;
+    let a2l = 0;
+    let a2h = 0;
+    if (n > 0) {
+      a0l = k0 === 0 ? a0 >>> 0 : k0 === 1 ? (a0 << s0) >>> s0 : (a0 << s0) >> s0;
+      a0h = k0 === 0 ? Math.floor(a0 / 4294967296) | 0 : k0 === 1 ? 0 : a0l >> 31;
+    }
+    if (n > 1) {
+      a1l = k1 === 0 ? a1 >>> 0 : k1 === 1 ? (a1 << s1) >>> s1 : (a1 << s1) >> s1;
+      a1h = k1 === 0 ? Math.floor(a1 / 4294967296) | 0 : k1 === 1 ? 0 : a1l >> 31;
+    }
+    if (n > 2) {
+      a2l = k2 === 0 ? a2 >>> 0 : k2 === 1 ? (a2 << s2) >>> s2 : (a2 << s2) >> s2;
+      a2h = k2 === 0 ? Math.floor(a2 / 4294967296) | 0 : k2 === 1 ? 0 : a2l >> 31;
+    }
+    let e = t.entry;
+    if (e === undefined) {
+      e = t.vm.enter(t.prog);
+      t.entry = e;
+    }
+    t.depth = d + 1;
+    let lo: number;
+    try {
+      lo = e(ctx, n, a0l, a0h, a1l, a1h, a2l, a2h);
+    } finally {
+      t.depth = d;
+    }
+    if (rk === 0) return 0;
+    if (rk === 3) return t.vm.r0Hi() * 4294967296 + (lo >>> 0);
+    return rk === 1 ? (lo << rs) >>> rs : (lo << rs) >> rs;
+  };
+
 export class BpfStructOpsTrampoline {
   /** Context slots (u64) the program sees. */
   readonly nrSlots: number;
@@ -104,12 +189,19 @@ export class BpfStructOpsTrampoline {
   private readonly argSize: number[];
   private readonly argShift: number[];
   private readonly argSigned: boolean[];
-  /** The program's entry from the VM (run() without the out array). */
-  private entry: ((ctx: number) => number) | undefined;
-  /** At most three arguments, none a struct by value: callx3 may take the number path. */
-  private readonly numeric: boolean;
+  /** The program's entry from the VM (TrampolineVm.enter), resolved on the first call. */
+  entry: TrampEntry | undefined;
+  /** At most three arguments, none a struct by value: callNum may be used. */
+  readonly numeric: boolean;
   /** Calls made through this trampoline (for tests and stats). */
   calls = 0;
+  /**
+   * The hot path (the TCP stack's ops on every ACK), for a member whose arguments (at most
+   * three) are all numbers: each written into its context slot by the program's entry, r0
+   * narrowed. Nothing allocated per call; its code is this trampoline's own (monomorphic).
+   * Only for a `numeric` member.
+   */
+  readonly callNum: (a0: number, a1: number, a2: number) => number;
 
   constructor(
     private readonly vm: TrampolineVm,
@@ -140,6 +232,20 @@ export class BpfStructOpsTrampoline {
     this.numeric = model.nr_args <= 3 && this.argSize.every((z) => z > 0);
     this.retShift = 32 - Math.min(model.ret_size, 4) * 8;
     this.retSigned = (model.ret_flags & BTF_FMODEL_SIGNED_ARG) !== 0;
+    const kind = (i: number): number => (this.argSize[i] === 8 ? 0 : this.argSigned[i] ? 2 : 1);
+    const rk = model.ret_size === 0 ? 0 : model.ret_size >= 8 ? 3 : this.retSigned ? 2 : 1;
+    this.callNum = monomorphic(makeCallNum)(
+      this as unknown as CallNumState,
+      Math.min(model.nr_args, 3),
+      kind(0),
+      this.argShift[0],
+      kind(1),
+      this.argShift[1],
+      kind(2),
+      this.argShift[2],
+      rk,
+      this.retShift,
+    );
   }
 
   /** Write argument i into its slot(s), extended to 64 bits per its size and signedness. */
@@ -229,42 +335,6 @@ export class BpfStructOpsTrampoline {
    * The hot path (the TCP stack's ops on every ACK): number arguments written straight into the
    * context slots, the program entered with r1 = ctx, r0 narrowed. Nothing allocated per call.
    */
-  private callNum(a0: number, a1: number, a2: number): number {
-    this.calls++;
-    const d = this.depth;
-    const ctx = d < this.ctxAddr.length ? this.ctxAddr[d] : this.ctxAt(d);
-    const n = this.model.nr_args;
-    if (n > 0) this.putNum(ctx, 0, a0);
-    if (n > 1) this.putNum(ctx + 8, 1, a1);
-    if (n > 2) this.putNum(ctx + 16, 2, a2);
-    this.depth = d + 1;
-    let lo: number;
-    try {
-      lo = (this.entry ??= this.vm.enter(this.prog))(ctx);
-    } finally {
-      this.depth = d;
-    }
-    const size = this.model.ret_size;
-    if (size === 4) return this.retSigned ? lo : lo >>> 0;
-    if (size >= 8) return this.vm.r0Hi() * TWO32 + (lo >>> 0);
-    if (size === 0) return 0;
-    const sh = this.retShift;
-    return this.retSigned ? (lo << sh) >> sh : (lo << sh) >>> sh;
-  }
-
-  /** Argument i, a number, into its slot at `addr` (put() for numbers; slots 0-2 are args 0-2 here). */
-  private putNum(addr: number, i: number, v: number): void {
-    const size = this.argSize[i];
-    if (size === 8) {
-      this.vm.write64(addr, v >>> 0, Math.floor(v / TWO32) | 0);
-      return;
-    }
-    const sh = this.argShift[i];
-    const signed = this.argSigned[i];
-    const lo = sh === 0 ? v | 0 : signed ? (v << sh) >> sh : (v << sh) >>> sh;
-    this.vm.write64(addr, lo, signed ? lo >> 31 : 0);
-  }
-
   /** The context of depth d, allocated on first use. */
   private ctxAt(d: number): number {
     for (let i = this.ctxAddr.length; i <= d; i++) {

@@ -36,6 +36,20 @@ export type Executor = (entry: number, budget: number, frameBase: number) => voi
  * = 0, r0's halves left in IO[0..1] and the count in IO[12]; returns r0's low half.
  */
 export type RawEntry = (r1: number, budget: number, frameBase: number) => number;
+/**
+ * VmProgram.enterArgs: store the first n (<= 3) u64 context slots (int32 halves) at ctx, then
+ * enter(ctx). A struct_ops trampoline's argument stores and prog->bpf_func in one call.
+ */
+export type EnterArgs = (
+  ctx: number,
+  n: number,
+  a0l: number,
+  a0h: number,
+  a1l: number,
+  a1h: number,
+  a2l: number,
+  a2h: number,
+) => number;
 
 export const CALLX = BPF_JMP | BPF_CALL | BPF_X;
 export const CALL = BPF_JMP | BPF_CALL | BPF_K;
@@ -107,6 +121,10 @@ export class VmProgram {
    * low half returned (Vm.lastR0Hi has the high one). Set by the Vm with the tier.
    */
   enter: (ctx: number) => number = () => {
+    throw new BpfError(EINVAL, "program not loaded");
+  };
+  /** enter() with the trampoline's context stores fused in (see EnterArgs). Set by the Vm with the tier. */
+  enterArgs: EnterArgs = () => {
     throw new BpfError(EINVAL, "program not loaded");
   };
 

@@ -87,3 +87,14 @@ export const RT_PARAMS = [
 export function rtArgs(rt: Runtime): unknown[] {
   return [W, mul64, udiv64, umod64, sdiv64, smod64, lsh64, rsh64, arsh64, bswap16, bswap32, rt.M, rt.IO, rt.STK, rt.X];
 }
+
+/**
+ * A copy of `make` with its own code object. V8 keeps type feedback per function literal, so
+ * closures one literal makes for every program share it: a call inside them to each program's
+ * Wasm export or next layer turns megamorphic and is neither inlined nor given the fast
+ * JavaScript-to-Wasm wrapper. A copy per program keeps each such call monomorphic. `make` must
+ * use nothing but its parameters and globals (the copy is evaluated in the global scope).
+ */
+export function monomorphic<F extends (...args: never[]) => unknown>(make: F): F {
+  return new Function(`return (${make.toString()});`)() as F;
+}

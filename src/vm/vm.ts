@@ -1,5 +1,7 @@
+import { BPF_JCOND } from "../isa/decode.js";
 import type { Insn } from "../isa/insn.js";
-import { MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT } from "../uapi/bpf.js";
+import { BPF_JMP } from "../isa/opcodes.js";
+import { bpf_func_id, MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT } from "../uapi/bpf.js";
 import { BpfError, E2BIG, EFAULT, EINVAL } from "../uapi/errno.js";
 import { W } from "./alu64.js";
 import { u64Of, VmBudgetExceeded, VmFault } from "./fault.js";
@@ -10,6 +12,7 @@ import type { Region, VmMemory } from "./memory.js";
 import {
   CALL,
   CALLX,
+  type EnterArgs,
   EXIT,
   type Executor,
   type HelperFn,
@@ -20,9 +23,9 @@ import {
   type TierChoice,
   VmProgram,
 } from "./program.js";
-import type { Runtime, SlowPaths } from "./runtime.js";
-import { compileWasm } from "./wasm.js";
-import { framesFor, WasmHost } from "./wasm_host.js";
+import { monomorphic, type Runtime, type SlowPaths } from "./runtime.js";
+import { compileWasm, type WasmTramp } from "./wasm.js";
+import { framesFor, WA, WasmHost } from "./wasm_host.js";
 import { WasmUnsupported } from "./wasm_insn.js";
 
 export interface VmOpts {
@@ -77,6 +80,67 @@ const FUNC_LIMIT = 0x1000000;
  */
 /** BPF_MAX_LOOPS: may_goto's budget of one run (8M), as the kernel's. */
 export const BPF_MAX_LOOPS = 8 * 1024 * 1024;
+
+/** The Vm's fields a Wasm entry keeps (the Vm itself, seen through its run bookkeeping). */
+interface WasmEntryState {
+  frameTop: number;
+  mayGotoLeft: number;
+  tailCallCnt: number;
+  lastInsns: number;
+  readonly stacks: { readonly length: number };
+  growStacks(need: number): void;
+}
+
+/** Vm.wasmEntryArgs's closure, self-contained for monomorphic(). */
+const makeWasmEntryArgs =
+  (
+    vm: WasmEntryState,
+    host: WasmHost,
+    tramp: WasmTramp,
+    IO: Int32Array,
+    X: SlowPaths,
+    topsAddr: number,
+    budget: number,
+    frames: number,
+    maxLoops: number,
+    loops: boolean,
+    tails: boolean,
+    err: (e: unknown) => unknown,
+  ): EnterArgs =>
+  (ctx, n, a0l, a0h, a1l, a1h, a2l, a2h) => {
+    const base = vm.frameTop;
+    const top = base + frames;
+    if (top > vm.stacks.length) vm.growStacks(top);
+    if (!host.topsFilled(top)) host.fillTops(top);
+    const prevLoops = loops ? vm.mayGotoLeft : 0;
+    const prevTcc = tails ? vm.tailCallCnt : 0;
+    const prevB = host.curB;
+    if (loops) vm.mayGotoLeft = maxLoops;
+    if (tails) {
+      vm.tailCallCnt = 0;
+      X.tc = 0;
+    }
+    vm.frameTop = top;
+    host.curB = budget;
+    let lo: number;
+    try {
+      lo = tramp(ctx, n, a0l, a0h, a1l, a1h, a2l, a2h, topsAddr + base * 4, budget);
+    } catch (e) {
+      throw err(e);
+    } finally {
+      vm.frameTop = base;
+      if (loops) vm.mayGotoLeft = prevLoops;
+      if (tails) vm.tailCallCnt = prevTcc;
+      host.curB = prevB;
+    }
+    const S = host.s;
+    const cnt = S[2];
+    IO[0] = lo;
+    IO[1] = S[1];
+    IO[12] = cnt;
+    vm.lastInsns = cnt;
+    return lo;
+  };
 
 export class Vm {
   /** may_goto passes left in the current run before it jumps (the loop budget ran out). */
@@ -198,6 +262,9 @@ export class Vm {
     P.enter = () => {
       throw new BpfError(EINVAL, `${P.name}: program was unloaded`);
     };
+    P.enterArgs = () => {
+      throw new BpfError(EINVAL, `${P.name}: program was unloaded`);
+    };
   }
 
   /**
@@ -223,6 +290,10 @@ export class Vm {
       this.compileTier(P, tier);
       return P.enter(ctx);
     };
+    P.enterArgs = (ctx, n, a0l, a0h, a1l, a1h, a2l, a2h) => {
+      this.compileTier(P, tier);
+      return P.enterArgs(ctx, n, a0l, a0h, a1l, a1h, a2l, a2h);
+    };
   }
 
   private compileTier(P: VmProgram, want: Tier): void {
@@ -234,6 +305,7 @@ export class Vm {
         const w = compileWasm(this.wasmHost, P, MAX_CALL_FRAMES);
         P.exec = w.exec;
         P.enter = this.entry(w.enter);
+        P.enterArgs = this.wasmEntryArgs(P, w.tramp);
         return;
       } catch (e) {
         // An engine that refuses the module (a browser's synchronous compile limit), or an
@@ -260,6 +332,61 @@ export class Vm {
       exec(0, budget, base);
       return IO[0];
     });
+    const enter = P.enter;
+    const M = this.mem;
+    P.enterArgs = (ctx, n, a0l, a0h, a1l, a1h, a2l, a2h) => {
+      const dv = M.dv;
+      if (n > 0) {
+        dv.setInt32(ctx, a0l, true);
+        dv.setInt32(ctx + 4, a0h, true);
+      }
+      if (n > 1) {
+        dv.setInt32(ctx + 8, a1l, true);
+        dv.setInt32(ctx + 12, a1h, true);
+      }
+      if (n > 2) {
+        dv.setInt32(ctx + 16, a2l, true);
+        dv.setInt32(ctx + 20, a2h, true);
+      }
+      return enter(ctx);
+    };
+  }
+
+  /**
+   * enterArgs of a Wasm program: entry()'s bookkeeping and the tier's entry in one closure, the
+   * argument stores done by the module's `tramp` export (one JavaScript-to-Wasm call a run), a
+   * copy of the closure's code per program (see monomorphic).
+   */
+  private wasmEntryArgs(P: VmProgram, tramp: WasmTramp): EnterArgs {
+    const host = this.wasmHost as WasmHost;
+    const st: WasmEntryState = this as unknown as WasmEntryState;
+    const err = (e: unknown): unknown =>
+      e instanceof WA.RuntimeError ? new BpfError(EFAULT, `${P.name}: ${e.message}`, { prog: P.name }) : e;
+    // A run's may_goto budget and tail call count are only read by the program's own may_goto
+    // and tail calls (a nested run starts its own): a program with neither leaves them alone.
+    let loops = false;
+    let tails = false;
+    for (let i = 0; i < P.len; i++) {
+      const code = P.code[i];
+      if (code === (BPF_JMP | BPF_JCOND)) loops = true;
+      else if (code === CALLX)
+        tails = true; // a helper by id: bpf_tail_call may be one
+      else if (code === CALL && P.src[i] === 0 && P.imm[i] === bpf_func_id.BPF_FUNC_tail_call) tails = true;
+    }
+    return monomorphic(makeWasmEntryArgs)(
+      st,
+      host,
+      tramp,
+      this.rt.IO,
+      this.rt.X,
+      host.tops.addr,
+      this.budget,
+      MAX_CALL_FRAMES,
+      BPF_MAX_LOOPS,
+      loops,
+      tails,
+      err,
+    );
   }
 
   /** VmProgram.enter over a tier's raw entry: exec()'s bookkeeping, with no argument array. */

@@ -288,6 +288,42 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
   d.get(eN).byte(Op.global_set).u32(G_N).get(eB).byte(Op.global_set).u32(G_B).get(eTB).byte(Op.global_set).u32(G_TB);
   d.get(e0).op(Op.i32_wrap_i64);
   m.exportFunc("enter", ent.index);
+
+  // tramp(ctx, n, a0l, a0h, a1l, a1h, a2l, a2h, tb, B): enter() after storing the trampoline's
+  // first n (<= 3) u64 arguments at ctx, ctx + 8, ctx + 16: the context slots a struct_ops
+  // trampoline lays out, written without a DataView call per half from JavaScript.
+  const tr = m.func([I32, I32, I32, I32, I32, I32, I32, I32, I32, F64], [I32], [I64, I64, I32, I64]);
+  const t = tr.body;
+  for (let i = 0; i < 3; i++) {
+    t.get(1)
+      .i32(i)
+      .op(Op.i32_gt_s)
+      .byte(Op.if)
+      .byte(VOID)
+      .get(0)
+      .get(2 + 2 * i)
+      .op(Op.i64_extend_i32_u)
+      .get(3 + 2 * i)
+      .op(Op.i64_extend_i32_u)
+      .i64(32n)
+      .op(Op.i64_shl)
+      .op(Op.i64_or)
+      .mem(Op.i64_store, 3, 8 * i)
+      .op(Op.end);
+  }
+  const [tN, tB, tTB, t0] = [10, 11, 12, 13];
+  t.byte(Op.global_get).u32(G_N).set(tN).byte(Op.global_get).u32(G_B).set(tB).byte(Op.global_get).u32(G_TB).set(tTB);
+  t.i64(0n).byte(Op.global_set).u32(G_N);
+  t.get(9).byte(0xfc).u32(7).byte(Op.global_set).u32(G_B);
+  t.get(8).byte(Op.global_set).u32(G_TB);
+  t.i64(0n).get(0).op(Op.i64_extend_i32_u);
+  for (let r = 2; r <= 9; r++) t.i64(0n);
+  t.i32(0).call(funcIndex.get(0)!).set(t0);
+  t.i32(sc).get(t0).i64(32n).op(Op.i64_shr_u).mem(Op.i64_store32, 2, 4);
+  t.i32(sc).byte(Op.global_get).u32(G_N).mem(Op.i64_store32, 2, 8);
+  t.get(tN).byte(Op.global_set).u32(G_N).get(tB).byte(Op.global_set).u32(G_B).get(tTB).byte(Op.global_set).u32(G_TB);
+  t.get(t0).op(Op.i32_wrap_i64);
+  m.exportFunc("tramp", tr.index);
   return { bytes: m.build(), entries };
 }
 
@@ -321,8 +357,26 @@ type RunFn = (
   budget: number,
 ) => number;
 
+/** The module's `tramp` export: see wasmModule. */
+export type WasmTramp = (
+  ctx: number,
+  n: number,
+  a0l: number,
+  a0h: number,
+  a1l: number,
+  a1h: number,
+  a2l: number,
+  a2h: number,
+  tb: number,
+  budget: number,
+) => number;
+
 /** Compile P to WebAssembly for the Vm whose shared state is `host`. Throws if the engine refuses (size limits). */
-export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number): { exec: Executor; enter: RawEntry } {
+export function compileWasm(
+  host: WasmHost,
+  P: VmProgram,
+  framesPerRun: number,
+): { exec: Executor; enter: RawEntry; tramp: WasmTramp } {
   const { bytes, entries } = wasmModule(host, P);
   const rt = host.rt;
   const X = rt.X;
@@ -448,5 +502,5 @@ export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number):
     IO[1] = S[1];
     IO[12] = S[2];
   };
-  return { exec, enter: rawEnter };
+  return { exec, enter: rawEnter, tramp: inst.exports.tramp as WasmTramp };
 }

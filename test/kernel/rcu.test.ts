@@ -138,3 +138,32 @@ test("property: over any interleaving, no callback runs while a reader that pred
     { numRuns: 300, seed: 11 },
   );
 });
+
+test("fast read-side sections (the trampolines'): nested ones are one reader that a callback queued inside waits for", () => {
+  const rcu = new Rcu();
+  const ran: string[] = [];
+  rcu.rcuReadLockFast();
+  assert.equal(rcu.readLockHeld(), true);
+  assert.equal(rcu.readLockHeld("tasks_trace"), false);
+  rcu.rcuReadLockFast();
+  rcu.callRcu(() => ran.push("inner"));
+  assert.throws(() => rcu.synchronizeRcu(), /would deadlock/);
+  rcu.rcuReadUnlockFast();
+  assert.equal(rcu.advance(), 0, "the outer section is still inside");
+  rcu.rcuReadUnlockFast();
+  assert.equal(rcu.readLockHeld(), false);
+  rcu.advance();
+  assert.deepEqual(ran, ["inner"]);
+  // A callback queued before a fast section does not wait for it; one queued in a later
+  // section waits for that section only.
+  rcu.callRcu(() => ran.push("before"));
+  rcu.rcuReadLockFast();
+  rcu.advance();
+  assert.deepEqual(ran, ["inner", "before"]);
+  rcu.callRcu(() => ran.push("during"));
+  rcu.rcuReadUnlockFast();
+  rcu.rcuReadLockFast();
+  rcu.advance();
+  assert.deepEqual(ran, ["inner", "before", "during"]);
+  rcu.rcuReadUnlockFast();
+});

@@ -200,3 +200,41 @@ test("wasm: an access site that moves between many regions keeps answering as th
   const ref = runAll("interp");
   for (const tier of TIERS) assert.deepEqual(runAll(tier), ref, tier);
 });
+
+test("enterArgs: the context slots stored, then the program run, alike in every tier; a fault leaves the Vm usable", () => {
+  const src = `
+    ldxdw %r0, [%r1+0]
+    ldxdw %r2, [%r1+8]
+    ldxdw %r3, [%r1+16]
+    lsh %r2, 1
+    add %r0, %r2
+    xor %r0, %r3
+    mov %r4, %r0
+    rsh %r4, 32
+    add %r0, %r4
+    exit`;
+  const out: string[] = [];
+  for (const tier of TIERS) {
+    const mem = new VmMemory({ initialBytes: 1 << 17 });
+    const vm = new Vm(mem, { tier });
+    const ctx = mem.alloc(24, { perm: "r", kind: "ctx" });
+    mem.bytes(ctx.addr, 24).fill(0xaa);
+    const P = vm.load(assemble(src), { name: "t" });
+    const row: string[] = [];
+    for (const n of [0, 1, 2, 3]) {
+      const lo = P.enterArgs(ctx.addr, n, -5, 7, 0x7fffffff, -1, 123, 0);
+      row.push(`${n}:${lo}/${vm.lastR0Hi}/${vm.lastInsns}`);
+    }
+    // A faulting run through the same entry, then a good one: the frames and counts are restored.
+    assert.throws(
+      () => P.enterArgs(8, 1, 0, 0, 0, 0, 0, 0),
+      (e: unknown) => isBpfError(e),
+    );
+    row.push(`${P.enterArgs(ctx.addr, 1, 1, 0, 0, 0, 0, 0)}`);
+    out.push(row.join(" "));
+  }
+  assert.deepEqual(
+    out,
+    TIERS.map(() => out[0]),
+  );
+});

@@ -22,6 +22,7 @@ import { bpf_obj_name_cpy } from "../../kernel/syscall_common.js";
 import { bpf_func_id } from "../../uapi/bpf.js";
 import { BTF_FUNC_STATIC, BTF_KIND_FUNC_PROTO, BTF_KIND_PTR, BTF_KIND_STRUCT } from "../../uapi/btf.js";
 import { BpfError, EACCES, EINVAL } from "../../uapi/errno.js";
+import { monomorphic } from "../../vm/runtime.js";
 import { declareTcpTypes, TCP_CA_NAME_MAX, TCP_CONG_MASK } from "./btf.js";
 import { type TcpCongControl, type TcpCongestionOps, tcp_validate_congestion_control } from "./tcp_cong.js";
 
@@ -71,6 +72,14 @@ export function declareBpfTcpCaTypes(b: BtfBuilder): number {
 type OpArg = number | { readonly addr: number };
 const a = (x: OpArg): number => (typeof x === "number" ? x : x.addr);
 
+type CallNum = (a0: number, a1: number, a2: number) => number;
+const OP_CALLS = [
+  (f: CallNum) => (x: OpArg) => f(typeof x === "number" ? x : x.addr, 0, 0),
+  (f: CallNum) => (x: OpArg, y: OpArg) => f(typeof x === "number" ? x : x.addr, typeof y === "number" ? y : y.addr, 0),
+  (f: CallNum) => (x: OpArg, y: OpArg, z: OpArg) =>
+    f(typeof x === "number" ? x : x.addr, typeof y === "number" ? y : y.addr, typeof z === "number" ? z : z.addr),
+] as const;
+
 /** The TcpCongestionOps a kdata stands for: built once, at validate/reg time. */
 export function tcpCaOpsOf(kdata: BpfStructOpsKdata): TcpCongestionOps {
   if (kdata.priv) return kdata.priv as TcpCongestionOps;
@@ -84,6 +93,12 @@ export function tcpCaOpsOf(kdata: BpfStructOpsKdata): TcpCongestionOps {
   kdata.desc.type.members.forEach((m, i) => {
     const t = kdata.funcs[i];
     if (!t) return;
+    // The TCP stack's calls: straight to the trampoline's number path, each op its own code
+    // (monomorphic) so that the call into its program stays monomorphic too.
+    if (t.numeric && t.model.nr_args >= 1 && t.model.nr_args <= 3) {
+      o[m.name] = monomorphic(OP_CALLS[t.model.nr_args - 1])(t.callNum);
+      return;
+    }
     switch (t.model.nr_args) {
       case 1:
         o[m.name] = (x: OpArg) => t.callx3(a(x));
