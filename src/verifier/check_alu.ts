@@ -291,6 +291,14 @@ export function adjustRegMinMaxVals(
     return;
   }
   if (srcPtr) {
+    // adjust_ptr_min_max_vals with the pointer in src: a 32-bit op is checked first.
+    if (!is64) {
+      if (op === BPF_SUB && v.allowPtrLeaks) {
+        markRegUnknown(dst);
+        return;
+      }
+      v.reject(EACCES, `R${insn.dst} 32-bit pointer arithmetic prohibited`);
+    }
     if (v.allowPtrLeaks && !(op === BPF_ADD || op === BPF_SUB)) {
       markRegUnknown(dst);
       return;

@@ -269,11 +269,11 @@ export function checkCtxAccess(
   valueReg: number,
   out: RegState,
 ): RegState {
-  if (!tnumIsConst(reg.varOff) || reg.varOff.value !== 0n) {
-    v.reject(EACCES, `variable ctx access var_off=${tnumStr(reg.varOff)} off=${off} size=${size}`);
-  }
+  // __check_ptr_off_reg, in its order.
   if (reg.off < 0) v.reject(EACCES, `negative offset ctx ptr R${regno} off=${reg.off} disallowed`);
   if (reg.off !== 0) v.reject(EACCES, `dereference of modified ctx ptr R${regno} off=${reg.off} disallowed`);
+  if (!tnumIsConst(reg.varOff) || reg.varOff.value !== 0n)
+    v.reject(EACCES, `variable ctx access var_off=${tnumStr(reg.varOff)} disallowed`);
   if (write && value && v.isPointerValue(value)) v.reject(EACCES, `R${valueReg} leaks addr into ctx`);
   if (v.structOps) {
     const btf = v.env.btf;
