@@ -231,9 +231,14 @@ export class Btf {
     return this.dv.getUint32(this.recordOffset(id) + 8, this.littleEndian);
   }
 
-  /** The first u32 after an own type's btf_type (INT's int_data, VAR's linkage, ...). */
-  rawExtra(id: number): number {
-    return this.dv.getUint32(this.recordOffset(id) + 12, this.littleEndian);
+  /** The `i`th u32 after an own type's btf_type (0: INT's int_data, VAR's linkage, ...). */
+  rawExtra(id: number, i = 0): number {
+    return this.dv.getUint32(this.recordOffset(id) + 12 + 4 * i, this.littleEndian);
+  }
+
+  /** btf_name_offset_valid: the offset falls inside the string sections (base and own). */
+  nameOffsetValid(off: number): boolean {
+    return off < this.startStrOff + this.strLen;
   }
 
   /** The kernel's BTF_LOAD checks (btf_check_all_metas + btf_resolve); throws an EINVAL BpfError. */

@@ -32,12 +32,13 @@ import {
   BTF_KIND_VAR,
   BTF_KIND_VOLATILE,
   BTF_MAX_TYPE,
-  BTF_VAR_GLOBAL_EXTERN,
+  BTF_VAR_GLOBAL_ALLOCATED,
+  BTF_VAR_STATIC,
 } from "../uapi/btf.js";
 import { BpfError, E2BIG, EEXIST, EINVAL, ENOTSUPP } from "../uapi/errno.js";
 import type { Btf } from "./btf.js";
 import { MAX_RESOLVE_DEPTH } from "./resolve.js";
-import type { BtfFuncProto, BtfType } from "./types.js";
+import type { BtfFunc, BtfFuncProto, BtfType } from "./types.js";
 
 const KSYM_NAME_LEN = 512;
 
@@ -83,13 +84,20 @@ class Validator {
     this.size = new Float64Array(btf.ownTypes).fill(-1);
   }
 
-  /** `item`: the member or DATASEC variable at fault, by index. */
+  /**
+   * `msg` is kernel/bpf/btf.c's own wording, which BTF_LOAD's log prints as it is; `item` is the
+   * member or DATASEC variable at fault, by index, named in the message.
+   */
   private fail(t: BtfType, msg: string, errno = EINVAL, item?: number): never {
     const off = this.btf.typeOffset(t.id);
     const kind = BTF_KIND_NAMES[t.kind] ?? "UNKNOWN";
+    let at = "";
+    if (item !== undefined && (t.kind === BTF_KIND_STRUCT || t.kind === BTF_KIND_UNION))
+      at = `member ${t.members[item].name || `#${item}`}: `;
+    else if (item !== undefined && t.kind === BTF_KIND_DATASEC) at = `var #${item}: `;
     throw new BpfError(
       errno,
-      `[${t.id}] ${kind} ${t.name}${t.name ? " " : ""}${msg} (type id ${t.id}, offset ${off})`,
+      `[${t.id}] ${kind} ${t.name}${t.name ? " " : ""}${at}${msg} (type id ${t.id}, offset ${off})`,
       {
         typeId: t.id,
         offset: off,
@@ -100,8 +108,8 @@ class Validator {
   }
 
   /** A type id that exists (0 = void allowed when `voidOk`). */
-  private checkId(t: BtfType, id: number, what: string, voidOk = true): void {
-    if (id > BTF_MAX_TYPE || (id === 0 && !voidOk)) this.fail(t, `${what} ${id} invalid`);
+  private checkId(t: BtfType, id: number, msg: string, voidOk = true): void {
+    if (id > BTF_MAX_TYPE || (id === 0 && !voidOk)) this.fail(t, msg);
   }
 
   /** A type id this BTF (or its base) has: what resolve finds with btf_type_by_id. */
@@ -118,11 +126,21 @@ class Validator {
   run(): void {
     const btf = this.btf;
     this.checkMetas();
-    for (let id = btf.startId; id <= btf.nrTypes; id++) this.resolve(id, 0);
+    // btf_check_all_types: each type resolved, then its own checks, before the next type
     for (let id = btf.startId; id <= btf.nrTypes; id++) {
+      this.resolve(id, 0);
       const t = btf.typeById(id);
       if (t.kind === BTF_KIND_FUNC_PROTO) this.checkFuncProto(t);
+      else if (t.kind === BTF_KIND_FUNC) this.checkFunc(t);
     }
+  }
+
+  /** btf_func_check: a non-extern function's arguments must be named. */
+  private checkFunc(t: BtfFunc): void {
+    const proto = this.btf.typeById(t.type);
+    if (proto.kind !== BTF_KIND_FUNC_PROTO) this.fail(t, "Invalid type_id");
+    for (const [i, p] of proto.params.entries())
+      if (p.nameOff === 0 && p.type !== 0) this.fail(t, `Invalid arg#${i + 1}`);
   }
 
   /** btf_func_proto_check, after everything resolved: return and argument types must be usable. */
@@ -143,6 +161,41 @@ class Validator {
     }
   }
 
+  /**
+   * A struct whose own name is fine but a member's name offset is not: btf_struct_check_meta
+   * reports it on the member, which has no name to print.
+   */
+  private checkMemberNameOffsets(id: number): void {
+    const btf = this.btf;
+    const kind = btf.kindOf(id);
+    if ((kind !== BTF_KIND_STRUCT && kind !== BTF_KIND_UNION) || !btf.nameOffsetValid(btf.nameOffOf(id))) return;
+    const info = btf.rawInfo(id);
+    const vlen = info & 0xffff;
+    const kflag = info >>> 31 === 1;
+    for (let i = 0; i < vlen; i++) {
+      const nameOff = btf.rawExtra(id, 3 * i);
+      if (btf.nameOffsetValid(nameOff)) continue;
+      const type = btf.rawExtra(id, 3 * i + 1);
+      const bits = btf.rawExtra(id, 3 * i + 2);
+      const own = btf.nameOffOf(id);
+      const name = own === 0 ? "(anon)" : btf.str(own);
+      const where = kflag
+        ? `type_id=${type} bitfield_size=${bits >>> 24} bits_offset=${bits & 0xffffff}`
+        : `type_id=${type} bits_offset=${bits}`;
+      const msg = `Invalid member name_offset:${nameOff}`;
+      const off = btf.typeOffset(id);
+      throw new BpfError(
+        EINVAL,
+        `[${id}] ${BTF_KIND_NAMES[kind]} ${name} member #${i}: ${msg} (type id ${id}, offset ${off})`,
+        {
+          typeId: id,
+          offset: off,
+          log: `[${id}] ${BTF_KIND_NAMES[kind]} ${name} size=${btf.rawSizeType(id)} vlen=${vlen}\n\t(invalid-name-offset) ${where} ${msg}`,
+        },
+      );
+    }
+  }
+
   /** btf_check_meta: the record on its own. */
   private checkMeta(id: number): void {
     const btf = this.btf;
@@ -151,6 +204,7 @@ class Validator {
       t = btf.typeById(id);
     } catch (e) {
       if (e instanceof BpfError) {
+        this.checkMemberNameOffsets(id);
         const off = btf.typeOffset(id);
         throw new BpfError(EINVAL, `[${id}] Invalid name_offset: ${e.message} (type id ${id}, offset ${off})`, {
           typeId: id,
@@ -190,7 +244,7 @@ class Validator {
       case BTF_KIND_TYPE_TAG:
         noVlen();
         if (t.kind !== BTF_KIND_TYPE_TAG) noKflag();
-        this.checkId(t, t.type, "type_id");
+        this.checkId(t, t.type, "Invalid type_id");
         if (t.kind === BTF_KIND_TYPEDEF) named();
         else if (t.kind === BTF_KIND_TYPE_TAG) t.name === "" && this.fail(t, "Invalid name");
         else anonOnly();
@@ -200,27 +254,25 @@ class Validator {
         noVlen();
         noKflag();
         if (btf.rawSizeType(id) !== 0) this.fail(t, "size != 0");
-        this.checkId(t, t.type, "elem type_id", false);
-        this.checkId(t, t.indexType, "index type_id", false);
+        this.checkId(t, t.type, "Invalid elem", false);
+        this.checkId(t, t.indexType, "Invalid index", false);
         break;
       case BTF_KIND_STRUCT:
       case BTF_KIND_UNION:
         optName();
         for (const [i, m] of t.members.entries()) {
-          if (m.nameOff !== 0 && !validIdentifier(m.name)) this.fail(t, `Invalid member name (member ${i})`, EINVAL, i);
-          if (m.type === 0 || m.type > BTF_MAX_TYPE)
-            this.fail(t, `member ${m.name || i} type_id ${m.type} invalid`, EINVAL, i);
-          if (t.kind === BTF_KIND_UNION && m.bitOffset !== 0)
-            this.fail(t, `Invalid member bits_offset (${m.name})`, EINVAL, i);
-          if (m.bitOffset > t.size * 8) this.fail(t, `Member ${m.name} bits_offset exceeds its struct size`, EINVAL, i);
+          if (m.nameOff !== 0 && !validIdentifier(m.name)) this.fail(t, "Invalid name", EINVAL, i);
+          if (m.type === 0 || m.type > BTF_MAX_TYPE) this.fail(t, "Invalid type_id", EINVAL, i);
+          if (t.kind === BTF_KIND_UNION && m.bitOffset !== 0) this.fail(t, "Invalid member bits_offset", EINVAL, i);
+          if (m.bitOffset > t.size * 8) this.fail(t, "Member bits_offset exceeds its struct size", EINVAL, i);
         }
         break;
       case BTF_KIND_ENUM:
       case BTF_KIND_ENUM64:
         if (t.kind === BTF_KIND_ENUM ? ![1, 2, 4, 8].includes(t.size) : ![1, 2, 4, 8].includes(t.size))
-          this.fail(t, `Unexpected size ${t.size}`);
+          this.fail(t, "Unexpected size");
         optName();
-        for (const v of t.values) if (!validIdentifier(v.name)) this.fail(t, `Invalid name (enumerator ${v.name})`);
+        for (const v of t.values) if (!validIdentifier(v.name)) this.fail(t, "Invalid name");
         break;
       case BTF_KIND_FWD:
         noVlen();
@@ -232,23 +284,24 @@ class Validator {
         // the kernel takes static and global functions only (libbpf rewrites extern ones)
         if (t.linkage > BTF_FUNC_GLOBAL) this.fail(t, "Invalid func linkage");
         noKflag();
-        this.checkId(t, t.type, "type_id", false);
+        this.checkId(t, t.type, "Invalid type_id", false);
         break;
       case BTF_KIND_FUNC_PROTO:
         anonOnly();
         noKflag();
-        this.checkId(t, t.type, "return type_id");
+        this.checkId(t, t.type, "Invalid return type");
         for (const [i, p] of t.params.entries()) {
-          this.checkId(t, p.type, `arg#${i + 1} type_id`);
-          if (p.nameOff !== 0 && !validIdentifier(p.name)) this.fail(t, `Invalid arg#${i + 1} name`);
+          this.checkId(t, p.type, `Invalid arg#${i + 1}`);
+          if (p.nameOff !== 0 && !validIdentifier(p.name)) this.fail(t, `Invalid arg#${i + 1}`);
         }
         break;
       case BTF_KIND_VAR:
         noVlen();
         noKflag();
         named();
-        this.checkId(t, t.type, "type_id", false);
-        if (t.linkage > BTF_VAR_GLOBAL_EXTERN) this.fail(t, "Linkage not supported");
+        this.checkId(t, t.type, "Invalid type_id", false);
+        if (t.linkage !== BTF_VAR_STATIC && t.linkage !== BTF_VAR_GLOBAL_ALLOCATED)
+          this.fail(t, "Linkage not supported");
         break;
       case BTF_KIND_DATASEC: {
         noKflag();
@@ -258,8 +311,8 @@ class Validator {
         let end = 0;
         let sum = 0;
         for (const [i, v] of t.vars.entries()) {
-          if (v.type === 0 || v.type > BTF_MAX_TYPE) this.fail(t, `var type_id ${v.type} invalid`, EINVAL, i);
-          if (v.offset < end || v.offset >= t.size) this.fail(t, `Invalid offset ${v.offset}`, EINVAL, i);
+          if (v.type === 0 || v.type > BTF_MAX_TYPE) this.fail(t, "Invalid type_id", EINVAL, i);
+          if (v.offset < end || v.offset >= t.size) this.fail(t, "Invalid offset", EINVAL, i);
           if (v.size === 0 || v.size > t.size) this.fail(t, "Invalid size", EINVAL, i);
           end = v.offset + v.size;
           if (end > t.size) this.fail(t, "Invalid offset+size", EINVAL, i);
@@ -278,7 +331,7 @@ class Validator {
         noKflag();
         if (t.name === "") this.fail(t, "Invalid name");
         if (t.componentIdx < -1) this.fail(t, "Invalid component_idx");
-        this.checkId(t, t.type, "type_id", false);
+        this.checkId(t, t.type, "Invalid type_id", false);
         break;
     }
   }
@@ -351,33 +404,30 @@ class Validator {
       case BTF_KIND_STRUCT:
       case BTF_KIND_UNION:
         for (const [i, m] of t.members.entries()) {
-          const k = this.has(m.type) ? btf.kindOf(m.type) : 0;
           // Members through pointers only need the pointer; by value they must be complete.
           const msize = this.sizeOf(m.type, depth);
-          if (msize < 0) this.fail(t, `Invalid member ${m.name} (type ${m.type} ${BTF_KIND_NAMES[k]})`, EINVAL, i);
+          if (msize < 0) this.fail(t, "Invalid member", EINVAL, i);
           let base = m.type;
           for (let d = 0; isModifier(btf.kindOf(base)) && d < MAX_RESOLVE_DEPTH; d++)
             base = (btf.typeById(base) as { type: number }).type;
           if (m.bitfieldSize) {
             const bk = btf.kindOf(base);
             if (bk !== BTF_KIND_INT && bk !== BTF_KIND_ENUM && bk !== BTF_KIND_ENUM64)
-              this.fail(t, `Invalid member base type (${m.name})`, EINVAL, i);
-            if (m.bitfieldSize > msize * 8) this.fail(t, `Invalid member bitfield_size (${m.name})`, EINVAL, i);
-            if (m.bitOffset + m.bitfieldSize > t.size * 8)
-              this.fail(t, `Member ${m.name} exceeds struct_size`, EINVAL, i);
+              this.fail(t, "Invalid member base type", EINVAL, i);
+            if (m.bitfieldSize > msize * 8) this.fail(t, "Invalid member bitfield_size", EINVAL, i);
+            if (m.bitOffset + m.bitfieldSize > t.size * 8) this.fail(t, "Member exceeds struct_size", EINVAL, i);
           } else {
             const bt = btf.typeById(base);
             const byteOff = Math.floor(m.bitOffset / 8);
             if (bt.kind === BTF_KIND_INT) {
               // btf_int_check_member: an INT may be an old-style bitfield starting mid-byte (no kind_flag).
-              if (t.kindFlag && m.bitOffset % 8) this.fail(t, `Member ${m.name} is not byte aligned`, EINVAL, i);
+              if (t.kindFlag && m.bitOffset % 8) this.fail(t, "Member is not byte aligned", EINVAL, i);
               const copyBits = (m.bitOffset % 8) + bt.offset + bt.bits;
-              if (copyBits > 128) this.fail(t, `Member ${m.name} nr_copy_bits exceeds 128`, EINVAL, i);
-              if (byteOff + Math.ceil(copyBits / 8) > t.size)
-                this.fail(t, `Member ${m.name} exceeds struct_size`, EINVAL, i);
+              if (copyBits > 128) this.fail(t, "nr_copy_bits exceeds 128", EINVAL, i);
+              if (byteOff + Math.ceil(copyBits / 8) > t.size) this.fail(t, "Member exceeds struct_size", EINVAL, i);
             } else {
-              if (m.bitOffset % 8) this.fail(t, `Member ${m.name} is not byte aligned`, EINVAL, i);
-              if (byteOff + msize > t.size) this.fail(t, `Member ${m.name} exceeds struct_size`, EINVAL, i);
+              if (m.bitOffset % 8) this.fail(t, "Member is not byte aligned", EINVAL, i);
+              if (byteOff + msize > t.size) this.fail(t, "Member exceeds struct_size", EINVAL, i);
             }
           }
         }
@@ -392,7 +442,7 @@ class Validator {
       case BTF_KIND_DATASEC:
         for (const v of t.vars) {
           if (!this.has(v.type) || btf.kindOf(v.type) !== BTF_KIND_VAR)
-            this.fail(t, `Not a VAR kind member (type ${v.type})`, EINVAL, t.vars.indexOf(v));
+            this.fail(t, "Not a VAR kind member", EINVAL, t.vars.indexOf(v));
           this.resolve(v.type, depth + 1);
           const vt = btf.typeById(v.type) as { type: number };
           if (v.size < this.sizeOf(vt.type, depth)) this.fail(t, "Invalid size");

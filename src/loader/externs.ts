@@ -19,6 +19,7 @@ import {
   BTF_KIND_FUNC,
   BTF_KIND_INT,
   BTF_KIND_VAR,
+  BTF_VAR_GLOBAL_ALLOCATED,
   BTF_VAR_GLOBAL_EXTERN,
 } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT, ENOTSUP, ESRCH } from "../uapi/errno.js";
@@ -174,6 +175,9 @@ export function collectExterns(elf: ElfFile, btf: Btf | undefined): BpfExtern[] 
         const vname = btf.nameOf(v.type);
         const ext = externs.find((e) => e.name === vname);
         if (!ext?.kcfg) throw new BpfError(ESRCH, `failed to find extern definition for BTF var '${vname}'`);
+        // the kernel takes static and allocated VARs only: a kconfig extern is data of the .kconfig map
+        const vt = btf.typeById(v.type);
+        if (vt.kind === BTF_KIND_VAR) vt.linkage = BTF_VAR_GLOBAL_ALLOCATED;
         v.offset = ext.kcfg.dataOff;
       }
     }

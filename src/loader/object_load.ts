@@ -13,6 +13,7 @@ import {
   BTF_FUNC_GLOBAL,
   BTF_KIND_DATASEC,
   BTF_KIND_FUNC,
+  BTF_KIND_FUNC_PROTO,
   BTF_KIND_INT,
   BTF_KIND_VAR,
   BTF_VAR_GLOBAL_ALLOCATED,
@@ -72,7 +73,7 @@ function check(ret: number, msg: () => string, ctx: BpfErrorContext = {}): numbe
  * The object's BTF as the kernel accepts it (libbpf does this in collect_externs): the
  * `.ksyms` DATASEC lists extern FUNCs, which a DATASEC may not hold, and has no size. Each
  * FUNC entry is pointed at a `dummy_ksym` int VAR appended to the BTF, FUNC linkage becomes
- * global, and every entry gets 4 bytes.
+ * global, the FUNC's unnamed arguments take the VAR's name, and every entry gets 4 bytes.
  */
 export function sanitizedBtf(btf: Btf): Uint8Array {
   const id = btf.findByNameKind(KSYMS_SEC, BTF_KIND_DATASEC);
@@ -85,9 +86,15 @@ export function sanitizedBtf(btf: Btf): Uint8Array {
   }
   if (!intId) throw new BpfError(ESRCH, "failed to find an int type for .ksyms externs");
   const dummyId = btf.nrTypes + 1;
+  // "dummy_ksym" goes right after the existing strings
+  const dummyNameOff = btf.stringsLen;
   ds.vars.forEach((v, i) => {
     const t = btf.typeById(v.type);
     if (t.kind === BTF_KIND_FUNC) {
+      // a global FUNC's arguments must be named (btf_func_check): unnamed ones take dummy_ksym's
+      const proto = btf.typeById(t.type);
+      if (proto.kind === BTF_KIND_FUNC_PROTO)
+        for (const p of proto.params) if (p.type !== 0 && p.nameOff === 0) p.nameOff = dummyNameOff;
       t.linkage = BTF_FUNC_GLOBAL;
       t.vlen = BTF_FUNC_GLOBAL;
       v.type = dummyId;

@@ -90,9 +90,9 @@ const headerCases: [string, (s: Small) => Uint8Array, RegExp][] = [
   [
     "member past the struct size",
     (s) => w32(s, T3 + 12 + 12 + 8, 96),
-    /\[3\] STRUCT s Member b bits_offset exceeds its struct size/,
+    /\[3\] STRUCT s member b: Member bits_offset exceeds its struct size/,
   ],
-  ["member type out of range", (s) => w32(s, T3 + 12 + 4, 9), /Invalid member a \(type 9 UNKNOWN\)/],
+  ["member type out of range", (s) => w32(s, T3 + 12 + 4, 9), /STRUCT s member a: Invalid member \(/],
   ["stray info bits", (s) => w32(s, T2 + 4, (2 << 24) | 0x10000), /Invalid btf_info:2010000/],
 ];
 
@@ -152,7 +152,10 @@ test("bad input: semantic errors name the type", () => {
   const cases: [(b: BtfBuilder, int: number) => void, RegExp][] = [
     [(b, int) => b.addArray(int, b.addPtr(int), 2), /ARRAY Invalid index/],
     [(b, int) => b.addFunc("f", int, 1), /FUNC f Invalid type_id/],
-    [(b, int) => b.addDatasec(".data", 4, [{ type: int, offset: 0, size: 4 }]), /DATASEC \.data Not a VAR kind member/],
+    [
+      (b, int) => b.addDatasec(".data", 4, [{ type: int, offset: 0, size: 4 }]),
+      /DATASEC \.data var #0: Not a VAR kind member/,
+    ],
     [
       (b, int) =>
         b.addFuncProto(int, [
@@ -163,22 +166,25 @@ test("bad input: semantic errors name the type", () => {
     ],
     [
       (b, int) => b.addStruct("s", 2, [{ name: "x", type: int, bitOffset: 0 }]),
-      /STRUCT s Member x exceeds struct_size/,
+      /STRUCT s member x: Member exceeds struct_size/,
     ],
     [
       (b, int) => b.addStruct("s", 4, [{ name: "x", type: b.addPtr(int), bitOffset: 0, bitfieldSize: 3 }]),
-      /Invalid member base type/,
+      /member x: Invalid member base type/,
     ],
     [(b, int) => b.addTypedef("bad name", int), /TYPEDEF bad name Invalid name/],
-    [(b) => b.addEnum("e", 3, [{ name: "A", val: 1 }]), /ENUM e Unexpected size 3/],
+    [(b) => b.addEnum("e", 3, [{ name: "A", val: 1 }]), /ENUM e Unexpected size \(/],
     [(b, int) => b.addVar("v", int, 7), /VAR v Linkage not supported/],
     [(b, int) => b.addDeclTag("tag", int, -1), /DECL_TAG tag Invalid type/],
-    [(b) => b.addStruct("s", 4, [{ name: "f", type: b.addFwd("opaque"), bitOffset: 0 }]), /Invalid member f/],
+    [
+      (b) => b.addStruct("s", 4, [{ name: "f", type: b.addFwd("opaque"), bitOffset: 0 }]),
+      /member f: Invalid member \(/,
+    ],
     [
       (b, int) => b.addStruct("s", 16, [{ name: "p", type: b.addPtr(int), bitOffset: 4 }]),
-      /Member p is not byte aligned/,
+      /member p: Member is not byte aligned/,
     ],
-    [(b, int) => b.addStruct("s", 4, [{ name: "i", type: int, bitOffset: 4 }]), /Member i exceeds struct_size/],
+    [(b, int) => b.addStruct("s", 4, [{ name: "i", type: int, bitOffset: 4 }]), /member i: Member exceeds struct_size/],
   ];
   for (const [build, msg] of cases) {
     const b = new BtfBuilder();

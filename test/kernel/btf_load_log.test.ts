@@ -76,6 +76,33 @@ const CASES: { name: string; btf: Uint8Array; errno: number; last: string[] }[] 
     last: ["[3] FUNC f type_id=2 Invalid func linkage"],
   },
   {
+    name: "a global function with an unnamed argument",
+    btf: blob([...INT, 0, (13 << 24) | 1, 1, 0, 1, S.f, (12 << 24) | 1, 2]),
+    errno: EINVAL,
+    last: ["[3] FUNC f type_id=2 Invalid arg#1"],
+  },
+  {
+    name: "an extern variable (libbpf turns .kconfig and .ksyms ones into allocated ones)",
+    btf: blob([...INT, S.v, 14 << 24, 1, 2]),
+    errno: EINVAL,
+    last: ["[2] VAR v type_id=1 linkage=2 Linkage not supported"],
+  },
+  {
+    name: "a struct member whose name offset is past the strings",
+    btf: blob([...INT, S.s, (4 << 24) | 1, 4, 999, 1, 0]),
+    errno: EINVAL,
+    last: [
+      "[2] STRUCT s size=4 vlen=1",
+      "\t(invalid-name-offset) type_id=1 bits_offset=0 Invalid member name_offset:999",
+    ],
+  },
+  {
+    name: "an enum of three bytes",
+    btf: blob([...INT, S.s, (6 << 24) | 1, 3, S.x, 1]),
+    errno: EINVAL,
+    last: ["[2] ENUM s size=3 vlen=1 Unexpected size"],
+  },
+  {
     name: "a struct member of type void",
     btf: blob([...INT, S.s, (4 << 24) | 1, 4, S.x, 0, 0]),
     errno: EINVAL,

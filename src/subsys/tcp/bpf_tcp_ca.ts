@@ -47,6 +47,22 @@ export const BPF_TCP_CA_STUBS: Readonly<Record<string, string>> = {
   release: "__bpf_tcp_ca_release",
 };
 
+/** The stubs' parameter names in bpf_tcp_ca.c. */
+const BPF_TCP_CA_STUB_PARAMS: Record<string, readonly string[]> = {
+  ssthresh: ["sk"],
+  cong_avoid: ["sk", "ack", "acked"],
+  set_state: ["sk", "new_state"],
+  cwnd_event: ["sk", "ev"],
+  in_ack_event: ["sk", "flags"],
+  pkts_acked: ["sk", "sample"],
+  min_tso_segs: ["sk"],
+  cong_control: ["sk", "ack", "flag", "rs"],
+  undo_cwnd: ["sk"],
+  sndbuf_expand: ["sk"],
+  init: ["sk"],
+  release: ["sk"],
+};
+
 /**
  * BTF for the glue, added to vmlinux after the TCP types (declared here when no TCP subsystem did):
  * the stub FUNCs (each with its member's prototype) and `struct bpf_struct_ops_tcp_congestion_ops`.
@@ -63,7 +79,10 @@ export function declareBpfTcpCaTypes(b: BtfBuilder): number {
     if (ptr.kind !== BTF_KIND_PTR) continue;
     const proto = b.typeById(ptr.type);
     if (proto.kind !== BTF_KIND_FUNC_PROTO) continue;
-    b.addFunc(stub, proto.id, BTF_FUNC_STATIC);
+    // the stub is a C function: pahole names its parameters, and btf_func_check wants them named
+    const names = BPF_TCP_CA_STUB_PARAMS[m.name] ?? [];
+    const params = proto.params.map((p, i) => ({ name: names[i] ?? `arg${i}`, type: p.type }));
+    b.addFunc(stub, b.addFuncProto(proto.type, params), BTF_FUNC_STATIC);
   }
   return declareStructOpsValueType(b, TCP_CONGESTION_OPS);
 }
