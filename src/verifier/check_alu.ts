@@ -299,11 +299,11 @@ export function adjustRegMinMaxVals(
       }
       v.reject(EACCES, `R${insn.dst} 32-bit pointer arithmetic prohibited`);
     }
-    if (v.allowPtrLeaks && !(op === BPF_ADD || op === BPF_SUB)) {
-      markRegUnknown(dst);
-      return;
-    }
-    v.reject(EACCES, `R${insn.dst} tried to ${op === BPF_SUB ? "subtract" : "add"} pointer from scalar`);
+    // adjust_ptr_min_max_vals(ptr = src): no privilege makes "scalar op= pointer" a scalar
+    if (src.type & PTR_MAYBE_NULL)
+      v.reject(EACCES, `R${insn.dst} pointer arithmetic on ${regTypeStr(src.type)} prohibited, null-check it first`);
+    if (op === BPF_SUB) v.reject(EACCES, `R${insn.dst} tried to subtract pointer from scalar`);
+    v.reject(EACCES, `R${insn.dst} ${aluOpName(op)}`);
   }
   if (!is64) {
     if (op === BPF_SUB && v.allowPtrLeaks) {
@@ -315,13 +315,15 @@ export function adjustRegMinMaxVals(
   // adjust_ptr_min_max_vals refuses a maybe-NULL pointer before it looks at the operator.
   if (op !== BPF_ADD && op !== BPF_SUB && dst.type & PTR_MAYBE_NULL)
     v.reject(EACCES, `R${insn.dst} pointer arithmetic on ${regTypeStr(dst.type)} prohibited, null-check it first`);
-  if (op !== BPF_ADD && op !== BPF_SUB) {
-    const name = ["+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=", "s>>="][op >> 4];
-    if (op === BPF_AND || op === BPF_OR || op === BPF_XOR)
-      v.reject(EACCES, `R${insn.dst} bitwise operator ${name} on pointer prohibited`);
-    v.reject(EACCES, `R${insn.dst} pointer arithmetic with ${name} operator prohibited`);
-  }
+  if (op !== BPF_ADD && op !== BPF_SUB) v.reject(EACCES, `R${insn.dst} ${aluOpName(op)}`);
   adjustPtr(v, insn.dst, dst, src, op, srcX ? insn.src : -1);
+}
+
+/** adjust_ptr_min_max_vals' refusal of an operator other than add and subtract. */
+function aluOpName(op: number): string {
+  const name = ["+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=", "s>>="][op >> 4];
+  if (op === BPF_AND || op === BPF_OR || op === BPF_XOR) return `bitwise operator ${name} on pointer prohibited`;
+  return `pointer arithmetic with ${name} operator prohibited`;
 }
 
 /**
