@@ -1,33 +1,20 @@
-/**
- * BPF_MAP_TYPE_CGRP_STORAGE (kernel/bpf/bpf_cgrp_storage.c on kernel/bpf/bpf_local_storage.c): a
- * value per (cgroup, map), created on demand. Userspace keys it by the fd of an open cgroup v2
- * directory, programs by `struct cgroup *` through bpf_cgrp_storage_get / bpf_cgrp_storage_delete.
- * A cgroup's values go when the cgroup itself is freed (css_free_rwork_fn), not at rmdir: a cgroup
- * still referenced keeps them, but no new value is created once it is offline.
- */
-import { btfTypeIdSize } from "../btf/resolve.js";
-import {
-  BPF_EXIST,
-  BPF_F_CLONE,
-  BPF_F_LOCK,
-  BPF_F_NO_PREALLOC,
-  BPF_LOCAL_STORAGE_GET_F_CREATE,
-  BPF_NOEXIST,
-  bpf_map_type,
-  bpf_func_id as F,
-} from "../uapi/bpf.js";
-import { BTF_KIND_INT } from "../uapi/btf.js";
-import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno.js";
+import { BPF_LOCAL_STORAGE_GET_F_CREATE, BPF_NOEXIST, bpf_map_type, bpf_func_id as F } from "../uapi/bpf.js";
+import { BpfError, EINVAL, ENOTSUPP } from "../uapi/errno.js";
 import { BpfMap, type BpfMapOps } from "./bpf.js";
-import { num } from "./bpf_attr.js";
-import { bpfSelemAlloc, bpfSelemFree } from "./bpf_local_storage.js";
-import { BPF_LOCAL_STORAGE_MAX_VALUE_SIZE } from "./bpf_sk_storage.js";
+import {
+  bpfSelemFree,
+  type LocalStorageOwner,
+  localStorageDelete,
+  localStorageMapAllocCheck,
+  localStorageMapCheckBtf,
+  localStorageMapFree,
+  localStorageUpdate,
+} from "./bpf_local_storage.js";
 import { type Cgroup, cgroup_get_from_fd, cgroup_put, cgroupRoot } from "./cgroup.js";
 import type { Kernel } from "./kernel.js";
 import { bpf_map_meta_equal } from "./map_in_map.js";
 import type { Process } from "./process.js";
 
-const BPF_LOCAL_STORAGE_CREATE_FLAG_MASK = BPF_F_NO_PREALLOC | BPF_F_CLONE;
 /** sizeof(struct bpf_local_storage_map) on x86-64 (6.18), as for task storage. */
 const SIZEOF_SMAP = 480;
 /** sizeof(struct bpf_local_storage_map_bucket). */
@@ -43,28 +30,20 @@ export function cgrp_storage_lookup(cg: Cgroup, map: BpfMap): number {
   return cg.bpf_cgrp_storage.get(map)?.addr ?? 0;
 }
 
+const CGRP: LocalStorageOwner<Cgroup> = {
+  what: "cgrp_storage",
+  storage: (cg) => cg.bpf_cgrp_storage,
+  who: (cg) => `cgroup ${cg.path}`,
+};
+
 /** bpf_local_storage_update() for a cgroup: NOEXIST/EXIST as for hash maps; value == null zero-fills. */
 export function cgrp_storage_update(cg: Cgroup, map: BpfMap, value: Uint8Array | null, flags: number): number {
-  if ((flags & ~BPF_F_LOCK) > BPF_EXIST || flags & BPF_F_LOCK) {
-    throw new BpfError(EINVAL, `invalid cgrp_storage update flags ${flags}`);
-  }
-  const old = cg.bpf_cgrp_storage.get(map);
-  if (old && flags & BPF_NOEXIST) throw new BpfError(EEXIST, `cgroup ${cg.path} already has storage in this map`);
-  if (!old && flags & BPF_EXIST) throw new BpfError(ENOENT, `cgroup ${cg.path} has no storage in this map`);
-  const region = bpfSelemAlloc(map, value, "cgrp_storage");
-  cg.bpf_cgrp_storage.set(map, region);
-  (map as BpfCgrpStorageMap).owners.add(cg);
-  if (old) bpfSelemFree(map, old, false);
-  return region.addr;
+  return localStorageUpdate(CGRP, (map as BpfCgrpStorageMap).owners, cg, map, value, flags);
 }
 
 /** cgroup_storage_delete(): ENOENT when the cgroup has no value here. */
 export function cgrp_storage_delete(cg: Cgroup, map: BpfMap): void {
-  const region = cg.bpf_cgrp_storage.get(map);
-  if (!region) throw new BpfError(ENOENT, `cgroup ${cg.path} has no storage in this map`);
-  cg.bpf_cgrp_storage.delete(map);
-  (map as BpfCgrpStorageMap).owners.delete(cg);
-  bpfSelemFree(map, region, false);
+  localStorageDelete(CGRP, (map as BpfCgrpStorageMap).owners, cg, map);
 }
 
 /** bpf_cgrp_storage_free(): the cgroup is being freed; every map loses its value for it. */
@@ -91,45 +70,16 @@ export const cgrp_storage_map_ops: BpfMapOps = {
   map_meta_equal: bpf_map_meta_equal,
   map_btf_name: "bpf_local_storage_map",
   map_alloc_check(attr) {
-    // bpf_local_storage_map_alloc_check.
-    const flags = num(attr.map_flags);
-    if (
-      flags & ~BPF_LOCAL_STORAGE_CREATE_FLAG_MASK ||
-      !(flags & BPF_F_NO_PREALLOC) ||
-      num(attr.max_entries) ||
-      num(attr.key_size) !== 4 ||
-      !num(attr.value_size) ||
-      // BTF is required so that userspace can dump the storage.
-      !num(attr.btf_key_type_id) ||
-      !num(attr.btf_value_type_id)
-    ) {
-      throw new BpfError(
-        EINVAL,
-        "cgrp_storage map: BPF_F_NO_PREALLOC, max_entries 0, key_size 4, value_size > 0 and BTF key/value ids are required",
-      );
-    }
-    if (num(attr.value_size) > BPF_LOCAL_STORAGE_MAX_VALUE_SIZE) {
-      throw new BpfError(E2BIG, `cgrp_storage value_size over ${BPF_LOCAL_STORAGE_MAX_VALUE_SIZE}`);
-    }
+    localStorageMapAllocCheck(attr, CGRP.what);
   },
   map_alloc(attr, k) {
     return new BpfCgrpStorageMap(k, cgrp_storage_map_ops, attr);
   },
   map_free(map) {
-    // bpf_local_storage_map_free: every cgroup loses its value in this map.
-    for (const cg of (map as BpfCgrpStorageMap).owners) {
-      const region = cg.bpf_cgrp_storage.get(map);
-      cg.bpf_cgrp_storage.delete(map);
-      if (region) bpfSelemFree(map, region, true);
-    }
-    (map as BpfCgrpStorageMap).owners.clear();
+    localStorageMapFree(CGRP, (map as BpfCgrpStorageMap).owners, map);
   },
   map_check_btf(_map, btf, keyTypeId) {
-    // bpf_local_storage_map_check_btf: btf_type_is_i32() of the key type.
-    const t = btfTypeIdSize(btf, keyTypeId)?.type;
-    if (!t || t.kind !== BTF_KIND_INT || (t as { size?: number }).size !== 4) {
-      throw new BpfError(EINVAL, "cgrp_storage key type must be a 4-byte int");
-    }
+    localStorageMapCheckBtf(btf, keyTypeId, CGRP.what);
   },
   map_lookup_elem() {
     // Programs use bpf_cgrp_storage_get(); the verifier refuses a direct lookup.

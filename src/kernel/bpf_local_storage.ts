@@ -1,13 +1,38 @@
 /**
- * Local storage elements (kernel/bpf/bpf_local_storage.c: bpf_selem_alloc, bpf_selem_free), what
- * task and socket storage share: a value is allocated zeroed and filled around its special fields
+ * What socket, task and cgroup storage share (kernel/bpf/bpf_local_storage.c): the map's create
+ * and BTF checks, update/delete of an owner's value, and the elements themselves (bpf_selem_alloc,
+ * bpf_selem_free): a value is allocated zeroed and filled around its special fields
  * (copy_map_value), and when it goes (deleted, replaced by an update, its map freed, its owner
  * gone) bpf_obj_free_fields releases what those fields hold: kptrs, allocated objects, per-CPU
  * objects.
  */
-import { bpf_map_type } from "../uapi/bpf.js";
+import type { Btf } from "../btf/btf.js";
+import { btfTypeIdSize } from "../btf/resolve.js";
+import { BPF_EXIST, BPF_F_CLONE, BPF_F_LOCK, BPF_F_NO_PREALLOC, BPF_NOEXIST, bpf_map_type } from "../uapi/bpf.js";
+import { BTF_KIND_INT } from "../uapi/btf.js";
+import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT } from "../uapi/errno.js";
 import type { BpfMap, MemRegion } from "./bpf.js";
+import { type MapCreateAttr, num } from "./bpf_attr.js";
 import { copyMapValue, mapFreeFields } from "./bpf_graph.js";
+
+const BPF_LOCAL_STORAGE_CREATE_FLAG_MASK = BPF_F_NO_PREALLOC | BPF_F_CLONE;
+/** sizeof(struct bpf_local_storage_elem) on x86-64 (6.x). */
+export const SIZEOF_LOCAL_STORAGE_ELEM = 96;
+/** BPF_LOCAL_STORAGE_MAX_VALUE_SIZE: bounded by the u16 size field of the element. */
+export const BPF_LOCAL_STORAGE_MAX_VALUE_SIZE = 0xffff - SIZEOF_LOCAL_STORAGE_ELEM;
+
+/** An owner's values, one per map: sk->sk_bpf_storage, task->bpf_storage, cgroup->bpf_cgrp_storage. */
+export type LocalStorage = Map<BpfMap, MemRegion>;
+
+/**
+ * One kind of owner (socket, task, cgroup): `what` names the map kind in messages ("sk_storage"),
+ * `who` the owner ("socket", "task 7").
+ */
+export interface LocalStorageOwner<O> {
+  readonly what: string;
+  storage(o: O): LocalStorage;
+  who(o: O): string;
+}
 
 /** bpf_selem_alloc: a zeroed value, `value` (if any) copied in around the special fields. */
 export function bpfSelemAlloc(map: BpfMap, value: Uint8Array | null, name: string): MemRegion {
@@ -33,4 +58,80 @@ export function bpfSelemFree(map: BpfMap, region: MemRegion, reuseNow: boolean):
     if (deferFields) mapFreeFields(map, region.addr);
     k.mem.free(region);
   });
+}
+
+/** bpf_local_storage_update(): NOEXIST/EXIST as for hash maps; value == null zero-fills. */
+export function localStorageUpdate<O>(
+  kind: LocalStorageOwner<O>,
+  owners: Set<O>,
+  o: O,
+  map: BpfMap,
+  value: Uint8Array | null,
+  flags: number,
+): number {
+  if ((flags & ~BPF_F_LOCK) > BPF_EXIST || flags & BPF_F_LOCK) {
+    throw new BpfError(EINVAL, `invalid ${kind.what} update flags ${flags}`);
+  }
+  const storage = kind.storage(o);
+  const old = storage.get(map);
+  if (old && flags & BPF_NOEXIST) throw new BpfError(EEXIST, `${kind.who(o)} already has storage in this map`);
+  if (!old && flags & BPF_EXIST) throw new BpfError(ENOENT, `${kind.who(o)} has no storage in this map`);
+  // An update is a new element; the one it replaces goes with what its fields hold.
+  const region = bpfSelemAlloc(map, value, kind.what);
+  storage.set(map, region);
+  owners.add(o);
+  if (old) bpfSelemFree(map, old, false);
+  return region.addr;
+}
+
+/** The owner's value in `map` goes (freed after RCU); ENOENT when it has none. */
+export function localStorageDelete<O>(kind: LocalStorageOwner<O>, owners: Set<O>, o: O, map: BpfMap): void {
+  const storage = kind.storage(o);
+  const region = storage.get(map);
+  if (!region) throw new BpfError(ENOENT, `${kind.who(o)} has no storage in this map`);
+  storage.delete(map);
+  owners.delete(o);
+  bpfSelemFree(map, region, false);
+}
+
+/** bpf_local_storage_map_free: every owner loses its value in this map. */
+export function localStorageMapFree<O>(kind: LocalStorageOwner<O>, owners: Set<O>, map: BpfMap): void {
+  for (const o of owners) {
+    const storage = kind.storage(o);
+    const region = storage.get(map);
+    storage.delete(map);
+    if (region) bpfSelemFree(map, region, true);
+  }
+  owners.clear();
+}
+
+/** bpf_local_storage_map_alloc_check. */
+export function localStorageMapAllocCheck(attr: MapCreateAttr, what: string): void {
+  const flags = num(attr.map_flags);
+  if (
+    flags & ~BPF_LOCAL_STORAGE_CREATE_FLAG_MASK ||
+    !(flags & BPF_F_NO_PREALLOC) ||
+    num(attr.max_entries) ||
+    num(attr.key_size) !== 4 ||
+    !num(attr.value_size) ||
+    // BTF is required so that userspace can dump the storage.
+    !num(attr.btf_key_type_id) ||
+    !num(attr.btf_value_type_id)
+  ) {
+    throw new BpfError(
+      EINVAL,
+      `${what} map: BPF_F_NO_PREALLOC, max_entries 0, key_size 4, value_size > 0 and BTF key/value ids are required`,
+    );
+  }
+  if (num(attr.value_size) > BPF_LOCAL_STORAGE_MAX_VALUE_SIZE) {
+    throw new BpfError(E2BIG, `${what} value_size over ${BPF_LOCAL_STORAGE_MAX_VALUE_SIZE}`);
+  }
+}
+
+/** bpf_local_storage_map_check_btf: btf_type_is_i32() of the key type as btf_type_id_size() resolved it. */
+export function localStorageMapCheckBtf(btf: Btf, keyTypeId: number, what: string): void {
+  const t = btfTypeIdSize(btf, keyTypeId)?.type;
+  if (!t || t.kind !== BTF_KIND_INT || (t as { size?: number }).size !== 4) {
+    throw new BpfError(EINVAL, `${what} key type must be a 4-byte int`);
+  }
 }
