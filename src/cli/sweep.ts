@@ -19,6 +19,7 @@ import { isObjSpec } from "../sim/bpf_cc.js";
 import { renderSvg } from "../sim/plot.js";
 import { BPF_QDISC_ALIASES, QDISC_CHOICES, SIM_QDISCS } from "../sim/qdisc_spec.js";
 import {
+  costliestFirst,
   expandGrid,
   type GridPoint,
   mergeRows,
@@ -36,7 +37,7 @@ import {
 } from "../sim/sweep.js";
 import { formatRate, parseSize } from "../sim/units.js";
 import { BpfError, EINVAL } from "../uapi/errno.js";
-import { simValue } from "./sim.js";
+import { expandCcSpec, simValue } from "./sim.js";
 import type { SweepRunOptions } from "./sweep_run.js";
 
 export interface SweepCliOptions {
@@ -163,9 +164,16 @@ export interface SweepWorkerStats {
   cpuNs?: number;
 }
 
+/** Whether a run loads BPF objects (a congestion control or qdisc run by the VM). */
+function runsBpf(p: GridPoint): boolean {
+  const ccs = [...p.cc.split(","), ...(p.rcvCc !== undefined ? [p.rcvCc] : [])];
+  return p.qdisc !== undefined || ccs.some((c) => isObjSpec(expandCcSpec(c)));
+}
+
 /**
- * Run the points on `jobs` worker threads (each takes the next point when it finishes one); rows
- * come back in index order whatever the finishing order. `workers` receives each thread's stats.
+ * Run the points on `jobs` worker threads, started once and each fed the next point when it
+ * finishes one, the costliest first (costliestFirst); rows come back in index order whatever the
+ * finishing order. `workers` receives each thread's stats.
  */
 
 export async function runSweep(
@@ -178,6 +186,7 @@ export async function runSweep(
   const rows: SweepRow[] = [];
   if (!points.length) return rows;
   const { url, execArgv } = workerUrl();
+  const order = costliestFirst(points, runsBpf);
   let next = 0;
   let failed: Error | undefined;
   const n = Math.max(1, Math.min(jobs, points.length));
@@ -188,8 +197,8 @@ export async function runSweep(
         new Promise<void>((resolve, reject) => {
           const w = new Worker(url, { workerData: opts, execArgv });
           const feed = () => {
-            if (failed || next >= points.length) w.postMessage(null);
-            else w.postMessage(points[next++]);
+            if (failed || next >= order.length) w.postMessage(null);
+            else w.postMessage(order[next++]);
           };
           w.on("message", (m: { row?: SweepRow; index?: number; error?: string; done?: SweepWorkerStats }) => {
             if (m.done) {

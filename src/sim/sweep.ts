@@ -164,6 +164,20 @@ export function shardPoints(points: GridPoint[], shard?: Shard): GridPoint[] {
   return points.filter((p) => p.index % shard.count === shard.index);
 }
 
+/**
+ * The order to start runs in: the costliest first (a run's events grow with the packets it
+ * carries, rate x flows, the same duration for all; a BPF congestion control or qdisc runs in the
+ * VM, a few times slower), so the last run to finish is a short one and no core waits on a long
+ * one at the end. Ties keep the grid's order; the output order is the index's whatever the start order.
+ */
+export function costliestFirst(points: GridPoint[], isBpf: (p: GridPoint) => boolean): GridPoint[] {
+  const cost = (p: GridPoint) => parseRate(p.rate) * p.flows * (isBpf(p) ? 3 : 1);
+  return points
+    .map((p) => ({ p, c: cost(p) }))
+    .sort((a, b) => b.c - a.c || a.p.index - b.p.index)
+    .map((x) => x.p);
+}
+
 export const CSV_COLUMNS = [
   "index",
   "cc",

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { gridFrom, runSweep, type SweepCliOptions, type SweepWorkerStats } from "../../src/cli/sweep.js";
 import { runPoint } from "../../src/cli/sweep_run.js";
 import {
+  costliestFirst,
   expandGrid,
   mergeRows,
   parseSeeds,
@@ -82,6 +83,27 @@ test("buffers in BDP units: rate x round trip (twice the one-way delay)", () => 
   assert.equal(resolveBuffer("1bdp", "12mbit", "10ms"), "30000b");
   assert.equal(resolveBuffer("0.5BDP", "12mbit", "10ms"), "15000b");
   assert.equal(resolveBuffer("45kb", "12mbit", "10ms"), "45kb");
+});
+
+test("runs start costliest first (rate x flows, BPF x3), ties in grid order", () => {
+  const { points } = gridFrom({
+    ...base,
+    cc: "cubic,bpf-cubic",
+    rate: "10mbit,40mbit",
+    flows: "1,2",
+    seeds: "1..2",
+  } as SweepCliOptions);
+  const order = costliestFirst(points, (p) => p.cc.startsWith("bpf-"));
+  const cost = (p: (typeof points)[number]) =>
+    Number.parseInt(p.rate, 10) * p.flows * (p.cc.startsWith("bpf-") ? 3 : 1);
+  assert.equal(order.length, points.length);
+  assert.deepEqual(new Set(order.map((p) => p.index)), new Set(points.map((p) => p.index)));
+  for (let i = 1; i < order.length; i++) {
+    const [a, b] = [order[i - 1]!, order[i]!];
+    assert.ok(cost(a) > cost(b) || (cost(a) === cost(b) && a.index < b.index), `${a.index} before ${b.index}`);
+  }
+  assert.equal(order[0]!.cc, "bpf-cubic");
+  assert.equal(order.at(-1)!.rate, "10mbit");
 });
 
 test("shards partition the grid (round robin), from --shard or a batch engine's environment", () => {
