@@ -14,6 +14,7 @@ import { registerCgrpStorage } from "./bpf_cgrp_storage.js";
 import { declareDynptrTypes, registerDynptr } from "./bpf_dynptr.js";
 import { declareGraphTypes, type ProgKernelFn, registerGraphKfuncs } from "./bpf_graph_kfuncs.js";
 import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
+import { declareKeyTypes, registerKeyKfuncs } from "./bpf_key.js";
 import { declareMapTypes } from "./bpf_map_btf.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { task_storage_map_ops } from "./bpf_task_storage.js";
@@ -181,6 +182,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     declareDynptrTypes(b, base);
     declareMapTypes(b, base);
     declareTracepointTypes(b, base);
+    declareKeyTypes(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
@@ -196,6 +198,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   if (opts.verifier !== false) k.verifier = bpfVerifierHook;
   if (k.btfVmlinux) bpfCoreKfuncs.register?.(k);
   if (k.btfVmlinux) registerGraphKfuncs(k);
+  if (k.btfVmlinux) registerKeyKfuncs(k);
   for (const s of k.subsystems) s.register?.(k);
   for (const s of k.subsystems) s.boot?.(k);
 }

@@ -16,7 +16,10 @@ import { registerPercpuHelpers } from "./percpu.js";
 import type { RcuToken } from "./rcu.js";
 import { find_task_by_vpid, put_task_struct, tryget_task_struct } from "./task.js";
 
-/** Program types generic_kfunc_set is registered for (kernel/bpf/helpers.c kfunc_init). */
+/**
+ * Program types generic_kfunc_set is registered for (kernel/bpf/helpers.c kfunc_init); each
+ * stands for its kfunc hook (CGROUP_SKB: every cgroup program and sock_ops).
+ */
 export const GENERIC_KFUNC_PROG_TYPES: readonly number[] = [
   T.BPF_PROG_TYPE_TRACING,
   T.BPF_PROG_TYPE_LSM,
@@ -24,6 +27,7 @@ export const GENERIC_KFUNC_PROG_TYPES: readonly number[] = [
   T.BPF_PROG_TYPE_XDP,
   T.BPF_PROG_TYPE_STRUCT_OPS,
   T.BPF_PROG_TYPE_SYSCALL,
+  T.BPF_PROG_TYPE_CGROUP_SKB,
 ];
 
 function declareTypes(b: BtfBuilder, base: KernelBaseTypes): void {

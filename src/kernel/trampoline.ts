@@ -336,13 +336,12 @@ function tracingLinkCreate(attr: LinkCreateAttr, proc: Process, prog: BpfProg | 
 }
 
 export function registerTracing(k: Kernel): void {
-  // tracing_prog_func_proto, and check_return_code: fentry/fexit programs return 0.
+  // tracing_prog_func_proto; check_return_code's ranges go by attach type (progRetvalRange).
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_TRACING, {
     verifier_ops: {
       name: "tracing",
       getFuncProto: (id, env) => bpfTracingFuncProto(id, !!env.privileged),
       isValidAccess: () => undefined,
-      returnRange: [0n, 0n],
     },
   });
   k.registerLinkCreate(A.BPF_TRACE_FENTRY, tracingLinkCreate);

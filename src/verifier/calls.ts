@@ -180,6 +180,10 @@ function progRetvalRange(env: VerifierEnv): [bigint, bigint] | undefined {
       return [0n, 1n];
     case P.BPF_PROG_TYPE_KPROBE:
       return eat === A.BPF_TRACE_KPROBE_SESSION || eat === A.BPF_TRACE_UPROBE_SESSION ? [0n, 1n] : undefined;
+    case P.BPF_PROG_TYPE_TRACING:
+      // fentry/fexit return 0; an iterator 0 or 1; tp_btf and fmod_ret anything.
+      if (eat === A.BPF_TRACE_FENTRY || eat === A.BPF_TRACE_FEXIT) return [0n, 0n];
+      return eat === A.BPF_TRACE_ITER ? [0n, 1n] : undefined;
     default:
       return undefined;
   }

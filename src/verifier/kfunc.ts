@@ -5,6 +5,7 @@
  * destructive kfuncs, and r0 from the return type (an acquired reference with KF_ACQUIRE).
  */
 import type { BtfFuncProto } from "../btf/types.js";
+import { bpf_prog_type } from "../uapi/bpf.js";
 import {
   BTF_KIND_ARRAY,
   BTF_KIND_ENUM,
@@ -85,6 +86,36 @@ interface KfuncMeta {
 
 const isTrustedArgs = (m: KfuncMeta): boolean => (m.flags & (KF_TRUSTED_ARGS | KF_RELEASE)) !== 0;
 
+const PT = bpf_prog_type;
+/**
+ * bpf_prog_type_to_kfunc_hook (kernel/bpf/btf.c): a kfunc set registered for one program type
+ * serves every type of the same hook (an LSM set serves fentry, tracepoint and perf_event too).
+ */
+function kfuncHook(t: number): number {
+  switch (t) {
+    case PT.BPF_PROG_TYPE_TRACING:
+    case PT.BPF_PROG_TYPE_TRACEPOINT:
+    case PT.BPF_PROG_TYPE_PERF_EVENT:
+    case PT.BPF_PROG_TYPE_LSM:
+      return PT.BPF_PROG_TYPE_TRACING;
+    case PT.BPF_PROG_TYPE_CGROUP_SKB:
+    case PT.BPF_PROG_TYPE_CGROUP_SOCK:
+    case PT.BPF_PROG_TYPE_CGROUP_DEVICE:
+    case PT.BPF_PROG_TYPE_CGROUP_SOCK_ADDR:
+    case PT.BPF_PROG_TYPE_CGROUP_SOCKOPT:
+    case PT.BPF_PROG_TYPE_CGROUP_SYSCTL:
+    case PT.BPF_PROG_TYPE_SOCK_OPS:
+      return PT.BPF_PROG_TYPE_CGROUP_SKB;
+    case PT.BPF_PROG_TYPE_LWT_IN:
+    case PT.BPF_PROG_TYPE_LWT_OUT:
+    case PT.BPF_PROG_TYPE_LWT_XMIT:
+    case PT.BPF_PROG_TYPE_LWT_SEG6LOCAL:
+      return PT.BPF_PROG_TYPE_LWT_IN;
+    default:
+      return t;
+  }
+}
+
 /** check_kfunc_call. */
 /** Returns true when execution moved into a callback (bpf_rbtree_add's less()). */
 export function checkKfuncCall(v: Verifier, btfId: number, off = 0): boolean {
@@ -105,7 +136,7 @@ export function checkKfuncCall(v: Verifier, btfId: number, off = 0): boolean {
   const info: KfuncInfo | undefined = (mod ? mod.kfuncs : v.env.kfuncs)?.get(btfId);
   if (
     !info ||
-    (info.progTypes && !info.progTypes.includes(v.env.progType)) ||
+    (info.progTypes && !info.progTypes.some((t) => kfuncHook(t) === kfuncHook(v.env.progType))) ||
     (info.filter && !info.filter(v.env as KfuncFilterProg))
   )
     v.reject(EACCES, `calling kernel function ${name} is not allowed`);
