@@ -15,6 +15,7 @@ import { declareDynptrTypes, registerDynptr } from "./bpf_dynptr.js";
 import { declareGraphTypes, type ProgKernelFn, registerGraphKfuncs } from "./bpf_graph_kfuncs.js";
 import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
 import { declareKeyTypes, registerKeyKfuncs } from "./bpf_key.js";
+import { declareLsmTypes, registerLsm } from "./bpf_lsm.js";
 import { declareMapTypes } from "./bpf_map_btf.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { task_storage_map_ops } from "./bpf_task_storage.js";
@@ -38,6 +39,7 @@ import { registerRingbufHelpers, ringbuf_map_ops } from "./ringbuf.js";
 import { declareTaskTypes } from "./task.js";
 import { testRunOps } from "./test_run.js";
 import { SKB_TEST_RUN_PROG_TYPES } from "./test_run_pkt.js";
+import { declareTraceTargetTypes, registerTraceTargets } from "./trace_targets.js";
 import { registerTracing } from "./trampoline.js";
 import { registerUserRingbufHelpers, user_ringbuf_map_ops } from "./user_ringbuf.js";
 
@@ -183,6 +185,8 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     declareMapTypes(b, base);
     declareTracepointTypes(b, base);
     declareKeyTypes(b, base);
+    declareTraceTargetTypes(b, base);
+    declareLsmTypes(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
@@ -199,6 +203,8 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   if (k.btfVmlinux) bpfCoreKfuncs.register?.(k);
   if (k.btfVmlinux) registerGraphKfuncs(k);
   if (k.btfVmlinux) registerKeyKfuncs(k);
+  registerTraceTargets(k);
+  registerLsm(k);
   for (const s of k.subsystems) s.register?.(k);
   for (const s of k.subsystems) s.boot?.(k);
 }

@@ -11,17 +11,24 @@ import type { Btf } from "../btf/btf.js";
 import type { BtfFuncProto } from "../btf/types.js";
 import { bpf_attach_type, bpf_link_type, bpf_prog_type } from "../uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_FUNC_PROTO } from "../uapi/btf.js";
-import { BpfError, E2BIG, EBUSY, EINVAL, EOPNOTSUPP } from "../uapi/errno.js";
+import { BpfError, E2BIG, EBUSY, EINVAL, ENOENT, EOPNOTSUPP } from "../uapi/errno.js";
 import { bpfTracingFuncProto } from "../verifier/helper_protos.js";
 import type { BpfFunc, BpfLink, BpfLinkInfo, BpfLinkOps, BpfProg } from "./bpf.js";
 import type { LinkCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
+import {
+  bpf_lsm_get_retval_range,
+  bpf_lsm_is_sleepable_hook,
+  bpf_lsm_is_trusted,
+  bpf_lsm_verify_prog,
+} from "./bpf_lsm.js";
 import { raw_tp_check_attach } from "./bpf_trace.js";
 import { bpf_prog_run } from "./core.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
 import { bpf_link_cleanup, bpf_link_init, bpf_link_prime, bpf_link_settle } from "./syscall_link.js";
 import { bpf_prog_inc, bpf_prog_put } from "./syscall_prog.js";
+import { trace_target_modifiable, trace_target_sleepable } from "./trace_targets.js";
 
 const A = bpf_attach_type;
 /** BPF_MAX_TRAMP_LINKS on x86-64. */
@@ -36,6 +43,10 @@ export interface AttachTarget {
   readonly name: string;
   /** Index of the subprogram in the target's func_info (0: the program itself). */
   readonly subprog: number;
+  /** An LSM hook's return values (bpf_lsm_get_retval_range); none for a void hook. */
+  readonly retvalRange?: [bigint, bigint];
+  /** prog_args_trusted: the arguments are trusted pointers. */
+  readonly trusted?: boolean;
 }
 
 /** A tracing program's load-time target (prog->aux->dst_prog and dst_trampoline). */
@@ -114,9 +125,66 @@ export function tracing_check_attach(prog: BpfProg, log: string[]): AttachTarget
     return target;
   }
   const aux = tracingAux.get(prog);
-  if (prog.type !== bpf_prog_type.BPF_PROG_TYPE_TRACING || !aux?.dstProg) return null;
-  aux.target = bpf_check_attach_target(log, prog, aux.dstProg, prog.aux.attach_btf_id);
-  return aux.target;
+  if (prog.type === bpf_prog_type.BPF_PROG_TYPE_TRACING && aux?.dstProg) {
+    aux.target = bpf_check_attach_target(log, prog, aux.dstProg, prog.aux.attach_btf_id);
+    return aux.target;
+  }
+  const eat = prog.expected_attach_type;
+  const kernelFunc =
+    prog.type === bpf_prog_type.BPF_PROG_TYPE_LSM ||
+    (prog.type === bpf_prog_type.BPF_PROG_TYPE_TRACING &&
+      (eat === A.BPF_TRACE_FENTRY || eat === A.BPF_TRACE_FEXIT || eat === A.BPF_MODIFY_RETURN));
+  if (!kernelFunc) return null;
+  const target = kernel_check_attach_target(prog, log);
+  tracingAux.set(prog, { dstProg: null, target, attachTracingProg: false, used: false });
+  return target;
+}
+
+/**
+ * bpf_check_attach_target() for a function of the kernel's BTF (fentry/fexit/fmod_ret, LSM), then
+ * check_attach_btf_id's bpf_lsm_verify_prog: a FUNC with a FUNC_PROTO of at most 12 arguments,
+ * with a kallsyms address; sleepable only where the function allows it, fmod_ret only on a
+ * function whose return value may be changed.
+ */
+function kernel_check_attach_target(prog: BpfProg, log: string[]): AttachTarget {
+  const fail = (msg: string, errno = EINVAL): never => {
+    log.push(msg);
+    throw new BpfError(errno, msg.trimEnd());
+  };
+  const btfId = prog.aux.attach_btf_id;
+  const btf = prog.aux.attach_btf?.btf as Btf | undefined;
+  if (!btf) return fail("FENTRY/FEXIT program can only be attached to another program annotated with BTF\n");
+  let t: ReturnType<Btf["typeById"]> | undefined;
+  try {
+    t = btfId <= btf.nrTypes ? btf.typeById(btfId) : undefined;
+  } catch {
+    t = undefined;
+  }
+  if (!t) return fail(`attach_btf_id ${btfId} is invalid\n`);
+  const tname = t.name;
+  if (!tname) return fail(`attach_btf_id ${btfId} doesn't have a name\n`);
+  if (t.kind !== BTF_KIND_FUNC) return fail(`attach_btf_id ${btfId} is not a function\n`);
+  const proto = btf.typeById((t as { type: number }).type);
+  if (proto.kind !== BTF_KIND_FUNC_PROTO) throw new BpfError(EINVAL, `${tname} has no FUNC_PROTO`);
+  const p = proto as BtfFuncProto;
+  if (p.params.length > MAX_BPF_FUNC_ARGS) fail(`The function ${tname} has ${p.params.length} arguments. Too many.\n`);
+  if (!prog.kernel.ksyms.has(tname)) fail(`The address of function ${tname} cannot be found\n`, ENOENT);
+  const lsm = prog.type === bpf_prog_type.BPF_PROG_TYPE_LSM;
+  if (prog.aux.sleepable) {
+    const ok = lsm ? bpf_lsm_is_sleepable_hook(tname) : trace_target_sleepable(tname);
+    if (!ok) fail(`${tname} is not sleepable\n`);
+  } else if (prog.expected_attach_type === A.BPF_MODIFY_RETURN && !trace_target_modifiable(tname)) {
+    fail(`${tname}() is not modifiable\n`);
+  }
+  if (lsm) bpf_lsm_verify_prog(log, prog, tname);
+  return {
+    btf,
+    proto: p,
+    name: tname,
+    subprog: 0,
+    retvalRange: lsm ? bpf_lsm_get_retval_range(tname) : undefined,
+    trusted: lsm && bpf_lsm_is_trusted(tname),
+  };
 }
 
 /** prog->aux->dst_prog: PROG_LOAD hands over its reference on the attach_prog_fd program. */
@@ -297,6 +365,9 @@ export function bpf_tracing_prog_attach(
   if (!!tgtProgFd !== !!btfId) throw new BpfError(EINVAL, "target_fd and target_btf_id go together");
   if (tgtProgFd) throw new BpfError(EINVAL, "only BPF_PROG_TYPE_EXT programs attach to a new target");
   const aux = tracingAux.get(prog);
+  if (aux?.target && !aux.used && !aux.dstProg) {
+    throw new BpfError(EOPNOTSUPP, `fentry/fexit on kernel function ${aux.target.name} is not modelled`);
+  }
   // Attached before (and no vmlinux target to fall back to): nothing to attach to.
   if (!aux?.target || aux.used || !aux.dstProg) {
     throw new BpfError(EINVAL, `program ${prog.name} has no attach target left (it was attached before)`);

@@ -184,6 +184,10 @@ function progRetvalRange(env: VerifierEnv): [bigint, bigint] | undefined {
       // fentry/fexit return 0; an iterator 0 or 1; tp_btf and fmod_ret anything.
       if (eat === A.BPF_TRACE_FENTRY || eat === A.BPF_TRACE_FEXIT) return [0n, 0n];
       return eat === A.BPF_TRACE_ITER ? [0n, 1n] : undefined;
+    case P.BPF_PROG_TYPE_LSM:
+      // A cgroup LSM program says allow (1) or deny (0); a void hook's may not say anything else.
+      if (eat === A.BPF_LSM_CGROUP) return env.attachTarget?.proto.type === 0 ? [1n, 1n] : [0n, 1n];
+      return env.attachTarget?.retvalRange;
     default:
       return undefined;
   }
@@ -224,7 +228,11 @@ export function checkReturnCode(v: Verifier): void {
   if (r0.type !== SCALAR_VALUE)
     v.reject(EINVAL, `At program exit the register R0 is not a known value (${regTypeStr(r0.type)})`);
   v.precision.addSink(v.insnIdx, 0);
-  if (r0.smin < range[0] || r0.smax > range[1]) v.reject(EINVAL, invalidScalarMessage("At program exit", r0, range));
+  // An LSM hook returns int: its range applies to the 32-bit subregister (return_32bit).
+  const lsm =
+    v.env.progType === bpf_prog_type.BPF_PROG_TYPE_LSM && v.env.expectedAttachType !== bpf_attach_type.BPF_LSM_CGROUP;
+  const [lo, hi] = lsm ? [r0.s32min, r0.s32max] : [r0.smin, r0.smax];
+  if (lo < range[0] || hi > range[1]) v.reject(EINVAL, invalidScalarMessage("At program exit", r0, range));
 }
 
 /** A `call bpf_tail_call` (check_subprogs' has_tail_call). */

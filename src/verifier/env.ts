@@ -200,7 +200,15 @@ export interface VerifierEnv {
    * A tracing program's attach target (prog->aux->attach_func_proto and name): the function of
    * the target program's BTF whose arguments (and, for fexit, return value) make up the context.
    */
-  attachTarget?: { btf: Btf; proto: import("../btf/types.js").BtfFuncProto; name: string };
+  attachTarget?: {
+    btf: Btf;
+    proto: import("../btf/types.js").BtfFuncProto;
+    name: string;
+    /** An LSM hook's return values; none for a void hook. */
+    retvalRange?: [bigint, bigint];
+    /** prog_args_trusted (an LSM hook's arguments, unless set up or torn down there). */
+    trusted?: boolean;
+  };
   /** Verifier ops of the program type (struct_ops programs get theirs from the struct_ops table). */
   ops?: VerifierOps;
   /** BPF_F_TEST_STATE_FREQ: store a state at every prune point (tests of pruning). */

@@ -16,7 +16,16 @@ import {
   BPF_XOR,
   bpfSizeBytes,
 } from "../isa/opcodes.js";
-import { BTF_KIND_ENUM, BTF_KIND_INT, BTF_KIND_NAMES, BTF_KIND_PTR, BTF_KIND_STRUCT } from "../uapi/btf.js";
+import { bpf_attach_type, bpf_prog_type } from "../uapi/bpf.js";
+import {
+  BTF_KIND_ENUM,
+  BTF_KIND_ENUM64,
+  BTF_KIND_INT,
+  BTF_KIND_NAMES,
+  BTF_KIND_PTR,
+  BTF_KIND_STRUCT,
+  BTF_KIND_UNION,
+} from "../uapi/btf.js";
 import { EACCES, EINVAL, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import {
   BTF_TYPE_SAFE_RCU,
@@ -413,10 +422,12 @@ export function checkAtomic(v: Verifier, insn: Insn): void {
 // ---- jumps, calls, exit ----
 
 /**
- * tracing_prog_is_valid_access for fentry/fexit: bpf_tracing_ctx_access (reads of the 12 u64
- * slots, aligned to the size), then btf_ctx_access on the target's prototype: argument N is slot
- * N, and fexit also reads the return value in the slot after the last argument. Integers, enums,
- * and pointers to void or to integers read as scalars.
+ * tracing_prog_is_valid_access (fentry/fexit/fmod_ret, tp_btf) and LSM programs':
+ * bpf_tracing_ctx_access (reads of the 12 u64 slots, aligned to the size), then btf_ctx_access on
+ * the target's prototype: argument N is slot N; fexit, fmod_ret and LSM programs also read the
+ * return value in the slot after the last argument (fmod_ret only of an int). Integers, enums and
+ * structs read as scalars, as do pointers to void or to an integer; other pointers must point to
+ * a struct or union.
  */
 function tracingCtxAccess(v: Verifier, off: number, size: number, write: boolean, out: RegState): RegState {
   const t = v.env.attachTarget!;
@@ -424,15 +435,51 @@ function tracingCtxAccess(v: Verifier, off: number, size: number, write: boolean
   if (off < 0 || off >= 12 * 8 || write || off % size !== 0) bad();
   const arg = Math.floor(off / 8);
   const nr = t.proto.params.length;
-  const fexit = v.env.expectedAttachType === 25; /* BPF_TRACE_FEXIT */
-  if (arg > nr || (arg === nr && !fexit)) {
+  const eat = v.env.expectedAttachType;
+  let typeId: number;
+  if (arg > nr) {
     v.note(`func '${t.name}' doesn't have ${arg + 1}-th argument`);
-    bad();
+    return bad();
   }
-  const typeId = arg === nr ? t.proto.type : t.proto.params[arg].type;
+  if (arg === nr) {
+    switch (eat) {
+      case bpf_attach_type.BPF_LSM_MAC:
+      case bpf_attach_type.BPF_LSM_CGROUP:
+      case bpf_attach_type.BPF_TRACE_FEXIT:
+        break;
+      case bpf_attach_type.BPF_MODIFY_RETURN: {
+        const [, rt] = btfSkipModifiers(t.btf, t.proto.type);
+        if (t.proto.type === 0 || rt.kind !== BTF_KIND_INT || rt.size > 8) {
+          v.note(
+            `ret type ${t.proto.type === 0 ? "void" : (BTF_KIND_NAMES[rt.kind] ?? "UNKNOWN")} not allowed for fmod_ret`,
+          );
+          bad();
+        }
+        break;
+      }
+      default:
+        v.note(`func '${t.name}' doesn't have ${arg + 1}-th argument`);
+        bad();
+    }
+    typeId = t.proto.type;
+  } else typeId = t.proto.params[arg].type;
   if (typeId === 0) return out;
   const [, ty] = btfSkipModifiers(t.btf, typeId);
-  if (ty.kind !== BTF_KIND_PTR) return out;
+  if (
+    ty.kind === BTF_KIND_INT ||
+    ty.kind === BTF_KIND_ENUM ||
+    ty.kind === BTF_KIND_ENUM64 ||
+    ty.kind === BTF_KIND_STRUCT ||
+    ty.kind === BTF_KIND_UNION
+  )
+    return out;
+  if (ty.kind !== BTF_KIND_PTR) {
+    const pname = t.proto.params[arg]?.name ?? "";
+    v.note(
+      `func '${t.name}' arg${arg} '${pname}' has type ${BTF_KIND_NAMES[ty.kind] ?? "UNKNOWN"}. Only pointer access is allowed`,
+    );
+    bad();
+  }
   if (size !== 8) {
     v.note(`func '${t.name}' size ${size} must be 8`);
     bad();
@@ -441,18 +488,23 @@ function tracingCtxAccess(v: Verifier, off: number, size: number, write: boolean
   const pointee = pid ? btfSkipModifiers(t.btf, pid)[1] : null;
   // A pointer to void or to an integer is a scalar; a pointer into the target program's own types
   // has no kernel type to become (btf_translate_to_vmlinux).
-  if (!pointee || pointee.kind === BTF_KIND_INT || pointee.kind === BTF_KIND_ENUM) return out;
+  if (!pointee || pointee.kind === BTF_KIND_INT) return out;
   if (t.btf !== v.env.btf) bad();
-  // A kernel function's or tracepoint's struct argument; a tp_btf program's are trusted
-  // (prog_args_trusted).
   const [sid] = btfSkipModifiers(t.btf, pid);
-  if (pointee.kind !== BTF_KIND_STRUCT) {
+  if (pointee.kind !== BTF_KIND_STRUCT && pointee.kind !== BTF_KIND_UNION) {
     v.note(`func '${t.name}' arg${arg} type ${BTF_KIND_NAMES[pointee.kind] ?? "UNKNOWN"} is not a struct`);
     bad();
   }
-  if (v.logLevel > 0) v.note(`func '${t.name}' arg${arg} has btf_id ${sid} type STRUCT '${pointee.name}'`);
-  const rawTp = v.env.expectedAttachType === 23; /* BPF_TRACE_RAW_TP */
-  markPtr(out, PTR_TO_BTF_ID | (rawTp ? PTR_TRUSTED : 0));
+  if (v.logLevel > 0) {
+    const kind = pointee.kind === BTF_KIND_UNION ? "UNION" : "STRUCT";
+    v.note(`func '${t.name}' arg${arg} has btf_id ${sid} type ${kind} '${pointee.name}'`);
+  }
+  // prog_args_trusted: tp_btf and iterator programs, LSM hooks but those that set up or tear down.
+  const trusted =
+    eat === bpf_attach_type.BPF_TRACE_RAW_TP ||
+    eat === bpf_attach_type.BPF_TRACE_ITER ||
+    (v.env.progType === bpf_prog_type.BPF_PROG_TYPE_LSM && t.trusted === true);
+  markPtr(out, PTR_TO_BTF_ID | (trusted ? PTR_TRUSTED : 0));
   out.btfId = sid;
   return out;
 }
