@@ -44,7 +44,7 @@ VARIANTS=(tcp_reno_link:tcp_reno:SO_CC_LINK tcp_cubic_link:tcp_cubic:SO_CC_LINK 
 # Sources using the bpf_testmod module's types: sim variant only, against vmlinux + the module's BTF.
 SOURCES_TESTMOD=(testmod_module testmod_maybe_null testmod_autocreate testmod_multi_pages testmod_refcounted testmod_kfunc testmod_st_ops testmod_multi_st_ops testmod_callbacks testmod_kptr_return testmod_ref_global testmod_tailcall testmod_tailcall_bad testmod_priv_stack testmod_priv_stack_bad testmod_ksyms)
 # sched_ext schedulers: only the simulated kernel has sched_ext (the host is built without it).
-SIM_SOURCES=(scx_vtime scx_fifo scx_bad scx_minimal scx_maximal scx_select_cpu_dfl scx_enq_last scx_ddsp_bogus scx_exit scx_checks scx_null_dsp scx_null_yld scx_central scx_hotplug scx_numa scx_cgw)
+SIM_SOURCES=(scx_vtime scx_fifo scx_bad scx_minimal scx_maximal scx_select_cpu_dfl scx_enq_last scx_ddsp_bogus scx_exit scx_checks scx_null_dsp scx_null_yld scx_central scx_hotplug scx_numa scx_cgw scx_conform)
 
 for tool in "$CLANG" "$STRIP" "$BPFTOOL"; do
 	command -v "$tool" >/dev/null || { echo "build.sh: $tool not found; the committed objects in bpf/obj stay as they are" >&2; exit 1; }

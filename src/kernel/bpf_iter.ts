@@ -15,6 +15,14 @@ import type { HelperArgs, Kernel } from "./kernel.js";
 /** BPF_MAX_LOOPS: the most iterations bpf_loop and an iterator may run (8M). */
 export const BPF_MAX_LOOPS = 8 * 1024 * 1024;
 
+/** The enum include/linux/bpf.h exposes the limits through, so BTF (and vmlinux.h) has them. */
+export function declareLoopConsts(b: BtfBuilder): void {
+  b.addEnum("", 4, [
+    { name: "BPF_MAX_LOOPS", val: BPF_MAX_LOOPS },
+    { name: "BPF_MAX_TIMED_LOOPS", val: 0xffff },
+  ]);
+}
+
 /** struct bpf_iter_num (opaque, 8 bytes) and the three kfuncs, as vmlinux BTF has them. */
 export function declareIterTypes(b: BtfBuilder, base: KernelBaseTypes): void {
   const it = b.addStructAuto("bpf_iter_num", [{ name: "__opaque", type: b.addArray(base.u64, base.int, 1) }]);

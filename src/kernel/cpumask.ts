@@ -90,12 +90,70 @@ const CPUMASK_KFUNCS: {
   },
 ];
 
+/**
+ * The rest of 6.18's cpumask kfuncs, all KF_RCU. Their FUNCs are declared after every other
+ * vmlinux type (declareCpumaskMoreTypes), so the ids of the types before them stay where they were.
+ */
+const CPUMASK_KFUNCS_MORE: typeof CPUMASK_KFUNCS = [
+  ...(
+    [
+      ["bpf_cpumask_first_zero", "u32", ["cpumask:c"]],
+      ["bpf_cpumask_first_and", "u32", ["src1:c", "src2:c"]],
+      ["bpf_cpumask_test_and_set_cpu", "bool", ["cpu:u32", "cpumask:b"]],
+      ["bpf_cpumask_test_and_clear_cpu", "bool", ["cpu:u32", "cpumask:b"]],
+      ["bpf_cpumask_setall", "void", ["cpumask:b"]],
+      ["bpf_cpumask_clear", "void", ["cpumask:b"]],
+      ["bpf_cpumask_and", "bool", ["dst:b", "src1:c", "src2:c"]],
+      ["bpf_cpumask_or", "void", ["dst:b", "src1:c", "src2:c"]],
+      ["bpf_cpumask_xor", "void", ["dst:b", "src1:c", "src2:c"]],
+      ["bpf_cpumask_equal", "bool", ["src1:c", "src2:c"]],
+      ["bpf_cpumask_intersects", "bool", ["src1:c", "src2:c"]],
+      ["bpf_cpumask_subset", "bool", ["src1:c", "src2:c"]],
+      ["bpf_cpumask_full", "bool", ["cpumask:c"]],
+      ["bpf_cpumask_copy", "void", ["dst:b", "src:c"]],
+      ["bpf_cpumask_any_distribute", "u32", ["cpumask:c"]],
+      ["bpf_cpumask_any_and_distribute", "u32", ["src1:c", "src2:c"]],
+    ] as const
+  ).map(([name, ret, params]) => ({
+    name,
+    ret,
+    params: params.map((p) => {
+      const [pname, t] = p.split(":");
+      return {
+        name: pname,
+        type: (t === "u32" ? "u32" : t === "b" ? "struct bpf_cpumask *" : "const struct cpumask *") as Param["type"],
+      };
+    }),
+    flags: KF_RCU,
+  })),
+];
+
 /** struct bpf_cpumask and the kfuncs' FUNCs (after declareTaskTypes: struct cpumask exists). */
 export function declareCpumaskTypes(b: BtfBuilder, base: KernelBaseTypes, cpumaskT: number, cpumask: number): void {
   const bpfCpumask = b.addStructAuto("bpf_cpumask", [
     { name: "cpumask", type: cpumaskT },
     { name: "usage", type: base.refcount_t },
   ]);
+  declareKfuncs(b, base, bpfCpumask, cpumask, CPUMASK_KFUNCS);
+}
+
+/** The FUNCs of CPUMASK_KFUNCS_MORE (struct bpf_cpumask is declared by then). */
+export function declareCpumaskMoreTypes(b: BtfBuilder, base: KernelBaseTypes): void {
+  let bpfCpumask = 0;
+  for (let id = b.nrTypes; id >= 1 && !bpfCpumask; id--) {
+    const t = b.typeById(id);
+    if (t.kind === BTF_KIND_STRUCT && t.name === "bpf_cpumask") bpfCpumask = id;
+  }
+  if (bpfCpumask) declareKfuncs(b, base, bpfCpumask, base.cpumask, CPUMASK_KFUNCS_MORE);
+}
+
+function declareKfuncs(
+  b: BtfBuilder,
+  base: KernelBaseTypes,
+  bpfCpumask: number,
+  cpumask: number,
+  kfuncs: typeof CPUMASK_KFUNCS,
+): void {
   const types: Record<string, number> = {
     u32: base.u32,
     bool: base.bool,
@@ -103,7 +161,7 @@ export function declareCpumaskTypes(b: BtfBuilder, base: KernelBaseTypes, cpumas
     "struct bpf_cpumask *": b.addPtr(bpfCpumask),
     "const struct cpumask *": b.addPtr(b.addConst(cpumask)),
   };
-  for (const k of CPUMASK_KFUNCS) {
+  for (const k of kfuncs) {
     const proto = b.addFuncProto(
       types[k.ret],
       k.params.map((p) => ({ name: p.name, type: types[p.type] })),
@@ -229,8 +287,67 @@ export function registerCpumaskKfuncs(k: Kernel): void {
       for (; v; v &= v - 1n) n++;
       return n;
     },
+    ...cpumaskOps(k, nr),
   };
-  for (const kf of CPUMASK_KFUNCS) {
+  for (const kf of [...CPUMASK_KFUNCS, ...CPUMASK_KFUNCS_MORE]) {
     k.registerKfunc(kf.name, undefined, (c) => impls[kf.name](c), kf.flags, CPUMASK_PROG_TYPES);
   }
+}
+
+/** The two-mask and whole-mask kfuncs (cpumask_and, cpumask_subset, ...) over the first word. */
+function cpumaskOps(k: Kernel, nr: () => bigint): Record<string, (c: HelperArgs) => number | bigint> {
+  const all = () => (1n << nr()) - 1n;
+  const get = (c: HelperArgs, i: number) => bits(k, c, i).getBigUint64(0, true) & all();
+  /** Write the mask's bits; 0, what the void kfuncs return. */
+  const put = (c: HelperArgs, i: number, v: bigint) => {
+    const d = bits(k, c, i);
+    d.setBigUint64(0, (d.getBigUint64(0, true) & ~all()) | (v & all()), true);
+    return 0;
+  };
+  const first = (v: bigint) => {
+    for (let i = 0n; i < nr(); i++) if (v & (1n << i)) return i;
+    return nr();
+  };
+  // cpumask_any_distribute: the next set CPU after the one this CPU handed out last, wrapping.
+  let prev = -1n;
+  const distribute = (v: bigint) => {
+    if (!v) return nr();
+    for (let i = 1n; i <= nr(); i++) {
+      const cpu = (prev + i + nr()) % nr();
+      if (v & (1n << cpu)) {
+        prev = cpu;
+        return cpu;
+      }
+    }
+    return nr();
+  };
+  const testAnd = (c: HelperArgs, set: boolean) => {
+    const cpu = c.arg(1) & 0xffff_ffffn;
+    if (cpu >= nr()) return 0;
+    const v = get(c, 2);
+    put(c, 2, set ? v | (1n << cpu) : v & ~(1n << cpu));
+    return v & (1n << cpu) ? 1 : 0;
+  };
+  return {
+    bpf_cpumask_first_zero: (c) => first(~get(c, 1) & all()),
+    bpf_cpumask_first_and: (c) => first(get(c, 1) & get(c, 2)),
+    bpf_cpumask_test_and_set_cpu: (c) => testAnd(c, true),
+    bpf_cpumask_test_and_clear_cpu: (c) => testAnd(c, false),
+    bpf_cpumask_setall: (c) => put(c, 1, all()),
+    bpf_cpumask_clear: (c) => put(c, 1, 0n),
+    bpf_cpumask_and: (c) => {
+      const v = get(c, 2) & get(c, 3);
+      put(c, 1, v);
+      return v ? 1 : 0;
+    },
+    bpf_cpumask_or: (c) => put(c, 1, get(c, 2) | get(c, 3)),
+    bpf_cpumask_xor: (c) => put(c, 1, get(c, 2) ^ get(c, 3)),
+    bpf_cpumask_equal: (c) => (get(c, 1) === get(c, 2) ? 1 : 0),
+    bpf_cpumask_intersects: (c) => (get(c, 1) & get(c, 2) ? 1 : 0),
+    bpf_cpumask_subset: (c) => ((get(c, 1) & ~get(c, 2)) === 0n ? 1 : 0),
+    bpf_cpumask_full: (c) => (get(c, 1) === all() ? 1 : 0),
+    bpf_cpumask_copy: (c) => put(c, 1, get(c, 2)),
+    bpf_cpumask_any_distribute: (c) => distribute(get(c, 1)),
+    bpf_cpumask_any_and_distribute: (c) => distribute(get(c, 1) & get(c, 2)),
+  };
 }

@@ -13,9 +13,10 @@ import type { BpfProg } from "./bpf.js";
 import { registerCgrpStorage } from "./bpf_cgrp_storage.js";
 import { declareDynptrTypes, registerDynptr } from "./bpf_dynptr.js";
 import { declareGraphTypes, type ProgKernelFn, registerGraphKfuncs } from "./bpf_graph_kfuncs.js";
-import { declareIterTypes, registerIterHelpers } from "./bpf_iter.js";
 import { declareKeyTypes, registerKeyKfuncs } from "./bpf_key.js";
 import { declareLsmTypes, registerLsm } from "./bpf_lsm.js";
+import { declareIterTypes, declareLoopConsts, registerIterHelpers } from "./bpf_iter.js";
+import { declareIterBitsTypes, registerIterBitsKfuncs } from "./bpf_iter_bits.js";
 import { declareMapTypes } from "./bpf_map_btf.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { task_storage_map_ops } from "./bpf_task_storage.js";
@@ -24,6 +25,7 @@ import { declareTracepointTypes, registerRawTracepoints } from "./bpf_trace.js";
 import { bpfVerifierHook } from "./bpf_verifier.js";
 import { declareWqTypes, registerWqKfuncs } from "./bpf_wq.js";
 import { btf_register_kernel } from "./btf_obj.js";
+import { declareCpumaskMoreTypes } from "./cpumask.js";
 import { filterVerifierOps } from "./filter.js";
 import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.js";
 import { registerBaseHelpers } from "./helpers.js";
@@ -36,7 +38,7 @@ import { declarePercpuVars } from "./percpu.js";
 import { progArrayOps, registerTailCall } from "./prog_array.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
 import { registerRingbufHelpers, ringbuf_map_ops } from "./ringbuf.js";
-import { declareTaskTypes } from "./task.js";
+import { declareTaskTypes, taskStructAddMember } from "./task.js";
 import { testRunOps } from "./test_run.js";
 import { SKB_TEST_RUN_PROG_TYPES } from "./test_run_pkt.js";
 import { declareTraceTargetTypes, registerTraceTargets } from "./trace_targets.js";
@@ -187,10 +189,21 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     declareKeyTypes(b, base);
     declareTraceTargetTypes(b, base);
     declareLsmTypes(b, base);
+    declareIterBitsTypes(b, base);
+    declareCpumaskMoreTypes(b, base);
+    declareLoopConsts(b);
+    // include/linux/stddef.h's enum { false, true } (vmlinux.h users write true/false from it), and
+    // task_struct.migration_disabled: 0, as no simulated task pins itself to its CPU.
+    b.addEnum("", 4, [
+      { name: "false", val: 0 },
+      { name: "true", val: 1 },
+    ]);
+    taskStructAddMember(b, "migration_disabled", base.u16);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
   registerIterHelpers(k);
+  if (k.btfVmlinux) registerIterBitsKfuncs(k);
   registerTimerHelpers(k);
   registerRingbufHelpers(k);
   registerUserRingbufHelpers(k);

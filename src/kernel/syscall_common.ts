@@ -8,22 +8,23 @@ export const BPF_LOG_FIXED = 8;
 import type { File } from "./file.js";
 
 /**
- * bpf_obj_name_cpy(): object names are [A-Za-z0-9_.]* and NUL-terminated within 16 bytes, so at
- * most 15 characters; anything else is EINVAL.
+ * bpf_obj_name_cpy(): object names are [A-Za-z0-9_.]* and NUL-terminated within `size` bytes
+ * (BPF_OBJ_NAME_LEN, 16, for map and program names; a struct_ops type's own name field may be
+ * longer, e.g. sched_ext_ops.name's 128), so at most size - 1 characters; anything else is EINVAL.
  */
-export function bpf_obj_name_cpy(src: string | Uint8Array | undefined | null): string {
+export function bpf_obj_name_cpy(src: string | Uint8Array | undefined | null, size = BPF_OBJ_NAME_LEN): string {
   if (src === undefined || src === null) return "";
   if (typeof src !== "string" && !(src instanceof Uint8Array))
     throw new BpfError(EFAULT, "object name is not a string");
   const bytes = typeof src === "string" ? new TextEncoder().encode(src) : src;
   let i = 0;
-  for (; i < BPF_OBJ_NAME_LEN && i < bytes.length && bytes[i] !== 0; i++) {
+  for (; i < size && i < bytes.length && bytes[i] !== 0; i++) {
     const c = bytes[i];
     const ok =
       (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x2e;
     if (!ok) throw new BpfError(EINVAL, `invalid character 0x${c.toString(16)} in object name`);
   }
-  if (i === BPF_OBJ_NAME_LEN) throw new BpfError(EINVAL, `object name longer than ${BPF_OBJ_NAME_LEN - 1} characters`);
+  if (i === size) throw new BpfError(EINVAL, `object name longer than ${size - 1} characters`);
   return new TextDecoder().decode(bytes.subarray(0, i));
 }
 

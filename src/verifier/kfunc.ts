@@ -241,6 +241,8 @@ function checkKfuncArgs(v: Verifier, meta: KfuncMeta, proto: BtfFuncProto): void
     const regno = i + 1;
     const reg = v.readReg(regno);
     const [, t] = btfSkipModifiers(btf, p.type);
+    // is_kfunc_arg_ignore: a *__ign argument is not checked at all (bpf_iter_bits_new's unsafe_ptr__ign).
+    if (p.name.endsWith("__ign")) return;
     if (t.kind === BTF_KIND_INT || t.kind === BTF_KIND_ENUM || t.kind === BTF_KIND_ENUM64) {
       if (reg.type !== SCALAR_VALUE) v.reject(EINVAL, `R${regno} is not a scalar`);
       return;

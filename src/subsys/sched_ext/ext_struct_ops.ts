@@ -113,7 +113,7 @@ export function schedExtStructOps(hooks: ScxRegHooks): BpfStructOps<BpfStructOps
         case "name": {
           let name: string;
           try {
-            name = bpf_obj_name_cpy(udata.subarray(moff, moff + SCX_OPS_NAME_LEN));
+            name = bpf_obj_name_cpy(udata.subarray(moff, moff + SCX_OPS_NAME_LEN), SCX_OPS_NAME_LEN);
           } catch (e) {
             throw fail(EINVAL, `invalid sched_ext_ops.name: ${(e as Error).message}`);
           }
