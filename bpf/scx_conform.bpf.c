@@ -9,6 +9,9 @@
  *   max_name_ops    a name of exactly 127 characters
  *   bits            syscall program: bpf_iter_bits over three words of .data, and its error returns
  *   cpumask_ops     syscall program: the two-mask and whole-mask bpf_cpumask kfuncs
+ *   strncmp_run     syscall program: bpf_strncmp() against string literals in .rodata (ops.enqueue
+ *                   also counts tasks whose comm starts with "hog", as select_cpu_dfl matches its own)
+ *   strncmp_rw_str  (optional) bpf_strncmp() against a writable string: refused
  * The enumerators `true`, `false` and BPF_MAX_LOOPS come from vmlinux.h, as in a real one.
  */
 #include "vmlinux.h"
@@ -27,6 +30,7 @@ void bpf_iter_bits_destroy(struct bpf_iter_bits *it) __ksym;
 const struct cpumask *scx_bpf_get_online_cpumask(void) __ksym;
 void scx_bpf_put_cpumask(const struct cpumask *cpumask) __ksym;
 u32 scx_bpf_nr_cpu_ids(void) __ksym;
+void scx_bpf_dsq_insert(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym;
 
 struct bpf_cpumask *bpf_cpumask_create(void) __ksym;
 void bpf_cpumask_release(struct bpf_cpumask *cpumask) __ksym;
@@ -59,7 +63,7 @@ u32 bpf_cpumask_any_and_distribute(const struct cpumask *src1, const struct cpum
 /* set by ops.init and ops.enqueue */
 u32 online_seen, online_expected;
 u64 online_mask;
-u64 enqueued, migration_disabled_seen;
+u64 enqueued, migration_disabled_seen, hogs_enqueued;
 bool has_migration_disabled = false;
 u64 max_loops = BPF_MAX_LOOPS;
 
@@ -82,11 +86,14 @@ s32 SCX_OP_SLEEPABLE(conform_init)
 void SCX_OP(conform_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	enqueued++;
+	if (!bpf_strncmp(p->comm, 3, "hog"))
+		hogs_enqueued++;
 	if (bpf_core_field_exists(p->migration_disabled)) {
 		has_migration_disabled = true;
 		if (BPF_CORE_READ(p, migration_disabled))
 			migration_disabled_seen++;
 	}
+	scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, enq_flags);
 }
 
 SEC(".struct_ops.link")
@@ -192,5 +199,30 @@ int cpumask_ops(void *ctx)
 	bpf_cpumask_release(a);
 	bpf_cpumask_release(b);
 	bpf_cpumask_release(c);
+	return 0;
+}
+
+/* strncmp_run: buf against literals: equal, lower, higher, and only the first s1_sz bytes compared */
+char buf[8] = "hog";
+char wstr[8] = "hog";
+int r_eq = 7, r_lt, r_gt, r_prefix = 7, r_nul;
+
+SEC("syscall")
+int strncmp_run(void *ctx)
+{
+	r_eq = bpf_strncmp(buf, 3, "hog");
+	r_lt = bpf_strncmp(buf, 3, "hoh");
+	r_gt = bpf_strncmp(buf, 3, "hoa");
+	r_prefix = bpf_strncmp(buf, 2, "hoXYZ");
+	/* buf's NUL ends the comparison: "hog" < "hogs" */
+	r_nul = bpf_strncmp(buf, 8, "hogs");
+	return 0;
+}
+
+/* the constant string must live in a frozen read-only map: 6.18 says "R3 does not point to a readonly map'" */
+SEC("?syscall")
+int strncmp_rw_str(void *ctx)
+{
+	r_eq = bpf_strncmp(buf, 3, wstr);
 	return 0;
 }

@@ -170,6 +170,19 @@ export function registerBaseHelpers(k: Kernel): void {
     }
   });
   k.registerHelper(F.BPF_FUNC_probe_read, probeRead);
+  // bpf_strncmp: lib/string.c's strncmp over at most s1_sz bytes, -1, 0 or 1.
+  k.registerHelper(F.BPF_FUNC_strncmp, (c) => {
+    const n = c.argNum(2) >>> 0;
+    const s1 = c.argNum(1);
+    const s2 = c.argNum(3);
+    for (let i = 0; i < n; i++) {
+      const a = k.mem.bytes(s1 + i, 1)[0];
+      const b = k.mem.bytes(s2 + i, 1)[0];
+      if (a !== b) return a < b ? -1 : 1;
+      if (!a) break;
+    }
+    return 0;
+  });
   // kernel/bpf/bpf_task_storage.c: NULL task or unknown flags give NULL; a value is only created
   // for a task that is still referenced.
   k.registerHelper(F.BPF_FUNC_task_storage_get, (c) => {

@@ -321,6 +321,7 @@ export const bpf_func_id = {
   BPF_FUNC_timer_cancel: 172,
   BPF_FUNC_snprintf: 165,
   BPF_FUNC_loop: 181,
+  BPF_FUNC_strncmp: 182,
   BPF_FUNC_get_func_arg: 183,
   BPF_FUNC_get_func_ret: 184,
   BPF_FUNC_get_func_arg_cnt: 185,

@@ -34,6 +34,8 @@ export const ARG_PTR_TO_DYNPTR = 19;
 export const ARG_CONST_ALLOC_SIZE_OR_ZERO = 20;
 /** ARG_PTR_TO_RINGBUF_MEM: a record bpf_ringbuf_reserve returned. */
 export const ARG_PTR_TO_RINGBUF_MEM = 21;
+/** ARG_PTR_TO_CONST_STR: a NUL-terminated string in a frozen read-only array map (.rodata). */
+export const ARG_PTR_TO_CONST_STR = 22;
 /** Flags on arg types. */
 export const ARG_MAYBE_NULL = 1 << 8;
 export const ARG_MEM_RDONLY = 1 << 9;
@@ -215,6 +217,12 @@ export const bpf_probe_read_kernel_str_proto = proto(
   [ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING],
   { gplOnly: true, privileged: true },
 );
+/** bpf_strncmp(s1, s1_sz, s2): s2 a constant string, compared over at most s1_sz bytes. */
+export const bpf_strncmp_proto = proto(F.BPF_FUNC_strncmp, RET_INTEGER, [
+  ARG_PTR_TO_MEM | ARG_MEM_RDONLY,
+  ARG_CONST_SIZE,
+  ARG_PTR_TO_CONST_STR,
+]);
 export const bpf_loop_proto = proto(F.BPF_FUNC_loop, RET_INTEGER, [
   ARG_ANYTHING,
   ARG_PTR_TO_FUNC,
@@ -424,6 +432,7 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_probe_read_kernel_proto,
     bpf_probe_read_kernel_str_proto,
     bpf_loop_proto,
+    bpf_strncmp_proto,
     bpf_for_each_map_elem_proto,
     bpf_user_ringbuf_drain_proto,
     bpf_sk_storage_get_proto,
@@ -485,6 +494,7 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
     case F.BPF_FUNC_ringbuf_discard:
     case F.BPF_FUNC_ringbuf_query:
     case F.BPF_FUNC_tail_call:
+    case F.BPF_FUNC_strncmp:
       return ALL_HELPER_PROTOS.get(funcId);
     case F.BPF_FUNC_loop:
       return privileged ? bpf_loop_proto : undefined;

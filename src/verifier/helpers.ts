@@ -27,6 +27,7 @@ import {
   ARG_MEM_WRITE,
   ARG_PTR_TO_BTF_ID,
   ARG_PTR_TO_BTF_ID_SOCK_COMMON,
+  ARG_PTR_TO_CONST_STR,
   ARG_PTR_TO_CTX,
   ARG_PTR_TO_DYNPTR,
   ARG_PTR_TO_FUNC,
@@ -218,6 +219,23 @@ export function checkHelperMem(v: Verifier, regno: number, reg: RegState, size: 
   checkMemAccess(v, regno, size - 1, 1, write, -1, write ? 0n : undefined);
 }
 
+/**
+ * check_reg_const_str: a NUL-terminated string at a constant offset of a frozen read-only array
+ * map's value (map_direct_value_addr), as clang puts string literals in .rodata.
+ */
+function checkRegConstStr(v: Verifier, regno: number, reg: RegState, bad: (types: number[]) => void): void {
+  if (reg.type !== PTR_TO_MAP_VALUE) bad([PTR_TO_MAP_VALUE]);
+  const m = v.maps[reg.map];
+  if (!m.rdonlyProg || !m.frozen) v.reject(EACCES, `R${regno} does not point to a readonly map'`);
+  if (!tnumIsConst(reg.varOff)) v.reject(EACCES, `R${regno} is not a constant address'`);
+  if (m.type !== bpf_map_type.BPF_MAP_TYPE_ARRAY || !m.valueBytes)
+    v.reject(EACCES, "no direct value access support for this map type");
+  checkMemRegion(v, regno, reg, 0, m.valueSize - reg.off, m.valueSize, "map value");
+  const off = reg.off + Number(reg.varOff.value);
+  if ((m.valueBytes as Uint8Array).subarray(off, m.valueSize).indexOf(0) < 0)
+    v.reject(EINVAL, "string is not zero-terminated");
+}
+
 /** check_func_arg: a packet pointer only for helpers with pkt_access, where the program type reads packets. */
 function checkHelperPktAccess(v: Verifier, reg: RegState, fn: FuncProto): void {
   if (reg.type !== PTR_TO_PACKET && reg.type !== PTR_TO_PACKET_META) return;
@@ -304,7 +322,12 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
       }
       case ARG_PTR_TO_MEM:
       case ARG_PTR_TO_UNINIT_MEM: {
-        if (reg.type & PTR_MAYBE_NULL || !MEM_TYPES.includes(bt)) bad(MEM_TYPES);
+        // mem_types ends with PTR_TO_BTF_ID | PTR_TRUSTED: readable memory for a MEM_RDONLY argument
+        // (bpf_strncmp(p->comm, ...)), refused where the helper may write it.
+        const trustedBtf = base === ARG_PTR_TO_MEM && reg.type === (PTR_TO_BTF_ID | PTR_TRUSTED);
+        if (!trustedBtf && (reg.type & PTR_MAYBE_NULL || !MEM_TYPES.includes(bt))) bad(MEM_TYPES);
+        if (trustedBtf && !(at & ARG_MEM_RDONLY))
+          v.reject(EACCES, `${fn.name}() may write into memory pointed by R${regno} type=${regTypeStr(reg.type)}`);
         if (base === ARG_PTR_TO_UNINIT_MEM && reg.type & MEM_RDONLY) bad(MEM_TYPES);
         checkHelperPktAccess(v, reg, fn);
         const sizeType = fn.argTypes[a + 1] & 0xff;
@@ -323,6 +346,9 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         a++;
         break;
       }
+      case ARG_PTR_TO_CONST_STR:
+        checkRegConstStr(v, regno, reg, bad);
+        break;
       case ARG_PTR_TO_CTX:
         if (reg.type !== PTR_TO_CTX) bad([PTR_TO_CTX]);
         // __check_ptr_off_reg, in its order: a negative offset, then a modified pointer, then a variable one.

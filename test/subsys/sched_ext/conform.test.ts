@@ -15,7 +15,7 @@ import { BpfObject } from "../../../src/loader/object.js";
 import { Machine } from "../../../src/sim/sched/machine.js";
 import { PRESETS } from "../../../src/sim/sched/workload.js";
 import { schedExtSubsystem, scxState } from "../../../src/subsys/sched_ext/index.js";
-import { E2BIG, EINVAL } from "../../../src/uapi/errno.js";
+import { E2BIG, EACCES, EINVAL } from "../../../src/uapi/errno.js";
 import { readGlobal, type ScxBoot, scxObj } from "./helpers.js";
 
 const skip = existsSync(scxObj("scx_conform")) ? false : "bpf/obj/sim/scx_conform.bpf.o not built";
@@ -127,4 +127,34 @@ test("bpf_cpumask two-mask and whole-mask kfuncs (subset, intersects, equal, ful
   assert.equal(g32("r_cleared_weight"), 0);
   // every mask released
   assert.equal(kernelCpumasks(b.kernel).count(), 0);
+});
+
+test("bpf_strncmp: struct_ops and syscall programs compare against .rodata literals; a writable string is refused", {
+  skip,
+}, () => {
+  const { m, obj, g, run } = boot(4);
+  assert.equal(run("strncmp_run"), 0);
+  const i32 = (name: string) => g(name, ".data").getInt32(0, true);
+  assert.equal(i32("r_eq"), 0);
+  assert.equal(g("r_lt").getInt32(0, true), -1);
+  assert.equal(g("r_gt").getInt32(0, true), 1);
+  assert.equal(i32("r_prefix"), 0);
+  assert.equal(g("r_nul").getInt32(0, true), -1);
+  // select_cpu_dfl's use: p->comm (a trusted task pointer) against a literal, from ops.enqueue
+  const link = obj.findMap("long_name_ops")?.attachStructOps();
+  assert.ok(link);
+  m.run(30e6);
+  const hogs = g("hogs_enqueued").getBigUint64(0, true);
+  assert.ok(hogs > 0n && hogs < g("enqueued").getBigUint64(0, true), `${hogs} hogs`);
+  link.detach();
+
+  const bad = BpfObject.open(scxObj("scx_conform"));
+  const p = bad.programs.find((x) => x.name === "strncmp_rw_str");
+  assert.ok(p);
+  p.setAutoload(true);
+  const k = m.kernel;
+  assert.throws(
+    () => bad.load({ kernel: k, process: k.newProcess() }),
+    (e: Error & { errno?: number }) => e.errno === EACCES && /R3 does not point to a readonly map'/.test(e.message),
+  );
 });
