@@ -35,6 +35,8 @@ export interface HelperArgs {
   argNum(i: number): number;
   /** Low 32 bits of r`i`, unsigned, without a BigInt (the VM's calls have it). */
   argLo?(i: number): number;
+  /** High 32 bits of r`i`, unsigned (as argLo). */
+  argHi?(i: number): number;
   /** Run a BPF callback (bpf_loop, bpf_for_each_map_elem) by its function address; its r0. */
   invokeCallback?(fnAddr: bigint | number, args: readonly (bigint | number)[]): bigint;
 }

@@ -293,12 +293,6 @@ export class Sched implements SchedCore {
     this.active = a;
   }
 
-  /** The active classes from highest to lowest (for_each_active_class), from `from` on. */
-  private activeClasses(from?: SchedClass): SchedClass[] {
-    const i = from ? this.active.indexOf(from) : 0;
-    return i > 0 ? this.active.slice(i) : this.active;
-  }
-
   private classRank(c: SchedClass): number {
     return c === this.rt ? -1 : c === this.fair ? 0 : c === this.idleClass ? 2 : 1;
   }
@@ -435,12 +429,16 @@ export class Sched implements SchedCore {
   private prev_balance(rq: Rq, prev: SchedTask): void {
     let start = prev.sched_class;
     if (this.ext_enabled && this.ext && this.sched_class_above(this.ext, start)) start = this.ext;
-    for (const c of this.activeClasses(start)) if (c.balance?.(rq, prev)) break;
+    // for_each_active_class from start (all of them when start is not active)
+    const a = this.active;
+    for (let i = Math.max(0, a.indexOf(start)); i < a.length; i++) if (a[i]!.balance?.(rq, prev)) break;
   }
 
   pick_next_task(rq: Rq, prev: SchedTask): SchedTask {
     this.prev_balance(rq, prev);
-    for (const c of this.activeClasses()) {
+    const a = this.active;
+    for (let i = 0; i < a.length; i++) {
+      const c = a[i]!;
       const p = c.pick_task(rq);
       if (!p) continue;
       if (p !== prev) {

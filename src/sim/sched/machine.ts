@@ -252,13 +252,15 @@ export class Machine {
     const st = this.cpuState[cpu]!;
     // The task's own actions (wake-ups, forks) run on its CPU, as it.
     const k = this.kernel;
-    const saved = [k.cpu, k.runningTask] as const;
+    const savedCpu = k.cpu;
+    const savedTask = k.runningTask;
     k.cpu = cpu;
     k.runningTask = p.task;
     try {
       this.events(cpu, rq, p, r, st);
     } finally {
-      [k.cpu, k.runningTask] = saved;
+      k.cpu = savedCpu;
+      k.runningTask = savedTask;
     }
   }
 

@@ -12,9 +12,10 @@
  */
 import type { Kernel } from "../../kernel/kernel.js";
 import type { BpfStructOpsKdata } from "../../kernel/struct_ops.js";
+import type { BpfStructOpsTrampoline } from "../../kernel/struct_ops_trampoline.js";
 import { memberOff } from "../../kernel/task.js";
 import { BpfError, EBUSY, EINVAL } from "../../uapi/errno.js";
-import { SCX_EVENTS } from "./btf.js";
+import { SCX_EVENTS, SCX_OPS } from "./btf.js";
 import {
   SCX_DSP_DFL_MAX_BATCH,
   SCX_ECODE_ACT_RESTART,
@@ -35,7 +36,7 @@ import {
   SCX_WATCHDOG_MAX_TIMEOUT_MS,
   scx_exit_reason,
 } from "./consts.js";
-import type { ScxDispatchQ } from "./ext_dsq.js";
+import { DsqMap } from "./ext_dsq.js";
 
 /** enum scx_enable_state. */
 export const SCX_ENABLING = 0;
@@ -60,6 +61,38 @@ export interface ScxClassHost {
   /** scx_disable_workfn's task walk: every task back to fair, exit_task/disable called. */
   disable(sch: ScxSched): void;
 }
+
+/** An op's index in struct sched_ext_ops (SCX_OPS order): what ScxSched.op is indexed by. */
+function opIndex(name: string): number {
+  const i = SCX_OPS.findIndex((o) => o[0] === name);
+  if (i < 0) throw new Error(`sched_ext_ops has no op ${name}`);
+  return i;
+}
+
+export const OP_SELECT_CPU = opIndex("select_cpu");
+export const OP_ENQUEUE = opIndex("enqueue");
+export const OP_DEQUEUE = opIndex("dequeue");
+export const OP_DISPATCH = opIndex("dispatch");
+export const OP_TICK = opIndex("tick");
+export const OP_RUNNABLE = opIndex("runnable");
+export const OP_RUNNING = opIndex("running");
+export const OP_STOPPING = opIndex("stopping");
+export const OP_QUIESCENT = opIndex("quiescent");
+export const OP_YIELD = opIndex("yield");
+export const OP_SET_WEIGHT = opIndex("set_weight");
+export const OP_SET_CPUMASK = opIndex("set_cpumask");
+export const OP_UPDATE_IDLE = opIndex("update_idle");
+export const OP_CPU_ACQUIRE = opIndex("cpu_acquire");
+export const OP_CPU_RELEASE = opIndex("cpu_release");
+export const OP_INIT_TASK = opIndex("init_task");
+export const OP_EXIT_TASK = opIndex("exit_task");
+export const OP_ENABLE = opIndex("enable");
+export const OP_DISABLE = opIndex("disable");
+export const OP_DUMP = opIndex("dump");
+export const OP_DUMP_CPU = opIndex("dump_cpu");
+export const OP_DUMP_TASK = opIndex("dump_task");
+export const OP_CPU_ONLINE = opIndex("cpu_online");
+export const OP_CPU_OFFLINE = opIndex("cpu_offline");
 
 /** The ops ext.c calls through SCX_CALL_OP_TASK (1) or SCX_CALL_OP_2TASKS (2). */
 const OPS_TASK_ARGS: Readonly<Record<string, number>> = {
@@ -87,7 +120,7 @@ const HIGHER_THAN_DISPATCH = ~((SCX_KF_DISPATCH << 1) - 1) & 0xffffffff;
 
 /** struct scx_sched: one enabled BPF scheduler. */
 export class ScxSched {
-  readonly dsqs = new Map<bigint, ScxDispatchQ>();
+  readonly dsqs = new DsqMap();
   readonly events: Record<(typeof SCX_EVENTS)[number], bigint> = Object.fromEntries(
     SCX_EVENTS.map((e) => [e, 0n]),
   ) as Record<(typeof SCX_EVENTS)[number], bigint>;
@@ -100,8 +133,13 @@ export class ScxSched {
   readonly dispatchMaxBatch: number;
   readonly exitDumpLen: number;
   readonly hotplugSeq: bigint;
-  /** Per op name: the trampoline, or undefined where the program left the op NULL. */
-  private readonly opIdx = new Map<string, { i: number; tasks: number }>();
+  /**
+   * Per op, by index in SCX_OPS (OP_*): its trampoline, undefined where the program left the op
+   * NULL. Filled once at enable: the ops called per scheduling event look nothing up by name.
+   */
+  readonly op: (BpfStructOpsTrampoline | undefined)[] = [];
+  /** Per op: how many of its first arguments are the tasks it is called for (SCX_CALL_OP_TASK / _2TASKS). */
+  private readonly opTasks: Uint8Array = new Uint8Array(SCX_OPS.length);
   /** Set once scx_disable has run its course. */
   disabled = false;
   /** `current` when the exit was recorded (the dump's "comm[pid] triggered exit kind"), and when. */
@@ -122,13 +160,16 @@ export class ScxSched {
     this.dispatchMaxBatch = v.getUint32(off("dispatch_max_batch"), true) || SCX_DSP_DFL_MAX_BATCH;
     this.exitDumpLen = v.getUint32(off("exit_dump_len"), true) || SCX_EXIT_DUMP_DFL_LEN;
     this.hotplugSeq = v.getBigUint64(off("hotplug_seq"), true);
-    for (const [i, m] of kdata.desc.type.members.entries())
-      this.opIdx.set(m.name, { i, tasks: OPS_TASK_ARGS[m.name] ?? 0 });
+    for (let i = 0; i < SCX_OPS.length; i++) {
+      const name = SCX_OPS[i]![0];
+      const mi = kdata.memberIndex(name);
+      this.op.push(mi < 0 ? undefined : kdata.funcs[mi]);
+      this.opTasks[i] = OPS_TASK_ARGS[name] ?? 0;
+    }
   }
 
   has(op: string): boolean {
-    const o = this.opIdx.get(op);
-    return o !== undefined && this.kdata.funcs[o.i] !== undefined;
+    return this.op[opIndex(op)] !== undefined;
   }
 
   /** SCX_CALL_OP: run op with `mask` allowed (nesting only towards lower masks), r0 as a bigint. */
@@ -141,15 +182,15 @@ export class ScxSched {
     /** A fourth argument (ops.cgroup_set_bandwidth): the general, slower call. */
     a3?: bigint,
   ): bigint {
-    const o = this.opIdx.get(op);
-    const t = o === undefined ? undefined : this.kdata.funcs[o.i];
+    const i = opIndex(op);
+    const t = this.op[i];
     if (!t) return 0n;
     const st = this.state;
     const saved = st.kfMask;
     if (mask) st.kfMask |= mask;
     st.opDepth++;
     // SCX_CALL_OP_TASK / _2TASKS: the tasks the op is about, for scx_kf_allowed_on_arg_tasks().
-    const nt = o!.tasks;
+    const nt = this.opTasks[i]!;
     const t0 = st.kfTasks0;
     const t1 = st.kfTasks1;
     if (nt) {
@@ -171,15 +212,14 @@ export class ScxSched {
    * s32, bool), a number. Arguments of at most 53 bits go as numbers, so the trampoline takes its
    * path that allocates nothing per call.
    */
-  callN(op: string, mask: number, a0: number | bigint = 0, a1: number | bigint = 0, a2: number | bigint = 0): number {
-    const o = this.opIdx.get(op);
-    const t = o === undefined ? undefined : this.kdata.funcs[o.i];
-    if (!t) return 0;
+  callN(op: number, mask: number, a0: number | bigint = 0, a1: number | bigint = 0, a2: number | bigint = 0): number {
+    const t = this.op[op];
+    if (t === undefined) return 0;
     const st = this.state;
     const saved = st.kfMask;
     if (mask) st.kfMask |= mask;
     st.opDepth++;
-    const nt = o!.tasks;
+    const nt = this.opTasks[op]!;
     const t0 = st.kfTasks0;
     const t1 = st.kfTasks1;
     if (nt) {

@@ -44,9 +44,38 @@ import {
   SCX_TASK_STATE_MASK,
   SCX_TASK_STATE_SHIFT,
 } from "./consts.js";
-import type { ScxClassHost, ScxSched, ScxState } from "./ext.js";
+import {
+  OP_CPU_ACQUIRE,
+  OP_CPU_OFFLINE,
+  OP_CPU_ONLINE,
+  OP_CPU_RELEASE,
+  OP_DEQUEUE,
+  OP_DISABLE,
+  OP_DISPATCH,
+  OP_DUMP,
+  OP_DUMP_CPU,
+  OP_DUMP_TASK,
+  OP_ENABLE,
+  OP_ENQUEUE,
+  OP_EXIT_TASK,
+  OP_INIT_TASK,
+  OP_QUIESCENT,
+  OP_RUNNABLE,
+  OP_RUNNING,
+  OP_SELECT_CPU,
+  OP_SET_CPUMASK,
+  OP_SET_WEIGHT,
+  OP_STOPPING,
+  OP_TICK,
+  OP_UPDATE_IDLE,
+  OP_YIELD,
+  type ScxClassHost,
+  type ScxSched,
+  type ScxState,
+} from "./ext.js";
 import { ScxCgroups } from "./ext_cgroup.js";
 import { ScxDispatchQ } from "./ext_dsq.js";
+import { ScxIdle } from "./ext_idle.js";
 import type { DsqIter, ScxMachine } from "./ext_kfuncs.js";
 import { ScxKicks } from "./ext_kick.js";
 
@@ -56,6 +85,16 @@ type CoreTask = SchedTask;
 const TASK_ON_RQ_MIGRATING = 2;
 const DEQUEUE_SLEEP = 0x01;
 const WF_EXEC = 0x02;
+/** The core's enqueue flags (the low byte) as bigint enq_flags, made once. */
+const ENQ_LOW: readonly bigint[] = Array.from({ length: 256 }, (_, i) => BigInt(i));
+/** The enq_flags bits dispatch_enqueue tests, in the halves decodeEnq gives. */
+const ENQ_HEAD_LO = Number(SCX_ENQ_HEAD);
+const ENQ_PREEMPT_HI = Number(SCX_ENQ_PREEMPT >> 32n);
+const ENQ_PRIQ_HI = Number(SCX_ENQ_DSQ_PRIQ >> 32n);
+/** SCX_SLICE_DFL as a number. */
+const SLICE_DFL = Number(SCX_SLICE_DFL);
+/** The lowest of __SCX_ENQ_INTERNAL_MASK's bits (0xff << 56): flags at or above it set one of them. */
+const SCX_ENQ_INTERNAL_MIN = 1n << 56n;
 /** ops_state of a task in the BPF scheduler's custody (enqueued, not yet dispatched). */
 const OPSS_NONE = 0;
 const OPSS_QUEUED = 2;
@@ -75,38 +114,49 @@ class ScxEntity {
   runnable_at = 0;
   runnable = false;
 
+  /** Absolute addresses of the fields in task memory (a task_struct does not move). */
+  private readonly aSlice: number;
+  private readonly aVtime: number;
+  private readonly aWeight: number;
+  private readonly aFlags: number;
+
   constructor(
     readonly p: CoreTask,
-    private readonly mem: { bytes(addr: number, len: number): Uint8Array },
-    private readonly off: Record<string, number>,
-  ) {}
-
-  private view: DataView | null = null;
-
-  /** Growing VM memory detaches the old buffer (byteLength 0): the view is then taken afresh. */
-  private get dv(): DataView {
-    const v = this.view;
-    if (v !== null && v.buffer.byteLength !== 0) return v;
-    const b = this.mem.bytes(this.p.task.addr, this.off.end);
-    return (this.view = new DataView(b.buffer, b.byteOffset, b.byteLength));
+    /** The whole memory's current view (VmMemory's dv, replaced when the memory grows). */
+    private readonly mem: { readonly dv: DataView },
+    off: Record<string, number>,
+  ) {
+    const a = p.task.addr;
+    this.aSlice = a + off.slice!;
+    this.aVtime = a + off.dsq_vtime!;
+    this.aWeight = a + off.weight!;
+    this.aFlags = a + off.flags!;
   }
 
   get slice(): bigint {
-    return this.dv.getBigUint64(this.off.slice, true);
+    return this.mem.dv.getBigUint64(this.aSlice, true);
   }
   set slice(v: bigint) {
-    this.dv.setBigUint64(this.off.slice, BigInt.asUintN(64, v), true);
+    // (setBigUint64 wraps to 64 bits as ToBigUint64 does)
+    this.mem.dv.setBigUint64(this.aSlice, v, true);
+  }
+  /** slice = SCX_SLICE_DFL (and any value below 2^53) without a bigint. */
+  setSliceNum(v: number): void {
+    const dv = this.mem.dv;
+    const lo = v >>> 0;
+    dv.setUint32(this.aSlice, lo, true);
+    dv.setUint32(this.aSlice + 4, (v - lo) / 0x1_0000_0000, true);
   }
   /** slice != 0, read without making a bigint. */
   get hasSlice(): boolean {
-    const dv = this.dv;
-    const o = this.off.slice;
+    const dv = this.mem.dv;
+    const o = this.aSlice;
     return dv.getUint32(o, true) !== 0 || dv.getUint32(o + 4, true) !== 0;
   }
   /** update_curr_scx's charge: slice -= ns (not below 0), SCX_SLICE_INF untouched; numbers while it fits. */
   chargeSlice(ns: number): void {
-    const dv = this.dv;
-    const o = this.off.slice;
+    const dv = this.mem.dv;
+    const o = this.aSlice;
     const lo = dv.getUint32(o, true);
     const hi = dv.getUint32(o + 4, true);
     if (hi === 0xffff_ffff && lo === 0xffff_ffff) return;
@@ -117,26 +167,27 @@ class ScxEntity {
       return;
     }
     const left = Math.max(0, hi * 0x1_0000_0000 + lo - ns);
-    dv.setUint32(o, left % 0x1_0000_0000, true);
-    dv.setUint32(o + 4, Math.floor(left / 0x1_0000_0000), true);
+    const l = left >>> 0;
+    dv.setUint32(o, l, true);
+    dv.setUint32(o + 4, (left - l) / 0x1_0000_0000, true);
   }
   get dsq_vtime(): bigint {
-    return this.dv.getBigUint64(this.off.dsq_vtime, true);
+    return this.mem.dv.getBigUint64(this.aVtime, true);
   }
   set dsq_vtime(v: bigint) {
-    this.dv.setBigUint64(this.off.dsq_vtime, BigInt.asUintN(64, v), true);
+    this.mem.dv.setBigUint64(this.aVtime, v, true);
   }
   get weight(): number {
-    return this.dv.getUint32(this.off.weight, true);
+    return this.mem.dv.getUint32(this.aWeight, true);
   }
   set weight(v: number) {
-    this.dv.setUint32(this.off.weight, v, true);
+    this.mem.dv.setUint32(this.aWeight, v, true);
   }
   get flags(): number {
-    return this.dv.getUint32(this.off.flags, true);
+    return this.mem.dv.getUint32(this.aFlags, true);
   }
   set flags(v: number) {
-    this.dv.setUint32(this.off.flags, v >>> 0, true);
+    this.mem.dv.setUint32(this.aFlags, v >>> 0, true);
   }
   get state(): number {
     return (this.flags & SCX_TASK_STATE_MASK) >> SCX_TASK_STATE_SHIFT;
@@ -164,6 +215,11 @@ interface DspBufEnt {
   qseq: number;
   dsqId: bigint;
   enqFlags: bigint;
+}
+
+/** A DSQ id as the kernel's messages print it (%016llx). */
+function hexId(id: bigint): string {
+  return id.toString(16).padStart(16, "0");
 }
 
 /** preempt_reason_from_class(): enum scx_cpu_preempt_reason. */
@@ -195,19 +251,15 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   /** direct_dispatch_task: the task whose select_cpu/enqueue is running (null: none; "spoiled": inserted). */
   private ddspTask: ScxEntity | "spoiled" | null = null;
   private dsp: { rq: CoreRq; buf: DspBufEnt[]; nrTasks: number } | null = null;
-  private idleBits = 0n;
-  private idleSmt = 0n;
+  /** What dsp points to during a dispatch (one dispatch runs at a time): reused, not made per call. */
+  private readonly dspState: { rq: CoreRq; buf: DspBufEnt[]; nrTasks: number };
   private readonly off: Record<string, number>;
+  private readonly memView: { readonly dv: DataView };
   private lastWatchdog = 0;
   private readonly byAddr = new Map<number, ScxEntity>();
-  private smt: boolean;
   readonly kicks: ScxKicks;
-  /** 1n << cpu, for every CPU: the idle masks are bigints, shifts allocate. */
-  private readonly cpuBit: bigint[] = [];
-  /** Each CPU's SMT siblings and LLC, each node's CPUs, as masks (the topology does not change). */
-  private readonly smtMaskOf: bigint[] = [];
-  private readonly llcMaskOf: bigint[] = [];
-  private readonly nodeMaskOf: bigint[] = [];
+  /** ext_idle.c's idle masks. */
+  private readonly idle: ScxIdle;
 
   constructor(
     readonly st: ScxState,
@@ -218,20 +270,14 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const scx = memberOff(btf, "task_struct", "scx");
     const f = (n: string) => scx + memberOff(btf, "sched_ext_entity", n);
     this.off = { slice: f("slice"), dsq_vtime: f("dsq_vtime"), weight: f("weight"), flags: f("flags") };
-    this.off.end = Math.max(...Object.values(this.off)) + 8;
+    const mem = st.kernel.mem;
+    // the task fields are read through VmMemory's view of all of memory (the kernel's default memory)
+    if (!("dv" in mem && (mem as { dv: unknown }).dv instanceof DataView))
+      throw new Error("sched_ext needs the kernel's memory to be the VM's (VmMemory)");
+    this.memView = mem as unknown as { readonly dv: DataView };
     this.off.cpus_mask = memberOff(btf, "task_struct", "cpus_mask");
-    this.smt = core.smt_cpus(0).length > 1;
-    for (let c = 0; c < core.nr_cpu_ids; c++) this.cpuBit.push(1n << BigInt(c));
-    const maskOfCpus = (cs: readonly number[]) => cs.reduce((m, c) => m | this.cpuBit[c]!, 0n);
-    for (let c = 0; c < core.nr_cpu_ids; c++) {
-      this.smtMaskOf.push(maskOfCpus(core.smt_cpus(c)));
-      this.llcMaskOf.push(maskOfCpus(core.llc_cpus(c)));
-    }
-    for (let n = 0; n < core.nr_node_ids; n++) {
-      const cs: number[] = [];
-      for (let c = 0; c < core.nr_cpu_ids; c++) if (core.cpu_to_node(c) === n) cs.push(c);
-      this.nodeMaskOf.push(maskOfCpus(cs));
-    }
+    this.idle = new ScxIdle(core);
+    this.dspState = { rq: core.cpu_rq(0), buf: [], nrTasks: 0 };
     for (let c = 0; c < core.nr_cpu_ids; c++) {
       core.cpu_rq(c).scx = {
         local: new ScxDispatchQ<ScxEntity>(SCX_DSQ_LOCAL, c),
@@ -289,7 +335,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   private ent(p: CoreTask): ScxEntity {
     let e = p.scx as ScxEntity | null;
     if (!e) {
-      e = new ScxEntity(p, this.st.kernel.mem, this.off);
+      e = new ScxEntity(p, this.memView, this.off);
       p.scx = e;
       this.byAddr.set(p.task.addr, e);
     }
@@ -330,15 +376,15 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   /** scx_init_task(): ops.init_task, then READY. */
   private initTask(sch: ScxSched, p: CoreTask, fork: boolean): boolean {
     const e = this.ent(p);
-    e.slice = SCX_SLICE_DFL;
+    e.setSliceNum(SLICE_DFL);
     e.weight = sched_weight_to_cgroup(task_weight(p));
-    if (sch.has("init_task")) {
+    if (sch.op[OP_INIT_TASK] !== undefined) {
       const args = this.st.kernel.mem.alloc(16, { perm: "r", kind: "kobj", name: "scx_init_task_args" });
       this.st.kernel.mem.bytes(args.addr, 1)[0] = fork ? 1 : 0;
       // .cgroup = tg_cgrp(task_group(p))
       const cg = this.cgroups.taskCgroup(p);
       if (cg) view(this.st.kernel, args.addr + 8, 8).setBigUint64(0, BigInt(cg.addr), true);
-      const ret = sch.callN("init_task", SCX_KF_UNLOCKED, p.task.addr, args.addr) | 0;
+      const ret = sch.callN(OP_INIT_TASK, SCX_KF_UNLOCKED, p.task.addr, args.addr) | 0;
       this.st.kernel.mem.free(args);
       if (ret) {
         sch.error(`ops.init_task() failed (${ret}) for ${p.comm}[${p.pid}] while loading`);
@@ -352,9 +398,9 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
 
   private exitTask(sch: ScxSched, e: ScxEntity): void {
     if (e.state === SCX_TASK_ENABLED) this.disableTask(sch, e);
-    if (sch.has("exit_task")) {
+    if (sch.op[OP_EXIT_TASK] !== undefined) {
       const args = this.st.kernel.mem.alloc(8, { perm: "r", kind: "kobj", name: "scx_exit_task_args" });
-      sch.callN("exit_task", SCX_KF_REST, e.p.task.addr, args.addr);
+      sch.callN(OP_EXIT_TASK, SCX_KF_REST, e.p.task.addr, args.addr);
       this.st.kernel.mem.free(args);
     }
     e.state = SCX_TASK_NONE;
@@ -362,13 +408,13 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
 
   private enableTask(sch: ScxSched, e: ScxEntity): void {
     e.weight = sched_weight_to_cgroup(task_weight(e.p));
-    sch.callN("enable", SCX_KF_REST, e.p.task.addr);
+    sch.callN(OP_ENABLE, SCX_KF_REST, e.p.task.addr);
     e.state = SCX_TASK_ENABLED;
-    if (sch.has("set_weight")) sch.callN("set_weight", SCX_KF_REST, e.p.task.addr, e.weight);
+    if (sch.op[OP_SET_WEIGHT] !== undefined) sch.callN(OP_SET_WEIGHT, SCX_KF_REST, e.p.task.addr, e.weight);
   }
 
   private disableTask(sch: ScxSched, e: ScxEntity): void {
-    sch.callN("disable", SCX_KF_REST, e.p.task.addr);
+    sch.callN(OP_DISABLE, SCX_KF_REST, e.p.task.addr);
     e.state = SCX_TASK_READY;
   }
 
@@ -426,8 +472,9 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     e.runnable = true;
     e.runnable_at = this.core.now();
     e.flags |= SCX_TASK_QUEUED;
-    const enq = BigInt(flags & 0xff);
-    if (sch?.has("runnable") && p.on_rq !== TASK_ON_RQ_MIGRATING) sch.callN("runnable", SCX_KF_REST, p.task.addr, enq);
+    const enq = ENQ_LOW[flags & 0xff]!;
+    if (sch !== null && sch.op[OP_RUNNABLE] !== undefined && p.on_rq !== TASK_ON_RQ_MIGRATING)
+      sch.callN(OP_RUNNABLE, SCX_KF_REST, p.task.addr, enq);
     this.doEnqueue(rq, e, enq, sticky);
   }
 
@@ -447,7 +494,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       this.directDispatch(sch, rq, e, enqFlags);
       return;
     }
-    if (!sch.has("enqueue")) {
+    if (sch.op[OP_ENQUEUE] === undefined) {
       this.refill(e);
       this.dispatchEnqueue(this.global, e, enqFlags);
       return;
@@ -457,7 +504,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     e.ops_state = OPSS_QUEUED;
     this.ddspTask = e;
     try {
-      sch.callN("enqueue", SCX_KF_ENQUEUE, e.p.task.addr, enqFlags);
+      sch.callN(OP_ENQUEUE, SCX_KF_ENQUEUE, e.p.task.addr, enqFlags);
     } finally {
       this.ddspTask = null;
     }
@@ -465,14 +512,15 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   }
 
   private refill(e: ScxEntity): void {
-    e.slice = SCX_SLICE_DFL;
+    e.setSliceNum(SLICE_DFL);
     this.sch?.bumpEvent("SCX_EV_REFILL_SLICE_DFL");
   }
 
   /** direct_dispatch(). */
   private directDispatch(sch: ScxSched, rq: CoreRq, e: ScxEntity, enqFlags: bigint): void {
     const id = e.ddsp_dsq_id;
-    const flags = e.ddsp_enq_flags | enqFlags;
+    const dd = e.ddsp_enq_flags;
+    const flags = dd === 0n ? enqFlags : dd | enqFlags;
     e.ddsp_dsq_id = SCX_DSQ_INVALID;
     e.ddsp_enq_flags = 0n;
     e.ops_state = OPSS_NONE;
@@ -487,7 +535,8 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   /** find_dsq_for_dispatch(). */
   private findDsqForDispatch(sch: ScxSched, rq: CoreRq, id: bigint, e: ScxEntity): ScxDispatchQ<ScxEntity> {
     if (id === SCX_DSQ_LOCAL) return this.srq(rq).local;
-    if ((id & SCX_DSQ_LOCAL_ON) === SCX_DSQ_LOCAL_ON) {
+    // (id & SCX_DSQ_LOCAL_ON) == SCX_DSQ_LOCAL_ON: its two top bits, the highest ids
+    if (id >= SCX_DSQ_LOCAL_ON) {
       const cpu = Number(id & SCX_DSQ_LOCAL_CPU_MASK);
       if (cpu >= this.core.nr_cpu_ids) {
         sch.error(`invalid CPU ${cpu} in SCX_DSQ_LOCAL_ON dispatch verdict`);
@@ -507,29 +556,41 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   /** dispatch_enqueue(). */
   private dispatchEnqueue(dsq: ScxDispatchQ<ScxEntity>, e: ScxEntity, enqFlags: bigint): void {
     const sch = this.sch;
-    let flags = enqFlags;
-    if (dsq.builtin && flags & SCX_ENQ_DSQ_PRIQ) {
+    this.decodeEnq(enqFlags);
+    let priq = (this.enqHi & ENQ_PRIQ_HI) !== 0;
+    if (dsq.builtin && priq) {
       sch?.error("cannot use vtime ordering for built-in DSQs");
-      flags &= ~SCX_ENQ_DSQ_PRIQ;
+      priq = false;
     }
-    const hex = dsq.id.toString(16).padStart(16, "0");
-    if (flags & SCX_ENQ_DSQ_PRIQ) {
-      if (dsq.hasFifo) sch?.error(`DSQ ID 0x${hex} already had FIFO-enqueued tasks`);
+    if (priq) {
+      if (dsq.hasFifo) sch?.error(`DSQ ID 0x${hexId(dsq.id)} already had FIFO-enqueued tasks`);
       dsq.pushPriq(e);
     } else {
-      if (dsq.hasPriq) sch?.error(`DSQ ID 0x${hex} already had PRIQ-enqueued tasks`);
-      dsq.pushFifo(e, (flags & SCX_ENQ_HEAD) !== 0n);
+      if (dsq.hasPriq) sch?.error(`DSQ ID 0x${hexId(dsq.id)} already had PRIQ-enqueued tasks`);
+      dsq.pushFifo(e, (this.enqLo & ENQ_HEAD_LO) !== 0);
     }
     e.ops_state = OPSS_NONE;
     if (dsq.cpu >= 0) {
       const rq = this.core.cpu_rq(dsq.cpu);
       let preempt = false;
-      if (flags & SCX_ENQ_PREEMPT && rq.curr !== e.p && rq.curr.sched_class === this) {
+      if (this.enqHi & ENQ_PREEMPT_HI && rq.curr !== e.p && rq.curr.sched_class === this) {
         this.ent(rq.curr).slice = 0n;
         preempt = true;
       }
       if (preempt || this.above(this, rq.curr.sched_class)) this.core.resched_curr(rq);
     }
+  }
+
+  /** The halves of the enq_flags last decoded (flags repeat: a bigint of a new value is split once). */
+  private enqLast = 0n;
+  private enqLo = 0;
+  private enqHi = 0;
+
+  private decodeEnq(flags: bigint): void {
+    if (flags === this.enqLast) return;
+    this.enqLast = flags;
+    this.enqLo = Number(flags & 0xffff_ffffn);
+    this.enqHi = Number((flags >> 32n) & 0xffff_ffffn);
   }
 
   /** task_can_run_on_remote_rq(). */
@@ -581,15 +642,16 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const e = this.ent(p);
     if (!e.queued) return true;
     if (e.ops_state === OPSS_QUEUED) {
-      if (sch?.has("dequeue")) sch.callN("dequeue", SCX_KF_REST, p.task.addr, flags & 0xff);
+      if (sch !== null && sch.op[OP_DEQUEUE] !== undefined)
+        sch.callN(OP_DEQUEUE, SCX_KF_REST, p.task.addr, flags & 0xff);
       e.ops_state = OPSS_NONE;
     }
-    if (sch?.has("stopping") && rq.curr === p) {
+    if (sch !== null && sch.op[OP_STOPPING] !== undefined && rq.curr === p) {
       this.update_curr(rq);
-      sch.callN("stopping", SCX_KF_REST, p.task.addr, 0);
+      sch.callN(OP_STOPPING, SCX_KF_REST, p.task.addr, 0);
     }
-    if (sch?.has("quiescent") && p.on_rq !== TASK_ON_RQ_MIGRATING) {
-      sch.callN("quiescent", SCX_KF_REST, p.task.addr, flags & DEQUEUE_SLEEP ? SCX_DEQ_SLEEP : 0n);
+    if (sch !== null && sch.op[OP_QUIESCENT] !== undefined && p.on_rq !== TASK_ON_RQ_MIGRATING) {
+      sch.callN(OP_QUIESCENT, SCX_KF_REST, p.task.addr, flags & DEQUEUE_SLEEP ? SCX_DEQ_SLEEP : 0n);
     }
     e.flags &= ~SCX_TASK_QUEUED;
     e.runnable = false;
@@ -602,7 +664,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   yield_task(rq: CoreRq): void {
     const sch = this.sch;
     const p = rq.curr;
-    if (sch?.has("yield")) sch.callN("yield", SCX_KF_REST, p.task.addr, 0);
+    if (sch !== null && sch.op[OP_YIELD] !== undefined) sch.callN(OP_YIELD, SCX_KF_REST, p.task.addr, 0);
     else this.ent(p).slice = 0n;
   }
 
@@ -631,7 +693,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     srq.balKeep = false;
     if (sch && srq.cpuReleased && this.cpuPreempt(sch)) {
       // the CPU is back from a higher class: ops.cpu_acquire complements the ops.cpu_release of switch_class
-      if (sch.has("cpu_acquire")) sch.callN("cpu_acquire", SCX_KF_REST, rq.cpu, 0);
+      if (sch.op[OP_CPU_ACQUIRE] !== undefined) sch.callN(OP_CPU_ACQUIRE, SCX_KF_REST, rq.cpu, 0);
       srq.cpuReleased = false;
     }
     const prevOnScx = prev.sched_class === this;
@@ -646,13 +708,16 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     }
     if (srq.local.nr) return true;
     if (this.consume(rq, this.global)) return true;
-    if (!sch?.has("dispatch") || !rq.online) return this.noTasks(sch, srq, prevOnRq);
+    if (!(sch !== null && sch.op[OP_DISPATCH] !== undefined) || !rq.online) return this.noTasks(sch, srq, prevOnRq);
     // The dispatch loop: until ops.dispatch makes no progress, at most SCX_DSP_MAX_LOOPS rounds.
     for (let loops = SCX_DSP_MAX_LOOPS; ; ) {
-      const dsp = { rq, buf: [], nrTasks: 0 };
+      const dsp = this.dspState;
+      dsp.rq = rq;
+      if (dsp.buf.length !== 0) dsp.buf.length = 0;
+      dsp.nrTasks = 0;
       this.dsp = dsp;
       try {
-        sch.callN("dispatch", SCX_KF_DISPATCH, rq.cpu, prevOnScx ? prev.task.addr : 0);
+        sch.callN(OP_DISPATCH, SCX_KF_DISPATCH, rq.cpu, prevOnScx ? prev.task.addr : 0);
         this.flushDispatchBuf(sch, rq);
       } finally {
         this.dsp = null;
@@ -685,7 +750,10 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   /** consume_dispatch_q(): the first task of dsq that may run here goes to rq's local DSQ. */
   private consume(rq: CoreRq, dsq: ScxDispatchQ<ScxEntity>): boolean {
     const sch = this.sch;
-    for (const e of [...dsq.list]) {
+    // the list is not changed until the task found is taken, and then the loop ends
+    const list = dsq.list;
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
       const src = this.core.task_rq(e.p);
       if (src === rq) {
         dsq.remove(e);
@@ -706,8 +774,10 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   private flushDispatchBuf(sch: ScxSched, rq: CoreRq): void {
     const d = this.dsp;
     if (!d) return;
-    const buf = d.buf.splice(0);
-    for (const ent of buf) {
+    const buf = d.buf;
+    const n = buf.length;
+    for (let i = 0; i < n; i++) {
+      const ent = buf[i]!;
       const e = ent.p;
       if (e.ops_state !== OPSS_QUEUED || e.ops_qseq !== ent.qseq || !e.queued) continue;
       e.ops_state = OPSS_NONE;
@@ -715,7 +785,9 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       if (dsq.cpu >= 0) this.dispatchToLocal(sch, rq, dsq, e, ent.enqFlags);
       else this.dispatchEnqueue(dsq, e, ent.enqFlags);
     }
-    d.nrTasks += buf.length;
+    // (finish_dispatch runs no BPF: nothing was added meanwhile)
+    if (n !== 0) buf.length = 0;
+    d.nrTasks += n;
   }
 
   pick_task(rq: CoreRq): CoreTask | null {
@@ -736,13 +808,14 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const e = this.ent(p);
     if (e.queued) {
       if (e.ops_state === OPSS_QUEUED) {
-        if (sch?.has("dequeue")) sch.callN("dequeue", SCX_KF_REST, p.task.addr, SCX_DEQ_CORE_SCHED_EXEC);
+        if (sch !== null && sch.op[OP_DEQUEUE] !== undefined)
+          sch.callN(OP_DEQUEUE, SCX_KF_REST, p.task.addr, SCX_DEQ_CORE_SCHED_EXEC);
         e.ops_state = OPSS_NONE;
       }
       e.dsq?.remove(e);
     }
     p.se.exec_start = rq.clock_task;
-    if (sch?.has("running") && e.queued) sch.callN("running", SCX_KF_REST, p.task.addr);
+    if (sch !== null && sch.op[OP_RUNNING] !== undefined && e.queued) sch.callN(OP_RUNNING, SCX_KF_REST, p.task.addr);
     e.runnable = false;
   }
 
@@ -752,7 +825,8 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     // a CPU spinning in SCX_KICK_WAIT for this one sees the task switched out
     this.kicks.bumpPntSeq(rq.cpu);
     this.update_curr(rq);
-    if (sch?.has("stopping") && e.queued) sch.callN("stopping", SCX_KF_REST, p.task.addr, 1);
+    if (sch !== null && sch.op[OP_STOPPING] !== undefined && e.queued)
+      sch.callN(OP_STOPPING, SCX_KF_REST, p.task.addr, 1);
     if (e.queued) {
       e.runnable = true;
       e.runnable_at = this.core.now();
@@ -767,7 +841,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
 
   /** SCX_OPS_HAS_CPU_PREEMPT, which scx_enable sets for a scheduler with cpu_acquire or cpu_release. */
   private cpuPreempt(sch: ScxSched): boolean {
-    return sch.has("cpu_acquire") || sch.has("cpu_release");
+    return sch.op[OP_CPU_ACQUIRE] !== undefined || sch.op[OP_CPU_RELEASE] !== undefined;
   }
 
   /** switch_class(): a higher class takes the CPU from SCX: ops.cpu_release, once until ops.cpu_acquire. */
@@ -778,7 +852,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     if (this.above(this, next.sched_class)) return;
     const srq = this.srq(rq);
     if (srq.cpuReleased) return;
-    if (sch.has("cpu_release")) {
+    if (sch.op[OP_CPU_RELEASE] !== undefined) {
       const mem = this.st.kernel.mem;
       const args = mem.alloc(16, { perm: "r", kind: "kobj", name: "scx_cpu_release_args" });
       const b = mem.bytes(args.addr, 16);
@@ -786,7 +860,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       dv.setUint32(0, preemptReason(next.sched_class), true);
       dv.setBigUint64(8, BigInt(next.task.addr), true);
       try {
-        sch.callN("cpu_release", SCX_KF_CPU_RELEASE, rq.cpu, args.addr);
+        sch.callN(OP_CPU_RELEASE, SCX_KF_CPU_RELEASE, rq.cpu, args.addr);
       } finally {
         mem.free(args);
       }
@@ -799,11 +873,11 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const sch = this.sch;
     if (wakeFlags & WF_EXEC || !sch) return prevCpu;
     const e = this.ent(p);
-    if (sch.has("select_cpu")) {
+    if (sch.op[OP_SELECT_CPU] !== undefined) {
       this.ddspTask = e;
       let cpu: number;
       try {
-        cpu = sch.callN("select_cpu", SCX_KF_ENQUEUE | SCX_KF_SELECT_CPU, p.task.addr, prevCpu, wakeFlags) | 0;
+        cpu = sch.callN(OP_SELECT_CPU, SCX_KF_ENQUEUE | SCX_KF_SELECT_CPU, p.task.addr, prevCpu, wakeFlags) | 0;
       } finally {
         this.ddspTask = null;
       }
@@ -812,7 +886,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       sch.error(`invalid CPU ${cpu} from ops.select_cpu()`);
       return prevCpu;
     }
-    let cpu = this.selectCpuDflCore(p, prevCpu, null, 0n);
+    let cpu = this.selectCpuDflCore(p, prevCpu, null);
     if (cpu >= 0) {
       this.refill(e);
       e.ddsp_dsq_id = SCX_DSQ_LOCAL;
@@ -824,7 +898,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   task_tick(rq: CoreRq, curr: CoreTask): void {
     const sch = this.sch;
     this.update_curr(rq);
-    if (sch?.has("tick")) sch.callN("tick", SCX_KF_REST, curr.task.addr);
+    if (sch !== null && sch.op[OP_TICK] !== undefined) sch.callN(OP_TICK, SCX_KF_REST, curr.task.addr);
     if (!this.ent(curr).hasSlice) this.core.resched_curr(rq);
   }
 
@@ -833,8 +907,8 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     const e = this.ent(p);
     e.weight = sched_weight_to_cgroup(weight);
     const sch = this.sch;
-    if (sch?.has("set_weight") && e.state === SCX_TASK_ENABLED)
-      sch.callN("set_weight", SCX_KF_REST, p.task.addr, e.weight);
+    if (sch !== null && sch.op[OP_SET_WEIGHT] !== undefined && e.state === SCX_TASK_ENABLED)
+      sch.callN(OP_SET_WEIGHT, SCX_KF_REST, p.task.addr, e.weight);
   }
 
   // ---- the debug dump (scx_dump_state) ----
@@ -866,7 +940,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       line(`  ${ei.reason} (${ei.msg})`);
       line("");
       line("Backtrace:");
-      if (sch.has("dump")) this.st.opsDump(out, "", () => sch.callN("dump", SCX_KF_UNLOCKED, ctx.addr));
+      if (sch.op[OP_DUMP] !== undefined) this.st.opsDump(out, "", () => sch.callN(OP_DUMP, SCX_KF_UNLOCKED, ctx.addr));
       line("");
       line("CPU states");
       line("----------");
@@ -877,7 +951,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
           (p) => p.sched_class === this && p.cpu === cpu && rq.curr !== p && this.ent(p).queued,
         );
         const idle = !runnable.length && rq.curr === rq.idle;
-        if (idle && !sch.has("dump_cpu")) continue;
+        if (idle && sch.op[OP_DUMP_CPU] === undefined) continue;
         const ns: string[] = [];
         ns.push("");
         ns.push(
@@ -885,8 +959,8 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
         );
         ns.push(`          curr=${rq.curr.comm}[${rq.curr.pid}] class=${rq.curr.sched_class.name}_sched_class`);
         const used = ns.length;
-        if (sch.has("dump_cpu"))
-          this.st.opsDump(ns, "  ", () => sch.callN("dump_cpu", SCX_KF_REST, ctx.addr, cpu, idle ? 1 : 0));
+        if (sch.op[OP_DUMP_CPU] !== undefined)
+          this.st.opsDump(ns, "  ", () => sch.callN(OP_DUMP_CPU, SCX_KF_REST, ctx.addr, cpu, idle ? 1 : 0));
         if (idle && ns.length === used) continue;
         out.push(...ns);
         if (rq.curr.sched_class === this) this.dumpTask(sch, out, ctx.addr, rq.curr, "*");
@@ -918,14 +992,15 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     out.push(`      sticky/holding_cpu=${e.sticky_cpu}/-1 dsq_id=${dsq}`);
     out.push(`      dsq_vtime=${e.dsq_vtime} slice=${e.slice} weight=${e.weight}`);
     out.push(`      cpus=${cpumaskHex(p.cpus_mask)}`);
-    if (sch.has("dump_task")) this.st.opsDump(out, "    ", () => sch.callN("dump_task", SCX_KF_REST, ctx, p.task.addr));
+    if (sch.op[OP_DUMP_TASK] !== undefined)
+      this.st.opsDump(out, "    ", () => sch.callN(OP_DUMP_TASK, SCX_KF_REST, ctx, p.task.addr));
   }
 
   /** set_cpus_allowed_scx(): the mask is set; ops.set_cpumask sees p->cpus_ptr. */
   set_cpus_allowed(p: CoreTask, _mask: Uint8Array): void {
     const sch = this.sch;
-    if (!sch?.has("set_cpumask") || this.ent(p).state !== SCX_TASK_ENABLED) return;
-    sch.callN("set_cpumask", SCX_KF_REST, p.task.addr, p.task.addr + this.off.cpus_mask);
+    if (!(sch !== null && sch.op[OP_SET_CPUMASK] !== undefined) || this.ent(p).state !== SCX_TASK_ENABLED) return;
+    sch.callN(OP_SET_CPUMASK, SCX_KF_REST, p.task.addr, p.task.addr + this.off.cpus_mask);
   }
 
   // ---- CPU hotplug ----
@@ -936,13 +1011,24 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
    * SCX_EXIT_UNREG_KERN asking userspace to restart it.
    */
   private handleHotplug(rq: CoreRq, online: boolean): void {
+    // the idle selection's online mask follows rq->online, which changes before a CPU comes
+    // online is announced and after its going offline is
+    if (online) this.idle.setOnline(rq.cpu, true);
+    try {
+      this.hotplugOps(rq, online);
+    } finally {
+      if (!online) this.idle.setOnline(rq.cpu, false);
+    }
+  }
+
+  private hotplugOps(rq: CoreRq, online: boolean): void {
     this.st.hotplugSeq++;
     // an offline CPU is no idle CPU to pick; back online it is idle
     this.setIdle(rq.cpu, online && rq.curr === rq.idle);
     const sch = this.sch;
     if (!sch) return;
-    if (online && sch.has("cpu_online")) sch.callN("cpu_online", SCX_KF_UNLOCKED, rq.cpu);
-    else if (!online && sch.has("cpu_offline")) sch.callN("cpu_offline", SCX_KF_UNLOCKED, rq.cpu);
+    if (online && sch.op[OP_CPU_ONLINE] !== undefined) sch.callN(OP_CPU_ONLINE, SCX_KF_UNLOCKED, rq.cpu);
+    else if (!online && sch.op[OP_CPU_OFFLINE] !== undefined) sch.callN(OP_CPU_OFFLINE, SCX_KF_UNLOCKED, rq.cpu);
     else
       sch.exit(
         SCX_EXIT_UNREG_KERN,
@@ -988,23 +1074,14 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   // ---- idle tracking (ext_idle.c) ----
 
   private setIdle(cpu: number, idle: boolean): void {
-    const bit = this.cpuBit[cpu]!;
-    const sib = this.smtMaskOf[cpu]!;
-    if (idle) {
-      this.idleBits |= bit;
-      // the whole core is idle: its CPUs join the idle cores' mask
-      if ((this.idleBits & sib) === sib) this.idleSmt |= sib;
-    } else {
-      this.idleBits &= ~bit;
-      this.idleSmt &= ~sib;
-    }
+    this.idle.set(cpu, idle);
   }
 
   /** __scx_update_idle(). */
   private updateIdle(cpu: number, idle: boolean): void {
     const sch = this.sch;
-    if (sch?.has("update_idle")) {
-      sch.callN("update_idle", SCX_KF_REST, cpu, idle ? 1 : 0);
+    if (sch !== null && sch.op[OP_UPDATE_IDLE] !== undefined) {
+      sch.callN(OP_UPDATE_IDLE, SCX_KF_REST, cpu, idle ? 1 : 0);
       if (!(sch.flags & SCX_OPS_KEEP_BUILTIN_IDLE)) return;
     }
     this.setIdle(cpu, idle);
@@ -1012,23 +1089,19 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
 
   /** check_builtin_idle_enabled(). */
   private builtinIdle(sch: ScxSched): boolean {
-    if (!sch.has("update_idle") || sch.flags & SCX_OPS_KEEP_BUILTIN_IDLE) return true;
+    if (sch.op[OP_UPDATE_IDLE] === undefined || sch.flags & SCX_OPS_KEEP_BUILTIN_IDLE) return true;
     sch.error("built-in idle tracking is disabled");
     return false;
   }
 
   /** scx_idle_test_and_clear_cpu(). */
   testAndClearCpuIdle(cpu: number): boolean {
-    const bit = this.cpuBit[cpu]!;
-    if (this.smt) this.idleSmt &= ~this.smtMaskOf[cpu]!;
-    const was = (this.idleBits & bit) !== 0n;
-    this.idleBits &= ~bit;
-    return was;
+    return this.idle.testAndClear(cpu);
   }
 
   /** cpumask_of_node(). */
   nodeMask(node: number): bigint {
-    return this.nodeMaskOf[node] ?? 0n;
+    return this.idle.nodeBig(node);
   }
 
   nrNodes(): number {
@@ -1068,49 +1141,12 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
 
   /** scx_pick_idle_cpu(): the lowest idle CPU of the mask (whole idle cores with PICK_IDLE_CORE). */
   private pickIdle(allowed: bigint, flags: bigint): number {
-    for (;;) {
-      const pool = (flags & SCX_PICK_IDLE_CORE ? this.idleSmt : this.idleBits) & allowed;
-      if (!pool) return -16; // -EBUSY
-      let cpu = 0;
-      while (!(pool & this.cpuBit[cpu]!)) cpu++;
-      if (this.testAndClearCpuIdle(cpu)) return cpu;
-    }
-  }
-
-  private maskOf(p: CoreTask): bigint {
-    const mask = p.cpus_mask;
-    const n = mask.length;
-    let m = 0n;
-    for (let base = 0; base < n; base += 30) {
-      let w = 0;
-      const end = Math.min(n, base + 30);
-      for (let c = base; c < end; c++) if (mask[c]) w |= 1 << (c - base);
-      if (w) m |= BigInt(w) << BigInt(base);
-    }
-    return m;
+    return this.idle.pickBig(allowed, (flags & SCX_PICK_IDLE_CORE) !== 0n);
   }
 
   /** scx_select_cpu_dfl(): prev if idle (a whole idle core first on SMT), then the LLC, the node, then any. */
-  private selectCpuDflCore(p: CoreTask, prev: number, allowed: bigint | null, flags: bigint): number {
-    const mask = (allowed === null ? this.maskOf(p) : this.maskOf(p) & allowed) & this.onlineMask();
-    const llc = this.llcMaskOf[prev]! & mask;
-    const node = this.nodeMask(this.core.cpu_to_node(prev)) & mask;
-    const prevBit = this.cpuBit[prev]!;
-    const prevIn = (mask & prevBit) !== 0n;
-    if (this.smt) {
-      if (prevIn && this.idleSmt & prevBit && this.testAndClearCpuIdle(prev)) return prev;
-      let cpu = this.pickIdle(llc, SCX_PICK_IDLE_CORE);
-      if (cpu < 0) cpu = this.pickIdle(node, SCX_PICK_IDLE_CORE);
-      if (cpu >= 0) return cpu;
-      cpu = this.pickIdle(mask, SCX_PICK_IDLE_CORE);
-      if (cpu >= 0) return cpu;
-      if (flags & SCX_PICK_IDLE_CORE) return -16;
-    }
-    if (prevIn && this.testAndClearCpuIdle(prev)) return prev;
-    let cpu = this.pickIdle(llc, 0n);
-    if (cpu < 0) cpu = this.pickIdle(node, 0n);
-    if (cpu >= 0) return cpu;
-    return this.pickIdle(mask, flags);
+  private selectCpuDflCore(p: CoreTask, prev: number, allowed: bigint | null): number {
+    return this.idle.selectDfl(p.cpus_mask, prev, allowed === null ? null : this.idle.words(allowed), false);
   }
 
   // ---- ScxMachine (the kfuncs' view) ----
@@ -1122,11 +1158,13 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
       sch.error("called with NULL task");
       return;
     }
-    if (enqFlags & (0xffn << 56n)) {
+    if (enqFlags >= SCX_ENQ_INTERNAL_MIN) {
       sch.error(`invalid enq_flags 0x${enqFlags.toString(16)}`);
       return;
     }
-    e.slice = slice ? slice : e.slice || 1n;
+    // scx_dsq_insert_commit(): a zero slice keeps the task's, or 1 ns if it has none
+    if (slice !== 0n) e.slice = slice;
+    else if (!e.hasSlice) e.setSliceNum(1);
     let flags = enqFlags;
     if (vtime !== null) {
       e.dsq_vtime = vtime;
@@ -1232,7 +1270,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     this.kicks.kick(sch, this.currentCpu(), cpu, flags);
   }
 
-  selectCpuDfl(sch: ScxSched, pAddr: number, prevCpu: number, _wakeFlags: bigint, allowed: bigint | null): number {
+  selectCpuDfl(sch: ScxSched, pAddr: number, prevCpu: number, allowed: bigint | null): number {
     if (prevCpu < 0 || prevCpu >= this.core.nr_cpu_ids) {
       sch.error(`invalid CPU ${prevCpu}`);
       return -22;
@@ -1241,7 +1279,7 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
     if (!sch.kfUnlocked() && !sch.kfAllowed(SCX_KF_SELECT_CPU | SCX_KF_ENQUEUE)) return -1;
     const e = this.entByAddr(pAddr);
     if (!e) return -22;
-    return this.selectCpuDflCore(e.p, prevCpu, allowed, 0n);
+    return this.selectCpuDflCore(e.p, prevCpu, allowed);
   }
 
   taskCpu(pAddr: number): number {
@@ -1258,11 +1296,11 @@ export class ExtSchedClass implements SchedClass, ScxClassHost, ScxMachine {
   }
 
   idleMask(): bigint {
-    return this.idleBits;
+    return this.idle.big(this.idle.cpus);
   }
 
   idleSmtMask(): bigint {
-    return this.idleSmt;
+    return this.idle.big(this.idle.smt);
   }
 
   pickIdleCpu(sch: ScxSched, allowed: bigint, flags: bigint): number {

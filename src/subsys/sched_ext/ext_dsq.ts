@@ -27,18 +27,19 @@ export class ScxDispatchQ<T extends DsqTask = DsqTask> {
   private priqCount = 0;
   private order = 0;
 
+  /** SCX_DSQ_FLAG_BUILTIN is set in the id. */
+  readonly builtin: boolean;
+
   constructor(
     readonly id: bigint,
     /** The CPU of a local DSQ, else -1. */
     readonly cpu = -1,
-  ) {}
+  ) {
+    this.builtin = (id & SCX_DSQ_FLAG_BUILTIN) !== 0n;
+  }
 
   get nr(): number {
     return this.list.length;
-  }
-
-  get builtin(): boolean {
-    return (this.id & SCX_DSQ_FLAG_BUILTIN) !== 0n;
   }
 
   get hasPriq(): boolean {
@@ -82,9 +83,15 @@ export class ScxDispatchQ<T extends DsqTask = DsqTask> {
 
   /** task_unlink_from_dsq. */
   remove(p: T): void {
-    const i = this.list.indexOf(p);
+    const list = this.list;
+    const i = list.indexOf(p);
     if (i < 0) return;
-    this.list.splice(i, 1);
+    // in place: splice would make an array of the removed element every time
+    if (i === 0) list.shift();
+    else {
+      for (let j = i + 1; j < list.length; j++) list[j - 1] = list[j]!;
+      list.pop();
+    }
     if (p.on_priq) this.priqCount--;
     p.on_priq = false;
     p.dsq = null;
@@ -98,5 +105,44 @@ export class ScxDispatchQ<T extends DsqTask = DsqTask> {
     const p = this.list[0];
     if (p) this.remove(p);
     return p;
+  }
+}
+
+/**
+ * The user DSQs by id (the scheduler's dsq_hash): a Map that remembers its last hit, since
+ * a scheduler inserts into and consumes from the same few DSQs event after event and a bigint
+ * key hashes on every lookup.
+ */
+export class DsqMap<T extends DsqTask = DsqTask> extends Map<bigint, ScxDispatchQ<T>> {
+  private lastId = -1n;
+  private lastDsq: ScxDispatchQ<T> | undefined = undefined;
+
+  override get(id: bigint): ScxDispatchQ<T> | undefined {
+    if (id === this.lastId) return this.lastDsq;
+    const d = super.get(id);
+    if (d !== undefined) {
+      this.lastId = id;
+      this.lastDsq = d;
+    }
+    return d;
+  }
+
+  override set(id: bigint, d: ScxDispatchQ<T>): this {
+    if (id === this.lastId) this.lastDsq = d;
+    return super.set(id, d);
+  }
+
+  override delete(id: bigint): boolean {
+    if (id === this.lastId) {
+      this.lastId = -1n;
+      this.lastDsq = undefined;
+    }
+    return super.delete(id);
+  }
+
+  override clear(): void {
+    this.lastId = -1n;
+    this.lastDsq = undefined;
+    super.clear();
   }
 }

@@ -58,7 +58,8 @@ export interface ScxMachine {
   globalDsq(): ScxDispatchQ;
   currentCpu(): number;
   kickCpu(sch: ScxSched, cpu: number, flags: bigint): void;
-  selectCpuDfl(sch: ScxSched, p: number, prevCpu: number, wakeFlags: bigint, allowed: bigint | null): number;
+  /** scx_bpf_select_cpu_dfl/and (wake_flags are not passed: SCX_WAKE_SYNC is not modelled). */
+  selectCpuDfl(sch: ScxSched, p: number, prevCpu: number, allowed: bigint | null): number;
   taskCpu(p: number): number;
   taskRunning(p: number): boolean;
   cpuCurr(cpu: number): number;
@@ -111,7 +112,33 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
   const reg = (name: string, flags: number, sets: number[], impl: (c: HelperArgs) => bigint | number) =>
     k.registerKfunc(name, undefined, impl, flags, sets);
   const s32 = (v: bigint) => Number(BigInt.asIntN(32, v));
-  const cpuArg = (c: HelperArgs, i: number) => s32(c.arg(i));
+  /** r`i` as an int (an s32 argument), from the register's low half without a bigint where the VM gives it. */
+  const int = (c: HelperArgs, i: number) => (c.argLo ? c.argLo(i) | 0 : s32(c.arg(i)));
+  const cpuArg = int;
+  /**
+   * r`i` as a u64: the bigint of the last value seen in its slot of a small table (DSQ ids,
+   * slices and flags repeat from call to call), so the per-event kfuncs allocate rarely.
+   */
+  const memoLo = new Uint32Array(64);
+  const memoHi = new Uint32Array(64);
+  const memoV: bigint[] = new Array<bigint>(64).fill(0n);
+  const u64 = (c: HelperArgs, i: number): bigint => {
+    if (!c.argLo || !c.argHi) return c.arg(i);
+    const lo = c.argLo(i);
+    const hi = c.argHi(i);
+    const h = (lo ^ (hi >>> 20) ^ (lo >>> 26)) & 63;
+    if (memoLo[h] === lo && memoHi[h] === hi) return memoV[h]!;
+    const v = c.arg(i);
+    memoLo[h] = lo;
+    memoHi[h] = hi;
+    memoV[h] = v;
+    return v;
+  };
+  const kmem = k.mem as typeof k.mem & { writeU8?(addr: number, v: number): void };
+  const writeU8 = (addr: number, v: number) => {
+    if (kmem.writeU8) kmem.writeU8(addr, v);
+    else kmem.bytes(addr, 1)[0] = v;
+  };
   const cpuValid = (sch: ScxSched, cpu: number, where = ""): boolean => {
     if (cpu >= 0 && cpu < k.nrCpus) return true;
     sch.error(`invalid CPU ${cpu}${where ? ` ${where}` : ""}`);
@@ -140,8 +167,8 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     if (!sch) return -ENODEV;
     const prev = cpuArg(c, 2);
     const mm = m();
-    const cpu = mm ? mm.selectCpuDfl(sch, c.argNum(1), prev, c.arg(3), null) : -1;
-    k.mem.bytes(c.argNum(4), 1)[0] = cpu >= 0 ? 1 : 0;
+    const cpu = mm ? mm.selectCpuDfl(sch, c.argNum(1), prev, null) : -1;
+    writeU8(c.argNum(4), cpu >= 0 ? 1 : 0);
     return cpu >= 0 ? cpu : prev;
   });
   reg("scx_bpf_select_cpu_and", KF_RCU, SET_IDLE, (c) => {
@@ -149,18 +176,18 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     if (!sch) return -ENODEV;
     const mask = k.mem.bytes(c.argNum(4), 8);
     const allowed = new DataView(mask.buffer, mask.byteOffset, 8).getBigUint64(0, true);
-    return m()?.selectCpuDfl(sch, c.argNum(1), cpuArg(c, 2), c.arg(3), allowed) ?? -1;
+    return m()?.selectCpuDfl(sch, c.argNum(1), cpuArg(c, 2), allowed) ?? -1;
   });
 
   // ---- enqueue_dispatch ----
   reg("scx_bpf_dsq_insert", KF_RCU, SET_ENQUEUE_DISPATCH, (c) => {
     const sch = root();
-    if (sch) m()?.dsqInsert(sch, c.argNum(1), c.arg(2), c.arg(3), null, c.arg(4));
+    if (sch) m()?.dsqInsert(sch, c.argNum(1), u64(c, 2), u64(c, 3), null, u64(c, 4));
     return 0;
   });
   reg("scx_bpf_dsq_insert_vtime", KF_RCU, SET_ENQUEUE_DISPATCH, (c) => {
     const sch = root();
-    if (sch) m()?.dsqInsert(sch, c.argNum(1), c.arg(2), c.arg(3), c.arg(4), c.arg(5));
+    if (sch) m()?.dsqInsert(sch, c.argNum(1), u64(c, 2), u64(c, 3), c.arg(4), u64(c, 5));
     return 0;
   });
 
@@ -178,7 +205,7 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
   reg("scx_bpf_dsq_move_to_local", 0, SET_DISPATCH, (c) => {
     const sch = root();
     if (!sch?.kfAllowed(SCX_KF_DISPATCH)) return 0;
-    return m()?.moveToLocal(sch, c.arg(1)) ? 1 : 0;
+    return m()?.moveToLocal(sch, u64(c, 1)) ? 1 : 0;
   });
   const iterOf = (c: HelperArgs): DsqIter | undefined => {
     const id = new DataView(k.mem.bytes(c.argNum(1), 8).slice().buffer).getUint32(0, true);
