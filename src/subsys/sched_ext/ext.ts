@@ -37,6 +37,7 @@ import {
   scx_exit_reason,
 } from "./consts.js";
 import { DsqMap } from "./ext_dsq.js";
+import type { ScxMachine } from "./ext_kfuncs.js";
 
 /** enum scx_enable_state. */
 export const SCX_ENABLING = 0;
@@ -322,6 +323,8 @@ export class ScxState {
   /** An exit was recorded: scx_disable_workfn runs at the next safe point. */
   pendingDisable = false;
   host: ScxClassHost | null = null;
+  /** What the kfuncs act on (the machine's ext class), read on every kfunc call. */
+  machine: ScxMachine | null = null;
   /** scx_hotplug_seq: CPUs gone on- or offline since boot (/sys/kernel/sched_ext/hotplug_seq). */
   hotplugSeq = 0n;
   /** Every scheduler that ran on this kernel, with how it ended (for userspace reporting). */

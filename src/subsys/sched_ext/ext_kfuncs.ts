@@ -134,10 +134,27 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     memoV[h] = v;
     return v;
   };
-  const kmem = k.mem as typeof k.mem & { writeU8?(addr: number, v: number): void };
+  // VmMemory reads and writes a field in place; another KernelMemory through a view of it
+  const kmem = k.mem as typeof k.mem & {
+    writeU8?(addr: number, v: number): void;
+    readU32?(addr: number): number;
+    writeU32?(addr: number, v: number): void;
+  };
   const writeU8 = (addr: number, v: number) => {
     if (kmem.writeU8) kmem.writeU8(addr, v);
     else kmem.bytes(addr, 1)[0] = v;
+  };
+  const readU32 = (addr: number): number => {
+    if (kmem.readU32) return kmem.readU32(addr);
+    const b = kmem.bytes(addr, 4);
+    return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+  };
+  const writeU32 = (addr: number, v: number) => {
+    if (kmem.writeU32) kmem.writeU32(addr, v);
+    else {
+      const b = kmem.bytes(addr, 4);
+      new DataView(b.buffer, b.byteOffset, 4).setUint32(0, v, true);
+    }
   };
   const cpuValid = (sch: ScxSched, cpu: number, where = ""): boolean => {
     if (cpu >= 0 && cpu < k.nrCpus) return true;
@@ -208,8 +225,7 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     return m()?.moveToLocal(sch, u64(c, 1)) ? 1 : 0;
   });
   const iterOf = (c: HelperArgs): DsqIter | undefined => {
-    const id = new DataView(k.mem.bytes(c.argNum(1), 8).slice().buffer).getUint32(0, true);
-    return iters.get(id);
+    return iters.get(readU32(c.argNum(1)));
   };
   const sets = union(SET_DISPATCH, SET_UNLOCKED);
   reg("scx_bpf_dsq_move_set_slice", KF_RCU, sets, (c) => {
@@ -290,18 +306,20 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     slot.fill(0);
     const sch = root();
     if (!sch) return -ENODEV;
-    const flags = c.arg(3);
-    if (flags & ~BigInt(__SCX_DSQ_ITER_USER_FLAGS)) return -EINVAL;
-    const id = c.arg(2);
+    // flags: a u64 with no bit outside the user flags (all in the low half)
+    const flags = c.argLo && c.argHi ? c.argLo(3) : Number(c.arg(3) & 0xffff_ffffn);
+    const flagsHi = c.argLo && c.argHi ? c.argHi(3) : Number(c.arg(3) >> 32n);
+    if (flagsHi !== 0 || (flags & ~__SCX_DSQ_ITER_USER_FLAGS) !== 0) return -EINVAL;
+    const id = u64(c, 2);
     const mm = m();
     const dsq = id === (SCX_DSQ_FLAG_BUILTIN | 1n) ? mm?.globalDsq() : userDsq(sch, id);
     if (!dsq || !mm) return -ENOENT;
     const h = nextIter++;
-    const rev = (flags & BigInt(SCX_DSQ_ITER_REV)) !== 0n;
+    const rev = (flags & SCX_DSQ_ITER_REV) !== 0;
     const tasks = mm.dsqTasks(dsq);
     if (rev) tasks.reverse();
     iters.set(h, { dsq, seq: dsq.seq, rev, tasks, pos: 0 });
-    new DataView(slot.buffer, slot.byteOffset, 8).setUint32(0, h, true);
+    writeU32(c.argNum(1), h);
     return 0;
   });
   reg("bpf_iter_scx_dsq_next", KF_ITER_NEXT | KF_RET_NULL, SET_ANY, (c) => {
@@ -317,9 +335,9 @@ export function registerScxKfuncs(k: Kernel, st: ScxState, machine: () => ScxMac
     return 0;
   });
   reg("bpf_iter_scx_dsq_destroy", KF_ITER_DESTROY, SET_ANY, (c) => {
-    const slot = k.mem.bytes(c.argNum(1), 8);
-    iters.delete(new DataView(slot.slice().buffer).getUint32(0, true));
-    slot.fill(0);
+    const at = c.argNum(1);
+    iters.delete(readU32(at));
+    k.mem.bytes(at, 8).fill(0);
     return 0;
   });
   reg("scx_bpf_exit_bstr", KF_TRUSTED_ARGS, SET_ANY, (c) => {

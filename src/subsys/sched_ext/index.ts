@@ -13,7 +13,6 @@ import { registerScxKfuncs, type ScxMachine } from "./ext_kfuncs.js";
 import { schedExtStructOps } from "./ext_struct_ops.js";
 
 const states = new WeakMap<Kernel, ScxState>();
-const machines = new WeakMap<ScxState, ScxMachine>();
 
 /** The sched_ext state of a kernel booted with the subsystem (undefined otherwise). */
 export function scxState(k: Kernel): ScxState | undefined {
@@ -25,7 +24,7 @@ export function scxAttachMachine(k: Kernel, host: ScxClassHost & ScxMachine): Sc
   const st = states.get(k);
   if (!st) throw new Error("the kernel was booted without the sched_ext subsystem");
   st.host = host;
-  machines.set(st, host);
+  st.machine = host;
   return st;
 }
 
@@ -37,7 +36,7 @@ export const schedExtSubsystem: Subsystem = {
   register(k: Kernel): void {
     const st = new ScxState(k);
     states.set(k, st);
-    registerScxKfuncs(k, st, () => machines.get(st) ?? null);
+    registerScxKfuncs(k, st, () => st.machine);
     // Each scheduler core built on this kernel gets the ext class (one machine per kernel).
     set_ext_sched_class(k, (core) => {
       const cls = new ExtSchedClass(st, core);
