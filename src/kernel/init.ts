@@ -2,6 +2,7 @@
  * Boot (init/main.c for the BPF core): built-in map types, program types and helpers, the vmlinux
  * BTF built from the kernel's and each subsystem's declarations, the VM runtime, then subsystems.
  */
+
 import { Btf } from "../btf/btf.js";
 import { BtfBuilder } from "../btf/builder.js";
 import { bpf_map_type, bpf_prog_type } from "../uapi/bpf.js";
@@ -32,6 +33,7 @@ import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions, Kfunc } from "./kernel.js";
 import { bpfCoreKfuncs } from "./kfuncs.js";
 import { registerLdAbsHelpers } from "./ld_abs.js";
+import { declareLinuxTypes } from "./linux_types.js";
 import { arrayOfMapsOps, htabOfMapsOps } from "./map_in_map.js";
 import type { Module } from "./module.js";
 import { declarePercpuVars } from "./percpu.js";
@@ -199,6 +201,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
       { name: "true", val: 1 },
     ]);
     taskStructAddMember(b, "migration_disabled", base.u16);
+    declareLinuxTypes(b, base);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
