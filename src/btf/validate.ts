@@ -305,7 +305,6 @@ class Validator {
         break;
       case BTF_KIND_DATASEC: {
         noKflag();
-        if (t.vlen === 0) this.fail(t, "vlen == 0");
         if (!t.size) this.fail(t, "size == 0");
         if (!validSection(t.name)) this.fail(t, "Invalid name");
         let end = 0;

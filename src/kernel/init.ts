@@ -41,6 +41,7 @@ import { progArrayOps, registerTailCall } from "./prog_array.js";
 import { queue_stack_map_ops } from "./queue_stack_maps.js";
 import { registerRingbufHelpers, ringbuf_map_ops } from "./ringbuf.js";
 import { declareTaskTypes, taskStructAddMember } from "./task.js";
+import { declareTcpStates } from "./tcp_states.js";
 import { testRunOps } from "./test_run.js";
 import { SKB_TEST_RUN_PROG_TYPES } from "./test_run_pkt.js";
 import { declareTraceTargetTypes, registerTraceTargets } from "./trace_targets.js";
@@ -202,6 +203,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
     ]);
     taskStructAddMember(b, "migration_disabled", base.u16);
     declareLinuxTypes(b, base);
+    declareTcpStates(b);
     const data = b.build();
     k.btfVmlinuxObj = btf_register_kernel(k, Btf.parse(data), data, "vmlinux");
   }
