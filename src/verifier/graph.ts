@@ -269,6 +269,8 @@ interface GraphMeta {
   releaseRegno: number;
   constant?: bigint;
   argBtfId: number;
+  /** bpf_refcount_acquire of an owning reference (arg_owning_ref): it cannot fail. */
+  argOwningRef?: boolean;
   headField?: BtfField;
   callback?: RegState;
 }
@@ -401,6 +403,7 @@ export function checkGraphKfuncCall(
           if (!isAllocObj(reg)) v.reject(EINVAL, `arg#${i} is neither owning or non-owning ref`);
           const rec = regBtfRecord(v, reg);
           if (!rec) v.reject(EFAULT, "verifier internal error: Couldn't find btf_record");
+          if (!isNonOwningRef(reg) && reg.refObjId) m.argOwningRef = true;
           if (rec.refcountOff < 0) v.reject(EINVAL, `arg#${i} doesn't point to a type with bpf_refcount field`);
         }
         m.argBtfId = reg.btfId;
@@ -523,7 +526,8 @@ export function checkGraphKfuncCall(
       r0.written = true;
       return false;
   }
-  if (flags & KF_RET_NULL) {
+  // is_kfunc_ret_null(): acquiring another reference to an object one owns always succeeds.
+  if (flags & KF_RET_NULL && !(name === "bpf_refcount_acquire_impl" && m.argOwningRef)) {
     r0.type |= PTR_MAYBE_NULL;
     r0.id = v.newId();
   }
