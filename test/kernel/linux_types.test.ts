@@ -65,7 +65,10 @@ const ANON_ENUMS = ["false", "TCP_CLOSE", "TCPF_LISTEN"];
 test("vmlinux BTF: false/true and the TCP states as anonymous enums", () => {
   const btf = new Kernel().btfVmlinux!;
   assert.match(dumpAnonEnum(btf, "false"), /^enum \{\n\tfalse = 0,\n\ttrue = 1,\n\};/);
-  assert.match(dumpAnonEnum(btf, "TCP_CLOSE"), /\tTCP_CLOSE = 7,\n[\s\S]*\tTCP_LISTEN = 10,\n[\s\S]*\tTCP_MAX_STATES = 14,/);
+  assert.match(
+    dumpAnonEnum(btf, "TCP_CLOSE"),
+    /\tTCP_CLOSE = 7,\n[\s\S]*\tTCP_LISTEN = 10,\n[\s\S]*\tTCP_MAX_STATES = 14,/,
+  );
   assert.match(dumpAnonEnum(btf, "TCPF_LISTEN"), /\tTCPF_LISTEN = 1024,\n[\s\S]*\tTCPF_NEW_SYN_RECV = 4096,/);
 });
 
