@@ -144,17 +144,19 @@ const makeCallNum =
     let a1h = 0;
     let a2l = 0;
     let a2h = 0;
+    // A u64 slot's high half: 0 without a division for the usual pointer or count below 2^32
+    // (a float division was most of what converting an argument cost).
     if (n > 0) {
       a0l = k0 === 0 ? a0 >>> 0 : k0 === 1 ? (a0 << s0) >>> s0 : (a0 << s0) >> s0;
-      a0h = k0 === 0 ? Math.floor(a0 / 4294967296) | 0 : k0 === 1 ? 0 : a0l >> 31;
+      a0h = k0 !== 0 ? (k0 === 1 ? 0 : a0l >> 31) : a0 >= 0 && a0 <= 4294967295 ? 0 : Math.floor(a0 / 4294967296) | 0;
     }
     if (n > 1) {
       a1l = k1 === 0 ? a1 >>> 0 : k1 === 1 ? (a1 << s1) >>> s1 : (a1 << s1) >> s1;
-      a1h = k1 === 0 ? Math.floor(a1 / 4294967296) | 0 : k1 === 1 ? 0 : a1l >> 31;
+      a1h = k1 !== 0 ? (k1 === 1 ? 0 : a1l >> 31) : a1 >= 0 && a1 <= 4294967295 ? 0 : Math.floor(a1 / 4294967296) | 0;
     }
     if (n > 2) {
       a2l = k2 === 0 ? a2 >>> 0 : k2 === 1 ? (a2 << s2) >>> s2 : (a2 << s2) >> s2;
-      a2h = k2 === 0 ? Math.floor(a2 / 4294967296) | 0 : k2 === 1 ? 0 : a2l >> 31;
+      a2h = k2 !== 0 ? (k2 === 1 ? 0 : a2l >> 31) : a2 >= 0 && a2 <= 4294967295 ? 0 : Math.floor(a2 / 4294967296) | 0;
     }
     let e = t.entry;
     if (e === undefined) {

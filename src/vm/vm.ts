@@ -25,7 +25,7 @@ import {
 } from "./program.js";
 import { monomorphic, type Runtime, type SlowPaths } from "./runtime.js";
 import { compileWasm, type WasmTramp } from "./wasm.js";
-import { framesFor, WA, WasmHost } from "./wasm_host.js";
+import { framesFor, S_INSNS, S_R0, WA, WasmHost } from "./wasm_host.js";
 import { WasmUnsupported } from "./wasm_insn.js";
 
 export interface VmOpts {
@@ -86,21 +86,22 @@ interface WasmEntryState {
   frameTop: number;
   mayGotoLeft: number;
   tailCallCnt: number;
-  lastInsns: number;
-  readonly stacks: { readonly length: number };
-  growStacks(need: number): void;
+  lastWasm: boolean;
+  /** Stacks and stack-top table entries for frames below `top` (E2BIG past the nesting limit). */
+  readyFrames(top: number): void;
 }
 
-/** Vm.wasmEntryArgs's closure, self-contained for monomorphic(). */
+/**
+ * Vm.wasmEntryArgs's closure, self-contained for monomorphic(): the frames of the run, the
+ * may_goto budget and tail call count only for a program that uses them, a trap turned into
+ * EFAULT; the budget, r10 and the results are the module's `tramp` export's own.
+ */
 const makeWasmEntryArgs =
   (
     vm: WasmEntryState,
     host: WasmHost,
     tramp: WasmTramp,
-    IO: Int32Array,
     X: SlowPaths,
-    topsAddr: number,
-    budget: number,
     frames: number,
     maxLoops: number,
     loops: boolean,
@@ -110,35 +111,26 @@ const makeWasmEntryArgs =
   (ctx, n, a0l, a0h, a1l, a1h, a2l, a2h) => {
     const base = vm.frameTop;
     const top = base + frames;
-    if (top > vm.stacks.length) vm.growStacks(top);
-    if (!host.topsFilled(top)) host.fillTops(top);
+    if (top > host.filled) vm.readyFrames(top);
     const prevLoops = loops ? vm.mayGotoLeft : 0;
     const prevTcc = tails ? vm.tailCallCnt : 0;
-    const prevB = host.curB;
     if (loops) vm.mayGotoLeft = maxLoops;
     if (tails) {
       vm.tailCallCnt = 0;
       X.tc = 0;
     }
     vm.frameTop = top;
-    host.curB = budget;
     let lo: number;
     try {
-      lo = tramp(ctx, n, a0l, a0h, a1l, a1h, a2l, a2h, topsAddr + base * 4, budget);
+      lo = tramp(ctx, n, a0l, a0h, a1l, a1h, a2l, a2h, base);
     } catch (e) {
       throw err(e);
     } finally {
       vm.frameTop = base;
       if (loops) vm.mayGotoLeft = prevLoops;
       if (tails) vm.tailCallCnt = prevTcc;
-      host.curB = prevB;
     }
-    const S = host.s;
-    const cnt = S[2];
-    IO[0] = lo;
-    IO[1] = S[1];
-    IO[12] = cnt;
-    vm.lastInsns = cnt;
+    vm.lastWasm = true;
     return lo;
   };
 
@@ -158,8 +150,10 @@ export class Vm {
   private readonly calls: HelperCall[] = [];
   /** Function addresses by id; an unloaded program's entries become undefined (ids are never reused). */
   private readonly funcs: ({ prog: VmProgram; entry: number } | undefined)[] = [];
-  /** Instructions executed by the last completed run. */
-  lastInsns = 0;
+  /** Instructions executed by the last completed run that left its results in IO. */
+  private insns = 0;
+  /** The last completed run was entered through a Wasm module's `tramp` export: its results are in scratch. */
+  private lastWasm = false;
   /**
    * Tail calls taken by the current run (the kernel's tail_call_cnt): carried into the callee
    * of each tail call and into callbacks, started afresh by every other run.
@@ -301,11 +295,12 @@ export class Vm {
     let tier = want;
     if (tier === "wasm") {
       try {
-        this.wasmHost ??= new WasmHost(this.rt, framesFor(this.maxNesting));
+        this.wasmHost ??= new WasmHost(this.rt, framesFor(this.maxNesting), this.budget);
         const w = compileWasm(this.wasmHost, P, MAX_CALL_FRAMES);
         P.exec = w.exec;
-        P.enter = this.entry(w.enter);
-        P.enterArgs = this.wasmEntryArgs(P, w.tramp);
+        const enterArgs = this.wasmEntryArgs(P, w.tramp);
+        P.enterArgs = enterArgs;
+        P.enter = (ctx) => enterArgs(ctx, 0, 0, 0, 0, 0, 0, 0);
         return;
       } catch (e) {
         // An engine that refuses the module (a browser's synchronous compile limit), or an
@@ -377,10 +372,7 @@ export class Vm {
       st,
       host,
       tramp,
-      this.rt.IO,
       this.rt.X,
-      host.tops.addr,
-      this.budget,
       MAX_CALL_FRAMES,
       BPF_MAX_LOOPS,
       loops,
@@ -409,7 +401,8 @@ export class Vm {
         this.mayGotoLeft = loops;
         this.tailCallCnt = tcc;
       }
-      this.lastInsns = IO[12];
+      this.insns = IO[12];
+      this.lastWasm = false;
       return lo;
     };
   }
@@ -470,10 +463,20 @@ export class Vm {
 
   /** r0 of the last completed run as int32 halves, for callers that avoid BigInt. */
   get lastR0Lo(): number {
-    return this.rt.IO[0];
+    return this.lastWasm ? (this.wasmHost as WasmHost).s[S_R0 / 4] : this.rt.IO[0];
   }
   get lastR0Hi(): number {
-    return this.rt.IO[1];
+    return this.lastWasm ? (this.wasmHost as WasmHost).s[S_R0 / 4 + 1] : this.rt.IO[1];
+  }
+  /** Instructions executed by the last completed run. */
+  get lastInsns(): number {
+    return this.lastWasm ? (this.wasmHost as WasmHost).s[S_INSNS / 4] : this.insns;
+  }
+
+  /** WasmEntryState.readyFrames. */
+  private readyFrames(top: number): void {
+    if (top > this.stacks.length) this.growStacks(top);
+    (this.wasmHost as WasmHost).fillTops(top);
   }
 
   /** Run the BPF function at `fnAddr` (from a BPF_PSEUDO_FUNC constant) with r1.. = args; returns r0. */
@@ -535,7 +538,8 @@ export class Vm {
       this.mayGotoLeft = loops;
       if (!keepTailCalls) this.tailCallCnt = tcc;
     }
-    this.lastInsns = this.rt.IO[12];
+    this.insns = this.rt.IO[12];
+    this.lastWasm = false;
   }
 
   private growStacks(need: number, tail = false): void {

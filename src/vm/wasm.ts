@@ -3,10 +3,10 @@ import { BPF_JA, BPF_JMP, BPF_JMP32 } from "../isa/opcodes.js";
 import { BPF_PSEUDO_CALL, bpf_func_id } from "../uapi/bpf.js";
 import { BpfError, EFAULT } from "../uapi/errno.js";
 import { W } from "./alu64.js";
-import { CALL, CALLX, EXIT, type Executor, type RawEntry, type VmProgram } from "./program.js";
+import { CALL, CALLX, type EnterArgs, EXIT, type Executor, type VmProgram } from "./program.js";
 import { type StructEmitter, structure } from "./wasm_cfg.js";
 import { type Code, F64, I32, I64, ModuleBuilder, Op, VOID } from "./wasm_encode.js";
-import { WA, type WasmHost } from "./wasm_host.js";
+import { S_INSNS, S_R0, WA, type WasmHost } from "./wasm_host.js";
 import { emitWasmInsn, type InsnCtx, L } from "./wasm_insn.js";
 
 /**
@@ -57,7 +57,7 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
   m.importFunc("env", "hcall", [I32, ...HALVES], []);
   m.importFunc("env", "hcallx", [I32, I32, I32, ...HALVES], []);
   m.importFunc("env", "ftgt", [I32, I32], [I32]);
-  m.importFunc("env", "over", [I32], []);
+  m.importFunc("env", "over", [I32, F64], []);
   m.importFunc("env", "deep", [I32], []);
   m.importFunc("env", "chk", [I32, I32, I32], [I32]);
   m.importFunc("env", "maygoto", [], [I32]);
@@ -174,7 +174,7 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
         }
         // n += count; if (n > B) over(start)
         c.get(L.n).i64(BigInt(count)).op(Op.i64_add).tee(L.n).get(L.B).op(Op.i64_gt_u);
-        c.byte(Op.if).byte(VOID).i32(start).call(F_OVER).op(Op.unreachable).op(Op.end);
+        c.byte(Op.if).byte(VOID).i32(start).get(L.B).op(Op.f64_convert_i64_u).call(F_OVER).op(Op.unreachable).op(Op.end);
         const last = lastInsn(P, start, end);
         for (let i = start; i < end; i++) {
           const s = P.insns[i];
@@ -266,33 +266,17 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
   for (let r = 6; r <= 9; r++) c.i64(0n);
   c.i32(0).get(0).byte(Op.call_indirect).u32(sig).byte(0).set(r0);
   const sc = host.scratch.addr;
-  c.i32(sc).get(r0).i64(32n).op(Op.i64_shr_u).mem(Op.i64_store32, 2, 4);
-  c.i32(sc).byte(Op.global_get).u32(G_N).mem(Op.i64_store32, 2, 8);
+  c.i32(sc).get(r0).mem(Op.i64_store, 3, S_R0);
+  c.i32(sc).byte(Op.global_get).u32(G_N).mem(Op.i64_store32, 2, S_INSNS);
   c.get(sN).byte(Op.global_set).u32(G_N).get(sB).byte(Op.global_set).u32(G_B).get(sTB).byte(Op.global_set).u32(G_TB);
   c.get(r0).op(Op.i32_wrap_i64);
   m.exportFunc("run", run.index);
 
-  // enter(r1, tb, B): run with r1 alone, the entry called directly (a trampoline's prog->bpf_func).
-  const ent = m.func([I32, I32, F64], [I32], [I64, I64, I32, I64]);
-  const d = ent.body;
-  const [eN, eB, eTB, e0] = [3, 4, 5, 6];
-  d.byte(Op.global_get).u32(G_N).set(eN).byte(Op.global_get).u32(G_B).set(eB).byte(Op.global_get).u32(G_TB).set(eTB);
-  d.i64(0n).byte(Op.global_set).u32(G_N);
-  d.get(2).byte(0xfc).u32(7).byte(Op.global_set).u32(G_B);
-  d.get(1).byte(Op.global_set).u32(G_TB);
-  d.i64(0n).get(0).op(Op.i64_extend_i32_u);
-  for (let r = 2; r <= 9; r++) d.i64(0n);
-  d.i32(0).call(funcIndex.get(0)!).set(e0);
-  d.i32(sc).get(e0).i64(32n).op(Op.i64_shr_u).mem(Op.i64_store32, 2, 4);
-  d.i32(sc).byte(Op.global_get).u32(G_N).mem(Op.i64_store32, 2, 8);
-  d.get(eN).byte(Op.global_set).u32(G_N).get(eB).byte(Op.global_set).u32(G_B).get(eTB).byte(Op.global_set).u32(G_TB);
-  d.get(e0).op(Op.i32_wrap_i64);
-  m.exportFunc("enter", ent.index);
-
-  // tramp(ctx, n, a0l, a0h, a1l, a1h, a2l, a2h, tb, B): enter() after storing the trampoline's
-  // first n (<= 3) u64 arguments at ctx, ctx + 8, ctx + 16: the context slots a struct_ops
-  // trampoline lays out, written without a DataView call per half from JavaScript.
-  const tr = m.func([I32, I32, I32, I32, I32, I32, I32, I32, I32, F64], [I32], [I64, I64, I32, I64]);
+  // tramp(ctx, n, a0l, a0h, a1l, a1h, a2l, a2h, base): prog->bpf_func as a struct_ops trampoline
+  // calls it, with the trampoline's stores of its first n (<= 3) u64 argument slots at ctx,
+  // ctx + 8, ctx + 16 fused in; r1 = ctx, the entry called directly (no table), on the frames
+  // from `base`, with the Vm's budget. r0 and the count are left in scratch (S_R0, S_INSNS).
+  const tr = m.func([I32, I32, I32, I32, I32, I32, I32, I32, I32], [I32], [I64, I64, I32, I64]);
   const t = tr.body;
   for (let i = 0; i < 3; i++) {
     t.get(1)
@@ -311,16 +295,16 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
       .mem(Op.i64_store, 3, 8 * i)
       .op(Op.end);
   }
-  const [tN, tB, tTB, t0] = [10, 11, 12, 13];
+  const [tN, tB, tTB, t0] = [9, 10, 11, 12];
   t.byte(Op.global_get).u32(G_N).set(tN).byte(Op.global_get).u32(G_B).set(tB).byte(Op.global_get).u32(G_TB).set(tTB);
   t.i64(0n).byte(Op.global_set).u32(G_N);
-  t.get(9).byte(0xfc).u32(7).byte(Op.global_set).u32(G_B);
-  t.get(8).byte(Op.global_set).u32(G_TB);
+  t.i64(BigInt(host.budget)).byte(Op.global_set).u32(G_B);
+  t.get(8).i32(4).op(Op.i32_mul).i32(host.tops.addr).op(Op.i32_add).byte(Op.global_set).u32(G_TB);
   t.i64(0n).get(0).op(Op.i64_extend_i32_u);
   for (let r = 2; r <= 9; r++) t.i64(0n);
   t.i32(0).call(funcIndex.get(0)!).set(t0);
-  t.i32(sc).get(t0).i64(32n).op(Op.i64_shr_u).mem(Op.i64_store32, 2, 4);
-  t.i32(sc).byte(Op.global_get).u32(G_N).mem(Op.i64_store32, 2, 8);
+  t.i32(sc).get(t0).mem(Op.i64_store, 3, S_R0);
+  t.i32(sc).byte(Op.global_get).u32(G_N).mem(Op.i64_store32, 2, S_INSNS);
   t.get(tN).byte(Op.global_set).u32(G_N).get(tB).byte(Op.global_set).u32(G_B).get(tTB).byte(Op.global_set).u32(G_TB);
   t.get(t0).op(Op.i32_wrap_i64);
   m.exportFunc("tramp", tr.index);
@@ -357,26 +341,18 @@ type RunFn = (
   budget: number,
 ) => number;
 
-/** The module's `tramp` export: see wasmModule. */
-export type WasmTramp = (
-  ctx: number,
-  n: number,
-  a0l: number,
-  a0h: number,
-  a1l: number,
-  a1h: number,
-  a2l: number,
-  a2h: number,
-  tb: number,
-  budget: number,
-) => number;
+/**
+ * The module's `tramp` export (see wasmModule): VmProgram.enterArgs's arguments and the frame
+ * base of the run.
+ */
+export type WasmTramp = (...args: [...Parameters<EnterArgs>, base: number]) => number;
 
 /** Compile P to WebAssembly for the Vm whose shared state is `host`. Throws if the engine refuses (size limits). */
 export function compileWasm(
   host: WasmHost,
   P: VmProgram,
   framesPerRun: number,
-): { exec: Executor; enter: RawEntry; tramp: WasmTramp } {
+): { exec: Executor; tramp: WasmTramp } {
   const { bytes, entries } = wasmModule(host, P);
   const rt = host.rt;
   const X = rt.X;
@@ -428,8 +404,8 @@ export function compileWasm(
         const entry = X.funcTarget(P, lo, hi);
         return entry < 0 ? -1 : (tableIndex.get(entry) ?? -1);
       },
-      over(at: number) {
-        X.over(P, at, host.curB);
+      over(at: number, budget: number) {
+        X.over(P, at, budget);
       },
       deep(at: number) {
         X.tooDeep(P, at);
@@ -446,34 +422,12 @@ export function compileWasm(
   };
   const inst = new WA.Instance(new WA.Module(bytes), imports);
   const run = inst.exports.run as RunFn;
-  const enter = inst.exports.enter as (r1: number, tb: number, budget: number) => number;
   const IO = rt.IO;
   const topsAddr = host.tops.addr;
-  const rawEnter: RawEntry = (r1, budget, base) => {
-    if (!host.topsFilled(base + framesPerRun)) host.fillTops(base + framesPerRun);
-    const prevB = host.curB;
-    host.curB = budget;
-    let lo: number;
-    try {
-      lo = enter(r1, topsAddr + base * 4, budget);
-    } catch (e) {
-      if (e instanceof WA.RuntimeError) throw new BpfError(EFAULT, `${P.name}: ${e.message}`, { prog: P.name });
-      throw e;
-    } finally {
-      host.curB = prevB;
-    }
-    const S = host.s;
-    IO[0] = lo;
-    IO[1] = S[1];
-    IO[12] = S[2];
-    return lo;
-  };
   const exec: Executor = (entry, budget, base) => {
     const fi = entry === 0 ? 0 : tableIndex.get(entry);
     if (fi === undefined) X.bad(P, entry);
-    if (!host.topsFilled(base + framesPerRun)) host.fillTops(base + framesPerRun);
-    const prevB = host.curB;
-    host.curB = budget;
+    if (host.filled < base + framesPerRun) host.fillTops(base + framesPerRun);
     let lo: number;
     try {
       lo = run(
@@ -494,13 +448,11 @@ export function compileWasm(
     } catch (e) {
       if (e instanceof WA.RuntimeError) throw new BpfError(EFAULT, `${P.name}: ${e.message}`, { prog: P.name });
       throw e;
-    } finally {
-      host.curB = prevB;
     }
     const S = host.s;
     IO[0] = lo;
-    IO[1] = S[1];
-    IO[12] = S[2];
+    IO[1] = S[S_R0 / 4 + 1];
+    IO[12] = S[S_INSNS / 4];
   };
-  return { exec, enter: rawEnter, tramp: inst.exports.tramp as WasmTramp };
+  return { exec, tramp: inst.exports.tramp as WasmTramp };
 }

@@ -103,6 +103,7 @@ export const Op = {
   i64_extend_i32_s: 0xac,
   i64_extend_i32_u: 0xad,
   i64_trunc_f64_u: 0xb1,
+  f64_convert_i64_u: 0xba,
   i32_extend8_s: 0xc0,
   i32_extend16_s: 0xc1,
   i64_extend8_s: 0xc2,

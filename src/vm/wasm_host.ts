@@ -18,6 +18,15 @@ export const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembl
 export type ShadowCheck = (addr: number, size: number, perm: number) => number;
 
 /**
+ * Scratch words (byte offsets): a helper's r0 at 0 (lo, hi), a finished run's instruction count
+ * at S_INSNS and its r0 at S_R0 (lo, hi): a run's results stay put while helpers of an enclosing
+ * run are called, so the Vm reads them only when asked (Vm.lastR0Lo ...).
+ */
+export const S_INSNS = 8;
+export const S_R0 = 16;
+const SCRATCH_BYTES = 24;
+
+/**
  * What compiled programs of one Vm share: the scratch words where helpers leave r0 and a run
  * leaves r0's high half and its instruction count, the table of frame stack tops (r10 per
  * frame), and the shadow-check function. Made on the first Wasm compile of a Vm.
@@ -26,32 +35,33 @@ export class WasmHost {
   readonly scratch: Region;
   readonly tops: Region;
   readonly chk: ShadowCheck;
-  /** Budget of the innermost run, for the budget-exceeded error. */
-  curB = 0;
   private S: Int32Array;
-  private filled = 0;
+  /** Frames whose stack top is in the table (filled up to the stacks the Vm has). */
+  filled = 0;
   private readonly caches = new Map<VmProgram, Region>();
   private hooked = false;
 
   constructor(
     readonly rt: Runtime,
     maxFrames: number,
+    /** The instruction budget of a run entered through a module's `tramp` export (the Vm's). */
+    readonly budget = 10_000_000,
   ) {
     const mem = rt.M;
-    this.scratch = mem.alloc(16, { perm: "r", kind: "kobj", name: "wasm_scratch", align: 8 });
+    this.scratch = mem.alloc(SCRATCH_BYTES, { perm: "r", kind: "kobj", name: "wasm_scratch", align: 8 });
     this.tops = mem.alloc(maxFrames * 4, { perm: "r", kind: "kobj", name: "wasm_stack_tops" });
     // Programs never address these: no permission bits.
-    mem.shadow.fill(0, this.scratch.addr, this.scratch.addr + 16);
+    mem.shadow.fill(0, this.scratch.addr, this.scratch.addr + SCRATCH_BYTES);
     mem.shadow.fill(0, this.tops.addr, this.tops.addr + maxFrames * 4);
     this.chk = shadowChecker(mem);
-    this.S = new Int32Array(mem.memory.buffer, this.scratch.addr, 4);
+    this.S = new Int32Array(mem.memory.buffer, this.scratch.addr, SCRATCH_BYTES / 4);
   }
 
   /** The scratch words, as a view over the current buffer. */
   get s(): Int32Array {
     let S = this.S;
     if (S.length === 0) {
-      S = new Int32Array(this.rt.M.memory.buffer, this.scratch.addr, 4);
+      S = new Int32Array(this.rt.M.memory.buffer, this.scratch.addr, SCRATCH_BYTES / 4);
       this.S = S;
     }
     return S;
@@ -63,10 +73,6 @@ export class WasmHost {
     const dv = this.rt.M.dv;
     for (let i = this.filled; i < need && i < STK.length; i++) dv.setInt32(this.tops.addr + i * 4, STK[i], true);
     this.filled = Math.min(need, STK.length);
-  }
-
-  topsFilled(need: number): boolean {
-    return this.filled >= need;
   }
 
   /**

@@ -27,6 +27,34 @@ import {
 } from "./tcp_sock.js";
 
 /** One kernel's TCP: the registry (init_net) and the sockets BPF programs may be handed. */
+interface VmViewSource {
+  dv?: DataView;
+  bytes(addr: number, len: number): Uint8Array;
+}
+
+/**
+ * A struct in VM memory. A class rather than an object literal with a getter: V8 keeps such a
+ * literal in dictionary mode, and every field access of a socket (and the address a struct_ops
+ * call passes) then paid a dictionary lookup.
+ */
+class VmKernelMem implements KernelMem {
+  constructor(
+    private readonly m: VmViewSource,
+    readonly offset: number,
+    private readonly size: number,
+  ) {
+    this.addr = offset;
+  }
+  readonly addr: number;
+  /** The VM's DataView is replaced when its memory grows: always read it afresh. */
+  get view(): DataView {
+    const dv = this.m.dv;
+    if (dv) return dv;
+    const b = this.m.bytes(this.offset, this.size);
+    return new DataView(b.buffer, b.byteOffset - this.offset);
+  }
+}
+
 export class TcpKernel implements TcpBpfContext {
   readonly cong: TcpCongControl;
   kernel?: Kernel;
@@ -49,20 +77,11 @@ export class TcpKernel implements TcpBpfContext {
   get alloc(): KernelAllocator {
     const k = this.kernel;
     if (!k) return arrayBufferAllocator;
-    const mem = k.mem as unknown as { dv?: DataView; bytes(addr: number, len: number): Uint8Array };
+    const mem = k.mem as unknown as VmViewSource;
     return {
       alloc(size: number, align: number): KernelMem {
         const r = k.mem.alloc(size, { perm: "rw", kind: "kobj", name: "tcp_sock", align });
-        // The VM's DataView is replaced when its memory grows: always read it afresh.
-        return {
-          get view(): DataView {
-            if (mem.dv) return mem.dv;
-            const b = mem.bytes(r.addr, size);
-            return new DataView(b.buffer, b.byteOffset - r.addr);
-          },
-          offset: r.addr,
-          addr: r.addr,
-        };
+        return new VmKernelMem(mem, r.addr, size);
       },
     };
   }
