@@ -10,6 +10,7 @@
  */
 
 import { BpfError, E2BIG } from "../uapi/errno.js";
+import type { EnterArgs } from "../vm/program.js";
 import { monomorphic } from "../vm/runtime.js";
 import type { Rcu } from "./rcu.js";
 import type { BtfFuncModel } from "./struct_ops_btf.js";
@@ -33,18 +34,6 @@ export interface TrampolineCtx {
   free(): void;
 }
 
-/** TrampolineVm.enter's function: (ctx, n, then n argument slots as low and high halves). */
-export type TrampEntry = (
-  ctx: number,
-  n: number,
-  a0l: number,
-  a0h: number,
-  a1l: number,
-  a1h: number,
-  a2l: number,
-  a2h: number,
-) => number;
-
 /** The VM services a trampoline needs; the kernel wires them to its VM memory and program runner. */
 export interface TrampolineVm {
   allocCtx(size: number, name: string): TrampolineCtx;
@@ -60,7 +49,7 @@ export interface TrampolineVm {
    * run() made once per program, taking the first n (<= 3) u64 context slots as int32 halves
    * to store at ctx before the program runs: returns r0's low half.
    */
-  enter(prog: unknown): TrampEntry;
+  enter(prog: unknown): EnterArgs;
   /** r0's high half of the last run. */
   r0Hi(): number;
   readonly rcu: Rcu;
@@ -110,7 +99,7 @@ interface CallNumState {
   depth: number;
   readonly ctxAddr: number[];
   ctxAt(d: number): number;
-  entry: TrampEntry | undefined;
+  entry: EnterArgs | undefined;
   readonly vm: TrampolineVm;
   readonly prog: unknown;
 }
@@ -192,7 +181,7 @@ export class BpfStructOpsTrampoline {
   private readonly argShift: number[];
   private readonly argSigned: boolean[];
   /** The program's entry from the VM (TrampolineVm.enter), resolved on the first call. */
-  entry: TrampEntry | undefined;
+  entry: EnterArgs | undefined;
   /** At most three arguments, none a struct by value: callNum may be used. */
   readonly numeric: boolean;
   /** Calls made through this trampoline (for tests and stats). */

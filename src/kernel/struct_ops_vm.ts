@@ -2,27 +2,16 @@
  * How a struct_ops trampoline reaches the VM: context areas in the kernel's VM memory and the
  * program's bound run function (prog->bpf_func).
  */
-import type { VmProgram } from "../vm/program.js";
+import type { EnterArgs, VmProgram } from "../vm/program.js";
 import { monomorphic } from "../vm/runtime.js";
 import type { BpfProg, KernelMemory, MemRegion } from "./bpf.js";
 import { bpf_prog_run } from "./core.js";
 import type { Kernel } from "./kernel.js";
 import type { Rcu } from "./rcu.js";
-import type { TrampEntry, TrampolineCtx, TrampolineVm } from "./struct_ops_trampoline.js";
+import type { TrampolineCtx, TrampolineVm } from "./struct_ops_trampoline.js";
 
-/** timed()'s shape: a TrampEntry of a given program and its VM image. */
-type TrampEntryOf = (
-  p: BpfProg,
-  vmP: VmProgram,
-  ctx: number,
-  n: number,
-  a0l: number,
-  a0h: number,
-  a1l: number,
-  a1h: number,
-  a2l: number,
-  a2h: number,
-) => number;
+/** timed()'s shape: prog->bpf_func's (EnterArgs) for a given program and its VM image. */
+type TrampEntryOf = (p: BpfProg, vmP: VmProgram, ...args: Parameters<EnterArgs>) => number;
 
 /** VmMemory exposes its current DataView; other KernelMemory shapes go through bytes(). */
 interface DvMemory {
@@ -44,7 +33,7 @@ interface SlowHi {
  * program (monomorphic) so that the call into the program's tier stays monomorphic.
  */
 const makeEnter =
-  (p: BpfProg, k: Kernel, rcu: Rcu, hi: SlowHi, recur: boolean, slowRun: TrampEntry, timed: TrampEntryOf): TrampEntry =>
+  (p: BpfProg, k: Kernel, rcu: Rcu, hi: SlowHi, recur: boolean, slowRun: EnterArgs, timed: TrampEntryOf): EnterArgs =>
   (ctx, n, a0l, a0h, a1l, a1h, a2l, a2h) => {
     const vmP = p.vmProg as VmProgram | null;
     if (vmP === null || p.freed || p.poked || k.vm === null) return slowRun(ctx, n, a0l, a0h, a1l, a1h, a2l, a2h);
@@ -122,7 +111,7 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
     p.run_time_ns += k.ktimeGetNs() - t0;
     return lo;
   };
-  const entries = new WeakMap<BpfProg, TrampEntry>();
+  const entries = new WeakMap<BpfProg, EnterArgs>();
   /**
    * The trampoline's call of one program: __bpf_prog_enter (the read-side section; the start
    * time when statistics are on), prog->bpf_func (the program's tier entry, r1 = ctx, with the
@@ -130,7 +119,7 @@ export function structOpsTrampolineVm(k: Kernel): TrampolineVm {
    * struct_ops program takes no recursion check (nor prog->active) unless it runs on private
    * stacks (bpf_prog_check_recur). Returns r0's low half.
    */
-  const enter = (prog: unknown): TrampEntry => {
+  const enter = (prog: unknown): EnterArgs => {
     const p = prog as BpfProg;
     let e = entries.get(p);
     if (e) return e;

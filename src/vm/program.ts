@@ -38,7 +38,10 @@ export type Executor = (entry: number, budget: number, frameBase: number) => voi
 export type RawEntry = (r1: number, budget: number, frameBase: number) => number;
 /**
  * VmProgram.enterArgs: store the first n (<= 3) u64 context slots (int32 halves) at ctx, then
- * enter(ctx). A struct_ops trampoline's argument stores and prog->bpf_func in one call.
+ * enter(ctx); returns r0's low half. A struct_ops trampoline's argument stores and
+ * prog->bpf_func in one call. The one shape of that entry at every layer: the kernel's
+ * trampoline (TrampolineVm.enter) hands out the same function type around the program's, and
+ * the Wasm tier's `tramp` export takes these arguments and the run's frame base.
  */
 export type EnterArgs = (
   ctx: number,

@@ -87,8 +87,6 @@ interface WasmEntryState {
   mayGotoLeft: number;
   tailCallCnt: number;
   lastWasm: boolean;
-  /** Stacks and stack-top table entries for frames below `top` (E2BIG past the nesting limit). */
-  readyFrames(top: number): void;
 }
 
 /**
@@ -102,6 +100,8 @@ const makeWasmEntryArgs =
     host: WasmHost,
     tramp: WasmTramp,
     X: SlowPaths,
+    /** Stacks and stack-top table entries for frames below `top` (E2BIG past the nesting limit). */
+    grow: (top: number) => void,
     frames: number,
     maxLoops: number,
     loops: boolean,
@@ -111,7 +111,7 @@ const makeWasmEntryArgs =
   (ctx, n, a0l, a0h, a1l, a1h, a2l, a2h) => {
     const base = vm.frameTop;
     const top = base + frames;
-    if (top > host.filled) vm.readyFrames(top);
+    if (top > host.filled) grow(top);
     const prevLoops = loops ? vm.mayGotoLeft : 0;
     const prevTcc = tails ? vm.tailCallCnt : 0;
     if (loops) vm.mayGotoLeft = maxLoops;
@@ -373,6 +373,10 @@ export class Vm {
       host,
       tramp,
       this.rt.X,
+      (top) => {
+        if (top > this.stacks.length) this.growStacks(top);
+        host.fillTops(top);
+      },
       MAX_CALL_FRAMES,
       BPF_MAX_LOOPS,
       loops,
@@ -471,12 +475,6 @@ export class Vm {
   /** Instructions executed by the last completed run. */
   get lastInsns(): number {
     return this.lastWasm ? (this.wasmHost as WasmHost).s[S_INSNS / 4] : this.insns;
-  }
-
-  /** WasmEntryState.readyFrames. */
-  private readyFrames(top: number): void {
-    if (top > this.stacks.length) this.growStacks(top);
-    (this.wasmHost as WasmHost).fillTops(top);
   }
 
   /** Run the BPF function at `fnAddr` (from a BPF_PSEUDO_FUNC constant) with r1.. = args; returns r0. */

@@ -174,7 +174,14 @@ export function wasmModule(host: WasmHost, P: VmProgram): { bytes: Uint8Array; e
         }
         // n += count; if (n > B) over(start)
         c.get(L.n).i64(BigInt(count)).op(Op.i64_add).tee(L.n).get(L.B).op(Op.i64_gt_u);
-        c.byte(Op.if).byte(VOID).i32(start).get(L.B).op(Op.f64_convert_i64_u).call(F_OVER).op(Op.unreachable).op(Op.end);
+        c.byte(Op.if)
+          .byte(VOID)
+          .i32(start)
+          .get(L.B)
+          .op(Op.f64_convert_i64_u)
+          .call(F_OVER)
+          .op(Op.unreachable)
+          .op(Op.end);
         const last = lastInsn(P, start, end);
         for (let i = start; i < end; i++) {
           const s = P.insns[i];
@@ -348,11 +355,7 @@ type RunFn = (
 export type WasmTramp = (...args: [...Parameters<EnterArgs>, base: number]) => number;
 
 /** Compile P to WebAssembly for the Vm whose shared state is `host`. Throws if the engine refuses (size limits). */
-export function compileWasm(
-  host: WasmHost,
-  P: VmProgram,
-  framesPerRun: number,
-): { exec: Executor; tramp: WasmTramp } {
+export function compileWasm(host: WasmHost, P: VmProgram, framesPerRun: number): { exec: Executor; tramp: WasmTramp } {
   const { bytes, entries } = wasmModule(host, P);
   const rt = host.rt;
   const X = rt.X;
