@@ -309,6 +309,7 @@ export function register(program: Command, deps: SimCliDeps = {}): void {
     .option("--trace <file>", "mahimahi link trace (ms timestamps of 1500-byte delivery opportunities)")
     .option("--hz <n>", "CONFIG_HZ of the simulated kernel", SIM_DEFAULTS.hz)
     .option("--delack", "delayed ACKs at the receivers")
+    .option("--rcvbuf <size>", "SO_RCVBUF of the receivers: a locked receive buffer whose window limits the sender")
     .option("--rcv-cc <spec>", "the receiving sockets' congestion control (default: the sender's)")
     .option("--from <time>", "start of the metrics window (default: min(5 s, duration/6))")
     .option("--sample <time>", "trace sampling period", SIM_DEFAULTS.sample)

@@ -75,6 +75,8 @@ export interface SimText {
   trace?: string;
   hz: string;
   delack?: boolean;
+  /** SO_RCVBUF of the receiving sockets (a size; default: autotuned, never limiting). */
+  rcvbuf?: string;
   /** Default: min(5 s, duration / 6). */
   from?: string;
   sample: string;
@@ -128,6 +130,7 @@ export const SIM_LIMITS: Record<string, SimLimit> = {
   hz: { unit: "int", min: 100, max: 1000, oneOf: [100, 250, 300, 1000], allowed: "one of 100, 250, 300, 1000" },
   from: { unit: "duration", min: 0, max: 3600 * S, allowed: "a time before the end of --duration" },
   sample: { unit: "duration", min: 1e6, max: 3600 * S, allowed: "a period from 1ms up to --duration" },
+  rcvbuf: { unit: "size", min: 1, max: 0x7fffffff, allowed: "a buffer from 1 byte to 2gb (b, kb, mb)" },
   "qdisc-limit": { unit: "int", min: 1, max: 1_000_000, allowed: "a packet count from 1 to 1000000" },
 };
 
@@ -251,6 +254,9 @@ export function simOptions(o: SimText, env: SimEnv, host?: BpfCcHost): SimOption
   simValue("buffer", o.buffer);
   const lossRate = simValue("loss", o.loss);
   if (o.ecnThreshold !== undefined) simValue("ecn-threshold", o.ecnThreshold);
+  const rcvbuf = o.rcvbuf !== undefined ? Math.floor(simValue("rcvbuf", o.rcvbuf)) : undefined;
+  if (rcvbuf !== undefined && "packets" in parseSize(o.rcvbuf!))
+    throw new SimOptionError(`--rcvbuf ${JSON.stringify(o.rcvbuf)}: expected a size in bytes (b, kb, mb)`);
   const readTrace = (path: string) => {
     if (!env.readText) throw new SimOptionError("--trace: link traces are not available here");
     return parseMahimahi(env.readText("--trace: can't read trace", path));
@@ -303,6 +309,7 @@ export function simOptions(o: SimText, env: SimEnv, host?: BpfCcHost): SimOption
     seed,
     HZ,
     delayedAck: o.delack,
+    ...(rcvbuf !== undefined ? { rcvbuf } : {}),
     ecn: o.ecn,
     metricsFromNs: from,
     tcp: host?.tcp,

@@ -23,6 +23,12 @@
  *   sends this side's FIN (carrying the ACK) through the socket's own send path.
  * - Timestamps: the echoed TSval is ts_recent, updated by segments starting at or below rcv_wup (the
  *   last ACK's rcv_nxt), so a delayed ACK echoes its first segment's TSval (RFC 7323).
+ * - The receive window, with `rcvbuf` (SO_RCVBUF on the listener, the buffer locked): each ACK
+ *   carries tcp_select_window's window (tcp_rcv_window.ts) over what is queued, each segment costing
+ *   its truesize until the reader, which reads at once after the segment's processing, has copied
+ *   it (out-of-order segments stay until the hole is filled); the read may send a window update
+ *   (__tcp_cleanup_rbuf). Without it the buffer autotunes and the window never limits the sender:
+ *   ACKs carry none.
  */
 import {
   CA_ACK_SLOWPATH,
@@ -39,6 +45,7 @@ import {
 } from "../subsys/tcp/btf.js";
 import type { TcpAck, TcpSegment } from "../subsys/tcp/tcp.js";
 import { tcp_ca_event } from "../subsys/tcp/tcp_cong.js";
+import { RcvWindow, VETH_SKB_TRUESIZE } from "../subsys/tcp/tcp_rcv_window.js";
 import { TcpSock, tcp_jiffies32 } from "../subsys/tcp/tcp_sock.js";
 import { SimClock } from "./clock.js";
 import type { EventQueue } from "./event_queue.js";
@@ -66,6 +73,8 @@ export interface ReceiverOptions {
   mss?: number;
   /** The reader sees end of file (the FIN was taken in order). */
   onFin?: () => void;
+  /** SO_RCVBUF set on the listener (bytes, as passed to setsockopt): a locked buffer whose window ACKs advertise. */
+  rcvbuf?: number;
 }
 
 export class Receiver {
@@ -91,6 +100,10 @@ export class Receiver {
   private compTimer = 0;
   private compGen = 0;
   private readonly mss: number;
+  /** The receive window of a locked buffer (opts.rcvbuf); undefined: not modelled. */
+  readonly win: RcvWindow | undefined;
+  /** In-order segments queued and not yet copied by the reader. */
+  private unread = 0;
   /** Unique segments received and their wire bytes, per 100 ms bin. */
   readonly rxBins: number[] = [];
   uniqueSegments = 0;
@@ -115,9 +128,10 @@ export class Receiver {
     this.sk = opts.sk ?? new TcpSock(new SimClock(ev, 1000), `flow ${opts.flow} rx`);
     this.mss = opts.mss ?? 1448;
     const sk = this.sk;
-    sk.rcv_wnd = INITIAL_RCV_WND;
+    this.win = opts.rcvbuf !== undefined ? new RcvWindow(opts.rcvbuf, this.mss) : undefined;
+    sk.rcv_wnd = this.win ? this.win.rcvWnd : INITIAL_RCV_WND;
     // tcp_initialize_rcv_mss: min(advmss, mss_cache, rcv_wnd / 2, TCP_MSS_DEFAULT)
-    sk.icsk_ack_rcv_mss = Math.max(88, Math.min(this.mss, INITIAL_RCV_WND >>> 1, 536));
+    sk.icsk_ack_rcv_mss = Math.max(88, Math.min(this.mss, sk.rcv_wnd >>> 1, 536));
     sk.rcv_nxt = this.seqOf(0);
   }
 
@@ -138,11 +152,43 @@ export class Receiver {
     sk.rttvar_us = Math.max(sk.mdev_us, 200_000);
     sk.icsk_rto = Math.ceil((((sk.srtt_us >>> 3) + sk.rttvar_us) * this.HZ) / 1e6);
     sk.icsk_ack_lrcvtime = tcp_jiffies32(sk.clock);
+    this.win?.initBufferSpace();
   }
 
-  /** tcp_rcv_established for one data segment. */
+  /** Receive memory in use: unread in-order segments and the out-of-order queue, in truesize. */
+  private rmem(): number {
+    let ooo = 0;
+    for (const [s, e] of this.ooo) ooo += e - s;
+    return (this.unread + ooo) * VETH_SKB_TRUESIZE;
+  }
+
+  /**
+   * The reader copies what is in order (tcp_recvmsg), then __tcp_cleanup_rbuf: an ACK when the
+   * freed space at least doubles what is left of the offered window.
+   */
+  private read(): void {
+    const win = this.win;
+    if (!win || !this.unread) return;
+    this.unread = 0;
+    if (this.finDone) return; // RCV_SHUTDOWN
+    const r = win.readFreedWindow(this.rcvNxt * this.mss, this.rmem(), this.sk.icsk_ack_rcv_mss);
+    if (r.quickOff) this.sk.icsk_ack_quick = 0;
+    if (r.ack) this.ack();
+  }
+
+  /** tcp_rcv_established for one data segment, then the reader. */
   onSegment(seg: TcpSegment): void {
+    this.rcvEstablished(seg);
+    this.read();
+  }
+
+  private rcvEstablished(seg: TcpSegment): void {
     const sk = this.sk;
+    if (seg.probe) {
+      // tcp_validate_incoming: below the window, no payload: tcp_send_dupack is a plain ACK (with the window).
+      this.ack();
+      return;
+    }
     if (seg.fin && this.finAt < 0) {
       this.finAt = seg.idx;
       this.finEmpty = seg.empty === true;
@@ -191,6 +237,7 @@ export class Receiver {
   /** tcp_queue_rcv: in-order data advances rcv_nxt. */
   private queueRcv(seg: TcpSegment): void {
     this.countUnique(seg);
+    if (!seg.empty) this.unread++;
     this.rcvNxt++;
     this.sk.rcv_nxt = this.seqOf(this.rcvNxt);
   }
@@ -206,6 +253,7 @@ export class Receiver {
       if (this.ooo.length) {
         // tcp_ofo_queue
         if (this.ooo[0]![0] === this.rcvNxt) {
+          this.unread += this.ooo[0]![1] - this.rcvNxt;
           this.rcvNxt = this.ooo[0]![1];
           this.ooo.shift();
           sk.rcv_nxt = this.seqOf(this.rcvNxt);
@@ -254,8 +302,12 @@ export class Receiver {
   private eventDataRecv(seg: TcpSegment): void {
     const sk = this.sk;
     sk.icsk_ack_pending = sk.icsk_ack_pending | ICSK_ACK_SCHED;
-    // tcp_measure_rcv_mss (full-sized segments)
-    if (seg.bytes >= sk.icsk_ack_rcv_mss) sk.icsk_ack_rcv_mss = Math.min(this.mss, seg.bytes);
+    // tcp_measure_rcv_mss (full-sized segments); a new rcv_mss also measures len/truesize.
+    const len = Math.min(this.mss, seg.bytes); // payload: every data segment is full-sized
+    if (seg.bytes >= sk.icsk_ack_rcv_mss) {
+      if (len !== sk.icsk_ack_rcv_mss) this.win?.measureRatio(len, VETH_SKB_TRUESIZE);
+      sk.icsk_ack_rcv_mss = Math.min(this.mss, seg.bytes);
+    }
     const ATO_MIN = Math.floor(this.HZ / 25);
     const now = tcp_jiffies32(sk.clock);
     if (!sk.icsk_ack_ato) {
@@ -274,6 +326,9 @@ export class Receiver {
     }
     sk.icsk_ack_lrcvtime = now;
     this.ecnCheckCe(seg);
+    // tcp_grow_window
+    if (this.win && len >= 128 && this.win.grow(len, VETH_SKB_TRUESIZE, this.rmem()))
+      sk.icsk_ack_quick = sk.icsk_ack_quick | 1;
   }
 
   private incrQuickack(max: number): void {
@@ -466,18 +521,30 @@ export class Receiver {
     // delayed-ACK state alone, but the window it carries moves rcv_wup (tcp_select_window).
     this.acksSent++;
     this.rcvWup = this.rcvNxt;
-    this.sendAck({
+    const a: TcpAck = {
       flow: this.opts.flow,
       ack: idx,
       sack: [],
       ece: (this.sk.ecn_flags & TCP_ECN_DEMAND_CWR) !== 0,
       tsecr: this.tsRecent,
-    });
+    };
+    this.selectWindow(a);
+    this.sendAck(a);
   }
 
   /** This socket's FIN (sent by its own send path), with the ACK it carries. */
   sendFin(tsval: number): void {
     this.ack(tsval);
+  }
+
+  /** tcp_select_window as an ACK is built (at rcv_nxt, whatever it acknowledges): its window field. */
+  private selectWindow(a: TcpAck): void {
+    const win = this.win;
+    if (!win) return;
+    const r = win.select(this.rcvNxt * this.mss, this.rmem(), this.sk.icsk_ack_rcv_mss);
+    if (r.quickOff) this.sk.icsk_ack_quick = 0;
+    this.sk.rcv_wnd = win.rcvWnd;
+    a.win = r.field;
   }
 
   /** tcp_send_ack for rcv_nxt (or the ACK on this side's FIN, sent at TSval `finTsval`), then tcp_event_ack_sent. */
@@ -493,6 +560,8 @@ export class Receiver {
     }
     const ece = (sk.ecn_flags & TCP_ECN_DEMAND_CWR) !== 0;
     this.rcvWup = this.rcvNxt; // tcp_select_window
+    const a: TcpAck = { flow: this.opts.flow, ack: this.rcvNxt, sack, dsack, ece, tsecr: this.tsRecent };
+    this.selectWindow(a);
     // tcp_event_ack_sent
     if (this.compressedAck) {
       this.compressedAcks += this.compressedAck;
@@ -510,7 +579,6 @@ export class Receiver {
       }
     }
     sk.icsk_ack_pending = 0; // inet_csk_clear_xmit_timer(ICSK_TIME_DACK)
-    const a: TcpAck = { flow: this.opts.flow, ack: this.rcvNxt, sack, dsack, ece, tsecr: this.tsRecent };
     if (finTsval !== undefined) {
       a.fin = true;
       a.tsval = finTsval;

@@ -75,6 +75,8 @@ export interface SimOptions {
   mss?: number;
   wireBytes?: number;
   delayedAck?: boolean;
+  /** SO_RCVBUF on every receiving socket (bytes, as passed to setsockopt): its window limits the sender. */
+  rcvbuf?: number;
   /** Negotiate ECN on every flow (CAs with TCP_CONG_NEEDS_ECN always do). */
   ecn?: boolean;
   /** Trace sampling period, ns (default 10 ms). */
@@ -340,6 +342,7 @@ export class Simulation {
       {
         flow: i,
         delayedAck: this.opts.delayedAck,
+        rcvbuf: this.opts.rcvbuf,
         sk: rsk,
         isn: conn.isn,
         mss: conn.sk.mss_cache,
@@ -363,6 +366,7 @@ export class Simulation {
       cc: [],
     });
     this.ev.at(f.startNs ?? 0, () => {
+      if (rx.win) conn.setPeerWindow(rx.win.synWindow(), rx.win.rcvWscale);
       conn.establish(this.handshakeRttUs());
       // tcp_create_openreq_child: the child starts in TCP_CA_Open (tcp_ca_openreq_child tells its CA),
       // then tcp_init_transfer runs its CA's init.

@@ -99,7 +99,11 @@ export class TcpConn {
   rateLastIdx = -1;
   minRttUs = 0;
   /** The one transmit timer, as icsk_pending: the RTO or a tail loss probe (ICSK_TIME_LOSS_PROBE). */
-  xmitTimer: "retrans" | "probe" | "reo" = "retrans";
+  xmitTimer: "retrans" | "probe" | "reo" | "probe0" = "retrans";
+  /** The zero-window probe timer (ICSK_TIME_PROBE0) is pending, and the probes sent since the window closed. */
+  probe0Armed = false;
+  probesOut = 0;
+  windowProbes = 0;
   readonly tlp: boolean;
   /** TLP: snd_nxt when the probe went out (-1: none outstanding) and whether it was a retransmission. */
   tlpHighSeqIdx = -1;
@@ -115,6 +119,12 @@ export class TcpConn {
   finData = 0;
   /** The peer's FIN was received (tcp_fin). */
   finRcvd = false;
+  /** The peer advertises a receive window (ACKs carry `win`), scaled by snd_wscale. */
+  windowed = false;
+  sndWscale = 0;
+  /** TCP_CHRONO_RWND_LIMITED: since when (us, -1: not limited) and the total (tcpi_rwnd_limited). */
+  rwndLimitedSince = -1;
+  rwndLimitedUs = 0;
 
   constructor(host: TcpHost, cong: TcpCongControl, opts: TcpConnOptions) {
     this.host = host;
@@ -187,6 +197,22 @@ export class TcpConn {
 
   jiffies32(): number {
     return tcp_jiffies32(this.host.clock);
+  }
+
+  /**
+   * The SYN-ACK's window (unscaled) and window scale option: snd_wnd starts from it, and later ACKs'
+   * windows are shifted by the scale (tcp_rcv_synsent_state_process).
+   */
+  setPeerWindow(synWindow: number, wscale: number): void {
+    this.windowed = true;
+    this.sndWscale = wscale;
+    this.sk.snd_wnd = synWindow;
+  }
+
+  /** tcpi_rwnd_limited: time spent limited by the receive window, us, up to now. */
+  rwndLimitedTotalUs(): number {
+    const since = this.rwndLimitedSince;
+    return this.rwndLimitedUs + (since >= 0 ? Math.floor(this.host.clock.ktime_get_ns() / 1000) - since : 0);
   }
 
   /** tcp_finish_connect + tcp_init_transfer: the handshake is not simulated, the CA is initialised here. */

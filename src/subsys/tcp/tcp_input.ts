@@ -51,6 +51,7 @@ import {
   type TcpAck,
   type TcpSkb,
 } from "./tcp_skb.js";
+import { tcp_ack_probe } from "./tcp_timer.js";
 import { minmax_running_min } from "./win_minmax.js";
 
 const TCPCB_RETRANS = TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS;
@@ -370,6 +371,24 @@ function tcp_process_tlp_ack(c: TcpConn, ack: number, flag: number): void {
   }
 }
 
+/**
+ * tcp_ack_update_window for a peer advertising a window: header prediction fails on a window field
+ * other than the one predicted (the slow path); tcp_may_update_window takes a window from an ACK that
+ * advances snd_una, or a larger or zero one on a duplicate (the receiver sends no data, so snd_wl1
+ * never moves).
+ */
+function tcp_ack_update_window(c: TcpConn, field: number, ack: number): number {
+  const sk = c.sk;
+  const nwin = field * 2 ** c.sndWscale;
+  let flag = 0;
+  if (nwin !== sk.snd_wnd) flag |= FLAG_SLOWPATH;
+  if (ack > c.una || nwin > sk.snd_wnd || nwin === 0) {
+    flag |= FLAG_WIN_UPDATE;
+    sk.snd_wnd = nwin;
+  }
+  return flag;
+}
+
 /** tcp_ack: process one incoming ACK, then transmit what the window allows. */
 export function tcp_ack(c: TcpConn, a: TcpAck): void {
   const sk = c.sk;
@@ -396,6 +415,7 @@ export function tcp_ack(c: TcpConn, a: TcpAck): void {
   if (ece) flag |= FLAG_ECE;
   // An ACK moving snd_una updates the window: on the fast path, or tcp_may_update_window on the slow one.
   if (ack > c.una) flag |= FLAG_WIN_UPDATE;
+  if (c.windowed && a.win !== undefined) flag |= tcp_ack_update_window(c, a.win, ack);
 
   const st: AckState = { now, ece, sack_rtt_us: -1, lastSackt: 0 };
   if (a.sack.length || a.dsack) flag |= tcp_sacktag_write_queue(c, a, st);
@@ -403,6 +423,11 @@ export function tcp_ack(c: TcpConn, a: TcpAck): void {
     // no_queue: nothing outstanding, but a D-SACK may still prove a past reduction spurious.
     tcp_in_ack_event(c, flag);
     if (flag & FLAG_DSACKING_ACK) tcp_fastretrans_alert(c, flag);
+    // tcp_ack_probe, then tcp_data_snd_check: a window that opened lets the queued data go.
+    if (c.windowed) {
+      tcp_ack_probe(c);
+      tcp_write_xmit(c);
+    }
     return;
   }
 

@@ -70,6 +70,7 @@ function tcp_event_data_sent(c: TcpConn): void {
 /** tcp_rearm_rto: the RTO runs while anything is outstanding. */
 export function tcp_rearm_rto(c: TcpConn): void {
   c.xmitTimer = "retrans";
+  c.probe0Armed = false; // inet_csk_clear_xmit_timer / reset: the timer is shared with PROBE0
   if (!c.sk.packets_out) {
     c.host.setRtoTimer(c, -1);
     return;
@@ -164,7 +165,7 @@ function newSkb(c: TcpConn): TcpSkb {
  * skb joins the retransmit queue, packets_out grows. Returns packets_out before it; the callers
  * decide about the RTO timer (tcp_write_xmit rearms when nothing was out, the loss probe always).
  */
-function sendNewSkb(c: TcpConn): number {
+export function sendNewSkb(c: TcpConn): number {
   const skb = newSkb(c);
   transmit(c, skb, false);
   const prior_packets = c.sk.packets_out;
@@ -258,6 +259,38 @@ export function tcp_tso_segs(c: TcpConn): number {
   return Math.min(segs, sk.sk_gso_max_segs);
 }
 
+/** tcp_snd_wnd_test: the next skb's first segment ends within snd_una + snd_wnd. */
+function tcp_snd_wnd_test(c: TcpConn): boolean {
+  if (!c.windowed) return true;
+  return (c.seqOf(c.nxt + 1) - c.seqOf(c.una)) >>> 0 <= c.sk.snd_wnd;
+}
+
+/** tcp_probe0_base: the RTO, at least TCP_RTO_MIN (jiffies). */
+export function tcp_probe0_base(c: TcpConn): number {
+  return Math.max(c.sk.icsk_rto, Math.ceil((TCP_RTO_MIN_US * c.host.clock.HZ) / 1e6));
+}
+
+export function tcp_reset_probe0(c: TcpConn, jiffies: number): void {
+  c.xmitTimer = "probe0";
+  c.probe0Armed = true;
+  c.host.setRtoTimer(c, (jiffies * 1e9) / c.host.clock.HZ);
+}
+
+/** tcp_check_probe_timer: arm the zero-window probe unless something is in flight or a timer is pending. */
+function tcp_check_probe_timer(c: TcpConn): void {
+  if (!c.sk.packets_out && !c.probe0Armed) tcp_reset_probe0(c, tcp_probe0_base(c));
+}
+
+/** tcp_chrono_start / tcp_chrono_stop(TCP_CHRONO_RWND_LIMITED) as tcp_write_xmit ends. */
+function tcp_chrono_rwnd(c: TcpConn, limited: boolean): void {
+  const now = c.sk.tcp_mstamp;
+  if (limited && c.rwndLimitedSince < 0) c.rwndLimitedSince = now;
+  else if (!limited && c.rwndLimitedSince >= 0) {
+    c.rwndLimitedUs += now - c.rwndLimitedSince;
+    c.rwndLimitedSince = -1;
+  }
+}
+
 /** tcp_write_xmit (with tcp_xmit_retransmit_queue first): send while in_flight < cwnd, paced when asked. */
 export function tcp_write_xmit(c: TcpConn): void {
   const sk = c.sk;
@@ -287,10 +320,16 @@ export function tcp_write_xmit(c: TcpConn): void {
       if (segs) tcp_update_skb_after_send(c, prior, segs * sk.mss_cache);
     }
   }
+  let is_rwnd_limited = false;
   while (c.nxt < c.appLimit && c.inFlight() < sk.snd_cwnd && !tcp_pacing_check(c)) {
+    if (!tcp_snd_wnd_test(c)) {
+      is_rwnd_limited = true;
+      break;
+    }
     const prior = tcp_wstamp_begin(c);
     let segs = 0;
-    while (segs < max_segs && c.nxt < c.appLimit && c.inFlight() < sk.snd_cwnd) {
+    // tcp_mss_split_point: an skb ends where the receive window does.
+    while (segs < max_segs && c.nxt < c.appLimit && c.inFlight() < sk.snd_cwnd && tcp_snd_wnd_test(c)) {
       if (!sendNewSkb(c)) tcp_rearm_rto(c);
       sent++;
       sentNew++;
@@ -298,12 +337,15 @@ export function tcp_write_xmit(c: TcpConn): void {
     }
     tcp_update_skb_after_send(c, prior, segs * sk.mss_cache);
   }
+  if (c.windowed) tcp_chrono_rwnd(c, is_rwnd_limited);
   const is_cwnd_limited = c.inFlight() >= sk.snd_cwnd;
   if (c.nxt >= c.appLimit && !is_cwnd_limited) {
     // tcp_rate_check_app_limited: the application, not the network, is the bottleneck.
     sk.app_limited = (sk.delivered + c.inFlight()) >>> 0 || 1;
   }
   if (sent || is_cwnd_limited) tcp_cwnd_validate(c, is_cwnd_limited);
+  // __tcp_push_pending_frames: nothing out and data held back by the window: probe it.
+  if (c.windowed && !sent && !sk.packets_out && c.nxt < c.appLimit) tcp_check_probe_timer(c);
   // Send one loss probe per tail loss episode.
   if (sentNew) tcp_schedule_loss_probe(c, false);
 }

@@ -26,6 +26,8 @@ export interface TcpSegment {
   /** FIN set (tcp_send_fin): on the last data segment, or alone (`empty`: no payload, one sequence number). */
   fin?: boolean;
   empty?: boolean;
+  /** A zero-window probe (tcp_xmit_probe_skb): no payload, sequence snd_una - 1, below the peer's window. */
+  probe?: boolean;
 }
 
 /** An ACK as the network carries it: cumulative next expected segment, SACK and D-SACK blocks. */
@@ -39,6 +41,8 @@ export interface TcpAck {
   /** The segment carrying this ACK is the peer's FIN (no payload), sent with this TSval. */
   fin?: boolean;
   tsval?: number;
+  /** The window field (scaled down by the receiver's rcv_wscale); absent where receive windows are not modelled. */
+  win?: number;
 }
 
 /** One entry of the retransmission queue. */
