@@ -447,6 +447,45 @@ function entryJson(h: Handle, info: MapInfo, key: Uint8Array, value: Uint8Array,
   return out;
 }
 
+/**
+ * do_dump(): every entry, as `lookup` prints one: plain, a JSON array through the map's BTF where it
+ * has BTF, else hex rows and the count. An entry gone between get_next_key and lookup (or a
+ * struct_ops map's unset value) is left out.
+ */
+export function dumpMap(h: Handle, id: number, json: boolean): string | unknown[] {
+  return withMap(h, ["id", String(id)], (fd, info) => {
+    const btf = mapKvBtf(h, fd, info);
+    const rows: unknown[] = [];
+    let text = "";
+    let n = 0;
+    let prev: Uint8Array | null = null;
+    for (;;) {
+      const key = new Uint8Array(info.key_size);
+      try {
+        h.bpf(bpf_cmd.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key: prev, next_key: key });
+      } catch (e) {
+        if (e instanceof BpfError && e.code === "ENOENT") break;
+        throw e;
+      }
+      prev = key;
+      const value = new Uint8Array(valueBufSize(h, info));
+      try {
+        h.bpf(bpf_cmd.BPF_MAP_LOOKUP_ELEM, { map_fd: fd, key, value });
+      } catch (e) {
+        if (e instanceof BpfError && e.code === "ENOENT") continue;
+        throw e;
+      }
+      n++;
+      if (json) rows.push(entryJson(h, info, key, value, btf));
+      else if (btf) rows.push(btfEntry(h, btf, info, key, value, true));
+      else text += entryPlain(h, info, key, value);
+    }
+    if (json) return rows;
+    if (btf) return prettyWithRaw(rows);
+    return `${text}Found ${n} element${n === 1 ? "" : "s"}\n`;
+  });
+}
+
 /** Run `fn` with the map of argv open; a kernel error comes out as bpftool's `<what> failed: <strerror>`. */
 function withMap<T>(h: Handle, argv: string[], fn: (fd: number, info: MapInfo, rest: string[]) => T): T {
   const [fd, rest] = mapParseFd(h, argv);
