@@ -30,7 +30,7 @@ CLANG="${CLANG:-clang}"
 STRIP="${LLVM_STRIP:-llvm-strip}"
 BPFTOOL="${BPFTOOL:-bpftool}"
 VMLINUX_BTF="${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}"
-SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_count tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features loops maps dummy_trace graph graph_bad refs percpu_ksym timer timer_bad wq_bad dynptr dynptr_bad rodata_consts graph_refcount)
+SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_count cli_maps tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features loops maps dummy_trace graph graph_bad refs percpu_ksym timer timer_bad wq_bad dynptr dynptr_bad rodata_consts graph_refcount)
 # Sources only for the host kernel's types (compared with the host's verifier; the simulated
 # kernel loads these same objects).
 HOST_SOURCES=(global_subprog ringbuf ringbuf_bad dynptr_global map_ptr packet packet_bad ld_abs cgrp_storage kfunc_hooks)

@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import { type Handle, mapTypeName, objView, progTypeName, selectIds } from "./bpf_info.js";
-import { dumpMap, registerMapElemVerbs } from "./map_update.js";
+import { dumpMaps, registerMapElemVerbs, runVerb } from "./map_update.js";
 import { io, jsonOut, openSession, optsOf, type SessionOpts, sessionOptions } from "./session.js";
 
 /** bpftool's `map show -j` object for one map. */
@@ -47,7 +47,7 @@ export function mapPlain(m: Record<string, unknown>): string {
 
 /** bpftool map dump -j: [{key, value}] as hex-string bytes, plus "formatted" where BTF types the entry. */
 export function mapDumpJson(h: Handle, id: number): unknown[] {
-  return dumpMap(h, id, true) as unknown[];
+  return dumpMaps(h, ["id", String(id)], true) as unknown[];
 }
 
 export function register(program: Command): void {
@@ -63,15 +63,14 @@ export function register(program: Command): void {
       if (!jsonOut(o, spec.length ? rows[0] : rows)) for (const r of rows) io.out(mapPlain(r));
     });
   sessionOptions(cmd.command("dump"))
-    .argument("<SPEC...>", "id ID")
-    .description("dump a map's entries")
-    .action(async (spec: string[], _o: SessionOpts, c: Command) => {
-      const o = optsOf<SessionOpts>(c);
-      const s = await openSession(o.state);
-      const [id] = selectIds(s, "map", spec, true);
-      const json = !!(o.json || o.pretty);
-      const r = dumpMap(s, id!, json);
-      if (!jsonOut(o, json ? r : null)) io.out(r as string);
-    });
+    .argument("[MAP...]", "id ID | name NAME | pinned FILE")
+    .description("dump a map's entries (every map of that name)")
+    .action((argv: string[], _o: SessionOpts, c: Command) =>
+      runVerb(c, false, (s, o) => {
+        const json = !!(o.json || o.pretty);
+        const r = dumpMaps(s, argv, json);
+        if (!jsonOut(o, json ? r : null)) io.out(r as string);
+      }),
+    );
   registerMapElemVerbs(cmd);
 }

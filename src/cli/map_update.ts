@@ -19,322 +19,37 @@
  */
 import type { Command } from "commander";
 import type { Btf } from "../btf/btf.js";
-import { JsonWriter } from "../btf/json_writer.js";
-import { btfTypeSeqShow, btfTypeSeqShowJson } from "../btf/seq_show.js";
-import { bpf_cmd, bpf_map_type } from "../uapi/bpf.js";
+import { btfTypeSeqShow } from "../btf/seq_show.js";
+import { bpf_cmd } from "../uapi/bpf.js";
 import { BpfError } from "../uapi/errno.js";
-import { allIds, btfById, type Handle, hexBytes } from "./bpf_info.js";
-import { CliError, EXIT_ERROR, EXIT_NO, strerrorOf } from "./errors.js";
+import { btfById, type Handle, hexBytes, mapTypeName } from "./bpf_info.js";
+import { EXIT_ERROR, EXIT_NO, strerrorOf } from "./errors.js";
+import {
+  BPF_ANY,
+  type Elem,
+  fail,
+  isPerCpu,
+  type MapInfo,
+  mapInfo,
+  mapParseFd,
+  mapParseFds,
+  objInfo,
+  output,
+  parseElem,
+  SilentFailure,
+} from "./map_parse.js";
 import {
   type CliSession,
   io,
   jsonOut,
+  jsonText,
   openSession,
   optsOf,
+  RawJson,
   type SessionOp,
   type SessionOpts,
   sessionOptions,
 } from "./session.js";
-
-const BPF_ANY = 0;
-const BPF_NOEXIST = 1;
-const BPF_EXIST = 2;
-const BPF_OBJ_NAME_LEN = 16;
-
-/** bpftool's is_prefix(): the word typed is a prefix of the keyword. */
-const isPrefix = (word: string | undefined, keyword: string): boolean => word !== undefined && keyword.startsWith(word);
-
-/** A failure bpftool reports with no message (a name no map or program has): exit 255, silently. */
-class SilentFailure extends Error {}
-
-const fail = (msg: string): never => {
-  throw new CliError(msg);
-};
-
-/**
- * strtoul(s, &end, base) for one argument: the value, or null when characters are left after the
- * number (`*endptr` set). No digits at all leaves end at the start, so only "" passes as 0.
- */
-function strtoul(s: string, base: number): bigint | null {
-  let i = 0;
-  while (i < s.length && /\s/.test(s[i]!)) i++;
-  let neg = false;
-  if (s[i] === "+" || s[i] === "-") neg = s[i++] === "-";
-  let b = base;
-  if ((b === 0 || b === 16) && /^0[xX][0-9a-fA-F]/.test(s.slice(i))) {
-    i += 2;
-    b = 16;
-  } else if (b === 0) b = s[i] === "0" ? 8 : 10;
-  const digit = b === 16 ? /[0-9a-fA-F]/ : b === 8 ? /[0-7]/ : /[0-9]/;
-  const start = i;
-  let v = 0n;
-  while (i < s.length && digit.test(s[i]!)) v = v * BigInt(b) + BigInt(Number.parseInt(s[i++]!, b));
-  if (i === start) return s === "" ? 0n : null;
-  if (i !== s.length) return null;
-  return BigInt.asUintN(64, neg ? -v : v);
-}
-
-/** parse_bytes(): `n` bytes (after an optional `hex`), returning the arguments left. */
-function parseBytes(argv: string[], name: string, out: Uint8Array, n: number): string[] {
-  let base = 0;
-  if (isPrefix(argv[0], "hex")) {
-    base = 16;
-    argv = argv.slice(1);
-  }
-  let i = 0;
-  while (i < n && argv[i] !== undefined) {
-    const v = strtoul(argv[i]!, base);
-    if (v === null) fail(`error parsing byte: ${argv[i]}`);
-    out[i] = Number(v! & 0xffn);
-    i++;
-  }
-  if (i !== n) fail(`${name} expected ${n} bytes got ${i}`);
-  return argv.slice(i);
-}
-
-interface MapInfo {
-  id: number;
-  type: number;
-  name: string;
-  key_size: number;
-  value_size: number;
-  btf_id: number;
-  btf_key_type_id: number;
-  btf_value_type_id: number;
-  btf_vmlinux_value_type_id: number;
-}
-
-function objInfo(h: Handle, fd: number): Record<string, unknown> {
-  const attr: Record<string, unknown> = { bpf_fd: fd };
-  h.bpf(bpf_cmd.BPF_OBJ_GET_INFO_BY_FD, attr);
-  return attr.info as Record<string, unknown>;
-}
-
-function mapInfo(h: Handle, fd: number): MapInfo {
-  let i: Record<string, unknown>;
-  try {
-    i = objInfo(h, fd);
-  } catch (e) {
-    if (e instanceof BpfError) fail(`can't get map info: ${strerrorOf(e.errno)}`);
-    throw e;
-  }
-  const n = (k: string) => Number(i[k] ?? 0);
-  return {
-    id: n("id"),
-    type: n("type"),
-    name: String(i.name ?? ""),
-    key_size: n("key_size"),
-    value_size: n("value_size"),
-    btf_id: n("btf_id"),
-    btf_key_type_id: n("btf_key_type_id"),
-    btf_value_type_id: n("btf_value_type_id"),
-    btf_vmlinux_value_type_id: n("btf_vmlinux_value_type_id"),
-  };
-}
-
-/** get_fd_type(): what an fd is, from its fdinfo (bpftool reads the anon inode's name). */
-function fdTypeName(h: Handle, fd: number): string {
-  const info = h.fdinfo(fd);
-  if (/^map_type:/m.test(info)) return "map";
-  if (/^prog_type:/m.test(info)) return "prog";
-  if (/^link_type:/m.test(info)) return "link";
-  return "unknown";
-}
-
-/** open_obj_pinned_any(): BPF_OBJ_GET on the path, then the object's kind must be `want`. */
-function openPinned(h: Handle, path: string, want: "map" | "prog"): number {
-  let fd: number;
-  try {
-    fd = h.bpf(bpf_cmd.BPF_OBJ_GET, { pathname: path, bpf_fd: 0, file_flags: 0 });
-  } catch (e) {
-    if (e instanceof BpfError) fail(`bpf obj get (${path}): ${strerrorOf(e.errno)}`);
-    throw e;
-  }
-  const t = fdTypeName(h, fd);
-  if (t !== want) {
-    h.close(fd);
-    fail(`incorrect object type: ${t}`);
-  }
-  return fd;
-}
-
-function parseIdArg(word: string | undefined): number {
-  const v = word === undefined ? null : strtoul(word, 0);
-  if (v === null || v > 0xffffffffn) fail(`can't parse ${word} as ID`);
-  return Number(v);
-}
-
-/** Every object of a kind whose info passes `match`, opened (bpftool's *_fd_by_name / _by_tag). */
-function fdsWhere(h: Handle, kind: "map" | "prog", match: (info: Record<string, unknown>) => boolean): number[] {
-  const get = kind === "map" ? bpf_cmd.BPF_MAP_GET_FD_BY_ID : bpf_cmd.BPF_PROG_GET_FD_BY_ID;
-  const key = kind === "map" ? "map_id" : "prog_id";
-  const out: number[] = [];
-  for (const id of allIds(h, kind)) {
-    let fd: number;
-    try {
-      fd = h.bpf(get, { [key]: id });
-    } catch (e) {
-      if (e instanceof BpfError && e.code === "ENOENT") continue;
-      throw e;
-    }
-    if (match(objInfo(h, fd))) out.push(fd);
-    else h.close(fd);
-  }
-  return out;
-}
-
-/** One fd from a name or tag search: several is an error, none fails without a message. */
-function onlyOne(h: Handle, fds: number[], what: string): number {
-  if (fds.length === 1) return fds[0]!;
-  for (const fd of fds) h.close(fd);
-  if (fds.length > 1) fail(`several ${what} match this handle`);
-  throw new SilentFailure();
-}
-
-/** map_parse_fd(): MAP at the front of argv; the fd and the arguments left. */
-function mapParseFd(h: Handle, argv: string[]): [number, string[]] {
-  const [kw, val] = argv;
-  if (isPrefix(kw, "id")) {
-    const id = parseIdArg(val);
-    try {
-      return [h.bpf(bpf_cmd.BPF_MAP_GET_FD_BY_ID, { map_id: id }), argv.slice(2)];
-    } catch (e) {
-      if (e instanceof BpfError) fail(`get map by id (${id}): ${strerrorOf(e.errno)}`);
-      throw e;
-    }
-  }
-  if (isPrefix(kw, "name")) {
-    if ((val ?? "").length > BPF_OBJ_NAME_LEN - 1) fail("can't parse name");
-    return [
-      onlyOne(
-        h,
-        fdsWhere(h, "map", (i) => i.name === val),
-        "maps",
-      ),
-      argv.slice(2),
-    ];
-  }
-  if (isPrefix(kw, "pinned")) return [openPinned(h, val ?? "", "map"), argv.slice(2)];
-  return fail(`expected 'id', 'name' or 'pinned', got: '${kw}'?`);
-}
-
-/** prog_parse_fd(): PROG at the front of argv. */
-function progParseFd(h: Handle, argv: string[]): [number, string[]] {
-  const [kw, val] = argv;
-  if (isPrefix(kw, "id")) {
-    const id = parseIdArg(val);
-    try {
-      return [h.bpf(bpf_cmd.BPF_PROG_GET_FD_BY_ID, { prog_id: id }), argv.slice(2)];
-    } catch (e) {
-      if (e instanceof BpfError) fail(`get by id (${id}): ${strerrorOf(e.errno)}`);
-      throw e;
-    }
-  }
-  if (isPrefix(kw, "tag")) {
-    const m = /^[0-9a-fA-F]{16}$/.test(val ?? "") ? val!.toLowerCase() : null;
-    if (!m) fail("can't parse tag");
-    return [
-      onlyOne(
-        h,
-        fdsWhere(h, "prog", (i) => hexBytes(i.tag as Uint8Array) === m),
-        "programs",
-      ),
-      argv.slice(2),
-    ];
-  }
-  if (isPrefix(kw, "name")) {
-    if ((val ?? "").length > BPF_OBJ_NAME_LEN - 1) fail("can't parse name");
-    return [
-      onlyOne(
-        h,
-        fdsWhere(h, "prog", (i) => i.name === val),
-        "programs",
-      ),
-      argv.slice(2),
-    ];
-  }
-  if (isPrefix(kw, "pinned")) return [openPinned(h, val ?? "", "prog"), argv.slice(2)];
-  return fail(`expected 'id', 'tag', 'name' or 'pinned', got: '${kw}'?`);
-}
-
-const isPerCpu = (t: number) =>
-  t === bpf_map_type.BPF_MAP_TYPE_PERCPU_HASH ||
-  t === bpf_map_type.BPF_MAP_TYPE_PERCPU_ARRAY ||
-  t === bpf_map_type.BPF_MAP_TYPE_LRU_PERCPU_HASH ||
-  t === bpf_map_type.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
-const isMapOfMaps = (t: number) =>
-  t === bpf_map_type.BPF_MAP_TYPE_ARRAY_OF_MAPS || t === bpf_map_type.BPF_MAP_TYPE_HASH_OF_MAPS;
-const isProgArray = (t: number) => t === bpf_map_type.BPF_MAP_TYPE_PROG_ARRAY;
-
-/** What parse_elem found: the key, the value, the flags, and the fd a map-of-maps or prog-array value holds. */
-interface Elem {
-  key?: Uint8Array;
-  value?: Uint8Array;
-  flags: number;
-  valueFd?: number;
-  /** The kind of object valueFd is. */
-  valueKind?: "map" | "prog";
-}
-
-/** parse_elem(): `want` says which of key, value, flags the verb takes. */
-function parseElem(
-  h: Handle,
-  argv: string[],
-  info: MapInfo,
-  want: { key: boolean; value: boolean; flags: boolean },
-  out: Elem,
-): void {
-  let needKey = want.key;
-  let needValue = want.value;
-  let flagsOk = want.flags;
-  let args = argv;
-  for (;;) {
-    const w = args[0];
-    if (w === undefined) {
-      if (!needKey && !needValue) return;
-      fail(`did not find ${needKey ? "key" : "value"}`);
-    }
-    if (isPrefix(w, "key")) {
-      if (!needKey) fail(want.key ? "duplicate key" : "unnecessary key");
-      out.key = new Uint8Array(info.key_size);
-      args = parseBytes(args.slice(1), "key", out.key, info.key_size);
-      needKey = false;
-    } else if (isPrefix(w, "value")) {
-      if (!needValue) fail(want.value ? "duplicate value" : "unnecessary value");
-      args = args.slice(1);
-      out.value = new Uint8Array(info.value_size);
-      if (isMapOfMaps(info.type) || isProgArray(info.type)) {
-        const maps = isMapOfMaps(info.type);
-        if (info.value_size !== 4) fail(`value smaller than 4B for ${maps ? "map in map" : "map of progs"}?`);
-        if (args[0] === undefined || args[1] === undefined)
-          fail(`not enough value arguments for ${maps ? "map in map" : "map of progs"}`);
-        if (!maps && isPrefix(args[0], "id") && !jsonMode) {
-          io.err(
-            "Warning: updating program array via MAP_ID, make sure this map is kept open\n         by some process or pinned otherwise update will be lost\n",
-          );
-        }
-        const [fd, rest] = maps ? mapParseFd(h, args) : progParseFd(h, args);
-        out.valueFd = fd;
-        out.valueKind = maps ? "map" : "prog";
-        new DataView(out.value.buffer).setUint32(0, fd, true);
-        args = rest;
-      } else {
-        args = parseBytes(args, "value", out.value, info.value_size);
-      }
-      needValue = false;
-    } else if (isPrefix(w, "any") || isPrefix(w, "noexist") || isPrefix(w, "exist")) {
-      if (!flagsOk) fail(`flags specified multiple times: ${w}`);
-      out.flags = isPrefix(w, "any") ? BPF_ANY : isPrefix(w, "noexist") ? BPF_NOEXIST : BPF_EXIST;
-      flagsOk = false;
-      args = args.slice(1);
-    } else {
-      fail(`expected key or value, got: ${w}`);
-    }
-  }
-}
-
-/** Whether the command prints JSON (warnings, p_info, are left out then). */
-let jsonMode = false;
 
 /** bpftool's fprint_hex(): bytes separated by spaces, two after every 8th, a new line every 16. */
 export function fprintHex(b: Uint8Array): string {
@@ -367,10 +82,13 @@ function mapKvBtf(h: Handle, fd: number, info: MapInfo): Btf | undefined {
   return undefined;
 }
 
-/** do_dump_btf() as a JS value: the key and the value (per-CPU: every CPU's). */
+/**
+ * do_dump_btf() as a JS value: the key and the value (per-CPU: every CPU's). `plain`: the
+ * plain-text form bpftool prints without -j (pointers in hex, always pretty).
+ */
 function btfEntry(h: Handle, btf: Btf, info: MapInfo, key: Uint8Array, value: Uint8Array, plain: boolean): unknown {
   const show = (id: number, b: Uint8Array) =>
-    plain ? new RawJson(btfTypeSeqShow(btf, id, b)) : btfTypeSeqShowJson(btf, id, b);
+    new RawJson((pretty) => btfTypeSeqShow(btf, id, b, { json: !plain, pretty: pretty || plain }));
   const out: Record<string, unknown> = {};
   if (info.btf_key_type_id) out.key = show(info.btf_key_type_id, key);
   const vid = info.btf_vmlinux_value_type_id || info.btf_value_type_id;
@@ -383,34 +101,6 @@ function btfEntry(h: Handle, btf: Btf, info: MapInfo, key: Uint8Array, value: Ui
     }));
   }
   return out;
-}
-
-/** Text the BTF printer already laid out (pretty, at depth 0), placed as one value of an object. */
-class RawJson {
-  constructor(readonly text: string) {}
-}
-
-/** bpftool's pretty JSON writer, with the printer's texts (laid out from depth 0) shifted to where they go. */
-function prettyWithRaw(v: unknown): string {
-  const w = new JsonWriter(true);
-  const put = (x: unknown, depth: number): void => {
-    if (x instanceof RawJson) w.raw(x.text.replace(/\n/g, `\n${"    ".repeat(depth)}`));
-    else if (Array.isArray(x)) {
-      w.startArray();
-      for (const y of x) put(y, depth + 1);
-      w.endArray();
-    } else if (x && typeof x === "object") {
-      w.startObject();
-      for (const [k, y] of Object.entries(x as Record<string, unknown>)) {
-        w.name(k);
-        put(y, depth + 1);
-      }
-      w.endObject();
-    } else if (typeof x === "string") w.string(x);
-    else w.raw(String(x));
-  };
-  put(v, 0);
-  return w.toString();
 }
 
 /** print_entry_plain(). */
@@ -448,42 +138,79 @@ function entryJson(h: Handle, info: MapInfo, key: Uint8Array, value: Uint8Array,
 }
 
 /**
- * do_dump(): every entry, as `lookup` prints one: plain, a JSON array through the map's BTF where it
- * has BTF, else hex rows and the count. An entry gone between get_next_key and lookup (or a
- * struct_ops map's unset value) is left out.
+ * map_dump(): every entry of the map open at `fd`, as `lookup` prints one: through the map's BTF
+ * where `wtr` (a JSON array, pushed to `out`), else hex rows and the count. An entry gone between
+ * get_next_key and lookup (or a struct_ops map's unset value) is left out. `header`: several maps
+ * are dumped, each under its id, type, name and flags.
  */
-export function dumpMap(h: Handle, id: number, json: boolean): string | unknown[] {
-  return withMap(h, ["id", String(id)], (fd, info) => {
-    const btf = mapKvBtf(h, fd, info);
-    const rows: unknown[] = [];
-    let text = "";
-    let n = 0;
-    let prev: Uint8Array | null = null;
-    for (;;) {
-      const key = new Uint8Array(info.key_size);
-      try {
-        h.bpf(bpf_cmd.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key: prev, next_key: key });
-      } catch (e) {
-        if (e instanceof BpfError && e.code === "ENOENT") break;
-        throw e;
-      }
-      prev = key;
-      const value = new Uint8Array(valueBufSize(h, info));
-      try {
-        h.bpf(bpf_cmd.BPF_MAP_LOOKUP_ELEM, { map_fd: fd, key, value });
-      } catch (e) {
-        if (e instanceof BpfError && e.code === "ENOENT") continue;
-        throw e;
-      }
-      n++;
-      if (json) rows.push(entryJson(h, info, key, value, btf));
-      else if (btf) rows.push(btfEntry(h, btf, info, key, value, true));
-      else text += entryPlain(h, info, key, value);
+function mapDump(
+  h: Handle,
+  fd: number,
+  info: MapInfo,
+  json: boolean,
+  plainBtf: boolean,
+  header: boolean,
+  out: unknown[],
+): string {
+  const btf = json || plainBtf ? mapKvBtf(h, fd, info) : undefined;
+  const rows: unknown[] = [];
+  let text = "";
+  if (header && (json || plainBtf))
+    out.push({
+      id: info.id,
+      type: mapTypeName(info.type) ?? info.type,
+      name: info.name || undefined,
+      flags: info.map_flags,
+      elements: rows,
+    });
+  else if (json || plainBtf) out.push(rows);
+  else if (header)
+    text += `${info.id}: ${mapTypeName(info.type) ? `${mapTypeName(info.type)}  ` : `type ${info.type}  `}${info.name ? `name ${info.name}  ` : ""}flags 0x${info.map_flags.toString(16)}\n`;
+  let n = 0;
+  let prev: Uint8Array | null = null;
+  for (;;) {
+    const key = new Uint8Array(info.key_size);
+    try {
+      h.bpf(bpf_cmd.BPF_MAP_GET_NEXT_KEY, { map_fd: fd, key: prev, next_key: key });
+    } catch (e) {
+      if (e instanceof BpfError && e.code === "ENOENT") break;
+      throw e;
     }
-    if (json) return rows;
-    if (btf) return prettyWithRaw(rows);
-    return `${text}Found ${n} element${n === 1 ? "" : "s"}\n`;
-  });
+    prev = key;
+    const value = new Uint8Array(valueBufSize(h, info));
+    try {
+      h.bpf(bpf_cmd.BPF_MAP_LOOKUP_ELEM, { map_fd: fd, key, value });
+    } catch (e) {
+      if (e instanceof BpfError && e.code === "ENOENT") continue;
+      throw e;
+    }
+    n++;
+    if (json) rows.push(entryJson(h, info, key, value, btf));
+    else if (plainBtf) rows.push(btf ? btfEntry(h, btf, info, key, value, true) : entryJson(h, info, key, value));
+    else text += entryPlain(h, info, key, value);
+  }
+  return json || plainBtf ? "" : `${text}Found ${n} element${n === 1 ? "" : "s"}\n`;
+}
+
+/**
+ * do_dump(): `map dump MAP`, every map MAP names. Without -j the dump is pretty JSON through BTF
+ * when every one of them has BTF (maps_have_btf), else hex rows.
+ */
+export function dumpMaps(h: Handle, argv: string[], json: boolean): string | unknown {
+  if (argv.length !== 2) fail("expected 'id', 'name' or 'pinned' and a map: bpftool map dump MAP");
+  const fds = mapParseFds(h, argv);
+  if (!fds.length) throw new SilentFailure();
+  try {
+    const infos = fds.map((fd) => mapInfo(h, fd));
+    const plainBtf = !json && infos.every((i) => i.btf_id);
+    const out: unknown[] = [];
+    const texts = fds.map((fd, i) => mapDump(h, fd, infos[i]!, json, plainBtf, fds.length > 1, out));
+    const tree = fds.length > 1 ? out : out[0];
+    if (json) return tree;
+    return plainBtf ? jsonText(tree, true) : texts.join("\n");
+  } finally {
+    for (const fd of fds) h.close(fd);
+  }
 }
 
 /** Run `fn` with the map of argv open; a kernel error comes out as bpftool's `<what> failed: <strerror>`. */
@@ -588,7 +315,7 @@ function doLookup(
     }
     const btf = mapKvBtf(h, fd, info);
     if (json) return { json: entryJson(h, info, e.key!, value, btf), found: true };
-    if (btf) return { text: prettyWithRaw(btfEntry(h, btf, info, e.key!, value, true)), found: true };
+    if (btf) return { text: jsonText(btfEntry(h, btf, info, e.key!, value, true), true), found: true };
     return { text: entryPlain(h, info, e.key!, value), found: true };
   });
 }
@@ -628,9 +355,9 @@ function needArgs(argv: string[], verb: string, synopsis: string): void {
   if (argv.length < 2) fail(`expected more arguments: bpftool map ${verb} ${synopsis}`);
 }
 
-async function runVerb(c: Command, boot: boolean, fn: (s: CliSession, o: SessionOpts) => void): Promise<void> {
+export async function runVerb(c: Command, boot: boolean, fn: (s: CliSession, o: SessionOpts) => void): Promise<void> {
   const o = optsOf<SessionOpts>(c);
-  jsonMode = !!(o.json || o.pretty);
+  output.json = !!(o.json || o.pretty);
   const s = await openSession(o.state, boot);
   try {
     fn(s, o);

@@ -294,25 +294,41 @@ export function jsonOut(o: SessionOpts, value: unknown): boolean {
   return true;
 }
 
+/**
+ * A value the BTF printer lays out itself (from depth 0), in the form asked for: `pretty` is the
+ * writer's; numbers stay as printed (a u64 past 2^53 keeps every digit).
+ */
+export class RawJson {
+  constructor(readonly show: (pretty: boolean) => string) {}
+}
+
 /** A JS value as bpftool's json_writer would write it. */
 export function jsonText(value: unknown, pretty: boolean): string {
   const w = new JsonWriter(pretty);
+  let depth = 0;
   const put = (v: unknown): void => {
-    if (v === null || v === undefined) w.raw("null");
+    if (v instanceof RawJson) {
+      const t = v.show(pretty);
+      w.raw(pretty ? t.replace(/\n/g, `\n${"    ".repeat(depth)}`) : t);
+    } else if (v === null || v === undefined) w.raw("null");
     else if (typeof v === "bigint" || typeof v === "number") w.raw(String(v));
     else if (typeof v === "boolean") w.raw(v ? "true" : "false");
     else if (typeof v === "string") w.string(v);
     else if (Array.isArray(v)) {
       w.startArray();
+      depth++;
       for (const x of v) put(x);
+      depth--;
       w.endArray();
     } else {
       w.startObject();
+      depth++;
       for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
         if (x === undefined) continue;
         w.name(k);
         put(x);
       }
+      depth--;
       w.endObject();
     }
   };

@@ -213,7 +213,7 @@ const CASES: Case[] = [
     what: "map dump id without a value",
     args: ["map", "dump", "id"],
     code: 255,
-    err: "Error: expected map id after 'id'\n",
+    err: "Error: expected 'id', 'name' or 'pinned' and a map: bpftool map dump MAP\n",
   },
   {
     what: "map show id that is not a number",
