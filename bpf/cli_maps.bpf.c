@@ -54,7 +54,7 @@ struct {
 __u64 so_calls = 0;
 __u64 so_big = 0xfedcba9876543210ULL;
 struct so_pair so_pair = { .big = 1ULL << 60, .neg = -5, .tag = "pair" };
-const volatile __s16 so_ro[3] = { -1, 2, 3 };
+const volatile short so_ro[3] = { -1, 2, 3 };
 const volatile char so_name[8] = "cli";
 
 SEC("struct_ops/so_cli_ssthresh")
