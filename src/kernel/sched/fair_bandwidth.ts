@@ -149,7 +149,7 @@ export class CfsBandwidth {
     const walk = (c: Cgroup) => {
       for (const t of c.tasks) {
         const p = this.fairTaskOf(t);
-        if (!p || !p.se.on_rq) continue;
+        if (!p?.se.on_rq) continue;
         const rq = this.core.task_rq(p);
         if (rq.curr === p) this.core.resched_curr(rq);
         else this.fair.throttle_task(rq, p);
