@@ -4,6 +4,7 @@
 // the plotter, the simulator or the verifier's CLI), and commander itself is imported only here.
 import type { Command } from "commander";
 import { EXIT_ERROR, errorLine } from "./errors.js";
+import { bpftoolGetopt } from "./getopt.js";
 import { io } from "./session.js";
 
 type Registrar = { register(program: Command): void };
@@ -27,6 +28,9 @@ const VERBS: Record<string, Record<string, () => Promise<Registrar>>> = {
   sched: { "": () => import("./sched.js") },
   sweep: { "": () => import("./sweep.js") },
 };
+
+/** The verbs whose command line is parsed as bpftool parses its own (src/cli/getopt.ts). */
+const BPFTOOL_VERBS = new Set(["btf", "prog", "map", "link", "module", "session", "struct_ops"]);
 
 /** bpftool's global options, accepted before the verb as well as after it. */
 export const GLOBAL_FLAGS = new Set(["-j", "--json", "-p", "--pretty", "-jp", "-pj", "-d", "--debug"]);
@@ -71,7 +75,17 @@ export async function buildProgram(args: string[]): Promise<Command> {
       "session state file (default $STRUCTOPS_STATE, else $XDG_STATE_HOME/structops/session.json)",
     )
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      // commander's refusals as bpftool words them: one `Error: ...` line (JSON under -j).
+      outputError: (s) => {
+        const line = s
+          .replace(/^error: /, "")
+          .replace(/^unknown option/, "unrecognized option")
+          .trimEnd();
+        fail(line.split("\n")[0]!, args);
+      },
+    });
   const [verb, sub] = verbOf(args);
   const table = verb !== undefined ? VERBS[verb] : undefined;
   const loaders = table
@@ -101,8 +115,19 @@ function fail(line: string, args: string[]): number {
  * verb that finishes with a status other than 0 sets process.exitCode.
  */
 export async function main(argv: string[]): Promise<number> {
-  const args = argv.slice(2);
+  let args = argv.slice(2);
   process.exitCode = 0;
+  const verb = verbOf(args)[0];
+  if (verb !== undefined && BPFTOOL_VERBS.has(verb)) {
+    const g = bpftoolGetopt(args);
+    if (!g.ok) {
+      if (g.json) io.out(`${JSON.stringify({ error: g.error }, null, g.pretty ? 4 : undefined)}\n`);
+      else io.err(`Error: ${g.error}\n`);
+      return EXIT_ERROR;
+    }
+    args = g.args;
+    argv = [...argv.slice(0, 2), ...args];
+  }
   try {
     await (await buildProgram(args)).parseAsync(argv);
     return Number(process.exitCode ?? 0);

@@ -5,9 +5,11 @@
  * btf_vmlinux_value_type_id), others as hex rows, as bpftool does.
  */
 import type { Command } from "commander";
-import { type Handle, mapTypeName, objView, progTypeName, selectIds } from "./bpf_info.js";
+import { allIds, type Handle, mapTypeName, objView, progTypeName } from "./bpf_info.js";
+import { CliError } from "./errors.js";
+import { mapInfo, mapParseFds, SilentFailure } from "./map_parse.js";
 import { dumpMaps, registerMapElemVerbs, runVerb } from "./map_update.js";
-import { io, jsonOut, openSession, optsOf, type SessionOpts, sessionOptions } from "./session.js";
+import { io, jsonOut, type SessionOpts, sessionOptions } from "./session.js";
 
 /** bpftool's `map show -j` object for one map. */
 export function mapJson(h: Handle, id: number): Record<string, unknown> {
@@ -50,18 +52,32 @@ export function mapDumpJson(h: Handle, id: number): unknown[] {
   return dumpMaps(h, ["id", String(id)], true) as unknown[];
 }
 
+/** do_show()'s MAP: the ids of the maps it names (a name no map has: exit 255 without a word). */
+function showIds(h: Handle, argv: string[]): number[] {
+  if (argv.length !== 2) throw new CliError("expected 'id', 'name' or 'pinned' and a map: bpftool map show [MAP]");
+  const fds = mapParseFds(h, argv);
+  if (!fds.length) throw new SilentFailure();
+  try {
+    return fds.map((fd) => mapInfo(h, fd).id);
+  } finally {
+    for (const fd of fds) h.close(fd);
+  }
+}
+
 export function register(program: Command): void {
   const cmd = program.command("map").description("inspect and update BPF maps");
   sessionOptions(cmd.command("show"))
     .alias("list")
-    .argument("[SPEC...]", "id ID")
+    .argument("[MAP...]", "id ID | name NAME | pinned FILE")
     .description("show the session kernel's maps")
-    .action(async (spec: string[], _o: SessionOpts, c: Command) => {
-      const o = optsOf<SessionOpts>(c);
-      const s = await openSession(o.state);
-      const rows = selectIds(s, "map", spec).map((id) => mapJson(s, id));
-      if (!jsonOut(o, spec.length ? rows[0] : rows)) for (const r of rows) io.out(mapPlain(r));
-    });
+    .action((argv: string[], _o: SessionOpts, c: Command) =>
+      runVerb(c, false, (s, o) => {
+        const ids = argv.length ? showIds(s, argv) : allIds(s, "map");
+        const rows = ids.map((id) => mapJson(s, id));
+        // bpftool: an array for the whole list or several maps of one name, else the one object.
+        if (!jsonOut(o, argv.length && rows.length === 1 ? rows[0] : rows)) for (const r of rows) io.out(mapPlain(r));
+      }),
+    );
   sessionOptions(cmd.command("dump"))
     .argument("[MAP...]", "id ID | name NAME | pinned FILE")
     .description("dump a map's entries (every map of that name)")
