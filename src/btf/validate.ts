@@ -179,18 +179,24 @@ class Validator {
       const bits = btf.rawExtra(id, 3 * i + 2);
       const own = btf.nameOffOf(id);
       const name = own === 0 ? "(anon)" : btf.str(own);
-      const where = kflag
-        ? `type_id=${type} bitfield_size=${bits >>> 24} bits_offset=${bits & 0xffffff}`
-        : `type_id=${type} bits_offset=${bits}`;
       const msg = `Invalid member name_offset:${nameOff}`;
       const off = btf.typeOffset(id);
+      // The type cannot be decoded: the log's type and member lines come from these raw words.
       throw new BpfError(
         EINVAL,
         `[${id}] ${BTF_KIND_NAMES[kind]} ${name} member #${i}: ${msg} (type id ${id}, offset ${off})`,
         {
           typeId: id,
           offset: off,
-          log: `[${id}] ${BTF_KIND_NAMES[kind]} ${name} size=${btf.rawSizeType(id)} vlen=${vlen}\n\t(invalid-name-offset) ${where} ${msg}`,
+          item: i,
+          reason: msg,
+          rawKind: kind,
+          rawName: name,
+          rawSize: btf.rawSizeType(id),
+          rawVlen: vlen,
+          rawKflag: kflag ? 1 : 0,
+          rawMemberType: type,
+          rawMemberOffset: bits,
         },
       );
     }

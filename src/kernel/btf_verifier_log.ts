@@ -73,12 +73,31 @@ function typeLine(t: BtfType, msg: string): string {
   return `[${t.id}] ${BTF_KIND_NAMES[t.kind] ?? "UNKNOWN"} ${nameOf(t)}${d ? ` ${d}` : ""}${msg ? ` ${msg}` : ""}`;
 }
 
+/**
+ * btf_verifier_log_member's line: "\tname type_id=.. bits_offset=.. msg", with the bitfield size
+ * under kind_flag (`offset`: the member's raw offset word).
+ */
+function memberLine(name: string, kflag: boolean, type: number, offset: number, msg: string): string {
+  const where = kflag
+    ? `type_id=${type} bitfield_size=${offset >>> 24} bits_offset=${offset & 0xffffff}`
+    : `type_id=${type} bits_offset=${offset}`;
+  return `\t${name} ${where} ${msg}`;
+}
+
 /** The log line(s) for a BTF the validator refused (the message as it is when no type is named). */
 export function btfVerifierLine(e: BpfError, btf?: Btf): string {
   if (e.context.rendered) return e.message;
   if (typeof e.context.log === "string") return e.context.log;
   const reason = e.context.reason;
   const id = e.context.typeId;
+  const c = e.context;
+  if (typeof c.rawMemberType === "number" && typeof c.rawMemberOffset === "number") {
+    // A struct whose member's name offset is bad does not decode: its raw words, and the name
+    // __btf_name_by_offset gives such an offset.
+    const kind = BTF_KIND_NAMES[Number(c.rawKind)] ?? "UNKNOWN";
+    const head = `[${id}] ${kind} ${c.rawName} size=${c.rawSize} vlen=${c.rawVlen}`;
+    return `${head}\n${memberLine("(invalid-name-offset)", c.rawKflag === 1, c.rawMemberType, c.rawMemberOffset, String(reason))}`;
+  }
   if (typeof id === "number" && typeof e.context.nameOff === "number")
     return `[${id}] Invalid name_offset:${e.context.nameOff}`;
   if (!btf || typeof reason !== "string" || typeof id !== "number")
@@ -92,11 +111,9 @@ export function btfVerifierLine(e: BpfError, btf?: Btf): string {
   const item = e.context.item;
   if (typeof item === "number" && (t.kind === 4 || t.kind === 5)) {
     const member = t.members[item];
-    const where = t.kindFlag
-      ? `type_id=${member.type} bitfield_size=${member.bitfieldSize} bits_offset=${member.bitOffset}`
-      : `type_id=${member.type} bits_offset=${member.bitOffset}`;
+    const offset = t.kindFlag ? (member.bitfieldSize << 24) | member.bitOffset : member.bitOffset;
     const name = member.nameOff === 0 ? "(anon)" : member.name;
-    return `${typeLine(t, "")}\n\t${name} ${where} ${reason}`;
+    return `${typeLine(t, "")}\n${memberLine(name, t.kindFlag, member.type, offset, reason)}`;
   }
   if (typeof item === "number" && t.kind === 15) {
     const v = t.vars[item];
