@@ -133,14 +133,14 @@ if [ "$OBJECTS_ONLY" = 0 ]; then
 fi
 
 # Variant 2 (activates by itself): the simulated kernel's types. Its vmlinux.h comes from
-# `structops btf dump kernel format c` once the CLI has it; until then from the simulated
+# `structops btf dump id 1 format c` (the session kernel's vmlinux, src/subsys/vmlinux.ts); else from the simulated
 # kernel's BTF written by sim_btf.mjs and dumped with `structops btf dump file ... format c`.
 # Both need the compiled tree (npm run build); without it this variant is skipped.
 CLI="$ROOT/dist/src/cli/main.js"
 mkdir -p "$BUILD/sim"
 sim_header() {
 	[ -f "$CLI" ] || return 1
-	node "$CLI" btf dump kernel format c >"$BUILD/sim/vmlinux.h" 2>/dev/null && return 0
+	STRUCTOPS_STATE="$BUILD/sim/.state.json" node "$CLI" btf dump id 1 format c >"$BUILD/sim/vmlinux.h" 2>/dev/null && return 0
 	[ -f "$ROOT/dist/src/fidelity/sim.js" ] || return 1
 	node "$HERE/sim_btf.mjs" "$BUILD/sim/vmlinux.btf" 2>/dev/null &&
 		node "$CLI" btf dump file "$BUILD/sim/vmlinux.btf" format c >"$BUILD/sim/vmlinux.h" 2>/dev/null

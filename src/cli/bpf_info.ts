@@ -9,12 +9,13 @@ import { BTF_KIND_FUNC } from "../uapi/btf.js";
 import { BpfError } from "../uapi/errno.js";
 import { CliError } from "./errors.js";
 
-export type ObjKind = "prog" | "map" | "link";
+export type ObjKind = "prog" | "map" | "link" | "btf";
 
 const CMDS = {
   prog: { next: bpf_cmd.BPF_PROG_GET_NEXT_ID, get: bpf_cmd.BPF_PROG_GET_FD_BY_ID, key: "prog_id" },
   map: { next: bpf_cmd.BPF_MAP_GET_NEXT_ID, get: bpf_cmd.BPF_MAP_GET_FD_BY_ID, key: "map_id" },
   link: { next: bpf_cmd.BPF_LINK_GET_NEXT_ID, get: bpf_cmd.BPF_LINK_GET_FD_BY_ID, key: "link_id" },
+  btf: { next: bpf_cmd.BPF_BTF_GET_NEXT_ID, get: bpf_cmd.BPF_BTF_GET_FD_BY_ID, key: "btf_id" },
 } as const;
 
 /** The process a verb runs as: its bpf() calls, its fds. */
@@ -80,6 +81,7 @@ const GET_BY_ID_ERR: Record<ObjKind, (id: number) => string> = {
   prog: (id) => `get by id (${id})`,
   map: (id) => `get map by id (${id})`,
   link: (id) => `failed to get link with ID ${id}`,
+  btf: (id) => `can't get BTF object by id (${id})`,
 };
 
 /** bpftool's parse of an ID: strtoul, the whole word, within u32 (`can't parse abc as ID`). */

@@ -3,20 +3,16 @@
  * process ("structops") the verbs open their fds in.
  */
 import { verifierHookWith } from "../kernel/bpf_verifier.js";
-import { Kernel, type Subsystem } from "../kernel/kernel.js";
+import { Kernel } from "../kernel/kernel.js";
 import { delete_module, load_module, type Module, type ModuleDef } from "../kernel/module.js";
 import type { Process } from "../kernel/process.js";
 import type { BpfStructOpsMap } from "../kernel/struct_ops.js";
 import { fdinfo } from "../kernel/syscall.js";
 import { BpfObject } from "../loader/object.js";
 import { bpfMapAttachStructOps } from "../loader/struct_ops_attach.js";
-import { bpfDummyStructOpsSubsystem } from "../subsys/dummy/bpf_dummy_struct_ops.js";
-import { schedExtSubsystem } from "../subsys/sched_ext/index.js";
-import { bpfTcpCaSubsystem } from "../subsys/tcp/bpf_tcp_ca.js";
-import { registerTcpBpf } from "../subsys/tcp/bpf_tcp_ca_kfuncs.js";
-import { TcpCongControl } from "../subsys/tcp/tcp_cong.js";
-import { tcpReno } from "../subsys/tcp/tcp_reno.js";
+import type { TcpCongControl } from "../subsys/tcp/tcp_cong.js";
 import { bpfTestmodModule } from "../subsys/testmod/bpf_testmod.js";
+import { vmlinux } from "../subsys/vmlinux.js";
 import { bpf_cmd } from "../uapi/bpf.js";
 import { BpfError, ENOENT } from "../uapi/errno.js";
 import { bpfCheck } from "../verifier/verifier.js";
@@ -43,18 +39,12 @@ export class StructOpsSession implements Handle {
 
   /** `verdicts`: answer the verifier from this cache where an identical run is recorded. */
   constructor(verdicts?: VerdictCache) {
-    const cong = new TcpCongControl(tcpReno());
-    const kfuncs: Subsystem = {
-      name: "tcp_bpf",
-      register: (k) => registerTcpBpf(k, { cong, sockByAddr: () => undefined }),
-    };
-    this.kernel = new Kernel({
-      subsystems: [bpfTcpCaSubsystem(() => cong), kfuncs, bpfDummyStructOpsSubsystem, schedExtSubsystem],
-    });
+    const v = vmlinux();
+    this.kernel = new Kernel({ subsystems: v.subsystems });
     if (verdicts && this.kernel.verifier) {
       this.kernel.verifier = verifierHookWith((env) => verdicts.check(env, bpfCheck));
     }
-    this.cong = cong;
+    this.cong = v.tcp.cong;
     this.proc = this.kernel.newProcess({ comm: "structops" });
   }
 

@@ -48,26 +48,20 @@ export function verifyVectorFile(path: string, logLevel: number): ProgVerdict[] 
 
 /**
  * Verify every program of a BPF object file: open it with the loader and load it into a
- * simulated kernel (TCP congestion control and bpf_dummy_ops registered), whose PROG_LOAD runs the
+ * simulated kernel (the vmlinux a session boots: TCP, bpf_dummy_ops, qdiscs, sched_ext), whose PROG_LOAD runs the
  * verifier. The loader stops at the first program refused; programs after it are not attempted.
  * A program the object does not load by default (`SEC("?...")`) is verified alone afterwards, in an
  * object loaded with only it switched on (and the optional struct_ops maps that use it created), as
  * a test that enables it would load it.
  */
 export async function verifyObjectFile(path: string, logLevel: number, only?: string): Promise<ProgVerdict[]> {
-  const [{ Kernel }, { BpfObject }, { bpfObjectLoad }, dummy, tcpCa, tcpInit] = await Promise.all([
+  const [{ Kernel }, { BpfObject }, { bpfObjectLoad }, { vmlinux }] = await Promise.all([
     import("../kernel/kernel.js"),
     import("../loader/object.js"),
     import("../loader/object_load.js"),
-    import("../subsys/dummy/bpf_dummy_struct_ops.js"),
-    import("../subsys/tcp/bpf_tcp_ca.js"),
-    import("../subsys/tcp/tcp_init.js"),
+    import("../subsys/vmlinux.js"),
   ]);
-  const tcp = new tcpInit.TcpKernel();
-  const kernel = new Kernel({
-    verifier: true,
-    subsystems: [tcpInit.tcpSubsystem(tcp), tcpCa.bpfTcpCaSubsystem(() => tcp.cong), dummy.bpfDummyStructOpsSubsystem],
-  });
+  const kernel = new Kernel({ verifier: true, subsystems: vmlinux().subsystems });
   // Keep what the verifier said about each program the kernel is asked to load.
   const seen: { name: string; verdict: ProgVerdict }[] = [];
   const hook = kernel.verifier;
