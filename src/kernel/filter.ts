@@ -8,6 +8,7 @@
 import { bpf_attach_type, bpf_prog_type } from "../uapi/bpf.js";
 import type { CtxAccessResult, VerifierEnv, VerifierOps } from "../verifier/env.js";
 import { PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META } from "../verifier/reg_state.js";
+import { cgSkbFuncProto, skFilterFuncProto, tcClsActFuncProto, xdpFuncProto } from "./filter_protos.js";
 
 /** struct __sk_buff (include/uapi/linux/bpf.h): member offsets. */
 export const SKB = {
@@ -213,15 +214,24 @@ function skMsgIsValidAccess(off: number, size: number, write: boolean): Access {
 const T = bpf_prog_type;
 /** The verifier ops of the packet program types, by program type. */
 export const filterVerifierOps: ReadonlyMap<number, VerifierOps> = new Map<number, VerifierOps>([
-  [T.BPF_PROG_TYPE_SOCKET_FILTER, { name: "sk_filter", isValidAccess: skFilterIsValidAccess }],
-  [T.BPF_PROG_TYPE_SCHED_CLS, { name: "tc_cls_act", isValidAccess: tcClsActIsValidAccess }],
-  [T.BPF_PROG_TYPE_SCHED_ACT, { name: "tc_cls_act", isValidAccess: tcClsActIsValidAccess }],
-  [T.BPF_PROG_TYPE_CGROUP_SKB, { name: "cg_skb", isValidAccess: cgSkbIsValidAccess }],
+  [
+    T.BPF_PROG_TYPE_SOCKET_FILTER,
+    { name: "sk_filter", isValidAccess: skFilterIsValidAccess, getFuncProto: skFilterFuncProto },
+  ],
+  [
+    T.BPF_PROG_TYPE_SCHED_CLS,
+    { name: "tc_cls_act", isValidAccess: tcClsActIsValidAccess, getFuncProto: tcClsActFuncProto },
+  ],
+  [
+    T.BPF_PROG_TYPE_SCHED_ACT,
+    { name: "tc_cls_act", isValidAccess: tcClsActIsValidAccess, getFuncProto: tcClsActFuncProto },
+  ],
+  [T.BPF_PROG_TYPE_CGROUP_SKB, { name: "cg_skb", isValidAccess: cgSkbIsValidAccess, getFuncProto: cgSkbFuncProto }],
   [T.BPF_PROG_TYPE_LWT_IN, { name: "lwt_in", isValidAccess: lwtIsValidAccess }],
   [T.BPF_PROG_TYPE_LWT_OUT, { name: "lwt_out", isValidAccess: lwtIsValidAccess }],
   [T.BPF_PROG_TYPE_LWT_XMIT, { name: "lwt_xmit", isValidAccess: lwtIsValidAccess }],
   [T.BPF_PROG_TYPE_LWT_SEG6LOCAL, { name: "lwt_seg6local", isValidAccess: lwtIsValidAccess }],
   [T.BPF_PROG_TYPE_SK_SKB, { name: "sk_skb", isValidAccess: skSkbIsValidAccess }],
-  [T.BPF_PROG_TYPE_XDP, { name: "xdp", isValidAccess: xdpIsValidAccess }],
+  [T.BPF_PROG_TYPE_XDP, { name: "xdp", isValidAccess: xdpIsValidAccess, getFuncProto: xdpFuncProto }],
   [T.BPF_PROG_TYPE_SK_MSG, { name: "sk_msg", isValidAccess: skMsgIsValidAccess }],
 ]);

@@ -28,6 +28,7 @@ import { declareWqTypes, registerWqKfuncs } from "./bpf_wq.js";
 import { btf_register_kernel } from "./btf_obj.js";
 import { declareCpumaskMoreTypes } from "./cpumask.js";
 import { filterVerifierOps } from "./filter.js";
+import { registerFilterHelpers } from "./filter_helpers.js";
 import { htab_lru_map_ops, htab_map_ops, htab_percpu_map_ops } from "./hashtab.js";
 import { registerBaseHelpers } from "./helpers.js";
 import type { Kernel, KernelOptions, Kfunc } from "./kernel.js";
@@ -171,6 +172,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   for (const t of SKB_TEST_RUN_PROG_TYPES) k.registerProgType(t, testRunOps.skb);
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_XDP, testRunOps.xdp);
   registerLdAbsHelpers(k);
+  registerFilterHelpers(k);
   registerBaseHelpers(k);
   registerTracing(k);
   registerRawTracepoints(k);

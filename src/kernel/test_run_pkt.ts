@@ -10,6 +10,8 @@ import type { BpfProg } from "./bpf.js";
 import type { ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
 import { SIZEOF_SK_BUFF_MD, SIZEOF_XDP_MD, SKB, XDP_MD } from "./filter.js";
+import { pktRunBegin, pktRunEnd, type XdpBuff } from "./filter_helpers.js";
+import { ETH_HLEN, SHINFO_SIZE, SkBuff } from "./skbuff.js";
 import { bpf_test_run } from "./test_run.js";
 
 /** Program types whose test run is bpf_prog_test_run_skb. */
@@ -23,21 +25,9 @@ export const SKB_TEST_RUN_PROG_TYPES: readonly number[] = [
   bpf_prog_type.BPF_PROG_TYPE_LWT_XMIT,
 ];
 
-const ETH_HLEN = 14;
-
-/** The skb behind a test run's __sk_buff, by the context's address (the LD_ABS helpers read it). */
-interface SkbBytes {
-  mac: number;
-  net: number;
-  data: number;
-  end: number;
-}
-const running = new Map<number, SkbBytes>();
-export const skbAt = (ctx: number): SkbBytes | undefined => running.get(ctx);
 const PAGE_SIZE = 4096;
-/** NET_SKB_PAD + NET_IP_ALIGN (x86-64) and SKB_DATA_ALIGN(sizeof(struct skb_shared_info)). */
+/** NET_SKB_PAD + NET_IP_ALIGN (x86-64). */
 const SKB_HEADROOM = 64;
-const SHINFO_SIZE = 320;
 const XDP_PACKET_HEADROOM = 256;
 /** The loopback device: the only one test runs find (dev_get_by_index). */
 const LOOPBACK_IFINDEX = 1;
@@ -146,35 +136,36 @@ export function testRunSkb(prog: BpfProg, attr: ProgTestRunAttr): void {
   const isL2 =
     prog.type === bpf_prog_type.BPF_PROG_TYPE_SCHED_CLS || prog.type === bpf_prog_type.BPF_PROG_TYPE_SCHED_ACT;
   const k = prog.kernel;
-  const pkt = k.mem.alloc(size, { perm: "rw", kind: "mem", name: "test_run skb data" });
   const ctx = k.mem.alloc(SIZEOF_SK_BUFF_MD, { perm: "rw", kind: "ctx", name: "test_run __sk_buff" });
+  // eth_type_trans pulled the Ethernet header; tc programs (is_l2) get it pushed back.
+  const skb = new SkBuff(k, ctx.addr, frame, SKB_HEADROOM);
   try {
-    k.mem.bytes(pkt.addr, size).set(frame);
+    if (!isL2) skb.pull(ETH_HLEN);
     const c = k.mem.bytes(ctx.addr, SIZEOF_SK_BUFF_MD);
     if (ctxIn) c.set(ctxIn);
     const cv = new DataView(c.buffer, c.byteOffset, c.byteLength);
-    const data = pkt.addr + (isL2 ? 0 : ETH_HLEN);
-    const len = isL2 ? size : size - ETH_HLEN;
-    cv.setUint32(SKB.len, len, true);
     cv.setUint32(SKB.pkt_type, pktType(frame), true);
     // skb->protocol is big-endian: the two bytes as they are in the frame.
     cv.setUint32(SKB.protocol, frame[12]! | (frame[13]! << 8), true);
     cv.setUint32(SKB.ifindex, LOOPBACK_IFINDEX, true);
-    cv.setUint32(SKB.data, data, true);
-    cv.setUint32(SKB.data_meta, data, true);
-    cv.setUint32(SKB.data_end, pkt.addr + size, true);
     if (!cv.getUint32(SKB.wire_len, true)) cv.setUint32(SKB.wire_len, size, true);
-    running.set(ctx.addr, { mac: pkt.addr, net: pkt.addr + ETH_HLEN, data, end: pkt.addr + size });
-    let run: { retval: number; duration: number };
+    skb.sync();
+    const run = { kind: "skb" as const, skb };
+    pktRunBegin(run);
+    let result: { retval: number; duration: number };
     try {
-      run = bpf_test_run(prog, ctx.addr, num(attr.repeat));
+      result = bpf_test_run(prog, ctx.addr, num(attr.repeat));
     } finally {
-      running.delete(ctx.addr);
+      pktRunEnd(run);
     }
-    const { retval, duration } = run;
-    const out = k.mem.bytes(pkt.addr, size).slice();
+    const { retval, duration } = result;
     // The header eth_type_trans pulled is pushed back zeroed for the others.
-    if (!isL2) out.fill(0, 0, ETH_HLEN);
+    if (!isL2) {
+      skb.expand(ETH_HLEN, 0);
+      skb.push(ETH_HLEN);
+      skb.view(0, ETH_HLEN).fill(0);
+    }
+    const out = skb.bytes();
     let ctxOut: Uint8Array | null = null;
     if (ctxIn) {
       // convert_skb_to___skb: the caller's fields, as the program left them.
@@ -195,7 +186,7 @@ export function testRunSkb(prog: BpfProg, attr: ProgTestRunAttr): void {
     testFinish(attr, out, ctxOut, retval, duration);
   } finally {
     k.mem.free(ctx);
-    k.mem.free(pkt);
+    skb.free();
   }
 }
 
@@ -231,7 +222,8 @@ export function testRunXdp(prog: BpfProg, attr: ProgTestRunAttr): void {
   }
   const frame = dataIn(attr, size, PAGE_SIZE - XDP_PACKET_HEADROOM - SHINFO_SIZE);
   const k = prog.kernel;
-  const buf = k.mem.alloc(XDP_PACKET_HEADROOM + size, { perm: "rw", kind: "mem", name: "test_run xdp buff" });
+  // The frame is a page (frame_sz), of which the shared info's tail is not the packet's.
+  const buf = k.mem.alloc(PAGE_SIZE - SHINFO_SIZE, { perm: "rw", kind: "mem", name: "test_run xdp buff" });
   const ctx = k.mem.alloc(SIZEOF_XDP_MD, { perm: "r", kind: "ctx", name: "test_run xdp_md" });
   try {
     const dataMeta = buf.addr + XDP_PACKET_HEADROOM - meta;
@@ -243,7 +235,15 @@ export function testRunXdp(prog: BpfProg, attr: ProgTestRunAttr): void {
     cv.setUint32(XDP_MD.data_meta, dataMeta, true);
     cv.setUint32(XDP_MD.ingress_ifindex, ingress, true);
     cv.setUint32(XDP_MD.rx_queue_index, rxq, true);
-    const { retval, duration } = bpf_test_run(prog, ctx.addr, num(attr.repeat));
+    const xdp: XdpBuff = { kind: "xdp", ctx: ctx.addr, hardStart: buf.addr, frameSz: PAGE_SIZE };
+    pktRunBegin(xdp);
+    let result: { retval: number; duration: number };
+    try {
+      result = bpf_test_run(prog, ctx.addr, num(attr.repeat));
+    } finally {
+      pktRunEnd(xdp);
+    }
+    const { retval, duration } = result;
     // The run may have grown VM memory: views taken before it are stale.
     const after = k.mem.bytes(ctx.addr, SIZEOF_XDP_MD);
     const av = new DataView(after.buffer, after.byteOffset, after.byteLength);

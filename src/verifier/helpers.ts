@@ -264,7 +264,11 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   const fname = funcIdName(funcId);
   // get_helper_proto: -ERANGE past the enum; an id in range the program type lacks is -EINVAL.
   // (A helper the embedder registers with its prototype may take an id past the enum.)
-  const known = ALL_HELPER_PROTOS.has(funcId) || v.env.helperProtos?.has(funcId);
+  // The program type's get_func_proto decides for every id of the enum.
+  const known =
+    ALL_HELPER_PROTOS.has(funcId) ||
+    v.env.helperProtos?.has(funcId) ||
+    (v.ops?.getFuncProto && funcId >= 0 && funcId < __BPF_FUNC_MAX_ID);
   if (!known && (funcId < 0 || funcId >= __BPF_FUNC_MAX_ID)) v.reject(EINVAL, `invalid func ${fname}#${funcId}`);
   const fn = known ? getFuncProto(v, funcId) : undefined;
   if (!fn) v.reject(EINVAL, `program of this type cannot use helper ${fname}#${funcId}`);
@@ -292,7 +296,14 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     const base = at & 0xff;
     const reg = v.readReg(regno);
     const maybeNull = !!(at & ARG_MAYBE_NULL);
-    if (maybeNull && isNullScalar(reg)) continue;
+    if (maybeNull && isNullScalar(reg)) {
+      // check_helper_mem_access: NULL memory only with a size that may be zero and is.
+      const sizeType = fn.argTypes[a + 1] & 0xff;
+      const sized = sizeType === ARG_CONST_SIZE || sizeType === ARG_CONST_SIZE_OR_ZERO;
+      if ((base === ARG_PTR_TO_MEM || base === ARG_PTR_TO_UNINIT_MEM) && sized && v.readReg(regno + 1).umax > 0n)
+        v.reject(EACCES, `R${regno} type=scalar expected=fp`);
+      continue;
+    }
     const bad = (types: number[]): never =>
       v.reject(EACCES, `R${regno} type=${regTypeStr(reg.type)} expected=${expectedStr(types)}`);
     const bt = baseType(reg.type);
