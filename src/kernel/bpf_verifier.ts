@@ -6,6 +6,7 @@
  */
 
 import type { Btf } from "../btf/btf.js";
+import { BPF_F_ANY_ALIGNMENT, BPF_F_STRICT_ALIGNMENT } from "../uapi/bpf.js";
 import { BpfError } from "../uapi/errno.js";
 import type {
   KfuncInfo,
@@ -105,6 +106,9 @@ export function bpfVerifierEnv(env: VerifierEnv): VEnv {
     attachBtfId: prog.aux.attach_btf_id,
     sleepable: prog.aux.sleepable,
     privStackRequested: prog.aux.priv_stack_requested,
+    // x86-64 has efficient unaligned access: strict only when asked, and not with BPF_F_ANY_ALIGNMENT.
+    strictAlignment:
+      (Number(env.attr.prog_flags ?? 0) & (BPF_F_STRICT_ALIGNMENT | BPF_F_ANY_ALIGNMENT)) === BPF_F_STRICT_ALIGNMENT,
     gpl: prog.gpl_compatible,
     privileged: env.privileged,
     allowPtrLeaks: proc ? proc.cred.perfmonCapable() : env.privileged,

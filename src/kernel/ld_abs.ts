@@ -40,8 +40,8 @@ import {
   BPF_XOR,
 } from "../isa/opcodes.js";
 import type { BpfProg } from "./bpf.js";
-import type { Kernel } from "./kernel.js";
 import { skbAt } from "./filter_helpers.js";
+import type { Kernel } from "./kernel.js";
 
 /** Helper ids of the three load helpers: kernel-internal, no program can name them. */
 export const BPF_SKB_LOAD_HELPER_8 = 0x7fff_0008;

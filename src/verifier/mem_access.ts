@@ -42,7 +42,7 @@ import {
 import { checkAllocAccess, checkMapValueFields } from "./graph.js";
 import { inRcuCs } from "./kfunc.js";
 import { checkMapKptrAccess, mapValueKptrField } from "./kptr.js";
-import { checkPktMemAccess, isPktType } from "./packet.js";
+import { checkPktMemAccess, isPktPointer, isPktType } from "./packet.js";
 import { findReference } from "./refs.js";
 import {
   BTF_PROG,
@@ -105,7 +105,8 @@ const POINTER_DESC: Record<number, string> = {
  * (always strict).
  */
 function checkStrictAlignment(v: Verifier, reg: RegState, off: number, size: number): void {
-  if (reg.type === PTR_TO_STACK || size === 1) return;
+  // Packet pointers have their own check (NET_IP_ALIGN).
+  if (reg.type === PTR_TO_STACK || size === 1 || isPktPointer(reg)) return;
   const desc = POINTER_DESC[reg.type] ?? "";
   const at = tnumAdd(reg.varOff, tnumConst(BigInt(reg.off + off)));
   if (((at.value | at.mask) & BigInt(size - 1)) === 0n) return;
@@ -127,7 +128,7 @@ export function checkMemAccess(
   const out = copyReg(reg);
   markRegUnknown(out);
   const bt = baseType(reg.type);
-  if (strictAlignmentOnce) checkStrictAlignment(v, reg, off, size);
+  if (strictAlignmentOnce || v.env.strictAlignment) checkStrictAlignment(v, reg, off, size);
   const value = valueReg >= 0 ? v.regs[valueReg] : undefined;
   if (reg.type === CONST_PTR_TO_MAP) {
     v.memAux[v.insnIdx] |= MEM_DIRECT;

@@ -80,10 +80,8 @@ function checkPktPtrAlignment(v: Verifier, reg: RegState, off: number, size: num
   if (!v.env.strictAlignment || size === 1) return;
   const at = tnumAdd(reg.varOff, tnumConst(BigInt(NET_IP_ALIGN + reg.off + off)));
   if (((at.value | at.mask) & BigInt(size - 1)) !== 0n) {
-    v.reject(
-      EACCES,
-      `misaligned packet access off ${NET_IP_ALIGN}+${tnumStr(reg.varOff)}+${reg.off}+${off} size ${size}`,
-    );
+    const vo = tnumIsConst(reg.varOff) ? `${BigInt.asIntN(64, reg.varOff.value)}` : tnumStr(reg.varOff);
+    v.reject(EACCES, `misaligned packet access off ${NET_IP_ALIGN}+${vo}+${reg.off}+${off} size ${size}`);
   }
 }
 
