@@ -11,9 +11,9 @@
  *
  * so a load outside the packet ends the function with 0. The helpers read the skb test_run_pkt.ts
  * laid out for the context in r1, in network byte order; negative offsets from SKF_NET_OFF and
- * SKF_LL_OFF address the network and link-layer headers. Instructions after a replaced one move:
- * jumps, calls and function addresses keep their targets, func_info, line_info and the
- * verifier's per-instruction facts follow.
+ * SKF_LL_OFF address the network and link-layer headers. do_misc_fixups (syscall_prog.ts) patches
+ * them in with bpf_patch_insn_data (src/verifier/fixups.ts), after context conversion, as it
+ * patches may_goto.
  */
 import type { Insn } from "../isa/insn.js";
 import {
@@ -26,20 +26,16 @@ import {
   BPF_EXIT,
   BPF_H,
   BPF_IND,
-  BPF_JA,
   BPF_JMP,
-  BPF_JMP32,
   BPF_JSGE,
   BPF_K,
   BPF_LD,
   BPF_MODE,
   BPF_MOV,
-  BPF_OP,
   BPF_SIZE,
   BPF_X,
   BPF_XOR,
 } from "../isa/opcodes.js";
-import type { BpfProg } from "./bpf.js";
 import { skbAt } from "./filter_helpers.js";
 import type { Kernel } from "./kernel.js";
 
@@ -50,14 +46,12 @@ export const BPF_SKB_LOAD_HELPER_32 = 0x7fff_0020;
 const SKF_NET_OFF = -0x100000;
 const SKF_LL_OFF = -0x200000;
 const EFAULT = 14;
-const BPF_PSEUDO_CALL = 1;
-const BPF_PSEUDO_FUNC = 4;
 
-const isLdAbs = (i: Insn): boolean =>
+export const isLdAbs = (i: Insn): boolean =>
   BPF_CLASS(i.code) === BPF_LD && (BPF_MODE(i.code) === BPF_ABS || BPF_MODE(i.code) === BPF_IND);
 
 /** bpf_gen_ld_abs. */
-function genLdAbs(orig: Insn): Insn[] {
+export function genLdAbs(orig: Insn): Insn[] {
   const out: Insn[] = [];
   const ins = (code: number, dst: number, src: number, off: number, imm: number) =>
     out.push({ code, dst, src, off, imm });
@@ -75,80 +69,6 @@ function genLdAbs(orig: Insn): Insn[] {
   ins(BPF_ALU | BPF_XOR | BPF_X, 0, 0, 0, 0);
   ins(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
   return out;
-}
-
-/** A pc-relative target of instruction i (jump, bpf-to-bpf call, ld_imm64 of a function), or -1. */
-function relTarget(insns: readonly Insn[], i: number): number {
-  const insn = insns[i]!;
-  const cls = BPF_CLASS(insn.code);
-  if (cls === BPF_JMP || cls === BPF_JMP32) {
-    const op = BPF_OP(insn.code);
-    if (op === BPF_CALL) return insn.src === BPF_PSEUDO_CALL ? i + insn.imm + 1 : -1;
-    if (op === BPF_EXIT) return -1;
-    if (op === BPF_JA && cls === BPF_JMP32) return i + insn.imm + 1;
-    return i + insn.off + 1;
-  }
-  if (insn.code === (BPF_LD | 0x18) && insn.src === BPF_PSEUDO_FUNC) return i + insn.imm + 1;
-  return -1;
-}
-
-interface Facts {
-  seen?: Uint8Array;
-  memProven?: Uint8Array;
-  subprogStarts?: number[];
-}
-
-/** do_misc_fixups' LD_ABS/LD_IND part on a verified program. */
-export function fixupLdAbs(prog: BpfProg): void {
-  const old = prog.insnsi;
-  if (!old.some(isLdAbs)) return;
-  const at: number[] = [];
-  const out: Insn[] = [];
-  const origin: number[] = []; // old index of each new slot, -1 for generated ones
-  for (let i = 0; i < old.length; i++) {
-    at.push(out.length);
-    if (isLdAbs(old[i]!)) {
-      const seq = genLdAbs(old[i]!);
-      out.push(...seq);
-      origin.push(...seq.map(() => -1));
-    } else {
-      out.push({ ...old[i]! });
-      origin.push(i);
-    }
-  }
-  at.push(out.length);
-  for (let n = 0; n < out.length; n++) {
-    const o = origin[n]!;
-    if (o < 0) continue;
-    const t = relTarget(old, o);
-    if (t < 0) continue;
-    const rel = at[t]! - n - 1;
-    const insn = out[n]!;
-    const cls = BPF_CLASS(insn.code);
-    if (cls === BPF_LD || BPF_OP(insn.code) === BPF_CALL || (cls === BPF_JMP32 && BPF_OP(insn.code) === BPF_JA))
-      insn.imm = rel;
-    else insn.off = rel;
-  }
-  prog.insnsi = out;
-  const remap = (buf: Uint8Array | null, recSize: number): void => {
-    if (!buf) return;
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    for (let o = 0; o + 4 <= buf.length; o += recSize) dv.setUint32(o, at[dv.getUint32(o, true)] ?? out.length, true);
-  };
-  remap(prog.aux.func_info, 8);
-  remap(prog.aux.line_info, 16);
-  const vr = prog.aux.verifier_result as Facts | undefined;
-  if (vr) {
-    const spread = (a: Uint8Array | undefined, fill: number): Uint8Array | undefined => {
-      if (!a) return a;
-      const b = new Uint8Array(out.length).fill(fill);
-      for (let n = 0; n < out.length; n++) if (origin[n]! >= 0) b[n] = a[origin[n]!]!;
-      return b;
-    };
-    vr.seen = spread(vr.seen, 1);
-    vr.memProven = spread(vr.memProven, 0);
-    if (vr.subprogStarts) vr.subprogStarts = vr.subprogStarts.map((s) => at[s]!);
-  }
 }
 
 /** bpf_skb_load_helper_{8,16,32}_no_cache: the bytes in network order, or -EFAULT. */

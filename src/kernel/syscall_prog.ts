@@ -1,4 +1,4 @@
-import { decodeInsns, type Insn } from "../isa/insn.js";
+import { decodeInsns, type Insn, isLdImm64 } from "../isa/insn.js";
 import {
   BPF_COMPLEXITY_LIMIT_INSNS,
   BPF_F_ANY_ALIGNMENT,
@@ -18,7 +18,7 @@ import { BTF_MAX_TYPE } from "../uapi/btf.js";
 import { BpfError, E2BIG, EFAULT, EINVAL, ENOENT, ENOTSUPP, EPERM } from "../uapi/errno.js";
 import { optHardWireDeadCodeBranches, sanitizeDeadCode } from "../verifier/dead_code.js";
 import type { VerifierResult } from "../verifier/env.js";
-import { fixupMayGoto } from "../verifier/fixups.js";
+import { type FixupProg, fixupMayGoto, patchInsnData } from "../verifier/fixups.js";
 import { isMayGoto } from "../verifier/iter.js";
 import { BpfProg, type BtfObject } from "./bpf.js";
 import type { ProgLoadAttr, ProgTestRunAttr } from "./bpf_attr.js";
@@ -29,7 +29,7 @@ import { bpf_check_tail_call, bpf_prog_calc_tag, license_is_gpl_compatible } fro
 import { File, type FileOps, O_CLOEXEC, O_RDWR } from "./file.js";
 import type { Kernel } from "./kernel.js";
 import { PAGE_SIZE } from "./kernel.js";
-import { fixupLdAbs } from "./ld_abs.js";
+import { genLdAbs, isLdAbs } from "./ld_abs.js";
 import { type Module, module_put } from "./module.js";
 import type { Process } from "./process.js";
 import { BpfLog, bpf_obj_name_cpy, cString, fdinfoHeader, hex } from "./syscall_common.js";
@@ -342,26 +342,41 @@ function rewriteDeadCode(insns: Insn[], seen: Uint8Array, isPriv: boolean): void
 }
 
 /**
- * do_misc_fixups(), after convert_ctx_accesses: may_goto becomes the counted loop over a hidden
- * stack slot per function (src/verifier/fixups.ts), so what the VM runs and what the xlated dump
- * shows is the rewritten program.
+ * do_misc_fixups(), after convert_ctx_accesses: each LD_ABS/LD_IND becomes bpf_gen_ld_abs's
+ * call of a load helper (src/kernel/ld_abs.ts) and may_goto the counted loop over a hidden stack
+ * slot per function (src/verifier/fixups.ts), both patched in by bpf_patch_insn_data, so what the
+ * VM runs and what the xlated dump shows is the rewritten program.
  */
 function do_misc_fixups(k: Kernel, prog: BpfProg): void {
   const vr = prog.aux.verifier_result as VerifierResult | undefined;
-  if (!vr || !prog.insnsi.some(isMayGoto)) return;
-  const p = {
+  const ldAbs = prog.insnsi.some(isLdAbs);
+  const mayGoto = vr !== undefined && prog.insnsi.some(isMayGoto);
+  if (!ldAbs && !mayGoto) return;
+  const p: FixupProg = {
     insns: prog.insnsi,
-    subprogStarts: vr.subprogStarts,
-    stackDepth: vr.stackDepth,
+    subprogStarts: vr?.subprogStarts ?? [0],
+    stackDepth: vr?.stackDepth ?? [0],
     lineInfo: prog.aux.line_info,
     funcInfo: prog.aux.func_info,
-    seen: vr.seen,
-    memProven: vr.memProven,
+    seen: vr?.seen,
+    memProven: vr?.memProven,
   };
-  fixupMayGoto(p, k.timedMayGoto);
-  vr.subprogStarts = p.subprogStarts;
-  vr.seen = p.seen;
-  vr.memProven = p.memProven;
+  for (let i = 0; ldAbs && i < p.insns.length; i++) {
+    const insn = p.insns[i]!;
+    if (isLdImm64(insn)) i++;
+    else if (isLdAbs(insn)) {
+      const patch = genLdAbs(insn);
+      patchInsnData(p, i, patch);
+      i += patch.length - 1;
+    }
+  }
+  if (mayGoto) fixupMayGoto(p, k.timedMayGoto);
+  prog.insnsi = p.insns;
+  if (vr) {
+    vr.subprogStarts = p.subprogStarts;
+    vr.seen = p.seen;
+    vr.memProven = p.memProven;
+  }
 }
 
 /** The load-time binding and checks done in bpf_check() before and after the verifier proper. */
@@ -412,7 +427,6 @@ function bpf_check(k: Kernel, proc: Process, prog: BpfProg, attr: ProgLoadAttr):
     prog.aux.verifier_result = vr;
     prog.aux.jits_use_priv_stack = vr?.privStack === true;
     if (vr?.seen) rewriteDeadCode(prog.insnsi, vr.seen, proc.cred.capable(CAP_SYS_ADMIN));
-    fixupLdAbs(prog);
     if (prog.type === P.BPF_PROG_TYPE_STRUCT_OPS) k.structOps?.convertCtx?.(prog);
     do_misc_fixups(k, prog);
     k.jit?.(prog);

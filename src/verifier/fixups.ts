@@ -1,6 +1,6 @@
 /**
  * kernel/bpf/verifier.c do_misc_fixups(), the may_goto part, and the instruction patching it
- * rests on (bpf_patch_insn_data: core.c bpf_patch_insn_single with bpf_adj_branches and
+ * and LD_ABS's rewrite (src/kernel/ld_abs.ts) rest on (bpf_patch_insn_data: core.c bpf_patch_insn_single with bpf_adj_branches and
  * bpf_adj_linfo, verifier.c adjust_insn_aux_data and adjust_subprog_starts; adjust_jmp_off).
  *
  * Every may_goto becomes a load, test, decrement and store of a hidden 8-byte slot below its
@@ -162,6 +162,14 @@ export function patchInsnData(p: FixupProg, off: number, patch: Insn[]): void {
   if (p.lineInfo) {
     const dv = new DataView(p.lineInfo.buffer, p.lineInfo.byteOffset, p.lineInfo.byteLength);
     for (let o = 0; o + 16 <= p.lineInfo.byteLength; o += 16) {
+      const at = dv.getUint32(o, true);
+      if (at > off) dv.setUint32(o, at + delta, true);
+    }
+  }
+  // adjust_btf_func, one patch at a time: a function starting after the patch moves with it.
+  if (p.funcInfo) {
+    const dv = new DataView(p.funcInfo.buffer, p.funcInfo.byteOffset, p.funcInfo.byteLength);
+    for (let o = 0; o + 8 <= p.funcInfo.byteLength; o += 8) {
       const at = dv.getUint32(o, true);
       if (at > off) dv.setUint32(o, at + delta, true);
     }
