@@ -109,7 +109,8 @@ export function getFuncProto(v: Verifier, funcId: number): FuncProto | undefined
     if (v.structOps.getFuncProto) return v.structOps.getFuncProto(funcId, v.memberIdx);
     return override ?? bpfBaseFuncProto(funcId, v.privileged);
   }
-  if (v.ops?.getFuncProto) return v.ops.getFuncProto(funcId, env);
+  // A helper the embedder registers with its prototype is there for every program type.
+  if (v.ops?.getFuncProto) return v.ops.getFuncProto(funcId, env) ?? override;
   if (override) return override;
   if (env.progType === bpf_prog_type.BPF_PROG_TYPE_UNSPEC) return undefined;
   return bpfBaseFuncProto(funcId, v.privileged);
