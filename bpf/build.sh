@@ -33,7 +33,7 @@ VMLINUX_BTF="${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}"
 SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_count cli_maps tcp_ca_kfunc tcp_compat tcp_cc_cubic dummy_ops features loops maps dummy_trace graph graph_bad refs percpu_ksym timer timer_bad wq_bad dynptr dynptr_bad rodata_consts graph_refcount)
 # Sources only for the host kernel's types (compared with the host's verifier; the simulated
 # kernel loads these same objects).
-HOST_SOURCES=(global_subprog ringbuf ringbuf_bad dynptr_global map_ptr packet packet_bad packet_helpers packet_helpers_bad ld_abs cgrp_storage kfunc_hooks)
+HOST_SOURCES=(global_subprog ringbuf ringbuf_bad dynptr_global map_ptr packet packet_bad packet_helpers packet_helpers_bad packet_align ld_abs cgrp_storage kfunc_hooks)
 # Sources that need clang 19 (may_goto / cond_break; btf_type_tag for kptrs, which clang 14 drops), built with $CLANG19 where it is installed.
 SOURCES19=(may_goto may_goto_budget safety_bad user_ringbuf user_ringbuf_bad kptr kptr_bad callback_refs percpu_obj map_kptrs map_in_map map_in_map_init cgrp_kfunc attach_targets)
 # BPF qdiscs: only the simulated kernel has CONFIG_NET_SCH_BPF; built with $CLANG19 (their sk_buff
