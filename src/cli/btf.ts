@@ -46,6 +46,8 @@ const isPrefix = (arg: string, word: string) => arg.length > 0 && word.startsWit
 function objId(a: string[], kind: "prog" | "map"): number {
   const kw = a.shift();
   if (kw === undefined) throw new CliError(`expected ${kind} spec, got nothing`);
+  if (kw === "tag" || kw === "name" || kw === "pinned")
+    throw new CliError(`btf dump ${kind} ${kw} is not supported: name the ${kind} by id`);
   if (kw !== "id") throw new CliError(`expected 'id', 'tag', 'name' or 'pinned', got: '${kw}'?`);
   return parseId(a.shift());
 }

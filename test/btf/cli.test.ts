@@ -45,10 +45,22 @@ function runCli(argv: string[]): string {
 }
 
 test("btf dump argument parsing follows bpftool (keyword prefixes, format, base)", () => {
-  assert.deepEqual(parseDumpArgs(["file", "x"]), { file: "x", format: "raw", base: undefined });
-  assert.deepEqual(parseDumpArgs(["f", "x", "form", "c"]), { file: "x", format: "c", base: undefined });
-  assert.deepEqual(parseDumpArgs(["file", "x", "base", "y"]), { file: "x", format: "raw", base: "y" });
-  assert.throws(() => parseDumpArgs(["id", "1"]), /unrecognized BTF source specifier/);
+  const file = { kind: "file", file: "x" };
+  assert.deepEqual(parseDumpArgs(["file", "x"]), { src: file, format: "raw", base: undefined });
+  assert.deepEqual(parseDumpArgs(["f", "x", "form", "c"]), { src: file, format: "c", base: undefined });
+  assert.deepEqual(parseDumpArgs(["file", "x", "base", "y"]), { src: file, format: "raw", base: "y" });
+  // The kernel's BTF objects: by id, or through a program's or map's (key and value by default).
+  assert.deepEqual(parseDumpArgs(["id", "1"]).src, { kind: "id", id: 1 });
+  assert.deepEqual(parseDumpArgs(["prog", "id", "7"]).src, { kind: "prog", id: 7 });
+  assert.deepEqual(parseDumpArgs(["map", "id", "3"]).src, { kind: "map", id: 3, roots: "kv" });
+  assert.deepEqual(parseDumpArgs(["map", "id", "3", "val", "format", "c"]), {
+    src: { kind: "map", id: 3, roots: "value" },
+    format: "c",
+    base: undefined,
+  });
+  assert.throws(() => parseDumpArgs(["bogus", "1"]), /unrecognized BTF source specifier: 'bogus'/);
+  assert.throws(() => parseDumpArgs(["prog", "bogus", "1"]), /expected 'id', 'tag', 'name' or 'pinned', got: 'bogus'\?/);
+  assert.throws(() => parseDumpArgs(["map", "name", "m"]), /btf dump map name is not supported: name the map by id/);
   assert.throws(() => parseDumpArgs(["file", "x", "format", "xml"]), /possible values: raw, c/);
   assert.throws(() => parseDumpArgs(["file", "x", "bogus", "1"]), /unrecognized option: 'bogus'/);
 });
