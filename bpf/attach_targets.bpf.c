@@ -105,3 +105,24 @@ int lsm_file_flags(unsigned long long *ctx)
 
 	return f->f_flags == 1 ? -1 : 0;
 }
+
+/* bpf_d_path only where the path cannot be locked already (btf_allowlist_d_path, sleepable LSM
+ * hooks): dentry_open is on the list, vfs_open is not.
+ */
+SEC("?fentry/dentry_open")
+int d_path_allowed(unsigned long long *ctx)
+{
+	char buf[64];
+
+	bpf_d_path((struct path *)ctx[0], buf, sizeof(buf));
+	return 0;
+}
+
+SEC("?fentry/vfs_open")
+int d_path_not_allowed(unsigned long long *ctx)
+{
+	char buf[64];
+
+	bpf_d_path((struct path *)ctx[0], buf, sizeof(buf));
+	return 0;
+}

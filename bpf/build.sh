@@ -35,7 +35,7 @@ SOURCES=(tcp_reno tcp_cubic tcp_dctcp tcp_ca_count cli_maps tcp_ca_kfunc tcp_com
 # kernel loads these same objects).
 HOST_SOURCES=(global_subprog ringbuf ringbuf_bad dynptr_global map_ptr packet packet_bad packet_helpers packet_helpers_bad packet_align ld_abs cgrp_storage kfunc_hooks)
 # Sources that need clang 19 (may_goto / cond_break; btf_type_tag for kptrs, which clang 14 drops), built with $CLANG19 where it is installed.
-SOURCES19=(may_goto may_goto_budget safety_bad user_ringbuf user_ringbuf_bad kptr kptr_bad callback_refs percpu_obj map_kptrs map_in_map map_in_map_init cgrp_kfunc attach_targets)
+SOURCES19=(may_goto may_goto_budget safety_bad user_ringbuf user_ringbuf_bad kptr kptr_bad callback_refs percpu_obj map_kptrs map_in_map map_in_map_init cgrp_kfunc attach_targets trace_helpers)
 # BPF qdiscs: only the simulated kernel has CONFIG_NET_SCH_BPF; built with $CLANG19 (their sk_buff
 # kptrs need btf_type_tag).
 QDISC_SOURCES=(qdisc_fifo qdisc_fq qdisc_codel qdisc_incompl qdisc_dynptr)

@@ -10,7 +10,7 @@ import type { BtfBuilder } from "../btf/builder.js";
 import { bpf_prog_type } from "../uapi/bpf.js";
 import { BTF_FUNC_GLOBAL, BTF_KIND_INT, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF, BTF_KIND_UNION } from "../uapi/btf.js";
 import { BpfError, EINVAL } from "../uapi/errno.js";
-import { bpfTracingFuncProto } from "../verifier/helper_protos.js";
+import { tracingProgFuncProto } from "../verifier/helper_protos.js";
 import type { BpfProg } from "./bpf.js";
 import type { KernelBaseTypes } from "./init.js";
 import type { Kernel } from "./kernel.js";
@@ -203,7 +203,7 @@ export function bpf_lsm_verify_prog(log: string[], prog: BpfProg, fname: string)
   if (!h) fail(`attach_btf_id ${btfId} points to wrong type name ${fname}\n`);
 }
 
-/** kallsyms for the hooks, and the program type: bpf_lsm_func_proto is tracing's here. */
+/** kallsyms for the hooks, and the program type: bpf_lsm_func_proto falls back to tracing's. */
 export function registerLsm(k: Kernel): void {
   for (const h of HOOKS) {
     const name = `${BPF_LSM_PREFIX}${h.name}`;
@@ -212,7 +212,7 @@ export function registerLsm(k: Kernel): void {
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_LSM, {
     verifier_ops: {
       name: "lsm",
-      getFuncProto: (id, env) => bpfTracingFuncProto(id, !!env.privileged),
+      getFuncProto: tracingProgFuncProto,
       isValidAccess: () => undefined,
     },
   });

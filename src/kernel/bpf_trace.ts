@@ -23,11 +23,18 @@ import {
   BTF_KIND_TYPEDEF,
 } from "../uapi/btf.js";
 import { BpfError, EEXIST, EINVAL, ENOENT } from "../uapi/errno.js";
+import {
+  BPF_FUNC_copy_from_user,
+  BPF_FUNC_copy_from_user_task,
+  BPF_FUNC_d_path,
+  BPF_FUNC_get_stack,
+  bpfRawTpFuncProto,
+} from "../verifier/helper_protos.js";
 import type { BpfLink, BpfLinkInfo, BpfLinkOps, BpfProg } from "./bpf.js";
 import type { LinkCreateAttr } from "./bpf_attr.js";
 import { bpf_prog_run } from "./core.js";
 import type { KernelBaseTypes } from "./init.js";
-import type { Kernel } from "./kernel.js";
+import type { HelperArgs, Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
 import { builderFind } from "./struct_ops_desc.js";
 import { bpf_link_cleanup, bpf_link_init, bpf_link_prime, bpf_link_settle } from "./syscall_link.js";
@@ -270,4 +277,59 @@ export function trace_sys_enter(k: Kernel, nr: number, args: readonly number[] =
   const btp = bpf_get_raw_tracepoint(k, "sys_enter");
   if (!btp?.links.length) return;
   trace_run(k, btp, [BigInt(syscallRegs(k, nr, args)), BigInt(nr)]);
+}
+
+/** sizeof(struct bpf_perf_event_data): regs (x86-64's pt_regs), sample_period, addr. */
+const PERF_EVENT_DATA_SIZE = PT_REGS_SIZE + 16;
+/** PERF_MAX_TRACE_SIZE: a tracepoint's record. */
+const PERF_MAX_TRACE_SIZE = 8192;
+const EFAULT_RET = -14;
+
+/**
+ * The tracing program types' verifier ops (kernel/trace/bpf_trace.c): kprobe_prog_is_valid_access
+ * (reads of pt_regs), tp_prog_is_valid_access (the record after its 8-byte common header),
+ * pe_prog_is_valid_access (pt_regs as longs, sample_period and addr also narrower); their
+ * helpers are raw_tp_prog_func_proto's (bpf_get_stack, then bpf_tracing_func_proto). And the
+ * helpers only they call: with no unwinder, no user memory and no dentries in the simulated
+ * kernel, bpf_get_stack, bpf_copy_from_user(_task) and bpf_d_path fault (zeroed buffer, -EFAULT),
+ * as the kernel's do when the stack, page or path cannot be read.
+ */
+export function registerTraceProgTypes(k: Kernel): void {
+  const P = bpf_prog_type;
+  const aligned = (off: number, size: number, write: boolean) => !write && off % size === 0;
+  k.registerProgType(P.BPF_PROG_TYPE_KPROBE, {
+    verifier_ops: {
+      name: "kprobe",
+      getFuncProto: bpfRawTpFuncProto,
+      isValidAccess: (off, size, write) =>
+        off >= 0 && off + size <= PT_REGS_SIZE && aligned(off, size, write) ? {} : undefined,
+    },
+  });
+  k.registerProgType(P.BPF_PROG_TYPE_TRACEPOINT, {
+    verifier_ops: {
+      name: "tracepoint",
+      getFuncProto: bpfRawTpFuncProto,
+      isValidAccess: (off, size, write) =>
+        off >= 8 && off < PERF_MAX_TRACE_SIZE && aligned(off, size, write) ? {} : undefined,
+    },
+  });
+  k.registerProgType(P.BPF_PROG_TYPE_PERF_EVENT, {
+    verifier_ops: {
+      name: "perf_event",
+      getFuncProto: bpfRawTpFuncProto,
+      isValidAccess: (off, size, write) => {
+        if (off < 0 || off >= PERF_EVENT_DATA_SIZE || !aligned(off, size, write)) return undefined;
+        // sample_period and addr may be read narrower (bpf_ctx_narrow_access_ok); regs as longs.
+        return off >= PT_REGS_SIZE || size === 8 ? {} : undefined;
+      },
+    },
+  });
+  const fault = (c: HelperArgs, buf: number, size: number): number => {
+    if (size > 0) k.mem.bytes(c.argNum(buf), size).fill(0);
+    return EFAULT_RET;
+  };
+  k.registerHelper(BPF_FUNC_get_stack, (c) => fault(c, 2, c.argNum(3)));
+  k.registerHelper(BPF_FUNC_copy_from_user, (c) => fault(c, 1, c.argNum(2)));
+  k.registerHelper(BPF_FUNC_copy_from_user_task, (c) => fault(c, 1, c.argNum(2)));
+  k.registerHelper(BPF_FUNC_d_path, (c) => fault(c, 2, c.argNum(3)));
 }

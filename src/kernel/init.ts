@@ -22,7 +22,7 @@ import { declareMapTypes } from "./bpf_map_btf.js";
 import { sk_storage_map_ops } from "./bpf_sk_storage.js";
 import { task_storage_map_ops } from "./bpf_task_storage.js";
 import { declareTimerTypes, registerTimerHelpers } from "./bpf_timer.js";
-import { declareTracepointTypes, registerRawTracepoints } from "./bpf_trace.js";
+import { declareTracepointTypes, registerRawTracepoints, registerTraceProgTypes } from "./bpf_trace.js";
 import { bpfVerifierHook } from "./bpf_verifier.js";
 import { declareWqTypes, registerWqKfuncs } from "./bpf_wq.js";
 import { btf_register_kernel } from "./btf_obj.js";
@@ -176,6 +176,7 @@ export function bootKernel(k: Kernel, opts: KernelOptions): void {
   registerBaseHelpers(k);
   registerTracing(k);
   registerRawTracepoints(k);
+  registerTraceProgTypes(k);
 
   if (!opts.noVmlinuxBtf) {
     const b = new BtfBuilder();

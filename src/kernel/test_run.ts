@@ -1,7 +1,7 @@
 /** net/bpf/test_run.c: BPF_PROG_TEST_RUN for the generic program types. */
 import { BPF_F_TEST_RUN_ON_CPU } from "../uapi/bpf.js";
 import { BpfError, EFAULT, EINVAL } from "../uapi/errno.js";
-import { bpfTracingFuncProto } from "../verifier/helper_protos.js";
+import { bpfRawTpFuncProto } from "../verifier/helper_protos.js";
 import type { BpfProg, BpfProgTypeOps } from "./bpf.js";
 import type { ProgTestRunAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
@@ -88,7 +88,7 @@ export const testRunOps: Record<"syscall" | "raw_tp" | "skb" | "xdp", BpfProgTyp
     // up to 12 u64 arguments, aligned to the access size.
     verifier_ops: {
       name: "raw_tracepoint",
-      getFuncProto: (id, env) => bpfTracingFuncProto(id, !!env.privileged),
+      getFuncProto: bpfRawTpFuncProto,
       isValidAccess: (off, size, write) =>
         off >= 0 && off < MAX_BPF_FUNC_ARGS * 8 && !write && off % size === 0 ? {} : undefined,
     },

@@ -35,6 +35,13 @@ export function trace_target_modifiable(name: string): boolean {
   return FMODRET_SET.has(name) || ERROR_INJECTION.has(name) || name.startsWith("security_");
 }
 
+/** btf_allowlist_d_path (those modelled): where bpf_d_path cannot deadlock on the path. */
+const D_PATH_ALLOWED = new Set(["dentry_open"]);
+
+export function trace_target_d_path_allowed(name: string): boolean {
+  return D_PATH_ALLOWED.has(name);
+}
+
 /** The functions' names, for kallsyms. */
 const TARGETS = new Set<string>();
 

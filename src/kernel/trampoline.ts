@@ -12,7 +12,7 @@ import type { BtfFuncProto } from "../btf/types.js";
 import { bpf_attach_type, bpf_link_type, bpf_prog_type } from "../uapi/bpf.js";
 import { BTF_KIND_FUNC, BTF_KIND_FUNC_PROTO } from "../uapi/btf.js";
 import { BpfError, E2BIG, EBUSY, EINVAL, ENOENT, EOPNOTSUPP } from "../uapi/errno.js";
-import { bpfTracingFuncProto } from "../verifier/helper_protos.js";
+import { tracingProgFuncProto } from "../verifier/helper_protos.js";
 import type { BpfFunc, BpfLink, BpfLinkInfo, BpfLinkOps, BpfProg } from "./bpf.js";
 import type { LinkCreateAttr } from "./bpf_attr.js";
 import { num } from "./bpf_attr.js";
@@ -28,7 +28,7 @@ import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
 import { bpf_link_cleanup, bpf_link_init, bpf_link_prime, bpf_link_settle } from "./syscall_link.js";
 import { bpf_prog_inc, bpf_prog_put } from "./syscall_prog.js";
-import { trace_target_modifiable, trace_target_sleepable } from "./trace_targets.js";
+import { trace_target_d_path_allowed, trace_target_modifiable, trace_target_sleepable } from "./trace_targets.js";
 
 const A = bpf_attach_type;
 /** BPF_MAX_TRAMP_LINKS on x86-64. */
@@ -47,6 +47,8 @@ export interface AttachTarget {
   readonly retvalRange?: [bigint, bigint];
   /** prog_args_trusted: the arguments are trusted pointers. */
   readonly trusted?: boolean;
+  /** bpf_d_path_allowed(): bpf_d_path may run there. */
+  readonly dPathAllowed?: boolean;
 }
 
 /** A tracing program's load-time target (prog->aux->dst_prog and dst_trampoline). */
@@ -184,6 +186,7 @@ function kernel_check_attach_target(prog: BpfProg, log: string[]): AttachTarget 
     subprog: 0,
     retvalRange: lsm ? bpf_lsm_get_retval_range(tname) : undefined,
     trusted: lsm && bpf_lsm_is_trusted(tname),
+    dPathAllowed: lsm ? bpf_lsm_is_sleepable_hook(tname) : trace_target_d_path_allowed(tname),
   };
 }
 
@@ -411,7 +414,7 @@ export function registerTracing(k: Kernel): void {
   k.registerProgType(bpf_prog_type.BPF_PROG_TYPE_TRACING, {
     verifier_ops: {
       name: "tracing",
-      getFuncProto: (id, env) => bpfTracingFuncProto(id, !!env.privileged),
+      getFuncProto: tracingProgFuncProto,
       isValidAccess: () => undefined,
     },
   });

@@ -215,6 +215,12 @@ export function scalarAlu(op: number, dst: RegState, src: RegState, is64: boolea
     return;
   }
   const r = compute(op, a, b, w, tnumIsConst(b.t));
+  // scalar_min_max_lsh: `<<32 s>>32` sign-extends a subregister, so a shift by 32 keeps the
+  // subregister's non-negative signed bounds in the upper half.
+  if (is64 && op === BPF_LSH && b.t.value === 32n) {
+    if (dst.s32max >= 0n && dst.s32max << 32n < r.smax) r.smax = dst.s32max << 32n;
+    if (dst.s32min >= 0n && dst.s32min << 32n > r.smin) r.smin = dst.s32min << 32n;
+  }
   dst.type = SCALAR_VALUE;
   dst.id = 0;
   dst.off = 0;

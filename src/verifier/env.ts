@@ -208,6 +208,8 @@ export interface VerifierEnv {
     retvalRange?: [bigint, bigint];
     /** prog_args_trusted (an LSM hook's arguments, unless set up or torn down there). */
     trusted?: boolean;
+    /** bpf_d_path_allowed: a sleepable LSM hook or a function of btf_allowlist_d_path. */
+    dPathAllowed?: boolean;
   };
   /** Verifier ops of the program type (struct_ops programs get theirs from the struct_ops table). */
   ops?: VerifierOps;

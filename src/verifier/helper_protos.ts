@@ -2,7 +2,8 @@
  * Helper prototypes (struct bpf_func_proto) for the helpers structops provides, mirroring
  * kernel/bpf/helpers.c, net/core/filter.c, net/core/bpf_sk_storage.c, net/ipv4/bpf_tcp_ca.c.
  */
-import { bpf_func_id } from "../uapi/bpf.js";
+import { bpf_attach_type, bpf_func_id, bpf_prog_type } from "../uapi/bpf.js";
+import type { VerifierEnv } from "./env.js";
 
 /** enum bpf_arg_type (the subset our helpers use). */
 export const ARG_DONTCARE = 0;
@@ -80,6 +81,12 @@ export interface FuncProto {
   readonly privileged?: boolean;
   /** pkt_access: packet pointers may be passed as memory arguments. */
   readonly pktAccess?: boolean;
+  /** fn->allowed: the program may call it ("helper call is not allowed in probe" otherwise). */
+  readonly allowed?: (env: VerifierEnv) => boolean;
+  /** do_refine_retval_range: R0 is at most the size argument's umax, at least -MAX_ERRNO. */
+  readonly retSizeBound?: boolean;
+  /** might_sleep: sleepable programs only ("helper call might sleep in a non-sleepable prog"). */
+  readonly mightSleep?: boolean;
 }
 
 const F = bpf_func_id;
@@ -410,6 +417,48 @@ export const bpf_timer_cancel_proto = proto(F.BPF_FUNC_timer_cancel, RET_INTEGER
   privileged: true,
 });
 
+/** Helper ids of 6.18 past those uapi/bpf.ts names. */
+export const BPF_FUNC_get_stack = 67;
+export const BPF_FUNC_d_path = 147;
+export const BPF_FUNC_copy_from_user = 148;
+export const BPF_FUNC_copy_from_user_task = 191;
+
+// kernel/bpf/stackmap.c: the caller's kernel or user stack into a buffer; R0 is refined to the
+// buffer's size.
+export const bpf_get_stack_proto = proto(
+  BPF_FUNC_get_stack,
+  RET_INTEGER,
+  [ARG_PTR_TO_CTX, ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING],
+  { gplOnly: true, retSizeBound: true },
+);
+// kernel/bpf/helpers.c: reads of user memory may fault pages in, so only sleepable programs.
+export const bpf_copy_from_user_proto = proto(
+  BPF_FUNC_copy_from_user,
+  RET_INTEGER,
+  [ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING],
+  { mightSleep: true },
+);
+export const bpf_copy_from_user_task_proto = proto(
+  BPF_FUNC_copy_from_user_task,
+  RET_INTEGER,
+  [ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING, ARG_PTR_TO_BTF_ID, ARG_ANYTHING],
+  { gplOnly: true, mightSleep: true, argBtfNames: [undefined, undefined, undefined, "task_struct"] },
+);
+// kernel/trace/bpf_trace.c: a path's name, where the attach point cannot deadlock on it
+// (bpf_d_path_allowed: iterators, sleepable LSM hooks, btf_allowlist_d_path).
+export const bpf_d_path_proto = proto(
+  BPF_FUNC_d_path,
+  RET_INTEGER,
+  [ARG_PTR_TO_BTF_ID, ARG_PTR_TO_MEM | ARG_MEM_WRITE, ARG_CONST_SIZE_OR_ZERO],
+  {
+    argBtfNames: ["path"],
+    allowed: (env) =>
+      (env.progType === bpf_prog_type.BPF_PROG_TYPE_TRACING &&
+        env.expectedAttachType === bpf_attach_type.BPF_TRACE_ITER) ||
+      env.attachTarget?.dPathAllowed === true,
+  },
+);
+
 /** Every helper structops knows; an id outside this table is an "unknown func". */
 export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
   [
@@ -469,6 +518,10 @@ export const ALL_HELPER_PROTOS: ReadonlyMap<number, FuncProto> = new Map(
     bpf_timer_set_callback_proto,
     bpf_timer_start_proto,
     bpf_timer_cancel_proto,
+    bpf_get_stack_proto,
+    bpf_copy_from_user_proto,
+    bpf_copy_from_user_task_proto,
+    bpf_d_path_proto,
   ].map((p) => [p.funcId, p]),
 );
 
@@ -544,6 +597,10 @@ export function bpfBaseFuncProto(funcId: number, privileged: boolean): FuncProto
  */
 export function bpfTracingFuncProto(funcId: number, privileged: boolean): FuncProto | undefined {
   switch (funcId) {
+    case BPF_FUNC_copy_from_user:
+      return bpf_copy_from_user_proto;
+    case BPF_FUNC_copy_from_user_task:
+      return bpf_copy_from_user_task_proto;
     case F.BPF_FUNC_task_storage_get:
       return bpf_task_storage_get_proto;
     case F.BPF_FUNC_task_storage_delete:
@@ -562,6 +619,21 @@ export function bpfTracingFuncProto(funcId: number, privileged: boolean): FuncPr
     default:
       return bpfBaseFuncProto(funcId, privileged);
   }
+}
+
+/**
+ * raw_tp_prog_func_proto, which kprobe, tracepoint and perf_event programs' tables share here:
+ * bpf_get_stack, then bpf_tracing_func_proto.
+ */
+export function bpfRawTpFuncProto(funcId: number, env: VerifierEnv): FuncProto | undefined {
+  if (funcId === BPF_FUNC_get_stack) return bpf_get_stack_proto;
+  return bpfTracingFuncProto(funcId, !!env.privileged);
+}
+
+/** tracing_prog_func_proto (fentry/fexit/fmod_ret, tp_btf, iterators; LSM falls back to it). */
+export function tracingProgFuncProto(funcId: number, env: VerifierEnv): FuncProto | undefined {
+  if (funcId === BPF_FUNC_d_path) return bpf_d_path_proto;
+  return bpfRawTpFuncProto(funcId, env);
 }
 
 /**

@@ -84,13 +84,20 @@ import {
   PTR_TRUSTED,
   PTR_UNTRUSTED,
   type RegState,
+  regBoundsSync,
   regTypeStr,
   SCALAR_VALUE,
 } from "./reg_state.js";
 import { STACK_SPILL, STACK_ZERO } from "./stack.js";
 import { checkStackRange, markStackWritten } from "./stack_access.js";
 import { copyState } from "./state.js";
-import { checkTimerMapMatch, isAsyncCallbackCalling, processTimerFunc, pushAsyncCallback } from "./timer.js";
+import {
+  checkTimerMapMatch,
+  inSleepable,
+  isAsyncCallbackCalling,
+  processTimerFunc,
+  pushAsyncCallback,
+} from "./timer.js";
 import { tnumIsConst, tnumStr } from "./tnum.js";
 import type { Verifier } from "./verifier.js";
 
@@ -274,12 +281,16 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
   const fn = known ? getFuncProto(v, funcId) : undefined;
   if (!fn) v.reject(EINVAL, `program of this type cannot use helper ${fname}#${funcId}`);
   if (fn.gplOnly && !v.env.gpl) v.reject(EINVAL, "cannot call GPL-restricted function from non-GPL compatible program");
+  if (fn.allowed && !fn.allowed(v.env)) v.reject(EINVAL, "helper call is not allowed in probe");
+  if (fn.mightSleep && !inSleepable(v)) v.reject(EINVAL, "helper call might sleep in a non-sleepable prog");
   const regs = v.regs;
   let map: RegState | undefined;
   let callback: RegState | undefined;
   let constKey: bigint | undefined;
   let kptrField: BtfField | undefined;
   let retBtfId = 0;
+  /** meta->msize_max_value: the size argument's largest value. */
+  let msizeMax = 0n;
   /** returns_cpu_specific_alloc_ptr: bpf_per_cpu_ptr/bpf_this_cpu_ptr on an RCU per-CPU object. */
   let percpuAlloc = false;
   let releaseRefObjId = 0;
@@ -355,6 +366,7 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
         if (sreg.umax >= 1n << 29n)
           v.reject(EACCES, `R${regno + 1} unbounded memory access, use 'var &= const' or 'if (var < const)'`);
         checkHelperMem(v, regno, reg, Number(sreg.umax), base === ARG_PTR_TO_UNINIT_MEM);
+        msizeMax = sreg.umax;
         a++;
         break;
       }
@@ -534,6 +546,13 @@ export function checkHelperCall(v: Verifier, funcId: number): boolean {
     constKey !== undefined &&
     constKey < BigInt(m.maxEntries);
   clobberAndSetR0(v, fn, map, elide, retBtfId, percpuAlloc);
+  if (fn.retSizeBound) {
+    // do_refine_retval_range: a length written, or a negative errno.
+    const r0 = v.regs[0];
+    r0.smax = r0.s32max = msizeMax;
+    r0.smin = r0.s32min = -4095n;
+    regBoundsSync(r0);
+  }
   return false;
 }
 

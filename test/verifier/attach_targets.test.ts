@@ -53,6 +53,7 @@ test("attach_targets.bpf.o: each program refused with the kernel's errno and mes
       [`attach_btf_id ${vmlinuxId("bpf_lsm_getprocattr")} points to disabled hook bpf_lsm_getprocattr`],
     ],
     ["lsm_not_sleepable", EINVAL, ["bpf_lsm_file_alloc_security is not sleepable"]],
+    ["d_path_not_allowed", EINVAL, ["helper call is not allowed in probe"]],
   ];
   for (const [name, errno, msgs] of bad) {
     const r = loadOne(OBJ, name);
@@ -70,6 +71,7 @@ test("attach_targets.bpf.o: each program refused with the kernel's errno and mes
     "lsm_void_any",
     "lsm_sleepable_ok",
     "lsm_file_flags",
+    "d_path_allowed",
   ];
   for (const name of good) assert.equal(loadOne(OBJ, name).errno, 0, `${name} loads`);
 });
