@@ -59,7 +59,10 @@ test("btf dump argument parsing follows bpftool (keyword prefixes, format, base)
     base: undefined,
   });
   assert.throws(() => parseDumpArgs(["bogus", "1"]), /unrecognized BTF source specifier: 'bogus'/);
-  assert.throws(() => parseDumpArgs(["prog", "bogus", "1"]), /expected 'id', 'tag', 'name' or 'pinned', got: 'bogus'\?/);
+  assert.throws(
+    () => parseDumpArgs(["prog", "bogus", "1"]),
+    /expected 'id', 'tag', 'name' or 'pinned', got: 'bogus'\?/,
+  );
   assert.throws(() => parseDumpArgs(["map", "name", "m"]), /btf dump map name is not supported: name the map by id/);
   assert.throws(() => parseDumpArgs(["file", "x", "format", "xml"]), /possible values: raw, c/);
   assert.throws(() => parseDumpArgs(["file", "x", "bogus", "1"]), /unrecognized option: 'bogus'/);

@@ -6,33 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { after, test } from "node:test";
-import { main } from "../../src/cli/cli.js";
-import { io } from "../../src/cli/session.js";
+import { freshState, run } from "./in_process.js";
 
 const OBJ = "bpf/obj/cli_maps.bpf.o";
 const BPFTOOL = ["/usr/sbin/bpftool", "/usr/bin/bpftool"].find((p) => existsSync(p));
 
-async function run(state: string, ...args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = "";
-  let err = "";
-  const saved = { ...io };
-  io.out = (s) => void (out += s);
-  io.err = (s) => void (err += s);
-  let code: number;
-  try {
-    code = await main(["node", "structops", ...args, "--state", state]);
-  } finally {
-    Object.assign(io, saved);
-    process.exitCode = 0;
-  }
-  return { out, err, code };
-}
-
-const fresh = () => join(mkdtempSync(join(tmpdir(), "structops-mapdump-")), "session.json");
+const fresh = () => freshState("mapdump");
 
 /** Updates that give every map of cli_maps.bpf.o entries worth printing: name, then bpftool's words. */
 const UPDATES: string[][] = [

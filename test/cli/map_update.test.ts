@@ -7,34 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, rmSync } from "node:fs";
 import { after, test } from "node:test";
-import { main } from "../../src/cli/cli.js";
-import { io } from "../../src/cli/session.js";
+import { freshState, run } from "./in_process.js";
 
 const COUNT = "bpf/obj/tcp_ca_count.bpf.o";
 const TAILCALL = "bpf/obj/sim/testmod_tailcall.bpf.o";
 const BPFTOOL = ["/usr/sbin/bpftool", "/usr/bin/bpftool"].find((p) => existsSync(p));
 
-async function run(state: string, ...args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = "";
-  let err = "";
-  const saved = { ...io };
-  io.out = (s) => void (out += s);
-  io.err = (s) => void (err += s);
-  let code: number;
-  try {
-    code = await main(["node", "structops", ...args, "--state", state]);
-  } finally {
-    Object.assign(io, saved);
-    process.exitCode = 0;
-  }
-  return { out, err, code };
-}
-
-const fresh = () => join(mkdtempSync(join(tmpdir(), "structops-mapupd-")), "session.json");
+const fresh = () => freshState("mapupd");
 
 /** A session with tcp_ca_count registered: its hash map so_count_calls (key 16 B, value 8 B). */
 async function countSession(): Promise<{ st: string; id: string }> {

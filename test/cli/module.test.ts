@@ -4,34 +4,15 @@
  * prints the value under the module's type, and rmmod is refused while a pinned link holds it.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { test } from "node:test";
-import { main } from "../../src/cli/cli.js";
-import { io } from "../../src/cli/session.js";
+import { freshState, run } from "./in_process.js";
 
 const MULTI = "bpf/obj/sim/testmod_multi_pages.bpf.o";
 const AUTOCREATE = "bpf/obj/sim/testmod_autocreate.bpf.o";
 const skip = existsSync(MULTI) ? false : `${MULTI} is missing (run bpf/build.sh)`;
 
-async function run(state: string, ...args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = "";
-  let err = "";
-  const saved = { ...io };
-  io.out = (s) => void (out += s);
-  io.err = (s) => void (err += s);
-  let code: number;
-  try {
-    code = await main(["node", "structops", ...args, "--state", state]);
-  } finally {
-    Object.assign(io, saved);
-    process.exitCode = 0;
-  }
-  return { out, err, code };
-}
-
-const fresh = () => join(mkdtempSync(join(tmpdir(), "structops-module-")), "session.json");
+const fresh = () => freshState("module");
 const json = async (state: string, ...args: string[]) => JSON.parse((await run(state, ...args, "-j")).out);
 
 test("module load/show/unload, recorded in the session; unknown and double loads fail", { skip }, async () => {

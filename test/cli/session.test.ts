@@ -3,35 +3,15 @@ import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rm
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { main } from "../../src/cli/cli.js";
-import { io, statePath } from "../../src/cli/session.js";
+import { statePath } from "../../src/cli/session.js";
+import { freshState, run } from "./in_process.js";
 
 // Tests run from the repository root.
 const RENO = "bpf/obj/tcp_reno.bpf.o";
 const RENO_LINK = "bpf/obj/tcp_reno_link.bpf.o";
 const CUBIC_LINK = "bpf/obj/tcp_cubic_link.bpf.o";
 
-/**
- * One `structops` invocation: a new program and, through the session, a freshly booted kernel
- * brought to the recorded state by replay (what a second process would see).
- */
-async function run(state: string, ...args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = "";
-  let err = "";
-  const saved = { ...io };
-  io.out = (s) => void (out += s);
-  io.err = (s) => void (err += s);
-  let code: number;
-  try {
-    code = await main(["node", "structops", ...args, "--state", state]);
-  } finally {
-    Object.assign(io, saved);
-    process.exitCode = 0;
-  }
-  return { out, err, code };
-}
-
-const fresh = () => join(mkdtempSync(join(tmpdir(), "structops-session-")), "session.json");
+const fresh = () => freshState("session");
 const json = async (state: string, ...args: string[]) => JSON.parse((await run(state, ...args, "-j")).out);
 
 test("register in one process, show in the next: same maps, same ids", async () => {
