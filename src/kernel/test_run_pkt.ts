@@ -185,8 +185,10 @@ export function testRunSkb(prog: BpfProg, attr: ProgTestRunAttr): void {
     }
     testFinish(attr, out, ctxOut, retval, duration);
   } finally {
-    k.mem.free(ctx);
+    // kfree_skb(skb) then kfree(ctx), as bpf_prog_test_run_skb's exit does: freed in the reverse
+    // order of allocation, the next run finds both where this one had them.
     skb.free();
+    k.mem.free(ctx);
   }
 }
 

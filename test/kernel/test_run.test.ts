@@ -198,3 +198,23 @@ test("skb programs read struct __sk_buff: len and protocol as test_run fills the
     assert.equal(attr.retval, (len << 16) | 0x0008, `prog type ${type}`);
   }
 });
+
+test("skb test runs free the skb, then the context (bpf_prog_test_run_skb's order): each run finds its context where the last had it", () => {
+  const { k, p } = boot();
+  // A privileged socket filter may return its context pointer (r0 = r1): the run's retval is the
+  // low half of the context's address, the same run after run when nothing else allocated.
+  const insns = [mov64r(0, 1), exit()];
+  const fd = k.bpf(p, C.BPF_PROG_LOAD, {
+    prog_type: bpf_prog_type.BPF_PROG_TYPE_SOCKET_FILTER,
+    insns,
+    insn_cnt: insns.length,
+    license: "GPL",
+  });
+  const retvals: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const attr = { prog_fd: fd, data_in: new Uint8Array(64), data_size_in: 64, retval: 0 };
+    k.bpf(p, C.BPF_PROG_TEST_RUN, attr);
+    retvals.push(attr.retval);
+  }
+  assert.deepEqual(retvals, [retvals[0], retvals[0], retvals[0], retvals[0]]);
+});
