@@ -1,29 +1,19 @@
 import { BPF_LOCAL_STORAGE_GET_F_CREATE, BPF_NOEXIST, bpf_map_type, bpf_func_id as F } from "../uapi/bpf.js";
-import { BpfError, EINVAL, ENOTSUPP } from "../uapi/errno.js";
-import { BpfMap, type BpfMapOps } from "./bpf.js";
+import { BpfError, EINVAL } from "../uapi/errno.js";
+import type { BpfMap, BpfMapOps } from "./bpf.js";
 import {
+  type BpfLocalStorageMap,
   bpfSelemFree,
   type LocalStorageOwner,
   localStorageDelete,
-  localStorageMapAllocCheck,
-  localStorageMapCheckBtf,
-  localStorageMapFree,
+  localStorageMapOps,
   localStorageUpdate,
 } from "./bpf_local_storage.js";
 import { type Cgroup, cgroup_get_from_fd, cgroup_put, cgroupRoot } from "./cgroup.js";
 import type { Kernel } from "./kernel.js";
-import { bpf_map_meta_equal } from "./map_in_map.js";
 import type { Process } from "./process.js";
 
-/** sizeof(struct bpf_local_storage_map) on x86-64 (6.18), as for task storage. */
-const SIZEOF_SMAP = 480;
-/** sizeof(struct bpf_local_storage_map_bucket). */
-const SIZEOF_SMAP_BUCKET = 16;
-
-export class BpfCgrpStorageMap extends BpfMap {
-  /** Cgroups that have a value in this map (the map's element list). */
-  readonly owners = new Set<Cgroup>();
-}
+type BpfCgrpStorageMap = BpfLocalStorageMap<Cgroup>;
 
 /** cgroup_storage_lookup(): the value's address, 0 when the cgroup has none here. */
 export function cgrp_storage_lookup(cg: Cgroup, map: BpfMap): number {
@@ -66,21 +56,7 @@ function withCgroupOfKey<R>(proc: Process, key: Uint8Array, fn: (cg: Cgroup) => 
   }
 }
 
-export const cgrp_storage_map_ops: BpfMapOps = {
-  map_meta_equal: bpf_map_meta_equal,
-  map_btf_name: "bpf_local_storage_map",
-  map_alloc_check(attr) {
-    localStorageMapAllocCheck(attr, CGRP.what);
-  },
-  map_alloc(attr, k) {
-    return new BpfCgrpStorageMap(k, cgrp_storage_map_ops, attr);
-  },
-  map_free(map) {
-    localStorageMapFree(CGRP, (map as BpfCgrpStorageMap).owners, map);
-  },
-  map_check_btf(_map, btf, keyTypeId) {
-    localStorageMapCheckBtf(btf, keyTypeId, CGRP.what);
-  },
+export const cgrp_storage_map_ops: BpfMapOps = localStorageMapOps(CGRP, {
   map_lookup_elem() {
     // Programs use bpf_cgrp_storage_get(); the verifier refuses a direct lookup.
     return 0;
@@ -101,16 +77,7 @@ export const cgrp_storage_map_ops: BpfMapOps = {
   map_delete_elem_sys(map, key, proc) {
     withCgroupOfKey(proc, key, (cg) => cgrp_storage_delete(cg, map));
   },
-  map_get_next_key() {
-    throw new BpfError(ENOTSUPP, "cgrp_storage maps cannot be iterated by key");
-  },
-  map_mem_usage(map) {
-    // bpf_local_storage_map_mem_usage: the map and its buckets; the values are not counted.
-    let n = 1;
-    while (n < map.kernel.nrCpus) n *= 2;
-    return SIZEOF_SMAP + SIZEOF_SMAP_BUCKET * Math.max(2, n);
-  },
-};
+});
 
 /**
  * The map type and its two helpers. A NULL cgroup gives NULL / -EINVAL; a value is created only

@@ -10,16 +10,22 @@ import type { Btf } from "../btf/btf.js";
 import { btfTypeIdSize } from "../btf/resolve.js";
 import { BPF_EXIST, BPF_F_CLONE, BPF_F_LOCK, BPF_F_NO_PREALLOC, BPF_NOEXIST, bpf_map_type } from "../uapi/bpf.js";
 import { BTF_KIND_INT } from "../uapi/btf.js";
-import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT } from "../uapi/errno.js";
-import type { BpfMap, MemRegion } from "./bpf.js";
+import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno.js";
+import { BpfMap, type BpfMapOps, type MemRegion } from "./bpf.js";
 import { type MapCreateAttr, num } from "./bpf_attr.js";
 import { copyMapValue, mapFreeFields } from "./bpf_graph.js";
+import { bpf_map_meta_equal } from "./map_in_map.js";
 
 const BPF_LOCAL_STORAGE_CREATE_FLAG_MASK = BPF_F_NO_PREALLOC | BPF_F_CLONE;
 /** sizeof(struct bpf_local_storage_elem) on x86-64 (6.x). */
 export const SIZEOF_LOCAL_STORAGE_ELEM = 96;
 /** BPF_LOCAL_STORAGE_MAX_VALUE_SIZE: bounded by the u16 size field of the element. */
 export const BPF_LOCAL_STORAGE_MAX_VALUE_SIZE = 0xffff - SIZEOF_LOCAL_STORAGE_ELEM;
+
+/** sizeof(struct bpf_local_storage_map) on x86-64 (6.18), from the host's fdinfo memlock. */
+const SIZEOF_SMAP = 480;
+/** sizeof(struct bpf_local_storage_map_bucket). */
+const SIZEOF_SMAP_BUCKET = 16;
 
 /** An owner's values, one per map: sk->sk_bpf_storage, task->bpf_storage, cgroup->bpf_cgrp_storage. */
 export type LocalStorage = Map<BpfMap, MemRegion>;
@@ -134,4 +140,57 @@ export function localStorageMapCheckBtf(btf: Btf, keyTypeId: number, what: strin
   if (!t || t.kind !== BTF_KIND_INT || (t as { size?: number }).size !== 4) {
     throw new BpfError(EINVAL, `${what} key type must be a 4-byte int`);
   }
+}
+
+/** A local storage map: the owners that have a value in it (the map's element list). */
+export class BpfLocalStorageMap<O> extends BpfMap {
+  readonly owners = new Set<O>();
+}
+
+/** The ops every local storage map answers the same way (each kind's file gives the rest). */
+type CommonOps =
+  | "map_meta_equal"
+  | "map_btf_name"
+  | "map_alloc_check"
+  | "map_alloc"
+  | "map_free"
+  | "map_check_btf"
+  | "map_get_next_key"
+  | "map_mem_usage";
+
+/**
+ * A local storage map type's ops: create and BTF checks, the map freeing every owner's value, no
+ * key iteration, bpf_local_storage_map_mem_usage (the map and max(2, roundup_pow_of_two(ncpu))
+ * buckets; values not counted) unless the kind gives its own, and the kind's element ops.
+ */
+export function localStorageMapOps<O>(
+  kind: LocalStorageOwner<O>,
+  own: Omit<BpfMapOps, CommonOps> & Partial<Pick<BpfMapOps, "map_mem_usage">>,
+): BpfMapOps {
+  const ops: BpfMapOps = {
+    map_meta_equal: bpf_map_meta_equal,
+    map_btf_name: "bpf_local_storage_map",
+    map_alloc_check(attr) {
+      localStorageMapAllocCheck(attr, kind.what);
+    },
+    map_alloc(attr, k) {
+      return new BpfLocalStorageMap<O>(k, ops, attr);
+    },
+    map_free(map) {
+      localStorageMapFree(kind, (map as BpfLocalStorageMap<O>).owners, map);
+    },
+    map_check_btf(_map, btf, keyTypeId) {
+      localStorageMapCheckBtf(btf, keyTypeId, kind.what);
+    },
+    map_get_next_key() {
+      throw new BpfError(ENOTSUPP, `${kind.what} maps cannot be iterated by key`);
+    },
+    map_mem_usage(map) {
+      let n = 1;
+      while (n < map.kernel.nrCpus) n *= 2;
+      return SIZEOF_SMAP + SIZEOF_SMAP_BUCKET * Math.max(2, n);
+    },
+    ...own,
+  };
+  return ops;
 }

@@ -1,26 +1,16 @@
-import { BpfError, EINVAL, ENOENT, ENOTSUPP } from "../uapi/errno.js";
-import { BpfMap, type BpfMapOps } from "./bpf.js";
+import { BpfError, EINVAL, ENOENT } from "../uapi/errno.js";
+import type { BpfMap, BpfMapOps } from "./bpf.js";
 import {
+  type BpfLocalStorageMap,
   type LocalStorageOwner,
   localStorageDelete,
-  localStorageMapAllocCheck,
-  localStorageMapCheckBtf,
-  localStorageMapFree,
+  localStorageMapOps,
   localStorageUpdate,
 } from "./bpf_local_storage.js";
-import { bpf_map_meta_equal } from "./map_in_map.js";
 import type { Process } from "./process.js";
 import { pidfd_get_task, type Task } from "./task.js";
 
-/** sizeof(struct bpf_local_storage_map) on x86-64 (6.18), from the host's fdinfo memlock. */
-const SIZEOF_SMAP = 480;
-/** sizeof(struct bpf_local_storage_map_bucket). */
-const SIZEOF_SMAP_BUCKET = 16;
-
-export class BpfTaskStorageMap extends BpfMap {
-  /** Tasks that have a value in this map (the map's element list). */
-  readonly owners = new Set<Task>();
-}
+type BpfTaskStorageMap = BpfLocalStorageMap<Task>;
 
 export function task_storage_lookup(task: Task, map: BpfMap): number {
   return task.bpf_storage.get(map)?.addr ?? 0;
@@ -50,21 +40,7 @@ function taskOfKey(proc: Process, key: Uint8Array): Task {
   return task;
 }
 
-export const task_storage_map_ops: BpfMapOps = {
-  map_meta_equal: bpf_map_meta_equal,
-  map_btf_name: "bpf_local_storage_map",
-  map_alloc_check(attr) {
-    localStorageMapAllocCheck(attr, TASK.what);
-  },
-  map_alloc(attr, k) {
-    return new BpfTaskStorageMap(k, task_storage_map_ops, attr);
-  },
-  map_free(map) {
-    localStorageMapFree(TASK, (map as BpfTaskStorageMap).owners, map);
-  },
-  map_check_btf(_map, btf, keyTypeId) {
-    localStorageMapCheckBtf(btf, keyTypeId, TASK.what);
-  },
+export const task_storage_map_ops: BpfMapOps = localStorageMapOps(TASK, {
   map_lookup_elem() {
     // Programs use bpf_task_storage_get(); the verifier refuses a direct lookup.
     return 0;
@@ -85,14 +61,4 @@ export const task_storage_map_ops: BpfMapOps = {
   map_delete_elem_sys(map, key, proc) {
     task_storage_delete(taskOfKey(proc, key), map);
   },
-  map_get_next_key() {
-    throw new BpfError(ENOTSUPP, "task_storage maps cannot be iterated by key");
-  },
-  map_mem_usage(map) {
-    // bpf_local_storage_map_mem_usage: the map and its buckets (max(2, roundup_pow_of_two(ncpu)));
-    // the values are not counted.
-    let n = 1;
-    while (n < map.kernel.nrCpus) n *= 2;
-    return SIZEOF_SMAP + SIZEOF_SMAP_BUCKET * Math.max(2, n);
-  },
-};
+});
