@@ -116,7 +116,10 @@ export const linkTypeName = (t: number) => typeName(bpf_link_type, "BPF_LINK_TYP
 
 export const hexBytes = (b: ArrayLike<number>) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
-/** The BTF object with this id, parsed (BPF_BTF_GET_FD_BY_ID, then the info's copy of the blob). */
+/**
+ * The BTF object with this id, parsed (BPF_BTF_GET_FD_BY_ID, then the info's copy of the blob);
+ * a module's split BTF is read over vmlinux's (id 1), as bpftool loads it.
+ */
 export function btfById(h: Handle, id: number): Btf | undefined {
   let fd: number;
   try {
@@ -128,8 +131,10 @@ export function btfById(h: Handle, id: number): Btf | undefined {
   try {
     const attr: Record<string, unknown> = { bpf_fd: fd };
     h.bpf(bpf_cmd.BPF_OBJ_GET_INFO_BY_FD, attr);
-    const bytes = (attr.info as { btf?: Uint8Array }).btf;
-    return bytes ? Btf.parse(bytes) : undefined;
+    const info = attr.info as { btf?: Uint8Array; kernel_btf?: boolean; name?: string };
+    if (!info.btf) return undefined;
+    const base = info.kernel_btf && info.name !== "vmlinux" ? btfById(h, 1) : undefined;
+    return Btf.parse(info.btf, { base });
   } finally {
     h.close(fd);
   }

@@ -13,7 +13,7 @@ import { btfDumpRaw, btfDumpRawJson } from "../btf/dump_raw.js";
 import { ElfFile } from "../elf/elf.js";
 import { BTF_MAGIC } from "../uapi/btf.js";
 import { BpfError, EINVAL, ENOENT, isBpfError } from "../uapi/errno.js";
-import { allIds, type Handle, objView, parseId } from "./bpf_info.js";
+import { allIds, btfById, type Handle, objView, parseId } from "./bpf_info.js";
 import { CliError } from "./errors.js";
 import { io, jsonOut, openSession, optsOf, readBytes, type SessionOpts, sessionOptions } from "./session.js";
 
@@ -98,18 +98,11 @@ export function parseDumpArgs(args: string[]): { src: BtfSource; format: "raw" |
   return { src, format, base };
 }
 
-/** A BTF object of the session's kernel; a module's split BTF is read over vmlinux's, as bpftool does. */
+/** A BTF object of the session's kernel (bpftool's btf__load_from_kernel_by_id_split). */
 function kernelBtfById(h: Handle, id: number): Btf {
-  let info: Record<string, unknown>;
-  try {
-    info = objView(h, "btf", id).info;
-  } catch (e) {
-    if (e instanceof CliError) throw new CliError(`get btf by id (${id}): No such file or directory`);
-    throw e;
-  }
-  const bytes = info.btf as Uint8Array;
-  const base = info.kernel_btf && info.name !== "vmlinux" ? kernelBtfById(h, 1) : undefined;
-  return Btf.parse(bytes, { base });
+  const btf = btfById(h, id);
+  if (!btf) throw new CliError(`get btf by id (${id}): No such file or directory`);
+  return btf;
 }
 
 function format(btf: Btf, fmt: "raw" | "c", opts: DumpOptions, ids?: number[]): string {
